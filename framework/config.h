@@ -1,0 +1,79 @@
+/*
+ * config.h - the server's JSON configuration, loaded and validated completely
+ * before anything starts.
+ *
+ * config_load_file() parses one JSON file (jansson), checks every key against
+ * the schema, fills in defaults and returns a struct config, or writes one
+ * error line that names the file, the JSON path and what was expected, e.g.
+ *   config/x.json: listeners[1].port: expected an integer 0..65535, got "http"
+ * Syntax errors give line and column.  Unknown keys are errors.
+ * See docs/config.md for every key and its default.
+ */
+#ifndef WHARF_CONFIG_H
+#define WHARF_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum config_protocol { CONFIG_TCP = 0, CONFIG_UDP };
+
+struct config_timeouts {
+    uint64_t idle_ms;     /* 0 = off; default 60000 */
+    uint64_t write_ms;    /* 0 = off; default 30000 */
+    uint64_t lifetime_ms; /* 0 = off; default 0 */
+};
+
+struct config_listener {
+    char *name;                 /* "name"; default "<protocol>-<index>" */
+    char path[32];              /* JSON path of this listener, "listeners[3]" */
+    enum config_protocol protocol; /* "protocol": "tcp" (default) | "udp" */
+    char *address;              /* "address": IPv4, IPv6 or host name; default "127.0.0.1" */
+    int port;                   /* "port": 0..65535, required (0 = ephemeral) */
+    int backlog;                /* "backlog": 1..65535; default 511 */
+    bool ipv6_only;             /* "ipv6_only"; default false ("::" is dual stack) */
+    bool reuse_address;         /* "reuse_address"; default true */
+    bool reuse_port;            /* "reuse_port"; default false (UDP always uses it per worker) */
+    bool tcp_nodelay;           /* "tcp_nodelay"; default true */
+    bool keepalive;             /* "keepalive"; default false */
+    int recv_buffer;            /* "recv_buffer" bytes; 0 = system default */
+    int send_buffer;            /* "send_buffer" bytes; 0 = system default */
+    struct config_timeouts timeouts; /* "timeouts": {idle_ms, write_ms, lifetime_ms} */
+    /* "buffers": {high_watermark, low_watermark, max_input, max_output} */
+    size_t high_watermark;      /* default 262144: stop reading above this much output */
+    size_t low_watermark;       /* default 65536: resume (and on_drain) below this */
+    size_t max_input;           /* default 1048576: kept unconsumed input cap */
+    size_t max_output;          /* default 16777216: hard cap on queued output */
+    char *handler;              /* "handler": module name or path, required */
+    json_t *options;            /* "options": object (owned reference; {} if absent) */
+};
+
+struct config {
+    char *file;                 /* the file name as given (for messages) */
+    int workers;                /* "workers": 1..1024; default 0 = online CPUs */
+    int queue_depth;            /* "queue_depth": 1..1000000; default 1024 */
+    int max_connections;        /* "max_connections": 1..10000000; default 100000 */
+    char *module_path;          /* "module_path": colon-separated dirs, or NULL */
+    int log_level;              /* "log": "error"|"warn"|"info"|"debug"; default info */
+    uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms"; default 5000 */
+    struct config_listener *listeners; /* "listeners": non-empty array */
+    size_t nlisteners;
+};
+
+/*
+ * Loads and validates `file`.  Returns 0 and a new config in *out (free with
+ * config_free), or -1 with one line in err.  A relative module_path is taken
+ * relative to the directory of the config file.
+ */
+int config_load_file(const char *file, struct config **out, char *err, size_t errlen);
+
+/* Same for JSON text already in memory; `name` is used in messages and
+ * relative module_path resolution starts at the current directory. */
+int config_load_string(const char *text, const char *name, struct config **out,
+                       char *err, size_t errlen);
+
+/* Frees a config and everything it owns.  NULL is fine. */
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * conn.c - TCP connections: reading, writing, watermarks, timeouts, teardown,
+ * and the wharf_conn half of the handler API.
+ *
+ * Everything here runs on the worker that owns the connection.  The rhythm of
+ * one event is: read into the worker's shared buffer -> on_data -> "settle"
+ * (write what the callback queued, apply watermarks, update the epoll mask,
+ * arm the timer, or tear down).  Handlers never see a half-torn-down
+ * connection: a close requested during a callback happens after it returns.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "acceptor.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+/* Bytes read per recv() once a connection keeps unconsumed input. */
+#define CONN_READ_CHUNK 16384
+/* How often one event may call on_drain before yielding to other connections. */
+#define CONN_MAX_DRAIN_ROUNDS 8
+/* The scratch buffer is released past this size once flushed. */
+#define SCRATCH_KEEP_MAX (1u << 20)
+
+static _Atomic uint64_t next_conn_id;
+
+static const char *const close_reason_names[] = {
+    [WHARF_CLOSE_EOF] = "eof",         [WHARF_CLOSE_ERROR] = "error",
+    [WHARF_CLOSE_TIMEOUT] = "timeout", [WHARF_CLOSE_HANDLER] = "handler",
+    [WHARF_CLOSE_LIMIT] = "limit",     [WHARF_CLOSE_SHUTDOWN] = "shutdown",
+};
+
+const char *wharf_close_reason_name(enum wharf_close_reason reason)
+{
+    if ((unsigned)reason < sizeof close_reason_names / sizeof close_reason_names[0])
+        return close_reason_names[reason];
+    return "unknown";
+}
+
+const char *wharf_timeout_name(enum wharf_timeout kind)
+{
+    switch (kind) {
+    case WHARF_TIMEOUT_IDLE: return "idle";
+    case WHARF_TIMEOUT_WRITE: return "write";
+    case WHARF_TIMEOUT_LIFETIME: return "lifetime";
+    }
+    return "unknown";
+}
+
+static struct worker_stats *conn_stats(const struct wharf_conn *c)
+{
+    return &c->w->stats[c->l->index];
+}
+
+static const char *conn_name(const struct wharf_conn *c)
+{
+    return c->l->cfg->name;
+}
+
+static size_t conn_pending(const struct wharf_conn *c)
+{
+    return c->out.len + (c->w->scratch_conn == c ? c->w->scratch.len : 0);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+/* The earliest deadline among the timers that apply now, or UINT64_MAX. */
+static uint64_t conn_deadline(const struct wharf_conn *c)
+{
+    uint64_t d = UINT64_MAX;
+    if (c->lifetime_ms)
+        d = c->opened_ms + c->lifetime_ms;
+    if (c->out.len > 0) {
+        if (c->write_ms && c->last_write_ms + c->write_ms < d)
+            d = c->last_write_ms + c->write_ms;
+    } else if (c->idle_ms && c->last_read_ms + c->idle_ms < d) {
+        d = c->last_read_ms + c->idle_ms;
+    }
+    return d;
+}
+
+/*
+ * Makes sure the timer fires no later than the current deadline.  A timer
+ * that would fire early is left alone: it re-arms itself lazily when it
+ * fires, so a read costs only a timestamp store, not a heap update.
+ */
+static void conn_arm_timer(struct wharf_conn *c)
+{
+    uint64_t d = conn_deadline(c);
+    if (d == UINT64_MAX) {
+        timer_disarm(&c->w->timers, &c->timer);
+        return;
+    }
+    if (!timer_armed(&c->timer) || d < c->timer.deadline_ms)
+        if (timer_arm(&c->w->timers, &c->timer, d) < 0)
+            conn_close(c, WHARF_CLOSE_ERROR);
+}
+
+static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason);
+static int conn_flush(struct wharf_conn *c);
+
+static void conn_timer_fired(struct timer *t, uint64_t now)
+{
+    struct wharf_conn *c = (struct wharf_conn *)((char *)t - offsetof(struct wharf_conn, timer));
+    enum wharf_timeout kind;
+    if (c->lifetime_ms && now >= c->opened_ms + c->lifetime_ms)
+        kind = WHARF_TIMEOUT_LIFETIME;
+    else if (c->out.len > 0 && c->write_ms && now >= c->last_write_ms + c->write_ms)
+        kind = WHARF_TIMEOUT_WRITE;
+    else if (c->out.len == 0 && c->idle_ms && now >= c->last_read_ms + c->idle_ms)
+        kind = WHARF_TIMEOUT_IDLE;
+    else {
+        conn_arm_timer(c); /* activity since it was armed: sleep again */
+        return;
+    }
+
+    log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
+              wharf_timeout_name(kind));
+    if (c->l->handler->on_timeout) {
+        struct wharf_conn *prev = c->w->current;
+        c->w->current = c;
+        c->l->handler->on_timeout(c, kind);
+        c->w->current = prev;
+    }
+    /* A last word from on_timeout gets one non-blocking try. */
+    if (conn_flush(c) == 0)
+        conn_close_now(c, WHARF_CLOSE_TIMEOUT);
+}
+
+/* ---- epoll mask -------------------------------------------------------------- */
+
+static int conn_wants_input(const struct wharf_conn *c)
+{
+    return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_PEER_EOF |
+                         CONN_CLOSING | CONN_CLOSE_PENDING));
+}
+
+static void conn_update_events(struct wharf_conn *c)
+{
+    uint32_t want = 0;
+    if (conn_wants_input(c))
+        want |= EPOLLIN;
+    if (c->out.len > 0)
+        want |= EPOLLOUT;
+    if (want == c->events)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = c};
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id, "epoll_ctl: %s",
+                  strerror(errno));
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return;
+    }
+    c->events = want;
+}
+
+/* ---- output ------------------------------------------------------------------ */
+
+/* Writes as much of p[0..len) as the socket takes.  Returns bytes written, or
+ * -1 on a socket error (errno set; EAGAIN is not an error). */
+static ssize_t conn_write(struct wharf_conn *c, const char *p, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(c->fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return -1;
+    }
+    if (done > 0) {
+        c->last_write_ms = c->w->now_ms;
+        STAT_ADD(conn_stats(c)->bytes_out, done);
+    }
+    return (ssize_t)done;
+}
+
+/* Adjusts the output_buffered gauge after c->out's allocation changed. */
+static void conn_output_resized(struct wharf_conn *c, size_t old_cap)
+{
+    if (c->out.cap != old_cap)
+        STAT_ADD(conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
+}
+
+/*
+ * Writes pending output: first the scratch buffer (output of the current
+ * callback, when c->out was empty), keeping what the socket refused in
+ * c->out; then c->out.  Returns 0, or -1 after tearing c down.
+ */
+static int conn_flush(struct wharf_conn *c)
+{
+    struct worker *w = c->w;
+    size_t old_cap = c->out.cap;
+    if (w->scratch_conn == c) {
+        ssize_t n = conn_write(c, buf_head(&w->scratch), w->scratch.len);
+        int failed = n < 0;
+        if (!failed && (size_t)n < w->scratch.len &&
+            buf_append(&c->out, buf_head(&w->scratch) + n, w->scratch.len - (size_t)n) < 0)
+            failed = 1, errno = ENOMEM;
+        w->scratch_conn = NULL;
+        buf_consume(&w->scratch, w->scratch.len);
+        if (w->scratch.cap > SCRATCH_KEEP_MAX)
+            buf_free(&w->scratch);
+        if (failed)
+            goto error;
+    } else if (c->out.len > 0) {
+        ssize_t n = conn_write(c, buf_head(&c->out), c->out.len);
+        if (n < 0)
+            goto error;
+        buf_consume(&c->out, (size_t)n);
+    }
+    if (c->out.len == 0)
+        buf_free(&c->out);
+    conn_output_resized(c, old_cap);
+    return 0;
+
+error:
+    conn_output_resized(c, old_cap);
+    log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "write: %s", strerror(errno));
+    conn_close_now(c, WHARF_CLOSE_ERROR);
+    return -1;
+}
+
+/*
+ * After a callback or an event: performs a deferred close, writes output,
+ * applies the watermarks (calling on_drain when output falls below the low
+ * mark after having passed the high mark), updates the epoll mask and the
+ * timer.  Returns 0, or -1 if c was torn down.
+ */
+static int conn_settle(struct wharf_conn *c)
+{
+    const struct config_listener *cfg = c->l->cfg;
+    for (int round = 0;; round++) {
+        if (c->flags & CONN_CLOSE_PENDING) {
+            conn_close_now(c, c->close_reason);
+            return -1;
+        }
+        if (conn_flush(c) < 0)
+            return -1;
+        if ((c->flags & CONN_CLOSING) && c->out.len == 0) {
+            conn_close_now(c, c->close_reason);
+            return -1;
+        }
+        int drained = 0;
+        if (c->out.len > cfg->high_watermark) {
+            c->flags |= CONN_PAUSED_OUTPUT;
+        } else if ((c->flags & CONN_PAUSED_OUTPUT) && c->out.len < cfg->low_watermark) {
+            c->flags &= ~(uint32_t)CONN_PAUSED_OUTPUT;
+            drained = c->l->handler->on_drain != NULL;
+        }
+        if (!drained || round >= CONN_MAX_DRAIN_ROUNDS)
+            break;
+        c->w->current = c;
+        c->l->handler->on_drain(c);
+        c->w->current = NULL;
+    }
+    conn_update_events(c);
+    if (!(c->flags & CONN_CLOSED))
+        conn_arm_timer(c);
+    return 0;
+}
+
+/* ---- input ------------------------------------------------------------------- */
+
+/* Reads once and hands the bytes to on_data.  Returns 0, or -1 if c was torn down. */
+static int conn_read(struct wharf_conn *c)
+{
+    struct worker *w = c->w;
+    const struct config_listener *cfg = c->l->cfg;
+    int keep = c->in.len > 0; /* earlier input is kept: read behind it */
+    char *p;
+    size_t room;
+    if (keep) {
+        if (c->in.len >= cfg->max_input) {
+            conn_close(c, WHARF_CLOSE_LIMIT);
+            return -1;
+        }
+        room = cfg->max_input - c->in.len;
+        if (room > CONN_READ_CHUNK)
+            room = CONN_READ_CHUNK;
+        p = buf_reserve(&c->in, room);
+        if (!p) {
+            conn_close(c, WHARF_CLOSE_ERROR);
+            return -1;
+        }
+    } else {
+        p = w->readbuf;
+        room = w->readbuf_size;
+    }
+
+    ssize_t n = recv(c->fd, p, room, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "read: %s", strerror(errno));
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    if (n == 0) {
+        /* The peer is done sending: finish writing, then close. */
+        c->flags |= CONN_PEER_EOF | CONN_CLOSING;
+        c->close_reason = WHARF_CLOSE_EOF;
+        return conn_settle(c);
+    }
+
+    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
+    c->last_read_ms = w->now_ms;
+    const char *data = p;
+    size_t len = (size_t)n;
+    if (keep) {
+        buf_commit(&c->in, len);
+        data = buf_head(&c->in);
+        len = c->in.len;
+    }
+
+    w->current = c;
+    size_t used = c->l->handler->on_data(c, data, len);
+    w->current = NULL;
+    if (used > len)
+        used = len;
+
+    if (keep) {
+        buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            buf_free(&c->in);
+    } else if (used < len) {
+        if (len - used > cfg->max_input) {
+            conn_close(c, WHARF_CLOSE_LIMIT);
+            return -1;
+        }
+        if (buf_append(&c->in, data + used, len - used) < 0) {
+            conn_close(c, WHARF_CLOSE_ERROR);
+            return -1;
+        }
+    }
+    return conn_settle(c);
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+void conn_open(struct worker *w, const struct queue_item *item)
+{
+    struct listener *l = &w->listeners[item->listener];
+    struct wharf_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, 0, "out of memory for a connection");
+        close(item->fd);
+        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+        acceptor_conn_closed(w->acceptor);
+        return;
+    }
+    c->kind = EVENT_CONN;
+    c->fd = item->fd;
+    c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) + 1;
+    c->w = w;
+    c->l = l;
+    c->peer = item->peer;
+    c->peer_len = item->peer_len;
+    c->opened_ms = c->last_read_ms = c->last_write_ms = w->now_ms;
+    c->idle_ms = (uint32_t)l->cfg->timeouts.idle_ms;
+    c->write_ms = (uint32_t)l->cfg->timeouts.write_ms;
+    c->lifetime_ms = (uint32_t)l->cfg->timeouts.lifetime_ms;
+    timer_init(&c->timer, conn_timer_fired);
+
+    c->events = EPOLLIN;
+    if (worker_watch(w, c->fd, c->events, c) < 0) {
+        log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, c->id, "epoll_ctl: %s",
+                  strerror(errno));
+        close(c->fd);
+        free(c);
+        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+        acceptor_conn_closed(w->acceptor);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    STAT_ADD(conn_stats(c)->accepted, 1);
+    STAT_ADD(conn_stats(c)->open, 1);
+
+    if (log_get_level() >= WHARF_LOG_DEBUG) {
+        char addr[64];
+        listener_format_addr(&c->peer.sa, addr, sizeof addr);
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "open from %s", addr);
+    }
+    conn_arm_timer(c);
+    if (l->handler->on_open) {
+        w->current = c;
+        l->handler->on_open(c);
+        w->current = NULL;
+    }
+    conn_settle(c);
+}
+
+/* The one teardown: every way a connection ends arrives here. */
+static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
+{
+    struct worker *w = c->w;
+    if (c->flags & CONN_CLOSED)
+        return;
+    c->flags |= CONN_CLOSED;
+    timer_disarm(&w->timers, &c->timer);
+
+    if (c->l->handler->on_close) {
+        struct wharf_conn *prev = w->current;
+        w->current = c;
+        c->l->handler->on_close(c, reason);
+        w->current = prev;
+    }
+    if (w->scratch_conn == c) {
+        buf_consume(&w->scratch, w->scratch.len);
+        w->scratch_conn = NULL;
+    }
+    log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "closed (%s)",
+              wharf_close_reason_name(reason));
+    close(c->fd);
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+
+    struct worker_stats *st = conn_stats(c);
+    STAT_ADD(st->closed[reason], 1);
+    STAT_ADD(st->open, (uint64_t)-1);
+    STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    /* Freed at the end of the loop turn: a later event of the same batch
+     * may still point at c (it sees CONN_CLOSED). */
+    c->next = w->dead;
+    w->dead = c;
+
+    atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+    acceptor_conn_closed(w->acceptor);
+}
+
+void conn_free_closed(struct worker *w)
+{
+    while (w->dead) {
+        struct wharf_conn *c = w->dead;
+        w->dead = c->next;
+        free(c);
+    }
+}
+
+void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
+{
+    if (c->flags & CONN_CLOSED)
+        return;
+    if (c->flags & CONN_CLOSE_PENDING)
+        reason = c->close_reason; /* the first reason given wins */
+    if (c->w->current == c) {
+        c->flags |= CONN_CLOSE_PENDING;
+        c->close_reason = reason;
+        return;
+    }
+    conn_close_now(c, reason);
+}
+
+void conn_on_event(struct wharf_conn *c, uint32_t events)
+{
+    if ((events & EPOLLOUT) && conn_settle(c) < 0)
+        return;
+    if (conn_wants_input(c) && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        conn_read(c);
+        return;
+    }
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        /* Not reading (paused or closing), yet the socket is gone. */
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        conn_close(c, soerr || c->out.len ? WHARF_CLOSE_ERROR : WHARF_CLOSE_EOF);
+    }
+}
+
+/* ---- the handler API ------------------------------------------------------------ */
+
+int wharf_send(wharf_conn *c, const void *data, size_t len)
+{
+    struct worker *w = c->w;
+    if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
+        return -EPIPE;
+    size_t pending = conn_pending(c);
+    size_t max = c->l->cfg->max_output;
+    if (pending > max || len > max - pending) {
+        log_write(WHARF_LOG_INFO, conn_name(c), (int)w->id, c->id,
+                  "output cap of %zu bytes reached", max);
+        conn_close(c, WHARF_CLOSE_LIMIT);
+        return -ENOBUFS;
+    }
+    if (len == 0)
+        return 0;
+    if (w->current == c && c->out.len == 0 && (!w->scratch_conn || w->scratch_conn == c)) {
+        if (buf_append(&w->scratch, data, len) < 0)
+            return -ENOMEM;
+        w->scratch_conn = c;
+        return 0;
+    }
+    size_t old_cap = c->out.cap;
+    if (buf_append(&c->out, data, len) < 0)
+        return -ENOMEM;
+    conn_output_resized(c, old_cap);
+    if (w->current != c) {
+        /* Sent from another connection's callback: write on the next turn. */
+        if (old_cap == 0)
+            c->last_write_ms = w->now_ms;
+        conn_update_events(c);
+        conn_arm_timer(c);
+    }
+    return 0;
+}
+
+void wharf_close(wharf_conn *c)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
+        return;
+    c->flags |= CONN_CLOSING;
+    c->close_reason = WHARF_CLOSE_HANDLER;
+    if (c->w->current != c)
+        conn_settle(c);
+}
+
+void wharf_pause_read(wharf_conn *c)
+{
+    c->flags |= CONN_PAUSED_HANDLER;
+    if (c->w->current != c)
+        conn_update_events(c);
+}
+
+void wharf_resume_read(wharf_conn *c)
+{
+    c->flags &= ~(uint32_t)CONN_PAUSED_HANDLER;
+    if (c->w->current != c && !(c->flags & CONN_CLOSED))
+        conn_update_events(c);
+}
+
+int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms)
+{
+    if (ms > UINT32_MAX)
+        return -EINVAL;
+    switch (kind) {
+    case WHARF_TIMEOUT_IDLE:
+        c->idle_ms = (uint32_t)ms;
+        c->last_read_ms = c->w->now_ms;
+        break;
+    case WHARF_TIMEOUT_WRITE:
+        c->write_ms = (uint32_t)ms;
+        c->last_write_ms = c->w->now_ms;
+        break;
+    case WHARF_TIMEOUT_LIFETIME:
+        c->lifetime_ms = (uint32_t)ms;
+        break;
+    default:
+        return -EINVAL;
+    }
+    /* A longer timeout must not leave an early timer pending for nothing,
+     * and a shorter one must fire on time: re-arm from scratch. */
+    timer_disarm(&c->w->timers, &c->timer);
+    conn_arm_timer(c);
+    return 0;
+}
+
+void wharf_set_data(wharf_conn *c, void *data) { c->data = data; }
+void *wharf_get_data(const wharf_conn *c) { return c->data; }
+void *wharf_listener_data(const wharf_conn *c) { return c->l->data; }
+uint64_t wharf_conn_id(const wharf_conn *c) { return c->id; }
+unsigned wharf_worker_id(const wharf_conn *c) { return c->w->id; }
+size_t wharf_output_pending(const wharf_conn *c) { return conn_pending(c); }
+
+const struct sockaddr *wharf_peer_addr(const wharf_conn *c, socklen_t *len)
+{
+    if (len)
+        *len = c->peer_len;
+    return &c->peer.sa;
+}
+
+const struct sockaddr *wharf_local_addr(const wharf_conn *c, socklen_t *len)
+{
+    /* Looked up on first use: most handlers never ask, and accept() is hot. */
+    struct wharf_conn *mc = (struct wharf_conn *)c;
+    if (mc->local_len == 0) {
+        socklen_t l = sizeof mc->local;
+        if (getsockname(mc->fd, &mc->local.sa, &l) == 0)
+            mc->local_len = l;
+    }
+    if (len)
+        *len = mc->local_len;
+    return &mc->local.sa;
+}
+
+void wharf_conn_log(const wharf_conn *c, enum wharf_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, conn_name(c), (int)c->w->id, c->id, fmt, ap);
+    va_end(ap);
+}

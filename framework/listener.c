@@ -1,0 +1,178 @@
+/*
+ * listener.c - creating and binding listener sockets.  Addresses are resolved
+ * with getaddrinfo (IPv4, IPv6 or host name; the first result is used), and
+ * every socket option of the config is applied before bind.  Accepted TCP
+ * sockets inherit TCP_NODELAY and SO_KEEPALIVE from the listening socket.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "listener.h"
+#include "log.h"
+
+void listener_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        snprintf(out, outlen, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, outlen, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, outlen, "(family %d)", sa->sa_family);
+    }
+}
+
+static int set_int_opt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+/* Creates, configures and binds one socket.  Returns the fd or -1 (errno set,
+ * *what names the failing step). */
+static int open_socket(const struct config_listener *cfg, const struct addrinfo *ai,
+                       int force_reuse_port, const char **what)
+{
+    int type = cfg->protocol == CONFIG_TCP ? SOCK_STREAM : SOCK_DGRAM;
+    int fd = socket(ai->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    *what = "socket";
+    if (fd < 0)
+        return -1;
+    *what = "setsockopt";
+    if (ai->ai_family == AF_INET6 && set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, cfg->ipv6_only) < 0)
+        goto fail;
+    if (cfg->reuse_address && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
+        goto fail;
+    if ((cfg->reuse_port || force_reuse_port) && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
+        goto fail;
+    if (cfg->recv_buffer && set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, cfg->recv_buffer) < 0)
+        goto fail;
+    if (cfg->send_buffer && set_int_opt(fd, SOL_SOCKET, SO_SNDBUF, cfg->send_buffer) < 0)
+        goto fail;
+    if (type == SOCK_STREAM) {
+        if (cfg->tcp_nodelay && set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) < 0)
+            goto fail;
+        if (cfg->keepalive && set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1) < 0)
+            goto fail;
+    }
+    *what = "bind";
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        goto fail;
+    *what = "listen";
+    if (type == SOCK_STREAM && listen(fd, cfg->backlog) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static void set_port(struct sockaddr *sa, int port)
+{
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+}
+
+int listener_bind(struct listener *l, unsigned nworkers, char *err, size_t errlen)
+{
+    const struct config_listener *cfg = l->cfg;
+    struct addrinfo hints, *res = NULL;
+    char port[16];
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = cfg->protocol == CONFIG_TCP ? SOCK_STREAM : SOCK_DGRAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%d", cfg->port);
+    int rc = getaddrinfo(cfg->address, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s.address: cannot resolve \"%s\": %s", l->file, cfg->path,
+                 cfg->address, gai_strerror(rc));
+        return -1;
+    }
+
+    const char *what = "";
+    char addr[INET6_ADDRSTRLEN + 16];
+    listener_format_addr(res->ai_addr, addr, sizeof addr);
+    if (cfg->protocol == CONFIG_TCP) {
+        l->fd = open_socket(cfg, res, 0, &what);
+        if (l->fd < 0)
+            goto fail;
+        l->port = bound_port(l->fd);
+    } else {
+        l->udp_fds = calloc(nworkers, sizeof *l->udp_fds);
+        if (!l->udp_fds) {
+            what = "calloc";
+            goto fail;
+        }
+        for (unsigned i = 0; i < nworkers; i++) {
+            int fd = open_socket(cfg, res, 1, &what);
+            if (fd < 0)
+                goto fail;
+            l->udp_fds[l->nudp++] = fd;
+            if (i == 0) {
+                /* The other workers' sockets join the port the first one got. */
+                l->port = bound_port(fd);
+                set_port(res->ai_addr, l->port);
+            }
+        }
+    }
+    freeaddrinfo(res);
+    log_write(WHARF_LOG_INFO, cfg->name, -1, 0, "listening on %s %s:%d (handler %s)",
+              cfg->protocol == CONFIG_TCP ? "tcp" : "udp", cfg->address, l->port,
+              l->handler->name ? l->handler->name : cfg->handler);
+    return 0;
+
+fail:
+    snprintf(err, errlen, "%s: %s: cannot %s %s (%s): %s", l->file, cfg->path,
+             what, addr, cfg->protocol == CONFIG_TCP ? "tcp" : "udp", strerror(errno));
+    freeaddrinfo(res);
+    listener_close(l);
+    return -1;
+}
+
+void listener_close_tcp(struct listener *l)
+{
+    if (l->fd >= 0) {
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
+void listener_close(struct listener *l)
+{
+    listener_close_tcp(l);
+    for (unsigned i = 0; i < l->nudp; i++)
+        close(l->udp_fds[i]);
+    free(l->udp_fds);
+    l->udp_fds = NULL;
+    l->nudp = 0;
+}

@@ -1,0 +1,31 @@
+/*
+ * log.h - the server log: one line per call to stderr, written with a single
+ * write(2) so lines from different threads never interleave.
+ *
+ * Format: 2026-11-24T11:45:14.123Z INFO  [listener w1 c42] message
+ */
+#ifndef WHARF_LOG_H
+#define WHARF_LOG_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include "wharf.h"
+
+/* Sets the most verbose level written (default WHARF_LOG_INFO). */
+void log_set_level(enum wharf_log_level level);
+enum wharf_log_level log_get_level(void);
+/* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
+int log_level_parse(const char *name);
+
+/* Writes one line.  listener may be NULL; worker < 0 and conn == 0 are omitted. */
+void log_write(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
+                const char *fmt, va_list ap);
+
+#define log_error(...) log_write(WHARF_LOG_ERROR, NULL, -1, 0, __VA_ARGS__)
+#define log_warn(...)  log_write(WHARF_LOG_WARN, NULL, -1, 0, __VA_ARGS__)
+#define log_info(...)  log_write(WHARF_LOG_INFO, NULL, -1, 0, __VA_ARGS__)
+#define log_debug(...) log_write(WHARF_LOG_DEBUG, NULL, -1, 0, __VA_ARGS__)
+
+#endif

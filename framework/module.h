@@ -1,0 +1,45 @@
+/*
+ * module.h - finds, dlopen()s and checks handler modules.
+ *
+ * A handler is named either by a path (anything containing '/') or by a bare
+ * name, which is looked up as NAME.so in, in order: the config's module_path
+ * (colon-separated), $WHARF_MODULE_PATH (colon-separated), the installed
+ * module directory (WHARF_MODULEDIR), and the build tree's handlers/.libs
+ * (WHARF_BUILD_MODULEDIR, only when it exists) so that an uninstalled wharfd
+ * runs with the shipped configs.
+ */
+#ifndef WHARF_MODULE_H
+#define WHARF_MODULE_H
+
+#include <stddef.h>
+#include "config.h"
+#include "wharf.h"
+
+struct module {
+    void *dl;                          /* dlopen handle */
+    const struct wharf_handler *handler;
+    char *path;                        /* the file that was loaded */
+};
+
+/*
+ * Loads handler `name` for a listener of `protocol`.  Returns 0 and a new
+ * module in *out, or -1 with one line in err naming the file (or the places
+ * searched) and the reason: not found, not a wharf module (no wharf_handler
+ * symbol, or dlopen's message), ABI mismatch (expected/found), or no callback
+ * for the protocol (on_data for tcp, on_datagram for udp).
+ */
+int module_load(const char *name, const char *module_path, enum config_protocol protocol,
+                struct module **out, char *err, size_t errlen);
+
+/* dlclose()s and frees.  NULL is fine. */
+void module_unload(struct module *m);
+
+/*
+ * Calls the handler's init with `options` (a JSON object).  Returns 0 and the
+ * handler's listener data in *listener_data, or -1 with the handler's reason
+ * in err.  A handler without init gets listener_data NULL.
+ */
+int module_init_listener(const struct module *m, json_t *options, void **listener_data,
+                         char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * udp.h - UDP listeners on a worker: each worker owns one SO_REUSEPORT
+ * socket per UDP listener, reads datagrams in batches with recvmmsg, calls
+ * the handler's on_datagram, and sends the replies in batches with sendmmsg.
+ * Datagrams up to 65,507 bytes pass whole.
+ */
+#ifndef WHARF_UDP_H
+#define WHARF_UDP_H
+
+#include <stddef.h>
+
+struct worker;
+
+/* Registers worker w's UDP sockets (if any) and allocates the batch buffers.
+ * Returns 0 or -1 with a message in err. */
+int udp_worker_init(struct worker *w, char *err, size_t errlen);
+/* Stops reading w's UDP sockets (shutdown). */
+void udp_worker_stop(struct worker *w);
+/* Frees what udp_worker_init made (the sockets belong to the listeners). */
+void udp_worker_free(struct worker *w);
+/* Handles readability of the UDP socket behind epoll tag `tag`. */
+void udp_on_readable(struct worker *w, void *tag);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * check_server.c - integration suite for the server as a whole: graceful
+ * shutdown, admission (max_connections), bounded memory against a client
+ * that never reads, the max_input limit against a hostile client, idle
+ * connection memory, and start-up errors that name the file and JSON path.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "modules/mod_probe.h"
+#include "testutil.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#else
+#define UNDER_SANITIZER 0
+#endif
+
+static bool all_open(void *arg)
+{
+    void **a = arg;
+    return tserver_stats(a[0], 0).open == (uintptr_t)a[1];
+}
+
+START_TEST(graceful_shutdown_closes_lingering_clients_after_timeout)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"shutdown_timeout_ms\": 300, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\"}]}");
+    int fds[10];
+    for (int i = 0; i < 10; i++)
+        fds[i] = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    void *arg[2] = {t, (void *)(uintptr_t)10};
+    ck_assert(wait_for(all_open, arg, 3000));
+    struct probe_counts before, after;
+    probe_get(&before);
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    uint64_t took = now_ms() - start;
+    ck_assert_msg(took >= 280 && took < 2000, "stop took %llu ms", (unsigned long long)took);
+    for (int i = 0; i < 10; i++) {
+        ck_assert(wait_closed(fds[i], 1000));
+        close(fds[i]);
+    }
+    probe_get(&after);
+    ck_assert_uint_eq(after.closes[WHARF_CLOSE_SHUTDOWN] - before.closes[WHARF_CLOSE_SHUTDOWN], 10);
+    ck_assert_uint_eq(after.finis - before.finis, 1);
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_SHUTDOWN], 10);
+    /* A new connection is refused: the listener is closed. */
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(shutdown_without_connections_is_quick)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"shutdown_timeout_ms\": 5000, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}, "
+        "{\"protocol\": \"udp\", \"port\": 0, \"handler\": \"udp_echo\"}]}");
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    ck_assert_uint_lt(now_ms() - start, 500);
+    tserver_stop(t);
+}
+END_TEST
+
+struct closer {
+    int fd;
+    int delay_ms;
+};
+
+static void *close_later(void *arg)
+{
+    struct closer *c = arg;
+    usleep((useconds_t)c->delay_ms * 1000);
+    close(c->fd);
+    return NULL;
+}
+
+START_TEST(shutdown_waits_for_connections_that_finish)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"shutdown_timeout_ms\": 5000, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    unsigned char data[100];
+    fill_pattern(data, sizeof data, 2);
+    echo_roundtrip(fd, data, sizeof data, 2000);
+    struct closer c = {fd, 200};
+    pthread_t th;
+    pthread_create(&th, NULL, close_later, &c);
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    uint64_t took = now_ms() - start;
+    pthread_join(th, NULL);
+    ck_assert_msg(took >= 150 && took < 2000, "stop took %llu ms", (unsigned long long)took);
+    struct server_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_EOF], 1);
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_SHUTDOWN], 0);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(client_that_never_reads_holds_about_the_watermark)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"timeouts\": {\"idle_ms\": 0, \"write_ms\": 0}, "
+        "\"buffers\": {\"high_watermark\": 65536, \"low_watermark\": 16384}}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    size_t cap = 32u << 20, sent = 0;
+    unsigned char *data = malloc(cap);
+    fill_pattern(data, cap, 9);
+    /* Send until the server stops taking data for 500 ms (bounded: 32 MiB, 10 s). */
+    uint64_t start = now_ms(), last_progress = now_ms();
+    while (sent < cap && now_ms() - last_progress < 500 && now_ms() - start < 10000) {
+        ssize_t w = send(fd, data + sent, cap - sent < 65536 ? cap - sent : 65536, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            last_progress = now_ms();
+        } else {
+            usleep(10 * 1000);
+        }
+    }
+    ck_assert_msg(sent < cap, "server kept reading %zu bytes from a client that never reads", sent);
+    struct server_stats st = tserver_stats(t, 0);
+    /* Output held: the high watermark plus at most one read of 64 KiB,
+     * rounded up to the buffer's power-of-two allocation. */
+    ck_assert_msg(st.output_buffered <= 4 * 65536, "server holds %llu bytes of output",
+                  (unsigned long long)st.output_buffered);
+    ck_assert_uint_gt(st.output_buffered, 0);
+    /* Now read everything back: nothing was lost. */
+    fcntl(fd, F_SETFL, flags);
+    unsigned char *back = malloc(sent);
+    ck_assert_uint_eq(recv_exact(fd, back, sent, 10000), sent);
+    ck_assert(memcmp(back, data, sent) == 0);
+    free(back);
+    free(data);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(max_input_cuts_off_hostile_client_only)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": ["
+        "{\"port\": 0, \"handler\": \"mod_probe\", \"options\": {\"hold\": true}, "
+        " \"buffers\": {\"max_input\": 4096}}, "
+        "{\"port\": 0, \"handler\": \"echo\"}]}");
+    int hostile = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    int good = tcp_connect("127.0.0.1", tserver_port(t, 1));
+    unsigned char junk[20000];
+    fill_pattern(junk, sizeof junk, 4);
+    send(hostile, junk, sizeof junk, MSG_NOSIGNAL);
+    ck_assert(wait_closed(hostile, 3000));
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_LIMIT], 1);
+    unsigned char data[1000];
+    fill_pattern(data, sizeof data, 5);
+    echo_roundtrip(good, data, sizeof data, 3000);
+    close(hostile);
+    close(good);
+    tserver_stop(t);
+}
+END_TEST
+
+static bool sees_echo(int fd, int timeout_ms)
+{
+    char b;
+    send_all(fd, "q", 1);
+    return recv_exact(fd, &b, 1, timeout_ms) == 1;
+}
+
+START_TEST(max_connections_pauses_accepting_until_room)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 3, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int port = tserver_port(t, 0);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = tcp_connect("127.0.0.1", port);
+        ck_assert(sees_echo(fds[i], 2000));
+    }
+    /* The 4th completes the TCP handshake in the kernel backlog... */
+    int extra = tcp_connect("127.0.0.1", port);
+    /* ...but is not served while 3 are open. */
+    ck_assert(!sees_echo(extra, 300));
+    ck_assert_uint_eq(tserver_stats(t, 0).accepted, 3);
+    close(fds[0]);
+    char b;
+    ck_assert_uint_eq(recv_exact(extra, &b, 1, 3000), 1); /* served once there is room */
+    ck_assert_uint_eq(tserver_stats(t, 0).accepted, 4);
+    close(extra);
+    close(fds[1]);
+    close(fds[2]);
+    tserver_stop(t);
+}
+END_TEST
+
+#define IDLE_CONNS 1000
+
+START_TEST(idle_connections_cost_under_1kib_each)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int port = tserver_port(t, 0);
+    /* Warm up: one connection so per-worker buffers are already allocated. */
+    int warm = tcp_connect("127.0.0.1", port);
+    ck_assert(sees_echo(warm, 2000));
+    struct mallinfo2 before = mallinfo2();
+    static int fds[IDLE_CONNS];
+    for (int i = 0; i < IDLE_CONNS; i++)
+        fds[i] = tcp_connect("127.0.0.1", port);
+    void *arg[2] = {t, (void *)(uintptr_t)(IDLE_CONNS + 1)};
+    ck_assert(wait_for(all_open, arg, 5000));
+    struct mallinfo2 after = mallinfo2();
+    if (!UNDER_SANITIZER) {
+        double per = ((double)after.uordblks - (double)before.uordblks) / IDLE_CONNS;
+        fprintf(stderr, "idle connection: %.0f bytes of heap each\n", per);
+        ck_assert_msg(per <= 1024, "idle connection holds %.0f bytes", per);
+    }
+    for (int i = 0; i < IDLE_CONNS; i++)
+        close(fds[i]);
+    close(warm);
+    tserver_stop(t);
+}
+END_TEST
+
+static void expect_start_error(const char *json, const char *want1, const char *want2)
+{
+    char err[2048] = "";
+    struct config *cfg = NULL;
+    ck_assert_msg(config_load_string(json, "test.json", &cfg, err, sizeof err) == 0, "%s", err);
+    struct server *srv = NULL;
+    int rc = server_new(cfg, &srv, err, sizeof err);
+    if (rc == 0) {
+        rc = server_start(srv, err, sizeof err);
+        server_free(srv);
+    }
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err, want1) != NULL, "error \"%s\" lacks \"%s\"", err, want1);
+    ck_assert_msg(strstr(err, want2) != NULL, "error \"%s\" lacks \"%s\"", err, want2);
+    config_free(cfg);
+}
+
+START_TEST(start_errors_name_file_and_path)
+{
+    expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"nope\"}]}",
+                       "test.json: listeners[0].handler: ", "not found");
+    expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}, "
+                       "{\"port\": 0, \"handler\": \"echo\", \"options\": {\"prefix\": 5}}]}",
+                       "test.json: listeners[1].options: ", "prefix");
+    expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"mod_refuse\"}]}",
+                       "test.json: listeners[0].options: ", "mod_refuse says no");
+    expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"udp_echo\"}]}",
+                       "test.json: listeners[0].handler: ", "on_data");
+    expect_start_error("{\"listeners\": [{\"address\": \"192.0.2.1\", \"port\": 0, "
+                       "\"handler\": \"echo\"}]}",
+                       "test.json: listeners[0]: cannot bind", "192.0.2.1");
+}
+END_TEST
+
+START_TEST(port_in_use_is_reported)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"reuse_address\": false}]}");
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"listeners\": [{\"port\": %d, \"handler\": \"echo\"}]}", tserver_port(t, 0));
+    expect_start_error(json, "test.json: listeners[0]: cannot bind", "Address already in use");
+    tserver_stop(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("server");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, graceful_shutdown_closes_lingering_clients_after_timeout);
+    tcase_add_test(tc, shutdown_without_connections_is_quick);
+    tcase_add_test(tc, shutdown_waits_for_connections_that_finish);
+    tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);
+    tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
+    tcase_add_test(tc, max_connections_pauses_accepting_until_room);
+    tcase_add_test(tc, idle_connections_cost_under_1kib_each);
+    tcase_add_test(tc, start_errors_name_file_and_path);
+    tcase_add_test(tc, port_in_use_is_reported);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

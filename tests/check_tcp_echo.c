@@ -1,0 +1,177 @@
+/*
+ * check_tcp_echo.c - integration suite for the TCP echo handler on a real
+ * in-process server: byte-exact echo from 1 byte to 4 MiB, the seed's prefix
+ * option, half-close, IPv6, 1,000 concurrent connections on 2 workers, and the
+ * listener counters.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define ECHO_JSON(extra) \
+    "{\"workers\": 2, \"listeners\": [{\"port\": 0, \"handler\": \"echo\"" extra "}]}"
+
+static void roundtrip_size(size_t len)
+{
+    struct tserver *t = tserver_start(ECHO_JSON(""));
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    unsigned char *data = malloc(len);
+    fill_pattern(data, len, (unsigned)len);
+    ck_assert_uint_eq(echo_roundtrip(fd, data, len, 20000), len);
+    close(fd);
+    free(data);
+    tserver_stop(t);
+}
+
+START_TEST(echo_sizes)
+{
+    static const size_t sizes[] = {1, 2, 100, 1460, 4096, 65535, 65536, 65537, 1 << 20, 4 << 20};
+    roundtrip_size(sizes[_i]);
+}
+END_TEST
+
+START_TEST(echo_many_messages_one_connection)
+{
+    struct tserver *t = tserver_start(ECHO_JSON(""));
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    unsigned char msg[37], back[37];
+    for (unsigned i = 0; i < 2000; i++) {
+        fill_pattern(msg, sizeof msg, i);
+        send_all(fd, msg, sizeof msg);
+        ck_assert_uint_eq(recv_exact(fd, back, sizeof back, 5000), sizeof back);
+        ck_assert_mem_eq(msg, back, sizeof msg);
+    }
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(echo_prefix)
+{
+    struct tserver *t = tserver_start(ECHO_JSON(", \"options\": {\"prefix\": \"Echo: \"}"));
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "Hello, server!", 14);
+    char back[64] = {0};
+    ck_assert_uint_eq(recv_exact(fd, back, 20, 5000), 20);
+    ck_assert_str_eq(back, "Echo: Hello, server!");
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(echo_half_close_flushes_then_closes)
+{
+    struct tserver *t = tserver_start(ECHO_JSON(""));
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    size_t len = 200000;
+    unsigned char *data = malloc(len), *back = malloc(len + 1);
+    fill_pattern(data, len, 7);
+    send_all(fd, data, len);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    ck_assert_uint_eq(recv_exact(fd, back, len, 10000), len);
+    ck_assert_mem_eq(data, back, len);
+    ck_assert(wait_closed(fd, 5000)); /* then EOF */
+    close(fd);
+    free(data);
+    free(back);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(echo_ipv6_loopback)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    if (probe < 0)
+        return; /* no IPv6 in this environment */
+    close(probe);
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"address\": \"::1\", "
+                                      "\"port\": 0, \"handler\": \"echo\"}]}");
+    int fd = tcp_connect("::1", tserver_port(t, 0));
+    unsigned char data[1000];
+    fill_pattern(data, sizeof data, 6);
+    ck_assert_uint_eq(echo_roundtrip(fd, data, sizeof data, 5000), sizeof data);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+#define MANY 1000
+
+START_TEST(echo_1000_concurrent_connections_on_2_workers)
+{
+    struct tserver *t = tserver_start(ECHO_JSON(""));
+    ck_assert_uint_eq(server_workers(t->srv), 2);
+    int port = tserver_port(t, 0);
+    static int fds[MANY];
+    for (int i = 0; i < MANY; i++)
+        fds[i] = tcp_connect("127.0.0.1", port);
+    /* Every connection is open at once: send on all, then read all. */
+    for (int i = 0; i < MANY; i++) {
+        unsigned char msg[48];
+        fill_pattern(msg, sizeof msg, (unsigned)i);
+        send_all(fds[i], msg, sizeof msg);
+    }
+    for (int i = 0; i < MANY; i++) {
+        unsigned char msg[48], back[48];
+        fill_pattern(msg, sizeof msg, (unsigned)i);
+        ck_assert_uint_eq(recv_exact(fds[i], back, sizeof back, 5000), sizeof back);
+        ck_assert_mem_eq(msg, back, sizeof msg);
+    }
+    struct server_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.open, MANY);
+    ck_assert_uint_eq(st.accepted, MANY);
+    ck_assert_uint_eq(st.bytes_in, MANY * 48);
+    for (int i = 0; i < MANY; i++)
+        close(fds[i]);
+    tserver_stop(t);
+}
+END_TEST
+
+static bool all_closed(void *arg)
+{
+    struct tserver *t = arg;
+    return tserver_stats(t, 0).open == 0;
+}
+
+START_TEST(counters_follow_traffic)
+{
+    struct tserver *t = tserver_start(ECHO_JSON(""));
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    unsigned char data[5000];
+    fill_pattern(data, sizeof data, 3);
+    echo_roundtrip(fd, data, sizeof data, 5000);
+    close(fd);
+    ck_assert(wait_for(all_closed, t, 3000));
+    struct server_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.accepted, 1);
+    ck_assert_uint_eq(st.bytes_in, sizeof data);
+    ck_assert_uint_eq(st.bytes_out, sizeof data);
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_EOF], 1);
+    ck_assert_uint_eq(st.output_buffered, 0);
+    tserver_stop(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tcp_echo");
+    TCase *tc = tcase_create("echo");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, echo_sizes, 0, 10);
+    tcase_add_test(tc, echo_many_messages_one_connection);
+    tcase_add_test(tc, echo_prefix);
+    tcase_add_test(tc, echo_half_close_flushes_then_closes);
+    tcase_add_test(tc, echo_ipv6_loopback);
+    tcase_add_test(tc, echo_1000_concurrent_connections_on_2_workers);
+    tcase_add_test(tc, counters_follow_traffic);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,175 @@
+/*
+ * check_timeouts.c - integration suite for per-connection timeouts: idle
+ * closes an idle connection and not an active one, write closes a client that
+ * stopped reading, lifetime closes even a busy one, handlers can override a
+ * timeout per connection and get on_timeout (with a last word) first.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "modules/mod_probe.h"
+#include "testutil.h"
+
+START_TEST(idle_timeout_closes_idle_connection_only)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"timeouts\": {\"idle_ms\": 300}}]}");
+    int port = tserver_port(t, 0);
+    int idle = tcp_connect("127.0.0.1", port);
+    int active = tcp_connect("127.0.0.1", port);
+    uint64_t start = now_ms();
+    /* Keep `active` busy for 900 ms, three idle periods. */
+    while (now_ms() - start < 900) {
+        unsigned char b = 'a', back = 0;
+        send_all(active, &b, 1);
+        ck_assert_uint_eq(recv_exact(active, &back, 1, 2000), 1);
+        ck_assert_int_eq(back, 'a');
+        usleep(50 * 1000);
+    }
+    /* By now `idle` is closed... */
+    ck_assert(wait_closed(idle, 100));
+    uint64_t elapsed = now_ms() - start;
+    ck_assert_uint_ge(elapsed, 280);
+    /* ...and `active` still echoes. */
+    unsigned char data[10];
+    fill_pattern(data, sizeof data, 1);
+    echo_roundtrip(active, data, sizeof data, 2000);
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_TIMEOUT], 1);
+    close(idle);
+    close(active);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(idle_timeout_is_accurate)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"timeouts\": {\"idle_ms\": 100}}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    uint64_t start = now_ms();
+    ck_assert(wait_closed(fd, 2000));
+    uint64_t elapsed = now_ms() - start;
+    ck_assert_msg(elapsed >= 90 && elapsed <= 250, "closed after %llu ms, wanted ~100",
+                  (unsigned long long)elapsed);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(on_timeout_runs_and_last_word_arrives)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"timeouts\": {\"idle_ms\": 200}, \"options\": {\"last_word\": \"bye\\n\"}}]}");
+    struct probe_counts before, after;
+    probe_get(&before);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    char got[8] = {0};
+    ck_assert_uint_eq(recv_exact(fd, got, 4, 3000), 4);
+    ck_assert_str_eq(got, "bye\n");
+    ck_assert(wait_closed(fd, 2000));
+    close(fd);
+    probe_get(&after);
+    ck_assert_uint_eq(after.timeouts[WHARF_TIMEOUT_IDLE] - before.timeouts[WHARF_TIMEOUT_IDLE], 1);
+    ck_assert_uint_eq(after.timeouts[WHARF_TIMEOUT_WRITE] - before.timeouts[WHARF_TIMEOUT_WRITE], 0);
+    ck_assert_uint_eq(after.closes[WHARF_CLOSE_TIMEOUT] - before.closes[WHARF_CLOSE_TIMEOUT], 1);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(handler_overrides_idle_timeout_per_connection)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"timeouts\": {\"idle_ms\": 60000}, \"options\": {\"idle_ms\": 150}}]}");
+    struct probe_counts before, after;
+    probe_get(&before);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    uint64_t start = now_ms();
+    ck_assert(wait_closed(fd, 3000));
+    uint64_t elapsed = now_ms() - start;
+    ck_assert_msg(elapsed >= 130 && elapsed < 1000, "closed after %llu ms",
+                  (unsigned long long)elapsed);
+    close(fd);
+    probe_get(&after);
+    ck_assert_uint_eq(after.opens - before.opens, 1);
+    ck_assert_uint_eq(after.timeouts[WHARF_TIMEOUT_IDLE] - before.timeouts[WHARF_TIMEOUT_IDLE], 1);
+    ck_assert_uint_eq(after.closes[WHARF_CLOSE_TIMEOUT] - before.closes[WHARF_CLOSE_TIMEOUT], 1);
+    tserver_stop(t);
+}
+END_TEST
+
+static bool one_timeout_close(void *arg)
+{
+    struct tserver *t = arg;
+    return tserver_stats(t, 0).closed[WHARF_CLOSE_TIMEOUT] == 1;
+}
+
+START_TEST(write_timeout_closes_client_that_stopped_reading)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"timeouts\": {\"idle_ms\": 0, \"write_ms\": 300}, "
+        "\"options\": {\"greeting_bytes\": 8388608}}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    /* Never read: the 8 MiB greeting cannot drain, progress stops. */
+    uint64_t start = now_ms();
+    ck_assert(wait_for(one_timeout_close, t, 5000));
+    ck_assert_uint_ge(now_ms() - start, 250);
+    struct probe_counts pc;
+    probe_get(&pc);
+    ck_assert_uint_ge(pc.timeouts[WHARF_TIMEOUT_WRITE], 1);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(lifetime_closes_even_active_connection)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"timeouts\": {\"idle_ms\": 0, \"lifetime_ms\": 300}}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    uint64_t start = now_ms();
+    bool closed = false;
+    while (!closed && now_ms() - start < 3000) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1)
+            break;
+        char b;
+        closed = recv_exact(fd, &b, 1, 1000) != 1;
+        usleep(20 * 1000);
+    }
+    uint64_t elapsed = now_ms() - start;
+    ck_assert_msg(elapsed >= 280 && elapsed < 1500, "lifetime ended after %llu ms",
+                  (unsigned long long)elapsed);
+    ck_assert(wait_for(one_timeout_close, t, 2000));
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("timeouts");
+    TCase *tc = tcase_create("timeouts");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, idle_timeout_closes_idle_connection_only);
+    tcase_add_test(tc, idle_timeout_is_accurate);
+    tcase_add_test(tc, on_timeout_runs_and_last_word_arrives);
+    tcase_add_test(tc, handler_overrides_idle_timeout_per_connection);
+    tcase_add_test(tc, write_timeout_closes_client_that_stopped_reading);
+    tcase_add_test(tc, lifetime_closes_even_active_connection);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

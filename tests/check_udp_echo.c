@@ -1,0 +1,166 @@
+/*
+ * check_udp_echo.c - integration suite for the UDP echo handler: datagrams
+ * come back whole (up to 65,507 bytes), one reply per datagram, and the
+ * reflection guard ignores blocked and privileged source ports and counts
+ * what it drops.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define UDP_JSON(opts) \
+    "{\"workers\": 2, \"listeners\": [{\"protocol\": \"udp\", \"port\": 0, " \
+    "\"handler\": \"udp_echo\"" opts "}]}"
+
+static void send_to(int fd, int port, const void *p, size_t n)
+{
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ssize_t w = sendto(fd, p, n, 0, (struct sockaddr *)&to, sizeof to);
+    ck_assert_msg(w == (ssize_t)n, "sendto %zu bytes: %s", n, strerror(errno));
+}
+
+static void udp_roundtrip(size_t len)
+{
+    struct tserver *t = tserver_start(UDP_JSON(""));
+    int fd = udp_socket("127.0.0.1", 0, 2000);
+    unsigned char *data = malloc(len), *back = malloc(65536);
+    fill_pattern(data, len, (unsigned)len);
+    send_to(fd, tserver_port(t, 0), data, len);
+    ssize_t r = recv(fd, back, 65536, 0);
+    ck_assert_int_eq(r, (ssize_t)len);
+    ck_assert_mem_eq(data, back, len);
+    struct server_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.datagrams_in, 1);
+    ck_assert_uint_eq(st.datagrams_out, 1);
+    ck_assert_uint_eq(st.bytes_out, len);
+    close(fd);
+    free(data);
+    free(back);
+    tserver_stop(t);
+}
+
+START_TEST(udp_sizes)
+{
+    static const size_t sizes[] = {1, 64, 1472, 1473, 9000, 65507};
+    udp_roundtrip(sizes[_i]);
+}
+END_TEST
+
+START_TEST(udp_many_datagrams_each_answered_once)
+{
+    struct tserver *t = tserver_start(UDP_JSON(""));
+    int fd = udp_socket("127.0.0.1", 0, 2000);
+    int port = tserver_port(t, 0);
+    /* Lock-step so no datagram is lost to a full socket buffer. */
+    for (unsigned i = 0; i < 500; i++) {
+        unsigned char msg[100], back[200];
+        fill_pattern(msg, sizeof msg, i);
+        send_to(fd, port, msg, sizeof msg);
+        ck_assert_int_eq(recv(fd, back, sizeof back, 0), (ssize_t)sizeof msg);
+        ck_assert_mem_eq(msg, back, sizeof msg);
+    }
+    char extra[8];
+    ck_assert_int_lt(recv(fd, extra, sizeof extra, MSG_DONTWAIT), 0); /* no duplicates */
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(udp_guard_blocks_listed_source_port)
+{
+    /* Bind the client first so its port can be named in the guard. */
+    int fd = udp_socket("127.0.0.1", 0, 300);
+    int client_port = udp_local_port(fd);
+    char json[512];
+    snprintf(json, sizeof json,
+             UDP_JSON(", \"options\": {\"block_ports\": [%d], \"allow_privileged_ports\": false}"),
+             client_port);
+    struct tserver *t = tserver_start("%s", json);
+    send_to(fd, tserver_port(t, 0), "ping", 4);
+    char back[16];
+    ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0); /* no answer within 300 ms */
+
+    struct server_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.datagrams_in, 1);
+    ck_assert_uint_eq(st.datagrams_dropped, 1);
+    ck_assert_uint_eq(st.datagrams_out, 0);
+
+    /* Another source port is still answered. */
+    int other = udp_socket("127.0.0.1", 0, 2000);
+    send_to(other, tserver_port(t, 0), "ping", 4);
+    ck_assert_int_eq(recv(other, back, sizeof back, 0), 4);
+    close(other);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(udp_guard_blocks_privileged_source_port)
+{
+    /* Needs root to bind a port below 1024 (CI runs as root). */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(19)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        ck_assert_int_ne(geteuid(), 0); /* only acceptable when not root */
+        return;
+    }
+    close(fd);
+    fd = udp_socket("127.0.0.1", 19, 300); /* chargen: the classic loop partner */
+    struct tserver *t = tserver_start(UDP_JSON(""));
+    send_to(fd, tserver_port(t, 0), "x", 1);
+    char back[16];
+    ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, 1);
+    close(fd);
+
+    fd = udp_socket("127.0.0.1", 1000, 300); /* privileged, not in the list */
+    send_to(fd, tserver_port(t, 0), "x", 1);
+    ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, 2);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(udp_guard_can_be_disabled)
+{
+    int fd = udp_socket("127.0.0.1", 0, 2000);
+    char json[512];
+    snprintf(json, sizeof json, UDP_JSON(", \"options\": {\"guard\": false, \"block_ports\": [%d]}"),
+             udp_local_port(fd));
+    struct tserver *t = tserver_start("%s", json);
+    send_to(fd, tserver_port(t, 0), "ping", 4);
+    char back[16];
+    ck_assert_int_eq(recv(fd, back, sizeof back, 0), 4);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, 0);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("udp_echo");
+    TCase *tc = tcase_create("udp");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, udp_sizes, 0, 6);
+    tcase_add_test(tc, udp_many_datagrams_each_answered_once);
+    tcase_add_test(tc, udp_guard_blocks_listed_source_port);
+    tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
+    tcase_add_test(tc, udp_guard_can_be_disabled);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,123 @@
+#!/bin/sh
+# check_wharfd.sh - wharfd as an operator runs it: -V, -h, -t on good and bad
+# configs, then a real run on ephemeral ports: the seed tutorial's Python
+# client gets "Echo: Hello, server!", UDP echo answers, SIGTERM stops it
+# gracefully (exit 0), and a second signal exits at once.
+set -u
+src=${WHARF_SRCDIR:-.}
+build=${WHARF_BUILDDIR:-.}
+wharfd=$build/wharfd
+tmp=$(mktemp -d)
+pid=
+passed=0
+failed=0
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+
+# Starts wharfd on config $1 in the background; waits (bounded) for its
+# "started" line; sets $pid and the ports it logged.
+start() {
+    "$wharfd" -c "$1" 2>"$tmp/log" &
+    pid=$!
+    i=0
+    while [ $i -lt 100 ] && ! grep -q "started:" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
+    tcp_port=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+    udp_port=$(sed -n 's/.*listening on udp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+}
+# Waits (bounded, $1 tenths of a second) for $pid to exit; sets $status.
+wait_exit() {
+    i=0
+    while [ $i -lt "$1" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then status=timeout; kill -9 "$pid"; wait "$pid"; else wait "$pid"; status=$?; fi
+    pid=
+}
+
+"$wharfd" -V | grep -q "^wharfd [0-9]" && ok "-V" || fail "-V"
+"$wharfd" -h | grep -q "usage: wharfd" && ok "-h" || fail "-h"
+out=$("$wharfd" -t -c "$src/config/wharf.json" 2>&1) && echo "$out" | grep -q "configuration OK" &&
+    ok "-t accepts config/wharf.json" || fail "-t config/wharf.json: $out"
+"$wharfd" -t -c "$src/config/seed.json" >/dev/null 2>&1 && ok "-t accepts config/seed.json" ||
+    fail "-t config/seed.json"
+
+printf '{"listeners": [{"port": "http", "handler": "echo"}]}' >"$tmp/bad.json"
+out=$("$wharfd" -t -c "$tmp/bad.json" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "bad.json: listeners\[0\].port: expected an integer 0..65535" &&
+    ok "-t rejects a bad port naming file and path" || fail "bad port: rc=$rc $out"
+printf '{"listeners": [{"port": 0, "handler": "no_such_handler"}]}' >"$tmp/nomod.json"
+out=$("$wharfd" -t -c "$tmp/nomod.json" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "nomod.json: listeners\[0\].handler: .*not found" &&
+    ok "-t rejects a missing handler module" || fail "missing module: rc=$rc $out"
+out=$("$wharfd" -c "$tmp/absent.json" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "absent.json" && ok "missing config file" ||
+    fail "missing config: rc=$rc $out"
+
+cat >"$tmp/run.json" <<JSON
+{
+  "workers": 2,
+  "shutdown_timeout_ms": 2000,
+  "listeners": [
+    {"name": "seed", "address": "localhost", "port": 0, "handler": "echo",
+     "options": {"prefix": "Echo: "}},
+    {"name": "udp", "protocol": "udp", "address": "127.0.0.1", "port": 0, "handler": "udp_echo"}
+  ]
+}
+JSON
+start "$tmp/run.json"
+if [ -n "$tcp_port" ]; then
+    # The seed tutorial's client, verbatim but for the port.
+    reply=$(python3 - "$tcp_port" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(('localhost', int(sys.argv[1])))
+s.sendall(b'Hello, server!')
+data = s.recv(1024)
+print(data.decode())
+s.close()
+PY
+)
+    [ "$reply" = "Echo: Hello, server!" ] && ok "seed client exchange" || fail "seed client got '$reply'"
+    reply=$(python3 - "$udp_port" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(b'x' * 65507, ('127.0.0.1', int(sys.argv[1])))
+data, addr = s.recvfrom(70000)
+print(len(data), data == b'x' * 65507)
+PY
+)
+    [ "$reply" = "65507 True" ] && ok "udp echo of 65507 bytes" || fail "udp echo got '$reply'"
+else
+    fail "wharfd did not start: $(cat "$tmp/log")"
+fi
+kill -TERM "$pid"
+wait_exit 50
+[ "$status" = 0 ] && grep -q "stopped" "$tmp/log" && ok "SIGTERM stops gracefully, exit 0" ||
+    fail "SIGTERM: status $status; $(tail -n 5 "$tmp/log")"
+
+# A second signal exits at once, even with a connection holding shutdown up.
+sed 's/"shutdown_timeout_ms": 2000/"shutdown_timeout_ms": 60000/' "$tmp/run.json" >"$tmp/slow.json"
+start "$tmp/slow.json"
+python3 - "$tcp_port" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(('localhost', int(sys.argv[1])), timeout=5)
+time.sleep(4)
+PY
+client=$!
+sleep 0.5
+kill -TERM "$pid"
+sleep 0.3
+kill -TERM "$pid"
+wait_exit 20
+[ "$status" = 1 ] && grep -q "exiting now" "$tmp/log" && ok "second signal exits at once" ||
+    fail "second signal: status $status; $(tail -n 5 "$tmp/log")"
+kill "$client" 2>/dev/null
+wait "$client" 2>/dev/null
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,64 @@
+/*
+ * testutil.h - helpers for the integration suites: start an in-process server
+ * from JSON text on ephemeral loopback ports, and blocking/bounded client
+ * socket helpers.  Every wait is bounded; failures abort the test via Check.
+ */
+#ifndef WHARF_TESTUTIL_H
+#define WHARF_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "server.h"
+
+struct tserver {
+    struct config *cfg;
+    struct server *srv;
+};
+
+/* Builds a config from printf-style JSON text, creates and starts the server.
+ * Fails the test with the server's message if anything goes wrong. */
+struct tserver *tserver_start(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same for an already loaded config (taken over by the tserver). */
+struct tserver *tserver_start_config(struct config *cfg);
+/* Stops (gracefully) and frees. */
+void tserver_stop(struct tserver *t);
+int tserver_port(const struct tserver *t, size_t listener);
+struct server_stats tserver_stats(const struct tserver *t, size_t listener);
+
+/* Milliseconds of the monotonic clock. */
+uint64_t now_ms(void);
+
+/* Connects a blocking TCP socket to host:port with 5 s send/receive timeouts. */
+int tcp_connect(const char *host, int port);
+/* Sends everything (fails the test on error). */
+void send_all(int fd, const void *p, size_t n);
+/* Receives exactly n bytes unless EOF, error or timeout_ms passes first;
+ * returns the number received. */
+size_t recv_exact(int fd, void *p, size_t n, int timeout_ms);
+/* Waits up to timeout_ms for EOF (read returns 0) or a reset: true if so.
+ * Bytes that arrive meanwhile are discarded. */
+bool wait_closed(int fd, int timeout_ms);
+/* Sends `len` bytes of data on fd while reading the echo, concurrently
+ * (non-blocking, poll-driven), and checks the echo is byte-exact. Returns
+ * bytes echoed back. */
+size_t echo_roundtrip(int fd, const unsigned char *data, size_t len, int timeout_ms);
+
+/* A UDP socket bound to 127.0.0.1:port (0 = any) with a receive timeout. */
+int udp_socket(const char *host, int port, int timeout_ms);
+int udp_local_port(int fd);
+
+/* Fills p with a deterministic pattern for `seed`. */
+void fill_pattern(unsigned char *p, size_t n, unsigned seed);
+
+/* Polls cond(arg) every 5 ms for up to timeout_ms; returns its last value. */
+bool wait_for(bool (*cond)(void *), void *arg, int timeout_ms);
+
+/* Counters of the mod_probe test handler (loaded by a running tserver).
+ * Fails the test if the module is not loaded. */
+struct probe_counts;
+void probe_get(struct probe_counts *out);
+
+#endif

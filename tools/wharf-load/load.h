@@ -1,0 +1,182 @@
+/* load.h - what the parts of wharf-load share: the run configuration (filled by opts.c),
+ * the counters every engine thread keeps, the merged result, and the engine entry points.
+ *
+ * Flow of a run: opts_parse() -> engine_run() (threads running tcp_thread()/udp_thread())
+ * -> report_*() -> engine_verdict() decides the exit status. */
+#ifndef WLOAD_LOAD_H
+#define WLOAD_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "hist.h"
+#include "msg.h"
+
+#define LOAD_VERSION "1.0"
+#define LOAD_MAX_THREADS 256
+#define LOAD_MAX_CONNECTIONS 1000000
+#define LOAD_MAX_PIPELINE 4096 /* messages in flight per connection (and open-loop default) */
+#define LOAD_MAX_UDP_SIZE 65507u
+
+struct load_config {
+	/* target */
+	char target[300]; /* as given: HOST:PORT */
+	char host[256];   /* numeric address it resolved to */
+	unsigned port;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool udp;
+
+	/* shape of the load */
+	unsigned threads, connections, pipeline;
+	bool pipeline_set;
+	struct msg_params msg;      /* seed and size range */
+	double rate;                /* total messages/s; 0 = closed loop */
+	double ramp;                /* new connections/s at start; 0 = all at once */
+	uint64_t churn;             /* exchanges per connection before closing it; 0 = keep */
+	uint64_t count;             /* total measured messages; 0 = run for duration */
+	uint64_t duration_ns;       /* measurement period (cap on the run with --count) */
+	bool duration_set;
+	uint64_t warmup_ns, drain_ns, connect_timeout_ns, udp_timeout_ns;
+
+	/* output */
+	bool json, percentiles, quiet;
+	int progress; /* -1 auto (stderr is a terminal), 0 off, 1 on */
+	const char *hist_out, *plot;
+
+	/* thresholds */
+	uint64_t max_p99_ns; /* 0 = none */
+	double min_rate;     /* 0 = none */
+	uint64_t max_errors;
+	double max_loss_pct;
+
+	/* --merge FILE...: report on histogram files instead of running */
+	bool merge;
+	char **files;
+	int nfiles;
+};
+
+/* Counters. Every one is either informational or an error; errors sum into "errors". */
+enum stat_id {
+	ST_SENT,          /* messages written (warm-up included) */
+	ST_RECEIVED,      /* echoes that verified (warm-up included) */
+	ST_MEASURED,      /* verified echoes of messages due inside the measurement period */
+	ST_BYTES_SENT,
+	ST_BYTES_RECEIVED,
+	ST_CONNECTS,      /* connections established */
+	ST_CHURN_CLOSES,  /* connections closed by churn after their exchanges */
+	ST_BACKLOG_END,   /* open loop: messages due but not sent when sending stopped */
+	ST_LOST,          /* UDP: datagrams never answered (after the drain) */
+	ST_LATE,          /* UDP: answers too old to tell apart from duplicates (counted lost) */
+	/* errors from here on */
+	ST_MISMATCH,      /* echo differs from what was sent */
+	ST_SHORT,         /* truncated echo: connection ended or datagram shorter */
+	ST_REORDER,       /* echo came back before one sent earlier */
+	ST_DUPLICATE,     /* same echo twice, or an echo of something never sent */
+	ST_UNANSWERED,    /* TCP: no echo by the end of the drain, or the connection died */
+	ST_REFUSED,       /* ECONNREFUSED (UDP: ICMP port unreachable) */
+	ST_RESET,         /* ECONNRESET / EPIPE */
+	ST_PEER_CLOSED,   /* server closed the connection (EOF) */
+	ST_ADDRNOTAVAIL,  /* EADDRNOTAVAIL: out of local ports */
+	ST_CONNECT_TIMEOUT,
+	ST_SOCKET_ERROR,  /* any other socket error (EMFILE, ENETUNREACH, ...) */
+	ST__COUNT
+};
+#define ST_FIRST_ERROR ST_MISMATCH
+
+extern const char *const stat_names[ST__COUNT];
+
+struct load_stats {
+	uint64_t c[ST__COUNT];
+};
+
+/* Owner thread only: add with a relaxed store so the progress thread may read at any time. */
+static inline void stat_add(struct load_stats *s, enum stat_id id, uint64_t n)
+{
+	__atomic_store_n(&s->c[id], s->c[id] + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t stat_errors(const struct load_stats *s)
+{
+	uint64_t e = 0;
+	int i;
+
+	for (i = ST_FIRST_ERROR; i < ST__COUNT; i++)
+		e += s->c[i];
+	return e;
+}
+
+struct load_result {
+	struct load_stats st;
+	struct hist *corrected; /* recv - intended (open loop); = raw in closed loop */
+	struct hist *raw;       /* recv - actual send */
+	struct hist *connect;   /* connect() to established */
+	uint64_t measure_ns;    /* length of the measurement period used for rates */
+	uint64_t drain_used_ns; /* how long the drain actually took */
+	double wall_s, cpu_user_s, cpu_sys_s;
+	bool interrupted;       /* stopped early by SIGINT/SIGTERM */
+	char first_error[160];  /* first error seen, in words (what, errno text) */
+};
+
+/* Shared, read-only timeline and stop flag of one run. */
+struct load_clock {
+	uint64_t t0;        /* run start */
+	uint64_t warm_end;  /* messages due before this are not measured */
+	uint64_t send_end;  /* no message is sent at or after this */
+	uint64_t hard_end;  /* send_end + drain: the thread returns by then */
+	int stop;           /* set (atomically) to end the run early */
+};
+
+/* One engine thread: its share of the connections, its counters and histograms. */
+struct load_thread {
+	const struct load_config *cfg;
+	struct load_clock *clk;
+	unsigned index;
+	unsigned first_conn, nconns; /* global connection numbers [first, first + n) */
+	uint64_t quota;              /* --count share of this thread (0 = unlimited) */
+	struct load_stats st;
+	struct hist *corrected, *raw, *connect;
+	uint64_t last_rx_ns;         /* last measured echo (for --count rates) */
+	uint64_t drain_start_ns, drain_end_ns;
+	int done;                    /* set when the thread has finished */
+	char first_error[160];
+};
+
+/* Monotonic time in nanoseconds. */
+static inline uint64_t load_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Defaults for every option (target unset). */
+void load_config_defaults(struct load_config *cfg);
+
+/* Runs the load described by cfg and fills res (which then owns three histograms: free
+ * them with engine_result_free). Prints a progress line on stderr once a second when
+ * cfg->progress says so. Returns 0, or -1 with a message in err when the run could not
+ * start (threads, memory); counted errors never make it fail. */
+int engine_run(const struct load_config *cfg, struct load_result *res, char *err, size_t errlen);
+void engine_result_free(struct load_result *res);
+
+/* Applies the thresholds and the verification rules: returns 0 when the run passes, 1 when
+ * it fails, with the reasons ("; "-separated) in why. */
+int engine_verdict(const struct load_config *cfg, const struct load_result *res, char *why,
+		   size_t whylen);
+
+/* Asks a running engine_run to stop early (async-signal-safe). */
+void engine_request_stop(void);
+
+/* Engine threads (tcp.c, udp.c): drive th->nconns connections until the clock says stop. */
+void *tcp_thread(void *th);
+void *udp_thread(void *th);
+
+/* Records the first error text of a thread (errno text added when err != 0). */
+void load_note_error(struct load_thread *th, const char *what, int err);
+
+#endif
