@@ -18,6 +18,7 @@
 #ifndef WHARF_H
 #define WHARF_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,12 +72,13 @@ const char *wharf_timeout_name(enum wharf_timeout kind);
  */
 struct wharf_handler {
     uint32_t abi_version; /* must be WHARF_ABI_VERSION */
-    const char *name;     /* short name, used in logs */
+    const char *name;     /* short name, used in logs; required, non-empty */
 
     /*
      * Called once per listener before anything is bound.  `opts` is the
      * listener's "options" object (possibly empty); read it with the
      * wharf_options_* calls.  Store per-listener state in *listener_data.
+     * err is never NULL and starts as "".
      * Return 0, or -1 after writing a one-line reason into err (errlen bytes):
      * the server then refuses to start and prints the reason with the config
      * file and JSON path.
@@ -119,7 +121,9 @@ struct wharf_handler {
 int wharf_options_string(const wharf_options *opts, const char *key, const char **out);
 int wharf_options_int(const wharf_options *opts, const char *key, long long *out);
 int wharf_options_bool(const wharf_options *opts, const char *key, bool *out);
-/* Integer array: stores up to `max` elements in out[], the count in *n. */
+/* Integer array: stores its elements in out[] and the count in *n.  Returns
+ * -EINVAL (out and *n untouched) when the value is not an array, an element is
+ * not an integer, or there are more than `max` elements. */
 int wharf_options_int_array(const wharf_options *opts, const char *key,
                             long long *out, size_t max, size_t *n);
 /*

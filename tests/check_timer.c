@@ -370,6 +370,44 @@ START_TEST(test_heap_grows_during_expire)
 }
 END_TEST
 
+static struct tt *last_due;
+
+static void swap_last_for_new(struct timer *t, uint64_t now_ms)
+{
+    record(t, now_ms);
+    timer_disarm(&heap, &last_due->t);
+    ck_assert_int_eq(timer_arm(&heap, &spawned->t, now_ms + 10), 0);
+}
+
+START_TEST(test_new_timer_takes_disarmed_due_timers_place)
+{
+    /* Fill the array exactly with due timers.  The first callback disarms
+     * the last one due and arms a new timer in the freed room; the new
+     * timer must neither fire now nor be lost. */
+    int n = 0;
+    do {
+        ck_assert_int_lt(n, MANY - 1);
+        tt_init(&many[n], n, n == 0 ? swap_last_for_new : record);
+        ck_assert_int_eq(timer_arm(&heap, &many[n].t, 1 + (uint64_t)n), 0);
+        n++;
+    } while (n < 2 || heap.len < heap.cap);
+    last_due = &many[n - 1];
+    spawned = &many[n];
+    tt_init(spawned, n, record);
+
+    ck_assert_uint_eq(timer_expire(&heap, 1000), (size_t)n - 1);
+    for (int i = 0; i < n - 1; i++)
+        ck_assert_int_eq(fired.id[i], i);
+    ck_assert(!timer_armed(&last_due->t));
+    ck_assert(timer_armed(&spawned->t));
+    ck_assert_uint_eq(heap.len, 1);
+    assert_heap_ok(&heap);
+
+    ck_assert_uint_eq(timer_expire(&heap, 1010), 1);
+    ck_assert_int_eq(fired.id[n - 1], n);
+}
+END_TEST
+
 START_TEST(test_many_timers_keep_heap_order)
 {
     enum { SPAN = 1000000, STEP = 50000 };
@@ -459,6 +497,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, test_timer_armed_during_expire_fires_next_call);
     tcase_add_test(tc, test_callback_rearms_due_timer_later);
     tcase_add_test(tc, test_heap_grows_during_expire);
+    tcase_add_test(tc, test_new_timer_takes_disarmed_due_timers_place);
     tcase_add_test(tc, test_many_timers_keep_heap_order);
     tcase_add_test(tc, test_heap_free_disarms);
     tcase_add_test(tc, test_now_is_monotonic);

@@ -179,4 +179,49 @@ void *udp_thread(void *th);
 /* Records the first error text of a thread (errno text added when err != 0). */
 void load_note_error(struct load_thread *th, const char *what, int err);
 
+/* Waits for events up to timeout_ns (nanosecond resolution with epoll_pwait2, falling back
+ * to epoll_wait rounded up to milliseconds). Returns what epoll_wait returns. */
+struct epoll_event;
+int engine_wait(int ep, struct epoll_event *ev, int max, uint64_t timeout_ns);
+
+/* The counter a socket errno belongs to (ST_REFUSED, ST_RESET, ... ST_SOCKET_ERROR). */
+enum stat_id engine_errno_stat(int err);
+
+/* Whether a message due at `intended` belongs to the measurement period. */
+static inline bool load_measured(const struct load_clock *clk, uint64_t intended)
+{
+	return intended >= clk->warm_end && intended < clk->send_end;
+}
+
+static inline bool load_stopped(const struct load_clock *clk)
+{
+	return __atomic_load_n(&clk->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* Open-loop schedule of one thread: its k-th message is due at t0 + k * interval and goes
+ * to connection k % n, so connection c's j-th message is due at t0 + (j * n + c) * interval.
+ * Every connection thus sends at total_rate / connections, evenly staggered. */
+struct load_sched {
+	uint64_t t0;
+	double interval_ns; /* between two messages of the thread */
+	unsigned n;         /* connections of the thread */
+	uint64_t k;         /* next thread message to release */
+};
+
+static inline uint64_t sched_at(const struct load_sched *s, uint64_t k)
+{
+	return s->t0 + (uint64_t)((double)k * s->interval_ns);
+}
+
+static inline uint64_t sched_conn_at(const struct load_sched *s, unsigned c, uint64_t j)
+{
+	return sched_at(s, j * s->n + c);
+}
+
+/* Sets up th's schedule from the configured total rate. */
+void sched_init(struct load_sched *s, const struct load_thread *th);
+
+/* Splits --count between threads exactly (shares sum to count). */
+uint64_t load_quota_share(uint64_t count, unsigned first, unsigned n, unsigned total);
+
 #endif

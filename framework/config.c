@@ -1,0 +1,702 @@
+/*
+ * config.c - loads the server's JSON configuration (config.h) and validates
+ * all of it before anything starts.
+ *
+ * The text is parsed with jansson (duplicate keys rejected), then walked once:
+ * each object is first checked for unknown keys, then each known key is read
+ * with a typed getter that knows the key's JSON path and its range.  The
+ * first problem stops the walk and becomes one line in the caller's buffer:
+ *
+ *   FILE: PATH: expected WHAT, got VALUE
+ *   FILE: PATH: missing, expected WHAT
+ *   FILE: PATH: unknown key
+ *   FILE:LINE:COLUMN: syntax error: JANSSON'S TEXT
+ *
+ * Defaults are filled in as the walk goes, so a config that loads is complete.
+ * Only jansson and libc are used; docs/config.md lists every key.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wharf.h"
+
+#define PATH_LEN 256     /* JSON paths in messages; longer ones are truncated */
+#define GOT_LEN 40       /* at most this much of an offending value is shown */
+#define MAX_MS 86400000  /* a listener timeout: 24 hours */
+#define MAX_SOCKBUF 1073741824 /* recv_buffer / send_buffer: 1 GiB */
+#define MAX_BUFFER 1073741824  /* any of "buffers": 1 GiB */
+
+/* What one load needs to report an error. */
+struct loader {
+    const char *file; /* the name used in messages */
+    char *err;
+    size_t errlen;
+};
+
+/* ---- error reporting ----------------------------------------------------- */
+
+/* Replaces control characters (from key names or jansson's text) with '?'
+ * so that a message stays on one line. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+/*
+ * Writes "FILE: PATH: MESSAGE" (or "FILE: MESSAGE" when path is NULL) into
+ * the caller's buffer and returns -1.
+ */
+static int fail(struct loader *ld, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct loader *ld, const char *path, const char *fmt, ...)
+{
+    if (!ld->err || ld->errlen == 0)
+        return -1;
+    int n = path ? snprintf(ld->err, ld->errlen, "%s: %s: ", ld->file, path)
+                 : snprintf(ld->err, ld->errlen, "%s: ", ld->file);
+    if (n >= 0 && (size_t)n < ld->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    one_line(ld->err);
+    return -1;
+}
+
+/* Reports a jansson parse error: "FILE:LINE:COLUMN: syntax error: TEXT", or
+ * without line and column when jansson has none. */
+static int fail_syntax(struct loader *ld, const json_error_t *je)
+{
+    if (!ld->err || ld->errlen == 0)
+        return -1;
+    if (je->line > 0)
+        snprintf(ld->err, ld->errlen, "%s:%d:%d: syntax error: %s", ld->file, je->line,
+                 je->column, je->text);
+    else
+        snprintf(ld->err, ld->errlen, "%s: syntax error: %s", ld->file, je->text);
+    one_line(ld->err);
+    return -1;
+}
+
+/*
+ * Describes a JSON value for "got ...": objects and arrays by their type,
+ * anything else as compact JSON (ASCII-escaped, so it is one line), cut to
+ * GOT_LEN characters with "..." when longer.
+ */
+static const char *describe(const json_t *v, char *buf, size_t len)
+{
+    if (json_is_object(v))
+        return "an object";
+    if (json_is_array(v))
+        return json_array_size(v) ? "an array" : "an empty array";
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!text)
+        return "a value";
+    if (strlen(text) > GOT_LEN)
+        snprintf(buf, len, "%.*s...", GOT_LEN - 3, text);
+    else
+        snprintf(buf, len, "%s", text);
+    free(text);
+    return buf;
+}
+
+/* Builds "PARENT.KEY", or "KEY" at the top level (parent ""). */
+static void key_path(char *buf, size_t len, const char *parent, const char *key)
+{
+    if (*parent)
+        snprintf(buf, len, "%s.%s", parent, key);
+    else
+        snprintf(buf, len, "%s", key);
+}
+
+static int fail_got(struct loader *ld, const char *path, const char *expected, const json_t *v)
+{
+    char got[GOT_LEN + 8];
+    return fail(ld, path, "expected %s, got %s", expected, describe(v, got, sizeof got));
+}
+
+static int fail_missing(struct loader *ld, const char *parent, const char *key,
+                        const char *expected)
+{
+    char path[PATH_LEN];
+    key_path(path, sizeof path, parent, key);
+    return fail(ld, path, "missing, expected %s", expected);
+}
+
+/* ---- typed getters --------------------------------------------------------
+ *
+ * Each reads obj[key] (the object at JSON path `parent`).  It returns 1 and
+ * stores the value when the key is present and valid, 0 when the key is
+ * absent (*out is left as it was, holding the default), and -1 after writing
+ * the error when the value is wrong.
+ */
+
+/* Rejects any key of obj not in the NULL-terminated `allowed`. */
+static int check_keys(struct loader *ld, const json_t *obj, const char *parent,
+                      const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key) != 0)
+            a++;
+        if (!*a) {
+            char path[PATH_LEN];
+            key_path(path, sizeof path, parent, key);
+            return fail(ld, path, "unknown key");
+        }
+    }
+    return 0;
+}
+
+/* An integer lo..hi. */
+static int get_int(struct loader *ld, const json_t *obj, const char *parent, const char *key,
+                   long long lo, long long hi, long long *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        char path[PATH_LEN], expected[64];
+        key_path(path, sizeof path, parent, key);
+        snprintf(expected, sizeof expected, "an integer %lld..%lld", lo, hi);
+        return fail_got(ld, path, expected, v);
+    }
+    *out = json_integer_value(v);
+    return 1;
+}
+
+/* A duration in milliseconds, 0..max. */
+static int get_ms(struct loader *ld, const json_t *obj, const char *parent, const char *key,
+                  long long max, uint64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    char path[PATH_LEN];
+    key_path(path, sizeof path, parent, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return fail_got(ld, path, "a non-negative integer (milliseconds)", v);
+    if (json_integer_value(v) > max) {
+        char expected[64];
+        snprintf(expected, sizeof expected, "at most %lld (milliseconds)", max);
+        return fail_got(ld, path, expected, v);
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 1;
+}
+
+static int get_bool(struct loader *ld, const json_t *obj, const char *parent, const char *key,
+                    bool *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v)) {
+        char path[PATH_LEN];
+        key_path(path, sizeof path, parent, key);
+        return fail_got(ld, path, "true or false", v);
+    }
+    *out = json_is_true(v);
+    return 1;
+}
+
+/* A non-empty string, copied into *out (which must be NULL: nothing to free). */
+static int get_string(struct loader *ld, const json_t *obj, const char *parent, const char *key,
+                      char **out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    char path[PATH_LEN];
+    key_path(path, sizeof path, parent, key);
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return fail_got(ld, path, "a non-empty string", v);
+    *out = strdup(json_string_value(v));
+    if (!*out)
+        return fail(ld, path, "out of memory");
+    return 1;
+}
+
+/*
+ * One of the NULL-terminated `names`; stores its index.  `expected` is the
+ * human list used in the message, e.g. "\"tcp\" or \"udp\"".
+ */
+static int get_choice(struct loader *ld, const json_t *obj, const char *parent, const char *key,
+                      const char *const *names, const char *expected, int *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (json_is_string(v)) {
+        for (int i = 0; names[i]; i++) {
+            if (strcmp(names[i], json_string_value(v)) == 0) {
+                *out = i;
+                return 1;
+            }
+        }
+    }
+    char path[PATH_LEN];
+    key_path(path, sizeof path, parent, key);
+    return fail_got(ld, path, expected, v);
+}
+
+/* ---- module_path ------------------------------------------------------------ */
+
+/*
+ * Returns the absolute directory that relative module_path elements start
+ * from: the directory of `file`, or the current directory when file is NULL.
+ * The result is malloc'ed; NULL with errno set on failure.
+ */
+static char *base_dir(const char *file)
+{
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (slash && file[0] == '/')
+        return slash == file ? strdup("/") : strndup(file, (size_t)(slash - file));
+    char *cwd = getcwd(NULL, 0);
+    if (!cwd || !slash)
+        return cwd;
+    size_t len = strlen(cwd) + 1 + (size_t)(slash - file) + 1;
+    char *dir = malloc(len);
+    if (dir)
+        snprintf(dir, len, "%s/%.*s", cwd, (int)(slash - file), file);
+    free(cwd);
+    return dir;
+}
+
+/*
+ * Resolves each colon-separated element of `value`: absolute ones are kept,
+ * relative ones are joined to base_dir(file) (a leading "./" is dropped and
+ * "." is the base itself).  Empty elements are errors.  Stores a malloc'ed
+ * string in *out.
+ */
+static int resolve_module_path(struct loader *ld, const json_t *v, const char *file, char **out)
+{
+    const char *value = json_string_value(v);
+    size_t nelem = 1;
+    bool relative = false;
+    for (const char *p = value, *end; ; p = end + 1) {
+        end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0)
+            return fail_got(ld, "module_path", "colon-separated non-empty directories", v);
+        if (*p != '/')
+            relative = true;
+        if (!end)
+            break;
+        nelem++;
+    }
+
+    char *base = NULL;
+    if (relative && !(base = base_dir(file)))
+        return fail(ld, "module_path", "cannot resolve relative directories: %s",
+                    strerror(errno));
+    size_t cap = strlen(value) + 1 + (base ? nelem * (strlen(base) + 1) : 0);
+    char *res = malloc(cap);
+    if (!res) {
+        free(base);
+        return fail(ld, "module_path", "out of memory");
+    }
+
+    size_t n = 0;
+    for (const char *p = value, *end; ; p = end + 1) {
+        end = strchr(p, ':');
+        int len = (int)(end ? (size_t)(end - p) : strlen(p));
+        const char *sep = n ? ":" : "";
+        if (*p == '/') {
+            n += (size_t)snprintf(res + n, cap - n, "%s%.*s", sep, len, p);
+        } else {
+            while (len >= 2 && p[0] == '.' && p[1] == '/') {
+                p += 2;
+                len -= 2;
+                while (len > 0 && *p == '/') {
+                    p++;
+                    len--;
+                }
+            }
+            bool self = len == 0 || (len == 1 && *p == '.');
+            bool root = strcmp(base, "/") == 0;
+            if (self)
+                n += (size_t)snprintf(res + n, cap - n, "%s%s", sep, base);
+            else
+                n += (size_t)snprintf(res + n, cap - n, "%s%s%s%.*s", sep, base,
+                                      root ? "" : "/", len, p);
+        }
+        if (!end)
+            break;
+    }
+    free(base);
+    *out = res;
+    return 0;
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static const char *const listener_keys[] = {
+    "name", "protocol", "address", "port", "backlog", "ipv6_only", "reuse_address",
+    "reuse_port", "tcp_nodelay", "keepalive", "recv_buffer", "send_buffer", "timeouts",
+    "buffers", "handler", "options", NULL,
+};
+static const char *const timeout_keys[] = { "idle_ms", "write_ms", "lifetime_ms", NULL };
+static const char *const buffer_keys[] = {
+    "high_watermark", "low_watermark", "max_input", "max_output", NULL,
+};
+static const char *const protocol_names[] = { "tcp", "udp", NULL };
+
+/* Reads a listener's optional "timeouts" object. */
+static int load_timeouts(struct loader *ld, const json_t *obj, struct config_listener *l)
+{
+    const json_t *t = json_object_get(obj, "timeouts");
+    if (!t)
+        return 0;
+    char path[PATH_LEN];
+    key_path(path, sizeof path, l->path, "timeouts");
+    if (!json_is_object(t))
+        return fail_got(ld, path, "an object {idle_ms, write_ms, lifetime_ms}", t);
+    if (check_keys(ld, t, path, timeout_keys) < 0 ||
+        get_ms(ld, t, path, "idle_ms", MAX_MS, &l->timeouts.idle_ms) < 0 ||
+        get_ms(ld, t, path, "write_ms", MAX_MS, &l->timeouts.write_ms) < 0 ||
+        get_ms(ld, t, path, "lifetime_ms", MAX_MS, &l->timeouts.lifetime_ms) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * Reads a listener's optional "buffers" object and checks
+ * 0 < low_watermark < high_watermark <= max_output.  When a pair is out of
+ * order the key the config set is blamed (the other may be a default).
+ */
+static int load_buffers(struct loader *ld, const json_t *obj, struct config_listener *l)
+{
+    const json_t *b = json_object_get(obj, "buffers");
+    if (!b)
+        return 0;
+    char path[PATH_LEN], kpath[PATH_LEN];
+    key_path(path, sizeof path, l->path, "buffers");
+    if (!json_is_object(b))
+        return fail_got(ld, path,
+                        "an object {high_watermark, low_watermark, max_input, max_output}", b);
+    if (check_keys(ld, b, path, buffer_keys) < 0)
+        return -1;
+
+    long long high = (long long)l->high_watermark, low = (long long)l->low_watermark;
+    long long max_input = (long long)l->max_input, max_output = (long long)l->max_output;
+    int has_high, has_low, has_output;
+    if ((has_high = get_int(ld, b, path, "high_watermark", 1, MAX_BUFFER, &high)) < 0 ||
+        (has_low = get_int(ld, b, path, "low_watermark", 1, MAX_BUFFER, &low)) < 0 ||
+        get_int(ld, b, path, "max_input", 1024, MAX_BUFFER, &max_input) < 0 ||
+        (has_output = get_int(ld, b, path, "max_output", 1, MAX_BUFFER, &max_output)) < 0)
+        return -1;
+
+    if (low >= high) {
+        if (has_low) {
+            key_path(kpath, sizeof kpath, path, "low_watermark");
+            return fail(ld, kpath, "expected less than high_watermark (%lld), got %lld",
+                        high, low);
+        }
+        key_path(kpath, sizeof kpath, path, "high_watermark");
+        return fail(ld, kpath, "expected more than low_watermark (%lld), got %lld", low, high);
+    }
+    if (high > max_output) {
+        if (has_high || !has_output) {
+            key_path(kpath, sizeof kpath, path, "high_watermark");
+            return fail(ld, kpath, "expected at most max_output (%lld), got %lld",
+                        max_output, high);
+        }
+        key_path(kpath, sizeof kpath, path, "max_output");
+        return fail(ld, kpath, "expected at least high_watermark (%lld), got %lld",
+                    high, max_output);
+    }
+    l->high_watermark = (size_t)high;
+    l->low_watermark = (size_t)low;
+    l->max_input = (size_t)max_input;
+    l->max_output = (size_t)max_output;
+    return 0;
+}
+
+/*
+ * Reads cfg->listeners[index] from `obj`.  Listeners before it are complete,
+ * so its name is checked against theirs.  On failure the listener may be
+ * partly filled; config_free frees whatever it holds.
+ */
+static int load_listener(struct loader *ld, const json_t *obj, struct config *cfg, size_t index)
+{
+    struct config_listener *l = &cfg->listeners[index];
+    *l = (struct config_listener){
+        .protocol = CONFIG_TCP,
+        .backlog = 511,
+        .reuse_address = true,
+        .tcp_nodelay = true,
+        .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0 },
+        .high_watermark = 262144,
+        .low_watermark = 65536,
+        .max_input = 1048576,
+        .max_output = 16777216,
+    };
+    snprintf(l->path, sizeof l->path, "listeners[%zu]", index);
+    const char *p = l->path;
+
+    if (!json_is_object(obj))
+        return fail_got(ld, p, "an object", obj);
+    if (check_keys(ld, obj, p, listener_keys) < 0)
+        return -1;
+
+    int protocol = CONFIG_TCP;
+    if (get_choice(ld, obj, p, "protocol", protocol_names, "\"tcp\" or \"udp\"", &protocol) < 0)
+        return -1;
+    l->protocol = (enum config_protocol)protocol;
+
+    int has_name = get_string(ld, obj, p, "name", &l->name);
+    if (has_name < 0)
+        return -1;
+    if (!has_name) {
+        char name[40];
+        snprintf(name, sizeof name, "%s-%zu", protocol_names[protocol], index);
+        if (!(l->name = strdup(name)))
+            return fail(ld, p, "out of memory");
+    }
+    for (size_t i = 0; i < index; i++) {
+        if (strcmp(cfg->listeners[i].name, l->name) != 0)
+            continue;
+        char path[PATH_LEN], got[GOT_LEN + 8];
+        key_path(path, sizeof path, p, "name");
+        if (has_name)
+            describe(json_object_get(obj, "name"), got, sizeof got);
+        else
+            snprintf(got, sizeof got, "\"%s\" (the default)", l->name);
+        return fail(ld, path, "expected a unique name, got %s (%s has it)", got,
+                    cfg->listeners[i].path);
+    }
+
+    if (get_string(ld, obj, p, "address", &l->address) < 0)
+        return -1;
+    if (!l->address && !(l->address = strdup("127.0.0.1")))
+        return fail(ld, p, "out of memory");
+
+    long long port = 0, backlog = l->backlog, recv_buffer = 0, send_buffer = 0;
+    int has_port = get_int(ld, obj, p, "port", 0, 65535, &port);
+    if (has_port < 0)
+        return -1;
+    if (!has_port)
+        return fail_missing(ld, p, "port", "an integer 0..65535");
+    if (get_int(ld, obj, p, "backlog", 1, 65535, &backlog) < 0 ||
+        get_bool(ld, obj, p, "ipv6_only", &l->ipv6_only) < 0 ||
+        get_bool(ld, obj, p, "reuse_address", &l->reuse_address) < 0 ||
+        get_bool(ld, obj, p, "reuse_port", &l->reuse_port) < 0 ||
+        get_bool(ld, obj, p, "tcp_nodelay", &l->tcp_nodelay) < 0 ||
+        get_bool(ld, obj, p, "keepalive", &l->keepalive) < 0 ||
+        get_int(ld, obj, p, "recv_buffer", 0, MAX_SOCKBUF, &recv_buffer) < 0 ||
+        get_int(ld, obj, p, "send_buffer", 0, MAX_SOCKBUF, &send_buffer) < 0 ||
+        load_timeouts(ld, obj, l) < 0 ||
+        load_buffers(ld, obj, l) < 0)
+        return -1;
+    l->port = (int)port;
+    l->backlog = (int)backlog;
+    l->recv_buffer = (int)recv_buffer;
+    l->send_buffer = (int)send_buffer;
+
+    int has_handler = get_string(ld, obj, p, "handler", &l->handler);
+    if (has_handler < 0)
+        return -1;
+    if (!has_handler)
+        return fail_missing(ld, p, "handler", "a non-empty string (module name or path)");
+
+    json_t *options = json_object_get(obj, "options");
+    if (options && !json_is_object(options)) {
+        char path[PATH_LEN];
+        key_path(path, sizeof path, p, "options");
+        return fail_got(ld, path, "an object", options);
+    }
+    l->options = options ? json_incref(options) : json_object();
+    if (!l->options)
+        return fail(ld, p, "out of memory");
+    return 0;
+}
+
+/* ---- the whole file --------------------------------------------------------- */
+
+static const char *const top_keys[] = {
+    "workers", "queue_depth", "max_connections", "module_path", "log",
+    "shutdown_timeout_ms", "listeners", NULL,
+};
+static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
+
+/* The number of online CPUs, kept within the "workers" range 1..1024. */
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+}
+
+/*
+ * Validates the parsed document `root` into cfg (already holding `file`).
+ * `base_file` is the config file for module_path resolution, or NULL for the
+ * current directory.
+ */
+static int load_root(struct loader *ld, const json_t *root, const char *base_file,
+                     struct config *cfg)
+{
+    if (!json_is_object(root))
+        return fail_got(ld, "top level", "an object", root);
+    if (check_keys(ld, root, "", top_keys) < 0)
+        return -1;
+
+    long long workers = online_cpus(), queue_depth = 1024, max_connections = 100000;
+    int log_level = WHARF_LOG_INFO;
+    cfg->shutdown_timeout_ms = 5000;
+    if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
+        get_int(ld, root, "", "queue_depth", 1, 1000000, &queue_depth) < 0 ||
+        get_int(ld, root, "", "max_connections", 1, 10000000, &max_connections) < 0 ||
+        get_choice(ld, root, "", "log", log_names,
+                   "\"error\", \"warn\", \"info\" or \"debug\"", &log_level) < 0 ||
+        get_ms(ld, root, "", "shutdown_timeout_ms", 3600000, &cfg->shutdown_timeout_ms) < 0)
+        return -1;
+    cfg->workers = (int)workers;
+    cfg->queue_depth = (int)queue_depth;
+    cfg->max_connections = (int)max_connections;
+    cfg->log_level = log_level;
+
+    const json_t *mp = json_object_get(root, "module_path");
+    if (mp) {
+        if (!json_is_string(mp) || json_string_length(mp) == 0)
+            return fail_got(ld, "module_path", "a non-empty string", mp);
+        if (resolve_module_path(ld, mp, base_file, &cfg->module_path) < 0)
+            return -1;
+    }
+
+    const char *expected = "a non-empty array of listener objects";
+    const json_t *ls = json_object_get(root, "listeners");
+    if (!ls)
+        return fail_missing(ld, "", "listeners", expected);
+    if (!json_is_array(ls) || json_array_size(ls) == 0)
+        return fail_got(ld, "listeners", expected, ls);
+    cfg->listeners = calloc(json_array_size(ls), sizeof *cfg->listeners);
+    if (!cfg->listeners)
+        return fail(ld, "listeners", "out of memory");
+    cfg->nlisteners = json_array_size(ls);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (load_listener(ld, json_array_get(ls, i), cfg, i) < 0)
+            return -1;
+    return 0;
+}
+
+/*
+ * Parses `len` bytes of `text` and validates them.  `name` is the file name
+ * for messages, `base_file` as for load_root.
+ */
+static int load(const char *text, size_t len, const char *name, const char *base_file,
+                struct config **out, char *err, size_t errlen)
+{
+    struct loader ld = { .file = name, .err = err, .errlen = errlen };
+    *out = NULL;
+
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!root)
+        return fail_syntax(&ld, &je);
+
+    struct config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg || !(cfg->file = strdup(name))) {
+        free(cfg);
+        json_decref(root);
+        return fail(&ld, NULL, "out of memory");
+    }
+    int rc = load_root(&ld, root, base_file, cfg);
+    json_decref(root);
+    if (rc < 0) {
+        config_free(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+/*
+ * Reads all of `file` into a malloc'ed buffer (*len bytes).  Returns NULL
+ * with errno set when the file cannot be opened or read (a directory gives
+ * EISDIR).
+ */
+static char *read_all(const char *file, size_t *len)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            errno = ENOMEM;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    if (buf && ferror(f)) {
+        int e = errno;
+        free(buf);
+        buf = NULL;
+        errno = e;
+    }
+    int e = errno;
+    fclose(f);
+    errno = e;
+    *len = n;
+    return buf;
+}
+
+int config_load_file(const char *file, struct config **out, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *text = read_all(file, &len);
+    if (!text) {
+        struct loader ld = { .file = file, .err = err, .errlen = errlen };
+        *out = NULL;
+        return fail(&ld, NULL, "cannot read: %s", strerror(errno));
+    }
+    int rc = load(text, len, file, file, out, err, errlen);
+    free(text);
+    return rc;
+}
+
+int config_load_string(const char *text, const char *name, struct config **out,
+                       char *err, size_t errlen)
+{
+    return load(text, strlen(text), name ? name : "<string>", NULL, out, err, errlen);
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        struct config_listener *l = &cfg->listeners[i];
+        free(l->name);
+        free(l->address);
+        free(l->handler);
+        json_decref(l->options);
+    }
+    free(cfg->listeners);
+    free(cfg->module_path);
+    free(cfg->file);
+    free(cfg);
+}
