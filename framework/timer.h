@@ -43,7 +43,8 @@ static inline int timer_armed(const struct timer *t) { return t->index != TIMER_
 int timer_arm(struct timer_heap *h, struct timer *t, uint64_t deadline_ms);
 /* Disarms t if armed. */
 void timer_disarm(struct timer_heap *h, struct timer *t);
-/* Milliseconds from now_ms to the earliest deadline (0 if past), or -1 when empty. */
+/* Milliseconds from now_ms to the earliest deadline (0 if past, capped at
+ * INT_MAX), or -1 when empty: an epoll_wait timeout. */
 int timer_next_ms(const struct timer_heap *h, uint64_t now_ms);
 /* Disarms and calls back every timer whose deadline <= now_ms, earliest first.
  * A callback may re-arm, disarm or free any timer (but must not call
