@@ -111,11 +111,16 @@ static const char *describe(const json_t *v, char *buf, size_t len)
     return buf;
 }
 
-/* Builds "PARENT.KEY", or "KEY" at the top level (parent ""). */
+/*
+ * Builds "PARENT.KEY", or "KEY" at the top level (parent "").  Parents are
+ * short ("listeners[12].buffers"); bounding them to half the buffer leaves
+ * room for the key and keeps gcc's truncation warning quiet.  A longer path
+ * is cut short.
+ */
 static void key_path(char *buf, size_t len, const char *parent, const char *key)
 {
     if (*parent)
-        snprintf(buf, len, "%s.%s", parent, key);
+        snprintf(buf, len, "%.*s.%s", PATH_LEN / 2, parent, key);
     else
         snprintf(buf, len, "%s", key);
 }

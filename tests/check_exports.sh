@@ -7,7 +7,7 @@ src=${WHARF_SRCDIR:-.}
 bin=${WHARF_BUILDDIR:-.}/wharfd
 [ -x "$bin" ] || { echo "FAIL: $bin not built"; exit 1; }
 declared=$(grep -o '\bwharf_[a-z_]*(' "$src/framework/wharf.h" | tr -d '(' | sort -u)
-exported=$(nm -D --defined-only "$bin" | awk '$2 ~ /^[TtWiDdBbRr]$/ {print $3}' |
+exported=$(nm -D --defined-only "$bin" | awk '$2 ~ /^[TtWiDdBbRr]$/ && $3 !~ /@/ {print $3}' |
            grep -v '^_' | grep -v '^\(edata\|end\|etext\)$' | sort -u)
 if [ "$declared" != "$exported" ]; then
     echo "FAIL: wharfd exports differ from wharf.h"

@@ -26,6 +26,11 @@ static void send_to(int fd, int port, const void *p, size_t n)
     ck_assert_msg(w == (ssize_t)n, "sendto %zu bytes: %s", n, strerror(errno));
 }
 
+static bool one_sent(void *arg)
+{
+    return tserver_stats(arg, 0).datagrams_out == 1;
+}
+
 static void udp_roundtrip(size_t len)
 {
     struct tserver *t = tserver_start(UDP_JSON(""));
@@ -36,6 +41,8 @@ static void udp_roundtrip(size_t len)
     ssize_t r = recv(fd, back, 65536, 0);
     ck_assert_int_eq(r, (ssize_t)len);
     ck_assert_mem_eq(data, back, len);
+    /* The reply can arrive before the worker counts it. */
+    ck_assert(wait_for(one_sent, t, 2000));
     struct server_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.datagrams_in, 1);
     ck_assert_uint_eq(st.datagrams_out, 1);

@@ -492,12 +492,15 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
 	x->ep = epoll_create1(EPOLL_CLOEXEC);
 	x->c = calloc(x->n, sizeof(*x->c));
 	x->pending = calloc(x->n, sizeof(*x->pending));
-	if (x->ep < 0 || !x->c || !x->pending)
+	if (!x->c)
+		return -1;
+	for (i = 0; i < x->n; i++)
+		x->c[i].fd = -1;
+	if (x->ep < 0 || !x->pending)
 		return -1;
 	for (i = 0; i < x->n; i++) {
 		struct tconn *c = &x->c[i];
 
-		c->fd = -1;
 		c->local = i;
 		c->flow = th->first_conn + i;
 		c->backoff = BACKOFF_MIN_NS;

@@ -1,0 +1,647 @@
+/*
+ * check_config.c - the JSON config loader (framework/config.c): the shipped
+ * configs load with the expected fields, defaults are filled in, relative
+ * module_path entries are resolved, and every kind of invalid config fails
+ * with its exact one-line message (file, JSON path, what was expected).
+ * Every test frees what it loads, so ASan and valgrind stay quiet.
+ */
+#define _GNU_SOURCE /* asprintf */
+#include <check.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "wharf.h"
+
+/* Loads `text` as "x.json"; fails the test with the error if it is invalid. */
+static struct config *load_ok(const char *text)
+{
+    char err[512] = "";
+    struct config *cfg = NULL;
+    if (config_load_string(text, "x.json", &cfg, err, sizeof err) != 0)
+        ck_abort_msg("unexpected error: %s", err);
+    ck_assert_ptr_nonnull(cfg);
+    return cfg;
+}
+
+/* Asserts that `text` fails with exactly "x.json: " `msg`, or for syntax
+ * errors "x.json:" `msg` (msg starts with LINE:COLUMN). */
+#define ASSERT_ERR(text, msg) assert_err(text, "x.json: ", msg, __LINE__)
+#define ASSERT_SYNTAX(text, msg) assert_err(text, "x.json:", msg, __LINE__)
+
+static void assert_err(const char *text, const char *prefix, const char *msg, int line)
+{
+    char err[512] = "", want[512];
+    struct config *cfg = (struct config *)1;
+    int rc = config_load_string(text, "x.json", &cfg, err, sizeof err);
+    ck_assert_msg(rc == -1, "line %d: loaded, expected error: %s", line, msg);
+    ck_assert_ptr_null(cfg);
+    snprintf(want, sizeof want, "%s%s", prefix, msg);
+    ck_assert_msg(strcmp(err, want) == 0, "line %d:\n  got:  %s\n  want: %s", line, err, want);
+}
+
+/* Wraps one listener object's members: {"listeners":[{<members>}]}. */
+#define ONE(members) "{\"listeners\": [{" members "}]}"
+#define BASE "\"port\": 1, \"handler\": \"h\""
+
+/* Path of a file in the source tree. */
+static void src_path(char *buf, size_t len, const char *rel)
+{
+    const char *src = getenv("WHARF_SRCDIR");
+    snprintf(buf, len, "%s/%s", src && *src ? src : ".", rel);
+}
+
+/* Writes `text` into a new temporary file; its name goes into path. */
+static void temp_file(char *path, size_t len, const char *text)
+{
+    snprintf(path, len, "/tmp/check_config_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    size_t n = strlen(text);
+    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+static char *cwd_join(const char *rel)
+{
+    char *cwd = getcwd(NULL, 0), *out;
+    ck_assert_ptr_nonnull(cwd);
+    ck_assert_int_ge(asprintf(&out, "%s%s", cwd, rel), 0);
+    free(cwd);
+    return out;
+}
+
+/* ---- shipped configs --------------------------------------------------------- */
+
+START_TEST(shipped_default_config)
+{
+    char path[PATH_MAX], err[512] = "";
+    src_path(path, sizeof path, "config/wharf.json");
+    struct config *cfg = NULL;
+    if (config_load_file(path, &cfg, err, sizeof err) != 0)
+        ck_abort_msg("%s", err);
+    ck_assert_str_eq(cfg->file, path);
+    ck_assert_int_eq(cfg->log_level, WHARF_LOG_INFO);
+    ck_assert_int_ge(cfg->workers, 1);
+    ck_assert_ptr_null(cfg->module_path);
+    ck_assert_uint_eq(cfg->nlisteners, 2);
+
+    const struct config_listener *tcp = &cfg->listeners[0], *udp = &cfg->listeners[1];
+    ck_assert_str_eq(tcp->name, "echo");
+    ck_assert_int_eq(tcp->protocol, CONFIG_TCP);
+    ck_assert_str_eq(tcp->address, "127.0.0.1");
+    ck_assert_int_eq(tcp->port, 7007);
+    ck_assert_str_eq(tcp->handler, "echo");
+    ck_assert_str_eq(tcp->path, "listeners[0]");
+    ck_assert_str_eq(udp->name, "udp-echo");
+    ck_assert_int_eq(udp->protocol, CONFIG_UDP);
+    ck_assert_str_eq(udp->address, "127.0.0.1");
+    ck_assert_int_eq(udp->port, 7007);
+    ck_assert_str_eq(udp->handler, "udp_echo");
+    ck_assert_str_eq(udp->path, "listeners[1]");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(shipped_seed_config)
+{
+    char path[PATH_MAX], err[512] = "";
+    src_path(path, sizeof path, "config/seed.json");
+    struct config *cfg = NULL;
+    if (config_load_file(path, &cfg, err, sizeof err) != 0)
+        ck_abort_msg("%s", err);
+    ck_assert_uint_eq(cfg->nlisteners, 1);
+    const struct config_listener *l = &cfg->listeners[0];
+    ck_assert_int_eq(l->protocol, CONFIG_TCP);
+    ck_assert_str_eq(l->name, "tcp-0");
+    ck_assert_str_eq(l->address, "localhost");
+    ck_assert_int_eq(l->port, 8080);
+    ck_assert_str_eq(l->handler, "echo");
+    ck_assert_uint_eq(json_object_size(l->options), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(l->options, "prefix")), "Echo: ");
+    config_free(cfg);
+}
+END_TEST
+
+/* ---- values and defaults ----------------------------------------------------- */
+
+START_TEST(defaults_applied)
+{
+    struct config *cfg = load_ok(ONE("\"port\": 0, \"handler\": \"echo\""));
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    ck_assert_int_eq(cfg->workers, cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
+    ck_assert_int_eq(cfg->queue_depth, 1024);
+    ck_assert_int_eq(cfg->max_connections, 100000);
+    ck_assert_ptr_null(cfg->module_path);
+    ck_assert_int_eq(cfg->log_level, WHARF_LOG_INFO);
+    ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
+    ck_assert_str_eq(cfg->file, "x.json");
+
+    const struct config_listener *l = &cfg->listeners[0];
+    ck_assert_str_eq(l->name, "tcp-0");
+    ck_assert_str_eq(l->path, "listeners[0]");
+    ck_assert_int_eq(l->protocol, CONFIG_TCP);
+    ck_assert_str_eq(l->address, "127.0.0.1");
+    ck_assert_int_eq(l->port, 0);
+    ck_assert_int_eq(l->backlog, 511);
+    ck_assert(!l->ipv6_only);
+    ck_assert(l->reuse_address);
+    ck_assert(!l->reuse_port);
+    ck_assert(l->tcp_nodelay);
+    ck_assert(!l->keepalive);
+    ck_assert_int_eq(l->recv_buffer, 0);
+    ck_assert_int_eq(l->send_buffer, 0);
+    ck_assert_uint_eq(l->timeouts.idle_ms, 60000);
+    ck_assert_uint_eq(l->timeouts.write_ms, 30000);
+    ck_assert_uint_eq(l->timeouts.lifetime_ms, 0);
+    ck_assert_uint_eq(l->high_watermark, 262144);
+    ck_assert_uint_eq(l->low_watermark, 65536);
+    ck_assert_uint_eq(l->max_input, 1048576);
+    ck_assert_uint_eq(l->max_output, 16777216);
+    ck_assert_str_eq(l->handler, "echo");
+    ck_assert(json_is_object(l->options));
+    ck_assert_uint_eq(json_object_size(l->options), 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(every_key_set)
+{
+    struct config *cfg = load_ok(
+        "{\"workers\": 3, \"queue_depth\": 7, \"max_connections\": 9, \"log\": \"debug\","
+        " \"shutdown_timeout_ms\": 0, \"module_path\": \"/opt/a:/opt/b\","
+        " \"listeners\": [{\"name\": \"web\", \"protocol\": \"tcp\", \"address\": \"::\","
+        "  \"port\": 65535, \"backlog\": 65535, \"ipv6_only\": true, \"reuse_address\": false,"
+        "  \"reuse_port\": true, \"tcp_nodelay\": false, \"keepalive\": true,"
+        "  \"recv_buffer\": 1073741824, \"send_buffer\": 4096,"
+        "  \"timeouts\": {\"idle_ms\": 0, \"write_ms\": 86400000, \"lifetime_ms\": 5},"
+        "  \"buffers\": {\"high_watermark\": 2000, \"low_watermark\": 1000,"
+        "               \"max_input\": 1024, \"max_output\": 2000},"
+        "  \"handler\": \"./x.so\", \"options\": {\"a\": [1, 2], \"b\": {}}}]}");
+    ck_assert_int_eq(cfg->workers, 3);
+    ck_assert_int_eq(cfg->queue_depth, 7);
+    ck_assert_int_eq(cfg->max_connections, 9);
+    ck_assert_int_eq(cfg->log_level, WHARF_LOG_DEBUG);
+    ck_assert_uint_eq(cfg->shutdown_timeout_ms, 0);
+    ck_assert_str_eq(cfg->module_path, "/opt/a:/opt/b");
+
+    const struct config_listener *l = &cfg->listeners[0];
+    ck_assert_str_eq(l->name, "web");
+    ck_assert_str_eq(l->address, "::");
+    ck_assert_int_eq(l->port, 65535);
+    ck_assert_int_eq(l->backlog, 65535);
+    ck_assert(l->ipv6_only);
+    ck_assert(!l->reuse_address);
+    ck_assert(l->reuse_port);
+    ck_assert(!l->tcp_nodelay);
+    ck_assert(l->keepalive);
+    ck_assert_int_eq(l->recv_buffer, 1073741824);
+    ck_assert_int_eq(l->send_buffer, 4096);
+    ck_assert_uint_eq(l->timeouts.idle_ms, 0);
+    ck_assert_uint_eq(l->timeouts.write_ms, 86400000);
+    ck_assert_uint_eq(l->timeouts.lifetime_ms, 5);
+    ck_assert_uint_eq(l->high_watermark, 2000);
+    ck_assert_uint_eq(l->low_watermark, 1000);
+    ck_assert_uint_eq(l->max_input, 1024);
+    ck_assert_uint_eq(l->max_output, 2000);
+    ck_assert_str_eq(l->handler, "./x.so");
+    ck_assert_uint_eq(json_object_size(l->options), 2);
+    ck_assert_uint_eq(json_array_size(json_object_get(l->options, "a")), 2);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(partial_nested_objects_keep_defaults)
+{
+    struct config *cfg = load_ok(ONE(BASE ", \"timeouts\": {\"idle_ms\": 5},"
+                                     " \"buffers\": {\"max_input\": 4096}"));
+    const struct config_listener *l = &cfg->listeners[0];
+    ck_assert_uint_eq(l->timeouts.idle_ms, 5);
+    ck_assert_uint_eq(l->timeouts.write_ms, 30000);
+    ck_assert_uint_eq(l->timeouts.lifetime_ms, 0);
+    ck_assert_uint_eq(l->max_input, 4096);
+    ck_assert_uint_eq(l->high_watermark, 262144);
+    ck_assert_uint_eq(l->low_watermark, 65536);
+    ck_assert_uint_eq(l->max_output, 16777216);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(default_names_and_paths)
+{
+    struct config *cfg = load_ok(
+        "{\"listeners\": [{" BASE "}, {\"protocol\": \"udp\", " BASE "},"
+        " {\"name\": \"x\", " BASE "}, {\"protocol\": \"tcp\", " BASE "}]}");
+    ck_assert_uint_eq(cfg->nlisteners, 4);
+    ck_assert_str_eq(cfg->listeners[0].name, "tcp-0");
+    ck_assert_str_eq(cfg->listeners[1].name, "udp-1");
+    ck_assert_int_eq(cfg->listeners[1].protocol, CONFIG_UDP);
+    ck_assert_str_eq(cfg->listeners[2].name, "x");
+    ck_assert_str_eq(cfg->listeners[3].name, "tcp-3");
+    ck_assert_str_eq(cfg->listeners[3].path, "listeners[3]");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(log_levels)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const int levels[] = {WHARF_LOG_ERROR, WHARF_LOG_WARN, WHARF_LOG_INFO,
+                                 WHARF_LOG_DEBUG};
+    for (int i = 0; i < 4; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"log\": \"%s\", \"listeners\": [{" BASE "}]}",
+                 names[i]);
+        struct config *cfg = load_ok(text);
+        ck_assert_int_eq(cfg->log_level, levels[i]);
+        config_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(free_null)
+{
+    config_free(NULL);
+}
+END_TEST
+
+/* ---- module_path ----------------------------------------------------------- */
+
+START_TEST(module_path_relative_to_cwd_for_strings)
+{
+    struct config *cfg = load_ok("{\"module_path\": \"mods:./more:/abs:.\","
+                                 " \"listeners\": [{" BASE "}]}");
+    char *cwd = cwd_join("");
+    char *want;
+    ck_assert_int_ge(asprintf(&want, "%s/mods:%s/more:/abs:%s", cwd, cwd, cwd), 0);
+    ck_assert_str_eq(cfg->module_path, want);
+    free(want);
+    free(cwd);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(module_path_relative_to_config_file)
+{
+    char path[64], err[512] = "";
+    temp_file(path, sizeof path,
+              "{\"module_path\": \"handlers:/usr/lib/wharf\", \"listeners\": [{" BASE "}]}");
+    struct config *cfg = NULL;
+    int rc = config_load_file(path, &cfg, err, sizeof err);
+    unlink(path);
+    if (rc != 0)
+        ck_abort_msg("%s", err);
+    ck_assert_str_eq(cfg->module_path, "/tmp/handlers:/usr/lib/wharf");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(module_path_relative_file_name)
+{
+    /* A config named by a relative path: its directory is taken from the cwd. */
+    char dir[] = "/tmp/check_config_dir_XXXXXX", file[128], err[512] = "";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/c.json", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"module_path\": \"m\", \"listeners\": [{" BASE "}]}", f);
+    fclose(f);
+
+    char *old = getcwd(NULL, 0);
+    ck_assert_int_eq(chdir("/tmp"), 0);
+    struct config *cfg = NULL;
+    int rc = config_load_file(file + strlen("/tmp/"), &cfg, err, sizeof err);
+    ck_assert_int_eq(chdir(old), 0);
+    free(old);
+    unlink(file);
+    rmdir(dir);
+    if (rc != 0)
+        ck_abort_msg("%s", err);
+    char want[160];
+    snprintf(want, sizeof want, "%s/m", dir);
+    ck_assert_str_eq(cfg->module_path, want);
+    ck_assert_str_eq(cfg->file, file + strlen("/tmp/"));
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(module_path_invalid)
+{
+    ASSERT_ERR("{\"module_path\": \"a::b\", \"listeners\": [{" BASE "}]}",
+               "module_path: expected colon-separated non-empty directories, got \"a::b\"");
+    ASSERT_ERR("{\"module_path\": \"\", \"listeners\": [{" BASE "}]}",
+               "module_path: expected a non-empty string, got \"\"");
+    ASSERT_ERR("{\"module_path\": [\"a\"], \"listeners\": [{" BASE "}]}",
+               "module_path: expected a non-empty string, got an array");
+}
+END_TEST
+
+/* ---- invalid values -------------------------------------------------------- */
+
+START_TEST(wrong_types)
+{
+    ASSERT_ERR("{\"listeners\": [{" BASE "}, {\"port\": \"http\", \"handler\": \"h\"}]}",
+               "listeners[1].port: expected an integer 0..65535, got \"http\"");
+    ASSERT_ERR(ONE("\"port\": 80.0, \"handler\": \"h\""),
+               "listeners[0].port: expected an integer 0..65535, got 80.0");
+    ASSERT_ERR("{\"workers\": \"4\", \"listeners\": [{" BASE "}]}",
+               "workers: expected an integer 1..1024, got \"4\"");
+    ASSERT_ERR("{\"queue_depth\": null, \"listeners\": [{" BASE "}]}",
+               "queue_depth: expected an integer 1..1000000, got null");
+    ASSERT_ERR(ONE(BASE ", \"tcp_nodelay\": 1"),
+               "listeners[0].tcp_nodelay: expected true or false, got 1");
+    ASSERT_ERR(ONE(BASE ", \"keepalive\": \"yes\""),
+               "listeners[0].keepalive: expected true or false, got \"yes\"");
+    ASSERT_ERR(ONE(BASE ", \"address\": 127"),
+               "listeners[0].address: expected a non-empty string, got 127");
+    ASSERT_ERR(ONE(BASE ", \"address\": \"\""),
+               "listeners[0].address: expected a non-empty string, got \"\"");
+    ASSERT_ERR(ONE("\"port\": 1, \"handler\": \"\""),
+               "listeners[0].handler: expected a non-empty string, got \"\"");
+    ASSERT_ERR(ONE("\"port\": 1, \"handler\": {\"x\": 1}"),
+               "listeners[0].handler: expected a non-empty string, got an object");
+    ASSERT_ERR(ONE(BASE ", \"name\": false"),
+               "listeners[0].name: expected a non-empty string, got false");
+    ASSERT_ERR(ONE(BASE ", \"options\": [1]"),
+               "listeners[0].options: expected an object, got an array");
+    ASSERT_ERR(ONE(BASE ", \"options\": \"prefix\""),
+               "listeners[0].options: expected an object, got \"prefix\"");
+    ASSERT_ERR(ONE(BASE ", \"timeouts\": 5"),
+               "listeners[0].timeouts: expected an object {idle_ms, write_ms, lifetime_ms},"
+               " got 5");
+    ASSERT_ERR(ONE(BASE ", \"buffers\": []"),
+               "listeners[0].buffers: expected an object {high_watermark, low_watermark,"
+               " max_input, max_output}, got an empty array");
+    ASSERT_ERR(ONE(BASE ", \"timeouts\": {\"write_ms\": \"1s\"}"),
+               "listeners[0].timeouts.write_ms: expected a non-negative integer"
+               " (milliseconds), got \"1s\"");
+    ASSERT_ERR("{\"listeners\": [{" BASE "}, 7]}",
+               "listeners[1]: expected an object, got 7");
+}
+END_TEST
+
+START_TEST(out_of_range)
+{
+    ASSERT_ERR(ONE("\"port\": 65536, \"handler\": \"h\""),
+               "listeners[0].port: expected an integer 0..65535, got 65536");
+    ASSERT_ERR(ONE("\"port\": -1, \"handler\": \"h\""),
+               "listeners[0].port: expected an integer 0..65535, got -1");
+    ASSERT_ERR("{\"workers\": 0, \"listeners\": [{" BASE "}]}",
+               "workers: expected an integer 1..1024, got 0");
+    ASSERT_ERR("{\"workers\": 1025, \"listeners\": [{" BASE "}]}",
+               "workers: expected an integer 1..1024, got 1025");
+    ASSERT_ERR("{\"queue_depth\": 1000001, \"listeners\": [{" BASE "}]}",
+               "queue_depth: expected an integer 1..1000000, got 1000001");
+    ASSERT_ERR("{\"max_connections\": 0, \"listeners\": [{" BASE "}]}",
+               "max_connections: expected an integer 1..10000000, got 0");
+    ASSERT_ERR("{\"shutdown_timeout_ms\": 3600001, \"listeners\": [{" BASE "}]}",
+               "shutdown_timeout_ms: expected at most 3600000 (milliseconds), got 3600001");
+    ASSERT_ERR("{\"shutdown_timeout_ms\": -1, \"listeners\": [{" BASE "}]}",
+               "shutdown_timeout_ms: expected a non-negative integer (milliseconds), got -1");
+    ASSERT_ERR(ONE(BASE ", \"backlog\": 0"),
+               "listeners[0].backlog: expected an integer 1..65535, got 0");
+    ASSERT_ERR(ONE(BASE ", \"recv_buffer\": 1073741825"),
+               "listeners[0].recv_buffer: expected an integer 0..1073741824, got 1073741825");
+    ASSERT_ERR(ONE(BASE ", \"send_buffer\": -1"),
+               "listeners[0].send_buffer: expected an integer 0..1073741824, got -1");
+    ASSERT_ERR(ONE(BASE ", \"timeouts\": {\"idle_ms\": -5}"),
+               "listeners[0].timeouts.idle_ms: expected a non-negative integer"
+               " (milliseconds), got -5");
+    ASSERT_ERR(ONE(BASE ", \"timeouts\": {\"lifetime_ms\": 86400001}"),
+               "listeners[0].timeouts.lifetime_ms: expected at most 86400000 (milliseconds),"
+               " got 86400001");
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"max_input\": 1023}"),
+               "listeners[0].buffers.max_input: expected an integer 1024..1073741824,"
+               " got 1023");
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"low_watermark\": 0}"),
+               "listeners[0].buffers.low_watermark: expected an integer 1..1073741824,"
+               " got 0");
+}
+END_TEST
+
+START_TEST(long_values_are_cut)
+{
+    ASSERT_ERR(ONE("\"port\": \"a very long port name that goes on and on and on\","
+                   " \"handler\": \"h\""),
+               "listeners[0].port: expected an integer 0..65535,"
+               " got \"a very long port name that goes on a...");
+    /* Control characters and non-ASCII text are escaped: one line, any terminal. */
+    ASSERT_ERR(ONE("\"port\": \"a\\nb\\u00e9\", \"handler\": \"h\""),
+               "listeners[0].port: expected an integer 0..65535, got \"a\\nb\\u00E9\"");
+}
+END_TEST
+
+START_TEST(unknown_keys)
+{
+    ASSERT_ERR("{\"wrokers\": 4, \"listeners\": [{" BASE "}]}", "wrokers: unknown key");
+    ASSERT_ERR(ONE(BASE ", \"colour\": \"red\""), "listeners[0].colour: unknown key");
+    ASSERT_ERR(ONE(BASE ", \"timeouts\": {\"idle\": 5}"),
+               "listeners[0].timeouts.idle: unknown key");
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"max_inptu\": 4096}"),
+               "listeners[0].buffers.max_inptu: unknown key");
+    /* A control character in a key cannot break the line. */
+    ASSERT_ERR(ONE(BASE ", \"a\\nb\": 1"), "listeners[0].a?b: unknown key");
+}
+END_TEST
+
+START_TEST(missing_required)
+{
+    ASSERT_ERR(ONE("\"handler\": \"h\""),
+               "listeners[0].port: missing, expected an integer 0..65535");
+    ASSERT_ERR(ONE("\"port\": 1"),
+               "listeners[0].handler: missing, expected a non-empty string"
+               " (module name or path)");
+    ASSERT_ERR("{\"workers\": 2}",
+               "listeners: missing, expected a non-empty array of listener objects");
+    ASSERT_ERR("{}", "listeners: missing, expected a non-empty array of listener objects");
+}
+END_TEST
+
+START_TEST(empty_listeners)
+{
+    ASSERT_ERR("{\"listeners\": []}",
+               "listeners: expected a non-empty array of listener objects,"
+               " got an empty array");
+    ASSERT_ERR("{\"listeners\": {\"port\": 1}}",
+               "listeners: expected a non-empty array of listener objects, got an object");
+}
+END_TEST
+
+START_TEST(duplicate_names)
+{
+    ASSERT_ERR("{\"listeners\": [{\"name\": \"a\", " BASE "}, {\"name\": \"b\", " BASE "},"
+               " {\"name\": \"a\", " BASE "}]}",
+               "listeners[2].name: expected a unique name, got \"a\" (listeners[0] has it)");
+    /* A default name can collide with an explicit one too. */
+    ASSERT_ERR("{\"listeners\": [{\"name\": \"tcp-1\", " BASE "}, {" BASE "}]}",
+               "listeners[1].name: expected a unique name, got \"tcp-1\" (the default)"
+               " (listeners[0] has it)");
+}
+END_TEST
+
+START_TEST(watermark_order)
+{
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"high_watermark\": 100, \"low_watermark\": 100}"),
+               "listeners[0].buffers.low_watermark: expected less than high_watermark"
+               " (100), got 100");
+    /* Only high set, below the default low: high is the key to fix. */
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"high_watermark\": 1000}"),
+               "listeners[0].buffers.high_watermark: expected more than low_watermark"
+               " (65536), got 1000");
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"high_watermark\": 5000, \"max_output\": 4000,"
+                   " \"low_watermark\": 10}"),
+               "listeners[0].buffers.high_watermark: expected at most max_output (4000),"
+               " got 5000");
+    /* Only max_output set, below the default high: max_output is the key to fix. */
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"max_output\": 100000}"),
+               "listeners[0].buffers.max_output: expected at least high_watermark"
+               " (262144), got 100000");
+    /* high == max_output is allowed. */
+    struct config *cfg = load_ok(ONE(BASE ", \"buffers\": {\"max_output\": 262144}"));
+    ck_assert_uint_eq(cfg->listeners[0].max_output, 262144);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(bad_protocol)
+{
+    ASSERT_ERR(ONE(BASE ", \"protocol\": \"sctp\""),
+               "listeners[0].protocol: expected \"tcp\" or \"udp\", got \"sctp\"");
+    ASSERT_ERR(ONE(BASE ", \"protocol\": \"TCP\""),
+               "listeners[0].protocol: expected \"tcp\" or \"udp\", got \"TCP\"");
+}
+END_TEST
+
+START_TEST(bad_log_level)
+{
+    ASSERT_ERR("{\"log\": \"verbose\", \"listeners\": [{" BASE "}]}",
+               "log: expected \"error\", \"warn\", \"info\" or \"debug\", got \"verbose\"");
+    ASSERT_ERR("{\"log\": 3, \"listeners\": [{" BASE "}]}",
+               "log: expected \"error\", \"warn\", \"info\" or \"debug\", got 3");
+}
+END_TEST
+
+START_TEST(not_an_object)
+{
+    ASSERT_ERR("[{\"port\": 1}]", "top level: expected an object, got an array");
+    ASSERT_ERR("42", "top level: expected an object, got 42");
+    ASSERT_ERR("\"wharf\"", "top level: expected an object, got \"wharf\"");
+}
+END_TEST
+
+/* ---- parse errors and files ---------------------------------------------------- */
+
+START_TEST(syntax_error_line_column)
+{
+    ASSERT_SYNTAX("{\n  \"listeners\": [\n    {\"port\": 1,, \"handler\": \"h\"}\n  ]\n}",
+                  "3:16: syntax error: string or '}' expected near ','");
+    ASSERT_SYNTAX("{\"listeners\": [", "1:15: syntax error: ']' expected near end of file");
+    ASSERT_SYNTAX("", "1:0: syntax error: unexpected token near end of file");
+}
+END_TEST
+
+START_TEST(syntax_error_in_file)
+{
+    char path[64], err[512] = "", want[600];
+    temp_file(path, sizeof path, "{\n  \"workers\": 4\n  \"listeners\": []\n}\n");
+    struct config *cfg = (struct config *)1;
+    int rc = config_load_file(path, &cfg, err, sizeof err);
+    unlink(path);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_ptr_null(cfg);
+    snprintf(want, sizeof want, "%s:3:13: syntax error: '}' expected near '\"listeners\"'",
+             path);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(duplicate_json_keys)
+{
+    ASSERT_SYNTAX("{\"listeners\": [{\"port\": 1,\n \"port\": 2, \"handler\": \"h\"}]}",
+                  "2:7: syntax error: duplicate object key near '\"port\"'");
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+    char err[512] = "";
+    struct config *cfg = (struct config *)1;
+    ck_assert_int_eq(config_load_file("/nonexistent/wharf.json", &cfg, err, sizeof err), -1);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err, "/nonexistent/wharf.json: cannot read: No such file or directory");
+
+    ck_assert_int_eq(config_load_file("/tmp", &cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+}
+END_TEST
+
+START_TEST(invalid_file_names_the_file)
+{
+    char path[64], err[512] = "", want[600];
+    temp_file(path, sizeof path, "{\"listeners\": [{\"port\": 1, \"handler\": \"h\"},"
+                                 " {\"port\": \"http\", \"handler\": \"h\"}]}");
+    struct config *cfg = NULL;
+    int rc = config_load_file(path, &cfg, err, sizeof err);
+    unlink(path);
+    ck_assert_int_eq(rc, -1);
+    snprintf(want, sizeof want, "%s: listeners[1].port: expected an integer 0..65535,"
+             " got \"http\"", path);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(small_error_buffer)
+{
+    char err[16];
+    memset(err, 'z', sizeof err);
+    struct config *cfg = NULL;
+    ck_assert_int_eq(config_load_string("[]", "x.json", &cfg, err, 10), -1);
+    ck_assert_str_eq(err, "x.json: t");
+    ck_assert_int_eq(err[10], 'z');
+    ck_assert_int_eq(config_load_string("[]", "x.json", &cfg, NULL, 0), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, shipped_default_config);
+    tcase_add_test(tc, shipped_seed_config);
+    tcase_add_test(tc, defaults_applied);
+    tcase_add_test(tc, every_key_set);
+    tcase_add_test(tc, partial_nested_objects_keep_defaults);
+    tcase_add_test(tc, default_names_and_paths);
+    tcase_add_test(tc, log_levels);
+    tcase_add_test(tc, free_null);
+    tcase_add_test(tc, module_path_relative_to_cwd_for_strings);
+    tcase_add_test(tc, module_path_relative_to_config_file);
+    tcase_add_test(tc, module_path_relative_file_name);
+    tcase_add_test(tc, module_path_invalid);
+    tcase_add_test(tc, wrong_types);
+    tcase_add_test(tc, out_of_range);
+    tcase_add_test(tc, long_values_are_cut);
+    tcase_add_test(tc, unknown_keys);
+    tcase_add_test(tc, missing_required);
+    tcase_add_test(tc, empty_listeners);
+    tcase_add_test(tc, duplicate_names);
+    tcase_add_test(tc, watermark_order);
+    tcase_add_test(tc, bad_protocol);
+    tcase_add_test(tc, bad_log_level);
+    tcase_add_test(tc, not_an_object);
+    tcase_add_test(tc, syntax_error_line_column);
+    tcase_add_test(tc, syntax_error_in_file);
+    tcase_add_test(tc, duplicate_json_keys);
+    tcase_add_test(tc, missing_file);
+    tcase_add_test(tc, invalid_file_names_the_file);
+    tcase_add_test(tc, small_error_buffer);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
