@@ -261,6 +261,24 @@ static int get_choice(struct loader *ld, const json_t *obj, const char *parent, 
 /* ---- module_path ------------------------------------------------------------ */
 
 /*
+ * Drops leading "./" parts (and the slashes after each) from the *len bytes
+ * at *p.  Returns true when nothing but the directory itself is left ("" or
+ * ".").
+ */
+static bool skip_dot_slash(const char **p, size_t *len)
+{
+    while (*len >= 2 && (*p)[0] == '.' && (*p)[1] == '/') {
+        *p += 2;
+        *len -= 2;
+        while (*len > 0 && **p == '/') {
+            (*p)++;
+            (*len)--;
+        }
+    }
+    return *len == 0 || (*len == 1 && **p == '.');
+}
+
+/*
  * Returns the absolute directory that relative module_path elements start
  * from: the directory of `file`, or the current directory when file is NULL.
  * The result is malloc'ed; NULL with errno set on failure.
@@ -273,19 +291,23 @@ static char *base_dir(const char *file)
     char *cwd = getcwd(NULL, 0);
     if (!cwd || !slash)
         return cwd;
-    size_t len = strlen(cwd) + 1 + (size_t)(slash - file) + 1;
-    char *dir = malloc(len);
-    if (dir)
-        snprintf(dir, len, "%s/%.*s", cwd, (int)(slash - file), file);
+    const char *dir = file;
+    size_t len = (size_t)(slash - file);
+    if (skip_dot_slash(&dir, &len))
+        return cwd;
+    size_t size = strlen(cwd) + 1 + len + 1;
+    char *joined = malloc(size);
+    if (joined)
+        snprintf(joined, size, "%s/%.*s", cwd, (int)len, dir);
     free(cwd);
-    return dir;
+    return joined;
 }
 
 /*
- * Resolves each colon-separated element of `value`: absolute ones are kept,
- * relative ones are joined to base_dir(file) (a leading "./" is dropped and
- * "." is the base itself).  Empty elements are errors.  Stores a malloc'ed
- * string in *out.
+ * Resolves each colon-separated element of module_path `v`: absolute ones
+ * are kept, relative ones are joined to base_dir(file) (a leading "./" is
+ * dropped and "." is the base itself).  Empty elements are errors.  Stores a
+ * malloc'ed string in *out.
  */
 static int resolve_module_path(struct loader *ld, const json_t *v, const char *file, char **out)
 {
@@ -294,8 +316,7 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
     bool relative = false;
     for (const char *p = value, *end; ; p = end + 1) {
         end = strchr(p, ':');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == 0)
+        if (p == end || *p == '\0')
             return fail_got(ld, "module_path", "colon-separated non-empty directories", v);
         if (*p != '/')
             relative = true;
@@ -308,8 +329,9 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
     if (relative && !(base = base_dir(file)))
         return fail(ld, "module_path", "cannot resolve relative directories: %s",
                     strerror(errno));
-    size_t cap = strlen(value) + 1 + (base ? nelem * (strlen(base) + 1) : 0);
-    char *res = malloc(cap);
+    /* Each element grows by at most the base and a slash. */
+    size_t size = strlen(value) + 1 + (base ? nelem * (strlen(base) + 1) : 0);
+    char *res = malloc(size);
     if (!res) {
         free(base);
         return fail(ld, "module_path", "out of memory");
@@ -318,27 +340,15 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
     size_t n = 0;
     for (const char *p = value, *end; ; p = end + 1) {
         end = strchr(p, ':');
-        int len = (int)(end ? (size_t)(end - p) : strlen(p));
+        size_t len = end ? (size_t)(end - p) : strlen(p);
         const char *sep = n ? ":" : "";
-        if (*p == '/') {
-            n += (size_t)snprintf(res + n, cap - n, "%s%.*s", sep, len, p);
-        } else {
-            while (len >= 2 && p[0] == '.' && p[1] == '/') {
-                p += 2;
-                len -= 2;
-                while (len > 0 && *p == '/') {
-                    p++;
-                    len--;
-                }
-            }
-            bool self = len == 0 || (len == 1 && *p == '.');
-            bool root = strcmp(base, "/") == 0;
-            if (self)
-                n += (size_t)snprintf(res + n, cap - n, "%s%s", sep, base);
-            else
-                n += (size_t)snprintf(res + n, cap - n, "%s%s%s%.*s", sep, base,
-                                      root ? "" : "/", len, p);
-        }
+        if (*p == '/')
+            n += (size_t)snprintf(res + n, size - n, "%s%.*s", sep, (int)len, p);
+        else if (skip_dot_slash(&p, &len))
+            n += (size_t)snprintf(res + n, size - n, "%s%s", sep, base);
+        else
+            n += (size_t)snprintf(res + n, size - n, "%s%s%s%.*s", sep, base,
+                                  strcmp(base, "/") == 0 ? "" : "/", (int)len, p);
         if (!end)
             break;
     }

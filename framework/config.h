@@ -19,6 +19,7 @@
 
 enum config_protocol { CONFIG_TCP = 0, CONFIG_UDP };
 
+/* Each 0..86400000 (24 hours). */
 struct config_timeouts {
     uint64_t idle_ms;     /* 0 = off; default 60000 */
     uint64_t write_ms;    /* 0 = off; default 30000 */
@@ -37,10 +38,12 @@ struct config_listener {
     bool reuse_port;            /* "reuse_port"; default false (UDP always uses it per worker) */
     bool tcp_nodelay;           /* "tcp_nodelay"; default true */
     bool keepalive;             /* "keepalive"; default false */
-    int recv_buffer;            /* "recv_buffer" bytes; 0 = system default */
-    int send_buffer;            /* "send_buffer" bytes; 0 = system default */
+    int recv_buffer;            /* "recv_buffer" bytes, 0..1 GiB; 0 = system default */
+    int send_buffer;            /* "send_buffer" bytes, 0..1 GiB; 0 = system default */
     struct config_timeouts timeouts; /* "timeouts": {idle_ms, write_ms, lifetime_ms} */
-    /* "buffers": {high_watermark, low_watermark, max_input, max_output} */
+    /* "buffers": {high_watermark, low_watermark, max_input, max_output}, each
+     * at most 1 GiB, with 0 < low_watermark < high_watermark <= max_output
+     * and max_input >= 1024 */
     size_t high_watermark;      /* default 262144: stop reading above this much output */
     size_t low_watermark;       /* default 65536: resume (and on_drain) below this */
     size_t max_input;           /* default 1048576: kept unconsumed input cap */
@@ -51,25 +54,29 @@ struct config_listener {
 
 struct config {
     char *file;                 /* the file name as given (for messages) */
-    int workers;                /* "workers": 1..1024; default 0 = online CPUs */
+    int workers;                /* "workers": 1..1024; default online CPUs (1..1024) */
     int queue_depth;            /* "queue_depth": 1..1000000; default 1024 */
     int max_connections;        /* "max_connections": 1..10000000; default 100000 */
-    char *module_path;          /* "module_path": colon-separated dirs, or NULL */
-    int log_level;              /* "log": "error"|"warn"|"info"|"debug"; default info */
-    uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms"; default 5000 */
+    char *module_path;          /* "module_path": colon-separated dirs, each made
+                                   absolute (see config_load_file), or NULL */
+    int log_level;              /* "log": "error"|"warn"|"info"|"debug" as an enum
+                                   wharf_log_level; default WHARF_LOG_INFO */
+    uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms": 0..3600000; default 5000 */
     struct config_listener *listeners; /* "listeners": non-empty array */
     size_t nlisteners;
 };
 
 /*
  * Loads and validates `file`.  Returns 0 and a new config in *out (free with
- * config_free), or -1 with one line in err.  A relative module_path is taken
- * relative to the directory of the config file.
+ * config_free), or -1 with one line in err (errlen bytes; err may be NULL) and
+ * *out set to NULL.  Each relative module_path element is taken relative to
+ * the directory of the config file and stored as an absolute path.
  */
 int config_load_file(const char *file, struct config **out, char *err, size_t errlen);
 
-/* Same for JSON text already in memory; `name` is used in messages and
- * relative module_path resolution starts at the current directory. */
+/* Same for NUL-terminated JSON text already in memory; `name` is used in
+ * messages (and as cfg->file) and relative module_path elements start at the
+ * current directory. */
 int config_load_string(const char *text, const char *name, struct config **out,
                        char *err, size_t errlen);
 

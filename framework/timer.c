@@ -57,15 +57,12 @@ void timer_heap_init(struct timer_heap *h)
 }
 
 /*
- * Frees the array.  Timers still armed become disarmed (their index is reset,
- * so they must still be valid memory, as always while armed); the timers
- * themselves belong to their owners.  Must not be called from a callback.
+ * Frees the array, never touching the timers: they belong to their owners,
+ * who disarm them first (a timer still armed may already be gone).  Must not
+ * be called from a callback.
  */
 void timer_heap_free(struct timer_heap *h)
 {
-    for (size_t i = 0; i < h->cap; i++)
-        if (h->items[i] != NULL)
-            h->items[i]->index = TIMER_NONE;
     free(h->items);
     timer_heap_init(h);
 }

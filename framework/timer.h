@@ -32,7 +32,7 @@ struct timer_heap {
 uint64_t timer_now_ms(void);
 
 void timer_heap_init(struct timer_heap *h);
-/* Frees the array, not the timers; timers still armed become disarmed. */
+/* Frees the array, never touching the timers (owners disarm them first). */
 void timer_heap_free(struct timer_heap *h);
 
 /* Initialises a timer (not armed). */

