@@ -490,7 +490,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         if (has_name)
             describe(json_object_get(obj, "name"), got, sizeof got);
         else
-            snprintf(got, sizeof got, "\"%s\" (the default)", l->name);
+            snprintf(got, sizeof got, "the default \"%s\"", l->name);
         return fail(ld, path, "expected a unique name, got %s (%s has it)", got,
                     cfg->listeners[i].path);
     }

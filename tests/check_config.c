@@ -481,8 +481,8 @@ START_TEST(duplicate_names)
                "listeners[2].name: expected a unique name, got \"a\" (listeners[0] has it)");
     /* A default name can collide with an explicit one too. */
     ASSERT_ERR("{\"listeners\": [{\"name\": \"tcp-1\", " BASE "}, {" BASE "}]}",
-               "listeners[1].name: expected a unique name, got \"tcp-1\" (the default)"
-               " (listeners[0] has it)");
+               "listeners[1].name: expected a unique name, got the default"
+               " \"tcp-1\" (listeners[0] has it)");
 }
 END_TEST
 

@@ -4,7 +4,9 @@
  * that never reads, the max_input limit against a hostile client, idle
  * connection memory, and start-up errors that name the file and JSON path.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "modules/mod_probe.h"
@@ -238,6 +242,78 @@ START_TEST(idle_connections_cost_under_1kib_each)
 }
 END_TEST
 
+#define TEN_K 10000
+
+/* The client side of the 10,000-connection test, in a child process so
+ * neither side needs more than 10,000 descriptors.  Exit status 0 = every
+ * connection echoed its own message. */
+static int ten_k_client(int port)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    static int fds[TEN_K];
+    for (int i = 0; i < TEN_K; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        struct timeval tv = {10, 0};
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&a, sizeof a) < 0)
+            return 10;
+    }
+    for (int i = 0; i < TEN_K; i++)
+        if (send(fds[i], &i, sizeof i, MSG_NOSIGNAL) != sizeof i)
+            return 11;
+    for (int i = 0; i < TEN_K; i++) {
+        int back = -1;
+        if (recv(fds[i], &back, sizeof back, MSG_WAITALL) != sizeof back || back != i)
+            return 12;
+    }
+    for (int i = 0; i < TEN_K; i++)
+        close(fds[i]);
+    return 0;
+}
+
+START_TEST(ten_thousand_connections_on_4_workers)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 4, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"backlog\": 4096}]}");
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < TEN_K + 100) {
+        /* server_start raised the soft limit to the hard one; too low here. */
+        fprintf(stderr, "open file limit %llu: 10,000-connection test not possible\n",
+                (unsigned long long)rl.rlim_cur);
+        ck_assert_uint_lt(rl.rlim_max, TEN_K + 100);
+        tserver_stop(t);
+        return;
+    }
+    int port = tserver_port(t, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(ten_k_client(port));
+    int status = 0;
+    uint64_t start = now_ms();
+    while (waitpid(pid, &status, WNOHANG) == 0 && now_ms() - start < 50000)
+        usleep(10 * 1000);
+    if (now_ms() - start >= 50000) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ck_abort_msg("10,000-connection client did not finish in 50 s");
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client failed with %d",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    struct server_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.accepted, TEN_K);
+    ck_assert_uint_eq(st.bytes_in, TEN_K * sizeof(int));
+    tserver_stop(t);
+}
+END_TEST
+
 static void expect_start_error(const char *json, const char *want1, const char *want2)
 {
     char err[2048] = "";
@@ -297,6 +373,7 @@ int main(void)
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
     tcase_add_test(tc, max_connections_pauses_accepting_until_room);
     tcase_add_test(tc, idle_connections_cost_under_1kib_each);
+    tcase_add_test(tc, ten_thousand_connections_on_4_workers);
     tcase_add_test(tc, start_errors_name_file_and_path);
     tcase_add_test(tc, port_in_use_is_reported);
     suite_add_tcase(s, tc);

@@ -192,7 +192,12 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
 	int rc = -1, e;
 
 	memset(res, 0, sizeof(*res));
-	if (nt == 0 || nt > cfg->connections)
+	if (nt == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		nt = ncpu < 1 ? 1 : (unsigned)(ncpu > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : ncpu);
+	}
+	if (nt > cfg->connections)
 		nt = cfg->connections;
 	need_fds = (uint64_t)cfg->connections + 2 * nt + 32;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need_fds) {

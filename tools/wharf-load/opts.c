@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 enum {
 	O_RAMP = 256, O_CHURN, O_DRAIN, O_CONNECT_TIMEOUT, O_UDP_TIMEOUT, O_SEED, O_PLOT,
@@ -208,35 +209,52 @@ static int opt_time(const char *opt, const char *s, uint64_t min_ns, uint64_t *o
 	return 0;
 }
 
+/* Bytes: a number with an optional k (1024) or M (1048576). */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || v > (1ull << 40))
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int opt_size(const char *s, struct load_config *cfg, char *err, size_t len)
 {
 	char buf[64], *dash;
 	uint64_t a, b;
-	double d;
 
+	if (strlen(s) >= sizeof(buf))
+		goto bad;
 	snprintf(buf, sizeof(buf), "%s", s);
 	dash = strchr(buf, '-');
 	if (dash)
 		*dash++ = '\0';
-	if (parse_scaled(buf, &d) != 0 || d != floor(d) || d < 0 || d > 1e9)
+	if (parse_bytes(buf, &a) != 0 || (dash && parse_bytes(dash, &b) != 0))
 		goto bad;
-	/* sizes use binary k (1k = 1024) */
-	a = (uint64_t)(strpbrk(buf, "kK") ? d / 1000 * 1024 : (strchr(buf, 'M') ? d / 1e6 * 1048576 : d));
-	b = a;
-	if (dash) {
-		if (parse_scaled(dash, &d) != 0 || d != floor(d) || d < 0 || d > 1e9)
-			goto bad;
-		b = (uint64_t)(strpbrk(dash, "kK") ? d / 1000 * 1024
-						   : (strchr(dash, 'M') ? d / 1e6 * 1048576 : d));
-	}
+	if (!dash)
+		b = a;
 	if (a > b)
 		return fail(err, len, "--size: minimum %llu is above maximum %llu",
 			    (unsigned long long)a, (unsigned long long)b);
 	if (a < MSG_HDR_LEN)
-		return fail(err, len, "--size: messages carry a %u-byte header, so the size must be at least %u, got '%s'",
+		return fail(err, len,
+			    "--size: messages carry a %u-byte header, so the size must be at least %u, got '%s'",
 			    MSG_HDR_LEN, MSG_HDR_LEN, s);
 	if (b > MSG_MAX_LEN)
-		return fail(err, len, "--size: at most %u bytes, got '%s'", MSG_MAX_LEN, s);
+		return fail(err, len, "--size: at most %u bytes (1M), got '%s'", MSG_MAX_LEN, s);
 	cfg->msg.size_min = (uint32_t)a;
 	cfg->msg.size_max = (uint32_t)b;
 	return 0;
@@ -464,11 +482,15 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
 		cfg->duration_ns = 60ull * 1000000000u;
 	if (cfg->rate > 0 && !cfg->pipeline_set)
 		cfg->pipeline = LOAD_MAX_PIPELINE;
-	if (cfg->churn && cfg->churn < cfg->pipeline && cfg->pipeline_set)
-		return fail(err, errlen, "--churn %llu is below --pipeline %u: a connection would close with messages still to send",
-			    (unsigned long long)cfg->churn, cfg->pipeline);
 	if (cfg->threads > cfg->connections)
 		return fail(err, errlen, "--threads %u is more than --connections %u (each thread needs a connection)",
 			    cfg->threads, cfg->connections);
+	if (cfg->threads == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->threads = ncpu < 1 ? 1 : (unsigned)(ncpu > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : ncpu);
+		if (cfg->threads > cfg->connections)
+			cfg->threads = cfg->connections;
+	}
 	return resolve_target(cfg, argv[optind], err, errlen);
 }
