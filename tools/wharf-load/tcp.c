@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define SCAN_NS 10000000ull        /* timers (connect timeouts, retries) every 10 ms */
@@ -198,7 +199,7 @@ static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
 	uint64_t want, intended;
 	uint32_t len;
 
-	if (c->state != C_OPEN || x->sending_over)
+	if (c->state != C_OPEN || x->sending_over || now >= x->clk->send_end)
 		return;
 	if (c->woff == c->wlen)
 		c->woff = c->wlen = 0;
@@ -548,6 +549,8 @@ void *tcp_thread(void *arg)
 		stat_add(&th->st, ST_SOCKET_ERROR, 1);
 		goto out;
 	}
+	/* wake up on time for the open-loop schedule (the default slack is 50 us) */
+	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	if (x.counted && x.quota == 0)
 		goto out; /* nothing to do for this thread */
 	now = load_now();

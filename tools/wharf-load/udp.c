@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -109,7 +110,7 @@ static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
 	unsigned k, nb;
 	int r;
 
-	if (f->fd < 0 || x->sending_over)
+	if (f->fd < 0 || x->sending_over || now >= x->clk->send_end)
 		return;
 	expire(x, f, now);
 	for (;;) {
@@ -436,6 +437,8 @@ void *udp_thread(void *arg)
 		stat_add(&th->st, ST_SOCKET_ERROR, 1);
 		goto out;
 	}
+	/* wake up on time for the open-loop schedule (the default slack is 50 us) */
+	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	if (x.counted && x.quota == 0)
 		goto out;
 	scan(&x, load_now());

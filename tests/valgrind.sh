@@ -1,0 +1,25 @@
+#!/bin/sh
+# valgrind.sh - runs every Check suite of a built tree under valgrind
+# (memcheck, no fork so leaks in the tests themselves count) and fails on any
+# error or definite leak.  Usage: tests/valgrind.sh BUILDDIR [SUITE...]
+set -u
+build=$(cd "${1:?usage: valgrind.sh BUILDDIR [SUITE...]}" && pwd)
+shift
+src=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -gt 0 ] || set -- $(cd "$build" && ls tests/check_* | grep -v '\.\(sh\|c\|o\|log\|trs\)$' | sed 's|tests/||')
+export WHARF_MODULE_PATH="$build/handlers/.libs:$build/tests/.libs"
+export WHARF_TEST_MODULES="$build/tests/.libs" WHARF_SRCDIR="$src" WHARF_BUILDDIR="$build"
+export CK_FORK=no CK_DEFAULT_TIMEOUT=600
+passed=0
+failed=0
+for t in "$@"; do
+    log="$build/tests/$t.valgrind.log"
+    if timeout 900 valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+        --error-exitcode=99 "$build/tests/$t" >"$log" 2>&1; then
+        passed=$((passed + 1)); echo "PASS: valgrind $t"
+    else
+        failed=$((failed + 1)); echo "FAIL: valgrind $t"; tail -n 40 "$log"
+    fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
