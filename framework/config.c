@@ -568,7 +568,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     if (check_keys(ld, root, "", top_keys) < 0)
         return -1;
 
-    long long workers = online_cpus(), queue_depth = 1024, max_connections = 100000;
+    long long workers = online_cpus(), queue_depth = 1024, max_connections = 10000;
     int log_level = WHARF_LOG_INFO;
     cfg->shutdown_timeout_ms = 5000;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||

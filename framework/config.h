@@ -56,7 +56,7 @@ struct config {
     char *file;                 /* the file name as given (for messages) */
     int workers;                /* "workers": 1..1024; default online CPUs (1..1024) */
     int queue_depth;            /* "queue_depth": 1..1000000; default 1024 */
-    int max_connections;        /* "max_connections": 1..10000000; default 100000 */
+    int max_connections;        /* "max_connections": 1..10000000; default 10000 */
     char *module_path;          /* "module_path": colon-separated dirs, each made
                                    absolute (see config_load_file), or NULL */
     int log_level;              /* "log": "error"|"warn"|"info"|"debug" as an enum

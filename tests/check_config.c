@@ -134,7 +134,7 @@ START_TEST(defaults_applied)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_int_eq(cfg->workers, cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
     ck_assert_int_eq(cfg->queue_depth, 1024);
-    ck_assert_int_eq(cfg->max_connections, 100000);
+    ck_assert_int_eq(cfg->max_connections, 10000);
     ck_assert_ptr_null(cfg->module_path);
     ck_assert_int_eq(cfg->log_level, WHARF_LOG_INFO);
     ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
