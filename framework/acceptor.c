@@ -21,6 +21,7 @@
 #include "acceptor.h"
 #include "listener.h"
 #include "log.h"
+#include "sources.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64          /* accepts per listener per wake-up */
@@ -33,6 +34,7 @@ struct acceptor {
     struct worker *ws;
     unsigned nws;
     size_t max_connections;
+    struct sources *sources; /* per-source counts, or NULL without a limit */
     _Atomic size_t active;   /* admitted and not yet closed */
     _Atomic int waiting;     /* the thread sleeps until there is room */
     _Atomic int stopping;
@@ -41,10 +43,11 @@ struct acceptor {
     pthread_t thread;
     bool started;
     uint64_t last_full_log_ms;
+    uint64_t last_source_log_ms;
 };
 
 struct acceptor *acceptor_new(struct listener *ls, unsigned nls, struct worker *ws, unsigned nws,
-                              size_t max_connections)
+                              size_t max_connections, size_t per_source)
 {
     struct acceptor *a = calloc(1, sizeof *a);
     if (!a)
@@ -59,6 +62,10 @@ struct acceptor *acceptor_new(struct listener *ls, unsigned nls, struct worker *
     a->room_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (a->epfd < 0 || a->stop_fd < 0 || a->room_fd < 0)
         goto fail;
+    if (per_source && !(a->sources = sources_new(per_source))) {
+        errno = ENOMEM;
+        goto fail;
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->stop_fd, &ev) < 0)
         goto fail;
@@ -175,13 +182,27 @@ static bool acceptor_accept(struct acceptor *a, struct listener *l)
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
         }
+        if (a->sources && sources_add(a->sources, &item.peer.sa) < 0) {
+            /* This source has its share open: cut the new one off now. */
+            close(item.fd);
+            atomic_fetch_add_explicit(&l->rejected, 1, memory_order_relaxed);
+            uint64_t now = timer_now_ms();
+            if (now - a->last_source_log_ms >= 1000) {
+                char addr[64];
+                a->last_source_log_ms = now;
+                listener_format_addr(&item.peer.sa, addr, sizeof addr);
+                log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
+                          "refused %s: max_connections_per_source reached", addr);
+            }
+            continue;
+        }
         atomic_fetch_add(&a->active, 1);
         atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
         if (queue_push(w->queue, &item) < 0) {
             /* Cannot happen: only this thread pushes, and it checked for room. */
             close(item.fd);
             atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-            atomic_fetch_sub(&a->active, 1);
+            acceptor_conn_closed(a, &item.peer.sa);
         }
     }
     return true;
@@ -238,6 +259,7 @@ void acceptor_free(struct acceptor *a)
         close(a->stop_fd);
     if (a->room_fd >= 0)
         close(a->room_fd);
+    sources_free(a->sources);
     free(a);
 }
 
@@ -250,8 +272,10 @@ static void acceptor_wake(struct acceptor *a)
     }
 }
 
-void acceptor_conn_closed(struct acceptor *a)
+void acceptor_conn_closed(struct acceptor *a, const struct sockaddr *peer)
 {
+    if (a->sources)
+        sources_remove(a->sources, peer);
     atomic_fetch_sub(&a->active, 1);
     acceptor_wake(a);
 }

@@ -12,24 +12,27 @@
 #define WHARF_ACCEPTOR_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct listener;
 struct worker;
 struct acceptor;
 
 /* Makes an acceptor over the TCP listeners among ls[0..nls) feeding
- * ws[0..nws).  Returns NULL on error (errno set). */
+ * ws[0..nws).  per_source > 0 limits open connections per source address
+ * (more are accepted and closed at once, counted in the listener's
+ * `rejected`).  Returns NULL on error (errno set). */
 struct acceptor *acceptor_new(struct listener *ls, unsigned nls, struct worker *ws, unsigned nws,
-                              size_t max_connections);
+                              size_t max_connections, size_t per_source);
 /* Starts the thread.  Returns 0 or a positive errno. */
 int acceptor_start(struct acceptor *a);
 /* Stops accepting and joins the thread (idempotent). */
 void acceptor_stop(struct acceptor *a);
 void acceptor_free(struct acceptor *a);
 
-/* A connection ended (any thread): one fewer open, and wake the acceptor if
- * it was waiting for room. */
-void acceptor_conn_closed(struct acceptor *a);
+/* A connection from `peer` ended (any thread): one fewer open, and wake the
+ * acceptor if it was waiting for room. */
+void acceptor_conn_closed(struct acceptor *a, const struct sockaddr *peer);
 /* Worker w took items off its queue: wake the acceptor if it waits for room. */
 void acceptor_room(struct acceptor *a);
 /* Connections admitted and not yet closed. */

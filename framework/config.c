@@ -543,7 +543,8 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 /* ---- the whole file --------------------------------------------------------- */
 
 static const char *const top_keys[] = {
-    "workers", "queue_depth", "max_connections", "module_path", "log",
+    "workers", "queue_depth", "max_connections", "max_connections_per_source",
+    "module_path", "log",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -569,11 +570,13 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
         return -1;
 
     long long workers = online_cpus(), queue_depth = 1024, max_connections = 10000;
+    long long per_source = 0;
     int log_level = WHARF_LOG_INFO;
     cfg->shutdown_timeout_ms = 5000;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
         get_int(ld, root, "", "queue_depth", 1, 1000000, &queue_depth) < 0 ||
         get_int(ld, root, "", "max_connections", 1, 10000000, &max_connections) < 0 ||
+        get_int(ld, root, "", "max_connections_per_source", 0, 10000000, &per_source) < 0 ||
         get_choice(ld, root, "", "log", log_names,
                    "\"error\", \"warn\", \"info\" or \"debug\"", &log_level) < 0 ||
         get_ms(ld, root, "", "shutdown_timeout_ms", 3600000, &cfg->shutdown_timeout_ms) < 0)
@@ -581,6 +584,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->workers = (int)workers;
     cfg->queue_depth = (int)queue_depth;
     cfg->max_connections = (int)max_connections;
+    cfg->max_connections_per_source = (int)per_source;
     cfg->log_level = log_level;
 
     const json_t *mp = json_object_get(root, "module_path");

@@ -57,6 +57,8 @@ struct config {
     int workers;                /* "workers": 1..1024; default online CPUs (1..1024) */
     int queue_depth;            /* "queue_depth": 1..1000000; default 1024 */
     int max_connections;        /* "max_connections": 1..10000000; default 10000 */
+    int max_connections_per_source; /* "max_connections_per_source": 0..10000000;
+                                     * default 0 = no limit */
     char *module_path;          /* "module_path": colon-separated dirs, each made
                                    absolute (see config_load_file), or NULL */
     int log_level;              /* "log": "error"|"warn"|"info"|"debug" as an enum

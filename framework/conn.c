@@ -359,7 +359,7 @@ void conn_open(struct worker *w, const struct queue_item *item)
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, 0, "out of memory for a connection");
         close(item->fd);
         atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-        acceptor_conn_closed(w->acceptor);
+        acceptor_conn_closed(w->acceptor, &item->peer.sa);
         return;
     }
     c->kind = EVENT_CONN;
@@ -382,7 +382,7 @@ void conn_open(struct worker *w, const struct queue_item *item)
         close(c->fd);
         free(c);
         atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-        acceptor_conn_closed(w->acceptor);
+        acceptor_conn_closed(w->acceptor, &item->peer.sa);
         return;
     }
     c->next = w->conns;
@@ -450,7 +450,7 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     w->dead = c;
 
     atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-    acceptor_conn_closed(w->acceptor);
+    acceptor_conn_closed(w->acceptor, &c->peer.sa);
 }
 
 void conn_free_closed(struct worker *w)

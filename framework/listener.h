@@ -6,6 +6,7 @@
 #ifndef WHARF_LISTENER_H
 #define WHARF_LISTENER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include "config.h"
@@ -23,6 +24,7 @@ struct listener {
     int *udp_fds;                        /* UDP: one socket per worker, or NULL */
     unsigned nudp;
     int port;                            /* the bound port, or -1 */
+    _Atomic uint64_t rejected;           /* refused by max_connections_per_source */
 };
 
 /*

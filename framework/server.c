@@ -150,7 +150,8 @@ int server_start(struct server *s, char *err, size_t errlen)
         goto fail;
     }
     s->acceptor = acceptor_new(s->listeners, s->nlisteners, s->workers, s->nworkers,
-                               (size_t)s->cfg->max_connections);
+                               (size_t)s->cfg->max_connections,
+                               (size_t)s->cfg->max_connections_per_source);
     if (!s->acceptor) {
         snprintf(err, errlen, "cannot create the acceptor: %s", strerror(errno));
         goto fail;
@@ -273,6 +274,7 @@ int server_stats(const struct server *s, size_t listener, struct server_stats *o
         return 0;
     }
     memset(out, 0, sizeof *out);
+    out->rejected = atomic_load_explicit(&s->listeners[listener].rejected, memory_order_relaxed);
     for (unsigned i = 0; i < s->workers_inited; i++) {
         const struct worker_stats *w = &s->workers[i].stats[listener];
 #define SUM(f) out->f += atomic_load_explicit(&w->f, memory_order_relaxed)

@@ -22,6 +22,7 @@ struct server;
 /* Counters of one listener, summed over workers (a snapshot). */
 struct server_stats {
     uint64_t accepted;          /* TCP connections handed to a worker */
+    uint64_t rejected;          /* refused by max_connections_per_source */
     uint64_t open;              /* TCP connections open now */
     uint64_t closed[SERVER_CLOSE_REASONS]; /* by enum wharf_close_reason */
     uint64_t bytes_in, bytes_out;

@@ -83,7 +83,7 @@ static void worker_discard(struct worker *w, const struct queue_item *item)
 {
     close(item->fd);
     atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-    acceptor_conn_closed(w->acceptor);
+    acceptor_conn_closed(w->acceptor, &item->peer.sa);
 }
 
 /* Opens every connection waiting in the queue. */

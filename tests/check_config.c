@@ -135,6 +135,7 @@ START_TEST(defaults_applied)
     ck_assert_int_eq(cfg->workers, cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus);
     ck_assert_int_eq(cfg->queue_depth, 1024);
     ck_assert_int_eq(cfg->max_connections, 10000);
+    ck_assert_int_eq(cfg->max_connections_per_source, 0);
     ck_assert_ptr_null(cfg->module_path);
     ck_assert_int_eq(cfg->log_level, WHARF_LOG_INFO);
     ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
@@ -401,6 +402,8 @@ START_TEST(out_of_range)
                "queue_depth: expected an integer 1..1000000, got 1000001");
     ASSERT_ERR("{\"max_connections\": 0, \"listeners\": [{" BASE "}]}",
                "max_connections: expected an integer 1..10000000, got 0");
+    ASSERT_ERR("{\"max_connections_per_source\": -1, \"listeners\": [{" BASE "}]}",
+               "max_connections_per_source: expected an integer 0..10000000, got -1");
     ASSERT_ERR("{\"shutdown_timeout_ms\": 3600001, \"listeners\": [{" BASE "}]}",
                "shutdown_timeout_ms: expected at most 3600000 (milliseconds), got 3600001");
     ASSERT_ERR("{\"shutdown_timeout_ms\": -1, \"listeners\": [{" BASE "}]}",

@@ -213,6 +213,42 @@ START_TEST(max_connections_pauses_accepting_until_room)
 }
 END_TEST
 
+START_TEST(per_source_limit_refuses_extra_connections_only)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"max_connections_per_source\": 2, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int port = tserver_port(t, 0);
+    int a = tcp_connect("127.0.0.1", port), b = tcp_connect("127.0.0.1", port);
+    ck_assert(sees_echo(a, 2000));
+    ck_assert(sees_echo(b, 2000));
+    int c = tcp_connect("127.0.0.1", port); /* a third from the same address */
+    ck_assert(wait_closed(c, 2000));
+    ck_assert_uint_eq(tserver_stats(t, 0).rejected, 1);
+    ck_assert(sees_echo(a, 2000)); /* the first two are unharmed */
+    close(c);
+    close(a);
+    void *arg[2] = {t, (void *)(uintptr_t)1};
+    ck_assert(wait_for(all_open, arg, 2000));
+    int d = tcp_connect("127.0.0.1", port); /* room again */
+    ck_assert(sees_echo(d, 2000));
+    /* Another source address (127.0.0.2 is loopback too) has its own share. */
+    int e = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    from.sin_addr.s_addr = htonl(0x7f000002);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons((uint16_t)port);
+    ck_assert_int_eq(bind(e, (struct sockaddr *)&from, sizeof from), 0);
+    ck_assert_int_eq(connect(e, (struct sockaddr *)&to, sizeof to), 0);
+    ck_assert(sees_echo(e, 2000));
+    ck_assert_uint_eq(tserver_stats(t, 0).rejected, 1);
+    close(e);
+    close(b);
+    close(d);
+    tserver_stop(t);
+}
+END_TEST
+
 #define IDLE_CONNS 1000
 
 START_TEST(idle_connections_cost_under_1kib_each)
@@ -382,6 +418,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
     tcase_add_test(tc, max_connections_pauses_accepting_until_room);
+    tcase_add_test(tc, per_source_limit_refuses_extra_connections_only);
     tcase_add_test(tc, idle_connections_cost_under_1kib_each);
     tcase_add_test(tc, ten_thousand_connections_on_4_workers);
     tcase_add_test(tc, start_errors_name_file_and_path);
