@@ -44,6 +44,7 @@ struct acceptor {
     bool started;
     uint64_t last_full_log_ms;
     uint64_t last_source_log_ms;
+    uint64_t last_resource_log_ms;
 };
 
 struct acceptor *acceptor_new(struct listener *ls, unsigned nls, struct worker *ws, unsigned nws,
@@ -169,9 +170,12 @@ static bool acceptor_accept(struct acceptor *a, struct listener *l)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
-                          "accept: %s; pausing accepts for %d ms", strerror(errno),
-                          RESOURCE_BACKOFF_MS);
+                if (timer_now_ms() - a->last_resource_log_ms >= 10000) {
+                    a->last_resource_log_ms = timer_now_ms();
+                    log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
+                              "accept: %s; pausing accepts for %d ms at a time until "
+                              "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
+                }
                 acceptor_sleep(a, -1, RESOURCE_BACKOFF_MS);
                 return false;
             case EINVAL:

@@ -4,6 +4,7 @@
  * option, half-close, IPv6, 1,000 concurrent connections on 2 workers, and the
  * listener counters.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,37 @@ START_TEST(echo_ipv6_loopback)
 }
 END_TEST
 
+START_TEST(echo_dual_stack_and_ipv6_only)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    if (probe < 0)
+        return; /* no IPv6 in this environment */
+    close(probe);
+    /* "::" without ipv6_only takes IPv4 clients too. */
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"address\": \"::\", "
+                                      "\"port\": 0, \"handler\": \"echo\"}]}");
+    unsigned char data[100];
+    fill_pattern(data, sizeof data, 8);
+    int fd4 = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    int fd6 = tcp_connect("::1", tserver_port(t, 0));
+    echo_roundtrip(fd4, data, sizeof data, 3000);
+    echo_roundtrip(fd6, data, sizeof data, 3000);
+    close(fd4);
+    close(fd6);
+    tserver_stop(t);
+
+    /* With ipv6_only an IPv4 client is refused. */
+    t = tserver_start("{\"workers\": 1, \"listeners\": [{\"address\": \"::\", \"port\": 0, "
+                      "\"ipv6_only\": true, \"handler\": \"echo\"}]}");
+    int s4 = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)tserver_port(t, 0))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_ne(connect(s4, (struct sockaddr *)&a, sizeof a), 0);
+    close(s4);
+    tserver_stop(t);
+}
+END_TEST
+
 #define MANY 1000
 
 START_TEST(echo_1000_concurrent_connections_on_2_workers)
@@ -166,6 +198,7 @@ int main(void)
     tcase_add_test(tc, echo_prefix);
     tcase_add_test(tc, echo_half_close_flushes_then_closes);
     tcase_add_test(tc, echo_ipv6_loopback);
+    tcase_add_test(tc, echo_dual_stack_and_ipv6_only);
     tcase_add_test(tc, echo_1000_concurrent_connections_on_2_workers);
     tcase_add_test(tc, counters_follow_traffic);
     suite_add_tcase(s, tc);

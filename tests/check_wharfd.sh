@@ -119,5 +119,47 @@ wait_exit 20
 kill "$client" 2>/dev/null
 wait "$client" 2>/dev/null
 
+# Out of descriptors (EMFILE): accepting pauses with a backoff instead of
+# spinning, and resumes once connections close.
+cat >"$tmp/emfile.json" <<JSON
+{"workers": 1, "listeners": [{"port": 0, "handler": "echo", "backlog": 128}]}
+JSON
+prlimit --nofile=40:40 "$wharfd" -c "$tmp/emfile.json" 2>"$tmp/log" &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q "started:" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
+tcp_port=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+result=$(python3 - "$tcp_port" "$pid" <<'PY'
+import os, socket, sys, time
+port, pid = int(sys.argv[1]), sys.argv[2]
+def ticks():
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
+time.sleep(0.3)
+t0 = ticks()
+time.sleep(1.0)
+spent = ticks() - t0                      # clock ticks (1/100 s) used in 1 s
+for c in conns:
+    c.close()
+time.sleep(0.3)
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"after")
+got = s.recv(16)
+print(spent, got.decode())
+PY
+)
+spent=${result%% *}
+[ -n "$result" ] && [ "${result#* }" = "after" ] && [ "$spent" -le 20 ] &&
+    grep -q "Too many open files; pausing accepts" "$tmp/log" &&
+    ok "EMFILE pauses accepting without spinning ($spent ticks in 1 s), then resumes" ||
+    fail "EMFILE: result '$result'; $(grep -c accept "$tmp/log") accept lines"
+[ "$(grep -c "Too many open files" "$tmp/log")" -le 2 ] && ok "EMFILE warning is rate-limited" ||
+    fail "EMFILE warning repeated $(grep -c "Too many open files" "$tmp/log") times"
+kill -TERM "$pid"
+wait_exit 50
+[ "$status" = 0 ] && ok "stops cleanly after EMFILE" || fail "after EMFILE: status $status"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -152,8 +152,8 @@ uint64_t hist_percentile(const struct hist *h, double p)
 		return 0;
 	if (p >= 100.0)
 		return h->max;
-	if (p < 0)
-		p = 0;
+	if (p <= 0)
+		return h->min;
 	want = rank_at(h, p);
 	for (i = 0; i < HIST_NBUCKETS; i++) {
 		seen += h->counts[i];
