@@ -72,6 +72,13 @@ static size_t conn_pending(const struct wharf_conn *c)
 
 /* ---- timers ---------------------------------------------------------------- */
 
+/* Idle time counts from the last byte received, or from the last write
+ * progress if later: a long reply being written does not make the client idle. */
+static uint64_t conn_idle_since(const struct wharf_conn *c)
+{
+    return c->last_read_ms > c->last_write_ms ? c->last_read_ms : c->last_write_ms;
+}
+
 /* The earliest deadline among the timers that apply now, or UINT64_MAX. */
 static uint64_t conn_deadline(const struct wharf_conn *c)
 {
@@ -81,8 +88,8 @@ static uint64_t conn_deadline(const struct wharf_conn *c)
     if (c->out.len > 0) {
         if (c->write_ms && c->last_write_ms + c->write_ms < d)
             d = c->last_write_ms + c->write_ms;
-    } else if (c->idle_ms && c->last_read_ms + c->idle_ms < d) {
-        d = c->last_read_ms + c->idle_ms;
+    } else if (c->idle_ms && conn_idle_since(c) + c->idle_ms < d) {
+        d = conn_idle_since(c) + c->idle_ms;
     }
     return d;
 }
@@ -115,7 +122,7 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
         kind = WHARF_TIMEOUT_LIFETIME;
     else if (c->out.len > 0 && c->write_ms && now >= c->last_write_ms + c->write_ms)
         kind = WHARF_TIMEOUT_WRITE;
-    else if (c->out.len == 0 && c->idle_ms && now >= c->last_read_ms + c->idle_ms)
+    else if (c->out.len == 0 && c->idle_ms && now >= conn_idle_since(c) + c->idle_ms)
         kind = WHARF_TIMEOUT_IDLE;
     else {
         conn_arm_timer(c); /* activity since it was armed: sleep again */
@@ -204,6 +211,7 @@ static int conn_flush(struct wharf_conn *c)
 {
     struct worker *w = c->w;
     size_t old_cap = c->out.cap;
+    int was_pending = c->out.len > 0;
     if (w->scratch_conn == c) {
         ssize_t n = conn_write(c, buf_head(&w->scratch), w->scratch.len);
         int failed = n < 0;
@@ -224,6 +232,8 @@ static int conn_flush(struct wharf_conn *c)
     }
     if (c->out.len == 0)
         buf_free(&c->out);
+    else if (!was_pending)
+        c->last_write_ms = w->now_ms; /* the write timer starts now */
     conn_output_resized(c, old_cap);
     return 0;
 
@@ -263,9 +273,10 @@ static int conn_settle(struct wharf_conn *c)
         }
         if (!drained || round >= CONN_MAX_DRAIN_ROUNDS)
             break;
+        struct wharf_conn *prev = c->w->current;
         c->w->current = c;
         c->l->handler->on_drain(c);
-        c->w->current = NULL;
+        c->w->current = prev;
     }
     conn_update_events(c);
     if (!(c->flags & CONN_CLOSED))
@@ -516,13 +527,13 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
         w->scratch_conn = c;
         return 0;
     }
-    size_t old_cap = c->out.cap;
+    size_t old_cap = c->out.cap, old_len = c->out.len;
     if (buf_append(&c->out, data, len) < 0)
         return -ENOMEM;
     conn_output_resized(c, old_cap);
     if (w->current != c) {
         /* Sent from another connection's callback: write on the next turn. */
-        if (old_cap == 0)
+        if (old_len == 0)
             c->last_write_ms = w->now_ms;
         conn_update_events(c);
         conn_arm_timer(c);

@@ -58,7 +58,9 @@ const char *wharf_close_reason_name(enum wharf_close_reason reason);
 
 /* The per-connection timers. */
 enum wharf_timeout {
-    WHARF_TIMEOUT_IDLE = 0, /* nothing received for this long */
+    WHARF_TIMEOUT_IDLE = 0, /* nothing received for this long (not counted while
+                             * output is pending; counts from the later of the
+                             * last byte received and the last write progress) */
     WHARF_TIMEOUT_WRITE,    /* output pending with no progress for this long */
     WHARF_TIMEOUT_LIFETIME, /* the connection has been open this long */
 };

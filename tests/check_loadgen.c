@@ -138,7 +138,7 @@ START_TEST(test_tcp_echo_closed_loop_passes)
 	ck_assert_uint_eq(stat_errors(&res.st), 0);
 	ck_assert_uint_eq(res.raw->total, 4000);
 	ck_assert_uint_eq(res.st.c[ST_CONNECTS], 4);
-	ck_assert_uint_gt(res.cpu_user_s + res.cpu_sys_s, 0.0);
+	ck_assert(res.cpu_s > 0.0);
 	engine_result_free(&res);
 	ck_assert_int_eq(cli("-q -c 2 -n 500 -d 5 127.0.0.1:%u", lg_server_port(s)), 0);
 	lg_server_stop(s);

@@ -183,6 +183,7 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
 	struct load_thread *th = NULL;
 	pthread_t *tid = NULL;
 	struct rusage ru0, ru1;
+	struct timespec cpu0, cpu1;
 	struct rlimit rl;
 	struct hist *scratch = NULL;
 	sigset_t block, old;
@@ -236,6 +237,7 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
 	__atomic_store_n(&g_stop, 0, __ATOMIC_RELAXED);
 	memset(&clk, 0, sizeof(clk));
 	getrusage(RUSAGE_SELF, &ru0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
 	wall0 = clk.t0 = load_now();
 	clk.warm_end = clk.t0 + cfg->warmup_ns;
 	clk.send_end = clk.warm_end + cfg->duration_ns;
@@ -291,6 +293,8 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
 	if (progress)
 		fprintf(stderr, "\n");
 	getrusage(RUSAGE_SELF, &ru1);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+	res->cpu_s = (double)(cpu1.tv_sec - cpu0.tv_sec) + (cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
 	res->wall_s = (load_now() - wall0) / 1e9;
 	res->cpu_user_s = cpu_seconds(&ru1.ru_utime) - cpu_seconds(&ru0.ru_utime);
 	res->cpu_sys_s = cpu_seconds(&ru1.ru_stime) - cpu_seconds(&ru0.ru_stime);

@@ -116,7 +116,9 @@ struct load_result {
 	struct hist *connect;   /* connect() to established */
 	uint64_t measure_ns;    /* length of the measurement period used for rates */
 	uint64_t drain_used_ns; /* how long the drain actually took */
-	double wall_s, cpu_user_s, cpu_sys_s;
+	double wall_s;
+	double cpu_s;           /* CPU time of the whole process (CLOCK_PROCESS_CPUTIME_ID) */
+	double cpu_user_s, cpu_sys_s; /* getrusage split (tick-sampled: coarse on short runs) */
 	bool interrupted;       /* stopped early by SIGINT/SIGTERM */
 	char first_error[160];  /* first error seen, in words (what, errno text) */
 };

@@ -420,6 +420,14 @@ static void release_due(struct tctx *x, uint64_t now)
 			x->release_over = true;
 			break;
 		}
+		c = &x->c[s->k % x->n];
+		if (!c->ever_connected) {
+			/* not yet connected for the first time (ramp-up): the slot is skipped */
+			s->k++;
+			c->released++;
+			c->issued++;
+			continue;
+		}
 		if (x->counted && load_measured(x->clk, due)) {
 			if (x->quota == 0) {
 				x->release_over = true;
@@ -427,14 +435,8 @@ static void release_due(struct tctx *x, uint64_t now)
 			}
 			x->quota--;
 		}
-		c = &x->c[s->k % x->n];
 		s->k++;
 		c->released++;
-		if (!c->ever_connected) {
-			/* not yet connected for the first time (ramp-up): the slot is skipped */
-			c->issued++;
-			continue;
-		}
 		x->backlog++;
 		if (!c->in_pending) {
 			c->in_pending = true;
