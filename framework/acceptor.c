@@ -27,6 +27,7 @@
 #define ACCEPT_BATCH 64          /* accepts per listener per wake-up */
 #define ROOM_POLL_MS 50          /* re-check for room at least this often */
 #define RESOURCE_BACKOFF_MS 100  /* pause after EMFILE, ENFILE, ENOBUFS, ENOMEM */
+#define ACCEPTOR_STOP_TAG UINT64_MAX
 
 struct acceptor {
     struct listener *ls;
@@ -67,15 +68,20 @@ struct acceptor *acceptor_new(struct listener *ls, unsigned nls, struct worker *
         errno = ENOMEM;
         goto fail;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    /* Event data: the stop fd is ACCEPTOR_STOP_TAG; a listening socket is
+     * (listener index << 32 | fd). */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ACCEPTOR_STOP_TAG};
     if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->stop_fd, &ev) < 0)
         goto fail;
     for (unsigned i = 0; i < nls; i++) {
-        if (ls[i].fd < 0)
+        if (ls[i].cfg->protocol != CONFIG_TCP)
             continue;
-        ev.data.ptr = &ls[i];
-        if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ls[i].fd, &ev) < 0)
-            goto fail;
+        for (unsigned k = 0; k < ls[i].naddrs; k++) {
+            int fd = listener_fd(&ls[i], k, 0);
+            ev.data.u64 = (uint64_t)i << 32 | (uint32_t)fd;
+            if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                goto fail;
+        }
     }
     return a;
 fail:;
@@ -148,9 +154,10 @@ static bool acceptor_admit(struct acceptor *a, struct worker **target)
     return false;
 }
 
-/* Accepts up to ACCEPT_BATCH connections from l.  Returns false when the
- * acceptor should go back to waiting (no room, backlog empty, backoff). */
-static bool acceptor_accept(struct acceptor *a, struct listener *l)
+/* Accepts up to ACCEPT_BATCH connections from socket fd of listener l.
+ * Returns false when the acceptor should go back to waiting (no room,
+ * backlog empty, backoff). */
+static bool acceptor_accept(struct acceptor *a, struct listener *l, int fd)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct worker *w;
@@ -158,7 +165,7 @@ static bool acceptor_accept(struct acceptor *a, struct listener *l)
             return false;
         struct queue_item item = {.kind = QUEUE_CONN, .listener = l->index};
         item.peer_len = sizeof item.peer;
-        item.fd = accept4(l->fd, &item.peer.sa, &item.peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        item.fd = accept4(fd, &item.peer.sa, &item.peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (item.fd < 0) {
             switch (errno) {
             case EAGAIN:
@@ -225,9 +232,11 @@ static void *acceptor_main(void *arg)
             log_error("acceptor: epoll_wait: %s", strerror(errno));
             break;
         }
-        for (int i = 0; i < n && !atomic_load(&a->stopping); i++)
-            if (events[i].data.ptr)
-                acceptor_accept(a, events[i].data.ptr);
+        for (int i = 0; i < n && !atomic_load(&a->stopping); i++) {
+            uint64_t tag = events[i].data.u64;
+            if (tag != ACCEPTOR_STOP_TAG)
+                acceptor_accept(a, &a->ls[tag >> 32], (int)(uint32_t)tag);
+        }
     }
     return NULL;
 }

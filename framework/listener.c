@@ -105,11 +105,12 @@ static void set_port(struct sockaddr *sa, int port)
 int listener_bind(struct listener *l, unsigned nworkers, char *err, size_t errlen)
 {
     const struct config_listener *cfg = l->cfg;
+    int udp = cfg->protocol == CONFIG_UDP;
     struct addrinfo hints, *res = NULL;
     char port[16];
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = cfg->protocol == CONFIG_TCP ? SOCK_STREAM : SOCK_DGRAM;
+    hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     snprintf(port, sizeof port, "%d", cfg->port);
     int rc = getaddrinfo(cfg->address, port, &hints, &res);
@@ -118,42 +119,47 @@ int listener_bind(struct listener *l, unsigned nworkers, char *err, size_t errle
                  cfg->address, gai_strerror(rc));
         return -1;
     }
+    unsigned naddrs = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        naddrs++;
 
-    const char *what = "";
-    char addr[INET6_ADDRSTRLEN + 16];
-    listener_format_addr(res->ai_addr, addr, sizeof addr);
-    if (cfg->protocol == CONFIG_TCP) {
-        l->fd = open_socket(cfg, res, 0, &what);
-        if (l->fd < 0)
-            goto fail;
-        l->port = bound_port(l->fd);
-    } else {
-        l->udp_fds = calloc(nworkers, sizeof *l->udp_fds);
-        if (!l->udp_fds) {
-            what = "calloc";
-            goto fail;
-        }
-        for (unsigned i = 0; i < nworkers; i++) {
-            int fd = open_socket(cfg, res, 1, &what);
+    const char *what = "calloc";
+    char addr[INET6_ADDRSTRLEN + 16] = "", bound[256] = "";
+    l->nworkers = udp ? nworkers : 1;
+    l->fds = calloc((size_t)naddrs * l->nworkers, sizeof *l->fds);
+    if (!l->fds)
+        goto fail;
+    l->port = cfg->port;
+    struct config_listener one = *cfg;
+    /* Several addresses: an IPv6 wildcard must not claim IPv4 as well. */
+    one.ipv6_only = cfg->ipv6_only || naddrs > 1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next, l->naddrs++) {
+        /* Port 0: the first socket picks a port and every other one joins it. */
+        if (l->port != 0)
+            set_port(ai->ai_addr, l->port);
+        listener_format_addr(ai->ai_addr, addr, sizeof addr);
+        for (unsigned w = 0; w < l->nworkers; w++) {
+            int fd = open_socket(&one, ai, udp, &what);
             if (fd < 0)
                 goto fail;
-            l->udp_fds[l->nudp++] = fd;
-            if (i == 0) {
-                /* The other workers' sockets join the port the first one got. */
+            l->fds[l->nfds++] = fd;
+            if (l->port == 0) {
                 l->port = bound_port(fd);
-                set_port(res->ai_addr, l->port);
+                set_port(ai->ai_addr, l->port);
             }
         }
+        listener_format_addr(ai->ai_addr, addr, sizeof addr);
+        size_t n = strlen(bound);
+        snprintf(bound + n, sizeof bound - n, "%s%s", n ? " " : "", addr);
     }
     freeaddrinfo(res);
-    log_write(WHARF_LOG_INFO, cfg->name, -1, 0, "listening on %s %s:%d (handler %s)",
-              cfg->protocol == CONFIG_TCP ? "tcp" : "udp", cfg->address, l->port,
-              l->handler->name ? l->handler->name : cfg->handler);
+    log_write(WHARF_LOG_INFO, cfg->name, -1, 0, "listening on %s %s (handler %s)",
+              udp ? "udp" : "tcp", bound, l->handler->name ? l->handler->name : cfg->handler);
     return 0;
 
 fail:
-    snprintf(err, errlen, "%s: %s: cannot %s %s (%s): %s", l->file, cfg->path,
-             what, addr, cfg->protocol == CONFIG_TCP ? "tcp" : "udp", strerror(errno));
+    snprintf(err, errlen, "%s: %s: cannot %s %s (%s): %s", l->file, cfg->path, what,
+             addr[0] ? addr : cfg->address, udp ? "udp" : "tcp", strerror(errno));
     freeaddrinfo(res);
     listener_close(l);
     return -1;
@@ -161,18 +167,16 @@ fail:
 
 void listener_close_tcp(struct listener *l)
 {
-    if (l->fd >= 0) {
-        close(l->fd);
-        l->fd = -1;
-    }
+    if (l->cfg->protocol == CONFIG_TCP)
+        listener_close(l);
 }
 
 void listener_close(struct listener *l)
 {
-    listener_close_tcp(l);
-    for (unsigned i = 0; i < l->nudp; i++)
-        close(l->udp_fds[i]);
-    free(l->udp_fds);
-    l->udp_fds = NULL;
-    l->nudp = 0;
+    for (unsigned i = 0; i < l->nfds; i++)
+        close(l->fds[i]);
+    free(l->fds);
+    l->fds = NULL;
+    l->nfds = 0;
+    l->naddrs = 0;
 }

@@ -1,7 +1,9 @@
 /*
  * listener.h - one configured listener at run time: its handler module and
- * handler data, and its sockets (one listening socket for TCP; one
- * SO_REUSEPORT socket per worker for UDP).
+ * handler data, and its sockets.  A host name is bound on every address it
+ * resolves to ("localhost" on 127.0.0.1 and ::1), like nginx does: for TCP one
+ * listening socket per address; for UDP one SO_REUSEPORT socket per address
+ * per worker.
  */
 #ifndef WHARF_LISTENER_H
 #define WHARF_LISTENER_H
@@ -20,21 +22,30 @@ struct listener {
     const struct wharf_handler *handler; /* module->handler */
     void *data;                          /* what the handler's init stored */
     bool inited;                         /* init succeeded, fini is owed */
-    int fd;                              /* TCP listening socket, or -1 */
-    int *udp_fds;                        /* UDP: one socket per worker, or NULL */
-    unsigned nudp;
+    int *fds;                            /* sockets, see listener_udp_fd; or NULL */
+    unsigned nfds;                       /* sockets open */
+    unsigned naddrs;                     /* addresses bound */
+    unsigned nworkers;                   /* UDP sockets per address */
     int port;                            /* the bound port, or -1 */
     _Atomic uint64_t rejected;           /* refused by max_connections_per_source */
 };
 
 /*
- * Binds the listener's sockets: for TCP one listening socket (socket options
- * from the config, non-blocking); for UDP `nworkers` sockets sharing one port
- * with SO_REUSEPORT.  Port 0 binds an ephemeral port, stored in l->port.
- * Returns 0, or -1 with "FILE: listeners[i]: cannot bind ADDR:PORT: reason"
- * in err (nothing left open).
+ * Binds the listener's sockets on every address its "address" resolves to:
+ * for TCP one listening socket per address (socket options from the config,
+ * non-blocking); for UDP `nworkers` sockets per address sharing the port with
+ * SO_REUSEPORT.  Port 0 binds one ephemeral port (the same on every address),
+ * stored in l->port.  Returns 0, or -1 with
+ * "FILE: listeners[i]: cannot bind ADDR (tcp): reason" in err (nothing left open).
  */
 int listener_bind(struct listener *l, unsigned nworkers, char *err, size_t errlen);
+
+/* TCP: the listening socket of address a (a < naddrs).  UDP: the socket of
+ * address a for worker w. */
+static inline int listener_fd(const struct listener *l, unsigned a, unsigned w)
+{
+    return l->fds[a * (l->cfg->protocol == CONFIG_UDP ? l->nworkers : 1) + w];
+}
 
 /* Closes the listening socket(s); safe to call twice. */
 void listener_close_tcp(struct listener *l);

@@ -69,7 +69,6 @@ int server_new(const struct config *cfg, struct server **out, char *err, size_t 
         l->index = i;
         l->cfg = lc;
         l->file = cfg->file;
-        l->fd = -1;
         l->port = -1;
         if (module_load(lc->handler, cfg->module_path, lc->protocol, &l->module, why,
                         sizeof why) < 0) {

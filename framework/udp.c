@@ -58,8 +58,8 @@ int udp_worker_init(struct worker *w, char *err, size_t errlen)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].nudp > w->id)
-            n++;
+        if (w->listeners[i].cfg->protocol == CONFIG_UDP)
+            n += w->listeners[i].naddrs;
     if (n == 0)
         return 0;
     struct udp_worker *u = calloc(1, sizeof *u);
@@ -72,15 +72,18 @@ int udp_worker_init(struct worker *w, char *err, size_t errlen)
     w->udp = u;
     for (unsigned i = 0; i < w->nlisteners; i++) {
         struct listener *l = &w->listeners[i];
-        if (l->nudp <= w->id)
+        if (l->cfg->protocol != CONFIG_UDP)
             continue;
-        struct udp_sock *s = &u->socks[u->nsocks++];
-        s->kind = EVENT_UDP;
-        s->fd = l->udp_fds[w->id];
-        s->l = l;
-        if (worker_watch(w, s->fd, EPOLLIN, s) < 0) {
-            snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(errno));
-            goto fail;
+        for (unsigned a = 0; a < l->naddrs; a++) {
+            struct udp_sock *s = &u->socks[u->nsocks++];
+            s->kind = EVENT_UDP;
+            s->fd = listener_fd(l, a, w->id);
+            s->l = l;
+            int rc = worker_watch(w, s->fd, EPOLLIN, s);
+            if (rc < 0) {
+                snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(-rc));
+                goto fail;
+            }
         }
     }
     for (unsigned i = 0; i < UDP_BATCH; i++) {

@@ -1,7 +1,9 @@
 /* check_hist.c - tests of wharf-load's latency histogram (tools/wharf-load/hist.c):
  * bucket precision, percentiles against exact values on known data, merging, the spectrum,
  * and the file format (round trip; damaged files rejected with a message). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <check.h>
 #include <math.h>
 #include <stdio.h>

@@ -6,6 +6,7 @@
  * suite never collides with a running server on 8080.
  */
 #include <check.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@ static struct tserver *start_seed(void)
 START_TEST(seed_client_exchange)
 {
     struct tserver *t = start_seed();
-    int fd = tcp_connect("localhost", tserver_port(t, 0));
+    /* socket.AF_INET + connect(('localhost', port)), as the tutorial does,
+     * whatever order the resolver lists localhost's addresses in. */
+    int fd = tcp_connect_family("localhost", tserver_port(t, 0), AF_INET);
     send_all(fd, "Hello, server!", strlen("Hello, server!"));
     char data[1024];
     ssize_t n = recv(fd, data, sizeof data, 0); /* the client's single recv(1024) */

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -131,6 +132,29 @@ START_TEST(echo_dual_stack_and_ipv6_only)
 }
 END_TEST
 
+START_TEST(echo_host_name_binds_every_address)
+{
+    /* "localhost" may resolve to 127.0.0.1, ::1 or both, in any order: each
+     * address the resolver gives must be served. */
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"address\": "
+                                      "\"localhost\", \"port\": 0, \"handler\": \"echo\"}]}");
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    ck_assert_int_eq(getaddrinfo("localhost", NULL, &hints, &res), 0);
+    int served = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = tcp_connect_family("localhost", tserver_port(t, 0), ai->ai_family);
+        unsigned char data[64];
+        fill_pattern(data, sizeof data, (unsigned)served);
+        echo_roundtrip(fd, data, sizeof data, 3000);
+        close(fd);
+        served++;
+    }
+    freeaddrinfo(res);
+    ck_assert_int_ge(served, 1);
+    tserver_stop(t);
+}
+END_TEST
+
 #define MANY 1000
 
 START_TEST(echo_1000_concurrent_connections_on_2_workers)
@@ -199,6 +223,7 @@ int main(void)
     tcase_add_test(tc, echo_half_close_flushes_then_closes);
     tcase_add_test(tc, echo_ipv6_loopback);
     tcase_add_test(tc, echo_dual_stack_and_ipv6_only);
+    tcase_add_test(tc, echo_host_name_binds_every_address);
     tcase_add_test(tc, echo_1000_concurrent_connections_on_2_workers);
     tcase_add_test(tc, counters_follow_traffic);
     suite_add_tcase(s, tc);

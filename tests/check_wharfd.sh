@@ -17,6 +17,11 @@ cleanup() {
 }
 trap cleanup EXIT
 ok() { passed=$((passed + 1)); echo "ok: $1"; }
+if ! command -v python3 >/dev/null; then
+    echo "FAIL: python3 is needed for these checks (Debian package python3)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
 
 # Starts wharfd on config $1 in the background; waits (bounded) for its

@@ -3,7 +3,9 @@
  * short poll timeouts; message-aware ones frame the stream with the wharf-load header
  * (length at offset 4, little-endian). UDP servers run one thread. All stop within about
  * 50 ms of lg_server_stop. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "loadgen_servers.h"
 
 #include <arpa/inet.h>

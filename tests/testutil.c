@@ -85,7 +85,14 @@ static void set_timeouts(int fd, int ms)
 
 int tcp_connect(const char *host, int port)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+    return tcp_connect_family(host, port, AF_UNSPEC);
+}
+
+int tcp_connect_family(const char *host, int port, int family)
+{
+    struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res;
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     int rc = getaddrinfo(host, ps, &hints, &res);

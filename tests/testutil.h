@@ -33,6 +33,8 @@ uint64_t now_ms(void);
 
 /* Connects a blocking TCP socket to host:port with 5 s send/receive timeouts. */
 int tcp_connect(const char *host, int port);
+/* Same, resolving host in one address family only (AF_INET, AF_INET6). */
+int tcp_connect_family(const char *host, int port, int family);
 /* Sends everything (fails the test on error). */
 void send_all(int fd, const void *p, size_t n);
 /* Receives exactly n bytes unless EOF, error or timeout_ms passes first;

@@ -1,7 +1,9 @@
 /* cli.c - wharf-load's program flow: parse the options, run the engine (or merge histogram
  * files), write the reports and files asked for, and turn the verdict into an exit status.
  * Signals: the first SIGINT/SIGTERM stops the run early and still reports. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "cli.h"
 
 #include <signal.h>

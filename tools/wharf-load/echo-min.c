@@ -9,7 +9,9 @@
  * reading until it drains. UDP: recvmmsg/sendmmsg batches back to the sender. The server
  * prints "port N" once listening and exits after -l seconds (default 120), so a forgotten
  * one cannot linger. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

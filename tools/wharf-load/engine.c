@@ -2,7 +2,9 @@
  * --count between threads, starts the TCP or UDP engine threads, prints the live progress
  * line, then merges the threads' counters and histograms into one result and measures the
  * generator's own CPU use. Also the pass/fail verdict and helpers the engines share. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "load.h"
 
 #include <errno.h>

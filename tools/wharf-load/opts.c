@@ -1,7 +1,9 @@
 /* opts.c - wharf-load's command line: getopt_long parsing, value parsers with units, the
  * checks that tie options together, and resolution of the HOST:PORT target. Every error
  * names the option and says what was expected. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "opts.h"
 
 #include <arpa/inet.h>

@@ -12,7 +12,9 @@
  * numbers tells in-order, reordered and duplicated echoes apart. A stream that cannot be
  * framed any more (bad magic or length) is counted as a mismatch and the connection is
  * replaced. Connection failures are counted by errno and retried with a backoff. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "load.h"
 
 #include <errno.h>

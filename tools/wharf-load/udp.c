@@ -5,11 +5,13 @@
  *   - a bitmap over the last 65536 sequence numbers tells first answers from duplicates;
  *   - an answer older than the newest one seen so far is a reordering;
  *   - a ring of send times frees the pipeline slot of a datagram unanswered after
- *     --udp-timeout (presumed lost; if it still arrives it counts as received);
- *   - at the end, after a drain period that waits for the datagrams still in flight,
- *     lost = sent - distinct answers.
+ *     --udp-timeout (presumed lost for pacing; if it still arrives it counts as received);
+ *   - at the end, the drain waits until every datagram is answered or --drain has passed;
+ *     then lost = sent - distinct answers.
  * Datagrams are read with recvmmsg and written with sendmmsg in batches. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "load.h"
 
 #include <errno.h>
@@ -49,6 +51,7 @@ struct uctx {
 	uint32_t ring;
 	bool open, counted, release_over, sending_over;
 	uint64_t quota, outstanding, backlog;
+	uint64_t sent, answered; /* thread totals: datagrams sent, distinct answers */
 	struct load_sched sched;
 	unsigned *pending;
 	unsigned npending;
@@ -158,6 +161,7 @@ static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
 			seen_put(f->seen, seq, false);
 			f->outstanding++;
 			x->outstanding++;
+			x->sent++;
 			stat_add(st, ST_SENT, 1);
 			stat_add(st, ST_BYTES_SENT, x->tiov[k].iov_len);
 		}
@@ -223,6 +227,7 @@ static void handle_datagram(struct uctx *x, struct uflow *f, const uint8_t *p, s
 	}
 	seen_put(f->seen, h.seq, true);
 	f->unique++;
+	x->answered++;
 	if (f->any_rx && h.seq < f->max_rx) {
 		stat_add(&th->st, ST_REORDER, 1);
 		load_note_error(th, "datagram reordered within a flow", 0);
@@ -457,7 +462,9 @@ void *udp_thread(void *arg)
 		if (x.sending_over || (x.release_over && x.backlog == 0)) {
 			if (!th->drain_start_ns)
 				th->drain_start_ns = now;
-			if (x.outstanding == 0)
+			/* the drain ends when every datagram is answered or at hard_end: a datagram
+			 * presumed lost for pacing may still arrive and count */
+			if (x.answered == x.sent)
 				break;
 		}
 		wake = x.next_scan < clk->hard_end ? x.next_scan : clk->hard_end;
