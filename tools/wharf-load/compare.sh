@@ -24,9 +24,11 @@ for f in "$load" "$echo_min"; do
 done
 command -v wrk >/dev/null || { echo "compare.sh: wrk not installed (apt-get install wrk)" >&2; exit 2; }
 
-srv_cpu= gen_cpu=
+# srv_cpu/gen_cpu are empty or a taskset prefix, split into words on purpose below.
+srv_cpu='' gen_cpu=''
 if [ "$(nproc)" -ge 2 ]; then srv_cpu="taskset -c 1"; gen_cpu="taskset -c 0"; fi
 out=$(mktemp -d)
+# shellcheck disable=SC2086
 $srv_cpu "$echo_min" -l 900 >"$out/port" &
 srv=$!
 trap 'kill $srv 2>/dev/null; rm -rf "$out"' EXIT INT TERM
@@ -39,6 +41,7 @@ cpu_of() { tail -n 1 "$1" | awk '{printf "%.2f", $1 + $2}'; }
 
 printf '%-10s %6s %12s %8s %10s\n' tool conns msg/s cpu_s us/msg
 for c in "$@"; do
+    # shellcheck disable=SC2086
     /usr/bin/time -f '%U %S' -o "$out/t" $gen_cpu wrk -t1 -c"$c" -d"${dur}s" \
         -s "$here/echo64.lua" "http://127.0.0.1:$port/" >"$out/wrk" 2>&1
     n=$(awk '/requests in/ {print $1}' "$out/wrk")
@@ -47,6 +50,7 @@ for c in "$@"; do
     printf '%-10s %6s %12s %8s %10s\n' wrk "$c" "$rate" "$cpu" \
         "$(echo "$cpu $n" | awk '{printf "%.2f", $1 * 1e6 / $2}')"
 
+    # shellcheck disable=SC2086
     /usr/bin/time -f '%U %S' -o "$out/t" $gen_cpu "$load" -j -t1 -c"$c" -d"$dur" \
         "127.0.0.1:$port" >"$out/wl" 2>&1 || true
     n=$(sed -n 's/.*"received": \([0-9]*\).*/\1/p' "$out/wl")

@@ -48,7 +48,7 @@ static int g_stop;
 
 void engine_request_stop(void)
 {
-	__atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&g_stop, 1, __ATOMIC_RELAXED);
 }
 
 void load_config_defaults(struct load_config *cfg)
@@ -262,7 +262,7 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
 		e = pthread_create(&tid[i], NULL, cfg->udp ? udp_thread : tcp_thread, &th[i]);
 		if (e) {
 			snprintf(err, errlen, "cannot start thread %u: %s", i, strerror(e));
-			__atomic_store_n(&clk.stop, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&clk.stop, 2, __ATOMIC_RELAXED);
 			break;
 		}
 		started++;
@@ -280,7 +280,9 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
 		if (done == started)
 			break;
 		if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
-			__atomic_store_n(&clk.stop, 1, __ATOMIC_RELAXED);
+			int lvl = __atomic_load_n(&g_stop, __ATOMIC_RELAXED) > 1 ? 2 : 1;
+
+			__atomic_store_n(&clk.stop, lvl, __ATOMIC_RELAXED);
 			res->interrupted = true;
 		}
 		nanosleep(&ts, NULL);

@@ -129,7 +129,7 @@ struct load_clock {
 	uint64_t warm_end;  /* messages due before this are not measured */
 	uint64_t send_end;  /* no message is sent at or after this */
 	uint64_t hard_end;  /* send_end + drain: the thread returns by then */
-	int stop;           /* set (atomically) to end the run early */
+	int stop;           /* set atomically: 1 = stop sending and drain, 2 = stop now */
 };
 
 /* One engine thread: its share of the connections, its counters and histograms. */
@@ -171,7 +171,8 @@ void engine_result_free(struct load_result *res);
 int engine_verdict(const struct load_config *cfg, const struct load_result *res, char *why,
 		   size_t whylen);
 
-/* Asks a running engine_run to stop early (async-signal-safe). */
+/* Asks a running engine_run to stop early (async-signal-safe): the first call stops
+ * sending and drains, a second one ends the run at once. */
 void engine_request_stop(void);
 
 /* Engine threads (tcp.c, udp.c): drive th->nconns connections until the clock says stop. */
@@ -195,9 +196,10 @@ static inline bool load_measured(const struct load_clock *clk, uint64_t intended
 	return intended >= clk->warm_end && intended < clk->send_end;
 }
 
-static inline bool load_stopped(const struct load_clock *clk)
+/* 0: run on; 1: stop sending and drain; 2: stop now. */
+static inline int load_stop_level(const struct load_clock *clk)
 {
-	return __atomic_load_n(&clk->stop, __ATOMIC_RELAXED) != 0;
+	return __atomic_load_n(&clk->stop, __ATOMIC_RELAXED);
 }
 
 /* Open-loop schedule of one thread: its k-th message is due at t0 + k * interval and goes

@@ -176,9 +176,12 @@ void report_quiet(FILE *f, const struct load_config *cfg, const struct load_resu
 	char p99[32];
 
 	report_fmt_ns(p99, sizeof(p99), hist_percentile(res->corrected, 99));
-	fprintf(f, "%s: %.1f msg/s, p99 %s, errors %" PRIu64 "%s%s%s\n", why[0] ? "FAIL" : "PASS",
-		rate_of(res), p99, stat_errors(&res->st), cfg->udp ? "" : "", why[0] ? " - " : "",
-		why);
+	fprintf(f, "%s: %.1f msg/s, p99 %s, errors %" PRIu64, why[0] ? "FAIL" : "PASS",
+		rate_of(res), p99, stat_errors(&res->st));
+	if (cfg->udp)
+		fprintf(f, ", loss %.3f%%",
+			res->st.c[ST_SENT] ? 100.0 * res->st.c[ST_LOST] / (double)res->st.c[ST_SENT] : 0.0);
+	fprintf(f, "%s%s\n", why[0] ? " - " : "", why);
 }
 
 void report_spectrum(FILE *f, const char *title, const struct hist *h)

@@ -544,7 +544,7 @@ void *tcp_thread(void *arg)
 	struct load_clock *clk = th->clk;
 	struct epoll_event ev[MAX_EVENTS];
 	struct tctx x;
-	uint64_t now, wake;
+	uint64_t now, wake, hard_end = clk->hard_end;
 	unsigned i;
 	int n;
 
@@ -561,8 +561,15 @@ void *tcp_thread(void *arg)
 	scan(&x, now);
 	for (;;) {
 		now = load_now();
-		if (load_stopped(clk) || now >= clk->hard_end)
+		if (now >= hard_end || load_stop_level(clk) >= 2)
 			break;
+		if (!x.sending_over && load_stop_level(clk) == 1) {
+			/* asked to stop: send nothing more, drain what is in flight */
+			x.sending_over = x.release_over = true;
+			stat_add(&th->st, ST_BACKLOG_END, x.backlog);
+			if (now + x.cfg->drain_ns < hard_end)
+				hard_end = now + x.cfg->drain_ns;
+		}
 		if (!x.sending_over && now >= clk->send_end) {
 			x.sending_over = x.release_over = true;
 			stat_add(&th->st, ST_BACKLOG_END, x.backlog);
@@ -577,7 +584,7 @@ void *tcp_thread(void *arg)
 			if (x.inflight == 0)
 				break;
 		}
-		wake = x.next_scan < clk->hard_end ? x.next_scan : clk->hard_end;
+		wake = x.next_scan < hard_end ? x.next_scan : hard_end;
 		if (!x.sending_over && clk->send_end < wake)
 			wake = clk->send_end;
 		if (x.open && !x.release_over && sched_at(&x.sched, x.sched.k) < wake)

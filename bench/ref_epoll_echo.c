@@ -1,0 +1,263 @@
+/*
+ * ref_epoll_echo.c - the reference limit for bench/run.sh: a minimal, single-threaded,
+ * level-triggered epoll TCP echo server. It does the least an epoll echo server can do per
+ * message (one recv, one send, its share of one epoll_wait) and keeps no per-connection
+ * state at all while a connection has nothing pending, so its CPU time per message and its
+ * memory per connection are the floor a framework is measured against.
+ *
+ *   ref_epoll_echo [-a ADDR] [-p PORT] [-l SECONDS]
+ *
+ * ADDR defaults to 127.0.0.1, PORT to 0 (ephemeral). Once listening it prints
+ * "listening on tcp ADDR:PORT" on stderr (the same words wharfd logs) and serves until
+ * SIGINT/SIGTERM or until -l SECONDS have passed (default 900), so a forgotten one cannot
+ * linger.
+ *
+ * Per readable connection: recv up to 64 KiB into one shared buffer and send it straight
+ * back (TCP_NODELAY, like wharfd's default). What the socket does not take is kept in a
+ * heap block and the connection stops reading (EPOLLOUT only) until it has drained, so a
+ * client that does not read cannot make it buffer without bound. Accepts are done inline
+ * with accept4 until EAGAIN.
+ *
+ * Build: cc -O2 -o ref_epoll_echo ref_epoll_echo.c   (bench/run.sh does this)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUFSZ 65536
+#define MAX_EVENTS 256
+
+struct pend {
+	size_t off, len;
+	char data[];
+};
+
+static struct pend **pending; /* indexed by fd; NULL = nothing pending */
+static size_t npending;
+static volatile sig_atomic_t stop;
+static char buf[BUFSZ];
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "ref_epoll_echo: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static int set_events(int ep, int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+
+	return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+static void drop(int fd)
+{
+	if ((size_t)fd < npending && pending[fd]) {
+		free(pending[fd]);
+		pending[fd] = NULL;
+	}
+	close(fd); /* also removes it from the epoll set */
+}
+
+/* Keeps p[0..len) for later; the connection then waits for EPOLLOUT only. */
+static int keep(int ep, int fd, const char *p, size_t len)
+{
+	struct pend *pd;
+
+	if ((size_t)fd >= npending) {
+		size_t n = npending ? npending : 1024;
+		struct pend **np;
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		np = realloc(pending, n * sizeof(*np));
+		if (!np)
+			return -1;
+		memset(np + npending, 0, (n - npending) * sizeof(*np));
+		pending = np;
+		npending = n;
+	}
+	pd = malloc(sizeof(*pd) + len);
+	if (!pd)
+		return -1;
+	pd->off = 0;
+	pd->len = len;
+	memcpy(pd->data, p, len);
+	pending[fd] = pd;
+	return set_events(ep, fd, EPOLLOUT);
+}
+
+/* Writes what is pending; back to EPOLLIN once it is all out. */
+static void on_writable(int ep, int fd)
+{
+	struct pend *pd = (size_t)fd < npending ? pending[fd] : NULL;
+	ssize_t n;
+
+	if (!pd) {
+		set_events(ep, fd, EPOLLIN);
+		return;
+	}
+	while (pd->off < pd->len) {
+		n = send(fd, pd->data + pd->off, pd->len - pd->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			pd->off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		drop(fd);
+		return;
+	}
+	free(pd);
+	pending[fd] = NULL;
+	if (set_events(ep, fd, EPOLLIN) != 0)
+		drop(fd);
+}
+
+static void on_readable(int ep, int fd)
+{
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	size_t off = 0;
+
+	if (n == 0) {
+		drop(fd);
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			drop(fd);
+		return;
+	}
+	while (off < (size_t)n) {
+		ssize_t w = send(fd, buf + off, (size_t)n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (keep(ep, fd, buf + off, (size_t)n - off) != 0)
+				drop(fd);
+			return;
+		}
+		drop(fd);
+		return;
+	}
+}
+
+static void on_accept(int ep, int lfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int one = 1, fd;
+
+	for (;;) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE)
+				fprintf(stderr, "ref_epoll_echo: accept4: %s\n", strerror(errno));
+			return; /* EAGAIN, or try again on the next event */
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		ev.data.fd = fd;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+			close(fd);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1";
+	int port = 0, lifetime = 900, opt, one = 1, lfd, ep;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t slen = sizeof(sin);
+	struct epoll_event ev = { .events = EPOLLIN }, events[MAX_EVENTS];
+	struct sigaction sa;
+	time_t deadline;
+
+	while ((opt = getopt(argc, argv, "a:p:l:")) != -1) {
+		switch (opt) {
+		case 'a': addr = optarg; break;
+		case 'p': port = atoi(optarg); break;
+		case 'l': lifetime = atoi(optarg); break;
+		default:
+			fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-l SECONDS]\n");
+			return 2;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
+		return 2;
+	}
+	sin.sin_port = htons((uint16_t)port);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		die("socket");
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+		die("bind");
+	if (listen(lfd, 511) != 0) /* wharfd's default backlog */
+		die("listen");
+	if (getsockname(lfd, (struct sockaddr *)&sin, &slen) != 0)
+		die("getsockname");
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		die("epoll_create1");
+	ev.data.fd = lfd;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0)
+		die("epoll_ctl");
+	fprintf(stderr, "listening on tcp %s:%u\n", addr, ntohs(sin.sin_port));
+
+	deadline = time(NULL) + lifetime;
+	while (!stop) {
+		int n = epoll_wait(ep, events, MAX_EVENTS, 1000);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("epoll_wait");
+		}
+		if (time(NULL) >= deadline) /* vDSO: no system call */
+			break;
+		for (int i = 0; i < n; i++) {
+			int fd = events[i].data.fd;
+
+			if (fd == lfd)
+				on_accept(ep, lfd);
+			else if (events[i].events & EPOLLOUT)
+				on_writable(ep, fd);
+			else
+				on_readable(ep, fd);
+		}
+	}
+	return 0;
+}
