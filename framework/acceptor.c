@@ -195,8 +195,8 @@ static bool acceptor_accept(struct acceptor *a, struct listener *l, int fd)
         }
         if (a->sources && sources_add(a->sources, &item.peer.sa) < 0) {
             /* This source has its share open: cut the new one off now. */
-            close(item.fd);
             atomic_fetch_add_explicit(&l->rejected, 1, memory_order_relaxed);
+            close(item.fd);
             uint64_t now = timer_now_ms();
             if (now - a->last_source_log_ms >= 1000) {
                 char addr[64];

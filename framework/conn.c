@@ -439,6 +439,12 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     }
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "closed (%s)",
               wharf_close_reason_name(reason));
+    /* Counted before the socket closes, so a peer that sees the close also
+     * sees it counted. */
+    struct worker_stats *st = conn_stats(c);
+    STAT_ADD(st->closed[reason], 1);
+    STAT_ADD(st->open, (uint64_t)-1);
+    STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
     close(c->fd);
 
     if (c->prev)
@@ -448,11 +454,6 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
-
-    struct worker_stats *st = conn_stats(c);
-    STAT_ADD(st->closed[reason], 1);
-    STAT_ADD(st->open, (uint64_t)-1);
-    STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
     buf_free(&c->in);
     buf_free(&c->out);
     /* Freed at the end of the loop turn: a later event of the same batch
