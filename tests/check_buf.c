@@ -3,6 +3,7 @@
  * append/consume/reserve/commit, compaction in place of growth, growth
  * sizes, freeing, multi-MiB byte-exact round trips and size overflow.
  */
+#include "check_main.h"
 #include "buf.h"
 
 #include <check.h>
@@ -285,9 +286,5 @@ static Suite *buf_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(buf_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(buf_suite());
 }

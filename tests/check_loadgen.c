@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "../tools/wharf-load/cli.h"
 #include "../tools/wharf-load/load.h"
 #include "../tools/wharf-load/msg.h"
@@ -519,11 +520,5 @@ static Suite *loadgen_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(loadgen_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(loadgen_suite());
 }

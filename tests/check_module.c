@@ -11,6 +11,7 @@
  * AM_TESTS_ENVIRONMENT sets them.  Every test unloads what it loaded and
  * removes the files it made.
  */
+#include "check_main.h"
 #include "module.h"
 
 #include <arpa/inet.h>
@@ -840,9 +841,5 @@ static Suite *module_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(module_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(module_suite());
 }

@@ -5,6 +5,7 @@
  * through a small queue that must deliver every item exactly once and in
  * per-producer order with no lost wake-up.  Also run under ThreadSanitizer.
  */
+#include "check_main.h"
 #include "queue.h"
 
 #include <arpa/inet.h>
@@ -346,9 +347,5 @@ static Suite *queue_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(queue_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(queue_suite());
 }

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "testutil.h"
 
 static struct tserver *start_seed(void)
@@ -73,9 +74,5 @@ int main(void)
     tcase_add_test(tc, seed_client_exchange);
     tcase_add_test(tc, seed_server_loop_answers_every_chunk);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "modules/mod_probe.h"
 #include "testutil.h"
 
@@ -424,9 +425,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, start_errors_name_file_and_path);
     tcase_add_test(tc, port_in_use_is_reported);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

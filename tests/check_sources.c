@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "sources.h"
 
 static struct sockaddr_in v4(const char *ip, int port)
@@ -131,9 +132,5 @@ int main(void)
     tcase_add_test(tc, entries_go_away_at_zero);
     tcase_add_test(tc, concurrent_add_remove_balances);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "testutil.h"
 
 #define ECHO_JSON(extra) \
@@ -227,9 +228,5 @@ int main(void)
     tcase_add_test(tc, echo_1000_concurrent_connections_on_2_workers);
     tcase_add_test(tc, counters_follow_traffic);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "modules/mod_probe.h"
 #include "testutil.h"
 
@@ -167,9 +168,5 @@ int main(void)
     tcase_add_test(tc, write_timeout_closes_client_that_stopped_reading);
     tcase_add_test(tc, lifetime_closes_even_active_connection);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

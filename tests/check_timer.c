@@ -3,6 +3,7 @@
  * order, re-arming, disarming, timer_next_ms, what callbacks may do during
  * timer_expire, a 100k-timer run and the monotonic clock.
  */
+#include "check_main.h"
 #include "timer.h"
 
 #include <check.h>
@@ -510,9 +511,5 @@ static Suite *timer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(timer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(timer_suite());
 }

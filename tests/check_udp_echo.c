@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "testutil.h"
 
 #define UDP_JSON(opts) \
@@ -165,9 +166,5 @@ int main(void)
     tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
     tcase_add_test(tc, udp_guard_can_be_disabled);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }
