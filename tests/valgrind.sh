@@ -6,7 +6,9 @@ set -u
 build=$(cd "${1:?usage: valgrind.sh BUILDDIR [SUITE...]}" && pwd)
 shift
 src=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -gt 0 ] || set -- $(cd "$build" && ls tests/check_* | grep -v '\.\(sh\|c\|o\|log\|trs\)$' | sed 's|tests/||')
+# By default: every built Check suite (the executables tests/check_*, not the scripts).
+[ $# -gt 0 ] || set -- $(cd "$build/tests" && find . -maxdepth 1 -name 'check_*' -type f -perm -u+x \
+    ! -name '*.sh' | sed 's|^\./||' | sort)
 export WHARF_MODULE_PATH="$build/handlers/.libs:$build/tests/.libs"
 export WHARF_TEST_MODULES="$build/tests/.libs" WHARF_SRCDIR="$src" WHARF_BUILDDIR="$build"
 export CK_FORK=no CK_DEFAULT_TIMEOUT=600
