@@ -6,15 +6,15 @@
 #include <stdint.h>
 
 enum lg_kind {
-	LG_ECHO,       /* TCP: echoes every byte */
-	LG_CORRUPT,    /* TCP: flips one payload byte of every 100th message of a connection */
-	LG_REORDER,    /* TCP: swaps messages 10 and 11 of each connection */
-	LG_SILENT,     /* TCP: reads and never answers */
-	LG_RESET,      /* TCP: echoes 5 messages, then resets the connection (RST) */
-	LG_UDP_ECHO,   /* UDP: echoes every datagram */
-	LG_UDP_DROP,   /* UDP: drops every 10th datagram (10th, 20th, ... in arrival order) */
-	LG_UDP_DUP,    /* UDP: sends every 5th datagram twice */
-	LG_UDP_SWAP,   /* UDP: holds the 10th datagram and sends it after the 11th */
+    LG_ECHO,     /* TCP: echoes every byte */
+    LG_CORRUPT,  /* TCP: flips one payload byte of every 100th message of a connection */
+    LG_REORDER,  /* TCP: swaps messages 10 and 11 of each connection */
+    LG_SILENT,   /* TCP: reads and never answers */
+    LG_RESET,    /* TCP: echoes 5 messages, then resets the connection (RST) */
+    LG_UDP_ECHO, /* UDP: echoes every datagram */
+    LG_UDP_DROP, /* UDP: drops every 10th datagram (10th, 20th, ... in arrival order) */
+    LG_UDP_DUP,  /* UDP: sends every 5th datagram twice */
+    LG_UDP_SWAP, /* UDP: holds the 10th datagram and sends it after the 11th */
 };
 
 struct lg_server;

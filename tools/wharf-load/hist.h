@@ -25,18 +25,18 @@
 #define HIST_FILE_VERSION 1
 
 struct hist {
-	uint64_t total;     /* values recorded */
-	uint64_t min, max;  /* exact extremes (min is UINT64_MAX when empty) */
-	uint64_t saturated; /* values above HIST_MAX_VALUE (clamped) */
-	double sum, sumsq;  /* for mean and standard deviation (not read live) */
-	uint64_t counts[HIST_NBUCKETS];
+    uint64_t total;     /* values recorded */
+    uint64_t min, max;  /* exact extremes (min is UINT64_MAX when empty) */
+    uint64_t saturated; /* values above HIST_MAX_VALUE (clamped) */
+    double sum, sumsq;  /* for mean and standard deviation (not read live) */
+    uint64_t counts[HIST_NBUCKETS];
 };
 
 /* One point of the percentile spectrum (see hist_spectrum). */
 struct hist_point {
-	uint64_t value;    /* highest value of the bucket, clamped to [min, max] */
-	double percentile; /* 0..100: the level the iteration reached */
-	uint64_t count_at; /* values <= value */
+    uint64_t value;    /* highest value of the bucket, clamped to [min, max] */
+    double percentile; /* 0..100: the level the iteration reached */
+    uint64_t count_at; /* values <= value */
 };
 
 /* Allocates an empty histogram (calloc); NULL when out of memory. Free with hist_free. */
@@ -72,7 +72,7 @@ uint64_t hist_highest(size_t idx);
  * last point is 100 %. Returns the number of points written (at most max). */
 size_t hist_spectrum(const struct hist *h, unsigned ticks, struct hist_point *out, size_t max);
 
-/* ---- files -------------------------------------------------------------------------------
+/* ---- files --------------------------------------------------------------------------------------
  * A histogram file is text: a version line, `meta KEY VALUE` lines describing the run, then
  * one section per histogram:
  *     wharf-load-hist 1
@@ -87,12 +87,12 @@ size_t hist_spectrum(const struct hist *h, unsigned ticks, struct hist_point *ou
 #define HIST_FILE_MAX_SECTIONS 4
 
 struct hist_file {
-	uint64_t messages;    /* meta: measured messages answered */
-	uint64_t duration_ns; /* meta: measurement period */
-	uint64_t errors;      /* meta: errors counted */
-	int nsections;
-	char names[HIST_FILE_MAX_SECTIONS][32];
-	struct hist *hists[HIST_FILE_MAX_SECTIONS];
+    uint64_t messages;    /* meta: measured messages answered */
+    uint64_t duration_ns; /* meta: measurement period */
+    uint64_t errors;      /* meta: errors counted */
+    int nsections;
+    char names[HIST_FILE_MAX_SECTIONS][32];
+    struct hist *hists[HIST_FILE_MAX_SECTIONS];
 };
 
 /* Writes the header and meta lines. Returns 0, or -1 with errno on a write error. */
@@ -107,5 +107,12 @@ void hist_file_free(struct hist_file *hf);
 
 /* Finds a section by name; NULL when absent. */
 struct hist *hist_file_get(const struct hist_file *hf, const char *name);
+
+/* Parses the unsigned decimal number that s starts with (digits only: no sign, no space).
+ * With rest NULL the number must be all of s; otherwise *rest is set to what follows it.
+ * Returns 0, or -1 (out untouched) when s does not start with a digit, the number does not
+ * fit in 64 bits, or text follows where none may. The file reader and the command line
+ * (opts.c) both use it. */
+int hist_parse_u64(const char *s, uint64_t *out, const char **rest);
 
 #endif

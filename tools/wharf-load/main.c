@@ -2,7 +2,4 @@
  * Everything happens in cli_main (cli.c), which the tests also call. */
 #include "cli.h"
 
-int main(int argc, char **argv)
-{
-	return cli_main(argc, argv);
-}
+int main(int argc, char **argv) { return cli_main(argc, argv); }

@@ -25,22 +25,22 @@
 #define MSG_MAX_LEN (1u << 20)
 
 struct msg_hdr {
-	uint32_t magic, length, flow, checksum;
-	uint64_t seq, intended_ns, sent_ns;
+    uint32_t magic, length, flow, checksum;
+    uint64_t seq, intended_ns, sent_ns;
 };
 
 /* What the generator and verifier agree on. */
 struct msg_params {
-	uint64_t seed;
-	uint32_t size_min, size_max; /* MSG_HDR_LEN <= min <= max <= MSG_MAX_LEN */
+    uint64_t seed;
+    uint32_t size_min, size_max; /* MSG_HDR_LEN <= min <= max <= MSG_MAX_LEN */
 };
 
 enum msg_verdict {
-	MSG_OK = 0,
-	MSG_BAD_CHECKSUM, /* header or payload changed in transit */
-	MSG_BAD_FLOW,     /* answer belongs to another connection or flow */
-	MSG_BAD_LENGTH,   /* length differs from what was sent for this seq */
-	MSG_BAD_PAYLOAD,  /* payload differs although the checksum matched */
+    MSG_OK = 0,
+    MSG_BAD_CHECKSUM, /* header or payload changed in transit */
+    MSG_BAD_FLOW,     /* answer belongs to another connection or flow */
+    MSG_BAD_LENGTH,   /* length differs from what was sent for this seq */
+    MSG_BAD_PAYLOAD,  /* payload differs although the checksum matched */
 };
 
 /* Length of message (flow, seq): fixed, or uniform in [size_min, size_max]. */
@@ -48,8 +48,8 @@ uint32_t msg_length(const struct msg_params *mp, uint32_t flow, uint64_t seq);
 
 /* Writes message (flow, seq) of `len` bytes into buf (which must hold len bytes) with the
  * given timestamps, checksum included. */
-void msg_build(const struct msg_params *mp, uint8_t *buf, uint32_t len, uint32_t flow,
-	       uint64_t seq, uint64_t intended_ns, uint64_t sent_ns);
+void msg_build(const struct msg_params *mp, uint8_t *buf, uint32_t len, uint32_t flow, uint64_t seq,
+               uint64_t intended_ns, uint64_t sent_ns);
 
 /* Decodes the header of buf (at least MSG_HDR_LEN bytes). Returns 0 when the magic is right
  * and the length lies in [size_min, size_max], so the stream can be framed; -1 otherwise. */
@@ -58,7 +58,7 @@ int msg_parse_header(const struct msg_params *mp, const uint8_t *buf, struct msg
 /* Verifies a whole message (h->length bytes at buf) that claims to be the echo of a message
  * of `flow`: checksum, flow, the length due for its seq and every payload byte. */
 enum msg_verdict msg_verify(const struct msg_params *mp, const uint8_t *buf,
-			    const struct msg_hdr *h, uint32_t flow);
+                            const struct msg_hdr *h, uint32_t flow);
 
 const char *msg_verdict_name(enum msg_verdict v);
 

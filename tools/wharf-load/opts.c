@@ -12,487 +12,477 @@
 #include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 enum {
-	O_RAMP = 256, O_CHURN, O_DRAIN, O_CONNECT_TIMEOUT, O_UDP_TIMEOUT, O_SEED, O_PLOT,
-	O_MAX_P99, O_MIN_RATE, O_MAX_ERRORS, O_MAX_LOSS, O_PROGRESS, O_NO_PROGRESS,
+    O_RAMP = 256,
+    O_CHURN,
+    O_DRAIN,
+    O_CONNECT_TIMEOUT,
+    O_UDP_TIMEOUT,
+    O_SEED,
+    O_PLOT,
+    O_MAX_P99,
+    O_MIN_RATE,
+    O_MAX_ERRORS,
+    O_MAX_LOSS,
+    O_PROGRESS,
+    O_NO_PROGRESS,
 };
 
 static const struct option long_opts[] = {
-	{ "threads", required_argument, NULL, 't' },
-	{ "connections", required_argument, NULL, 'c' },
-	{ "pipeline", required_argument, NULL, 'p' },
-	{ "size", required_argument, NULL, 's' },
-	{ "duration", required_argument, NULL, 'd' },
-	{ "count", required_argument, NULL, 'n' },
-	{ "warmup", required_argument, NULL, 'w' },
-	{ "rate", required_argument, NULL, 'r' },
-	{ "ramp", required_argument, NULL, O_RAMP },
-	{ "churn", required_argument, NULL, O_CHURN },
-	{ "udp", no_argument, NULL, 'u' },
-	{ "drain", required_argument, NULL, O_DRAIN },
-	{ "connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT },
-	{ "udp-timeout", required_argument, NULL, O_UDP_TIMEOUT },
-	{ "seed", required_argument, NULL, O_SEED },
-	{ "json", no_argument, NULL, 'j' },
-	{ "percentiles", no_argument, NULL, 'P' },
-	{ "hist-out", required_argument, NULL, 'o' },
-	{ "plot", required_argument, NULL, O_PLOT },
-	{ "max-p99", required_argument, NULL, O_MAX_P99 },
-	{ "min-rate", required_argument, NULL, O_MIN_RATE },
-	{ "max-errors", required_argument, NULL, O_MAX_ERRORS },
-	{ "max-loss", required_argument, NULL, O_MAX_LOSS },
-	{ "progress", no_argument, NULL, O_PROGRESS },
-	{ "no-progress", no_argument, NULL, O_NO_PROGRESS },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "merge", no_argument, NULL, 'm' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+    {"threads", required_argument, NULL, 't'},
+    {"connections", required_argument, NULL, 'c'},
+    {"pipeline", required_argument, NULL, 'p'},
+    {"size", required_argument, NULL, 's'},
+    {"duration", required_argument, NULL, 'd'},
+    {"count", required_argument, NULL, 'n'},
+    {"warmup", required_argument, NULL, 'w'},
+    {"rate", required_argument, NULL, 'r'},
+    {"ramp", required_argument, NULL, O_RAMP},
+    {"churn", required_argument, NULL, O_CHURN},
+    {"udp", no_argument, NULL, 'u'},
+    {"drain", required_argument, NULL, O_DRAIN},
+    {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
+    {"udp-timeout", required_argument, NULL, O_UDP_TIMEOUT},
+    {"seed", required_argument, NULL, O_SEED},
+    {"json", no_argument, NULL, 'j'},
+    {"percentiles", no_argument, NULL, 'P'},
+    {"hist-out", required_argument, NULL, 'o'},
+    {"plot", required_argument, NULL, O_PLOT},
+    {"max-p99", required_argument, NULL, O_MAX_P99},
+    {"min-rate", required_argument, NULL, O_MIN_RATE},
+    {"max-errors", required_argument, NULL, O_MAX_ERRORS},
+    {"max-loss", required_argument, NULL, O_MAX_LOSS},
+    {"progress", no_argument, NULL, O_PROGRESS},
+    {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+    {"quiet", no_argument, NULL, 'q'},
+    {"merge", no_argument, NULL, 'm'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 void opts_usage(FILE *f)
 {
-	fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT)\n"
-	      "       wharf-load --merge [OPTIONS] FILE...     (report on saved histograms)\n"
-	      "\n"
-	      "Load generator for TCP and UDP echo servers. Every echo is verified byte for byte.\n"
-	      "\n"
-	      "Load:\n"
-	      "  -u, --udp                 UDP datagrams instead of TCP\n"
-	      "  -c, --connections N       connections (UDP: flows) (default 1)\n"
-	      "  -t, --threads N           threads (default: min(connections, CPUs))\n"
-	      "  -p, --pipeline N          messages in flight per connection (default 1;\n"
-	      "                            open loop: 4096, the maximum)\n"
-	      "  -s, --size N|MIN-MAX      message bytes, header included, >= 40 (default 64)\n"
-	      "  -r, --rate N              open loop at N messages/s in total (k, M suffixes);\n"
-	      "                            latency is measured from each message's due time\n"
-	      "  -d, --duration T          measurement period (default 10s; with --count: a cap,\n"
-	      "                            default 60s). Times: 1.5, 500ms, 20us, 1m (bare = s)\n"
-	      "  -n, --count N             stop after N measured messages in total\n"
-	      "  -w, --warmup T            run this long first, excluded from results (default 0)\n"
-	      "      --drain T             wait this long for echoes still in flight (default 1s)\n"
-	      "      --ramp N              open at most N connections/s at start (default: all)\n"
-	      "      --churn N             close each connection after N exchanges, reconnect\n"
-	      "      --connect-timeout T   (default 2s)\n"
-	      "      --udp-timeout T       a datagram unanswered this long is presumed lost and\n"
-	      "                            frees its pipeline slot (default 200ms)\n"
-	      "      --seed N              payload seed (default 1)\n"
-	      "\n"
-	      "Output:\n"
-	      "  -j, --json                JSON report on stdout, configuration included\n"
-	      "  -P, --percentiles         full percentile spectrum\n"
-	      "  -o, --hist-out FILE       save the latency histograms (for --merge)\n"
-	      "      --plot FILE           latency-by-percentile plot, FILE.svg or FILE.html\n"
-	      "      --progress, --no-progress\n"
-	      "                            progress line on stderr every second (default: when\n"
-	      "                            stderr is a terminal)\n"
-	      "  -q, --quiet               print only the result line\n"
-	      "\n"
-	      "Pass/fail (exit 1 when missed):\n"
-	      "      --max-p99 T           p99 latency (corrected) at most T\n"
-	      "      --min-rate N          measured rate at least N msg/s\n"
-	      "      --max-errors N        errors at most N (default 0)\n"
-	      "      --max-loss PCT        UDP loss at most PCT percent (default 0)\n"
-	      "\n"
-	      "  -h, --help, -V, --version\n"
-	      "Exit status: 0 pass, 1 fail, 2 bad arguments, 3 could not run.\n",
-	      f);
+    fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT)\n"
+          "       wharf-load --merge [OPTIONS] FILE...     (report on saved histograms)\n"
+          "\n"
+          "Load generator for TCP and UDP echo servers. Every echo is verified byte for byte.\n"
+          "\n"
+          "Load:\n"
+          "  -u, --udp                 UDP datagrams instead of TCP\n"
+          "  -c, --connections N       connections (UDP: flows) (default 1)\n"
+          "  -t, --threads N           threads (default: min(connections, CPUs))\n"
+          "  -p, --pipeline N          messages in flight per connection (default 1;\n"
+          "                            open loop: 4096, the maximum)\n"
+          "  -s, --size N|MIN-MAX      message bytes, header included, >= 40 (default 64)\n"
+          "  -r, --rate N              open loop at N messages/s in total (k, M suffixes);\n"
+          "                            latency is measured from each message's due time\n"
+          "  -d, --duration T          measurement period (default 10s; with --count: a cap,\n"
+          "                            default 60s). Times: 1.5, 500ms, 20us, 1m (bare = s)\n"
+          "  -n, --count N             stop after N measured messages in total\n"
+          "  -w, --warmup T            run this long first, excluded from results (default 0)\n"
+          "      --drain T             wait this long for echoes still in flight (default 1s)\n"
+          "      --ramp N              open at most N connections/s at start (default: all)\n"
+          "      --churn N             close each connection after N exchanges, reconnect\n"
+          "      --connect-timeout T   (default 2s)\n"
+          "      --udp-timeout T       a datagram unanswered this long is presumed lost and\n"
+          "                            frees its pipeline slot (default 200ms)\n"
+          "      --seed N              payload seed (default 1)\n"
+          "\n"
+          "Output:\n"
+          "  -j, --json                JSON report on stdout, configuration included\n"
+          "  -P, --percentiles         full percentile spectrum\n"
+          "  -o, --hist-out FILE       save the latency histograms (for --merge)\n"
+          "      --plot FILE           latency-by-percentile plot, FILE.svg or FILE.html\n"
+          "      --progress, --no-progress\n"
+          "                            progress line on stderr every second (default: when\n"
+          "                            stderr is a terminal)\n"
+          "  -q, --quiet               print only the result line\n"
+          "\n"
+          "Pass/fail (exit 1 when missed):\n"
+          "      --max-p99 T           p99 latency (corrected) at most T\n"
+          "      --min-rate N          measured rate at least N msg/s\n"
+          "      --max-errors N        errors at most N (default 0)\n"
+          "      --max-loss PCT        UDP loss at most PCT percent (default 0)\n"
+          "\n"
+          "  -h, --help, -V, --version\n"
+          "Exit status: 0 pass, 1 fail, 2 bad arguments, 3 could not run.\n",
+          f);
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -1;
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+/* The usual complaint about a value: "OPT: expected WHAT, got 'S'". */
+static int expected(char *err, size_t len, const char *opt, const char *what, const char *s)
 {
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
+    return fail(err, len, "%s: expected %s, got '%s'", opt, what, s);
 }
 
 /* A number with an optional k/K (1e3), M (1e6) or G (1e9) multiplier. */
 static int parse_scaled(const char *s, double *out)
 {
-	char *end;
-	double v;
+    char *end;
+    double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v))
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v *= 1e3, end++;
-	else if (*end == 'M')
-		v *= 1e6, end++;
-	else if (*end == 'G')
-		v *= 1e9, end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v))
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        v *= 1e3, end++;
+    else if (*end == 'M')
+        v *= 1e6, end++;
+    else if (*end == 'G')
+        v *= 1e9, end++;
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int opts_parse_time(const char *s, uint64_t *ns)
 {
-	char *end;
-	double v, mult = 1e9;
+    char *end;
+    double v, mult = 1e9;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v) || v < 0 || *s == '-')
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mult = 1e9;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1e6;
-	else if (strcmp(end, "us") == 0)
-		mult = 1e3;
-	else if (strcmp(end, "ns") == 0)
-		mult = 1;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-		mult = 60e9;
-	else
-		return -1;
-	v *= mult;
-	if (v > 1e18)
-		return -1;
-	*ns = (uint64_t)(v + 0.5);
-	return 0;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0 || *s == '-')
+        return -1;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1e9;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1e6;
+    else if (strcmp(end, "us") == 0)
+        mult = 1e3;
+    else if (strcmp(end, "ns") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+        mult = 60e9;
+    else
+        return -1;
+    v *= mult;
+    if (v > 1e18)
+        return -1;
+    *ns = (uint64_t)(v + 0.5);
+    return 0;
 }
 
 static int opt_uint(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out,
-		    char *err, size_t len)
+                    char *err, size_t len)
 {
-	uint64_t v;
-	double d;
+    uint64_t v = 0;
+    double d;
+    bool ok = hist_parse_u64(s, &v, NULL) == 0;
 
-	if (parse_u64(s, &v) != 0) {
-		/* accept 10k, 1M for big counts */
-		if (parse_scaled(s, &d) != 0 || d < 0 || d != floor(d) || d > 1.8e19)
-			return fail(err, len, "%s: expected an integer from %llu to %llu, got '%s'",
-				    opt, (unsigned long long)min, (unsigned long long)max, s);
-		v = (uint64_t)d;
-	}
-	if (v < min || v > max)
-		return fail(err, len, "%s: expected an integer from %llu to %llu, got '%s'", opt,
-			    (unsigned long long)min, (unsigned long long)max, s);
-	*out = v;
-	return 0;
+    if (!ok && parse_scaled(s, &d) == 0 && d >= 0 && d == floor(d) && d <= 1.8e19) {
+        v = (uint64_t)d; /* accept 10k, 1M for big counts */
+        ok = true;
+    }
+    if (!ok || v < min || v > max)
+        return fail(err, len, "%s: expected an integer from %llu to %llu, got '%s'", opt,
+                    (unsigned long long)min, (unsigned long long)max, s);
+    *out = v;
+    return 0;
 }
 
 static int opt_time(const char *opt, const char *s, uint64_t min_ns, uint64_t *out, char *err,
-		    size_t len)
+                    size_t len)
 {
-	if (opts_parse_time(s, out) != 0)
-		return fail(err, len,
-			    "%s: expected a duration such as 10, 1.5s, 250ms, 20us or 2m, got '%s'",
-			    opt, s);
-	if (*out < min_ns)
-		return fail(err, len, "%s: must be at least %.0f ms, got '%s'", opt, min_ns / 1e6, s);
-	return 0;
+    if (opts_parse_time(s, out) != 0)
+        return expected(err, len, opt, "a duration such as 10, 1.5s, 250ms, 20us or 2m", s);
+    if (*out < min_ns)
+        return fail(err, len, "%s: must be at least %.0f ms, got '%s'", opt, min_ns / 1e6, s);
+    return 0;
+}
+
+#define FIELD(f) offsetof(struct load_config, f)
+
+/* The options that take an integer or a duration, all read by opt_int(). */
+enum int_kind {
+    I_UNSIGNED, /* integer in [min, max] (10k, 1M accepted) into an unsigned field */
+    I_U64,      /* the same into a uint64_t field */
+    I_TIME,     /* duration of at least min ns into a uint64_t field (max unused: 0) */
+};
+
+static const struct int_opt {
+    int code; /* getopt_long's value for the option */
+    const char *name;
+    enum int_kind kind;
+    size_t field; /* FIELD(...) it sets */
+    uint64_t min, max;
+} int_opts[] = {
+    {'t', "--threads", I_UNSIGNED, FIELD(threads), 1, LOAD_MAX_THREADS},
+    {'c', "--connections", I_UNSIGNED, FIELD(connections), 1, LOAD_MAX_CONNECTIONS},
+    {'p', "--pipeline", I_UNSIGNED, FIELD(pipeline), 1, LOAD_MAX_PIPELINE},
+    {'n', "--count", I_U64, FIELD(count), 1, UINT64_MAX / 2},
+    {O_CHURN, "--churn", I_U64, FIELD(churn), 1, UINT64_MAX / 2},
+    {O_SEED, "--seed", I_U64, FIELD(msg.seed), 0, UINT64_MAX},
+    {O_MAX_ERRORS, "--max-errors", I_U64, FIELD(max_errors), 0, UINT64_MAX},
+    {'d', "--duration", I_TIME, FIELD(duration_ns), 1000000, 0},
+    {'w', "--warmup", I_TIME, FIELD(warmup_ns), 0, 0},
+    {O_DRAIN, "--drain", I_TIME, FIELD(drain_ns), 0, 0},
+    {O_CONNECT_TIMEOUT, "--connect-timeout", I_TIME, FIELD(connect_timeout_ns), 1000000, 0},
+    {O_UDP_TIMEOUT, "--udp-timeout", I_TIME, FIELD(udp_timeout_ns), 1000000, 0},
+    {O_MAX_P99, "--max-p99", I_TIME, FIELD(max_p99_ns), 1, 0},
+};
+
+/* The options that take a real number (k, M, G accepted) from 0 to max, read by opt_real(). */
+static const struct real_opt {
+    int code;
+    const char *name;
+    size_t field;     /* FIELD(...) of a double */
+    bool positive;    /* 0 itself is not accepted */
+    double max;       /* largest value accepted */
+    const char *what; /* what is expected, for the message */
+} real_opts[] = {
+    {'r', "--rate", FIELD(rate), true, 1e9,
+     "messages per second above 0 and at most 1G (e.g. 50000, 50k)"},
+    {O_RAMP, "--ramp", FIELD(ramp), true, 1e9, "new connections per second above 0"},
+    {O_MIN_RATE, "--min-rate", FIELD(min_rate), false, HUGE_VAL, "messages per second"},
+    {O_MAX_LOSS, "--max-loss", FIELD(max_loss_pct), false, 100, "a percentage from 0 to 100"},
+};
+
+static int opt_int(const struct int_opt *o, const char *s, void *field, char *err, size_t len)
+{
+    uint64_t v = 0; /* set by opt_uint when it succeeds (0 quiets -Wmaybe-uninitialized) */
+
+    if (o->kind == I_TIME)
+        return opt_time(o->name, s, o->min, field, err, len);
+    if (opt_uint(o->name, s, o->min, o->max, &v, err, len) != 0)
+        return -1;
+    if (o->kind == I_UNSIGNED)
+        *(unsigned *)field = (unsigned)v;
+    else
+        *(uint64_t *)field = v;
+    return 0;
+}
+
+static int opt_real(const struct real_opt *o, const char *s, double *field, char *err, size_t len)
+{
+    double d;
+
+    if (parse_scaled(s, &d) != 0 || d < 0 || (d == 0 && o->positive) || d > o->max)
+        return expected(err, len, o->name, o->what, s);
+    *field = d;
+    return 0;
+}
+
+/* Reads the value of option `code` into cfg when it is a numeric one (int_opts, real_opts).
+ * Returns 0 when done, -1 with a message in err when the value is not acceptable, 1 when
+ * the option is not numeric. */
+static int opt_number(int code, const char *s, struct load_config *cfg, char *err, size_t len)
+{
+    char *base = (char *)cfg;
+    size_t i;
+
+    for (i = 0; i < sizeof(int_opts) / sizeof(int_opts[0]); i++)
+        if (int_opts[i].code == code)
+            return opt_int(&int_opts[i], s, base + int_opts[i].field, err, len);
+    for (i = 0; i < sizeof(real_opts) / sizeof(real_opts[0]); i++)
+        if (real_opts[i].code == code)
+            return opt_real(&real_opts[i], s, (double *)(base + real_opts[i].field), err, len);
+    return 1;
 }
 
 /* Bytes: a number with an optional k (1024) or M (1048576). */
 static int parse_bytes(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
+    const char *end;
+    uint64_t v;
 
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || v > (1ull << 40))
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20, end++;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
+    if (hist_parse_u64(s, &v, &end) != 0 || v > (1ull << 40))
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        v <<= 20, end++;
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 static int opt_size(const char *s, struct load_config *cfg, char *err, size_t len)
 {
-	char buf[64], *dash;
-	uint64_t a, b;
+    char buf[64], *dash;
+    uint64_t a, b;
 
-	if (strlen(s) >= sizeof(buf))
-		goto bad;
-	snprintf(buf, sizeof(buf), "%s", s);
-	dash = strchr(buf, '-');
-	if (dash)
-		*dash++ = '\0';
-	if (parse_bytes(buf, &a) != 0 || (dash && parse_bytes(dash, &b) != 0))
-		goto bad;
-	if (!dash)
-		b = a;
-	if (a > b)
-		return fail(err, len, "--size: minimum %llu is above maximum %llu",
-			    (unsigned long long)a, (unsigned long long)b);
-	if (a < MSG_HDR_LEN)
-		return fail(err, len,
-			    "--size: messages carry a %u-byte header, so the size must be at least %u, got '%s'",
-			    MSG_HDR_LEN, MSG_HDR_LEN, s);
-	if (b > MSG_MAX_LEN)
-		return fail(err, len, "--size: at most %u bytes (1M), got '%s'", MSG_MAX_LEN, s);
-	cfg->msg.size_min = (uint32_t)a;
-	cfg->msg.size_max = (uint32_t)b;
-	return 0;
+    if (strlen(s) >= sizeof(buf))
+        goto bad;
+    snprintf(buf, sizeof(buf), "%s", s);
+    dash = strchr(buf, '-');
+    if (dash)
+        *dash++ = '\0';
+    if (parse_bytes(buf, &a) != 0 || (dash && parse_bytes(dash, &b) != 0))
+        goto bad;
+    if (!dash)
+        b = a;
+    if (a > b)
+        return fail(err, len, "--size: minimum %llu is above maximum %llu", (unsigned long long)a,
+                    (unsigned long long)b);
+    if (a < MSG_HDR_LEN)
+        return fail(err, len,
+                    "--size: messages carry a %u-byte header, so the size must be "
+                    "at least %u, got '%s'",
+                    MSG_HDR_LEN, MSG_HDR_LEN, s);
+    if (b > MSG_MAX_LEN)
+        return fail(err, len, "--size: at most %u bytes (1M), got '%s'", MSG_MAX_LEN, s);
+    cfg->msg.size_min = (uint32_t)a;
+    cfg->msg.size_max = (uint32_t)b;
+    return 0;
 bad:
-	return fail(err, len, "--size: expected N or MIN-MAX in bytes (e.g. 64, 1k, 64-1500), got '%s'", s);
+    return expected(err, len, "--size", "N or MIN-MAX in bytes (e.g. 64, 1k, 64-1500)", s);
 }
 
 /* Splits HOST:PORT / [HOST]:PORT and resolves it for the chosen protocol. */
 static int resolve_target(struct load_config *cfg, const char *t, char *err, size_t len)
 {
-	char host[256], *colon;
-	const char *port;
-	struct addrinfo hints, *ai = NULL;
-	uint64_t p;
-	int e;
+    char host[256], *colon;
+    const char *port;
+    struct addrinfo hints, *ai = NULL;
+    uint64_t p;
+    int e;
 
-	if (strlen(t) >= sizeof(cfg->target) || strlen(t) >= sizeof(host))
-		return fail(err, len, "target: too long");
-	snprintf(cfg->target, sizeof(cfg->target), "%s", t);
-	if (t[0] == '[') {
-		const char *close = strchr(t, ']');
+    if (strlen(t) >= sizeof(cfg->target) || strlen(t) >= sizeof(host))
+        return fail(err, len, "target: too long");
+    snprintf(cfg->target, sizeof(cfg->target), "%s", t);
+    if (t[0] == '[') {
+        const char *close = strchr(t, ']');
 
-		if (!close || close[1] != ':')
-			return fail(err, len, "target '%s': expected [IPV6-ADDRESS]:PORT", t);
-		snprintf(host, sizeof(host), "%.*s", (int)(close - t - 1), t + 1);
-		port = close + 2;
-	} else {
-		snprintf(host, sizeof(host), "%s", t);
-		colon = strrchr(host, ':');
-		if (!colon || strchr(host, ':') != colon)
-			return fail(err, len,
-				    "target '%s': expected HOST:PORT (write IPv6 addresses as [ADDR]:PORT)", t);
-		*colon = '\0';
-		port = t + (colon - host) + 1;
-	}
-	if (parse_u64(port, &p) != 0 || p < 1 || p > 65535)
-		return fail(err, len, "target '%s': port must be a number from 1 to 65535", t);
-	if (!host[0])
-		return fail(err, len, "target '%s': missing host", t);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = cfg->udp ? SOCK_DGRAM : SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	e = getaddrinfo(host, port, &hints, &ai);
-	if (e != 0 || !ai)
-		return fail(err, len, "target '%s': cannot resolve '%s': %s", t, host, gai_strerror(e));
-	memcpy(&cfg->addr, ai->ai_addr, ai->ai_addrlen);
-	cfg->addrlen = ai->ai_addrlen;
-	cfg->port = (unsigned)p;
-	if (ai->ai_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, cfg->host,
-			  sizeof(cfg->host));
-	else
-		inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, cfg->host,
-			  sizeof(cfg->host));
-	freeaddrinfo(ai);
-	return 0;
+        if (!close || close[1] != ':')
+            return fail(err, len, "target '%s': expected [IPV6-ADDRESS]:PORT", t);
+        snprintf(host, sizeof(host), "%.*s", (int)(close - t - 1), t + 1);
+        port = close + 2;
+    } else {
+        snprintf(host, sizeof(host), "%s", t);
+        colon = strrchr(host, ':');
+        if (!colon || strchr(host, ':') != colon)
+            return fail(err, len,
+                        "target '%s': expected HOST:PORT (write IPv6 addresses as [ADDR]:PORT)", t);
+        *colon = '\0';
+        port = t + (colon - host) + 1;
+    }
+    if (hist_parse_u64(port, &p, NULL) != 0 || p < 1 || p > 65535)
+        return fail(err, len, "target '%s': port must be a number from 1 to 65535", t);
+    if (!host[0])
+        return fail(err, len, "target '%s': missing host", t);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = cfg->udp ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    e = getaddrinfo(host, port, &hints, &ai);
+    if (e != 0 || !ai)
+        return fail(err, len, "target '%s': cannot resolve '%s': %s", t, host, gai_strerror(e));
+    memcpy(&cfg->addr, ai->ai_addr, ai->ai_addrlen);
+    cfg->addrlen = ai->ai_addrlen;
+    cfg->port = (unsigned)p;
+    if (ai->ai_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, cfg->host,
+                  sizeof(cfg->host));
+    else
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, cfg->host,
+                  sizeof(cfg->host));
+    freeaddrinfo(ai);
+    return 0;
 }
 
 static bool ends_with(const char *s, const char *suffix)
 {
-	size_t a = strlen(s), b = strlen(suffix);
+    size_t a = strlen(s), b = strlen(suffix);
 
-	return a >= b && strcasecmp(s + a - b, suffix) == 0;
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err,
-	       size_t errlen)
+int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
-	uint64_t u;
-	double d;
-	int c;
+    int c, r;
 
-	load_config_defaults(cfg);
-	optind = 0; /* full reset, so tests may parse several times */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
-		const char *a = optarg;
+    load_config_defaults(cfg);
+    optind = 0; /* full reset, so tests may parse several times */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
+        const char *a = optarg;
 
-		switch (c) {
-		case 't':
-			if (opt_uint("--threads", a, 1, LOAD_MAX_THREADS, &u, err, errlen))
-				return -1;
-			cfg->threads = (unsigned)u;
-			break;
-		case 'c':
-			if (opt_uint("--connections", a, 1, LOAD_MAX_CONNECTIONS, &u, err, errlen))
-				return -1;
-			cfg->connections = (unsigned)u;
-			break;
-		case 'p':
-			if (opt_uint("--pipeline", a, 1, LOAD_MAX_PIPELINE, &u, err, errlen))
-				return -1;
-			cfg->pipeline = (unsigned)u;
-			cfg->pipeline_set = true;
-			break;
-		case 's':
-			if (opt_size(a, cfg, err, errlen))
-				return -1;
-			break;
-		case 'd':
-			if (opt_time("--duration", a, 1000000, &cfg->duration_ns, err, errlen))
-				return -1;
-			cfg->duration_set = true;
-			break;
-		case 'n':
-			if (opt_uint("--count", a, 1, UINT64_MAX / 2, &cfg->count, err, errlen))
-				return -1;
-			break;
-		case 'w':
-			if (opt_time("--warmup", a, 0, &cfg->warmup_ns, err, errlen))
-				return -1;
-			break;
-		case 'r':
-			if (parse_scaled(a, &d) != 0 || d <= 0 || d > 1e9)
-				return fail(err, errlen,
-					    "--rate: expected messages per second above 0 and at most 1G (e.g. 50000, 50k), got '%s'",
-					    a);
-			cfg->rate = d;
-			break;
-		case O_RAMP:
-			if (parse_scaled(a, &d) != 0 || d <= 0 || d > 1e9)
-				return fail(err, errlen,
-					    "--ramp: expected new connections per second above 0, got '%s'", a);
-			cfg->ramp = d;
-			break;
-		case O_CHURN:
-			if (opt_uint("--churn", a, 1, UINT64_MAX / 2, &cfg->churn, err, errlen))
-				return -1;
-			break;
-		case 'u':
-			cfg->udp = true;
-			break;
-		case O_DRAIN:
-			if (opt_time("--drain", a, 0, &cfg->drain_ns, err, errlen))
-				return -1;
-			break;
-		case O_CONNECT_TIMEOUT:
-			if (opt_time("--connect-timeout", a, 1000000, &cfg->connect_timeout_ns, err, errlen))
-				return -1;
-			break;
-		case O_UDP_TIMEOUT:
-			if (opt_time("--udp-timeout", a, 1000000, &cfg->udp_timeout_ns, err, errlen))
-				return -1;
-			break;
-		case O_SEED:
-			if (opt_uint("--seed", a, 0, UINT64_MAX, &cfg->msg.seed, err, errlen))
-				return -1;
-			break;
-		case 'j':
-			cfg->json = true;
-			break;
-		case 'P':
-			cfg->percentiles = true;
-			break;
-		case 'o':
-			cfg->hist_out = a;
-			break;
-		case O_PLOT:
-			if (!ends_with(a, ".svg") && !ends_with(a, ".html"))
-				return fail(err, errlen, "--plot: expected a file name ending in .svg or .html, got '%s'", a);
-			cfg->plot = a;
-			break;
-		case O_MAX_P99:
-			if (opt_time("--max-p99", a, 1, &cfg->max_p99_ns, err, errlen))
-				return -1;
-			break;
-		case O_MIN_RATE:
-			if (parse_scaled(a, &d) != 0 || d < 0)
-				return fail(err, errlen, "--min-rate: expected messages per second, got '%s'", a);
-			cfg->min_rate = d;
-			break;
-		case O_MAX_ERRORS:
-			if (opt_uint("--max-errors", a, 0, UINT64_MAX, &cfg->max_errors, err, errlen))
-				return -1;
-			break;
-		case O_MAX_LOSS:
-			if (parse_scaled(a, &d) != 0 || d < 0 || d > 100)
-				return fail(err, errlen, "--max-loss: expected a percentage from 0 to 100, got '%s'", a);
-			cfg->max_loss_pct = d;
-			break;
-		case O_PROGRESS:
-			cfg->progress = 1;
-			break;
-		case O_NO_PROGRESS:
-			cfg->progress = 0;
-			break;
-		case 'q':
-			cfg->quiet = true;
-			break;
-		case 'm':
-			cfg->merge = true;
-			break;
-		case 'h':
-			opts_usage(out);
-			return 1;
-		case 'V':
-			fprintf(out, "wharf-load %s\n", LOAD_VERSION);
-			return 1;
-		case ':':
-			return fail(err, errlen, "%s: needs a value", argv[optind - 1]);
-		default:
-			if (optopt)
-				return fail(err, errlen, "unknown option '-%c'", optopt);
-			return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (cfg->merge) {
-		if (optind >= argc)
-			return fail(err, errlen, "--merge: expected one or more histogram files");
-		cfg->files = argv + optind;
-		cfg->nfiles = argc - optind;
-		return 0;
-	}
-	if (optind >= argc)
-		return fail(err, errlen, "missing target: expected HOST:PORT (e.g. 127.0.0.1:7000)");
-	if (argc - optind > 1)
-		return fail(err, errlen, "expected one target, got '%s' and '%s'", argv[optind],
-			    argv[optind + 1]);
-	if (cfg->udp && cfg->msg.size_max > LOAD_MAX_UDP_SIZE)
-		return fail(err, errlen, "--size: UDP datagrams carry at most %u bytes", LOAD_MAX_UDP_SIZE);
-	if (cfg->udp && cfg->churn)
-		return fail(err, errlen, "--churn: applies to TCP only (UDP has no connections)");
-	if (cfg->count && !cfg->duration_set)
-		cfg->duration_ns = 60ull * 1000000000u;
-	if (cfg->rate > 0 && !cfg->pipeline_set)
-		cfg->pipeline = LOAD_MAX_PIPELINE;
-	if (cfg->threads > cfg->connections)
-		return fail(err, errlen, "--threads %u is more than --connections %u (each thread needs a connection)",
-			    cfg->threads, cfg->connections);
-	if (cfg->threads == 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-
-		cfg->threads = ncpu < 1 ? 1 : (unsigned)(ncpu > LOAD_MAX_THREADS ? LOAD_MAX_THREADS : ncpu);
-		if (cfg->threads > cfg->connections)
-			cfg->threads = cfg->connections;
-	}
-	return resolve_target(cfg, argv[optind], err, errlen);
+        r = opt_number(c, a, cfg, err, errlen);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            /* given explicitly: their defaults depend on other options */
+            if (c == 'p')
+                cfg->pipeline_set = true;
+            if (c == 'd')
+                cfg->duration_set = true;
+            continue;
+        }
+        switch (c) {
+        case 's':
+            if (opt_size(a, cfg, err, errlen))
+                return -1;
+            break;
+        case 'u': cfg->udp = true; break;
+        case 'j': cfg->json = true; break;
+        case 'P': cfg->percentiles = true; break;
+        case 'o': cfg->hist_out = a; break;
+        case O_PLOT:
+            if (!ends_with(a, ".svg") && !ends_with(a, ".html"))
+                return expected(err, errlen, "--plot", "a file name ending in .svg or .html", a);
+            cfg->plot = a;
+            break;
+        case O_PROGRESS: cfg->progress = 1; break;
+        case O_NO_PROGRESS: cfg->progress = 0; break;
+        case 'q': cfg->quiet = true; break;
+        case 'm': cfg->merge = true; break;
+        case 'h': opts_usage(out); return 1;
+        case 'V': fprintf(out, "wharf-load %s\n", LOAD_VERSION); return 1;
+        case ':': return fail(err, errlen, "%s: needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                return fail(err, errlen, "unknown option '-%c'", optopt);
+            return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (cfg->merge) {
+        if (optind >= argc)
+            return fail(err, errlen, "--merge: expected one or more histogram files");
+        cfg->files = argv + optind;
+        cfg->nfiles = argc - optind;
+        return 0;
+    }
+    if (optind >= argc)
+        return fail(err, errlen, "missing target: expected HOST:PORT (e.g. 127.0.0.1:7000)");
+    if (argc - optind > 1)
+        return fail(err, errlen, "expected one target, got '%s' and '%s'", argv[optind],
+                    argv[optind + 1]);
+    if (cfg->udp && cfg->msg.size_max > LOAD_MAX_UDP_SIZE)
+        return fail(err, errlen, "--size: UDP datagrams carry at most %u bytes", LOAD_MAX_UDP_SIZE);
+    if (cfg->udp && cfg->churn)
+        return fail(err, errlen, "--churn: applies to TCP only (UDP has no connections)");
+    if (cfg->count && !cfg->duration_set)
+        cfg->duration_ns = 60ull * 1000000000u;
+    if (cfg->rate > 0 && !cfg->pipeline_set)
+        cfg->pipeline = LOAD_MAX_PIPELINE;
+    if (cfg->threads > cfg->connections)
+        return fail(err, errlen,
+                    "--threads %u is more than --connections %u (each thread needs a connection)",
+                    cfg->threads, cfg->connections);
+    if (cfg->threads == 0)
+        cfg->threads = load_default_threads(cfg->connections);
+    return resolve_target(cfg, argv[optind], err, errlen);
 }

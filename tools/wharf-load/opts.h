@@ -11,8 +11,7 @@
  * checked and the target resolved. Returns 0 to go on, 1 when --help or --version was
  * printed on `out` (exit 0), -1 on a bad argument with a message naming the option and what
  * was expected in err (exit 2). cfg->files points into argv. */
-int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err,
-	       size_t errlen);
+int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen);
 
 void opts_usage(FILE *f);
 

@@ -8,364 +8,369 @@
 #include <math.h>
 #include <string.h>
 
-const double report_pcts[REPORT_NPCT] = { 50, 90, 99, 99.9, 99.99, 100 };
-static const char *const pct_names[REPORT_NPCT] = { "p50", "p90", "p99", "p99.9", "p99.99", "max" };
+const double report_pcts[REPORT_NPCT] = {50, 90, 99, 99.9, 99.99, 100};
+static const char *const pct_names[REPORT_NPCT] = {"p50", "p90", "p99", "p99.9", "p99.99", "max"};
 
 void report_fmt_ns(char *buf, size_t len, uint64_t ns)
 {
-	double v = (double)ns;
-	const char *unit = "ns";
+    double v = (double)ns;
+    const char *unit = "ns";
 
-	if (ns < 1000) {
-		snprintf(buf, len, "%" PRIu64 "ns", ns);
-		return;
-	}
-	if (v < 1e6)
-		v /= 1e3, unit = "us";
-	else if (v < 1e9)
-		v /= 1e6, unit = "ms";
-	else
-		v /= 1e9, unit = "s";
-	snprintf(buf, len, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
+    if (ns < 1000) {
+        snprintf(buf, len, "%" PRIu64 "ns", ns);
+        return;
+    }
+    if (v < 1e6)
+        v /= 1e3, unit = "us";
+    else if (v < 1e9)
+        v /= 1e6, unit = "ms";
+    else
+        v /= 1e9, unit = "s";
+    snprintf(buf, len, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, unit);
 }
 
 static double rate_of(const struct load_result *res)
 {
-	return res->measure_ns ? res->st.c[ST_MEASURED] * 1e9 / (double)res->measure_ns : 0.0;
+    return res->measure_ns ? res->st.c[ST_MEASURED] * 1e9 / (double)res->measure_ns : 0.0;
 }
 
 static double cpu_per_msg_us(const struct load_result *res)
 {
-	uint64_t n = res->st.c[ST_SENT] + res->st.c[ST_RECEIVED];
+    uint64_t n = res->st.c[ST_SENT] + res->st.c[ST_RECEIVED];
 
-	/* per exchange: one send and one verified echo */
-	return n ? res->cpu_s * 1e6 / ((double)n / 2.0) : 0.0;
+    /* per exchange: one send and one verified echo */
+    return n ? res->cpu_s * 1e6 / ((double)n / 2.0) : 0.0;
 }
 
 static void latency_row(FILE *f, const char *label, const struct hist *h)
 {
-	char buf[32];
-	int i;
+    char buf[32];
+    int i;
 
-	fprintf(f, "  %-11s", label);
-	if (h->total == 0) {
-		fprintf(f, " (no samples)\n");
-		return;
-	}
-	for (i = 0; i < REPORT_NPCT; i++) {
-		report_fmt_ns(buf, sizeof(buf), hist_percentile(h, report_pcts[i]));
-		fprintf(f, " %9s", buf);
-	}
-	report_fmt_ns(buf, sizeof(buf), (uint64_t)hist_mean(h));
-	fprintf(f, " %9s", buf);
-	report_fmt_ns(buf, sizeof(buf), (uint64_t)hist_stddev(h));
-	fprintf(f, " %9s\n", buf);
+    fprintf(f, "  %-11s", label);
+    if (h->total == 0) {
+        fprintf(f, " (no samples)\n");
+        return;
+    }
+    for (i = 0; i < REPORT_NPCT; i++) {
+        report_fmt_ns(buf, sizeof(buf), hist_percentile(h, report_pcts[i]));
+        fprintf(f, " %9s", buf);
+    }
+    report_fmt_ns(buf, sizeof(buf), (uint64_t)hist_mean(h));
+    fprintf(f, " %9s", buf);
+    report_fmt_ns(buf, sizeof(buf), (uint64_t)hist_stddev(h));
+    fprintf(f, " %9s\n", buf);
 }
 
 static void latency_header(FILE *f)
 {
-	int i;
+    int i;
 
-	fprintf(f, "  %-11s", "latency");
-	for (i = 0; i < REPORT_NPCT; i++)
-		fprintf(f, " %9s", pct_names[i]);
-	fprintf(f, " %9s %9s\n", "mean", "stdev");
+    fprintf(f, "  %-11s", "latency");
+    for (i = 0; i < REPORT_NPCT; i++)
+        fprintf(f, " %9s", pct_names[i]);
+    fprintf(f, " %9s %9s\n", "mean", "stdev");
 }
 
 static const char *mode_name(const struct load_config *cfg)
 {
-	return cfg->rate > 0 ? "open loop" : "closed loop";
+    return cfg->rate > 0 ? "open loop" : "closed loop";
 }
 
 void report_human(FILE *f, const struct load_config *cfg, const struct load_result *res,
-		  const char *why)
+                  const char *why)
 {
-	const uint64_t *c = res->st.c;
-	double rate = rate_of(res), secs = res->measure_ns / 1e9, mbit;
-	uint64_t errors = stat_errors(&res->st);
-	char size[48], buf[32];
-	int i;
+    const uint64_t *c = res->st.c;
+    double rate = rate_of(res), secs = res->measure_ns / 1e9, mbit;
+    uint64_t errors = stat_errors(&res->st);
+    char size[48], buf[32];
+    int i;
 
-	if (cfg->msg.size_min == cfg->msg.size_max)
-		snprintf(size, sizeof(size), "%u B", cfg->msg.size_min);
-	else
-		snprintf(size, sizeof(size), "%u-%u B", cfg->msg.size_min, cfg->msg.size_max);
-	fprintf(f, "wharf-load %s: %s %s, %s", LOAD_VERSION, cfg->udp ? "udp" : "tcp", cfg->target,
-		mode_name(cfg));
-	if (cfg->rate > 0)
-		fprintf(f, " at %.0f msg/s", cfg->rate);
-	fprintf(f, ", %u threads, %u %s, pipeline %u, %s messages", cfg->threads, cfg->connections,
-		cfg->udp ? "flows" : "connections", cfg->pipeline, size);
-	if (cfg->churn)
-		fprintf(f, ", churn every %" PRIu64 " exchanges", cfg->churn);
-	fprintf(f, "\n  %-11s %.3f s measured", "run", secs);
-	if (cfg->warmup_ns)
-		fprintf(f, " after %.3f s warm-up (excluded)", cfg->warmup_ns / 1e9);
-	fprintf(f, ", drain %.3f s, wall %.3f s%s\n", res->drain_used_ns / 1e9, res->wall_s,
-		res->interrupted ? " (interrupted)" : "");
+    if (cfg->msg.size_min == cfg->msg.size_max)
+        snprintf(size, sizeof(size), "%u B", cfg->msg.size_min);
+    else
+        snprintf(size, sizeof(size), "%u-%u B", cfg->msg.size_min, cfg->msg.size_max);
+    fprintf(f, "wharf-load %s: %s %s, %s", LOAD_VERSION, cfg->udp ? "udp" : "tcp", cfg->target,
+            mode_name(cfg));
+    if (cfg->rate > 0)
+        fprintf(f, " at %.0f msg/s", cfg->rate);
+    fprintf(f, ", %u threads, %u %s, pipeline %u, %s messages", cfg->threads, cfg->connections,
+            cfg->udp ? "flows" : "connections", cfg->pipeline, size);
+    if (cfg->churn)
+        fprintf(f, ", churn every %" PRIu64 " exchanges", cfg->churn);
+    fprintf(f, "\n  %-11s %.3f s measured", "run", secs);
+    if (cfg->warmup_ns)
+        fprintf(f, " after %.3f s warm-up (excluded)", cfg->warmup_ns / 1e9);
+    fprintf(f, ", drain %.3f s, wall %.3f s%s\n", res->drain_used_ns / 1e9, res->wall_s,
+            res->interrupted ? " (interrupted)" : "");
 
-	mbit = c[ST_RECEIVED] ? rate * ((double)c[ST_BYTES_RECEIVED] / (double)c[ST_RECEIVED]) * 8 / 1e6 : 0;
-	fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s", "messages", c[ST_MEASURED], rate);
-	if (cfg->rate > 0)
-		fprintf(f, " (target %.0f)", cfg->rate);
-	fprintf(f, "; %" PRIu64 " sent, %" PRIu64 " verified in all, %.1f Mbit/s echoed\n",
-		c[ST_SENT], c[ST_RECEIVED], mbit);
-	if (c[ST_BACKLOG_END])
-		fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
-			"backlog", c[ST_BACKLOG_END]);
+    mbit = 0;
+    if (c[ST_RECEIVED])
+        mbit = rate * ((double)c[ST_BYTES_RECEIVED] / (double)c[ST_RECEIVED]) * 8 / 1e6;
+    fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s", "messages", c[ST_MEASURED], rate);
+    if (cfg->rate > 0)
+        fprintf(f, " (target %.0f)", cfg->rate);
+    fprintf(f, "; %" PRIu64 " sent, %" PRIu64 " verified in all, %.1f Mbit/s echoed\n", c[ST_SENT],
+            c[ST_RECEIVED], mbit);
+    if (c[ST_BACKLOG_END])
+        fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
+                "backlog", c[ST_BACKLOG_END]);
 
-	latency_header(f);
-	if (cfg->rate > 0) {
-		latency_row(f, "corrected", res->corrected);
-		latency_row(f, "uncorrected", res->raw);
-	} else {
-		latency_row(f, "round trip", res->raw);
-	}
-	if (!cfg->udp || res->connect->total) {
-		fprintf(f, "  %-11s %" PRIu64 " established", "connects", c[ST_CONNECTS]);
-		if (!cfg->udp && res->connect->total) {
-			report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 50));
-			fprintf(f, ", connect p50 %s", buf);
-			report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 99));
-			fprintf(f, " p99 %s", buf);
-			report_fmt_ns(buf, sizeof(buf), res->connect->max);
-			fprintf(f, " max %s", buf);
-		}
-		if (cfg->churn && res->wall_s > 0)
-			fprintf(f, "; %" PRIu64 " churn closes, %.1f connects/s", c[ST_CHURN_CLOSES],
-				c[ST_CONNECTS] / res->wall_s);
-		fprintf(f, "\n");
-	}
-	if (cfg->udp)
-		fprintf(f, "  %-11s lost %" PRIu64 " of %" PRIu64 " (%.3f%%), late %" PRIu64
-			", reordered %" PRIu64 ", duplicates %" PRIu64 "\n",
-			"datagrams", c[ST_LOST], c[ST_SENT],
-			c[ST_SENT] ? 100.0 * c[ST_LOST] / (double)c[ST_SENT] : 0.0, c[ST_LATE],
-			c[ST_REORDER], c[ST_DUPLICATE]);
-	fprintf(f, "  %-11s %" PRIu64, "errors", errors);
-	if (errors) {
-		const char *sep = " (";
+    latency_header(f);
+    if (cfg->rate > 0) {
+        latency_row(f, "corrected", res->corrected);
+        latency_row(f, "uncorrected", res->raw);
+    } else {
+        latency_row(f, "round trip", res->raw);
+    }
+    if (!cfg->udp || res->connect->total) {
+        fprintf(f, "  %-11s %" PRIu64 " established", "connects", c[ST_CONNECTS]);
+        if (!cfg->udp && res->connect->total) {
+            report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 50));
+            fprintf(f, ", connect p50 %s", buf);
+            report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 99));
+            fprintf(f, " p99 %s", buf);
+            report_fmt_ns(buf, sizeof(buf), res->connect->max);
+            fprintf(f, " max %s", buf);
+        }
+        if (cfg->churn && res->wall_s > 0)
+            fprintf(f, "; %" PRIu64 " churn closes, %.1f connects/s", c[ST_CHURN_CLOSES],
+                    c[ST_CONNECTS] / res->wall_s);
+        fprintf(f, "\n");
+    }
+    if (cfg->udp)
+        fprintf(f,
+                "  %-11s lost %" PRIu64 " of %" PRIu64 " (%.3f%%), late %" PRIu64
+                ", reordered %" PRIu64 ", duplicates %" PRIu64 "\n",
+                "datagrams", c[ST_LOST], c[ST_SENT],
+                c[ST_SENT] ? 100.0 * c[ST_LOST] / (double)c[ST_SENT] : 0.0, c[ST_LATE],
+                c[ST_REORDER], c[ST_DUPLICATE]);
+    fprintf(f, "  %-11s %" PRIu64, "errors", errors);
+    if (errors) {
+        const char *sep = " (";
 
-		for (i = ST_FIRST_ERROR; i < ST__COUNT; i++)
-			if (c[i]) {
-				fprintf(f, "%s%s %" PRIu64, sep, stat_names[i], c[i]);
-				sep = ", ";
-			}
-		fprintf(f, ")");
-	}
-	fprintf(f, "\n");
-	if (res->first_error[0])
-		fprintf(f, "  %-11s %s\n", "first error", res->first_error);
-	fprintf(f, "  %-11s %.3f s (user %.2f s, sys %.2f s) = %.1f%% of one CPU, %.2f us per exchange\n",
-		"cpu", res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
-		res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
-	fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
-	if (cfg->percentiles) {
-		if (cfg->rate > 0) {
-			report_spectrum(f, "corrected latency", res->corrected);
-			report_spectrum(f, "uncorrected latency", res->raw);
-		} else {
-			report_spectrum(f, "round-trip latency", res->raw);
-		}
-	}
+        for (i = ST_FIRST_ERROR; i < ST__COUNT; i++)
+            if (c[i]) {
+                fprintf(f, "%s%s %" PRIu64, sep, stat_names[i], c[i]);
+                sep = ", ";
+            }
+        fprintf(f, ")");
+    }
+    fprintf(f, "\n");
+    if (res->first_error[0])
+        fprintf(f, "  %-11s %s\n", "first error", res->first_error);
+    fprintf(f,
+            "  %-11s %.3f s (user %.2f s, sys %.2f s) = %.1f%% of one CPU, %.2f us per exchange\n",
+            "cpu", res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
+            res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
+    fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
+    if (cfg->percentiles) {
+        if (cfg->rate > 0) {
+            report_spectrum(f, "corrected latency", res->corrected);
+            report_spectrum(f, "uncorrected latency", res->raw);
+        } else {
+            report_spectrum(f, "round-trip latency", res->raw);
+        }
+    }
 }
 
 void report_quiet(FILE *f, const struct load_config *cfg, const struct load_result *res,
-		  const char *why)
+                  const char *why)
 {
-	char p99[32];
+    char p99[32];
 
-	report_fmt_ns(p99, sizeof(p99), hist_percentile(res->corrected, 99));
-	fprintf(f, "%s: %.1f msg/s, p99 %s, errors %" PRIu64, why[0] ? "FAIL" : "PASS",
-		rate_of(res), p99, stat_errors(&res->st));
-	if (cfg->udp)
-		fprintf(f, ", loss %.3f%%",
-			res->st.c[ST_SENT] ? 100.0 * res->st.c[ST_LOST] / (double)res->st.c[ST_SENT] : 0.0);
-	fprintf(f, "%s%s\n", why[0] ? " - " : "", why);
+    report_fmt_ns(p99, sizeof(p99), hist_percentile(res->corrected, 99));
+    fprintf(f, "%s: %.1f msg/s, p99 %s, errors %" PRIu64, why[0] ? "FAIL" : "PASS", rate_of(res),
+            p99, stat_errors(&res->st));
+    if (cfg->udp)
+        fprintf(f, ", loss %.3f%%",
+                res->st.c[ST_SENT] ? 100.0 * res->st.c[ST_LOST] / (double)res->st.c[ST_SENT] : 0.0);
+    fprintf(f, "%s%s\n", why[0] ? " - " : "", why);
 }
 
 void report_spectrum(FILE *f, const char *title, const struct hist *h)
 {
-	struct hist_point pts[1024];
-	size_t n = hist_spectrum(h, 5, pts, 1024), i;
+    struct hist_point pts[1024];
+    size_t n = hist_spectrum(h, 5, pts, 1024), i;
 
-	fprintf(f, "\n%s (us)\n%15s %14s %12s %18s\n\n", title, "Value", "Percentile",
-		"TotalCount", "1/(1-Percentile)");
-	for (i = 0; i < n; i++) {
-		double p = pts[i].percentile / 100.0;
+    fprintf(f, "\n%s (us)\n%15s %14s %12s %18s\n\n", title, "Value", "Percentile", "TotalCount",
+            "1/(1-Percentile)");
+    for (i = 0; i < n; i++) {
+        double p = pts[i].percentile / 100.0;
 
-		if (p < 1.0)
-			fprintf(f, "%15.3f %14.12f %12" PRIu64 " %18.2f\n", pts[i].value / 1e3, p,
-				pts[i].count_at, 1.0 / (1.0 - p));
-		else
-			fprintf(f, "%15.3f %14.12f %12" PRIu64 "\n", pts[i].value / 1e3, p,
-				pts[i].count_at);
-	}
-	fprintf(f, "#[Mean = %.3f, StdDeviation = %.3f]\n#[Max = %.3f, Total count = %" PRIu64 "]\n",
-		hist_mean(h) / 1e3, hist_stddev(h) / 1e3, h->max / 1e3, h->total);
+        if (p < 1.0)
+            fprintf(f, "%15.3f %14.12f %12" PRIu64 " %18.2f\n", pts[i].value / 1e3, p,
+                    pts[i].count_at, 1.0 / (1.0 - p));
+        else
+            fprintf(f, "%15.3f %14.12f %12" PRIu64 "\n", pts[i].value / 1e3, p, pts[i].count_at);
+    }
+    fprintf(f, "#[Mean = %.3f, StdDeviation = %.3f]\n#[Max = %.3f, Total count = %" PRIu64 "]\n",
+            hist_mean(h) / 1e3, hist_stddev(h) / 1e3, h->max / 1e3, h->total);
 }
 
-/* ---- JSON --------------------------------------------------------------------------------- */
+/* ---- JSON ------------------------------------------------------------------------------------ */
 
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
 }
 
 static void json_hist(FILE *f, const struct hist *h, bool spectrum)
 {
-	int i;
+    int i;
 
-	fprintf(f, "{\"count\": %" PRIu64, h->total);
-	for (i = 0; i < REPORT_NPCT; i++)
-		fprintf(f, ", \"%s\": %" PRIu64, pct_names[i], hist_percentile(h, report_pcts[i]));
-	fprintf(f, ", \"min\": %" PRIu64 ", \"mean\": %.1f, \"stdev\": %.1f",
-		h->total ? h->min : 0, hist_mean(h), hist_stddev(h));
-	if (spectrum) {
-		struct hist_point pts[1024];
-		size_t n = hist_spectrum(h, 5, pts, 1024), k;
+    fprintf(f, "{\"count\": %" PRIu64, h->total);
+    for (i = 0; i < REPORT_NPCT; i++)
+        fprintf(f, ", \"%s\": %" PRIu64, pct_names[i], hist_percentile(h, report_pcts[i]));
+    fprintf(f, ", \"min\": %" PRIu64 ", \"mean\": %.1f, \"stdev\": %.1f", h->total ? h->min : 0,
+            hist_mean(h), hist_stddev(h));
+    if (spectrum) {
+        struct hist_point pts[1024];
+        size_t n = hist_spectrum(h, 5, pts, 1024), k;
 
-		fprintf(f, ", \"spectrum\": [");
-		for (k = 0; k < n; k++)
-			fprintf(f, "%s{\"percentile\": %.12g, \"value\": %" PRIu64 ", \"count\": %" PRIu64 "}",
-				k ? ", " : "", pts[k].percentile, pts[k].value, pts[k].count_at);
-		fprintf(f, "]");
-	}
-	fprintf(f, "}");
+        fprintf(f, ", \"spectrum\": [");
+        for (k = 0; k < n; k++)
+            fprintf(f, "%s{\"percentile\": %.12g, \"value\": %" PRIu64 ", \"count\": %" PRIu64 "}",
+                    k ? ", " : "", pts[k].percentile, pts[k].value, pts[k].count_at);
+        fprintf(f, "]");
+    }
+    fprintf(f, "}");
 }
 
 void report_json(FILE *f, const struct load_config *cfg, const struct load_result *res,
-		 const char *why)
+                 const char *why)
 {
-	const uint64_t *c = res->st.c;
-	int i;
+    const uint64_t *c = res->st.c;
+    int i;
 
-	fprintf(f, "{\n  \"tool\": \"wharf-load\", \"version\": \"%s\",\n  \"config\": {\"target\": ",
-		LOAD_VERSION);
-	json_str(f, cfg->target);
-	fprintf(f, ", \"address\": ");
-	json_str(f, cfg->host);
-	fprintf(f, ", \"port\": %u, \"protocol\": \"%s\", \"mode\": \"%s\", \"rate\": %.17g"
-		   ", \"threads\": %u, \"connections\": %u, \"pipeline\": %u, \"size_min\": %u"
-		   ", \"size_max\": %u, \"duration_ns\": %" PRIu64 ", \"count\": %" PRIu64
-		   ", \"warmup_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"ramp\": %.17g"
-		   ", \"churn\": %" PRIu64 ", \"connect_timeout_ns\": %" PRIu64
-		   ", \"udp_timeout_ns\": %" PRIu64 ", \"seed\": %" PRIu64
-		   ", \"max_p99_ns\": %" PRIu64 ", \"min_rate\": %.17g, \"max_errors\": %" PRIu64
-		   ", \"max_loss_pct\": %.17g},\n",
-		cfg->port, cfg->udp ? "udp" : "tcp", cfg->rate > 0 ? "open" : "closed", cfg->rate,
-		cfg->threads, cfg->connections, cfg->pipeline, cfg->msg.size_min, cfg->msg.size_max,
-		cfg->duration_ns, cfg->count, cfg->warmup_ns, cfg->drain_ns, cfg->ramp, cfg->churn,
-		cfg->connect_timeout_ns, cfg->udp_timeout_ns, cfg->msg.seed, cfg->max_p99_ns,
-		cfg->min_rate, cfg->max_errors, cfg->max_loss_pct);
-	fprintf(f, "  \"measure_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"wall_s\": %.6f"
-		   ", \"interrupted\": %s,\n",
-		res->measure_ns, res->drain_used_ns, res->wall_s, res->interrupted ? "true" : "false");
-	fprintf(f, "  \"rate\": %.3f,\n  \"counters\": {", rate_of(res));
-	for (i = 0; i < ST__COUNT; i++)
-		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", stat_names[i], c[i]);
-	fprintf(f, "},\n  \"errors\": %" PRIu64 ",\n", stat_errors(&res->st));
-	if (cfg->udp)
-		fprintf(f, "  \"loss_pct\": %.6f,\n",
-			c[ST_SENT] ? 100.0 * c[ST_LOST] / (double)c[ST_SENT] : 0.0);
-	fprintf(f, "  \"latency_ns\": {\n    \"corrected\": ");
-	json_hist(f, res->corrected, cfg->percentiles);
-	fprintf(f, ",\n    \"uncorrected\": ");
-	json_hist(f, res->raw, cfg->percentiles);
-	fprintf(f, ",\n    \"connect\": ");
-	json_hist(f, res->connect, false);
-	fprintf(f, "\n  },\n  \"cpu\": {\"total_s\": %.6f, \"user_s\": %.6f, \"sys_s\": %.6f"
-		   ", \"percent_of_one_cpu\": %.2f, \"us_per_exchange\": %.4f},\n",
-		res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
-		res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
-	fprintf(f, "  \"first_error\": ");
-	json_str(f, res->first_error);
-	fprintf(f, ",\n  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
-	json_str(f, why);
-	fprintf(f, "\n}\n");
+    fprintf(f, "{\n  \"tool\": \"wharf-load\", \"version\": \"%s\",\n  \"config\": {\"target\": ",
+            LOAD_VERSION);
+    json_str(f, cfg->target);
+    fprintf(f, ", \"address\": ");
+    json_str(f, cfg->host);
+    fprintf(f,
+            ", \"port\": %u, \"protocol\": \"%s\", \"mode\": \"%s\", \"rate\": %.17g"
+            ", \"threads\": %u, \"connections\": %u, \"pipeline\": %u, \"size_min\": %u"
+            ", \"size_max\": %u, \"duration_ns\": %" PRIu64 ", \"count\": %" PRIu64
+            ", \"warmup_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"ramp\": %.17g"
+            ", \"churn\": %" PRIu64 ", \"connect_timeout_ns\": %" PRIu64
+            ", \"udp_timeout_ns\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"max_p99_ns\": %" PRIu64
+            ", \"min_rate\": %.17g, \"max_errors\": %" PRIu64 ", \"max_loss_pct\": %.17g},\n",
+            cfg->port, cfg->udp ? "udp" : "tcp", cfg->rate > 0 ? "open" : "closed", cfg->rate,
+            cfg->threads, cfg->connections, cfg->pipeline, cfg->msg.size_min, cfg->msg.size_max,
+            cfg->duration_ns, cfg->count, cfg->warmup_ns, cfg->drain_ns, cfg->ramp, cfg->churn,
+            cfg->connect_timeout_ns, cfg->udp_timeout_ns, cfg->msg.seed, cfg->max_p99_ns,
+            cfg->min_rate, cfg->max_errors, cfg->max_loss_pct);
+    fprintf(f,
+            "  \"measure_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"wall_s\": %.6f"
+            ", \"interrupted\": %s,\n",
+            res->measure_ns, res->drain_used_ns, res->wall_s, res->interrupted ? "true" : "false");
+    fprintf(f, "  \"rate\": %.3f,\n  \"counters\": {", rate_of(res));
+    for (i = 0; i < ST__COUNT; i++)
+        fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", stat_names[i], c[i]);
+    fprintf(f, "},\n  \"errors\": %" PRIu64 ",\n", stat_errors(&res->st));
+    if (cfg->udp)
+        fprintf(f, "  \"loss_pct\": %.6f,\n",
+                c[ST_SENT] ? 100.0 * c[ST_LOST] / (double)c[ST_SENT] : 0.0);
+    fprintf(f, "  \"latency_ns\": {\n    \"corrected\": ");
+    json_hist(f, res->corrected, cfg->percentiles);
+    fprintf(f, ",\n    \"uncorrected\": ");
+    json_hist(f, res->raw, cfg->percentiles);
+    fprintf(f, ",\n    \"connect\": ");
+    json_hist(f, res->connect, false);
+    fprintf(f,
+            "\n  },\n  \"cpu\": {\"total_s\": %.6f, \"user_s\": %.6f, \"sys_s\": %.6f"
+            ", \"percent_of_one_cpu\": %.2f, \"us_per_exchange\": %.4f},\n",
+            res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
+            res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
+    fprintf(f, "  \"first_error\": ");
+    json_str(f, res->first_error);
+    fprintf(f, ",\n  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
+    json_str(f, why);
+    fprintf(f, "\n}\n");
 }
 
-/* ---- merged files ------------------------------------------------------------------------- */
+/* ---- merged files ---------------------------------------------------------------------------- */
 
-void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file *m,
-		  int nfiles, double rate, const char *why)
+void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file *m, int nfiles,
+                  double rate, const char *why)
 {
-	int i;
+    int i;
 
-	if (cfg->json) {
-		fprintf(f, "{\n  \"tool\": \"wharf-load\", \"version\": \"%s\", \"merged_files\": %d,\n"
-			   "  \"messages\": %" PRIu64 ", \"rate\": %.3f, \"errors\": %" PRIu64
-			   ",\n  \"latency_ns\": {",
-			LOAD_VERSION, nfiles, m->messages, rate, m->errors);
-		for (i = 0; i < m->nsections; i++) {
-			fprintf(f, "%s\n    ", i ? "," : "");
-			json_str(f, strcmp(m->names[i], "raw") == 0 ? "uncorrected" : m->names[i]);
-			fprintf(f, ": ");
-			json_hist(f, m->hists[i], cfg->percentiles);
-		}
-		fprintf(f, "\n  },\n  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
-		json_str(f, why);
-		fprintf(f, "\n}\n");
-		return;
-	}
-	if (cfg->quiet) {
-		char p99[32];
-		struct hist *h = hist_file_get(m, "corrected");
+    if (cfg->json) {
+        fprintf(f,
+                "{\n  \"tool\": \"wharf-load\", \"version\": \"%s\", \"merged_files\": %d,\n"
+                "  \"messages\": %" PRIu64 ", \"rate\": %.3f, \"errors\": %" PRIu64
+                ",\n  \"latency_ns\": {",
+                LOAD_VERSION, nfiles, m->messages, rate, m->errors);
+        for (i = 0; i < m->nsections; i++) {
+            fprintf(f, "%s\n    ", i ? "," : "");
+            json_str(f, strcmp(m->names[i], "raw") == 0 ? "uncorrected" : m->names[i]);
+            fprintf(f, ": ");
+            json_hist(f, m->hists[i], cfg->percentiles);
+        }
+        fprintf(f, "\n  },\n  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
+        json_str(f, why);
+        fprintf(f, "\n}\n");
+        return;
+    }
+    if (cfg->quiet) {
+        char p99[32];
+        struct hist *h = hist_file_get(m, "corrected");
 
-		report_fmt_ns(p99, sizeof(p99), h ? hist_percentile(h, 99) : 0);
-		fprintf(f, "%s: %.1f msg/s, p99 %s, errors %" PRIu64 "%s%s\n", why[0] ? "FAIL" : "PASS",
-			rate, p99, m->errors, why[0] ? " - " : "", why);
-		return;
-	}
-	fprintf(f, "wharf-load %s: %d histogram files merged\n", LOAD_VERSION, nfiles);
-	fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s (sum of the runs' rates), errors %" PRIu64 "\n",
-		"messages", m->messages, rate, m->errors);
-	latency_header(f);
-	for (i = 0; i < m->nsections; i++)
-		latency_row(f, strcmp(m->names[i], "raw") == 0 ? "uncorrected" : m->names[i],
-			    m->hists[i]);
-	fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
-	if (cfg->percentiles)
-		for (i = 0; i < m->nsections; i++)
-			report_spectrum(f, m->names[i], m->hists[i]);
+        report_fmt_ns(p99, sizeof(p99), h ? hist_percentile(h, 99) : 0);
+        fprintf(f, "%s: %.1f msg/s, p99 %s, errors %" PRIu64 "%s%s\n", why[0] ? "FAIL" : "PASS",
+                rate, p99, m->errors, why[0] ? " - " : "", why);
+        return;
+    }
+    fprintf(f, "wharf-load %s: %d histogram files merged\n", LOAD_VERSION, nfiles);
+    fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s (sum of the runs' rates)", "messages",
+            m->messages, rate);
+    fprintf(f, ", errors %" PRIu64 "\n", m->errors);
+    latency_header(f);
+    for (i = 0; i < m->nsections; i++)
+        latency_row(f, strcmp(m->names[i], "raw") == 0 ? "uncorrected" : m->names[i], m->hists[i]);
+    fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
+    if (cfg->percentiles)
+        for (i = 0; i < m->nsections; i++)
+            report_spectrum(f, m->names[i], m->hists[i]);
 }
 
-/* ---- histogram files ---------------------------------------------------------------------- */
+/* ---- histogram files ------------------------------------------------------------------------- */
 
-int report_write_hist(const char *path, const struct load_result *res, char *err,
-		      size_t errlen)
+int report_write_hist(const char *path, const struct load_result *res, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "w");
-	int bad;
+    FILE *f = fopen(path, "w");
+    uint64_t errors = stat_errors(&res->st);
+    int bad;
 
-	if (!f) {
-		snprintf(err, errlen, "--hist-out %s: %s", path, strerror(errno));
-		return -1;
-	}
-	bad = hist_file_write_header(f, res->st.c[ST_MEASURED], res->measure_ns,
-				     stat_errors(&res->st)) ||
-	      hist_file_write_section(f, "corrected", res->corrected) ||
-	      hist_file_write_section(f, "raw", res->raw) ||
-	      hist_file_write_section(f, "connect", res->connect);
-	if (fclose(f) != 0 || bad) {
-		snprintf(err, errlen, "--hist-out %s: write failed: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+    if (!f) {
+        snprintf(err, errlen, "--hist-out %s: %s", path, strerror(errno));
+        return -1;
+    }
+    bad = hist_file_write_header(f, res->st.c[ST_MEASURED], res->measure_ns, errors) ||
+          hist_file_write_section(f, "corrected", res->corrected) ||
+          hist_file_write_section(f, "raw", res->raw) ||
+          hist_file_write_section(f, "connect", res->connect);
+    if (fclose(f) != 0 || bad) {
+        snprintf(err, errlen, "--hist-out %s: write failed: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
-/* ---- plot ----------------------------------------------------------------------------------- */
+/* ---- plot ------------------------------------------------------------------------------------ */
 
 #define PW 900
 #define PH 480
@@ -376,143 +381,149 @@ int report_write_hist(const char *path, const struct load_result *res, char *err
 
 static double plot_x(double pct, double xmax)
 {
-	double p = pct / 100.0, x;
+    double p = pct / 100.0, x;
 
-	if (p >= 1.0)
-		x = xmax;
-	else
-		x = log10(1.0 / (1.0 - p));
-	if (x > xmax)
-		x = xmax;
-	return ML + x / xmax * (PW - ML - MR);
+    if (p >= 1.0)
+        x = xmax;
+    else
+        x = log10(1.0 / (1.0 - p));
+    if (x > xmax)
+        x = xmax;
+    return ML + x / xmax * (PW - ML - MR);
 }
 
-static double plot_y(double v, double ymax)
-{
-	return PH - MB - v / ymax * (PH - MT - MB);
-}
+static double plot_y(double v, double ymax) { return PH - MB - v / ymax * (PH - MT - MB); }
 
 static void svg(FILE *f, const char *title, struct hist *const *hists, const char *const *names,
-		int n)
+                int n)
 {
-	static const char *const colors[] = { "#d62728", "#1f77b4", "#2ca02c", "#9467bd" };
-	static const char *const xlabels[] = { "0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%" };
-	struct hist_point pts[1024];
-	double ymax = 1, xmax = 2, step, mag;
-	uint64_t total = 0;
-	char buf[32];
-	int i, k;
+    static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd"};
+    static const char *const xlabels[] = {"0%",     "90%",     "99%",     "99.9%",
+                                          "99.99%", "99.999%", "99.9999%"};
+    struct hist_point pts[1024];
+    double ymax = 1, xmax = 2, step, mag;
+    uint64_t total = 0;
+    char buf[32];
+    int i, k;
 
-	for (i = 0; i < n; i++) {
-		if (hists[i]->max > ymax)
-			ymax = (double)hists[i]->max;
-		if (hists[i]->total > total)
-			total = hists[i]->total;
-	}
-	while (xmax < 6 && pow(10, xmax) < (double)total)
-		xmax++;
-	/* y ticks on a 1-2-5 grid, about 5 of them */
-	mag = pow(10, floor(log10(ymax / 5)));
-	step = mag;
-	if (ymax / step > 10)
-		step = 2 * mag;
-	if (ymax / step > 10)
-		step = 5 * mag;
-	ymax = ceil(ymax / step) * step;
-	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-		   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
-		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-		   "<text x=\"%d\" y=\"25\" font-size=\"15\">",
-		PW, PH, PW, PH, ML);
-	for (; *title; title++) /* XML-escape the title */
-		if (*title == '<')
-			fputs("&lt;", f);
-		else if (*title == '&')
-			fputs("&amp;", f);
-		else
-			fputc(*title, f);
-	fprintf(f, "</text>\n");
-	for (k = 0; k <= (int)xmax; k++) {
-		double x = ML + (double)k / xmax * (PW - ML - MR);
+    for (i = 0; i < n; i++) {
+        if (hists[i]->max > ymax)
+            ymax = (double)hists[i]->max;
+        if (hists[i]->total > total)
+            total = hists[i]->total;
+    }
+    while (xmax < 6 && pow(10, xmax) < (double)total)
+        xmax++;
+    /* y ticks on a 1-2-5 grid, about 5 of them */
+    mag = pow(10, floor(log10(ymax / 5)));
+    step = mag;
+    if (ymax / step > 10)
+        step = 2 * mag;
+    if (ymax / step > 10)
+        step = 5 * mag;
+    ymax = ceil(ymax / step) * step;
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"25\" font-size=\"15\">",
+            PW, PH, PW, PH, ML);
+    for (; *title; title++) /* XML-escape the title */
+        if (*title == '<')
+            fputs("&lt;", f);
+        else if (*title == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*title, f);
+    fprintf(f, "</text>\n");
+    for (k = 0; k <= (int)xmax; k++) {
+        double x = ML + (double)k / xmax * (PW - ML - MR);
 
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>"
-			   "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
-			x, MT, x, PH - MB, x, PH - MB + 18, xlabels[k]);
-	}
-	for (k = 0; k * step <= ymax + step / 2; k++) {
-		double y = plot_y(k * step, ymax);
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>"
+                "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
+                x, MT, x, PH - MB, x, PH - MB + 18, xlabels[k]);
+    }
+    for (k = 0; k * step <= ymax + step / 2; k++) {
+        double y = plot_y(k * step, ymax);
 
-		report_fmt_ns(buf, sizeof(buf), (uint64_t)(k * step));
-		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-			   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-			ML, y, PW - MR, y, ML - 6, y + 4, buf);
-	}
-	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">percentile</text>\n"
-		   "<text x=\"20\" y=\"%d\" transform=\"rotate(-90 20 %d)\" text-anchor=\"middle\">latency</text>\n"
-		   "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
-		(PW + ML - MR) / 2, PH - 15, (PH - MB + MT) / 2, (PH - MB + MT) / 2, ML, MT,
-		PW - ML - MR, PH - MT - MB);
-	for (i = 0; i < n; i++) {
-		size_t np = hist_spectrum(hists[i], 10, pts, 1024), j;
-		double lasty = 0;
+        report_fmt_ns(buf, sizeof(buf), (uint64_t)(k * step));
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                ML, y, PW - MR, y, ML - 6, y + 4, buf);
+    }
+    fprintf(f,
+            "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">percentile</text>\n"
+            "<text x=\"20\" y=\"%d\" transform=\"rotate(-90 20 %d)\" text-anchor=\"middle\">"
+            "latency</text>\n"
+            "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
+            (PW + ML - MR) / 2, PH - 15, (PH - MB + MT) / 2, (PH - MB + MT) / 2, ML, MT,
+            PW - ML - MR, PH - MT - MB);
+    for (i = 0; i < n; i++) {
+        size_t np = hist_spectrum(hists[i], 10, pts, 1024), j;
+        double lasty = 0;
 
-		if (!np)
-			continue;
-		fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-			colors[i % 4]);
-		for (j = 0; j < np; j++) {
-			double x = plot_x(pts[j].percentile, xmax), y = plot_y((double)pts[j].value, ymax);
+        if (!np)
+            continue;
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                colors[i % 4]);
+        for (j = 0; j < np; j++) {
+            double x = plot_x(pts[j].percentile, xmax), y = plot_y((double)pts[j].value, ymax);
 
-			/* a step plot: the value holds until the next percentile */
-			if (j)
-				fprintf(f, " %.1f,%.1f", x, lasty);
-			fprintf(f, " %.1f,%.1f", x, y);
-			lasty = y;
-		}
-		fprintf(f, "\"/>\n<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>"
-			   "<text x=\"%d\" y=\"%d\">%s</text>\n",
-			ML + 12, MT + 14 + 18 * i, colors[i % 4], ML + 32, MT + 19 + 18 * i, names[i]);
-	}
-	fprintf(f, "</svg>\n");
+            /* a step plot: the value holds until the next percentile */
+            if (j)
+                fprintf(f, " %.1f,%.1f", x, lasty);
+            fprintf(f, " %.1f,%.1f", x, y);
+            lasty = y;
+        }
+        fprintf(f,
+                "\"/>\n<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>"
+                "<text x=\"%d\" y=\"%d\">%s</text>\n",
+                ML + 12, MT + 14 + 18 * i, colors[i % 4], ML + 32, MT + 19 + 18 * i, names[i]);
+    }
+    fprintf(f, "</svg>\n");
 }
 
 int report_plot(const char *path, const char *title, struct hist *const *hists,
-		const char *const *names, int n, char *err, size_t errlen)
+                const char *const *names, int n, char *err, size_t errlen)
 {
-	size_t len = strlen(path);
-	bool html = len >= 5 && strcmp(path + len - 5, ".html") == 0;
-	FILE *f = fopen(path, "w");
-	char buf[32];
-	int i, k;
+    size_t len = strlen(path);
+    bool html = len >= 5 && strcmp(path + len - 5, ".html") == 0;
+    FILE *f = fopen(path, "w");
+    char buf[32];
+    int i, k;
 
-	if (!f) {
-		snprintf(err, errlen, "--plot %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (html) {
-		fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>wharf-load latency</title>\n"
-			   "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}"
-			   "</style></head><body>\n<h1>wharf-load latency</h1>\n");
-	}
-	svg(f, title, hists, names, n);
-	if (html) {
-		fprintf(f, "<table><tr><th></th>");
-		for (k = 0; k < REPORT_NPCT; k++)
-			fprintf(f, "<th>%s</th>", pct_names[k]);
-		fprintf(f, "<th>count</th></tr>\n");
-		for (i = 0; i < n; i++) {
-			fprintf(f, "<tr><th>%s</th>", names[i]);
-			for (k = 0; k < REPORT_NPCT; k++) {
-				report_fmt_ns(buf, sizeof(buf), hist_percentile(hists[i], report_pcts[k]));
-				fprintf(f, "<td>%s</td>", buf);
-			}
-			fprintf(f, "<td>%" PRIu64 "</td></tr>\n", hists[i]->total);
-		}
-		fprintf(f, "</table>\n</body></html>\n");
-	}
-	if (fclose(f) != 0) {
-		snprintf(err, errlen, "--plot %s: write failed: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+    if (!f) {
+        snprintf(err, errlen, "--plot %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (html) {
+        fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                   "<title>wharf-load latency</title>\n"
+                   "<style>body{font-family:sans-serif;margin:2em}"
+                   "td,th{padding:2px 10px;text-align:right}</style></head><body>\n"
+                   "<h1>wharf-load latency</h1>\n");
+    }
+    svg(f, title, hists, names, n);
+    if (html) {
+        fprintf(f, "<table><tr><th></th>");
+        for (k = 0; k < REPORT_NPCT; k++)
+            fprintf(f, "<th>%s</th>", pct_names[k]);
+        fprintf(f, "<th>count</th></tr>\n");
+        for (i = 0; i < n; i++) {
+            fprintf(f, "<tr><th>%s</th>", names[i]);
+            for (k = 0; k < REPORT_NPCT; k++) {
+                report_fmt_ns(buf, sizeof(buf), hist_percentile(hists[i], report_pcts[k]));
+                fprintf(f, "<td>%s</td>", buf);
+            }
+            fprintf(f, "<td>%" PRIu64 "</td></tr>\n", hists[i]->total);
+        }
+        fprintf(f, "</table>\n</body></html>\n");
+    }
+    if (fclose(f) != 0) {
+        snprintf(err, errlen, "--plot %s: write failed: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }

@@ -13,13 +13,13 @@ extern const double report_pcts[REPORT_NPCT];
 
 /* Summary of a run for people; `why` is the verdict text ("" when it passed). */
 void report_human(FILE *f, const struct load_config *cfg, const struct load_result *res,
-		  const char *why);
+                  const char *why);
 /* The same as one JSON object, configuration echoed, on one line per key group. */
 void report_json(FILE *f, const struct load_config *cfg, const struct load_result *res,
-		 const char *why);
+                 const char *why);
 /* One line: PASS/FAIL, rate, p99, errors. */
 void report_quiet(FILE *f, const struct load_config *cfg, const struct load_result *res,
-		  const char *why);
+                  const char *why);
 
 /* HdrHistogram-style percentile table. */
 void report_spectrum(FILE *f, const char *title, const struct hist *h);
@@ -27,16 +27,15 @@ void report_spectrum(FILE *f, const char *title, const struct hist *h);
 /* Writes a latency-by-percentile plot of n histograms to path (.svg, or .html with the SVG
  * and a percentile table). Returns 0, or -1 with a message in err. */
 int report_plot(const char *path, const char *title, struct hist *const *hists,
-		const char *const *names, int n, char *err, size_t errlen);
+                const char *const *names, int n, char *err, size_t errlen);
 
 /* Saves the run's histograms ("corrected", "raw", "connect") for wharf-load --merge.
  * Returns 0, or -1 with a message in err. */
-int report_write_hist(const char *path, const struct load_result *res, char *err,
-		      size_t errlen);
+int report_write_hist(const char *path, const struct load_result *res, char *err, size_t errlen);
 
 /* Report on merged histogram files: rate is the sum of each file's rate. */
 void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file *merged,
-		  int nfiles, double rate, const char *why);
+                  int nfiles, double rate, const char *why);
 
 /* Formats a latency in ns with about three significant digits and a unit. */
 void report_fmt_ns(char *buf, size_t len, uint64_t ns);

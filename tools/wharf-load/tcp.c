@@ -24,49 +24,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
-#define SCAN_NS 10000000ull        /* timers (connect timeouts, retries) every 10 ms */
 #define BACKOFF_MIN_NS 10000000ull /* reconnect backoff 10 ms .. 500 ms */
 #define BACKOFF_MAX_NS 500000000ull
-#define MAX_EVENTS 256
 
 enum cstate { C_IDLE, C_CONNECTING, C_OPEN };
 
 struct tconn {
-	int fd;
-	uint32_t flow;
-	unsigned local;
-	enum cstate state;
-	bool ever_connected, in_pending;
-	uint64_t retry_at, connect_start, backoff;
-	uint64_t tx_seq, rx_base; /* seqs [rx_base, tx_seq) are in flight or acked out of order */
-	uint32_t inflight;
-	uint64_t *ack;            /* bit (seq % window) set: answered, seq > rx_base */
-	uint8_t *rbuf, *wbuf;
-	uint32_t rlen, woff, wlen;
-	uint64_t released, issued; /* open loop: given by the schedule, sent (or skipped) */
-	uint64_t conn_sent, conn_answered; /* on the current connection (churn) */
+    int fd;
+    uint32_t flow;
+    unsigned local;
+    enum cstate state;
+    bool ever_connected;
+    uint64_t retry_at, connect_start, backoff;
+    uint64_t tx_seq, rx_base; /* seqs [rx_base, tx_seq) are in flight or acked out of order */
+    uint32_t inflight;
+    uint64_t *ack; /* bit (seq % window) set: answered, seq > rx_base */
+    uint8_t *rbuf, *wbuf;
+    uint32_t rlen, woff, wlen;
+    uint64_t released, issued;         /* open loop: given by the schedule, sent (or skipped) */
+    uint64_t conn_sent, conn_answered; /* on the current connection (churn) */
 };
 
 struct tctx {
-	struct load_thread *th;
-	const struct load_config *cfg;
-	struct load_clock *clk;
-	int ep;
-	struct tconn *c;
-	unsigned n;
-	uint32_t window, rcap, wcap;
-	bool open, counted;         /* open loop; --count given */
-	uint64_t quota;             /* measured messages this thread may still send */
-	bool release_over;          /* no more messages will be released (quota, send_end) */
-	bool sending_over;          /* send_end passed: nothing is sent any more */
-	uint64_t inflight, backlog; /* thread totals */
-	struct load_sched sched;
-	unsigned *pending;
-	unsigned npending;
-	uint64_t next_scan;
+    struct load_thread *th;
+    const struct load_config *cfg;
+    struct load_clock *clk;
+    int ep;
+    struct tconn *c;
+    unsigned n;
+    uint32_t window, rcap, wcap;
+    struct load_phase ph;
+    uint64_t inflight; /* thread total */
 };
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
@@ -74,544 +64,462 @@ static void conn_read(struct tctx *x, struct tconn *c);
 
 static inline bool bit_get(const uint64_t *b, uint64_t i, uint32_t w)
 {
-	i &= w - 1;
-	return (b[i >> 6] >> (i & 63)) & 1;
+    i &= w - 1;
+    return (b[i >> 6] >> (i & 63)) & 1;
 }
 
 static inline void bit_set(uint64_t *b, uint64_t i, uint32_t w)
 {
-	i &= w - 1;
-	b[i >> 6] |= 1ull << (i & 63);
+    i &= w - 1;
+    b[i >> 6] |= 1ull << (i & 63);
 }
 
 static inline void bit_clear(uint64_t *b, uint64_t i, uint32_t w)
 {
-	i &= w - 1;
-	b[i >> 6] &= ~(1ull << (i & 63));
+    i &= w - 1;
+    b[i >> 6] &= ~(1ull << (i & 63));
 }
 
 /* Ends the current connection of c, whatever the reason: counts `why` (ST__COUNT for
  * none), a partial echo as short, everything still in flight as unanswered, and schedules
  * a reconnect after `delay` (or after the backoff when delay is UINT64_MAX). */
 static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int err, uint64_t now,
-		       uint64_t delay)
+                       uint64_t delay)
 {
-	struct load_stats *st = &x->th->st;
+    struct load_stats *st = &x->th->st;
 
-	if (why != ST__COUNT)
-		stat_add(st, why, 1);
-	if (err)
-		load_note_error(x->th, stat_names[why], err);
-	if (c->rlen) {
-		stat_add(st, ST_SHORT, 1);
-		load_note_error(x->th, "short reply: connection ended inside an echo", 0);
-	}
-	if (c->inflight) {
-		stat_add(st, ST_UNANSWERED, c->inflight);
-		x->inflight -= c->inflight;
-	}
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	c->state = C_IDLE;
-	c->inflight = 0;
-	c->rx_base = c->tx_seq;
-	memset(c->ack, 0, x->window / 8);
-	c->rlen = c->woff = c->wlen = 0;
-	c->conn_sent = c->conn_answered = 0;
-	if (delay == UINT64_MAX) {
-		delay = c->backoff;
-		c->backoff = c->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : c->backoff * 2;
-	}
-	c->retry_at = now + delay;
+    if (why != ST__COUNT)
+        stat_add(st, why, 1);
+    if (err)
+        load_note_error(x->th, stat_names[why], err);
+    if (c->rlen) {
+        stat_add(st, ST_SHORT, 1);
+        load_note_error(x->th, "short reply: connection ended inside an echo", 0);
+    }
+    if (c->inflight) {
+        stat_add(st, ST_UNANSWERED, c->inflight);
+        x->inflight -= c->inflight;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = C_IDLE;
+    c->inflight = 0;
+    c->rx_base = c->tx_seq;
+    memset(c->ack, 0, x->window / 8);
+    c->rlen = c->woff = c->wlen = 0;
+    c->conn_sent = c->conn_answered = 0;
+    if (delay == UINT64_MAX) {
+        delay = c->backoff;
+        c->backoff = c->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : c->backoff * 2;
+    }
+    c->retry_at = now + delay;
 }
 
 static void conn_fail(struct tctx *x, struct tconn *c, int err, uint64_t now)
 {
-	conn_close(x, c, engine_errno_stat(err), err, now, UINT64_MAX);
+    conn_close(x, c, engine_errno_stat(err), err, now, UINT64_MAX);
 }
 
 static void conn_established(struct tctx *x, struct tconn *c, uint64_t now)
 {
-	c->state = C_OPEN;
-	c->ever_connected = true;
-	stat_add(&x->th->st, ST_CONNECTS, 1);
-	hist_record(x->th->connect, now - c->connect_start);
-	conn_fill(x, c, now);
+    c->state = C_OPEN;
+    c->ever_connected = true;
+    stat_add(&x->th->st, ST_CONNECTS, 1);
+    hist_record(x->th->connect, now - c->connect_start);
+    conn_fill(x, c, now);
 }
 
 static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
 {
-	const struct load_config *cfg = x->cfg;
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
-	int one = 1, fd;
+    const struct load_config *cfg = x->cfg;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+    int one = 1, fd;
 
-	fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		c->connect_start = now;
-		conn_fail(x, c, errno, now);
-		return;
-	}
-	c->fd = fd;
-	c->connect_start = now;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	ev.data.u32 = c->local;
-	if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		conn_fail(x, c, errno, now);
-		return;
-	}
-	if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
-		conn_established(x, c, now);
-		return;
-	}
-	if (errno != EINPROGRESS) {
-		conn_fail(x, c, errno, now);
-		return;
-	}
-	c->state = C_CONNECTING;
+    fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        c->connect_start = now;
+        conn_fail(x, c, errno, now);
+        return;
+    }
+    c->fd = fd;
+    c->connect_start = now;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ev.data.u32 = c->local;
+    if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        conn_fail(x, c, errno, now);
+        return;
+    }
+    if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
+        conn_established(x, c, now);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        conn_fail(x, c, errno, now);
+        return;
+    }
+    c->state = C_CONNECTING;
 }
 
 /* Writes what is buffered; on a hard error closes the connection (returns -1). */
 static int conn_flush(struct tctx *x, struct tconn *c, uint64_t now)
 {
-	ssize_t r;
+    ssize_t r;
 
-	while (c->woff < c->wlen) {
-		r = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r > 0) {
-			c->woff += (uint32_t)r;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0; /* EPOLLOUT (edge-triggered) tells us when to go on */
-		conn_fail(x, c, r < 0 ? errno : EPIPE, now);
-		return -1;
-	}
-	c->woff = c->wlen = 0;
-	return 0;
+    while (c->woff < c->wlen) {
+        r = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r > 0) {
+            c->woff += (uint32_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0; /* EPOLLOUT (edge-triggered) tells us when to go on */
+        conn_fail(x, c, r < 0 ? errno : EPIPE, now);
+        return -1;
+    }
+    c->woff = c->wlen = 0;
+    return 0;
 }
 
 /* Builds as many messages as the pipeline, schedule, quota and churn allow, then writes. */
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
 {
-	const struct load_config *cfg = x->cfg;
-	struct load_stats *st = &x->th->st;
-	uint64_t want, intended;
-	uint32_t len;
+    const struct load_config *cfg = x->cfg;
+    struct load_stats *st = &x->th->st;
+    uint64_t want, intended;
+    uint32_t len;
 
-	if (c->state != C_OPEN || x->sending_over || now >= x->clk->send_end)
-		return;
-	if (c->woff == c->wlen)
-		c->woff = c->wlen = 0;
-	want = cfg->pipeline - c->inflight;
-	if (x->open)
-		want = want < c->released - c->issued ? want : c->released - c->issued;
-	if (cfg->churn && want > cfg->churn - c->conn_sent)
-		want = cfg->churn - c->conn_sent;
-	for (; want > 0; want--) {
-		len = msg_length(&cfg->msg, c->flow, c->tx_seq);
-		if (c->wlen + len > x->wcap)
-			break;
-		if (x->open) {
-			intended = sched_conn_at(&x->sched, c->local, c->issued);
-		} else {
-			intended = now;
-			if (x->counted && load_measured(x->clk, now)) {
-				if (x->quota == 0) {
-					x->release_over = true;
-					break;
-				}
-				x->quota--;
-			}
-		}
-		msg_build(&cfg->msg, c->wbuf + c->wlen, len, c->flow, c->tx_seq, intended, now);
-		c->wlen += len;
-		c->tx_seq++;
-		c->inflight++;
-		c->conn_sent++;
-		x->inflight++;
-		if (x->open) {
-			c->issued++;
-			x->backlog--;
-		}
-		stat_add(st, ST_SENT, 1);
-		stat_add(st, ST_BYTES_SENT, len);
-	}
-	if (c->wlen > c->woff)
-		conn_flush(x, c, now);
+    if (c->state != C_OPEN || x->ph.sending_over || now >= x->clk->send_end)
+        return;
+    if (c->woff == c->wlen)
+        c->woff = c->wlen = 0;
+    want = cfg->pipeline - c->inflight;
+    if (x->ph.open)
+        want = want < c->released - c->issued ? want : c->released - c->issued;
+    if (cfg->churn && want > cfg->churn - c->conn_sent)
+        want = cfg->churn - c->conn_sent;
+    for (; want > 0; want--) {
+        len = msg_length(&cfg->msg, c->flow, c->tx_seq);
+        if (c->wlen + len > x->wcap)
+            break;
+        if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
+            break; /* the --count quota is spent */
+        intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
+        msg_build(&cfg->msg, c->wbuf + c->wlen, len, c->flow, c->tx_seq, intended, now);
+        c->wlen += len;
+        c->tx_seq++;
+        c->inflight++;
+        c->conn_sent++;
+        x->inflight++;
+        if (x->ph.open) {
+            c->issued++;
+            x->ph.backlog--;
+        }
+        stat_add(st, ST_SENT, 1);
+        stat_add(st, ST_BYTES_SENT, len);
+    }
+    if (c->wlen > c->woff)
+        conn_flush(x, c, now);
 }
 
-/* Marks the oldest outstanding message answered (used when an echo cannot be matched). */
-static void ack_oldest(struct tctx *x, struct tconn *c)
+/* Marks message `seq` (outstanding, not answered yet) answered. */
+static void ack(struct tctx *x, struct tconn *c, uint64_t seq)
 {
-	if (c->inflight == 0)
-		return;
-	bit_set(c->ack, c->rx_base, x->window);
-	c->inflight--;
-	x->inflight--;
-	c->conn_answered++;
-	while (c->rx_base < c->tx_seq && bit_get(c->ack, c->rx_base, x->window)) {
-		bit_clear(c->ack, c->rx_base, x->window);
-		c->rx_base++;
-	}
+    bit_set(c->ack, seq, x->window);
+    c->inflight--;
+    x->inflight--;
+    c->conn_answered++;
+    while (c->rx_base < c->tx_seq && bit_get(c->ack, c->rx_base, x->window)) {
+        bit_clear(c->ack, c->rx_base, x->window);
+        c->rx_base++;
+    }
 }
 
-static void handle_echo(struct tctx *x, struct tconn *c, const uint8_t *p,
-			const struct msg_hdr *h, uint64_t now)
+static void handle_echo(struct tctx *x, struct tconn *c, const uint8_t *p, const struct msg_hdr *h,
+                        uint64_t now)
 {
-	struct load_thread *th = x->th;
-	enum msg_verdict v;
-	uint64_t s = h->seq;
+    struct load_thread *th = x->th;
+    enum msg_verdict v;
+    uint64_t s = h->seq;
 
-	stat_add(&th->st, ST_BYTES_RECEIVED, h->length);
-	v = msg_verify(&x->cfg->msg, p, h, c->flow);
-	if (v != MSG_OK) {
-		char what[96];
+    stat_add(&th->st, ST_BYTES_RECEIVED, h->length);
+    v = msg_verify(&x->cfg->msg, p, h, c->flow);
+    if (v != MSG_OK) {
+        char what[96];
 
-		stat_add(&th->st, ST_MISMATCH, 1);
-		snprintf(what, sizeof(what), "mismatch on connection %u: %s", c->flow,
-			 msg_verdict_name(v));
-		load_note_error(th, what, 0);
-		ack_oldest(x, c);
-		return;
-	}
-	if (s < c->rx_base || s >= c->tx_seq || bit_get(c->ack, s, x->window)) {
-		stat_add(&th->st, ST_DUPLICATE, 1);
-		load_note_error(th, "duplicate echo (or echo of a message never sent)", 0);
-		return;
-	}
-	if (s != c->rx_base) {
-		stat_add(&th->st, ST_REORDER, 1);
-		load_note_error(th, "echo reordered within a TCP connection", 0);
-	}
-	bit_set(c->ack, s, x->window);
-	c->inflight--;
-	x->inflight--;
-	c->conn_answered++;
-	while (c->rx_base < c->tx_seq && bit_get(c->ack, c->rx_base, x->window)) {
-		bit_clear(c->ack, c->rx_base, x->window);
-		c->rx_base++;
-	}
-	stat_add(&th->st, ST_RECEIVED, 1);
-	c->backoff = BACKOFF_MIN_NS;
-	if (load_measured(x->clk, h->intended_ns)) {
-		stat_add(&th->st, ST_MEASURED, 1);
-		hist_record(th->corrected, now > h->intended_ns ? now - h->intended_ns : 0);
-		hist_record(th->raw, now > h->sent_ns ? now - h->sent_ns : 0);
-		th->last_rx_ns = now;
-	}
+        stat_add(&th->st, ST_MISMATCH, 1);
+        snprintf(what, sizeof(what), "mismatch on connection %u: %s", c->flow, msg_verdict_name(v));
+        load_note_error(th, what, 0);
+        if (c->inflight)
+            ack(x, c, c->rx_base); /* cannot be matched: taken as the oldest one's answer */
+        return;
+    }
+    if (s < c->rx_base || s >= c->tx_seq || bit_get(c->ack, s, x->window)) {
+        stat_add(&th->st, ST_DUPLICATE, 1);
+        load_note_error(th, "duplicate echo (or echo of a message never sent)", 0);
+        return;
+    }
+    if (s != c->rx_base) {
+        stat_add(&th->st, ST_REORDER, 1);
+        load_note_error(th, "echo reordered within a TCP connection", 0);
+    }
+    ack(x, c, s);
+    stat_add(&th->st, ST_RECEIVED, 1);
+    c->backoff = BACKOFF_MIN_NS;
+    if (load_measured(x->clk, h->intended_ns)) {
+        stat_add(&th->st, ST_MEASURED, 1);
+        hist_record(th->corrected, now > h->intended_ns ? now - h->intended_ns : 0);
+        hist_record(th->raw, now > h->sent_ns ? now - h->sent_ns : 0);
+        th->last_rx_ns = now;
+    }
 }
 
 /* Frames and handles every complete echo in rbuf. Returns -1 when the connection closed. */
 static int conn_parse(struct tctx *x, struct tconn *c, uint64_t now)
 {
-	struct msg_hdr h;
-	uint32_t off = 0;
+    struct msg_hdr h;
+    uint32_t off = 0;
 
-	while (c->rlen - off >= MSG_HDR_LEN) {
-		if (msg_parse_header(&x->cfg->msg, c->rbuf + off, &h) != 0) {
-			char what[96];
+    while (c->rlen - off >= MSG_HDR_LEN) {
+        if (msg_parse_header(&x->cfg->msg, c->rbuf + off, &h) != 0) {
+            char what[96];
 
-			stat_add(&x->th->st, ST_MISMATCH, 1);
-			snprintf(what, sizeof(what),
-				 "mismatch on connection %u: stream cannot be framed (bad magic or length)",
-				 c->flow);
-			load_note_error(x->th, what, 0);
-			c->rlen = 0;
-			conn_close(x, c, ST__COUNT, 0, now, 0);
-			return -1;
-		}
-		if (c->rlen - off < h.length)
-			break;
-		handle_echo(x, c, c->rbuf + off, &h, now);
-		off += h.length;
-	}
-	if (off) {
-		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-		c->rlen -= off;
-	}
-	return 0;
+            stat_add(&x->th->st, ST_MISMATCH, 1);
+            snprintf(what, sizeof(what),
+                     "mismatch on connection %u: stream cannot be framed (bad magic or length)",
+                     c->flow);
+            load_note_error(x->th, what, 0);
+            c->rlen = 0;
+            conn_close(x, c, ST__COUNT, 0, now, 0);
+            return -1;
+        }
+        if (c->rlen - off < h.length)
+            break;
+        handle_echo(x, c, c->rbuf + off, &h, now);
+        off += h.length;
+    }
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    return 0;
 }
 
 static void conn_read(struct tctx *x, struct tconn *c)
 {
-	const struct load_config *cfg = x->cfg;
-	uint64_t now = load_now();
-	ssize_t r;
+    const struct load_config *cfg = x->cfg;
+    uint64_t now = load_now();
+    ssize_t r;
 
-	for (;;) {
-		r = recv(c->fd, c->rbuf + c->rlen, x->rcap - c->rlen, MSG_DONTWAIT);
-		if (r > 0) {
-			now = load_now();
-			c->rlen += (uint32_t)r;
-			if (conn_parse(x, c, now) != 0)
-				return;
-			continue;
-		}
-		if (r == 0) {
-			conn_close(x, c, ST_PEER_CLOSED, 0, now, UINT64_MAX);
-			load_note_error(x->th, "server closed the connection", 0);
-			return;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			break;
-		conn_fail(x, c, errno, now);
-		return;
-	}
-	if (cfg->churn && c->conn_answered >= cfg->churn && c->inflight == 0) {
-		stat_add(&x->th->st, ST_CHURN_CLOSES, 1);
-		conn_close(x, c, ST__COUNT, 0, now, 0);
-		if (!x->sending_over && !x->release_over)
-			conn_start(x, c, now);
-		return;
-	}
-	conn_fill(x, c, now);
+    for (;;) {
+        r = recv(c->fd, c->rbuf + c->rlen, x->rcap - c->rlen, MSG_DONTWAIT);
+        if (r > 0) {
+            now = load_now();
+            c->rlen += (uint32_t)r;
+            if (conn_parse(x, c, now) != 0)
+                return;
+            continue;
+        }
+        if (r == 0) {
+            conn_close(x, c, ST_PEER_CLOSED, 0, now, UINT64_MAX);
+            load_note_error(x->th, "server closed the connection", 0);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        conn_fail(x, c, errno, now);
+        return;
+    }
+    if (cfg->churn && c->conn_answered >= cfg->churn && c->inflight == 0) {
+        stat_add(&x->th->st, ST_CHURN_CLOSES, 1);
+        conn_close(x, c, ST__COUNT, 0, now, 0);
+        if (!x->ph.sending_over && !x->ph.release_over)
+            conn_start(x, c, now);
+        return;
+    }
+    conn_fill(x, c, now);
 }
 
 static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
 {
-	uint64_t now = load_now();
-	int err = 0;
-	socklen_t len = sizeof(err);
+    uint64_t now = load_now();
+    int err = 0;
+    socklen_t len = sizeof(err);
 
-	if (c->state == C_CONNECTING) {
-		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-			return;
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-			err = errno;
-		if (err == 0 && (events & (EPOLLERR | EPOLLHUP)))
-			err = ECONNREFUSED;
-		if (err) {
-			conn_fail(x, c, err, now);
-			return;
-		}
-		conn_established(x, c, now);
-		if (c->state != C_OPEN)
-			return;
-	}
-	if (c->state != C_OPEN)
-		return;
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		conn_read(x, c);
-		if (c->state != C_OPEN)
-			return;
-	}
-	if (events & EPOLLOUT) {
-		if (conn_flush(x, c, now) == 0)
-			conn_fill(x, c, now);
-	}
+    if (c->state == C_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err == 0 && (events & (EPOLLERR | EPOLLHUP)))
+            err = ECONNREFUSED;
+        if (err) {
+            conn_fail(x, c, err, now);
+            return;
+        }
+        conn_established(x, c, now);
+        if (c->state != C_OPEN)
+            return;
+    }
+    if (c->state != C_OPEN)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        conn_read(x, c);
+        if (c->state != C_OPEN)
+            return;
+    }
+    if (events & EPOLLOUT) {
+        if (conn_flush(x, c, now) == 0)
+            conn_fill(x, c, now);
+    }
 }
 
 /* Open loop: releases every message due by `now` to its connection and sends what can go. */
-static void release_due(struct tctx *x, uint64_t now)
+static void release_due(void *ctx, uint64_t now)
 {
-	struct load_sched *s = &x->sched;
-	unsigned i;
+    struct tctx *x = ctx;
+    struct load_phase *ph = &x->ph;
+    uint64_t due;
+    unsigned i, n;
 
-	while (!x->release_over) {
-		uint64_t due = sched_at(s, s->k);
-		struct tconn *c;
+    while (phase_due(ph, x->clk, now, &due)) {
+        struct tconn *c = &x->c[phase_slot(ph)];
 
-		if (due > now)
-			break;
-		if (due >= x->clk->send_end) {
-			x->release_over = true;
-			break;
-		}
-		c = &x->c[s->k % x->n];
-		if (!c->ever_connected) {
-			/* not yet connected for the first time (ramp-up): the slot is skipped */
-			s->k++;
-			c->released++;
-			c->issued++;
-			continue;
-		}
-		if (x->counted && load_measured(x->clk, due)) {
-			if (x->quota == 0) {
-				x->release_over = true;
-				break;
-			}
-			x->quota--;
-		}
-		s->k++;
-		c->released++;
-		x->backlog++;
-		if (!c->in_pending) {
-			c->in_pending = true;
-			x->pending[x->npending++] = c->local;
-		}
-	}
-	for (i = 0; i < x->npending; i++) {
-		struct tconn *c = &x->c[x->pending[i]];
-
-		c->in_pending = false;
-		conn_fill(x, c, now);
-	}
-	x->npending = 0;
+        if (!c->ever_connected) {
+            /* not yet connected for the first time (ramp-up): the slot is skipped */
+            phase_skip(ph);
+            c->released++;
+            c->issued++;
+            continue;
+        }
+        if (!phase_take(ph, x->clk, due))
+            break;
+        c->released++;
+        phase_release(ph, c->local);
+    }
+    n = phase_pending(ph);
+    for (i = 0; i < n; i++)
+        conn_fill(x, &x->c[ph->pending[i]], now);
 }
 
-static void scan(struct tctx *x, uint64_t now)
+/* Connects what is due to (re)connect and times out connects pending too long. */
+static void scan(void *ctx, uint64_t now)
 {
-	unsigned i;
+    struct tctx *x = ctx;
+    unsigned i;
 
-	for (i = 0; i < x->n; i++) {
-		struct tconn *c = &x->c[i];
+    for (i = 0; i < x->n; i++) {
+        struct tconn *c = &x->c[i];
 
-		if (c->state == C_IDLE && now >= c->retry_at && !x->sending_over && !x->release_over)
-			conn_start(x, c, now);
-		else if (c->state == C_CONNECTING &&
-			 now - c->connect_start >= x->cfg->connect_timeout_ns)
-			conn_close(x, c, ST_CONNECT_TIMEOUT, 0, now, UINT64_MAX);
-	}
-	x->next_scan = now + SCAN_NS;
+        if (c->state == C_IDLE && now >= c->retry_at && !x->ph.sending_over && !x->ph.release_over)
+            conn_start(x, c, now);
+        else if (c->state == C_CONNECTING && now - c->connect_start >= x->cfg->connect_timeout_ns)
+            conn_close(x, c, ST_CONNECT_TIMEOUT, 0, now, UINT64_MAX);
+    }
 }
+
+/* The drain is over when no message is in flight any more. */
+static bool all_answered(const void *ctx)
+{
+    const struct tctx *x = ctx;
+
+    return x->inflight == 0;
+}
+
+static void on_event(void *ctx, uint32_t conn, uint32_t events)
+{
+    struct tctx *x = ctx;
+    struct tconn *c = &x->c[conn];
+
+    if (c->fd >= 0)
+        conn_event(x, c, events);
+}
+
+static const struct phase_ops tcp_ops = {release_due, scan, all_answered, on_event};
 
 static int ctx_init(struct tctx *x, struct load_thread *th)
 {
-	const struct load_config *cfg = th->cfg;
-	uint32_t smax = cfg->msg.size_max;
-	uint64_t rc, wc;
-	unsigned i;
-	double ramp_t = cfg->ramp > 0 ? cfg->ramp * th->nconns / cfg->connections : 0;
+    const struct load_config *cfg = th->cfg;
+    uint32_t smax = cfg->msg.size_max;
+    uint64_t rc, wc;
+    unsigned i;
+    double ramp_t = cfg->ramp > 0 ? cfg->ramp * th->nconns / cfg->connections : 0;
 
-	memset(x, 0, sizeof(*x));
-	x->th = th;
-	x->cfg = cfg;
-	x->clk = th->clk;
-	x->n = th->nconns;
-	x->open = cfg->rate > 0;
-	x->counted = cfg->count > 0;
-	x->quota = th->quota;
-	for (x->window = 64; x->window < cfg->pipeline; x->window *= 2)
-		;
-	wc = (uint64_t)cfg->pipeline * smax;
-	wc = wc > 65536 ? 65536 : wc;
-	wc = wc < smax ? smax : wc;
-	rc = wc < 2ull * smax ? 2ull * smax : wc;
-	x->rcap = (uint32_t)(rc < 4096 ? 4096 : rc);
-	x->wcap = (uint32_t)(wc < 4096 ? 4096 : wc);
-	x->ep = epoll_create1(EPOLL_CLOEXEC);
-	x->c = calloc(x->n, sizeof(*x->c));
-	x->pending = calloc(x->n, sizeof(*x->pending));
-	if (!x->c)
-		return -1;
-	for (i = 0; i < x->n; i++)
-		x->c[i].fd = -1;
-	if (x->ep < 0 || !x->pending)
-		return -1;
-	for (i = 0; i < x->n; i++) {
-		struct tconn *c = &x->c[i];
+    memset(x, 0, sizeof(*x));
+    x->th = th;
+    x->cfg = cfg;
+    x->clk = th->clk;
+    x->n = th->nconns;
+    for (x->window = 64; x->window < cfg->pipeline; x->window *= 2)
+        ;
+    wc = (uint64_t)cfg->pipeline * smax;
+    wc = wc > 65536 ? 65536 : wc;
+    wc = wc < smax ? smax : wc;
+    rc = wc < 2ull * smax ? 2ull * smax : wc;
+    x->rcap = (uint32_t)(rc < 4096 ? 4096 : rc);
+    x->wcap = (uint32_t)(wc < 4096 ? 4096 : wc);
+    x->ep = epoll_create1(EPOLL_CLOEXEC);
+    x->c = calloc(x->n, sizeof(*x->c));
+    if (!x->c)
+        return -1;
+    for (i = 0; i < x->n; i++)
+        x->c[i].fd = -1;
+    if (x->ep < 0)
+        return -1;
+    for (i = 0; i < x->n; i++) {
+        struct tconn *c = &x->c[i];
 
-		c->local = i;
-		c->flow = th->first_conn + i;
-		c->backoff = BACKOFF_MIN_NS;
-		c->retry_at = ramp_t > 0 ? x->clk->t0 + (uint64_t)(i * 1e9 / ramp_t) : 0;
-		c->ack = calloc(x->window / 64, sizeof(uint64_t));
-		c->rbuf = malloc(x->rcap);
-		c->wbuf = malloc(x->wcap);
-		if (!c->ack || !c->rbuf || !c->wbuf)
-			return -1;
-	}
-	if (x->open)
-		sched_init(&x->sched, th);
-	return 0;
+        c->local = i;
+        c->flow = th->first_conn + i;
+        c->backoff = BACKOFF_MIN_NS;
+        c->retry_at = ramp_t > 0 ? x->clk->t0 + (uint64_t)(i * 1e9 / ramp_t) : 0;
+        c->ack = calloc(x->window / 64, sizeof(uint64_t));
+        c->rbuf = malloc(x->rcap);
+        c->wbuf = malloc(x->wcap);
+        if (!c->ack || !c->rbuf || !c->wbuf)
+            return -1;
+    }
+    return 0;
 }
 
 static void ctx_free(struct tctx *x)
 {
-	unsigned i;
+    unsigned i;
 
-	for (i = 0; x->c && i < x->n; i++) {
-		if (x->c[i].fd >= 0)
-			close(x->c[i].fd);
-		free(x->c[i].ack);
-		free(x->c[i].rbuf);
-		free(x->c[i].wbuf);
-	}
-	free(x->c);
-	free(x->pending);
-	if (x->ep >= 0)
-		close(x->ep);
+    for (i = 0; x->c && i < x->n; i++) {
+        if (x->c[i].fd >= 0)
+            close(x->c[i].fd);
+        free(x->c[i].ack);
+        free(x->c[i].rbuf);
+        free(x->c[i].wbuf);
+    }
+    free(x->c);
+    if (x->ep >= 0)
+        close(x->ep);
 }
 
 void *tcp_thread(void *arg)
 {
-	struct load_thread *th = arg;
-	struct load_clock *clk = th->clk;
-	struct epoll_event ev[MAX_EVENTS];
-	struct tctx x;
-	uint64_t now, wake, hard_end = clk->hard_end;
-	unsigned i;
-	int n;
+    struct load_thread *th = arg;
+    struct tctx x;
+    uint64_t now;
+    unsigned i;
+    int rc;
 
-	if (ctx_init(&x, th) != 0) {
-		load_note_error(th, "cannot set up the thread (out of memory or descriptors)", errno);
-		stat_add(&th->st, ST_SOCKET_ERROR, 1);
-		goto out;
-	}
-	/* wake up on time for the open-loop schedule (the default slack is 50 us) */
-	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-	if (x.counted && x.quota == 0)
-		goto out; /* nothing to do for this thread */
-	now = load_now();
-	scan(&x, now);
-	for (;;) {
-		now = load_now();
-		if (now >= hard_end || load_stop_level(clk) >= 2)
-			break;
-		if (!x.sending_over && load_stop_level(clk) == 1) {
-			/* asked to stop: send nothing more, drain what is in flight */
-			x.sending_over = x.release_over = true;
-			stat_add(&th->st, ST_BACKLOG_END, x.backlog);
-			if (now + x.cfg->drain_ns < hard_end)
-				hard_end = now + x.cfg->drain_ns;
-		}
-		if (!x.sending_over && now >= clk->send_end) {
-			x.sending_over = x.release_over = true;
-			stat_add(&th->st, ST_BACKLOG_END, x.backlog);
-		}
-		if (x.open)
-			release_due(&x, now);
-		if (now >= x.next_scan)
-			scan(&x, now);
-		if ((x.sending_over || (x.release_over && x.backlog == 0))) {
-			if (!th->drain_start_ns)
-				th->drain_start_ns = now;
-			if (x.inflight == 0)
-				break;
-		}
-		wake = x.next_scan < hard_end ? x.next_scan : hard_end;
-		if (!x.sending_over && clk->send_end < wake)
-			wake = clk->send_end;
-		if (x.open && !x.release_over && sched_at(&x.sched, x.sched.k) < wake)
-			wake = sched_at(&x.sched, x.sched.k);
-		n = engine_wait(x.ep, ev, MAX_EVENTS, wake > now ? wake - now : 0);
-		if (n < 0 && errno != EINTR) {
-			load_note_error(th, "epoll_wait failed", errno);
-			break;
-		}
-		for (i = 0; i < (unsigned)(n > 0 ? n : 0); i++) {
-			struct tconn *c = &x.c[ev[i].data.u32];
-
-			if (c->fd >= 0)
-				conn_event(&x, c, ev[i].events);
-		}
-	}
-	now = load_now();
-	if (!th->drain_start_ns)
-		th->drain_start_ns = now;
-	th->drain_end_ns = now;
-	if (!x.sending_over)
-		stat_add(&th->st, ST_BACKLOG_END, x.backlog);
-	for (i = 0; i < x.n; i++)
-		if (x.c[i].fd >= 0 || x.c[i].inflight)
-			conn_close(&x, &x.c[i], ST__COUNT, 0, now, 0);
-out:
-	ctx_free(&x);
-	__atomic_store_n(&th->done, 1, __ATOMIC_RELEASE);
-	return NULL;
+    rc = ctx_init(&x, th);
+    if (phase_begin(&x.ph, th, rc)) {
+        now = phase_run(&x.ph, th, x.ep, &tcp_ops, &x);
+        /* what is still in flight now is unanswered */
+        for (i = 0; i < x.n; i++)
+            if (x.c[i].fd >= 0 || x.c[i].inflight)
+                conn_close(&x, &x.c[i], ST__COUNT, 0, now, 0);
+    }
+    phase_free(&x.ph);
+    ctx_free(&x);
+    __atomic_store_n(&th->done, 1, __ATOMIC_RELEASE);
+    return NULL;
 }

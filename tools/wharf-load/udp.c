@@ -19,485 +19,412 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SCAN_NS 10000000ull
-#define MAX_EVENTS 256
 #define BATCH 32
 #define SEEN_BITS 65536u /* duplicate detection window per flow */
 
 struct uflow {
-	int fd;
-	uint32_t flow;
-	unsigned local;
-	bool in_pending;
-	uint64_t tx_seq, tail, outstanding, unique;
-	uint64_t max_rx;
-	bool any_rx;
-	uint64_t *sent_at; /* ring: send time of seq (ring size), 0 = answered or expired */
-	uint64_t *seen;    /* bitmap of SEEN_BITS: seq answered */
-	uint64_t released, issued;
+    int fd;
+    uint32_t flow;
+    unsigned local;
+    uint64_t tx_seq, tail, outstanding, unique;
+    uint64_t max_rx;
+    bool any_rx;
+    uint64_t *sent_at; /* ring: send time of seq (ring size), 0 = answered or expired */
+    uint64_t *seen;    /* bitmap of SEEN_BITS: seq answered */
+    uint64_t released, issued;
 };
 
 struct uctx {
-	struct load_thread *th;
-	const struct load_config *cfg;
-	struct load_clock *clk;
-	int ep;
-	struct uflow *f;
-	unsigned n;
-	uint32_t ring;
-	bool open, counted, release_over, sending_over;
-	uint64_t quota, outstanding, backlog;
-	uint64_t sent, answered; /* thread totals: datagrams sent, distinct answers */
-	struct load_sched sched;
-	unsigned *pending;
-	unsigned npending;
-	uint64_t next_scan;
-	/* batch buffers */
-	uint8_t *txbuf, *rxbuf;
-	uint32_t rxslot;
-	struct mmsghdr tmsg[BATCH], rmsg[BATCH];
-	struct iovec tiov[BATCH], riov[BATCH];
-	uint64_t tintended[BATCH];
+    struct load_thread *th;
+    const struct load_config *cfg;
+    struct load_clock *clk;
+    int ep;
+    struct uflow *f;
+    unsigned n;
+    uint32_t ring;
+    struct load_phase ph;
+    uint64_t outstanding;
+    uint64_t sent, answered; /* thread totals: datagrams sent, distinct answers */
+    /* batch buffers */
+    uint8_t *txbuf, *rxbuf;
+    uint32_t rxslot;
+    struct mmsghdr tmsg[BATCH], rmsg[BATCH];
+    struct iovec tiov[BATCH], riov[BATCH];
+    uint64_t tintended[BATCH];
 };
 
 static inline bool seen_get(const uint64_t *b, uint64_t i)
 {
-	i &= SEEN_BITS - 1;
-	return (b[i >> 6] >> (i & 63)) & 1;
+    i &= SEEN_BITS - 1;
+    return (b[i >> 6] >> (i & 63)) & 1;
 }
 
 static inline void seen_put(uint64_t *b, uint64_t i, bool v)
 {
-	i &= SEEN_BITS - 1;
-	if (v)
-		b[i >> 6] |= 1ull << (i & 63);
-	else
-		b[i >> 6] &= ~(1ull << (i & 63));
+    i &= SEEN_BITS - 1;
+    if (v)
+        b[i >> 6] |= 1ull << (i & 63);
+    else
+        b[i >> 6] &= ~(1ull << (i & 63));
 }
 
 static void count_errno(struct uctx *x, int err)
 {
-	enum stat_id id = engine_errno_stat(err);
+    enum stat_id id = engine_errno_stat(err);
 
-	stat_add(&x->th->st, id, 1);
-	load_note_error(x->th, stat_names[id], err);
+    stat_add(&x->th->st, id, 1);
+    load_note_error(x->th, stat_names[id], err);
 }
 
 /* Frees the slots of datagrams that were answered or have waited past --udp-timeout. */
 static void expire(struct uctx *x, struct uflow *f, uint64_t now)
 {
-	uint64_t t;
+    uint64_t t;
 
-	while (f->tail < f->tx_seq) {
-		t = f->sent_at[f->tail & (x->ring - 1)];
-		if (t != 0) {
-			if (now - t < x->cfg->udp_timeout_ns)
-				break;
-			f->sent_at[f->tail & (x->ring - 1)] = 0;
-			f->outstanding--;
-			x->outstanding--;
-		}
-		f->tail++;
-	}
+    while (f->tail < f->tx_seq) {
+        t = f->sent_at[f->tail & (x->ring - 1)];
+        if (t != 0) {
+            if (now - t < x->cfg->udp_timeout_ns)
+                break;
+            f->sent_at[f->tail & (x->ring - 1)] = 0;
+            f->outstanding--;
+            x->outstanding--;
+        }
+        f->tail++;
+    }
 }
 
 static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
 {
-	const struct load_config *cfg = x->cfg;
-	struct load_stats *st = &x->th->st;
-	uint64_t want, room;
-	unsigned k, nb;
-	int r;
+    const struct load_config *cfg = x->cfg;
+    struct load_stats *st = &x->th->st;
+    uint64_t want, room;
+    unsigned k, nb;
+    int r;
 
-	if (f->fd < 0 || x->sending_over || now >= x->clk->send_end)
-		return;
-	expire(x, f, now);
-	for (;;) {
-		want = cfg->pipeline > f->outstanding ? cfg->pipeline - f->outstanding : 0;
-		room = x->ring - (f->tx_seq - f->tail);
-		want = want < room ? want : room;
-		if (x->open)
-			want = want < f->released - f->issued ? want : f->released - f->issued;
-		if (want == 0)
-			return;
-		nb = want > BATCH ? BATCH : (unsigned)want;
-		for (k = 0; k < nb; k++) {
-			uint64_t seq = f->tx_seq + k;
-			uint32_t len = msg_length(&cfg->msg, f->flow, seq);
-			uint64_t intended = x->open ? sched_conn_at(&x->sched, f->local, f->issued + k) : now;
+    if (f->fd < 0 || x->ph.sending_over || now >= x->clk->send_end)
+        return;
+    expire(x, f, now);
+    for (;;) {
+        want = cfg->pipeline > f->outstanding ? cfg->pipeline - f->outstanding : 0;
+        room = x->ring - (f->tx_seq - f->tail);
+        want = want < room ? want : room;
+        if (x->ph.open)
+            want = want < f->released - f->issued ? want : f->released - f->issued;
+        if (want == 0)
+            return;
+        nb = want > BATCH ? BATCH : (unsigned)want;
+        for (k = 0; k < nb; k++) {
+            uint64_t seq = f->tx_seq + k;
+            uint32_t len = msg_length(&cfg->msg, f->flow, seq);
+            uint64_t intended;
 
-			if (!x->open && x->counted && load_measured(x->clk, now)) {
-				if (x->quota == 0) {
-					x->release_over = true;
-					break;
-				}
-				x->quota--;
-			}
-			msg_build(&cfg->msg, x->tiov[k].iov_base, len, f->flow, seq, intended, now);
-			x->tiov[k].iov_len = len;
-			x->tintended[k] = intended;
-		}
-		if (k == 0)
-			return;
-		nb = k;
-		r = sendmmsg(f->fd, x->tmsg, nb, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r < 0) {
-			r = 0;
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
-				count_errno(x, errno);
-		}
-		if (!x->open && x->counted)
-			for (k = (unsigned)r; k < nb; k++)
-				if (load_measured(x->clk, x->tintended[k]))
-					x->quota++; /* not sent: give the quota back */
-		for (k = 0; k < (unsigned)r; k++) {
-			uint64_t seq = f->tx_seq++;
+            if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
+                break; /* the --count quota is spent */
+            intended = x->ph.open ? sched_conn_at(&x->ph.sched, f->local, f->issued + k) : now;
+            msg_build(&cfg->msg, x->tiov[k].iov_base, len, f->flow, seq, intended, now);
+            x->tiov[k].iov_len = len;
+            x->tintended[k] = intended;
+        }
+        if (k == 0)
+            return;
+        nb = k;
+        r = sendmmsg(f->fd, x->tmsg, nb, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+            r = 0;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
+                count_errno(x, errno);
+        }
+        if (!x->ph.open && x->ph.counted)
+            for (k = (unsigned)r; k < nb; k++)
+                if (load_measured(x->clk, x->tintended[k]))
+                    x->ph.quota++; /* not sent: give the quota back */
+        for (k = 0; k < (unsigned)r; k++) {
+            uint64_t seq = f->tx_seq++;
 
-			f->sent_at[seq & (x->ring - 1)] = now ? now : 1;
-			seen_put(f->seen, seq, false);
-			f->outstanding++;
-			x->outstanding++;
-			x->sent++;
-			stat_add(st, ST_SENT, 1);
-			stat_add(st, ST_BYTES_SENT, x->tiov[k].iov_len);
-		}
-		if (x->open) {
-			f->issued += (unsigned)r;
-			x->backlog -= (unsigned)r;
-		}
-		if ((unsigned)r < nb || x->release_over)
-			return; /* socket full or quota done: retried on the next scan */
-	}
+            f->sent_at[seq & (x->ring - 1)] = now ? now : 1;
+            seen_put(f->seen, seq, false);
+            f->outstanding++;
+            x->outstanding++;
+            x->sent++;
+            stat_add(st, ST_SENT, 1);
+            stat_add(st, ST_BYTES_SENT, x->tiov[k].iov_len);
+        }
+        if (x->ph.open) {
+            f->issued += (unsigned)r;
+            x->ph.backlog -= (unsigned)r;
+        }
+        if ((unsigned)r < nb || x->ph.release_over)
+            return; /* socket full or quota done: retried on the next scan */
+    }
 }
 
 static void handle_datagram(struct uctx *x, struct uflow *f, const uint8_t *p, size_t len,
-			    int flags, uint64_t now)
+                            int flags, uint64_t now)
 {
-	struct load_thread *th = x->th;
-	const struct load_config *cfg = x->cfg;
-	struct msg_hdr h;
-	enum msg_verdict v;
-	char what[96];
+    struct load_thread *th = x->th;
+    const struct load_config *cfg = x->cfg;
+    struct msg_hdr h;
+    enum msg_verdict v;
+    char what[96];
 
-	stat_add(&th->st, ST_BYTES_RECEIVED, len);
-	if (len < MSG_HDR_LEN) {
-		stat_add(&th->st, ST_SHORT, 1);
-		load_note_error(th, "short datagram (shorter than the header)", 0);
-		return;
-	}
-	if (msg_parse_header(&cfg->msg, p, &h) != 0) {
-		stat_add(&th->st, ST_MISMATCH, 1);
-		load_note_error(th, "mismatch: datagram with a bad magic or length", 0);
-		return;
-	}
-	if (len < h.length) {
-		stat_add(&th->st, ST_SHORT, 1);
-		load_note_error(th, "short datagram (truncated echo)", 0);
-		return;
-	}
-	if (len > h.length || (flags & MSG_TRUNC)) {
-		stat_add(&th->st, ST_MISMATCH, 1);
-		load_note_error(th, "mismatch: datagram longer than the message it echoes", 0);
-		return;
-	}
-	v = msg_verify(&cfg->msg, p, &h, f->flow);
-	if (v != MSG_OK) {
-		stat_add(&th->st, ST_MISMATCH, 1);
-		snprintf(what, sizeof(what), "mismatch on flow %u: %s", f->flow, msg_verdict_name(v));
-		load_note_error(th, what, 0);
-		return;
-	}
-	if (h.seq >= f->tx_seq) {
-		stat_add(&th->st, ST_DUPLICATE, 1);
-		load_note_error(th, "echo of a datagram never sent", 0);
-		return;
-	}
-	if (h.seq + SEEN_BITS < f->tx_seq) {
-		stat_add(&th->st, ST_LATE, 1);
-		return;
-	}
-	if (seen_get(f->seen, h.seq)) {
-		stat_add(&th->st, ST_DUPLICATE, 1);
-		load_note_error(th, "duplicate datagram", 0);
-		return;
-	}
-	seen_put(f->seen, h.seq, true);
-	f->unique++;
-	x->answered++;
-	if (f->any_rx && h.seq < f->max_rx) {
-		stat_add(&th->st, ST_REORDER, 1);
-		load_note_error(th, "datagram reordered within a flow", 0);
-	}
-	if (!f->any_rx || h.seq > f->max_rx)
-		f->max_rx = h.seq;
-	f->any_rx = true;
-	if (h.seq >= f->tail && f->sent_at[h.seq & (x->ring - 1)] != 0) {
-		f->sent_at[h.seq & (x->ring - 1)] = 0;
-		f->outstanding--;
-		x->outstanding--;
-	}
-	stat_add(&th->st, ST_RECEIVED, 1);
-	if (load_measured(x->clk, h.intended_ns)) {
-		stat_add(&th->st, ST_MEASURED, 1);
-		hist_record(th->corrected, now > h.intended_ns ? now - h.intended_ns : 0);
-		hist_record(th->raw, now > h.sent_ns ? now - h.sent_ns : 0);
-		th->last_rx_ns = now;
-	}
+    stat_add(&th->st, ST_BYTES_RECEIVED, len);
+    if (len < MSG_HDR_LEN) {
+        stat_add(&th->st, ST_SHORT, 1);
+        load_note_error(th, "short datagram (shorter than the header)", 0);
+        return;
+    }
+    if (msg_parse_header(&cfg->msg, p, &h) != 0) {
+        stat_add(&th->st, ST_MISMATCH, 1);
+        load_note_error(th, "mismatch: datagram with a bad magic or length", 0);
+        return;
+    }
+    if (len < h.length) {
+        stat_add(&th->st, ST_SHORT, 1);
+        load_note_error(th, "short datagram (truncated echo)", 0);
+        return;
+    }
+    if (len > h.length || (flags & MSG_TRUNC)) {
+        stat_add(&th->st, ST_MISMATCH, 1);
+        load_note_error(th, "mismatch: datagram longer than the message it echoes", 0);
+        return;
+    }
+    v = msg_verify(&cfg->msg, p, &h, f->flow);
+    if (v != MSG_OK) {
+        stat_add(&th->st, ST_MISMATCH, 1);
+        snprintf(what, sizeof(what), "mismatch on flow %u: %s", f->flow, msg_verdict_name(v));
+        load_note_error(th, what, 0);
+        return;
+    }
+    if (h.seq >= f->tx_seq) {
+        stat_add(&th->st, ST_DUPLICATE, 1);
+        load_note_error(th, "echo of a datagram never sent", 0);
+        return;
+    }
+    if (h.seq + SEEN_BITS < f->tx_seq) {
+        stat_add(&th->st, ST_LATE, 1);
+        return;
+    }
+    if (seen_get(f->seen, h.seq)) {
+        stat_add(&th->st, ST_DUPLICATE, 1);
+        load_note_error(th, "duplicate datagram", 0);
+        return;
+    }
+    seen_put(f->seen, h.seq, true);
+    f->unique++;
+    x->answered++;
+    if (f->any_rx && h.seq < f->max_rx) {
+        stat_add(&th->st, ST_REORDER, 1);
+        load_note_error(th, "datagram reordered within a flow", 0);
+    }
+    if (!f->any_rx || h.seq > f->max_rx)
+        f->max_rx = h.seq;
+    f->any_rx = true;
+    if (h.seq >= f->tail && f->sent_at[h.seq & (x->ring - 1)] != 0) {
+        f->sent_at[h.seq & (x->ring - 1)] = 0;
+        f->outstanding--;
+        x->outstanding--;
+    }
+    stat_add(&th->st, ST_RECEIVED, 1);
+    if (load_measured(x->clk, h.intended_ns)) {
+        stat_add(&th->st, ST_MEASURED, 1);
+        hist_record(th->corrected, now > h.intended_ns ? now - h.intended_ns : 0);
+        hist_record(th->raw, now > h.sent_ns ? now - h.sent_ns : 0);
+        th->last_rx_ns = now;
+    }
 }
 
 static void flow_read(struct uctx *x, struct uflow *f)
 {
-	uint64_t now;
-	int r, k;
+    uint64_t now;
+    int r, k;
 
-	for (;;) {
-		for (k = 0; k < BATCH; k++) {
-			x->riov[k].iov_len = x->rxslot;
-			x->rmsg[k].msg_hdr.msg_flags = 0;
-		}
-		r = recvmmsg(f->fd, x->rmsg, BATCH, MSG_DONTWAIT, NULL);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				count_errno(x, errno);
-			break;
-		}
-		now = load_now();
-		for (k = 0; k < r; k++)
-			handle_datagram(x, f, x->riov[k].iov_base, x->rmsg[k].msg_len,
-					x->rmsg[k].msg_hdr.msg_flags, now);
-		if (r < BATCH)
-			break;
-	}
-	flow_fill(x, f, load_now());
+    for (;;) {
+        for (k = 0; k < BATCH; k++) {
+            x->riov[k].iov_len = x->rxslot;
+            x->rmsg[k].msg_hdr.msg_flags = 0;
+        }
+        r = recvmmsg(f->fd, x->rmsg, BATCH, MSG_DONTWAIT, NULL);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                count_errno(x, errno);
+            break;
+        }
+        now = load_now();
+        for (k = 0; k < r; k++)
+            handle_datagram(x, f, x->riov[k].iov_base, x->rmsg[k].msg_len,
+                            x->rmsg[k].msg_hdr.msg_flags, now);
+        if (r < BATCH)
+            break;
+    }
+    flow_fill(x, f, load_now());
 }
 
-static void release_due(struct uctx *x, uint64_t now)
+/* Open loop: releases every datagram due by `now` to its flow and sends what can go. */
+static void release_due(void *ctx, uint64_t now)
 {
-	struct load_sched *s = &x->sched;
-	unsigned i;
+    struct uctx *x = ctx;
+    struct load_phase *ph = &x->ph;
+    uint64_t due;
+    unsigned i, n;
 
-	while (!x->release_over) {
-		uint64_t due = sched_at(s, s->k);
-		struct uflow *f;
+    while (phase_due(ph, x->clk, now, &due)) {
+        struct uflow *f = &x->f[phase_slot(ph)];
 
-		if (due > now)
-			break;
-		if (due >= x->clk->send_end) {
-			x->release_over = true;
-			break;
-		}
-		if (x->counted && load_measured(x->clk, due)) {
-			if (x->quota == 0) {
-				x->release_over = true;
-				break;
-			}
-			x->quota--;
-		}
-		f = &x->f[s->k % x->n];
-		s->k++;
-		f->released++;
-		x->backlog++;
-		if (!f->in_pending) {
-			f->in_pending = true;
-			x->pending[x->npending++] = f->local;
-		}
-	}
-	for (i = 0; i < x->npending; i++) {
-		struct uflow *f = &x->f[x->pending[i]];
-
-		f->in_pending = false;
-		flow_fill(x, f, now);
-	}
-	x->npending = 0;
+        if (!phase_take(ph, x->clk, due))
+            break;
+        f->released++;
+        phase_release(ph, f->local);
+    }
+    n = phase_pending(ph);
+    for (i = 0; i < n; i++)
+        flow_fill(x, &x->f[ph->pending[i]], now);
 }
 
 static int flow_open(struct uctx *x, struct uflow *f)
 {
-	const struct load_config *cfg = x->cfg;
-	struct epoll_event ev = { .events = EPOLLIN };
-	int fd;
+    const struct load_config *cfg = x->cfg;
+    struct epoll_event ev = {.events = EPOLLIN};
+    int fd;
 
-	fd = socket(cfg->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		count_errno(x, errno);
-		return -1;
-	}
-	if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) != 0) {
-		count_errno(x, errno);
-		close(fd);
-		return -1;
-	}
-	ev.data.u32 = f->local;
-	if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		count_errno(x, errno);
-		close(fd);
-		return -1;
-	}
-	f->fd = fd;
-	stat_add(&x->th->st, ST_CONNECTS, 1);
-	return 0;
+    fd = socket(cfg->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        count_errno(x, errno);
+        return -1;
+    }
+    if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) != 0) {
+        count_errno(x, errno);
+        close(fd);
+        return -1;
+    }
+    ev.data.u32 = f->local;
+    if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        count_errno(x, errno);
+        close(fd);
+        return -1;
+    }
+    f->fd = fd;
+    stat_add(&x->th->st, ST_CONNECTS, 1);
+    return 0;
 }
 
-static void scan(struct uctx *x, uint64_t now)
+/* Opens the flows not open yet, frees expired pipeline slots and sends what they allow. */
+static void scan(void *ctx, uint64_t now)
 {
-	unsigned i;
+    struct uctx *x = ctx;
+    unsigned i;
 
-	for (i = 0; i < x->n; i++) {
-		struct uflow *f = &x->f[i];
+    for (i = 0; i < x->n; i++) {
+        struct uflow *f = &x->f[i];
 
-		if (f->fd < 0 && !x->sending_over && !x->release_over)
-			flow_open(x, f);
-		expire(x, f, now);
-		flow_fill(x, f, now);
-	}
-	x->next_scan = now + SCAN_NS;
+        if (f->fd < 0 && !x->ph.sending_over && !x->ph.release_over)
+            flow_open(x, f);
+        expire(x, f, now);
+        flow_fill(x, f, now);
+    }
 }
+
+/* The drain is over when every datagram has been answered: one presumed lost for pacing
+ * may still arrive and count, so the drain waits for it until the hard end. */
+static bool all_answered(const void *ctx)
+{
+    const struct uctx *x = ctx;
+
+    return x->answered == x->sent;
+}
+
+static void on_event(void *ctx, uint32_t flow, uint32_t events)
+{
+    struct uctx *x = ctx;
+
+    flow_read(x, &x->f[flow]);
+}
+
+static const struct phase_ops udp_ops = {release_due, scan, all_answered, on_event};
 
 static int ctx_init(struct uctx *x, struct load_thread *th)
 {
-	const struct load_config *cfg = th->cfg;
-	unsigned i;
+    const struct load_config *cfg = th->cfg;
+    unsigned i;
 
-	memset(x, 0, sizeof(*x));
-	x->th = th;
-	x->cfg = cfg;
-	x->clk = th->clk;
-	x->n = th->nconns;
-	x->open = cfg->rate > 0;
-	x->counted = cfg->count > 0;
-	x->quota = th->quota;
-	for (x->ring = 64; x->ring < 2 * cfg->pipeline; x->ring *= 2)
-		;
-	x->rxslot = cfg->msg.size_max + 64;
-	x->ep = epoll_create1(EPOLL_CLOEXEC);
-	x->f = calloc(x->n, sizeof(*x->f));
-	if (!x->f)
-		return -1;
-	for (i = 0; i < x->n; i++)
-		x->f[i].fd = -1;
-	x->pending = calloc(x->n, sizeof(*x->pending));
-	x->txbuf = malloc((size_t)BATCH * cfg->msg.size_max);
-	x->rxbuf = malloc((size_t)BATCH * x->rxslot);
-	if (x->ep < 0 || !x->pending || !x->txbuf || !x->rxbuf)
-		return -1;
-	for (i = 0; i < BATCH; i++) {
-		x->tiov[i].iov_base = x->txbuf + (size_t)i * cfg->msg.size_max;
-		x->tmsg[i].msg_hdr.msg_iov = &x->tiov[i];
-		x->tmsg[i].msg_hdr.msg_iovlen = 1;
-		x->riov[i].iov_base = x->rxbuf + (size_t)i * x->rxslot;
-		x->rmsg[i].msg_hdr.msg_iov = &x->riov[i];
-		x->rmsg[i].msg_hdr.msg_iovlen = 1;
-	}
-	for (i = 0; i < x->n; i++) {
-		struct uflow *f = &x->f[i];
+    memset(x, 0, sizeof(*x));
+    x->th = th;
+    x->cfg = cfg;
+    x->clk = th->clk;
+    x->n = th->nconns;
+    for (x->ring = 64; x->ring < 2 * cfg->pipeline; x->ring *= 2)
+        ;
+    x->rxslot = cfg->msg.size_max + 64;
+    x->ep = epoll_create1(EPOLL_CLOEXEC);
+    x->f = calloc(x->n, sizeof(*x->f));
+    if (!x->f)
+        return -1;
+    for (i = 0; i < x->n; i++)
+        x->f[i].fd = -1;
+    x->txbuf = malloc((size_t)BATCH * cfg->msg.size_max);
+    x->rxbuf = malloc((size_t)BATCH * x->rxslot);
+    if (x->ep < 0 || !x->txbuf || !x->rxbuf)
+        return -1;
+    for (i = 0; i < BATCH; i++) {
+        x->tiov[i].iov_base = x->txbuf + (size_t)i * cfg->msg.size_max;
+        x->tmsg[i].msg_hdr.msg_iov = &x->tiov[i];
+        x->tmsg[i].msg_hdr.msg_iovlen = 1;
+        x->riov[i].iov_base = x->rxbuf + (size_t)i * x->rxslot;
+        x->rmsg[i].msg_hdr.msg_iov = &x->riov[i];
+        x->rmsg[i].msg_hdr.msg_iovlen = 1;
+    }
+    for (i = 0; i < x->n; i++) {
+        struct uflow *f = &x->f[i];
 
-		f->local = i;
-		f->flow = th->first_conn + i;
-		f->sent_at = calloc(x->ring, sizeof(uint64_t));
-		f->seen = calloc(SEEN_BITS / 64, sizeof(uint64_t));
-		if (!f->sent_at || !f->seen)
-			return -1;
-	}
-	if (x->open)
-		sched_init(&x->sched, th);
-	return 0;
+        f->local = i;
+        f->flow = th->first_conn + i;
+        f->sent_at = calloc(x->ring, sizeof(uint64_t));
+        f->seen = calloc(SEEN_BITS / 64, sizeof(uint64_t));
+        if (!f->sent_at || !f->seen)
+            return -1;
+    }
+    return 0;
 }
 
 static void ctx_free(struct uctx *x)
 {
-	unsigned i;
+    unsigned i;
 
-	for (i = 0; x->f && i < x->n; i++) {
-		if (x->f[i].fd >= 0)
-			close(x->f[i].fd);
-		free(x->f[i].sent_at);
-		free(x->f[i].seen);
-	}
-	free(x->f);
-	free(x->pending);
-	free(x->txbuf);
-	free(x->rxbuf);
-	if (x->ep >= 0)
-		close(x->ep);
+    for (i = 0; x->f && i < x->n; i++) {
+        if (x->f[i].fd >= 0)
+            close(x->f[i].fd);
+        free(x->f[i].sent_at);
+        free(x->f[i].seen);
+    }
+    free(x->f);
+    free(x->txbuf);
+    free(x->rxbuf);
+    if (x->ep >= 0)
+        close(x->ep);
 }
 
 void *udp_thread(void *arg)
 {
-	struct load_thread *th = arg;
-	struct load_clock *clk = th->clk;
-	struct epoll_event ev[MAX_EVENTS];
-	struct uctx x;
-	uint64_t now, wake, lost = 0, hard_end = clk->hard_end;
-	unsigned i;
-	int n;
+    struct load_thread *th = arg;
+    struct uctx x;
+    uint64_t lost = 0;
+    unsigned i;
+    int rc;
 
-	if (ctx_init(&x, th) != 0) {
-		load_note_error(th, "cannot set up the thread (out of memory or descriptors)", errno);
-		stat_add(&th->st, ST_SOCKET_ERROR, 1);
-		goto out;
-	}
-	/* wake up on time for the open-loop schedule (the default slack is 50 us) */
-	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-	if (x.counted && x.quota == 0)
-		goto out;
-	scan(&x, load_now());
-	for (;;) {
-		now = load_now();
-		if (now >= hard_end || load_stop_level(clk) >= 2)
-			break;
-		if (!x.sending_over && load_stop_level(clk) == 1) {
-			/* asked to stop: send nothing more, drain what is in flight */
-			x.sending_over = x.release_over = true;
-			stat_add(&th->st, ST_BACKLOG_END, x.backlog);
-			if (now + x.cfg->drain_ns < hard_end)
-				hard_end = now + x.cfg->drain_ns;
-		}
-		if (!x.sending_over && now >= clk->send_end) {
-			x.sending_over = x.release_over = true;
-			stat_add(&th->st, ST_BACKLOG_END, x.backlog);
-		}
-		if (x.open)
-			release_due(&x, now);
-		if (now >= x.next_scan)
-			scan(&x, now);
-		if (x.sending_over || (x.release_over && x.backlog == 0)) {
-			if (!th->drain_start_ns)
-				th->drain_start_ns = now;
-			/* the drain ends when every datagram is answered or at hard_end: a datagram
-			 * presumed lost for pacing may still arrive and count */
-			if (x.answered == x.sent)
-				break;
-		}
-		wake = x.next_scan < hard_end ? x.next_scan : hard_end;
-		if (!x.sending_over && clk->send_end < wake)
-			wake = clk->send_end;
-		if (x.open && !x.release_over && sched_at(&x.sched, x.sched.k) < wake)
-			wake = sched_at(&x.sched, x.sched.k);
-		n = engine_wait(x.ep, ev, MAX_EVENTS, wake > now ? wake - now : 0);
-		if (n < 0 && errno != EINTR) {
-			load_note_error(th, "epoll_wait failed", errno);
-			break;
-		}
-		for (i = 0; i < (unsigned)(n > 0 ? n : 0); i++)
-			flow_read(&x, &x.f[ev[i].data.u32]);
-	}
-	now = load_now();
-	if (!th->drain_start_ns)
-		th->drain_start_ns = now;
-	th->drain_end_ns = now;
-	if (!x.sending_over)
-		stat_add(&th->st, ST_BACKLOG_END, x.backlog);
-	for (i = 0; i < x.n; i++)
-		lost += x.f[i].tx_seq - x.f[i].unique;
-	stat_add(&th->st, ST_LOST, lost);
-out:
-	ctx_free(&x);
-	__atomic_store_n(&th->done, 1, __ATOMIC_RELEASE);
-	return NULL;
+    rc = ctx_init(&x, th);
+    if (phase_begin(&x.ph, th, rc)) {
+        phase_run(&x.ph, th, x.ep, &udp_ops, &x);
+        for (i = 0; i < x.n; i++)
+            lost += x.f[i].tx_seq - x.f[i].unique;
+        stat_add(&th->st, ST_LOST, lost);
+    }
+    phase_free(&x.ph);
+    ctx_free(&x);
+    __atomic_store_n(&th->done, 1, __ATOMIC_RELEASE);
+    return NULL;
 }
