@@ -139,7 +139,7 @@ START_TEST(test_tcp_echo_closed_loop_passes)
     struct load_result res;
     int verdict;
 
-    verdict = run(&cfg, &res, "-t 2 -c 4 -p 4 -n 4000 -d 5 -s 40-700 127.0.0.1:%u", port);
+    verdict = run(&cfg, &res, "-t 2 -c 4 -p 4 -n 4000 -d 30 -s 40-700 127.0.0.1:%u", port);
     ck_assert_int_eq(verdict, 0);
     ck_assert_uint_eq(res.st.c[ST_MEASURED], 4000);
     ck_assert_uint_eq(res.st.c[ST_SENT], 4000);
@@ -148,7 +148,7 @@ START_TEST(test_tcp_echo_closed_loop_passes)
     ck_assert_uint_eq(res.st.c[ST_CONNECTS], 4);
     ck_assert(res.cpu_s > 0.0);
     engine_result_free(&res);
-    ck_assert_int_eq(cli("-q -c 2 -n 500 -d 5 127.0.0.1:%u", port), 0);
+    ck_assert_int_eq(cli("-q -c 2 -n 500 -d 30 127.0.0.1:%u", port), 0);
     lg_server_stop(s);
 }
 END_TEST
@@ -161,7 +161,7 @@ START_TEST(test_tcp_open_loop_corrects_latency)
     struct load_result res;
     int i;
 
-    ck_assert_int_eq(run(&cfg, &res, "-t 1 -c 2 -r 20k -n 2000 -d 5 127.0.0.1:%u", port), 0);
+    ck_assert_int_eq(run(&cfg, &res, "-t 1 -c 2 -r 20k -n 2000 -d 30 127.0.0.1:%u", port), 0);
     ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
     ck_assert_uint_eq(res.corrected->total, 2000);
     /* every message's corrected latency is at least its uncorrected one */
@@ -184,10 +184,11 @@ START_TEST(test_tcp_warmup_excluded)
 
     ck_assert_int_eq(
         run(&cfg, &res, "-c 1 -r 2000 -w 200ms -d 300ms --drain 200ms 127.0.0.1:%u", port), 0);
-    /* 0.5 s at 2000/s = 1000 sent; the first 400 are warm-up */
-    ck_assert_uint_ge(res.st.c[ST_SENT], 990);
+    /* 0.5 s at 2000/s = 1000 sent; the first 400 are warm-up.  The lower
+     * bounds leave room for a loaded machine (or valgrind) falling behind. */
+    ck_assert_uint_ge(res.st.c[ST_SENT], 900);
     ck_assert_uint_le(res.st.c[ST_SENT], 1000);
-    ck_assert_uint_ge(res.st.c[ST_MEASURED], 590);
+    ck_assert_uint_ge(res.st.c[ST_MEASURED], 500);
     ck_assert_uint_le(res.st.c[ST_MEASURED], 600);
     ck_assert_uint_eq(res.raw->total, res.st.c[ST_MEASURED]);
     engine_result_free(&res);
@@ -203,13 +204,13 @@ START_TEST(test_tcp_corruption_detected)
     struct load_result res;
 
     /* one connection, 1000 messages: the server flips a byte in messages 100, 200, ... */
-    ck_assert_int_eq(run(&cfg, &res, "-c 1 -p 1 -n 1000 -d 5 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -p 1 -n 1000 -d 30 127.0.0.1:%u", port), 1);
     ck_assert_uint_eq(res.st.c[ST_MISMATCH], 10);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 990);
     ck_assert_uint_eq(stat_errors(&res.st), 10);
     ck_assert_ptr_nonnull(strstr(res.first_error, "mismatch"));
     engine_result_free(&res);
-    ck_assert_int_eq(cli("-q -c 1 -n 300 -d 5 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(cli("-q -c 1 -n 300 -d 30 127.0.0.1:%u", port), 1);
     lg_server_stop(s);
 }
 END_TEST
@@ -222,7 +223,7 @@ START_TEST(test_tcp_reordering_detected)
     struct load_result res;
 
     /* messages 10 and 11 of each of the 2 connections come back swapped */
-    ck_assert_int_eq(run(&cfg, &res, "-t 2 -c 2 -p 4 -n 200 -d 5 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(run(&cfg, &res, "-t 2 -c 2 -p 4 -n 200 -d 30 127.0.0.1:%u", port), 1);
     ck_assert_uint_eq(res.st.c[ST_REORDER], 2);
     ck_assert_uint_eq(res.st.c[ST_MISMATCH], 0);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 200);
@@ -290,7 +291,7 @@ START_TEST(test_tcp_churn)
     struct load_config cfg;
     struct load_result res;
 
-    ck_assert_int_eq(run(&cfg, &res, "-t 1 -c 2 --churn 5 -n 200 -d 5 127.0.0.1:%u", port), 0);
+    ck_assert_int_eq(run(&cfg, &res, "-t 1 -c 2 --churn 5 -n 200 -d 30 127.0.0.1:%u", port), 0);
     ck_assert_uint_eq(res.st.c[ST_MEASURED], 200);
     ck_assert_uint_ge(res.st.c[ST_CONNECTS], 40);
     ck_assert_uint_ge(res.st.c[ST_CHURN_CLOSES], 38);
@@ -308,7 +309,7 @@ START_TEST(test_tcp_ipv6)
 
     if (!s)
         return; /* no IPv6 loopback here */
-    ck_assert_int_eq(run(&cfg, &res, "-c 2 -n 300 -d 5 [::1]:%u", lg_server_port(s)), 0);
+    ck_assert_int_eq(run(&cfg, &res, "-c 2 -n 300 -d 30 [::1]:%u", lg_server_port(s)), 0);
     ck_assert_uint_eq(res.st.c[ST_MEASURED], 300);
     engine_result_free(&res);
     lg_server_stop(s);
@@ -324,7 +325,7 @@ START_TEST(test_udp_echo_no_loss)
     struct load_config cfg;
     struct load_result res;
 
-    ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -p 4 -n 2000 -d 5 -s 40-1400 127.0.0.1:%u", port), 0);
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -p 4 -n 2000 -d 30 -s 40-1400 127.0.0.1:%u", port), 0);
     ck_assert_uint_eq(res.st.c[ST_SENT], 2000);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
     ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
@@ -344,7 +345,7 @@ START_TEST(test_udp_loss_exact)
     /* the server drops its 10th, 20th, ... datagram: exactly 100 of 1000. Open loop, with
      * at most 16 in flight so no socket buffer can overflow even on a slow (valgrind) run */
     verdict = run(&cfg, &res,
-                  "-u -c 1 -r 5k -p 16 -n 1000 -d 5 "
+                  "-u -c 1 -r 5k -p 16 -n 1000 -d 30 "
                   "--udp-timeout 50ms --drain 500ms 127.0.0.1:%u",
                   port);
     ck_assert_int_eq(verdict, 1);
@@ -356,7 +357,7 @@ START_TEST(test_udp_loss_exact)
     engine_result_free(&res);
     /* the same loss passes when --max-loss allows it; closed loop with a pipeline too */
     verdict = run(&cfg, &res,
-                  "-u -c 1 -p 8 -n 500 -d 5 "
+                  "-u -c 1 -p 8 -n 500 -d 30 "
                   "--udp-timeout 20ms --drain 300ms --max-loss 10 127.0.0.1:%u",
                   port);
     ck_assert_int_eq(verdict, 0);
@@ -374,7 +375,7 @@ START_TEST(test_udp_duplicates_and_reorder)
     struct load_result res;
 
     /* every 5th datagram comes back twice: 19 duplicates among 98 */
-    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 1 -n 98 -d 5 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 1 -n 98 -d 30 127.0.0.1:%u", port), 1);
     ck_assert_uint_eq(res.st.c[ST_DUPLICATE], 19);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 98);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
@@ -383,7 +384,7 @@ START_TEST(test_udp_duplicates_and_reorder)
 
     s = start(LG_UDP_SWAP);
     port = lg_server_port(s);
-    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 4 -n 100 -d 5 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 4 -n 100 -d 30 127.0.0.1:%u", port), 1);
     ck_assert_uint_eq(res.st.c[ST_REORDER], 1);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 100);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
@@ -407,8 +408,8 @@ START_TEST(test_cli_hist_out_merge_plot)
     snprintf(b, sizeof(b), "%s/b.hist", dir);
     snprintf(svg, sizeof(svg), "%s/p.svg", dir);
     snprintf(html, sizeof(html), "%s/p.html", dir);
-    ck_assert_int_eq(cli("-q -c 1 -n 300 -d 5 -o %s 127.0.0.1:%u", a, port), 0);
-    verdict = cli("-j -P -c 1 -r 5k -n 300 -d 5 -o %s --plot %s 127.0.0.1:%u", b, svg, port);
+    ck_assert_int_eq(cli("-q -c 1 -n 300 -d 30 -o %s 127.0.0.1:%u", a, port), 0);
+    verdict = cli("-j -P -c 1 -r 5k -n 300 -d 30 -o %s --plot %s 127.0.0.1:%u", b, svg, port);
     ck_assert_int_eq(verdict, 0);
     ck_assert_int_eq(cli("--merge -q %s %s --plot %s", a, b, html), 0);
     ck_assert_int_eq(cli("--merge -j %s %s --max-p99 1ns", a, b), 1);
