@@ -30,7 +30,8 @@ fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
 start() {
     config=$1
     shift
-    "$@" "$wharfd" -c "$config" 2>"$tmp/log" &
+    : >"$tmp/log" # emptied here: the child's own truncation may come after our first look
+    "$@" "$wharfd" -c "$config" 2>>"$tmp/log" &
     pid=$!
     i=0
     while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
