@@ -5,10 +5,11 @@
  * state at all while a connection has nothing pending, so its CPU time per message and its
  * memory per connection are the floor a framework is measured against.
  *
- *   ref_epoll_echo [-a ADDR] [-p PORT] [-l SECONDS]
+ *   ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-l SECONDS]
  *
- * ADDR defaults to 127.0.0.1, PORT to 0 (ephemeral). Once listening it prints
- * "listening on tcp ADDR:PORT" on stderr (the same words wharfd logs) and serves until
+ * ADDR defaults to 127.0.0.1, PORT to 0 (ephemeral). -n opens that many listening sockets
+ * (ports PORT, PORT+1, ..., or all ephemeral when PORT is 0), all in the one epoll set.
+ * For each it prints "listening on tcp ADDR:PORT" on stderr (the words wharfd logs) and serves until
  * SIGINT/SIGTERM or until -l SECONDS have passed (default 900), so a forgotten one cannot
  * linger.
  *
@@ -191,20 +192,21 @@ static void on_accept(int ep, int lfd)
 int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
-	int port = 0, lifetime = 900, opt, one = 1, lfd, ep;
+	int port = 0, lifetime = 900, nl = 1, opt, one = 1, lfd[64], ep;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t slen = sizeof(sin);
+	socklen_t slen;
 	struct epoll_event ev = { .events = EPOLLIN }, events[MAX_EVENTS];
 	struct sigaction sa;
 	time_t deadline;
 
-	while ((opt = getopt(argc, argv, "a:p:l:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:p:n:l:")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
+		case 'n': nl = atoi(optarg); break;
 		case 'p': port = atoi(optarg); break;
 		case 'l': lifetime = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-l SECONDS]\n");
+			fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-l SECONDS]\n");
 			return 2;
 		}
 	}
@@ -218,24 +220,31 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
 		return 2;
 	}
-	sin.sin_port = htons((uint16_t)port);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		die("socket");
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-		die("bind");
-	if (listen(lfd, 511) != 0) /* wharfd's default backlog */
-		die("listen");
-	if (getsockname(lfd, (struct sockaddr *)&sin, &slen) != 0)
-		die("getsockname");
+	if (nl < 1 || nl > 64) {
+		fprintf(stderr, "ref_epoll_echo: -n must be 1..64\n");
+		return 2;
+	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("epoll_create1");
-	ev.data.fd = lfd;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0)
-		die("epoll_ctl");
-	fprintf(stderr, "listening on tcp %s:%u\n", addr, ntohs(sin.sin_port));
+	for (int i = 0; i < nl; i++) {
+		sin.sin_port = htons((uint16_t)(port ? port + i : 0));
+		lfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (lfd[i] < 0)
+			die("socket");
+		setsockopt(lfd[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(lfd[i], (struct sockaddr *)&sin, sizeof(sin)) != 0)
+			die("bind");
+		if (listen(lfd[i], 511) != 0) /* wharfd's default backlog */
+			die("listen");
+		slen = sizeof(sin);
+		if (getsockname(lfd[i], (struct sockaddr *)&sin, &slen) != 0)
+			die("getsockname");
+		ev.data.u64 = (1ull << 32) | (uint32_t)lfd[i]; /* bit 32: a listener */
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd[i], &ev) != 0)
+			die("epoll_ctl");
+		fprintf(stderr, "listening on tcp %s:%u\n", addr, ntohs(sin.sin_port));
+	}
 
 	deadline = time(NULL) + lifetime;
 	while (!stop) {
@@ -251,8 +260,8 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			int fd = events[i].data.fd;
 
-			if (fd == lfd)
-				on_accept(ep, lfd);
+			if (events[i].data.u64 >> 32)
+				on_accept(ep, fd);
 			else if (events[i].events & EPOLLOUT)
 				on_writable(ep, fd);
 			else

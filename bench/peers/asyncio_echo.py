@@ -2,10 +2,11 @@
 pure-Python form: an asyncio.Protocol (TCP) or DatagramProtocol (UDP) on the default event
 loop, one thread. Used by bench/run.sh.
 
-    python3 asyncio_echo.py [tcp|udp] [PORT]
+    python3 asyncio_echo.py [tcp|udp] [PORT] [LISTENERS]
 
-Binds 127.0.0.1 (PORT 0 = ephemeral), prints "listening on tcp|udp 127.0.0.1:PORT" on
-stderr. TCP: every chunk received is written back (transport.write; TCP_NODELAY is on by
+Binds 127.0.0.1 (PORT 0 = ephemeral; LISTENERS > 1, TCP: that many servers on ports PORT,
+PORT+1, ... or all ephemeral), prints "listening on tcp|udp 127.0.0.1:PORT" on stderr for
+each. TCP: every chunk received is written back (transport.write; TCP_NODELAY is on by
 default in asyncio). Exits on SIGTERM/SIGINT, or after 900 s.
 """
 import asyncio
@@ -34,6 +35,7 @@ class DatagramEcho(asyncio.DatagramProtocol):
 async def main():
     proto = sys.argv[1] if len(sys.argv) > 1 else "tcp"
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    listeners = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -41,11 +43,14 @@ async def main():
     loop.call_later(900, lambda: done.done() or done.set_result(None))
     if proto == "udp":
         transport, _ = await loop.create_datagram_endpoint(DatagramEcho, local_addr=(HOST, port))
-        bound = transport.get_extra_info("sockname")[1]
+        bound = [transport.get_extra_info("sockname")[1]]
     else:
-        server = await loop.create_server(Echo, HOST, port, backlog=511)
-        bound = server.sockets[0].getsockname()[1]
-    print(f"listening on {proto} {HOST}:{bound}", file=sys.stderr, flush=True)
+        bound = []
+        for i in range(listeners):
+            server = await loop.create_server(Echo, HOST, port + i if port else 0, backlog=511)
+            bound.append(server.sockets[0].getsockname()[1])
+    for b in bound:
+        print(f"listening on {proto} {HOST}:{b}", file=sys.stderr, flush=True)
     await done
 
 

@@ -2,9 +2,11 @@
 socketserver.ThreadingTCPServer, one thread per connection, blocking recv/sendall.
 Used by bench/run.sh.
 
-    python3 threading_echo.py [PORT]
+    python3 threading_echo.py [PORT] [LISTENERS]
 
-Binds 127.0.0.1 (PORT 0 = ephemeral), prints "listening on tcp 127.0.0.1:PORT" on stderr.
+Binds 127.0.0.1 (PORT 0 = ephemeral; LISTENERS > 1: that many servers on ports PORT,
+PORT+1, ... or all ephemeral, each served by its own thread), prints
+"listening on tcp 127.0.0.1:PORT" on stderr for each.
 Exits on SIGTERM/SIGINT, or after 900 s.
 """
 import signal
@@ -38,18 +40,23 @@ class Server(socketserver.ThreadingTCPServer):
 
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    srv = Server((HOST, port), Handler)
-    print(f"listening on tcp {HOST}:{srv.server_address[1]}", file=sys.stderr, flush=True)
+    listeners = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    servers = [Server((HOST, port + i if port else 0), Handler) for i in range(listeners)]
+    for srv in servers:
+        print(f"listening on tcp {HOST}:{srv.server_address[1]}", file=sys.stderr, flush=True)
+    for srv in servers[1:]:
+        threading.Thread(target=srv.serve_forever, args=(0.5,), daemon=True).start()
 
     def stop(*_):
-        threading.Thread(target=srv.shutdown, daemon=True).start()
+        for srv in servers:
+            threading.Thread(target=srv.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     timer = threading.Timer(900, stop)
     timer.daemon = True
     timer.start()
-    srv.serve_forever(poll_interval=0.5)
+    servers[0].serve_forever(poll_interval=0.5)
 
 
 main()
