@@ -7,6 +7,7 @@
  * go out with one sendmmsg per batch (or earlier when the arena fills).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -27,11 +28,13 @@ struct udp_sock {
     enum event_kind kind; /* EVENT_UDP; must be first (epoll tag) */
     int fd;
     struct listener *l;
+    bool busy;            /* out of the epoll set, read every loop turn */
 };
 
 struct udp_worker {
     struct udp_sock *socks;
     unsigned nsocks;
+    unsigned nbusy;             /* sockets read directly (see udp_set_busy) */
     /* receive side */
     char *rbuf;
     struct mmsghdr rmsg[UDP_BATCH];
@@ -109,8 +112,10 @@ void udp_worker_stop(struct worker *w)
     if (!u)
         return;
     for (unsigned i = 0; i < u->nsocks; i++)
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, u->socks[i].fd, NULL);
+        if (!u->socks[i].busy)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, u->socks[i].fd, NULL);
     u->nsocks = 0;
+    u->nbusy = 0;
 }
 
 void udp_worker_free(struct worker *w)
@@ -154,22 +159,27 @@ static void udp_flush(struct worker *w)
     u->send_sock = NULL;
 }
 
-void udp_on_readable(struct worker *w, void *tag)
+/*
+ * Reads up to UDP_ROUNDS batches from s and hands each datagram to the
+ * handler.  Returns the size of the last batch, or -1 when the socket had
+ * nothing (EAGAIN) or failed.
+ */
+static int udp_read(struct worker *w, struct udp_sock *s)
 {
     struct udp_worker *u = w->udp;
-    struct udp_sock *s = tag;
     const struct wharf_handler *h = s->l->handler;
     struct worker_stats *st = &w->stats[s->l->index];
+    int n = -1;
 
     for (int round = 0; round < UDP_ROUNDS; round++) {
         for (unsigned i = 0; i < UDP_BATCH; i++)
             u->rmsg[i].msg_hdr.msg_namelen = sizeof u->raddr[i];
-        int n = recvmmsg(s->fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+        n = recvmmsg(s->fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)w->id, 0, "recvmmsg: %s",
                           strerror(errno));
-            break;
+            return round == 0 ? -1 : 0;
         }
         STAT_ADD(st->datagrams_in, (uint64_t)n);
         for (int i = 0; i < n; i++) {
@@ -182,6 +192,55 @@ void udp_on_readable(struct worker *w, void *tag)
             udp_flush(w);
         if (n < UDP_BATCH)
             break;
+    }
+    return n;
+}
+
+/*
+ * Busy sockets.  Every datagram sent from a socket wakes that socket's wait
+ * queue, and while the socket sits in an epoll set each wake-up runs epoll's
+ * callback under a lock: about 12% of the CPU per datagram under load
+ * (docs/performance.md).  So while a socket keeps delivering batches at least
+ * half full it leaves the epoll set and is read directly on every loop turn
+ * (the worker then polls epoll without sleeping); the first read that finds
+ * it empty puts it back.  That is two epoll_ctl calls per busy period and
+ * nothing per datagram.
+ */
+static void udp_set_busy(struct worker *w, struct udp_sock *s, bool busy)
+{
+    struct udp_worker *u = w->udp;
+    if (s->busy == busy)
+        return;
+    int rc = busy ? (epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 ? -errno : 0)
+                  : worker_watch(w, s->fd, EPOLLIN, s);
+    if (rc < 0) {
+        log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)w->id, 0, "epoll_ctl: %s",
+                  strerror(-rc));
+        return;
+    }
+    s->busy = busy;
+    u->nbusy += busy ? 1 : -1;
+}
+
+void udp_on_readable(struct worker *w, void *tag)
+{
+    struct udp_sock *s = tag;
+    if (udp_read(w, s) >= UDP_BATCH / 2)
+        udp_set_busy(w, s, true);
+}
+
+bool udp_worker_busy(const struct worker *w)
+{
+    return w->udp && w->udp->nbusy > 0;
+}
+
+void udp_poll_busy(struct worker *w)
+{
+    struct udp_worker *u = w->udp;
+    for (unsigned i = 0; u && u->nbusy && i < u->nsocks; i++) {
+        struct udp_sock *s = &u->socks[i];
+        if (s->busy && udp_read(w, s) < 0)
+            udp_set_busy(w, s, false);
     }
 }
 

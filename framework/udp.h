@@ -7,6 +7,7 @@
 #ifndef WHARF_UDP_H
 #define WHARF_UDP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct worker;
@@ -20,5 +21,9 @@ void udp_worker_stop(struct worker *w);
 void udp_worker_free(struct worker *w);
 /* Handles readability of the UDP socket behind epoll tag `tag`. */
 void udp_on_readable(struct worker *w, void *tag);
+/* Whether some UDP socket is busy: read every turn, so the loop must not sleep. */
+bool udp_worker_busy(const struct worker *w);
+/* Reads the busy UDP sockets; one found empty goes back to epoll. */
+void udp_poll_busy(struct worker *w);
 
 #endif

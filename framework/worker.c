@@ -143,7 +143,7 @@ static void *worker_main(void *arg)
         if (phase == WORKER_DRAINING && w->nconns == 0 && queue_len(w->queue) == 0)
             break;
 
-        int timeout = timer_next_ms(&w->timers, w->now_ms);
+        int timeout = udp_worker_busy(w) ? 0 : timer_next_ms(&w->timers, w->now_ms);
         int n = epoll_wait(w->epfd, events, WORKER_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "epoll_wait: %s", strerror(errno));
@@ -164,6 +164,7 @@ static void *worker_main(void *arg)
             case EVENT_UDP: udp_on_readable(w, tag); break;
             }
         }
+        udp_poll_busy(w);
         timer_expire(&w->timers, w->now_ms);
         conn_free_closed(w);
     }

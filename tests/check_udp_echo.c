@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -155,6 +156,49 @@ START_TEST(udp_guard_can_be_disabled)
 }
 END_TEST
 
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+START_TEST(udp_burst_answered_then_worker_sleeps)
+{
+    /* Bursts fill whole batches, so the socket is read directly while busy;
+     * once traffic stops the worker must go back to sleeping in epoll. */
+    struct tserver *t = tserver_start(UDP_JSON(""));
+    int fd = udp_socket("127.0.0.1", 0, 2000);
+    int port = tserver_port(t, 0);
+    unsigned answered = 0;
+    for (unsigned round = 0; round < 50; round++) {
+        for (unsigned i = 0; i < 64; i++) {
+            unsigned char msg[64];
+            fill_pattern(msg, sizeof msg, round * 64 + i);
+            send_to(fd, port, msg, sizeof msg);
+        }
+        for (unsigned i = 0; i < 64; i++) {
+            unsigned char back[128];
+            if (recv(fd, back, sizeof back, 0) == 64)
+                answered++;
+        }
+    }
+    ck_assert_uint_eq(answered, 50 * 64);
+    usleep(100 * 1000);
+    double before = cpu_seconds();
+    usleep(500 * 1000);
+    double spent = cpu_seconds() - before;
+    ck_assert_msg(spent < 0.1, "idle server used %.3f s of CPU in 0.5 s", spent);
+    /* And it still answers. */
+    send_to(fd, port, "again", 5);
+    char back[16];
+    ck_assert_int_eq(recv(fd, back, sizeof back, 0), 5);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("udp_echo");
@@ -162,6 +206,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, udp_sizes, 0, 6);
     tcase_add_test(tc, udp_many_datagrams_each_answered_once);
+    tcase_add_test(tc, udp_burst_answered_then_worker_sleeps);
     tcase_add_test(tc, udp_guard_blocks_listed_source_port);
     tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
     tcase_add_test(tc, udp_guard_can_be_disabled);
