@@ -325,7 +325,7 @@ START_TEST(test_udp_echo_no_loss)
     struct load_config cfg;
     struct load_result res;
 
-    ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -p 4 -n 2000 -d 30 -s 40-1400 127.0.0.1:%u", port), 0);
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -p 4 -n 2000 -d 5 -s 40-1400 127.0.0.1:%u", port), 0);
     ck_assert_uint_eq(res.st.c[ST_SENT], 2000);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
     ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
@@ -345,7 +345,7 @@ START_TEST(test_udp_loss_exact)
     /* the server drops its 10th, 20th, ... datagram: exactly 100 of 1000. Open loop, with
      * at most 16 in flight so no socket buffer can overflow even on a slow (valgrind) run */
     verdict = run(&cfg, &res,
-                  "-u -c 1 -r 5k -p 16 -n 1000 -d 30 "
+                  "-u -c 1 -r 5k -p 16 -n 1000 -d 5 "
                   "--udp-timeout 50ms --drain 500ms 127.0.0.1:%u",
                   port);
     ck_assert_int_eq(verdict, 1);
@@ -357,7 +357,7 @@ START_TEST(test_udp_loss_exact)
     engine_result_free(&res);
     /* the same loss passes when --max-loss allows it; closed loop with a pipeline too */
     verdict = run(&cfg, &res,
-                  "-u -c 1 -p 8 -n 500 -d 30 "
+                  "-u -c 1 -p 8 -n 500 -d 5 "
                   "--udp-timeout 20ms --drain 300ms --max-loss 10 127.0.0.1:%u",
                   port);
     ck_assert_int_eq(verdict, 0);
@@ -375,7 +375,7 @@ START_TEST(test_udp_duplicates_and_reorder)
     struct load_result res;
 
     /* every 5th datagram comes back twice: 19 duplicates among 98 */
-    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 1 -n 98 -d 30 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 1 -n 98 -d 5 127.0.0.1:%u", port), 1);
     ck_assert_uint_eq(res.st.c[ST_DUPLICATE], 19);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 98);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
@@ -384,7 +384,7 @@ START_TEST(test_udp_duplicates_and_reorder)
 
     s = start(LG_UDP_SWAP);
     port = lg_server_port(s);
-    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 4 -n 100 -d 30 127.0.0.1:%u", port), 1);
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 1 -p 4 -n 100 -d 5 127.0.0.1:%u", port), 1);
     ck_assert_uint_eq(res.st.c[ST_REORDER], 1);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 100);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
