@@ -15,7 +15,6 @@
 
 static _Atomic int log_level = WHARF_LOG_INFO;
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
 
 void log_set_level(enum wharf_log_level level)
@@ -26,14 +25,6 @@ void log_set_level(enum wharf_log_level level)
 enum wharf_log_level log_get_level(void)
 {
     return (enum wharf_log_level)atomic_load_explicit(&log_level, memory_order_relaxed);
-}
-
-int log_level_parse(const char *name)
-{
-    for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
-        if (strcmp(name, level_names[i]) == 0)
-            return (int)i;
-    return -1;
 }
 
 void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,

@@ -14,8 +14,6 @@
 /* Sets the most verbose level written (default WHARF_LOG_INFO). */
 void log_set_level(enum wharf_log_level level);
 enum wharf_log_level log_get_level(void);
-/* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
-int log_level_parse(const char *name);
 
 /* Writes one line.  listener may be NULL; worker < 0 and conn == 0 are omitted. */
 void log_write(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,

@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* What an item carries.  Shutdown phases do not go through the queue (a full
+ * queue must not delay them): see worker_signal. */
 enum queue_kind {
-    QUEUE_CONN = 0,  /* a new connection: fd, listener, peer */
-    QUEUE_STOP,      /* begin graceful shutdown */
-    QUEUE_CLOSE_ALL, /* close every connection now (reason "shutdown") */
+    QUEUE_CONN = 0, /* a new connection: fd, listener, peer */
 };
 
 union queue_addr {

@@ -69,7 +69,7 @@ START_TEST(test_push_pop_fifo)
         ck_assert_int_eq(queue_push(q, &it), 0);
         ck_assert_uint_eq(queue_len(q), (size_t)i + 1);
     }
-    struct queue_item stop = {.kind = QUEUE_STOP, .fd = -1};
+    struct queue_item stop = {.kind = QUEUE_CONN, .fd = -1};
     ck_assert_int_eq(queue_push(q, &stop), 0);
 
     for (int i = 0; i < 5; i++) {
@@ -83,7 +83,7 @@ START_TEST(test_push_pop_fifo)
     }
     struct queue_item got;
     ck_assert_int_eq(queue_pop(q, &got), 0);
-    ck_assert_int_eq(got.kind, QUEUE_STOP);
+    ck_assert_int_eq(got.kind, QUEUE_CONN);
     ck_assert_int_eq(got.fd, -1);
     ck_assert_int_eq(queue_pop(q, &got), -EAGAIN);
     ck_assert_uint_eq(queue_len(q), 0);
