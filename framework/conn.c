@@ -155,7 +155,7 @@ static void conn_update_events(struct wharf_conn *c)
     uint32_t want = 0;
     if (conn_wants_input(c))
         want |= EPOLLIN;
-    if (c->out.len > 0)
+    if (c->out.len > 0 || (c->flags & CONN_PAUSED_OUTPUT))
         want |= EPOLLOUT;
     if (want == c->events)
         return;
@@ -267,11 +267,14 @@ static int conn_settle(struct wharf_conn *c)
         int drained = 0;
         if (c->out.len > cfg->high_watermark) {
             c->flags |= CONN_PAUSED_OUTPUT;
-        } else if ((c->flags & CONN_PAUSED_OUTPUT) && c->out.len < cfg->low_watermark) {
+        } else if ((c->flags & CONN_PAUSED_OUTPUT) && c->out.len < cfg->low_watermark &&
+                   round < CONN_MAX_DRAIN_ROUNDS) {
+            /* Past the round limit the connection stays paused; the epoll
+             * mask asks for EPOLLOUT, so the drain comes next turn. */
             c->flags &= ~(uint32_t)CONN_PAUSED_OUTPUT;
             drained = c->l->handler->on_drain != NULL;
         }
-        if (!drained || round >= CONN_MAX_DRAIN_ROUNDS)
+        if (!drained)
             break;
         struct wharf_conn *prev = c->w->current;
         c->w->current = c;
@@ -279,8 +282,9 @@ static int conn_settle(struct wharf_conn *c)
         c->w->current = prev;
     }
     conn_update_events(c);
-    if (!(c->flags & CONN_CLOSED))
-        conn_arm_timer(c);
+    if (c->flags & CONN_CLOSED)
+        return -1;
+    conn_arm_timer(c);
     return 0;
 }
 

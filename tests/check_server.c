@@ -358,6 +358,41 @@ START_TEST(ten_thousand_connections_on_4_workers)
 }
 END_TEST
 
+static bool drained_once(void *arg)
+{
+    struct probe_counts *before = arg, now;
+    probe_get(&now);
+    return now.drains > before->drains;
+}
+
+START_TEST(on_drain_follows_a_slow_reader)
+{
+    /* A 4 MiB greeting through a small socket buffer passes the 64 KiB high
+     * watermark; once the client reads, output falls below the low mark and
+     * on_drain runs (once: the greeting is all the output there is). */
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"send_buffer\": 65536, \"options\": {\"greeting_bytes\": 4194304}, "
+        "\"buffers\": {\"high_watermark\": 65536, \"low_watermark\": 16384}}]}");
+    struct probe_counts before, after;
+    probe_get(&before);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    usleep(200 * 1000);
+    probe_get(&after);
+    ck_assert_uint_eq(after.drains, before.drains); /* nobody read yet */
+    unsigned char *buf = malloc(4 << 20);
+    ck_assert_uint_eq(recv_exact(fd, buf, 4 << 20, 10000), 4 << 20);
+    for (size_t i = 0; i < 4 << 20; i++)
+        ck_assert_int_eq(buf[i], 'g');
+    ck_assert(wait_for(drained_once, &before, 3000));
+    probe_get(&after);
+    ck_assert_uint_eq(after.drains - before.drains, 1);
+    free(buf);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
 static void expect_start_error(const char *json, const char *want1, const char *want2)
 {
     char err[2048] = "";
@@ -417,6 +452,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, shutdown_without_connections_is_quick);
     tcase_add_test(tc, shutdown_waits_for_connections_that_finish);
     tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);
+    tcase_add_test(tc, on_drain_follows_a_slow_reader);
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
     tcase_add_test(tc, max_connections_pauses_accepting_until_room);
     tcase_add_test(tc, per_source_limit_refuses_extra_connections_only);
