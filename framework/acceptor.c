@@ -1,46 +1,54 @@
 /*
  * acceptor.c - the acceptor thread (see acceptor.h).
  *
- * Only the acceptor puts connections into worker queues, so "this queue has
- * room" stays true between the check and the push.  The acceptor checks for
- * room *before* accept(): a connection it cannot place stays in the kernel
- * backlog instead of in our memory.
+ * It runs a loop (loop.h) of its own: one watcher per listening socket of its
+ * generation, one on the admission's "room" eventfd, a timer for backoffs,
+ * and its mailbox for reloads and the stop.  Only the acceptor hands
+ * connections to workers, and it checks for room *before* accept(): a
+ * connection it cannot place stays in the kernel backlog instead of in our
+ * memory.  Other threads may post to a worker's mailbox too (reloads), so a
+ * hand-off can still find it full; that connection is closed and released.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "admission.h"
+#include "generation.h"
 #include "listener.h"
 #include "log.h"
-#include "sources.h"
+#include "loop.h"
 #include "worker.h"
 
-#define ACCEPT_BATCH 64          /* accepts per listener per wake-up */
+#define ACCEPT_BATCH 64          /* accepts per listening socket per wake-up */
 #define ROOM_POLL_MS 50          /* re-check for room at least this often */
 #define RESOURCE_BACKOFF_MS 100  /* pause after EMFILE, ENFILE, ENOBUFS, ENOMEM */
-#define ACCEPTOR_STOP_TAG UINT64_MAX
+#define SWITCH_WAIT_MS 10000     /* a reload waits this long for the switch */
+
+/* One listening socket. */
+struct acceptor_sock {
+    struct loop_watcher watcher; /* must be first */
+    struct acceptor *a;
+    struct listener *l;
+};
 
 struct acceptor {
-    struct listener *ls;
-    unsigned nls;
+    struct loop loop;
     struct worker *ws;
     unsigned nws;
-    size_t max_connections;
-    struct sources *sources; /* per-source counts, or NULL without a limit */
-    _Atomic size_t active;   /* admitted and not yet closed */
-    _Atomic int waiting;     /* the thread sleeps until there is room */
-    _Atomic int stopping;
-    int epfd, stop_fd, room_fd;
-    unsigned next;           /* round-robin start for ties */
+    struct admission *admission;
+    struct generation *gen;      /* the generation accepted for (a reference) */
+    struct acceptor_sock *socks;
+    unsigned nsocks;
+    struct loop_watcher room;    /* the admission's eventfd, while paused for room */
+    struct timer backoff;        /* ends a pause */
+    bool paused;
+    unsigned next;               /* round-robin start for ties */
     pthread_t thread;
     bool started;
     uint64_t last_full_log_ms;
@@ -48,217 +56,336 @@ struct acceptor {
     uint64_t last_resource_log_ms;
 };
 
-struct acceptor *acceptor_new(struct listener *ls, unsigned nls, struct worker *ws, unsigned nws,
-                              size_t max_connections, size_t per_source)
+static void acceptor_on_listen(struct loop_watcher *w, uint32_t events);
+
+/* ---- watching a generation's sockets ------------------------------------------- */
+
+/* Stops watching the listening sockets; closes them when `close_them`. */
+static void acceptor_unwatch_all(struct acceptor *a, bool close_them)
 {
-    struct acceptor *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
-    a->ls = ls;
-    a->nls = nls;
-    a->ws = ws;
-    a->nws = nws;
-    a->max_connections = max_connections;
-    a->epfd = epoll_create1(EPOLL_CLOEXEC);
-    a->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    a->room_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (a->epfd < 0 || a->stop_fd < 0 || a->room_fd < 0)
-        goto fail;
-    if (per_source && !(a->sources = sources_new(per_source))) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    /* Event data: the stop fd is ACCEPTOR_STOP_TAG; a listening socket is
-     * (listener index << 32 | fd). */
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ACCEPTOR_STOP_TAG};
-    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->stop_fd, &ev) < 0)
-        goto fail;
-    for (unsigned i = 0; i < nls; i++) {
-        if (ls[i].cfg->protocol != CONFIG_TCP)
-            continue;
-        for (unsigned k = 0; k < ls[i].naddrs; k++) {
-            int fd = listener_fd(&ls[i], k, 0);
-            ev.data.u64 = (uint64_t)i << 32 | (uint32_t)fd;
-            if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-                goto fail;
-        }
-    }
-    return a;
-fail:;
-    int saved = errno;
-    acceptor_free(a);
-    errno = saved;
-    return NULL;
+    for (unsigned i = 0; i < a->nsocks; i++)
+        loop_unwatch(&a->loop, &a->socks[i].watcher);
+    free(a->socks);
+    a->socks = NULL;
+    a->nsocks = 0;
+    for (unsigned i = 0; close_them && a->gen && i < a->gen->nlisteners; i++)
+        if (a->gen->listeners[i].cfg->protocol == CONFIG_TCP)
+            listener_close(&a->gen->listeners[i]);
 }
 
-/* The least-loaded worker whose queue has room, or NULL. */
+/* Watches every TCP listening socket of g.  Returns 0 or -errno. */
+static int acceptor_watch_all(struct acceptor *a, struct generation *g)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < g->nlisteners; i++)
+        if (g->listeners[i].cfg->protocol == CONFIG_TCP)
+            n += g->listeners[i].naddrs;
+    a->socks = calloc(n ? n : 1, sizeof *a->socks);
+    if (!a->socks)
+        return -ENOMEM;
+    uint32_t events = a->paused ? 0 : LOOP_IN;
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        struct listener *l = &g->listeners[i];
+        if (l->cfg->protocol != CONFIG_TCP)
+            continue;
+        for (unsigned k = 0; k < l->naddrs; k++) {
+            struct acceptor_sock *s = &a->socks[a->nsocks];
+            *s = (struct acceptor_sock){.watcher.fd = -1, .a = a, .l = l};
+            int rc = loop_watch(&a->loop, &s->watcher, listener_fd(l, k, 0), events,
+                                acceptor_on_listen);
+            if (rc < 0)
+                return rc;
+            a->nsocks++;
+        }
+    }
+    return 0;
+}
+
+/* ---- pausing ---------------------------------------------------------------- */
+
+static void acceptor_set_listening(struct acceptor *a, bool on)
+{
+    for (unsigned i = 0; i < a->nsocks; i++)
+        loop_modify(&a->loop, &a->socks[i].watcher, on ? LOOP_IN : 0);
+}
+
+static void acceptor_resume(struct acceptor *a)
+{
+    if (!a->paused)
+        return;
+    a->paused = false;
+    loop_timer_disarm(&a->loop, &a->backoff);
+    if (a->room.fd >= 0) {
+        loop_unwatch(&a->loop, &a->room);
+        admission_wait_end(a->admission);
+    }
+    acceptor_set_listening(a, true);
+}
+
+/* Stops watching the listening sockets for ms, or (wait_room) until a
+ * release or a drained mailbox reports room, re-checking every ms. */
+static void acceptor_pause(struct acceptor *a, int ms, bool wait_room);
+
+static bool acceptor_room(struct acceptor *a, struct worker **target);
+
+static void acceptor_recheck(struct acceptor *a)
+{
+    struct worker *w;
+    if (acceptor_room(a, &w))
+        acceptor_resume(a);
+    else
+        loop_timer_arm(&a->loop, &a->backoff, a->loop.now_ms + ROOM_POLL_MS);
+}
+
+static void acceptor_on_room(struct loop_watcher *w, uint32_t events)
+{
+    struct acceptor *a = (struct acceptor *)((char *)w - offsetof(struct acceptor, room));
+    admission_wait_end(a->admission);
+    admission_wait_begin(a->admission);
+    acceptor_recheck(a);
+}
+
+static void acceptor_on_backoff(struct timer *t, uint64_t now)
+{
+    struct acceptor *a = (struct acceptor *)((char *)t - offsetof(struct acceptor, backoff));
+    acceptor_recheck(a);
+}
+
+static void acceptor_pause(struct acceptor *a, int ms, bool wait_room)
+{
+    if (!a->paused) {
+        a->paused = true;
+        acceptor_set_listening(a, false);
+    }
+    if (wait_room && a->room.fd < 0) {
+        int fd = admission_wait_begin(a->admission);
+        if (loop_watch(&a->loop, &a->room, fd, LOOP_IN, acceptor_on_room) < 0)
+            admission_wait_end(a->admission); /* the timer still re-checks */
+    }
+    loop_timer_arm(&a->loop, &a->backoff, a->loop.now_ms + (uint64_t)ms);
+}
+
+/* ---- admission ---------------------------------------------------------------- */
+
+/* The least-loaded worker whose mailbox has room, or NULL. */
 static struct worker *acceptor_pick(struct acceptor *a)
 {
-    uint64_t skipped = 0; /* workers found full (first 64 tracked) */
-    for (unsigned tries = 0; tries < a->nws; tries++) {
-        struct worker *best = NULL;
-        size_t best_load = SIZE_MAX;
-        for (unsigned k = 0; k < a->nws; k++) {
-            unsigned i = (a->next + k) % a->nws;
-            if (i < 64 && (skipped >> i & 1))
-                continue;
-            size_t load = atomic_load_explicit(&a->ws[i].load, memory_order_relaxed);
-            if (load < best_load) {
-                best_load = load;
-                best = &a->ws[i];
-            }
+    struct worker *best = NULL;
+    size_t best_load = SIZE_MAX;
+    for (unsigned k = 0; k < a->nws; k++) {
+        unsigned i = (a->next + k) % a->nws;
+        struct worker *w = &a->ws[i];
+        size_t load = admission_load(a->admission, i);
+        if (load < best_load && worker_queued(w) < worker_queue_depth(w)) {
+            best_load = load;
+            best = w;
         }
-        if (!best)
-            return NULL;
-        if (queue_len(best->queue) < queue_depth(best->queue)) {
-            a->next = (best->id + 1) % a->nws;
-            return best;
-        }
-        if (best->id >= 64)
-            return NULL;
-        skipped |= (uint64_t)1 << best->id;
     }
-    return NULL;
+    if (best)
+        a->next = (best->id + 1) % a->nws;
+    return best;
 }
 
-static void acceptor_sleep(struct acceptor *a, int fd, int ms)
+/* Whether a connection can be admitted now, and to which worker. */
+static bool acceptor_room(struct acceptor *a, struct worker **target)
 {
-    struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-    poll(p, fd >= 0 ? 2 : 1, ms);
-    if (fd >= 0 && (p[1].revents & POLLIN)) {
-        uint64_t v;
-        while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
-            ;
-    }
+    return admission_has_room(a->admission) && (*target = acceptor_pick(a)) != NULL;
 }
 
-/* Whether a connection can be admitted now; if not, waits (bounded) for room. */
-static bool acceptor_admit(struct acceptor *a, struct worker **target)
+static void acceptor_log_full(struct acceptor *a)
 {
-    if (atomic_load(&a->active) < a->max_connections && (*target = acceptor_pick(a)))
-        return true;
-    atomic_store(&a->waiting, 1);
-    /* Re-check after announcing we wait, so a close in between is not missed. */
-    if (atomic_load(&a->active) < a->max_connections && (*target = acceptor_pick(a))) {
-        atomic_store(&a->waiting, 0);
-        return true;
-    }
-    uint64_t now = timer_now_ms();
-    if (now - a->last_full_log_ms > 10000) {
+    uint64_t now = a->loop.now_ms;
+    if (now - a->last_full_log_ms > 10000 || a->last_full_log_ms == 0) {
         a->last_full_log_ms = now;
-        log_warn("accepting paused: %zu connections open (max_connections %zu) or all worker "
-                 "queues full", atomic_load(&a->active), a->max_connections);
+        log_warn("accepting paused: %zu connections open (max_connections) or all worker "
+                 "mailboxes full", admission_open(a->admission));
     }
-    acceptor_sleep(a, a->room_fd, ROOM_POLL_MS);
-    atomic_store(&a->waiting, 0);
-    return false;
 }
 
-/* Accepts up to ACCEPT_BATCH connections from socket fd of listener l.
- * Returns false when the acceptor should go back to waiting (no room,
- * backlog empty, backoff). */
-static bool acceptor_accept(struct acceptor *a, struct listener *l, int fd)
+/* ---- accepting ---------------------------------------------------------------- */
+
+/* Accepts up to ACCEPT_BATCH connections from one listening socket. */
+static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
 {
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    struct acceptor_sock *s = (struct acceptor_sock *)watcher;
+    struct acceptor *a = s->a;
+    struct listener *l = s->l;
+    for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
         struct worker *w;
-        if (!acceptor_admit(a, &w))
-            return false;
-        struct queue_item item = {.kind = QUEUE_CONN, .listener = l->index};
-        item.peer_len = sizeof item.peer;
-        item.fd = accept4(fd, &item.peer.sa, &item.peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (item.fd < 0) {
+        if (!acceptor_room(a, &w)) {
+            acceptor_log_full(a);
+            acceptor_pause(a, ROOM_POLL_MS, true);
+            return;
+        }
+        union sockaddr_any peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(watcher->fd, &peer.sa, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
             switch (errno) {
             case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
             case EWOULDBLOCK:
 #endif
-                return false;
+                return;
             case EMFILE:
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                if (timer_now_ms() - a->last_resource_log_ms >= 10000) {
-                    a->last_resource_log_ms = timer_now_ms();
+                if (a->loop.now_ms - a->last_resource_log_ms >= 10000 ||
+                    a->last_resource_log_ms == 0) {
+                    a->last_resource_log_ms = a->loop.now_ms;
                     log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
                               "accept: %s; pausing accepts for %d ms at a time until "
                               "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
                 }
-                acceptor_sleep(a, -1, RESOURCE_BACKOFF_MS);
-                return false;
+                acceptor_pause(a, RESOURCE_BACKOFF_MS, false);
+                return;
             case EINVAL:
             case EBADF:
             case ENOTSOCK:
-                return false; /* the listening socket is gone: stopping */
+                return; /* the listening socket is gone: stopping */
             default:
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
         }
-        if (a->sources && sources_add(a->sources, &item.peer.sa) < 0) {
-            /* This source has its share open: cut the new one off now. */
-            atomic_fetch_add_explicit(&l->rejected, 1, memory_order_relaxed);
-            close(item.fd);
-            uint64_t now = timer_now_ms();
-            if (now - a->last_source_log_ms >= 1000) {
+        int ticket = admission_acquire(a->admission, &peer.sa, w->id);
+        if (ticket < 0) {
+            /* This source has its share open (or no memory to count it):
+             * cut the new one off now. */
+            atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
+            close(fd);
+            if (a->loop.now_ms - a->last_source_log_ms >= 1000 || a->last_source_log_ms == 0) {
                 char addr[64];
-                a->last_source_log_ms = now;
-                listener_format_addr(&item.peer.sa, addr, sizeof addr);
-                log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
-                          "refused %s: max_connections_per_source reached", addr);
+                a->last_source_log_ms = a->loop.now_ms;
+                listener_format_addr(&peer.sa, addr, sizeof addr);
+                log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0, "refused %s: %s", addr,
+                          ticket == -EBUSY ? "max_connections_per_source reached"
+                                           : "out of memory");
             }
             continue;
         }
-        atomic_fetch_add(&a->active, 1);
-        atomic_fetch_add_explicit(&w->load, 1, memory_order_relaxed);
-        if (queue_push(w->queue, &item) < 0) {
-            /* Cannot happen: only this thread pushes, and it checked for room. */
-            close(item.fd);
-            atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-            acceptor_conn_closed(a, &item.peer.sa);
+        int rc = worker_post_conn(w, l, fd, &peer, peer_len, ticket);
+        if (rc < 0) {
+            /* Filled by another thread since the check, or stopping. */
+            log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0,
+                      "cannot hand a connection to the worker: %s", strerror(-rc));
+            close(fd);
+            admission_release(a->admission, &peer.sa, w->id, ticket);
         }
     }
-    return true;
+}
+
+/* ---- messages: switch and stop ------------------------------------------------ */
+
+struct acceptor_switch_msg {
+    struct generation *gen;
+    struct worker_rendezvous *done;
+};
+
+static void acceptor_on_switch(void *arg, void *payload, bool cancelled)
+{
+    struct acceptor *a = arg;
+    struct acceptor_switch_msg *m = payload;
+    if (!cancelled) {
+        struct generation *old = a->gen;
+        acceptor_unwatch_all(a, true);
+        a->gen = m->gen;
+        m->gen = old;
+        int rc = acceptor_watch_all(a, a->gen);
+        if (rc < 0)
+            log_error("reload: cannot watch the listening sockets: %s", strerror(-rc));
+    }
+    generation_unref(m->gen);
+    worker_rendezvous_done(m->done);
+}
+
+static void acceptor_on_stop(void *arg, void *payload, bool cancelled)
+{
+    struct acceptor *a = arg;
+    loop_stop(&a->loop);
 }
 
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
-    struct epoll_event events[64];
-    while (!atomic_load(&a->stopping)) {
-        struct worker *w;
-        if (!acceptor_admit(a, &w))
-            continue;
-        int n = epoll_wait(a->epfd, events, 64, -1);
-        if (n < 0 && errno != EINTR) {
-            log_error("acceptor: epoll_wait: %s", strerror(errno));
-            break;
-        }
-        for (int i = 0; i < n && !atomic_load(&a->stopping); i++) {
-            uint64_t tag = events[i].data.u64;
-            if (tag != ACCEPTOR_STOP_TAG)
-                acceptor_accept(a, &a->ls[tag >> 32], (int)(uint32_t)tag);
-        }
+    int rc = loop_run(&a->loop);
+    if (rc < 0)
+        log_error("acceptor: epoll_wait: %s", strerror(-rc));
+    acceptor_unwatch_all(a, true);
+    if (a->room.fd >= 0) {
+        loop_unwatch(&a->loop, &a->room);
+        admission_wait_end(a->admission);
     }
+    loop_timer_disarm(&a->loop, &a->backoff);
     return NULL;
 }
 
-int acceptor_start(struct acceptor *a)
+struct acceptor *acceptor_new(struct worker *ws, unsigned nws, struct admission *admission)
 {
-    int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
+    struct acceptor *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->ws = ws;
+    a->nws = nws;
+    a->admission = admission;
+    a->room.fd = -1;
+    timer_init(&a->backoff, acceptor_on_backoff);
+    int rc = loop_init(&a->loop, 16, 16);
+    if (rc < 0) {
+        free(a);
+        errno = -rc;
+        return NULL;
+    }
+    return a;
+}
+
+int acceptor_start(struct acceptor *a, struct generation *g)
+{
+    generation_ref(g);
+    a->gen = g;
+    int rc = acceptor_watch_all(a, g);
+    if (rc < 0)
+        return -rc;
+    rc = pthread_create(&a->thread, NULL, acceptor_main, a);
     if (rc == 0)
         a->started = true;
     return rc;
 }
 
+bool acceptor_switch(struct acceptor *a, struct generation *g)
+{
+    struct worker_rendezvous *done = malloc(sizeof *done);
+    if (!done)
+        return false;
+    worker_rendezvous_init(done, 1);
+    struct acceptor_switch_msg m = {.gen = g, .done = done};
+    generation_ref(g);
+    if (loop_post_urgent(&a->loop, acceptor_on_switch, a, &m, sizeof m) < 0) {
+        generation_unref(g);
+        worker_rendezvous_destroy(done);
+        free(done);
+        return false;
+    }
+    bool ok = worker_rendezvous_wait(done, SWITCH_WAIT_MS);
+    if (ok) {
+        worker_rendezvous_destroy(done);
+        free(done);
+    } /* else the message still points at it: left allocated on purpose */
+    return ok;
+}
+
 void acceptor_stop(struct acceptor *a)
 {
-    if (!a || !a->started)
+    if (!a)
         return;
-    atomic_store(&a->stopping, 1);
-    uint64_t one = 1;
-    if (write(a->stop_fd, &one, sizeof one) < 0)
-        log_warn("acceptor: cannot wake: %s", strerror(errno));
-    pthread_join(a->thread, NULL);
-    a->started = false;
+    if (a->started) {
+        if (loop_post_urgent(&a->loop, acceptor_on_stop, a, NULL, 0) < 0)
+            log_warn("acceptor: cannot post the stop");
+        pthread_join(a->thread, NULL);
+        a->started = false;
+    } else {
+        acceptor_unwatch_all(a, true);
+    }
 }
 
 void acceptor_free(struct acceptor *a)
@@ -266,39 +393,7 @@ void acceptor_free(struct acceptor *a)
     if (!a)
         return;
     acceptor_stop(a);
-    if (a->epfd >= 0)
-        close(a->epfd);
-    if (a->stop_fd >= 0)
-        close(a->stop_fd);
-    if (a->room_fd >= 0)
-        close(a->room_fd);
-    sources_free(a->sources);
+    loop_destroy(&a->loop);
+    generation_unref(a->gen);
     free(a);
-}
-
-static void acceptor_wake(struct acceptor *a)
-{
-    if (atomic_load(&a->waiting)) {
-        uint64_t one = 1;
-        if (write(a->room_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-            log_warn("acceptor: cannot wake: %s", strerror(errno));
-    }
-}
-
-void acceptor_conn_closed(struct acceptor *a, const struct sockaddr *peer)
-{
-    if (a->sources)
-        sources_remove(a->sources, peer);
-    atomic_fetch_sub(&a->active, 1);
-    acceptor_wake(a);
-}
-
-void acceptor_room(struct acceptor *a)
-{
-    acceptor_wake(a);
-}
-
-size_t acceptor_active(const struct acceptor *a)
-{
-    return atomic_load(&((struct acceptor *)a)->active);
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "wharf.h"
+#include "wharf_server.h"
 
 #define PATH_LEN 256     /* JSON paths in messages; longer ones are truncated */
 #define GOT_LEN 40       /* at most this much of an offending value is shown */
@@ -544,7 +545,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 
 static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
-    "module_path", "log",
+    "module_path", "log", "log_file",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -595,6 +596,14 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
             return -1;
     }
 
+    const json_t *lf = json_object_get(root, "log_file");
+    if (lf) {
+        if (!json_is_string(lf) || json_string_length(lf) == 0 || strchr(json_string_value(lf), ':'))
+            return fail_got(ld, "log_file", "a file name (a non-empty string)", lf);
+        if (resolve_module_path(ld, lf, base_file, &cfg->log_file) < 0)
+            return -1;
+    }
+
     const char *expected = "a non-empty array of listener objects";
     const json_t *ls = json_object_get(root, "listeners");
     if (!ls)
@@ -615,31 +624,46 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
  * Parses `len` bytes of `text` and validates them.  `name` is the file name
  * for messages, `base_file` as for load_root.
  */
-static int load(const char *text, size_t len, const char *name, const char *base_file,
-                struct config **out, char *err, size_t errlen)
+/* Validates a parsed document (see load_root). */
+static int load_json(const json_t *root, const char *name, const char *base_file,
+                     struct config **out, char *err, size_t errlen)
 {
     struct loader ld = { .file = name, .err = err, .errlen = errlen };
     *out = NULL;
-
-    json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!root)
-        return fail_syntax(&ld, &je);
-
     struct config *cfg = calloc(1, sizeof *cfg);
     if (!cfg || !(cfg->file = strdup(name))) {
         free(cfg);
-        json_decref(root);
         return fail(&ld, NULL, "out of memory");
     }
-    int rc = load_root(&ld, root, base_file, cfg);
-    json_decref(root);
-    if (rc < 0) {
+    if (load_root(&ld, root, base_file, cfg) < 0) {
         config_free(cfg);
         return -1;
     }
     *out = cfg;
     return 0;
+}
+
+/* Parses JSON text, reporting syntax errors with line and column. */
+static json_t *parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+    struct loader ld = { .file = name, .err = err, .errlen = errlen };
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!root)
+        fail_syntax(&ld, &je);
+    return root;
+}
+
+static int load(const char *text, size_t len, const char *name, const char *base_file,
+                struct config **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    json_t *root = parse(text, len, name, err, errlen);
+    if (!root)
+        return -1;
+    int rc = load_json(root, name, base_file, out, err, errlen);
+    json_decref(root);
+    return rc;
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -716,6 +740,262 @@ void config_free(struct config *cfg)
     }
     free(cfg->listeners);
     free(cfg->module_path);
+    free(cfg->log_file);
     free(cfg->file);
     free(cfg);
+}
+
+/* ---- the public configuration object (wharf_server.h) ------------------------ */
+
+struct wharf_config {
+    json_t *root;      /* the document as given or built */
+    char *name;        /* the file name used in messages */
+    char *base_file;   /* relative paths start from its directory; NULL: cwd */
+};
+
+int config_from_public(const struct wharf_config *wc, struct config **out, char *err,
+                       size_t errlen)
+{
+    return load_json(wc->root, wc->name, wc->base_file, out, err, errlen);
+}
+
+static wharf_config *wharf_config_make(json_t *root, const char *name, const char *base_file)
+{
+    wharf_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->root = root;
+    c->name = strdup(name);
+    c->base_file = base_file ? strdup(base_file) : NULL;
+    if (!c->name || (base_file && !c->base_file)) {
+        free(c->name);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Parses, validates, and wraps; takes nothing over. */
+static int wharf_config_load(const char *text, size_t len, const char *name,
+                             const char *base_file, wharf_config **out, char *err,
+                             size_t errlen)
+{
+    *out = NULL;
+    json_t *root = parse(text, len, name, err, errlen);
+    if (!root)
+        return -1;
+    struct config *cfg;
+    if (load_json(root, name, base_file, &cfg, err, errlen) < 0) {
+        json_decref(root);
+        return -1;
+    }
+    config_free(cfg);
+    if (!(*out = wharf_config_make(root, name, base_file))) {
+        json_decref(root);
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    return 0;
+}
+
+int wharf_config_from_file(const char *file, wharf_config **out, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *text = read_all(file, &len);
+    if (!text) {
+        struct loader ld = { .file = file, .err = err, .errlen = errlen };
+        *out = NULL;
+        return fail(&ld, NULL, "cannot read: %s", strerror(errno));
+    }
+    int rc = wharf_config_load(text, len, file, file, out, err, errlen);
+    free(text);
+    return rc;
+}
+
+int wharf_config_from_json(const char *text, const char *name, wharf_config **out, char *err,
+                           size_t errlen)
+{
+    name = name ? name : "<string>";
+    return wharf_config_load(text, strlen(text), name, NULL, out, err, errlen);
+}
+
+wharf_config *wharf_config_new(void)
+{
+    json_t *root = json_pack("{s:[]}", "listeners");
+    if (!root)
+        return NULL;
+    wharf_config *c = wharf_config_make(root, "<code>", NULL);
+    if (!c)
+        json_decref(root);
+    return c;
+}
+
+/*
+ * Walks the path one step ("key" or "key[N]") at a time, creating objects
+ * (and an object appended at index == size) on the way, and stores the
+ * value at the last step.
+ */
+int wharf_config_set(wharf_config *cfg, const char *path, const char *json, char *err,
+                     size_t errlen)
+{
+    struct loader ld = { .file = cfg->name, .err = err, .errlen = errlen };
+    json_error_t je;
+    json_t *value = json_loads(json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    if (!value)
+        return fail(&ld, path, "not a JSON value: %s", je.text);
+
+    json_t *cur = cfg->root;
+    const char *p = path;
+    int rc = -1;
+    while (*p) {
+        size_t klen = strcspn(p, ".[");
+        if (klen == 0 || klen >= PATH_LEN) {
+            fail(&ld, path, "malformed path");
+            goto out;
+        }
+        char key[PATH_LEN];
+        memcpy(key, p, klen);
+        key[klen] = '\0';
+        p += klen;
+        if (!json_is_object(cur)) {
+            fail(&ld, path, "\"%s\" is not inside an object", key);
+            goto out;
+        }
+        if (*p == '\0') {
+            rc = json_object_set(cur, key, value) == 0 ? 0 : fail(&ld, path, "out of memory");
+            goto out;
+        }
+        json_t *next = json_object_get(cur, key);
+        if (*p == '[') {
+            char *end;
+            unsigned long idx = strtoul(p + 1, &end, 10);
+            if (end == p + 1 || *end != ']') {
+                fail(&ld, path, "malformed array index");
+                goto out;
+            }
+            p = end + 1;
+            if (!next) {
+                next = json_array();
+                if (!next || json_object_set_new(cur, key, next) < 0) {
+                    fail(&ld, path, "out of memory");
+                    goto out;
+                }
+            }
+            if (!json_is_array(next)) {
+                fail(&ld, path, "\"%s\" is not an array", key);
+                goto out;
+            }
+            size_t size = json_array_size(next);
+            if (idx > size) {
+                fail(&ld, path, "index %lu past the end (%zu elements)", idx, size);
+                goto out;
+            }
+            if (*p == '\0') {
+                int r = idx == size ? json_array_append(next, value)
+                                    : json_array_set(next, idx, value);
+                rc = r == 0 ? 0 : fail(&ld, path, "out of memory");
+                goto out;
+            }
+            if (idx == size) {
+                json_t *obj = json_object();
+                if (!obj || json_array_append_new(next, obj) < 0) {
+                    fail(&ld, path, "out of memory");
+                    goto out;
+                }
+            }
+            next = json_array_get(next, idx);
+        } else if (!next) {
+            next = json_object();
+            if (!next || json_object_set_new(cur, key, next) < 0) {
+                fail(&ld, path, "out of memory");
+                goto out;
+            }
+        }
+        if (*p == '.')
+            p++;
+        else if (*p) {
+            fail(&ld, path, "malformed path");
+            goto out;
+        }
+        cur = next;
+    }
+    fail(&ld, path, "malformed path");
+out:
+    json_decref(value);
+    return rc;
+}
+
+int wharf_config_check(const wharf_config *cfg, char *err, size_t errlen)
+{
+    struct config *c;
+    if (config_from_public(cfg, &c, err, errlen) < 0)
+        return -1;
+    config_free(c);
+    return 0;
+}
+
+void wharf_config_free(wharf_config *cfg)
+{
+    if (!cfg)
+        return;
+    json_decref(cfg->root);
+    free(cfg->name);
+    free(cfg->base_file);
+    free(cfg);
+}
+
+json_t *config_to_json(const struct config *cfg)
+{
+    static const char *const log_levels[] = {"error", "warn", "info", "debug"};
+    json_t *ls = json_array();
+    for (size_t i = 0; ls && i < cfg->nlisteners; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:i, s:i,"
+            " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
+            "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
+            "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
+            "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
+            "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive,
+            "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,
+            "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
+            "write_ms", (json_int_t)l->timeouts.write_ms,
+            "lifetime_ms", (json_int_t)l->timeouts.lifetime_ms,
+            "buffers", "high_watermark", (json_int_t)l->high_watermark,
+            "low_watermark", (json_int_t)l->low_watermark,
+            "max_input", (json_int_t)l->max_input, "max_output", (json_int_t)l->max_output,
+            "handler", l->handler, "options", l->options);
+        if (!o || json_array_append_new(ls, o) < 0) {
+            json_decref(ls);
+            return NULL;
+        }
+    }
+    if (!ls)
+        return NULL;
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:s, s:I, s:o}",
+                             "workers", cfg->workers, "queue_depth", cfg->queue_depth,
+                             "max_connections", cfg->max_connections,
+                             "max_connections_per_source", cfg->max_connections_per_source,
+                             "log", log_levels[cfg->log_level],
+                             "shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
+                             "listeners", ls);
+    if (root && cfg->module_path)
+        json_object_set_new(root, "module_path", json_string(cfg->module_path));
+    if (root && cfg->log_file)
+        json_object_set_new(root, "log_file", json_string(cfg->log_file));
+    return root;
+}
+
+char *wharf_config_dump(const wharf_config *wc, char *err, size_t errlen)
+{
+    struct config *cfg;
+    if (config_from_public(wc, &cfg, err, errlen) < 0)
+        return NULL;
+    json_t *j = config_to_json(cfg);
+    config_free(cfg);
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text)
+        snprintf(err, errlen, "out of memory");
+    return text;
 }

@@ -63,6 +63,8 @@ struct config {
                                    absolute (see config_load_file), or NULL */
     int log_level;              /* "log": "error"|"warn"|"info"|"debug" as an enum
                                    wharf_log_level; default WHARF_LOG_INFO */
+    char *log_file;             /* "log_file": a file name (relative: to the config
+                                   file's directory), or NULL for stderr */
     uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms": 0..3600000; default 5000 */
     struct config_listener *listeners; /* "listeners": non-empty array */
     size_t nlisteners;
@@ -84,5 +86,15 @@ int config_load_string(const char *text, const char *name, struct config **out,
 
 /* Frees a config and everything it owns.  NULL is fine. */
 void config_free(struct config *cfg);
+
+/* The effective configuration (every default filled in) as a JSON object
+ * with config file keys; NULL on ENOMEM. */
+json_t *config_to_json(const struct config *cfg);
+
+/* The public configuration object (wharf_server.h) validated into a new
+ * struct config.  Returns 0 or -1 with one line in err. */
+struct wharf_config;
+int config_from_public(const struct wharf_config *wc, struct config **out, char *err,
+                       size_t errlen);
 
 #endif

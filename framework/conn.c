@@ -9,16 +9,17 @@
  * connection: a close requested during a callback happens after it returns.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "acceptor.h"
+#include "admission.h"
 #include "conn.h"
+#include "generation.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -29,10 +30,12 @@
 #define CONN_MAX_DRAIN_ROUNDS 8
 /* The scratch buffer is released past this size once flushed. */
 #define SCRATCH_KEEP_MAX (1u << 20)
+/* The worker's shared read buffer. */
+#define CONN_READ_BUFFER (64 * 1024)
 
 static _Atomic uint64_t next_conn_id;
 
-static const char *const close_reason_names[] = {
+static const char *const close_reason_names[LISTENER_CLOSE_REASONS] = {
     [WHARF_CLOSE_EOF] = "eof",         [WHARF_CLOSE_ERROR] = "error",
     [WHARF_CLOSE_TIMEOUT] = "timeout", [WHARF_CLOSE_HANDLER] = "handler",
     [WHARF_CLOSE_LIMIT] = "limit",     [WHARF_CLOSE_SHUTDOWN] = "shutdown",
@@ -55,9 +58,13 @@ const char *wharf_timeout_name(enum wharf_timeout kind)
     return "unknown";
 }
 
-static struct worker_stats *conn_stats(const struct wharf_conn *c)
+_Static_assert(sizeof close_reason_names / sizeof close_reason_names[0] ==
+                   LISTENER_CLOSE_REASONS,
+               "a name for every enum wharf_close_reason value");
+
+static struct listener_counters *conn_stats(const struct wharf_conn *c)
 {
-    return &c->w->stats[c->l->index];
+    return listener_counters(c->l, c->w->id);
 }
 
 static const char *conn_name(const struct wharf_conn *c)
@@ -67,7 +74,7 @@ static const char *conn_name(const struct wharf_conn *c)
 
 static size_t conn_pending(const struct wharf_conn *c)
 {
-    return c->out.len + (c->w->scratch_conn == c ? c->w->scratch.len : 0);
+    return c->out.len + (c->w->conns.scratch_conn == c ? c->w->conns.scratch.len : 0);
 }
 
 /* ---- timers ---------------------------------------------------------------- */
@@ -103,11 +110,11 @@ static void conn_arm_timer(struct wharf_conn *c)
 {
     uint64_t d = conn_deadline(c);
     if (d == UINT64_MAX) {
-        timer_disarm(&c->w->timers, &c->timer);
+        loop_timer_disarm(&c->w->loop, &c->timer);
         return;
     }
     if (!timer_armed(&c->timer) || d < c->timer.deadline_ms)
-        if (timer_arm(&c->w->timers, &c->timer, d) < 0)
+        if (loop_timer_arm(&c->w->loop, &c->timer, d) < 0)
             conn_close(c, WHARF_CLOSE_ERROR);
 }
 
@@ -132,10 +139,10 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
     if (c->l->handler->on_timeout) {
-        struct wharf_conn *prev = c->w->current;
-        c->w->current = c;
+        struct wharf_conn *prev = c->w->conns.current;
+        c->w->conns.current = c;
         c->l->handler->on_timeout(c, kind);
-        c->w->current = prev;
+        c->w->conns.current = prev;
     }
     /* A last word from on_timeout gets one non-blocking try. */
     if (conn_flush(c) == 0)
@@ -154,19 +161,21 @@ static void conn_update_events(struct wharf_conn *c)
 {
     uint32_t want = 0;
     if (conn_wants_input(c))
-        want |= EPOLLIN;
+        want |= LOOP_IN;
     if (c->out.len > 0 || (c->flags & CONN_PAUSED_OUTPUT))
-        want |= EPOLLOUT;
-    if (want == c->events)
-        return;
-    struct epoll_event ev = {.events = want, .data.ptr = c};
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        want |= LOOP_OUT;
+    int rc = loop_modify(&c->w->loop, &c->watcher, want);
+    if (rc < 0) {
         log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id, "epoll_ctl: %s",
-                  strerror(errno));
+                  strerror(-rc));
         conn_close(c, WHARF_CLOSE_ERROR);
-        return;
     }
-    c->events = want;
+}
+
+/* Nothing in flight: no unconsumed input, no pending output. */
+static bool conn_is_idle(const struct wharf_conn *c)
+{
+    return c->in.len == 0 && conn_pending(c) == 0;
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -177,7 +186,7 @@ static ssize_t conn_write(struct wharf_conn *c, const char *p, size_t len)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = send(c->fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send(c->watcher.fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             done += (size_t)n;
             continue;
@@ -189,7 +198,7 @@ static ssize_t conn_write(struct wharf_conn *c, const char *p, size_t len)
         return -1;
     }
     if (done > 0) {
-        c->last_write_ms = c->w->now_ms;
+        c->last_write_ms = c->w->loop.now_ms;
         STAT_ADD(conn_stats(c)->bytes_out, done);
     }
     return (ssize_t)done;
@@ -210,18 +219,19 @@ static void conn_output_resized(struct wharf_conn *c, size_t old_cap)
 static int conn_flush(struct wharf_conn *c)
 {
     struct worker *w = c->w;
+    struct conn_set *set = &w->conns;
     size_t old_cap = c->out.cap;
     int was_pending = c->out.len > 0;
-    if (w->scratch_conn == c) {
-        ssize_t n = conn_write(c, buf_head(&w->scratch), w->scratch.len);
+    if (set->scratch_conn == c) {
+        ssize_t n = conn_write(c, buf_head(&set->scratch), set->scratch.len);
         int failed = n < 0;
-        if (!failed && (size_t)n < w->scratch.len &&
-            buf_append(&c->out, buf_head(&w->scratch) + n, w->scratch.len - (size_t)n) < 0)
+        if (!failed && (size_t)n < set->scratch.len &&
+            buf_append(&c->out, buf_head(&set->scratch) + n, set->scratch.len - (size_t)n) < 0)
             failed = 1, errno = ENOMEM;
-        w->scratch_conn = NULL;
-        buf_consume(&w->scratch, w->scratch.len);
-        if (w->scratch.cap > SCRATCH_KEEP_MAX)
-            buf_free(&w->scratch);
+        set->scratch_conn = NULL;
+        buf_consume(&set->scratch, set->scratch.len);
+        if (set->scratch.cap > SCRATCH_KEEP_MAX)
+            buf_free(&set->scratch);
         if (failed)
             goto error;
     } else if (c->out.len > 0) {
@@ -233,7 +243,7 @@ static int conn_flush(struct wharf_conn *c)
     if (c->out.len == 0)
         buf_free(&c->out);
     else if (!was_pending)
-        c->last_write_ms = w->now_ms; /* the write timer starts now */
+        c->last_write_ms = w->loop.now_ms; /* the write timer starts now */
     conn_output_resized(c, old_cap);
     return 0;
 
@@ -276,10 +286,15 @@ static int conn_settle(struct wharf_conn *c)
         }
         if (!drained)
             break;
-        struct wharf_conn *prev = c->w->current;
-        c->w->current = c;
+        struct wharf_conn *prev = c->w->conns.current;
+        c->w->conns.current = c;
         c->l->handler->on_drain(c);
-        c->w->current = prev;
+        c->w->conns.current = prev;
+    }
+    if (c->w->phase >= WORKER_DRAINING && conn_is_idle(c)) {
+        /* Shutting down and nothing in flight: no reason to wait. */
+        conn_close_now(c, WHARF_CLOSE_SHUTDOWN);
+        return -1;
     }
     conn_update_events(c);
     if (c->flags & CONN_CLOSED)
@@ -294,6 +309,7 @@ static int conn_settle(struct wharf_conn *c)
 static int conn_read(struct wharf_conn *c)
 {
     struct worker *w = c->w;
+    struct conn_set *set = &w->conns;
     const struct config_listener *cfg = c->l->cfg;
     int keep = c->in.len > 0; /* earlier input is kept: read behind it */
     char *p;
@@ -312,11 +328,11 @@ static int conn_read(struct wharf_conn *c)
             return -1;
         }
     } else {
-        p = w->readbuf;
-        room = w->readbuf_size;
+        p = set->readbuf;
+        room = set->readbuf_size;
     }
 
-    ssize_t n = recv(c->fd, p, room, 0);
+    ssize_t n = recv(c->watcher.fd, p, room, 0);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return 0;
@@ -332,7 +348,7 @@ static int conn_read(struct wharf_conn *c)
     }
 
     STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
-    c->last_read_ms = w->now_ms;
+    c->last_read_ms = w->loop.now_ms;
     const char *data = p;
     size_t len = (size_t)n;
     if (keep) {
@@ -341,9 +357,9 @@ static int conn_read(struct wharf_conn *c)
         len = c->in.len;
     }
 
-    w->current = c;
+    set->current = c;
     size_t used = c->l->handler->on_data(c, data, len);
-    w->current = NULL;
+    set->current = NULL;
     if (used > len)
         used = len;
 
@@ -366,45 +382,66 @@ static int conn_read(struct wharf_conn *c)
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
-void conn_open(struct worker *w, const struct queue_item *item)
+static void conn_on_io(struct loop_watcher *watcher, uint32_t events);
+
+int conn_set_init(struct conn_set *s)
 {
-    struct listener *l = &w->listeners[item->listener];
+    *s = (struct conn_set){.readbuf_size = CONN_READ_BUFFER};
+    s->readbuf = malloc(s->readbuf_size);
+    return s->readbuf ? 0 : -ENOMEM;
+}
+
+void conn_set_free(struct conn_set *s)
+{
+    free(s->readbuf);
+    s->readbuf = NULL;
+    buf_free(&s->scratch);
+}
+
+void conn_abandon(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+                  int ticket)
+{
+    close(fd);
+    admission_release(w->admission, &peer->sa, w->id, ticket);
+    generation_unref(l->gen);
+}
+
+void conn_open(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+               socklen_t peer_len, int ticket)
+{
     struct wharf_conn *c = calloc(1, sizeof *c);
     if (!c) {
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, 0, "out of memory for a connection");
-        close(item->fd);
-        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-        acceptor_conn_closed(w->acceptor, &item->peer.sa);
+        conn_abandon(w, l, fd, peer, ticket);
         return;
     }
-    c->kind = EVENT_CONN;
-    c->fd = item->fd;
+    c->watcher.fd = -1;
     c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) + 1;
     c->w = w;
     c->l = l;
-    c->peer = item->peer;
-    c->peer_len = item->peer_len;
-    c->opened_ms = c->last_read_ms = c->last_write_ms = w->now_ms;
+    c->ticket = ticket;
+    c->peer = *peer;
+    c->peer_len = peer_len;
+    c->opened_ms = c->last_read_ms = c->last_write_ms = w->loop.now_ms;
     c->idle_ms = (uint32_t)l->cfg->timeouts.idle_ms;
     c->write_ms = (uint32_t)l->cfg->timeouts.write_ms;
     c->lifetime_ms = (uint32_t)l->cfg->timeouts.lifetime_ms;
     timer_init(&c->timer, conn_timer_fired);
 
-    c->events = EPOLLIN;
-    if (worker_watch(w, c->fd, c->events, c) < 0) {
+    int rc = loop_watch(&w->loop, &c->watcher, fd, LOOP_IN, conn_on_io);
+    if (rc < 0) {
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, c->id, "epoll_ctl: %s",
-                  strerror(errno));
-        close(c->fd);
+                  strerror(-rc));
         free(c);
-        atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-        acceptor_conn_closed(w->acceptor, &item->peer.sa);
+        conn_abandon(w, l, fd, peer, ticket);
         return;
     }
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    struct conn_set *set = &w->conns;
+    c->next = set->head;
+    if (set->head)
+        set->head->prev = c;
+    set->head = c;
+    set->n++;
     STAT_ADD(conn_stats(c)->accepted, 1);
     STAT_ADD(conn_stats(c)->open, 1);
 
@@ -413,69 +450,75 @@ void conn_open(struct worker *w, const struct queue_item *item)
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
         log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "open from %s", addr);
     }
-    conn_arm_timer(c);
+    /* on_open comes first: every later failure (even arming the timer)
+     * reaches on_close after it. */
     if (l->handler->on_open) {
-        w->current = c;
+        set->current = c;
         l->handler->on_open(c);
-        w->current = NULL;
+        set->current = NULL;
     }
-    conn_settle(c);
+    if (conn_settle(c) < 0)
+        return;
+    /* The first bytes often arrive with the connection (or soon after the
+     * hand-off): read now rather than after an epoll round trip. */
+    if (conn_wants_input(c))
+        conn_read(c);
+}
+
+/* Frees a torn-down connection at the end of the loop turn, and only then
+ * lets its generation go (a later event of the same batch may still point
+ * at c and sees CONN_CLOSED). */
+static void conn_free(struct loop_defer *d)
+{
+    struct wharf_conn *c = (struct wharf_conn *)((char *)d - offsetof(struct wharf_conn, freed));
+    struct generation *g = c->l->gen;
+    free(c);
+    generation_unref(g);
 }
 
 /* The one teardown: every way a connection ends arrives here. */
 static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
 {
     struct worker *w = c->w;
+    struct conn_set *set = &w->conns;
     if (c->flags & CONN_CLOSED)
         return;
     c->flags |= CONN_CLOSED;
-    timer_disarm(&w->timers, &c->timer);
+    loop_timer_disarm(&w->loop, &c->timer);
 
     if (c->l->handler->on_close) {
-        struct wharf_conn *prev = w->current;
-        w->current = c;
+        struct wharf_conn *prev = set->current;
+        set->current = c;
         c->l->handler->on_close(c, reason);
-        w->current = prev;
+        set->current = prev;
     }
-    if (w->scratch_conn == c) {
-        buf_consume(&w->scratch, w->scratch.len);
-        w->scratch_conn = NULL;
+    if (set->scratch_conn == c) {
+        buf_consume(&set->scratch, set->scratch.len);
+        set->scratch_conn = NULL;
     }
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "closed (%s)",
               wharf_close_reason_name(reason));
     /* Counted before the socket closes, so a peer that sees the close also
      * sees it counted. */
-    struct worker_stats *st = conn_stats(c);
+    struct listener_counters *st = conn_stats(c);
     STAT_ADD(st->closed[reason], 1);
     STAT_ADD(st->open, (uint64_t)-1);
     STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
-    close(c->fd);
+    int fd = c->watcher.fd;
+    loop_unwatch(&w->loop, &c->watcher);
+    close(fd);
 
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        set->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
+    set->n--;
     buf_free(&c->in);
     buf_free(&c->out);
-    /* Freed at the end of the loop turn: a later event of the same batch
-     * may still point at c (it sees CONN_CLOSED). */
-    c->next = w->dead;
-    w->dead = c;
-
-    atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-    acceptor_conn_closed(w->acceptor, &c->peer.sa);
-}
-
-void conn_free_closed(struct worker *w)
-{
-    while (w->dead) {
-        struct wharf_conn *c = w->dead;
-        w->dead = c->next;
-        free(c);
-    }
+    admission_release(w->admission, &c->peer.sa, w->id, c->ticket);
+    loop_defer(&w->loop, &c->freed, conn_free);
 }
 
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
@@ -484,7 +527,7 @@ void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
         return;
     if (c->flags & CONN_CLOSE_PENDING)
         reason = c->close_reason; /* the first reason given wins */
-    if (c->w->current == c) {
+    if (c->w->conns.current == c) {
         c->flags |= CONN_CLOSE_PENDING;
         c->close_reason = reason;
         return;
@@ -492,19 +535,35 @@ void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
     conn_close_now(c, reason);
 }
 
-void conn_on_event(struct wharf_conn *c, uint32_t events)
+size_t conn_close_idle(struct worker *w, bool all)
 {
-    if ((events & EPOLLOUT) && conn_settle(c) < 0)
+    size_t n = 0;
+    for (struct wharf_conn *c = w->conns.head, *next; c; c = next) {
+        next = c->next;
+        if (all || conn_is_idle(c)) {
+            conn_close(c, WHARF_CLOSE_SHUTDOWN);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
+{
+    struct wharf_conn *c = (struct wharf_conn *)watcher;
+    if (c->flags & CONN_CLOSED)
         return;
-    if (conn_wants_input(c) && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+    if ((events & LOOP_OUT) && conn_settle(c) < 0)
+        return;
+    if (conn_wants_input(c) && (events & (LOOP_IN | LOOP_HUP | LOOP_ERR))) {
         conn_read(c);
         return;
     }
-    if (events & (EPOLLHUP | EPOLLERR)) {
+    if (events & (LOOP_HUP | LOOP_ERR)) {
         /* Not reading (paused or closing), yet the socket is gone. */
         int soerr = 0;
         socklen_t len = sizeof soerr;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        getsockopt(c->watcher.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
         conn_close(c, soerr || c->out.len ? WHARF_CLOSE_ERROR : WHARF_CLOSE_EOF);
     }
 }
@@ -514,6 +573,7 @@ void conn_on_event(struct wharf_conn *c, uint32_t events)
 int wharf_send(wharf_conn *c, const void *data, size_t len)
 {
     struct worker *w = c->w;
+    struct conn_set *set = &w->conns;
     if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
         return -EPIPE;
     size_t pending = conn_pending(c);
@@ -526,20 +586,20 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
     }
     if (len == 0)
         return 0;
-    if (w->current == c && c->out.len == 0 && (!w->scratch_conn || w->scratch_conn == c)) {
-        if (buf_append(&w->scratch, data, len) < 0)
+    if (set->current == c && c->out.len == 0 && (!set->scratch_conn || set->scratch_conn == c)) {
+        if (buf_append(&set->scratch, data, len) < 0)
             return -ENOMEM;
-        w->scratch_conn = c;
+        set->scratch_conn = c;
         return 0;
     }
     size_t old_cap = c->out.cap, old_len = c->out.len;
     if (buf_append(&c->out, data, len) < 0)
         return -ENOMEM;
     conn_output_resized(c, old_cap);
-    if (w->current != c) {
+    if (set->current != c) {
         /* Sent from another connection's callback: write on the next turn. */
         if (old_len == 0)
-            c->last_write_ms = w->now_ms;
+            c->last_write_ms = w->loop.now_ms;
         conn_update_events(c);
         conn_arm_timer(c);
     }
@@ -552,21 +612,21 @@ void wharf_close(wharf_conn *c)
         return;
     c->flags |= CONN_CLOSING;
     c->close_reason = WHARF_CLOSE_HANDLER;
-    if (c->w->current != c)
+    if (c->w->conns.current != c)
         conn_settle(c);
 }
 
 void wharf_pause_read(wharf_conn *c)
 {
     c->flags |= CONN_PAUSED_HANDLER;
-    if (c->w->current != c)
+    if (c->w->conns.current != c)
         conn_update_events(c);
 }
 
 void wharf_resume_read(wharf_conn *c)
 {
     c->flags &= ~(uint32_t)CONN_PAUSED_HANDLER;
-    if (c->w->current != c && !(c->flags & CONN_CLOSED))
+    if (c->w->conns.current != c && !(c->flags & CONN_CLOSED))
         conn_update_events(c);
 }
 
@@ -577,11 +637,11 @@ int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms)
     switch (kind) {
     case WHARF_TIMEOUT_IDLE:
         c->idle_ms = (uint32_t)ms;
-        c->last_read_ms = c->w->now_ms;
+        c->last_read_ms = c->w->loop.now_ms;
         break;
     case WHARF_TIMEOUT_WRITE:
         c->write_ms = (uint32_t)ms;
-        c->last_write_ms = c->w->now_ms;
+        c->last_write_ms = c->w->loop.now_ms;
         break;
     case WHARF_TIMEOUT_LIFETIME:
         c->lifetime_ms = (uint32_t)ms;
@@ -591,7 +651,7 @@ int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms)
     }
     /* A longer timeout must not leave an early timer pending for nothing,
      * and a shorter one must fire on time: re-arm from scratch. */
-    timer_disarm(&c->w->timers, &c->timer);
+    loop_timer_disarm(&c->w->loop, &c->timer);
     conn_arm_timer(c);
     return 0;
 }
@@ -616,7 +676,7 @@ const struct sockaddr *wharf_local_addr(const wharf_conn *c, socklen_t *len)
     struct wharf_conn *mc = (struct wharf_conn *)c;
     if (mc->local_len == 0) {
         socklen_t l = sizeof mc->local;
-        if (getsockname(mc->fd, &mc->local.sa, &l) == 0)
+        if (getsockname(mc->watcher.fd, &mc->local.sa, &l) == 0)
             mc->local_len = l;
     }
     if (len)

@@ -1,11 +1,14 @@
 /*
- * listener.c - creating and binding listener sockets.  Addresses are resolved
- * with getaddrinfo (IPv4, IPv6 or host name; the first result is used), and
- * every socket option of the config is applied before bind.  Accepted TCP
- * sockets inherit TCP_NODELAY and SO_KEEPALIVE from the listening socket.
+ * listener.c - creating and binding listener sockets (or taking them over
+ * from the previous generation), and the listeners' shared counters.
+ * Addresses are resolved with getaddrinfo (IPv4, IPv6 or a host name, bound
+ * on every address it resolves to), and every socket option of the config is
+ * applied before bind.  Accepted TCP sockets inherit TCP_NODELAY and
+ * SO_KEEPALIVE from the listening socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -102,10 +105,45 @@ static void set_port(struct sockaddr *sa, int port)
         ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
 }
 
-int listener_bind(struct listener *l, unsigned nworkers, char *err, size_t errlen)
+bool listener_same_socket(const struct config_listener *a, const struct config_listener *b)
+{
+    return a->protocol == b->protocol && a->port == b->port &&
+           strcmp(a->address, b->address) == 0 && a->ipv6_only == b->ipv6_only;
+}
+
+/* Takes duplicates of prev's sockets. */
+static int listener_keep(struct listener *l, const struct listener *prev, char *err,
+                         size_t errlen)
+{
+    l->fds = calloc(prev->nfds ? prev->nfds : 1, sizeof *l->fds);
+    if (!l->fds) {
+        snprintf(err, errlen, "%s: %s: out of memory", l->file, l->cfg->path);
+        return -1;
+    }
+    for (unsigned i = 0; i < prev->nfds; i++) {
+        int fd = fcntl(prev->fds[i], F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s: %s: cannot keep the socket: %s", l->file, l->cfg->path,
+                     strerror(errno));
+            listener_close(l);
+            return -1;
+        }
+        l->fds[l->nfds++] = fd;
+    }
+    l->naddrs = prev->naddrs;
+    l->nworkers = prev->nworkers;
+    l->port = prev->port;
+    l->kept = true;
+    return 0;
+}
+
+int listener_bind(struct listener *l, const struct listener *prev, unsigned nworkers,
+                  char *err, size_t errlen)
 {
     const struct config_listener *cfg = l->cfg;
     int udp = cfg->protocol == CONFIG_UDP;
+    if (prev)
+        return listener_keep(l, prev, err, errlen);
     struct addrinfo hints, *res = NULL;
     char port[16];
     memset(&hints, 0, sizeof hints);
@@ -165,12 +203,6 @@ fail:
     return -1;
 }
 
-void listener_close_tcp(struct listener *l)
-{
-    if (l->cfg->protocol == CONFIG_TCP)
-        listener_close(l);
-}
-
 void listener_close(struct listener *l)
 {
     for (unsigned i = 0; i < l->nfds; i++)
@@ -179,4 +211,28 @@ void listener_close(struct listener *l)
     l->fds = NULL;
     l->nfds = 0;
     l->naddrs = 0;
+}
+
+struct listener_stats *listener_stats_new(unsigned nworkers)
+{
+    struct listener_stats *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->workers = aligned_alloc(64, sizeof *st->workers * (nworkers ? nworkers : 1));
+    if (!st->workers) {
+        free(st);
+        return NULL;
+    }
+    memset(st->workers, 0, sizeof *st->workers * (nworkers ? nworkers : 1));
+    st->nworkers = nworkers;
+    atomic_init(&st->refs, 1);
+    return st;
+}
+
+void listener_stats_unref(struct listener_stats *st)
+{
+    if (st && atomic_fetch_sub(&st->refs, 1) == 1) {
+        free(st->workers);
+        free(st);
+    }
 }

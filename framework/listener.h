@@ -1,44 +1,96 @@
 /*
- * listener.h - one configured listener at run time: its handler module and
- * handler data, and its sockets.  A host name is bound on every address it
- * resolves to ("localhost" on 127.0.0.1 and ::1), like nginx does: for TCP one
- * listening socket per address; for UDP one SO_REUSEPORT socket per address
- * per worker.
+ * listener.h - one configured listener of one generation: its config, its
+ * handler module and the handler's listener data, its sockets, and its
+ * counters.  A host name is bound on every address it resolves to
+ * ("localhost" on 127.0.0.1 and ::1), like nginx does: for TCP one listening
+ * socket per address; for UDP one SO_REUSEPORT socket per address per worker.
+ *
+ * A listener whose protocol, address and port are unchanged by a reload
+ * keeps its sockets (the new generation's listener holds duplicates of the
+ * old descriptors, so no connection is refused) and its counters.
  */
 #ifndef WHARF_LISTENER_H
 #define WHARF_LISTENER_H
 
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
 #include "config.h"
 #include "module.h"
+#include "wharf.h"
+
+struct generation;
+
+/* Every value of enum wharf_close_reason. */
+#define LISTENER_CLOSE_REASONS (WHARF_CLOSE_SHUTDOWN + 1)
+
+/* A socket address of any family we serve. */
+union sockaddr_any {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* Counters of one listener on one worker.  Written only by that worker
+ * (relaxed atomics, so other threads may read a snapshot); each worker's
+ * block is on its own cache lines. */
+struct listener_counters {
+    _Alignas(64) _Atomic uint64_t accepted, open;
+    _Atomic uint64_t closed[LISTENER_CLOSE_REASONS];
+    _Atomic uint64_t bytes_in, bytes_out, output_buffered;
+    _Atomic uint64_t datagrams_in, datagrams_out, datagrams_dropped;
+};
+
+/* Adds to a counter only its owner writes: a plain load and store, no bus lock. */
+#define STAT_ADD(field, n) \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+
+/* A listener's counters, shared by the generations that keep it. */
+struct listener_stats {
+    _Atomic unsigned refs;
+    _Atomic uint64_t rejected;  /* refused by max_connections_per_source */
+    unsigned nworkers;
+    struct listener_counters *workers; /* [nworkers] */
+};
 
 struct listener {
-    unsigned index;                      /* position in the config's listeners */
-    const struct config_listener *cfg;
+    unsigned index;                      /* position in its generation */
+    struct generation *gen;              /* the generation it belongs to */
+    const struct config_listener *cfg;   /* in gen's config */
     const char *file;                    /* config file name, for messages */
     struct module *module;
     const struct wharf_handler *handler; /* module->handler */
     void *data;                          /* what the handler's init stored */
     bool inited;                         /* init succeeded, fini is owed */
-    int *fds;                            /* sockets, see listener_udp_fd; or NULL */
+    bool kept;                           /* sockets taken over from the previous generation */
+    struct listener_stats *stats;
+    int *fds;                            /* sockets, see listener_fd; or NULL */
     unsigned nfds;                       /* sockets open */
     unsigned naddrs;                     /* addresses bound */
     unsigned nworkers;                   /* UDP sockets per address */
     int port;                            /* the bound port, or -1 */
-    _Atomic uint64_t rejected;           /* refused by max_connections_per_source */
 };
 
 /*
- * Binds the listener's sockets on every address its "address" resolves to:
- * for TCP one listening socket per address (socket options from the config,
- * non-blocking); for UDP `nworkers` sockets per address sharing the port with
- * SO_REUSEPORT.  Port 0 binds one ephemeral port (the same on every address),
- * stored in l->port.  Returns 0, or -1 with
+ * Gives l its sockets: duplicates of `prev`'s when prev is non-NULL (a
+ * reload that keeps the listener; prev's counters are shared too), or new
+ * ones bound on every address its "address" resolves to: for TCP one
+ * listening socket per address (socket options from the config,
+ * non-blocking); for UDP `nworkers` sockets per address sharing the port
+ * with SO_REUSEPORT.  Port 0 binds one ephemeral port (the same on every
+ * address), stored in l->port.  Returns 0, or -1 with
  * "FILE: listeners[i]: cannot bind ADDR (tcp): reason" in err (nothing left open).
  */
-int listener_bind(struct listener *l, unsigned nworkers, char *err, size_t errlen);
+int listener_bind(struct listener *l, const struct listener *prev, unsigned nworkers,
+                  char *err, size_t errlen);
+
+/* Whether a listener configured as `b` can keep `a`'s sockets. */
+bool listener_same_socket(const struct config_listener *a, const struct config_listener *b);
 
 /* TCP: the listening socket of address a (a < naddrs).  UDP: the socket of
  * address a for worker w. */
@@ -47,9 +99,18 @@ static inline int listener_fd(const struct listener *l, unsigned a, unsigned w)
     return l->fds[a * (l->cfg->protocol == CONFIG_UDP ? l->nworkers : 1) + w];
 }
 
-/* Closes the listening socket(s); safe to call twice. */
-void listener_close_tcp(struct listener *l);
+/* Closes the socket(s); safe to call twice. */
 void listener_close(struct listener *l);
+
+/* Counters for `nworkers` workers, one reference.  NULL on ENOMEM. */
+struct listener_stats *listener_stats_new(unsigned nworkers);
+void listener_stats_unref(struct listener_stats *st);
+/* This worker's counters of l. */
+static inline struct listener_counters *listener_counters(const struct listener *l,
+                                                          unsigned worker)
+{
+    return &l->stats->workers[worker];
+}
 
 /* Formats an address as "1.2.3.4:80" or "[::1]:80". */
 void listener_format_addr(const struct sockaddr *sa, char *out, size_t outlen);

@@ -1,10 +1,20 @@
 /*
  * log.c - the server log (see log.h).  Each line is formatted into a stack
- * buffer and written to stderr with one write(2), so concurrent threads never
- * interleave within a line.  Also implements the handler-facing wharf_log.
+ * buffer and written with one write(2) (to stderr, or to the log file), so
+ * concurrent threads never interleave within a line, or handed to the
+ * program's callback (wharf_server.h).  Also implements the handler-facing
+ * wharf_log.
+ *
+ * The log file keeps one descriptor number for the life of the process:
+ * opening or re-opening (log rotation, SIGUSR1 in wharfd) dup2()s the new
+ * file onto it, so a thread writing meanwhile writes to the old file or the
+ * new one, never to a closed or reused descriptor.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,8 +22,20 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wharf_server.h"
 
 static _Atomic int log_level = WHARF_LOG_INFO;
+static _Atomic int log_fd = STDERR_FILENO;   /* where lines go */
+static int file_fd = -1;                     /* our file's descriptor, once opened */
+static char *file_path;                      /* its name, for re-opening */
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER; /* file_fd, file_path */
+
+typedef void (*log_callback)(void *arg, enum wharf_log_level level, const char *line);
+struct log_sink {
+    log_callback fn;
+    void *arg;
+};
+static struct log_sink *_Atomic sink; /* set once per change; old ones are kept */
 
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
 
@@ -59,12 +81,20 @@ void log_vwrite(enum wharf_log_level level, const char *listener, int worker, ui
     }
     if (n > sizeof line - 2)
         n = sizeof line - 2;
+    int saved = errno;
+    struct log_sink *cb = atomic_load_explicit(&sink, memory_order_acquire);
+    if (cb && cb->fn) {
+        line[n] = '\0';
+        cb->fn(cb->arg, level, line);
+        errno = saved;
+        return;
+    }
     line[n++] = '\n';
 
-    int saved = errno;
+    int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
     const char *p = line;
     while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, p, n);
+        ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -90,4 +120,79 @@ void wharf_log(enum wharf_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     log_vwrite(level, NULL, -1, 0, fmt, ap);
     va_end(ap);
+}
+
+void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, const char *line),
+                            void *arg)
+{
+    /* A sink may still be in use by a thread that loaded it: never freed. */
+    struct log_sink *next = NULL;
+    if (fn) {
+        next = malloc(sizeof *next);
+        if (!next)
+            return;
+        next->fn = fn;
+        next->arg = arg;
+    }
+    atomic_store_explicit(&sink, next, memory_order_release);
+}
+
+/* Opens path and puts it behind the log descriptor.  Caller holds file_lock. */
+static int log_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0)
+        return -1;
+    if (file_fd < 0) {
+        file_fd = fd;
+    } else {
+        if (dup3(fd, file_fd, O_CLOEXEC) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        close(fd);
+    }
+    atomic_store(&log_fd, file_fd);
+    return 0;
+}
+
+int wharf_log_set_file(const char *path)
+{
+    pthread_mutex_lock(&file_lock);
+    int rc = 0;
+    if (!path) {
+        atomic_store(&log_fd, STDERR_FILENO);
+        free(file_path);
+        file_path = NULL;
+    } else if (file_path && strcmp(file_path, path) == 0) {
+        rc = 0; /* already there */
+    } else {
+        char *copy = strdup(path);
+        if (!copy || log_open(path) < 0) {
+            int e = copy ? errno : ENOMEM;
+            free(copy);
+            errno = e;
+            rc = -1;
+        } else {
+            free(file_path);
+            file_path = copy;
+        }
+    }
+    pthread_mutex_unlock(&file_lock);
+    return rc;
+}
+
+int wharf_log_reopen(void)
+{
+    pthread_mutex_lock(&file_lock);
+    int rc = file_path ? log_open(file_path) : 0;
+    pthread_mutex_unlock(&file_lock);
+    return rc;
+}
+
+void wharf_log_set_level(enum wharf_log_level level)
+{
+    log_set_level(level);
 }

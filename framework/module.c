@@ -5,7 +5,9 @@
  * A listener's "handler" is either a path (it contains '/') or a bare name
  * that is resolved to NAME.so along the module path: the config's
  * module_path, then $WHARF_MODULE_PATH, then the installed module directory,
- * then the build tree's handlers/.libs when it exists.  The first existing
+ * then the build tree's handlers/.libs (only for a program running from the
+ * build tree).  A bare name registered in-process (wharf_server.h) is used
+ * before any file.  The first existing
  * file wins; if it cannot be loaded the search stops there, so that a broken
  * module is reported instead of being silently shadowed by a later one.
  *
@@ -15,24 +17,29 @@
  * caller's buffer naming the file, or the places searched, and the reason;
  * server.c prefixes it with the config file and the listener's JSON path.
  *
- * Loading happens on the thread that starts the server, before any worker
- * runs, so dlerror()'s per-thread state needs no further care.
+ * Loading happens on the thread that starts or reloads the server; the
+ * table of loaded files has its own lock, and dlerror()'s state is per
+ * thread.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "module.h"
 
 #ifndef WHARF_MODULEDIR
 #define WHARF_MODULEDIR "/usr/local/lib/wharf"
 #endif
-#ifndef WHARF_BUILD_MODULEDIR
-#define WHARF_BUILD_MODULEDIR ""
+#ifndef WHARF_BUILDDIR
+#define WHARF_BUILDDIR ""
 #endif
 
 /* The handler-visible options handle: a borrowed reference to the listener's
@@ -95,6 +102,176 @@ static const char *protocol_name(enum config_protocol protocol)
     return protocol == CONFIG_UDP ? "udp" : "tcp";
 }
 
+/* ---- loaded files -------------------------------------------------------
+ *
+ * dlopen() returns the object already loaded under the same name, even when
+ * the file on disk has been replaced since.  A reload must run the new code
+ * for new connections while old ones keep the old, so every file we load is
+ * remembered with its identity (device, inode, size, modification time).  A
+ * path loaded before and unchanged is dlopen()ed under the same name again
+ * (one copy of the code); a path whose file changed is copied into a memfd
+ * and dlopen()ed as /proc/self/fd/N, a name no other copy has (the memfd
+ * stays open while the copy is loaded).
+ */
+struct module_file {
+    char *path;                 /* as resolved from the config */
+    char dlname[64];            /* the name dlopen()ed, when not `path` */
+    int memfd;                  /* -1 unless loaded from a copy */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    unsigned refs;              /* modules loaded from it */
+    struct module_file *next;
+};
+
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct module_file *files;
+
+static bool file_same(const struct module_file *f, const struct stat *st)
+{
+    return f->dev == st->st_dev && f->ino == st->st_ino && f->size == st->st_size &&
+           f->mtime.tv_sec == st->st_mtim.tv_sec && f->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Copies `path` into a new memfd.  Returns the fd or -1 (errno set). */
+static int copy_to_memfd(const char *path)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = memfd_create("wharf-module", MFD_CLOEXEC);
+    if (out < 0)
+        goto fail;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                goto fail;
+            done += w;
+        }
+    }
+    close(in);
+    return out;
+fail:;
+    int saved = errno;
+    close(in);
+    if (out >= 0)
+        close(out);
+    errno = saved;
+    return -1;
+}
+
+/*
+ * Finds or makes the record for `path` (whose current identity is *st) and
+ * dlopen()s it.  Returns the handle and the record (refs counted), or NULL
+ * with a message.  Caller holds files_lock.
+ */
+static void *file_open(const char *path, const struct stat *st, struct module_file **out,
+                       char *err, size_t errlen)
+{
+    bool seen = false;
+    for (struct module_file *f = files; f; f = f->next) {
+        if (strcmp(f->path, path) != 0)
+            continue;
+        seen = true;
+        if (!file_same(f, st))
+            continue;
+        void *dl = dlopen(f->dlname[0] ? f->dlname : f->path, RTLD_NOW | RTLD_LOCAL);
+        if (!dl) {
+            fail(err, errlen, "%s: not a wharf module: %s", path, dl_reason(path));
+            return NULL;
+        }
+        f->refs++;
+        *out = f;
+        return dl;
+    }
+    struct module_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
+        fail(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    f->memfd = -1;
+    f->dev = st->st_dev;
+    f->ino = st->st_ino;
+    f->size = st->st_size;
+    f->mtime = st->st_mtim;
+    if (seen) {
+        /* Changed on disk since an earlier copy was loaded: load it afresh. */
+        f->memfd = copy_to_memfd(path);
+        if (f->memfd < 0) {
+            fail(err, errlen, "%s: cannot copy the changed module: %s", path, strerror(errno));
+            goto fail;
+        }
+        snprintf(f->dlname, sizeof f->dlname, "/proc/self/fd/%d", f->memfd);
+    }
+    void *dl = dlopen(f->dlname[0] ? f->dlname : path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        fail(err, errlen, "%s: not a wharf module: %s", path,
+             dl_reason(f->dlname[0] ? f->dlname : path));
+        goto fail;
+    }
+    f->refs = 1;
+    f->next = files;
+    files = f;
+    *out = f;
+    return dl;
+fail:
+    if (f->memfd >= 0)
+        close(f->memfd);
+    free(f->path);
+    free(f);
+    return NULL;
+}
+
+/* Drops one reference to f (and its record with the last).  Caller holds
+ * files_lock. */
+static void file_close(struct module_file *f)
+{
+    if (--f->refs > 0)
+        return;
+    for (struct module_file **p = &files; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    if (f->memfd >= 0)
+        close(f->memfd);
+    free(f->path);
+    free(f);
+}
+
+/* Checks that h is usable for `protocol`.  Returns 0 or -1 with a message. */
+static int check_handler(const char *path, const struct wharf_handler *h,
+                         enum config_protocol protocol, char *err, size_t errlen)
+{
+    if (h->abi_version != WHARF_ABI_VERSION)
+        return fail(err, errlen, "%s: ABI version %u, this wharfd needs %u", path,
+                    (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION);
+    if (!h->name || !*h->name)
+        return fail(err, errlen, "%s: not a wharf module: the handler has no name", path);
+    if (protocol == CONFIG_TCP && !h->on_data)
+        return fail(err, errlen,
+                    "%s: handler \"%s\" has no on_data callback, needed for a %s listener",
+                    path, h->name, protocol_name(protocol));
+    if (protocol == CONFIG_UDP && !h->on_datagram)
+        return fail(err, errlen,
+                    "%s: handler \"%s\" has no on_datagram callback, needed for a %s listener",
+                    path, h->name, protocol_name(protocol));
+    return 0;
+}
+
 /*
  * dlopen()s `path` and checks that it is a wharf module usable for
  * `protocol`.  Returns 0 with a new module in *out, or -1 with a message.
@@ -102,9 +279,16 @@ static const char *protocol_name(enum config_protocol protocol)
 static int load_file(const char *path, enum config_protocol protocol, struct module **out,
                      char *err, size_t errlen)
 {
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl)
-        return fail(err, errlen, "%s: not a wharf module: %s", path, dl_reason(path));
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return fail(err, errlen, "%s: not found: %s", path, strerror(errno));
+    pthread_mutex_lock(&files_lock);
+    struct module_file *file = NULL;
+    void *dl = file_open(path, &st, &file, err, errlen);
+    if (!dl) {
+        pthread_mutex_unlock(&files_lock);
+        return -1;
+    }
 
     dlerror();
     const struct wharf_handler *h = dlsym(dl, WHARF_HANDLER_SYMBOL);
@@ -113,26 +297,8 @@ static int load_file(const char *path, enum config_protocol protocol, struct mod
              WHARF_HANDLER_SYMBOL);
         goto err;
     }
-    if (h->abi_version != WHARF_ABI_VERSION) {
-        fail(err, errlen, "%s: ABI version %u, this wharfd needs %u", path,
-             (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION);
+    if (check_handler(path, h, protocol, err, errlen) < 0)
         goto err;
-    }
-    if (!h->name || !*h->name) {
-        fail(err, errlen, "%s: not a wharf module: the handler has no name", path);
-        goto err;
-    }
-    if (protocol == CONFIG_TCP && !h->on_data) {
-        fail(err, errlen, "%s: handler \"%s\" has no on_data callback, needed for a %s listener",
-             path, h->name, protocol_name(protocol));
-        goto err;
-    }
-    if (protocol == CONFIG_UDP && !h->on_datagram) {
-        fail(err, errlen,
-             "%s: handler \"%s\" has no on_datagram callback, needed for a %s listener", path,
-             h->name, protocol_name(protocol));
-        goto err;
-    }
 
     struct module *m = calloc(1, sizeof *m);
     char *copy = strdup(path);
@@ -145,12 +311,34 @@ static int load_file(const char *path, enum config_protocol protocol, struct mod
     m->dl = dl;
     m->handler = h;
     m->path = copy;
+    m->file = file;
+    pthread_mutex_unlock(&files_lock);
     *out = m;
     return 0;
 
 err:
     dlclose(dl);
+    file_close(file);
+    pthread_mutex_unlock(&files_lock);
     return -1;
+}
+
+/* A handler registered in-process (no file). */
+static int load_builtin(const struct wharf_handler *h, enum config_protocol protocol,
+                        struct module **out, char *err, size_t errlen)
+{
+    char what[300];
+    snprintf(what, sizeof what, "handler \"%s\" (built in)", h->name);
+    if (check_handler(what, h, protocol, err, errlen) < 0)
+        return -1;
+    struct module *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(what))) {
+        free(m);
+        return fail(err, errlen, "%s: out of memory", what);
+    }
+    m->handler = h;
+    *out = m;
+    return 0;
 }
 
 /* ---- searching the module path ----------------------------------------- */
@@ -198,6 +386,34 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/*
+ * The build tree's module directory, but only for a program that runs from
+ * the build tree itself (an uninstalled wharfd, found through
+ * /proc/self/exe in WHARF_BUILDDIR or its .libs): an installed program
+ * never looks there.  NULL otherwise.
+ */
+static const char *build_tree_moduledir(void)
+{
+    static const char builddir[] = WHARF_BUILDDIR;
+    static const char moduledir[] = WHARF_BUILDDIR "/handlers/.libs";
+    if (!builddir[0] || !is_dir(moduledir))
+        return NULL;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    size_t blen = strlen(builddir);
+    if (strncmp(exe, builddir, blen) != 0)
+        return NULL;
+    const char *rest = exe + blen;
+    return strcmp(rest, "") == 0 || strcmp(rest, "/.libs") == 0 ? moduledir : NULL;
+}
+
 /* Outcome of looking in one list of directories. */
 enum search { SEARCH_NONE, SEARCH_LOADED, SEARCH_FAILED };
 
@@ -243,18 +459,19 @@ static enum search search_dirs(const char *dirs, const char *name, enum config_p
 }
 
 int module_load(const char *name, const char *module_path, enum config_protocol protocol,
+                const struct wharf_handler *const *builtins, size_t nbuiltins,
                 struct module **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!name)
         return fail(err, errlen, "handler: no name given");
 
-    if (strchr(name, '/')) {
-        struct stat st;
-        if (stat(name, &st) != 0)
-            return fail(err, errlen, "%s: not found: %s", name, strerror(errno));
+    if (strchr(name, '/'))
         return load_file(name, protocol, out, err, errlen);
-    }
+
+    for (size_t i = 0; i < nbuiltins; i++)
+        if (builtins[i]->name && strcmp(builtins[i]->name, name) == 0)
+            return load_builtin(builtins[i], protocol, out, err, errlen);
 
     if (!name_is_valid(name))
         return fail(err, errlen,
@@ -274,12 +491,11 @@ int module_load(const char *name, const char *module_path, enum config_protocol 
         }
     }
 
-    const char *build_dir = WHARF_BUILD_MODULEDIR;
     const char *lists[] = {
         module_path,
         getenv("WHARF_MODULE_PATH"),
         WHARF_MODULEDIR,
-        *build_dir && is_dir(build_dir) ? build_dir : NULL,
+        build_tree_moduledir(),
     };
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
         switch (search_dirs(lists[i], name, protocol, &tried, out, err, errlen)) {
@@ -299,8 +515,12 @@ void module_unload(struct module *m)
 {
     if (!m)
         return;
-    if (m->dl)
+    if (m->dl) {
+        pthread_mutex_lock(&files_lock);
         dlclose(m->dl);
+        file_close(m->file);
+        pthread_mutex_unlock(&files_lock);
+    }
     free(m->path);
     free(m);
 }

@@ -15,20 +15,25 @@
 #include "config.h"
 #include "wharf.h"
 
+struct module_file;
+
 struct module {
-    void *dl;                          /* dlopen handle */
+    void *dl;                          /* dlopen handle; NULL for a built-in */
     const struct wharf_handler *handler;
     char *path;                        /* the file that was loaded */
+    struct module_file *file;          /* the loaded file's record (module.c) */
 };
 
 /*
- * Loads handler `name` for a listener of `protocol`.  Returns 0 and a new
+ * Loads handler `name` for a listener of `protocol`: one of `builtins`
+ * (handlers registered in-process) when a bare name matches, else a file.  Returns 0 and a new
  * module in *out, or -1 with one line in err naming the file (or the places
  * searched) and the reason: not found, not a wharf module (no wharf_handler
  * symbol, or dlopen's message), ABI mismatch (expected/found), or no callback
  * for the protocol (on_data for tcp, on_datagram for udp).
  */
 int module_load(const char *name, const char *module_path, enum config_protocol protocol,
+                const struct wharf_handler *const *builtins, size_t nbuiltins,
                 struct module **out, char *err, size_t errlen);
 
 /* dlclose()s and frees.  NULL is fine. */

@@ -1,10 +1,11 @@
 /*
- * server.c - assembles and runs a server (see server.h): handler modules per
- * listener, bound sockets, the worker pool and the acceptor, and the ordered
- * graceful shutdown.
+ * server.c - assembles and runs a server (see server.h and wharf_server.h):
+ * generations, the admission counts, the worker pool and the acceptor, the
+ * reload and the ordered graceful shutdown.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,84 +14,110 @@
 #include <time.h>
 
 #include "acceptor.h"
+#include "admission.h"
+#include "generation.h"
 #include "listener.h"
 #include "log.h"
-#include "module.h"
 #include "server.h"
 #include "worker.h"
 
-struct server {
-    const struct config *cfg;
-    struct listener *listeners;
-    unsigned nlisteners;
-    struct worker *workers;
+/* How long a reload waits for the workers to adopt the new generation. */
+#define RELOAD_WAIT_MS 10000
+/* In-process handlers one server can register. */
+#define SERVER_MAX_HANDLERS 64
+
+struct wharf_server {
+    struct generation *gen;            /* current (a reference), or NULL */
+    pthread_mutex_t gen_lock;          /* guards `gen` for stats readers */
     unsigned nworkers;
+    size_t queue_depth;
+    struct worker *workers;
     unsigned workers_inited;
+    struct admission *admission;
     struct acceptor *acceptor;
-    pthread_mutex_t ready_lock;
-    pthread_cond_t ready_cond;
-    unsigned ready_count;
     bool started;
-    bool stats_frozen;                 /* workers are gone: use final_stats */
-    struct server_stats *final_stats;  /* per listener, taken at stop */
+    uint64_t next_gen_id;
+    _Atomic uint64_t reloads, reloads_failed;
+    const struct wharf_handler *handlers[SERVER_MAX_HANDLERS];
+    size_t nhandlers;
+    /* At stop the counters of the last generation are kept here. */
+    struct wharf_listener_stats *final_stats;
+    unsigned nfinal;
 };
 
-static void server_fini_handlers(struct server *s)
+struct wharf_server *server_create(void)
 {
-    for (unsigned i = 0; i < s->nlisteners; i++) {
-        struct listener *l = &s->listeners[i];
-        if (l->inited && l->handler->fini)
-            l->handler->fini(l->data);
-        l->inited = false;
-    }
+    struct wharf_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->gen_lock, NULL);
+    s->next_gen_id = 1;
+    return s;
 }
 
-int server_new(const struct config *cfg, struct server **out, char *err, size_t errlen)
+int server_add_handler(struct wharf_server *s, const struct wharf_handler *h)
 {
-    struct server *s = calloc(1, sizeof *s);
+    if (!h || !h->name || !*h->name || h->abi_version != WHARF_ABI_VERSION) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < s->nhandlers; i++)
+        if (strcmp(s->handlers[i]->name, h->name) == 0) {
+            errno = EEXIST;
+            return -1;
+        }
+    if (s->nhandlers == SERVER_MAX_HANDLERS) {
+        errno = ENOSPC;
+        return -1;
+    }
+    s->handlers[s->nhandlers++] = h;
+    return 0;
+}
+
+/* Builds the next generation from cfg (taken over). */
+static int server_build(struct wharf_server *s, struct config *cfg, struct generation **out,
+                        char *err, size_t errlen)
+{
+    unsigned nworkers = s->nworkers ? s->nworkers : (cfg->workers > 0 ? (unsigned)cfg->workers : 1);
+    return generation_new(cfg, s->next_gen_id, nworkers, s->handlers, s->nhandlers, out, err,
+                          errlen);
+}
+
+int server_load(struct wharf_server *s, struct config *cfg, char *err, size_t errlen)
+{
+    if (s->gen) {
+        config_free(cfg);
+        snprintf(err, errlen, "server already configured");
+        return -1;
+    }
+    s->queue_depth = (size_t)cfg->queue_depth;
+    struct generation *g;
+    if (server_build(s, cfg, &g, err, errlen) < 0)
+        return -1;
+    s->nworkers = g->nworkers;
+    s->next_gen_id++;
+    s->gen = g;
+    return 0;
+}
+
+int server_new(struct config *cfg, struct wharf_server **out, char *err, size_t errlen)
+{
+    struct wharf_server *s = server_create();
     if (!s) {
+        config_free(cfg);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    s->cfg = cfg;
-    s->nworkers = cfg->workers > 0 ? (unsigned)cfg->workers : 1;
-    s->nlisteners = (unsigned)cfg->nlisteners;
-    s->listeners = calloc(s->nlisteners, sizeof *s->listeners);
-    pthread_mutex_init(&s->ready_lock, NULL);
-    pthread_cond_init(&s->ready_cond, NULL);
-    if (!s->listeners) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (unsigned i = 0; i < s->nlisteners; i++) {
-        struct listener *l = &s->listeners[i];
-        const struct config_listener *lc = &cfg->listeners[i];
-        char why[1024];
-        l->index = i;
-        l->cfg = lc;
-        l->file = cfg->file;
-        l->port = -1;
-        if (module_load(lc->handler, cfg->module_path, lc->protocol, &l->module, why,
-                        sizeof why) < 0) {
-            snprintf(err, errlen, "%s: %s.handler: %s", cfg->file, lc->path, why);
-            goto fail;
-        }
-        l->handler = l->module->handler;
-        if (module_init_listener(l->module, lc->options, &l->data, why, sizeof why) < 0) {
-            snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path, why);
-            goto fail;
-        }
-        l->inited = true;
+    if (server_load(s, cfg, err, errlen) < 0) {
+        server_free(s);
+        return -1;
     }
     *out = s;
     return 0;
-fail:
-    server_free(s);
-    return -1;
 }
 
 /* Raises the soft open-file limit to the hard limit: each connection is a fd. */
-static void server_raise_nofile(const struct server *s)
+static void server_raise_nofile(const struct wharf_server *s)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -104,21 +131,21 @@ static void server_raise_nofile(const struct server *s)
         else
             rl.rlim_cur = before;
     }
-    if (rl.rlim_cur != RLIM_INFINITY && (size_t)s->cfg->max_connections + 64 > rl.rlim_cur)
+    int max = s->gen->cfg->max_connections;
+    if (rl.rlim_cur != RLIM_INFINITY && (size_t)max + 64 > rl.rlim_cur)
         log_warn("max_connections is %d but the open file limit is %llu: accepts will pause "
                  "with EMFILE before max_connections is reached",
-                 s->cfg->max_connections, (unsigned long long)rl.rlim_cur);
+                 max, (unsigned long long)rl.rlim_cur);
 }
 
-/* Undoes a partial start: stops and frees threads, closes sockets. */
-static void server_teardown(struct server *s)
+/* Undoes a start, or finishes a stop: threads joined, everything freed. */
+static void server_teardown(struct wharf_server *s)
 {
     if (s->acceptor)
         acceptor_stop(s->acceptor);
-    for (unsigned i = 0; i < s->nlisteners; i++)
-        listener_close_tcp(&s->listeners[i]);
     for (unsigned i = 0; i < s->workers_inited; i++)
-        worker_signal(&s->workers[i], WORKER_CLOSING);
+        if (s->workers[i].started)
+            worker_set_phase(&s->workers[i], WORKER_CLOSING);
     for (unsigned i = 0; i < s->workers_inited; i++)
         worker_join(&s->workers[i]);
     for (unsigned i = 0; i < s->workers_inited; i++)
@@ -128,105 +155,228 @@ static void server_teardown(struct server *s)
     s->workers = NULL;
     acceptor_free(s->acceptor);
     s->acceptor = NULL;
-    for (unsigned i = 0; i < s->nlisteners; i++)
-        listener_close(&s->listeners[i]);
+    admission_free(s->admission);
+    s->admission = NULL;
 }
 
-int server_start(struct server *s, char *err, size_t errlen)
+int server_start(struct wharf_server *s, char *err, size_t errlen)
 {
-    if (s->started) {
+    if (!s->gen) {
+        snprintf(err, errlen, "server has no configuration");
+        return -1;
+    }
+    if (s->started || s->workers) {
         snprintf(err, errlen, "server already started");
         return -1;
     }
+    const struct config *cfg = s->gen->cfg;
     server_raise_nofile(s);
-    for (unsigned i = 0; i < s->nlisteners; i++)
-        if (listener_bind(&s->listeners[i], s->nworkers, err, errlen) < 0)
-            goto fail;
+    if (generation_bind(s->gen, NULL, err, errlen) < 0)
+        return -1;
 
+    struct worker_rendezvous ready;
+    worker_rendezvous_init(&ready, s->nworkers);
     s->workers = calloc(s->nworkers, sizeof *s->workers);
-    if (!s->workers) {
+    s->admission = admission_new(s->nworkers, (size_t)cfg->max_connections,
+                                 (size_t)cfg->max_connections_per_source);
+    if (!s->workers || !s->admission) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    s->acceptor = acceptor_new(s->listeners, s->nlisteners, s->workers, s->nworkers,
-                               (size_t)s->cfg->max_connections,
-                               (size_t)s->cfg->max_connections_per_source);
+    s->acceptor = acceptor_new(s->workers, s->nworkers, s->admission);
     if (!s->acceptor) {
         snprintf(err, errlen, "cannot create the acceptor: %s", strerror(errno));
         goto fail;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
-        if (worker_init(w, i, s->listeners, s->nlisteners, (size_t)s->cfg->queue_depth,
-                        s->acceptor, err, errlen) < 0)
+        if (worker_init(w, i, s->queue_depth, s->admission, err, errlen) < 0)
             goto fail;
         s->workers_inited++;
-        w->ready_lock = &s->ready_lock;
-        w->ready_cond = &s->ready_cond;
-        w->ready_count = &s->ready_count;
-        int rc = worker_start(w);
-        if (rc) {
-            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(rc));
+        if (worker_start(w, s->gen, &ready, err, errlen) < 0)
             goto fail;
-        }
     }
-    pthread_mutex_lock(&s->ready_lock);
-    while (s->ready_count < s->nworkers)
-        pthread_cond_wait(&s->ready_cond, &s->ready_lock);
-    pthread_mutex_unlock(&s->ready_lock);
+    worker_rendezvous_wait(&ready, UINT32_MAX);
+    worker_rendezvous_destroy(&ready);
 
-    int rc = acceptor_start(s->acceptor);
+    int rc = acceptor_start(s->acceptor, s->gen);
     if (rc) {
         snprintf(err, errlen, "cannot start the acceptor: %s", strerror(rc));
-        goto fail;
+        goto fail_started;
     }
     s->started = true;
-    log_info("started: %u workers, %u listeners", s->nworkers, s->nlisteners);
+    log_info("started: %u workers, %u listeners", s->nworkers, s->gen->nlisteners);
     return 0;
 fail:
+    /* Workers started so far count down a rendezvous that must outlive them. */
+    for (unsigned i = s->workers_inited; i < s->nworkers; i++)
+        worker_rendezvous_done(&ready);
+    worker_rendezvous_wait(&ready, UINT32_MAX);
+    worker_rendezvous_destroy(&ready);
+fail_started:
     server_teardown(s);
+    for (unsigned i = 0; i < s->gen->nlisteners; i++)
+        listener_close(&s->gen->listeners[i]);
     return -1;
 }
 
-int server_port(const struct server *s, size_t listener)
+/* Describes what a reload changes, e.g. "added tcp-2; removed old; kept echo". */
+static void server_describe_reload(const struct generation *old, const struct generation *g,
+                                   char *out, size_t len)
 {
-    if (listener >= s->nlisteners)
-        return -1;
-    return s->listeners[listener].port;
+    size_t n = 0;
+    const char *parts[3] = {"added", "removed", "kept"};
+    for (int part = 0; part < 3; part++) {
+        const struct generation *from = part == 1 ? old : g;
+        const struct generation *other = part == 1 ? g : old;
+        bool first = true;
+        for (unsigned i = 0; i < from->nlisteners && n < len; i++) {
+            const struct listener *l = &from->listeners[i];
+            bool matched = generation_match(other, l->cfg) != NULL;
+            if ((part == 2) != matched)
+                continue;
+            n += (size_t)snprintf(out + n, len - n, "%s%s %s", first ? (n ? "; " : "") : ", ",
+                                  first ? parts[part] : "", l->cfg->name);
+            first = false;
+        }
+    }
+    if (n == 0)
+        snprintf(out, len, "no listeners");
 }
 
-unsigned server_workers(const struct server *s)
+int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t errlen)
+{
+    if (!s->started) {
+        config_free(cfg);
+        snprintf(err, errlen, "server not running");
+        return -1;
+    }
+    if (cfg->workers != (int)s->nworkers)
+        log_warn("reload: workers stays %u (a change needs a restart)", s->nworkers);
+    if ((size_t)cfg->queue_depth != s->queue_depth)
+        log_warn("reload: queue_depth stays %zu (a change needs a restart)", s->queue_depth);
+
+    struct generation *g;
+    if (server_build(s, cfg, &g, err, errlen) < 0)
+        goto refused;
+    if (generation_bind(g, s->gen, err, errlen) < 0) {
+        generation_unref(g);
+        goto refused;
+    }
+    if (admission_set_limits(s->admission, (size_t)g->cfg->max_connections,
+                             (size_t)g->cfg->max_connections_per_source) < 0) {
+        snprintf(err, errlen, "out of memory");
+        generation_unref(g);
+        goto refused;
+    }
+    s->next_gen_id++;
+
+    char what[512];
+    server_describe_reload(s->gen, g, what, sizeof what);
+    /* Switch: the acceptor first (new connections get g), then the workers'
+     * UDP sockets.  A listener that g keeps shares its sockets, so nothing
+     * queued in a backlog is lost. */
+    if (!acceptor_switch(s->acceptor, g))
+        log_error("reload: the acceptor did not switch in time");
+    struct worker_rendezvous *adopted = malloc(sizeof *adopted);
+    if (adopted) {
+        worker_rendezvous_init(adopted, s->nworkers);
+        for (unsigned i = 0; i < s->nworkers; i++)
+            worker_adopt(&s->workers[i], g, adopted);
+        if (worker_rendezvous_wait(adopted, RELOAD_WAIT_MS)) {
+            worker_rendezvous_destroy(adopted);
+            free(adopted);
+        } else {
+            log_error("reload: a worker did not switch its UDP sockets in time");
+        }
+    }
+    pthread_mutex_lock(&s->gen_lock);
+    struct generation *old = s->gen;
+    s->gen = g;
+    pthread_mutex_unlock(&s->gen_lock);
+    log_write(WHARF_LOG_DEBUG, NULL, -1, 0, "generation %llu retires when its last connection closes",
+              (unsigned long long)old->id);
+    generation_unref(old);
+    atomic_fetch_add(&s->reloads, 1);
+    log_info("reloaded: generation %llu (%s)", (unsigned long long)g->id, what);
+    return 0;
+
+refused:
+    atomic_fetch_add(&s->reloads_failed, 1);
+    return -1;
+}
+
+int server_port(const struct wharf_server *s, size_t listener)
+{
+    if (!s->gen || listener >= s->gen->nlisteners)
+        return -1;
+    return s->gen->listeners[listener].port;
+}
+
+int server_find(const struct wharf_server *s, const char *name)
+{
+    for (unsigned i = 0; s->gen && name && i < s->gen->nlisteners; i++)
+        if (strcmp(s->gen->listeners[i].cfg->name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+unsigned server_workers(const struct wharf_server *s)
 {
     return s->nworkers;
 }
 
-void server_stop(struct server *s)
+/* Sums the counters of one listener. */
+static void server_sum(const struct listener *l, struct wharf_listener_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!l->stats)
+        return;
+    out->rejected = atomic_load_explicit(&l->stats->rejected, memory_order_relaxed);
+    for (unsigned i = 0; i < l->stats->nworkers; i++) {
+        const struct listener_counters *w = &l->stats->workers[i];
+#define SUM(f) out->f += atomic_load_explicit(&w->f, memory_order_relaxed)
+        SUM(accepted);
+        SUM(open);
+        SUM(bytes_in);
+        SUM(bytes_out);
+        SUM(output_buffered);
+        SUM(datagrams_in);
+        SUM(datagrams_out);
+        SUM(datagrams_dropped);
+        for (int r = 0; r < LISTENER_CLOSE_REASONS; r++)
+            SUM(closed[r]);
+#undef SUM
+    }
+}
+
+void server_stop(struct wharf_server *s)
 {
     if (!s->started)
         return;
     s->started = false;
 
-    /* 1. No new connections. */
+    /* 1. No new connections: the acceptor stops and closes the listening
+     *    sockets. */
     acceptor_stop(s->acceptor);
-    for (unsigned i = 0; i < s->nlisteners; i++)
-        listener_close_tcp(&s->listeners[i]);
 
-    /* 2. Let open connections finish, up to shutdown_timeout_ms. */
+    /* 2. Idle connections close now; active ones get up to
+     *    shutdown_timeout_ms. */
+    uint64_t ms = s->gen->cfg->shutdown_timeout_ms;
+    size_t open = admission_open(s->admission);
     for (unsigned i = 0; i < s->nworkers; i++)
-        worker_signal(&s->workers[i], WORKER_DRAINING);
+        worker_set_phase(&s->workers[i], WORKER_DRAINING);
+    if (open)
+        log_info("stopping: up to %llu ms for the connections with work in flight",
+                 (unsigned long long)ms);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    uint64_t ms = s->cfg->shutdown_timeout_ms;
     deadline.tv_sec += (time_t)(ms / 1000);
     deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
-    size_t open = acceptor_active(s->acceptor);
-    if (open)
-        log_info("stopping: waiting up to %llu ms for %zu connections",
-                 (unsigned long long)ms, open);
     bool late = false;
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
@@ -236,18 +386,20 @@ void server_stop(struct server *s)
         }
         /* 3. Time is up: close what is left with reason "shutdown". */
         late = true;
-        worker_signal(w, WORKER_CLOSING);
+        worker_set_phase(w, WORKER_CLOSING);
     }
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
 
-    /* 4. Handlers' fini, then the rest of the resources. */
-    server_fini_handlers(s);
-    s->final_stats = calloc(s->nlisteners, sizeof *s->final_stats);
-    for (unsigned i = 0; s->final_stats && i < s->nlisteners; i++) {
-        struct server_stats *st = &s->final_stats[i];
-        server_stats(s, i, st);
-        const struct config_listener *lc = s->listeners[i].cfg;
+    /* 4. Final counters, then the threads' resources; the generations go
+     *    (and every fini runs) once nothing holds them. */
+    struct generation *g = s->gen;
+    s->final_stats = calloc(g->nlisteners, sizeof *s->final_stats);
+    s->nfinal = s->final_stats ? g->nlisteners : 0;
+    for (unsigned i = 0; i < s->nfinal; i++) {
+        struct wharf_listener_stats *st = &s->final_stats[i];
+        server_sum(&g->listeners[i], st);
+        const struct config_listener *lc = g->listeners[i].cfg;
         if (lc->protocol == CONFIG_TCP)
             log_write(WHARF_LOG_INFO, lc->name, -1, 0,
                       "%llu connections, %llu bytes in, %llu bytes out",
@@ -259,52 +411,147 @@ void server_stop(struct server *s)
                       (unsigned long long)st->datagrams_in, (unsigned long long)st->datagrams_out,
                       (unsigned long long)st->datagrams_dropped);
     }
-    s->stats_frozen = s->final_stats != NULL;
     server_teardown(s);
+    pthread_mutex_lock(&s->gen_lock);
+    s->gen = NULL;
+    pthread_mutex_unlock(&s->gen_lock);
+    generation_unref(g); /* the last reference: every fini runs here */
     log_info("stopped");
 }
 
-int server_stats(const struct server *s, size_t listener, struct server_stats *out)
+int server_stats(const struct wharf_server *s, size_t listener, struct wharf_listener_stats *out)
 {
-    if (listener >= s->nlisteners)
-        return -EINVAL;
-    if (s->stats_frozen) {
-        *out = s->final_stats[listener];
-        return 0;
-    }
-    memset(out, 0, sizeof *out);
-    out->rejected = atomic_load_explicit(&s->listeners[listener].rejected, memory_order_relaxed);
-    for (unsigned i = 0; i < s->workers_inited; i++) {
-        const struct worker_stats *w = &s->workers[i].stats[listener];
-#define SUM(f) out->f += atomic_load_explicit(&w->f, memory_order_relaxed)
-        SUM(accepted);
-        SUM(open);
-        SUM(bytes_in);
-        SUM(bytes_out);
-        SUM(output_buffered);
-        SUM(datagrams_in);
-        SUM(datagrams_out);
-        SUM(datagrams_dropped);
-        for (int r = 0; r < SERVER_CLOSE_REASONS; r++)
-            SUM(closed[r]);
-#undef SUM
-    }
-    return 0;
+    struct wharf_server *m = (struct wharf_server *)s;
+    int rc = 0;
+    pthread_mutex_lock(&m->gen_lock);
+    if (m->gen && listener < m->gen->nlisteners)
+        server_sum(&m->gen->listeners[listener], out);
+    else if (!m->gen && listener < m->nfinal)
+        *out = m->final_stats[listener];
+    else
+        rc = -EINVAL;
+    pthread_mutex_unlock(&m->gen_lock);
+    return rc;
 }
 
-void server_free(struct server *s)
+void server_free(struct wharf_server *s)
 {
     if (!s)
         return;
     server_stop(s);
-    server_fini_handlers(s);
-    for (unsigned i = 0; i < s->nlisteners; i++) {
-        listener_close(&s->listeners[i]);
-        module_unload(s->listeners[i].module);
-    }
-    free(s->listeners);
+    generation_unref(s->gen); /* configured but never started */
     free(s->final_stats);
-    pthread_mutex_destroy(&s->ready_lock);
-    pthread_cond_destroy(&s->ready_cond);
+    pthread_mutex_destroy(&s->gen_lock);
     free(s);
+}
+
+/* ---- the public API (wharf_server.h) ------------------------------------------ */
+
+/* The log settings of a configuration: level and file. */
+static int server_apply_log(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->log_file && wharf_log_set_file(cfg->log_file) < 0) {
+        snprintf(err, errlen, "%s: log_file: cannot open %s: %s", cfg->file, cfg->log_file,
+                 strerror(errno));
+        return -1;
+    }
+    log_set_level((enum wharf_log_level)cfg->log_level);
+    return 0;
+}
+
+wharf_server *wharf_server_new(void)
+{
+    return server_create();
+}
+
+int wharf_server_add_handler(wharf_server *srv, const struct wharf_handler *h)
+{
+    return server_add_handler(srv, h);
+}
+
+int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)
+{
+    struct config *cfg;
+    if (srv->started || srv->gen) {
+        snprintf(err, errlen, "server already started");
+        return -1;
+    }
+    if (config_from_public(wc, &cfg, err, errlen) < 0)
+        return -1;
+    if (server_apply_log(cfg, err, errlen) < 0) {
+        config_free(cfg);
+        return -1;
+    }
+    if (server_load(srv, cfg, err, errlen) < 0)
+        return -1;
+    if (server_start(srv, err, errlen) < 0) {
+        generation_unref(srv->gen);
+        srv->gen = NULL;
+        srv->next_gen_id = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int wharf_server_reload(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)
+{
+    struct config *cfg;
+    if (config_from_public(wc, &cfg, err, errlen) < 0) {
+        atomic_fetch_add(&srv->reloads_failed, 1);
+        return -1;
+    }
+    if (server_apply_log(cfg, err, errlen) < 0) {
+        config_free(cfg);
+        atomic_fetch_add(&srv->reloads_failed, 1);
+        return -1;
+    }
+    return server_reload(srv, cfg, err, errlen);
+}
+
+int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)
+{
+    struct config *cfg;
+    if (config_from_public(wc, &cfg, err, errlen) < 0)
+        return -1;
+    struct generation *g;
+    if (generation_new(cfg, 0, 1, srv->handlers, srv->nhandlers, &g, err, errlen) < 0)
+        return -1;
+    generation_unref(g); /* runs every fini */
+    return 0;
+}
+
+void wharf_server_stop(wharf_server *srv)
+{
+    server_stop(srv);
+}
+
+void wharf_server_free(wharf_server *srv)
+{
+    server_free(srv);
+}
+
+int wharf_server_port(const wharf_server *srv, const char *name)
+{
+    int i = server_find(srv, name);
+    return i < 0 ? -1 : server_port(srv, (size_t)i);
+}
+
+int wharf_server_stats(const wharf_server *srv, const char *name,
+                       struct wharf_listener_stats *out)
+{
+    int i = server_find(srv, name);
+    return i < 0 || server_stats(srv, (size_t)i, out) < 0 ? -1 : 0;
+}
+
+void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out)
+{
+    struct wharf_server *m = (struct wharf_server *)srv;
+    memset(out, 0, sizeof *out);
+    out->workers = m->nworkers;
+    pthread_mutex_lock(&m->gen_lock);
+    out->generation = m->gen ? m->gen->id : 0;
+    pthread_mutex_unlock(&m->gen_lock);
+    out->reloads = atomic_load(&m->reloads);
+    out->reloads_failed = atomic_load(&m->reloads_failed);
+    out->connections_open = m->admission ? admission_open(m->admission) : 0;
 }

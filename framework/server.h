@@ -1,42 +1,36 @@
 /*
- * server.h - a running wharf server: listeners, handler modules, the worker
- * pool and the acceptor thread.  wharfd and the test suites drive it.
+ * server.h - a running wharf server (the object behind the public
+ * wharf_server, see wharf_server.h): the current generation, the admission
+ * counts, the worker pool and the acceptor thread, start, reload and the
+ * ordered graceful stop.  The test suites use these internal calls; programs
+ * use wharf_server.h.
  *
- * Life cycle:  server_new (load modules, call each handler's init; binds
- * nothing) -> server_start (bind, start workers and wait until every one is
- * ready, start the acceptor) -> server_stop (graceful) -> server_free.
- * These four calls are made from one thread.
+ * Life cycle:  server_new (build generation 1: load modules, run each
+ * handler's init; binds nothing) -> server_start (bind, start workers and
+ * wait until every one is ready, start the acceptor) -> server_reload* ->
+ * server_stop (graceful) -> server_free.  These calls are made from one
+ * thread (or serialised by the caller); the server's threads are the
+ * acceptor and the workers.
  */
-#ifndef WHARF_SERVER_H
-#define WHARF_SERVER_H
+#ifndef WHARF_SERVER_INTERNAL_H
+#define WHARF_SERVER_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
 #include "config.h"
-#include "wharf.h"
+#include "wharf_server.h"
 
-struct server;
+/* Creates a server with no configuration yet. */
+struct wharf_server *server_create(void);
+/* Registers an in-process handler (see wharf_server_add_handler). */
+int server_add_handler(struct wharf_server *s, const struct wharf_handler *h);
+/* Builds generation 1 from cfg (taken over, even on failure).  Returns 0 or
+ * -1 with one line in err. */
+int server_load(struct wharf_server *s, struct config *cfg, char *err, size_t errlen);
 
-#define SERVER_CLOSE_REASONS 6 /* enum wharf_close_reason values */
-
-/* Counters of one listener, summed over workers (a snapshot). */
-struct server_stats {
-    uint64_t accepted;          /* TCP connections handed to a worker */
-    uint64_t rejected;          /* refused by max_connections_per_source */
-    uint64_t open;              /* TCP connections open now */
-    uint64_t closed[SERVER_CLOSE_REASONS]; /* by enum wharf_close_reason */
-    uint64_t bytes_in, bytes_out;
-    uint64_t output_buffered;   /* bytes of output buffer memory held now */
-    uint64_t datagrams_in, datagrams_out, datagrams_dropped;
-};
-
-/*
- * Loads every listener's handler module and calls its init with the
- * listener's options.  `cfg` must outlive the server.  Returns 0 and the
- * server in *out, or -1 with one line in err, e.g.
- *   config/x.json: listeners[0].handler: cannot load "nope": not found in ...
- */
-int server_new(const struct config *cfg, struct server **out, char *err, size_t errlen);
+/* server_create + server_load. */
+int server_new(struct config *cfg, struct wharf_server **out, char *err, size_t errlen);
 
 /*
  * Binds every listener (port 0 picks a free port; see server_port), raises
@@ -44,26 +38,27 @@ int server_new(const struct config *cfg, struct server **out, char *err, size_t 
  * is ready, then starts the acceptor.  Returns 0, or -1 with a line in err
  * (nothing is left running).
  */
-int server_start(struct server *s, char *err, size_t errlen);
+int server_start(struct wharf_server *s, char *err, size_t errlen);
 
-/* The port listener i is bound to (after server_start), or -1. */
-int server_port(const struct server *s, size_t listener);
+/* Switches to a generation built from cfg (taken over); see
+ * wharf_server_reload.  Returns 0 or -1 with a line in err. */
+int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t errlen);
 
-/*
- * Graceful stop: stops accepting and closes the listening sockets, lets open
- * connections finish for up to cfg->shutdown_timeout_ms, closes the rest with
- * reason "shutdown", joins every thread and calls every handler's fini.
- * Safe to call more than once, or without a start.
- */
-void server_stop(struct server *s);
+/* The port listener i of the current generation is bound to, or -1. */
+int server_port(const struct wharf_server *s, size_t listener);
+/* The index of listener `name` in the current generation, or -1. */
+int server_find(const struct wharf_server *s, const char *name);
 
-/* Stops if needed, unloads the modules and frees the server.  NULL is fine. */
-void server_free(struct server *s);
+/* Graceful stop; see wharf_server_stop. */
+void server_stop(struct wharf_server *s);
+/* Stops if needed, releases the generation and frees.  NULL is fine. */
+void server_free(struct wharf_server *s);
 
-/* Counters of listener i.  Returns 0, or -EINVAL for a bad index. */
-int server_stats(const struct server *s, size_t listener, struct server_stats *out);
+/* Counters of listener i of the current generation.  Returns 0, or -EINVAL
+ * for a bad index. */
+int server_stats(const struct wharf_server *s, size_t listener, struct wharf_listener_stats *out);
 
 /* Number of worker threads. */
-unsigned server_workers(const struct server *s);
+unsigned server_workers(const struct wharf_server *s);
 
 #endif

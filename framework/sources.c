@@ -144,3 +144,10 @@ size_t sources_distinct(struct sources *s)
     pthread_mutex_unlock(&s->lock);
     return n;
 }
+
+void sources_set_limit(struct sources *s, size_t limit)
+{
+    pthread_mutex_lock(&s->lock);
+    s->limit = limit ? limit : 1;
+    pthread_mutex_unlock(&s->lock);
+}

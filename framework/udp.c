@@ -8,11 +8,13 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "generation.h"
 #include "listener.h"
 #include "log.h"
 #include "udp.h"
@@ -25,21 +27,25 @@
 #define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
 
 struct udp_sock {
-    enum event_kind kind; /* EVENT_UDP; must be first (epoll tag) */
+    struct loop_watcher watcher; /* must be first */
     int fd;
     struct listener *l;
+    struct udp_set *set;
     bool busy;            /* out of the epoll set, read every loop turn */
 };
 
-struct udp_worker {
+struct udp_set {
+    struct worker *w;
     struct udp_sock *socks;
     unsigned nsocks;
     unsigned nbusy;             /* sockets read directly (see udp_set_busy) */
+    struct loop_check check;    /* reads the busy sockets every turn */
+    struct loop_defer freed;
     /* receive side */
     char *rbuf;
     struct mmsghdr rmsg[UDP_BATCH];
     struct iovec riov[UDP_BATCH];
-    union queue_addr raddr[UDP_BATCH];
+    union sockaddr_any raddr[UDP_BATCH];
     /* send side */
     char *sbuf;
     size_t sused;
@@ -47,45 +53,82 @@ struct udp_worker {
     struct udp_sock *send_sock; /* replies in the arena go out of this socket */
     struct mmsghdr smsg[UDP_BATCH];
     struct iovec siov[UDP_BATCH];
-    union queue_addr saddr[UDP_BATCH];
+    union sockaddr_any saddr[UDP_BATCH];
 };
 
 struct wharf_dgram {
     struct worker *w;
     struct udp_sock *us;
-    const union queue_addr *peer;
+    const union sockaddr_any *peer;
     socklen_t peer_len;
 };
 
-int udp_worker_init(struct worker *w, char *err, size_t errlen)
+static void udp_on_readable(struct loop_watcher *watcher, uint32_t events);
+static void udp_poll_busy(struct loop_check *check);
+
+static void udp_set_release(struct loop_defer *d)
 {
+    struct udp_set *u = (struct udp_set *)((char *)d - offsetof(struct udp_set, freed));
+    free(u->socks);
+    free(u->rbuf);
+    free(u->sbuf);
+    free(u);
+}
+
+void udp_set_free(struct worker *w, struct udp_set *u)
+{
+    if (!u)
+        return;
+    for (unsigned i = 0; i < u->nsocks; i++)
+        loop_unwatch(&w->loop, &u->socks[i].watcher);
+    if (u->nbusy)
+        loop_set_busy(&w->loop, -(int)u->nbusy);
+    u->nbusy = 0;
+    u->nsocks = 0;
+    loop_remove_check(&w->loop, &u->check);
+    loop_defer(&w->loop, &u->freed, udp_set_release);
+}
+
+int udp_set_new(struct worker *w, struct generation *g, struct udp_set **out, char *err,
+                size_t errlen)
+{
+    *out = NULL;
     unsigned n = 0;
-    for (unsigned i = 0; i < w->nlisteners; i++)
-        if (w->listeners[i].cfg->protocol == CONFIG_UDP)
-            n += w->listeners[i].naddrs;
+    for (unsigned i = 0; i < g->nlisteners; i++)
+        if (g->listeners[i].cfg->protocol == CONFIG_UDP)
+            n += g->listeners[i].naddrs;
     if (n == 0)
         return 0;
-    struct udp_worker *u = calloc(1, sizeof *u);
+    struct udp_set *u = calloc(1, sizeof *u);
     if (!u || !(u->socks = calloc(n, sizeof *u->socks)) ||
         !(u->rbuf = malloc((size_t)UDP_BATCH * UDP_MAX_DATAGRAM)) ||
         !(u->sbuf = malloc(UDP_SEND_ARENA))) {
         snprintf(err, errlen, "worker %u: out of memory for UDP buffers", w->id);
-        goto fail;
+        if (u) {
+            free(u->socks);
+            free(u->rbuf);
+            free(u);
+        }
+        return -1;
     }
-    w->udp = u;
-    for (unsigned i = 0; i < w->nlisteners; i++) {
-        struct listener *l = &w->listeners[i];
+    u->w = w;
+    u->check.fn = udp_poll_busy;
+    loop_add_check(&w->loop, &u->check);
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        struct listener *l = &g->listeners[i];
         if (l->cfg->protocol != CONFIG_UDP)
             continue;
         for (unsigned a = 0; a < l->naddrs; a++) {
             struct udp_sock *s = &u->socks[u->nsocks++];
-            s->kind = EVENT_UDP;
+            s->watcher.fd = -1;
             s->fd = listener_fd(l, a, w->id);
             s->l = l;
-            int rc = worker_watch(w, s->fd, EPOLLIN, s);
+            s->set = u;
+            int rc = loop_watch(&w->loop, &s->watcher, s->fd, LOOP_IN, udp_on_readable);
             if (rc < 0) {
                 snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(-rc));
-                goto fail;
+                udp_set_free(w, u);
+                return -1;
             }
         }
     }
@@ -99,42 +142,15 @@ int udp_worker_init(struct worker *w, char *err, size_t errlen)
         u->smsg[i].msg_hdr.msg_iovlen = 1;
         u->smsg[i].msg_hdr.msg_name = &u->saddr[i];
     }
+    *out = u;
     return 0;
-fail:
-    w->udp = u;
-    udp_worker_free(w);
-    return -1;
-}
-
-void udp_worker_stop(struct worker *w)
-{
-    struct udp_worker *u = w->udp;
-    if (!u)
-        return;
-    for (unsigned i = 0; i < u->nsocks; i++)
-        if (!u->socks[i].busy)
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, u->socks[i].fd, NULL);
-    u->nsocks = 0;
-    u->nbusy = 0;
-}
-
-void udp_worker_free(struct worker *w)
-{
-    struct udp_worker *u = w->udp;
-    if (!u)
-        return;
-    free(u->socks);
-    free(u->rbuf);
-    free(u->sbuf);
-    free(u);
-    w->udp = NULL;
 }
 
 /* Sends every queued reply.  Datagrams the socket refuses are dropped (UDP
  * gives no delivery promise) and logged at debug level. */
-static void udp_flush(struct worker *w)
+static void udp_flush(struct udp_set *u)
 {
-    struct udp_worker *u = w->udp;
+    struct worker *w = u->w;
     unsigned done = 0;
     struct udp_sock *s = u->send_sock;
     while (done < u->nsend) {
@@ -148,7 +164,7 @@ static void udp_flush(struct worker *w)
             done++;
             continue;
         }
-        struct worker_stats *st = &w->stats[s->l->index];
+        struct listener_counters *st = listener_counters(s->l, w->id);
         STAT_ADD(st->datagrams_out, (uint64_t)n);
         for (int i = 0; i < n; i++)
             STAT_ADD(st->bytes_out, u->smsg[done + (unsigned)i].msg_len);
@@ -164,11 +180,12 @@ static void udp_flush(struct worker *w)
  * handler.  Returns the size of the last batch, or -1 when the socket had
  * nothing (EAGAIN) or failed.
  */
-static int udp_read(struct worker *w, struct udp_sock *s)
+static int udp_read(struct udp_sock *s)
 {
-    struct udp_worker *u = w->udp;
+    struct udp_set *u = s->set;
+    struct worker *w = u->w;
     const struct wharf_handler *h = s->l->handler;
-    struct worker_stats *st = &w->stats[s->l->index];
+    struct listener_counters *st = listener_counters(s->l, w->id);
     int n = -1;
 
     for (int round = 0; round < UDP_ROUNDS; round++) {
@@ -189,7 +206,7 @@ static int udp_read(struct worker *w, struct udp_sock *s)
             h->on_datagram(&d, u->riov[i].iov_base, m->msg_len);
         }
         if (u->nsend)
-            udp_flush(w);
+            udp_flush(u);
         if (n < UDP_BATCH)
             break;
     }
@@ -206,13 +223,17 @@ static int udp_read(struct worker *w, struct udp_sock *s)
  * it empty puts it back.  That is two epoll_ctl calls per busy period and
  * nothing per datagram.
  */
-static void udp_set_busy(struct worker *w, struct udp_sock *s, bool busy)
+static void udp_set_busy(struct udp_sock *s, bool busy)
 {
-    struct udp_worker *u = w->udp;
+    struct udp_set *u = s->set;
+    struct worker *w = u->w;
     if (s->busy == busy)
         return;
-    int rc = busy ? (epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 ? -errno : 0)
-                  : worker_watch(w, s->fd, EPOLLIN, s);
+    int rc = 0;
+    if (busy)
+        loop_unwatch(&w->loop, &s->watcher);
+    else
+        rc = loop_watch(&w->loop, &s->watcher, s->fd, LOOP_IN, udp_on_readable);
     if (rc < 0) {
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)w->id, 0, "epoll_ctl: %s",
                   strerror(-rc));
@@ -220,38 +241,34 @@ static void udp_set_busy(struct worker *w, struct udp_sock *s, bool busy)
     }
     s->busy = busy;
     u->nbusy += busy ? 1 : -1;
+    loop_set_busy(&w->loop, busy ? 1 : -1);
 }
 
-void udp_on_readable(struct worker *w, void *tag)
+static void udp_on_readable(struct loop_watcher *watcher, uint32_t events)
 {
-    struct udp_sock *s = tag;
-    if (udp_read(w, s) >= UDP_BATCH / 2)
-        udp_set_busy(w, s, true);
+    struct udp_sock *s = (struct udp_sock *)watcher;
+    if (udp_read(s) >= UDP_BATCH / 2)
+        udp_set_busy(s, true);
 }
 
-bool udp_worker_busy(const struct worker *w)
+static void udp_poll_busy(struct loop_check *check)
 {
-    return w->udp && w->udp->nbusy > 0;
-}
-
-void udp_poll_busy(struct worker *w)
-{
-    struct udp_worker *u = w->udp;
-    for (unsigned i = 0; u && u->nbusy && i < u->nsocks; i++) {
+    struct udp_set *u = (struct udp_set *)((char *)check - offsetof(struct udp_set, check));
+    for (unsigned i = 0; u->nbusy && i < u->nsocks; i++) {
         struct udp_sock *s = &u->socks[i];
-        if (s->busy && udp_read(w, s) < 0)
-            udp_set_busy(w, s, false);
+        if (s->busy && udp_read(s) < 0)
+            udp_set_busy(s, false);
     }
 }
 
 int wharf_reply(wharf_dgram *d, const void *data, size_t len)
 {
-    struct udp_worker *u = d->w->udp;
+    struct udp_set *u = d->us->set;
     if (len > UDP_MAX_REPLY)
         return -EMSGSIZE;
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
         (u->send_sock && u->send_sock != d->us))
-        udp_flush(d->w);
+        udp_flush(u);
     unsigned i = u->nsend++;
     memcpy(u->sbuf + u->sused, data, len);
     u->siov[i].iov_base = u->sbuf + u->sused;
@@ -275,5 +292,5 @@ unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return d->w->id; }
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {
-    STAT_ADD(d->w->stats[d->us->l->index].datagrams_dropped, 1);
+    STAT_ADD(listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
 }

@@ -1,29 +1,26 @@
 /*
- * udp.h - UDP listeners on a worker: each worker owns one SO_REUSEPORT
- * socket per UDP listener, reads datagrams in batches with recvmmsg, calls
- * the handler's on_datagram, and sends the replies in batches with sendmmsg.
- * Datagrams up to 65,507 bytes pass whole.
+ * udp.h - the UDP sockets of one worker: for each UDP listener of a
+ * generation, the worker's own SO_REUSEPORT socket per address, read in
+ * batches with recvmmsg, each datagram handed to the handler's on_datagram,
+ * replies sent in batches with sendmmsg.  Datagrams up to 65,507 bytes pass
+ * whole.
  */
 #ifndef WHARF_UDP_H
 #define WHARF_UDP_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
+struct generation;
 struct worker;
+struct udp_set;
 
-/* Registers worker w's UDP sockets (if any) and allocates the batch buffers.
- * Returns 0 or -1 with a message in err. */
-int udp_worker_init(struct worker *w, char *err, size_t errlen);
-/* Stops reading w's UDP sockets (shutdown). */
-void udp_worker_stop(struct worker *w);
-/* Frees what udp_worker_init made (the sockets belong to the listeners). */
-void udp_worker_free(struct worker *w);
-/* Handles readability of the UDP socket behind epoll tag `tag`. */
-void udp_on_readable(struct worker *w, void *tag);
-/* Whether some UDP socket is busy: read every turn, so the loop must not sleep. */
-bool udp_worker_busy(const struct worker *w);
-/* Reads the busy UDP sockets; one found empty goes back to epoll. */
-void udp_poll_busy(struct worker *w);
+/* Watches worker w's sockets of generation g on w's loop and allocates the
+ * batch buffers.  Returns 0 with the set in *out (NULL when g has no UDP
+ * listener), or -1 with a message in err. */
+int udp_set_new(struct worker *w, struct generation *g, struct udp_set **out, char *err,
+                size_t errlen);
+/* Stops watching the set's sockets now and frees it at the end of the loop
+ * turn (the sockets belong to the generation's listeners).  NULL is fine. */
+void udp_set_free(struct worker *w, struct udp_set *set);
 
 #endif

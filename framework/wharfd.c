@@ -1,7 +1,14 @@
 /*
- * wharfd.c - the standalone server: loads a JSON config, runs it in the
- * foreground, logs to stderr, and stops gracefully on SIGINT or SIGTERM
- * (a second signal exits at once).
+ * wharfd.c - the standalone server, a thin front-end over wharf_server.h:
+ * loads a JSON config, runs it in the foreground, and turns signals into
+ * server calls:
+ *
+ *   SIGHUP          reload the config file (on any error the old one keeps serving)
+ *   SIGUSR1         re-open the log file (after rotation)
+ *   SIGINT/TERM/QUIT  stop gracefully; a second one exits at once
+ *
+ * Every signal is logged.  `wharfd -s reload|reopen|stop -p PIDFILE` sends
+ * them to the wharfd that wrote PIDFILE.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,9 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "server.h"
+#include "wharf_server.h"
 
 #ifndef WHARF_SYSCONFDIR
 #define WHARF_SYSCONFDIR "/usr/local/etc/wharf"
@@ -24,33 +29,84 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: wharfd [-c FILE] [-t] [-V] [-h]\n"
-            "  -c FILE   the JSON config (default " WHARF_SYSCONFDIR "/wharf.json)\n"
-            "  -t        check the config, load the handler modules and run their init,\n"
-            "            then exit 0 (valid) or 1 (with the reason)\n"
-            "  -V        print the version and exit\n"
-            "  -h        print this help and exit\n"
-            "Signals: SIGINT/SIGTERM stop gracefully; a second one exits at once.\n");
+            "usage: wharfd [-c FILE] [-p PIDFILE] [-t | -T | -s SIGNAL] [-V] [-h]\n"
+            "  -c FILE     the JSON config (default " WHARF_SYSCONFDIR "/wharf.json)\n"
+            "  -p PIDFILE  write the process id there while running (removed at exit)\n"
+            "  -t          check the config, load the handler modules and run their init,\n"
+            "              then exit 0 (valid) or 1 (with the reason)\n"
+            "  -T          print the effective config, every default filled in, and exit\n"
+            "  -s SIGNAL   send reload, reopen or stop to the wharfd of -p PIDFILE\n"
+            "  -V          print the version and exit\n"
+            "  -h          print this help and exit\n"
+            "Signals: HUP reloads the config, USR1 re-opens the log file, INT/TERM/QUIT\n"
+            "stop gracefully (a second one exits at once).\n");
+}
+
+/* -s: signal the wharfd whose pid is in pidfile. */
+static int send_signal(const char *what, const char *pidfile)
+{
+    int sig = strcmp(what, "reload") == 0   ? SIGHUP
+              : strcmp(what, "reopen") == 0 ? SIGUSR1
+              : strcmp(what, "stop") == 0   ? SIGTERM
+                                            : 0;
+    if (!sig) {
+        fprintf(stderr, "wharfd: -s: expected reload, reopen or stop, got \"%s\"\n", what);
+        return 1;
+    }
+    if (!pidfile) {
+        fprintf(stderr, "wharfd: -s needs -p PIDFILE (the running wharfd's)\n");
+        return 1;
+    }
+    FILE *f = fopen(pidfile, "r");
+    long pid = 0;
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "wharfd: %s: no process id in it: %s\n", pidfile,
+                f ? "bad contents" : strerror(errno));
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, sig) < 0) {
+        fprintf(stderr, "wharfd: cannot signal process %ld: %s\n", pid, strerror(errno));
+        return 1;
+    }
+    return 0;
 }
 
 static _Atomic int stop_done;
 
 static void *stopper(void *arg)
 {
-    server_stop(arg);
+    wharf_server_stop(arg);
     atomic_store(&stop_done, 1);
     return NULL;
+}
+
+/* SIGHUP: reads the file again and switches, or keeps the old config. */
+static void reload(wharf_server *srv, const char *file)
+{
+    char err[2048];
+    wharf_config *cfg = NULL;
+    if (wharf_config_from_file(file, &cfg, err, sizeof err) < 0 ||
+        wharf_server_reload(srv, cfg, err, sizeof err) < 0)
+        wharf_log(WHARF_LOG_ERROR, "reload failed, still serving the previous config: %s", err);
+    wharf_config_free(cfg);
 }
 
 int main(int argc, char **argv)
 {
     const char *file = WHARF_SYSCONFDIR "/wharf.json";
-    int check_only = 0;
+    const char *pidfile = NULL, *signal_name = NULL;
+    int check_only = 0, dump = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:s:tTVh")) != -1) {
         switch (opt) {
         case 'c': file = optarg; break;
+        case 'p': pidfile = optarg; break;
+        case 's': signal_name = optarg; break;
         case 't': check_only = 1; break;
+        case 'T': dump = 1; break;
         case 'V': printf("wharfd %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
@@ -61,27 +117,42 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    if (signal_name)
+        return send_signal(signal_name, pidfile);
 
     char err[2048];
-    struct config *cfg = NULL;
-    if (config_load_file(file, &cfg, err, sizeof err) < 0) {
+    wharf_config *cfg = NULL;
+    if (wharf_config_from_file(file, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "wharfd: %s\n", err);
         return 1;
     }
-    log_set_level((enum wharf_log_level)cfg->log_level);
+    if (dump) {
+        char *text = wharf_config_dump(cfg, err, sizeof err);
+        wharf_config_free(cfg);
+        if (!text) {
+            fprintf(stderr, "wharfd: %s\n", err);
+            return 1;
+        }
+        printf("%s\n", text);
+        free(text);
+        return 0;
+    }
 
-    struct server *srv = NULL;
-    if (server_new(cfg, &srv, err, sizeof err) < 0) {
-        fprintf(stderr, "wharfd: %s\n", err);
-        config_free(cfg);
+    wharf_server *srv = wharf_server_new();
+    if (!srv) {
+        fprintf(stderr, "wharfd: out of memory\n");
+        wharf_config_free(cfg);
         return 1;
     }
     if (check_only) {
-        printf("wharfd: %s: configuration OK (%zu listeners, %d workers)\n", file,
-               cfg->nlisteners, cfg->workers);
-        server_free(srv);
-        config_free(cfg);
-        return 0;
+        int rc = wharf_server_check(srv, cfg, err, sizeof err);
+        if (rc == 0)
+            printf("wharfd: %s: configuration OK\n", file);
+        else
+            fprintf(stderr, "wharfd: %s\n", err);
+        wharf_server_free(srv);
+        wharf_config_free(cfg);
+        return rc == 0 ? 0 : 1;
     }
 
     /* Signals are taken synchronously by this thread; every thread started
@@ -89,36 +160,60 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    int sigs[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    if (server_start(srv, err, sizeof err) < 0) {
+    if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "wharfd: %s\n", err);
-        server_free(srv);
-        config_free(cfg);
+        wharf_server_free(srv);
+        wharf_config_free(cfg);
         return 1;
+    }
+    wharf_config_free(cfg);
+    if (pidfile) {
+        FILE *f = fopen(pidfile, "w");
+        if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+            wharf_log(WHARF_LOG_WARN, "cannot write the pid file %s: %s", pidfile,
+                      strerror(errno));
     }
 
     int sig;
-    while (sigwait(&set, &sig) != 0)
-        ;
-    log_info("%s: stopping (send it again to exit at once)", strsignal(sig));
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            wharf_log(WHARF_LOG_INFO, "SIGHUP: reloading %s", file);
+            reload(srv, file);
+        } else if (sig == SIGUSR1) {
+            wharf_log(WHARF_LOG_INFO, "SIGUSR1: re-opening the log file");
+            if (wharf_log_reopen() < 0)
+                wharf_log(WHARF_LOG_ERROR, "cannot re-open the log file: %s", strerror(errno));
+        } else {
+            break;
+        }
+    }
+    wharf_log(WHARF_LOG_INFO, "%s: stopping (send it again to exit at once)", sigabbrev_np(sig));
     pthread_t t;
     if (pthread_create(&t, NULL, stopper, srv) != 0) {
-        server_stop(srv);
+        wharf_server_stop(srv);
     } else {
         const struct timespec tick = {0, 50 * 1000 * 1000};
         while (!atomic_load(&stop_done)) {
             siginfo_t si;
-            if (sigtimedwait(&set, &si, &tick) > 0) {
-                log_warn("%s again: exiting now", strsignal(si.si_signo));
+            int s = sigtimedwait(&set, &si, &tick);
+            if (s == SIGINT || s == SIGTERM || s == SIGQUIT) {
+                wharf_log(WHARF_LOG_WARN, "%s again: exiting now", sigabbrev_np(s));
                 _exit(1);
+            } else if (s > 0) {
+                wharf_log(WHARF_LOG_INFO, "%s: ignored while stopping", sigabbrev_np(s));
             }
         }
         pthread_join(t, NULL);
     }
-    server_free(srv);
-    config_free(cfg);
+    wharf_server_free(srv);
+    if (pidfile)
+        unlink(pidfile);
     return 0;
 }

@@ -1,193 +1,213 @@
 /*
- * worker.c - the worker thread's event loop (see worker.h).
+ * worker.c - the worker thread (see worker.h): its loop, and the messages
+ * other threads post to it.
  *
- * One turn: epoll_wait until the next timer deadline, refresh the cached
- * clock, dispatch each event by its tag (connection, queue, control, UDP
- * socket), run expired timers, then free connections torn down this turn
- * (their memory outlives the turn so a stale event in the same batch is
- * recognised as closed instead of touching freed memory).
+ * Every message arrives through the loop's mailbox and runs on the worker's
+ * own thread: a new connection (opened, or closed and released when the
+ * worker is closing or the message is cancelled), a generation to adopt for
+ * UDP, a phase change.  The thread leaves its loop when it is draining and
+ * owns no connection any more, or at once when closing.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <time.h>
 
-#include "acceptor.h"
+#include "admission.h"
 #include "conn.h"
+#include "generation.h"
 #include "log.h"
 #include "udp.h"
 #include "worker.h"
 
-#define WORKER_READ_BUFFER (64 * 1024)
-#define WORKER_EVENTS 256
+/* Mailbox slots beyond queue_depth, for phase changes and reloads. */
+#define WORKER_URGENT_SLOTS 64
+/* How long a post of a phase change or reload retries a full mailbox. */
+#define WORKER_POST_RETRY_MS 5000
 
-int worker_watch(struct worker *w, int fd, uint32_t events, void *tag)
-{
-    struct epoll_event ev = {.events = events, .data.ptr = tag};
-    return epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
+/* The payload of a hand-off. */
+struct worker_handoff {
+    struct listener *l;
+    int fd;
+    int ticket;
+    socklen_t peer_len;
+    union sockaddr_any peer;
+};
+_Static_assert(sizeof(struct worker_handoff) <= MAILBOX_PAYLOAD, "a hand-off fits a message");
 
-int worker_init(struct worker *w, unsigned id, struct listener *listeners, unsigned nlisteners,
-                size_t queue_depth, struct acceptor *acceptor, char *err, size_t errlen)
+int worker_init(struct worker *w, unsigned id, size_t queue_depth, struct admission *admission,
+                char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
-    w->listeners = listeners;
-    w->nlisteners = nlisteners;
-    w->acceptor = acceptor;
-    w->queue_kind = EVENT_QUEUE;
-    w->control_kind = EVENT_CONTROL;
-    w->control_fd = -1;
-    w->epfd = -1;
-    timer_heap_init(&w->timers);
-    w->now_ms = timer_now_ms();
-
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (w->epfd < 0)
-        goto sys_fail;
-    w->queue = queue_new(queue_depth);
-    if (!w->queue)
-        goto sys_fail;
-    w->control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->control_fd < 0)
-        goto sys_fail;
-    w->readbuf_size = WORKER_READ_BUFFER;
-    w->readbuf = malloc(w->readbuf_size);
-    w->stats = calloc(nlisteners, sizeof *w->stats);
-    if (!w->readbuf || !w->stats)
-        goto sys_fail;
-    int rc;
-    if ((rc = worker_watch(w, queue_fd(w->queue), EPOLLIN, &w->queue_kind)) < 0 ||
-        (rc = worker_watch(w, w->control_fd, EPOLLIN, &w->control_kind)) < 0) {
-        errno = -rc;
-        goto sys_fail;
+    w->admission = admission;
+    int rc = loop_init(&w->loop, queue_depth, WORKER_URGENT_SLOTS);
+    if (rc < 0) {
+        snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(-rc));
+        return -1;
     }
-    if (udp_worker_init(w, err, errlen) < 0) {
-        worker_destroy(w);
+    if (conn_set_init(&w->conns) < 0) {
+        snprintf(err, errlen, "worker %u: out of memory", id);
+        loop_destroy(&w->loop);
         return -1;
     }
     return 0;
-
-sys_fail:
-    snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(errno));
-    worker_destroy(w);
-    return -1;
 }
 
-/* Closes a queued connection that will never be opened. */
-static void worker_discard(struct worker *w, const struct queue_item *item)
+static void worker_on_conn(void *arg, void *payload, bool cancelled)
 {
-    close(item->fd);
-    atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
-    acceptor_conn_closed(w->acceptor, &item->peer.sa);
-}
-
-/* Opens every connection waiting in the queue. */
-static void worker_take_queue(struct worker *w)
-{
-    struct queue_item item;
-    queue_wake_clear(w->queue);
-    while (queue_pop(w->queue, &item) == 0) {
-        if (item.kind != QUEUE_CONN)
-            continue;
-        if (atomic_load(&w->phase) >= WORKER_CLOSING)
-            worker_discard(w, &item);
-        else
-            conn_open(w, &item);
+    struct worker *w = arg;
+    struct worker_handoff *h = payload;
+    if (cancelled || w->phase >= WORKER_CLOSING) {
+        conn_abandon(w, h->l, h->fd, &h->peer, h->ticket);
+        return;
     }
-    acceptor_room(w->acceptor);
+    conn_open(w, h->l, h->fd, &h->peer, h->peer_len, h->ticket);
+    admission_wake(w->admission); /* a slot of the mailbox is free */
 }
 
-static void worker_on_control(struct worker *w)
+int worker_post_conn(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+                     socklen_t peer_len, int ticket)
 {
-    uint64_t v;
-    while (read(w->control_fd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
-    if (atomic_load(&w->phase) >= WORKER_DRAINING)
-        udp_worker_stop(w);
+    struct worker_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len};
+    memcpy(&h.peer, peer, peer_len <= sizeof h.peer ? peer_len : sizeof h.peer);
+    generation_ref(l->gen);
+    int rc = loop_post(&w->loop, worker_on_conn, w, &h, sizeof h);
+    if (rc < 0)
+        generation_unref(l->gen);
+    return rc;
 }
 
-static void worker_close_all(struct worker *w)
+size_t worker_queued(struct worker *w)
 {
-    size_t n = w->nconns;
-    while (w->conns)
-        conn_close(w->conns, WHARF_CLOSE_SHUTDOWN);
+    return mailbox_len(w->loop.mailbox);
+}
+
+size_t worker_queue_depth(const struct worker *w)
+{
+    return mailbox_depth(w->loop.mailbox);
+}
+
+/* Posts an urgent message, retrying (bounded) while the mailbox is full. */
+static int worker_post_urgent(struct worker *w, mailbox_fn fn, void *arg, const void *payload,
+                              size_t len)
+{
+    uint64_t start = timer_now_ms();
+    for (;;) {
+        int rc = loop_post_urgent(&w->loop, fn, arg, payload, len);
+        if (rc != -EAGAIN || timer_now_ms() - start > WORKER_POST_RETRY_MS)
+            return rc;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+}
+
+/* ---- reload ------------------------------------------------------------------- */
+
+struct worker_adoption {
+    struct generation *gen;
+    struct worker_rendezvous *done;
+};
+
+static void worker_on_adopt(void *arg, void *payload, bool cancelled)
+{
+    struct worker *w = arg;
+    struct worker_adoption *a = payload;
+    if (!cancelled && w->phase == WORKER_RUNNING) {
+        char err[256];
+        struct udp_set *set;
+        if (udp_set_new(w, a->gen, &set, err, sizeof err) < 0) {
+            log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0,
+                      "reload: keeping the old UDP sockets: %s", err);
+        } else {
+            udp_set_free(w, w->udp);
+            w->udp = set;
+            struct generation *old = w->udp_gen;
+            w->udp_gen = a->gen;
+            a->gen = old;
+        }
+    }
+    generation_unref(a->gen);
+    worker_rendezvous_done(a->done);
+}
+
+void worker_adopt(struct worker *w, struct generation *g, struct worker_rendezvous *done)
+{
+    struct worker_adoption a = {.gen = g, .done = done};
+    generation_ref(g);
+    if (worker_post_urgent(w, worker_on_adopt, w, &a, sizeof a) < 0) {
+        generation_unref(g);
+        worker_rendezvous_done(done);
+    }
+}
+
+/* ---- phases ------------------------------------------------------------------- */
+
+static void worker_on_phase(void *arg, void *payload, bool cancelled)
+{
+    struct worker *w = arg;
+    enum worker_phase phase = *(enum worker_phase *)payload;
+    if (cancelled || phase <= w->phase)
+        return;
+    w->phase = phase;
+    /* No more datagrams: the UDP sockets close with the generation. */
+    udp_set_free(w, w->udp);
+    w->udp = NULL;
+    size_t n = conn_close_idle(w, phase == WORKER_CLOSING);
     if (n)
-        log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
-    struct queue_item item;
-    while (queue_pop(w->queue, &item) == 0)
-        if (item.kind == QUEUE_CONN)
-            worker_discard(w, &item);
+        log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu %sconnections at shutdown", n,
+                  phase == WORKER_CLOSING ? "" : "idle ");
 }
+
+void worker_set_phase(struct worker *w, enum worker_phase phase)
+{
+    if (worker_post_urgent(w, worker_on_phase, w, &phase, sizeof phase) < 0)
+        log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "cannot tell the worker to stop");
+}
+
+/* ---- the thread --------------------------------------------------------------- */
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct epoll_event events[WORKER_EVENTS];
-
-    pthread_mutex_lock(w->ready_lock);
-    (*w->ready_count)++;
-    pthread_cond_broadcast(w->ready_cond);
-    pthread_mutex_unlock(w->ready_lock);
-
-    for (;;) {
-        int phase = atomic_load(&w->phase);
-        if (phase >= WORKER_CLOSING) {
-            worker_close_all(w);
+    worker_rendezvous_done(w->ready);
+    while (w->phase < WORKER_CLOSING) {
+        int rc = loop_run_once(&w->loop);
+        if (rc < 0) {
+            log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "epoll_wait: %s", strerror(-rc));
             break;
         }
-        if (phase == WORKER_DRAINING && w->nconns == 0 && queue_len(w->queue) == 0)
+        if (w->phase == WORKER_DRAINING && w->conns.n == 0)
             break;
-
-        int timeout = udp_worker_busy(w) ? 0 : timer_next_ms(&w->timers, w->now_ms);
-        int n = epoll_wait(w->epfd, events, WORKER_EVENTS, timeout);
-        if (n < 0 && errno != EINTR) {
-            log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "epoll_wait: %s", strerror(errno));
-            break;
-        }
-        w->now_ms = timer_now_ms();
-        for (int i = 0; i < n; i++) {
-            void *tag = events[i].data.ptr;
-            switch (*(enum event_kind *)tag) {
-            case EVENT_CONN: {
-                struct wharf_conn *c = tag;
-                if (!(c->flags & CONN_CLOSED))
-                    conn_on_event(c, events[i].events);
-                break;
-            }
-            case EVENT_QUEUE: worker_take_queue(w); break;
-            case EVENT_CONTROL: worker_on_control(w); break;
-            case EVENT_UDP: udp_on_readable(w, tag); break;
-            }
-        }
-        udp_poll_busy(w);
-        timer_expire(&w->timers, w->now_ms);
-        conn_free_closed(w);
     }
-    conn_free_closed(w);
+    /* Closing (or the loop failed): close what is left, refuse what comes. */
+    w->phase = WORKER_CLOSING;
+    size_t n = conn_close_idle(w, true);
+    if (n)
+        log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
+    udp_set_free(w, w->udp);
+    w->udp = NULL;
+    mailbox_close(w->loop.mailbox); /* cancels queued hand-offs: closed and released */
+    loop_run_deferred(&w->loop);
     return NULL;
 }
 
-int worker_start(struct worker *w)
+int worker_start(struct worker *w, struct generation *g, struct worker_rendezvous *ready,
+                 char *err, size_t errlen)
 {
+    if (udp_set_new(w, g, &w->udp, err, errlen) < 0)
+        return -1;
+    generation_ref(g);
+    w->udp_gen = g;
+    w->ready = ready;
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
-    if (rc == 0)
-        w->started = true;
-    return rc;
-}
-
-void worker_signal(struct worker *w, enum worker_phase phase)
-{
-    int cur = atomic_load(&w->phase);
-    while (cur < (int)phase && !atomic_compare_exchange_weak(&w->phase, &cur, (int)phase))
-        ;
-    uint64_t one = 1;
-    if (w->control_fd >= 0 && write(w->control_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-        log_write(WHARF_LOG_WARN, NULL, (int)w->id, 0, "cannot wake worker: %s", strerror(errno));
+    if (rc) {
+        snprintf(err, errlen, "cannot start worker %u: %s", w->id, strerror(rc));
+        return -1;
+    }
+    w->started = true;
+    return 0;
 }
 
 void worker_join(struct worker *w)
@@ -200,25 +220,54 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
-    if (w->queue) {
-        struct queue_item item;
-        while (queue_pop(w->queue, &item) == 0)
-            if (item.kind == QUEUE_CONN)
-                worker_discard(w, &item);
-        queue_free(w->queue);
-        w->queue = NULL;
+    if (w->loop.mailbox)
+        mailbox_close(w->loop.mailbox);
+    udp_set_free(w, w->udp);
+    w->udp = NULL;
+    loop_destroy(&w->loop); /* runs what is deferred */
+    generation_unref(w->udp_gen);
+    w->udp_gen = NULL;
+    conn_set_free(&w->conns);
+}
+
+/* ---- rendezvous --------------------------------------------------------------- */
+
+void worker_rendezvous_init(struct worker_rendezvous *r, unsigned count)
+{
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->pending = count;
+}
+
+void worker_rendezvous_done(struct worker_rendezvous *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->pending > 0 && --r->pending == 0)
+        pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+bool worker_rendezvous_wait(struct worker_rendezvous *r, uint64_t timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
     }
-    udp_worker_free(w);
-    if (w->control_fd >= 0)
-        close(w->control_fd);
-    w->control_fd = -1;
-    if (w->epfd >= 0)
-        close(w->epfd);
-    w->epfd = -1;
-    free(w->readbuf);
-    w->readbuf = NULL;
-    free(w->stats);
-    w->stats = NULL;
-    buf_free(&w->scratch);
-    timer_heap_free(&w->timers);
+    pthread_mutex_lock(&r->lock);
+    int rc = 0;
+    while (r->pending > 0 && rc == 0)
+        rc = pthread_cond_timedwait(&r->cond, &r->lock, &deadline);
+    bool done = r->pending == 0;
+    pthread_mutex_unlock(&r->lock);
+    return done;
+}
+
+void worker_rendezvous_destroy(struct worker_rendezvous *r)
+{
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
 }

@@ -1,104 +1,90 @@
 /*
- * worker.h - one worker thread: an epoll loop over its connections, its
- * queue's wake-up fd, its control fd, its UDP sockets and its timers.
+ * worker.h - one worker thread: an event loop (loop.h) over the connections
+ * it owns and the UDP sockets of its generation.
  *
  * A connection belongs to one worker for life; only that worker reads,
- * writes, times out or closes it.  Other threads talk to a worker only
- * through its queue (new connections) and worker_signal (shutdown phases).
+ * writes, times out or closes it.  Other threads reach a worker only through
+ * its mailbox: the acceptor hands it new connections (worker_post_conn), the
+ * server posts phase changes (worker_drain, worker_close_all) and reloads
+ * (worker_adopt).
  */
 #ifndef WHARF_WORKER_H
 #define WHARF_WORKER_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "conn.h"
 #include "listener.h"
-#include "queue.h"
-#include "server.h"
-#include "timer.h"
+#include "loop.h"
 
-struct acceptor;
-struct wharf_conn;
-struct udp_worker;
-
-/* What an epoll event's data.ptr points at starts with one of these. */
-enum event_kind { EVENT_CONN = 1, EVENT_QUEUE, EVENT_CONTROL, EVENT_UDP };
-
-/* Counters of one listener on one worker.  Written only by the owning
- * worker (relaxed atomics so other threads may read a snapshot). */
-struct worker_stats {
-    _Atomic uint64_t accepted, open;
-    _Atomic uint64_t closed[SERVER_CLOSE_REASONS];
-    _Atomic uint64_t bytes_in, bytes_out, output_buffered;
-    _Atomic uint64_t datagrams_in, datagrams_out, datagrams_dropped;
-};
-
-/* Adds to a counter only its owner writes: a plain load and store, no bus lock. */
-#define STAT_ADD(field, n) \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
-                          memory_order_relaxed)
+struct admission;
+struct generation;
+struct udp_set;
 
 enum worker_phase {
     WORKER_RUNNING = 0,
-    WORKER_DRAINING, /* no new work; exit when the last connection closes */
+    WORKER_DRAINING, /* no new work; idle connections close; exit when none is left */
     WORKER_CLOSING,  /* close every connection now, then exit */
+};
+
+/* Counts down as workers finish something the server waits for. */
+struct worker_rendezvous {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned pending;
 };
 
 struct worker {
     unsigned id;
+    struct loop loop;
+    struct admission *admission;
+    struct conn_set conns;        /* the connections it owns (conn.c) */
+    struct generation *udp_gen;   /* where its UDP sockets come from (a reference) */
+    struct udp_set *udp;          /* its UDP sockets, or NULL */
+    enum worker_phase phase;      /* owner thread only */
     pthread_t thread;
     bool started;
-    int epfd;
-    enum event_kind queue_kind;   /* epoll tag for the queue's eventfd */
-    enum event_kind control_kind; /* epoll tag for control_fd */
-    int control_fd;               /* eventfd: phase changes */
-    struct queue *queue;
-    struct listener *listeners;
-    unsigned nlisteners;
-    struct acceptor *acceptor;
-
-    struct timer_heap timers;
-    uint64_t now_ms;             /* cached clock, updated once per loop turn */
-
-    _Atomic size_t load;         /* connections owned + queued, for the acceptor */
-    struct wharf_conn *conns;    /* every open connection (doubly linked) */
-    struct wharf_conn *dead;     /* torn down this turn, freed at its end */
-    size_t nconns;
-
-    char *readbuf;               /* shared read buffer for all connections */
-    size_t readbuf_size;
-    struct buf scratch;          /* output of the connection in a callback */
-    struct wharf_conn *scratch_conn;   /* whose output scratch holds, or NULL */
-    struct wharf_conn *current;       /* the connection whose callback is running */
-
-    struct worker_stats *stats;  /* one per listener */
-    struct udp_worker *udp;      /* UDP batch buffers, NULL without UDP listeners */
-
-    _Atomic int phase;           /* enum worker_phase */
-    pthread_mutex_t *ready_lock; /* the server's start-up rendezvous */
-    pthread_cond_t *ready_cond;
-    unsigned *ready_count;
+    struct worker_rendezvous *ready; /* the server's start-up rendezvous */
 };
 
+/* Prepares worker `id` with a mailbox for `queue_depth` connections.
+ * Returns 0 or -1 with a message in err. */
+int worker_init(struct worker *w, unsigned id, size_t queue_depth, struct admission *admission,
+                char *err, size_t errlen);
+/* Takes the UDP sockets of g (a reference is taken) and starts the thread,
+ * which counts `ready` down once running.  Returns 0 or -1 with a message. */
+int worker_start(struct worker *w, struct generation *g, struct worker_rendezvous *ready,
+                 char *err, size_t errlen);
+
 /*
- * Prepares worker `id` (epoll, queue of `queue_depth`, control eventfd, its
- * UDP sockets).  Returns 0 or -1 with a message in err.
+ * Hands an accepted socket of listener l to w (acceptor thread).  The
+ * message owns the fd, the admission ticket and one reference to l's
+ * generation; if w never opens it (stopping) it is closed and released.
+ * Returns 0, or -EAGAIN (full) / -EPIPE (stopped): the caller keeps them.
  */
-int worker_init(struct worker *w, unsigned id, struct listener *listeners, unsigned nlisteners,
-                size_t queue_depth, struct acceptor *acceptor, char *err, size_t errlen);
-/* Starts the thread.  Returns 0 or a positive errno. */
-int worker_start(struct worker *w);
-/* Moves the worker to `phase` (never backwards) and wakes it.  Any thread. */
-void worker_signal(struct worker *w, enum worker_phase phase);
+int worker_post_conn(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+                     socklen_t peer_len, int ticket);
+/* Connections queued in w's mailbox and not yet opened (a snapshot). */
+size_t worker_queued(struct worker *w);
+size_t worker_queue_depth(const struct worker *w);
+
+/* Switches w's UDP sockets to generation g (takes a reference) and counts
+ * `done` down when it has.  Any thread. */
+void worker_adopt(struct worker *w, struct generation *g, struct worker_rendezvous *done);
+/* Moves w to `phase` (never backwards).  Any thread. */
+void worker_set_phase(struct worker *w, enum worker_phase phase);
 /* Joins the thread (if started). */
 void worker_join(struct worker *w);
-/* Frees what worker_init made; closes fds still queued. */
+/* Frees what worker_init made; connections still queued are closed. */
 void worker_destroy(struct worker *w);
 
-/* Adds/removes an epoll registration; returns 0 or -errno. */
-int worker_watch(struct worker *w, int fd, uint32_t events, void *tag);
+/* Rendezvous helpers: init with a count, count down, wait (bounded:
+ * returns false when timeout_ms passed first). */
+void worker_rendezvous_init(struct worker_rendezvous *r, unsigned count);
+void worker_rendezvous_done(struct worker_rendezvous *r);
+bool worker_rendezvous_wait(struct worker_rendezvous *r, uint64_t timeout_ms);
+void worker_rendezvous_destroy(struct worker_rendezvous *r);
 
 #endif

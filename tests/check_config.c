@@ -5,7 +5,9 @@
  * with its exact one-line message (file, JSON path, what was expected).
  * Every test frees what it loads, so ASan and valgrind stay quiet.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* asprintf */
+#endif
 #include <check.h>
 #include <limits.h>
 #include <stdio.h>

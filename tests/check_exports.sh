@@ -1,20 +1,22 @@
 #!/bin/sh
-# check_exports.sh - wharfd exports exactly the handler API: every function
-# declared in wharf.h, and no other symbol of ours (modules resolve wharf_*
-# against the executable; internals stay hidden).
+# check_exports.sh - the installed library libwharf exports exactly the
+# public API: every function declared in wharf.h (the handler API) and
+# wharf_server.h (the embedding API), and no other symbol (internals stay
+# hidden; handler modules resolve wharf_* against it).
 set -eu
 src=${WHARF_SRCDIR:-.}
-bin=${WHARF_BUILDDIR:-.}/wharfd
-[ -x "$bin" ] || { echo "FAIL: $bin not built"; exit 1; }
-declared=$(grep -o '\bwharf_[a-z_]*(' "$src/framework/wharf.h" | tr -d '(' | sort -u)
-exported=$(nm -D --defined-only "$bin" | awk '$2 ~ /^[TtWiDdBbRr]$/ && $3 !~ /@/ {print $3}' |
-           grep -v '^_' | grep -v '^\(edata\|end\|etext\)$' | sort -u)
+lib=${WHARF_BUILDDIR:-.}/.libs/libwharf.so
+[ -e "$lib" ] || { echo "FAIL: $lib not built"; echo "0 passed, 1 failed"; exit 1; }
+declared=$(cat "$src/framework/wharf.h" "$src/framework/wharf_server.h" |
+           grep -o '\bwharf_[a-z_0-9]*(' | tr -d '(' | sort -u)
+exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TtWiDdBbRr]$/ {print $3}' |
+           sed 's/@.*//' | grep -v '^_' | grep -v '^\(edata\|end\|etext\)$' | sort -u)
 if [ "$declared" != "$exported" ]; then
-    echo "FAIL: wharfd exports differ from wharf.h"
+    echo "FAIL: libwharf exports differ from wharf.h + wharf_server.h"
     echo "declared only:"; echo "$declared" | grep -vxF "$exported" || true
     echo "exported only:"; echo "$exported" | grep -vxF "$declared" || true
     echo "0 passed, 1 failed"
     exit 1
 fi
-echo "wharfd exports the $(echo "$declared" | wc -l) functions of wharf.h and nothing else"
+echo "libwharf exports the $(echo "$declared" | wc -l) functions of wharf.h and wharf_server.h and nothing else"
 echo "1 passed, 0 failed"

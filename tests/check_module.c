@@ -126,7 +126,7 @@ static struct module *load_ok(const char *name, enum config_protocol protocol)
     char hdir[2048], path[4096], err[1024] = "";
     snprintf(path, sizeof path, "%s:%s", test_modules(), handler_dir(hdir, sizeof hdir));
     struct module *m = NULL;
-    ck_assert_msg(module_load(name, path, protocol, &m, err, sizeof err) == 0,
+    ck_assert_msg(module_load(name, path, protocol, NULL, 0, &m, err, sizeof err) == 0,
                   "load %s: %s", name, err);
     ck_assert_ptr_nonnull(m);
     ck_assert_ptr_nonnull(m->dl);
@@ -141,7 +141,7 @@ static void load_fails(const char *name, const char *path, enum config_protocol 
 {
     struct module *m = (struct module *)1;
     err[0] = '\0';
-    ck_assert_int_eq(module_load(name, path, protocol, &m, err, errlen), -1);
+    ck_assert_int_eq(module_load(name, path, protocol, NULL, 0, &m, err, errlen), -1);
     ck_assert_ptr_null(m);
     ck_assert_msg(err[0] != '\0', "empty error for %s", name);
     ck_assert_msg(strchr(err, '\n') == NULL, "error is not one line: %s", err);
@@ -344,14 +344,14 @@ START_TEST(load_by_explicit_path)
     snprintf(path, sizeof path, "%s/mod_counting.so", test_modules());
     struct module *m = NULL;
     /* module_path plays no part when the name is a path. */
-    ck_assert_msg(module_load(path, "/nowhere", CONFIG_TCP, &m, err, sizeof err) == 0, "%s",
+    ck_assert_msg(module_load(path, "/nowhere", CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s",
                   err);
     ck_assert_str_eq(m->handler->name, "counting");
     ck_assert_str_eq(m->path, path);
     module_unload(m);
 
     /* The same module serves a UDP listener too. */
-    ck_assert_msg(module_load(path, NULL, CONFIG_UDP, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(module_load(path, NULL, CONFIG_UDP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
     ck_assert_str_eq(m->handler->name, "counting");
     module_unload(m);
 }
@@ -369,19 +369,19 @@ START_TEST(module_path_earlier_dir_wins)
     struct module *m = NULL;
 
     snprintf(path, sizeof path, "%s:%s", t.path, hdir);
-    ck_assert_msg(module_load("echo", path, CONFIG_TCP, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(module_load("echo", path, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
     ck_assert_str_eq(m->handler->name, "counting");
     module_unload(m);
 
     snprintf(path, sizeof path, "%s:%s", hdir, t.path);
-    ck_assert_msg(module_load("echo", path, CONFIG_TCP, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(module_load("echo", path, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
     ck_assert_str_eq(m->handler->name, "echo");
     module_unload(m);
 
     /* module_path comes before $WHARF_MODULE_PATH. */
     char *saved = getenv("WHARF_MODULE_PATH") ? strdup(getenv("WHARF_MODULE_PATH")) : NULL;
     ck_assert_int_eq(setenv("WHARF_MODULE_PATH", hdir, 1), 0);
-    ck_assert_msg(module_load("echo", t.path, CONFIG_TCP, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(module_load("echo", t.path, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
     ck_assert_str_eq(m->handler->name, "counting");
     module_unload(m);
     if (saved)
@@ -403,14 +403,14 @@ START_TEST(env_module_path_used_without_module_path)
     ck_assert_int_eq(setenv("WHARF_MODULE_PATH", env, 1), 0);
 
     struct module *m = NULL;
-    ck_assert_msg(module_load("mod_udp_only", NULL, CONFIG_UDP, &m, err, sizeof err) == 0, "%s",
+    ck_assert_msg(module_load("mod_udp_only", NULL, CONFIG_UDP, NULL, 0, &m, err, sizeof err) == 0, "%s",
                   err);
     snprintf(want, sizeof want, "%s/mod_udp_only.so", test_modules());
     ck_assert_str_eq(m->path, want);
     module_unload(m);
 
     /* An empty module_path is the same as none. */
-    ck_assert_msg(module_load("mod_udp_only", "", CONFIG_UDP, &m, err, sizeof err) == 0, "%s",
+    ck_assert_msg(module_load("mod_udp_only", "", CONFIG_UDP, NULL, 0, &m, err, sizeof err) == 0, "%s",
                   err);
     module_unload(m);
 

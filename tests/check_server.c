@@ -38,15 +38,21 @@ static bool all_open(void *arg)
 
 START_TEST(graceful_shutdown_closes_lingering_clients_after_timeout)
 {
+    /* "hold": the handler keeps every byte unconsumed, so each connection
+     * has work in flight and is given the whole shutdown_timeout_ms. */
     struct tserver *t = tserver_start(
         "{\"workers\": 2, \"shutdown_timeout_ms\": 300, "
-        "\"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\"}]}");
+        "\"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"options\": {\"hold\": true}}]}");
     int fds[10];
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 10; i++) {
         fds[i] = tcp_connect("127.0.0.1", tserver_port(t, 0));
+        send_all(fds[i], "pending", 7);
+    }
     void *arg[2] = {t, (void *)(uintptr_t)10};
     ck_assert(wait_for(all_open, arg, 3000));
     struct probe_counts before, after;
+    usleep(100000); /* let the bytes reach the handler */
     probe_get(&before);
     uint64_t start = now_ms();
     server_stop(t->srv);
@@ -60,7 +66,33 @@ START_TEST(graceful_shutdown_closes_lingering_clients_after_timeout)
     ck_assert_uint_eq(after.closes[WHARF_CLOSE_SHUTDOWN] - before.closes[WHARF_CLOSE_SHUTDOWN], 10);
     ck_assert_uint_eq(after.finis - before.finis, 1);
     ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_SHUTDOWN], 10);
-    /* A new connection is refused: the listener is closed. */
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(shutdown_closes_idle_keepalive_clients_at_once)
+{
+    /* Five keep-alive clients that finished their exchange hold nothing in
+     * flight: a stop closes them at once instead of waiting 5 s. */
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"shutdown_timeout_ms\": 5000, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int fds[5];
+    unsigned char data[64];
+    fill_pattern(data, sizeof data, 5);
+    for (int i = 0; i < 5; i++) {
+        fds[i] = tcp_connect("127.0.0.1", tserver_port(t, 0));
+        ck_assert_uint_eq(echo_roundtrip(fds[i], data, sizeof data, 2000), sizeof data);
+    }
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    uint64_t took = now_ms() - start;
+    ck_assert_msg(took < 1000, "stop took %llu ms", (unsigned long long)took);
+    for (int i = 0; i < 5; i++) {
+        ck_assert(wait_closed(fds[i], 1000));
+        close(fds[i]);
+    }
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_SHUTDOWN], 5);
     tserver_stop(t);
 }
 END_TEST
@@ -93,13 +125,17 @@ static void *close_later(void *arg)
 
 START_TEST(shutdown_waits_for_connections_that_finish)
 {
+    /* A connection with input in flight (the handler holds it) is waited
+     * for; it ends by itself when the client closes. */
     struct tserver *t = tserver_start(
         "{\"workers\": 1, \"shutdown_timeout_ms\": 5000, "
-        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+        "\"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"options\": {\"hold\": true}}]}");
     int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
-    unsigned char data[100];
-    fill_pattern(data, sizeof data, 2);
-    echo_roundtrip(fd, data, sizeof data, 2000);
+    send_all(fd, "in flight", 9);
+    void *arg[2] = {t, (void *)(uintptr_t)1};
+    ck_assert(wait_for(all_open, arg, 3000));
+    usleep(50000); /* let the bytes reach the handler */
     struct closer c = {fd, 200};
     pthread_t th;
     pthread_create(&th, NULL, close_later, &c);
@@ -108,7 +144,7 @@ START_TEST(shutdown_waits_for_connections_that_finish)
     uint64_t took = now_ms() - start;
     pthread_join(th, NULL);
     ck_assert_msg(took >= 150 && took < 2000, "stop took %llu ms", (unsigned long long)took);
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.closed[WHARF_CLOSE_EOF], 1);
     ck_assert_uint_eq(st.closed[WHARF_CLOSE_SHUTDOWN], 0);
     tserver_stop(t);
@@ -139,7 +175,7 @@ START_TEST(client_that_never_reads_holds_about_the_watermark)
         }
     }
     ck_assert_msg(sent < cap, "server kept reading %zu bytes from a client that never reads", sent);
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     /* Output held: the high watermark plus at most one read of 64 KiB,
      * rounded up to the buffer's power-of-two allocation. */
     ck_assert_msg(st.output_buffered <= 4 * 65536, "server holds %llu bytes of output",
@@ -351,7 +387,7 @@ START_TEST(ten_thousand_connections_on_4_workers)
     }
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client failed with %d",
                   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.accepted, TEN_K);
     ck_assert_uint_eq(st.bytes_in, TEN_K * sizeof(int));
     tserver_stop(t);
@@ -398,7 +434,7 @@ static void expect_start_error(const char *json, const char *want1, const char *
     char err[2048] = "";
     struct config *cfg = NULL;
     ck_assert_msg(config_load_string(json, "test.json", &cfg, err, sizeof err) == 0, "%s", err);
-    struct server *srv = NULL;
+    struct wharf_server *srv = NULL;
     int rc = server_new(cfg, &srv, err, sizeof err);
     if (rc == 0) {
         rc = server_start(srv, err, sizeof err);
@@ -407,7 +443,7 @@ static void expect_start_error(const char *json, const char *want1, const char *
     ck_assert_int_eq(rc, -1);
     ck_assert_msg(strstr(err, want1) != NULL, "error \"%s\" lacks \"%s\"", err, want1);
     ck_assert_msg(strstr(err, want2) != NULL, "error \"%s\" lacks \"%s\"", err, want2);
-    config_free(cfg);
+    /* server_new took the config over, even when it failed. */
 }
 
 START_TEST(start_errors_name_file_and_path)
@@ -450,6 +486,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, graceful_shutdown_closes_lingering_clients_after_timeout);
     tcase_add_test(tc, shutdown_without_connections_is_quick);
+    tcase_add_test(tc, shutdown_closes_idle_keepalive_clients_at_once);
     tcase_add_test(tc, shutdown_waits_for_connections_that_finish);
     tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);
     tcase_add_test(tc, on_drain_follows_a_slow_reader);

@@ -178,7 +178,7 @@ START_TEST(echo_1000_concurrent_connections_on_2_workers)
         ck_assert_uint_eq(recv_exact(fds[i], back, sizeof back, 5000), sizeof back);
         ck_assert_mem_eq(msg, back, sizeof msg);
     }
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.open, MANY);
     ck_assert_uint_eq(st.accepted, MANY);
     ck_assert_uint_eq(st.bytes_in, MANY * 48);
@@ -203,7 +203,7 @@ START_TEST(counters_follow_traffic)
     echo_roundtrip(fd, data, sizeof data, 5000);
     close(fd);
     ck_assert(wait_for(all_closed, t, 3000));
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.accepted, 1);
     ck_assert_uint_eq(st.bytes_in, sizeof data);
     ck_assert_uint_eq(st.bytes_out, sizeof data);

@@ -45,7 +45,7 @@ static void udp_roundtrip(size_t len)
     ck_assert_mem_eq(data, back, len);
     /* The reply can arrive before the worker counts it. */
     ck_assert(wait_for(one_sent, t, 2000));
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.datagrams_in, 1);
     ck_assert_uint_eq(st.datagrams_out, 1);
     ck_assert_uint_eq(st.bytes_out, len);
@@ -96,7 +96,7 @@ START_TEST(udp_guard_blocks_listed_source_port)
     char back[16];
     ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0); /* no answer within 300 ms */
 
-    struct server_stats st = tserver_stats(t, 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
     ck_assert_uint_eq(st.datagrams_in, 1);
     ck_assert_uint_eq(st.datagrams_dropped, 1);
     ck_assert_uint_eq(st.datagrams_out, 0);

@@ -109,16 +109,24 @@ wait_exit 50
 [ "$status" = 0 ] && grep -q "stopped" "$tmp/log" && ok "SIGTERM stops gracefully, exit 0" ||
     fail "SIGTERM: status $status; $(tail -n 5 "$tmp/log")"
 
-# A second signal exits at once, even with a connection holding shutdown up.
+# A second signal exits at once, even with a connection holding shutdown up
+# (a client that sends without reading keeps output in flight).
 sed 's/"shutdown_timeout_ms": 2000/"shutdown_timeout_ms": 60000/' "$tmp/run.json" >"$tmp/slow.json"
 start "$tmp/slow.json"
 python3 - "$tcp_port" <<'PY' &
 import socket, sys, time
 s = socket.create_connection(('localhost', int(sys.argv[1])), timeout=5)
+s.setblocking(False)
+end = time.time() + 1
+while time.time() < end:
+    try:
+        s.send(b'x' * 65536)
+    except BlockingIOError:
+        time.sleep(0.01)
 time.sleep(4)
 PY
 client=$!
-sleep 0.5
+sleep 1.2
 kill -TERM "$pid"
 sleep 0.3
 kill -TERM "$pid"

@@ -57,8 +57,7 @@ struct tserver *tserver_start(const char *fmt, ...)
 
 void tserver_stop(struct tserver *t)
 {
-    server_free(t->srv);
-    config_free(t->cfg);
+    server_free(t->srv); /* the server owns the config */
     free(t);
 }
 
@@ -69,9 +68,9 @@ int tserver_port(const struct tserver *t, size_t listener)
     return port;
 }
 
-struct server_stats tserver_stats(const struct tserver *t, size_t listener)
+struct wharf_listener_stats tserver_stats(const struct tserver *t, size_t listener)
 {
-    struct server_stats st;
+    struct wharf_listener_stats st;
     ck_assert_int_eq(server_stats(t->srv, listener, &st), 0);
     return st;
 }
@@ -247,10 +246,13 @@ void probe_get(struct probe_counts *out)
     char path[4096];
     const char *dir = getenv("WHARF_TEST_MODULES");
     snprintf(path, sizeof path, "%s/mod_probe.so", dir ? dir : "tests/.libs");
-    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-    ck_assert_msg(h != NULL, "mod_probe is not loaded: %s", dlerror());
+    /* Kept loaded for the process's life, so the counters survive a server
+     * that unloads the module when it stops. */
+    static void *h;
+    if (!h)
+        h = dlopen(path, RTLD_NOW);
+    ck_assert_msg(h != NULL, "cannot load mod_probe: %s", dlerror());
     probe_counts_fn fn = (probe_counts_fn)(uintptr_t)dlsym(h, PROBE_COUNTS_SYMBOL);
     ck_assert_ptr_nonnull((void *)(uintptr_t)fn);
     fn(out);
-    dlclose(h);
 }

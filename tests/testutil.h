@@ -14,8 +14,8 @@
 #include "server.h"
 
 struct tserver {
-    struct config *cfg;
-    struct server *srv;
+    struct config *cfg;       /* owned by srv (valid until tserver_stop) */
+    struct wharf_server *srv;
 };
 
 /* Builds a config from printf-style JSON text, creates and starts the server.
@@ -26,7 +26,7 @@ struct tserver *tserver_start_config(struct config *cfg);
 /* Stops (gracefully) and frees. */
 void tserver_stop(struct tserver *t);
 int tserver_port(const struct tserver *t, size_t listener);
-struct server_stats tserver_stats(const struct tserver *t, size_t listener);
+struct wharf_listener_stats tserver_stats(const struct tserver *t, size_t listener);
 
 /* Milliseconds of the monotonic clock. */
 uint64_t now_ms(void);
@@ -58,8 +58,9 @@ void fill_pattern(unsigned char *p, size_t n, unsigned seed);
 /* Polls cond(arg) every 5 ms for up to timeout_ms; returns its last value. */
 bool wait_for(bool (*cond)(void *), void *arg, int timeout_ms);
 
-/* Counters of the mod_probe test handler (loaded by a running tserver).
- * Fails the test if the module is not loaded. */
+/* Counters of the mod_probe test handler (the module is loaded by this call
+ * and stays loaded, so counts survive a server that unloads it).
+ * Fails the test if it cannot be loaded. */
 struct probe_counts;
 void probe_get(struct probe_counts *out);
 

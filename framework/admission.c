@@ -1,0 +1,164 @@
+/*
+ * admission.c - the connection admission counts (see admission.h).
+ *
+ * The totals are atomics: the acceptor reads them on every accept and
+ * workers change them on every close, so no lock sits on that path.  Each
+ * worker's load is on its own cache line.  The per-source table (sources.c)
+ * exists only while a per-source limit is configured; it has its own lock.
+ */
+#include "admission.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "sources.h"
+
+struct admission_load {
+    _Alignas(64) _Atomic size_t n;
+};
+
+struct admission {
+    _Atomic size_t open;
+    _Atomic size_t max_connections;
+    _Atomic int waiting;            /* the acceptor sleeps on room_fd */
+    int room_fd;
+    pthread_mutex_t sources_lock;   /* serialises creating `sources` */
+    struct sources *_Atomic sources; /* per-source counts, or NULL */
+    unsigned nworkers;
+    struct admission_load *loads;
+};
+
+struct admission *admission_new(unsigned nworkers, size_t max_connections, size_t per_source)
+{
+    struct admission *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->nworkers = nworkers;
+    a->room_fd = -1;
+    pthread_mutex_init(&a->sources_lock, NULL);
+    atomic_store(&a->max_connections, max_connections);
+    a->loads = aligned_alloc(64, sizeof *a->loads * (nworkers ? nworkers : 1));
+    a->room_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!a->loads || a->room_fd < 0)
+        goto fail;
+    for (unsigned i = 0; i < nworkers; i++)
+        atomic_init(&a->loads[i].n, 0);
+    if (admission_set_limits(a, max_connections, per_source) < 0)
+        goto fail;
+    return a;
+fail:;
+    int saved = errno ? errno : ENOMEM;
+    admission_free(a);
+    errno = saved;
+    return NULL;
+}
+
+void admission_free(struct admission *a)
+{
+    if (!a)
+        return;
+    sources_free(atomic_load(&a->sources));
+    if (a->room_fd >= 0)
+        close(a->room_fd);
+    pthread_mutex_destroy(&a->sources_lock);
+    free(a->loads);
+    free(a);
+}
+
+int admission_set_limits(struct admission *a, size_t max_connections, size_t per_source)
+{
+    atomic_store(&a->max_connections, max_connections);
+    pthread_mutex_lock(&a->sources_lock);
+    struct sources *cur = atomic_load(&a->sources);
+    int rc = 0;
+    if (per_source == 0) {
+        /* Off: keep counting in the old table (releases still find their
+         * source there) but stop refusing. */
+        if (cur)
+            sources_set_limit(cur, SIZE_MAX);
+    } else if (cur) {
+        sources_set_limit(cur, per_source);
+    } else {
+        /* Turned on while running: connections already open are not in the
+         * new table, and their tickets say so. */
+        struct sources *s = sources_new(per_source);
+        if (!s)
+            rc = -ENOMEM;
+        else
+            atomic_store(&a->sources, s);
+    }
+    pthread_mutex_unlock(&a->sources_lock);
+    admission_wake(a);
+    return rc;
+}
+
+bool admission_has_room(const struct admission *a)
+{
+    struct admission *m = (struct admission *)a;
+    return atomic_load_explicit(&m->open, memory_order_relaxed) <
+           atomic_load_explicit(&m->max_connections, memory_order_relaxed);
+}
+
+int admission_acquire(struct admission *a, const struct sockaddr *peer, unsigned worker)
+{
+    struct sources *s = atomic_load_explicit(&a->sources, memory_order_acquire);
+    int ticket = 0;
+    if (s) {
+        int rc = sources_add(s, peer);
+        if (rc < 0)
+            return rc;
+        ticket = ADMISSION_BY_SOURCE;
+    }
+    atomic_fetch_add_explicit(&a->open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->loads[worker].n, 1, memory_order_relaxed);
+    return ticket;
+}
+
+void admission_release(struct admission *a, const struct sockaddr *peer, unsigned worker,
+                       int ticket)
+{
+    struct sources *s = atomic_load_explicit(&a->sources, memory_order_acquire);
+    if (s && (ticket & ADMISSION_BY_SOURCE))
+        sources_remove(s, peer);
+    atomic_fetch_sub_explicit(&a->loads[worker].n, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&a->open, 1, memory_order_seq_cst);
+    admission_wake(a);
+}
+
+size_t admission_open(const struct admission *a)
+{
+    return atomic_load(&((struct admission *)a)->open);
+}
+
+size_t admission_load(const struct admission *a, unsigned worker)
+{
+    return atomic_load_explicit(&((struct admission *)a)->loads[worker].n, memory_order_relaxed);
+}
+
+int admission_wait_begin(struct admission *a)
+{
+    atomic_store(&a->waiting, 1);
+    return a->room_fd;
+}
+
+void admission_wait_end(struct admission *a)
+{
+    atomic_store(&a->waiting, 0);
+    uint64_t v;
+    while (read(a->room_fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+void admission_wake(struct admission *a)
+{
+    if (atomic_load(&a->waiting)) {
+        uint64_t one = 1;
+        while (write(a->room_fd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+    }
+}

@@ -1,0 +1,53 @@
+/*
+ * admission.h - who may open a TCP connection: one object owns the count of
+ * open connections, the per-source counts (max_connections_per_source) and
+ * each worker's load.  The acceptor acquires once per accepted connection;
+ * the connection's one teardown path (or the cancellation of a hand-off
+ * that never opened) releases once.  A release wakes the acceptor when it
+ * waits for room.
+ */
+#ifndef WHARF_ADMISSION_H
+#define WHARF_ADMISSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct admission;
+
+/* For `nworkers` workers.  Returns NULL with errno set. */
+struct admission *admission_new(unsigned nworkers, size_t max_connections, size_t per_source);
+void admission_free(struct admission *a);
+
+/* Changes the limits (a reload); per_source 0 turns the per-source limit
+ * off.  Connections already open stay open.  Returns 0 or -ENOMEM. */
+int admission_set_limits(struct admission *a, size_t max_connections, size_t per_source);
+
+/* Whether another connection fits under max_connections now. */
+bool admission_has_room(const struct admission *a);
+/* A ticket bit: the connection is counted in the per-source table. */
+#define ADMISSION_BY_SOURCE 1
+
+/*
+ * Counts one connection from `peer` owned by `worker`.  Returns a ticket
+ * (>= 0) to hand back to admission_release, or -EBUSY when that source
+ * already has its share open (nothing counted), or -ENOMEM.  Acceptor thread.
+ */
+int admission_acquire(struct admission *a, const struct sockaddr *peer, unsigned worker);
+/* Undoes one acquire.  Any thread (the owning worker). */
+void admission_release(struct admission *a, const struct sockaddr *peer, unsigned worker,
+                       int ticket);
+
+/* Connections acquired and not released; one worker's share. */
+size_t admission_open(const struct admission *a);
+size_t admission_load(const struct admission *a, unsigned worker);
+
+/* The acceptor's side of "wait for room": admission_wait_begin announces it
+ * and returns an eventfd that a release makes readable; admission_wait_end
+ * withdraws the announcement (and clears the eventfd). */
+int admission_wait_begin(struct admission *a);
+void admission_wait_end(struct admission *a);
+/* Wakes a waiting acceptor (e.g. a worker drained its mailbox).  Any thread. */
+void admission_wake(struct admission *a);
+
+#endif

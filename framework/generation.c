@@ -1,0 +1,123 @@
+/*
+ * generation.c - building, binding and releasing generations (see
+ * generation.h).
+ */
+#include "generation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "module.h"
+
+int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
+                   const struct wharf_handler *const *builtins, size_t nbuiltins,
+                   struct generation **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct generation *g = calloc(1, sizeof *g);
+    if (!g) {
+        config_free(cfg);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    atomic_init(&g->refs, 1);
+    g->id = id;
+    g->cfg = cfg;
+    g->nworkers = nworkers;
+    g->nlisteners = (unsigned)cfg->nlisteners;
+    g->listeners = calloc(g->nlisteners, sizeof *g->listeners);
+    if (!g->listeners) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        struct listener *l = &g->listeners[i];
+        const struct config_listener *lc = &cfg->listeners[i];
+        char why[1024];
+        l->index = i;
+        l->gen = g;
+        l->cfg = lc;
+        l->file = cfg->file;
+        l->port = -1;
+        if (module_load(lc->handler, cfg->module_path, lc->protocol, builtins, nbuiltins,
+                        &l->module, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s.handler: %s", cfg->file, lc->path, why);
+            goto fail;
+        }
+        l->handler = l->module->handler;
+        if (module_init_listener(l->module, lc->options, &l->data, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path, why);
+            goto fail;
+        }
+        l->inited = true;
+    }
+    *out = g;
+    return 0;
+fail:
+    generation_unref(g);
+    return -1;
+}
+
+const struct listener *generation_match(const struct generation *prev,
+                                        const struct config_listener *cfg)
+{
+    for (unsigned i = 0; prev && i < prev->nlisteners; i++) {
+        const struct listener *p = &prev->listeners[i];
+        if (p->nfds > 0 && listener_same_socket(p->cfg, cfg))
+            return p;
+    }
+    return NULL;
+}
+
+int generation_bind(struct generation *g, const struct generation *prev, char *err,
+                    size_t errlen)
+{
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        struct listener *l = &g->listeners[i];
+        const struct listener *keep = generation_match(prev, l->cfg);
+        if (listener_bind(l, keep, g->nworkers, err, errlen) < 0)
+            goto fail;
+        if (keep) {
+            l->stats = keep->stats;
+            atomic_fetch_add(&l->stats->refs, 1);
+        } else if (!(l->stats = listener_stats_new(g->nworkers))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    for (unsigned i = 0; i < g->nlisteners; i++)
+        listener_close(&g->listeners[i]);
+    return -1;
+}
+
+void generation_ref(struct generation *g)
+{
+    atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+}
+
+void generation_unref(struct generation *g)
+{
+    if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {
+        struct listener *l = &g->listeners[i];
+        if (l->inited && l->handler->fini)
+            l->handler->fini(l->data);
+        l->inited = false;
+    }
+    for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {
+        struct listener *l = &g->listeners[i];
+        listener_close(l);
+        listener_stats_unref(l->stats);
+        module_unload(l->module);
+    }
+    if (g->id > 1)
+        log_debug("generation %llu released", (unsigned long long)g->id);
+    free(g->listeners);
+    config_free(g->cfg);
+    free(g);
+}

@@ -1,0 +1,185 @@
+/*
+ * loop.c - the per-thread event loop (see loop.h): epoll, timers, the cached
+ * clock, the mailbox and the deferred list.  The only file that calls
+ * epoll_*.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+/* Events taken from epoll per turn, and mailbox messages run per wake-up. */
+#define LOOP_EVENTS 256
+#define LOOP_MAILBOX_BATCH 256
+
+static void loop_on_mailbox(struct loop_watcher *w, uint32_t events)
+{
+    struct loop *lp = (struct loop *)((char *)w - offsetof(struct loop, mailbox_watcher));
+    mailbox_drain(lp->mailbox, LOOP_MAILBOX_BATCH);
+}
+
+int loop_init(struct loop *lp, size_t depth, size_t reserve)
+{
+    *lp = (struct loop){.epfd = -1, .mailbox_watcher = {.fd = -1}};
+    timer_heap_init(&lp->timers);
+    lp->now_ms = timer_now_ms();
+    lp->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (lp->epfd < 0)
+        return -errno;
+    lp->mailbox = mailbox_new(depth, reserve);
+    int rc;
+    if (!lp->mailbox) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = loop_watch(lp, &lp->mailbox_watcher, mailbox_fd(lp->mailbox), LOOP_IN, loop_on_mailbox);
+    if (rc < 0)
+        goto fail;
+    return 0;
+fail:
+    loop_destroy(lp);
+    return rc;
+}
+
+void loop_run_deferred(struct loop *lp)
+{
+    while (lp->deferred) {
+        struct loop_defer *d = lp->deferred;
+        lp->deferred = d->next;
+        d->fn(d);
+    }
+}
+
+void loop_destroy(struct loop *lp)
+{
+    if (lp->mailbox) {
+        loop_unwatch(lp, &lp->mailbox_watcher);
+        mailbox_free(lp->mailbox); /* cancels what is queued */
+        lp->mailbox = NULL;
+    }
+    loop_run_deferred(lp);
+    if (lp->epfd >= 0)
+        close(lp->epfd);
+    lp->epfd = -1;
+    timer_heap_free(&lp->timers);
+}
+
+int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events, loop_io_fn fn)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    w->fn = fn;
+    w->fd = fd;
+    w->events = events;
+    return 0;
+}
+
+int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events)
+{
+    if (w->events == events)
+        return 0;
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
+        return -errno;
+    w->events = events;
+    return 0;
+}
+
+void loop_unwatch(struct loop *lp, struct loop_watcher *w)
+{
+    if (w->fd < 0)
+        return;
+    epoll_ctl(lp->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    w->fd = -1;
+    w->events = 0;
+}
+
+int loop_timer_arm(struct loop *lp, struct timer *t, uint64_t deadline_ms)
+{
+    return timer_arm(&lp->timers, t, deadline_ms);
+}
+
+void loop_timer_disarm(struct loop *lp, struct timer *t)
+{
+    timer_disarm(&lp->timers, t);
+}
+
+void loop_add_check(struct loop *lp, struct loop_check *c)
+{
+    c->next = lp->checks;
+    lp->checks = c;
+}
+
+void loop_remove_check(struct loop *lp, struct loop_check *c)
+{
+    for (struct loop_check **p = &lp->checks; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            return;
+        }
+}
+
+void loop_set_busy(struct loop *lp, int delta)
+{
+    lp->busy += (unsigned)delta;
+}
+
+void loop_defer(struct loop *lp, struct loop_defer *d, void (*fn)(struct loop_defer *d))
+{
+    d->fn = fn;
+    d->next = lp->deferred;
+    lp->deferred = d;
+}
+
+int loop_post(struct loop *lp, mailbox_fn fn, void *arg, const void *payload, size_t len)
+{
+    return mailbox_post(lp->mailbox, fn, arg, payload, len);
+}
+
+int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payload,
+                     size_t len)
+{
+    return mailbox_post_urgent(lp->mailbox, fn, arg, payload, len);
+}
+
+int loop_run_once(struct loop *lp)
+{
+    struct epoll_event events[LOOP_EVENTS];
+    int timeout = lp->busy ? 0 : timer_next_ms(&lp->timers, lp->now_ms);
+    int n = epoll_wait(lp->epfd, events, LOOP_EVENTS, timeout);
+    int rc = 0;
+    if (n < 0) {
+        rc = errno == EINTR ? 0 : -errno;
+        n = 0;
+    }
+    lp->now_ms = timer_now_ms();
+    for (int i = 0; i < n; i++) {
+        struct loop_watcher *w = events[i].data.ptr;
+        if (w->fd >= 0) /* not removed earlier in this turn */
+            w->fn(w, events[i].events);
+    }
+    for (struct loop_check *c = lp->checks, *next; c; c = next) {
+        next = c->next;
+        c->fn(c);
+    }
+    timer_expire(&lp->timers, lp->now_ms);
+    loop_run_deferred(lp);
+    return rc;
+}
+
+int loop_run(struct loop *lp)
+{
+    lp->stop = false;
+    while (!lp->stop) {
+        int rc = loop_run_once(lp);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void loop_stop(struct loop *lp)
+{
+    lp->stop = true;
+}

@@ -1,0 +1,120 @@
+/*
+ * loop.h - a per-thread event loop: one epoll descriptor, I/O watchers with
+ * callbacks, the timer heap, a cached clock, a mailbox that other threads
+ * post to, per-turn checks, and the deferred-free list.  loop.c is the only
+ * file that calls epoll_*.
+ *
+ * A descriptor of any kind (connection, UDP socket, listening socket,
+ * eventfd) is driven by embedding a struct loop_watcher and registering it
+ * with a callback; nothing else needs to know what kinds exist.
+ *
+ * One turn (loop_run_once): wait in epoll until the next timer deadline (or
+ * not at all while something is busy), refresh the clock, call each ready
+ * watcher's callback, run the per-turn checks, fire due timers, then run the
+ * deferred functions.  A watcher removed during a turn gets no further
+ * callback in that turn; memory that a later event of the same batch could
+ * still point at is released through loop_defer, which runs at the end of
+ * the turn.
+ *
+ * Threads: everything here except loop_post / loop_post_urgent runs on the
+ * loop's own thread.
+ */
+#ifndef WHARF_LOOP_H
+#define WHARF_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#include "mailbox.h"
+#include "timer.h"
+
+/* Readiness bits, as epoll's: LOOP_IN, LOOP_OUT, LOOP_HUP, LOOP_ERR. */
+#define LOOP_IN EPOLLIN
+#define LOOP_OUT EPOLLOUT
+#define LOOP_HUP EPOLLHUP
+#define LOOP_ERR EPOLLERR
+
+struct loop;
+struct loop_watcher;
+typedef void (*loop_io_fn)(struct loop_watcher *w, uint32_t events);
+
+/* Embed one per descriptor; recover the owner with container_of-style
+ * arithmetic (or put it first). */
+struct loop_watcher {
+    loop_io_fn fn;
+    int fd;          /* -1 when not registered */
+    uint32_t events; /* the registered interest */
+};
+
+/* Run once per turn after the I/O callbacks (see loop_add_check). */
+struct loop_check {
+    void (*fn)(struct loop_check *c);
+    struct loop_check *next;
+};
+
+/* Deferred to the end of the turn (see loop_defer). */
+struct loop_defer {
+    void (*fn)(struct loop_defer *d);
+    struct loop_defer *next;
+};
+
+struct loop {
+    int epfd;
+    uint64_t now_ms;             /* the cached clock, refreshed once per turn */
+    struct timer_heap timers;
+    struct mailbox *mailbox;
+    struct loop_watcher mailbox_watcher;
+    struct loop_check *checks;
+    struct loop_defer *deferred;
+    unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
+    bool stop;                   /* loop_run returns after this turn */
+};
+
+/* Prepares lp with a mailbox of `depth` ordinary and `reserve` urgent slots.
+ * Returns 0 or -errno. */
+int loop_init(struct loop *lp, size_t depth, size_t reserve);
+/* Cancels what is left in the mailbox, runs what is deferred, closes the
+ * epoll descriptor.  Watchers and timers still registered are the owners'
+ * to release first. */
+void loop_destroy(struct loop *lp);
+
+/* Registers fd with interest `events`; fn is called with the ready bits.
+ * Returns 0 or -errno (then w is untouched). */
+int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events, loop_io_fn fn);
+/* Changes the interest (a no-op when unchanged).  Returns 0 or -errno. */
+int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events);
+/* Unregisters w (w->fd becomes -1); the descriptor is not closed.  Safe on
+ * an unregistered watcher. */
+void loop_unwatch(struct loop *lp, struct loop_watcher *w);
+
+/* Timers on this loop's heap (see timer.h). */
+int loop_timer_arm(struct loop *lp, struct timer *t, uint64_t deadline_ms);
+void loop_timer_disarm(struct loop *lp, struct timer *t);
+
+/* Runs every turn, after the I/O callbacks, until removed. */
+void loop_add_check(struct loop *lp, struct loop_check *c);
+void loop_remove_check(struct loop *lp, struct loop_check *c);
+/* Counts something that needs the loop to poll instead of sleeping
+ * (delta +1 / -1). */
+void loop_set_busy(struct loop *lp, int delta);
+
+/* Calls d->fn(d) at the end of this turn (after every callback of it). */
+void loop_defer(struct loop *lp, struct loop_defer *d, void (*fn)(struct loop_defer *d));
+/* Runs what is deferred now (a thread leaving its loop). */
+void loop_run_deferred(struct loop *lp);
+
+/* Posts fn(arg, payload) to this loop's thread; see mailbox_post.  Any
+ * thread. */
+int loop_post(struct loop *lp, mailbox_fn fn, void *arg, const void *payload, size_t len);
+int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payload,
+                     size_t len);
+
+/* One turn.  Returns 0, or -errno when epoll_wait failed (not EINTR). */
+int loop_run_once(struct loop *lp);
+/* Turns until loop_stop is called from a callback.  Returns 0 or -errno. */
+int loop_run(struct loop *lp);
+void loop_stop(struct loop *lp);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * wharf_server.h - embedding a wharf server in a program of your own.
+ *
+ * A program builds a configuration (from a JSON file, from JSON text, or in
+ * code), may register handlers compiled into it (no shared object needed),
+ * starts a server, and later reloads it with a new configuration, reads its
+ * statistics and stops it.  wharfd is a thin front-end over this API.
+ *
+ *     wharf_config *cfg;
+ *     char err[1024];
+ *     if (wharf_config_from_json("{\"listeners\": [{\"port\": 7007, \"handler\": \"mine\"}]}",
+ *                                "inline", &cfg, err, sizeof err) < 0) ...
+ *     wharf_server *srv = wharf_server_new();
+ *     wharf_server_add_handler(srv, &my_handler);   // .name = "mine"
+ *     if (wharf_server_start(srv, cfg, err, sizeof err) < 0) ...
+ *     ...
+ *     wharf_server_free(srv);                       // stops gracefully
+ *     wharf_config_free(cfg);
+ *
+ * Errors: calls that can fail return 0 on success and -1 with one line of
+ * text in the caller's err buffer (naming the file, the JSON path and what
+ * was expected for configuration problems); a call that failed has no
+ * effect.  Threads: the wharf_server_* calls for one server are made from
+ * one thread (or serialised by the caller); wharf_log_* and
+ * wharf_config_* are safe from any thread on distinct objects.  The server's
+ * own threads never call back into the program except through handler
+ * callbacks and the log callback.
+ */
+#ifndef WHARF_SERVER_H
+#define WHARF_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wharf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wharf_config wharf_config;
+typedef struct wharf_server wharf_server;
+
+/* ---- configuration ------------------------------------------------------ */
+
+/*
+ * Reads and completely validates a JSON config file (docs/config.md).
+ * Relative module_path entries are taken from the file's directory.
+ * Returns 0 and a new config in *out, or -1 with the problem in err, e.g.
+ *   x.json: listeners[0].port: expected an integer 0..65535, got "http"
+ */
+int wharf_config_from_file(const char *file, wharf_config **out, char *err, size_t errlen);
+/* Same for JSON text; `name` stands for the file in messages. */
+int wharf_config_from_json(const char *text, const char *name, wharf_config **out, char *err,
+                           size_t errlen);
+/* An empty config to fill in code ("listeners" is an empty array). */
+wharf_config *wharf_config_new(void);
+/*
+ * Sets one value in code: `path` is a JSON path as the error messages use
+ * ("workers", "listeners[0].options.prefix", "listeners[2]"; an array index
+ * equal to the array's size appends), `json` the value as JSON text ("2",
+ * "\"> \"", "{\"port\": 0, \"handler\": \"echo\"}").  Objects on the way are
+ * created.  Returns 0, or -1 with the problem in err.  The whole config is
+ * validated by wharf_server_start / wharf_server_reload (or
+ * wharf_config_check).
+ */
+int wharf_config_set(wharf_config *cfg, const char *path, const char *json, char *err,
+                     size_t errlen);
+/* Validates cfg completely (as a start would, without loading modules).
+ * Returns 0 or -1 with the problem in err. */
+int wharf_config_check(const wharf_config *cfg, char *err, size_t errlen);
+/* The effective configuration, every default filled in, as JSON text
+ * (free() it).  NULL when cfg is invalid (err says why). */
+char *wharf_config_dump(const wharf_config *cfg, char *err, size_t errlen);
+void wharf_config_free(wharf_config *cfg);
+
+/* ---- the server ----------------------------------------------------------- */
+
+/* A server that runs nothing yet.  NULL on ENOMEM. */
+wharf_server *wharf_server_new(void);
+/*
+ * Registers a handler compiled into the program: a listener whose "handler"
+ * is h->name uses it instead of looking for a module file.  h must stay
+ * valid while the server exists.  Returns 0, or -1 (EINVAL: no name or a
+ * wrong abi_version; EEXIST: the name is taken) with errno set.
+ */
+int wharf_server_add_handler(wharf_server *srv, const struct wharf_handler *h);
+/*
+ * Loads every listener's handler and runs its init, binds every listener,
+ * starts the workers and the acceptor.  cfg is copied (the caller keeps and
+ * frees it).  Returns 0, or -1 with a line in err (nothing left running).
+ */
+int wharf_server_start(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
+/*
+ * Checks cfg as a start would, binding nothing: validates it, loads every
+ * handler and runs its init (then its fini).  Returns 0 or -1 with a line
+ * in err.
+ */
+int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
+/*
+ * Switches a running server to cfg: builds and checks everything first
+ * (modules loaded, inits run, new listeners bound); on any error it returns
+ * -1 with the reason and the server keeps running its old configuration
+ * untouched.  Listeners with the same protocol, address and port keep their
+ * sockets (nothing is refused); new ones are bound; removed ones stop
+ * accepting and their connections finish.  New connections get the new
+ * handlers, options, timeouts and limits; open ones keep theirs until they
+ * close.  `workers` and `queue_depth` cannot change without a restart (a
+ * change is logged and ignored).  Returns 0 once the switch is done.
+ */
+int wharf_server_reload(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
+/*
+ * Graceful stop: stops accepting, closes connections with nothing in flight
+ * at once, lets the others finish for up to shutdown_timeout_ms, closes the
+ * rest (reason "shutdown"), joins every thread and runs every fini.  Safe to
+ * call more than once, or before a start.
+ */
+void wharf_server_stop(wharf_server *srv);
+/* Stops if needed and frees.  NULL is fine. */
+void wharf_server_free(wharf_server *srv);
+
+/* The port listener `name` is bound to, or -1 (no such listener, not
+ * started). */
+int wharf_server_port(const wharf_server *srv, const char *name);
+
+/* Counters of one listener, summed over workers (a snapshot).  A listener
+ * kept by a reload keeps counting. */
+struct wharf_listener_stats {
+    uint64_t accepted;          /* TCP connections handed to a worker */
+    uint64_t rejected;          /* refused by max_connections_per_source */
+    uint64_t open;              /* TCP connections open now */
+    uint64_t closed[WHARF_CLOSE_SHUTDOWN + 1]; /* by enum wharf_close_reason */
+    uint64_t bytes_in, bytes_out;
+    uint64_t output_buffered;   /* bytes of output buffer memory held now */
+    uint64_t datagrams_in, datagrams_out, datagrams_dropped;
+};
+/* Returns 0, or -1 when there is no listener `name` in the current
+ * configuration. */
+int wharf_server_stats(const wharf_server *srv, const char *name,
+                       struct wharf_listener_stats *out);
+
+/* The server as a whole. */
+struct wharf_server_info {
+    unsigned workers;
+    uint64_t generation;        /* 1 at start, +1 per successful reload */
+    uint64_t reloads;           /* successful reloads */
+    uint64_t reloads_failed;    /* reloads refused (old configuration kept) */
+    uint64_t connections_open;  /* over every listener and generation */
+};
+void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
+
+/* ---- the log (process-wide) ------------------------------------------------- */
+
+/*
+ * Sends every log line (already formatted: time, level, [listener worker
+ * conn], message; no newline) to fn instead of stderr; NULL restores stderr.
+ * fn may be called from any of the server's threads at once.
+ */
+void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, const char *line),
+                            void *arg);
+/* Writes the log to `path` (appending, created 0640) instead of stderr;
+ * NULL restores stderr.  Returns 0 or -1 (errno set, the log unchanged). */
+int wharf_log_set_file(const char *path);
+/* Re-opens the log file (after log rotation).  Returns 0 or -1 (errno set;
+ * the old file stays in use). */
+int wharf_log_reopen(void);
+/* The most verbose level written (default WHARF_LOG_INFO). */
+void wharf_log_set_level(enum wharf_log_level level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WHARF_SERVER_H */
