@@ -65,7 +65,7 @@ const struct listener *generation_match(const struct generation *prev,
 {
     for (unsigned i = 0; prev && i < prev->nlisteners; i++) {
         const struct listener *p = &prev->listeners[i];
-        if (p->nfds > 0 && listener_same_socket(p->cfg, cfg))
+        if (p->nfds > 0 && listener_same_socket(p, cfg))
             return p;
     }
     return NULL;

@@ -105,9 +105,10 @@ static void set_port(struct sockaddr *sa, int port)
         ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
 }
 
-bool listener_same_socket(const struct config_listener *a, const struct config_listener *b)
+bool listener_same_socket(const struct listener *l, const struct config_listener *b)
 {
-    return a->protocol == b->protocol && a->port == b->port &&
+    const struct config_listener *a = l->cfg;
+    return a->protocol == b->protocol && (b->port == a->port || b->port == l->port) &&
            strcmp(a->address, b->address) == 0 && a->ipv6_only == b->ipv6_only;
 }
 

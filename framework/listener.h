@@ -89,8 +89,9 @@ struct listener {
 int listener_bind(struct listener *l, const struct listener *prev, unsigned nworkers,
                   char *err, size_t errlen);
 
-/* Whether a listener configured as `b` can keep `a`'s sockets. */
-bool listener_same_socket(const struct config_listener *a, const struct config_listener *b);
+/* Whether a listener configured as `b` can keep l's sockets: the same
+ * protocol and address, and b's port is l's configured or bound port. */
+bool listener_same_socket(const struct listener *l, const struct config_listener *b);
 
 /* TCP: the listening socket of address a (a < naddrs).  UDP: the socket of
  * address a for worker w. */

@@ -55,6 +55,37 @@ struct tserver *tserver_start(const char *fmt, ...)
     return tserver_start_config(cfg);
 }
 
+static int tserver_vreload(struct tserver *t, char *err, size_t errlen, const char *fmt,
+                           va_list ap)
+{
+    char text[8192];
+    vsnprintf(text, sizeof text, fmt, ap);
+    struct config *cfg = NULL;
+    if (config_load_string(text, "reload.json", &cfg, err, errlen) < 0)
+        return -1;
+    return server_reload(t->srv, cfg, err, errlen);
+}
+
+void tserver_reload(struct tserver *t, const char *fmt, ...)
+{
+    char err[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tserver_vreload(t, err, sizeof err, fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        ck_abort_msg("reload: %s", err);
+}
+
+int tserver_try_reload(struct tserver *t, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tserver_vreload(t, err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 void tserver_stop(struct tserver *t)
 {
     server_free(t->srv); /* the server owns the config */
@@ -102,6 +133,23 @@ int tcp_connect_family(const char *host, int port, int family)
     rc = connect(fd, res->ai_addr, res->ai_addrlen);
     ck_assert_msg(rc == 0, "connect %s:%d: %s", host, port, strerror(errno));
     freeaddrinfo(res);
+    return fd;
+}
+
+int tcp_try_connect(const char *host, int port)
+{
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &in.sin_addr) != 1)
+        return -EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    set_timeouts(fd, 5000);
+    if (connect(fd, (struct sockaddr *)&in, sizeof in) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
     return fd;
 }
 

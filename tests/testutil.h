@@ -23,6 +23,12 @@ struct tserver {
 struct tserver *tserver_start(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same for an already loaded config (taken over by the tserver). */
 struct tserver *tserver_start_config(struct config *cfg);
+/* Reloads the running server with printf-style JSON text: tserver_reload
+ * fails the test unless it succeeds; tserver_try_reload returns
+ * server_reload's result with its message in err. */
+void tserver_reload(struct tserver *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int tserver_try_reload(struct tserver *t, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Stops (gracefully) and frees. */
 void tserver_stop(struct tserver *t);
 int tserver_port(const struct tserver *t, size_t listener);
@@ -35,6 +41,8 @@ uint64_t now_ms(void);
 int tcp_connect(const char *host, int port);
 /* Same, resolving host in one address family only (AF_INET, AF_INET6). */
 int tcp_connect_family(const char *host, int port, int family);
+/* Connects to an IPv4 address without failing the test: the fd, or -errno. */
+int tcp_try_connect(const char *host, int port);
 /* Sends everything (fails the test on error). */
 void send_all(int fd, const void *p, size_t n);
 /* Receives exactly n bytes unless EOF, error or timeout_ms passes first;
