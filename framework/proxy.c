@@ -108,17 +108,22 @@ static const char *const v1_field_reason[] = {
     "bad v1 source port", "bad v1 destination port",
 };
 
+/* What running out of the line's bytes (of len given) means: need more, or
+ * too long once all 107 were there. */
+static int v1_more(size_t len, struct proxy_result *out)
+{
+    return len < PROXY_V1_MAX_LINE ? 0 : fail(out, -EMSGSIZE, "v1 line too long");
+}
+
 static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out)
 {
     /* Only the first 107 bytes can be the line. */
     size_t n = len < PROXY_V1_MAX_LINE ? len : PROXY_V1_MAX_LINE;
-    /* What running out of those bytes means. */
-    int more = len < PROXY_V1_MAX_LINE ? 0 : fail(out, -EMSGSIZE, "v1 line too long");
 
     if (memcmp(p, v1_sig, n < V1_SIG_LEN ? n : V1_SIG_LEN) != 0)
         return fail(out, -EINVAL, "bad v1 signature");
     if (n < V1_SIG_LEN)
-        return more;
+        return v1_more(len, out);
     out->version = 1;
 
     /* The protocol word, up to a space or CR. */
@@ -131,7 +136,7 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
     for (int i = 0; i < 3; i++) {
         size_t plen = strlen(protos[i]);
         if (pos == n && wlen <= plen && memcmp(p + start, protos[i], wlen) == 0)
-            return more; /* cut off, still a prefix of protos[i] */
+            return v1_more(len, out); /* cut off, still a prefix of protos[i] */
         if (wlen == plen && memcmp(p + start, protos[i], plen) == 0)
             proto = i;
     }
@@ -145,7 +150,7 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
             return fail(out, -EINVAL, "bad v1 protocol");
         const unsigned char *lf = memchr(p + pos, '\n', n - pos);
         if (!lf)
-            return more;
+            return v1_more(len, out);
         if (lf[-1] != '\r')
             return fail(out, -EINVAL, "v1 line not ended by CRLF");
         out->command = PROXY_CMD_LOCAL;
@@ -174,7 +179,7 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
         if (pos == n) { /* cut off inside the field */
             bool ok = is_addr ? addr_viable(af, p + start, tlen)
                               : port_parse(p + start, tlen, false, &port[0]);
-            return ok ? more : fail(out, -EINVAL, v1_field_reason[f]);
+            return ok ? v1_more(len, out) : fail(out, -EINVAL, v1_field_reason[f]);
         }
         bool ok = is_addr ? addr_parse(af, p + start, tlen, addr[f])
                           : port_parse(p + start, tlen, true, &port[f - F_SPORT]);
@@ -194,7 +199,7 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
                                                  : v1_field_reason[F_DPORT]);
     pos++;
     if (pos == n)
-        return more;
+        return v1_more(len, out);
     if (p[pos] != '\n')
         return fail(out, -EINVAL, "v1 line not ended by CRLF");
     pos++;

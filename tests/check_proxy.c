@@ -177,6 +177,10 @@ START_TEST(test_v1_unknown)
                        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
     ck_assert_int_eq(parse_str(spec, PROXY_V1, &r), (int)strlen(spec));
     ck_assert_int_eq(r.command, PROXY_CMD_LOCAL);
+    /* (found by fuzz_proxy: a whole line of 107 bytes came with the "too
+     * long" reason set although it was accepted) */
+    ck_assert_uint_eq(strlen(spec), PROXY_V1_MAX_LINE);
+    ck_assert_ptr_null(r.reason);
     ck_assert_int_eq(parse_str("PROXY UNKNOWN  x\ty\r z 99999\r\n", PROXY_V1, &r), 29);
     ck_assert_int_eq(r.src.ss_family, AF_UNSPEC);
 }
@@ -193,6 +197,7 @@ START_TEST(test_v1_line_limit)
     strcpy(line + 105, "\r\n");
     ck_assert_uint_eq(strlen(line), 107);
     ck_assert_int_eq(parse_str(line, PROXY_V1, &r), 107);
+    ck_assert_ptr_null(r.reason);
     check_every_cut(line, 107, PROXY_V1);
 
     memset(line + 14, 'a', 108 - 2 - 14);
