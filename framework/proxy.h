@@ -67,7 +67,8 @@ enum proxy_command {
 };
 
 struct proxy_result {
-    int version;                 /* 1 or 2 */
+    int version;                 /* 1 or 2 (when the result is <= 0: the
+                                    version being parsed, or 0) */
     enum proxy_command command;
     int socktype;                /* SOCK_STREAM, SOCK_DGRAM, or 0 when not given
                                     (v1 UNKNOWN, v2 UNSPEC, v2 LOCAL) */
@@ -87,7 +88,9 @@ struct proxy_result {
  *   -EINVAL           malformed
  *   -EMSGSIZE         v1 line over 107 bytes, v2 header over PROXY_MAX_HEADER
  *   -EPROTONOSUPPORT  a header of a version not in `allowed` (or none allowed)
- * and fills *out (always cleared first; reason is set exactly when < 0).
+ * and fills *out (out must not be NULL; it is always cleared first, and
+ * reason is set exactly when the result is < 0).  buf may be NULL when len
+ * is 0.
  */
 int proxy_parse(const void *buf, size_t len, unsigned allowed, struct proxy_result *out);
 
