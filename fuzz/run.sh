@@ -1,0 +1,71 @@
+#!/bin/sh
+# fuzz/run.sh - builds the libFuzzer targets with clang (ASan + UBSan) outside
+# the autotools build and runs each for SECONDS (default 60) from its seed
+# corpus under fuzz/corpus/.  Exits non-zero when a target fails to build or
+# finds a crash (its input is kept, and the path printed); exits 0 with
+# "skipped" when clang or libFuzzer (Debian: libclang-rt-14-dev) is missing.
+#
+#   fuzz/run.sh [SECONDS]        FUZZ_DIR=DIR keeps the build and the grown
+#                                corpora in DIR (default: a temporary one)
+set -u
+secs=${1:-60}
+case $secs in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
+src=$(cd "$(dirname "$0")/.." && pwd)
+CC=${FUZZ_CC:-clang}
+
+if ! command -v "$CC" >/dev/null 2>&1; then
+    echo "fuzz: skipped: $CC not found (Debian: apt-get install clang libclang-rt-14-dev)"
+    exit 0
+fi
+if [ -n "${FUZZ_DIR:-}" ]; then
+    work=$FUZZ_DIR
+    mkdir -p "$work" || exit 1
+    keep=1
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/wharf-fuzz.XXXXXX") || exit 1
+    keep=0
+fi
+# libFuzzer present? (the runtime ships apart from clang on Debian)
+printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' \
+    >"$work/probe.c"
+if ! "$CC" -fsanitize=fuzzer,address,undefined "$work/probe.c" -o "$work/probe" >/dev/null 2>&1; then
+    echo "fuzz: skipped: $CC cannot link -fsanitize=fuzzer (Debian: apt-get install libclang-rt-14-dev)"
+    [ "$keep" = 1 ] || rm -rf "$work"
+    exit 0
+fi
+
+CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+    -fno-omit-frame-pointer -Wall -Wextra -I$src/framework"
+jansson=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
+
+status=0
+run() { # NAME SOURCES... [-- LIBS...]
+    name=$1; shift
+    echo "== fuzz $name: build"
+    # shellcheck disable=SC2086
+    if ! "$CC" $CFLAGS "$@" -o "$work/$name"; then
+        echo "FAIL: fuzz $name: build"; status=1; return
+    fi
+    mkdir -p "$work/corpus-$name" "$work/artifacts-$name"
+    echo "== fuzz $name: $secs s from fuzz/corpus/${name#fuzz_}"
+    if ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        "$work/$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$work/artifacts-$name/" \
+        "$work/corpus-$name" "$src/fuzz/corpus/${name#fuzz_}" >"$work/$name.log" 2>&1; then
+        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done)' "$work/$name.log"
+        echo "PASS: fuzz $name ($(ls "$work/corpus-$name" | wc -l) new corpus entries)"
+    else
+        tail -n 60 "$work/$name.log"
+        echo "FAIL: fuzz $name: crash input(s) kept in $work/artifacts-$name:"
+        ls "$work/artifacts-$name"
+        status=1; keep=1
+    fi
+}
+
+# shellcheck disable=SC2086
+run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/proxy.c"
+# shellcheck disable=SC2086
+run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config.c" $jansson
+
+if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
+exit $status
