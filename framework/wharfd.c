@@ -194,7 +194,7 @@ int main(int argc, char **argv)
             break;
         }
     }
-    wharf_log(WHARF_LOG_INFO, "%s: stopping (send it again to exit at once)", sigabbrev_np(sig));
+    wharf_log(WHARF_LOG_INFO, "SIG%s: stopping (send it again to exit at once)", sigabbrev_np(sig));
     pthread_t t;
     if (pthread_create(&t, NULL, stopper, srv) != 0) {
         wharf_server_stop(srv);
@@ -204,10 +204,10 @@ int main(int argc, char **argv)
             siginfo_t si;
             int s = sigtimedwait(&set, &si, &tick);
             if (s == SIGINT || s == SIGTERM || s == SIGQUIT) {
-                wharf_log(WHARF_LOG_WARN, "%s again: exiting now", sigabbrev_np(s));
+                wharf_log(WHARF_LOG_WARN, "SIG%s again: exiting now", sigabbrev_np(s));
                 _exit(1);
             } else if (s > 0) {
-                wharf_log(WHARF_LOG_INFO, "%s: ignored while stopping", sigabbrev_np(s));
+                wharf_log(WHARF_LOG_INFO, "SIG%s: ignored while stopping", sigabbrev_np(s));
             }
         }
         pthread_join(t, NULL);

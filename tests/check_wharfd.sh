@@ -1,8 +1,10 @@
 #!/bin/sh
-# check_wharfd.sh - wharfd as an operator runs it: -V, -h, -t on good and bad
-# configs, then a real run on ephemeral ports: the seed tutorial's Python
-# client gets "Echo: Hello, server!", UDP echo answers, SIGTERM stops it
-# gracefully (exit 0), and a second signal exits at once.
+# check_wharfd.sh - wharfd as an operator runs it: -V, -h, -t and -T on good
+# and bad configs, then real runs on ephemeral ports: the seed tutorial's
+# Python client gets "Echo: Hello, server!", UDP echo answers, SIGTERM stops
+# it gracefully (exit 0), a second signal exits at once, SIGHUP (and -s
+# reload) reloads or keeps the old config, SIGUSR1 re-opens the log file,
+# SIGQUIT stops, and EMFILE pauses accepting without spinning.
 set -u
 src=${WHARF_SRCDIR:-.}
 build=${WHARF_BUILDDIR:-.}
@@ -135,6 +137,79 @@ wait_exit 20
     fail "second signal: status $status; $(tail -n 5 "$tmp/log")"
 kill "$client" 2>/dev/null
 wait "$client" 2>/dev/null
+
+# -T prints the effective config, every default filled in.
+out=$("$wharfd" -T -c "$src/config/wharf.json" 2>&1)
+echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["listeners"][0]["backlog"] == 511 and c["queue_depth"] == 1024' &&
+    ok "-T prints the effective config with defaults" || fail "-T: $out"
+
+# Signals: HUP reloads (new connections get the new prefix, an open one keeps
+# the old; a bad config changes nothing), USR1 re-opens the log file, QUIT
+# stops gracefully; -s sends them through the pid file.
+write_reload_config() {
+    cat >"$tmp/reload.json" <<JSON
+{"workers": 2, "log_file": "wharfd.log",
+ "listeners": [{"name": "r", "port": $1, "handler": "echo", "options": {"prefix": "$2"}}]}
+JSON
+}
+write_reload_config 0 "one:"
+: >"$tmp/wharfd.log"
+"$wharfd" -c "$tmp/reload.json" -p "$tmp/wharfd.pid" 2>>"$tmp/log" &
+pid=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/wharfd.log"; do sleep 0.05; i=$((i + 1)); done
+rport=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/wharfd.log" | head -n1)
+exchange() {
+    python3 - "$rport" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.argv[2].encode())
+print(s.recv(64).decode())
+PY
+}
+# An open connection across the reload: it answers before and after.
+python3 - "$rport" "$tmp/go" >"$tmp/held.out" <<'PY' &
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"a"); print(s.recv(64).decode(), flush=True)
+for _ in range(200):
+    if os.path.exists(sys.argv[2]): break
+    time.sleep(0.05)
+s.sendall(b"c"); print(s.recv(64).decode(), flush=True)
+PY
+held=$!
+[ "$(exchange x)" = "one:x" ] && ok "log_file: wharfd serves with its log in a file" ||
+    fail "before reload: $(cat "$tmp/wharfd.log")"
+sleep 0.3
+write_reload_config "$rport" "two:"
+kill -HUP "$pid"
+i=0
+while [ $i -lt 100 ] && ! grep -q "reloaded: generation 2" "$tmp/wharfd.log"; do sleep 0.05; i=$((i + 1)); done
+grep -q "SIGHUP: reloading" "$tmp/wharfd.log" && [ "$(exchange y)" = "two:y" ] &&
+    ok "SIGHUP reloads: new connections get the new prefix" ||
+    fail "SIGHUP: $(tail -n 5 "$tmp/wharfd.log")"
+touch "$tmp/go"
+wait "$held"
+[ "$(cat "$tmp/held.out" | tr '\n' ' ')" = "one:a one:c " ] &&
+    ok "an open connection keeps the old prefix across a reload" ||
+    fail "held connection saw: $(cat "$tmp/held.out")"
+printf '{"listeners": [' >"$tmp/reload.json"
+"$wharfd" -s reload -p "$tmp/wharfd.pid" && sleep 0.5
+grep -q "reload failed, still serving the previous config: .*reload.json:1:" "$tmp/wharfd.log" &&
+    [ "$(exchange z)" = "two:z" ] && kill -0 "$pid" &&
+    ok "a bad config on reload is logged and changes nothing (-s reload)" ||
+    fail "bad reload: $(tail -n 3 "$tmp/wharfd.log")"
+mv "$tmp/wharfd.log" "$tmp/wharfd.log.1"
+kill -USR1 "$pid"
+i=0
+while [ $i -lt 100 ] && [ ! -s "$tmp/wharfd.log" ]; do sleep 0.05; i=$((i + 1)); done
+write_reload_config "$rport" "two:"
+kill -QUIT "$pid"
+wait_exit 50
+grep -q "SIGUSR1: re-opening the log file" "$tmp/wharfd.log.1" && grep -q "SIGQUIT: stopping" "$tmp/wharfd.log" &&
+    [ "$status" = 0 ] && [ ! -e "$tmp/wharfd.pid" ] &&
+    ok "SIGUSR1 re-opens the log file; SIGQUIT stops gracefully (exit 0, pid file removed)" ||
+    fail "USR1/QUIT: status $status; new log: $(cat "$tmp/wharfd.log")"
 
 # Out of descriptors (EMFILE): accepting pauses with a backoff instead of
 # spinning, and resumes once connections close.
