@@ -52,6 +52,8 @@ static const struct wharf_handler shout = {
 
 static void to_stdout(void *arg, enum wharf_log_level level, const char *line)
 {
+    (void)arg;
+    (void)level;
     printf("log: %s\n", line);
     fflush(stdout);
 }
