@@ -5,10 +5,14 @@
  * state at all while a connection has nothing pending, so its CPU time per message and its
  * memory per connection are the floor a framework is measured against.
  *
- *   ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-l SECONDS]
+ *   ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] [-l SECONDS]
  *
  * ADDR defaults to 127.0.0.1, PORT to 0 (ephemeral). -n opens that many listening sockets
  * (ports PORT, PORT+1, ..., or all ephemeral when PORT is 0), all in the one epoll set.
+ * -t runs that many independent threads (default 1), each with its own epoll set and its
+ * own SO_REUSEPORT listening socket on every port, so the kernel spreads connections over
+ * them: the minimal multi-threaded accept design wharf's acceptor thread is measured
+ * against.
  * For each it prints "listening on tcp ADDR:PORT" on stderr (the words wharfd logs) and serves until
  * SIGINT/SIGTERM or until -l SECONDS have passed (default 900), so a forgotten one cannot
  * linger.
@@ -19,7 +23,7 @@
  * client that does not read cannot make it buffer without bound. Accepts are done inline
  * with accept4 until EAGAIN.
  *
- * Build: cc -O2 -o ref_epoll_echo ref_epoll_echo.c   (bench/run.sh does this)
+ * Build: cc -O2 -pthread -o ref_epoll_echo ref_epoll_echo.c   (bench/run.sh does this)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,6 +32,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +50,11 @@ struct pend {
 	char data[];
 };
 
-static struct pend **pending; /* indexed by fd; NULL = nothing pending */
-static size_t npending;
+static __thread struct pend **pending; /* indexed by fd; NULL = nothing pending */
+static __thread size_t npending;
 static volatile sig_atomic_t stop;
-static char buf[BUFSZ];
+static __thread char buf[BUFSZ];
+static time_t deadline;
 
 static void on_signal(int sig)
 {
@@ -189,64 +195,24 @@ static void on_accept(int ep, int lfd)
 	}
 }
 
-int main(int argc, char **argv)
+struct server_thread {
+	pthread_t thread;
+	int lfd[64], nl;
+};
+
+static void *serve(void *arg)
 {
-	const char *addr = "127.0.0.1";
-	int port = 0, lifetime = 900, nl = 1, opt, one = 1, lfd[64], ep;
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t slen;
+	struct server_thread *t = arg;
 	struct epoll_event ev = { .events = EPOLLIN }, events[MAX_EVENTS];
-	struct sigaction sa;
-	time_t deadline;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	while ((opt = getopt(argc, argv, "a:p:n:l:")) != -1) {
-		switch (opt) {
-		case 'a': addr = optarg; break;
-		case 'n': nl = atoi(optarg); break;
-		case 'p': port = atoi(optarg); break;
-		case 'l': lifetime = atoi(optarg); break;
-		default:
-			fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-l SECONDS]\n");
-			return 2;
-		}
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-		fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
-		return 2;
-	}
-	if (nl < 1 || nl > 64) {
-		fprintf(stderr, "ref_epoll_echo: -n must be 1..64\n");
-		return 2;
-	}
-	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("epoll_create1");
-	for (int i = 0; i < nl; i++) {
-		sin.sin_port = htons((uint16_t)(port ? port + i : 0));
-		lfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (lfd[i] < 0)
-			die("socket");
-		setsockopt(lfd[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(lfd[i], (struct sockaddr *)&sin, sizeof(sin)) != 0)
-			die("bind");
-		if (listen(lfd[i], 511) != 0) /* wharfd's default backlog */
-			die("listen");
-		slen = sizeof(sin);
-		if (getsockname(lfd[i], (struct sockaddr *)&sin, &slen) != 0)
-			die("getsockname");
-		ev.data.u64 = (1ull << 32) | (uint32_t)lfd[i]; /* bit 32: a listener */
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd[i], &ev) != 0)
+	for (int i = 0; i < t->nl; i++) {
+		ev.data.u64 = (1ull << 32) | (uint32_t)t->lfd[i]; /* bit 32: a listener */
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, t->lfd[i], &ev) != 0)
 			die("epoll_ctl");
-		fprintf(stderr, "listening on tcp %s:%u\n", addr, ntohs(sin.sin_port));
 	}
-
-	deadline = time(NULL) + lifetime;
 	while (!stop) {
 		int n = epoll_wait(ep, events, MAX_EVENTS, 1000);
 
@@ -268,5 +234,76 @@ int main(int argc, char **argv)
 				on_readable(ep, fd);
 		}
 	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1";
+	int port = 0, lifetime = 900, nl = 1, nt = 1, opt, one = 1;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t slen;
+	struct sigaction sa;
+	static struct server_thread threads[64];
+
+	while ((opt = getopt(argc, argv, "a:p:n:t:l:")) != -1) {
+		switch (opt) {
+		case 'a': addr = optarg; break;
+		case 'n': nl = atoi(optarg); break;
+		case 't': nt = atoi(optarg); break;
+		case 'p': port = atoi(optarg); break;
+		case 'l': lifetime = atoi(optarg); break;
+		default:
+			fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] [-l SECONDS]\n");
+			return 2;
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
+		return 2;
+	}
+	if (nl < 1 || nl > 64 || nt < 1 || nt > 64) {
+		fprintf(stderr, "ref_epoll_echo: -n and -t must be 1..64\n");
+		return 2;
+	}
+	for (int i = 0; i < nl; i++) {
+		int bound = port ? port + i : 0;
+
+		for (int k = 0; k < nt; k++) {
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+			if (fd < 0)
+				die("socket");
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (nt > 1)
+				setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+			sin.sin_port = htons((uint16_t)bound);
+			if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+				die("bind");
+			if (listen(fd, 511) != 0) /* wharfd's default backlog */
+				die("listen");
+			slen = sizeof(sin);
+			if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
+				die("getsockname");
+			bound = ntohs(sin.sin_port);
+			threads[k].lfd[threads[k].nl++] = fd;
+		}
+		fprintf(stderr, "listening on tcp %s:%u\n", addr, (unsigned)bound);
+	}
+
+	deadline = time(NULL) + lifetime;
+	for (int k = 1; k < nt; k++)
+		if (pthread_create(&threads[k].thread, NULL, serve, &threads[k]) != 0)
+			die("pthread_create");
+	serve(&threads[0]);
+	stop = 1;
+	for (int k = 1; k < nt; k++)
+		pthread_join(threads[k].thread, NULL);
 	return 0;
 }

@@ -308,7 +308,7 @@ MODDIR=$BUILD/handlers/.libs
 [[ -e $MODDIR/echo.so && -e $MODDIR/udp_echo.so ]] || die "no handler modules in $MODDIR"
 mkdir -p "$BUILD/bench"
 for ref in ref_epoll_echo ref_udp_echo; do
-	"$CC" -O2 -Wall -o "$BUILD/bench/$ref" "$ROOT/bench/$ref.c" || die "cannot build $ref"
+	"$CC" -O2 -Wall -pthread -o "$BUILD/bench/$ref" "$ROOT/bench/$ref.c" || die "cannot build $ref"
 done
 
 # ---- environment -------------------------------------------------------------------------

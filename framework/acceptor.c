@@ -37,14 +37,21 @@ struct acceptor_sock {
     struct listener *l;
 };
 
+/* The watched sockets of one generation; freed at the end of the loop turn
+ * (a later event of the same batch may still point at them). */
+struct acceptor_socks {
+    struct loop_defer freed;
+    unsigned n;
+    struct acceptor_sock s[];
+};
+
 struct acceptor {
     struct loop loop;
     struct worker *ws;
     unsigned nws;
     struct admission *admission;
     struct generation *gen;      /* the generation accepted for (a reference) */
-    struct acceptor_sock *socks;
-    unsigned nsocks;
+    struct acceptor_socks *socks; /* or NULL */
     struct loop_watcher room;    /* the admission's eventfd, while paused for room */
     struct timer backoff;        /* ends a pause */
     bool paused;
@@ -60,14 +67,20 @@ static void acceptor_on_listen(struct loop_watcher *w, uint32_t events);
 
 /* ---- watching a generation's sockets ------------------------------------------- */
 
+static void acceptor_socks_free(struct loop_defer *d)
+{
+    free(d); /* freed is the first member */
+}
+
 /* Stops watching the listening sockets; closes them when `close_them`. */
 static void acceptor_unwatch_all(struct acceptor *a, bool close_them)
 {
-    for (unsigned i = 0; i < a->nsocks; i++)
-        loop_unwatch(&a->loop, &a->socks[i].watcher);
-    free(a->socks);
-    a->socks = NULL;
-    a->nsocks = 0;
+    if (a->socks) {
+        for (unsigned i = 0; i < a->socks->n; i++)
+            loop_unwatch(&a->loop, &a->socks->s[i].watcher);
+        loop_defer(&a->loop, &a->socks->freed, acceptor_socks_free);
+        a->socks = NULL;
+    }
     for (unsigned i = 0; close_them && a->gen && i < a->gen->nlisteners; i++)
         if (a->gen->listeners[i].cfg->protocol == CONFIG_TCP)
             listener_close(&a->gen->listeners[i]);
@@ -80,7 +93,7 @@ static int acceptor_watch_all(struct acceptor *a, struct generation *g)
     for (unsigned i = 0; i < g->nlisteners; i++)
         if (g->listeners[i].cfg->protocol == CONFIG_TCP)
             n += g->listeners[i].naddrs;
-    a->socks = calloc(n ? n : 1, sizeof *a->socks);
+    a->socks = calloc(1, sizeof *a->socks + n * sizeof a->socks->s[0]);
     if (!a->socks)
         return -ENOMEM;
     uint32_t events = a->paused ? 0 : LOOP_IN;
@@ -89,13 +102,13 @@ static int acceptor_watch_all(struct acceptor *a, struct generation *g)
         if (l->cfg->protocol != CONFIG_TCP)
             continue;
         for (unsigned k = 0; k < l->naddrs; k++) {
-            struct acceptor_sock *s = &a->socks[a->nsocks];
+            struct acceptor_sock *s = &a->socks->s[a->socks->n];
             *s = (struct acceptor_sock){.watcher.fd = -1, .a = a, .l = l};
             int rc = loop_watch(&a->loop, &s->watcher, listener_fd(l, k, 0), events,
                                 acceptor_on_listen);
             if (rc < 0)
                 return rc;
-            a->nsocks++;
+            a->socks->n++;
         }
     }
     return 0;
@@ -105,8 +118,8 @@ static int acceptor_watch_all(struct acceptor *a, struct generation *g)
 
 static void acceptor_set_listening(struct acceptor *a, bool on)
 {
-    for (unsigned i = 0; i < a->nsocks; i++)
-        loop_modify(&a->loop, &a->socks[i].watcher, on ? LOOP_IN : 0);
+    for (unsigned i = 0; a->socks && i < a->socks->n; i++)
+        loop_modify(&a->loop, &a->socks->s[i].watcher, on ? LOOP_IN : 0);
 }
 
 static void acceptor_resume(struct acceptor *a)

@@ -220,28 +220,40 @@ fail_started:
     return -1;
 }
 
-/* Describes what a reload changes, e.g. "added tcp-2; removed old; kept echo". */
+/* Appends "WHAT name" or ", name" to out. */
+static size_t server_describe_one(char *out, size_t len, size_t n, bool *first, const char *what,
+                                  const char *name)
+{
+    if (n >= len)
+        return n;
+    int k = *first ? snprintf(out + n, len - n, "%s%s %s", n ? "; " : "", what, name)
+                   : snprintf(out + n, len - n, ", %s", name);
+    *first = false;
+    return k > 0 ? n + (size_t)k : n;
+}
+
+/* Describes what a reload changes, e.g. "added b; removed c; kept a". */
 static void server_describe_reload(const struct generation *old, const struct generation *g,
                                    char *out, size_t len)
 {
     size_t n = 0;
-    const char *parts[3] = {"added", "removed", "kept"};
-    for (int part = 0; part < 3; part++) {
-        const struct generation *from = part == 1 ? old : g;
-        const struct generation *other = part == 1 ? g : old;
-        bool first = true;
-        for (unsigned i = 0; i < from->nlisteners && n < len; i++) {
-            const struct listener *l = &from->listeners[i];
-            bool matched = generation_match(other, l->cfg) != NULL;
-            if ((part == 2) != matched)
-                continue;
-            n += (size_t)snprintf(out + n, len - n, "%s%s %s", first ? (n ? "; " : "") : ", ",
-                                  first ? parts[part] : "", l->cfg->name);
-            first = false;
-        }
+    out[0] = '\0';
+    bool first = true;
+    for (unsigned i = 0; i < g->nlisteners; i++)
+        if (!generation_match(old, g->listeners[i].cfg))
+            n = server_describe_one(out, len, n, &first, "added", g->listeners[i].cfg->name);
+    first = true;
+    for (unsigned i = 0; i < old->nlisteners; i++) {
+        bool kept = false;
+        for (unsigned k = 0; k < g->nlisteners && !kept; k++)
+            kept = generation_match(old, g->listeners[k].cfg) == &old->listeners[i];
+        if (!kept)
+            n = server_describe_one(out, len, n, &first, "removed", old->listeners[i].cfg->name);
     }
-    if (n == 0)
-        snprintf(out, len, "no listeners");
+    first = true;
+    for (unsigned i = 0; i < g->nlisteners; i++)
+        if (generation_match(old, g->listeners[i].cfg))
+            n = server_describe_one(out, len, n, &first, "kept", g->listeners[i].cfg->name);
 }
 
 int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t errlen)
