@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "server.h"
+#include "timer.h"
 #include "worker.h"
 
 /* How long a reload waits for the workers to adopt the new generation. */
@@ -35,6 +36,7 @@ struct wharf_server {
     unsigned workers_inited;
     struct admission *admission;
     struct acceptor *acceptor;
+    struct worker_rendezvous finished; /* counts workers leaving their loop at stop */
     bool started;
     uint64_t next_gen_id;
     _Atomic uint64_t reloads, reloads_failed;
@@ -376,30 +378,35 @@ void server_stop(struct wharf_server *s)
      *    shutdown_timeout_ms. */
     uint64_t ms = s->gen->cfg->shutdown_timeout_ms;
     size_t open = admission_open(s->admission);
-    for (unsigned i = 0; i < s->nworkers; i++)
+    worker_rendezvous_init(&s->finished, s->nworkers);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        s->workers[i].finished = &s->finished;
         worker_set_phase(&s->workers[i], WORKER_DRAINING);
+    }
     if (open)
         log_info("stopping: up to %llu ms for the connections with work in flight",
                  (unsigned long long)ms);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(ms / 1000);
-    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    bool late = false;
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        struct worker *w = &s->workers[i];
-        if (!late && pthread_timedjoin_np(w->thread, NULL, &deadline) == 0) {
-            w->started = false;
-            continue;
+    /* Each worker is joined as soon as it finishes (so none is left
+     * finished but unjoined while another still works). */
+    uint64_t deadline = timer_now_ms() + ms;
+    unsigned running = s->nworkers;
+    while (running > 0) {
+        running = 0;
+        for (unsigned i = 0; i < s->nworkers; i++) {
+            struct worker *w = &s->workers[i];
+            if (w->started && pthread_tryjoin_np(w->thread, NULL) == 0)
+                w->started = false;
+            running += w->started;
         }
-        /* 3. Time is up: close what is left with reason "shutdown". */
-        late = true;
-        worker_set_phase(w, WORKER_CLOSING);
+        uint64_t now = timer_now_ms();
+        if (running == 0 || now >= deadline)
+            break;
+        worker_rendezvous_wait(&s->finished, deadline - now < 20 ? deadline - now : 20);
     }
+    /* 3. Time is up: close what is left with reason "shutdown". */
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started)
+            worker_set_phase(&s->workers[i], WORKER_CLOSING);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
 
@@ -424,6 +431,7 @@ void server_stop(struct wharf_server *s)
                       (unsigned long long)st->datagrams_dropped);
     }
     server_teardown(s);
+    worker_rendezvous_destroy(&s->finished);
     pthread_mutex_lock(&s->gen_lock);
     s->gen = NULL;
     pthread_mutex_unlock(&s->gen_lock);

@@ -190,6 +190,9 @@ static void *worker_main(void *arg)
     w->udp = NULL;
     mailbox_close(w->loop.mailbox); /* cancels queued hand-offs: closed and released */
     loop_run_deferred(&w->loop);
+    struct worker_rendezvous *finished = atomic_load(&w->finished);
+    if (finished)
+        worker_rendezvous_done(finished);
     return NULL;
 }
 

@@ -12,6 +12,7 @@
 #define WHARF_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,6 +48,7 @@ struct worker {
     pthread_t thread;
     bool started;
     struct worker_rendezvous *ready; /* the server's start-up rendezvous */
+    struct worker_rendezvous *_Atomic finished; /* counted down when the thread ends, if set */
 };
 
 /* Prepares worker `id` with a mailbox for `queue_depth` connections.

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# bench/churn.sh - connection churn, wharfd against a minimal SO_REUSEPORT epoll server.
+#
+# Each exchange is: connect, one 64-byte echo, close.  Four generator threads (four
+# wharf-load processes of one thread, 16 connections each, one per listening port, since
+# with one destination connect() spends its time looking for a reusable TIME_WAIT port)
+# drive, in turn, wharfd with 2 workers (its acceptor thread hands connections to them) and
+# bench/ref_epoll_echo -t 2 (two threads, each accepting on its own SO_REUSEPORT sockets).
+# Nothing is pinned: servers and generators share this machine's CPUs, as they would in
+# production.  Runs alternate (ref, wharfd, ref, wharfd, ...) and the table shows the
+# median of each; ratios are wharfd / ref.
+#
+# Usage: bench/churn.sh [--runs N] [--duration S] [--build-dir DIR] [--workers N]
+#        [--accept-mode MODE]   (a wharfd config key, e.g. "reuseport"; default: none)
+# Needs a built tree (./configure && make) in --build-dir (default: the repository).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT
+RUNS=3
+DURATION=5
+WORKERS=2
+PORTS=4
+while (($#)); do
+	case $1 in
+	--runs) RUNS=$2; shift 2 ;;
+	--duration) DURATION=$2; shift 2 ;;
+	--build-dir) BUILD=$2; shift 2 ;;
+	--workers) WORKERS=$2; shift 2 ;;
+	*) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+WHARFD=$BUILD/wharfd
+WLOAD=$BUILD/wharf-load
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+cc -O2 -Wall -pthread -o "$tmp/ref" "$ROOT/bench/ref_epoll_echo.c"
+
+cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; read -r -a f <<<"$s"; echo $((f[11] + f[12])); }
+
+# run NAME: starts the server, drives it, prints "rate cpu_us_per_conn"
+run() {
+	local name=$1 pid ports=() i
+	: >"$tmp/log"
+	if [[ $name == ref ]]; then
+		"$tmp/ref" -n $PORTS -t "$WORKERS" -l 120 2>"$tmp/log" &
+	else
+		{
+			printf '{"workers": %d, "log": "warn", "listeners": [' "$WORKERS"
+			for ((i = 0; i < PORTS; i++)); do
+				printf '%s{"name": "c%d", "port": 0, "handler": "echo"}' "$([[ $i -gt 0 ]] && echo ,)" $i
+			done
+			printf ']}\n'
+		} >"$tmp/wharfd.json"
+		sed -i 's/"log": "warn"/"log": "info"/' "$tmp/wharfd.json"
+		"$WHARFD" -c "$tmp/wharfd.json" 2>"$tmp/log" &
+	fi
+	pid=$!
+	pids+=("$pid")
+	for ((i = 0; i < 100; i++)); do
+		(($(grep -c "listening on tcp" "$tmp/log") >= PORTS)) && break
+		sleep 0.05
+	done
+	mapfile -t ports < <(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\).*/\1/p' "$tmp/log")
+	local gens=()
+	for ((i = 0; i < PORTS; i++)); do
+		"$WLOAD" -c 16 -t 1 -s 64 --churn 1 -w 1 -d "$DURATION" -j "127.0.0.1:${ports[i]}" \
+			>"$tmp/out$i.json" 2>/dev/null &
+		gens+=($!)
+	done
+	sleep 1.2 # the warm-up
+	local t0 c0 t1 c1
+	t0=$EPOCHREALTIME
+	c0=$(cpu_ticks "$pid")
+	sleep "$((DURATION - 1))"
+	c1=$(cpu_ticks "$pid")
+	t1=$EPOCHREALTIME
+	wait "${gens[@]}"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	local rate
+	rate=$(python3 - "$tmp" $PORTS <<'PY'
+import json, sys
+total = 0.0
+for i in range(int(sys.argv[2])):
+    r = json.load(open(f"{sys.argv[1]}/out{i}.json"))
+    total += r["results"]["rate"] if "results" in r else r["rate"]
+print(f"{total:.0f}")
+PY
+)
+	awk -v r="$rate" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { secs = t1 - t0; printf "%s %.2f %.0f\n", r, (c / hz) * 1e6 / (r * secs), 100 * c / hz / secs }'
+}
+
+printf 'run  server  conns/s  cpu_us/conn  srv_cpu%%\n'
+: >"$tmp/res"
+for ((k = 1; k <= RUNS; k++)); do
+	for s in ref wharfd; do
+		read -r rate cpu util < <(run "$s")
+		printf '%-4s %-7s %8s %12s %8s\n' "$k" "$s" "$rate" "$cpu" "$util"
+		echo "$s $rate $cpu" >>"$tmp/res"
+	done
+done
+python3 - "$tmp/res" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = lambda s, i: statistics.median(float(r[i]) for r in rows if r[0] == s)
+rr, rw = med("ref", 1), med("wharfd", 1)
+cr, cw = med("ref", 2), med("wharfd", 2)
+print(f"median  ref {rr:.0f} conns/s {cr:.2f} us/conn; wharfd {rw:.0f} conns/s {cw:.2f} us/conn")
+print(f"rate ratio wharfd/ref: {rw / rr:.3f} (target >= 0.90)")
+print(f"CPU/conn ratio wharfd/ref: {cw / cr:.3f} (target <= 1.25)")
+PY
