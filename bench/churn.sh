@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # bench/churn.sh - connection churn, wharfd against a minimal SO_REUSEPORT epoll server.
 #
-# Each exchange is: connect, one 64-byte echo, close.  Four generator threads (four
-# wharf-load processes of one thread, 16 connections each, one per listening port, since
-# with one destination connect() spends its time looking for a reusable TIME_WAIT port)
-# drive, in turn, wharfd with 2 workers (its acceptor thread hands connections to them) and
+# Each exchange is: connect, one 64-byte echo, close.  Four generator threads, 64
+# connections in all (by default one wharf-load process of 4 threads on one port; with
+# --ports N, N processes on N listening ports share them, since with one destination
+# connect() spends much of its time looking for a reusable TIME_WAIT port) drive, in turn, wharfd with 2 workers (its acceptor thread hands connections to them) and
 # bench/ref_epoll_echo -t 2 (two threads, each accepting on its own SO_REUSEPORT sockets).
 # Nothing is pinned: servers and generators share this machine's CPUs, as they would in
 # production.  Runs alternate (ref, wharfd, ref, wharfd, ...) and the table shows the
 # median of each; ratios are wharfd / ref.
 #
 # Usage: bench/churn.sh [--runs N] [--duration S] [--build-dir DIR] [--workers N]
-#        [--accept-mode MODE]   (a wharfd config key, e.g. "reuseport"; default: none)
+#        [--ports N (1, 2 or 4)]
 # Needs a built tree (./configure && make) in --build-dir (default: the repository).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,13 +19,14 @@ BUILD=$ROOT
 RUNS=3
 DURATION=5
 WORKERS=2
-PORTS=4
+PORTS=1
 while (($#)); do
 	case $1 in
 	--runs) RUNS=$2; shift 2 ;;
 	--duration) DURATION=$2; shift 2 ;;
 	--build-dir) BUILD=$2; shift 2 ;;
 	--workers) WORKERS=$2; shift 2 ;;
+	--ports) PORTS=$2; shift 2 ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
@@ -38,6 +39,8 @@ trap cleanup EXIT
 cc -O2 -Wall -pthread -o "$tmp/ref" "$ROOT/bench/ref_epoll_echo.c"
 
 cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; read -r -a f <<<"$s"; echo $((f[11] + f[12])); }
+# context switches of every thread of a process (voluntary + involuntary)
+ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
 
 # run NAME: starts the server, drives it, prints "rate cpu_us_per_conn"
 run() {
@@ -65,16 +68,18 @@ run() {
 	mapfile -t ports < <(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\).*/\1/p' "$tmp/log")
 	local gens=()
 	for ((i = 0; i < PORTS; i++)); do
-		"$WLOAD" -c 16 -t 1 -s 64 --churn 1 -w 1 -d "$DURATION" -j "127.0.0.1:${ports[i]}" \
+		"$WLOAD" -c $((64 / PORTS)) -t $((4 / PORTS)) -s 64 --churn 1 -w 1 -d "$DURATION" -j "127.0.0.1:${ports[i]}" \
 			>"$tmp/out$i.json" 2>/dev/null &
 		gens+=($!)
 	done
 	sleep 1.2 # the warm-up
-	local t0 c0 t1 c1
+	local t0 c0 t1 c1 x0 x1
 	t0=$EPOCHREALTIME
 	c0=$(cpu_ticks "$pid")
+	x0=$(ctx_switches "$pid")
 	sleep "$((DURATION - 1))"
 	c1=$(cpu_ticks "$pid")
+	x1=$(ctx_switches "$pid")
 	t1=$EPOCHREALTIME
 	wait "${gens[@]}"
 	kill "$pid"
@@ -89,17 +94,18 @@ for i in range(int(sys.argv[2])):
 print(f"{total:.0f}")
 PY
 )
-	awk -v r="$rate" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
-		'BEGIN { secs = t1 - t0; printf "%s %.2f %.0f\n", r, (c / hz) * 1e6 / (r * secs), 100 * c / hz / secs }'
+	awk -v r="$rate" -v c="$((c1 - c0))" -v x="$((x1 - x0))" -v t0="$t0" -v t1="$t1" \
+		-v hz="$(getconf CLK_TCK)" 'BEGIN { secs = t1 - t0
+		printf "%s %.2f %.0f %.2f\n", r, (c / hz) * 1e6 / (r * secs), 100 * c / hz / secs, x / (r * secs) }'
 }
 
-printf 'run  server  conns/s  cpu_us/conn  srv_cpu%%\n'
+printf 'run  server  conns/s  cpu_us/conn  srv_cpu%%  ctxsw/conn\n'
 : >"$tmp/res"
 for ((k = 1; k <= RUNS; k++)); do
 	for s in ref wharfd; do
-		read -r rate cpu util < <(run "$s")
-		printf '%-4s %-7s %8s %12s %8s\n' "$k" "$s" "$rate" "$cpu" "$util"
-		echo "$s $rate $cpu" >>"$tmp/res"
+		read -r rate cpu util ctx < <(run "$s")
+		printf '%-4s %-7s %8s %12s %9s %11s\n' "$k" "$s" "$rate" "$cpu" "$util" "$ctx"
+		echo "$s $rate $cpu $ctx" >>"$tmp/res"
 	done
 done
 python3 - "$tmp/res" <<'PY'
@@ -108,7 +114,9 @@ rows = [l.split() for l in open(sys.argv[1])]
 med = lambda s, i: statistics.median(float(r[i]) for r in rows if r[0] == s)
 rr, rw = med("ref", 1), med("wharfd", 1)
 cr, cw = med("ref", 2), med("wharfd", 2)
-print(f"median  ref {rr:.0f} conns/s {cr:.2f} us/conn; wharfd {rw:.0f} conns/s {cw:.2f} us/conn")
+xr, xw = med("ref", 3), med("wharfd", 3)
+print(f"median  ref {rr:.0f} conns/s {cr:.2f} us/conn {xr:.2f} ctxsw/conn; "
+      f"wharfd {rw:.0f} conns/s {cw:.2f} us/conn {xw:.2f} ctxsw/conn")
 print(f"rate ratio wharfd/ref: {rw / rr:.3f} (target >= 0.90)")
 print(f"CPU/conn ratio wharfd/ref: {cw / cr:.3f} (target <= 1.25)")
 PY

@@ -371,6 +371,39 @@ static const char *const buffer_keys[] = {
 };
 static const char *const protocol_names[] = { "tcp", "udp", NULL };
 
+/* ---- defaults ---------------------------------------------------------------
+ *
+ * Every default is written here once.  The loader starts from these, `wharfd
+ * -T` prints the effective config they produce, and tests/check_docs.sh checks
+ * docs/config.md against that output.  (Two defaults are computed: "workers"
+ * is the number of online CPUs, and a listener's "name" is
+ * "<protocol>-<index>".)
+ */
+static const struct config_listener listener_defaults = {
+    .protocol = CONFIG_TCP,
+    .backlog = 511,
+    .ipv6_only = false,
+    .reuse_address = true,
+    .reuse_port = false,
+    .tcp_nodelay = true,
+    .keepalive = false,
+    .recv_buffer = 0,
+    .send_buffer = 0,
+    .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0 },
+    .high_watermark = 262144,
+    .low_watermark = 65536,
+    .max_input = 1048576,
+    .max_output = 16777216,
+};
+static const char default_address[] = "127.0.0.1";
+static const struct config top_defaults = {
+    .queue_depth = 1024,
+    .max_connections = 10000,
+    .max_connections_per_source = 0,
+    .log_level = WHARF_LOG_INFO,
+    .shutdown_timeout_ms = 5000,
+};
+
 /* Reads a listener's optional "timeouts" object. */
 static int load_timeouts(struct loader *ld, const json_t *obj, struct config_listener *l)
 {
@@ -450,17 +483,7 @@ static int load_buffers(struct loader *ld, const json_t *obj, struct config_list
 static int load_listener(struct loader *ld, const json_t *obj, struct config *cfg, size_t index)
 {
     struct config_listener *l = &cfg->listeners[index];
-    *l = (struct config_listener){
-        .protocol = CONFIG_TCP,
-        .backlog = 511,
-        .reuse_address = true,
-        .tcp_nodelay = true,
-        .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0 },
-        .high_watermark = 262144,
-        .low_watermark = 65536,
-        .max_input = 1048576,
-        .max_output = 16777216,
-    };
+    *l = listener_defaults;
     snprintf(l->path, sizeof l->path, "listeners[%zu]", index);
     const char *p = l->path;
 
@@ -469,7 +492,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
     if (check_keys(ld, obj, p, listener_keys) < 0)
         return -1;
 
-    int protocol = CONFIG_TCP;
+    int protocol = listener_defaults.protocol;
     if (get_choice(ld, obj, p, "protocol", protocol_names, "\"tcp\" or \"udp\"", &protocol) < 0)
         return -1;
     l->protocol = (enum config_protocol)protocol;
@@ -498,7 +521,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 
     if (get_string(ld, obj, p, "address", &l->address) < 0)
         return -1;
-    if (!l->address && !(l->address = strdup("127.0.0.1")))
+    if (!l->address && !(l->address = strdup(default_address)))
         return fail(ld, p, "out of memory");
 
     long long port = 0, backlog = l->backlog, recv_buffer = 0, send_buffer = 0;
@@ -570,10 +593,11 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     if (check_keys(ld, root, "", top_keys) < 0)
         return -1;
 
-    long long workers = online_cpus(), queue_depth = 1024, max_connections = 10000;
-    long long per_source = 0;
-    int log_level = WHARF_LOG_INFO;
-    cfg->shutdown_timeout_ms = 5000;
+    long long workers = online_cpus(), queue_depth = top_defaults.queue_depth;
+    long long max_connections = top_defaults.max_connections;
+    long long per_source = top_defaults.max_connections_per_source;
+    int log_level = top_defaults.log_level;
+    cfg->shutdown_timeout_ms = top_defaults.shutdown_timeout_ms;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
         get_int(ld, root, "", "queue_depth", 1, 1000000, &queue_depth) < 0 ||
         get_int(ld, root, "", "max_connections", 1, 10000000, &max_connections) < 0 ||

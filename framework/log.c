@@ -38,6 +38,8 @@ struct log_sink {
 static struct log_sink *_Atomic sink; /* set once per change; old ones are kept */
 
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
+_Static_assert(sizeof level_tags / sizeof level_tags[0] == WHARF_LOG_DEBUG + 1,
+               "a tag for every enum wharf_log_level value");
 
 void log_set_level(enum wharf_log_level level)
 {
