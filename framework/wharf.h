@@ -29,19 +29,32 @@
 extern "C" {
 #endif
 
-/* Bumped whenever wharf_handler or the meaning of a call changes. */
-#define WHARF_ABI_VERSION 1u
+/* Bumped whenever wharf_handler or the meaning of a call changes.  Version 2
+ * added on_eof, on_shutdown and on_stop at the end of wharf_handler; a
+ * version 1 module still loads (those callbacks are then absent). */
+#define WHARF_ABI_VERSION 2u
 
 /* The name of the descriptor symbol the loader looks up. */
 #define WHARF_HANDLER_SYMBOL "wharf_handler"
 
-/* Defines the exported descriptor: WHARF_HANDLER_EXPORT = { ... }; */
+/* Defines the exported descriptor: WHARF_HANDLER_EXPORT = { ... };  In C++ a
+ * namespace-scope const has internal linkage, so the macro gives it C
+ * linkage explicitly (designated initializers then need C++20, or g++'s
+ * extension, in declaration order). */
+#ifdef __cplusplus
+#define WHARF_HANDLER_EXPORT \
+    extern "C" __attribute__((visibility("default"))) const struct wharf_handler wharf_handler; \
+    extern "C" __attribute__((visibility("default"))) const struct wharf_handler wharf_handler
+#else
 #define WHARF_HANDLER_EXPORT \
     __attribute__((visibility("default"))) const struct wharf_handler wharf_handler
+#endif
 
 typedef struct wharf_conn wharf_conn;       /* one TCP connection */
 typedef struct wharf_dgram wharf_dgram;     /* one received UDP datagram */
 typedef struct wharf_options wharf_options; /* a listener's "options" object */
+typedef struct wharf_worker wharf_worker;   /* one worker thread of a server */
+typedef struct wharf_timer wharf_timer;     /* a handler's timer */
 
 /* Why a connection ended; passed to on_close and logged. */
 enum wharf_close_reason {
@@ -92,14 +105,23 @@ struct wharf_handler {
     /* TCP: a connection was accepted and is ready. */
     void (*on_open)(wharf_conn *c);
     /*
-     * TCP: bytes arrived.  `data` is valid only during the call.  Return how
-     * many bytes were consumed (0..len); unconsumed bytes are kept and offered
-     * again, followed by new data, on the next call.  A connection whose kept
-     * input reaches the listener's max_input is closed with WHARF_CLOSE_LIMIT.
+     * TCP: bytes arrived.  `data` is valid only during the call and has no
+     * particular alignment.  Return how many bytes were consumed (0..len).
+     * Unconsumed bytes are kept and offered again (with whatever arrived
+     * since): at once when this call consumed something and bytes remain
+     * (repeated at most 16 times per event, then on the next loop turn, so
+     * one connection cannot starve the others), after wharf_resume_read, and
+     * after on_drain.  When the peer shuts its side, every kept byte is
+     * offered before on_eof.  A call that consumes nothing waits for more
+     * bytes.  Kept input reaching the listener's max_input closes the
+     * connection with WHARF_CLOSE_LIMIT.  Returning more than len is a
+     * handler bug: it is logged and the connection is closed (reason
+     * "error").
      */
     size_t (*on_data)(wharf_conn *c, const void *data, size_t len);
     /* TCP: pending output fell below the low watermark after having been
-     * above the high watermark (reading was paused meanwhile). */
+     * above the high watermark (reading was paused meanwhile).  Fires every
+     * time that happens; kept input is offered again right after it. */
     void (*on_drain)(wharf_conn *c);
     /* TCP: a timer fired.  The connection is closed with WHARF_CLOSE_TIMEOUT
      * right after this returns; a handler may still wharf_send() a last word. */
@@ -111,7 +133,36 @@ struct wharf_handler {
     /* UDP: one datagram arrived.  `data` is valid only during the call.
      * Reply with wharf_reply(). */
     void (*on_datagram)(wharf_dgram *d, const void *data, size_t len);
+
+    /* ---- ABI version 2 ---- */
+
+    /*
+     * TCP: the peer shut its side (half-close), after every kept byte was
+     * offered to on_data.  Return WHARF_EOF_CLOSE (what happens without this
+     * callback) to close once pending output is written (reason "eof"), or
+     * WHARF_EOF_KEEP to keep the connection open: the handler finishes its
+     * replies (from timers, posts or finished work) and calls wharf_close.
+     */
+    int (*on_eof)(wharf_conn *c);
+    /*
+     * TCP: the server is stopping.  Called once per open connection on its
+     * worker, before anything is closed: a handler may send a last word,
+     * close it, or let it finish.  Right after it, a connection with nothing
+     * in flight (no kept input, no pending output) is closed with reason
+     * "shutdown"; the others get up to shutdown_timeout_ms.
+     */
+    void (*on_shutdown)(wharf_conn *c);
+    /*
+     * The server is stopping (per listener, on the thread that stops it,
+     * before connections are told): stop helper threads, refuse new work.
+     * fini still follows once the last connection is gone.
+     */
+    void (*on_stop)(void *listener_data);
 };
+
+/* What on_eof returns. */
+#define WHARF_EOF_CLOSE 0
+#define WHARF_EOF_KEEP 1
 
 /* ---- options (only valid during init) ---------------------------------- */
 
@@ -149,8 +200,12 @@ int wharf_send(wharf_conn *c, const void *data, size_t len);
 /* Closes the connection once pending output is written (reason "handler").
  * No more on_data calls follow.  Safe to call more than once. */
 void wharf_close(wharf_conn *c);
+/* Same with another reason (e.g. WHARF_CLOSE_LIMIT for an oversize
+ * message, WHARF_CLOSE_ERROR for a protocol error). */
+void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason);
 
-/* Stops / restarts delivering on_data for this connection. */
+/* Stops / restarts delivering on_data for this connection.  After a resume,
+ * kept input is offered again at once (without waiting for new bytes). */
 void wharf_pause_read(wharf_conn *c);
 void wharf_resume_read(wharf_conn *c);
 
@@ -174,6 +229,140 @@ const struct sockaddr *wharf_local_addr(const wharf_conn *c, socklen_t *len);
 uint64_t wharf_conn_id(const wharf_conn *c);
 unsigned wharf_worker_id(const wharf_conn *c);
 size_t wharf_output_pending(const wharf_conn *c);
+
+/* The worker that owns the connection. */
+wharf_worker *wharf_conn_worker(const wharf_conn *c);
+/* Whether the connection was opened by wharf_connect (outbound). */
+bool wharf_conn_outbound(const wharf_conn *c);
+
+/*
+ * Opens an outbound TCP connection to addr, owned by the calling worker and
+ * driven by the same handler and listener settings as the connection whose
+ * callback is running (`from`): on_open once connected, then on_data,
+ * on_drain, on_eof, on_close as for an accepted one (on_close with reason
+ * "error" if the connection fails; wharf_local_addr/wharf_peer_addr work
+ * once open).  `data` is set as its handler data before on_open.  Call it
+ * from a callback on the worker thread.  Returns the new connection, or
+ * NULL with *err set to a negative errno (nothing happens then).
+ */
+wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
+                          void *data, int *err);
+
+/* ---- workers, cross-thread posts, timers, blocking work ---------------------- */
+
+/* The worker whose thread is calling, or NULL on any other thread. */
+wharf_worker *wharf_current_worker(void);
+/* This worker's index (0..count-1) and the number of workers of its server. */
+unsigned wharf_worker_index(const wharf_worker *w);
+unsigned wharf_worker_count(const wharf_worker *w);
+/* Worker `index` of the same server as w, or NULL when out of range. */
+wharf_worker *wharf_worker_sibling(const wharf_worker *w, unsigned index);
+
+/*
+ * Runs fn(arg, false) on worker w's thread, soon.  Any thread may post.
+ * Messages from one thread to one worker run in the order posted.  Every
+ * accepted post runs exactly once: normally, or with cancelled == true when
+ * the worker stops first (free arg then).  Returns 0, -EAGAIN when the
+ * worker's mailbox is full (nothing queued), or -EPIPE when it has stopped.
+ */
+int wharf_post(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg);
+/*
+ * Runs fn(c, arg) on the worker that owns connection `conn_id` (of worker
+ * w), if it is still open then; otherwise fn(NULL, arg), so arg can be
+ * freed.  Returns as wharf_post.
+ */
+int wharf_post_conn(wharf_worker *w, uint64_t conn_id, void (*fn)(wharf_conn *c, void *arg),
+                    void *arg);
+/*
+ * wharf_post to every worker of w's server (w's own included): fn runs once
+ * per worker, each time with the same arg (use a reference count to free
+ * it).  Returns the number of workers it was posted to; a worker whose post
+ * failed is skipped.
+ */
+unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg);
+
+/*
+ * Starts a timer on the calling worker: fn(t, arg) runs after `ms`, then
+ * every `repeat_ms` if that is not 0.  With c non-NULL the timer belongs to
+ * that connection and is stopped automatically when it closes (fn never runs
+ * after on_close).  Worker thread only.  Returns the timer, or NULL on
+ * ENOMEM.  A one-shot timer is freed after fn returns; stop a repeating one
+ * (or a pending one) with wharf_timer_stop.
+ */
+wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
+                               void (*fn)(wharf_timer *t, void *arg), void *arg);
+/* Stops and frees t (safe inside its own callback).  Worker thread only. */
+void wharf_timer_stop(wharf_timer *t);
+
+/*
+ * Runs work(arg) on the server's bounded pool of blocking-work threads
+ * ("work_threads" in the config), then done(arg) back on the calling worker.
+ * done always runs, even if the connection that asked has closed, so it can
+ * free arg; it runs with cancelled == true (work not run) when the server
+ * stops before the work started.  Worker thread only.  Returns 0 or -EAGAIN
+ * when the pool's queue is full (nothing queued).
+ */
+int wharf_queue_work(void (*work)(void *arg), void (*done)(void *arg, bool cancelled),
+                     void *arg);
+
+/* ---- framing: whole messages from a byte stream ------------------------------ */
+
+enum wharf_frame_kind {
+    WHARF_FRAME_LINE = 0,    /* a line ending in "\n" (or "\r\n") */
+    WHARF_FRAME_LENGTH,      /* a 1, 2, 4 or 8 byte length, then that many bytes */
+    WHARF_FRAME_HEADER_BODY, /* a header line, then the body length it announces */
+};
+
+struct wharf_framing {
+    enum wharf_frame_kind kind;
+    size_t max_frame;        /* longest whole message, terminator/prefix included;
+                              * 0 means 65536 */
+    /* LINE */
+    bool crlf_only;          /* lines must end in "\r\n" (a bare "\n" is malformed) */
+    /* LENGTH */
+    unsigned width;          /* 1, 2, 4 or 8 */
+    bool little_endian;      /* default big endian (network order) */
+    bool length_includes_prefix; /* the length counts the prefix bytes too */
+    /* HEADER_BODY: called with the header line (no terminator); returns the
+     * body length that follows it (the body is followed by `trailer` bytes),
+     * -1 for a message that is the header line alone, or <= -2 when the line
+     * is malformed. */
+    long long (*body_length)(const char *line, size_t len, void *arg);
+    size_t trailer;          /* bytes after the body that must be "\r\n" (2) or 0 */
+};
+
+/* One whole message. */
+struct wharf_frame {
+    const char *data;        /* the whole message as received */
+    size_t len;
+    const char *payload;     /* LINE: the line without its terminator; LENGTH: the
+                              * bytes after the prefix; HEADER_BODY: the body */
+    size_t payload_len;
+    const char *header;      /* HEADER_BODY: the header line without terminator */
+    size_t header_len;
+};
+
+/*
+ * Finds the first whole message in data[0..len): returns its length (> 0)
+ * and fills *fr, 0 when more bytes are needed, -EMSGSIZE when it is (or will
+ * be) longer than max_frame, or -EINVAL when it is malformed (*reason then
+ * names why).  A pure function: no connection, no state.
+ */
+long long wharf_frame_next(const struct wharf_framing *f, const void *data, size_t len,
+                           struct wharf_frame *fr, const char **reason, void *arg);
+
+/*
+ * For on_data: calls on_frame for every whole message in data[0..len) and
+ * returns how many bytes those messages took (return that from on_data; the
+ * rest is kept and offered again with more bytes).  on_frame returns 0 to go
+ * on, or non-zero to stop after this message (e.g. it paused reading).  An
+ * oversize message closes the connection with reason "limit", a malformed
+ * one with reason "error", after logging why (the bytes before it were
+ * delivered).
+ */
+size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *data, size_t len,
+                    int (*on_frame)(wharf_conn *c, const struct wharf_frame *fr, void *arg),
+                    void *arg);
 
 /* ---- UDP datagrams (inside on_datagram) -------------------------------- */
 
