@@ -47,7 +47,7 @@ struct acceptor_socks {
 
 struct acceptor {
     struct loop loop;
-    struct worker *ws;
+    struct wharf_worker *ws;
     unsigned nws;
     struct admission *admission;
     struct generation *gen;      /* the generation accepted for (a reference) */
@@ -139,11 +139,11 @@ static void acceptor_resume(struct acceptor *a)
  * release or a drained mailbox reports room, re-checking every ms. */
 static void acceptor_pause(struct acceptor *a, int ms, bool wait_room);
 
-static bool acceptor_room(struct acceptor *a, struct worker **target);
+static bool acceptor_room(struct acceptor *a, struct wharf_worker **target);
 
 static void acceptor_recheck(struct acceptor *a)
 {
-    struct worker *w;
+    struct wharf_worker *w;
     if (acceptor_room(a, &w))
         acceptor_resume(a);
     else
@@ -181,13 +181,13 @@ static void acceptor_pause(struct acceptor *a, int ms, bool wait_room)
 /* ---- admission ---------------------------------------------------------------- */
 
 /* The least-loaded worker whose mailbox has room, or NULL. */
-static struct worker *acceptor_pick(struct acceptor *a)
+static struct wharf_worker *acceptor_pick(struct acceptor *a)
 {
-    struct worker *best = NULL;
+    struct wharf_worker *best = NULL;
     size_t best_load = SIZE_MAX;
     for (unsigned k = 0; k < a->nws; k++) {
         unsigned i = (a->next + k) % a->nws;
-        struct worker *w = &a->ws[i];
+        struct wharf_worker *w = &a->ws[i];
         size_t load = admission_load(a->admission, i);
         if (load < best_load && worker_queued(w) < worker_queue_depth(w)) {
             best_load = load;
@@ -200,7 +200,7 @@ static struct worker *acceptor_pick(struct acceptor *a)
 }
 
 /* Whether a connection can be admitted now, and to which worker. */
-static bool acceptor_room(struct acceptor *a, struct worker **target)
+static bool acceptor_room(struct acceptor *a, struct wharf_worker **target)
 {
     return admission_has_room(a->admission) && (*target = acceptor_pick(a)) != NULL;
 }
@@ -224,7 +224,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
     struct acceptor *a = s->a;
     struct listener *l = s->l;
     for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
-        struct worker *w;
+        struct wharf_worker *w;
         if (!acceptor_room(a, &w)) {
             acceptor_log_full(a);
             acceptor_pause(a, ROOM_POLL_MS, true);
@@ -333,7 +333,7 @@ static void *acceptor_main(void *arg)
     return NULL;
 }
 
-struct acceptor *acceptor_new(struct worker *ws, unsigned nws, struct admission *admission)
+struct acceptor *acceptor_new(struct wharf_worker *ws, unsigned nws, struct admission *admission)
 {
     struct acceptor *a = calloc(1, sizeof *a);
     if (!a)

@@ -20,11 +20,11 @@
 struct acceptor;
 struct admission;
 struct generation;
-struct worker;
+struct wharf_worker;
 
 /* Makes an acceptor feeding ws[0..nws) under `admission`.  Returns NULL
  * with errno set. */
-struct acceptor *acceptor_new(struct worker *ws, unsigned nws, struct admission *admission);
+struct acceptor *acceptor_new(struct wharf_worker *ws, unsigned nws, struct admission *admission);
 /* Starts the thread accepting for generation g (a reference is taken).
  * Returns 0 or a positive errno. */
 int acceptor_start(struct acceptor *a, struct generation *g);

@@ -402,6 +402,7 @@ static const struct config top_defaults = {
     .max_connections_per_source = 0,
     .log_level = WHARF_LOG_INFO,
     .shutdown_timeout_ms = 5000,
+    .work_threads = 4,
 };
 
 /* Reads a listener's optional "timeouts" object. */
@@ -568,7 +569,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 
 static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
-    "module_path", "log", "log_file",
+    "module_path", "log", "log_file", "work_threads",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -596,12 +597,14 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     long long workers = online_cpus(), queue_depth = top_defaults.queue_depth;
     long long max_connections = top_defaults.max_connections;
     long long per_source = top_defaults.max_connections_per_source;
+    long long work_threads = top_defaults.work_threads;
     int log_level = top_defaults.log_level;
     cfg->shutdown_timeout_ms = top_defaults.shutdown_timeout_ms;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
         get_int(ld, root, "", "queue_depth", 1, 1000000, &queue_depth) < 0 ||
         get_int(ld, root, "", "max_connections", 1, 10000000, &max_connections) < 0 ||
         get_int(ld, root, "", "max_connections_per_source", 0, 10000000, &per_source) < 0 ||
+        get_int(ld, root, "", "work_threads", 1, 1024, &work_threads) < 0 ||
         get_choice(ld, root, "", "log", log_names,
                    "\"error\", \"warn\", \"info\" or \"debug\"", &log_level) < 0 ||
         get_ms(ld, root, "", "shutdown_timeout_ms", 3600000, &cfg->shutdown_timeout_ms) < 0)
@@ -610,6 +613,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->queue_depth = (int)queue_depth;
     cfg->max_connections = (int)max_connections;
     cfg->max_connections_per_source = (int)per_source;
+    cfg->work_threads = (int)work_threads;
     cfg->log_level = log_level;
 
     const json_t *mp = json_object_get(root, "module_path");
@@ -996,10 +1000,11 @@ json_t *config_to_json(const struct config *cfg)
     }
     if (!ls)
         return NULL;
-    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:s, s:I, s:o}",
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:o}",
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
+                             "work_threads", cfg->work_threads,
                              "log", log_levels[cfg->log_level],
                              "shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
                              "listeners", ls);

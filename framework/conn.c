@@ -14,11 +14,14 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "admission.h"
 #include "conn.h"
+#include "crash.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -32,6 +35,26 @@
 #define SCRATCH_KEEP_MAX (1u << 20)
 /* The worker's shared read buffer. */
 #define CONN_READ_BUFFER (64 * 1024)
+/* How often one event may offer kept input again before yielding. */
+#define CONN_MAX_OFFERS 16
+
+/*
+ * Brackets a handler callback on c: c is "current" meanwhile (its sends go
+ * to the scratch buffer, its closes are deferred until the callback
+ * returns) and the crash report names the callback.
+ */
+#define CONN_CALL(c, what, call)                                                           \
+    do {                                                                                   \
+        struct conn_set *set_ = &(c)->w->conns;                                            \
+        struct wharf_conn *prev_ = set_->current;                                          \
+        struct crash_frame frame_ = {what, (c)->l->cfg->name, (c)->l->handler->name,       \
+                                     (int)(c)->w->id, (c)->id, NULL};                      \
+        set_->current = (c);                                                               \
+        crash_enter(&frame_);                                                              \
+        call;                                                                              \
+        crash_leave(&frame_);                                                              \
+        set_->current = prev_;                                                             \
+    } while (0)
 
 static _Atomic uint64_t next_conn_id;
 
@@ -120,6 +143,7 @@ static void conn_arm_timer(struct wharf_conn *c)
 
 static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason);
 static int conn_flush(struct wharf_conn *c);
+static void conn_schedule_offer(struct wharf_conn *c);
 
 static void conn_timer_fired(struct timer *t, uint64_t now)
 {
@@ -138,12 +162,8 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
 
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
-    if (c->l->handler->on_timeout) {
-        struct wharf_conn *prev = c->w->conns.current;
-        c->w->conns.current = c;
-        c->l->handler->on_timeout(c, kind);
-        c->w->conns.current = prev;
-    }
+    if (c->l->handler->on_timeout)
+        CONN_CALL(c, "on_timeout", c->l->handler->on_timeout(c, kind));
     /* A last word from on_timeout gets one non-blocking try. */
     if (conn_flush(c) == 0)
         conn_close_now(c, WHARF_CLOSE_TIMEOUT);
@@ -218,7 +238,7 @@ static void conn_output_resized(struct wharf_conn *c, size_t old_cap)
  */
 static int conn_flush(struct wharf_conn *c)
 {
-    struct worker *w = c->w;
+    struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     size_t old_cap = c->out.cap;
     int was_pending = c->out.len > 0;
@@ -263,6 +283,7 @@ error:
 static int conn_settle(struct wharf_conn *c)
 {
     const struct config_listener *cfg = c->l->cfg;
+    bool drained_any = false;
     for (int round = 0;; round++) {
         if (c->flags & CONN_CLOSE_PENDING) {
             conn_close_now(c, c->close_reason);
@@ -282,15 +303,15 @@ static int conn_settle(struct wharf_conn *c)
             /* Past the round limit the connection stays paused; the epoll
              * mask asks for EPOLLOUT, so the drain comes next turn. */
             c->flags &= ~(uint32_t)CONN_PAUSED_OUTPUT;
+            drained_any = true;
             drained = c->l->handler->on_drain != NULL;
         }
         if (!drained)
             break;
-        struct wharf_conn *prev = c->w->conns.current;
-        c->w->conns.current = c;
-        c->l->handler->on_drain(c);
-        c->w->conns.current = prev;
+        CONN_CALL(c, "on_drain", c->l->handler->on_drain(c));
     }
+    if (drained_any && c->in.len > 0)
+        conn_schedule_offer(c); /* kept input comes back after on_drain */
     if (c->w->phase >= WORKER_DRAINING && conn_is_idle(c)) {
         /* Shutting down and nothing in flight: no reason to wait. */
         conn_close_now(c, WHARF_CLOSE_SHUTDOWN);
@@ -305,10 +326,127 @@ static int conn_settle(struct wharf_conn *c)
 
 /* ---- input ------------------------------------------------------------------- */
 
+/* Whether on_data (and on_eof) may be called now. */
+static bool conn_can_deliver(const struct wharf_conn *c)
+{
+    return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_CLOSING |
+                         CONN_CLOSE_PENDING | CONN_CLOSED));
+}
+
+/*
+ * Calls on_data.  Returns the bytes consumed, or CONN_BAD_RETURN (after
+ * logging and closing) when the handler claimed more than it was given.
+ */
+#define CONN_BAD_RETURN ((size_t)-1)
+static size_t conn_call_data(struct wharf_conn *c, const char *data, size_t len)
+{
+    size_t used;
+    CONN_CALL(c, "on_data", used = c->l->handler->on_data(c, data, len));
+    if (used > len) {
+        log_write(WHARF_LOG_ERROR, conn_name(c), (int)c->w->id, c->id,
+                  "handler \"%s\": on_data returned %zu for %zu bytes; closing",
+                  c->l->handler->name, used, len);
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return CONN_BAD_RETURN;
+    }
+    return used;
+}
+
+/* Asks for conn_offer on this loop turn's check (or the next turn's). */
+static void conn_schedule_offer(struct wharf_conn *c)
+{
+    struct conn_set *set = &c->w->conns;
+    if (c->flags & (CONN_OFFER_PENDING | CONN_CLOSED))
+        return;
+    c->flags |= CONN_OFFER_PENDING;
+    c->offer_next = set->offers;
+    set->offers = c;
+    if (!set->offers_busy) {
+        set->offers_busy = true;
+        loop_set_busy(&c->w->loop, 1);
+    }
+}
+
+static void conn_unschedule_offer(struct wharf_conn *c)
+{
+    if (!(c->flags & CONN_OFFER_PENDING))
+        return;
+    c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
+    for (struct wharf_conn **p = &c->w->conns.offers; *p; p = &(*p)->offer_next)
+        if (*p == c) {
+            *p = c->offer_next;
+            return;
+        }
+}
+
+/*
+ * Offers the kept input to on_data again while the handler consumes some of
+ * it (at most CONN_MAX_OFFERS calls, then the rest waits for the next loop
+ * turn), then, at the peer's EOF once every kept byte was offered, calls
+ * on_eof.  Ends with conn_settle.  Returns 0, or -1 if c was torn down.
+ */
+static int conn_offer(struct wharf_conn *c)
+{
+    for (int round = 0; c->in.len > 0 && conn_can_deliver(c); round++) {
+        bool at_eof = (c->flags & CONN_PEER_EOF) && !(c->flags & CONN_EOF_OFFERED);
+        if (round == CONN_MAX_OFFERS) {
+            conn_schedule_offer(c);
+            break;
+        }
+        if (at_eof)
+            c->flags |= CONN_EOF_OFFERED; /* the last bytes, seen once more before EOF */
+        size_t len = c->in.len;
+        size_t used = conn_call_data(c, buf_head(&c->in), len);
+        if (used == CONN_BAD_RETURN)
+            break;
+        if (!(c->flags & CONN_CLOSED)) {
+            buf_consume(&c->in, used);
+            if (c->in.len == 0)
+                buf_free(&c->in);
+        }
+        if (used == 0 && !at_eof)
+            break; /* waits for more bytes */
+        if (used == 0)
+            break;
+    }
+    if ((c->flags & CONN_PEER_EOF) && !(c->flags & CONN_EOF_DONE) && conn_can_deliver(c) &&
+        (c->in.len == 0 || (c->flags & CONN_EOF_OFFERED))) {
+        c->flags |= CONN_EOF_DONE;
+        int keep = WHARF_EOF_CLOSE;
+        if (c->l->handler->on_eof)
+            CONN_CALL(c, "on_eof", keep = c->l->handler->on_eof(c));
+        if (keep != WHARF_EOF_KEEP && !(c->flags & (CONN_CLOSING | CONN_CLOSE_PENDING))) {
+            /* The peer is done sending: finish writing, then close. */
+            c->flags |= CONN_CLOSING;
+            c->close_reason = WHARF_CLOSE_EOF;
+        }
+    }
+    return conn_settle(c);
+}
+
+/* The loop check that runs the offers scheduled for this turn. */
+static void conn_run_offers(struct loop_check *check)
+{
+    struct conn_set *set = (struct conn_set *)((char *)check - offsetof(struct conn_set, check));
+    struct wharf_conn *list = set->offers;
+    set->offers = NULL;
+    while (list) {
+        struct wharf_conn *c = list;
+        list = c->offer_next;
+        c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
+        if (!(c->flags & CONN_CLOSED))
+            conn_offer(c);
+    }
+    if (!set->offers && set->offers_busy) {
+        set->offers_busy = false;
+        loop_set_busy(set->loop, -1);
+    }
+}
+
 /* Reads once and hands the bytes to on_data.  Returns 0, or -1 if c was torn down. */
 static int conn_read(struct wharf_conn *c)
 {
-    struct worker *w = c->w;
+    struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     const struct config_listener *cfg = c->l->cfg;
     int keep = c->in.len > 0; /* earlier input is kept: read behind it */
@@ -341,10 +479,9 @@ static int conn_read(struct wharf_conn *c)
         return -1;
     }
     if (n == 0) {
-        /* The peer is done sending: finish writing, then close. */
-        c->flags |= CONN_PEER_EOF | CONN_CLOSING;
-        c->close_reason = WHARF_CLOSE_EOF;
-        return conn_settle(c);
+        /* The peer is done sending: kept bytes first, then on_eof. */
+        c->flags |= CONN_PEER_EOF;
+        return conn_offer(c);
     }
 
     STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
@@ -357,16 +494,15 @@ static int conn_read(struct wharf_conn *c)
         len = c->in.len;
     }
 
-    set->current = c;
-    size_t used = c->l->handler->on_data(c, data, len);
-    set->current = NULL;
-    if (used > len)
-        used = len;
-
+    size_t used = conn_call_data(c, data, len);
+    if (used == CONN_BAD_RETURN)
+        return conn_settle(c);
     if (keep) {
-        buf_consume(&c->in, used);
-        if (c->in.len == 0)
-            buf_free(&c->in);
+        if (!(c->flags & CONN_CLOSED)) {
+            buf_consume(&c->in, used);
+            if (c->in.len == 0)
+                buf_free(&c->in);
+        }
     } else if (used < len) {
         if (len - used > cfg->max_input) {
             conn_close(c, WHARF_CLOSE_LIMIT);
@@ -377,28 +513,121 @@ static int conn_read(struct wharf_conn *c)
             return -1;
         }
     }
+    /* Consumed some and some is left: offer the rest again now. */
+    if (used > 0 && c->in.len > 0)
+        return conn_offer(c);
     return conn_settle(c);
+}
+
+/* ---- connections by id ------------------------------------------------------------ */
+
+static size_t conn_bucket(const struct conn_set *set, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (set->map_size - 1);
+}
+
+/* Adds c to the id map, growing it (load factor 1).  Returns 0 or -ENOMEM. */
+static int conn_map_add(struct conn_set *set, struct wharf_conn *c)
+{
+    if (set->n + 1 > set->map_size) {
+        size_t size = set->map_size ? set->map_size * 2 : 64;
+        struct wharf_conn **map = calloc(size, sizeof *map);
+        if (!map)
+            return -ENOMEM;
+        struct wharf_conn **old = set->map;
+        size_t old_size = set->map_size;
+        set->map = map;
+        set->map_size = size;
+        for (size_t i = 0; i < old_size; i++)
+            for (struct wharf_conn *e = old[i], *next; e; e = next) {
+                next = e->map_next;
+                size_t b = conn_bucket(set, e->id);
+                e->map_next = map[b];
+                map[b] = e;
+            }
+        free(old);
+    }
+    size_t b = conn_bucket(set, c->id);
+    c->map_next = set->map[b];
+    set->map[b] = c;
+    return 0;
+}
+
+static void conn_map_remove(struct conn_set *set, struct wharf_conn *c)
+{
+    if (!set->map_size)
+        return;
+    for (struct wharf_conn **p = &set->map[conn_bucket(set, c->id)]; *p; p = &(*p)->map_next)
+        if (*p == c) {
+            *p = c->map_next;
+            return;
+        }
+}
+
+struct wharf_conn *conn_find(struct wharf_worker *w, uint64_t id)
+{
+    struct conn_set *set = &w->conns;
+    if (!set->map_size)
+        return NULL;
+    for (struct wharf_conn *c = set->map[conn_bucket(set, id)]; c; c = c->map_next)
+        if (c->id == id && !(c->flags & CONN_CLOSED))
+            return c;
+    return NULL;
+}
+
+void conn_call_post(struct wharf_worker *w, struct wharf_conn *c,
+                    void (*fn)(wharf_conn *c, void *arg), void *arg)
+{
+    if (!c) {
+        struct crash_frame frame = {"wharf_post_conn", "-", "-", (int)w->id, 0, NULL};
+        crash_enter(&frame);
+        fn(NULL, arg);
+        crash_leave(&frame);
+        return;
+    }
+    CONN_CALL(c, "wharf_post_conn", fn(c, arg));
+    conn_settle(c);
+}
+
+void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_timer *t, void *arg),
+                     void *arg)
+{
+    CONN_CALL(c, "timer", fn(t, arg));
+    conn_settle(c);
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
 static void conn_on_io(struct loop_watcher *watcher, uint32_t events);
 
-int conn_set_init(struct conn_set *s)
+int conn_set_init(struct conn_set *s, struct loop *lp)
 {
-    *s = (struct conn_set){.readbuf_size = CONN_READ_BUFFER};
+    *s = (struct conn_set){.readbuf_size = CONN_READ_BUFFER, .loop = lp};
     s->readbuf = malloc(s->readbuf_size);
-    return s->readbuf ? 0 : -ENOMEM;
+    if (!s->readbuf)
+        return -ENOMEM;
+    s->check.fn = conn_run_offers;
+    loop_add_check(lp, &s->check);
+    return 0;
 }
 
 void conn_set_free(struct conn_set *s)
 {
+    if (s->loop)
+        loop_remove_check(s->loop, &s->check);
+    if (s->offers_busy)
+        loop_set_busy(s->loop, -1);
+    s->offers_busy = false;
+    s->loop = NULL;
+    free(s->map);
+    s->map = NULL;
+    s->map_size = 0;
     free(s->readbuf);
     s->readbuf = NULL;
     buf_free(&s->scratch);
 }
 
-void conn_abandon(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                   int ticket)
 {
     close(fd);
@@ -406,21 +635,27 @@ void conn_abandon(struct worker *w, struct listener *l, int fd, const union sock
     generation_unref(l->gen);
 }
 
-void conn_open(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
-               socklen_t peer_len, int ticket)
+/*
+ * Makes a connection object for fd on worker w and registers it (watcher
+ * with `events`, id map, list, counters).  Returns it, or NULL after
+ * logging (the caller still owns fd, ticket and reference).
+ */
+static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, int fd,
+                                   const union sockaddr_any *peer, socklen_t peer_len,
+                                   int ticket, uint32_t flags, uint32_t events)
 {
     struct wharf_conn *c = calloc(1, sizeof *c);
     if (!c) {
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, 0, "out of memory for a connection");
-        conn_abandon(w, l, fd, peer, ticket);
-        return;
+        return NULL;
     }
     c->watcher.fd = -1;
+    c->flags = flags;
     c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) + 1;
     c->w = w;
     c->l = l;
     c->ticket = ticket;
-    c->peer = *peer;
+    memcpy(&c->peer, peer, peer_len <= sizeof c->peer ? peer_len : sizeof c->peer);
     c->peer_len = peer_len;
     c->opened_ms = c->last_read_ms = c->last_write_ms = w->loop.now_ms;
     c->idle_ms = (uint32_t)l->cfg->timeouts.idle_ms;
@@ -428,41 +663,124 @@ void conn_open(struct worker *w, struct listener *l, int fd, const union sockadd
     c->lifetime_ms = (uint32_t)l->cfg->timeouts.lifetime_ms;
     timer_init(&c->timer, conn_timer_fired);
 
-    int rc = loop_watch(&w->loop, &c->watcher, fd, LOOP_IN, conn_on_io);
-    if (rc < 0) {
-        log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, c->id, "epoll_ctl: %s",
-                  strerror(-rc));
-        free(c);
-        conn_abandon(w, l, fd, peer, ticket);
-        return;
-    }
     struct conn_set *set = &w->conns;
+    int rc = loop_watch(&w->loop, &c->watcher, fd, events, conn_on_io);
+    if (rc < 0 || conn_map_add(set, c) < 0) {
+        log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, c->id, "cannot register: %s",
+                  strerror(rc < 0 ? -rc : ENOMEM));
+        loop_unwatch(&w->loop, &c->watcher);
+        free(c);
+        return NULL;
+    }
     c->next = set->head;
     if (set->head)
         set->head->prev = c;
     set->head = c;
     set->n++;
-    STAT_ADD(conn_stats(c)->accepted, 1);
+    if (!(flags & CONN_OUTBOUND))
+        STAT_ADD(conn_stats(c)->accepted, 1);
     STAT_ADD(conn_stats(c)->open, 1);
-
     if (log_get_level() >= WHARF_LOG_DEBUG) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
-        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "open from %s", addr);
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "%s %s",
+                  (flags & CONN_OUTBOUND) ? "connecting to" : "open from", addr);
     }
+    return c;
+}
+
+/* The connection is up: on_open, settle, and read what may already be there. */
+static void conn_start(struct wharf_conn *c)
+{
     /* on_open comes first: every later failure (even arming the timer)
      * reaches on_close after it. */
-    if (l->handler->on_open) {
-        set->current = c;
-        l->handler->on_open(c);
-        set->current = NULL;
-    }
+    if (c->l->handler->on_open)
+        CONN_CALL(c, "on_open", c->l->handler->on_open(c));
     if (conn_settle(c) < 0)
         return;
     /* The first bytes often arrive with the connection (or soon after the
      * hand-off): read now rather than after an epoll round trip. */
     if (conn_wants_input(c))
         conn_read(c);
+}
+
+void conn_open(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+               socklen_t peer_len, int ticket)
+{
+    struct wharf_conn *c = conn_new(w, l, fd, peer, peer_len, ticket, 0, LOOP_IN);
+    if (!c) {
+        conn_abandon(w, l, fd, peer, ticket);
+        return;
+    }
+    conn_start(c);
+}
+
+/* An outbound connect() finished (events on a CONN_CONNECTING socket). */
+static void conn_connected(struct wharf_conn *c)
+{
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    if (getsockopt(c->watcher.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr) {
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "connect: %s",
+                  strerror(soerr));
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return;
+    }
+    c->flags &= ~(uint32_t)CONN_CONNECTING;
+    c->last_read_ms = c->last_write_ms = c->w->loop.now_ms;
+    conn_start(c);
+}
+
+wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
+                          void *data, int *err)
+{
+    int dummy;
+    err = err ? err : &dummy;
+    if (!from || !addr || addrlen > sizeof(union sockaddr_any) ||
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    struct wharf_worker *w = from->w;
+    struct listener *l = from->l;
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    if (l->cfg->tcp_nodelay) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS) {
+        *err = -errno;
+        close(fd);
+        return NULL;
+    }
+    struct wharf_conn *c = conn_new(w, l, fd, (const union sockaddr_any *)addr, addrlen, -1,
+                                    CONN_OUTBOUND | CONN_CONNECTING, LOOP_OUT);
+    if (!c) {
+        *err = -ENOMEM;
+        close(fd);
+        return NULL;
+    }
+    generation_ref(l->gen);
+    c->data = data;
+    conn_arm_timer(c); /* a connect that never finishes times out like an idle one */
+    *err = 0;
+    return c;
+}
+
+wharf_worker *wharf_conn_worker(const wharf_conn *c)
+{
+    return c->w;
+}
+
+bool wharf_conn_outbound(const wharf_conn *c)
+{
+    return (c->flags & CONN_OUTBOUND) != 0;
 }
 
 /* Frees a torn-down connection at the end of the loop turn, and only then
@@ -479,19 +797,17 @@ static void conn_free(struct loop_defer *d)
 /* The one teardown: every way a connection ends arrives here. */
 static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
 {
-    struct worker *w = c->w;
+    struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     if (c->flags & CONN_CLOSED)
         return;
     c->flags |= CONN_CLOSED;
     loop_timer_disarm(&w->loop, &c->timer);
 
-    if (c->l->handler->on_close) {
-        struct wharf_conn *prev = set->current;
-        set->current = c;
-        c->l->handler->on_close(c, reason);
-        set->current = prev;
-    }
+    conn_unschedule_offer(c);
+    if (c->l->handler->on_close)
+        CONN_CALL(c, "on_close", c->l->handler->on_close(c, reason));
+    htimer_stop_all(&c->timers); /* none of its timers fires after on_close */
     if (set->scratch_conn == c) {
         buf_consume(&set->scratch, set->scratch.len);
         set->scratch_conn = NULL;
@@ -515,9 +831,11 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     if (c->next)
         c->next->prev = c->prev;
     set->n--;
+    conn_map_remove(set, c);
     buf_free(&c->in);
     buf_free(&c->out);
-    admission_release(w->admission, &c->peer.sa, w->id, c->ticket);
+    if (c->ticket >= 0) /* outbound connections were never admitted */
+        admission_release(w->admission, &c->peer.sa, w->id, c->ticket);
     loop_defer(&w->loop, &c->freed, conn_free);
 }
 
@@ -535,15 +853,29 @@ void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
     conn_close_now(c, reason);
 }
 
-size_t conn_close_idle(struct worker *w, bool all)
+size_t conn_shutdown(struct wharf_worker *w, bool all)
 {
     size_t n = 0;
+    if (!all) {
+        /* The notice first: a handler may say goodbye or close. */
+        for (struct wharf_conn *c = w->conns.head, *next; c; c = next) {
+            next = c->next;
+            if (c->l->handler->on_shutdown && !(c->flags & CONN_CLOSED)) {
+                CONN_CALL(c, "on_shutdown", c->l->handler->on_shutdown(c));
+                c->flags |= CONN_SHUTDOWN_TOLD;
+            }
+        }
+    }
+    /* The list may have changed under the notices: walk it again.  A
+     * connection settles (and an idle one closes) after its notice. */
     for (struct wharf_conn *c = w->conns.head, *next; c; c = next) {
         next = c->next;
-        if (all || conn_is_idle(c)) {
+        size_t before = w->conns.n;
+        if (all)
             conn_close(c, WHARF_CLOSE_SHUTDOWN);
-            n++;
-        }
+        else
+            conn_settle(c);
+        n += before - w->conns.n;
     }
     return n;
 }
@@ -553,6 +885,10 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
     struct wharf_conn *c = (struct wharf_conn *)watcher;
     if (c->flags & CONN_CLOSED)
         return;
+    if (c->flags & CONN_CONNECTING) {
+        conn_connected(c);
+        return;
+    }
     if ((events & LOOP_OUT) && conn_settle(c) < 0)
         return;
     if (conn_wants_input(c) && (events & (LOOP_IN | LOOP_HUP | LOOP_ERR))) {
@@ -572,7 +908,7 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
 
 int wharf_send(wharf_conn *c, const void *data, size_t len)
 {
-    struct worker *w = c->w;
+    struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
         return -EPIPE;
@@ -606,14 +942,21 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
     return 0;
 }
 
-void wharf_close(wharf_conn *c)
+void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason)
 {
     if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
         return;
+    if ((unsigned)reason >= LISTENER_CLOSE_REASONS)
+        reason = WHARF_CLOSE_HANDLER;
     c->flags |= CONN_CLOSING;
-    c->close_reason = WHARF_CLOSE_HANDLER;
+    c->close_reason = reason;
     if (c->w->conns.current != c)
         conn_settle(c);
+}
+
+void wharf_close(wharf_conn *c)
+{
+    wharf_close_with(c, WHARF_CLOSE_HANDLER);
 }
 
 void wharf_pause_read(wharf_conn *c)
@@ -625,9 +968,15 @@ void wharf_pause_read(wharf_conn *c)
 
 void wharf_resume_read(wharf_conn *c)
 {
+    if (c->flags & CONN_CLOSED)
+        return;
+    bool was_paused = c->flags & CONN_PAUSED_HANDLER;
     c->flags &= ~(uint32_t)CONN_PAUSED_HANDLER;
-    if (c->w->conns.current != c && !(c->flags & CONN_CLOSED))
+    if (c->w->conns.current != c)
         conn_update_events(c);
+    /* Kept input (and a pending EOF) comes back without waiting for bytes. */
+    if (was_paused && (c->in.len > 0 || (c->flags & CONN_PEER_EOF)))
+        conn_schedule_offer(c);
 }
 
 int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms)

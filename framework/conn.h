@@ -15,12 +15,13 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "htimer.h"
 #include "listener.h"
 #include "loop.h"
 #include "timer.h"
 #include "wharf.h"
 
-struct worker;
+struct wharf_worker;
 
 enum conn_flags {
     CONN_PAUSED_HANDLER = 1u << 0, /* wharf_pause_read */
@@ -29,6 +30,12 @@ enum conn_flags {
     CONN_CLOSING = 1u << 3,        /* close once output is written */
     CONN_CLOSED = 1u << 4,         /* torn down (only inside the teardown) */
     CONN_CLOSE_PENDING = 1u << 5,  /* conn_close called during a callback */
+    CONN_OFFER_PENDING = 1u << 6,  /* in the worker's list of offers for this turn */
+    CONN_EOF_OFFERED = 1u << 7,    /* kept bytes were offered once more after EOF */
+    CONN_EOF_DONE = 1u << 8,       /* on_eof ran (or the EOF closed the connection) */
+    CONN_SHUTDOWN_TOLD = 1u << 9,  /* on_shutdown ran */
+    CONN_OUTBOUND = 1u << 10,      /* opened by wharf_connect */
+    CONN_CONNECTING = 1u << 11,    /* outbound, connect() in progress */
 };
 
 struct wharf_conn {
@@ -36,7 +43,7 @@ struct wharf_conn {
     uint32_t flags;              /* enum conn_flags */
     int ticket;                  /* admission ticket (admission.h) */
     uint64_t id;
-    struct worker *w;
+    struct wharf_worker *w;
     struct listener *l;          /* in the generation it holds a reference to */
     void *data;                  /* the handler's */
     struct buf in, out;
@@ -45,6 +52,9 @@ struct wharf_conn {
     uint32_t idle_ms, write_ms, lifetime_ms; /* 0 = off */
     enum wharf_close_reason close_reason;    /* for CLOSING / CLOSE_PENDING */
     struct wharf_conn *prev, *next;          /* the worker's list */
+    struct wharf_conn *offer_next;           /* the worker's offers (CONN_OFFER_PENDING) */
+    struct wharf_conn *map_next;             /* the worker's id map chain */
+    struct htimer_list timers;               /* the handler's timers on this connection */
     struct loop_defer freed;                 /* freed at the end of the turn */
     socklen_t peer_len, local_len;
     union sockaddr_any peer, local;          /* local is filled on first use */
@@ -59,10 +69,17 @@ struct conn_set {
     struct buf scratch;          /* output of the connection in a callback */
     struct wharf_conn *scratch_conn; /* whose output scratch holds, or NULL */
     struct wharf_conn *current;  /* the connection whose callback is running */
+    struct wharf_conn *offers;   /* kept input to offer again this turn */
+    bool offers_busy;            /* the loop polls while offers are pending */
+    struct loop_check check;     /* runs the offers */
+    struct loop *loop;
+    struct wharf_conn **map;     /* by id (wharf_post_conn): chains in buckets */
+    size_t map_size;             /* buckets, a power of two (0 before the first) */
 };
 
-/* Prepares / frees a worker's set (the connections must be gone). */
-int conn_set_init(struct conn_set *s);
+/* Prepares / frees a worker's set on its loop (the connections must be
+ * gone before the free). */
+int conn_set_init(struct conn_set *s, struct loop *lp);
 void conn_set_free(struct conn_set *s);
 
 /*
@@ -70,10 +87,10 @@ void conn_set_free(struct conn_set *s);
  * (calls on_open).  Takes over the fd, the admission ticket and one
  * reference to l's generation; on failure they are released at once.
  */
-void conn_open(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+void conn_open(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                socklen_t peer_len, int ticket);
 /* Releases what a hand-off carried when it is never opened (stopping). */
-void conn_abandon(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                   int ticket);
 
 /* Tears c down: on_close(reason), close the socket, release everything.
@@ -81,8 +98,18 @@ void conn_abandon(struct worker *w, struct listener *l, int fd, const union sock
  * of c's callbacks the teardown is deferred until the callback returns. */
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason);
 
-/* Shutdown: closes (reason "shutdown") every connection of w with nothing
- * in flight, or every one when `all`.  Returns how many closed. */
-size_t conn_close_idle(struct worker *w, bool all);
+/* The open connection of w with this id, or NULL. */
+struct wharf_conn *conn_find(struct wharf_worker *w, uint64_t id);
+/* Runs a post for connection c (NULL: gone) as one of its callbacks. */
+void conn_call_post(struct wharf_worker *w, struct wharf_conn *c,
+                    void (*fn)(wharf_conn *c, void *arg), void *arg);
+/* Runs a timer of connection c as one of its callbacks. */
+void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_timer *t, void *arg),
+                     void *arg);
+
+/* Shutdown: tells every connection of w (on_shutdown), then closes (reason
+ * "shutdown") those with nothing in flight; with `all`, closes every one at
+ * once.  Returns how many closed. */
+size_t conn_shutdown(struct wharf_worker *w, bool all);
 
 #endif

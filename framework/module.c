@@ -22,7 +22,9 @@
  * thread.
  */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -252,13 +254,39 @@ static void file_close(struct module_file *f)
     free(f);
 }
 
+/* The size of a version 1 descriptor: everything before on_eof. */
+#define HANDLER_V1_SIZE offsetof(struct wharf_handler, on_eof)
+
+/*
+ * Copies the descriptor at h (`size` bytes are readable there) into *out,
+ * zero-filling what its ABI version does not have.  Returns 0 or -1 with a
+ * message naming the version.
+ */
+static int copy_handler(const char *path, const void *h, size_t size, struct wharf_handler *out,
+                        char *err, size_t errlen)
+{
+    uint32_t version;
+    if (size < sizeof version)
+        return fail(err, errlen, "%s: not a wharf module: \"%s\" is %zu bytes", path,
+                    WHARF_HANDLER_SYMBOL, size);
+    memcpy(&version, h, sizeof version);
+    size_t need = version == 1 ? HANDLER_V1_SIZE : sizeof *out;
+    if (version != 1 && version != WHARF_ABI_VERSION)
+        return fail(err, errlen, "%s: ABI version %u, this wharfd needs %u (or 1)", path,
+                    (unsigned)version, (unsigned)WHARF_ABI_VERSION);
+    if (size < need)
+        return fail(err, errlen,
+                    "%s: not a wharf module: \"%s\" is %zu bytes, a version %u descriptor is %zu",
+                    path, WHARF_HANDLER_SYMBOL, size, (unsigned)version, need);
+    memset(out, 0, sizeof *out);
+    memcpy(out, h, need);
+    return 0;
+}
+
 /* Checks that h is usable for `protocol`.  Returns 0 or -1 with a message. */
 static int check_handler(const char *path, const struct wharf_handler *h,
                          enum config_protocol protocol, char *err, size_t errlen)
 {
-    if (h->abi_version != WHARF_ABI_VERSION)
-        return fail(err, errlen, "%s: ABI version %u, this wharfd needs %u", path,
-                    (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION);
     if (!h->name || !*h->name)
         return fail(err, errlen, "%s: not a wharf module: the handler has no name", path);
     if (protocol == CONFIG_TCP && !h->on_data)
@@ -291,15 +319,26 @@ static int load_file(const char *path, enum config_protocol protocol, struct mod
     }
 
     dlerror();
-    const struct wharf_handler *h = dlsym(dl, WHARF_HANDLER_SYMBOL);
-    if (!h) {
+    const void *sym = dlsym(dl, WHARF_HANDLER_SYMBOL);
+    if (!sym) {
         fail(err, errlen, "%s: not a wharf module: no \"%s\" symbol", path,
              WHARF_HANDLER_SYMBOL);
         goto err;
     }
-    if (check_handler(path, h, protocol, err, errlen) < 0)
+    /* The symbol must be a data object big enough to read: a function or a
+     * short object of that name is refused before anything reads it. */
+    Dl_info info;
+    const ElfW(Sym) *entry = NULL;
+    if (!dladdr1(sym, &info, (void **)&entry, RTLD_DL_SYMENT) || !entry) {
+        fail(err, errlen, "%s: cannot inspect the \"%s\" symbol", path, WHARF_HANDLER_SYMBOL);
         goto err;
-
+    }
+    if (ELF64_ST_TYPE(entry->st_info) != STT_OBJECT) {
+        fail(err, errlen, "%s: not a wharf module: \"%s\" is not a data object (%s)", path,
+             WHARF_HANDLER_SYMBOL,
+             ELF64_ST_TYPE(entry->st_info) == STT_FUNC ? "a function" : "another kind");
+        goto err;
+    }
     struct module *m = calloc(1, sizeof *m);
     char *copy = strdup(path);
     if (!m || !copy) {
@@ -308,8 +347,14 @@ static int load_file(const char *path, enum config_protocol protocol, struct mod
         fail(err, errlen, "%s: out of memory", path);
         goto err;
     }
+    if (copy_handler(path, sym, (size_t)entry->st_size, &m->desc, err, errlen) < 0 ||
+        check_handler(path, &m->desc, protocol, err, errlen) < 0) {
+        free(m);
+        free(copy);
+        goto err;
+    }
     m->dl = dl;
-    m->handler = h;
+    m->handler = &m->desc;
     m->path = copy;
     m->file = file;
     pthread_mutex_unlock(&files_lock);
@@ -329,14 +374,19 @@ static int load_builtin(const struct wharf_handler *h, enum config_protocol prot
 {
     char what[300];
     snprintf(what, sizeof what, "handler \"%s\" (built in)", h->name);
-    if (check_handler(what, h, protocol, err, errlen) < 0)
-        return -1;
     struct module *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(what))) {
         free(m);
         return fail(err, errlen, "%s: out of memory", what);
     }
-    m->handler = h;
+    if (copy_handler(what, h, h->abi_version == 1 ? HANDLER_V1_SIZE : sizeof *h, &m->desc, err,
+                     errlen) < 0 ||
+        check_handler(what, &m->desc, protocol, err, errlen) < 0) {
+        free(m->path);
+        free(m);
+        return -1;
+    }
+    m->handler = &m->desc;
     *out = m;
     return 0;
 }

@@ -19,7 +19,8 @@ struct module_file;
 
 struct module {
     void *dl;                          /* dlopen handle; NULL for a built-in */
-    const struct wharf_handler *handler;
+    const struct wharf_handler *handler; /* &desc */
+    struct wharf_handler desc;         /* a copy; parts its ABI version lacks are NULL */
     char *path;                        /* the file that was loaded */
     struct module_file *file;          /* the loaded file's record (module.c) */
 };

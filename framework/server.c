@@ -15,26 +15,31 @@
 
 #include "acceptor.h"
 #include "admission.h"
+#include "crash.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
 #include "server.h"
 #include "timer.h"
 #include "worker.h"
+#include "workpool.h"
 
 /* How long a reload waits for the workers to adopt the new generation. */
 #define RELOAD_WAIT_MS 10000
 /* In-process handlers one server can register. */
 #define SERVER_MAX_HANDLERS 64
+/* Blocking jobs queued before wharf_queue_work says -EAGAIN. */
+#define SERVER_WORK_QUEUE 4096
 
 struct wharf_server {
     struct generation *gen;            /* current (a reference), or NULL */
     pthread_mutex_t gen_lock;          /* guards `gen` for stats readers */
     unsigned nworkers;
     size_t queue_depth;
-    struct worker *workers;
+    struct wharf_worker *workers;
     unsigned workers_inited;
     struct admission *admission;
+    struct workpool *pool;
     struct acceptor *acceptor;
     struct worker_rendezvous finished; /* counts workers leaving their loop at stop */
     bool started;
@@ -59,7 +64,7 @@ struct wharf_server *server_create(void)
 
 int server_add_handler(struct wharf_server *s, const struct wharf_handler *h)
 {
-    if (!h || !h->name || !*h->name || h->abi_version != WHARF_ABI_VERSION) {
+    if (!h || !h->name || !*h->name || (h->abi_version != 1 && h->abi_version != WHARF_ABI_VERSION)) {
         errno = EINVAL;
         return -1;
     }
@@ -150,6 +155,10 @@ static void server_teardown(struct wharf_server *s)
             worker_set_phase(&s->workers[i], WORKER_CLOSING);
     for (unsigned i = 0; i < s->workers_inited; i++)
         worker_join(&s->workers[i]);
+    /* Blocking work not started is cancelled now, while its workers'
+     * memory still exists. */
+    workpool_free(s->pool);
+    s->pool = NULL;
     for (unsigned i = 0; i < s->workers_inited; i++)
         worker_destroy(&s->workers[i]);
     s->workers_inited = 0;
@@ -181,7 +190,8 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     s->admission = admission_new(s->nworkers, (size_t)cfg->max_connections,
                                  (size_t)cfg->max_connections_per_source);
-    if (!s->workers || !s->admission) {
+    s->pool = workpool_new((unsigned)cfg->work_threads, SERVER_WORK_QUEUE);
+    if (!s->workers || !s->admission || !s->pool) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -191,8 +201,9 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         goto fail;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
-        struct worker *w = &s->workers[i];
-        if (worker_init(w, i, s->queue_depth, s->admission, err, errlen) < 0)
+        struct wharf_worker *w = &s->workers[i];
+        if (worker_init(w, i, s->workers, s->nworkers, s->queue_depth, s->admission, s->pool,
+                        err, errlen) < 0)
             goto fail;
         s->workers_inited++;
         if (worker_start(w, s->gen, &ready, err, errlen) < 0)
@@ -371,8 +382,17 @@ void server_stop(struct wharf_server *s)
     s->started = false;
 
     /* 1. No new connections: the acceptor stops and closes the listening
-     *    sockets. */
+     *    sockets.  Handlers hear of it (on_stop) before any connection does. */
     acceptor_stop(s->acceptor);
+    for (unsigned i = 0; i < s->gen->nlisteners; i++) {
+        struct listener *l = &s->gen->listeners[i];
+        if (l->handler->on_stop) {
+            struct crash_frame frame = {"on_stop", l->cfg->name, l->handler->name, -1, 0, NULL};
+            crash_enter(&frame);
+            l->handler->on_stop(l->data);
+            crash_leave(&frame);
+        }
+    }
 
     /* 2. Idle connections close now; active ones get up to
      *    shutdown_timeout_ms. */
@@ -393,7 +413,7 @@ void server_stop(struct wharf_server *s)
     while (running > 0) {
         running = 0;
         for (unsigned i = 0; i < s->nworkers; i++) {
-            struct worker *w = &s->workers[i];
+            struct wharf_worker *w = &s->workers[i];
             if (w->started && pthread_tryjoin_np(w->thread, NULL) == 0)
                 w->started = false;
             running += w->started;

@@ -35,7 +35,7 @@ struct udp_sock {
 };
 
 struct udp_set {
-    struct worker *w;
+    struct wharf_worker *w;
     struct udp_sock *socks;
     unsigned nsocks;
     unsigned nbusy;             /* sockets read directly (see udp_set_busy) */
@@ -57,7 +57,7 @@ struct udp_set {
 };
 
 struct wharf_dgram {
-    struct worker *w;
+    struct wharf_worker *w;
     struct udp_sock *us;
     const union sockaddr_any *peer;
     socklen_t peer_len;
@@ -75,7 +75,7 @@ static void udp_set_release(struct loop_defer *d)
     free(u);
 }
 
-void udp_set_free(struct worker *w, struct udp_set *u)
+void udp_set_free(struct wharf_worker *w, struct udp_set *u)
 {
     if (!u)
         return;
@@ -89,7 +89,7 @@ void udp_set_free(struct worker *w, struct udp_set *u)
     loop_defer(&w->loop, &u->freed, udp_set_release);
 }
 
-int udp_set_new(struct worker *w, struct generation *g, struct udp_set **out, char *err,
+int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **out, char *err,
                 size_t errlen)
 {
     *out = NULL;
@@ -150,7 +150,7 @@ int udp_set_new(struct worker *w, struct generation *g, struct udp_set **out, ch
  * gives no delivery promise) and logged at debug level. */
 static void udp_flush(struct udp_set *u)
 {
-    struct worker *w = u->w;
+    struct wharf_worker *w = u->w;
     unsigned done = 0;
     struct udp_sock *s = u->send_sock;
     while (done < u->nsend) {
@@ -183,7 +183,7 @@ static void udp_flush(struct udp_set *u)
 static int udp_read(struct udp_sock *s)
 {
     struct udp_set *u = s->set;
-    struct worker *w = u->w;
+    struct wharf_worker *w = u->w;
     const struct wharf_handler *h = s->l->handler;
     struct listener_counters *st = listener_counters(s->l, w->id);
     int n = -1;
@@ -226,7 +226,7 @@ static int udp_read(struct udp_sock *s)
 static void udp_set_busy(struct udp_sock *s, bool busy)
 {
     struct udp_set *u = s->set;
-    struct worker *w = u->w;
+    struct wharf_worker *w = u->w;
     if (s->busy == busy)
         return;
     int rc = 0;

@@ -11,16 +11,16 @@
 #include <stddef.h>
 
 struct generation;
-struct worker;
+struct wharf_worker;
 struct udp_set;
 
 /* Watches worker w's sockets of generation g on w's loop and allocates the
  * batch buffers.  Returns 0 with the set in *out (NULL when g has no UDP
  * listener), or -1 with a message in err. */
-int udp_set_new(struct worker *w, struct generation *g, struct udp_set **out, char *err,
+int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **out, char *err,
                 size_t errlen);
 /* Stops watching the set's sockets now and frees it at the end of the loop
  * turn (the sockets belong to the generation's listeners).  NULL is fine. */
-void udp_set_free(struct worker *w, struct udp_set *set);
+void udp_set_free(struct wharf_worker *w, struct udp_set *set);
 
 #endif

@@ -17,10 +17,12 @@
 
 #include "admission.h"
 #include "conn.h"
+#include "crash.h"
 #include "generation.h"
 #include "log.h"
 #include "udp.h"
 #include "worker.h"
+#include "workpool.h"
 
 /* Mailbox slots beyond queue_depth, for phase changes and reloads. */
 #define WORKER_URGENT_SLOTS 64
@@ -37,18 +39,24 @@ struct worker_handoff {
 };
 _Static_assert(sizeof(struct worker_handoff) <= MAILBOX_PAYLOAD, "a hand-off fits a message");
 
-int worker_init(struct worker *w, unsigned id, size_t queue_depth, struct admission *admission,
-                char *err, size_t errlen)
+static __thread struct wharf_worker *current_worker;
+
+int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblings,
+                unsigned nworkers, size_t queue_depth, struct admission *admission,
+                struct workpool *pool, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
     w->admission = admission;
+    w->siblings = siblings;
+    w->nworkers = nworkers;
+    w->pool = pool;
     int rc = loop_init(&w->loop, queue_depth, WORKER_URGENT_SLOTS);
     if (rc < 0) {
         snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(-rc));
         return -1;
     }
-    if (conn_set_init(&w->conns) < 0) {
+    if (conn_set_init(&w->conns, &w->loop) < 0) {
         snprintf(err, errlen, "worker %u: out of memory", id);
         loop_destroy(&w->loop);
         return -1;
@@ -58,7 +66,7 @@ int worker_init(struct worker *w, unsigned id, size_t queue_depth, struct admiss
 
 static void worker_on_conn(void *arg, void *payload, bool cancelled)
 {
-    struct worker *w = arg;
+    struct wharf_worker *w = arg;
     struct worker_handoff *h = payload;
     if (cancelled || w->phase >= WORKER_CLOSING) {
         conn_abandon(w, h->l, h->fd, &h->peer, h->ticket);
@@ -68,7 +76,7 @@ static void worker_on_conn(void *arg, void *payload, bool cancelled)
     admission_wake(w->admission); /* a slot of the mailbox is free */
 }
 
-int worker_post_conn(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                      socklen_t peer_len, int ticket)
 {
     struct worker_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len};
@@ -80,18 +88,18 @@ int worker_post_conn(struct worker *w, struct listener *l, int fd, const union s
     return rc;
 }
 
-size_t worker_queued(struct worker *w)
+size_t worker_queued(struct wharf_worker *w)
 {
     return mailbox_len(w->loop.mailbox);
 }
 
-size_t worker_queue_depth(const struct worker *w)
+size_t worker_queue_depth(const struct wharf_worker *w)
 {
     return mailbox_depth(w->loop.mailbox);
 }
 
 /* Posts an urgent message, retrying (bounded) while the mailbox is full. */
-static int worker_post_urgent(struct worker *w, mailbox_fn fn, void *arg, const void *payload,
+static int worker_post_urgent(struct wharf_worker *w, mailbox_fn fn, void *arg, const void *payload,
                               size_t len)
 {
     uint64_t start = timer_now_ms();
@@ -112,7 +120,7 @@ struct worker_adoption {
 
 static void worker_on_adopt(void *arg, void *payload, bool cancelled)
 {
-    struct worker *w = arg;
+    struct wharf_worker *w = arg;
     struct worker_adoption *a = payload;
     if (!cancelled && w->phase == WORKER_RUNNING) {
         char err[256];
@@ -132,7 +140,7 @@ static void worker_on_adopt(void *arg, void *payload, bool cancelled)
     worker_rendezvous_done(a->done);
 }
 
-void worker_adopt(struct worker *w, struct generation *g, struct worker_rendezvous *done)
+void worker_adopt(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *done)
 {
     struct worker_adoption a = {.gen = g, .done = done};
     generation_ref(g);
@@ -146,7 +154,7 @@ void worker_adopt(struct worker *w, struct generation *g, struct worker_rendezvo
 
 static void worker_on_phase(void *arg, void *payload, bool cancelled)
 {
-    struct worker *w = arg;
+    struct wharf_worker *w = arg;
     enum worker_phase phase = *(enum worker_phase *)payload;
     if (cancelled || phase <= w->phase)
         return;
@@ -154,13 +162,13 @@ static void worker_on_phase(void *arg, void *payload, bool cancelled)
     /* No more datagrams: the UDP sockets close with the generation. */
     udp_set_free(w, w->udp);
     w->udp = NULL;
-    size_t n = conn_close_idle(w, phase == WORKER_CLOSING);
+    size_t n = conn_shutdown(w, phase == WORKER_CLOSING);
     if (n)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu %sconnections at shutdown", n,
                   phase == WORKER_CLOSING ? "" : "idle ");
 }
 
-void worker_set_phase(struct worker *w, enum worker_phase phase)
+void worker_set_phase(struct wharf_worker *w, enum worker_phase phase)
 {
     if (worker_post_urgent(w, worker_on_phase, w, &phase, sizeof phase) < 0)
         log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "cannot tell the worker to stop");
@@ -170,7 +178,8 @@ void worker_set_phase(struct worker *w, enum worker_phase phase)
 
 static void *worker_main(void *arg)
 {
-    struct worker *w = arg;
+    struct wharf_worker *w = arg;
+    current_worker = w;
     worker_rendezvous_done(w->ready);
     while (w->phase < WORKER_CLOSING) {
         int rc = loop_run_once(&w->loop);
@@ -178,25 +187,27 @@ static void *worker_main(void *arg)
             log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "epoll_wait: %s", strerror(-rc));
             break;
         }
-        if (w->phase == WORKER_DRAINING && w->conns.n == 0)
+        if (w->phase == WORKER_DRAINING && w->conns.n == 0 && atomic_load(&w->work_pending) == 0)
             break;
     }
     /* Closing (or the loop failed): close what is left, refuse what comes. */
     w->phase = WORKER_CLOSING;
-    size_t n = conn_close_idle(w, true);
+    size_t n = conn_shutdown(w, true);
     if (n)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
     udp_set_free(w, w->udp);
     w->udp = NULL;
-    mailbox_close(w->loop.mailbox); /* cancels queued hand-offs: closed and released */
+    htimer_stop_all(&w->timers);
+    mailbox_close(w->loop.mailbox); /* cancels queued hand-offs and posts */
     loop_run_deferred(&w->loop);
+    current_worker = NULL;
     struct worker_rendezvous *finished = atomic_load(&w->finished);
     if (finished)
         worker_rendezvous_done(finished);
     return NULL;
 }
 
-int worker_start(struct worker *w, struct generation *g, struct worker_rendezvous *ready,
+int worker_start(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *ready,
                  char *err, size_t errlen)
 {
     if (udp_set_new(w, g, &w->udp, err, errlen) < 0)
@@ -213,7 +224,7 @@ int worker_start(struct worker *w, struct generation *g, struct worker_rendezvou
     return 0;
 }
 
-void worker_join(struct worker *w)
+void worker_join(struct wharf_worker *w)
 {
     if (w->started) {
         pthread_join(w->thread, NULL);
@@ -221,7 +232,7 @@ void worker_join(struct worker *w)
     }
 }
 
-void worker_destroy(struct worker *w)
+void worker_destroy(struct wharf_worker *w)
 {
     if (w->loop.mailbox)
         mailbox_close(w->loop.mailbox);
@@ -273,4 +284,98 @@ void worker_rendezvous_destroy(struct worker_rendezvous *r)
 {
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
+}
+
+/* ---- the handler API: workers and posts ------------------------------------------ */
+
+void worker_work_begin(struct wharf_worker *w)
+{
+    atomic_fetch_add(&w->work_pending, 1);
+}
+
+void worker_work_end(struct wharf_worker *w)
+{
+    atomic_fetch_sub(&w->work_pending, 1);
+}
+
+wharf_worker *wharf_current_worker(void)
+{
+    return current_worker;
+}
+
+unsigned wharf_worker_index(const wharf_worker *w)
+{
+    return w->id;
+}
+
+unsigned wharf_worker_count(const wharf_worker *w)
+{
+    return w->nworkers;
+}
+
+wharf_worker *wharf_worker_sibling(const wharf_worker *w, unsigned index)
+{
+    return index < w->nworkers ? &w->siblings[index] : NULL;
+}
+
+struct worker_post {
+    void (*fn)(void *arg, bool cancelled);
+    void *arg;
+};
+
+static void worker_on_post(void *unused, void *payload, bool cancelled)
+{
+    struct worker_post *p = payload;
+    struct crash_frame frame = {"wharf_post", "-", "-", current_worker ? (int)current_worker->id : -1,
+                                0, NULL};
+    crash_enter(&frame);
+    p->fn(p->arg, cancelled);
+    crash_leave(&frame);
+}
+
+int wharf_post(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg)
+{
+    if (!w || !fn)
+        return -EINVAL;
+    struct worker_post p = {fn, arg};
+    return loop_post(&w->loop, worker_on_post, NULL, &p, sizeof p);
+}
+
+unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; w && i < w->nworkers; i++)
+        n += wharf_post(&w->siblings[i], fn, arg) == 0;
+    return n;
+}
+
+struct worker_post_conn {
+    void (*fn)(wharf_conn *c, void *arg);
+    void *arg;
+    uint64_t id;
+};
+
+static void worker_on_post_conn(void *warg, void *payload, bool cancelled)
+{
+    struct wharf_worker *w = warg;
+    struct worker_post_conn *p = payload;
+    struct wharf_conn *c = cancelled ? NULL : conn_find(w, p->id);
+    conn_call_post(w, c, p->fn, p->arg);
+}
+
+int wharf_post_conn(wharf_worker *w, uint64_t conn_id, void (*fn)(wharf_conn *c, void *arg),
+                    void *arg)
+{
+    if (!w || !fn)
+        return -EINVAL;
+    struct worker_post_conn p = {fn, arg, conn_id};
+    return loop_post(&w->loop, worker_on_post_conn, w, &p, sizeof p);
+}
+
+int wharf_queue_work(void (*work)(void *arg), void (*done)(void *arg, bool cancelled), void *arg)
+{
+    struct wharf_worker *w = current_worker;
+    if (!w || !work || !done)
+        return -EINVAL;
+    return workpool_submit(w->pool, w, work, done, arg);
 }

@@ -17,12 +17,14 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "htimer.h"
 #include "listener.h"
 #include "loop.h"
 
 struct admission;
 struct generation;
 struct udp_set;
+struct workpool;
 
 enum worker_phase {
     WORKER_RUNNING = 0,
@@ -37,7 +39,7 @@ struct worker_rendezvous {
     unsigned pending;
 };
 
-struct worker {
+struct wharf_worker {
     unsigned id;
     struct loop loop;
     struct admission *admission;
@@ -49,15 +51,24 @@ struct worker {
     bool started;
     struct worker_rendezvous *ready; /* the server's start-up rendezvous */
     struct worker_rendezvous *_Atomic finished; /* counted down when the thread ends, if set */
+    struct wharf_worker *siblings; /* every worker of the server, [nworkers] */
+    unsigned nworkers;
+    struct workpool *pool;        /* blocking work (wharf_queue_work) */
+    _Atomic size_t work_pending;  /* jobs submitted and not done yet */
+    struct htimer_list timers;    /* the handlers' worker-level timers */
 };
 
-/* Prepares worker `id` with a mailbox for `queue_depth` connections.
- * Returns 0 or -1 with a message in err. */
-int worker_init(struct worker *w, unsigned id, size_t queue_depth, struct admission *admission,
-                char *err, size_t errlen);
+/* Prepares worker `id` of `siblings` (nworkers of them) with a mailbox for
+ * `queue_depth` connections.  Returns 0 or -1 with a message in err. */
+int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblings,
+                unsigned nworkers, size_t queue_depth, struct admission *admission,
+                struct workpool *pool, char *err, size_t errlen);
+/* Counts a blocking job out / back (any thread). */
+void worker_work_begin(struct wharf_worker *w);
+void worker_work_end(struct wharf_worker *w);
 /* Takes the UDP sockets of g (a reference is taken) and starts the thread,
  * which counts `ready` down once running.  Returns 0 or -1 with a message. */
-int worker_start(struct worker *w, struct generation *g, struct worker_rendezvous *ready,
+int worker_start(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *ready,
                  char *err, size_t errlen);
 
 /*
@@ -66,21 +77,21 @@ int worker_start(struct worker *w, struct generation *g, struct worker_rendezvou
  * generation; if w never opens it (stopping) it is closed and released.
  * Returns 0, or -EAGAIN (full) / -EPIPE (stopped): the caller keeps them.
  */
-int worker_post_conn(struct worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
+int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                      socklen_t peer_len, int ticket);
 /* Connections queued in w's mailbox and not yet opened (a snapshot). */
-size_t worker_queued(struct worker *w);
-size_t worker_queue_depth(const struct worker *w);
+size_t worker_queued(struct wharf_worker *w);
+size_t worker_queue_depth(const struct wharf_worker *w);
 
 /* Switches w's UDP sockets to generation g (takes a reference) and counts
  * `done` down when it has.  Any thread. */
-void worker_adopt(struct worker *w, struct generation *g, struct worker_rendezvous *done);
+void worker_adopt(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *done);
 /* Moves w to `phase` (never backwards).  Any thread. */
-void worker_set_phase(struct worker *w, enum worker_phase phase);
+void worker_set_phase(struct wharf_worker *w, enum worker_phase phase);
 /* Joins the thread (if started). */
-void worker_join(struct worker *w);
+void worker_join(struct wharf_worker *w);
 /* Frees what worker_init made; connections still queued are closed. */
-void worker_destroy(struct worker *w);
+void worker_destroy(struct wharf_worker *w);
 
 /* Rendezvous helpers: init with a count, count down, wait (bounded:
  * returns false when timeout_ms passed first). */

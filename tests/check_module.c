@@ -259,9 +259,43 @@ START_TEST(load_abi_mismatch)
 {
     char err[1024], want[512];
     load_fails("mod_bad_abi", test_modules(), CONFIG_TCP, err, sizeof err);
-    snprintf(want, sizeof want, "%s/mod_bad_abi.so: ABI version 99, this wharfd needs 1",
+    snprintf(want, sizeof want, "%s/mod_bad_abi.so: ABI version 99, this wharfd needs 2 (or 1)",
              test_modules());
     ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(load_refuses_symbols_that_are_not_descriptors)
+{
+    char err[1024], want[512];
+    load_fails("mod_sym_func", test_modules(), CONFIG_TCP, err, sizeof err);
+    snprintf(want, sizeof want,
+             "%s/mod_sym_func.so: not a wharf module: \"wharf_handler\" is not a data object "
+             "(a function)", test_modules());
+    ck_assert_str_eq(err, want);
+    load_fails("mod_sym_small", test_modules(), CONFIG_TCP, err, sizeof err);
+    snprintf(want, sizeof want,
+             "%s/mod_sym_small.so: not a wharf module: \"wharf_handler\" is 16 bytes, a "
+             "version 2 descriptor is %zu", test_modules(), sizeof(struct wharf_handler));
+    ck_assert_str_eq(err, want);
+    load_fails("mod_sym_int", test_modules(), CONFIG_TCP, err, sizeof err);
+    snprintf(want, sizeof want,
+             "%s/mod_sym_int.so: not a wharf module: \"wharf_handler\" is 4 bytes, a "
+             "version 2 descriptor is %zu", test_modules(), sizeof(struct wharf_handler));
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(load_abi_version_1_module)
+{
+    struct module *m = load_ok("mod_v1", CONFIG_TCP);
+    ck_assert_uint_eq(m->handler->abi_version, 1);
+    ck_assert_str_eq(m->handler->name, "v1");
+    ck_assert_ptr_nonnull(m->handler->on_data);
+    ck_assert_ptr_null(m->handler->on_eof);
+    ck_assert_ptr_null(m->handler->on_shutdown);
+    ck_assert_ptr_null(m->handler->on_stop);
+    module_unload(m);
 }
 END_TEST
 
@@ -803,6 +837,8 @@ static Suite *module_suite(void)
     tcase_add_test(tc, load_first_existing_file_decides);
     tcase_add_test(tc, load_no_symbol);
     tcase_add_test(tc, load_abi_mismatch);
+    tcase_add_test(tc, load_refuses_symbols_that_are_not_descriptors);
+    tcase_add_test(tc, load_abi_version_1_module);
     tcase_add_test(tc, load_no_callback_for_protocol);
     tcase_add_test(tc, init_refused_names_handler_message);
     tcase_add_test(tc, load_bad_name);

@@ -1,0 +1,135 @@
+/*
+ * htimer.c - the handlers' timers (see htimer.h and wharf.h).
+ *
+ * A wharf_timer embeds a heap timer of its worker's loop.  While its
+ * callback runs it is marked running, so a wharf_timer_stop from inside the
+ * callback only marks it stopped and the free happens after the callback
+ * returns; a one-shot timer is freed after its callback, a repeating one is
+ * re-armed for one period after the time it was due (so it does not drift,
+ * and a late turn does not make it fire in a burst: a deadline already
+ * past is moved to now + period).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "conn.h"
+#include "crash.h"
+#include "htimer.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+struct wharf_timer {
+    struct timer t;                     /* must be first */
+    struct wharf_worker *w;
+    struct wharf_conn *c;               /* owner, or NULL (the worker) */
+    struct htimer_list *list;           /* the owner's list */
+    struct wharf_timer *prev, *next;
+    void (*fn)(wharf_timer *t, void *arg);
+    void *arg;
+    uint64_t repeat_ms;
+    bool running, stopped;
+};
+
+static void htimer_unlink(struct wharf_timer *t)
+{
+    if (!t->list)
+        return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->list->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->list = NULL;
+}
+
+static void htimer_free(struct wharf_timer *t)
+{
+    loop_timer_disarm(&t->w->loop, &t->t);
+    htimer_unlink(t);
+    free(t);
+}
+
+static void htimer_fired(struct timer *heap_timer, uint64_t now)
+{
+    struct wharf_timer *t = (struct wharf_timer *)heap_timer;
+    t->running = true;
+    if (t->c) {
+        conn_call_timer(t->c, t, t->fn, t->arg);
+    } else {
+        struct crash_frame frame = {"timer", "-", "-", (int)t->w->id, 0, NULL};
+        crash_enter(&frame);
+        t->fn(t, t->arg);
+        crash_leave(&frame);
+    }
+    t->running = false;
+    if (t->stopped || t->repeat_ms == 0) {
+        htimer_free(t);
+        return;
+    }
+    uint64_t next = t->t.deadline_ms + t->repeat_ms;
+    if (next <= now)
+        next = now + t->repeat_ms;
+    if (loop_timer_arm(&t->w->loop, &t->t, next) < 0) {
+        log_write(WHARF_LOG_ERROR, NULL, (int)t->w->id, 0, "out of memory re-arming a timer");
+        htimer_free(t);
+    }
+}
+
+wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
+                               void (*fn)(wharf_timer *t, void *arg), void *arg)
+{
+    struct wharf_worker *w = c ? c->w : wharf_current_worker();
+    if (!w || !fn || (c && (c->flags & CONN_CLOSED)))
+        return NULL;
+    struct wharf_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    timer_init(&t->t, htimer_fired);
+    t->w = w;
+    t->c = c;
+    t->fn = fn;
+    t->arg = arg;
+    t->repeat_ms = repeat_ms;
+    t->list = c ? &c->timers : &w->timers;
+    t->next = t->list->head;
+    if (t->next)
+        t->next->prev = t;
+    t->list->head = t;
+    if (loop_timer_arm(&w->loop, &t->t, w->loop.now_ms + ms) < 0) {
+        htimer_unlink(t);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void wharf_timer_stop(wharf_timer *t)
+{
+    if (!t || t->stopped)
+        return;
+    if (t->running) {
+        t->stopped = true; /* freed when its callback returns */
+        return;
+    }
+    htimer_free(t);
+}
+
+void htimer_stop_all(struct htimer_list *list)
+{
+    while (list->head) {
+        struct wharf_timer *t = list->head;
+        if (t->running) {
+            /* Stopped from inside its own callback's owner teardown: the
+             * callback's return frees it. */
+            t->stopped = true;
+            loop_timer_disarm(&t->w->loop, &t->t);
+            htimer_unlink(t);
+            continue;
+        }
+        htimer_free(t);
+    }
+}
