@@ -872,7 +872,13 @@ int wharf_config_set(wharf_config *cfg, const char *path, const char *json, char
     if (!value)
         return fail(&ld, path, "not a JSON value: %s", je.text);
 
-    json_t *cur = cfg->root;
+    /* Changes a copy, kept only when the whole path worked. */
+    json_t *copy = json_deep_copy(cfg->root);
+    if (!copy) {
+        json_decref(value);
+        return fail(&ld, path, "out of memory");
+    }
+    json_t *cur = copy;
     const char *p = path;
     int rc = -1;
     while (*p) {
@@ -950,6 +956,12 @@ int wharf_config_set(wharf_config *cfg, const char *path, const char *json, char
     fail(&ld, path, "malformed path");
 out:
     json_decref(value);
+    if (rc == 0) {
+        json_decref(cfg->root);
+        cfg->root = copy;
+    } else {
+        json_decref(copy);
+    }
     return rc;
 }
 

@@ -135,6 +135,21 @@ static int listener_keep(struct listener *l, const struct listener *prev, char *
     l->nworkers = prev->nworkers;
     l->port = prev->port;
     l->kept = true;
+    /* What can change on a bound socket follows the new config (the
+     * socket is shared with the old generation, which is going away). */
+    const struct config_listener *cfg = l->cfg;
+    for (unsigned i = 0; i < l->nfds; i++) {
+        int fd = l->fds[i];
+        if (cfg->recv_buffer)
+            set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, cfg->recv_buffer);
+        if (cfg->send_buffer)
+            set_int_opt(fd, SOL_SOCKET, SO_SNDBUF, cfg->send_buffer);
+        if (cfg->protocol == CONFIG_TCP) {
+            set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, cfg->tcp_nodelay);
+            set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, cfg->keepalive);
+            listen(fd, cfg->backlog); /* a listening socket takes a new backlog */
+        }
+    }
     return 0;
 }
 

@@ -4,6 +4,7 @@
  * reload and the ordered graceful shutdown.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "acceptor.h"
 #include "admission.h"
@@ -43,12 +45,14 @@ struct wharf_server {
     struct acceptor *acceptor;
     struct worker_rendezvous finished; /* counts workers leaving their loop at stop */
     bool started;
+    bool log_file_from_config;         /* the log file is the config's log_file */
     uint64_t next_gen_id;
     _Atomic uint64_t reloads, reloads_failed;
     const struct wharf_handler *handlers[SERVER_MAX_HANDLERS];
     size_t nhandlers;
     /* At stop the counters of the last generation are kept here. */
     struct wharf_listener_stats *final_stats;
+    char **final_names;
     unsigned nfinal;
 };
 
@@ -274,12 +278,16 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
     if (!s->started) {
         config_free(cfg);
         snprintf(err, errlen, "server not running");
+        atomic_fetch_add(&s->reloads_failed, 1);
         return -1;
     }
     if (cfg->workers != (int)s->nworkers)
         log_warn("reload: workers stays %u (a change needs a restart)", s->nworkers);
     if ((size_t)cfg->queue_depth != s->queue_depth)
         log_warn("reload: queue_depth stays %zu (a change needs a restart)", s->queue_depth);
+    if (cfg->work_threads != s->gen->cfg->work_threads)
+        log_warn("reload: work_threads stays %d (a change needs a restart)",
+                 s->gen->cfg->work_threads);
 
     struct generation *g;
     if (server_build(s, cfg, &g, err, errlen) < 0)
@@ -333,7 +341,7 @@ refused:
 
 int server_port(const struct wharf_server *s, size_t listener)
 {
-    if (!s->gen || listener >= s->gen->nlisteners)
+    if (!s->gen || !s->started || listener >= s->gen->nlisteners)
         return -1;
     return s->gen->listeners[listener].port;
 }
@@ -342,6 +350,10 @@ int server_find(const struct wharf_server *s, const char *name)
 {
     for (unsigned i = 0; s->gen && name && i < s->gen->nlisteners; i++)
         if (strcmp(s->gen->listeners[i].cfg->name, name) == 0)
+            return (int)i;
+    /* Stopped: the last generation's names, for its final counters. */
+    for (unsigned i = 0; !s->gen && name && i < s->nfinal; i++)
+        if (s->final_names[i] && strcmp(s->final_names[i], name) == 0)
             return (int)i;
     return -1;
 }
@@ -434,7 +446,10 @@ void server_stop(struct wharf_server *s)
      *    (and every fini runs) once nothing holds them. */
     struct generation *g = s->gen;
     s->final_stats = calloc(g->nlisteners, sizeof *s->final_stats);
-    s->nfinal = s->final_stats ? g->nlisteners : 0;
+    s->final_names = calloc(g->nlisteners, sizeof *s->final_names);
+    s->nfinal = s->final_stats && s->final_names ? g->nlisteners : 0;
+    for (unsigned i = 0; i < s->nfinal; i++)
+        s->final_names[i] = strdup(g->listeners[i].cfg->name);
     for (unsigned i = 0; i < s->nfinal; i++) {
         struct wharf_listener_stats *st = &s->final_stats[i];
         server_sum(&g->listeners[i], st);
@@ -480,6 +495,9 @@ void server_free(struct wharf_server *s)
         return;
     server_stop(s);
     generation_unref(s->gen); /* configured but never started */
+    for (unsigned i = 0; i < s->nfinal; i++)
+        free(s->final_names[i]);
+    free(s->final_names);
     free(s->final_stats);
     pthread_mutex_destroy(&s->gen_lock);
     free(s);
@@ -487,16 +505,37 @@ void server_free(struct wharf_server *s)
 
 /* ---- the public API (wharf_server.h) ------------------------------------------ */
 
-/* The log settings of a configuration: level and file. */
-static int server_apply_log(const struct config *cfg, char *err, size_t errlen)
+/*
+ * The log settings of a configuration (level, file).  Checked first, then
+ * applied only once the start or reload has succeeded, so a call that fails
+ * leaves the log as it was.  A file the config named before and no longer
+ * names gives the log back to stderr.
+ */
+static int server_check_log(const struct config *cfg, char *err, size_t errlen)
 {
-    if (cfg->log_file && wharf_log_set_file(cfg->log_file) < 0) {
+    if (!cfg->log_file)
+        return 0;
+    int fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0) {
         snprintf(err, errlen, "%s: log_file: cannot open %s: %s", cfg->file, cfg->log_file,
                  strerror(errno));
         return -1;
     }
-    log_set_level((enum wharf_log_level)cfg->log_level);
+    close(fd);
     return 0;
+}
+
+static void server_apply_log(struct wharf_server *s, const struct config *cfg)
+{
+    if (cfg->log_file) {
+        if (wharf_log_set_file(cfg->log_file) < 0)
+            log_error("log_file: cannot open %s: %s", cfg->log_file, strerror(errno));
+        s->log_file_from_config = true;
+    } else if (s->log_file_from_config) {
+        wharf_log_set_file(NULL);
+        s->log_file_from_config = false;
+    }
+    log_set_level((enum wharf_log_level)cfg->log_level);
 }
 
 wharf_server *wharf_server_new(void)
@@ -518,7 +557,7 @@ int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, siz
     }
     if (config_from_public(wc, &cfg, err, errlen) < 0)
         return -1;
-    if (server_apply_log(cfg, err, errlen) < 0) {
+    if (server_check_log(cfg, err, errlen) < 0) {
         config_free(cfg);
         return -1;
     }
@@ -530,6 +569,7 @@ int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, siz
         srv->next_gen_id = 1;
         return -1;
     }
+    server_apply_log(srv, srv->gen->cfg);
     return 0;
 }
 
@@ -540,12 +580,15 @@ int wharf_server_reload(wharf_server *srv, const wharf_config *wc, char *err, si
         atomic_fetch_add(&srv->reloads_failed, 1);
         return -1;
     }
-    if (server_apply_log(cfg, err, errlen) < 0) {
+    if (server_check_log(cfg, err, errlen) < 0) {
         config_free(cfg);
         atomic_fetch_add(&srv->reloads_failed, 1);
         return -1;
     }
-    return server_reload(srv, cfg, err, errlen);
+    if (server_reload(srv, cfg, err, errlen) < 0)
+        return -1;
+    server_apply_log(srv, srv->gen->cfg);
+    return 0;
 }
 
 int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)

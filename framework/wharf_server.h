@@ -82,7 +82,8 @@ wharf_server *wharf_server_new(void);
  * Registers a handler compiled into the program: a listener whose "handler"
  * is h->name uses it instead of looking for a module file.  h must stay
  * valid while the server exists.  Returns 0, or -1 (EINVAL: no name or a
- * wrong abi_version; EEXIST: the name is taken) with errno set.
+ * wrong abi_version; EEXIST: the name is taken; ENOSPC: 64 are registered)
+ * with errno set.
  */
 int wharf_server_add_handler(wharf_server *srv, const struct wharf_handler *h);
 /*
@@ -105,8 +106,9 @@ int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, si
  * sockets (nothing is refused); new ones are bound; removed ones stop
  * accepting and their connections finish.  New connections get the new
  * handlers, options, timeouts and limits; open ones keep theirs until they
- * close.  `workers` and `queue_depth` cannot change without a restart (a
- * change is logged and ignored).  Returns 0 once the switch is done.
+ * close.  `workers`, `queue_depth` and `work_threads` cannot change without
+ * a restart (a change is logged and ignored).  The log level and log_file
+ * take effect once the switch is done.  Returns 0 once it is.
  */
 int wharf_server_reload(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*
@@ -120,7 +122,7 @@ void wharf_server_stop(wharf_server *srv);
 void wharf_server_free(wharf_server *srv);
 
 /* The port listener `name` is bound to, or -1 (no such listener, not
- * started). */
+ * started, or stopped). */
 int wharf_server_port(const wharf_server *srv, const char *name);
 
 /* Counters of one listener, summed over workers (a snapshot).  A listener
@@ -135,7 +137,8 @@ struct wharf_listener_stats {
     uint64_t datagrams_in, datagrams_out, datagrams_dropped;
 };
 /* Returns 0, or -1 when there is no listener `name` in the current
- * configuration. */
+ * configuration.  After a stop: the final counters of the last
+ * configuration's listeners. */
 int wharf_server_stats(const wharf_server *srv, const char *name,
                        struct wharf_listener_stats *out);
 
@@ -153,7 +156,8 @@ void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
 
 /*
  * Sends every log line (already formatted: time, level, [listener worker
- * conn], message; no newline) to fn instead of stderr; NULL restores stderr.
+ * conn], message; no newline) to fn instead of stderr or the log file; NULL
+ * goes back to writing them (to the log file if one is set, else stderr).
  * fn may be called from any of the server's threads at once.
  */
 void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, const char *line),
