@@ -260,9 +260,13 @@ static int conn_flush(struct wharf_conn *c)
             goto error;
         buf_consume(&c->out, (size_t)n);
     }
-    if (c->out.len == 0)
+    if (c->out.len == 0) {
         buf_free(&c->out);
-    else if (!was_pending)
+        if ((c->flags & CONN_WAIT_WRITTEN) && c->in.len > 0) {
+            c->flags &= ~(uint32_t)CONN_WAIT_WRITTEN;
+            conn_schedule_offer(c);
+        }
+    } else if (!was_pending)
         c->last_write_ms = w->loop.now_ms; /* the write timer starts now */
     conn_output_resized(c, old_cap);
     return 0;
@@ -395,10 +399,22 @@ static int conn_offer(struct wharf_conn *c)
         }
         if (at_eof)
             c->flags |= CONN_EOF_OFFERED; /* the last bytes, seen once more before EOF */
+        /* What earlier calls sent goes out first, so wharf_output_pending
+         * tells the handler what is really still pending. */
+        if (conn_pending(c) > 0) {
+            if (conn_flush(c) < 0)
+                return -1;
+            if (c->out.len > c->l->cfg->high_watermark) {
+                c->flags |= CONN_PAUSED_OUTPUT; /* on_drain brings the input back */
+                break;
+            }
+        }
         size_t len = c->in.len;
         size_t used = conn_call_data(c, buf_head(&c->in), len);
         if (used == CONN_BAD_RETURN)
             break;
+        if (used == 0 && conn_pending(c) > 0)
+            c->flags |= CONN_WAIT_WRITTEN; /* offered again once the output is out */
         if (!(c->flags & CONN_CLOSED)) {
             buf_consume(&c->in, used);
             if (c->in.len == 0)

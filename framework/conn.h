@@ -36,6 +36,7 @@ enum conn_flags {
     CONN_SHUTDOWN_TOLD = 1u << 9,  /* on_shutdown ran */
     CONN_OUTBOUND = 1u << 10,      /* opened by wharf_connect */
     CONN_CONNECTING = 1u << 11,    /* outbound, connect() in progress */
+    CONN_WAIT_WRITTEN = 1u << 12,  /* on_data took nothing while output was pending */
 };
 
 struct wharf_conn {

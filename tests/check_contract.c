@@ -1,0 +1,309 @@
+/*
+ * check_contract.c - the handler contract of wharf.h, one test per promise,
+ * through real sockets (tests/modules/mod_contract.c): kept input is offered
+ * again after a partial consume (the README's handler returns a 20,000-byte
+ * send and a half-close whole), after wharf_resume_read and after on_drain;
+ * at EOF every kept byte comes first; on_eof may keep the connection to
+ * answer later; pipelined requests are all answered at once; on_data
+ * claiming too much is caught; on_shutdown can say goodbye and on_stop runs
+ * once; connection timers repeat and stop at close; blocking work's done
+ * runs on the worker, also when its connection is gone.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "testutil.h"
+
+struct contract_counts {
+    uint64_t drains, eofs, shutdowns, stops, ticks, works_done, works_cancelled, posts_gone,
+        closes;
+};
+
+static void counts(struct contract_counts *out)
+{
+    static void *h;
+    if (!h) {
+        char path[4096];
+        const char *dir = getenv("WHARF_TEST_MODULES");
+        snprintf(path, sizeof path, "%s/mod_contract.so", dir ? dir : "tests/.libs");
+        h = dlopen(path, RTLD_NOW);
+    }
+    ck_assert_msg(h != NULL, "cannot load mod_contract: %s", dlerror());
+    void (*fn)(struct contract_counts *) =
+        (void (*)(struct contract_counts *))(uintptr_t)dlsym(h, "contract_counts");
+    ck_assert_ptr_nonnull((void *)(uintptr_t)fn);
+    fn(out);
+}
+
+static struct tserver *start_mode(const char *mode, const char *extra)
+{
+    return tserver_start("{\"workers\": 2, \"shutdown_timeout_ms\": 2000, \"listeners\": [{"
+                         "\"port\": 0, \"handler\": \"mod_contract\", \"options\": "
+                         "{\"mode\": \"%s\"}%s}]}",
+                         mode, extra ? extra : "");
+}
+
+/* Reads until EOF (or timeout); returns a malloc'ed buffer and its length. */
+static char *read_all(int fd, size_t *len, int timeout_ms)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end > now_ms() ? end - now_ms() : 0);
+        if (left == 0 || poll(&p, 1, left) <= 0)
+            break;
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+        }
+        ssize_t r = recv(fd, buf + n, cap - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+START_TEST(partial_consumption_and_half_close_lose_nothing)
+{
+    /* The README's handler: 4,096 bytes per call. */
+    struct tserver *t = start_mode("upper", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    size_t total = 20000;
+    char *data = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (char)('a' + i % 26);
+    send_all(fd, data, total);
+    shutdown(fd, SHUT_WR);
+    size_t n;
+    char *got = read_all(fd, &n, 5000);
+    ck_assert_uint_eq(n, total);
+    for (size_t i = 0; i < total; i++)
+        ck_assert_int_eq(got[i], 'A' + (int)(i % 26));
+    free(got);
+    free(data);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(pipelined_requests_are_all_answered_at_once)
+{
+    struct tserver *t = start_mode("line", ", \"timeouts\": {\"idle_ms\": 60000}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    char req[100 * 8], want[100 * 12];
+    size_t rl = 0, wl = 0;
+    for (int i = 0; i < 100; i++) {
+        rl += (size_t)sprintf(req + rl, "r%03d\n", i);
+        wl += (size_t)sprintf(want + wl, "ok r%03d\n", i);
+    }
+    uint64_t start = now_ms();
+    send_all(fd, req, rl);
+    char got[sizeof want];
+    ck_assert_uint_eq(recv_exact(fd, got, wl, 3000), wl);
+    ck_assert(memcmp(got, want, wl) == 0);
+    ck_assert_uint_lt(now_ms() - start, 2000); /* not after an idle timeout */
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(requests_split_at_every_byte_are_answered)
+{
+    struct tserver *t = start_mode("line", NULL);
+    const char *req = "alpha\nbeta\ngamma\n", *want = "ok alpha\nok beta\nok gamma\n";
+    size_t rl = strlen(req);
+    for (size_t split = 1; split < rl; split++) {
+        int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+        send_all(fd, req, split);
+        usleep(2000);
+        send_all(fd, req + split, rl - split);
+        char got[64] = "";
+        ck_assert_uint_eq(recv_exact(fd, got, strlen(want), 3000), strlen(want));
+        ck_assert_msg(memcmp(got, want, strlen(want)) == 0, "split %zu: %s", split, got);
+        close(fd);
+    }
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(kept_input_comes_back_after_resume)
+{
+    struct tserver *t = start_mode("pausing", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "p\nA\nB\n", 6); /* nothing more is ever sent */
+    char got[16] = "";
+    ck_assert_uint_eq(recv_exact(fd, got, 10, 3000), 10);
+    ck_assert(memcmp(got, "ok A\nok B\n", 10) == 0);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(kept_input_comes_back_after_on_drain)
+{
+    struct contract_counts before, after;
+    counts(&before);
+    struct tserver *t = start_mode(
+        "big", ", \"buffers\": {\"high_watermark\": 4096, \"low_watermark\": 1024}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    send_all(fd, "1\n2\n3\n", 6);
+    usleep(100000); /* the output piles up above the high watermark */
+    size_t want = 3 * 65537, n = 0;
+    char *buf = malloc(want);
+    n = recv_exact(fd, buf, want, 5000);
+    ck_assert_uint_eq(n, want);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(buf[i * 65537 + 65536], '\n');
+    free(buf);
+    counts(&after);
+    ck_assert_uint_ge(after.drains - before.drains, 1);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(on_eof_may_keep_the_connection_to_answer_later)
+{
+    struct tserver *t = start_mode("eofkeep", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "question", 8);
+    shutdown(fd, SHUT_WR);
+    size_t n;
+    char *got = read_all(fd, &n, 3000);
+    ck_assert_str_eq(got, "late\n");
+    free(got);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(kept_bytes_are_offered_before_eof)
+{
+    /* "line" keeps a partial line; at EOF it is offered again (still no
+     * newline, so still kept), then on_eof closes. */
+    struct contract_counts before, after;
+    counts(&before);
+    struct tserver *t = start_mode("line", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "one\ntwo", 7);
+    shutdown(fd, SHUT_WR);
+    size_t n;
+    char *got = read_all(fd, &n, 3000);
+    ck_assert_str_eq(got, "ok one\n");
+    free(got);
+    close(fd);
+    counts(&after);
+    ck_assert_uint_eq(after.eofs - before.eofs, 1);
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_EOF], 1);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(on_data_claiming_too_much_is_caught)
+{
+    struct tserver *t = start_mode("liar", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "x", 1);
+    ck_assert(wait_closed(fd, 3000));
+    close(fd);
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_ERROR], 1);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(shutdown_notice_can_say_goodbye)
+{
+    struct contract_counts before, after;
+    counts(&before);
+    struct tserver *t = start_mode("goodbye", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "hi", 2);
+    char got[8] = "";
+    ck_assert_uint_eq(recv_exact(fd, got, 2, 2000), 2);
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    ck_assert_uint_lt(now_ms() - start, 1000); /* idle after the goodbye */
+    size_t n;
+    char *rest = read_all(fd, &n, 2000);
+    ck_assert_str_eq(rest, "bye\n");
+    free(rest);
+    close(fd);
+    counts(&after);
+    ck_assert_uint_eq(after.shutdowns - before.shutdowns, 1);
+    ck_assert_uint_eq(after.stops - before.stops, 1);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(connection_timers_repeat_and_stop_at_close)
+{
+    struct contract_counts before, after;
+    counts(&before);
+    struct tserver *t = start_mode("tick", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    size_t n;
+    char *got = read_all(fd, &n, 3000);
+    ck_assert_str_eq(got, "t\nt\nt\n");
+    free(got);
+    close(fd);
+    usleep(100000);
+    counts(&after);
+    ck_assert_uint_eq(after.ticks - before.ticks, 3);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(blocking_work_done_runs_even_when_the_connection_is_gone)
+{
+    struct contract_counts before, after;
+    counts(&before);
+    struct tserver *t = start_mode("work", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "abc\n", 4);
+    char got[16] = "";
+    ck_assert_uint_eq(recv_exact(fd, got, 9, 3000), 9);
+    ck_assert_str_eq(got, "done ABC\n");
+    /* Now one whose connection closes before the work is done. */
+    send_all(fd, "def\n", 4);
+    close(fd);
+    usleep(200000);
+    counts(&after);
+    ck_assert_uint_eq(after.works_done - before.works_done, 2);
+    ck_assert_uint_eq(after.posts_gone - before.posts_gone, 1);
+    tserver_stop(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("contract");
+    TCase *tc = tcase_create("contract");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, partial_consumption_and_half_close_lose_nothing);
+    tcase_add_test(tc, pipelined_requests_are_all_answered_at_once);
+    tcase_add_test(tc, requests_split_at_every_byte_are_answered);
+    tcase_add_test(tc, kept_input_comes_back_after_resume);
+    tcase_add_test(tc, kept_input_comes_back_after_on_drain);
+    tcase_add_test(tc, on_eof_may_keep_the_connection_to_answer_later);
+    tcase_add_test(tc, kept_bytes_are_offered_before_eof);
+    tcase_add_test(tc, on_data_claiming_too_much_is_caught);
+    tcase_add_test(tc, shutdown_notice_can_say_goodbye);
+    tcase_add_test(tc, connection_timers_repeat_and_stop_at_close);
+    tcase_add_test(tc, blocking_work_done_runs_even_when_the_connection_is_gone);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
