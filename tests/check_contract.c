@@ -156,7 +156,8 @@ START_TEST(kept_input_comes_back_after_on_drain)
     struct contract_counts before, after;
     counts(&before);
     struct tserver *t = start_mode(
-        "big", ", \"buffers\": {\"high_watermark\": 4096, \"low_watermark\": 1024}");
+        "big", ", \"send_buffer\": 4096, "
+               "\"buffers\": {\"high_watermark\": 4096, \"low_watermark\": 1024}");
     int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
