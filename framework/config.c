@@ -403,6 +403,7 @@ static const struct config top_defaults = {
     .log_level = WHARF_LOG_INFO,
     .shutdown_timeout_ms = 5000,
     .work_threads = 4,
+    .debug = false,
 };
 
 /* Reads a listener's optional "timeouts" object. */
@@ -569,7 +570,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 
 static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
-    "module_path", "log", "log_file", "work_threads",
+    "module_path", "log", "log_file", "work_threads", "debug",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -614,6 +615,9 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->max_connections = (int)max_connections;
     cfg->max_connections_per_source = (int)per_source;
     cfg->work_threads = (int)work_threads;
+    cfg->debug = top_defaults.debug;
+    if (get_bool(ld, root, "", "debug", &cfg->debug) < 0)
+        return -1;
     cfg->log_level = log_level;
 
     const json_t *mp = json_object_get(root, "module_path");
@@ -1012,11 +1016,11 @@ json_t *config_to_json(const struct config *cfg)
     }
     if (!ls)
         return NULL;
-    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:I, s:o}",
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:I, s:o}",
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
-                             "work_threads", cfg->work_threads,
+                             "work_threads", cfg->work_threads, "debug", cfg->debug,
                              "log", log_levels[cfg->log_level],
                              "shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
                              "listeners", ls);

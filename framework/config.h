@@ -65,6 +65,8 @@ struct config {
                                    wharf_log_level; default WHARF_LOG_INFO */
     int work_threads;           /* "work_threads": 1..1024; default 4: threads for
                                    handlers' blocking work (started on first use) */
+    bool debug;                 /* "debug": default false: catch handler API misuse
+                                   (calls from the wrong thread) */
     char *log_file;             /* "log_file": a file name (relative: to the config
                                    file's directory), or NULL for stderr */
     uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms": 0..3600000; default 5000 */

@@ -922,8 +922,35 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
 
 /* ---- the handler API ------------------------------------------------------------ */
 
+/* Debug mode (the config's "debug", or WHARF_DEBUG=1 in the environment). */
+static _Atomic bool conn_debug;
+
+void conn_set_debug(bool on)
+{
+    const char *env = getenv("WHARF_DEBUG");
+    atomic_store_explicit(&conn_debug, on || (env && strcmp(env, "1") == 0),
+                          memory_order_relaxed);
+}
+
+/*
+ * In debug mode, refuses (after logging who and where) a call on c made from
+ * a thread other than its worker's: the handler has a threading bug that
+ * would otherwise corrupt the connection silently.
+ */
+static bool conn_wrong_thread(const struct wharf_conn *c, const char *call)
+{
+    if (!atomic_load_explicit(&conn_debug, memory_order_relaxed) || wharf_current_worker() == c->w)
+        return false;
+    log_write(WHARF_LOG_ERROR, conn_name(c), (int)c->w->id, c->id,
+              "debug: %s called from another thread (connection of worker %u, handler \"%s\"); "
+              "refused", call, c->w->id, c->l->handler->name);
+    return true;
+}
+
 int wharf_send(wharf_conn *c, const void *data, size_t len)
 {
+    if (conn_wrong_thread(c, "wharf_send"))
+        return -EPERM;
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
@@ -960,6 +987,8 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
 
 void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason)
 {
+    if (conn_wrong_thread(c, "wharf_close"))
+        return;
     if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
         return;
     if ((unsigned)reason >= LISTENER_CLOSE_REASONS)
@@ -977,6 +1006,8 @@ void wharf_close(wharf_conn *c)
 
 void wharf_pause_read(wharf_conn *c)
 {
+    if (conn_wrong_thread(c, "wharf_pause_read"))
+        return;
     c->flags |= CONN_PAUSED_HANDLER;
     if (c->w->conns.current != c)
         conn_update_events(c);
@@ -984,6 +1015,8 @@ void wharf_pause_read(wharf_conn *c)
 
 void wharf_resume_read(wharf_conn *c)
 {
+    if (conn_wrong_thread(c, "wharf_resume_read"))
+        return;
     if (c->flags & CONN_CLOSED)
         return;
     bool was_paused = c->flags & CONN_PAUSED_HANDLER;
@@ -997,6 +1030,8 @@ void wharf_resume_read(wharf_conn *c)
 
 int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms)
 {
+    if (conn_wrong_thread(c, "wharf_set_timeout"))
+        return -EPERM;
     if (ms > UINT32_MAX)
         return -EINVAL;
     switch (kind) {

@@ -99,6 +99,10 @@ void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const unio
  * of c's callbacks the teardown is deferred until the callback returns. */
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason);
 
+/* Debug mode: handler calls on a connection from the wrong thread are
+ * logged and refused.  on, or WHARF_DEBUG=1 in the environment. */
+void conn_set_debug(bool on);
+
 /* The open connection of w with this id, or NULL. */
 struct wharf_conn *conn_find(struct wharf_worker *w, uint64_t id);
 /* Runs a post for connection c (NULL: gone) as one of its callbacks. */

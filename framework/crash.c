@@ -3,9 +3,11 @@
  * only write(2), sigaction(2) and raise(3), formats numbers itself, and reads
  * a thread-local pointer set before each handler callback: enough to say
  * which listener, worker, connection, handler and callback were running when
- * a handler crashed, in the log, before the process dies as it would have.
+ * a handler crashed, in the log (its file, or stderr; not a log callback),
+ * before the process dies as it would have.
  */
 #include "crash.h"
+#include "log.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -75,7 +77,7 @@ static void crash_signal(int sig)
         put(line, &n, cap, " outside any handler callback");
     }
     line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, n);
+    ssize_t w = write(log_current_fd(), line, n);
     (void)w;
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);

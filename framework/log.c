@@ -124,6 +124,19 @@ void wharf_log(enum wharf_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+char *log_file_name(void)
+{
+    pthread_mutex_lock(&file_lock);
+    char *copy = file_path ? strdup(file_path) : NULL;
+    pthread_mutex_unlock(&file_lock);
+    return copy;
+}
+
+int log_current_fd(void)
+{
+    return atomic_load_explicit(&log_fd, memory_order_relaxed);
+}
+
 void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, const char *line),
                             void *arg)
 {

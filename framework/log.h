@@ -21,6 +21,11 @@ void log_write(enum wharf_log_level level, const char *listener, int worker, uin
 void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
                 const char *fmt, va_list ap);
 
+/* The log file's name (malloc'ed), or NULL when the log goes to stderr. */
+char *log_file_name(void);
+/* The descriptor lines are written to now (async-signal-safe: an atomic read). */
+int log_current_fd(void);
+
 #define log_error(...) log_write(WHARF_LOG_ERROR, NULL, -1, 0, __VA_ARGS__)
 #define log_warn(...)  log_write(WHARF_LOG_WARN, NULL, -1, 0, __VA_ARGS__)
 #define log_info(...)  log_write(WHARF_LOG_INFO, NULL, -1, 0, __VA_ARGS__)

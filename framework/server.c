@@ -17,6 +17,7 @@
 
 #include "acceptor.h"
 #include "admission.h"
+#include "conn.h"
 #include "crash.h"
 #include "generation.h"
 #include "listener.h"
@@ -222,6 +223,7 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         goto fail_started;
     }
     s->started = true;
+    conn_set_debug(cfg->debug);
     log_info("started: %u workers, %u listeners", s->nworkers, s->gen->nlisteners);
     return 0;
 fail:
@@ -331,6 +333,7 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
               (unsigned long long)old->id);
     generation_unref(old);
     atomic_fetch_add(&s->reloads, 1);
+    conn_set_debug(g->cfg->debug);
     log_info("reloaded: generation %llu (%s)", (unsigned long long)g->id, what);
     return 0;
 
@@ -563,13 +566,23 @@ int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, siz
     }
     if (server_load(srv, cfg, err, errlen) < 0)
         return -1;
+    /* The start-up lines belong in the configured log already; a failed
+     * start puts the log back as it was. */
+    enum wharf_log_level level = log_get_level();
+    char *file = log_file_name();
+    bool from_config = srv->log_file_from_config;
+    server_apply_log(srv, srv->gen->cfg);
     if (server_start(srv, err, errlen) < 0) {
         generation_unref(srv->gen);
         srv->gen = NULL;
         srv->next_gen_id = 1;
+        wharf_log_set_file(file);
+        log_set_level(level);
+        srv->log_file_from_config = from_config;
+        free(file);
         return -1;
     }
-    server_apply_log(srv, srv->gen->cfg);
+    free(file);
     return 0;
 }
 
@@ -637,4 +650,14 @@ void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out)
     out->reloads = atomic_load(&m->reloads);
     out->reloads_failed = atomic_load(&m->reloads_failed);
     out->connections_open = m->admission ? admission_open(m->admission) : 0;
+}
+
+int wharf_crash_report_install(void)
+{
+    int rc = crash_install();
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
 }

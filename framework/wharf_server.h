@@ -107,8 +107,8 @@ int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, si
  * accepting and their connections finish.  New connections get the new
  * handlers, options, timeouts and limits; open ones keep theirs until they
  * close.  `workers`, `queue_depth` and `work_threads` cannot change without
- * a restart (a change is logged and ignored).  The log level and log_file
- * take effect once the switch is done.  Returns 0 once it is.
+ * a restart (a change is logged and ignored).  The log level, log_file and
+ * debug take effect once the switch is done.  Returns 0 once it is.
  */
 int wharf_server_reload(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*
@@ -151,6 +151,16 @@ struct wharf_server_info {
     uint64_t connections_open;  /* over every listener and generation */
 };
 void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
+
+/*
+ * Installs a report for fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * SIGABRT): one line on the log naming the handler, callback, listener,
+ * worker and connection that were running, written with async-signal-safe
+ * calls; then the signal is raised again with its default action, so the
+ * process dies (and dumps core) as it would have.  wharfd installs it.
+ * Process-wide; idempotent.  Returns 0, or -1 with errno set.
+ */
+int wharf_crash_report_install(void);
 
 /* ---- the log (process-wide) ------------------------------------------------- */
 

@@ -165,6 +165,7 @@ int main(int argc, char **argv)
         sigaddset(&set, sigs[i]);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    wharf_crash_report_install();
     if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "wharfd: %s\n", err);
         wharf_server_free(srv);

@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +290,42 @@ START_TEST(blocking_work_done_runs_even_when_the_connection_is_gone)
 }
 END_TEST
 
+static _Atomic int wrong_thread_logged;
+
+static void catch_log(void *arg, enum wharf_log_level level, const char *line)
+{
+    if (strstr(line, "debug: wharf_send called from another thread"))
+        wrong_thread_logged = 1;
+    fprintf(stderr, "%s\n", line);
+}
+
+START_TEST(debug_mode_refuses_calls_from_the_wrong_thread)
+{
+    wharf_log_set_callback(catch_log, NULL);
+    struct tserver *t = tserver_start("{\"workers\": 1, \"debug\": true, \"listeners\": [{"
+                                      "\"port\": 0, \"handler\": \"mod_contract\", "
+                                      "\"options\": {\"mode\": \"wrongthread\"}}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "w\n", 2);
+    char got[8] = "";
+    ck_assert_uint_eq(recv_exact(fd, got, 5, 3000), 5);
+    ck_assert_str_eq(got, "ok w\n"); /* and nothing from the thread */
+    static void *h;
+    if (!h) {
+        char path[4096];
+        const char *dir = getenv("WHARF_TEST_MODULES");
+        snprintf(path, sizeof path, "%s/mod_contract.so", dir ? dir : "tests/.libs");
+        h = dlopen(path, RTLD_NOW);
+    }
+    int (*rc)(void) = (int (*)(void))(uintptr_t)dlsym(h, "contract_wrong_thread_rc");
+    ck_assert_int_eq(rc(), -EPERM);
+    ck_assert(wrong_thread_logged);
+    close(fd);
+    tserver_stop(t);
+    wharf_log_set_callback(NULL, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("contract");
@@ -305,6 +342,7 @@ int main(void)
     tcase_add_test(tc, shutdown_notice_can_say_goodbye);
     tcase_add_test(tc, connection_timers_repeat_and_stop_at_close);
     tcase_add_test(tc, blocking_work_done_runs_even_when_the_connection_is_gone);
+    tcase_add_test(tc, debug_mode_refuses_calls_from_the_wrong_thread);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

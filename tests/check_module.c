@@ -299,6 +299,15 @@ START_TEST(load_abi_version_1_module)
 }
 END_TEST
 
+START_TEST(load_handler_written_in_cxx)
+{
+    struct module *m = load_ok("mod_cxx", CONFIG_TCP);
+    ck_assert_str_eq(m->handler->name, "cxx");
+    ck_assert_ptr_nonnull(m->handler->on_data);
+    module_unload(m);
+}
+END_TEST
+
 START_TEST(load_no_callback_for_protocol)
 {
     char err[1024], want[512];
@@ -839,6 +848,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, load_abi_mismatch);
     tcase_add_test(tc, load_refuses_symbols_that_are_not_descriptors);
     tcase_add_test(tc, load_abi_version_1_module);
+    tcase_add_test(tc, load_handler_written_in_cxx);
     tcase_add_test(tc, load_no_callback_for_protocol);
     tcase_add_test(tc, init_refused_names_handler_message);
     tcase_add_test(tc, load_bad_name);

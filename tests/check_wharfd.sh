@@ -211,6 +211,26 @@ grep -q "SIGUSR1: re-opening the log file" "$tmp/wharfd.log.1" && grep -q "SIGQU
     ok "SIGUSR1 re-opens the log file; SIGQUIT stops gracefully (exit 0, pid file removed)" ||
     fail "USR1/QUIT: status $status; new log: $(cat "$tmp/wharfd.log")"
 
+# A handler that crashes: the fatal-signal report names it, then the process
+# dies of the signal as it would have (exit status 128 + SIGSEGV).
+cat >"$tmp/crash.json" <<JSON
+{"workers": 1, "listeners": [{"name": "crashy", "port": 0, "handler": "mod_crash"}]}
+JSON
+start "$tmp/crash.json"
+python3 - "$tcp_port" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"crash")
+try:
+    s.recv(16)
+except OSError:
+    pass
+PY
+wait_exit 50
+grep -q 'fatal signal 11 (SEGV) in handler "crash" callback on_data \[listener crashy worker 0 connection [0-9]*\]' "$tmp/log" &&
+    [ "$status" = 139 ] && ok "a crashing handler is named in the log before the process dies (status 139)" ||
+    fail "crash report: status $status; $(tail -n 3 "$tmp/log")"
+
 # Out of descriptors (EMFILE): accepting pauses with a backoff instead of
 # spinning, and resumes once connections close.
 cat >"$tmp/emfile.json" <<JSON

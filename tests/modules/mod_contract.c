@@ -17,12 +17,17 @@
  *   tick      a repeating 20 ms timer sends "t\n"; the third tick closes
  *   work      each line goes to the blocking pool (10 ms sleep, upper-case),
  *             and its done posts "done LINE\n" to the connection by id
+ *   wrongthread  each line is answered "ok LINE\n", and a line "w" also
+ *             starts a thread that calls wharf_send on the connection (a
+ *             threading bug that debug mode must refuse); its result is
+ *             counted in wrong_thread_rc
  *
  * Counters (contract_counts) let the suite see callbacks that leave no
  * bytes on the wire.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +56,24 @@ void contract_counts(struct contract_counts *out)
     out->closes = n_closes;
 }
 
-enum mode { UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK };
-static const char *const mode_names[] = {"upper",   "line", "pausing", "big",  "eofkeep",
-                                         "goodbye", "liar", "tick",    "work", NULL};
+enum mode { UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD };
+static const char *const mode_names[] = {"upper", "line", "pausing", "big",        "eofkeep",
+                                         "goodbye", "liar", "tick",  "work", "wrongthread",
+                                         NULL};
+
+/* The result of the last wharf_send made from a foreign thread (1: none yet). */
+static _Atomic int wrong_thread_rc = 1;
+__attribute__((visibility("default"))) int contract_wrong_thread_rc(void);
+int contract_wrong_thread_rc(void)
+{
+    return wrong_thread_rc;
+}
+
+static void *foreign_send(void *arg)
+{
+    wrong_thread_rc = wharf_send(arg, "from a thread\n", 14);
+    return NULL;
+}
 
 /* Per connection. */
 struct state {
@@ -200,6 +220,11 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
         if (wharf_queue_work(job_work, job_done, j) < 0)
             free(j);
         return line + 1;
+    }
+    if (m == WRONGTHREAD && line == 1 && p[0] == 'w') {
+        pthread_t t;
+        if (pthread_create(&t, NULL, foreign_send, c) == 0)
+            pthread_join(t, NULL); /* joined: only the thread differs */
     }
     wharf_send(c, "ok ", 3);
     wharf_send(c, p, line + 1);
