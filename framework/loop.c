@@ -153,7 +153,7 @@ int loop_run_once(struct loop *lp)
         rc = errno == EINTR ? 0 : -errno;
         n = 0;
     }
-    lp->now_ms = timer_now_ms();
+    lp->now_ms = timer_now_ms() + lp->clock_offset;
     for (int i = 0; i < n; i++) {
         struct loop_watcher *w = events[i].data.ptr;
         if (w->fd >= 0) /* not removed earlier in this turn */
@@ -163,9 +163,9 @@ int loop_run_once(struct loop *lp)
         next = c->next;
         c->fn(c);
     }
-    timer_expire(&lp->timers, lp->now_ms);
+    size_t fired = timer_expire(&lp->timers, lp->now_ms);
     loop_run_deferred(lp);
-    return rc;
+    return rc < 0 ? rc : n + (int)fired;
 }
 
 int loop_run(struct loop *lp)

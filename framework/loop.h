@@ -63,6 +63,7 @@ struct loop_defer {
 struct loop {
     int epfd;
     uint64_t now_ms;             /* the cached clock, refreshed once per turn */
+    uint64_t clock_offset;       /* added to the monotonic clock: the test kit's time */
     struct timer_heap timers;
     struct mailbox *mailbox;
     struct loop_watcher mailbox_watcher;
@@ -111,7 +112,8 @@ int loop_post(struct loop *lp, mailbox_fn fn, void *arg, const void *payload, si
 int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payload,
                      size_t len);
 
-/* One turn.  Returns 0, or -errno when epoll_wait failed (not EINTR). */
+/* One turn.  Returns how many descriptors were ready and timers fired
+ * (0: nothing happened), or -errno when epoll_wait failed (not EINTR). */
 int loop_run_once(struct loop *lp);
 /* Turns until loop_stop is called from a callback.  Returns 0 or -errno. */
 int loop_run(struct loop *lp);

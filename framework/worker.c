@@ -288,6 +288,26 @@ void worker_rendezvous_destroy(struct worker_rendezvous *r)
 
 /* ---- the handler API: workers and posts ------------------------------------------ */
 
+int worker_run_turn(struct wharf_worker *w)
+{
+    struct wharf_worker *prev = worker_enter(w);
+    int n = loop_run_once(&w->loop);
+    worker_leave(prev);
+    return n;
+}
+
+struct wharf_worker *worker_enter(struct wharf_worker *w)
+{
+    struct wharf_worker *prev = current_worker;
+    current_worker = w;
+    return prev;
+}
+
+void worker_leave(struct wharf_worker *prev)
+{
+    current_worker = prev;
+}
+
 void worker_work_begin(struct wharf_worker *w)
 {
     atomic_fetch_add(&w->work_pending, 1);

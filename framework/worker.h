@@ -63,6 +63,13 @@ struct wharf_worker {
 int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblings,
                 unsigned nworkers, size_t queue_depth, struct admission *admission,
                 struct workpool *pool, char *err, size_t errlen);
+/* Runs one turn of w's loop on the calling thread, as w (the test kit
+ * drives a worker that has no thread of its own); returns loop_run_once's
+ * result.  worker_enter / worker_leave make the calling thread act as w
+ * (wharf_current_worker) around other calls. */
+int worker_run_turn(struct wharf_worker *w);
+struct wharf_worker *worker_enter(struct wharf_worker *w);
+void worker_leave(struct wharf_worker *prev);
 /* Counts a blocking job out / back (any thread). */
 void worker_work_begin(struct wharf_worker *w);
 void worker_work_end(struct wharf_worker *w);

@@ -1,0 +1,182 @@
+/*
+ * check_testkit.c - the handler test kit (wharf_test.h) as a handler author
+ * uses it: the shipped echo handler compiled into the test, bytes fed in
+ * every split, output seen exactly, EOF and the idle timeout driven by the
+ * kit's clock; a module's handler (mod_contract) with its timers fired by
+ * wharf_test_advance and its blocking work waited for by wharf_test_run;
+ * backpressure with a client that stops reading; and wharf_test_serve's
+ * real server on an ephemeral port.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "testutil.h"
+#include "wharf_test.h"
+
+/* handlers/echo.c, compiled into this program. */
+extern const struct wharf_handler wharf_handler;
+
+static const struct wharf_handler *module_handler(const char *name)
+{
+    char path[4096];
+    const char *dir = getenv("WHARF_TEST_MODULES");
+    snprintf(path, sizeof path, "%s/%s.so", dir ? dir : "tests/.libs", name);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(h != NULL, "%s", dlerror());
+    const struct wharf_handler *hd = dlsym(h, "wharf_handler");
+    ck_assert_ptr_nonnull(hd);
+    return hd; /* left loaded for the process */
+}
+
+START_TEST(echo_in_every_split)
+{
+    char err[512] = "";
+    wharf_test *t = wharf_test_new(&wharf_handler, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const char *msg = "hello, wharf";
+    size_t n = strlen(msg);
+    for (size_t split = 0; split <= n; split++) {
+        wharf_test_conn *c = wharf_test_connect(t);
+        ck_assert_int_eq(wharf_test_send(c, msg, split), 0);
+        ck_assert_int_eq(wharf_test_send(c, msg + split, n - split), 0);
+        size_t len;
+        const char *out = wharf_test_output(c, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert(memcmp(out, msg, n) == 0);
+        wharf_test_shutdown(c);
+        enum wharf_close_reason why;
+        ck_assert(wharf_test_closed(c, &why));
+        ck_assert_int_eq(why, WHARF_CLOSE_EOF);
+    }
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(options_and_init_errors)
+{
+    char err[512] = "";
+    wharf_test *t = wharf_test_new(&wharf_handler, "\"options\": {\"prefix\": \"> \"}", err,
+                                   sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    wharf_test_send(c, "x", 1);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "> x");
+    wharf_test_free(t);
+    ck_assert_ptr_null(wharf_test_new(&wharf_handler, "\"options\": {\"nope\": 1}", err,
+                                      sizeof err));
+    ck_assert_msg(strstr(err, "unknown option \"nope\""), "%s", err);
+    ck_assert_ptr_null(wharf_test_new(&wharf_handler, "\"colour\": 1", err, sizeof err));
+    ck_assert_msg(strstr(err, "listeners[0].colour: unknown key"), "%s", err);
+}
+END_TEST
+
+START_TEST(idle_timeout_on_the_kits_clock)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(&wharf_handler, "\"timeouts\": {\"idle_ms\": 1000}", err,
+                                   sizeof err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    wharf_test_advance(t, 900);
+    ck_assert(!wharf_test_closed(c, NULL));
+    wharf_test_send(c, "a", 1); /* activity: the idle clock starts again */
+    wharf_test_advance(t, 900);
+    ck_assert(!wharf_test_closed(c, NULL));
+    wharf_test_advance(t, 200);
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_TIMEOUT);
+    ck_assert_int_eq(wharf_test_send(c, "b", 1), -EPIPE);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(handler_timers_and_blocking_work)
+{
+    const struct wharf_handler *contract = module_handler("mod_contract");
+    char err[512];
+    wharf_test *t = wharf_test_new(contract, "\"options\": {\"mode\": \"tick\"}", err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "");
+    wharf_test_advance(t, 19);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "");
+    wharf_test_advance(t, 1);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "t\n");
+    wharf_test_advance(t, 20);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "t\n");
+    ck_assert(!wharf_test_closed(c, NULL));
+    wharf_test_advance(t, 20); /* the third tick closes */
+    ck_assert_str_eq(wharf_test_output(c, NULL), "t\n");
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_HANDLER);
+    wharf_test_free(t);
+
+    t = wharf_test_new(contract, "\"options\": {\"mode\": \"work\"}", err, sizeof err);
+    c = wharf_test_connect(t);
+    wharf_test_send(c, "abc\n", 4);
+    ck_assert(wharf_test_run(t, 5000));
+    ck_assert_str_eq(wharf_test_output(c, NULL), "done ABC\n");
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(backpressure_with_a_client_that_stops_reading)
+{
+    const struct wharf_handler *contract = module_handler("mod_contract");
+    char err[512];
+    wharf_test *t = wharf_test_new(
+        contract, "\"options\": {\"mode\": \"big\"}, \"send_buffer\": 4096, "
+                  "\"buffers\": {\"high_watermark\": 4096, \"low_watermark\": 1024}",
+        err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    wharf_test_pause_reading(c, true);
+    wharf_test_send(c, "1\n2\n", 4);
+    struct wharf_listener_stats st;
+    (void)st;
+    wharf_test_pause_reading(c, false);
+    size_t len;
+    wharf_test_output(c, &len);
+    ck_assert_uint_eq(len, 2 * 65537);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(serve_starts_a_real_server)
+{
+    char err[512];
+    int port = 0;
+    wharf_server *srv = wharf_test_serve(&wharf_handler, 2, "\"options\": {\"prefix\": \"+\"}",
+                                         &port, err, sizeof err);
+    ck_assert_msg(srv != NULL, "%s", err);
+    ck_assert_int_gt(port, 0);
+    int fd = tcp_connect("127.0.0.1", port);
+    send_all(fd, "hi", 2);
+    char got[4] = "";
+    ck_assert_uint_eq(recv_exact(fd, got, 3, 2000), 3);
+    ck_assert_str_eq(got, "+hi");
+    close(fd);
+    wharf_server_free(srv);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("testkit");
+    TCase *tc = tcase_create("testkit");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, echo_in_every_split);
+    tcase_add_test(tc, options_and_init_errors);
+    tcase_add_test(tc, idle_timeout_on_the_kits_clock);
+    tcase_add_test(tc, handler_timers_and_blocking_work);
+    tcase_add_test(tc, backpressure_with_a_client_that_stops_reading);
+    tcase_add_test(tc, serve_starts_a_real_server);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
