@@ -2,8 +2,10 @@
 # check-install.sh - the installed kit as a user gets it: configure with a
 # temporary prefix, make install, then build examples/embed/embed_echo.c out
 # of tree with nothing but `pkg-config --cflags --libs wharf`, run it and
-# talk to it (echo, and a reload by SIGHUP), and check that the installed
-# wharfd finds its modules in the prefix and never searches the build tree.
+# talk to it (echo, and a reload by SIGHUP); build an out-of-tree handler the
+# same way and run it under the installed wharfd; and check that the
+# installed wharfd finds its modules in the prefix and never searches the
+# build tree.
 # Usage: examples/check-install.sh [SRCDIR]   (run by .ci/run)
 set -eu
 src=$(cd "${1:-$(dirname "$0")/..}" && pwd)
@@ -50,6 +52,40 @@ pid=
 grep -q "served 2 connections" "$work/out" || { echo "FAIL: stats"; cat "$work/out"; exit 1; }
 echo "ok: embed_echo serves, reloads, stops"
 
+# An out-of-tree handler (the README's) built with pkg-config, loaded by the
+# installed wharfd, and talked to: 20,000 bytes and a half-close come back
+# upper-cased.
+cc -shared -fPIC -Wall -Wextra -Wno-unused-parameter -o "$work/upper.so" \
+    "$src/examples/handler/upper.c" $(pkg-config --cflags wharf)
+cat >"$work/upper.json" <<JSON
+{"workers": 2, "listeners": [{"name": "upper", "port": 0, "handler": "$work/upper.so"}]}
+JSON
+"$prefix/bin/wharfd" -c "$work/upper.json" 2>"$work/upper.log" &
+pid=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q "started:" "$work/upper.log"; do sleep 0.05; i=$((i + 1)); done
+port=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$work/upper.log" | head -n1)
+reply=$(python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+data = bytes(ord('a') + i % 26 for i in range(20000))
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print(len(got), got == data.upper())
+PY
+)
+kill -TERM "$pid"
+wait "$pid" || true
+pid=
+[ "$reply" = "20000 True" ] || { echo "FAIL: out-of-tree handler: $reply"; cat "$work/upper.log"; exit 1; }
+echo "ok: an out-of-tree handler built with pkg-config runs under the installed wharfd"
+
 # The installed wharfd: modules from the prefix, never from the build tree.
 unset WHARF_MODULE_PATH || true
 out=$("$prefix/bin/wharfd" -t -c "$prefix/etc/wharf/wharf.json")
@@ -64,4 +100,4 @@ case $out in
 *"$work/build"*|*handlers/.libs*) echo "FAIL: installed wharfd searched the build tree: $out"; exit 1 ;;
 esac
 echo "ok: installed wharfd loads modules from $prefix/lib/wharf only"
-echo "2 passed, 0 failed"
+echo "3 passed, 0 failed"

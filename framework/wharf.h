@@ -326,9 +326,12 @@ struct wharf_framing {
     /* HEADER_BODY: called with the header line (no terminator); returns the
      * body length that follows it (the body is followed by `trailer` bytes),
      * -1 for a message that is the header line alone, or <= -2 when the line
-     * is malformed. */
+     * is malformed.  No state is kept between calls: it is called again on
+     * every offer while the body is incomplete and must give the same answer.
+     * It gets the same `arg` as on_frame.  The header line may end in "\n"
+     * or "\r\n" (crlf_only applies to LINE only). */
     long long (*body_length)(const char *line, size_t len, void *arg);
-    size_t trailer;          /* bytes after the body that must be "\r\n" (2) or 0 */
+    size_t trailer;          /* 0, or 2: the body is followed by "\r\n" */
 };
 
 /* One whole message. */
@@ -355,10 +358,11 @@ long long wharf_frame_next(const struct wharf_framing *f, const void *data, size
  * For on_data: calls on_frame for every whole message in data[0..len) and
  * returns how many bytes those messages took (return that from on_data; the
  * rest is kept and offered again with more bytes).  on_frame returns 0 to go
- * on, or non-zero to stop after this message (e.g. it paused reading).  An
- * oversize message closes the connection with reason "limit", a malformed
- * one with reason "error", after logging why (the bytes before it were
- * delivered).
+ * on, or non-zero to stop after this message (e.g. it paused reading or
+ * closed the connection: return non-zero after wharf_close, or the next
+ * messages are still delivered).  An oversize message closes the connection
+ * with reason "limit", a malformed one (or a bad wharf_framing) with reason
+ * "error", after logging why (the messages before it were delivered).
  */
 size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *data, size_t len,
                     int (*on_frame)(wharf_conn *c, const struct wharf_frame *fr, void *arg),

@@ -211,6 +211,37 @@ grep -q "SIGUSR1: re-opening the log file" "$tmp/wharfd.log.1" && grep -q "SIGQU
     ok "SIGUSR1 re-opens the log file; SIGQUIT stops gracefully (exit 0, pid file removed)" ||
     fail "USR1/QUIT: status $status; new log: $(cat "$tmp/wharfd.log")"
 
+# The README's handler, built from the README itself, answers a payload
+# larger than any buffer in it (4096) and a half-close, byte for byte.
+sed -n '/^## Writing a handler/,/^```sh/p' "$src/README.md" | sed -n '/^```c$/,/^```$/p' | sed '1d;$d' >"$tmp/upper.c"
+if ${CC:-cc} -shared -fPIC -Wall -I "$src/framework" -o "$tmp/upper.so" "$tmp/upper.c" 2>"$tmp/cc.log"; then
+    cat >"$tmp/upper.json" <<JSON
+{"workers": 1, "listeners": [{"port": 0, "handler": "$tmp/upper.so"}]}
+JSON
+    start "$tmp/upper.json"
+    reply=$(python3 - "$tcp_port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+data = bytes(ord('a') + i % 26 for i in range(20000))
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print(len(got), got == data.upper())
+PY
+)
+    [ "$reply" = "20000 True" ] && ok "the README's handler answers 20,000 bytes and a half-close whole" ||
+        fail "README handler: got '$reply'"
+    kill -TERM "$pid"
+    wait_exit 50
+else
+    fail "the README's handler does not build: $(cat "$tmp/cc.log")"
+fi
+
 # A handler that crashes: the fatal-signal report names it, then the process
 # dies of the signal as it would have (exit status 128 + SIGSEGV).
 cat >"$tmp/crash.json" <<JSON
