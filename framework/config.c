@@ -18,11 +18,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wharf.h"
@@ -33,6 +35,8 @@
 #define MAX_MS 86400000  /* a listener timeout: 24 hours */
 #define MAX_SOCKBUF 1073741824 /* recv_buffer / send_buffer: 1 GiB */
 #define MAX_BUFFER 1073741824  /* any of "buffers": 1 GiB */
+#define CONFIG_MAX_FILE (1 << 20) /* a config file: 1 MiB */
+#define CONFIG_MAX_FILE_TEXT "1 MiB"
 
 /* What one load needs to report an error. */
 struct loader {
@@ -545,6 +549,16 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         return -1;
     l->port = (int)port;
     l->backlog = (int)backlog;
+    /* Two listeners on one socket would split its traffic silently. */
+    for (size_t i = 0; port != 0 && i < index; i++) {
+        const struct config_listener *o = &cfg->listeners[i];
+        if (o->protocol == l->protocol && o->port == l->port && strcmp(o->address, l->address) == 0) {
+            char path[PATH_LEN];
+            key_path(path, sizeof path, p, "port");
+            return fail(ld, path, "expected a listener of its own, got %s %s port %d again (%s has it)",
+                        protocol_names[l->protocol], l->address, l->port, o->path);
+        }
+    }
     l->recv_buffer = (int)recv_buffer;
     l->send_buffer = (int)send_buffer;
 
@@ -701,52 +715,81 @@ static int load(const char *text, size_t len, const char *name, const char *base
 /* ---- public ------------------------------------------------------------------ */
 
 /*
- * Reads all of `file` into a malloc'ed buffer (*len bytes).  Returns NULL
- * with errno set when the file cannot be opened or read (a directory gives
- * EISDIR).
+ * Reads all of `file`, a regular file of at most CONFIG_MAX_FILE bytes, into
+ * a malloc'ed buffer (*len bytes).  Returns NULL with errno set and *why
+ * naming the problem when the file cannot be opened or read, is not a
+ * regular file (a directory, a FIFO, a device such as /dev/zero: opened
+ * without blocking and refused before anything is read) or is too large.
  */
-static char *read_all(const char *file, size_t *len)
+static char *read_all(const char *file, size_t *len, const char **why)
 {
-    FILE *f = fopen(file, "r");
-    if (!f)
+    *why = NULL;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
         return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) {
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fd, &st) < 0)
+        goto out;
+    if (!S_ISREG(st.st_mode)) {
+        *why = S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file";
+        errno = EINVAL;
+        goto out;
+    }
+    if (st.st_size > CONFIG_MAX_FILE) {
+        *why = "larger than " CONFIG_MAX_FILE_TEXT;
+        errno = EFBIG;
+        goto out;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    buf = malloc(cap);
+    if (!buf)
+        goto out;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
             free(buf);
             buf = NULL;
-            errno = ENOMEM;
-            break;
+            goto out;
         }
-        buf = bigger;
-        cap *= 2;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n == cap) { /* it grew while we read it */
+            free(buf);
+            buf = NULL;
+            *why = "larger than " CONFIG_MAX_FILE_TEXT;
+            errno = EFBIG;
+            goto out;
+        }
     }
-    if (buf && ferror(f)) {
-        int e = errno;
-        free(buf);
-        buf = NULL;
-        errno = e;
-    }
-    int e = errno;
-    fclose(f);
-    errno = e;
     *len = n;
+out:;
+    int e = errno;
+    close(fd);
+    errno = e;
     return buf;
+}
+
+/* Reports why read_all failed.  Returns -1. */
+static int fail_read(const char *file, const char *why, char *err, size_t errlen)
+{
+    struct loader ld = { .file = file, .err = err, .errlen = errlen };
+    if (why)
+        return fail(&ld, NULL, "cannot read: %s", why);
+    return fail(&ld, NULL, "cannot read: %s", strerror(errno));
 }
 
 int config_load_file(const char *file, struct config **out, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = read_all(file, &len);
+    const char *why;
+    char *text = read_all(file, &len, &why);
     if (!text) {
-        struct loader ld = { .file = file, .err = err, .errlen = errlen };
         *out = NULL;
-        return fail(&ld, NULL, "cannot read: %s", strerror(errno));
+        return fail_read(file, why, err, errlen);
     }
     int rc = load(text, len, file, file, out, err, errlen);
     free(text);
@@ -833,11 +876,11 @@ static int wharf_config_load(const char *text, size_t len, const char *name,
 int wharf_config_from_file(const char *file, wharf_config **out, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *text = read_all(file, &len);
+    const char *why;
+    char *text = read_all(file, &len, &why);
     if (!text) {
-        struct loader ld = { .file = file, .err = err, .errlen = errlen };
         *out = NULL;
-        return fail(&ld, NULL, "cannot read: %s", strerror(errno));
+        return fail_read(file, why, err, errlen);
     }
     int rc = wharf_config_load(text, len, file, file, out, err, errlen);
     free(text);

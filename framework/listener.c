@@ -105,11 +105,30 @@ static void set_port(struct sockaddr *sa, int port)
         ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
 }
 
+int listener_resolve(const struct config_listener *cfg, const char *file, char *err,
+                     size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = cfg->protocol == CONFIG_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(cfg->address, "0", &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s.address: cannot resolve \"%s\": %s", file, cfg->path,
+                 cfg->address, gai_strerror(rc));
+        return -1;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
 bool listener_same_socket(const struct listener *l, const struct config_listener *b)
 {
     const struct config_listener *a = l->cfg;
     return a->protocol == b->protocol && (b->port == a->port || b->port == l->port) &&
-           strcmp(a->address, b->address) == 0 && a->ipv6_only == b->ipv6_only;
+           strcmp(a->address, b->address) == 0 && a->ipv6_only == b->ipv6_only &&
+           (a->protocol == CONFIG_TCP || a->reuse_port == b->reuse_port);
 }
 
 /* Takes duplicates of prev's sockets. */
@@ -179,7 +198,9 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
 
     const char *what = "calloc";
     char addr[INET6_ADDRSTRLEN + 16] = "", bound[256] = "";
-    l->nworkers = udp ? nworkers : 1;
+    /* UDP: a socket per worker only with reuse_port; otherwise one socket,
+     * so another server cannot join the port and split its traffic. */
+    l->nworkers = udp && cfg->reuse_port ? nworkers : 1;
     l->fds = calloc((size_t)naddrs * l->nworkers, sizeof *l->fds);
     if (!l->fds)
         goto fail;
@@ -193,7 +214,7 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
             set_port(ai->ai_addr, l->port);
         listener_format_addr(ai->ai_addr, addr, sizeof addr);
         for (unsigned w = 0; w < l->nworkers; w++) {
-            int fd = open_socket(&one, ai, udp, &what);
+            int fd = open_socket(&one, ai, 0, &what);
             if (fd < 0)
                 goto fail;
             l->fds[l->nfds++] = fd;

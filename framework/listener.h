@@ -3,7 +3,8 @@
  * handler module and the handler's listener data, its sockets, and its
  * counters.  A host name is bound on every address it resolves to
  * ("localhost" on 127.0.0.1 and ::1), like nginx does: for TCP one listening
- * socket per address; for UDP one SO_REUSEPORT socket per address per worker.
+ * socket per address; for UDP one socket per address (read by worker 0), or
+ * with reuse_port one SO_REUSEPORT socket per address per worker.
  *
  * A listener whose protocol, address and port are unchanged by a reload
  * keeps its sockets (the new generation's listener holds duplicates of the
@@ -72,7 +73,8 @@ struct listener {
     int *fds;                            /* sockets, see listener_fd; or NULL */
     unsigned nfds;                       /* sockets open */
     unsigned naddrs;                     /* addresses bound */
-    unsigned nworkers;                   /* UDP sockets per address */
+    unsigned nworkers;                   /* UDP sockets per address (1, or the
+                                          * workers with reuse_port) */
     int port;                            /* the bound port, or -1 */
 };
 
@@ -81,13 +83,18 @@ struct listener {
  * reload that keeps the listener; prev's counters are shared too), or new
  * ones bound on every address its "address" resolves to: for TCP one
  * listening socket per address (socket options from the config,
- * non-blocking); for UDP `nworkers` sockets per address sharing the port
- * with SO_REUSEPORT.  Port 0 binds one ephemeral port (the same on every
+ * non-blocking); for UDP one socket per address, or with reuse_port
+ * `nworkers` sockets per address sharing the port with SO_REUSEPORT.  Port 0 binds one ephemeral port (the same on every
  * address), stored in l->port.  Returns 0, or -1 with
  * "FILE: listeners[i]: cannot bind ADDR (tcp): reason" in err (nothing left open).
  */
 int listener_bind(struct listener *l, const struct listener *prev, unsigned nworkers,
                   char *err, size_t errlen);
+
+/* Checks that cfg's address resolves (wharfd -t), binding nothing.
+ * Returns 0, or -1 with "FILE: listeners[i].address: cannot resolve ..." */
+int listener_resolve(const struct config_listener *cfg, const char *file, char *err,
+                     size_t errlen);
 
 /* Whether a listener configured as `b` can keep l's sockets: the same
  * protocol and address, and b's port is l's configured or bound port. */

@@ -609,6 +609,11 @@ int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, siz
     struct config *cfg;
     if (config_from_public(wc, &cfg, err, errlen) < 0)
         return -1;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (listener_resolve(&cfg->listeners[i], cfg->file, err, errlen) < 0) {
+            config_free(cfg);
+            return -1;
+        }
     struct generation *g;
     if (generation_new(cfg, 0, 1, srv->handlers, srv->nhandlers, &g, err, errlen) < 0)
         return -1;

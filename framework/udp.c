@@ -95,7 +95,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     *out = NULL;
     unsigned n = 0;
     for (unsigned i = 0; i < g->nlisteners; i++)
-        if (g->listeners[i].cfg->protocol == CONFIG_UDP)
+        if (g->listeners[i].cfg->protocol == CONFIG_UDP && w->id < g->listeners[i].nworkers)
             n += g->listeners[i].naddrs;
     if (n == 0)
         return 0;
@@ -116,7 +116,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     loop_add_check(&w->loop, &u->check);
     for (unsigned i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
-        if (l->cfg->protocol != CONFIG_UDP)
+        if (l->cfg->protocol != CONFIG_UDP || w->id >= l->nworkers)
             continue;
         for (unsigned a = 0; a < l->naddrs; a++) {
             struct udp_sock *s = &u->socks[u->nsocks++];

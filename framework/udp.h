@@ -1,6 +1,7 @@
 /*
  * udp.h - the UDP sockets of one worker: for each UDP listener of a
- * generation, the worker's own SO_REUSEPORT socket per address, read in
+ * generation, the worker's own SO_REUSEPORT socket per address (with
+ * reuse_port; without it worker 0 reads the listener's one socket), read in
  * batches with recvmmsg, each datagram handed to the handler's on_datagram,
  * replies sent in batches with sendmmsg.  Datagrams up to 65,507 bytes pass
  * whole.

@@ -93,8 +93,9 @@ int wharf_server_add_handler(wharf_server *srv, const struct wharf_handler *h);
  */
 int wharf_server_start(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*
- * Checks cfg as a start would, binding nothing: validates it, loads every
- * handler and runs its init (then its fini).  Returns 0 or -1 with a line
+ * Checks cfg as a start would, binding nothing: validates it, resolves
+ * every listener's address, loads every handler and runs its init (then
+ * its fini).  Returns 0 or -1 with a line
  * in err.
  */
 int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);

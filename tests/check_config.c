@@ -12,6 +12,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +51,9 @@ static void assert_err(const char *text, const char *prefix, const char *msg, in
 /* Wraps one listener object's members: {"listeners":[{<members>}]}. */
 #define ONE(members) "{\"listeners\": [{" members "}]}"
 #define BASE "\"port\": 1, \"handler\": \"h\""
+/* Listeners of one config need ports of their own. */
+#define BASE2 "\"port\": 2, \"handler\": \"h\""
+#define BASE3 "\"port\": 3, \"handler\": \"h\""
 
 /* Path of a file in the source tree. */
 static void src_path(char *buf, size_t len, const char *rel)
@@ -238,7 +243,7 @@ START_TEST(default_names_and_paths)
 {
     struct config *cfg = load_ok(
         "{\"listeners\": [{" BASE "}, {\"protocol\": \"udp\", " BASE "},"
-        " {\"name\": \"x\", " BASE "}, {\"protocol\": \"tcp\", " BASE "}]}");
+        " {\"name\": \"x\", " BASE2 "}, {\"protocol\": \"tcp\", " BASE3 "}]}");
     ck_assert_uint_eq(cfg->nlisteners, 4);
     ck_assert_str_eq(cfg->listeners[0].name, "tcp-0");
     ck_assert_str_eq(cfg->listeners[1].name, "udp-1");
@@ -482,13 +487,62 @@ END_TEST
 
 START_TEST(duplicate_names)
 {
-    ASSERT_ERR("{\"listeners\": [{\"name\": \"a\", " BASE "}, {\"name\": \"b\", " BASE "},"
-               " {\"name\": \"a\", " BASE "}]}",
+    ASSERT_ERR("{\"listeners\": [{\"name\": \"a\", " BASE "}, {\"name\": \"b\", " BASE2 "},"
+               " {\"name\": \"a\", " BASE3 "}]}",
                "listeners[2].name: expected a unique name, got \"a\" (listeners[0] has it)");
     /* A default name can collide with an explicit one too. */
-    ASSERT_ERR("{\"listeners\": [{\"name\": \"tcp-1\", " BASE "}, {" BASE "}]}",
+    ASSERT_ERR("{\"listeners\": [{\"name\": \"tcp-1\", " BASE "}, {" BASE2 "}]}",
                "listeners[1].name: expected a unique name, got the default"
                " \"tcp-1\" (listeners[0] has it)");
+}
+END_TEST
+
+START_TEST(duplicate_listeners)
+{
+    ASSERT_ERR("{\"listeners\": [{\"port\": 7100, \"handler\": \"echo\"},"
+               " {\"port\": 7100, \"handler\": \"echo\"}]}",
+               "listeners[1].port: expected a listener of its own, got tcp 127.0.0.1 port 7100 "
+               "again (listeners[0] has it)");
+    ASSERT_ERR("{\"listeners\": [{\"protocol\": \"udp\", \"port\": 7100, \"handler\": \"x\"},"
+               " {\"protocol\": \"udp\", \"port\": 7100, \"handler\": \"x\"}]}",
+               "listeners[1].port: expected a listener of its own, got udp 127.0.0.1 port 7100 "
+               "again (listeners[0] has it)");
+    /* TCP and UDP on one port, two addresses, or ephemeral ports are fine. */
+    char err[512];
+    struct config *cfg = NULL;
+    ck_assert_msg(config_load_string("{\"listeners\": [{\"port\": 7100, \"handler\": \"x\"},"
+                                     " {\"protocol\": \"udp\", \"port\": 7100, \"handler\": \"x\"},"
+                                     " {\"address\": \"::1\", \"port\": 7100, \"handler\": \"x\"},"
+                                     " {\"port\": 0, \"handler\": \"x\"}, {\"port\": 0, \"handler\": \"x\"}]}",
+                                     "t.json", &cfg, err, sizeof err) == 0, "%s", err);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(files_that_are_not_regular_or_too_big)
+{
+    char err[512];
+    struct config *cfg = NULL;
+    ck_assert_int_eq(config_load_file("/dev/zero", &cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "/dev/zero: cannot read: not a regular file");
+    ck_assert_int_eq(config_load_file("/", &cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, "/: cannot read: is a directory");
+    char dir[] = "/tmp/wharf-cfg-XXXXXX", path[4200];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/fifo.json", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(config_load_file(path, &cfg, err, sizeof err), -1); /* does not block */
+    ck_assert_msg(strstr(err, "cannot read: not a regular file"), "%s", err);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/big.json", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < (1 << 20) + 1; i++)
+        fputc(' ', f);
+    fclose(f);
+    ck_assert_int_eq(config_load_file(path, &cfg, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "cannot read: larger than 1 MiB"), "%s", err);
+    unlink(path);
+    rmdir(dir);
 }
 END_TEST
 
@@ -584,7 +638,7 @@ START_TEST(missing_file)
     ck_assert_str_eq(err, "/nonexistent/wharf.json: cannot read: No such file or directory");
 
     ck_assert_int_eq(config_load_file("/tmp", &cfg, err, sizeof err), -1);
-    ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+    ck_assert_str_eq(err, "/tmp: cannot read: is a directory");
 }
 END_TEST
 
@@ -638,6 +692,8 @@ int main(void)
     tcase_add_test(tc, missing_required);
     tcase_add_test(tc, empty_listeners);
     tcase_add_test(tc, duplicate_names);
+    tcase_add_test(tc, duplicate_listeners);
+    tcase_add_test(tc, files_that_are_not_regular_or_too_big);
     tcase_add_test(tc, watermark_order);
     tcase_add_test(tc, bad_protocol);
     tcase_add_test(tc, bad_log_level);
