@@ -40,8 +40,9 @@
 
 /*
  * Brackets a handler callback on c: c is "current" meanwhile (its sends go
- * to the scratch buffer, its closes are deferred until the callback
- * returns) and the crash report names the callback.
+ * to the scratch buffer), any connection's close is deferred until no
+ * handler code is on the stack (conn_close), and the crash report names the
+ * callback.
  */
 #define CONN_CALL(c, what, call)                                                           \
     do {                                                                                   \
@@ -50,9 +51,11 @@
         struct crash_frame frame_ = {what, (c)->l->cfg->name, (c)->l->handler->name,       \
                                      (int)(c)->w->id, (c)->id, NULL};                      \
         set_->current = (c);                                                               \
+        set_->depth++;                                                                     \
         crash_enter(&frame_);                                                              \
         call;                                                                              \
         crash_leave(&frame_);                                                              \
+        set_->depth--;                                                                     \
         set_->current = prev_;                                                             \
     } while (0)
 
@@ -182,7 +185,7 @@ static void conn_update_events(struct wharf_conn *c)
     uint32_t want = 0;
     if (conn_wants_input(c))
         want |= LOOP_IN;
-    if (c->out.len > 0 || (c->flags & CONN_PAUSED_OUTPUT))
+    if (c->out.len > 0 || (c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)))
         want |= LOOP_OUT;
     int rc = loop_modify(&c->w->loop, &c->watcher, want);
     if (rc < 0) {
@@ -299,14 +302,19 @@ static int conn_settle(struct wharf_conn *c)
             conn_close_now(c, c->close_reason);
             return -1;
         }
+        if ((c->flags & CONN_SHUT_WRITE) && c->out.len == 0 && !(c->flags & CONN_SHUT_DONE) &&
+            !(c->flags & CONN_CONNECTING)) {
+            c->flags |= CONN_SHUT_DONE;
+            shutdown(c->watcher.fd, SHUT_WR); /* our side is done: the peer sees EOF */
+        }
         int drained = 0;
         if (c->out.len > cfg->high_watermark) {
             c->flags |= CONN_PAUSED_OUTPUT;
-        } else if ((c->flags & CONN_PAUSED_OUTPUT) && c->out.len < cfg->low_watermark &&
-                   round < CONN_MAX_DRAIN_ROUNDS) {
+        } else if ((c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)) &&
+                   c->out.len < cfg->low_watermark && round < CONN_MAX_DRAIN_ROUNDS) {
             /* Past the round limit the connection stays paused; the epoll
              * mask asks for EPOLLOUT, so the drain comes next turn. */
-            c->flags &= ~(uint32_t)CONN_PAUSED_OUTPUT;
+            c->flags &= ~(uint32_t)(CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN);
             drained_any = true;
             drained = c->l->handler->on_drain != NULL;
         }
@@ -861,12 +869,27 @@ void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
         return;
     if (c->flags & CONN_CLOSE_PENDING)
         reason = c->close_reason; /* the first reason given wins */
-    if (c->w->conns.current == c) {
+    struct conn_set *set = &c->w->conns;
+    if (set->current == c || set->depth > 0) {
+        /* Handler code is running (this connection's or another's): tear
+         * down once it has returned, never under its feet. */
         c->flags |= CONN_CLOSE_PENDING;
         c->close_reason = reason;
+        if (set->current != c)
+            conn_schedule_offer(c);
         return;
     }
     conn_close_now(c, reason);
+}
+
+void conn_callbacks_enter(struct wharf_worker *w)
+{
+    w->conns.depth++;
+}
+
+void conn_callbacks_leave(struct wharf_worker *w)
+{
+    w->conns.depth--;
 }
 
 size_t conn_shutdown(struct wharf_worker *w, bool all)
@@ -953,7 +976,7 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
         return -EPERM;
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
-    if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
+    if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING | CONN_SHUT_WRITE))
         return -EPIPE;
     size_t pending = conn_pending(c);
     size_t max = c->l->cfg->max_output;
@@ -995,7 +1018,34 @@ void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason)
         reason = WHARF_CLOSE_HANDLER;
     c->flags |= CONN_CLOSING;
     c->close_reason = reason;
+    if (c->w->conns.current == c)
+        return; /* settled when its callback returns */
+    if (c->w->conns.depth > 0)
+        conn_schedule_offer(c); /* settled once no handler code is running */
+    else
+        conn_settle(c);
+}
+
+void wharf_want_drain(wharf_conn *c)
+{
+    if (conn_wrong_thread(c, "wharf_want_drain") || (c->flags & CONN_CLOSED))
+        return;
+    c->flags |= CONN_WANT_DRAIN;
     if (c->w->conns.current != c)
+        conn_update_events(c);
+}
+
+void wharf_shutdown_write(wharf_conn *c)
+{
+    if (conn_wrong_thread(c, "wharf_shutdown_write") ||
+        (c->flags & (CONN_CLOSED | CONN_SHUT_WRITE)))
+        return;
+    c->flags |= CONN_SHUT_WRITE;
+    if (c->w->conns.current == c)
+        return;
+    if (c->w->conns.depth > 0)
+        conn_schedule_offer(c);
+    else
         conn_settle(c);
 }
 

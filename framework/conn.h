@@ -37,6 +37,9 @@ enum conn_flags {
     CONN_OUTBOUND = 1u << 10,      /* opened by wharf_connect */
     CONN_CONNECTING = 1u << 11,    /* outbound, connect() in progress */
     CONN_WAIT_WRITTEN = 1u << 12,  /* on_data took nothing while output was pending */
+    CONN_WANT_DRAIN = 1u << 13,    /* wharf_want_drain: on_drain below the low watermark */
+    CONN_SHUT_WRITE = 1u << 14,    /* wharf_shutdown_write: FIN once output is written */
+    CONN_SHUT_DONE = 1u << 15,     /* ... and it was sent */
 };
 
 struct wharf_conn {
@@ -70,6 +73,7 @@ struct conn_set {
     struct buf scratch;          /* output of the connection in a callback */
     struct wharf_conn *scratch_conn; /* whose output scratch holds, or NULL */
     struct wharf_conn *current;  /* the connection whose callback is running */
+    unsigned depth;              /* handler callbacks on the stack (any kind) */
     struct wharf_conn *offers;   /* kept input to offer again this turn */
     bool offers_busy;            /* the loop polls while offers are pending */
     struct loop_check check;     /* runs the offers */
@@ -98,6 +102,11 @@ void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const unio
  * Called for EOF, errors, timeouts, limits and shutdown alike.  Inside one
  * of c's callbacks the teardown is deferred until the callback returns. */
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason);
+
+/* Brackets handler code that is not one connection's callback (posts,
+ * worker timers): closes are deferred meanwhile, as inside a callback. */
+void conn_callbacks_enter(struct wharf_worker *w);
+void conn_callbacks_leave(struct wharf_worker *w);
 
 /* Debug mode: handler calls on a connection from the wrong thread are
  * logged and refused.  on, or WHARF_DEBUG=1 in the environment. */

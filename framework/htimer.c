@@ -62,7 +62,9 @@ static void htimer_fired(struct timer *heap_timer, uint64_t now)
     } else {
         struct crash_frame frame = {"timer", "-", "-", (int)t->w->id, 0, NULL};
         crash_enter(&frame);
+        conn_callbacks_enter(t->w);
         t->fn(t, t->arg);
+        conn_callbacks_leave(t->w);
         crash_leave(&frame);
     }
     t->running = false;

@@ -8,9 +8,15 @@
  * them only through the wharf_* functions below.
  *
  * Threads: every callback for a connection runs on the worker thread that owns
- * it, and the wharf_conn_* / wharf_send / wharf_close calls may only be made
- * from that thread, from inside a callback.  init and fini run on the thread
- * that starts and stops the server.  Callbacks must not block.
+ * it, and the wharf_conn_* / wharf_send / wharf_close calls on a connection
+ * may only be made from that thread: from any handler code running there (a
+ * callback of this or another connection of the worker, a timer, a post).
+ * Other threads reach a connection through wharf_post_conn.  init, on_stop
+ * and fini run on the thread that starts and stops the server (fini of a
+ * generation retired by a reload: on the worker that closed its last
+ * connection).  Listener data lives until fini; a post in flight does not
+ * keep it alive, so reference-count what posts carry.  Callbacks must not
+ * block.
  *
  * Errors: functions that can fail return 0 on success and a negative errno
  * value on failure.  A call that failed has no effect.
@@ -201,8 +207,19 @@ int wharf_send(wharf_conn *c, const void *data, size_t len);
  * No more on_data calls follow.  Safe to call more than once. */
 void wharf_close(wharf_conn *c);
 /* Same with another reason (e.g. WHARF_CLOSE_LIMIT for an oversize
- * message, WHARF_CLOSE_ERROR for a protocol error). */
+ * message, WHARF_CLOSE_ERROR for a protocol error).  A close never tears a
+ * connection down under running handler code: on_close comes once the
+ * callback (of any connection, timer or post) that asked has returned. */
 void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason);
+/* Half-close: once pending output is written, our side of the connection
+ * is shut (the peer reads EOF); reading goes on.  wharf_send fails with
+ * -EPIPE afterwards. */
+void wharf_shutdown_write(wharf_conn *c);
+/* Asks for on_drain the next time pending output is below the low
+ * watermark (at once, on the next loop turn, if it already is): for a
+ * producer that fills output in steps (chargen) or a relay that paused the
+ * other side, whether or not output ever passed the high watermark. */
+void wharf_want_drain(wharf_conn *c);
 
 /* Stops / restarts delivering on_data for this connection.  After a resume,
  * kept input is offered again at once (without waiting for new bytes). */
@@ -239,9 +256,11 @@ bool wharf_conn_outbound(const wharf_conn *c);
  * Opens an outbound TCP connection to addr, owned by the calling worker and
  * driven by the same handler and listener settings as the connection whose
  * callback is running (`from`): on_open once connected, then on_data,
- * on_drain, on_eof, on_close as for an accepted one (on_close with reason
- * "error" if the connection fails; wharf_local_addr/wharf_peer_addr work
- * once open).  `data` is set as its handler data before on_open.  Call it
+ * on_drain, on_eof, on_close as for an accepted one.  If the connection
+ * fails, on_close comes with reason "error" and without an on_open (the one
+ * exception to "exactly once per on_open").  wharf_send before it is
+ * connected is fine: the bytes wait.  It counts in its listener's "open"
+ * but not in "accepted", and not against max_connections.  `data` is set as its handler data before on_open.  Call it
  * from a callback on the worker thread.  Returns the new connection, or
  * NULL with *err set to a negative errno (nothing happens then).
  */
@@ -268,8 +287,9 @@ wharf_worker *wharf_worker_sibling(const wharf_worker *w, unsigned index);
 int wharf_post(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg);
 /*
  * Runs fn(c, arg) on the worker that owns connection `conn_id` (of worker
- * w), if it is still open then; otherwise fn(NULL, arg), so arg can be
- * freed.  Returns as wharf_post.
+ * w), if it is still open then, as one of c's callbacks (what it sends is
+ * written right after); otherwise fn(NULL, arg), so arg can be freed.
+ * Returns as wharf_post.
  */
 int wharf_post_conn(wharf_worker *w, uint64_t conn_id, void (*fn)(wharf_conn *c, void *arg),
                     void *arg);

@@ -349,7 +349,11 @@ static void worker_on_post(void *unused, void *payload, bool cancelled)
     struct crash_frame frame = {"wharf_post", "-", "-", current_worker ? (int)current_worker->id : -1,
                                 0, NULL};
     crash_enter(&frame);
+    if (current_worker)
+        conn_callbacks_enter(current_worker);
     p->fn(p->arg, cancelled);
+    if (current_worker)
+        conn_callbacks_leave(current_worker);
     crash_leave(&frame);
 }
 

@@ -290,6 +290,73 @@ START_TEST(blocking_work_done_runs_even_when_the_connection_is_gone)
 }
 END_TEST
 
+static void more(uint64_t out[3])
+{
+    char path[4096];
+    const char *dir = getenv("WHARF_TEST_MODULES");
+    snprintf(path, sizeof path, "%s/mod_contract.so", dir ? dir : "tests/.libs");
+    void *h = dlopen(path, RTLD_NOW);
+    ck_assert_ptr_nonnull(h);
+    void (*fn)(uint64_t *) = (void (*)(uint64_t *))(uintptr_t)dlsym(h, "contract_more");
+    fn(out);
+}
+
+START_TEST(shutdown_write_sends_eof_and_keeps_reading)
+{
+    uint64_t before[3], after[3];
+    more(before);
+    struct tserver *t = start_mode("halfclose", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "bye\n", 4);
+    size_t n;
+    char *got = read_all(fd, &n, 3000); /* ends at the server's FIN */
+    ck_assert_str_eq(got, "ok\n");
+    free(got);
+    send_all(fd, "more\nand more\n", 14); /* the server still reads */
+    usleep(100000);
+    more(after);
+    ck_assert_uint_eq(after[0] - before[0], 2);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(want_drain_paces_a_producer)
+{
+    struct tserver *t = start_mode("producer", NULL);
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    size_t n;
+    char *got = read_all(fd, &n, 5000);
+    ck_assert_uint_eq(n, 65536); /* every step came, then the close */
+    free(got);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(closing_another_connection_waits_for_the_callback)
+{
+    uint64_t before[3], after[3];
+    more(before);
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"port\": 0, "
+                                      "\"handler\": \"mod_contract\", \"options\": "
+                                      "{\"mode\": \"closer\"}}]}");
+    int a = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(a, "hi\n", 3);
+    char got[4] = "";
+    ck_assert_uint_eq(recv_exact(a, got, 3, 2000), 3);
+    int b = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(b, "x\n", 2);
+    ck_assert_uint_eq(recv_exact(b, got, 3, 2000), 3);
+    ck_assert(wait_closed(a, 2000)); /* closed, after b's callback */
+    more(after);
+    ck_assert_uint_eq(after[1] - before[1], 0);
+    close(a);
+    close(b);
+    tserver_stop(t);
+}
+END_TEST
+
 static _Atomic int wrong_thread_logged;
 
 static void catch_log(void *arg, enum wharf_log_level level, const char *line)
@@ -343,6 +410,9 @@ int main(void)
     tcase_add_test(tc, connection_timers_repeat_and_stop_at_close);
     tcase_add_test(tc, blocking_work_done_runs_even_when_the_connection_is_gone);
     tcase_add_test(tc, debug_mode_refuses_calls_from_the_wrong_thread);
+    tcase_add_test(tc, shutdown_write_sends_eof_and_keeps_reading);
+    tcase_add_test(tc, want_drain_paces_a_producer);
+    tcase_add_test(tc, closing_another_connection_waits_for_the_callback);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -17,6 +17,14 @@
  *   tick      a repeating 20 ms timer sends "t\n"; the third tick closes
  *   work      each line goes to the blocking pool (10 ms sleep, upper-case),
  *             and its done posts "done LINE\n" to the connection by id
+ *   halfclose a line "bye" is answered "ok\n" and then our side is shut
+ *             (wharf_shutdown_write); lines after it are still counted
+ *   producer  sends 64 KiB in 8 KiB steps, each asked for by
+ *             wharf_want_drain from on_drain, then closes
+ *   closer    (one worker) a line "x" closes the previous client from this
+ *             client's callback and then reads the other's data: the close
+ *             must wait until the callback returned (counted in
+ *             closes_inside)
  *   wrongthread  each line is answered "ok LINE\n", and a line "w" also
  *             starts a thread that calls wharf_send on the connection (a
  *             threading bug that debug mode must refuse); its result is
@@ -56,10 +64,24 @@ void contract_counts(struct contract_counts *out)
     out->closes = n_closes;
 }
 
-enum mode { UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD };
-static const char *const mode_names[] = {"upper", "line", "pausing", "big",        "eofkeep",
-                                         "goodbye", "liar", "tick",  "work", "wrongthread",
-                                         NULL};
+enum mode {
+    UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD, HALFCLOSE,
+    PRODUCER, CLOSER
+};
+static const char *const mode_names[] = {
+    "upper", "line", "pausing", "big", "eofkeep", "goodbye", "liar", "tick", "work",
+    "wrongthread", "halfclose", "producer", "closer", NULL};
+
+static _Atomic uint64_t n_after_shut, n_closes_inside, n_produced;
+static wharf_conn *previous; /* closer: the client before this one (one worker) */
+
+__attribute__((visibility("default"))) void contract_more(uint64_t out[3]);
+void contract_more(uint64_t out[3])
+{
+    out[0] = n_after_shut;
+    out[1] = n_closes_inside;
+    out[2] = n_produced;
+}
 
 /* The result of the last wharf_send made from a foreign thread (1: none yet). */
 static _Atomic int wrong_thread_rc = 1;
@@ -78,7 +100,24 @@ static void *foreign_send(void *arg)
 /* Per connection. */
 struct state {
     int ticks;
+    bool shut;
+    size_t produced;
 };
+
+static void produce(wharf_conn *c)
+{
+    struct state *st = wharf_get_data(c);
+    if (st->produced >= 65536) {
+        wharf_close(c);
+        return;
+    }
+    static char chunk[8192];
+    memset(chunk, 'p', sizeof chunk);
+    wharf_send(c, chunk, sizeof chunk);
+    st->produced += sizeof chunk;
+    n_produced += sizeof chunk;
+    wharf_want_drain(c);
+}
 
 static int contract_init(const wharf_options *opts, void **data, char *err, size_t errlen)
 {
@@ -115,8 +154,12 @@ static void contract_open(wharf_conn *c)
 {
     struct state *st = calloc(1, sizeof *st);
     wharf_set_data(c, st);
+    if (mode_of(c) == CLOSER && !previous)
+        previous = c;
     if (mode_of(c) == TICK)
         wharf_timer_start(c, 20, 20, on_tick, c);
+    if (mode_of(c) == PRODUCER)
+        produce(c);
 }
 
 static void on_resume(wharf_timer *t, void *arg)
@@ -221,6 +264,30 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
             free(j);
         return line + 1;
     }
+    if (m == HALFCLOSE) {
+        struct state *st = wharf_get_data(c);
+        if (st->shut) {
+            n_after_shut++;
+        } else if (line == 3 && memcmp(p, "bye", 3) == 0) {
+            wharf_send(c, "ok\n", 3);
+            wharf_shutdown_write(c);
+            st->shut = true;
+        }
+        return line + 1;
+    }
+    if (m == CLOSER) {
+        if (line == 1 && p[0] == 'x' && previous && previous != c) {
+            wharf_conn *other = previous;
+            uint64_t before = n_closes;
+            wharf_close(other);
+            struct state *ost = wharf_get_data(other); /* still there: closed later */
+            ost->ticks++;
+            if (n_closes != before)
+                n_closes_inside++;
+        }
+        wharf_send(c, "ok\n", 3);
+        return line + 1;
+    }
     if (m == WRONGTHREAD && line == 1 && p[0] == 'w') {
         pthread_t t;
         if (pthread_create(&t, NULL, foreign_send, c) == 0)
@@ -234,6 +301,8 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
 static void contract_drain(wharf_conn *c)
 {
     n_drains++;
+    if (mode_of(c) == PRODUCER)
+        produce(c);
 }
 
 static int contract_eof(wharf_conn *c)
@@ -260,6 +329,8 @@ static void contract_stop(void *data)
 static void contract_close(wharf_conn *c, enum wharf_close_reason reason)
 {
     n_closes++;
+    if (previous == c)
+        previous = NULL;
     free(wharf_get_data(c));
 }
 
