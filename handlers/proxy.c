@@ -20,9 +20,10 @@
  *     what is left.  Still more than max_pending (hence above the high
  *     watermark, which max_pending must not be below): on_drain will come.
  *     Less: resume now.
- *   - Closing: when either side closes (for any reason), the other is
- *     closed once its pending output is written.  An upstream that cannot be
- *     reached closes its client (the upstream's on_close, reason "error").
+ *   - Closing: when either side closes (for any reason), the other is closed
+ *     (from a post, see proxy_on_close) once its pending output is written.
+ *     An upstream that cannot be reached closes its client (the upstream's
+ *     on_close, reason "error").
  *   - Half-close: wharf cannot shut down one direction of a connection, so
  *     an EOF from one side closes the OTHER side once what it has queued is
  *     written; the side that sent EOF stays open until then, to receive
@@ -178,8 +179,10 @@ static size_t proxy_on_data(wharf_conn *c, const void *data, size_t len)
     struct proxy_side *side = wharf_get_data(c);
     if (!side || !side->peer)
         return len; /* the other side is gone and this one is closing */
-    wharf_send(side->peer, data, len); /* a failure closes the peer, then us */
-    if (wharf_output_pending(side->peer) > l->max_pending && !side->paused) {
+    /* A failed send (past max_output) closes the peer at once: its on_close
+     * runs inside wharf_send and unlinks us, so look again. */
+    wharf_send(side->peer, data, len);
+    if (side->peer && wharf_output_pending(side->peer) > l->max_pending && !side->paused) {
         wharf_worker *w = wharf_conn_worker(c);
         uint64_t id = wharf_conn_id(side->peer);
         /* Posts to one worker run in order: flush, then check.  If they
@@ -214,6 +217,15 @@ static int proxy_on_eof(wharf_conn *c)
     return WHARF_EOF_KEEP; /* closed from the peer's on_close */
 }
 
+/* Runs as a callback of the surviving side, a loop turn after its partner
+ * closed (or with c NULL if it closed meanwhile). */
+static void close_step(wharf_conn *c, void *arg)
+{
+    (void)arg;
+    if (c)
+        wharf_close(c);
+}
+
 static void proxy_on_close(wharf_conn *c, enum wharf_close_reason reason)
 {
     (void)reason;
@@ -223,13 +235,20 @@ static void proxy_on_close(wharf_conn *c, enum wharf_close_reason reason)
     wharf_conn *peer = side->peer;
     free(side);
     wharf_set_data(c, NULL);
-    if (peer) {
-        /* Unlink first: wharf_close may run the peer's on_close right here. */
-        struct proxy_side *other = wharf_get_data(peer);
-        if (other)
-            other->peer = NULL;
+    if (!peer)
+        return;
+    struct proxy_side *other = wharf_get_data(peer);
+    if (other)
+        other->peer = NULL;
+    /*
+     * Close the peer from a post rather than here.  This on_close may run
+     * INSIDE one of the peer's own callbacks (the peer's wharf_send to us
+     * failed past max_output, and wharf closed us on the spot); wharf_close
+     * from here would then tear the peer down while its callback is still
+     * running.  If the post cannot be queued, close directly.
+     */
+    if (wharf_post_conn(wharf_conn_worker(peer), wharf_conn_id(peer), close_step, NULL) != 0)
         wharf_close(peer);
-    }
 }
 
 WHARF_HANDLER_EXPORT = {

@@ -401,14 +401,14 @@ END_TEST
 /* ---- proxy ----------------------------------------------------------------- */
 
 #define ECHO_SERVER "{\"workers\": 2, \"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}"
-#define PROXY_SERVER(extra) \
+#define PROXY_SERVER(opts, extra) \
     "{\"workers\": 2, \"listeners\": [{\"port\": 0, \"handler\": \"proxy\", " \
-    "\"options\": {\"upstream\": \"127.0.0.1:%d\"}" extra "}]}"
+    "\"options\": {\"upstream\": \"127.0.0.1:%d\"" opts "}" extra "}]}"
 
 START_TEST(proxy_1mib_roundtrip)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
-    struct tserver *proxy = tserver_start(PROXY_SERVER(""), tserver_port(echo, 0));
+    struct tserver *proxy = tserver_start(PROXY_SERVER("", ""), tserver_port(echo, 0));
     int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
     size_t len = 1 << 20;
     unsigned char *data = malloc(len);
@@ -432,7 +432,7 @@ END_TEST
 START_TEST(proxy_backpressure_bounds_memory_and_resumes)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
-    struct tserver *proxy = tserver_start(PROXY_SERVER(""), tserver_port(echo, 0));
+    struct tserver *proxy = tserver_start(PROXY_SERVER("", ""), tserver_port(echo, 0));
     int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
     size_t cap = 64u << 20, sent = 0;
     unsigned char *data = malloc(cap), *back = malloc(cap);
@@ -475,7 +475,7 @@ START_TEST(proxy_refused_upstream_closes_client)
     ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
     ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &alen), 0);
     close(s);
-    struct tserver *proxy = tserver_start(PROXY_SERVER(""), ntohs(a.sin_port));
+    struct tserver *proxy = tserver_start(PROXY_SERVER("", ""), ntohs(a.sin_port));
     int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
     ck_assert(wait_closed(fd, 3000));
     struct stat_wait wp = {proxy, 0, 0};
@@ -488,7 +488,7 @@ END_TEST
 START_TEST(proxy_client_close_closes_upstream)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
-    struct tserver *proxy = tserver_start(PROXY_SERVER(""), tserver_port(echo, 0));
+    struct tserver *proxy = tserver_start(PROXY_SERVER("", ""), tserver_port(echo, 0));
     int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
     char buf[5];
     send_all(fd, "hello", 5);
@@ -509,7 +509,7 @@ END_TEST
 START_TEST(proxy_upstream_close_closes_client)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
-    struct tserver *proxy = tserver_start(PROXY_SERVER(""), tserver_port(echo, 0));
+    struct tserver *proxy = tserver_start(PROXY_SERVER("", ""), tserver_port(echo, 0));
     int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
     char buf[2];
     send_all(fd, "hi", 2);
@@ -518,6 +518,49 @@ START_TEST(proxy_upstream_close_closes_client)
     ck_assert(wait_closed(fd, 3000));
     close(fd);
     tserver_stop(proxy);
+}
+END_TEST
+
+/*
+ * Without backpressure (max_pending above max_output), a client that does not
+ * read is closed for "limit" when a send towards it fails.  That close runs
+ * the client's on_close inside the upstream's wharf_send; the upstream side
+ * must notice it was unlinked (and not crash), then close too.
+ */
+START_TEST(proxy_peer_closed_inside_send)
+{
+    struct tserver *echo = tserver_start(ECHO_SERVER);
+    struct tserver *proxy = tserver_start(
+        PROXY_SERVER(", \"max_pending\": 1073741824", ", \"buffers\": {\"high_watermark\": 100000, \"low_watermark\": 50000, "
+                     "\"max_output\": 200000}"),
+        tserver_port(echo, 0));
+    int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    size_t len = 8u << 20, sent = 0;
+    unsigned char *data = malloc(len);
+    fill_pattern(data, len, 5);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    uint64_t start = now_ms();
+    while (sent < len && now_ms() - start < 3000) {
+        ssize_t w = send(fd, data + sent, len - sent, MSG_NOSIGNAL);
+        if (w > 0)
+            sent += (size_t)w;
+        else if (w < 0 && errno != EAGAIN)
+            break; /* reset: closed */
+        else
+            usleep(2000);
+        if (tserver_stats(proxy, 0).closed[WHARF_CLOSE_LIMIT] > 0)
+            break;
+    }
+    struct stat_wait we = {echo, 0, 0}, wp = {proxy, 0, 0};
+    ck_assert(wait_for(open_is, &wp, 3000));
+    ck_assert(wait_for(open_is, &we, 3000));
+    ck_assert_uint_ge(tserver_stats(proxy, 0).closed[WHARF_CLOSE_LIMIT], 1);
+    close(fd);
+    free(data);
+    tserver_stop(proxy);
+    tserver_stop(echo);
 }
 END_TEST
 
@@ -542,6 +585,7 @@ int main(void)
     tcase_add_test(tc, proxy_refused_upstream_closes_client);
     tcase_add_test(tc, proxy_client_close_closes_upstream);
     tcase_add_test(tc, proxy_upstream_close_closes_client);
+    tcase_add_test(tc, proxy_peer_closed_inside_send);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
