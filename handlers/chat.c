@@ -1,0 +1,293 @@
+/*
+ * chat.c - a line-based chat room over TCP, across every worker.
+ *
+ * What it shows: state that spans workers without locks.
+ *   - Each worker keeps its OWN list of the clients it serves: slot
+ *     wharf_worker_index(w) of room->workers, made by that worker on its
+ *     first on_open and only ever touched by that worker's thread.  (init
+ *     runs before the workers exist and cannot know their count, so the
+ *     array of slots has the config's maximum, 1024, fixed size.)
+ *   - A line is posted to every worker with wharf_post_all; each worker
+ *     delivers it to its own clients.  The message is shared by all the
+ *     posts and reference-counted: the last worker done with it (whether it
+ *     ran or was cancelled because that worker stopped) frees it.  Posts from
+ *     one thread to one worker run in order, so lines from one client arrive
+ *     everywhere in the order sent.
+ *   - The room (listener data) is reference-counted too: connections and
+ *     messages in flight hold it, so a message posted just before a reload
+ *     retires the listener never finds it freed (fini only drops init's ref).
+ *
+ * Protocol: every line (ending in "\n"; a "\r" before it is dropped) is sent
+ * to every other client as "NICK: line\n".  "/nick NAME" (1..31 characters,
+ * no spaces or control characters) changes the nickname (default "guestID").
+ * Notices go to everybody, the subject included: "* NICK joined\n",
+ * "* OLD is now NEW\n", "* NICK left\n".  At shutdown each client gets
+ * "server shutting down\n" and is closed once that is written.
+ *
+ * Limits: a line longer than "max_line" closes that client (reason "limit").
+ * A client that does not read is not the handler's problem: its output grows
+ * until the listener's buffers.max_output, where wharf_send fails with
+ * -ENOBUFS and wharf closes it (reason "limit").  Note that when this happens
+ * in a post (not inside that client's own callback) wharf closes it at once,
+ * so chat_on_close runs inside wharf_send: the delivery loop below saves its
+ * next pointer first.
+ *
+ * Options:
+ *   "max_line": integer 1..65536, default 1024 (bytes, without the newline)
+ */
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wharf.h"
+
+#define CHAT_MAX_WORKERS 1024 /* the config's maximum "workers" */
+#define NICK_MAX 32           /* with the terminating NUL */
+
+struct chat_client {
+    wharf_conn *c;
+    struct chat_client *prev, *next;
+    char nick[NICK_MAX];
+};
+
+/* One worker's clients; owned by that worker's thread. */
+struct chat_worker {
+    struct chat_client *head;
+};
+
+/* The listener data. */
+struct chat_room {
+    atomic_size_t refs; /* init's, one per open client, one per message in flight */
+    size_t max_line;
+    struct chat_worker *workers[CHAT_MAX_WORKERS];
+};
+
+/* One broadcast, shared by the posts to every worker. */
+struct chat_msg {
+    atomic_uint refs;     /* posts not yet run (or cancelled) */
+    struct chat_room *room;
+    uint64_t from;        /* the sender's connection id (not echoed), 0 for notices */
+    size_t len;
+    char text[];
+};
+
+static void room_unref(struct chat_room *room)
+{
+    if (atomic_fetch_sub_explicit(&room->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < CHAT_MAX_WORKERS; i++)
+        free(room->workers[i]);
+    free(room);
+}
+
+static int chat_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"max_line", NULL};
+    if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
+        return -1;
+    long long max_line = 1024;
+    if (wharf_options_int(opts, "max_line", &max_line) == -EINVAL || max_line < 1 ||
+        max_line > 65536) {
+        snprintf(err, errlen, "max_line: expected an integer 1..65536");
+        return -1;
+    }
+    struct chat_room *room = calloc(1, sizeof *room);
+    if (!room) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    atomic_init(&room->refs, 1);
+    room->max_line = (size_t)max_line;
+    *listener_data = room;
+    return 0;
+}
+
+static void chat_fini(void *listener_data)
+{
+    room_unref(listener_data);
+}
+
+/* Drops n of the message's references; the last one frees it. */
+static void msg_release(struct chat_msg *m, unsigned n)
+{
+    if (n == 0 || atomic_fetch_sub_explicit(&m->refs, n, memory_order_acq_rel) != n)
+        return;
+    room_unref(m->room);
+    free(m);
+}
+
+/* Runs once on every worker: hands the message to this worker's clients. */
+static void chat_deliver(void *arg, bool cancelled)
+{
+    struct chat_msg *m = arg;
+    if (!cancelled) {
+        unsigned idx = wharf_worker_index(wharf_current_worker());
+        struct chat_worker *cw = m->room->workers[idx];
+        for (struct chat_client *cl = cw ? cw->head : NULL, *next; cl; cl = next) {
+            next = cl->next; /* wharf_send may close cl (see the top comment) */
+            if (wharf_conn_id(cl->c) != m->from)
+                wharf_send(cl->c, m->text, m->len);
+        }
+    }
+    msg_release(m, 1);
+}
+
+/* Sends text to every client on every worker, except connection `from`. */
+static void broadcast(wharf_conn *c, uint64_t from, const char *text, size_t len)
+{
+    struct chat_room *room = wharf_listener_data(c);
+    wharf_worker *w = wharf_conn_worker(c);
+    unsigned count = wharf_worker_count(w);
+    struct chat_msg *m = malloc(sizeof *m + len);
+    if (!m) {
+        wharf_conn_log(c, WHARF_LOG_WARN, "out of memory: a line was lost");
+        return;
+    }
+    /* One reference per worker, set before the first post can run. */
+    atomic_init(&m->refs, count);
+    atomic_fetch_add_explicit(&room->refs, 1, memory_order_relaxed);
+    m->room = room;
+    m->from = from;
+    m->len = len;
+    memcpy(m->text, text, len);
+    unsigned posted = wharf_post_all(w, chat_deliver, m);
+    msg_release(m, count - posted); /* the workers that were skipped */
+}
+
+/* Broadcasts "* A MIDDLE B\n" to everybody. */
+static void notice(wharf_conn *c, const char *a, const char *middle, const char *b)
+{
+    char text[128];
+    int n = snprintf(text, sizeof text, "* %s%s%s\n", a, middle, b);
+    if (n > 0 && (size_t)n < sizeof text)
+        broadcast(c, 0, text, (size_t)n);
+}
+
+static void chat_on_open(wharf_conn *c)
+{
+    struct chat_room *room = wharf_listener_data(c);
+    wharf_worker *w = wharf_conn_worker(c);
+    unsigned idx = wharf_worker_index(w);
+    struct chat_client *cl = calloc(1, sizeof *cl);
+    if (idx >= CHAT_MAX_WORKERS || wharf_worker_count(w) > CHAT_MAX_WORKERS || !cl) {
+        free(cl);
+        wharf_close_with(c, WHARF_CLOSE_ERROR);
+        return;
+    }
+    /* This worker's list, made on its first client (only this thread
+     * reads or writes this slot). */
+    if (!room->workers[idx] && !(room->workers[idx] = calloc(1, sizeof *room->workers[idx]))) {
+        free(cl);
+        wharf_close_with(c, WHARF_CLOSE_ERROR);
+        return;
+    }
+    struct chat_worker *cw = room->workers[idx];
+    cl->c = c;
+    snprintf(cl->nick, sizeof cl->nick, "guest%llu", (unsigned long long)wharf_conn_id(c));
+    cl->next = cw->head;
+    if (cw->head)
+        cw->head->prev = cl;
+    cw->head = cl;
+    atomic_fetch_add_explicit(&room->refs, 1, memory_order_relaxed);
+    wharf_set_data(c, cl);
+    notice(c, cl->nick, " joined", "");
+}
+
+static bool valid_nick(const char *p, size_t len)
+{
+    if (len == 0 || len >= NICK_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isgraph((unsigned char)p[i]))
+            return false;
+    return true;
+}
+
+/* One whole line, without its terminator. */
+static void chat_line(wharf_conn *c, struct chat_client *cl, const char *p, size_t len)
+{
+    if (len >= 6 && memcmp(p, "/nick ", 6) == 0) {
+        if (!valid_nick(p + 6, len - 6)) {
+            wharf_send(c, "* bad nickname\n", 15);
+            return;
+        }
+        char old[NICK_MAX];
+        memcpy(old, cl->nick, sizeof old);
+        memcpy(cl->nick, p + 6, len - 6);
+        cl->nick[len - 6] = '\0';
+        notice(c, old, " is now ", cl->nick);
+        return;
+    }
+    size_t nick_len = strlen(cl->nick);
+    char *text = malloc(nick_len + 2 + len + 1);
+    if (!text)
+        return;
+    memcpy(text, cl->nick, nick_len);
+    memcpy(text + nick_len, ": ", 2);
+    memcpy(text + nick_len + 2, p, len);
+    text[nick_len + 2 + len] = '\n';
+    broadcast(c, wharf_conn_id(c), text, nick_len + 2 + len + 1);
+    free(text);
+}
+
+/* Splits input into lines; a partial line is left for wharf to keep. */
+static size_t chat_on_data(wharf_conn *c, const void *data, size_t len)
+{
+    const struct chat_room *room = wharf_listener_data(c);
+    struct chat_client *cl = wharf_get_data(c);
+    const char *p = data;
+    size_t used = 0;
+    while (used < len) {
+        const char *nl = memchr(p + used, '\n', len - used);
+        size_t line_len = nl ? (size_t)(nl - (p + used)) : len - used;
+        if (line_len > 0 && nl && p[used + line_len - 1] == '\r')
+            line_len--; /* not counted against max_line */
+        if (line_len > room->max_line) {
+            wharf_close_with(c, WHARF_CLOSE_LIMIT);
+            return len;
+        }
+        if (!nl)
+            break; /* the rest of this line has not arrived yet */
+        chat_line(c, cl, p + used, line_len);
+        used = (size_t)(nl - p) + 1;
+    }
+    return used;
+}
+
+static void chat_on_shutdown(wharf_conn *c)
+{
+    wharf_send(c, "server shutting down\n", 21);
+    wharf_close_with(c, WHARF_CLOSE_SHUTDOWN);
+}
+
+static void chat_on_close(wharf_conn *c, enum wharf_close_reason reason)
+{
+    (void)reason;
+    struct chat_client *cl = wharf_get_data(c);
+    if (!cl)
+        return; /* refused in on_open */
+    struct chat_room *room = wharf_listener_data(c);
+    struct chat_worker *cw = room->workers[wharf_worker_index(wharf_conn_worker(c))];
+    if (cl->prev)
+        cl->prev->next = cl->next;
+    else
+        cw->head = cl->next;
+    if (cl->next)
+        cl->next->prev = cl->prev;
+    notice(c, cl->nick, " left", "");
+    free(cl);
+    room_unref(room);
+}
+
+WHARF_HANDLER_EXPORT = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "chat",
+    .init = chat_init,
+    .fini = chat_fini,
+    .on_open = chat_on_open,
+    .on_data = chat_on_data,
+    .on_close = chat_on_close,
+    .on_shutdown = chat_on_shutdown,
+};

@@ -1,0 +1,264 @@
+/*
+ * proxy.c - a TCP forwarder: each client connection gets its own connection
+ * to a fixed upstream, and bytes are copied both ways.
+ *
+ * What it shows:
+ *   - wharf_connect: the upstream connection is opened on the client's
+ *     worker and driven by this same handler (wharf_conn_outbound tells the
+ *     two kinds apart; here both sides run the same code).  The two are
+ *     linked through their per-connection data: each side points at the
+ *     other's connection, and whichever closes first unlinks both.
+ *   - Backpressure both ways.  When the other side's queued output
+ *     (wharf_output_pending) passes "max_pending", this side stops reading
+ *     (wharf_pause_read) and starts again (wharf_resume_read) from the other
+ *     side's on_drain.  on_drain only comes if the other side's output is
+ *     still above the listener's high watermark after wharf's next write to
+ *     its socket, and wharf writes it only on a later loop turn; so after
+ *     pausing, the proxy posts two messages to the other connection
+ *     (wharf_post_conn runs each as a callback of that connection, followed
+ *     by a write): the first only gets that write done, the second looks at
+ *     what is left.  Still more than max_pending (hence above the high
+ *     watermark, which max_pending must not be below): on_drain will come.
+ *     Less: resume now.
+ *   - Closing: when either side closes (for any reason), the other is closed
+ *     (from a post, see proxy_on_close) once its pending output is written.
+ *     An upstream that cannot be reached closes its client (the upstream's
+ *     on_close, reason "error").
+ *   - Half-close: wharf cannot shut down one direction of a connection, so
+ *     an EOF from one side closes the OTHER side once what it has queued is
+ *     written; the side that sent EOF stays open until then, to receive
+ *     what the other side had already answered.
+ *
+ * Options:
+ *   "upstream":    required, "IPv4:PORT" or "[IPv6]:PORT" (literals only)
+ *   "max_pending": integer, default 262144: bytes queued towards one side
+ *                  before the other stops reading; must be at least the
+ *                  listener's buffers.high_watermark (default 262144)
+ * Both connections count in the listener's stats (open, bytes, closes).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wharf.h"
+
+struct proxy_listener {
+    struct sockaddr_storage upstream;
+    socklen_t upstream_len;
+    size_t max_pending;
+};
+
+/* Per connection, client and upstream alike. */
+struct proxy_side {
+    wharf_conn *peer; /* the other side, NULL once it closed */
+    bool paused;      /* we stopped reading because peer's output is full */
+};
+
+/* Parses "1.2.3.4:80" or "[::1]:80" into l->upstream. */
+static int parse_upstream(struct proxy_listener *l, const char *s)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof host)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535 || end == colon + 1)
+        return -1;
+    size_t hl = strlen(host);
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&l->upstream;
+        host[hl - 1] = '\0';
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        l->upstream_len = sizeof *a;
+        return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -1;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)&l->upstream;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    l->upstream_len = sizeof *a;
+    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+static int proxy_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"upstream", "max_pending", NULL};
+    if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
+        return -1;
+    struct proxy_listener *l = calloc(1, sizeof *l);
+    const char *upstream = NULL;
+    long long max_pending = 262144;
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (wharf_options_string(opts, "upstream", &upstream) != 0 ||
+        parse_upstream(l, upstream) != 0) {
+        snprintf(err, errlen, "upstream: expected \"IPv4:PORT\" or \"[IPv6]:PORT\"");
+        free(l);
+        return -1;
+    }
+    if (wharf_options_int(opts, "max_pending", &max_pending) == -EINVAL || max_pending < 1 ||
+        max_pending > (1ll << 30)) {
+        snprintf(err, errlen, "max_pending: expected an integer 1..1073741824");
+        free(l);
+        return -1;
+    }
+    l->max_pending = (size_t)max_pending;
+    *listener_data = l;
+    return 0;
+}
+
+static void proxy_fini(void *listener_data)
+{
+    free(listener_data);
+}
+
+/* A client arrived: open its upstream, linked to it.  (The upstream's own
+ * on_open has nothing to do: its data was set by wharf_connect.) */
+static void proxy_on_open(wharf_conn *c)
+{
+    if (wharf_conn_outbound(c))
+        return;
+    const struct proxy_listener *l = wharf_listener_data(c);
+    struct proxy_side *mine = calloc(1, sizeof *mine), *theirs = calloc(1, sizeof *theirs);
+    int err = 0;
+    wharf_conn *up = NULL;
+    if (mine && theirs) {
+        theirs->peer = c;
+        up = wharf_connect(c, (const struct sockaddr *)&l->upstream, l->upstream_len, theirs,
+                           &err);
+    }
+    if (!up) {
+        wharf_conn_log(c, WHARF_LOG_WARN, "cannot connect upstream: %s",
+                       strerror(err ? -err : ENOMEM));
+        free(mine);
+        free(theirs);
+        wharf_close_with(c, WHARF_CLOSE_ERROR);
+        return;
+    }
+    mine->peer = up;
+    wharf_set_data(c, mine);
+}
+
+/* Step one of the check after a pause: nothing; wharf writes c's output
+ * right after this callback. */
+static void flush_step(wharf_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+}
+
+/* Step two: c's output was written once since the pause.  c is NULL when it
+ * has closed (its on_close already closed the paused side). */
+static void check_step(wharf_conn *c, void *arg)
+{
+    (void)arg;
+    if (!c)
+        return;
+    const struct proxy_listener *l = wharf_listener_data(c);
+    struct proxy_side *side = wharf_get_data(c);
+    if (!side->peer || wharf_output_pending(c) > l->max_pending)
+        return; /* above the high watermark: on_drain will resume the peer */
+    struct proxy_side *other = wharf_get_data(side->peer);
+    if (other->paused) {
+        other->paused = false;
+        wharf_resume_read(side->peer);
+    }
+}
+
+/* Bytes from one side go to the other. */
+static size_t proxy_on_data(wharf_conn *c, const void *data, size_t len)
+{
+    const struct proxy_listener *l = wharf_listener_data(c);
+    struct proxy_side *side = wharf_get_data(c);
+    if (!side || !side->peer)
+        return len; /* the other side is gone and this one is closing */
+    /* A failed send (past max_output) closes the peer at once: its on_close
+     * runs inside wharf_send and unlinks us, so look again. */
+    wharf_send(side->peer, data, len);
+    if (side->peer && wharf_output_pending(side->peer) > l->max_pending && !side->paused) {
+        wharf_worker *w = wharf_conn_worker(c);
+        uint64_t id = wharf_conn_id(side->peer);
+        /* Posts to one worker run in order: flush, then check.  If they
+         * cannot be queued, do not pause (max_output still bounds memory). */
+        if (wharf_post_conn(w, id, flush_step, NULL) == 0 &&
+            wharf_post_conn(w, id, check_step, NULL) == 0) {
+            side->paused = true;
+            wharf_pause_read(c);
+        }
+    }
+    return len;
+}
+
+/* c's output fell below the low watermark: the other side may read again. */
+static void proxy_on_drain(wharf_conn *c)
+{
+    struct proxy_side *side = wharf_get_data(c);
+    struct proxy_side *other = side && side->peer ? wharf_get_data(side->peer) : NULL;
+    if (other && other->paused) {
+        other->paused = false;
+        wharf_resume_read(side->peer);
+    }
+}
+
+/* c sent EOF: close the other side once c's bytes reached it (see top). */
+static int proxy_on_eof(wharf_conn *c)
+{
+    struct proxy_side *side = wharf_get_data(c);
+    if (!side || !side->peer)
+        return WHARF_EOF_CLOSE;
+    wharf_close(side->peer);
+    return WHARF_EOF_KEEP; /* closed from the peer's on_close */
+}
+
+/* Runs as a callback of the surviving side, a loop turn after its partner
+ * closed (or with c NULL if it closed meanwhile). */
+static void close_step(wharf_conn *c, void *arg)
+{
+    (void)arg;
+    if (c)
+        wharf_close(c);
+}
+
+static void proxy_on_close(wharf_conn *c, enum wharf_close_reason reason)
+{
+    (void)reason;
+    struct proxy_side *side = wharf_get_data(c);
+    if (!side)
+        return;
+    wharf_conn *peer = side->peer;
+    free(side);
+    wharf_set_data(c, NULL);
+    if (!peer)
+        return;
+    struct proxy_side *other = wharf_get_data(peer);
+    if (other)
+        other->peer = NULL;
+    /*
+     * Close the peer from a post rather than here.  This on_close may run
+     * INSIDE one of the peer's own callbacks (the peer's wharf_send to us
+     * failed past max_output, and wharf closed us on the spot); wharf_close
+     * from here would then tear the peer down while its callback is still
+     * running.  If the post cannot be queued, close directly.
+     */
+    if (wharf_post_conn(wharf_conn_worker(peer), wharf_conn_id(peer), close_step, NULL) != 0)
+        wharf_close(peer);
+}
+
+WHARF_HANDLER_EXPORT = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "proxy",
+    .init = proxy_init,
+    .fini = proxy_fini,
+    .on_open = proxy_on_open,
+    .on_data = proxy_on_data,
+    .on_drain = proxy_on_drain,
+    .on_close = proxy_on_close,
+    .on_eof = proxy_on_eof,
+};
