@@ -6,19 +6,12 @@
  * After 95 lines (7,030 bytes) the stream repeats.
  *
  * TCP - what it shows: a producer that never stops, without unbounded
- * memory.  The handler keeps about "fill" bytes queued (wharf_output_pending)
- * and stops; wharf writes them, and the handler tops the queue up again:
- *   - in on_drain, which wharf calls when output falls below the listener's
- *     low watermark after having been above its high watermark;
- *   - in a check posted to itself (wharf_post_conn) after each top-up.
- *     on_drain only comes when output was still above the high watermark
- *     after a write.  A client that reads fast lets the socket take most of
- *     the queue at once; then no on_drain will come, and the check (which
- *     runs after wharf has written what the callback queued) tops up again.
- *     When the check finds more than fill/2 still queued, output was above
- *     the high watermark after the last write, so on_drain is sure to come.
- *     This is why "fill" must be at least twice the listener's
- *     buffers.high_watermark (the handler cannot read that value itself).
+ * memory.  The handler queues about "fill" bytes (wharf_output_pending),
+ * asks for on_drain with wharf_want_drain and stops; wharf writes them and
+ * calls on_drain once what is pending falls below the listener's low
+ * watermark, and the handler tops the queue up again.  A fast reader and a
+ * slow one get the same code path; a client that never reads holds "fill"
+ * bytes and no more.
  * Input is read and ignored.  A client that never reads holds at most about
  * "fill" bytes until the listener's write timeout closes it.
  *
@@ -31,7 +24,7 @@
  *
  * Options:
  *   "fill":        integer 1024..1073741824, default 1048576 (1 MiB): bytes
- *                  queued per connection at a time (keep >= 2 x high_watermark)
+ *                  queued per connection at a time
  *   "block_ports": array of source ports never answered over UDP, default
  *                  [7, 13, 17, 19, 37] (echo, daytime, qotd, chargen, time)
  */
@@ -62,7 +55,6 @@ struct chargen_listener {
 /* Per TCP connection: where in the pattern the next byte comes from. */
 struct chargen_conn {
     size_t off;
-    bool check_posted;
 };
 
 static int chargen_init(const wharf_options *opts, void **listener_data, char *err,
@@ -117,37 +109,21 @@ static void chargen_fini(void *listener_data)
 
 /* ---- TCP ---------------------------------------------------------------- */
 
-static void chargen_check(wharf_conn *c, void *arg);
-
-/* Queues pattern bytes until about `fill` are pending, then makes sure a
- * check follows the write that wharf does after this callback. */
+/* Queues pattern bytes until about `fill` are pending, then asks to be
+ * called (on_drain) when most of it has been written. */
 static void chargen_pump(wharf_conn *c)
 {
     const struct chargen_listener *l = wharf_listener_data(c);
     struct chargen_conn *st = wharf_get_data(c);
     while (wharf_output_pending(c) < l->fill) {
-        if (wharf_send(c, l->pattern + st->off, PATTERN_LEN - st->off) != 0)
+        size_t n = PATTERN_LEN - st->off;
+        if (n > l->fill)
+            n = l->fill;
+        if (wharf_send(c, l->pattern + st->off, n) != 0)
             return; /* closing, or past max_output: wharf closes it */
-        st->off = 0;
+        st->off = (st->off + n) % PATTERN_LEN;
     }
-    if (!st->check_posted &&
-        wharf_post_conn(wharf_conn_worker(c), wharf_conn_id(c), chargen_check, NULL) == 0)
-        st->check_posted = true;
-}
-
-/* Runs on a later loop turn, after wharf wrote what chargen_pump queued.
- * c is NULL when the connection closed meanwhile. */
-static void chargen_check(wharf_conn *c, void *arg)
-{
-    (void)arg;
-    if (!c)
-        return;
-    const struct chargen_listener *l = wharf_listener_data(c);
-    struct chargen_conn *st = wharf_get_data(c);
-    st->check_posted = false;
-    if (wharf_output_pending(c) <= l->fill / 2)
-        chargen_pump(c); /* the socket took most of it: keep going */
-    /* else: still above the high watermark, on_drain will call us */
+    wharf_want_drain(c);
 }
 
 static void chargen_on_open(wharf_conn *c)

@@ -10,30 +10,20 @@
  *     other's connection, and whichever closes first unlinks both.
  *   - Backpressure both ways.  When the other side's queued output
  *     (wharf_output_pending) passes "max_pending", this side stops reading
- *     (wharf_pause_read) and starts again (wharf_resume_read) from the other
- *     side's on_drain.  on_drain only comes if the other side's output is
- *     still above the listener's high watermark after wharf's next write to
- *     its socket, and wharf writes it only on a later loop turn; so after
- *     pausing, the proxy posts two messages to the other connection
- *     (wharf_post_conn runs each as a callback of that connection, followed
- *     by a write): the first only gets that write done, the second looks at
- *     what is left.  Still more than max_pending (hence above the high
- *     watermark, which max_pending must not be below): on_drain will come.
- *     Less: resume now.
+ *     (wharf_pause_read) and asks for the other side's on_drain
+ *     (wharf_want_drain), which resumes it (wharf_resume_read) once that
+ *     output is below the listener's low watermark.
+ *   - Half-close: an EOF from one side is passed on (wharf_shutdown_write on
+ *     the other side, after what it has queued); each direction ends on its
+ *     own, and when both have, both connections close.
  *   - Closing: when either side closes (for any reason), the other is closed
- *     (from a post, see proxy_on_close) once its pending output is written.
- *     An upstream that cannot be reached closes its client (the upstream's
- *     on_close, reason "error").
- *   - Half-close: wharf cannot shut down one direction of a connection, so
- *     an EOF from one side closes the OTHER side once what it has queued is
- *     written; the side that sent EOF stays open until then, to receive
- *     what the other side had already answered.
+ *     once its pending output is written.  An upstream that cannot be
+ *     reached closes its client (the upstream's on_close, reason "error").
  *
  * Options:
  *   "upstream":    required, "IPv4:PORT" or "[IPv6]:PORT" (literals only)
  *   "max_pending": integer, default 262144: bytes queued towards one side
- *                  before the other stops reading; must be at least the
- *                  listener's buffers.high_watermark (default 262144)
+ *                  before the other stops reading
  * Both connections count in the listener's stats (open, bytes, closes).
  */
 #include <arpa/inet.h>
@@ -54,6 +44,7 @@ struct proxy_listener {
 struct proxy_side {
     wharf_conn *peer; /* the other side, NULL once it closed */
     bool paused;      /* we stopped reading because peer's output is full */
+    bool eof;         /* this side sent EOF (passed on to the peer) */
 };
 
 /* Parses "1.2.3.4:80" or "[::1]:80" into l->upstream. */
@@ -146,32 +137,6 @@ static void proxy_on_open(wharf_conn *c)
     wharf_set_data(c, mine);
 }
 
-/* Step one of the check after a pause: nothing; wharf writes c's output
- * right after this callback. */
-static void flush_step(wharf_conn *c, void *arg)
-{
-    (void)c;
-    (void)arg;
-}
-
-/* Step two: c's output was written once since the pause.  c is NULL when it
- * has closed (its on_close already closed the paused side). */
-static void check_step(wharf_conn *c, void *arg)
-{
-    (void)arg;
-    if (!c)
-        return;
-    const struct proxy_listener *l = wharf_listener_data(c);
-    struct proxy_side *side = wharf_get_data(c);
-    if (!side->peer || wharf_output_pending(c) > l->max_pending)
-        return; /* above the high watermark: on_drain will resume the peer */
-    struct proxy_side *other = wharf_get_data(side->peer);
-    if (other->paused) {
-        other->paused = false;
-        wharf_resume_read(side->peer);
-    }
-}
-
 /* Bytes from one side go to the other. */
 static size_t proxy_on_data(wharf_conn *c, const void *data, size_t len)
 {
@@ -179,19 +144,13 @@ static size_t proxy_on_data(wharf_conn *c, const void *data, size_t len)
     struct proxy_side *side = wharf_get_data(c);
     if (!side || !side->peer)
         return len; /* the other side is gone and this one is closing */
-    /* A failed send (past max_output) closes the peer at once: its on_close
-     * runs inside wharf_send and unlinks us, so look again. */
-    wharf_send(side->peer, data, len);
-    if (side->peer && wharf_output_pending(side->peer) > l->max_pending && !side->paused) {
-        wharf_worker *w = wharf_conn_worker(c);
-        uint64_t id = wharf_conn_id(side->peer);
-        /* Posts to one worker run in order: flush, then check.  If they
-         * cannot be queued, do not pause (max_output still bounds memory). */
-        if (wharf_post_conn(w, id, flush_step, NULL) == 0 &&
-            wharf_post_conn(w, id, check_step, NULL) == 0) {
-            side->paused = true;
-            wharf_pause_read(c);
-        }
+    /* A send past max_output fails and closes the peer (after this
+     * callback); its on_close then closes this side too. */
+    if (wharf_send(side->peer, data, len) == 0 &&
+        wharf_output_pending(side->peer) > l->max_pending && !side->paused) {
+        side->paused = true;
+        wharf_pause_read(c);
+        wharf_want_drain(side->peer);
     }
     return len;
 }
@@ -207,23 +166,21 @@ static void proxy_on_drain(wharf_conn *c)
     }
 }
 
-/* c sent EOF: close the other side once c's bytes reached it (see top). */
+/* c sent EOF: pass it on once c's bytes reached the other side; when both
+ * directions have ended, close both. */
 static int proxy_on_eof(wharf_conn *c)
 {
     struct proxy_side *side = wharf_get_data(c);
     if (!side || !side->peer)
         return WHARF_EOF_CLOSE;
-    wharf_close(side->peer);
-    return WHARF_EOF_KEEP; /* closed from the peer's on_close */
-}
-
-/* Runs as a callback of the surviving side, a loop turn after its partner
- * closed (or with c NULL if it closed meanwhile). */
-static void close_step(wharf_conn *c, void *arg)
-{
-    (void)arg;
-    if (c)
-        wharf_close(c);
+    side->eof = true;
+    struct proxy_side *other = wharf_get_data(side->peer);
+    if (other && other->eof) {
+        wharf_close(side->peer);
+        return WHARF_EOF_CLOSE;
+    }
+    wharf_shutdown_write(side->peer);
+    return WHARF_EOF_KEEP;
 }
 
 static void proxy_on_close(wharf_conn *c, enum wharf_close_reason reason)
@@ -240,15 +197,7 @@ static void proxy_on_close(wharf_conn *c, enum wharf_close_reason reason)
     struct proxy_side *other = wharf_get_data(peer);
     if (other)
         other->peer = NULL;
-    /*
-     * Close the peer from a post rather than here.  This on_close may run
-     * INSIDE one of the peer's own callbacks (the peer's wharf_send to us
-     * failed past max_output, and wharf closed us on the spot); wharf_close
-     * from here would then tear the peer down while its callback is still
-     * running.  If the post cannot be queued, close directly.
-     */
-    if (wharf_post_conn(wharf_conn_worker(peer), wharf_conn_id(peer), close_step, NULL) != 0)
-        wharf_close(peer);
+    wharf_close(peer); /* after its pending output; never under running code */
 }
 
 WHARF_HANDLER_EXPORT = {
