@@ -137,17 +137,23 @@ int log_current_fd(void)
     return atomic_load_explicit(&log_fd, memory_order_relaxed);
 }
 
+/* Sinks are never freed (a thread may still hold the one it loaded): each
+ * change takes the next slot of a small static ring instead, so a slot is
+ * reused only after LOG_SINKS - 1 further changes. */
+#define LOG_SINKS 32
+static struct log_sink sinks[LOG_SINKS];
+static unsigned sinks_next;
+
 void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, const char *line),
                             void *arg)
 {
-    /* A sink may still be in use by a thread that loaded it: never freed. */
     struct log_sink *next = NULL;
     if (fn) {
-        next = malloc(sizeof *next);
-        if (!next)
-            return;
+        pthread_mutex_lock(&file_lock);
+        next = &sinks[sinks_next++ % LOG_SINKS];
         next->fn = fn;
         next->arg = arg;
+        pthread_mutex_unlock(&file_lock);
     }
     atomic_store_explicit(&sink, next, memory_order_release);
 }

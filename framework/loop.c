@@ -153,7 +153,8 @@ int loop_run_once(struct loop *lp)
         rc = errno == EINTR ? 0 : -errno;
         n = 0;
     }
-    lp->now_ms = timer_now_ms() + lp->clock_offset;
+    if (!lp->manual_clock)
+        lp->now_ms = timer_now_ms();
     for (int i = 0; i < n; i++) {
         struct loop_watcher *w = events[i].data.ptr;
         if (w->fd >= 0) /* not removed earlier in this turn */

@@ -63,7 +63,7 @@ struct loop_defer {
 struct loop {
     int epfd;
     uint64_t now_ms;             /* the cached clock, refreshed once per turn */
-    uint64_t clock_offset;       /* added to the monotonic clock: the test kit's time */
+    bool manual_clock;           /* now_ms is set by its owner, not read (the test kit) */
     struct timer_heap timers;
     struct mailbox *mailbox;
     struct loop_watcher mailbox_watcher;

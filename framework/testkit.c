@@ -7,7 +7,7 @@
  * "busy"), until a turn finds nothing to do.  Each client is a socketpair;
  * the framework's end goes through conn_open like an accepted socket, so
  * the handler meets the real connection code.  The loop's clock is the
- * monotonic clock plus an offset that wharf_test_advance moves.
+ * test's own: it stands still until wharf_test_advance moves it.
  *
  * The handler is registered wrapped: on_open and on_close go through the
  * kit first, to tie each framework connection to its test client and to
@@ -201,6 +201,7 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
     }
     t->worker_ready = true;
     loop_set_busy(&t->w.loop, 1); /* the kit's turns never sleep */
+    t->w.loop.manual_clock = true; /* and time is the test's */
     return t;
 }
 
@@ -264,7 +265,6 @@ wharf_test_conn *wharf_test_connect(wharf_test *t)
     kit_active = t;
     t->opening = tc;
     struct wharf_worker *was = worker_enter(&t->w);
-    t->w.loop.now_ms = timer_now_ms() + t->w.loop.clock_offset;
     conn_open(&t->w, l, sv[0], &peer, sizeof peer.in, ticket);
     worker_leave(was);
     if (t->opening == tc) { /* opened and closed at once, or never opened */
@@ -351,7 +351,7 @@ wharf_conn *wharf_test_handle(const wharf_test_conn *tc)
 
 void wharf_test_advance(wharf_test *t, uint64_t ms)
 {
-    t->w.loop.clock_offset += ms;
+    t->w.loop.now_ms += ms;
     kit_pump(t);
 }
 
