@@ -114,7 +114,10 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
         load_note_error(x->th, stat_names[why], err);
     if (c->rlen) {
         stat_add(st, ST_SHORT, 1);
-        load_note_error(x->th, "short reply: connection ended inside an echo", 0);
+        load_note_error(x->th,
+                        x->ts ? "short reply: connection ended inside a reply"
+                              : "short reply: connection ended inside an echo",
+                        0);
     }
     if (c->inflight) {
         stat_add(st, ST_UNANSWERED, c->inflight);

@@ -70,9 +70,12 @@ static int add_part(struct tmpl *t, enum tmpl_part_kind k, uint32_t off, uint32_
     return 0;
 }
 
-static int terr(char *err, size_t len, const char *what, const char *name, size_t nlen)
+/* "template: WHAT '{NAME}' (HINT)" */
+static int terr(char *err, size_t len, const char *what, const char *name, size_t nlen,
+                const char *hint)
 {
-    snprintf(err, len, "template: %s '{%.*s}'", what, (int)(nlen > 40 ? 40 : nlen), name);
+    snprintf(err, len, "template: %s '{%.*s}'%s%s%s", what, (int)(nlen > 40 ? 40 : nlen), name,
+             hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
     return -1;
 }
 
@@ -150,7 +153,7 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
             unsigned long a, b;
 
             if (nlen - 5 >= sizeof(buf))
-                return terr(err, errlen, "bad size in", name, nlen);
+                return terr(err, errlen, "bad size in", name, nlen, NULL);
             memcpy(buf, name + 5, nlen - 5);
             buf[nlen - 5] = '\0';
             a = strtoul(buf, &end, 10);
@@ -159,14 +162,12 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
                 b = strtoul(end + 1, &end2, 10), end = end2;
             if (end == buf || *end || buf[0] < '0' || buf[0] > '9' || a > b || b > TMPL_MAX_LEN ||
                 b == 0)
-                return terr(err, errlen,
-                            "bad size (expected {rand:N} or {rand:MIN-MAX}, 1 .. 1048576) in",
-                            name, nlen);
+                return terr(err, errlen, "bad size in", name, nlen,
+                            "expected {rand:N} or {rand:MIN-MAX}, 1 .. 1048576");
             if (t->has_rand && (t->rand_min != a || t->rand_max != b))
-                return terr(err, errlen,
-                            "every {rand} of a template must have the same size (one size is "
-                            "drawn per message), but got",
-                            name, nlen);
+                return terr(err, errlen, "different size in", name, nlen,
+                            "every {rand} of a template must have the same size: one size is "
+                            "drawn per message");
             t->has_rand = true;
             t->rand_min = (uint32_t)a;
             t->rand_max = (uint32_t)b;
@@ -175,10 +176,9 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
             nrand++;
             max += b;
         } else {
-            return terr(err, errlen,
-                        "unknown placeholder (expected {seq}, {conn}, {key}, {rand:N}, "
-                        "{rand:MIN-MAX}, {size} or {ts})",
-                        name, nlen);
+            return terr(err, errlen, "unknown placeholder", name, nlen,
+                        "expected {seq}, {conn}, {key}, {rand:N}, {rand:MIN-MAX}, {size} or "
+                        "{ts}; write {{ for a literal brace");
         }
         i = (size_t)(e - text) + 1;
         lit_start = t->text_len;
