@@ -801,8 +801,8 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
                 return -1;
             break;
         case O_KEY_PREFIX:
-            if (strlen(a) > 31 || strpbrk(a, " \r\n{}"))
-                return expected(err, errlen, "--key-prefix", "at most 31 characters without blanks or braces", a);
+            if (strlen(a) > 120 || strpbrk(a, " \r\n{}"))
+                return expected(err, errlen, "--key-prefix", "at most 120 characters without blanks or braces", a);
             ta.key_prefix = a;
             break;
         case O_VALUE_SIZE: {

@@ -138,7 +138,7 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
         } else if (nlen == 3 && !memcmp(name, "key", 3)) {
             if (add_part(t, TP_KEY, 0, 0))
                 goto nomem;
-            max += 32 + 20;
+            max += 128 + 20;
         } else if (nlen == 4 && !memcmp(name, "size", 4)) {
             if (add_part(t, TP_SIZE, 0, 0))
                 goto nomem;

@@ -34,7 +34,7 @@ struct tmpl_part {
 struct tmpl_keys {
     uint64_t n;       /* keys 0 .. n-1 */
     double zipf_s;    /* 0: uniform; > 0: P(rank k) ~ 1 / k^s */
-    char prefix[32];
+    char prefix[128];
     unsigned width;   /* digits of n - 1 (keys are zero-padded to it) */
     /* rejection-inversion sampler constants (Hörmann & Derflinger) */
     double hx1, hn, s2;
