@@ -47,13 +47,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 base=$((20000 + $$ % 20000))
 
-cpu_of() { tail -n 1 "$1" | awk '{printf "%.2f", $1 + $2}'; }
-per_op() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f", $1 * 1e6 / $2; else print "-" }'; }
-# wharf-load -j output: rate and replies
-wl_rate() { sed -n 's/^  "rate": \([0-9.]*\),/\1/p' "$1" | awk '{printf "%.0f", $1}'; }
-wl_n() { sed -n 's/.*"received": \([0-9]*\).*/\1/p' "$1"; }
-wl_pass() { grep -q '"pass": true' "$1" && echo PASS || echo "FAIL: $(sed -n 's/.*"fail_reasons": "\(.*\)"/\1/p' "$1")"; }
-
 cpu_of() { tail -n 1 "$1" | awk '{printf "%.3f", $1 + $2}'; }
 # wharf-load -j output: rate and replies
 wl_rate() { sed -n 's/^  "rate": \([0-9.]*\),/\1/p' "$1" | awk '{printf "%.0f", $1}'; }

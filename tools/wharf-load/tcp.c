@@ -80,7 +80,7 @@ struct tctx {
 };
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
-static void conn_read(struct tctx *x, struct tconn *c);
+static void conn_read(struct tctx *x, struct tconn *c, bool hup);
 
 static inline bool bit_get(const uint64_t *b, uint64_t i, uint32_t w)
 {
@@ -504,7 +504,9 @@ static int grow_rbuf(struct tctx *x, struct tconn *c, uint64_t now)
     return 0;
 }
 
-static void conn_read(struct tctx *x, struct tconn *c)
+/* Reads what the socket holds; `hup`: the event also said the peer closed or failed, so
+ * reading goes on to the end of the stream. */
+static void conn_read(struct tctx *x, struct tconn *c, bool hup)
 {
     const struct load_config *cfg = x->cfg;
     uint64_t now = load_now();
@@ -513,12 +515,18 @@ static void conn_read(struct tctx *x, struct tconn *c)
     for (;;) {
         if (c->rlen == c->rcap && grow_rbuf(x, c, now) != 0)
             return;
-        r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+        size_t space = c->rcap - c->rlen;
+
+        r = recv(c->fd, c->rbuf + c->rlen, space, MSG_DONTWAIT);
         if (r > 0) {
             now = load_now();
             c->rlen += (uint32_t)r;
             if (conn_parse(x, c, now) != 0)
                 return;
+            /* less than asked for: the socket was empty, and what arrives later raises a new
+             * edge, so the recv that would only say EAGAIN is saved */
+            if ((size_t)r < space && !hup)
+                break;
             continue;
         }
         if (r == 0) {
@@ -567,7 +575,7 @@ static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
     if (c->state != C_OPEN)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        conn_read(x, c);
+        conn_read(x, c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
         if (c->state != C_OPEN)
             return;
     }
