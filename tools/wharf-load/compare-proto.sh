@@ -31,7 +31,7 @@ echo_cmin="$build/tools/wharf-load/wharf-echo-cmin"
 for f in "$load" "$echo_min" "$echo_cmin"; do
     [ -x "$f" ] || { echo "compare-proto.sh: $f not built (make check)" >&2; exit 2; }
 done
-for t in memcached memcaslap nginx wrk taskset; do
+for t in memcached memcaslap nginx wrk taskset ss; do
     command -v $t >/dev/null || { echo "compare-proto.sh: $t not installed" >&2; exit 2; }
 done
 
@@ -45,7 +45,21 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
-base=$((20000 + $$ % 20000))
+# free_port FROM: the first TCP port from FROM that nothing listens on (ss, iproute2)
+free_port() {
+    p=$1
+    while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+    echo "$p"
+}
+# wait_listen PORT NAME: waits up to 3 s for a listener, or gives up
+wait_listen() {
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+        ss -Hltn "sport = :$1" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "compare-proto.sh: $2 is not listening on port $1" >&2
+    exit 1
+}
 
 cpu_of() { tail -n 1 "$1" | awk '{printf "%.3f", $1 + $2}'; }
 # wharf-load -j output: rate and replies
@@ -91,11 +105,11 @@ echo "duration ${dur}s, $conns connections, one generator thread, median of $rep
 printf '%-9s %-24s %10s %9s\n' proto generator rate us/op
 
 # ---- memcache ---------------------------------------------------------------------------------
-mport=$base
+mport=$(free_port 21211)
 # shellcheck disable=SC2086
 $srv_cpu memcached -u "$(id -un)" -l 127.0.0.1 -p "$mport" -U 0 -t 1 -m 512 -c 4096 &
 pids="$pids $!"
-sleep 0.5
+wait_listen "$mport" memcached
 prefix=$(printf 'k%058d' 0) # 59 bytes + 5 digits: 64-byte keys like memcaslap's
 i=0
 while [ $i -lt "$rep" ]; do
@@ -111,7 +125,7 @@ report memcache memcaslap memcaslap
 report memcache wl_mc "wharf-load --proto memcache"
 
 # ---- http -------------------------------------------------------------------------------------
-hport=$((base + 1))
+hport=$(free_port 28080)
 mkdir -p "$tmp/nginx/html" "$tmp/nginx/logs"
 printf '%064d' 0 >"$tmp/nginx/html/index.html"
 cat >"$tmp/nginx/nginx.conf" <<CONF
@@ -131,7 +145,7 @@ CONF
 # shellcheck disable=SC2086
 $srv_cpu nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
 pids="$pids $!"
-sleep 0.5
+wait_listen "$hport" nginx
 i=0
 while [ $i -lt "$rep" ]; do
     run_wrk wrk_http "http://127.0.0.1:$hport/index.html"
