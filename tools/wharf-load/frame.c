@@ -419,7 +419,10 @@ static enum frame_rc feed_regex(const struct frame_spec *fs, const uint8_t *buf,
 
     m[0].rm_so = 0;
     m[0].rm_eo = (regoff_t)len;
-    if (len == 0 || regexec(&fs->re, (const char *)buf, 1, m, REG_STARTEND) != 0 || m[0].rm_eo <= 0)
+    /* REG_NOTEOL: the end of the bytes so far is not the end of the reply, so '$' must not
+     * match there */
+    if (len == 0 || regexec(&fs->re, (const char *)buf, 1, m, REG_STARTEND | REG_NOTEOL) != 0 ||
+        m[0].rm_eo <= 0)
         return FRAME_NEED;
     *rl = (size_t)m[0].rm_eo;
     return FRAME_DONE;
