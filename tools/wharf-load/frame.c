@@ -529,7 +529,8 @@ static const uint8_t *http_header(const uint8_t *buf, size_t hend, const char *n
         if (!p)
             return NULL;
         i = (size_t)(p - buf) + 1;
-        if (i + k < hend && strncasecmp((const char *)buf + i, name, k) == 0) {
+        if (i + k < hend && (buf[i] | 0x20) == name[0] &&
+            strncasecmp((const char *)buf + i, name, k) == 0) {
             const uint8_t *v = buf + i + k, *e = memchr(v, '\n', hend - (i + k));
 
             while (v < e && (*v == ' ' || *v == '\t'))
