@@ -529,11 +529,18 @@ static void svg_time_panel(FILE *f, int y0, const char *title, const struct seri
                 "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
                 ML, y, PW - MR, y, ML - 6, y + 4, buf);
     }
-    for (i = 0; i <= 5; i++) {
-        double x = ML + i / 5.0 * (PW - ML - MR);
+    { /* time ticks on a 1-2-5 grid, about 5 of them */
+        double xs, xm = pow(10, floor(log10(xmax / 5)));
 
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3gs</text>\n", x,
-                bottom + 18, xmax * i / 5);
+        xs = xmax / xm > 10 ? (xmax / (2 * xm) > 10 ? 5 * xm : 2 * xm) : xm;
+        for (i = 0; i * xs <= xmax * 1.0001; i++) {
+            double x = ML + i * xs / xmax * (PW - ML - MR);
+
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>"
+                    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%gs</text>\n",
+                    x, top, x, bottom, x, bottom + 18, i * xs);
+        }
     }
     for (j = 0; j < k; j++) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
