@@ -16,8 +16,9 @@
 # BUILDDIR holds wharf-load, tools/wharf-load/wharf-echo-min and wharf-echo-cmin (make check
 # builds the last two). Needs memcached, libmemcached-tools, nginx and wrk (Debian packages)
 # and taskset: with two or more CPUs servers are pinned to CPU 1, generators to CPU 0.
-# Prints per generator the median rate and median CPU us per operation (user + sys from
-# /usr/bin/time, over operations completed), and per protocol the ratios wharf-load / other
+# Prints per generator the median rate, the median CPU us per operation (user + sys from
+# /usr/bin/time, over operations completed) and every run's rate, then per protocol the
+# median (and range) of the ratios wharf-load / other over runs made one after the other
 # (rate: above 1 is better; CPU per operation: below 1 is better).
 set -eu
 build=$(cd "${1:?usage: compare-proto.sh BUILDDIR [DURATION] [CONNECTIONS]}" && pwd)
@@ -72,12 +73,17 @@ record() {
 # median COLUMN TOOL
 median() { awk -v c="$1" '{print $c}' "$tmp/res.$2" | sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : 0)}'; }
 report() { # PROTO TOOL NAME
-    printf '%-9s %-24s %10.0f %9.2f\n' "$1" "$3" "$(median 1 "$2")" "$(median 2 "$2")"
+    printf '%-9s %-28s %10.0f %9.2f   %s\n' "$1" "$3" "$(median 1 "$2")" "$(median 2 "$2")" \
+        "$(awk '{printf "%s%.0f", (NR > 1 ? " " : ""), $1}' "$tmp/res.$2")"
 }
-ratio() { # PROTO TOOL OTHER
-    echo "$(median 1 "$2") $(median 2 "$2") $(median 1 "$3") $(median 2 "$3")" |
-        awk -v p="$1" -v o="$3" '{ printf "%-9s wharf-load / %s: rate x%.2f, CPU per op x%.2f\n",
-            p, o, ($3 > 0 ? $1 / $3 : 0), ($4 > 0 ? $2 / $4 : 0) }'
+# ratio PROTO TOOL OTHER: medians of the ratios of runs made one after the other (the
+# machine's load drifts less within a pair than over the whole script), with their range
+ratio() {
+    paste -d ' ' "$tmp/res.$2" "$tmp/res.$3" |
+        awk '{ print ($3 > 0 ? $1 / $3 : 0), ($4 > 0 ? $2 / $4 : 0) }' >"$tmp/pairs"
+    r=$(awk '{print $1}' "$tmp/pairs" | sort -n | awk '{a[NR]=$1} END {printf "x%.2f (%.2f-%.2f)", a[int((NR+1)/2)], a[1], a[NR]}')
+    c=$(awk '{print $2}' "$tmp/pairs" | sort -n | awk '{a[NR]=$1} END {printf "x%.2f (%.2f-%.2f)", a[int((NR+1)/2)], a[1], a[NR]}')
+    printf '%-9s wharf-load / %-16s rate %s, CPU per op %s\n' "$1" "$3:" "$r" "$c"
 }
 timed() { # OUT CMD...: runs CMD pinned, CPU time in $tmp/t
     out=$1
@@ -102,7 +108,7 @@ run_wrk() { # TOOLNAME ARGS...
 }
 
 echo "duration ${dur}s, $conns connections, one generator thread, median of $rep runs each"
-printf '%-9s %-24s %10s %9s\n' proto generator rate us/op
+printf '%-9s %-28s %10s %9s   %s\n' proto generator rate us/op "rate of each run"
 
 # ---- memcache ---------------------------------------------------------------------------------
 mport=$(free_port 21211)
