@@ -6,8 +6,11 @@
 #endif
 #include "cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,20 +18,74 @@
 #include "opts.h"
 #include "report.h"
 
+static int g_interrupted;
+
 static void on_signal(int sig)
 {
     (void)sig;
+    __atomic_store_n(&g_interrupted, 1, __ATOMIC_RELAXED);
     engine_request_stop();
+}
+
+/* Reads the time series of every file and merges them aligned on the wall clock. *out is
+ * NULL when no file has one. Returns 0, or -1 with a message printed. */
+static int merge_series(const struct load_config *cfg, struct series **out)
+{
+    struct series **all = calloc((size_t)cfg->nfiles, sizeof(*all)), *m = NULL;
+    char err[512];
+    uint64_t start = UINT64_MAX, interval = 0;
+    int i, rc = -1;
+
+    *out = NULL;
+    if (!all)
+        return -1;
+    for (i = 0; i < cfg->nfiles; i++) {
+        if (series_read(cfg->files[i], &all[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "wharf-load: %s\n", err);
+            goto out;
+        }
+        if (!all[i])
+            continue;
+        if (interval && all[i]->interval_ns != interval) {
+            fprintf(stderr, "wharf-load: %s: time series interval %.3f s differs from %.3f s\n",
+                    cfg->files[i], all[i]->interval_ns / 1e9, interval / 1e9);
+            goto out;
+        }
+        interval = all[i]->interval_ns;
+        if (all[i]->start_unix_ns < start)
+            start = all[i]->start_unix_ns;
+    }
+    if (interval) {
+        if (!(m = series_new(0, start, interval)))
+            goto out;
+        for (i = 0; i < cfg->nfiles; i++)
+            if (all[i] && series_merge(m, all[i]) != 0) {
+                fprintf(stderr, "wharf-load: %s: cannot merge the time series\n", cfg->files[i]);
+                goto out;
+            }
+    }
+    *out = m;
+    m = NULL;
+    rc = 0;
+out:
+    series_free(m);
+    for (i = 0; i < cfg->nfiles; i++)
+        series_free(all[i]);
+    free(all);
+    return rc;
 }
 
 static int merge_main(const struct load_config *cfg)
 {
     struct hist_file m, one;
+    struct series *se = NULL;
     char err[512], why[512];
     double rate = 0;
     int i, k, rc = 3;
 
     memset(&m, 0, sizeof(m));
+    if (merge_series(cfg, &se) != 0)
+        return 3;
     for (i = 0; i < cfg->nfiles; i++) {
         if (hist_file_read(cfg->files[i], &one, err, sizeof(err)) != 0) {
             fprintf(stderr, "wharf-load: %s\n", err);
@@ -68,7 +125,7 @@ static int merge_main(const struct load_config *cfg)
             snprintf(why + n, sizeof(why) - n, "%srate %.0f < --min-rate %.0f", n ? "; " : "", rate,
                      cfg->min_rate);
     }
-    report_merge(stdout, cfg, &m, cfg->nfiles, rate, why);
+    report_merge(stdout, cfg, &m, cfg->nfiles, rate, se, why);
     if (cfg->hist_out) {
         FILE *f = fopen(cfg->hist_out, "w");
         int bad = !f;
@@ -79,6 +136,8 @@ static int merge_main(const struct load_config *cfg)
             bad = hist_file_write_header(f, m.messages, dur, m.errors) != 0;
             for (k = 0; k < m.nsections && !bad; k++)
                 bad = hist_file_write_section(f, m.names[k], m.hists[k]) != 0;
+            if (se && !bad)
+                bad = series_write(f, se) != 0;
             bad |= fclose(f) != 0;
         }
         if (bad) {
@@ -96,7 +155,7 @@ static int merge_main(const struct load_config *cfg)
                 names[n] = strcmp(m.names[k], "raw") == 0 ? "uncorrected" : m.names[k];
                 hs[n++] = m.hists[k];
             }
-        if (report_plot(cfg->plot, "wharf-load: merged histograms", hs, names, n, err,
+        if (report_plot(cfg->plot, "wharf-load: merged histograms", hs, names, n, se, err,
                         sizeof(err)) != 0) {
             fprintf(stderr, "wharf-load: %s\n", err);
             goto out;
@@ -105,7 +164,21 @@ static int merge_main(const struct load_config *cfg)
     rc = why[0] ? 1 : 0;
 out:
     hist_file_free(&m);
+    series_free(se);
     return rc;
+}
+
+/* --start-at: sleeps until the wall-clock time (bounded by opts to 24 h). Returns -1 when
+ * interrupted. */
+static int wait_start(uint64_t at_ns)
+{
+    struct timespec ts = {(time_t)(at_ns / 1000000000u), (long)(at_ns % 1000000000u)};
+    int e;
+
+    while ((e = clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL)) == EINTR)
+        if (__atomic_load_n(&g_interrupted, __ATOMIC_RELAXED))
+            return -1;
+    return 0;
 }
 
 int cli_main(int argc, char **argv)
@@ -125,6 +198,7 @@ int cli_main(int argc, char **argv)
     }
     if (cfg.merge)
         return merge_main(&cfg);
+    __atomic_store_n(&g_interrupted, 0, __ATOMIC_RELAXED);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -132,11 +206,19 @@ int cli_main(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg.start_at_ns && wait_start(cfg.start_at_ns) != 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        fprintf(stderr, "wharf-load: interrupted while waiting for --start-at\n");
+        load_config_free(&cfg);
+        return 1;
+    }
     r = engine_run(&cfg, &res, err, sizeof(err));
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (r != 0) {
         fprintf(stderr, "wharf-load: %s\n", err);
+        load_config_free(&cfg);
         return 3;
     }
     rc = engine_verdict(&cfg, &res, why, sizeof(why));
@@ -161,11 +243,13 @@ int cli_main(int argc, char **argv)
                  cfg.rate > 0 ? "open loop" : "closed loop");
         if (cfg.rate <= 0)
             names[0] = "round trip";
-        if (report_plot(cfg.plot, title, hs, names, cfg.rate > 0 ? 2 : 1, err, sizeof(err)) != 0) {
+        if (report_plot(cfg.plot, title, hs, names, cfg.rate > 0 ? 2 : 1, res.series, err,
+                        sizeof(err)) != 0) {
             fprintf(stderr, "wharf-load: %s\n", err);
             rc = 3;
         }
     }
     engine_result_free(&res);
+    load_config_free(&cfg);
     return rc;
 }

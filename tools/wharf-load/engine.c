@@ -38,6 +38,9 @@ const char *const stat_names[ST__COUNT] = {
     [ST_SHORT] = "short",
     [ST_REORDER] = "reorder",
     [ST_DUPLICATE] = "duplicate",
+    [ST_BAD_REPLY] = "bad_reply",
+    [ST_TOO_LONG] = "too_long",
+    [ST_UNSOLICITED] = "unsolicited",
     [ST_UNANSWERED] = "unanswered",
     [ST_REFUSED] = "refused",
     [ST_RESET] = "reset",
@@ -67,6 +70,17 @@ void load_config_defaults(struct load_config *cfg)
     cfg->connect_timeout_ns = 2ull * 1000000000u;
     cfg->udp_timeout_ns = 200000000u;
     cfg->progress = -1;
+    cfg->max_reply = FRAME_DEFAULT_MAX_REPLY;
+    cfg->interval_ns = 1000000000u;
+}
+
+void load_config_free(struct load_config *cfg)
+{
+    if (cfg->tmpls) {
+        tmpl_set_free(cfg->tmpls);
+        free(cfg->tmpls);
+        cfg->tmpls = NULL;
+    }
 }
 
 void load_note_error(struct load_thread *th, const char *what, int err)
@@ -259,6 +273,7 @@ uint64_t phase_run(struct load_phase *ph, struct load_thread *th, int ep,
     phase_scan(ph, ops, ctx, load_now());
     for (;;) {
         now = load_now();
+        series_tick(th->series, now, th->st.c[ST_SENT], stat_errors(&th->st));
         if (!phase_step(ph, th, now))
             break;
         if (ph->open)
@@ -273,7 +288,9 @@ uint64_t phase_run(struct load_phase *ph, struct load_thread *th, int ep,
         for (i = 0; i < n; i++)
             ops->event(ctx, ev[i].data.u32, ev[i].events);
     }
-    return phase_end(ph, th);
+    now = phase_end(ph, th);
+    series_tick(th->series, now, th->st.c[ST_SENT], stat_errors(&th->st));
+    return now;
 }
 
 uint64_t load_quota_share(uint64_t count, unsigned first, unsigned n, unsigned total)
@@ -342,7 +359,7 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
     struct hist *scratch = NULL;
     sigset_t block, old;
     unsigned nt = cfg->threads, i, started = 0;
-    uint64_t now, next_progress, last_rx = 0, last_t, wall0, need_fds;
+    uint64_t now, next_progress, last_rx = 0, last_t, wall0, need_fds, start_unix;
     bool progress;
     int rc = -1, e;
 
@@ -379,7 +396,8 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
         th[i].corrected = hist_new();
         th[i].raw = hist_new();
         th[i].connect = hist_new();
-        if (!th[i].corrected || !th[i].raw || !th[i].connect)
+        th[i].series = series_new(0, 0, cfg->interval_ns);
+        if (!th[i].corrected || !th[i].raw || !th[i].connect || !th[i].series)
             goto nomem;
     }
     progress = cfg->progress > 0 || (cfg->progress < 0 && !cfg->quiet && isatty(2));
@@ -391,6 +409,19 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
     getrusage(RUSAGE_SELF, &ru0);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
     wall0 = clk.t0 = load_now();
+    {
+        struct timespec rt;
+
+        clock_gettime(CLOCK_REALTIME, &rt);
+        start_unix = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
+        res->series = series_new(clk.t0, start_unix, cfg->interval_ns);
+        if (!res->series)
+            goto nomem;
+        for (i = 0; i < nt; i++) {
+            th[i].series->t0 = clk.t0;
+            th[i].series->start_unix_ns = start_unix;
+        }
+    }
     clk.warm_end = clk.t0 + cfg->warmup_ns;
     clk.send_end = clk.warm_end + cfg->duration_ns;
     clk.hard_end = clk.send_end + cfg->drain_ns;
@@ -466,6 +497,9 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
             hist_merge(res->corrected, th[i].corrected);
             hist_merge(res->raw, th[i].raw);
             hist_merge(res->connect, th[i].connect);
+            th[i].series->span_ns = load_now() - clk.t0;
+            if (series_merge(res->series, th[i].series) != 0)
+                goto nomem;
             if (th[i].last_rx_ns > last_rx_ns)
                 last_rx_ns = th[i].last_rx_ns;
             if (!ds || (th[i].drain_start_ns && th[i].drain_start_ns < ds))
@@ -492,6 +526,7 @@ out:
         hist_free(th[i].corrected);
         hist_free(th[i].raw);
         hist_free(th[i].connect);
+        series_free(th[i].series);
     }
     free(th);
     free(tid);
@@ -506,6 +541,8 @@ void engine_result_free(struct load_result *res)
     hist_free(res->corrected);
     hist_free(res->raw);
     hist_free(res->connect);
+    series_free(res->series);
+    res->series = NULL;
     res->corrected = res->raw = res->connect = NULL;
 }
 

@@ -327,7 +327,7 @@ int hist_file_read(const char *path, struct hist_file *hf, char *err, size_t err
     const char *curname = "";
     long last_idx = -1;
     unsigned have = 0; /* bit mask of header lines seen in the current section */
-    int version_seen = 0, rc = -1;
+    int version_seen = 0, in_series = 0, rc = -1;
 
     memset(hf, 0, sizeof(*hf));
     f = fopen(path, "r");
@@ -363,6 +363,15 @@ int hist_file_read(const char *path, struct hist_file *hf, char *err, size_t err
                 goto out;
             }
             version_seen = 1;
+            continue;
+        }
+        if (in_series) { /* a time series block (series.c reads it): skipped here */
+            if (strcmp(key, "end") == 0)
+                in_series = 0;
+            continue;
+        }
+        if (!cur && strcmp(key, "series") == 0) {
+            in_series = 1;
             continue;
         }
         if (!cur && strcmp(key, "meta") == 0) {

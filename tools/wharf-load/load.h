@@ -14,8 +14,10 @@
 
 #include "hist.h"
 #include "msg.h"
+#include "series.h"
+#include "tmpl.h"
 
-#define LOAD_VERSION "1.0"
+#define LOAD_VERSION "2.0"
 #define LOAD_MAX_THREADS 256
 #define LOAD_MAX_CONNECTIONS 1000000
 #define LOAD_MAX_PIPELINE 4096 /* messages in flight per connection (and open-loop default) */
@@ -29,6 +31,10 @@ struct load_config {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool udp;
+
+    /* what is sent: echo messages (tmpls NULL) or request templates with reply framing */
+    struct tmpl_set *tmpls; /* owned: load_config_free releases it */
+    uint32_t max_reply;     /* templates: longest reply accepted (--max-reply) */
 
     /* shape of the load */
     unsigned threads, connections, pipeline;
@@ -53,6 +59,10 @@ struct load_config {
     uint64_t max_errors;
     double max_loss_pct;
 
+    /* time series and runs on several machines */
+    uint64_t interval_ns;   /* time series interval (--interval) */
+    uint64_t start_at_ns;   /* --start-at: wall-clock start (CLOCK_REALTIME ns); 0 = now */
+
     /* --merge FILE...: report on histogram files instead of running */
     bool merge;
     char **files;
@@ -76,6 +86,9 @@ enum stat_id {
     ST_SHORT,        /* truncated echo: connection ended or datagram shorter */
     ST_REORDER,      /* echo came back before one sent earlier */
     ST_DUPLICATE,    /* same echo twice, or an echo of something never sent */
+    ST_BAD_REPLY,    /* templates: a reply that cannot be framed (garbage) */
+    ST_TOO_LONG,     /* templates: a reply longer than --max-reply */
+    ST_UNSOLICITED,  /* templates: bytes received while no request was outstanding */
     ST_UNANSWERED,   /* TCP: no echo by the end of the drain, or the connection died */
     ST_REFUSED,      /* ECONNREFUSED (UDP: ICMP port unreachable) */
     ST_RESET,        /* ECONNRESET / EPIPE */
@@ -114,6 +127,7 @@ struct load_result {
     struct hist *corrected; /* recv - intended (open loop); = raw in closed loop */
     struct hist *raw;       /* recv - actual send */
     struct hist *connect;   /* connect() to established */
+    struct series *series;  /* per interval: rate, errors, latency */
     uint64_t measure_ns;    /* length of the measurement period used for rates */
     uint64_t drain_used_ns; /* how long the drain actually took */
     double wall_s;
@@ -141,6 +155,7 @@ struct load_thread {
     uint64_t quota;              /* --count share of this thread (0 = unlimited) */
     struct load_stats st;
     struct hist *corrected, *raw, *connect;
+    struct series *series;
     uint64_t last_rx_ns; /* last measured echo (for --count rates) */
     uint64_t drain_start_ns, drain_end_ns;
     int done; /* set when the thread has finished */
@@ -158,6 +173,8 @@ static inline uint64_t load_now(void)
 
 /* Defaults for every option (target unset). */
 void load_config_defaults(struct load_config *cfg);
+/* Releases what opts_parse allocated in cfg (templates). */
+void load_config_free(struct load_config *cfg);
 
 /* The default number of engine threads: one per online CPU, at most one per connection. */
 unsigned load_default_threads(unsigned connections);

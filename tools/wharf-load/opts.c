@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -32,6 +33,21 @@ enum {
     O_MAX_LOSS,
     O_PROGRESS,
     O_NO_PROGRESS,
+    O_PROTO,
+    O_REQUEST,
+    O_REQUEST_FILE,
+    O_WEIGHT,
+    O_FRAME,
+    O_EXPECT,
+    O_KEYS,
+    O_KEY_DIST,
+    O_KEY_PREFIX,
+    O_VALUE_SIZE,
+    O_SET_RATIO,
+    O_PATH,
+    O_MAX_REPLY,
+    O_INTERVAL,
+    O_START_AT,
 };
 
 static const struct option long_opts[] = {
@@ -60,6 +76,21 @@ static const struct option long_opts[] = {
     {"max-loss", required_argument, NULL, O_MAX_LOSS},
     {"progress", no_argument, NULL, O_PROGRESS},
     {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+    {"proto", required_argument, NULL, O_PROTO},
+    {"request", required_argument, NULL, O_REQUEST},
+    {"request-file", required_argument, NULL, O_REQUEST_FILE},
+    {"weight", required_argument, NULL, O_WEIGHT},
+    {"frame", required_argument, NULL, O_FRAME},
+    {"expect", required_argument, NULL, O_EXPECT},
+    {"keys", required_argument, NULL, O_KEYS},
+    {"key-dist", required_argument, NULL, O_KEY_DIST},
+    {"key-prefix", required_argument, NULL, O_KEY_PREFIX},
+    {"value-size", required_argument, NULL, O_VALUE_SIZE},
+    {"set-ratio", required_argument, NULL, O_SET_RATIO},
+    {"path", required_argument, NULL, O_PATH},
+    {"max-reply", required_argument, NULL, O_MAX_REPLY},
+    {"interval", required_argument, NULL, O_INTERVAL},
+    {"start-at", required_argument, NULL, O_START_AT},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -72,7 +103,8 @@ void opts_usage(FILE *f)
     fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT)\n"
           "       wharf-load --merge [OPTIONS] FILE...     (report on saved histograms)\n"
           "\n"
-          "Load generator for TCP and UDP echo servers. Every echo is verified byte for byte.\n"
+          "Load generator for request/response servers: echo (TCP, UDP; every echo verified\n"
+          "byte for byte), request templates with reply framing and checks, memcache, http.\n"
           "\n"
           "Load:\n"
           "  -u, --udp                 UDP datagrams instead of TCP\n"
@@ -94,6 +126,32 @@ void opts_usage(FILE *f)
           "      --udp-timeout T       a datagram unanswered this long is presumed lost and\n"
           "                            frees its pipeline slot (default 200ms)\n"
           "      --seed N              payload seed (default 1)\n"
+          "\n"
+          "Request/response protocols (TCP; replies come back in order on a connection):\n"
+          "      --proto P             echo (default), memcache (get/set mix) or http (GET)\n"
+          "      --request TEXT        a request template (escapes \\r \\n \\xHH; placeholders\n"
+          "                            {seq} {conn} {key} {rand:N} {rand:MIN-MAX} {size} {ts});\n"
+          "                            repeat for a mix. The options below apply to the last\n"
+          "                            template, or to all when given before the first\n"
+          "      --request-file FILE   a template read from FILE, byte for byte\n"
+          "      --weight W            share of this template in the mix (default 1)\n"
+          "      --frame SPEC          where a reply ends: delim:STR (default delim:\\n),\n"
+          "                            fixed:N, len:OFF:WIDTH:be|le[:all|after|+N],\n"
+          "                            line:FIELD[:EXTRA], regex:RE, memcache, http\n"
+          "      --expect SPEC         check each reply: literal:STR, prefix:STR, regex:RE,\n"
+          "                            status:LO-HI (memcache, http framing)\n"
+          "      --max-reply SIZE      longest reply accepted (default 1M)\n"
+          "      --keys N              key space of {key} (default 10000)\n"
+          "      --key-dist D          uniform (default) or zipf[:S] (S default 0.99)\n"
+          "      --key-prefix S        (default key:)\n"
+          "      --value-size N|MIN-MAX  memcache: value bytes of sets (default 100)\n"
+          "      --set-ratio F         memcache: share of sets, 0..1 (default 0.1)\n"
+          "      --path P              http: the path to GET (default /)\n"
+          "\n"
+          "Time series and several machines:\n"
+          "      --interval T          time series interval (default 1s)\n"
+          "      --start-at TIME       start at a wall-clock time: @UNIX-SECONDS, +DELAY,\n"
+          "                            HH:MM:SS (today, local) or YYYY-MM-DDTHH:MM:SS[Z]\n"
           "\n"
           "Output:\n"
           "  -j, --json                JSON report on stdout, configuration included\n"
@@ -241,6 +299,7 @@ static const struct int_opt {
     {O_CONNECT_TIMEOUT, "--connect-timeout", I_TIME, FIELD(connect_timeout_ns), 1000000, 0},
     {O_UDP_TIMEOUT, "--udp-timeout", I_TIME, FIELD(udp_timeout_ns), 1000000, 0},
     {O_MAX_P99, "--max-p99", I_TIME, FIELD(max_p99_ns), 1, 0},
+    {O_INTERVAL, "--interval", I_TIME, FIELD(interval_ns), 10000000, 0},
 };
 
 /* The options that take a real number (k, M, G accepted) from 0 to max, read by opt_real(). */
@@ -403,6 +462,251 @@ static int resolve_target(struct load_config *cfg, const char *t, char *err, siz
     return 0;
 }
 
+/* ---- templates ------------------------------------------------------------------------------- */
+
+/* What the template options said, in order; turned into cfg->tmpls by build_templates. */
+struct req_arg {
+    const char *text; /* inline text, or a file name */
+    bool file;
+    const char *frame, *expect; /* NULL: the defaults */
+    double weight;              /* < 0: the default */
+};
+
+struct tmpl_args {
+    struct req_arg r[TMPL_MAX];
+    unsigned n;
+    const char *frame, *expect; /* defaults (given before the first template) */
+    double weight;
+    const char *proto;
+    uint64_t keys;
+    double zipf_s;
+    const char *key_prefix;
+    uint64_t vmin, vmax;
+    double set_ratio;
+    const char *path;
+    bool size_set, keys_set;
+};
+
+static int read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    uint8_t *b;
+
+    if (!f)
+        return fail(err, errlen, "--request-file %s: %s", path, strerror(errno));
+    b = malloc(TMPL_MAX_LEN + 1);
+    if (!b) {
+        fclose(f);
+        return fail(err, errlen, "--request-file %s: out of memory", path);
+    }
+    n = fread(b, 1, TMPL_MAX_LEN + 1, f);
+    fclose(f);
+    if (n > TMPL_MAX_LEN) {
+        free(b);
+        return fail(err, errlen, "--request-file %s: longer than %u bytes", path, TMPL_MAX_LEN);
+    }
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* Adds one template to the set: text (inline with escapes, or a file), framing, check. */
+static int add_template(struct tmpl_set *ts, const char *name, const char *text, bool file,
+                        const char *frame, const char *expect, double weight, uint32_t max_reply,
+                        char *err, size_t errlen)
+{
+    struct tmpl *t = &ts->t[ts->n++];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char e2[400];
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->weight = weight;
+    if (file) {
+        if (read_file(text, &buf, &len, err, errlen) != 0)
+            return -1;
+    } else {
+        buf = malloc(strlen(text) + 1);
+        if (!buf)
+            return fail(err, errlen, "out of memory");
+        len = tmpl_unescape(text, buf);
+    }
+    rc = tmpl_parse(t, buf, len, e2, sizeof(e2));
+    free(buf);
+    if (rc != 0)
+        return fail(err, errlen, "%s %s: %s", file ? "--request-file" : "--request", name, e2);
+    if (frame_parse(&t->frame, frame, err, errlen) != 0)
+        return -1;
+    t->frame.max_reply = max_reply;
+    if (expect && frame_check_parse(&t->check, expect, err, errlen) != 0)
+        return -1;
+    if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE)
+        return fail(err, errlen, "--expect status: needs --frame http or memcache (template %s)",
+                    name);
+    return 0;
+}
+
+static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *err, size_t errlen)
+{
+    struct tmpl_set *ts;
+    unsigned i;
+    char name[32];
+    int rc = 0;
+
+    if (!strcmp(ta->proto, "echo") && ta->n == 0) {
+        if (ta->frame || ta->expect)
+            return fail(err, errlen, "%s: applies to request templates (--request or --proto)",
+                        ta->frame ? "--frame" : "--expect");
+        return 0;
+    }
+    if (strcmp(ta->proto, "echo") && ta->n)
+        return fail(err, errlen, "--request: cannot be combined with --proto %s", ta->proto);
+    if (cfg->udp)
+        return fail(err, errlen, "--udp: request templates and --proto %s work over TCP only",
+                    ta->n ? "templates" : ta->proto);
+    if (ta->size_set)
+        return fail(err, errlen, "--size: applies to echo messages (templates set their own sizes)");
+    ts = cfg->tmpls = calloc(1, sizeof(*ts));
+    if (!ts)
+        return fail(err, errlen, "out of memory");
+    tmpl_keys_init(&ts->keys, ta->keys, ta->zipf_s, ta->key_prefix);
+    if (!strcmp(ta->proto, "memcache")) {
+        char set[128];
+
+        snprintf(ts->proto, sizeof(ts->proto), "memcache");
+        if (ta->frame || ta->expect)
+            return fail(err, errlen, "%s: --proto memcache sets its own", ta->frame ? "--frame" : "--expect");
+        snprintf(set, sizeof(set), "set {key} 0 0 {size}\\r\\n{rand:%llu-%llu}\\r\\n",
+                 (unsigned long long)ta->vmin, (unsigned long long)ta->vmax);
+        if (ta->set_ratio < 1)
+            rc = add_template(ts, "get", "get {key}\\r\\n", false, "memcache", "status:200",
+                              1 - ta->set_ratio, cfg->max_reply, err, errlen);
+        if (rc == 0 && ta->set_ratio > 0)
+            rc = add_template(ts, "set", set, false, "memcache", "literal:STORED\\r\\n",
+                              ta->set_ratio, cfg->max_reply, err, errlen);
+    } else if (!strcmp(ta->proto, "http")) {
+        char req[1024];
+
+        snprintf(ts->proto, sizeof(ts->proto), "http");
+        if (ta->frame)
+            return fail(err, errlen, "--frame: --proto http frames HTTP responses itself");
+        if (strchr(ta->path, ' ') || strchr(ta->path, '\r') || strchr(ta->path, '\n') ||
+            ta->path[0] != '/' || strlen(ta->path) > 400)
+            return expected(err, errlen, "--path", "a path starting with / without blanks", ta->path);
+        /* {{ keeps a brace in the path literal */
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n", ta->path,
+                 cfg->target);
+        if (strchr(ta->path, '{'))
+            return expected(err, errlen, "--path", "a path without braces", ta->path);
+        rc = add_template(ts, "GET", req, false, "http", ta->expect ? ta->expect : "status:200-299",
+                          1, cfg->max_reply, err, errlen);
+    } else if (!strcmp(ta->proto, "echo")) {
+        snprintf(ts->proto, sizeof(ts->proto), "templates");
+        for (i = 0; i < ta->n && rc == 0; i++) {
+            const struct req_arg *r = &ta->r[i];
+
+            snprintf(name, sizeof(name), "%u", i + 1);
+            rc = add_template(ts, name, r->text, r->file,
+                              r->frame ? r->frame : ta->frame ? ta->frame : "delim:\\n",
+                              r->expect ? r->expect : ta->expect,
+                              r->weight >= 0 ? r->weight : ta->weight >= 0 ? ta->weight : 1,
+                              cfg->max_reply, err, errlen);
+        }
+    } else {
+        return expected(err, errlen, "--proto", "echo, memcache or http", ta->proto);
+    }
+    if (rc != 0)
+        return -1;
+    tmpl_set_finish(ts);
+    return 0;
+}
+
+/* --key-dist uniform | zipf | zipf:S */
+static int opt_key_dist(const char *a, double *s, char *err, size_t errlen)
+{
+    char *end;
+
+    if (!strcmp(a, "uniform")) {
+        *s = 0;
+        return 0;
+    }
+    if (!strcmp(a, "zipf")) {
+        *s = 0.99;
+        return 0;
+    }
+    if (!strncmp(a, "zipf:", 5)) {
+        errno = 0;
+        *s = strtod(a + 5, &end);
+        if (!errno && end != a + 5 && !*end && *s > 0 && *s <= 10)
+            return 0;
+    }
+    return expected(err, errlen, "--key-dist", "uniform, zipf or zipf:S with S in (0, 10]", a);
+}
+
+/* --start-at: @UNIX[.frac], +DELAY, HH:MM:SS (today, local), YYYY-MM-DDTHH:MM:SS[.frac][Z] */
+static int opt_start_at(const char *a, uint64_t *out, char *err, size_t errlen)
+{
+    struct timespec now;
+    double secs = -1, frac = 0;
+    uint64_t ns, nowns;
+    char *end;
+    const char *what = "@UNIX-SECONDS, +DELAY, HH:MM:SS or YYYY-MM-DDTHH:MM:SS[Z]";
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    nowns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    if (a[0] == '@') {
+        errno = 0;
+        secs = strtod(a + 1, &end);
+        if (errno || end == a + 1 || *end || secs < 0)
+            return expected(err, errlen, "--start-at", what, a);
+        ns = (uint64_t)(secs * 1e9);
+    } else if (a[0] == '+') {
+        if (opts_parse_time(a + 1, &ns) != 0)
+            return expected(err, errlen, "--start-at", what, a);
+        ns += nowns;
+    } else {
+        struct tm tm;
+        const char *rest;
+        time_t t;
+        bool utc = false;
+
+        memset(&tm, 0, sizeof(tm));
+        rest = strptime(a, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!rest) {
+            time_t tn = now.tv_sec;
+
+            localtime_r(&tn, &tm);
+            rest = strptime(a, "%H:%M:%S", &tm);
+        }
+        if (!rest)
+            return expected(err, errlen, "--start-at", what, a);
+        if (*rest == '.') {
+            errno = 0;
+            frac = strtod(rest, &end);
+            rest = end;
+        }
+        if (*rest == 'Z')
+            utc = true, rest++;
+        if (*rest)
+            return expected(err, errlen, "--start-at", what, a);
+        tm.tm_isdst = -1;
+        t = utc ? timegm(&tm) : mktime(&tm);
+        if (t == (time_t)-1)
+            return expected(err, errlen, "--start-at", what, a);
+        ns = (uint64_t)t * 1000000000u + (uint64_t)(frac * 1e9);
+    }
+    if (ns + 1000000000u < nowns)
+        return fail(err, errlen, "--start-at '%s': that time is %.1f s in the past", a,
+                    (nowns - ns) / 1e9);
+    if (ns > nowns + 86400ull * 1000000000u)
+        return fail(err, errlen, "--start-at '%s': more than 24 hours from now", a);
+    *out = ns;
+    return 0;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -412,9 +716,20 @@ static bool ends_with(const char *s, const char *suffix)
 
 int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
+    struct tmpl_args ta;
+    struct req_arg *last = NULL;
+    uint64_t u;
     int c, r;
 
     load_config_defaults(cfg);
+    memset(&ta, 0, sizeof(ta));
+    ta.weight = -1;
+    ta.proto = "echo";
+    ta.keys = 10000;
+    ta.key_prefix = "key:";
+    ta.vmin = ta.vmax = 100;
+    ta.set_ratio = 0.1;
+    ta.path = "/";
     optind = 0; /* full reset, so tests may parse several times */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
@@ -434,6 +749,88 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
         switch (c) {
         case 's':
             if (opt_size(a, cfg, err, errlen))
+                return -1;
+            ta.size_set = true;
+            break;
+        case O_PROTO:
+            if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "http"))
+                return expected(err, errlen, "--proto", "echo, memcache or http", a);
+            ta.proto = a;
+            break;
+        case O_REQUEST:
+        case O_REQUEST_FILE:
+            if (ta.n == TMPL_MAX)
+                return fail(err, errlen, "%s: at most %d templates", argv[optind - 2], TMPL_MAX);
+            last = &ta.r[ta.n++];
+            last->text = a;
+            last->file = c == O_REQUEST_FILE;
+            last->weight = -1;
+            break;
+        case O_WEIGHT: {
+            double w;
+
+            if (parse_scaled(a, &w) != 0 || w < 0 || w > 1e9)
+                return expected(err, errlen, "--weight", "a weight of at least 0", a);
+            *(last ? &last->weight : &ta.weight) = w;
+            break;
+        }
+        case O_FRAME:
+        case O_EXPECT: {
+            /* validated now, so the message names the argument as given */
+            struct frame_spec fs;
+            struct frame_check ck;
+
+            if (c == O_FRAME) {
+                if (frame_parse(&fs, a, err, errlen) != 0)
+                    return -1;
+                frame_spec_free(&fs);
+                *(last ? &last->frame : &ta.frame) = a;
+            } else {
+                if (frame_check_parse(&ck, a, err, errlen) != 0)
+                    return -1;
+                frame_check_free(&ck);
+                *(last ? &last->expect : &ta.expect) = a;
+            }
+            break;
+        }
+        case O_KEYS:
+            if (opt_uint("--keys", a, 1, 1000000000000ull, &ta.keys, err, errlen))
+                return -1;
+            break;
+        case O_KEY_DIST:
+            if (opt_key_dist(a, &ta.zipf_s, err, errlen))
+                return -1;
+            break;
+        case O_KEY_PREFIX:
+            if (strlen(a) > 120 || strpbrk(a, " \r\n{}"))
+                return expected(err, errlen, "--key-prefix", "at most 120 characters without blanks or braces", a);
+            ta.key_prefix = a;
+            break;
+        case O_VALUE_SIZE: {
+            char buf[64], *dash;
+
+            snprintf(buf, sizeof(buf), "%s", a);
+            dash = strchr(buf, '-');
+            if (dash)
+                *dash++ = '\0';
+            if (strlen(a) >= sizeof(buf) || parse_bytes(buf, &ta.vmin) != 0 ||
+                (dash && parse_bytes(dash, &ta.vmax) != 0) || ta.vmin < 1 ||
+                (!dash && (ta.vmax = ta.vmin) == 0) || ta.vmax < ta.vmin || ta.vmax > 1000000)
+                return expected(err, errlen, "--value-size", "N or MIN-MAX bytes from 1 to 1000000", a);
+            break;
+        }
+        case O_SET_RATIO:
+            if (parse_scaled(a, &ta.set_ratio) != 0 || ta.set_ratio < 0 || ta.set_ratio > 1)
+                return expected(err, errlen, "--set-ratio", "a share from 0 to 1 (e.g. 0.1)", a);
+            break;
+        case O_PATH: ta.path = a; break;
+        case O_MAX_REPLY:
+            if (parse_bytes(a, &u) != 0 || u < 16 || u > (64u << 20))
+                return expected(err, errlen, "--max-reply", "a size from 16 bytes to 64M", a);
+            cfg->max_reply = (uint32_t)u;
+            break;
+        case O_START_AT:
+            if (opt_start_at(a, &cfg->start_at_ns, err, errlen))
                 return -1;
             break;
         case 'u': cfg->udp = true; break;
@@ -484,5 +881,11 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
                     cfg->threads, cfg->connections);
     if (cfg->threads == 0)
         cfg->threads = load_default_threads(cfg->connections);
-    return resolve_target(cfg, argv[optind], err, errlen);
+    if (resolve_target(cfg, argv[optind], err, errlen) != 0)
+        return -1;
+    if (build_templates(cfg, &ta, err, errlen) != 0) {
+        load_config_free(cfg);
+        return -1;
+    }
+    return 0;
 }

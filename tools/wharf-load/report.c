@@ -72,6 +72,38 @@ static void latency_header(FILE *f)
     fprintf(f, " %9s %9s\n", "mean", "stdev");
 }
 
+void report_mix(char *buf, size_t len, const struct tmpl_set *ts)
+{
+    size_t n;
+    unsigned i;
+
+    n = (size_t)snprintf(buf, len, "%s requests", ts->proto);
+    for (i = 0; i < ts->n && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s %.0f%%", i ? ", " : " (", ts->t[i].name,
+                              100.0 * (ts->cum[i] - (i ? ts->cum[i - 1] : 0)));
+    if (n < len)
+        snprintf(buf + n, len - n, ")");
+}
+
+void report_series_table(FILE *f, const struct series *se)
+{
+    char a[32], b[32], c[32];
+    size_t i;
+
+    fprintf(f, "\nover time (interval %.3g s)\n%9s %12s %10s %8s %9s %9s %9s\n",
+            se->interval_ns / 1e9, "t (s)", "rate", "sent", "errors", "p50", "p99", "max");
+    for (i = 0; i < se->n; i++) {
+        const struct series_point *p = &se->p[i];
+
+        report_fmt_ns(a, sizeof(a), series_percentile(p, 50));
+        report_fmt_ns(b, sizeof(b), series_percentile(p, 99));
+        report_fmt_ns(c, sizeof(c), p->max);
+        fprintf(f, "%9.3f %12.1f %10" PRIu64 " %8" PRIu64 " %9s %9s %9s\n",
+                i * se->interval_ns / 1e9, series_rate(se, i), p->sent, p->errors,
+                p->replies ? a : "-", p->replies ? b : "-", p->replies ? c : "-");
+    }
+}
+
 static const char *mode_name(const struct load_config *cfg)
 {
     return cfg->rate > 0 ? "open loop" : "closed loop";
@@ -83,18 +115,20 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
     const uint64_t *c = res->st.c;
     double rate = rate_of(res), secs = res->measure_ns / 1e9, mbit;
     uint64_t errors = stat_errors(&res->st);
-    char size[48], buf[32];
+    char size[200], buf[32];
     int i;
 
-    if (cfg->msg.size_min == cfg->msg.size_max)
-        snprintf(size, sizeof(size), "%u B", cfg->msg.size_min);
+    if (cfg->tmpls)
+        report_mix(size, sizeof(size), cfg->tmpls);
+    else if (cfg->msg.size_min == cfg->msg.size_max)
+        snprintf(size, sizeof(size), "%u B messages", cfg->msg.size_min);
     else
-        snprintf(size, sizeof(size), "%u-%u B", cfg->msg.size_min, cfg->msg.size_max);
+        snprintf(size, sizeof(size), "%u-%u B messages", cfg->msg.size_min, cfg->msg.size_max);
     fprintf(f, "wharf-load %s: %s %s, %s", LOAD_VERSION, cfg->udp ? "udp" : "tcp", cfg->target,
             mode_name(cfg));
     if (cfg->rate > 0)
         fprintf(f, " at %.0f msg/s", cfg->rate);
-    fprintf(f, ", %u threads, %u %s, pipeline %u, %s messages", cfg->threads, cfg->connections,
+    fprintf(f, ", %u threads, %u %s, pipeline %u, %s", cfg->threads, cfg->connections,
             cfg->udp ? "flows" : "connections", cfg->pipeline, size);
     if (cfg->churn)
         fprintf(f, ", churn every %" PRIu64 " exchanges", cfg->churn);
@@ -110,8 +144,8 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
     fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s", "messages", c[ST_MEASURED], rate);
     if (cfg->rate > 0)
         fprintf(f, " (target %.0f)", cfg->rate);
-    fprintf(f, "; %" PRIu64 " sent, %" PRIu64 " verified in all, %.1f Mbit/s echoed\n", c[ST_SENT],
-            c[ST_RECEIVED], mbit);
+    fprintf(f, "; %" PRIu64 " sent, %" PRIu64 " verified in all, %.1f Mbit/s %s\n", c[ST_SENT],
+            c[ST_RECEIVED], mbit, cfg->tmpls ? "received" : "echoed");
     if (c[ST_BACKLOG_END])
         fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
                 "backlog", c[ST_BACKLOG_END]);
@@ -164,6 +198,8 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
             "cpu", res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
             res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
     fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
+    if (cfg->percentiles && res->series)
+        report_series_table(f, res->series);
     if (cfg->percentiles) {
         if (cfg->rate > 0) {
             report_spectrum(f, "corrected latency", res->corrected);
@@ -272,6 +308,21 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
             cfg->duration_ns, cfg->count, cfg->warmup_ns, cfg->drain_ns, cfg->ramp, cfg->churn,
             cfg->connect_timeout_ns, cfg->udp_timeout_ns, cfg->msg.seed, cfg->max_p99_ns,
             cfg->min_rate, cfg->max_errors, cfg->max_loss_pct);
+    fprintf(f, "  \"requests\": {\"proto\": \"%s\"", cfg->tmpls ? cfg->tmpls->proto : "echo");
+    if (cfg->tmpls) {
+        unsigned k;
+
+        fprintf(f, ", \"max_reply\": %u, \"keys\": %" PRIu64 ", \"zipf_s\": %.6g, \"templates\": [",
+                cfg->max_reply, cfg->tmpls->keys.n, cfg->tmpls->keys.zipf_s);
+        for (k = 0; k < cfg->tmpls->n; k++) {
+            fprintf(f, "%s{\"name\": ", k ? ", " : "");
+            json_str(f, cfg->tmpls->t[k].name);
+            fprintf(f, ", \"share\": %.6f, \"max_len\": %zu}",
+                    cfg->tmpls->cum[k] - (k ? cfg->tmpls->cum[k - 1] : 0), cfg->tmpls->t[k].max_len);
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "},\n");
     fprintf(f,
             "  \"measure_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"wall_s\": %.6f"
             ", \"interrupted\": %s,\n",
@@ -294,6 +345,8 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
             ", \"percent_of_one_cpu\": %.2f, \"us_per_exchange\": %.4f},\n",
             res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
             res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
+    if (res->series)
+        report_json_series(f, res->series);
     fprintf(f, "  \"first_error\": ");
     json_str(f, res->first_error);
     fprintf(f, ",\n  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
@@ -301,10 +354,31 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
     fprintf(f, "\n}\n");
 }
 
+void report_json_series(FILE *f, const struct series *se)
+{
+    size_t i;
+
+    fprintf(f,
+            "  \"series\": {\"interval_ns\": %" PRIu64 ", \"start_unix_ns\": %" PRIu64
+            ", \"span_ns\": %" PRIu64 ", \"points\": [",
+            se->interval_ns, se->start_unix_ns, se->span_ns);
+    for (i = 0; i < se->n; i++) {
+        const struct series_point *p = &se->p[i];
+
+        fprintf(f,
+                "%s\n    {\"t\": %.3f, \"rate\": %.1f, \"sent\": %" PRIu64 ", \"replies\": %" PRIu64
+                ", \"errors\": %" PRIu64 ", \"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+                ", \"max\": %" PRIu64 "}",
+                i ? "," : "", i * se->interval_ns / 1e9, series_rate(se, i), p->sent, p->replies,
+                p->errors, series_percentile(p, 50), series_percentile(p, 99), p->max);
+    }
+    fprintf(f, "]},\n");
+}
+
 /* ---- merged files ---------------------------------------------------------------------------- */
 
 void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file *m, int nfiles,
-                  double rate, const char *why)
+                  double rate, const struct series *se, const char *why)
 {
     int i;
 
@@ -320,7 +394,10 @@ void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file
             fprintf(f, ": ");
             json_hist(f, m->hists[i], cfg->percentiles);
         }
-        fprintf(f, "\n  },\n  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
+        fprintf(f, "\n  },\n");
+        if (se)
+            report_json_series(f, se);
+        fprintf(f, "  \"pass\": %s, \"fail_reasons\": ", why[0] ? "false" : "true");
         json_str(f, why);
         fprintf(f, "\n}\n");
         return;
@@ -342,6 +419,8 @@ void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file
     for (i = 0; i < m->nsections; i++)
         latency_row(f, strcmp(m->names[i], "raw") == 0 ? "uncorrected" : m->names[i], m->hists[i]);
     fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
+    if (cfg->percentiles && se)
+        report_series_table(f, se);
     if (cfg->percentiles)
         for (i = 0; i < m->nsections; i++)
             report_spectrum(f, m->names[i], m->hists[i]);
@@ -362,7 +441,8 @@ int report_write_hist(const char *path, const struct load_result *res, char *err
     bad = hist_file_write_header(f, res->st.c[ST_MEASURED], res->measure_ns, errors) ||
           hist_file_write_section(f, "corrected", res->corrected) ||
           hist_file_write_section(f, "raw", res->raw) ||
-          hist_file_write_section(f, "connect", res->connect);
+          hist_file_write_section(f, "connect", res->connect) ||
+          (res->series && series_write(f, res->series));
     if (fclose(f) != 0 || bad) {
         snprintf(err, errlen, "--hist-out %s: write failed: %s", path, strerror(errno));
         return -1;
@@ -394,8 +474,116 @@ static double plot_x(double pct, double xmax)
 
 static double plot_y(double v, double ymax) { return PH - MB - v / ymax * (PH - MT - MB); }
 
+static void svg_text(FILE *f, const char *t)
+{
+    for (; *t; t++) /* XML-escape */
+        if (*t == '<')
+            fputs("&lt;", f);
+        else if (*t == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*t, f);
+}
+
+#define TH 260 /* height of a time panel */
+
+/* One time panel at y offset y0: k lines over the series' intervals (values from get()),
+ * y axis from 0, labels formatted as latencies (ns) or plain numbers. */
+static void svg_time_panel(FILE *f, int y0, const char *title, const struct series *se, int k,
+                           double (*get)(const struct series *, size_t, int),
+                           const char *const *names, bool ns)
+{
+    static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
+    double xmax = se->span_ns / 1e9, ymax = 1, step, mag, v;
+    int top = y0 + 40, bottom = y0 + TH - 40, i, j;
+    size_t p;
+    char buf[32];
+
+    if (xmax < se->interval_ns / 1e9)
+        xmax = se->interval_ns / 1e9;
+    for (j = 0; j < k; j++)
+        for (p = 0; p < se->n; p++)
+            if ((v = get(se, p, j)) > ymax)
+                ymax = v;
+    mag = pow(10, floor(log10(ymax / 5)));
+    step = mag;
+    if (ymax / step > 10)
+        step = 2 * mag;
+    if (ymax / step > 10)
+        step = 5 * mag;
+    ymax = ceil(ymax / step) * step;
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"14\">", ML, y0 + 25);
+    svg_text(f, title);
+    fprintf(f, "</text>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+               "stroke=\"#444\"/>\n",
+            ML, top, PW - ML - MR, bottom - top);
+    for (i = 0; i * step <= ymax + step / 2; i++) {
+        double y = bottom - i * step / ymax * (bottom - top);
+
+        if (ns)
+            report_fmt_ns(buf, sizeof(buf), (uint64_t)(i * step));
+        else
+            snprintf(buf, sizeof(buf), "%.0f", i * step);
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                ML, y, PW - MR, y, ML - 6, y + 4, buf);
+    }
+    { /* time ticks on a 1-2-5 grid, about 5 of them */
+        double xs, xm = pow(10, floor(log10(xmax / 5)));
+
+        xs = xmax / xm > 10 ? (xmax / (2 * xm) > 10 ? 5 * xm : 2 * xm) : xm;
+        for (i = 0; i * xs <= xmax * 1.0001; i++) {
+            double x = ML + i * xs / xmax * (PW - ML - MR);
+
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>"
+                    "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%gs</text>\n",
+                    x, top, x, bottom, x, bottom + 18, i * xs);
+        }
+    }
+    for (j = 0; j < k; j++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                colors[j % 4]);
+        for (p = 0; p < se->n; p++) {
+            double tm = (p + 0.5) * se->interval_ns / 1e9;
+
+            if (tm > xmax)
+                tm = xmax;
+            fprintf(f, " %.1f,%.1f", ML + tm / xmax * (PW - ML - MR),
+                    bottom - get(se, p, j) / ymax * (bottom - top));
+        }
+        fprintf(f,
+                "\"/>\n<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>"
+                "<text x=\"%d\" y=\"%d\">%s</text>\n",
+                ML + 12 + 110 * j, top + 12, colors[j % 4], ML + 30 + 110 * j, top + 17, names[j]);
+    }
+}
+
+static double get_rate(const struct series *se, size_t p, int j)
+{
+    return j == 0 ? series_rate(se, p) : se->p[p].errors * 1e9 / (double)se->interval_ns;
+}
+
+static double get_lat(const struct series *se, size_t p, int j)
+{
+    return (double)(j == 0   ? series_percentile(&se->p[p], 50)
+                    : j == 1 ? series_percentile(&se->p[p], 99)
+                             : se->p[p].max);
+}
+
+/* The rate and latency over time, below the percentile plot (y offset y0). */
+static void svg_time(FILE *f, int y0, const struct series *se)
+{
+    static const char *const rn[] = {"replies/s", "errors/s"};
+    static const char *const ln[] = {"p50", "p99", "max"};
+
+    svg_time_panel(f, y0, "rate over time", se, 2, get_rate, rn, false);
+    svg_time_panel(f, y0 + TH, "latency over time (corrected)", se, 3, get_lat, ln, true);
+}
+
 static void svg(FILE *f, const char *title, struct hist *const *hists, const char *const *names,
-                int n)
+                int n, const struct series *se)
 {
     static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd"};
     static const char *const xlabels[] = {"0%",     "90%",     "99%",     "99.9%",
@@ -427,7 +615,7 @@ static void svg(FILE *f, const char *title, struct hist *const *hists, const cha
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
             "<text x=\"%d\" y=\"25\" font-size=\"15\">",
-            PW, PH, PW, PH, ML);
+            PW, PH + (se ? 2 * TH : 0), PW, PH + (se ? 2 * TH : 0), ML);
     for (; *title; title++) /* XML-escape the title */
         if (*title == '<')
             fputs("&lt;", f);
@@ -482,11 +670,14 @@ static void svg(FILE *f, const char *title, struct hist *const *hists, const cha
                 "<text x=\"%d\" y=\"%d\">%s</text>\n",
                 ML + 12, MT + 14 + 18 * i, colors[i % 4], ML + 32, MT + 19 + 18 * i, names[i]);
     }
+    if (se)
+        svg_time(f, PH, se);
     fprintf(f, "</svg>\n");
 }
 
 int report_plot(const char *path, const char *title, struct hist *const *hists,
-                const char *const *names, int n, char *err, size_t errlen)
+                const char *const *names, int n, const struct series *se, char *err,
+                size_t errlen)
 {
     size_t len = strlen(path);
     bool html = len >= 5 && strcmp(path + len - 5, ".html") == 0;
@@ -505,7 +696,9 @@ int report_plot(const char *path, const char *title, struct hist *const *hists,
                    "td,th{padding:2px 10px;text-align:right}</style></head><body>\n"
                    "<h1>wharf-load latency</h1>\n");
     }
-    svg(f, title, hists, names, n);
+    if (se && se->n == 0)
+        se = NULL;
+    svg(f, title, hists, names, n, se);
     if (html) {
         fprintf(f, "<table><tr><th></th>");
         for (k = 0; k < REPORT_NPCT; k++)

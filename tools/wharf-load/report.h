@@ -25,9 +25,11 @@ void report_quiet(FILE *f, const struct load_config *cfg, const struct load_resu
 void report_spectrum(FILE *f, const char *title, const struct hist *h);
 
 /* Writes a latency-by-percentile plot of n histograms to path (.svg, or .html with the SVG
- * and a percentile table). Returns 0, or -1 with a message in err. */
+ * and a percentile table); with a time series (se not NULL), the rate and the latency over
+ * time below it. Returns 0, or -1 with a message in err. */
 int report_plot(const char *path, const char *title, struct hist *const *hists,
-                const char *const *names, int n, char *err, size_t errlen);
+                const char *const *names, int n, const struct series *se, char *err,
+                size_t errlen);
 
 /* Saves the run's histograms ("corrected", "raw", "connect") for wharf-load --merge.
  * Returns 0, or -1 with a message in err. */
@@ -35,7 +37,13 @@ int report_write_hist(const char *path, const struct load_result *res, char *err
 
 /* Report on merged histogram files: rate is the sum of each file's rate. */
 void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file *merged,
-                  int nfiles, double rate, const char *why);
+                  int nfiles, double rate, const struct series *se, const char *why);
+
+/* "memcache requests (get 90%, set 10%)" */
+void report_mix(char *buf, size_t len, const struct tmpl_set *ts);
+/* The time series as a table (human output with --percentiles) and as JSON ("series"). */
+void report_series_table(FILE *f, const struct series *se);
+void report_json_series(FILE *f, const struct series *se);
 
 /* Formats a latency in ns with about three significant digits and a unit. */
 void report_fmt_ns(char *buf, size_t len, uint64_t ns);

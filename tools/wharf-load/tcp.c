@@ -11,7 +11,14 @@
  * for byte (msg_verify). A per-connection bitmap over the window of outstanding sequence
  * numbers tells in-order, reordered and duplicated echoes apart. A stream that cannot be
  * framed any more (bad magic or length) is counted as a mismatch and the connection is
- * replaced. Connection failures are counted by errno and retried with a backoff. */
+ * replaced. Connection failures are counted by errno and retried with a backoff.
+ *
+ * Templates (cfg->tmpls): each request is a template of the mix expanded in place; replies
+ * come back in order on a connection, so a FIFO per connection keeps each request's due and
+ * send times and template, and the template's framing (frame.h) finds where its reply ends.
+ * A reply failing its check counts as a mismatch; one that cannot be framed (garbage, too
+ * long) is counted by kind and the connection is replaced, bytes with nothing outstanding
+ * are unsolicited. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -45,6 +52,16 @@ struct tconn {
     uint32_t rlen, woff, wlen;
     uint64_t released, issued;         /* open loop: given by the schedule, sent (or skipped) */
     uint64_t conn_sent, conn_answered; /* on the current connection (churn) */
+    uint32_t rcap;                     /* size of rbuf */
+    /* templates: requests in flight, oldest first (ring of fifo_cap, a power of two) */
+    struct rr_slot *fifo;
+    uint32_t fifo_head, fifo_cap;
+    struct frame_state fst; /* framing progress of the reply at the start of rbuf */
+};
+
+struct rr_slot {
+    uint64_t intended, sent;
+    uint32_t tmpl;
 };
 
 struct tctx {
@@ -57,10 +74,13 @@ struct tctx {
     uint32_t window, rcap, wcap;
     struct load_phase ph;
     uint64_t inflight; /* thread total */
+    const struct tmpl_set *ts; /* templates, or NULL for echo */
+    uint32_t rmax;             /* templates: rbuf may grow to this */
+    uint64_t rng;              /* templates: choices and random bytes */
 };
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
-static void conn_read(struct tctx *x, struct tconn *c);
+static void conn_read(struct tctx *x, struct tconn *c, bool hup);
 
 static inline bool bit_get(const uint64_t *b, uint64_t i, uint32_t w)
 {
@@ -94,7 +114,10 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
         load_note_error(x->th, stat_names[why], err);
     if (c->rlen) {
         stat_add(st, ST_SHORT, 1);
-        load_note_error(x->th, "short reply: connection ended inside an echo", 0);
+        load_note_error(x->th,
+                        x->ts ? "short reply: connection ended inside a reply"
+                              : "short reply: connection ended inside an echo",
+                        0);
     }
     if (c->inflight) {
         stat_add(st, ST_UNANSWERED, c->inflight);
@@ -109,6 +132,8 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
     memset(c->ack, 0, x->window / 8);
     c->rlen = c->woff = c->wlen = 0;
     c->conn_sent = c->conn_answered = 0;
+    c->fifo_head = 0;
+    frame_reset(&c->fst);
     if (delay == UINT64_MAX) {
         delay = c->backoff;
         c->backoff = c->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : c->backoff * 2;
@@ -183,6 +208,63 @@ static int conn_flush(struct tctx *x, struct tconn *c, uint64_t now)
     return 0;
 }
 
+/* Makes room for one more request in c's FIFO. Returns -1 when out of memory. */
+static int fifo_grow(struct tconn *c)
+{
+    uint32_t cap = c->fifo_cap ? c->fifo_cap * 2 : 16, i;
+    struct rr_slot *f;
+
+    if (c->inflight < c->fifo_cap)
+        return 0;
+    f = malloc(cap * sizeof(*f));
+    if (!f)
+        return -1;
+    for (i = 0; i < c->inflight; i++)
+        f[i] = c->fifo[(c->fifo_head + i) & (c->fifo_cap - 1)];
+    free(c->fifo);
+    c->fifo = f;
+    c->fifo_cap = cap;
+    c->fifo_head = 0;
+    return 0;
+}
+
+/* Templates: expands up to `want` requests of the mix into wbuf, then writes. */
+static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint64_t now)
+{
+    const struct tmpl_set *ts = x->ts;
+    struct load_stats *st = &x->th->st;
+    uint64_t intended;
+    unsigned k;
+    size_t len;
+
+    for (; want > 0; want--) {
+        k = tmpl_pick(ts, &x->rng);
+        if (c->wlen + ts->t[k].max_len > x->wcap && c->wlen > 0)
+            break;
+        if (fifo_grow(c) != 0)
+            break;
+        if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
+            break; /* the --count quota is spent */
+        intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
+        len = tmpl_expand(ts, &ts->t[k], c->wbuf + c->wlen, c->tx_seq, c->flow, &x->rng);
+        c->fifo[(c->fifo_head + c->inflight) & (c->fifo_cap - 1)] =
+            (struct rr_slot){intended, now, k};
+        c->wlen += (uint32_t)len;
+        c->tx_seq++;
+        c->inflight++;
+        c->conn_sent++;
+        x->inflight++;
+        if (x->ph.open) {
+            c->issued++;
+            x->ph.backlog--;
+        }
+        stat_add(st, ST_SENT, 1);
+        stat_add(st, ST_BYTES_SENT, len);
+    }
+    if (c->wlen > c->woff)
+        conn_flush(x, c, now);
+}
+
 /* Builds as many messages as the pipeline, schedule, quota and churn allow, then writes. */
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
 {
@@ -200,6 +282,10 @@ static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
         want = want < c->released - c->issued ? want : c->released - c->issued;
     if (cfg->churn && want > cfg->churn - c->conn_sent)
         want = cfg->churn - c->conn_sent;
+    if (x->ts) {
+        fill_templates(x, c, want, now);
+        return;
+    }
     for (; want > 0; want--) {
         len = msg_length(&cfg->msg, c->flow, c->tx_seq);
         if (c->wlen + len > x->wcap)
@@ -268,6 +354,7 @@ static void handle_echo(struct tctx *x, struct tconn *c, const uint8_t *p, const
     ack(x, c, s);
     stat_add(&th->st, ST_RECEIVED, 1);
     c->backoff = BACKOFF_MIN_NS;
+    series_record(th->series, now, now > h->intended_ns ? now - h->intended_ns : 0);
     if (load_measured(x->clk, h->intended_ns)) {
         stat_add(&th->st, ST_MEASURED, 1);
         hist_record(th->corrected, now > h->intended_ns ? now - h->intended_ns : 0);
@@ -276,12 +363,96 @@ static void handle_echo(struct tctx *x, struct tconn *c, const uint8_t *p, const
     }
 }
 
+/* Templates: frames, checks and accounts for every complete reply in rbuf. Returns -1 when
+ * the connection was closed (the stream cannot be framed any more). */
+static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    struct load_thread *th = x->th;
+    uint32_t off = 0;
+    char what[160];
+
+    while (off < c->rlen) {
+        const struct rr_slot *sl;
+        const struct tmpl *t;
+        const char *why;
+        enum frame_rc rc;
+        size_t rl = 0;
+
+        if (c->inflight == 0) {
+            stat_add(&th->st, ST_UNSOLICITED, 1);
+            snprintf(what, sizeof(what),
+                     "unsolicited: %u bytes on connection %u with no request outstanding",
+                     c->rlen - off, c->flow);
+            load_note_error(th, what, 0);
+            off = c->rlen;
+            break;
+        }
+        sl = &c->fifo[c->fifo_head];
+        t = &x->ts->t[sl->tmpl];
+        rc = frame_feed(&t->frame, &c->fst, c->rbuf + off, c->rlen - off, &rl, &why);
+        if (rc == FRAME_NEED)
+            break;
+        if (rc != FRAME_DONE) {
+            stat_add(&th->st, rc == FRAME_TOO_LONG ? ST_TOO_LONG : ST_BAD_REPLY, 1);
+            snprintf(what, sizeof(what), "%s on connection %u (request '%s'): %s",
+                     rc == FRAME_TOO_LONG ? "reply too long" : "bad reply", c->flow, t->name, why);
+            load_note_error(th, what, 0);
+            /* the oldest request is taken as answered (wrongly); the rest is lost with the
+             * connection */
+            c->fifo_head = (c->fifo_head + 1) & (c->fifo_cap - 1);
+            c->inflight--;
+            x->inflight--;
+            c->rlen = 0;
+            conn_close(x, c, ST__COUNT, 0, now, 0);
+            return -1;
+        }
+        stat_add(&th->st, ST_BYTES_RECEIVED, rl);
+        c->fifo_head = (c->fifo_head + 1) & (c->fifo_cap - 1);
+        c->inflight--;
+        x->inflight--;
+        c->conn_answered++;
+        c->rx_base++;
+        if (!frame_check_ok(&t->check, c->rbuf + off, rl, c->fst.status)) {
+            int n;
+
+            stat_add(&th->st, ST_MISMATCH, 1);
+            n = snprintf(what, sizeof(what), "mismatch on connection %u (request '%s'): reply '",
+                         c->flow, t->name);
+            for (size_t i = 0; i < rl && i < 40 && n < (int)sizeof(what) - 8; i++)
+                n += snprintf(what + n, sizeof(what) - (size_t)n,
+                              c->rbuf[off + i] >= 32 && c->rbuf[off + i] < 127 ? "%c" : "\\x%02x",
+                              c->rbuf[off + i]);
+            snprintf(what + n, sizeof(what) - (size_t)n, "%s'", rl > 40 ? "..." : "");
+            load_note_error(th, what, 0);
+        } else {
+            stat_add(&th->st, ST_RECEIVED, 1);
+            c->backoff = BACKOFF_MIN_NS;
+            series_record(th->series, now, now > sl->intended ? now - sl->intended : 0);
+            if (load_measured(x->clk, sl->intended)) {
+                stat_add(&th->st, ST_MEASURED, 1);
+                hist_record(th->corrected, now > sl->intended ? now - sl->intended : 0);
+                hist_record(th->raw, now > sl->sent ? now - sl->sent : 0);
+                th->last_rx_ns = now;
+            }
+        }
+        frame_reset(&c->fst);
+        off += (uint32_t)rl;
+    }
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    return 0;
+}
+
 /* Frames and handles every complete echo in rbuf. Returns -1 when the connection closed. */
 static int conn_parse(struct tctx *x, struct tconn *c, uint64_t now)
 {
     struct msg_hdr h;
     uint32_t off = 0;
 
+    if (x->ts)
+        return parse_replies(x, c, now);
     while (c->rlen - off >= MSG_HDR_LEN) {
         if (msg_parse_header(&x->cfg->msg, c->rbuf + off, &h) != 0) {
             char what[96];
@@ -307,19 +478,55 @@ static int conn_parse(struct tctx *x, struct tconn *c, uint64_t now)
     return 0;
 }
 
-static void conn_read(struct tctx *x, struct tconn *c)
+/* Templates: the reply being received fills rbuf; grows it up to rmax, past which the
+ * reply is too long (the connection is replaced). Returns -1 when the connection closed. */
+static int grow_rbuf(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    uint32_t cap = c->rcap * 2;
+    uint8_t *b;
+
+    if (cap > x->rmax)
+        cap = x->rmax;
+    if (!x->ts || cap <= c->rcap || !(b = realloc(c->rbuf, cap))) {
+        stat_add(&x->th->st, ST_TOO_LONG, 1);
+        load_note_error(x->th, "reply too long: longer than --max-reply", 0);
+        if (c->inflight) {
+            c->fifo_head = (c->fifo_head + 1) & (c->fifo_cap - 1);
+            c->inflight--;
+            x->inflight--;
+        }
+        c->rlen = 0;
+        conn_close(x, c, ST__COUNT, 0, now, 0);
+        return -1;
+    }
+    c->rbuf = b;
+    c->rcap = cap;
+    return 0;
+}
+
+/* Reads what the socket holds; `hup`: the event also said the peer closed or failed, so
+ * reading goes on to the end of the stream. */
+static void conn_read(struct tctx *x, struct tconn *c, bool hup)
 {
     const struct load_config *cfg = x->cfg;
     uint64_t now = load_now();
     ssize_t r;
 
     for (;;) {
-        r = recv(c->fd, c->rbuf + c->rlen, x->rcap - c->rlen, MSG_DONTWAIT);
+        if (c->rlen == c->rcap && grow_rbuf(x, c, now) != 0)
+            return;
+        size_t space = c->rcap - c->rlen;
+
+        r = recv(c->fd, c->rbuf + c->rlen, space, MSG_DONTWAIT);
         if (r > 0) {
             now = load_now();
             c->rlen += (uint32_t)r;
             if (conn_parse(x, c, now) != 0)
                 return;
+            /* less than asked for: the socket was empty, and what arrives later raises a new
+             * edge, so the recv that would only say EAGAIN is saved */
+            if ((size_t)r < space && !hup)
+                break;
             continue;
         }
         if (r == 0) {
@@ -368,7 +575,7 @@ static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
     if (c->state != C_OPEN)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        conn_read(x, c);
+        conn_read(x, c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
         if (c->state != C_OPEN)
             return;
     }
@@ -444,7 +651,7 @@ static const struct phase_ops tcp_ops = {release_due, scan, all_answered, on_eve
 static int ctx_init(struct tctx *x, struct load_thread *th)
 {
     const struct load_config *cfg = th->cfg;
-    uint32_t smax = cfg->msg.size_max;
+    uint32_t smax = cfg->tmpls ? (uint32_t)cfg->tmpls->max_len : cfg->msg.size_max;
     uint64_t rc, wc;
     unsigned i;
     double ramp_t = cfg->ramp > 0 ? cfg->ramp * th->nconns / cfg->connections : 0;
@@ -462,6 +669,14 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
     rc = wc < 2ull * smax ? 2ull * smax : wc;
     x->rcap = (uint32_t)(rc < 4096 ? 4096 : rc);
     x->wcap = (uint32_t)(wc < 4096 ? 4096 : wc);
+    if (cfg->tmpls) {
+        x->ts = cfg->tmpls;
+        x->rmax = cfg->max_reply + 1; /* room to see that a reply is too long */
+        x->rcap = x->rmax < 16384 ? x->rmax : 16384;
+        x->rng = (cfg->msg.seed * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)th->index + 1) * 0xbf58476d1ce4e5b9ull;
+        if (!x->rng)
+            x->rng = 1;
+    }
     x->ep = epoll_create1(EPOLL_CLOEXEC);
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
@@ -479,6 +694,7 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
         c->retry_at = ramp_t > 0 ? x->clk->t0 + (uint64_t)(i * 1e9 / ramp_t) : 0;
         c->ack = calloc(x->window / 64, sizeof(uint64_t));
         c->rbuf = malloc(x->rcap);
+        c->rcap = x->rcap;
         c->wbuf = malloc(x->wcap);
         if (!c->ack || !c->rbuf || !c->wbuf)
             return -1;
@@ -496,6 +712,7 @@ static void ctx_free(struct tctx *x)
         free(x->c[i].ack);
         free(x->c[i].rbuf);
         free(x->c[i].wbuf);
+        free(x->c[i].fifo);
     }
     free(x->c);
     if (x->ep >= 0)

@@ -229,6 +229,7 @@ static void handle_datagram(struct uctx *x, struct uflow *f, const uint8_t *p, s
         x->outstanding--;
     }
     stat_add(&th->st, ST_RECEIVED, 1);
+    series_record(th->series, now, now > h.intended_ns ? now - h.intended_ns : 0);
     if (load_measured(x->clk, h.intended_ns)) {
         stat_add(&th->st, ST_MEASURED, 1);
         hist_record(th->corrected, now > h.intended_ns ? now - h.intended_ns : 0);

@@ -1,0 +1,395 @@
+/* tmpl.c - request templates of wharf-load: parsing placeholders, the key space (uniform or
+ * Zipf by rejection-inversion sampling), the weighted mix and per-message expansion. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "tmpl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+size_t tmpl_unescape(const char *s, uint8_t *out)
+{
+    size_t n = 0;
+
+    while (*s) {
+        if (*s != '\\' || !s[1]) {
+            out[n++] = (uint8_t)*s++;
+            continue;
+        }
+        switch (s[1]) {
+        case 'r': out[n++] = '\r'; s += 2; break;
+        case 'n': out[n++] = '\n'; s += 2; break;
+        case 't': out[n++] = '\t'; s += 2; break;
+        case '0': out[n++] = '\0'; s += 2; break;
+        case '\\': out[n++] = '\\'; s += 2; break;
+        case 'x':
+            if (hexval(s[2]) >= 0 && hexval(s[3]) >= 0) {
+                out[n++] = (uint8_t)(hexval(s[2]) * 16 + hexval(s[3]));
+                s += 4;
+            } else {
+                out[n++] = (uint8_t)*s++; /* not an escape */
+            }
+            break;
+        default: out[n++] = (uint8_t)*s++; break;
+        }
+    }
+    return n;
+}
+
+static int add_part(struct tmpl *t, enum tmpl_part_kind k, uint32_t off, uint32_t len)
+{
+    struct tmpl_part *p;
+
+    if (k == TP_LIT && len == 0)
+        return 0;
+    if (k == TP_LIT && t->nparts && t->parts[t->nparts - 1].kind == TP_LIT &&
+        t->parts[t->nparts - 1].off + t->parts[t->nparts - 1].len == off) {
+        t->parts[t->nparts - 1].len += len;
+        return 0;
+    }
+    p = realloc(t->parts, (t->nparts + 1) * sizeof(*p));
+    if (!p)
+        return -1;
+    t->parts = p;
+    p[t->nparts].kind = k;
+    p[t->nparts].off = off;
+    p[t->nparts].len = len;
+    t->nparts++;
+    return 0;
+}
+
+/* "template: WHAT '{NAME}' (HINT)" */
+static int terr(char *err, size_t len, const char *what, const char *name, size_t nlen,
+                const char *hint)
+{
+    snprintf(err, len, "template: %s '{%.*s}'%s%s%s", what, (int)(nlen > 40 ? 40 : nlen), name,
+             hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    return -1;
+}
+
+int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen)
+{
+    size_t i = 0, lit_start = 0, max = 0;
+    unsigned nrand = 0, nsize = 0;
+
+    t->text = malloc(len ? len : 1);
+    if (!t->text) {
+        snprintf(err, errlen, "template: out of memory");
+        return -1;
+    }
+    t->text_len = 0;
+    t->parts = NULL;
+    t->nparts = 0;
+    t->has_rand = false;
+    t->rand_min = t->rand_max = 0;
+    if (len == 0) {
+        snprintf(err, errlen, "template: empty request");
+        return -1;
+    }
+    if (len > TMPL_MAX_LEN) {
+        snprintf(err, errlen, "template: longer than %u bytes", TMPL_MAX_LEN);
+        return -1;
+    }
+    /* literals are copied to t->text with {{ collapsed; placeholders become parts */
+    while (i < len) {
+        const uint8_t *e;
+        const char *name;
+        size_t nlen;
+
+        if (text[i] != '{') {
+            t->text[t->text_len++] = text[i++];
+            continue;
+        }
+        if (i + 1 < len && text[i + 1] == '{') {
+            t->text[t->text_len++] = '{';
+            i += 2;
+            continue;
+        }
+        if (add_part(t, TP_LIT, (uint32_t)lit_start, (uint32_t)(t->text_len - lit_start)))
+            goto nomem;
+        e = memchr(text + i, '}', len - i);
+        if (!e) {
+            snprintf(err, errlen, "template: '{' at byte %zu is never closed (write {{ for a "
+                                  "literal brace)", i);
+            return -1;
+        }
+        name = (const char *)text + i + 1;
+        nlen = (size_t)(e - text) - i - 1;
+        if (nlen == 3 && !memcmp(name, "seq", 3)) {
+            if (add_part(t, TP_SEQ, 0, 0))
+                goto nomem;
+            max += 20;
+        } else if (nlen == 4 && !memcmp(name, "conn", 4)) {
+            if (add_part(t, TP_CONN, 0, 0))
+                goto nomem;
+            max += 10;
+        } else if (nlen == 3 && !memcmp(name, "key", 3)) {
+            if (add_part(t, TP_KEY, 0, 0))
+                goto nomem;
+            max += 128 + 20;
+        } else if (nlen == 4 && !memcmp(name, "size", 4)) {
+            if (add_part(t, TP_SIZE, 0, 0))
+                goto nomem;
+            nsize++;
+            max += 10;
+        } else if (nlen == 2 && !memcmp(name, "ts", 2)) {
+            if (add_part(t, TP_TS, 0, 0))
+                goto nomem;
+            max += 20;
+        } else if (nlen > 5 && !memcmp(name, "rand:", 5)) {
+            char buf[48], *end, *end2;
+            unsigned long a, b;
+
+            if (nlen - 5 >= sizeof(buf))
+                return terr(err, errlen, "bad size in", name, nlen, NULL);
+            memcpy(buf, name + 5, nlen - 5);
+            buf[nlen - 5] = '\0';
+            a = strtoul(buf, &end, 10);
+            b = a;
+            if (*end == '-')
+                b = strtoul(end + 1, &end2, 10), end = end2;
+            if (end == buf || *end || buf[0] < '0' || buf[0] > '9' || a > b || b > TMPL_MAX_LEN ||
+                b == 0)
+                return terr(err, errlen, "bad size in", name, nlen,
+                            "expected {rand:N} or {rand:MIN-MAX}, 1 .. 1048576");
+            if (t->has_rand && (t->rand_min != a || t->rand_max != b))
+                return terr(err, errlen, "different size in", name, nlen,
+                            "every {rand} of a template must have the same size: one size is "
+                            "drawn per message");
+            t->has_rand = true;
+            t->rand_min = (uint32_t)a;
+            t->rand_max = (uint32_t)b;
+            if (add_part(t, TP_RAND, 0, 0))
+                goto nomem;
+            nrand++;
+            max += b;
+        } else {
+            return terr(err, errlen, "unknown placeholder", name, nlen,
+                        "expected {seq}, {conn}, {key}, {rand:N}, {rand:MIN-MAX}, {size} or "
+                        "{ts}; write {{ for a literal brace");
+        }
+        i = (size_t)(e - text) + 1;
+        lit_start = t->text_len;
+    }
+    if (add_part(t, TP_LIT, (uint32_t)lit_start, (uint32_t)(t->text_len - lit_start)))
+        goto nomem;
+    if (nsize && !nrand) {
+        snprintf(err, errlen, "template: {size} needs a {rand:...} whose size it gives");
+        return -1;
+    }
+    t->max_len = t->text_len + max;
+    if (t->max_len > TMPL_MAX_LEN) {
+        snprintf(err, errlen, "template: expands to up to %zu bytes, more than %u", t->max_len,
+                 TMPL_MAX_LEN);
+        return -1;
+    }
+    return 0;
+nomem:
+    snprintf(err, errlen, "template: out of memory");
+    return -1;
+}
+
+void tmpl_free(struct tmpl *t)
+{
+    free(t->text);
+    free(t->parts);
+    t->text = NULL;
+    t->parts = NULL;
+    frame_spec_free(&t->frame);
+    frame_check_free(&t->check);
+}
+
+/* ---- keys ------------------------------------------------------------------------------------ */
+
+/* Rejection-inversion sampling of a Zipf distribution over 1..n (W. Hörmann, G. Derflinger,
+ * "Rejection-inversion to generate variates from monotone discrete distributions", 1996):
+ * O(1) set-up and about one logarithm and one exponential per draw. */
+static double helper1(double x) { return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x / 2 + x * x / 3; }
+static double helper2(double x) { return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2 + x * x / 6; }
+
+static double h_integral(double x, double s)
+{
+    double lx = log(x);
+
+    return helper2((1 - s) * lx) * lx;
+}
+
+static double h_fn(double x, double s) { return exp(-s * log(x)); }
+
+static double h_integral_inv(double x, double s)
+{
+    double t = x * (1 - s);
+
+    if (t < -1)
+        t = -1;
+    return exp(helper1(t) * x);
+}
+
+void tmpl_keys_init(struct tmpl_keys *k, uint64_t n, double zipf_s, const char *prefix)
+{
+    uint64_t m;
+
+    k->n = n ? n : 1;
+    k->zipf_s = zipf_s;
+    snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
+    for (k->width = 1, m = k->n - 1; m >= 10; m /= 10)
+        k->width++;
+    if (zipf_s > 0) {
+        k->hx1 = h_integral(1.5, zipf_s) - 1;
+        k->hn = h_integral((double)k->n + 0.5, zipf_s);
+        k->s2 = 2 - h_integral_inv(h_integral(2.5, zipf_s) - h_fn(2, zipf_s), zipf_s);
+    }
+}
+
+uint64_t tmpl_key(const struct tmpl_keys *k, uint64_t *rng)
+{
+    double s = k->zipf_s, u, x;
+    uint64_t r;
+    int tries;
+
+    if (s <= 0 || k->n == 1)
+        return tmpl_rand(rng) % k->n;
+    for (tries = 0; tries < 1000; tries++) {
+        u = k->hn + tmpl_rand01(rng) * (k->hx1 - k->hn);
+        x = h_integral_inv(u, s);
+        r = (uint64_t)(x + 0.5);
+        if (r < 1)
+            r = 1;
+        else if (r > k->n)
+            r = k->n;
+        if ((double)r - x <= k->s2 || u >= h_integral((double)r + 0.5, s) - h_fn((double)r, s))
+            return r - 1;
+    }
+    return 0;
+}
+
+/* ---- the mix --------------------------------------------------------------------------------- */
+
+void tmpl_set_finish(struct tmpl_set *s)
+{
+    double sum = 0, acc = 0;
+    unsigned i;
+
+    s->max_len = 0;
+    for (i = 0; i < s->n; i++) {
+        sum += s->t[i].weight;
+        if (s->t[i].max_len > s->max_len)
+            s->max_len = s->t[i].max_len;
+    }
+    for (i = 0; i < s->n; i++) {
+        acc += s->t[i].weight;
+        s->cum[i] = sum > 0 ? acc / sum : (double)(i + 1) / s->n;
+    }
+    if (s->n)
+        s->cum[s->n - 1] = 1.0;
+}
+
+void tmpl_set_free(struct tmpl_set *s)
+{
+    unsigned i;
+
+    for (i = 0; i < s->n; i++)
+        tmpl_free(&s->t[i]);
+    s->n = 0;
+}
+
+unsigned tmpl_pick(const struct tmpl_set *s, uint64_t *rng)
+{
+    double u;
+    unsigned i;
+
+    if (s->n <= 1)
+        return 0;
+    u = tmpl_rand01(rng);
+    for (i = 0; i + 1 < s->n && u >= s->cum[i]; i++)
+        ;
+    return i;
+}
+
+/* ---- expansion ------------------------------------------------------------------------------- */
+
+static size_t put_dec(uint8_t *out, uint64_t v, unsigned width)
+{
+    char tmp[24];
+    unsigned n = 0, i;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width && n < sizeof(tmp))
+        tmp[n++] = '0';
+    for (i = 0; i < n; i++)
+        out[i] = (uint8_t)tmp[n - 1 - i];
+    return n;
+}
+
+static const char rand_chars[65] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void put_rand(uint8_t *out, size_t n, uint64_t *rng)
+{
+    size_t i = 0;
+    int k;
+
+    while (i < n) {
+        uint64_t w = tmpl_rand(rng);
+
+        for (k = 0; k < 10 && i < n; k++, w >>= 6)
+            out[i++] = (uint8_t)rand_chars[w & 63];
+    }
+}
+
+size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out, uint64_t seq,
+                   uint32_t conn, uint64_t *rng)
+{
+    size_t n = 0, plen;
+    uint32_t size = t->rand_min;
+    unsigned i;
+
+    if (t->has_rand && t->rand_max > t->rand_min)
+        size = t->rand_min + (uint32_t)(tmpl_rand(rng) % (t->rand_max - t->rand_min + 1));
+    for (i = 0; i < t->nparts; i++) {
+        const struct tmpl_part *p = &t->parts[i];
+
+        switch (p->kind) {
+        case TP_LIT:
+            memcpy(out + n, t->text + p->off, p->len);
+            n += p->len;
+            break;
+        case TP_SEQ: n += put_dec(out + n, seq, 1); break;
+        case TP_CONN: n += put_dec(out + n, conn, 1); break;
+        case TP_KEY:
+            plen = strlen(s->keys.prefix);
+            memcpy(out + n, s->keys.prefix, plen);
+            n += plen;
+            n += put_dec(out + n, tmpl_key(&s->keys, rng), s->keys.width);
+            break;
+        case TP_RAND:
+            put_rand(out + n, size, rng);
+            n += size;
+            break;
+        case TP_SIZE: n += put_dec(out + n, size, 1); break;
+        case TP_TS: {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            n += put_dec(out + n, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, 1);
+            break;
+        }
+        }
+    }
+    return n;
+}

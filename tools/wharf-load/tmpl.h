@@ -1,0 +1,106 @@
+/* tmpl.h - request templates for wharf-load: text with placeholders filled per message, a
+ * key space (uniform or Zipf-like) and a weighted mix of templates, each with its own reply
+ * framing and check (frame.h).
+ *
+ * Placeholders (inline templates also take the escapes \r \n \t \\ \0 \xHH, and {{ for {):
+ *   {seq}            per-connection sequence number, decimal, from 0
+ *   {conn}           connection number, decimal
+ *   {key}            a key drawn from the key space: PREFIX + zero-padded number
+ *   {rand:N}         N random bytes (letters, digits, '-', '_': safe in text protocols)
+ *   {rand:MIN-MAX}   a size drawn uniformly per message; every {rand} of a template shares it
+ *   {size}           that size in decimal (e.g. for "set k 0 0 {size}\r\n{rand:10-100}\r\n")
+ *   {ts}             wall-clock time, nanoseconds since the epoch, decimal
+ */
+#ifndef WLOAD_TMPL_H
+#define WLOAD_TMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+#define TMPL_MAX 16          /* templates in a mix */
+#define TMPL_MAX_LEN (1u << 20) /* largest expanded request */
+
+enum tmpl_part_kind { TP_LIT, TP_SEQ, TP_CONN, TP_KEY, TP_RAND, TP_SIZE, TP_TS };
+
+struct tmpl_part {
+    enum tmpl_part_kind kind;
+    uint32_t off, len; /* TP_LIT: bytes [off, off + len) of text */
+};
+
+/* The key space {key} draws from. */
+struct tmpl_keys {
+    uint64_t n;       /* keys 0 .. n-1 */
+    double zipf_s;    /* 0: uniform; > 0: P(rank k) ~ 1 / k^s */
+    char prefix[128];
+    unsigned width;   /* digits of n - 1 (keys are zero-padded to it) */
+    /* rejection-inversion sampler constants (Hörmann & Derflinger) */
+    double hx1, hn, s2;
+};
+
+struct tmpl {
+    uint8_t *text;
+    size_t text_len;
+    struct tmpl_part *parts;
+    unsigned nparts;
+    uint32_t rand_min, rand_max; /* size of {rand} (0 when absent) */
+    bool has_rand;
+    double weight;
+    size_t max_len; /* longest expansion */
+    struct frame_spec frame;
+    struct frame_check check;
+    char name[32]; /* for reports: "get", "set", "request 1" ... */
+};
+
+struct tmpl_set {
+    struct tmpl t[TMPL_MAX];
+    unsigned n;
+    double cum[TMPL_MAX]; /* cumulative weights normalized to 1 (tmpl_set_finish) */
+    struct tmpl_keys keys;
+    size_t max_len;
+    char proto[16]; /* "templates", "memcache", "http" */
+};
+
+/* Decodes the escapes of an inline string (\r \n \t \\ \0 \xHH; other backslashes stay).
+ * out must hold strlen(s) bytes. Returns the decoded length. */
+size_t tmpl_unescape(const char *s, uint8_t *out);
+
+/* Parses a template of len bytes (escapes already decoded) into t, whose framing is left
+ * as set. Returns 0, or -1 with a message naming the problem in err. */
+int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen);
+void tmpl_free(struct tmpl *t);
+
+/* Sets up the key space (n >= 1, s >= 0). */
+void tmpl_keys_init(struct tmpl_keys *k, uint64_t n, double zipf_s, const char *prefix);
+/* Draws a key number 0 .. n-1 (rank 1 = key 0 is the most popular under Zipf). */
+uint64_t tmpl_key(const struct tmpl_keys *k, uint64_t *rng);
+
+/* Normalizes the weights and computes the longest expansion. */
+void tmpl_set_finish(struct tmpl_set *s);
+void tmpl_set_free(struct tmpl_set *s);
+
+/* Picks a template of the mix by weight. */
+unsigned tmpl_pick(const struct tmpl_set *s, uint64_t *rng);
+
+/* Expands template t into out (which holds t->max_len bytes). Returns the length. */
+size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out, uint64_t seq,
+                   uint32_t conn, uint64_t *rng);
+
+/* xorshift64*: the generator of every random choice (state never 0). */
+static inline uint64_t tmpl_rand(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Uniform in [0, 1). */
+static inline double tmpl_rand01(uint64_t *s) { return (tmpl_rand(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+#endif
