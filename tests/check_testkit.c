@@ -4,8 +4,9 @@
  * every split, output seen exactly, EOF and the idle timeout driven by the
  * kit's clock; a module's handler (mod_contract) with its timers fired by
  * wharf_test_advance and its blocking work waited for by wharf_test_run;
- * backpressure with a client that stops reading; and wharf_test_serve's
- * real server on an ephemeral port.
+ * backpressure with a client that stops reading; wharf_test_serve's real
+ * server on an ephemeral port; and the shipped teaching handlers (discard,
+ * daytime, chat) driven through the kit.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -148,6 +149,73 @@ START_TEST(backpressure_with_a_client_that_stops_reading)
 }
 END_TEST
 
+/* The shipped teaching handlers, tested through the kit (loaded from the
+ * build tree's modules, as any module's handler can be). */
+static const struct wharf_handler *shipped(const char *name)
+{
+    char path[4096];
+    const char *src = getenv("WHARF_BUILDDIR");
+    snprintf(path, sizeof path, "%s/handlers/.libs/%s.so", src ? src : ".", name);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(h != NULL, "%s", dlerror());
+    const struct wharf_handler *hd = dlsym(h, "wharf_handler");
+    ck_assert_ptr_nonnull(hd);
+    return hd;
+}
+
+START_TEST(shipped_discard_and_daytime)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(shipped("discard"), NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    for (int i = 0; i < 100; i++)
+        wharf_test_send(c, "0123456789", 10);
+    size_t len;
+    wharf_test_output(c, &len);
+    ck_assert_uint_eq(len, 0);
+    ck_assert(!wharf_test_closed(c, NULL));
+    wharf_test_free(t);
+
+    t = wharf_test_new(shipped("daytime"), "\"options\": {\"format\": \"rfc3339\"}", err,
+                       sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    c = wharf_test_connect(t);
+    const char *line = wharf_test_output(c, &len);
+    ck_assert_uint_eq(len, 22); /* 2026-11-30T01:23:45Z\r\n */
+    ck_assert(line[4] == '-' && line[10] == 'T' && line[19] == 'Z' && line[20] == '\r');
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_HANDLER);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(shipped_chat_room)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(shipped("chat"), "\"options\": {\"max_line\": 16}", err,
+                                   sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *a = wharf_test_connect(t), *b = wharf_test_connect(t);
+    wharf_test_output(a, NULL);
+    wharf_test_output(b, NULL);
+    wharf_test_send(a, "/nick ann\n", 10);
+    wharf_test_output(a, NULL);
+    wharf_test_output(b, NULL);
+    wharf_test_send(a, "hel", 3); /* a line in two pieces */
+    wharf_test_send(a, "lo\n", 3);
+    ck_assert_str_eq(wharf_test_output(b, NULL), "ann: hello\n");
+    ck_assert_str_eq(wharf_test_output(a, NULL), ""); /* not echoed to the sender */
+    wharf_test_send(b, "0123456789abcdefXYZ\n", 20); /* over max_line */
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(b, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_LIMIT);
+    ck_assert(!wharf_test_closed(a, NULL));
+    wharf_test_free(t); /* on_shutdown: a gets the goodbye */
+}
+END_TEST
+
 START_TEST(serve_starts_a_real_server)
 {
     char err[512];
@@ -177,6 +245,8 @@ int main(void)
     tcase_add_test(tc, handler_timers_and_blocking_work);
     tcase_add_test(tc, backpressure_with_a_client_that_stops_reading);
     tcase_add_test(tc, serve_starts_a_real_server);
+    tcase_add_test(tc, shipped_discard_and_daytime);
+    tcase_add_test(tc, shipped_chat_room);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
