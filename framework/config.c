@@ -366,7 +366,7 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
 
 static const char *const listener_keys[] = {
     "name", "protocol", "address", "port", "backlog", "ipv6_only", "reuse_address",
-    "reuse_port", "tcp_nodelay", "keepalive", "recv_buffer", "send_buffer", "timeouts",
+    "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "recv_buffer", "send_buffer", "timeouts",
     "buffers", "handler", "options", NULL,
 };
 static const char *const timeout_keys[] = { "idle_ms", "write_ms", "lifetime_ms", NULL };
@@ -391,6 +391,7 @@ static const struct config_listener listener_defaults = {
     .reuse_port = false,
     .tcp_nodelay = true,
     .keepalive = false,
+    .loop_guard = true,
     .recv_buffer = 0,
     .send_buffer = 0,
     .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0 },
@@ -542,6 +543,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         get_bool(ld, obj, p, "reuse_port", &l->reuse_port) < 0 ||
         get_bool(ld, obj, p, "tcp_nodelay", &l->tcp_nodelay) < 0 ||
         get_bool(ld, obj, p, "keepalive", &l->keepalive) < 0 ||
+        get_bool(ld, obj, p, "loop_guard", &l->loop_guard) < 0 ||
         get_int(ld, obj, p, "recv_buffer", 0, MAX_SOCKBUF, &recv_buffer) < 0 ||
         get_int(ld, obj, p, "send_buffer", 0, MAX_SOCKBUF, &send_buffer) < 0 ||
         load_timeouts(ld, obj, l) < 0 ||
@@ -1038,12 +1040,12 @@ json_t *config_to_json(const struct config *cfg)
     for (size_t i = 0; ls && i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:i, s:i,"
+            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:i, s:i,"
             " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
-            "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive,
+            "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive, "loop_guard", l->loop_guard,
             "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,
             "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
             "write_ms", (json_int_t)l->timeouts.write_ms,

@@ -2,7 +2,8 @@
  * log.c - the server log (see log.h).  Each line is formatted into a stack
  * buffer and written with one write(2) (to stderr, or to the log file), so
  * concurrent threads never interleave within a line, or handed to the
- * program's callback (wharf_server.h).  Also implements the handler-facing
+ * program's callback (wharf_server.h).  Control characters are escaped
+ * (\xNN), so nothing logged can start a line of its own.  Also implements the handler-facing
  * wharf_log.
  *
  * The log file keeps one descriptor number for the life of the process:
@@ -83,6 +84,26 @@ void log_vwrite(enum wharf_log_level level, const char *listener, int worker, ui
     }
     if (n > sizeof line - 2)
         n = sizeof line - 2;
+    /* Control characters (a newline in a listener name, a handler's message
+     * or a client's bytes) would forge or break log lines: escaped. */
+    char safe[sizeof line * 4];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < sizeof line - 2; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            safe[k++] = '\\';
+            safe[k++] = 'x';
+            safe[k++] = hex[ch >> 4];
+            safe[k++] = hex[ch & 15];
+        } else {
+            safe[k++] = (char)ch;
+        }
+    }
+    if (k > sizeof line - 2)
+        k = sizeof line - 2;
+    memcpy(line, safe, k);
+    n = k;
     int saved = errno;
     struct log_sink *cb = atomic_load_explicit(&sink, memory_order_acquire);
     if (cb && cb->fn) {

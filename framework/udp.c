@@ -6,6 +6,7 @@
  * Replies made during on_datagram are copied into a per-worker send arena and
  * go out with one sendmmsg per batch (or earlier when the arena fills).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,7 +25,9 @@
 #define UDP_ROUNDS 4
 #define UDP_MAX_DATAGRAM 65535       /* receive buffer per datagram */
 #define UDP_MAX_REPLY 65507          /* largest IPv4 UDP payload */
+#define UDP_MAX_REPLY6 65527         /* largest IPv6 UDP payload (no jumbograms) */
 #define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
+#define UDP_MAX_OWN_PORTS 64         /* UDP listener ports the loop guard knows */
 
 struct udp_sock {
     struct loop_watcher watcher; /* must be first */
@@ -36,6 +39,9 @@ struct udp_sock {
 
 struct udp_set {
     struct wharf_worker *w;
+    uint16_t own_ports[UDP_MAX_OWN_PORTS]; /* this server's UDP ports, network order */
+    unsigned nown_ports;
+    uint64_t last_loop_log_ms;
     struct udp_sock *socks;
     unsigned nsocks;
     unsigned nbusy;             /* sockets read directly (see udp_set_busy) */
@@ -113,6 +119,18 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     }
     u->w = w;
     u->check.fn = udp_poll_busy;
+    /* The loop guard's list: every UDP port of this generation. */
+    for (unsigned i = 0; i < g->nlisteners && u->nown_ports < UDP_MAX_OWN_PORTS; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (l->cfg->protocol != CONFIG_UDP || l->port <= 0)
+            continue;
+        uint16_t port = htons((uint16_t)l->port);
+        unsigned k = 0;
+        while (k < u->nown_ports && u->own_ports[k] != port)
+            k++;
+        if (k == u->nown_ports)
+            u->own_ports[u->nown_ports++] = port;
+    }
     loop_add_check(&w->loop, &u->check);
     for (unsigned i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
@@ -158,9 +176,11 @@ static void udp_flush(struct udp_set *u)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            /* Skip the datagram that failed (e.g. an unreachable peer). */
+            /* Skip the datagram that failed (e.g. an unreachable peer): it
+             * is counted as dropped. */
             log_write(WHARF_LOG_DEBUG, s->l->cfg->name, (int)w->id, 0, "sendmmsg: %s",
                       strerror(errno));
+            STAT_ADD(listener_counters(s->l, w->id)->datagrams_dropped, 1);
             done++;
             continue;
         }
@@ -173,6 +193,35 @@ static void udp_flush(struct udp_set *u)
     u->nsend = 0;
     u->sused = 0;
     u->send_sock = NULL;
+}
+
+/*
+ * The loop guard (FreeBSD inetd's check_loop, generalised): a datagram whose
+ * source port is one of this server's own UDP ports comes from this server
+ * itself (a spoofed source) or from a peer service of the same kind on
+ * another host; answering it could bounce it between the two forever.
+ */
+static bool udp_from_own_port(const struct udp_set *u, const union sockaddr_any *src)
+{
+    uint16_t port = src->sa.sa_family == AF_INET6 ? src->in6.sin6_port : src->in.sin_port;
+    for (unsigned k = 0; k < u->nown_ports; k++)
+        if (u->own_ports[k] == port)
+            return true;
+    return false;
+}
+
+static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
+{
+    STAT_ADD(listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
+    uint64_t now = u->w->loop.now_ms;
+    if (u->last_loop_log_ms == 0 || now - u->last_loop_log_ms >= 10000) {
+        u->last_loop_log_ms = now;
+        char addr[64];
+        listener_format_addr(&src->sa, addr, sizeof addr);
+        log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
+                  "dropped a datagram from %s: its source port is one of this server's UDP "
+                  "ports (loop guard; logged at most every 10 s)", addr);
+    }
 }
 
 /*
@@ -202,6 +251,10 @@ static int udp_read(struct udp_sock *s)
         for (int i = 0; i < n; i++) {
             struct mmsghdr *m = &u->rmsg[i];
             STAT_ADD(st->bytes_in, m->msg_len);
+            if (s->l->cfg->loop_guard && udp_from_own_port(u, &u->raddr[i])) {
+                udp_refuse_loop(u, s, &u->raddr[i]);
+                continue;
+            }
             struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
             h->on_datagram(&d, u->riov[i].iov_base, m->msg_len);
         }
@@ -264,8 +317,10 @@ static void udp_poll_busy(struct loop_check *check)
 int wharf_reply(wharf_dgram *d, const void *data, size_t len)
 {
     struct udp_set *u = d->us->set;
-    if (len > UDP_MAX_REPLY)
+    if (len > (d->peer->sa.sa_family == AF_INET6 ? UDP_MAX_REPLY6 : UDP_MAX_REPLY)) {
+        STAT_ADD(listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
         return -EMSGSIZE;
+    }
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
         (u->send_sock && u->send_sock != d->us))
         udp_flush(u);

@@ -391,7 +391,8 @@ size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *da
 /* ---- UDP datagrams (inside on_datagram) -------------------------------- */
 
 /* Sends len bytes (copied) back to the datagram's source.  Returns 0,
- * -EMSGSIZE above 65,507 bytes, or another negative errno. */
+ * -EMSGSIZE above 65,507 bytes (65,527 to an IPv6 source; the datagram is
+ * counted as dropped), or another negative errno. */
 int wharf_reply(wharf_dgram *d, const void *data, size_t len);
 const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len);
 void *wharf_dgram_listener_data(const wharf_dgram *d);

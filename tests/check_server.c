@@ -446,6 +446,31 @@ static void expect_start_error(const char *json, const char *want1, const char *
     /* server_new took the config over, even when it failed. */
 }
 
+static char escaped_line[512];
+static _Atomic int raw_newline;
+
+static void capture_log(void *arg, enum wharf_log_level level, const char *line)
+{
+    if (strchr(line, '\n') || strchr(line, '\r'))
+        raw_newline = 1;
+    if (strstr(line, "evil"))
+        snprintf(escaped_line, sizeof escaped_line, "%s", line);
+}
+
+START_TEST(log_lines_escape_control_characters)
+{
+    wharf_log_set_callback(capture_log, NULL);
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"name\": \"evil\\n2026-11-30T00:00:00.000Z ERROR forged\", "
+        "\"port\": 0, \"handler\": \"echo\"}]}");
+    tserver_stop(t);
+    wharf_log_set_callback(NULL, NULL);
+    ck_assert(!raw_newline);
+    ck_assert_msg(strstr(escaped_line, "[evil\\x0a2026-11-30T00:00:00.000Z ERROR forged]"), "%s",
+                  escaped_line);
+}
+END_TEST
+
 START_TEST(start_errors_name_file_and_path)
 {
     expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"nope\"}]}",
@@ -496,6 +521,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, idle_connections_cost_under_1kib_each);
     tcase_add_test(tc, ten_thousand_connections_on_4_workers);
     tcase_add_test(tc, start_errors_name_file_and_path);
+    tcase_add_test(tc, log_lines_escape_control_characters);
     tcase_add_test(tc, port_in_use_is_reported);
     suite_add_tcase(s, tc);
     return check_run(s);

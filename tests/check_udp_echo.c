@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <sys/time.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,71 @@ START_TEST(udp_sizes)
 {
     static const size_t sizes[] = {1, 64, 1472, 1473, 9000, 65507};
     udp_roundtrip(sizes[_i]);
+}
+END_TEST
+
+START_TEST(udp_ipv6_datagrams_up_to_65527_bytes)
+{
+    /* IPv6 carries 20 bytes more than IPv4 (no IPv4 header). */
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"protocol\": \"udp\", "
+                                      "\"address\": \"::1\", \"port\": 0, \"handler\": \"udp_echo\"}]}");
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int big = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)tserver_port(t, 0))};
+    inet_pton(AF_INET6, "::1", &to.sin6_addr);
+    static const size_t sizes[] = {65508, 65520, 65527};
+    unsigned char *data = malloc(65527), *back = malloc(65536);
+    for (size_t k = 0; k < 3; k++) {
+        fill_pattern(data, sizes[k], (unsigned)k);
+        ck_assert_int_eq(sendto(fd, data, sizes[k], 0, (struct sockaddr *)&to, sizeof to),
+                         (ssize_t)sizes[k]);
+        ck_assert_int_eq(recv(fd, back, 65536, 0), (ssize_t)sizes[k]);
+        ck_assert(memcmp(data, back, sizes[k]) == 0);
+    }
+    free(data);
+    free(back);
+    close(fd);
+    /* Counted right after the send, which the client may beat. */
+    struct wharf_listener_stats st = tserver_stats(t, 0);
+    for (int i = 0; i < 200 && st.datagrams_out < 3; i++) {
+        usleep(5000);
+        st = tserver_stats(t, 0);
+    }
+    ck_assert_uint_eq(st.datagrams_out, 3);
+    ck_assert_uint_eq(st.datagrams_dropped, 0);
+    tserver_stop(t);
+}
+END_TEST
+
+/* A datagram from another host's copy of this service (same port number),
+ * played by a client bound to 127.0.0.2 on the server's own port. */
+static bool loop_guard_answers(bool guard, uint64_t *dropped)
+{
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"protocol\": \"udp\", "
+                                      "\"port\": 0, \"handler\": \"udp_echo\", \"loop_guard\": %s}]}",
+                                      guard ? "true" : "false");
+    int port = tserver_port(t, 0);
+    int fd = udp_socket("127.0.0.2", port, 300);
+    send_to(fd, port, "ping", 4);
+    char back[16];
+    bool answered = recv(fd, back, sizeof back, 0) == 4;
+    close(fd);
+    *dropped = tserver_stats(t, 0).datagrams_dropped;
+    tserver_stop(t);
+    return answered;
+}
+
+START_TEST(udp_loop_guard_drops_datagrams_from_own_port)
+{
+    uint64_t dropped;
+    ck_assert(!loop_guard_answers(true, &dropped));
+    ck_assert_uint_eq(dropped, 1);
+    ck_assert(loop_guard_answers(false, &dropped));
+    ck_assert_uint_eq(dropped, 0);
 }
 END_TEST
 
@@ -206,6 +272,8 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, udp_sizes, 0, 6);
     tcase_add_test(tc, udp_many_datagrams_each_answered_once);
+    tcase_add_test(tc, udp_ipv6_datagrams_up_to_65527_bytes);
+    tcase_add_test(tc, udp_loop_guard_drops_datagrams_from_own_port);
     tcase_add_test(tc, udp_burst_answered_then_worker_sleeps);
     tcase_add_test(tc, udp_guard_blocks_listed_source_port);
     tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
