@@ -409,6 +409,7 @@ static const struct config top_defaults = {
     .shutdown_timeout_ms = 5000,
     .work_threads = 4,
     .debug = false,
+    .insecure_modules = false,
 };
 
 /* Reads a listener's optional "timeouts" object. */
@@ -586,7 +587,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 
 static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
-    "module_path", "log", "log_file", "work_threads", "debug",
+    "module_path", "log", "log_file", "work_threads", "debug", "insecure_modules",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -632,7 +633,9 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->max_connections_per_source = (int)per_source;
     cfg->work_threads = (int)work_threads;
     cfg->debug = top_defaults.debug;
-    if (get_bool(ld, root, "", "debug", &cfg->debug) < 0)
+    cfg->insecure_modules = top_defaults.insecure_modules;
+    if (get_bool(ld, root, "", "debug", &cfg->debug) < 0 ||
+        get_bool(ld, root, "", "insecure_modules", &cfg->insecure_modules) < 0)
         return -1;
     cfg->log_level = log_level;
 
@@ -665,6 +668,31 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (load_listener(ld, json_array_get(ls, i), cfg, i) < 0)
             return -1;
+    /* A relative handler path starts at the config file's directory, like
+     * module_path (not at whatever directory wharfd was started in). */
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        struct config_listener *l = &cfg->listeners[i];
+        if (!strchr(l->handler, '/') || l->handler[0] == '/')
+            continue;
+        char path[PATH_LEN];
+        key_path(path, sizeof path, l->path, "handler");
+        char *dir = base_dir(base_file);
+        if (!dir)
+            return fail(ld, path, "cannot resolve a relative path: %s", strerror(errno));
+        const char *rel = l->handler;
+        size_t rlen = strlen(rel);
+        skip_dot_slash(&rel, &rlen);
+        size_t size = strlen(dir) + 1 + rlen + 1;
+        char *joined = malloc(size);
+        if (!joined) {
+            free(dir);
+            return fail(ld, path, "out of memory");
+        }
+        snprintf(joined, size, "%s/%.*s", strcmp(dir, "/") == 0 ? "" : dir, (int)rlen, rel);
+        free(dir);
+        free(l->handler);
+        l->handler = joined;
+    }
     return 0;
 }
 
@@ -1061,11 +1089,12 @@ json_t *config_to_json(const struct config *cfg)
     }
     if (!ls)
         return NULL;
-    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:I, s:o}",
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:s, s:I, s:o}",
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
                              "work_threads", cfg->work_threads, "debug", cfg->debug,
+                             "insecure_modules", cfg->insecure_modules,
                              "log", log_levels[cfg->log_level],
                              "shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
                              "listeners", ls);

@@ -67,6 +67,8 @@ struct config {
                                    wharf_log_level; default WHARF_LOG_INFO */
     int work_threads;           /* "work_threads": 1..1024; default 4: threads for
                                    handlers' blocking work (started on first use) */
+    bool insecure_modules;      /* "insecure_modules": default false: as root, load
+                                   modules others could have written (warning) */
     bool debug;                 /* "debug": default false: catch handler API misuse
                                    (calls from the wrong thread) */
     char *log_file;             /* "log_file": a file name (relative: to the config

@@ -28,6 +28,7 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
     g->nworkers = nworkers;
     g->nlisteners = (unsigned)cfg->nlisteners;
     g->listeners = calloc(g->nlisteners, sizeof *g->listeners);
+    module_set_insecure(cfg->insecure_modules);
     if (!g->listeners) {
         snprintf(err, errlen, "out of memory");
         goto fail;

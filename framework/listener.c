@@ -228,8 +228,9 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
         snprintf(bound + n, sizeof bound - n, "%s%s", n ? " " : "", addr);
     }
     freeaddrinfo(res);
-    log_write(WHARF_LOG_INFO, cfg->name, -1, 0, "listening on %s %s (handler %s)",
-              udp ? "udp" : "tcp", bound, l->handler->name ? l->handler->name : cfg->handler);
+    log_write(WHARF_LOG_INFO, cfg->name, -1, 0, "listening on %s %s (handler %s from %s)",
+              udp ? "udp" : "tcp", bound, l->handler->name ? l->handler->name : cfg->handler,
+              l->module ? l->module->path : cfg->handler);
     return 0;
 
 fail:

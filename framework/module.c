@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "module.h"
 
 #ifndef WHARF_MODULEDIR
@@ -304,12 +306,60 @@ static int check_handler(const char *path, const struct wharf_handler *h,
  * dlopen()s `path` and checks that it is a wharf module usable for
  * `protocol`.  Returns 0 with a new module in *out, or -1 with a message.
  */
+/* module_set_insecure: load modules others could have written, warning. */
+static _Atomic bool insecure_ok;
+
+void module_set_insecure(bool allow)
+{
+    atomic_store(&insecure_ok, allow);
+}
+
+/*
+ * Run as root, a module file (or the directory holding it) that someone
+ * else may write is someone else's code running as root: refused (or, with
+ * insecure_modules, loaded after a warning).  Returns 0 or -1 with a message.
+ */
+static int check_owner(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+    if (geteuid() != 0)
+        return 0;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
+    struct stat dst;
+    const char *what = NULL;
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) || st->st_uid != 0)
+        what = "the file";
+    else if (stat(dir, &dst) == 0 &&
+             (((dst.st_mode & (S_IWGRP | S_IWOTH)) && !(dst.st_mode & S_ISVTX)) ||
+              dst.st_uid != 0))
+        what = "its directory";
+    if (!what)
+        return 0;
+    if (atomic_load(&insecure_ok)) {
+        log_warn("%s: %s is writable by a user other than root; loading it anyway "
+                 "(insecure_modules)", path, what);
+        return 0;
+    }
+    return fail(err, errlen,
+                "%s: refused: %s is writable by a user other than root, and wharfd runs as "
+                "root (fix the owner and mode, or set \"insecure_modules\": true)",
+                path, what);
+}
+
 static int load_file(const char *path, enum config_protocol protocol, struct module **out,
                      char *err, size_t errlen)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return fail(err, errlen, "%s: not found: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail(err, errlen, "%s: not a wharf module: not a regular file", path);
+    if (check_owner(path, &st, err, errlen) < 0)
+        return -1;
     pthread_mutex_lock(&files_lock);
     struct module_file *file = NULL;
     void *dl = file_open(path, &st, &file, err, errlen);

@@ -11,6 +11,7 @@
 #ifndef WHARF_MODULE_H
 #define WHARF_MODULE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "config.h"
 #include "wharf.h"
@@ -36,6 +37,11 @@ struct module {
 int module_load(const char *name, const char *module_path, enum config_protocol protocol,
                 const struct wharf_handler *const *builtins, size_t nbuiltins,
                 struct module **out, char *err, size_t errlen);
+
+/* Whether a module file, or its directory, writable by a user other than
+ * root may be loaded while running as root (with a warning).  Refused by
+ * default.  Process-wide. */
+void module_set_insecure(bool allow);
 
 /* dlclose()s and frees.  NULL is fine. */
 void module_unload(struct module *m);

@@ -308,6 +308,26 @@ START_TEST(module_path_relative_to_config_file)
 }
 END_TEST
 
+START_TEST(handler_path_relative_to_config_file)
+{
+    char path[64], err[512] = "";
+    temp_file(path, sizeof path,
+              "{\"listeners\": [{\"port\": 1, \"handler\": \"./mods/x.so\"},"
+              " {\"port\": 2, \"handler\": \"mods/y.so\"}, {\"port\": 3, \"handler\": \"/abs/z.so\"},"
+              " {\"port\": 4, \"handler\": \"echo\"}]}");
+    struct config *cfg = NULL;
+    int rc = config_load_file(path, &cfg, err, sizeof err);
+    unlink(path);
+    if (rc != 0)
+        ck_abort_msg("%s", err);
+    ck_assert_str_eq(cfg->listeners[0].handler, "/tmp/mods/x.so");
+    ck_assert_str_eq(cfg->listeners[1].handler, "/tmp/mods/y.so");
+    ck_assert_str_eq(cfg->listeners[2].handler, "/abs/z.so");
+    ck_assert_str_eq(cfg->listeners[3].handler, "echo");
+    config_free(cfg);
+}
+END_TEST
+
 START_TEST(module_path_relative_file_name)
 {
     /* A config named by a relative path: its directory is taken from the cwd. */
@@ -693,6 +713,7 @@ int main(void)
     tcase_add_test(tc, empty_listeners);
     tcase_add_test(tc, duplicate_names);
     tcase_add_test(tc, duplicate_listeners);
+    tcase_add_test(tc, handler_path_relative_to_config_file);
     tcase_add_test(tc, files_that_are_not_regular_or_too_big);
     tcase_add_test(tc, watermark_order);
     tcase_add_test(tc, bad_protocol);

@@ -299,6 +299,48 @@ START_TEST(load_abi_version_1_module)
 }
 END_TEST
 
+/* Copies src to dst with mode. */
+static void copy_mode(const char *src, const char *dst, mode_t mode)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    ck_assert(in && out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    fclose(in);
+    fclose(out);
+    chmod(dst, mode);
+}
+
+START_TEST(root_refuses_modules_others_can_write)
+{
+    if (geteuid() != 0)
+        return; /* the check only applies to root */
+    char hdir[2048], src[4096], dir[] = "/tmp/wharf-insecure-XXXXXX", path[4200], err[1024];
+    snprintf(src, sizeof src, "%s/echo.so", handler_dir(hdir, sizeof hdir));
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/echo.so", dir);
+    struct module *m = NULL;
+    copy_mode(src, path, 0666);
+    ck_assert_int_eq(module_load(path, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "refused: the file is writable by a user other than root"), "%s", err);
+    chmod(path, 0755);
+    chmod(dir, 0777);
+    ck_assert_int_eq(module_load(path, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "refused: its directory is writable"), "%s", err);
+    module_set_insecure(true);
+    ck_assert_msg(module_load(path, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
+    module_unload(m);
+    module_set_insecure(false);
+    chmod(dir, 0700);
+    ck_assert_msg(module_load(path, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
+    module_unload(m);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(load_handler_written_in_cxx)
 {
     struct module *m = load_ok("mod_cxx", CONFIG_TCP);
@@ -849,6 +891,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, load_refuses_symbols_that_are_not_descriptors);
     tcase_add_test(tc, load_abi_version_1_module);
     tcase_add_test(tc, load_handler_written_in_cxx);
+    tcase_add_test(tc, root_refuses_modules_others_can_write);
     tcase_add_test(tc, load_no_callback_for_protocol);
     tcase_add_test(tc, init_refused_names_handler_message);
     tcase_add_test(tc, load_bad_name);
