@@ -24,6 +24,8 @@ struct admission_load {
 
 struct admission {
     _Atomic size_t open;
+    _Atomic size_t output_total;    /* output buffer bytes of every connection */
+    _Atomic size_t output_budget;   /* 0: no budget */
     _Atomic size_t max_connections;
     _Atomic int waiting;            /* the acceptor sleeps on room_fd */
     int room_fd;
@@ -161,4 +163,22 @@ void admission_wake(struct admission *a)
         while (write(a->room_fd, &one, sizeof one) < 0 && errno == EINTR)
             ;
     }
+}
+
+void admission_set_output_budget(struct admission *a, size_t bytes)
+{
+    atomic_store(&a->output_budget, bytes);
+}
+
+size_t admission_output_budget(const struct admission *a)
+{
+    return atomic_load(&((struct admission *)a)->output_budget);
+}
+
+bool admission_output_add(struct admission *a, ptrdiff_t delta)
+{
+    size_t total = atomic_fetch_add_explicit(&a->output_total, (size_t)delta,
+                                             memory_order_relaxed) + (size_t)delta;
+    size_t budget = atomic_load_explicit(&a->output_budget, memory_order_relaxed);
+    return budget && total > budget;
 }

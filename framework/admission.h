@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct admission;
 
@@ -22,6 +23,13 @@ void admission_free(struct admission *a);
 /* Changes the limits (a reload); per_source 0 turns the per-source limit
  * off.  Connections already open stay open.  Returns 0 or -ENOMEM. */
 int admission_set_limits(struct admission *a, size_t max_connections, size_t per_source);
+
+/* The server-wide output memory budget (output_budget; 0: none). */
+void admission_set_output_budget(struct admission *a, size_t bytes);
+size_t admission_output_budget(const struct admission *a);
+/* Counts delta bytes of output buffer memory (any thread).  Returns whether
+ * the total is now over the budget. */
+bool admission_output_add(struct admission *a, ptrdiff_t delta);
 
 /* Whether another connection fits under max_connections now. */
 bool admission_has_room(const struct admission *a);

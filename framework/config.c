@@ -395,8 +395,8 @@ static const struct config_listener listener_defaults = {
     .recv_buffer = 0,
     .send_buffer = 0,
     .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0 },
-    .high_watermark = 262144,
-    .low_watermark = 65536,
+    .high_watermark = 65536,
+    .low_watermark = 16384,
     .max_input = 1048576,
     .max_output = 16777216,
 };
@@ -408,6 +408,7 @@ static const struct config top_defaults = {
     .log_level = WHARF_LOG_INFO,
     .shutdown_timeout_ms = 5000,
     .work_threads = 4,
+    .output_budget = 268435456,
     .debug = false,
     .insecure_modules = false,
 };
@@ -588,6 +589,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
     "module_path", "log", "log_file", "work_threads", "debug", "insecure_modules",
+    "output_budget",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -616,6 +618,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     long long max_connections = top_defaults.max_connections;
     long long per_source = top_defaults.max_connections_per_source;
     long long work_threads = top_defaults.work_threads;
+    long long output_budget = (long long)top_defaults.output_budget;
     int log_level = top_defaults.log_level;
     cfg->shutdown_timeout_ms = top_defaults.shutdown_timeout_ms;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
@@ -623,6 +626,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
         get_int(ld, root, "", "max_connections", 1, 10000000, &max_connections) < 0 ||
         get_int(ld, root, "", "max_connections_per_source", 0, 10000000, &per_source) < 0 ||
         get_int(ld, root, "", "work_threads", 1, 1024, &work_threads) < 0 ||
+        get_int(ld, root, "", "output_budget", 0, 1099511627776LL, &output_budget) < 0 ||
         get_choice(ld, root, "", "log", log_names,
                    "\"error\", \"warn\", \"info\" or \"debug\"", &log_level) < 0 ||
         get_ms(ld, root, "", "shutdown_timeout_ms", 3600000, &cfg->shutdown_timeout_ms) < 0)
@@ -632,6 +636,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->max_connections = (int)max_connections;
     cfg->max_connections_per_source = (int)per_source;
     cfg->work_threads = (int)work_threads;
+    cfg->output_budget = (size_t)output_budget;
     cfg->debug = top_defaults.debug;
     cfg->insecure_modules = top_defaults.insecure_modules;
     if (get_bool(ld, root, "", "debug", &cfg->debug) < 0 ||
@@ -1089,10 +1094,11 @@ json_t *config_to_json(const struct config *cfg)
     }
     if (!ls)
         return NULL;
-    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:s, s:I, s:o}",
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:b, s:b, s:s, s:I, s:o}",
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
+                             "output_budget", (json_int_t)cfg->output_budget,
                              "work_threads", cfg->work_threads, "debug", cfg->debug,
                              "insecure_modules", cfg->insecure_modules,
                              "log", log_levels[cfg->log_level],

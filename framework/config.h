@@ -65,6 +65,9 @@ struct config {
                                    absolute (see config_load_file), or NULL */
     int log_level;              /* "log": "error"|"warn"|"info"|"debug" as an enum
                                    wharf_log_level; default WHARF_LOG_INFO */
+    size_t output_budget;       /* "output_budget": bytes, 0..1 TiB; default 268435456:
+                                   output buffered by all connections before the
+                                   biggest holders are closed (0 = no budget) */
     int work_threads;           /* "work_threads": 1..1024; default 4: threads for
                                    handlers' blocking work (started on first use) */
     bool insecure_modules;      /* "insecure_modules": default false: as root, load

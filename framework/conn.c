@@ -147,6 +147,7 @@ static void conn_arm_timer(struct wharf_conn *c)
 static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason);
 static int conn_flush(struct wharf_conn *c);
 static void conn_schedule_offer(struct wharf_conn *c);
+static void conn_over_budget(struct wharf_worker *w);
 
 static void conn_timer_fired(struct timer *t, uint64_t now)
 {
@@ -230,8 +231,38 @@ static ssize_t conn_write(struct wharf_conn *c, const char *p, size_t len)
 /* Adjusts the output_buffered gauge after c->out's allocation changed. */
 static void conn_output_resized(struct wharf_conn *c, size_t old_cap)
 {
-    if (c->out.cap != old_cap)
-        STAT_ADD(conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
+    if (c->out.cap == old_cap)
+        return;
+    STAT_ADD(conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
+    if (admission_output_add(c->w->admission, (ptrdiff_t)c->out.cap - (ptrdiff_t)old_cap) &&
+        c->out.cap > old_cap)
+        conn_over_budget(c->w);
+}
+
+/*
+ * The server's output memory passed its budget (output_budget): this
+ * worker closes its connection holding the most output (reason "limit"),
+ * which is usually the one that just grew.  Each worker that grows output
+ * while over budget does the same, so the worst offenders go first and a
+ * well-behaved connection with little buffered is left alone.
+ */
+static void conn_over_budget(struct wharf_worker *w)
+{
+    struct wharf_conn *worst = NULL;
+    for (struct wharf_conn *c = w->conns.head; c; c = c->next)
+        if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)) && (!worst || c->out.cap > worst->out.cap))
+            worst = c;
+    if (!worst || worst->out.cap == 0)
+        return;
+    uint64_t now = w->loop.now_ms;
+    if (w->conns.last_budget_log_ms == 0 || now - w->conns.last_budget_log_ms >= 10000) {
+        w->conns.last_budget_log_ms = now;
+        log_write(WHARF_LOG_WARN, conn_name(worst), (int)w->id, worst->id,
+                  "output budget of %zu bytes exceeded: closing the connection holding the most "
+                  "output (%zu bytes; logged at most every 10 s)",
+                  admission_output_budget(w->admission), worst->out.cap);
+    }
+    conn_close(worst, WHARF_CLOSE_LIMIT);
 }
 
 /*
@@ -844,6 +875,7 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     STAT_ADD(st->closed[reason], 1);
     STAT_ADD(st->open, (uint64_t)-1);
     STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
+    admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
     int fd = c->watcher.fd;
     loop_unwatch(&w->loop, &c->watcher);
     close(fd);

@@ -74,6 +74,7 @@ struct conn_set {
     struct wharf_conn *scratch_conn; /* whose output scratch holds, or NULL */
     struct wharf_conn *current;  /* the connection whose callback is running */
     unsigned depth;              /* handler callbacks on the stack (any kind) */
+    uint64_t last_budget_log_ms; /* output budget warnings are rate-limited */
     struct wharf_conn *offers;   /* kept input to offer again this turn */
     bool offers_busy;            /* the loop polls while offers are pending */
     struct loop_check check;     /* runs the offers */

@@ -196,6 +196,8 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
     s->admission = admission_new(s->nworkers, (size_t)cfg->max_connections,
                                  (size_t)cfg->max_connections_per_source);
     s->pool = workpool_new((unsigned)cfg->work_threads, SERVER_WORK_QUEUE);
+    if (s->admission)
+        admission_set_output_budget(s->admission, cfg->output_budget);
     if (!s->workers || !s->admission || !s->pool) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -298,6 +300,7 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
         generation_unref(g);
         goto refused;
     }
+    admission_set_output_budget(s->admission, g->cfg->output_budget);
     if (admission_set_limits(s->admission, (size_t)g->cfg->max_connections,
                              (size_t)g->cfg->max_connections_per_source) < 0) {
         snprintf(err, errlen, "out of memory");

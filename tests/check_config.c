@@ -166,8 +166,8 @@ START_TEST(defaults_applied)
     ck_assert_uint_eq(l->timeouts.idle_ms, 60000);
     ck_assert_uint_eq(l->timeouts.write_ms, 30000);
     ck_assert_uint_eq(l->timeouts.lifetime_ms, 0);
-    ck_assert_uint_eq(l->high_watermark, 262144);
-    ck_assert_uint_eq(l->low_watermark, 65536);
+    ck_assert_uint_eq(l->high_watermark, 65536);
+    ck_assert_uint_eq(l->low_watermark, 16384);
     ck_assert_uint_eq(l->max_input, 1048576);
     ck_assert_uint_eq(l->max_output, 16777216);
     ck_assert_str_eq(l->handler, "echo");
@@ -236,8 +236,8 @@ START_TEST(partial_nested_objects_keep_defaults)
     ck_assert_uint_eq(l->timeouts.write_ms, 30000);
     ck_assert_uint_eq(l->timeouts.lifetime_ms, 0);
     ck_assert_uint_eq(l->max_input, 4096);
-    ck_assert_uint_eq(l->high_watermark, 262144);
-    ck_assert_uint_eq(l->low_watermark, 65536);
+    ck_assert_uint_eq(l->high_watermark, 65536);
+    ck_assert_uint_eq(l->low_watermark, 16384);
     ck_assert_uint_eq(l->max_output, 16777216);
     config_free(cfg);
 }
@@ -578,18 +578,18 @@ START_TEST(watermark_order)
     /* Only high set, below the default low: high is the key to fix. */
     ASSERT_ERR(ONE(BASE ", \"buffers\": {\"high_watermark\": 1000}"),
                "listeners[0].buffers.high_watermark: expected more than low_watermark"
-               " (65536), got 1000");
+               " (16384), got 1000");
     ASSERT_ERR(ONE(BASE ", \"buffers\": {\"high_watermark\": 5000, \"max_output\": 4000,"
                    " \"low_watermark\": 10}"),
                "listeners[0].buffers.high_watermark: expected at most max_output (4000),"
                " got 5000");
     /* Only max_output set, below the default high: max_output is the key to fix. */
-    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"max_output\": 100000}"),
+    ASSERT_ERR(ONE(BASE ", \"buffers\": {\"max_output\": 10000}"),
                "listeners[0].buffers.max_output: expected at least high_watermark"
-               " (262144), got 100000");
+               " (65536), got 10000");
     /* high == max_output is allowed. */
-    struct config *cfg = load_ok(ONE(BASE ", \"buffers\": {\"max_output\": 262144}"));
-    ck_assert_uint_eq(cfg->listeners[0].max_output, 262144);
+    struct config *cfg = load_ok(ONE(BASE ", \"buffers\": {\"max_output\": 65536}"));
+    ck_assert_uint_eq(cfg->listeners[0].max_output, 65536);
     config_free(cfg);
 }
 END_TEST

@@ -151,6 +151,59 @@ START_TEST(shutdown_waits_for_connections_that_finish)
 }
 END_TEST
 
+/* Sends from fd (non-blocking) until the server stops taking data for
+ * 300 ms (bounded: 8 MiB, 5 s).  Returns the bytes sent. */
+static size_t stuff(int fd)
+{
+    static unsigned char data[65536];
+    size_t sent = 0;
+    uint64_t start = now_ms(), last = now_ms();
+    while (sent < (8u << 20) && now_ms() - last < 300 && now_ms() - start < 5000) {
+        ssize_t w = send(fd, data, sizeof data, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            sent += (size_t)w;
+            last = now_ms();
+        } else if (w < 0 && errno != EAGAIN) {
+            break; /* closed by the server */
+        } else {
+            usleep(5000);
+        }
+    }
+    return sent;
+}
+
+START_TEST(output_budget_closes_the_worst_offenders_only)
+{
+    /* 1 MiB for the whole server; 24 clients that never read would hold
+     * about 24 x 128 KiB.  The biggest holders are closed ("limit"); the
+     * total stays near the budget; a client that reads is not touched. */
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"output_budget\": 1048576, \"listeners\": [{\"port\": 0, "
+        "\"handler\": \"echo\", \"timeouts\": {\"idle_ms\": 0, \"write_ms\": 0}}]}");
+    int port = tserver_port(t, 0);
+    int good = tcp_connect("127.0.0.1", port);
+    int fds[24];
+    for (int i = 0; i < 24; i++) {
+        fds[i] = tcp_connect("127.0.0.1", port);
+        int small = 4096;
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        stuff(fds[i]);
+    }
+    struct wharf_listener_stats st = tserver_stats(t, 0);
+    ck_assert_msg(st.output_buffered <= 1048576 + 4 * 65536, "server holds %llu bytes",
+                  (unsigned long long)st.output_buffered);
+    ck_assert_uint_ge(st.closed[WHARF_CLOSE_LIMIT], 1);
+    unsigned char msg[100], back[100];
+    fill_pattern(msg, sizeof msg, 3);
+    ck_assert_uint_eq(echo_roundtrip(good, msg, sizeof msg, 3000), sizeof msg);
+    (void)back;
+    for (int i = 0; i < 24; i++)
+        close(fds[i]);
+    close(good);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(client_that_never_reads_holds_about_the_watermark)
 {
     struct tserver *t = tserver_start(
@@ -514,6 +567,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, shutdown_closes_idle_keepalive_clients_at_once);
     tcase_add_test(tc, shutdown_waits_for_connections_that_finish);
     tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);
+    tcase_add_test(tc, output_budget_closes_the_worst_offenders_only);
     tcase_add_test(tc, on_drain_follows_a_slow_reader);
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
     tcase_add_test(tc, max_connections_pauses_accepting_until_room);
