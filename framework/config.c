@@ -369,7 +369,9 @@ static const char *const listener_keys[] = {
     "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "recv_buffer", "send_buffer", "timeouts",
     "buffers", "handler", "options", NULL,
 };
-static const char *const timeout_keys[] = { "idle_ms", "write_ms", "lifetime_ms", NULL };
+static const char *const timeout_keys[] = {
+    "idle_ms", "write_ms", "lifetime_ms", "handshake_ms", "min_rate", "min_rate_window_ms", NULL,
+};
 static const char *const buffer_keys[] = {
     "high_watermark", "low_watermark", "max_input", "max_output", NULL,
 };
@@ -394,7 +396,8 @@ static const struct config_listener listener_defaults = {
     .loop_guard = true,
     .recv_buffer = 0,
     .send_buffer = 0,
-    .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0 },
+    .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0, .handshake_ms = 0,
+                  .min_rate = 0, .min_rate_window_ms = 10000 },
     .high_watermark = 65536,
     .low_watermark = 16384,
     .max_input = 1048576,
@@ -422,12 +425,25 @@ static int load_timeouts(struct loader *ld, const json_t *obj, struct config_lis
     char path[PATH_LEN];
     key_path(path, sizeof path, l->path, "timeouts");
     if (!json_is_object(t))
-        return fail_got(ld, path, "an object {idle_ms, write_ms, lifetime_ms}", t);
+        return fail_got(ld, path,
+                        "an object {idle_ms, write_ms, lifetime_ms, handshake_ms, min_rate, "
+                        "min_rate_window_ms}", t);
+    long long min_rate = (long long)l->timeouts.min_rate;
     if (check_keys(ld, t, path, timeout_keys) < 0 ||
         get_ms(ld, t, path, "idle_ms", MAX_MS, &l->timeouts.idle_ms) < 0 ||
         get_ms(ld, t, path, "write_ms", MAX_MS, &l->timeouts.write_ms) < 0 ||
-        get_ms(ld, t, path, "lifetime_ms", MAX_MS, &l->timeouts.lifetime_ms) < 0)
+        get_ms(ld, t, path, "lifetime_ms", MAX_MS, &l->timeouts.lifetime_ms) < 0 ||
+        get_ms(ld, t, path, "handshake_ms", MAX_MS, &l->timeouts.handshake_ms) < 0 ||
+        get_int(ld, t, path, "min_rate", 0, MAX_BUFFER, &min_rate) < 0 ||
+        get_ms(ld, t, path, "min_rate_window_ms", MAX_MS, &l->timeouts.min_rate_window_ms) < 0)
         return -1;
+    l->timeouts.min_rate = (uint64_t)min_rate;
+    if (l->timeouts.min_rate && l->timeouts.min_rate_window_ms < 100) {
+        char kpath[PATH_LEN];
+        key_path(kpath, sizeof kpath, path, "min_rate_window_ms");
+        return fail(ld, kpath, "expected at least 100 with min_rate, got %llu",
+                    (unsigned long long)l->timeouts.min_rate_window_ms);
+    }
     return 0;
 }
 
@@ -1074,7 +1090,7 @@ json_t *config_to_json(const struct config *cfg)
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:i, s:i,"
-            " s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
+            " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
@@ -1083,6 +1099,9 @@ json_t *config_to_json(const struct config *cfg)
             "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
             "write_ms", (json_int_t)l->timeouts.write_ms,
             "lifetime_ms", (json_int_t)l->timeouts.lifetime_ms,
+            "handshake_ms", (json_int_t)l->timeouts.handshake_ms,
+            "min_rate", (json_int_t)l->timeouts.min_rate,
+            "min_rate_window_ms", (json_int_t)l->timeouts.min_rate_window_ms,
             "buffers", "high_watermark", (json_int_t)l->high_watermark,
             "low_watermark", (json_int_t)l->low_watermark,
             "max_input", (json_int_t)l->max_input, "max_output", (json_int_t)l->max_output,

@@ -80,6 +80,8 @@ const char *wharf_timeout_name(enum wharf_timeout kind)
     case WHARF_TIMEOUT_IDLE: return "idle";
     case WHARF_TIMEOUT_WRITE: return "write";
     case WHARF_TIMEOUT_LIFETIME: return "lifetime";
+    case WHARF_TIMEOUT_HANDSHAKE: return "handshake";
+    case WHARF_TIMEOUT_RATE: return "rate";
     }
     return "unknown";
 }
@@ -118,6 +120,11 @@ static uint64_t conn_deadline(const struct wharf_conn *c)
     uint64_t d = UINT64_MAX;
     if (c->lifetime_ms)
         d = c->opened_ms + c->lifetime_ms;
+    if (c->handshake_ms && !c->bytes_seen && c->opened_ms + c->handshake_ms < d)
+        d = c->opened_ms + c->handshake_ms;
+    if (c->l->cfg->timeouts.min_rate && c->in.len > 0 &&
+        c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms < d)
+        d = c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms;
     if (c->out.len > 0) {
         if (c->write_ms && c->last_write_ms + c->write_ms < d)
             d = c->last_write_ms + c->write_ms;
@@ -153,8 +160,21 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
 {
     struct wharf_conn *c = (struct wharf_conn *)((char *)t - offsetof(struct wharf_conn, timer));
     enum wharf_timeout kind;
+    const struct config_timeouts *to = &c->l->cfg->timeouts;
+    if (to->min_rate && c->in.len > 0 && now >= c->rate_since_ms + to->min_rate_window_ms) {
+        /* A window with a message in progress is over: fast enough? */
+        uint64_t need = to->min_rate * to->min_rate_window_ms / 1000;
+        if (c->rate_bytes < need) {
+            kind = WHARF_TIMEOUT_RATE;
+            goto fire;
+        }
+        c->rate_since_ms = now;
+        c->rate_bytes = 0;
+    }
     if (c->lifetime_ms && now >= c->opened_ms + c->lifetime_ms)
         kind = WHARF_TIMEOUT_LIFETIME;
+    else if (c->handshake_ms && !c->bytes_seen && now >= c->opened_ms + c->handshake_ms)
+        kind = WHARF_TIMEOUT_HANDSHAKE;
     else if (c->out.len > 0 && c->write_ms && now >= c->last_write_ms + c->write_ms)
         kind = WHARF_TIMEOUT_WRITE;
     else if (c->out.len == 0 && c->idle_ms && now >= conn_idle_since(c) + c->idle_ms)
@@ -163,7 +183,7 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
         conn_arm_timer(c); /* activity since it was armed: sleep again */
         return;
     }
-
+fire:
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
     if (c->l->handler->on_timeout)
@@ -541,6 +561,10 @@ static int conn_read(struct wharf_conn *c)
 
     STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
     c->last_read_ms = w->loop.now_ms;
+    c->bytes_seen = true;
+    if (c->in.len == 0)
+        c->rate_since_ms = w->loop.now_ms; /* a message may start here */
+    c->rate_bytes += (uint64_t)n;
     const char *data = p;
     size_t len = (size_t)n;
     if (keep) {
@@ -714,6 +738,7 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
     c->peer_len = peer_len;
     c->opened_ms = c->last_read_ms = c->last_write_ms = w->loop.now_ms;
     c->idle_ms = (uint32_t)l->cfg->timeouts.idle_ms;
+    c->handshake_ms = (uint32_t)l->cfg->timeouts.handshake_ms;
     c->write_ms = (uint32_t)l->cfg->timeouts.write_ms;
     c->lifetime_ms = (uint32_t)l->cfg->timeouts.lifetime_ms;
     timer_init(&c->timer, conn_timer_fired);

@@ -53,7 +53,9 @@ struct wharf_conn {
     struct buf in, out;
     struct timer timer;          /* fires at the earliest active deadline */
     uint64_t opened_ms, last_read_ms, last_write_ms;
-    uint32_t idle_ms, write_ms, lifetime_ms; /* 0 = off */
+    uint32_t idle_ms, write_ms, lifetime_ms, handshake_ms; /* 0 = off */
+    bool bytes_seen;                         /* the first byte arrived */
+    uint64_t rate_since_ms, rate_bytes;      /* min_rate window: start, bytes since */
     enum wharf_close_reason close_reason;    /* for CLOSING / CLOSE_PENDING */
     struct wharf_conn *prev, *next;          /* the worker's list */
     struct wharf_conn *offer_next;           /* the worker's offers (CONN_OFFER_PENDING) */

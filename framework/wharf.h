@@ -82,9 +82,13 @@ enum wharf_timeout {
                              * last byte received and the last write progress) */
     WHARF_TIMEOUT_WRITE,    /* output pending with no progress for this long */
     WHARF_TIMEOUT_LIFETIME, /* the connection has been open this long */
+    WHARF_TIMEOUT_HANDSHAKE, /* no first byte this long after the open */
+    WHARF_TIMEOUT_RATE,     /* a message in progress (kept input) arrived slower
+                             * than the listener's min_rate over its window */
 };
 
-/* Returns a static name for a timer ("idle", "write", "lifetime"). */
+/* Returns a static name for a timer ("idle", "write", "lifetime",
+ * "handshake", "rate"). */
 const char *wharf_timeout_name(enum wharf_timeout kind);
 
 /*

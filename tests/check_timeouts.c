@@ -2,10 +2,13 @@
  * check_timeouts.c - integration suite for per-connection timeouts: idle
  * closes an idle connection and not an active one, write closes a client that
  * stopped reading, lifetime closes even a busy one, handlers can override a
- * timeout per connection and get on_timeout (with a last word) first.
+ * timeout per connection and get on_timeout (with a last word) first; the
+ * handshake timeout closes a client that never says anything, and min_rate
+ * one that trickles a message in.
  */
 #include <check.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +159,68 @@ START_TEST(lifetime_closes_even_active_connection)
 }
 END_TEST
 
+START_TEST(handshake_timeout_closes_a_silent_client_only)
+{
+    struct probe_counts before, after;
+    probe_get(&before);
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"timeouts\": {\"handshake_ms\": 200}}]}");
+    int port = tserver_port(t, 0);
+    int silent = tcp_connect("127.0.0.1", port), talker = tcp_connect("127.0.0.1", port);
+    send_all(talker, "x", 1);
+    char x;
+    ck_assert_uint_eq(recv_exact(talker, &x, 1, 2000), 1);
+    uint64_t start = now_ms();
+    ck_assert(wait_closed(silent, 3000));
+    ck_assert_uint_ge(now_ms() - start, 150);
+    unsigned char data[4];
+    fill_pattern(data, sizeof data, 2);
+    usleep(300000); /* well past the handshake time: the talker stays */
+    ck_assert_uint_ge(echo_roundtrip(talker, data, sizeof data, 2000), sizeof data);
+    probe_get(&after);
+    ck_assert_uint_eq(after.timeouts[WHARF_TIMEOUT_HANDSHAKE] - before.timeouts[WHARF_TIMEOUT_HANDSHAKE], 1);
+    close(silent);
+    close(talker);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(min_rate_closes_a_trickling_client_only)
+{
+    /* The handler holds every byte (a message in progress); 100 bytes/s over
+     * 300 ms windows means 30 bytes per window. */
+    struct probe_counts before, after;
+    probe_get(&before);
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_probe\", "
+        "\"options\": {\"hold\": true}, "
+        "\"timeouts\": {\"min_rate\": 100, \"min_rate_window_ms\": 300}}]}");
+    int port = tserver_port(t, 0);
+    int slow = tcp_connect("127.0.0.1", port), fast = tcp_connect("127.0.0.1", port);
+    bool slow_closed = false;
+    uint64_t start = now_ms();
+    char chunk[20];
+    memset(chunk, 'f', sizeof chunk);
+    while (now_ms() - start < 1500) {
+        if (!slow_closed && send(slow, "s", 1, MSG_NOSIGNAL) < 0)
+            slow_closed = true;
+        send_all(fast, chunk, sizeof chunk); /* 200 bytes/s */
+        usleep(100000);
+    }
+    ck_assert(wait_closed(slow, 1000));
+    /* The fast one is still open. */
+    ck_assert_int_eq(send(fast, "f", 1, MSG_NOSIGNAL), 1);
+    struct pollfd p = {.fd = fast, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 100), 0);
+    probe_get(&after);
+    ck_assert_uint_eq(after.timeouts[WHARF_TIMEOUT_RATE] - before.timeouts[WHARF_TIMEOUT_RATE], 1);
+    close(slow);
+    close(fast);
+    tserver_stop(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timeouts");
@@ -167,6 +232,8 @@ int main(void)
     tcase_add_test(tc, handler_overrides_idle_timeout_per_connection);
     tcase_add_test(tc, write_timeout_closes_client_that_stopped_reading);
     tcase_add_test(tc, lifetime_closes_even_active_connection);
+    tcase_add_test(tc, handshake_timeout_closes_a_silent_client_only);
+    tcase_add_test(tc, min_rate_closes_a_trickling_client_only);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -22,7 +22,8 @@ struct probe_options {
     long long greeting_bytes;
 };
 
-static _Atomic uint64_t opens, datas, drains, inits, finis, timeouts[3], closes[6];
+static _Atomic uint64_t opens, datas, drains, inits, finis, timeouts[WHARF_TIMEOUT_RATE + 1],
+    closes[WHARF_CLOSE_SHUTDOWN + 1];
 
 __attribute__((visibility("default"))) void probe_counts(struct probe_counts *out);
 
@@ -33,9 +34,9 @@ void probe_counts(struct probe_counts *out)
     out->drains = atomic_load(&drains);
     out->inits = atomic_load(&inits);
     out->finis = atomic_load(&finis);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i <= WHARF_TIMEOUT_RATE; i++)
         out->timeouts[i] = atomic_load(&timeouts[i]);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i <= WHARF_CLOSE_SHUTDOWN; i++)
         out->closes[i] = atomic_load(&closes[i]);
 }
 
