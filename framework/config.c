@@ -366,7 +366,8 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
 
 static const char *const listener_keys[] = {
     "name", "protocol", "address", "port", "backlog", "ipv6_only", "reuse_address",
-    "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "recv_buffer", "send_buffer", "timeouts",
+    "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "access_log", "recv_buffer",
+    "send_buffer", "timeouts",
     "buffers", "handler", "options", NULL,
 };
 static const char *const timeout_keys[] = {
@@ -394,6 +395,7 @@ static const struct config_listener listener_defaults = {
     .tcp_nodelay = true,
     .keepalive = false,
     .loop_guard = true,
+    .access_log = -1,
     .recv_buffer = 0,
     .send_buffer = 0,
     .timeouts = { .idle_ms = 60000, .write_ms = 30000, .lifetime_ms = 0, .handshake_ms = 0,
@@ -415,6 +417,21 @@ static const struct config top_defaults = {
     .debug = false,
     .insecure_modules = false,
 };
+
+/* "access_log": "off", "info" or "debug" (stored as -1 or a log level). */
+static const char *const access_log_names[] = { "off", "info", "debug", NULL };
+
+static int load_access_log(struct loader *ld, const json_t *obj, struct config_listener *l)
+{
+    int which = 0;
+    int rc = get_choice(ld, obj, l->path, "access_log", access_log_names,
+                        "\"off\", \"info\" or \"debug\"", &which);
+    if (rc < 0)
+        return -1;
+    if (rc > 0)
+        l->access_log = which == 0 ? -1 : which == 1 ? WHARF_LOG_INFO : WHARF_LOG_DEBUG;
+    return 0;
+}
 
 /* Reads a listener's optional "timeouts" object. */
 static int load_timeouts(struct loader *ld, const json_t *obj, struct config_listener *l)
@@ -562,6 +579,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         get_bool(ld, obj, p, "tcp_nodelay", &l->tcp_nodelay) < 0 ||
         get_bool(ld, obj, p, "keepalive", &l->keepalive) < 0 ||
         get_bool(ld, obj, p, "loop_guard", &l->loop_guard) < 0 ||
+        load_access_log(ld, obj, l) < 0 ||
         get_int(ld, obj, p, "recv_buffer", 0, MAX_SOCKBUF, &recv_buffer) < 0 ||
         get_int(ld, obj, p, "send_buffer", 0, MAX_SOCKBUF, &send_buffer) < 0 ||
         load_timeouts(ld, obj, l) < 0 ||
@@ -1089,12 +1107,13 @@ json_t *config_to_json(const struct config *cfg)
     for (size_t i = 0; ls && i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:i, s:i,"
+            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:i, s:i,"
             " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
             "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive, "loop_guard", l->loop_guard,
+            "access_log", l->access_log < 0 ? "off" : l->access_log == WHARF_LOG_INFO ? "info" : "debug",
             "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,
             "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
             "write_ms", (json_int_t)l->timeouts.write_ms,

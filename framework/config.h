@@ -41,6 +41,8 @@ struct config_listener {
     bool reuse_port;            /* "reuse_port"; default false (UDP always uses it per worker) */
     bool tcp_nodelay;           /* "tcp_nodelay"; default true */
     bool keepalive;             /* "keepalive"; default false */
+    int access_log;             /* "access_log": "off" (-1, default), "info", "debug"
+                                   (the log level of the connection log line) */
     bool loop_guard;            /* "loop_guard" (UDP); default true: drop datagrams
                                    from this server's own UDP ports */
     int recv_buffer;            /* "recv_buffer" bytes, 0..1 GiB; 0 = system default */

@@ -243,6 +243,7 @@ static ssize_t conn_write(struct wharf_conn *c, const char *p, size_t len)
     }
     if (done > 0) {
         c->last_write_ms = c->w->loop.now_ms;
+        c->bytes_out += done;
         STAT_ADD(conn_stats(c)->bytes_out, done);
     }
     return (ssize_t)done;
@@ -562,6 +563,7 @@ static int conn_read(struct wharf_conn *c)
     STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
     c->last_read_ms = w->loop.now_ms;
     c->bytes_seen = true;
+    c->bytes_in += (uint64_t)n;
     if (c->in.len == 0)
         c->rate_since_ms = w->loop.now_ms; /* a message may start here */
     c->rate_bytes += (uint64_t)n;
@@ -892,8 +894,21 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
         buf_consume(&set->scratch, set->scratch.len);
         set->scratch_conn = NULL;
     }
-    log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "closed (%s)",
-              wharf_close_reason_name(reason));
+    /* The connection log: one line per connection, at the listener's level. */
+    int level = c->l->cfg->access_log;
+    if (level >= 0 && level <= (int)log_get_level()) {
+        char addr[64];
+        listener_format_addr(&c->peer.sa, addr, sizeof addr);
+        log_write((enum wharf_log_level)level, conn_name(c), (int)w->id, c->id,
+                  "%s %s: %llu ms, %llu bytes in, %llu bytes out, closed (%s)",
+                  (c->flags & CONN_OUTBOUND) ? "to" : "from", addr,
+                  (unsigned long long)(w->loop.now_ms - c->opened_ms),
+                  (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+                  wharf_close_reason_name(reason));
+    } else {
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "closed (%s)",
+                  wharf_close_reason_name(reason));
+    }
     /* Counted before the socket closes, so a peer that sees the close also
      * sees it counted. */
     struct listener_counters *st = conn_stats(c);

@@ -524,6 +524,33 @@ START_TEST(log_lines_escape_control_characters)
 }
 END_TEST
 
+static char access_line[512];
+
+static void capture_access(void *arg, enum wharf_log_level level, const char *line)
+{
+    if (strstr(line, "bytes in"))
+        snprintf(access_line, sizeof access_line, "%s", line);
+}
+
+START_TEST(connection_log_line_on_close)
+{
+    wharf_log_set_callback(capture_access, NULL);
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"name\": \"acc\", "
+                                      "\"port\": 0, \"handler\": \"echo\", \"access_log\": \"info\"}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    unsigned char msg[5] = "hello";
+    ck_assert_uint_eq(echo_roundtrip(fd, msg, 5, 2000), 5);
+    shutdown(fd, SHUT_WR);
+    ck_assert(wait_closed(fd, 2000));
+    close(fd);
+    tserver_stop(t);
+    wharf_log_set_callback(NULL, NULL);
+    ck_assert_msg(strstr(access_line, "INFO  [acc w0 c") && strstr(access_line, "] from 127.0.0.1:") &&
+                      strstr(access_line, " ms, 5 bytes in, 5 bytes out, closed (eof)"),
+                  "%s", access_line);
+}
+END_TEST
+
 START_TEST(start_errors_name_file_and_path)
 {
     expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"nope\"}]}",
@@ -576,6 +603,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, ten_thousand_connections_on_4_workers);
     tcase_add_test(tc, start_errors_name_file_and_path);
     tcase_add_test(tc, log_lines_escape_control_characters);
+    tcase_add_test(tc, connection_log_line_on_close);
     tcase_add_test(tc, port_in_use_is_reported);
     suite_add_tcase(s, tc);
     return check_run(s);
