@@ -528,7 +528,7 @@ static char access_line[512];
 
 static void capture_access(void *arg, enum wharf_log_level level, const char *line)
 {
-    if (strstr(line, "bytes in"))
+    if (strstr(line, "bytes out, closed ("))
         snprintf(access_line, sizeof access_line, "%s", line);
 }
 
