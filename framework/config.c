@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cidr.h"
+#include "proxy.h"
 #include "wharf.h"
 #include "wharf_server.h"
 
@@ -367,7 +369,7 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
 static const char *const listener_keys[] = {
     "name", "protocol", "address", "port", "backlog", "ipv6_only", "reuse_address",
     "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "access_log", "recv_buffer",
-    "send_buffer", "timeouts",
+    "send_buffer", "timeouts", "proxy_protocol", "proxy_trusted",
     "buffers", "handler", "options", NULL,
 };
 static const char *const timeout_keys[] = {
@@ -430,6 +432,45 @@ static int load_access_log(struct loader *ld, const json_t *obj, struct config_l
         return -1;
     if (rc > 0)
         l->access_log = which == 0 ? -1 : which == 1 ? WHARF_LOG_INFO : WHARF_LOG_DEBUG;
+    return 0;
+}
+
+/* "proxy_protocol" and "proxy_trusted" (TCP only). */
+static const char *const proxy_names[] = { "off", "v1", "v2", "any", NULL };
+static const char *const proxy_trusted_defaults[] = { "127.0.0.0/8", "::1" };
+
+static int load_proxy(struct loader *ld, const json_t *obj, struct config_listener *l)
+{
+    int which = 0;
+    int rc = get_choice(ld, obj, l->path, "proxy_protocol", proxy_names,
+                        "\"off\", \"v1\", \"v2\" or \"any\"", &which);
+    if (rc < 0)
+        return -1;
+    l->proxy_protocol = which == 1 ? PROXY_V1 : which == 2 ? PROXY_V2 : which == 3 ? PROXY_V1 | PROXY_V2 : 0;
+    char path[PATH_LEN];
+    if (l->proxy_protocol && l->protocol != CONFIG_TCP) {
+        key_path(path, sizeof path, l->path, "proxy_protocol");
+        return fail(ld, path, "expected \"off\" on a udp listener (PROXY headers come on TCP)");
+    }
+    const json_t *t = json_object_get(obj, "proxy_trusted");
+    key_path(path, sizeof path, l->path, "proxy_trusted");
+    const char *expected = "an array of addresses or CIDR ranges (\"10.0.0.0/8\", \"::1\")";
+    if (t && !json_is_array(t))
+        return fail_got(ld, path, expected, t);
+    size_t n = t ? json_array_size(t) : sizeof proxy_trusted_defaults / sizeof proxy_trusted_defaults[0];
+    l->proxy_trusted = calloc(n ? n : 1, sizeof *l->proxy_trusted);
+    if (!l->proxy_trusted)
+        return fail(ld, path, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = t ? json_array_get(t, i) : NULL;
+        const char *text = t ? json_string_value(v) : proxy_trusted_defaults[i];
+        if (!text || cidr_parse(text, &l->proxy_trusted[i]) < 0) {
+            char ipath[PATH_LEN];
+            snprintf(ipath, sizeof ipath, "%.*s[%zu]", PATH_LEN / 2, path, i);
+            return fail_got(ld, ipath, "an address or CIDR range", v);
+        }
+        l->nproxy_trusted++;
+    }
     return 0;
 }
 
@@ -580,6 +621,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         get_bool(ld, obj, p, "keepalive", &l->keepalive) < 0 ||
         get_bool(ld, obj, p, "loop_guard", &l->loop_guard) < 0 ||
         load_access_log(ld, obj, l) < 0 ||
+        load_proxy(ld, obj, l) < 0 ||
         get_int(ld, obj, p, "recv_buffer", 0, MAX_SOCKBUF, &recv_buffer) < 0 ||
         get_int(ld, obj, p, "send_buffer", 0, MAX_SOCKBUF, &send_buffer) < 0 ||
         load_timeouts(ld, obj, l) < 0 ||
@@ -880,6 +922,7 @@ void config_free(struct config *cfg)
         free(l->name);
         free(l->address);
         free(l->handler);
+        free(l->proxy_trusted);
         json_decref(l->options);
     }
     free(cfg->listeners);
@@ -1107,13 +1150,14 @@ json_t *config_to_json(const struct config *cfg)
     for (size_t i = 0; ls && i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:i, s:i,"
+            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:i, s:i,"
             " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
             "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive, "loop_guard", l->loop_guard,
             "access_log", l->access_log < 0 ? "off" : l->access_log == WHARF_LOG_INFO ? "info" : "debug",
+            "proxy_protocol", proxy_names[l->proxy_protocol == (PROXY_V1 | PROXY_V2) ? 3 : l->proxy_protocol == PROXY_V2 ? 2 : l->proxy_protocol == PROXY_V1 ? 1 : 0],
             "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,
             "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
             "write_ms", (json_int_t)l->timeouts.write_ms,

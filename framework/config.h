@@ -29,6 +29,8 @@ struct config_timeouts {
     uint64_t min_rate_window_ms; /* the window it is measured over; default 10000 */
 };
 
+struct cidr;
+
 struct config_listener {
     char *name;                 /* "name"; default "<protocol>-<index>" */
     char path[32];              /* JSON path of this listener, "listeners[3]" */
@@ -41,6 +43,11 @@ struct config_listener {
     bool reuse_port;            /* "reuse_port"; default false (UDP always uses it per worker) */
     bool tcp_nodelay;           /* "tcp_nodelay"; default true */
     bool keepalive;             /* "keepalive"; default false */
+    unsigned proxy_protocol;    /* "proxy_protocol": "off" (0, default), "v1", "v2",
+                                   "any": PROXY_V1 / PROXY_V2 bits (proxy.h) */
+    struct cidr *proxy_trusted; /* "proxy_trusted": CIDR strings; default 127.0.0.0/8
+                                   and ::1: who may send a PROXY header */
+    size_t nproxy_trusted;
     int access_log;             /* "access_log": "off" (-1, default), "info", "debug"
                                    (the log level of the connection log line) */
     bool loop_guard;            /* "loop_guard" (UDP); default true: drop datagrams

@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "cidr.h"
 #include "conn.h"
 #include "crash.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "proxy.h"
 #include "worker.h"
 
 /* Bytes read per recv() once a connection keeps unconsumed input. */
@@ -37,6 +39,8 @@
 #define CONN_READ_BUFFER (64 * 1024)
 /* How often one event may offer kept input again before yielding. */
 #define CONN_MAX_OFFERS 16
+/* How long a PROXY header may take when handshake_ms is not set. */
+#define CONN_PROXY_HANDSHAKE_MS 10000
 
 /*
  * Brackets a handler callback on c: c is "current" meanwhile (its sends go
@@ -120,7 +124,8 @@ static uint64_t conn_deadline(const struct wharf_conn *c)
     uint64_t d = UINT64_MAX;
     if (c->lifetime_ms)
         d = c->opened_ms + c->lifetime_ms;
-    if (c->handshake_ms && !c->bytes_seen && c->opened_ms + c->handshake_ms < d)
+    if (c->handshake_ms && (!c->bytes_seen || (c->flags & CONN_PROXY_WAIT)) &&
+        c->opened_ms + c->handshake_ms < d)
         d = c->opened_ms + c->handshake_ms;
     if (c->l->cfg->timeouts.min_rate && c->in.len > 0 &&
         c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms < d)
@@ -155,6 +160,8 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
 static int conn_flush(struct wharf_conn *c);
 static void conn_schedule_offer(struct wharf_conn *c);
 static void conn_over_budget(struct wharf_worker *w);
+static int conn_offer(struct wharf_conn *c);
+static int conn_proxy_header(struct wharf_conn *c);
 
 static void conn_timer_fired(struct timer *t, uint64_t now)
 {
@@ -173,7 +180,8 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
     }
     if (c->lifetime_ms && now >= c->opened_ms + c->lifetime_ms)
         kind = WHARF_TIMEOUT_LIFETIME;
-    else if (c->handshake_ms && !c->bytes_seen && now >= c->opened_ms + c->handshake_ms)
+    else if (c->handshake_ms && (!c->bytes_seen || (c->flags & CONN_PROXY_WAIT)) &&
+             now >= c->opened_ms + c->handshake_ms)
         kind = WHARF_TIMEOUT_HANDSHAKE;
     else if (c->out.len > 0 && c->write_ms && now >= c->last_write_ms + c->write_ms)
         kind = WHARF_TIMEOUT_WRITE;
@@ -186,7 +194,7 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
 fire:
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
-    if (c->l->handler->on_timeout)
+    if (c->l->handler->on_timeout && (c->flags & CONN_OPENED))
         CONN_CALL(c, "on_timeout", c->l->handler->on_timeout(c, kind));
     /* A last word from on_timeout gets one non-blocking try. */
     if (conn_flush(c) == 0)
@@ -394,7 +402,7 @@ static int conn_settle(struct wharf_conn *c)
 static bool conn_can_deliver(const struct wharf_conn *c)
 {
     return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_CLOSING |
-                         CONN_CLOSE_PENDING | CONN_CLOSED));
+                         CONN_CLOSE_PENDING | CONN_CLOSED | CONN_PROXY_WAIT));
 }
 
 /*
@@ -525,7 +533,8 @@ static int conn_read(struct wharf_conn *c)
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     const struct config_listener *cfg = c->l->cfg;
-    int keep = c->in.len > 0; /* earlier input is kept: read behind it */
+    /* Earlier input is kept (or a PROXY header is being read): read behind it. */
+    int keep = c->in.len > 0 || (c->flags & CONN_PROXY_WAIT);
     char *p;
     size_t room;
     if (keep) {
@@ -573,6 +582,15 @@ static int conn_read(struct wharf_conn *c)
         buf_commit(&c->in, len);
         data = buf_head(&c->in);
         len = c->in.len;
+    }
+    if (c->flags & CONN_PROXY_WAIT) {
+        int rc = conn_proxy_header(c);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return conn_settle(c);
+        /* The rest, if any, goes to the handler now. */
+        return c->in.len > 0 ? conn_offer(c) : conn_settle(c);
     }
 
     size_t used = conn_call_data(c, data, len);
@@ -716,6 +734,69 @@ void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const unio
     generation_unref(l->gen);
 }
 
+/* Calls on_open (once): from here on, on_close is owed. */
+static void conn_opened(struct wharf_conn *c)
+{
+    c->flags |= CONN_OPENED;
+    /* on_open comes first: every later failure (even arming the timer)
+     * reaches on_close after it. */
+    if (c->l->handler->on_open)
+        CONN_CALL(c, "on_open", c->l->handler->on_open(c));
+}
+
+/* A PROXY header that is missing, malformed or from an untrusted peer:
+ * closed without a word to the handler (counted as an error close). */
+static void conn_proxy_refuse(struct wharf_conn *c, const char *why)
+{
+    struct conn_set *set = &c->w->conns;
+    uint64_t now = c->w->loop.now_ms;
+    if (set->last_proxy_log_ms == 0 || now - set->last_proxy_log_ms >= 1000) {
+        set->last_proxy_log_ms = now;
+        char addr[64];
+        listener_format_addr(&c->peer.sa, addr, sizeof addr);
+        log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id,
+                  "PROXY header from %s refused: %s (logged at most once a second)", addr, why);
+    }
+    conn_close(c, WHARF_CLOSE_ERROR);
+}
+
+/*
+ * Reads the PROXY header out of the kept input.  Returns 1 when it is
+ * complete (consumed; the handler now opens), 0 when more bytes are needed,
+ * -1 when the connection was refused.
+ */
+static int conn_proxy_header(struct wharf_conn *c)
+{
+    struct proxy_result r;
+    int n = proxy_parse(buf_head(&c->in), c->in.len, c->l->cfg->proxy_protocol, &r);
+    if (n == 0)
+        return 0;
+    if (n < 0) {
+        conn_proxy_refuse(c, r.reason ? r.reason : "malformed");
+        return -1;
+    }
+    buf_consume(&c->in, (size_t)n);
+    if (c->in.len == 0)
+        buf_free(&c->in);
+    if (r.command == PROXY_CMD_PROXY &&
+        (r.src.ss_family == AF_INET || r.src.ss_family == AF_INET6)) {
+        socklen_t len = r.src.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                   : sizeof(struct sockaddr_in6);
+        memcpy(&c->peer, &r.src, len);
+        c->peer_len = len;
+        if (r.dst.ss_family == r.src.ss_family) {
+            memcpy(&c->local, &r.dst, len);
+            c->local_len = len;
+        }
+    }
+    c->flags &= ~(uint32_t)CONN_PROXY_WAIT;
+    c->handshake_ms = (uint32_t)c->l->cfg->timeouts.handshake_ms;
+    c->rate_since_ms = c->w->loop.now_ms;
+    c->rate_bytes = c->in.len;
+    conn_opened(c);
+    return 1;
+}
+
 /*
  * Makes a connection object for fd on worker w and registers it (watcher
  * with `events`, id map, list, counters).  Returns it, or NULL after
@@ -771,13 +852,28 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
     return c;
 }
 
-/* The connection is up: on_open, settle, and read what may already be there. */
+/* The connection is up: on_open, settle, and read what may already be there.
+ * With proxy_protocol, the handler hears of it only once the header has
+ * been read (so wharf_peer_addr is the client's from the start). */
 static void conn_start(struct wharf_conn *c)
 {
-    /* on_open comes first: every later failure (even arming the timer)
-     * reaches on_close after it. */
-    if (c->l->handler->on_open)
-        CONN_CALL(c, "on_open", c->l->handler->on_open(c));
+    const struct config_listener *cfg = c->l->cfg;
+    if (cfg->proxy_protocol && !(c->flags & CONN_OUTBOUND)) {
+        bool trusted = false;
+        for (size_t i = 0; i < cfg->nproxy_trusted && !trusted; i++)
+            trusted = cidr_match(&cfg->proxy_trusted[i], &c->peer.sa);
+        if (!trusted) {
+            conn_proxy_refuse(c, "not in proxy_trusted");
+            return;
+        }
+        c->flags |= CONN_PROXY_WAIT;
+        if (!c->handshake_ms)
+            c->handshake_ms = CONN_PROXY_HANDSHAKE_MS;
+    } else {
+        conn_opened(c);
+    }
+    if (c->flags & CONN_CLOSED)
+        return;
     if (conn_settle(c) < 0)
         return;
     /* The first bytes often arrive with the connection (or soon after the
@@ -887,7 +983,7 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     loop_timer_disarm(&w->loop, &c->timer);
 
     conn_unschedule_offer(c);
-    if (c->l->handler->on_close)
+    if (c->l->handler->on_close && (c->flags & (CONN_OPENED | CONN_OUTBOUND)))
         CONN_CALL(c, "on_close", c->l->handler->on_close(c, reason));
     htimer_stop_all(&c->timers); /* none of its timers fires after on_close */
     if (set->scratch_conn == c) {

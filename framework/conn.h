@@ -40,6 +40,8 @@ enum conn_flags {
     CONN_WANT_DRAIN = 1u << 13,    /* wharf_want_drain: on_drain below the low watermark */
     CONN_SHUT_WRITE = 1u << 14,    /* wharf_shutdown_write: FIN once output is written */
     CONN_SHUT_DONE = 1u << 15,     /* ... and it was sent */
+    CONN_OPENED = 1u << 16,        /* on_open ran (on_close is owed) */
+    CONN_PROXY_WAIT = 1u << 17,    /* reading the PROXY header; the handler waits */
 };
 
 struct wharf_conn {
@@ -78,6 +80,7 @@ struct conn_set {
     struct wharf_conn *current;  /* the connection whose callback is running */
     unsigned depth;              /* handler callbacks on the stack (any kind) */
     uint64_t last_budget_log_ms; /* output budget warnings are rate-limited */
+    uint64_t last_proxy_log_ms;  /* so are refused PROXY headers */
     struct wharf_conn *offers;   /* kept input to offer again this turn */
     bool offers_busy;            /* the loop polls while offers are pending */
     struct loop_check check;     /* runs the offers */

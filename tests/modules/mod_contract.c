@@ -25,6 +25,8 @@
  *             client's callback and then reads the other's data: the close
  *             must wait until the callback returned (counted in
  *             closes_inside)
+ *   peer      each line is answered "peer ADDR:PORT\n" with wharf_peer_addr
+ *             (after a PROXY header: the client's address from it)
  *   wrongthread  each line is answered "ok LINE\n", and a line "w" also
  *             starts a thread that calls wharf_send on the connection (a
  *             threading bug that debug mode must refuse); its result is
@@ -33,7 +35,10 @@
  * Counters (contract_counts) let the suite see callbacks that leave no
  * bytes on the wire.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,11 +71,11 @@ void contract_counts(struct contract_counts *out)
 
 enum mode {
     UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD, HALFCLOSE,
-    PRODUCER, CLOSER
+    PRODUCER, CLOSER, PEER
 };
 static const char *const mode_names[] = {
     "upper", "line", "pausing", "big", "eofkeep", "goodbye", "liar", "tick", "work",
-    "wrongthread", "halfclose", "producer", "closer", NULL};
+    "wrongthread", "halfclose", "producer", "closer", "peer", NULL};
 
 static _Atomic uint64_t n_after_shut, n_closes_inside, n_produced;
 static wharf_conn *previous; /* closer: the client before this one (one worker) */
@@ -273,6 +278,22 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
             wharf_shutdown_write(c);
             st->shut = true;
         }
+        return line + 1;
+    }
+    if (m == PEER) {
+        socklen_t alen;
+        const struct sockaddr *sa = wharf_peer_addr(c, &alen);
+        char host[64] = "?", out[128];
+        int port = 0;
+        if (sa->sa_family == AF_INET) {
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
+            port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof host);
+            port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+        }
+        int n = snprintf(out, sizeof out, "peer %s:%d %.*s\n", host, port, (int)line, p);
+        wharf_send(c, out, (size_t)n);
         return line + 1;
     }
     if (m == CLOSER) {
