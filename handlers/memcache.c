@@ -56,7 +56,7 @@
 
 #define MC_VERSION "1.6.18-wharf"
 #define MC_LINE_MAX 2048             /* a line longer than this (not get) closes */
-#define MC_OUTPUT_YIELD (256u * 1024u) /* stop taking commands past this output */
+#define MC_OUTPUT_YIELD (64u * 1024u) /* stop taking commands past this output */
 #define MC_MAX_WORKERS 1024
 #define MC_TOKENS_MAX 8
 #define MC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
