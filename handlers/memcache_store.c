@@ -251,7 +251,7 @@ static bool item_dead(struct mc_store *s, const struct mc_item *it, int64_t now,
         return true;
     }
     int64_t f = atomic_load_explicit(&s->flush_at, memory_order_relaxed);
-    if (f != 0 && f <= now && it->time <= f) {
+    if (f != 0 && f <= now && it->time < f) { /* memcached: time <= flush - 1 */
         *flushed = true;
         return true;
     }
