@@ -1,0 +1,105 @@
+#!/bin/sh
+# bench/memcache.sh - wharfd's memcache handler against Debian's memcached,
+# one run each, same machine, same load (memcaslap: 50 connections, its
+# default 90 % get / 10 % set mix and sizes), both servers pinned alike.
+# Prints ops/s and server CPU per operation for 1 worker vs "memcached -t 1"
+# and 2 workers vs "-t 2", as ratios, then user-space memory per idle
+# connection with 10,000 connections open.  A benchmark, not a test.
+#
+#   bench/memcache.sh [seconds]      (from a build tree; default 10 s a run)
+#
+# Environment: WHARF_BUILDDIR (default .), SERVER_CPUS (taskset list for the
+# servers, default 0-1), LOAD_CPUS (for memcaslap, default: same),
+# MEMCACHED (default memcached).
+set -u
+secs=${1:-10}
+build=${WHARF_BUILDDIR:-.}
+wharfd=$build/wharfd
+export WHARF_MODULE_PATH=${WHARF_MODULE_PATH:-$build/handlers/.libs}
+server_cpus=${SERVER_CPUS:-0-1}
+load_cpus=${LOAD_CPUS:-$server_cpus}
+memcached=${MEMCACHED:-memcached}
+for tool in "$memcached" memcaslap taskset python3; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "needs $tool (libmemcached-tools, memcached)"; exit 1; }
+done
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+ulimit -n 20000 2>/dev/null
+
+# Port a free port (the kernel's choice).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# CPU seconds (user + system) of process $1, in clock ticks.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+rss_kb() {
+    awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
+}
+wait_port() {
+    i=0
+    while [ $i -lt 100 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do
+        sleep 0.1; i=$((i + 1))
+    done
+}
+start_memcached() { # threads
+    port=$(free_port)
+    taskset -c "$server_cpus" "$memcached" -u nobody -l 127.0.0.1 -p "$port" -U 0 -t "$1" -c 12000 -m 64 &
+    pid=$!
+    wait_port "$port"
+}
+start_wharf() { # workers
+    port=$(free_port)
+    cat >"$tmp/w.json" <<JSON
+{"workers": $1, "log": "warn", "max_connections": 12000, "max_connections_per_source": 12000,
+ "listeners": [{"name": "mc", "address": "127.0.0.1", "port": $port, "handler": "memcache",
+  "timeouts": {"idle_ms": 0}, "buffers": {"max_input": 2097152},
+  "options": {"memory_limit": 67108864}}]}
+JSON
+    taskset -c "$server_cpus" "$wharfd" -c "$tmp/w.json" 2>"$tmp/w.log" &
+    pid=$!
+    wait_port "$port"
+}
+stop() {
+    kill "$pid"; wait "$pid" 2>/dev/null; pid=
+}
+# Runs memcaslap against $port; prints "ops/s cpu_us_per_op".
+load() {
+    t0=$(cpu_ticks "$pid")
+    taskset -c "$load_cpus" memcaslap -s "127.0.0.1:$port" -T 1 -c 50 -t "${secs}s" >"$tmp/slap" 2>&1
+    t1=$(cpu_ticks "$pid")
+    tps=$(sed -n 's/.*TPS: *\([0-9]*\).*/\1/p' "$tmp/slap" | tail -n1)
+    ops=$(sed -n 's/.*Ops: *\([0-9]*\).*/\1/p' "$tmp/slap" | tail -n1)
+    hz=$(getconf CLK_TCK)
+    awk -v tps="${tps:-0}" -v ops="${ops:-0}" -v d=$((t1 - t0)) -v hz="$hz" \
+        'BEGIN { printf "%d %.2f\n", tps, ops ? d / hz * 1e6 / ops : 0 }'
+}
+# Opens 10,000 idle connections; prints user-space bytes per connection.
+idle_mem() {
+    before=$(rss_kb "$pid")
+    python3 - "$port" "$pid" "$before" <<'PY'
+import socket, sys, time
+port, pid, before = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+socks = [socket.create_connection(('127.0.0.1', port)) for _ in range(10000)]
+for s in socks[::100]:
+    s.sendall(b'version\r\n'); s.recv(100)
+time.sleep(1)
+after = [int(l.split()[1]) for l in open('/proc/%s/status' % pid) if l.startswith('VmRSS:')][0]
+print('%.0f' % ((after - before) * 1024 / len(socks)))
+PY
+}
+
+echo "memcaslap -T 1 -c 50 -t ${secs}s (90% get / 10% set); servers on CPUs $server_cpus, load on $load_cpus"
+printf '%-22s %10s %12s\n' server ops/s cpu_us/op
+for n in 1 2; do
+    start_memcached "$n"; m=$(load); [ "$n" = 1 ] && m_idle=$(idle_mem); stop
+    start_wharf "$n"; w=$(load); [ "$n" = 1 ] && w_idle=$(idle_mem); stop
+    set -- $m; m_ops=$1; m_cpu=$2
+    set -- $w; w_ops=$1; w_cpu=$2
+    printf '%-22s %10s %12s\n' "memcached -t $n" "$m_ops" "$m_cpu" "wharf $n worker(s)" "$w_ops" "$w_cpu"
+    awk -v a="$w_ops" -v b="$m_ops" -v c="$w_cpu" -v d="$m_cpu" -v n="$n" \
+        'BEGIN { printf "ratio (wharf/memcached), %d: ops/s %.2fx, cpu/op %.2fx\n", n, b ? a / b : 0, d ? c / d : 0 }'
+done
+echo "idle connection (10,000 open, RSS growth / connection): memcached $m_idle B, wharf $w_idle B"

@@ -1,0 +1,998 @@
+/*
+ * memcache.c - a memcached-compatible cache (memcached 1.6's ASCII protocol,
+ * protocol.txt) as an ordinary wharf handler; see docs/memcache.md.
+ *
+ * Options:
+ *   "memory_limit":        bytes, default 67108864 (64 MiB) - items and their
+ *                          overhead never pass it; LRU items are evicted first
+ *   "item_size_max":       bytes, default 1048576 - the largest value
+ *   "reclaim_interval_ms": default 1000 (0: off) - how often each worker
+ *                          frees expired items nobody asked for
+ *   "reclaim_batch":       default 256 - at most this many per tick
+ *
+ * The listener needs "buffers": {"max_input": ...} of at least item_size_max
+ * plus a header line (config/memcache.json: 2 MiB), since a value is taken
+ * whole (WHARF_FRAME_HEADER_BODY) before it is stored.
+ *
+ * How it is built on wharf:
+ *  - framing: on_data walks its bytes with wharf_frame_next under a
+ *    HEADER_BODY framing whose body_length reads a storage command's
+ *    <bytes> field (the body is <bytes> + 2: the handler checks the "\r\n"
+ *    itself, to answer "bad data chunk" as memcached does rather than close).
+ *    The loop is the handler's own, not wharf_frames, because memcached
+ *    answers errors and goes on where wharf_frames closes.  Three states sit
+ *    beside the framing: swallowing a refused value's bytes, a get line
+ *    continued over several offers (a line past 2048 bytes, or output held
+ *    back), and the end.
+ *  - backpressure: before each command (and each key of a get) the handler
+ *    stops when the connection has MC_OUTPUT_YIELD bytes of output pending
+ *    and returns what it consumed; wharf offers the rest again once the
+ *    output is written.  A client that sends gets and never reads so holds
+ *    at most one value more than that.
+ *  - shared state: one store per listener (memcache_store.c), made by init
+ *    and freed by fini, with striped locks.  Statistics are per worker
+ *    (memcache_worker, one per worker index, written only by its worker,
+ *    relaxed atomics) and summed by "stats".
+ *  - timers: each worker runs one repeating timer that reclaims expired
+ *    items.  It is attached to one of the worker's connections (so it stops
+ *    with it, before fini can free the store) and handed to another of its
+ *    connections when that one closes.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memrchr */
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memcache_store.h"
+#include "wharf.h"
+
+#define MC_VERSION "1.6.18-wharf"
+#define MC_LINE_MAX 2048             /* a line longer than this (not get) closes */
+#define MC_OUTPUT_YIELD (64u * 1024u) /* stop taking commands past this output */
+#define MC_MAX_WORKERS 1024
+#define MC_TOKENS_MAX 8
+#define MC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
+
+/* Per-worker counters, in "stats" order. */
+enum mc_counter {
+    C_CONN_OPENED, C_CONN_CLOSED, C_CMD_GET, C_CMD_SET, C_CMD_FLUSH, C_CMD_TOUCH,
+    C_GET_HITS, C_GET_MISSES, C_DELETE_MISSES, C_DELETE_HITS, C_INCR_MISSES, C_INCR_HITS,
+    C_DECR_MISSES, C_DECR_HITS, C_CAS_MISSES, C_CAS_HITS, C_CAS_BADVAL, C_TOUCH_HITS,
+    C_TOUCH_MISSES, C_STORE_TOO_LARGE, C_STORE_NO_MEMORY, C_BYTES_READ, C_BYTES_WRITTEN,
+    C_COUNT
+};
+
+struct mc_conn;
+struct mc_listener;
+
+struct mc_worker {
+    _Atomic uint64_t cnt[C_COUNT];
+    struct mc_listener *l;
+    struct mc_conn *conns; /* this worker's connections of the listener */
+    struct mc_conn *tick_owner;
+    char pad[64];
+};
+
+struct mc_listener {
+    struct mc_store *store;
+    size_t item_max;
+    uint64_t reclaim_ms;
+    size_t reclaim_batch;
+    int64_t started;
+    struct wharf_framing framing;
+    pthread_mutex_t reset_lock;
+    uint64_t reset_base[C_COUNT]; /* "stats reset": counters are reported above it */
+    _Atomic(struct mc_worker *) workers[MC_MAX_WORKERS];
+};
+
+enum mc_mget { MG_NONE = 0, MG_GET, MG_GETS, MG_GAT, MG_GATS };
+
+struct mc_conn {
+    struct mc_conn *prev, *next;
+    wharf_conn *c;
+    struct mc_worker *w;
+    uint64_t swallow;      /* bytes of a refused value still to drop */
+    int64_t mget_exptime;  /* gat/gats: the new exptime */
+    uint8_t mget;          /* enum mc_mget: a get line being continued */
+    bool mget_skip;        /* ... after an error: drop the rest of the line */
+};
+
+struct tok {
+    const char *p;
+    size_t n;
+};
+
+#define CNT_ADD(w, i, v) \
+    atomic_store_explicit(&(w)->cnt[i], \
+                          atomic_load_explicit(&(w)->cnt[i], memory_order_relaxed) + (v), \
+                          memory_order_relaxed)
+#define CNT_INC(w, i) CNT_ADD(w, i, 1)
+#define REPLY(c, lit) mc_send(c, lit, sizeof(lit) - 1)
+
+static void mc_send(wharf_conn *c, const void *p, size_t n)
+{
+    struct mc_conn *mc = wharf_get_data(c);
+    CNT_ADD(mc->w, C_BYTES_WRITTEN, n);
+    wharf_send(c, p, n);
+}
+
+/* ---- parsing helpers -------------------------------------------------- */
+
+/* Splits s[0..n) on blanks; returns the count, or max + 1 when there are
+ * more than max tokens (t[0..max) filled). */
+static size_t tokenize(const char *s, size_t n, struct tok *t, size_t max)
+{
+    size_t k = 0, i = 0;
+    while (i < n) {
+        while (i < n && s[i] == ' ')
+            i++;
+        if (i == n)
+            break;
+        size_t start = i;
+        while (i < n && s[i] != ' ')
+            i++;
+        if (k == max)
+            return max + 1;
+        t[k].p = s + start;
+        t[k].n = i - start;
+        k++;
+    }
+    return k;
+}
+
+static bool tok_is(const struct tok *t, const char *lit)
+{
+    size_t n = strlen(lit);
+    return t->n == n && memcmp(t->p, lit, n) == 0;
+}
+
+/* Unsigned decimal, memcached's safe_strtoull: no sign, no overflow. */
+static bool tok_u64(const struct tok *t, uint64_t *out)
+{
+    if (t->n == 0 || t->n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        unsigned d = (unsigned)(t->p[i] - '0');
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Signed decimal within 32 bits, memcached's safe_strtol. */
+static bool tok_i32(const struct tok *t, int64_t *out)
+{
+    struct tok u = *t;
+    bool neg = u.n > 0 && u.p[0] == '-';
+    if (neg) {
+        u.p++;
+        u.n--;
+    }
+    uint64_t v;
+    if (!tok_u64(&u, &v) || v > (neg ? 2147483648u : 2147483647u))
+        return false;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return true;
+}
+
+/* A key: 1..250 bytes, no control characters (blanks can't be in a token). */
+static bool key_ok(const struct tok *t)
+{
+    if (t->n == 0 || t->n > MC_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < t->n; i++) {
+        unsigned char ch = (unsigned char)t->p[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* memcached's expiry: 0 never, negative already, up to 30 days relative,
+ * beyond that an absolute Unix time. */
+static int64_t mc_exptime(int64_t e, int64_t now)
+{
+    if (e == 0)
+        return 0;
+    if (e < 0)
+        return 1;
+    if (e <= MC_REALTIME_MAXDELTA)
+        return now + e;
+    return e;
+}
+
+/* ---- storage commands' header (shared by body_length and the command) ---- */
+
+enum mc_parse { P_OK, P_NOT_STORAGE, P_ERROR, P_FORMAT, P_TOO_LARGE };
+
+struct mc_storage {
+    enum mc_store_mode mode;
+    struct tok key;
+    uint32_t flags;
+    int64_t exptime;
+    uint64_t bytes;
+    uint64_t cas;
+    bool noreply;
+};
+
+static enum mc_parse parse_storage(const struct mc_listener *l, const struct tok *t, size_t n,
+                                   struct mc_storage *sc)
+{
+    if (n == 0)
+        return P_NOT_STORAGE;
+    if (tok_is(&t[0], "set"))
+        sc->mode = MC_SET;
+    else if (tok_is(&t[0], "add"))
+        sc->mode = MC_ADD;
+    else if (tok_is(&t[0], "replace"))
+        sc->mode = MC_REPLACE;
+    else if (tok_is(&t[0], "append"))
+        sc->mode = MC_APPEND;
+    else if (tok_is(&t[0], "prepend"))
+        sc->mode = MC_PREPEND;
+    else if (tok_is(&t[0], "cas"))
+        sc->mode = MC_CAS;
+    else
+        return P_NOT_STORAGE;
+    size_t need = sc->mode == MC_CAS ? 6 : 5;
+    if (n != need && n != need + 1)
+        return P_ERROR;
+    sc->noreply = n == need + 1 && tok_is(&t[n - 1], "noreply");
+    sc->key = t[1];
+    uint64_t flags;
+    int64_t bytes;
+    if (!key_ok(&t[1]) || !tok_u64(&t[2], &flags) || !tok_i32(&t[3], &sc->exptime) ||
+        !tok_i32(&t[4], &bytes) || bytes < 0)
+        return P_FORMAT;
+    sc->flags = (uint32_t)flags;
+    sc->bytes = (uint64_t)bytes;
+    sc->cas = 0;
+    if (sc->mode == MC_CAS && !tok_u64(&t[5], &sc->cas))
+        return P_FORMAT;
+    if (sc->bytes > l->item_max)
+        return P_TOO_LARGE;
+    return P_OK;
+}
+
+/* The framing's body_length: <bytes> + 2 for a well-formed storage command,
+ * -1 (the line alone) for everything else, errors included. */
+static long long mc_body_length(const char *line, size_t len, void *arg)
+{
+    const struct mc_listener *l = arg;
+    struct tok t[MC_TOKENS_MAX];
+    size_t n = tokenize(line, len, t, MC_TOKENS_MAX);
+    struct mc_storage sc;
+    if (n > MC_TOKENS_MAX || parse_storage(l, t, n, &sc) != P_OK)
+        return -1;
+    return (long long)sc.bytes + 2;
+}
+
+/* ---- workers and connections ------------------------------------------ */
+
+static void mc_tick(wharf_timer *t, void *arg)
+{
+    (void)t;
+    struct mc_worker *w = arg;
+    mc_store_reclaim(w->l->store, w->l->reclaim_batch, (int64_t)time(NULL));
+}
+
+/* Starts the worker's reclaim timer on one of its connections, if any. */
+static void mc_tick_start(struct mc_worker *w)
+{
+    w->tick_owner = NULL;
+    if (w->l->reclaim_ms == 0 || !w->conns)
+        return;
+    if (wharf_timer_start(w->conns->c, w->l->reclaim_ms, w->l->reclaim_ms, mc_tick, w))
+        w->tick_owner = w->conns;
+}
+
+static void mc_on_open(wharf_conn *c)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    unsigned idx = wharf_worker_id(c);
+    if (idx >= MC_MAX_WORKERS)
+        idx = MC_MAX_WORKERS - 1; /* counters only; never happens (workers <= 1024) */
+    struct mc_worker *w = atomic_load_explicit(&l->workers[idx], memory_order_acquire);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w) {
+            wharf_close_with(c, WHARF_CLOSE_ERROR);
+            return;
+        }
+        w->l = l;
+        atomic_store_explicit(&l->workers[idx], w, memory_order_release);
+    }
+    struct mc_conn *mc = calloc(1, sizeof *mc);
+    if (!mc) {
+        wharf_close_with(c, WHARF_CLOSE_ERROR);
+        return;
+    }
+    mc->c = c;
+    mc->w = w;
+    mc->next = w->conns;
+    if (w->conns)
+        w->conns->prev = mc;
+    w->conns = mc;
+    wharf_set_data(c, mc);
+    CNT_INC(w, C_CONN_OPENED);
+    if (!w->tick_owner)
+        mc_tick_start(w);
+}
+
+static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
+{
+    (void)reason;
+    struct mc_conn *mc = wharf_get_data(c);
+    if (!mc)
+        return;
+    struct mc_worker *w = mc->w;
+    if (mc->prev)
+        mc->prev->next = mc->next;
+    else
+        w->conns = mc->next;
+    if (mc->next)
+        mc->next->prev = mc->prev;
+    CNT_INC(w, C_CONN_CLOSED);
+    if (w->tick_owner == mc)
+        mc_tick_start(w); /* the timer went with this connection */
+    free(mc);
+    wharf_set_data(c, NULL);
+}
+
+/* ---- retrieval -------------------------------------------------------- */
+
+struct mc_get_ctx {
+    wharf_conn *c;
+    bool cas;
+};
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Sends "VALUE key flags bytes [cas]\r\n" + value + "\r\n" (shard locked). */
+static void mc_emit_value(const struct mc_item *it, void *arg)
+{
+    struct mc_get_ctx *g = arg;
+    char buf[1024];
+    char *p = buf;
+    memcpy(p, "VALUE ", 6);
+    p += 6;
+    memcpy(p, mc_item_key(it), it->nkey);
+    p += it->nkey;
+    *p++ = ' ';
+    p = put_u64(p, it->flags);
+    *p++ = ' ';
+    p = put_u64(p, it->nbytes);
+    if (g->cas) {
+        *p++ = ' ';
+        p = put_u64(p, it->cas);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    size_t hl = (size_t)(p - buf), vl = (size_t)it->nbytes + 2;
+    if (hl + vl <= sizeof buf) {
+        memcpy(p, mc_item_value(it), vl);
+        mc_send(g->c, buf, hl + vl);
+    } else {
+        mc_send(g->c, buf, hl);
+        mc_send(g->c, mc_item_value(it), vl);
+    }
+}
+
+/*
+ * The keys of a get line in s[0..n) (blank separated): looks each up and
+ * sends its value.  Returns how many bytes it got through: n, or less when
+ * output piled up (the offset of the first key not done).  A bad key sends
+ * the error and sets mget_skip (the rest of the line is dropped).
+ */
+static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size_t n,
+                          int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    struct mc_get_ctx g = {c, mc->mget == MG_GETS || mc->mget == MG_GATS};
+    bool touch = mc->mget == MG_GAT || mc->mget == MG_GATS;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && s[i] == ' ')
+            i++;
+        if (i == n)
+            break;
+        if (wharf_output_pending(c) >= MC_OUTPUT_YIELD)
+            return i;
+        size_t start = i;
+        while (i < n && s[i] != ' ')
+            i++;
+        struct tok k = {s + start, i - start};
+        if (!key_ok(&k)) {
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+            mc->mget_skip = true;
+            return n;
+        }
+        enum mc_result r = mc_store_get(l->store, k.p, k.n, now, touch, mc->mget_exptime,
+                                        mc_emit_value, &g);
+        CNT_INC(mc->w, C_CMD_GET);
+        if (touch) {
+            CNT_INC(mc->w, C_CMD_TOUCH);
+            CNT_INC(mc->w, r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES);
+        } else {
+            CNT_INC(mc->w, r == MC_FOUND ? C_GET_HITS : C_GET_MISSES);
+        }
+    }
+    return n;
+}
+
+/*
+ * Starts a get-family command whose line begins at s[0..n) (n covers at
+ * least the command and, for gat, the exptime).  Returns the offset of the
+ * keys, or 0 when it answered an error itself (then *err is set).
+ */
+static size_t mc_get_begin(struct mc_conn *mc, const char *s, size_t n, bool *err)
+{
+    *err = false;
+    struct tok t[2];
+    size_t nt = tokenize(s, n, t, 2);
+    if (nt == 0)
+        return 0;
+    if (tok_is(&t[0], "get"))
+        mc->mget = MG_GET;
+    else if (tok_is(&t[0], "gets"))
+        mc->mget = MG_GETS;
+    else if (tok_is(&t[0], "gat"))
+        mc->mget = MG_GAT;
+    else if (tok_is(&t[0], "gats"))
+        mc->mget = MG_GATS;
+    else
+        return 0;
+    mc->mget_skip = false;
+    size_t keys = (size_t)(t[0].p + t[0].n - s);
+    if (mc->mget == MG_GAT || mc->mget == MG_GATS) {
+        int64_t e;
+        if (nt < 2 || !tok_i32(&t[1], &e)) {
+            *err = true;
+            mc->mget = MG_NONE;
+            if (nt < 2)
+                REPLY(mc->c, "ERROR\r\n");
+            else
+                REPLY(mc->c, "CLIENT_ERROR invalid exptime argument\r\n");
+            return 0;
+        }
+        mc->mget_exptime = mc_exptime(e, (int64_t)time(NULL));
+        keys = (size_t)(t[1].p + t[1].n - s);
+    }
+    return keys;
+}
+
+/* ---- other commands --------------------------------------------------- */
+
+static void mc_reply_u64(wharf_conn *c, uint64_t v)
+{
+    char buf[24];
+    char *p = put_u64(buf, v);
+    *p++ = '\r';
+    *p++ = '\n';
+    mc_send(c, buf, (size_t)(p - buf));
+}
+
+static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_storage *sc,
+                           const struct wharf_frame *fr, int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    const char *body = fr->payload;
+    size_t blen = fr->payload_len; /* bytes + 2 */
+    if (body[blen - 2] != '\r' || body[blen - 1] != '\n') {
+        if (!sc->noreply)
+            REPLY(c, "CLIENT_ERROR bad data chunk\r\n");
+        return;
+    }
+    CNT_INC(mc->w, C_CMD_SET);
+    enum mc_result r = mc_store_store(l->store, sc->mode, sc->key.p, sc->key.n, sc->flags,
+                                      mc_exptime(sc->exptime, now), body, blen - 2, sc->cas, now);
+    if (sc->mode == MC_CAS)
+        CNT_INC(mc->w, r == MC_STORED ? C_CAS_HITS : r == MC_EXISTS ? C_CAS_BADVAL : C_CAS_MISSES);
+    if (r == MC_TOO_LARGE)
+        CNT_INC(mc->w, C_STORE_TOO_LARGE);
+    if (r == MC_NO_MEMORY)
+        CNT_INC(mc->w, C_STORE_NO_MEMORY);
+    if (sc->noreply)
+        return;
+    switch (r) {
+    case MC_STORED: REPLY(c, "STORED\r\n"); break;
+    case MC_NOT_STORED: REPLY(c, "NOT_STORED\r\n"); break;
+    case MC_EXISTS: REPLY(c, "EXISTS\r\n"); break;
+    case MC_NOT_FOUND: REPLY(c, "NOT_FOUND\r\n"); break;
+    case MC_TOO_LARGE: REPLY(c, "SERVER_ERROR object too large for cache\r\n"); break;
+    default: REPLY(c, "SERVER_ERROR out of memory storing object\r\n"); break;
+    }
+}
+
+static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+                          int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    bool noreply = false;
+    if (n == 3) {
+        noreply = tok_is(&t[2], "noreply");
+        if (!noreply && !tok_is(&t[2], "0"))
+            goto usage;
+    } else if (n == 4) {
+        if (!tok_is(&t[2], "0") || !tok_is(&t[3], "noreply"))
+            goto usage;
+        noreply = true;
+    }
+    if (!key_ok(&t[1])) {
+        if (!noreply)
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+        return;
+    }
+    enum mc_result r = mc_store_delete(l->store, t[1].p, t[1].n, now);
+    CNT_INC(mc->w, r == MC_FOUND ? C_DELETE_HITS : C_DELETE_MISSES);
+    if (!noreply) {
+        if (r == MC_FOUND)
+            REPLY(c, "DELETED\r\n");
+        else
+            REPLY(c, "NOT_FOUND\r\n");
+    }
+    return;
+usage:
+    REPLY(c, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
+}
+
+static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+                         bool incr, int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    bool noreply = n == 4 && tok_is(&t[3], "noreply");
+    if (!key_ok(&t[1])) {
+        if (!noreply)
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+        return;
+    }
+    uint64_t delta, v = 0;
+    if (!tok_u64(&t[2], &delta)) {
+        if (!noreply)
+            REPLY(c, "CLIENT_ERROR invalid numeric delta argument\r\n");
+        return;
+    }
+    enum mc_result r = mc_store_delta(l->store, t[1].p, t[1].n, incr, delta, now, &v);
+    if (r == MC_FOUND || r == MC_NOT_FOUND)
+        CNT_INC(mc->w, incr ? (r == MC_FOUND ? C_INCR_HITS : C_INCR_MISSES)
+                            : (r == MC_FOUND ? C_DECR_HITS : C_DECR_MISSES));
+    if (noreply)
+        return;
+    switch (r) {
+    case MC_FOUND: mc_reply_u64(c, v); break;
+    case MC_NOT_FOUND: REPLY(c, "NOT_FOUND\r\n"); break;
+    case MC_NON_NUMERIC:
+        REPLY(c, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+        break;
+    default: REPLY(c, "SERVER_ERROR out of memory\r\n"); break;
+    }
+}
+
+static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+                         int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    bool noreply = n == 4 && tok_is(&t[3], "noreply");
+    int64_t e;
+    if (!key_ok(&t[1])) {
+        if (!noreply)
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+        return;
+    }
+    if (!tok_i32(&t[2], &e)) {
+        if (!noreply)
+            REPLY(c, "CLIENT_ERROR invalid exptime argument\r\n");
+        return;
+    }
+    CNT_INC(mc->w, C_CMD_TOUCH);
+    enum mc_result r = mc_store_get(l->store, t[1].p, t[1].n, now, true, mc_exptime(e, now),
+                                    NULL, NULL);
+    CNT_INC(mc->w, r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES);
+    if (!noreply) {
+        if (r == MC_FOUND)
+            REPLY(c, "TOUCHED\r\n");
+        else
+            REPLY(c, "NOT_FOUND\r\n");
+    }
+}
+
+static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+                         int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    bool noreply = n > 1 && tok_is(&t[n - 1], "noreply");
+    int64_t delay = 0;
+    if (n > 1 && !(n == 2 && noreply) && !tok_i32(&t[1], &delay)) {
+        if (!noreply)
+            REPLY(c, "CLIENT_ERROR invalid exptime argument\r\n");
+        return;
+    }
+    CNT_INC(mc->w, C_CMD_FLUSH);
+    mc_store_flush(l->store, delay > 0 ? mc_exptime(delay, now) : now, now);
+    if (!noreply)
+        REPLY(c, "OK\r\n");
+}
+
+/* The sum of every worker's counter i, above the last "stats reset". */
+static uint64_t mc_counter(struct mc_listener *l, enum mc_counter i)
+{
+    uint64_t sum = 0;
+    for (unsigned k = 0; k < MC_MAX_WORKERS; k++) {
+        struct mc_worker *w = atomic_load_explicit(&l->workers[k], memory_order_acquire);
+        if (w)
+            sum += atomic_load_explicit(&w->cnt[i], memory_order_relaxed);
+    }
+    return sum;
+}
+
+static void mc_cmd_stats(wharf_conn *c, const struct tok *t, size_t n)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    uint64_t v[C_COUNT];
+    for (int i = 0; i < C_COUNT; i++)
+        v[i] = mc_counter(l, (enum mc_counter)i);
+    if (n == 2 && tok_is(&t[1], "reset")) {
+        pthread_mutex_lock(&l->reset_lock);
+        for (int i = C_CMD_GET; i < C_COUNT; i++)
+            l->reset_base[i] = v[i];
+        pthread_mutex_unlock(&l->reset_lock);
+        REPLY(c, "RESET\r\n");
+        return;
+    }
+    char buf[4096];
+    size_t len = 0;
+#define STAT(fmt, ...) \
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "STAT " fmt "\r\n", __VA_ARGS__)
+    if (n == 2 && tok_is(&t[1], "settings")) {
+        STAT("maxbytes %zu", mc_store_limit(l->store));
+        STAT("item_size_max %zu", l->item_max);
+        STAT("num_threads %u", wharf_worker_count(wharf_conn_worker(c)));
+        STAT("evictions %s", "on");
+        STAT("cas_enabled %s", "yes");
+    } else if (n == 1) {
+        pthread_mutex_lock(&l->reset_lock);
+        for (int i = C_CMD_GET; i < C_COUNT; i++)
+            v[i] -= l->reset_base[i];
+        pthread_mutex_unlock(&l->reset_lock);
+        struct mc_store_stats st;
+        mc_store_stats(l->store, &st);
+        int64_t now = (int64_t)time(NULL);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        STAT("pid %ld", (long)getpid());
+        STAT("uptime %lld", (long long)(now - l->started));
+        STAT("time %lld", (long long)now);
+        STAT("version %s", MC_VERSION);
+        STAT("pointer_size %zu", sizeof(void *) * 8);
+        STAT("rusage_user %ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+        STAT("rusage_system %ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
+        STAT("curr_connections %llu",
+             (unsigned long long)(v[C_CONN_OPENED] - v[C_CONN_CLOSED]));
+        STAT("total_connections %llu", (unsigned long long)v[C_CONN_OPENED]);
+        static const char *const names[C_COUNT] = {
+            [C_CMD_GET] = "cmd_get", [C_CMD_SET] = "cmd_set", [C_CMD_FLUSH] = "cmd_flush",
+            [C_CMD_TOUCH] = "cmd_touch", [C_GET_HITS] = "get_hits",
+            [C_GET_MISSES] = "get_misses", [C_DELETE_MISSES] = "delete_misses",
+            [C_DELETE_HITS] = "delete_hits", [C_INCR_MISSES] = "incr_misses",
+            [C_INCR_HITS] = "incr_hits", [C_DECR_MISSES] = "decr_misses",
+            [C_DECR_HITS] = "decr_hits", [C_CAS_MISSES] = "cas_misses",
+            [C_CAS_HITS] = "cas_hits", [C_CAS_BADVAL] = "cas_badval",
+            [C_TOUCH_HITS] = "touch_hits", [C_TOUCH_MISSES] = "touch_misses",
+            [C_STORE_TOO_LARGE] = "store_too_large", [C_STORE_NO_MEMORY] = "store_no_memory",
+            [C_BYTES_READ] = "bytes_read", [C_BYTES_WRITTEN] = "bytes_written",
+        };
+        for (int i = C_CMD_GET; i < C_COUNT; i++)
+            STAT("%s %llu", names[i], (unsigned long long)v[i]);
+        STAT("get_expired %llu", (unsigned long long)st.get_expired);
+        STAT("get_flushed %llu", (unsigned long long)st.get_flushed);
+        STAT("limit_maxbytes %zu", mc_store_limit(l->store));
+        STAT("threads %u", wharf_worker_count(wharf_conn_worker(c)));
+        STAT("bytes %llu", (unsigned long long)st.bytes);
+        STAT("curr_items %llu", (unsigned long long)st.curr_items);
+        STAT("total_items %llu", (unsigned long long)st.total_items);
+        STAT("expired_unfetched %llu", (unsigned long long)st.expired_unfetched);
+        STAT("evicted_unfetched %llu", (unsigned long long)st.evicted_unfetched);
+        STAT("evictions %llu", (unsigned long long)st.evictions);
+        STAT("reclaimed %llu", (unsigned long long)st.reclaimed);
+    } else if (!(n >= 2 && (tok_is(&t[1], "items") || tok_is(&t[1], "slabs") ||
+                            tok_is(&t[1], "sizes") || tok_is(&t[1], "conns") ||
+                            tok_is(&t[1], "detail")))) {
+        REPLY(c, "ERROR\r\n");
+        return;
+    }
+#undef STAT
+    mc_send(c, buf, len);
+    REPLY(c, "END\r\n");
+}
+
+/*
+ * One whole message: a command line (and a storage command's body).
+ * Returns the bytes consumed: fr->len, or less for a get that stopped for
+ * output; (size_t)-1 after quit.
+ */
+static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_frame *fr,
+                         size_t len, int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    const char *line = fr->header;
+    size_t ll = fr->header_len;
+    bool err;
+    size_t keys = mc_get_begin(mc, line, ll, &err);
+    if (err)
+        return len;
+    if (keys) {
+        struct tok t[1];
+        if (mc->mget == MG_GET || mc->mget == MG_GETS) {
+            if (tokenize(line + keys, ll - keys, t, 1) == 0) {
+                mc->mget = MG_NONE;
+                REPLY(c, "ERROR\r\n");
+                return len;
+            }
+        }
+        size_t done = keys + mc_get_keys(c, mc, line + keys, ll - keys, now);
+        if (done < ll)
+            return done; /* the rest is continued (mc->mget stays set) */
+        if (!mc->mget_skip)
+            REPLY(c, "END\r\n");
+        mc->mget = MG_NONE;
+        mc->mget_skip = false;
+        return len;
+    }
+    struct tok t[MC_TOKENS_MAX];
+    size_t n = tokenize(line, ll, t, MC_TOKENS_MAX);
+    struct mc_storage sc;
+    switch (n > MC_TOKENS_MAX ? P_ERROR : parse_storage(l, t, n, &sc)) {
+    case P_OK:
+        mc_cmd_storage(c, mc, &sc, fr, now);
+        return len;
+    case P_ERROR:
+        REPLY(c, "ERROR\r\n");
+        return len;
+    case P_FORMAT:
+        if (!sc.noreply)
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+        return len;
+    case P_TOO_LARGE:
+        CNT_INC(mc->w, C_STORE_TOO_LARGE);
+        if (!sc.noreply)
+            REPLY(c, "SERVER_ERROR object too large for cache\r\n");
+        if (sc.mode == MC_SET) /* as memcached: no stale value stays behind */
+            mc_store_delete(l->store, sc.key.p, sc.key.n, now);
+        mc->swallow = sc.bytes + 2;
+        return len;
+    case P_NOT_STORAGE:
+        break;
+    }
+    if (n == 0) {
+        REPLY(c, "ERROR\r\n");
+    } else if (tok_is(&t[0], "delete") && n >= 2 && n <= 4) {
+        mc_cmd_delete(c, mc, t, n, now);
+    } else if ((tok_is(&t[0], "incr") || tok_is(&t[0], "decr")) && (n == 3 || n == 4)) {
+        mc_cmd_delta(c, mc, t, n, t[0].p[0] == 'i', now);
+    } else if (tok_is(&t[0], "touch") && (n == 3 || n == 4)) {
+        mc_cmd_touch(c, mc, t, n, now);
+    } else if (tok_is(&t[0], "flush_all") && n <= 3) {
+        mc_cmd_flush(c, mc, t, n, now);
+    } else if (tok_is(&t[0], "version")) {
+        REPLY(c, "VERSION " MC_VERSION "\r\n");
+    } else if (tok_is(&t[0], "verbosity") && (n == 2 || n == 3)) {
+        if (!tok_is(&t[n - 1], "noreply"))
+            REPLY(c, "OK\r\n");
+    } else if (tok_is(&t[0], "stats") && (n <= 2 || (n == 3 && tok_is(&t[1], "detail")))) {
+        mc_cmd_stats(c, t, n);
+    } else if (tok_is(&t[0], "quit") && n == 1) {
+        wharf_close(c);
+        return (size_t)-1;
+    } else {
+        REPLY(c, "ERROR\r\n");
+    }
+    return len;
+}
+
+/* Whether p (no LF in its first MC_LINE_MAX bytes) is a get-family line,
+ * which memcached lets grow past the line limit. */
+static bool mc_long_get(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i <= 100 && p[i] == ' ')
+        i++;
+    if (i > 100)
+        return false;
+    p += i;
+    n -= i;
+    return (n >= 4 && (!memcmp(p, "get ", 4) || !memcmp(p, "gat ", 4))) ||
+           (n >= 5 && (!memcmp(p, "gets ", 5) || !memcmp(p, "gats ", 5)));
+}
+
+/*
+ * A get line continued over several offers (mc->mget set): keys up to the
+ * line's end, or up to the last blank of a long piece.  Returns the bytes
+ * consumed; 0 when it needs more bytes or must wait for output.
+ */
+static size_t mc_get_continue(wharf_conn *c, struct mc_conn *mc, const char *p, size_t rem,
+                              int64_t now)
+{
+    const char *lf = memchr(p, '\n', rem);
+    size_t text;
+    if (lf) {
+        text = (size_t)(lf - p);
+        if (text && p[text - 1] == '\r')
+            text--;
+    } else {
+        if (rem <= MC_LINE_MAX)
+            return 0;
+        const char *sp = memrchr(p, ' ', rem);
+        if (!sp) {
+            if (!mc->mget_skip)
+                REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+            mc->mget_skip = true;
+            return rem;
+        }
+        text = (size_t)(sp - p) + 1;
+    }
+    size_t done = mc->mget_skip ? text : mc_get_keys(c, mc, p, text, now);
+    if (done < text)
+        return done;
+    if (!lf)
+        return text;
+    if (!mc->mget_skip)
+        REPLY(c, "END\r\n");
+    mc->mget = MG_NONE;
+    mc->mget_skip = false;
+    return (size_t)(lf - p) + 1;
+}
+
+static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
+{
+    struct mc_conn *mc = wharf_get_data(c);
+    struct mc_listener *l = wharf_listener_data(c);
+    const char *base = data;
+    size_t used = 0;
+    int64_t now = (int64_t)time(NULL);
+    while (used < len) {
+        const char *p = base + used;
+        size_t rem = len - used;
+        if (mc->swallow) {
+            size_t k = rem < mc->swallow ? rem : (size_t)mc->swallow;
+            mc->swallow -= k;
+            used += k;
+            continue;
+        }
+        if (mc->mget) {
+            size_t k = mc_get_continue(c, mc, p, rem, now);
+            if (k == 0)
+                break;
+            used += k;
+            continue;
+        }
+        if (wharf_output_pending(c) >= MC_OUTPUT_YIELD)
+            break;
+        struct wharf_frame fr;
+        const char *why = NULL;
+        long long n = wharf_frame_next(&l->framing, p, rem, &fr, &why, l);
+        if (n <= 0) {
+            size_t scan = rem < MC_LINE_MAX + 1 ? rem : MC_LINE_MAX + 1;
+            if (rem > MC_LINE_MAX && !memchr(p, '\n', scan)) {
+                bool err;
+                if (mc_long_get(p, rem)) {
+                    size_t keys = mc_get_begin(mc, p, MC_LINE_MAX, &err);
+                    if (err) { /* answered: drop the rest of the line */
+                        mc->mget = MG_GET;
+                        mc->mget_skip = true;
+                    }
+                    used += keys;
+                    continue;
+                }
+                REPLY(c, "CLIENT_ERROR line too long\r\n");
+                wharf_close(c);
+                return len;
+            }
+            if (n == 0)
+                break;
+            wharf_conn_log(c, WHARF_LOG_INFO, "unframed input: %s", why ? why : "?");
+            REPLY(c, "CLIENT_ERROR line too long\r\n");
+            wharf_close(c);
+            return len;
+        }
+        size_t k = mc_command(c, mc, &fr, (size_t)n, now);
+        if (k == (size_t)-1)
+            return used + (size_t)n;
+        used += k;
+        if (k < (size_t)n)
+            break; /* output piled up mid-get */
+    }
+    CNT_ADD(mc->w, C_BYTES_READ, used);
+    return used;
+}
+
+/* ---- init / fini -------------------------------------------------------- */
+
+static int opt_size(const wharf_options *opts, const char *key, long long min, long long max,
+                    long long *v, char *err, size_t errlen)
+{
+    int rc = wharf_options_int(opts, key, v);
+    if (rc == -EINVAL || (rc == 0 && (*v < min || *v > max))) {
+        snprintf(err, errlen, "%s: expected an integer %lld..%lld", key, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+static int mc_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"memory_limit", "item_size_max",
+                                          "reclaim_interval_ms", "reclaim_batch", NULL};
+    if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
+        return -1;
+    long long limit = 64ll << 20, item_max = 1ll << 20, reclaim_ms = 1000, batch = 256;
+    if (opt_size(opts, "memory_limit", 65536, 1ll << 46, &limit, err, errlen) < 0 ||
+        opt_size(opts, "item_size_max", 16, 1ll << 30, &item_max, err, errlen) < 0 ||
+        opt_size(opts, "reclaim_interval_ms", 0, 3600000, &reclaim_ms, err, errlen) < 0 ||
+        opt_size(opts, "reclaim_batch", 1, 1000000, &batch, err, errlen) < 0)
+        return -1;
+    if ((size_t)mc_item_cost(MC_KEY_MAX, (size_t)item_max) > (size_t)limit) {
+        snprintf(err, errlen, "item_size_max: an item that large would not fit memory_limit");
+        return -1;
+    }
+    struct mc_listener *l = calloc(1, sizeof *l);
+    if (!l || !(l->store = mc_store_new((size_t)limit, (size_t)item_max))) {
+        free(l);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    l->item_max = (size_t)item_max;
+    l->reclaim_ms = (uint64_t)reclaim_ms;
+    l->reclaim_batch = (size_t)batch;
+    l->started = (int64_t)time(NULL);
+    pthread_mutex_init(&l->reset_lock, NULL);
+    l->framing.kind = WHARF_FRAME_HEADER_BODY;
+    l->framing.max_frame = (size_t)item_max + 2 + 65536;
+    l->framing.body_length = mc_body_length;
+    l->framing.trailer = 0; /* the handler checks the "\r\n" (bad data chunk) */
+    *listener_data = l;
+    return 0;
+}
+
+static void mc_fini(void *listener_data)
+{
+    struct mc_listener *l = listener_data;
+    if (!l)
+        return;
+    for (unsigned i = 0; i < MC_MAX_WORKERS; i++)
+        free(atomic_load(&l->workers[i]));
+    mc_store_free(l->store);
+    pthread_mutex_destroy(&l->reset_lock);
+    free(l);
+}
+
+WHARF_HANDLER_EXPORT = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "memcache",
+    .init = mc_init,
+    .fini = mc_fini,
+    .on_open = mc_on_open,
+    .on_data = mc_on_data,
+    .on_close = mc_on_close,
+};

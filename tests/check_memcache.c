@@ -1,0 +1,517 @@
+/*
+ * check_memcache.c - the memcache handler (handlers/memcache.c and its
+ * store, compiled into this program) driven by the test kit, without a
+ * network: memcached's replies byte for byte, input in every split, the
+ * error replies where memcached gives them, expiry and the reclaim timer,
+ * the memory limit under hostile sets, a 10,000-key get, a client that
+ * stops reading, one that leaves in the middle of a value, and the store
+ * under several threads at once.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../handlers/memcache_store.h"
+#include "check_main.h"
+#include "wharf_test.h"
+
+/* handlers/memcache.c, compiled into this program. */
+extern const struct wharf_handler wharf_handler;
+
+#define BUFFERS "\"buffers\": {\"max_input\": 2097152}"
+
+static wharf_test *new_test(const char *options)
+{
+    char json[1024], err[512] = "";
+    snprintf(json, sizeof json, "%s, \"options\": {%s}", BUFFERS, options ? options : "");
+    wharf_test *t = wharf_test_new(&wharf_handler, json, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    return t;
+}
+
+/* Sends `in` and returns everything the handler answered (a static copy). */
+static const char *rt(wharf_test_conn *c, const char *in)
+{
+    static char *last;
+    free(last);
+    wharf_test_send(c, in, strlen(in));
+    size_t n;
+    const char *out = wharf_test_output(c, &n);
+    last = malloc(n + 1);
+    memcpy(last, out, n + 1);
+    return last;
+}
+
+#define EXPECT(c, in, out) ck_assert_str_eq(rt(c, in), out)
+
+/* The value of "STAT name" in a stats reply. */
+static unsigned long long stat_of(wharf_test_conn *c, const char *name)
+{
+    const char *out = rt(c, "stats\r\n");
+    char pat[128];
+    snprintf(pat, sizeof pat, "STAT %s ", name);
+    const char *p = strstr(out, pat);
+    ck_assert_msg(p != NULL, "no %s in %s", name, out);
+    return strtoull(p + strlen(pat), NULL, 10);
+}
+
+START_TEST(storage_commands)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    EXPECT(c, "set a 5 0 5\r\nhello\r\n", "STORED\r\n");
+    EXPECT(c, "get a\r\n", "VALUE a 5 5\r\nhello\r\nEND\r\n");
+    EXPECT(c, "get a b a\r\n", "VALUE a 5 5\r\nhello\r\nVALUE a 5 5\r\nhello\r\nEND\r\n");
+    EXPECT(c, "add a 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
+    EXPECT(c, "add b 0 0 1\r\nx\r\n", "STORED\r\n");
+    EXPECT(c, "replace nope 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
+    EXPECT(c, "replace b 7 0 2\r\nyy\r\n", "STORED\r\n");
+    EXPECT(c, "append b 0 0 1\r\n!\r\nprepend b 0 0 1\r\n<\r\n", "STORED\r\nSTORED\r\n");
+    EXPECT(c, "get b\r\n", "VALUE b 7 4\r\n<yy!\r\nEND\r\n");
+    EXPECT(c, "append nope 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
+    const char *g = rt(c, "gets a\r\n");
+    unsigned long long cas;
+    ck_assert_int_eq(sscanf(g, "VALUE a 5 5 %llu\r\n", &cas), 1);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "cas a 1 0 3 %llu\r\nnew\r\n", cas);
+    EXPECT(c, cmd, "STORED\r\n");
+    EXPECT(c, cmd, "EXISTS\r\n");
+    EXPECT(c, "cas nope 0 0 1 1\r\nx\r\n", "NOT_FOUND\r\n");
+    EXPECT(c, "get a\r\n", "VALUE a 1 3\r\nnew\r\nEND\r\n");
+    EXPECT(c, "set a 0 0 1 noreply\r\nz\r\nadd a 0 0 1 noreply\r\nq\r\nget a\r\n",
+           "VALUE a 0 1\r\nz\r\nEND\r\n");
+    EXPECT(c, "set e 0 0 0\r\n\r\nget e\r\n", "STORED\r\nVALUE e 0 0\r\n\r\nEND\r\n");
+    wharf_test_send(c, "set bin 0 0 4\r\n\r\n\0\n\r\n", 21); /* any bytes in a value */
+    ck_assert_str_eq(wharf_test_output(c, NULL), "STORED\r\n");
+    wharf_test_send(c, "get bin\r\n", 9);
+    size_t blen;
+    const char *bout = wharf_test_output(c, &blen);
+    ck_assert_uint_eq(blen, 26);
+    ck_assert(memcmp(bout, "VALUE bin 0 4\r\n\r\n\0\n\r\nEND\r\n", 26) == 0);
+    EXPECT(c, "delete a\r\ndelete a\r\ndelete b noreply\r\nget b\r\n",
+           "DELETED\r\nNOT_FOUND\r\nEND\r\n");
+    EXPECT(c, "delete e 0\r\n", "DELETED\r\n");
+    EXPECT(c, "version\r\n", "VERSION 1.6.18-wharf\r\n");
+    EXPECT(c, "verbosity 1\r\nverbosity 1 noreply\r\n", "OK\r\n");
+    EXPECT(c, "set k 0 0 1\nx\r\nget k\n", "STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n");
+    EXPECT(c, "quit\r\nget k\r\n", "");
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_HANDLER);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(every_split)
+{
+    wharf_test *t = new_test(NULL);
+    const char *in = "set k 1 0 10\r\n0123456789\r\nget k x\r\nincr n 1\r\nset n 0 0 1\r\n9\r\n"
+                     "incr n 1\r\ngets nope\r\nbogus\r\ndelete k\r\n";
+    const char *want = "STORED\r\nVALUE k 1 10\r\n0123456789\r\nEND\r\nNOT_FOUND\r\nSTORED\r\n"
+                       "10\r\nEND\r\nERROR\r\nDELETED\r\n";
+    size_t n = strlen(in);
+    for (size_t split = 0; split <= n; split++) {
+        wharf_test_conn *c = wharf_test_connect(t);
+        rt(c, "flush_all\r\n");
+        wharf_test_send(c, in, split);
+        wharf_test_send(c, in + split, n - split);
+        ck_assert_msg(strcmp(wharf_test_output(c, NULL), want) == 0, "split %zu", split);
+        wharf_test_close(c);
+    }
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(errors_as_memcached)
+{
+    wharf_test *t = new_test("\"item_size_max\": 1000");
+    wharf_test_conn *c = wharf_test_connect(t);
+    EXPECT(c, "bogus\r\n", "ERROR\r\n");
+    EXPECT(c, "\r\n", "ERROR\r\n");
+    EXPECT(c, "GET a\r\n", "ERROR\r\n");
+    EXPECT(c, "get\r\n", "ERROR\r\n");
+    EXPECT(c, "set a 0 0 1 2 3\r\nx\r\n", "ERROR\r\nERROR\r\n");
+    EXPECT(c, "cas a 0 0 1\r\nx\r\n", "ERROR\r\nERROR\r\n");
+    /* The data block's length does not match. */
+    EXPECT(c, "set a 0 0 5\r\nhelloX\r\n", "CLIENT_ERROR bad data chunk\r\nERROR\r\n");
+    EXPECT(c, "set a 0 0 5 noreply\r\nhelloXY\r\nget a\r\n", "ERROR\r\nEND\r\n");
+    /* Negative, huge or non-numeric lengths and fields. */
+    EXPECT(c, "set a 0 0 -1\r\nhello\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    EXPECT(c, "set a 0 0 99999999999999999999\r\n", "CLIENT_ERROR bad command line format\r\n");
+    EXPECT(c, "set a -1 0 1\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    EXPECT(c, "set a abc 0 1\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    EXPECT(c, "cas a 0 0 1 abc\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    /* Too large: refused, and its bytes swallowed (in pieces here). */
+    rt(c, "set big 0 0 1\r\nx\r\n");
+    EXPECT(c, "set big 0 0 5000\r\n", "SERVER_ERROR object too large for cache\r\n");
+    char *blob = malloc(5002);
+    memset(blob, 'v', 5000);
+    memcpy(blob + 5000, "\r\n", 2);
+    wharf_test_send(c, blob, 2000);
+    wharf_test_send(c, blob + 2000, 3002);
+    free(blob);
+    EXPECT(c, "get big\r\n", "END\r\n"); /* the stale value went too */
+    /* Keys. */
+    char line[600];
+    memset(line, 'k', sizeof line);
+    memcpy(line, "set ", 4);
+    memcpy(line + 4 + 251, " 0 0 1\r\nx\r\n", 12);
+    EXPECT(c, line, "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    memcpy(line + 4 + 250, " 0 0 1\r\nx\r\n", 12); /* 250 is fine */
+    EXPECT(c, line, "STORED\r\n");
+    EXPECT(c, "set a\x01 0 0 1\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    memcpy(line, "get ", 4);
+    memset(line + 4, 'k', 251);
+    memcpy(line + 4 + 251, "\r\n", 3);
+    EXPECT(c, line, "CLIENT_ERROR bad command line format\r\n");
+    /* Other commands' errors. */
+    EXPECT(c, "delete a 5\r\n",
+           "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
+    EXPECT(c, "incr a x\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n");
+    EXPECT(c, "incr a -1\r\n", "CLIENT_ERROR invalid numeric delta argument\r\n");
+    EXPECT(c, "touch a abc\r\n", "CLIENT_ERROR invalid exptime argument\r\n");
+    EXPECT(c, "gat a b\r\n", "CLIENT_ERROR invalid exptime argument\r\n");
+    EXPECT(c, "flush_all abc\r\n", "CLIENT_ERROR invalid exptime argument\r\n");
+    EXPECT(c, "touch a\r\nverbosity\r\nstats nonsense\r\n", "ERROR\r\nERROR\r\nERROR\r\n");
+    ck_assert(!wharf_test_closed(c, NULL));
+    /* A line past 2048 bytes with no end in sight: an error, then closed. */
+    char longline[3000];
+    memset(longline, 'x', sizeof longline);
+    wharf_test_send(c, longline, sizeof longline);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "CLIENT_ERROR line too long\r\n");
+    ck_assert(wharf_test_closed(c, NULL));
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(incr_decr)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    EXPECT(c, "incr n 1\r\ndecr n 1\r\n", "NOT_FOUND\r\nNOT_FOUND\r\n");
+    EXPECT(c, "set n 0 0 2\r\n10\r\ndecr n 1\r\nget n\r\n",
+           "STORED\r\n9\r\nVALUE n 0 2\r\n9 \r\nEND\r\n"); /* memcached pads in place */
+    EXPECT(c, "decr n 100\r\n", "0\r\n");
+    EXPECT(c, "set n 0 0 20\r\n18446744073709551615\r\nincr n 2\r\n", "STORED\r\n1\r\n");
+    EXPECT(c, "set n 0 0 1\r\n9\r\nincr n 18446744073709551615\r\nget n\r\n",
+           "STORED\r\n8\r\nVALUE n 0 1\r\n8\r\nEND\r\n");
+    EXPECT(c, "set n 0 0 1\r\n9\r\nincr n 1\r\nget n\r\n",
+           "STORED\r\n10\r\nVALUE n 0 2\r\n10\r\nEND\r\n");
+    EXPECT(c, "set s 0 0 2\r\nab\r\nincr s 1\r\n",
+           "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+    EXPECT(c, "set s 0 0 20\r\n18446744073709551616\r\nincr s 1\r\n",
+           "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+    EXPECT(c, "set s 0 0 0\r\n\r\nincr s 1\r\n",
+           "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+    EXPECT(c, "incr n 5 noreply\r\nget n\r\n", "VALUE n 0 2\r\n15\r\nEND\r\n");
+    ck_assert_uint_eq(stat_of(c, "incr_hits"), 4);
+    ck_assert_uint_eq(stat_of(c, "decr_hits"), 2);
+    ck_assert_uint_eq(stat_of(c, "incr_misses"), 1);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(expiry)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    char cmd[256];
+    long now = (long)time(NULL);
+    EXPECT(c, "set neg 0 -1 1\r\nx\r\nget neg\r\n", "STORED\r\nEND\r\n");
+    snprintf(cmd, sizeof cmd, "set past 0 %ld 1\r\nx\r\nget past\r\n", now - 10);
+    EXPECT(c, cmd, "STORED\r\nEND\r\n"); /* an absolute time already gone */
+    snprintf(cmd, sizeof cmd, "set abs 0 %ld 1\r\nx\r\nget abs\r\n", now + 3600);
+    EXPECT(c, cmd, "STORED\r\nVALUE abs 0 1\r\nx\r\nEND\r\n");
+    EXPECT(c, "set rel 0 2592000 1\r\nx\r\nget rel\r\n", "STORED\r\nVALUE rel 0 1\r\nx\r\nEND\r\n");
+    EXPECT(c, "set one 0 1 1\r\nx\r\nset t 0 100 1\r\nx\r\nset g 0 100 1\r\nx\r\n",
+           "STORED\r\nSTORED\r\nSTORED\r\n");
+    EXPECT(c, "touch t 1\r\ntouch nope 1\r\n", "TOUCHED\r\nNOT_FOUND\r\n");
+    EXPECT(c, "gat 1 g nope\r\n", "VALUE g 0 1\r\nx\r\nEND\r\n");
+    EXPECT(c, "gats 0 nope\r\ngat 10\r\n", "END\r\nEND\r\n");
+    EXPECT(c, "set fl 0 0 1\r\nx\r\nflush_all 2\r\nget fl\r\n", "STORED\r\nOK\r\nVALUE fl 0 1\r\nx\r\nEND\r\n");
+    sleep(2) ;
+    usleep(200000);
+    EXPECT(c, "get one t g fl abs\r\n", "END\r\n"); /* the flush took abs too */
+    EXPECT(c, "set fl 0 0 1\r\ny\r\nget fl\r\n", "STORED\r\nVALUE fl 0 1\r\ny\r\nEND\r\n");
+    ck_assert_uint_ge(stat_of(c, "get_expired"), 3);
+    ck_assert_uint_eq(stat_of(c, "touch_hits"), 2);
+    ck_assert_uint_eq(stat_of(c, "cmd_touch"), 5);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(reclaim_timer)
+{
+    wharf_test *t = new_test("\"reclaim_interval_ms\": 100, \"reclaim_batch\": 1000");
+    wharf_test_conn *c = wharf_test_connect(t);
+    char cmd[64];
+    for (int i = 0; i < 500; i++) {
+        snprintf(cmd, sizeof cmd, "set k%d 0 1 1 noreply\r\nx\r\n", i);
+        rt(c, cmd);
+    }
+    rt(c, "set keep 0 0 1 noreply\r\nx\r\n");
+    sleep(2);
+    usleep(200000);
+    /* No lookups: only the timer can free them.  64 shards, one per tick. */
+    for (int i = 0; i < 64; i++)
+        wharf_test_advance(t, 100);
+    ck_assert_uint_eq(stat_of(c, "curr_items"), 1);
+    ck_assert_uint_eq(stat_of(c, "expired_unfetched"), 500);
+    ck_assert_uint_eq(stat_of(c, "reclaimed"), 500);
+    /* The timer moves to another connection when its owner closes. */
+    wharf_test_conn *d = wharf_test_connect(t);
+    rt(d, "set z 0 1 1 noreply\r\nx\r\n");
+    wharf_test_close(c);
+    sleep(2);
+    usleep(200000);
+    for (int i = 0; i < 64; i++)
+        wharf_test_advance(t, 100);
+    ck_assert_uint_eq(stat_of(d, "curr_items"), 1);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(memory_limit_holds)
+{
+    /* 256 KiB for everything, values up to 16 KiB: sets of every size from
+     * one client, the total never passes the limit, and the newest stay. */
+    wharf_test *t = new_test("\"memory_limit\": 262144, \"item_size_max\": 16384");
+    wharf_test_conn *c = wharf_test_connect(t);
+    char *buf = malloc(20000);
+    unsigned seed = 1;
+    for (int i = 0; i < 3000; i++) {
+        size_t n = (size_t)(rand_r(&seed) % 16384);
+        int h = sprintf(buf, "set key%d 0 0 %zu\r\n", i, n);
+        memset(buf + h, 'a' + i % 26, n);
+        memcpy(buf + h + n, "\r\n", 2);
+        wharf_test_send(c, buf, (size_t)h + n + 2);
+        ck_assert_str_eq(wharf_test_output(c, NULL), "STORED\r\n");
+        if (i % 100 == 0)
+            ck_assert_uint_le(stat_of(c, "bytes"), 262144);
+    }
+    ck_assert_uint_le(stat_of(c, "bytes"), 262144);
+    ck_assert_uint_gt(stat_of(c, "evictions"), 2000);
+    const char *out = rt(c, "get key2999\r\n");
+    ck_assert(strncmp(out, "VALUE key2999 0 ", 16) == 0);
+    EXPECT(c, "get key0\r\n", "END\r\n");
+    /* An item at the size limit still fits; one byte more does not. */
+    size_t n = 16384;
+    int h = sprintf(buf, "set max 0 0 %zu\r\n", n);
+    memset(buf + h, 'm', n);
+    memcpy(buf + h + n, "\r\n", 2);
+    wharf_test_send(c, buf, (size_t)h + n + 2);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "STORED\r\n");
+    EXPECT(c, "append max 0 0 1\r\nx\r\n", "SERVER_ERROR object too large for cache\r\n");
+    free(buf);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(ten_thousand_key_get)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    rt(c, "set key77 0 0 2\r\nhi\r\nset key9999 0 0 2\r\nyo\r\n");
+    /* 10,000 keys of 200 bytes each (about 2 MB, past max_input), sent in
+     * 64 KiB pieces. */
+    size_t cap = 10000 * 210 + 16, len = 0;
+    char *line = malloc(cap);
+    len += (size_t)sprintf(line, "get");
+    for (int i = 0; i < 10000; i++) {
+        line[len++] = ' ';
+        int k = sprintf(line + len, "key%d", i);
+        if (i != 77 && i != 9999) { /* pad the misses to 200 bytes */
+            memset(line + len + k, '_', 200 - (size_t)k);
+            k = 200;
+        }
+        len += (size_t)k;
+    }
+    memcpy(line + len, "\r\n", 2);
+    len += 2;
+    for (size_t off = 0; off < len; off += 65536)
+        wharf_test_send(c, line + off, len - off < 65536 ? len - off : 65536);
+    ck_assert_str_eq(wharf_test_output(c, NULL),
+                     "VALUE key77 0 2\r\nhi\r\nVALUE key9999 0 2\r\nyo\r\nEND\r\n");
+    ck_assert(!wharf_test_closed(c, NULL));
+    ck_assert_uint_eq(stat_of(c, "cmd_get"), 10000);
+    EXPECT(c, "get key77\r\n", "VALUE key77 0 2\r\nhi\r\nEND\r\n");
+    free(line);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(client_that_does_not_read)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    char *set = malloc(110000);
+    int h = sprintf(set, "set big 0 0 100000\r\n");
+    memset(set + h, 'b', 100000);
+    memcpy(set + h + 100000, "\r\n", 2);
+    wharf_test_send(c, set, (size_t)h + 100002);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "STORED\r\n");
+    free(set);
+    wharf_test_pause_reading(c, true);
+    /* 200 gets of 100 KB (20 MB of answers, past max_output): the handler
+     * stops taking them while output is pending, so the connection lives. */
+    char gets[2000];
+    for (int i = 0; i < 200; i++)
+        memcpy(gets + i * 9, "get big\r\n", 9);
+    wharf_test_send(c, gets, 1800);
+    wharf_conn *wc = wharf_test_handle(c);
+    ck_assert_ptr_nonnull(wc);
+    ck_assert_uint_lt(wharf_output_pending(wc), 64 * 1024 + 100100);
+    wharf_test_pause_reading(c, false);
+    size_t total = 0;
+    for (int i = 0; i < 2000 && total < 200 * 100025; i++) {
+        size_t n;
+        wharf_test_output(c, &n);
+        total += n;
+        wharf_test_run(t, 10);
+    }
+    ck_assert_uint_eq(total, 200 * (size_t)(20 + 100000 + 2 + 5));
+    ck_assert(!wharf_test_closed(c, NULL));
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(close_in_the_middle_of_a_value)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    wharf_test_send(c, "set half 0 0 100\r\n0123456789", 28);
+    wharf_test_close(c);
+    c = wharf_test_connect(t);
+    wharf_test_send(c, "get ha", 6); /* half a line, then EOF */
+    wharf_test_shutdown(c);
+    ck_assert(wharf_test_closed(c, NULL));
+    c = wharf_test_connect(t);
+    EXPECT(c, "get half\r\n", "END\r\n");
+    ck_assert_uint_eq(stat_of(c, "curr_connections"), 1);
+    ck_assert_uint_eq(stat_of(c, "total_connections"), 3);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(stats_fields)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t);
+    rt(c, "set a 0 0 1\r\nx\r\nget a b\r\ndelete b\r\n");
+    const char *names[] = {"pid", "uptime", "time", "version", "curr_connections",
+                           "total_connections", "curr_items", "total_items", "bytes",
+                           "limit_maxbytes", "threads", "cmd_get", "cmd_set", "cmd_touch",
+                           "get_hits", "get_misses", "delete_hits", "delete_misses",
+                           "incr_hits", "incr_misses", "decr_hits", "decr_misses", "cas_hits",
+                           "cas_misses", "cas_badval", "evictions", "expired_unfetched"};
+    const char *out = rt(c, "stats\r\n");
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char pat[64];
+        snprintf(pat, sizeof pat, "\r\nSTAT %s ", names[i]);
+        ck_assert_msg(strstr(out, pat) || strncmp(out, pat + 2, strlen(pat) - 2) == 0,
+                      "no %s", names[i]);
+    }
+    ck_assert(strstr(out, "END\r\n") == out + strlen(out) - 5);
+    ck_assert_uint_eq(stat_of(c, "limit_maxbytes"), 64u << 20);
+    ck_assert_uint_eq(stat_of(c, "get_hits"), 1);
+    ck_assert_uint_eq(stat_of(c, "get_misses"), 1);
+    ck_assert_uint_eq(stat_of(c, "delete_misses"), 1);
+    EXPECT(c, "stats reset\r\n", "RESET\r\n");
+    ck_assert_uint_eq(stat_of(c, "get_hits"), 0);
+    ck_assert_uint_eq(stat_of(c, "curr_items"), 1);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(options_refused)
+{
+    char err[512];
+    ck_assert_ptr_null(wharf_test_new(&wharf_handler, "\"options\": {\"nope\": 1}", err, sizeof err));
+    ck_assert_ptr_null(wharf_test_new(&wharf_handler, "\"options\": {\"memory_limit\": 10}", err,
+                                      sizeof err));
+    ck_assert_msg(strstr(err, "memory_limit"), "%s", err);
+    ck_assert_ptr_null(wharf_test_new(&wharf_handler,
+                                      "\"options\": {\"memory_limit\": 100000, "
+                                      "\"item_size_max\": 200000}",
+                                      err, sizeof err));
+    ck_assert_msg(strstr(err, "item_size_max"), "%s", err);
+}
+END_TEST
+
+/* ---- the store under threads ---- */
+
+#define STORE_LIMIT (512u * 1024u)
+static struct mc_store *shared_store;
+
+static void *hammer(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char key[32], val[4096];
+    memset(val, '7', sizeof val);
+    for (int i = 0; i < 20000; i++) {
+        int k = snprintf(key, sizeof key, "k%u", rand_r(&seed) % 2000);
+        switch (rand_r(&seed) % 6) {
+        case 0:
+        case 1:
+            mc_store_store(shared_store, MC_SET, key, (size_t)k, 0, 0, val,
+                           (size_t)(rand_r(&seed) % sizeof val), 0, 1000);
+            break;
+        case 2:
+            mc_store_store(shared_store, MC_APPEND, key, (size_t)k, 0, 0, "1", 1, 0, 1000);
+            break;
+        case 3: {
+            uint64_t v;
+            mc_store_delta(shared_store, key, (size_t)k, true, 1, 1000, &v);
+            break;
+        }
+        case 4:
+            mc_store_delete(shared_store, key, (size_t)k, 1000);
+            break;
+        default:
+            mc_store_get(shared_store, key, (size_t)k, 1000, false, 0, NULL, NULL);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(store_under_threads)
+{
+    shared_store = mc_store_new(STORE_LIMIT, 4096);
+    pthread_t th[4];
+    for (uintptr_t i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, hammer, (void *)(i + 1));
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    struct mc_store_stats st;
+    mc_store_stats(shared_store, &st);
+    ck_assert_uint_le(st.bytes, STORE_LIMIT);
+    ck_assert_uint_gt(st.curr_items, 0);
+    ck_assert_uint_gt(st.evictions, 0);
+    mc_store_free(shared_store);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("memcache");
+    TCase *tc = tcase_create("protocol");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, storage_commands);
+    tcase_add_test(tc, every_split);
+    tcase_add_test(tc, errors_as_memcached);
+    tcase_add_test(tc, incr_decr);
+    tcase_add_test(tc, expiry);
+    tcase_add_test(tc, reclaim_timer);
+    tcase_add_test(tc, memory_limit_holds);
+    tcase_add_test(tc, ten_thousand_key_get);
+    tcase_add_test(tc, client_that_does_not_read);
+    tcase_add_test(tc, close_in_the_middle_of_a_value);
+    tcase_add_test(tc, stats_fields);
+    tcase_add_test(tc, options_refused);
+    tcase_add_test(tc, store_under_threads);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
