@@ -247,7 +247,8 @@ fi
 cat >"$tmp/crash.json" <<JSON
 {"workers": 1, "listeners": [{"name": "crashy", "port": 0, "handler": "mod_crash"}]}
 JSON
-start "$tmp/crash.json"
+# (ASan keeps SIGSEGV for itself unless told to let a program install a handler.)
+start "$tmp/crash.json" env "ASAN_OPTIONS=allow_user_segv_handler=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 python3 - "$tcp_port" <<'PY' 2>/dev/null
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
