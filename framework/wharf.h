@@ -121,9 +121,10 @@ struct wharf_handler {
      * since): at once when this call consumed something and bytes remain
      * (repeated at most 16 times per event, then on the next loop turn, so
      * one connection cannot starve the others), after wharf_resume_read, and
-     * after on_drain.  When the peer shuts its side, every kept byte is
-     * offered before on_eof.  A call that consumes nothing waits for more
-     * bytes.  Kept input reaching the listener's max_input closes the
+     * after on_drain, and once output that was pending when a call consumed
+     * nothing has been written out.  When the peer shuts its side, every
+     * kept byte is offered before on_eof.  Otherwise a call that consumes
+     * nothing waits for more bytes.  Kept input reaching the listener's max_input closes the
      * connection with WHARF_CLOSE_LIMIT.  Returning more than len is a
      * handler bug: it is logged and the connection is closed (reason
      * "error").
@@ -201,9 +202,10 @@ int wharf_options_check_keys(const wharf_options *opts, const char *const *allow
 /*
  * Queues len bytes for sending; the data is copied, so the caller keeps
  * ownership of `data`.  Output is written when the callback returns.
- * Returns 0, -EPIPE if the connection is closing, or -ENOBUFS if the output
- * would exceed the listener's max_output cap (the connection is then closed
- * with WHARF_CLOSE_LIMIT after the callback).
+ * Returns 0, -EPIPE if the connection is closing (or its sending side was
+ * shut), -ENOBUFS if the output would exceed the listener's max_output cap
+ * (the connection is then closed with WHARF_CLOSE_LIMIT after the
+ * callback), -ENOMEM, or -EPERM in debug mode from the wrong thread.
  */
 int wharf_send(wharf_conn *c, const void *data, size_t len);
 
@@ -231,7 +233,9 @@ void wharf_pause_read(wharf_conn *c);
 void wharf_resume_read(wharf_conn *c);
 
 /* Overrides one timeout for this connection; ms = 0 disables it.  The new
- * deadline counts from now (idle, write) or from the open (lifetime). */
+ * deadline counts from now (idle, write) or from the open (lifetime,
+ * handshake).  Returns 0, or -EINVAL (an unknown kind, or more than
+ * UINT32_MAX ms). */
 int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms);
 
 /* Per-connection handler data; wharf never touches it.  Free it in on_close. */
@@ -273,6 +277,14 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
 
 /* ---- workers, cross-thread posts, timers, blocking work ---------------------- */
 
+/* The calling worker's clock: monotonic milliseconds, cached once per loop
+ * turn (cheap to read), and moved by wharf_test_advance under the test
+ * kit.  On another thread: the monotonic clock. */
+uint64_t wharf_now_ms(void);
+/* Wall-clock Unix time in seconds, on the same clock as wharf_now_ms (so the
+ * test kit moves it too): for expiry times given as dates. */
+int64_t wharf_time(void);
+
 /* The worker whose thread is calling, or NULL on any other thread. */
 wharf_worker *wharf_current_worker(void);
 /* This worker's index (0..count-1) and the number of workers of its server. */
@@ -307,7 +319,9 @@ unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), 
 
 /*
  * Starts a timer on the calling worker: fn(t, arg) runs after `ms`, then
- * every `repeat_ms` if that is not 0.  With c non-NULL the timer belongs to
+ * every `repeat_ms` if that is not 0 (a repeating timer that fell behind
+ * fires once and goes on from then: missed periods are skipped, never run
+ * in a burst).  With c non-NULL the timer belongs to
  * that connection and is stopped automatically when it closes (fn never runs
  * after on_close).  Worker thread only.  Returns the timer, or NULL on
  * ENOMEM.  A one-shot timer is freed after fn returns; stop a repeating one
@@ -320,11 +334,15 @@ void wharf_timer_stop(wharf_timer *t);
 
 /*
  * Runs work(arg) on the server's bounded pool of blocking-work threads
- * ("work_threads" in the config), then done(arg) back on the calling worker.
- * done always runs, even if the connection that asked has closed, so it can
- * free arg; it runs with cancelled == true (work not run) when the server
- * stops before the work started.  Worker thread only.  Returns 0 or -EAGAIN
- * when the pool's queue is full (nothing queued).
+ * ("work_threads" in the config), then done(arg, false) back on the
+ * calling worker.  done always runs exactly once, even if the connection
+ * that asked has closed, so it can free arg.  When the server stops first,
+ * it runs with cancelled == true instead, on the thread that stops the
+ * server (the work did not run) or on a pool thread (the work ran, but its
+ * worker had already stopped): free arg then, touch no connection.  Worker
+ * thread only.  Returns 0, -EAGAIN when the pool's queue is full, -EPIPE
+ * when the server is stopping, or -EINVAL (not on a worker); nothing is
+ * queued then.
  */
 int wharf_queue_work(void (*work)(void *arg), void (*done)(void *arg, bool cancelled),
                      void *arg);

@@ -12,8 +12,8 @@
  *
  *     wharf_test *t = wharf_test_new(&my_handler, "\"options\": {\"x\": 1}", err, sizeof err);
  *     wharf_test_conn *c = wharf_test_connect(t);
- *     wharf_test_send(c, "GET k\r\n", 4);          // any split: each call is one read
- *     wharf_test_send(c, "k\r\n" + 1, 3);
+ *     wharf_test_send(c, "get k", 5);              // any split: each call is one read
+ *     wharf_test_send(c, "\r\n", 2);
  *     char *out = wharf_test_output(c, &len);      // everything it sent so far
  *     wharf_test_advance(t, 60000);                // the idle timeout fires
  *     enum wharf_close_reason why;
@@ -77,7 +77,9 @@ bool wharf_test_closed(const wharf_test_conn *c, enum wharf_close_reason *reason
 wharf_conn *wharf_test_handle(const wharf_test_conn *c);
 
 /* Time passes: the loop's clock moves forward ms, and every timer due
- * fires (handler timers and timeouts alike). */
+ * fires (handler timers and timeouts alike; a repeating timer fires once
+ * per call however many periods passed, as on a real late loop turn).
+ * wharf_now_ms reads this clock. */
 void wharf_test_advance(wharf_test *t, uint64_t ms);
 /* Runs what is pending (posts, re-offered input, finished blocking work)
  * until nothing is, waiting up to timeout_ms for blocking work.  Returns

@@ -323,6 +323,33 @@ wharf_worker *wharf_current_worker(void)
     return current_worker;
 }
 
+/* Wall-clock milliseconds minus monotonic milliseconds, taken once. */
+static int64_t wall_offset;
+static pthread_once_t wall_once = PTHREAD_ONCE_INIT;
+
+static void wall_take(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    wall_offset = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (int64_t)timer_now_ms();
+}
+
+static int64_t wall_offset_ms(void)
+{
+    pthread_once(&wall_once, wall_take);
+    return wall_offset;
+}
+
+uint64_t wharf_now_ms(void)
+{
+    return current_worker ? current_worker->loop.now_ms : timer_now_ms();
+}
+
+int64_t wharf_time(void)
+{
+    return ((int64_t)wharf_now_ms() + wall_offset_ms()) / 1000;
+}
+
 unsigned wharf_worker_index(const wharf_worker *w)
 {
     return w->id;

@@ -76,6 +76,15 @@ START_TEST(options_and_init_errors)
 }
 END_TEST
 
+START_TEST(handler_clock_is_the_kits)
+{
+    /* Off a worker: the monotonic and wall clocks. */
+    uint64_t mono = wharf_now_ms();
+    ck_assert_int_gt(wharf_time(), 1700000000);
+    ck_assert_uint_ge(wharf_now_ms(), mono);
+}
+END_TEST
+
 START_TEST(idle_timeout_on_the_kits_clock)
 {
     char err[512];
@@ -242,6 +251,7 @@ int main(void)
     tcase_add_test(tc, echo_in_every_split);
     tcase_add_test(tc, options_and_init_errors);
     tcase_add_test(tc, idle_timeout_on_the_kits_clock);
+    tcase_add_test(tc, handler_clock_is_the_kits);
     tcase_add_test(tc, handler_timers_and_blocking_work);
     tcase_add_test(tc, backpressure_with_a_client_that_stops_reading);
     tcase_add_test(tc, serve_starts_a_real_server);
