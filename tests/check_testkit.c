@@ -82,6 +82,26 @@ START_TEST(handler_clock_is_the_kits)
     uint64_t mono = wharf_now_ms();
     ck_assert_int_gt(wharf_time(), 1700000000);
     ck_assert_uint_ge(wharf_now_ms(), mono);
+    /* On the kit's worker: the kit's clock, which only advance moves. */
+    char err[512];
+    wharf_test *t = wharf_test_new(module_handler("mod_contract"), "\"options\": {\"mode\": \"clock\"}",
+                                   err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    unsigned long long ms1, ms2;
+    long long t1, t2;
+    wharf_test_send(c, "?\n", 2);
+    ck_assert_int_eq(sscanf(wharf_test_output(c, NULL), "now %llu %lld", &ms1, &t1), 2);
+    usleep(50000);
+    wharf_test_send(c, "?\n", 2);
+    ck_assert_int_eq(sscanf(wharf_test_output(c, NULL), "now %llu %lld", &ms2, &t2), 2);
+    ck_assert_uint_eq(ms2, ms1); /* real time passed, the kit's did not */
+    wharf_test_advance(t, 5000);
+    wharf_test_send(c, "?\n", 2);
+    ck_assert_int_eq(sscanf(wharf_test_output(c, NULL), "now %llu %lld", &ms2, &t2), 2);
+    ck_assert_uint_eq(ms2 - ms1, 5000);
+    ck_assert(t2 - t1 >= 4 && t2 - t1 <= 6);
+    wharf_test_free(t);
 }
 END_TEST
 

@@ -27,6 +27,7 @@
  *             closes_inside)
  *   peer      each line is answered "peer ADDR:PORT\n" with wharf_peer_addr
  *             (after a PROXY header: the client's address from it)
+ *   clock     each line is answered "now MS TIME\n" (wharf_now_ms, wharf_time)
  *   wrongthread  each line is answered "ok LINE\n", and a line "w" also
  *             starts a thread that calls wharf_send on the connection (a
  *             threading bug that debug mode must refuse); its result is
@@ -71,11 +72,11 @@ void contract_counts(struct contract_counts *out)
 
 enum mode {
     UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD, HALFCLOSE,
-    PRODUCER, CLOSER, PEER
+    PRODUCER, CLOSER, PEER, CLOCK
 };
 static const char *const mode_names[] = {
     "upper", "line", "pausing", "big", "eofkeep", "goodbye", "liar", "tick", "work",
-    "wrongthread", "halfclose", "producer", "closer", "peer", NULL};
+    "wrongthread", "halfclose", "producer", "closer", "peer", "clock", NULL};
 
 static _Atomic uint64_t n_after_shut, n_closes_inside, n_produced;
 static wharf_conn *previous; /* closer: the client before this one (one worker) */
@@ -278,6 +279,13 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
             wharf_shutdown_write(c);
             st->shut = true;
         }
+        return line + 1;
+    }
+    if (m == CLOCK) {
+        char out[64];
+        int n = snprintf(out, sizeof out, "now %llu %lld\n", (unsigned long long)wharf_now_ms(),
+                         (long long)wharf_time());
+        wharf_send(c, out, (size_t)n);
         return line + 1;
     }
     if (m == PEER) {
