@@ -168,6 +168,7 @@ static void acceptor_pause(struct acceptor *a, int ms, bool wait_room)
 {
     if (!a->paused) {
         a->paused = true;
+        admission_count_pause(a->admission);
         acceptor_set_listening(a, false);
     }
     if (wait_room && a->room.fd < 0) {

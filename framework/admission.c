@@ -26,6 +26,7 @@ struct admission {
     _Atomic size_t open;
     _Atomic size_t output_total;    /* output buffer bytes of every connection */
     _Atomic size_t output_budget;   /* 0: no budget */
+    _Atomic uint64_t pauses;        /* the acceptor stopped accepting */
     _Atomic size_t max_connections;
     _Atomic int waiting;            /* the acceptor sleeps on room_fd */
     int room_fd;
@@ -181,4 +182,19 @@ bool admission_output_add(struct admission *a, ptrdiff_t delta)
                                              memory_order_relaxed) + (size_t)delta;
     size_t budget = atomic_load_explicit(&a->output_budget, memory_order_relaxed);
     return budget && total > budget;
+}
+
+void admission_count_pause(struct admission *a)
+{
+    atomic_fetch_add_explicit(&a->pauses, 1, memory_order_relaxed);
+}
+
+uint64_t admission_pauses(const struct admission *a)
+{
+    return atomic_load_explicit(&((struct admission *)a)->pauses, memory_order_relaxed);
+}
+
+size_t admission_output_total(const struct admission *a)
+{
+    return atomic_load_explicit(&((struct admission *)a)->output_total, memory_order_relaxed);
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -23,6 +24,13 @@ void admission_free(struct admission *a);
 /* Changes the limits (a reload); per_source 0 turns the per-source limit
  * off.  Connections already open stay open.  Returns 0 or -ENOMEM. */
 int admission_set_limits(struct admission *a, size_t max_connections, size_t per_source);
+
+/* Counts a pause of the acceptor (no room, or out of descriptors), and reads
+ * the count (for metrics). */
+void admission_count_pause(struct admission *a);
+uint64_t admission_pauses(const struct admission *a);
+/* Output buffer bytes of every connection now. */
+size_t admission_output_total(const struct admission *a);
 
 /* The server-wide output memory budget (output_budget; 0: none). */
 void admission_set_output_budget(struct admission *a, size_t bytes);

@@ -4,6 +4,8 @@
  * reload and the ordered graceful shutdown.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +49,7 @@ struct wharf_server {
     struct worker_rendezvous finished; /* counts workers leaving their loop at stop */
     bool started;
     bool log_file_from_config;         /* the log file is the config's log_file */
+    time_t start_time;                 /* for metrics */
     uint64_t next_gen_id;
     _Atomic uint64_t reloads, reloads_failed;
     const struct wharf_handler *handlers[SERVER_MAX_HANDLERS];
@@ -62,6 +65,7 @@ struct wharf_server *server_create(void)
     struct wharf_server *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->start_time = time(NULL);
     pthread_mutex_init(&s->gen_lock, NULL);
     s->next_gen_id = 1;
     return s;
@@ -212,6 +216,7 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         if (worker_init(w, i, s->workers, s->nworkers, s->queue_depth, s->admission, s->pool,
                         err, errlen) < 0)
             goto fail;
+        w->server = s;
         s->workers_inited++;
         if (worker_start(w, s->gen, &ready, err, errlen) < 0)
             goto fail;
@@ -668,4 +673,186 @@ int wharf_crash_report_install(void)
         return -1;
     }
     return 0;
+}
+
+/* ---- metrics (wharf_metrics_text) --------------------------------------------------- */
+
+/* A growable text buffer; on ENOMEM it stays NULL and the rest is skipped. */
+struct text {
+    char *p;
+    size_t len, cap;
+};
+
+static void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_printf(struct text *t, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        if (!t->p && t->cap)
+            return; /* an earlier failure */
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (t->p && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (!p) {
+            free(t->p);
+            t->p = NULL;
+            t->cap = 1;
+            return;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+}
+
+/* A label value with \, " and newlines escaped (the exposition format). */
+static const char *label(const char *in, char *out, size_t outlen)
+{
+    size_t k = 0;
+    for (; *in && k + 3 < outlen; in++) {
+        if (*in == '\\' || *in == '"') {
+            out[k++] = '\\';
+            out[k++] = *in;
+        } else if (*in == '\n') {
+            out[k++] = '\\';
+            out[k++] = 'n';
+        } else {
+            out[k++] = *in;
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static void metric_head(struct text *t, const char *name, const char *type, const char *help)
+{
+    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One per-listener, per-worker series (name, type, help, the counter's
+ * offset in struct listener_counters). */
+struct series {
+    const char *name, *type, *help;
+    size_t offset;
+    bool udp;
+};
+
+char *wharf_metrics_text(const wharf_worker *w, size_t *len)
+{
+    struct wharf_server *s = w ? w->server : NULL;
+    if (!s)
+        return NULL;
+    struct text t = {0};
+    char name[256];
+    pthread_mutex_lock(&s->gen_lock);
+    struct generation *g = s->gen;
+    if (g)
+        generation_ref(g);
+    pthread_mutex_unlock(&s->gen_lock);
+    static const struct series series[] = {
+        {"wharf_connections_accepted_total", "counter", "TCP connections accepted.",
+         offsetof(struct listener_counters, accepted), false},
+        {"wharf_connections_open", "gauge", "TCP connections open now.",
+         offsetof(struct listener_counters, open), false},
+        {"wharf_bytes_received_total", "counter", "Bytes received.",
+         offsetof(struct listener_counters, bytes_in), false},
+        {"wharf_bytes_sent_total", "counter", "Bytes sent.",
+         offsetof(struct listener_counters, bytes_out), false},
+        {"wharf_output_buffered_bytes", "gauge", "Output buffer memory held now.",
+         offsetof(struct listener_counters, output_buffered), false},
+        {"wharf_datagrams_received_total", "counter", "UDP datagrams received.",
+         offsetof(struct listener_counters, datagrams_in), true},
+        {"wharf_datagrams_sent_total", "counter", "UDP datagrams sent.",
+         offsetof(struct listener_counters, datagrams_out), true},
+        {"wharf_datagrams_dropped_total", "counter",
+         "UDP datagrams dropped (loop guard, the handler's guard, failed replies).",
+         offsetof(struct listener_counters, datagrams_dropped), true},
+    };
+    for (size_t k = 0; g && k < sizeof series / sizeof series[0]; k++) {
+        metric_head(&t, series[k].name, series[k].type, series[k].help);
+        for (unsigned i = 0; i < g->nlisteners; i++) {
+            const struct listener *l = &g->listeners[i];
+            if ((l->cfg->protocol == CONFIG_UDP) != series[k].udp || !l->stats)
+                continue;
+            label(l->cfg->name, name, sizeof name);
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++) {
+                const _Atomic uint64_t *v =
+                    (const _Atomic uint64_t *)((const char *)&l->stats->workers[wi] +
+                                               series[k].offset);
+                text_printf(&t, "%s{listener=\"%s\",worker=\"%u\"} %llu\n", series[k].name,
+                            name, wi,
+                            (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
+            }
+        }
+    }
+    if (g) {
+        metric_head(&t, "wharf_connections_closed_total", "counter",
+                    "TCP connections closed, by reason.");
+        for (unsigned i = 0; i < g->nlisteners; i++) {
+            const struct listener *l = &g->listeners[i];
+            if (l->cfg->protocol != CONFIG_TCP || !l->stats)
+                continue;
+            label(l->cfg->name, name, sizeof name);
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                for (int r = 0; r < LISTENER_CLOSE_REASONS; r++)
+                    text_printf(&t, "wharf_connections_closed_total{listener=\"%s\",worker=\"%u\","
+                                    "reason=\"%s\"} %llu\n",
+                                name, wi, wharf_close_reason_name((enum wharf_close_reason)r),
+                                (unsigned long long)atomic_load_explicit(
+                                    &l->stats->workers[wi].closed[r], memory_order_relaxed));
+        }
+        metric_head(&t, "wharf_connections_rejected_total", "counter",
+                    "TCP connections refused by max_connections_per_source.");
+        for (unsigned i = 0; i < g->nlisteners; i++) {
+            const struct listener *l = &g->listeners[i];
+            if (l->cfg->protocol != CONFIG_TCP || !l->stats)
+                continue;
+            text_printf(&t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"per_source\"} %llu\n",
+                        label(l->cfg->name, name, sizeof name),
+                        (unsigned long long)atomic_load(&l->stats->rejected));
+        }
+    }
+    metric_head(&t, "wharf_worker_queue_depth", "gauge",
+                "Connections and messages waiting in a worker's mailbox.");
+    for (unsigned i = 0; s->workers && i < s->nworkers; i++)
+        text_printf(&t, "wharf_worker_queue_depth{worker=\"%u\"} %zu\n", i,
+                    worker_queued(&s->workers[i]));
+    if (s->admission) {
+        metric_head(&t, "wharf_accept_pauses_total", "counter",
+                    "Times the acceptor stopped accepting (no room, or out of descriptors).");
+        text_printf(&t, "wharf_accept_pauses_total %llu\n",
+                    (unsigned long long)admission_pauses(s->admission));
+        metric_head(&t, "wharf_open_connections", "gauge",
+                    "TCP connections open now over every listener and generation.");
+        text_printf(&t, "wharf_open_connections %zu\n", admission_open(s->admission));
+        metric_head(&t, "wharf_output_buffered_total_bytes", "gauge",
+                    "Output buffer memory held now by every connection (see output_budget).");
+        text_printf(&t, "wharf_output_buffered_total_bytes %zu\n",
+                    admission_output_total(s->admission));
+    }
+    metric_head(&t, "wharf_reloads_total", "counter", "Successful reloads.");
+    text_printf(&t, "wharf_reloads_total %llu\n", (unsigned long long)atomic_load(&s->reloads));
+    metric_head(&t, "wharf_reloads_failed_total", "counter", "Reloads refused (old config kept).");
+    text_printf(&t, "wharf_reloads_failed_total %llu\n",
+                (unsigned long long)atomic_load(&s->reloads_failed));
+    metric_head(&t, "wharf_generation", "gauge", "The configuration generation serving now.");
+    text_printf(&t, "wharf_generation %llu\n", (unsigned long long)(g ? g->id : 0));
+    metric_head(&t, "wharf_start_time_seconds", "gauge", "When the server was created (Unix time).");
+    text_printf(&t, "wharf_start_time_seconds %lld\n", (long long)s->start_time);
+    metric_head(&t, "wharf_build_info", "gauge", "Always 1; the version is a label.");
+    text_printf(&t, "wharf_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+    generation_unref(g);
+    if (len && t.p)
+        *len = t.len;
+    return t.p;
 }

@@ -285,6 +285,17 @@ uint64_t wharf_now_ms(void);
  * test kit moves it too): for expiry times given as dates. */
 int64_t wharf_time(void);
 
+/*
+ * The counters of the server worker w belongs to, in the Prometheus text
+ * exposition format (version 0.0.4): per listener and worker accepted, open,
+ * closed by reason, bytes, datagrams, buffered output; per listener refused
+ * connections; per worker mailbox depth; accept pauses, reloads, generation,
+ * start time, build info.  Returns a malloc'ed NUL-terminated text (free
+ * it) and its length, or NULL (ENOMEM, or w is not a server's).  Any thread.
+ * handlers/metrics.c serves it over HTTP.
+ */
+char *wharf_metrics_text(const wharf_worker *w, size_t *len);
+
 /* The worker whose thread is calling, or NULL on any other thread. */
 wharf_worker *wharf_current_worker(void);
 /* This worker's index (0..count-1) and the number of workers of its server. */

@@ -52,6 +52,7 @@ struct wharf_worker {
     struct worker_rendezvous *ready; /* the server's start-up rendezvous */
     struct worker_rendezvous *_Atomic finished; /* counted down when the thread ends, if set */
     struct wharf_worker *siblings; /* every worker of the server, [nworkers] */
+    struct wharf_server *server;  /* the server it belongs to (metrics), or NULL */
     unsigned nworkers;
     struct workpool *pool;        /* blocking work (wharf_queue_work) */
     _Atomic size_t work_pending;  /* jobs submitted and not done yet */
