@@ -665,7 +665,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
     "module_path", "log", "log_file", "work_threads", "debug", "insecure_modules",
-    "output_budget",
+    "output_budget", "user", "group",
     "shutdown_timeout_ms", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
@@ -727,6 +727,12 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
         if (resolve_module_path(ld, mp, base_file, &cfg->module_path) < 0)
             return -1;
     }
+
+    if (get_string(ld, root, "", "user", &cfg->user) < 0 ||
+        get_string(ld, root, "", "group", &cfg->group) < 0)
+        return -1;
+    if (cfg->group && !cfg->user)
+        return fail(ld, "group", "expected together with \"user\"");
 
     const json_t *lf = json_object_get(root, "log_file");
     if (lf) {
@@ -928,6 +934,8 @@ void config_free(struct config *cfg)
     free(cfg->listeners);
     free(cfg->module_path);
     free(cfg->log_file);
+    free(cfg->user);
+    free(cfg->group);
     free(cfg->file);
     free(cfg);
 }
@@ -1180,7 +1188,7 @@ json_t *config_to_json(const struct config *cfg)
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
-                             "output_budget", (json_int_t)cfg->output_budget,
+                             "output_budget", "user", "group", (json_int_t)cfg->output_budget,
                              "work_threads", cfg->work_threads, "debug", cfg->debug,
                              "insecure_modules", cfg->insecure_modules,
                              "log", log_levels[cfg->log_level],
@@ -1190,6 +1198,10 @@ json_t *config_to_json(const struct config *cfg)
         json_object_set_new(root, "module_path", json_string(cfg->module_path));
     if (root && cfg->log_file)
         json_object_set_new(root, "log_file", json_string(cfg->log_file));
+    if (root && cfg->user)
+        json_object_set_new(root, "user", json_string(cfg->user));
+    if (root && cfg->group)
+        json_object_set_new(root, "group", json_string(cfg->group));
     return root;
 }
 

@@ -86,6 +86,8 @@ struct config {
                                    modules others could have written (warning) */
     bool debug;                 /* "debug": default false: catch handler API misuse
                                    (calls from the wrong thread) */
+    char *user;                 /* "user": run as this user once bound, or NULL */
+    char *group;                /* "group": and this group (default: the user's) */
     char *log_file;             /* "log_file": a file name (relative: to the config
                                    file's directory), or NULL for stderr */
     uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms": 0..3600000; default 5000 */

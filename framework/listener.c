@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "listener.h"
 #include "log.h"
 
@@ -123,6 +124,32 @@ int listener_resolve(const struct config_listener *cfg, const char *file, char *
     return 0;
 }
 
+/* Uses a socket passed by the service manager as the listener's only one. */
+static int listener_adopt(struct listener *l, int fd, char *err, size_t errlen)
+{
+    l->fds = calloc(1, sizeof *l->fds);
+    if (!l->fds) {
+        close(fd);
+        snprintf(err, errlen, "%s: %s: out of memory", l->file, l->cfg->path);
+        return -1;
+    }
+    l->fds[0] = fd;
+    l->nfds = 1;
+    l->naddrs = 1;
+    l->nworkers = 1;
+    l->port = bound_port(fd);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char addr[INET6_ADDRSTRLEN + 16] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        listener_format_addr((struct sockaddr *)&ss, addr, sizeof addr);
+    log_write(WHARF_LOG_INFO, l->cfg->name, -1, 0,
+              "listening on %s %s (handler %s from %s; socket from the service manager)",
+              l->cfg->protocol == CONFIG_UDP ? "udp" : "tcp", addr, l->handler->name,
+              l->module ? l->module->path : l->cfg->handler);
+    return 0;
+}
+
 bool listener_same_socket(const struct listener *l, const struct config_listener *b)
 {
     const struct config_listener *a = l->cfg;
@@ -179,6 +206,10 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
     int udp = cfg->protocol == CONFIG_UDP;
     if (prev)
         return listener_keep(l, prev, err, errlen);
+    /* A socket the service manager passed under this listener's name. */
+    int passed = activation_take(cfg->name, udp ? SOCK_DGRAM : SOCK_STREAM, NULL, 0);
+    if (passed >= 0)
+        return listener_adopt(l, passed, err, errlen);
     struct addrinfo hints, *res = NULL;
     char port[16];
     memset(&hints, 0, sizeof hints);
@@ -214,7 +245,13 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
             set_port(ai->ai_addr, l->port);
         listener_format_addr(ai->ai_addr, addr, sizeof addr);
         for (unsigned w = 0; w < l->nworkers; w++) {
-            int fd = open_socket(&one, ai, 0, &what);
+            /* A socket the service manager bound to this address, if any. */
+            int fd = l->port != 0 && l->nworkers == 1
+                         ? activation_take(NULL, udp ? SOCK_DGRAM : SOCK_STREAM, ai->ai_addr,
+                                           ai->ai_addrlen)
+                         : -1;
+            if (fd < 0)
+                fd = open_socket(&one, ai, 0, &what);
             if (fd < 0)
                 goto fail;
             l->fds[l->nfds++] = fd;

@@ -4,6 +4,8 @@
  * reload and the ordered graceful shutdown.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "activation.h"
 #include "admission.h"
 #include "conn.h"
 #include "crash.h"
@@ -154,6 +157,52 @@ static void server_raise_nofile(const struct wharf_server *s)
                  max, (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * "user"/"group": once every socket is bound (privileged ports included),
+ * the process gives up root for good: supplementary groups, group, then
+ * user.  Done before any worker thread exists.  Returns 0 or -1 with a line
+ * in err.
+ */
+static int server_drop_privileges(const struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->user)
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw) {
+        snprintf(err, errlen, "%s: user: no user \"%s\"", cfg->file, cfg->user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (cfg->group) {
+        struct group *gr = getgrnam(cfg->group);
+        if (!gr) {
+            snprintf(err, errlen, "%s: group: no group \"%s\"", cfg->file, cfg->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (geteuid() != 0) {
+        if (getuid() == pw->pw_uid && getgid() == gid)
+            return 0; /* already that user */
+        snprintf(err, errlen, "%s: user: cannot become \"%s\" without running as root",
+                 cfg->file, cfg->user);
+        return -1;
+    }
+    if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        snprintf(err, errlen, "%s: user: cannot become \"%s\": %s", cfg->file, cfg->user,
+                 strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) { /* must fail now */
+        snprintf(err, errlen, "%s: user: root could be regained after the switch", cfg->file);
+        return -1;
+    }
+    log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid,
+             (unsigned)gid);
+    return 0;
+}
+
 /* Undoes a start, or finishes a stop: threads joined, everything freed. */
 static void server_teardown(struct wharf_server *s)
 {
@@ -191,8 +240,17 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
     }
     const struct config *cfg = s->gen->cfg;
     server_raise_nofile(s);
+    activation_load(); /* sockets from systemd, if any */
     if (generation_bind(s->gen, NULL, err, errlen) < 0)
         return -1;
+    if (activation_unused() > 0)
+        log_warn("socket activation: %d passed sockets match no listener (by name or "
+                 "address); they stay unused", activation_unused());
+    if (server_drop_privileges(cfg, err, errlen) < 0) {
+        for (unsigned i = 0; i < s->gen->nlisteners; i++)
+            listener_close(&s->gen->listeners[i]);
+        return -1;
+    }
 
     struct worker_rendezvous ready;
     worker_rendezvous_init(&ready, s->nworkers);

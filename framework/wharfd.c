@@ -8,7 +8,10 @@
  *   SIGINT/TERM/QUIT  stop gracefully; a second one exits at once
  *
  * Every signal is logged.  `wharfd -s reload|reopen|stop -p PIDFILE` sends
- * them to the wharfd that wrote PIDFILE.
+ * them to the wharfd that wrote PIDFILE.  Under systemd it reports its
+ * state on NOTIFY_SOCKET (READY=1, RELOADING=1, STOPPING=1, and WATCHDOG=1
+ * when WatchdogSec is set) and takes passed sockets (socket activation, in
+ * the library).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,7 +20,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wharf_server.h"
@@ -72,6 +79,52 @@ static int send_signal(const char *what, const char *pidfile)
         return 1;
     }
     return 0;
+}
+
+/* ---- the service manager (sd_notify(3)'s protocol, without libsystemd) ---- */
+
+static int notify_fd = -1;
+static struct sockaddr_un notify_addr;
+static socklen_t notify_len;
+
+/* Opens NOTIFY_SOCKET, if the service manager gave one ("@name": abstract). */
+static void notify_open(void)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    size_t n = path ? strlen(path) : 0;
+    if (n == 0 || n >= sizeof notify_addr.sun_path || (path[0] != '/' && path[0] != '@'))
+        return;
+    notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (notify_fd < 0)
+        return;
+    memset(&notify_addr, 0, sizeof notify_addr);
+    notify_addr.sun_family = AF_UNIX;
+    memcpy(notify_addr.sun_path, path, n);
+    if (path[0] == '@')
+        notify_addr.sun_path[0] = '\0';
+    notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    unsetenv("NOTIFY_SOCKET"); /* handlers' children must not talk for us */
+}
+
+/* Sends one state message ("READY=1", ...). */
+static void notify(const char *state)
+{
+    if (notify_fd < 0)
+        return;
+    if (sendto(notify_fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&notify_addr,
+               notify_len) < 0)
+        wharf_log(WHARF_LOG_WARN, "NOTIFY_SOCKET: %s", strerror(errno));
+}
+
+/* WATCHDOG_USEC (for this process): the interval to send WATCHDOG=1 at
+ * (half the manager's timeout), in milliseconds, or 0. */
+static long watchdog_ms(void)
+{
+    const char *usec = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+    if (!usec || (pid && strtol(pid, NULL, 10) != (long)getpid()))
+        return 0;
+    long long us = strtoll(usec, NULL, 10);
+    return us > 0 ? (long)(us / 2000 > 0 ? us / 2000 : 1) : 0;
 }
 
 static _Atomic int stop_done;
@@ -166,6 +219,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     wharf_crash_report_install();
+    notify_open();
     if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "wharfd: %s\n", err);
         wharf_server_free(srv);
@@ -173,6 +227,9 @@ int main(int argc, char **argv)
         return 1;
     }
     wharf_config_free(cfg);
+    char ready[64];
+    snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld\nSTATUS=serving", (long)getpid());
+    notify(ready);
     if (pidfile) {
         FILE *f = fopen(pidfile, "w");
         if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
@@ -181,12 +238,29 @@ int main(int argc, char **argv)
     }
 
     int sig;
+    long wd = watchdog_ms();
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
+        if (wd > 0) {
+            struct timespec tick = {wd / 1000, (wd % 1000) * 1000000L};
+            siginfo_t si;
+            sig = sigtimedwait(&set, &si, &tick);
+            if (sig < 0) {
+                notify("WATCHDOG=1");
+                continue;
+            }
+        } else if (sigwait(&set, &sig) != 0) {
             continue;
+        }
         if (sig == SIGHUP) {
             wharf_log(WHARF_LOG_INFO, "SIGHUP: reloading %s", file);
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            char msg[96];
+            snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%lld",
+                     (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+            notify(msg);
             reload(srv, file);
+            notify("READY=1");
         } else if (sig == SIGUSR1) {
             wharf_log(WHARF_LOG_INFO, "SIGUSR1: re-opening the log file");
             if (wharf_log_reopen() < 0)
@@ -196,6 +270,7 @@ int main(int argc, char **argv)
         }
     }
     wharf_log(WHARF_LOG_INFO, "SIG%s: stopping (send it again to exit at once)", sigabbrev_np(sig));
+    notify("STOPPING=1");
     pthread_t t;
     if (pthread_create(&t, NULL, stopper, srv) != 0) {
         wharf_server_stop(srv);
