@@ -1,0 +1,100 @@
+#!/bin/sh
+# check_haproxy.sh - growing past one wharfd behind a real HAProxy (Debian's
+# haproxy package): HAProxy on loopback balances round-robin over two wharfd
+# instances with send-proxy-v2; clients bound to 127.0.0.2 talk through it;
+# both instances get traffic, every echo is byte-exact, and each instance's
+# connection log shows the client's own address (127.0.0.2), not HAProxy's.
+set -u
+build=${WHARF_BUILDDIR:-.}
+wharfd=$build/wharfd
+tmp=$(mktemp -d)
+pids=
+passed=0
+failed=0
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    [ -n "${KEEP:-}" ] && cp "$tmp"/*.log /tmp/ 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+if ! command -v haproxy >/dev/null || ! command -v python3 >/dev/null; then
+    echo "SKIP: haproxy (Debian package haproxy) and python3 are needed"
+    exit 77
+fi
+
+# Two wharfd instances, each accepting PROXY v2 from loopback only.
+for n in 1 2; do
+    cat >"$tmp/w$n.json" <<JSON
+{"workers": 1, "listeners": [{"name": "echo$n", "port": 0, "handler": "echo",
+  "proxy_protocol": "v2", "proxy_trusted": ["127.0.0.1"], "access_log": "info"}]}
+JSON
+    "$wharfd" -c "$tmp/w$n.json" 2>"$tmp/w$n.log" &
+    pids="$pids $!"
+done
+for n in 1 2; do
+    i=0
+    while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/w$n.log"; do sleep 0.05; i=$((i + 1)); done
+done
+p1=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/w1.log")
+p2=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/w2.log")
+front=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$tmp/haproxy.cfg" <<CFG
+global
+    maxconn 256
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend in
+    bind 127.0.0.1:$front
+    default_backend wharf
+backend wharf
+    balance roundrobin
+    server w1 127.0.0.1:$p1 send-proxy-v2
+    server w2 127.0.0.1:$p2 send-proxy-v2
+CFG
+haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 &
+pids="$pids $!"
+i=0
+# (Ready once the front port accepts; the probe comes from 127.0.0.3, so it
+# never looks like HAProxy's own 127.0.0.1 in the logs.)
+while [ $i -lt 100 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $front), timeout=1, source_address=('127.0.0.3', 0)).close()" 2>/dev/null; do
+    sleep 0.05; i=$((i + 1))
+done
+
+result=$(python3 - "$front" <<'PY'
+import os, socket, sys
+good = 0
+for i in range(20):
+    s = socket.socket()
+    s.settimeout(5)
+    s.bind(("127.0.0.2", 0))
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    data = os.urandom(1000 + i * 97)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    good += got == data
+    s.close()
+print(good)
+PY
+)
+sleep 0.3
+n1=$(grep -c "\] from 127.0.0.2:[0-9]*: .* closed (" "$tmp/w1.log")
+n2=$(grep -c "\] from 127.0.0.2:[0-9]*: .* closed (" "$tmp/w2.log")
+[ "$result" = 20 ] && ok "20 echoes through HAProxy, byte-exact" || fail "echoes: $result of 20; $(tail -n 3 "$tmp/haproxy.log")"
+[ "$n1" -ge 9 ] && [ "$n2" -ge 9 ] && [ $((n1 + n2)) -ge 20 ] &&
+    ok "both instances served ($n1 + $n2), each logging the client's own address 127.0.0.2" ||
+    fail "instances: $n1 + $n2 lines from 127.0.0.2; $(grep closed "$tmp/w1.log" | head -n 2)"
+grep -q "from 127.0.0.1:" "$tmp/w1.log" "$tmp/w2.log" &&
+    fail "a connection logged HAProxy's address" || ok "no connection logged HAProxy's address"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
