@@ -19,6 +19,7 @@
 
 #include "acceptor.h"
 #include "admission.h"
+#include "cidr.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -218,6 +219,15 @@ static void acceptor_log_full(struct acceptor *a)
 
 /* ---- accepting ---------------------------------------------------------------- */
 
+/* Whether the listener's deny list covers sa. */
+static bool acceptor_denied(const struct config_listener *cfg, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < cfg->ndeny; i++)
+        if (cidr_match(&cfg->deny[i], sa))
+            return true;
+    return false;
+}
+
 /* Accepts up to ACCEPT_BATCH connections from one listening socket. */
 static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
 {
@@ -261,6 +271,11 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
             default:
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
+        }
+        if (l->cfg->ndeny && acceptor_denied(l->cfg, &peer.sa)) {
+            atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
+            close(fd);
+            continue;
         }
         int ticket = admission_acquire(a->admission, &peer.sa, w->id);
         if (ticket < 0) {

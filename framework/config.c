@@ -369,7 +369,7 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
 static const char *const listener_keys[] = {
     "name", "protocol", "address", "port", "backlog", "ipv6_only", "reuse_address",
     "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "access_log", "recv_buffer",
-    "send_buffer", "timeouts", "proxy_protocol", "proxy_trusted",
+    "send_buffer", "timeouts", "proxy_protocol", "proxy_trusted", "deny", "rate_limit",
     "buffers", "handler", "options", NULL,
 };
 static const char *const timeout_keys[] = {
@@ -471,6 +471,49 @@ static int load_proxy(struct loader *ld, const json_t *obj, struct config_listen
         }
         l->nproxy_trusted++;
     }
+    return 0;
+}
+
+/* Reads an array of addresses / CIDR ranges at obj[key] into *out. */
+static int load_cidrs(struct loader *ld, const json_t *obj, const char *parent, const char *key,
+                      struct cidr **out, size_t *n)
+{
+    const json_t *t = json_object_get(obj, key);
+    if (!t)
+        return 0;
+    char path[PATH_LEN];
+    key_path(path, sizeof path, parent, key);
+    if (!json_is_array(t))
+        return fail_got(ld, path, "an array of addresses or CIDR ranges (\"10.0.0.0/8\", \"::1\")", t);
+    *out = calloc(json_array_size(t) ? json_array_size(t) : 1, sizeof **out);
+    if (!*out)
+        return fail(ld, path, "out of memory");
+    for (size_t i = 0; i < json_array_size(t); i++) {
+        const json_t *v = json_array_get(t, i);
+        if (!json_is_string(v) || cidr_parse(json_string_value(v), &(*out)[i]) < 0) {
+            char ipath[PATH_LEN];
+            snprintf(ipath, sizeof ipath, "%.*s[%zu]", PATH_LEN / 2, path, i);
+            return fail_got(ld, ipath, "an address or CIDR range", v);
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+static int load_deny(struct loader *ld, const json_t *obj, struct config_listener *l)
+{
+    if (load_cidrs(ld, obj, l->path, "deny", &l->deny, &l->ndeny) < 0)
+        return -1;
+    long long rate = 0;
+    int rc = get_int(ld, obj, l->path, "rate_limit", 0, 100000000, &rate);
+    if (rc < 0)
+        return -1;
+    if (rc > 0 && rate && l->protocol != CONFIG_UDP) {
+        char path[PATH_LEN];
+        key_path(path, sizeof path, l->path, "rate_limit");
+        return fail(ld, path, "expected 0 on a tcp listener (it limits UDP datagrams)");
+    }
+    l->rate_limit = (uint64_t)rate;
     return 0;
 }
 
@@ -622,6 +665,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         get_bool(ld, obj, p, "loop_guard", &l->loop_guard) < 0 ||
         load_access_log(ld, obj, l) < 0 ||
         load_proxy(ld, obj, l) < 0 ||
+        load_deny(ld, obj, l) < 0 ||
         get_int(ld, obj, p, "recv_buffer", 0, MAX_SOCKBUF, &recv_buffer) < 0 ||
         get_int(ld, obj, p, "send_buffer", 0, MAX_SOCKBUF, &send_buffer) < 0 ||
         load_timeouts(ld, obj, l) < 0 ||
@@ -929,6 +973,7 @@ void config_free(struct config *cfg)
         free(l->address);
         free(l->handler);
         free(l->proxy_trusted);
+        free(l->deny);
         json_decref(l->options);
     }
     free(cfg->listeners);
@@ -1159,7 +1204,7 @@ json_t *config_to_json(const struct config *cfg)
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:i, s:i,"
-            " s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
+            " s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
@@ -1167,6 +1212,7 @@ json_t *config_to_json(const struct config *cfg)
             "access_log", l->access_log < 0 ? "off" : l->access_log == WHARF_LOG_INFO ? "info" : "debug",
             "proxy_protocol", proxy_names[l->proxy_protocol == (PROXY_V1 | PROXY_V2) ? 3 : l->proxy_protocol == PROXY_V2 ? 2 : l->proxy_protocol == PROXY_V1 ? 1 : 0],
             "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,
+            "rate_limit", (json_int_t)l->rate_limit,
             "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
             "write_ms", (json_int_t)l->timeouts.write_ms,
             "lifetime_ms", (json_int_t)l->timeouts.lifetime_ms,
@@ -1188,7 +1234,7 @@ json_t *config_to_json(const struct config *cfg)
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
-                             "output_budget", "user", "group", (json_int_t)cfg->output_budget,
+                             "output_budget", (json_int_t)cfg->output_budget,
                              "work_threads", cfg->work_threads, "debug", cfg->debug,
                              "insecure_modules", cfg->insecure_modules,
                              "log", log_levels[cfg->log_level],

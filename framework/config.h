@@ -43,6 +43,10 @@ struct config_listener {
     bool reuse_port;            /* "reuse_port"; default false (UDP always uses it per worker) */
     bool tcp_nodelay;           /* "tcp_nodelay"; default true */
     bool keepalive;             /* "keepalive"; default false */
+    struct cidr *deny;          /* "deny": addresses/CIDR ranges refused (TCP closed at
+                                   once, UDP dropped); default none */
+    size_t ndeny;
+    uint64_t rate_limit;        /* "rate_limit" (UDP): datagrams/s per source; 0 = off */
     unsigned proxy_protocol;    /* "proxy_protocol": "off" (0, default), "v1", "v2",
                                    "any": PROXY_V1 / PROXY_V2 bits (proxy.h) */
     struct cidr *proxy_trusted; /* "proxy_trusted": CIDR strings; default 127.0.0.0/8

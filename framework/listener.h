@@ -55,6 +55,7 @@ struct listener_counters {
 struct listener_stats {
     _Atomic unsigned refs;
     _Atomic uint64_t rejected;  /* refused by max_connections_per_source */
+    _Atomic uint64_t denied;    /* refused by the listener's deny list */
     unsigned nworkers;
     struct listener_counters *workers; /* [nworkers] */
 };

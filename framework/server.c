@@ -438,7 +438,8 @@ static void server_sum(const struct listener *l, struct wharf_listener_stats *ou
     memset(out, 0, sizeof *out);
     if (!l->stats)
         return;
-    out->rejected = atomic_load_explicit(&l->stats->rejected, memory_order_relaxed);
+    out->rejected = atomic_load_explicit(&l->stats->rejected, memory_order_relaxed) +
+                    atomic_load_explicit(&l->stats->denied, memory_order_relaxed);
     for (unsigned i = 0; i < l->stats->nworkers; i++) {
         const struct listener_counters *w = &l->stats->workers[i];
 #define SUM(f) out->f += atomic_load_explicit(&w->f, memory_order_relaxed)
@@ -870,7 +871,7 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
                                     &l->stats->workers[wi].closed[r], memory_order_relaxed));
         }
         metric_head(&t, "wharf_connections_rejected_total", "counter",
-                    "TCP connections refused by max_connections_per_source.");
+                    "TCP connections refused (max_connections_per_source, deny).");
         for (unsigned i = 0; i < g->nlisteners; i++) {
             const struct listener *l = &g->listeners[i];
             if (l->cfg->protocol != CONFIG_TCP || !l->stats)
@@ -878,6 +879,8 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
             text_printf(&t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"per_source\"} %llu\n",
                         label(l->cfg->name, name, sizeof name),
                         (unsigned long long)atomic_load(&l->stats->rejected));
+            text_printf(&t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"deny\"} %llu\n",
+                        name, (unsigned long long)atomic_load(&l->stats->denied));
         }
     }
     metric_head(&t, "wharf_worker_queue_depth", "gauge",

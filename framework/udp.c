@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cidr.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -28,6 +29,14 @@
 #define UDP_MAX_REPLY6 65527         /* largest IPv6 UDP payload (no jumbograms) */
 #define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
 #define UDP_MAX_OWN_PORTS 64         /* UDP listener ports the loop guard knows */
+#define UDP_RATE_SLOTS 4096          /* sources the rate limit tracks per worker */
+
+/* A token bucket of one source (rate_limit): tokens in thousandths. */
+struct udp_bucket {
+    uint8_t key[16];
+    uint64_t last_ms;
+    uint64_t tokens;
+};
 
 struct udp_sock {
     struct loop_watcher watcher; /* must be first */
@@ -42,6 +51,8 @@ struct udp_set {
     uint16_t own_ports[UDP_MAX_OWN_PORTS]; /* this server's UDP ports, network order */
     unsigned nown_ports;
     uint64_t last_loop_log_ms;
+    uint64_t last_rate_log_ms;
+    struct udp_bucket *buckets;   /* [UDP_RATE_SLOTS] once a listener has rate_limit */
     struct udp_sock *socks;
     unsigned nsocks;
     unsigned nbusy;             /* sockets read directly (see udp_set_busy) */
@@ -75,6 +86,7 @@ static void udp_poll_busy(struct loop_check *check);
 static void udp_set_release(struct loop_defer *d)
 {
     struct udp_set *u = (struct udp_set *)((char *)d - offsetof(struct udp_set, freed));
+    free(u->buckets);
     free(u->socks);
     free(u->rbuf);
     free(u->sbuf);
@@ -224,6 +236,58 @@ static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union s
     }
 }
 
+static bool udp_denied(const struct config_listener *cfg, const union sockaddr_any *src)
+{
+    for (size_t i = 0; i < cfg->ndeny; i++)
+        if (cidr_match(&cfg->deny[i], &src->sa))
+            return true;
+    return false;
+}
+
+/*
+ * rate_limit: a token bucket per source address (up to one second's worth
+ * of burst), in a fixed table per worker: a source that collides with
+ * another takes its slot over with a full bucket, so memory stays bounded
+ * whatever the number of sources.  Returns whether the datagram may pass.
+ */
+static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
+{
+    if (!u->buckets && !(u->buckets = calloc(UDP_RATE_SLOTS, sizeof *u->buckets)))
+        return true; /* no memory: no limit, rather than no service */
+    uint8_t key[16] = {0};
+    if (src->sa.sa_family == AF_INET)
+        memcpy(key + 12, &src->in.sin_addr, 4);
+    else
+        memcpy(key, &src->in6.sin6_addr, 16);
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 1099511628211ull;
+    struct udp_bucket *b = &u->buckets[h & (UDP_RATE_SLOTS - 1)];
+    uint64_t rate = s->l->cfg->rate_limit, now = u->w->loop.now_ms, full = rate * 1000;
+    if (memcmp(b->key, key, 16) != 0 || b->last_ms == 0) {
+        memcpy(b->key, key, 16);
+        b->tokens = full;
+        b->last_ms = now ? now : 1;
+    } else if (now > b->last_ms) {
+        uint64_t add = (now - b->last_ms) * rate;
+        b->tokens = b->tokens + add > full ? full : b->tokens + add;
+        b->last_ms = now;
+    }
+    if (b->tokens >= 1000) {
+        b->tokens -= 1000;
+        return true;
+    }
+    if (u->last_rate_log_ms == 0 || now - u->last_rate_log_ms >= 10000) {
+        u->last_rate_log_ms = now;
+        char addr[64];
+        listener_format_addr(&src->sa, addr, sizeof addr);
+        log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
+                  "dropping datagrams from %s: over rate_limit (%llu/s; logged at most every "
+                  "10 s)", addr, (unsigned long long)rate);
+    }
+    return false;
+}
+
 /*
  * Reads up to UDP_ROUNDS batches from s and hands each datagram to the
  * handler.  Returns the size of the last batch, or -1 when the socket had
@@ -253,6 +317,11 @@ static int udp_read(struct udp_sock *s)
             STAT_ADD(st->bytes_in, m->msg_len);
             if (s->l->cfg->loop_guard && udp_from_own_port(u, &u->raddr[i])) {
                 udp_refuse_loop(u, s, &u->raddr[i]);
+                continue;
+            }
+            if ((s->l->cfg->ndeny && udp_denied(s->l->cfg, &u->raddr[i])) ||
+                (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i]))) {
+                STAT_ADD(st->datagrams_dropped, 1);
                 continue;
             }
             struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};

@@ -130,7 +130,7 @@ int wharf_server_port(const wharf_server *srv, const char *name);
  * kept by a reload keeps counting. */
 struct wharf_listener_stats {
     uint64_t accepted;          /* TCP connections handed to a worker */
-    uint64_t rejected;          /* refused by max_connections_per_source */
+    uint64_t rejected;          /* refused by max_connections_per_source or deny */
     uint64_t open;              /* TCP connections open now */
     uint64_t closed[WHARF_CLOSE_SHUTDOWN + 1]; /* by enum wharf_close_reason */
     uint64_t bytes_in, bytes_out;

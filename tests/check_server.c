@@ -551,6 +551,19 @@ START_TEST(connection_log_line_on_close)
 }
 END_TEST
 
+START_TEST(deny_list_refuses_tcp_sources)
+{
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"port\": 0, "
+                                      "\"handler\": \"echo\", \"deny\": [\"10.0.0.0/8\", \"127.0.0.1/32\"]}]}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    ck_assert(wait_closed(fd, 2000));
+    close(fd);
+    ck_assert_uint_eq(tserver_stats(t, 0).rejected, 1);
+    ck_assert_uint_eq(tserver_stats(t, 0).accepted, 0);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(start_errors_name_file_and_path)
 {
     expect_start_error("{\"listeners\": [{\"port\": 0, \"handler\": \"nope\"}]}",
@@ -604,6 +617,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, start_errors_name_file_and_path);
     tcase_add_test(tc, log_lines_escape_control_characters);
     tcase_add_test(tc, connection_log_line_on_close);
+    tcase_add_test(tc, deny_list_refuses_tcp_sources);
     tcase_add_test(tc, port_in_use_is_reported);
     suite_add_tcase(s, tc);
     return check_run(s);

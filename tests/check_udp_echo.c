@@ -128,6 +128,35 @@ START_TEST(udp_loop_guard_drops_datagrams_from_own_port)
 }
 END_TEST
 
+START_TEST(udp_deny_and_rate_limit)
+{
+    /* deny: nothing from 127.0.0.0/8 reaches the handler. */
+    struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"protocol\": \"udp\", "
+                                      "\"port\": 0, \"handler\": \"udp_echo\", \"deny\": [\"127.0.0.0/8\"]}]}");
+    int fd = udp_socket("127.0.0.1", 0, 300);
+    send_to(fd, tserver_port(t, 0), "ping", 4);
+    char back[16];
+    ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, 1);
+    close(fd);
+    tserver_stop(t);
+
+    /* rate_limit 10/s: a burst of 50 gets about one second's worth through. */
+    t = tserver_start("{\"workers\": 1, \"listeners\": [{\"protocol\": \"udp\", \"port\": 0, "
+                      "\"handler\": \"udp_echo\", \"rate_limit\": 10}]}");
+    fd = udp_socket("127.0.0.1", 0, 300);
+    for (int i = 0; i < 50; i++)
+        send_to(fd, tserver_port(t, 0), "ping", 4);
+    int answered = 0;
+    while (recv(fd, back, sizeof back, 0) == 4)
+        answered++;
+    ck_assert_msg(answered >= 10 && answered <= 13, "%d answered", answered);
+    ck_assert_uint_ge(tserver_stats(t, 0).datagrams_dropped, 37);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(udp_many_datagrams_each_answered_once)
 {
     struct tserver *t = tserver_start(UDP_JSON(""));
@@ -274,6 +303,7 @@ int main(void)
     tcase_add_test(tc, udp_many_datagrams_each_answered_once);
     tcase_add_test(tc, udp_ipv6_datagrams_up_to_65527_bytes);
     tcase_add_test(tc, udp_loop_guard_drops_datagrams_from_own_port);
+    tcase_add_test(tc, udp_deny_and_rate_limit);
     tcase_add_test(tc, udp_burst_answered_then_worker_sleeps);
     tcase_add_test(tc, udp_guard_blocks_listed_source_port);
     tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
