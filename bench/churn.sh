@@ -11,7 +11,7 @@
 # median of each; ratios are wharfd / ref.
 #
 # Usage: bench/churn.sh [--runs N] [--duration S] [--build-dir DIR] [--workers N]
-#        [--ports N (1, 2 or 4)]
+#        [--ports N (1, 2 or 4)] [--defer-accept (wharfd's listeners use defer_accept)]
 # Needs a built tree (./configure && make) in --build-dir (default: the repository).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +20,7 @@ RUNS=3
 DURATION=5
 WORKERS=2
 PORTS=1
+DEFER=
 while (($#)); do
 	case $1 in
 	--runs) RUNS=$2; shift 2 ;;
@@ -27,6 +28,7 @@ while (($#)); do
 	--build-dir) BUILD=$2; shift 2 ;;
 	--workers) WORKERS=$2; shift 2 ;;
 	--ports) PORTS=$2; shift 2 ;;
+	--defer-accept) DEFER=', "defer_accept": true'; shift ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
@@ -52,7 +54,7 @@ run() {
 		{
 			printf '{"workers": %d, "log": "warn", "listeners": [' "$WORKERS"
 			for ((i = 0; i < PORTS; i++)); do
-				printf '%s{"name": "c%d", "port": 0, "handler": "echo"}' "$([[ $i -gt 0 ]] && echo ,)" $i
+				printf '%s{"name": "c%d", "port": 0, "handler": "echo"%s}' "$([[ $i -gt 0 ]] && echo ,)" $i "$DEFER"
 			done
 			printf ']}\n'
 		} >"$tmp/wharfd.json"

@@ -368,7 +368,7 @@ static int resolve_module_path(struct loader *ld, const json_t *v, const char *f
 
 static const char *const listener_keys[] = {
     "name", "protocol", "address", "port", "backlog", "ipv6_only", "reuse_address",
-    "reuse_port", "tcp_nodelay", "keepalive", "loop_guard", "access_log", "recv_buffer",
+    "reuse_port", "tcp_nodelay", "keepalive", "defer_accept", "loop_guard", "access_log", "recv_buffer",
     "send_buffer", "timeouts", "proxy_protocol", "proxy_trusted", "deny", "rate_limit",
     "buffers", "handler", "options", NULL,
 };
@@ -396,6 +396,7 @@ static const struct config_listener listener_defaults = {
     .reuse_port = false,
     .tcp_nodelay = true,
     .keepalive = false,
+    .defer_accept = false,
     .loop_guard = true,
     .access_log = -1,
     .recv_buffer = 0,
@@ -662,6 +663,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
         get_bool(ld, obj, p, "reuse_port", &l->reuse_port) < 0 ||
         get_bool(ld, obj, p, "tcp_nodelay", &l->tcp_nodelay) < 0 ||
         get_bool(ld, obj, p, "keepalive", &l->keepalive) < 0 ||
+        get_bool(ld, obj, p, "defer_accept", &l->defer_accept) < 0 ||
         get_bool(ld, obj, p, "loop_guard", &l->loop_guard) < 0 ||
         load_access_log(ld, obj, l) < 0 ||
         load_proxy(ld, obj, l) < 0 ||
@@ -1203,12 +1205,13 @@ json_t *config_to_json(const struct config *cfg)
     for (size_t i = 0; ls && i < cfg->nlisteners; i++) {
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:i, s:i,"
+            "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:i, s:i,"
             " s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
-            "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive, "loop_guard", l->loop_guard,
+            "tcp_nodelay", l->tcp_nodelay, "keepalive", l->keepalive,
+            "defer_accept", l->defer_accept, "loop_guard", l->loop_guard,
             "access_log", l->access_log < 0 ? "off" : l->access_log == WHARF_LOG_INFO ? "info" : "debug",
             "proxy_protocol", proxy_names[l->proxy_protocol == (PROXY_V1 | PROXY_V2) ? 3 : l->proxy_protocol == PROXY_V2 ? 2 : l->proxy_protocol == PROXY_V1 ? 1 : 0],
             "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,

@@ -43,6 +43,8 @@ struct config_listener {
     bool reuse_port;            /* "reuse_port"; default false (UDP always uses it per worker) */
     bool tcp_nodelay;           /* "tcp_nodelay"; default true */
     bool keepalive;             /* "keepalive"; default false */
+    bool defer_accept;          /* "defer_accept" (TCP); default false: accept a
+                                   connection only once its first bytes arrived */
     struct cidr *deny;          /* "deny": addresses/CIDR ranges refused (TCP closed at
                                    once, UDP dropped); default none */
     size_t ndeny;

@@ -72,6 +72,10 @@ static int open_socket(const struct config_listener *cfg, const struct addrinfo 
             goto fail;
         if (cfg->keepalive && set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1) < 0)
             goto fail;
+        /* Accepted once data came (the kernel waits up to this many
+         * seconds): the worker reads it at once, no epoll round trip. */
+        if (cfg->defer_accept && set_int_opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 5) < 0)
+            goto fail;
     }
     *what = "bind";
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
