@@ -277,7 +277,10 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
             close(fd);
             continue;
         }
-        int ticket = admission_acquire(a->admission, &peer.sa, w->id);
+        /* Behind a PROXY-protocol balancer every connection comes from the
+         * balancer: the per-source count waits for the header's address. */
+        int ticket = admission_acquire_as(a->admission, &peer.sa, w->id,
+                                          l->cfg->proxy_protocol == 0);
         if (ticket < 0) {
             /* This source has its share open (or no memory to count it):
              * cut the new one off now. */
@@ -401,6 +404,12 @@ bool acceptor_switch(struct acceptor *a, struct generation *g)
         free(done);
     } /* else the message still points at it: left allocated on purpose */
     return ok;
+}
+
+int acceptor_post(struct acceptor *a, void (*fn)(void *arg, void *payload, bool cancelled),
+                  void *arg)
+{
+    return loop_post_urgent(&a->loop, fn, arg, NULL, 0);
 }
 
 void acceptor_stop(struct acceptor *a)

@@ -34,6 +34,10 @@ int acceptor_start(struct acceptor *a, struct generation *g);
  * Listeners g keeps hold duplicates of the same sockets, so nothing queued
  * in their backlog is lost.  Any thread. */
 bool acceptor_switch(struct acceptor *a, struct generation *g);
+/* Posts fn(arg, NULL, cancelled) to the acceptor's thread (urgent).
+ * Returns 0 or -errno. */
+int acceptor_post(struct acceptor *a, void (*fn)(void *arg, void *payload, bool cancelled),
+                  void *arg);
 /* Stops accepting, closes the listening sockets it watches, joins the
  * thread (idempotent). */
 void acceptor_stop(struct acceptor *a);

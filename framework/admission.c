@@ -109,7 +109,22 @@ bool admission_has_room(const struct admission *a)
 
 int admission_acquire(struct admission *a, const struct sockaddr *peer, unsigned worker)
 {
+    return admission_acquire_as(a, peer, worker, true);
+}
+
+int admission_acquire_source(struct admission *a, const struct sockaddr *peer)
+{
     struct sources *s = atomic_load_explicit(&a->sources, memory_order_acquire);
+    if (!s)
+        return 0;
+    int rc = sources_add(s, peer);
+    return rc < 0 ? rc : ADMISSION_BY_SOURCE;
+}
+
+int admission_acquire_as(struct admission *a, const struct sockaddr *peer, unsigned worker,
+                         bool by_source)
+{
+    struct sources *s = by_source ? atomic_load_explicit(&a->sources, memory_order_acquire) : NULL;
     int ticket = 0;
     if (s) {
         int rc = sources_add(s, peer);

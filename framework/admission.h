@@ -50,6 +50,13 @@ bool admission_has_room(const struct admission *a);
  * already has its share open (nothing counted), or -ENOMEM.  Acceptor thread.
  */
 int admission_acquire(struct admission *a, const struct sockaddr *peer, unsigned worker);
+/* The same without the per-source count (by_source false): for a listener
+ * whose real client is known only later (PROXY protocol). */
+int admission_acquire_as(struct admission *a, const struct sockaddr *peer, unsigned worker,
+                         bool by_source);
+/* Adds the per-source count for a connection acquired without it.  Returns
+ * the ticket bits to add (ADMISSION_BY_SOURCE or 0), or -EBUSY / -ENOMEM. */
+int admission_acquire_source(struct admission *a, const struct sockaddr *peer);
 /* Undoes one acquire.  Any thread (the owning worker). */
 void admission_release(struct admission *a, const struct sockaddr *peer, unsigned worker,
                        int ticket);

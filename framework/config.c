@@ -459,6 +459,13 @@ static int load_proxy(struct loader *ld, const json_t *obj, struct config_listen
     if (t && !json_is_array(t))
         return fail_got(ld, path, expected, t);
     size_t n = t ? json_array_size(t) : sizeof proxy_trusted_defaults / sizeof proxy_trusted_defaults[0];
+    if (t) {
+        l->proxy_trusted_json = json_incref((json_t *)t);
+    } else {
+        l->proxy_trusted_json = json_array();
+        for (size_t i = 0; l->proxy_trusted_json && i < n; i++)
+            json_array_append_new(l->proxy_trusted_json, json_string(proxy_trusted_defaults[i]));
+    }
     l->proxy_trusted = calloc(n ? n : 1, sizeof *l->proxy_trusted);
     if (!l->proxy_trusted)
         return fail(ld, path, "out of memory");
@@ -505,6 +512,8 @@ static int load_deny(struct loader *ld, const json_t *obj, struct config_listene
 {
     if (load_cidrs(ld, obj, l->path, "deny", &l->deny, &l->ndeny) < 0)
         return -1;
+    const json_t *d = json_object_get(obj, "deny");
+    l->deny_json = d ? json_incref((json_t *)d) : json_array();
     long long rate = 0;
     int rc = get_int(ld, obj, l->path, "rate_limit", 0, 100000000, &rate);
     if (rc < 0)
@@ -976,6 +985,8 @@ void config_free(struct config *cfg)
         free(l->handler);
         free(l->proxy_trusted);
         free(l->deny);
+        json_decref(l->deny_json);
+        json_decref(l->proxy_trusted_json);
         json_decref(l->options);
     }
     free(cfg->listeners);
@@ -1206,7 +1217,7 @@ json_t *config_to_json(const struct config *cfg)
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:i, s:i,"
-            " s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
+            " s:I, s:O, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
@@ -1216,6 +1227,8 @@ json_t *config_to_json(const struct config *cfg)
             "proxy_protocol", proxy_names[l->proxy_protocol == (PROXY_V1 | PROXY_V2) ? 3 : l->proxy_protocol == PROXY_V2 ? 2 : l->proxy_protocol == PROXY_V1 ? 1 : 0],
             "recv_buffer", l->recv_buffer, "send_buffer", l->send_buffer,
             "rate_limit", (json_int_t)l->rate_limit,
+            "deny", l->deny_json ? l->deny_json : json_array(),
+            "proxy_trusted", l->proxy_trusted_json ? l->proxy_trusted_json : json_array(),
             "timeouts", "idle_ms", (json_int_t)l->timeouts.idle_ms,
             "write_ms", (json_int_t)l->timeouts.write_ms,
             "lifetime_ms", (json_int_t)l->timeouts.lifetime_ms,

@@ -48,6 +48,7 @@ struct config_listener {
     struct cidr *deny;          /* "deny": addresses/CIDR ranges refused (TCP closed at
                                    once, UDP dropped); default none */
     size_t ndeny;
+    json_t *deny_json, *proxy_trusted_json; /* the lists as given (or defaulted), for -T */
     uint64_t rate_limit;        /* "rate_limit" (UDP): datagrams/s per source; 0 = off */
     unsigned proxy_protocol;    /* "proxy_protocol": "off" (0, default), "v1", "v2",
                                    "any": PROXY_V1 / PROXY_V2 bits (proxy.h) */

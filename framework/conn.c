@@ -125,8 +125,8 @@ static uint64_t conn_deadline(const struct wharf_conn *c)
     if (c->lifetime_ms)
         d = c->opened_ms + c->lifetime_ms;
     if (c->handshake_ms && (!c->bytes_seen || (c->flags & CONN_PROXY_WAIT)) &&
-        c->opened_ms + c->handshake_ms < d)
-        d = c->opened_ms + c->handshake_ms;
+        c->handshake_since_ms + c->handshake_ms < d)
+        d = c->handshake_since_ms + c->handshake_ms;
     if (c->l->cfg->timeouts.min_rate && c->in.len > 0 &&
         c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms < d)
         d = c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms;
@@ -181,7 +181,7 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
     if (c->lifetime_ms && now >= c->opened_ms + c->lifetime_ms)
         kind = WHARF_TIMEOUT_LIFETIME;
     else if (c->handshake_ms && (!c->bytes_seen || (c->flags & CONN_PROXY_WAIT)) &&
-             now >= c->opened_ms + c->handshake_ms)
+             now >= c->handshake_since_ms + c->handshake_ms)
         kind = WHARF_TIMEOUT_HANDSHAKE;
     else if (c->out.len > 0 && c->write_ms && now >= c->last_write_ms + c->write_ms)
         kind = WHARF_TIMEOUT_WRITE;
@@ -790,7 +790,25 @@ static int conn_proxy_header(struct wharf_conn *c)
         }
     }
     c->flags &= ~(uint32_t)CONN_PROXY_WAIT;
-    c->handshake_ms = (uint32_t)c->l->cfg->timeouts.handshake_ms;
+    /* The client's own limits, now that its address is known. */
+    const struct config_listener *cfg = c->l->cfg;
+    for (size_t i = 0; i < cfg->ndeny; i++)
+        if (cidr_match(&cfg->deny[i], &c->peer.sa)) {
+            atomic_fetch_add_explicit(&c->l->stats->denied, 1, memory_order_relaxed);
+            conn_close(c, WHARF_CLOSE_ERROR);
+            return -1;
+        }
+    int ticket = admission_acquire_source(c->w->admission, &c->peer.sa);
+    if (ticket < 0) {
+        atomic_fetch_add_explicit(&c->l->stats->rejected, 1, memory_order_relaxed);
+        conn_close(c, WHARF_CLOSE_LIMIT);
+        return -1;
+    }
+    c->ticket |= ticket;
+    /* The handshake now waits for the client's first bytes. */
+    c->handshake_ms = (uint32_t)cfg->timeouts.handshake_ms;
+    c->handshake_since_ms = c->w->loop.now_ms;
+    c->bytes_seen = c->in.len > 0;
     c->rate_since_ms = c->w->loop.now_ms;
     c->rate_bytes = c->in.len;
     conn_opened(c);
@@ -819,7 +837,7 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
     c->ticket = ticket;
     memcpy(&c->peer, peer, peer_len <= sizeof c->peer ? peer_len : sizeof c->peer);
     c->peer_len = peer_len;
-    c->opened_ms = c->last_read_ms = c->last_write_ms = w->loop.now_ms;
+    c->opened_ms = c->last_read_ms = c->last_write_ms = c->handshake_since_ms = w->loop.now_ms;
     c->idle_ms = (uint32_t)l->cfg->timeouts.idle_ms;
     c->handshake_ms = (uint32_t)l->cfg->timeouts.handshake_ms;
     c->write_ms = (uint32_t)l->cfg->timeouts.write_ms;

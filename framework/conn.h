@@ -57,6 +57,7 @@ struct wharf_conn {
     uint64_t opened_ms, last_read_ms, last_write_ms;
     uint32_t idle_ms, write_ms, lifetime_ms, handshake_ms; /* 0 = off */
     bool bytes_seen;                         /* the first byte arrived */
+    uint64_t handshake_since_ms;             /* the handshake timer counts from here */
     uint64_t bytes_in, bytes_out;            /* for the connection log */
     uint64_t rate_since_ms, rate_bytes;      /* min_rate window: start, bytes since */
     enum wharf_close_reason close_reason;    /* for CLOSING / CLOSE_PENDING */

@@ -59,7 +59,10 @@ static int open_socket(const struct config_listener *cfg, const struct addrinfo 
     *what = "setsockopt";
     if (ai->ai_family == AF_INET6 && set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, cfg->ipv6_only) < 0)
         goto fail;
-    if (cfg->reuse_address && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
+    /* TCP only: on a UDP socket SO_REUSEADDR would let another process
+     * (any user with the same option) bind the same address and port and
+     * take the datagrams. */
+    if (type == SOCK_STREAM && cfg->reuse_address && set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
         goto fail;
     if ((cfg->reuse_port || force_reuse_port) && set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0)
         goto fail;

@@ -3,7 +3,8 @@
  * buffer and written with one write(2) (to stderr, or to the log file), so
  * concurrent threads never interleave within a line, or handed to the
  * program's callback (wharf_server.h).  Control characters are escaped
- * (\xNN), so nothing logged can start a line of its own.  Also implements the handler-facing
+ * (\xNN, and a backslash as \\), so nothing logged can start a line of its
+ * own or pass for an escape.  Also implements the handler-facing
  * wharf_log.
  *
  * The log file keeps one descriptor number for the life of the process:
@@ -90,7 +91,10 @@ void log_vwrite(enum wharf_log_level level, const char *listener, int worker, ui
     size_t k = 0;
     for (size_t i = 0; i < n && k < sizeof line - 2; i++) {
         unsigned char ch = (unsigned char)line[i];
-        if (ch < 0x20 || ch == 0x7f) {
+        if (ch == '\\') {
+            safe[k++] = '\\';
+            safe[k++] = '\\';
+        } else if (ch < 0x20 || ch == 0x7f) {
             static const char hex[] = "0123456789abcdef";
             safe[k++] = '\\';
             safe[k++] = 'x';

@@ -350,6 +350,9 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
     }
     if (cfg->workers != (int)s->nworkers)
         log_warn("reload: workers stays %u (a change needs a restart)", s->nworkers);
+    const char *was_user = s->gen->cfg->user;
+    if ((cfg->user || was_user) && (!cfg->user || !was_user || strcmp(cfg->user, was_user) != 0))
+        log_warn("reload: user stays %s (a change needs a restart)", was_user ? was_user : "as started");
     if ((size_t)cfg->queue_depth != s->queue_depth)
         log_warn("reload: queue_depth stays %zu (a change needs a restart)", s->queue_depth);
     if (cfg->work_threads != s->gen->cfg->work_threads)
@@ -916,4 +919,38 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
     if (len && t.p)
         *len = t.len;
     return t.p;
+}
+
+/* ---- liveness (wharf_server_ping) ---------------------------------------------------- */
+
+static void server_on_ping(void *arg, void *payload, bool cancelled)
+{
+    worker_rendezvous_done(arg);
+}
+
+int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms)
+{
+    if (!srv->started) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    /* On the heap: a thread that answers late must still find it. */
+    struct worker_rendezvous *r = malloc(sizeof *r);
+    if (!r) {
+        errno = ENOMEM;
+        return -1;
+    }
+    worker_rendezvous_init(r, srv->nworkers + 1);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (loop_post_urgent(&srv->workers[i].loop, server_on_ping, r, NULL, 0) < 0)
+            worker_rendezvous_done(r);
+    if (acceptor_post(srv->acceptor, server_on_ping, r) < 0)
+        worker_rendezvous_done(r);
+    if (!worker_rendezvous_wait(r, timeout_ms)) {
+        errno = ETIMEDOUT;
+        return -1; /* r stays allocated: the late answers still count it down */
+    }
+    worker_rendezvous_destroy(r);
+    free(r);
+    return 0;
 }

@@ -254,11 +254,14 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
 {
     if (!u->buckets && !(u->buckets = calloc(UDP_RATE_SLOTS, sizeof *u->buckets)))
         return true; /* no memory: no limit, rather than no service */
+    /* IPv4 as IPv4-mapped IPv6, so both forms of one address share a bucket. */
     uint8_t key[16] = {0};
-    if (src->sa.sa_family == AF_INET)
+    if (src->sa.sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
         memcpy(key + 12, &src->in.sin_addr, 4);
-    else
+    } else {
         memcpy(key, &src->in6.sin6_addr, 16);
+    }
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < 16; i++)
         h = (h ^ key[i]) * 1099511628211ull;

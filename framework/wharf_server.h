@@ -122,6 +122,12 @@ void wharf_server_stop(wharf_server *srv);
 /* Stops if needed and frees.  NULL is fine. */
 void wharf_server_free(wharf_server *srv);
 
+/* Checks that the server's threads (every worker and the acceptor) are
+ * alive: each runs a no-op message, and the call waits up to timeout_ms for
+ * all of them.  Returns 0, or -1 (ETIMEDOUT; or not running).  For a
+ * watchdog (wharfd's WatchdogSec pings). */
+int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms);
+
 /* The port listener `name` is bound to, or -1 (no such listener, not
  * started, or stopped). */
 int wharf_server_port(const wharf_server *srv, const char *name);

@@ -220,7 +220,16 @@ int main(int argc, char **argv)
 
     wharf_crash_report_install();
     notify_open();
+    /* Written before the start, which may give up root ("user"). */
+    if (pidfile) {
+        FILE *f = fopen(pidfile, "w");
+        if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+            fprintf(stderr, "wharfd: cannot write the pid file %s: %s\n", pidfile,
+                    strerror(errno));
+    }
     if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
+        if (pidfile)
+            unlink(pidfile);
         fprintf(stderr, "wharfd: %s\n", err);
         wharf_server_free(srv);
         wharf_config_free(cfg);
@@ -230,24 +239,39 @@ int main(int argc, char **argv)
     char ready[64];
     snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld\nSTATUS=serving", (long)getpid());
     notify(ready);
-    if (pidfile) {
-        FILE *f = fopen(pidfile, "w");
-        if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-            wharf_log(WHARF_LOG_WARN, "cannot write the pid file %s: %s", pidfile,
-                      strerror(errno));
-    }
 
     int sig;
     long wd = watchdog_ms();
+    struct timespec next_ping;
+    clock_gettime(CLOCK_MONOTONIC, &next_ping);
     for (;;) {
         if (wd > 0) {
-            struct timespec tick = {wd / 1000, (wd % 1000) * 1000000L};
-            siginfo_t si;
-            sig = sigtimedwait(&set, &si, &tick);
-            if (sig < 0) {
-                notify("WATCHDOG=1");
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long left = (next_ping.tv_sec - now.tv_sec) * 1000LL +
+                             (next_ping.tv_nsec - now.tv_nsec) / 1000000;
+            if (left <= 0) {
+                /* Alive means every worker and the acceptor answer, not just
+                 * this thread: a stuck worker stops the pings. */
+                if (wharf_server_ping(srv, (uint64_t)wd) == 0)
+                    notify("WATCHDOG=1");
+                else
+                    wharf_log(WHARF_LOG_ERROR, "watchdog: a server thread did not answer in %ld ms",
+                              wd);
+                next_ping = now;
+                next_ping.tv_sec += wd / 1000;
+                next_ping.tv_nsec += (wd % 1000) * 1000000L;
+                if (next_ping.tv_nsec >= 1000000000L) {
+                    next_ping.tv_sec++;
+                    next_ping.tv_nsec -= 1000000000L;
+                }
                 continue;
             }
+            struct timespec tick = {left / 1000, (left % 1000) * 1000000L};
+            siginfo_t si;
+            sig = sigtimedwait(&set, &si, &tick);
+            if (sig < 0)
+                continue;
         } else if (sigwait(&set, &sig) != 0) {
             continue;
         }

@@ -142,6 +142,57 @@ START_TEST(untrusted_malformed_and_missing_headers_are_closed)
 }
 END_TEST
 
+/* A v1 header for a client at 192.0.2.SRC. */
+static void send_v1(int fd, int src)
+{
+    char h[128];
+    int n = snprintf(h, sizeof h, "PROXY TCP4 192.0.2.%d 198.51.100.2 40001 7007\r\n", src);
+    send_all(fd, h, (size_t)n);
+}
+
+START_TEST(limits_apply_to_the_client_from_the_header)
+{
+    /* One connection per client, deny 192.0.2.9: counted by the header's
+     * address, not the balancer's (127.0.0.1, which all of them share). */
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"max_connections_per_source\": 1, \"listeners\": [{\"port\": 0, "
+        "\"handler\": \"mod_contract\", \"options\": {\"mode\": \"peer\"}, "
+        "\"proxy_protocol\": \"v1\", \"deny\": [\"192.0.2.9\"], "
+        "\"timeouts\": {\"handshake_ms\": 300}}]}");
+    int port = tserver_port(t, 0);
+    int a = tcp_connect("127.0.0.1", port), b = tcp_connect("127.0.0.1", port);
+    int c = tcp_connect("127.0.0.1", port), d = tcp_connect("127.0.0.1", port);
+    send_v1(a, 1);
+    send_v1(b, 2);
+    send_v1(c, 1); /* a second connection of client .1 */
+    send_v1(d, 9); /* denied */
+    send_all(a, "x\n", 2);
+    send_all(b, "y\n", 2);
+    char got[128];
+    reply_line(a, got, sizeof got);
+    ck_assert_str_eq(got, "peer 192.0.2.1:40001 x\n");
+    reply_line(b, got, sizeof got);
+    ck_assert_str_eq(got, "peer 192.0.2.2:40001 y\n");
+    ck_assert(wait_closed(c, 2000));
+    ck_assert(wait_closed(d, 2000));
+    /* After the header, the handshake waits for the client's first bytes. */
+    int e = tcp_connect("127.0.0.1", port);
+    send_v1(e, 3);
+    uint64_t start = now_ms();
+    ck_assert(wait_closed(e, 3000));
+    ck_assert_uint_ge(now_ms() - start, 250);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.rejected, 2);
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_TIMEOUT], 1);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
+    close(e);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(off_means_a_header_is_just_data)
 {
     struct tserver *t = start("off", NULL);
@@ -165,6 +216,7 @@ int main(void)
     tcase_add_test(tc, v2_header_split_at_every_byte);
     tcase_add_test(tc, untrusted_malformed_and_missing_headers_are_closed);
     tcase_add_test(tc, off_means_a_header_is_just_data);
+    tcase_add_test(tc, limits_apply_to_the_client_from_the_header);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -551,6 +551,16 @@ START_TEST(connection_log_line_on_close)
 }
 END_TEST
 
+START_TEST(ping_answers_while_running)
+{
+    struct tserver *t = tserver_start("{\"workers\": 3, \"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    ck_assert_int_eq(wharf_server_ping(t->srv, 2000), 0);
+    server_stop(t->srv);
+    ck_assert_int_eq(wharf_server_ping(t->srv, 100), -1);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(deny_list_refuses_tcp_sources)
 {
     struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"port\": 0, "
@@ -618,6 +628,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, log_lines_escape_control_characters);
     tcase_add_test(tc, connection_log_line_on_close);
     tcase_add_test(tc, deny_list_refuses_tcp_sources);
+    tcase_add_test(tc, ping_answers_while_running);
     tcase_add_test(tc, port_in_use_is_reported);
     suite_add_tcase(s, tc);
     return check_run(s);

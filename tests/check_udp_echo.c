@@ -128,6 +128,26 @@ START_TEST(udp_loop_guard_drops_datagrams_from_own_port)
 }
 END_TEST
 
+START_TEST(udp_port_cannot_be_taken_over)
+{
+    /* Another socket asking for SO_REUSEADDR (or SO_REUSEPORT) must not be
+     * able to bind the server's UDP port and take its datagrams. */
+    struct tserver *t = tserver_start(UDP_JSON(""));
+    int port = tserver_port(t, 0);
+    for (int opt = 0; opt < 2; opt++) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, opt ? SO_REUSEPORT : SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        in.sin_addr.s_addr = htonl(0x7f000001);
+        ck_assert_int_lt(bind(fd, (struct sockaddr *)&in, sizeof in), 0);
+        ck_assert_int_eq(errno, EADDRINUSE);
+        close(fd);
+    }
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(udp_deny_and_rate_limit)
 {
     /* deny: nothing from 127.0.0.0/8 reaches the handler. */
@@ -304,6 +324,7 @@ int main(void)
     tcase_add_test(tc, udp_ipv6_datagrams_up_to_65527_bytes);
     tcase_add_test(tc, udp_loop_guard_drops_datagrams_from_own_port);
     tcase_add_test(tc, udp_deny_and_rate_limit);
+    tcase_add_test(tc, udp_port_cannot_be_taken_over);
     tcase_add_test(tc, udp_burst_answered_then_worker_sleeps);
     tcase_add_test(tc, udp_guard_blocks_listed_source_port);
     tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
