@@ -29,17 +29,8 @@ struct contract_counts {
 
 static void counts(struct contract_counts *out)
 {
-    static void *h;
-    if (!h) {
-        char path[4096];
-        const char *dir = getenv("WHARF_TEST_MODULES");
-        snprintf(path, sizeof path, "%s/mod_contract.so", dir ? dir : "tests/.libs");
-        h = dlopen(path, RTLD_NOW);
-    }
-    ck_assert_msg(h != NULL, "cannot load mod_contract: %s", dlerror());
-    void (*fn)(struct contract_counts *) =
-        (void (*)(struct contract_counts *))(uintptr_t)dlsym(h, "contract_counts");
-    ck_assert_ptr_nonnull((void *)(uintptr_t)fn);
+    void (*fn)(struct contract_counts *) = (void (*)(struct contract_counts *))(uintptr_t)
+        test_module_symbol("mod_contract", "contract_counts");
     fn(out);
 }
 
@@ -292,12 +283,8 @@ END_TEST
 
 static void more(uint64_t out[3])
 {
-    char path[4096];
-    const char *dir = getenv("WHARF_TEST_MODULES");
-    snprintf(path, sizeof path, "%s/mod_contract.so", dir ? dir : "tests/.libs");
-    void *h = dlopen(path, RTLD_NOW);
-    ck_assert_ptr_nonnull(h);
-    void (*fn)(uint64_t *) = (void (*)(uint64_t *))(uintptr_t)dlsym(h, "contract_more");
+    void (*fn)(uint64_t *) =
+        (void (*)(uint64_t *))(uintptr_t)test_module_symbol("mod_contract", "contract_more");
     fn(out);
 }
 
@@ -377,14 +364,8 @@ START_TEST(debug_mode_refuses_calls_from_the_wrong_thread)
     char got[8] = "";
     ck_assert_uint_eq(recv_exact(fd, got, 5, 3000), 5);
     ck_assert_str_eq(got, "ok w\n"); /* and nothing from the thread */
-    static void *h;
-    if (!h) {
-        char path[4096];
-        const char *dir = getenv("WHARF_TEST_MODULES");
-        snprintf(path, sizeof path, "%s/mod_contract.so", dir ? dir : "tests/.libs");
-        h = dlopen(path, RTLD_NOW);
-    }
-    int (*rc)(void) = (int (*)(void))(uintptr_t)dlsym(h, "contract_wrong_thread_rc");
+    int (*rc)(void) =
+        (int (*)(void))(uintptr_t)test_module_symbol("mod_contract", "contract_wrong_thread_rc");
     ck_assert_int_eq(rc(), -EPERM);
     ck_assert(wrong_thread_logged);
     close(fd);

@@ -24,14 +24,7 @@ extern const struct wharf_handler wharf_handler;
 
 static const struct wharf_handler *module_handler(const char *name)
 {
-    char path[4096];
-    const char *dir = getenv("WHARF_TEST_MODULES");
-    snprintf(path, sizeof path, "%s/%s.so", dir ? dir : "tests/.libs", name);
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(h != NULL, "%s", dlerror());
-    const struct wharf_handler *hd = dlsym(h, "wharf_handler");
-    ck_assert_ptr_nonnull(hd);
-    return hd; /* left loaded for the process */
+    return test_module_symbol(name, "wharf_handler");
 }
 
 START_TEST(echo_in_every_split)

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,18 +290,37 @@ bool wait_for(bool (*cond)(void *), void *arg, int timeout_ms)
     }
 }
 
+void *test_module_symbol(const char *module, const char *symbol)
+{
+    /* Each module is opened once more here and never closed, so what it
+     * counts survives a server that unloads it when it stops. */
+    static struct {
+        char name[64];
+        void *h;
+    } held[16];
+    static unsigned nheld;
+    void *h = NULL;
+    for (unsigned i = 0; i < nheld && !h; i++)
+        if (strcmp(held[i].name, module) == 0)
+            h = held[i].h;
+    if (!h) {
+        char path[4096];
+        const char *dir = getenv("WHARF_TEST_MODULES");
+        snprintf(path, sizeof path, "%s/%s.so", dir ? dir : "tests/.libs", module);
+        h = dlopen(path, RTLD_NOW);
+        ck_assert_msg(h != NULL, "cannot load %s: %s", path, dlerror());
+        ck_assert_uint_lt(nheld, 16);
+        snprintf(held[nheld].name, sizeof held[nheld].name, "%s", module);
+        held[nheld++].h = h;
+    }
+    void *sym = dlsym(h, symbol);
+    ck_assert_msg(sym != NULL, "%s: no symbol %s", module, symbol);
+    return sym;
+}
+
 void probe_get(struct probe_counts *out)
 {
-    char path[4096];
-    const char *dir = getenv("WHARF_TEST_MODULES");
-    snprintf(path, sizeof path, "%s/mod_probe.so", dir ? dir : "tests/.libs");
-    /* Kept loaded for the process's life, so the counters survive a server
-     * that unloads the module when it stops. */
-    static void *h;
-    if (!h)
-        h = dlopen(path, RTLD_NOW);
-    ck_assert_msg(h != NULL, "cannot load mod_probe: %s", dlerror());
-    probe_counts_fn fn = (probe_counts_fn)(uintptr_t)dlsym(h, PROBE_COUNTS_SYMBOL);
-    ck_assert_ptr_nonnull((void *)(uintptr_t)fn);
+    probe_counts_fn fn = (probe_counts_fn)(uintptr_t)test_module_symbol("mod_probe",
+                                                                       PROBE_COUNTS_SYMBOL);
     fn(out);
 }

@@ -66,6 +66,10 @@ void fill_pattern(unsigned char *p, size_t n, unsigned seed);
 /* Polls cond(arg) every 5 ms for up to timeout_ms; returns its last value. */
 bool wait_for(bool (*cond)(void *), void *arg, int timeout_ms);
 
+/* A symbol of test module MODULE (tests/.libs/MODULE.so), which is loaded by
+ * the first call and stays loaded.  Fails the test if either is missing. */
+void *test_module_symbol(const char *module, const char *symbol);
+
 /* Counters of the mod_probe test handler (the module is loaded by this call
  * and stays loaded, so counts survive a server that unloads it).
  * Fails the test if it cannot be loaded. */
