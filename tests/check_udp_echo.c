@@ -165,13 +165,17 @@ START_TEST(udp_deny_and_rate_limit)
     t = tserver_start("{\"workers\": 1, \"listeners\": [{\"protocol\": \"udp\", \"port\": 0, "
                       "\"handler\": \"udp_echo\", \"rate_limit\": 10}]}");
     fd = udp_socket("127.0.0.1", 0, 300);
+    uint64_t start = now_ms();
     for (int i = 0; i < 50; i++)
         send_to(fd, tserver_port(t, 0), "ping", 4);
     int answered = 0;
     while (recv(fd, back, sizeof back, 0) == 4)
         answered++;
-    ck_assert_msg(answered >= 10 && answered <= 13, "%d answered", answered);
-    ck_assert_uint_ge(tserver_stats(t, 0).datagrams_dropped, 37);
+    /* One second's worth at once, plus what refilled meanwhile (a slow run,
+     * e.g. under valgrind, refills more). */
+    int refill = (int)((now_ms() - start) * 10 / 1000) + 2;
+    ck_assert_msg(answered >= 10 && answered <= 10 + refill, "%d answered", answered);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, (uint64_t)(50 - answered));
     close(fd);
     tserver_stop(t);
 }
