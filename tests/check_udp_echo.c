@@ -144,6 +144,19 @@ START_TEST(udp_port_cannot_be_taken_over)
         ck_assert_int_eq(errno, EADDRINUSE);
         close(fd);
     }
+    /* A second server on the same UDP port fails to start, instead of
+     * quietly taking part of the traffic. */
+    char json[256], err[1024];
+    snprintf(json, sizeof json,
+             "{\"listeners\": [{\"protocol\": \"udp\", \"port\": %d, \"handler\": \"udp_echo\"}]}",
+             port);
+    struct config *cfg = NULL;
+    ck_assert_int_eq(config_load_string(json, "second.json", &cfg, err, sizeof err), 0);
+    struct wharf_server *second = NULL;
+    ck_assert_int_eq(server_new(cfg, &second, err, sizeof err), 0);
+    ck_assert_int_eq(server_start(second, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "Address already in use"), "%s", err);
+    server_free(second);
     tserver_stop(t);
 }
 END_TEST

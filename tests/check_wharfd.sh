@@ -63,6 +63,13 @@ printf '{"listeners": [{"port": 0, "handler": "no_such_handler"}]}' >"$tmp/nomod
 out=$("$wharfd" -t -c "$tmp/nomod.json" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "nomod.json: listeners\[0\].handler: .*not found" &&
     ok "-t rejects a missing handler module" || fail "missing module: rc=$rc $out"
+printf '{"listeners": [{"address": "999.1.2.3", "port": 7, "handler": "echo"}]}' >"$tmp/badaddr.json"
+out=$("$wharfd" -t -c "$tmp/badaddr.json" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q 'badaddr.json: listeners\[0\].address: cannot resolve "999.1.2.3"' &&
+    ok "-t resolves every listener address" || fail "bad address passed -t: rc=$rc $out"
+out=$("$wharfd" -t -c /dev/zero 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "/dev/zero: cannot read: not a regular file" &&
+    ok "-t refuses a config that is not a regular file (/dev/zero), at once" || fail "/dev/zero: rc=$rc $out"
 out=$("$wharfd" -c "$tmp/absent.json" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "absent.json" && ok "missing config file" ||
     fail "missing config: rc=$rc $out"
@@ -79,6 +86,8 @@ cat >"$tmp/run.json" <<JSON
 }
 JSON
 start "$tmp/run.json"
+grep -q "\[seed\] listening on tcp .* (handler echo from /.*/echo.so)" "$tmp/log" &&
+    ok "the log names the module file actually loaded" || fail "module path not logged: $(head -n 3 "$tmp/log")"
 if [ -n "$tcp_port" ]; then
     # The seed tutorial's client, verbatim but for the port.
     reply=$(python3 - "$tcp_port" <<'PY'
