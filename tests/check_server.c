@@ -73,9 +73,10 @@ END_TEST
 START_TEST(shutdown_closes_idle_keepalive_clients_at_once)
 {
     /* Five keep-alive clients that finished their exchange hold nothing in
-     * flight: a stop closes them at once instead of waiting 5 s. */
+     * flight: a stop closes them at once instead of waiting the 60 s
+     * shutdown_timeout_ms (well under it even at valgrind's pace). */
     struct tserver *t = tserver_start(
-        "{\"workers\": 2, \"shutdown_timeout_ms\": 5000, "
+        "{\"workers\": 2, \"shutdown_timeout_ms\": 60000, "
         "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
     int fds[5];
     unsigned char data[64];
@@ -87,7 +88,7 @@ START_TEST(shutdown_closes_idle_keepalive_clients_at_once)
     uint64_t start = now_ms();
     server_stop(t->srv);
     uint64_t took = now_ms() - start;
-    ck_assert_msg(took < 1000, "stop took %llu ms", (unsigned long long)took);
+    ck_assert_msg(took < 15000, "stop took %llu ms", (unsigned long long)took);
     for (int i = 0; i < 5; i++) {
         ck_assert(wait_closed(fds[i], 1000));
         close(fds[i]);
