@@ -126,7 +126,7 @@ while (($#)); do
 	--repeat) REPEAT=${2:?--repeat needs a value}; shift ;;
 	--servers) SERVERS=${2:?--servers needs a value}; shift ;;
 	--workloads) WORKLOADS=${2:?--workloads needs a value}; shift ;;
-	--extra) EXTRA=${2:?--extra needs a value}; shift ;;
+	--extra) EXTRA=${2-}; shift ;;
 	--idle-conns) IDLE_CONNS=${2:?--idle-conns needs a value}; shift ;;
 	--build-dir) BUILD=${2:?--build-dir needs a value}; shift ;;
 	--no-build) NO_BUILD=1 ;;

@@ -3,7 +3,8 @@
  * the memcached shape: a ring of messages under a mutex, plus an eventfd the
  * owner watches alongside its sockets.
  *
- * Locking: mb->lock guards head, count, closed and the ring slots.  depth,
+ * Locking: mb->lock guards head, count, closed and the ring slots; `queued`
+ * mirrors count for lock-free snapshots (mailbox_len).  depth,
  * reserve and efd never change after mailbox_new, so they are read without it.
  * Messages are copied out of the ring under the lock in batches and run
  * after unlocking, so a message may post to its own mailbox.
@@ -30,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,7 @@ struct mailbox {
     size_t depth;   /* ordinary capacity */
     size_t size;    /* slots in ring: depth + reserve */
     bool closed;
+    _Atomic size_t queued; /* == count, readable without the lock */
     int efd;
     struct mailbox_msg ring[];
 };
@@ -75,6 +78,7 @@ struct mailbox *mailbox_new(size_t depth, size_t reserve)
     mb->depth = depth;
     mb->size = size;
     mb->closed = false;
+    atomic_init(&mb->queued, 0);
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (mb->efd < 0)
         goto err;
@@ -136,6 +140,7 @@ static int mailbox_push(struct mailbox *mb, size_t limit, mailbox_fn fn, void *a
     if (len)
         memcpy(m->payload, payload, len);
     bool was_empty = mb->count++ == 0;
+    atomic_store_explicit(&mb->queued, mb->count, memory_order_relaxed);
     pthread_mutex_unlock(&mb->lock);
     if (was_empty)
         mailbox_wake(mb);
@@ -164,6 +169,7 @@ static size_t mailbox_take(struct mailbox *mb, struct mailbox_msg *out, size_t m
             mb->head = 0;
         mb->count--;
     }
+    atomic_store_explicit(&mb->queued, mb->count, memory_order_relaxed);
     pthread_mutex_unlock(&mb->lock);
     return n;
 }
@@ -209,10 +215,8 @@ int mailbox_fd(const struct mailbox *mb)
 
 size_t mailbox_len(struct mailbox *mb)
 {
-    pthread_mutex_lock(&mb->lock);
-    size_t n = mb->count;
-    pthread_mutex_unlock(&mb->lock);
-    return n;
+    /* A snapshot without the lock: the acceptor asks on every accept. */
+    return atomic_load_explicit(&mb->queued, memory_order_relaxed);
 }
 
 size_t mailbox_depth(const struct mailbox *mb)
