@@ -491,16 +491,18 @@ void server_stop(struct wharf_server *s)
     if (open)
         log_info("stopping: up to %llu ms for the connections with work in flight",
                  (unsigned long long)ms);
-    /* Each worker is joined as soon as it finishes (so none is left
-     * finished but unjoined while another still works). */
+    /* Each worker is joined as soon as it has ended (so none is left
+     * finished but unjoined while another still works).  A worker that has
+     * ended is only returning, so joining it waits no longer than that; the
+     * rendezvous sleeps until one ends, never spins. */
     uint64_t deadline = timer_now_ms() + ms;
     unsigned running = s->nworkers;
     while (running > 0) {
         running = 0;
         for (unsigned i = 0; i < s->nworkers; i++) {
             struct wharf_worker *w = &s->workers[i];
-            if (w->started && pthread_tryjoin_np(w->thread, NULL) == 0)
-                w->started = false;
+            if (w->started && atomic_load(&w->ended))
+                worker_join(w);
             running += w->started;
         }
         uint64_t now = timer_now_ms();

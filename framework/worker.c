@@ -201,6 +201,7 @@ static void *worker_main(void *arg)
     mailbox_close(w->loop.mailbox); /* cancels queued hand-offs and posts */
     loop_run_deferred(&w->loop);
     current_worker = NULL;
+    atomic_store(&w->ended, true);
     struct worker_rendezvous *finished = atomic_load(&w->finished);
     if (finished)
         worker_rendezvous_done(finished);
@@ -215,6 +216,7 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct worker_ren
     generation_ref(g);
     w->udp_gen = g;
     w->ready = ready;
+    atomic_store(&w->ended, false);
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc) {
         snprintf(err, errlen, "cannot start worker %u: %s", w->id, strerror(rc));

@@ -51,6 +51,7 @@ struct wharf_worker {
     bool started;
     struct worker_rendezvous *ready; /* the server's start-up rendezvous */
     struct worker_rendezvous *_Atomic finished; /* counted down when the thread ends, if set */
+    atomic_bool ended;            /* set by the thread as it returns: joining it will not wait */
     struct wharf_worker *siblings; /* every worker of the server, [nworkers] */
     struct wharf_server *server;  /* the server it belongs to (metrics), or NULL */
     unsigned nworkers;
