@@ -228,11 +228,25 @@ static int fifo_grow(struct tconn *c)
     return 0;
 }
 
+/* Counts one message of `len` bytes just built into wbuf as sent. */
+static void conn_count_sent(struct tctx *x, struct tconn *c, uint32_t len)
+{
+    c->tx_seq++;
+    c->inflight++;
+    c->conn_sent++;
+    x->inflight++;
+    if (x->ph.open) {
+        c->issued++;
+        x->ph.backlog--;
+    }
+    stat_add(&x->th->st, ST_SENT, 1);
+    stat_add(&x->th->st, ST_BYTES_SENT, len);
+}
+
 /* Templates: expands up to `want` requests of the mix into wbuf, then writes. */
 static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint64_t now)
 {
     const struct tmpl_set *ts = x->ts;
-    struct load_stats *st = &x->th->st;
     uint64_t intended;
     unsigned k;
     size_t len;
@@ -250,16 +264,7 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
         c->fifo[(c->fifo_head + c->inflight) & (c->fifo_cap - 1)] =
             (struct rr_slot){intended, now, k};
         c->wlen += (uint32_t)len;
-        c->tx_seq++;
-        c->inflight++;
-        c->conn_sent++;
-        x->inflight++;
-        if (x->ph.open) {
-            c->issued++;
-            x->ph.backlog--;
-        }
-        stat_add(st, ST_SENT, 1);
-        stat_add(st, ST_BYTES_SENT, len);
+        conn_count_sent(x, c, (uint32_t)len);
     }
     if (c->wlen > c->woff)
         conn_flush(x, c, now);
@@ -269,7 +274,6 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
 {
     const struct load_config *cfg = x->cfg;
-    struct load_stats *st = &x->th->st;
     uint64_t want, intended;
     uint32_t len;
 
@@ -295,16 +299,7 @@ static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
         intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
         msg_build(&cfg->msg, c->wbuf + c->wlen, len, c->flow, c->tx_seq, intended, now);
         c->wlen += len;
-        c->tx_seq++;
-        c->inflight++;
-        c->conn_sent++;
-        x->inflight++;
-        if (x->ph.open) {
-            c->issued++;
-            x->ph.backlog--;
-        }
-        stat_add(st, ST_SENT, 1);
-        stat_add(st, ST_BYTES_SENT, len);
+        conn_count_sent(x, c, len);
     }
     if (c->wlen > c->woff)
         conn_flush(x, c, now);
