@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #endif
 #include "loadgen_proto.h"
+#include "loadgen_servers.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,22 +54,6 @@ struct lp_server {
 };
 
 static bool stopping(struct lp_server *s) { return __atomic_load_n(&s->stop, __ATOMIC_RELAXED) != 0; }
-
-static int send_all(int fd, const uint8_t *p, size_t len)
-{
-    ssize_t r;
-
-    while (len) {
-        r = send(fd, p, len, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
 
 static unsigned hash(const char *k)
 {
@@ -205,7 +190,7 @@ static long http_batch(struct lp_server *s, uint8_t *buf, size_t len, struct out
             static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n";
 
             out_add(o, r, 20);
-            send_all(fd, o->p, o->len);
+            lg_send_all(fd, o->p, o->len);
             o->len = 0;
             return -1;
         }
@@ -255,7 +240,7 @@ static void *conn_thread(void *arg)
                                       : http_batch(s, buf, len, &o, &n, c->fd);
         if (used < 0)
             break;
-        if (o.len && send_all(c->fd, o.p, o.len) != 0)
+        if (o.len && lg_send_all(c->fd, o.p, o.len) != 0)
             break;
         memmove(buf, buf + used, len - (size_t)used);
         len -= (size_t)used;

@@ -51,8 +51,7 @@ static void count(struct lg_server *s, uint64_t n)
     __atomic_fetch_add(&s->received, n, __ATOMIC_RELAXED);
 }
 
-/* Sends everything (blocking, with the 1 s send timeout). Returns -1 on error. */
-static int send_all(int fd, const uint8_t *p, size_t len)
+int lg_send_all(int fd, const uint8_t *p, size_t len)
 {
     ssize_t r;
 
@@ -94,7 +93,7 @@ static void *conn_thread(void *arg)
             break;
         if (s->kind == LG_ECHO) {
             count(s, 0);
-            if (send_all(c->fd, buf, (size_t)r) != 0)
+            if (lg_send_all(c->fd, buf, (size_t)r) != 0)
                 break;
             continue;
         }
@@ -124,10 +123,10 @@ static void *conn_thread(void *arg)
                 off += mlen;
                 continue;
             }
-            if (send_all(c->fd, m, mlen) != 0)
+            if (lg_send_all(c->fd, m, mlen) != 0)
                 goto out;
             if (held) {
-                if (send_all(c->fd, held, held_len) != 0)
+                if (lg_send_all(c->fd, held, held_len) != 0)
                     goto out;
                 free(held);
                 held = NULL;

@@ -3,6 +3,7 @@
 #ifndef LOADGEN_SERVERS_H
 #define LOADGEN_SERVERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum lg_kind {
@@ -27,6 +28,10 @@ unsigned lg_server_port(const struct lg_server *s);
 
 /* Messages (TCP, framed by the wharf-load header) or datagrams the server received. */
 uint64_t lg_server_received(const struct lg_server *s);
+
+/* Sends everything on a blocking socket, retrying after EINTR. Returns -1 on an error
+ * or a send timeout. */
+int lg_send_all(int fd, const uint8_t *p, size_t len);
 
 /* Stops the server, joins its threads, closes its sockets and frees it. Bounded: every
  * thread polls with a 50 ms timeout and sends time out after 1 s. */
