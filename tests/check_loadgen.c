@@ -1,11 +1,14 @@
 /* check_loadgen.c - tests of wharf-load's engine against in-process loopback servers
  * (tests/loadgen_servers.c): a correct echo passes; corrupting, reordering, duplicating,
- * dropping, silent and resetting servers are caught and counted exactly; bad arguments get
+ * dropping, silent and resetting servers are caught and counted exactly; --source spreads
+ * connections and flows over local addresses (as the servers see them); bad arguments get
  * messages that name the option. Every run is bounded by --count and a short --duration. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include "../tools/wharf-load/load.h"
 #include "../tools/wharf-load/msg.h"
 #include "../tools/wharf-load/opts.h"
+#include "../tools/wharf-load/report.h"
 #include "loadgen_servers.h"
 
 #define MAX_ARGS 40
@@ -316,6 +320,134 @@ START_TEST(test_tcp_ipv6)
 }
 END_TEST
 
+/* --churn 1 with two source addresses: every connection does one exchange and the next one
+ * binds to the other address, so the server sees half of them from each. */
+START_TEST(test_tcp_source_churn)
+{
+    struct lg_server *s = start(LG_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    uint64_t a, b;
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "-t 1 -c 2 --churn 1 -n 400 -d 30 --source 127.0.0.1,127.0.0.2 "
+                         "127.0.0.1:%u",
+                         port),
+                     0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 400);
+    ck_assert_uint_eq(res.st.c[ST_RECEIVED], res.st.c[ST_SENT]);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    ck_assert_uint_ge(res.st.c[ST_CONNECTS], 400);
+    /* at least 400 binds, alternating; at most one connection per slot (2) went unused at
+     * the end. Each used one was accepted before its echo came back */
+    a = lg_server_peer_count(s, "127.0.0.1");
+    b = lg_server_peer_count(s, "127.0.0.2");
+    ck_assert_uint_ge(a, 198);
+    ck_assert_uint_ge(b, 198);
+    ck_assert_uint_le(a + b, res.st.c[ST_CONNECTS] + 2);
+
+    /* the reports echo the sources */
+    f = open_memstream(&out, &outlen);
+    ck_assert_ptr_nonnull(f);
+    report_json(f, &cfg, &res, "");
+    report_human(f, &cfg, &res, "");
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(out, "\"sources\": [\"127.0.0.1\", \"127.0.0.2\"]}"));
+    ck_assert_ptr_nonnull(strstr(out, "  sources     127.0.0.1, 127.0.0.2 (new connections"));
+    free(out);
+    engine_result_free(&res);
+    lg_server_stop(s);
+
+    s = lg_server_start(LG_ECHO, 1);
+    if (!s)
+        return; /* no IPv6 loopback here */
+    ck_assert_int_eq(
+        run(&cfg, &res, "-t 1 -c 2 --churn 1 -n 50 -d 30 --source ::1 [::1]:%u", lg_server_port(s)),
+        0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 50);
+    ck_assert_uint_ge(lg_server_peer_count(s, "::1"), 50);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
+/* load_bind_source binds the address only: the port is left to connect() */
+START_TEST(test_source_bind_leaves_port_to_connect)
+{
+    struct lg_server *s = start(LG_ECHO);
+    struct load_config cfg;
+    struct sockaddr_in local;
+    socklen_t len, vlen = sizeof(int);
+    char buf[128], err[512], *argv[MAX_ARGS];
+    int argc, fd, v = 0;
+
+    snprintf(buf, sizeof(buf), "--source 127.0.0.3 127.0.0.1:%u", lg_server_port(s));
+    argc = split(buf, argv);
+    ck_assert_msg(opts_parse(&cfg, argc, argv, stdout, err, sizeof(err)) == 0, "opts: %s", err);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(load_bind_source(fd, &cfg, 0), 0);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &v, &vlen), 0);
+    ck_assert_int_eq(v, 1);
+    len = sizeof(local);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&local, &len), 0);
+    ck_assert_uint_eq(ntohl(local.sin_addr.s_addr), 0x7f000003u);
+    ck_assert_uint_eq(local.sin_port, 0); /* no port reserved by bind() */
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&cfg.addr, cfg.addrlen), 0);
+    len = sizeof(local);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&local, &len), 0);
+    ck_assert_uint_eq(ntohl(local.sin_addr.s_addr), 0x7f000003u);
+    ck_assert_uint_ne(local.sin_port, 0);
+    close(fd);
+    lg_server_stop(s);
+}
+END_TEST
+
+/* Whether the kernel lets sockets bind to addresses that are not local. */
+static bool nonlocal_bind(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_nonlocal_bind", "r");
+    int v = 0;
+
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v != 0;
+}
+
+START_TEST(test_tcp_source_not_local)
+{
+    struct lg_server *s = start(LG_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    uint64_t t0 = load_now();
+
+    /* 192.0.2.1 (TEST-NET-1) is no address of this machine: bind fails, the connection is
+     * counted as failed and retried, and the run ends on time */
+    ck_assert_int_eq(
+        run(&cfg, &res, "-c 2 -d 300ms --drain 100ms --source 192.0.2.1 127.0.0.1:%u", port), 1);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 0);
+    ck_assert_uint_eq(res.st.c[ST_CONNECTS], 0);
+    ck_assert_uint_eq(lg_server_peer_count(s, "192.0.2.1"), 0);
+    if (!nonlocal_bind()) {
+        ck_assert_uint_gt(res.st.c[ST_ADDRNOTAVAIL], 0);
+        ck_assert_uint_eq(stat_errors(&res.st), res.st.c[ST_ADDRNOTAVAIL]);
+        ck_assert_msg(strstr(res.first_error, "bind to --source 192.0.2.1: ") != NULL,
+                      "first error: %s", res.first_error);
+    }
+    ck_assert_uint_lt(load_now() - t0, 2000000000u);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
 /* ---- UDP ------------------------------------------------------------------------------------- */
 
 START_TEST(test_udp_echo_no_loss)
@@ -388,6 +520,32 @@ START_TEST(test_udp_duplicates_and_reorder)
     ck_assert_uint_eq(res.st.c[ST_REORDER], 1);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 100);
     ck_assert_uint_eq(res.st.c[ST_LOST], 0);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
+START_TEST(test_udp_source_flows)
+{
+    struct lg_server *s = start(LG_UDP_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    uint64_t a, b;
+
+    /* flows 0 and 2 bind to the first address, 1 and 3 to the second */
+    ck_assert_int_eq(run(&cfg, &res,
+                         "-u -t 2 -c 4 -p 4 -n 400 -d 5 --source 127.0.0.1,127.0.0.2 "
+                         "127.0.0.1:%u",
+                         port),
+                     0);
+    ck_assert_uint_eq(res.st.c[ST_RECEIVED], 400);
+    ck_assert_uint_eq(res.st.c[ST_LOST], 0);
+    a = lg_server_peer_count(s, "127.0.0.1");
+    b = lg_server_peer_count(s, "127.0.0.2");
+    ck_assert_uint_gt(a, 0);
+    ck_assert_uint_gt(b, 0);
+    ck_assert_uint_eq(a + b, 400);
     engine_result_free(&res);
     lg_server_stop(s);
 }
@@ -498,6 +656,99 @@ START_TEST(test_good_arguments)
 }
 END_TEST
 
+/* Parses a command line that must be accepted. */
+static void parse_good(struct load_config *cfg, int argc, char **argv)
+{
+    char err[512];
+
+    ck_assert_msg(opts_parse(cfg, argc, argv, stdout, err, sizeof(err)) == 0, "opts: %s", err);
+}
+
+START_TEST(test_source_arguments)
+{
+    struct load_config cfg;
+    char buf[256], list[1100], err[512];
+    char *argv[MAX_ARGS];
+    const struct sockaddr_in *v4;
+    size_t n = 0;
+    int argc, i;
+
+    snprintf(buf, sizeof(buf), "--source 127.0.0.1,127.0.0.2 127.0.0.1:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert_uint_eq(cfg.nsources, 2);
+    ck_assert_str_eq(cfg.sources[0].text, "127.0.0.1");
+    ck_assert_str_eq(cfg.sources[1].text, "127.0.0.2");
+    v4 = (const struct sockaddr_in *)&cfg.sources[1].addr;
+    ck_assert_int_eq(v4->sin_family, AF_INET);
+    ck_assert_uint_eq(ntohl(v4->sin_addr.s_addr), 0x7f000002u);
+    ck_assert_uint_eq(v4->sin_port, 0);
+    ck_assert_uint_eq(cfg.sources[1].addrlen, sizeof(struct sockaddr_in));
+
+    /* repeated: the lists add up; UDP too */
+    snprintf(buf, sizeof(buf), "-u --source 10.0.0.1 --source 10.0.0.2,10.0.0.3 127.0.0.1:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert_uint_eq(cfg.nsources, 3);
+    ck_assert_str_eq(cfg.sources[2].text, "10.0.0.3");
+
+    /* IPv6, printed in the usual short form */
+    snprintf(buf, sizeof(buf), "--source 0:0:0:0:0:0:0:1,fe80::1 [::1]:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert_uint_eq(cfg.nsources, 2);
+    ck_assert_str_eq(cfg.sources[0].text, "::1");
+    ck_assert_str_eq(cfg.sources[1].text, "fe80::1");
+    ck_assert_int_eq(cfg.sources[1].addr.ss_family, AF_INET6);
+    ck_assert_uint_eq(cfg.sources[1].addrlen, sizeof(struct sockaddr_in6));
+
+    snprintf(buf, sizeof(buf), "127.0.0.1:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert_uint_eq(cfg.nsources, 0);
+
+    /* 64 addresses are accepted, a 65th is not */
+    for (i = 1; i <= 64; i++)
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s127.0.0.%d", i > 1 ? "," : "", i);
+    argv[0] = (char *)"wharf-load";
+    argv[1] = (char *)"--source";
+    argv[2] = list;
+    argv[3] = (char *)"127.0.0.1:7";
+    argv[4] = NULL;
+    parse_good(&cfg, 4, argv);
+    ck_assert_uint_eq(cfg.nsources, 64);
+    ck_assert_str_eq(cfg.sources[63].text, "127.0.0.64");
+    snprintf(list + n, sizeof(list) - n, ",127.0.0.65");
+    ck_assert_int_eq(opts_parse(&cfg, 4, argv, stdout, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "--source: at most 64 addresses");
+    argv[2] = (char *)"";
+    ck_assert_int_eq(opts_parse(&cfg, 4, argv, stdout, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "--source: expected numeric addresses separated by commas, got an "
+                          "empty one in ''");
+
+    expect_bad("--source 127.0.0.1,,127.0.0.2 127.0.0.1:7", "--source: ",
+               "got an empty one in '127.0.0.1,,127.0.0.2'");
+    expect_bad("--source ,127.0.0.1 127.0.0.1:7", "--source: ", "empty one in ',127.0.0.1'");
+    expect_bad("--source 127.0.0.1, 127.0.0.1:7", "--source: ", "empty one in '127.0.0.1,'");
+    expect_bad("--source localhost 127.0.0.1:7", "--source: expected a numeric IPv4 or IPv6 address",
+               "got 'localhost'");
+    expect_bad("--source 127.0.0.1,127.1 127.0.0.1:7", "--source: expected", "got '127.1'");
+    expect_bad("--source 256.0.0.1 127.0.0.1:7", "--source: expected", "got '256.0.0.1'");
+    expect_bad("--source 127.0.0.1:80 127.0.0.1:7", "--source: expected", "got '127.0.0.1:80'");
+    expect_bad("--source [::1] [::1]:7", "--source: expected", "got '[::1]'");
+    expect_bad("--source 127.0.0.1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx "
+               "127.0.0.1:7",
+               "--source: expected", "got '127.0.0.1xxxxxxxxx");
+    expect_bad("--source ::1 127.0.0.1:7", "--source: '::1' is an IPv6 address",
+               "target 127.0.0.1:7 (127.0.0.1) is IPv4");
+    expect_bad("--source ::1,127.0.0.1 [::1]:7", "--source: '127.0.0.1' is an IPv4 address",
+               "target [::1]:7 (::1) is IPv6");
+    expect_bad("-u --source 127.0.0.2 [::1]:7", "--source: '127.0.0.2'", "is IPv6");
+    expect_bad("127.0.0.1:7 --source", "--source", "needs a value");
+    ck_assert_int_eq(cli("--source ::1 127.0.0.1:7"), 2);
+}
+END_TEST
+
 static Suite *loadgen_suite(void)
 {
     Suite *s = suite_create("loadgen");
@@ -520,6 +771,9 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_tcp_reset_counted);
     tcase_add_test(tc, test_tcp_churn);
     tcase_add_test(tc, test_tcp_ipv6);
+    tcase_add_test(tc, test_source_bind_leaves_port_to_connect);
+    tcase_add_test(tc, test_tcp_source_churn);
+    tcase_add_test(tc, test_tcp_source_not_local);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("udp");
@@ -527,6 +781,7 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_udp_echo_no_loss);
     tcase_add_test(tc, test_udp_loss_exact);
     tcase_add_test(tc, test_udp_duplicates_and_reorder);
+    tcase_add_test(tc, test_udp_source_flows);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cli");
@@ -534,6 +789,7 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_cli_hist_out_merge_plot);
     tcase_add_test(tc, test_bad_arguments_named);
     tcase_add_test(tc, test_good_arguments);
+    tcase_add_test(tc, test_source_arguments);
     suite_add_tcase(s, tc);
     return s;
 }

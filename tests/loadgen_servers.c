@@ -2,7 +2,7 @@
  * TCP servers run an accept thread and one thread per connection with blocking I/O and
  * short poll timeouts; message-aware ones frame the stream with the wharf-load header
  * (length at offset 4, little-endian). UDP servers run one thread. All stop within about
- * 50 ms of lg_server_stop. */
+ * 50 ms of lg_server_stop. Every server counts what came from each peer address. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,7 +22,13 @@
 #include <unistd.h>
 
 #define MAX_CONNS 64
+#define MAX_PEERS 16 /* distinct peer addresses counted */
 #define POLL_MS 50
+
+struct lg_peer {
+    char addr[48];
+    uint64_t n; /* connections (TCP) or datagrams (UDP) */
+};
 
 struct lg_conn {
     struct lg_server *srv;
@@ -39,6 +46,9 @@ struct lg_server {
     pthread_t tid;
     struct lg_conn conns[MAX_CONNS];
     int nconns;
+    pthread_mutex_t peers_lock;
+    struct lg_peer peers[MAX_PEERS];
+    int npeers;
 };
 
 static bool stopping(struct lg_server *s)
@@ -49,6 +59,26 @@ static bool stopping(struct lg_server *s)
 static void count(struct lg_server *s, uint64_t n)
 {
     __atomic_fetch_add(&s->received, n, __ATOMIC_RELAXED);
+}
+
+/* Counts one connection or datagram from `sa` (beyond MAX_PEERS addresses: not counted). */
+static void note_peer(struct lg_server *s, const struct sockaddr_storage *sa)
+{
+    char addr[48] = "";
+    int i;
+
+    if (sa->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+    else if (sa->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+    pthread_mutex_lock(&s->peers_lock);
+    for (i = 0; i < s->npeers && strcmp(s->peers[i].addr, addr) != 0; i++)
+        ;
+    if (i == s->npeers && s->npeers < MAX_PEERS)
+        snprintf(s->peers[s->npeers++].addr, sizeof(s->peers[0].addr), "%s", addr);
+    if (i < s->npeers)
+        s->peers[i].n++;
+    pthread_mutex_unlock(&s->peers_lock);
 }
 
 int lg_send_all(int fd, const uint8_t *p, size_t len)
@@ -155,14 +185,18 @@ static void *accept_thread(void *arg)
     struct lg_server *s = arg;
     struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
     struct timeval tv = {1, 0};
+    struct sockaddr_storage peer;
+    socklen_t plen;
     int fd;
 
     while (!stopping(s)) {
         if (poll(&pfd, 1, POLL_MS) <= 0)
             continue;
-        fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+        plen = sizeof(peer);
+        fd = accept4(s->fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
+        note_peer(s, &peer);
         struct lg_conn *c = NULL;
         int i;
 
@@ -212,6 +246,7 @@ static void *udp_thread(void *arg)
             continue;
         n++;
         count(s, 1);
+        note_peer(s, &from);
         if (s->kind == LG_UDP_DROP && n % 10 == 0)
             continue;
         if (s->kind == LG_UDP_SWAP && n == 10) {
@@ -242,6 +277,7 @@ struct lg_server *lg_server_start(enum lg_kind kind, int ipv6)
 
     if (!s)
         return NULL;
+    pthread_mutex_init(&s->peers_lock, NULL);
     s->kind = kind;
     memset(&ss, 0, sizeof(ss));
     if (ipv6) {
@@ -273,6 +309,7 @@ struct lg_server *lg_server_start(enum lg_kind kind, int ipv6)
 fail:
     if (s->fd >= 0)
         close(s->fd);
+    pthread_mutex_destroy(&s->peers_lock);
     free(s);
     return NULL;
 }
@@ -282,6 +319,19 @@ unsigned lg_server_port(const struct lg_server *s) { return s->port; }
 uint64_t lg_server_received(const struct lg_server *s)
 {
     return __atomic_load_n(&s->received, __ATOMIC_RELAXED);
+}
+
+uint64_t lg_server_peer_count(struct lg_server *s, const char *addr)
+{
+    uint64_t n = 0;
+    int i;
+
+    pthread_mutex_lock(&s->peers_lock);
+    for (i = 0; i < s->npeers; i++)
+        if (strcmp(s->peers[i].addr, addr) == 0)
+            n = s->peers[i].n;
+    pthread_mutex_unlock(&s->peers_lock);
+    return n;
 }
 
 void lg_server_stop(struct lg_server *s)
@@ -296,5 +346,6 @@ void lg_server_stop(struct lg_server *s)
         pthread_join(s->conns[i].tid, NULL);
     }
     close(s->fd);
+    pthread_mutex_destroy(&s->peers_lock);
     free(s);
 }

@@ -29,6 +29,10 @@ unsigned lg_server_port(const struct lg_server *s);
 /* Messages (TCP, framed by the wharf-load header) or datagrams the server received. */
 uint64_t lg_server_received(const struct lg_server *s);
 
+/* TCP: connections accepted from the numeric address `addr` (as inet_ntop writes it); UDP:
+ * datagrams received from it. */
+uint64_t lg_server_peer_count(struct lg_server *s, const char *addr);
+
 /* Sends everything on a blocking socket, retrying after EINTR. Returns -1 on an error
  * or a send timeout. */
 int lg_send_all(int fd, const uint8_t *p, size_t len);

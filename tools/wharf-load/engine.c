@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -112,6 +113,22 @@ enum stat_id engine_errno_stat(int err)
     case ETIMEDOUT: return ST_CONNECT_TIMEOUT;
     default: return ST_SOCKET_ERROR;
     }
+}
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24 /* Linux 4.2; older C libraries lack the name */
+#endif
+
+int load_bind_source(int fd, const struct load_config *cfg, unsigned i)
+{
+    const struct load_source *src = &cfg->sources[i];
+    int one = 1;
+
+    /* without it bind() reserves a local port for the address whatever the destination
+     * (TIME_WAIT included), so one source could not open more connections than its
+     * ephemeral port range holds; a kernel without it (before 4.2) still binds that way */
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    return bind(fd, (const struct sockaddr *)&src->addr, src->addrlen);
 }
 
 int engine_wait(int ep, struct epoll_event *ev, int max, uint64_t timeout_ns)

@@ -22,6 +22,14 @@
 #define LOAD_MAX_CONNECTIONS 1000000
 #define LOAD_MAX_PIPELINE 4096 /* messages in flight per connection (and open-loop default) */
 #define LOAD_MAX_UDP_SIZE 65507u
+#define LOAD_MAX_SOURCES 64 /* --source addresses */
+
+/* A local address connections are bound to (--source). */
+struct load_source {
+    struct sockaddr_storage addr; /* port 0 */
+    socklen_t addrlen;
+    char text[48]; /* numeric, as printed in reports */
+};
 
 struct load_config {
     /* target */
@@ -31,6 +39,9 @@ struct load_config {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool udp;
+    /* local addresses, taken in turn by each new connection (UDP: flow); 0 = any */
+    struct load_source sources[LOAD_MAX_SOURCES];
+    unsigned nsources;
 
     /* what is sent: echo messages (tmpls NULL) or request templates with reply framing */
     struct tmpl_set *tmpls; /* owned: load_config_free releases it */
@@ -93,7 +104,7 @@ enum stat_id {
     ST_REFUSED,      /* ECONNREFUSED (UDP: ICMP port unreachable) */
     ST_RESET,        /* ECONNRESET / EPIPE */
     ST_PEER_CLOSED,  /* server closed the connection (EOF) */
-    ST_ADDRNOTAVAIL, /* EADDRNOTAVAIL: out of local ports */
+    ST_ADDRNOTAVAIL, /* EADDRNOTAVAIL: out of local ports (or a --source not local) */
     ST_CONNECT_TIMEOUT,
     ST_SOCKET_ERROR, /* any other socket error (EMFILE, ENETUNREACH, ...) */
     ST__COUNT
@@ -206,6 +217,11 @@ void load_note_error(struct load_thread *th, const char *what, int err);
  * to epoll_wait rounded up to milliseconds). Returns what epoll_wait returns. */
 struct epoll_event;
 int engine_wait(int ep, struct epoll_event *ev, int max, uint64_t timeout_ns);
+
+/* Binds socket fd to source address i of cfg (port 0) with IP_BIND_ADDRESS_NO_PORT, so
+ * that connect() picks the local port for the whole 4-tuple. Returns 0, or -1 with errno
+ * set. */
+int load_bind_source(int fd, const struct load_config *cfg, unsigned i);
 
 /* The counter a socket errno belongs to (ST_REFUSED, ST_RESET, ... ST_SOCKET_ERROR). */
 enum stat_id engine_errno_stat(int err);

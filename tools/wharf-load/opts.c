@@ -48,6 +48,7 @@ enum {
     O_MAX_REPLY,
     O_INTERVAL,
     O_START_AT,
+    O_SOURCE,
 };
 
 static const struct option long_opts[] = {
@@ -65,6 +66,7 @@ static const struct option long_opts[] = {
     {"drain", required_argument, NULL, O_DRAIN},
     {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
     {"udp-timeout", required_argument, NULL, O_UDP_TIMEOUT},
+    {"source", required_argument, NULL, O_SOURCE},
     {"seed", required_argument, NULL, O_SEED},
     {"json", no_argument, NULL, 'j'},
     {"percentiles", no_argument, NULL, 'P'},
@@ -122,6 +124,10 @@ void opts_usage(FILE *f)
           "      --drain T             wait this long for echoes still in flight (default 1s)\n"
           "      --ramp N              open at most N connections/s at start (default: all)\n"
           "      --churn N             close each connection after N exchanges, reconnect\n"
+          "      --source ADDR[,ADDR...]\n"
+          "                            bind each new connection (UDP: flow) to the next of\n"
+          "                            these local addresses (numeric, at most 64): more\n"
+          "                            4-tuples for heavy --churn against one server\n"
           "      --connect-timeout T   (default 2s)\n"
           "      --udp-timeout T       a datagram unanswered this long is presumed lost and\n"
           "                            frees its pipeline slot (default 200ms)\n"
@@ -459,6 +465,74 @@ static int resolve_target(struct load_config *cfg, const char *t, char *err, siz
         inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, cfg->host,
                   sizeof(cfg->host));
     freeaddrinfo(ai);
+    return 0;
+}
+
+/* --source ADDR[,ADDR...]: numeric addresses appended to cfg->sources (the option may be
+ * repeated); their family is checked against the target's by check_sources. */
+static int opt_source(const char *a, struct load_config *cfg, char *err, size_t errlen)
+{
+    const char *p = a, *comma;
+    char item[64];
+    size_t n;
+
+    for (;;) {
+        struct load_source *src;
+        struct sockaddr_in *v4;
+        struct sockaddr_in6 *v6;
+
+        comma = strchr(p, ',');
+        n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0)
+            return fail(err, errlen,
+                        "--source: expected numeric addresses separated by commas, got an "
+                        "empty one in '%s'",
+                        a);
+        if (n >= sizeof(item)) /* longer than any address */
+            return fail(err, errlen,
+                        "--source: expected a numeric IPv4 or IPv6 address, got '%.*s'", (int)n,
+                        p);
+        if (cfg->nsources == LOAD_MAX_SOURCES)
+            return fail(err, errlen, "--source: at most %d addresses", LOAD_MAX_SOURCES);
+        memcpy(item, p, n);
+        item[n] = '\0';
+        src = &cfg->sources[cfg->nsources];
+        v4 = (struct sockaddr_in *)&src->addr;
+        v6 = (struct sockaddr_in6 *)&src->addr;
+        memset(src, 0, sizeof(*src));
+        if (inet_pton(AF_INET, item, &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+            src->addrlen = sizeof(*v4);
+            inet_ntop(AF_INET, &v4->sin_addr, src->text, sizeof(src->text));
+        } else if (inet_pton(AF_INET6, item, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            src->addrlen = sizeof(*v6);
+            inet_ntop(AF_INET6, &v6->sin6_addr, src->text, sizeof(src->text));
+        } else {
+            return expected(err, errlen, "--source", "a numeric IPv4 or IPv6 address", item);
+        }
+        cfg->nsources++;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* Every --source address must be of the target's family (known once it is resolved). */
+static int check_sources(const struct load_config *cfg, char *err, size_t errlen)
+{
+    unsigned i;
+
+    for (i = 0; i < cfg->nsources; i++) {
+        const struct load_source *src = &cfg->sources[i];
+
+        if (src->addr.ss_family != cfg->addr.ss_family)
+            return fail(err, errlen,
+                        "--source: '%s' is an %s address but the target %s (%s) is %s: every "
+                        "source must be of the target's family",
+                        src->text, src->addr.ss_family == AF_INET ? "IPv4" : "IPv6", cfg->target,
+                        cfg->host, cfg->addr.ss_family == AF_INET ? "IPv4" : "IPv6");
+    }
     return 0;
 }
 
@@ -833,6 +907,10 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
             if (opt_start_at(a, &cfg->start_at_ns, err, errlen))
                 return -1;
             break;
+        case O_SOURCE:
+            if (opt_source(a, cfg, err, errlen))
+                return -1;
+            break;
         case 'u': cfg->udp = true; break;
         case 'j': cfg->json = true; break;
         case 'P': cfg->percentiles = true; break;
@@ -881,7 +959,7 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
                     cfg->threads, cfg->connections);
     if (cfg->threads == 0)
         cfg->threads = load_default_threads(cfg->connections);
-    if (resolve_target(cfg, argv[optind], err, errlen) != 0)
+    if (resolve_target(cfg, argv[optind], err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
         return -1;
     if (build_templates(cfg, &ta, err, errlen) != 0) {
         load_config_free(cfg);

@@ -137,6 +137,12 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
         fprintf(f, " after %.3f s warm-up (excluded)", cfg->warmup_ns / 1e9);
     fprintf(f, ", drain %.3f s, wall %.3f s%s\n", res->drain_used_ns / 1e9, res->wall_s,
             res->interrupted ? " (interrupted)" : "");
+    if (cfg->nsources) {
+        fprintf(f, "  %-11s", "sources");
+        for (i = 0; i < (int)cfg->nsources; i++)
+            fprintf(f, "%s%s", i ? ", " : " ", cfg->sources[i].text);
+        fprintf(f, " (%s bind to each in turn)\n", cfg->udp ? "flows" : "new connections");
+    }
 
     mbit = 0;
     if (c[ST_RECEIVED])
@@ -302,12 +308,18 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
             ", \"warmup_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"ramp\": %.17g"
             ", \"churn\": %" PRIu64 ", \"connect_timeout_ns\": %" PRIu64
             ", \"udp_timeout_ns\": %" PRIu64 ", \"seed\": %" PRIu64 ", \"max_p99_ns\": %" PRIu64
-            ", \"min_rate\": %.17g, \"max_errors\": %" PRIu64 ", \"max_loss_pct\": %.17g},\n",
+            ", \"min_rate\": %.17g, \"max_errors\": %" PRIu64 ", \"max_loss_pct\": %.17g",
             cfg->port, cfg->udp ? "udp" : "tcp", cfg->rate > 0 ? "open" : "closed", cfg->rate,
             cfg->threads, cfg->connections, cfg->pipeline, cfg->msg.size_min, cfg->msg.size_max,
             cfg->duration_ns, cfg->count, cfg->warmup_ns, cfg->drain_ns, cfg->ramp, cfg->churn,
             cfg->connect_timeout_ns, cfg->udp_timeout_ns, cfg->msg.seed, cfg->max_p99_ns,
             cfg->min_rate, cfg->max_errors, cfg->max_loss_pct);
+    fprintf(f, ", \"sources\": [");
+    for (i = 0; i < (int)cfg->nsources; i++) {
+        fprintf(f, "%s", i ? ", " : "");
+        json_str(f, cfg->sources[i].text);
+    }
+    fprintf(f, "]},\n");
     fprintf(f, "  \"requests\": {\"proto\": \"%s\"", cfg->tmpls ? cfg->tmpls->proto : "echo");
     if (cfg->tmpls) {
         unsigned k;

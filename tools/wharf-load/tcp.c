@@ -5,7 +5,8 @@
  * configured rate; a connection sends what is due as soon as its pipeline allows, stamping
  * each message with the time it was due, so latency is measured from there (coordinated
  * omission correction) as well as from the actual send. Churn: a connection closes after
- * --churn exchanges and is replaced at once.
+ * --churn exchanges and is replaced at once. With --source, every new connection (reconnects
+ * included) binds to the thread's next source address in turn.
  *
  * Echoes are parsed as a byte stream (servers may split or merge writes) and verified byte
  * for byte (msg_verify). A per-connection bitmap over the window of outstanding sequence
@@ -77,6 +78,7 @@ struct tctx {
     const struct tmpl_set *ts; /* templates, or NULL for echo */
     uint32_t rmax;             /* templates: rbuf may grow to this */
     uint64_t rng;              /* templates: choices and random bytes */
+    unsigned next_source;      /* --source: the address the next connection binds to */
 };
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
@@ -170,6 +172,20 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
     c->fd = fd;
     c->connect_start = now;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (cfg->nsources) {
+        unsigned i = x->next_source;
+
+        x->next_source = (i + 1) % cfg->nsources;
+        if (load_bind_source(fd, cfg, i) != 0) {
+            int err = errno;
+            char what[96];
+
+            snprintf(what, sizeof(what), "bind to --source %s", cfg->sources[i].text);
+            load_note_error(x->th, what, err);
+            conn_fail(x, c, err, now);
+            return;
+        }
+    }
     ev.data.u32 = c->local;
     if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         conn_fail(x, c, errno, now);
@@ -656,6 +672,8 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
     x->cfg = cfg;
     x->clk = th->clk;
     x->n = th->nconns;
+    /* the threads start at different sources: connection k binds first to source k mod n */
+    x->next_source = cfg->nsources ? th->first_conn % cfg->nsources : 0;
     for (x->window = 64; x->window < cfg->pipeline; x->window *= 2)
         ;
     wc = (uint64_t)cfg->pipeline * smax;

@@ -8,7 +8,8 @@
  *     --udp-timeout (presumed lost for pacing; if it still arrives it counts as received);
  *   - at the end, the drain waits until every datagram is answered or --drain has passed;
  *     then lost = sent - distinct answers.
- * Datagrams are read with recvmmsg and written with sendmmsg in batches. */
+ * Datagrams are read with recvmmsg and written with sendmmsg in batches. With --source, flow
+ * k binds to source address k modulo their number. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -297,6 +298,20 @@ static int flow_open(struct uctx *x, struct uflow *f)
     if (fd < 0) {
         count_errno(x, errno);
         return -1;
+    }
+    if (cfg->nsources) {
+        unsigned i = f->flow % cfg->nsources;
+
+        if (load_bind_source(fd, cfg, i) != 0) {
+            int err = errno;
+            char what[96];
+
+            snprintf(what, sizeof(what), "bind to --source %s", cfg->sources[i].text);
+            load_note_error(x->th, what, err);
+            count_errno(x, err);
+            close(fd);
+            return -1;
+        }
     }
     if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) != 0) {
         count_errno(x, errno);
