@@ -8,6 +8,10 @@
  * connection it cannot place stays in the kernel backlog instead of in our
  * memory.  Other threads may post to a worker's mailbox too (reloads), so a
  * hand-off can still find it full; that connection is closed and released.
+ *
+ * The thread runs `acceptor_nice` below the nice value it was started with
+ * (the workers'): on busy CPUs it gives way to the workers, is woken less
+ * often and accepts more connections per wake-up (docs/performance.md).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +19,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "acceptor.h"
@@ -59,6 +65,9 @@ struct acceptor {
     unsigned next;               /* round-robin start for ties */
     pthread_t thread;
     bool started;
+    pid_t tid;                   /* the thread's id, for setpriority */
+    int base_nice;               /* its nice value when it started */
+    int nice;                    /* the acceptor_nice applied, or -1 */
     uint64_t last_full_log_ms;
     uint64_t last_source_log_ms;
     uint64_t last_resource_log_ms;
@@ -307,6 +316,23 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
     }
 }
 
+/* ---- scheduling priority ------------------------------------------------------- */
+
+/* Sets the thread's nice value to its starting one plus the generation's
+ * acceptor_nice (called on the acceptor thread). */
+static void acceptor_set_nice(struct acceptor *a)
+{
+    int want = a->gen->cfg->acceptor_nice;
+    if (want == a->nice)
+        return;
+    int value = a->base_nice + want > 19 ? 19 : a->base_nice + want;
+    if (setpriority(PRIO_PROCESS, (id_t)a->tid, value) < 0)
+        log_warn("acceptor: cannot set its nice value to %d (acceptor_nice %d): %s", value,
+                 want, strerror(errno));
+    else
+        a->nice = want;
+}
+
 /* ---- messages: switch and stop ------------------------------------------------ */
 
 struct acceptor_switch_msg {
@@ -326,6 +352,7 @@ static void acceptor_on_switch(void *arg, void *payload, bool cancelled)
         int rc = acceptor_watch_all(a, a->gen);
         if (rc < 0)
             log_error("reload: cannot watch the listening sockets: %s", strerror(-rc));
+        acceptor_set_nice(a);
     }
     generation_unref(m->gen);
     worker_rendezvous_done(m->done);
@@ -340,6 +367,12 @@ static void acceptor_on_stop(void *arg, void *payload, bool cancelled)
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
+    a->tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    a->base_nice = getpriority(PRIO_PROCESS, (id_t)a->tid);
+    if (a->base_nice == -1 && errno != 0)
+        a->base_nice = 0;
+    acceptor_set_nice(a);
     int rc = loop_run(&a->loop);
     if (rc < 0)
         log_error("acceptor: epoll_wait: %s", strerror(-rc));
@@ -361,6 +394,7 @@ struct acceptor *acceptor_new(struct wharf_worker *ws, unsigned nws, struct admi
     a->nws = nws;
     a->admission = admission;
     a->room.fd = -1;
+    a->nice = -1;
     timer_init(&a->backoff, acceptor_on_backoff);
     int rc = loop_init(&a->loop, 16, 16);
     if (rc < 0) {
@@ -379,8 +413,10 @@ int acceptor_start(struct acceptor *a, struct generation *g)
     if (rc < 0)
         return -rc;
     rc = pthread_create(&a->thread, NULL, acceptor_main, a);
-    if (rc == 0)
+    if (rc == 0) {
         a->started = true;
+        pthread_setname_np(a->thread, "wharf-acceptor");
+    }
     return rc;
 }
 

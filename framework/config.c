@@ -415,6 +415,7 @@ static const struct config top_defaults = {
     .max_connections_per_source = 0,
     .log_level = WHARF_LOG_INFO,
     .shutdown_timeout_ms = 5000,
+    .acceptor_nice = 5,
     .work_threads = 4,
     .output_budget = 268435456,
     .debug = false,
@@ -721,7 +722,7 @@ static const char *const top_keys[] = {
     "workers", "queue_depth", "max_connections", "max_connections_per_source",
     "module_path", "log", "log_file", "work_threads", "debug", "insecure_modules",
     "output_budget", "user", "group",
-    "shutdown_timeout_ms", "listeners", NULL,
+    "shutdown_timeout_ms", "acceptor_nice", "listeners", NULL,
 };
 static const char *const log_names[] = { "error", "warn", "info", "debug", NULL };
 
@@ -750,6 +751,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     long long per_source = top_defaults.max_connections_per_source;
     long long work_threads = top_defaults.work_threads;
     long long output_budget = (long long)top_defaults.output_budget;
+    long long acceptor_nice = top_defaults.acceptor_nice;
     int log_level = top_defaults.log_level;
     cfg->shutdown_timeout_ms = top_defaults.shutdown_timeout_ms;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
@@ -758,6 +760,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
         get_int(ld, root, "", "max_connections_per_source", 0, 10000000, &per_source) < 0 ||
         get_int(ld, root, "", "work_threads", 1, 1024, &work_threads) < 0 ||
         get_int(ld, root, "", "output_budget", 0, 1099511627776LL, &output_budget) < 0 ||
+        get_int(ld, root, "", "acceptor_nice", 0, 19, &acceptor_nice) < 0 ||
         get_choice(ld, root, "", "log", log_names,
                    "\"error\", \"warn\", \"info\" or \"debug\"", &log_level) < 0 ||
         get_ms(ld, root, "", "shutdown_timeout_ms", 3600000, &cfg->shutdown_timeout_ms) < 0)
@@ -768,6 +771,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->max_connections_per_source = (int)per_source;
     cfg->work_threads = (int)work_threads;
     cfg->output_budget = (size_t)output_budget;
+    cfg->acceptor_nice = (int)acceptor_nice;
     cfg->debug = top_defaults.debug;
     cfg->insecure_modules = top_defaults.insecure_modules;
     if (get_bool(ld, root, "", "debug", &cfg->debug) < 0 ||
@@ -1246,7 +1250,7 @@ json_t *config_to_json(const struct config *cfg)
     }
     if (!ls)
         return NULL;
-    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:b, s:b, s:s, s:I, s:o}",
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:b, s:b, s:s, s:I, s:i, s:o}",
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
@@ -1255,7 +1259,7 @@ json_t *config_to_json(const struct config *cfg)
                              "insecure_modules", cfg->insecure_modules,
                              "log", log_levels[cfg->log_level],
                              "shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
-                             "listeners", ls);
+                             "acceptor_nice", cfg->acceptor_nice, "listeners", ls);
     if (root && cfg->module_path)
         json_object_set_new(root, "module_path", json_string(cfg->module_path));
     if (root && cfg->log_file)

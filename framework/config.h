@@ -98,6 +98,8 @@ struct config {
     char *log_file;             /* "log_file": a file name (relative: to the config
                                    file's directory), or NULL for stderr */
     uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms": 0..3600000; default 5000 */
+    int acceptor_nice;          /* "acceptor_nice": 0..19; default 5: added to the
+                                   acceptor thread's nice value */
     struct config_listener *listeners; /* "listeners": non-empty array */
     size_t nlisteners;
 };

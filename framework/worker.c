@@ -223,6 +223,9 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct worker_ren
         return -1;
     }
     w->started = true;
+    char name[16]; /* shown by top -H, ps -L and /proc/PID/task/TID/comm */
+    snprintf(name, sizeof name, "wharf-w%u", w->id);
+    pthread_setname_np(w->thread, name);
     return 0;
 }
 

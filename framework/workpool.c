@@ -105,8 +105,10 @@ int workpool_submit(struct workpool *p, struct wharf_worker *w, void (*work)(voi
         rc = -EAGAIN;
     if (rc == 0 && p->started < p->nthreads && p->started < p->count + 1) {
         /* One more thread, up to the pool size, while jobs wait. */
-        if (pthread_create(&p->threads[p->started], NULL, workpool_main, p) == 0)
+        if (pthread_create(&p->threads[p->started], NULL, workpool_main, p) == 0) {
+            pthread_setname_np(p->threads[p->started], "wharf-work");
             p->started++;
+        }
         else if (p->started == 0)
             rc = -EAGAIN;
     }

@@ -147,6 +147,7 @@ START_TEST(defaults_applied)
     ck_assert_ptr_null(cfg->module_path);
     ck_assert_int_eq(cfg->log_level, WHARF_LOG_INFO);
     ck_assert_uint_eq(cfg->shutdown_timeout_ms, 5000);
+    ck_assert_int_eq(cfg->acceptor_nice, 5);
     ck_assert_str_eq(cfg->file, "x.json");
 
     const struct config_listener *l = &cfg->listeners[0];
@@ -181,7 +182,7 @@ START_TEST(every_key_set)
 {
     struct config *cfg = load_ok(
         "{\"workers\": 3, \"queue_depth\": 7, \"max_connections\": 9, \"log\": \"debug\","
-        " \"shutdown_timeout_ms\": 0, \"module_path\": \"/opt/a:/opt/b\","
+        " \"shutdown_timeout_ms\": 0, \"module_path\": \"/opt/a:/opt/b\", \"acceptor_nice\": 0,"
         " \"listeners\": [{\"name\": \"web\", \"protocol\": \"tcp\", \"address\": \"::\","
         "  \"port\": 65535, \"backlog\": 65535, \"ipv6_only\": true, \"reuse_address\": false,"
         "  \"reuse_port\": true, \"tcp_nodelay\": false, \"keepalive\": true,"
@@ -195,6 +196,7 @@ START_TEST(every_key_set)
     ck_assert_int_eq(cfg->max_connections, 9);
     ck_assert_int_eq(cfg->log_level, WHARF_LOG_DEBUG);
     ck_assert_uint_eq(cfg->shutdown_timeout_ms, 0);
+    ck_assert_int_eq(cfg->acceptor_nice, 0);
     ck_assert_str_eq(cfg->module_path, "/opt/a:/opt/b");
 
     const struct config_listener *l = &cfg->listeners[0];
@@ -438,6 +440,10 @@ START_TEST(out_of_range)
                "max_connections_per_source: expected an integer 0..10000000, got -1");
     ASSERT_ERR("{\"shutdown_timeout_ms\": 3600001, \"listeners\": [{" BASE "}]}",
                "shutdown_timeout_ms: expected at most 3600000 (milliseconds), got 3600001");
+    ASSERT_ERR("{\"acceptor_nice\": 20, \"listeners\": [{" BASE "}]}",
+               "acceptor_nice: expected an integer 0..19, got 20");
+    ASSERT_ERR("{\"acceptor_nice\": -1, \"listeners\": [{" BASE "}]}",
+               "acceptor_nice: expected an integer 0..19, got -1");
     ASSERT_ERR("{\"shutdown_timeout_ms\": -1, \"listeners\": [{" BASE "}]}",
                "shutdown_timeout_ms: expected a non-negative integer (milliseconds), got -1");
     ASSERT_ERR(ONE(BASE ", \"backlog\": 0"),

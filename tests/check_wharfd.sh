@@ -157,7 +157,7 @@ echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["lis
 # stops gracefully; -s sends them through the pid file.
 write_reload_config() {
     cat >"$tmp/reload.json" <<JSON
-{"workers": 2, "log_file": "wharfd.log",
+{"workers": 2, "log_file": "wharfd.log", "acceptor_nice": ${3:-5},
  "listeners": [{"name": "r", "port": $1, "handler": "echo", "options": {"prefix": "$2"}}]}
 JSON
 }
@@ -189,14 +189,35 @@ PY
 held=$!
 [ "$(exchange x)" = "one:x" ] && ok "log_file: wharfd serves with its log in a file" ||
     fail "before reload: $(cat "$tmp/wharfd.log")"
+# The nice value of wharfd's thread named $1 (field 19 of its stat).
+thread_nice() {
+    for d in /proc/"$pid"/task/*; do
+        [ "$(cat "$d/comm" 2>/dev/null)" = "$1" ] && awk '{ print $19 }' "$d/stat"
+    done
+}
+base_nice=$(awk '{ print $19 }' /proc/"$pid"/stat)
+want=$((base_nice + 5 > 19 ? 19 : base_nice + 5))
+[ "$(thread_nice wharf-acceptor)" = "$want" ] && [ "$(thread_nice wharf-w0)" = "$base_nice" ] &&
+    ok "acceptor_nice 5: the acceptor thread runs at nice $want, the workers at $base_nice" ||
+    fail "acceptor nice $(thread_nice wharf-acceptor), worker $(thread_nice wharf-w0), base $base_nice"
 sleep 0.3
-write_reload_config "$rport" "two:"
+write_reload_config "$rport" "two:" 0
 kill -HUP "$pid"
 i=0
 while [ $i -lt 100 ] && ! grep -q "reloaded: generation 2" "$tmp/wharfd.log"; do sleep 0.05; i=$((i + 1)); done
 grep -q "SIGHUP: reloading" "$tmp/wharfd.log" && [ "$(exchange y)" = "two:y" ] &&
     ok "SIGHUP reloads: new connections get the new prefix" ||
     fail "SIGHUP: $(tail -n 5 "$tmp/wharfd.log")"
+# Lowering a nice value takes CAP_SYS_NICE (or RLIMIT_NICE): without, a warning.
+if [ "$(id -u)" = 0 ]; then
+    [ "$(thread_nice wharf-acceptor)" = "$base_nice" ] &&
+        ok "a reload to acceptor_nice 0 puts the acceptor back at nice $base_nice" ||
+        fail "acceptor nice after reload: $(thread_nice wharf-acceptor), base $base_nice"
+else
+    grep -q "acceptor: cannot set its nice value to $base_nice" "$tmp/wharfd.log" &&
+        ok "a reload to acceptor_nice 0 without CAP_SYS_NICE is logged" ||
+        fail "no warning for acceptor_nice 0: $(tail -n 5 "$tmp/wharfd.log")"
+fi
 touch "$tmp/go"
 wait "$held"
 [ "$(cat "$tmp/held.out" | tr '\n' ' ')" = "one:a one:c " ] &&
