@@ -65,21 +65,7 @@ pid=$!
 i=0
 while [ $i -lt 200 ] && ! grep -q "started:" "$work/upper.log"; do sleep 0.05; i=$((i + 1)); done
 port=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$work/upper.log" | head -n1)
-reply=$(python3 - "$port" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-data = bytes(ord('a') + i % 26 for i in range(20000))
-s.sendall(data)
-s.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    got += chunk
-print(len(got), got == data.upper())
-PY
-)
+reply=$(python3 "$src/examples/handler/check_upper.py" "$port")
 kill -TERM "$pid"
 wait "$pid" || true
 pid=

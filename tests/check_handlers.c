@@ -405,6 +405,17 @@ END_TEST
     "{\"workers\": 2, \"listeners\": [{\"port\": 0, \"handler\": \"proxy\", " \
     "\"options\": {\"upstream\": \"127.0.0.1:%d\"" opts "}" extra "}]}"
 
+/* Checks that the client's close emptied both servers (within 3 s), then
+ * stops the proxy and the echo server behind it. */
+static void proxy_pair_stop(struct tserver *proxy, struct tserver *echo)
+{
+    struct stat_wait we = {echo, 0, 0}, wp = {proxy, 0, 0};
+    ck_assert(wait_for(open_is, &we, 3000));
+    ck_assert(wait_for(open_is, &wp, 3000));
+    tserver_stop(proxy);
+    tserver_stop(echo);
+}
+
 START_TEST(proxy_1mib_roundtrip)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
@@ -416,11 +427,7 @@ START_TEST(proxy_1mib_roundtrip)
     ck_assert_uint_eq(echo_roundtrip(fd, data, len, 20000), len);
     close(fd);
     free(data);
-    struct stat_wait we = {echo, 0, 0}, wp = {proxy, 0, 0};
-    ck_assert(wait_for(open_is, &we, 3000));
-    ck_assert(wait_for(open_is, &wp, 3000));
-    tserver_stop(proxy);
-    tserver_stop(echo);
+    proxy_pair_stop(proxy, echo);
 }
 END_TEST
 
@@ -497,11 +504,7 @@ START_TEST(proxy_client_close_closes_upstream)
     ck_assert_uint_eq(tserver_stats(echo, 0).open, 1);
     ck_assert_uint_eq(tserver_stats(proxy, 0).open, 2); /* client + upstream */
     close(fd);
-    struct stat_wait we = {echo, 0, 0}, wp = {proxy, 0, 0};
-    ck_assert(wait_for(open_is, &we, 3000));
-    ck_assert(wait_for(open_is, &wp, 3000));
-    tserver_stop(proxy);
-    tserver_stop(echo);
+    proxy_pair_stop(proxy, echo);
 }
 END_TEST
 

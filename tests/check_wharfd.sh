@@ -249,21 +249,7 @@ if ${CC:-cc} -shared -fPIC -Wall -I "$src/framework" -o "$tmp/upper.so" "$tmp/up
 {"workers": 1, "listeners": [{"port": 0, "handler": "$tmp/upper.so"}]}
 JSON
     start "$tmp/upper.json"
-    reply=$(python3 - "$tcp_port" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-data = bytes(ord('a') + i % 26 for i in range(20000))
-s.sendall(data)
-s.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    got += chunk
-print(len(got), got == data.upper())
-PY
-)
+    reply=$(python3 "$src/examples/handler/check_upper.py" "$tcp_port")
     [ "$reply" = "20000 True" ] && ok "the README's handler answers 20,000 bytes and a half-close whole" ||
         fail "README handler: got '$reply'"
     kill -TERM "$pid"
