@@ -218,12 +218,9 @@ static bool acceptor_room(struct acceptor *a, struct wharf_worker **target)
 
 static void acceptor_log_full(struct acceptor *a)
 {
-    uint64_t now = a->loop.now_ms;
-    if (now - a->last_full_log_ms > 10000 || a->last_full_log_ms == 0) {
-        a->last_full_log_ms = now;
+    if (log_due(&a->last_full_log_ms, a->loop.now_ms, 10000))
         log_warn("accepting paused: %zu connections open (max_connections) or all worker "
                  "mailboxes full", admission_open(a->admission));
-    }
 }
 
 /* ---- accepting ---------------------------------------------------------------- */
@@ -264,9 +261,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                if (a->loop.now_ms - a->last_resource_log_ms >= 10000 ||
-                    a->last_resource_log_ms == 0) {
-                    a->last_resource_log_ms = a->loop.now_ms;
+                if (log_due(&a->last_resource_log_ms, a->loop.now_ms, 10000)) {
                     log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
                               "accept: %s; pausing accepts for %d ms at a time until "
                               "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
@@ -295,9 +290,8 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
              * cut the new one off now. */
             atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
             close(fd);
-            if (a->loop.now_ms - a->last_source_log_ms >= 1000 || a->last_source_log_ms == 0) {
+            if (log_due(&a->last_source_log_ms, a->loop.now_ms, 1000)) {
                 char addr[64];
-                a->last_source_log_ms = a->loop.now_ms;
                 listener_format_addr(&peer.sa, addr, sizeof addr);
                 log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0, "refused %s: %s", addr,
                           ticket == -EBUSY ? "max_connections_per_source reached"

@@ -283,9 +283,7 @@ static void conn_over_budget(struct wharf_worker *w)
             worst = c;
     if (!worst || worst->out.cap == 0)
         return;
-    uint64_t now = w->loop.now_ms;
-    if (w->conns.last_budget_log_ms == 0 || now - w->conns.last_budget_log_ms >= 10000) {
-        w->conns.last_budget_log_ms = now;
+    if (log_due(&w->conns.last_budget_log_ms, w->loop.now_ms, 10000)) {
         log_write(WHARF_LOG_WARN, conn_name(worst), (int)w->id, worst->id,
                   "output budget of %zu bytes exceeded: closing the connection holding the most "
                   "output (%zu bytes; logged at most every 10 s)",
@@ -749,9 +747,7 @@ static void conn_opened(struct wharf_conn *c)
 static void conn_proxy_refuse(struct wharf_conn *c, const char *why)
 {
     struct conn_set *set = &c->w->conns;
-    uint64_t now = c->w->loop.now_ms;
-    if (set->last_proxy_log_ms == 0 || now - set->last_proxy_log_ms >= 1000) {
-        set->last_proxy_log_ms = now;
+    if (log_due(&set->last_proxy_log_ms, c->w->loop.now_ms, 1000)) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id,

@@ -242,3 +242,11 @@ void wharf_log_set_level(enum wharf_log_level level)
 {
     log_set_level(level);
 }
+
+bool log_due(uint64_t *last_ms, uint64_t now_ms, uint64_t every_ms)
+{
+    if (*last_ms != 0 && now_ms - *last_ms < every_ms)
+        return false;
+    *last_ms = now_ms;
+    return true;
+}

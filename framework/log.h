@@ -8,6 +8,7 @@
 #define WHARF_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "wharf.h"
 
@@ -20,6 +21,11 @@ void log_write(enum wharf_log_level level, const char *listener, int worker, uin
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
                 const char *fmt, va_list ap);
+
+/* Rate-limits a repeated warning: whether one is due at now_ms when the last
+ * was written at *last_ms (0: never) and at most one goes out per every_ms;
+ * when it is, records now_ms in *last_ms. */
+bool log_due(uint64_t *last_ms, uint64_t now_ms, uint64_t every_ms);
 
 /* The log file's name (malloc'ed), or NULL when the log goes to stderr. */
 char *log_file_name(void);

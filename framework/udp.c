@@ -225,9 +225,7 @@ static bool udp_from_own_port(const struct udp_set *u, const union sockaddr_any 
 static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
 {
     STAT_ADD(listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
-    uint64_t now = u->w->loop.now_ms;
-    if (u->last_loop_log_ms == 0 || now - u->last_loop_log_ms >= 10000) {
-        u->last_loop_log_ms = now;
+    if (log_due(&u->last_loop_log_ms, u->w->loop.now_ms, 10000)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
@@ -280,8 +278,7 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
         b->tokens -= 1000;
         return true;
     }
-    if (u->last_rate_log_ms == 0 || now - u->last_rate_log_ms >= 10000) {
-        u->last_rate_log_ms = now;
+    if (log_due(&u->last_rate_log_ms, now, 10000)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,

@@ -4,6 +4,7 @@
  * timer_expire, a 100k-timer run and the monotonic clock.
  */
 #include "check_main.h"
+#include "log.h"
 #include "timer.h"
 
 #include <check.h>
@@ -485,6 +486,23 @@ START_TEST(test_now_is_monotonic)
 }
 END_TEST
 
+/* log_due: the first warning goes out, then at most one per period, at the
+ * clock the caller passes (the loop's cached now_ms). */
+START_TEST(test_log_due_rate_limits)
+{
+    uint64_t last = 0;
+    ck_assert(log_due(&last, 5000, 1000));
+    ck_assert_uint_eq(last, 5000);
+    ck_assert(!log_due(&last, 5000, 1000));
+    ck_assert(!log_due(&last, 5999, 1000));
+    ck_assert_uint_eq(last, 5000);
+    ck_assert(log_due(&last, 6000, 1000));
+    ck_assert_uint_eq(last, 6000);
+    ck_assert(!log_due(&last, 6500, 1000));
+    ck_assert(log_due(&last, 60000, 1000));
+}
+END_TEST
+
 static Suite *timer_suite(void)
 {
     Suite *s = suite_create("timer");
@@ -505,6 +523,7 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, test_many_timers_keep_heap_order);
     tcase_add_test(tc, test_heap_free_after_disarm_leaves_empty_heap);
     tcase_add_test(tc, test_now_is_monotonic);
+    tcase_add_test(tc, test_log_due_rate_limits);
     suite_add_tcase(s, tc);
     return s;
 }
