@@ -22,6 +22,7 @@
 #include "admission.h"
 #include "cidr.h"
 #include "conn.h"
+#include "callback.h"
 #include "crash.h"
 #include "generation.h"
 #include "listener.h"
@@ -52,13 +53,9 @@
     do {                                                                                   \
         struct conn_set *set_ = &(c)->w->conns;                                            \
         struct wharf_conn *prev_ = set_->current;                                          \
-        struct crash_frame frame_ = {what, (c)->l->cfg->name, (c)->l->handler->name,       \
-                                     (int)(c)->w->id, (c)->id, NULL};                      \
         set_->current = (c);                                                               \
         set_->depth++;                                                                     \
-        crash_enter(&frame_);                                                              \
-        call;                                                                              \
-        crash_leave(&frame_);                                                              \
+        CALLBACK_RUN(what, (c)->l, (int)(c)->w->id, (c)->id, call);                        \
         set_->depth--;                                                                     \
         set_->current = prev_;                                                             \
     } while (0)
@@ -676,10 +673,7 @@ void conn_call_post(struct wharf_worker *w, struct wharf_conn *c,
                     void (*fn)(wharf_conn *c, void *arg), void *arg)
 {
     if (!c) {
-        struct crash_frame frame = {"wharf_post_conn", "-", "-", (int)w->id, 0, NULL};
-        crash_enter(&frame);
-        fn(NULL, arg);
-        crash_leave(&frame);
+        CALLBACK_RUN("wharf_post_conn", NULL, (int)w->id, 0, fn(NULL, arg));
         return;
     }
     CONN_CALL(c, "wharf_post_conn", fn(c, arg));

@@ -29,6 +29,11 @@ void crash_leave(struct crash_frame *f)
     crash_top = f->prev;
 }
 
+const struct crash_frame *crash_current(void)
+{
+    return crash_top;
+}
+
 /* Appends s to buf[*n..cap). */
 static void put(char *buf, size_t *n, size_t cap, const char *s)
 {

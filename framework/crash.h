@@ -12,12 +12,15 @@
 
 #include <stdint.h>
 
+struct listener;
+
 struct crash_frame {
     const char *callback;   /* "on_data", ... */
     const char *listener;
     const char *handler;
     int worker;             /* -1: not on a worker */
     uint64_t conn;          /* 0: no connection */
+    struct listener *l;     /* whose handler code runs (callback.h), or NULL */
     const struct crash_frame *prev;
 };
 
@@ -25,6 +28,8 @@ struct crash_frame {
 void crash_enter(struct crash_frame *f);
 /* Undoes the matching crash_enter. */
 void crash_leave(struct crash_frame *f);
+/* The innermost frame of this thread, or NULL. */
+const struct crash_frame *crash_current(void);
 /* Installs the fatal-signal report (idempotent).  Returns 0 or -errno. */
 int crash_install(void);
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #include "conn.h"
-#include "crash.h"
+#include "callback.h"
 #include "htimer.h"
 #include "listener.h"
 #include "log.h"
@@ -60,12 +60,9 @@ static void htimer_fired(struct timer *heap_timer, uint64_t now)
     if (t->c) {
         conn_call_timer(t->c, t, t->fn, t->arg);
     } else {
-        struct crash_frame frame = {"timer", "-", "-", (int)t->w->id, 0, NULL};
-        crash_enter(&frame);
         conn_callbacks_enter(t->w);
-        t->fn(t, t->arg);
+        CALLBACK_RUN("timer", NULL, (int)t->w->id, 0, t->fn(t, t->arg));
         conn_callbacks_leave(t->w);
-        crash_leave(&frame);
     }
     t->running = false;
     if (t->stopped || t->repeat_ms == 0) {

@@ -23,6 +23,7 @@
 #include "activation.h"
 #include "admission.h"
 #include "conn.h"
+#include "callback.h"
 #include "crash.h"
 #include "generation.h"
 #include "listener.h"
@@ -471,12 +472,8 @@ void server_stop(struct wharf_server *s)
     acceptor_stop(s->acceptor);
     for (unsigned i = 0; i < s->gen->nlisteners; i++) {
         struct listener *l = &s->gen->listeners[i];
-        if (l->handler->on_stop) {
-            struct crash_frame frame = {"on_stop", l->cfg->name, l->handler->name, -1, 0, NULL};
-            crash_enter(&frame);
-            l->handler->on_stop(l->data);
-            crash_leave(&frame);
-        }
+        if (l->handler->on_stop)
+            CALLBACK_RUN("on_stop", l, -1, 0, l->handler->on_stop(l->data));
     }
 
     /* 2. Idle connections close now; active ones get up to

@@ -17,6 +17,7 @@
 
 #include "admission.h"
 #include "conn.h"
+#include "callback.h"
 #include "crash.h"
 #include "generation.h"
 #include "log.h"
@@ -378,15 +379,12 @@ struct worker_post {
 static void worker_on_post(void *unused, void *payload, bool cancelled)
 {
     struct worker_post *p = payload;
-    struct crash_frame frame = {"wharf_post", "-", "-", current_worker ? (int)current_worker->id : -1,
-                                0, NULL};
-    crash_enter(&frame);
     if (current_worker)
         conn_callbacks_enter(current_worker);
-    p->fn(p->arg, cancelled);
+    CALLBACK_RUN("wharf_post", NULL, current_worker ? (int)current_worker->id : -1, 0,
+                 p->fn(p->arg, cancelled));
     if (current_worker)
         conn_callbacks_leave(current_worker);
-    crash_leave(&frame);
 }
 
 int wharf_post(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg)
