@@ -5,8 +5,11 @@
  * Everything here runs on the worker that owns the connection.  The rhythm of
  * one event is: read into the worker's shared buffer -> on_data -> "settle"
  * (write what the callback queued, apply watermarks, update the epoll mask,
- * arm the timer, or tear down).  Handlers never see a half-torn-down
- * connection: a close requested during a callback happens after it returns.
+ * arm the timer).  A close, from wherever it comes, only marks the
+ * connection DEAD and queues it (conn_close); the loop's closing phase at the
+ * end of the turn runs on_close and frees it (conn_teardown), so no code here
+ * or in a handler ever holds a connection that was freed under it, and no
+ * callback of a connection runs after its on_close.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -45,20 +48,36 @@
 
 /*
  * Brackets a handler callback on c: c is "current" meanwhile (its sends go
- * to the scratch buffer), any connection's close is deferred until no
- * handler code is on the stack (conn_close), and the crash report names the
- * callback.
+ * to the scratch buffer), and the crash report names the callback.
  */
 #define CONN_CALL(c, what, call)                                                           \
     do {                                                                                   \
         struct conn_set *set_ = &(c)->w->conns;                                            \
         struct wharf_conn *prev_ = set_->current;                                          \
         set_->current = (c);                                                               \
-        set_->depth++;                                                                     \
         CALLBACK_RUN(what, (c)->l, (int)(c)->w->id, (c)->id, call);                        \
-        set_->depth--;                                                                     \
         set_->current = prev_;                                                             \
     } while (0)
+
+/* The legal moves between states (conn.h has the picture). */
+static const bool conn_moves[CONN_DEAD + 1][CONN_DEAD + 1] = {
+    [CONN_PENDING] = {[CONN_OPEN] = true, [CONN_CLOSING] = true, [CONN_DEAD] = true},
+    [CONN_OPEN] = {[CONN_CLOSING] = true, [CONN_DEAD] = true},
+    [CONN_CLOSING] = {[CONN_DEAD] = true},
+};
+
+/* Moves c to state `to`; an illegal move is a bug in this file: logged,
+ * and refused. */
+static bool conn_move(struct wharf_conn *c, enum conn_state to)
+{
+    if (!conn_moves[c->state][to]) {
+        log_write(WHARF_LOG_ERROR, c->l->cfg->name, (int)c->w->id, c->id,
+                  "internal: illegal connection state change %d -> %d", (int)c->state, (int)to);
+        return false;
+    }
+    c->state = to;
+    return true;
+}
 
 static _Atomic uint64_t next_conn_id;
 
@@ -153,7 +172,6 @@ static void conn_arm_timer(struct wharf_conn *c)
             conn_close(c, WHARF_CLOSE_ERROR);
 }
 
-static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason);
 static int conn_flush(struct wharf_conn *c);
 static void conn_schedule_offer(struct wharf_conn *c);
 static void conn_over_budget(struct wharf_worker *w);
@@ -165,6 +183,8 @@ static void conn_timer_fired(struct timer *t, uint64_t now)
     struct wharf_conn *c = (struct wharf_conn *)((char *)t - offsetof(struct wharf_conn, timer));
     enum wharf_timeout kind;
     const struct config_timeouts *to = &c->l->cfg->timeouts;
+    if (conn_dead(c))
+        return;
     if (to->min_rate && c->in.len > 0 && now >= c->rate_since_ms + to->min_rate_window_ms) {
         /* A window with a message in progress is over: fast enough? */
         uint64_t need = to->min_rate * to->min_rate_window_ms / 1000;
@@ -194,16 +214,16 @@ fire:
     if (c->l->handler->on_timeout && (c->flags & CONN_OPENED))
         CONN_CALL(c, "on_timeout", c->l->handler->on_timeout(c, kind));
     /* A last word from on_timeout gets one non-blocking try. */
-    if (conn_flush(c) == 0)
-        conn_close_now(c, WHARF_CLOSE_TIMEOUT);
+    conn_flush(c);
+    conn_close(c, WHARF_CLOSE_TIMEOUT);
 }
 
 /* ---- epoll mask -------------------------------------------------------------- */
 
 static int conn_wants_input(const struct wharf_conn *c)
 {
-    return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_PEER_EOF |
-                         CONN_CLOSING | CONN_CLOSE_PENDING));
+    return c->state <= CONN_OPEN &&
+           !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_PEER_EOF | CONN_HELD));
 }
 
 static void conn_update_events(struct wharf_conn *c)
@@ -276,7 +296,7 @@ static void conn_over_budget(struct wharf_worker *w)
 {
     struct wharf_conn *worst = NULL;
     for (struct wharf_conn *c = w->conns.head; c; c = c->next)
-        if (!(c->flags & (CONN_CLOSED | CONN_CLOSE_PENDING)) && (!worst || c->out.cap > worst->out.cap))
+        if (!conn_dead(c) && (!worst || c->out.cap > worst->out.cap))
             worst = c;
     if (!worst || worst->out.cap == 0)
         return;
@@ -292,12 +312,15 @@ static void conn_over_budget(struct wharf_worker *w)
 /*
  * Writes pending output: first the scratch buffer (output of the current
  * callback, when c->out was empty), keeping what the socket refused in
- * c->out; then c->out.  Returns 0, or -1 after tearing c down.
+ * c->out; then c->out.  Returns 0, or -1 when c is dead (a write error, or
+ * the output budget chose it).
  */
 static int conn_flush(struct wharf_conn *c)
 {
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
+    if (conn_dead(c))
+        return -1;
     size_t old_cap = c->out.cap;
     int was_pending = c->out.len > 0;
     if (set->scratch_conn == c) {
@@ -326,35 +349,31 @@ static int conn_flush(struct wharf_conn *c)
         }
     } else if (!was_pending)
         c->last_write_ms = w->loop.now_ms; /* the write timer starts now */
-    conn_output_resized(c, old_cap);
-    return 0;
+    conn_output_resized(c, old_cap); /* may close c (the output budget) */
+    return conn_dead(c) ? -1 : 0;
 
 error:
-    conn_output_resized(c, old_cap);
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "write: %s", strerror(errno));
-    conn_close_now(c, WHARF_CLOSE_ERROR);
+    conn_close(c, WHARF_CLOSE_ERROR);
+    conn_output_resized(c, old_cap);
     return -1;
 }
 
 /*
- * After a callback or an event: performs a deferred close, writes output,
- * applies the watermarks (calling on_drain when output falls below the low
- * mark after having passed the high mark), updates the epoll mask and the
- * timer.  Returns 0, or -1 if c was torn down.
+ * After a callback or an event: writes output, closes a CLOSING connection
+ * whose output is out, applies the watermarks (calling on_drain when output
+ * falls below the low mark after having passed the high mark), updates the
+ * epoll mask and the timer.  Returns 0, or -1 if c is dead.
  */
 static int conn_settle(struct wharf_conn *c)
 {
     const struct config_listener *cfg = c->l->cfg;
     bool drained_any = false;
     for (int round = 0;; round++) {
-        if (c->flags & CONN_CLOSE_PENDING) {
-            conn_close_now(c, c->close_reason);
-            return -1;
-        }
         if (conn_flush(c) < 0)
             return -1;
-        if ((c->flags & CONN_CLOSING) && c->out.len == 0) {
-            conn_close_now(c, c->close_reason);
+        if (c->state == CONN_CLOSING && c->out.len == 0 && !(c->flags & CONN_CONNECTING)) {
+            conn_close(c, c->close_reason);
             return -1;
         }
         if ((c->flags & CONN_SHUT_WRITE) && c->out.len == 0 && !(c->flags & CONN_SHUT_DONE) &&
@@ -376,19 +395,21 @@ static int conn_settle(struct wharf_conn *c)
         if (!drained)
             break;
         CONN_CALL(c, "on_drain", c->l->handler->on_drain(c));
+        if (conn_dead(c))
+            return -1;
     }
     if (drained_any && c->in.len > 0)
         conn_schedule_offer(c); /* kept input comes back after on_drain */
     if (c->w->phase >= WORKER_DRAINING && conn_is_idle(c)) {
         /* Shutting down and nothing in flight: no reason to wait. */
-        conn_close_now(c, WHARF_CLOSE_SHUTDOWN);
+        conn_close(c, WHARF_CLOSE_SHUTDOWN);
         return -1;
     }
     conn_update_events(c);
-    if (c->flags & CONN_CLOSED)
+    if (conn_dead(c))
         return -1;
     conn_arm_timer(c);
-    return 0;
+    return conn_dead(c) ? -1 : 0;
 }
 
 /* ---- input ------------------------------------------------------------------- */
@@ -396,8 +417,8 @@ static int conn_settle(struct wharf_conn *c)
 /* Whether on_data (and on_eof) may be called now. */
 static bool conn_can_deliver(const struct wharf_conn *c)
 {
-    return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_CLOSING |
-                         CONN_CLOSE_PENDING | CONN_CLOSED | CONN_PROXY_WAIT));
+    return c->state == CONN_OPEN &&
+           !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_HELD | CONN_PROXY_WAIT));
 }
 
 /*
@@ -423,7 +444,7 @@ static size_t conn_call_data(struct wharf_conn *c, const char *data, size_t len)
 static void conn_schedule_offer(struct wharf_conn *c)
 {
     struct conn_set *set = &c->w->conns;
-    if (c->flags & (CONN_OFFER_PENDING | CONN_CLOSED))
+    if ((c->flags & CONN_OFFER_PENDING) || conn_dead(c))
         return;
     c->flags |= CONN_OFFER_PENDING;
     c->offer_next = set->offers;
@@ -448,20 +469,20 @@ static void conn_unschedule_offer(struct wharf_conn *c)
 
 /*
  * Offers the kept input to on_data again while the handler consumes some of
- * it (at most CONN_MAX_OFFERS calls, then the rest waits for the next loop
- * turn), then, at the peer's EOF once every kept byte was offered, calls
- * on_eof.  Ends with conn_settle.  Returns 0, or -1 if c was torn down.
+ * it: at most CONN_MAX_OFFERS calls, then the rest waits for the next loop
+ * turn (so one connection cannot starve the others).  After the peer's EOF
+ * every kept byte is offered, over as many turns as it takes, and on_eof
+ * comes once nothing is kept or the handler took nothing of what is (an
+ * incomplete last message) with no output pending.  Ends with conn_settle.
+ * Returns 0, or -1 if c is dead.
  */
 static int conn_offer(struct wharf_conn *c)
 {
     for (int round = 0; c->in.len > 0 && conn_can_deliver(c); round++) {
-        bool at_eof = (c->flags & CONN_PEER_EOF) && !(c->flags & CONN_EOF_OFFERED);
         if (round == CONN_MAX_OFFERS) {
             conn_schedule_offer(c);
             break;
         }
-        if (at_eof)
-            c->flags |= CONN_EOF_OFFERED; /* the last bytes, seen once more before EOF */
         /* What earlier calls sent goes out first, so wharf_output_pending
          * tells the handler what is really still pending. */
         if (conn_pending(c) > 0) {
@@ -472,31 +493,29 @@ static int conn_offer(struct wharf_conn *c)
                 break;
             }
         }
-        size_t len = c->in.len;
-        size_t used = conn_call_data(c, buf_head(&c->in), len);
+        size_t used = conn_call_data(c, buf_head(&c->in), c->in.len);
         if (used == CONN_BAD_RETURN)
             break;
-        if (used == 0 && conn_pending(c) > 0)
-            c->flags |= CONN_WAIT_WRITTEN; /* offered again once the output is out */
-        if (!(c->flags & CONN_CLOSED)) {
-            buf_consume(&c->in, used);
-            if (c->in.len == 0)
-                buf_free(&c->in);
+        buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            buf_free(&c->in);
+        if (used == 0) {
+            if (conn_pending(c) > 0)
+                c->flags |= CONN_WAIT_WRITTEN; /* offered again once the output is out */
+            else if (c->flags & CONN_PEER_EOF)
+                c->flags |= CONN_EOF_STALLED; /* nothing more will come: on_eof */
+            break; /* otherwise it waits for more bytes */
         }
-        if (used == 0 && !at_eof)
-            break; /* waits for more bytes */
-        if (used == 0)
-            break;
     }
     if ((c->flags & CONN_PEER_EOF) && !(c->flags & CONN_EOF_DONE) && conn_can_deliver(c) &&
-        (c->in.len == 0 || (c->flags & CONN_EOF_OFFERED))) {
+        (c->in.len == 0 || (c->flags & CONN_EOF_STALLED))) {
         c->flags |= CONN_EOF_DONE;
         int keep = WHARF_EOF_CLOSE;
         if (c->l->handler->on_eof)
             CONN_CALL(c, "on_eof", keep = c->l->handler->on_eof(c));
-        if (keep != WHARF_EOF_KEEP && !(c->flags & (CONN_CLOSING | CONN_CLOSE_PENDING))) {
+        if (keep != WHARF_EOF_KEEP && c->state == CONN_OPEN) {
             /* The peer is done sending: finish writing, then close. */
-            c->flags |= CONN_CLOSING;
+            conn_move(c, CONN_CLOSING);
             c->close_reason = WHARF_CLOSE_EOF;
         }
     }
@@ -513,7 +532,7 @@ static void conn_run_offers(struct loop_check *check)
         struct wharf_conn *c = list;
         list = c->offer_next;
         c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
-        if (!(c->flags & CONN_CLOSED))
+        if (!conn_dead(c))
             conn_offer(c);
     }
     if (!set->offers && set->offers_busy) {
@@ -592,12 +611,10 @@ static int conn_read(struct wharf_conn *c)
     if (used == CONN_BAD_RETURN)
         return conn_settle(c);
     if (keep) {
-        if (!(c->flags & CONN_CLOSED)) {
-            buf_consume(&c->in, used);
-            if (c->in.len == 0)
-                buf_free(&c->in);
-        }
-    } else if (used < len) {
+        buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            buf_free(&c->in);
+    } else if (used < len && !conn_dead(c)) {
         if (len - used > cfg->max_input) {
             conn_close(c, WHARF_CLOSE_LIMIT);
             return -1;
@@ -664,7 +681,7 @@ struct wharf_conn *conn_find(struct wharf_worker *w, uint64_t id)
     if (!set->map_size)
         return NULL;
     for (struct wharf_conn *c = set->map[conn_bucket(set, id)]; c; c = c->map_next)
-        if (c->id == id && !(c->flags & CONN_CLOSED))
+        if (c->id == id && !conn_dead(c))
             return c;
     return NULL;
 }
@@ -683,6 +700,8 @@ void conn_call_post(struct wharf_worker *w, struct wharf_conn *c,
 void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_timer *t, void *arg),
                      void *arg)
 {
+    if (conn_dead(c))
+        return; /* its timers stop with its teardown, before on_close */
     CONN_CALL(c, "timer", fn(t, arg));
     conn_settle(c);
 }
@@ -729,6 +748,8 @@ void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const unio
 /* Calls on_open (once): from here on, on_close is owed. */
 static void conn_opened(struct wharf_conn *c)
 {
+    if (!conn_move(c, CONN_OPEN))
+        return;
     c->flags |= CONN_OPENED;
     /* on_open comes first: every later failure (even arming the timer)
      * reaches on_close after it. */
@@ -877,11 +898,9 @@ static void conn_start(struct wharf_conn *c)
         c->flags |= CONN_PROXY_WAIT;
         if (!c->handshake_ms)
             c->handshake_ms = CONN_PROXY_HANDSHAKE_MS;
-    } else {
-        conn_opened(c);
+    } else if (c->state == CONN_PENDING) {
+        conn_opened(c); /* (an outbound one closed while connecting never opens) */
     }
-    if (c->flags & CONN_CLOSED)
-        return;
     if (conn_settle(c) < 0)
         return;
     /* The first bytes often arrive with the connection (or soon after the
@@ -924,7 +943,7 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
 {
     int dummy;
     err = err ? err : &dummy;
-    if (!from || !addr || addrlen > sizeof(union sockaddr_any) ||
+    if (!from || conn_dead(from) || !addr || addrlen > sizeof(union sockaddr_any) ||
         (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
         *err = -EINVAL;
         return NULL;
@@ -969,36 +988,10 @@ bool wharf_conn_outbound(const wharf_conn *c)
     return (c->flags & CONN_OUTBOUND) != 0;
 }
 
-/* Frees a torn-down connection at the end of the loop turn, and only then
- * lets its generation go (a later event of the same batch may still point
- * at c and sees CONN_CLOSED). */
-static void conn_free(struct loop_defer *d)
-{
-    struct wharf_conn *c = (struct wharf_conn *)((char *)d - offsetof(struct wharf_conn, freed));
-    struct generation *g = c->l->gen;
-    free(c);
-    generation_unref(g);
-}
-
-/* The one teardown: every way a connection ends arrives here. */
-static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
+/* Writes the connection log line (at the listener's access_log level). */
+static void conn_log_close(const struct wharf_conn *c, enum wharf_close_reason reason)
 {
     struct wharf_worker *w = c->w;
-    struct conn_set *set = &w->conns;
-    if (c->flags & CONN_CLOSED)
-        return;
-    c->flags |= CONN_CLOSED;
-    loop_timer_disarm(&w->loop, &c->timer);
-
-    conn_unschedule_offer(c);
-    if (c->l->handler->on_close && (c->flags & (CONN_OPENED | CONN_OUTBOUND)))
-        CONN_CALL(c, "on_close", c->l->handler->on_close(c, reason));
-    htimer_stop_all(&c->timers); /* none of its timers fires after on_close */
-    if (set->scratch_conn == c) {
-        buf_consume(&set->scratch, set->scratch.len);
-        set->scratch_conn = NULL;
-    }
-    /* The connection log: one line per connection, at the listener's level. */
     int level = c->l->cfg->access_log;
     if (level >= 0 && level <= (int)log_get_level()) {
         char addr[64];
@@ -1013,6 +1006,31 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
         log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "closed (%s)",
                   wharf_close_reason_name(reason));
     }
+}
+
+/*
+ * The one teardown, run by the loop's closing phase at the end of the turn
+ * in which c was closed: on_close (once, if on_open ran or c is outbound),
+ * its timers, the log line and counters, the socket, the lists, admission,
+ * then c itself and its generation reference (which may run fini and unload
+ * the module: nothing of it is on the stack here).
+ */
+static void conn_teardown(struct loop_closing *h)
+{
+    struct wharf_conn *c = (struct wharf_conn *)((char *)h - offsetof(struct wharf_conn, closing));
+    struct wharf_worker *w = c->w;
+    struct conn_set *set = &w->conns;
+    enum wharf_close_reason reason = c->close_reason;
+
+    if (c->l->handler->on_close && (c->flags & (CONN_OPENED | CONN_OUTBOUND)))
+        CONN_CALL(c, "on_close", c->l->handler->on_close(c, reason));
+    htimer_stop_all(&c->timers); /* none of its timers fires after on_close */
+    if (set->scratch_conn == c) {
+        buf_consume(&set->scratch, set->scratch.len);
+        set->scratch_conn = NULL;
+    }
+    conn_unschedule_offer(c); /* on_close may have asked for one */
+    conn_log_close(c, reason);
     /* Counted before the socket closes, so a peer that sees the close also
      * sees it counted. */
     struct listener_counters *st = conn_stats(c);
@@ -1036,36 +1054,36 @@ static void conn_close_now(struct wharf_conn *c, enum wharf_close_reason reason)
     buf_free(&c->out);
     if (c->ticket >= 0) /* outbound connections were never admitted */
         admission_release(w->admission, &c->peer.sa, w->id, c->ticket);
-    loop_defer(&w->loop, &c->freed, conn_free);
+    struct generation *g = c->l->gen;
+    free(c);
+    generation_unref(g);
 }
 
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
 {
-    if (c->flags & CONN_CLOSED)
+    if (conn_dead(c) || !conn_move(c, CONN_DEAD))
         return;
-    if (c->flags & CONN_CLOSE_PENDING)
-        reason = c->close_reason; /* the first reason given wins */
-    struct conn_set *set = &c->w->conns;
-    if (set->current == c || set->depth > 0) {
-        /* Handler code is running (this connection's or another's): tear
-         * down once it has returned, never under its feet. */
-        c->flags |= CONN_CLOSE_PENDING;
-        c->close_reason = reason;
-        if (set->current != c)
-            conn_schedule_offer(c);
+    c->close_reason = (unsigned)reason < LISTENER_CLOSE_REASONS ? reason : WHARF_CLOSE_ERROR;
+    loop_timer_disarm(&c->w->loop, &c->timer);
+    conn_unschedule_offer(c);
+    /* Its socket stays registered until the teardown; conn_on_io ignores a
+     * dead connection's events meanwhile. */
+    loop_close(&c->w->loop, &c->closing, conn_teardown);
+}
+
+void conn_hold(struct wharf_conn *c, bool on)
+{
+    if (conn_dead(c) || on == ((c->flags & CONN_HELD) != 0))
         return;
+    if (on) {
+        c->flags |= CONN_HELD;
+    } else {
+        c->flags &= ~(uint32_t)CONN_HELD;
+        if (c->in.len > 0 || (c->flags & CONN_PEER_EOF))
+            conn_schedule_offer(c); /* kept input comes back; settles the mask too */
     }
-    conn_close_now(c, reason);
-}
-
-void conn_callbacks_enter(struct wharf_worker *w)
-{
-    w->conns.depth++;
-}
-
-void conn_callbacks_leave(struct wharf_worker *w)
-{
-    w->conns.depth--;
+    if (c->w->conns.current != c)
+        conn_update_events(c);
 }
 
 size_t conn_shutdown(struct wharf_worker *w, bool all)
@@ -1073,24 +1091,23 @@ size_t conn_shutdown(struct wharf_worker *w, bool all)
     size_t n = 0;
     if (!all) {
         /* The notice first: a handler may say goodbye or close. */
-        for (struct wharf_conn *c = w->conns.head, *next; c; c = next) {
-            next = c->next;
-            if (c->l->handler->on_shutdown && !(c->flags & CONN_CLOSED)) {
+        for (struct wharf_conn *c = w->conns.head; c; c = c->next)
+            if (c->l->handler->on_shutdown && c->state == CONN_OPEN &&
+                !(c->flags & CONN_SHUTDOWN_TOLD)) {
                 CONN_CALL(c, "on_shutdown", c->l->handler->on_shutdown(c));
                 c->flags |= CONN_SHUTDOWN_TOLD;
             }
-        }
     }
-    /* The list may have changed under the notices: walk it again.  A
-     * connection settles (and an idle one closes) after its notice. */
-    for (struct wharf_conn *c = w->conns.head, *next; c; c = next) {
-        next = c->next;
-        size_t before = w->conns.n;
+    /* A connection settles (and an idle one closes) after its notice.  The
+     * list stays as it is until the closing phase. */
+    for (struct wharf_conn *c = w->conns.head; c; c = c->next) {
+        if (conn_dead(c))
+            continue;
         if (all)
             conn_close(c, WHARF_CLOSE_SHUTDOWN);
         else
             conn_settle(c);
-        n += before - w->conns.n;
+        n += conn_dead(c);
     }
     return n;
 }
@@ -1098,7 +1115,7 @@ size_t conn_shutdown(struct wharf_worker *w, bool all)
 static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
 {
     struct wharf_conn *c = (struct wharf_conn *)watcher;
-    if (c->flags & CONN_CLOSED)
+    if (conn_dead(c))
         return;
     if (c->flags & CONN_CONNECTING) {
         conn_connected(c);
@@ -1152,7 +1169,7 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
         return -EPERM;
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
-    if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING | CONN_SHUT_WRITE))
+    if (c->state >= CONN_CLOSING || (c->flags & CONN_SHUT_WRITE))
         return -EPIPE;
     size_t pending = conn_pending(c);
     size_t max = c->l->cfg->max_output;
@@ -1188,23 +1205,20 @@ void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason)
 {
     if (conn_wrong_thread(c, "wharf_close"))
         return;
-    if (c->flags & (CONN_CLOSED | CONN_CLOSING | CONN_CLOSE_PENDING))
+    if (c->state >= CONN_CLOSING)
         return;
     if ((unsigned)reason >= LISTENER_CLOSE_REASONS)
         reason = WHARF_CLOSE_HANDLER;
-    c->flags |= CONN_CLOSING;
+    conn_move(c, CONN_CLOSING);
     c->close_reason = reason;
-    if (c->w->conns.current == c)
-        return; /* settled when its callback returns */
-    if (c->w->conns.depth > 0)
-        conn_schedule_offer(c); /* settled once no handler code is running */
-    else
-        conn_settle(c);
+    if (c->w->conns.current != c)
+        conn_schedule_offer(c); /* settled by this turn's offers (its own
+                                 * callback settles it when it returns) */
 }
 
 void wharf_want_drain(wharf_conn *c)
 {
-    if (conn_wrong_thread(c, "wharf_want_drain") || (c->flags & CONN_CLOSED))
+    if (conn_wrong_thread(c, "wharf_want_drain") || conn_dead(c))
         return;
     c->flags |= CONN_WANT_DRAIN;
     if (c->w->conns.current != c)
@@ -1214,15 +1228,11 @@ void wharf_want_drain(wharf_conn *c)
 void wharf_shutdown_write(wharf_conn *c)
 {
     if (conn_wrong_thread(c, "wharf_shutdown_write") ||
-        (c->flags & (CONN_CLOSED | CONN_SHUT_WRITE)))
+        conn_dead(c) || (c->flags & CONN_SHUT_WRITE))
         return;
     c->flags |= CONN_SHUT_WRITE;
-    if (c->w->conns.current == c)
-        return;
-    if (c->w->conns.depth > 0)
+    if (c->w->conns.current != c)
         conn_schedule_offer(c);
-    else
-        conn_settle(c);
 }
 
 void wharf_close(wharf_conn *c)
@@ -1241,9 +1251,7 @@ void wharf_pause_read(wharf_conn *c)
 
 void wharf_resume_read(wharf_conn *c)
 {
-    if (conn_wrong_thread(c, "wharf_resume_read"))
-        return;
-    if (c->flags & CONN_CLOSED)
+    if (conn_wrong_thread(c, "wharf_resume_read") || conn_dead(c))
         return;
     bool was_paused = c->flags & CONN_PAUSED_HANDLER;
     c->flags &= ~(uint32_t)CONN_PAUSED_HANDLER;

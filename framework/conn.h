@@ -6,12 +6,14 @@
  * into the worker's shared read buffer and only what the handler leaves
  * unconsumed is copied into c->in; output written during a callback goes to
  * the worker's scratch buffer and only what the socket does not take at once
- * is kept in c->out.  Every way a connection ends goes through one teardown
- * (conn_close), which also releases its admission and its generation.
+ * is kept in c->out.  Every way a connection ends goes through conn_close,
+ * which only marks it DEAD and queues it; the teardown at the end of the
+ * loop turn runs on_close once and releases its admission and generation.
  */
 #ifndef WHARF_CONN_H
 #define WHARF_CONN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -23,15 +25,37 @@
 
 struct wharf_worker;
 
+/*
+ * The life of a connection, one state at a time (conn.c keeps the table of
+ * legal moves and checks every move against it):
+ *
+ *   PENDING --> OPEN --> CLOSING --> DEAD --(closing phase)--> freed
+ *      |          |                   ^
+ *      |          +-------------------+
+ *      +----------------> CLOSING / DEAD
+ *
+ * PENDING: the handler has not heard of it yet (an outbound connect in
+ * progress, or an inbound PROXY header being read).  OPEN: on_open ran (or
+ * is running).  CLOSING: closes once pending output is written (wharf_close,
+ * EOF).  DEAD: the close is queued on the loop (conn_close); no callback of
+ * the connection runs any more, and the closing phase at the end of the
+ * turn runs on_close, unregisters, releases and frees it.
+ */
+enum conn_state {
+    CONN_PENDING = 0,
+    CONN_OPEN,
+    CONN_CLOSING,
+    CONN_DEAD,
+};
+
+/* Conditions that hold alongside the state. */
 enum conn_flags {
     CONN_PAUSED_HANDLER = 1u << 0, /* wharf_pause_read */
     CONN_PAUSED_OUTPUT = 1u << 1,  /* output above the high watermark */
     CONN_PEER_EOF = 1u << 2,       /* the peer shut its side */
-    CONN_CLOSING = 1u << 3,        /* close once output is written */
-    CONN_CLOSED = 1u << 4,         /* torn down (only inside the teardown) */
-    CONN_CLOSE_PENDING = 1u << 5,  /* conn_close called during a callback */
+    CONN_HELD = 1u << 3,           /* reading held by the framework (conn_hold) */
     CONN_OFFER_PENDING = 1u << 6,  /* in the worker's list of offers for this turn */
-    CONN_EOF_OFFERED = 1u << 7,    /* kept bytes were offered once more after EOF */
+    CONN_EOF_STALLED = 1u << 7,    /* at EOF, the handler took nothing of what is kept */
     CONN_EOF_DONE = 1u << 8,       /* on_eof ran (or the EOF closed the connection) */
     CONN_SHUTDOWN_TOLD = 1u << 9,  /* on_shutdown ran */
     CONN_OUTBOUND = 1u << 10,      /* opened by wharf_connect */
@@ -46,6 +70,7 @@ enum conn_flags {
 
 struct wharf_conn {
     struct loop_watcher watcher; /* its socket on the worker's loop */
+    enum conn_state state;
     uint32_t flags;              /* enum conn_flags */
     int ticket;                  /* admission ticket (admission.h) */
     uint64_t id;
@@ -60,12 +85,12 @@ struct wharf_conn {
     uint64_t handshake_since_ms;             /* the handshake timer counts from here */
     uint64_t bytes_in, bytes_out;            /* for the connection log */
     uint64_t rate_since_ms, rate_bytes;      /* min_rate window: start, bytes since */
-    enum wharf_close_reason close_reason;    /* for CLOSING / CLOSE_PENDING */
+    enum wharf_close_reason close_reason;    /* for CLOSING and DEAD */
     struct wharf_conn *prev, *next;          /* the worker's list */
     struct wharf_conn *offer_next;           /* the worker's offers (CONN_OFFER_PENDING) */
     struct wharf_conn *map_next;             /* the worker's id map chain */
     struct htimer_list timers;               /* the handler's timers on this connection */
-    struct loop_defer freed;                 /* freed at the end of the turn */
+    struct loop_closing closing;             /* queued on the loop when DEAD */
     socklen_t peer_len, local_len;
     union sockaddr_any peer, local;          /* local is filled on first use */
 };
@@ -79,7 +104,6 @@ struct conn_set {
     struct buf scratch;          /* output of the connection in a callback */
     struct wharf_conn *scratch_conn; /* whose output scratch holds, or NULL */
     struct wharf_conn *current;  /* the connection whose callback is running */
-    unsigned depth;              /* handler callbacks on the stack (any kind) */
     uint64_t last_budget_log_ms; /* output budget warnings are rate-limited */
     uint64_t last_proxy_log_ms;  /* so are refused PROXY headers */
     struct wharf_conn *offers;   /* kept input to offer again this turn */
@@ -106,15 +130,32 @@ void conn_open(struct wharf_worker *w, struct listener *l, int fd, const union s
 void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                   int ticket);
 
-/* Tears c down: on_close(reason), close the socket, release everything.
- * Called for EOF, errors, timeouts, limits and shutdown alike.  Inside one
- * of c's callbacks the teardown is deferred until the callback returns. */
+/*
+ * Ends c: marks it DEAD and queues it for the closing phase at the end of
+ * this loop turn, which runs on_close(reason) once (if on_open ran, or for an
+ * outbound connection), closes the socket and releases everything.  Used for
+ * EOF, errors, timeouts, limits, the output budget and shutdown alike, from
+ * anywhere on the worker (inside any callback too): nothing is torn down
+ * under running code, and no callback of c runs after this call.  The first
+ * call's reason wins; later calls do nothing.
+ */
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason);
 
-/* Brackets handler code that is not one connection's callback (posts,
- * worker timers): closes are deferred meanwhile, as inside a callback. */
-void conn_callbacks_enter(struct wharf_worker *w);
-void conn_callbacks_leave(struct wharf_worker *w);
+/* Whether c is DEAD (closed, its teardown queued). */
+static inline bool conn_dead(const struct wharf_conn *c)
+{
+    return c->state == CONN_DEAD;
+}
+
+/* Holds (on) or releases reading of c, apart from the handler's own
+ * wharf_pause_read: used by the framework for back-pressure.  On release,
+ * kept input is offered again. */
+void conn_hold(struct wharf_conn *c, bool on);
+
+/* Kept for callers not yet updated: closes are always deferred now, so
+ * there is nothing to bracket.  To be removed. */
+static inline void conn_callbacks_enter(struct wharf_worker *w) { (void)w; }
+static inline void conn_callbacks_leave(struct wharf_worker *w) { (void)w; }
 
 /* Debug mode: handler calls on a connection from the wrong thread are
  * logged and refused.  on, or WHARF_DEBUG=1 in the environment. */
@@ -131,7 +172,8 @@ void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_time
 
 /* Shutdown: tells every connection of w (on_shutdown), then closes (reason
  * "shutdown") those with nothing in flight; with `all`, closes every one at
- * once.  Returns how many closed. */
+ * once.  Returns how many it closed (their teardown runs in the loop's
+ * closing phase: loop_run_closing when not inside a turn). */
 size_t conn_shutdown(struct wharf_worker *w, bool all);
 
 #endif

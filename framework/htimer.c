@@ -82,7 +82,7 @@ wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
                                void (*fn)(wharf_timer *t, void *arg), void *arg)
 {
     struct wharf_worker *w = c ? c->w : wharf_current_worker();
-    if (!w || !fn || (c && (c->flags & CONN_CLOSED)))
+    if (!w || !fn || (c && conn_dead(c)))
         return NULL;
     struct wharf_timer *t = calloc(1, sizeof *t);
     if (!t)

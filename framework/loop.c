@@ -21,6 +21,7 @@ static void loop_on_mailbox(struct loop_watcher *w, uint32_t events)
 int loop_init(struct loop *lp, size_t depth, size_t reserve)
 {
     *lp = (struct loop){.epfd = -1, .mailbox_watcher = {.fd = -1}};
+    lp->closing_tail = &lp->closing;
     timer_heap_init(&lp->timers);
     lp->now_ms = timer_now_ms();
     lp->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -41,6 +42,30 @@ fail:
     return rc;
 }
 
+void loop_close(struct loop *lp, struct loop_closing *h, void (*fn)(struct loop_closing *h))
+{
+    h->fn = fn;
+    h->next = NULL;
+    if (!lp->closing_tail)
+        lp->closing_tail = &lp->closing;
+    *lp->closing_tail = h;
+    lp->closing_tail = &h->next;
+}
+
+size_t loop_run_closing(struct loop *lp)
+{
+    size_t n = 0;
+    while (lp->closing) {
+        struct loop_closing *h = lp->closing;
+        lp->closing = h->next;
+        if (!lp->closing)
+            lp->closing_tail = &lp->closing;
+        h->fn(h);
+        n++;
+    }
+    return n;
+}
+
 void loop_run_deferred(struct loop *lp)
 {
     while (lp->deferred) {
@@ -57,6 +82,7 @@ void loop_destroy(struct loop *lp)
         mailbox_free(lp->mailbox); /* cancels what is queued */
         lp->mailbox = NULL;
     }
+    loop_run_closing(lp);
     loop_run_deferred(lp);
     if (lp->epfd >= 0)
         close(lp->epfd);
@@ -165,6 +191,7 @@ int loop_run_once(struct loop *lp)
         c->fn(c);
     }
     size_t fired = timer_expire(&lp->timers, lp->now_ms);
+    loop_run_closing(lp);
     loop_run_deferred(lp);
     return rc < 0 ? rc : n + (int)fired;
 }

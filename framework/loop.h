@@ -10,8 +10,9 @@
  *
  * One turn (loop_run_once): wait in epoll until the next timer deadline (or
  * not at all while something is busy), refresh the clock, call each ready
- * watcher's callback, run the per-turn checks, fire due timers, then run the
- * deferred functions.  A watcher removed during a turn gets no further
+ * watcher's callback, run the per-turn checks, fire due timers, end the
+ * handles closed in the turn (the closing phase), then run the deferred
+ * functions.  A watcher removed during a turn gets no further
  * callback in that turn; memory that a later event of the same batch could
  * still point at is released through loop_defer, which runs at the end of
  * the turn.
@@ -54,6 +55,12 @@ struct loop_check {
     struct loop_check *next;
 };
 
+/* A handle closed this turn, ended by the closing phase (see loop_close). */
+struct loop_closing {
+    void (*fn)(struct loop_closing *h);
+    struct loop_closing *next;
+};
+
 /* Deferred to the end of the turn (see loop_defer). */
 struct loop_defer {
     void (*fn)(struct loop_defer *d);
@@ -68,6 +75,7 @@ struct loop {
     struct mailbox *mailbox;
     struct loop_watcher mailbox_watcher;
     struct loop_check *checks;
+    struct loop_closing *closing, **closing_tail; /* FIFO, ended by loop_run_closing */
     struct loop_defer *deferred;
     unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
     bool stop;                   /* loop_run returns after this turn */
@@ -100,6 +108,18 @@ void loop_remove_check(struct loop *lp, struct loop_check *c);
 /* Counts something that needs the loop to poll instead of sleeping
  * (delta +1 / -1). */
 void loop_set_busy(struct loop *lp, int delta);
+
+/*
+ * The closing phase (libuv's closing handles): queues h so h->fn(h) runs at
+ * the end of this turn, after the I/O callbacks, the checks and the timers,
+ * in the order closed.  A handle closed by another's fn joins the same
+ * phase.  An owner marks its handle closed when it queues it, and runs none
+ * of its callbacks after that; fn ends it (on_close, unregister, free).
+ */
+void loop_close(struct loop *lp, struct loop_closing *h, void (*fn)(struct loop_closing *h));
+/* Runs the closing phase now (a thread leaving its loop); returns how many
+ * handles it ended. */
+size_t loop_run_closing(struct loop *lp);
 
 /* Calls d->fn(d) at the end of this turn (after every callback of it). */
 void loop_defer(struct loop *lp, struct loop_defer *d, void (*fn)(struct loop_defer *d));

@@ -194,6 +194,7 @@ static void *worker_main(void *arg)
     /* Closing (or the loop failed): close what is left, refuse what comes. */
     w->phase = WORKER_CLOSING;
     size_t n = conn_shutdown(w, true);
+    loop_run_closing(&w->loop); /* their teardown: we are outside a turn */
     if (n)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
     udp_set_free(w, w->udp);
