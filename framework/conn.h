@@ -105,6 +105,7 @@ struct conn_set {
     struct wharf_conn *scratch_conn; /* whose output scratch holds, or NULL */
     struct wharf_conn *current;  /* the connection whose callback is running */
     uint64_t last_budget_log_ms; /* output budget warnings are rate-limited */
+    struct timer budget_timer;   /* looks again while the server is over budget */
     uint64_t last_proxy_log_ms;  /* so are refused PROXY headers */
     struct wharf_conn *offers;   /* kept input to offer again this turn */
     bool offers_busy;            /* the loop polls while offers are pending */
