@@ -26,6 +26,7 @@
 #include "acceptor.h"
 #include "admission.h"
 #include "cidr.h"
+#include "crash.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -364,6 +365,7 @@ static void acceptor_on_stop(void *arg, void *payload, bool cancelled)
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
+    crash_thread_init();
     a->tid = (pid_t)syscall(SYS_gettid);
     errno = 0;
     a->base_nice = getpriority(PRIO_PROCESS, (id_t)a->tid);

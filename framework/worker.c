@@ -196,6 +196,7 @@ static void *worker_main(void *arg)
 {
     struct wharf_worker *w = arg;
     current_worker = w;
+    crash_thread_init();
     struct rendezvous *ready = w->ready;
     w->ready = NULL;
     if (ready)
