@@ -448,7 +448,6 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
                              (size_t)was->max_connections_per_source);
         admission_set_output_budget(s->admission, was->output_budget);
         generation_unref(g);
-        log_error("%s", err);
         goto refused;
     }
     s->next_gen_id++;
