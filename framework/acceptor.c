@@ -26,16 +26,17 @@
 #include "acceptor.h"
 #include "admission.h"
 #include "cidr.h"
+#include "crash.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "rendezvous.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64          /* accepts per listening socket per wake-up */
 #define ROOM_POLL_MS 50          /* re-check for room at least this often */
 #define RESOURCE_BACKOFF_MS 100  /* pause after EMFILE, ENFILE, ENOBUFS, ENOMEM */
-#define SWITCH_WAIT_MS 10000     /* a reload waits this long for the switch */
 
 /* One listening socket. */
 struct acceptor_sock {
@@ -331,14 +332,15 @@ static void acceptor_set_nice(struct acceptor *a)
 
 struct acceptor_switch_msg {
     struct generation *gen;
-    struct worker_rendezvous *done;
+    struct rendezvous *done;
 };
 
 static void acceptor_on_switch(void *arg, void *payload, bool cancelled)
 {
     struct acceptor *a = arg;
     struct acceptor_switch_msg *m = payload;
-    if (!cancelled) {
+    bool go = !cancelled && rendezvous_begin(m->done);
+    if (go) {
         struct generation *old = a->gen;
         acceptor_unwatch_all(a, true);
         a->gen = m->gen;
@@ -347,9 +349,11 @@ static void acceptor_on_switch(void *arg, void *payload, bool cancelled)
         if (rc < 0)
             log_error("reload: cannot watch the listening sockets: %s", strerror(-rc));
         acceptor_set_nice(a);
+        rendezvous_end(m->done, true);
+    } else {
+        rendezvous_done(m->done);
     }
     generation_unref(m->gen);
-    worker_rendezvous_done(m->done);
 }
 
 static void acceptor_on_stop(void *arg, void *payload, bool cancelled)
@@ -361,6 +365,7 @@ static void acceptor_on_stop(void *arg, void *payload, bool cancelled)
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
+    crash_thread_init();
     a->tid = (pid_t)syscall(SYS_gettid);
     errno = 0;
     a->base_nice = getpriority(PRIO_PROCESS, (id_t)a->tid);
@@ -414,25 +419,21 @@ int acceptor_start(struct acceptor *a, struct generation *g)
     return rc;
 }
 
-bool acceptor_switch(struct acceptor *a, struct generation *g)
+bool acceptor_switch(struct acceptor *a, struct generation *g, uint64_t timeout_ms)
 {
-    struct worker_rendezvous *done = malloc(sizeof *done);
+    struct rendezvous *done = rendezvous_new(1);
     if (!done)
         return false;
-    worker_rendezvous_init(done, 1);
     struct acceptor_switch_msg m = {.gen = g, .done = done};
     generation_ref(g);
     if (loop_post_urgent(&a->loop, acceptor_on_switch, a, &m, sizeof m) < 0) {
         generation_unref(g);
-        worker_rendezvous_destroy(done);
-        free(done);
+        rendezvous_done(done);
+        rendezvous_release(done);
         return false;
     }
-    bool ok = worker_rendezvous_wait(done, SWITCH_WAIT_MS);
-    if (ok) {
-        worker_rendezvous_destroy(done);
-        free(done);
-    } /* else the message still points at it: left allocated on purpose */
+    bool ok = rendezvous_settle(done, timeout_ms);
+    rendezvous_release(done); /* a late message skips the switch and frees it */
     return ok;
 }
 

@@ -15,7 +15,9 @@
 #ifndef WHARF_ACCEPTOR_H
 #define WHARF_ACCEPTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct acceptor;
 struct admission;
@@ -30,10 +32,11 @@ struct acceptor *acceptor_new(struct wharf_worker *ws, unsigned nws, struct admi
 int acceptor_start(struct acceptor *a, struct generation *g);
 /* Switches to generation g (reload): watches g's listening sockets instead
  * of the old generation's, then closes the old generation's listening
- * sockets, and returns once done (bounded wait; false if it timed out).
- * Listeners g keeps hold duplicates of the same sockets, so nothing queued
- * in their backlog is lost.  Any thread. */
-bool acceptor_switch(struct acceptor *a, struct generation *g);
+ * sockets, and returns true once done.  Listeners g keeps hold duplicates
+ * of the same sockets, so nothing queued in their backlog is lost.  If the
+ * thread has not begun the switch within timeout_ms, it never will and
+ * false comes back (the old generation stays).  Any thread. */
+bool acceptor_switch(struct acceptor *a, struct generation *g, uint64_t timeout_ms);
 /* Posts fn(arg, NULL, cancelled) to the acceptor's thread (urgent).
  * Returns 0 or -errno. */
 int acceptor_post(struct acceptor *a, void (*fn)(void *arg, void *payload, bool cancelled),

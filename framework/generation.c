@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callback.h"
 #include "log.h"
 #include "module.h"
 
@@ -48,7 +49,10 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
             goto fail;
         }
         l->handler = l->module->handler;
-        if (module_init_listener(l->module, lc->options, &l->data, why, sizeof why) < 0) {
+        int rc;
+        CALLBACK_RUN("init", l, -1, 0,
+                     rc = module_init_listener(l->module, lc->options, &l->data, why, sizeof why));
+        if (rc < 0) {
             snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path, why);
             goto fail;
         }
@@ -107,7 +111,7 @@ void generation_unref(struct generation *g)
     for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
         if (l->inited && l->handler->fini)
-            l->handler->fini(l->data);
+            CALLBACK_RUN("fini", l, -1, 0, l->handler->fini(l->data));
         l->inited = false;
     }
     for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {

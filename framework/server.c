@@ -28,13 +28,17 @@
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "rendezvous.h"
 #include "server.h"
 #include "timer.h"
 #include "worker.h"
 #include "workpool.h"
 
-/* How long a reload waits for the workers to adopt the new generation. */
+/* How long a reload waits for the workers and the acceptor to take the new
+ * generation before it gives up (server_set_reload_wait). */
 #define RELOAD_WAIT_MS 10000
+/* How long start-up waits for a started worker thread to run. */
+#define START_WAIT_MS 10000
 /* In-process handlers one server can register. */
 #define SERVER_MAX_HANDLERS 64
 /* Blocking jobs queued before wharf_queue_work says -EAGAIN. */
@@ -50,11 +54,11 @@ struct wharf_server {
     struct admission *admission;
     struct workpool *pool;
     struct acceptor *acceptor;
-    struct worker_rendezvous finished; /* counts workers leaving their loop at stop */
     bool started;
     bool log_file_from_config;         /* the log file is the config's log_file */
     time_t start_time;                 /* for metrics */
     uint64_t next_gen_id;
+    uint64_t reload_wait_ms;           /* see RELOAD_WAIT_MS */
     _Atomic uint64_t reloads, reloads_failed;
     const struct wharf_handler *handlers[SERVER_MAX_HANDLERS];
     size_t nhandlers;
@@ -72,6 +76,7 @@ struct wharf_server *server_create(void)
     s->start_time = time(NULL);
     pthread_mutex_init(&s->gen_lock, NULL);
     s->next_gen_id = 1;
+    s->reload_wait_ms = RELOAD_WAIT_MS;
     return s;
 }
 
@@ -229,6 +234,44 @@ static void server_teardown(struct wharf_server *s)
     s->admission = NULL;
 }
 
+/*
+ * Prepares and starts every worker thread, then waits (bounded) until each
+ * runs.  A worker that cannot start (pthread_create's EAGAIN under a limit
+ * on threads, a UDP socket that cannot be watched) fails the start at once
+ * with its reason; the rendezvous is reference-counted, so the threads
+ * already started may count it down after this returns.  Returns 0 or -1
+ * with a line in err; the caller tears down what was started.
+ */
+static int server_start_workers(struct wharf_server *s, char *err, size_t errlen)
+{
+    struct rendezvous *ready = rendezvous_new(s->nworkers);
+    if (!ready) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    unsigned handed = 0; /* parties of `ready` passed to a running thread */
+    int rc = 0;
+    for (unsigned i = 0; i < s->nworkers && rc == 0; i++) {
+        struct wharf_worker *w = &s->workers[i];
+        rc = worker_init(w, i, s->workers, s->nworkers, s->queue_depth, s->admission, s->pool,
+                         err, errlen);
+        if (rc < 0)
+            break;
+        w->server = s;
+        s->workers_inited++;
+        rc = worker_start(w, s->gen, ready, err, errlen);
+        handed += rc == 0;
+    }
+    for (unsigned i = handed; i < s->nworkers; i++)
+        rendezvous_done(ready); /* the parties no thread will count down */
+    if (rc == 0 && !rendezvous_wait(ready, START_WAIT_MS)) {
+        snprintf(err, errlen, "a worker thread did not start running in %d ms", START_WAIT_MS);
+        rc = -1;
+    }
+    rendezvous_release(ready);
+    return rc;
+}
+
 int server_start(struct wharf_server *s, char *err, size_t errlen)
 {
     if (!s->gen) {
@@ -253,8 +296,6 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         return -1;
     }
 
-    struct worker_rendezvous ready;
-    worker_rendezvous_init(&ready, s->nworkers);
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     s->admission = admission_new(s->nworkers, (size_t)cfg->max_connections,
                                  (size_t)cfg->max_connections_per_source);
@@ -270,35 +311,20 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the acceptor: %s", strerror(errno));
         goto fail;
     }
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        struct wharf_worker *w = &s->workers[i];
-        if (worker_init(w, i, s->workers, s->nworkers, s->queue_depth, s->admission, s->pool,
-                        err, errlen) < 0)
-            goto fail;
-        w->server = s;
-        s->workers_inited++;
-        if (worker_start(w, s->gen, &ready, err, errlen) < 0)
-            goto fail;
-    }
-    worker_rendezvous_wait(&ready, UINT32_MAX);
-    worker_rendezvous_destroy(&ready);
-
+    if (server_start_workers(s, err, errlen) < 0)
+        goto fail;
     int rc = acceptor_start(s->acceptor, s->gen);
     if (rc) {
-        snprintf(err, errlen, "cannot start the acceptor: %s", strerror(rc));
-        goto fail_started;
+        snprintf(err, errlen, "cannot start the acceptor thread: %s", strerror(rc));
+        goto fail;
     }
     s->started = true;
     conn_set_debug(cfg->debug);
     log_info("started: %u workers, %u listeners", s->nworkers, s->gen->nlisteners);
     return 0;
 fail:
-    /* Workers started so far count down a rendezvous that must outlive them. */
-    for (unsigned i = s->workers_inited; i < s->nworkers; i++)
-        worker_rendezvous_done(&ready);
-    worker_rendezvous_wait(&ready, UINT32_MAX);
-    worker_rendezvous_destroy(&ready);
-fail_started:
+    /* Threads started so far are told to close and joined: nothing waits
+     * for one that never ran. */
     server_teardown(s);
     for (unsigned i = 0; i < s->gen->nlisteners; i++)
         listener_close(&s->gen->listeners[i]);
@@ -341,6 +367,46 @@ static void server_describe_reload(const struct generation *old, const struct ge
             n = server_describe_one(out, len, n, &first, "kept", g->listeners[i].cfg->name);
 }
 
+/*
+ * Moves the workers' UDP sockets, then the acceptor, to g.  Each step waits
+ * up to reload_wait_ms; one that does not finish in time is given up (a
+ * late worker or acceptor skips it, see rendezvous_begin) and the workers
+ * that switched go back to the current generation, so the old generation
+ * keeps serving everything.  The acceptor goes last because it closes the
+ * old generation's listening sockets, which cannot be undone.  Returns 0,
+ * or -1 with a line in err.
+ */
+static int server_switch(struct wharf_server *s, struct generation *g, char *err, size_t errlen)
+{
+    struct rendezvous *adopted = rendezvous_new(s->nworkers);
+    if (!adopted) {
+        snprintf(err, errlen, "reload: out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_adopt(&s->workers[i], g, adopted);
+    bool ok = rendezvous_settle(adopted, s->reload_wait_ms);
+    rendezvous_release(adopted);
+    if (!ok)
+        snprintf(err, errlen, "reload: a worker did not take the new generation within %llu ms "
+                 "(busy in a callback, or its UDP sockets could not be watched); the old "
+                 "generation keeps serving", (unsigned long long)s->reload_wait_ms);
+    else if (!(ok = acceptor_switch(s->acceptor, g, s->reload_wait_ms)))
+        snprintf(err, errlen, "reload: the acceptor did not take the new generation within "
+                 "%llu ms; the old generation keeps serving",
+                 (unsigned long long)s->reload_wait_ms);
+    if (ok)
+        return 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_adopt(&s->workers[i], s->gen, NULL);
+    return -1;
+}
+
+void server_set_reload_wait(struct wharf_server *s, uint64_t ms)
+{
+    s->reload_wait_ms = ms;
+}
+
 int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t errlen)
 {
     if (!s->started) {
@@ -367,34 +433,24 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
         generation_unref(g);
         goto refused;
     }
-    admission_set_output_budget(s->admission, g->cfg->output_budget);
     if (admission_set_limits(s->admission, (size_t)g->cfg->max_connections,
                              (size_t)g->cfg->max_connections_per_source) < 0) {
         snprintf(err, errlen, "out of memory");
         generation_unref(g);
         goto refused;
     }
-    s->next_gen_id++;
-
+    admission_set_output_budget(s->admission, g->cfg->output_budget);
     char what[512];
     server_describe_reload(s->gen, g, what, sizeof what);
-    /* Switch: the acceptor first (new connections get g), then the workers'
-     * UDP sockets.  A listener that g keeps shares its sockets, so nothing
-     * queued in a backlog is lost. */
-    if (!acceptor_switch(s->acceptor, g))
-        log_error("reload: the acceptor did not switch in time");
-    struct worker_rendezvous *adopted = malloc(sizeof *adopted);
-    if (adopted) {
-        worker_rendezvous_init(adopted, s->nworkers);
-        for (unsigned i = 0; i < s->nworkers; i++)
-            worker_adopt(&s->workers[i], g, adopted);
-        if (worker_rendezvous_wait(adopted, RELOAD_WAIT_MS)) {
-            worker_rendezvous_destroy(adopted);
-            free(adopted);
-        } else {
-            log_error("reload: a worker did not switch its UDP sockets in time");
-        }
+    if (server_switch(s, g, err, errlen) < 0) {
+        const struct config *was = s->gen->cfg;
+        admission_set_limits(s->admission, (size_t)was->max_connections,
+                             (size_t)was->max_connections_per_source);
+        admission_set_output_budget(s->admission, was->output_budget);
+        generation_unref(g);
+        goto refused;
     }
+    s->next_gen_id++;
     pthread_mutex_lock(&s->gen_lock);
     struct generation *old = s->gen;
     s->gen = g;
@@ -480,9 +536,12 @@ void server_stop(struct wharf_server *s)
      *    shutdown_timeout_ms. */
     uint64_t ms = s->gen->cfg->shutdown_timeout_ms;
     size_t open = admission_open(s->admission);
-    worker_rendezvous_init(&s->finished, s->nworkers);
+    /* Each worker counts `finished` down as its thread ends (NULL: then the
+     * loop below polls every 20 ms instead of sleeping until one ends). */
+    struct rendezvous *finished = rendezvous_new(s->nworkers);
     for (unsigned i = 0; i < s->nworkers; i++) {
-        s->workers[i].finished = &s->finished;
+        if (finished && !worker_watch_end(&s->workers[i], finished))
+            rendezvous_done(finished); /* that one has ended already */
         worker_set_phase(&s->workers[i], WORKER_DRAINING);
     }
     if (open)
@@ -505,7 +564,11 @@ void server_stop(struct wharf_server *s)
         uint64_t now = timer_now_ms();
         if (running == 0 || now >= deadline)
             break;
-        worker_rendezvous_wait(&s->finished, deadline - now < 20 ? deadline - now : 20);
+        uint64_t nap = deadline - now < 20 ? deadline - now : 20;
+        if (finished)
+            rendezvous_wait(finished, nap);
+        else
+            nanosleep(&(struct timespec){0, (long)nap * 1000000L}, NULL);
     }
     /* 3. Time is up: close what is left with reason "shutdown". */
     for (unsigned i = 0; i < s->nworkers; i++)
@@ -538,7 +601,7 @@ void server_stop(struct wharf_server *s)
                       (unsigned long long)st->datagrams_dropped);
     }
     server_teardown(s);
-    worker_rendezvous_destroy(&s->finished);
+    rendezvous_release(finished);
     pthread_mutex_lock(&s->gen_lock);
     s->gen = NULL;
     pthread_mutex_unlock(&s->gen_lock);
@@ -924,7 +987,7 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
 
 static void server_on_ping(void *arg, void *payload, bool cancelled)
 {
-    worker_rendezvous_done(arg);
+    rendezvous_done(arg);
 }
 
 int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms)
@@ -933,23 +996,23 @@ int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms)
         errno = ETIMEDOUT;
         return -1;
     }
-    /* On the heap: a thread that answers late must still find it. */
-    struct worker_rendezvous *r = malloc(sizeof *r);
+    /* Reference-counted: a thread that answers after the timeout drops the
+     * last reference and frees it. */
+    struct rendezvous *r = rendezvous_new(srv->nworkers + 1);
     if (!r) {
         errno = ENOMEM;
         return -1;
     }
-    worker_rendezvous_init(r, srv->nworkers + 1);
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (loop_post_urgent(&srv->workers[i].loop, server_on_ping, r, NULL, 0) < 0)
-            worker_rendezvous_done(r);
+            rendezvous_done(r);
     if (acceptor_post(srv->acceptor, server_on_ping, r) < 0)
-        worker_rendezvous_done(r);
-    if (!worker_rendezvous_wait(r, timeout_ms)) {
+        rendezvous_done(r);
+    bool answered = rendezvous_wait(r, timeout_ms);
+    rendezvous_release(r);
+    if (!answered) {
         errno = ETIMEDOUT;
-        return -1; /* r stays allocated: the late answers still count it down */
+        return -1;
     }
-    worker_rendezvous_destroy(r);
-    free(r);
     return 0;
 }

@@ -44,6 +44,10 @@ int server_start(struct wharf_server *s, char *err, size_t errlen);
  * wharf_server_reload.  Returns 0 or -1 with a line in err. */
 int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t errlen);
 
+/* How long a reload waits for the workers, then the acceptor, to take the
+ * new generation before it fails (default 10 s; tests shorten it). */
+void server_set_reload_wait(struct wharf_server *s, uint64_t ms);
+
 /* The port listener i of the current generation is bound to, or -1. */
 int server_port(const struct wharf_server *s, size_t listener);
 /* The index of listener `name` in the current generation, or -1. */

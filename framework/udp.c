@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "callback.h"
 #include "cidr.h"
 #include "generation.h"
 #include "listener.h"
@@ -325,7 +326,8 @@ static int udp_read(struct udp_sock *s)
                 continue;
             }
             struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
-            h->on_datagram(&d, u->riov[i].iov_base, m->msg_len);
+            CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0,
+                         h->on_datagram(&d, u->riov[i].iov_base, m->msg_len));
         }
         if (u->nsend)
             udp_flush(u);

@@ -109,7 +109,11 @@ int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, si
  * handlers, options, timeouts and limits; open ones keep theirs until they
  * close.  `workers`, `queue_depth` and `work_threads` cannot change without
  * a restart (a change is logged and ignored).  The log level, log_file and
- * debug take effect once the switch is done.  Returns 0 once it is.
+ * debug take effect once the switch is done.  Returns 0 once it is.  The
+ * switch is bounded (10 s for the workers, then 10 s for the acceptor): if a
+ * worker stays busy in a callback past that, the reload fails (-1, counted
+ * in reloads_failed) and the old configuration keeps serving; the new one's
+ * fini then runs on whichever thread drops it last.
  */
 int wharf_server_reload(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*
@@ -124,8 +128,9 @@ void wharf_server_free(wharf_server *srv);
 
 /* Checks that the server's threads (every worker and the acceptor) are
  * alive: each runs a no-op message, and the call waits up to timeout_ms for
- * all of them.  Returns 0, or -1 (ETIMEDOUT; or not running).  For a
- * watchdog (wharfd's WatchdogSec pings). */
+ * all of them (CLOCK_MONOTONIC).  Returns 0, or -1 (ETIMEDOUT; or not
+ * running).  A ping that timed out keeps nothing allocated once the late
+ * threads have answered.  For a watchdog (wharfd's WatchdogSec pings). */
 int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms);
 
 /* The port listener `name` is bound to, or -1 (no such listener, not
@@ -162,10 +167,14 @@ void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
 /*
  * Installs a report for fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
  * SIGABRT): one line on the log naming the handler, callback, listener,
- * worker and connection that were running, written with async-signal-safe
- * calls; then the signal is raised again with its default action, so the
- * process dies (and dumps core) as it would have.  wharfd installs it.
- * Process-wide; idempotent.  Returns 0, or -1 with errno set.
+ * worker and connection that were running and the fault address (or "stack
+ * overflow"), then a backtrace, written with async-signal-safe calls (the
+ * backtrace as far as that allows); then the signal is raised again with its
+ * default action, so the process dies (and dumps core) as it would have.
+ * It runs on an alternate signal stack: every thread the server starts has
+ * one, and so does the thread that calls this (call it from any other
+ * thread of your own that should report a stack overflow).  wharfd installs
+ * it.  Process-wide; idempotent.  Returns 0, or -1 with errno set.
  */
 int wharf_crash_report_install(void);
 

@@ -21,6 +21,7 @@
 #include "crash.h"
 #include "generation.h"
 #include "log.h"
+#include "rendezvous.h"
 #include "udp.h"
 #include "worker.h"
 #include "workpool.h"
@@ -41,6 +42,10 @@ struct worker_handoff {
 _Static_assert(sizeof(struct worker_handoff) <= MAILBOX_PAYLOAD, "a hand-off fits a message");
 
 static __thread struct wharf_worker *current_worker;
+
+/* w->finished once the thread has ended (no rendezvous is handed to it then). */
+static char worker_ended_mark;
+#define WORKER_ENDED ((struct rendezvous *)&worker_ended_mark)
 
 int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblings,
                 unsigned nworkers, size_t queue_depth, struct admission *admission,
@@ -116,38 +121,48 @@ static int worker_post_urgent(struct wharf_worker *w, mailbox_fn fn, void *arg, 
 
 struct worker_adoption {
     struct generation *gen;
-    struct worker_rendezvous *done;
+    struct rendezvous *done;
 };
+
+/* Switches w's UDP sockets to a->gen; false if they could not be watched. */
+static bool worker_switch_udp(struct wharf_worker *w, struct worker_adoption *a)
+{
+    char err[256];
+    struct udp_set *set;
+    if (udp_set_new(w, a->gen, &set, err, sizeof err) < 0) {
+        log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "reload: keeping the old UDP sockets: %s",
+                  err);
+        return false;
+    }
+    udp_set_free(w, w->udp);
+    w->udp = set;
+    struct generation *old = w->udp_gen;
+    w->udp_gen = a->gen;
+    a->gen = old;
+    return true;
+}
 
 static void worker_on_adopt(void *arg, void *payload, bool cancelled)
 {
     struct wharf_worker *w = arg;
     struct worker_adoption *a = payload;
-    if (!cancelled && w->phase == WORKER_RUNNING) {
-        char err[256];
-        struct udp_set *set;
-        if (udp_set_new(w, a->gen, &set, err, sizeof err) < 0) {
-            log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0,
-                      "reload: keeping the old UDP sockets: %s", err);
-        } else {
-            udp_set_free(w, w->udp);
-            w->udp = set;
-            struct generation *old = w->udp_gen;
-            w->udp_gen = a->gen;
-            a->gen = old;
-        }
-    }
+    bool go = !cancelled && w->phase == WORKER_RUNNING && (!a->done || rendezvous_begin(a->done));
+    bool performed = go && (a->gen == w->udp_gen || worker_switch_udp(w, a));
+    if (a->done && go)
+        rendezvous_end(a->done, performed);
+    else if (a->done)
+        rendezvous_done(a->done);
     generation_unref(a->gen);
-    worker_rendezvous_done(a->done);
 }
 
-void worker_adopt(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *done)
+void worker_adopt(struct wharf_worker *w, struct generation *g, struct rendezvous *done)
 {
     struct worker_adoption a = {.gen = g, .done = done};
     generation_ref(g);
     if (worker_post_urgent(w, worker_on_adopt, w, &a, sizeof a) < 0) {
         generation_unref(g);
-        worker_rendezvous_done(done);
+        if (done)
+            rendezvous_done(done);
     }
 }
 
@@ -181,7 +196,11 @@ static void *worker_main(void *arg)
 {
     struct wharf_worker *w = arg;
     current_worker = w;
-    worker_rendezvous_done(w->ready);
+    crash_thread_init();
+    struct rendezvous *ready = w->ready;
+    w->ready = NULL;
+    if (ready)
+        rendezvous_done(ready);
     while (w->phase < WORKER_CLOSING) {
         int rc = loop_run_once(&w->loop);
         if (rc < 0) {
@@ -204,13 +223,13 @@ static void *worker_main(void *arg)
     loop_run_deferred(&w->loop);
     current_worker = NULL;
     atomic_store(&w->ended, true);
-    struct worker_rendezvous *finished = atomic_load(&w->finished);
-    if (finished)
-        worker_rendezvous_done(finished);
+    struct rendezvous *finished = atomic_exchange(&w->finished, WORKER_ENDED);
+    if (finished && finished != WORKER_ENDED)
+        rendezvous_done(finished);
     return NULL;
 }
 
-int worker_start(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *ready,
+int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous *ready,
                  char *err, size_t errlen)
 {
     if (udp_set_new(w, g, &w->udp, err, errlen) < 0)
@@ -219,9 +238,13 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct worker_ren
     w->udp_gen = g;
     w->ready = ready;
     atomic_store(&w->ended, false);
+    atomic_store(&w->finished, NULL);
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc) {
-        snprintf(err, errlen, "cannot start worker %u: %s", w->id, strerror(rc));
+        w->ready = NULL;
+        snprintf(err, errlen, "cannot start worker thread %u: pthread_create: %s%s", w->id,
+                 strerror(rc),
+                 rc == EAGAIN ? " (a limit on threads: ulimit -u, a pids cgroup, TasksMax)" : "");
         return -1;
     }
     w->started = true;
@@ -229,6 +252,12 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct worker_ren
     snprintf(name, sizeof name, "wharf-w%u", w->id);
     pthread_setname_np(w->thread, name);
     return 0;
+}
+
+bool worker_watch_end(struct wharf_worker *w, struct rendezvous *finished)
+{
+    struct rendezvous *none = NULL;
+    return atomic_compare_exchange_strong(&w->finished, &none, finished);
 }
 
 void worker_join(struct wharf_worker *w)
@@ -249,48 +278,6 @@ void worker_destroy(struct wharf_worker *w)
     generation_unref(w->udp_gen);
     w->udp_gen = NULL;
     conn_set_free(&w->conns);
-}
-
-/* ---- rendezvous --------------------------------------------------------------- */
-
-void worker_rendezvous_init(struct worker_rendezvous *r, unsigned count)
-{
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
-    r->pending = count;
-}
-
-void worker_rendezvous_done(struct worker_rendezvous *r)
-{
-    pthread_mutex_lock(&r->lock);
-    if (r->pending > 0 && --r->pending == 0)
-        pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-}
-
-bool worker_rendezvous_wait(struct worker_rendezvous *r, uint64_t timeout_ms)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&r->lock);
-    int rc = 0;
-    while (r->pending > 0 && rc == 0)
-        rc = pthread_cond_timedwait(&r->cond, &r->lock, &deadline);
-    bool done = r->pending == 0;
-    pthread_mutex_unlock(&r->lock);
-    return done;
-}
-
-void worker_rendezvous_destroy(struct worker_rendezvous *r)
-{
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->cond);
 }
 
 /* ---- the handler API: workers and posts ------------------------------------------ */

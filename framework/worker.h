@@ -23,6 +23,7 @@
 
 struct admission;
 struct generation;
+struct rendezvous;
 struct udp_set;
 struct workpool;
 
@@ -30,13 +31,6 @@ enum worker_phase {
     WORKER_RUNNING = 0,
     WORKER_DRAINING, /* no new work; idle connections close; exit when none is left */
     WORKER_CLOSING,  /* close every connection now, then exit */
-};
-
-/* Counts down as workers finish something the server waits for. */
-struct worker_rendezvous {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned pending;
 };
 
 struct wharf_worker {
@@ -49,8 +43,8 @@ struct wharf_worker {
     enum worker_phase phase;      /* owner thread only */
     pthread_t thread;
     bool started;
-    struct worker_rendezvous *ready; /* the server's start-up rendezvous */
-    struct worker_rendezvous *_Atomic finished; /* counted down when the thread ends, if set */
+    struct rendezvous *ready;     /* the start-up rendezvous (a party's reference) */
+    struct rendezvous *_Atomic finished; /* counted down when the thread ends, if set */
     atomic_bool ended;            /* set by the thread as it returns: joining it will not wait */
     struct wharf_worker *siblings; /* every worker of the server, [nworkers] */
     struct wharf_server *server;  /* the server it belongs to (metrics), or NULL */
@@ -76,8 +70,11 @@ void worker_leave(struct wharf_worker *prev);
 void worker_work_begin(struct wharf_worker *w);
 void worker_work_end(struct wharf_worker *w);
 /* Takes the UDP sockets of g (a reference is taken) and starts the thread,
- * which counts `ready` down once running.  Returns 0 or -1 with a message. */
-int worker_start(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *ready,
+ * which counts `ready` down once running (that party's reference passes to
+ * the thread).  Returns 0, or -1 with a message naming the worker and the
+ * cause (e.g. pthread_create's EAGAIN): then no thread runs and `ready`
+ * was not counted down. */
+int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous *ready,
                  char *err, size_t errlen);
 
 /*
@@ -92,21 +89,20 @@ int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const u
 size_t worker_queued(struct wharf_worker *w);
 size_t worker_queue_depth(const struct wharf_worker *w);
 
-/* Switches w's UDP sockets to generation g (takes a reference) and counts
- * `done` down when it has.  Any thread. */
-void worker_adopt(struct wharf_worker *w, struct generation *g, struct worker_rendezvous *done);
+/* Switches w's UDP sockets to generation g (takes a reference), as one
+ * party of `done` (may be NULL): rendezvous_end once switched (or already
+ * on g), rendezvous_done if it skipped (the waiter gave up, the worker is
+ * stopping, the new sockets could not be watched).  Any thread. */
+void worker_adopt(struct wharf_worker *w, struct generation *g, struct rendezvous *done);
+/* Hands `finished` to w: the thread counts it down as it ends (one party's
+ * reference).  Returns false, keeping the reference with the caller, if
+ * the thread has already ended. */
+bool worker_watch_end(struct wharf_worker *w, struct rendezvous *finished);
 /* Moves w to `phase` (never backwards).  Any thread. */
 void worker_set_phase(struct wharf_worker *w, enum worker_phase phase);
 /* Joins the thread (if started). */
 void worker_join(struct wharf_worker *w);
 /* Frees what worker_init made; connections still queued are closed. */
 void worker_destroy(struct wharf_worker *w);
-
-/* Rendezvous helpers: init with a count, count down, wait (bounded:
- * returns false when timeout_ms passed first). */
-void worker_rendezvous_init(struct worker_rendezvous *r, unsigned count);
-void worker_rendezvous_done(struct worker_rendezvous *r);
-bool worker_rendezvous_wait(struct worker_rendezvous *r, uint64_t timeout_ms);
-void worker_rendezvous_destroy(struct worker_rendezvous *r);
 
 #endif

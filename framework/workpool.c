@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "crash.h"
 #include "loop.h"
 #include "worker.h"
 
@@ -67,6 +68,7 @@ static void workpool_on_done(void *arg, void *payload, bool cancelled)
 static void *workpool_main(void *arg)
 {
     struct workpool *p = arg;
+    crash_thread_init(); /* the fatal-signal report's alternate stack */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (p->count == 0 && !p->stopping)

@@ -2,10 +2,15 @@
  * check_server.c - integration suite for the server as a whole: graceful
  * shutdown, admission (max_connections), bounded memory against a client
  * that never reads, the max_input limit against a hostile client, idle
- * connection memory, and start-up errors that name the file and JSON path.
+ * connection memory, start-up errors that name the file and JSON path, a
+ * worker thread that cannot start, a reload that times out and a ping
+ * that times out.
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
+#include <grp.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +27,7 @@
 
 #include "check_main.h"
 #include "modules/mod_probe.h"
+#include "rendezvous.h"
 #include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -562,6 +568,210 @@ START_TEST(ping_answers_while_running)
 }
 END_TEST
 
+/* ---- start-up, reload and ping that cannot hang or leak --------------------------- */
+
+/*
+ * In a child: lowers the limit on threads so that pthread_create fails with
+ * EAGAIN for real (root is exempt from RLIMIT_NPROC, so root first becomes
+ * "nobody": then 3 tasks are allowed, the main thread and two workers of
+ * four; another user gets 1, so the first worker fails), starts a server of
+ * four workers through the embedding API and writes what happened on fd:
+ * "rc ms | err | threads left".
+ */
+static void start_under_thread_limit(int fd)
+{
+    rlim_t n = 1;
+    if (geteuid() == 0) {
+        n = 3;
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(3);
+    }
+    struct rlimit rl = {n, n};
+    if (setrlimit(RLIMIT_NPROC, &rl) < 0)
+        _exit(4);
+    char err[512] = "";
+    wharf_config *cfg;
+    if (wharf_config_from_json("{\"workers\": 4, \"listeners\": ["
+                               "{\"name\": \"t\", \"port\": 0, \"handler\": \"echo\"},"
+                               "{\"name\": \"u\", \"protocol\": \"udp\", \"port\": 0, "
+                               "\"handler\": \"udp_echo\"}]}",
+                               "limit.json", &cfg, err, sizeof err) < 0)
+        _exit(5);
+    wharf_server *srv = wharf_server_new();
+    uint64_t start = now_ms();
+    int rc = wharf_server_start(srv, cfg, err, sizeof err);
+    uint64_t took = now_ms() - start;
+    int port = wharf_server_port(srv, "t");
+    wharf_server_free(srv);
+    wharf_config_free(cfg);
+    int threads = 0;
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *e; d && (e = readdir(d));)
+        threads += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    dprintf(fd, "%d %llu %d | %s | %d", rc, (unsigned long long)took, port, err, threads);
+    _exit(0);
+}
+
+START_TEST(start_fails_at_once_when_a_worker_thread_cannot_start)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        start_under_thread_limit(p[1]);
+    }
+    close(p[1]);
+    char out[1024] = "";
+    size_t n = 0;
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    uint64_t deadline = now_ms() + 10000;
+    while (n < sizeof out - 1 && now_ms() < deadline && poll(&pfd, 1, 100) >= 0) {
+        ssize_t k = pfd.revents ? read(p[0], out + n, sizeof out - 1 - n) : 0;
+        if (pfd.revents && k <= 0)
+            break;
+        n += k > 0 ? (size_t)k : 0;
+    }
+    close(p[0]);
+    int status;
+    pid_t got = 0;
+    for (int i = 0; i < 500 && (got = waitpid(pid, &status, WNOHANG)) == 0; i++)
+        usleep(10000);
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ck_abort_msg("start-up hung under a limit on threads");
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+    int rc = 0, port = 0, threads = 0;
+    unsigned long long took = 0;
+    ck_assert_msg(sscanf(out, "%d %llu %d", &rc, &took, &port) == 3, "child wrote: %s", out);
+    const char *bar = strrchr(out, '|');
+    ck_assert_ptr_nonnull(bar);
+    threads = atoi(bar + 1);
+    ck_assert_msg(rc == -1, "start succeeded under the limit: %s", out);
+    ck_assert_msg(took < 1000, "start-up took %llu ms to fail", took);
+    ck_assert_msg(strstr(out, "cannot start worker thread") &&
+                      strstr(out, "pthread_create: Resource temporarily unavailable"),
+                  "the reason is not named: %s", out);
+    ck_assert_int_eq(port, -1);    /* nothing left listening */
+    ck_assert_int_eq(threads, 1);  /* nothing left running */
+}
+END_TEST
+
+/* A client of mod_crash's listener 0 that makes its worker sleep ms in
+ * on_data (the echo comes once it wakes up). */
+static int stall_worker(const struct tserver *t, int ms)
+{
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    char cmd[32];
+    int n = snprintf(cmd, sizeof cmd, "stall %d", ms);
+    send_all(fd, cmd, (size_t)n);
+    usleep(50000); /* the worker is asleep in on_data now */
+    return fd;
+}
+
+static void stall_end(int fd)
+{
+    char buf[32];
+    ck_assert_uint_gt(recv_exact(fd, buf, 6, 5000), 0);
+    close(fd);
+}
+
+/* No rendezvous left in the process (late parties release theirs after
+ * the waiter has gone on, so this is waited for). */
+static bool no_rendezvous_left(void *unused)
+{
+    return rendezvous_live() == 0;
+}
+
+START_TEST(reload_that_times_out_fails_and_keeps_the_old_generation)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": ["
+        "{\"name\": \"a\", \"address\": \"127.0.0.1\", \"port\": 0, \"handler\": \"mod_crash\"},"
+        "{\"name\": \"u\", \"protocol\": \"udp\", \"address\": \"127.0.0.1\", \"port\": 0, "
+        "\"handler\": \"udp_echo\"}]}");
+    int udp_port = tserver_port(t, 1);
+    server_set_reload_wait(t->srv, 200);
+    int fd = stall_worker(t, 800);
+    char err[512] = "";
+    uint64_t start = now_ms();
+    int rc = tserver_try_reload(
+        t, err, sizeof err,
+        "{\"workers\": 1, \"listeners\": ["
+        "{\"name\": \"a\", \"address\": \"127.0.0.1\", \"port\": %d, \"handler\": \"mod_crash\"},"
+        "{\"name\": \"u2\", \"protocol\": \"udp\", \"address\": \"127.0.0.1\", \"port\": 0, "
+        "\"handler\": \"udp_echo\"},"
+        "{\"name\": \"b\", \"address\": \"127.0.0.1\", \"port\": 0, \"handler\": \"echo\"}]}",
+        tserver_port(t, 0));
+    uint64_t took = now_ms() - start;
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err, "did not take the new generation within 200 ms") &&
+                      strstr(err, "the old generation keeps serving"), "err: %s", err);
+    ck_assert_msg(took < 700, "the failed reload took %llu ms", (unsigned long long)took);
+    struct wharf_server_info info;
+    wharf_server_info(t->srv, &info);
+    ck_assert_uint_eq(info.generation, 1);
+    ck_assert_uint_eq(info.reloads_failed, 1);
+    ck_assert_int_eq(server_find(t->srv, "b"), -1);
+    ck_assert_int_eq(server_find(t->srv, "u"), 1);
+    stall_end(fd); /* the late worker skips the switch it was too late for */
+    /* The old generation serves TCP and UDP as before. */
+    int c = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    unsigned char data[1000];
+    fill_pattern(data, sizeof data, 7);
+    ck_assert_uint_eq(echo_roundtrip(c, data, sizeof data, 5000), sizeof data);
+    close(c);
+    int u = udp_socket("127.0.0.1", 0, 2000);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)udp_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(sendto(u, "ping", 4, 0, (struct sockaddr *)&to, sizeof to), 4);
+    char buf[16];
+    ck_assert_int_eq(recv(u, buf, sizeof buf, 0), 4);
+    close(u);
+    ck_assert(wait_for(no_rendezvous_left, NULL, 2000)); /* the late worker freed it */
+    /* Without the stall the same reload succeeds. */
+    tserver_reload(t,
+                   "{\"workers\": 1, \"listeners\": ["
+                   "{\"name\": \"a\", \"address\": \"127.0.0.1\", \"port\": %d, "
+                   "\"handler\": \"mod_crash\"},"
+                   "{\"name\": \"b\", \"address\": \"127.0.0.1\", \"port\": 0, "
+                   "\"handler\": \"echo\"}]}",
+                   tserver_port(t, 0));
+    wharf_server_info(t->srv, &info);
+    ck_assert_uint_eq(info.generation, 2);
+    c = tcp_connect("127.0.0.1", tserver_port(t, (size_t)server_find(t->srv, "b")));
+    ck_assert_uint_eq(echo_roundtrip(c, data, sizeof data, 5000), sizeof data);
+    close(c);
+    tserver_stop(t);
+}
+END_TEST
+
+START_TEST(ping_that_times_out_leaks_nothing)
+{
+    struct tserver *t = tserver_start("{\"workers\": 2, \"listeners\": [{\"address\": "
+                                      "\"127.0.0.1\", \"port\": 0, \"handler\": \"mod_crash\"}]}");
+    ck_assert(wait_for(no_rendezvous_left, NULL, 2000)); /* start-up's is gone */
+    int fd = stall_worker(t, 400);
+    uint64_t start = now_ms();
+    errno = 0;
+    ck_assert_int_eq(wharf_server_ping(t->srv, 50), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    uint64_t took = now_ms() - start;
+    ck_assert_msg(took >= 45 && took < 350, "ping took %llu ms", (unsigned long long)took);
+    ck_assert_uint_eq(rendezvous_live(), 1); /* kept for the late answer */
+    stall_end(fd);
+    ck_assert(wait_for(no_rendezvous_left, NULL, 2000)); /* freed by it */
+    ck_assert_int_eq(wharf_server_ping(t->srv, 2000), 0);
+    ck_assert(wait_for(no_rendezvous_left, NULL, 2000));
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(deny_list_refuses_tcp_sources)
 {
     struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"port\": 0, "
@@ -631,6 +841,9 @@ int main(int argc, char **argv)
     tcase_add_test(tc, deny_list_refuses_tcp_sources);
     tcase_add_test(tc, ping_answers_while_running);
     tcase_add_test(tc, port_in_use_is_reported);
+    tcase_add_test(tc, start_fails_at_once_when_a_worker_thread_cannot_start);
+    tcase_add_test(tc, reload_that_times_out_fails_and_keeps_the_old_generation);
+    tcase_add_test(tc, ping_that_times_out_leaks_nothing);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -4,7 +4,8 @@
 # Python client gets "Echo: Hello, server!", UDP echo answers, SIGTERM stops
 # it gracefully (exit 0), a second signal exits at once, SIGHUP (and -s
 # reload) reloads or keeps the old config, SIGUSR1 re-opens the log file,
-# SIGQUIT stops, and EMFILE pauses accepting without spinning.
+# SIGQUIT stops, EMFILE pauses accepting without spinning, and a worker
+# thread that cannot start makes wharfd exit 1 at once.
 set -u
 src=${WHARF_SRCDIR:-.}
 build=${WHARF_BUILDDIR:-.}
@@ -282,6 +283,44 @@ else
         [ "$status" = 139 ] && ok "a crashing handler is named in the log before the process dies (status 139)" ||
         fail "crash report: status $status; $(tail -n 3 "$tmp/log")"
 fi
+
+# A worker thread that cannot start (pthread_create fails with EAGAIN under a
+# limit on threads): wharfd exits 1 at once, naming the cause.  Root is exempt
+# from RLIMIT_NPROC, so as root it runs as nobody with 3 tasks allowed (the
+# main thread and two of four workers); another user gets 1.  The real binary
+# runs, not libtool's wrapper script (whose shell would wait to fork).
+cat >"$tmp/threads.json" <<JSON
+{"workers": 4, "listeners": [{"port": 0, "handler": "echo"}]}
+JSON
+chmod 755 "$tmp"
+chmod 644 "$tmp/threads.json"
+real=$wharfd
+[ -x "$build/.libs/wharfd" ] && real=$build/.libs/wharfd
+as_limited=
+if [ "$(id -u)" = 0 ]; then
+    command -v setpriv >/dev/null && command -v prlimit >/dev/null &&
+        as_limited="setpriv --reuid=65534 --regid=65534 --clear-groups"
+elif command -v prlimit >/dev/null; then
+    as_limited="env"
+fi
+if [ -n "$as_limited" ] &&
+    LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        $as_limited "$real" -t -c "$tmp/threads.json" >/dev/null 2>&1; then
+    nproc=1
+    [ "$(id -u)" = 0 ] && nproc=3
+    t0=$(date +%s%N)
+    out=$(LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        timeout 20 prlimit --nproc=$nproc:$nproc $as_limited "$real" -c "$tmp/threads.json" 2>&1)
+    rc=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ $rc = 1 ] && [ $ms -lt 1000 ] &&
+        echo "$out" | grep -q "cannot start worker thread [0-9]*: pthread_create: Resource temporarily unavailable" &&
+        ok "a worker thread that cannot start: exit 1 in $ms ms, naming the cause" ||
+        fail "worker thread limit: rc=$rc after $ms ms; $out"
+else
+    echo "skip: a limit on threads needs prlimit (and setpriv as root), and files nobody can read"
+fi
+chmod 700 "$tmp"
 
 # Out of descriptors (EMFILE): accepting pauses with a backoff instead of
 # spinning, and resumes once connections close.
