@@ -848,6 +848,8 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
         set->head->prev = c;
     set->head = c;
     set->n++;
+    /* Its generation's on_worker_start, if this worker did not serve it yet. */
+    generation_worker_hold(l->gen, w);
     if (!(flags & CONN_OUTBOUND))
         STAT_ADD(conn_stats(c)->accepted, 1);
     STAT_ADD(conn_stats(c)->open, 1);
@@ -976,7 +978,9 @@ static void conn_free(struct loop_defer *d)
 {
     struct wharf_conn *c = (struct wharf_conn *)((char *)d - offsetof(struct wharf_conn, freed));
     struct generation *g = c->l->gen;
+    struct wharf_worker *w = c->w;
     free(c);
+    generation_worker_release(g, w); /* on_worker_stop after the last one */
     generation_unref(g);
 }
 

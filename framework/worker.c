@@ -130,11 +130,15 @@ static void worker_on_adopt(void *arg, void *payload, bool cancelled)
             log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0,
                       "reload: keeping the old UDP sockets: %s", err);
         } else {
+            /* The new generation's on_worker_start runs before the old
+             * one's on_worker_stop (if no connection of it is left). */
+            generation_worker_hold(a->gen, w);
             udp_set_free(w, w->udp);
             w->udp = set;
             struct generation *old = w->udp_gen;
             w->udp_gen = a->gen;
             a->gen = old;
+            generation_worker_release(old, w);
         }
     }
     generation_unref(a->gen);
@@ -177,10 +181,24 @@ void worker_set_phase(struct wharf_worker *w, enum worker_phase phase)
 
 /* ---- the thread --------------------------------------------------------------- */
 
+/*
+ * The worker leaves its loop: the connections closed by the shutdown are
+ * freed (each ends its generation's service on w when it was the last), then
+ * the generation it adopted lets go, so every on_worker_stop runs here,
+ * while the handlers' worker timers still exist to be stopped.
+ */
+static void worker_stop_serving(struct wharf_worker *w)
+{
+    loop_run_deferred(&w->loop);
+    generation_worker_release(w->udp_gen, w);
+}
+
 static void *worker_main(void *arg)
 {
     struct wharf_worker *w = arg;
     current_worker = w;
+    /* The generation it starts with: on_worker_start before anything runs. */
+    generation_worker_hold(w->udp_gen, w);
     worker_rendezvous_done(w->ready);
     while (w->phase < WORKER_CLOSING) {
         int rc = loop_run_once(&w->loop);
@@ -198,6 +216,7 @@ static void *worker_main(void *arg)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
     udp_set_free(w, w->udp);
     w->udp = NULL;
+    worker_stop_serving(w);
     htimer_stop_all(&w->timers);
     mailbox_close(w->loop.mailbox); /* cancels queued hand-offs and posts */
     loop_run_deferred(&w->loop);
