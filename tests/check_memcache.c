@@ -261,15 +261,17 @@ START_TEST(reclaim_timer)
     ck_assert_uint_eq(stat_of(c, "curr_items"), 1);
     ck_assert_uint_eq(stat_of(c, "expired_unfetched"), 500);
     ck_assert_uint_eq(stat_of(c, "reclaimed"), 500);
-    /* The timer moves to another connection when its owner closes. */
-    wharf_test_conn *d = wharf_test_connect(t);
-    rt(d, "set z 0 1 1 noreply\r\nx\r\n");
+    /* The timer is the worker's (on_worker_start), not a connection's: it
+     * goes on while no connection is open. */
+    rt(c, "set z 0 1 1 noreply\r\nx\r\n");
     wharf_test_close(c);
     sleep(2);
     usleep(200000);
     for (int i = 0; i < 64; i++)
         wharf_test_advance(t, 100);
+    wharf_test_conn *d = wharf_test_connect(t);
     ck_assert_uint_eq(stat_of(d, "curr_items"), 1);
+    ck_assert_uint_eq(stat_of(d, "expired_unfetched"), 501);
     wharf_test_free(t);
 }
 END_TEST
