@@ -925,6 +925,8 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
         set->head->prev = c;
     set->head = c;
     set->n++;
+    /* Its generation's on_worker_start, if this worker did not serve it yet. */
+    generation_worker_hold(l->gen, w);
     if (!(flags & CONN_OUTBOUND))
         STAT_ADD(conn_stats(c)->accepted, 1);
     STAT_ADD(conn_stats(c)->open, 1);
@@ -1112,6 +1114,7 @@ static void conn_teardown(struct loop_closing *h)
         admission_release(w->admission, &c->peer.sa, w->id, c->ticket);
     struct generation *g = c->l->gen;
     free(c);
+    generation_worker_release(g, w); /* on_worker_stop after its last connection */
     generation_unref(g);
 }
 

@@ -11,10 +11,12 @@
 #include "callback.h"
 #include "log.h"
 #include "module.h"
+#include "worker.h"
 
 int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
                    const struct wharf_handler *const *builtins, size_t nbuiltins,
-                   struct generation **out, char *err, size_t errlen)
+                   struct state_registry *states, struct generation **out, char *err,
+                   size_t errlen)
 {
     *out = NULL;
     struct generation *g = calloc(1, sizeof *g);
@@ -29,8 +31,9 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
     g->nworkers = nworkers;
     g->nlisteners = (unsigned)cfg->nlisteners;
     g->listeners = calloc(g->nlisteners, sizeof *g->listeners);
+    g->worker_pins = calloc(nworkers ? nworkers : 1, sizeof *g->worker_pins);
     module_set_insecure(cfg->insecure_modules);
-    if (!g->listeners) {
+    if (!g->listeners || !g->worker_pins || state_set_init(&g->states, states) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -49,9 +52,11 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
             goto fail;
         }
         l->handler = l->module->handler;
+        struct module_scope scope = {.l = l, .states = &g->states, .nworkers = nworkers};
         int rc;
         CALLBACK_RUN("init", l, -1, 0,
-                     rc = module_init_listener(l->module, lc->options, &l->data, why, sizeof why));
+                     rc = module_init_listener(l->module, lc->options, &scope, &l->data, why,
+                                               sizeof why));
         if (rc < 0) {
             snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path, why);
             goto fail;
@@ -114,6 +119,9 @@ void generation_unref(struct generation *g)
             CALLBACK_RUN("fini", l, -1, 0, l->handler->fini(l->data));
         l->inited = false;
     }
+    /* After every fini, before any module unloads: a state's destroy runs
+     * from this generation's module. */
+    state_set_release(&g->states);
     for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
         listener_close(l);
@@ -123,6 +131,43 @@ void generation_unref(struct generation *g)
     if (g->id > 1)
         log_debug("generation %llu released", (unsigned long long)g->id);
     free(g->listeners);
+    free(g->worker_pins);
     config_free(g->cfg);
     free(g);
+}
+
+/* Runs every listener's on_worker_start (or, in reverse, on_worker_stop) on w. */
+static void generation_worker_hooks(struct generation *g, struct wharf_worker *w, bool start)
+{
+    for (unsigned k = 0; k < g->nlisteners; k++) {
+        struct listener *l = &g->listeners[start ? k : g->nlisteners - 1 - k];
+        if (!l->inited)
+            continue;
+        if (start && l->handler->on_worker_start)
+            CALLBACK_RUN("on_worker_start", l, (int)w->id, 0,
+                         l->handler->on_worker_start(l->data, w));
+        else if (!start && l->handler->on_worker_stop)
+            CALLBACK_RUN("on_worker_stop", l, (int)w->id, 0,
+                         l->handler->on_worker_stop(l->data, w));
+    }
+}
+
+void generation_worker_hold(struct generation *g, struct wharf_worker *w)
+{
+    if (!g || w->id >= g->nworkers)
+        return;
+    if (g->worker_pins[w->id]++ > 0)
+        return;
+    generation_ref(g);
+    generation_worker_hooks(g, w, true);
+}
+
+void generation_worker_release(struct generation *g, struct wharf_worker *w)
+{
+    if (!g || w->id >= g->nworkers || g->worker_pins[w->id] == 0)
+        return;
+    if (--g->worker_pins[w->id] > 0)
+        return;
+    generation_worker_hooks(g, w, false);
+    generation_unref(g);
 }

@@ -23,7 +23,10 @@
 
 #include "config.h"
 #include "listener.h"
+#include "state.h"
 #include "wharf.h"
+
+struct wharf_worker;
 
 struct generation {
     _Atomic unsigned long refs;
@@ -32,18 +35,25 @@ struct generation {
     struct listener *listeners;          /* [nlisteners], in config order */
     unsigned nlisteners;
     unsigned nworkers;
+    struct state_set states;             /* the named state its inits got */
+    unsigned *worker_pins;               /* [nworkers]: why worker i serves it
+                                          * (generation_worker_hold); slot i is
+                                          * touched by worker i's thread only */
 };
 
 /*
  * Builds generation `id` from cfg (taken over, even on failure): loads each
  * listener's handler (one of `builtins` by name, else a module file) and
- * runs its init.  Binds nothing.  Returns 0 and the generation (one
- * reference) in *out, or -1 with one line in err, e.g.
+ * runs its init, which finds its named state in `states` (the server's
+ * registry; NULL: a private one, for a generation that only checks a
+ * config).  Binds nothing.  Returns 0 and the generation (one reference)
+ * in *out, or -1 with one line in err, e.g.
  *   config/x.json: listeners[0].handler: cannot load "nope": not found in ...
  */
 int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
                    const struct wharf_handler *const *builtins, size_t nbuiltins,
-                   struct generation **out, char *err, size_t errlen);
+                   struct state_registry *states, struct generation **out, char *err,
+                   size_t errlen);
 
 /*
  * Gives every listener its sockets: a listener that `prev` (may be NULL) has
@@ -58,8 +68,20 @@ int generation_bind(struct generation *g, const struct generation *prev, char *e
 const struct listener *generation_match(const struct generation *prev,
                                         const struct config_listener *cfg);
 
-/* Reference counting; the last unref runs fini and frees (see above). */
+/* Reference counting; the last unref runs fini, releases the named state
+ * (destroying what no other generation holds) and frees (see above). */
 void generation_ref(struct generation *g);
 void generation_unref(struct generation *g);
+
+/*
+ * Worker w serves g for one more reason (g is the generation it adopted, or
+ * a connection of g opened on w): with the first, every listener's
+ * on_worker_start runs on w and w takes a reference to g.  Release drops a
+ * reason: with the last, every on_worker_stop runs (listeners in reverse
+ * order) and the reference goes, so fini always follows every
+ * on_worker_stop.  Worker w's thread only (acting as w).
+ */
+void generation_worker_hold(struct generation *g, struct wharf_worker *w);
+void generation_worker_release(struct generation *g, struct wharf_worker *w);
 
 #endif

@@ -38,6 +38,7 @@
 
 #include "log.h"
 #include "module.h"
+#include "state.h"
 
 #ifndef WHARF_MODULEDIR
 #define WHARF_MODULEDIR "/usr/local/lib/wharf"
@@ -47,9 +48,11 @@
 #endif
 
 /* The handler-visible options handle: a borrowed reference to the listener's
- * "options" object, only alive for the duration of init. */
+ * "options" object and the scope of its init, only alive for the duration
+ * of init. */
 struct wharf_options {
     json_t *obj;
+    const struct module_scope *scope; /* or NULL */
 };
 
 /* ---- error text -------------------------------------------------------- */
@@ -256,8 +259,23 @@ static void file_close(struct module_file *f)
     free(f);
 }
 
-/* The size of a version 1 descriptor: everything before on_eof. */
-#define HANDLER_V1_SIZE offsetof(struct wharf_handler, on_eof)
+bool module_abi_supported(uint32_t version)
+{
+    return version >= 1 && version <= WHARF_ABI_VERSION;
+}
+
+/* Version 1 ends before on_eof, version 2 before on_worker_start. */
+size_t module_abi_size(uint32_t version)
+{
+    switch (version) {
+    case 1:
+        return offsetof(struct wharf_handler, on_eof);
+    case 2:
+        return offsetof(struct wharf_handler, on_worker_start);
+    default:
+        return sizeof(struct wharf_handler);
+    }
+}
 
 /*
  * Copies the descriptor at h (`size` bytes are readable there) into *out,
@@ -272,10 +290,11 @@ static int copy_handler(const char *path, const void *h, size_t size, struct wha
         return fail(err, errlen, "%s: not a wharf module: \"%s\" is %zu bytes", path,
                     WHARF_HANDLER_SYMBOL, size);
     memcpy(&version, h, sizeof version);
-    size_t need = version == 1 ? HANDLER_V1_SIZE : sizeof *out;
-    if (version != 1 && version != WHARF_ABI_VERSION)
-        return fail(err, errlen, "%s: ABI version %u, this wharfd needs %u (or 1)", path,
-                    (unsigned)version, (unsigned)WHARF_ABI_VERSION);
+    size_t need = module_abi_size(version);
+    if (!module_abi_supported(version))
+        return fail(err, errlen, "%s: ABI version %u, this wharfd needs %u (or 1 to %u)", path,
+                    (unsigned)version, (unsigned)WHARF_ABI_VERSION,
+                    (unsigned)WHARF_ABI_VERSION - 1);
     if (size < need)
         return fail(err, errlen,
                     "%s: not a wharf module: \"%s\" is %zu bytes, a version %u descriptor is %zu",
@@ -429,8 +448,7 @@ static int load_builtin(const struct wharf_handler *h, enum config_protocol prot
         free(m);
         return fail(err, errlen, "%s: out of memory", what);
     }
-    if (copy_handler(what, h, h->abi_version == 1 ? HANDLER_V1_SIZE : sizeof *h, &m->desc, err,
-                     errlen) < 0 ||
+    if (copy_handler(what, h, module_abi_size(h->abi_version), &m->desc, err, errlen) < 0 ||
         check_handler(what, &m->desc, protocol, err, errlen) < 0) {
         free(m->path);
         free(m);
@@ -625,15 +643,16 @@ void module_unload(struct module *m)
     free(m);
 }
 
-int module_init_listener(const struct module *m, json_t *options, void **listener_data,
-                         char *err, size_t errlen)
+int module_init_listener(const struct module *m, json_t *options,
+                         const struct module_scope *scope, void **listener_data, char *err,
+                         size_t errlen)
 {
     *listener_data = NULL;
     const struct wharf_handler *h = m->handler;
     if (!h->init)
         return 0;
 
-    struct wharf_options opts = {.obj = options};
+    struct wharf_options opts = {.obj = options, .scope = scope};
     char reason[512] = "";
     void *data = NULL;
     if (h->init(&opts, &data, reason, sizeof reason) != 0) {
@@ -708,6 +727,19 @@ int wharf_options_int_array(const wharf_options *opts, const char *key, long lon
     if (n)
         *n = json_array_size(v);
     return 0;
+}
+
+unsigned wharf_options_worker_count(const wharf_options *opts)
+{
+    return opts && opts->scope && opts->scope->nworkers ? opts->scope->nworkers : 1;
+}
+
+int wharf_state_get(const wharf_options *opts, const char *name,
+                    const struct wharf_state_type *type, void *arg, void **obj, bool *created)
+{
+    if (!opts || !opts->scope || !opts->scope->states || !opts->scope->l)
+        return -EINVAL;
+    return state_acquire(opts->scope->states, opts->scope->l, name, type, arg, obj, created);
 }
 
 int wharf_options_check_keys(const wharf_options *opts, const char *const *allowed, char *err,

@@ -16,7 +16,22 @@
 #include "config.h"
 #include "wharf.h"
 
+struct listener;
 struct module_file;
+struct state_set;
+
+/* What init can reach beyond its options: the listener being built, the
+ * generation's named state (wharf_state_get) and the worker count. */
+struct module_scope {
+    struct listener *l;
+    struct state_set *states;
+    unsigned nworkers;
+};
+
+/* Whether a descriptor of ABI `version` can be used (1 to
+ * WHARF_ABI_VERSION), and how many bytes of it that version has. */
+bool module_abi_supported(uint32_t version);
+size_t module_abi_size(uint32_t version);
 
 struct module {
     void *dl;                          /* dlopen handle; NULL for a built-in */
@@ -47,11 +62,13 @@ void module_set_insecure(bool allow);
 void module_unload(struct module *m);
 
 /*
- * Calls the handler's init with `options` (a JSON object).  Returns 0 and the
- * handler's listener data in *listener_data, or -1 with the handler's reason
- * in err.  A handler without init gets listener_data NULL.
+ * Calls the handler's init with `options` (a JSON object) in `scope` (NULL:
+ * no named state, one worker).  Returns 0 and the handler's listener data
+ * in *listener_data, or -1 with the handler's reason in err.  A handler
+ * without init gets listener_data NULL.
  */
-int module_init_listener(const struct module *m, json_t *options, void **listener_data,
-                         char *err, size_t errlen);
+int module_init_listener(const struct module *m, json_t *options,
+                         const struct module_scope *scope, void **listener_data, char *err,
+                         size_t errlen);
 
 #endif

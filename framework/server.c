@@ -28,6 +28,7 @@
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "module.h"
 #include "rendezvous.h"
 #include "server.h"
 #include "timer.h"
@@ -62,6 +63,7 @@ struct wharf_server {
     _Atomic uint64_t reloads, reloads_failed;
     const struct wharf_handler *handlers[SERVER_MAX_HANDLERS];
     size_t nhandlers;
+    struct state_registry *states;     /* named handler state across reloads */
     /* At stop the counters of the last generation are kept here. */
     struct wharf_listener_stats *final_stats;
     char **final_names;
@@ -74,6 +76,10 @@ struct wharf_server *server_create(void)
     if (!s)
         return NULL;
     s->start_time = time(NULL);
+    if (!(s->states = state_registry_new())) {
+        free(s);
+        return NULL;
+    }
     pthread_mutex_init(&s->gen_lock, NULL);
     s->next_gen_id = 1;
     s->reload_wait_ms = RELOAD_WAIT_MS;
@@ -82,7 +88,7 @@ struct wharf_server *server_create(void)
 
 int server_add_handler(struct wharf_server *s, const struct wharf_handler *h)
 {
-    if (!h || !h->name || !*h->name || (h->abi_version != 1 && h->abi_version != WHARF_ABI_VERSION)) {
+    if (!h || !h->name || !*h->name || !module_abi_supported(h->abi_version)) {
         errno = EINVAL;
         return -1;
     }
@@ -104,8 +110,8 @@ static int server_build(struct wharf_server *s, struct config *cfg, struct gener
                         char *err, size_t errlen)
 {
     unsigned nworkers = s->nworkers ? s->nworkers : (cfg->workers > 0 ? (unsigned)cfg->workers : 1);
-    return generation_new(cfg, s->next_gen_id, nworkers, s->handlers, s->nhandlers, out, err,
-                          errlen);
+    return generation_new(cfg, s->next_gen_id, nworkers, s->handlers, s->nhandlers, s->states,
+                          out, err, errlen);
 }
 
 int server_load(struct wharf_server *s, struct config *cfg, char *err, size_t errlen)
@@ -634,6 +640,7 @@ void server_free(struct wharf_server *s)
         free(s->final_names[i]);
     free(s->final_names);
     free(s->final_stats);
+    state_registry_unref(s->states);
     pthread_mutex_destroy(&s->gen_lock);
     free(s);
 }
@@ -747,7 +754,7 @@ int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, siz
             return -1;
         }
     struct generation *g;
-    if (generation_new(cfg, 0, 1, srv->handlers, srv->nhandlers, &g, err, errlen) < 0)
+    if (generation_new(cfg, 0, 1, srv->handlers, srv->nhandlers, NULL, &g, err, errlen) < 0)
         return -1;
     generation_unref(g); /* runs every fini */
     return 0;

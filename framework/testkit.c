@@ -30,6 +30,7 @@
 #include "conn.h"
 #include "generation.h"
 #include "mailbox.h"
+#include "module.h"
 #include "timer.h"
 #include "worker.h"
 #include "workpool.h"
@@ -151,6 +152,12 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
         snprintf(err, errlen, "no handler");
         return NULL;
     }
+    if (!module_abi_supported(h->abi_version)) {
+        snprintf(err, errlen, "handler \"%s\": ABI version %u, this wharf needs %u (or 1 to %u)",
+                 h->name, (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION,
+                 (unsigned)WHARF_ABI_VERSION - 1);
+        return NULL;
+    }
     struct wharf_test *t = calloc(1, sizeof *t);
     size_t jlen = 256 + strlen(h->name) + (listener_json ? strlen(listener_json) : 0);
     char *json = malloc(jlen);
@@ -161,10 +168,9 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
         return NULL;
     }
     t->h = h;
-    t->wrapped = *h;
+    /* Only what h's ABI version has; the newer callbacks stay NULL. */
+    memcpy(&t->wrapped, h, module_abi_size(h->abi_version));
     t->wrapped.abi_version = WHARF_ABI_VERSION;
-    if (h->abi_version == 1) /* the newer callbacks are not there */
-        t->wrapped.on_eof = NULL, t->wrapped.on_shutdown = NULL, t->wrapped.on_stop = NULL;
     t->wrapped.on_open = kit_on_open;
     t->wrapped.on_close = kit_on_close;
     snprintf(json, jlen,
@@ -181,7 +187,7 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
     }
     int work_threads = cfg->work_threads, max = cfg->max_connections;
     const struct wharf_handler *builtins[1] = {&t->wrapped};
-    if (generation_new(cfg, 1, 1, builtins, 1, &t->gen, err, errlen) < 0) {
+    if (generation_new(cfg, 1, 1, builtins, 1, NULL, &t->gen, err, errlen) < 0) {
         free(t);
         return NULL;
     }
@@ -202,6 +208,11 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
     t->worker_ready = true;
     loop_set_busy(&t->w.loop, 1); /* the kit's turns never sleep */
     t->w.loop.manual_clock = true; /* and time is the test's */
+    /* The kit's worker serves the generation from now on, as a started
+     * worker does: on_worker_start. */
+    struct wharf_worker *was = worker_enter(&t->w);
+    generation_worker_hold(t->gen, &t->w);
+    worker_leave(was);
     return t;
 }
 
@@ -219,6 +230,8 @@ void wharf_test_free(wharf_test *t)
     was = worker_enter(&t->w);
     t->w.phase = WORKER_CLOSING;
     conn_shutdown(&t->w, true);
+    loop_run_deferred(&t->w.loop); /* the connections go, then on_worker_stop */
+    generation_worker_release(t->gen, &t->w);
     htimer_stop_all(&t->w.timers);
     worker_leave(was);
     workpool_free(t->pool); /* finished work posts its done; the rest is cancelled */
@@ -374,6 +387,12 @@ wharf_server *wharf_test_serve(const struct wharf_handler *h, unsigned workers,
 {
     if (!h || !h->name) {
         snprintf(err, errlen, "no handler");
+        return NULL;
+    }
+    if (!module_abi_supported(h->abi_version)) {
+        snprintf(err, errlen, "handler \"%s\": ABI version %u, this wharf needs %u (or 1 to %u)",
+                 h->name, (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION,
+                 (unsigned)WHARF_ABI_VERSION - 1);
         return NULL;
     }
     size_t jlen = 256 + strlen(h->name) + (listener_json ? strlen(listener_json) : 0);

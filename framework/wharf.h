@@ -36,9 +36,10 @@ extern "C" {
 #endif
 
 /* Bumped whenever wharf_handler or the meaning of a call changes.  Version 2
- * added on_eof, on_shutdown and on_stop at the end of wharf_handler; a
- * version 1 module still loads (those callbacks are then absent). */
-#define WHARF_ABI_VERSION 2u
+ * added on_eof, on_shutdown and on_stop at the end of wharf_handler, version
+ * 3 on_worker_start and on_worker_stop; a version 1 or 2 module still loads
+ * (the callbacks its version lacks are then absent). */
+#define WHARF_ABI_VERSION 3u
 
 /* The name of the descriptor symbol the loader looks up. */
 #define WHARF_HANDLER_SYMBOL "wharf_handler"
@@ -169,6 +170,30 @@ struct wharf_handler {
      * fini still follows once the last connection is gone.
      */
     void (*on_stop)(void *listener_data);
+
+    /* ---- ABI version 3 ---- */
+
+    /*
+     * Worker w starts serving this listener's generation: at start-up, when
+     * w adopts a reloaded generation, and (rarely) when a connection of a
+     * generation w had stopped serving still reaches it.  Runs on w's
+     * thread, before any callback of a connection of this generation on w:
+     * the place for per-worker state and worker timers (wharf_timer_start
+     * with c = NULL).  wharf_options_worker_count told init how many
+     * workers there are; wharf_worker_index(w) is below that.
+     */
+    void (*on_worker_start)(void *listener_data, wharf_worker *w);
+    /*
+     * Worker w stops serving this generation: once w has adopted a newer
+     * generation and the last connection of this one on w has closed (after
+     * its on_close), or when w stops (after every connection of w closed).
+     * On w's thread; called once per on_worker_start; stop the timers
+     * on_worker_start started here.  fini runs after every on_worker_stop
+     * of the generation.  A post or job of this generation may still reach
+     * w afterwards (it keeps the module loaded): what it touches must live
+     * until fini.
+     */
+    void (*on_worker_stop)(void *listener_data, wharf_worker *w);
 };
 
 /* What on_eof returns. */
@@ -190,12 +215,59 @@ int wharf_options_bool(const wharf_options *opts, const char *key, bool *out);
  * not an integer, or there are more than `max` elements. */
 int wharf_options_int_array(const wharf_options *opts, const char *key,
                             long long *out, size_t max, size_t *n);
+/* The number of workers of the server (fixed for its life: a reload keeps
+ * it), so init can size per-worker arrays (index: wharf_worker_index). */
+unsigned wharf_options_worker_count(const wharf_options *opts);
 /*
  * Checks that every key in opts is listed in `allowed` (NULL-terminated).
  * Returns 0, or -EINVAL after writing "unknown option \"KEY\"" into err.
  */
 int wharf_options_check_keys(const wharf_options *opts, const char *const *allowed,
                              char *err, size_t errlen);
+
+/* ---- state that survives reload (only during init) ----------------------- */
+
+/*
+ * A kind of named state.  The descriptor must be static (it is used until
+ * the last generation that got an object of it is released).
+ *   tag:     the object's kind and layout, e.g. "memcache.cache/1": a
+ *            generation whose handler asks under another tag gets a new
+ *            object (change the tag when the layout changes).
+ *   create:  makes the object from init's `arg`; returns 0 with *obj set,
+ *            or a negative errno.  Called with the server's state registry
+ *            locked: it must not call wharf_state_get.
+ *   destroy: frees it (may be NULL), once no generation holds it, on the
+ *            thread that released the last one (after its fini).
+ */
+struct wharf_state_type {
+    const char *tag;
+    int (*create)(void *arg, void **obj);
+    void (*destroy)(void *obj);
+};
+
+/*
+ * The object this listener keeps under `name` across reloads, in the
+ * manner of nginx's shared zones: the one the previous generation's
+ * listener of the same name and handler got under that name and tag, or a
+ * new one made by type->create (then *created is true; created may be
+ * NULL).  Names are scoped per listener name and handler: another
+ * listener, a renamed listener or a different handler never gets this
+ * object.  The generation holds a reference until it is released; a
+ * generation that fails to build drops only its own.
+ *
+ * Threads: the object is shared by the old and the new generation's
+ * connections on every worker at once (during a reload both run), and by
+ * init of the next generation while the current one serves: it must be
+ * thread-safe.  Settings of a reload that change it should be applied once
+ * the new generation serves (in on_worker_start), so that a reload that
+ * fails leaves it as it was.
+ *
+ * Returns 0 with *obj set; -EINVAL (bad arguments, or not called during
+ * init), -ENOMEM, or what create returned.  A call that failed has no
+ * effect.
+ */
+int wharf_state_get(const wharf_options *opts, const char *name,
+                    const struct wharf_state_type *type, void *arg, void **obj, bool *created);
 
 /* ---- TCP connections (owner worker thread, inside a callback) ----------- */
 

@@ -134,11 +134,15 @@ static bool worker_switch_udp(struct wharf_worker *w, struct worker_adoption *a)
                   err);
         return false;
     }
+    /* The new generation's on_worker_start runs before the old one's
+     * on_worker_stop (if no connection of it is left). */
+    generation_worker_hold(a->gen, w);
     udp_set_free(w, w->udp);
     w->udp = set;
     struct generation *old = w->udp_gen;
     w->udp_gen = a->gen;
     a->gen = old;
+    generation_worker_release(old, w);
     return true;
 }
 
@@ -192,11 +196,26 @@ void worker_set_phase(struct wharf_worker *w, enum worker_phase phase)
 
 /* ---- the thread --------------------------------------------------------------- */
 
+/*
+ * The worker leaves its loop: the connections closed by the shutdown are
+ * torn down (each ends its generation's service on w when it was the last;
+ * we are outside a turn, so the closing phase runs here), then the
+ * generation it adopted lets go, so every on_worker_stop runs here, while
+ * the handlers' worker timers still exist to be stopped.
+ */
+static void worker_stop_serving(struct wharf_worker *w)
+{
+    loop_run_closing(&w->loop);
+    generation_worker_release(w->udp_gen, w);
+}
+
 static void *worker_main(void *arg)
 {
     struct wharf_worker *w = arg;
     current_worker = w;
     crash_thread_init();
+    /* The generation it starts with: on_worker_start before anything runs. */
+    generation_worker_hold(w->udp_gen, w);
     struct rendezvous *ready = w->ready;
     w->ready = NULL;
     if (ready)
@@ -213,11 +232,11 @@ static void *worker_main(void *arg)
     /* Closing (or the loop failed): close what is left, refuse what comes. */
     w->phase = WORKER_CLOSING;
     size_t n = conn_shutdown(w, true);
-    loop_run_closing(&w->loop); /* their teardown: we are outside a turn */
     if (n)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
     udp_set_free(w, w->udp);
     w->udp = NULL;
+    worker_stop_serving(w);
     htimer_stop_all(&w->timers);
     mailbox_close(w->loop.mailbox); /* cancels queued hand-offs and posts */
     loop_run_deferred(&w->loop);

@@ -1,21 +1,26 @@
 /*
  * chat.c - a line-based chat room over TCP, across every worker.
  *
- * What it shows: state that spans workers without locks.
+ * What it shows: state that spans workers without locks, and survives reloads.
+ *   - The room is the listener's named state "room" (wharf_state_get): a
+ *     reload hands the same room to the new generation, so a client who
+ *     joined before SIGHUP talks with those who join after it.
  *   - Each worker keeps its OWN list of the clients it serves: slot
- *     wharf_worker_index(w) of room->workers, made by that worker on its
- *     first on_open and only ever touched by that worker's thread.  (init
- *     runs before the workers exist and cannot know their count, so the
- *     array of slots has the config's maximum, 1024, fixed size.)
+ *     wharf_worker_index(w) of room->workers, sized by the worker count
+ *     that init learns (wharf_options_worker_count), and only ever touched
+ *     by that worker's thread (old and new generations' clients of a
+ *     worker alike run there).
  *   - A line is posted to every worker with wharf_post_all; each worker
  *     delivers it to its own clients.  The message is shared by all the
  *     posts and reference-counted: the last worker done with it (whether it
  *     ran or was cancelled because that worker stopped) frees it.  Posts from
  *     one thread to one worker run in order, so lines from one client arrive
  *     everywhere in the order sent.
- *   - The room (listener data) is reference-counted too: connections and
- *     messages in flight hold it, so a message posted just before a reload
- *     retires the listener never finds it freed (fini only drops init's ref).
+ *   - The room is reference-counted too: the state registry, connections
+ *     and messages in flight hold it, so a message posted just before the
+ *     last generation holding the room ends never finds it freed (the
+ *     state's destroy only drops the registry's reference).  The listener
+ *     data of each generation is only its settings and the room pointer.
  *
  * Protocol: every line (ending in "\n"; a "\r" before it is dropped) is sent
  * to every other client as "NICK: line\n".  "/nick NAME" (1..31 characters,
@@ -43,7 +48,6 @@
 
 #include "wharf.h"
 
-#define CHAT_MAX_WORKERS 1024 /* the config's maximum "workers" */
 #define NICK_MAX 32           /* with the terminating NUL */
 
 struct chat_client {
@@ -57,11 +61,17 @@ struct chat_worker {
     struct chat_client *head;
 };
 
-/* The listener data. */
+/* The room, kept across reloads. */
 struct chat_room {
-    atomic_size_t refs; /* init's, one per open client, one per message in flight */
+    atomic_size_t refs; /* the registry's, one per open client, one per message in flight */
+    unsigned nworkers;
+    struct chat_worker workers[]; /* [nworkers] */
+};
+
+/* One generation's listener data. */
+struct chat_listener {
+    struct chat_room *room;
     size_t max_line;
-    struct chat_worker *workers[CHAT_MAX_WORKERS];
 };
 
 /* One broadcast, shared by the posts to every worker. */
@@ -77,10 +87,31 @@ static void room_unref(struct chat_room *room)
 {
     if (atomic_fetch_sub_explicit(&room->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < CHAT_MAX_WORKERS; i++)
-        free(room->workers[i]);
     free(room);
 }
+
+static int room_create(void *arg, void **obj)
+{
+    unsigned nworkers = *(const unsigned *)arg;
+    struct chat_room *room = calloc(1, sizeof *room + nworkers * sizeof room->workers[0]);
+    if (!room)
+        return -ENOMEM;
+    atomic_init(&room->refs, 1);
+    room->nworkers = nworkers;
+    *obj = room;
+    return 0;
+}
+
+static void room_destroy(void *obj)
+{
+    room_unref(obj);
+}
+
+static const struct wharf_state_type room_type = {
+    .tag = "chat.room/1",
+    .create = room_create,
+    .destroy = room_destroy,
+};
 
 static int chat_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
 {
@@ -93,20 +124,30 @@ static int chat_init(const wharf_options *opts, void **listener_data, char *err,
         snprintf(err, errlen, "max_line: expected an integer 1..65536");
         return -1;
     }
-    struct chat_room *room = calloc(1, sizeof *room);
-    if (!room) {
-        snprintf(err, errlen, "out of memory");
+    struct chat_listener *cl = calloc(1, sizeof *cl);
+    unsigned nworkers = wharf_options_worker_count(opts);
+    void *room = NULL;
+    int rc = cl ? wharf_state_get(opts, "room", &room_type, &nworkers, &room, NULL) : -ENOMEM;
+    if (rc < 0) {
+        free(cl);
+        snprintf(err, errlen, "cannot make the room: %s", strerror(-rc));
         return -1;
     }
-    atomic_init(&room->refs, 1);
-    room->max_line = (size_t)max_line;
-    *listener_data = room;
+    cl->room = room;
+    cl->max_line = (size_t)max_line;
+    *listener_data = cl;
     return 0;
 }
 
+/* The room stays: the framework destroys it once no generation holds it. */
 static void chat_fini(void *listener_data)
 {
-    room_unref(listener_data);
+    free(listener_data);
+}
+
+static struct chat_room *room_of(const wharf_conn *c)
+{
+    return ((struct chat_listener *)wharf_listener_data(c))->room;
 }
 
 /* Drops n of the message's references; the last one frees it. */
@@ -124,7 +165,7 @@ static void chat_deliver(void *arg, bool cancelled)
     struct chat_msg *m = arg;
     if (!cancelled) {
         unsigned idx = wharf_worker_index(wharf_current_worker());
-        struct chat_worker *cw = m->room->workers[idx];
+        struct chat_worker *cw = idx < m->room->nworkers ? &m->room->workers[idx] : NULL;
         for (struct chat_client *cl = cw ? cw->head : NULL, *next; cl; cl = next) {
             next = cl->next; /* wharf_send may close cl (see the top comment) */
             if (wharf_conn_id(cl->c) != m->from)
@@ -137,7 +178,7 @@ static void chat_deliver(void *arg, bool cancelled)
 /* Sends text to every client on every worker, except connection `from`. */
 static void broadcast(wharf_conn *c, uint64_t from, const char *text, size_t len)
 {
-    struct chat_room *room = wharf_listener_data(c);
+    struct chat_room *room = room_of(c);
     wharf_worker *w = wharf_conn_worker(c);
     unsigned count = wharf_worker_count(w);
     struct chat_msg *m = malloc(sizeof *m + len);
@@ -167,23 +208,16 @@ static void notice(wharf_conn *c, const char *a, const char *middle, const char 
 
 static void chat_on_open(wharf_conn *c)
 {
-    struct chat_room *room = wharf_listener_data(c);
-    wharf_worker *w = wharf_conn_worker(c);
-    unsigned idx = wharf_worker_index(w);
+    struct chat_room *room = room_of(c);
+    unsigned idx = wharf_worker_index(wharf_conn_worker(c));
     struct chat_client *cl = calloc(1, sizeof *cl);
-    if (idx >= CHAT_MAX_WORKERS || wharf_worker_count(w) > CHAT_MAX_WORKERS || !cl) {
+    if (idx >= room->nworkers || !cl) {
         free(cl);
         wharf_close_with(c, WHARF_CLOSE_ERROR);
         return;
     }
-    /* This worker's list, made on its first client (only this thread
-     * reads or writes this slot). */
-    if (!room->workers[idx] && !(room->workers[idx] = calloc(1, sizeof *room->workers[idx]))) {
-        free(cl);
-        wharf_close_with(c, WHARF_CLOSE_ERROR);
-        return;
-    }
-    struct chat_worker *cw = room->workers[idx];
+    /* This worker's list: only this thread reads or writes this slot. */
+    struct chat_worker *cw = &room->workers[idx];
     cl->c = c;
     snprintf(cl->nick, sizeof cl->nick, "guest%llu", (unsigned long long)wharf_conn_id(c));
     cl->next = cw->head;
@@ -235,7 +269,7 @@ static void chat_line(wharf_conn *c, struct chat_client *cl, const char *p, size
 /* Splits input into lines; a partial line is left for wharf to keep. */
 static size_t chat_on_data(wharf_conn *c, const void *data, size_t len)
 {
-    const struct chat_room *room = wharf_listener_data(c);
+    const struct chat_listener *l = wharf_listener_data(c);
     struct chat_client *cl = wharf_get_data(c);
     const char *p = data;
     size_t used = 0;
@@ -244,7 +278,7 @@ static size_t chat_on_data(wharf_conn *c, const void *data, size_t len)
         size_t line_len = nl ? (size_t)(nl - (p + used)) : len - used;
         if (line_len > 0 && nl && p[used + line_len - 1] == '\r')
             line_len--; /* not counted against max_line */
-        if (line_len > room->max_line) {
+        if (line_len > l->max_line) {
             wharf_close_with(c, WHARF_CLOSE_LIMIT);
             return len;
         }
@@ -268,8 +302,8 @@ static void chat_on_close(wharf_conn *c, enum wharf_close_reason reason)
     struct chat_client *cl = wharf_get_data(c);
     if (!cl)
         return; /* refused in on_open */
-    struct chat_room *room = wharf_listener_data(c);
-    struct chat_worker *cw = room->workers[wharf_worker_index(wharf_conn_worker(c))];
+    struct chat_room *room = room_of(c);
+    struct chat_worker *cw = &room->workers[wharf_worker_index(wharf_conn_worker(c))];
     if (cl->prev)
         cl->prev->next = cl->next;
     else

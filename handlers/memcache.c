@@ -29,14 +29,19 @@
  *    and returns what it consumed; wharf offers the rest again once the
  *    output is written.  A client that sends gets and never reads so holds
  *    at most one value more than that.
- *  - shared state: one store per listener (memcache_store.c), made by init
- *    and freed by fini, with striped locks.  Statistics are per worker
- *    (memcache_worker, one per worker index, written only by its worker,
- *    relaxed atomics) and summed by "stats".
- *  - timers: each worker runs one repeating timer that reclaims expired
- *    items.  It is attached to one of the worker's connections (so it stops
- *    with it, before fini can free the store) and handed to another of its
- *    connections when that one closes.
+ *  - shared state that survives reload: the cache (struct mc_shared: the
+ *    store of memcache_store.c with striped locks, and the statistics) is
+ *    the listener's named state "cache" (wharf_state_get): a reload hands
+ *    the same cache to the new generation, so old and new connections see
+ *    the same items and memory is not doubled.  A reload's memory_limit and
+ *    item_size_max are applied to it when the new generation starts serving
+ *    (on_worker_start; a newer generation's settings win, and a reload that
+ *    fails changes nothing), evicting as needed.  Statistics are per worker
+ *    (struct mc_worker, one per worker index, sized by the worker count,
+ *    written only by its worker, relaxed atomics) and summed by "stats".
+ *  - timers: each worker runs one repeating timer per generation that
+ *    reclaims expired items, started in on_worker_start and stopped in
+ *    on_worker_stop.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memrchr */
@@ -57,7 +62,6 @@
 #define MC_VERSION "1.6.18-wharf"
 #define MC_LINE_MAX 2048             /* a line longer than this (not get) closes */
 #define MC_OUTPUT_YIELD (64u * 1024u) /* stop taking commands past this output */
-#define MC_MAX_WORKERS 1024
 #define MC_TOKENS_MAX 8
 #define MC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
 
@@ -70,33 +74,40 @@ enum mc_counter {
     C_COUNT
 };
 
-struct mc_conn;
-struct mc_listener;
-
+/* One worker's counters, written only by that worker's thread. */
 struct mc_worker {
     _Atomic uint64_t cnt[C_COUNT];
-    struct mc_listener *l;
-    struct mc_conn *conns; /* this worker's connections of the listener */
-    struct mc_conn *tick_owner;
     char pad[64];
 };
 
-struct mc_listener {
+/* The cache, kept across reloads as the listener's state "cache". */
+struct mc_shared {
     struct mc_store *store;
-    size_t item_max;
+    unsigned nworkers;
+    struct mc_worker *workers;    /* [nworkers] */
+    int64_t started;
+    pthread_mutex_t lock;         /* the two below, and applying settings */
+    uint64_t reset_base[C_COUNT]; /* "stats reset": counters are reported above it */
+    uint64_t applied;             /* the settings ticket applied last */
+    _Atomic uint64_t tickets;     /* handed to each init, in order */
+};
+
+/* One generation's listener. */
+struct mc_listener {
+    struct mc_shared *sh;
+    struct mc_store *store;       /* sh->store */
+    size_t limit, item_max;
+    uint64_t ticket;              /* orders this generation's settings */
     uint64_t reclaim_ms;
     size_t reclaim_batch;
-    int64_t started;
     struct wharf_framing framing;
-    pthread_mutex_t reset_lock;
-    uint64_t reset_base[C_COUNT]; /* "stats reset": counters are reported above it */
-    _Atomic(struct mc_worker *) workers[MC_MAX_WORKERS];
+    unsigned nworkers;
+    wharf_timer **ticks;          /* [nworkers]: each worker's reclaim timer */
 };
 
 enum mc_mget { MG_NONE = 0, MG_GET, MG_GETS, MG_GAT, MG_GATS };
 
 struct mc_conn {
-    struct mc_conn *prev, *next;
     wharf_conn *c;
     struct mc_worker *w;
     uint64_t swallow;      /* bytes of a refused value still to drop */
@@ -283,51 +294,55 @@ static long long mc_body_length(const char *line, size_t len, void *arg)
 static void mc_tick(wharf_timer *t, void *arg)
 {
     (void)t;
-    struct mc_worker *w = arg;
-    mc_store_reclaim(w->l->store, w->l->reclaim_batch, (int64_t)time(NULL));
+    struct mc_listener *l = arg;
+    mc_store_reclaim(l->store, l->reclaim_batch, (int64_t)time(NULL));
 }
 
-/* Starts the worker's reclaim timer on one of its connections, if any. */
-static void mc_tick_start(struct mc_worker *w)
+/* Applies l's memory_limit and item_size_max to the shared cache unless a
+ * newer generation's already were (any worker, once per generation). */
+static void mc_apply_settings(struct mc_listener *l)
 {
-    w->tick_owner = NULL;
-    if (w->l->reclaim_ms == 0 || !w->conns)
-        return;
-    if (wharf_timer_start(w->conns->c, w->l->reclaim_ms, w->l->reclaim_ms, mc_tick, w))
-        w->tick_owner = w->conns;
+    struct mc_shared *sh = l->sh;
+    pthread_mutex_lock(&sh->lock);
+    if (l->ticket > sh->applied) {
+        sh->applied = l->ticket;
+        mc_store_set_limits(sh->store, l->limit, l->item_max);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static void mc_on_worker_start(void *listener_data, wharf_worker *w)
+{
+    struct mc_listener *l = listener_data;
+    unsigned idx = wharf_worker_index(w);
+    mc_apply_settings(l);
+    if (l->reclaim_ms && idx < l->nworkers)
+        l->ticks[idx] = wharf_timer_start(NULL, l->reclaim_ms, l->reclaim_ms, mc_tick, l);
+}
+
+static void mc_on_worker_stop(void *listener_data, wharf_worker *w)
+{
+    struct mc_listener *l = listener_data;
+    unsigned idx = wharf_worker_index(w);
+    if (idx < l->nworkers && l->ticks[idx]) {
+        wharf_timer_stop(l->ticks[idx]);
+        l->ticks[idx] = NULL;
+    }
 }
 
 static void mc_on_open(wharf_conn *c)
 {
     struct mc_listener *l = wharf_listener_data(c);
     unsigned idx = wharf_worker_id(c);
-    if (idx >= MC_MAX_WORKERS)
-        idx = MC_MAX_WORKERS - 1; /* counters only; never happens (workers <= 1024) */
-    struct mc_worker *w = atomic_load_explicit(&l->workers[idx], memory_order_acquire);
-    if (!w) {
-        w = calloc(1, sizeof *w);
-        if (!w) {
-            wharf_close_with(c, WHARF_CLOSE_ERROR);
-            return;
-        }
-        w->l = l;
-        atomic_store_explicit(&l->workers[idx], w, memory_order_release);
-    }
     struct mc_conn *mc = calloc(1, sizeof *mc);
     if (!mc) {
         wharf_close_with(c, WHARF_CLOSE_ERROR);
         return;
     }
     mc->c = c;
-    mc->w = w;
-    mc->next = w->conns;
-    if (w->conns)
-        w->conns->prev = mc;
-    w->conns = mc;
+    mc->w = &l->sh->workers[idx < l->sh->nworkers ? idx : l->sh->nworkers - 1];
     wharf_set_data(c, mc);
-    CNT_INC(w, C_CONN_OPENED);
-    if (!w->tick_owner)
-        mc_tick_start(w);
+    CNT_INC(mc->w, C_CONN_OPENED);
 }
 
 static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
@@ -336,16 +351,7 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
     struct mc_conn *mc = wharf_get_data(c);
     if (!mc)
         return;
-    struct mc_worker *w = mc->w;
-    if (mc->prev)
-        mc->prev->next = mc->next;
-    else
-        w->conns = mc->next;
-    if (mc->next)
-        mc->next->prev = mc->prev;
-    CNT_INC(w, C_CONN_CLOSED);
-    if (w->tick_owner == mc)
-        mc_tick_start(w); /* the timer went with this connection */
+    CNT_INC(mc->w, C_CONN_CLOSED);
     free(mc);
     wharf_set_data(c, NULL);
 }
@@ -636,28 +642,26 @@ static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
 }
 
 /* The sum of every worker's counter i, above the last "stats reset". */
-static uint64_t mc_counter(struct mc_listener *l, enum mc_counter i)
+static uint64_t mc_counter(const struct mc_shared *sh, enum mc_counter i)
 {
     uint64_t sum = 0;
-    for (unsigned k = 0; k < MC_MAX_WORKERS; k++) {
-        struct mc_worker *w = atomic_load_explicit(&l->workers[k], memory_order_acquire);
-        if (w)
-            sum += atomic_load_explicit(&w->cnt[i], memory_order_relaxed);
-    }
+    for (unsigned k = 0; k < sh->nworkers; k++)
+        sum += atomic_load_explicit(&sh->workers[k].cnt[i], memory_order_relaxed);
     return sum;
 }
 
 static void mc_cmd_stats(wharf_conn *c, const struct tok *t, size_t n)
 {
     struct mc_listener *l = wharf_listener_data(c);
+    struct mc_shared *sh = l->sh;
     uint64_t v[C_COUNT];
     for (int i = 0; i < C_COUNT; i++)
-        v[i] = mc_counter(l, (enum mc_counter)i);
+        v[i] = mc_counter(sh, (enum mc_counter)i);
     if (n == 2 && tok_is(&t[1], "reset")) {
-        pthread_mutex_lock(&l->reset_lock);
+        pthread_mutex_lock(&sh->lock);
         for (int i = C_CMD_GET; i < C_COUNT; i++)
-            l->reset_base[i] = v[i];
-        pthread_mutex_unlock(&l->reset_lock);
+            sh->reset_base[i] = v[i];
+        pthread_mutex_unlock(&sh->lock);
         REPLY(c, "RESET\r\n");
         return;
     }
@@ -667,22 +671,22 @@ static void mc_cmd_stats(wharf_conn *c, const struct tok *t, size_t n)
     len += (size_t)snprintf(buf + len, sizeof buf - len, "STAT " fmt "\r\n", __VA_ARGS__)
     if (n == 2 && tok_is(&t[1], "settings")) {
         STAT("maxbytes %zu", mc_store_limit(l->store));
-        STAT("item_size_max %zu", l->item_max);
+        STAT("item_size_max %zu", mc_store_item_max(l->store));
         STAT("num_threads %u", wharf_worker_count(wharf_conn_worker(c)));
         STAT("evictions %s", "on");
         STAT("cas_enabled %s", "yes");
     } else if (n == 1) {
-        pthread_mutex_lock(&l->reset_lock);
+        pthread_mutex_lock(&sh->lock);
         for (int i = C_CMD_GET; i < C_COUNT; i++)
-            v[i] -= l->reset_base[i];
-        pthread_mutex_unlock(&l->reset_lock);
+            v[i] -= sh->reset_base[i];
+        pthread_mutex_unlock(&sh->lock);
         struct mc_store_stats st;
         mc_store_stats(l->store, &st);
         int64_t now = (int64_t)time(NULL);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         STAT("pid %ld", (long)getpid());
-        STAT("uptime %lld", (long long)(now - l->started));
+        STAT("uptime %lld", (long long)(now - sh->started));
         STAT("time %lld", (long long)now);
         STAT("version %s", MC_VERSION);
         STAT("pointer_size %zu", sizeof(void *) * 8);
@@ -940,6 +944,47 @@ static int opt_size(const wharf_options *opts, const char *key, long long min, l
     return 0;
 }
 
+/* What the first generation's init makes the cache with. */
+struct mc_shared_args {
+    size_t limit, item_max;
+    unsigned nworkers;
+};
+
+static void mc_shared_destroy(void *obj)
+{
+    struct mc_shared *sh = obj;
+    mc_store_free(sh->store);
+    pthread_mutex_destroy(&sh->lock);
+    free(sh->workers);
+    free(sh);
+}
+
+static int mc_shared_create(void *arg, void **obj)
+{
+    const struct mc_shared_args *a = arg;
+    struct mc_shared *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return -ENOMEM;
+    sh->nworkers = a->nworkers;
+    sh->workers = calloc(a->nworkers, sizeof *sh->workers);
+    sh->store = mc_store_new(a->limit, a->item_max);
+    sh->started = (int64_t)time(NULL);
+    pthread_mutex_init(&sh->lock, NULL);
+    if (!sh->workers || !sh->store) {
+        mc_shared_destroy(sh);
+        return -ENOMEM;
+    }
+    *obj = sh;
+    return 0;
+}
+
+/* The cache's kind; change the tag when struct mc_shared changes. */
+static const struct wharf_state_type mc_shared_type = {
+    .tag = "memcache.cache/1",
+    .create = mc_shared_create,
+    .destroy = mc_shared_destroy,
+};
+
 static int mc_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"memory_limit", "item_size_max",
@@ -956,17 +1001,28 @@ static int mc_init(const wharf_options *opts, void **listener_data, char *err, s
         snprintf(err, errlen, "item_size_max: an item that large would not fit memory_limit");
         return -1;
     }
+    unsigned nworkers = wharf_options_worker_count(opts);
     struct mc_listener *l = calloc(1, sizeof *l);
-    if (!l || !(l->store = mc_store_new((size_t)limit, (size_t)item_max))) {
+    wharf_timer **ticks = calloc(nworkers, sizeof *ticks);
+    struct mc_shared_args args = {(size_t)limit, (size_t)item_max, nworkers};
+    void *obj = NULL;
+    int rc = l && ticks ? wharf_state_get(opts, "cache", &mc_shared_type, &args, &obj, NULL)
+                        : -ENOMEM;
+    if (rc < 0) {
         free(l);
-        snprintf(err, errlen, "out of memory");
+        free(ticks);
+        snprintf(err, errlen, "cannot make the cache: %s", strerror(-rc));
         return -1;
     }
+    l->sh = obj;
+    l->store = l->sh->store;
+    l->limit = (size_t)limit;
     l->item_max = (size_t)item_max;
+    l->ticket = atomic_fetch_add(&l->sh->tickets, 1) + 1;
+    l->nworkers = nworkers;
+    l->ticks = ticks;
     l->reclaim_ms = (uint64_t)reclaim_ms;
     l->reclaim_batch = (size_t)batch;
-    l->started = (int64_t)time(NULL);
-    pthread_mutex_init(&l->reset_lock, NULL);
     l->framing.kind = WHARF_FRAME_HEADER_BODY;
     l->framing.max_frame = (size_t)item_max + 2 + 65536;
     l->framing.body_length = mc_body_length;
@@ -975,15 +1031,14 @@ static int mc_init(const wharf_options *opts, void **listener_data, char *err, s
     return 0;
 }
 
+/* The cache is not freed here: the framework destroys it once no
+ * generation holds it. */
 static void mc_fini(void *listener_data)
 {
     struct mc_listener *l = listener_data;
     if (!l)
         return;
-    for (unsigned i = 0; i < MC_MAX_WORKERS; i++)
-        free(atomic_load(&l->workers[i]));
-    mc_store_free(l->store);
-    pthread_mutex_destroy(&l->reset_lock);
+    free(l->ticks);
     free(l);
 }
 
@@ -995,4 +1050,6 @@ WHARF_HANDLER_EXPORT = {
     .on_open = mc_on_open,
     .on_data = mc_on_data,
     .on_close = mc_on_close,
+    .on_worker_start = mc_on_worker_start,
+    .on_worker_stop = mc_on_worker_stop,
 };

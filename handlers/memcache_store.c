@@ -55,7 +55,7 @@ struct mc_shard {
 };
 
 struct mc_store {
-    size_t limit, item_max;
+    _Atomic size_t limit, item_max; /* changed by mc_store_set_limits */
     uint64_t seed;
     _Atomic size_t used;
     _Atomic int64_t flush_at; /* items stored up to it are invalid once it passed */
@@ -104,8 +104,8 @@ struct mc_store *mc_store_new(size_t limit, size_t item_max)
     struct mc_store *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->limit = limit;
-    s->item_max = item_max;
+    atomic_init(&s->limit, limit);
+    atomic_init(&s->item_max, item_max);
     if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
         s->seed = (uint64_t)(uintptr_t)s ^ 0x5bd1e995u;
     for (unsigned i = 0; i < MC_SHARDS; i++) {
@@ -139,7 +139,12 @@ void mc_store_free(struct mc_store *s)
 
 size_t mc_store_limit(const struct mc_store *s)
 {
-    return s->limit;
+    return atomic_load_explicit(&((struct mc_store *)s)->limit, memory_order_relaxed);
+}
+
+size_t mc_store_item_max(const struct mc_store *s)
+{
+    return atomic_load_explicit(&((struct mc_store *)s)->item_max, memory_order_relaxed);
 }
 
 static struct mc_shard *shard_of(struct mc_store *s, uint64_t hash)
@@ -307,11 +312,12 @@ static bool evict_tail(struct mc_store *s, struct mc_shard *sh, const struct mc_
 static bool reserve(struct mc_store *s, struct mc_shard *own, const struct mc_item *keep,
                     size_t cost)
 {
-    if (cost > s->limit)
+    size_t limit = mc_store_limit(s);
+    if (cost > limit)
         return false;
     for (int pass = 0;;) {
         size_t u = atomic_load_explicit(&s->used, memory_order_relaxed);
-        if (u + cost <= s->limit) {
+        if (u + cost <= limit) {
             if (atomic_compare_exchange_weak_explicit(&s->used, &u, u + cost,
                                                       memory_order_relaxed,
                                                       memory_order_relaxed))
@@ -401,7 +407,7 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
         flags = old->flags;
         exptime = old->exptime;
     }
-    if (total > s->item_max || total > UINT32_MAX) {
+    if (total > mc_store_item_max(s) || total > UINT32_MAX) {
         rc = MC_TOO_LARGE;
         goto out;
     }
@@ -595,5 +601,22 @@ void mc_store_stats(struct mc_store *s, struct mc_store_stats *out)
         out->get_expired += sh->st.get_expired;
         out->get_flushed += sh->st.get_flushed;
         pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+void mc_store_set_limits(struct mc_store *s, size_t limit, size_t item_max)
+{
+    atomic_store_explicit(&s->item_max, item_max, memory_order_relaxed);
+    atomic_store_explicit(&s->limit, limit, memory_order_relaxed);
+    /* Least recently used first, one item per shard in turn, until it fits
+     * (or a whole round of shards had nothing left). */
+    unsigned empty = 0;
+    for (unsigned i = 0; empty < MC_SHARDS &&
+                         atomic_load_explicit(&s->used, memory_order_relaxed) > limit; i++) {
+        struct mc_shard *sh = &s->shards[i % MC_SHARDS];
+        pthread_mutex_lock(&sh->lock);
+        bool evicted = evict_tail(s, sh, NULL);
+        pthread_mutex_unlock(&sh->lock);
+        empty = evicted ? 0 : empty + 1;
     }
 }

@@ -106,5 +106,11 @@ size_t mc_store_reclaim(struct mc_store *s, size_t max, int64_t now);
 
 void mc_store_stats(struct mc_store *s, struct mc_store_stats *out);
 size_t mc_store_limit(const struct mc_store *s);
+size_t mc_store_item_max(const struct mc_store *s);
+
+/* Changes the memory limit and the largest value (a reload's new
+ * settings); a lower limit evicts least recently used items until the
+ * store fits.  Any thread, while others use the store. */
+void mc_store_set_limits(struct mc_store *s, size_t limit, size_t item_max);
 
 #endif

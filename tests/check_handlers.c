@@ -376,6 +376,36 @@ START_TEST(chat_too_long_line_closes_only_that_client)
 }
 END_TEST
 
+START_TEST(chat_room_survives_reload)
+{
+    struct tserver *t = tserver_start(ONE_LISTENER("chat", ""));
+    int fd[CHAT_CLIENTS];
+    chat_join(t, fd);
+    tserver_reload(t, ONE_LISTENER("chat", ", \"options\": {\"max_line\": 200}"));
+    /* A client of the new generation joins the old generation's room. */
+    int late = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    char buf[512], joined[512];
+    ck_assert(read_line(late, joined, sizeof joined));
+    ck_assert_msg(strncmp(joined, "* guest", 7) == 0 && strstr(joined, " joined"), "%s", joined);
+    for (int i = 0; i < CHAT_CLIENTS; i++)
+        expect_line(fd[i], joined);
+    send_all(late, "/nick late\n", 11);
+    ck_assert(read_line(late, buf, sizeof buf));
+    ck_assert_msg(strstr(buf, " is now late"), "%s", buf);
+    for (int i = 0; i < CHAT_CLIENTS; i++)
+        expect_line(fd[i], buf);
+    send_all(late, "hello\n", 6);
+    for (int i = 0; i < CHAT_CLIENTS; i++)
+        expect_line(fd[i], "late: hello");
+    send_all(fd[0], "hi\n", 3);
+    expect_line(late, "c0: hi");
+    for (int i = 0; i < CHAT_CLIENTS; i++)
+        close(fd[i]);
+    close(late);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(chat_shutdown_tells_every_client)
 {
     struct tserver *t = tserver_start(ONE_LISTENER("chat", ""));
@@ -583,6 +613,7 @@ int main(void)
     tcase_add_test(tc, chat_lines_reach_every_other_client_once_in_order);
     tcase_add_test(tc, chat_too_long_line_closes_only_that_client);
     tcase_add_test(tc, chat_shutdown_tells_every_client);
+    tcase_add_test(tc, chat_room_survives_reload);
     tcase_add_test(tc, proxy_1mib_roundtrip);
     tcase_add_test(tc, proxy_backpressure_bounds_memory_and_resumes);
     tcase_add_test(tc, proxy_refused_upstream_closes_client);

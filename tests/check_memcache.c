@@ -5,17 +5,25 @@
  * error replies where memcached gives them, expiry and the reclaim timer,
  * the memory limit under hostile sets, a 10,000-key get, a client that
  * stops reading, one that leaves in the middle of a value, and the store
- * under several threads at once.
+ * under several threads at once.  Then across reloads, on real sockets:
+ * through the embedding API and through wharfd and SIGHUP, 10,000 keys set
+ * before a reload are hits after it from old and new connections, a
+ * changed memory_limit applies to the same cache, and memory does not
+ * double.
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../handlers/memcache_store.h"
 #include "check_main.h"
+#include "testutil.h"
+#include "wharf_server.h"
 #include "wharf_test.h"
 
 /* handlers/memcache.c, compiled into this program. */
@@ -261,15 +269,17 @@ START_TEST(reclaim_timer)
     ck_assert_uint_eq(stat_of(c, "curr_items"), 1);
     ck_assert_uint_eq(stat_of(c, "expired_unfetched"), 500);
     ck_assert_uint_eq(stat_of(c, "reclaimed"), 500);
-    /* The timer moves to another connection when its owner closes. */
-    wharf_test_conn *d = wharf_test_connect(t);
-    rt(d, "set z 0 1 1 noreply\r\nx\r\n");
+    /* The timer is the worker's (on_worker_start), not a connection's: it
+     * goes on while no connection is open. */
+    rt(c, "set z 0 1 1 noreply\r\nx\r\n");
     wharf_test_close(c);
     sleep(2);
     usleep(200000);
     for (int i = 0; i < 64; i++)
         wharf_test_advance(t, 100);
+    wharf_test_conn *d = wharf_test_connect(t);
     ck_assert_uint_eq(stat_of(d, "curr_items"), 1);
+    ck_assert_uint_eq(stat_of(d, "expired_unfetched"), 501);
     wharf_test_free(t);
 }
 END_TEST
@@ -494,6 +504,289 @@ START_TEST(store_under_threads)
 }
 END_TEST
 
+
+/* ---- across reloads (real sockets) ------------------------------------------ */
+
+#define RELOAD_KEYS 10000
+#define RELOAD_VALUE 2000
+
+static void value_of(int i, char *v)
+{
+    for (int k = 0; k < RELOAD_VALUE; k++)
+        v[k] = (char)('a' + (i + k) % 26);
+}
+
+/* Reads until the reply ends with `end`; returns the bytes read into buf. */
+static size_t read_until(int fd, char *buf, size_t cap, const char *end)
+{
+    size_t n = 0, elen = strlen(end);
+    while (n < elen || memcmp(buf + n - elen, end, elen) != 0) {
+        ck_assert_uint_lt(n, cap);
+        ssize_t r = read(fd, buf + n, cap - n);
+        ck_assert_msg(r > 0, "connection ended after %zu bytes", n);
+        n += (size_t)r;
+    }
+    return n;
+}
+
+/* Sets keys [0, n) with their values, 100 per round trip. */
+static void mc_fill(int fd, int n)
+{
+    static char cmd[100 * (RELOAD_VALUE + 64)], reply[100 * 8 + 64];
+    char v[RELOAD_VALUE];
+    for (int i = 0; i < n; i += 100) {
+        size_t len = 0;
+        for (int k = i; k < i + 100 && k < n; k++) {
+            value_of(k, v);
+            len += (size_t)sprintf(cmd + len, "set key%d 0 0 %d\r\n", k, RELOAD_VALUE);
+            memcpy(cmd + len, v, RELOAD_VALUE);
+            len += RELOAD_VALUE;
+            memcpy(cmd + len, "\r\n", 2);
+            len += 2;
+        }
+        len += (size_t)sprintf(cmd + len, "version\r\n");
+        send_all(fd, cmd, len);
+        size_t got = read_until(fd, reply, sizeof reply - 1, "-wharf\r\n");
+        reply[got] = '\0';
+        ck_assert_msg(strstr(reply, "STORED") && !strstr(reply, "ERROR"), "%s", reply);
+    }
+}
+
+/* How many of keys [0, n) are hits with the right value, 100 per get. */
+static int mc_hits(int fd, int n)
+{
+    static char cmd[100 * 16], reply[100 * (RELOAD_VALUE + 64)];
+    char v[RELOAD_VALUE];
+    int hits = 0;
+    for (int i = 0; i < n; i += 100) {
+        size_t len = (size_t)sprintf(cmd, "get");
+        for (int k = i; k < i + 100 && k < n; k++)
+            len += (size_t)sprintf(cmd + len, " key%d", k);
+        len += (size_t)sprintf(cmd + len, "\r\n");
+        send_all(fd, cmd, len);
+        size_t got = read_until(fd, reply, sizeof reply - 1, "END\r\n");
+        reply[got] = '\0';
+        for (char *p = reply; (p = strstr(p, "VALUE key")) != NULL;) {
+            int k, bytes;
+            ck_assert_int_eq(sscanf(p, "VALUE key%d 0 %d", &k, &bytes), 2);
+            ck_assert_int_eq(bytes, RELOAD_VALUE);
+            p = strstr(p, "\r\n") + 2;
+            value_of(k, v);
+            ck_assert(memcmp(p, v, RELOAD_VALUE) == 0);
+            p += RELOAD_VALUE + 2;
+            hits++;
+        }
+    }
+    return hits;
+}
+
+/* The value of "STAT name" from `stats` or `stats settings` (args). */
+static unsigned long long mc_stat(int fd, const char *args, const char *name)
+{
+    static char reply[16384];
+    char cmd[64];
+    int len = snprintf(cmd, sizeof cmd, "stats%s\r\n", args);
+    send_all(fd, cmd, (size_t)len);
+    size_t got = read_until(fd, reply, sizeof reply - 1, "END\r\n");
+    reply[got] = '\0';
+    char pat[128];
+    snprintf(pat, sizeof pat, "STAT %s ", name);
+    const char *p = strstr(reply, pat);
+    ck_assert_msg(p != NULL, "no %s in %s", name, reply);
+    return strtoull(p + strlen(pat), NULL, 10);
+}
+
+#define MC_JSON(limit) \
+    "{\"workers\": 4, \"listeners\": [{\"name\": \"mc\", \"port\": 0, " \
+    "\"handler\": \"memcache\", \"timeouts\": {\"idle_ms\": 0}, " \
+    "\"buffers\": {\"max_input\": 2097152}, \"options\": {\"memory_limit\": " limit "}}]}"
+
+static wharf_server *mc_server(const char *json)
+{
+    char err[1024];
+    wharf_config *cfg = NULL;
+    ck_assert_msg(wharf_config_from_json(json, "mc.json", &cfg, err, sizeof err) == 0, "%s", err);
+    wharf_server *srv = wharf_server_new();
+    ck_assert_int_eq(wharf_server_add_handler(srv, &wharf_handler), 0);
+    ck_assert_msg(wharf_server_start(srv, cfg, err, sizeof err) == 0, "%s", err);
+    wharf_config_free(cfg);
+    return srv;
+}
+
+static void mc_reload(wharf_server *srv, const char *json)
+{
+    char err[1024];
+    wharf_config *cfg = NULL;
+    ck_assert_msg(wharf_config_from_json(json, "mc.json", &cfg, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(wharf_server_reload(srv, cfg, err, sizeof err) == 0, "%s", err);
+    wharf_config_free(cfg);
+}
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, rss = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &rss), 2);
+    fclose(f);
+    return rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+START_TEST(cache_kept_across_reload)
+{
+    size_t rss0 = rss_bytes();
+    wharf_server *srv = mc_server(MC_JSON("268435456"));
+    int old = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
+    mc_fill(old, RELOAD_KEYS);
+    size_t grown = rss_bytes() - rss0;
+    mc_reload(srv, MC_JSON("268435456"));
+    int fresh = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
+    ck_assert_int_eq(mc_hits(fresh, RELOAD_KEYS), RELOAD_KEYS);
+    ck_assert_int_eq(mc_hits(old, RELOAD_KEYS), RELOAD_KEYS);
+    ck_assert_uint_eq(mc_stat(fresh, "", "curr_items"), RELOAD_KEYS);
+    /* The new generation's sets land in the same cache: memory does not
+     * double (with a cache per generation it would). */
+    mc_fill(fresh, RELOAD_KEYS);
+    ck_assert_uint_eq(mc_stat(old, "", "curr_items"), RELOAD_KEYS);
+    size_t after = rss_bytes() - rss0;
+    ck_assert_msg(after < grown + grown / 2, "RSS grew from %zu to %zu", grown, after);
+    /* A larger limit keeps everything, from both generations' connections. */
+    mc_reload(srv, MC_JSON("536870912"));
+    ck_assert_uint_eq(mc_stat(old, " settings", "maxbytes"), 536870912u);
+    int third = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
+    ck_assert_int_eq(mc_hits(third, RELOAD_KEYS), RELOAD_KEYS);
+    close(old);
+    close(fresh);
+    close(third);
+    wharf_server_free(srv);
+}
+END_TEST
+
+START_TEST(reload_lowers_memory_limit_of_the_same_cache)
+{
+    wharf_server *srv = mc_server(MC_JSON("268435456"));
+    int old = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
+    mc_fill(old, RELOAD_KEYS);
+    /* 8 MiB holds about a third of the 10,000 values: the least recently
+     * used go, at once, in the cache both generations use. */
+    mc_reload(srv, MC_JSON("8388608"));
+    int fresh = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
+    ck_assert_uint_eq(mc_stat(fresh, " settings", "maxbytes"), 8388608u);
+    ck_assert_uint_eq(mc_stat(old, " settings", "maxbytes"), 8388608u);
+    ck_assert_uint_le(mc_stat(fresh, "", "bytes"), 8388608u);
+    unsigned long long left = mc_stat(fresh, "", "curr_items");
+    ck_assert_uint_gt(left, 1000);
+    ck_assert_uint_lt(left, RELOAD_KEYS);
+    ck_assert_uint_eq(mc_stat(fresh, "", "evictions"), RELOAD_KEYS - left);
+    ck_assert_int_eq(mc_hits(fresh, RELOAD_KEYS), (int)left);
+    ck_assert_int_eq(mc_hits(old, RELOAD_KEYS), (int)left);
+    /* The most recently set are the ones kept. */
+    ck_assert_int_eq(mc_hits(fresh, 1), 0);
+    close(old);
+    close(fresh);
+    wharf_server_free(srv);
+}
+END_TEST
+
+/* wharfd itself: SIGHUP with the config file rewritten. */
+static void write_config(const char *path, const char *limit)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"workers\": 2, \"listeners\": [{\"name\": \"mc\", \"address\": \"127.0.0.1\", "
+               "\"port\": 0, \"handler\": \"memcache\", \"timeouts\": {\"idle_ms\": 0}, "
+               "\"buffers\": {\"max_input\": 2097152}, \"options\": {\"memory_limit\": %s}}]}\n",
+            limit);
+    fclose(f);
+}
+
+/* Waits (bounded) for `what` in the log; returns the line or NULL. */
+static char *log_wait(const char *log, const char *what, int timeout_ms)
+{
+    static char line[4096];
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    do {
+        FILE *f = fopen(log, "r");
+        while (f && fgets(line, sizeof line, f))
+            if (strstr(line, what)) {
+                fclose(f);
+                return line;
+            }
+        if (f)
+            fclose(f);
+        usleep(20000);
+    } while (now_ms() < end);
+    return NULL;
+}
+
+static int count_in_log(const char *log, const char *what)
+{
+    char line[4096];
+    int n = 0;
+    FILE *f = fopen(log, "r");
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, what) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+START_TEST(wharfd_sighup_keeps_the_cache)
+{
+    const char *build = getenv("WHARF_BUILDDIR");
+    char dir[] = "/tmp/wharf-mc-XXXXXX", cfg[256], log[256], wharfd[4096];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cfg, sizeof cfg, "%s/mc.json", dir);
+    snprintf(log, sizeof log, "%s/wharfd.log", dir);
+    snprintf(wharfd, sizeof wharfd, "%s/wharfd", build ? build : ".");
+    write_config(cfg, "268435456");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        execl(wharfd, wharfd, "-c", cfg, (char *)NULL);
+        _exit(127);
+    }
+    char *line = log_wait(log, "started:", 10000);
+    ck_assert_msg(line != NULL, "wharfd did not start");
+    line = log_wait(log, "listening on tcp 127.0.0.1:", 1000);
+    ck_assert_ptr_nonnull(line);
+    int port = atoi(strstr(line, "127.0.0.1:") + strlen("127.0.0.1:"));
+    int old = tcp_connect("127.0.0.1", port);
+    mc_fill(old, RELOAD_KEYS);
+    /* Same settings, then a lower memory_limit. */
+    kill(pid, SIGHUP);
+    ck_assert_ptr_nonnull(log_wait(log, "reloaded:", 10000));
+    int fresh = tcp_connect("127.0.0.1", port);
+    ck_assert_int_eq(mc_hits(fresh, RELOAD_KEYS), RELOAD_KEYS);
+    ck_assert_int_eq(mc_hits(old, RELOAD_KEYS), RELOAD_KEYS);
+    write_config(cfg, "8388608");
+    kill(pid, SIGHUP);
+    for (int i = 0; i < 500 && count_in_log(log, "reloaded:") < 2; i++)
+        usleep(20000);
+    ck_assert_int_eq(count_in_log(log, "reloaded:"), 2);
+    int third = tcp_connect("127.0.0.1", port);
+    ck_assert_uint_eq(mc_stat(third, " settings", "maxbytes"), 8388608u);
+    unsigned long long left = mc_stat(third, "", "curr_items");
+    ck_assert_uint_gt(left, 1000);
+    ck_assert_uint_lt(left, RELOAD_KEYS);
+    ck_assert_int_eq(mc_hits(third, RELOAD_KEYS), (int)left);
+    ck_assert_int_eq(mc_hits(fresh, RELOAD_KEYS), (int)left);
+    ck_assert_int_eq(mc_hits(old, RELOAD_KEYS), (int)left);
+    close(old);
+    close(fresh);
+    close(third);
+    kill(pid, SIGTERM);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "wharfd status %d", status);
+    unlink(cfg);
+    unlink(log);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("memcache");
@@ -513,5 +806,11 @@ int main(void)
     tcase_add_test(tc, options_refused);
     tcase_add_test(tc, store_under_threads);
     suite_add_tcase(s, tc);
+    TCase *rl = tcase_create("reload");
+    tcase_set_timeout(rl, 120);
+    tcase_add_test(rl, cache_kept_across_reload);
+    tcase_add_test(rl, reload_lowers_memory_limit_of_the_same_cache);
+    tcase_add_test(rl, wharfd_sighup_keeps_the_cache);
+    suite_add_tcase(s, rl);
     return check_run(s);
 }

@@ -155,7 +155,7 @@ static int init_with(const struct module *m, const char *options, void **data, c
     json_t *o = json_loads(options, JSON_DECODE_ANY, &jerr);
     ck_assert_msg(o != NULL, "bad test JSON %s: %s", options, jerr.text);
     err[0] = '\0';
-    int rc = module_init_listener(m, o, data, err, errlen);
+    int rc = module_init_listener(m, o, NULL, data, err, errlen);
     json_decref(o);
     return rc;
 }
@@ -259,7 +259,7 @@ START_TEST(load_abi_mismatch)
 {
     char err[1024], want[512];
     load_fails("mod_bad_abi", test_modules(), CONFIG_TCP, err, sizeof err);
-    snprintf(want, sizeof want, "%s/mod_bad_abi.so: ABI version 99, this wharfd needs 2 (or 1)",
+    snprintf(want, sizeof want, "%s/mod_bad_abi.so: ABI version 99, this wharfd needs 3 (or 1 to 2)",
              test_modules());
     ck_assert_str_eq(err, want);
 }
@@ -276,12 +276,14 @@ START_TEST(load_refuses_symbols_that_are_not_descriptors)
     load_fails("mod_sym_small", test_modules(), CONFIG_TCP, err, sizeof err);
     snprintf(want, sizeof want,
              "%s/mod_sym_small.so: not a wharf module: \"wharf_handler\" is 16 bytes, a "
-             "version 2 descriptor is %zu", test_modules(), sizeof(struct wharf_handler));
+             "version 2 descriptor is %zu", test_modules(),
+             offsetof(struct wharf_handler, on_worker_start));
     ck_assert_str_eq(err, want);
     load_fails("mod_sym_int", test_modules(), CONFIG_TCP, err, sizeof err);
     snprintf(want, sizeof want,
              "%s/mod_sym_int.so: not a wharf module: \"wharf_handler\" is 4 bytes, a "
-             "version 2 descriptor is %zu", test_modules(), sizeof(struct wharf_handler));
+             "version 2 descriptor is %zu", test_modules(),
+             offsetof(struct wharf_handler, on_worker_start));
     ck_assert_str_eq(err, want);
 }
 END_TEST
@@ -517,7 +519,7 @@ START_TEST(init_without_init_callback)
     struct module *m = load_ok("mod_udp_only", CONFIG_UDP);
     void *data = (void *)1;
     char err[64];
-    ck_assert_int_eq(module_init_listener(m, NULL, &data, err, sizeof err), 0);
+    ck_assert_int_eq(module_init_listener(m, NULL, NULL, &data, err, sizeof err), 0);
     ck_assert_ptr_null(data);
     module_unload(m);
 }
@@ -555,7 +557,7 @@ static void run_probe(const char *options, void (*fn)(const wharf_options *))
     if (options) {
         ck_assert_int_eq(init_with(&m, options, &data, err, sizeof err), 0);
     } else {
-        ck_assert_int_eq(module_init_listener(&m, NULL, &data, err, sizeof err), 0);
+        ck_assert_int_eq(module_init_listener(&m, NULL, NULL, &data, err, sizeof err), 0);
     }
 }
 
@@ -727,7 +729,7 @@ START_TEST(udp_echo_accepts_defaults_and_rejects_bad_options)
     ck_assert_int_eq(init_with(m, "{}", &data, err, sizeof err), 0);
     ck_assert_ptr_nonnull(data);
     m->handler->fini(data);
-    ck_assert_int_eq(module_init_listener(m, NULL, &data, err, sizeof err), 0);
+    ck_assert_int_eq(module_init_listener(m, NULL, NULL, &data, err, sizeof err), 0);
     m->handler->fini(data);
     ck_assert_int_eq(init_with(m,
                                "{\"guard\": true, \"block_ports\": [7, 65535],"

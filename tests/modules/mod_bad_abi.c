@@ -1,6 +1,6 @@
 /*
  * mod_bad_abi.c - a test module whose descriptor claims ABI version 99, so
- * the loader must refuse it with "ABI version 99, this wharfd needs 2 (or 1)".
+ * the loader must refuse it with "ABI version 99, this wharfd needs 3 (or 1 to 2)".
  */
 #include <stddef.h>
 
