@@ -203,7 +203,7 @@ fire:
 static int conn_wants_input(const struct wharf_conn *c)
 {
     return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_PEER_EOF |
-                         CONN_CLOSING | CONN_CLOSE_PENDING));
+                         CONN_CLOSING | CONN_CLOSE_PENDING | CONN_HELD));
 }
 
 static void conn_update_events(struct wharf_conn *c)
@@ -397,7 +397,7 @@ static int conn_settle(struct wharf_conn *c)
 static bool conn_can_deliver(const struct wharf_conn *c)
 {
     return !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_CLOSING |
-                         CONN_CLOSE_PENDING | CONN_CLOSED | CONN_PROXY_WAIT));
+                         CONN_CLOSE_PENDING | CONN_CLOSED | CONN_PROXY_WAIT | CONN_HELD));
 }
 
 /*
@@ -1316,4 +1316,21 @@ void wharf_conn_log(const wharf_conn *c, enum wharf_log_level level, const char 
     va_start(ap, fmt);
     log_vwrite(level, conn_name(c), (int)c->w->id, c->id, fmt, ap);
     va_end(ap);
+}
+
+/* ---- framework holds (post back-pressure) ---------------------------------------- */
+
+void conn_hold(struct wharf_conn *c, bool on)
+{
+    if ((c->flags & CONN_CLOSED) || on == !!(c->flags & CONN_HELD))
+        return;
+    if (on)
+        c->flags |= CONN_HELD;
+    else
+        c->flags &= ~(uint32_t)CONN_HELD;
+    if (c->w->conns.current != c)
+        conn_update_events(c);
+    /* Kept input (and a pending EOF) comes back without waiting for bytes. */
+    if (!on && (c->in.len > 0 || (c->flags & CONN_PEER_EOF)))
+        conn_schedule_offer(c);
 }

@@ -42,6 +42,7 @@ enum conn_flags {
     CONN_SHUT_DONE = 1u << 15,     /* ... and it was sent */
     CONN_OPENED = 1u << 16,        /* on_open ran (on_close is owed) */
     CONN_PROXY_WAIT = 1u << 17,    /* reading the PROXY header; the handler waits */
+    CONN_HELD = 1u << 18,          /* reading held by the framework (conn_hold) */
 };
 
 struct wharf_conn {
@@ -128,6 +129,11 @@ void conn_call_post(struct wharf_worker *w, struct wharf_conn *c,
 /* Runs a timer of connection c as one of its callbacks. */
 void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_timer *t, void *arg),
                      void *arg);
+
+/* Holds (on) or releases c's reading for the framework (post back-pressure),
+ * apart from the handler's wharf_pause_read.  On release, kept input (and a
+ * pending EOF) is offered again.  c's worker thread. */
+void conn_hold(struct wharf_conn *c, bool on);
 
 /* Shutdown: tells every connection of w (on_shutdown), then closes (reason
  * "shutdown") those with nothing in flight; with `all`, closes every one at
