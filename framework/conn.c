@@ -1334,3 +1334,8 @@ void conn_hold(struct wharf_conn *c, bool on)
     if (!on && (c->in.len > 0 || (c->flags & CONN_PEER_EOF)))
         conn_schedule_offer(c);
 }
+
+bool conn_held(const wharf_conn *c)
+{
+    return c->flags & CONN_HELD;
+}

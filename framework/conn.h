@@ -134,6 +134,8 @@ void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_time
  * apart from the handler's wharf_pause_read.  On release, kept input (and a
  * pending EOF) is offered again.  c's worker thread. */
 void conn_hold(struct wharf_conn *c, bool on);
+/* Whether c is held (wharf_frames stops at a message boundary then). */
+bool conn_held(const wharf_conn *c);
 
 /* Shutdown: tells every connection of w (on_shutdown), then closes (reason
  * "shutdown") those with nothing in flight; with `all`, closes every one at
