@@ -4,6 +4,7 @@
  */
 #include "callback.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "generation.h"
@@ -15,11 +16,20 @@ struct listener *callback_current(void)
     return f ? f->l : NULL;
 }
 
-void callback_origin_take(struct callback_origin *o)
+bool callback_origin_take(struct callback_origin *o)
 {
     o->l = callback_current();
-    if (o->l)
-        generation_ref(o->l->gen);
+    if (!o->l)
+        return true;
+    /* No reference comes back to life: inside fini (its generation has no
+     * reference left) the request gets no origin. */
+    struct generation *g = o->l->gen;
+    unsigned long n = atomic_load(&g->refs);
+    while (n > 0 && !atomic_compare_exchange_weak(&g->refs, &n, n + 1))
+        ;
+    if (n == 0)
+        o->l = NULL;
+    return n > 0;
 }
 
 void callback_origin_drop(struct callback_origin *o)

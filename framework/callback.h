@@ -18,6 +18,7 @@
 #ifndef WHARF_CALLBACK_H
 #define WHARF_CALLBACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "crash.h"
@@ -33,8 +34,11 @@ struct callback_origin {
 struct listener *callback_current(void);
 
 /* Records the running callback's listener as o's origin, referencing its
- * generation (o->l = NULL outside any callback). */
-void callback_origin_take(struct callback_origin *o);
+ * generation (o->l = NULL outside any callback).  Returns false, with no
+ * origin, when that generation is ending (its fini is running): a request
+ * that runs handler code later than its posts could (a timer, a job) must
+ * then be refused, since the module unloads behind the posts only. */
+bool callback_origin_take(struct callback_origin *o);
 /* Drops o's reference (the request's callback or cancellation has run);
  * may run the generation's fini and unload its module.  Safe on none. */
 void callback_origin_drop(struct callback_origin *o);

@@ -411,6 +411,7 @@ static const struct config_listener listener_defaults = {
 static const char default_address[] = "127.0.0.1";
 static const struct config top_defaults = {
     .queue_depth = 1024,
+    .post_queue = 4096,
     .max_connections = 10000,
     .max_connections_per_source = 0,
     .log_level = WHARF_LOG_INFO,
@@ -719,7 +720,7 @@ static int load_listener(struct loader *ld, const json_t *obj, struct config *cf
 /* ---- the whole file --------------------------------------------------------- */
 
 static const char *const top_keys[] = {
-    "workers", "queue_depth", "max_connections", "max_connections_per_source",
+    "workers", "queue_depth", "post_queue", "max_connections", "max_connections_per_source",
     "module_path", "log", "log_file", "work_threads", "debug", "insecure_modules",
     "output_budget", "user", "group",
     "shutdown_timeout_ms", "acceptor_nice", "listeners", NULL,
@@ -747,6 +748,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
         return -1;
 
     long long workers = online_cpus(), queue_depth = top_defaults.queue_depth;
+    long long post_queue = top_defaults.post_queue;
     long long max_connections = top_defaults.max_connections;
     long long per_source = top_defaults.max_connections_per_source;
     long long work_threads = top_defaults.work_threads;
@@ -756,6 +758,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
     cfg->shutdown_timeout_ms = top_defaults.shutdown_timeout_ms;
     if (get_int(ld, root, "", "workers", 1, 1024, &workers) < 0 ||
         get_int(ld, root, "", "queue_depth", 1, 1000000, &queue_depth) < 0 ||
+        get_int(ld, root, "", "post_queue", 1, 1000000, &post_queue) < 0 ||
         get_int(ld, root, "", "max_connections", 1, 10000000, &max_connections) < 0 ||
         get_int(ld, root, "", "max_connections_per_source", 0, 10000000, &per_source) < 0 ||
         get_int(ld, root, "", "work_threads", 1, 1024, &work_threads) < 0 ||
@@ -767,6 +770,7 @@ static int load_root(struct loader *ld, const json_t *root, const char *base_fil
         return -1;
     cfg->workers = (int)workers;
     cfg->queue_depth = (int)queue_depth;
+    cfg->post_queue = (int)post_queue;
     cfg->max_connections = (int)max_connections;
     cfg->max_connections_per_source = (int)per_source;
     cfg->work_threads = (int)work_threads;
@@ -1250,8 +1254,9 @@ json_t *config_to_json(const struct config *cfg)
     }
     if (!ls)
         return NULL;
-    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:b, s:b, s:s, s:I, s:i, s:o}",
+    json_t *root = json_pack("{s:i, s:i, s:i, s:i, s:i, s:I, s:i, s:b, s:b, s:s, s:I, s:i, s:o}",
                              "workers", cfg->workers, "queue_depth", cfg->queue_depth,
+                             "post_queue", cfg->post_queue,
                              "max_connections", cfg->max_connections,
                              "max_connections_per_source", cfg->max_connections_per_source,
                              "output_budget", (json_int_t)cfg->output_budget,

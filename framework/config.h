@@ -77,6 +77,8 @@ struct config {
     char *file;                 /* the file name as given (for messages) */
     int workers;                /* "workers": 1..1024; default online CPUs (1..1024) */
     int queue_depth;            /* "queue_depth": 1..1000000; default 1024 */
+    int post_queue;             /* "post_queue": 1..1000000; default 4096: soft capacity
+                                   of each worker's queue of handler posts (hard: 4x) */
     int max_connections;        /* "max_connections": 1..10000000; default 10000 */
     int max_connections_per_source; /* "max_connections_per_source": 0..10000000;
                                      * default 0 = no limit */

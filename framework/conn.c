@@ -1386,3 +1386,8 @@ void wharf_conn_log(const wharf_conn *c, enum wharf_log_level level, const char 
     log_vwrite(level, conn_name(c), (int)c->w->id, c->id, fmt, ap);
     va_end(ap);
 }
+
+bool conn_held(const wharf_conn *c)
+{
+    return c->flags & CONN_HELD;
+}

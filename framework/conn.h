@@ -148,15 +148,10 @@ static inline bool conn_dead(const struct wharf_conn *c)
     return c->state == CONN_DEAD;
 }
 
-/* Holds (on) or releases reading of c, apart from the handler's own
- * wharf_pause_read: used by the framework for back-pressure.  On release,
- * kept input is offered again. */
+/* Holds (on) or releases c's reading for the framework (post back-pressure),
+ * apart from the handler's wharf_pause_read.  On release, kept input (and a
+ * pending EOF) is offered again.  c's worker thread. */
 void conn_hold(struct wharf_conn *c, bool on);
-
-/* Kept for callers not yet updated: closes are always deferred now, so
- * there is nothing to bracket.  To be removed. */
-static inline void conn_callbacks_enter(struct wharf_worker *w) { (void)w; }
-static inline void conn_callbacks_leave(struct wharf_worker *w) { (void)w; }
 
 /* Debug mode: handler calls on a connection from the wrong thread are
  * logged and refused.  on, or WHARF_DEBUG=1 in the environment. */
@@ -170,6 +165,9 @@ void conn_call_post(struct wharf_worker *w, struct wharf_conn *c,
 /* Runs a timer of connection c as one of its callbacks. */
 void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_timer *t, void *arg),
                      void *arg);
+
+/* Whether c is held (wharf_frames stops at a message boundary then). */
+bool conn_held(const wharf_conn *c);
 
 /* Shutdown: tells every connection of w (on_shutdown), then closes (reason
  * "shutdown") those with nothing in flight; with `all`, closes every one at

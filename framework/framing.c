@@ -3,7 +3,9 @@
  * "framing"): wharf_frame_next finds the first message of a buffer under one
  * of three framings (a line, a length prefix, a header line announcing a
  * body), and wharf_frames drives it from on_data, delivering every whole
- * message and closing the connection on an oversize or malformed one.
+ * message and closing the connection on an oversize or malformed one.  It
+ * stops after a message whose post held the connection (post back-pressure,
+ * postq.h): the rest is kept and offered again on release.
  *
  * wharf_frame_next keeps no state: it parses from the start of the buffer on
  * every call, as on_data offers the kept bytes again with the new ones.  A
@@ -24,9 +26,13 @@
 #include "wharf.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Whether a post's back-pressure holds c's reading (conn.h). */
+bool conn_held(const wharf_conn *c);
 
 /* The max_frame used when a framing leaves it 0. */
 #define FRAMING_DEFAULT_MAX 65536u
@@ -256,8 +262,8 @@ size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *da
             break;
         }
         used += (size_t)n;
-        if (on_frame(c, &fr, arg) != 0)
-            break;
+        if (on_frame(c, &fr, arg) != 0 || conn_held(c))
+            break; /* a post held the connection: the rest waits (postq.h) */
     }
     return used;
 }

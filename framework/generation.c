@@ -12,6 +12,7 @@
 #include "log.h"
 #include "module.h"
 #include "worker.h"
+#include "postq.h"
 
 int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
                    const struct wharf_handler *const *builtins, size_t nbuiltins,
@@ -104,6 +105,21 @@ fail:
     return -1;
 }
 
+/* The end of a generation once no post queued before its fini can run:
+ * its modules unload and its memory goes. */
+static void generation_unload(void *arg)
+{
+    struct generation *g = arg;
+    for (unsigned i = 0; g->listeners && i < g->nlisteners; i++)
+        module_unload(g->listeners[i].module);
+    if (g->id > 1)
+        log_debug("generation %llu released", (unsigned long long)g->id);
+    free(g->listeners);
+    free(g->worker_pins);
+    config_free(g->cfg);
+    free(g);
+}
+
 void generation_ref(struct generation *g)
 {
     atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
@@ -126,14 +142,13 @@ void generation_unref(struct generation *g)
         struct listener *l = &g->listeners[i];
         listener_close(l);
         listener_stats_unref(l->stats);
-        module_unload(l->module);
+        l->stats = NULL;
     }
-    if (g->id > 1)
-        log_debug("generation %llu released", (unsigned long long)g->id);
-    free(g->listeners);
-    free(g->worker_pins);
-    config_free(g->cfg);
-    free(g);
+    /* Posts made without an origin (a handler's own threads, joined by
+     * fini) may still be queued: the modules unload behind them. */
+    if (postq_barrier(generation_unload, g) < 0)
+        log_warn("generation %llu: out of memory: its modules stay loaded",
+                 (unsigned long long)g->id);
 }
 
 /* Runs every listener's on_worker_start (or, in reverse, on_worker_stop) on w. */

@@ -11,7 +11,11 @@
  * accepts for and the server to the current one.  When the last reference
  * goes, every handler's fini runs (on the thread that dropped it: the
  * server's at stop, or the worker that closed the generation's last
- * connection after a reload), then the sockets close and the modules unload.
+ * connection or ran its last request after a reload), then the sockets
+ * close, and the modules unload once every worker has run the posts queued
+ * before then (postq_barrier; at once when no worker runs).  Requests
+ * (posts, worker timers, jobs) hold a reference through their origin
+ * (callback.h).
  * Nothing reads the config file's structures after a generation is built.
  */
 #ifndef WHARF_GENERATION_H

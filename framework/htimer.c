@@ -8,6 +8,12 @@
  * re-armed for one period after the time it was due (so it does not drift,
  * and a late turn does not make it fire in a burst: a deadline already
  * past is moved to now + period).
+ *
+ * A worker timer (no connection) is a request: it records its origin (the
+ * listener whose code started it, its generation referenced) and drops it
+ * when it is freed, after its last run or its stop, so the module it points
+ * into stays loaded while it is armed.  A connection's timer runs as one of
+ * the connection's callbacks, and the connection holds its generation.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +36,7 @@ struct wharf_timer {
     void *arg;
     uint64_t repeat_ms;
     bool running, stopped;
+    struct callback_origin origin;      /* a worker timer's (callback.h) */
 };
 
 static void htimer_unlink(struct wharf_timer *t)
@@ -50,6 +57,7 @@ static void htimer_free(struct wharf_timer *t)
 {
     loop_timer_disarm(&t->w->loop, &t->t);
     htimer_unlink(t);
+    callback_origin_drop(&t->origin);
     free(t);
 }
 
@@ -60,9 +68,7 @@ static void htimer_fired(struct timer *heap_timer, uint64_t now)
     if (t->c) {
         conn_call_timer(t->c, t, t->fn, t->arg);
     } else {
-        conn_callbacks_enter(t->w);
-        CALLBACK_RUN("timer", NULL, (int)t->w->id, 0, t->fn(t, t->arg));
-        conn_callbacks_leave(t->w);
+        CALLBACK_RUN("timer", t->origin.l, (int)t->w->id, 0, t->fn(t, t->arg));
     }
     t->running = false;
     if (t->stopped || t->repeat_ms == 0) {
@@ -87,6 +93,10 @@ wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
     struct wharf_timer *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    if (!c && !callback_origin_take(&t->origin)) {
+        free(t); /* started from fini: its module is about to unload */
+        return NULL;
+    }
     timer_init(&t->t, htimer_fired);
     t->w = w;
     t->c = c;
@@ -100,6 +110,7 @@ wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
     t->list->head = t;
     if (loop_timer_arm(&w->loop, &t->t, w->loop.now_ms + ms) < 0) {
         htimer_unlink(t);
+        callback_origin_drop(&t->origin);
         free(t);
         return NULL;
     }

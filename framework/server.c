@@ -264,6 +264,7 @@ static int server_start_workers(struct wharf_server *s, char *err, size_t errlen
         if (rc < 0)
             break;
         w->server = s;
+        worker_set_post_queue(w, (size_t)s->gen->cfg->post_queue);
         s->workers_inited++;
         rc = worker_start(w, s->gen, ready, err, errlen);
         handed += rc == 0;
@@ -428,6 +429,9 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
         log_warn("reload: user stays %s (a change needs a restart)", was_user ? was_user : "as started");
     if ((size_t)cfg->queue_depth != s->queue_depth)
         log_warn("reload: queue_depth stays %zu (a change needs a restart)", s->queue_depth);
+    if ((size_t)cfg->post_queue != s->workers[0].posts.soft)
+        log_warn("reload: post_queue stays %zu (a change needs a restart)",
+                 s->workers[0].posts.soft);
     if (cfg->work_threads != s->gen->cfg->work_threads)
         log_warn("reload: work_threads stays %d (a change needs a restart)",
                  s->gen->cfg->work_threads);

@@ -14,9 +14,14 @@
  * Other threads reach a connection through wharf_post_conn.  init, on_stop
  * and fini run on the thread that starts and stops the server (fini of a
  * generation retired by a reload: on the worker that closed its last
- * connection).  Listener data lives until fini; a post in flight does not
- * keep it alive, so reference-count what posts carry.  Callbacks must not
- * block.
+ * connection or ran its last request).  A request (a post, a worker timer,
+ * a blocking job) made from handler code keeps that code's generation --
+ * its listener data and its module -- until its callback (or its
+ * cancellation) has run, so fini never runs under it.  A post made on a
+ * thread of the handler's own (no callback running) keeps nothing: fini
+ * must join such threads before it returns; the module is unloaded only
+ * after every post queued before then has run or been cancelled.  Callbacks
+ * must not block.
  *
  * Errors: functions that can fail return 0 on success and a negative errno
  * value on failure.  A call that failed has no effect.
@@ -380,8 +385,17 @@ wharf_worker *wharf_worker_sibling(const wharf_worker *w, unsigned index);
  * Runs fn(arg, false) on worker w's thread, soon.  Any thread may post.
  * Messages from one thread to one worker run in the order posted.  Every
  * accepted post runs exactly once: normally, or with cancelled == true when
- * the worker stops first (free arg then).  Returns 0, -EAGAIN when the
- * worker's mailbox is full (nothing queued), or -EPIPE when it has stopped.
+ * the worker stops first (free arg then).
+ *
+ * Each worker has its own queue of posts, apart from new connections, with
+ * a soft capacity ("post_queue", default 4096) and a hard one (4 times it).
+ * Above the soft capacity a post is still queued, and if it was made from a
+ * connection's callback that connection stops being read (on_data is not
+ * called, wharf_frames stops after the current message) until every queue
+ * it posted to over the mark has drained to half; then its kept input is
+ * offered again.  So a handler that posts per message it reads loses
+ * nothing and needs no retry.  Returns 0, -EAGAIN when w's queue is at its
+ * hard capacity (nothing queued), -ENOMEM, or -EPIPE when w has stopped.
  */
 int wharf_post(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg);
 /*
@@ -396,7 +410,7 @@ int wharf_post_conn(wharf_worker *w, uint64_t conn_id, void (*fn)(wharf_conn *c,
  * wharf_post to every worker of w's server (w's own included): fn runs once
  * per worker, each time with the same arg (use a reference count to free
  * it).  Returns the number of workers it was posted to; a worker whose post
- * failed is skipped.
+ * failed (at its hard capacity) is skipped.  Back-pressure as wharf_post.
  */
 unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg);
 
@@ -406,8 +420,10 @@ unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), 
  * fires once and goes on from then: missed periods are skipped, never run
  * in a burst).  With c non-NULL the timer belongs to
  * that connection and is stopped automatically when it closes (fn never runs
- * after on_close).  Worker thread only.  Returns the timer, or NULL on
- * ENOMEM.  A one-shot timer is freed after fn returns; stop a repeating one
+ * after on_close).  A worker timer (c == NULL) keeps the generation of the
+ * code that started it until it is freed, and is stopped when the worker
+ * exits.  Worker thread only.  Returns the timer, or NULL on ENOMEM (or a
+ * worker timer asked for from fini).  A one-shot timer is freed after fn returns; stop a repeating one
  * (or a pending one) with wharf_timer_stop.
  */
 wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
@@ -417,15 +433,18 @@ void wharf_timer_stop(wharf_timer *t);
 
 /*
  * Runs work(arg) on the server's bounded pool of blocking-work threads
- * ("work_threads" in the config), then done(arg, false) back on the
- * calling worker.  done always runs exactly once, even if the connection
- * that asked has closed, so it can free arg.  When the server stops first,
- * it runs with cancelled == true instead, on the thread that stops the
- * server (the work did not run) or on a pool thread (the work ran, but its
- * worker had already stopped): free arg then, touch no connection.  Worker
- * thread only.  Returns 0, -EAGAIN when the pool's queue is full, -EPIPE
- * when the server is stopping, or -EINVAL (not on a worker); nothing is
- * queued then.
+ * ("work_threads" in the config; one more is started whenever a job
+ * arrives and none is idle, so a short job never waits behind a long one
+ * while the pool has room), then done(arg, false) back on the calling
+ * worker, as handler code like any callback (a close it asks for happens
+ * after it returns).  done always runs exactly once, even if the
+ * connection that asked has closed, so it can free arg.  When the server
+ * stops first, it runs with cancelled == true instead, on the thread that
+ * stops the server, after its workers have stopped (the work may or may
+ * not have run): free arg then, touch no connection.  Worker
+ * thread only.  Returns 0, -EAGAIN when the pool's queue is full, -ENOMEM,
+ * -EPIPE when the server is stopping (or from fini), or -EINVAL (not on a
+ * worker); nothing is queued then.
  */
 int wharf_queue_work(void (*work)(void *arg), void (*done)(void *arg, bool cancelled),
                      void *arg);

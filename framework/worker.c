@@ -46,6 +46,9 @@ static __thread struct wharf_worker *current_worker;
 /* w->finished once the thread has ended (no rendezvous is handed to it then). */
 static char worker_ended_mark;
 #define WORKER_ENDED ((struct rendezvous *)&worker_ended_mark)
+static int worker_posts_init(struct wharf_worker *w, char *err, size_t errlen);
+static void worker_posts_close(struct wharf_worker *w);
+static void worker_posts_free(struct wharf_worker *w);
 
 int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblings,
                 unsigned nworkers, size_t queue_depth, struct admission *admission,
@@ -64,6 +67,11 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
     }
     if (conn_set_init(&w->conns, &w->loop) < 0) {
         snprintf(err, errlen, "worker %u: out of memory", id);
+        loop_destroy(&w->loop);
+        return -1;
+    }
+    if (worker_posts_init(w, err, errlen) < 0) {
+        conn_set_free(&w->conns);
         loop_destroy(&w->loop);
         return -1;
     }
@@ -238,7 +246,8 @@ static void *worker_main(void *arg)
     w->udp = NULL;
     worker_stop_serving(w);
     htimer_stop_all(&w->timers);
-    mailbox_close(w->loop.mailbox); /* cancels queued hand-offs and posts */
+    mailbox_close(w->loop.mailbox); /* cancels queued hand-offs */
+    worker_posts_close(w);          /* and posts; finished jobs wait for the stop */
     loop_run_deferred(&w->loop);
     current_worker = NULL;
     atomic_store(&w->ended, true);
@@ -291,6 +300,7 @@ void worker_destroy(struct wharf_worker *w)
 {
     if (w->loop.mailbox)
         mailbox_close(w->loop.mailbox);
+    worker_posts_free(w);
     udp_set_free(w, w->udp);
     w->udp = NULL;
     loop_destroy(&w->loop); /* runs what is deferred */
@@ -378,28 +388,173 @@ wharf_worker *wharf_worker_sibling(const wharf_worker *w, unsigned index)
     return index < w->nworkers ? &w->siblings[index] : NULL;
 }
 
-struct worker_post {
-    void (*fn)(void *arg, bool cancelled);
-    void *arg;
-};
+/* ---- the handlers' posts, finished jobs and back-pressure ------------------------- */
 
-static void worker_on_post(void *unused, void *payload, bool cancelled)
+/* Posts run per wake-up before the loop turns again. */
+#define WORKER_POST_BATCH 256
+
+/* Runs (or cancels) one post as handler code of its origin, then drops the
+ * origin: the callback has returned, so no code of its module is running. */
+static void worker_run_post(void *ctx, struct postq_item *it, bool cancelled)
 {
-    struct worker_post *p = payload;
-    if (current_worker)
-        conn_callbacks_enter(current_worker);
-    CALLBACK_RUN("wharf_post", NULL, current_worker ? (int)current_worker->id : -1, 0,
-                 p->fn(p->arg, cancelled));
-    if (current_worker)
-        conn_callbacks_leave(current_worker);
+    struct wharf_worker *w = ctx;
+    int id = current_worker == w ? (int)w->id : -1;
+    if (it->conn_fn) {
+        struct wharf_conn *c = cancelled ? NULL : conn_find(w, it->conn_id);
+        if (c)
+            conn_call_post(w, c, it->conn_fn, it->arg);
+        else
+            CALLBACK_RUN("wharf_post_conn", it->origin.l, id, 0, it->conn_fn(NULL, it->arg));
+    } else {
+        CALLBACK_RUN("wharf_post", it->origin.l, id, 0, it->fn(it->arg, cancelled));
+    }
+    callback_origin_drop(&it->origin);
+}
+
+/* w's post queue fell to half its soft capacity: tell worker `waiter`. */
+static void worker_on_drained(void *ctx, unsigned waiter)
+{
+    struct wharf_worker *w = ctx;
+    if (waiter < w->nworkers)
+        postq_notify(&w->siblings[waiter].posts);
+}
+
+/* Holds c (its reading pauses) until the post queue of worker `target`
+ * has drained to half its soft capacity. */
+static void worker_hold(struct wharf_worker *w, struct wharf_conn *c, unsigned target)
+{
+    w->waiting_on[target / 64] |= 1ull << (target % 64);
+    w->waiting = true;
+    if (c->flags & CONN_HELD)
+        return;
+    if (w->nheld == w->held_cap) {
+        size_t cap = w->held_cap ? w->held_cap * 2 : 16;
+        uint64_t *held = realloc(w->held, cap * sizeof *held);
+        if (!held)
+            return; /* not held: the hard capacity still bounds the queue */
+        w->held = held;
+        w->held_cap = cap;
+    }
+    w->held[w->nheld++] = c->id;
+    conn_hold(c, true);
+}
+
+/* A queue w waits on drained: once every one has, w's held connections
+ * read again. */
+static void worker_recheck_held(struct wharf_worker *w)
+{
+    if (!w->waiting)
+        return;
+    bool all = true;
+    for (unsigned i = 0; i < w->nworkers; i++) {
+        uint64_t bit = 1ull << (i % 64);
+        if (!(w->waiting_on[i / 64] & bit))
+            continue;
+        if (postq_drained_for(&w->siblings[i].posts, w->id))
+            w->waiting_on[i / 64] &= ~bit;
+        else
+            all = false;
+    }
+    if (!all)
+        return;
+    w->waiting = false;
+    for (size_t i = 0; i < w->nheld; i++) {
+        struct wharf_conn *c = conn_find(w, w->held[i]);
+        if (c)
+            conn_hold(c, false);
+    }
+    w->nheld = 0;
+}
+
+/* The eventfd of the post queue: posts, finished jobs, drain notices. */
+static void worker_on_posts(struct loop_watcher *watcher, uint32_t events)
+{
+    struct wharf_worker *w =
+        (struct wharf_worker *)((char *)watcher - offsetof(struct wharf_worker, posts_watcher));
+    (void)events;
+    postq_drain(&w->posts, WORKER_POST_BATCH, worker_run_post, worker_on_drained, w);
+    workpool_run_finished(&w->jobs_done, (int)w->id, false);
+    if (postq_take_notice(&w->posts))
+        worker_recheck_held(w);
+}
+
+static int worker_posts_init(struct wharf_worker *w, char *err, size_t errlen)
+{
+    int rc = -ENOMEM;
+    w->waiting_on = calloc((w->nworkers + 63) / 64 + 1, sizeof *w->waiting_on);
+    if (w->waiting_on)
+        rc = postq_init(&w->posts, w->nworkers);
+    if (rc == 0) {
+        rc = loop_watch(&w->loop, &w->posts_watcher, postq_fd(&w->posts), LOOP_IN,
+                        worker_on_posts);
+        if (rc < 0)
+            postq_free(&w->posts, worker_run_post, w);
+    }
+    if (rc < 0) {
+        free(w->waiting_on);
+        w->waiting_on = NULL;
+        snprintf(err, errlen, "worker %u: cannot start: %s", w->id, strerror(-rc));
+        return -1;
+    }
+    workpool_finished_init(&w->jobs_done);
+    return 0;
+}
+
+/* The thread is leaving: posts still queued are cancelled on it. */
+static void worker_posts_close(struct wharf_worker *w)
+{
+    postq_close(&w->posts, worker_run_post, worker_on_drained, w);
+}
+
+/* On the thread that stops the server, after the pool's threads are
+ * joined: what is left is cancelled here. */
+static void worker_posts_free(struct wharf_worker *w)
+{
+    if (!w->waiting_on)
+        return; /* never initialized */
+    loop_unwatch(&w->loop, &w->posts_watcher);
+    postq_free(&w->posts, worker_run_post, w);
+    workpool_finished_destroy(&w->jobs_done);
+    free(w->waiting_on);
+    w->waiting_on = NULL;
+    free(w->held);
+    w->held = NULL;
+    w->nheld = w->held_cap = 0;
+}
+
+void worker_set_post_queue(struct wharf_worker *w, size_t soft)
+{
+    postq_set_capacity(&w->posts, soft);
+}
+
+/*
+ * Queues *it to target, its origin taken from the running callback.  A post
+ * from a connection's callback that leaves the target above its soft
+ * capacity holds that connection (worker_hold).
+ */
+static int worker_post_item(struct wharf_worker *target, struct postq_item *it)
+{
+    struct wharf_worker *self = current_worker;
+    struct wharf_conn *sender = NULL;
+    if (self && self->siblings == target->siblings)
+        sender = self->conns.current;
+    callback_origin_take(&it->origin);
+    int rc = postq_push(&target->posts, it, sender ? (int)self->id : -1);
+    if (rc < 0) {
+        callback_origin_drop(&it->origin);
+        return rc;
+    }
+    if (rc == 1 && sender)
+        worker_hold(self, sender, target->id);
+    return 0;
 }
 
 int wharf_post(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg)
 {
     if (!w || !fn)
         return -EINVAL;
-    struct worker_post p = {fn, arg};
-    return loop_post(&w->loop, worker_on_post, NULL, &p, sizeof p);
+    struct postq_item it = {.fn = fn, .arg = arg};
+    return worker_post_item(w, &it);
 }
 
 unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), void *arg)
@@ -410,27 +565,13 @@ unsigned wharf_post_all(wharf_worker *w, void (*fn)(void *arg, bool cancelled), 
     return n;
 }
 
-struct worker_post_conn {
-    void (*fn)(wharf_conn *c, void *arg);
-    void *arg;
-    uint64_t id;
-};
-
-static void worker_on_post_conn(void *warg, void *payload, bool cancelled)
-{
-    struct wharf_worker *w = warg;
-    struct worker_post_conn *p = payload;
-    struct wharf_conn *c = cancelled ? NULL : conn_find(w, p->id);
-    conn_call_post(w, c, p->fn, p->arg);
-}
-
 int wharf_post_conn(wharf_worker *w, uint64_t conn_id, void (*fn)(wharf_conn *c, void *arg),
                     void *arg)
 {
     if (!w || !fn)
         return -EINVAL;
-    struct worker_post_conn p = {fn, arg, conn_id};
-    return loop_post(&w->loop, worker_on_post_conn, w, &p, sizeof p);
+    struct postq_item it = {.conn_fn = fn, .arg = arg, .conn_id = conn_id};
+    return worker_post_item(w, &it);
 }
 
 int wharf_queue_work(void (*work)(void *arg), void (*done)(void *arg, bool cancelled), void *arg)

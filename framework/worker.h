@@ -6,7 +6,9 @@
  * writes, times out or closes it.  Other threads reach a worker only through
  * its mailbox: the acceptor hands it new connections (worker_post_conn), the
  * server posts phase changes (worker_drain, worker_close_all) and reloads
- * (worker_adopt).
+ * (worker_adopt).  Handlers' posts go to its post queue instead (postq.h),
+ * and the pool hands finished blocking work to its list of finished jobs
+ * (workpool.h); one eventfd wakes it for both.
  */
 #ifndef WHARF_WORKER_H
 #define WHARF_WORKER_H
@@ -20,6 +22,8 @@
 #include "htimer.h"
 #include "listener.h"
 #include "loop.h"
+#include "postq.h"
+#include "workpool.h"
 
 struct admission;
 struct generation;
@@ -52,6 +56,13 @@ struct wharf_worker {
     struct workpool *pool;        /* blocking work (wharf_queue_work) */
     _Atomic size_t work_pending;  /* jobs submitted and not done yet */
     struct htimer_list timers;    /* the handlers' worker-level timers */
+    struct postq posts;           /* the handlers' posts to it (postq.h) */
+    struct loop_watcher posts_watcher; /* posts, finished jobs, drain notices */
+    struct workpool_finished jobs_done; /* jobs whose done is due here */
+    uint64_t *held;               /* ids of connections held by post back-pressure */
+    size_t nheld, held_cap;
+    uint64_t *waiting_on;         /* workers whose post queue it waits on (bits) */
+    bool waiting;                 /* any bit set in waiting_on */
 };
 
 /* Prepares worker `id` of `siblings` (nworkers of them) with a mailbox for
@@ -66,6 +77,8 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
 int worker_run_turn(struct wharf_worker *w);
 struct wharf_worker *worker_enter(struct wharf_worker *w);
 void worker_leave(struct wharf_worker *prev);
+/* Sets the soft capacity of w's post queue ("post_queue"); before start. */
+void worker_set_post_queue(struct wharf_worker *w, size_t soft);
 /* Counts a blocking job out / back (any thread). */
 void worker_work_begin(struct wharf_worker *w);
 void worker_work_end(struct wharf_worker *w);

@@ -33,7 +33,14 @@ struct wharf_conn {
     int logs;                          /* wharf_conn_log calls */
     enum wharf_log_level level;        /* the last one's level and text */
     char msg[256];
+    bool held;                         /* conn_held's answer */
+    int hold_at;                       /* on_frame holds at this frame (0: never) */
 };
+
+bool conn_held(const wharf_conn *c)
+{
+    return c->held;
+}
 
 void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason)
 {
@@ -253,6 +260,8 @@ static int on_frame(wharf_conn *c, const struct wharf_frame *fr, void *arg)
     sink_put(s, fr->payload, fr->payload_len);
     sink_put(s, "]", 1);
     s->frames++;
+    if (c->hold_at != 0 && s->frames == c->hold_at)
+        c->held = true; /* as a post over the soft capacity does */
     return s->stop_at != 0 && s->frames >= s->stop_at;
 }
 
@@ -814,6 +823,18 @@ static size_t frames_once(wharf_conn *c, const struct wharf_framing *f, const ch
     ck_assert_msg((sk).len == sizeof(lit) - 1 && memcmp((sk).log, (lit), (sk).len) == 0, \
                   "got \"%.*s\", want \"%s\"", (int)(sk).len, (sk).log, (lit))
 
+/* A message whose post held the connection is the last one delivered. */
+START_TEST(test_frames_stop_when_held)
+{
+    struct wharf_conn c = {.hold_at = 2};
+    struct sink sk = {0};
+    const char s[] = "a\nbb\nccc\nd\n";
+    ck_assert_uint_eq(wharf_frames(&c, &line_f, s, sizeof s - 1, on_frame, &sk), 5);
+    SINK_IS(sk, "[a][bb]");
+    ck_assert_int_eq(c.closes, 0);
+}
+END_TEST
+
 START_TEST(test_frames_all)
 {
     struct wharf_conn c = {0};
@@ -1001,6 +1022,7 @@ static Suite *framing_suite(void)
     tcase_add_test(frames, test_frames_all);
     tcase_add_test(frames, test_frames_stop);
     tcase_add_test(frames, test_frames_limit);
+    tcase_add_test(frames, test_frames_stop_when_held);
     tcase_add_test(frames, test_frames_error);
     tcase_add_test(frames, test_frames_bad_framing);
     suite_add_tcase(s, frames);
