@@ -396,6 +396,29 @@ START_TEST(data_and_fin_arrive_together)
 }
 END_TEST
 
+/* The contract under a pipelined burst: 300 lines and the FIN in one step,
+ * one line per call: every line answered before on_eof (more rounds than
+ * one event's 16 re-offers). */
+START_TEST(a_burst_and_fin_every_line_before_eof)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(&fin_handler, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    char burst[300 * 2];
+    for (int i = 0; i < 300; i++)
+        burst[2 * i] = (char)('a' + i % 26), burst[2 * i + 1] = '\n';
+    fin_log[0] = '\0';
+    ck_assert_int_eq(wharf_test_send_eof(c, burst, sizeof burst), 0);
+    size_t len;
+    wharf_test_output(c, &len);
+    ck_assert_msg(len == sizeof burst, "%zu of %zu bytes answered before the close", len,
+                  sizeof burst);
+    ck_assert_msg(strstr(fin_log, "data(2) eof") != NULL, "on_eof before the last line");
+    wharf_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testkit");
@@ -412,6 +435,7 @@ int main(void)
     tcase_add_test(tc, shipped_chat_room);
     tcase_add_test(tc, several_kits_with_different_handlers);
     tcase_add_test(tc, data_and_fin_arrive_together);
+    tcase_add_test(tc, a_burst_and_fin_every_line_before_eof);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
