@@ -11,13 +11,15 @@
  *
  * The handler is registered wrapped: on_open and on_close go through the
  * kit first, to tie each framework connection to its test client and to
- * record why it closed.  The kit being driven is thread-local while it
- * runs.
+ * record why it closed.  The kit is found from the connection's worker,
+ * which it embeds, so any number of kits (with the same handler or
+ * different ones) live side by side without a global.
  */
 #include "wharf_test.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,29 +66,34 @@ struct wharf_test {
     struct wharf_test_conn *opening;
 };
 
-static __thread struct wharf_test *kit_active;
+/* The kit that owns c: each kit embeds the one worker its connections
+ * belong to. */
+static struct wharf_test *kit_of(const wharf_conn *c)
+{
+    return (struct wharf_test *)((char *)wharf_conn_worker(c) - offsetof(struct wharf_test, w));
+}
 
 static void kit_on_open(wharf_conn *c)
 {
-    struct wharf_test *t = kit_active;
-    if (t && t->opening) {
+    struct wharf_test *t = kit_of(c);
+    if (t->opening) {
         t->opening->c = c;
         t->opening = NULL;
     }
-    if (t && t->h->on_open)
+    if (t->h->on_open)
         t->h->on_open(c);
 }
 
 static void kit_on_close(wharf_conn *c, enum wharf_close_reason reason)
 {
-    struct wharf_test *t = kit_active;
-    for (struct wharf_test_conn *tc = t ? t->conns : NULL; tc; tc = tc->next)
+    struct wharf_test *t = kit_of(c);
+    for (struct wharf_test_conn *tc = t->conns; tc; tc = tc->next)
         if (tc->c == c) {
             tc->c = NULL;
             tc->closed = true;
             tc->reason = reason;
         }
-    if (t && t->h->on_close)
+    if (t->h->on_close)
         t->h->on_close(c, reason);
 }
 
@@ -119,8 +126,6 @@ static bool kit_collect(struct wharf_test_conn *tc)
 /* Runs the worker's loop until a few turns in a row find nothing to do. */
 static void kit_pump(struct wharf_test *t)
 {
-    struct wharf_test *prev = kit_active;
-    kit_active = t;
     int quiet = 0;
     for (int i = 0; i < KIT_MAX_TURNS && quiet < KIT_QUIET_TURNS; i++) {
         int n = worker_run_turn(&t->w);
@@ -130,7 +135,6 @@ static void kit_pump(struct wharf_test *t)
         bool pending = n > 0 || moved || t->w.conns.offers || mailbox_len(t->w.loop.mailbox);
         quiet = pending ? 0 : quiet + 1;
     }
-    kit_active = prev;
 }
 
 static void kit_free_conns(struct wharf_test *t)
@@ -220,8 +224,6 @@ void wharf_test_free(wharf_test *t)
 {
     if (!t)
         return;
-    struct wharf_test *prev = kit_active;
-    kit_active = t;
     struct wharf_worker *was = worker_enter(&t->w);
     t->w.phase = WORKER_DRAINING;
     conn_shutdown(&t->w, false);
@@ -238,7 +240,6 @@ void wharf_test_free(wharf_test *t)
     kit_pump(t);
     loop_set_busy(&t->w.loop, -1);
     worker_destroy(&t->w);
-    kit_active = prev;
     kit_free_conns(t);
     generation_unref(t->gen); /* fini */
     admission_free(t->admission);
@@ -274,8 +275,6 @@ wharf_test_conn *wharf_test_connect(wharf_test *t)
         return tc;
     }
     generation_ref(t->gen); /* the connection's */
-    struct wharf_test *prev = kit_active;
-    kit_active = t;
     t->opening = tc;
     struct wharf_worker *was = worker_enter(&t->w);
     conn_open(&t->w, l, sv[0], &peer, sizeof peer.in, ticket);
@@ -287,12 +286,13 @@ wharf_test_conn *wharf_test_connect(wharf_test *t)
             tc->reason = WHARF_CLOSE_ERROR;
         }
     }
-    kit_active = prev;
     kit_pump(t);
     return tc;
 }
 
-int wharf_test_send(wharf_test_conn *tc, const void *data, size_t len)
+/* Puts len bytes into the client's socket, letting the handler read only
+ * when the socket is full.  Returns 0, -EPIPE once closed, or -errno. */
+static int kit_write(struct wharf_test_conn *tc, const void *data, size_t len)
 {
     if (tc->fd < 0 || tc->closed)
         return -EPIPE;
@@ -310,8 +310,23 @@ int wharf_test_send(wharf_test_conn *tc, const void *data, size_t len)
         p += n;
         len -= (size_t)n;
     }
-    kit_pump(tc->t);
     return 0;
+}
+
+int wharf_test_send(wharf_test_conn *tc, const void *data, size_t len)
+{
+    int rc = kit_write(tc, data, len);
+    kit_pump(tc->t);
+    return rc;
+}
+
+int wharf_test_send_eof(wharf_test_conn *tc, const void *data, size_t len)
+{
+    int rc = kit_write(tc, data, len);
+    if (rc == 0 && shutdown(tc->fd, SHUT_WR) < 0)
+        rc = -errno;
+    kit_pump(tc->t);
+    return rc;
 }
 
 void wharf_test_shutdown(wharf_test_conn *tc)

@@ -22,6 +22,9 @@
  *
  * Threads: one wharf_test is used from one thread.  Blocking work
  * (wharf_queue_work) runs on real pool threads; the kit waits for it.
+ * Several wharf_test may live at once in one program, with the same
+ * handler or different ones: each has its own listener, worker, clock and
+ * pool, and a call on one runs only that one's callbacks.
  */
 #ifndef WHARF_TEST_H
 #define WHARF_TEST_H
@@ -58,6 +61,14 @@ wharf_test_conn *wharf_test_connect(wharf_test *t);
  * whatever follows) runs before this returns.  Returns 0, or -EPIPE when
  * the connection is closed. */
 int wharf_test_send(wharf_test_conn *c, const void *data, size_t len);
+/* The client sends these bytes and shuts its sending side in one step:
+ * both are in the socket before the handler runs, so the worker reads the
+ * bytes and the EOF in the same turn (the case of a client that writes its
+ * last request and closes at once).  Every on_data, then on_eof (and
+ * whatever follows) runs before this returns.  Bytes beyond what the socket
+ * holds (some 100 KB) reach the handler earlier, in more turns.  Returns 0,
+ * or -EPIPE when the connection is closed. */
+int wharf_test_send_eof(wharf_test_conn *c, const void *data, size_t len);
 /* The client shuts its sending side (the handler sees EOF), or closes the
  * connection altogether. */
 void wharf_test_shutdown(wharf_test_conn *c);

@@ -5,8 +5,10 @@
  * kit's clock; a module's handler (mod_contract) with its timers fired by
  * wharf_test_advance and its blocking work waited for by wharf_test_run;
  * backpressure with a client that stops reading; wharf_test_serve's real
- * server on an ephemeral port; and the shipped teaching handlers (discard,
- * daytime, chat) driven through the kit.
+ * server on an ephemeral port; the shipped teaching handlers (discard,
+ * daytime, chat) driven through the kit; several kits with different
+ * handlers alive at once in one program; and data and FIN arriving in one
+ * step (wharf_test_send_eof).
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -256,6 +258,168 @@ START_TEST(serve_starts_a_real_server)
 }
 END_TEST
 
+/* Four kits at once, interleaved: echo twice (other options), the timer
+ * mode of mod_contract and the chat room.  Each call runs only its own
+ * kit's callbacks, clocks are separate, and freeing one leaves the others
+ * serving. */
+START_TEST(several_kits_with_different_handlers)
+{
+    char err[512];
+    wharf_test *a = wharf_test_new(&wharf_handler, "\"options\": {\"prefix\": \"A:\"}", err,
+                                   sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    wharf_test *b = wharf_test_new(module_handler("mod_contract"),
+                                   "\"options\": {\"mode\": \"tick\"}", err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    wharf_test *chat = wharf_test_new(shipped("chat"), NULL, err, sizeof err);
+    ck_assert_msg(chat != NULL, "%s", err);
+    wharf_test *d = wharf_test_new(&wharf_handler, "\"options\": {\"prefix\": \"D:\"}", err,
+                                   sizeof err);
+    ck_assert_msg(d != NULL, "%s", err);
+
+    wharf_test_conn *ca = wharf_test_connect(a), *cb = wharf_test_connect(b);
+    wharf_test_conn *c1 = wharf_test_connect(chat), *cd = wharf_test_connect(d);
+    wharf_test_conn *c2 = wharf_test_connect(chat);
+    ck_assert_ptr_nonnull(wharf_test_handle(ca));
+    ck_assert_ptr_ne(wharf_conn_worker(wharf_test_handle(ca)),
+                     wharf_conn_worker(wharf_test_handle(cd)));
+    wharf_test_output(c1, NULL);
+    wharf_test_output(c2, NULL);
+
+    wharf_test_send(ca, "x", 1);
+    wharf_test_send(cd, "y", 1);
+    ck_assert_str_eq(wharf_test_output(ca, NULL), "A:x");
+    ck_assert_str_eq(wharf_test_output(cd, NULL), "D:y");
+    wharf_test_send(c1, "hello\n", 6);
+    ck_assert_msg(strstr(wharf_test_output(c2, NULL), "hello\n") != NULL, "chat line lost");
+    ck_assert_str_eq(wharf_test_output(ca, NULL), "");
+
+    /* b's clock moves, nobody else's: the tick comes, a's idle timeout
+     * (60 s) is still far. */
+    wharf_test_advance(b, 20);
+    ck_assert_str_eq(wharf_test_output(cb, NULL), "t\n");
+    wharf_test_advance(a, 59999);
+    ck_assert(!wharf_test_closed(ca, NULL));
+    ck_assert(!wharf_test_closed(cd, NULL));
+    wharf_test_advance(a, 1);
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(ca, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_TIMEOUT);
+    ck_assert(!wharf_test_closed(cd, NULL) && !wharf_test_closed(cb, NULL));
+
+    /* Freeing one in the middle: the others go on. */
+    wharf_test_free(b);
+    wharf_test_send(cd, "z", 1);
+    ck_assert_str_eq(wharf_test_output(cd, NULL), "D:z");
+    wharf_test_send(c2, "back\n", 5);
+    ck_assert_msg(strstr(wharf_test_output(c1, NULL), "back\n") != NULL, "chat after free");
+    wharf_test_conn *ca2 = wharf_test_connect(a);
+    wharf_test_send(ca2, "again", 5);
+    ck_assert_str_eq(wharf_test_output(ca2, NULL), "A:again");
+    wharf_test_free(chat); /* and its clients c1, c2 with it */
+    ck_assert(!wharf_test_closed(cd, NULL));
+    wharf_test_send(cd, "!", 1);
+    ck_assert_str_eq(wharf_test_output(cd, NULL), "D:!");
+    wharf_test_free(d);
+    wharf_test_free(a);
+}
+END_TEST
+
+/* A handler that takes one line per on_data call and logs every callback,
+ * for the data-and-FIN case. */
+static char fin_log[8192];
+
+static size_t fin_data(wharf_conn *c, const void *data, size_t len)
+{
+    const char *nl = memchr(data, '\n', len);
+    size_t n = strlen(fin_log);
+    snprintf(fin_log + n, sizeof fin_log - n, "data(%zu) ", len);
+    if (!nl)
+        return 0;
+    wharf_send(c, data, (size_t)(nl - (const char *)data) + 1);
+    return (size_t)(nl - (const char *)data) + 1;
+}
+
+static int fin_eof(wharf_conn *c)
+{
+    (void)c;
+    size_t n = strlen(fin_log);
+    snprintf(fin_log + n, sizeof fin_log - n, "eof");
+    return WHARF_EOF_CLOSE;
+}
+
+static const struct wharf_handler fin_handler = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "fin",
+    .on_data = fin_data,
+    .on_eof = fin_eof,
+};
+
+/* Data and FIN in one step: the worker reads both in one turn; every
+ * line is offered before on_eof, the output is whole, the close is "eof". */
+START_TEST(data_and_fin_arrive_together)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(&fin_handler, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    fin_log[0] = '\0';
+    ck_assert_int_eq(wharf_test_send_eof(c, "a\nbb\nccc\ntail", 13), 0);
+    /* One read had all of it; the partial "tail" may be offered once more
+     * at the EOF, and on_eof comes last. */
+    const char *first = "data(13) data(11) data(8) data(4) ";
+    ck_assert_msg(strncmp(fin_log, first, strlen(first)) == 0, "%s", fin_log);
+    for (const char *p = fin_log + strlen(first); strcmp(p, "eof") != 0; p += 8)
+        ck_assert_msg(strncmp(p, "data(4) ", 8) == 0, "%s", fin_log);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "a\nbb\nccc\n");
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_EOF);
+    ck_assert_int_eq(wharf_test_send_eof(c, "x", 1), -EPIPE);
+
+    /* The same as two steps: the bytes are taken before the FIN is sent. */
+    c = wharf_test_connect(t);
+    fin_log[0] = '\0';
+    wharf_test_send(c, "a\nbb\n", 5);
+    ck_assert_str_eq(fin_log, "data(5) data(3) ");
+    wharf_test_shutdown(c);
+    ck_assert_str_eq(fin_log, "data(5) data(3) eof");
+
+    /* The echo handler: its answer is out before the close. */
+    wharf_test *e = wharf_test_new(&wharf_handler, NULL, err, sizeof err);
+    c = wharf_test_connect(e);
+    ck_assert_int_eq(wharf_test_send_eof(c, "last words", 10), 0);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "last words");
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_EOF);
+    wharf_test_free(e);
+    wharf_test_free(t);
+}
+END_TEST
+
+/* The contract under a pipelined burst: 300 lines and the FIN in one step,
+ * one line per call: every line answered before on_eof (more rounds than
+ * one event's 16 re-offers). */
+START_TEST(a_burst_and_fin_every_line_before_eof)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(&fin_handler, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    char burst[300 * 2];
+    for (int i = 0; i < 300; i++)
+        burst[2 * i] = (char)('a' + i % 26), burst[2 * i + 1] = '\n';
+    fin_log[0] = '\0';
+    ck_assert_int_eq(wharf_test_send_eof(c, burst, sizeof burst), 0);
+    size_t len;
+    wharf_test_output(c, &len);
+    ck_assert_msg(len == sizeof burst, "%zu of %zu bytes answered before the close", len,
+                  sizeof burst);
+    ck_assert_msg(strstr(fin_log, "data(2) eof") != NULL, "on_eof before the last line");
+    wharf_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testkit");
@@ -270,6 +434,9 @@ int main(void)
     tcase_add_test(tc, serve_starts_a_real_server);
     tcase_add_test(tc, shipped_discard_and_daytime);
     tcase_add_test(tc, shipped_chat_room);
+    tcase_add_test(tc, several_kits_with_different_handlers);
+    tcase_add_test(tc, data_and_fin_arrive_together);
+    tcase_add_test(tc, a_burst_and_fin_every_line_before_eof);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -1,0 +1,259 @@
+#!/bin/sh
+# check_recipes.sh - every recipe of docs/handlers.md, taken from the page
+# itself, builds and keeps what the page promises in a real wharfd.
+#
+# Each recipe is marked in the page by "<!-- recipe: NAME -->" right before
+# its code block; a marker without a block, two recipes of one name, or a C
+# block that looks like a whole module or program (WHARF_HANDLER_EXPORT,
+# main) without a marker fails, and so does a recipe this suite has no test
+# for.  Every module is built against framework/wharf.h with -Wall -Wextra
+# -Werror, run in ./wharfd on an ephemeral port, and driven by
+# tests/recipe_client: pipelined bursts of 1, 49, 50, 300 and 1,000 requests
+# followed by a half-close (every reply byte-exact, then EOF), three requests
+# split at every byte and sent one byte per write, and the recipe's callback
+# that closes.  Then: the broadcast recipe with 50 clients x 200 lines on 4
+# workers (every line to every client exactly once, in per-sender order),
+# the blocking-work recipe answering a 10 ms job within 50 ms while a 2 s job
+# runs (work_threads 4; tests/recipe_resolver.c stands in for DNS), the test
+# program of "Testing handlers" built and run against cmd.c, and the C++
+# recipe the same as tests/modules/mod_cxx.cc (which the build compiles).
+#
+# Skips (77) only when a tool it builds with is missing (cc, python3).
+set -u
+src=${WHARF_SRCDIR:-.}
+build=$(cd "${WHARF_BUILDDIR:-.}" && pwd)
+wharfd=$build/wharfd
+client=$build/tests/recipe_client
+cc=${CC:-cc}
+for tool in "$cc" python3 pkg-config; do
+    command -v "$tool" >/dev/null || { echo "SKIP: $tool is needed to build the recipes"; exit 77; }
+done
+tmp=$(mktemp -d)
+pid=
+passed=0
+failed=0
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+# Runs the client; its lines are the report, its status counts once.
+drive() {
+    if "$client" "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
+# The sanitizer the tree was built with: modules and programs get its flags.
+case ${WHARF_SANITIZER:-none} in
+asan) sanflags="-fsanitize=address,undefined -fno-omit-frame-pointer"
+      export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" ;;
+tsan) sanflags="-fsanitize=thread -fno-omit-frame-pointer" ;;
+*) sanflags= ;;
+esac
+
+# ---- extraction ------------------------------------------------------------
+mkdir "$tmp/r"
+if ! python3 - "$src/docs/handlers.md" "$tmp/r" >"$tmp/names" 2>"$tmp/extract.err" <<'PY'
+import re, sys
+doc, out = sys.argv[1], sys.argv[2]
+lines = open(doc).read().split("\n")
+names, errors, i, pending = [], [], 0, None
+while i < len(lines):
+    m = re.fullmatch(r"<!-- recipe: ([A-Za-z0-9_.+-]+) -->", lines[i])
+    if m:
+        if pending:
+            errors.append(f"line {pending[1]}: marker {pending[0]} has no code block after it")
+        pending = (m.group(1), i + 1)
+        i += 1
+        continue
+    fence = re.fullmatch(r"```(\w*)", lines[i])
+    if fence and fence.group(1):
+        j = i + 1
+        while j < len(lines) and lines[j] != "```":
+            j += 1
+        body = "\n".join(lines[i + 1:j]) + "\n"
+        if pending and pending[1] == i:
+            if pending[0] in names:
+                errors.append(f"line {i}: a second recipe named {pending[0]}")
+            names.append(pending[0])
+            open(f"{out}/{pending[0]}", "w").write(body)
+        elif pending:
+            errors.append(f"line {pending[1]}: marker {pending[0]} is not right before a code block")
+        elif fence.group(1) in ("c", "cpp") and re.search(r"WHARF_HANDLER_EXPORT|\bint main\(", body):
+            errors.append(f"line {i + 1}: a whole module or program without a <!-- recipe: NAME --> marker")
+        pending = None
+        i = j + 1
+        continue
+    if pending and lines[i].strip():
+        errors.append(f"line {pending[1]}: marker {pending[0]} is not right before a code block")
+        pending = None
+    i += 1
+if pending:
+    errors.append(f"line {pending[1]}: marker {pending[0]} has no code block after it")
+for e in errors:
+    print(f"docs/handlers.md:{e}", file=sys.stderr)
+print(" ".join(names))
+sys.exit(1 if errors else 0)
+PY
+then
+    fail "extracting the recipes: $(cat "$tmp/extract.err")"
+    extracted=bad
+fi
+names=$(cat "$tmp/names")
+tested="upper.c cmd.c sum.c shout.c heartbeat.c lookup.c sort.c proxy.c test_cmd.c cxx.cc"
+for n in $names; do
+    case " $tested " in *" $n "*) ;; *) fail "recipe $n of docs/handlers.md has no test here"; extracted=bad ;; esac
+done
+for n in $tested; do
+    case " $names " in *" $n "*) ;; *) fail "recipe $n is no longer in docs/handlers.md (or lost its marker)"; extracted=bad ;; esac
+done
+[ "${extracted:-}" != bad ] && ok "docs/handlers.md: every whole module is a marked recipe, each tested: $names"
+
+# ---- building --------------------------------------------------------------
+# Builds recipe $1 (a file in $tmp/r) into $tmp/NAME.so; true when it built.
+build_module() {
+    so=$tmp/${1%.c}.so
+    # shellcheck disable=SC2086
+    if $cc -std=gnu11 -shared -fPIC -Wall -Wextra -Werror $sanflags -I "$src/framework" \
+        -o "$so" "$tmp/r/$1" 2>"$tmp/cc.log"; then
+        return 0
+    fi
+    fail "$1 does not build: $(cat "$tmp/cc.log")"
+    return 1
+}
+[ -x "$client" ] || fail "$client is not built"
+# shellcheck disable=SC2086
+$cc -shared -fPIC -Wall -Wextra -Werror $sanflags -o "$tmp/resolver.so" \
+    "$src/tests/recipe_resolver.c" -ldl 2>"$tmp/cc.log" || fail "recipe_resolver.c: $(cat "$tmp/cc.log")"
+
+# ---- running ---------------------------------------------------------------
+# Starts wharfd on module $1 with top-level keys $2 (default: 2 workers) and
+# listener keys $3, after an optional wrapper command in $4 (e.g. "env
+# LD_PRELOAD=..."); waits (bounded: 30 s) for its "started" line; sets $pid,
+# $port and $log (a file per run).
+runs=0
+start() {
+    runs=$((runs + 1))
+    log=$tmp/log.$runs
+    printf '{"shutdown_timeout_ms": 2000, %s, "listeners": [{"name": "r", "port": 0, "handler": "%s"%s}]}\n' \
+        "${2:-\"workers\": 2}" "$1" "$3" >"$tmp/run$runs.json"
+    : >"$log"
+    ${4:-} "$wharfd" -c "$tmp/run$runs.json" 2>"$log" &
+    pid=$!
+    i=0
+    while [ $i -lt 600 ] && ! grep -q "started:" "$log" && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    port=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$log" | head -n1)
+    [ -n "$port" ] || { fail "wharfd did not start on $1: $(cat "$log")"; stop quiet; return 1; }
+}
+# Stops wharfd gracefully (bounded: 10 s); a crash, a sanitizer report or an
+# unclean exit fails, unless $1 is "quiet".
+stop() {
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid"
+    status=$?
+    pid=
+    [ "${1:-}" = quiet ] && return 0
+    if [ "$status" != 0 ] || grep -q "fatal signal\|Sanitizer\|runtime error" "$log"; then
+        fail "wharfd exit status $status: $(grep -m3 "fatal\|Sanitizer\|runtime error\|ERROR" "$log")"
+    fi
+}
+# The cases every message-per-line recipe goes through: bursts, splits.
+bursts_and_splits() {
+    for n in 1 49 50 300 1000; do
+        drive burst "$1" "$port" $n
+    done
+    drive split "$1" "$port"
+}
+
+# upper.c, cmd.c, sum.c, sort.c: one wharfd each, bursts, splits, closes.
+for r in upper cmd sum sort; do
+    build_module $r.c && start "$tmp/$r.so" "" "" || continue
+    bursts_and_splits $r
+    case $r in cmd|sum) drive closes $r "$port" ;; esac
+    stop
+done
+
+# heartbeat.c as written (10 s period) for the echo, then built with a 100 ms
+# period for the timer that closes a silent client.
+if build_module heartbeat.c && start "$tmp/heartbeat.so" "" ""; then
+    bursts_and_splits heartbeat
+    stop
+    sed 's/10000, 10000/100, 100/' "$tmp/r/heartbeat.c" >"$tmp/r/heartbeat_fast.c"
+    if grep -q "100, 100, on_beat" "$tmp/r/heartbeat_fast.c" && build_module heartbeat_fast.c &&
+        start "$tmp/heartbeat_fast.so" "" ""; then
+        drive closes heartbeat_fast "$port"
+        stop
+    else
+        fail "heartbeat.c: no \"10000, 10000\" period to shorten for the closing case"
+    fi
+fi
+
+# proxy.c (the sketch) in front of upper.c, in a second wharfd.
+if build_module proxy.c && [ -e "$tmp/upper.so" ] && start "$tmp/upper.so" "" ""; then
+    backend_pid=$pid backend_log=$log
+    pid=
+    if start "$tmp/proxy.so" "" ", \"options\": {\"backend_port\": $port}"; then
+        bursts_and_splits proxy
+        stop
+    fi
+    pid=$backend_pid log=$backend_log
+    stop
+fi
+
+# lookup.c with the resolver stand-in, work_threads 4: first, on a fresh
+# server (pool threads start as work arrives), the 10 ms job beside the 2 s one.
+if build_module lookup.c &&
+    start "$tmp/lookup.so" '"workers": 2, "work_threads": 4' "" "env LD_PRELOAD=$tmp/resolver.so"; then
+    drive work "$port"
+    bursts_and_splits lookup
+    stop
+fi
+
+# shout.c: a burst from one client reaches another; then, as its own step,
+# the broadcast of 50 clients x 200 lines on 4 workers.
+if build_module shout.c && start "$tmp/shout.so" "" ""; then
+    for n in 1 49 50 300 1000; do
+        drive relay "$port" $n
+    done
+    stop
+fi
+echo "-- step: broadcast, 50 clients x 200 lines on 4 workers --"
+if [ -e "$tmp/shout.so" ] && start "$tmp/shout.so" '"workers": 4' ""; then
+    drive broadcast "$port" 50 200
+    stop
+fi
+
+# The test program of "Testing handlers", against cmd.c, with the tree's
+# libwharf (as the page says to build it before installing).
+cp "$tmp/r/cmd.c" "$tmp/r/test_cmd.c" "$tmp/" 2>/dev/null
+# shellcheck disable=SC2086
+if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$src/framework" -o "$tmp/test_cmd" \
+    "$tmp/test_cmd.c" "$tmp/cmd.c" -L "$build/.libs" -lwharf $(pkg-config --cflags --libs check) \
+    2>"$tmp/cc.log"; then
+    if out=$(cd "$tmp" && LD_LIBRARY_PATH="$build/.libs" timeout 60 ./test_cmd 2>&1); then
+        ok "test_cmd.c builds against cmd.c and passes: $(echo "$out" | grep -o '[0-9]*%.*' | head -n1)"
+    else
+        fail "test_cmd.c fails: $out"
+    fi
+else
+    fail "test_cmd.c does not build: $(cat "$tmp/cc.log")"
+fi
+
+# The C++ recipe is tests/modules/mod_cxx.cc, which the build compiles and
+# tests/check_module.c loads.
+if [ -e "$tmp/r/cxx.cc" ] && cmp -s "$tmp/r/cxx.cc" "$src/tests/modules/mod_cxx.cc"; then
+    ok "cxx.cc is tests/modules/mod_cxx.cc, byte for byte"
+else
+    fail "cxx.cc differs from tests/modules/mod_cxx.cc: $(diff "$tmp/r/cxx.cc" "$src/tests/modules/mod_cxx.cc" 2>&1 | head -n 5)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
