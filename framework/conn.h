@@ -175,4 +175,57 @@ bool conn_held(const wharf_conn *c);
  * closing phase: loop_run_closing when not inside a turn). */
 size_t conn_shutdown(struct wharf_worker *w, bool all);
 
+/* ---- between the conn_*.c files ------------------------------------------- */
+
+/*
+ * Brackets a handler callback on c: c is "current" meanwhile (its sends go
+ * to the scratch buffer), and the crash report names the callback.
+ */
+#define CONN_CALL(c, what, call)                                                           \
+    do {                                                                                   \
+        struct conn_set *set_ = &(c)->w->conns;                                            \
+        struct wharf_conn *prev_ = set_->current;                                          \
+        set_->current = (c);                                                               \
+        CALLBACK_RUN(what, (c)->l, (int)(c)->w->id, (c)->id, call);                        \
+        set_->current = prev_;                                                             \
+    } while (0)
+
+/* conn.c: the connection's counters, its listener's name, its output
+ * not yet written (c->out and, during its callback, the scratch buffer). */
+struct listener_counters *conn_stats(const struct wharf_conn *c);
+const char *conn_name(const struct wharf_conn *c);
+size_t conn_pending(const struct wharf_conn *c);
+/* conn.c: moves c to state `to` if the table allows it (else logs, false). */
+bool conn_move(struct wharf_conn *c, enum conn_state to);
+/* conn.c: calls on_open (once); from then on on_close is owed. */
+void conn_opened(struct wharf_conn *c);
+
+/* conn_io.c (see its top comment).  The int-returning calls return 0, or
+ * -1 when c is dead. */
+int conn_io_wants_input(const struct wharf_conn *c);
+void conn_io_update_events(struct wharf_conn *c);
+void conn_io_output_resized(struct wharf_conn *c, size_t old_cap);
+int conn_io_flush(struct wharf_conn *c);
+int conn_io_settle(struct wharf_conn *c);
+void conn_io_schedule_offer(struct wharf_conn *c);
+void conn_io_unschedule_offer(struct wharf_conn *c);
+int conn_io_offer(struct wharf_conn *c);
+int conn_io_read(struct wharf_conn *c);
+void conn_io_run_offers(struct loop_check *check);
+
+/* conn_budget.c: the server is over its output budget (see there). */
+void conn_budget_check(struct wharf_worker *w);
+void conn_budget_on_timer(struct timer *t, uint64_t now);
+
+/* conn_deadline.c: arms c's timer for its earliest deadline; the timer's
+ * callback. */
+void conn_deadline_arm(struct wharf_conn *c);
+void conn_deadline_fired(struct timer *t, uint64_t now);
+
+/* conn_proxy.c: an accepted connection of a proxy_protocol listener waits
+ * for its header (false: refused, closed); reads the header from the kept
+ * input (1: done, the handler opened; 0: more needed; -1: refused). */
+bool conn_proxy_start(struct wharf_conn *c);
+int conn_proxy_read(struct wharf_conn *c);
+
 #endif

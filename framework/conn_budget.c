@@ -1,0 +1,97 @@
+/*
+ * conn_budget.c - the server-wide output budget (output_budget): which
+ * connections close when output buffered by all of them passes it.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "admission.h"
+#include "log.h"
+#include "worker.h"
+
+/* Output with no write progress for this long is "stalled": the output
+ * budget closes only those, the longest-waiting first. */
+#define CONN_STALL_MS 100
+
+static void conn_budget_on_post(void *arg, void *payload, bool cancelled);
+
+/* Whether a is a worse holder of output than b (NULL): output waiting
+ * longest for any write progress first, then the most held. */
+static bool conn_budget_worse(const struct wharf_conn *a, const struct wharf_conn *b)
+{
+    if (!b)
+        return true;
+    bool a_waits = a->out.len > 0, b_waits = b->out.len > 0;
+    if (a_waits != b_waits)
+        return a_waits;
+    if (a_waits && a->last_write_ms != b->last_write_ms)
+        return a->last_write_ms < b->last_write_ms;
+    return a->out.cap > b->out.cap;
+}
+
+/*
+ * The server's output memory is over its budget (output_budget): closes
+ * (reason "limit") this worker's connections whose output has waited
+ * longest for any write progress, among those stalled for CONN_STALL_MS,
+ * until the total would be back under the budget.  A reader that keeps up
+ * is written to every turn and so is never chosen, however much it holds
+ * for a moment.  When the total is still over (nothing here is stalled
+ * yet, or the output is held on other workers), it looks again in
+ * CONN_STALL_MS and asks the other workers to look too.  Runs when this
+ * worker's output grows over the budget, on that timer, and on a sibling's
+ * request.
+ */
+void conn_budget_check(struct wharf_worker *w)
+{
+    struct conn_set *set = &w->conns;
+    size_t budget = admission_output_budget(w->admission);
+    size_t total = admission_output_total(w->admission), freed = 0;
+    uint64_t now = w->loop.now_ms;
+    if (w->phase >= WORKER_CLOSING)
+        return; /* everything closes anyway */
+    while (budget && total > budget + freed) {
+        struct wharf_conn *worst = NULL;
+        for (struct wharf_conn *c = set->head; c; c = c->next)
+            if (!conn_dead(c) && c->out.len > 0 && now - c->last_write_ms >= CONN_STALL_MS &&
+                conn_budget_worse(c, worst))
+                worst = c;
+        if (!worst)
+            break;
+        if (log_due(&set->last_budget_log_ms, now, 10000))
+            log_write(WHARF_LOG_WARN, conn_name(worst), (int)w->id, worst->id,
+                      "output budget of %zu bytes exceeded: closing the connection whose output "
+                      "waited longest (%zu bytes held, nothing written for %llu ms; logged at "
+                      "most every 10 s)",
+                      budget, worst->out.cap, (unsigned long long)(now - worst->last_write_ms));
+        freed += worst->out.cap;
+        conn_close(worst, WHARF_CLOSE_LIMIT);
+    }
+    if (!budget || total <= budget + freed || timer_armed(&set->budget_timer))
+        return;
+    if (loop_timer_arm(&w->loop, &set->budget_timer, now + CONN_STALL_MS) < 0)
+        return;
+    for (unsigned i = 0; w->siblings && i < w->nworkers; i++)
+        if (&w->siblings[i] != w)
+            loop_post(&w->siblings[i].loop, conn_budget_on_post, &w->siblings[i], NULL, 0);
+}
+
+void conn_budget_on_timer(struct timer *t, uint64_t now)
+{
+    (void)now;
+    struct conn_set *set = (struct conn_set *)((char *)t - offsetof(struct conn_set, budget_timer));
+    conn_budget_check((struct wharf_worker *)((char *)set - offsetof(struct wharf_worker, conns)));
+}
+
+static void conn_budget_on_post(void *arg, void *payload, bool cancelled)
+{
+    (void)payload;
+    if (!cancelled)
+        conn_budget_check(arg);
+}

@@ -1,0 +1,418 @@
+/*
+ * conn_io.c - a connection's bytes: reading into the worker's shared
+ * buffer, offering input to on_data (and kept input again), writing output,
+ * the watermarks and on_drain, the epoll mask.
+ *
+ * The rhythm of one event: read -> on_data -> settle (write what the
+ * callback queued, apply the watermarks, update the epoll mask, arm the
+ * timer, or close a CLOSING connection whose output is out).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "conn.h"
+#include "admission.h"
+#include "callback.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+/* Bytes read per recv() once a connection keeps unconsumed input. */
+#define CONN_READ_CHUNK 16384
+/* How often one event may call on_drain before yielding to other connections. */
+#define CONN_MAX_DRAIN_ROUNDS 8
+/* The scratch buffer is released past this size once flushed. */
+#define SCRATCH_KEEP_MAX (1u << 20)
+/* How often one event may offer kept input again before yielding. */
+#define CONN_MAX_OFFERS 16
+
+int conn_io_wants_input(const struct wharf_conn *c)
+{
+    return c->state <= CONN_OPEN &&
+           !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_PEER_EOF | CONN_HELD));
+}
+
+void conn_io_update_events(struct wharf_conn *c)
+{
+    uint32_t want = 0;
+    if (conn_io_wants_input(c))
+        want |= LOOP_IN;
+    if (c->out.len > 0 || (c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)))
+        want |= LOOP_OUT;
+    int rc = loop_modify(&c->w->loop, &c->watcher, want);
+    if (rc < 0) {
+        log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id, "epoll_ctl: %s",
+                  strerror(-rc));
+        conn_close(c, WHARF_CLOSE_ERROR);
+    }
+}
+
+/* Nothing in flight: no unconsumed input, no pending output. */
+static bool conn_io_is_idle(const struct wharf_conn *c)
+{
+    return c->in.len == 0 && conn_pending(c) == 0;
+}
+
+/* Writes as much of p[0..len) as the socket takes.  Returns bytes written, or
+ * -1 on a socket error (errno set; EAGAIN is not an error). */
+static ssize_t conn_io_write(struct wharf_conn *c, const char *p, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(c->watcher.fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return -1;
+    }
+    if (done > 0) {
+        c->last_write_ms = c->w->loop.now_ms;
+        c->bytes_out += done;
+        STAT_ADD(conn_stats(c)->bytes_out, done);
+    }
+    return (ssize_t)done;
+}
+
+/* Adjusts the output_buffered gauge after c->out's allocation changed. */
+void conn_io_output_resized(struct wharf_conn *c, size_t old_cap)
+{
+    if (c->out.cap == old_cap)
+        return;
+    STAT_ADD(conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
+    if (admission_output_add(c->w->admission, (ptrdiff_t)c->out.cap - (ptrdiff_t)old_cap) &&
+        c->out.cap > old_cap)
+        conn_budget_check(c->w);
+}
+
+/*
+ * Writes pending output: first the scratch buffer (output of the current
+ * callback, when c->out was empty), keeping what the socket refused in
+ * c->out; then c->out.  Returns 0, or -1 when c is dead (a write error, or
+ * the output budget chose it).
+ */
+int conn_io_flush(struct wharf_conn *c)
+{
+    struct wharf_worker *w = c->w;
+    struct conn_set *set = &w->conns;
+    if (conn_dead(c))
+        return -1;
+    size_t old_cap = c->out.cap;
+    int was_pending = c->out.len > 0;
+    if (set->scratch_conn == c) {
+        ssize_t n = conn_io_write(c, buf_head(&set->scratch), set->scratch.len);
+        int failed = n < 0;
+        if (!failed && (size_t)n < set->scratch.len &&
+            buf_append(&c->out, buf_head(&set->scratch) + n, set->scratch.len - (size_t)n) < 0)
+            failed = 1, errno = ENOMEM;
+        set->scratch_conn = NULL;
+        buf_consume(&set->scratch, set->scratch.len);
+        if (set->scratch.cap > SCRATCH_KEEP_MAX)
+            buf_free(&set->scratch);
+        if (failed)
+            goto error;
+    } else if (c->out.len > 0) {
+        ssize_t n = conn_io_write(c, buf_head(&c->out), c->out.len);
+        if (n < 0)
+            goto error;
+        buf_consume(&c->out, (size_t)n);
+    }
+    if (c->out.len == 0) {
+        buf_free(&c->out);
+        if ((c->flags & CONN_WAIT_WRITTEN) && c->in.len > 0) {
+            c->flags &= ~(uint32_t)CONN_WAIT_WRITTEN;
+            conn_io_schedule_offer(c);
+        }
+    } else if (!was_pending)
+        c->last_write_ms = w->loop.now_ms; /* the write timer starts now */
+    conn_io_output_resized(c, old_cap); /* may close c (the output budget) */
+    return conn_dead(c) ? -1 : 0;
+
+error:
+    log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "write: %s", strerror(errno));
+    conn_close(c, WHARF_CLOSE_ERROR);
+    conn_io_output_resized(c, old_cap);
+    return -1;
+}
+
+/*
+ * After a callback or an event: writes output, closes a CLOSING connection
+ * whose output is out, applies the watermarks (calling on_drain when output
+ * falls below the low mark after having passed the high mark), updates the
+ * epoll mask and the timer.  Returns 0, or -1 if c is dead.
+ */
+int conn_io_settle(struct wharf_conn *c)
+{
+    const struct config_listener *cfg = c->l->cfg;
+    bool drained_any = false;
+    for (int round = 0;; round++) {
+        if (conn_io_flush(c) < 0)
+            return -1;
+        if (c->state == CONN_CLOSING && c->out.len == 0 && !(c->flags & CONN_CONNECTING)) {
+            conn_close(c, c->close_reason);
+            return -1;
+        }
+        if ((c->flags & CONN_SHUT_WRITE) && c->out.len == 0 && !(c->flags & CONN_SHUT_DONE) &&
+            !(c->flags & CONN_CONNECTING)) {
+            c->flags |= CONN_SHUT_DONE;
+            shutdown(c->watcher.fd, SHUT_WR); /* our side is done: the peer sees EOF */
+        }
+        int drained = 0;
+        if (c->out.len > cfg->high_watermark) {
+            c->flags |= CONN_PAUSED_OUTPUT;
+        } else if ((c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)) &&
+                   c->out.len < cfg->low_watermark && round < CONN_MAX_DRAIN_ROUNDS) {
+            /* Past the round limit the connection stays paused; the epoll
+             * mask asks for EPOLLOUT, so the drain comes next turn. */
+            c->flags &= ~(uint32_t)(CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN);
+            drained_any = true;
+            drained = c->l->handler->on_drain != NULL;
+        }
+        if (!drained)
+            break;
+        CONN_CALL(c, "on_drain", c->l->handler->on_drain(c));
+        if (conn_dead(c))
+            return -1;
+    }
+    if (drained_any && c->in.len > 0)
+        conn_io_schedule_offer(c); /* kept input comes back after on_drain */
+    if (c->w->phase >= WORKER_DRAINING && conn_io_is_idle(c)) {
+        /* Shutting down and nothing in flight: no reason to wait. */
+        conn_close(c, WHARF_CLOSE_SHUTDOWN);
+        return -1;
+    }
+    conn_io_update_events(c);
+    if (conn_dead(c))
+        return -1;
+    conn_deadline_arm(c);
+    return conn_dead(c) ? -1 : 0;
+}
+
+/* Whether on_data (and on_eof) may be called now. */
+static bool conn_io_can_deliver(const struct wharf_conn *c)
+{
+    return c->state == CONN_OPEN &&
+           !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_HELD | CONN_PROXY_WAIT));
+}
+
+/*
+ * Calls on_data.  Returns the bytes consumed, or CONN_BAD_RETURN (after
+ * logging and closing) when the handler claimed more than it was given.
+ */
+#define CONN_BAD_RETURN ((size_t)-1)
+
+static size_t conn_io_call_data(struct wharf_conn *c, const char *data, size_t len)
+{
+    size_t used;
+    CONN_CALL(c, "on_data", used = c->l->handler->on_data(c, data, len));
+    if (used > len) {
+        log_write(WHARF_LOG_ERROR, conn_name(c), (int)c->w->id, c->id,
+                  "handler \"%s\": on_data returned %zu for %zu bytes; closing",
+                  c->l->handler->name, used, len);
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return CONN_BAD_RETURN;
+    }
+    return used;
+}
+
+/* Asks for conn_io_offer on this loop turn's check (or the next turn's). */
+void conn_io_schedule_offer(struct wharf_conn *c)
+{
+    struct conn_set *set = &c->w->conns;
+    if ((c->flags & CONN_OFFER_PENDING) || conn_dead(c))
+        return;
+    c->flags |= CONN_OFFER_PENDING;
+    c->offer_next = set->offers;
+    set->offers = c;
+    if (!set->offers_busy) {
+        set->offers_busy = true;
+        loop_set_busy(&c->w->loop, 1);
+    }
+}
+
+void conn_io_unschedule_offer(struct wharf_conn *c)
+{
+    if (!(c->flags & CONN_OFFER_PENDING))
+        return;
+    c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
+    for (struct wharf_conn **p = &c->w->conns.offers; *p; p = &(*p)->offer_next)
+        if (*p == c) {
+            *p = c->offer_next;
+            return;
+        }
+}
+
+/*
+ * Offers the kept input to on_data again while the handler consumes some of
+ * it: at most CONN_MAX_OFFERS calls, then the rest waits for the next loop
+ * turn (so one connection cannot starve the others).  After the peer's EOF
+ * every kept byte is offered, over as many turns as it takes, and on_eof
+ * comes once nothing is kept or the handler took nothing of what is (an
+ * incomplete last message) with no output pending.  Ends with conn_io_settle.
+ * Returns 0, or -1 if c is dead.
+ */
+int conn_io_offer(struct wharf_conn *c)
+{
+    for (int round = 0; c->in.len > 0 && conn_io_can_deliver(c); round++) {
+        if (round == CONN_MAX_OFFERS) {
+            conn_io_schedule_offer(c);
+            break;
+        }
+        /* What earlier calls sent goes out first, so wharf_output_pending
+         * tells the handler what is really still pending. */
+        if (conn_pending(c) > 0) {
+            if (conn_io_flush(c) < 0)
+                return -1;
+            if (c->out.len > c->l->cfg->high_watermark) {
+                c->flags |= CONN_PAUSED_OUTPUT; /* on_drain brings the input back */
+                break;
+            }
+        }
+        size_t used = conn_io_call_data(c, buf_head(&c->in), c->in.len);
+        if (used == CONN_BAD_RETURN)
+            break;
+        buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            buf_free(&c->in);
+        if (used == 0) {
+            if (conn_pending(c) > 0)
+                c->flags |= CONN_WAIT_WRITTEN; /* offered again once the output is out */
+            else if (c->flags & CONN_PEER_EOF)
+                c->flags |= CONN_EOF_STALLED; /* nothing more will come: on_eof */
+            break; /* otherwise it waits for more bytes */
+        }
+    }
+    if ((c->flags & CONN_PEER_EOF) && !(c->flags & CONN_EOF_DONE) && conn_io_can_deliver(c) &&
+        (c->in.len == 0 || (c->flags & CONN_EOF_STALLED))) {
+        c->flags |= CONN_EOF_DONE;
+        int keep = WHARF_EOF_CLOSE;
+        if (c->l->handler->on_eof)
+            CONN_CALL(c, "on_eof", keep = c->l->handler->on_eof(c));
+        if (keep != WHARF_EOF_KEEP && c->state == CONN_OPEN) {
+            /* The peer is done sending: finish writing, then close. */
+            conn_move(c, CONN_CLOSING);
+            c->close_reason = WHARF_CLOSE_EOF;
+        }
+    }
+    return conn_io_settle(c);
+}
+
+/* The loop check that runs the offers scheduled for this turn. */
+void conn_io_run_offers(struct loop_check *check)
+{
+    struct conn_set *set = (struct conn_set *)((char *)check - offsetof(struct conn_set, check));
+    struct wharf_conn *list = set->offers;
+    set->offers = NULL;
+    while (list) {
+        struct wharf_conn *c = list;
+        list = c->offer_next;
+        c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
+        if (!conn_dead(c))
+            conn_io_offer(c);
+    }
+    if (!set->offers && set->offers_busy) {
+        set->offers_busy = false;
+        loop_set_busy(set->loop, -1);
+    }
+}
+
+/* Reads once and hands the bytes to on_data.  Returns 0, or -1 if c was torn down. */
+int conn_io_read(struct wharf_conn *c)
+{
+    struct wharf_worker *w = c->w;
+    struct conn_set *set = &w->conns;
+    const struct config_listener *cfg = c->l->cfg;
+    /* Earlier input is kept (or a PROXY header is being read): read behind it. */
+    int keep = c->in.len > 0 || (c->flags & CONN_PROXY_WAIT);
+    char *p;
+    size_t room;
+    if (keep) {
+        if (c->in.len >= cfg->max_input) {
+            conn_close(c, WHARF_CLOSE_LIMIT);
+            return -1;
+        }
+        room = cfg->max_input - c->in.len;
+        if (room > CONN_READ_CHUNK)
+            room = CONN_READ_CHUNK;
+        p = buf_reserve(&c->in, room);
+        if (!p) {
+            conn_close(c, WHARF_CLOSE_ERROR);
+            return -1;
+        }
+    } else {
+        p = set->readbuf;
+        room = set->readbuf_size;
+    }
+
+    ssize_t n = recv(c->watcher.fd, p, room, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "read: %s", strerror(errno));
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    if (n == 0) {
+        /* The peer is done sending: kept bytes first, then on_eof. */
+        c->flags |= CONN_PEER_EOF;
+        return conn_io_offer(c);
+    }
+
+    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
+    c->last_read_ms = w->loop.now_ms;
+    c->bytes_seen = true;
+    c->bytes_in += (uint64_t)n;
+    if (c->in.len == 0)
+        c->rate_since_ms = w->loop.now_ms; /* a message may start here */
+    c->rate_bytes += (uint64_t)n;
+    const char *data = p;
+    size_t len = (size_t)n;
+    if (keep) {
+        buf_commit(&c->in, len);
+        data = buf_head(&c->in);
+        len = c->in.len;
+    }
+    if (c->flags & CONN_PROXY_WAIT) {
+        int rc = conn_proxy_read(c);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return conn_io_settle(c);
+        /* The rest, if any, goes to the handler now. */
+        return c->in.len > 0 ? conn_io_offer(c) : conn_io_settle(c);
+    }
+
+    size_t used = conn_io_call_data(c, data, len);
+    if (used == CONN_BAD_RETURN)
+        return conn_io_settle(c);
+    if (keep) {
+        buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            buf_free(&c->in);
+    } else if (used < len && !conn_dead(c)) {
+        if (len - used > cfg->max_input) {
+            conn_close(c, WHARF_CLOSE_LIMIT);
+            return -1;
+        }
+        if (buf_append(&c->in, data + used, len - used) < 0) {
+            conn_close(c, WHARF_CLOSE_ERROR);
+            return -1;
+        }
+    }
+    /* Consumed some and some is left: offer the rest again now. */
+    if (used > 0 && c->in.len > 0)
+        return conn_io_offer(c);
+    return conn_io_settle(c);
+}
