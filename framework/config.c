@@ -373,7 +373,8 @@ static const char *const listener_keys[] = {
     "buffers", "handler", "options", NULL,
 };
 static const char *const timeout_keys[] = {
-    "idle_ms", "write_ms", "lifetime_ms", "handshake_ms", "min_rate", "min_rate_window_ms", NULL,
+    "idle_ms", "write_ms", "lifetime_ms", "handshake_ms", "read_idle_ms", "write_idle_ms",
+    "min_rate", "min_rate_window_ms", NULL,
 };
 static const char *const buffer_keys[] = {
     "high_watermark", "low_watermark", "max_input", "max_output", NULL,
@@ -539,14 +540,16 @@ static int load_timeouts(struct loader *ld, const json_t *obj, struct config_lis
     key_path(path, sizeof path, l->path, "timeouts");
     if (!json_is_object(t))
         return fail_got(ld, path,
-                        "an object {idle_ms, write_ms, lifetime_ms, handshake_ms, min_rate, "
-                        "min_rate_window_ms}", t);
+                        "an object {idle_ms, write_ms, lifetime_ms, handshake_ms, "
+                        "read_idle_ms, write_idle_ms, min_rate, min_rate_window_ms}", t);
     long long min_rate = (long long)l->timeouts.min_rate;
     if (check_keys(ld, t, path, timeout_keys) < 0 ||
         get_ms(ld, t, path, "idle_ms", MAX_MS, &l->timeouts.idle_ms) < 0 ||
         get_ms(ld, t, path, "write_ms", MAX_MS, &l->timeouts.write_ms) < 0 ||
         get_ms(ld, t, path, "lifetime_ms", MAX_MS, &l->timeouts.lifetime_ms) < 0 ||
         get_ms(ld, t, path, "handshake_ms", MAX_MS, &l->timeouts.handshake_ms) < 0 ||
+        get_ms(ld, t, path, "read_idle_ms", MAX_MS, &l->timeouts.read_idle_ms) < 0 ||
+        get_ms(ld, t, path, "write_idle_ms", MAX_MS, &l->timeouts.write_idle_ms) < 0 ||
         get_int(ld, t, path, "min_rate", 0, MAX_BUFFER, &min_rate) < 0 ||
         get_ms(ld, t, path, "min_rate_window_ms", MAX_MS, &l->timeouts.min_rate_window_ms) < 0)
         return -1;
@@ -1225,7 +1228,8 @@ json_t *config_to_json(const struct config *cfg)
         const struct config_listener *l = &cfg->listeners[i];
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:s, s:i, s:i,"
-            " s:I, s:O, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s, s:O}",
+            " s:I, s:O, s:O, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:s,"
+            " s:O}",
             "name", l->name, "protocol", protocol_names[l->protocol], "address", l->address,
             "port", l->port, "backlog", l->backlog, "ipv6_only", l->ipv6_only,
             "reuse_address", l->reuse_address, "reuse_port", l->reuse_port,
@@ -1241,6 +1245,8 @@ json_t *config_to_json(const struct config *cfg)
             "write_ms", (json_int_t)l->timeouts.write_ms,
             "lifetime_ms", (json_int_t)l->timeouts.lifetime_ms,
             "handshake_ms", (json_int_t)l->timeouts.handshake_ms,
+            "read_idle_ms", (json_int_t)l->timeouts.read_idle_ms,
+            "write_idle_ms", (json_int_t)l->timeouts.write_idle_ms,
             "min_rate", (json_int_t)l->timeouts.min_rate,
             "min_rate_window_ms", (json_int_t)l->timeouts.min_rate_window_ms,
             "buffers", "high_watermark", (json_int_t)l->high_watermark,

@@ -25,6 +25,8 @@ struct config_timeouts {
     uint64_t write_ms;    /* 0 = off; default 30000 */
     uint64_t lifetime_ms; /* 0 = off; default 0 */
     uint64_t handshake_ms; /* first byte within; 0 = off; default 0 */
+    uint64_t read_idle_ms;  /* nothing received for this long; 0 = off; default 0 */
+    uint64_t write_idle_ms; /* nothing sent for this long; 0 = off; default 0 */
     uint64_t min_rate;    /* bytes/s while a message is in progress; 0 = off; default 0 */
     uint64_t min_rate_window_ms; /* the window it is measured over; default 10000 */
 };

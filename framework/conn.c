@@ -221,10 +221,14 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
     memcpy(&c->peer, peer, peer_len <= sizeof c->peer ? peer_len : sizeof c->peer);
     c->peer_len = peer_len;
     c->opened_ms = c->last_read_ms = c->last_write_ms = c->handshake_since_ms = w->loop.now_ms;
-    c->idle_ms = (uint32_t)l->cfg->timeouts.idle_ms;
-    c->handshake_ms = (uint32_t)l->cfg->timeouts.handshake_ms;
-    c->write_ms = (uint32_t)l->cfg->timeouts.write_ms;
-    c->lifetime_ms = (uint32_t)l->cfg->timeouts.lifetime_ms;
+    const struct config_timeouts *to = &l->cfg->timeouts;
+    c->timeout_ms[WHARF_TIMEOUT_IDLE] = (uint32_t)to->idle_ms;
+    c->timeout_ms[WHARF_TIMEOUT_WRITE] = (uint32_t)to->write_ms;
+    c->timeout_ms[WHARF_TIMEOUT_LIFETIME] = (uint32_t)to->lifetime_ms;
+    c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE] = (uint32_t)to->handshake_ms;
+    c->timeout_ms[WHARF_TIMEOUT_READ_IDLE] = (uint32_t)to->read_idle_ms;
+    c->timeout_ms[WHARF_TIMEOUT_WRITE_IDLE] = (uint32_t)to->write_idle_ms;
+    c->timeout_firing = -1;
     timer_init(&c->timer, conn_deadline_fired);
 
     struct conn_set *set = &w->conns;

@@ -25,6 +25,9 @@
 
 struct wharf_worker;
 
+/* Every value of enum wharf_timeout. */
+#define CONN_TIMEOUT_KINDS (WHARF_TIMEOUT_WRITE_IDLE + 1)
+
 /*
  * The life of a connection, one state at a time (conn.c keeps the table of
  * legal moves and checks every move against it):
@@ -80,7 +83,10 @@ struct wharf_conn {
     struct buf in, out;
     struct timer timer;          /* fires at the earliest active deadline */
     uint64_t opened_ms, last_read_ms, last_write_ms;
-    uint32_t idle_ms, write_ms, lifetime_ms, handshake_ms; /* 0 = off */
+    uint32_t timeout_ms[CONN_TIMEOUT_KINDS]; /* by enum wharf_timeout; 0 = off
+                                              * (RATE: the listener's min_rate) */
+    int8_t timeout_firing;                   /* the kind in on_timeout, or -1 */
+    bool timeout_kept;                       /* on_timeout set it again: stay open */
     bool bytes_seen;                         /* the first byte arrived */
     uint64_t handshake_since_ms;             /* the handshake timer counts from here */
     uint64_t bytes_in, bytes_out;            /* for the connection log */

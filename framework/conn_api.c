@@ -40,6 +40,8 @@ const char *wharf_timeout_name(enum wharf_timeout kind)
     case WHARF_TIMEOUT_LIFETIME: return "lifetime";
     case WHARF_TIMEOUT_HANDSHAKE: return "handshake";
     case WHARF_TIMEOUT_RATE: return "rate";
+    case WHARF_TIMEOUT_READ_IDLE: return "read_idle";
+    case WHARF_TIMEOUT_WRITE_IDLE: return "write_idle";
     }
     return "unknown";
 }
@@ -186,23 +188,15 @@ int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms)
 {
     if (conn_wrong_thread(c, "wharf_set_timeout"))
         return -EPERM;
-    if (ms > UINT32_MAX)
+    if ((unsigned)kind >= CONN_TIMEOUT_KINDS || kind == WHARF_TIMEOUT_RATE || ms > UINT32_MAX)
         return -EINVAL;
-    switch (kind) {
-    case WHARF_TIMEOUT_IDLE:
-        c->idle_ms = (uint32_t)ms;
+    c->timeout_ms[kind] = (uint32_t)ms;
+    if (kind == WHARF_TIMEOUT_IDLE || kind == WHARF_TIMEOUT_READ_IDLE)
         c->last_read_ms = c->w->loop.now_ms;
-        break;
-    case WHARF_TIMEOUT_WRITE:
-        c->write_ms = (uint32_t)ms;
+    else if (kind == WHARF_TIMEOUT_WRITE || kind == WHARF_TIMEOUT_WRITE_IDLE)
         c->last_write_ms = c->w->loop.now_ms;
-        break;
-    case WHARF_TIMEOUT_LIFETIME:
-        c->lifetime_ms = (uint32_t)ms;
-        break;
-    default:
-        return -EINVAL;
-    }
+    if (c->timeout_firing == (int)kind && ms > 0)
+        c->timeout_kept = true; /* on_timeout keeps the connection */
     /* A longer timeout must not leave an early timer pending for nothing,
      * and a shorter one must fire on time: re-arm from scratch. */
     loop_timer_disarm(&c->w->loop, &c->timer);

@@ -18,42 +18,91 @@
 #include "log.h"
 #include "worker.h"
 
-/* Idle time counts from the last byte received, or from the last write
- * progress if later: a long reply being written does not make the client idle. */
-static uint64_t conn_deadline_idle_since(const struct wharf_conn *c)
+/* When timer `kind` of c is due, or UINT64_MAX when it does not apply now. */
+typedef uint64_t (*conn_deadline_due)(const struct wharf_conn *c, uint32_t ms);
+
+static uint64_t conn_deadline_rate(const struct wharf_conn *c, uint32_t ms)
 {
-    return c->last_read_ms > c->last_write_ms ? c->last_read_ms : c->last_write_ms;
+    (void)ms;
+    const struct config_timeouts *to = &c->l->cfg->timeouts;
+    return to->min_rate && c->in.len > 0 ? c->rate_since_ms + to->min_rate_window_ms
+                                         : UINT64_MAX;
 }
 
-/* The earliest deadline among the timers that apply now, or UINT64_MAX. */
-static uint64_t conn_deadline_next(const struct wharf_conn *c)
+static uint64_t conn_deadline_lifetime(const struct wharf_conn *c, uint32_t ms)
 {
-    uint64_t d = UINT64_MAX;
-    if (c->lifetime_ms)
-        d = c->opened_ms + c->lifetime_ms;
-    if (c->handshake_ms && (!c->bytes_seen || (c->flags & CONN_PROXY_WAIT)) &&
-        c->handshake_since_ms + c->handshake_ms < d)
-        d = c->handshake_since_ms + c->handshake_ms;
-    if (c->l->cfg->timeouts.min_rate && c->in.len > 0 &&
-        c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms < d)
-        d = c->rate_since_ms + c->l->cfg->timeouts.min_rate_window_ms;
-    if (c->out.len > 0) {
-        if (c->write_ms && c->last_write_ms + c->write_ms < d)
-            d = c->last_write_ms + c->write_ms;
-    } else if (c->idle_ms && conn_deadline_idle_since(c) + c->idle_ms < d) {
-        d = conn_deadline_idle_since(c) + c->idle_ms;
-    }
-    return d;
+    return c->opened_ms + ms;
+}
+
+static uint64_t conn_deadline_handshake(const struct wharf_conn *c, uint32_t ms)
+{
+    return !c->bytes_seen || (c->flags & CONN_PROXY_WAIT) ? c->handshake_since_ms + ms
+                                                          : UINT64_MAX;
+}
+
+static uint64_t conn_deadline_write(const struct wharf_conn *c, uint32_t ms)
+{
+    return c->out.len > 0 ? c->last_write_ms + ms : UINT64_MAX;
+}
+
+/* All idle: from the later of the last byte received and the last write
+ * progress (a long reply being written does not make the client idle). */
+static uint64_t conn_deadline_idle(const struct wharf_conn *c, uint32_t ms)
+{
+    if (c->out.len > 0)
+        return UINT64_MAX;
+    return (c->last_read_ms > c->last_write_ms ? c->last_read_ms : c->last_write_ms) + ms;
+}
+
+static uint64_t conn_deadline_read_idle(const struct wharf_conn *c, uint32_t ms)
+{
+    return c->last_read_ms + ms;
+}
+
+static uint64_t conn_deadline_write_idle(const struct wharf_conn *c, uint32_t ms)
+{
+    return c->out.len > 0 ? UINT64_MAX : c->last_write_ms + ms;
+}
+
+/* Every timer, in the order one is chosen when several are due. */
+static const struct {
+    enum wharf_timeout kind;
+    conn_deadline_due due;
+} conn_deadlines[] = {
+    {WHARF_TIMEOUT_RATE, conn_deadline_rate},
+    {WHARF_TIMEOUT_LIFETIME, conn_deadline_lifetime},
+    {WHARF_TIMEOUT_HANDSHAKE, conn_deadline_handshake},
+    {WHARF_TIMEOUT_WRITE, conn_deadline_write},
+    {WHARF_TIMEOUT_IDLE, conn_deadline_idle},
+    {WHARF_TIMEOUT_READ_IDLE, conn_deadline_read_idle},
+    {WHARF_TIMEOUT_WRITE_IDLE, conn_deadline_write_idle},
+};
+_Static_assert(sizeof conn_deadlines / sizeof conn_deadlines[0] == CONN_TIMEOUT_KINDS,
+               "a row for every enum wharf_timeout value");
+
+/* When timer i of the table is due for c, or UINT64_MAX. */
+static uint64_t conn_deadline_of(const struct wharf_conn *c, size_t i)
+{
+    enum wharf_timeout kind = conn_deadlines[i].kind;
+    uint32_t ms = c->timeout_ms[kind];
+    if (!ms && kind != WHARF_TIMEOUT_RATE)
+        return UINT64_MAX;
+    return conn_deadlines[i].due(c, ms);
 }
 
 /*
- * Makes sure the timer fires no later than the current deadline.  A timer
+ * Makes sure the timer fires no later than the earliest deadline.  A timer
  * that would fire early is left alone: it re-arms itself lazily when it
  * fires, so a read costs only a timestamp store, not a heap update.
  */
 void conn_deadline_arm(struct wharf_conn *c)
 {
-    uint64_t d = conn_deadline_next(c);
+    uint64_t d = UINT64_MAX;
+    for (size_t i = 0; i < CONN_TIMEOUT_KINDS; i++) {
+        uint64_t due = conn_deadline_of(c, i);
+        if (due < d)
+            d = due;
+    }
     if (d == UINT64_MAX) {
         loop_timer_disarm(&c->w->loop, &c->timer);
         return;
@@ -63,42 +112,49 @@ void conn_deadline_arm(struct wharf_conn *c)
             conn_close(c, WHARF_CLOSE_ERROR);
 }
 
-void conn_deadline_fired(struct timer *t, uint64_t now)
+/* A message in progress met the rate over its window: a new window starts. */
+static bool conn_deadline_rate_met(struct wharf_conn *c, uint64_t now)
 {
-    struct wharf_conn *c = (struct wharf_conn *)((char *)t - offsetof(struct wharf_conn, timer));
-    enum wharf_timeout kind;
     const struct config_timeouts *to = &c->l->cfg->timeouts;
-    if (conn_dead(c))
-        return;
-    if (to->min_rate && c->in.len > 0 && now >= c->rate_since_ms + to->min_rate_window_ms) {
-        /* A window with a message in progress is over: fast enough? */
-        uint64_t need = to->min_rate * to->min_rate_window_ms / 1000;
-        if (c->rate_bytes < need) {
-            kind = WHARF_TIMEOUT_RATE;
-            goto fire;
-        }
-        c->rate_since_ms = now;
-        c->rate_bytes = 0;
-    }
-    if (c->lifetime_ms && now >= c->opened_ms + c->lifetime_ms)
-        kind = WHARF_TIMEOUT_LIFETIME;
-    else if (c->handshake_ms && (!c->bytes_seen || (c->flags & CONN_PROXY_WAIT)) &&
-             now >= c->handshake_since_ms + c->handshake_ms)
-        kind = WHARF_TIMEOUT_HANDSHAKE;
-    else if (c->out.len > 0 && c->write_ms && now >= c->last_write_ms + c->write_ms)
-        kind = WHARF_TIMEOUT_WRITE;
-    else if (c->out.len == 0 && c->idle_ms && now >= conn_deadline_idle_since(c) + c->idle_ms)
-        kind = WHARF_TIMEOUT_IDLE;
-    else {
-        conn_deadline_arm(c); /* activity since it was armed: sleep again */
-        return;
-    }
-fire:
+    if (c->rate_bytes < to->min_rate * to->min_rate_window_ms / 1000)
+        return false;
+    c->rate_since_ms = now;
+    c->rate_bytes = 0;
+    return true;
+}
+
+/* Tells the handler (on_timeout), then closes c unless on_timeout set the
+ * same timer again. */
+static void conn_deadline_fire(struct wharf_conn *c, enum wharf_timeout kind)
+{
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
+    c->timeout_firing = (int8_t)kind;
+    c->timeout_kept = false;
     if (c->l->handler->on_timeout && (c->flags & CONN_OPENED))
         CONN_CALL(c, "on_timeout", c->l->handler->on_timeout(c, kind));
+    c->timeout_firing = -1;
+    if (c->timeout_kept && !conn_dead(c)) {
+        conn_io_settle(c);
+        return;
+    }
     /* A last word from on_timeout gets one non-blocking try. */
     conn_io_flush(c);
     conn_close(c, WHARF_CLOSE_TIMEOUT);
+}
+
+void conn_deadline_fired(struct timer *t, uint64_t now)
+{
+    struct wharf_conn *c = (struct wharf_conn *)((char *)t - offsetof(struct wharf_conn, timer));
+    if (conn_dead(c))
+        return;
+    for (size_t i = 0; i < CONN_TIMEOUT_KINDS; i++) {
+        if (now < conn_deadline_of(c, i))
+            continue;
+        if (conn_deadlines[i].kind == WHARF_TIMEOUT_RATE && conn_deadline_rate_met(c, now))
+            continue;
+        conn_deadline_fire(c, conn_deadlines[i].kind);
+        return;
+    }
+    conn_deadline_arm(c); /* activity since it was armed: sleep again */
 }

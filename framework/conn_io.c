@@ -411,8 +411,11 @@ int conn_io_read(struct wharf_conn *c)
             return -1;
         }
     }
-    /* Consumed some and some is left: offer the rest again now. */
+    /* Consumed some and some is left: offer the rest again now.  Took
+     * nothing while output was pending: again once that output is out. */
     if (used > 0 && c->in.len > 0)
         return conn_io_offer(c);
+    if (used == 0 && c->in.len > 0 && conn_pending(c) > 0)
+        c->flags |= CONN_WAIT_WRITTEN;
     return conn_io_settle(c);
 }

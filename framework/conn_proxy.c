@@ -85,7 +85,7 @@ int conn_proxy_read(struct wharf_conn *c)
     }
     c->ticket |= ticket;
     /* The handshake now waits for the client's first bytes. */
-    c->handshake_ms = (uint32_t)cfg->timeouts.handshake_ms;
+    c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE] = (uint32_t)cfg->timeouts.handshake_ms;
     c->handshake_since_ms = c->w->loop.now_ms;
     c->bytes_seen = c->in.len > 0;
     c->rate_since_ms = c->w->loop.now_ms;
@@ -105,7 +105,7 @@ bool conn_proxy_start(struct wharf_conn *c)
         return false;
     }
     c->flags |= CONN_PROXY_WAIT;
-    if (!c->handshake_ms)
-        c->handshake_ms = CONN_PROXY_HANDSHAKE_MS;
+    if (!c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE])
+        c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE] = CONN_PROXY_HANDSHAKE_MS;
     return true;
 }

@@ -81,20 +81,29 @@ enum wharf_close_reason {
 /* Returns a static lower-case name for a reason ("eof", "timeout", ...). */
 const char *wharf_close_reason_name(enum wharf_close_reason reason);
 
-/* The per-connection timers. */
+/* The per-connection timers.  Each closes the connection (reason
+ * "timeout") after on_timeout, unless on_timeout sets that timer again with
+ * wharf_set_timeout (ms > 0): then the connection stays open and the timer
+ * counts again from now (a heartbeat on write-idle, a ping on read-idle).
+ * The three idle kinds are Netty's IdleStateHandler's: */
 enum wharf_timeout {
-    WHARF_TIMEOUT_IDLE = 0, /* nothing received for this long (not counted while
-                             * output is pending; counts from the later of the
-                             * last byte received and the last write progress) */
+    WHARF_TIMEOUT_IDLE = 0, /* all idle: nothing received and nothing sent for
+                             * this long (counts from the later of the last byte
+                             * received and the last write progress; not while
+                             * output is pending: the write timeout watches that) */
     WHARF_TIMEOUT_WRITE,    /* output pending with no progress for this long */
     WHARF_TIMEOUT_LIFETIME, /* the connection has been open this long */
     WHARF_TIMEOUT_HANDSHAKE, /* no first byte this long after the open */
     WHARF_TIMEOUT_RATE,     /* a message in progress (kept input) arrived slower
                              * than the listener's min_rate over its window */
+    WHARF_TIMEOUT_READ_IDLE,  /* reader idle: nothing received for this long,
+                               * whatever was sent meanwhile */
+    WHARF_TIMEOUT_WRITE_IDLE, /* writer idle: nothing sent for this long (not
+                               * while output is pending), whatever was received */
 };
 
 /* Returns a static name for a timer ("idle", "write", "lifetime",
- * "handshake", "rate"). */
+ * "handshake", "rate", "read_idle", "write_idle"). */
 const char *wharf_timeout_name(enum wharf_timeout kind);
 
 /*
@@ -141,7 +150,9 @@ struct wharf_handler {
      * time that happens; kept input is offered again right after it. */
     void (*on_drain)(wharf_conn *c);
     /* TCP: a timer fired.  The connection is closed with WHARF_CLOSE_TIMEOUT
-     * right after this returns; a handler may still wharf_send() a last word. */
+     * right after this returns (a handler may still wharf_send() a last
+     * word), unless this call sets the same timer again with
+     * wharf_set_timeout (ms > 0): then it stays open. */
     void (*on_timeout)(wharf_conn *c, enum wharf_timeout kind);
     /* TCP: the connection is gone (called exactly once per on_open).  Free
      * per-connection data here; the handle is invalid after return. */
@@ -310,9 +321,11 @@ void wharf_pause_read(wharf_conn *c);
 void wharf_resume_read(wharf_conn *c);
 
 /* Overrides one timeout for this connection; ms = 0 disables it.  The new
- * deadline counts from now (idle, write) or from the open (lifetime,
- * handshake).  Returns 0, or -EINVAL (an unknown kind, or more than
- * UINT32_MAX ms). */
+ * deadline counts from now (idle, read_idle: as if a byte had just arrived;
+ * write, write_idle: as if a byte had just been written) or from the open
+ * (lifetime, handshake).  Called from on_timeout for the kind that fired,
+ * with ms > 0, it keeps the connection open.  Returns 0, or -EINVAL (an
+ * unknown kind, WHARF_TIMEOUT_RATE, or more than UINT32_MAX ms). */
 int wharf_set_timeout(wharf_conn *c, enum wharf_timeout kind, uint64_t ms);
 
 /* Per-connection handler data; wharf never touches it.  Free it in on_close. */

@@ -410,7 +410,8 @@ START_TEST(wrong_types)
                "listeners[0].options: expected an object, got \"prefix\"");
     ASSERT_ERR(ONE(BASE ", \"timeouts\": 5"),
                "listeners[0].timeouts: expected an object {idle_ms, write_ms, lifetime_ms,"
-               " handshake_ms, min_rate, min_rate_window_ms}, got 5");
+               " handshake_ms, read_idle_ms, write_idle_ms, min_rate, min_rate_window_ms},"
+               " got 5");
     ASSERT_ERR(ONE(BASE ", \"buffers\": []"),
                "listeners[0].buffers: expected an object {high_watermark, low_watermark,"
                " max_input, max_output}, got an empty array");

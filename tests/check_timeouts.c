@@ -4,7 +4,9 @@
  * stopped reading, lifetime closes even a busy one, handlers can override a
  * timeout per connection and get on_timeout (with a last word) first; the
  * handshake timeout closes a client that never says anything, and min_rate
- * one that trickles a message in.
+ * one that trickles a message in; the idle kinds (all, reader, writer idle)
+ * told apart on the test kit's clock, with a heartbeat kept going by
+ * on_timeout setting write_idle again.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include "check_main.h"
 #include "modules/mod_probe.h"
 #include "testutil.h"
+#include "wharf_test.h"
 
 START_TEST(idle_timeout_closes_idle_connection_only)
 {
@@ -221,6 +224,127 @@ START_TEST(min_rate_closes_a_trickling_client_only)
 }
 END_TEST
 
+/* ---- the idle kinds, on the test kit's clock --------------------------------- */
+
+/* A heartbeat server: echoes, and on writer idle sends "PING\n" and keeps
+ * the connection (by setting write_idle again).  Counts each kind fired. */
+static unsigned hb_fired[WHARF_TIMEOUT_WRITE_IDLE + 1];
+
+static size_t hb_data(wharf_conn *c, const void *data, size_t len)
+{
+    wharf_send(c, data, len);
+    return len;
+}
+
+static void hb_timeout(wharf_conn *c, enum wharf_timeout kind)
+{
+    hb_fired[kind]++;
+    if (kind == WHARF_TIMEOUT_WRITE_IDLE) {
+        wharf_send(c, "PING\n", 5);
+        ck_assert_int_eq(wharf_set_timeout(c, WHARF_TIMEOUT_WRITE_IDLE, 100), 0);
+    }
+}
+
+static const struct wharf_handler hb_handler = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "heartbeat",
+    .on_data = hb_data,
+    .on_timeout = hb_timeout,
+};
+
+static wharf_test *hb_start(const char *timeouts)
+{
+    char json[256], err[512] = "";
+    snprintf(json, sizeof json, "\"timeouts\": {%s}", timeouts);
+    memset(hb_fired, 0, sizeof hb_fired);
+    wharf_test *t = wharf_test_new(&hb_handler, json, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    return t;
+}
+
+/* Counts "PING\n" in c's output. */
+static unsigned hb_pings(wharf_test_conn *c)
+{
+    size_t len;
+    const char *out = wharf_test_output(c, &len);
+    unsigned n = 0;
+    for (size_t i = 0; i + 5 <= len; i++)
+        n += memcmp(out + i, "PING\n", 5) == 0;
+    return n;
+}
+
+START_TEST(read_idle_closes_a_silent_client_despite_heartbeats)
+{
+    wharf_test *t = hb_start("\"idle_ms\": 0, \"write_idle_ms\": 100, \"read_idle_ms\": 350");
+    wharf_test_conn *c = wharf_test_connect(t);
+    enum wharf_close_reason why;
+    for (int i = 0; i < 3; i++) {
+        wharf_test_advance(t, 100);
+        ck_assert(!wharf_test_closed(c, &why));
+    }
+    ck_assert_uint_eq(hb_pings(c), 3); /* writer idle kept it open, three times */
+    wharf_test_advance(t, 60);
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_TIMEOUT);
+    ck_assert_uint_eq(hb_fired[WHARF_TIMEOUT_READ_IDLE], 1);
+    ck_assert_uint_eq(hb_fired[WHARF_TIMEOUT_IDLE], 0);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(all_idle_counts_what_is_sent_reader_idle_does_not)
+{
+    /* The same heartbeat with idle_ms (all idle): each PING is write
+     * progress, so the silent client is never all-idle. */
+    wharf_test *t = hb_start("\"idle_ms\": 350, \"write_idle_ms\": 100");
+    wharf_test_conn *c = wharf_test_connect(t);
+    enum wharf_close_reason why;
+    for (int i = 0; i < 20; i++)
+        wharf_test_advance(t, 100);
+    ck_assert(!wharf_test_closed(c, &why));
+    ck_assert_uint_eq(hb_pings(c), 20);
+    ck_assert_uint_eq(hb_fired[WHARF_TIMEOUT_IDLE], 0);
+    /* A client that talks resets reader idle, not writer idle. */
+    wharf_test_free(t);
+    t = hb_start("\"idle_ms\": 0, \"read_idle_ms\": 250");
+    c = wharf_test_connect(t);
+    for (int i = 0; i < 10; i++) {
+        wharf_test_send(c, "x", 1);
+        wharf_test_advance(t, 100);
+    }
+    ck_assert(!wharf_test_closed(c, &why));
+    wharf_test_advance(t, 260);
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_uint_eq(hb_fired[WHARF_TIMEOUT_READ_IDLE], 1);
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(write_idle_without_keeping_closes)
+{
+    /* A handler without on_timeout: writer idle closes like any timer. */
+    static const struct wharf_handler plain = {
+        .abi_version = WHARF_ABI_VERSION, .name = "plain", .on_data = hb_data};
+    char err[512] = "";
+    wharf_test *t = wharf_test_new(&plain, "\"timeouts\": {\"idle_ms\": 0, \"write_idle_ms\": 200}",
+                                   err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    enum wharf_close_reason why;
+    wharf_test_advance(t, 150);
+    wharf_test_send(c, "abc", 3); /* received, not sent: does not reset writer idle... */
+    ck_assert(!wharf_test_closed(c, &why));
+    wharf_test_advance(t, 40);   /* ...but the echo it caused was sent at 150 ms */
+    ck_assert(!wharf_test_closed(c, &why));
+    wharf_test_advance(t, 170);
+    ck_assert(wharf_test_closed(c, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_TIMEOUT);
+    ck_assert_int_eq(wharf_set_timeout(wharf_test_handle(wharf_test_connect(t)),
+                                       WHARF_TIMEOUT_RATE, 100), -EINVAL);
+    wharf_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("timeouts");
@@ -234,6 +358,9 @@ int main(void)
     tcase_add_test(tc, lifetime_closes_even_active_connection);
     tcase_add_test(tc, handshake_timeout_closes_a_silent_client_only);
     tcase_add_test(tc, min_rate_closes_a_trickling_client_only);
+    tcase_add_test(tc, read_idle_closes_a_silent_client_despite_heartbeats);
+    tcase_add_test(tc, all_idle_counts_what_is_sent_reader_idle_does_not);
+    tcase_add_test(tc, write_idle_without_keeping_closes);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
