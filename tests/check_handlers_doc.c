@@ -76,6 +76,25 @@ START_TEST(input_refused_while_output_pends_comes_back_once_written)
 }
 END_TEST
 
+/* The same, with "b" arriving in a read of its own while the answer to
+ * "a" is still pending: the call made for the new bytes takes nothing, and
+ * the rule holds the same. */
+START_TEST(input_refused_on_a_fresh_read_comes_back_once_written)
+{
+    char err[256];
+    memset(big_answer, 'x', sizeof big_answer);
+    wharf_test *t = wharf_test_new(&pending_handler, pending_listener, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    wharf_test_pause_reading(c, true);
+    ck_assert_int_eq(wharf_test_send(c, "a\n", 2), 0);
+    ck_assert_int_eq(wharf_test_send(c, "b\n", 2), 0);
+    wharf_test_pause_reading(c, false);
+    ck_assert_uint_eq(read_until_b(t, c), sizeof big_answer + 2);
+    wharf_test_free(t);
+}
+END_TEST
+
 /* ---- "yield": one 2-byte line per call; the first call posts a marker ----- */
 
 static unsigned yield_calls;      /* on_data calls so far */
@@ -140,6 +159,7 @@ int main(void)
     TCase *tc = tcase_create("handlers_doc");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, input_refused_while_output_pends_comes_back_once_written);
+    tcase_add_test(tc, input_refused_on_a_fresh_read_comes_back_once_written);
     tcase_add_test(tc, a_long_burst_yields_to_other_work);
     suite_add_tcase(s, tc);
     return check_run(s);
