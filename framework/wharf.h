@@ -130,19 +130,25 @@ struct wharf_handler {
     /* TCP: a connection was accepted and is ready. */
     void (*on_open)(wharf_conn *c);
     /*
-     * TCP: bytes arrived.  `data` is valid only during the call and has no
+     * TCP: bytes arrived (docs/handlers.md, "The input contract", says the
+     * same at length).  `data` is valid only during the call and has no
      * particular alignment.  Return how many bytes were consumed (0..len).
-     * Unconsumed bytes are kept and offered again (with whatever arrived
-     * since): at once when this call consumed something and bytes remain
-     * (repeated at most 16 times per event, then on the next loop turn, so
-     * one connection cannot starve the others), after wharf_resume_read, and
-     * after on_drain, and once output that was pending when a call consumed
-     * nothing has been written out.  When the peer shuts its side, every
-     * kept byte is offered before on_eof.  Otherwise a call that consumes
-     * nothing waits for more bytes.  Kept input reaching the listener's max_input closes the
-     * connection with WHARF_CLOSE_LIMIT.  Returning more than len is a
-     * handler bug: it is logged and the connection is closed (reason
-     * "error").
+     * Unconsumed bytes are kept, and the next call starts with them,
+     * followed by whatever arrived since.  Kept input is offered again
+     * without new bytes only: at once when this call consumed something and
+     * bytes remain (at most 16 times in one event; then the connection
+     * yields to the others and the rest comes back later in the loop),
+     * after wharf_resume_read, right after on_drain, and once output that
+     * was pending when a call consumed nothing has all been written;
+     * otherwise a call that consumes nothing waits for more bytes.  When
+     * the peer shuts its side, every kept byte is offered before on_eof,
+     * over as many calls and turns as it takes, until nothing is kept or a
+     * call consumes nothing with no output pending.  No on_data while
+     * reading is paused (wharf_pause_read, output above the high watermark,
+     * post back-pressure) or after wharf_close.  Kept input reaching the
+     * listener's max_input closes the connection with WHARF_CLOSE_LIMIT.
+     * Returning more than len is a handler bug: it is logged and the
+     * connection is closed (reason "error").
      */
     size_t (*on_data)(wharf_conn *c, const void *data, size_t len);
     /* TCP: pending output fell below the low watermark after having been
@@ -302,8 +308,9 @@ int wharf_send(wharf_conn *c, const void *data, size_t len);
 void wharf_close(wharf_conn *c);
 /* Same with another reason (e.g. WHARF_CLOSE_LIMIT for an oversize
  * message, WHARF_CLOSE_ERROR for a protocol error).  A close never tears a
- * connection down under running handler code: on_close comes once the
- * callback (of any connection, timer or post) that asked has returned. */
+ * connection down under running handler code: on_close comes at the end of
+ * the loop turn in which the connection was closed, after the callback (of
+ * any connection, timer, post or done) that asked has returned. */
 void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason);
 /* Half-close: once pending output is written, our side of the connection
  * is shut (the peer reads EOF); reading goes on.  wharf_send fails with
@@ -449,8 +456,8 @@ void wharf_timer_stop(wharf_timer *t);
  * ("work_threads" in the config; one more is started whenever a job
  * arrives and none is idle, so a short job never waits behind a long one
  * while the pool has room), then done(arg, false) back on the calling
- * worker, as handler code like any callback (a close it asks for happens
- * after it returns).  done always runs exactly once, even if the
+ * worker, as handler code like any callback (a close it asks for ends the
+ * connection at the end of the loop turn).  done always runs exactly once, even if the
  * connection that asked has closed, so it can free arg.  When the server
  * stops first, it runs with cancelled == true instead, on the thread that
  * stops the server, after its workers have stopped (the work may or may
