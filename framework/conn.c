@@ -178,12 +178,12 @@ void conn_set_free(struct conn_set *s)
     buf_free(&s->scratch);
 }
 
-void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
-                  int ticket)
+void conn_handoff_drop(struct wharf_worker *w, const struct conn_handoff *h)
 {
-    close(fd);
-    admission_release(w->admission, &peer->sa, w->id, ticket);
-    generation_unref(l->gen);
+    close(h->fd);
+    if (h->ticket >= 0)
+        admission_release(w->admission, &h->peer.sa, w->id, h->ticket);
+    generation_unref(h->l->gen);
 }
 
 /* Calls on_open (once): from here on, on_close is owed. */
@@ -203,10 +203,10 @@ void conn_opened(struct wharf_conn *c)
  * with `events`, id map, list, counters).  Returns it, or NULL after
  * logging (the caller still owns fd, ticket and reference).
  */
-static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, int fd,
-                                   const union sockaddr_any *peer, socklen_t peer_len,
-                                   int ticket, uint32_t flags, uint32_t events)
+static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_handoff *h,
+                                   uint32_t flags, uint32_t events)
 {
+    struct listener *l = h->l;
     struct wharf_conn *c = calloc(1, sizeof *c);
     if (!c) {
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, 0, "out of memory for a connection");
@@ -217,9 +217,9 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
     c->id = atomic_fetch_add_explicit(&next_conn_id, 1, memory_order_relaxed) + 1;
     c->w = w;
     c->l = l;
-    c->ticket = ticket;
-    memcpy(&c->peer, peer, peer_len <= sizeof c->peer ? peer_len : sizeof c->peer);
-    c->peer_len = peer_len;
+    c->ticket = h->ticket;
+    c->peer = h->peer;
+    c->peer_len = h->peer_len;
     c->opened_ms = c->last_read_ms = c->last_write_ms = c->handshake_since_ms = w->loop.now_ms;
     const struct config_timeouts *to = &l->cfg->timeouts;
     c->timeout_ms[WHARF_TIMEOUT_IDLE] = (uint32_t)to->idle_ms;
@@ -232,7 +232,7 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, struct listener *l, i
     timer_init(&c->timer, conn_deadline_fired);
 
     struct conn_set *set = &w->conns;
-    int rc = loop_watch(&w->loop, &c->watcher, fd, events, conn_on_io);
+    int rc = loop_watch(&w->loop, &c->watcher, h->fd, events, conn_on_io);
     if (rc < 0 || conn_map_add(set, c) < 0) {
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, c->id, "cannot register: %s",
                   strerror(rc < 0 ? -rc : ENOMEM));
@@ -278,12 +278,11 @@ static void conn_start(struct wharf_conn *c)
         conn_io_read(c);
 }
 
-void conn_open(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
-               socklen_t peer_len, int ticket)
+void conn_open(struct wharf_worker *w, const struct conn_handoff *h)
 {
-    struct wharf_conn *c = conn_new(w, l, fd, peer, peer_len, ticket, 0, LOOP_IN);
+    struct wharf_conn *c = conn_new(w, h, 0, LOOP_IN);
     if (!c) {
-        conn_abandon(w, l, fd, peer, ticket);
+        conn_handoff_drop(w, h);
         return;
     }
     conn_start(c);
@@ -333,8 +332,9 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
         close(fd);
         return NULL;
     }
-    struct wharf_conn *c = conn_new(w, l, fd, (const union sockaddr_any *)addr, addrlen, -1,
-                                    CONN_OUTBOUND | CONN_CONNECTING, LOOP_OUT);
+    struct conn_handoff h = {.l = l, .fd = fd, .ticket = -1, .peer_len = addrlen};
+    memcpy(&h.peer, addr, addrlen);
+    struct wharf_conn *c = conn_new(w, &h, CONN_OUTBOUND | CONN_CONNECTING, LOOP_OUT);
     if (!c) {
         *err = -ENOMEM;
         close(fd);
@@ -374,9 +374,9 @@ static void conn_log_close(const struct wharf_conn *c, enum wharf_close_reason r
  * then c itself and its generation reference (which may run fini and unload
  * the module: nothing of it is on the stack here).
  */
-static void conn_teardown(struct loop_closing *h)
+static void conn_teardown(struct loop_closing *closing)
 {
-    struct wharf_conn *c = (struct wharf_conn *)((char *)h - offsetof(struct wharf_conn, closing));
+    struct wharf_conn *c = (struct wharf_conn *)((char *)closing - offsetof(struct wharf_conn, closing));
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     enum wharf_close_reason reason = c->close_reason;
@@ -397,9 +397,9 @@ static void conn_teardown(struct loop_closing *h)
     STAT_ADD(st->open, (uint64_t)-1);
     STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
     admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
-    int fd = c->watcher.fd;
+    struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,
+                             .peer_len = c->peer_len, .peer = c->peer};
     loop_unwatch(&w->loop, &c->watcher);
-    close(fd);
 
     if (c->prev)
         c->prev->next = c->next;
@@ -411,12 +411,9 @@ static void conn_teardown(struct loop_closing *h)
     conn_map_remove(set, c);
     buf_free(&c->in);
     buf_free(&c->out);
-    if (c->ticket >= 0) /* outbound connections were never admitted */
-        admission_release(w->admission, &c->peer.sa, w->id, c->ticket);
-    struct generation *g = c->l->gen;
     free(c);
-    generation_worker_release(g, w); /* on_worker_stop after its last connection */
-    generation_unref(g);
+    generation_worker_release(h.l->gen, w); /* on_worker_stop after its last connection */
+    conn_handoff_drop(w, &h);
 }
 
 void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)

@@ -127,15 +127,28 @@ int conn_set_init(struct conn_set *s, struct loop *lp);
 void conn_set_free(struct conn_set *s);
 
 /*
- * Opens a connection on worker w for the accepted socket fd of listener l
- * (calls on_open).  Takes over the fd, the admission ticket and one
- * reference to l's generation; on failure they are released at once.
+ * What a connection is made of before it exists: its socket, its admission
+ * ticket (admission.h; -1 for an outbound one, never admitted) and one
+ * reference to its listener's generation.  The acceptor hands one to a
+ * worker through its mailbox; wharf_connect makes one for an outbound
+ * connection.  Whoever holds it either opens it (conn_open) or drops it.
  */
-void conn_open(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
-               socklen_t peer_len, int ticket);
-/* Releases what a hand-off carried when it is never opened (stopping). */
-void conn_abandon(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
-                  int ticket);
+struct conn_handoff {
+    struct listener *l;
+    int fd;
+    int ticket;
+    socklen_t peer_len;
+    union sockaddr_any peer;
+};
+
+/* Opens a connection on worker w from h (calls on_open), taking over all
+ * h holds; when it cannot, h is dropped at once. */
+void conn_open(struct wharf_worker *w, const struct conn_handoff *h);
+/* Releases all h holds: closes the socket, gives the admission ticket back
+ * and drops the generation reference.  The one place each is released: for
+ * a hand-off never opened (a stopping worker) and at the end of every
+ * connection's teardown. */
+void conn_handoff_drop(struct wharf_worker *w, const struct conn_handoff *h);
 
 /*
  * Ends c: marks it DEAD and queues it for the closing phase at the end of

@@ -277,7 +277,9 @@ wharf_test_conn *wharf_test_connect(wharf_test *t)
     generation_ref(t->gen); /* the connection's */
     t->opening = tc;
     struct wharf_worker *was = worker_enter(&t->w);
-    conn_open(&t->w, l, sv[0], &peer, sizeof peer.in, ticket);
+    struct conn_handoff h = {.l = l, .fd = sv[0], .ticket = ticket, .peer_len = sizeof peer.in,
+                             .peer = peer};
+    conn_open(&t->w, &h);
     worker_leave(was);
     if (t->opening == tc) { /* opened and closed at once, or never opened */
         t->opening = NULL;

@@ -31,15 +31,7 @@
 /* How long a post of a phase change or reload retries a full mailbox. */
 #define WORKER_POST_RETRY_MS 5000
 
-/* The payload of a hand-off. */
-struct worker_handoff {
-    struct listener *l;
-    int fd;
-    int ticket;
-    socklen_t peer_len;
-    union sockaddr_any peer;
-};
-_Static_assert(sizeof(struct worker_handoff) <= MAILBOX_PAYLOAD, "a hand-off fits a message");
+_Static_assert(sizeof(struct conn_handoff) <= MAILBOX_PAYLOAD, "a hand-off fits a message");
 
 static __thread struct wharf_worker *current_worker;
 
@@ -81,24 +73,24 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
 static void worker_on_conn(void *arg, void *payload, bool cancelled)
 {
     struct wharf_worker *w = arg;
-    struct worker_handoff *h = payload;
+    struct conn_handoff *h = payload;
     if (cancelled || w->phase >= WORKER_CLOSING) {
-        conn_abandon(w, h->l, h->fd, &h->peer, h->ticket);
+        conn_handoff_drop(w, h);
         return;
     }
-    conn_open(w, h->l, h->fd, &h->peer, h->peer_len, h->ticket);
+    conn_open(w, h);
     admission_wake(w->admission); /* a slot of the mailbox is free */
 }
 
 int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                      socklen_t peer_len, int ticket)
 {
-    struct worker_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len};
+    struct conn_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len};
     memcpy(&h.peer, peer, peer_len <= sizeof h.peer ? peer_len : sizeof h.peer);
     generation_ref(l->gen);
     int rc = loop_post(&w->loop, worker_on_conn, w, &h, sizeof h);
     if (rc < 0)
-        generation_unref(l->gen);
+        conn_handoff_drop(w, &h);
     return rc;
 }
 

@@ -91,10 +91,11 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous
                  char *err, size_t errlen);
 
 /*
- * Hands an accepted socket of listener l to w (acceptor thread).  The
- * message owns the fd, the admission ticket and one reference to l's
- * generation; if w never opens it (stopping) it is closed and released.
- * Returns 0, or -EAGAIN (full) / -EPIPE (stopped): the caller keeps them.
+ * Hands an accepted socket of listener l to w (acceptor thread), with its
+ * admission ticket and a new reference to l's generation (a conn_handoff):
+ * w opens it, or drops it if it never does (stopping).  Returns 0, or
+ * -EAGAIN (full) / -EPIPE (stopped) after dropping it here (the socket is
+ * closed, the ticket given back).
  */
 int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                      socklen_t peer_len, int ticket);
