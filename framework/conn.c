@@ -13,7 +13,6 @@
  * conn_proxy.c and the handler's calls in conn_api.c.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>

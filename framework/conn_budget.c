@@ -2,14 +2,9 @@
  * conn_budget.c - the server-wide output budget (output_budget): which
  * connections close when output buffered by all of them passes it.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "admission.h"
@@ -22,16 +17,13 @@
 
 static void conn_budget_on_post(void *arg, void *payload, bool cancelled);
 
-/* Whether a is a worse holder of output than b (NULL): output waiting
- * longest for any write progress first, then the most held. */
+/* Whether a is a worse holder of pending output than b (NULL): the one
+ * waiting longest for any write progress, then the one holding most. */
 static bool conn_budget_worse(const struct wharf_conn *a, const struct wharf_conn *b)
 {
     if (!b)
         return true;
-    bool a_waits = a->out.len > 0, b_waits = b->out.len > 0;
-    if (a_waits != b_waits)
-        return a_waits;
-    if (a_waits && a->last_write_ms != b->last_write_ms)
+    if (a->last_write_ms != b->last_write_ms)
         return a->last_write_ms < b->last_write_ms;
     return a->out.cap > b->out.cap;
 }

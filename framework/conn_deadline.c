@@ -3,14 +3,9 @@
  * to arm the connection's one timer at the earliest deadline and to tell
  * which kind fired.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "conn.h"
 #include "callback.h"

@@ -3,16 +3,11 @@
  * may send it, reading it before the handler hears of the connection, and
  * the client's limits applied to the address it names.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include "conn.h"
 #include "admission.h"

@@ -136,8 +136,9 @@ START_TEST(a_short_job_does_not_wait_behind_a_long_one)
     ck_assert_uint_eq(recv_exact(fd, got, 3, 3000), 3);
     uint64_t took = now_ms() - start;
     ck_assert_str_eq(got, "10\n");
-    ck_assert_msg(took < 50, "a 10 ms job took %llu ms behind a 2 s one",
-                  (unsigned long long)took);
+    /* Under valgrind: still long before the 2 s job ends. */
+    ck_assert_msg(took < (getenv("WHARF_VALGRIND") ? 1000 : 50),
+                  "a 10 ms job took %llu ms behind a 2 s one", (unsigned long long)took);
     ck_assert_uint_eq(recv_exact(fd, got, 5, 3000), 5);
     seqs(s);
     ck_assert_uint_eq(s[3], wrong); /* every done ran on its own worker */
@@ -160,8 +161,9 @@ START_TEST(twenty_jobs_run_at_once_on_twenty_threads)
     ck_assert_uint_eq(recv_exact(fd, got, 80, 5000), 80);
     uint64_t took = now_ms() - start;
     ck_assert_str_eq(got, req);
-    ck_assert_msg(took < 350, "20 jobs of 200 ms on 20 threads took %llu ms",
-                  (unsigned long long)took);
+    /* Under valgrind: still well under 20 x 200 ms one after another. */
+    ck_assert_msg(took < (getenv("WHARF_VALGRIND") ? 2000 : 350),
+                  "20 jobs of 200 ms on 20 threads took %llu ms", (unsigned long long)took);
     close(fd);
     tserver_stop(t);
 }

@@ -256,6 +256,14 @@ static int ask(int fd)
 
 /* ---- named state --------------------------------------------------------------- */
 
+/* Each test counts from zero, also when the tests share one process
+ * (CK_FORK=no, as under valgrind). */
+static void reset_counts(void)
+{
+    atomic_store(&created, 0);
+    atomic_store(&destroyed, 0);
+}
+
 START_TEST(state_kept_across_reload)
 {
     wharf_server *srv = start(ONE("a", "keeper", ""));
@@ -518,6 +526,7 @@ static Suite *state_suite(void)
     Suite *s = suite_create("state");
     TCase *tc = tcase_create("state");
     tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, reset_counts, NULL);
     tcase_add_test(tc, state_kept_across_reload);
     tcase_add_test(tc, state_not_given_to_another_listener_handler_or_tag);
     tcase_add_test(tc, failed_reload_drops_only_its_own);

@@ -11,7 +11,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
     ! -name '*.sh' | sed 's|^\./||' | sort)
 export WHARF_MODULE_PATH="$build/handlers/.libs:$build/tests/.libs"
 export WHARF_TEST_MODULES="$build/tests/.libs" WHARF_SRCDIR="$src" WHARF_BUILDDIR="$build"
-export CK_FORK=no CK_DEFAULT_TIMEOUT=600
+# WHARF_VALGRIND: timing bounds in the suites allow for valgrind's pace.
+export CK_FORK=no CK_DEFAULT_TIMEOUT=600 WHARF_VALGRIND=1
 passed=0
 failed=0
 for t in "$@"; do
