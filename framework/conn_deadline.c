@@ -88,10 +88,14 @@ static uint64_t conn_deadline_of(const struct wharf_conn *c, size_t i)
 /*
  * Makes sure the timer fires no later than the earliest deadline.  A timer
  * that would fire early is left alone: it re-arms itself lazily when it
- * fires, so a read costs only a timestamp store, not a heap update.
+ * fires, so a read costs only a timestamp store, not a heap update.  A dead
+ * connection's timer stays disarmed (wharf_send to another connection gets
+ * here after the output budget closed that one inside the send).
  */
 void conn_deadline_arm(struct wharf_conn *c)
 {
+    if (conn_dead(c))
+        return;
     uint64_t d = UINT64_MAX;
     for (size_t i = 0; i < CONN_TIMEOUT_KINDS; i++) {
         uint64_t due = conn_deadline_of(c, i);
