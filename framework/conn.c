@@ -399,6 +399,7 @@ static void conn_teardown(struct loop_closing *closing)
     struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,
                              .peer_len = c->peer_len, .peer = c->peer};
     loop_unwatch(&w->loop, &c->watcher);
+    loop_timer_disarm(&w->loop, &c->timer); /* conn_close did, and nothing re-arms a dead one */
 
     if (c->prev)
         c->prev->next = c->next;
