@@ -9,6 +9,7 @@
  * after its last, with fini after every stop; ABI 2 handlers get no hooks.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +99,16 @@ static struct ev events[MAX_EVENTS];
 static _Atomic unsigned nevents;
 static _Atomic int hook_wrong_thread, hook_workers, ticks;
 
+/* events[] is written by the workers and read by the test: one lock. */
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void record(enum ev_kind kind, int gen, int worker)
 {
+    pthread_mutex_lock(&events_lock);
     unsigned i = atomic_fetch_add(&nevents, 1);
     if (i < MAX_EVENTS)
         events[i] = (struct ev){kind, gen, worker};
+    pthread_mutex_unlock(&events_lock);
 }
 
 struct hk {
@@ -415,9 +421,11 @@ END_TEST
 /* Events of `kind` for generation gen on worker w (-1: any worker). */
 static unsigned count(enum ev_kind kind, int gen, int w)
 {
+    pthread_mutex_lock(&events_lock);
     unsigned n = 0, total = atomic_load(&nevents);
     for (unsigned i = 0; i < total && i < MAX_EVENTS; i++)
         n += events[i].kind == kind && events[i].gen == gen && (w < 0 || events[i].worker == w);
+    pthread_mutex_unlock(&events_lock);
     return n;
 }
 
@@ -425,6 +433,7 @@ static unsigned count(enum ev_kind kind, int gen, int w)
 static int find(enum ev_kind kind, int gen, int w, bool last)
 {
     int at = -1;
+    pthread_mutex_lock(&events_lock);
     unsigned total = atomic_load(&nevents);
     for (unsigned i = 0; i < total && i < MAX_EVENTS; i++)
         if (events[i].kind == kind && events[i].gen == gen && (w < 0 || events[i].worker == w)) {
@@ -432,6 +441,7 @@ static int find(enum ev_kind kind, int gen, int w, bool last)
             if (!last)
                 break;
         }
+    pthread_mutex_unlock(&events_lock);
     return at;
 }
 
