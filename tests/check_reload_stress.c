@@ -60,11 +60,11 @@ static struct scale scale_get(void)
     const char *san = getenv("WHARF_SANITIZER");
     const char *preload = getenv("LD_PRELOAD");
     if (preload && strstr(preload, "vgpreload")) /* tests/valgrind.sh */
-        return (struct scale){"valgrind", 10, 2, 8, 2, 100, 16, false};
+        return (struct scale){"valgrind", 50, 3, 32, 2, 80, 100, false};
     if (san && strcmp(san, "asan") == 0)
-        return (struct scale){"asan", 50, 4, 128, 3, 80, 1000, false};
+        return (struct scale){"asan", 50, 6, 384, 3, 80, 2000, false};
     if (san && strcmp(san, "tsan") == 0)
-        return (struct scale){"tsan", 50, 3, 64, 3, 80, 300, false};
+        return (struct scale){"tsan", 50, 4, 128, 3, 80, 500, false};
     return (struct scale){"plain", 50, 8, 768, 4, 100, 10000, true};
 }
 
