@@ -12,7 +12,10 @@
  * fans out into a post, a post to every worker, a post to its connection,
  * a worker timer, a connection timer and a job; the reply comes once all
  * of them ran.  Clients reconnect every few batches, so connections are
- * accepted during every reload.
+ * accepted during every reload, and every other connection leaves with a
+ * batch in flight, so requests outlive their connection (and now and
+ * then the last connection of their generation).  Each reload waits until the
+ * requests in flight reach a target (10,000 in a plain build).
  *
  * What must hold: no connection refused, every reply arrives byte-exact
  * (and from the code of the generation that accepted the connection: the
