@@ -11,8 +11,9 @@
  * Meanwhile client threads send pipelined batches of lines, each of which
  * fans out into a post, a post to every worker, a post to its connection,
  * a worker timer, a connection timer and a job; the reply comes once all
- * of them ran.  Clients reconnect every few batches, so connections are
- * accepted during every reload, and every other connection leaves with a
+ * of them ran.  One client keeps its connection across every reload; the
+ * others reconnect every few batches, so connections are accepted during
+ * every reload, and every other connection leaves with a
  * batch in flight, so requests outlive their connection (and now and
  * then the last connection of their generation).  Each reload waits until the
  * requests in flight reach a target (10,000 in a plain build).
@@ -236,6 +237,7 @@ struct traffic {
     _Atomic unsigned long replies, conns, refused, lost, wrong, abandoned;
     _Atomic unsigned long fresh;    /* connections whose code was checked to be the newest */
     _Atomic unsigned long spanned;  /* connections that talked across a reload */
+    _Atomic int ids;                /* client threads started */
     pthread_mutex_t lock;
     char first_error[256];
 };
@@ -358,6 +360,9 @@ static void *client(void *arg)
 {
     struct traffic *tr = arg;
     unsigned long next = 0;
+    /* The first client keeps its connection for the whole phase, across
+     * every reload; the others reconnect every few batches. */
+    int batches = atomic_fetch_add(&tr->ids, 1) == 0 ? 1000000 : tr->sc->batches;
     for (int k = 0; k < 100000 && !atomic_load(&tr->stop); k++) {
         struct session s = {.tr = tr, .next = next};
         s.reloads_before = atomic_load(&tr->done);
@@ -369,7 +374,7 @@ static void *client(void *arg)
         }
         atomic_fetch_add(&tr->conns, 1);
         bool ok = true;
-        for (int b = 0; b < tr->sc->batches && ok && !atomic_load(&tr->stop); b++)
+        for (int b = 0; b < batches && ok && !atomic_load(&tr->stop); b++)
             ok = session_batch(&s);
         /* Every other connection leaves with a batch in flight: its
          * requests outlive it (and may outlive its generation's last
@@ -389,6 +394,7 @@ static pthread_t threads[16]; /* clients */
 static void traffic_start(struct traffic *tr)
 {
     atomic_store(&tr->stop, false);
+    atomic_store(&tr->ids, 0);
     for (int i = 0; i < tr->sc->clients; i++)
         ck_assert_int_eq(pthread_create(&threads[i], NULL, client, tr), 0);
 }
