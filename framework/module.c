@@ -229,6 +229,8 @@ static void *file_open(const char *path, const struct stat *st, struct module_fi
              dl_reason(f->dlname[0] ? f->dlname : path));
         goto fail;
     }
+    if (f->memfd >= 0)
+        log_info("%s changed on disk: loaded a new copy of it", path);
     f->refs = 1;
     f->next = files;
     files = f;
