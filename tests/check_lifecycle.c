@@ -52,6 +52,8 @@ struct lc_case {
     const char *top;        /* extra top-level keys */
     enum lc_step step;
     bool send_first;        /* STEP_STOP: send "go\n" first */
+    int quiet_ms;           /* the victim's client waits this long after its open:
+                             * its output counts as stalled when it comes */
     int expect, alt;        /* the victim's close reason (alt: also right, or -1) */
     int timeout_kind;       /* the victim's on_timeout kind, or -1 */
 };
@@ -73,6 +75,10 @@ static struct lc_case *lc_add(const char *name, const char *action, const char *
     return k;
 }
 
+/* A flooded connection: a small socket buffer, and a high watermark above
+ * what it holds, so that it still reads (and so floods itself again). */
+#define LC_FLOOD_LISTENER ", \"send_buffer\": 4096, \"buffers\": {\"high_watermark\": 8388608}"
+
 /* The framework's own close sources, each with requests in flight. */
 static void lc_add_sources(void)
 {
@@ -83,7 +89,7 @@ static void lc_add_sources(void)
     k->listener = ", \"timeouts\": {\"idle_ms\": 100}";
     k->timeout_kind = WHARF_TIMEOUT_IDLE;
     k = lc_add("write timeout", "flood", "data", STEP_SEND, WHARF_CLOSE_TIMEOUT);
-    k->listener = ", \"send_buffer\": 4096, \"timeouts\": {\"write_ms\": 100}";
+    k->listener = LC_FLOOD_LISTENER ", \"timeouts\": {\"write_ms\": 100}";
     k->timeout_kind = WHARF_TIMEOUT_WRITE;
     k = lc_add("lifetime timeout", "none", "data", STEP_SEND, WHARF_CLOSE_TIMEOUT);
     k->listener = ", \"timeouts\": {\"lifetime_ms\": 150}";
@@ -95,17 +101,18 @@ static void lc_add_sources(void)
     k->listener = ", \"timeouts\": {\"min_rate\": 100000, \"min_rate_window_ms\": 100}";
     k->timeout_kind = WHARF_TIMEOUT_RATE;
     k = lc_add("output budget", "flood", "data", STEP_SEND, WHARF_CLOSE_LIMIT);
-    k->listener = ", \"send_buffer\": 4096";
-    k->top = ", \"output_budget\": 1048576";
+    k->listener = LC_FLOOD_LISTENER;
+    k->top = ", \"output_budget\": 1572864";
+    k->quiet_ms = 150;
     lc_add("peer reset", "none", "data", STEP_RESET, WHARF_CLOSE_ERROR);
     k = lc_add("peer reset while writing", "flood", "data", STEP_RESET, WHARF_CLOSE_ERROR);
-    k->listener = ", \"send_buffer\": 4096";
+    k->listener = LC_FLOOD_LISTENER;
     lc_add("peer eof", "none", "data", STEP_SHUT_WR, WHARF_CLOSE_EOF);
     lc_add("peer close", "none", "data", STEP_CLOSE, WHARF_CLOSE_EOF);
     lc_add("shutdown", "none", "data", STEP_STOP, WHARF_CLOSE_SHUTDOWN);
     k = lc_add("shutdown with output pending", "flood", "data", STEP_STOP,
                WHARF_CLOSE_SHUTDOWN);
-    k->listener = ", \"send_buffer\": 4096";
+    k->listener = LC_FLOOD_LISTENER;
     k->send_first = true;
     lc_add("reload drain", "none", "data", STEP_RELOAD, WHARF_CLOSE_SHUTDOWN);
     lc_add("reload drain, then closed", "close", "data", STEP_RELOAD, WHARF_CLOSE_HANDLER);
@@ -153,8 +160,11 @@ static void lc_add_actions(void)
                 if (t == 2 && shut)
                     k->alt = WHARF_CLOSE_SHUTDOWN; /* its own worker may stop first */
                 if (flood) {
-                    k->listener = ", \"send_buffer\": 4096";
-                    k->top = ", \"output_budget\": 1048576";
+                    /* Flooded once stalled for the budget (100 ms): closed
+                     * at once, inside the send or the flush that grew it. */
+                    k->quiet_ms = 150;
+                    k->listener = LC_FLOOD_LISTENER;
+                    k->top = ", \"output_budget\": 1572864";
                 } else if (strcmp(actions[a], "overflow") == 0) {
                     k->listener = ", \"buffers\": {\"max_output\": 65536}";
                 }
@@ -452,6 +462,8 @@ START_TEST(lifecycle_case)
     struct tserver *t = lc_start(k);
     int a = lc_connect(tserver_port(t, 0)), b = -1, want = 1;
     ck_assert_msg(wait_for(lc_opened, &want, 3000), "%s: no on_open", k->name);
+    if (k->quiet_ms)
+        usleep((useconds_t)k->quiet_ms * 1000);
     if (k->other) {
         b = lc_connect(tserver_port(t, 0));
         want = 2;

@@ -11,8 +11,10 @@
  *   "action"     what the trigger does to its victim: "none" (default),
  *                "close", "close_with" (reason error), "overflow" (one send
  *                of LC_OVERFLOW_BYTES, past max_output), "flood" (sends
- *                LC_FLOOD_BYTES, for output_budget), or "hold" (on_data
- *                consumes nothing: max_input, min_rate)
+ *                LC_FLOOD_BYTES, for output_budget, to a victim that got
+ *                LC_PRIME_BYTES from its on_open, so that its output may
+ *                already be stalled: see lc_primed), or "hold" (on_data consumes nothing: max_input,
+ *                min_rate)
  *   "site"       where: "open", "data", "drain", "eof", "timeout",
  *                "shutdown", "close" (the trigger's on_close), or from a
  *                request the trigger makes in its first on_data: "post",
@@ -223,6 +225,27 @@ void lifecycle_reset(void)
 
 static char zeros[LC_OVERFLOW_BYTES];
 
+static void lc_send_zeros(wharf_conn *c, size_t bytes)
+{
+    for (size_t sent = 0; sent < bytes; sent += 65536)
+        if (wharf_send(c, zeros, 65536) < 0)
+            break;
+}
+
+/*
+ * Whether a victim of action "flood" gets LC_PRIME_BYTES of output at its
+ * open, which it never reads: the flood then finds its output stalled and
+ * the budget closes it at once, inside the send (or the flush) that grew
+ * it.  Not where pending output would keep the site from being reached:
+ * on_drain (it needs the output gone) and its own idle timeout (it does
+ * not count while output is pending).
+ */
+static bool lc_primed(const struct lc_listener *ls, const struct lc_conn *lc)
+{
+    return ls->action == LC_ACT_FLOOD && (!ls->other || !lc->trigger) &&
+           ls->site != SITE_DRAIN && !(ls->site == SITE_TIMEOUT && !ls->other);
+}
+
 static void lc_apply(wharf_conn *v, enum lc_action action)
 {
     switch (action) {
@@ -236,9 +259,7 @@ static void lc_apply(wharf_conn *v, enum lc_action action)
         wharf_send(v, zeros, LC_OVERFLOW_BYTES);
         break;
     case LC_ACT_FLOOD:
-        for (size_t sent = 0; sent < LC_FLOOD_BYTES; sent += 65536)
-            if (wharf_send(v, zeros, 65536) < 0)
-                break;
+        lc_send_zeros(v, LC_FLOOD_BYTES);
         break;
     default:
         break;
@@ -506,6 +527,8 @@ static void lc_open(wharf_conn *c)
     lc->victim_worker = lc->worker;
     lc->trigger = !ls->other || reg_oldest(&lc->victim, &lc->victim_worker);
     reg_add(id, lc->worker, c);
+    if (lc_primed(ls, lc))
+        lc_send_zeros(c, LC_PRIME_BYTES);
     if (ls->inflight)
         lc_inflight_open(c, lc);
     if (lc->trigger && ls->site == SITE_TIMEOUT)

@@ -44,7 +44,8 @@ enum lc_action {
     LC_ACT_CLOSE,      /* wharf_close */
     LC_ACT_CLOSE_WITH, /* wharf_close_with(WHARF_CLOSE_ERROR) */
     LC_ACT_OVERFLOW,   /* wharf_send of LC_OVERFLOW_BYTES (past max_output) */
-    LC_ACT_FLOOD,      /* wharf_send of LC_FLOOD_BYTES (for output_budget) */
+    LC_ACT_FLOOD,      /* wharf_send of LC_FLOOD_BYTES (for output_budget); a
+                        * victim gets LC_PRIME_BYTES at its open already */
     LC_ACT_HOLD,       /* on_data consumes nothing (max_input, min_rate) */
 };
 
@@ -56,7 +57,8 @@ enum lc_action {
 /* Bytes of one overflowing send, and of a flood.  Configs of the
  * "overflow" action set max_output below the first. */
 #define LC_OVERFLOW_BYTES 70000
-#define LC_FLOOD_BYTES (4u << 20)
+#define LC_FLOOD_BYTES (2u << 20)
+#define LC_PRIME_BYTES (1u << 20)
 
 struct lc_event {
     uint32_t kind;   /* enum lc_kind */
