@@ -13,8 +13,8 @@
  *                of LC_OVERFLOW_BYTES, past max_output), "flood" (sends
  *                LC_FLOOD_BYTES, for output_budget, to a victim that got
  *                LC_PRIME_BYTES from its on_open, so that its output may
- *                already be stalled: see lc_primed), or "hold" (on_data consumes nothing: max_input,
- *                min_rate)
+ *                already be stalled: see lc_primed), or "hold" (on_data
+ *                consumes nothing: max_input, min_rate)
  *   "site"       where: "open", "data", "drain", "eof", "timeout",
  *                "shutdown", "close" (the trigger's on_close), or from a
  *                request the trigger makes in its first on_data: "post",
