@@ -159,7 +159,7 @@ static void rig_start(struct rig *r)
     install(r);
     wharf_log_set_callback(on_log, NULL);
     snprintf(r->json, sizeof r->json,
-             "{\"workers\": 2, \"work_threads\": 2, \"listeners\": [{\"name\": \"churn\", "
+             "{\"workers\": 2, \"work_threads\": 2, \"post_queue\": 65536, \"listeners\": [{\"name\": \"churn\", "
              "\"port\": 0, \"backlog\": 1024, \"handler\": \"%s\"}]}", r->path);
     wharf_config *cfg = rig_config(r);
     char err[1024];
@@ -170,7 +170,7 @@ static void rig_start(struct rig *r)
     ck_assert_int_gt(r->port, 0);
     /* Later reloads name the port, so the listener keeps its socket. */
     snprintf(r->json, sizeof r->json,
-             "{\"workers\": 2, \"work_threads\": 2, \"listeners\": [{\"name\": \"churn\", "
+             "{\"workers\": 2, \"work_threads\": 2, \"post_queue\": 65536, \"listeners\": [{\"name\": \"churn\", "
              "\"port\": %d, \"backlog\": 1024, \"handler\": \"%s\"}]}", r->port, r->path);
 }
 

@@ -251,6 +251,26 @@ static void job_done(void *arg, bool cancelled)
     request_done(arg);
 }
 
+/* Queues m's job; the pool's queue is bounded (-EAGAIN when full), so a
+ * refused job is queued again from a worker timer 1 ms later, as a handler
+ * under back-pressure would.  Returns 0 or a negative errno. */
+static int queue_job(struct msg *m);
+
+static void retry_job(wharf_timer *t, void *arg)
+{
+    (void)t;
+    if (queue_job(arg) != 0)
+        request_failed(arg);
+}
+
+static int queue_job(struct msg *m)
+{
+    int rc = wharf_queue_work(job_work, job_done, m);
+    if (rc == -EAGAIN)
+        rc = wharf_timer_start(NULL, 1, 0, retry_job, m) ? 0 : -ENOMEM;
+    return rc;
+}
+
 /* Issues one request of m with `issue`, which returns 0 or a negative errno. */
 #define REQUEST(m, issue)                    \
     do {                                     \
@@ -311,7 +331,7 @@ static void message(wharf_conn *c, unsigned long n)
     REQUEST(m, wharf_post_conn(m->w, m->conn, on_post_conn, m));
     REQUEST(m, wharf_timer_start(NULL, delay(m, 3), 0, on_worker_timer, m) ? 0 : -ENOMEM);
     REQUEST(m, start_conn_timer(c, m));
-    REQUEST(m, wharf_queue_work(job_work, job_done, m));
+    REQUEST(m, queue_job(m));
     part_done(m);
 }
 
