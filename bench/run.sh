@@ -301,7 +301,7 @@ if ((NO_BUILD == 0)); then
 			die "configure failed (log: $OUT/build.log)"
 		}
 	fi
-	make -C "$BUILD" -j"$JOBS" wharfd wharf-load handlers/echo.la handlers/udp_echo.la \
+	make -C "$BUILD" -j"$JOBS" wharfd wharf-load handlers/echo.la handlers/udp_echo.la handlers/memcache.la \
 		>>"$OUT/build.log" 2>&1 || {
 		tail -20 "$OUT/build.log" >&2
 		die "make failed (log: $OUT/build.log)"
