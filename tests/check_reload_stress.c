@@ -62,13 +62,12 @@ struct scale {
 
 static struct scale scale_get(void)
 {
-    const char *san = getenv("WHARF_SANITIZER");
-    const char *preload = getenv("LD_PRELOAD");
-    if (preload && strstr(preload, "vgpreload")) /* tests/valgrind.sh */
+    const char *kind = test_build_kind();
+    if (strcmp(kind, "valgrind") == 0)
         return (struct scale){"valgrind", 50, 3, 32, 2, 80, 200, false};
-    if (san && strcmp(san, "asan") == 0)
+    if (strcmp(kind, "asan") == 0)
         return (struct scale){"asan", 50, 6, 384, 3, 80, 5000, false};
-    if (san && strcmp(san, "tsan") == 0)
+    if (strcmp(kind, "tsan") == 0)
         return (struct scale){"tsan", 50, 4, 128, 3, 80, 1500, false};
     return (struct scale){"plain", 50, 8, 768, 4, 100, 10000, true};
 }

@@ -124,8 +124,7 @@ static void seqs(uint64_t out[4])
  * for their pace. */
 static bool slow_build(void)
 {
-    const char *san = getenv("WHARF_SANITIZER");
-    return getenv("WHARF_VALGRIND") || (san && *san && strcmp(san, "none") != 0);
+    return strcmp(test_build_kind(), "plain") != 0;
 }
 
 START_TEST(a_short_job_does_not_wait_behind_a_long_one)

@@ -324,3 +324,13 @@ void probe_get(struct probe_counts *out)
                                                                        PROBE_COUNTS_SYMBOL);
     fn(out);
 }
+
+const char *test_build_kind(void)
+{
+    const char *san = getenv("WHARF_SANITIZER"), *preload = getenv("LD_PRELOAD");
+    if (getenv("WHARF_VALGRIND") || (preload && strstr(preload, "vgpreload")))
+        return "valgrind";
+    if (san && (strcmp(san, "asan") == 0 || strcmp(san, "tsan") == 0))
+        return san;
+    return "plain";
+}

@@ -66,6 +66,11 @@ void fill_pattern(unsigned char *p, size_t n, unsigned seed);
 /* Polls cond(arg) every 5 ms for up to timeout_ms; returns its last value. */
 bool wait_for(bool (*cond)(void *), void *arg, int timeout_ms);
 
+/* How this test runs: "valgrind" (tests/valgrind.sh), "asan", "tsan" (the
+ * build's sanitizer, WHARF_SANITIZER), or "plain".  Timing and memory bounds
+ * that hold only at full speed and without quarantined frees check it. */
+const char *test_build_kind(void);
+
 /* A symbol of test module MODULE (tests/.libs/MODULE.so), which is loaded by
  * the first call and stays loaded.  Fails the test if either is missing. */
 void *test_module_symbol(const char *module, const char *symbol);
