@@ -622,23 +622,13 @@ static void mc_reload(wharf_server *srv, const char *json)
     wharf_config_free(cfg);
 }
 
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, rss = 0;
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &rss), 2);
-    fclose(f);
-    return rss * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 START_TEST(cache_kept_across_reload)
 {
-    size_t rss0 = rss_bytes();
+    size_t rss0 = test_rss_bytes();
     wharf_server *srv = mc_server(MC_JSON("268435456"));
     int old = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
     mc_fill(old, RELOAD_KEYS);
-    size_t grown = rss_bytes() - rss0;
+    size_t grown = test_rss_bytes() - rss0;
     mc_reload(srv, MC_JSON("268435456"));
     int fresh = tcp_connect("127.0.0.1", wharf_server_port(srv, "mc"));
     ck_assert_int_eq(mc_hits(fresh, RELOAD_KEYS), RELOAD_KEYS);
@@ -648,7 +638,7 @@ START_TEST(cache_kept_across_reload)
      * double (with a cache per generation it would). */
     mc_fill(fresh, RELOAD_KEYS);
     ck_assert_uint_eq(mc_stat(old, "", "curr_items"), RELOAD_KEYS);
-    size_t after = rss_bytes() - rss0;
+    size_t after = test_rss_bytes() - rss0;
     /* (Valgrind and ASan keep freed blocks in quarantine: the old values
      * count in their RSS, so the bound holds for a plain build only.) */
     if (strcmp(test_build_kind(), "plain") == 0)

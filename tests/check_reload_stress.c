@@ -419,16 +419,6 @@ static unsigned fd_count(void)
     return n - 1; /* the directory's own fd */
 }
 
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, rss = 0;
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &rss), 2);
-    fclose(f);
-    return rss * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* How many distinct copies of the module are mapped: the file the config
  * names (or an old one renamed over) and the memfd copies the loader made
  * of changed files (module.c). */
@@ -565,7 +555,7 @@ START_TEST(fifty_module_swaps_under_load_lose_nothing_and_leak_nothing)
     traffic_check(&tr);
     quiesce(&r, 2);
     unsigned fds_before = fd_count();
-    size_t rss_before = rss_bytes();
+    size_t rss_before = test_rss_bytes();
     unsigned long replies_before = atomic_load(&tr.replies);
 
     uint64_t start = now_ms();
@@ -579,7 +569,7 @@ START_TEST(fifty_module_swaps_under_load_lose_nothing_and_leak_nothing)
     ck_assert(wait_for(no_connection, &r, 5000));
     unsigned long replies = atomic_load(&tr.replies) - replies_before;
     unsigned fds_after = fd_count();
-    size_t rss_after = rss_bytes();
+    size_t rss_after = test_rss_bytes();
     fprintf(stderr, "reload stress (%s): %d reloads in %llu ms, %lu replies on %lu connections "
             "(%lu across a reload; %lu lines left in flight by closing), %d reloads with %ld requests in flight or more "
             "(peak %ld), fds %u -> %u, RSS %zu -> %zu KiB\n", sc.name, sc.reloads,

@@ -334,3 +334,13 @@ const char *test_build_kind(void)
         return san;
     return "plain";
 }
+
+size_t test_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, rss = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &rss), 2);
+    fclose(f);
+    return rss * (size_t)sysconf(_SC_PAGESIZE);
+}

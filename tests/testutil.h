@@ -71,6 +71,9 @@ bool wait_for(bool (*cond)(void *), void *arg, int timeout_ms);
  * that hold only at full speed and without quarantined frees check it. */
 const char *test_build_kind(void);
 
+/* This process's resident memory (/proc/self/statm), in bytes. */
+size_t test_rss_bytes(void);
+
 /* A symbol of test module MODULE (tests/.libs/MODULE.so), which is loaded by
  * the first call and stays loaded.  Fails the test if either is missing. */
 void *test_module_symbol(const char *module, const char *symbol);
