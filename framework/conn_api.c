@@ -110,7 +110,9 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
     size_t old_cap = c->out.cap, old_len = c->out.len;
     if (buf_append(&c->out, data, len) < 0)
         return -ENOMEM;
-    conn_io_output_resized(c, old_cap);
+    conn_io_output_resized(c, old_cap); /* may close c: the output budget */
+    if (conn_dead(c))
+        return -EPIPE;
     if (set->current != c) {
         /* Sent from another connection's callback: write on the next turn. */
         if (old_len == 0)

@@ -297,7 +297,7 @@ int wharf_state_get(const wharf_options *opts, const char *name,
  * Queues len bytes for sending; the data is copied, so the caller keeps
  * ownership of `data`.  Output is written when the callback returns.
  * Returns 0, -EPIPE if the connection is closing (or its sending side was
- * shut), -ENOBUFS if the output would exceed the listener's max_output cap
+ * shut, or the server's output budget closed it in this call), -ENOBUFS if the output would exceed the listener's max_output cap
  * (the connection is then closed with WHARF_CLOSE_LIMIT after the
  * callback), -ENOMEM, or -EPERM in debug mode from the wrong thread.
  */
