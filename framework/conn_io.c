@@ -33,8 +33,12 @@
 
 int conn_io_wants_input(const struct wharf_conn *c)
 {
+    if (c->flags & CONN_PEER_EOF)
+        return 0;
+    if (c->state == CONN_CLOSING)
+        return 1; /* read and dropped: conn_io_discard */
     return c->state <= CONN_OPEN &&
-           !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_PEER_EOF | CONN_HELD));
+           !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_HELD));
 }
 
 void conn_io_update_events(struct wharf_conn *c)
@@ -325,9 +329,38 @@ void conn_io_run_offers(struct loop_check *check)
     }
 }
 
+/*
+ * A closing connection goes on reading while its last output goes out, and
+ * drops what it reads.  A peer blocked in writing to us (a pipelined burst;
+ * an echo server behind a proxy) then gets to read that output instead of
+ * both sides waiting for the write timeout, and the close sends no reset
+ * for unread bytes that could destroy the reply at the peer.  The write
+ * timeout still bounds how long this lasts.
+ */
+static int conn_io_discard(struct wharf_conn *c)
+{
+    struct conn_set *set = &c->w->conns;
+    ssize_t n = recv(c->watcher.fd, set->readbuf, set->readbuf_size, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    if (n == 0) {
+        c->flags |= CONN_PEER_EOF;
+        return conn_io_settle(c);
+    }
+    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
+    c->bytes_in += (uint64_t)n;
+    return 0;
+}
+
 /* Reads once and hands the bytes to on_data.  Returns 0, or -1 if c was torn down. */
 int conn_io_read(struct wharf_conn *c)
 {
+    if (c->state == CONN_CLOSING)
+        return conn_io_discard(c);
     struct wharf_worker *w = c->w;
     struct conn_set *set = &w->conns;
     const struct config_listener *cfg = c->l->cfg;

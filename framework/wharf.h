@@ -304,7 +304,9 @@ int wharf_state_get(const wharf_options *opts, const char *name,
 int wharf_send(wharf_conn *c, const void *data, size_t len);
 
 /* Closes the connection once pending output is written (reason "handler").
- * No more on_data calls follow.  Safe to call more than once. */
+ * No more on_data calls follow; until the output is out, what the peer
+ * still sends is read and dropped (a client that writes before it reads is
+ * never left waiting on us).  Safe to call more than once. */
 void wharf_close(wharf_conn *c);
 /* Same with another reason (e.g. WHARF_CLOSE_LIMIT for an oversize
  * message, WHARF_CLOSE_ERROR for a protocol error).  A close never tears a

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +312,50 @@ START_TEST(shutdown_write_sends_eof_and_keeps_reading)
 }
 END_TEST
 
+/*
+ * A connection closed with its reply still pending goes on reading (and
+ * dropping) while the reply goes out.  The client here writes a long burst
+ * before it reads anything, as a pipelining client does; were the closing
+ * side to stop reading, both would wait on each other until the write
+ * timeout.
+ */
+START_TEST(closing_connection_drains_a_peer_that_writes_before_reading)
+{
+    struct tserver *t = start_mode("farewell", ", \"timeouts\": {\"write_ms\": 60000}, "
+                                               "\"buffers\": {\"max_output\": 67108864}");
+    int fd = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    send_all(fd, "hi\n", 3);
+    usleep(100000); /* the reply is queued and the close is waiting for it */
+    size_t len = 48u << 20, sent = 0;
+    char *junk = malloc(1 << 16);
+    memset(junk, 'j', 1 << 16);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    uint64_t start = now_ms();
+    while (sent < len && now_ms() - start < 10000) {
+        ssize_t w = send(fd, junk, len - sent < (1 << 16) ? len - sent : (1 << 16), MSG_NOSIGNAL);
+        if (w > 0)
+            sent += (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+        else
+            usleep(1000);
+    }
+    free(junk);
+    ck_assert_uint_eq(sent, len); /* the server kept reading */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    size_t n;
+    char *got = read_all(fd, &n, 10000); /* ends at the server's FIN */
+    ck_assert_uint_eq(n, (32u << 20) + 1); /* more than the sockets hold */
+    for (size_t i = 0; i + 1 < n; i++)
+        if (got[i] != 'f')
+            ck_abort_msg("byte %zu is %d", i, got[i]);
+    ck_assert_int_eq(got[n - 1], '\n');
+    free(got);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(want_drain_paces_a_producer)
 {
     struct tserver *t = start_mode("producer", NULL);
@@ -395,6 +440,7 @@ int main(void)
     tcase_add_test(tc, blocking_work_done_runs_even_when_the_connection_is_gone);
     tcase_add_test(tc, debug_mode_refuses_calls_from_the_wrong_thread);
     tcase_add_test(tc, shutdown_write_sends_eof_and_keeps_reading);
+    tcase_add_test(tc, closing_connection_drains_a_peer_that_writes_before_reading);
     tcase_add_test(tc, want_drain_paces_a_producer);
     tcase_add_test(tc, closing_another_connection_waits_for_the_callback);
     suite_add_tcase(s, tc);

@@ -28,6 +28,9 @@
  *   peer      each line is answered "peer ADDR:PORT\n" with wharf_peer_addr
  *             (after a PROXY header: the client's address from it)
  *   clock     each line is answered "now MS TIME\n" (wharf_now_ms, wharf_time)
+ *   farewell  the first line is answered with 32 MiB of 'f' and "\n", then
+ *             wharf_close: the close waits for that output while the peer
+ *             may still be writing
  *   wrongthread  each line is answered "ok LINE\n", and a line "w" also
  *             starts a thread that calls wharf_send on the connection (a
  *             threading bug that debug mode must refuse); its result is
@@ -72,11 +75,11 @@ void contract_counts(struct contract_counts *out)
 
 enum mode {
     UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD, HALFCLOSE,
-    PRODUCER, CLOSER, PEER, CLOCK
+    PRODUCER, CLOSER, PEER, CLOCK, FAREWELL
 };
 static const char *const mode_names[] = {
     "upper", "line", "pausing", "big", "eofkeep", "goodbye", "liar", "tick", "work",
-    "wrongthread", "halfclose", "producer", "closer", "peer", "clock", NULL};
+    "wrongthread", "halfclose", "producer", "closer", "peer", "clock", "farewell", NULL};
 
 static _Atomic uint64_t n_after_shut, n_closes_inside, n_produced;
 static wharf_conn *previous; /* closer: the client before this one (one worker) */
@@ -280,6 +283,15 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
             st->shut = true;
         }
         return line + 1;
+    }
+    if (m == FAREWELL) {
+        static char f[1 << 16];
+        memset(f, 'f', sizeof f);
+        for (int i = 0; i < 512; i++)
+            wharf_send(c, f, sizeof f);
+        wharf_send(c, "\n", 1);
+        wharf_close(c);
+        return len;
     }
     if (m == CLOCK) {
         char out[64];
