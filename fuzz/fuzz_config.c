@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c - libFuzzer target for the config loader: the input, made a
- * C string, goes through config_load_string (framework/config.h), and on
+ * C string, goes through config_load_string (framework/config/config.h), and on
  * success the config is freed.  Success must come with a config and no
  * failure with one; a failure must leave a one-line message.
  */

@@ -1,5 +1,5 @@
 /*
- * fuzz_proxy.c - libFuzzer target for proxy_parse (framework/proxy.h).
+ * fuzz_proxy.c - libFuzzer target for proxy_parse (framework/base/proxy.h).
  *
  * Each input is parsed with every `allowed` combination, and the contract is
  * checked: the result is within the input, "need more" only below the most

@@ -35,7 +35,7 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined "$work/probe.c" -o "$work/probe" 
 fi
 
 CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-    -fno-omit-frame-pointer -Wall -Wextra -I$src/framework"
+    -fno-omit-frame-pointer -Wall -Wextra -I$src/framework/include -I$src/framework/base -I$src/framework/config"
 jansson=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 
 status=0
@@ -63,9 +63,9 @@ run() { # NAME SOURCES... [-- LIBS...]
 }
 
 # shellcheck disable=SC2086
-run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/proxy.c"
+run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/base/proxy.c"
 # shellcheck disable=SC2086
-run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config.c" "$src/framework/cidr.c" $jansson
+run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" "$src/framework/base/cidr.c" $jansson
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status

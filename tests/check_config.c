@@ -1,5 +1,5 @@
 /*
- * check_config.c - the JSON config loader (framework/config.c): the shipped
+ * check_config.c - the JSON config loader (framework/config/config.c): the shipped
  * configs load with the expected fields, defaults are filled in, relative
  * module_path entries are resolved, and every kind of invalid config fails
  * with its exact one-line message (file, JSON path, what was expected).

@@ -7,7 +7,7 @@ set -eu
 src=${WHARF_SRCDIR:-.}
 lib=${WHARF_BUILDDIR:-.}/.libs/libwharf.so
 [ -e "$lib" ] || { echo "FAIL: $lib not built"; echo "0 passed, 1 failed"; exit 1; }
-declared=$(cat "$src/framework/wharf.h" "$src/framework/wharf_server.h" "$src/framework/wharf_test.h" |
+declared=$(cat "$src/framework/include/wharf.h" "$src/framework/include/wharf_server.h" "$src/framework/include/wharf_test.h" |
            grep -o '\bwharf_[a-z_0-9]*(' | tr -d '(' | sort -u)
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TtWiDdBbRr]$/ {print $3}' |
            sed 's/@.*//' | grep -v '^_' | grep -v '^\(edata\|end\|etext\)$' | sort -u)

@@ -6,7 +6,7 @@
 # its code block; a marker without a block, two recipes of one name, or a C
 # block that looks like a whole module or program (WHARF_HANDLER_EXPORT,
 # main) without a marker fails, and so does a recipe this suite has no test
-# for.  Every module is built against framework/wharf.h with -Wall -Wextra
+# for.  Every module is built against framework/include/wharf.h with -Wall -Wextra
 # -Werror, run in ./wharfd on an ephemeral port, and driven by
 # tests/recipe_client: pipelined bursts of 1, 49, 50, 300 and 1,000 requests
 # followed by a half-close (every reply byte-exact, then EOF), three requests
@@ -115,7 +115,7 @@ done
 build_module() {
     so=$tmp/${1%.c}.so
     # shellcheck disable=SC2086
-    if $cc -std=gnu11 -shared -fPIC -Wall -Wextra -Werror $sanflags -I "$src/framework" \
+    if $cc -std=gnu11 -shared -fPIC -Wall -Wextra -Werror $sanflags -I "$src/framework/include" \
         -o "$so" "$tmp/r/$1" 2>"$tmp/cc.log"; then
         return 0
     fi
@@ -235,7 +235,7 @@ fi
 # libwharf (as the page says to build it before installing).
 cp "$tmp/r/cmd.c" "$tmp/r/test_cmd.c" "$tmp/" 2>/dev/null
 # shellcheck disable=SC2086
-if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$src/framework" -o "$tmp/test_cmd" \
+if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$src/framework/include" -o "$tmp/test_cmd" \
     "$tmp/test_cmd.c" "$tmp/cmd.c" -L "$build/.libs" -lwharf $(pkg-config --cflags --libs check) \
     2>"$tmp/cc.log"; then
     if out=$(cd "$tmp" && LD_LIBRARY_PATH="$build/.libs" timeout 60 ./test_cmd 2>&1); then

@@ -245,7 +245,7 @@ grep -q "SIGUSR1: re-opening the log file" "$tmp/wharfd.log.1" && grep -q "SIGQU
 # The README's handler, built from the README itself, answers a payload
 # larger than any buffer in it (4096) and a half-close, byte for byte.
 sed -n '/^## Writing a handler/,/^```sh/p' "$src/README.md" | sed -n '/^```c$/,/^```$/p' | sed '1d;$d' >"$tmp/upper.c"
-if ${CC:-cc} -shared -fPIC -Wall -I "$src/framework" -o "$tmp/upper.so" "$tmp/upper.c" 2>"$tmp/cc.log"; then
+if ${CC:-cc} -shared -fPIC -Wall -I "$src/framework/include" -o "$tmp/upper.so" "$tmp/upper.c" 2>"$tmp/cc.log"; then
     cat >"$tmp/upper.json" <<JSON
 {"workers": 1, "listeners": [{"port": 0, "handler": "$tmp/upper.so"}]}
 JSON
