@@ -115,6 +115,106 @@ static int v1_more(size_t len, struct proxy_result *out)
     return len < PROXY_V1_MAX_LINE ? 0 : fail(out, -EMSGSIZE, "v1 line too long");
 }
 
+enum { V1_TCP4, V1_TCP6, V1_UNKNOWN };
+
+/* The protocol word after "PROXY ", up to a space or CR, at *pos (moved
+ * past it) into *proto (V1_TCP4, V1_TCP6, V1_UNKNOWN).  Returns 1, or the
+ * result for the caller to return: 0 for more bytes, or the failure. */
+
+static int v1_protocol(const unsigned char *p, size_t len, size_t n, size_t *pos,
+                       struct proxy_result *out, int *proto)
+{
+    static const char *const protos[] = { "TCP4", "TCP6", "UNKNOWN" };
+    size_t start = *pos, at = start;
+    while (at < n && p[at] != ' ' && p[at] != '\r' && p[at] != '\n' && at - start < 8)
+        at++;
+    size_t wlen = at - start;
+    *proto = -1;
+    for (int i = 0; i < 3; i++) {
+        size_t plen = strlen(protos[i]);
+        if (at == n && wlen <= plen && memcmp(p + start, protos[i], wlen) == 0)
+            return v1_more(len, out); /* cut off, still a prefix of protos[i] */
+        if (wlen == plen && memcmp(p + start, protos[i], plen) == 0)
+            *proto = i;
+    }
+    if (*proto < 0 || at == n)
+        return fail(out, -EINVAL, "bad v1 protocol");
+    if (p[at] == '\n')
+        return fail(out, -EINVAL, "v1 line not ended by CRLF");
+    *pos = at;
+    return 1;
+}
+
+/* "PROXY UNKNOWN": everything up to the first LF is ignored. */
+static int v1_unknown(const unsigned char *p, size_t len, size_t n, size_t pos,
+                      struct proxy_result *out)
+{
+    if (p[pos] != ' ' && p[pos] != '\r')
+        return fail(out, -EINVAL, "bad v1 protocol");
+    const unsigned char *lf = memchr(p + pos, '\n', n - pos);
+    if (!lf)
+        return v1_more(len, out);
+    if (lf[-1] != '\r')
+        return fail(out, -EINVAL, "v1 line not ended by CRLF");
+    out->command = PROXY_CMD_LOCAL;
+    out->src.ss_family = AF_UNSPEC;
+    out->dst.ss_family = AF_UNSPEC;
+    return (int)(lf - p + 1);
+}
+
+/* The four fields of a TCP4/TCP6 line from *pos (moved to the CR after the
+ * destination port).  Returns 1 when all were read, else the result. */
+static int v1_fields(const unsigned char *p, size_t len, size_t n, size_t *pos, int af,
+                     unsigned char addr[2][16], uint16_t port[2], struct proxy_result *out)
+{
+    size_t at = *pos;
+    for (int f = F_SRC; f < F_END; f++) {
+        bool is_addr = f == F_SRC || f == F_DST;
+        size_t start = at;
+        if (is_addr)
+            while (at < n && p[at] != ' ' && p[at] != '\r' && p[at] != '\n' && p[at] != '\0')
+                at++;
+        else
+            while (at < n && p[at] >= '0' && p[at] <= '9')
+                at++;
+        size_t tlen = at - start;
+        if (at == n) { /* cut off inside the field */
+            bool ok = is_addr ? addr_viable(af, p + start, tlen)
+                              : port_parse(p + start, tlen, false, &port[0]);
+            return ok ? v1_more(len, out) : fail(out, -EINVAL, v1_field_reason[f]);
+        }
+        bool ok = is_addr ? addr_parse(af, p + start, tlen, addr[f])
+                          : port_parse(p + start, tlen, true, &port[f - F_SPORT]);
+        if (!ok)
+            return fail(out, -EINVAL, v1_field_reason[f]);
+        if (f < F_DPORT) {
+            if (p[at] != ' ')
+                return fail(out, -EINVAL, tlen == 0 || p[at] == '\r' || p[at] == '\n'
+                            ? v1_field_reason[f + 1] : v1_field_reason[f]);
+            at++;
+        }
+    }
+    *pos = at;
+    return 1;
+}
+
+/* Stores one address and port (network order on the wire, host order in port). */
+static void v1_store(struct sockaddr_storage *ss, int af, const unsigned char *addr,
+                     uint16_t port)
+{
+    if (af == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, addr, 4);
+        sin->sin_port = htons(port);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        memcpy(&sin6->sin6_addr, addr, 16);
+        sin6->sin6_port = htons(port);
+    }
+}
+
 static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out)
 {
     /* Only the first 107 bytes can be the line. */
@@ -126,72 +226,22 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
         return v1_more(len, out);
     out->version = 1;
 
-    /* The protocol word, up to a space or CR. */
-    static const char *const protos[] = { "TCP4", "TCP6", "UNKNOWN" };
-    size_t pos = V1_SIG_LEN, start = pos;
-    while (pos < n && p[pos] != ' ' && p[pos] != '\r' && p[pos] != '\n' && pos - start < 8)
-        pos++;
-    size_t wlen = pos - start;
-    int proto = -1;
-    for (int i = 0; i < 3; i++) {
-        size_t plen = strlen(protos[i]);
-        if (pos == n && wlen <= plen && memcmp(p + start, protos[i], wlen) == 0)
-            return v1_more(len, out); /* cut off, still a prefix of protos[i] */
-        if (wlen == plen && memcmp(p + start, protos[i], plen) == 0)
-            proto = i;
-    }
-    if (proto < 0 || pos == n)
-        return fail(out, -EINVAL, "bad v1 protocol");
-    if (p[pos] == '\n')
-        return fail(out, -EINVAL, "v1 line not ended by CRLF");
+    size_t pos = V1_SIG_LEN;
+    int proto, rc = v1_protocol(p, len, n, &pos, out, &proto);
+    if (rc != 1)
+        return rc;
+    if (proto == V1_UNKNOWN)
+        return v1_unknown(p, len, n, pos, out);
 
-    if (proto == 2) { /* UNKNOWN: ignore everything up to the first LF */
-        if (p[pos] != ' ' && p[pos] != '\r')
-            return fail(out, -EINVAL, "bad v1 protocol");
-        const unsigned char *lf = memchr(p + pos, '\n', n - pos);
-        if (!lf)
-            return v1_more(len, out);
-        if (lf[-1] != '\r')
-            return fail(out, -EINVAL, "v1 line not ended by CRLF");
-        out->command = PROXY_CMD_LOCAL;
-        out->src.ss_family = AF_UNSPEC;
-        out->dst.ss_family = AF_UNSPEC;
-        return (int)(lf - p + 1);
-    }
-
-    int af = proto == 0 ? AF_INET : AF_INET6;
+    int af = proto == V1_TCP4 ? AF_INET : AF_INET6;
     if (p[pos] != ' ')
         return fail(out, -EINVAL, "bad v1 protocol");
     pos++;
-
     unsigned char addr[2][16];
     uint16_t port[2] = { 0, 0 };
-    for (int f = F_SRC; f < F_END; f++) {
-        bool is_addr = f == F_SRC || f == F_DST;
-        start = pos;
-        if (is_addr)
-            while (pos < n && p[pos] != ' ' && p[pos] != '\r' && p[pos] != '\n' && p[pos] != '\0')
-                pos++;
-        else
-            while (pos < n && p[pos] >= '0' && p[pos] <= '9')
-                pos++;
-        size_t tlen = pos - start;
-        if (pos == n) { /* cut off inside the field */
-            bool ok = is_addr ? addr_viable(af, p + start, tlen)
-                              : port_parse(p + start, tlen, false, &port[0]);
-            return ok ? v1_more(len, out) : fail(out, -EINVAL, v1_field_reason[f]);
-        }
-        bool ok = is_addr ? addr_parse(af, p + start, tlen, addr[f])
-                          : port_parse(p + start, tlen, true, &port[f - F_SPORT]);
-        if (!ok)
-            return fail(out, -EINVAL, v1_field_reason[f]);
-        if (f < F_DPORT) {
-            if (p[pos] != ' ')
-                return fail(out, -EINVAL, tlen == 0 || p[pos] == '\r' || p[pos] == '\n'
-                            ? v1_field_reason[f + 1] : v1_field_reason[f]);
-            pos++;
-        }
-    }
+    rc = v1_fields(p, len, n, &pos, af, addr, port, out);
+    if (rc != 1)
+        return rc;
 
     /* After the destination port: CRLF. */
     if (p[pos] != '\r')
@@ -206,20 +256,8 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
 
     out->command = PROXY_CMD_PROXY;
     out->socktype = SOCK_STREAM;
-    for (int i = 0; i < 2; i++) {
-        struct sockaddr_storage *ss = i == 0 ? &out->src : &out->dst;
-        if (af == AF_INET) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-            sin->sin_family = AF_INET;
-            memcpy(&sin->sin_addr, addr[i], 4);
-            sin->sin_port = htons(port[i]);
-        } else {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-            sin6->sin6_family = AF_INET6;
-            memcpy(&sin6->sin6_addr, addr[i], 16);
-            sin6->sin6_port = htons(port[i]);
-        }
-    }
+    v1_store(&out->src, af, addr[0], port[0]);
+    v1_store(&out->dst, af, addr[1], port[1]);
     return (int)pos;
 }
 
@@ -229,69 +267,39 @@ static int parse_v1(const unsigned char *p, size_t len, struct proxy_result *out
 #define V2_ADDR_INET6 36  /* 2 x 16-byte address, 2 x 2-byte port */
 #define V2_ADDR_UNIX 216  /* 2 x 108-byte path */
 
-static int parse_v2(const unsigned char *p, size_t len, struct proxy_result *out)
+/* The address length, family and socket type of v2 family byte b; false
+ * for an unknown one. */
+static bool v2_family(unsigned b, size_t *addrlen, int *af, int *socktype)
 {
-    if (memcmp(p, v2_sig, len < sizeof v2_sig ? len : sizeof v2_sig) != 0)
-        return fail(out, -EINVAL, "bad v2 signature");
-    if (len <= 12)
-        return 0;
-    out->version = 2;
-
-    unsigned ver = p[12] >> 4, cmd = p[12] & 0xf;
-    if (ver != 2)
-        return fail(out, -EINVAL, "bad v2 version");
-    if (cmd > 1)
-        return fail(out, -EINVAL, "bad v2 command");
-    if (len <= 13)
-        return 0;
-
-    size_t addrlen;
-    int af, socktype;
-    switch (p[13]) {
-    case 0x00: addrlen = 0; af = AF_UNSPEC; socktype = 0; break;
-    case 0x11: addrlen = V2_ADDR_INET; af = AF_INET; socktype = SOCK_STREAM; break;
-    case 0x12: addrlen = V2_ADDR_INET; af = AF_INET; socktype = SOCK_DGRAM; break;
-    case 0x21: addrlen = V2_ADDR_INET6; af = AF_INET6; socktype = SOCK_STREAM; break;
-    case 0x22: addrlen = V2_ADDR_INET6; af = AF_INET6; socktype = SOCK_DGRAM; break;
-    case 0x31: addrlen = V2_ADDR_UNIX; af = AF_UNIX; socktype = SOCK_STREAM; break;
-    case 0x32: addrlen = V2_ADDR_UNIX; af = AF_UNIX; socktype = SOCK_DGRAM; break;
-    default: return fail(out, -EINVAL, "bad address family");
+    switch (b) {
+    case 0x00: *addrlen = 0; *af = AF_UNSPEC; *socktype = 0; return true;
+    case 0x11: *addrlen = V2_ADDR_INET; *af = AF_INET; *socktype = SOCK_STREAM; return true;
+    case 0x12: *addrlen = V2_ADDR_INET; *af = AF_INET; *socktype = SOCK_DGRAM; return true;
+    case 0x21: *addrlen = V2_ADDR_INET6; *af = AF_INET6; *socktype = SOCK_STREAM; return true;
+    case 0x22: *addrlen = V2_ADDR_INET6; *af = AF_INET6; *socktype = SOCK_DGRAM; return true;
+    case 0x31: *addrlen = V2_ADDR_UNIX; *af = AF_UNIX; *socktype = SOCK_STREAM; return true;
+    case 0x32: *addrlen = V2_ADDR_UNIX; *af = AF_UNIX; *socktype = SOCK_DGRAM; return true;
+    default: return false;
     }
-    if (len < PROXY_V2_FIXED)
-        return 0;
+}
 
-    size_t declared = (size_t)p[14] << 8 | p[15];
-    size_t total = PROXY_V2_FIXED + declared;
-    if (total > PROXY_MAX_HEADER)
-        return fail(out, -EMSGSIZE, "declared length too large");
-    if (cmd == PROXY_CMD_LOCAL) {
-        /* The family and everything after the fixed part are ignored. */
-        if (len < total)
-            return 0;
-        out->command = PROXY_CMD_LOCAL;
-        return (int)total;
-    }
-    if (declared < addrlen)
-        return fail(out, -EINVAL, "declared length too small for address family");
-    if (len < total)
-        return 0;
-
-    /* The TLVs after the address block must be whole. */
-    size_t tlv = PROXY_V2_FIXED + addrlen;
-    for (size_t at = tlv; at < total;) {
+/* Whether the TLVs in p[at..total) are whole. */
+static bool v2_tlvs_whole(const unsigned char *p, size_t at, size_t total)
+{
+    while (at < total) {
         if (total - at < 3)
-            return fail(out, -EINVAL, "bad v2 TLV");
+            return false;
         size_t vlen = (size_t)p[at + 1] << 8 | p[at + 2];
         if (vlen > total - at - 3)
-            return fail(out, -EINVAL, "bad v2 TLV");
+            return false;
         at += 3 + vlen;
     }
+    return true;
+}
 
-    out->command = PROXY_CMD_PROXY;
-    out->socktype = socktype;
-    out->tlv_offset = tlv;
-    out->tlv_len = total - tlv;
-    const unsigned char *a = p + PROXY_V2_FIXED;
+/* Copies the addresses of family af from the address block a. */
+static void v2_store(struct proxy_result *out, int af, const unsigned char *a)
+{
     if (af == AF_INET) {
         struct sockaddr_in *s = (struct sockaddr_in *)&out->src;
         struct sockaddr_in *d = (struct sockaddr_in *)&out->dst;
@@ -312,6 +320,55 @@ static int parse_v2(const unsigned char *p, size_t len, struct proxy_result *out
         out->src.ss_family = AF_UNSPEC;
         out->dst.ss_family = AF_UNSPEC;
     }
+}
+
+static int parse_v2(const unsigned char *p, size_t len, struct proxy_result *out)
+{
+    if (memcmp(p, v2_sig, len < sizeof v2_sig ? len : sizeof v2_sig) != 0)
+        return fail(out, -EINVAL, "bad v2 signature");
+    if (len <= 12)
+        return 0;
+    out->version = 2;
+
+    unsigned ver = p[12] >> 4, cmd = p[12] & 0xf;
+    if (ver != 2)
+        return fail(out, -EINVAL, "bad v2 version");
+    if (cmd > 1)
+        return fail(out, -EINVAL, "bad v2 command");
+    if (len <= 13)
+        return 0;
+
+    size_t addrlen;
+    int af, socktype;
+    if (!v2_family(p[13], &addrlen, &af, &socktype))
+        return fail(out, -EINVAL, "bad address family");
+    if (len < PROXY_V2_FIXED)
+        return 0;
+
+    size_t declared = (size_t)p[14] << 8 | p[15];
+    size_t total = PROXY_V2_FIXED + declared;
+    if (total > PROXY_MAX_HEADER)
+        return fail(out, -EMSGSIZE, "declared length too large");
+    if (cmd == PROXY_CMD_LOCAL) {
+        /* The family and everything after the fixed part are ignored. */
+        if (len < total)
+            return 0;
+        out->command = PROXY_CMD_LOCAL;
+        return (int)total;
+    }
+    if (declared < addrlen)
+        return fail(out, -EINVAL, "declared length too small for address family");
+    if (len < total)
+        return 0;
+    size_t tlv = PROXY_V2_FIXED + addrlen;
+    if (!v2_tlvs_whole(p, tlv, total))
+        return fail(out, -EINVAL, "bad v2 TLV");
+
+    out->command = PROXY_CMD_PROXY;
+    out->socktype = socktype;
+    out->tlv_offset = tlv;
+    out->tlv_len = total - tlv;
+    v2_store(out, af, p + PROXY_V2_FIXED);
     return (int)total;
 }
 

@@ -356,41 +356,87 @@ static int conn_io_discard(struct wharf_conn *c)
     return 0;
 }
 
+/* Where the next read goes: behind the kept input (capped by max_input), or
+ * the worker's shared read buffer.  Returns 0, or -1 if c was closed. */
+static int conn_io_read_room(struct wharf_conn *c, bool keep, char **p, size_t *room)
+{
+    const struct config_listener *cfg = c->l->cfg;
+    if (!keep) {
+        *p = c->w->conns.readbuf;
+        *room = c->w->conns.readbuf_size;
+        return 0;
+    }
+    if (c->in.len >= cfg->max_input) {
+        conn_close(c, WHARF_CLOSE_LIMIT);
+        return -1;
+    }
+    *room = cfg->max_input - c->in.len;
+    if (*room > CONN_READ_CHUNK)
+        *room = CONN_READ_CHUNK;
+    *p = buf_reserve(&c->in, *room);
+    if (!*p) {
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    return 0;
+}
+
+/* Counts n bytes read: statistics, timestamps, the rate window. */
+static void conn_io_count_read(struct wharf_conn *c, size_t n)
+{
+    uint64_t now = c->w->loop.now_ms;
+    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
+    c->last_read_ms = now;
+    c->bytes_seen = true;
+    c->bytes_in += (uint64_t)n;
+    if (c->in.len == 0)
+        c->rate_since_ms = now; /* a message may start here */
+    c->rate_bytes += (uint64_t)n;
+}
+
+/* After on_data took `used` of data[0..len): drops it from the kept input,
+ * or keeps what the shared buffer held that was not taken.  Returns 0, or
+ * -1 if c was closed. */
+static int conn_io_keep_rest(struct wharf_conn *c, bool keep, const char *data, size_t len,
+                             size_t used)
+{
+    if (keep) {
+        buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            buf_free(&c->in);
+        return 0;
+    }
+    if (used == len || conn_dead(c))
+        return 0;
+    if (len - used > c->l->cfg->max_input) {
+        conn_close(c, WHARF_CLOSE_LIMIT);
+        return -1;
+    }
+    if (buf_append(&c->in, data + used, len - used) < 0) {
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads once and hands the bytes to on_data.  Returns 0, or -1 if c was torn down. */
 int conn_io_read(struct wharf_conn *c)
 {
     if (c->state == CONN_CLOSING)
         return conn_io_discard(c);
-    struct wharf_worker *w = c->w;
-    struct conn_set *set = &w->conns;
-    const struct config_listener *cfg = c->l->cfg;
     /* Earlier input is kept (or a PROXY header is being read): read behind it. */
-    int keep = c->in.len > 0 || (c->flags & CONN_PROXY_WAIT);
+    bool keep = c->in.len > 0 || (c->flags & CONN_PROXY_WAIT);
     char *p;
     size_t room;
-    if (keep) {
-        if (c->in.len >= cfg->max_input) {
-            conn_close(c, WHARF_CLOSE_LIMIT);
-            return -1;
-        }
-        room = cfg->max_input - c->in.len;
-        if (room > CONN_READ_CHUNK)
-            room = CONN_READ_CHUNK;
-        p = buf_reserve(&c->in, room);
-        if (!p) {
-            conn_close(c, WHARF_CLOSE_ERROR);
-            return -1;
-        }
-    } else {
-        p = set->readbuf;
-        room = set->readbuf_size;
-    }
+    if (conn_io_read_room(c, keep, &p, &room) < 0)
+        return -1;
 
     ssize_t n = recv(c->watcher.fd, p, room, 0);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return 0;
-        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "read: %s", strerror(errno));
+        log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "read: %s",
+                  strerror(errno));
         conn_close(c, WHARF_CLOSE_ERROR);
         return -1;
     }
@@ -399,14 +445,7 @@ int conn_io_read(struct wharf_conn *c)
         c->flags |= CONN_PEER_EOF;
         return conn_io_offer(c);
     }
-
-    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
-    c->last_read_ms = w->loop.now_ms;
-    c->bytes_seen = true;
-    c->bytes_in += (uint64_t)n;
-    if (c->in.len == 0)
-        c->rate_since_ms = w->loop.now_ms; /* a message may start here */
-    c->rate_bytes += (uint64_t)n;
+    conn_io_count_read(c, (size_t)n);
     const char *data = p;
     size_t len = (size_t)n;
     if (keep) {
@@ -427,20 +466,8 @@ int conn_io_read(struct wharf_conn *c)
     size_t used = conn_io_call_data(c, data, len);
     if (used == CONN_BAD_RETURN)
         return conn_io_settle(c);
-    if (keep) {
-        buf_consume(&c->in, used);
-        if (c->in.len == 0)
-            buf_free(&c->in);
-    } else if (used < len && !conn_dead(c)) {
-        if (len - used > cfg->max_input) {
-            conn_close(c, WHARF_CLOSE_LIMIT);
-            return -1;
-        }
-        if (buf_append(&c->in, data + used, len - used) < 0) {
-            conn_close(c, WHARF_CLOSE_ERROR);
-            return -1;
-        }
-    }
+    if (conn_io_keep_rest(c, keep, data, len, used) < 0)
+        return -1;
     /* Consumed some and some is left: offer the rest again now.  Took
      * nothing while output was pending: again once that output is out. */
     if (used > 0 && c->in.len > 0)
