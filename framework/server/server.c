@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -527,28 +526,15 @@ static void server_sum(const struct listener *l, struct wharf_listener_stats *ou
     }
 }
 
-void server_stop(struct wharf_server *s)
+/* Step 2 of server_stop: the workers drain, each joined as soon as it has
+ * ended (so none is left finished but unjoined while another still works),
+ * for up to shutdown_timeout_ms.  A worker that has ended is only
+ * returning, so joining it waits no longer than that; the rendezvous
+ * sleeps until one ends, never spins. */
+static void server_stop_drain(struct wharf_server *s, struct rendezvous *finished)
 {
-    if (!s->started)
-        return;
-    s->started = false;
-
-    /* 1. No new connections: the acceptor stops and closes the listening
-     *    sockets.  Handlers hear of it (on_stop) before any connection does. */
-    acceptor_stop(s->acceptor);
-    for (unsigned i = 0; i < s->gen->nlisteners; i++) {
-        struct listener *l = &s->gen->listeners[i];
-        if (l->handler->on_stop)
-            CALLBACK_RUN("on_stop", l, -1, 0, l->handler->on_stop(l->data));
-    }
-
-    /* 2. Idle connections close now; active ones get up to
-     *    shutdown_timeout_ms. */
     uint64_t ms = s->gen->cfg->shutdown_timeout_ms;
     size_t open = admission_open(s->admission);
-    /* Each worker counts `finished` down as its thread ends (NULL: then the
-     * loop below polls every 20 ms instead of sleeping until one ends). */
-    struct rendezvous *finished = rendezvous_new(s->nworkers);
     for (unsigned i = 0; i < s->nworkers; i++) {
         if (finished && !worker_watch_end(&s->workers[i], finished))
             rendezvous_done(finished); /* that one has ended already */
@@ -557,10 +543,6 @@ void server_stop(struct wharf_server *s)
     if (open)
         log_info("stopping: up to %llu ms for the connections with work in flight",
                  (unsigned long long)ms);
-    /* Each worker is joined as soon as it has ended (so none is left
-     * finished but unjoined while another still works).  A worker that has
-     * ended is only returning, so joining it waits no longer than that; the
-     * rendezvous sleeps until one ends, never spins. */
     uint64_t deadline = timer_now_ms() + ms;
     unsigned running = s->nworkers;
     while (running > 0) {
@@ -580,16 +562,12 @@ void server_stop(struct wharf_server *s)
         else
             nanosleep(&(struct timespec){0, (long)nap * 1000000L}, NULL);
     }
-    /* 3. Time is up: close what is left with reason "shutdown". */
-    for (unsigned i = 0; i < s->nworkers; i++)
-        if (s->workers[i].started)
-            worker_set_phase(&s->workers[i], WORKER_CLOSING);
-    for (unsigned i = 0; i < s->nworkers; i++)
-        worker_join(&s->workers[i]);
+}
 
-    /* 4. Final counters, then the threads' resources; the generations go
-     *    (and every fini runs) once nothing holds them. */
-    struct generation *g = s->gen;
+/* Step 4 of server_stop: every listener's final counters are kept (for
+ * wharf_server_stats after the stop) and logged. */
+static void server_keep_final_stats(struct wharf_server *s, struct generation *g)
+{
     s->final_stats = calloc(g->nlisteners, sizeof *s->final_stats);
     s->final_names = calloc(g->nlisteners, sizeof *s->final_names);
     s->nfinal = s->final_stats && s->final_names ? g->nlisteners : 0;
@@ -610,6 +588,39 @@ void server_stop(struct wharf_server *s)
                       (unsigned long long)st->datagrams_in, (unsigned long long)st->datagrams_out,
                       (unsigned long long)st->datagrams_dropped);
     }
+}
+
+void server_stop(struct wharf_server *s)
+{
+    if (!s->started)
+        return;
+    s->started = false;
+
+    /* 1. No new connections: the acceptor stops and closes the listening
+     *    sockets.  Handlers hear of it (on_stop) before any connection does. */
+    acceptor_stop(s->acceptor);
+    for (unsigned i = 0; i < s->gen->nlisteners; i++) {
+        struct listener *l = &s->gen->listeners[i];
+        if (l->handler->on_stop)
+            CALLBACK_RUN("on_stop", l, -1, 0, l->handler->on_stop(l->data));
+    }
+    /* 2. Idle connections close now; active ones get up to
+     *    shutdown_timeout_ms.  Each worker counts `finished` down as its
+     *    thread ends (NULL: then the drain polls every 20 ms instead of
+     *    sleeping until one ends); the workers hold no reference to it, so
+     *    it stays until every one is joined. */
+    struct rendezvous *finished = rendezvous_new(s->nworkers);
+    server_stop_drain(s, finished);
+    /* 3. Time is up: close what is left with reason "shutdown". */
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started)
+            worker_set_phase(&s->workers[i], WORKER_CLOSING);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_join(&s->workers[i]);
+    /* 4. Final counters, then the threads' resources; the generations go
+     *    (and every fini runs) once nothing holds them. */
+    struct generation *g = s->gen;
+    server_keep_final_stats(s, g);
     server_teardown(s);
     rendezvous_release(finished);
     pthread_mutex_lock(&s->gen_lock);
@@ -810,188 +821,21 @@ int wharf_crash_report_install(void)
     return 0;
 }
 
-/* ---- metrics (wharf_metrics_text) --------------------------------------------------- */
+/* ---- what the metrics page reads (metrics.c) -------------------------------------- */
 
-/* A growable text buffer; on ENOMEM it stays NULL and the rest is skipped. */
-struct text {
-    char *p;
-    size_t len, cap;
-};
-
-static void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_printf(struct text *t, const char *fmt, ...)
+void server_view(struct wharf_server *s, struct server_view *out)
 {
-    for (int tries = 0; tries < 2; tries++) {
-        if (!t->p && t->cap)
-            return; /* an earlier failure */
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (t->p && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p) {
-            free(t->p);
-            t->p = NULL;
-            t->cap = 1;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-}
-
-/* A label value with \, " and newlines escaped (the exposition format). */
-static const char *label(const char *in, char *out, size_t outlen)
-{
-    size_t k = 0;
-    for (; *in && k + 3 < outlen; in++) {
-        if (*in == '\\' || *in == '"') {
-            out[k++] = '\\';
-            out[k++] = *in;
-        } else if (*in == '\n') {
-            out[k++] = '\\';
-            out[k++] = 'n';
-        } else {
-            out[k++] = *in;
-        }
-    }
-    out[k] = '\0';
-    return out;
-}
-
-static void metric_head(struct text *t, const char *name, const char *type, const char *help)
-{
-    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* One per-listener, per-worker series (name, type, help, the counter's
- * offset in struct listener_counters). */
-struct series {
-    const char *name, *type, *help;
-    size_t offset;
-    bool udp;
-};
-
-char *wharf_metrics_text(const wharf_worker *w, size_t *len)
-{
-    struct wharf_server *s = w ? w->server : NULL;
-    if (!s)
-        return NULL;
-    struct text t = {0};
-    char name[256];
     pthread_mutex_lock(&s->gen_lock);
-    struct generation *g = s->gen;
-    if (g)
-        generation_ref(g);
+    out->gen = s->gen;
+    if (out->gen)
+        generation_ref(out->gen);
     pthread_mutex_unlock(&s->gen_lock);
-    static const struct series series[] = {
-        {"wharf_connections_accepted_total", "counter", "TCP connections accepted.",
-         offsetof(struct listener_counters, accepted), false},
-        {"wharf_connections_open", "gauge", "TCP connections open now.",
-         offsetof(struct listener_counters, open), false},
-        {"wharf_bytes_received_total", "counter", "Bytes received.",
-         offsetof(struct listener_counters, bytes_in), false},
-        {"wharf_bytes_sent_total", "counter", "Bytes sent.",
-         offsetof(struct listener_counters, bytes_out), false},
-        {"wharf_output_buffered_bytes", "gauge", "Output buffer memory held now.",
-         offsetof(struct listener_counters, output_buffered), false},
-        {"wharf_datagrams_received_total", "counter", "UDP datagrams received.",
-         offsetof(struct listener_counters, datagrams_in), true},
-        {"wharf_datagrams_sent_total", "counter", "UDP datagrams sent.",
-         offsetof(struct listener_counters, datagrams_out), true},
-        {"wharf_datagrams_dropped_total", "counter",
-         "UDP datagrams dropped (loop guard, the handler's guard, failed replies).",
-         offsetof(struct listener_counters, datagrams_dropped), true},
-    };
-    for (size_t k = 0; g && k < sizeof series / sizeof series[0]; k++) {
-        metric_head(&t, series[k].name, series[k].type, series[k].help);
-        for (unsigned i = 0; i < g->nlisteners; i++) {
-            const struct listener *l = &g->listeners[i];
-            if ((l->cfg->protocol == CONFIG_UDP) != series[k].udp || !l->stats)
-                continue;
-            label(l->cfg->name, name, sizeof name);
-            for (unsigned wi = 0; wi < l->stats->nworkers; wi++) {
-                const _Atomic uint64_t *v =
-                    (const _Atomic uint64_t *)((const char *)&l->stats->workers[wi] +
-                                               series[k].offset);
-                text_printf(&t, "%s{listener=\"%s\",worker=\"%u\"} %llu\n", series[k].name,
-                            name, wi,
-                            (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
-            }
-        }
-    }
-    if (g) {
-        metric_head(&t, "wharf_connections_closed_total", "counter",
-                    "TCP connections closed, by reason.");
-        for (unsigned i = 0; i < g->nlisteners; i++) {
-            const struct listener *l = &g->listeners[i];
-            if (l->cfg->protocol != CONFIG_TCP || !l->stats)
-                continue;
-            label(l->cfg->name, name, sizeof name);
-            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
-                for (int r = 0; r < LISTENER_CLOSE_REASONS; r++)
-                    text_printf(&t, "wharf_connections_closed_total{listener=\"%s\",worker=\"%u\","
-                                    "reason=\"%s\"} %llu\n",
-                                name, wi, wharf_close_reason_name((enum wharf_close_reason)r),
-                                (unsigned long long)atomic_load_explicit(
-                                    &l->stats->workers[wi].closed[r], memory_order_relaxed));
-        }
-        metric_head(&t, "wharf_connections_rejected_total", "counter",
-                    "TCP connections refused (max_connections_per_source, deny).");
-        for (unsigned i = 0; i < g->nlisteners; i++) {
-            const struct listener *l = &g->listeners[i];
-            if (l->cfg->protocol != CONFIG_TCP || !l->stats)
-                continue;
-            text_printf(&t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"per_source\"} %llu\n",
-                        label(l->cfg->name, name, sizeof name),
-                        (unsigned long long)atomic_load(&l->stats->rejected));
-            text_printf(&t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"deny\"} %llu\n",
-                        name, (unsigned long long)atomic_load(&l->stats->denied));
-        }
-    }
-    metric_head(&t, "wharf_worker_queue_depth", "gauge",
-                "Connections and messages waiting in a worker's mailbox.");
-    for (unsigned i = 0; s->workers && i < s->nworkers; i++)
-        text_printf(&t, "wharf_worker_queue_depth{worker=\"%u\"} %zu\n", i,
-                    worker_queued(&s->workers[i]));
-    if (s->admission) {
-        metric_head(&t, "wharf_accept_pauses_total", "counter",
-                    "Times the acceptor stopped accepting (no room, or out of descriptors).");
-        text_printf(&t, "wharf_accept_pauses_total %llu\n",
-                    (unsigned long long)admission_pauses(s->admission));
-        metric_head(&t, "wharf_open_connections", "gauge",
-                    "TCP connections open now over every listener and generation.");
-        text_printf(&t, "wharf_open_connections %zu\n", admission_open(s->admission));
-        metric_head(&t, "wharf_output_buffered_total_bytes", "gauge",
-                    "Output buffer memory held now by every connection (see output_budget).");
-        text_printf(&t, "wharf_output_buffered_total_bytes %zu\n",
-                    admission_output_total(s->admission));
-    }
-    metric_head(&t, "wharf_reloads_total", "counter", "Successful reloads.");
-    text_printf(&t, "wharf_reloads_total %llu\n", (unsigned long long)atomic_load(&s->reloads));
-    metric_head(&t, "wharf_reloads_failed_total", "counter", "Reloads refused (old config kept).");
-    text_printf(&t, "wharf_reloads_failed_total %llu\n",
-                (unsigned long long)atomic_load(&s->reloads_failed));
-    metric_head(&t, "wharf_generation", "gauge", "The configuration generation serving now.");
-    text_printf(&t, "wharf_generation %llu\n", (unsigned long long)(g ? g->id : 0));
-    metric_head(&t, "wharf_start_time_seconds", "gauge", "When the server was created (Unix time).");
-    text_printf(&t, "wharf_start_time_seconds %lld\n", (long long)s->start_time);
-    metric_head(&t, "wharf_build_info", "gauge", "Always 1; the version is a label.");
-    text_printf(&t, "wharf_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
-    generation_unref(g);
-    if (len && t.p)
-        *len = t.len;
-    return t.p;
+    out->workers = s->workers;
+    out->nworkers = s->workers ? s->nworkers : 0;
+    out->admission = s->admission;
+    out->reloads = atomic_load(&s->reloads);
+    out->reloads_failed = atomic_load(&s->reloads_failed);
+    out->start_time = s->start_time;
 }
 
 /* ---- liveness (wharf_server_ping) ---------------------------------------------------- */

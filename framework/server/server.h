@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 #include "wharf_server.h"
@@ -64,5 +65,16 @@ int server_stats(const struct wharf_server *s, size_t listener, struct wharf_lis
 
 /* Number of worker threads. */
 unsigned server_workers(const struct wharf_server *s);
+
+/* What the metrics page (metrics.c) reads of a server at one moment. */
+struct server_view {
+    struct generation *gen;      /* the current one, referenced (the caller unrefs), or NULL */
+    struct wharf_worker *workers;
+    unsigned nworkers;
+    struct admission *admission; /* NULL before the first start */
+    uint64_t reloads, reloads_failed;
+    time_t start_time;
+};
+void server_view(struct wharf_server *s, struct server_view *out);
 
 #endif
