@@ -125,7 +125,7 @@ wait_exit 50
 # (a client that sends without reading keeps output in flight).
 sed 's/"shutdown_timeout_ms": 2000/"shutdown_timeout_ms": 60000/' "$tmp/run.json" >"$tmp/slow.json"
 start "$tmp/slow.json"
-python3 - "$tcp_port" <<'PY' &
+python3 - "$tcp_port" "$tmp/holding" <<'PY' &
 import socket, sys, time
 s = socket.create_connection(('localhost', int(sys.argv[1])), timeout=5)
 s.setblocking(False)
@@ -135,10 +135,14 @@ while time.time() < end:
         s.send(b'x' * 65536)
     except BlockingIOError:
         time.sleep(0.01)
-time.sleep(4)
+open(sys.argv[2], 'w').close()  # output is in flight now
+time.sleep(8)
 PY
 client=$!
-sleep 1.2
+# Python itself may take seconds to start on a loaded machine: wait (bounded:
+# 20 s) until the client says it holds the shutdown up.
+i=0
+while [ $i -lt 400 ] && [ ! -e "$tmp/holding" ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM "$pid"
 sleep 0.3
 kill -TERM "$pid"
