@@ -106,6 +106,20 @@ json_t *config_schema_dump(const struct config *cfg);
  */
 void config_schema_tsv(FILE *out);
 
+/* ---- relative paths (config_path.c) -------------------------------------- */
+
+/*
+ * Resolves each colon-separated element of the string `v` (the value at
+ * JSON path `path`): absolute ones are kept, relative ones are joined to the
+ * directory of ld->base_file (the current directory when NULL); a leading
+ * "./" is dropped and "." is that directory itself.  Empty elements are
+ * errors.  Stores a malloc'ed string in *out.  Returns 0 or -1.
+ */
+int config_path_dirs(struct config_loader *ld, const json_t *v, const char *path, char **out);
+/* Makes the malloc'ed *file absolute the same way when it is a relative
+ * path with a '/' in it (a bare name is left alone).  Returns 0 or -1. */
+int config_path_file(struct config_loader *ld, const char *path, char **file);
+
 /* ---- the loader's error reporting (config.c) ----------------------------- */
 
 /*
