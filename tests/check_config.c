@@ -9,6 +9,7 @@
 #define _GNU_SOURCE /* asprintf */
 #endif
 #include <check.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "check_main.h"
 #include "config.h"
 #include "wharf.h"
+#include "wharf_server.h"
 
 /* Loads `text` as "x.json"; fails the test with the error if it is invalid. */
 static struct config *load_ok(const char *text)
@@ -700,6 +702,109 @@ START_TEST(small_error_buffer)
 }
 END_TEST
 
+/* ---- the structured error of wharf_config_load_* ----------------------------- */
+
+/* Loads `text` as "x.json" through the public API, expecting it to fail with
+ * `code`; returns the error. */
+static wharf_error load_json_err(const char *text, int code)
+{
+    wharf_error e;
+    memset(&e, 'z', sizeof e);
+    wharf_config *cfg = (wharf_config *)1;
+    int rc = wharf_config_load_json(text, "x.json", &cfg, &e);
+    ck_assert_int_eq(rc, code);
+    ck_assert_int_eq(e.code, code);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(e.file, "x.json");
+    return e;
+}
+
+START_TEST(error_struct_bad_port)
+{
+    wharf_error e = load_json_err("{\"listeners\": [{" BASE "}, {\"port\": \"http\","
+                                  " \"handler\": \"h\"}]}", -EINVAL);
+    ck_assert_str_eq(e.path, "listeners[1].port");
+    ck_assert_str_eq(e.text, "x.json: listeners[1].port: expected an integer 0..65535,"
+                             " got \"http\"");
+    e = load_json_err(ONE("\"handler\": \"h\""), -EINVAL);
+    ck_assert_str_eq(e.path, "listeners[0].port");
+    ck_assert_str_eq(e.text, "x.json: listeners[0].port: missing, expected an integer 0..65535");
+    e = load_json_err(ONE(BASE ", \"buffers\": {\"max_output\": 10000}"), -EINVAL);
+    ck_assert_str_eq(e.path, "listeners[0].buffers.max_output");
+}
+END_TEST
+
+START_TEST(error_struct_unknown_key)
+{
+    wharf_error e = load_json_err(ONE(BASE ", \"timeouts\": {\"idle\": 5}"), -EINVAL);
+    ck_assert_str_eq(e.path, "listeners[0].timeouts.idle");
+    ck_assert_str_eq(e.text, "x.json: listeners[0].timeouts.idle: unknown key");
+    e = load_json_err("{\"wrokers\": 4, \"listeners\": [{" BASE "}]}", -EINVAL);
+    ck_assert_str_eq(e.path, "wrokers");
+    /* Not a path: the top level itself. */
+    e = load_json_err("[]", -EINVAL);
+    ck_assert_str_eq(e.path, "");
+    ck_assert_str_eq(e.text, "x.json: top level: expected an object, got an empty array");
+}
+END_TEST
+
+START_TEST(error_struct_syntax)
+{
+    wharf_error e = load_json_err("{\n  \"listeners\": [\n    {\"port\": 1,, \"handler\": \"h\"}\n  ]\n}",
+                                  -EINVAL);
+    ck_assert_str_eq(e.path, "");
+    ck_assert_str_eq(e.text, "x.json:3:16: syntax error: string or '}' expected near ','");
+}
+END_TEST
+
+START_TEST(error_struct_files)
+{
+    wharf_error e;
+    wharf_config *cfg = (wharf_config *)1;
+    ck_assert_int_eq(wharf_config_load_file("/nonexistent/wharf.json", &cfg, &e), -ENOENT);
+    ck_assert_ptr_null(cfg);
+    ck_assert_int_eq(e.code, -ENOENT);
+    ck_assert_str_eq(e.file, "/nonexistent/wharf.json");
+    ck_assert_str_eq(e.path, "");
+    ck_assert_str_eq(e.text, "/nonexistent/wharf.json: cannot read: No such file or directory");
+    ck_assert_int_eq(wharf_config_load_file("/", &cfg, &e), -EINVAL);
+    ck_assert_str_eq(e.text, "/: cannot read: is a directory");
+
+    /* A bad value in a file names the file, and the deprecated call gives
+     * the same text in the caller's buffer. */
+    char path[64], err[512];
+    temp_file(path, sizeof path, "{\"listeners\": [{\"port\": 1, \"handler\": \"h\","
+                                 " \"colour\": 1}]}");
+    ck_assert_int_eq(wharf_config_load_file(path, &cfg, &e), -EINVAL);
+    ck_assert_str_eq(e.file, path);
+    ck_assert_str_eq(e.path, "listeners[0].colour");
+    ck_assert_int_eq(wharf_config_from_file(path, &cfg, err, sizeof err), -1);
+    ck_assert_str_eq(err, e.text);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(error_struct_success_and_null)
+{
+    wharf_error e;
+    memset(&e, 'z', sizeof e);
+    wharf_config *cfg = NULL;
+    ck_assert_int_eq(wharf_config_load_json(ONE(BASE), NULL, &cfg, &e), 0);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(e.code, 0); /* cleared */
+    ck_assert_str_eq(e.text, "");
+    wharf_config_free(cfg);
+    /* err may be NULL; the code still comes back. */
+    ck_assert_int_eq(wharf_config_load_json("{", "y.json", &cfg, NULL), -EINVAL);
+    ck_assert_ptr_null(cfg);
+    char err[512];
+    ck_assert_int_eq(wharf_config_from_json("{\"listeners\": 1}", "y.json", &cfg, err,
+                                            sizeof err), -1);
+    ck_assert_str_eq(err, "y.json: listeners: expected a non-empty array of listener objects,"
+                          " got 1");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -736,6 +841,11 @@ int main(void)
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, invalid_file_names_the_file);
     tcase_add_test(tc, small_error_buffer);
+    tcase_add_test(tc, error_struct_bad_port);
+    tcase_add_test(tc, error_struct_unknown_key);
+    tcase_add_test(tc, error_struct_syntax);
+    tcase_add_test(tc, error_struct_files);
+    tcase_add_test(tc, error_struct_success_and_null);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -44,13 +44,39 @@ typedef struct wharf_server wharf_server;
 /* ---- configuration ------------------------------------------------------ */
 
 /*
+ * Why a configuration could not be loaded, in parts a program can act on.
+ * `text` is the whole one-line message, e.g.
+ *   x.json: listeners[1].port: expected an integer 0..65535, got "http"
+ * and `file` and `path` are its first two parts ("x.json",
+ * "listeners[1].port").  A syntax error has no path; its text gives the line
+ * and column ("x.json:3:16: syntax error: ...").  Longer strings are cut
+ * short, always NUL-terminated.
+ */
+typedef struct wharf_error {
+    int code;          /* negative errno: -EINVAL for a bad config, -ENOENT, -ENOMEM... */
+    char path[128];    /* the JSON path ("listeners[1].port"), "" when none */
+    char file[256];    /* the config file or name given, "" when none */
+    char text[512];    /* the whole one-line message */
+} wharf_error;
+
+/*
  * Reads and completely validates a JSON config file (docs/config.md).
  * Relative module_path entries are taken from the file's directory.
- * Returns 0 and a new config in *out, or -1 with the problem in err, e.g.
- *   x.json: listeners[0].port: expected an integer 0..65535, got "http"
+ * Returns 0 and a new config in *out, or a negative errno with *out NULL and
+ * *err filled in (err may be NULL): -EINVAL for an invalid config (syntax
+ * included), the error of open/read for a file that cannot be read
+ * (-ENOENT, -EACCES...), -EFBIG for a file over 1 MiB, -ENOMEM.
+ */
+int wharf_config_load_file(const char *file, wharf_config **out, wharf_error *err);
+/* Same for NUL-terminated JSON text; `name` (NULL: "<string>") stands for
+ * the file in messages, and relative paths start at the current directory. */
+int wharf_config_load_json(const char *text, const char *name, wharf_config **out,
+                           wharf_error *err);
+/*
+ * Deprecated: wharf_config_load_file / wharf_config_load_json with the
+ * message (err->text) copied into the caller's buffer.  Return 0 or -1.
  */
 int wharf_config_from_file(const char *file, wharf_config **out, char *err, size_t errlen);
-/* Same for JSON text; `name` stands for the file in messages. */
 int wharf_config_from_json(const char *text, const char *name, wharf_config **out, char *err,
                            size_t errlen);
 /* An empty config to fill in code ("listeners" is an empty array). */

@@ -1,0 +1,743 @@
+/*
+ * config_schema.c - the config file's schema, written once as tables of keys
+ * (config_schema.h), and the walks over them.
+ *
+ * Each key is one row: name, type, range, default (as JSON text), the field
+ * it fills, and for a few keys a setter.  The same rows are walked to load
+ * and validate a document (config_schema_load: unknown keys, types, ranges,
+ * then defaults, which go through the same typed store as a given value),
+ * to dump the effective config (config_schema_dump, what `wharfd -T`
+ * prints), and to print the schema for tests/check_docs.sh, which checks
+ * docs/config.md and docs/wharf.json.5 against it (config_schema_tsv).  So a
+ * default, a range or a key is written here and nowhere else in the code.
+ *
+ * Rules that tie keys together (unique listener names and sockets, buffer
+ * order, min_rate's window, user before group) are the tables' checks, run
+ * after all of a table's keys were read.
+ */
+#include "config_schema.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h> /* sysconf */
+
+#include "cidr.h"
+#include "proxy.h"
+#include "wharf.h"
+
+#define MAX_MS 86400000        /* a listener timeout: 24 hours */
+#define MAX_BYTES 1073741824   /* a socket buffer, any of "buffers", min_rate: 1 GiB */
+
+_Static_assert(sizeof(int) == 4 && sizeof(uint64_t) == 8, "integer fields are 4 or 8 bytes");
+
+/* The values of the choice keys (the rows are at the end of the file). */
+static const struct config_choice protocol_choices[] = {
+    {"tcp", CONFIG_TCP}, {"udp", CONFIG_UDP}, {NULL, 0},
+};
+static const struct config_choice log_choices[] = {
+    {"error", WHARF_LOG_ERROR}, {"warn", WHARF_LOG_WARN}, {"info", WHARF_LOG_INFO},
+    {"debug", WHARF_LOG_DEBUG}, {NULL, 0},
+};
+static const struct config_choice access_log_choices[] = {
+    {"off", -1}, {"info", WHARF_LOG_INFO}, {"debug", WHARF_LOG_DEBUG}, {NULL, 0},
+};
+static const struct config_choice proxy_choices[] = {
+    {"off", 0}, {"v1", PROXY_V1}, {"v2", PROXY_V2}, {"any", PROXY_V1 | PROXY_V2}, {NULL, 0},
+};
+
+/* The field of key k in the struct at base. */
+static void *field(void *base, const struct config_key *k)
+{
+    return (char *)base + k->offset;
+}
+
+static const void *cfield(const void *base, const struct config_key *k)
+{
+    return (const char *)base + k->offset;
+}
+
+/* Integer fields are int / unsigned (4 bytes) or size_t / uint64_t (8). */
+static void put_int(void *p, size_t size, long long v)
+{
+    if (size == 4) {
+        int32_t x = (int32_t)v;
+        memcpy(p, &x, sizeof x);
+    } else {
+        int64_t x = (int64_t)v;
+        memcpy(p, &x, sizeof x);
+    }
+}
+
+static long long get_int(const void *p, size_t size)
+{
+    if (size == 4) {
+        int32_t x;
+        memcpy(&x, p, sizeof x);
+        return x;
+    }
+    int64_t x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+/* ---- the typed store ------------------------------------------------------- */
+
+/* What "expected ..." says for key k, written into buf when built. */
+static const char *expected(const struct config_key *k, char *buf, size_t len)
+{
+    if (k->expect)
+        return k->expect;
+    size_t n = 0;
+    switch (k->type) {
+    case CONFIG_INT:
+        snprintf(buf, len, "an integer %lld..%lld", k->min, k->max);
+        return buf;
+    case CONFIG_MS:
+        return "a non-negative integer (milliseconds)";
+    case CONFIG_BOOL:
+        return "true or false";
+    case CONFIG_STRING:
+        return "a non-empty string";
+    case CONFIG_CHOICE: /* "a", "b" or "c" */
+        buf[0] = '\0';
+        for (const struct config_choice *c = k->choices; c->name && n < len; c++)
+            n += (size_t)snprintf(buf + n, len - n, "%s\"%s\"",
+                                  c == k->choices ? "" : c[1].name ? ", " : " or ", c->name);
+        return buf;
+    case CONFIG_SECTION: /* an object {a, b, c} */
+        n = (size_t)snprintf(buf, len, "an object {");
+        for (const struct config_key *s = k->table->keys; s->name && n < len; s++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", s == k->table->keys ? "" : ", ",
+                                  s->name);
+        if (n < len)
+            snprintf(buf + n, len - n, "}");
+        return buf;
+    case CONFIG_OBJECT:
+        return "an object";
+    case CONFIG_ARRAY:
+    case CONFIG_LIST:
+        return "an array";
+    }
+    return "a value";
+}
+
+static int load_table(struct config_loader *ld, const struct config_table *t, const json_t *obj,
+                      void *base, const char *path);
+
+/* Reads the list of objects `v` into a new array of elements of k->size. */
+static int store_list(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                      void *base, const char *path)
+{
+    char buf[256];
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+    size_t n = json_array_size(v);
+    char *elems = calloc(n, k->size);
+    if (!elems)
+        return config_fail_oom(ld, path);
+    /* Stored at once, so that config_free frees what a failure leaves. */
+    memcpy(field(base, k), &elems, sizeof elems);
+    memcpy((char *)base + k->count_offset, &n, sizeof n);
+    for (size_t i = 0; i < n; i++) {
+        char epath[CONFIG_PATH_LEN];
+        snprintf(epath, sizeof epath, "%.*s[%zu]", CONFIG_PATH_LEN / 2, path, i);
+        const json_t *e = json_array_get(v, i);
+        if (!json_is_object(e))
+            return config_fail_got(ld, epath, "an object", e);
+        if (load_table(ld, k->table, e, elems + i * k->size, epath) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Checks `v` against key k's type and range and stores it in its field. */
+static int store(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                 void *base, const char *path)
+{
+    char buf[256];
+    void *p = field(base, k);
+    switch (k->type) {
+    case CONFIG_INT:
+        if (!json_is_integer(v) || json_integer_value(v) < k->min ||
+            json_integer_value(v) > k->max)
+            return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+        put_int(p, k->size, json_integer_value(v));
+        return 0;
+    case CONFIG_MS:
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+        if (json_integer_value(v) > k->max) {
+            snprintf(buf, sizeof buf, "at most %lld (milliseconds)", k->max);
+            return config_fail_got(ld, path, buf, v);
+        }
+        put_int(p, k->size, json_integer_value(v));
+        return 0;
+    case CONFIG_BOOL: {
+        if (!json_is_boolean(v))
+            return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+        bool b = json_is_true(v);
+        memcpy(p, &b, sizeof b);
+        return 0;
+    }
+    case CONFIG_STRING: {
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+        char *s = strdup(json_string_value(v));
+        if (!s)
+            return config_fail_oom(ld, path);
+        memcpy(p, &s, sizeof s);
+        return 0;
+    }
+    case CONFIG_CHOICE:
+        for (const struct config_choice *c = k->choices; json_is_string(v) && c->name; c++) {
+            if (strcmp(c->name, json_string_value(v)) == 0) {
+                put_int(p, k->size, c->value);
+                return 0;
+            }
+        }
+        return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+    case CONFIG_OBJECT:
+    case CONFIG_ARRAY: {
+        if (k->type == CONFIG_OBJECT ? !json_is_object(v) : !json_is_array(v))
+            return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+        json_t *ref = json_incref((json_t *)v);
+        memcpy(p, &ref, sizeof ref);
+        return 0;
+    }
+    case CONFIG_SECTION:
+        if (!json_is_object(v))
+            return config_fail_got(ld, path, expected(k, buf, sizeof buf), v);
+        return load_table(ld, k->table, v, base, path);
+    case CONFIG_LIST:
+        return store_list(ld, k, v, base, path);
+    }
+    return config_fail(ld, path, "unknown type");
+}
+
+/*
+ * Reads key k of `obj` (NULL: an absent section, every key defaulted):
+ * a given value, else the default, goes through the setter or the typed
+ * store; a required key without a value is an error.
+ */
+static int load_key(struct config_loader *ld, const struct config_key *k, const json_t *obj,
+                    void *base, const char *parent)
+{
+    char path[CONFIG_PATH_LEN], buf[256];
+    config_key_path(path, sizeof path, parent, k->name);
+    const json_t *v = obj ? json_object_get(obj, k->name) : NULL;
+    if (!v && k->type == CONFIG_SECTION)
+        return load_table(ld, k->table, NULL, base, path);
+    json_t *def = NULL;
+    if (!v) {
+        if (k->flags & CONFIG_REQUIRED)
+            return config_fail(ld, path, "missing, expected %s%s%s%s",
+                               expected(k, buf, sizeof buf), k->hint ? " (" : "",
+                               k->hint ? k->hint : "", k->hint ? ")" : "");
+        if (!k->def)
+            return 0;
+        if (!(def = json_loads(k->def, JSON_DECODE_ANY, NULL)))
+            return config_fail_oom(ld, path);
+        v = def;
+    }
+    int rc = k->set ? k->set(ld, k, v, base, path) : store(ld, k, v, base, path);
+    json_decref(def);
+    return rc;
+}
+
+/* Rejects keys of obj that t does not have, then reads every key of t. */
+static int load_table(struct config_loader *ld, const struct config_table *t, const json_t *obj,
+                      void *base, const char *path)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)obj, name, v) { /* none when obj is NULL */
+        const struct config_key *k = t->keys;
+        while (k->name && strcmp(k->name, name) != 0)
+            k++;
+        if (!k->name) {
+            char kpath[CONFIG_PATH_LEN];
+            config_key_path(kpath, sizeof kpath, path, name);
+            return config_fail(ld, kpath, "unknown key");
+        }
+    }
+    for (const struct config_key *k = t->keys; k->name; k++)
+        if (load_key(ld, k, obj, base, path) < 0)
+            return -1;
+    return t->check ? t->check(ld, obj, base, path) : 0;
+}
+
+/* ---- setters ------------------------------------------------------------------ */
+
+/* "module_path": colon-separated directories, each made absolute. */
+static int set_module_path(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                           void *base, const char *path)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return config_fail_got(ld, path, "a non-empty string", v);
+    return config_path_dirs(ld, v, path, field(base, k));
+}
+
+/* "log_file": one file name, made absolute like module_path. */
+static int set_log_file(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                        void *base, const char *path)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || strchr(json_string_value(v), ':'))
+        return config_fail_got(ld, path, k->expect, v);
+    return config_path_dirs(ld, v, path, field(base, k));
+}
+
+/* Keeps the array (the typed store) and parses each address / CIDR range. */
+static int set_cidrs(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                     void *base, const char *path, struct cidr **out, size_t *n)
+{
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    *out = calloc(json_array_size(v) ? json_array_size(v) : 1, sizeof **out);
+    if (!*out)
+        return config_fail_oom(ld, path);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *e = json_array_get(v, i);
+        if (!json_is_string(e) || cidr_parse(json_string_value(e), &(*out)[i]) < 0) {
+            char ipath[CONFIG_PATH_LEN];
+            snprintf(ipath, sizeof ipath, "%.*s[%zu]", CONFIG_PATH_LEN / 2, path, i);
+            return config_fail_got(ld, ipath, "an address or CIDR range", e);
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+static int set_deny(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                    void *base, const char *path)
+{
+    struct config_listener *l = base;
+    return set_cidrs(ld, k, v, base, path, &l->deny, &l->ndeny);
+}
+
+static int set_proxy_trusted(struct config_loader *ld, const struct config_key *k,
+                             const json_t *v, void *base, const char *path)
+{
+    struct config_listener *l = base;
+    return set_cidrs(ld, k, v, base, path, &l->proxy_trusted, &l->nproxy_trusted);
+}
+
+/* "proxy_protocol": TCP only ("protocol" is read before it). */
+static int set_proxy_protocol(struct config_loader *ld, const struct config_key *k,
+                              const json_t *v, void *base, const char *path)
+{
+    struct config_listener *l = base;
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    if (l->proxy_protocol && l->protocol != CONFIG_TCP)
+        return config_fail(ld, path,
+                           "expected \"off\" on a udp listener (PROXY headers come on TCP)");
+    return 0;
+}
+
+/* "rate_limit": UDP only. */
+static int set_rate_limit(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                          void *base, const char *path)
+{
+    struct config_listener *l = base;
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    if (l->rate_limit && l->protocol != CONFIG_UDP)
+        return config_fail(ld, path, "expected 0 on a tcp listener (it limits UDP datagrams)");
+    return 0;
+}
+
+/*
+ * "handler": a relative path (one with a '/') starts at the config file's
+ * directory, like module_path, not at wharfd's current directory.
+ */
+static int set_handler(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                       void *base, const char *path)
+{
+    struct config_listener *l = base;
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    return config_path_file(ld, path, &l->handler);
+}
+
+/* ---- checks that tie keys together ---------------------------------------------- */
+
+/* min_rate needs a window it can be measured over. */
+static int check_timeouts(struct config_loader *ld, const json_t *obj, void *base,
+                          const char *path)
+{
+    (void)obj;
+    const struct config_timeouts *t = &((struct config_listener *)base)->timeouts;
+    if (t->min_rate && t->min_rate_window_ms < 100) {
+        char kpath[CONFIG_PATH_LEN];
+        config_key_path(kpath, sizeof kpath, path, "min_rate_window_ms");
+        return config_fail(ld, kpath, "expected at least 100 with min_rate, got %llu",
+                           (unsigned long long)t->min_rate_window_ms);
+    }
+    return 0;
+}
+
+/*
+ * 0 < low_watermark < high_watermark <= max_output.  When a pair is out of
+ * order the key the config set is blamed (the other may be a default).
+ */
+static int check_buffers(struct config_loader *ld, const json_t *obj, void *base,
+                         const char *path)
+{
+    const struct config_listener *l = base;
+    long long high = (long long)l->high_watermark, low = (long long)l->low_watermark;
+    long long max_output = (long long)l->max_output;
+    bool has_high = json_object_get(obj, "high_watermark") != NULL;
+    bool has_low = json_object_get(obj, "low_watermark") != NULL;
+    bool has_output = json_object_get(obj, "max_output") != NULL;
+    char kpath[CONFIG_PATH_LEN];
+    if (low >= high) {
+        if (has_low) {
+            config_key_path(kpath, sizeof kpath, path, "low_watermark");
+            return config_fail(ld, kpath, "expected less than high_watermark (%lld), got %lld",
+                               high, low);
+        }
+        config_key_path(kpath, sizeof kpath, path, "high_watermark");
+        return config_fail(ld, kpath, "expected more than low_watermark (%lld), got %lld", low,
+                           high);
+    }
+    if (high > max_output) {
+        if (has_high || !has_output) {
+            config_key_path(kpath, sizeof kpath, path, "high_watermark");
+            return config_fail(ld, kpath, "expected at most max_output (%lld), got %lld",
+                               max_output, high);
+        }
+        config_key_path(kpath, sizeof kpath, path, "max_output");
+        return config_fail(ld, kpath, "expected at least high_watermark (%lld), got %lld",
+                           high, max_output);
+    }
+    return 0;
+}
+
+/*
+ * A listener, once its keys are read: its path for later messages, its
+ * default name "<protocol>-<index>", and no name or socket (protocol,
+ * address, port other than 0) of a listener before it.
+ */
+static int check_listener(struct config_loader *ld, const json_t *obj, void *base,
+                          const char *p)
+{
+    struct config_listener *l = base;
+    const struct config *cfg = ld->cfg;
+    size_t index = (size_t)(l - cfg->listeners);
+    snprintf(l->path, sizeof l->path, "%s", p);
+    char path[CONFIG_PATH_LEN], got[CONFIG_GOT_LEN];
+    const json_t *name = json_object_get(obj, "name");
+    if (!name) {
+        char def[40];
+        snprintf(def, sizeof def, "%s-%zu", protocol_choices[l->protocol].name, index);
+        if (!(l->name = strdup(def)))
+            return config_fail_oom(ld, p);
+    }
+    for (size_t i = 0; i < index; i++) {
+        if (strcmp(cfg->listeners[i].name, l->name) != 0)
+            continue;
+        config_key_path(path, sizeof path, p, "name");
+        if (name)
+            config_describe(name, got, sizeof got);
+        else
+            snprintf(got, sizeof got, "the default \"%.20s\"", l->name);
+        return config_fail(ld, path, "expected a unique name, got %s (%s has it)", got,
+                           cfg->listeners[i].path);
+    }
+    /* Two listeners on one socket would split its traffic silently. */
+    for (size_t i = 0; l->port != 0 && i < index; i++) {
+        const struct config_listener *o = &cfg->listeners[i];
+        if (o->protocol == l->protocol && o->port == l->port &&
+            strcmp(o->address, l->address) == 0) {
+            config_key_path(path, sizeof path, p, "port");
+            return config_fail(ld, path,
+                               "expected a listener of its own, got %s %s port %d again"
+                               " (%s has it)", protocol_choices[l->protocol].name,
+                               l->address, l->port, o->path);
+        }
+    }
+    return 0;
+}
+
+/* The number of online CPUs, kept within the "workers" range 1..1024. */
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+}
+
+/* The computed default of "workers", and "group" only with "user". */
+static int check_top(struct config_loader *ld, const json_t *obj, void *base, const char *path)
+{
+    (void)path;
+    struct config *cfg = base;
+    if (!json_object_get(obj, "workers"))
+        cfg->workers = online_cpus();
+    if (cfg->group && !cfg->user)
+        return config_fail(ld, "group", "expected together with \"user\"");
+    return 0;
+}
+
+/* ---- the tables ------------------------------------------------------------------ */
+
+#define FIELD(type, member) \
+    .offset = offsetof(type, member), .size = sizeof(((type *)0)->member)
+#define TOP(member) FIELD(struct config, member)
+#define LIS(member) FIELD(struct config_listener, member)
+
+
+#define CIDRS "an array of addresses or CIDR ranges (\"10.0.0.0/8\", \"::1\")"
+
+static const struct config_key timeout_keys[] = {
+    {.name = "idle_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "60000",
+     LIS(timeouts.idle_ms), .doc = "all idle: nothing received and nothing sent"},
+    {.name = "write_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "30000",
+     LIS(timeouts.write_ms), .doc = "output pending and none of it written"},
+    {.name = "lifetime_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "0",
+     LIS(timeouts.lifetime_ms), .doc = "the connection has been open this long"},
+    {.name = "handshake_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "0",
+     LIS(timeouts.handshake_ms), .doc = "no byte at all arrived since the open"},
+    {.name = "read_idle_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "0",
+     LIS(timeouts.read_idle_ms), .doc = "reader idle: nothing received"},
+    {.name = "write_idle_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "0",
+     LIS(timeouts.write_idle_ms), .doc = "writer idle: nothing sent"},
+    {.name = "min_rate", .type = CONFIG_INT, .min = 0, .max = MAX_BYTES, .def = "0",
+     LIS(timeouts.min_rate), .doc = "bytes/s while a message is in progress; 0 = off"},
+    {.name = "min_rate_window_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "10000",
+     LIS(timeouts.min_rate_window_ms), .doc = "the window min_rate is measured over"},
+    {.name = NULL},
+};
+static const struct config_table timeout_table = {timeout_keys, check_timeouts};
+
+static const struct config_key buffer_keys[] = {
+    {.name = "high_watermark", .type = CONFIG_INT, .min = 1, .max = MAX_BYTES, .def = "65536",
+     LIS(high_watermark), .doc = "stop reading above this much queued output"},
+    {.name = "low_watermark", .type = CONFIG_INT, .min = 1, .max = MAX_BYTES, .def = "16384",
+     LIS(low_watermark), .doc = "resume reading (and on_drain) below this"},
+    {.name = "max_input", .type = CONFIG_INT, .min = 1024, .max = MAX_BYTES, .def = "1048576",
+     LIS(max_input), .doc = "most unconsumed input kept for a handler"},
+    {.name = "max_output", .type = CONFIG_INT, .min = 1, .max = MAX_BYTES, .def = "16777216",
+     LIS(max_output), .doc = "hard cap on queued output"},
+    {.name = NULL},
+};
+static const struct config_table buffer_table = {buffer_keys, check_buffers};
+
+static const struct config_key listener_keys[] = {
+    {.name = "name", .type = CONFIG_STRING, .flags = CONFIG_COMPUTED, LIS(name),
+     .doc = "unique; default \"<protocol>-<index>\""},
+    {.name = "protocol", .type = CONFIG_CHOICE, .def = "\"tcp\"", .choices = protocol_choices,
+     LIS(protocol), .doc = "read before the keys that depend on it"},
+    {.name = "address", .type = CONFIG_STRING, .def = "\"127.0.0.1\"", LIS(address),
+     .doc = "IPv4, IPv6 or host name to bind"},
+    {.name = "port", .type = CONFIG_INT, .min = 0, .max = 65535, .flags = CONFIG_REQUIRED,
+     LIS(port), .doc = "0: the kernel picks"},
+    {.name = "backlog", .type = CONFIG_INT, .min = 1, .max = 65535, .def = "511", LIS(backlog),
+     .doc = "listen(2) backlog"},
+    {.name = "ipv6_only", .type = CONFIG_BOOL, .def = "false", LIS(ipv6_only),
+     .doc = "IPV6_V6ONLY"},
+    {.name = "reuse_address", .type = CONFIG_BOOL, .def = "true", LIS(reuse_address),
+     .doc = "SO_REUSEADDR (TCP)"},
+    {.name = "reuse_port", .type = CONFIG_BOOL, .def = "false", LIS(reuse_port),
+     .doc = "SO_REUSEPORT"},
+    {.name = "tcp_nodelay", .type = CONFIG_BOOL, .def = "true", LIS(tcp_nodelay),
+     .doc = "TCP_NODELAY on accepted connections"},
+    {.name = "keepalive", .type = CONFIG_BOOL, .def = "false", LIS(keepalive),
+     .doc = "SO_KEEPALIVE on accepted connections"},
+    {.name = "defer_accept", .type = CONFIG_BOOL, .def = "false", LIS(defer_accept),
+     .doc = "TCP_DEFER_ACCEPT"},
+    {.name = "loop_guard", .type = CONFIG_BOOL, .def = "true", LIS(loop_guard),
+     .doc = "UDP: drop datagrams from this server's own UDP ports"},
+    {.name = "access_log", .type = CONFIG_CHOICE, .def = "\"off\"",
+     .choices = access_log_choices, LIS(access_log), .doc = "log level of the connection log"},
+    {.name = "proxy_protocol", .type = CONFIG_CHOICE, .def = "\"off\"", .choices = proxy_choices,
+     LIS(proxy_protocol), .set = set_proxy_protocol, .doc = "TCP: PROXY header required"},
+    {.name = "proxy_trusted", .type = CONFIG_ARRAY, .def = "[\"127.0.0.0/8\", \"::1\"]",
+     LIS(proxy_trusted_json), .set = set_proxy_trusted, .expect = CIDRS,
+     .doc = "who may send a PROXY header"},
+    {.name = "deny", .type = CONFIG_ARRAY, .def = "[]", LIS(deny_json), .set = set_deny,
+     .expect = CIDRS, .doc = "sources refused"},
+    {.name = "rate_limit", .type = CONFIG_INT, .min = 0, .max = 100000000, .def = "0",
+     LIS(rate_limit), .set = set_rate_limit, .doc = "UDP: datagrams/s per source; 0 = off"},
+    {.name = "recv_buffer", .type = CONFIG_INT, .min = 0, .max = MAX_BYTES, .def = "0",
+     LIS(recv_buffer), .doc = "SO_RCVBUF; 0 = system default"},
+    {.name = "send_buffer", .type = CONFIG_INT, .min = 0, .max = MAX_BYTES, .def = "0",
+     LIS(send_buffer), .doc = "SO_SNDBUF; 0 = system default"},
+    {.name = "timeouts", .type = CONFIG_SECTION, .table = &timeout_table,
+     .doc = "per-connection timers"},
+    {.name = "buffers", .type = CONFIG_SECTION, .table = &buffer_table,
+     .doc = "per-connection buffer limits"},
+    {.name = "handler", .type = CONFIG_STRING, .flags = CONFIG_REQUIRED, LIS(handler),
+     .set = set_handler, .hint = "module name or path", .doc = "module name or path"},
+    {.name = "options", .type = CONFIG_OBJECT, .def = "{}", LIS(options),
+     .doc = "passed whole to the handler's init"},
+    {.name = NULL},
+};
+static const struct config_table listener_table = {listener_keys, check_listener};
+
+static const struct config_key top_keys[] = {
+    {.name = "workers", .type = CONFIG_INT, .min = 1, .max = 1024, .flags = CONFIG_COMPUTED,
+     TOP(workers), .doc = "worker threads; default the online CPUs"},
+    {.name = "queue_depth", .type = CONFIG_INT, .min = 1, .max = 1000000, .def = "1024",
+     TOP(queue_depth), .doc = "each worker's hand-off queue"},
+    {.name = "post_queue", .type = CONFIG_INT, .min = 1, .max = 1000000, .def = "4096",
+     TOP(post_queue), .doc = "soft capacity of each worker's queue of posts (hard: 4x)"},
+    {.name = "max_connections", .type = CONFIG_INT, .min = 1, .max = 10000000, .def = "10000",
+     TOP(max_connections), .doc = "TCP connections open at once"},
+    {.name = "max_connections_per_source", .type = CONFIG_INT, .min = 0, .max = 10000000,
+     .def = "0", TOP(max_connections_per_source), .doc = "per client address; 0 = no limit"},
+    {.name = "output_budget", .type = CONFIG_INT, .min = 0, .max = 1099511627776LL,
+     .def = "268435456", TOP(output_budget), .doc = "output held by all connections; 0 = off"},
+    {.name = "work_threads", .type = CONFIG_INT, .min = 1, .max = 1024, .def = "4",
+     TOP(work_threads), .doc = "threads for handlers' blocking work"},
+    {.name = "acceptor_nice", .type = CONFIG_INT, .min = 0, .max = 19, .def = "5",
+     TOP(acceptor_nice), .doc = "added to the acceptor thread's nice value"},
+    {.name = "debug", .type = CONFIG_BOOL, .def = "false", TOP(debug),
+     .doc = "catch handler API misuse"},
+    {.name = "insecure_modules", .type = CONFIG_BOOL, .def = "false", TOP(insecure_modules),
+     .doc = "as root, load modules others could have written"},
+    {.name = "log", .type = CONFIG_CHOICE, .def = "\"info\"", .choices = log_choices,
+     TOP(log_level), .doc = "most verbose level written"},
+    {.name = "log_file", .type = CONFIG_STRING, TOP(log_file), .set = set_log_file,
+     .expect = "a file name (a non-empty string)", .doc = "relative: to the config's directory"},
+    {.name = "module_path", .type = CONFIG_STRING, TOP(module_path), .set = set_module_path,
+     .doc = "colon-separated directories, each made absolute"},
+    {.name = "user", .type = CONFIG_STRING, TOP(user), .doc = "run as this user once bound"},
+    {.name = "group", .type = CONFIG_STRING, TOP(group), .doc = "and this group"},
+    {.name = "shutdown_timeout_ms", .type = CONFIG_MS, .max = 3600000, .def = "5000",
+     TOP(shutdown_timeout_ms), .doc = "how long a graceful stop waits"},
+    {.name = "listeners", .type = CONFIG_LIST, .flags = CONFIG_REQUIRED,
+     .offset = offsetof(struct config, listeners), .size = sizeof(struct config_listener), .count_offset = offsetof(struct config, nlisteners),
+     .table = &listener_table, .expect = "a non-empty array of listener objects",
+     .doc = "at least one"},
+    {.name = NULL},
+};
+const struct config_table config_schema = {top_keys, check_top};
+
+/* ---- the walks --------------------------------------------------------------------- */
+
+int config_schema_load(struct config_loader *ld, const json_t *root, struct config *cfg)
+{
+    char got[CONFIG_GOT_LEN];
+    if (!json_is_object(root))
+        return config_fail(ld, NULL, "top level: expected an object, got %s",
+                           config_describe(root, got, sizeof got));
+    ld->cfg = cfg;
+    return load_table(ld, &config_schema, root, cfg, "");
+}
+
+static json_t *dump_table(const struct config_table *t, const void *base);
+
+/* The value of key k as JSON (a new reference); NULL on ENOMEM. */
+static json_t *dump_key(const struct config_key *k, const void *base)
+{
+    const void *p = cfield(base, k);
+    switch (k->type) {
+    case CONFIG_INT:
+    case CONFIG_MS:
+        return json_integer(get_int(p, k->size));
+    case CONFIG_BOOL: {
+        bool b;
+        memcpy(&b, p, sizeof b);
+        return json_boolean(b);
+    }
+    case CONFIG_STRING: {
+        const char *s;
+        memcpy(&s, p, sizeof s);
+        return json_string(s);
+    }
+    case CONFIG_CHOICE: {
+        long long value = get_int(p, k->size);
+        for (const struct config_choice *c = k->choices; c->name; c++)
+            if (c->value == value)
+                return json_string(c->name);
+        return json_null();
+    }
+    case CONFIG_OBJECT:
+    case CONFIG_ARRAY: {
+        json_t *j;
+        memcpy(&j, p, sizeof j);
+        return j ? json_incref(j) : k->type == CONFIG_OBJECT ? json_object() : json_array();
+    }
+    case CONFIG_SECTION:
+        return dump_table(k->table, base);
+    case CONFIG_LIST: {
+        const char *elems;
+        size_t n;
+        memcpy(&elems, p, sizeof elems);
+        memcpy(&n, (const char *)base + k->count_offset, sizeof n);
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++) {
+            if (json_array_append_new(a, dump_table(k->table, elems + i * k->size)) < 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    }
+    return json_null();
+}
+
+/* The keys of t as an object; strings that are not set are left out. */
+static json_t *dump_table(const struct config_table *t, const void *base)
+{
+    json_t *o = json_object();
+    for (const struct config_key *k = t->keys; o && k->name; k++) {
+        if (k->type == CONFIG_STRING) {
+            const char *s;
+            memcpy(&s, cfield(base, k), sizeof s);
+            if (!s)
+                continue;
+        }
+        if (json_object_set_new(o, k->name, dump_key(k, base)) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+json_t *config_schema_dump(const struct config *cfg)
+{
+    return dump_table(&config_schema, cfg);
+}
+
+static const char *const type_names[] = {
+    [CONFIG_INT] = "int", [CONFIG_MS] = "ms", [CONFIG_BOOL] = "bool",
+    [CONFIG_STRING] = "string", [CONFIG_CHOICE] = "choice", [CONFIG_OBJECT] = "object",
+    [CONFIG_ARRAY] = "array", [CONFIG_SECTION] = "section", [CONFIG_LIST] = "list",
+};
+
+static void tsv_table(FILE *out, const struct config_table *t, const char *prefix)
+{
+    for (const struct config_key *k = t->keys; k->name; k++) {
+        char path[CONFIG_PATH_LEN];
+        snprintf(path, sizeof path, "%.*s%s", CONFIG_PATH_LEN / 2, prefix, k->name);
+        fprintf(out, "%s\t%s\t", path, type_names[k->type]);
+        if (k->type == CONFIG_INT || k->type == CONFIG_MS)
+            fprintf(out, "%lld\t%lld\t", k->min, k->max);
+        else
+            fprintf(out, "\t\t");
+        fprintf(out, "%s\t", k->def                         ? k->def
+                             : k->flags & CONFIG_REQUIRED ? "required"
+                             : k->flags & CONFIG_COMPUTED ? "computed"
+                                                          : "-");
+        for (const struct config_choice *c = k->choices; c && c->name; c++)
+            fprintf(out, "%s%s", c == k->choices ? "" : ",", c->name);
+        fprintf(out, "\n");
+        if (k->table) {
+            char sub[CONFIG_PATH_LEN];
+            snprintf(sub, sizeof sub, "%.*s%s.", CONFIG_PATH_LEN / 2, path,
+                     k->type == CONFIG_LIST ? "[]" : "");
+            tsv_table(out, k->table, sub);
+        }
+    }
+}
+
+void config_schema_tsv(FILE *out)
+{
+    tsv_table(out, &config_schema, "");
+}
