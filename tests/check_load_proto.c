@@ -19,7 +19,7 @@
 
 #include "check_main.h"
 #include "../tools/wharf-load/cli.h"
-#include "../tools/wharf-load/load.h"
+#include "../tools/wharf-load/engine.h"
 #include "../tools/wharf-load/opts.h"
 #include "loadgen_proto.h"
 #include "loadgen_servers.h"

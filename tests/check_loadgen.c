@@ -18,7 +18,7 @@
 
 #include "check_main.h"
 #include "../tools/wharf-load/cli.h"
-#include "../tools/wharf-load/load.h"
+#include "../tools/wharf-load/engine.h"
 #include "../tools/wharf-load/msg.h"
 #include "../tools/wharf-load/opts.h"
 #include "../tools/wharf-load/report.h"

@@ -12,18 +12,20 @@
 #include <stdlib.h>
 #include <time.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
-#include "load.h"
+#include "engine.h"
 #include "opts.h"
 #include "report.h"
 
-static int g_interrupted;
+/* Set by the SIGINT/SIGTERM handler cli_main installs; read while waiting for --start-at. */
+static atomic_bool interrupted;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    __atomic_store_n(&g_interrupted, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(&interrupted, true, memory_order_relaxed);
     engine_request_stop();
 }
 
@@ -176,7 +178,7 @@ static int wait_start(uint64_t at_ns)
     int e;
 
     while ((e = clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL)) == EINTR)
-        if (__atomic_load_n(&g_interrupted, __ATOMIC_RELAXED))
+        if (atomic_load_explicit(&interrupted, memory_order_relaxed))
             return -1;
     return 0;
 }
@@ -198,7 +200,7 @@ int cli_main(int argc, char **argv)
     }
     if (cfg.merge)
         return merge_main(&cfg);
-    __atomic_store_n(&g_interrupted, 0, __ATOMIC_RELAXED);
+    atomic_store_explicit(&interrupted, false, memory_order_relaxed);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

@@ -428,7 +428,8 @@ static enum frame_rc feed_regex(const struct frame_spec *fs, const uint8_t *buf,
     return FRAME_DONE;
 }
 
-/* memcache phases: 0 first line, 1 value data up to `need`, 2 line after a value */
+/* memcache phases (enum frame_phase): FP_START the first line, FP_MC_VALUE value data up
+ * to `need`, FP_MC_AFTER_VALUE the line after a value */
 static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, size_t len,
                                    size_t *rl, const char **why)
 {
@@ -439,7 +440,7 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
     const uint8_t *l;
 
     for (;;) {
-        if (st->phase == 1) {
+        if (st->phase == FP_MC_VALUE) {
             if (len < st->need)
                 return FRAME_NEED;
             if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
@@ -448,7 +449,7 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
             }
             st->pos = st->scanned = st->need;
             st->need = 0;
-            st->phase = 2;
+            st->phase = FP_MC_AFTER_VALUE;
         }
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
@@ -484,7 +485,7 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
                 return FRAME_GARBAGE;
             }
             st->need = (size_t)nl + 1 + v + 2;
-            st->phase = 1;
+            st->phase = FP_MC_VALUE;
             st->status = 200;
             continue;
         }
@@ -493,7 +494,7 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
             *rl = (size_t)nl + 1;
             return FRAME_DONE;
         }
-        if (st->phase == 2) {
+        if (st->phase == FP_MC_AFTER_VALUE) {
             *why = "memcache: expected VALUE or END after a value";
             return FRAME_GARBAGE;
         }
@@ -543,14 +544,14 @@ static const uint8_t *http_header(const uint8_t *buf, size_t hend, const char *n
     }
 }
 
-/* http phases: 0 headers, 1 chunk-size line at pos, 2 trailers, 3 chunk data up to need,
- * 4 body up to need */
+/* http phases (enum frame_phase): FP_START the headers, FP_HTTP_CHUNK_SIZE a chunk-size
+ * line at pos, FP_HTTP_TRAILERS, FP_HTTP_CHUNK_DATA up to need, FP_HTTP_BODY up to need */
 static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *st,
                                const uint8_t *buf, size_t len, size_t *rl, const char **why)
 {
     long nl;
 
-    if (st->phase == 0) {
+    if (st->phase == FP_START) {
         size_t from = st->scanned >= 3 ? st->scanned - 3 : 0, hend, vl;
         const uint8_t *p, *v;
         int status;
@@ -574,7 +575,7 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         st->status = status;
         if ((v = http_header(buf, hend, "transfer-encoding:", &vl)) && vl >= 7 &&
             memmem(v, vl, "chunked", 7)) {
-            st->phase = 1;
+            st->phase = FP_HTTP_CHUNK_SIZE;
             st->pos = st->scanned = hend;
         } else if ((v = http_header(buf, hend, "content-length:", &vl))) {
             uint64_t cl = 0;
@@ -592,7 +593,7 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
                 }
             }
             st->need = hend + cl;
-            st->phase = 4;
+            st->phase = FP_HTTP_BODY;
         } else if (status < 200 || status == 204 || status == 304) {
             *rl = hend;
             return FRAME_DONE;
@@ -602,13 +603,13 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         }
     }
     for (;;) {
-        if (st->phase == 4) {
+        if (st->phase == FP_HTTP_BODY) {
             if (len < st->need)
                 return FRAME_NEED;
             *rl = st->need;
             return FRAME_DONE;
         }
-        if (st->phase == 3) {
+        if (st->phase == FP_HTTP_CHUNK_DATA) {
             if (len < st->need)
                 return FRAME_NEED;
             if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
@@ -617,7 +618,7 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
             }
             st->pos = st->scanned = st->need;
             st->need = 0;
-            st->phase = 1;
+            st->phase = FP_HTTP_CHUNK_SIZE;
         }
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
@@ -625,7 +626,7 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
             return FRAME_NEED;
         }
         st->scanned = (size_t)nl + 1;
-        if (st->phase == 1) {
+        if (st->phase == FP_HTTP_CHUNK_SIZE) {
             uint64_t sz = 0;
             size_t i = st->pos;
             int digits = 0;
@@ -650,14 +651,14 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
             }
             st->pos = (size_t)nl + 1;
             if (sz == 0) {
-                st->phase = 2;
+                st->phase = FP_HTTP_TRAILERS;
             } else {
                 st->need = st->pos + sz + 2;
-                st->phase = 3;
+                st->phase = FP_HTTP_CHUNK_DATA;
             }
             continue;
         }
-        /* phase 2: trailers until an empty line */
+        /* FP_HTTP_TRAILERS: trailers until an empty line */
         if (line_body(buf + st->pos, (size_t)nl + 1 - st->pos) == 0) {
             *rl = (size_t)nl + 1;
             return FRAME_DONE;

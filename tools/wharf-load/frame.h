@@ -54,12 +54,23 @@ struct frame_spec {
     uint32_t max_reply;
 };
 
+/* What the memcache and http reply parsers expect at frame_state.pos. */
+enum frame_phase {
+    FP_START,           /* memcache: the first line; http: the headers */
+    FP_MC_VALUE,        /* memcache: value data up to `need` */
+    FP_MC_AFTER_VALUE,  /* memcache: the line after a value */
+    FP_HTTP_CHUNK_SIZE, /* http: a chunk-size line */
+    FP_HTTP_TRAILERS,   /* http: trailers until an empty line */
+    FP_HTTP_CHUNK_DATA, /* http: chunk data up to `need` */
+    FP_HTTP_BODY,       /* http: a body of known length up to `need` */
+};
+
 /* Progress on the reply being received; zero it (frame_reset) for each new reply. */
 struct frame_state {
     size_t scanned; /* bytes already searched without finding the end */
     size_t pos;     /* memcache/http: start of the next unit (line, chunk) to parse */
     size_t need;    /* total length once known (0: unknown) */
-    int phase;      /* memcache/http: what is expected at pos */
+    enum frame_phase phase; /* memcache/http: what is expected at pos */
     int status;     /* http status code; memcache: 200 normal reply, 500 error line */
 };
 
@@ -68,7 +79,8 @@ enum frame_rc { FRAME_NEED, FRAME_DONE, FRAME_TOO_LONG, FRAME_GARBAGE };
 static inline void frame_reset(struct frame_state *st)
 {
     st->scanned = st->pos = st->need = 0;
-    st->phase = st->status = 0;
+    st->phase = FP_START;
+    st->status = 0;
 }
 
 /* Parses a --frame argument into fs (max_reply set to the default). Returns 0, or -1 with a

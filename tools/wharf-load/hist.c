@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RELAXED_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define RELAXED_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define RELAXED_LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
+#define RELAXED_STORE(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 
 struct hist *hist_new(void)
 {
@@ -67,15 +67,15 @@ void hist_record(struct hist *h, uint64_t v)
     size_t i;
 
     if (v > HIST_MAX_VALUE) {
-        RELAXED_STORE(&h->saturated, h->saturated + 1);
+        RELAXED_STORE(&h->saturated, RELAXED_LOAD(&h->saturated) + 1);
         v = HIST_MAX_VALUE;
     }
     i = hist_index(v);
-    RELAXED_STORE(&h->counts[i], h->counts[i] + 1);
-    RELAXED_STORE(&h->total, h->total + 1);
-    if (v < h->min)
+    RELAXED_STORE(&h->counts[i], RELAXED_LOAD(&h->counts[i]) + 1);
+    RELAXED_STORE(&h->total, RELAXED_LOAD(&h->total) + 1);
+    if (v < RELAXED_LOAD(&h->min))
         RELAXED_STORE(&h->min, v);
-    if (v > h->max)
+    if (v > RELAXED_LOAD(&h->max))
         RELAXED_STORE(&h->max, v);
     h->sum += (double)v;
     h->sumsq += (double)v * (double)v;
@@ -489,7 +489,7 @@ int hist_file_read(const char *path, struct hist_file *hf, char *err, size_t err
             }
         } else {
             static const char *const names[] = {"total", "min", "max", "saturated"};
-            uint64_t *dst[] = {&cur->total, &cur->min, &cur->max, &cur->saturated};
+            _Atomic uint64_t *dst[] = {&cur->total, &cur->min, &cur->max, &cur->saturated};
             unsigned k;
 
             for (k = 0; k < 4; k++)

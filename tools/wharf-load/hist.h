@@ -7,12 +7,14 @@
  * top bucket and in `saturated`. One histogram is about 230 KB and never grows.
  *
  * Concurrency: one thread records; other threads may read a live snapshot with
- * hist_merge_live() (counts are stored with relaxed atomics, which cost nothing on x86).
+ * hist_merge_live() (the fields are C11 atomics, which the recording thread stores with
+ * relaxed order: they cost nothing on x86).
  * Everything else needs exclusive access.
  */
 #ifndef WLOAD_HIST_H
 #define WLOAD_HIST_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,11 +27,11 @@
 #define HIST_FILE_VERSION 1
 
 struct hist {
-    uint64_t total;     /* values recorded */
-    uint64_t min, max;  /* exact extremes (min is UINT64_MAX when empty) */
-    uint64_t saturated; /* values above HIST_MAX_VALUE (clamped) */
+    _Atomic uint64_t total;     /* values recorded */
+    _Atomic uint64_t min, max;  /* exact extremes (min is UINT64_MAX when empty) */
+    _Atomic uint64_t saturated; /* values above HIST_MAX_VALUE (clamped) */
     double sum, sumsq;  /* for mean and standard deviation (not read live) */
-    uint64_t counts[HIST_NBUCKETS];
+    _Atomic uint64_t counts[HIST_NBUCKETS];
 };
 
 /* One point of the percentile spectrum (see hist_spectrum). */

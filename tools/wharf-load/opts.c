@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #endif
 #include "opts.h"
+#include "hist.h"
+#include "thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +52,32 @@ enum {
     O_START_AT,
     O_SOURCE,
 };
+
+void load_config_defaults(struct load_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->threads = 0; /* 0 = min(connections, online CPUs) */
+    cfg->connections = 1;
+    cfg->pipeline = 1;
+    cfg->msg.seed = 1;
+    cfg->msg.size_min = cfg->msg.size_max = 64;
+    cfg->duration_ns = 10ull * 1000000000u;
+    cfg->drain_ns = 1000000000u;
+    cfg->connect_timeout_ns = 2ull * 1000000000u;
+    cfg->udp_timeout_ns = 200000000u;
+    cfg->progress = -1;
+    cfg->max_reply = FRAME_DEFAULT_MAX_REPLY;
+    cfg->interval_ns = 1000000000u;
+}
+
+void load_config_free(struct load_config *cfg)
+{
+    if (cfg->tmpls) {
+        tmpl_set_free(cfg->tmpls);
+        free(cfg->tmpls);
+        cfg->tmpls = NULL;
+    }
+}
 
 static const struct option long_opts[] = {
     {"threads", required_argument, NULL, 't'},

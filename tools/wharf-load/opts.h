@@ -1,11 +1,85 @@
-/* opts.h - command-line parsing and validation for wharf-load. */
+/* opts.h - the configuration of a wharf-load run (struct load_config, its limits and
+ * defaults) and the command-line parsing and validation that fills it (opts.c). */
 #ifndef WLOAD_OPTS_H
 #define WLOAD_OPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
-#include "load.h"
+#include "msg.h"
+#include "tmpl.h"
+
+#define LOAD_VERSION "2.0"
+#define LOAD_MAX_THREADS 256
+#define LOAD_MAX_CONNECTIONS 1000000
+#define LOAD_MAX_PIPELINE 4096 /* messages in flight per connection (and open-loop default) */
+#define LOAD_MAX_UDP_SIZE 65507u
+#define LOAD_MAX_SOURCES 64 /* --source addresses */
+
+/* A local address connections are bound to (--source). */
+struct load_source {
+    struct sockaddr_storage addr; /* port 0 */
+    socklen_t addrlen;
+    char text[48]; /* numeric, as printed in reports */
+};
+
+struct load_config {
+    /* target */
+    char target[300]; /* as given: HOST:PORT */
+    char host[256];   /* numeric address it resolved to */
+    unsigned port;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    bool udp;
+    /* local addresses, taken in turn by each new connection (UDP: flow); 0 = any */
+    struct load_source sources[LOAD_MAX_SOURCES];
+    unsigned nsources;
+
+    /* what is sent: echo messages (tmpls NULL) or request templates with reply framing */
+    struct tmpl_set *tmpls; /* owned: load_config_free releases it */
+    uint32_t max_reply;     /* templates: longest reply accepted (--max-reply) */
+
+    /* shape of the load */
+    unsigned threads, connections, pipeline;
+    bool pipeline_set;
+    struct msg_params msg; /* seed and size range */
+    double rate;           /* total messages/s; 0 = closed loop */
+    double ramp;           /* new connections/s at start; 0 = all at once */
+    uint64_t churn;        /* exchanges per connection before closing it; 0 = keep */
+    uint64_t count;        /* total measured messages; 0 = run for duration */
+    uint64_t duration_ns;  /* measurement period (cap on the run with --count) */
+    bool duration_set;
+    uint64_t warmup_ns, drain_ns, connect_timeout_ns, udp_timeout_ns;
+
+    /* output */
+    bool json, percentiles, quiet;
+    int progress; /* -1 auto (stderr is a terminal), 0 off, 1 on */
+    const char *hist_out, *plot;
+
+    /* thresholds */
+    uint64_t max_p99_ns; /* 0 = none */
+    double min_rate;     /* 0 = none */
+    uint64_t max_errors;
+    double max_loss_pct;
+
+    /* time series and runs on several machines */
+    uint64_t interval_ns;   /* time series interval (--interval) */
+    uint64_t start_at_ns;   /* --start-at: wall-clock start (CLOCK_REALTIME ns); 0 = now */
+
+    /* --merge FILE...: report on histogram files instead of running */
+    bool merge;
+    char **files;
+    int nfiles;
+};
+
+/* Defaults for every option (target unset). */
+void load_config_defaults(struct load_config *cfg);
+/* Releases what opts_parse allocated in cfg (templates). */
+void load_config_free(struct load_config *cfg);
+
 
 /* Parses argv into cfg (which opts_parse first resets to the defaults). Every option is
  * checked and the target resolved. Returns 0 to go on, 1 when --help or --version was

@@ -112,7 +112,7 @@ static const char *mode_name(const struct load_config *cfg)
 void report_human(FILE *f, const struct load_config *cfg, const struct load_result *res,
                   const char *why)
 {
-    const uint64_t *c = res->st.c;
+    const _Atomic uint64_t *c = res->st.c;
     double rate = rate_of(res), secs = res->measure_ns / 1e9, mbit;
     uint64_t errors = stat_errors(&res->st);
     char size[200], buf[32];
@@ -293,7 +293,7 @@ static void json_hist(FILE *f, const struct hist *h, bool spectrum)
 void report_json(FILE *f, const struct load_config *cfg, const struct load_result *res,
                  const char *why)
 {
-    const uint64_t *c = res->st.c;
+    const _Atomic uint64_t *c = res->st.c;
     int i;
 
     fprintf(f, "{\n  \"tool\": \"wharf-load\", \"version\": \"%s\",\n  \"config\": {\"target\": ",

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "load.h"
+#include "engine.h"
 
 /* The percentiles every report shows. */
 #define REPORT_NPCT 6

@@ -1,4 +1,5 @@
-/* tcp.c - the TCP engine of wharf-load: one epoll loop per thread driving its connections.
+/* tcp.c - the TCP engine of wharf-load: each thread drives its connections as watchers of
+ * its event loop (framework/event/loop.h; the thread loop is phase_run).
  *
  * Closed loop: each connection keeps up to --pipeline messages in flight and sends a new one
  * for every echo. Open loop: a per-thread schedule (load_sched) releases messages at the
@@ -23,7 +24,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "load.h"
+#include "engine.h"
+#include "phase.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -31,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #define BACKOFF_MIN_NS 10000000ull /* reconnect backoff 10 ms .. 500 ms */
@@ -40,6 +41,8 @@
 enum cstate { C_IDLE, C_CONNECTING, C_OPEN };
 
 struct tconn {
+    struct loop_watcher w; /* registered while the socket is open */
+    struct tctx *x;        /* the thread's engine */
     int fd;
     uint32_t flow;
     unsigned local;
@@ -68,8 +71,8 @@ struct rr_slot {
 struct tctx {
     struct load_thread *th;
     const struct load_config *cfg;
-    struct load_clock *clk;
-    int ep;
+    const struct load_clock *clk;
+    struct loop *lp; /* the thread's event loop */
     struct tconn *c;
     unsigned n;
     uint32_t window, rcap, wcap;
@@ -82,6 +85,7 @@ struct tctx {
 };
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
+static void conn_on_io(struct loop_watcher *w, uint32_t events);
 static void conn_read(struct tctx *x, struct tconn *c, bool hup);
 
 static inline bool bit_get(const uint64_t *b, uint64_t i, uint32_t w)
@@ -125,8 +129,10 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
         stat_add(st, ST_UNANSWERED, c->inflight);
         x->inflight -= c->inflight;
     }
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        loop_unwatch(x->lp, &c->w);
         close(c->fd);
+    }
     c->fd = -1;
     c->state = C_IDLE;
     c->inflight = 0;
@@ -145,7 +151,7 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
 
 static void conn_fail(struct tctx *x, struct tconn *c, int err, uint64_t now)
 {
-    conn_close(x, c, engine_errno_stat(err), err, now, UINT64_MAX);
+    conn_close(x, c, stat_errno(err), err, now, UINT64_MAX);
 }
 
 static void conn_established(struct tctx *x, struct tconn *c, uint64_t now)
@@ -160,8 +166,7 @@ static void conn_established(struct tctx *x, struct tconn *c, uint64_t now)
 static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
 {
     const struct load_config *cfg = x->cfg;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
-    int one = 1, fd;
+    int one = 1, fd, rc;
 
     fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -186,9 +191,9 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
             return;
         }
     }
-    ev.data.u32 = c->local;
-    if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        conn_fail(x, c, errno, now);
+    rc = loop_watch(x->lp, &c->w, fd, LOOP_IN | LOOP_OUT | EPOLLRDHUP | EPOLLET, conn_on_io);
+    if (rc < 0) {
+        conn_fail(x, c, -rc, now);
         return;
     }
     if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
@@ -216,7 +221,7 @@ static int conn_flush(struct tctx *x, struct tconn *c, uint64_t now)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0; /* EPOLLOUT (edge-triggered) tells us when to go on */
+            return 0; /* LOOP_OUT (edge-triggered) tells us when to go on */
         conn_fail(x, c, r < 0 ? errno : EPIPE, now);
         return -1;
     }
@@ -569,11 +574,11 @@ static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
     socklen_t len = sizeof(err);
 
     if (c->state == C_CONNECTING) {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+        if (!(events & (LOOP_OUT | LOOP_ERR | LOOP_HUP)))
             return;
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
-        if (err == 0 && (events & (EPOLLERR | EPOLLHUP)))
+        if (err == 0 && (events & (LOOP_ERR | LOOP_HUP)))
             err = ECONNREFUSED;
         if (err) {
             conn_fail(x, c, err, now);
@@ -585,12 +590,12 @@ static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
     }
     if (c->state != C_OPEN)
         return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        conn_read(x, c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+    if (events & (LOOP_IN | EPOLLRDHUP | LOOP_HUP | LOOP_ERR)) {
+        conn_read(x, c, (events & (EPOLLRDHUP | LOOP_HUP | LOOP_ERR)) != 0);
         if (c->state != C_OPEN)
             return;
     }
-    if (events & EPOLLOUT) {
+    if (events & LOOP_OUT) {
         if (conn_flush(x, c, now) == 0)
             conn_fill(x, c, now);
     }
@@ -648,16 +653,16 @@ static bool all_answered(const void *ctx)
     return x->inflight == 0;
 }
 
-static void on_event(void *ctx, uint32_t conn, uint32_t events)
+/* The loop's callback of a connection's socket (the watcher is the first member). */
+static void conn_on_io(struct loop_watcher *w, uint32_t events)
 {
-    struct tctx *x = ctx;
-    struct tconn *c = &x->c[conn];
+    struct tconn *c = (struct tconn *)w;
 
     if (c->fd >= 0)
-        conn_event(x, c, events);
+        conn_event(c->x, c, events);
 }
 
-static const struct phase_ops tcp_ops = {release_due, scan, all_answered, on_event};
+static const struct phase_ops tcp_ops = {release_due, scan, all_answered};
 
 static int ctx_init(struct tctx *x, struct load_thread *th)
 {
@@ -690,14 +695,15 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
         if (!x->rng)
             x->rng = 1;
     }
-    x->ep = epoll_create1(EPOLL_CLOEXEC);
+    x->lp = &th->loop;
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
         return -1;
-    for (i = 0; i < x->n; i++)
+    for (i = 0; i < x->n; i++) {
         x->c[i].fd = -1;
-    if (x->ep < 0)
-        return -1;
+        x->c[i].w.fd = -1;
+        x->c[i].x = x;
+    }
     for (i = 0; i < x->n; i++) {
         struct tconn *c = &x->c[i];
 
@@ -720,16 +726,16 @@ static void ctx_free(struct tctx *x)
     unsigned i;
 
     for (i = 0; x->c && i < x->n; i++) {
-        if (x->c[i].fd >= 0)
+        if (x->c[i].fd >= 0) {
+            loop_unwatch(x->lp, &x->c[i].w);
             close(x->c[i].fd);
+        }
         free(x->c[i].ack);
         free(x->c[i].rbuf);
         free(x->c[i].wbuf);
         free(x->c[i].fifo);
     }
     free(x->c);
-    if (x->ep >= 0)
-        close(x->ep);
 }
 
 void *tcp_thread(void *arg)
@@ -742,7 +748,7 @@ void *tcp_thread(void *arg)
 
     rc = ctx_init(&x, th);
     if (phase_begin(&x.ph, th, rc)) {
-        now = phase_run(&x.ph, th, x.ep, &tcp_ops, &x);
+        now = phase_run(&x.ph, th, &tcp_ops, &x);
         /* what is still in flight now is unanswered */
         for (i = 0; i < x.n; i++)
             if (x.c[i].fd >= 0 || x.c[i].inflight)
@@ -750,6 +756,6 @@ void *tcp_thread(void *arg)
     }
     phase_free(&x.ph);
     ctx_free(&x);
-    __atomic_store_n(&th->done, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&th->done, true, memory_order_release);
     return NULL;
 }

@@ -13,13 +13,13 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "load.h"
+#include "engine.h"
+#include "phase.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +27,8 @@
 #define SEEN_BITS 65536u /* duplicate detection window per flow */
 
 struct uflow {
+    struct loop_watcher w; /* registered while the socket is open */
+    struct uctx *x;        /* the thread's engine */
     int fd;
     uint32_t flow;
     unsigned local;
@@ -41,8 +43,8 @@ struct uflow {
 struct uctx {
     struct load_thread *th;
     const struct load_config *cfg;
-    struct load_clock *clk;
-    int ep;
+    const struct load_clock *clk;
+    struct loop *lp; /* the thread's event loop */
     struct uflow *f;
     unsigned n;
     uint32_t ring;
@@ -74,7 +76,7 @@ static inline void seen_put(uint64_t *b, uint64_t i, bool v)
 
 static void count_errno(struct uctx *x, int err)
 {
-    enum stat_id id = engine_errno_stat(err);
+    enum stat_id id = stat_errno(err);
 
     stat_add(&x->th->st, id, 1);
     load_note_error(x->th, stat_names[id], err);
@@ -288,11 +290,19 @@ static void release_due(void *ctx, uint64_t now)
         flow_fill(x, &x->f[ph->pending[i]], now);
 }
 
+/* The loop's callback of a flow's socket (the watcher is the first member). */
+static void flow_on_io(struct loop_watcher *w, uint32_t events)
+{
+    struct uflow *f = (struct uflow *)w;
+
+    (void)events;
+    flow_read(f->x, f);
+}
+
 static int flow_open(struct uctx *x, struct uflow *f)
 {
     const struct load_config *cfg = x->cfg;
-    struct epoll_event ev = {.events = EPOLLIN};
-    int fd;
+    int fd, rc;
 
     fd = socket(cfg->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -318,9 +328,9 @@ static int flow_open(struct uctx *x, struct uflow *f)
         close(fd);
         return -1;
     }
-    ev.data.u32 = f->local;
-    if (epoll_ctl(x->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        count_errno(x, errno);
+    rc = loop_watch(x->lp, &f->w, fd, LOOP_IN, flow_on_io);
+    if (rc < 0) {
+        count_errno(x, -rc);
         close(fd);
         return -1;
     }
@@ -354,14 +364,7 @@ static bool all_answered(const void *ctx)
     return x->answered == x->sent;
 }
 
-static void on_event(void *ctx, uint32_t flow, uint32_t events)
-{
-    struct uctx *x = ctx;
-
-    flow_read(x, &x->f[flow]);
-}
-
-static const struct phase_ops udp_ops = {release_due, scan, all_answered, on_event};
+static const struct phase_ops udp_ops = {release_due, scan, all_answered};
 
 static int ctx_init(struct uctx *x, struct load_thread *th)
 {
@@ -376,15 +379,18 @@ static int ctx_init(struct uctx *x, struct load_thread *th)
     for (x->ring = 64; x->ring < 2 * cfg->pipeline; x->ring *= 2)
         ;
     x->rxslot = cfg->msg.size_max + 64;
-    x->ep = epoll_create1(EPOLL_CLOEXEC);
+    x->lp = &th->loop;
     x->f = calloc(x->n, sizeof(*x->f));
     if (!x->f)
         return -1;
-    for (i = 0; i < x->n; i++)
+    for (i = 0; i < x->n; i++) {
         x->f[i].fd = -1;
+        x->f[i].w.fd = -1;
+        x->f[i].x = x;
+    }
     x->txbuf = malloc((size_t)BATCH * cfg->msg.size_max);
     x->rxbuf = malloc((size_t)BATCH * x->rxslot);
-    if (x->ep < 0 || !x->txbuf || !x->rxbuf)
+    if (!x->txbuf || !x->rxbuf)
         return -1;
     for (i = 0; i < BATCH; i++) {
         x->tiov[i].iov_base = x->txbuf + (size_t)i * cfg->msg.size_max;
@@ -412,16 +418,16 @@ static void ctx_free(struct uctx *x)
     unsigned i;
 
     for (i = 0; x->f && i < x->n; i++) {
-        if (x->f[i].fd >= 0)
+        if (x->f[i].fd >= 0) {
+            loop_unwatch(x->lp, &x->f[i].w);
             close(x->f[i].fd);
+        }
         free(x->f[i].sent_at);
         free(x->f[i].seen);
     }
     free(x->f);
     free(x->txbuf);
     free(x->rxbuf);
-    if (x->ep >= 0)
-        close(x->ep);
 }
 
 void *udp_thread(void *arg)
@@ -434,13 +440,13 @@ void *udp_thread(void *arg)
 
     rc = ctx_init(&x, th);
     if (phase_begin(&x.ph, th, rc)) {
-        phase_run(&x.ph, th, x.ep, &udp_ops, &x);
+        phase_run(&x.ph, th, &udp_ops, &x);
         for (i = 0; i < x.n; i++)
             lost += x.f[i].tx_seq - x.f[i].unique;
         stat_add(&th->st, ST_LOST, lost);
     }
     phase_free(&x.ph);
     ctx_free(&x);
-    __atomic_store_n(&th->done, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&th->done, true, memory_order_release);
     return NULL;
 }

@@ -1,5 +1,5 @@
 -- echo64.lua: lets wrk (an HTTP load generator) drive a plain TCP echo server, for the
--- comparison in docs/wharf-load.md (run by tools/wharf-load/compare.sh).
+-- comparison in docs/wharf-load.md (run by bench/peers/compare.sh).
 --
 -- Each connection sends a fixed 64-byte message that is itself a valid HTTP response, so
 -- its echo parses as one and wrk counts one exchange. Before the run wrk checks thread 0's

@@ -4,9 +4,9 @@
 # docs/wharf-load.md. Loopback only; every run is bounded (DURATION seconds each, and the
 # server exits by itself after 15 minutes at most).
 #
-#   tools/wharf-load/compare.sh BUILDDIR [DURATION] [CONNECTIONS...]
+#   bench/peers/compare.sh BUILDDIR [DURATION] [CONNECTIONS...]
 #
-# BUILDDIR holds wharf-load and tools/wharf-load/wharf-echo-min (make check builds the
+# BUILDDIR holds wharf-load and bench/peers/wharf-echo-min (make check builds the
 # latter). Needs wrk (Debian package wrk) and taskset (util-linux). With two or more CPUs
 # the server is pinned to CPU 1 and the generators to CPU 0, so each has one core.
 # Prints one line per run: tool, connections, messages/s, CPU seconds, CPU us per message.
@@ -18,7 +18,7 @@ dur=${1:-5}
 [ $# -gt 0 ] || set -- 1 16 64 256
 here=$(cd "$(dirname "$0")" && pwd)
 load="$build/wharf-load"
-echo_min="$build/tools/wharf-load/wharf-echo-min"
+echo_min="$build/bench/peers/wharf-echo-min"
 for f in "$load" "$echo_min"; do
     [ -x "$f" ] || { echo "compare.sh: $f not built" >&2; exit 2; }
 done

@@ -9,11 +9,11 @@
 # One generator thread each, closed loop, the same connections, loopback only, every run
 # bounded (DURATION seconds; the servers are stopped by PID at the end).
 #
-#   tools/wharf-load/compare-proto.sh BUILDDIR [DURATION] [CONNECTIONS] [REPEAT]
+#   bench/peers/compare-proto.sh BUILDDIR [DURATION] [CONNECTIONS] [REPEAT]
 #
 # The generators of a protocol take turns REPEAT times (default 3) and the medians are
 # reported: on a shared machine single runs vary by +-20 %.
-# BUILDDIR holds wharf-load, tools/wharf-load/wharf-echo-min and wharf-echo-cmin (make check
+# BUILDDIR holds wharf-load, bench/peers/wharf-echo-min and wharf-echo-cmin (make check
 # builds the last two). Needs memcached, libmemcached-tools, nginx and wrk (Debian packages)
 # and taskset: with two or more CPUs servers are pinned to CPU 1, generators to CPU 0.
 # Prints per generator the median rate, the median CPU us per operation (user + sys from
@@ -27,8 +27,8 @@ conns=${3:-16}
 rep=${4:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 load="$build/wharf-load"
-echo_min="$build/tools/wharf-load/wharf-echo-min"
-echo_cmin="$build/tools/wharf-load/wharf-echo-cmin"
+echo_min="$build/bench/peers/wharf-echo-min"
+echo_cmin="$build/bench/peers/wharf-echo-cmin"
 for f in "$load" "$echo_min" "$echo_cmin"; do
     [ -x "$f" ] || { echo "compare-proto.sh: $f not built (make check)" >&2; exit 2; }
 done

@@ -1,0 +1,260 @@
+/* phase.c - the thread loop both wharf-load engines run (see phase.h) on the framework's
+ * event loop: the engine's sockets are watchers of th->loop; a per-turn check applies the
+ * clock (stop requests, end of sending, open-loop releases, end of the drain); a loop
+ * timer runs the engine's scan every PHASE_SCAN_MS; a timerfd watcher wakes the loop at
+ * the next instant due with nanosecond precision (the loop's own timers count in
+ * milliseconds, too coarse for an open-loop schedule); stop requests arrive through the
+ * loop's mailbox. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "phase.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+void sched_init(struct load_sched *s, const struct load_thread *th)
+{
+    const struct load_config *cfg = th->cfg;
+    double per_conn_ns = 1e9 * cfg->connections / cfg->rate; /* between two of one conn */
+
+    s->t0 = th->clk->t0;
+    s->n = th->nconns;
+    s->interval_ns = per_conn_ns / th->nconns;
+    s->k = 0;
+}
+
+bool phase_begin(struct load_phase *ph, struct load_thread *th, int setup_rc)
+{
+    int err = errno;
+
+    memset(ph, 0, sizeof(*ph));
+    ph->wake.fd = -1;
+    ph->open = th->cfg->rate > 0;
+    ph->counted = th->cfg->count > 0;
+    ph->quota = th->quota;
+    ph->hard_end = th->clk->hard_end;
+    if (setup_rc == 0 && ph->open) {
+        sched_init(&ph->sched, th);
+        ph->pending = calloc(th->nconns, sizeof(*ph->pending));
+        ph->queued = calloc(th->nconns, sizeof(*ph->queued));
+        if (!ph->pending || !ph->queued) {
+            setup_rc = -1;
+            err = errno;
+        }
+    }
+    if (setup_rc != 0) {
+        load_note_error(th, "cannot set up the thread (out of memory or descriptors)", err);
+        stat_add(&th->st, ST_SOCKET_ERROR, 1);
+        return false;
+    }
+    /* wake up on time for the open-loop schedule (the default slack is 50 us) */
+    (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    return !(ph->counted && ph->quota == 0); /* a zero share: nothing to do */
+}
+
+void phase_free(struct load_phase *ph)
+{
+    free(ph->pending);
+    free(ph->queued);
+    ph->pending = NULL;
+    ph->queued = NULL;
+}
+
+/* Nothing is sent any more: what was released but not sent is the backlog at the end. */
+static void phase_stop_sending(struct load_phase *ph, struct load_thread *th)
+{
+    ph->sending_over = ph->release_over = true;
+    stat_add(&th->st, ST_BACKLOG_END, ph->backlog);
+}
+
+/* Once per loop turn: applies a stop request and the end of sending. Returns false when the
+ * thread must return now: hard end, or asked to stop at once. */
+static bool phase_step(struct load_phase *ph, struct load_thread *th, uint64_t now)
+{
+    const struct load_clock *clk = th->clk;
+
+    if (now >= ph->hard_end || th->stop == LOAD_STOP_NOW)
+        return false;
+    if (!ph->sending_over && th->stop == LOAD_DRAIN) {
+        /* asked to stop: send nothing more, drain what is in flight */
+        phase_stop_sending(ph, th);
+        if (now + th->cfg->drain_ns < ph->hard_end)
+            ph->hard_end = now + th->cfg->drain_ns;
+    }
+    if (!ph->sending_over && now >= clk->send_end)
+        phase_stop_sending(ph, th);
+    return true;
+}
+
+/* Whether the thread has nothing more to send and is draining; notes when the drain began. */
+static bool phase_draining(const struct load_phase *ph, struct load_thread *th, uint64_t now)
+{
+    if (!ph->sending_over && !(ph->release_over && ph->backlog == 0))
+        return false;
+    if (!th->drain_start_ns)
+        th->drain_start_ns = now;
+    return true;
+}
+
+/* When the thread must wake up at the latest (the scan has its own loop timer): end of
+ * sending, next open-loop message, hard end. */
+static uint64_t phase_wake(const struct load_phase *ph, const struct load_clock *clk)
+{
+    uint64_t wake = ph->hard_end;
+
+    if (!ph->sending_over && clk->send_end < wake)
+        wake = clk->send_end;
+    if (ph->open && !ph->release_over && sched_at(&ph->sched, ph->sched.k) < wake)
+        wake = sched_at(&ph->sched, ph->sched.k);
+    return wake;
+}
+
+/* Ends the phase: notes the end of the drain and the backlog not counted yet. */
+static uint64_t phase_end(const struct load_phase *ph, struct load_thread *th)
+{
+    uint64_t now = load_now();
+
+    if (!th->drain_start_ns)
+        th->drain_start_ns = now;
+    th->drain_end_ns = now;
+    if (!ph->sending_over)
+        stat_add(&th->st, ST_BACKLOG_END, ph->backlog);
+    return now;
+}
+
+/* Sets the timerfd to `at` (absolute CLOCK_MONOTONIC ns) unless it is set to it already. */
+static void phase_arm_wake(struct load_phase *ph, uint64_t at)
+{
+    struct itimerspec its = {.it_value = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)}};
+
+    if (at == ph->wake_armed || ph->wake.fd < 0)
+        return;
+    if (timerfd_settime(ph->wake.fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+        ph->wake_armed = at;
+}
+
+/* The timerfd fired: clear it; the turn's check does the rest. */
+static void phase_on_wake(struct loop_watcher *w, uint32_t events)
+{
+    struct load_phase *ph = container_of(w, struct load_phase, wake);
+    uint64_t expirations;
+
+    (void)events;
+    if (read(w->fd, &expirations, sizeof(expirations)) == (ssize_t)sizeof(expirations))
+        ph->wake_armed = 0;
+}
+
+/* Once per turn, after the I/O callbacks (and once before the first turn). */
+static void phase_on_turn(struct loop_check *c)
+{
+    struct load_phase *ph = container_of(c, struct load_phase, turn);
+    struct load_thread *th = ph->th;
+    uint64_t now = load_now();
+
+    series_tick(th->series, now, stat_get(&th->st, ST_SENT), stat_errors(&th->st));
+    if (!phase_step(ph, th, now)) {
+        loop_stop(&th->loop);
+        return;
+    }
+    if (ph->open)
+        ph->ops->release_due(ph->ctx, now);
+    if (phase_draining(ph, th, now) && ph->ops->drained(ph->ctx)) {
+        loop_stop(&th->loop);
+        return;
+    }
+    phase_arm_wake(ph, phase_wake(ph, th->clk));
+}
+
+/* The engine's timers, every PHASE_SCAN_MS while the loop runs. */
+static void phase_on_scan(struct timer *t, uint64_t now_ms)
+{
+    struct load_phase *ph = container_of(t, struct load_phase, scan_timer);
+    struct loop *lp = &ph->th->loop;
+
+    if (lp->stop)
+        return;
+    ph->ops->scan(ph->ctx, load_now());
+    (void)loop_timer_arm(lp, t, now_ms + PHASE_SCAN_MS);
+}
+
+void phase_on_stop(void *arg, void *payload, bool cancelled)
+{
+    struct load_thread *th = arg;
+    enum load_stop level;
+
+    if (cancelled)
+        return;
+    memcpy(&level, payload, sizeof(level));
+    if (level > th->stop)
+        th->stop = level;
+}
+
+/* Registers the phase's check, scan timer and wake-up timerfd on th's loop. Returns 0, or
+ * -1 with the reason noted in th. */
+static int phase_attach(struct load_phase *ph, struct load_thread *th)
+{
+    struct loop *lp = &th->loop;
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), rc;
+
+    if (fd < 0) {
+        load_note_error(th, "timerfd_create failed", errno);
+        return -1;
+    }
+    rc = loop_watch(lp, &ph->wake, fd, LOOP_IN, phase_on_wake);
+    if (rc < 0) {
+        close(fd);
+        load_note_error(th, "cannot watch the timerfd", -rc);
+        return -1;
+    }
+    ph->turn.fn = phase_on_turn;
+    loop_add_check(lp, &ph->turn);
+    timer_init(&ph->scan_timer, phase_on_scan);
+    return 0;
+}
+
+static void phase_detach(struct load_phase *ph, struct load_thread *th)
+{
+    struct loop *lp = &th->loop;
+    int fd = ph->wake.fd;
+
+    loop_remove_check(lp, &ph->turn);
+    loop_timer_disarm(lp, &ph->scan_timer);
+    loop_unwatch(lp, &ph->wake);
+    if (fd >= 0)
+        close(fd);
+}
+
+uint64_t phase_run(struct load_phase *ph, struct load_thread *th, const struct phase_ops *ops,
+                   void *ctx)
+{
+    struct loop *lp = &th->loop;
+    uint64_t now;
+    int rc;
+
+    ph->th = th;
+    ph->ops = ops;
+    ph->ctx = ctx;
+    if (phase_attach(ph, th) == 0) {
+        ops->scan(ctx, load_now());
+        lp->now_ms = timer_now_ms();
+        (void)loop_timer_arm(lp, &ph->scan_timer, lp->now_ms + PHASE_SCAN_MS);
+        lp->stop = false;
+        phase_on_turn(&ph->turn);
+        rc = lp->stop ? 0 : loop_run(lp);
+        if (rc < 0)
+            load_note_error(th, "the event loop failed", -rc);
+        phase_detach(ph, th);
+    } else {
+        stat_add(&th->st, ST_SOCKET_ERROR, 1);
+    }
+    now = phase_end(ph, th);
+    series_tick(th->series, now, stat_get(&th->st, ST_SENT), stat_errors(&th->st));
+    return now;
+}

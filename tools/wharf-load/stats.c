@@ -1,0 +1,45 @@
+/* stats.c - the names of wharf-load's counters (as reports print them) and which counter
+ * a socket error belongs to. */
+#include "stats.h"
+
+#include <errno.h>
+
+const char *const stat_names[ST__COUNT] = {
+    [ST_SENT] = "sent",
+    [ST_RECEIVED] = "received",
+    [ST_MEASURED] = "measured",
+    [ST_BYTES_SENT] = "bytes_sent",
+    [ST_BYTES_RECEIVED] = "bytes_received",
+    [ST_CONNECTS] = "connects",
+    [ST_CHURN_CLOSES] = "churn_closes",
+    [ST_BACKLOG_END] = "backlog_at_end",
+    [ST_LOST] = "lost",
+    [ST_LATE] = "late",
+    [ST_MISMATCH] = "mismatch",
+    [ST_SHORT] = "short",
+    [ST_REORDER] = "reorder",
+    [ST_DUPLICATE] = "duplicate",
+    [ST_BAD_REPLY] = "bad_reply",
+    [ST_TOO_LONG] = "too_long",
+    [ST_UNSOLICITED] = "unsolicited",
+    [ST_UNANSWERED] = "unanswered",
+    [ST_REFUSED] = "refused",
+    [ST_RESET] = "reset",
+    [ST_PEER_CLOSED] = "peer_closed",
+    [ST_ADDRNOTAVAIL] = "addrnotavail",
+    [ST_CONNECT_TIMEOUT] = "connect_timeout",
+    [ST_SOCKET_ERROR] = "socket_error",
+};
+
+enum stat_id stat_errno(int err)
+{
+    switch (err) {
+    case ECONNREFUSED: return ST_REFUSED;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED: return ST_RESET;
+    case EADDRNOTAVAIL: return ST_ADDRNOTAVAIL;
+    case ETIMEDOUT: return ST_CONNECT_TIMEOUT;
+    default: return ST_SOCKET_ERROR;
+    }
+}

@@ -1,0 +1,77 @@
+/* stats.h - the counters of a wharf-load run: one enum stat_id per thing counted, the
+ * names reports print for them, and how an engine thread adds to them while the progress
+ * line reads them from another thread. stats.c holds the names and the errno mapping. */
+#ifndef WLOAD_STATS_H
+#define WLOAD_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Counters. Every one is either informational or an error; errors sum into "errors". */
+enum stat_id {
+    ST_SENT,     /* messages written (warm-up included) */
+    ST_RECEIVED, /* echoes that verified (warm-up included) */
+    ST_MEASURED, /* verified echoes of messages due inside the measurement period */
+    ST_BYTES_SENT,
+    ST_BYTES_RECEIVED,
+    ST_CONNECTS,     /* connections established */
+    ST_CHURN_CLOSES, /* connections closed by churn after their exchanges */
+    ST_BACKLOG_END,  /* open loop: messages due but not sent when sending stopped */
+    ST_LOST,         /* UDP: datagrams never answered (after the drain) */
+    ST_LATE,         /* UDP: answers too old to tell apart from duplicates (counted lost) */
+    /* errors from here on */
+    ST_MISMATCH,     /* echo differs from what was sent */
+    ST_SHORT,        /* truncated echo: connection ended or datagram shorter */
+    ST_REORDER,      /* echo came back before one sent earlier */
+    ST_DUPLICATE,    /* same echo twice, or an echo of something never sent */
+    ST_BAD_REPLY,    /* templates: a reply that cannot be framed (garbage) */
+    ST_TOO_LONG,     /* templates: a reply longer than --max-reply */
+    ST_UNSOLICITED,  /* templates: bytes received while no request was outstanding */
+    ST_UNANSWERED,   /* TCP: no echo by the end of the drain, or the connection died */
+    ST_REFUSED,      /* ECONNREFUSED (UDP: ICMP port unreachable) */
+    ST_RESET,        /* ECONNRESET / EPIPE */
+    ST_PEER_CLOSED,  /* server closed the connection (EOF) */
+    ST_ADDRNOTAVAIL, /* EADDRNOTAVAIL: out of local ports (or a --source not local) */
+    ST_CONNECT_TIMEOUT,
+    ST_SOCKET_ERROR, /* any other socket error (EMFILE, ENETUNREACH, ...) */
+    ST__COUNT
+};
+#define ST_FIRST_ERROR ST_MISMATCH
+
+extern const char *const stat_names[ST__COUNT];
+
+/* One set of counters. C11 atomics: the owner thread adds with relaxed stores (plain
+ * moves on x86) and the progress line reads them at any time with stat_get. */
+struct load_stats {
+    _Atomic uint64_t c[ST__COUNT];
+};
+
+/* Owner thread only. */
+static inline void stat_add(struct load_stats *s, enum stat_id id, uint64_t n)
+{
+    uint64_t v = atomic_load_explicit(&s->c[id], memory_order_relaxed);
+
+    atomic_store_explicit(&s->c[id], v + n, memory_order_relaxed);
+}
+
+/* Any thread: a counter's value now. */
+static inline uint64_t stat_get(const struct load_stats *s, enum stat_id id)
+{
+    return atomic_load_explicit(&s->c[id], memory_order_relaxed);
+}
+
+/* Any thread: the sum of the error counters. */
+static inline uint64_t stat_errors(const struct load_stats *s)
+{
+    uint64_t e = 0;
+    int i;
+
+    for (i = ST_FIRST_ERROR; i < ST__COUNT; i++)
+        e += stat_get(s, (enum stat_id)i);
+    return e;
+}
+
+/* The counter a socket errno belongs to (ST_REFUSED, ST_RESET, ... ST_SOCKET_ERROR). */
+enum stat_id stat_errno(int err);
+
+#endif
