@@ -427,6 +427,79 @@ wharf_config *wharf_config_new(void)
     return c;
 }
 
+/* Steps into array `key` of cur at the index *pp points to ("[N]"), made if
+ * missing; an object is appended at index == size.  At the end of the path
+ * the value is stored there.  Returns 1 to go on from *next, 0 when
+ * stored, -1 on failure (reported). */
+static int config_set_index(struct config_loader *ld, const char *path, const char **pp,
+                            json_t *cur, const char *key, json_t **next, json_t *value)
+{
+    char *end;
+    unsigned long idx = strtoul(*pp + 1, &end, 10);
+    if (end == *pp + 1 || *end != ']')
+        return config_fail(ld, path, "malformed array index");
+    *pp = end + 1;
+    json_t *arr = *next;
+    if (!arr) {
+        arr = json_array();
+        if (!arr || json_object_set_new(cur, key, arr) < 0)
+            return config_fail_oom(ld, path);
+    }
+    if (!json_is_array(arr))
+        return config_fail(ld, path, "\"%s\" is not an array", key);
+    size_t size = json_array_size(arr);
+    if (idx > size)
+        return config_fail(ld, path, "index %lu past the end (%zu elements)", idx, size);
+    if (**pp == '\0') {
+        int r = idx == size ? json_array_append(arr, value) : json_array_set(arr, idx, value);
+        return r == 0 ? 0 : config_fail_oom(ld, path);
+    }
+    if (idx == size) {
+        json_t *obj = json_object();
+        if (!obj || json_array_append_new(arr, obj) < 0)
+            return config_fail_oom(ld, path);
+    }
+    *next = json_array_get(arr, idx);
+    return 1;
+}
+
+/* One step of the path at *pp ("key" or "key[N]", then "." or the end)
+ * from *cur.  Returns 1 to go on from the new *cur, 0 when the value was
+ * stored, -1 on failure (reported). */
+static int config_set_step(struct config_loader *ld, const char *path, const char **pp,
+                           json_t **cur, json_t *value)
+{
+    const char *p = *pp;
+    size_t klen = strcspn(p, ".[");
+    if (klen == 0 || klen >= CONFIG_PATH_LEN)
+        return config_fail(ld, path, "malformed path");
+    char key[CONFIG_PATH_LEN];
+    memcpy(key, p, klen);
+    key[klen] = '\0';
+    p += klen;
+    if (!json_is_object(*cur))
+        return config_fail(ld, path, "\"%s\" is not inside an object", key);
+    if (*p == '\0')
+        return json_object_set(*cur, key, value) == 0 ? 0 : config_fail_oom(ld, path);
+    json_t *next = json_object_get(*cur, key);
+    if (*p == '[') {
+        int rc = config_set_index(ld, path, &p, *cur, key, &next, value);
+        if (rc <= 0)
+            return rc;
+    } else if (!next) {
+        next = json_object();
+        if (!next || json_object_set_new(*cur, key, next) < 0)
+            return config_fail_oom(ld, path);
+    }
+    if (*p == '.')
+        p++;
+    else if (*p)
+        return config_fail(ld, path, "malformed path");
+    *pp = p;
+    *cur = next;
+    return 1;
+}
+
 /*
  * Walks the path one step ("key" or "key[N]") at a time, creating objects
  * (and an object appended at index == size) on the way, and stores the
@@ -443,7 +516,6 @@ int wharf_config_set(wharf_config *cfg, const char *path, const char *json, char
         config_fail(&ld, path, "not a JSON value: %s", je.text);
         return copy_text(&e, err, errlen);
     }
-
     /* Changes a copy, kept only when the whole path worked. */
     json_t *copy = json_deep_copy(cfg->root);
     if (!copy) {
@@ -453,81 +525,11 @@ int wharf_config_set(wharf_config *cfg, const char *path, const char *json, char
     }
     json_t *cur = copy;
     const char *p = path;
-    int rc = -1;
-    while (*p) {
-        size_t klen = strcspn(p, ".[");
-        if (klen == 0 || klen >= CONFIG_PATH_LEN) {
-            config_fail(&ld, path, "malformed path");
-            goto out;
-        }
-        char key[CONFIG_PATH_LEN];
-        memcpy(key, p, klen);
-        key[klen] = '\0';
-        p += klen;
-        if (!json_is_object(cur)) {
-            config_fail(&ld, path, "\"%s\" is not inside an object", key);
-            goto out;
-        }
-        if (*p == '\0') {
-            rc = json_object_set(cur, key, value) == 0 ? 0 : config_fail_oom(&ld, path);
-            goto out;
-        }
-        json_t *next = json_object_get(cur, key);
-        if (*p == '[') {
-            char *end;
-            unsigned long idx = strtoul(p + 1, &end, 10);
-            if (end == p + 1 || *end != ']') {
-                config_fail(&ld, path, "malformed array index");
-                goto out;
-            }
-            p = end + 1;
-            if (!next) {
-                next = json_array();
-                if (!next || json_object_set_new(cur, key, next) < 0) {
-                    config_fail_oom(&ld, path);
-                    goto out;
-                }
-            }
-            if (!json_is_array(next)) {
-                config_fail(&ld, path, "\"%s\" is not an array", key);
-                goto out;
-            }
-            size_t size = json_array_size(next);
-            if (idx > size) {
-                config_fail(&ld, path, "index %lu past the end (%zu elements)", idx, size);
-                goto out;
-            }
-            if (*p == '\0') {
-                int r = idx == size ? json_array_append(next, value)
-                                    : json_array_set(next, idx, value);
-                rc = r == 0 ? 0 : config_fail_oom(&ld, path);
-                goto out;
-            }
-            if (idx == size) {
-                json_t *obj = json_object();
-                if (!obj || json_array_append_new(next, obj) < 0) {
-                    config_fail_oom(&ld, path);
-                    goto out;
-                }
-            }
-            next = json_array_get(next, idx);
-        } else if (!next) {
-            next = json_object();
-            if (!next || json_object_set_new(cur, key, next) < 0) {
-                config_fail_oom(&ld, path);
-                goto out;
-            }
-        }
-        if (*p == '.')
-            p++;
-        else if (*p) {
-            config_fail(&ld, path, "malformed path");
-            goto out;
-        }
-        cur = next;
-    }
-    config_fail(&ld, path, "malformed path");
-out:
+    int rc = 1;
+    while (rc == 1 && *p)
+        rc = config_set_step(&ld, path, &p, &cur, value);
+    if (rc == 1)
+        rc = config_fail(&ld, path, "malformed path");
     json_decref(value);
     if (rc == 0) {
         json_decref(cfg->root);
