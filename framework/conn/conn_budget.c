@@ -50,10 +50,13 @@ void conn_budget_check(struct wharf_worker *w)
         return; /* everything closes anyway */
     while (budget && total > budget + freed) {
         struct wharf_conn *worst = NULL;
-        for (struct wharf_conn *c = set->head; c; c = c->next)
+        struct wharf_list *it;
+        wharf_list_foreach(it, &set->all) {
+            struct wharf_conn *c = wharf_list_entry(it, struct wharf_conn, link);
             if (!conn_dead(c) && c->out.len > 0 && now - c->last_write_ms >= CONN_STALL_MS &&
                 conn_budget_worse(c, worst))
                 worst = c;
+        }
         if (!worst)
             break;
         if (log_due(&set->last_budget_log_ms, now, 10000))
