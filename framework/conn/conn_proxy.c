@@ -66,12 +66,11 @@ int conn_proxy_read(struct wharf_conn *c)
     c->flags &= ~(uint32_t)CONN_PROXY_WAIT;
     /* The client's own limits, now that its address is known. */
     const struct config_listener *cfg = c->l->cfg;
-    for (size_t i = 0; i < cfg->ndeny; i++)
-        if (cidr_match(&cfg->deny[i], &c->peer.sa)) {
-            atomic_fetch_add_explicit(&c->l->stats->denied, 1, memory_order_relaxed);
-            conn_close(c, WHARF_CLOSE_ERROR);
-            return -1;
-        }
+    if (cidr_list_match(cfg->deny, cfg->ndeny, &c->peer.sa)) {
+        atomic_fetch_add_explicit(&c->l->stats->denied, 1, memory_order_relaxed);
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
     int ticket = admission_acquire_source(c->w->admission, &c->peer.sa);
     if (ticket < 0) {
         atomic_fetch_add_explicit(&c->l->stats->rejected, 1, memory_order_relaxed);
@@ -92,10 +91,7 @@ int conn_proxy_read(struct wharf_conn *c)
 bool conn_proxy_start(struct wharf_conn *c)
 {
     const struct config_listener *cfg = c->l->cfg;
-    bool trusted = false;
-    for (size_t i = 0; i < cfg->nproxy_trusted && !trusted; i++)
-        trusted = cidr_match(&cfg->proxy_trusted[i], &c->peer.sa);
-    if (!trusted) {
+    if (!cidr_list_match(cfg->proxy_trusted, cfg->nproxy_trusted, &c->peer.sa)) {
         conn_proxy_refuse(c, "not in proxy_trusted");
         return false;
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "addr_key.h"
 #include "callback.h"
 #include "cidr.h"
 #include "generation.h"
@@ -34,7 +35,7 @@
 
 /* A token bucket of one source (rate_limit): tokens in thousandths. */
 struct udp_bucket {
-    uint8_t key[16];
+    uint8_t key[ADDR_KEY_LEN];
     uint64_t last_ms;
     uint64_t tokens;
 };
@@ -235,14 +236,6 @@ static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union s
     }
 }
 
-static bool udp_denied(const struct config_listener *cfg, const union sockaddr_any *src)
-{
-    for (size_t i = 0; i < cfg->ndeny; i++)
-        if (cidr_match(&cfg->deny[i], &src->sa))
-            return true;
-    return false;
-}
-
 /*
  * rate_limit: a token bucket per source address (up to one second's worth
  * of burst), in a fixed table per worker: a source that collides with
@@ -254,20 +247,12 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
     if (!u->buckets && !(u->buckets = calloc(UDP_RATE_SLOTS, sizeof *u->buckets)))
         return true; /* no memory: no limit, rather than no service */
     /* IPv4 as IPv4-mapped IPv6, so both forms of one address share a bucket. */
-    uint8_t key[16] = {0};
-    if (src->sa.sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &src->in.sin_addr, 4);
-    } else {
-        memcpy(key, &src->in6.sin6_addr, 16);
-    }
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    struct udp_bucket *b = &u->buckets[h & (UDP_RATE_SLOTS - 1)];
+    uint8_t key[ADDR_KEY_LEN];
+    addr_key(&src->sa, key);
+    struct udp_bucket *b = &u->buckets[addr_key_hash(key) & (UDP_RATE_SLOTS - 1)];
     uint64_t rate = s->l->cfg->rate_limit, now = u->w->loop.now_ms, full = rate * 1000;
-    if (memcmp(b->key, key, 16) != 0 || b->last_ms == 0) {
-        memcpy(b->key, key, 16);
+    if (memcmp(b->key, key, ADDR_KEY_LEN) != 0 || b->last_ms == 0) {
+        memcpy(b->key, key, ADDR_KEY_LEN);
         b->tokens = full;
         b->last_ms = now ? now : 1;
     } else if (now > b->last_ms) {
@@ -320,7 +305,7 @@ static int udp_read(struct udp_sock *s)
                 udp_refuse_loop(u, s, &u->raddr[i]);
                 continue;
             }
-            if ((s->l->cfg->ndeny && udp_denied(s->l->cfg, &u->raddr[i])) ||
+            if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa) ||
                 (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i]))) {
                 STAT_ADD(st->datagrams_dropped, 1);
                 continue;

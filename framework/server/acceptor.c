@@ -226,15 +226,6 @@ static void acceptor_log_full(struct acceptor *a)
 
 /* ---- accepting ---------------------------------------------------------------- */
 
-/* Whether the listener's deny list covers sa. */
-static bool acceptor_denied(const struct config_listener *cfg, const struct sockaddr *sa)
-{
-    for (size_t i = 0; i < cfg->ndeny; i++)
-        if (cidr_match(&cfg->deny[i], sa))
-            return true;
-    return false;
-}
-
 /* Accepts up to ACCEPT_BATCH connections from one listening socket. */
 static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
 {
@@ -277,7 +268,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
         }
-        if (l->cfg->ndeny && acceptor_denied(l->cfg, &peer.sa)) {
+        if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &peer.sa)) {
             atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
             close(fd);
             continue;
