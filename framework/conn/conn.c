@@ -246,8 +246,8 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
     /* Its generation's on_worker_start, if this worker did not serve it yet. */
     generation_worker_hold(l->gen, w);
     if (!(flags & CONN_OUTBOUND))
-        STAT_ADD(conn_stats(c)->accepted, 1);
-    STAT_ADD(conn_stats(c)->open, 1);
+        wharf_counter_add(&conn_stats(c)->accepted, 1);
+    wharf_counter_add(&conn_stats(c)->open, 1);
     if (log_get_level() >= WHARF_LOG_DEBUG) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
@@ -391,9 +391,9 @@ static void conn_teardown(struct loop_closing *closing)
     /* Counted before the socket closes, so a peer that sees the close also
      * sees it counted. */
     struct listener_counters *st = conn_stats(c);
-    STAT_ADD(st->closed[reason], 1);
-    STAT_ADD(st->open, (uint64_t)-1);
-    STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
+    wharf_counter_add(&st->closed[reason], 1);
+    wharf_counter_add(&st->open, (uint64_t)-1);
+    wharf_counter_add(&st->output_buffered, -(uint64_t)c->out.cap);
     admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
     struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,
                              .peer_len = c->peer_len, .peer = c->peer};

@@ -59,12 +59,13 @@ void conn_budget_check(struct wharf_worker *w)
         }
         if (!worst)
             break;
-        if (log_due(&set->last_budget_log_ms, now, 10000))
+        if (log_due(&set->last_budget_log_ms, now, LOG_RATE_LIMIT_MS))
             log_write(WHARF_LOG_WARN, conn_name(worst), (int)w->id, worst->id,
                       "output budget of %zu bytes exceeded: closing the connection whose output "
                       "waited longest (%zu bytes held, nothing written for %llu ms; logged at "
-                      "most every 10 s)",
-                      budget, worst->out.cap, (unsigned long long)(now - worst->last_write_ms));
+                      "most every %d s)",
+                      budget, worst->out.cap, (unsigned long long)(now - worst->last_write_ms),
+                      LOG_RATE_LIMIT_MS / 1000);
         freed += worst->out.cap;
         conn_close(worst, WHARF_CLOSE_LIMIT);
     }

@@ -25,11 +25,12 @@
 static void conn_proxy_refuse(struct wharf_conn *c, const char *why)
 {
     struct conn_set *set = &c->w->conns;
-    if (log_due(&set->last_proxy_log_ms, c->w->loop.now_ms, 1000)) {
+    if (log_due(&set->last_proxy_log_ms, c->w->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id,
-                  "PROXY header from %s refused: %s (logged at most once a second)", addr, why);
+                  "PROXY header from %s refused: %s (logged at most every %d ms)", addr, why,
+                  LOG_RATE_LIMIT_PEER_MS);
     }
     conn_close(c, WHARF_CLOSE_ERROR);
 }

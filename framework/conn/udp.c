@@ -194,14 +194,14 @@ static void udp_flush(struct udp_set *u)
              * is counted as dropped. */
             log_write(WHARF_LOG_DEBUG, s->l->cfg->name, (int)w->id, 0, "sendmmsg: %s",
                       strerror(errno));
-            STAT_ADD(listener_counters(s->l, w->id)->datagrams_dropped, 1);
+            wharf_counter_add(&listener_counters(s->l, w->id)->datagrams_dropped, 1);
             done++;
             continue;
         }
         struct listener_counters *st = listener_counters(s->l, w->id);
-        STAT_ADD(st->datagrams_out, (uint64_t)n);
+        wharf_counter_add(&st->datagrams_out, (uint64_t)n);
         for (int i = 0; i < n; i++)
-            STAT_ADD(st->bytes_out, u->smsg[done + (unsigned)i].msg_len);
+            wharf_counter_add(&st->bytes_out, u->smsg[done + (unsigned)i].msg_len);
         done += (unsigned)n;
     }
     u->nsend = 0;
@@ -226,13 +226,13 @@ static bool udp_from_own_port(const struct udp_set *u, const union sockaddr_any 
 
 static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
 {
-    STAT_ADD(listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
-    if (log_due(&u->last_loop_log_ms, u->w->loop.now_ms, 10000)) {
+    wharf_counter_add(&listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
+    if (log_due(&u->last_loop_log_ms, u->w->loop.now_ms, LOG_RATE_LIMIT_MS)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
                   "dropped a datagram from %s: its source port is one of this server's UDP "
-                  "ports (loop guard; logged at most every 10 s)", addr);
+                  "ports (loop guard; logged at most every %d s)", addr, LOG_RATE_LIMIT_MS / 1000);
     }
 }
 
@@ -264,12 +264,12 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
         b->tokens -= 1000;
         return true;
     }
-    if (log_due(&u->last_rate_log_ms, now, 10000)) {
+    if (log_due(&u->last_rate_log_ms, now, LOG_RATE_LIMIT_MS)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
                   "dropping datagrams from %s: over rate_limit (%llu/s; logged at most every "
-                  "10 s)", addr, (unsigned long long)rate);
+                  "%d s)", addr, (unsigned long long)rate, LOG_RATE_LIMIT_MS / 1000);
     }
     return false;
 }
@@ -297,17 +297,17 @@ static int udp_read(struct udp_sock *s)
                           strerror(errno));
             return round == 0 ? -1 : 0;
         }
-        STAT_ADD(st->datagrams_in, (uint64_t)n);
+        wharf_counter_add(&st->datagrams_in, (uint64_t)n);
         for (int i = 0; i < n; i++) {
             struct mmsghdr *m = &u->rmsg[i];
-            STAT_ADD(st->bytes_in, m->msg_len);
+            wharf_counter_add(&st->bytes_in, m->msg_len);
             if (s->l->cfg->loop_guard && udp_from_own_port(u, &u->raddr[i])) {
                 udp_refuse_loop(u, s, &u->raddr[i]);
                 continue;
             }
             if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa) ||
                 (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i]))) {
-                STAT_ADD(st->datagrams_dropped, 1);
+                wharf_counter_add(&st->datagrams_dropped, 1);
                 continue;
             }
             struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
@@ -374,7 +374,7 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
 {
     struct udp_set *u = d->us->set;
     if (len > (d->peer->sa.sa_family == AF_INET6 ? UDP_MAX_REPLY6 : UDP_MAX_REPLY)) {
-        STAT_ADD(listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
+        wharf_counter_add(&listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
         return -EMSGSIZE;
     }
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
@@ -403,5 +403,5 @@ unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return d->w->id; }
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {
-    STAT_ADD(listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
+    wharf_counter_add(&listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
 }

@@ -219,7 +219,7 @@ static bool acceptor_room(struct acceptor *a, struct wharf_worker **target)
 
 static void acceptor_log_full(struct acceptor *a)
 {
-    if (log_due(&a->last_full_log_ms, a->loop.now_ms, 10000))
+    if (log_due(&a->last_full_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_MS))
         log_warn("accepting paused: %zu connections open (max_connections) or all worker "
                  "mailboxes full", admission_open(a->admission));
 }
@@ -253,7 +253,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                if (log_due(&a->last_resource_log_ms, a->loop.now_ms, 10000)) {
+                if (log_due(&a->last_resource_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_MS)) {
                     log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
                               "accept: %s; pausing accepts for %d ms at a time until "
                               "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
@@ -282,7 +282,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
              * cut the new one off now. */
             atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
             close(fd);
-            if (log_due(&a->last_source_log_ms, a->loop.now_ms, 1000)) {
+            if (log_due(&a->last_source_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
                 char addr[64];
                 listener_format_addr(&peer.sa, addr, sizeof addr);
                 log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0, "refused %s: %s", addr,
