@@ -30,7 +30,6 @@
 #define UDP_MAX_REPLY 65507          /* largest IPv4 UDP payload */
 #define UDP_MAX_REPLY6 65527         /* largest IPv6 UDP payload (no jumbograms) */
 #define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
-#define UDP_MAX_OWN_PORTS 64         /* UDP listener ports the loop guard knows */
 #define UDP_RATE_SLOTS 4096          /* sources the rate limit tracks per worker */
 
 /* A token bucket of one source (rate_limit): tokens in thousandths. */
@@ -50,8 +49,7 @@ struct udp_sock {
 
 struct udp_set {
     struct wharf_worker *w;
-    uint16_t own_ports[UDP_MAX_OWN_PORTS]; /* this server's UDP ports, network order */
-    unsigned nown_ports;
+    uint64_t own_ports[65536 / 64]; /* bit p: port p is one of this server's UDP ports */
     uint64_t last_loop_log_ms;
     uint64_t last_rate_log_ms;
     struct udp_bucket *buckets;   /* [UDP_RATE_SLOTS] once a listener has rate_limit */
@@ -133,17 +131,11 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     }
     u->w = w;
     u->check.fn = udp_poll_busy;
-    /* The loop guard's list: every UDP port of this generation. */
-    for (unsigned i = 0; i < g->nlisteners && u->nown_ports < UDP_MAX_OWN_PORTS; i++) {
+    /* The loop guard's set: every UDP port of this generation, however many. */
+    for (unsigned i = 0; i < g->nlisteners; i++) {
         const struct listener *l = &g->listeners[i];
-        if (l->cfg->protocol != CONFIG_UDP || l->port <= 0)
-            continue;
-        uint16_t port = htons((uint16_t)l->port);
-        unsigned k = 0;
-        while (k < u->nown_ports && u->own_ports[k] != port)
-            k++;
-        if (k == u->nown_ports)
-            u->own_ports[u->nown_ports++] = port;
+        if (l->cfg->protocol == CONFIG_UDP && l->port > 0 && l->port <= 65535)
+            u->own_ports[l->port / 64] |= 1ull << (l->port % 64);
     }
     loop_add_check(&w->loop, &u->check);
     for (unsigned i = 0; i < g->nlisteners; i++) {
@@ -217,11 +209,8 @@ static void udp_flush(struct udp_set *u)
  */
 static bool udp_from_own_port(const struct udp_set *u, const union sockaddr_any *src)
 {
-    uint16_t port = src->sa.sa_family == AF_INET6 ? src->in6.sin6_port : src->in.sin_port;
-    for (unsigned k = 0; k < u->nown_ports; k++)
-        if (u->own_ports[k] == port)
-            return true;
-    return false;
+    unsigned port = ntohs(src->sa.sa_family == AF_INET6 ? src->in6.sin6_port : src->in.sin_port);
+    return (u->own_ports[port / 64] >> (port % 64)) & 1;
 }
 
 static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
