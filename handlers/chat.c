@@ -111,7 +111,7 @@ static void room_destroy(void *obj)
 }
 
 static const struct wharf_state_type room_type = {
-    .tag = "chat.room/1",
+    .tag = "chat.room/2", /* 2: the client lists became wharf_lists */
     .create = room_create,
     .destroy = room_destroy,
 };

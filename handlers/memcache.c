@@ -979,7 +979,7 @@ static int mc_shared_create(void *arg, void **obj)
 
 /* The cache's kind; change the tag when struct mc_shared changes. */
 static const struct wharf_state_type mc_shared_type = {
-    .tag = "memcache.cache/1",
+    .tag = "memcache.cache/2", /* 2: the LRU lists became wharf_lists */
     .create = mc_shared_create,
     .destroy = mc_shared_destroy,
 };
