@@ -47,18 +47,19 @@
 #include <string.h>
 
 #include "wharf.h"
+#include "wharf_list.h"
 
 #define NICK_MAX 32           /* with the terminating NUL */
 
 struct chat_client {
     wharf_conn *c;
-    struct chat_client *prev, *next;
+    struct wharf_list link; /* in its worker's list */
     char nick[NICK_MAX];
 };
 
 /* One worker's clients; owned by that worker's thread. */
 struct chat_worker {
-    struct chat_client *head;
+    struct wharf_list clients;
 };
 
 /* The room, kept across reloads. */
@@ -98,6 +99,8 @@ static int room_create(void *arg, void **obj)
         return -ENOMEM;
     atomic_init(&room->refs, 1);
     room->nworkers = nworkers;
+    for (unsigned i = 0; i < nworkers; i++)
+        wharf_list_init(&room->workers[i].clients);
     *obj = room;
     return 0;
 }
@@ -108,7 +111,7 @@ static void room_destroy(void *obj)
 }
 
 static const struct wharf_state_type room_type = {
-    .tag = "chat.room/1",
+    .tag = "chat.room/2", /* 2: the client lists became wharf_lists */
     .create = room_create,
     .destroy = room_destroy,
 };
@@ -166,11 +169,14 @@ static void chat_deliver(void *arg, bool cancelled)
     if (!cancelled) {
         unsigned idx = wharf_worker_index(wharf_current_worker());
         struct chat_worker *cw = idx < m->room->nworkers ? &m->room->workers[idx] : NULL;
-        for (struct chat_client *cl = cw ? cw->head : NULL, *next; cl; cl = next) {
-            next = cl->next; /* wharf_send may close cl (see the top comment) */
-            if (wharf_conn_id(cl->c) != m->from)
-                wharf_send(cl->c, m->text, m->len);
-        }
+        struct wharf_list *it, *next;
+        /* _safe: wharf_send may close cl (see the top comment). */
+        if (cw)
+            wharf_list_foreach_safe(it, next, &cw->clients) {
+                struct chat_client *cl = wharf_list_entry(it, struct chat_client, link);
+                if (wharf_conn_id(cl->c) != m->from)
+                    wharf_send(cl->c, m->text, m->len);
+            }
     }
     msg_release(m, 1);
 }
@@ -220,10 +226,7 @@ static void chat_on_open(wharf_conn *c)
     struct chat_worker *cw = &room->workers[idx];
     cl->c = c;
     snprintf(cl->nick, sizeof cl->nick, "guest%llu", (unsigned long long)wharf_conn_id(c));
-    cl->next = cw->head;
-    if (cw->head)
-        cw->head->prev = cl;
-    cw->head = cl;
+    wharf_list_insert_head(&cw->clients, &cl->link);
     atomic_fetch_add_explicit(&room->refs, 1, memory_order_relaxed);
     wharf_set_data(c, cl);
     notice(c, cl->nick, " joined", "");
@@ -303,13 +306,7 @@ static void chat_on_close(wharf_conn *c, enum wharf_close_reason reason)
     if (!cl)
         return; /* refused in on_open */
     struct chat_room *room = room_of(c);
-    struct chat_worker *cw = &room->workers[wharf_worker_index(wharf_conn_worker(c))];
-    if (cl->prev)
-        cl->prev->next = cl->next;
-    else
-        cw->head = cl->next;
-    if (cl->next)
-        cl->next->prev = cl->prev;
+    wharf_list_remove(&cl->link); /* from its worker's list: this thread's */
     notice(c, cl->nick, " left", "");
     free(cl);
     room_unref(room);

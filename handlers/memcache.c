@@ -58,6 +58,7 @@
 
 #include "memcache_store.h"
 #include "wharf.h"
+#include "wharf_counter.h"
 
 #define MC_VERSION "1.6.18-wharf"
 #define MC_LINE_MAX 2048             /* a line longer than this (not get) closes */
@@ -121,17 +122,12 @@ struct tok {
     size_t n;
 };
 
-#define CNT_ADD(w, i, v) \
-    atomic_store_explicit(&(w)->cnt[i], \
-                          atomic_load_explicit(&(w)->cnt[i], memory_order_relaxed) + (v), \
-                          memory_order_relaxed)
-#define CNT_INC(w, i) CNT_ADD(w, i, 1)
 #define REPLY(c, lit) mc_send(c, lit, sizeof(lit) - 1)
 
 static void mc_send(wharf_conn *c, const void *p, size_t n)
 {
     struct mc_conn *mc = wharf_get_data(c);
-    CNT_ADD(mc->w, C_BYTES_WRITTEN, n);
+    wharf_counter_add(&mc->w->cnt[C_BYTES_WRITTEN], n);
     wharf_send(c, p, n);
 }
 
@@ -342,7 +338,7 @@ static void mc_on_open(wharf_conn *c)
     mc->c = c;
     mc->w = &l->sh->workers[idx < l->sh->nworkers ? idx : l->sh->nworkers - 1];
     wharf_set_data(c, mc);
-    CNT_INC(mc->w, C_CONN_OPENED);
+    wharf_counter_add(&mc->w->cnt[C_CONN_OPENED], 1);
 }
 
 static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
@@ -351,7 +347,7 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
     struct mc_conn *mc = wharf_get_data(c);
     if (!mc)
         return;
-    CNT_INC(mc->w, C_CONN_CLOSED);
+    wharf_counter_add(&mc->w->cnt[C_CONN_CLOSED], 1);
     free(mc);
     wharf_set_data(c, NULL);
 }
@@ -437,12 +433,12 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         }
         enum mc_result r = mc_store_get(l->store, k.p, k.n, now, touch, mc->mget_exptime,
                                         mc_emit_value, &g);
-        CNT_INC(mc->w, C_CMD_GET);
+        wharf_counter_add(&mc->w->cnt[C_CMD_GET], 1);
         if (touch) {
-            CNT_INC(mc->w, C_CMD_TOUCH);
-            CNT_INC(mc->w, r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES);
+            wharf_counter_add(&mc->w->cnt[C_CMD_TOUCH], 1);
+            wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES], 1);
         } else {
-            CNT_INC(mc->w, r == MC_FOUND ? C_GET_HITS : C_GET_MISSES);
+            wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_GET_HITS : C_GET_MISSES], 1);
         }
     }
     return n;
@@ -511,15 +507,18 @@ static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_st
             REPLY(c, "CLIENT_ERROR bad data chunk\r\n");
         return;
     }
-    CNT_INC(mc->w, C_CMD_SET);
+    wharf_counter_add(&mc->w->cnt[C_CMD_SET], 1);
     enum mc_result r = mc_store_store(l->store, sc->mode, sc->key.p, sc->key.n, sc->flags,
                                       mc_exptime(sc->exptime, now), body, blen - 2, sc->cas, now);
     if (sc->mode == MC_CAS)
-        CNT_INC(mc->w, r == MC_STORED ? C_CAS_HITS : r == MC_EXISTS ? C_CAS_BADVAL : C_CAS_MISSES);
+        wharf_counter_add(&mc->w->cnt[r == MC_STORED   ? C_CAS_HITS
+                                      : r == MC_EXISTS ? C_CAS_BADVAL
+                                                       : C_CAS_MISSES],
+                          1);
     if (r == MC_TOO_LARGE)
-        CNT_INC(mc->w, C_STORE_TOO_LARGE);
+        wharf_counter_add(&mc->w->cnt[C_STORE_TOO_LARGE], 1);
     if (r == MC_NO_MEMORY)
-        CNT_INC(mc->w, C_STORE_NO_MEMORY);
+        wharf_counter_add(&mc->w->cnt[C_STORE_NO_MEMORY], 1);
     if (sc->noreply)
         return;
     switch (r) {
@@ -552,7 +551,7 @@ static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct tok *t
         return;
     }
     enum mc_result r = mc_store_delete(l->store, t[1].p, t[1].n, now);
-    CNT_INC(mc->w, r == MC_FOUND ? C_DELETE_HITS : C_DELETE_MISSES);
+    wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_DELETE_HITS : C_DELETE_MISSES], 1);
     if (!noreply) {
         if (r == MC_FOUND)
             REPLY(c, "DELETED\r\n");
@@ -582,8 +581,8 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
     }
     enum mc_result r = mc_store_delta(l->store, t[1].p, t[1].n, incr, delta, now, &v);
     if (r == MC_FOUND || r == MC_NOT_FOUND)
-        CNT_INC(mc->w, incr ? (r == MC_FOUND ? C_INCR_HITS : C_INCR_MISSES)
-                            : (r == MC_FOUND ? C_DECR_HITS : C_DECR_MISSES));
+        wharf_counter_add(&mc->w->cnt[incr ? (r == MC_FOUND ? C_INCR_HITS : C_INCR_MISSES)
+                            : (r == MC_FOUND ? C_DECR_HITS : C_DECR_MISSES)], 1);
     if (noreply)
         return;
     switch (r) {
@@ -612,10 +611,10 @@ static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
             REPLY(c, "CLIENT_ERROR invalid exptime argument\r\n");
         return;
     }
-    CNT_INC(mc->w, C_CMD_TOUCH);
+    wharf_counter_add(&mc->w->cnt[C_CMD_TOUCH], 1);
     enum mc_result r = mc_store_get(l->store, t[1].p, t[1].n, now, true, mc_exptime(e, now),
                                     NULL, NULL);
-    CNT_INC(mc->w, r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES);
+    wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES], 1);
     if (!noreply) {
         if (r == MC_FOUND)
             REPLY(c, "TOUCHED\r\n");
@@ -635,7 +634,7 @@ static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
             REPLY(c, "CLIENT_ERROR invalid exptime argument\r\n");
         return;
     }
-    CNT_INC(mc->w, C_CMD_FLUSH);
+    wharf_counter_add(&mc->w->cnt[C_CMD_FLUSH], 1);
     mc_store_flush(l->store, delay > 0 ? mc_exptime(delay, now) : now, now);
     if (!noreply)
         REPLY(c, "OK\r\n");
@@ -779,7 +778,7 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
         return len;
     case P_TOO_LARGE:
-        CNT_INC(mc->w, C_STORE_TOO_LARGE);
+        wharf_counter_add(&mc->w->cnt[C_STORE_TOO_LARGE], 1);
         if (!sc.noreply)
             REPLY(c, "SERVER_ERROR object too large for cache\r\n");
         if (sc.mode == MC_SET) /* as memcached: no stale value stays behind */
@@ -927,7 +926,7 @@ static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
         if (k < (size_t)n)
             break; /* output piled up mid-get */
     }
-    CNT_ADD(mc->w, C_BYTES_READ, used);
+    wharf_counter_add(&mc->w->cnt[C_BYTES_READ], used);
     return used;
 }
 
@@ -980,7 +979,7 @@ static int mc_shared_create(void *arg, void **obj)
 
 /* The cache's kind; change the tag when struct mc_shared changes. */
 static const struct wharf_state_type mc_shared_type = {
-    .tag = "memcache.cache/1",
+    .tag = "memcache.cache/2", /* 2: the LRU lists became wharf_lists */
     .create = mc_shared_create,
     .destroy = mc_shared_destroy,
 };

@@ -47,7 +47,7 @@ struct mc_shard {
     struct mc_item **buckets;
     size_t nbuckets; /* power of two */
     size_t nitems;
-    struct mc_item *head, *tail; /* LRU */
+    struct wharf_list lru;       /* most recently used first */
     uint64_t cas_seq;
     size_t reclaim_bucket;       /* where mc_store_reclaim goes on */
     struct mc_store_stats st;    /* curr_items and bytes kept here too */
@@ -108,6 +108,8 @@ struct mc_store *mc_store_new(size_t limit, size_t item_max)
     atomic_init(&s->item_max, item_max);
     if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
         s->seed = (uint64_t)(uintptr_t)s ^ 0x5bd1e995u;
+    for (unsigned i = 0; i < MC_SHARDS; i++)
+        wharf_list_init(&s->shards[i].lru); /* before any mc_store_free */
     for (unsigned i = 0; i < MC_SHARDS; i++) {
         struct mc_shard *sh = &s->shards[i];
         pthread_mutex_init(&sh->lock, NULL);
@@ -127,10 +129,9 @@ void mc_store_free(struct mc_store *s)
         return;
     for (unsigned i = 0; i < MC_SHARDS; i++) {
         struct mc_shard *sh = &s->shards[i];
-        for (struct mc_item *it = sh->head, *next; it; it = next) {
-            next = it->next;
-            free(it);
-        }
+        struct wharf_list *e, *next;
+        wharf_list_foreach_safe(e, next, &sh->lru)
+            free(wharf_list_entry(e, struct mc_item, lru));
         free(sh->buckets);
         pthread_mutex_destroy(&sh->lock);
     }
@@ -159,35 +160,12 @@ static unsigned shard_index(const struct mc_store *s, const struct mc_shard *sh)
 
 /* ---- per-shard lists (shard locked) ---- */
 
-static void lru_unlink(struct mc_shard *sh, struct mc_item *it)
-{
-    if (it->prev)
-        it->prev->next = it->next;
-    else
-        sh->head = it->next;
-    if (it->next)
-        it->next->prev = it->prev;
-    else
-        sh->tail = it->prev;
-    it->prev = it->next = NULL;
-}
-
-static void lru_push(struct mc_shard *sh, struct mc_item *it)
-{
-    it->prev = NULL;
-    it->next = sh->head;
-    if (sh->head)
-        sh->head->prev = it;
-    else
-        sh->tail = it;
-    sh->head = it;
-}
-
+/* Makes it the shard's most recently used item. */
 static void lru_bump(struct mc_shard *sh, struct mc_item *it)
 {
-    if (sh->head != it) {
-        lru_unlink(sh, it);
-        lru_push(sh, it);
+    if (sh->lru.next != &it->lru) {
+        wharf_list_remove(&it->lru);
+        wharf_list_insert_head(&sh->lru, &it->lru);
     }
 }
 
@@ -222,7 +200,7 @@ static void item_link(struct mc_shard *sh, struct mc_item *it)
     struct mc_item **slot = bucket_of(sh, it->hash);
     it->hnext = *slot;
     *slot = it;
-    lru_push(sh, it);
+    wharf_list_insert_head(&sh->lru, &it->lru);
     sh->nitems++;
     sh->st.curr_items++;
     sh->st.total_items++;
@@ -239,7 +217,7 @@ static void item_free(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = it->hnext;
-    lru_unlink(sh, it);
+    wharf_list_remove(&it->lru);
     sh->nitems--;
     sh->st.curr_items--;
     size_t cost = item_cost(it);
@@ -292,11 +270,12 @@ static struct mc_item *item_find(struct mc_store *s, struct mc_shard *sh, uint64
 /* Evicts sh's least recently used item other than `keep`; false if none. */
 static bool evict_tail(struct mc_store *s, struct mc_shard *sh, const struct mc_item *keep)
 {
-    struct mc_item *it = sh->tail;
-    if (it == keep && it)
-        it = it->prev;
-    if (!it)
+    struct wharf_list *e = sh->lru.prev; /* the least recently used */
+    if (keep && e == &keep->lru)
+        e = e->prev;
+    if (e == &sh->lru)
         return false;
+    struct mc_item *it = wharf_list_entry(e, struct mc_item, lru);
     sh->st.evictions++;
     if (!it->fetched)
         sh->st.evicted_unfetched++;
@@ -553,8 +532,9 @@ void mc_store_flush(struct mc_store *s, int64_t at, int64_t now)
     for (unsigned i = 0; i < MC_SHARDS; i++) {
         struct mc_shard *sh = &s->shards[i];
         pthread_mutex_lock(&sh->lock);
-        while (sh->head)
-            item_free(s, sh, sh->head);
+        struct wharf_list *e;
+        while ((e = wharf_list_first(&sh->lru)) != NULL)
+            item_free(s, sh, wharf_list_entry(e, struct mc_item, lru));
         pthread_mutex_unlock(&sh->lock);
     }
 }

@@ -17,12 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wharf_list.h"
+
 #define MC_KEY_MAX 250
 
 /* An item as the protocol sees it (read-only, valid during a callback). */
 struct mc_item {
     struct mc_item *hnext;       /* hash chain */
-    struct mc_item *prev, *next; /* LRU list, head = most recent */
+    struct wharf_list lru;       /* in its shard's LRU list, first = most recent */
     uint64_t hash;
     uint64_t cas;
     int64_t exptime;             /* absolute Unix time, 0 = never */

@@ -1,7 +1,8 @@
 /*
  * check_loop.c - the event loop on its own (pipes and eventfds, no server):
- * watchers get their readiness, interest changes take effect, a watcher
- * removed earlier in a turn gets no callback, timers fire in deadline order
+ * watchers get their readiness (in the loop's own bits; loop.h does not
+ * bring in epoll's), interest changes take effect, a watcher removed
+ * earlier in a turn gets no callback, timers fire in deadline order
  * and set how long a turn sleeps, the per-turn checks and "busy" polling,
  * deferred functions run after every callback of the turn, and posts from
  * other threads run on the loop's thread (nothing lost, under TSan too),
@@ -17,6 +18,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The backend's ABI stays in loop.c. */
+#ifdef EPOLLIN
+#error "loop.h brings in <sys/epoll.h>: the epoll ABI must stay private to loop.c"
+#endif
 
 struct pipe_w {
     struct loop_watcher w;
@@ -83,6 +89,58 @@ START_TEST(watcher_gets_readiness_and_interest_changes)
     ck_assert_int_eq(p.calls, 2);
     ck_assert_int_eq(loop_watch(&lp, &p.w, -1, LOOP_IN, on_pipe), -EBADF);
     pipe_close(&p);
+    loop_destroy(&lp);
+}
+END_TEST
+
+/* Records the bits without reading (on_pipe reads on LOOP_IN). */
+static void on_bits(struct loop_watcher *w, uint32_t events)
+{
+    struct pipe_w *p = (struct pipe_w *)w;
+    p->calls++;
+    p->last = events;
+}
+
+/* The callbacks see the loop's own bits (loop.h), not the backend's: a
+ * writable pipe is LOOP_OUT, a pipe whose writer closed is LOOP_HUP, one
+ * whose reader closed is LOOP_ERR, and nothing else is ever set. */
+START_TEST(readiness_bits_are_the_loops_own)
+{
+    const uint32_t all = LOOP_IN | LOOP_OUT | LOOP_HUP | LOOP_ERR;
+    ck_assert_uint_eq(LOOP_IN & LOOP_OUT, 0);
+    ck_assert_uint_eq((LOOP_IN | LOOP_OUT) & (LOOP_HUP | LOOP_ERR), 0);
+    ck_assert_uint_eq(LOOP_HUP & LOOP_ERR, 0);
+    struct loop lp;
+    ck_assert_int_eq(loop_init(&lp, 8, 2), 0);
+    loop_set_busy(&lp, 1);
+    struct pipe_w r, w;
+    pipe_open(&r, &lp);
+    w = r; /* the same pipe, its other end */
+    ck_assert_int_eq(loop_watch(&lp, &w.w, w.fds[1], LOOP_OUT, on_bits), 0);
+    loop_run_once(&lp);
+    ck_assert_int_eq(w.calls, 1);
+    ck_assert_uint_eq(w.last, LOOP_OUT);
+    loop_unwatch(&lp, &w.w);
+    /* The writer goes: the reader sees the hang-up, without asking. */
+    ck_assert_int_eq(loop_watch(&lp, &r.w, r.fds[0], 0, on_bits), 0);
+    close(r.fds[1]);
+    loop_run_once(&lp);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert(r.last & LOOP_HUP);
+    ck_assert_uint_eq(r.last & ~all, 0);
+    loop_unwatch(&lp, &r.w);
+    close(r.fds[0]);
+    /* The reader goes: the writer sees an error. */
+    struct pipe_w e;
+    pipe_open(&e, &lp);
+    ck_assert_int_eq(loop_watch(&lp, &e.w, e.fds[1], LOOP_OUT, on_bits), 0);
+    close(e.fds[0]);
+    loop_run_once(&lp);
+    ck_assert_int_eq(e.calls, 1);
+    ck_assert(e.last & LOOP_ERR);
+    ck_assert_uint_eq(e.last & ~all, 0);
+    loop_unwatch(&lp, &e.w);
+    close(e.fds[1]);
     loop_destroy(&lp);
 }
 END_TEST
@@ -307,6 +365,7 @@ int main(void)
     TCase *tc = tcase_create("loop");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, watcher_gets_readiness_and_interest_changes);
+    tcase_add_test(tc, readiness_bits_are_the_loops_own);
     tcase_add_test(tc, watcher_removed_earlier_in_the_turn_gets_no_callback);
     tcase_add_test(tc, timers_fire_in_order_and_bound_the_sleep);
     tcase_add_test(tc, checks_run_every_turn_and_busy_means_no_sleep);

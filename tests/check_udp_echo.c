@@ -128,6 +128,37 @@ START_TEST(udp_loop_guard_drops_datagrams_from_own_port)
 }
 END_TEST
 
+/* The loop guard knows every UDP port of the server, however many: a
+ * datagram whose source port is the 70th listener's is dropped too. */
+START_TEST(udp_loop_guard_covers_every_port)
+{
+    enum { NLISTENERS = 70 };
+    char json[NLISTENERS * 80 + 64];
+    size_t n = (size_t)snprintf(json, sizeof json, "{\"workers\": 1, \"listeners\": [");
+    for (int i = 0; i < NLISTENERS; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n,
+                              "%s{\"protocol\": \"udp\", \"port\": 0, \"handler\": \"udp_echo\"}",
+                              i ? ", " : "");
+    snprintf(json + n, sizeof json - n, "]}");
+    ck_assert_uint_lt(n + 2, sizeof json);
+    struct tserver *t = tserver_start("%s", json);
+    char back[16];
+    /* From the last listener's port (on another address): dropped. */
+    int fd = udp_socket("127.0.0.2", tserver_port(t, NLISTENERS - 1), 300);
+    send_to(fd, tserver_port(t, 0), "ping", 4);
+    ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, 1);
+    close(fd);
+    /* From a port that is not the server's: answered. */
+    fd = udp_socket("127.0.0.2", 0, 2000);
+    send_to(fd, tserver_port(t, 0), "ping", 4);
+    ck_assert_int_eq(recv(fd, back, sizeof back, 0), 4);
+    ck_assert_uint_eq(tserver_stats(t, 0).datagrams_dropped, 1);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(udp_port_cannot_be_taken_over)
 {
     /* Another socket asking for SO_REUSEADDR (or SO_REUSEPORT) must not be
@@ -340,6 +371,7 @@ int main(void)
     tcase_add_test(tc, udp_many_datagrams_each_answered_once);
     tcase_add_test(tc, udp_ipv6_datagrams_up_to_65527_bytes);
     tcase_add_test(tc, udp_loop_guard_drops_datagrams_from_own_port);
+    tcase_add_test(tc, udp_loop_guard_covers_every_port);
     tcase_add_test(tc, udp_deny_and_rate_limit);
     tcase_add_test(tc, udp_port_cannot_be_taken_over);
     tcase_add_test(tc, udp_burst_answered_then_worker_sleeps);

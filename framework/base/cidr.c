@@ -1,20 +1,15 @@
 /*
  * cidr.c - address ranges (see cidr.h).  Everything is kept as 128-bit
- * IPv6; IPv4 as IPv4-mapped (::ffff:0:0/96), so one comparison serves both.
+ * IPv6; IPv4 as IPv4-mapped (::ffff:0:0/96, addr_key.h), so one comparison
+ * serves both.
  */
 #include "cidr.h"
+#include "addr_key.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void cidr_mapped(const struct in_addr *in, uint8_t out[16])
-{
-    memset(out, 0, 10);
-    out[10] = out[11] = 0xff;
-    memcpy(out + 12, &in->s_addr, 4);
-}
 
 int cidr_parse(const char *text, struct cidr *out)
 {
@@ -29,7 +24,8 @@ int cidr_parse(const char *text, struct cidr *out)
     struct in6_addr in6;
     unsigned max, offset;
     if (inet_pton(AF_INET, host, &in4) == 1) {
-        cidr_mapped(&in4, out->addr);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr = in4};
+        addr_key((const struct sockaddr *)&sin, out->addr);
         max = 32;
         offset = 96;
     } else if (inet_pton(AF_INET6, host, &in6) == 1) {
@@ -51,15 +47,9 @@ int cidr_parse(const char *text, struct cidr *out)
     return 0;
 }
 
-bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
+/* Whether the 16-byte key a (addr_key.h) is inside c. */
+static bool cidr_match_key(const struct cidr *c, const uint8_t a[ADDR_KEY_LEN])
 {
-    uint8_t a[16];
-    if (sa->sa_family == AF_INET)
-        cidr_mapped(&((const struct sockaddr_in *)sa)->sin_addr, a);
-    else if (sa->sa_family == AF_INET6)
-        memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    else
-        return false;
     unsigned full = c->bits / 8, rest = c->bits % 8;
     if (memcmp(a, c->addr, full) != 0)
         return false;
@@ -67,4 +57,21 @@ bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
         return true;
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
     return (a[full] & mask) == (c->addr[full] & mask);
+}
+
+bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
+{
+    uint8_t a[ADDR_KEY_LEN];
+    return addr_key(sa, a) && cidr_match_key(c, a);
+}
+
+bool cidr_list_match(const struct cidr *list, size_t n, const struct sockaddr *sa)
+{
+    uint8_t a[ADDR_KEY_LEN];
+    if (n == 0 || !addr_key(sa, a))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (cidr_match_key(&list[i], a))
+            return true;
+    return false;
 }

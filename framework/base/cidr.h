@@ -7,6 +7,7 @@
 #define WHARF_CIDR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -19,5 +20,8 @@ struct cidr {
 int cidr_parse(const char *text, struct cidr *out);
 /* Whether sa (AF_INET or AF_INET6) is inside c. */
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* Whether sa is inside any of list[0..n) (a listener's deny or
+ * proxy_trusted list); false for an empty list or another family. */
+bool cidr_list_match(const struct cidr *list, size_t n, const struct sockaddr *sa);
 
 #endif

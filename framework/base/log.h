@@ -27,6 +27,15 @@ void log_vwrite(enum wharf_log_level level, const char *listener, int worker, ui
  * when it is, records now_ms in *last_ms. */
 bool log_due(uint64_t *last_ms, uint64_t now_ms, uint64_t every_ms);
 
+/* The every_ms of log_due.  A condition that lasts (accepting paused, out
+ * of descriptors, the output budget, the UDP loop guard and rate limit) is
+ * told at most every LOG_RATE_LIMIT_MS; a refused peer (its source at
+ * max_connections_per_source, a bad PROXY header) at most every
+ * LOG_RATE_LIMIT_PEER_MS, so that a new offender shows soon.  Messages that
+ * state the period print it from these. */
+#define LOG_RATE_LIMIT_MS 10000
+#define LOG_RATE_LIMIT_PEER_MS 1000
+
 /* The log file's name (malloc'ed), or NULL when the log goes to stderr. */
 char *log_file_name(void);
 /* The descriptor lines are written to now (async-signal-safe: an atomic read). */

@@ -1,22 +1,22 @@
 /*
  * sources.c - per-source connection counts (see sources.h): a chained hash
- * table keyed by the 16-byte (IPv4-mapped) source address.  An entry exists
- * only while its source has connections open, so memory follows the number
- * of distinct clients, not their history.
+ * table keyed by the 16-byte (IPv4-mapped) source address of addr_key.h.  An
+ * entry exists only while its source has connections open, so memory follows
+ * the number of distinct clients, not their history.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr_key.h"
 #include "sources.h"
 
 #define SOURCES_BUCKETS 4096 /* power of two */
 
 struct source {
-    unsigned char addr[16];
+    uint8_t addr[ADDR_KEY_LEN];
     size_t count;
     struct source *next;
 };
@@ -53,40 +53,20 @@ void sources_free(struct sources *s)
     free(s);
 }
 
-/* The 16-byte key of an address: IPv6 as is, IPv4 in its mapped form. */
-static void sources_key(const struct sockaddr *sa, unsigned char key[16])
-{
-    memset(key, 0, 16);
-    if (sa->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    } else if (sa->sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    }
-}
-
-static size_t sources_hash(const unsigned char key[16])
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (int i = 0; i < 16; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    return (size_t)(h ^ (h >> 32)) & (SOURCES_BUCKETS - 1);
-}
-
 /* The entry's link for key (the slot holding it, or the empty end of the
  * chain).  Caller holds the lock. */
-static struct source **sources_find(struct sources *s, const unsigned char key[16])
+static struct source **sources_find(struct sources *s, const uint8_t key[ADDR_KEY_LEN])
 {
-    struct source **p = &s->buckets[sources_hash(key)];
-    while (*p && memcmp((*p)->addr, key, 16) != 0)
+    struct source **p = &s->buckets[addr_key_hash(key) & (SOURCES_BUCKETS - 1)];
+    while (*p && memcmp((*p)->addr, key, ADDR_KEY_LEN) != 0)
         p = &(*p)->next;
     return p;
 }
 
 int sources_add(struct sources *s, const struct sockaddr *sa)
 {
-    unsigned char key[16];
-    sources_key(sa, key);
+    uint8_t key[ADDR_KEY_LEN];
+    addr_key(sa, key);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     struct source **p = sources_find(s, key);
@@ -100,7 +80,7 @@ int sources_add(struct sources *s, const struct sockaddr *sa)
         if (!e) {
             rc = -ENOMEM;
         } else {
-            memcpy(e->addr, key, 16);
+            memcpy(e->addr, key, ADDR_KEY_LEN);
             e->count = 1;
             e->next = NULL;
             *p = e;
@@ -113,8 +93,8 @@ int sources_add(struct sources *s, const struct sockaddr *sa)
 
 void sources_remove(struct sources *s, const struct sockaddr *sa)
 {
-    unsigned char key[16];
-    sources_key(sa, key);
+    uint8_t key[ADDR_KEY_LEN];
+    addr_key(sa, key);
     pthread_mutex_lock(&s->lock);
     struct source **p = sources_find(s, key);
     struct source *e = *p;
@@ -128,8 +108,8 @@ void sources_remove(struct sources *s, const struct sockaddr *sa)
 
 size_t sources_count(struct sources *s, const struct sockaddr *sa)
 {
-    unsigned char key[16];
-    sources_key(sa, key);
+    uint8_t key[ADDR_KEY_LEN];
+    addr_key(sa, key);
     pthread_mutex_lock(&s->lock);
     struct source *e = *sources_find(s, key);
     size_t n = e ? e->count : 0;

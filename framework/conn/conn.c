@@ -152,6 +152,7 @@ void conn_call_timer(struct wharf_conn *c, wharf_timer *t, void (*fn)(wharf_time
 int conn_set_init(struct conn_set *s, struct loop *lp)
 {
     *s = (struct conn_set){.readbuf_size = CONN_READ_BUFFER, .loop = lp};
+    wharf_list_init(&s->all);
     s->readbuf = malloc(s->readbuf_size);
     if (!s->readbuf)
         return -ENOMEM;
@@ -229,6 +230,7 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
     c->timeout_ms[WHARF_TIMEOUT_WRITE_IDLE] = (uint32_t)to->write_idle_ms;
     c->timeout_firing = -1;
     timer_init(&c->timer, conn_deadline_fired);
+    wharf_list_init(&c->timers);
 
     struct conn_set *set = &w->conns;
     int rc = loop_watch(&w->loop, &c->watcher, h->fd, events, conn_on_io);
@@ -239,16 +241,13 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
         free(c);
         return NULL;
     }
-    c->next = set->head;
-    if (set->head)
-        set->head->prev = c;
-    set->head = c;
+    wharf_list_insert_head(&set->all, &c->link);
     set->n++;
     /* Its generation's on_worker_start, if this worker did not serve it yet. */
     generation_worker_hold(l->gen, w);
     if (!(flags & CONN_OUTBOUND))
-        STAT_ADD(conn_stats(c)->accepted, 1);
-    STAT_ADD(conn_stats(c)->open, 1);
+        wharf_counter_add(&conn_stats(c)->accepted, 1);
+    wharf_counter_add(&conn_stats(c)->open, 1);
     if (log_get_level() >= WHARF_LOG_DEBUG) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
@@ -392,21 +391,16 @@ static void conn_teardown(struct loop_closing *closing)
     /* Counted before the socket closes, so a peer that sees the close also
      * sees it counted. */
     struct listener_counters *st = conn_stats(c);
-    STAT_ADD(st->closed[reason], 1);
-    STAT_ADD(st->open, (uint64_t)-1);
-    STAT_ADD(st->output_buffered, -(uint64_t)c->out.cap);
+    wharf_counter_add(&st->closed[reason], 1);
+    wharf_counter_add(&st->open, (uint64_t)-1);
+    wharf_counter_add(&st->output_buffered, -(uint64_t)c->out.cap);
     admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
     struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,
                              .peer_len = c->peer_len, .peer = c->peer};
     loop_unwatch(&w->loop, &c->watcher);
     loop_timer_disarm(&w->loop, &c->timer); /* conn_close did, and nothing re-arms a dead one */
 
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        set->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    wharf_list_remove(&c->link);
     set->n--;
     conn_map_remove(set, c);
     buf_free(&c->in);
@@ -446,20 +440,24 @@ void conn_hold(struct wharf_conn *c, bool on)
 size_t conn_shutdown(struct wharf_worker *w, bool all)
 {
     size_t n = 0;
+    struct wharf_list *it;
     if (!all) {
         /* The notice first: a handler may say goodbye or close. */
-        for (struct wharf_conn *c = w->conns.head; c; c = c->next)
+        wharf_list_foreach(it, &w->conns.all) {
+            struct wharf_conn *c = wharf_list_entry(it, struct wharf_conn, link);
             if (c->l->handler->on_shutdown && c->state == CONN_OPEN &&
                 !(c->flags & CONN_SHUTDOWN_TOLD)) {
                 CONN_CALL(c, "on_shutdown", c->l->handler->on_shutdown(c));
                 c->flags |= CONN_SHUTDOWN_TOLD;
             }
+        }
     }
     if (all)
         loop_timer_disarm(&w->loop, &w->conns.budget_timer);
     /* A connection settles (and an idle one closes) after its notice.  The
      * list stays as it is until the closing phase. */
-    for (struct wharf_conn *c = w->conns.head; c; c = c->next) {
+    wharf_list_foreach(it, &w->conns.all) {
+        struct wharf_conn *c = wharf_list_entry(it, struct wharf_conn, link);
         if (conn_dead(c))
             continue;
         if (all)

@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "timer.h"
 #include "wharf.h"
+#include "wharf_list.h"
 
 struct wharf_worker;
 
@@ -92,10 +93,10 @@ struct wharf_conn {
     uint64_t bytes_in, bytes_out;            /* for the connection log */
     uint64_t rate_since_ms, rate_bytes;      /* min_rate window: start, bytes since */
     enum wharf_close_reason close_reason;    /* for CLOSING and DEAD */
-    struct wharf_conn *prev, *next;          /* the worker's list */
+    struct wharf_list link;                  /* in the worker's list (conn_set.all) */
     struct wharf_conn *offer_next;           /* the worker's offers (CONN_OFFER_PENDING) */
     struct wharf_conn *map_next;             /* the worker's id map chain */
-    struct htimer_list timers;               /* the handler's timers on this connection */
+    struct wharf_list timers;                /* the handler's timers on this connection */
     struct loop_closing closing;             /* queued on the loop when DEAD */
     socklen_t peer_len, local_len;
     union sockaddr_any peer, local;          /* local is filled on first use */
@@ -103,7 +104,7 @@ struct wharf_conn {
 
 /* The connections of one worker and what they share. */
 struct conn_set {
-    struct wharf_conn *head;     /* every open connection (doubly linked) */
+    struct wharf_list all;       /* every open connection, newest first */
     size_t n;
     char *readbuf;               /* shared read buffer for all connections */
     size_t readbuf_size;

@@ -50,18 +50,22 @@ void conn_budget_check(struct wharf_worker *w)
         return; /* everything closes anyway */
     while (budget && total > budget + freed) {
         struct wharf_conn *worst = NULL;
-        for (struct wharf_conn *c = set->head; c; c = c->next)
+        struct wharf_list *it;
+        wharf_list_foreach(it, &set->all) {
+            struct wharf_conn *c = wharf_list_entry(it, struct wharf_conn, link);
             if (!conn_dead(c) && c->out.len > 0 && now - c->last_write_ms >= CONN_STALL_MS &&
                 conn_budget_worse(c, worst))
                 worst = c;
+        }
         if (!worst)
             break;
-        if (log_due(&set->last_budget_log_ms, now, 10000))
+        if (log_due(&set->last_budget_log_ms, now, LOG_RATE_LIMIT_MS))
             log_write(WHARF_LOG_WARN, conn_name(worst), (int)w->id, worst->id,
                       "output budget of %zu bytes exceeded: closing the connection whose output "
                       "waited longest (%zu bytes held, nothing written for %llu ms; logged at "
-                      "most every 10 s)",
-                      budget, worst->out.cap, (unsigned long long)(now - worst->last_write_ms));
+                      "most every %d s)",
+                      budget, worst->out.cap, (unsigned long long)(now - worst->last_write_ms),
+                      LOG_RATE_LIMIT_MS / 1000);
         freed += worst->out.cap;
         conn_close(worst, WHARF_CLOSE_LIMIT);
     }

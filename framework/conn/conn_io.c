@@ -82,7 +82,7 @@ static ssize_t conn_io_write(struct wharf_conn *c, const char *p, size_t len)
     if (done > 0) {
         c->last_write_ms = c->w->loop.now_ms;
         c->bytes_out += done;
-        STAT_ADD(conn_stats(c)->bytes_out, done);
+        wharf_counter_add(&conn_stats(c)->bytes_out, done);
     }
     return (ssize_t)done;
 }
@@ -92,7 +92,7 @@ void conn_io_output_resized(struct wharf_conn *c, size_t old_cap)
 {
     if (c->out.cap == old_cap)
         return;
-    STAT_ADD(conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
+    wharf_counter_add(&conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
     if (admission_output_add(c->w->admission, (ptrdiff_t)c->out.cap - (ptrdiff_t)old_cap) &&
         c->out.cap > old_cap)
         conn_budget_check(c->w);
@@ -351,7 +351,7 @@ static int conn_io_discard(struct wharf_conn *c)
         c->flags |= CONN_PEER_EOF;
         return conn_io_settle(c);
     }
-    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
+    wharf_counter_add(&conn_stats(c)->bytes_in, (uint64_t)n);
     c->bytes_in += (uint64_t)n;
     return 0;
 }
@@ -385,7 +385,7 @@ static int conn_io_read_room(struct wharf_conn *c, bool keep, char **p, size_t *
 static void conn_io_count_read(struct wharf_conn *c, size_t n)
 {
     uint64_t now = c->w->loop.now_ms;
-    STAT_ADD(conn_stats(c)->bytes_in, (uint64_t)n);
+    wharf_counter_add(&conn_stats(c)->bytes_in, (uint64_t)n);
     c->last_read_ms = now;
     c->bytes_seen = true;
     c->bytes_in += (uint64_t)n;

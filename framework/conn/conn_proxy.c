@@ -25,11 +25,12 @@
 static void conn_proxy_refuse(struct wharf_conn *c, const char *why)
 {
     struct conn_set *set = &c->w->conns;
-    if (log_due(&set->last_proxy_log_ms, c->w->loop.now_ms, 1000)) {
+    if (log_due(&set->last_proxy_log_ms, c->w->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id,
-                  "PROXY header from %s refused: %s (logged at most once a second)", addr, why);
+                  "PROXY header from %s refused: %s (logged at most every %d ms)", addr, why,
+                  LOG_RATE_LIMIT_PEER_MS);
     }
     conn_close(c, WHARF_CLOSE_ERROR);
 }
@@ -66,12 +67,11 @@ int conn_proxy_read(struct wharf_conn *c)
     c->flags &= ~(uint32_t)CONN_PROXY_WAIT;
     /* The client's own limits, now that its address is known. */
     const struct config_listener *cfg = c->l->cfg;
-    for (size_t i = 0; i < cfg->ndeny; i++)
-        if (cidr_match(&cfg->deny[i], &c->peer.sa)) {
-            atomic_fetch_add_explicit(&c->l->stats->denied, 1, memory_order_relaxed);
-            conn_close(c, WHARF_CLOSE_ERROR);
-            return -1;
-        }
+    if (cidr_list_match(cfg->deny, cfg->ndeny, &c->peer.sa)) {
+        atomic_fetch_add_explicit(&c->l->stats->denied, 1, memory_order_relaxed);
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
     int ticket = admission_acquire_source(c->w->admission, &c->peer.sa);
     if (ticket < 0) {
         atomic_fetch_add_explicit(&c->l->stats->rejected, 1, memory_order_relaxed);
@@ -92,10 +92,7 @@ int conn_proxy_read(struct wharf_conn *c)
 bool conn_proxy_start(struct wharf_conn *c)
 {
     const struct config_listener *cfg = c->l->cfg;
-    bool trusted = false;
-    for (size_t i = 0; i < cfg->nproxy_trusted && !trusted; i++)
-        trusted = cidr_match(&cfg->proxy_trusted[i], &c->peer.sa);
-    if (!trusted) {
+    if (!cidr_list_match(cfg->proxy_trusted, cfg->nproxy_trusted, &c->peer.sa)) {
         conn_proxy_refuse(c, "not in proxy_trusted");
         return false;
     }

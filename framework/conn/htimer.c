@@ -30,8 +30,7 @@ struct wharf_timer {
     struct timer t;                     /* must be first */
     struct wharf_worker *w;
     struct wharf_conn *c;               /* owner, or NULL (the worker) */
-    struct htimer_list *list;           /* the owner's list */
-    struct wharf_timer *prev, *next;
+    struct wharf_list link;             /* in its owner's list of timers */
     void (*fn)(wharf_timer *t, void *arg);
     void *arg;
     uint64_t repeat_ms;
@@ -39,24 +38,10 @@ struct wharf_timer {
     struct callback_origin origin;      /* a worker timer's (callback.h) */
 };
 
-static void htimer_unlink(struct wharf_timer *t)
-{
-    if (!t->list)
-        return;
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        t->list->head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    t->prev = t->next = NULL;
-    t->list = NULL;
-}
-
 static void htimer_free(struct wharf_timer *t)
 {
     loop_timer_disarm(&t->w->loop, &t->t);
-    htimer_unlink(t);
+    wharf_list_remove(&t->link); /* a no-op once htimer_stop_all took it out */
     callback_origin_drop(&t->origin);
     free(t);
 }
@@ -103,13 +88,9 @@ wharf_timer *wharf_timer_start(wharf_conn *c, uint64_t ms, uint64_t repeat_ms,
     t->fn = fn;
     t->arg = arg;
     t->repeat_ms = repeat_ms;
-    t->list = c ? &c->timers : &w->timers;
-    t->next = t->list->head;
-    if (t->next)
-        t->next->prev = t;
-    t->list->head = t;
+    wharf_list_insert_head(c ? &c->timers : &w->timers, &t->link);
     if (loop_timer_arm(&w->loop, &t->t, w->loop.now_ms + ms) < 0) {
-        htimer_unlink(t);
+        wharf_list_remove(&t->link);
         callback_origin_drop(&t->origin);
         free(t);
         return NULL;
@@ -128,16 +109,17 @@ void wharf_timer_stop(wharf_timer *t)
     htimer_free(t);
 }
 
-void htimer_stop_all(struct htimer_list *list)
+void htimer_stop_all(struct wharf_list *timers)
 {
-    while (list->head) {
-        struct wharf_timer *t = list->head;
+    struct wharf_list *first;
+    while ((first = wharf_list_first(timers)) != NULL) {
+        struct wharf_timer *t = wharf_list_entry(first, struct wharf_timer, link);
         if (t->running) {
             /* Stopped from inside its own callback's owner teardown: the
              * callback's return frees it. */
             t->stopped = true;
             loop_timer_disarm(&t->w->loop, &t->t);
-            htimer_unlink(t);
+            wharf_list_remove(&t->link);
             continue;
         }
         htimer_free(t);

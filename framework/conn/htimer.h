@@ -6,14 +6,11 @@
 #ifndef WHARF_HTIMER_H
 #define WHARF_HTIMER_H
 
-struct wharf_timer;
+#include "wharf_list.h"
 
-/* The list of timers one owner holds (a connection or a worker). */
-struct htimer_list {
-    struct wharf_timer *head;
-};
-
-/* Stops and frees every timer of the list (its owner is going away). */
-void htimer_stop_all(struct htimer_list *list);
+/* Stops and frees every timer of `timers`, the list of wharf_timers one
+ * owner holds (a connection or a worker; initialised with wharf_list_init
+ * when the owner is made), because the owner is going away. */
+void htimer_stop_all(struct wharf_list *timers);
 
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "addr_key.h"
 #include "callback.h"
 #include "cidr.h"
 #include "generation.h"
@@ -29,12 +30,11 @@
 #define UDP_MAX_REPLY 65507          /* largest IPv4 UDP payload */
 #define UDP_MAX_REPLY6 65527         /* largest IPv6 UDP payload (no jumbograms) */
 #define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
-#define UDP_MAX_OWN_PORTS 64         /* UDP listener ports the loop guard knows */
 #define UDP_RATE_SLOTS 4096          /* sources the rate limit tracks per worker */
 
 /* A token bucket of one source (rate_limit): tokens in thousandths. */
 struct udp_bucket {
-    uint8_t key[16];
+    uint8_t key[ADDR_KEY_LEN];
     uint64_t last_ms;
     uint64_t tokens;
 };
@@ -49,8 +49,7 @@ struct udp_sock {
 
 struct udp_set {
     struct wharf_worker *w;
-    uint16_t own_ports[UDP_MAX_OWN_PORTS]; /* this server's UDP ports, network order */
-    unsigned nown_ports;
+    uint64_t own_ports[65536 / 64]; /* bit p: port p is one of this server's UDP ports */
     uint64_t last_loop_log_ms;
     uint64_t last_rate_log_ms;
     struct udp_bucket *buckets;   /* [UDP_RATE_SLOTS] once a listener has rate_limit */
@@ -132,17 +131,11 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     }
     u->w = w;
     u->check.fn = udp_poll_busy;
-    /* The loop guard's list: every UDP port of this generation. */
-    for (unsigned i = 0; i < g->nlisteners && u->nown_ports < UDP_MAX_OWN_PORTS; i++) {
+    /* The loop guard's set: every UDP port of this generation, however many. */
+    for (unsigned i = 0; i < g->nlisteners; i++) {
         const struct listener *l = &g->listeners[i];
-        if (l->cfg->protocol != CONFIG_UDP || l->port <= 0)
-            continue;
-        uint16_t port = htons((uint16_t)l->port);
-        unsigned k = 0;
-        while (k < u->nown_ports && u->own_ports[k] != port)
-            k++;
-        if (k == u->nown_ports)
-            u->own_ports[u->nown_ports++] = port;
+        if (l->cfg->protocol == CONFIG_UDP && l->port > 0 && l->port <= 65535)
+            u->own_ports[l->port / 64] |= 1ull << (l->port % 64);
     }
     loop_add_check(&w->loop, &u->check);
     for (unsigned i = 0; i < g->nlisteners; i++) {
@@ -193,14 +186,14 @@ static void udp_flush(struct udp_set *u)
              * is counted as dropped. */
             log_write(WHARF_LOG_DEBUG, s->l->cfg->name, (int)w->id, 0, "sendmmsg: %s",
                       strerror(errno));
-            STAT_ADD(listener_counters(s->l, w->id)->datagrams_dropped, 1);
+            wharf_counter_add(&listener_counters(s->l, w->id)->datagrams_dropped, 1);
             done++;
             continue;
         }
         struct listener_counters *st = listener_counters(s->l, w->id);
-        STAT_ADD(st->datagrams_out, (uint64_t)n);
+        wharf_counter_add(&st->datagrams_out, (uint64_t)n);
         for (int i = 0; i < n; i++)
-            STAT_ADD(st->bytes_out, u->smsg[done + (unsigned)i].msg_len);
+            wharf_counter_add(&st->bytes_out, u->smsg[done + (unsigned)i].msg_len);
         done += (unsigned)n;
     }
     u->nsend = 0;
@@ -216,31 +209,20 @@ static void udp_flush(struct udp_set *u)
  */
 static bool udp_from_own_port(const struct udp_set *u, const union sockaddr_any *src)
 {
-    uint16_t port = src->sa.sa_family == AF_INET6 ? src->in6.sin6_port : src->in.sin_port;
-    for (unsigned k = 0; k < u->nown_ports; k++)
-        if (u->own_ports[k] == port)
-            return true;
-    return false;
+    unsigned port = ntohs(src->sa.sa_family == AF_INET6 ? src->in6.sin6_port : src->in.sin_port);
+    return (u->own_ports[port / 64] >> (port % 64)) & 1;
 }
 
 static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
 {
-    STAT_ADD(listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
-    if (log_due(&u->last_loop_log_ms, u->w->loop.now_ms, 10000)) {
+    wharf_counter_add(&listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
+    if (log_due(&u->last_loop_log_ms, u->w->loop.now_ms, LOG_RATE_LIMIT_MS)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
                   "dropped a datagram from %s: its source port is one of this server's UDP "
-                  "ports (loop guard; logged at most every 10 s)", addr);
+                  "ports (loop guard; logged at most every %d s)", addr, LOG_RATE_LIMIT_MS / 1000);
     }
-}
-
-static bool udp_denied(const struct config_listener *cfg, const union sockaddr_any *src)
-{
-    for (size_t i = 0; i < cfg->ndeny; i++)
-        if (cidr_match(&cfg->deny[i], &src->sa))
-            return true;
-    return false;
 }
 
 /*
@@ -254,20 +236,12 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
     if (!u->buckets && !(u->buckets = calloc(UDP_RATE_SLOTS, sizeof *u->buckets)))
         return true; /* no memory: no limit, rather than no service */
     /* IPv4 as IPv4-mapped IPv6, so both forms of one address share a bucket. */
-    uint8_t key[16] = {0};
-    if (src->sa.sa_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &src->in.sin_addr, 4);
-    } else {
-        memcpy(key, &src->in6.sin6_addr, 16);
-    }
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    struct udp_bucket *b = &u->buckets[h & (UDP_RATE_SLOTS - 1)];
+    uint8_t key[ADDR_KEY_LEN];
+    addr_key(&src->sa, key);
+    struct udp_bucket *b = &u->buckets[addr_key_hash(key) & (UDP_RATE_SLOTS - 1)];
     uint64_t rate = s->l->cfg->rate_limit, now = u->w->loop.now_ms, full = rate * 1000;
-    if (memcmp(b->key, key, 16) != 0 || b->last_ms == 0) {
-        memcpy(b->key, key, 16);
+    if (memcmp(b->key, key, ADDR_KEY_LEN) != 0 || b->last_ms == 0) {
+        memcpy(b->key, key, ADDR_KEY_LEN);
         b->tokens = full;
         b->last_ms = now ? now : 1;
     } else if (now > b->last_ms) {
@@ -279,12 +253,12 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
         b->tokens -= 1000;
         return true;
     }
-    if (log_due(&u->last_rate_log_ms, now, 10000)) {
+    if (log_due(&u->last_rate_log_ms, now, LOG_RATE_LIMIT_MS)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
                   "dropping datagrams from %s: over rate_limit (%llu/s; logged at most every "
-                  "10 s)", addr, (unsigned long long)rate);
+                  "%d s)", addr, (unsigned long long)rate, LOG_RATE_LIMIT_MS / 1000);
     }
     return false;
 }
@@ -312,17 +286,17 @@ static int udp_read(struct udp_sock *s)
                           strerror(errno));
             return round == 0 ? -1 : 0;
         }
-        STAT_ADD(st->datagrams_in, (uint64_t)n);
+        wharf_counter_add(&st->datagrams_in, (uint64_t)n);
         for (int i = 0; i < n; i++) {
             struct mmsghdr *m = &u->rmsg[i];
-            STAT_ADD(st->bytes_in, m->msg_len);
+            wharf_counter_add(&st->bytes_in, m->msg_len);
             if (s->l->cfg->loop_guard && udp_from_own_port(u, &u->raddr[i])) {
                 udp_refuse_loop(u, s, &u->raddr[i]);
                 continue;
             }
-            if ((s->l->cfg->ndeny && udp_denied(s->l->cfg, &u->raddr[i])) ||
+            if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa) ||
                 (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i]))) {
-                STAT_ADD(st->datagrams_dropped, 1);
+                wharf_counter_add(&st->datagrams_dropped, 1);
                 continue;
             }
             struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
@@ -389,7 +363,7 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
 {
     struct udp_set *u = d->us->set;
     if (len > (d->peer->sa.sa_family == AF_INET6 ? UDP_MAX_REPLY6 : UDP_MAX_REPLY)) {
-        STAT_ADD(listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
+        wharf_counter_add(&listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
         return -EMSGSIZE;
     }
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
@@ -418,5 +392,5 @@ unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return d->w->id; }
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {
-    STAT_ADD(listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
+    wharf_counter_add(&listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
 }

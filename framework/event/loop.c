@@ -6,11 +6,29 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 /* Events taken from epoll per turn, and mailbox messages run per wake-up. */
 #define LOOP_EVENTS 256
 #define LOOP_MAILBOX_BATCH 256
+
+/* The loop's interest bits (loop.h) as epoll's. */
+static uint32_t loop_to_epoll(uint32_t events)
+{
+    return ((events & LOOP_IN) ? (uint32_t)EPOLLIN : 0) |
+           ((events & LOOP_OUT) ? (uint32_t)EPOLLOUT : 0) |
+           ((events & LOOP_RDHUP) ? (uint32_t)EPOLLRDHUP : 0) |
+           ((events & LOOP_EDGE) ? (uint32_t)EPOLLET : 0);
+}
+
+/* epoll's readiness bits as the loop's. */
+static uint32_t loop_from_epoll(uint32_t ev)
+{
+    return ((ev & EPOLLIN) ? LOOP_IN : 0) | ((ev & EPOLLOUT) ? LOOP_OUT : 0) |
+           ((ev & EPOLLHUP) ? LOOP_HUP : 0) | ((ev & EPOLLERR) ? LOOP_ERR : 0) |
+           ((ev & EPOLLRDHUP) ? LOOP_RDHUP : 0);
+}
 
 static void loop_on_mailbox(struct loop_watcher *w, uint32_t events)
 {
@@ -92,7 +110,7 @@ void loop_destroy(struct loop *lp)
 
 int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events, loop_io_fn fn)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = w};
+    struct epoll_event ev = {.events = loop_to_epoll(events), .data.ptr = w};
     if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
     w->fn = fn;
@@ -105,7 +123,7 @@ int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events)
 {
     if (w->events == events)
         return 0;
-    struct epoll_event ev = {.events = events, .data.ptr = w};
+    struct epoll_event ev = {.events = loop_to_epoll(events), .data.ptr = w};
     if (epoll_ctl(lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
         return -errno;
     w->events = events;
@@ -184,7 +202,7 @@ int loop_run_once(struct loop *lp)
     for (int i = 0; i < n; i++) {
         struct loop_watcher *w = events[i].data.ptr;
         if (w->fd >= 0) /* not removed earlier in this turn */
-            w->fn(w, events[i].events);
+            w->fn(w, loop_from_epoll(events[i].events));
     }
     for (struct loop_check *c = lp->checks, *next; c; c = next) {
         next = c->next;

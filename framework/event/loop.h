@@ -26,16 +26,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/epoll.h>
 
 #include "mailbox.h"
 #include "timer.h"
 
-/* Readiness bits, as epoll's: LOOP_IN, LOOP_OUT, LOOP_HUP, LOOP_ERR. */
-#define LOOP_IN EPOLLIN
-#define LOOP_OUT EPOLLOUT
-#define LOOP_HUP EPOLLHUP
-#define LOOP_ERR EPOLLERR
+/*
+ * Readiness bits: the loop's own, whatever its backend (loop.c translates
+ * them to and from epoll's).  LOOP_IN and LOOP_OUT are interest and
+ * readiness; LOOP_HUP (the peer hung up) and LOOP_ERR (an error is pending
+ * on the descriptor) are always reported, asked for or not.  LOOP_RDHUP
+ * (the peer shut its sending side), asked for, is reported too.  LOOP_EDGE
+ * asks for edge-triggered readiness (reported once per change, as
+ * wharf-load's engines want); it is interest only.  A callback gets no other
+ * bits.
+ */
+#define LOOP_IN 0x1u
+#define LOOP_OUT 0x2u
+#define LOOP_HUP 0x4u
+#define LOOP_ERR 0x8u
+#define LOOP_RDHUP 0x10u
+#define LOOP_EDGE 0x20u
 
 struct loop;
 struct loop_watcher;
@@ -46,7 +56,7 @@ typedef void (*loop_io_fn)(struct loop_watcher *w, uint32_t events);
 struct loop_watcher {
     loop_io_fn fn;
     int fd;          /* -1 when not registered */
-    uint32_t events; /* the registered interest */
+    uint32_t events; /* the registered interest (LOOP_IN, LOOP_OUT) */
 };
 
 /* Run once per turn after the I/O callbacks (see loop_add_check). */

@@ -219,21 +219,12 @@ static bool acceptor_room(struct acceptor *a, struct wharf_worker **target)
 
 static void acceptor_log_full(struct acceptor *a)
 {
-    if (log_due(&a->last_full_log_ms, a->loop.now_ms, 10000))
+    if (log_due(&a->last_full_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_MS))
         log_warn("accepting paused: %zu connections open (max_connections) or all worker "
                  "mailboxes full", admission_open(a->admission));
 }
 
 /* ---- accepting ---------------------------------------------------------------- */
-
-/* Whether the listener's deny list covers sa. */
-static bool acceptor_denied(const struct config_listener *cfg, const struct sockaddr *sa)
-{
-    for (size_t i = 0; i < cfg->ndeny; i++)
-        if (cidr_match(&cfg->deny[i], sa))
-            return true;
-    return false;
-}
 
 /* Accepts up to ACCEPT_BATCH connections from one listening socket. */
 static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
@@ -262,7 +253,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
             case ENFILE:
             case ENOBUFS:
             case ENOMEM:
-                if (log_due(&a->last_resource_log_ms, a->loop.now_ms, 10000)) {
+                if (log_due(&a->last_resource_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_MS)) {
                     log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
                               "accept: %s; pausing accepts for %d ms at a time until "
                               "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
@@ -277,7 +268,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
         }
-        if (l->cfg->ndeny && acceptor_denied(l->cfg, &peer.sa)) {
+        if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &peer.sa)) {
             atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
             close(fd);
             continue;
@@ -291,7 +282,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
              * cut the new one off now. */
             atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
             close(fd);
-            if (log_due(&a->last_source_log_ms, a->loop.now_ms, 1000)) {
+            if (log_due(&a->last_source_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
                 char addr[64];
                 listener_format_addr(&peer.sa, addr, sizeof addr);
                 log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0, "refused %s: %s", addr,

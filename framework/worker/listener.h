@@ -23,6 +23,7 @@
 #include "config.h"
 #include "module.h"
 #include "wharf.h"
+#include "wharf_counter.h"
 
 struct generation;
 
@@ -36,9 +37,9 @@ union sockaddr_any {
     struct sockaddr_in6 in6;
 };
 
-/* Counters of one listener on one worker.  Written only by that worker
- * (relaxed atomics, so other threads may read a snapshot); each worker's
- * block is on its own cache lines. */
+/* Counters of one listener on one worker.  Written only by that worker,
+ * with wharf_counter_add (wharf_counter.h: relaxed atomics, so other threads
+ * may read a snapshot); each worker's block is on its own cache lines. */
 struct listener_counters {
     _Alignas(64) _Atomic uint64_t accepted, open;
     _Atomic uint64_t closed[LISTENER_CLOSE_REASONS];
@@ -46,10 +47,6 @@ struct listener_counters {
     _Atomic uint64_t datagrams_in, datagrams_out, datagrams_dropped;
 };
 
-/* Adds to a counter only its owner writes: a plain load and store, no bus lock. */
-#define STAT_ADD(field, n) \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
-                          memory_order_relaxed)
 
 /* A listener's counters, shared by the generations that keep it. */
 struct listener_stats {

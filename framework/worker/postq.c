@@ -34,7 +34,7 @@ struct postq_barrier {
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct postq *registry;
+static struct wharf_list registry = WHARF_LIST_INIT(registry);
 
 int postq_init(struct postq *q, unsigned nworkers)
 {
@@ -56,10 +56,7 @@ int postq_init(struct postq *q, unsigned nworkers)
     atomic_init(&q->queued, 0);
     atomic_init(&q->notice, false);
     pthread_mutex_lock(&registry_lock);
-    q->reg_next = registry;
-    if (registry)
-        registry->reg_prev = q;
-    registry = q;
+    wharf_list_insert_head(&registry, &q->reg);
     pthread_mutex_unlock(&registry_lock);
     return 0;
 }
@@ -227,12 +224,7 @@ void postq_free(struct postq *q, void (*run)(void *ctx, struct postq_item *it, b
         return; /* never initialized */
     postq_close(q, run, NULL, ctx);
     pthread_mutex_lock(&registry_lock);
-    if (q->reg_prev)
-        q->reg_prev->reg_next = q->reg_next;
-    else
-        registry = q->reg_next;
-    if (q->reg_next)
-        q->reg_next->reg_prev = q->reg_prev;
+    wharf_list_remove(&q->reg);
     pthread_mutex_unlock(&registry_lock);
     close(q->efd);
     pthread_mutex_destroy(&q->lock);
@@ -295,7 +287,11 @@ int postq_barrier(void (*fn)(void *arg), void *arg)
     atomic_init(&b->pending, 1);
     int rc = 0;
     pthread_mutex_lock(&registry_lock);
-    for (struct postq *q = registry; q && rc == 0; q = q->reg_next) {
+    struct wharf_list *it;
+    wharf_list_foreach(it, &registry) {
+        if (rc != 0)
+            break;
+        struct postq *q = wharf_list_entry(it, struct postq, reg);
         struct postq_item marker = {.barrier = b};
         bool was_empty = false;
         atomic_fetch_add(&b->pending, 1);

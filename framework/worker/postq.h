@@ -35,6 +35,7 @@
 
 #include "callback.h"
 #include "wharf.h"
+#include "wharf_list.h"
 
 /* The hard capacity is this many times the soft one. */
 #define POSTQ_HARD_FACTOR 4
@@ -65,7 +66,7 @@ struct postq {
     bool any_waiter;
     atomic_bool notice;       /* a queue this worker waits on has drained */
     int efd;
-    struct postq *reg_prev, *reg_next; /* the process's queues (barriers) */
+    struct wharf_list reg;    /* in the process's queues (barriers) */
 };
 
 /* Prepares q for a server of `nworkers` workers with the default soft

@@ -52,6 +52,7 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
     w->siblings = siblings;
     w->nworkers = nworkers;
     w->pool = pool;
+    wharf_list_init(&w->timers);
     int rc = loop_init(&w->loop, queue_depth, WORKER_URGENT_SLOTS);
     if (rc < 0) {
         snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(-rc));

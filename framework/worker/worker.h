@@ -55,7 +55,7 @@ struct wharf_worker {
     unsigned nworkers;
     struct workpool *pool;        /* blocking work (wharf_queue_work) */
     _Atomic size_t work_pending;  /* jobs submitted and not done yet */
-    struct htimer_list timers;    /* the handlers' worker-level timers */
+    struct wharf_list timers;     /* the handlers' worker-level timers (htimer.c) */
     struct postq posts;           /* the handlers' posts to it (postq.h) */
     struct loop_watcher posts_watcher; /* posts, finished jobs, drain notices */
     struct workpool_finished jobs_done; /* jobs whose done is due here */

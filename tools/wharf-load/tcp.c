@@ -191,7 +191,7 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
             return;
         }
     }
-    rc = loop_watch(x->lp, &c->w, fd, LOOP_IN | LOOP_OUT | EPOLLRDHUP | EPOLLET, conn_on_io);
+    rc = loop_watch(x->lp, &c->w, fd, LOOP_IN | LOOP_OUT | LOOP_RDHUP | LOOP_EDGE, conn_on_io);
     if (rc < 0) {
         conn_fail(x, c, -rc, now);
         return;
@@ -590,8 +590,8 @@ static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
     }
     if (c->state != C_OPEN)
         return;
-    if (events & (LOOP_IN | EPOLLRDHUP | LOOP_HUP | LOOP_ERR)) {
-        conn_read(x, c, (events & (EPOLLRDHUP | LOOP_HUP | LOOP_ERR)) != 0);
+    if (events & (LOOP_IN | LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) {
+        conn_read(x, c, (events & (LOOP_RDHUP | LOOP_HUP | LOOP_ERR)) != 0);
         if (c->state != C_OPEN)
             return;
     }
