@@ -29,6 +29,7 @@
 #include "wharf.h"
 
 #define MAX_MS 86400000        /* a listener timeout: 24 hours */
+#define MAX_WORKERS 1024       /* "workers" */
 #define MAX_BYTES 1073741824   /* a socket buffer, any of "buffers", min_rate: 1 GiB */
 
 _Static_assert(sizeof(int) == 4 && sizeof(uint64_t) == 8, "integer fields are 4 or 8 bytes");
@@ -462,11 +463,11 @@ static int check_listener(struct config_loader *ld, const json_t *obj, void *bas
     return 0;
 }
 
-/* The number of online CPUs, kept within the "workers" range 1..1024. */
+/* The number of online CPUs, kept within the "workers" range 1..MAX_WORKERS. */
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
 }
 
 /* The computed default of "workers", and "group" only with "user". */
@@ -578,7 +579,7 @@ static const struct config_key listener_keys[] = {
 static const struct config_table listener_table = {listener_keys, check_listener};
 
 static const struct config_key top_keys[] = {
-    {.name = "workers", .type = CONFIG_INT, .min = 1, .max = 1024, .flags = CONFIG_COMPUTED,
+    {.name = "workers", .type = CONFIG_INT, .min = 1, .max = MAX_WORKERS, .flags = CONFIG_COMPUTED,
      TOP(workers), .doc = "worker threads; default the online CPUs"},
     {.name = "queue_depth", .type = CONFIG_INT, .min = 1, .max = 1000000, .def = "1024",
      TOP(queue_depth), .doc = "each worker's hand-off queue"},
