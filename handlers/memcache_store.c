@@ -347,37 +347,69 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
     return it ? MC_FOUND : MC_NOT_FOUND;
 }
 
+/* Whether a store of `mode` may go ahead given the item found (old, or
+ * NULL): MC_STORED, or why not.  A failed add bumps the item it failed on,
+ * as memcached does. */
+static enum mc_result store_allowed(struct mc_shard *sh, enum mc_store_mode mode,
+                                    struct mc_item *old, uint64_t cas)
+{
+    switch (mode) {
+    case MC_SET:
+        return MC_STORED;
+    case MC_ADD:
+        if (!old)
+            return MC_STORED;
+        lru_bump(sh, old);
+        return MC_NOT_STORED;
+    case MC_REPLACE:
+    case MC_APPEND:
+    case MC_PREPEND:
+        return old ? MC_STORED : MC_NOT_STORED;
+    case MC_CAS:
+        return !old ? MC_NOT_FOUND : old->cas != cas ? MC_EXISTS : MC_STORED;
+    }
+    return MC_NOT_STORED;
+}
+
+/* A new item of key and a value of `total` bytes: the given value, or for
+ * append/prepend the old value with it at the end/start. */
+static struct mc_item *item_build(struct mc_store *s, struct mc_shard *sh, uint64_t h,
+                                  const char *key, size_t nkey, enum mc_store_mode mode,
+                                  const struct mc_item *old, const char *value, size_t nbytes,
+                                  size_t total)
+{
+    struct mc_item *it = malloc(sizeof *it + nkey + total + 2);
+    if (!it)
+        return NULL;
+    memset(it, 0, sizeof *it);
+    it->hash = h;
+    it->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
+    it->nbytes = (uint32_t)total;
+    it->nkey = (uint8_t)nkey;
+    memcpy(it->data, key, nkey);
+    char *v = it->data + nkey;
+    if (mode == MC_APPEND) {
+        memcpy(v, mc_item_value(old), old->nbytes);
+        memcpy(v + old->nbytes, value, nbytes);
+    } else if (mode == MC_PREPEND) {
+        memcpy(v, value, nbytes);
+        memcpy(v + nbytes, mc_item_value(old), old->nbytes);
+    } else {
+        memcpy(v, value, nbytes);
+    }
+    memcpy(v + total, "\r\n", 2);
+    return it;
+}
+
 enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const char *key,
                               size_t nkey, uint32_t flags, int64_t exptime, const char *value,
                               size_t nbytes, uint64_t cas, int64_t now)
 {
     uint64_t h = mc_hash(s->seed, key, nkey);
     struct mc_shard *sh = shard_of(s, h);
-    enum mc_result rc = MC_STORED;
     pthread_mutex_lock(&sh->lock);
     struct mc_item *old = item_find(s, sh, h, key, nkey, now, false);
-    switch (mode) {
-    case MC_SET:
-        break;
-    case MC_ADD:
-        if (old) {
-            lru_bump(sh, old); /* memcached bumps the item an add failed on */
-            rc = MC_NOT_STORED;
-        }
-        break;
-    case MC_REPLACE:
-    case MC_APPEND:
-    case MC_PREPEND:
-        if (!old)
-            rc = MC_NOT_STORED;
-        break;
-    case MC_CAS:
-        if (!old)
-            rc = MC_NOT_FOUND;
-        else if (old->cas != cas)
-            rc = MC_EXISTS;
-        break;
-    }
+    enum mc_result rc = store_allowed(sh, mode, old, cas);
     if (rc != MC_STORED)
         goto out;
     size_t total = nbytes;
@@ -395,32 +427,15 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
         rc = MC_NO_MEMORY;
         goto out;
     }
-    struct mc_item *it = malloc(sizeof *it + nkey + total + 2);
+    struct mc_item *it = item_build(s, sh, h, key, nkey, mode, old, value, nbytes, total);
     if (!it) {
         atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
         rc = MC_NO_MEMORY;
         goto out;
     }
-    memset(it, 0, sizeof *it);
-    it->hash = h;
-    it->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
     it->exptime = exptime;
     it->time = now;
     it->flags = flags;
-    it->nbytes = (uint32_t)total;
-    it->nkey = (uint8_t)nkey;
-    memcpy(it->data, key, nkey);
-    char *v = it->data + nkey;
-    if (mode == MC_APPEND) {
-        memcpy(v, mc_item_value(old), old->nbytes);
-        memcpy(v + old->nbytes, value, nbytes);
-    } else if (mode == MC_PREPEND) {
-        memcpy(v, value, nbytes);
-        memcpy(v + nbytes, mc_item_value(old), old->nbytes);
-    } else {
-        memcpy(v, value, nbytes);
-    }
-    memcpy(v + total, "\r\n", 2);
     if (old)
         item_free(s, sh, old);
     item_link(sh, it);
