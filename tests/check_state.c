@@ -8,6 +8,7 @@
  * once per worker, on its thread, before its first connection callback and
  * after its last, with fini after every stop; ABI 2 handlers get no hooks.
  */
+#include <errno.h>
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -339,7 +340,7 @@ START_TEST(failed_reload_drops_only_its_own)
                             "{\"name\": \"x\", \"port\": 0, \"handler\": \"keeper\","
                             " \"options\": {\"fail\": true}}]}",
                             err, sizeof err),
-                     -1);
+                     -EINVAL);
     ck_assert_msg(strstr(err, "refused") != NULL, "%s", err);
     /* "n" and "x" made objects and dropped them; "a"'s is untouched. */
     ck_assert_int_eq(atomic_load(&created), 3);

@@ -128,7 +128,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             free(u->rbuf);
             free(u);
         }
-        return -1;
+        return -ENOMEM;
     }
     u->w = w;
     u->check.fn = udp_poll_busy;
@@ -159,7 +159,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             if (rc < 0) {
                 snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(-rc));
                 udp_set_free(w, u);
-                return -1;
+                return rc;
             }
         }
     }

@@ -23,8 +23,10 @@
  * after every post queued before then has run or been cancelled.  Callbacks
  * must not block.
  *
- * Errors: functions that can fail return 0 on success and a negative errno
- * value on failure.  A call that failed has no effect.
+ * Errors: functions that can fail return 0 (or a count, >= 0) on success
+ * and a negative errno value on failure, never -1 with errno set; the
+ * embedding API (wharf_server.h) follows the same rule.  A call that failed
+ * has no effect.
  */
 #ifndef WHARF_H
 #define WHARF_H
