@@ -211,6 +211,20 @@ START_TEST(crash_report_install_returns_zero)
 }
 END_TEST
 
+/* ---- the version ------------------------------------------------------------ */
+
+START_TEST(version_macros_follow_configure)
+{
+    char composed[64];
+    snprintf(composed, sizeof composed, "%d.%d.%d", WHARF_VERSION_MAJOR, WHARF_VERSION_MINOR,
+             WHARF_VERSION_PATCH);
+    ck_assert_str_eq(composed, WHARF_VERSION_STRING);
+    /* PACKAGE_VERSION is configure.ac's AC_INIT version. */
+    ck_assert_str_eq(WHARF_VERSION_STRING, PACKAGE_VERSION);
+    ck_assert_str_eq(wharf_version(), WHARF_VERSION_STRING);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -223,6 +237,9 @@ int main(void)
     tcase_add_test(tc, calls_on_a_server_that_is_not_running);
     tcase_add_test(tc, log_file_calls_return_negative_errno);
     tcase_add_test(tc, crash_report_install_returns_zero);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("version");
+    tcase_add_test(tc, version_macros_follow_configure);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -42,6 +42,19 @@
 extern "C" {
 #endif
 
+/* The version of these headers, MAJOR.MINOR.PATCH (configure.ac's AC_INIT
+ * version; tests/check_api.c keeps them equal).  The MINOR number changes
+ * with the interface while MAJOR is 0. */
+#define WHARF_VERSION_MAJOR 0
+#define WHARF_VERSION_MINOR 2
+#define WHARF_VERSION_PATCH 0
+#define WHARF_VERSION_STRING "0.2.0"
+
+/* The version of the library actually running, "MAJOR.MINOR.PATCH" (static
+ * text): it may be newer than WHARF_VERSION_STRING was when the caller was
+ * built. */
+const char *wharf_version(void);
+
 /* Bumped whenever wharf_handler or the meaning of a call changes.  Version 2
  * added on_eof, on_shutdown and on_stop at the end of wharf_handler, version
  * 3 on_worker_start and on_worker_stop; a version 1 or 2 module still loads
