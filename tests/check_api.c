@@ -7,8 +7,10 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +227,74 @@ START_TEST(version_macros_follow_configure)
 }
 END_TEST
 
+/* ---- public structs keep their size ------------------------------------------ */
+
+/* The sizes are part of the interface: a program built against 0.2.0's
+ * headers passes these to every later library.  A change here is a new
+ * libwharf interface (Makefile.am's LIBWHARF_VERSION, age 0). */
+START_TEST(public_structs_keep_their_size)
+{
+    ck_assert_uint_eq(sizeof(struct wharf_listener_stats), 256);
+    ck_assert_uint_eq(offsetof(struct wharf_listener_stats, reserved), 200);
+    ck_assert_uint_eq(sizeof(struct wharf_server_info), 104);
+    ck_assert_uint_eq(offsetof(struct wharf_server_info, reserved), 40);
+    ck_assert_uint_eq(sizeof(struct wharf_framing), 80);
+    ck_assert_uint_eq(offsetof(struct wharf_framing, reserved), 48);
+    ck_assert_int_le(WHARF_CLOSE_SHUTDOWN + 1, WHARF_CLOSE_REASON_SLOTS);
+}
+END_TEST
+
+static bool all_zero(const uint64_t *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (w[i] != 0)
+            return false;
+    return true;
+}
+
+START_TEST(the_library_writes_zeros_into_the_room)
+{
+    char err[1024] = "";
+    wharf_server *srv = wharf_server_new();
+    wharf_config *cfg = config("{\"workers\": 2, \"listeners\": [{\"name\": \"a\", "
+                               "\"address\": \"127.0.0.1\", \"port\": 0, \"handler\": \"api\"}]}");
+    ck_assert_int_eq(wharf_server_add_handler(srv, &api_handler), 0);
+    ck_assert_msg(wharf_server_start(srv, cfg, err, sizeof err) == 0, "%s", err);
+    struct wharf_listener_stats st;
+    memset(&st, 0xa5, sizeof st);
+    ck_assert_int_eq(wharf_server_stats(srv, "a", &st), 0);
+    ck_assert(all_zero(st.reserved, sizeof st.reserved / sizeof st.reserved[0]));
+    ck_assert(all_zero(&st.closed[WHARF_CLOSE_SHUTDOWN + 1],
+                       WHARF_CLOSE_REASON_SLOTS - (WHARF_CLOSE_SHUTDOWN + 1)));
+    ck_assert_uint_eq(st.accepted, 0);
+    struct wharf_server_info info;
+    memset(&info, 0xa5, sizeof info);
+    wharf_server_info(srv, &info);
+    ck_assert_uint_eq(info.workers, 2);
+    ck_assert_uint_eq(info.generation, 1);
+    ck_assert(all_zero(info.reserved, sizeof info.reserved / sizeof info.reserved[0]));
+    wharf_server_stop(srv);
+    memset(&st, 0xa5, sizeof st); /* the final counters, too */
+    ck_assert_int_eq(wharf_server_stats(srv, "a", &st), 0);
+    ck_assert(all_zero(st.reserved, sizeof st.reserved / sizeof st.reserved[0]));
+    wharf_server_free(srv);
+    wharf_config_free(cfg);
+}
+END_TEST
+
+START_TEST(framing_with_reserved_words_set_is_refused)
+{
+    struct wharf_framing f = {.kind = WHARF_FRAME_LINE};
+    struct wharf_frame fr;
+    const char *why = NULL;
+    ck_assert_int_eq(wharf_frame_next(&f, "hi\n", 3, &fr, &why, NULL), 3);
+    f.reserved[3] = 1; /* as a caller built against a later wharf.h might */
+    ck_assert_int_eq(wharf_frame_next(&f, "hi\n", 3, &fr, &why, NULL), -EINVAL);
+    ck_assert_ptr_nonnull(why);
+    ck_assert_msg(strstr(why, "reserved"), "%s", why);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -240,6 +310,11 @@ int main(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("version");
     tcase_add_test(tc, version_macros_follow_configure);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("structs");
+    tcase_add_test(tc, public_structs_keep_their_size);
+    tcase_add_test(tc, the_library_writes_zeros_into_the_room);
+    tcase_add_test(tc, framing_with_reserved_words_set_is_refused);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

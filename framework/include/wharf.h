@@ -27,6 +27,15 @@
  * and a negative errno value on failure, never -1 with errno set; the
  * embedding API (wharf_server.h) follows the same rule.  A call that failed
  * has no effect.
+ *
+ * Public structs (wharf_framing here, wharf_listener_stats and
+ * wharf_server_info in wharf_server.h) keep their size across versions:
+ * each ends in `reserved` room that later fields are taken from, and arrays
+ * indexed by an enum have room for it to grow.  The caller leaves reserved
+ * words zero (a designated or `= {0}` initializer does); the library writes
+ * zeros there in what it fills in, and refuses a struct it reads whose
+ * reserved words are not zero.  So a caller built against an older header
+ * and one built against a newer header both keep working.
  */
 #ifndef WHARF_H
 #define WHARF_H
@@ -513,6 +522,7 @@ struct wharf_framing {
      * or "\r\n" (crlf_only applies to LINE only). */
     long long (*body_length)(const char *line, size_t len, void *arg);
     size_t trailer;          /* 0, or 2: the body is followed by "\r\n" */
+    uint64_t reserved[4];    /* zero: room for later fields (see the top) */
 };
 
 /* One whole message. */
@@ -529,8 +539,8 @@ struct wharf_frame {
 /*
  * Finds the first whole message in data[0..len): returns its length (> 0)
  * and fills *fr, 0 when more bytes are needed, -EMSGSIZE when it is (or will
- * be) longer than max_frame, or -EINVAL when it is malformed (*reason then
- * names why).  A pure function: no connection, no state.
+ * be) longer than max_frame, or -EINVAL when it is malformed or f is not
+ * usable (a bad width, reserved words not zero) (*reason then names why).  A pure function: no connection, no state.
  */
 long long wharf_frame_next(const struct wharf_framing *f, const void *data, size_t len,
                            struct wharf_frame *fr, const char **reason, void *arg);

@@ -155,16 +155,22 @@ int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms);
  * or -ESRCH (not started, or stopped). */
 int wharf_server_port(const wharf_server *srv, const char *name);
 
+/* Room in wharf_listener_stats.closed for enum wharf_close_reason: 16
+ * reasons, however many there are now (the slots past the last are 0). */
+#define WHARF_CLOSE_REASON_SLOTS 16
+
 /* Counters of one listener, summed over workers (a snapshot).  A listener
- * kept by a reload keeps counting. */
+ * kept by a reload keeps counting.  256 bytes in every version: later
+ * counters come out of `reserved` (see "Public structs" in wharf.h). */
 struct wharf_listener_stats {
     uint64_t accepted;          /* TCP connections handed to a worker */
     uint64_t rejected;          /* refused by max_connections_per_source or deny */
     uint64_t open;              /* TCP connections open now */
-    uint64_t closed[WHARF_CLOSE_SHUTDOWN + 1]; /* by enum wharf_close_reason */
+    uint64_t closed[WHARF_CLOSE_REASON_SLOTS]; /* by enum wharf_close_reason */
     uint64_t bytes_in, bytes_out;
     uint64_t output_buffered;   /* bytes of output buffer memory held now */
     uint64_t datagrams_in, datagrams_out, datagrams_dropped;
+    uint64_t reserved[7];       /* written as 0 */
 };
 /* Returns 0, or -ENOENT when there is no listener `name` in the current
  * configuration.  After a stop: the final counters of the last
@@ -172,13 +178,15 @@ struct wharf_listener_stats {
 int wharf_server_stats(const wharf_server *srv, const char *name,
                        struct wharf_listener_stats *out);
 
-/* The server as a whole. */
+/* The server as a whole.  104 bytes in every version: later fields come out
+ * of `reserved` (see "Public structs" in wharf.h). */
 struct wharf_server_info {
     unsigned workers;
     uint64_t generation;        /* 1 at start, +1 per successful reload */
     uint64_t reloads;           /* successful reloads */
     uint64_t reloads_failed;    /* reloads refused (old configuration kept) */
     uint64_t connections_open;  /* over every listener and generation */
+    uint64_t reserved[8];       /* written as 0 */
 };
 void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
 

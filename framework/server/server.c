@@ -504,7 +504,11 @@ unsigned server_workers(const struct wharf_server *s)
     return s->nworkers;
 }
 
-/* Sums the counters of one listener. */
+_Static_assert(LISTENER_CLOSE_REASONS <= WHARF_CLOSE_REASON_SLOTS,
+               "enum wharf_close_reason outgrew wharf_listener_stats.closed: a new "
+               "WHARF_CLOSE_REASON_SLOTS means a new libwharf interface (Makefile.am)");
+
+/* Sums the counters of one listener (every field written, reserved ones 0). */
 static void server_sum(const struct listener *l, struct wharf_listener_stats *out)
 {
     memset(out, 0, sizeof *out);
