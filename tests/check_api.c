@@ -20,6 +20,7 @@
 #include "check_main.h"
 #include "wharf.h"
 #include "wharf_server.h"
+#include "wharf_test.h"
 
 static size_t api_data(wharf_conn *c, const void *data, size_t len)
 {
@@ -295,6 +296,42 @@ START_TEST(framing_with_reserved_words_set_is_refused)
 }
 END_TEST
 
+/* ---- names ---------------------------------------------------------------------- */
+
+/* Replies with the worker index under the new name and the old one. */
+static size_t names_data(wharf_conn *c, const void *data, size_t len)
+{
+    char out[64];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    unsigned old = wharf_worker_id(c); /* as a module built against 0.1 calls it */
+#pragma GCC diagnostic pop
+    int n = snprintf(out, sizeof out, "%u %u %u", wharf_conn_worker_index(c), old,
+                     wharf_worker_index(wharf_conn_worker(c)));
+    wharf_send(c, out, (size_t)n);
+    return len;
+}
+
+static const struct wharf_handler names_handler = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "names",
+    .on_data = names_data,
+};
+
+START_TEST(renamed_calls_keep_their_old_names)
+{
+    char err[512] = "";
+    wharf_test *t = wharf_test_new(&names_handler, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    ck_assert_int_eq(wharf_test_send(c, "x", 1), 0);
+    size_t len;
+    const char *out = wharf_test_output(c, &len);
+    ck_assert_str_eq(out, "0 0 0");
+    wharf_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -315,6 +352,9 @@ int main(void)
     tcase_add_test(tc, public_structs_keep_their_size);
     tcase_add_test(tc, the_library_writes_zeros_into_the_room);
     tcase_add_test(tc, framing_with_reserved_words_set_is_refused);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("names");
+    tcase_add_test(tc, renamed_calls_keep_their_old_names);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -414,7 +414,10 @@ const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len)
 }
 
 void *wharf_dgram_listener_data(const wharf_dgram *d) { return d->us->l->data; }
-unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return d->w->id; }
+unsigned wharf_dgram_worker_index(const wharf_dgram *d) { return d->w->id; }
+/* The 0.1 name (deprecated in wharf.h), kept exported for modules built
+ * against it. */
+unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return wharf_dgram_worker_index(d); }
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {

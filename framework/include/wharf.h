@@ -28,6 +28,12 @@
  * embedding API (wharf_server.h) follows the same rule.  A call that failed
  * has no effect.
  *
+ * Names: wharf_<object>_<what>, the object being the first argument
+ * (wharf_conn_*, wharf_dgram_*, wharf_worker_*, wharf_server_*); a worker's
+ * number is its "index" everywhere.  Names of an older version stay, marked
+ * deprecated, for one more release (WHARF_DEPRECATED), so modules built
+ * against them still load.
+ *
  * Public structs (wharf_framing here, wharf_listener_stats and
  * wharf_server_info in wharf_server.h) keep their size across versions:
  * each ends in `reserved` room that later fields are taken from, and arrays
@@ -85,6 +91,9 @@ const char *wharf_version(void);
 #define WHARF_HANDLER_EXPORT \
     __attribute__((visibility("default"))) const struct wharf_handler wharf_handler
 #endif
+
+/* Marks a name kept for one release after it was renamed. */
+#define WHARF_DEPRECATED(use) __attribute__((deprecated("use " use)))
 
 typedef struct wharf_conn wharf_conn;       /* one TCP connection */
 typedef struct wharf_dgram wharf_dgram;     /* one received UDP datagram */
@@ -372,11 +381,14 @@ void *wharf_listener_data(const wharf_conn *c);
 const struct sockaddr *wharf_peer_addr(const wharf_conn *c, socklen_t *len);
 const struct sockaddr *wharf_local_addr(const wharf_conn *c, socklen_t *len);
 
-/* Unique (per process) connection id, the owning worker's index, and the
- * number of bytes queued but not yet written. */
+/* Unique (per process) connection id, the owning worker's index (as
+ * wharf_worker_index(wharf_conn_worker(c))), and the number of bytes queued
+ * but not yet written. */
 uint64_t wharf_conn_id(const wharf_conn *c);
-unsigned wharf_worker_id(const wharf_conn *c);
+unsigned wharf_conn_worker_index(const wharf_conn *c);
 size_t wharf_output_pending(const wharf_conn *c);
+/* wharf_conn_worker_index's name until 0.2. */
+unsigned wharf_worker_id(const wharf_conn *c) WHARF_DEPRECATED("wharf_conn_worker_index");
 
 /* The worker that owns the connection. */
 wharf_worker *wharf_conn_worker(const wharf_conn *c);
@@ -567,7 +579,10 @@ size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *da
 int wharf_reply(wharf_dgram *d, const void *data, size_t len);
 const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len);
 void *wharf_dgram_listener_data(const wharf_dgram *d);
-unsigned wharf_dgram_worker_id(const wharf_dgram *d);
+/* The index of the worker that received the datagram. */
+unsigned wharf_dgram_worker_index(const wharf_dgram *d);
+/* wharf_dgram_worker_index's name until 0.2. */
+unsigned wharf_dgram_worker_id(const wharf_dgram *d) WHARF_DEPRECATED("wharf_dgram_worker_index");
 /* Counts a datagram the handler chose to drop (shown in the listener's stats
  * and logged at shutdown). */
 void wharf_dgram_count_dropped(wharf_dgram *d);
