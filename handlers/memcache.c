@@ -329,7 +329,7 @@ static void mc_on_worker_stop(void *listener_data, wharf_worker *w)
 static void mc_on_open(wharf_conn *c)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    unsigned idx = wharf_worker_id(c);
+    unsigned idx = wharf_conn_worker_index(c);
     struct mc_conn *mc = calloc(1, sizeof *mc);
     if (!mc) {
         wharf_close_with(c, WHARF_CLOSE_ERROR);

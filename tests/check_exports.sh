@@ -19,4 +19,15 @@ if [ "$declared" != "$exported" ]; then
     exit 1
 fi
 echo "libwharf exports the $(echo "$declared" | wc -l) functions of wharf.h, wharf_server.h and wharf_test.h and nothing else"
-echo "1 passed, 0 failed"
+# The SONAME follows Makefile.am's -version-info current:revision:age
+# (libwharf.so.<current - age>).
+info=$(sed -n 's/^LIBWHARF_VERSION = \([0-9]*\):\([0-9]*\):\([0-9]*\)$/\1 \3/p' "$src/Makefile.am")
+set -- $info
+soname=$(objdump -p "$lib" | awk '$1 == "SONAME" {print $2}')
+if [ $# -ne 2 ] || [ "$soname" != "libwharf.so.$(($1 - $2))" ]; then
+    echo "FAIL: SONAME $soname does not follow LIBWHARF_VERSION ($info) in Makefile.am"
+    echo "1 passed, 1 failed"
+    exit 1
+fi
+echo "libwharf's SONAME is $soname (current $1, age $2)"
+echo "2 passed, 0 failed"

@@ -107,11 +107,11 @@ START_TEST(invalid_reload_keeps_the_old_generation_serving)
     char err[2048];
     ck_assert_int_eq(tserver_try_reload(t, err, sizeof err,
                                         "{\"listeners\": [{\"port\": %d, \"handler\": "
-                                        "\"no_such_module\"}]}", port), -1);
+                                        "\"no_such_module\"}]}", port), -ENOENT);
     ck_assert_msg(strstr(err, "listeners[0].handler") && strstr(err, "not found"), "%s", err);
     ck_assert_int_eq(tserver_try_reload(t, err, sizeof err,
                                         "{\"listeners\": [{\"port\": %d, \"handler\": \"echo\", "
-                                        "\"options\": {\"nope\": 1}}]}", port), -1);
+                                        "\"options\": {\"nope\": 1}}]}", port), -EINVAL);
     ck_assert_msg(strstr(err, "unknown option"), "%s", err);
     int fd = tcp_connect("127.0.0.1", port);
     expect_reply(fd, "z", "one:z");

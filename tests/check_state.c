@@ -8,6 +8,7 @@
  * once per worker, on its thread, before its first connection callback and
  * after its last, with fini after every stop; ABI 2 handlers get no hooks.
  */
+#include <errno.h>
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -168,13 +169,13 @@ static void hk_stop(void *data, wharf_worker *w)
 
 static void hk_open(wharf_conn *c)
 {
-    record(EV_OPEN, ((struct hk *)wharf_listener_data(c))->gen, (int)wharf_worker_id(c));
+    record(EV_OPEN, ((struct hk *)wharf_listener_data(c))->gen, (int)wharf_conn_worker_index(c));
 }
 
 static void hk_close(wharf_conn *c, enum wharf_close_reason reason)
 {
     (void)reason;
-    record(EV_CLOSE, ((struct hk *)wharf_listener_data(c))->gen, (int)wharf_worker_id(c));
+    record(EV_CLOSE, ((struct hk *)wharf_listener_data(c))->gen, (int)wharf_conn_worker_index(c));
 }
 
 /* Answers a line with the worker's index. */
@@ -184,7 +185,7 @@ static size_t hk_data(wharf_conn *c, const void *data, size_t len)
     if (!nl)
         return 0;
     char out[16];
-    int n = snprintf(out, sizeof out, "%u\n", wharf_worker_id(c));
+    int n = snprintf(out, sizeof out, "%u\n", wharf_conn_worker_index(c));
     wharf_send(c, out, (size_t)n);
     return (size_t)(nl - (const char *)data) + 1;
 }
@@ -339,7 +340,7 @@ START_TEST(failed_reload_drops_only_its_own)
                             "{\"name\": \"x\", \"port\": 0, \"handler\": \"keeper\","
                             " \"options\": {\"fail\": true}}]}",
                             err, sizeof err),
-                     -1);
+                     -EINVAL);
     ck_assert_msg(strstr(err, "refused") != NULL, "%s", err);
     /* "n" and "x" made objects and dropped them; "a"'s is untouched. */
     ck_assert_int_eq(atomic_load(&created), 3);

@@ -185,7 +185,7 @@ START_TEST(udp_port_cannot_be_taken_over)
     ck_assert_int_eq(config_load_string(json, "second.json", &cfg, err, sizeof err), 0);
     struct wharf_server *second = NULL;
     ck_assert_int_eq(server_new(cfg, &second, err, sizeof err), 0);
-    ck_assert_int_eq(server_start(second, err, sizeof err), -1);
+    ck_assert_int_eq(server_start(second, err, sizeof err), -EADDRINUSE);
     ck_assert_msg(strstr(err, "Address already in use"), "%s", err);
     server_free(second);
     tserver_stop(t);

@@ -7,7 +7,12 @@
  *     cc -o embed_echo embed_echo.c $(pkg-config --cflags --libs wharf)
  * Run:  ./embed_echo [PORT]        (0 or nothing: an ephemeral port, printed)
  * Then: printf 'hi\n' | nc -q1 127.0.0.1 PORT     -> "embedded: hi"
+ *
+ * Errors: every wharf_server_* call returns 0 or a negative errno; those that
+ * take an err buffer also explain the failure there (file, JSON path,
+ * reason), the others are explained by strerror(-rc).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,13 +63,17 @@ static void to_stdout(void *arg, enum wharf_log_level level, const char *line)
     fflush(stdout);
 }
 
-/* The configuration, built in code. */
+/* The configuration, built in code.  NULL with the reason in err. */
 static wharf_config *make_config(const char *port, const char *prefix, char *err, size_t len)
 {
     char quoted[128];
     snprintf(quoted, sizeof quoted, "\"%s\"", prefix);
     wharf_config *cfg = wharf_config_new();
-    if (!cfg || wharf_config_set(cfg, "workers", "2", err, len) < 0 ||
+    if (!cfg) {
+        snprintf(err, len, "out of memory");
+        return NULL;
+    }
+    if (wharf_config_set(cfg, "workers", "2", err, len) < 0 ||
         wharf_config_set(cfg, "listeners[0]", "{\"name\": \"shout\", \"handler\": \"shout\"}",
                          err, len) < 0 ||
         wharf_config_set(cfg, "listeners[0].port", port, err, len) < 0 ||
@@ -78,7 +87,7 @@ static wharf_config *make_config(const char *port, const char *prefix, char *err
 int main(int argc, char **argv)
 {
     const char *port = argc > 1 ? argv[1] : "0";
-    char err[1024];
+    char err[1024] = "";
     wharf_log_set_callback(to_stdout, NULL);
 
     sigset_t set;
@@ -90,10 +99,29 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     wharf_config *cfg = make_config(port, "embedded: ", err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "embed_echo: config: %s\n", err);
+        return 1;
+    }
     wharf_server *srv = wharf_server_new();
-    if (!cfg || !srv || wharf_server_add_handler(srv, &shout) < 0 ||
-        wharf_server_start(srv, cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "embed_echo: %s\n", cfg ? err : "cannot build the config");
+    if (!srv) {
+        fprintf(stderr, "embed_echo: %s\n", strerror(ENOMEM));
+        wharf_config_free(cfg);
+        return 1;
+    }
+    int rc = wharf_server_add_handler(srv, &shout);
+    if (rc < 0) {
+        /* No err buffer here: the code says it all (-EINVAL, -EEXIST, -ENOSPC). */
+        fprintf(stderr, "embed_echo: cannot register the handler \"%s\": %s\n", shout.name,
+                strerror(-rc));
+    } else if ((rc = wharf_server_start(srv, cfg, err, sizeof err)) < 0) {
+        fprintf(stderr, "embed_echo: %s\n", err);
+        if (rc == -EADDRINUSE)
+            fprintf(stderr, "embed_echo: port %s is taken; try another, or 0 for any\n", port);
+    }
+    if (rc < 0) {
+        wharf_server_free(srv);
+        wharf_config_free(cfg);
         return 1;
     }
     printf("listening on %d\n", wharf_server_port(srv, "shout"));
@@ -104,7 +132,7 @@ int main(int argc, char **argv)
         char bound[16];
         snprintf(bound, sizeof bound, "%d", wharf_server_port(srv, "shout"));
         wharf_config *next = make_config(bound, "reloaded: ", err, sizeof err);
-        if (!next || wharf_server_reload(srv, next, err, sizeof err) < 0)
+        if (!next || (rc = wharf_server_reload(srv, next, err, sizeof err)) < 0)
             fprintf(stderr, "embed_echo: reload: %s\n", err);
         wharf_config_free(next);
     }

@@ -51,6 +51,11 @@ static size_t framing_max(const struct wharf_framing *f)
  * handler bugs rather than bad input; wharf_frames logs them louder. */
 static const char *framing_bad_config(const struct wharf_framing *f)
 {
+    /* Room for later fields: a caller built against a later wharf.h that
+     * sets one gets a clear error here instead of having it ignored. */
+    for (size_t i = 0; i < sizeof f->reserved / sizeof f->reserved[0]; i++)
+        if (f->reserved[i] != 0)
+            return "reserved fields set (built against a newer wharf.h?)";
     switch (f->kind) {
     case WHARF_FRAME_LINE:
         return NULL;

@@ -183,20 +183,20 @@ void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, co
     atomic_store_explicit(&sink, next, memory_order_release);
 }
 
-/* Opens path and puts it behind the log descriptor.  Caller holds file_lock. */
+/* Opens path and puts it behind the log descriptor.  Caller holds file_lock.
+ * Returns 0 or a negative errno. */
 static int log_open(const char *path)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
     if (fd < 0)
-        return -1;
+        return -errno;
     if (file_fd < 0) {
         file_fd = fd;
     } else {
         if (dup3(fd, file_fd, O_CLOEXEC) < 0) {
             int e = errno;
             close(fd);
-            errno = e;
-            return -1;
+            return -e;
         }
         close(fd);
     }
@@ -216,11 +216,9 @@ int wharf_log_set_file(const char *path)
         rc = 0; /* already there */
     } else {
         char *copy = strdup(path);
-        if (!copy || log_open(path) < 0) {
-            int e = copy ? errno : ENOMEM;
+        rc = copy ? log_open(path) : -ENOMEM;
+        if (rc < 0) {
             free(copy);
-            errno = e;
-            rc = -1;
         } else {
             free(file_path);
             file_path = copy;

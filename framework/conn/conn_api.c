@@ -212,7 +212,11 @@ void *wharf_listener_data(const wharf_conn *c) { return c->l->data; }
 
 uint64_t wharf_conn_id(const wharf_conn *c) { return c->id; }
 
-unsigned wharf_worker_id(const wharf_conn *c) { return c->w->id; }
+unsigned wharf_conn_worker_index(const wharf_conn *c) { return c->w->id; }
+
+/* The 0.1 name (deprecated in wharf.h), kept exported so that modules built
+ * against it still load. */
+unsigned wharf_worker_id(const wharf_conn *c) { return wharf_conn_worker_index(c); }
 
 size_t wharf_output_pending(const wharf_conn *c) { return conn_pending(c); }
 

@@ -127,7 +127,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             free(u->rbuf);
             free(u);
         }
-        return -1;
+        return -ENOMEM;
     }
     u->w = w;
     u->check.fn = udp_poll_busy;
@@ -152,7 +152,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             if (rc < 0) {
                 snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(-rc));
                 udp_set_free(w, u);
-                return -1;
+                return rc;
             }
         }
     }
@@ -388,7 +388,10 @@ const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len)
 }
 
 void *wharf_dgram_listener_data(const wharf_dgram *d) { return d->us->l->data; }
-unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return d->w->id; }
+unsigned wharf_dgram_worker_index(const wharf_dgram *d) { return d->w->id; }
+/* The 0.1 name (deprecated in wharf.h), kept exported for modules built
+ * against it. */
+unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return wharf_dgram_worker_index(d); }
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {

@@ -17,7 +17,7 @@ struct udp_set;
 
 /* Watches worker w's sockets of generation g on w's loop and allocates the
  * batch buffers.  Returns 0 with the set in *out (NULL when g has no UDP
- * listener), or -1 with a message in err. */
+ * listener), or a negative errno with a message in err. */
 int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **out, char *err,
                 size_t errlen);
 /* Stops watching the set's sockets now and frees it at the end of the loop

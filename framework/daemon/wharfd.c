@@ -218,7 +218,9 @@ int main(int argc, char **argv)
         sigaddset(&set, sigs[i]);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    wharf_crash_report_install();
+    int crash = wharf_crash_report_install();
+    if (crash < 0)
+        fprintf(stderr, "wharfd: no crash report: %s\n", strerror(-crash));
     notify_open();
     /* Written before the start, which may give up root ("user"). */
     if (pidfile) {
@@ -253,11 +255,14 @@ int main(int argc, char **argv)
             if (left <= 0) {
                 /* Alive means every worker and the acceptor answer, not just
                  * this thread: a stuck worker stops the pings. */
-                if (wharf_server_ping(srv, (uint64_t)wd) == 0)
+                int ping = wharf_server_ping(srv, (uint64_t)wd);
+                if (ping == 0)
                     notify("WATCHDOG=1");
-                else
+                else if (ping == -ETIMEDOUT)
                     wharf_log(WHARF_LOG_ERROR, "watchdog: a server thread did not answer in %ld ms",
                               wd);
+                else
+                    wharf_log(WHARF_LOG_ERROR, "watchdog: %s", strerror(-ping));
                 next_ping = now;
                 next_ping.tv_sec += wd / 1000;
                 next_ping.tv_nsec += (wd % 1000) * 1000000L;
@@ -287,8 +292,10 @@ int main(int argc, char **argv)
             notify("READY=1");
         } else if (sig == SIGUSR1) {
             wharf_log(WHARF_LOG_INFO, "SIGUSR1: re-opening the log file");
-            if (wharf_log_reopen() < 0)
-                wharf_log(WHARF_LOG_ERROR, "cannot re-open the log file: %s", strerror(errno));
+            int reopened = wharf_log_reopen();
+            if (reopened < 0)
+                wharf_log(WHARF_LOG_ERROR, "cannot re-open the log file: %s",
+                          strerror(-reopened));
         } else {
             break;
         }

@@ -23,8 +23,25 @@
  * after every post queued before then has run or been cancelled.  Callbacks
  * must not block.
  *
- * Errors: functions that can fail return 0 on success and a negative errno
- * value on failure.  A call that failed has no effect.
+ * Errors: functions that can fail return 0 (or a count, >= 0) on success
+ * and a negative errno value on failure, never -1 with errno set; the
+ * embedding API (wharf_server.h) follows the same rule.  A call that failed
+ * has no effect.
+ *
+ * Names: wharf_<object>_<what>, the object being the first argument
+ * (wharf_conn_*, wharf_dgram_*, wharf_worker_*, wharf_server_*); a worker's
+ * number is its "index" everywhere.  Names of an older version stay, marked
+ * deprecated, for one more release (WHARF_DEPRECATED), so modules built
+ * against them still load.
+ *
+ * Public structs (wharf_framing here, wharf_listener_stats and
+ * wharf_server_info in wharf_server.h) keep their size across versions:
+ * each ends in `reserved` room that later fields are taken from, and arrays
+ * indexed by an enum have room for it to grow.  The caller leaves reserved
+ * words zero (a designated or `= {0}` initializer does); the library writes
+ * zeros there in what it fills in, and refuses a struct it reads whose
+ * reserved words are not zero.  So a caller built against an older header
+ * and one built against a newer header both keep working.
  */
 #ifndef WHARF_H
 #define WHARF_H
@@ -39,6 +56,19 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of these headers, MAJOR.MINOR.PATCH (configure.ac's AC_INIT
+ * version; tests/check_api.c keeps them equal).  The MINOR number changes
+ * with the interface while MAJOR is 0. */
+#define WHARF_VERSION_MAJOR 0
+#define WHARF_VERSION_MINOR 2
+#define WHARF_VERSION_PATCH 0
+#define WHARF_VERSION_STRING "0.2.0"
+
+/* The version of the library actually running, "MAJOR.MINOR.PATCH" (static
+ * text): it may be newer than WHARF_VERSION_STRING was when the caller was
+ * built. */
+const char *wharf_version(void);
 
 /* Bumped whenever wharf_handler or the meaning of a call changes.  Version 2
  * added on_eof, on_shutdown and on_stop at the end of wharf_handler, version
@@ -61,6 +91,9 @@ extern "C" {
 #define WHARF_HANDLER_EXPORT \
     __attribute__((visibility("default"))) const struct wharf_handler wharf_handler
 #endif
+
+/* Marks a name kept for one release after it was renamed. */
+#define WHARF_DEPRECATED(use) __attribute__((deprecated("use " use)))
 
 typedef struct wharf_conn wharf_conn;       /* one TCP connection */
 typedef struct wharf_dgram wharf_dgram;     /* one received UDP datagram */
@@ -348,11 +381,14 @@ void *wharf_listener_data(const wharf_conn *c);
 const struct sockaddr *wharf_peer_addr(const wharf_conn *c, socklen_t *len);
 const struct sockaddr *wharf_local_addr(const wharf_conn *c, socklen_t *len);
 
-/* Unique (per process) connection id, the owning worker's index, and the
- * number of bytes queued but not yet written. */
+/* Unique (per process) connection id, the owning worker's index (as
+ * wharf_worker_index(wharf_conn_worker(c))), and the number of bytes queued
+ * but not yet written. */
 uint64_t wharf_conn_id(const wharf_conn *c);
-unsigned wharf_worker_id(const wharf_conn *c);
+unsigned wharf_conn_worker_index(const wharf_conn *c);
 size_t wharf_output_pending(const wharf_conn *c);
+/* wharf_conn_worker_index's name until 0.2. */
+unsigned wharf_worker_id(const wharf_conn *c) WHARF_DEPRECATED("wharf_conn_worker_index");
 
 /* The worker that owns the connection. */
 wharf_worker *wharf_conn_worker(const wharf_conn *c);
@@ -498,6 +534,7 @@ struct wharf_framing {
      * or "\r\n" (crlf_only applies to LINE only). */
     long long (*body_length)(const char *line, size_t len, void *arg);
     size_t trailer;          /* 0, or 2: the body is followed by "\r\n" */
+    uint64_t reserved[4];    /* zero: room for later fields (see the top) */
 };
 
 /* One whole message. */
@@ -514,8 +551,8 @@ struct wharf_frame {
 /*
  * Finds the first whole message in data[0..len): returns its length (> 0)
  * and fills *fr, 0 when more bytes are needed, -EMSGSIZE when it is (or will
- * be) longer than max_frame, or -EINVAL when it is malformed (*reason then
- * names why).  A pure function: no connection, no state.
+ * be) longer than max_frame, or -EINVAL when it is malformed or f is not
+ * usable (a bad width, reserved words not zero) (*reason then names why).  A pure function: no connection, no state.
  */
 long long wharf_frame_next(const struct wharf_framing *f, const void *data, size_t len,
                            struct wharf_frame *fr, const char **reason, void *arg);
@@ -542,7 +579,10 @@ size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *da
 int wharf_reply(wharf_dgram *d, const void *data, size_t len);
 const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len);
 void *wharf_dgram_listener_data(const wharf_dgram *d);
-unsigned wharf_dgram_worker_id(const wharf_dgram *d);
+/* The index of the worker that received the datagram. */
+unsigned wharf_dgram_worker_index(const wharf_dgram *d);
+/* wharf_dgram_worker_index's name until 0.2. */
+unsigned wharf_dgram_worker_id(const wharf_dgram *d) WHARF_DEPRECATED("wharf_dgram_worker_index");
 /* Counts a datagram the handler chose to drop (shown in the listener's stats
  * and logged at shutdown). */
 void wharf_dgram_count_dropped(wharf_dgram *d);

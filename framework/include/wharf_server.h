@@ -11,16 +11,25 @@
  *     if (wharf_config_from_json("{\"listeners\": [{\"port\": 7007, \"handler\": \"mine\"}]}",
  *                                "inline", &cfg, err, sizeof err) < 0) ...
  *     wharf_server *srv = wharf_server_new();
- *     wharf_server_add_handler(srv, &my_handler);   // .name = "mine"
- *     if (wharf_server_start(srv, cfg, err, sizeof err) < 0) ...
+ *     int rc = wharf_server_add_handler(srv, &my_handler);   // .name = "mine"
+ *     if (rc < 0) ... strerror(-rc) ...
+ *     if ((rc = wharf_server_start(srv, cfg, err, sizeof err)) < 0)
+ *         ... err; rc == -EADDRINUSE: the port is taken ...
  *     ...
  *     wharf_server_free(srv);                       // stops gracefully
  *     wharf_config_free(cfg);
  *
- * Errors: calls that can fail return 0 on success and -1 with one line of
- * text in the caller's err buffer (naming the file, the JSON path and what
- * was expected for configuration problems); a call that failed has no
- * effect.  Threads: the wharf_server_* calls for one server are made from
+ * Errors, as in wharf.h: the wharf_server_*, wharf_log_* and
+ * wharf_crash_* calls that can fail return 0 (or a count or port, >= 0) on
+ * success and a negative errno value on failure, never -1 with errno.  Those
+ * that take an err buffer also write one line of text there (naming the
+ * file, the JSON path and what was expected for configuration problems).
+ * Codes that several calls share: -EINVAL (an invalid config or argument, a
+ * handler refused), -ENOENT (no such handler module, listener or user),
+ * -EALREADY (already started), -ESRCH (the server is not running), -ENOMEM;
+ * binding passes the socket call's own code (-EADDRINUSE, -EACCES, ...).
+ * A call that failed has no effect.  (The wharf_config_* calls below keep
+ * their own convention, stated with each.)  Threads: the wharf_server_* calls for one server are made from
  * one thread (or serialised by the caller); wharf_log_* and
  * wharf_config_* are safe from any thread on distinct objects.  The server's
  * own threads never call back into the program except through handler
@@ -107,29 +116,38 @@ wharf_server *wharf_server_new(void);
 /*
  * Registers a handler compiled into the program: a listener whose "handler"
  * is h->name uses it instead of looking for a module file.  h must stay
- * valid while the server exists.  Returns 0, or -1 (EINVAL: no name or a
- * wrong abi_version; EEXIST: the name is taken; ENOSPC: 64 are registered)
- * with errno set.
+ * valid while the server exists.  Returns 0, -EINVAL (srv or h NULL, no
+ * name, or an abi_version this library does not load), -EEXIST (the name
+ * is taken) or -ENOSPC (64 are registered).
  */
 int wharf_server_add_handler(wharf_server *srv, const struct wharf_handler *h);
 /*
  * Loads every listener's handler and runs its init, binds every listener,
  * starts the workers and the acceptor.  cfg is copied (the caller keeps and
- * frees it).  Returns 0, or -1 with a line in err (nothing left running).
+ * frees it).  Returns 0, or a negative errno with a line in err (nothing
+ * left running): -EINVAL (cfg invalid, or a handler's init refused its
+ * options), -ENOENT (a handler module not found; a "user" or "group" that
+ * does not exist), -EADDRINUSE / -EACCES / ... (a listener cannot be bound:
+ * the socket call's code), -EADDRNOTAVAIL (an address does not resolve),
+ * -EPERM (cannot become "user"), -EALREADY (already started), -EAGAIN (a
+ * thread cannot be started), -ETIMEDOUT, -ENOMEM; the log_file's open(2)
+ * code when it cannot be opened.
  */
 int wharf_server_start(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*
  * Checks cfg as a start would, binding nothing: validates it, resolves
  * every listener's address, loads every handler and runs its init (then
- * its fini).  Returns 0 or -1 with a line
- * in err.
+ * its fini).  Returns 0, or a negative errno as wharf_server_start's
+ * with a line in err.
  */
 int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*
  * Switches a running server to cfg: builds and checks everything first
  * (modules loaded, inits run, new listeners bound); on any error it returns
- * -1 with the reason and the server keeps running its old configuration
- * untouched.  Listeners with the same protocol, address and port keep their
+ * a negative errno with the reason in err and the server keeps running its
+ * old configuration untouched: the codes are wharf_server_start's, and
+ * -ESRCH when the server is not running, -ETIMEDOUT when the switch timed
+ * out.  Listeners with the same protocol, address and port keep their
  * sockets (nothing is refused); new ones are bound; removed ones stop
  * accepting and their connections finish.  New connections get the new
  * handlers, options, timeouts and limits; open ones keep theirs until they
@@ -137,8 +155,8 @@ int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, si
  * a restart (a change is logged and ignored).  The log level, log_file and
  * debug take effect once the switch is done.  Returns 0 once it is.  The
  * switch is bounded (10 s for the workers, then 10 s for the acceptor): if a
- * worker stays busy in a callback past that, the reload fails (-1, counted
- * in reloads_failed) and the old configuration keeps serving; the new one's
+ * worker stays busy in a callback past that, the reload fails (-ETIMEDOUT,
+ * counted in reloads_failed) and the old configuration keeps serving; the new one's
  * fini then runs on whichever thread drops it last.
  */
 int wharf_server_reload(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
@@ -154,39 +172,47 @@ void wharf_server_free(wharf_server *srv);
 
 /* Checks that the server's threads (every worker and the acceptor) are
  * alive: each runs a no-op message, and the call waits up to timeout_ms for
- * all of them (CLOCK_MONOTONIC).  Returns 0, or -1 (ETIMEDOUT; or not
- * running).  A ping that timed out keeps nothing allocated once the late
+ * all of them (CLOCK_MONOTONIC).  Returns 0, -ETIMEDOUT, -ESRCH (not
+ * running) or -ENOMEM.  A ping that timed out keeps nothing allocated once the late
  * threads have answered.  For a watchdog (wharfd's WatchdogSec pings). */
 int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms);
 
-/* The port listener `name` is bound to, or -1 (no such listener, not
- * started, or stopped). */
+/* The port listener `name` is bound to (> 0), -ENOENT (no such listener)
+ * or -ESRCH (not started, or stopped). */
 int wharf_server_port(const wharf_server *srv, const char *name);
 
+/* Room in wharf_listener_stats.closed for enum wharf_close_reason: 16
+ * reasons, however many there are now (the slots past the last are 0). */
+#define WHARF_CLOSE_REASON_SLOTS 16
+
 /* Counters of one listener, summed over workers (a snapshot).  A listener
- * kept by a reload keeps counting. */
+ * kept by a reload keeps counting.  256 bytes in every version: later
+ * counters come out of `reserved` (see "Public structs" in wharf.h). */
 struct wharf_listener_stats {
     uint64_t accepted;          /* TCP connections handed to a worker */
     uint64_t rejected;          /* refused by max_connections_per_source or deny */
     uint64_t open;              /* TCP connections open now */
-    uint64_t closed[WHARF_CLOSE_SHUTDOWN + 1]; /* by enum wharf_close_reason */
+    uint64_t closed[WHARF_CLOSE_REASON_SLOTS]; /* by enum wharf_close_reason */
     uint64_t bytes_in, bytes_out;
     uint64_t output_buffered;   /* bytes of output buffer memory held now */
     uint64_t datagrams_in, datagrams_out, datagrams_dropped;
+    uint64_t reserved[7];       /* written as 0 */
 };
-/* Returns 0, or -1 when there is no listener `name` in the current
+/* Returns 0, or -ENOENT when there is no listener `name` in the current
  * configuration.  After a stop: the final counters of the last
  * configuration's listeners. */
 int wharf_server_stats(const wharf_server *srv, const char *name,
                        struct wharf_listener_stats *out);
 
-/* The server as a whole. */
+/* The server as a whole.  104 bytes in every version: later fields come out
+ * of `reserved` (see "Public structs" in wharf.h). */
 struct wharf_server_info {
     unsigned workers;
     uint64_t generation;        /* 1 at start, +1 per successful reload */
     uint64_t reloads;           /* successful reloads */
     uint64_t reloads_failed;    /* reloads refused (old configuration kept) */
     uint64_t connections_open;  /* over every listener and generation */
+    uint64_t reserved[8];       /* written as 0 */
 };
 void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
 
@@ -200,7 +226,8 @@ void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out);
  * It runs on an alternate signal stack: every thread the server starts has
  * one, and so does the thread that calls this (call it from any other
  * thread of your own that should report a stack overflow).  wharfd installs
- * it.  Process-wide; idempotent.  Returns 0, or -1 with errno set.
+ * it.  Process-wide; idempotent.  Returns 0 or a negative errno
+ * (sigaltstack's or sigaction's).
  */
 int wharf_crash_report_install(void);
 
@@ -215,10 +242,11 @@ int wharf_crash_report_install(void);
 void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, const char *line),
                             void *arg);
 /* Writes the log to `path` (appending, created 0640) instead of stderr;
- * NULL restores stderr.  Returns 0 or -1 (errno set, the log unchanged). */
+ * NULL restores stderr.  Returns 0, or open(2)'s negative errno (-EACCES,
+ * -ENOENT, ...) or -ENOMEM, the log unchanged. */
 int wharf_log_set_file(const char *path);
-/* Re-opens the log file (after log rotation).  Returns 0 or -1 (errno set;
- * the old file stays in use). */
+/* Re-opens the log file (after log rotation).  Returns 0, or a negative
+ * errno (the old file stays in use). */
 int wharf_log_reopen(void);
 /* The most verbose level written (default WHARF_LOG_INFO). */
 void wharf_log_set_level(enum wharf_log_level level);

@@ -87,19 +87,13 @@ struct wharf_server *server_create(void)
 
 int server_add_handler(struct wharf_server *s, const struct wharf_handler *h)
 {
-    if (!h || !h->name || !*h->name || !module_abi_supported(h->abi_version)) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (!s || !h || !h->name || !*h->name || !module_abi_supported(h->abi_version))
+        return -EINVAL;
     for (size_t i = 0; i < s->nhandlers; i++)
-        if (strcmp(s->handlers[i]->name, h->name) == 0) {
-            errno = EEXIST;
-            return -1;
-        }
-    if (s->nhandlers == SERVER_MAX_HANDLERS) {
-        errno = ENOSPC;
-        return -1;
-    }
+        if (strcmp(s->handlers[i]->name, h->name) == 0)
+            return -EEXIST;
+    if (s->nhandlers == SERVER_MAX_HANDLERS)
+        return -ENOSPC;
     s->handlers[s->nhandlers++] = h;
     return 0;
 }
@@ -118,12 +112,13 @@ int server_load(struct wharf_server *s, struct config *cfg, char *err, size_t er
     if (s->gen) {
         config_free(cfg);
         snprintf(err, errlen, "server already configured");
-        return -1;
+        return -EALREADY;
     }
     s->queue_depth = (size_t)cfg->queue_depth;
     struct generation *g;
-    if (server_build(s, cfg, &g, err, errlen) < 0)
-        return -1;
+    int rc = server_build(s, cfg, &g, err, errlen);
+    if (rc < 0)
+        return rc;
     s->nworkers = g->nworkers;
     s->next_gen_id++;
     s->gen = g;
@@ -136,11 +131,12 @@ int server_new(struct config *cfg, struct wharf_server **out, char *err, size_t 
     if (!s) {
         config_free(cfg);
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
-    if (server_load(s, cfg, err, errlen) < 0) {
+    int rc = server_load(s, cfg, err, errlen);
+    if (rc < 0) {
         server_free(s);
-        return -1;
+        return rc;
     }
     *out = s;
     return 0;
@@ -171,8 +167,8 @@ static void server_raise_nofile(const struct wharf_server *s)
 /*
  * "user"/"group": once every socket is bound (privileged ports included),
  * the process gives up root for good: supplementary groups, group, then
- * user.  Done before any worker thread exists.  Returns 0 or -1 with a line
- * in err.
+ * user.  Done before any worker thread exists.  Returns 0, or -ENOENT (no
+ * such user or group), -EPERM or setuid's errno, with a line in err.
  */
 static int server_drop_privileges(const struct config *cfg, char *err, size_t errlen)
 {
@@ -182,14 +178,14 @@ static int server_drop_privileges(const struct config *cfg, char *err, size_t er
     struct passwd *pw = getpwnam(cfg->user);
     if (!pw) {
         snprintf(err, errlen, "%s: user: no user \"%s\"", cfg->file, cfg->user);
-        return -1;
+        return -ENOENT;
     }
     gid_t gid = pw->pw_gid;
     if (cfg->group) {
         struct group *gr = getgrnam(cfg->group);
         if (!gr) {
             snprintf(err, errlen, "%s: group: no group \"%s\"", cfg->file, cfg->group);
-            return -1;
+            return -ENOENT;
         }
         gid = gr->gr_gid;
     }
@@ -198,16 +194,17 @@ static int server_drop_privileges(const struct config *cfg, char *err, size_t er
             return 0; /* already that user */
         snprintf(err, errlen, "%s: user: cannot become \"%s\" without running as root",
                  cfg->file, cfg->user);
-        return -1;
+        return -EPERM;
     }
     if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        int code = errno;
         snprintf(err, errlen, "%s: user: cannot become \"%s\": %s", cfg->file, cfg->user,
-                 strerror(errno));
-        return -1;
+                 strerror(code));
+        return -code;
     }
     if (setuid(0) == 0) { /* must fail now */
         snprintf(err, errlen, "%s: user: root could be regained after the switch", cfg->file);
-        return -1;
+        return -EPERM;
     }
     log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid,
              (unsigned)gid);
@@ -244,15 +241,15 @@ static void server_teardown(struct wharf_server *s)
  * runs.  A worker that cannot start (pthread_create's EAGAIN under a limit
  * on threads, a UDP socket that cannot be watched) fails the start at once
  * with its reason; the rendezvous is reference-counted, so the threads
- * already started may count it down after this returns.  Returns 0 or -1
- * with a line in err; the caller tears down what was started.
+ * already started may count it down after this returns.  Returns 0 or a
+ * negative errno with a line in err; the caller tears down what was started.
  */
 static int server_start_workers(struct wharf_server *s, char *err, size_t errlen)
 {
     struct rendezvous *ready = rendezvous_new(s->nworkers);
     if (!ready) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
     unsigned handed = 0; /* parties of `ready` passed to a running thread */
     int rc = 0;
@@ -272,7 +269,7 @@ static int server_start_workers(struct wharf_server *s, char *err, size_t errlen
         rendezvous_done(ready); /* the parties no thread will count down */
     if (rc == 0 && !rendezvous_wait(ready, START_WAIT_MS)) {
         snprintf(err, errlen, "a worker thread did not start running in %d ms", START_WAIT_MS);
-        rc = -1;
+        rc = -ETIMEDOUT;
     }
     rendezvous_release(ready);
     return rc;
@@ -282,24 +279,25 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
 {
     if (!s->gen) {
         snprintf(err, errlen, "server has no configuration");
-        return -1;
+        return -EINVAL;
     }
     if (s->started || s->workers) {
         snprintf(err, errlen, "server already started");
-        return -1;
+        return -EALREADY;
     }
     const struct config *cfg = s->gen->cfg;
     server_raise_nofile(s);
     activation_load(); /* sockets from systemd, if any */
-    if (generation_bind(s->gen, NULL, err, errlen) < 0)
-        return -1;
+    int rc = generation_bind(s->gen, NULL, err, errlen);
+    if (rc < 0)
+        return rc;
     if (activation_unused() > 0)
         log_warn("socket activation: %d passed sockets match no listener (by name or "
                  "address); they stay unused", activation_unused());
-    if (server_drop_privileges(cfg, err, errlen) < 0) {
+    if ((rc = server_drop_privileges(cfg, err, errlen)) < 0) {
         for (unsigned i = 0; i < s->gen->nlisteners; i++)
             listener_close(&s->gen->listeners[i]);
-        return -1;
+        return rc;
     }
 
     s->workers = calloc(s->nworkers, sizeof *s->workers);
@@ -310,18 +308,20 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         admission_set_output_budget(s->admission, cfg->output_budget);
     if (!s->workers || !s->admission || !s->pool) {
         snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
         goto fail;
     }
     s->acceptor = acceptor_new(s->workers, s->nworkers, s->admission);
     if (!s->acceptor) {
-        snprintf(err, errlen, "cannot create the acceptor: %s", strerror(errno));
+        rc = errno ? -errno : -ENOMEM;
+        snprintf(err, errlen, "cannot create the acceptor: %s", strerror(-rc));
         goto fail;
     }
-    if (server_start_workers(s, err, errlen) < 0)
+    if ((rc = server_start_workers(s, err, errlen)) < 0)
         goto fail;
-    int rc = acceptor_start(s->acceptor, s->gen);
-    if (rc) {
+    if ((rc = acceptor_start(s->acceptor, s->gen)) != 0) {
         snprintf(err, errlen, "cannot start the acceptor thread: %s", strerror(rc));
+        rc = -rc;
         goto fail;
     }
     s->started = true;
@@ -334,7 +334,7 @@ fail:
     server_teardown(s);
     for (unsigned i = 0; i < s->gen->nlisteners; i++)
         listener_close(&s->gen->listeners[i]);
-    return -1;
+    return rc;
 }
 
 /* Appends "WHAT name" or ", name" to out. */
@@ -380,14 +380,14 @@ static void server_describe_reload(const struct generation *old, const struct ge
  * that switched go back to the current generation, so the old generation
  * keeps serving everything.  The acceptor goes last because it closes the
  * old generation's listening sockets, which cannot be undone.  Returns 0,
- * or -1 with a line in err.
+ * or -ENOMEM or -ETIMEDOUT with a line in err.
  */
 static int server_switch(struct wharf_server *s, struct generation *g, char *err, size_t errlen)
 {
     struct rendezvous *adopted = rendezvous_new(s->nworkers);
     if (!adopted) {
         snprintf(err, errlen, "reload: out of memory");
-        return -1;
+        return -ENOMEM;
     }
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_adopt(&s->workers[i], g, adopted);
@@ -405,7 +405,7 @@ static int server_switch(struct wharf_server *s, struct generation *g, char *err
         return 0;
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_adopt(&s->workers[i], s->gen, NULL);
-    return -1;
+    return -ETIMEDOUT;
 }
 
 void server_set_reload_wait(struct wharf_server *s, uint64_t ms)
@@ -419,7 +419,7 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
         config_free(cfg);
         snprintf(err, errlen, "server not running");
         atomic_fetch_add(&s->reloads_failed, 1);
-        return -1;
+        return -ESRCH;
     }
     if (cfg->workers != (int)s->nworkers)
         log_warn("reload: workers stays %u (a change needs a restart)", s->nworkers);
@@ -436,22 +436,24 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
                  s->gen->cfg->work_threads);
 
     struct generation *g;
-    if (server_build(s, cfg, &g, err, errlen) < 0)
+    int rc = server_build(s, cfg, &g, err, errlen);
+    if (rc < 0)
         goto refused;
-    if (generation_bind(g, s->gen, err, errlen) < 0) {
+    if ((rc = generation_bind(g, s->gen, err, errlen)) < 0) {
         generation_unref(g);
         goto refused;
     }
     if (admission_set_limits(s->admission, (size_t)g->cfg->max_connections,
                              (size_t)g->cfg->max_connections_per_source) < 0) {
         snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
         generation_unref(g);
         goto refused;
     }
     admission_set_output_budget(s->admission, g->cfg->output_budget);
     char what[512];
     server_describe_reload(s->gen, g, what, sizeof what);
-    if (server_switch(s, g, err, errlen) < 0) {
+    if ((rc = server_switch(s, g, err, errlen)) < 0) {
         const struct config *was = s->gen->cfg;
         admission_set_limits(s->admission, (size_t)was->max_connections,
                              (size_t)was->max_connections_per_source);
@@ -474,7 +476,7 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
 
 refused:
     atomic_fetch_add(&s->reloads_failed, 1);
-    return -1;
+    return rc;
 }
 
 int server_port(const struct wharf_server *s, size_t listener)
@@ -501,7 +503,11 @@ unsigned server_workers(const struct wharf_server *s)
     return s->nworkers;
 }
 
-/* Sums the counters of one listener. */
+_Static_assert(LISTENER_CLOSE_REASONS <= WHARF_CLOSE_REASON_SLOTS,
+               "enum wharf_close_reason outgrew wharf_listener_stats.closed: a new "
+               "WHARF_CLOSE_REASON_SLOTS means a new libwharf interface (Makefile.am)");
+
+/* Sums the counters of one listener (every field written, reserved ones 0). */
 static void server_sum(const struct listener *l, struct wharf_listener_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -674,9 +680,10 @@ static int server_check_log(const struct config *cfg, char *err, size_t errlen)
         return 0;
     int fd = open(cfg->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
     if (fd < 0) {
+        int code = errno;
         snprintf(err, errlen, "%s: log_file: cannot open %s: %s", cfg->file, cfg->log_file,
-                 strerror(errno));
-        return -1;
+                 strerror(code));
+        return -code;
     }
     close(fd);
     return 0;
@@ -685,8 +692,9 @@ static int server_check_log(const struct config *cfg, char *err, size_t errlen)
 static void server_apply_log(struct wharf_server *s, const struct config *cfg)
 {
     if (cfg->log_file) {
-        if (wharf_log_set_file(cfg->log_file) < 0)
-            log_error("log_file: cannot open %s: %s", cfg->log_file, strerror(errno));
+        int rc = wharf_log_set_file(cfg->log_file);
+        if (rc < 0)
+            log_error("log_file: cannot open %s: %s", cfg->log_file, strerror(-rc));
         s->log_file_from_config = true;
     } else if (s->log_file_from_config) {
         wharf_log_set_file(NULL);
@@ -705,28 +713,41 @@ int wharf_server_add_handler(wharf_server *srv, const struct wharf_handler *h)
     return server_add_handler(srv, h);
 }
 
+/* A config handed in by the program, made internal.  Returns 0, or -EINVAL
+ * (invalid; err says why) or -ENOMEM. */
+static int server_take_config(const wharf_config *wc, struct config **cfg, char *err,
+                              size_t errlen)
+{
+    if (!wc) {
+        snprintf(err, errlen, "no configuration given");
+        return -EINVAL;
+    }
+    return config_from_public(wc, cfg, err, errlen) < 0 ? -EINVAL : 0;
+}
+
 int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)
 {
     struct config *cfg;
     if (srv->started || srv->gen) {
         snprintf(err, errlen, "server already started");
-        return -1;
+        return -EALREADY;
     }
-    if (config_from_public(wc, &cfg, err, errlen) < 0)
-        return -1;
-    if (server_check_log(cfg, err, errlen) < 0) {
+    int rc = server_take_config(wc, &cfg, err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = server_check_log(cfg, err, errlen)) < 0) {
         config_free(cfg);
-        return -1;
+        return rc;
     }
-    if (server_load(srv, cfg, err, errlen) < 0)
-        return -1;
+    if ((rc = server_load(srv, cfg, err, errlen)) < 0)
+        return rc;
     /* The start-up lines belong in the configured log already; a failed
      * start puts the log back as it was. */
     enum wharf_log_level level = log_get_level();
     char *file = log_file_name();
     bool from_config = srv->log_file_from_config;
     server_apply_log(srv, srv->gen->cfg);
-    if (server_start(srv, err, errlen) < 0) {
+    if ((rc = server_start(srv, err, errlen)) < 0) {
         generation_unref(srv->gen);
         srv->gen = NULL;
         srv->next_gen_id = 1;
@@ -734,7 +755,7 @@ int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, siz
         log_set_level(level);
         srv->log_file_from_config = from_config;
         free(file);
-        return -1;
+        return rc;
     }
     free(file);
     return 0;
@@ -743,17 +764,18 @@ int wharf_server_start(wharf_server *srv, const wharf_config *wc, char *err, siz
 int wharf_server_reload(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)
 {
     struct config *cfg;
-    if (config_from_public(wc, &cfg, err, errlen) < 0) {
+    int rc = server_take_config(wc, &cfg, err, errlen);
+    if (rc < 0) {
         atomic_fetch_add(&srv->reloads_failed, 1);
-        return -1;
+        return rc;
     }
-    if (server_check_log(cfg, err, errlen) < 0) {
+    if ((rc = server_check_log(cfg, err, errlen)) < 0) {
         config_free(cfg);
         atomic_fetch_add(&srv->reloads_failed, 1);
-        return -1;
+        return rc;
     }
-    if (server_reload(srv, cfg, err, errlen) < 0)
-        return -1;
+    if ((rc = server_reload(srv, cfg, err, errlen)) < 0)
+        return rc;
     server_apply_log(srv, srv->gen->cfg);
     return 0;
 }
@@ -761,16 +783,18 @@ int wharf_server_reload(wharf_server *srv, const wharf_config *wc, char *err, si
 int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, size_t errlen)
 {
     struct config *cfg;
-    if (config_from_public(wc, &cfg, err, errlen) < 0)
-        return -1;
+    int rc = server_take_config(wc, &cfg, err, errlen);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (listener_resolve(&cfg->listeners[i], cfg->file, err, errlen) < 0) {
             config_free(cfg);
-            return -1;
+            return -EADDRNOTAVAIL;
         }
     struct generation *g;
-    if (generation_new(cfg, 0, 1, srv->handlers, srv->nhandlers, NULL, &g, err, errlen) < 0)
-        return -1;
+    if ((rc = generation_new(cfg, 0, 1, srv->handlers, srv->nhandlers, NULL, &g, err,
+                             errlen)) < 0)
+        return rc;
     generation_unref(g); /* runs every fini */
     return 0;
 }
@@ -788,14 +812,17 @@ void wharf_server_free(wharf_server *srv)
 int wharf_server_port(const wharf_server *srv, const char *name)
 {
     int i = server_find(srv, name);
-    return i < 0 ? -1 : server_port(srv, (size_t)i);
+    if (i < 0)
+        return -ENOENT;
+    int port = server_port(srv, (size_t)i);
+    return port < 0 ? -ESRCH : port;
 }
 
 int wharf_server_stats(const wharf_server *srv, const char *name,
                        struct wharf_listener_stats *out)
 {
     int i = server_find(srv, name);
-    return i < 0 || server_stats(srv, (size_t)i, out) < 0 ? -1 : 0;
+    return i < 0 || server_stats(srv, (size_t)i, out) < 0 ? -ENOENT : 0;
 }
 
 void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out)
@@ -813,12 +840,7 @@ void wharf_server_info(const wharf_server *srv, struct wharf_server_info *out)
 
 int wharf_crash_report_install(void)
 {
-    int rc = crash_install();
-    if (rc < 0) {
-        errno = -rc;
-        return -1;
-    }
-    return 0;
+    return crash_install();
 }
 
 /* ---- what the metrics page reads (metrics.c) -------------------------------------- */
@@ -847,17 +869,13 @@ static void server_on_ping(void *arg, void *payload, bool cancelled)
 
 int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms)
 {
-    if (!srv->started) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
+    if (!srv->started)
+        return -ESRCH;
     /* Reference-counted: a thread that answers after the timeout drops the
      * last reference and frees it. */
     struct rendezvous *r = rendezvous_new(srv->nworkers + 1);
-    if (!r) {
-        errno = ENOMEM;
-        return -1;
-    }
+    if (!r)
+        return -ENOMEM;
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (loop_post_urgent(&srv->workers[i].loop, server_on_ping, r, NULL, 0) < 0)
             rendezvous_done(r);
@@ -865,9 +883,5 @@ int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms)
         rendezvous_done(r);
     bool answered = rendezvous_wait(r, timeout_ms);
     rendezvous_release(r);
-    if (!answered) {
-        errno = ETIMEDOUT;
-        return -1;
-    }
-    return 0;
+    return answered ? 0 : -ETIMEDOUT;
 }

@@ -27,7 +27,7 @@ struct wharf_server *server_create(void);
 /* Registers an in-process handler (see wharf_server_add_handler). */
 int server_add_handler(struct wharf_server *s, const struct wharf_handler *h);
 /* Builds generation 1 from cfg (taken over, even on failure).  Returns 0 or
- * -1 with one line in err. */
+ * a negative errno (as wharf_server_start's) with one line in err. */
 int server_load(struct wharf_server *s, struct config *cfg, char *err, size_t errlen);
 
 /* server_create + server_load. */
@@ -36,13 +36,13 @@ int server_new(struct config *cfg, struct wharf_server **out, char *err, size_t 
 /*
  * Binds every listener (port 0 picks a free port; see server_port), raises
  * RLIMIT_NOFILE toward its hard limit, starts the workers and waits until each
- * is ready, then starts the acceptor.  Returns 0, or -1 with a line in err
- * (nothing is left running).
+ * is ready, then starts the acceptor.  Returns 0, or a negative errno (as
+ * wharf_server_start's) with a line in err (nothing is left running).
  */
 int server_start(struct wharf_server *s, char *err, size_t errlen);
 
 /* Switches to a generation built from cfg (taken over); see
- * wharf_server_reload.  Returns 0 or -1 with a line in err. */
+ * wharf_server_reload.  Returns 0 or a negative errno with a line in err. */
 int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t errlen);
 
 /* How long a reload waits for the workers, then the acceptor, to take the

@@ -427,8 +427,9 @@ wharf_server *wharf_test_serve(const struct wharf_handler *h, unsigned workers,
     wharf_server *srv = NULL;
     if (wharf_config_from_json(json, "wharf_test_serve", &cfg, err, errlen) == 0 &&
         (srv = wharf_server_new()) != NULL) {
-        if (wharf_server_add_handler(srv, h) < 0) {
-            snprintf(err, errlen, "handler \"%s\": %s", h->name, strerror(errno));
+        int rc = wharf_server_add_handler(srv, h);
+        if (rc < 0) {
+            snprintf(err, errlen, "handler \"%s\": %s", h->name, strerror(-rc));
             wharf_server_free(srv);
             srv = NULL;
         } else if (wharf_server_start(srv, cfg, err, errlen) < 0) {

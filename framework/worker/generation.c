@@ -4,6 +4,7 @@
  */
 #include "generation.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,9 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
     if (!g) {
         config_free(cfg);
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
+    int code = -ENOMEM;
     atomic_init(&g->refs, 1);
     g->id = id;
     g->cfg = cfg;
@@ -47,8 +49,9 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
         l->cfg = lc;
         l->file = cfg->file;
         l->port = -1;
-        if (module_load(lc->handler, cfg->module_path, lc->protocol, builtins, nbuiltins,
-                        &l->module, why, sizeof why) < 0) {
+        code = module_load(lc->handler, cfg->module_path, lc->protocol, builtins, nbuiltins,
+                           &l->module, why, sizeof why);
+        if (code < 0) {
             snprintf(err, errlen, "%s: %s.handler: %s", cfg->file, lc->path, why);
             goto fail;
         }
@@ -60,6 +63,7 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
                                                sizeof why));
         if (rc < 0) {
             snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path, why);
+            code = -EINVAL;
             goto fail;
         }
         l->inited = true;
@@ -68,7 +72,7 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
     return 0;
 fail:
     generation_unref(g);
-    return -1;
+    return code;
 }
 
 const struct listener *generation_match(const struct generation *prev,
@@ -85,16 +89,18 @@ const struct listener *generation_match(const struct generation *prev,
 int generation_bind(struct generation *g, const struct generation *prev, char *err,
                     size_t errlen)
 {
+    int code;
     for (unsigned i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
         const struct listener *keep = generation_match(prev, l->cfg);
-        if (listener_bind(l, keep, g->nworkers, err, errlen) < 0)
+        if ((code = listener_bind(l, keep, g->nworkers, err, errlen)) < 0)
             goto fail;
         if (keep) {
             l->stats = keep->stats;
             atomic_fetch_add(&l->stats->refs, 1);
         } else if (!(l->stats = listener_stats_new(g->nworkers))) {
             snprintf(err, errlen, "out of memory");
+            code = -ENOMEM;
             goto fail;
         }
     }
@@ -102,7 +108,7 @@ int generation_bind(struct generation *g, const struct generation *prev, char *e
 fail:
     for (unsigned i = 0; i < g->nlisteners; i++)
         listener_close(&g->listeners[i]);
-    return -1;
+    return code;
 }
 
 /* The end of a generation once no post queued before its fini can run:

@@ -51,7 +51,8 @@ struct generation {
  * runs its init, which finds its named state in `states` (the server's
  * registry; NULL: a private one, for a generation that only checks a
  * config).  Binds nothing.  Returns 0 and the generation (one reference)
- * in *out, or -1 with one line in err, e.g.
+ * in *out, or a negative errno (-ENOENT: a handler not found; -EINVAL: a
+ * module refused or an init that failed; -ENOMEM) with one line in err, e.g.
  *   config/x.json: listeners[0].handler: cannot load "nope": not found in ...
  */
 int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
@@ -62,8 +63,9 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
 /*
  * Gives every listener its sockets: a listener that `prev` (may be NULL) has
  * with the same protocol, address and port keeps prev's sockets and
- * counters; the others are bound anew.  Returns 0, or -1 with a line in err
- * (then no socket of g is left open, and prev is untouched).
+ * counters; the others are bound anew.  Returns 0, or listener_bind's
+ * negative errno with a line in err (then no socket of g is left open, and
+ * prev is untouched).
  */
 int generation_bind(struct generation *g, const struct generation *prev, char *err,
                     size_t errlen);

@@ -138,7 +138,7 @@ static int listener_adopt(struct listener *l, int fd, char *err, size_t errlen)
     if (!l->fds) {
         close(fd);
         snprintf(err, errlen, "%s: %s: out of memory", l->file, l->cfg->path);
-        return -1;
+        return -ENOMEM;
     }
     l->fds[0] = fd;
     l->nfds = 1;
@@ -172,15 +172,16 @@ static int listener_keep(struct listener *l, const struct listener *prev, char *
     l->fds = calloc(prev->nfds ? prev->nfds : 1, sizeof *l->fds);
     if (!l->fds) {
         snprintf(err, errlen, "%s: %s: out of memory", l->file, l->cfg->path);
-        return -1;
+        return -ENOMEM;
     }
     for (unsigned i = 0; i < prev->nfds; i++) {
         int fd = fcntl(prev->fds[i], F_DUPFD_CLOEXEC, 0);
         if (fd < 0) {
+            int code = errno;
             snprintf(err, errlen, "%s: %s: cannot keep the socket: %s", l->file, l->cfg->path,
-                     strerror(errno));
+                     strerror(code));
             listener_close(l);
-            return -1;
+            return -code;
         }
         l->fds[l->nfds++] = fd;
     }
@@ -228,7 +229,7 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
     if (rc != 0) {
         snprintf(err, errlen, "%s: %s.address: cannot resolve \"%s\": %s", l->file, cfg->path,
                  cfg->address, gai_strerror(rc));
-        return -1;
+        return rc == EAI_MEMORY ? -ENOMEM : -EADDRNOTAVAIL;
     }
     unsigned naddrs = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
@@ -277,12 +278,13 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
               l->module ? l->module->path : cfg->handler);
     return 0;
 
-fail:
+fail:;
+    int code = errno ? errno : EIO;
     snprintf(err, errlen, "%s: %s: cannot %s %s (%s): %s", l->file, cfg->path, what,
-             addr[0] ? addr : cfg->address, udp ? "udp" : "tcp", strerror(errno));
+             addr[0] ? addr : cfg->address, udp ? "udp" : "tcp", strerror(code));
     freeaddrinfo(res);
     listener_close(l);
-    return -1;
+    return -code;
 }
 
 void listener_close(struct listener *l)

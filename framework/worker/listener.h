@@ -83,8 +83,10 @@ struct listener {
  * listening socket per address (socket options from the config,
  * non-blocking); for UDP one socket per address, or with reuse_port
  * `nworkers` sockets per address sharing the port with SO_REUSEPORT.  Port 0 binds one ephemeral port (the same on every
- * address), stored in l->port.  Returns 0, or -1 with
- * "FILE: listeners[i]: cannot bind ADDR (tcp): reason" in err (nothing left open).
+ * address), stored in l->port.  Returns 0, or a negative errno (the failing
+ * call's, e.g. -EADDRINUSE; -EADDRNOTAVAIL when the address does not
+ * resolve) with "FILE: listeners[i]: cannot bind ADDR (tcp): reason" in err
+ * (nothing left open).
  */
 int listener_bind(struct listener *l, const struct listener *prev, unsigned nworkers,
                   char *err, size_t errlen);

@@ -375,8 +375,11 @@ static int load_file(const char *path, enum config_protocol protocol, struct mod
                      char *err, size_t errlen)
 {
     struct stat st;
-    if (stat(path, &st) != 0)
-        return fail(err, errlen, "%s: not found: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        fail(err, errlen, "%s: not found: %s", path, strerror(e));
+        return e == ENOENT ? -ENOENT : -1;
+    }
     if (!S_ISREG(st.st_mode))
         return fail(err, errlen, "%s: not a wharf module: not a regular file", path);
     if (check_owner(path, &st, err, errlen) < 0)
@@ -583,21 +586,27 @@ int module_load(const char *name, const char *module_path, enum config_protocol 
                 struct module **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!name)
-        return fail(err, errlen, "handler: no name given");
+    if (!name) {
+        fail(err, errlen, "handler: no name given");
+        return -EINVAL;
+    }
 
-    if (strchr(name, '/'))
-        return load_file(name, protocol, out, err, errlen);
+    if (strchr(name, '/')) {
+        int rc = load_file(name, protocol, out, err, errlen);
+        return rc == 0 || rc == -ENOENT ? rc : -EINVAL;
+    }
 
     for (size_t i = 0; i < nbuiltins; i++)
         if (builtins[i]->name && strcmp(builtins[i]->name, name) == 0)
-            return load_builtin(builtins[i], protocol, out, err, errlen);
+            return load_builtin(builtins[i], protocol, out, err, errlen) == 0 ? 0 : -EINVAL;
 
-    if (!name_is_valid(name))
-        return fail(err, errlen,
-                    "handler \"%s\": invalid name (use letters, digits, '_', '.', '-', "
-                    "or a path containing '/')",
-                    name);
+    if (!name_is_valid(name)) {
+        fail(err, errlen,
+             "handler \"%s\": invalid name (use letters, digits, '_', '.', '-', "
+             "or a path containing '/')",
+             name);
+        return -EINVAL;
+    }
 
     /* The "not found" message is assembled in err as candidates are tried;
      * a successful load or a load failure overwrites it. */
@@ -622,13 +631,13 @@ int module_load(const char *name, const char *module_path, enum config_protocol 
         case SEARCH_LOADED:
             return 0;
         case SEARCH_FAILED:
-            return -1;
+            return -EINVAL;
         case SEARCH_NONE:
             break;
         }
     }
     tried_finish(&tried);
-    return -1;
+    return -ENOENT;
 }
 
 void module_unload(struct module *m)

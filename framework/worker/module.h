@@ -44,7 +44,8 @@ struct module {
 /*
  * Loads handler `name` for a listener of `protocol`: one of `builtins`
  * (handlers registered in-process) when a bare name matches, else a file.  Returns 0 and a new
- * module in *out, or -1 with one line in err naming the file (or the places
+ * module in *out, or a negative errno (-ENOENT when no file was found,
+ * -EINVAL for every other refusal) with one line in err naming the file (or the places
  * searched) and the reason: not found, not a wharf module (no wharf_handler
  * symbol, or dlopen's message), ABI mismatch (expected/found), or no callback
  * for the protocol (on_data for tcp, on_datagram for udp).

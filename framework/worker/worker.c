@@ -56,17 +56,17 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
     int rc = loop_init(&w->loop, queue_depth, WORKER_URGENT_SLOTS);
     if (rc < 0) {
         snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(-rc));
-        return -1;
+        return rc;
     }
     if (conn_set_init(&w->conns, &w->loop) < 0) {
         snprintf(err, errlen, "worker %u: out of memory", id);
         loop_destroy(&w->loop);
-        return -1;
+        return -ENOMEM;
     }
-    if (worker_posts_init(w, err, errlen) < 0) {
+    if ((rc = worker_posts_init(w, err, errlen)) < 0) {
         conn_set_free(&w->conns);
         loop_destroy(&w->loop);
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -253,20 +253,21 @@ static void *worker_main(void *arg)
 int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous *ready,
                  char *err, size_t errlen)
 {
-    if (udp_set_new(w, g, &w->udp, err, errlen) < 0)
-        return -1;
+    int rc = udp_set_new(w, g, &w->udp, err, errlen);
+    if (rc < 0)
+        return rc;
     generation_ref(g);
     w->udp_gen = g;
     w->ready = ready;
     atomic_store(&w->ended, false);
     atomic_store(&w->finished, NULL);
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc) {
         w->ready = NULL;
         snprintf(err, errlen, "cannot start worker thread %u: pthread_create: %s%s", w->id,
                  strerror(rc),
                  rc == EAGAIN ? " (a limit on threads: ulimit -u, a pids cgroup, TasksMax)" : "");
-        return -1;
+        return -rc;
     }
     w->started = true;
     char name[16]; /* shown by top -H, ps -L and /proc/PID/task/TID/comm */
@@ -487,7 +488,7 @@ static int worker_posts_init(struct wharf_worker *w, char *err, size_t errlen)
         free(w->waiting_on);
         w->waiting_on = NULL;
         snprintf(err, errlen, "worker %u: cannot start: %s", w->id, strerror(-rc));
-        return -1;
+        return rc;
     }
     workpool_finished_init(&w->jobs_done);
     return 0;

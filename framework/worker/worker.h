@@ -66,7 +66,8 @@ struct wharf_worker {
 };
 
 /* Prepares worker `id` of `siblings` (nworkers of them) with a mailbox for
- * `queue_depth` connections.  Returns 0 or -1 with a message in err. */
+ * `queue_depth` connections.  Returns 0 or a negative errno with a message
+ * in err. */
 int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblings,
                 unsigned nworkers, size_t queue_depth, struct admission *admission,
                 struct workpool *pool, char *err, size_t errlen);
@@ -84,8 +85,9 @@ void worker_work_begin(struct wharf_worker *w);
 void worker_work_end(struct wharf_worker *w);
 /* Takes the UDP sockets of g (a reference is taken) and starts the thread,
  * which counts `ready` down once running (that party's reference passes to
- * the thread).  Returns 0, or -1 with a message naming the worker and the
- * cause (e.g. pthread_create's EAGAIN): then no thread runs and `ready`
+ * the thread).  Returns 0, or a negative errno (e.g. pthread_create's
+ * -EAGAIN) with a message naming the worker and the cause: then no thread
+ * runs and `ready`
  * was not counted down. */
 int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous *ready,
                  char *err, size_t errlen);
