@@ -2,7 +2,7 @@
 # check_layers.sh - the framework's folders are layers, and no layer
 # includes a higher one.  From the bottom:
 #
-#   include  the public headers (wharf.h, wharf_server.h, wharf_test.h)
+#   include  the public, installed headers (wharf*.h)
 #   base     buffers, addresses, PROXY parsing, logging, crash reports
 #   event    the event loop, its timers and mailboxes (the only epoll user)
 #   config   the JSON config and its schema

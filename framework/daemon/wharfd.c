@@ -139,28 +139,36 @@ static void *stopper(void *arg)
 /* SIGHUP: reads the file again and switches, or keeps the old config. */
 static void reload(wharf_server *srv, const char *file)
 {
+    wharf_error e;
     char err[2048];
     wharf_config *cfg = NULL;
-    if (wharf_config_from_file(file, &cfg, err, sizeof err) < 0 ||
-        wharf_server_reload(srv, cfg, err, sizeof err) < 0)
+    if (wharf_config_load_file(file, &cfg, &e) < 0)
+        wharf_log(WHARF_LOG_ERROR, "reload failed, still serving the previous config: %s",
+                  e.text);
+    else if (wharf_server_reload(srv, cfg, err, sizeof err) < 0)
         wharf_log(WHARF_LOG_ERROR, "reload failed, still serving the previous config: %s", err);
     wharf_config_free(cfg);
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for. */
+struct wharfd_args {
+    const char *file, *pidfile, *signal_name;
+    int check_only, dump;
+};
+
+/* Reads the options into *a.  Returns -1 to go on, or the exit status. */
+static int parse_args(int argc, char **argv, struct wharfd_args *a)
 {
-    const char *file = WHARF_SYSCONFDIR "/wharf.json";
-    const char *pidfile = NULL, *signal_name = NULL;
-    int check_only = 0, dump = 0;
+    *a = (struct wharfd_args){.file = WHARF_SYSCONFDIR "/wharf.json"};
     int opt;
     while ((opt = getopt(argc, argv, "c:p:s:tTVh")) != -1) {
         switch (opt) {
-        case 'c': file = optarg; break;
-        case 'p': pidfile = optarg; break;
-        case 's': signal_name = optarg; break;
-        case 't': check_only = 1; break;
-        case 'T': dump = 1; break;
-        case 'V': printf("wharfd %s\n", PACKAGE_VERSION); return 0;
+        case 'c': a->file = optarg; break;
+        case 'p': a->pidfile = optarg; break;
+        case 's': a->signal_name = optarg; break;
+        case 't': a->check_only = 1; break;
+        case 'T': a->dump = 1; break;
+        case 'V': printf("wharfd %s\n", wharf_version()); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
@@ -170,114 +178,100 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
-    if (signal_name)
-        return send_signal(signal_name, pidfile);
+    return -1;
+}
 
+/* -T: prints the effective config.  Returns the exit status. */
+static int dump_config(wharf_config *cfg)
+{
     char err[2048];
-    wharf_config *cfg = NULL;
-    if (wharf_config_from_file(file, &cfg, err, sizeof err) < 0) {
+    char *text = wharf_config_dump(cfg, err, sizeof err);
+    if (!text) {
         fprintf(stderr, "wharfd: %s\n", err);
         return 1;
     }
-    if (dump) {
-        char *text = wharf_config_dump(cfg, err, sizeof err);
-        wharf_config_free(cfg);
-        if (!text) {
-            fprintf(stderr, "wharfd: %s\n", err);
-            return 1;
-        }
-        printf("%s\n", text);
-        free(text);
-        return 0;
-    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
 
-    wharf_server *srv = wharf_server_new();
-    if (!srv) {
-        fprintf(stderr, "wharfd: out of memory\n");
-        wharf_config_free(cfg);
+/* -t: loads the modules and runs their init.  Returns the exit status. */
+static int check_config(wharf_server *srv, wharf_config *cfg, const char *file)
+{
+    char err[2048];
+    if (wharf_server_check(srv, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "wharfd: %s\n", err);
         return 1;
     }
-    if (check_only) {
-        int rc = wharf_server_check(srv, cfg, err, sizeof err);
-        if (rc == 0)
-            printf("wharfd: %s: configuration OK\n", file);
-        else
-            fprintf(stderr, "wharfd: %s\n", err);
-        wharf_server_free(srv);
-        wharf_config_free(cfg);
-        return rc == 0 ? 0 : 1;
-    }
+    printf("wharfd: %s: configuration OK\n", file);
+    return 0;
+}
 
-    /* Signals are taken synchronously by this thread; every thread started
-     * from here on inherits the blocked mask.  SIGPIPE never kills us. */
+/* Signals are taken synchronously by the main thread; every thread started
+ * from here on inherits the blocked mask.  SIGPIPE never kills us. */
+static void block_signals(sigset_t *set)
+{
     signal(SIGPIPE, SIG_IGN);
-    sigset_t set;
-    sigemptyset(&set);
+    sigemptyset(set);
     int sigs[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&set, sigs[i]);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+        sigaddset(set, sigs[i]);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
 
-    int crash = wharf_crash_report_install();
-    if (crash < 0)
-        fprintf(stderr, "wharfd: no crash report: %s\n", strerror(-crash));
-    notify_open();
-    /* Written before the start, which may give up root ("user"). */
-    if (pidfile) {
-        FILE *f = fopen(pidfile, "w");
-        if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-            fprintf(stderr, "wharfd: cannot write the pid file %s: %s\n", pidfile,
-                    strerror(errno));
-    }
-    if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
-        if (pidfile)
-            unlink(pidfile);
-        fprintf(stderr, "wharfd: %s\n", err);
-        wharf_server_free(srv);
-        wharf_config_free(cfg);
-        return 1;
-    }
-    wharf_config_free(cfg);
-    char ready[64];
-    snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld\nSTATUS=serving", (long)getpid());
-    notify(ready);
+static void write_pidfile(const char *pidfile)
+{
+    FILE *f = fopen(pidfile, "w");
+    if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+        fprintf(stderr, "wharfd: cannot write the pid file %s: %s\n", pidfile, strerror(errno));
+}
 
-    int sig;
+/* With a watchdog: pings the server every wd ms (alive means every worker
+ * and the acceptor answer, not just this thread: a stuck worker stops the
+ * pings) and waits for a signal in between.  Returns the signal, or -1 when
+ * none came yet. */
+static int watchdog_wait(wharf_server *srv, const sigset_t *set, long wd,
+                         struct timespec *next_ping)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = (next_ping->tv_sec - now.tv_sec) * 1000LL +
+                     (next_ping->tv_nsec - now.tv_nsec) / 1000000;
+    if (left > 0) {
+        struct timespec tick = {left / 1000, (left % 1000) * 1000000L};
+        siginfo_t si;
+        return sigtimedwait(set, &si, &tick);
+    }
+    int ping = wharf_server_ping(srv, (uint64_t)wd);
+    if (ping == 0)
+        notify("WATCHDOG=1");
+    else if (ping == -ETIMEDOUT)
+        wharf_log(WHARF_LOG_ERROR, "watchdog: a server thread did not answer in %ld ms", wd);
+    else
+        wharf_log(WHARF_LOG_ERROR, "watchdog: %s", strerror(-ping));
+    *next_ping = now;
+    next_ping->tv_sec += wd / 1000;
+    next_ping->tv_nsec += (wd % 1000) * 1000000L;
+    if (next_ping->tv_nsec >= 1000000000L) {
+        next_ping->tv_sec++;
+        next_ping->tv_nsec -= 1000000000L;
+    }
+    return -1;
+}
+
+/* Serves until a stopping signal, which it returns; reloads on SIGHUP and
+ * re-opens the log on SIGUSR1. */
+static int serve(wharf_server *srv, const char *file, const sigset_t *set)
+{
     long wd = watchdog_ms();
     struct timespec next_ping;
     clock_gettime(CLOCK_MONOTONIC, &next_ping);
     for (;;) {
+        int sig;
         if (wd > 0) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long long left = (next_ping.tv_sec - now.tv_sec) * 1000LL +
-                             (next_ping.tv_nsec - now.tv_nsec) / 1000000;
-            if (left <= 0) {
-                /* Alive means every worker and the acceptor answer, not just
-                 * this thread: a stuck worker stops the pings. */
-                int ping = wharf_server_ping(srv, (uint64_t)wd);
-                if (ping == 0)
-                    notify("WATCHDOG=1");
-                else if (ping == -ETIMEDOUT)
-                    wharf_log(WHARF_LOG_ERROR, "watchdog: a server thread did not answer in %ld ms",
-                              wd);
-                else
-                    wharf_log(WHARF_LOG_ERROR, "watchdog: %s", strerror(-ping));
-                next_ping = now;
-                next_ping.tv_sec += wd / 1000;
-                next_ping.tv_nsec += (wd % 1000) * 1000000L;
-                if (next_ping.tv_nsec >= 1000000000L) {
-                    next_ping.tv_sec++;
-                    next_ping.tv_nsec -= 1000000000L;
-                }
+            if ((sig = watchdog_wait(srv, set, wd, &next_ping)) < 0)
                 continue;
-            }
-            struct timespec tick = {left / 1000, (left % 1000) * 1000000L};
-            siginfo_t si;
-            sig = sigtimedwait(&set, &si, &tick);
-            if (sig < 0)
-                continue;
-        } else if (sigwait(&set, &sig) != 0) {
+        } else if (sigwait(set, &sig) != 0) {
             continue;
         }
         if (sig == SIGHUP) {
@@ -297,30 +291,91 @@ int main(int argc, char **argv)
                 wharf_log(WHARF_LOG_ERROR, "cannot re-open the log file: %s",
                           strerror(-reopened));
         } else {
-            break;
+            return sig;
         }
     }
+}
+
+/* The graceful stop, on a thread of its own: a second stopping signal
+ * meanwhile exits at once. */
+static void stop(wharf_server *srv, const sigset_t *set, int sig)
+{
     wharf_log(WHARF_LOG_INFO, "SIG%s: stopping (send it again to exit at once)", sigabbrev_np(sig));
     notify("STOPPING=1");
     pthread_t t;
     if (pthread_create(&t, NULL, stopper, srv) != 0) {
         wharf_server_stop(srv);
-    } else {
-        const struct timespec tick = {0, 50 * 1000 * 1000};
-        while (!atomic_load(&stop_done)) {
-            siginfo_t si;
-            int s = sigtimedwait(&set, &si, &tick);
-            if (s == SIGINT || s == SIGTERM || s == SIGQUIT) {
-                wharf_log(WHARF_LOG_WARN, "SIG%s again: exiting now", sigabbrev_np(s));
-                _exit(1);
-            } else if (s > 0) {
-                wharf_log(WHARF_LOG_INFO, "SIG%s: ignored while stopping", sigabbrev_np(s));
-            }
-        }
-        pthread_join(t, NULL);
+        return;
     }
-    wharf_server_free(srv);
-    if (pidfile)
-        unlink(pidfile);
+    const struct timespec tick = {0, 50 * 1000 * 1000};
+    while (!atomic_load(&stop_done)) {
+        siginfo_t si;
+        int s = sigtimedwait(set, &si, &tick);
+        if (s == SIGINT || s == SIGTERM || s == SIGQUIT) {
+            wharf_log(WHARF_LOG_WARN, "SIG%s again: exiting now", sigabbrev_np(s));
+            _exit(1);
+        } else if (s > 0) {
+            wharf_log(WHARF_LOG_INFO, "SIG%s: ignored while stopping", sigabbrev_np(s));
+        }
+    }
+    pthread_join(t, NULL);
+}
+
+/* Starts srv on cfg and serves until stopped.  Returns the exit status. */
+static int run(wharf_server *srv, wharf_config *cfg, const struct wharfd_args *a)
+{
+    sigset_t set;
+    block_signals(&set);
+    int crash = wharf_crash_report_install();
+    if (crash < 0)
+        fprintf(stderr, "wharfd: no crash report: %s\n", strerror(-crash));
+    notify_open();
+    if (a->pidfile)
+        write_pidfile(a->pidfile); /* before the start, which may give up root ("user") */
+    char err[2048];
+    if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
+        if (a->pidfile)
+            unlink(a->pidfile);
+        fprintf(stderr, "wharfd: %s\n", err);
+        return 1;
+    }
+    char ready[64];
+    snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld\nSTATUS=serving", (long)getpid());
+    notify(ready);
+    stop(srv, &set, serve(srv, a->file, &set));
+    if (a->pidfile)
+        unlink(a->pidfile);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct wharfd_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    if (a.signal_name)
+        return send_signal(a.signal_name, a.pidfile);
+
+    wharf_error e;
+    wharf_config *cfg = NULL;
+    if (wharf_config_load_file(a.file, &cfg, &e) < 0) {
+        fprintf(stderr, "wharfd: %s\n", e.text);
+        return 1;
+    }
+    if (a.dump) {
+        rc = dump_config(cfg);
+        wharf_config_free(cfg);
+        return rc;
+    }
+    wharf_server *srv = wharf_server_new();
+    if (!srv) {
+        fprintf(stderr, "wharfd: out of memory\n");
+        wharf_config_free(cfg);
+        return 1;
+    }
+    rc = a.check_only ? check_config(srv, cfg, a.file) : run(srv, cfg, &a);
+    wharf_config_free(cfg);
+    wharf_server_free(srv);
+    return rc;
 }

@@ -7,9 +7,10 @@
  * statistics and stops it.  wharfd is a thin front-end over this API.
  *
  *     wharf_config *cfg;
+ *     wharf_error e;
  *     char err[1024];
- *     if (wharf_config_from_json("{\"listeners\": [{\"port\": 7007, \"handler\": \"mine\"}]}",
- *                                "inline", &cfg, err, sizeof err) < 0) ...
+ *     if (wharf_config_load_json("{\"listeners\": [{\"port\": 7007, \"handler\": \"mine\"}]}",
+ *                                "inline", &cfg, &e) < 0) ... e.text, e.path, e.code ...
  *     wharf_server *srv = wharf_server_new();
  *     int rc = wharf_server_add_handler(srv, &my_handler);   // .name = "mine"
  *     if (rc < 0) ... strerror(-rc) ...
@@ -28,8 +29,10 @@
  * handler refused), -ENOENT (no such handler module, listener or user),
  * -EALREADY (already started), -ESRCH (the server is not running), -ENOMEM;
  * binding passes the socket call's own code (-EADDRINUSE, -EACCES, ...).
- * A call that failed has no effect.  (The wharf_config_* calls below keep
- * their own convention, stated with each.)  Threads: the wharf_server_* calls for one server are made from
+ * A call that failed has no effect.  Configuration errors also come as a
+ * wharf_error (code, file, JSON path, text) from wharf_config_load_*; the
+ * older wharf_config_* calls keep their own convention, stated with each.
+ * Threads: the wharf_server_* calls for one server are made from
  * one thread (or serialised by the caller); wharf_log_* and
  * wharf_config_* are safe from any thread on distinct objects.  The server's
  * own threads never call back into the program except through handler

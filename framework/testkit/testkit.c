@@ -149,19 +149,27 @@ static void kit_free_conns(struct wharf_test *t)
     }
 }
 
-wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_json, char *err,
-                           size_t errlen)
+/* Whether h is a handler this wharf can run (else the reason in err). */
+static bool kit_handler_ok(const struct wharf_handler *h, char *err, size_t errlen)
 {
     if (!h || !h->name) {
         snprintf(err, errlen, "no handler");
-        return NULL;
+        return false;
     }
     if (!module_abi_supported(h->abi_version)) {
         snprintf(err, errlen, "handler \"%s\": ABI version %u, this wharf needs %u (or 1 to %u)",
                  h->name, (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION,
                  (unsigned)WHARF_ABI_VERSION - 1);
-        return NULL;
+        return false;
     }
+    return true;
+}
+
+wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_json, char *err,
+                           size_t errlen)
+{
+    if (!kit_handler_ok(h, err, errlen))
+        return NULL;
     struct wharf_test *t = calloc(1, sizeof *t);
     size_t jlen = 256 + strlen(h->name) + (listener_json ? strlen(listener_json) : 0);
     char *json = malloc(jlen);
@@ -402,16 +410,8 @@ wharf_server *wharf_test_serve(const struct wharf_handler *h, unsigned workers,
                                const char *listener_json, int *port, char *err,
                                size_t errlen)
 {
-    if (!h || !h->name) {
-        snprintf(err, errlen, "no handler");
+    if (!kit_handler_ok(h, err, errlen))
         return NULL;
-    }
-    if (!module_abi_supported(h->abi_version)) {
-        snprintf(err, errlen, "handler \"%s\": ABI version %u, this wharf needs %u (or 1 to %u)",
-                 h->name, (unsigned)h->abi_version, (unsigned)WHARF_ABI_VERSION,
-                 (unsigned)WHARF_ABI_VERSION - 1);
-        return NULL;
-    }
     size_t jlen = 256 + strlen(h->name) + (listener_json ? strlen(listener_json) : 0);
     char *json = malloc(jlen);
     if (!json) {
@@ -425,8 +425,12 @@ wharf_server *wharf_test_serve(const struct wharf_handler *h, unsigned workers,
              listener_json ? listener_json : "");
     wharf_config *cfg = NULL;
     wharf_server *srv = NULL;
-    if (wharf_config_from_json(json, "wharf_test_serve", &cfg, err, errlen) == 0 &&
-        (srv = wharf_server_new()) != NULL) {
+    wharf_error e;
+    if (wharf_config_load_json(json, "wharf_test_serve", &cfg, &e) < 0) {
+        snprintf(err, errlen, "%s", e.text);
+    } else if (!(srv = wharf_server_new())) {
+        snprintf(err, errlen, "out of memory");
+    } else {
         int rc = wharf_server_add_handler(srv, h);
         if (rc < 0) {
             snprintf(err, errlen, "handler \"%s\": %s", h->name, strerror(-rc));
@@ -436,8 +440,6 @@ wharf_server *wharf_test_serve(const struct wharf_handler *h, unsigned workers,
             wharf_server_free(srv);
             srv = NULL;
         }
-    } else if (cfg) {
-        snprintf(err, errlen, "out of memory");
     }
     free(json);
     wharf_config_free(cfg);
