@@ -179,6 +179,30 @@ START_TEST(test_tcp_open_loop_corrects_latency)
 }
 END_TEST
 
+/* Open loop: messages due while the first connect is still failing are sent late once the
+ * connection is up (the corrected latency shows the wait), never dropped. */
+START_TEST(test_tcp_open_loop_keeps_slots_until_connected)
+{
+    struct lg_server *s = start(LG_LATE);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -r 1000 -d 500ms --drain 5 --max-errors 100 127.0.0.1:%u",
+                         port),
+                     0);
+    ck_assert_uint_ge(res.st.c[ST_REFUSED], 1);
+    ck_assert_uint_eq(res.st.c[ST_SENT], 500);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 500);
+    ck_assert_uint_eq(res.st.c[ST_BACKLOG_END], 0);
+    /* the first messages waited for the server to listen (200 ms) */
+    ck_assert_uint_ge(hist_percentile(res.corrected, 100), 150000000u);
+    ck_assert_uint_lt(hist_percentile(res.raw, 50), 100000000u);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
 START_TEST(test_tcp_warmup_excluded)
 {
     struct lg_server *s = start(LG_ECHO);
@@ -763,6 +787,7 @@ static Suite *loadgen_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_tcp_echo_closed_loop_passes);
     tcase_add_test(tc, test_tcp_open_loop_corrects_latency);
+    tcase_add_test(tc, test_tcp_open_loop_keeps_slots_until_connected);
     tcase_add_test(tc, test_tcp_warmup_excluded);
     tcase_add_test(tc, test_tcp_corruption_detected);
     tcase_add_test(tc, test_tcp_reordering_detected);
