@@ -406,6 +406,13 @@ START_TEST(test_bad_framing_named)
     frame_bad("regex:(", "bad regular expression");
     frame_bad("regex:x*", "matches the empty string");
     frame_bad("bogus", "unknown framing");
+    frame_bad("delim:0123456789012345678901234567890123456789012345678901234567890123456789",
+              "1 to 64 bytes");
+    frame_bad("len:70000:4:be", "offset must be a number");
+    frame_bad("len:0:4:be:all:x", "len:OFFSET:WIDTH");
+    frame_bad("len:0:4:be:+x", "all, after or +N");
+    frame_bad("line:1:x", "EXTRA must be a number");
+    frame_bad("regex:", "expected regex:RE");
 }
 END_TEST
 

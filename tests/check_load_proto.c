@@ -448,6 +448,16 @@ START_TEST(test_bad_template_options_named)
     expect_bad("--start-at +2d 127.0.0.1:7", "--start-at", "expected");
     expect_bad("--start-at +25h 127.0.0.1:7", "--start-at", "expected");
     expect_bad("--start-at +1500m 127.0.0.1:7", "--start-at", "24 hours");
+    expect_bad("--weight -1 --request x 127.0.0.1:7", "--weight", "at least 0");
+    expect_bad("--request x --weight lots 127.0.0.1:7", "--weight", "'lots'");
+    expect_bad("--key-prefix 'a b' --proto memcache 127.0.0.1:7", "--key-prefix", "without blanks");
+    expect_bad("--value-size 5-3 --proto memcache 127.0.0.1:7", "--value-size", "MIN-MAX");
+    expect_bad("--keys 0 --proto memcache 127.0.0.1:7", "--keys", "from 1");
+    expect_bad("-x 127.0.0.1:7", "unknown option", "'-x'");
+    expect_bad("--request a --request b --request c --request d --request e --request f "
+               "--request g --request h --request i --request j --request k --request l "
+               "--request m --request n --request o --request p --request-file q 127.0.0.1:7",
+               "--request-file", "at most 16 templates");
 }
 END_TEST
 

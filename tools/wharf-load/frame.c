@@ -84,95 +84,134 @@ static int compile_re(regex_t *re, const char *pat0, const char *opt, const char
     return 0;
 }
 
+/* delim:STR (escapes allowed), 1 to FRAME_MAX_DELIM bytes. */
+static int parse_delim(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                       size_t errlen)
+{
+    uint8_t tmp[256];
+
+    if (!*rest || strlen(rest) >= sizeof(tmp))
+        return ferr(err, errlen, arg, "expected delim:STR with 1 to 64 bytes (e.g. delim:\\r\\n)");
+    fs->kind = FK_DELIM;
+    fs->delim_len = (uint32_t)tmpl_unescape(rest, tmp);
+    if (fs->delim_len == 0 || fs->delim_len > FRAME_MAX_DELIM)
+        return ferr(err, errlen, arg, "the delimiter must have 1 to 64 bytes");
+    memcpy(fs->delim, tmp, fs->delim_len);
+    return 0;
+}
+
+/* fixed:N, N from 1 to TMPL_MAX_LEN bytes. */
+static int parse_fixed(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                       size_t errlen)
+{
+    uint64_t v;
+
+    if (num(rest, 1, TMPL_MAX_LEN, &v) != 0)
+        return ferr(err, errlen, arg, "expected fixed:N with N from 1 to 1048576");
+    fs->kind = FK_FIXED;
+    fs->fixed = (uint32_t)v;
+    return 0;
+}
+
+/* The optional last field of len:...: what the length counts (all, after or +N). */
+static int parse_len_counts(struct frame_spec *fs, const char *arg, const char *f, char *err,
+                            size_t errlen)
+{
+    uint64_t v;
+
+    if (!strcmp(f, "all"))
+        fs->len_counts = FC_ALL;
+    else if (!strcmp(f, "after"))
+        fs->len_counts = FC_AFTER;
+    else if (f[0] == '+' && num(f + 1, 0, TMPL_MAX_LEN, &v) == 0) {
+        fs->len_counts = FC_PLUS;
+        fs->len_plus = (uint32_t)v;
+    } else
+        return ferr(err, errlen, arg, "what the length counts must be all, after or +N (bytes added)");
+    return 0;
+}
+
+/* len:OFFSET:WIDTH:be|le[:all|after|+N]: a length field in the reply's header. */
+static int parse_len(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                     size_t errlen)
+{
+    char buf[128], *f[5], *save = NULL, *tok;
+    uint64_t v;
+    int n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", rest);
+    for (tok = strtok_r(buf, ":", &save); tok && n < 5; tok = strtok_r(NULL, ":", &save))
+        f[n++] = tok;
+    if (n < 3 || n > 4 || tok)
+        return ferr(err, errlen, arg, "expected len:OFFSET:WIDTH:be|le[:all|after|+N]");
+    fs->kind = FK_LEN;
+    if (num(f[0], 0, 65536, &v) != 0)
+        return ferr(err, errlen, arg, "the offset must be a number from 0 to 65536");
+    fs->len_off = (uint32_t)v;
+    if (num(f[1], 1, 8, &v) != 0 || (v != 1 && v != 2 && v != 4 && v != 8))
+        return ferr(err, errlen, arg, "the width must be 1, 2, 4 or 8 bytes");
+    fs->len_width = (uint32_t)v;
+    if (strcmp(f[2], "be") && strcmp(f[2], "le"))
+        return ferr(err, errlen, arg, "the endianness must be be or le");
+    fs->len_be = !strcmp(f[2], "be");
+    fs->len_counts = FC_ALL;
+    return n == 4 ? parse_len_counts(fs, arg, f[3], err, errlen) : 0;
+}
+
+/* line:FIELD[:EXTRA]: a first line whose FIELD-th word gives the bytes that follow it. */
+static int parse_line(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                      size_t errlen)
+{
+    char buf[64], *c2;
+    uint64_t v;
+
+    snprintf(buf, sizeof(buf), "%s", rest);
+    c2 = strchr(buf, ':');
+    if (c2)
+        *c2++ = '\0';
+    fs->kind = FK_LINE;
+    if (num(buf, 1, 64, &v) != 0)
+        return ferr(err, errlen, arg, "expected line:FIELD[:EXTRA], FIELD from 1 to 64");
+    fs->line_field = (unsigned)v;
+    if (c2) {
+        if (num(c2, 0, TMPL_MAX_LEN, &v) != 0)
+            return ferr(err, errlen, arg, "EXTRA must be a number of bytes");
+        fs->line_extra = (uint32_t)v;
+    }
+    return 0;
+}
+
+/* regex:RE: a reply ends where RE first matches. */
+static int parse_regex(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                       size_t errlen)
+{
+    if (!*rest)
+        return ferr(err, errlen, arg, "expected regex:RE");
+    fs->kind = FK_REGEX;
+    if (compile_re(&fs->re, rest, "--frame", arg, err, errlen) != 0)
+        return -1;
+    fs->re_set = true;
+    return 0;
+}
+
 int frame_parse(struct frame_spec *fs, const char *arg, char *err, size_t errlen)
 {
     const char *colon = strchr(arg, ':');
     size_t klen = colon ? (size_t)(colon - arg) : strlen(arg);
     const char *rest = colon ? colon + 1 : "";
-    uint64_t v;
 
     memset(fs, 0, sizeof(*fs));
     fs->max_reply = FRAME_DEFAULT_MAX_REPLY;
-    if (klen == 5 && !strncmp(arg, "delim", 5)) {
-        uint8_t tmp[256];
-
-        if (!*rest || strlen(rest) >= sizeof(tmp))
-            return ferr(err, errlen, arg, "expected delim:STR with 1 to 64 bytes (e.g. delim:\\r\\n)");
-        fs->kind = FK_DELIM;
-        fs->delim_len = (uint32_t)tmpl_unescape(rest, tmp);
-        if (fs->delim_len == 0 || fs->delim_len > FRAME_MAX_DELIM)
-            return ferr(err, errlen, arg, "the delimiter must have 1 to 64 bytes");
-        memcpy(fs->delim, tmp, fs->delim_len);
-        return 0;
-    }
-    if (klen == 5 && !strncmp(arg, "fixed", 5)) {
-        if (num(rest, 1, TMPL_MAX_LEN, &v) != 0)
-            return ferr(err, errlen, arg, "expected fixed:N with N from 1 to 1048576");
-        fs->kind = FK_FIXED;
-        fs->fixed = (uint32_t)v;
-        return 0;
-    }
-    if (klen == 3 && !strncmp(arg, "len", 3)) {
-        char buf[128], *f[5], *save = NULL, *tok;
-        int n = 0;
-
-        snprintf(buf, sizeof(buf), "%s", rest);
-        for (tok = strtok_r(buf, ":", &save); tok && n < 5; tok = strtok_r(NULL, ":", &save))
-            f[n++] = tok;
-        if (n < 3 || tok)
-            return ferr(err, errlen, arg, "expected len:OFFSET:WIDTH:be|le[:all|after|+N]");
-        fs->kind = FK_LEN;
-        if (num(f[0], 0, 65536, &v) != 0)
-            return ferr(err, errlen, arg, "the offset must be a number from 0 to 65536");
-        fs->len_off = (uint32_t)v;
-        if (num(f[1], 1, 8, &v) != 0 || (v != 1 && v != 2 && v != 4 && v != 8))
-            return ferr(err, errlen, arg, "the width must be 1, 2, 4 or 8 bytes");
-        fs->len_width = (uint32_t)v;
-        if (strcmp(f[2], "be") && strcmp(f[2], "le"))
-            return ferr(err, errlen, arg, "the endianness must be be or le");
-        fs->len_be = !strcmp(f[2], "be");
-        fs->len_counts = FC_ALL;
-        if (n == 4) {
-            if (!strcmp(f[3], "all"))
-                fs->len_counts = FC_ALL;
-            else if (!strcmp(f[3], "after"))
-                fs->len_counts = FC_AFTER;
-            else if (f[3][0] == '+' && num(f[3] + 1, 0, TMPL_MAX_LEN, &v) == 0) {
-                fs->len_counts = FC_PLUS;
-                fs->len_plus = (uint32_t)v;
-            } else
-                return ferr(err, errlen, arg,
-                            "what the length counts must be all, after or +N (bytes added)");
-        }
-        return 0;
-    }
-    if (klen == 4 && !strncmp(arg, "line", 4)) {
-        char buf[64], *c2;
-
-        snprintf(buf, sizeof(buf), "%s", rest);
-        c2 = strchr(buf, ':');
-        if (c2)
-            *c2++ = '\0';
-        fs->kind = FK_LINE;
-        if (num(buf, 1, 64, &v) != 0)
-            return ferr(err, errlen, arg, "expected line:FIELD[:EXTRA], FIELD from 1 to 64");
-        fs->line_field = (unsigned)v;
-        if (c2) {
-            if (num(c2, 0, TMPL_MAX_LEN, &v) != 0)
-                return ferr(err, errlen, arg, "EXTRA must be a number of bytes");
-            fs->line_extra = (uint32_t)v;
-        }
-        return 0;
-    }
-    if (klen == 5 && !strncmp(arg, "regex", 5)) {
-        if (!*rest)
-            return ferr(err, errlen, arg, "expected regex:RE");
-        fs->kind = FK_REGEX;
-        if (compile_re(&fs->re, rest, "--frame", arg, err, errlen) != 0)
-            return -1;
-        fs->re_set = true;
-        return 0;
-    }
+    if (klen == 5 && !strncmp(arg, "delim", 5))
+        return parse_delim(fs, arg, rest, err, errlen);
+    if (klen == 5 && !strncmp(arg, "fixed", 5))
+        return parse_fixed(fs, arg, rest, err, errlen);
+    if (klen == 3 && !strncmp(arg, "len", 3))
+        return parse_len(fs, arg, rest, err, errlen);
+    if (klen == 4 && !strncmp(arg, "line", 4))
+        return parse_line(fs, arg, rest, err, errlen);
+    if (klen == 5 && !strncmp(arg, "regex", 5))
+        return parse_regex(fs, arg, rest, err, errlen);
     if (!strcmp(arg, "memcache")) {
         fs->kind = FK_MEMCACHE;
         return 0;
