@@ -335,6 +335,9 @@ START_TEST(test_frame_memcache)
     ck_assert_int_eq(FEED(&fs, "VALUE k 0 2\r\nabXY", &why), FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "VALUE k 0 1\r\nx\r\nSTORED\r\n", &why), FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "VALUE k 0 zz\r\n", &why), FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "without a byte count"));
+    every_split(&fs, "CLIENT_ERROR bad data chunk\r\n", 29, "", 500);
+    every_split(&fs, "NOT_FOUND\r\n", 11, "", 200);
 }
 END_TEST
 
@@ -358,10 +361,25 @@ START_TEST(test_frame_http)
                      FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &why),
                      FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", &why),
+                     FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "bad Content-Length"));
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 2x0 OK\r\nContent-Length: 1\r\n\r\nx", &why),
+                     FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "status line"));
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "4\r\nWikiXY",
+                          &why),
+                     FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "chunk not followed"));
     fs.max_reply = 1000;
     ck_assert_int_eq(
         FEED(&fs, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", &why),
         FRAME_TOO_LONG);
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "ffff\r\n",
+                          &why),
+                     FRAME_TOO_LONG);
 }
 END_TEST
 

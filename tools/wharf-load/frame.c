@@ -467,29 +467,105 @@ static enum frame_rc feed_regex(const struct frame_spec *fs, const uint8_t *buf,
     return FRAME_DONE;
 }
 
+/* memcache, FP_MC_VALUE: whether the value (and its \r\n) up to st->need is complete; then
+ * the phase moves on to the line after it. Returns true to go on, false with *rc
+ * (FRAME_NEED or FRAME_GARBAGE) otherwise. */
+static bool mc_value_done(struct frame_state *st, const uint8_t *buf, size_t len,
+                          enum frame_rc *rc, const char **why)
+{
+    if (len < st->need) {
+        *rc = FRAME_NEED;
+        return false;
+    }
+    if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
+        *why = "memcache value not followed by \\r\\n";
+        *rc = FRAME_GARBAGE;
+        return false;
+    }
+    st->pos = st->scanned = st->need;
+    st->need = 0;
+    st->phase = FP_MC_AFTER_VALUE;
+    return true;
+}
+
+/* memcache: a line 'VALUE <key> <flags> <bytes> [<cas>]' (l, n bytes without the end of
+ * line, which is at nl): the value data follows. Returns 0, or -1 when no byte count. */
+static int mc_value_line(struct frame_state *st, const uint8_t *l, size_t n, long nl,
+                         const char **why)
+{
+    size_t i = 6, w = 1;
+    uint64_t v = 0;
+    bool digits = false;
+
+    while (i < n && w < 3) {
+        if (l[i] == ' ' && l[i - 1] != ' ')
+            w++;
+        i++;
+    }
+    while (i < n && l[i] == ' ')
+        i++;
+    for (; i < n && l[i] != ' '; i++) {
+        if (l[i] < '0' || l[i] > '9' || v > UINT32_MAX) {
+            digits = false;
+            break;
+        }
+        v = v * 10 + (l[i] - '0');
+        digits = true;
+    }
+    if (!digits) {
+        *why = "memcache VALUE line without a byte count";
+        return -1;
+    }
+    st->need = (size_t)nl + 1 + v + 2;
+    st->phase = FP_MC_VALUE;
+    st->status = 200;
+    return 0;
+}
+
+/* memcache: a line that ends the reply: END, a storage or other one-word answer (status
+ * 200), a number (incr/decr), or an error line (status 500). Anything else is garbage. */
+static enum frame_rc mc_last_line(struct frame_state *st, const uint8_t *l, size_t n, long nl,
+                                  size_t *rl, const char **why)
+{
+    static const char *const ok[] = {"END", "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND",
+                                     "DELETED", "TOUCHED", "OK", "RESET"};
+    size_t k, nok = sizeof(ok) / sizeof(ok[0]);
+
+    if (st->phase == FP_MC_AFTER_VALUE && !line_is(l, n, "END")) {
+        *why = "memcache: expected VALUE or END after a value";
+        return FRAME_GARBAGE;
+    }
+    for (k = 0; k < nok; k++)
+        if (line_is(l, n, ok[k]))
+            break;
+    if (k == nok && n > 0 && strspn((const char *)l, "0123456789") >= n)
+        k = 0; /* incr/decr answer */
+    if (k < nok)
+        st->status = 200;
+    else if (line_is(l, n, "ERROR") || line_starts(l, n, "CLIENT_ERROR") ||
+             line_starts(l, n, "SERVER_ERROR"))
+        st->status = 500;
+    else {
+        *why = "not a memcached reply line";
+        return FRAME_GARBAGE;
+    }
+    *rl = (size_t)nl + 1;
+    return FRAME_DONE;
+}
+
 /* memcache phases (enum frame_phase): FP_START the first line, FP_MC_VALUE value data up
  * to `need`, FP_MC_AFTER_VALUE the line after a value */
 static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, size_t len,
                                    size_t *rl, const char **why)
 {
-    static const char *const ok[] = {"STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED",
-                                     "TOUCHED", "OK", "RESET"};
-    long nl;
-    size_t n, k;
+    enum frame_rc rc;
     const uint8_t *l;
+    size_t n;
+    long nl;
 
     for (;;) {
-        if (st->phase == FP_MC_VALUE) {
-            if (len < st->need)
-                return FRAME_NEED;
-            if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
-                *why = "memcache value not followed by \\r\\n";
-                return FRAME_GARBAGE;
-            }
-            st->pos = st->scanned = st->need;
-            st->need = 0;
-            st->phase = FP_MC_AFTER_VALUE;
-        }
+        if (st->phase == FP_MC_VALUE && !mc_value_done(st, buf, len, &rc, why))
+            return rc;
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
             st->scanned = len;
@@ -498,63 +574,10 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
         l = buf + st->pos;
         n = line_body(l, (size_t)nl + 1 - st->pos);
         st->scanned = (size_t)nl + 1;
-        if (line_starts(l, n, "VALUE ")) {
-            /* VALUE <key> <flags> <bytes> [<cas>] */
-            size_t i = 6, w = 1;
-            uint64_t v = 0;
-            bool digits = false;
-
-            while (i < n && w < 3) {
-                if (l[i] == ' ' && l[i - 1] != ' ')
-                    w++;
-                i++;
-            }
-            while (i < n && l[i] == ' ')
-                i++;
-            for (; i < n && l[i] != ' '; i++) {
-                if (l[i] < '0' || l[i] > '9' || v > UINT32_MAX) {
-                    digits = false;
-                    break;
-                }
-                v = v * 10 + (l[i] - '0');
-                digits = true;
-            }
-            if (!digits) {
-                *why = "memcache VALUE line without a byte count";
-                return FRAME_GARBAGE;
-            }
-            st->need = (size_t)nl + 1 + v + 2;
-            st->phase = FP_MC_VALUE;
-            st->status = 200;
-            continue;
-        }
-        if (line_is(l, n, "END")) {
-            st->status = 200;
-            *rl = (size_t)nl + 1;
-            return FRAME_DONE;
-        }
-        if (st->phase == FP_MC_AFTER_VALUE) {
-            *why = "memcache: expected VALUE or END after a value";
+        if (!line_starts(l, n, "VALUE "))
+            return mc_last_line(st, l, n, nl, rl, why);
+        if (mc_value_line(st, l, n, nl, why) != 0)
             return FRAME_GARBAGE;
-        }
-        for (k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
-            if (line_is(l, n, ok[k]))
-                break;
-        if (k == sizeof(ok) / sizeof(ok[0]) && n > 0 && strspn((const char *)l, "0123456789") >= n)
-            k = 0; /* incr/decr answer */
-        if (k < sizeof(ok) / sizeof(ok[0])) {
-            st->status = 200;
-            *rl = (size_t)nl + 1;
-            return FRAME_DONE;
-        }
-        if (line_is(l, n, "ERROR") || line_starts(l, n, "CLIENT_ERROR") ||
-            line_starts(l, n, "SERVER_ERROR")) {
-            st->status = 500;
-            *rl = (size_t)nl + 1;
-            return FRAME_DONE;
-        }
-        *why = "not a memcached reply line";
-        return FRAME_GARBAGE;
     }
 }
 
@@ -583,82 +606,165 @@ static const uint8_t *http_header(const uint8_t *buf, size_t hend, const char *n
     }
 }
 
+/* http: the Content-Length value (v, vl bytes) into *cl. Returns FRAME_DONE, or
+ * FRAME_GARBAGE / FRAME_TOO_LONG with the reason in *why. */
+static enum frame_rc http_content_length(const struct frame_spec *fs, const uint8_t *v,
+                                         size_t vl, uint64_t *cl, const char **why)
+{
+    size_t i;
+
+    *cl = 0;
+    if (vl == 0) {
+        *why = "bad Content-Length";
+        return FRAME_GARBAGE;
+    }
+    for (i = 0; i < vl; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            *why = "bad Content-Length";
+            return FRAME_GARBAGE;
+        }
+        *cl = *cl * 10 + (uint64_t)(v[i] - '0');
+        if (*cl > fs->max_reply) {
+            *why = "Content-Length above --max-reply";
+            return FRAME_TOO_LONG;
+        }
+    }
+    return FRAME_DONE;
+}
+
+/* http, FP_START: waits for the whole header block, reads the status and picks how the
+ * body ends: chunked (FP_HTTP_CHUNK_SIZE), Content-Length (FP_HTTP_BODY), or no body
+ * (1xx, 204, 304: FRAME_DONE). Returns the result while the phase stays FP_START; once it
+ * moved on, the body is read next. */
+static enum frame_rc http_head(const struct frame_spec *fs, struct frame_state *st,
+                               const uint8_t *buf, size_t len, size_t *rl, const char **why)
+{
+    size_t from = st->scanned >= 3 ? st->scanned - 3 : 0, hend, vl;
+    const uint8_t *p, *v;
+    enum frame_rc rc;
+    uint64_t cl;
+    int status;
+
+    if (memcmp(buf, "HTTP/1.", len < 7 ? len : 7) != 0) {
+        *why = "not an HTTP/1.x status line";
+        return FRAME_GARBAGE;
+    }
+    p = len > from ? memmem(buf + from, len - from, "\r\n\r\n", 4) : NULL;
+    if (!p) {
+        st->scanned = len;
+        return FRAME_NEED;
+    }
+    hend = (size_t)(p - buf) + 4;
+    if (hend < 12 || buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' ||
+        buf[10] > '9' || buf[11] < '0' || buf[11] > '9') {
+        *why = "not an HTTP/1.x status line";
+        return FRAME_GARBAGE;
+    }
+    status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    st->status = status;
+    if ((v = http_header(buf, hend, "transfer-encoding:", &vl)) && vl >= 7 &&
+        memmem(v, vl, "chunked", 7)) {
+        st->phase = FP_HTTP_CHUNK_SIZE;
+        st->pos = st->scanned = hend;
+        return FRAME_NEED;
+    }
+    if ((v = http_header(buf, hend, "content-length:", &vl))) {
+        if ((rc = http_content_length(fs, v, vl, &cl, why)) != FRAME_DONE)
+            return rc;
+        st->need = hend + cl;
+        st->phase = FP_HTTP_BODY;
+        return FRAME_NEED;
+    }
+    if (status < 200 || status == 204 || status == 304) {
+        *rl = hend;
+        return FRAME_DONE;
+    }
+    *why = "HTTP response without Content-Length or chunked encoding";
+    return FRAME_GARBAGE;
+}
+
+/* http, FP_HTTP_CHUNK_DATA: whether the chunk (and its \r\n) up to st->need is complete;
+ * then the next chunk-size line follows. Returns true to go on, false with *rc otherwise. */
+static bool http_chunk_done(struct frame_state *st, const uint8_t *buf, size_t len,
+                            enum frame_rc *rc, const char **why)
+{
+    if (len < st->need) {
+        *rc = FRAME_NEED;
+        return false;
+    }
+    if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
+        *why = "HTTP chunk not followed by \\r\\n";
+        *rc = FRAME_GARBAGE;
+        return false;
+    }
+    st->pos = st->scanned = st->need;
+    st->need = 0;
+    st->phase = FP_HTTP_CHUNK_SIZE;
+    return true;
+}
+
+/* http, FP_HTTP_CHUNK_SIZE: the chunk-size line from st->pos to the newline at nl (hex
+ * digits, then ';' extensions or the end of line). Size 0 leads to the trailers. Returns
+ * true to go on, false with *rc (FRAME_GARBAGE, FRAME_TOO_LONG) otherwise. */
+static bool http_chunk_size(const struct frame_spec *fs, struct frame_state *st,
+                            const uint8_t *buf, long nl, enum frame_rc *rc, const char **why)
+{
+    uint64_t sz = 0;
+    size_t i = st->pos;
+    int digits = 0;
+
+    for (; i < (size_t)nl; i++) {
+        int d = buf[i] >= '0' && buf[i] <= '9'   ? buf[i] - '0'
+                : buf[i] >= 'a' && buf[i] <= 'f' ? buf[i] - 'a' + 10
+                : buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] - 'A' + 10
+                                                 : -1;
+        if (d < 0)
+            break;
+        sz = sz * 16 + (uint64_t)d;
+        digits++;
+        if (sz > fs->max_reply) {
+            *why = "HTTP chunk above --max-reply";
+            *rc = FRAME_TOO_LONG;
+            return false;
+        }
+    }
+    if (!digits || (buf[i] != ';' && buf[i] != '\r' && buf[i] != '\n')) {
+        *why = "bad HTTP chunk size line";
+        *rc = FRAME_GARBAGE;
+        return false;
+    }
+    st->pos = (size_t)nl + 1;
+    if (sz == 0) {
+        st->phase = FP_HTTP_TRAILERS;
+    } else {
+        st->need = st->pos + sz + 2;
+        st->phase = FP_HTTP_CHUNK_DATA;
+    }
+    return true;
+}
+
 /* http phases (enum frame_phase): FP_START the headers, FP_HTTP_CHUNK_SIZE a chunk-size
  * line at pos, FP_HTTP_TRAILERS, FP_HTTP_CHUNK_DATA up to need, FP_HTTP_BODY up to need */
 static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *st,
                                const uint8_t *buf, size_t len, size_t *rl, const char **why)
 {
+    enum frame_rc rc;
     long nl;
 
     if (st->phase == FP_START) {
-        size_t from = st->scanned >= 3 ? st->scanned - 3 : 0, hend, vl;
-        const uint8_t *p, *v;
-        int status;
-
-        if (memcmp(buf, "HTTP/1.", len < 7 ? len : 7) != 0) {
-            *why = "not an HTTP/1.x status line";
-            return FRAME_GARBAGE;
-        }
-        p = len > from ? memmem(buf + from, len - from, "\r\n\r\n", 4) : NULL;
-        if (!p) {
-            st->scanned = len;
+        rc = http_head(fs, st, buf, len, rl, why);
+        if (st->phase == FP_START)
+            return rc;
+    }
+    if (st->phase == FP_HTTP_BODY) {
+        if (len < st->need)
             return FRAME_NEED;
-        }
-        hend = (size_t)(p - buf) + 4;
-        if (hend < 12 || buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' ||
-            buf[10] > '9' || buf[11] < '0' || buf[11] > '9') {
-            *why = "not an HTTP/1.x status line";
-            return FRAME_GARBAGE;
-        }
-        status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-        st->status = status;
-        if ((v = http_header(buf, hend, "transfer-encoding:", &vl)) && vl >= 7 &&
-            memmem(v, vl, "chunked", 7)) {
-            st->phase = FP_HTTP_CHUNK_SIZE;
-            st->pos = st->scanned = hend;
-        } else if ((v = http_header(buf, hend, "content-length:", &vl))) {
-            uint64_t cl = 0;
-            size_t i;
-
-            if (vl == 0)
-                goto badlen;
-            for (i = 0; i < vl; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    goto badlen;
-                cl = cl * 10 + (v[i] - '0');
-                if (cl > fs->max_reply) {
-                    *why = "Content-Length above --max-reply";
-                    return FRAME_TOO_LONG;
-                }
-            }
-            st->need = hend + cl;
-            st->phase = FP_HTTP_BODY;
-        } else if (status < 200 || status == 204 || status == 304) {
-            *rl = hend;
-            return FRAME_DONE;
-        } else {
-            *why = "HTTP response without Content-Length or chunked encoding";
-            return FRAME_GARBAGE;
-        }
+        *rl = st->need;
+        return FRAME_DONE;
     }
     for (;;) {
-        if (st->phase == FP_HTTP_BODY) {
-            if (len < st->need)
-                return FRAME_NEED;
-            *rl = st->need;
-            return FRAME_DONE;
-        }
-        if (st->phase == FP_HTTP_CHUNK_DATA) {
-            if (len < st->need)
-                return FRAME_NEED;
-            if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
-                *why = "HTTP chunk not followed by \\r\\n";
-                return FRAME_GARBAGE;
-            }
-            st->pos = st->scanned = st->need;
-            st->need = 0;
-            st->phase = FP_HTTP_CHUNK_SIZE;
-        }
+        if (st->phase == FP_HTTP_CHUNK_DATA && !http_chunk_done(st, buf, len, &rc, why))
+            return rc;
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
             st->scanned = len;
@@ -666,35 +772,8 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         }
         st->scanned = (size_t)nl + 1;
         if (st->phase == FP_HTTP_CHUNK_SIZE) {
-            uint64_t sz = 0;
-            size_t i = st->pos;
-            int digits = 0;
-
-            for (; i < (size_t)nl; i++) {
-                int d = buf[i] >= '0' && buf[i] <= '9'   ? buf[i] - '0'
-                        : buf[i] >= 'a' && buf[i] <= 'f' ? buf[i] - 'a' + 10
-                        : buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] - 'A' + 10
-                                                         : -1;
-                if (d < 0)
-                    break;
-                sz = sz * 16 + (uint64_t)d;
-                digits++;
-                if (sz > fs->max_reply) {
-                    *why = "HTTP chunk above --max-reply";
-                    return FRAME_TOO_LONG;
-                }
-            }
-            if (!digits || (buf[i] != ';' && buf[i] != '\r' && buf[i] != '\n')) {
-                *why = "bad HTTP chunk size line";
-                return FRAME_GARBAGE;
-            }
-            st->pos = (size_t)nl + 1;
-            if (sz == 0) {
-                st->phase = FP_HTTP_TRAILERS;
-            } else {
-                st->need = st->pos + sz + 2;
-                st->phase = FP_HTTP_CHUNK_DATA;
-            }
+            if (!http_chunk_size(fs, st, buf, nl, &rc, why))
+                return rc;
             continue;
         }
         /* FP_HTTP_TRAILERS: trailers until an empty line */
@@ -704,9 +783,6 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         }
         st->pos = (size_t)nl + 1;
     }
-badlen:
-    *why = "bad Content-Length";
-    return FRAME_GARBAGE;
 }
 
 enum frame_rc frame_feed(const struct frame_spec *fs, struct frame_state *st, const uint8_t *buf,
