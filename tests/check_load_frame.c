@@ -180,6 +180,26 @@ START_TEST(test_bad_templates_named)
     parse_bad("{rand:5} {rand:6}", "same size");
     parse_bad("{size}", "{size} needs a {rand");
     parse_bad("{rand:2000000}", "bad size");
+    parse_bad("{rand:1048576}{seq}", "expands to up to 1048596 bytes");
+    parse_bad("{rand:0123456789012345678901234567890123456789012345678901}", "bad size");
+    parse_bad("get {Key}", "unknown placeholder '{Key}'");
+}
+END_TEST
+
+/* A template longer than TMPL_MAX_LEN is refused before it is scanned. */
+START_TEST(test_template_too_long)
+{
+    struct tmpl t;
+    uint8_t *big = malloc(TMPL_MAX_LEN + 1);
+    char err[256] = "";
+
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', TMPL_MAX_LEN + 1);
+    memset(&t, 0, sizeof(t));
+    ck_assert_int_eq(tmpl_parse(&t, big, TMPL_MAX_LEN + 1, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "longer than 1048576 bytes"), "%s", err);
+    tmpl_free(&t);
+    free(big);
 }
 END_TEST
 
@@ -518,6 +538,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_keys_uniform_and_zipf);
     tcase_add_test(tc, test_mix_weights);
     tcase_add_test(tc, test_bad_templates_named);
+    tcase_add_test(tc, test_template_too_long);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("frame");
