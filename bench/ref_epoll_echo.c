@@ -13,8 +13,8 @@
  * own SO_REUSEPORT listening socket on every port, so the kernel spreads connections over
  * them: the minimal multi-threaded accept design wharf's acceptor thread is measured
  * against.
- * For each it prints "listening on tcp ADDR:PORT" on stderr (the words wharfd logs) and serves until
- * SIGINT/SIGTERM or until -l SECONDS have passed (default 900), so a forgotten one cannot
+ * For each it prints "listening on tcp ADDR:PORT" on stderr (the words wharfd logs) and serves
+ * until SIGINT/SIGTERM or until -l SECONDS have passed (default 900), so a forgotten one cannot
  * linger.
  *
  * Per readable connection: recv up to 64 KiB into one shared buffer and send it straight
@@ -46,8 +46,8 @@
 #define MAX_EVENTS 256
 
 struct pend {
-	size_t off, len;
-	char data[];
+    size_t off, len;
+    char data[];
 };
 
 static __thread struct pend **pending; /* indexed by fd; NULL = nothing pending */
@@ -58,252 +58,253 @@ static time_t deadline;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop = 1;
+    (void)sig;
+    stop = 1;
 }
 
 static void die(const char *what)
 {
-	fprintf(stderr, "ref_epoll_echo: %s: %s\n", what, strerror(errno));
-	exit(1);
+    fprintf(stderr, "ref_epoll_echo: %s: %s\n", what, strerror(errno));
+    exit(1);
 }
 
 static int set_events(int ep, int fd, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.fd = fd };
+    struct epoll_event ev = {.events = events, .data.fd = fd};
 
-	return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+    return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
 }
 
 static void drop(int fd)
 {
-	if ((size_t)fd < npending && pending[fd]) {
-		free(pending[fd]);
-		pending[fd] = NULL;
-	}
-	close(fd); /* also removes it from the epoll set */
+    if ((size_t)fd < npending && pending[fd]) {
+        free(pending[fd]);
+        pending[fd] = NULL;
+    }
+    close(fd); /* also removes it from the epoll set */
 }
 
 /* Keeps p[0..len) for later; the connection then waits for EPOLLOUT only. */
 static int keep(int ep, int fd, const char *p, size_t len)
 {
-	struct pend *pd;
+    struct pend *pd;
 
-	if ((size_t)fd >= npending) {
-		size_t n = npending ? npending : 1024;
-		struct pend **np;
+    if ((size_t)fd >= npending) {
+        size_t n = npending ? npending : 1024;
+        struct pend **np;
 
-		while (n <= (size_t)fd)
-			n *= 2;
-		np = realloc(pending, n * sizeof(*np));
-		if (!np)
-			return -1;
-		memset(np + npending, 0, (n - npending) * sizeof(*np));
-		pending = np;
-		npending = n;
-	}
-	pd = malloc(sizeof(*pd) + len);
-	if (!pd)
-		return -1;
-	pd->off = 0;
-	pd->len = len;
-	memcpy(pd->data, p, len);
-	pending[fd] = pd;
-	return set_events(ep, fd, EPOLLOUT);
+        while (n <= (size_t)fd)
+            n *= 2;
+        np = realloc(pending, n * sizeof(*np));
+        if (!np)
+            return -1;
+        memset(np + npending, 0, (n - npending) * sizeof(*np));
+        pending = np;
+        npending = n;
+    }
+    pd = malloc(sizeof(*pd) + len);
+    if (!pd)
+        return -1;
+    pd->off = 0;
+    pd->len = len;
+    memcpy(pd->data, p, len);
+    pending[fd] = pd;
+    return set_events(ep, fd, EPOLLOUT);
 }
 
 /* Writes what is pending; back to EPOLLIN once it is all out. */
 static void on_writable(int ep, int fd)
 {
-	struct pend *pd = (size_t)fd < npending ? pending[fd] : NULL;
-	ssize_t n;
+    struct pend *pd = (size_t)fd < npending ? pending[fd] : NULL;
+    ssize_t n;
 
-	if (!pd) {
-		set_events(ep, fd, EPOLLIN);
-		return;
-	}
-	while (pd->off < pd->len) {
-		n = send(fd, pd->data + pd->off, pd->len - pd->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			pd->off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		drop(fd);
-		return;
-	}
-	free(pd);
-	pending[fd] = NULL;
-	if (set_events(ep, fd, EPOLLIN) != 0)
-		drop(fd);
+    if (!pd) {
+        set_events(ep, fd, EPOLLIN);
+        return;
+    }
+    while (pd->off < pd->len) {
+        n = send(fd, pd->data + pd->off, pd->len - pd->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            pd->off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        drop(fd);
+        return;
+    }
+    free(pd);
+    pending[fd] = NULL;
+    if (set_events(ep, fd, EPOLLIN) != 0)
+        drop(fd);
 }
 
 static void on_readable(int ep, int fd)
 {
-	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-	size_t off = 0;
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    size_t off = 0;
 
-	if (n == 0) {
-		drop(fd);
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			drop(fd);
-		return;
-	}
-	while (off < (size_t)n) {
-		ssize_t w = send(fd, buf + off, (size_t)n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == 0) {
+        drop(fd);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            drop(fd);
+        return;
+    }
+    while (off < (size_t)n) {
+        ssize_t w = send(fd, buf + off, (size_t)n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-		if (w > 0) {
-			off += (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (keep(ep, fd, buf + off, (size_t)n - off) != 0)
-				drop(fd);
-			return;
-		}
-		drop(fd);
-		return;
-	}
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (keep(ep, fd, buf + off, (size_t)n - off) != 0)
+                drop(fd);
+            return;
+        }
+        drop(fd);
+        return;
+    }
 }
 
 static void on_accept(int ep, int lfd)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
-	int one = 1, fd;
+    struct epoll_event ev = {.events = EPOLLIN};
+    int one = 1, fd;
 
-	for (;;) {
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE)
-				fprintf(stderr, "ref_epoll_echo: accept4: %s\n", strerror(errno));
-			return; /* EAGAIN, or try again on the next event */
-		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		ev.data.fd = fd;
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
-			close(fd);
-	}
+    for (;;) {
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                fprintf(stderr, "ref_epoll_echo: accept4: %s\n", strerror(errno));
+            return; /* EAGAIN, or try again on the next event */
+        }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ev.data.fd = fd;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+            close(fd);
+    }
 }
 
 struct server_thread {
-	pthread_t thread;
-	int lfd[64], nl;
+    pthread_t thread;
+    int lfd[64], nl;
 };
 
 static void *serve(void *arg)
 {
-	struct server_thread *t = arg;
-	struct epoll_event ev = { .events = EPOLLIN }, events[MAX_EVENTS];
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct server_thread *t = arg;
+    struct epoll_event ev = {.events = EPOLLIN}, events[MAX_EVENTS];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	if (ep < 0)
-		die("epoll_create1");
-	for (int i = 0; i < t->nl; i++) {
-		ev.data.u64 = (1ull << 32) | (uint32_t)t->lfd[i]; /* bit 32: a listener */
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, t->lfd[i], &ev) != 0)
-			die("epoll_ctl");
-	}
-	while (!stop) {
-		int n = epoll_wait(ep, events, MAX_EVENTS, 1000);
+    if (ep < 0)
+        die("epoll_create1");
+    for (int i = 0; i < t->nl; i++) {
+        ev.data.u64 = (1ull << 32) | (uint32_t)t->lfd[i]; /* bit 32: a listener */
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, t->lfd[i], &ev) != 0)
+            die("epoll_ctl");
+    }
+    while (!stop) {
+        int n = epoll_wait(ep, events, MAX_EVENTS, 1000);
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("epoll_wait");
-		}
-		if (time(NULL) >= deadline) /* vDSO: no system call */
-			break;
-		for (int i = 0; i < n; i++) {
-			int fd = events[i].data.fd;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait");
+        }
+        if (time(NULL) >= deadline) /* vDSO: no system call */
+            break;
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
 
-			if (events[i].data.u64 >> 32)
-				on_accept(ep, fd);
-			else if (events[i].events & EPOLLOUT)
-				on_writable(ep, fd);
-			else
-				on_readable(ep, fd);
-		}
-	}
-	return NULL;
+            if (events[i].data.u64 >> 32)
+                on_accept(ep, fd);
+            else if (events[i].events & EPOLLOUT)
+                on_writable(ep, fd);
+            else
+                on_readable(ep, fd);
+        }
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
 {
-	const char *addr = "127.0.0.1";
-	int port = 0, lifetime = 900, nl = 1, nt = 1, opt, one = 1;
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t slen;
-	struct sigaction sa;
-	static struct server_thread threads[64];
+    const char *addr = "127.0.0.1";
+    int port = 0, lifetime = 900, nl = 1, nt = 1, opt, one = 1;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t slen;
+    struct sigaction sa;
+    static struct server_thread threads[64];
 
-	while ((opt = getopt(argc, argv, "a:p:n:t:l:")) != -1) {
-		switch (opt) {
-		case 'a': addr = optarg; break;
-		case 'n': nl = atoi(optarg); break;
-		case 't': nt = atoi(optarg); break;
-		case 'p': port = atoi(optarg); break;
-		case 'l': lifetime = atoi(optarg); break;
-		default:
-			fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] [-l SECONDS]\n");
-			return 2;
-		}
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+    while ((opt = getopt(argc, argv, "a:p:n:t:l:")) != -1) {
+        switch (opt) {
+        case 'a': addr = optarg; break;
+        case 'n': nl = atoi(optarg); break;
+        case 't': nt = atoi(optarg); break;
+        case 'p': port = atoi(optarg); break;
+        case 'l': lifetime = atoi(optarg); break;
+        default:
+            fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] "
+                            "[-l SECONDS]\n");
+            return 2;
+        }
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-		fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
-		return 2;
-	}
-	if (nl < 1 || nl > 64 || nt < 1 || nt > 64) {
-		fprintf(stderr, "ref_epoll_echo: -n and -t must be 1..64\n");
-		return 2;
-	}
-	for (int i = 0; i < nl; i++) {
-		int bound = port ? port + i : 0;
+    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+        fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
+        return 2;
+    }
+    if (nl < 1 || nl > 64 || nt < 1 || nt > 64) {
+        fprintf(stderr, "ref_epoll_echo: -n and -t must be 1..64\n");
+        return 2;
+    }
+    for (int i = 0; i < nl; i++) {
+        int bound = port ? port + i : 0;
 
-		for (int k = 0; k < nt; k++) {
-			int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        for (int k = 0; k < nt; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-			if (fd < 0)
-				die("socket");
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-			if (nt > 1)
-				setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-			sin.sin_port = htons((uint16_t)bound);
-			if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-				die("bind");
-			if (listen(fd, 511) != 0) /* wharfd's default backlog */
-				die("listen");
-			slen = sizeof(sin);
-			if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
-				die("getsockname");
-			bound = ntohs(sin.sin_port);
-			threads[k].lfd[threads[k].nl++] = fd;
-		}
-		fprintf(stderr, "listening on tcp %s:%u\n", addr, (unsigned)bound);
-	}
+            if (fd < 0)
+                die("socket");
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+            if (nt > 1)
+                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+            sin.sin_port = htons((uint16_t)bound);
+            if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+                die("bind");
+            if (listen(fd, 511) != 0) /* wharfd's default backlog */
+                die("listen");
+            slen = sizeof(sin);
+            if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
+                die("getsockname");
+            bound = ntohs(sin.sin_port);
+            threads[k].lfd[threads[k].nl++] = fd;
+        }
+        fprintf(stderr, "listening on tcp %s:%u\n", addr, (unsigned)bound);
+    }
 
-	deadline = time(NULL) + lifetime;
-	for (int k = 1; k < nt; k++)
-		if (pthread_create(&threads[k].thread, NULL, serve, &threads[k]) != 0)
-			die("pthread_create");
-	serve(&threads[0]);
-	stop = 1;
-	for (int k = 1; k < nt; k++)
-		pthread_join(threads[k].thread, NULL);
-	return 0;
+    deadline = time(NULL) + lifetime;
+    for (int k = 1; k < nt; k++)
+        if (pthread_create(&threads[k].thread, NULL, serve, &threads[k]) != 0)
+            die("pthread_create");
+    serve(&threads[0]);
+    stop = 1;
+    for (int k = 1; k < nt; k++)
+        pthread_join(threads[k].thread, NULL);
+    return 0;
 }

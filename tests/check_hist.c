@@ -320,6 +320,8 @@ static void expect_reject(const char *text, const char *want)
 #define SEC                                                                                        \
     "hist corrected\nunit ns\nsub_bits 11\ntotal 3\nmin 5\nmax 9\nsaturated 0\n"                   \
     "sum 19\nsumsq 131\n"
+#define EMPTY(name)                                                                                \
+    "hist " name "\nunit ns\nsub_bits 11\ntotal 0\nmin 0\nmax 0\nsaturated 0\nsum 0\nsumsq 0\nend\n"
 
 START_TEST(test_file_corrupt_rejected)
 {
@@ -351,8 +353,54 @@ START_TEST(test_file_corrupt_rejected)
     expect_reject(HDR "hist a\ntotal 0\nend\n", "ends before");
     expect_reject(HDR "meta messages lots\n", "non-negative integer");
     expect_reject(HDR "surprise 1\n", "unexpected 'surprise'");
+    expect_reject(HDR "meta messages\n", "expected 'meta KEY VALUE'");
+    expect_reject(HDR "hist a_name_of_more_than_31_characters\n", "hist NAME");
+    expect_reject(HDR "hist\n", "hist NAME");
+    expect_reject(HDR SEC "b 5 1\nb 9 2\nend\n" SEC, "duplicate section 'corrected'");
+    expect_reject(HDR EMPTY("a") EMPTY("b") EMPTY("c") EMPTY("d") "hist e\n", "too many sections");
+    expect_reject(HDR "hist a\ntotal\n", "'total' needs a value");
+    expect_reject(HDR "hist a\nsum -1\n", "sum: expected a non-negative number");
+    expect_reject(HDR "hist a\nsumsq x\n", "sumsq: expected a non-negative number");
+    expect_reject(HDR "hist a\nmax 1.5\n", "max: expected a non-negative integer");
     ck_assert_int_eq(hist_file_read("/nonexistent/x.hist", &hf, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "cannot open"));
+}
+END_TEST
+
+/* Lines longer than the reader's buffer are rejected, not split into two lines. */
+START_TEST(test_file_long_line_rejected)
+{
+    char text[1024];
+
+    snprintf(text, sizeof(text), HDR "# %0900d\n", 0);
+    expect_reject(text, ":3: line too long");
+}
+END_TEST
+
+/* The meta lines fill the file's figures (unknown keys ignored), comments, blank lines and
+ * series blocks are passed over, and a section with no bucket reads as empty. */
+START_TEST(test_file_meta_series_and_empty_section)
+{
+    struct hist_file hf;
+    char path[64], err[256];
+    FILE *f = fopen(tmpname(path, sizeof(path)), "w");
+
+    fputs("# saved by a test\n\nwharf-load-hist 1\r\nmeta messages 3\nmeta duration_ns 500\n"
+          "meta errors 7\nmeta colour 1\nseries\ninterval_ns 100\nhist x\nend\n" SEC
+          "b 5 1\nb 9 2\nend\n" EMPTY("empty"),
+          f);
+    fclose(f);
+    ck_assert_msg(hist_file_read(path, &hf, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(hf.messages, 3);
+    ck_assert_uint_eq(hf.duration_ns, 500);
+    ck_assert_uint_eq(hf.errors, 7);
+    ck_assert_int_eq(hf.nsections, 2);
+    ck_assert_ptr_eq(hist_file_get(&hf, "corrected"), hf.hists[0]);
+    ck_assert_uint_eq(hist_file_get(&hf, "empty")->total, 0);
+    ck_assert_uint_eq(hist_file_get(&hf, "empty")->min, UINT64_MAX);
+    ck_assert_ptr_null(hist_file_get(&hf, "x"));
+    hist_file_free(&hf);
+    unlink(path);
 }
 END_TEST
 
@@ -375,6 +423,8 @@ static Suite *hist_suite(void)
     tc = tcase_create("files");
     tcase_add_test(tc, test_file_round_trip);
     tcase_add_test(tc, test_file_corrupt_rejected);
+    tcase_add_test(tc, test_file_long_line_rejected);
+    tcase_add_test(tc, test_file_meta_series_and_empty_section);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -180,6 +180,26 @@ START_TEST(test_bad_templates_named)
     parse_bad("{rand:5} {rand:6}", "same size");
     parse_bad("{size}", "{size} needs a {rand");
     parse_bad("{rand:2000000}", "bad size");
+    parse_bad("{rand:1048576}{seq}", "expands to up to 1048596 bytes");
+    parse_bad("{rand:0123456789012345678901234567890123456789012345678901}", "bad size");
+    parse_bad("get {Key}", "unknown placeholder '{Key}'");
+}
+END_TEST
+
+/* A template longer than TMPL_MAX_LEN is refused before it is scanned. */
+START_TEST(test_template_too_long)
+{
+    struct tmpl t;
+    uint8_t *big = malloc(TMPL_MAX_LEN + 1);
+    char err[256] = "";
+
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', TMPL_MAX_LEN + 1);
+    memset(&t, 0, sizeof(t));
+    ck_assert_int_eq(tmpl_parse(&t, big, TMPL_MAX_LEN + 1, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "longer than 1048576 bytes"), "%s", err);
+    tmpl_free(&t);
+    free(big);
 }
 END_TEST
 
@@ -335,6 +355,9 @@ START_TEST(test_frame_memcache)
     ck_assert_int_eq(FEED(&fs, "VALUE k 0 2\r\nabXY", &why), FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "VALUE k 0 1\r\nx\r\nSTORED\r\n", &why), FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "VALUE k 0 zz\r\n", &why), FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "without a byte count"));
+    every_split(&fs, "CLIENT_ERROR bad data chunk\r\n", 29, "", 500);
+    every_split(&fs, "NOT_FOUND\r\n", 11, "", 200);
 }
 END_TEST
 
@@ -358,10 +381,25 @@ START_TEST(test_frame_http)
                      FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &why),
                      FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", &why),
+                     FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "bad Content-Length"));
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 2x0 OK\r\nContent-Length: 1\r\n\r\nx", &why),
+                     FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "status line"));
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "4\r\nWikiXY",
+                          &why),
+                     FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "chunk not followed"));
     fs.max_reply = 1000;
     ck_assert_int_eq(
         FEED(&fs, "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", &why),
         FRAME_TOO_LONG);
+    ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "ffff\r\n",
+                          &why),
+                     FRAME_TOO_LONG);
 }
 END_TEST
 
@@ -406,6 +444,13 @@ START_TEST(test_bad_framing_named)
     frame_bad("regex:(", "bad regular expression");
     frame_bad("regex:x*", "matches the empty string");
     frame_bad("bogus", "unknown framing");
+    frame_bad("delim:0123456789012345678901234567890123456789012345678901234567890123456789",
+              "1 to 64 bytes");
+    frame_bad("len:70000:4:be", "offset must be a number");
+    frame_bad("len:0:4:be:all:x", "len:OFFSET:WIDTH");
+    frame_bad("len:0:4:be:+x", "all, after or +N");
+    frame_bad("line:1:x", "EXTRA must be a number");
+    frame_bad("regex:", "expected regex:RE");
 }
 END_TEST
 
@@ -493,6 +538,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_keys_uniform_and_zipf);
     tcase_add_test(tc, test_mix_weights);
     tcase_add_test(tc, test_bad_templates_named);
+    tcase_add_test(tc, test_template_too_long);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("frame");

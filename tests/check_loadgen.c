@@ -179,6 +179,30 @@ START_TEST(test_tcp_open_loop_corrects_latency)
 }
 END_TEST
 
+/* Open loop: messages due while the first connect is still failing are sent late once the
+ * connection is up (the corrected latency shows the wait), never dropped. */
+START_TEST(test_tcp_open_loop_keeps_slots_until_connected)
+{
+    struct lg_server *s = start(LG_LATE);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -r 1000 -d 500ms --drain 5 --max-errors 100 127.0.0.1:%u",
+                         port),
+                     0);
+    ck_assert_uint_ge(res.st.c[ST_REFUSED], 1);
+    ck_assert_uint_eq(res.st.c[ST_SENT], 500);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 500);
+    ck_assert_uint_eq(res.st.c[ST_BACKLOG_END], 0);
+    /* the first messages waited for the server to listen (200 ms) */
+    ck_assert_uint_ge(hist_percentile(res.corrected, 100), 150000000u);
+    ck_assert_uint_lt(hist_percentile(res.raw, 50), 100000000u);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
 START_TEST(test_tcp_warmup_excluded)
 {
     struct lg_server *s = start(LG_ECHO);
@@ -553,6 +577,61 @@ END_TEST
 
 /* ---- files and the command line -------------------------------------------------------------- */
 
+/* Writes a histogram file with the given meta figures and one 3-value section per name. */
+static void write_hist(const char *path, unsigned messages, unsigned errors, const char *n1,
+                       const char *n2)
+{
+    FILE *f = fopen(path, "w");
+    const char *names[] = {n1, n2};
+    int i;
+
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "wharf-load-hist 1\nmeta messages %u\nmeta duration_ns 1000000000\n"
+               "meta errors %u\n",
+            messages, errors);
+    for (i = 0; i < 2; i++)
+        fprintf(f, "hist %s\nunit ns\nsub_bits 11\ntotal 3\nmin 5\nmax 9\nsaturated 0\n"
+                   "sum 19\nsumsq 131\nb 5 1\nb 9 2\nend\n",
+                names[i]);
+    fclose(f);
+}
+
+/* --merge sums messages, errors and sections by name, applies the thresholds to the sums,
+ * writes the sum with --hist-out, and refuses more sections than a file holds. */
+START_TEST(test_cli_merge_sums_and_limits)
+{
+    char dir[] = "/tmp/wload-merge-XXXXXX", a[96], b[96], c[96], out[96], err[256];
+    struct hist_file hf;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(a, sizeof(a), "%s/a.hist", dir);
+    snprintf(b, sizeof(b), "%s/b.hist", dir);
+    snprintf(c, sizeof(c), "%s/c.hist", dir);
+    snprintf(out, sizeof(out), "%s/out.hist", dir);
+    write_hist(a, 30, 0, "corrected", "raw");
+    write_hist(b, 20, 2, "raw", "connect");
+    write_hist(c, 10, 0, "x", "y");
+    ck_assert_int_eq(cli("--merge -q %s %s --max-errors 2 -o %s", a, b, out), 0);
+    ck_assert_msg(hist_file_read(out, &hf, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_uint_eq(hf.messages, 50);
+    ck_assert_uint_eq(hf.errors, 2);
+    ck_assert_uint_eq(hf.duration_ns, 1000000000u); /* 50 messages at 50 msg/s */
+    ck_assert_int_eq(hf.nsections, 3);
+    ck_assert_uint_eq(hist_file_get(&hf, "raw")->total, 6);
+    ck_assert_uint_eq(hist_file_get(&hf, "connect")->total, 3);
+    hist_file_free(&hf);
+    ck_assert_int_eq(cli("--merge -q %s %s", a, b), 1);                  /* 2 errors > 0 */
+    ck_assert_int_eq(cli("--merge -q %s %s --max-errors 5 --min-rate 60", a, b), 1);
+    ck_assert_int_eq(cli("--merge -q %s %s --max-errors 5 --min-rate 40", a, b), 0);
+    ck_assert_int_eq(cli("--merge -q %s %s %s --max-errors 5", a, b, c), 3); /* 5 sections */
+    unlink(a);
+    unlink(b);
+    unlink(c);
+    unlink(out);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_cli_hist_out_merge_plot)
 {
     struct lg_server *s = start(LG_ECHO);
@@ -763,6 +842,7 @@ static Suite *loadgen_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_tcp_echo_closed_loop_passes);
     tcase_add_test(tc, test_tcp_open_loop_corrects_latency);
+    tcase_add_test(tc, test_tcp_open_loop_keeps_slots_until_connected);
     tcase_add_test(tc, test_tcp_warmup_excluded);
     tcase_add_test(tc, test_tcp_corruption_detected);
     tcase_add_test(tc, test_tcp_reordering_detected);
@@ -787,6 +867,7 @@ static Suite *loadgen_suite(void)
     tc = tcase_create("cli");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_cli_hist_out_merge_plot);
+    tcase_add_test(tc, test_cli_merge_sums_and_limits);
     tcase_add_test(tc, test_bad_arguments_named);
     tcase_add_test(tc, test_good_arguments);
     tcase_add_test(tc, test_source_arguments);

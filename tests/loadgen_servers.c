@@ -19,11 +19,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 64
 #define MAX_PEERS 16 /* distinct peer addresses counted */
 #define POLL_MS 50
+#define LATE_LISTEN_MS 200 /* LG_LATE: listens this long after the start */
 
 struct lg_peer {
     char addr[48];
@@ -121,7 +123,7 @@ static void *conn_thread(void *arg)
         r = recv(c->fd, buf + len, cap - len, 0);
         if (r <= 0)
             break;
-        if (s->kind == LG_ECHO) {
+        if (s->kind == LG_ECHO || s->kind == LG_LATE) {
             count(s, 0);
             if (lg_send_all(c->fd, buf, (size_t)r) != 0)
                 break;
@@ -189,6 +191,13 @@ static void *accept_thread(void *arg)
     socklen_t plen;
     int fd;
 
+    if (s->kind == LG_LATE) {
+        struct timespec late = {0, LATE_LISTEN_MS * 1000000L};
+
+        nanosleep(&late, NULL);
+        if (listen(s->fd, 128) != 0)
+            return NULL;
+    }
     while (!stopping(s)) {
         if (poll(&pfd, 1, POLL_MS) <= 0)
             continue;
@@ -297,7 +306,7 @@ struct lg_server *lg_server_start(enum lg_kind kind, int ipv6)
     if (s->fd < 0)
         goto fail;
     setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(s->fd, (struct sockaddr *)&ss, len) != 0 || (!udp && listen(s->fd, 128) != 0))
+    if (bind(s->fd, (struct sockaddr *)&ss, len) != 0 || (!udp && kind != LG_LATE && listen(s->fd, 128) != 0))
         goto fail;
     if (getsockname(s->fd, (struct sockaddr *)&ss, &len) != 0)
         goto fail;

@@ -12,6 +12,8 @@ enum lg_kind {
     LG_REORDER,  /* TCP: swaps messages 10 and 11 of each connection */
     LG_SILENT,   /* TCP: reads and never answers */
     LG_RESET,    /* TCP: echoes 5 messages, then resets the connection (RST) */
+    LG_LATE,     /* TCP: echoes, but listens only 200 ms after the start (connects before
+                  * that are refused) */
     LG_UDP_ECHO, /* UDP: echoes every datagram */
     LG_UDP_DROP, /* UDP: drops every 10th datagram (10th, 20th, ... in arrival order) */
     LG_UDP_DUP,  /* UDP: sends every 5th datagram twice */

@@ -58,7 +58,8 @@ int main(int argc, char **argv)
     }
     if (argc - optind != 2 || nc < 1 || size < 1 || size > 65536 || pipeline < 1 || dur <= 0 ||
         dur > 3600) {
-        fprintf(stderr, "usage: wharf-echo-cmin [-c N] [-d SECONDS] [-s SIZE] [-p PIPELINE] HOST PORT\n");
+        fprintf(stderr,
+                "usage: wharf-echo-cmin [-c N] [-d SECONDS] [-s SIZE] [-p PIPELINE] HOST PORT\n");
         return 2;
     }
     memset(&a, 0, sizeof(a));

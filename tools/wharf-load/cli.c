@@ -77,92 +77,129 @@ out:
     return rc;
 }
 
+/* Adds the histogram file `path` to m (sections by name; a name new to m adds a section)
+ * and its rate to *rate. Returns 0, or -1 after printing why on stderr. */
+static int merge_add_file(const char *path, struct hist_file *m, double *rate)
+{
+    struct hist_file one;
+    char err[512];
+    int k, rc = 0;
+
+    if (hist_file_read(path, &one, err, sizeof(err)) != 0) {
+        fprintf(stderr, "wharf-load: %s\n", err);
+        return -1;
+    }
+    m->messages += one.messages;
+    m->errors += one.errors;
+    if (one.duration_ns)
+        *rate += one.messages * 1e9 / (double)one.duration_ns;
+    for (k = 0; k < one.nsections && rc == 0; k++) {
+        struct hist *h = hist_file_get(m, one.names[k]);
+
+        if (!h) {
+            if (m->nsections == HIST_FILE_MAX_SECTIONS || !(h = hist_new())) {
+                fprintf(stderr, "wharf-load: %s: too many sections\n", path);
+                rc = -1;
+                break;
+            }
+            snprintf(m->names[m->nsections], sizeof(m->names[0]), "%s", one.names[k]);
+            m->hists[m->nsections++] = h;
+        }
+        hist_merge(h, one.hists[k]);
+    }
+    hist_file_free(&one);
+    return rc;
+}
+
+/* The thresholds applied to the merged figures: the reasons to fail, "; "-separated, in why
+ * (empty when the merge passes). */
+static void merge_verdict(const struct load_config *cfg, const struct hist_file *m, double rate,
+                          char *why, size_t len)
+{
+    struct hist *c = hist_file_get(m, "corrected");
+    size_t n = 0;
+
+    why[0] = '\0';
+    if (m->errors > cfg->max_errors)
+        n = (size_t)snprintf(why, len, "%" PRIu64 " errors > --max-errors %" PRIu64, m->errors,
+                             cfg->max_errors);
+    if (cfg->max_p99_ns && c && hist_percentile(c, 99) > cfg->max_p99_ns && n < len)
+        n += (size_t)snprintf(why + n, len - n, "%sp99 above --max-p99", n ? "; " : "");
+    if (cfg->min_rate > 0 && rate < cfg->min_rate && n < len)
+        snprintf(why + n, len - n, "%srate %.0f < --min-rate %.0f", n ? "; " : "", rate,
+                 cfg->min_rate);
+}
+
+/* --hist-out with --merge: writes the merged histograms (and series) to cfg->hist_out.
+ * Returns 0, or -1 after printing why on stderr. */
+static int merge_write(const struct load_config *cfg, const struct hist_file *m, double rate,
+                       const struct series *se)
+{
+    FILE *f = fopen(cfg->hist_out, "w");
+    int bad = !f, k;
+
+    if (f) {
+        uint64_t dur = rate > 0 ? (uint64_t)(m->messages * 1e9 / rate) : 0;
+
+        bad = hist_file_write_header(f, m->messages, dur, m->errors) != 0;
+        for (k = 0; k < m->nsections && !bad; k++)
+            bad = hist_file_write_section(f, m->names[k], m->hists[k]) != 0;
+        if (se && !bad)
+            bad = series_write(f, se) != 0;
+        bad |= fclose(f) != 0;
+    }
+    if (bad) {
+        fprintf(stderr, "wharf-load: --hist-out %s: cannot write\n", cfg->hist_out);
+        return -1;
+    }
+    return 0;
+}
+
+/* --plot with --merge: the latency sections (not "connect"; "raw" named "uncorrected").
+ * Returns 0, or -1 after printing why on stderr. */
+static int merge_plot(const struct load_config *cfg, const struct hist_file *m,
+                      const struct series *se)
+{
+    const char *names[HIST_FILE_MAX_SECTIONS];
+    struct hist *hs[HIST_FILE_MAX_SECTIONS];
+    char err[512];
+    int k, n = 0;
+
+    for (k = 0; k < m->nsections; k++)
+        if (strcmp(m->names[k], "connect") != 0) {
+            names[n] = strcmp(m->names[k], "raw") == 0 ? "uncorrected" : m->names[k];
+            hs[n++] = m->hists[k];
+        }
+    if (report_plot(cfg->plot, "wharf-load: merged histograms", hs, names, n, se, err,
+                    sizeof(err)) != 0) {
+        fprintf(stderr, "wharf-load: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* --merge: reads the histogram files, reports on their sum, applies the thresholds, and
+ * writes --hist-out and --plot. Returns the exit status (0 pass, 1 fail, 3 could not). */
 static int merge_main(const struct load_config *cfg)
 {
-    struct hist_file m, one;
+    struct hist_file m;
     struct series *se = NULL;
-    char err[512], why[512];
+    char why[512];
     double rate = 0;
-    int i, k, rc = 3;
+    int i, rc = 3;
 
     memset(&m, 0, sizeof(m));
     if (merge_series(cfg, &se) != 0)
         return 3;
-    for (i = 0; i < cfg->nfiles; i++) {
-        if (hist_file_read(cfg->files[i], &one, err, sizeof(err)) != 0) {
-            fprintf(stderr, "wharf-load: %s\n", err);
+    for (i = 0; i < cfg->nfiles; i++)
+        if (merge_add_file(cfg->files[i], &m, &rate) != 0)
             goto out;
-        }
-        m.messages += one.messages;
-        m.errors += one.errors;
-        if (one.duration_ns)
-            rate += one.messages * 1e9 / (double)one.duration_ns;
-        for (k = 0; k < one.nsections; k++) {
-            struct hist *h = hist_file_get(&m, one.names[k]);
-
-            if (!h) {
-                if (m.nsections == HIST_FILE_MAX_SECTIONS || !(h = hist_new())) {
-                    fprintf(stderr, "wharf-load: %s: too many sections\n", cfg->files[i]);
-                    hist_file_free(&one);
-                    goto out;
-                }
-                snprintf(m.names[m.nsections], sizeof(m.names[0]), "%s", one.names[k]);
-                m.hists[m.nsections++] = h;
-            }
-            hist_merge(h, one.hists[k]);
-        }
-        hist_file_free(&one);
-    }
-    why[0] = '\0';
-    {
-        struct hist *c = hist_file_get(&m, "corrected");
-        size_t n = 0;
-
-        if (m.errors > cfg->max_errors)
-            n = (size_t)snprintf(why, sizeof(why), "%" PRIu64 " errors > --max-errors %" PRIu64,
-                                 m.errors, cfg->max_errors);
-        if (cfg->max_p99_ns && c && hist_percentile(c, 99) > cfg->max_p99_ns && n < sizeof(why))
-            n += (size_t)snprintf(why + n, sizeof(why) - n, "%sp99 above --max-p99", n ? "; " : "");
-        if (cfg->min_rate > 0 && rate < cfg->min_rate && n < sizeof(why))
-            snprintf(why + n, sizeof(why) - n, "%srate %.0f < --min-rate %.0f", n ? "; " : "", rate,
-                     cfg->min_rate);
-    }
+    merge_verdict(cfg, &m, rate, why, sizeof(why));
     report_merge(stdout, cfg, &m, cfg->nfiles, rate, se, why);
-    if (cfg->hist_out) {
-        FILE *f = fopen(cfg->hist_out, "w");
-        int bad = !f;
-
-        if (f) {
-            uint64_t dur = rate > 0 ? (uint64_t)(m.messages * 1e9 / rate) : 0;
-
-            bad = hist_file_write_header(f, m.messages, dur, m.errors) != 0;
-            for (k = 0; k < m.nsections && !bad; k++)
-                bad = hist_file_write_section(f, m.names[k], m.hists[k]) != 0;
-            if (se && !bad)
-                bad = series_write(f, se) != 0;
-            bad |= fclose(f) != 0;
-        }
-        if (bad) {
-            fprintf(stderr, "wharf-load: --hist-out %s: cannot write\n", cfg->hist_out);
-            goto out;
-        }
-    }
-    if (cfg->plot) {
-        const char *names[HIST_FILE_MAX_SECTIONS];
-        struct hist *hs[HIST_FILE_MAX_SECTIONS];
-        int n = 0;
-
-        for (k = 0; k < m.nsections; k++)
-            if (strcmp(m.names[k], "connect") != 0) {
-                names[n] = strcmp(m.names[k], "raw") == 0 ? "uncorrected" : m.names[k];
-                hs[n++] = m.hists[k];
-            }
-        if (report_plot(cfg->plot, "wharf-load: merged histograms", hs, names, n, se, err,
-                        sizeof(err)) != 0) {
-            fprintf(stderr, "wharf-load: %s\n", err);
-            goto out;
-        }
-    }
+    if (cfg->hist_out && merge_write(cfg, &m, rate, se) != 0)
+        goto out;
+    if (cfg->plot && merge_plot(cfg, &m, se) != 0)
+        goto out;
     rc = why[0] ? 1 : 0;
 out:
     hist_file_free(&m);

@@ -84,95 +84,134 @@ static int compile_re(regex_t *re, const char *pat0, const char *opt, const char
     return 0;
 }
 
+/* delim:STR (escapes allowed), 1 to FRAME_MAX_DELIM bytes. */
+static int parse_delim(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                       size_t errlen)
+{
+    uint8_t tmp[256];
+
+    if (!*rest || strlen(rest) >= sizeof(tmp))
+        return ferr(err, errlen, arg, "expected delim:STR with 1 to 64 bytes (e.g. delim:\\r\\n)");
+    fs->kind = FK_DELIM;
+    fs->delim_len = (uint32_t)tmpl_unescape(rest, tmp);
+    if (fs->delim_len == 0 || fs->delim_len > FRAME_MAX_DELIM)
+        return ferr(err, errlen, arg, "the delimiter must have 1 to 64 bytes");
+    memcpy(fs->delim, tmp, fs->delim_len);
+    return 0;
+}
+
+/* fixed:N, N from 1 to TMPL_MAX_LEN bytes. */
+static int parse_fixed(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                       size_t errlen)
+{
+    uint64_t v;
+
+    if (num(rest, 1, TMPL_MAX_LEN, &v) != 0)
+        return ferr(err, errlen, arg, "expected fixed:N with N from 1 to 1048576");
+    fs->kind = FK_FIXED;
+    fs->fixed = (uint32_t)v;
+    return 0;
+}
+
+/* The optional last field of len:...: what the length counts (all, after or +N). */
+static int parse_len_counts(struct frame_spec *fs, const char *arg, const char *f, char *err,
+                            size_t errlen)
+{
+    uint64_t v;
+
+    if (!strcmp(f, "all"))
+        fs->len_counts = FC_ALL;
+    else if (!strcmp(f, "after"))
+        fs->len_counts = FC_AFTER;
+    else if (f[0] == '+' && num(f + 1, 0, TMPL_MAX_LEN, &v) == 0) {
+        fs->len_counts = FC_PLUS;
+        fs->len_plus = (uint32_t)v;
+    } else
+        return ferr(err, errlen, arg, "what the length counts must be all, after or +N (bytes added)");
+    return 0;
+}
+
+/* len:OFFSET:WIDTH:be|le[:all|after|+N]: a length field in the reply's header. */
+static int parse_len(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                     size_t errlen)
+{
+    char buf[128], *f[5], *save = NULL, *tok;
+    uint64_t v;
+    int n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", rest);
+    for (tok = strtok_r(buf, ":", &save); tok && n < 5; tok = strtok_r(NULL, ":", &save))
+        f[n++] = tok;
+    if (n < 3 || n > 4 || tok)
+        return ferr(err, errlen, arg, "expected len:OFFSET:WIDTH:be|le[:all|after|+N]");
+    fs->kind = FK_LEN;
+    if (num(f[0], 0, 65536, &v) != 0)
+        return ferr(err, errlen, arg, "the offset must be a number from 0 to 65536");
+    fs->len_off = (uint32_t)v;
+    if (num(f[1], 1, 8, &v) != 0 || (v != 1 && v != 2 && v != 4 && v != 8))
+        return ferr(err, errlen, arg, "the width must be 1, 2, 4 or 8 bytes");
+    fs->len_width = (uint32_t)v;
+    if (strcmp(f[2], "be") && strcmp(f[2], "le"))
+        return ferr(err, errlen, arg, "the endianness must be be or le");
+    fs->len_be = !strcmp(f[2], "be");
+    fs->len_counts = FC_ALL;
+    return n == 4 ? parse_len_counts(fs, arg, f[3], err, errlen) : 0;
+}
+
+/* line:FIELD[:EXTRA]: a first line whose FIELD-th word gives the bytes that follow it. */
+static int parse_line(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                      size_t errlen)
+{
+    char buf[64], *c2;
+    uint64_t v;
+
+    snprintf(buf, sizeof(buf), "%s", rest);
+    c2 = strchr(buf, ':');
+    if (c2)
+        *c2++ = '\0';
+    fs->kind = FK_LINE;
+    if (num(buf, 1, 64, &v) != 0)
+        return ferr(err, errlen, arg, "expected line:FIELD[:EXTRA], FIELD from 1 to 64");
+    fs->line_field = (unsigned)v;
+    if (c2) {
+        if (num(c2, 0, TMPL_MAX_LEN, &v) != 0)
+            return ferr(err, errlen, arg, "EXTRA must be a number of bytes");
+        fs->line_extra = (uint32_t)v;
+    }
+    return 0;
+}
+
+/* regex:RE: a reply ends where RE first matches. */
+static int parse_regex(struct frame_spec *fs, const char *arg, const char *rest, char *err,
+                       size_t errlen)
+{
+    if (!*rest)
+        return ferr(err, errlen, arg, "expected regex:RE");
+    fs->kind = FK_REGEX;
+    if (compile_re(&fs->re, rest, "--frame", arg, err, errlen) != 0)
+        return -1;
+    fs->re_set = true;
+    return 0;
+}
+
 int frame_parse(struct frame_spec *fs, const char *arg, char *err, size_t errlen)
 {
     const char *colon = strchr(arg, ':');
     size_t klen = colon ? (size_t)(colon - arg) : strlen(arg);
     const char *rest = colon ? colon + 1 : "";
-    uint64_t v;
 
     memset(fs, 0, sizeof(*fs));
     fs->max_reply = FRAME_DEFAULT_MAX_REPLY;
-    if (klen == 5 && !strncmp(arg, "delim", 5)) {
-        uint8_t tmp[256];
-
-        if (!*rest || strlen(rest) >= sizeof(tmp))
-            return ferr(err, errlen, arg, "expected delim:STR with 1 to 64 bytes (e.g. delim:\\r\\n)");
-        fs->kind = FK_DELIM;
-        fs->delim_len = (uint32_t)tmpl_unescape(rest, tmp);
-        if (fs->delim_len == 0 || fs->delim_len > FRAME_MAX_DELIM)
-            return ferr(err, errlen, arg, "the delimiter must have 1 to 64 bytes");
-        memcpy(fs->delim, tmp, fs->delim_len);
-        return 0;
-    }
-    if (klen == 5 && !strncmp(arg, "fixed", 5)) {
-        if (num(rest, 1, TMPL_MAX_LEN, &v) != 0)
-            return ferr(err, errlen, arg, "expected fixed:N with N from 1 to 1048576");
-        fs->kind = FK_FIXED;
-        fs->fixed = (uint32_t)v;
-        return 0;
-    }
-    if (klen == 3 && !strncmp(arg, "len", 3)) {
-        char buf[128], *f[5], *save = NULL, *tok;
-        int n = 0;
-
-        snprintf(buf, sizeof(buf), "%s", rest);
-        for (tok = strtok_r(buf, ":", &save); tok && n < 5; tok = strtok_r(NULL, ":", &save))
-            f[n++] = tok;
-        if (n < 3 || tok)
-            return ferr(err, errlen, arg, "expected len:OFFSET:WIDTH:be|le[:all|after|+N]");
-        fs->kind = FK_LEN;
-        if (num(f[0], 0, 65536, &v) != 0)
-            return ferr(err, errlen, arg, "the offset must be a number from 0 to 65536");
-        fs->len_off = (uint32_t)v;
-        if (num(f[1], 1, 8, &v) != 0 || (v != 1 && v != 2 && v != 4 && v != 8))
-            return ferr(err, errlen, arg, "the width must be 1, 2, 4 or 8 bytes");
-        fs->len_width = (uint32_t)v;
-        if (strcmp(f[2], "be") && strcmp(f[2], "le"))
-            return ferr(err, errlen, arg, "the endianness must be be or le");
-        fs->len_be = !strcmp(f[2], "be");
-        fs->len_counts = FC_ALL;
-        if (n == 4) {
-            if (!strcmp(f[3], "all"))
-                fs->len_counts = FC_ALL;
-            else if (!strcmp(f[3], "after"))
-                fs->len_counts = FC_AFTER;
-            else if (f[3][0] == '+' && num(f[3] + 1, 0, TMPL_MAX_LEN, &v) == 0) {
-                fs->len_counts = FC_PLUS;
-                fs->len_plus = (uint32_t)v;
-            } else
-                return ferr(err, errlen, arg,
-                            "what the length counts must be all, after or +N (bytes added)");
-        }
-        return 0;
-    }
-    if (klen == 4 && !strncmp(arg, "line", 4)) {
-        char buf[64], *c2;
-
-        snprintf(buf, sizeof(buf), "%s", rest);
-        c2 = strchr(buf, ':');
-        if (c2)
-            *c2++ = '\0';
-        fs->kind = FK_LINE;
-        if (num(buf, 1, 64, &v) != 0)
-            return ferr(err, errlen, arg, "expected line:FIELD[:EXTRA], FIELD from 1 to 64");
-        fs->line_field = (unsigned)v;
-        if (c2) {
-            if (num(c2, 0, TMPL_MAX_LEN, &v) != 0)
-                return ferr(err, errlen, arg, "EXTRA must be a number of bytes");
-            fs->line_extra = (uint32_t)v;
-        }
-        return 0;
-    }
-    if (klen == 5 && !strncmp(arg, "regex", 5)) {
-        if (!*rest)
-            return ferr(err, errlen, arg, "expected regex:RE");
-        fs->kind = FK_REGEX;
-        if (compile_re(&fs->re, rest, "--frame", arg, err, errlen) != 0)
-            return -1;
-        fs->re_set = true;
-        return 0;
-    }
+    if (klen == 5 && !strncmp(arg, "delim", 5))
+        return parse_delim(fs, arg, rest, err, errlen);
+    if (klen == 5 && !strncmp(arg, "fixed", 5))
+        return parse_fixed(fs, arg, rest, err, errlen);
+    if (klen == 3 && !strncmp(arg, "len", 3))
+        return parse_len(fs, arg, rest, err, errlen);
+    if (klen == 4 && !strncmp(arg, "line", 4))
+        return parse_line(fs, arg, rest, err, errlen);
+    if (klen == 5 && !strncmp(arg, "regex", 5))
+        return parse_regex(fs, arg, rest, err, errlen);
     if (!strcmp(arg, "memcache")) {
         fs->kind = FK_MEMCACHE;
         return 0;
@@ -428,29 +467,105 @@ static enum frame_rc feed_regex(const struct frame_spec *fs, const uint8_t *buf,
     return FRAME_DONE;
 }
 
+/* memcache, FP_MC_VALUE: whether the value (and its \r\n) up to st->need is complete; then
+ * the phase moves on to the line after it. Returns true to go on, false with *rc
+ * (FRAME_NEED or FRAME_GARBAGE) otherwise. */
+static bool mc_value_done(struct frame_state *st, const uint8_t *buf, size_t len,
+                          enum frame_rc *rc, const char **why)
+{
+    if (len < st->need) {
+        *rc = FRAME_NEED;
+        return false;
+    }
+    if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
+        *why = "memcache value not followed by \\r\\n";
+        *rc = FRAME_GARBAGE;
+        return false;
+    }
+    st->pos = st->scanned = st->need;
+    st->need = 0;
+    st->phase = FP_MC_AFTER_VALUE;
+    return true;
+}
+
+/* memcache: a line 'VALUE <key> <flags> <bytes> [<cas>]' (l, n bytes without the end of
+ * line, which is at nl): the value data follows. Returns 0, or -1 when no byte count. */
+static int mc_value_line(struct frame_state *st, const uint8_t *l, size_t n, long nl,
+                         const char **why)
+{
+    size_t i = 6, w = 1;
+    uint64_t v = 0;
+    bool digits = false;
+
+    while (i < n && w < 3) {
+        if (l[i] == ' ' && l[i - 1] != ' ')
+            w++;
+        i++;
+    }
+    while (i < n && l[i] == ' ')
+        i++;
+    for (; i < n && l[i] != ' '; i++) {
+        if (l[i] < '0' || l[i] > '9' || v > UINT32_MAX) {
+            digits = false;
+            break;
+        }
+        v = v * 10 + (l[i] - '0');
+        digits = true;
+    }
+    if (!digits) {
+        *why = "memcache VALUE line without a byte count";
+        return -1;
+    }
+    st->need = (size_t)nl + 1 + v + 2;
+    st->phase = FP_MC_VALUE;
+    st->status = 200;
+    return 0;
+}
+
+/* memcache: a line that ends the reply: END, a storage or other one-word answer (status
+ * 200), a number (incr/decr), or an error line (status 500). Anything else is garbage. */
+static enum frame_rc mc_last_line(struct frame_state *st, const uint8_t *l, size_t n, long nl,
+                                  size_t *rl, const char **why)
+{
+    static const char *const ok[] = {"END", "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND",
+                                     "DELETED", "TOUCHED", "OK", "RESET"};
+    size_t k, nok = sizeof(ok) / sizeof(ok[0]);
+
+    if (st->phase == FP_MC_AFTER_VALUE && !line_is(l, n, "END")) {
+        *why = "memcache: expected VALUE or END after a value";
+        return FRAME_GARBAGE;
+    }
+    for (k = 0; k < nok; k++)
+        if (line_is(l, n, ok[k]))
+            break;
+    if (k == nok && n > 0 && strspn((const char *)l, "0123456789") >= n)
+        k = 0; /* incr/decr answer */
+    if (k < nok)
+        st->status = 200;
+    else if (line_is(l, n, "ERROR") || line_starts(l, n, "CLIENT_ERROR") ||
+             line_starts(l, n, "SERVER_ERROR"))
+        st->status = 500;
+    else {
+        *why = "not a memcached reply line";
+        return FRAME_GARBAGE;
+    }
+    *rl = (size_t)nl + 1;
+    return FRAME_DONE;
+}
+
 /* memcache phases (enum frame_phase): FP_START the first line, FP_MC_VALUE value data up
  * to `need`, FP_MC_AFTER_VALUE the line after a value */
 static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, size_t len,
                                    size_t *rl, const char **why)
 {
-    static const char *const ok[] = {"STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED",
-                                     "TOUCHED", "OK", "RESET"};
-    long nl;
-    size_t n, k;
+    enum frame_rc rc;
     const uint8_t *l;
+    size_t n;
+    long nl;
 
     for (;;) {
-        if (st->phase == FP_MC_VALUE) {
-            if (len < st->need)
-                return FRAME_NEED;
-            if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
-                *why = "memcache value not followed by \\r\\n";
-                return FRAME_GARBAGE;
-            }
-            st->pos = st->scanned = st->need;
-            st->need = 0;
-            st->phase = FP_MC_AFTER_VALUE;
-        }
+        if (st->phase == FP_MC_VALUE && !mc_value_done(st, buf, len, &rc, why))
+            return rc;
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
             st->scanned = len;
@@ -459,63 +574,10 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
         l = buf + st->pos;
         n = line_body(l, (size_t)nl + 1 - st->pos);
         st->scanned = (size_t)nl + 1;
-        if (line_starts(l, n, "VALUE ")) {
-            /* VALUE <key> <flags> <bytes> [<cas>] */
-            size_t i = 6, w = 1;
-            uint64_t v = 0;
-            bool digits = false;
-
-            while (i < n && w < 3) {
-                if (l[i] == ' ' && l[i - 1] != ' ')
-                    w++;
-                i++;
-            }
-            while (i < n && l[i] == ' ')
-                i++;
-            for (; i < n && l[i] != ' '; i++) {
-                if (l[i] < '0' || l[i] > '9' || v > UINT32_MAX) {
-                    digits = false;
-                    break;
-                }
-                v = v * 10 + (l[i] - '0');
-                digits = true;
-            }
-            if (!digits) {
-                *why = "memcache VALUE line without a byte count";
-                return FRAME_GARBAGE;
-            }
-            st->need = (size_t)nl + 1 + v + 2;
-            st->phase = FP_MC_VALUE;
-            st->status = 200;
-            continue;
-        }
-        if (line_is(l, n, "END")) {
-            st->status = 200;
-            *rl = (size_t)nl + 1;
-            return FRAME_DONE;
-        }
-        if (st->phase == FP_MC_AFTER_VALUE) {
-            *why = "memcache: expected VALUE or END after a value";
+        if (!line_starts(l, n, "VALUE "))
+            return mc_last_line(st, l, n, nl, rl, why);
+        if (mc_value_line(st, l, n, nl, why) != 0)
             return FRAME_GARBAGE;
-        }
-        for (k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
-            if (line_is(l, n, ok[k]))
-                break;
-        if (k == sizeof(ok) / sizeof(ok[0]) && n > 0 && strspn((const char *)l, "0123456789") >= n)
-            k = 0; /* incr/decr answer */
-        if (k < sizeof(ok) / sizeof(ok[0])) {
-            st->status = 200;
-            *rl = (size_t)nl + 1;
-            return FRAME_DONE;
-        }
-        if (line_is(l, n, "ERROR") || line_starts(l, n, "CLIENT_ERROR") ||
-            line_starts(l, n, "SERVER_ERROR")) {
-            st->status = 500;
-            *rl = (size_t)nl + 1;
-            return FRAME_DONE;
-        }
-        *why = "not a memcached reply line";
-        return FRAME_GARBAGE;
     }
 }
 
@@ -544,82 +606,165 @@ static const uint8_t *http_header(const uint8_t *buf, size_t hend, const char *n
     }
 }
 
+/* http: the Content-Length value (v, vl bytes) into *cl. Returns FRAME_DONE, or
+ * FRAME_GARBAGE / FRAME_TOO_LONG with the reason in *why. */
+static enum frame_rc http_content_length(const struct frame_spec *fs, const uint8_t *v,
+                                         size_t vl, uint64_t *cl, const char **why)
+{
+    size_t i;
+
+    *cl = 0;
+    if (vl == 0) {
+        *why = "bad Content-Length";
+        return FRAME_GARBAGE;
+    }
+    for (i = 0; i < vl; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            *why = "bad Content-Length";
+            return FRAME_GARBAGE;
+        }
+        *cl = *cl * 10 + (uint64_t)(v[i] - '0');
+        if (*cl > fs->max_reply) {
+            *why = "Content-Length above --max-reply";
+            return FRAME_TOO_LONG;
+        }
+    }
+    return FRAME_DONE;
+}
+
+/* http, FP_START: waits for the whole header block, reads the status and picks how the
+ * body ends: chunked (FP_HTTP_CHUNK_SIZE), Content-Length (FP_HTTP_BODY), or no body
+ * (1xx, 204, 304: FRAME_DONE). Returns the result while the phase stays FP_START; once it
+ * moved on, the body is read next. */
+static enum frame_rc http_head(const struct frame_spec *fs, struct frame_state *st,
+                               const uint8_t *buf, size_t len, size_t *rl, const char **why)
+{
+    size_t from = st->scanned >= 3 ? st->scanned - 3 : 0, hend, vl;
+    const uint8_t *p, *v;
+    enum frame_rc rc;
+    uint64_t cl;
+    int status;
+
+    if (memcmp(buf, "HTTP/1.", len < 7 ? len : 7) != 0) {
+        *why = "not an HTTP/1.x status line";
+        return FRAME_GARBAGE;
+    }
+    p = len > from ? memmem(buf + from, len - from, "\r\n\r\n", 4) : NULL;
+    if (!p) {
+        st->scanned = len;
+        return FRAME_NEED;
+    }
+    hend = (size_t)(p - buf) + 4;
+    if (hend < 12 || buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' ||
+        buf[10] > '9' || buf[11] < '0' || buf[11] > '9') {
+        *why = "not an HTTP/1.x status line";
+        return FRAME_GARBAGE;
+    }
+    status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    st->status = status;
+    if ((v = http_header(buf, hend, "transfer-encoding:", &vl)) && vl >= 7 &&
+        memmem(v, vl, "chunked", 7)) {
+        st->phase = FP_HTTP_CHUNK_SIZE;
+        st->pos = st->scanned = hend;
+        return FRAME_NEED;
+    }
+    if ((v = http_header(buf, hend, "content-length:", &vl))) {
+        if ((rc = http_content_length(fs, v, vl, &cl, why)) != FRAME_DONE)
+            return rc;
+        st->need = hend + cl;
+        st->phase = FP_HTTP_BODY;
+        return FRAME_NEED;
+    }
+    if (status < 200 || status == 204 || status == 304) {
+        *rl = hend;
+        return FRAME_DONE;
+    }
+    *why = "HTTP response without Content-Length or chunked encoding";
+    return FRAME_GARBAGE;
+}
+
+/* http, FP_HTTP_CHUNK_DATA: whether the chunk (and its \r\n) up to st->need is complete;
+ * then the next chunk-size line follows. Returns true to go on, false with *rc otherwise. */
+static bool http_chunk_done(struct frame_state *st, const uint8_t *buf, size_t len,
+                            enum frame_rc *rc, const char **why)
+{
+    if (len < st->need) {
+        *rc = FRAME_NEED;
+        return false;
+    }
+    if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
+        *why = "HTTP chunk not followed by \\r\\n";
+        *rc = FRAME_GARBAGE;
+        return false;
+    }
+    st->pos = st->scanned = st->need;
+    st->need = 0;
+    st->phase = FP_HTTP_CHUNK_SIZE;
+    return true;
+}
+
+/* http, FP_HTTP_CHUNK_SIZE: the chunk-size line from st->pos to the newline at nl (hex
+ * digits, then ';' extensions or the end of line). Size 0 leads to the trailers. Returns
+ * true to go on, false with *rc (FRAME_GARBAGE, FRAME_TOO_LONG) otherwise. */
+static bool http_chunk_size(const struct frame_spec *fs, struct frame_state *st,
+                            const uint8_t *buf, long nl, enum frame_rc *rc, const char **why)
+{
+    uint64_t sz = 0;
+    size_t i = st->pos;
+    int digits = 0;
+
+    for (; i < (size_t)nl; i++) {
+        int d = buf[i] >= '0' && buf[i] <= '9'   ? buf[i] - '0'
+                : buf[i] >= 'a' && buf[i] <= 'f' ? buf[i] - 'a' + 10
+                : buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] - 'A' + 10
+                                                 : -1;
+        if (d < 0)
+            break;
+        sz = sz * 16 + (uint64_t)d;
+        digits++;
+        if (sz > fs->max_reply) {
+            *why = "HTTP chunk above --max-reply";
+            *rc = FRAME_TOO_LONG;
+            return false;
+        }
+    }
+    if (!digits || (buf[i] != ';' && buf[i] != '\r' && buf[i] != '\n')) {
+        *why = "bad HTTP chunk size line";
+        *rc = FRAME_GARBAGE;
+        return false;
+    }
+    st->pos = (size_t)nl + 1;
+    if (sz == 0) {
+        st->phase = FP_HTTP_TRAILERS;
+    } else {
+        st->need = st->pos + sz + 2;
+        st->phase = FP_HTTP_CHUNK_DATA;
+    }
+    return true;
+}
+
 /* http phases (enum frame_phase): FP_START the headers, FP_HTTP_CHUNK_SIZE a chunk-size
  * line at pos, FP_HTTP_TRAILERS, FP_HTTP_CHUNK_DATA up to need, FP_HTTP_BODY up to need */
 static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *st,
                                const uint8_t *buf, size_t len, size_t *rl, const char **why)
 {
+    enum frame_rc rc;
     long nl;
 
     if (st->phase == FP_START) {
-        size_t from = st->scanned >= 3 ? st->scanned - 3 : 0, hend, vl;
-        const uint8_t *p, *v;
-        int status;
-
-        if (memcmp(buf, "HTTP/1.", len < 7 ? len : 7) != 0) {
-            *why = "not an HTTP/1.x status line";
-            return FRAME_GARBAGE;
-        }
-        p = len > from ? memmem(buf + from, len - from, "\r\n\r\n", 4) : NULL;
-        if (!p) {
-            st->scanned = len;
+        rc = http_head(fs, st, buf, len, rl, why);
+        if (st->phase == FP_START)
+            return rc;
+    }
+    if (st->phase == FP_HTTP_BODY) {
+        if (len < st->need)
             return FRAME_NEED;
-        }
-        hend = (size_t)(p - buf) + 4;
-        if (hend < 12 || buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' ||
-            buf[10] > '9' || buf[11] < '0' || buf[11] > '9') {
-            *why = "not an HTTP/1.x status line";
-            return FRAME_GARBAGE;
-        }
-        status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-        st->status = status;
-        if ((v = http_header(buf, hend, "transfer-encoding:", &vl)) && vl >= 7 &&
-            memmem(v, vl, "chunked", 7)) {
-            st->phase = FP_HTTP_CHUNK_SIZE;
-            st->pos = st->scanned = hend;
-        } else if ((v = http_header(buf, hend, "content-length:", &vl))) {
-            uint64_t cl = 0;
-            size_t i;
-
-            if (vl == 0)
-                goto badlen;
-            for (i = 0; i < vl; i++) {
-                if (v[i] < '0' || v[i] > '9')
-                    goto badlen;
-                cl = cl * 10 + (v[i] - '0');
-                if (cl > fs->max_reply) {
-                    *why = "Content-Length above --max-reply";
-                    return FRAME_TOO_LONG;
-                }
-            }
-            st->need = hend + cl;
-            st->phase = FP_HTTP_BODY;
-        } else if (status < 200 || status == 204 || status == 304) {
-            *rl = hend;
-            return FRAME_DONE;
-        } else {
-            *why = "HTTP response without Content-Length or chunked encoding";
-            return FRAME_GARBAGE;
-        }
+        *rl = st->need;
+        return FRAME_DONE;
     }
     for (;;) {
-        if (st->phase == FP_HTTP_BODY) {
-            if (len < st->need)
-                return FRAME_NEED;
-            *rl = st->need;
-            return FRAME_DONE;
-        }
-        if (st->phase == FP_HTTP_CHUNK_DATA) {
-            if (len < st->need)
-                return FRAME_NEED;
-            if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
-                *why = "HTTP chunk not followed by \\r\\n";
-                return FRAME_GARBAGE;
-            }
-            st->pos = st->scanned = st->need;
-            st->need = 0;
-            st->phase = FP_HTTP_CHUNK_SIZE;
-        }
+        if (st->phase == FP_HTTP_CHUNK_DATA && !http_chunk_done(st, buf, len, &rc, why))
+            return rc;
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
             st->scanned = len;
@@ -627,35 +772,8 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         }
         st->scanned = (size_t)nl + 1;
         if (st->phase == FP_HTTP_CHUNK_SIZE) {
-            uint64_t sz = 0;
-            size_t i = st->pos;
-            int digits = 0;
-
-            for (; i < (size_t)nl; i++) {
-                int d = buf[i] >= '0' && buf[i] <= '9'   ? buf[i] - '0'
-                        : buf[i] >= 'a' && buf[i] <= 'f' ? buf[i] - 'a' + 10
-                        : buf[i] >= 'A' && buf[i] <= 'F' ? buf[i] - 'A' + 10
-                                                         : -1;
-                if (d < 0)
-                    break;
-                sz = sz * 16 + (uint64_t)d;
-                digits++;
-                if (sz > fs->max_reply) {
-                    *why = "HTTP chunk above --max-reply";
-                    return FRAME_TOO_LONG;
-                }
-            }
-            if (!digits || (buf[i] != ';' && buf[i] != '\r' && buf[i] != '\n')) {
-                *why = "bad HTTP chunk size line";
-                return FRAME_GARBAGE;
-            }
-            st->pos = (size_t)nl + 1;
-            if (sz == 0) {
-                st->phase = FP_HTTP_TRAILERS;
-            } else {
-                st->need = st->pos + sz + 2;
-                st->phase = FP_HTTP_CHUNK_DATA;
-            }
+            if (!http_chunk_size(fs, st, buf, nl, &rc, why))
+                return rc;
             continue;
         }
         /* FP_HTTP_TRAILERS: trailers until an empty line */
@@ -665,9 +783,6 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         }
         st->pos = (size_t)nl + 1;
     }
-badlen:
-    *why = "bad Content-Length";
-    return FRAME_GARBAGE;
 }
 
 enum frame_rc frame_feed(const struct frame_spec *fs, struct frame_state *st, const uint8_t *buf,

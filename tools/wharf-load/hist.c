@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,11 +242,19 @@ int hist_file_write_section(FILE *f, const char *name, const struct hist *h)
     return 0;
 }
 
+/* Where hist_file_read stands in the file it reads. */
 struct reader {
     const char *path;
-    unsigned line;
+    unsigned line; /* of the line being read, for messages */
     char *err;
     size_t errlen;
+    struct hist_file *hf;  /* being filled */
+    bool version_seen;     /* the 'wharf-load-hist 1' line was read */
+    bool in_series;        /* inside a 'series' block (skipped) */
+    struct hist *cur;      /* the open section, NULL between sections */
+    const char *curname;   /* its name */
+    long last_idx;         /* its last bucket index read (-1: none) */
+    unsigned have;         /* its header lines seen (HAVE_* bits) */
 };
 
 static int rfail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -318,16 +327,200 @@ static int check_section(struct reader *r, const struct hist *h, const char *nam
     return 0;
 }
 
+/* Header lines a section must hold before its 'end' (bits of reader.have). */
+#define HAVE_TOTAL 0x01
+#define HAVE_MIN 0x02
+#define HAVE_MAX 0x04
+#define HAVE_SATURATED 0x08
+#define HAVE_SUM 0x10
+#define HAVE_SUMSQ 0x20
+#define HAVE_ALL 0x3f
+
+/* The version line, the first one that is not blank or a comment. */
+static int read_version(struct reader *r, const char *key, const char *val)
+{
+    if (strcmp(key, "wharf-load-hist") != 0 || !val)
+        return rfail(r, "not a wharf-load histogram file (expected 'wharf-load-hist %d')",
+                     HIST_FILE_VERSION);
+    if (strcmp(val, "1") != 0)
+        return rfail(r, "unsupported histogram file version '%s' (this build reads %d)", val,
+                     HIST_FILE_VERSION);
+    r->version_seen = true;
+    return 0;
+}
+
+/* 'meta KEY VALUE': the three known keys fill hf; others are informational and ignored
+ * (forward compatibility). */
+static int read_meta(struct reader *r, const char *key, const char *val)
+{
+    uint64_t u;
+
+    if (!key || !val)
+        return rfail(r, "expected 'meta KEY VALUE'");
+    if (hist_parse_u64(val, &u, NULL) != 0)
+        return rfail(r, "meta %s: expected a non-negative integer, got '%s'", key, val);
+    if (strcmp(key, "messages") == 0)
+        r->hf->messages = u;
+    else if (strcmp(key, "duration_ns") == 0)
+        r->hf->duration_ns = u;
+    else if (strcmp(key, "errors") == 0)
+        r->hf->errors = u;
+    return 0;
+}
+
+/* 'hist NAME': opens a new section (a fresh histogram owned by hf). */
+static int read_section_start(struct reader *r, const char *name)
+{
+    struct hist_file *hf = r->hf;
+    int k;
+
+    if (!name || strlen(name) >= sizeof(hf->names[0]))
+        return rfail(r, "expected 'hist NAME' (name of at most 31 characters)");
+    for (k = 0; k < hf->nsections; k++)
+        if (strcmp(hf->names[k], name) == 0)
+            return rfail(r, "duplicate section '%s'", name);
+    if (hf->nsections == HIST_FILE_MAX_SECTIONS)
+        return rfail(r, "too many sections (at most %d)", HIST_FILE_MAX_SECTIONS);
+    r->cur = hist_new();
+    if (!r->cur)
+        return rfail(r, "out of memory");
+    snprintf(hf->names[hf->nsections], sizeof(hf->names[0]), "%s", name);
+    hf->hists[hf->nsections] = r->cur;
+    r->curname = hf->names[hf->nsections++];
+    r->last_idx = -1;
+    r->have = 0;
+    return 0;
+}
+
+/* 'end' of a section: every header line seen, and the section consistent. */
+static int read_section_end(struct reader *r)
+{
+    if ((r->have & HAVE_ALL) != HAVE_ALL)
+        return rfail(r, "section '%s' ends before total, min, max, saturated, sum and sumsq",
+                     r->curname);
+    if (check_section(r, r->cur, r->curname) != 0)
+        return -1;
+    if (r->cur->total == 0)
+        r->cur->min = UINT64_MAX;
+    r->cur = NULL;
+    return 0;
+}
+
+/* 'b INDEX COUNT': one bucket, indexes strictly increasing. */
+static int read_bucket(struct reader *r, const char *index, const char *count)
+{
+    uint64_t idx, u;
+
+    if (!count || hist_parse_u64(index, &idx, NULL) != 0 || hist_parse_u64(count, &u, NULL) != 0)
+        return rfail(r, "expected 'b INDEX COUNT'");
+    if (idx >= HIST_NBUCKETS)
+        return rfail(r, "bucket index %" PRIu64 " out of range (0..%u)", idx,
+                     (unsigned)HIST_NBUCKETS - 1);
+    if ((long)idx <= r->last_idx)
+        return rfail(r, "bucket index %" PRIu64 " not after %ld", idx, r->last_idx);
+    r->last_idx = (long)idx;
+    r->cur->counts[idx] = u;
+    return 0;
+}
+
+/* A section's header line 'KEY VALUE': unit, sub_bits, sum, sumsq, total, min, max or
+ * saturated. */
+static int read_field(struct reader *r, const char *key, const char *val)
+{
+    static const char *const names[] = {"total", "min", "max", "saturated"};
+    struct hist *cur = r->cur;
+    _Atomic uint64_t *dst[] = {&cur->total, &cur->min, &cur->max, &cur->saturated};
+    uint64_t u;
+    double d;
+    unsigned k;
+
+    if (strcmp(key, "unit") == 0)
+        return strcmp(val, "ns") == 0 ? 0 : rfail(r, "unit '%s' not supported (expected ns)", val);
+    if (strcmp(key, "sub_bits") == 0) {
+        if (hist_parse_u64(val, &u, NULL) != 0 || u != HIST_SUB_BITS)
+            return rfail(r, "sub_bits '%s' not supported (expected %d)", val, HIST_SUB_BITS);
+        return 0;
+    }
+    if (strcmp(key, "sum") == 0 || strcmp(key, "sumsq") == 0) {
+        if (parse_double(val, &d) != 0)
+            return rfail(r, "%s: expected a non-negative number, got '%s'", key, val);
+        if (key[3] == '\0') {
+            cur->sum = d;
+            r->have |= HAVE_SUM;
+        } else {
+            cur->sumsq = d;
+            r->have |= HAVE_SUMSQ;
+        }
+        return 0;
+    }
+    for (k = 0; k < 4; k++)
+        if (strcmp(key, names[k]) == 0)
+            break;
+    if (k == 4)
+        return rfail(r, "unknown directive '%s'", key);
+    if (hist_parse_u64(val, &u, NULL) != 0)
+        return rfail(r, "%s: expected a non-negative integer, got '%s'", key, val);
+    *dst[k] = u;
+    r->have |= 1u << k; /* HAVE_TOTAL .. HAVE_SATURATED, in the order of names[] */
+    return 0;
+}
+
+/* One line (newline stripped, not blank, not a comment): dispatches on its first word and
+ * on where the reader stands (before the version, in a series block, between sections,
+ * in a section). */
+static int read_line(struct reader *r, char *line)
+{
+    char *save, *key, *val;
+
+    key = strtok_r(line, " \t", &save);
+    val = strtok_r(NULL, " \t", &save);
+    if (!r->version_seen)
+        return read_version(r, key, val);
+    if (r->in_series) { /* a time series block (series.c reads it): skipped here */
+        if (strcmp(key, "end") == 0)
+            r->in_series = false;
+        return 0;
+    }
+    if (!r->cur) {
+        if (strcmp(key, "series") == 0) {
+            r->in_series = true;
+            return 0;
+        }
+        if (strcmp(key, "meta") == 0)
+            return read_meta(r, val, strtok_r(NULL, " \t", &save));
+        if (strcmp(key, "hist") == 0)
+            return read_section_start(r, val);
+        return rfail(r, "unexpected '%s' (expected 'meta' or 'hist')", key);
+    }
+    if (strcmp(key, "end") == 0)
+        return read_section_end(r);
+    if (!val)
+        return rfail(r, "'%s' needs a value", key);
+    if (strcmp(key, "b") == 0)
+        return read_bucket(r, val, strtok_r(NULL, " \t", &save));
+    return read_field(r, key, val);
+}
+
+/* After the last line: the file had a version, every section was closed, and one at least. */
+static int read_finish(struct reader *r)
+{
+    if (!r->version_seen) {
+        r->line = 1;
+        return rfail(r, "empty file (expected 'wharf-load-hist %d')", HIST_FILE_VERSION);
+    }
+    if (r->cur)
+        return rfail(r, "section '%s' is not closed by 'end' (truncated file?)", r->curname);
+    if (r->hf->nsections == 0)
+        return rfail(r, "no histogram section");
+    return 0;
+}
+
 int hist_file_read(const char *path, struct hist_file *hf, char *err, size_t errlen)
 {
-    struct reader r = {path, 0, err, errlen};
-    char buf[512], *key, *val, *save;
+    struct reader r = {.path = path, .err = err, .errlen = errlen, .hf = hf, .last_idx = -1};
+    char buf[512];
     FILE *f;
-    struct hist *cur = NULL;
-    const char *curname = "";
-    long last_idx = -1;
-    unsigned have = 0; /* bit mask of header lines seen in the current section */
-    int version_seen = 0, in_series = 0, rc = -1;
+    int rc = 0;
 
     memset(hf, 0, sizeof(*hf));
     f = fopen(path, "r");
@@ -335,197 +528,23 @@ int hist_file_read(const char *path, struct hist_file *hf, char *err, size_t err
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    while (fgets(buf, sizeof(buf), f)) {
+    while (rc == 0 && fgets(buf, sizeof(buf), f)) {
         size_t len = strlen(buf);
-        uint64_t u;
-        double d;
 
         r.line++;
         if (len == sizeof(buf) - 1 && buf[len - 1] != '\n') {
-            rfail(&r, "line too long");
-            goto out;
+            rc = rfail(&r, "line too long");
+            break;
         }
         while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
             buf[--len] = '\0';
-        if (len == 0 || buf[0] == '#')
-            continue;
-        key = strtok_r(buf, " \t", &save);
-        val = strtok_r(NULL, " \t", &save);
-        if (!version_seen) {
-            if (strcmp(key, "wharf-load-hist") != 0 || !val) {
-                rfail(&r, "not a wharf-load histogram file (expected 'wharf-load-hist %d')",
-                      HIST_FILE_VERSION);
-                goto out;
-            }
-            if (strcmp(val, "1") != 0) {
-                rfail(&r, "unsupported histogram file version '%s' (this build reads %d)", val,
-                      HIST_FILE_VERSION);
-                goto out;
-            }
-            version_seen = 1;
-            continue;
-        }
-        if (in_series) { /* a time series block (series.c reads it): skipped here */
-            if (strcmp(key, "end") == 0)
-                in_series = 0;
-            continue;
-        }
-        if (!cur && strcmp(key, "series") == 0) {
-            in_series = 1;
-            continue;
-        }
-        if (!cur && strcmp(key, "meta") == 0) {
-            char *v2 = strtok_r(NULL, " \t", &save);
-
-            if (!val || !v2) {
-                rfail(&r, "expected 'meta KEY VALUE'");
-                goto out;
-            }
-            if (hist_parse_u64(v2, &u, NULL) != 0) {
-                rfail(&r, "meta %s: expected a non-negative integer, got '%s'", val, v2);
-                goto out;
-            }
-            if (strcmp(val, "messages") == 0)
-                hf->messages = u;
-            else if (strcmp(val, "duration_ns") == 0)
-                hf->duration_ns = u;
-            else if (strcmp(val, "errors") == 0)
-                hf->errors = u;
-            /* other meta keys are informational: ignored for forward compatibility */
-            continue;
-        }
-        if (!cur && strcmp(key, "hist") == 0) {
-            int k;
-
-            if (!val || strlen(val) >= sizeof(hf->names[0])) {
-                rfail(&r, "expected 'hist NAME' (name of at most 31 characters)");
-                goto out;
-            }
-            for (k = 0; k < hf->nsections; k++)
-                if (strcmp(hf->names[k], val) == 0) {
-                    rfail(&r, "duplicate section '%s'", val);
-                    goto out;
-                }
-            if (hf->nsections == HIST_FILE_MAX_SECTIONS) {
-                rfail(&r, "too many sections (at most %d)", HIST_FILE_MAX_SECTIONS);
-                goto out;
-            }
-            cur = hist_new();
-            if (!cur) {
-                rfail(&r, "out of memory");
-                goto out;
-            }
-            snprintf(hf->names[hf->nsections], sizeof(hf->names[0]), "%s", val);
-            hf->hists[hf->nsections++] = cur;
-            curname = hf->names[hf->nsections - 1];
-            last_idx = -1;
-            have = 0;
-            continue;
-        }
-        if (!cur) {
-            rfail(&r, "unexpected '%s' (expected 'meta' or 'hist')", key);
-            goto out;
-        }
-        if (strcmp(key, "end") == 0) {
-            if ((have & 0x3f) != 0x3f) {
-                rfail(&r, "section '%s' ends before total, min, max, saturated, sum and sumsq",
-                      curname);
-                goto out;
-            }
-            if (check_section(&r, cur, curname) != 0)
-                goto out;
-            if (cur->total == 0)
-                cur->min = UINT64_MAX;
-            cur = NULL;
-            continue;
-        }
-        if (!val) {
-            rfail(&r, "'%s' needs a value", key);
-            goto out;
-        }
-        if (strcmp(key, "b") == 0) {
-            char *cnt = strtok_r(NULL, " \t", &save);
-            uint64_t idx;
-
-            if (!cnt || hist_parse_u64(val, &idx, NULL) != 0 ||
-                hist_parse_u64(cnt, &u, NULL) != 0) {
-                rfail(&r, "expected 'b INDEX COUNT'");
-                goto out;
-            }
-            if (idx >= HIST_NBUCKETS) {
-                rfail(&r, "bucket index %" PRIu64 " out of range (0..%u)", idx,
-                      (unsigned)HIST_NBUCKETS - 1);
-                goto out;
-            }
-            if ((long)idx <= last_idx) {
-                rfail(&r, "bucket index %" PRIu64 " not after %ld", idx, last_idx);
-                goto out;
-            }
-            last_idx = (long)idx;
-            cur->counts[idx] = u;
-            continue;
-        }
-        if (strcmp(key, "unit") == 0) {
-            if (strcmp(val, "ns") != 0) {
-                rfail(&r, "unit '%s' not supported (expected ns)", val);
-                goto out;
-            }
-        } else if (strcmp(key, "sub_bits") == 0) {
-            if (hist_parse_u64(val, &u, NULL) != 0 || u != HIST_SUB_BITS) {
-                rfail(&r, "sub_bits '%s' not supported (expected %d)", val, HIST_SUB_BITS);
-                goto out;
-            }
-        } else if (strcmp(key, "sum") == 0 || strcmp(key, "sumsq") == 0) {
-            if (parse_double(val, &d) != 0) {
-                rfail(&r, "%s: expected a non-negative number, got '%s'", key, val);
-                goto out;
-            }
-            if (key[3] == '\0') {
-                cur->sum = d;
-                have |= 0x10;
-            } else {
-                cur->sumsq = d;
-                have |= 0x20;
-            }
-        } else {
-            static const char *const names[] = {"total", "min", "max", "saturated"};
-            _Atomic uint64_t *dst[] = {&cur->total, &cur->min, &cur->max, &cur->saturated};
-            unsigned k;
-
-            for (k = 0; k < 4; k++)
-                if (strcmp(key, names[k]) == 0)
-                    break;
-            if (k == 4) {
-                rfail(&r, "unknown directive '%s'", key);
-                goto out;
-            }
-            if (hist_parse_u64(val, &u, NULL) != 0) {
-                rfail(&r, "%s: expected a non-negative integer, got '%s'", key, val);
-                goto out;
-            }
-            *dst[k] = u;
-            have |= 1u << k;
-        }
+        if (len > 0 && buf[0] != '#')
+            rc = read_line(&r, buf);
     }
-    if (ferror(f)) {
-        rfail(&r, "read error: %s", strerror(errno));
-        goto out;
-    }
-    if (!version_seen) {
-        r.line = 1;
-        rfail(&r, "empty file (expected 'wharf-load-hist %d')", HIST_FILE_VERSION);
-        goto out;
-    }
-    if (cur) {
-        rfail(&r, "section '%s' is not closed by 'end' (truncated file?)", curname);
-        goto out;
-    }
-    if (hf->nsections == 0) {
-        rfail(&r, "no histogram section");
-        goto out;
-    }
-    rc = 0;
-out:
+    if (rc == 0 && ferror(f))
+        rc = rfail(&r, "read error: %s", strerror(errno));
+    if (rc == 0)
+        rc = read_finish(&r);
     fclose(f);
     if (rc != 0)
         hist_file_free(hf);

@@ -816,151 +816,192 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+/* The defaults of the template options (what no option given means). */
+static void tmpl_args_defaults(struct tmpl_args *ta)
 {
-    struct tmpl_args ta;
-    struct req_arg *last = NULL;
-    uint64_t u;
-    int c, r;
+    memset(ta, 0, sizeof(*ta));
+    ta->weight = -1;
+    ta->proto = "echo";
+    ta->keys = 10000;
+    ta->key_prefix = "key:";
+    ta->vmin = ta->vmax = 100;
+    ta->set_ratio = 0.1;
+    ta->path = "/";
+}
 
-    load_config_defaults(cfg);
-    memset(&ta, 0, sizeof(ta));
-    ta.weight = -1;
-    ta.proto = "echo";
-    ta.keys = 10000;
-    ta.key_prefix = "key:";
-    ta.vmin = ta.vmax = 100;
-    ta.set_ratio = 0.1;
-    ta.path = "/";
-    optind = 0; /* full reset, so tests may parse several times */
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
-        const char *a = optarg;
+/* --value-size N | MIN-MAX, in bytes from 1 to 1000000. */
+static int opt_value_size(const char *a, struct tmpl_args *ta, char *err, size_t errlen)
+{
+    char buf[64], *dash;
 
-        r = opt_number(c, a, cfg, err, errlen);
-        if (r < 0)
+    snprintf(buf, sizeof(buf), "%s", a);
+    dash = strchr(buf, '-');
+    if (dash)
+        *dash++ = '\0';
+    if (strlen(a) >= sizeof(buf) || parse_bytes(buf, &ta->vmin) != 0 ||
+        (dash && parse_bytes(dash, &ta->vmax) != 0) || ta->vmin < 1 ||
+        (!dash && (ta->vmax = ta->vmin) == 0) || ta->vmax < ta->vmin || ta->vmax > 1000000)
+        return expected(err, errlen, "--value-size", "N or MIN-MAX bytes from 1 to 1000000", a);
+    return 0;
+}
+
+/* --frame and --expect: validated now, so the message names the argument as given; they
+ * apply to the last template given, or to all when none is given yet. */
+static int opt_frame_expect(int c, const char *a, struct tmpl_args *ta, struct req_arg *last,
+                            char *err, size_t errlen)
+{
+    struct frame_spec fs;
+    struct frame_check ck;
+
+    if (c == O_FRAME) {
+        if (frame_parse(&fs, a, err, errlen) != 0)
             return -1;
-        if (r == 0) {
-            /* given explicitly: their defaults depend on other options */
-            if (c == 'p')
-                cfg->pipeline_set = true;
-            if (c == 'd')
-                cfg->duration_set = true;
-            continue;
-        }
-        switch (c) {
-        case 's':
-            if (opt_size(a, cfg, err, errlen))
-                return -1;
-            ta.size_set = true;
-            break;
-        case O_PROTO:
-            if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "http"))
-                return expected(err, errlen, "--proto", "echo, memcache or http", a);
-            ta.proto = a;
-            break;
-        case O_REQUEST:
-        case O_REQUEST_FILE:
-            if (ta.n == TMPL_MAX)
-                return fail(err, errlen, "%s: at most %d templates", argv[optind - 2], TMPL_MAX);
-            last = &ta.r[ta.n++];
-            last->text = a;
-            last->file = c == O_REQUEST_FILE;
-            last->weight = -1;
-            break;
-        case O_WEIGHT: {
-            double w;
-
-            if (parse_scaled(a, &w) != 0 || w < 0 || w > 1e9)
-                return expected(err, errlen, "--weight", "a weight of at least 0", a);
-            *(last ? &last->weight : &ta.weight) = w;
-            break;
-        }
-        case O_FRAME:
-        case O_EXPECT: {
-            /* validated now, so the message names the argument as given */
-            struct frame_spec fs;
-            struct frame_check ck;
-
-            if (c == O_FRAME) {
-                if (frame_parse(&fs, a, err, errlen) != 0)
-                    return -1;
-                frame_spec_free(&fs);
-                *(last ? &last->frame : &ta.frame) = a;
-            } else {
-                if (frame_check_parse(&ck, a, err, errlen) != 0)
-                    return -1;
-                frame_check_free(&ck);
-                *(last ? &last->expect : &ta.expect) = a;
-            }
-            break;
-        }
-        case O_KEYS:
-            if (opt_uint("--keys", a, 1, 1000000000000ull, &ta.keys, err, errlen))
-                return -1;
-            break;
-        case O_KEY_DIST:
-            if (opt_key_dist(a, &ta.zipf_s, err, errlen))
-                return -1;
-            break;
-        case O_KEY_PREFIX:
-            if (strlen(a) > 120 || strpbrk(a, " \r\n{}"))
-                return expected(err, errlen, "--key-prefix", "at most 120 characters without blanks or braces", a);
-            ta.key_prefix = a;
-            break;
-        case O_VALUE_SIZE: {
-            char buf[64], *dash;
-
-            snprintf(buf, sizeof(buf), "%s", a);
-            dash = strchr(buf, '-');
-            if (dash)
-                *dash++ = '\0';
-            if (strlen(a) >= sizeof(buf) || parse_bytes(buf, &ta.vmin) != 0 ||
-                (dash && parse_bytes(dash, &ta.vmax) != 0) || ta.vmin < 1 ||
-                (!dash && (ta.vmax = ta.vmin) == 0) || ta.vmax < ta.vmin || ta.vmax > 1000000)
-                return expected(err, errlen, "--value-size", "N or MIN-MAX bytes from 1 to 1000000", a);
-            break;
-        }
-        case O_SET_RATIO:
-            if (parse_scaled(a, &ta.set_ratio) != 0 || ta.set_ratio < 0 || ta.set_ratio > 1)
-                return expected(err, errlen, "--set-ratio", "a share from 0 to 1 (e.g. 0.1)", a);
-            break;
-        case O_PATH: ta.path = a; break;
-        case O_MAX_REPLY:
-            if (parse_bytes(a, &u) != 0 || u < 16 || u > (64u << 20))
-                return expected(err, errlen, "--max-reply", "a size from 16 bytes to 64M", a);
-            cfg->max_reply = (uint32_t)u;
-            break;
-        case O_START_AT:
-            if (opt_start_at(a, &cfg->start_at_ns, err, errlen))
-                return -1;
-            break;
-        case O_SOURCE:
-            if (opt_source(a, cfg, err, errlen))
-                return -1;
-            break;
-        case 'u': cfg->udp = true; break;
-        case 'j': cfg->json = true; break;
-        case 'P': cfg->percentiles = true; break;
-        case 'o': cfg->hist_out = a; break;
-        case O_PLOT:
-            if (!ends_with(a, ".svg") && !ends_with(a, ".html"))
-                return expected(err, errlen, "--plot", "a file name ending in .svg or .html", a);
-            cfg->plot = a;
-            break;
-        case O_PROGRESS: cfg->progress = 1; break;
-        case O_NO_PROGRESS: cfg->progress = 0; break;
-        case 'q': cfg->quiet = true; break;
-        case 'm': cfg->merge = true; break;
-        case 'h': opts_usage(out); return 1;
-        case 'V': fprintf(out, "wharf-load %s\n", LOAD_VERSION); return 1;
-        case ':': return fail(err, errlen, "%s: needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return fail(err, errlen, "unknown option '-%c'", optopt);
-            return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
-        }
+        frame_spec_free(&fs);
+        *(last ? &last->frame : &ta->frame) = a;
+    } else {
+        if (frame_check_parse(&ck, a, err, errlen) != 0)
+            return -1;
+        frame_check_free(&ck);
+        *(last ? &last->expect : &ta->expect) = a;
     }
+    return 0;
+}
+
+/* The options of one request template: --request, --request-file, --weight, --frame,
+ * --expect (*last: the template the next ones apply to). Returns 0 when done, -1 with a
+ * message in err, 1 when c is not one of them. */
+static int opt_request(int c, const char *a, struct tmpl_args *ta, struct req_arg **last,
+                       char *err, size_t errlen)
+{
+    double w;
+
+    switch (c) {
+    case O_REQUEST:
+    case O_REQUEST_FILE:
+        if (ta->n == TMPL_MAX)
+            return fail(err, errlen, "%s: at most %d templates",
+                        c == O_REQUEST ? "--request" : "--request-file", TMPL_MAX);
+        *last = &ta->r[ta->n++];
+        (*last)->text = a;
+        (*last)->file = c == O_REQUEST_FILE;
+        (*last)->weight = -1;
+        return 0;
+    case O_WEIGHT:
+        if (parse_scaled(a, &w) != 0 || w < 0 || w > 1e9)
+            return expected(err, errlen, "--weight", "a weight of at least 0", a);
+        *(*last ? &(*last)->weight : &ta->weight) = w;
+        return 0;
+    case O_FRAME:
+    case O_EXPECT:
+        return opt_frame_expect(c, a, ta, *last, err, errlen);
+    default:
+        return 1;
+    }
+}
+
+/* The options of the request mix as a whole: --proto, --keys, --key-dist, --key-prefix,
+ * --value-size, --set-ratio, --path. Returns 0 when done, -1 with a message in err, 1 when
+ * c is not one of them. */
+static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t errlen)
+{
+    switch (c) {
+    case O_PROTO:
+        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "http"))
+            return expected(err, errlen, "--proto", "echo, memcache or http", a);
+        ta->proto = a;
+        return 0;
+    case O_KEYS: return opt_uint("--keys", a, 1, 1000000000000ull, &ta->keys, err, errlen);
+    case O_KEY_DIST: return opt_key_dist(a, &ta->zipf_s, err, errlen);
+    case O_KEY_PREFIX:
+        if (strlen(a) > 120 || strpbrk(a, " \r\n{}"))
+            return expected(err, errlen, "--key-prefix",
+                            "at most 120 characters without blanks or braces", a);
+        ta->key_prefix = a;
+        return 0;
+    case O_VALUE_SIZE: return opt_value_size(a, ta, err, errlen);
+    case O_SET_RATIO:
+        if (parse_scaled(a, &ta->set_ratio) != 0 || ta->set_ratio < 0 || ta->set_ratio > 1)
+            return expected(err, errlen, "--set-ratio", "a share from 0 to 1 (e.g. 0.1)", a);
+        return 0;
+    case O_PATH: ta->path = a; return 0;
+    default: return 1;
+    }
+}
+
+/* The options left once numbers and templates are handled: modes, outputs, flags.
+ * Returns 0 when done, -1 with a message in err, 1 after --help or --version (printed on
+ * out), 2 when c is not an option at all. */
+static int opt_other(int c, const char *a, struct load_config *cfg, FILE *out, char *err,
+                     size_t errlen)
+{
+    uint64_t u;
+
+    switch (c) {
+    case O_MAX_REPLY:
+        if (parse_bytes(a, &u) != 0 || u < 16 || u > (64u << 20))
+            return expected(err, errlen, "--max-reply", "a size from 16 bytes to 64M", a);
+        cfg->max_reply = (uint32_t)u;
+        return 0;
+    case O_START_AT: return opt_start_at(a, &cfg->start_at_ns, err, errlen);
+    case O_SOURCE: return opt_source(a, cfg, err, errlen);
+    case 'u': cfg->udp = true; return 0;
+    case 'j': cfg->json = true; return 0;
+    case 'P': cfg->percentiles = true; return 0;
+    case 'o': cfg->hist_out = a; return 0;
+    case O_PLOT:
+        if (!ends_with(a, ".svg") && !ends_with(a, ".html"))
+            return expected(err, errlen, "--plot", "a file name ending in .svg or .html", a);
+        cfg->plot = a;
+        return 0;
+    case O_PROGRESS: cfg->progress = 1; return 0;
+    case O_NO_PROGRESS: cfg->progress = 0; return 0;
+    case 'q': cfg->quiet = true; return 0;
+    case 'm': cfg->merge = true; return 0;
+    case 'h': opts_usage(out); return 1;
+    case 'V': fprintf(out, "wharf-load %s\n", LOAD_VERSION); return 1;
+    default: return 2;
+    }
+}
+
+/* One option from getopt_long (c, its value a) into cfg or ta. Returns 0, -1 with a message
+ * in err, or 1 after --help or --version. */
+static int opt_one(int c, const char *a, char **argv, struct load_config *cfg,
+                   struct tmpl_args *ta, struct req_arg **last, FILE *out, char *err,
+                   size_t errlen)
+{
+    int r;
+
+    if ((r = opt_number(c, a, cfg, err, errlen)) <= 0) {
+        /* given explicitly: their defaults depend on other options */
+        if (r == 0 && c == 'p')
+            cfg->pipeline_set = true;
+        if (r == 0 && c == 'd')
+            cfg->duration_set = true;
+        return r;
+    }
+    if (c == 's') {
+        ta->size_set = true;
+        return opt_size(a, cfg, err, errlen);
+    }
+    if ((r = opt_request(c, a, ta, last, err, errlen)) != 1)
+        return r;
+    if ((r = opt_mix(c, a, ta, err, errlen)) != 1)
+        return r;
+    if ((r = opt_other(c, a, cfg, out, err, errlen)) != 2)
+        return r;
+    if (c == ':')
+        return fail(err, errlen, "%s: needs a value", argv[optind - 1]);
+    if (optopt)
+        return fail(err, errlen, "unknown option '-%c'", optopt);
+    return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+}
+
+/* After the options: the --merge files, or the target, then the checks that tie options
+ * together, the defaults that depend on others, and the templates. Returns 0 or -1 with a
+ * message in err. */
+static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tmpl_args *ta,
+                       char *err, size_t errlen)
+{
     if (cfg->merge) {
         if (optind >= argc)
             return fail(err, errlen, "--merge: expected one or more histogram files");
@@ -989,9 +1030,27 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
         cfg->threads = load_default_threads(cfg->connections);
     if (resolve_target(cfg, argv[optind], err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
         return -1;
-    if (build_templates(cfg, &ta, err, errlen) != 0) {
+    if (build_templates(cfg, ta, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }
     return 0;
+}
+
+int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+    struct tmpl_args ta;
+    struct req_arg *last = NULL;
+    int c, r;
+
+    load_config_defaults(cfg);
+    tmpl_args_defaults(&ta);
+    optind = 0; /* full reset, so tests may parse several times */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
+        r = opt_one(c, optarg, argv, cfg, &ta, &last, out, err, errlen);
+        if (r != 0)
+            return r;
+    }
+    return opts_finish(cfg, argc, argv, &ta, err, errlen);
 }

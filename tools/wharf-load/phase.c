@@ -159,12 +159,15 @@ static void phase_on_turn(struct loop_check *c)
     uint64_t now = load_now();
 
     series_tick(th->series, now, stat_get(&th->st, ST_SENT), stat_errors(&th->st));
+    /* open loop: what fell due before now goes out first, even when this turn comes after
+     * the end of sending (a late wake-up sends the last messages late, it does not drop
+     * them); what cannot go is the backlog phase_step counts */
+    if (ph->open && th->stop == LOAD_RUN)
+        ph->ops->release_due(ph->ctx, now);
     if (!phase_step(ph, th, now)) {
         loop_stop(&th->loop);
         return;
     }
-    if (ph->open)
-        ph->ops->release_due(ph->ctx, now);
     if (phase_draining(ph, th, now) && ph->ops->drained(ph->ctx)) {
         loop_stop(&th->loop);
         return;

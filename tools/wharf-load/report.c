@@ -109,14 +109,12 @@ static const char *mode_name(const struct load_config *cfg)
     return cfg->rate > 0 ? "open loop" : "closed loop";
 }
 
-void report_human(FILE *f, const struct load_config *cfg, const struct load_result *res,
-                  const char *why)
+/* The human report's first lines: what ran (target, mode, threads, messages), for how
+ * long, and from which source addresses. */
+static void human_setup(FILE *f, const struct load_config *cfg, const struct load_result *res)
 {
-    const _Atomic uint64_t *c = res->st.c;
-    double rate = rate_of(res), secs = res->measure_ns / 1e9, mbit;
-    uint64_t errors = stat_errors(&res->st);
-    char size[200], buf[32];
-    int i;
+    char size[200];
+    unsigned i;
 
     if (cfg->tmpls)
         report_mix(size, sizeof(size), cfg->tmpls);
@@ -132,19 +130,25 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
             cfg->udp ? "flows" : "connections", cfg->pipeline, size);
     if (cfg->churn)
         fprintf(f, ", churn every %" PRIu64 " exchanges", cfg->churn);
-    fprintf(f, "\n  %-11s %.3f s measured", "run", secs);
+    fprintf(f, "\n  %-11s %.3f s measured", "run", res->measure_ns / 1e9);
     if (cfg->warmup_ns)
         fprintf(f, " after %.3f s warm-up (excluded)", cfg->warmup_ns / 1e9);
     fprintf(f, ", drain %.3f s, wall %.3f s%s\n", res->drain_used_ns / 1e9, res->wall_s,
             res->interrupted ? " (interrupted)" : "");
     if (cfg->nsources) {
         fprintf(f, "  %-11s", "sources");
-        for (i = 0; i < (int)cfg->nsources; i++)
+        for (i = 0; i < cfg->nsources; i++)
             fprintf(f, "%s%s", i ? ", " : " ", cfg->sources[i].text);
         fprintf(f, " (%s bind to each in turn)\n", cfg->udp ? "flows" : "new connections");
     }
+}
 
-    mbit = 0;
+/* The human report's messages line, backlog and latency table. */
+static void human_messages(FILE *f, const struct load_config *cfg, const struct load_result *res)
+{
+    const _Atomic uint64_t *c = res->st.c;
+    double rate = rate_of(res), mbit = 0;
+
     if (c[ST_RECEIVED])
         mbit = rate * ((double)c[ST_BYTES_RECEIVED] / (double)c[ST_RECEIVED]) * 8 / 1e6;
     fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s", "messages", c[ST_MEASURED], rate);
@@ -155,7 +159,6 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
     if (c[ST_BACKLOG_END])
         fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
                 "backlog", c[ST_BACKLOG_END]);
-
     latency_header(f);
     if (cfg->rate > 0) {
         latency_row(f, "corrected", res->corrected);
@@ -163,21 +166,39 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
     } else {
         latency_row(f, "round trip", res->raw);
     }
-    if (!cfg->udp || res->connect->total) {
-        fprintf(f, "  %-11s %" PRIu64 " established", "connects", c[ST_CONNECTS]);
-        if (!cfg->udp && res->connect->total) {
-            report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 50));
-            fprintf(f, ", connect p50 %s", buf);
-            report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 99));
-            fprintf(f, " p99 %s", buf);
-            report_fmt_ns(buf, sizeof(buf), res->connect->max);
-            fprintf(f, " max %s", buf);
-        }
-        if (cfg->churn && res->wall_s > 0)
-            fprintf(f, "; %" PRIu64 " churn closes, %.1f connects/s", c[ST_CHURN_CLOSES],
-                    c[ST_CONNECTS] / res->wall_s);
-        fprintf(f, "\n");
+}
+
+/* The human report's connects line (TCP, or UDP flows that counted connects). */
+static void human_connects(FILE *f, const struct load_config *cfg, const struct load_result *res)
+{
+    const _Atomic uint64_t *c = res->st.c;
+    char buf[32];
+
+    if (cfg->udp && !res->connect->total)
+        return;
+    fprintf(f, "  %-11s %" PRIu64 " established", "connects", c[ST_CONNECTS]);
+    if (!cfg->udp && res->connect->total) {
+        report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 50));
+        fprintf(f, ", connect p50 %s", buf);
+        report_fmt_ns(buf, sizeof(buf), hist_percentile(res->connect, 99));
+        fprintf(f, " p99 %s", buf);
+        report_fmt_ns(buf, sizeof(buf), res->connect->max);
+        fprintf(f, " max %s", buf);
     }
+    if (cfg->churn && res->wall_s > 0)
+        fprintf(f, "; %" PRIu64 " churn closes, %.1f connects/s", c[ST_CHURN_CLOSES],
+                c[ST_CONNECTS] / res->wall_s);
+    fprintf(f, "\n");
+}
+
+/* The human report's datagram losses (UDP), errors by kind and the first error. */
+static void human_errors(FILE *f, const struct load_config *cfg, const struct load_result *res)
+{
+    const _Atomic uint64_t *c = res->st.c;
+    uint64_t errors = stat_errors(&res->st);
+    const char *sep = " (";
+    int i;
+
     if (cfg->udp)
         fprintf(f,
                 "  %-11s lost %" PRIu64 " of %" PRIu64 " (%.3f%%), late %" PRIu64
@@ -186,19 +207,23 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
                 c[ST_SENT] ? 100.0 * c[ST_LOST] / (double)c[ST_SENT] : 0.0, c[ST_LATE],
                 c[ST_REORDER], c[ST_DUPLICATE]);
     fprintf(f, "  %-11s %" PRIu64, "errors", errors);
-    if (errors) {
-        const char *sep = " (";
-
-        for (i = ST_FIRST_ERROR; i < ST__COUNT; i++)
-            if (c[i]) {
-                fprintf(f, "%s%s %" PRIu64, sep, stat_names[i], c[i]);
-                sep = ", ";
-            }
-        fprintf(f, ")");
-    }
-    fprintf(f, "\n");
+    for (i = ST_FIRST_ERROR; errors && i < ST__COUNT; i++)
+        if (c[i]) {
+            fprintf(f, "%s%s %" PRIu64, sep, stat_names[i], c[i]);
+            sep = ", ";
+        }
+    fprintf(f, "%s\n", errors ? ")" : "");
     if (res->first_error[0])
         fprintf(f, "  %-11s %s\n", "first error", res->first_error);
+}
+
+void report_human(FILE *f, const struct load_config *cfg, const struct load_result *res,
+                  const char *why)
+{
+    human_setup(f, cfg, res);
+    human_messages(f, cfg, res);
+    human_connects(f, cfg, res);
+    human_errors(f, cfg, res);
     fprintf(f,
             "  %-11s %.3f s (user %.2f s, sys %.2f s) = %.1f%% of one CPU, %.2f us per exchange\n",
             "cpu", res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
@@ -594,60 +619,59 @@ static void svg_time(FILE *f, int y0, const struct series *se)
     svg_time_panel(f, y0 + TH, "latency over time (corrected)", se, 3, get_lat, ln, true);
 }
 
-static void svg(FILE *f, const char *title, struct hist *const *hists, const char *const *names,
-                int n, const struct series *se)
+/* The axes of the percentile plot: x spans 10^xmax (one decade per "nine"), y from 0 to
+ * ymax on steps of `step` ns. */
+struct svg_scale {
+    double xmax, ymax, step;
+};
+
+/* Picks the plot's axes from the histograms: enough nines for the largest count, y ticks
+ * on a 1-2-5 grid, about 5 of them, up to the largest value. */
+static struct svg_scale svg_scale_of(struct hist *const *hists, int n)
 {
-    static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd"};
-    static const char *const xlabels[] = {"0%",     "90%",     "99%",     "99.9%",
-                                          "99.99%", "99.999%", "99.9999%"};
-    struct hist_point pts[1024];
-    double ymax = 1, xmax = 2, step, mag;
+    struct svg_scale s = {2, 1, 1};
     uint64_t total = 0;
-    char buf[32];
-    int i, k;
+    double mag;
+    int i;
 
     for (i = 0; i < n; i++) {
-        if (hists[i]->max > ymax)
-            ymax = (double)hists[i]->max;
+        if (hists[i]->max > s.ymax)
+            s.ymax = (double)hists[i]->max;
         if (hists[i]->total > total)
             total = hists[i]->total;
     }
-    while (xmax < 6 && pow(10, xmax) < (double)total)
-        xmax++;
-    /* y ticks on a 1-2-5 grid, about 5 of them */
-    mag = pow(10, floor(log10(ymax / 5)));
-    step = mag;
-    if (ymax / step > 10)
-        step = 2 * mag;
-    if (ymax / step > 10)
-        step = 5 * mag;
-    ymax = ceil(ymax / step) * step;
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-            "<text x=\"%d\" y=\"25\" font-size=\"15\">",
-            PW, PH + (se ? 2 * TH : 0), PW, PH + (se ? 2 * TH : 0), ML);
-    for (; *title; title++) /* XML-escape the title */
-        if (*title == '<')
-            fputs("&lt;", f);
-        else if (*title == '&')
-            fputs("&amp;", f);
-        else
-            fputc(*title, f);
-    fprintf(f, "</text>\n");
-    for (k = 0; k <= (int)xmax; k++) {
-        double x = ML + (double)k / xmax * (PW - ML - MR);
+    while (s.xmax < 6 && pow(10, s.xmax) < (double)total)
+        s.xmax++;
+    mag = pow(10, floor(log10(s.ymax / 5)));
+    s.step = mag;
+    if (s.ymax / s.step > 10)
+        s.step = 2 * mag;
+    if (s.ymax / s.step > 10)
+        s.step = 5 * mag;
+    s.ymax = ceil(s.ymax / s.step) * s.step;
+    return s;
+}
+
+/* The percentile plot's grid, tick labels, axis titles and frame. */
+static void svg_axes(FILE *f, const struct svg_scale *s)
+{
+    static const char *const xlabels[] = {"0%",     "90%",     "99%",     "99.9%",
+                                          "99.99%", "99.999%", "99.9999%"};
+    char buf[32];
+    int k;
+
+    for (k = 0; k <= (int)s->xmax; k++) {
+        double x = ML + (double)k / s->xmax * (PW - ML - MR);
 
         fprintf(f,
                 "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>"
                 "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
                 x, MT, x, PH - MB, x, PH - MB + 18, xlabels[k]);
     }
-    for (k = 0; k * step <= ymax + step / 2; k++) {
-        double y = plot_y(k * step, ymax);
+    for (k = 0; k * s->step <= s->ymax + s->step / 2; k++) {
+        double y = plot_y(k * s->step, s->ymax);
 
-        report_fmt_ns(buf, sizeof(buf), (uint64_t)(k * step));
+        report_fmt_ns(buf, sizeof(buf), (uint64_t)(k * s->step));
         fprintf(f,
                 "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
                 "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
@@ -660,28 +684,54 @@ static void svg(FILE *f, const char *title, struct hist *const *hists, const cha
             "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
             (PW + ML - MR) / 2, PH - 15, (PH - MB + MT) / 2, (PH - MB + MT) / 2, ML, MT,
             PW - ML - MR, PH - MT - MB);
-    for (i = 0; i < n; i++) {
-        size_t np = hist_spectrum(hists[i], 10, pts, 1024), j;
-        double lasty = 0;
+}
 
-        if (!np)
-            continue;
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                colors[i % 4]);
-        for (j = 0; j < np; j++) {
-            double x = plot_x(pts[j].percentile, xmax), y = plot_y((double)pts[j].value, ymax);
+/* One histogram as a step line over the percentiles, with its legend entry (the i-th). */
+static void svg_curve(FILE *f, const struct svg_scale *s, const struct hist *h, const char *name,
+                      int i)
+{
+    static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd"};
+    struct hist_point pts[1024];
+    size_t np = hist_spectrum(h, 10, pts, 1024), j;
+    double lasty = 0;
 
-            /* a step plot: the value holds until the next percentile */
-            if (j)
-                fprintf(f, " %.1f,%.1f", x, lasty);
-            fprintf(f, " %.1f,%.1f", x, y);
-            lasty = y;
-        }
-        fprintf(f,
-                "\"/>\n<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%d\">%s</text>\n",
-                ML + 12, MT + 14 + 18 * i, colors[i % 4], ML + 32, MT + 19 + 18 * i, names[i]);
+    if (!np)
+        return;
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[i % 4]);
+    for (j = 0; j < np; j++) {
+        double x = plot_x(pts[j].percentile, s->xmax), y = plot_y((double)pts[j].value, s->ymax);
+
+        /* a step plot: the value holds until the next percentile */
+        if (j)
+            fprintf(f, " %.1f,%.1f", x, lasty);
+        fprintf(f, " %.1f,%.1f", x, y);
+        lasty = y;
     }
+    fprintf(f,
+            "\"/>\n<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"4\" fill=\"%s\"/>"
+            "<text x=\"%d\" y=\"%d\">%s</text>\n",
+            ML + 12, MT + 14 + 18 * i, colors[i % 4], ML + 32, MT + 19 + 18 * i, name);
+}
+
+/* The whole SVG: latency by percentile of the n histograms, and below it the time panels
+ * of the series when there is one. */
+static void svg(FILE *f, const char *title, struct hist *const *hists, const char *const *names,
+                int n, const struct series *se)
+{
+    struct svg_scale s = svg_scale_of(hists, n);
+    int i;
+
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"25\" font-size=\"15\">",
+            PW, PH + (se ? 2 * TH : 0), PW, PH + (se ? 2 * TH : 0), ML);
+    svg_text(f, title);
+    fprintf(f, "</text>\n");
+    svg_axes(f, &s);
+    for (i = 0; i < n; i++)
+        svg_curve(f, &s, hists[i], names[i], i);
     if (se)
         svg_time(f, PH, se);
     fprintf(f, "</svg>\n");

@@ -291,14 +291,16 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
         conn_flush(x, c, now);
 }
 
-/* Builds as many messages as the pipeline, schedule, quota and churn allow, then writes. */
+/* Builds as many messages as the pipeline, schedule, quota and churn allow, then writes.
+ * Closed loop: nothing more from send_end on. Open loop: what the schedule released (all
+ * due before send_end) may go until the phase ends sending. */
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
 {
     const struct load_config *cfg = x->cfg;
     uint64_t want, intended;
     uint32_t len;
 
-    if (c->state != C_OPEN || x->ph.sending_over || now >= x->clk->send_end)
+    if (c->state != C_OPEN || x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end))
         return;
     if (c->woff == c->wlen)
         c->woff = c->wlen = 0;
@@ -612,8 +614,11 @@ static void release_due(void *ctx, uint64_t now)
     while (phase_due(ph, x->clk, now, &due)) {
         struct tconn *c = &x->c[phase_slot(ph)];
 
-        if (!c->ever_connected) {
-            /* not yet connected for the first time (ramp-up): the slot is skipped */
+        if (!c->ever_connected && x->cfg->ramp > 0) {
+            /* --ramp: a connection not opened yet takes no part in the schedule, its slots
+             * are skipped. Without --ramp every connection is part of it from t0: a slot due
+             * while its connection is still connecting waits in the backlog and goes out,
+             * late, once it is up (the corrected latency counts the wait). */
             phase_skip(ph);
             c->released++;
             c->issued++;

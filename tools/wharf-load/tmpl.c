@@ -79,16 +79,37 @@ static int terr(char *err, size_t len, const char *what, const char *name, size_
     return -1;
 }
 
-int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen)
-{
-    size_t i = 0, lit_start = 0, max = 0;
-    unsigned nrand = 0, nsize = 0;
+/* What tmpl_parse counts over the placeholders of a template. */
+struct tmpl_count {
+    size_t max;     /* bytes the placeholders may add at most */
+    unsigned nrand; /* {rand:...} seen */
+    unsigned nsize; /* {size} seen */
+};
 
+/* The placeholders without an argument, and the most bytes each expands to. */
+static const struct {
+    const char *name;
+    enum tmpl_part_kind kind;
+    size_t max;
+} simple_parts[] = {
+    {"seq", TP_SEQ, 20}, {"conn", TP_CONN, 10}, {"key", TP_KEY, 128 + 20},
+    {"size", TP_SIZE, 10}, {"ts", TP_TS, 20},
+};
+
+/* The message of a failed allocation. Returns -1. */
+static int nomem(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "template: out of memory");
+    return -1;
+}
+
+/* Sets t up empty for tmpl_parse and checks the template's length. Returns 0, or -1 with a
+ * message in err. */
+static int tmpl_start(struct tmpl *t, size_t len, char *err, size_t errlen)
+{
     t->text = malloc(len ? len : 1);
-    if (!t->text) {
-        snprintf(err, errlen, "template: out of memory");
-        return -1;
-    }
+    if (!t->text)
+        return nomem(err, errlen);
     t->text_len = 0;
     t->parts = NULL;
     t->nparts = 0;
@@ -102,12 +123,93 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
         snprintf(err, errlen, "template: longer than %u bytes", TMPL_MAX_LEN);
         return -1;
     }
+    return 0;
+}
+
+/* {rand:N} or {rand:MIN-MAX} (name, nlen: the text between the braces): every {rand} of a
+ * template has the same size range. Returns 0, or -1 with a message in err. */
+static int parse_rand(struct tmpl *t, const char *name, size_t nlen, struct tmpl_count *n,
+                      char *err, size_t errlen)
+{
+    char buf[48], *end, *end2;
+    unsigned long a, b;
+
+    if (nlen - 5 >= sizeof(buf))
+        return terr(err, errlen, "bad size in", name, nlen, NULL);
+    memcpy(buf, name + 5, nlen - 5);
+    buf[nlen - 5] = '\0';
+    a = strtoul(buf, &end, 10);
+    b = a;
+    if (*end == '-')
+        b = strtoul(end + 1, &end2, 10), end = end2;
+    if (end == buf || *end || buf[0] < '0' || buf[0] > '9' || a > b || b > TMPL_MAX_LEN || b == 0)
+        return terr(err, errlen, "bad size in", name, nlen,
+                    "expected {rand:N} or {rand:MIN-MAX}, 1 .. 1048576");
+    if (t->has_rand && (t->rand_min != a || t->rand_max != b))
+        return terr(err, errlen, "different size in", name, nlen,
+                    "every {rand} of a template must have the same size: one size is drawn per "
+                    "message");
+    t->has_rand = true;
+    t->rand_min = (uint32_t)a;
+    t->rand_max = (uint32_t)b;
+    if (add_part(t, TP_RAND, 0, 0))
+        return nomem(err, errlen);
+    n->nrand++;
+    n->max += b;
+    return 0;
+}
+
+/* One placeholder (name, nlen: the text between the braces) becomes a part of t. Returns
+ * 0, or -1 with a message in err. */
+static int parse_placeholder(struct tmpl *t, const char *name, size_t nlen, struct tmpl_count *n,
+                             char *err, size_t errlen)
+{
+    size_t k;
+
+    for (k = 0; k < sizeof(simple_parts) / sizeof(simple_parts[0]); k++) {
+        if (nlen != strlen(simple_parts[k].name) || memcmp(name, simple_parts[k].name, nlen))
+            continue;
+        if (add_part(t, simple_parts[k].kind, 0, 0))
+            return nomem(err, errlen);
+        n->max += simple_parts[k].max;
+        if (simple_parts[k].kind == TP_SIZE)
+            n->nsize++;
+        return 0;
+    }
+    if (nlen > 5 && !memcmp(name, "rand:", 5))
+        return parse_rand(t, name, nlen, n, err, errlen);
+    return terr(err, errlen, "unknown placeholder", name, nlen,
+                "expected {seq}, {conn}, {key}, {rand:N}, {rand:MIN-MAX}, {size} or {ts}; write "
+                "{{ for a literal brace");
+}
+
+/* After the last literal: {size} needs a {rand}, and the expansion must fit. Returns 0, or
+ * -1 with a message in err. */
+static int tmpl_finish(struct tmpl *t, const struct tmpl_count *n, char *err, size_t errlen)
+{
+    if (n->nsize && !n->nrand) {
+        snprintf(err, errlen, "template: {size} needs a {rand:...} whose size it gives");
+        return -1;
+    }
+    t->max_len = t->text_len + n->max;
+    if (t->max_len > TMPL_MAX_LEN) {
+        snprintf(err, errlen, "template: expands to up to %zu bytes, more than %u", t->max_len,
+                 TMPL_MAX_LEN);
+        return -1;
+    }
+    return 0;
+}
+
+int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen)
+{
+    struct tmpl_count n = {0, 0, 0};
+    size_t i = 0, lit_start = 0;
+    const uint8_t *e;
+
+    if (tmpl_start(t, len, err, errlen) != 0)
+        return -1;
     /* literals are copied to t->text with {{ collapsed; placeholders become parts */
     while (i < len) {
-        const uint8_t *e;
-        const char *name;
-        size_t nlen;
-
         if (text[i] != '{') {
             t->text[t->text_len++] = text[i++];
             continue;
@@ -118,87 +220,22 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
             continue;
         }
         if (add_part(t, TP_LIT, (uint32_t)lit_start, (uint32_t)(t->text_len - lit_start)))
-            goto nomem;
+            return nomem(err, errlen);
         e = memchr(text + i, '}', len - i);
         if (!e) {
             snprintf(err, errlen, "template: '{' at byte %zu is never closed (write {{ for a "
                                   "literal brace)", i);
             return -1;
         }
-        name = (const char *)text + i + 1;
-        nlen = (size_t)(e - text) - i - 1;
-        if (nlen == 3 && !memcmp(name, "seq", 3)) {
-            if (add_part(t, TP_SEQ, 0, 0))
-                goto nomem;
-            max += 20;
-        } else if (nlen == 4 && !memcmp(name, "conn", 4)) {
-            if (add_part(t, TP_CONN, 0, 0))
-                goto nomem;
-            max += 10;
-        } else if (nlen == 3 && !memcmp(name, "key", 3)) {
-            if (add_part(t, TP_KEY, 0, 0))
-                goto nomem;
-            max += 128 + 20;
-        } else if (nlen == 4 && !memcmp(name, "size", 4)) {
-            if (add_part(t, TP_SIZE, 0, 0))
-                goto nomem;
-            nsize++;
-            max += 10;
-        } else if (nlen == 2 && !memcmp(name, "ts", 2)) {
-            if (add_part(t, TP_TS, 0, 0))
-                goto nomem;
-            max += 20;
-        } else if (nlen > 5 && !memcmp(name, "rand:", 5)) {
-            char buf[48], *end, *end2;
-            unsigned long a, b;
-
-            if (nlen - 5 >= sizeof(buf))
-                return terr(err, errlen, "bad size in", name, nlen, NULL);
-            memcpy(buf, name + 5, nlen - 5);
-            buf[nlen - 5] = '\0';
-            a = strtoul(buf, &end, 10);
-            b = a;
-            if (*end == '-')
-                b = strtoul(end + 1, &end2, 10), end = end2;
-            if (end == buf || *end || buf[0] < '0' || buf[0] > '9' || a > b || b > TMPL_MAX_LEN ||
-                b == 0)
-                return terr(err, errlen, "bad size in", name, nlen,
-                            "expected {rand:N} or {rand:MIN-MAX}, 1 .. 1048576");
-            if (t->has_rand && (t->rand_min != a || t->rand_max != b))
-                return terr(err, errlen, "different size in", name, nlen,
-                            "every {rand} of a template must have the same size: one size is "
-                            "drawn per message");
-            t->has_rand = true;
-            t->rand_min = (uint32_t)a;
-            t->rand_max = (uint32_t)b;
-            if (add_part(t, TP_RAND, 0, 0))
-                goto nomem;
-            nrand++;
-            max += b;
-        } else {
-            return terr(err, errlen, "unknown placeholder", name, nlen,
-                        "expected {seq}, {conn}, {key}, {rand:N}, {rand:MIN-MAX}, {size} or "
-                        "{ts}; write {{ for a literal brace");
-        }
+        if (parse_placeholder(t, (const char *)text + i + 1, (size_t)(e - text) - i - 1, &n, err,
+                              errlen) != 0)
+            return -1;
         i = (size_t)(e - text) + 1;
         lit_start = t->text_len;
     }
     if (add_part(t, TP_LIT, (uint32_t)lit_start, (uint32_t)(t->text_len - lit_start)))
-        goto nomem;
-    if (nsize && !nrand) {
-        snprintf(err, errlen, "template: {size} needs a {rand:...} whose size it gives");
-        return -1;
-    }
-    t->max_len = t->text_len + max;
-    if (t->max_len > TMPL_MAX_LEN) {
-        snprintf(err, errlen, "template: expands to up to %zu bytes, more than %u", t->max_len,
-                 TMPL_MAX_LEN);
-        return -1;
-    }
-    return 0;
-nomem:
-    snprintf(err, errlen, "template: out of memory");
-    return -1;
+        return nomem(err, errlen);
+    return tmpl_finish(t, &n, err, errlen);
 }
 
 void tmpl_free(struct tmpl *t)

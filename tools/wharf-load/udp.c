@@ -100,6 +100,8 @@ static void expire(struct uctx *x, struct uflow *f, uint64_t now)
     }
 }
 
+/* Sends as many datagrams as the pipeline, schedule and quota allow (closed loop: nothing
+ * more from send_end on; open loop: what the schedule released, until sending ends). */
 static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
 {
     const struct load_config *cfg = x->cfg;
@@ -108,7 +110,7 @@ static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
     unsigned k, nb;
     int r;
 
-    if (f->fd < 0 || x->ph.sending_over || now >= x->clk->send_end)
+    if (f->fd < 0 || x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end))
         return;
     expire(x, f, now);
     for (;;) {
