@@ -1,5 +1,5 @@
 /*
- * check_handlers_doc.c - promises of docs/handlers.md that no other suite
+ * check_handlers_doc.c - promises of docs/guide.md that no other suite
  * checks, each through the test kit (wharf_test.h) with a small handler
  * defined here: kept input comes back once output that was pending when a
  * call consumed nothing is all written ("The input contract", rule 2, last

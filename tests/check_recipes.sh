@@ -1,13 +1,16 @@
 #!/bin/sh
-# check_recipes.sh - every recipe of docs/handlers.md, taken from the page
-# itself, builds and keeps what the page promises in a real wharfd.
+# check_recipes.sh - every recipe of the handler pages (docs/guide.md,
+# docs/cookbook.md, docs/testkit.md), taken from the pages themselves, builds
+# and keeps what the pages promise in a real wharfd.
 #
-# Each recipe is marked in the page by "<!-- recipe: NAME -->" right before
-# its code block; a marker without a block, two recipes of one name, or a C
-# block that looks like a whole module or program (WHARF_HANDLER_EXPORT,
-# main) without a marker fails, and so does a recipe this suite has no test
-# for.  Every module is built against framework/include/wharf.h with -Wall -Wextra
-# -Werror, run in ./wharfd on an ephemeral port, and driven by
+# Each recipe is marked in its page by "<!-- recipe: NAME -->" right before
+# its code block; a marker without a block, two recipes of one name (in any
+# of the pages), or a C block that looks like a whole module or program
+# (WHARF_HANDLER_EXPORT, main) without a marker fails, and so does a recipe
+# this suite has no test for.  Every module is built against the tree's
+# wharf.h (framework/include/, or framework/ before the headers moved there)
+# with -Wall -Wextra -Werror, run in ./wharfd on an ephemeral port, and
+# driven by
 # tests/recipe_client: pipelined bursts of 1, 49, 50, 300 and 1,000 requests
 # followed by a half-close (every reply byte-exact, then EOF), three requests
 # split at every byte and sent one byte per write, and the recipe's callback
@@ -15,8 +18,8 @@
 # workers (every line to every client exactly once, in per-sender order),
 # the blocking-work recipe answering a 10 ms job within 50 ms while a 2 s job
 # runs (work_threads 4; tests/recipe_resolver.c stands in for DNS), the test
-# program of "Testing handlers" built and run against cmd.c, and the C++
-# recipe the same as tests/modules/mod_cxx.cc (which the build compiles).
+# program of docs/testkit.md built and run against cmd.c, and the C++ recipe
+# the same as tests/modules/mod_cxx.cc (which the build compiles).
 #
 # Skips (77) only when a tool it builds with is missing (cc, python3).
 set -u
@@ -52,47 +55,62 @@ tsan) sanflags="-fsanitize=thread -fno-omit-frame-pointer" ;;
 *) sanflags= ;;
 esac
 
+# The directory of the public headers (wharf.h, wharf_test.h).
+if [ -e "$src/framework/include/wharf.h" ]; then
+    incdir=$src/framework/include
+else
+    incdir=$src/framework
+fi
+
 # ---- extraction ------------------------------------------------------------
+pages="docs/guide.md docs/cookbook.md docs/testkit.md"
 mkdir "$tmp/r"
-if ! python3 - "$src/docs/handlers.md" "$tmp/r" >"$tmp/names" 2>"$tmp/extract.err" <<'PY'
+# shellcheck disable=SC2086
+if ! (cd "$src" && python3 - "$tmp/r" $pages) >"$tmp/names" 2>"$tmp/extract.err" <<'PY'
 import re, sys
-doc, out = sys.argv[1], sys.argv[2]
-lines = open(doc).read().split("\n")
-names, errors, i, pending = [], [], 0, None
-while i < len(lines):
-    m = re.fullmatch(r"<!-- recipe: ([A-Za-z0-9_.+-]+) -->", lines[i])
-    if m:
-        if pending:
-            errors.append(f"line {pending[1]}: marker {pending[0]} has no code block after it")
-        pending = (m.group(1), i + 1)
+out, docs = sys.argv[1], sys.argv[2:]
+names, errors = [], []
+for doc in docs:
+    lines = open(doc).read().split("\n")
+    i, pending = 0, None
+
+    def err(text):
+        errors.append(f"{doc}:{text}")
+
+    while i < len(lines):
+        m = re.fullmatch(r"<!-- recipe: ([A-Za-z0-9_.+-]+) -->", lines[i])
+        if m:
+            if pending:
+                err(f"line {pending[1]}: marker {pending[0]} has no code block after it")
+            pending = (m.group(1), i + 1)
+            i += 1
+            continue
+        fence = re.fullmatch(r"```(\w*)", lines[i])
+        if fence and fence.group(1):
+            j = i + 1
+            while j < len(lines) and lines[j] != "```":
+                j += 1
+            body = "\n".join(lines[i + 1:j]) + "\n"
+            if pending and pending[1] == i:
+                if pending[0] in names:
+                    err(f"line {i}: a second recipe named {pending[0]}")
+                names.append(pending[0])
+                open(f"{out}/{pending[0]}", "w").write(body)
+            elif pending:
+                err(f"line {pending[1]}: marker {pending[0]} is not right before a code block")
+            elif fence.group(1) in ("c", "cpp") and re.search(r"WHARF_HANDLER_EXPORT|\bint main\(", body):
+                err(f"line {i + 1}: a whole module or program without a <!-- recipe: NAME --> marker")
+            pending = None
+            i = j + 1
+            continue
+        if pending and lines[i].strip():
+            err(f"line {pending[1]}: marker {pending[0]} is not right before a code block")
+            pending = None
         i += 1
-        continue
-    fence = re.fullmatch(r"```(\w*)", lines[i])
-    if fence and fence.group(1):
-        j = i + 1
-        while j < len(lines) and lines[j] != "```":
-            j += 1
-        body = "\n".join(lines[i + 1:j]) + "\n"
-        if pending and pending[1] == i:
-            if pending[0] in names:
-                errors.append(f"line {i}: a second recipe named {pending[0]}")
-            names.append(pending[0])
-            open(f"{out}/{pending[0]}", "w").write(body)
-        elif pending:
-            errors.append(f"line {pending[1]}: marker {pending[0]} is not right before a code block")
-        elif fence.group(1) in ("c", "cpp") and re.search(r"WHARF_HANDLER_EXPORT|\bint main\(", body):
-            errors.append(f"line {i + 1}: a whole module or program without a <!-- recipe: NAME --> marker")
-        pending = None
-        i = j + 1
-        continue
-    if pending and lines[i].strip():
-        errors.append(f"line {pending[1]}: marker {pending[0]} is not right before a code block")
-        pending = None
-    i += 1
-if pending:
-    errors.append(f"line {pending[1]}: marker {pending[0]} has no code block after it")
+    if pending:
+        err(f"line {pending[1]}: marker {pending[0]} has no code block after it")
 for e in errors:
-    print(f"docs/handlers.md:{e}", file=sys.stderr)
+    print(e, file=sys.stderr)
 print(" ".join(names))
 sys.exit(1 if errors else 0)
 PY
@@ -103,19 +121,19 @@ fi
 names=$(cat "$tmp/names")
 tested="upper.c cmd.c sum.c shout.c heartbeat.c lookup.c sort.c proxy.c test_cmd.c cxx.cc"
 for n in $names; do
-    case " $tested " in *" $n "*) ;; *) fail "recipe $n of docs/handlers.md has no test here"; extracted=bad ;; esac
+    case " $tested " in *" $n "*) ;; *) fail "recipe $n of the handler pages has no test here"; extracted=bad ;; esac
 done
 for n in $tested; do
-    case " $names " in *" $n "*) ;; *) fail "recipe $n is no longer in docs/handlers.md (or lost its marker)"; extracted=bad ;; esac
+    case " $names " in *" $n "*) ;; *) fail "recipe $n is no longer in $pages (or lost its marker)"; extracted=bad ;; esac
 done
-[ "${extracted:-}" != bad ] && ok "docs/handlers.md: every whole module is a marked recipe, each tested: $names"
+[ "${extracted:-}" != bad ] && ok "$pages: every whole module is a marked recipe, each tested: $names"
 
 # ---- building --------------------------------------------------------------
 # Builds recipe $1 (a file in $tmp/r) into $tmp/NAME.so; true when it built.
 build_module() {
     so=$tmp/${1%.c}.so
     # shellcheck disable=SC2086
-    if $cc -std=gnu11 -shared -fPIC -Wall -Wextra -Werror $sanflags -I "$src/framework/include" \
+    if $cc -std=gnu11 -shared -fPIC -Wall -Wextra -Werror $sanflags -I "$incdir" \
         -o "$so" "$tmp/r/$1" 2>"$tmp/cc.log"; then
         return 0
     fi
@@ -231,11 +249,11 @@ if [ -e "$tmp/shout.so" ] && start "$tmp/shout.so" '"workers": 4' ""; then
     stop
 fi
 
-# The test program of "Testing handlers", against cmd.c, with the tree's
+# The test program of docs/testkit.md, against cmd.c, with the tree's
 # libwharf (as the page says to build it before installing).
 cp "$tmp/r/cmd.c" "$tmp/r/test_cmd.c" "$tmp/" 2>/dev/null
 # shellcheck disable=SC2086
-if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$src/framework/include" -o "$tmp/test_cmd" \
+if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$incdir" -o "$tmp/test_cmd" \
     "$tmp/test_cmd.c" "$tmp/cmd.c" -L "$build/.libs" -lwharf $(pkg-config --cflags --libs check) \
     2>"$tmp/cc.log"; then
     if out=$(cd "$tmp" && LD_LIBRARY_PATH="$build/.libs" timeout 60 ./test_cmd 2>&1); then

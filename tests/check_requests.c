@@ -3,7 +3,7 @@
  * post queue's capacities, waiters and barriers (postq.h); the work pool
  * starts a thread when none is idle, and done runs on the worker that asked;
  * a job and a worker timer keep their module's generation until they have
- * run, across a reload; and the docs' broadcast recipe (docs/handlers.md,
+ * run, across a reload; and the docs' broadcast recipe (docs/cookbook.md,
  * copied as tests/modules/mod_shout.c and checked against the page) loses
  * nothing, in per-sender order, while another listener keeps accepting.
  */
@@ -218,12 +218,12 @@ END_TEST
 #define CLIENTS 50
 #define LINES 200
 
-/* The recipe in docs/handlers.md is the module this suite runs. */
+/* The recipe in docs/cookbook.md is the module this suite runs. */
 START_TEST(the_shout_module_is_the_recipe_of_the_docs)
 {
     const char *src = getenv("WHARF_SRCDIR");
     char path[4096];
-    snprintf(path, sizeof path, "%s/docs/handlers.md", src ? src : ".");
+    snprintf(path, sizeof path, "%s/docs/cookbook.md", src ? src : ".");
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
     static char doc[1 << 20], mod[1 << 16];
@@ -239,7 +239,7 @@ START_TEST(the_shout_module_is_the_recipe_of_the_docs)
     const char *block = strstr(doc, "/* shout.c");
     ck_assert_ptr_nonnull(block);
     ck_assert_msg(strncmp(block, mod, n) == 0 && strncmp(block + n, "```", 3) == 0,
-                  "tests/modules/mod_shout.c differs from the recipe in docs/handlers.md");
+                  "tests/modules/mod_shout.c differs from the recipe in docs/cookbook.md");
 }
 END_TEST
 

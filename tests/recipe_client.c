@@ -1,9 +1,9 @@
 /*
  * recipe_client.c - the client side of tests/check_recipes.sh: drives one
- * recipe of docs/handlers.md, built from the page and running in wharfd on
- * 127.0.0.1:PORT, through the awkward cases, and prints one line per case,
- * "ok: ..." or "FAIL: ..." with exact counts.  Exit status 0 when every
- * case passed.
+ * recipe of the handler pages (docs/cookbook.md, docs/guide.md), built from
+ * the page and running in wharfd on 127.0.0.1:PORT, through the awkward
+ * cases, and prints one line per case, "ok: ..." or "FAIL: ..." with exact
+ * counts.  Exit status 0 when every case passed.
  *
  *   recipe_client burst PROTO PORT N        N pipelined requests in one write,
  *                                           then shutdown(SHUT_WR): every reply

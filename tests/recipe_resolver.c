@@ -1,6 +1,6 @@
 /*
  * recipe_resolver.c - a getaddrinfo() for tests/check_recipes.sh, preloaded
- * into wharfd (LD_PRELOAD) so that the lookup recipe of docs/handlers.md
+ * into wharfd (LD_PRELOAD) so that the lookup recipe of docs/cookbook.md
  * answers without a network and takes as long as the test says: a name
  * ending in ".test" resolves to 127.0.0.1 (one address), after MS
  * milliseconds when it starts with "sleepMS."; every other name goes to the

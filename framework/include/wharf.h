@@ -163,7 +163,7 @@ struct wharf_handler {
     /* TCP: a connection was accepted and is ready. */
     void (*on_open)(wharf_conn *c);
     /*
-     * TCP: bytes arrived (docs/handlers.md, "The input contract", says the
+     * TCP: bytes arrived (docs/guide.md, "The input contract", says the
      * same at length).  `data` is valid only during the call and has no
      * particular alignment.  Return how many bytes were consumed (0..len).
      * Unconsumed bytes are kept, and the next call starts with them,
