@@ -250,11 +250,11 @@ if [ -e "$tmp/shout.so" ] && start "$tmp/shout.so" '"workers": 4' ""; then
 fi
 
 # The test program of docs/testkit.md, against cmd.c, with the tree's
-# libwharf (as the page says to build it before installing).
+# libwharf_test (as the page says to build it before installing).
 cp "$tmp/r/cmd.c" "$tmp/r/test_cmd.c" "$tmp/" 2>/dev/null
 # shellcheck disable=SC2086
 if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$incdir" -o "$tmp/test_cmd" \
-    "$tmp/test_cmd.c" "$tmp/cmd.c" -L "$build/.libs" -lwharf $(pkg-config --cflags --libs check) \
+    "$tmp/test_cmd.c" "$tmp/cmd.c" -L "$build/.libs" -lwharf_test $(pkg-config --cflags --libs check) \
     2>"$tmp/cc.log"; then
     if out=$(cd "$tmp" && LD_LIBRARY_PATH="$build/.libs" timeout 60 ./test_cmd 2>&1); then
         ok "test_cmd.c builds against cmd.c and passes: $(echo "$out" | grep -o '[0-9]*%.*' | head -n1)"
