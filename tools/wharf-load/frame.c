@@ -467,24 +467,25 @@ static enum frame_rc feed_regex(const struct frame_spec *fs, const uint8_t *buf,
     return FRAME_DONE;
 }
 
-/* memcache, FP_MC_VALUE: whether the value (and its \r\n) up to st->need is complete; then
- * the phase moves on to the line after it. Returns true to go on, false with *rc
- * (FRAME_NEED or FRAME_GARBAGE) otherwise. */
-static bool mc_value_done(struct frame_state *st, const uint8_t *buf, size_t len,
-                          enum frame_rc *rc, const char **why)
+/* A block of bytes that must end in \r\n (a memcache value, an HTTP chunk): whether it is
+ * complete up to st->need; then the phase moves on to `next`. Returns true to go on, false
+ * with *rc (FRAME_NEED, or FRAME_GARBAGE with *why = `bad`) otherwise. */
+static bool block_done(struct frame_state *st, const uint8_t *buf, size_t len,
+                       enum frame_phase next, const char *bad, enum frame_rc *rc,
+                       const char **why)
 {
     if (len < st->need) {
         *rc = FRAME_NEED;
         return false;
     }
     if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
-        *why = "memcache value not followed by \\r\\n";
+        *why = bad;
         *rc = FRAME_GARBAGE;
         return false;
     }
     st->pos = st->scanned = st->need;
     st->need = 0;
-    st->phase = FP_MC_AFTER_VALUE;
+    st->phase = next;
     return true;
 }
 
@@ -564,7 +565,9 @@ static enum frame_rc feed_memcache(struct frame_state *st, const uint8_t *buf, s
     long nl;
 
     for (;;) {
-        if (st->phase == FP_MC_VALUE && !mc_value_done(st, buf, len, &rc, why))
+        if (st->phase == FP_MC_VALUE &&
+            !block_done(st, buf, len, FP_MC_AFTER_VALUE, "memcache value not followed by \\r\\n",
+                        &rc, why))
             return rc;
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
@@ -683,26 +686,6 @@ static enum frame_rc http_head(const struct frame_spec *fs, struct frame_state *
     return FRAME_GARBAGE;
 }
 
-/* http, FP_HTTP_CHUNK_DATA: whether the chunk (and its \r\n) up to st->need is complete;
- * then the next chunk-size line follows. Returns true to go on, false with *rc otherwise. */
-static bool http_chunk_done(struct frame_state *st, const uint8_t *buf, size_t len,
-                            enum frame_rc *rc, const char **why)
-{
-    if (len < st->need) {
-        *rc = FRAME_NEED;
-        return false;
-    }
-    if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
-        *why = "HTTP chunk not followed by \\r\\n";
-        *rc = FRAME_GARBAGE;
-        return false;
-    }
-    st->pos = st->scanned = st->need;
-    st->need = 0;
-    st->phase = FP_HTTP_CHUNK_SIZE;
-    return true;
-}
-
 /* http, FP_HTTP_CHUNK_SIZE: the chunk-size line from st->pos to the newline at nl (hex
  * digits, then ';' extensions or the end of line). Size 0 leads to the trailers. Returns
  * true to go on, false with *rc (FRAME_GARBAGE, FRAME_TOO_LONG) otherwise. */
@@ -763,7 +746,9 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
         return FRAME_DONE;
     }
     for (;;) {
-        if (st->phase == FP_HTTP_CHUNK_DATA && !http_chunk_done(st, buf, len, &rc, why))
+        if (st->phase == FP_HTTP_CHUNK_DATA &&
+            !block_done(st, buf, len, FP_HTTP_CHUNK_SIZE, "HTTP chunk not followed by \\r\\n",
+                        &rc, why))
             return rc;
         nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
         if (nl < 0) {
