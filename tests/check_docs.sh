@@ -20,7 +20,11 @@ trap 'rm -rf "$tmp"' EXIT
 printf '{"listeners": [{"port": 0, "handler": "echo"}]}' >"$tmp/min.json"
 "$build/wharfd" -T -c "$tmp/min.json" >"$tmp/effective.json" || {
     echo "FAIL: wharfd -T"; echo "0 passed, 1 failed"; exit 1; }
-python3 - "$tmp/schema.tsv" "$src/docs/config.md" "$src/docs/wharf.json.5" \
+# wharf.json(5) is made from docs/wharf.json.5.in in the build directory (the
+# configured paths filled in); its entries are the .in file's.
+man5=$build/docs/wharf.json.5
+[ -f "$man5" ] || man5=$src/docs/wharf.json.5.in
+python3 - "$tmp/schema.tsv" "$src/docs/config.md" "$man5" \
     "$tmp/effective.json" <<'PY'
 import json, re, sys
 
