@@ -197,7 +197,7 @@ START_TEST(test_reverse_walk)
 }
 END_TEST
 
-/* An LRU as memcache_store keeps it: use moves to the front, the back goes. */
+/* An LRU as the memcache store (mc_store.c) keeps it: use moves to the front, the back goes. */
 START_TEST(test_move_to_front)
 {
     struct wharf_list h;

@@ -1,5 +1,5 @@
 /*
- * check_memcache.c - the memcache handler (handlers/memcache.c and its
+ * check_memcache.c - the memcache handler (handlers/memcache/ and its
  * store, compiled into this program) driven by the test kit, without a
  * network: memcached's replies byte for byte, input in every split, the
  * error replies where memcached gives them, expiry and the reclaim timer,
@@ -20,13 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../handlers/memcache_store.h"
+#include "../handlers/memcache/mc_store.h"
 #include "check_main.h"
 #include "testutil.h"
 #include "wharf_server.h"
 #include "wharf_test.h"
 
-/* handlers/memcache.c, compiled into this program. */
+/* handlers/memcache/, compiled into this program. */
 extern const struct wharf_handler wharf_handler;
 
 #define BUFFERS "\"buffers\": {\"max_input\": 2097152}"

@@ -30,7 +30,7 @@
  *    output is written.  A client that sends gets and never reads so holds
  *    at most one value more than that.
  *  - shared state that survives reload: the cache (struct mc_shared: the
- *    store of memcache_store.c with striped locks, and the statistics) is
+ *    store of mc_store.c with striped locks, and the statistics) is
  *    the listener's named state "cache" (wharf_state_get): a reload hands
  *    the same cache to the new generation, so old and new connections see
  *    the same items and memory is not doubled.  A reload's memory_limit and
@@ -56,168 +56,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memcache_store.h"
-#include "wharf.h"
-#include "wharf_counter.h"
+#include "memcache.h"
 
-#define MC_VERSION "1.6.18-wharf"
 #define MC_LINE_MAX 2048             /* a line longer than this (not get) closes */
 #define MC_OUTPUT_YIELD (64u * 1024u) /* stop taking commands past this output */
-#define MC_TOKENS_MAX 8
-#define MC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
-
-/* Per-worker counters, in "stats" order. */
-enum mc_counter {
-    C_CONN_OPENED, C_CONN_CLOSED, C_CMD_GET, C_CMD_SET, C_CMD_FLUSH, C_CMD_TOUCH,
-    C_GET_HITS, C_GET_MISSES, C_DELETE_MISSES, C_DELETE_HITS, C_INCR_MISSES, C_INCR_HITS,
-    C_DECR_MISSES, C_DECR_HITS, C_CAS_MISSES, C_CAS_HITS, C_CAS_BADVAL, C_TOUCH_HITS,
-    C_TOUCH_MISSES, C_STORE_TOO_LARGE, C_STORE_NO_MEMORY, C_BYTES_READ, C_BYTES_WRITTEN,
-    C_COUNT
-};
-
-/* One worker's counters, written only by that worker's thread. */
-struct mc_worker {
-    _Atomic uint64_t cnt[C_COUNT];
-    char pad[64];
-};
-
-/* The cache, kept across reloads as the listener's state "cache". */
-struct mc_shared {
-    struct mc_store *store;
-    unsigned nworkers;
-    struct mc_worker *workers;    /* [nworkers] */
-    int64_t started;
-    pthread_mutex_t lock;         /* the two below, and applying settings */
-    uint64_t reset_base[C_COUNT]; /* "stats reset": counters are reported above it */
-    uint64_t applied;             /* the settings ticket applied last */
-    _Atomic uint64_t tickets;     /* handed to each init, in order */
-};
-
-/* One generation's listener. */
-struct mc_listener {
-    struct mc_shared *sh;
-    struct mc_store *store;       /* sh->store */
-    size_t limit, item_max;
-    uint64_t ticket;              /* orders this generation's settings */
-    uint64_t reclaim_ms;
-    size_t reclaim_batch;
-    struct wharf_framing framing;
-    unsigned nworkers;
-    wharf_timer **ticks;          /* [nworkers]: each worker's reclaim timer */
-};
-
-enum mc_mget { MG_NONE = 0, MG_GET, MG_GETS, MG_GAT, MG_GATS };
-
-struct mc_conn {
-    wharf_conn *c;
-    struct mc_worker *w;
-    uint64_t swallow;      /* bytes of a refused value still to drop */
-    int64_t mget_exptime;  /* gat/gats: the new exptime */
-    uint8_t mget;          /* enum mc_mget: a get line being continued */
-    bool mget_skip;        /* ... after an error: drop the rest of the line */
-};
-
-struct tok {
-    const char *p;
-    size_t n;
-};
-
-#define REPLY(c, lit) mc_send(c, lit, sizeof(lit) - 1)
-
-static void mc_send(wharf_conn *c, const void *p, size_t n)
-{
-    struct mc_conn *mc = wharf_get_data(c);
-    wharf_counter_add(&mc->w->cnt[C_BYTES_WRITTEN], n);
-    wharf_send(c, p, n);
-}
-
-/* ---- parsing helpers -------------------------------------------------- */
-
-/* Splits s[0..n) on blanks; returns the count, or max + 1 when there are
- * more than max tokens (t[0..max) filled). */
-static size_t tokenize(const char *s, size_t n, struct tok *t, size_t max)
-{
-    size_t k = 0, i = 0;
-    while (i < n) {
-        while (i < n && s[i] == ' ')
-            i++;
-        if (i == n)
-            break;
-        size_t start = i;
-        while (i < n && s[i] != ' ')
-            i++;
-        if (k == max)
-            return max + 1;
-        t[k].p = s + start;
-        t[k].n = i - start;
-        k++;
-    }
-    return k;
-}
-
-static bool tok_is(const struct tok *t, const char *lit)
-{
-    size_t n = strlen(lit);
-    return t->n == n && memcmp(t->p, lit, n) == 0;
-}
-
-/* Unsigned decimal, memcached's safe_strtoull: no sign, no overflow. */
-static bool tok_u64(const struct tok *t, uint64_t *out)
-{
-    if (t->n == 0 || t->n > 20)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        unsigned d = (unsigned)(t->p[i] - '0');
-        if (d > 9 || v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-/* Signed decimal within 32 bits, memcached's safe_strtol. */
-static bool tok_i32(const struct tok *t, int64_t *out)
-{
-    struct tok u = *t;
-    bool neg = u.n > 0 && u.p[0] == '-';
-    if (neg) {
-        u.p++;
-        u.n--;
-    }
-    uint64_t v;
-    if (!tok_u64(&u, &v) || v > (neg ? 2147483648u : 2147483647u))
-        return false;
-    *out = neg ? -(int64_t)v : (int64_t)v;
-    return true;
-}
-
-/* A key: 1..250 bytes, no control characters (blanks can't be in a token). */
-static bool key_ok(const struct tok *t)
-{
-    if (t->n == 0 || t->n > MC_KEY_MAX)
-        return false;
-    for (size_t i = 0; i < t->n; i++) {
-        unsigned char ch = (unsigned char)t->p[i];
-        if (ch < 0x20 || ch == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* memcached's expiry: 0 never, negative already, up to 30 days relative,
- * beyond that an absolute Unix time. */
-static int64_t mc_exptime(int64_t e, int64_t now)
-{
-    if (e == 0)
-        return 0;
-    if (e < 0)
-        return 1;
-    if (e <= MC_REALTIME_MAXDELTA)
-        return now + e;
-    return e;
-}
 
 /* ---- storage commands' header (shared by body_length and the command) ---- */
 
@@ -225,7 +67,7 @@ enum mc_parse { P_OK, P_NOT_STORAGE, P_ERROR, P_FORMAT, P_TOO_LARGE };
 
 struct mc_storage {
     enum mc_store_mode mode;
-    struct tok key;
+    struct mc_tok key;
     uint32_t flags;
     int64_t exptime;
     uint64_t bytes;
@@ -233,39 +75,39 @@ struct mc_storage {
     bool noreply;
 };
 
-static enum mc_parse parse_storage(const struct mc_listener *l, const struct tok *t, size_t n,
+static enum mc_parse parse_storage(const struct mc_listener *l, const struct mc_tok *t, size_t n,
                                    struct mc_storage *sc)
 {
     if (n == 0)
         return P_NOT_STORAGE;
-    if (tok_is(&t[0], "set"))
+    if (mc_tok_is(&t[0], "set"))
         sc->mode = MC_SET;
-    else if (tok_is(&t[0], "add"))
+    else if (mc_tok_is(&t[0], "add"))
         sc->mode = MC_ADD;
-    else if (tok_is(&t[0], "replace"))
+    else if (mc_tok_is(&t[0], "replace"))
         sc->mode = MC_REPLACE;
-    else if (tok_is(&t[0], "append"))
+    else if (mc_tok_is(&t[0], "append"))
         sc->mode = MC_APPEND;
-    else if (tok_is(&t[0], "prepend"))
+    else if (mc_tok_is(&t[0], "prepend"))
         sc->mode = MC_PREPEND;
-    else if (tok_is(&t[0], "cas"))
+    else if (mc_tok_is(&t[0], "cas"))
         sc->mode = MC_CAS;
     else
         return P_NOT_STORAGE;
     size_t need = sc->mode == MC_CAS ? 6 : 5;
     if (n != need && n != need + 1)
         return P_ERROR;
-    sc->noreply = n == need + 1 && tok_is(&t[n - 1], "noreply");
+    sc->noreply = n == need + 1 && mc_tok_is(&t[n - 1], "noreply");
     sc->key = t[1];
     uint64_t flags;
     int64_t bytes;
-    if (!key_ok(&t[1]) || !tok_u64(&t[2], &flags) || !tok_i32(&t[3], &sc->exptime) ||
-        !tok_i32(&t[4], &bytes) || bytes < 0)
+    if (!mc_tok_key(&t[1]) || !mc_tok_u64(&t[2], &flags) || !mc_tok_i32(&t[3], &sc->exptime) ||
+        !mc_tok_i32(&t[4], &bytes) || bytes < 0)
         return P_FORMAT;
     sc->flags = (uint32_t)flags;
     sc->bytes = (uint64_t)bytes;
     sc->cas = 0;
-    if (sc->mode == MC_CAS && !tok_u64(&t[5], &sc->cas))
+    if (sc->mode == MC_CAS && !mc_tok_u64(&t[5], &sc->cas))
         return P_FORMAT;
     if (sc->bytes > l->item_max)
         return P_TOO_LARGE;
@@ -277,8 +119,8 @@ static enum mc_parse parse_storage(const struct mc_listener *l, const struct tok
 static long long mc_body_length(const char *line, size_t len, void *arg)
 {
     const struct mc_listener *l = arg;
-    struct tok t[MC_TOKENS_MAX];
-    size_t n = tokenize(line, len, t, MC_TOKENS_MAX);
+    struct mc_tok t[MC_TOKENS_MAX];
+    size_t n = mc_tok_split(line, len, t, MC_TOKENS_MAX);
     struct mc_storage sc;
     if (n > MC_TOKENS_MAX || parse_storage(l, t, n, &sc) != P_OK)
         return -1;
@@ -359,19 +201,6 @@ struct mc_get_ctx {
     bool cas;
 };
 
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 /* Sends "VALUE key flags bytes [cas]\r\n" + value + "\r\n" (shard locked). */
 static void mc_emit_value(const struct mc_item *it, void *arg)
 {
@@ -383,12 +212,12 @@ static void mc_emit_value(const struct mc_item *it, void *arg)
     memcpy(p, mc_item_key(it), it->nkey);
     p += it->nkey;
     *p++ = ' ';
-    p = put_u64(p, it->flags);
+    p = mc_put_u64(p, it->flags);
     *p++ = ' ';
-    p = put_u64(p, it->nbytes);
+    p = mc_put_u64(p, it->nbytes);
     if (g->cas) {
         *p++ = ' ';
-        p = put_u64(p, it->cas);
+        p = mc_put_u64(p, it->cas);
     }
     *p++ = '\r';
     *p++ = '\n';
@@ -425,8 +254,8 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         size_t start = i;
         while (i < n && s[i] != ' ')
             i++;
-        struct tok k = {s + start, i - start};
-        if (!key_ok(&k)) {
+        struct mc_tok k = {s + start, i - start};
+        if (!mc_tok_key(&k)) {
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
             mc->mget_skip = true;
             return n;
@@ -452,17 +281,17 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
 static size_t mc_get_begin(struct mc_conn *mc, const char *s, size_t n, bool *err)
 {
     *err = false;
-    struct tok t[2];
-    size_t nt = tokenize(s, n, t, 2);
+    struct mc_tok t[2];
+    size_t nt = mc_tok_split(s, n, t, 2);
     if (nt == 0)
         return 0;
-    if (tok_is(&t[0], "get"))
+    if (mc_tok_is(&t[0], "get"))
         mc->mget = MG_GET;
-    else if (tok_is(&t[0], "gets"))
+    else if (mc_tok_is(&t[0], "gets"))
         mc->mget = MG_GETS;
-    else if (tok_is(&t[0], "gat"))
+    else if (mc_tok_is(&t[0], "gat"))
         mc->mget = MG_GAT;
-    else if (tok_is(&t[0], "gats"))
+    else if (mc_tok_is(&t[0], "gats"))
         mc->mget = MG_GATS;
     else
         return 0;
@@ -470,7 +299,7 @@ static size_t mc_get_begin(struct mc_conn *mc, const char *s, size_t n, bool *er
     size_t keys = (size_t)(t[0].p + t[0].n - s);
     if (mc->mget == MG_GAT || mc->mget == MG_GATS) {
         int64_t e;
-        if (nt < 2 || !tok_i32(&t[1], &e)) {
+        if (nt < 2 || !mc_tok_i32(&t[1], &e)) {
             *err = true;
             mc->mget = MG_NONE;
             if (nt < 2)
@@ -490,7 +319,7 @@ static size_t mc_get_begin(struct mc_conn *mc, const char *s, size_t n, bool *er
 static void mc_reply_u64(wharf_conn *c, uint64_t v)
 {
     char buf[24];
-    char *p = put_u64(buf, v);
+    char *p = mc_put_u64(buf, v);
     *p++ = '\r';
     *p++ = '\n';
     mc_send(c, buf, (size_t)(p - buf));
@@ -531,21 +360,21 @@ static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_st
     }
 }
 
-static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
                           int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
     bool noreply = false;
     if (n == 3) {
-        noreply = tok_is(&t[2], "noreply");
-        if (!noreply && !tok_is(&t[2], "0"))
+        noreply = mc_tok_is(&t[2], "noreply");
+        if (!noreply && !mc_tok_is(&t[2], "0"))
             goto usage;
     } else if (n == 4) {
-        if (!tok_is(&t[2], "0") || !tok_is(&t[3], "noreply"))
+        if (!mc_tok_is(&t[2], "0") || !mc_tok_is(&t[3], "noreply"))
             goto usage;
         noreply = true;
     }
-    if (!key_ok(&t[1])) {
+    if (!mc_tok_key(&t[1])) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
         return;
@@ -563,18 +392,18 @@ usage:
     REPLY(c, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
 }
 
-static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
                          bool incr, int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    bool noreply = n == 4 && tok_is(&t[3], "noreply");
-    if (!key_ok(&t[1])) {
+    bool noreply = n == 4 && mc_tok_is(&t[3], "noreply");
+    if (!mc_tok_key(&t[1])) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
         return;
     }
     uint64_t delta, v = 0;
-    if (!tok_u64(&t[2], &delta)) {
+    if (!mc_tok_u64(&t[2], &delta)) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR invalid numeric delta argument\r\n");
         return;
@@ -595,18 +424,18 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
     }
 }
 
-static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
                          int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    bool noreply = n == 4 && tok_is(&t[3], "noreply");
+    bool noreply = n == 4 && mc_tok_is(&t[3], "noreply");
     int64_t e;
-    if (!key_ok(&t[1])) {
+    if (!mc_tok_key(&t[1])) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
         return;
     }
-    if (!tok_i32(&t[2], &e)) {
+    if (!mc_tok_i32(&t[2], &e)) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR invalid exptime argument\r\n");
         return;
@@ -623,13 +452,13 @@ static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
     }
 }
 
-static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct tok *t, size_t n,
+static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
                          int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    bool noreply = n > 1 && tok_is(&t[n - 1], "noreply");
+    bool noreply = n > 1 && mc_tok_is(&t[n - 1], "noreply");
     int64_t delay = 0;
-    if (n > 1 && !(n == 2 && noreply) && !tok_i32(&t[1], &delay)) {
+    if (n > 1 && !(n == 2 && noreply) && !mc_tok_i32(&t[1], &delay)) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR invalid exptime argument\r\n");
         return;
@@ -638,96 +467,6 @@ static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct tok *t,
     mc_store_flush(l->store, delay > 0 ? mc_exptime(delay, now) : now, now);
     if (!noreply)
         REPLY(c, "OK\r\n");
-}
-
-/* The sum of every worker's counter i, above the last "stats reset". */
-static uint64_t mc_counter(const struct mc_shared *sh, enum mc_counter i)
-{
-    uint64_t sum = 0;
-    for (unsigned k = 0; k < sh->nworkers; k++)
-        sum += atomic_load_explicit(&sh->workers[k].cnt[i], memory_order_relaxed);
-    return sum;
-}
-
-static void mc_cmd_stats(wharf_conn *c, const struct tok *t, size_t n)
-{
-    struct mc_listener *l = wharf_listener_data(c);
-    struct mc_shared *sh = l->sh;
-    uint64_t v[C_COUNT];
-    for (int i = 0; i < C_COUNT; i++)
-        v[i] = mc_counter(sh, (enum mc_counter)i);
-    if (n == 2 && tok_is(&t[1], "reset")) {
-        pthread_mutex_lock(&sh->lock);
-        for (int i = C_CMD_GET; i < C_COUNT; i++)
-            sh->reset_base[i] = v[i];
-        pthread_mutex_unlock(&sh->lock);
-        REPLY(c, "RESET\r\n");
-        return;
-    }
-    char buf[4096];
-    size_t len = 0;
-#define STAT(fmt, ...) \
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "STAT " fmt "\r\n", __VA_ARGS__)
-    if (n == 2 && tok_is(&t[1], "settings")) {
-        STAT("maxbytes %zu", mc_store_limit(l->store));
-        STAT("item_size_max %zu", mc_store_item_max(l->store));
-        STAT("num_threads %u", wharf_worker_count(wharf_conn_worker(c)));
-        STAT("evictions %s", "on");
-        STAT("cas_enabled %s", "yes");
-    } else if (n == 1) {
-        pthread_mutex_lock(&sh->lock);
-        for (int i = C_CMD_GET; i < C_COUNT; i++)
-            v[i] -= sh->reset_base[i];
-        pthread_mutex_unlock(&sh->lock);
-        struct mc_store_stats st;
-        mc_store_stats(l->store, &st);
-        int64_t now = (int64_t)time(NULL);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        STAT("pid %ld", (long)getpid());
-        STAT("uptime %lld", (long long)(now - sh->started));
-        STAT("time %lld", (long long)now);
-        STAT("version %s", MC_VERSION);
-        STAT("pointer_size %zu", sizeof(void *) * 8);
-        STAT("rusage_user %ld.%06ld", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
-        STAT("rusage_system %ld.%06ld", (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
-        STAT("curr_connections %llu",
-             (unsigned long long)(v[C_CONN_OPENED] - v[C_CONN_CLOSED]));
-        STAT("total_connections %llu", (unsigned long long)v[C_CONN_OPENED]);
-        static const char *const names[C_COUNT] = {
-            [C_CMD_GET] = "cmd_get", [C_CMD_SET] = "cmd_set", [C_CMD_FLUSH] = "cmd_flush",
-            [C_CMD_TOUCH] = "cmd_touch", [C_GET_HITS] = "get_hits",
-            [C_GET_MISSES] = "get_misses", [C_DELETE_MISSES] = "delete_misses",
-            [C_DELETE_HITS] = "delete_hits", [C_INCR_MISSES] = "incr_misses",
-            [C_INCR_HITS] = "incr_hits", [C_DECR_MISSES] = "decr_misses",
-            [C_DECR_HITS] = "decr_hits", [C_CAS_MISSES] = "cas_misses",
-            [C_CAS_HITS] = "cas_hits", [C_CAS_BADVAL] = "cas_badval",
-            [C_TOUCH_HITS] = "touch_hits", [C_TOUCH_MISSES] = "touch_misses",
-            [C_STORE_TOO_LARGE] = "store_too_large", [C_STORE_NO_MEMORY] = "store_no_memory",
-            [C_BYTES_READ] = "bytes_read", [C_BYTES_WRITTEN] = "bytes_written",
-        };
-        for (int i = C_CMD_GET; i < C_COUNT; i++)
-            STAT("%s %llu", names[i], (unsigned long long)v[i]);
-        STAT("get_expired %llu", (unsigned long long)st.get_expired);
-        STAT("get_flushed %llu", (unsigned long long)st.get_flushed);
-        STAT("limit_maxbytes %zu", mc_store_limit(l->store));
-        STAT("threads %u", wharf_worker_count(wharf_conn_worker(c)));
-        STAT("bytes %llu", (unsigned long long)st.bytes);
-        STAT("curr_items %llu", (unsigned long long)st.curr_items);
-        STAT("total_items %llu", (unsigned long long)st.total_items);
-        STAT("expired_unfetched %llu", (unsigned long long)st.expired_unfetched);
-        STAT("evicted_unfetched %llu", (unsigned long long)st.evicted_unfetched);
-        STAT("evictions %llu", (unsigned long long)st.evictions);
-        STAT("reclaimed %llu", (unsigned long long)st.reclaimed);
-    } else if (!(n >= 2 && (tok_is(&t[1], "items") || tok_is(&t[1], "slabs") ||
-                            tok_is(&t[1], "sizes") || tok_is(&t[1], "conns") ||
-                            tok_is(&t[1], "detail")))) {
-        REPLY(c, "ERROR\r\n");
-        return;
-    }
-#undef STAT
-    mc_send(c, buf, len);
-    REPLY(c, "END\r\n");
 }
 
 /*
@@ -746,9 +485,9 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
     if (err)
         return len;
     if (keys) {
-        struct tok t[1];
+        struct mc_tok t[1];
         if (mc->mget == MG_GET || mc->mget == MG_GETS) {
-            if (tokenize(line + keys, ll - keys, t, 1) == 0) {
+            if (mc_tok_split(line + keys, ll - keys, t, 1) == 0) {
                 mc->mget = MG_NONE;
                 REPLY(c, "ERROR\r\n");
                 return len;
@@ -763,8 +502,8 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
         mc->mget_skip = false;
         return len;
     }
-    struct tok t[MC_TOKENS_MAX];
-    size_t n = tokenize(line, ll, t, MC_TOKENS_MAX);
+    struct mc_tok t[MC_TOKENS_MAX];
+    size_t n = mc_tok_split(line, ll, t, MC_TOKENS_MAX);
     struct mc_storage sc;
     switch (n > MC_TOKENS_MAX ? P_ERROR : parse_storage(l, t, n, &sc)) {
     case P_OK:
@@ -790,22 +529,22 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
     }
     if (n == 0) {
         REPLY(c, "ERROR\r\n");
-    } else if (tok_is(&t[0], "delete") && n >= 2 && n <= 4) {
+    } else if (mc_tok_is(&t[0], "delete") && n >= 2 && n <= 4) {
         mc_cmd_delete(c, mc, t, n, now);
-    } else if ((tok_is(&t[0], "incr") || tok_is(&t[0], "decr")) && (n == 3 || n == 4)) {
+    } else if ((mc_tok_is(&t[0], "incr") || mc_tok_is(&t[0], "decr")) && (n == 3 || n == 4)) {
         mc_cmd_delta(c, mc, t, n, t[0].p[0] == 'i', now);
-    } else if (tok_is(&t[0], "touch") && (n == 3 || n == 4)) {
+    } else if (mc_tok_is(&t[0], "touch") && (n == 3 || n == 4)) {
         mc_cmd_touch(c, mc, t, n, now);
-    } else if (tok_is(&t[0], "flush_all") && n <= 3) {
+    } else if (mc_tok_is(&t[0], "flush_all") && n <= 3) {
         mc_cmd_flush(c, mc, t, n, now);
-    } else if (tok_is(&t[0], "version")) {
+    } else if (mc_tok_is(&t[0], "version")) {
         REPLY(c, "VERSION " MC_VERSION "\r\n");
-    } else if (tok_is(&t[0], "verbosity") && (n == 2 || n == 3)) {
-        if (!tok_is(&t[n - 1], "noreply"))
+    } else if (mc_tok_is(&t[0], "verbosity") && (n == 2 || n == 3)) {
+        if (!mc_tok_is(&t[n - 1], "noreply"))
             REPLY(c, "OK\r\n");
-    } else if (tok_is(&t[0], "stats") && (n <= 2 || (n == 3 && tok_is(&t[1], "detail")))) {
-        mc_cmd_stats(c, t, n);
-    } else if (tok_is(&t[0], "quit") && n == 1) {
+    } else if (mc_tok_is(&t[0], "stats") && (n <= 2 || (n == 3 && mc_tok_is(&t[1], "detail")))) {
+        mc_stats_command(c, t, n);
+    } else if (mc_tok_is(&t[0], "quit") && n == 1) {
         wharf_close(c);
         return (size_t)-1;
     } else {

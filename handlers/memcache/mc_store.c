@@ -1,5 +1,5 @@
 /*
- * memcache_store.c - the memcache handler's shared cache (memcache_store.h).
+ * mc_store.c - the memcache handler's shared cache (mc_store.h).
  *
  * MC_SHARDS shards, chosen by the top bits of a key's hash.  Each shard has
  * a mutex, a chained hash table that doubles when it holds 1.5 items per
@@ -24,7 +24,7 @@
  * CAS ids are per shard sequences with the shard index in the low bits, so
  * they are unique across the store without a shared counter.
  */
-#include "memcache_store.h"
+#include "mc_store.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,5 +1,5 @@
 /*
- * memcache_store.h - the memcache handler's cache: one store shared by every
+ * mc_store.h - the memcache handler's cache: one store shared by every
  * worker of a listener, split into shards that each have their own lock,
  * hash table and LRU list, so that workers touching different keys never
  * wait on each other.  A memory limit covers every item's bytes and its
@@ -10,8 +10,8 @@
  * callback call it with the item's shard locked: the callback copies what it
  * needs (wharf_send copies) and must not call back into the store.
  */
-#ifndef MEMCACHE_STORE_H
-#define MEMCACHE_STORE_H
+#ifndef MC_STORE_H
+#define MC_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
