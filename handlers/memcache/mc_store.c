@@ -3,23 +3,51 @@
  *
  * MC_SHARDS shards, chosen by the top bits of a key's hash.  Each shard has
  * a mutex, a chained hash table that doubles when it holds 1.5 items per
- * bucket, and an LRU list (head = most recently used).  No lock is global:
- * the only shared write on the store path is the `used` byte count, an
- * atomic touched once per store and once per free (never by a get).
+ * bucket, and three LRU lists (hot, warm, cold; head = newest).  No lock is
+ * global: the shared writes on the store path are the `used` byte count and
+ * the LRU clock, two atomics on one cache line touched once per store (and
+ * `used` once per free), never by a get.
  *
  * Memory limit: every item costs mc_item_cost() bytes (its allocation plus a
  * fixed overhead for the allocator and its hash bucket), reserved with a
  * compare-and-swap that never lets `used` pass the limit.  When it would,
- * the store evicts: first the LRU tail of the shard it holds, then the
- * tails of the others (trylock only, so two writers evicting from each
- * other's shards cannot deadlock).  LRU order is per shard; with keys spread
- * evenly by the hash that approximates a global LRU.
+ * the store evicts, always through item_evict.
+ *
+ * LRU, one order across the shards: the store keeps a clock that counts
+ * the bytes of every item ever linked (a relaxed atomic add, not a lock),
+ * and an item's `stamp` is the clock when it entered its list, so stamps
+ * compare across shards.  Each list is kept sorted by stamp (an item put at
+ * a head never gets a stamp below the head's), and each shard publishes the
+ * stamp of each list's tail in an atomic array.  An eviction reads that
+ * array without locks, picks the shard whose tail is the oldest, takes that
+ * shard's lock (trylock for a shard other than the caller's, so two
+ * evicting writers cannot deadlock; a busy shard is skipped for the next
+ * oldest), and evicts the tail.  With a single writer that is a strict
+ * global LRU; with several it is within what they race over.
+ *
+ * Segments, as memcached 1.5+ (lru_segmented): a new item enters hot.  The
+ * first get marks it fetched, the second active (no list moves on a get,
+ * so a hit costs no relink, as memcached's ITEM_UPDATE_INTERVAL intends);
+ * an active item in cold moves to warm at once.  An item leaves hot once
+ * HOT_PCT % of the memory limit has been stored after it (an age counted
+ * in bytes, so every shard's hot list holds the same span of the global
+ * order): to warm if it is active, to cold if not.  Warm holds at most
+ * WARM_PCT % of its shard's bytes; its tail, when over, goes back to warm's
+ * head if it was read meanwhile and to cold if not.  Evictions take cold
+ * first (and a hot tail past its span, which is cold in all but name), then
+ * hot, then warm.  So a one-pass scan (items stored once, read at most
+ * once) flows hot -> cold -> out, while items read twice sit in warm.
+ * Those moves are lru_maintain, memcached's LRU maintainer, done a few
+ * items at a time on the paths that change a shard (a store, an eviction)
+ * and over every shard on each reclaim tick.  An expired item met at a
+ * tail is reclaimed instead of evicted, as memcached's lru_pull_tail does.
  *
  * Expiry is lazy: an expired or flushed item is freed when a lookup finds
- * it, and mc_store_reclaim (driven by the handler's timers) walks the hash
- * tables a bounded number of items at a time to free the ones nobody asks
- * for.  flush_all without a delay frees everything at once; with a delay it
- * records the time and the items stored up to then die when it comes.
+ * it, and mc_store_reclaim (driven by the handler's timers) visits every
+ * shard on each call, walking its hash table a bounded number of items at a
+ * time, to free the ones nobody asks for.  flush_all without a delay frees
+ * everything at once; with a delay it records the time and the items stored
+ * up to then die when it comes.
  *
  * CAS ids are per shard sequences with the shard index in the low bits, so
  * they are unique across the store without a shared counter.
@@ -42,12 +70,22 @@
 /* Allocator header and the item's share of its hash table. */
 #define MC_ITEM_OVERHEAD 32u
 
+/* The LRU lists of a shard (item->lru_seg), and the segments' sizes as
+ * memcached's defaults (hot_lru_pct, warm_lru_pct). */
+enum { LRU_HOT, LRU_WARM, LRU_COLD, LRU_LISTS };
+#define HOT_PCT 20u
+#define WARM_PCT 40u
+/* The most items one lru_maintain call moves on a store or eviction path. */
+#define MAINTAIN_STEP 4u
+#define NO_STAMP UINT64_MAX
+
 struct mc_shard {
     pthread_mutex_t lock;
     struct mc_item **buckets;
     size_t nbuckets; /* power of two */
     size_t nitems;
-    struct wharf_list lru;       /* most recently used first */
+    struct wharf_list lists[LRU_LISTS]; /* hot, warm, cold; newest first */
+    size_t list_bytes[LRU_LISTS];
     uint64_t cas_seq;
     size_t reclaim_bucket;       /* where mc_store_reclaim goes on */
     struct mc_store_stats st;    /* curr_items and bytes kept here too */
@@ -58,9 +96,12 @@ struct mc_store {
     _Atomic size_t limit, item_max; /* changed by mc_store_set_limits */
     uint64_t seed;
     _Atomic size_t used;
+    _Atomic uint64_t clock;   /* bytes of every item ever linked: LRU time */
     _Atomic int64_t flush_at; /* items stored up to it are invalid once it passed */
     _Atomic unsigned reclaim_next;
-    _Atomic unsigned evict_next;
+    /* Each shard's list tails' stamps (NO_STAMP: empty), for evictors that
+     * do not hold the shard's lock; written under it. */
+    _Atomic uint64_t tails[LRU_LISTS][MC_SHARDS];
     struct mc_shard shards[MC_SHARDS];
 };
 
@@ -108,8 +149,11 @@ struct mc_store *mc_store_new(size_t limit, size_t item_max)
     atomic_init(&s->item_max, item_max);
     if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed)
         s->seed = (uint64_t)(uintptr_t)s ^ 0x5bd1e995u;
-    for (unsigned i = 0; i < MC_SHARDS; i++)
-        wharf_list_init(&s->shards[i].lru); /* before any mc_store_free */
+    for (unsigned i = 0; i < MC_SHARDS; i++) /* before any mc_store_free */
+        for (int l = 0; l < LRU_LISTS; l++) {
+            wharf_list_init(&s->shards[i].lists[l]);
+            atomic_init(&s->tails[l][i], NO_STAMP);
+        }
     for (unsigned i = 0; i < MC_SHARDS; i++) {
         struct mc_shard *sh = &s->shards[i];
         pthread_mutex_init(&sh->lock, NULL);
@@ -130,8 +174,9 @@ void mc_store_free(struct mc_store *s)
     for (unsigned i = 0; i < MC_SHARDS; i++) {
         struct mc_shard *sh = &s->shards[i];
         struct wharf_list *e, *next;
-        wharf_list_foreach_safe(e, next, &sh->lru)
-            free(wharf_list_entry(e, struct mc_item, lru));
+        for (int l = 0; l < LRU_LISTS; l++)
+            wharf_list_foreach_safe(e, next, &sh->lists[l])
+                free(wharf_list_entry(e, struct mc_item, lru));
         free(sh->buckets);
         pthread_mutex_destroy(&sh->lock);
     }
@@ -158,15 +203,132 @@ static unsigned shard_index(const struct mc_store *s, const struct mc_shard *sh)
     return (unsigned)(sh - s->shards);
 }
 
-/* ---- per-shard lists (shard locked) ---- */
+/* ---- LRU lists (shard locked) ---- */
 
-/* Makes it the shard's most recently used item. */
-static void lru_bump(struct mc_shard *sh, struct mc_item *it)
+static uint64_t lru_clock(struct mc_store *s)
 {
-    if (sh->lru.next != &it->lru) {
-        wharf_list_remove(&it->lru);
-        wharf_list_insert_head(&sh->lru, &it->lru);
+    return atomic_load_explicit(&s->clock, memory_order_relaxed);
+}
+
+/* How much the store stores after an item before it leaves hot. */
+static uint64_t lru_hot_span(struct mc_store *s)
+{
+    return (uint64_t)mc_store_limit(s) / 100 * HOT_PCT;
+}
+
+static struct mc_item *lru_tail(struct mc_shard *sh, int l)
+{
+    struct wharf_list *e = wharf_list_last(&sh->lists[l]);
+    return e ? wharf_list_entry(e, struct mc_item, lru) : NULL;
+}
+
+/* Tells evictors the stamp of sh's list l's tail. */
+static void lru_publish(struct mc_store *s, struct mc_shard *sh, int l)
+{
+    struct mc_item *t = lru_tail(sh, l);
+    uint64_t v = t ? t->stamp : NO_STAMP;
+    _Atomic uint64_t *p = &s->tails[l][shard_index(s, sh)];
+    if (atomic_load_explicit(p, memory_order_relaxed) != v) /* spare the line */
+        atomic_store_explicit(p, v, memory_order_relaxed);
+}
+
+/* Puts it at the head of list l, stamped no older than the head. */
+static void lru_link(struct mc_store *s, struct mc_shard *sh, struct mc_item *it, int l)
+{
+    struct wharf_list *e = wharf_list_first(&sh->lists[l]);
+    if (e) {
+        uint64_t head = wharf_list_entry(e, struct mc_item, lru)->stamp;
+        if (it->stamp < head)
+            it->stamp = head;
     }
+    it->lru_seg = (uint8_t)l;
+    wharf_list_insert_head(&sh->lists[l], &it->lru);
+    sh->list_bytes[l] += item_cost(it);
+    if (!e)
+        lru_publish(s, sh, l);
+}
+
+static void lru_unlink(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
+{
+    int l = it->lru_seg;
+    bool tail = wharf_list_last(&sh->lists[l]) == &it->lru;
+    wharf_list_remove(&it->lru);
+    sh->list_bytes[l] -= item_cost(it);
+    if (tail)
+        lru_publish(s, sh, l);
+}
+
+/* Moves it to the head of warm, as read again (its active mark spent). */
+static void lru_to_warm(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
+{
+    lru_unlink(s, sh, it);
+    it->active = 0;
+    it->stamp = lru_clock(s);
+    lru_link(s, sh, it, LRU_WARM);
+}
+
+static void lru_to_cold(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
+{
+    lru_unlink(s, sh, it);
+    lru_link(s, sh, it, LRU_COLD);
+}
+
+/*
+ * memcached's LRU maintainer for one shard, at most `max` moves: hot's
+ * tail items past the hot span go to warm if active, else to cold; while
+ * warm holds more than WARM_PCT % of the shard's bytes its tail goes back
+ * to warm's head if active, else to cold.
+ */
+static void lru_maintain(struct mc_store *s, struct mc_shard *sh, size_t max)
+{
+    uint64_t now = lru_clock(s), span = lru_hot_span(s);
+    struct mc_item *it;
+    while (max > 0 && (it = lru_tail(sh, LRU_HOT)) != NULL && now - it->stamp > span) {
+        if (it->active)
+            lru_to_warm(s, sh, it);
+        else
+            lru_to_cold(s, sh, it);
+        max--;
+    }
+    /* Warm's share is of the shard's bytes, but never less than of its
+     * share of the limit: a shard does not squeeze warm while the cache
+     * is still filling, or for having fewer items than the average. */
+    size_t base = mc_store_limit(s) / MC_SHARDS;
+    if (base < sh->st.bytes)
+        base = sh->st.bytes;
+    while (max > 0 && sh->list_bytes[LRU_WARM] > base / 100 * WARM_PCT &&
+           (it = lru_tail(sh, LRU_WARM)) != NULL) {
+        if (it->active)
+            lru_to_warm(s, sh, it);
+        else
+            lru_to_cold(s, sh, it);
+        max--;
+    }
+}
+
+/* A get or touch found it (memcached's do_item_bump): the first hit marks
+ * it fetched, the next active; an active item in cold goes to warm now,
+ * one elsewhere when the maintainer reaches it. */
+static void lru_hit(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
+{
+    if (it->active)
+        return;
+    if (!it->fetched) {
+        it->fetched = 1;
+        return;
+    }
+    if (it->lru_seg == LRU_COLD)
+        lru_to_warm(s, sh, it);
+    else
+        it->active = 1;
+}
+
+/* Another use of it that is not a fetch (a failed add, an incr in place):
+ * as memcached's do_item_update, moves it to warm if it is active in cold. */
+static void lru_update(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
+{
+    if (it->active && it->lru_seg == LRU_COLD)
+        lru_to_warm(s, sh, it);
 }
 
 static struct mc_item **bucket_of(struct mc_shard *sh, uint64_t hash)
@@ -194,19 +356,24 @@ static void table_grow(struct mc_shard *sh)
     sh->reclaim_bucket = 0;
 }
 
-/* Links a new item (its cost already reserved). */
-static void item_link(struct mc_shard *sh, struct mc_item *it)
+/* Links a new item (its cost already reserved) at the head of hot, where
+ * it is the newest item of the store. */
+static void item_link(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
 {
     struct mc_item **slot = bucket_of(sh, it->hash);
     it->hnext = *slot;
     *slot = it;
-    wharf_list_insert_head(&sh->lru, &it->lru);
+    size_t cost = item_cost(it);
+    it->active = 0;
+    it->stamp = atomic_fetch_add_explicit(&s->clock, cost, memory_order_relaxed) + cost;
+    lru_link(s, sh, it, LRU_HOT);
     sh->nitems++;
     sh->st.curr_items++;
     sh->st.total_items++;
-    sh->st.bytes += item_cost(it);
+    sh->st.bytes += cost;
     if (sh->nitems > sh->nbuckets + sh->nbuckets / 2)
         table_grow(sh);
+    lru_maintain(s, sh, MAINTAIN_STEP);
 }
 
 /* Unlinks it from its chain and the LRU, frees it, and gives its bytes back. */
@@ -217,7 +384,7 @@ static void item_free(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = it->hnext;
-    wharf_list_remove(&it->lru);
+    lru_unlink(s, sh, it);
     sh->nitems--;
     sh->st.curr_items--;
     size_t cost = item_cost(it);
@@ -241,6 +408,16 @@ static bool item_dead(struct mc_store *s, const struct mc_item *it, int64_t now,
     return false;
 }
 
+/* Frees a dead item (expired, or flushed), counting it as memcached does. */
+static void item_reclaim(struct mc_store *s, struct mc_shard *sh, struct mc_item *it,
+                         bool flushed)
+{
+    if (!it->fetched && !flushed)
+        sh->st.expired_unfetched++;
+    sh->st.reclaimed++;
+    item_free(s, sh, it);
+}
+
 /* The live item for key in sh, or NULL (a dead one found is freed). */
 static struct mc_item *item_find(struct mc_store *s, struct mc_shard *sh, uint64_t hash,
                                  const char *key, size_t nkey, int64_t now, bool count)
@@ -256,10 +433,7 @@ static struct mc_item *item_find(struct mc_store *s, struct mc_shard *sh, uint64
                 else
                     sh->st.get_expired++;
             }
-            if (!it->fetched && !flushed)
-                sh->st.expired_unfetched++;
-            sh->st.reclaimed++;
-            item_free(s, sh, it);
+            item_reclaim(s, sh, it, flushed);
             return NULL;
         }
         return it;
@@ -267,20 +441,109 @@ static struct mc_item *item_find(struct mc_store *s, struct mc_shard *sh, uint64
     return NULL;
 }
 
-/* Evicts sh's least recently used item other than `keep`; false if none. */
-static bool evict_tail(struct mc_store *s, struct mc_shard *sh, const struct mc_item *keep)
+/* ---- eviction ---- */
+
+/* Every eviction goes through here: counts it, and frees it. */
+static void item_evict(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
 {
-    struct wharf_list *e = sh->lru.prev; /* the least recently used */
-    if (keep && e == &keep->lru)
-        e = e->prev;
-    if (e == &sh->lru)
-        return false;
-    struct mc_item *it = wharf_list_entry(e, struct mc_item, lru);
     sh->st.evictions++;
     if (!it->fetched)
         sh->st.evicted_unfetched++;
     item_free(s, sh, it);
+}
+
+/* Frees sh's oldest item other than `keep` (sh locked by the caller):
+ * cold's tail, else hot's (an active one is moved to warm instead and the
+ * next looked at), else warm's; reclaimed rather than evicted if it is dead
+ * at `now` (0: not looked at).  False if sh has none. */
+static bool evict_from(struct mc_store *s, struct mc_shard *sh, const struct mc_item *keep,
+                       int64_t now)
+{
+    lru_maintain(s, sh, MAINTAIN_STEP);
+    struct mc_item *it = NULL;
+    static const int order[] = {LRU_COLD, LRU_HOT, LRU_WARM};
+    for (int i = 0; i < LRU_LISTS && !it; i++) {
+        struct wharf_list *l = &sh->lists[order[i]];
+        for (struct wharf_list *e = l->prev; e != l && !it;) {
+            struct mc_item *c = wharf_list_entry(e, struct mc_item, lru);
+            e = e->prev;
+            if (c == keep)
+                continue;
+            if (order[i] == LRU_HOT && c->active)
+                lru_to_warm(s, sh, c); /* each item at most once: warm is after hot */
+            else
+                it = c;
+        }
+    }
+    if (!it)
+        return false;
+    bool flushed;
+    if (now != 0 && item_dead(s, it, now, &flushed))
+        item_reclaim(s, sh, it, flushed);
+    else
+        item_evict(s, sh, it);
     return true;
+}
+
+/* How old shard i's oldest item is, as evictors rank it (lower goes
+ * first): cold's tail stamp, or hot's if older and past the hot span; else
+ * hot's, then warm's, each a class above; UINT64_MAX if empty. */
+static uint64_t evict_rank(struct mc_store *s, unsigned i, uint64_t now, uint64_t span)
+{
+    uint64_t c = atomic_load_explicit(&s->tails[LRU_COLD][i], memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&s->tails[LRU_HOT][i], memory_order_relaxed);
+    if (h != NO_STAMP && h <= now && now - h > span && h < c)
+        c = h;
+    if (c != NO_STAMP)
+        return c >> 2;
+    if (h != NO_STAMP)
+        return (1ull << 62) | h >> 2;
+    uint64_t w = atomic_load_explicit(&s->tails[LRU_WARM][i], memory_order_relaxed);
+    return w != NO_STAMP ? (2ull << 62) | w >> 2 : UINT64_MAX;
+}
+
+/*
+ * Evicts the oldest item of the whole store (see the top comment), `own`
+ * being the shard the caller holds (or NULL: then other shards are waited
+ * for, not tried) and `keep` an item of it not to evict.  False when no
+ * shard had one to give; *busy counts the shards skipped as locked.
+ */
+static bool evict_oldest(struct mc_store *s, struct mc_shard *own, const struct mc_item *keep,
+                         int64_t now, unsigned *busy)
+{
+    _Static_assert(MC_SHARDS <= 64, "one bit per shard in `tried`");
+    uint64_t tried = 0, clock = lru_clock(s), span = lru_hot_span(s);
+    for (unsigned n = 0; n < MC_SHARDS; n++) {
+        unsigned best = MC_SHARDS;
+        uint64_t best_rank = UINT64_MAX;
+        for (unsigned i = 0; i < MC_SHARDS; i++) {
+            uint64_t r = evict_rank(s, i, clock, span);
+            if (r < best_rank && !(tried >> i & 1)) {
+                best = i;
+                best_rank = r;
+            }
+        }
+        if (best == MC_SHARDS)
+            return false;
+        tried |= 1ull << best;
+        struct mc_shard *sh = &s->shards[best];
+        if (sh == own) {
+            if (evict_from(s, sh, keep, now))
+                return true;
+            continue;
+        }
+        if (own == NULL)
+            pthread_mutex_lock(&sh->lock);
+        else if (pthread_mutex_trylock(&sh->lock) != 0) {
+            (*busy)++;
+            continue;
+        }
+        bool done = evict_from(s, sh, NULL, now);
+        pthread_mutex_unlock(&sh->lock);
+        if (done)
+            return true;
+    }
+    return false;
 }
 
 /*
@@ -289,7 +552,7 @@ static bool evict_tail(struct mc_store *s, struct mc_shard *sh, const struct mc_
  * `used` pass the limit.  False when nothing more can be evicted.
  */
 static bool reserve(struct mc_store *s, struct mc_shard *own, const struct mc_item *keep,
-                    size_t cost)
+                    size_t cost, int64_t now)
 {
     size_t limit = mc_store_limit(s);
     if (cost > limit)
@@ -303,23 +566,8 @@ static bool reserve(struct mc_store *s, struct mc_shard *own, const struct mc_it
                 return true;
             continue;
         }
-        if (evict_tail(s, own, keep))
-            continue;
-        bool evicted = false;
         unsigned busy = 0;
-        unsigned start = atomic_fetch_add_explicit(&s->evict_next, 1, memory_order_relaxed);
-        for (unsigned i = 0; i < MC_SHARDS && !evicted; i++) {
-            struct mc_shard *sh = &s->shards[(start + i) % MC_SHARDS];
-            if (sh == own)
-                continue;
-            if (pthread_mutex_trylock(&sh->lock) != 0) {
-                busy++;
-                continue;
-            }
-            evicted = evict_tail(s, sh, NULL);
-            pthread_mutex_unlock(&sh->lock);
-        }
-        if (evicted)
+        if (evict_oldest(s, own, keep, now, &busy))
             continue;
         if (busy == 0 || ++pass > 1000)
             return false;
@@ -336,8 +584,7 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
     pthread_mutex_lock(&sh->lock);
     struct mc_item *it = item_find(s, sh, h, key, nkey, now, true);
     if (it) {
-        lru_bump(sh, it);
-        it->fetched = 1;
+        lru_hit(s, sh, it);
         if (touch)
             it->exptime = exptime;
         if (fn)
@@ -350,7 +597,8 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
 /* Whether a store of `mode` may go ahead given the item found (old, or
  * NULL): MC_STORED, or why not.  A failed add bumps the item it failed on,
  * as memcached does. */
-static enum mc_result store_allowed(struct mc_shard *sh, enum mc_store_mode mode,
+static enum mc_result store_allowed(struct mc_store *s, struct mc_shard *sh,
+                                    enum mc_store_mode mode,
                                     struct mc_item *old, uint64_t cas)
 {
     switch (mode) {
@@ -359,7 +607,7 @@ static enum mc_result store_allowed(struct mc_shard *sh, enum mc_store_mode mode
     case MC_ADD:
         if (!old)
             return MC_STORED;
-        lru_bump(sh, old);
+        lru_update(s, sh, old);
         return MC_NOT_STORED;
     case MC_REPLACE:
     case MC_APPEND:
@@ -409,7 +657,7 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
     struct mc_shard *sh = shard_of(s, h);
     pthread_mutex_lock(&sh->lock);
     struct mc_item *old = item_find(s, sh, h, key, nkey, now, false);
-    enum mc_result rc = store_allowed(sh, mode, old, cas);
+    enum mc_result rc = store_allowed(s, sh, mode, old, cas);
     if (rc != MC_STORED)
         goto out;
     size_t total = nbytes;
@@ -423,7 +671,7 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
         goto out;
     }
     size_t cost = mc_item_cost(nkey, total);
-    if (!reserve(s, sh, old, cost)) {
+    if (!reserve(s, sh, old, cost, now)) {
         rc = MC_NO_MEMORY;
         goto out;
     }
@@ -438,7 +686,7 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
     it->flags = flags;
     if (old)
         item_free(s, sh, old);
-    item_link(sh, it);
+    item_link(s, sh, it);
 out:
     if (rc == MC_TOO_LARGE || rc == MC_NO_MEMORY) {
         /* As memcached: a failed set must not leave the stale value behind. */
@@ -508,11 +756,11 @@ enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, 
             memcpy(d, num, (size_t)len);
             memset(d + len, ' ', it->nbytes - (size_t)len);
             it->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
-            lru_bump(sh, it);
+            lru_update(s, sh, it);
         } else {
             size_t cost = mc_item_cost(nkey, (size_t)len);
             struct mc_item *n = NULL;
-            if (reserve(s, sh, it, cost)) {
+            if (reserve(s, sh, it, cost, now)) {
                 n = malloc(sizeof *n + nkey + (size_t)len + 2);
                 if (!n)
                     atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
@@ -528,7 +776,7 @@ enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, 
                 memcpy(n->data + nkey, num, (size_t)len);
                 memcpy(n->data + nkey + len, "\r\n", 2);
                 item_free(s, sh, it);
-                item_link(sh, n);
+                item_link(s, sh, n);
                 sh->st.total_items--; /* a replacement, not a new item */
             }
         }
@@ -548,35 +796,53 @@ void mc_store_flush(struct mc_store *s, int64_t at, int64_t now)
         struct mc_shard *sh = &s->shards[i];
         pthread_mutex_lock(&sh->lock);
         struct wharf_list *e;
-        while ((e = wharf_list_first(&sh->lru)) != NULL)
-            item_free(s, sh, wharf_list_entry(e, struct mc_item, lru));
+        for (int l = 0; l < LRU_LISTS; l++)
+            while ((e = wharf_list_first(&sh->lists[l])) != NULL)
+                item_free(s, sh, wharf_list_entry(e, struct mc_item, lru));
         pthread_mutex_unlock(&sh->lock);
     }
 }
 
-size_t mc_store_reclaim(struct mc_store *s, size_t max, int64_t now)
+/* Frees up to `max` dead items of sh (locked), looking at no more than
+ * `look` items and 4 * look + 256 buckets, from where the last call
+ * stopped.  Returns how many it freed. */
+static size_t reclaim_shard(struct mc_store *s, struct mc_shard *sh, size_t max, size_t look,
+                            int64_t now)
 {
-    unsigned i = atomic_fetch_add_explicit(&s->reclaim_next, 1, memory_order_relaxed);
-    struct mc_shard *sh = &s->shards[i % MC_SHARDS];
-    size_t freed = 0, seen = 0;
-    pthread_mutex_lock(&sh->lock);
-    for (size_t b = 0; b < sh->nbuckets && freed < max && seen < 4 * max; b++) {
+    size_t freed = 0, seen = 0, buckets = sh->nbuckets;
+    if (buckets > 4 * look + 256)
+        buckets = 4 * look + 256;
+    for (size_t b = 0; b < buckets && freed < max && seen < look; b++) {
         size_t idx = sh->reclaim_bucket;
-        sh->reclaim_bucket = (idx + 1) & (sh->nbuckets - 1);
-        for (struct mc_item *it = sh->buckets[idx], *next; it; it = next) {
+        struct mc_item *it = sh->buckets[idx], *next;
+        for (; it && freed < max; it = next) {
             next = it->hnext;
             seen++;
             bool flushed;
             if (item_dead(s, it, now, &flushed)) {
-                if (!it->fetched && !flushed)
-                    sh->st.expired_unfetched++;
-                sh->st.reclaimed++;
-                item_free(s, sh, it);
+                item_reclaim(s, sh, it, flushed);
                 freed++;
             }
         }
+        if (!it) /* the chain is done: the next call goes on after it */
+            sh->reclaim_bucket = (idx + 1) & (sh->nbuckets - 1);
     }
-    pthread_mutex_unlock(&sh->lock);
+    return freed;
+}
+
+size_t mc_store_reclaim(struct mc_store *s, size_t max, int64_t now)
+{
+    /* Every shard gets its share of the work; the first in turn. */
+    size_t look = 4 * max / MC_SHARDS + 16, freed = 0;
+    unsigned first = atomic_fetch_add_explicit(&s->reclaim_next, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < MC_SHARDS; i++) {
+        struct mc_shard *sh = &s->shards[(first + i) % MC_SHARDS];
+        pthread_mutex_lock(&sh->lock);
+        if (freed < max)
+            freed += reclaim_shard(s, sh, max - freed, look, now);
+        lru_maintain(s, sh, look);
+        pthread_mutex_unlock(&sh->lock);
+    }
     return freed;
 }
 
@@ -603,15 +869,16 @@ void mc_store_set_limits(struct mc_store *s, size_t limit, size_t item_max)
 {
     atomic_store_explicit(&s->item_max, item_max, memory_order_relaxed);
     atomic_store_explicit(&s->limit, limit, memory_order_relaxed);
-    /* Least recently used first, one item per shard in turn, until it fits
-     * (or a whole round of shards had nothing left). */
-    unsigned empty = 0;
-    for (unsigned i = 0; empty < MC_SHARDS &&
-                         atomic_load_explicit(&s->used, memory_order_relaxed) > limit; i++) {
-        struct mc_shard *sh = &s->shards[i % MC_SHARDS];
+    /* The hot span shrinks with the limit: every shard's lists first, then
+     * the oldest of the store out until it fits (or nothing is left). */
+    for (unsigned i = 0; i < MC_SHARDS; i++) {
+        struct mc_shard *sh = &s->shards[i];
         pthread_mutex_lock(&sh->lock);
-        bool evicted = evict_tail(s, sh, NULL);
+        lru_maintain(s, sh, sh->nitems);
         pthread_mutex_unlock(&sh->lock);
-        empty = evicted ? 0 : empty + 1;
     }
+    unsigned busy = 0;
+    while (atomic_load_explicit(&s->used, memory_order_relaxed) > limit &&
+           evict_oldest(s, NULL, NULL, 0, &busy))
+        ;
 }

@@ -1,10 +1,12 @@
 /*
  * mc_store.h - the memcache handler's cache: one store shared by every
  * worker of a listener, split into shards that each have their own lock,
- * hash table and LRU list, so that workers touching different keys never
+ * hash table and LRU lists, so that workers touching different keys never
  * wait on each other.  A memory limit covers every item's bytes and its
- * bookkeeping; a store that would pass it evicts least recently used items
- * first.  Times are Unix seconds; callers pass "now" in.
+ * bookkeeping; a store that would pass it evicts the least recently used
+ * item of the whole store first, with memcached's segmented LRU (hot, warm,
+ * cold) keeping items that are read again out of reach of a one-pass scan
+ * (mc_store.c says how).  Times are Unix seconds; callers pass "now" in.
  *
  * Everything here is thread-safe.  Functions that hand an item to a
  * callback call it with the item's shard locked: the callback copies what it
@@ -24,7 +26,8 @@
 /* An item as the protocol sees it (read-only, valid during a callback). */
 struct mc_item {
     struct mc_item *hnext;       /* hash chain */
-    struct wharf_list lru;       /* in its shard's LRU list, first = most recent */
+    struct wharf_list lru;       /* in its shard's hot, warm or cold list, first = newest */
+    uint64_t stamp;              /* LRU age: the store's byte clock when it entered its list */
     uint64_t hash;
     uint64_t cas;
     int64_t exptime;             /* absolute Unix time, 0 = never */
@@ -32,7 +35,9 @@ struct mc_item {
     uint32_t flags;
     uint32_t nbytes;             /* value length, without the trailing "\r\n" */
     uint8_t nkey;
-    uint8_t fetched;
+    uint8_t fetched;             /* read since stored (memcached's ITEM_FETCHED) */
+    uint8_t lru_seg;             /* which list of its shard: hot, warm or cold */
+    uint8_t active;              /* read again since it entered its list (ITEM_ACTIVE) */
     char data[];                 /* key, then value, then "\r\n" */
 };
 
@@ -101,9 +106,12 @@ enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, 
 /* Invalidates every item stored up to `at` (<= now: every item, at once). */
 void mc_store_flush(struct mc_store *s, int64_t at, int64_t now);
 
-/* Frees up to `max` expired or flushed items, looking at no more than 4 *
- * max items, one shard per call (shards taken in turn).  Returns how many
- * it freed. */
+/* The background work of the store, for a repeating timer: visits every
+ * shard, frees up to `max` expired or flushed items in all, looking at no
+ * more than about 4 * max items (a share of it per shard, walking each
+ * shard's hash table from where the last call stopped), and moves items
+ * between the hot, warm and cold lists as memcached's LRU maintainer does.
+ * Returns how many it freed. */
 size_t mc_store_reclaim(struct mc_store *s, size_t max, int64_t now);
 
 void mc_store_stats(struct mc_store *s, struct mc_store_stats *out);

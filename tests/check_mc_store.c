@@ -1,0 +1,339 @@
+/*
+ * check_mc_store.c - the memcache handler's store (handlers/memcache/
+ * mc_store.c, compiled into this program) on its own: which items an
+ * eviction takes across the shards (a fill ten times over the limit keeps
+ * the newest), scan resistance (items read twice outlive a one-pass scan
+ * that plain LRU would let push them out), the reclaimer freeing expired
+ * items of every shard in one call with bounded work, the memory limit
+ * under random sizes, and threads storing, reading, deleting, evicting and
+ * reclaiming at once (bounded; CI runs it under ThreadSanitizer).
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../handlers/memcache/mc_store.h"
+#include "check_main.h"
+
+#define NOW 1000000
+
+static size_t key_of(char *buf, const char *prefix, int i)
+{
+    return (size_t)snprintf(buf, 32, "%s%d", prefix, i);
+}
+
+static void store_key(struct mc_store *s, const char *prefix, int i, const char *value,
+                      size_t n)
+{
+    char k[32];
+    size_t nk = key_of(k, prefix, i);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, k, nk, 0, 0, value, n, 0, NOW), MC_STORED);
+}
+
+static bool has_key(struct mc_store *s, const char *prefix, int i)
+{
+    char k[32];
+    size_t nk = key_of(k, prefix, i);
+    return mc_store_get(s, k, nk, NOW, false, 0, NULL, NULL) == MC_FOUND;
+}
+
+static uint64_t stat_bytes(struct mc_store *s)
+{
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    return st.bytes;
+}
+
+/* 16 MiB filled ten times over with 100 KB values: the survivors are the
+ * newest keys (memcached: all of them), not a per-shard approximation. */
+START_TEST(fill_keeps_the_newest)
+{
+    const size_t limit = 16u << 20, vlen = 100000;
+    struct mc_store *s = mc_store_new(limit, 1u << 20);
+    char *v = malloc(vlen);
+    memset(v, 'v', vlen);
+    int n = (int)(10 * limit / vlen);
+    for (int i = 0; i < n; i++) {
+        store_key(s, "fill", i, v, vlen);
+        ck_assert_uint_le(stat_bytes(s), limit);
+    }
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    int survivors = (int)st.curr_items, newest = 0;
+    ck_assert_int_gt(survivors, 100);
+    ck_assert_uint_eq(st.evictions, (uint64_t)(n - survivors));
+    for (int i = n - survivors; i < n; i++)
+        newest += has_key(s, "fill", i);
+    printf("fill: %d survivors, %d of them the newest\n", survivors, newest);
+    ck_assert_int_ge(newest * 100, survivors * 95);
+    /* Once there is room again the order holds too: the oldest goes. */
+    ck_assert(!has_key(s, "fill", n - survivors - 1));
+    free(v);
+    mc_store_free(s);
+}
+END_TEST
+
+/* The same with small items spread over every shard many times: the
+ * evicted are exactly the oldest. */
+START_TEST(small_items_evicted_oldest_first)
+{
+    const size_t limit = 1u << 20;
+    struct mc_store *s = mc_store_new(limit, 4096);
+    int n = 40000;
+    for (int i = 0; i < n; i++)
+        store_key(s, "s", i, "0123456789012345678901234567890123456789", 40);
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    int survivors = (int)st.curr_items, newest = 0;
+    for (int i = n - survivors; i < n; i++)
+        newest += has_key(s, "s", i);
+    printf("small fill: %d survivors, %d of them the newest\n", survivors, newest);
+    ck_assert_int_ge(newest * 100, survivors * 99);
+    mc_store_free(s);
+}
+END_TEST
+
+/*
+ * Scan resistance: a hot set read twice, then read again now and then (each
+ * key once per 1.5 cache-fulls of scan, so under plain LRU every one of
+ * them would be pushed out between two reads) survives a one-pass scan of
+ * five cache-fulls of keys stored once.  A key read once only (fetched,
+ * not active) is not protected.
+ */
+START_TEST(scan_does_not_evict_the_hot_set)
+{
+    const size_t limit = 4u << 20, vlen = 1000;
+    struct mc_store *s = mc_store_new(limit, 4096);
+    char v[1000];
+    memset(v, 'h', sizeof v);
+    const int hot = 200;
+    for (int i = 0; i < hot; i++)
+        store_key(s, "hot", i, v, vlen);
+    store_key(s, "once", 0, v, vlen);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < hot; i++)
+            ck_assert(has_key(s, "hot", i));
+    ck_assert(has_key(s, "once", 0));
+    int fits = (int)(limit / mc_item_cost(8, vlen));
+    int scan = 5 * fits, every = (3 * fits / 2) / hot, h = 0;
+    for (int i = 0; i < scan; i++) {
+        store_key(s, "scan", i, v, vlen);
+        if (i % every == 0)
+            has_key(s, "hot", h++ % hot);
+        ck_assert_uint_le(stat_bytes(s), limit);
+    }
+    int kept = 0;
+    for (int i = 0; i < hot; i++)
+        kept += has_key(s, "hot", i);
+    printf("scan: %d of %d hot keys kept\n", kept, hot);
+    ck_assert_int_eq(kept, hot);
+    ck_assert(!has_key(s, "once", 0));
+    ck_assert(!has_key(s, "scan", 0));
+    ck_assert(has_key(s, "scan", scan - 1));
+    mc_store_free(s);
+}
+END_TEST
+
+/* One reclaim call frees the expired items of every shard, not of one. */
+START_TEST(reclaim_covers_every_shard_in_one_call)
+{
+    struct mc_store *s = mc_store_new(64u << 20, 4096);
+    char k[32];
+    for (int i = 0; i < 10; i++) {
+        size_t nk = key_of(k, "exp", i);
+        ck_assert_int_eq(mc_store_store(s, MC_SET, k, nk, 0, NOW + 1, "x", 1, 0, NOW),
+                         MC_STORED);
+    }
+    for (int i = 0; i < 1000; i++)
+        store_key(s, "live", i, "y", 1);
+    ck_assert_uint_eq(mc_store_reclaim(s, 256, NOW + 2), 10);
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.curr_items, 1000);
+    ck_assert_uint_eq(st.reclaimed, 10);
+    ck_assert_uint_eq(st.expired_unfetched, 10);
+    /* Bounded work: 5,000 expired items, at most 256 a call, all gone
+     * within a few calls more than that takes. */
+    for (int i = 0; i < 5000; i++) {
+        size_t nk = key_of(k, "many", i);
+        mc_store_store(s, MC_SET, k, nk, 0, NOW + 3, "x", 1, 0, NOW);
+    }
+    size_t total = 0, calls = 0;
+    for (; calls < 40 && total < 5000; calls++) {
+        size_t f = mc_store_reclaim(s, 256, NOW + 4);
+        ck_assert_uint_le(f, 256);
+        total += f;
+    }
+    ck_assert_uint_eq(total, 5000);
+    ck_assert_uint_le(calls, 30);
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.curr_items, 1000);
+    mc_store_free(s);
+}
+END_TEST
+
+/* An expired item at the tail is reclaimed, not counted as an eviction. */
+START_TEST(eviction_reclaims_expired_tails_first)
+{
+    const size_t vlen = 1000;
+    size_t limit = 100 * mc_item_cost(8, vlen);
+    struct mc_store *s = mc_store_new(limit, 4096);
+    char v[1000], k[32];
+    memset(v, 'e', sizeof v);
+    for (int i = 0; i < 50; i++) {
+        size_t nk = key_of(k, "old", i);
+        ck_assert_int_eq(mc_store_store(s, MC_SET, k, nk, 0, NOW + 1, v, vlen, 0, NOW),
+                         MC_STORED);
+    }
+    for (int i = 0; i < 100; i++) {
+        size_t nk = key_of(k, "new", i);
+        ck_assert_int_eq(mc_store_store(s, MC_SET, k, nk, 0, 0, v, vlen, 0, NOW + 2),
+                         MC_STORED);
+    }
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.reclaimed, 50);
+    ck_assert_uint_eq(st.evictions, 0);
+    mc_store_free(s);
+}
+END_TEST
+
+/* Random sizes and commands: the bytes never pass the limit, and they are
+ * the sum of what the items left cost. */
+static void add_cost(const struct mc_item *it, void *arg)
+{
+    *(uint64_t *)arg += mc_item_cost(it->nkey, it->nbytes);
+}
+
+START_TEST(memory_never_over_the_limit)
+{
+    const size_t limit = 512u << 10;
+    struct mc_store *s = mc_store_new(limit, 32768);
+    static char v[32768];
+    memset(v, '7', sizeof v);
+    unsigned seed = 7;
+    char k[32];
+    for (int i = 0; i < 20000; i++) {
+        int key = rand_r(&seed) % 2000;
+        size_t nk = key_of(k, "m", key);
+        size_t n = (size_t)(rand_r(&seed) % 32768);
+        switch (rand_r(&seed) % 6) {
+        case 0:
+            mc_store_store(s, MC_APPEND, k, nk, 0, 0, v, n / 8, 0, NOW);
+            break;
+        case 1:
+            mc_store_delete(s, k, nk, NOW);
+            break;
+        case 2:
+            mc_store_get(s, k, nk, NOW, false, 0, NULL, NULL);
+            break;
+        default:
+            mc_store_store(s, MC_SET, k, nk, 0, 0, v, n, 0, NOW);
+        }
+        ck_assert_uint_le(stat_bytes(s), limit);
+    }
+    uint64_t sum = 0;
+    for (int key = 0; key < 2000; key++) {
+        size_t nk = key_of(k, "m", key);
+        mc_store_get(s, k, nk, NOW, false, 0, add_cost, &sum);
+    }
+    ck_assert_uint_eq(sum, stat_bytes(s));
+    /* A lower limit evicts down to it at once. */
+    mc_store_set_limits(s, limit / 4, 32768);
+    ck_assert_uint_le(stat_bytes(s), limit / 4);
+    mc_store_free(s);
+}
+END_TEST
+
+/* ---- threads ---- */
+
+#define THREAD_KEYS 3000
+#define THREAD_OPS 30000
+#define THREAD_LIMIT (256u << 10)
+
+static struct mc_store *shared;
+
+static void *worker(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    static const char v[2048];
+    char k[32];
+    for (int i = 0; i < THREAD_OPS; i++) {
+        /* A small hot range read often, the rest a scan-like spread. */
+        int key = rand_r(&seed) % 4 == 0 ? rand_r(&seed) % 50 : rand_r(&seed) % THREAD_KEYS;
+        size_t nk = key_of(k, "t", key);
+        int op = rand_r(&seed) % 10;
+        if (op < 3)
+            mc_store_store(shared, MC_SET, k, nk, 0, rand_r(&seed) % 8 ? 0 : NOW + 1, v,
+                           (size_t)(rand_r(&seed) % (int)sizeof v), 0, NOW + i / 10000);
+        else if (op == 3)
+            mc_store_delete(shared, k, nk, NOW);
+        else if (op == 4) {
+            uint64_t out;
+            mc_store_delta(shared, k, nk, true, 1, NOW, &out);
+        } else
+            mc_store_get(shared, k, nk, NOW + i / 10000, false, 0, NULL, NULL);
+    }
+    return NULL;
+}
+
+static _Atomic int stop_background;
+
+static void *background(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !stop_background; i++) {
+        mc_store_reclaim(shared, 64, NOW + 2);
+        if (i % 16 == 0)
+            mc_store_set_limits(shared, i % 32 ? THREAD_LIMIT : THREAD_LIMIT / 2, 4096);
+    }
+    return NULL;
+}
+
+START_TEST(threads_store_read_evict_and_reclaim)
+{
+    shared = mc_store_new(THREAD_LIMIT, 4096);
+    pthread_t th[4], bg;
+    stop_background = 0;
+    pthread_create(&bg, NULL, background, NULL);
+    for (uintptr_t i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, worker, (void *)(i + 1));
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    stop_background = 1;
+    pthread_join(bg, NULL);
+    mc_store_set_limits(shared, THREAD_LIMIT, 4096);
+    struct mc_store_stats st;
+    mc_store_stats(shared, &st);
+    ck_assert_uint_le(st.bytes, THREAD_LIMIT);
+    ck_assert_uint_gt(st.evictions, 0);
+    /* What the counters say is what is there. */
+    uint64_t sum = 0, found = 0;
+    char k[32];
+    for (int key = 0; key < THREAD_KEYS; key++) {
+        size_t nk = key_of(k, "t", key);
+        found += mc_store_get(shared, k, nk, NOW, false, 0, add_cost, &sum) == MC_FOUND;
+    }
+    ck_assert_uint_eq(found, st.curr_items);
+    ck_assert_uint_eq(sum, st.bytes);
+    mc_store_free(shared);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mc_store");
+    TCase *tc = tcase_create("lru");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, fill_keeps_the_newest);
+    tcase_add_test(tc, small_items_evicted_oldest_first);
+    tcase_add_test(tc, scan_does_not_evict_the_hot_set);
+    tcase_add_test(tc, reclaim_covers_every_shard_in_one_call);
+    tcase_add_test(tc, eviction_reclaims_expired_tails_first);
+    tcase_add_test(tc, memory_never_over_the_limit);
+    tcase_add_test(tc, threads_store_read_evict_and_reclaim);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
