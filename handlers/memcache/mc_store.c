@@ -485,21 +485,33 @@ static bool evict_from(struct mc_store *s, struct mc_shard *sh, const struct mc_
     return true;
 }
 
-/* How old shard i's oldest item is, as evictors rank it (lower goes
- * first): cold's tail stamp, or hot's if older and past the hot span; else
- * hot's, then warm's, each a class above; UINT64_MAX if empty. */
-static uint64_t evict_rank(struct mc_store *s, unsigned i, uint64_t now, uint64_t span)
+/* The shard, not in `skip`, whose oldest item goes first (MC_SHARDS if
+ * none has one): the oldest cold tail, or hot tail past the hot span; if no
+ * shard has either, the oldest hot tail, then the oldest warm tail.  Reads
+ * the published tails, no lock. */
+static unsigned evict_pick(struct mc_store *s, uint64_t skip)
 {
-    uint64_t c = atomic_load_explicit(&s->tails[LRU_COLD][i], memory_order_relaxed);
-    uint64_t h = atomic_load_explicit(&s->tails[LRU_HOT][i], memory_order_relaxed);
-    if (h != NO_STAMP && h <= now && now - h > span && h < c)
-        c = h;
-    if (c != NO_STAMP)
-        return c >> 2;
-    if (h != NO_STAMP)
-        return (1ull << 62) | h >> 2;
-    uint64_t w = atomic_load_explicit(&s->tails[LRU_WARM][i], memory_order_relaxed);
-    return w != NO_STAMP ? (2ull << 62) | w >> 2 : UINT64_MAX;
+    uint64_t now = lru_clock(s), span = lru_hot_span(s), best = NO_STAMP;
+    unsigned at = MC_SHARDS;
+    for (unsigned i = 0; i < MC_SHARDS; i++) {
+        uint64_t c = atomic_load_explicit(&s->tails[LRU_COLD][i], memory_order_relaxed);
+        uint64_t h = atomic_load_explicit(&s->tails[LRU_HOT][i], memory_order_relaxed);
+        if (h < c && h <= now && now - h > span)
+            c = h;
+        if (c < best && !(skip >> i & 1)) {
+            best = c;
+            at = i;
+        }
+    }
+    for (int l = LRU_HOT; l <= LRU_WARM && at == MC_SHARDS; l++)
+        for (unsigned i = 0; i < MC_SHARDS; i++) {
+            uint64_t t = atomic_load_explicit(&s->tails[l][i], memory_order_relaxed);
+            if (t < best && !(skip >> i & 1)) {
+                best = t;
+                at = i;
+            }
+        }
+    return at;
 }
 
 /*
@@ -512,17 +524,9 @@ static bool evict_oldest(struct mc_store *s, struct mc_shard *own, const struct 
                          int64_t now, unsigned *busy)
 {
     _Static_assert(MC_SHARDS <= 64, "one bit per shard in `tried`");
-    uint64_t tried = 0, clock = lru_clock(s), span = lru_hot_span(s);
+    uint64_t tried = 0;
     for (unsigned n = 0; n < MC_SHARDS; n++) {
-        unsigned best = MC_SHARDS;
-        uint64_t best_rank = UINT64_MAX;
-        for (unsigned i = 0; i < MC_SHARDS; i++) {
-            uint64_t r = evict_rank(s, i, clock, span);
-            if (r < best_rank && !(tried >> i & 1)) {
-                best = i;
-                best_rank = r;
-            }
-        }
+        unsigned best = evict_pick(s, tried);
         if (best == MC_SHARDS)
             return false;
         tried |= 1ull << best;
