@@ -323,14 +323,6 @@ static void lru_hit(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
         it->active = 1;
 }
 
-/* Another use of it that is not a fetch (a failed add, an incr in place):
- * as memcached's do_item_update, moves it to warm if it is active in cold. */
-static void lru_update(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
-{
-    if (it->active && it->lru_seg == LRU_COLD)
-        lru_to_warm(s, sh, it);
-}
-
 static struct mc_item **bucket_of(struct mc_shard *sh, uint64_t hash)
 {
     return &sh->buckets[hash & (sh->nbuckets - 1)];
@@ -599,20 +591,16 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
 }
 
 /* Whether a store of `mode` may go ahead given the item found (old, or
- * NULL): MC_STORED, or why not.  A failed add bumps the item it failed on,
- * as memcached does. */
-static enum mc_result store_allowed(struct mc_store *s, struct mc_shard *sh,
-                                    enum mc_store_mode mode,
-                                    struct mc_item *old, uint64_t cas)
+ * NULL): MC_STORED, or why not.  A failed add moves nothing in the LRU
+ * (memcached's segmented LRU only updates the item's time). */
+static enum mc_result store_allowed(enum mc_store_mode mode, struct mc_item *old,
+                                    uint64_t cas)
 {
     switch (mode) {
     case MC_SET:
         return MC_STORED;
     case MC_ADD:
-        if (!old)
-            return MC_STORED;
-        lru_update(s, sh, old);
-        return MC_NOT_STORED;
+        return old ? MC_NOT_STORED : MC_STORED;
     case MC_REPLACE:
     case MC_APPEND:
     case MC_PREPEND:
@@ -661,7 +649,7 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
     struct mc_shard *sh = shard_of(s, h);
     pthread_mutex_lock(&sh->lock);
     struct mc_item *old = item_find(s, sh, h, key, nkey, now, false);
-    enum mc_result rc = store_allowed(s, sh, mode, old, cas);
+    enum mc_result rc = store_allowed(mode, old, cas);
     if (rc != MC_STORED)
         goto out;
     size_t total = nbytes;
@@ -755,12 +743,12 @@ enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, 
         char num[24];
         int len = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
         if ((size_t)len <= it->nbytes) {
-            /* In place, padded with blanks to the old length (as memcached). */
+            /* In place, padded with blanks to the old length (as memcached;
+             * like its do_item_update, nothing moves in the LRU). */
             char *d = it->data + it->nkey;
             memcpy(d, num, (size_t)len);
             memset(d + len, ' ', it->nbytes - (size_t)len);
             it->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
-            lru_update(s, sh, it);
         } else {
             size_t cost = mc_item_cost(nkey, (size_t)len);
             struct mc_item *n = NULL;
