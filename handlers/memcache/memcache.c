@@ -718,7 +718,7 @@ static int mc_shared_create(void *arg, void **obj)
 
 /* The cache's kind; change the tag when struct mc_shared changes. */
 static const struct wharf_state_type mc_shared_type = {
-    .tag = "memcache.cache/2", /* 2: the LRU lists became wharf_lists */
+    .tag = "memcache.cache/3", /* 3: hot/warm/cold lists and stamps (mc_store.c) */
     .create = mc_shared_create,
     .destroy = mc_shared_destroy,
 };
