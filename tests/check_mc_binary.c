@@ -765,6 +765,57 @@ START_TEST(client_that_does_not_read)
 }
 END_TEST
 
+/* Random requests (valid magic, any opcode, lengths and cas; bodies up to
+ * a few hundred bytes, some lengths that lie) fed in random pieces: the
+ * handler survives all of them (run it under valgrind or ASan to see that
+ * it reads nothing it should not), and answers a noop afterwards. */
+START_TEST(random_requests)
+{
+    wharf_test *t = new_test("\"item_size_max\": 200");
+    struct req *r = calloc(1, sizeof *r);
+    unsigned seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        wharf_test_conn *c = wharf_test_connect(t);
+        r->n = 0;
+        for (int k = 0; k < 8; k++) {
+            seed = seed * 1103515245u + 12345u;
+            int op = (int)(seed >> 16) % 0x28;
+            size_t extlen = (seed >> 8) % 3 == 0 ? (seed >> 4) % 24 : 0;
+            size_t keylen = (seed >> 12) % 12;
+            size_t vlen = (seed >> 20) % 300;
+            uint32_t body = (uint32_t)(extlen + keylen + vlen);
+            if ((seed >> 28) == 0) /* sometimes a length that lies */
+                body = (seed >> 3) % 4 ? body / 2 : 0xfffffff0u;
+            unsigned char bytes[600];
+            for (size_t i = 0; i < sizeof bytes; i++)
+                bytes[i] = (unsigned char)(seed >> (i % 24));
+            add_raw(r, 0x80, op, bytes, extlen, (const char *)bytes + 30, keylen, bytes + 50,
+                    vlen, (uint32_t)k, (seed >> 2) % 5 ? 0 : seed, body);
+        }
+        size_t at = 0;
+        while (at < r->n && !wharf_test_closed(c, NULL)) {
+            seed = seed * 1103515245u + 12345u;
+            size_t piece = 1 + (seed >> 16) % 97;
+            if (piece > r->n - at)
+                piece = r->n - at;
+            wharf_test_send(c, r->b + at, piece);
+            wharf_test_output(c, NULL);
+            at += piece;
+        }
+        wharf_test_close(c);
+    }
+    wharf_test_conn *c = wharf_test_connect(t);
+    r->n = 0;
+    add(r, B_NOOP, NULL, 0, NULL, NULL, 9, 0);
+    size_t len, off = 0;
+    const unsigned char *out = send_req(c, r, &len);
+    OK(B_NOOP, 9, 0);
+    DONE();
+    free(r);
+    wharf_test_free(t);
+}
+END_TEST
+
 /* ---- side by side with the installed memcached ---------------------------- */
 
 /* Reads packets from fd until one with opcode `until` (or EOF/timeout) into
@@ -1081,6 +1132,7 @@ int main(void)
     tcase_add_test(tc, huge_body_is_swallowed);
     tcase_add_test(tc, stat_and_counters);
     tcase_add_test(tc, client_that_does_not_read);
+    tcase_add_test(tc, random_requests);
     tcase_add_test(tc, same_bytes_as_memcached);
     suite_add_tcase(s, tc);
     return check_run(s);
