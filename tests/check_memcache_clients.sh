@@ -1,9 +1,9 @@
 #!/bin/sh
 # check_memcache_clients.sh - the memcache handler under clients nobody here
 # wrote, against a real wharfd on ephemeral ports: libmemcached's protocol
-# conformance tool (memccapable -a, every ASCII test), Python's pymemcache
-# (set/get/gets/cas/incr/decr/touch/delete/expiry, a 1 MiB value, 10,000
-# keys), two instances used together by memccp/memccat (keys spread over
+# conformance tool (memccapable -a and -b, every ASCII and binary test),
+# Python's pymemcache (set/get/gets/cas/incr/decr/touch/delete/expiry, a
+# 1 MiB value, 10,000 keys), two instances used together by memccp/memccat (keys spread over
 # both, every one read back), and 1,000 clients that send gets for a large
 # value and never read (the server stays up, answers others, and its memory
 # stays bounded).
@@ -84,6 +84,17 @@ if [ $rc -eq 0 ] && grep -q "All tests passed" "$tmp/capable.out" && ! grep -q '
     ok "memccapable -a: $npass ASCII tests passed"
 else
     fail "memccapable -a (rc $rc): $(grep -v '\[pass\]' "$tmp/capable.out" | head -20)"
+fi
+
+# 1b. memccapable -b: every binary-protocol test, on the same listener (a
+# connection whose first byte is 0x80 speaks memcached's binary protocol).
+timeout 120 memccapable -h 127.0.0.1 -p "$port_a" -b >"$tmp/capable_b.out" 2>&1
+rc=$?
+npass=$(grep -c '\[pass\]' "$tmp/capable_b.out")
+if [ $rc -eq 0 ] && grep -q "All tests passed" "$tmp/capable_b.out" && ! grep -q '\[FAIL\]' "$tmp/capable_b.out"; then
+    ok "memccapable -b: $npass binary tests passed"
+else
+    fail "memccapable -b (rc $rc): $(grep -v '\[pass\]' "$tmp/capable_b.out" | head -20)"
 fi
 
 # 2. pymemcache.

@@ -602,9 +602,10 @@ static enum mc_result store_allowed(enum mc_store_mode mode, struct mc_item *old
     case MC_ADD:
         return old ? MC_NOT_STORED : MC_STORED;
     case MC_REPLACE:
-    case MC_APPEND:
-    case MC_PREPEND:
         return old ? MC_STORED : MC_NOT_STORED;
+    case MC_APPEND:
+    case MC_PREPEND: /* a cas id given (binary protocol) must match */
+        return !old ? MC_NOT_STORED : cas && old->cas != cas ? MC_EXISTS : MC_STORED;
     case MC_CAS:
         return !old ? MC_NOT_FOUND : old->cas != cas ? MC_EXISTS : MC_STORED;
     }
@@ -641,9 +642,10 @@ static struct mc_item *item_build(struct mc_store *s, struct mc_shard *sh, uint6
     return it;
 }
 
-enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const char *key,
-                              size_t nkey, uint32_t flags, int64_t exptime, const char *value,
-                              size_t nbytes, uint64_t cas, int64_t now)
+enum mc_result mc_store_store_cas(struct mc_store *s, enum mc_store_mode mode, const char *key,
+                                  size_t nkey, uint32_t flags, int64_t exptime,
+                                  const char *value, size_t nbytes, uint64_t cas, int64_t now,
+                                  uint64_t *new_cas)
 {
     uint64_t h = mc_hash(s->seed, key, nkey);
     struct mc_shard *sh = shard_of(s, h);
@@ -679,6 +681,8 @@ enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const
     if (old)
         item_free(s, sh, old);
     item_link(s, sh, it);
+    if (new_cas)
+        *new_cas = it->cas;
 out:
     if (rc == MC_TOO_LARGE || rc == MC_NO_MEMORY) {
         /* As memcached: a failed set must not leave the stale value behind. */
@@ -721,8 +725,8 @@ static bool parse_u64(const char *p, size_t n, uint64_t *out)
     return true;
 }
 
-enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, bool incr,
-                              uint64_t delta, int64_t now, uint64_t *value)
+enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nkey, bool incr,
+                                  uint64_t delta, int64_t now, uint64_t *value, uint64_t *cas)
 {
     uint64_t h = mc_hash(s->seed, key, nkey);
     struct mc_shard *sh = shard_of(s, h);
@@ -732,6 +736,8 @@ enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, 
     uint64_t v;
     if (!it) {
         rc = MC_NOT_FOUND;
+    } else if (it->nbytes && cas && *cas && it->cas != *cas) {
+        rc = MC_EXISTS;
     } else if (!parse_u64(mc_item_value(it), it->nbytes, &v)) {
         rc = MC_NON_NUMERIC;
     } else {
@@ -770,8 +776,11 @@ enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, 
                 item_free(s, sh, it);
                 item_link(s, sh, n);
                 sh->st.total_items--; /* a replacement, not a new item */
+                it = n;
             }
         }
+        if (rc == MC_FOUND && cas)
+            *cas = it->cas;
     }
     pthread_mutex_unlock(&sh->lock);
     return rc;
@@ -873,4 +882,37 @@ void mc_store_set_limits(struct mc_store *s, size_t limit, size_t item_max)
     while (atomic_load_explicit(&s->used, memory_order_relaxed) > limit &&
            evict_oldest(s, NULL, NULL, 0, &busy))
         ;
+}
+
+/* ---- the binary protocol's CAS variants (mc_binary.c) -------------------- */
+
+enum mc_result mc_store_store(struct mc_store *s, enum mc_store_mode mode, const char *key,
+                              size_t nkey, uint32_t flags, int64_t exptime, const char *value,
+                              size_t nbytes, uint64_t cas, int64_t now)
+{
+    return mc_store_store_cas(s, mode, key, nkey, flags, exptime, value, nbytes, cas, now, NULL);
+}
+
+enum mc_result mc_store_delta(struct mc_store *s, const char *key, size_t nkey, bool incr,
+                              uint64_t delta, int64_t now, uint64_t *value)
+{
+    return mc_store_delta_cas(s, key, nkey, incr, delta, now, value, NULL);
+}
+
+enum mc_result mc_store_delete_cas(struct mc_store *s, const char *key, size_t nkey,
+                                   uint64_t cas, int64_t now)
+{
+    uint64_t h = mc_hash(s->seed, key, nkey);
+    struct mc_shard *sh = shard_of(s, h);
+    enum mc_result rc = MC_NOT_FOUND;
+    pthread_mutex_lock(&sh->lock);
+    struct mc_item *it = item_find(s, sh, h, key, nkey, now, false);
+    if (it && cas && it->cas != cas) {
+        rc = MC_EXISTS;
+    } else if (it) {
+        item_free(s, sh, it);
+        rc = MC_FOUND;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
 }

@@ -118,6 +118,28 @@ void mc_store_stats(struct mc_store *s, struct mc_store_stats *out);
 size_t mc_store_limit(const struct mc_store *s);
 size_t mc_store_item_max(const struct mc_store *s);
 
+/* ---- the binary protocol's CAS variants (mc_binary.c) ---- */
+
+/* mc_store_store that also gives the stored item's cas id in *new_cas
+ * (when STORED and new_cas is not NULL).  For append/prepend a non-zero
+ * cas must match the item's (else MC_EXISTS), as for memcached's binary
+ * append. */
+enum mc_result mc_store_store_cas(struct mc_store *s, enum mc_store_mode mode, const char *key,
+                                  size_t nkey, uint32_t flags, int64_t exptime,
+                                  const char *value, size_t nbytes, uint64_t cas, int64_t now,
+                                  uint64_t *new_cas);
+
+/* mc_store_delta with a cas id: *cas non-zero must match the item's (else
+ * MC_EXISTS, checked after an empty value's MC_NON_NUMERIC, as memcached);
+ * on MC_FOUND *cas is the item's new cas id.  cas may be NULL. */
+enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nkey, bool incr,
+                                  uint64_t delta, int64_t now, uint64_t *value, uint64_t *cas);
+
+/* Unlinks key if cas is 0 or its cas id: MC_FOUND, MC_NOT_FOUND or
+ * MC_EXISTS (another cas id). */
+enum mc_result mc_store_delete_cas(struct mc_store *s, const char *key, size_t nkey,
+                                   uint64_t cas, int64_t now);
+
 /* Changes the memory limit and the largest value (a reload's new
  * settings); a lower limit evicts least recently used items until the
  * store fits.  Any thread, while others use the store. */

@@ -59,7 +59,6 @@
 #include "memcache.h"
 
 #define MC_LINE_MAX 2048             /* a line longer than this (not get) closes */
-#define MC_OUTPUT_YIELD (64u * 1024u) /* stop taking commands past this output */
 
 /* ---- storage commands' header (shared by body_length and the command) ---- */
 
@@ -613,6 +612,8 @@ static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
     const char *base = data;
     size_t used = 0;
     int64_t now = (int64_t)time(NULL);
+    if (mc_binary_detect(mc, data, len)) /* first byte 0x80: mc_binary.c */
+        return mc_binary_on_data(c, data, len);
     while (used < len) {
         const char *p = base + used;
         size_t rem = len - used;

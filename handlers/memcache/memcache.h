@@ -6,8 +6,9 @@
  * command line (mc_tok.c) and to answer (mc_send, REPLY).
  *
  * The files: memcache.c (the handler: init, connections, the ASCII
- * protocol), mc_tok.c (tokens of a command line), mc_stats.c (the
- * counters and "stats"), mc_store.c (the cache itself).
+ * protocol), mc_binary.c (the binary protocol), mc_tok.c (tokens of a
+ * command line), mc_stats.c (the counters and "stats"), mc_store.c (the
+ * cache itself).
  */
 #ifndef MEMCACHE_H
 #define MEMCACHE_H
@@ -75,6 +76,10 @@ struct mc_conn {
     int64_t mget_exptime;  /* gat/gats: the new exptime */
     uint8_t mget;          /* enum mc_mget: a get line being continued */
     bool mget_skip;        /* ... after an error: drop the rest of the line */
+    /* mc_binary.c: the protocol, chosen by the first byte as memcached does. */
+    uint8_t proto;             /* enum mc_proto */
+    uint64_t bin_swallow;      /* bytes of a refused binary body still to drop */
+    struct mc_capture *capture; /* set: mc_send appends here instead (binary stat) */
 };
 
 struct tok {
@@ -88,10 +93,32 @@ struct mc_tok {
     size_t n;
 };
 
+/* ---- mc_binary.c: memcached's binary protocol ---- */
+
+#define MC_OUTPUT_YIELD (64u * 1024u) /* stop taking commands past this output */
+
+enum mc_proto { MC_PROTO_NONE = 0, MC_PROTO_ASCII, MC_PROTO_BINARY };
+
+/* Whether the connection speaks binary (decided on its first byte). */
+static inline bool mc_binary_detect(struct mc_conn *mc, const void *data, size_t len)
+{
+    if (mc->proto == MC_PROTO_NONE && len)
+        mc->proto = *(const unsigned char *)data == 0x80 ? MC_PROTO_BINARY : MC_PROTO_ASCII;
+    return mc->proto == MC_PROTO_BINARY;
+}
+size_t mc_binary_on_data(wharf_conn *c, const void *data, size_t len);
+void mc_binary_capture(struct mc_conn *mc, const void *p, size_t n);
+
+/* ---- end of mc_binary.c's block ---- */
+
 /* Sends p[0..n) on c and counts it in bytes_written. */
 static inline void mc_send(wharf_conn *c, const void *p, size_t n)
 {
     struct mc_conn *mc = wharf_get_data(c);
+    if (mc->capture) { /* mc_binary.c: an ASCII answer to turn into packets */
+        mc_binary_capture(mc, p, n);
+        return;
+    }
     wharf_counter_add(&mc->w->cnt[C_BYTES_WRITTEN], n);
     wharf_send(c, p, n);
 }
