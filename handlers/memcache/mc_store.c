@@ -54,6 +54,7 @@
  */
 #include "mc_store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -63,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #define MC_SHARD_BITS 6
 #define MC_SHARDS (1u << MC_SHARD_BITS)
@@ -89,6 +91,7 @@ struct mc_shard {
     uint64_t cas_seq;
     size_t reclaim_bucket;       /* where mc_store_reclaim goes on */
     struct mc_store_stats st;    /* curr_items and bytes kept here too */
+    struct mc_class_stats cls[MC_CLASSES]; /* operators' section: per class */
     char pad[64];                /* keep shards' locks on separate lines */
 };
 
@@ -103,7 +106,16 @@ struct mc_store {
      * do not hold the shard's lock; written under it. */
     _Atomic uint64_t tails[LRU_LISTS][MC_SHARDS];
     struct mc_shard shards[MC_SHARDS];
+    /* operators' section: called for every evicted item (watch) */
+    _Atomic(mc_store_evict_fn) evict_fn;
+    void *_Atomic evict_arg;
 };
+
+/* The operators' section (end of file): per-class counts kept by the paths
+ * that link, free, evict and reclaim items. */
+static void ops_linked(struct mc_shard *sh, const struct mc_item *it, int sign);
+static void ops_evicted(struct mc_store *s, struct mc_shard *sh, const struct mc_item *it);
+static void ops_reclaimed(struct mc_shard *sh, const struct mc_item *it, bool flushed);
 
 size_t mc_item_cost(size_t nkey, size_t nbytes)
 {
@@ -363,6 +375,7 @@ static void item_link(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
     sh->st.curr_items++;
     sh->st.total_items++;
     sh->st.bytes += cost;
+    ops_linked(sh, it, 1);
     if (sh->nitems > sh->nbuckets + sh->nbuckets / 2)
         table_grow(sh);
     lru_maintain(s, sh, MAINTAIN_STEP);
@@ -381,6 +394,7 @@ static void item_free(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
     sh->st.curr_items--;
     size_t cost = item_cost(it);
     sh->st.bytes -= cost;
+    ops_linked(sh, it, -1);
     atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
     free(it);
 }
@@ -407,6 +421,7 @@ static void item_reclaim(struct mc_store *s, struct mc_shard *sh, struct mc_item
     if (!it->fetched && !flushed)
         sh->st.expired_unfetched++;
     sh->st.reclaimed++;
+    ops_reclaimed(sh, it, flushed);
     item_free(s, sh, it);
 }
 
@@ -441,6 +456,7 @@ static void item_evict(struct mc_store *s, struct mc_shard *sh, struct mc_item *
     sh->st.evictions++;
     if (!it->fetched)
         sh->st.evicted_unfetched++;
+    ops_evicted(s, sh, it); /* per-class counts and the watch hook: keep one call */
     item_free(s, sh, it);
 }
 
@@ -705,21 +721,30 @@ enum mc_result mc_store_delete(struct mc_store *s, const char *key, size_t nkey,
     return it ? MC_FOUND : MC_NOT_FOUND;
 }
 
-/* memcached's safe_strtoull: digits (leading blanks allowed), then the end
- * or a blank; no sign, no overflow. */
+/* memcached's safe_strtoull over a value p[0..n) (which "\r\n" follows):
+ * strtoull's blanks and sign, then the end or a blank; no overflow, no
+ * negative number.  Any length, as memcached (zeros may pad it). */
 static bool parse_u64(const char *p, size_t n, uint64_t *out)
 {
-    char buf[32];
-    if (n == 0 || n >= sizeof buf)
+    size_t i = 0;
+    while (i < n && isspace((unsigned char)p[i]))
+        i++;
+    bool neg = i < n && p[i] == '-';
+    if (i < n && (p[i] == '-' || p[i] == '+'))
+        i++;
+    size_t digits = i;
+    uint64_t v = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false; /* ERANGE */
+        v = v * 10 + d;
+    }
+    if (i == digits || (i < n && !isspace((unsigned char)p[i])))
         return false;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (errno == ERANGE || end == buf || memchr(buf, '-', (size_t)(end - buf)))
-        return false;
-    if (*end != '\0' && *end != ' ' && *end != '\t' && *end != '\r' && *end != '\n')
+    if (neg)
+        v = -v;
+    if ((int64_t)v < 0 && memchr(p, '-', n))
         return false;
     *out = v;
     return true;
@@ -915,4 +940,187 @@ enum mc_result mc_store_delete_cas(struct mc_store *s, const char *key, size_t n
     }
     pthread_mutex_unlock(&sh->lock);
     return rc;
+}
+
+/* ---- operators' view: size classes, per-class counts, walk, peek, hooks ----
+ * (mc_store.h's last section; used by mc_stats.c, mc_crawler.c, mc_watch.c) */
+
+/* memcached's ITEM_ntotal: sizeof(item) 48, key + NUL, value + CRLF, CAS 8. */
+size_t mc_store_ntotal(size_t nkey, size_t nbytes)
+{
+    return 48 + nkey + 1 + nbytes + 2 + 8;
+}
+
+/* memcached's slabs_init with its defaults (-n 48, -f 1.25, 8-byte
+ * alignment, slab_chunk_max 524288): class i's chunk size. */
+static size_t class_size[MC_CLASSES];
+
+static void class_init(void)
+{
+    size_t size = 48 + 48;
+    unsigned i = 1;
+    while (i < MC_CLASS_MAX && size <= 524288 / 1.25) {
+        if (size % 8)
+            size += 8 - size % 8;
+        class_size[i++] = size;
+        size = (size_t)((double)size * 1.25);
+    }
+    class_size[i] = 524288;
+}
+
+size_t mc_store_class_size(unsigned id)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, class_init);
+    return id >= 1 && id <= MC_CLASS_MAX ? class_size[id] : 0;
+}
+
+unsigned mc_store_class_of(size_t nkey, size_t nbytes)
+{
+    size_t n = mc_store_ntotal(nkey, nbytes);
+    unsigned lo = 1, hi = MC_CLASS_MAX;
+    if (n >= mc_store_class_size(MC_CLASS_MAX))
+        return MC_CLASS_MAX;
+    while (lo < hi) { /* the first class whose chunk holds n */
+        unsigned mid = (lo + hi) / 2;
+        if (class_size[mid] >= n)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static void ops_linked(struct mc_shard *sh, const struct mc_item *it, int sign)
+{
+    struct mc_class_stats *c = &sh->cls[mc_store_class_of(it->nkey, it->nbytes)];
+    c->number += (uint64_t)(int64_t)sign;
+    c->requested += (uint64_t)((int64_t)sign * (int64_t)mc_store_ntotal(it->nkey, it->nbytes));
+}
+
+static void ops_evicted(struct mc_store *s, struct mc_shard *sh, const struct mc_item *it)
+{
+    struct mc_class_stats *c = &sh->cls[mc_store_class_of(it->nkey, it->nbytes)];
+    int64_t now = (int64_t)time(NULL);
+    c->evicted++;
+    if (it->exptime != 0)
+        c->evicted_nonzero++;
+    if (!it->fetched)
+        c->evicted_unfetched++;
+    c->evicted_time = (uint64_t)(now > it->time ? now - it->time : 0);
+    mc_store_evict_fn fn = atomic_load_explicit(&s->evict_fn, memory_order_acquire);
+    if (fn)
+        fn(atomic_load_explicit(&s->evict_arg, memory_order_relaxed), it, now);
+}
+
+static void ops_reclaimed(struct mc_shard *sh, const struct mc_item *it, bool flushed)
+{
+    struct mc_class_stats *c = &sh->cls[mc_store_class_of(it->nkey, it->nbytes)];
+    c->reclaimed++;
+    if (!it->fetched && !flushed)
+        c->expired_unfetched++;
+}
+
+void mc_store_class_stats(struct mc_store *s, struct mc_class_stats out[MC_CLASSES])
+{
+    memset(out, 0, sizeof(struct mc_class_stats) * MC_CLASSES);
+    for (unsigned i = 0; i < MC_SHARDS; i++) {
+        struct mc_shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        for (unsigned k = 1; k < MC_CLASSES; k++) {
+            const struct mc_class_stats *c = &sh->cls[k];
+            out[k].number += c->number;
+            out[k].requested += c->requested;
+            out[k].evicted += c->evicted;
+            out[k].evicted_nonzero += c->evicted_nonzero;
+            if (c->evicted_time > out[k].evicted_time)
+                out[k].evicted_time = c->evicted_time;
+            out[k].reclaimed += c->reclaimed;
+            out[k].expired_unfetched += c->expired_unfetched;
+            out[k].evicted_unfetched += c->evicted_unfetched;
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+void mc_store_reset_stats(struct mc_store *s)
+{
+    for (unsigned i = 0; i < MC_SHARDS; i++) {
+        struct mc_shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        struct mc_store_stats *st = &sh->st;
+        st->total_items = st->evictions = st->expired_unfetched = st->evicted_unfetched = 0;
+        st->reclaimed = st->get_expired = st->get_flushed = 0;
+        for (unsigned k = 0; k < MC_CLASSES; k++) {
+            struct mc_class_stats *c = &sh->cls[k];
+            uint64_t number = c->number, requested = c->requested;
+            memset(c, 0, sizeof *c);
+            c->number = number;
+            c->requested = requested;
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+void mc_store_set_evict_hook(struct mc_store *s, mc_store_evict_fn fn, void *arg)
+{
+    atomic_store_explicit(&s->evict_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&s->evict_fn, fn, memory_order_release);
+}
+
+bool mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                   unsigned *cls, uint32_t *nbytes)
+{
+    uint64_t h = mc_hash(s->seed, key, nkey);
+    struct mc_shard *sh = shard_of(s, h);
+    pthread_mutex_lock(&sh->lock);
+    struct mc_item *it = item_find(s, sh, h, key, nkey, now, false);
+    if (it) {
+        *cls = mc_store_class_of(it->nkey, it->nbytes);
+        *nbytes = it->nbytes;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return it != NULL;
+}
+
+size_t mc_store_walk(struct mc_store *s, struct mc_walk *w, int64_t now,
+                     struct mc_walk_item *out, size_t max)
+{
+    size_t n = 0;
+    while (n == 0 && !w->done) {
+        struct mc_shard *sh = &s->shards[w->shard];
+        pthread_mutex_lock(&sh->lock);
+        while (n < max && w->bucket < sh->nbuckets) {
+            size_t k = 0;
+            struct mc_item *it = sh->buckets[w->bucket];
+            for (; it && n < max; it = it->hnext, k++) {
+                bool flushed;
+                if (k < w->skip || item_dead(s, it, now, &flushed))
+                    continue;
+                struct mc_walk_item *o = &out[n++];
+                o->exptime = it->exptime;
+                o->time = it->time;
+                o->cas = it->cas;
+                o->nbytes = it->nbytes;
+                o->nkey = it->nkey;
+                o->fetched = it->fetched;
+                memcpy(o->key, it->data, it->nkey);
+            }
+            if (it) { /* out is full in the middle of a chain */
+                w->skip = k;
+                break;
+            }
+            w->skip = 0;
+            w->bucket++;
+        }
+        bool shard_done = w->bucket >= sh->nbuckets;
+        pthread_mutex_unlock(&sh->lock);
+        if (shard_done) {
+            w->bucket = 0;
+            w->skip = 0;
+            if (++w->shard == MC_SHARDS)
+                w->done = true;
+        }
+    }
+    return n;
 }

@@ -145,4 +145,70 @@ enum mc_result mc_store_delete_cas(struct mc_store *s, const char *key, size_t n
  * store fits.  Any thread, while others use the store. */
 void mc_store_set_limits(struct mc_store *s, size_t limit, size_t item_max);
 
+/* ---- operators' view: size classes, walk, hooks (mc_stats.c, mc_crawler.c,
+ * mc_watch.c) ---- */
+
+/* memcached 1.6's default size classes: 96 bytes growing by 1.25 (8-byte
+ * aligned) up to 524288 (slab_chunk_max), ids 1..MC_CLASS_MAX.  wharf has
+ * no slabs: a class only sorts items by memcached's item size for "stats
+ * items/slabs", metadump and watch, so the numbers match memcached's. */
+#define MC_CLASS_MAX 39
+#define MC_CLASSES (MC_CLASS_MAX + 1)
+
+/* memcached's ITEM_ntotal of such an item (header, key, NUL, value, CRLF, CAS). */
+size_t mc_store_ntotal(size_t nkey, size_t nbytes);
+/* The class id (1..MC_CLASS_MAX) of an item; larger than the largest chunk
+ * is the largest class, as memcached's chunked items. */
+unsigned mc_store_class_of(size_t nkey, size_t nbytes);
+/* Chunk size of class id (1..MC_CLASS_MAX). */
+size_t mc_store_class_size(unsigned id);
+
+/* Per class, summed over shards: live items and their memcached size, and
+ * the counters "stats items" prints. */
+struct mc_class_stats {
+    uint64_t number, requested, evicted, evicted_nonzero, evicted_time, reclaimed,
+        expired_unfetched, evicted_unfetched;
+};
+void mc_store_class_stats(struct mc_store *s, struct mc_class_stats out[MC_CLASSES]);
+
+/* "stats reset": zeroes the counters memcached zeroes (total_items,
+ * evictions, reclaimed, expired/evicted_unfetched, get_expired/flushed, and
+ * the per-class ones), not what is stored (curr_items, bytes, number). */
+void mc_store_reset_stats(struct mc_store *s);
+
+/* Called for every evicted item, its shard locked (must not call the store). */
+typedef void (*mc_store_evict_fn)(void *arg, const struct mc_item *it, int64_t now);
+void mc_store_set_evict_hook(struct mc_store *s, mc_store_evict_fn fn, void *arg);
+
+/* Whether key is live, without bumping it or marking it fetched; when it
+ * is, its class and value length. */
+bool mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                   unsigned *cls, uint32_t *nbytes);
+
+/* A copy of one item's metadata, as a walk hands it out. */
+struct mc_walk_item {
+    int64_t exptime, time;
+    uint64_t cas;
+    uint32_t nbytes;
+    uint8_t nkey;
+    bool fetched;
+    char key[MC_KEY_MAX];
+};
+
+/* Where a walk goes on; zero it to start. */
+struct mc_walk {
+    unsigned shard;
+    size_t bucket, skip;
+    bool done;
+};
+
+/*
+ * Copies the metadata of up to max live items, going on from *w, into
+ * out[] and returns how many; w->done once every shard was walked.  Holds
+ * one shard's lock at a time, for at most max items.  An item present for
+ * the whole walk is seen (a table that grows meanwhile may show one twice).
+ */
+size_t mc_store_walk(struct mc_store *s, struct mc_walk *w, int64_t now,
+                     struct mc_walk_item *out, size_t max);
+
 #endif

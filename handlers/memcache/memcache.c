@@ -103,6 +103,8 @@ static enum mc_parse parse_storage(const struct mc_listener *l, const struct mc_
     if (!mc_tok_key(&t[1]) || !mc_tok_u64(&t[2], &flags) || !mc_tok_i32(&t[3], &sc->exptime) ||
         !mc_tok_i32(&t[4], &bytes) || bytes < 0)
         return P_FORMAT;
+    if (bytes > INT32_MAX - 2) /* memcached: vlen > INT_MAX - 2, no swallow */
+        return P_FORMAT;
     sc->flags = (uint32_t)flags;
     sc->bytes = (uint64_t)bytes;
     sc->cas = 0;
@@ -124,6 +126,75 @@ static long long mc_body_length(const char *line, size_t len, void *arg)
     if (n > MC_TOKENS_MAX || parse_storage(l, t, n, &sc) != P_OK)
         return -1;
     return (long long)sc.bytes + 2;
+}
+
+/* ---- a storage command's body over several reads ------------------------ */
+
+/*
+ * A value is gathered here, not in the framework's kept input, once its
+ * header line is complete and the body is not: so a value up to
+ * item_size_max is taken whatever the listener's buffers.max_input (the
+ * default 1 MiB would otherwise close the connection on a 1 MiB value).
+ * The buffer is <bytes> + 2 long, at most item_size_max + 2: one per
+ * connection, the size memcached allocates for the item it reads into.
+ */
+static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_storage *sc,
+                           const char *body, size_t blen, int64_t now);
+
+struct mc_pending {
+    struct mc_storage sc;  /* sc.key points at key[] */
+    char key[MC_KEY_MAX];
+    size_t have, need;     /* bytes of body[] filled, <bytes> + 2 */
+    char body[];
+};
+
+/* Takes a storage command line p[0..rem) whose body has not all arrived:
+ * returns the bytes consumed (the line and what body is here), or 0 when p
+ * does not start with a whole, well-formed storage header. */
+static size_t mc_pending_begin(wharf_conn *c, struct mc_conn *mc, const char *p, size_t rem)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    const char *lf = memchr(p, '\n', rem < MC_LINE_MAX + 1 ? rem : MC_LINE_MAX + 1);
+    if (!lf)
+        return 0;
+    size_t text = (size_t)(lf - p), hl = text + 1;
+    if (text && p[text - 1] == '\r')
+        text--;
+    struct mc_tok t[MC_TOKENS_MAX];
+    struct mc_storage sc;
+    size_t n = mc_tok_split(p, text, t, MC_TOKENS_MAX);
+    if (parse_storage(l, t, n, &sc) != P_OK)
+        return 0;
+    struct mc_pending *pd = malloc(sizeof *pd + sc.bytes + 2);
+    if (!pd) {
+        REPLY(c, "SERVER_ERROR out of memory storing object\r\n");
+        wharf_close_with(c, WHARF_CLOSE_ERROR);
+        return rem;
+    }
+    pd->sc = sc;
+    memcpy(pd->key, sc.key.p, sc.key.n);
+    pd->sc.key.p = pd->key;
+    pd->have = 0;
+    pd->need = sc.bytes + 2;
+    mc->pend = pd;
+    return hl;
+}
+
+/* Adds p[0..rem) to the pending body; runs the command once it is whole.
+ * Returns the bytes consumed. */
+static size_t mc_pending_fill(wharf_conn *c, struct mc_conn *mc, const char *p, size_t rem,
+                              int64_t now)
+{
+    struct mc_pending *pd = mc->pend;
+    size_t k = pd->need - pd->have < rem ? pd->need - pd->have : rem;
+    memcpy(pd->body + pd->have, p, k);
+    pd->have += k;
+    if (pd->have == pd->need) {
+        mc->pend = NULL;
+        mc_cmd_storage(c, mc, &pd->sc, pd->body, pd->need, now);
+        free(pd);
+    }
+    return k;
 }
 
 /* ---- workers and connections ------------------------------------------ */
@@ -179,7 +250,7 @@ static void mc_on_open(wharf_conn *c)
     mc->c = c;
     mc->w = &l->sh->workers[idx < l->sh->nworkers ? idx : l->sh->nworkers - 1];
     wharf_set_data(c, mc);
-    wharf_counter_add(&mc->w->cnt[C_CONN_OPENED], 1);
+    mc_stats_conn_open(c, mc); /* counts it, or refuses it over max_connections */
 }
 
 static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
@@ -188,9 +259,67 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
     struct mc_conn *mc = wharf_get_data(c);
     if (!mc)
         return;
-    wharf_counter_add(&mc->w->cnt[C_CONN_CLOSED], 1);
+    mc_watch_close(mc);
+    mc_crawler_free(mc);
+    mc_stats_conn_close(mc);
+    free(mc->pend);
     free(mc);
     wharf_set_data(c, NULL);
+}
+
+/* ---- what the operators' commands see of each command ------------------- */
+
+/* A get-family key looked up: per-class hits, stats detail, watch. */
+static void mc_ops_fetched(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
+                           bool found, uint32_t nbytes, bool touch)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    if (found)
+        mc_stats_class(mc, touch ? SC_TOUCH_HITS : SC_GET_HITS, nkey, nbytes);
+    mc_stats_detail(l->sh, key, nkey, found ? MD_HIT : MD_GET);
+    if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS))
+        mc_watch_get(l->sh->ops->watch, key, nkey, found,
+                     found ? mc_store_class_of(nkey, nbytes) : 0, nbytes, wharf_conn_id(c));
+}
+
+/* A storage command about to store: stats detail, and memcached's lookup
+ * of the old item, which watch shows as an item_get. */
+static void mc_ops_storing(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
+                           uint64_t bytes, int64_t now)
+{
+    (void)bytes;
+    (void)mc;
+    struct mc_listener *l = wharf_listener_data(c);
+    mc_stats_detail(l->sh, key, nkey, MD_SET);
+    if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS)) {
+        unsigned cls = 0;
+        uint32_t nbytes = 0;
+        bool found = mc_store_peek(l->store, key, nkey, now, &cls, &nbytes);
+        mc_watch_get(l->sh->ops->watch, key, nkey, found, cls, nbytes, wharf_conn_id(c));
+    }
+}
+
+/* A storage command's outcome: per-class counters and watch's item_store. */
+static void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const struct mc_storage *sc,
+                          enum mc_result r, int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    size_t nkey = sc->key.n, nbytes = (size_t)sc->bytes;
+    if (sc->mode == MC_CAS && (r == MC_STORED || r == MC_EXISTS))
+        mc_stats_class(mc, r == MC_STORED ? SC_CAS_HITS : SC_CAS_BADVAL, nkey, nbytes);
+    if (r == MC_NO_MEMORY)
+        mc_stats_class(mc, SC_OUTOFMEMORY, nkey, nbytes);
+    if (!mc_watch_wants(l->sh->ops->watch, MW_MUTATIONS))
+        return;
+    /* memcached's store_item_type and NREAD_* numbers */
+    int status = r == MC_STORED ? 1 : r == MC_EXISTS ? 2 : r == MC_NOT_FOUND ? 3
+               : r == MC_TOO_LARGE ? 4 : r == MC_NO_MEMORY ? 5 : 0;
+    static const int cmd[] = {[MC_SET] = 2, [MC_ADD] = 1, [MC_REPLACE] = 3,
+                              [MC_APPEND] = 4, [MC_PREPEND] = 5, [MC_CAS] = 6};
+    int64_t exp = mc_exptime(sc->exptime, now);
+    mc_watch_store(l->sh->ops->watch, sc->key.p, nkey, status, cmd[sc->mode],
+                   exp > now ? exp - now : 0, mc_store_class_of(nkey, nbytes),
+                   (uint32_t)nbytes, wharf_conn_id(c));
 }
 
 /* ---- retrieval -------------------------------------------------------- */
@@ -198,12 +327,14 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
 struct mc_get_ctx {
     wharf_conn *c;
     bool cas;
+    uint32_t nbytes; /* the value found (stats by class, watch) */
 };
 
 /* Sends "VALUE key flags bytes [cas]\r\n" + value + "\r\n" (shard locked). */
 static void mc_emit_value(const struct mc_item *it, void *arg)
 {
     struct mc_get_ctx *g = arg;
+    g->nbytes = it->nbytes;
     char buf[1024];
     char *p = buf;
     memcpy(p, "VALUE ", 6);
@@ -240,7 +371,7 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
                           int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    struct mc_get_ctx g = {c, mc->mget == MG_GETS || mc->mget == MG_GATS};
+    struct mc_get_ctx g = {c, mc->mget == MG_GETS || mc->mget == MG_GATS, 0};
     bool touch = mc->mget == MG_GAT || mc->mget == MG_GATS;
     size_t i = 0;
     while (i < n) {
@@ -268,6 +399,7 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         } else {
             wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_GET_HITS : C_GET_MISSES], 1);
         }
+        mc_ops_fetched(c, mc, k.p, k.n, r == MC_FOUND, g.nbytes, touch);
     }
     return n;
 }
@@ -324,18 +456,19 @@ static void mc_reply_u64(wharf_conn *c, uint64_t v)
     mc_send(c, buf, (size_t)(p - buf));
 }
 
+/* A storage command whose body[0..blen) (<bytes> + 2) is all here. */
 static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_storage *sc,
-                           const struct wharf_frame *fr, int64_t now)
+                           const char *body, size_t blen, int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    const char *body = fr->payload;
-    size_t blen = fr->payload_len; /* bytes + 2 */
+    wharf_counter_add(&mc->w->cnt[C_CMD_SET], 1); /* memcached counts before the check */
+    mc_stats_class(mc, SC_CMD_SET, sc->key.n, (size_t)sc->bytes);
     if (body[blen - 2] != '\r' || body[blen - 1] != '\n') {
         if (!sc->noreply)
             REPLY(c, "CLIENT_ERROR bad data chunk\r\n");
         return;
     }
-    wharf_counter_add(&mc->w->cnt[C_CMD_SET], 1);
+    mc_ops_storing(c, mc, sc->key.p, sc->key.n, sc->bytes, now);
     enum mc_result r = mc_store_store(l->store, sc->mode, sc->key.p, sc->key.n, sc->flags,
                                       mc_exptime(sc->exptime, now), body, blen - 2, sc->cas, now);
     if (sc->mode == MC_CAS)
@@ -343,10 +476,14 @@ static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_st
                                       : r == MC_EXISTS ? C_CAS_BADVAL
                                                        : C_CAS_MISSES],
                           1);
+    if ((sc->mode == MC_APPEND || sc->mode == MC_PREPEND) &&
+        (r == MC_TOO_LARGE || r == MC_NO_MEMORY))
+        r = MC_NOT_STORED; /* memcached: the joined item could not be made */
     if (r == MC_TOO_LARGE)
         wharf_counter_add(&mc->w->cnt[C_STORE_TOO_LARGE], 1);
     if (r == MC_NO_MEMORY)
         wharf_counter_add(&mc->w->cnt[C_STORE_NO_MEMORY], 1);
+    mc_ops_stored(c, mc, sc, r, now);
     if (sc->noreply)
         return;
     switch (r) {
@@ -359,36 +496,41 @@ static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_st
     }
 }
 
+/* memcached's process_delete_command: "delete <key> [0] [noreply]"; every
+ * answer, the usage error included, respects noreply. */
 static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
                           int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    bool noreply = false;
-    if (n == 3) {
-        noreply = mc_tok_is(&t[2], "noreply");
-        if (!noreply && !mc_tok_is(&t[2], "0"))
-            goto usage;
-    } else if (n == 4) {
-        if (!mc_tok_is(&t[2], "0") || !mc_tok_is(&t[3], "noreply"))
-            goto usage;
-        noreply = true;
+    bool noreply = n > 2 && mc_tok_is(&t[n - 1], "noreply");
+    if (n > 2) {
+        bool zero = mc_tok_is(&t[2], "0");
+        if (!((n == 3 && (zero || noreply)) || (n == 4 && zero && noreply))) {
+            if (!noreply)
+                REPLY(c, "CLIENT_ERROR bad command line format.  "
+                         "Usage: delete <key> [noreply]\r\n");
+            return;
+        }
     }
     if (!mc_tok_key(&t[1])) {
         if (!noreply)
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
         return;
     }
+    mc_stats_detail(l->sh, t[1].p, t[1].n, MD_DEL);
+    unsigned cls = 0;
+    uint32_t nbytes = 0;
+    bool had = mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes);
     enum mc_result r = mc_store_delete(l->store, t[1].p, t[1].n, now);
     wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_DELETE_HITS : C_DELETE_MISSES], 1);
+    if (r == MC_FOUND && had)
+        mc_stats_class(mc, SC_DELETE_HITS, t[1].n, nbytes);
     if (!noreply) {
         if (r == MC_FOUND)
             REPLY(c, "DELETED\r\n");
         else
             REPLY(c, "NOT_FOUND\r\n");
     }
-    return;
-usage:
-    REPLY(c, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n");
 }
 
 static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
@@ -411,6 +553,10 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
     if (r == MC_FOUND || r == MC_NOT_FOUND)
         wharf_counter_add(&mc->w->cnt[incr ? (r == MC_FOUND ? C_INCR_HITS : C_INCR_MISSES)
                             : (r == MC_FOUND ? C_DECR_HITS : C_DECR_MISSES)], 1);
+    unsigned cls;
+    uint32_t nbytes;
+    if (r == MC_FOUND && mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes))
+        mc_stats_class(mc, incr ? SC_INCR_HITS : SC_DECR_HITS, t[1].n, nbytes);
     if (noreply)
         return;
     switch (r) {
@@ -421,6 +567,12 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
         break;
     default: REPLY(c, "SERVER_ERROR out of memory\r\n"); break;
     }
+}
+
+/* touch's callback: only the value's length (shard locked). */
+static void mc_touched(const struct mc_item *it, void *arg)
+{
+    ((struct mc_get_ctx *)arg)->nbytes = it->nbytes;
 }
 
 static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
@@ -440,9 +592,12 @@ static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
         return;
     }
     wharf_counter_add(&mc->w->cnt[C_CMD_TOUCH], 1);
+    struct mc_get_ctx g = {c, false, 0};
     enum mc_result r = mc_store_get(l->store, t[1].p, t[1].n, now, true, mc_exptime(e, now),
-                                    NULL, NULL);
+                                    mc_touched, &g);
     wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES], 1);
+    if (r == MC_FOUND)
+        mc_stats_class(mc, SC_TOUCH_HITS, t[1].n, g.nbytes);
     if (!noreply) {
         if (r == MC_FOUND)
             REPLY(c, "TOUCHED\r\n");
@@ -466,6 +621,47 @@ static void mc_cmd_flush(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
     mc_store_flush(l->store, delay > 0 ? mc_exptime(delay, now) : now, now);
     if (!noreply)
         REPLY(c, "OK\r\n");
+}
+
+/* "slabs automove <n>" and "slabs reassign <src> <dst>": wharf has no slab
+ * pages to move, so automove's level is checked and accepted as memcached
+ * checks it, and reassign is refused as memcached refuses it when slab
+ * reassignment is off. */
+static void mc_cmd_slabs(wharf_conn *c, const struct mc_tok *t, size_t n)
+{
+    uint64_t level;
+    if (n >= 3 && mc_tok_is(&t[1], "automove")) {
+        if (!mc_tok_u64(&t[2], &level))
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+        else if (level > 2)
+            REPLY(c, "ERROR\r\n");
+        else
+            REPLY(c, "OK\r\n");
+    } else if (n == 4 && mc_tok_is(&t[1], "reassign")) {
+        REPLY(c, "CLIENT_ERROR slab reassignment disabled\r\n");
+    } else {
+        REPLY(c, "ERROR\r\n");
+    }
+}
+
+/*
+ * Whether an unknown command line looks like an HTTP request line, which
+ * memcached answers by closing (a cross-protocol guard): its command word
+ * starts with none of the letters memcached dispatches on and its last
+ * token starts with "HTTP/" (t: the first tokens, n: their count, or
+ * MC_TOKENS_MAX + 1 when there were more).
+ */
+static bool mc_http_line(const struct mc_tok *t, size_t n, const char *line, size_t ll)
+{
+    if (n < 2 || t[0].n < 2 || strchr("mgsacidt", t[0].p[0]))
+        return false;
+    size_t e = ll;
+    while (e > 0 && line[e - 1] == ' ')
+        e--;
+    size_t b = e;
+    while (b > 0 && line[b - 1] != ' ')
+        b--;
+    return e - b >= 5 && memcmp(line + b, "HTTP/", 5) == 0;
 }
 
 /*
@@ -504,9 +700,9 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
     struct mc_tok t[MC_TOKENS_MAX];
     size_t n = mc_tok_split(line, ll, t, MC_TOKENS_MAX);
     struct mc_storage sc;
-    switch (n > MC_TOKENS_MAX ? P_ERROR : parse_storage(l, t, n, &sc)) {
+    switch (parse_storage(l, t, n, &sc)) { /* too many tokens: P_ERROR */
     case P_OK:
-        mc_cmd_storage(c, mc, &sc, fr, now);
+        mc_cmd_storage(c, mc, &sc, fr->payload, fr->payload_len, now);
         return len;
     case P_ERROR:
         REPLY(c, "ERROR\r\n");
@@ -539,12 +735,31 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
     } else if (mc_tok_is(&t[0], "version")) {
         REPLY(c, "VERSION " MC_VERSION "\r\n");
     } else if (mc_tok_is(&t[0], "verbosity") && (n == 2 || n == 3)) {
-        if (!mc_tok_is(&t[n - 1], "noreply"))
+        uint64_t level; /* wharf logs by its own config: the level is checked only */
+        bool valid = mc_tok_u64(&t[1], &level);
+        if (valid)
+            mc_stats_set_verbosity(l->sh, level > 2 ? 2 : (unsigned)level);
+        if (mc_tok_is(&t[n - 1], "noreply"))
+            ;
+        else if (valid)
             REPLY(c, "OK\r\n");
-    } else if (mc_tok_is(&t[0], "stats") && (n <= 2 || (n == 3 && mc_tok_is(&t[1], "detail")))) {
+        else
+            REPLY(c, "CLIENT_ERROR bad command line format\r\n");
+    } else if (mc_tok_is(&t[0], "slabs")) {
+        mc_cmd_slabs(c, t, n);
+    } else if (mc_tok_is(&t[0], "stats") && n <= 3) {
         mc_stats_command(c, t, n);
+    } else if (mc_tok_is(&t[0], "lru_crawler")) {
+        mc_crawler_command(c, mc, t, n);
+        if (mc->dump)
+            return len; /* dumping: on_data takes no command until it ends */
+    } else if (mc_tok_is(&t[0], "watch")) {
+        mc_watch_command(c, mc, t, n);
     } else if (mc_tok_is(&t[0], "quit") && n == 1) {
         wharf_close(c);
+        return (size_t)-1;
+    } else if (mc_http_line(t, n, line, ll)) {
+        wharf_close(c); /* memcached hangs up without a word */
         return (size_t)-1;
     } else {
         REPLY(c, "ERROR\r\n");
@@ -612,15 +827,25 @@ static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
     const char *base = data;
     size_t used = 0;
     int64_t now = (int64_t)time(NULL);
+    if (mc->info)
+        atomic_store_explicit(&mc->info->last_cmd, now, memory_order_relaxed);
     if (mc_binary_detect(mc, data, len)) /* first byte 0x80: mc_binary.c */
         return mc_binary_on_data(c, data, len);
-    while (used < len) {
+    if (mc->watcher)
+        return len; /* a watcher sends nothing more that counts, as memcached */
+    if (mc->dump && mc_crawler_continue(c, mc))
+        return 0;   /* the rest waits for the dump's end (on_drain) */
+    while (used < len && !mc->dump && !mc->watcher) {
         const char *p = base + used;
         size_t rem = len - used;
         if (mc->swallow) {
             size_t k = rem < mc->swallow ? rem : (size_t)mc->swallow;
             mc->swallow -= k;
             used += k;
+            continue;
+        }
+        if (mc->pend) {
+            used += mc_pending_fill(c, mc, p, rem, now);
             continue;
         }
         if (mc->mget) {
@@ -652,8 +877,13 @@ static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
                 wharf_close(c);
                 return len;
             }
-            if (n == 0)
-                break;
+            if (n == 0) {
+                size_t k = mc_pending_begin(c, mc, p, rem);
+                if (k == 0)
+                    break;
+                used += k;
+                continue;
+            }
             wharf_conn_log(c, WHARF_LOG_INFO, "unframed input: %s", why ? why : "?");
             REPLY(c, "CLIENT_ERROR line too long\r\n");
             wharf_close(c);
@@ -667,7 +897,21 @@ static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
             break; /* output piled up mid-get */
     }
     wharf_counter_add(&mc->w->cnt[C_BYTES_READ], used);
+    if (mc->info)
+        atomic_store_explicit(&mc->info->state, mc->watcher || mc->dump ? MS_WATCH
+                              : mc->pend ? MS_NREAD : mc->swallow ? MS_SWALLOW : MS_PARSE_CMD,
+                              memory_order_relaxed);
     return used;
+}
+
+/* Output fell below the low mark: a metadump goes on, then kept input. */
+static void mc_on_drain(wharf_conn *c)
+{
+    struct mc_conn *mc = wharf_get_data(c);
+    if (mc && mc->dump)
+        mc_crawler_continue(c, mc);
+    if (mc && mc->watcher)
+        mc_watch_drain(c, mc);
 }
 
 /* ---- init / fini -------------------------------------------------------- */
@@ -692,6 +936,9 @@ struct mc_shared_args {
 static void mc_shared_destroy(void *obj)
 {
     struct mc_shared *sh = obj;
+    if (sh->ops)
+        mc_watch_free(sh->ops->watch);
+    mc_stats_ops_free(sh->ops);
     mc_store_free(sh->store);
     pthread_mutex_destroy(&sh->lock);
     free(sh->workers);
@@ -709,7 +956,10 @@ static int mc_shared_create(void *arg, void **obj)
     sh->store = mc_store_new(a->limit, a->item_max);
     sh->started = (int64_t)time(NULL);
     pthread_mutex_init(&sh->lock, NULL);
-    if (!sh->workers || !sh->store) {
+    sh->ops = mc_stats_ops_new();
+    if (sh->ops && sh->store)
+        sh->ops->watch = mc_watch_new(sh->store);
+    if (!sh->workers || !sh->store || !sh->ops || !sh->ops->watch) {
         mc_shared_destroy(sh);
         return -ENOMEM;
     }
@@ -719,7 +969,7 @@ static int mc_shared_create(void *arg, void **obj)
 
 /* The cache's kind; change the tag when struct mc_shared changes. */
 static const struct wharf_state_type mc_shared_type = {
-    .tag = "memcache.cache/3", /* 3: hot/warm/cold lists and stamps (mc_store.c) */
+    .tag = "memcache.cache/3", /* 3: hot/warm/cold lists and stamps, per-class counts */
     .create = mc_shared_create,
     .destroy = mc_shared_destroy,
 };
@@ -727,14 +977,17 @@ static const struct wharf_state_type mc_shared_type = {
 static int mc_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"memory_limit", "item_size_max",
-                                          "reclaim_interval_ms", "reclaim_batch", NULL};
+                                          "reclaim_interval_ms", "reclaim_batch",
+                                          "max_connections", NULL};
     if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
         return -1;
     long long limit = 64ll << 20, item_max = 1ll << 20, reclaim_ms = 1000, batch = 256;
+    long long max_conns = 0;
     if (opt_size(opts, "memory_limit", 65536, 1ll << 46, &limit, err, errlen) < 0 ||
         opt_size(opts, "item_size_max", 16, 1ll << 30, &item_max, err, errlen) < 0 ||
         opt_size(opts, "reclaim_interval_ms", 0, 3600000, &reclaim_ms, err, errlen) < 0 ||
-        opt_size(opts, "reclaim_batch", 1, 1000000, &batch, err, errlen) < 0)
+        opt_size(opts, "reclaim_batch", 1, 1000000, &batch, err, errlen) < 0 ||
+        opt_size(opts, "max_connections", 0, 1000000000, &max_conns, err, errlen) < 0)
         return -1;
     if ((size_t)mc_item_cost(MC_KEY_MAX, (size_t)item_max) > (size_t)limit) {
         snprintf(err, errlen, "item_size_max: an item that large would not fit memory_limit");
@@ -762,6 +1015,7 @@ static int mc_init(const wharf_options *opts, void **listener_data, char *err, s
     l->ticks = ticks;
     l->reclaim_ms = (uint64_t)reclaim_ms;
     l->reclaim_batch = (size_t)batch;
+    l->max_conns = (uint64_t)max_conns;
     l->framing.kind = WHARF_FRAME_HEADER_BODY;
     l->framing.max_frame = (size_t)item_max + 2 + 65536;
     l->framing.body_length = mc_body_length;
@@ -789,6 +1043,7 @@ WHARF_HANDLER_EXPORT = {
     .on_open = mc_on_open,
     .on_data = mc_on_data,
     .on_close = mc_on_close,
+    .on_drain = mc_on_drain,
     .on_worker_start = mc_on_worker_start,
     .on_worker_stop = mc_on_worker_stop,
 };

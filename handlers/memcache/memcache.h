@@ -33,12 +33,20 @@ enum mc_counter {
     C_GET_HITS, C_GET_MISSES, C_DELETE_MISSES, C_DELETE_HITS, C_INCR_MISSES, C_INCR_HITS,
     C_DECR_MISSES, C_DECR_HITS, C_CAS_MISSES, C_CAS_HITS, C_CAS_BADVAL, C_TOUCH_HITS,
     C_TOUCH_MISSES, C_STORE_TOO_LARGE, C_STORE_NO_MEMORY, C_BYTES_READ, C_BYTES_WRITTEN,
+    C_REJECTED_CONNS, /* mc_stats.c: refused over max_connections */
     C_COUNT
+};
+
+/* mc_stats.c: per size class counters ("stats slabs", "stats items"). */
+enum mc_class_counter {
+    SC_GET_HITS, SC_CMD_SET, SC_DELETE_HITS, SC_INCR_HITS, SC_DECR_HITS, SC_CAS_HITS,
+    SC_CAS_BADVAL, SC_TOUCH_HITS, SC_OUTOFMEMORY, SC_COUNT
 };
 
 /* One worker's counters, written only by that worker's thread. */
 struct mc_worker {
     _Atomic uint64_t cnt[C_COUNT];
+    _Atomic uint64_t cls[MC_CLASSES][SC_COUNT]; /* mc_stats.c: per size class */
     char pad[64];
 };
 
@@ -52,6 +60,7 @@ struct mc_shared {
     uint64_t reset_base[C_COUNT]; /* "stats reset": counters are reported above it */
     uint64_t applied;             /* the settings ticket applied last */
     _Atomic uint64_t tickets;     /* handed to each init, in order */
+    struct mc_ops *ops;           /* mc_stats.c: the operators' view */
 };
 
 /* One generation's listener. */
@@ -60,6 +69,7 @@ struct mc_listener {
     struct mc_store *store;       /* sh->store */
     size_t limit, item_max;
     uint64_t ticket;              /* orders this generation's settings */
+    uint64_t max_conns;           /* mc_stats.c: "max_connections", 0 = no limit */
     uint64_t reclaim_ms;
     size_t reclaim_batch;
     struct wharf_framing framing;
@@ -80,6 +90,14 @@ struct mc_conn {
     uint8_t proto;             /* enum mc_proto */
     uint64_t bin_swallow;      /* bytes of a refused binary body still to drop */
     struct mc_capture *capture; /* set: mc_send appends here instead (binary stat) */
+    /* memcache.c (protocol fixes): a storage command whose body is being
+     * gathered over several reads, or NULL. */
+    struct mc_pending *pend;
+    /* mc_stats.c: this connection in "stats conns" (NULL if refused) */
+    struct mc_conn_info *info;
+    struct mc_watcher *watcher;   /* mc_watch.c: set once it watches */
+    struct mc_dump *dump;         /* mc_crawler.c: a metadump under way */
+    struct mc_ops *ops;           /* mc_stats.c: where it was counted (NULL if refused) */
 };
 
 struct tok {
@@ -159,8 +177,80 @@ bool mc_tok_u64(const struct mc_tok *t, uint64_t *out);
 bool mc_tok_i32(const struct mc_tok *t, int64_t *out);
 bool mc_tok_key(const struct mc_tok *t);
 
-/* mc_stats.c */
+/* ---- mc_stats.c: counters, "stats", connections, the connection limit ---- */
+
+/* memcached's connection states as "stats conns" names them. */
+enum mc_conn_state { MS_PARSE_CMD, MS_NREAD, MS_SWALLOW, MS_WATCH };
+
+/* One connection as "stats conns" shows it, in mc_ops.conns. */
+struct mc_conn_info {
+    struct wharf_list link;
+    uint64_t id;
+    char addr[64], listen_addr[64];
+    _Atomic int64_t last_cmd;
+    _Atomic int state;            /* enum mc_conn_state */
+};
+
+/* The operators' state, one per cache (struct mc_shared.ops). */
+struct mc_ops {
+    pthread_mutex_t lock;         /* conns and the prefix table */
+    struct wharf_list conns;      /* struct mc_conn_info, oldest first */
+    _Atomic uint64_t open;        /* connections counted against max_connections */
+    _Atomic bool detail;          /* "stats detail on" */
+    struct mc_prefix **prefixes;  /* "stats detail": hash table, MC_PREFIX_BUCKETS */
+    size_t nprefixes;
+    uint64_t cls_base[MC_CLASSES][SC_COUNT]; /* "stats reset" (under sh->lock) */
+    _Atomic unsigned verbosity;
+    _Atomic bool crawler_off;     /* mc_crawler.c: "lru_crawler disable" */
+    struct mc_watch *watch;       /* mc_watch.c */
+};
+
 uint64_t mc_stats_counter(const struct mc_shared *sh, enum mc_counter i);
 void mc_stats_command(wharf_conn *c, const struct mc_tok *t, size_t n);
+struct mc_ops *mc_stats_ops_new(void);
+void mc_stats_ops_free(struct mc_ops *ops);
+/* on_open: registers c, or refuses it over max_connections (false: c is
+ * being closed with "ERROR Too many open connections"). */
+bool mc_stats_conn_open(wharf_conn *c, struct mc_conn *mc);
+void mc_stats_conn_close(struct mc_conn *mc);
+/* Counts a per-class event for the item of nkey/nbytes. */
+void mc_stats_class(struct mc_conn *mc, enum mc_class_counter k, size_t nkey, size_t nbytes);
+/* "stats detail" recording (no-ops while off): a get (hit or miss), a
+ * storage command, a delete. */
+enum mc_detail { MD_GET, MD_HIT, MD_SET, MD_DEL };
+void mc_stats_detail(struct mc_shared *sh, const char *key, size_t nkey, enum mc_detail what);
+/* "verbosity <n>": the level "stats settings" shows. */
+void mc_stats_set_verbosity(struct mc_shared *sh, unsigned level);
+
+/* ---- mc_crawler.c: "lru_crawler" and its metadump ---- */
+void mc_crawler_command(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n);
+/* Goes on with a metadump (more lines while output is below the mark);
+ * false once it is over. */
+bool mc_crawler_continue(wharf_conn *c, struct mc_conn *mc);
+void mc_crawler_free(struct mc_conn *mc);
+
+/* ---- mc_watch.c: "watch" ---- */
+#define MC_WATCH_BUF 65536u  /* bytes of lines a watcher may have waiting */
+#define MC_WATCH_MAX 20      /* watchers at once, memcached's WATCHER_LIMIT */
+enum mc_watch_kind { MW_FETCHERS = 1, MW_MUTATIONS = 2, MW_EVICTIONS = 4 };
+struct mc_watch *mc_watch_new(struct mc_store *store);
+void mc_watch_free(struct mc_watch *wt);
+void mc_watch_command(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n);
+/* Whether any watcher wants events of kind k (cheap; check before logging). */
+bool mc_watch_wants(const struct mc_watch *wt, enum mc_watch_kind k);
+/* An item_get: status 0 not_found, 1 found; cls 0 when not found. */
+void mc_watch_get(struct mc_watch *wt, const char *key, size_t nkey, bool found, unsigned cls,
+                  uint32_t nbytes, uint64_t cfd);
+/* An item_store: status as memcached's store_item_type (0 not_stored, 1
+ * stored, 2 exists, 3 not_found, 4 too_large, 5 no_memory); cmd 1..6 add,
+ * set, replace, append, prepend, cas; ttl seconds left (0 never). */
+void mc_watch_store(struct mc_watch *wt, const char *key, size_t nkey, int status, int cmd,
+                    int64_t ttl, unsigned cls, uint32_t nbytes, uint64_t cfd);
+void mc_watch_close(struct mc_conn *mc);
+/* on_drain of a watcher: sends what waits. */
+void mc_watch_drain(wharf_conn *c, struct mc_conn *mc);
+/* "stats": log_watchers, log_watcher_sent, log_watcher_skipped. */
+void mc_watch_stats(struct mc_watch *wt, uint64_t *watchers, uint64_t *sent, uint64_t *skipped);
+void mc_watch_reset(struct mc_watch *wt);
 
 #endif
