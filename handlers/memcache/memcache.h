@@ -7,7 +7,8 @@
  *
  * The files: memcache.c (the handler: init, connections, the ASCII
  * protocol), mc_tok.c (tokens of a command line), mc_stats.c (the
- * counters and "stats"), mc_store.c (the cache itself).
+ * counters and "stats"), mc_store.c (the cache itself), mc_meta.c (the
+ * meta commands).
  */
 #ifndef MEMCACHE_H
 #define MEMCACHE_H
@@ -135,5 +136,15 @@ bool mc_tok_key(const struct mc_tok *t);
 /* mc_stats.c */
 uint64_t mc_stats_counter(const struct mc_shared *sh, enum mc_counter i);
 void mc_stats_command(wharf_conn *c, const struct mc_tok *t, size_t n);
+
+/* mc_meta.c: the meta commands (mg, ms, md, ma, mn, me) */
+/* Whether a line is a meta command (its first token: 'm' and one more). */
+bool mc_meta_is(const char *line, size_t len);
+/* The framing's body for a meta line: ms's <datalen> + 2 when memcached
+ * would read its data block, -1 otherwise. */
+long long mc_meta_body_length(const struct mc_listener *l, const char *line, size_t len);
+/* Answers one meta command (fr: its line, and ms's data block). */
+void mc_meta_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_frame *fr,
+                     int64_t now);
 
 #endif
