@@ -142,10 +142,11 @@ struct mc_meta_req {
 /* Returns false when the command failed after all (no bump then). */
 typedef bool (*mc_meta_fn)(struct mc_item *it, bool created, void *arg);
 
-/* The seconds since it was last fetched (or stored). */
+/* The seconds since it was last fetched (or stored); 0 if the clock went back. */
 static inline int64_t mc_item_idle(const struct mc_item *it, int64_t now)
 {
-    return now - (it->time + (int64_t)it->touched);
+    int64_t idle = now - (it->time + (int64_t)it->touched);
+    return idle > 0 ? idle : 0;
 }
 
 /*
