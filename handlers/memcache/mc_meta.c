@@ -284,7 +284,7 @@ static void meta_split(struct meta_line *ml, const char *line, size_t len)
  * memcached's _meta_flag_preparse over tokens [start, n): fills ml->of,
  * decodes a base64 key (b).  Returns NULL, or the error to answer: a repeated
  * or unknown flag stops at once; the other errors are noted and the last one
- * noted is answered (*err starts as the default).
+ * noted is answered ("bad command line format" when none had a text: F).
  */
 static const char *meta_preparse(struct meta_line *ml, size_t start, int64_t now)
 {
