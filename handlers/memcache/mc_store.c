@@ -49,8 +49,11 @@
  * everything at once; with a delay it records the time and the items stored
  * up to then die when it comes.
  *
- * CAS ids are per shard sequences with the shard index in the low bits, so
- * they are unique across the store without a shared counter.
+ * CAS ids come from one store-wide counter, taken as memcached takes them
+ * (each item linked, each incr/decr in place, each flush_all without a
+ * delay, each meta invalidate), so that a client sees the same ids from
+ * wharf as from a fresh memcached.  It sits beside `used`, the other
+ * shared word every store writes.
  */
 #include "mc_store.h"
 
@@ -88,7 +91,6 @@ struct mc_shard {
     size_t nitems;
     struct wharf_list lists[LRU_LISTS]; /* hot, warm, cold; newest first */
     size_t list_bytes[LRU_LISTS];
-    uint64_t cas_seq;
     size_t reclaim_bucket;       /* where mc_store_reclaim goes on */
     struct mc_store_stats st;    /* curr_items and bytes kept here too */
     struct mc_class_stats cls[MC_CLASSES]; /* operators' section: per class */
@@ -99,6 +101,7 @@ struct mc_store {
     _Atomic size_t limit, item_max; /* changed by mc_store_set_limits */
     uint64_t seed;
     _Atomic size_t used;
+    _Atomic uint64_t cas_last;  /* the last CAS id handed out */
     _Atomic uint64_t clock;   /* bytes of every item ever linked: LRU time */
     _Atomic int64_t flush_at; /* items stored up to it are invalid once it passed */
     _Atomic unsigned reclaim_next;
@@ -208,6 +211,12 @@ size_t mc_store_item_max(const struct mc_store *s)
 static struct mc_shard *shard_of(struct mc_store *s, uint64_t hash)
 {
     return &s->shards[hash >> (64 - MC_SHARD_BITS)];
+}
+
+/* The next CAS id (memcached's get_cas_id: 1, 2, ...). */
+static uint64_t next_cas(struct mc_store *s)
+{
+    return atomic_fetch_add_explicit(&s->cas_last, 1, memory_order_relaxed) + 1;
 }
 
 static unsigned shard_index(const struct mc_store *s, const struct mc_shard *sh)
@@ -640,7 +649,7 @@ static struct mc_item *item_build(struct mc_store *s, struct mc_shard *sh, uint6
         return NULL;
     memset(it, 0, sizeof *it);
     it->hash = h;
-    it->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
+    it->cas = next_cas(s);
     it->nbytes = (uint32_t)total;
     it->nkey = (uint8_t)nkey;
     memcpy(it->data, key, nkey);
@@ -779,7 +788,7 @@ enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nk
             char *d = it->data + it->nkey;
             memcpy(d, num, (size_t)len);
             memset(d + len, ' ', it->nbytes - (size_t)len);
-            it->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
+            it->cas = next_cas(s);
         } else {
             size_t cost = mc_item_cost(nkey, (size_t)len);
             struct mc_item *n = NULL;
@@ -794,7 +803,7 @@ enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nk
                 *n = *it;
                 n->nbytes = (uint32_t)len;
                 n->time = now;
-                n->cas = (++sh->cas_seq << MC_SHARD_BITS) | shard_index(s, sh);
+                n->cas = next_cas(s);
                 memcpy(n->data, key, nkey);
                 memcpy(n->data + nkey, num, (size_t)len);
                 memcpy(n->data + nkey + len, "\r\n", 2);
@@ -818,6 +827,7 @@ void mc_store_flush(struct mc_store *s, int64_t at, int64_t now)
         return;
     }
     atomic_store(&s->flush_at, 0);
+    next_cas(s); /* memcached takes one here too */
     for (unsigned i = 0; i < MC_SHARDS; i++) {
         struct mc_shard *sh = &s->shards[i];
         pthread_mutex_lock(&sh->lock);
@@ -1123,4 +1133,244 @@ size_t mc_store_walk(struct mc_store *s, struct mc_walk *w, int64_t now,
         }
     }
     return n;
+}
+
+/* ---- the meta protocol's (mc_meta.c; mc_store.h says what each does) ---- */
+
+/* A fetch: marked fetched, accessed now, most recently used. */
+static void meta_bump(struct mc_store *s, struct mc_shard *sh, struct mc_item *it,
+                      int64_t now)
+{
+    lru_hit(s, sh, it);
+    it->fetched = 1;
+    if (now > it->time)
+        it->touched = (uint32_t)(now - it->time);
+}
+
+/* Links a new never-expiring item of key and value[0..nbytes) with flags 0
+ * (a vivify); NULL when memory is short. */
+static struct mc_item *meta_link_new(struct mc_store *s, struct mc_shard *sh, uint64_t h,
+                                     const char *key, size_t nkey, const char *value,
+                                     size_t nbytes, const struct mc_meta_req *req, int64_t now)
+{
+    size_t cost = mc_item_cost(nkey, nbytes);
+    if (!reserve(s, sh, NULL, cost, now))
+        return NULL;
+    struct mc_item *it = item_build(s, sh, h, key, nkey, MC_SET, NULL, value, nbytes, nbytes);
+    if (!it) {
+        atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
+        return NULL;
+    }
+    it->time = now;
+    it->mflags = req->mflags;
+    if (req->cas_in)
+        it->cas = req->cas_in;
+    item_link(s, sh, it);
+    return it;
+}
+
+enum mc_result mc_store_meta_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                                 const struct mc_meta_req *req, mc_meta_fn fn, void *arg)
+{
+    uint64_t h = mc_hash(s->seed, key, nkey);
+    struct mc_shard *sh = shard_of(s, h);
+    enum mc_result rc = MC_FOUND;
+    pthread_mutex_lock(&sh->lock);
+    struct mc_item *it = item_find(s, sh, h, key, nkey, now, true);
+    if (!it && req->vivify) {
+        it = meta_link_new(s, sh, h, key, nkey, "", 0, req, now);
+        rc = MC_STORED;
+    }
+    if (it) {
+        bool ok = fn ? fn(it, rc == MC_STORED, arg) : true;
+        if (ok && req->bump)
+            meta_bump(s, sh, it, now);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return it ? rc : MC_NOT_FOUND;
+}
+
+/* Whether ms may store over old (NULL: none), as memcached's do_store_item
+ * decides; sets *stale when an older cas with I stores it stale. */
+static enum mc_result meta_set_allowed(const struct mc_meta_set *ms, struct mc_item *old,
+                                       bool *stale)
+{
+    *stale = false;
+    if (!old) {
+        switch (ms->mode) {
+        case MC_SET:
+        case MC_ADD: return MC_STORED;
+        case MC_CAS: return MC_NOT_FOUND;
+        default: return MC_NOT_STORED;
+        }
+    }
+    switch (ms->mode) {
+    case MC_ADD: /* as a failed ASCII add: nothing moves in the LRU */
+        return MC_NOT_STORED;
+    case MC_CAS:
+        if (ms->cas != 0 && ms->cas == old->cas)
+            return MC_STORED;
+        if (ms->cas != 0 && ms->invalidate && ms->cas < old->cas) {
+            *stale = true;
+            return MC_STORED;
+        }
+        return MC_EXISTS;
+    case MC_APPEND:
+    case MC_PREPEND:
+        return ms->cas != 0 && ms->cas != old->cas ? MC_EXISTS : MC_STORED;
+    default:
+        return MC_STORED;
+    }
+}
+
+enum mc_result mc_store_meta_set(struct mc_store *s, const char *key, size_t nkey,
+                                 const struct mc_meta_set *ms, const char *value, size_t nbytes,
+                                 int64_t now, uint64_t *cas_out)
+{
+    uint64_t h = mc_hash(s->seed, key, nkey);
+    struct mc_shard *sh = shard_of(s, h);
+    pthread_mutex_lock(&sh->lock);
+    struct mc_item *old = item_find(s, sh, h, key, nkey, now, false);
+    bool stale, join = ms->mode == MC_APPEND || ms->mode == MC_PREPEND;
+    enum mc_result rc = meta_set_allowed(ms, old, &stale);
+    if (rc != MC_STORED)
+        goto out;
+    size_t total = nbytes + (join ? old->nbytes : 0);
+    size_t cost = mc_item_cost(nkey, total);
+    if (total > mc_store_item_max(s) || total > UINT32_MAX) {
+        rc = join ? MC_NOT_STORED : MC_TOO_LARGE;
+        goto out;
+    }
+    struct mc_item *it = NULL;
+    if (reserve(s, sh, old, cost, now)) {
+        it = item_build(s, sh, h, key, nkey, join ? ms->mode : MC_SET, old, value, nbytes,
+                        total);
+        if (!it)
+            atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
+    }
+    if (!it) {
+        rc = join ? MC_NOT_STORED : MC_NO_MEMORY;
+        goto out;
+    }
+    it->time = now;
+    it->flags = join ? old->flags : ms->flags;
+    it->exptime = join || stale ? old->exptime : ms->exptime;
+    it->mflags = ms->mflags;
+    if (stale)
+        it->mflags |= MC_ITEM_STALE | (old->mflags & MC_ITEM_TOKEN_SENT);
+    if (ms->cas_in)
+        it->cas = ms->cas_in;
+    *cas_out = it->cas;
+    if (old)
+        item_free(s, sh, old);
+    item_link(s, sh, it);
+out:
+    if ((rc == MC_NO_MEMORY || rc == MC_TOO_LARGE) && old)
+        item_free(s, sh, old); /* as memcached: no stale value stays behind */
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
+enum mc_result mc_store_meta_delete(struct mc_store *s, const char *key, size_t nkey,
+                                    bool has_cas, uint64_t cas, bool invalidate, bool new_ttl,
+                                    int64_t exptime, uint64_t cas_in, int64_t now)
+{
+    uint64_t h = mc_hash(s->seed, key, nkey);
+    struct mc_shard *sh = shard_of(s, h);
+    enum mc_result rc = MC_FOUND;
+    pthread_mutex_lock(&sh->lock);
+    struct mc_item *it = item_find(s, sh, h, key, nkey, now, false);
+    if (!it) {
+        rc = MC_NOT_FOUND;
+    } else if (has_cas && it->cas != cas) {
+        rc = MC_EXISTS;
+    } else if (invalidate) {
+        if (new_ttl)
+            it->exptime = exptime;
+        it->mflags = (uint8_t)((it->mflags | MC_ITEM_STALE) & ~MC_ITEM_TOKEN_SENT);
+        it->cas = cas_in ? cas_in : next_cas(s);
+    } else {
+        item_free(s, sh, it);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
+/* Writes v at it's value in place, padded with blanks (it is long enough),
+ * or replaces it with a new item; the item now holding the key, or NULL. */
+static struct mc_item *meta_delta_write(struct mc_store *s, struct mc_shard *sh,
+                                        struct mc_item *it, uint64_t v, int64_t now)
+{
+    char num[24];
+    int len = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+    if ((size_t)len <= it->nbytes) {
+        char *d = it->data + it->nkey;
+        memcpy(d, num, (size_t)len);
+        memset(d + len, ' ', it->nbytes - (size_t)len);
+        it->cas = next_cas(s); /* in place: nothing moves in the LRU, as ASCII incr */
+        return it;
+    }
+    size_t cost = mc_item_cost(it->nkey, (size_t)len);
+    if (!reserve(s, sh, it, cost, now))
+        return NULL;
+    struct mc_item *n = malloc(sizeof *n + it->nkey + (size_t)len + 2);
+    if (!n) {
+        atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
+        return NULL;
+    }
+    *n = *it;
+    n->nbytes = (uint32_t)len;
+    n->time = now;
+    n->touched = 0;
+    n->cas = next_cas(s);
+    memcpy(n->data, it->data, it->nkey);
+    memcpy(n->data + it->nkey, num, (size_t)len);
+    memcpy(n->data + it->nkey + len, "\r\n", 2);
+    item_free(s, sh, it);
+    item_link(s, sh, n);
+    sh->st.total_items--; /* a replacement, not a new item */
+    return n;
+}
+
+enum mc_result mc_store_meta_delta(struct mc_store *s, const char *key, size_t nkey, bool incr,
+                                   uint64_t delta, uint64_t cas, uint64_t initial,
+                                   const struct mc_meta_req *req, int64_t now, uint64_t *value,
+                                   mc_meta_fn fn, void *arg)
+{
+    uint64_t h = mc_hash(s->seed, key, nkey);
+    struct mc_shard *sh = shard_of(s, h);
+    enum mc_result rc = MC_FOUND;
+    pthread_mutex_lock(&sh->lock);
+    struct mc_item *it = item_find(s, sh, h, key, nkey, now, false);
+    uint64_t v;
+    if (!it && !req->vivify) {
+        rc = MC_NOT_FOUND;
+    } else if (!it) {
+        char num[24];
+        int len = snprintf(num, sizeof num, "%llu", (unsigned long long)initial);
+        it = meta_link_new(s, sh, h, key, nkey, num, (size_t)len, req, now);
+        rc = it ? MC_STORED : MC_NO_MEMORY;
+        *value = initial;
+    } else if (it->nbytes == 0) {
+        rc = MC_NON_NUMERIC;
+        it = NULL;
+    } else if (cas != 0 && it->cas != cas) {
+        rc = MC_EXISTS; /* memcached checks the cas before the number */
+        it = NULL;
+    } else if (!parse_u64(mc_item_value(it), it->nbytes, &v)) {
+        rc = MC_NON_NUMERIC;
+        it = NULL;
+    } else {
+        v = incr ? v + delta : delta > v ? 0 : v - delta;
+        *value = v;
+        it = meta_delta_write(s, sh, it, v, now);
+        if (!it)
+            rc = MC_NO_MEMORY;
+        else if (req->cas_in)
+            it->cas = req->cas_in;
+    }
+    if (it && fn)
+        fn(it, rc == MC_STORED, arg);
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
 }

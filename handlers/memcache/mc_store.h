@@ -38,6 +38,10 @@ struct mc_item {
     uint8_t fetched;             /* read since stored (memcached's ITEM_FETCHED) */
     uint8_t lru_seg;             /* which list of its shard: hot, warm or cold */
     uint8_t active;              /* read again since it entered its list (ITEM_ACTIVE) */
+    /* The meta protocol's (mc_meta.c), zeroed by a store; they fill what
+     * was padding, so an item costs no more: */
+    uint8_t mflags;              /* MC_ITEM_STALE, MC_ITEM_TOKEN_SENT, MC_ITEM_KEY_BINARY */
+    uint32_t touched;            /* last fetched, in seconds after `time` */
     char data[];                 /* key, then value, then "\r\n" */
 };
 
@@ -210,5 +214,81 @@ struct mc_walk {
  */
 size_t mc_store_walk(struct mc_store *s, struct mc_walk *w, int64_t now,
                      struct mc_walk_item *out, size_t max);
+
+/* ---- the meta protocol's (mc_meta.c) ------------------------------------
+ * memcached's meta commands see and change more of an item than the ASCII
+ * ones: its stale and win marks, its last access, its cas chosen by the
+ * client (E), an empty item made on a miss (vivify).  Callbacks get the
+ * item writable, under its shard's lock, and may change only its exptime,
+ * mflags and cas; they must not call back into the store.
+ */
+
+#define MC_ITEM_STALE 1u      /* invalidated (md I, ms I): mg answers X */
+#define MC_ITEM_TOKEN_SENT 2u /* a client was told it won the recache (W) */
+#define MC_ITEM_KEY_BINARY 4u /* stored with a base64 key (b): k answers base64 */
+
+/* How a meta lookup treats the item. */
+struct mc_meta_req {
+    bool vivify;     /* on a miss, link an empty item (mg N) or `initial` (ma N) */
+    bool bump;       /* after fn: mark fetched, last access now, LRU head (not mg u, me) */
+    uint64_t cas_in; /* E: the cas an item made or changed takes; 0: the next */
+    uint8_t mflags;  /* an item made here starts with these (MC_ITEM_KEY_BINARY) */
+};
+
+/* Returns false when the command failed after all (no bump then). */
+typedef bool (*mc_meta_fn)(struct mc_item *it, bool created, void *arg);
+
+/* The seconds since it was last fetched (or stored); 0 if the clock went back. */
+static inline int64_t mc_item_idle(const struct mc_item *it, int64_t now)
+{
+    int64_t idle = now - (it->time + (int64_t)it->touched);
+    return idle > 0 ? idle : 0;
+}
+
+/*
+ * mg and me: looks key up and calls fn(it, false) on a live item (MC_FOUND);
+ * on a miss with req->vivify links an empty item that never expires and
+ * calls fn(it, true) (MC_STORED); otherwise MC_NOT_FOUND, with nothing
+ * called (a vivify with no memory left is a miss too).  Then bumps the item
+ * as req->bump says, unless fn returned false.
+ */
+enum mc_result mc_store_meta_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                                 const struct mc_meta_req *req, mc_meta_fn fn, void *arg);
+
+/* What ms stores, besides the key and value. */
+struct mc_meta_set {
+    enum mc_store_mode mode; /* MC_CAS: set/replace with C */
+    uint32_t flags;
+    int64_t exptime;
+    uint64_t cas;            /* MC_CAS: must match; append/prepend: if non-zero */
+    bool invalidate;         /* I: a cas older than the item's stores it stale */
+    uint64_t cas_in;         /* E, or 0 */
+    uint8_t mflags;          /* MC_ITEM_KEY_BINARY */
+};
+
+/* ms as memcached's do_store_item: MC_STORED (*cas_out set), MC_NOT_STORED
+ * (also an append past the size limit), MC_EXISTS, MC_NOT_FOUND or
+ * MC_NO_MEMORY (then, as memcached, no older value stays behind). */
+enum mc_result mc_store_meta_set(struct mc_store *s, const char *key, size_t nkey,
+                                 const struct mc_meta_set *ms, const char *value, size_t nbytes,
+                                 int64_t now, uint64_t *cas_out);
+
+/* md: with a cas (has_cas) that differs, MC_EXISTS; invalidate marks the
+ * item stale, takes a new cas (cas_in or the next), clears its win mark and,
+ * when new_ttl, sets exptime; otherwise unlinks it.  MC_FOUND, MC_EXISTS or
+ * MC_NOT_FOUND. */
+enum mc_result mc_store_meta_delete(struct mc_store *s, const char *key, size_t nkey,
+                                    bool has_cas, uint64_t cas, bool invalidate, bool new_ttl,
+                                    int64_t exptime, uint64_t cas_in, int64_t now);
+
+/* ma: incr/decr as mc_store_delta, with a cas to match (0: none), the new
+ * cas taken from req->cas_in, and on a miss with req->vivify an item of
+ * `initial` (never expiring) made.  fn(it, created) runs under the lock on
+ * the item changed or made.  MC_FOUND (*value set), MC_STORED (made,
+ * *value = initial), MC_NOT_FOUND, MC_EXISTS, MC_NON_NUMERIC, MC_NO_MEMORY. */
+enum mc_result mc_store_meta_delta(struct mc_store *s, const char *key, size_t nkey, bool incr,
+                                   uint64_t delta, uint64_t cas, uint64_t initial,
+                                   const struct mc_meta_req *req, int64_t now, uint64_t *value,
+                                   mc_meta_fn fn, void *arg);
 
 #endif

@@ -120,6 +120,8 @@ static enum mc_parse parse_storage(const struct mc_listener *l, const struct mc_
 static long long mc_body_length(const char *line, size_t len, void *arg)
 {
     const struct mc_listener *l = arg;
+    if (mc_meta_is(line, len)) /* meta commands: mc_meta.c */
+        return mc_meta_body_length(l, line, len);
     struct mc_tok t[MC_TOKENS_MAX];
     size_t n = mc_tok_split(line, len, t, MC_TOKENS_MAX);
     struct mc_storage sc;
@@ -675,6 +677,10 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
     struct mc_listener *l = wharf_listener_data(c);
     const char *line = fr->header;
     size_t ll = fr->header_len;
+    if (mc_meta_is(line, ll)) { /* meta commands: mc_meta.c */
+        mc_meta_command(c, mc, fr, now);
+        return len;
+    }
     bool err;
     size_t keys = mc_get_begin(mc, line, ll, &err);
     if (err)

@@ -6,9 +6,10 @@
  * command line (mc_tok.c) and to answer (mc_send, REPLY).
  *
  * The files: memcache.c (the handler: init, connections, the ASCII
- * protocol), mc_binary.c (the binary protocol), mc_tok.c (tokens of a
- * command line), mc_stats.c (the counters and "stats"), mc_store.c (the
- * cache itself).
+ * protocol), mc_binary.c (the binary protocol), mc_meta.c (the meta
+ * commands), mc_tok.c (tokens of a command line), mc_stats.c (the counters
+ * and "stats"), mc_crawler.c (lru_crawler), mc_watch.c (watch), mc_store.c
+ * (the cache itself).
  */
 #ifndef MEMCACHE_H
 #define MEMCACHE_H
@@ -252,5 +253,15 @@ void mc_watch_drain(wharf_conn *c, struct mc_conn *mc);
 /* "stats": log_watchers, log_watcher_sent, log_watcher_skipped. */
 void mc_watch_stats(struct mc_watch *wt, uint64_t *watchers, uint64_t *sent, uint64_t *skipped);
 void mc_watch_reset(struct mc_watch *wt);
+
+/* mc_meta.c: the meta commands (mg, ms, md, ma, mn, me) */
+/* Whether a line is a meta command (its first token: 'm' and one more). */
+bool mc_meta_is(const char *line, size_t len);
+/* The framing's body for a meta line: ms's <datalen> + 2 when memcached
+ * would read its data block, -1 otherwise. */
+long long mc_meta_body_length(const struct mc_listener *l, const char *line, size_t len);
+/* Answers one meta command (fr: its line, and ms's data block). */
+void mc_meta_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_frame *fr,
+                     int64_t now);
 
 #endif
