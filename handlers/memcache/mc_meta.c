@@ -540,10 +540,10 @@ static void meta_mg(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml, int
 /* ---- ms ------------------------------------------------------------------ */
 
 enum ms_verdict {
-    MS_BODY,      /* read the data block and store it */
-    MS_ERROR,     /* answer err; the data (if any) is read as commands */
-    MS_SWALLOW,   /* answer err and drop the data block */
-    MS_TOO_LARGE, /* as MS_SWALLOW, and unlink the key (memcached's failed alloc) */
+    MSET_BODY,      /* read the data block and store it */
+    MSET_ERROR,     /* answer err; the data (if any) is read as commands */
+    MSET_SWALLOW,   /* answer err and drop the data block */
+    MSET_TOO_LARGE, /* as MSET_SWALLOW, and unlink the key (memcached's failed alloc) */
 };
 
 /* The ms line's verdict; sets *vlen (datalen + 2), *mode and *err. */
@@ -554,15 +554,15 @@ static enum ms_verdict ms_parse(const struct mc_listener *l, struct meta_line *m
     if (!*err && ml->n == 2)
         *err = E_FORMAT;
     if (*err)
-        return MS_ERROR;
+        return MSET_ERROR;
     int32_t dl;
     if (!meta_num(&ml->t[2], 0, num_i32, &dl) || dl < 0 || dl > INT_MAX - 2) {
         *err = E_FORMAT;
-        return MS_ERROR;
+        return MSET_ERROR;
     }
     *vlen = (uint64_t)dl + 2;
     if ((*err = meta_preparse(ml, 3, now)) != NULL)
-        return MS_SWALLOW;
+        return MSET_SWALLOW;
     for (size_t i = 2; i < ml->n; i++)
         if (ml->t[i].p[0] == 'O' && ml->t[i].n > META_OPAQUE_MAX)
             *err = E_OPAQUE;
@@ -575,17 +575,17 @@ static enum ms_verdict ms_parse(const struct mc_listener *l, struct meta_line *m
     case 'R': *mode = MC_REPLACE; break;
     default:
         *err = "CLIENT_ERROR invalid mode for ms M token";
-        return MS_SWALLOW;
+        return MSET_SWALLOW;
     }
     if (ml->of.has_cas && (*mode == MC_SET || *mode == MC_REPLACE))
         *mode = MC_CAS;
     if (*err)
-        return MS_SWALLOW;
+        return MSET_SWALLOW;
     if ((uint64_t)dl > l->item_max) {
         *err = "SERVER_ERROR object too large for cache";
-        return MS_TOO_LARGE;
+        return MSET_TOO_LARGE;
     }
-    return MS_BODY;
+    return MSET_BODY;
 }
 
 long long mc_meta_body_length(const struct mc_listener *l, const char *line, size_t len)
@@ -599,7 +599,7 @@ long long mc_meta_body_length(const struct mc_listener *l, const char *line, siz
     const char *err;
     /* The same clock as the command's own parse: only TTLs depend on it,
      * and they do not change the verdict. */
-    if (ms_parse(l, &ml, 0, &vlen, &mode, &err) != MS_BODY)
+    if (ms_parse(l, &ml, 0, &vlen, &mode, &err) != MSET_BODY)
         return -1;
     return (long long)vlen;
 }
@@ -639,15 +639,15 @@ static void meta_ms(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml,
     enum mc_store_mode mode = MC_SET;
     const char *err;
     enum ms_verdict v = ms_parse(l, ml, now, &vlen, &mode, &err);
-    if (v == MS_BODY && fr->payload_len != vlen)
-        v = MS_SWALLOW, err = E_FORMAT; /* cannot happen: the framing read vlen */
-    if (v != MS_BODY) {
+    if (v == MSET_BODY && fr->payload_len != vlen)
+        v = MSET_SWALLOW, err = E_FORMAT; /* cannot happen: the framing read vlen */
+    if (v != MSET_BODY) {
         meta_error(c, err);
-        if (v == MS_TOO_LARGE) {
+        if (v == MSET_TOO_LARGE) {
             wharf_counter_add(&mc->w->cnt[C_STORE_TOO_LARGE], 1);
             mc_store_delete(l->store, ml->key, ml->nkey, now);
         }
-        if (v != MS_ERROR)
+        if (v != MSET_ERROR)
             mc->swallow = vlen;
         return;
     }
