@@ -2,7 +2,7 @@
  * check_mc_store.c - the memcache handler's store (handlers/memcache/
  * mc_store.c, compiled into this program) on its own: which items an
  * eviction takes across the shards (a fill ten times over the limit keeps
- * the newest), scan resistance (items read twice outlive a one-pass scan
+ * the newest, from one thread and from four), scan resistance (items read twice outlive a one-pass scan
  * that plain LRU would let push them out), the reclaimer freeing expired
  * items of every shard in one call with bounded work, the memory limit
  * under random sizes, and threads storing, reading, deleting, evicting and
@@ -322,6 +322,44 @@ START_TEST(threads_store_read_evict_and_reclaim)
 }
 END_TEST
 
+/* Four threads filling at once, keys numbered in the order they are taken:
+ * the survivors are still (nearly all) the newest. */
+#define FILL_LIMIT (4u << 20)
+#define FILL_VALUE 20000
+#define FILL_KEYS (int)(10 * FILL_LIMIT / FILL_VALUE)
+static _Atomic int fill_next;
+
+static void *filler(void *arg)
+{
+    (void)arg;
+    static char v[FILL_VALUE];
+    int i;
+    while ((i = fill_next++) < FILL_KEYS)
+        store_key(shared, "c", i, v, sizeof v);
+    return NULL;
+}
+
+START_TEST(concurrent_fill_keeps_the_newest)
+{
+    shared = mc_store_new(FILL_LIMIT, 1u << 20);
+    fill_next = 0;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, filler, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    struct mc_store_stats st;
+    mc_store_stats(shared, &st);
+    int survivors = (int)st.curr_items, newest = 0;
+    for (int i = FILL_KEYS - survivors; i < FILL_KEYS; i++)
+        newest += has_key(shared, "c", i);
+    printf("concurrent fill: %d survivors, %d of them the newest\n", survivors, newest);
+    ck_assert_int_gt(survivors, 100);
+    ck_assert_int_ge(newest * 100, survivors * 95);
+    mc_store_free(shared);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mc_store");
@@ -334,6 +372,7 @@ int main(void)
     tcase_add_test(tc, eviction_reclaims_expired_tails_first);
     tcase_add_test(tc, memory_never_over_the_limit);
     tcase_add_test(tc, threads_store_read_evict_and_reclaim);
+    tcase_add_test(tc, concurrent_fill_keeps_the_newest);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -85,7 +85,7 @@ void mc_store_free(struct mc_store *s);
 size_t mc_item_cost(size_t nkey, size_t nbytes);
 
 /*
- * Looks key up: on a live item, bumps it in the LRU, when touch is true sets
+ * Looks key up: on a live item, counts the hit in the LRU, when touch is true sets
  * its exptime to `exptime`, calls fn(item, arg) under the lock and returns
  * MC_FOUND; otherwise MC_NOT_FOUND (an expired or flushed item is freed).
  */
