@@ -81,5 +81,43 @@ else
     echo "FAIL: a 1 MiB value with the default buffers"
     rc=1
 fi
+# The same through a meta ms and a binary set (each on its own connection).
+if python3 - "$wport" <<'PY'
+import socket, struct, sys
+def exchange(req, want):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(req)
+    got = b""
+    while len(got) < len(want):
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += b
+    return got == want
+v = bytes(range(255, -1, -1)) * 4096
+ok = exchange(b"ms bigm %d T0\r\n" % len(v) + v + b"\r\nmg bigm v\r\n",
+              b"HD\r\nVA %d\r\n" % len(v) + v + b"\r\n")
+ext = struct.pack(">II", 0, 0)
+hdr = struct.pack(">BBHBBHIIQ", 0x80, 0x01, 4, len(ext), 0, 0, len(ext) + 4 + len(v), 0, 0)
+get = struct.pack(">BBHBBHIIQ", 0x80, 0x00, 4, 0, 0, 0, 4, 0, 0) + b"bigb"
+want_get_len = 24 + 4 + len(v)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(hdr + ext + b"bigb" + v + get)
+got = b""
+while len(got) < 24 + 24 + 4 + len(v):
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    got += b
+ok = ok and got[:2] == b"\x81\x01" and got[6:8] == b"\x00\x00"   # set: status 0
+ok = ok and got[24:26] == b"\x81\x00" and got[30:32] == b"\x00\x00" and got[52:] == v
+sys.exit(0 if ok else 1)
+PY
+then
+    echo "ok: a 1 MiB value with the default buffers, meta and binary"
+else
+    echo "FAIL: a 1 MiB value with the default buffers, meta and binary"
+    rc=1
+fi
 timeout 120 python3 "$src/tests/mc_ops_compare.py" "$mport" "$wport" "$src/docs/memcache.md" || rc=1
 exit $rc

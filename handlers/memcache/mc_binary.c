@@ -14,7 +14,8 @@
  *    arguments", and both close the connection, as does a command whose
  *    extras, key or body lengths are wrong for it;
  *  - a storage command's value is waited for whole only when it fits
- *    item_size_max; a larger one is answered "Too large." and its bytes are
+ *    item_size_max (gathered by mc_pending_start when it comes in several
+ *    reads, whatever the listener's max_input); a larger one is answered "Too large." and its bytes are
  *    dropped as they arrive (bin_swallow), never buffered; an unknown
  *    opcode's body is dropped the same way;
  *  - stat, touch and gat read only their extras and key, as memcached does
@@ -512,8 +513,8 @@ static size_t bin_command(wharf_conn *c, struct mc_conn *mc, struct bin_req *rq,
             mc->bin_swallow = rq->vlen;
             return head;
         }
-        if (rem - BIN_HEADER < rq->bodylen)
-            return 0;
+        if (rem - BIN_HEADER < rq->bodylen) /* gathered in memcache.c */
+            return mc_pending_start(c, mc, rq->ext - BIN_HEADER, rem, BIN_HEADER + rq->bodylen);
         bin_store(c, mc, rq, now);
         return head + rq->vlen;
     case OP_GET:
@@ -551,6 +552,14 @@ static void bin_parse_header(const unsigned char *p, struct bin_req *rq)
     rq->ext = p + BIN_HEADER;
     rq->key = rq->ext + rq->extlen;
     rq->value = rq->key + rq->keylen;
+}
+
+void mc_binary_request(wharf_conn *c, struct mc_conn *mc, const void *req, size_t len,
+                       int64_t now)
+{
+    struct bin_req rq;
+    bin_parse_header(req, &rq);
+    bin_command(c, mc, &rq, len, now);
 }
 
 size_t mc_binary_on_data(wharf_conn *c, const void *data, size_t len)

@@ -10,9 +10,9 @@
  *                          frees expired items nobody asked for
  *   "reclaim_batch":       default 256 - at most this many per tick
  *
- * The listener needs "buffers": {"max_input": ...} of at least item_size_max
- * plus a header line (config/memcache.json: 2 MiB), since a value is taken
- * whole (WHARF_FRAME_HEADER_BODY) before it is stored.
+ * The listener's buffers need no setting: a storage command whose value has
+ * not all arrived is gathered by the handler itself (mc_pending_start), so
+ * max_input bounds only a command line (at least 2048 bytes).
  *
  * How it is built on wharf:
  *  - framing: on_data walks its bytes with wharf_frame_next under a
@@ -130,70 +130,84 @@ static long long mc_body_length(const char *line, size_t len, void *arg)
     return (long long)sc.bytes + 2;
 }
 
-/* ---- a storage command's body over several reads ------------------------ */
+/* ---- a message over several reads --------------------------------------- */
 
 /*
- * A value is gathered here, not in the framework's kept input, once its
- * header line is complete and the body is not: so a value up to
- * item_size_max is taken whatever the listener's buffers.max_input (the
- * default 1 MiB would otherwise close the connection on a 1 MiB value).
- * The buffer is <bytes> + 2 long, at most item_size_max + 2: one per
+ * A message whose length is known but which has not all arrived (an ASCII
+ * or meta storage command once its header line is in, a binary request
+ * once its header, extras and key are) is gathered here, not in the
+ * framework's kept input: so a value up to item_size_max is taken whatever
+ * the listener's buffers.max_input (the default 1 MiB would otherwise close
+ * the connection on a 1 MiB value).  The buffer is at most a header line
+ * (or a binary header, extras and key) plus item_size_max + 2: one per
  * connection, the size memcached allocates for the item it reads into.
+ * Once whole, the message is run without the output check (its bytes are
+ * consumed already, so nothing would offer them again).
  */
-static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_storage *sc,
-                           const char *body, size_t blen, int64_t now);
 
-struct mc_pending {
-    struct mc_storage sc;  /* sc.key points at key[] */
-    char key[MC_KEY_MAX];
-    size_t have, need;     /* bytes of body[] filled, <bytes> + 2 */
-    char body[];
-};
+static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_frame *fr,
+                         size_t len, int64_t now);
 
-/* Takes a storage command line p[0..rem) whose body has not all arrived:
- * returns the bytes consumed (the line and what body is here), or 0 when p
- * does not start with a whole, well-formed storage header. */
-static size_t mc_pending_begin(wharf_conn *c, struct mc_conn *mc, const char *p, size_t rem)
+size_t mc_pending_start(wharf_conn *c, struct mc_conn *mc, const void *p, size_t rem,
+                        size_t need)
 {
-    struct mc_listener *l = wharf_listener_data(c);
-    const char *lf = memchr(p, '\n', rem < MC_LINE_MAX + 1 ? rem : MC_LINE_MAX + 1);
-    if (!lf)
-        return 0;
-    size_t text = (size_t)(lf - p), hl = text + 1;
-    if (text && p[text - 1] == '\r')
-        text--;
-    struct mc_tok t[MC_TOKENS_MAX];
-    struct mc_storage sc;
-    size_t n = mc_tok_split(p, text, t, MC_TOKENS_MAX);
-    if (parse_storage(l, t, n, &sc) != P_OK)
-        return 0;
-    struct mc_pending *pd = malloc(sizeof *pd + sc.bytes + 2);
+    struct mc_pending *pd = malloc(sizeof *pd + need);
     if (!pd) {
         REPLY(c, "SERVER_ERROR out of memory storing object\r\n");
         wharf_close_with(c, WHARF_CLOSE_ERROR);
         return rem;
     }
-    pd->sc = sc;
-    memcpy(pd->key, sc.key.p, sc.key.n);
-    pd->sc.key.p = pd->key;
-    pd->have = 0;
-    pd->need = sc.bytes + 2;
+    memcpy(pd->buf, p, rem);
+    pd->text = pd->line = 0;
+    pd->have = rem;
+    pd->need = need;
     mc->pend = pd;
-    return hl;
+    return rem;
 }
 
-/* Adds p[0..rem) to the pending body; runs the command once it is whole.
+/* Takes an ASCII or meta storage command line p[0..rem) whose body has not
+ * all arrived: returns the bytes consumed (all of rem), or 0 when p does
+ * not start with a whole line of a command that has a body. */
+static size_t mc_pending_begin(wharf_conn *c, struct mc_conn *mc, const char *p, size_t rem)
+{
+    const char *lf = memchr(p, '\n', rem < MC_LINE_MAX + 1 ? rem : MC_LINE_MAX + 1);
+    if (!lf)
+        return 0;
+    size_t text = (size_t)(lf - p), line = text + 1;
+    if (text && p[text - 1] == '\r')
+        text--;
+    long long body = mc_body_length(p, text, wharf_listener_data(c));
+    if (body <= 0)
+        return 0;
+    size_t k = mc_pending_start(c, mc, p, rem, line + (size_t)body);
+    if (mc->pend) {
+        mc->pend->text = text;
+        mc->pend->line = line;
+    }
+    return k;
+}
+
+/* Adds p[0..rem) to the pending message; runs it once it is whole.
  * Returns the bytes consumed. */
 static size_t mc_pending_fill(wharf_conn *c, struct mc_conn *mc, const char *p, size_t rem,
                               int64_t now)
 {
     struct mc_pending *pd = mc->pend;
     size_t k = pd->need - pd->have < rem ? pd->need - pd->have : rem;
-    memcpy(pd->body + pd->have, p, k);
+    memcpy(pd->buf + pd->have, p, k);
     pd->have += k;
     if (pd->have == pd->need) {
         mc->pend = NULL;
-        mc_cmd_storage(c, mc, &pd->sc, pd->body, pd->need, now);
+        if (mc->proto == MC_PROTO_BINARY) {
+            mc_binary_request(c, mc, pd->buf, pd->need, now);
+        } else {
+            struct wharf_frame fr = {
+                .data = pd->buf, .len = pd->need,
+                .header = pd->buf, .header_len = pd->text,
+                .payload = pd->buf + pd->line, .payload_len = pd->need - pd->line,
+            };
+            mc_command(c, mc, &fr, pd->need, now);
+        }
         free(pd);
     }
     return k;
@@ -835,8 +849,17 @@ static size_t mc_on_data(wharf_conn *c, const void *data, size_t len)
     int64_t now = (int64_t)time(NULL);
     if (mc->info)
         atomic_store_explicit(&mc->info->last_cmd, now, memory_order_relaxed);
-    if (mc_binary_detect(mc, data, len)) /* first byte 0x80: mc_binary.c */
-        return mc_binary_on_data(c, data, len);
+    if (mc->pend) { /* a message being gathered, in either protocol */
+        used = mc_pending_fill(c, mc, data, len, now);
+        if (mc->pend || used == len) {
+            wharf_counter_add(&mc->w->cnt[C_BYTES_READ], used);
+            return used;
+        }
+    }
+    if (mc_binary_detect(mc, base + used, len - used)) { /* first byte 0x80: mc_binary.c */
+        wharf_counter_add(&mc->w->cnt[C_BYTES_READ], used);
+        return used + mc_binary_on_data(c, base + used, len - used);
+    }
     if (mc->watcher)
         return len; /* a watcher sends nothing more that counts, as memcached */
     if (mc->dump && mc_crawler_continue(c, mc))

@@ -126,6 +126,9 @@ static inline bool mc_binary_detect(struct mc_conn *mc, const void *data, size_t
     return mc->proto == MC_PROTO_BINARY;
 }
 size_t mc_binary_on_data(wharf_conn *c, const void *data, size_t len);
+/* Runs one whole request req[0..len) (gathered by mc_pending_start). */
+void mc_binary_request(wharf_conn *c, struct mc_conn *mc, const void *req, size_t len,
+                       int64_t now);
 void mc_binary_capture(struct mc_conn *mc, const void *p, size_t n);
 
 /* ---- end of mc_binary.c's block ---- */
@@ -170,6 +173,19 @@ static inline int64_t mc_exptime(int64_t e, int64_t now)
         return now + e;
     return e;
 }
+
+/* memcache.c: a message (an ASCII or meta storage command, a binary
+ * request) gathered over several reads once its length is known. */
+struct mc_pending {
+    size_t text;        /* ASCII: the header line's length without its end */
+    size_t line;        /* ASCII: where the body starts (after the line's LF) */
+    size_t have, need;  /* bytes of buf[] filled, and the whole message's */
+    char buf[];
+};
+/* Starts gathering a message of `need` bytes whose first rem (< need) are
+ * at p; returns rem (all consumed; on ENOMEM the connection is closed). */
+size_t mc_pending_start(wharf_conn *c, struct mc_conn *mc, const void *p, size_t rem,
+                        size_t need);
 
 /* mc_tok.c */
 size_t mc_tok_split(const char *s, size_t n, struct mc_tok *t, size_t max);
