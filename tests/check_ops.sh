@@ -208,5 +208,16 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
         ok "-t run as another user refuses a user it cannot become" || fail "-t as nobody: rc=$rc $out"
 fi
 
+# ---- 6. what -T prints is what the docs say ----
+echo '{"user": "nobody", "listeners": [{"port": 0, "handler": "echo", "deny": ["10.0.0.0/8"]}]}' >"$tmp/dump.json"
+"$real" -T -c "$tmp/dump.json" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+l = c["listeners"][0]
+assert c["user"] == "nobody" and "group" not in c, c
+assert l["deny"] == ["10.0.0.0/8"] and l["proxy_trusted"] == ["127.0.0.0/8", "::1"], l' &&
+    ok "-T prints user as set, deny, and the default proxy_trusted (docs/operating.md)" ||
+    fail "-T output differs from docs/operating.md"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
