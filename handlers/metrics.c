@@ -14,7 +14,10 @@
  * Only GET and HEAD of "/metrics" (a query string is ignored) get 200; other
  * paths 404, other methods 405, a malformed request 400 and then a close, a
  * request head over 8 KiB 431 and a close.  "Connection: close" (or
- * HTTP/1.0 without keep-alive) closes after the answer.
+ * HTTP/1.0 without keep-alive) closes after the answer.  Back-pressure: with
+ * MAX_PENDING bytes of answers not yet written, the next pipelined request
+ * waits (kept, offered again once the output is out), so a client that
+ * pipelines requests and never reads cannot make the server hold more.
  *
  * No options.
  */
@@ -26,6 +29,10 @@
 #include "wharf.h"
 
 #define MAX_HEAD 8192
+/* Pipelined requests are answered while less than this is waiting to be
+ * written; the rest stays in the kernel's buffers (reading pauses) until the
+ * client reads.  A client that never reads holds at most this plus one page. */
+#define MAX_PENDING (64 * 1024)
 
 /* Finds the end of a request head (the empty line, "\r\n\r\n" or "\n\n").
  * Returns p with the head's length in *head_len, or NULL when incomplete. */
@@ -90,6 +97,8 @@ static size_t metrics_on_data(wharf_conn *c, const void *data, size_t len)
     size_t used = 0;
     /* Pipelined requests: answer each whole head in order. */
     while (used < len) {
+        if (wharf_output_pending(c) >= MAX_PENDING)
+            break; /* offered again once the output is written */
         size_t head_len;
         if (!find_end(p + used, len - used, &head_len)) {
             if (len - used > MAX_HEAD) {

@@ -14,7 +14,7 @@ failed=0
 cleanup() {
     for p in $pids; do kill "$p" 2>/dev/null; done
     [ -n "${KEEP:-}" ] && cp "$tmp"/*.log /tmp/ 2>/dev/null
-    rm -rf "$tmp"
+    [ -n "${KEEP:-}" ] && cp -r "$tmp" /tmp/pfx/keep; rm -rf "$tmp"
 }
 trap cleanup EXIT
 ok() { passed=$((passed + 1)); echo "ok: $1"; }
@@ -96,5 +96,74 @@ n2=$(grep -c "\] from 127.0.0.2:[0-9]*: .* closed (" "$tmp/w2.log")
     fail "instances: $n1 + $n2 lines from 127.0.0.2; $(grep closed "$tmp/w1.log" | head -n 2)"
 grep -q "from 127.0.0.1:" "$tmp/w1.log" "$tmp/w2.log" &&
     fail "a connection logged HAProxy's address" || ok "no connection logged HAProxy's address"
+for p in $pids; do kill "$p" 2>/dev/null; done
+pids=
+
+# Health checks are not errors: HAProxy's `check` on a send-proxy-v2 server
+# sends a PROXY v2 LOCAL header and resets (with or without
+# check-send-proxy); a plain TCP check connects and closes.  None of them
+# counts as closed{reason="error"}, none is logged as a refused header.
+cat >"$tmp/hc.json" <<JSON
+{"workers": 1, "listeners": [
+  {"name": "hc", "address": "127.0.0.1", "port": 0, "handler": "echo",
+   "proxy_protocol": "v2", "proxy_trusted": ["127.0.0.1"]},
+  {"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}
+JSON
+"$wharfd" -c "$tmp/hc.json" 2>"$tmp/hc.log" &
+pids="$!"
+i=0
+while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/hc.log"; do sleep 0.05; i=$((i + 1)); done
+hp=$(sed -n 's/.*\[hc\] listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/hc.log")
+mp=$(sed -n 's/.*\[m\] listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/hc.log")
+cat >"$tmp/hc.cfg" <<CFG
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    timeout check 2s
+backend checked
+    server a 127.0.0.1:$hp check inter 100 send-proxy-v2
+    server b 127.0.0.1:$hp check inter 100 send-proxy-v2 check-send-proxy
+listen front
+    bind 127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    server c 127.0.0.1:$hp send-proxy-v2
+CFG
+haproxy -f "$tmp/hc.cfg" -db >"$tmp/hc-haproxy.log" 2>&1 &
+pids="$pids $!"
+# Plain connects without a header, closed (FIN) and reset (RST).
+python3 - "$hp" <<'PY'
+import socket, struct, sys
+for linger in (False, True):
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        if linger:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+PY
+sleep 1.5
+closed=$(python3 - "$mp" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+err = eof = 0
+for line in data.decode().splitlines():
+    if line.startswith('wharf_connections_closed_total{listener="hc"'):
+        v = int(float(line.split()[-1]))
+        if 'reason="error"' in line: err += v
+        if 'reason="eof"' in line: eof += v
+print(err, eof)
+PY
+)
+[ "${closed%% *}" = 0 ] && [ "${closed#* }" -ge 20 ] && ! grep -q "PROXY header from .* refused" "$tmp/hc.log" &&
+    ok "HAProxy health checks (LOCAL + reset) and bare connects close as eof, not error ($closed)" ||
+    fail "health checks: error/eof closes '$closed'; $(grep -i "refused\|warn" "$tmp/hc.log" | head -n 3)"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

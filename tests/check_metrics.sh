@@ -23,9 +23,13 @@ if ! command -v promtool >/dev/null || ! command -v python3 >/dev/null; then
     exit 77
 fi
 
+# A listener name past the label buffer, in two-byte UTF-8 characters (with
+# a quote and a backslash to escape): cut at a character boundary.
+long=$(python3 -c 'import json; print(json.dumps("q\\\"x" + "\u00e9" * 150, ensure_ascii=False))')
 cat >"$tmp/m.json" <<JSON
 {"workers": 2, "listeners": [
   {"name": "echo", "port": 0, "handler": "echo"},
+  {"name": $long, "address": "127.0.0.1", "port": 0, "handler": "echo"},
   {"name": "udp", "protocol": "udp", "port": 0, "handler": "udp_echo"},
   {"name": "metrics", "port": 0, "handler": "metrics"}]}
 JSON

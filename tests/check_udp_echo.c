@@ -225,6 +225,32 @@ START_TEST(udp_deny_and_rate_limit)
 }
 END_TEST
 
+/* rate_limit buckets belong to (listener, source): a source at its limit on
+ * one listener is still answered by another listener on the same worker. */
+START_TEST(udp_rate_limit_is_per_listener)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": ["
+        "{\"name\": \"a\", \"protocol\": \"udp\", \"port\": 0, \"handler\": \"udp_echo\", "
+        "\"rate_limit\": 10},"
+        "{\"name\": \"b\", \"protocol\": \"udp\", \"port\": 0, \"handler\": \"udp_echo\", "
+        "\"rate_limit\": 10}]}");
+    int fd = udp_socket("127.0.0.1", 0, 300);
+    char back[16];
+    int answered[2] = {0, 0};
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < 10; i++)
+            send_to(fd, tserver_port(t, (size_t)l), "ping", 4);
+        while (recv(fd, back, sizeof back, 0) == 4)
+            answered[l]++;
+    }
+    ck_assert_msg(answered[0] >= 10 && answered[1] >= 10, "a answered %d, b answered %d",
+                  answered[0], answered[1]);
+    close(fd);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(udp_many_datagrams_each_answered_once)
 {
     struct tserver *t = tserver_start(UDP_JSON(""));
@@ -373,6 +399,7 @@ int main(void)
     tcase_add_test(tc, udp_loop_guard_drops_datagrams_from_own_port);
     tcase_add_test(tc, udp_loop_guard_covers_every_port);
     tcase_add_test(tc, udp_deny_and_rate_limit);
+    tcase_add_test(tc, udp_rate_limit_is_per_listener);
     tcase_add_test(tc, udp_port_cannot_be_taken_over);
     tcase_add_test(tc, udp_burst_answered_then_worker_sleeps);
     tcase_add_test(tc, udp_guard_blocks_listed_source_port);

@@ -419,6 +419,16 @@ static int conn_io_keep_rest(struct wharf_conn *c, bool keep, const char *data, 
     return 0;
 }
 
+/* Whether a read error on c is a load balancer's health check ending: on
+ * a PROXY listener, a reset before any byte past the PROXY header (HAProxy's
+ * `check` connects, sends a LOCAL header with send-proxy-v2, and resets).
+ * Such a connection closes as "eof", not "error". */
+static bool conn_io_health_check(const struct wharf_conn *c, int code)
+{
+    return code == ECONNRESET && c->l->cfg->proxy_protocol &&
+           ((c->flags & CONN_PROXY_WAIT) || !c->bytes_seen);
+}
+
 /* Reads once and hands the bytes to on_data.  Returns 0, or -1 if c was torn down. */
 int conn_io_read(struct wharf_conn *c)
 {
@@ -437,7 +447,12 @@ int conn_io_read(struct wharf_conn *c)
             return 0;
         log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "read: %s",
                   strerror(errno));
-        conn_close(c, WHARF_CLOSE_ERROR);
+        conn_close(c, conn_io_health_check(c, errno) ? WHARF_CLOSE_EOF : WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    if (n == 0 && (c->flags & CONN_PROXY_WAIT)) {
+        /* Closed before (or inside) the PROXY header: nothing to offer. */
+        conn_close(c, WHARF_CLOSE_EOF);
         return -1;
     }
     if (n == 0) {

@@ -32,8 +32,10 @@
 #define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
 #define UDP_RATE_SLOTS 4096          /* sources the rate limit tracks per worker */
 
-/* A token bucket of one source (rate_limit): tokens in thousandths. */
+/* A token bucket of one source on one listener (rate_limit): tokens in
+ * thousandths. */
 struct udp_bucket {
+    const struct listener *l; /* compared, never followed: a stale one just misses */
     uint8_t key[ADDR_KEY_LEN];
     uint64_t last_ms;
     uint64_t tokens;
@@ -226,8 +228,9 @@ static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union s
 }
 
 /*
- * rate_limit: a token bucket per source address (up to one second's worth
- * of burst), in a fixed table per worker: a source that collides with
+ * rate_limit: a token bucket per (listener, source address) (up to one
+ * second's worth of burst), in a fixed table per worker, so one listener's
+ * traffic never spends another's allowance: a source that collides with
  * another takes its slot over with a full bucket, so memory stays bounded
  * whatever the number of sources.  Returns whether the datagram may pass.
  */
@@ -238,9 +241,11 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
     /* IPv4 as IPv4-mapped IPv6, so both forms of one address share a bucket. */
     uint8_t key[ADDR_KEY_LEN];
     addr_key(&src->sa, key);
-    struct udp_bucket *b = &u->buckets[addr_key_hash(key) & (UDP_RATE_SLOTS - 1)];
+    uint64_t h = addr_key_hash(key) ^ ((uint64_t)(uintptr_t)s->l * 0x9e3779b97f4a7c15ull);
+    struct udp_bucket *b = &u->buckets[(h ^ (h >> 29)) & (UDP_RATE_SLOTS - 1)];
     uint64_t rate = s->l->cfg->rate_limit, now = u->w->loop.now_ms, full = rate * 1000;
-    if (memcmp(b->key, key, ADDR_KEY_LEN) != 0 || b->last_ms == 0) {
+    if (b->l != s->l || memcmp(b->key, key, ADDR_KEY_LEN) != 0 || b->last_ms == 0) {
+        b->l = s->l;
         memcpy(b->key, key, ADDR_KEY_LEN);
         b->tokens = full;
         b->last_ms = now ? now : 1;

@@ -14,7 +14,9 @@
  * the library).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -38,7 +41,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: wharfd [-c FILE] [-p PIDFILE] [-t | -T | -s SIGNAL] [-V] [-h]\n"
             "  -c FILE     the JSON config (default " WHARF_SYSCONFDIR "/wharf.json)\n"
-            "  -p PIDFILE  write the process id there while running (removed at exit)\n"
+            "  -p PIDFILE  write the process id there once started (locked while running,\n"
+            "              removed at exit; a second wharfd with it refuses to start)\n"
             "  -t          check the config, load the handler modules and run their init,\n"
             "              then exit 0 (valid) or 1 (with the reason)\n"
             "  -T          print the effective config, every default filled in, and exit\n"
@@ -127,6 +131,13 @@ static long watchdog_ms(void)
     return us > 0 ? (long)(us / 2000 > 0 ? us / 2000 : 1) : 0;
 }
 
+/* The name of the user this process runs as now (for messages). */
+static const char *run_as_name(void)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    return pw ? pw->pw_name : "?";
+}
+
 static _Atomic int stop_done;
 
 static void *stopper(void *arg)
@@ -136,18 +147,43 @@ static void *stopper(void *arg)
     return NULL;
 }
 
-/* SIGHUP: reads the file again and switches, or keeps the old config. */
+/* Tells the service manager the state after a reload: READY=1 and a
+ * one-line STATUS= ("serving", or why the last reload was refused). */
+static void notify_reloaded(const char *why)
+{
+    char msg[600];
+    int n = snprintf(msg, sizeof msg, "READY=1\nSTATUS=%s%s", why ? "reload failed: " : "serving",
+                     why ? why : "");
+    for (int i = (int)strlen("READY=1\n"); i < n && i < (int)sizeof msg - 1; i++)
+        if (msg[i] == '\n' || msg[i] == '\r')
+            msg[i] = ' ';
+    notify(msg);
+}
+
+/* SIGHUP: reads the file again and switches, or keeps the old config.
+ * Every refusal counts in reloads_failed, a file that cannot be read or
+ * parsed too (wharf_server_reload with no config counts it). */
 static void reload(wharf_server *srv, const char *file)
 {
     wharf_error e;
     char err[2048];
     wharf_config *cfg = NULL;
-    if (wharf_config_load_file(file, &cfg, &e) < 0)
-        wharf_log(WHARF_LOG_ERROR, "reload failed, still serving the previous config: %s",
-                  e.text);
-    else if (wharf_server_reload(srv, cfg, err, sizeof err) < 0)
-        wharf_log(WHARF_LOG_ERROR, "reload failed, still serving the previous config: %s", err);
+    const char *why = NULL;
+    if (wharf_config_load_file(file, &cfg, &e) < 0) {
+        snprintf(err, sizeof err, "%s", e.text);
+        if (e.code == -EACCES && geteuid() != 0)
+            snprintf(err + strlen(err), sizeof err - strlen(err),
+                     " (wharfd runs as user \"%s\" since it gave up root at start: the config "
+                     "must be readable by that user)", run_as_name());
+        wharf_server_reload(srv, NULL, NULL, 0);
+        why = err;
+    } else if (wharf_server_reload(srv, cfg, err, sizeof err) < 0) {
+        why = err;
+    }
+    if (why)
+        wharf_log(WHARF_LOG_ERROR, "reload failed, still serving the previous config: %s", why);
     wharf_config_free(cfg);
+    notify_reloaded(why);
 }
 
 /* What the command line asked for. */
@@ -219,11 +255,65 @@ static void block_signals(sigset_t *set)
     pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-static void write_pidfile(const char *pidfile)
+/* The pid file (-p): locked from before the start until exit, so a second
+ * wharfd given the same file refuses at once and never touches it; the
+ * process id goes in only once the start has succeeded, and only a file
+ * this process created or wrote is removed. */
+struct pidfile {
+    const char *path;
+    int fd;
+    int ours; /* created by us, or written with our pid */
+};
+
+/* Opens and locks pf->path.  Returns 0, or -1 with the reason on stderr. */
+static int pidfile_lock(struct pidfile *pf)
 {
-    FILE *f = fopen(pidfile, "w");
-    if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-        fprintf(stderr, "wharfd: cannot write the pid file %s: %s\n", pidfile, strerror(errno));
+    pf->ours = 1;
+    pf->fd = open(pf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+    if (pf->fd < 0 && errno == EEXIST) {
+        pf->ours = 0;
+        pf->fd = open(pf->path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    }
+    if (pf->fd < 0) {
+        fprintf(stderr, "wharfd: cannot open the pid file %s: %s\n", pf->path, strerror(errno));
+        return -1;
+    }
+    if (flock(pf->fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    int code = errno;
+    char text[32] = "";
+    ssize_t n = pread(pf->fd, text, sizeof text - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    text[strcspn(text, "\n")] = '\0';
+    if (code == EWOULDBLOCK)
+        fprintf(stderr, "wharfd: the pid file %s is held by a running wharfd (pid %s); "
+                "not starting\n", pf->path, text[0] ? text : "?");
+    else
+        fprintf(stderr, "wharfd: cannot lock the pid file %s: %s\n", pf->path, strerror(code));
+    close(pf->fd);
+    pf->fd = -1;
+    return -1;
+}
+
+/* Writes our process id into the locked file (after a good start). */
+static void pidfile_write(struct pidfile *pf)
+{
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    pf->ours = 1;
+    if (ftruncate(pf->fd, 0) < 0 || pwrite(pf->fd, text, (size_t)n, 0) != n)
+        wharf_log(WHARF_LOG_ERROR, "cannot write the pid file %s: %s", pf->path, strerror(errno));
+}
+
+/* Removes the file if it is ours, and lets the lock go. */
+static void pidfile_release(struct pidfile *pf)
+{
+    if (pf->fd < 0)
+        return;
+    if (pf->ours && unlink(pf->path) < 0 && errno != ENOENT)
+        wharf_log(WHARF_LOG_WARN, "cannot remove the pid file %s: %s", pf->path, strerror(errno));
+    close(pf->fd);
+    pf->fd = -1;
 }
 
 /* With a watchdog: pings the server every wd ms (alive means every worker
@@ -283,7 +373,6 @@ static int serve(wharf_server *srv, const char *file, const sigset_t *set)
                      (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
             notify(msg);
             reload(srv, file);
-            notify("READY=1");
         } else if (sig == SIGUSR1) {
             wharf_log(WHARF_LOG_INFO, "SIGUSR1: re-opening the log file");
             int reopened = wharf_log_reopen();
@@ -330,21 +419,23 @@ static int run(wharf_server *srv, wharf_config *cfg, const struct wharfd_args *a
     if (crash < 0)
         fprintf(stderr, "wharfd: no crash report: %s\n", strerror(-crash));
     notify_open();
-    if (a->pidfile)
-        write_pidfile(a->pidfile); /* before the start, which may give up root ("user") */
+    /* Locked before the start, which may give up root ("user"). */
+    struct pidfile pf = {.path = a->pidfile, .fd = -1};
+    if (a->pidfile && pidfile_lock(&pf) < 0)
+        return 1;
     char err[2048];
     if (wharf_server_start(srv, cfg, err, sizeof err) < 0) {
-        if (a->pidfile)
-            unlink(a->pidfile);
+        pidfile_release(&pf);
         fprintf(stderr, "wharfd: %s\n", err);
         return 1;
     }
+    if (a->pidfile)
+        pidfile_write(&pf);
     char ready[64];
     snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld\nSTATUS=serving", (long)getpid());
     notify(ready);
     stop(srv, &set, serve(srv, a->file, &set));
-    if (a->pidfile)
-        unlink(a->pidfile);
+    pidfile_release(&pf);
     return 0;
 }
 

@@ -160,7 +160,10 @@ int wharf_server_check(wharf_server *srv, const wharf_config *cfg, char *err, si
  * switch is bounded (10 s for the workers, then 10 s for the acceptor): if a
  * worker stays busy in a callback past that, the reload fails (-ETIMEDOUT,
  * counted in reloads_failed) and the old configuration keeps serving; the new one's
- * fini then runs on whichever thread drops it last.
+ * fini then runs on whichever thread drops it last.  cfg NULL reports a
+ * reload the program could not even build a configuration for (its file
+ * missing, unreadable or invalid): it changes nothing, counts in
+ * reloads_failed and returns -EINVAL (err may then be NULL).
  */
 int wharf_server_reload(wharf_server *srv, const wharf_config *cfg, char *err, size_t errlen);
 /*

@@ -58,20 +58,27 @@ static void metrics_printf(struct metrics_text *t, const char *fmt, ...)
     }
 }
 
-/* A label value with \, " and newlines escaped (the exposition format). */
+/* A label value with \, " and newlines escaped (the exposition format).
+ * A value too long for out is cut before the first character that does not
+ * fit whole, never inside a UTF-8 sequence (config strings are valid UTF-8:
+ * jansson checks), so the page stays valid UTF-8. */
 static const char *metrics_label(const char *in, char *out, size_t outlen)
 {
     size_t k = 0;
-    for (; *in && k + 3 < outlen; in++) {
-        if (*in == '\\' || *in == '"') {
+    while (*in) {
+        unsigned char b = (unsigned char)*in;
+        size_t n = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2; /* sequence length */
+        bool esc = *in == '\\' || *in == '"' || *in == '\n';
+        if (k + (esc ? 2 : n) + 1 > outlen)
+            break;
+        if (esc) {
             out[k++] = '\\';
-            out[k++] = *in;
-        } else if (*in == '\n') {
-            out[k++] = '\\';
-            out[k++] = 'n';
-        } else {
-            out[k++] = *in;
+            out[k++] = *in == '\n' ? 'n' : *in;
+            in++;
+            continue;
         }
+        for (size_t i = 0; i < n && *in; i++)
+            out[k++] = *in++;
     }
     out[k] = '\0';
     return out;

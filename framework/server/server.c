@@ -165,38 +165,59 @@ static void server_raise_nofile(const struct wharf_server *s)
 }
 
 /*
- * "user"/"group": once every socket is bound (privileged ports included),
- * the process gives up root for good: supplementary groups, group, then
- * user.  Done before any worker thread exists.  Returns 0, or -ENOENT (no
- * such user or group), -EPERM or setuid's errno, with a line in err.
+ * "user"/"group": looks both up and checks that this process may become
+ * them, as the start will (and -t does).  Returns 0 with the ids (*uid is
+ * (uid_t)-1 when there is nothing to switch: no "user", or already that
+ * user), or -ENOENT (no such user or group) / -EPERM (not root) with a
+ * line in err.
  */
-static int server_drop_privileges(const struct config *cfg, char *err, size_t errlen)
+static int server_check_user(const struct config *cfg, uid_t *uid, gid_t *gid, char *err,
+                             size_t errlen)
 {
+    *uid = (uid_t)-1;
     if (!cfg->user)
         return 0;
-    errno = 0;
     struct passwd *pw = getpwnam(cfg->user);
     if (!pw) {
         snprintf(err, errlen, "%s: user: no user \"%s\"", cfg->file, cfg->user);
         return -ENOENT;
     }
-    gid_t gid = pw->pw_gid;
+    *gid = pw->pw_gid;
     if (cfg->group) {
         struct group *gr = getgrnam(cfg->group);
         if (!gr) {
             snprintf(err, errlen, "%s: group: no group \"%s\"", cfg->file, cfg->group);
             return -ENOENT;
         }
-        gid = gr->gr_gid;
+        *gid = gr->gr_gid;
     }
     if (geteuid() != 0) {
-        if (getuid() == pw->pw_uid && getgid() == gid)
+        if (getuid() == pw->pw_uid && getgid() == *gid)
             return 0; /* already that user */
         snprintf(err, errlen, "%s: user: cannot become \"%s\" without running as root",
                  cfg->file, cfg->user);
         return -EPERM;
     }
-    if (initgroups(pw->pw_name, gid) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+    *uid = pw->pw_uid;
+    return 0;
+}
+
+/*
+ * "user"/"group": once every socket is bound (privileged ports included),
+ * the process gives up root for good: supplementary groups, group, then
+ * user.  Done before any worker thread exists.  The process stays dumpable
+ * (PR_SET_DUMPABLE), so a crash still leaves a core.  Returns 0, or
+ * -ENOENT (no such user or group), -EPERM or setuid's errno, with a line in
+ * err.
+ */
+static int server_drop_privileges(const struct config *cfg, char *err, size_t errlen)
+{
+    uid_t uid;
+    gid_t gid;
+    int rc = server_check_user(cfg, &uid, &gid, err, errlen);
+    if (rc < 0 || uid == (uid_t)-1)
+        return rc;
+    if (initgroups(cfg->user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
         int code = errno;
         snprintf(err, errlen, "%s: user: cannot become \"%s\": %s", cfg->file, cfg->user,
                  strerror(code));
@@ -206,8 +227,7 @@ static int server_drop_privileges(const struct config *cfg, char *err, size_t er
         snprintf(err, errlen, "%s: user: root could be regained after the switch", cfg->file);
         return -EPERM;
     }
-    log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid,
-             (unsigned)gid);
+    log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid, (unsigned)gid);
     return 0;
 }
 
@@ -786,6 +806,12 @@ int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, siz
     int rc = server_take_config(wc, &cfg, err, errlen);
     if (rc < 0)
         return rc;
+    uid_t uid;
+    gid_t gid;
+    if ((rc = server_check_user(cfg, &uid, &gid, err, errlen)) < 0) {
+        config_free(cfg);
+        return rc;
+    }
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (listener_resolve(&cfg->listeners[i], cfg->file, err, errlen) < 0) {
             config_free(cfg);

@@ -280,8 +280,13 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
 
 fail:;
     int code = errno ? errno : EIO;
-    snprintf(err, errlen, "%s: %s: cannot %s %s (%s): %s", l->file, cfg->path, what,
-             addr[0] ? addr : cfg->address, udp ? "udp" : "tcp", strerror(code));
+    int n = snprintf(err, errlen, "%s: %s: cannot %s %s (%s): %s", l->file, cfg->path, what,
+                     addr[0] ? addr : cfg->address, udp ? "udp" : "tcp", strerror(code));
+    if (code == EACCES && strcmp(what, "bind") == 0 && cfg->port > 0 && cfg->port < 1024 &&
+        geteuid() != 0 && n > 0 && (size_t)n < errlen)
+        snprintf(err + n, errlen - (size_t)n, " (a port below 1024 needs root or "
+                 "CAP_NET_BIND_SERVICE; a server that gave up root at start cannot add one "
+                 "on reload: restart it)");
     freeaddrinfo(res);
     listener_close(l);
     return -code;
