@@ -311,6 +311,8 @@ void config_free(struct config *cfg)
     free(cfg->log_file);
     free(cfg->user);
     free(cfg->group);
+    free(cfg->admin_socket);
+    free(cfg->admin_mode);
     free(cfg->file);
     free(cfg);
 }
