@@ -165,15 +165,33 @@ expect "set log-level" "$(adm "set log-level debug")" "log level debug
 "
 expect "set log-level with a bad level" "$(adm "set log-level loud")" "error: set log-level: expected error, warn, info or debug
 "
-expect "an unknown command" "$(adm "bogus" | head -c 30)" "error: unknown command: try sh"
+expect "an unknown command" "$(adm "bogus" 2>/dev/null | head -c 30)" "error: unknown command: try sh"
 r=$(python3 -c 'print("show " + "x" * 2000)' | socat -t 5 - "UNIX-CONNECT:$sock")
 expect "a line too long" "$r" "error: line too long (at most 1023 bytes)
 "
-expect "several commands on one connection, quit ends it" "$(adm "set log-level info" quit "show info")" "log level info
+expect "several commands on one connection, quit ends it" "$(adm "set log-level info" quit "show info" 2>/dev/null)" "log level info
 "
 
+# A connection of generation 1 open across a reload: show generations lists both.
+python3 - "$port" "$tmp/client.out" "$tmp/ready" <<'PY' &
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(b"hi\n"); s.recv(10)
+open(sys.argv[3], "w").close()
+try:
+    s.recv(10)
+except OSError:
+    pass
+PY
+client=$!
+client_ready
 expect "reload" "$(adm reload)" "reload done (generation 2)
 "
+expect "show generations with an older one still in use" "$(adm "show generations")" "# generation state connections listeners reloads reloads_failed
+2 current 0 1 1 0
+1 old 1 - - -
+"
+kill "$client" 2>/dev/null; wait "$client" 2>/dev/null; client=
 printf '{"listeners": [{"port": "http", "handler": "echo"}]}' >"$tmp/wharf.json"
 expect "a reload that fails returns its exact error" "$(adm reload)" "error: reload failed, still serving the previous config: $tmp/wharf.json: listeners[0].port: expected an integer 0..65535, got \"http\"
 "

@@ -74,7 +74,9 @@ static void control_printf(struct control_text *t, const char *fmt, ...)
 
 /* ---- asking every worker ------------------------------------------------------- */
 
-enum control_op { CONTROL_LIST, CONTROL_CLOSE, CONTROL_DRAIN };
+enum control_op { CONTROL_LIST, CONTROL_CLOSE, CONTROL_DRAIN, CONTROL_GENERATIONS };
+
+#define CONTROL_MAX_GENS 64 /* generations counted by one "show generations" */
 
 /* One command's question to the workers; each writes only its own part. */
 struct control_job {
@@ -123,6 +125,29 @@ static void control_list_one(struct wharf_worker *w, struct wharf_conn *c,
                    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 }
 
+/* Worker w's connections per generation, as "ID COUNT" lines. */
+static void control_count_generations(struct wharf_worker *w, struct control_text *t)
+{
+    uint64_t ids[CONTROL_MAX_GENS], counts[CONTROL_MAX_GENS];
+    unsigned n = 0;
+    struct wharf_list *it;
+    wharf_list_foreach(it, &w->conns.all) {
+        struct wharf_conn *c = wharf_list_entry(it, struct wharf_conn, link);
+        if (conn_dead(c))
+            continue;
+        unsigned k = 0;
+        while (k < n && ids[k] != c->l->gen->id)
+            k++;
+        if (k == n && n < CONTROL_MAX_GENS)
+            ids[n] = c->l->gen->id, counts[n++] = 0;
+        if (k < n)
+            counts[k]++;
+    }
+    for (unsigned k = 0; k < n; k++)
+        control_printf(t, "%llu %llu\n", (unsigned long long)ids[k],
+                       (unsigned long long)counts[k]);
+}
+
 /* Runs on worker w: its part of the job. */
 static void control_on_worker(struct wharf_worker *w, struct control_job *job)
 {
@@ -135,6 +160,10 @@ static void control_on_worker(struct wharf_worker *w, struct control_job *job)
             conn_close(c, WHARF_CLOSE_SHUTDOWN);
             job->found[w->id]++;
         }
+        return;
+    }
+    if (job->op == CONTROL_GENERATIONS) {
+        control_count_generations(w, t);
         return;
     }
     struct wharf_list *it;
@@ -295,7 +324,7 @@ static int control_show_conns(const struct server_view *v, const char *name,
 
 static int control_show_generations(const struct server_view *v, struct control_text *t)
 {
-    struct control_job *job = control_job_new(CONTROL_LIST);
+    struct control_job *job = control_job_new(CONTROL_GENERATIONS);
     if (!job)
         return -ENOMEM;
     int rc = control_ask(v, job);
@@ -304,21 +333,21 @@ static int control_show_generations(const struct server_view *v, struct control_
         control_printf(t, "a worker did not answer in %d ms\n", CONTROL_WAIT_MS);
         return rc;
     }
-    /* Connections per generation, from the workers' lines (field 4). */
-    uint64_t ids[64], counts[64];
+    /* The workers' "ID COUNT" lines, summed. */
+    uint64_t ids[CONTROL_MAX_GENS], counts[CONTROL_MAX_GENS];
     unsigned n = 0;
     for (unsigned i = 0; i < v->nworkers; i++) {
         for (char *line = job->part[i].p; line && *line; line = strchr(line, '\n') + 1) {
-            unsigned long long gid;
-            if (sscanf(line, "%*s %*s %*s %llu", &gid) == 1) {
-                unsigned k = 0;
-                while (k < n && ids[k] != gid)
-                    k++;
-                if (k == n && n < 64)
-                    ids[n] = gid, counts[n++] = 0;
-                if (k < n)
-                    counts[k]++;
-            }
+            unsigned long long gid, count;
+            if (sscanf(line, "%llu %llu", &gid, &count) != 2)
+                continue;
+            unsigned k = 0;
+            while (k < n && ids[k] != gid)
+                k++;
+            if (k == n && n < CONTROL_MAX_GENS)
+                ids[n] = gid, counts[n++] = 0;
+            if (k < n)
+                counts[k] += count;
         }
     }
     control_printf(t, "# generation state connections listeners reloads reloads_failed\n");
