@@ -805,6 +805,117 @@ START_TEST(error_struct_success_and_null)
 }
 END_TEST
 
+/* ---- ${ENV} substitution and "include" (config_include.c) ------------------------ */
+
+START_TEST(env_substitution)
+{
+    setenv("WHARF_T_ADDR", "127.0.0.2", 1);
+    unsetenv("WHARF_T_UNSET");
+    struct config *cfg = load_ok("{\"listeners\": ["
+                                 "{\"port\": 1, \"handler\": \"h\", \"address\": \"${WHARF_T_ADDR}\"},"
+                                 "{\"port\": 2, \"handler\": \"h\", \"address\": \"${WHARF_T_UNSET:-::1}\","
+                                 " \"name\": \"a${WHARF_T_ADDR}b$${X}\"}]}");
+    ck_assert_str_eq(cfg->listeners[0].address, "127.0.0.2");
+    ck_assert_str_eq(cfg->listeners[1].address, "::1");
+    ck_assert_str_eq(cfg->listeners[1].name, "a127.0.0.2b${X}");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(env_errors)
+{
+    unsetenv("WHARF_T_UNSET");
+    ASSERT_ERR(ONE(BASE ", \"address\": \"${WHARF_T_UNSET}\""),
+               "listeners[0].address: environment variable WHARF_T_UNSET is not set "
+               "(${WHARF_T_UNSET:-default} gives a default)");
+    ASSERT_ERR(ONE(BASE ", \"address\": \"x${\""),
+               "listeners[0].address: expected ${NAME} or ${NAME:-default} at \"${\"");
+    ASSERT_ERR(ONE(BASE ", \"address\": \"${A:b}\""),
+               "listeners[0].address: expected ${NAME} or ${NAME:-default} at \"${A:b}\"");
+}
+END_TEST
+
+/* A directory with main.json including conf.d/\*.json and extra.json. */
+static void include_tree(char *dir, size_t len, const char *b_json)
+{
+    snprintf(dir, len, "/tmp/check_include_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/conf.d", dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    const char *files[][2] = {
+        {"main.json", "{\"workers\": 1, \"include\": [\"conf.d/*.json\", \"extra.json\"],"
+                      " \"listeners\": [{\"name\": \"main\", \"port\": 1, \"handler\": \"h\"}]}"},
+        {"conf.d/a.json", "{\"listeners\": [{\"name\": \"a\", \"port\": 2, \"handler\": \"h\"}]}"},
+        {"conf.d/b.json", b_json},
+        {"extra.json", "{\"include\": \"none.d/*.json\", \"listeners\": "
+                       "[{\"name\": \"extra\", \"port\": 4, \"handler\": \"h\"}]}"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i][0]);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(files[i][1], f);
+        fclose(f);
+    }
+}
+
+static void include_tree_free(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(include_merges_listeners)
+{
+    char dir[256], main_file[300], err[512] = "";
+    include_tree(dir, sizeof dir,
+                 "{\"listeners\": [{\"name\": \"b\", \"port\": 3, \"handler\": \"h\"}]}");
+    snprintf(main_file, sizeof main_file, "%s/main.json", dir);
+    struct config *cfg = NULL;
+    ck_assert_msg(config_load_file(main_file, &cfg, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(cfg->nlisteners, 4);
+    const char *names[] = {"main", "a", "b", "extra"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_str_eq(cfg->listeners[i].name, names[i]);
+    config_free(cfg);
+    include_tree_free(dir);
+}
+END_TEST
+
+/* main.json with conf.d/b.json as b_json fails with "<dir>/" want. */
+static void include_fails(const char *b_json, const char *want_fmt)
+{
+    char dir[256], main_file[300], err[512] = "", want[600];
+    include_tree(dir, sizeof dir, b_json);
+    snprintf(main_file, sizeof main_file, "%s/main.json", dir);
+    snprintf(want, sizeof want, want_fmt, dir, dir);
+    struct config *cfg = NULL;
+    ck_assert_int_eq(config_load_file(main_file, &cfg, err, sizeof err), -1);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err, want);
+    include_tree_free(dir);
+}
+
+START_TEST(include_errors_name_the_file)
+{
+    include_fails("{\"listeners\": [{\"name\": \"b\", \"port\": \"http\", \"handler\": \"h\"}]}",
+                  "%s/conf.d/b.json: listeners[0].port: expected an integer 0..65535, got "
+                  "\"http\"");
+    include_fails("{\"workers\": 2}",
+                  "%s/conf.d/b.json: workers: only \"listeners\" and \"include\" may be in an "
+                  "included file");
+    include_fails("{\"listeners\": [", "%s/conf.d/b.json:1:15: syntax error: "
+                                       "']' expected near end of file");
+    include_fails("{\"include\": 5}",
+                  "%s/conf.d/b.json: include: expected a file name or glob pattern, got 5");
+    include_fails("{\"include\": \"nope.json\"}",
+                  "%s/conf.d/b.json: include: cannot read %s/conf.d/nope.json: No such file "
+                  "or directory");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -846,6 +957,10 @@ int main(void)
     tcase_add_test(tc, error_struct_syntax);
     tcase_add_test(tc, error_struct_files);
     tcase_add_test(tc, error_struct_success_and_null);
+    tcase_add_test(tc, env_substitution);
+    tcase_add_test(tc, env_errors);
+    tcase_add_test(tc, include_merges_listeners);
+    tcase_add_test(tc, include_errors_name_the_file);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

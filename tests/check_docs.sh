@@ -74,7 +74,7 @@ def check_entry(where, path, default_text, range_text):
 # docs/config.md: tables under "## Top level", "## Listeners", "### timeouts",
 # "### buffers"; columns by their header (key, range, default).
 sections = {"Top level": "", "Listeners": "listeners[].", "timeouts": "listeners[].timeouts.",
-            "buffers": "listeners[].buffers."}
+            "buffers": "listeners[].buffers.", "admin": "admin."}
 seen = set()
 prefix = header = None
 for line in open(sys.argv[2]):

@@ -157,6 +157,27 @@ out=$("$wharfd" -T -c "$src/config/wharf.json" 2>&1)
 echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["listeners"][0]["backlog"] == 511 and c["queue_depth"] == 1024' &&
     ok "-T prints the effective config with defaults" || fail "-T: $out"
 
+# -v and --version print what -V does; -T shows a config with its includes
+# merged and ${VAR} substituted; an unset variable is named.
+v=$("$wharfd" -V)
+[ "$("$wharfd" -v)" = "$v" ] && [ "$("$wharfd" --version)" = "$v" ] && ok "-v and --version" ||
+    fail "-v / --version: $("$wharfd" -v 2>&1) / $("$wharfd" --version 2>&1), -V says $v"
+mkdir -p "$tmp/inc.d"
+printf '{"workers": 1, "include": "inc.d/*.json",\n "listeners": [{"name": "m", "port": ${WHARF_T_PORT}, "handler": "echo", "address": "${WHARF_T_UNSET:-127.0.0.1}"}]}' >"$tmp/inc.json"
+printf '{"listeners": [{"name": "i", "port": 7, "handler": "${WHARF_T_HANDLER}"}]}' >"$tmp/inc.d/one.json"
+out=$(WHARF_T_HANDLER=echo "$wharfd" -T -c "$tmp/inc.json" 2>&1)
+case $out in *'${'*) fail "-T left a \${...} in: $out" ;; esac
+fail_t=$(WHARF_T_HANDLER=echo "$wharfd" -T -c "$tmp/inc.json" 2>&1 >/dev/null)
+echo "$fail_t" | grep -q "parse error\|syntax error" && ok "a \${VAR} outside a string is a syntax error" ||
+    fail "port \${VAR} unquoted: $fail_t"
+printf '{"workers": 1, "include": "inc.d/*.json",\n "listeners": [{"name": "m", "port": 0, "handler": "echo", "address": "${WHARF_T_UNSET:-127.0.0.1}"}]}' >"$tmp/inc.json"
+out=$(WHARF_T_HANDLER=echo "$wharfd" -T -c "$tmp/inc.json" 2>&1)
+echo "$out" | python3 -c 'import json,sys; c=json.load(sys.stdin); l=c["listeners"]; assert [x["name"] for x in l] == ["m", "i"] and l[0]["address"] == "127.0.0.1" and l[1]["handler"] == "echo" and "include" not in c' &&
+    ok "-T shows the includes merged and the environment substituted" || fail "-T with include: $out"
+out=$(env -u WHARF_T_HANDLER "$wharfd" -T -c "$tmp/inc.json" 2>&1); rc=$?
+[ $rc = 1 ] && [ "$out" = "wharfd: $tmp/inc.d/one.json: listeners[0].handler: environment variable WHARF_T_HANDLER is not set (\${WHARF_T_HANDLER:-default} gives a default)" ] &&
+    ok "an unset variable is an error naming the file, path and variable" || fail "unset variable: $rc $out"
+
 # Signals: HUP reloads (new connections get the new prefix, an open one keeps
 # the old; a bad config changes nothing), USR1 re-opens the log file, QUIT
 # stops gracefully; -s sends them through the pid file.

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_include.h"
 #include "config_schema.h"
 #include "wharf_server.h"
 
@@ -190,6 +191,20 @@ static json_t *parse(const char *text, size_t len, const char *name, wharf_error
     return root;
 }
 
+/* validate() after the environment and the includes are merged into root
+ * (config_include.c); an error in an included listener names its file. */
+static int expand_validate(json_t *root, const char *name, const char *base_file,
+                           struct config **out, wharf_error *err)
+{
+    struct config_origins origins;
+    *out = NULL;
+    int rc = config_include_expand(root, name, base_file, &origins, err);
+    if (rc == 0 && (rc = validate(root, name, base_file, out, err)) < 0)
+        config_include_blame(&origins, err);
+    config_origins_free(&origins);
+    return rc;
+}
+
 static int load(const char *text, size_t len, const char *name, const char *base_file,
                 struct config **out, wharf_error *err)
 {
@@ -197,7 +212,7 @@ static int load(const char *text, size_t len, const char *name, const char *base
     json_t *root = parse(text, len, name, err);
     if (!root)
         return -1;
-    int rc = validate(root, name, base_file, out, err);
+    int rc = expand_validate(root, name, base_file, out, err);
     json_decref(root);
     return rc;
 }
@@ -311,6 +326,8 @@ void config_free(struct config *cfg)
     free(cfg->log_file);
     free(cfg->user);
     free(cfg->group);
+    free(cfg->admin_socket);
+    free(cfg->admin_mode);
     free(cfg->file);
     free(cfg);
 }
@@ -359,7 +376,7 @@ static int wharf_config_load(const char *text, size_t len, const char *name,
     if (!root)
         return err->code;
     struct config *cfg;
-    if (validate(root, name, base_file, &cfg, err) < 0) {
+    if (expand_validate(root, name, base_file, &cfg, err) < 0) {
         json_decref(root);
         return err->code;
     }

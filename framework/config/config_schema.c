@@ -290,6 +290,17 @@ static int set_log_file(struct config_loader *ld, const struct config_key *k, co
     return config_path_dirs(ld, v, path, field(base, k));
 }
 
+/* "admin.mode": permission bits in octal, "0600". */
+static int set_admin_mode(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                          void *base, const char *path)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    size_t n = strspn(s, "01234567");
+    if (n < 3 || n > 4 || s[n] || (n == 4 && s[0] != '0'))
+        return config_fail_got(ld, path, k->expect, v);
+    return store(ld, k, v, base, path);
+}
+
 /* Keeps the array (the typed store) and parses each address / CIDR range. */
 static int set_cidrs(struct config_loader *ld, const struct config_key *k, const json_t *v,
                      void *base, const char *path, struct cidr **out, size_t *n)
@@ -513,6 +524,17 @@ static const struct config_key timeout_keys[] = {
 };
 static const struct config_table timeout_table = {timeout_keys, check_timeouts};
 
+static const struct config_key admin_keys[] = {
+    {.name = "socket", .type = CONFIG_STRING, TOP(admin_socket), .set = set_log_file,
+     .expect = "a file name (a non-empty string)",
+     .doc = "wharfd's admin socket (unix); relative: to the config's directory"},
+    {.name = "mode", .type = CONFIG_STRING, .def = "\"0600\"", TOP(admin_mode),
+     .set = set_admin_mode, .expect = "permission bits in octal, as \"0600\"",
+     .doc = "the admin socket's permission bits"},
+    {.name = NULL},
+};
+static const struct config_table admin_table = {admin_keys, NULL};
+
 static const struct config_key buffer_keys[] = {
     {.name = "high_watermark", .type = CONFIG_INT, .min = 1, .max = MAX_BYTES, .def = "65536",
      LIS(high_watermark), .doc = "stop reading above this much queued output"},
@@ -609,6 +631,8 @@ static const struct config_key top_keys[] = {
     {.name = "group", .type = CONFIG_STRING, TOP(group), .doc = "and this group"},
     {.name = "shutdown_timeout_ms", .type = CONFIG_MS, .max = 3600000, .def = "5000",
      TOP(shutdown_timeout_ms), .doc = "how long a graceful stop waits"},
+    {.name = "admin", .type = CONFIG_SECTION, .table = &admin_table,
+     .doc = "wharfd's admin socket (docs/operating.md)"},
     {.name = "listeners", .type = CONFIG_LIST, .flags = CONFIG_REQUIRED,
      .offset = offsetof(struct config, listeners), .size = sizeof(struct config_listener), .count_offset = offsetof(struct config, nlisteners),
      .table = &listener_table, .expect = "a non-empty array of listener objects",

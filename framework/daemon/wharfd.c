@@ -5,13 +5,16 @@
  *
  *   SIGHUP          reload the config file (on any error the old one keeps serving)
  *   SIGUSR1         re-open the log file (after rotation)
+ *   SIGUSR2         binary upgrade: start the binary again with the listening
+ *                   sockets, then drain and exit once it serves (upgrade.c)
  *   SIGINT/TERM/QUIT  stop gracefully; a second one exits at once
  *
  * Every signal is logged.  `wharfd -s reload|reopen|stop -p PIDFILE` sends
  * them to the wharfd that wrote PIDFILE.  Under systemd it reports its
  * state on NOTIFY_SOCKET (READY=1, RELOADING=1, STOPPING=1, and WATCHDOG=1
  * when WatchdogSec is set) and takes passed sockets (socket activation, in
- * the library).
+ * the library).  An "admin" socket in the config serves runtime commands
+ * (admin.c; `wharfd -s status` asks it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "upgrade.h"
 #include "wharf_server.h"
 
 #ifndef WHARF_SYSCONFDIR
@@ -46,22 +51,25 @@ static void usage(FILE *f)
             "  -t          check the config, load the handler modules and run their init,\n"
             "              then exit 0 (valid) or 1 (with the reason)\n"
             "  -T          print the effective config, every default filled in, and exit\n"
-            "  -s SIGNAL   send reload, reopen or stop to the wharfd of -p PIDFILE\n"
-            "  -V          print the version and exit\n"
+            "  -s SIGNAL   send reload, reopen, stop or upgrade to the wharfd of -p PIDFILE;\n"
+            "              status: ask the admin socket of -c FILE (else check -p PIDFILE)\n"
+            "  -V, -v, --version  print the version and exit\n"
             "  -h          print this help and exit\n"
             "Signals: HUP reloads the config, USR1 re-opens the log file, INT/TERM/QUIT\n"
-            "stop gracefully (a second one exits at once).\n");
+            "stop gracefully (a second one exits at once), USR2 upgrades the binary.\n");
 }
 
 /* -s: signal the wharfd whose pid is in pidfile. */
 static int send_signal(const char *what, const char *pidfile)
 {
-    int sig = strcmp(what, "reload") == 0   ? SIGHUP
-              : strcmp(what, "reopen") == 0 ? SIGUSR1
-              : strcmp(what, "stop") == 0   ? SIGTERM
-                                            : 0;
+    int sig = strcmp(what, "reload") == 0    ? SIGHUP
+              : strcmp(what, "reopen") == 0  ? SIGUSR1
+              : strcmp(what, "stop") == 0    ? SIGTERM
+              : strcmp(what, "upgrade") == 0 ? SIGUSR2
+                                             : 0;
     if (!sig) {
-        fprintf(stderr, "wharfd: -s: expected reload, reopen or stop, got \"%s\"\n", what);
+        fprintf(stderr, "wharfd: -s: expected reload, reopen, stop, upgrade or status, got \"%s\"\n",
+                what);
         return 1;
     }
     if (!pidfile) {
@@ -139,6 +147,7 @@ static const char *run_as_name(void)
 }
 
 static _Atomic int stop_done;
+static const char *pidfile_path; /* -p, for a failed upgrade to write again */
 
 static void *stopper(void *arg)
 {
@@ -196,15 +205,19 @@ struct wharfd_args {
 static int parse_args(int argc, char **argv, struct wharfd_args *a)
 {
     *a = (struct wharfd_args){.file = WHARF_SYSCONFDIR "/wharf.json"};
+    static const struct option longopts[] = {{"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "c:p:s:tTVh")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:p:s:tTVvh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': a->file = optarg; break;
         case 'p': a->pidfile = optarg; break;
         case 's': a->signal_name = optarg; break;
         case 't': a->check_only = 1; break;
         case 'T': a->dump = 1; break;
-        case 'V': printf("wharfd %s\n", wharf_version()); return 0;
+        case 'V':
+        case 'v': printf("wharfd %s\n", wharf_version()); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
@@ -249,7 +262,7 @@ static void block_signals(sigset_t *set)
 {
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(set);
-    int sigs[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1};
+    int sigs[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(set, sigs[i]);
     pthread_sigmask(SIG_BLOCK, set, NULL);
@@ -265,9 +278,20 @@ struct pidfile {
     int ours; /* created by us, or written with our pid */
 };
 
-/* Opens and locks pf->path.  Returns 0, or -1 with the reason on stderr. */
+/* Opens and locks pf->path.  Returns 0, or -1 with the reason on stderr.
+ * A wharfd started by an upgrade takes the old one's open, locked file
+ * (upgrade_pidfile_fd: the lock belongs to the file description both
+ * share, so it stays held when the old one exits), and owns the file only
+ * once it serves (run). */
 static int pidfile_lock(struct pidfile *pf)
 {
+    pf->fd = upgrade_pidfile_fd();
+    if (pf->fd >= 0 && flock(pf->fd, LOCK_EX | LOCK_NB) == 0) {
+        pf->ours = 0;
+        return 0;
+    }
+    if (pf->fd >= 0)
+        close(pf->fd);
     pf->ours = 1;
     pf->fd = open(pf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
     if (pf->fd < 0 && errno == EEXIST) {
@@ -300,7 +324,8 @@ static void pidfile_write(struct pidfile *pf)
 {
     char text[32];
     int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    pf->ours = 1;
+    if (!upgrade_starting())
+        pf->ours = 1; /* an upgrade's: once it serves (run) */
     if (ftruncate(pf->fd, 0) < 0 || pwrite(pf->fd, text, (size_t)n, 0) != n)
         wharf_log(WHARF_LOG_ERROR, "cannot write the pid file %s: %s", pf->path, strerror(errno));
 }
@@ -332,7 +357,9 @@ static int watchdog_wait(wharf_server *srv, const sigset_t *set, long wd,
         siginfo_t si;
         return sigtimedwait(set, &si, &tick);
     }
+    admin_lock();
     int ping = wharf_server_ping(srv, (uint64_t)wd);
+    admin_unlock();
     if (ping == 0)
         notify("WATCHDOG=1");
     else if (ping == -ETIMEDOUT)
@@ -372,7 +399,15 @@ static int serve(wharf_server *srv, const char *file, const sigset_t *set)
             snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%lld",
                      (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
             notify(msg);
-            reload(srv, file);
+            admin_lock();
+            reload(srv, file); /* it tells the service manager READY=1 and STATUS= */
+            admin_unlock();
+        } else if (sig == SIGUSR2) {
+            admin_lock();
+            bool upgraded = upgrade_run(srv, pidfile_path);
+            admin_unlock();
+            if (upgraded)
+                return sig;
         } else if (sig == SIGUSR1) {
             wharf_log(WHARF_LOG_INFO, "SIGUSR1: re-opening the log file");
             int reopened = wharf_log_reopen();
@@ -389,8 +424,15 @@ static int serve(wharf_server *srv, const char *file, const sigset_t *set)
  * meanwhile exits at once. */
 static void stop(wharf_server *srv, const sigset_t *set, int sig)
 {
-    wharf_log(WHARF_LOG_INFO, "SIG%s: stopping (send it again to exit at once)", sigabbrev_np(sig));
-    notify("STOPPING=1");
+    admin_stop();
+    if (sig == SIGUSR2) { /* handing over: the new one is the service now */
+        upgrade_hand_over(srv);
+        wharf_log(WHARF_LOG_INFO, "upgrade: stopping (SIGTERM exits at once)");
+    } else {
+        wharf_log(WHARF_LOG_INFO, "SIG%s: stopping (send it again to exit at once)",
+                  sigabbrev_np(sig));
+        notify("STOPPING=1");
+    }
     pthread_t t;
     if (pthread_create(&t, NULL, stopper, srv) != 0) {
         wharf_server_stop(srv);
@@ -434,17 +476,31 @@ static int run(wharf_server *srv, wharf_config *cfg, const struct wharfd_args *a
     char ready[64];
     snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld\nSTATUS=serving", (long)getpid());
     notify(ready);
+    if (admin_start(srv, cfg, a->file) < 0) {
+        wharf_server_stop(srv);
+        pidfile_release(&pf);
+        return 1;
+    }
+    pidfile_path = a->pidfile;
+    upgrade_set_pidfile(pf.fd);
+    upgrade_ready();
+    pf.ours = pf.fd >= 0; /* serving: the file is this process's now */
     stop(srv, &set, serve(srv, a->file, &set));
+    if (upgrade_handed_over())
+        pf.ours = 0; /* the new wharfd's now */
     pidfile_release(&pf);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    upgrade_init(argc, argv);
     struct wharfd_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
+    if (a.signal_name && strcmp(a.signal_name, "status") == 0)
+        return admin_status(a.file, a.pidfile);
     if (a.signal_name)
         return send_signal(a.signal_name, a.pidfile);
 

@@ -183,6 +183,40 @@ void wharf_server_free(wharf_server *srv);
  * threads have answered.  For a watchdog (wharfd's WatchdogSec pings). */
 int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms);
 
+/*
+ * The listening sockets of the current configuration (every TCP listening
+ * socket and UDP socket of every listener), for handing them to another
+ * process: wharfd's binary upgrade passes them to the new binary as socket
+ * activation does (LISTEN_FDS), and a listener there takes the one bound
+ * to its address and port.  Listeners configured on port 0 and UDP
+ * listeners with reuse_port are left out (another process binds its own).
+ * Writes up to `max` descriptors to fds; they
+ * stay the server's (dup them).  Returns how many there are (which may be
+ * more than max), or -ESRCH when the server is not running.
+ */
+int wharf_server_sockets(const wharf_server *srv, int *fds, size_t max);
+
+/*
+ * The runtime interface in the spirit of HAProxy's: runs one command line
+ * and returns its reply as text in *reply (malloc'ed, one or more lines
+ * each ending in "\n"; free() it):
+ *   show listeners | show workers | show conns [LISTENER] |
+ *   show generations | show limits |
+ *   pause listener NAME|* | resume listener NAME|* | drain listener NAME|* |
+ *   close conn ID
+ * (docs/operating.md, "The admin socket", says what each prints).  pause
+ * stops accepting on a listener (the kernel backlog holds new
+ * connections); drain stops accepting and closes its idle connections,
+ * the busy ones finish; resume accepts again.  These states outlive a
+ * reload.  Returns 0, or a negative errno with the reason as the reply:
+ * -EINVAL (not a command, or bad arguments), -ENOENT (no such listener or
+ * connection), -ESRCH (the server is not running), -ETIMEDOUT (a worker
+ * did not answer within 2 s), -ENOMEM (*reply NULL).  Any thread, but one
+ * command at a time per server (the caller serialises them with its other
+ * wharf_server_* calls).
+ */
+int wharf_server_command(wharf_server *srv, const char *line, char **reply);
+
 /* The port listener `name` is bound to (> 0), -ENOENT (no such listener)
  * or -ESRCH (not started, or stopped). */
 int wharf_server_port(const wharf_server *srv, const char *name);

@@ -107,7 +107,6 @@ static int acceptor_watch_all(struct acceptor *a, struct generation *g)
     a->socks = calloc(1, sizeof *a->socks + n * sizeof a->socks->s[0]);
     if (!a->socks)
         return -ENOMEM;
-    uint32_t events = a->paused ? 0 : LOOP_IN;
     for (unsigned i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
         if (l->cfg->protocol != CONFIG_TCP)
@@ -115,6 +114,7 @@ static int acceptor_watch_all(struct acceptor *a, struct generation *g)
         for (unsigned k = 0; k < l->naddrs; k++) {
             struct acceptor_sock *s = &a->socks->s[a->socks->n];
             *s = (struct acceptor_sock){.watcher.fd = -1, .a = a, .l = l};
+            uint32_t events = a->paused || !listener_accepting(l) ? 0 : LOOP_IN;
             int rc = loop_watch(&a->loop, &s->watcher, listener_fd(l, k, 0), events,
                                 acceptor_on_listen);
             if (rc < 0)
@@ -130,7 +130,8 @@ static int acceptor_watch_all(struct acceptor *a, struct generation *g)
 static void acceptor_set_listening(struct acceptor *a, bool on)
 {
     for (unsigned i = 0; a->socks && i < a->socks->n; i++)
-        loop_modify(&a->loop, &a->socks->s[i].watcher, on ? LOOP_IN : 0);
+        loop_modify(&a->loop, &a->socks->s[i].watcher,
+                    on && listener_accepting(a->socks->s[i].l) ? LOOP_IN : 0);
 }
 
 static void acceptor_resume(struct acceptor *a)
@@ -232,6 +233,10 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
     struct acceptor_sock *s = (struct acceptor_sock *)watcher;
     struct acceptor *a = s->a;
     struct listener *l = s->l;
+    if (!listener_accepting(l)) { /* paused by a runtime command meanwhile */
+        loop_modify(&a->loop, watcher, 0);
+        return;
+    }
     for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
         struct wharf_worker *w;
         if (!acceptor_room(a, &w)) {
@@ -341,6 +346,18 @@ static void acceptor_on_switch(void *arg, void *payload, bool cancelled)
         rendezvous_done(m->done);
     }
     generation_unref(m->gen);
+}
+
+static void acceptor_on_refresh(void *arg, void *payload, bool cancelled)
+{
+    struct acceptor *a = arg;
+    if (!cancelled)
+        acceptor_set_listening(a, !a->paused);
+}
+
+int acceptor_refresh(struct acceptor *a)
+{
+    return a->started ? loop_post_urgent(&a->loop, acceptor_on_refresh, a, NULL, 0) : 0;
 }
 
 static void acceptor_on_stop(void *arg, void *payload, bool cancelled)

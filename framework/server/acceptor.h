@@ -41,6 +41,10 @@ bool acceptor_switch(struct acceptor *a, struct generation *g, uint64_t timeout_
  * Returns 0 or -errno. */
 int acceptor_post(struct acceptor *a, void (*fn)(void *arg, void *payload, bool cancelled),
                   void *arg);
+/* Watches again exactly the listening sockets whose listener is accepting
+ * (listener_accepting: after a runtime pause, drain or resume).  Any
+ * thread; returns 0 or -errno. */
+int acceptor_refresh(struct acceptor *a);
 /* Stops accepting, closes the listening sockets it watches, joins the
  * thread (idempotent). */
 void acceptor_stop(struct acceptor *a);

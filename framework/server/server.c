@@ -881,9 +881,37 @@ void server_view(struct wharf_server *s, struct server_view *out)
     out->workers = s->workers;
     out->nworkers = s->workers ? s->nworkers : 0;
     out->admission = s->admission;
+    out->acceptor = s->acceptor;
     out->reloads = atomic_load(&s->reloads);
     out->reloads_failed = atomic_load(&s->reloads_failed);
     out->start_time = s->start_time;
+}
+
+bool server_started(const struct wharf_server *s)
+{
+    return s->started;
+}
+
+/* ---- the sockets, for a binary upgrade (wharf_server_sockets) ------------------------ */
+
+int wharf_server_sockets(const wharf_server *srv, int *fds, size_t max)
+{
+    struct wharf_server *s = (struct wharf_server *)srv;
+    if (!s->started)
+        return -ESRCH;
+    size_t n = 0;
+    pthread_mutex_lock(&s->gen_lock);
+    for (unsigned i = 0; s->gen && i < s->gen->nlisteners; i++) {
+        const struct listener *l = &s->gen->listeners[i];
+        /* What another process could not adopt by address stays out. */
+        if (l->cfg->port == 0 || l->nworkers > 1)
+            continue;
+        for (unsigned k = 0; k < l->nfds; k++, n++)
+            if (n < max)
+                fds[n] = l->fds[k];
+    }
+    pthread_mutex_unlock(&s->gen_lock);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 /* ---- liveness (wharf_server_ping) ---------------------------------------------------- */

@@ -15,6 +15,7 @@
 #ifndef WHARF_SERVER_INTERNAL_H
 #define WHARF_SERVER_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -72,9 +73,12 @@ struct server_view {
     struct wharf_worker *workers;
     unsigned nworkers;
     struct admission *admission; /* NULL before the first start */
+    struct acceptor *acceptor;   /* NULL before the first start */
     uint64_t reloads, reloads_failed;
     time_t start_time;
 };
 void server_view(struct wharf_server *s, struct server_view *out);
+/* Whether the server is started (between start and stop). */
+bool server_started(const struct wharf_server *s);
 
 #endif

@@ -48,11 +48,17 @@ struct listener_counters {
 };
 
 
+/* What the runtime commands (pause, drain, resume listener) made of a
+ * listener: the acceptor watches its sockets only while ACCEPTING. */
+enum listener_admin { LISTENER_ACCEPTING = 0, LISTENER_PAUSED, LISTENER_DRAINING };
+
 /* A listener's counters, shared by the generations that keep it. */
 struct listener_stats {
     _Atomic unsigned refs;
     _Atomic uint64_t rejected;  /* refused by max_connections_per_source */
     _Atomic uint64_t denied;    /* refused by the listener's deny list */
+    _Atomic int admin;          /* enum listener_admin, set by the runtime
+                                   commands (control.c), kept across reloads */
     unsigned nworkers;
     struct listener_counters *workers; /* [nworkers] */
 };
@@ -118,6 +124,13 @@ static inline struct listener_counters *listener_counters(const struct listener 
                                                           unsigned worker)
 {
     return &l->stats->workers[worker];
+}
+
+/* Whether the acceptor should watch l's sockets (not paused or drained). */
+static inline bool listener_accepting(const struct listener *l)
+{
+    return !l->stats || atomic_load_explicit(&l->stats->admin, memory_order_relaxed) ==
+                            LISTENER_ACCEPTING;
 }
 
 /* Formats an address as "1.2.3.4:80" or "[::1]:80". */
