@@ -9,10 +9,13 @@
  * Everything here is thread-safe.  Functions that hand an item to a
  * callback call it with the item's shard locked: the callback copies what it
  * needs (wharf_send copies) and must not call back into the store.
+ * mc_store_get_ref instead hands out a reference: the item's key and value
+ * stay valid and unchanged, without a lock, until mc_item_release.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +26,10 @@
 
 /* An item as the protocol sees it (read-only, valid during a callback). */
 struct mc_item {
-    struct mc_item *hnext;       /* hash chain */
+    union {
+        struct mc_item *hnext;   /* hash chain (while linked) */
+        struct mc_store *store;  /* its store (once unlinked, for the last release) */
+    };
     struct wharf_list lru;       /* in its shard's LRU list, first = most recent */
     uint64_t hash;
     uint64_t cas;
@@ -33,6 +39,7 @@ struct mc_item {
     uint32_t nbytes;             /* value length, without the trailing "\r\n" */
     uint8_t nkey;
     uint8_t fetched;
+    _Atomic uint32_t refs;       /* the store's (while linked) + mc_store_get_ref's */
     char data[];                 /* key, then value, then "\r\n" */
 };
 
@@ -83,6 +90,21 @@ size_t mc_item_cost(size_t nkey, size_t nbytes);
 enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
                             bool touch, int64_t exptime,
                             void (*fn)(const struct mc_item *it, void *arg), void *arg);
+
+/*
+ * mc_store_get, but instead of calling a function under the lock returns
+ * the live item with a reference taken (NULL: not found).  Its key, value
+ * and "\r\n" stay valid and unchanged until mc_item_release (a store,
+ * delete, incr or eviction meanwhile replaces or unlinks it, and never
+ * writes into a referenced item); the item keeps counting against the
+ * memory limit until its last reference goes.  Release every reference
+ * before mc_store_free.
+ */
+struct mc_item *mc_store_get_ref(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                                 bool touch, int64_t exptime);
+/* Drops a reference taken by mc_store_get_ref; the last one of an unlinked
+ * item frees it.  Any thread, no lock held (takes none). */
+void mc_item_release(struct mc_item *it);
 
 /* set/add/replace/append/prepend/cas of value[0..nbytes) (no "\r\n").
  * append/prepend keep the item's flags and exptime. */
