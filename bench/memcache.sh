@@ -6,7 +6,14 @@
 # and 2 workers vs "-t 2", as ratios, then user-space memory per idle
 # connection with 10,000 connections open.  A benchmark, not a test.
 #
+# Then (memcache v2, values sent by reference) at equal thread counts,
+# T = 1 and 2: wharf-load's memcache mode (50 connections, 90/10, 100-byte
+# values); 100 KB values (ops/s per CPU second of the server); a get of 100
+# keys per request; and the resident memory of each server after 300 MB of
+# 100 KB values went into a 64 MB cache (RSS / memory_limit).
+#
 #   bench/memcache.sh [seconds]      (from a build tree; default 10 s a run)
+#   V2_ONLY=1 bench/memcache.sh 5    (only the memcache v2 part)
 #
 # Environment: WHARF_BUILDDIR (default .), SERVER_CPUS (taskset list for the
 # servers, default 0-1), LOAD_CPUS (for memcaslap, default: same),
@@ -19,7 +26,8 @@ export WHARF_MODULE_PATH=${WHARF_MODULE_PATH:-$build/handlers/.libs}
 server_cpus=${SERVER_CPUS:-0-1}
 load_cpus=${LOAD_CPUS:-$server_cpus}
 memcached=${MEMCACHED:-memcached}
-for tool in "$memcached" memcaslap taskset python3; do
+wload=$build/wharf-load
+for tool in "$memcached" memcaslap taskset python3 "$wload"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "needs $tool (libmemcached-tools, memcached)"; exit 1; }
 done
 tmp=$(mktemp -d)
@@ -91,6 +99,88 @@ print('%.0f' % ((after - before) * 1024 / len(socks)))
 PY
 }
 
+# ---- memcache v2: wharf-load side by side ----------------------------------
+
+# Sets keys key:0 .. key:N-1 to SIZE-byte values (pipelined): fill N SIZE.
+fill() {
+    python3 - "$port" "$1" "$2" <<'PY'
+import socket, sys
+port, n, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection(('127.0.0.1', port))
+v = b'v' * size
+for base in range(0, n, 100):
+    batch = b''.join(b'set key:%d 0 0 %d noreply\r\n%s\r\n' % (i, size, v)
+                     for i in range(base, min(n, base + 100)))
+    s.sendall(batch)
+s.sendall(b'version\r\n')
+buf = b''
+while b'VERSION' not in buf:
+    buf += s.recv(4096)
+PY
+}
+# Runs wharf-load against $port with the given arguments; prints
+# "ops/s cpu_us_per_op ops_per_cpu_s".
+wl() {
+    t0=$(cpu_ticks "$pid")
+    taskset -c "$load_cpus" "$wload" -q -d "${secs}s" "$@" "127.0.0.1:$port" >"$tmp/wl" 2>&1
+    t1=$(cpu_ticks "$pid")
+    rate=$(sed -n 's/.*: \([0-9.]*\) msg\/s.*/\1/p' "$tmp/wl" | tail -n1)
+    awk -v r="${rate:-0}" -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" \
+        'BEGIN { ops = r * s; cpu = d / hz;
+                 printf "%d %.2f %d\n", r, ops ? cpu * 1e6 / ops : 0, cpu ? ops / cpu : 0 }'
+}
+mget100() {
+    req="get"
+    i=0
+    while [ $i -lt 100 ]; do req="$req key:{rand:0-9999}"; i=$((i + 1)); done
+    wl -c 50 -t 1 --request "$req\r\n" --frame memcache --max-reply 4M
+}
+# Fills a 64 MB cache with 300 MB of 100 KB values; prints RSS in KB.
+rss_after_fill() {
+    fill 3000 102400
+    rss_kb "$pid"
+}
+v2_row() { # label memcached-result wharf-result
+    set -- "$1" $2 $3
+    label=$1; m_ops=$2; m_cpu=$3; m_eff=$4; w_ops=$5; w_cpu=$6; w_eff=$7
+    printf '%-34s %10s %10s %9s %9s %12s %12s' "$label" "$m_ops" "$w_ops" "$m_cpu" "$w_cpu" "$m_eff" "$w_eff"
+    awk -v a="$w_ops" -v b="$m_ops" -v c="$w_cpu" -v d="$m_cpu" -v e="$w_eff" -v f="$m_eff" \
+        'BEGIN { printf "   ops %.2fx  cpu/op %.2fx  ops/cpu %.2fx\n", b ? a / b : 0, d ? c / d : 0, f ? e / f : 0 }'
+}
+v2() {
+    echo "memcache v2, ${secs}s runs; servers on CPUs $server_cpus, load on $load_cpus;"
+    echo "columns: ops/s (memcached, wharf), server CPU us/op, ops per server CPU second; ratios wharf/memcached"
+    for n in 1 2; do
+        for what in slap small big mget; do
+            for srv in memcached wharf; do
+                if [ $srv = memcached ]; then start_memcached "$n"; else start_wharf "$n"; fi
+                case $what in
+                slap) r=$(load); r="$r $(echo "$r" | awk '{print $2 ? int(1e6 / $2) : 0}')" ;;
+                small) fill 10000 100; r=$(wl --proto memcache -c 50 -t "$n" --keys 10000 --value-size 100) ;;
+                big) fill 200 102400; r=$(wl --proto memcache -c 50 -t "$n" --keys 200 --value-size 102400 --max-reply 2M) ;;
+                mget) fill 10000 100; r=$(mget100) ;;
+                esac
+                stop
+                eval "r_$srv=\"\$r\""
+            done
+            case $what in
+            slap) label="memcaslap 90/10, 50 conns" ;;
+            small) label="wharf-load 90/10 100 B, 50 conns" ;;
+            big) label="wharf-load 90/10 100 KB, 50 conns" ;;
+            mget) label="wharf-load get of 100 keys" ;;
+            esac
+            v2_row "$label, T=$n" "$r_memcached" "$r_wharf"
+        done
+    done
+    start_memcached 2; m_rss=$(rss_after_fill); stop
+    start_wharf 2; w_rss=$(rss_after_fill); stop
+    awk -v m="$m_rss" -v w="$w_rss" 'BEGIN { printf "RSS after 300 MB of 100 KB sets into 64 MB: memcached %.1f MB (%.2fx), wharf %.1f MB (%.2fx)\n", m / 1024, m / 65536, w / 1024, w / 65536 }'
+}
+if [ "${V2_ONLY:-0}" = 1 ]; then
+    v2
+    exit 0
+fi
+
 echo "memcaslap -T 1 -c 50 -t ${secs}s (90% get / 10% set); servers on CPUs $server_cpus, load on $load_cpus"
 printf '%-22s %10s %12s\n' server ops/s cpu_us/op
 for n in 1 2; do
@@ -103,3 +193,4 @@ for n in 1 2; do
         'BEGIN { printf "ratio (wharf/memcached), %d: ops/s %.2fx, cpu/op %.2fx\n", n, b ? a / b : 0, d ? c / d : 0 }'
 done
 echo "idle connection (10,000 open, RSS growth / connection): memcached $m_idle B, wharf $w_idle B"
+v2

@@ -9,7 +9,8 @@
  * through the embedding API and through wharfd and SIGHUP, 10,000 keys set
  * before a reload are hits after it from old and new connections, a
  * changed memory_limit applies to the same cache, and memory does not
- * double.
+ * double.  Values of 4 KiB and more go out by reference (no copy), pinned
+ * while a client does not read and given back when it reads or leaves.
  */
 #include <check.h>
 #include <pthread.h>
@@ -621,6 +622,150 @@ static void mc_reload(wharf_server *srv, const char *json)
     wharf_config_free(cfg);
 }
 
+/* ---- values sent by reference (mc_store_get_ref, wharf_send_ref) ---- */
+
+/* A referenced item stays whole while the key is replaced, incremented
+ * and deleted; the new values are seen by the store meanwhile. */
+START_TEST(referenced_item_is_never_changed)
+{
+    struct mc_store *s = mc_store_new(1 << 20, 1 << 20);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "10", 2, 0, 1), MC_STORED);
+    struct mc_item *a = mc_store_get_ref(s, "n", 1, 1, false, 0);
+    ck_assert_ptr_nonnull(a);
+    uint64_t v;
+    ck_assert_int_eq(mc_store_delta(s, "n", 1, true, 5, 1, &v), MC_FOUND); /* not in place */
+    ck_assert_uint_eq(v, 15);
+    ck_assert_int_eq(memcmp(mc_item_value(a), "10\r\n", 4), 0);
+    struct mc_item *b = mc_store_get_ref(s, "n", 1, 1, false, 0);
+    ck_assert_int_eq(memcmp(mc_item_value(b), "15\r\n", 4), 0);
+    mc_item_release(b);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "xyz", 3, 0, 1), MC_STORED);
+    ck_assert_int_eq(mc_store_delete(s, "n", 1, 1), MC_FOUND);
+    ck_assert_int_eq(memcmp(mc_item_value(a), "10\r\n", 4), 0);
+    mc_item_release(a); /* the last reference: freed (ASan, valgrind) */
+    /* Unshared again: incr in place, as memcached (padded). */
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "m", 1, 0, 0, "99", 2, 0, 1), MC_STORED);
+    ck_assert_int_eq(mc_store_delta(s, "m", 1, false, 90, 1, &v), MC_FOUND);
+    b = mc_store_get_ref(s, "m", 1, 1, false, 0);
+    ck_assert_int_eq(memcmp(mc_item_value(b), "9 \r\n", 4), 0);
+    mc_item_release(b);
+    mc_store_free(s);
+}
+END_TEST
+
+/* An unlinked item still referenced counts against the limit until its
+ * last release: memory stays bounded by memory_limit. */
+START_TEST(referenced_item_counts_until_released)
+{
+    size_t cost = mc_item_cost(1, 1000);
+    struct mc_store *s = mc_store_new(3 * cost, 1 << 20);
+    char v[1000];
+    memset(v, 'v', sizeof v);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "a", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "b", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
+    struct mc_item *a = mc_store_get_ref(s, "a", 1, 1, false, 0);
+    ck_assert_int_eq(mc_store_delete(s, "a", 1, 1), MC_FOUND);
+    /* a still holds its bytes: c fits, d must evict b. */
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "c", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "d", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
+    int live = 0;
+    for (const char *k = "bcd"; *k; k++)
+        live += mc_store_get(s, k, 1, 1, false, 0, NULL, NULL) == MC_FOUND;
+    ck_assert_int_eq(live, 2);
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.evictions, 1);
+    mc_item_release(a);
+    /* Its bytes are back: e fits with c and d, nothing evicted. */
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "e", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.evictions, 1);
+    ck_assert_uint_eq(st.curr_items, 3); /* two of b, c, d, and e */
+    mc_store_free(s);
+}
+END_TEST
+
+/* A large value goes out by reference: pinned while the client does not
+ * read, byte-exact after the key was deleted meanwhile, released after. */
+START_TEST(large_value_sent_by_reference)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t), *other = wharf_test_connect(t);
+    size_t n = 900000; /* past what the socket pair holds */
+    char *set = malloc(n + 64);
+    int h = sprintf(set, "set big 7 0 %zu\r\n", n);
+    for (size_t i = 0; i < n; i++)
+        set[h + i] = (char)('A' + i % 26);
+    memcpy(set + h + n, "\r\n", 2);
+    wharf_test_send(c, set, (size_t)h + n + 2);
+    ck_assert_str_eq(wharf_test_output(c, NULL), "STORED\r\n");
+    wharf_test_pause_reading(c, true);
+    /* Two gets (and a small value copied between them) while not reading. */
+    EXPECT(other, "set s 0 0 1\r\nx\r\n", "STORED\r\n");
+    const char *gets = "get big\r\nget s\r\ngets big s\r\n";
+    wharf_test_send(c, gets, strlen(gets));
+    ck_assert_uint_ge(wharf_test_refs_pending(c), 1);
+    EXPECT(other, "delete big\r\n", "DELETED\r\n");
+    EXPECT(other, "get big\r\n", "END\r\n");
+    wharf_test_pause_reading(c, false);
+    char *all = malloc(3 * n + 1000);
+    size_t got = 0;
+    for (int i = 0; i < 2000 && got < 2 * n + 100; i++) {
+        size_t k;
+        const char *o = wharf_test_output(c, &k);
+        memcpy(all + got, o, k);
+        got += k;
+        wharf_test_run(t, 10);
+    }
+    size_t k;
+    const char *o = wharf_test_output(c, &k);
+    memcpy(all + got, o, k);
+    got += k;
+    /* Expected: VALUE big ... END, VALUE s ... END, VALUE s (cas) END. */
+    char *exp = malloc(3 * n + 1000);
+    size_t e = 0;
+    e += (size_t)sprintf(exp + e, "VALUE big 7 %zu\r\n", n);
+    memcpy(exp + e, set + h, n + 2), e += n + 2;
+    e += (size_t)sprintf(exp + e, "END\r\nVALUE s 0 1\r\nx\r\nEND\r\n");
+    ck_assert_uint_gt(got, e);
+    ck_assert_int_eq(memcmp(all, exp, e), 0);
+    /* The third command was held back while output was pending: by then
+     * big is deleted. */
+    ck_assert_int_eq(memcmp(all + e, "VALUE s 0 1 ", 12), 0);
+    ck_assert_int_eq(memcmp(all + got - 8, "x\r\nEND\r\n", 8), 0);
+    ck_assert_uint_eq(wharf_test_refs_pending(c), 0);
+    free(all), free(exp), free(set);
+    wharf_test_free(t);
+}
+END_TEST
+
+/* A client that leaves with referenced values pending gives them back. */
+START_TEST(referenced_values_released_on_close)
+{
+    wharf_test *t = new_test(NULL);
+    wharf_test_conn *c = wharf_test_connect(t), *other = wharf_test_connect(t);
+    size_t n = 200000;
+    char *set = malloc(n + 64);
+    int h = sprintf(set, "set big 0 0 %zu\r\n", n);
+    memset(set + h, 'q', n);
+    memcpy(set + h + n, "\r\n", 2);
+    wharf_test_send(other, set, (size_t)h + n + 2);
+    ck_assert_str_eq(wharf_test_output(other, NULL), "STORED\r\n");
+    free(set);
+    wharf_test_pause_reading(c, true);
+    wharf_test_send(c, "get big big big\r\n", 17);
+    ck_assert_uint_ge(wharf_test_refs_pending(c), 1);
+    wharf_test_close(c);
+    wharf_test_run(t, 10);
+    ck_assert(wharf_test_closed(c, NULL));
+    /* The item, deleted now, is freed by the teardown's releases: the
+     * memory is back (a set of the same size needs no eviction). */
+    EXPECT(other, "delete big\r\n", "DELETED\r\n");
+    ck_assert_uint_eq(stat_of(other, "evictions"), 0);
+    wharf_test_free(t); /* ASan / valgrind: nothing leaked */
+}
+END_TEST
+
 START_TEST(cache_kept_across_reload)
 {
     size_t rss0 = test_rss_bytes();
@@ -797,6 +942,10 @@ int main(void)
     tcase_add_test(tc, stats_fields);
     tcase_add_test(tc, options_refused);
     tcase_add_test(tc, store_under_threads);
+    tcase_add_test(tc, referenced_item_is_never_changed);
+    tcase_add_test(tc, referenced_item_counts_until_released);
+    tcase_add_test(tc, large_value_sent_by_reference);
+    tcase_add_test(tc, referenced_values_released_on_close);
     suite_add_tcase(s, tc);
     TCase *rl = tcase_create("reload");
     tcase_set_timeout(rl, 120);

@@ -50,7 +50,7 @@ const char *conn_name(const struct wharf_conn *c)
 
 size_t conn_pending(const struct wharf_conn *c)
 {
-    return c->out.len + (c->w->conns.scratch_conn == c ? c->w->conns.scratch.len : 0);
+    return conn_out_len(c) + (c->w->conns.scratch_conn == c ? c->w->conns.scratch.len : 0);
 }
 
 /* The legal moves between states (conn.h has the picture). */
@@ -379,6 +379,15 @@ static void conn_teardown(struct loop_closing *closing)
     struct conn_set *set = &w->conns;
     enum wharf_close_reason reason = c->close_reason;
 
+    if (c->refs.head) {
+        /* Referenced output never written: released before on_close, so
+         * on_close stays the connection's last call into the handler (and
+         * its module is loaded: c holds its generation until below). */
+        size_t held = c->refs.bytes;
+        CALLBACK_RUN("release", c->l, (int)w->id, c->id, refq_drop(&c->refs));
+        wharf_counter_add(&conn_stats(c)->output_buffered, -(uint64_t)held);
+        admission_output_add(w->admission, -(ptrdiff_t)held);
+    }
     if (c->l->handler->on_close && (c->flags & (CONN_OPENED | CONN_OUTBOUND)))
         CONN_CALL(c, "on_close", c->l->handler->on_close(c, reason));
     htimer_stop_all(&c->timers); /* none of its timers fires after on_close */
@@ -489,7 +498,7 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
         int soerr = 0;
         socklen_t len = sizeof soerr;
         getsockopt(c->watcher.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-        conn_close(c, soerr || c->out.len ? WHARF_CLOSE_ERROR : WHARF_CLOSE_EOF);
+        conn_close(c, soerr || conn_out_len(c) ? WHARF_CLOSE_ERROR : WHARF_CLOSE_EOF);
     }
 }
 

@@ -20,6 +20,7 @@
 #include "htimer.h"
 #include "listener.h"
 #include "loop.h"
+#include "refq.h"
 #include "timer.h"
 #include "wharf.h"
 #include "wharf_list.h"
@@ -82,6 +83,7 @@ struct wharf_conn {
     struct listener *l;          /* in the generation it holds a reference to */
     void *data;                  /* the handler's */
     struct buf in, out;
+    struct refq refs;            /* referenced chunks of the output (wharf_send_ref) */
     struct timer timer;          /* fires at the earliest active deadline */
     uint64_t opened_ms, last_read_ms, last_write_ms;
     uint32_t timeout_ms[CONN_TIMEOUT_KINDS]; /* by enum wharf_timeout; 0 = off
@@ -215,6 +217,18 @@ size_t conn_shutdown(struct wharf_worker *w, bool all);
 struct listener_counters *conn_stats(const struct wharf_conn *c);
 const char *conn_name(const struct wharf_conn *c);
 size_t conn_pending(const struct wharf_conn *c);
+/* Output kept past its callback, copied (c->out) and referenced: what the
+ * watermarks, the write timeouts and the epoll mask look at. */
+static inline size_t conn_out_len(const struct wharf_conn *c)
+{
+    return c->out.len + c->refs.bytes;
+}
+/* Memory that output holds (the output budget and output_buffered count
+ * it): c->out's allocation and the referenced bytes not yet written. */
+static inline size_t conn_out_held(const struct wharf_conn *c)
+{
+    return c->out.cap + c->refs.bytes;
+}
 /* conn.c: moves c to state `to` if the table allows it (else logs, false). */
 bool conn_move(struct wharf_conn *c, enum conn_state to);
 /* conn.c: calls on_open (once); from then on on_close is owed. */
@@ -224,7 +238,7 @@ void conn_opened(struct wharf_conn *c);
  * -1 when c is dead. */
 int conn_io_wants_input(const struct wharf_conn *c);
 void conn_io_update_events(struct wharf_conn *c);
-void conn_io_output_resized(struct wharf_conn *c, size_t old_cap);
+void conn_io_output_resized(struct wharf_conn *c, size_t old_held);
 int conn_io_flush(struct wharf_conn *c);
 int conn_io_settle(struct wharf_conn *c);
 void conn_io_schedule_offer(struct wharf_conn *c);

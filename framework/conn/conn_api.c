@@ -83,22 +83,52 @@ static bool conn_wrong_thread(const struct wharf_conn *c, const char *call)
     return true;
 }
 
-int wharf_send(wharf_conn *c, const void *data, size_t len)
+/*
+ * Whether len more bytes of output may be queued on c: 0, or the error
+ * wharf_send returns (a connection over max_output is closed here).
+ */
+static int conn_send_check(wharf_conn *c, size_t len)
 {
-    if (conn_wrong_thread(c, "wharf_send"))
-        return -EPERM;
-    struct wharf_worker *w = c->w;
-    struct conn_set *set = &w->conns;
     if (c->state >= CONN_CLOSING || (c->flags & CONN_SHUT_WRITE))
         return -EPIPE;
     size_t pending = conn_pending(c);
     size_t max = c->l->cfg->max_output;
     if (pending > max || len > max - pending) {
-        log_write(WHARF_LOG_INFO, conn_name(c), (int)w->id, c->id,
+        log_write(WHARF_LOG_INFO, conn_name(c), (int)c->w->id, c->id,
                   "output cap of %zu bytes reached", max);
         conn_close(c, WHARF_CLOSE_LIMIT);
         return -ENOBUFS;
     }
+    return 0;
+}
+
+/* After output was queued on c outside the scratch buffer: the output
+ * budget (which may close c), and the write on the next turn when c is not
+ * the connection whose callback runs.  Returns 0 or -EPIPE (closed). */
+static int conn_send_queued(wharf_conn *c, size_t old_held, size_t old_len)
+{
+    struct wharf_worker *w = c->w;
+    conn_io_output_resized(c, old_held); /* may close c: the output budget */
+    if (conn_dead(c))
+        return -EPIPE;
+    if (w->conns.current != c) {
+        /* Sent from another connection's callback: write on the next turn. */
+        if (old_len == 0)
+            c->last_write_ms = w->loop.now_ms;
+        conn_io_update_events(c);
+        conn_deadline_arm(c);
+    }
+    return 0;
+}
+
+int wharf_send(wharf_conn *c, const void *data, size_t len)
+{
+    if (conn_wrong_thread(c, "wharf_send"))
+        return -EPERM;
+    struct conn_set *set = &c->w->conns;
+    int rc = conn_send_check(c, len);
+    if (rc < 0)
+        return rc;
     if (len == 0)
         return 0;
     if (set->current == c && c->out.len == 0 && (!set->scratch_conn || set->scratch_conn == c)) {
@@ -107,20 +137,37 @@ int wharf_send(wharf_conn *c, const void *data, size_t len)
         set->scratch_conn = c;
         return 0;
     }
-    size_t old_cap = c->out.cap, old_len = c->out.len;
+    size_t old_held = conn_out_held(c), old_len = conn_out_len(c);
     if (buf_append(&c->out, data, len) < 0)
         return -ENOMEM;
-    conn_io_output_resized(c, old_cap); /* may close c: the output budget */
-    if (conn_dead(c))
-        return -EPIPE;
-    if (set->current != c) {
-        /* Sent from another connection's callback: write on the next turn. */
-        if (old_len == 0)
-            c->last_write_ms = w->loop.now_ms;
-        conn_io_update_events(c);
-        conn_deadline_arm(c);
+    return conn_send_queued(c, old_held, old_len);
+}
+
+int wharf_send_ref(wharf_conn *c, const void *data, size_t len, void (*release)(void *arg),
+                   void *arg)
+{
+    if (!release)
+        return -EINVAL;
+    int rc = conn_wrong_thread(c, "wharf_send_ref") ? -EPERM : conn_send_check(c, len);
+    if (rc == 0 && len > 0) {
+        struct conn_set *set = &c->w->conns;
+        size_t copied = c->out.len + (set->scratch_conn == c ? set->scratch.len : 0);
+        size_t old_held = conn_out_held(c), old_len = conn_out_len(c);
+        rc = refq_push(&c->refs, copied, data, len, release, arg);
+        if (rc == 0) {
+            rc = conn_send_queued(c, old_held, old_len);
+            if (rc < 0) {
+                /* Closed by the output budget: nothing of it was written,
+                 * and a failed call has released it on return. */
+                size_t held = conn_out_held(c);
+                refq_drop_last(&c->refs);
+                conn_io_output_resized(c, held);
+            }
+            return rc;
+        }
     }
-    return 0;
+    release(arg);
+    return rc;
 }
 
 void wharf_close_with(wharf_conn *c, enum wharf_close_reason reason)

@@ -25,7 +25,7 @@ static bool conn_budget_worse(const struct wharf_conn *a, const struct wharf_con
         return true;
     if (a->last_write_ms != b->last_write_ms)
         return a->last_write_ms < b->last_write_ms;
-    return a->out.cap > b->out.cap;
+    return conn_out_held(a) > conn_out_held(b);
 }
 
 /*
@@ -53,7 +53,7 @@ void conn_budget_check(struct wharf_worker *w)
         struct wharf_list *it;
         wharf_list_foreach(it, &set->all) {
             struct wharf_conn *c = wharf_list_entry(it, struct wharf_conn, link);
-            if (!conn_dead(c) && c->out.len > 0 && now - c->last_write_ms >= CONN_STALL_MS &&
+            if (!conn_dead(c) && conn_out_len(c) > 0 && now - c->last_write_ms >= CONN_STALL_MS &&
                 conn_budget_worse(c, worst))
                 worst = c;
         }
@@ -64,9 +64,9 @@ void conn_budget_check(struct wharf_worker *w)
                       "output budget of %zu bytes exceeded: closing the connection whose output "
                       "waited longest (%zu bytes held, nothing written for %llu ms; logged at "
                       "most every %d s)",
-                      budget, worst->out.cap, (unsigned long long)(now - worst->last_write_ms),
+                      budget, conn_out_held(worst), (unsigned long long)(now - worst->last_write_ms),
                       LOG_RATE_LIMIT_MS / 1000);
-        freed += worst->out.cap;
+        freed += conn_out_held(worst);
         conn_close(worst, WHARF_CLOSE_LIMIT);
     }
     if (!budget || total <= budget + freed || timer_armed(&set->budget_timer))

@@ -37,14 +37,14 @@ static uint64_t conn_deadline_handshake(const struct wharf_conn *c, uint32_t ms)
 
 static uint64_t conn_deadline_write(const struct wharf_conn *c, uint32_t ms)
 {
-    return c->out.len > 0 ? c->last_write_ms + ms : UINT64_MAX;
+    return conn_out_len(c) > 0 ? c->last_write_ms + ms : UINT64_MAX;
 }
 
 /* All idle: from the later of the last byte received and the last write
  * progress (a long reply being written does not make the client idle). */
 static uint64_t conn_deadline_idle(const struct wharf_conn *c, uint32_t ms)
 {
-    if (c->out.len > 0)
+    if (conn_out_len(c) > 0)
         return UINT64_MAX;
     return (c->last_read_ms > c->last_write_ms ? c->last_read_ms : c->last_write_ms) + ms;
 }
@@ -56,7 +56,7 @@ static uint64_t conn_deadline_read_idle(const struct wharf_conn *c, uint32_t ms)
 
 static uint64_t conn_deadline_write_idle(const struct wharf_conn *c, uint32_t ms)
 {
-    return c->out.len > 0 ? UINT64_MAX : c->last_write_ms + ms;
+    return conn_out_len(c) > 0 ? UINT64_MAX : c->last_write_ms + ms;
 }
 
 /* Every timer, in the order one is chosen when several are due. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -30,6 +31,8 @@
 #define SCRATCH_KEEP_MAX (1u << 20)
 /* How often one event may offer kept input again before yielding. */
 #define CONN_MAX_OFFERS 16
+/* Most pieces (copied runs and referenced chunks) one sendmsg() takes. */
+#define CONN_IOV_MAX 64
 
 int conn_io_wants_input(const struct wharf_conn *c)
 {
@@ -46,7 +49,7 @@ void conn_io_update_events(struct wharf_conn *c)
     uint32_t want = 0;
     if (conn_io_wants_input(c))
         want |= LOOP_IN;
-    if (c->out.len > 0 || (c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)))
+    if (conn_out_len(c) > 0 || (c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)))
         want |= LOOP_OUT;
     int rc = loop_modify(&c->w->loop, &c->watcher, want);
     if (rc < 0) {
@@ -60,6 +63,16 @@ void conn_io_update_events(struct wharf_conn *c)
 static bool conn_io_is_idle(const struct wharf_conn *c)
 {
     return c->in.len == 0 && conn_pending(c) == 0;
+}
+
+/* Counts n bytes written: statistics and the write timestamp. */
+static void conn_io_count_write(struct wharf_conn *c, size_t n)
+{
+    if (n == 0)
+        return;
+    c->last_write_ms = c->w->loop.now_ms;
+    c->bytes_out += n;
+    wharf_counter_add(&conn_stats(c)->bytes_out, n);
 }
 
 /* Writes as much of p[0..len) as the socket takes.  Returns bytes written, or
@@ -79,30 +92,69 @@ static ssize_t conn_io_write(struct wharf_conn *c, const char *p, size_t len)
             break;
         return -1;
     }
-    if (done > 0) {
-        c->last_write_ms = c->w->loop.now_ms;
-        c->bytes_out += done;
-        wharf_counter_add(&conn_stats(c)->bytes_out, done);
-    }
+    conn_io_count_write(c, done);
     return (ssize_t)done;
 }
 
-/* Adjusts the output_buffered gauge after c->out's allocation changed. */
-void conn_io_output_resized(struct wharf_conn *c, size_t old_cap)
+/*
+ * Writes the output stream whose copied bytes are in b (c->out, or the
+ * scratch buffer) with c's referenced chunks between them, as far as the
+ * socket takes it: one sendmsg() gathers up to CONN_IOV_MAX pieces.  Drops
+ * what was written from b and releases the chunks written completely.
+ * Returns 0, or -1 on a socket error (errno set).
+ */
+static int conn_io_send(struct wharf_conn *c, struct buf *b)
 {
-    if (c->out.cap == old_cap)
+    while (c->refs.head) {
+        struct iovec iov[CONN_IOV_MAX];
+        size_t want;
+        int k = refq_iov(&c->refs, b->data ? buf_head(b) : NULL, b->len, iov, CONN_IOV_MAX,
+                         &want);
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+        ssize_t n = sendmsg(c->watcher.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        conn_io_count_write(c, (size_t)n);
+        size_t old_refs = c->refs.bytes, copied;
+        CALLBACK_RUN("release", c->l, (int)c->w->id, c->id,
+                     copied = refq_consume(&c->refs, (size_t)n));
+        buf_consume(b, copied);
+        if (c->refs.bytes != old_refs) {
+            wharf_counter_add(&conn_stats(c)->output_buffered,
+                              -(uint64_t)(old_refs - c->refs.bytes));
+            admission_output_add(c->w->admission, -(ptrdiff_t)(old_refs - c->refs.bytes));
+        }
+        if ((size_t)n < want)
+            return 0; /* the socket is full */
+    }
+    ssize_t n = conn_io_write(c, buf_head(b), b->len);
+    if (n < 0)
+        return -1;
+    buf_consume(b, (size_t)n);
+    return 0;
+}
+
+/* Adjusts the output_buffered gauge after the output's held memory
+ * (conn_out_held) changed from old_held. */
+void conn_io_output_resized(struct wharf_conn *c, size_t old_held)
+{
+    size_t held = conn_out_held(c);
+    if (held == old_held)
         return;
-    wharf_counter_add(&conn_stats(c)->output_buffered, (uint64_t)c->out.cap - (uint64_t)old_cap);
-    if (admission_output_add(c->w->admission, (ptrdiff_t)c->out.cap - (ptrdiff_t)old_cap) &&
-        c->out.cap > old_cap)
+    wharf_counter_add(&conn_stats(c)->output_buffered, (uint64_t)held - (uint64_t)old_held);
+    if (admission_output_add(c->w->admission, (ptrdiff_t)held - (ptrdiff_t)old_held) &&
+        held > old_held)
         conn_budget_check(c->w);
 }
 
 /*
  * Writes pending output: first the scratch buffer (output of the current
  * callback, when c->out was empty), keeping what the socket refused in
- * c->out; then c->out.  Returns 0, or -1 when c is dead (a write error, or
- * the output budget chose it).
+ * c->out; then c->out; referenced chunks go out in their places between
+ * them.  Returns 0, or -1 when c is dead (a write error, or the output
+ * budget chose it).
  */
 int conn_io_flush(struct wharf_conn *c)
 {
@@ -110,13 +162,12 @@ int conn_io_flush(struct wharf_conn *c)
     struct conn_set *set = &w->conns;
     if (conn_dead(c))
         return -1;
-    size_t old_cap = c->out.cap;
-    int was_pending = c->out.len > 0;
+    size_t old_held = c->out.cap; /* the chunks written are counted in conn_io_send */
+    int was_pending = conn_out_len(c) > 0;
     if (set->scratch_conn == c) {
-        ssize_t n = conn_io_write(c, buf_head(&set->scratch), set->scratch.len);
-        int failed = n < 0;
-        if (!failed && (size_t)n < set->scratch.len &&
-            buf_append(&c->out, buf_head(&set->scratch) + n, set->scratch.len - (size_t)n) < 0)
+        int failed = conn_io_send(c, &set->scratch) < 0;
+        if (!failed && set->scratch.len > 0 &&
+            buf_append(&c->out, buf_head(&set->scratch), set->scratch.len) < 0)
             failed = 1, errno = ENOMEM;
         set->scratch_conn = NULL;
         buf_consume(&set->scratch, set->scratch.len);
@@ -124,13 +175,12 @@ int conn_io_flush(struct wharf_conn *c)
             buf_free(&set->scratch);
         if (failed)
             goto error;
-    } else if (c->out.len > 0) {
-        ssize_t n = conn_io_write(c, buf_head(&c->out), c->out.len);
-        if (n < 0)
+    } else if (conn_out_len(c) > 0) {
+        if (conn_io_send(c, &c->out) < 0)
             goto error;
-        buf_consume(&c->out, (size_t)n);
     }
-    if (c->out.len == 0) {
+    old_held += c->refs.bytes;
+    if (conn_out_len(c) == 0) {
         buf_free(&c->out);
         if ((c->flags & CONN_WAIT_WRITTEN) && c->in.len > 0) {
             c->flags &= ~(uint32_t)CONN_WAIT_WRITTEN;
@@ -138,13 +188,13 @@ int conn_io_flush(struct wharf_conn *c)
         }
     } else if (!was_pending)
         c->last_write_ms = w->loop.now_ms; /* the write timer starts now */
-    conn_io_output_resized(c, old_cap); /* may close c (the output budget) */
+    conn_io_output_resized(c, old_held); /* may close c (the output budget) */
     return conn_dead(c) ? -1 : 0;
 
 error:
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)w->id, c->id, "write: %s", strerror(errno));
     conn_close(c, WHARF_CLOSE_ERROR);
-    conn_io_output_resized(c, old_cap);
+    conn_io_output_resized(c, old_held + c->refs.bytes);
     return -1;
 }
 
@@ -161,20 +211,20 @@ int conn_io_settle(struct wharf_conn *c)
     for (int round = 0;; round++) {
         if (conn_io_flush(c) < 0)
             return -1;
-        if (c->state == CONN_CLOSING && c->out.len == 0 && !(c->flags & CONN_CONNECTING)) {
+        if (c->state == CONN_CLOSING && conn_out_len(c) == 0 && !(c->flags & CONN_CONNECTING)) {
             conn_close(c, c->close_reason);
             return -1;
         }
-        if ((c->flags & CONN_SHUT_WRITE) && c->out.len == 0 && !(c->flags & CONN_SHUT_DONE) &&
+        if ((c->flags & CONN_SHUT_WRITE) && conn_out_len(c) == 0 && !(c->flags & CONN_SHUT_DONE) &&
             !(c->flags & CONN_CONNECTING)) {
             c->flags |= CONN_SHUT_DONE;
             shutdown(c->watcher.fd, SHUT_WR); /* our side is done: the peer sees EOF */
         }
         int drained = 0;
-        if (c->out.len > cfg->high_watermark) {
+        if (conn_out_len(c) > cfg->high_watermark) {
             c->flags |= CONN_PAUSED_OUTPUT;
         } else if ((c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)) &&
-                   c->out.len < cfg->low_watermark && round < CONN_MAX_DRAIN_ROUNDS) {
+                   conn_out_len(c) < cfg->low_watermark && round < CONN_MAX_DRAIN_ROUNDS) {
             /* Past the round limit the connection stays paused; the epoll
              * mask asks for EPOLLOUT, so the drain comes next turn. */
             c->flags &= ~(uint32_t)(CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN);
@@ -276,7 +326,7 @@ int conn_io_offer(struct wharf_conn *c)
         if (conn_pending(c) > 0) {
             if (conn_io_flush(c) < 0)
                 return -1;
-            if (c->out.len > c->l->cfg->high_watermark) {
+            if (conn_out_len(c) > c->l->cfg->high_watermark) {
                 c->flags |= CONN_PAUSED_OUTPUT; /* on_drain brings the input back */
                 break;
             }

@@ -336,6 +336,27 @@ int wharf_state_get(const wharf_options *opts, const char *name,
  */
 int wharf_send(wharf_conn *c, const void *data, size_t len);
 
+/*
+ * Queues len bytes for sending without copying them: the connection
+ * writes them from `data` in their place in the output (after everything
+ * sent before, before everything sent after), gathered with the copied
+ * bytes into one sendmsg(), and calls release(arg) exactly once, on the
+ * connection's worker thread, when it no longer needs them: as soon as
+ * their last byte is written, or in the connection's teardown (a close,
+ * a reset, max_output, the output budget, server stop) just before
+ * on_close, while the module is still loaded.  Until then `data` must
+ * stay valid and unchanged.  They count against max_output, the
+ * watermarks and the server's output_budget as copied bytes do.
+ * release must not call into the connection.
+ *
+ * The reference is handed over whatever the call returns: on failure
+ * release has run before the call returns (and for len 0, at once).
+ * Returns 0, or what wharf_send returns (-EPIPE, -ENOBUFS, -ENOMEM,
+ * -EPERM), or -EINVAL when release is NULL (then nothing is released).
+ */
+int wharf_send_ref(wharf_conn *c, const void *data, size_t len, void (*release)(void *arg),
+                   void *arg);
+
 /* Closes the connection once pending output is written (reason "handler").
  * No more on_data calls follow; until the output is out, what the peer
  * still sends is read and dropped (a client that writes before it reads is

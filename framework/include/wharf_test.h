@@ -81,6 +81,12 @@ void wharf_test_pause_reading(wharf_test_conn *c, bool paused);
  * now: a buffer NUL-terminated after *len bytes, valid until the next call
  * on c.  *len may be NULL. */
 const char *wharf_test_output(wharf_test_conn *c, size_t *len);
+/* How many chunks the handler sent to c with wharf_send_ref are still
+ * held (not written, not released): their bytes reach wharf_test_output
+ * like copied ones once written, and a suite can check that a client that
+ * stops reading pins them and that each is given back (0 once c is
+ * closed: the teardown released them). */
+size_t wharf_test_refs_pending(const wharf_test_conn *c);
 /* Whether the connection is closed (on_close ran), and why. */
 bool wharf_test_closed(const wharf_test_conn *c, enum wharf_close_reason *reason);
 /* The framework's handle (for wharf_get_data and friends), or NULL once

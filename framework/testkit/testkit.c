@@ -375,6 +375,14 @@ const char *wharf_test_output(wharf_test_conn *tc, size_t *len)
     return p;
 }
 
+size_t wharf_test_refs_pending(const wharf_test_conn *tc)
+{
+    size_t n = 0;
+    for (const struct refq_chunk *k = tc->c ? tc->c->refs.head : NULL; k; k = k->next)
+        n++;
+    return n;
+}
+
 bool wharf_test_closed(const wharf_test_conn *tc, enum wharf_close_reason *reason)
 {
     if (tc->closed && reason)

@@ -49,6 +49,14 @@
  * everything at once; with a delay it records the time and the items stored
  * up to then die when it comes.
  *
+ * References: an item carries a count, 1 for the store while it is linked
+ * plus one per mc_store_get_ref (taken under the shard lock, dropped by
+ * mc_item_release without it).  Unlinking (delete, replace, eviction,
+ * expiry) drops the store's; the last reference frees the item, and only
+ * then are its bytes given back to the limit, so memory held by values
+ * still being written to clients stays inside the limit.  Nothing writes
+ * into an item others hold (incr/decr in place only when unshared).
+
  * CAS ids come from one store-wide counter, taken as memcached takes them
  * (each item linked, each incr/decr in place, each flush_all without a
  * delay, each meta invalidate), so that a client sees the same ids from
@@ -390,7 +398,43 @@ static void item_link(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
     lru_maintain(s, sh, MAINTAIN_STEP);
 }
 
-/* Unlinks it from its chain and the LRU, frees it, and gives its bytes back. */
+/* ---- item references (mc_store_get_ref) ---- */
+
+/* Drops one reference to an unlinked item whose `store` is set: the last
+ * one frees it and gives its bytes back to the limit. */
+void mc_item_release(struct mc_item *it)
+{
+    if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    atomic_fetch_sub_explicit(&it->store->used, item_cost(it), memory_order_relaxed);
+    free(it);
+}
+
+static void item_take_ref(const struct mc_item *it, void *arg)
+{
+    struct mc_item *m = (struct mc_item *)it;
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    *(struct mc_item **)arg = m;
+}
+
+struct mc_item *mc_store_get_ref(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                                 bool touch, int64_t exptime)
+{
+    struct mc_item *it = NULL;
+    mc_store_get(s, key, nkey, now, touch, exptime, item_take_ref, &it);
+    return it;
+}
+
+/* Whether only the store holds it (shard locked: no reference can be
+ * taken meanwhile), so that it may be changed in place. */
+static bool item_unshared(struct mc_item *it)
+{
+    return atomic_load_explicit(&it->refs, memory_order_acquire) == 1;
+}
+
+/* Unlinks it from its chain and the LRU and drops the store's reference:
+ * it is freed, and its bytes given back, when no mc_store_get_ref
+ * reference is left (at once, mostly). */
 static void item_free(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
 {
     struct mc_item **pp = bucket_of(sh, it->hash);
@@ -404,8 +448,8 @@ static void item_free(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
     size_t cost = item_cost(it);
     sh->st.bytes -= cost;
     ops_linked(sh, it, -1);
-    atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
-    free(it);
+    it->store = s; /* no longer in a chain: for the last release */
+    mc_item_release(it);
 }
 
 /* Whether it is dead at `now` (expired, or flushed). */
@@ -648,6 +692,7 @@ static struct mc_item *item_build(struct mc_store *s, struct mc_shard *sh, uint6
     if (!it)
         return NULL;
     memset(it, 0, sizeof *it);
+    atomic_init(&it->refs, 1); /* the store's */
     it->hash = h;
     it->cas = next_cas(s);
     it->nbytes = (uint32_t)total;
@@ -782,7 +827,7 @@ enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nk
         *value = v;
         char num[24];
         int len = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
-        if ((size_t)len <= it->nbytes) {
+        if ((size_t)len <= it->nbytes && item_unshared(it)) {
             /* In place, padded with blanks to the old length (as memcached;
              * like its do_item_update, nothing moves in the LRU). */
             char *d = it->data + it->nkey;
@@ -801,6 +846,7 @@ enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nk
                 rc = MC_NO_MEMORY;
             } else {
                 *n = *it;
+                atomic_init(&n->refs, 1); /* the store's */
                 n->nbytes = (uint32_t)len;
                 n->time = now;
                 n->cas = next_cas(s);
@@ -1303,7 +1349,7 @@ static struct mc_item *meta_delta_write(struct mc_store *s, struct mc_shard *sh,
 {
     char num[24];
     int len = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
-    if ((size_t)len <= it->nbytes) {
+    if ((size_t)len <= it->nbytes && item_unshared(it)) { /* nobody is sending it */
         char *d = it->data + it->nkey;
         memcpy(d, num, (size_t)len);
         memset(d + len, ' ', it->nbytes - (size_t)len);
@@ -1319,6 +1365,7 @@ static struct mc_item *meta_delta_write(struct mc_store *s, struct mc_shard *sh,
         return NULL;
     }
     *n = *it;
+    atomic_init(&n->refs, 1); /* the store's */
     n->nbytes = (uint32_t)len;
     n->time = now;
     n->touched = 0;

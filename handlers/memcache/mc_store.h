@@ -11,10 +11,13 @@
  * Everything here is thread-safe.  Functions that hand an item to a
  * callback call it with the item's shard locked: the callback copies what it
  * needs (wharf_send copies) and must not call back into the store.
+ * mc_store_get_ref instead hands out a reference: the item's key and value
+ * stay valid and unchanged, without a lock, until mc_item_release.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +28,10 @@
 
 /* An item as the protocol sees it (read-only, valid during a callback). */
 struct mc_item {
-    struct mc_item *hnext;       /* hash chain */
+    union {
+        struct mc_item *hnext;   /* hash chain (while linked) */
+        struct mc_store *store;  /* its store (once unlinked, for the last release) */
+    };
     struct wharf_list lru;       /* in its shard's hot, warm or cold list, first = newest */
     uint64_t stamp;              /* LRU age: the store's byte clock when it entered its list */
     uint64_t hash;
@@ -42,6 +48,7 @@ struct mc_item {
      * was padding, so an item costs no more: */
     uint8_t mflags;              /* MC_ITEM_STALE, MC_ITEM_TOKEN_SENT, MC_ITEM_KEY_BINARY */
     uint32_t touched;            /* last fetched, in seconds after `time` */
+    _Atomic uint32_t refs;       /* the store's (while linked) + mc_store_get_ref's */
     char data[];                 /* key, then value, then "\r\n" */
 };
 
@@ -92,6 +99,21 @@ size_t mc_item_cost(size_t nkey, size_t nbytes);
 enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
                             bool touch, int64_t exptime,
                             void (*fn)(const struct mc_item *it, void *arg), void *arg);
+
+/*
+ * mc_store_get, but instead of calling a function under the lock returns
+ * the live item with a reference taken (NULL: not found).  Its key, value
+ * and "\r\n" stay valid and unchanged until mc_item_release (a store,
+ * delete, incr or eviction meanwhile replaces or unlinks it, and never
+ * writes into a referenced item); the item keeps counting against the
+ * memory limit until its last reference goes.  Release every reference
+ * before mc_store_free.
+ */
+struct mc_item *mc_store_get_ref(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                                 bool touch, int64_t exptime);
+/* Drops a reference taken by mc_store_get_ref; the last one of an unlinked
+ * item frees it.  Any thread, no lock held (takes none). */
+void mc_item_release(struct mc_item *it);
 
 /* set/add/replace/append/prepend/cas of value[0..nbytes) (no "\r\n").
  * append/prepend keep the item's flags and exptime. */

@@ -340,18 +340,26 @@ static void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const struct mc_sto
 
 /* ---- retrieval -------------------------------------------------------- */
 
-struct mc_get_ctx {
-    wharf_conn *c;
-    bool cas;
-    uint32_t nbytes; /* the value found (stats by class, watch) */
-};
+/* Values at least this long go out by reference (wharf_send_ref, no
+ * copy); shorter ones are copied behind their header in one wharf_send,
+ * which costs less than a reference (docs/performance.md measured it). */
+#define MC_REF_MIN 4096u
 
-/* Sends "VALUE key flags bytes [cas]\r\n" + value + "\r\n" (shard locked). */
-static void mc_emit_value(const struct mc_item *it, void *arg)
+static void mc_value_release(void *arg)
 {
-    struct mc_get_ctx *g = arg;
-    g->nbytes = it->nbytes;
-    char buf[1024];
+    mc_item_release(arg);
+}
+
+/*
+ * Sends "VALUE key flags bytes [cas]\r\n" + value + "\r\n" of an item
+ * the caller holds a reference to (mc_store_get_ref), and hands that
+ * reference over: a long value is written straight from the item, which
+ * the connection releases once written; otherwise it is released here.
+ * No lock is held.
+ */
+static void mc_emit_value(wharf_conn *c, struct mc_item *it, bool cas)
+{
+    char buf[MC_REF_MIN + 512];
     char *p = buf;
     memcpy(p, "VALUE ", 6);
     p += 6;
@@ -361,20 +369,23 @@ static void mc_emit_value(const struct mc_item *it, void *arg)
     p = mc_put_u64(p, it->flags);
     *p++ = ' ';
     p = mc_put_u64(p, it->nbytes);
-    if (g->cas) {
+    if (cas) {
         *p++ = ' ';
         p = mc_put_u64(p, it->cas);
     }
     *p++ = '\r';
     *p++ = '\n';
     size_t hl = (size_t)(p - buf), vl = (size_t)it->nbytes + 2;
-    if (hl + vl <= sizeof buf) {
+    if (vl < MC_REF_MIN) {
         memcpy(p, mc_item_value(it), vl);
-        mc_send(g->c, buf, hl + vl);
-    } else {
-        mc_send(g->c, buf, hl);
-        mc_send(g->c, mc_item_value(it), vl);
+        mc_send(c, buf, hl + vl);
+        mc_item_release(it);
+        return;
     }
+    mc_send(c, buf, hl);
+    struct mc_conn *mc = wharf_get_data(c);
+    wharf_counter_add(&mc->w->cnt[C_BYTES_WRITTEN], vl);
+    wharf_send_ref(c, mc_item_value(it), vl, mc_value_release, it);
 }
 
 /*
@@ -387,7 +398,7 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
                           int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    struct mc_get_ctx g = {c, mc->mget == MG_GETS || mc->mget == MG_GATS, 0};
+    bool cas = mc->mget == MG_GETS || mc->mget == MG_GATS;
     bool touch = mc->mget == MG_GAT || mc->mget == MG_GATS;
     size_t i = 0;
     while (i < n) {
@@ -406,8 +417,11 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
             mc->mget_skip = true;
             return n;
         }
-        enum mc_result r = mc_store_get(l->store, k.p, k.n, now, touch, mc->mget_exptime,
-                                        mc_emit_value, &g);
+        struct mc_item *it = mc_store_get_ref(l->store, k.p, k.n, now, touch, mc->mget_exptime);
+        enum mc_result r = it ? MC_FOUND : MC_NOT_FOUND;
+        uint32_t nbytes = it ? it->nbytes : 0;
+        if (it)
+            mc_emit_value(c, it, cas);
         wharf_counter_add(&mc->w->cnt[C_CMD_GET], 1);
         if (touch) {
             wharf_counter_add(&mc->w->cnt[C_CMD_TOUCH], 1);
@@ -415,7 +429,7 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         } else {
             wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_GET_HITS : C_GET_MISSES], 1);
         }
-        mc_ops_fetched(c, mc, k.p, k.n, r == MC_FOUND, g.nbytes, touch);
+        mc_ops_fetched(c, mc, k.p, k.n, r == MC_FOUND, nbytes, touch);
     }
     return n;
 }
