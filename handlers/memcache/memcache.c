@@ -602,7 +602,7 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
 /* touch's callback: only the value's length (shard locked). */
 static void mc_touched(const struct mc_item *it, void *arg)
 {
-    ((struct mc_get_ctx *)arg)->nbytes = it->nbytes;
+    *(uint32_t *)arg = it->nbytes;
 }
 
 static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n,
@@ -622,12 +622,12 @@ static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
         return;
     }
     wharf_counter_add(&mc->w->cnt[C_CMD_TOUCH], 1);
-    struct mc_get_ctx g = {c, false, 0};
+    uint32_t nbytes = 0;
     enum mc_result r = mc_store_get(l->store, t[1].p, t[1].n, now, true, mc_exptime(e, now),
-                                    mc_touched, &g);
+                                    mc_touched, &nbytes);
     wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_TOUCH_HITS : C_TOUCH_MISSES], 1);
     if (r == MC_FOUND)
-        mc_stats_class(mc, SC_TOUCH_HITS, t[1].n, g.nbytes);
+        mc_stats_class(mc, SC_TOUCH_HITS, t[1].n, nbytes);
     if (!noreply) {
         if (r == MC_FOUND)
             REPLY(c, "TOUCHED\r\n");
