@@ -82,7 +82,7 @@ trap 'exit 1' INT TERM
 cp -R "$suite/t" "$tmp/t" && chmod -R u+w "$tmp/t" || exit 1
 cat >"$tmp/memcached-debug" <<'EOF'
 #!/bin/sh
-echo "memcached 1.6.18 (stand-in: the server under test runs apart; no sasl, extstore, proxy or tls)"
+echo "memcached 1.6.18 (a stand-in: the server under test runs apart)"
 echo "-p, --port=<num>  -U, --udp-port=<num>  -c, --conn-limit=<num>"
 exit 0
 EOF
