@@ -88,15 +88,27 @@ exit 0
 EOF
 chmod +x "$tmp/memcached-debug"
 
-# Starts the server under test; sets $pid and $port, or returns 1.
-start_wharfd() {
-    cat >"$tmp/wharfd.json" <<'JSON'
+# wharfd's config: memcached's defaults (-m 64, -I 1m, -c 1024).  The
+# handler's max_connections option is given where this build has it
+# (wharfd -t accepts the config), so the same runner serves before and after.
+write_config() { # EXTRA_OPTIONS
+    cat >"$tmp/wharfd.json" <<JSON
 {"workers": 4, "shutdown_timeout_ms": 1000, "listeners": [
  {"name": "memcache", "address": "127.0.0.1", "port": 0, "handler": "memcache",
   "timeouts": {"idle_ms": 0},
   "buffers": {"max_input": 2097152},
-  "options": {"memory_limit": 67108864, "item_size_max": 1048576}}]}
+  "options": {"memory_limit": 67108864, "item_size_max": 1048576$1}}]}
 JSON
+}
+wharfd_options=
+if [ "$target" = wharfd ]; then
+    write_config ', "max_connections": 1024'
+    "$wharfd" -t -c "$tmp/wharfd.json" >/dev/null 2>&1 && wharfd_options=', "max_connections": 1024'
+fi
+
+# Starts the server under test; sets $pid and $port, or returns 1.
+start_wharfd() {
+    write_config "$wharfd_options"
     : >"$tmp/server.log"
     "$wharfd" -c "$tmp/wharfd.json" 2>>"$tmp/server.log" </dev/null &
     pid=$!
