@@ -1,7 +1,8 @@
 #!/bin/sh
 # fuzz/run.sh - builds the libFuzzer targets with clang (ASan + UBSan) outside
 # the autotools build and runs each for SECONDS (default 60) from its seed
-# corpus under fuzz/corpus/.  Exits non-zero when a target fails to build or
+# corpus under fuzz/corpus/: the PROXY protocol parser, the config loader and
+# the memcache handler (ASCII, meta and binary) through the test kit.  Exits non-zero when a target fails to build or
 # finds a crash (its input is kept, and the path printed); exits 0 with
 # "skipped" when clang or libFuzzer (Debian: libclang-rt-14-dev) is missing.
 #
@@ -68,6 +69,17 @@ run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/base/proxy.c"
 run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" \
     "$src/framework/config/config_schema.c" "$src/framework/config/config_path.c" \
     "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" $jansson
+
+# The memcache handler through the test kit: the framework (every layer
+# but the daemon), the kit and every file of handlers/memcache/, so a new
+# file there is fuzzed without touching this line.
+fw=$src/framework
+version=$(sed -n 's/^AC_INIT(\[wharf\], \[\([^]]*\)\].*/\1/p' "$src/configure.ac")
+# shellcheck disable=SC2086
+run fuzz_memcache -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I"$fw/conn" -I"$fw/server" -I"$fw/testkit" \
+    -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_memcache.c" \
+    "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
+    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/memcache/*.c $jansson -lpthread -ldl
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status
