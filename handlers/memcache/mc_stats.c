@@ -398,6 +398,7 @@ static void stats_settings(struct statbuf *b, struct mc_listener *l, wharf_conn 
     put(b, "tcpport %s", port ? port + 1 : "0");
     put(b, "udpport 0");
     put(b, "inter %s", ip);
+    put(b, "domain_socket NULL"); /* wharf's memcache listens on TCP only */
     put(b, "verbosity %u", atomic_load(&l->sh->ops->verbosity));
     put(b, "oldest 0");
     put(b, "evictions on");
