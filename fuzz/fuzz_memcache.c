@@ -113,12 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *out = wharf_test_output(d, &n);
     CHECK(n >= 8 && memcmp(out, "VERSION ", 8) == 0);
 
-    /* The clients leave before the kit goes: wharf_test_free with a
-     * connection that holds part of a message runs on_worker_stop after
-     * the kit has freed the worker's timers (fuzz/known/kit-free-partial). */
-    wharf_test_close(c);
-    wharf_test_close(d);
-    (void)wharf_test_run(t, 0);
+    /* The clients may still hold part of a message: wharf_test_free tears
+     * them down before the worker's timers go (fuzz/known/kit-free-partial). */
     wharf_test_free(t);
     free(body);
     return 0;

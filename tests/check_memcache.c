@@ -67,6 +67,21 @@ static unsigned long long stat_of(wharf_test_conn *c, const char *name)
     return strtoull(p + strlen(pat), NULL, 10);
 }
 
+/* The kit freed with a client holding half a command: the connection is
+ * torn down (and on_worker_stop stops the reclaim timer) before the kit
+ * frees the worker's timers (under ASan or valgrind, the other order is a
+ * use after free; fuzz/known/kit-free-partial found it). */
+START_TEST(kit_free_with_a_partial_command)
+{
+    wharf_test *t = new_test("\"reclaim_interval_ms\": 1000");
+    wharf_test_conn *c = wharf_test_connect(t);
+    wharf_test_send(c, "get k", 5);
+    wharf_test_conn *d = wharf_test_connect(t);
+    wharf_test_send(d, "set k 0 0 10\r\nhal", 17);
+    wharf_test_free(t);
+}
+END_TEST
+
 START_TEST(storage_commands)
 {
     wharf_test *t = new_test(NULL);
@@ -932,6 +947,7 @@ int main(void)
     tcase_add_test(tc, storage_commands);
     tcase_add_test(tc, every_split);
     tcase_add_test(tc, errors_as_memcached);
+    tcase_add_test(tc, kit_free_with_a_partial_command);
     tcase_add_test(tc, incr_decr);
     tcase_add_test(tc, expiry);
     tcase_add_test(tc, reclaim_timer);

@@ -240,7 +240,11 @@ void wharf_test_free(wharf_test *t)
     was = worker_enter(&t->w);
     t->w.phase = WORKER_CLOSING;
     conn_shutdown(&t->w, true);
-    loop_run_deferred(&t->w.loop); /* the connections go, then on_worker_stop */
+    /* The connections go (their teardown, as at the end of a worker's
+     * turn), then on_worker_stop, while the handlers' worker timers still
+     * exist to be stopped; then the timers. */
+    loop_run_closing(&t->w.loop);
+    loop_run_deferred(&t->w.loop);
     generation_worker_release(t->gen, &t->w);
     htimer_stop_all(&t->w.timers);
     worker_leave(was);
