@@ -80,6 +80,9 @@ static ssize_t conn_io_write(struct wharf_conn *c, const char *p, size_t len)
         return -1;
     }
     if (done > 0) {
+        if (c->bytes_out == 0 && c->accepted_ns)
+            histogram_observe(&conn_stats(c)->hist[HISTOGRAM_TTFB], HISTOGRAM_TTFB,
+                              histogram_now_ns() - c->accepted_ns);
         c->last_write_ms = c->w->loop.now_ms;
         c->bytes_out += done;
         wharf_counter_add(&conn_stats(c)->bytes_out, done);

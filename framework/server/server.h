@@ -74,6 +74,7 @@ struct server_view {
     struct admission *admission; /* NULL before the first start */
     uint64_t reloads, reloads_failed;
     time_t start_time;
+    bool accept_paused;          /* the acceptor waits for room or descriptors */
 };
 void server_view(struct wharf_server *s, struct server_view *out);
 
