@@ -3,7 +3,10 @@
 # echo listener and a metrics listener on ephemeral ports; GET /metrics is
 # valid exposition text (checked by promtool, Debian's prometheus package),
 # its counters move with traffic, keep-alive and pipelined requests are
-# answered in order, and other paths and methods get 404 and 405.
+# answered in order, and other paths and methods get 404 and 405.  Then the
+# health endpoints (/readyz 503 while mod_crash stalls a worker), the
+# histograms under a known workload, process_open_fds, drops by reason, the
+# limit gauges, and a real Prometheus scrape of it all.
 set -u
 build=${WHARF_BUILDDIR:-.}
 wharfd=$build/wharfd
@@ -11,8 +14,10 @@ tmp=$(mktemp -d)
 pid=
 passed=0
 failed=0
+prom_pid=
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -243,6 +248,52 @@ IFS='|' read w st body took hs st2 body2 <"$tmp/ready"
     [ "$hs" = 200 ] && [ "$st2" = 200 ] && [ "$body2" = ready ] &&
     ok "/readyz 503 naming worker $w while it is stuck (answered in ${took}s; /healthz 200), 200 after" ||
     fail "readyz while stuck: $(cat "$tmp/ready")"
+
+# A real Prometheus scrapes it (1 s interval): the target is up (the page
+# parses), and the new series are stored and queryable.
+if command -v prometheus >/dev/null; then
+    prom_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$tmp/prom.yml" <<YML
+global: {scrape_interval: 1s, scrape_timeout: 1s}
+scrape_configs:
+  - job_name: wharf
+    static_configs: [{targets: ["127.0.0.1:$metrics_port"]}]
+YML
+    prometheus --config.file="$tmp/prom.yml" --storage.tsdb.path="$tmp/tsdb" \
+        --web.listen-address="127.0.0.1:$prom_port" >"$tmp/prom.log" 2>&1 &
+    prom_pid=$!
+    python3 - "$prom_port" >"$tmp/promq" <<'PY'
+import json, sys, time, urllib.parse, urllib.request
+def q(expr):
+    url = "http://127.0.0.1:%s/api/v1/query?query=%s" % (sys.argv[1], urllib.parse.quote(expr))
+    try:
+        r = json.load(urllib.request.urlopen(url, timeout=2))["data"]["result"]
+        return float(r[0]["value"][1]) if r else None
+    except Exception:
+        return None
+exprs = ['up{job="wharf"}', 'wharf_connection_duration_seconds_count{listener="echo"}',
+         'process_open_fds', 'process_start_time_seconds',
+         'histogram_quantile(0.5, wharf_time_to_first_byte_seconds_bucket{listener="echo"})',
+         'sum(wharf_datagrams_dropped_by_reason_total{reason="rate_limit"})', 'wharf_max_connections']
+deadline = time.time() + 40
+while True:
+    vals = [q(e) for e in exprs]
+    if all(v is not None for v in vals) or time.time() > deadline:
+        break
+    time.sleep(0.5)
+print(" ".join("-" if v is None else "%g" % v for v in vals))
+PY
+    kill "$prom_pid" 2>/dev/null
+    wait "$prom_pid" 2>/dev/null
+    prom_pid=
+    read up conns fds start q50 rl maxc <"$tmp/promq"
+    [ "$up" = 1 ] && [ "$conns" = 21 ] && [ "$fds" != - ] && [ "$start" != - ] && [ "$q50" != - ] &&
+        [ "$rl" != - ] && [ "$maxc" = 500 ] &&
+        ok "Prometheus scraped it: up, 21 echo connections in the duration histogram, process_open_fds $fds, median first byte ${q50}s" ||
+        fail "Prometheus queries (up conns fds start q50 rate_limit max): $(cat "$tmp/promq"); $(tail -n 3 "$tmp/prom.log")"
+else
+    echo "SKIP: no prometheus binary: the real scrape is not checked"
+fi
 
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null
