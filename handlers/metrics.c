@@ -11,7 +11,8 @@
  * next bytes), and a handler reading server-wide state through the API
  * (wharf_metrics_text) rather than internals.
  *
- * Only GET and HEAD of "/metrics" (a query string is ignored) get 200; other
+ * Only GET and HEAD of "/metrics" (a query string is ignored) get 200;
+ * "/healthz" and "/readyz" are the health endpoints (metrics_health.c); other
  * paths 404, other methods 405, a malformed request 400 and then a close, a
  * request head over 8 KiB 431 and a close.  "Connection: close" (or
  * HTTP/1.0 without keep-alive) closes after the answer.  Back-pressure: with
@@ -19,13 +20,14 @@
  * waits (kept, offered again once the output is out), so a client that
  * pipelines requests and never reads cannot make the server hold more.
  *
- * No options.
+ * Options: "ready_timeout_ms" (metrics_health.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "metrics_health.h"
 #include "wharf.h"
 
 #define MAX_HEAD 8192
@@ -95,6 +97,8 @@ static size_t metrics_on_data(wharf_conn *c, const void *data, size_t len)
 {
     const char *p = data;
     size_t used = 0;
+    if (health_pending(c))
+        return 0; /* a /readyz is being answered first */
     /* Pipelined requests: answer each whole head in order. */
     while (used < len) {
         if (wharf_output_pending(c) >= MAX_PENDING)
@@ -127,12 +131,16 @@ static size_t metrics_on_data(wharf_conn *c, const void *data, size_t len)
             tlen = (size_t)(q - target);
         bool get = mlen == 3 && memcmp(head, "GET", 3) == 0;
         bool head_only = mlen == 4 && memcmp(head, "HEAD", 4) == 0;
-        if (!(tlen == 8 && memcmp(target, "/metrics", 8) == 0)) {
+        bool health = health_path(target, tlen);
+        if (!health && !(tlen == 8 && memcmp(target, "/metrics", 8) == 0)) {
             static const char msg[] = "not found: try /metrics\n";
             answer(c, 404, "Not Found", msg, sizeof msg - 1, head_only, close);
         } else if (!get && !head_only) {
             static const char msg[] = "only GET and HEAD\n";
             answer(c, 405, "Method Not Allowed", msg, sizeof msg - 1, false, close);
+        } else if (health) {
+            if (!health_serve(c, target, tlen, head_only, close))
+                return used; /* /readyz answers later; the rest waits */
         } else {
             size_t blen = 0;
             char *body = wharf_metrics_text(wharf_conn_worker(c), &blen);
@@ -151,5 +159,8 @@ static size_t metrics_on_data(wharf_conn *c, const void *data, size_t len)
 WHARF_HANDLER_EXPORT = {
     .abi_version = WHARF_ABI_VERSION,
     .name = "metrics",
+    .init = health_init,
+    .fini = health_fini,
     .on_data = metrics_on_data,
+    .on_close = health_on_close,
 };

@@ -220,6 +220,8 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
     c->ticket = h->ticket;
     c->peer = h->peer;
     c->peer_len = h->peer_len;
+    if (!(flags & CONN_OUTBOUND))
+        c->accepted_ns = h->accepted_ns ? h->accepted_ns : histogram_now_ns();
     c->opened_ms = c->last_read_ms = c->last_write_ms = c->handshake_since_ms = w->loop.now_ms;
     const struct config_timeouts *to = &l->cfg->timeouts;
     c->timeout_ms[WHARF_TIMEOUT_IDLE] = (uint32_t)to->idle_ms;
@@ -402,6 +404,9 @@ static void conn_teardown(struct loop_closing *closing)
     struct listener_counters *st = conn_stats(c);
     wharf_counter_add(&st->closed[reason], 1);
     wharf_counter_add(&st->open, (uint64_t)-1);
+    if (c->accepted_ns)
+        histogram_observe(&st->hist[HISTOGRAM_CONN_DURATION], HISTOGRAM_CONN_DURATION,
+                          histogram_now_ns() - c->accepted_ns);
     wharf_counter_add(&st->output_buffered, -(uint64_t)c->out.cap);
     admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
     struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,

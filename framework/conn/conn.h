@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "histogram.h"
 #include "htimer.h"
 #include "listener.h"
 #include "loop.h"
@@ -93,6 +94,7 @@ struct wharf_conn {
     bool bytes_seen;                         /* the first byte arrived */
     uint64_t handshake_since_ms;             /* the handshake timer counts from here */
     uint64_t bytes_in, bytes_out;            /* for the connection log */
+    uint64_t accepted_ns;                    /* accept time (histogram_now_ns); 0: outbound */
     uint64_t rate_since_ms, rate_bytes;      /* min_rate window: start, bytes since */
     enum wharf_close_reason close_reason;    /* for CLOSING and DEAD */
     struct wharf_list link;                  /* in the worker's list (conn_set.all) */
@@ -142,6 +144,7 @@ struct conn_handoff {
     int ticket;
     socklen_t peer_len;
     union sockaddr_any peer;
+    uint64_t accepted_ns; /* when the acceptor took it (histogram_now_ns), or 0 */
 };
 
 /* Opens a connection on worker w from h (calls on_open), taking over all
@@ -201,15 +204,20 @@ size_t conn_shutdown(struct wharf_worker *w, bool all);
 
 /*
  * Brackets a handler callback on c: c is "current" meanwhile (its sends go
- * to the scratch buffer), and the crash report names the callback.
+ * to the scratch buffer), the crash report names the callback, and its time
+ * goes into the listener's handler histogram (a callback run inside another
+ * counts in both).
  */
 #define CONN_CALL(c, what, call)                                                           \
     do {                                                                                   \
         struct conn_set *set_ = &(c)->w->conns;                                            \
         struct wharf_conn *prev_ = set_->current;                                          \
+        uint64_t t0_ = histogram_now_ns();                                                 \
         set_->current = (c);                                                               \
         CALLBACK_RUN(what, (c)->l, (int)(c)->w->id, (c)->id, call);                        \
         set_->current = prev_;                                                             \
+        histogram_observe(&conn_stats(c)->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER,      \
+                          histogram_now_ns() - t0_);                                       \
     } while (0)
 
 /* conn.c: the connection's counters, its listener's name, its output

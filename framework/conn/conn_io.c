@@ -70,6 +70,9 @@ static void conn_io_count_write(struct wharf_conn *c, size_t n)
 {
     if (n == 0)
         return;
+    if (c->bytes_out == 0 && c->accepted_ns) /* the first byte out */
+        histogram_observe(&conn_stats(c)->hist[HISTOGRAM_TTFB], HISTOGRAM_TTFB,
+                          histogram_now_ns() - c->accepted_ns);
     c->last_write_ms = c->w->loop.now_ms;
     c->bytes_out += n;
     wharf_counter_add(&conn_stats(c)->bytes_out, n);

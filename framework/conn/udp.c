@@ -188,7 +188,7 @@ static void udp_flush(struct udp_set *u)
              * is counted as dropped. */
             log_write(WHARF_LOG_DEBUG, s->l->cfg->name, (int)w->id, 0, "sendmmsg: %s",
                       strerror(errno));
-            wharf_counter_add(&listener_counters(s->l, w->id)->datagrams_dropped, 1);
+            listener_count_drop(s->l, w->id, LISTENER_DROP_SEND_FAILED);
             done++;
             continue;
         }
@@ -217,7 +217,7 @@ static bool udp_from_own_port(const struct udp_set *u, const union sockaddr_any 
 
 static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
 {
-    wharf_counter_add(&listener_counters(s->l, u->w->id)->datagrams_dropped, 1);
+    listener_count_drop(s->l, u->w->id, LISTENER_DROP_LOOP_GUARD);
     if (log_due(&u->last_loop_log_ms, u->w->loop.now_ms, LOG_RATE_LIMIT_MS)) {
         char addr[64];
         listener_format_addr(&src->sa, addr, sizeof addr);
@@ -299,14 +299,20 @@ static int udp_read(struct udp_sock *s)
                 udp_refuse_loop(u, s, &u->raddr[i]);
                 continue;
             }
-            if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa) ||
-                (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i]))) {
-                wharf_counter_add(&st->datagrams_dropped, 1);
+            if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa)) {
+                listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
+                continue;
+            }
+            if (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i])) {
+                listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
                 continue;
             }
             struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
+            uint64_t t0 = histogram_now_ns();
             CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0,
                          h->on_datagram(&d, u->riov[i].iov_base, m->msg_len));
+            histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER,
+                              histogram_now_ns() - t0);
         }
         if (u->nsend)
             udp_flush(u);
@@ -368,7 +374,7 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
 {
     struct udp_set *u = d->us->set;
     if (len > (d->peer->sa.sa_family == AF_INET6 ? UDP_MAX_REPLY6 : UDP_MAX_REPLY)) {
-        wharf_counter_add(&listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
+        listener_count_drop(d->us->l, d->w->id, LISTENER_DROP_TOO_LARGE);
         return -EMSGSIZE;
     }
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
@@ -400,5 +406,5 @@ unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return wharf_dgram_worker
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {
-    wharf_counter_add(&listener_counters(d->us->l, d->w->id)->datagrams_dropped, 1);
+    listener_count_drop(d->us->l, d->w->id, LISTENER_DROP_HANDLER);
 }

@@ -452,6 +452,16 @@ int64_t wharf_time(void);
  */
 char *wharf_metrics_text(const wharf_worker *w, size_t *len);
 
+/*
+ * Whether the server worker w belongs to accepts new connections now: false
+ * while w is stopping, without a configuration, or while the acceptor is
+ * paused (max_connections reached, every worker's queue full, out of
+ * descriptors), with the reason in why (NUL-terminated, cut to whylen).
+ * Call it on w's own thread (from a callback on w).  The metrics handler's
+ * /readyz uses it.
+ */
+bool wharf_health_accepting(const wharf_worker *w, char *why, size_t whylen);
+
 /* The worker whose thread is calling, or NULL on any other thread. */
 wharf_worker *wharf_current_worker(void);
 /* This worker's index (0..count-1) and the number of workers of its server. */

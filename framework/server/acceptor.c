@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ struct acceptor {
     struct loop_watcher room;    /* the admission's eventfd, while paused for room */
     struct timer backoff;        /* ends a pause */
     bool paused;
+    atomic_bool paused_seen;     /* `paused` for other threads (acceptor_paused) */
     unsigned next;               /* round-robin start for ties */
     pthread_t thread;
     bool started;
@@ -139,6 +141,7 @@ static void acceptor_resume(struct acceptor *a)
     if (!a->paused)
         return;
     a->paused = false;
+    atomic_store_explicit(&a->paused_seen, false, memory_order_relaxed);
     loop_timer_disarm(&a->loop, &a->backoff);
     if (a->room.fd >= 0) {
         loop_unwatch(&a->loop, &a->room);
@@ -180,6 +183,7 @@ static void acceptor_pause(struct acceptor *a, int ms, bool wait_room)
 {
     if (!a->paused) {
         a->paused = true;
+        atomic_store_explicit(&a->paused_seen, true, memory_order_relaxed);
         admission_count_pause(a->admission);
         acceptor_set_listening(a, false);
     }
@@ -469,4 +473,9 @@ void acceptor_free(struct acceptor *a)
     loop_destroy(&a->loop);
     generation_unref(a->gen);
     free(a);
+}
+
+bool acceptor_paused(const struct acceptor *a)
+{
+    return a && atomic_load_explicit(&a->paused_seen, memory_order_relaxed);
 }

@@ -47,6 +47,9 @@ int acceptor_post(struct acceptor *a, void (*fn)(void *arg, void *payload, bool 
 int acceptor_refresh(struct acceptor *a);
 /* Stops accepting, closes the listening sockets it watches, joins the
  * thread (idempotent). */
+/* Whether accepting is paused now (no room, or out of descriptors); any
+ * thread, a snapshot.  False for NULL. */
+bool acceptor_paused(const struct acceptor *a);
 void acceptor_stop(struct acceptor *a);
 void acceptor_free(struct acceptor *a);
 

@@ -2,8 +2,11 @@
  * metrics.c - wharf_metrics_text: the server's counters in the Prometheus
  * text exposition format (the metrics handler serves it over HTTP).  Per
  * listener and worker: connections, bytes, datagrams, closes by reason,
- * refusals; per server: queue depths, admission, reloads, generation, start
- * time and version.  It reads the server through server_view.
+ * refusals, datagram drops by reason, latency histograms (connection
+ * duration, handler callback time, time to first byte; the workers' buckets
+ * summed here, nothing locked on their side); per server: queue depths,
+ * admission, reloads, generation, start time, version and the configured
+ * limits; the process_* series.  It reads the server through server_view.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,6 +19,7 @@
 #include "admission.h"
 #include "generation.h"
 #include "listener.h"
+#include "process.h"
 #include "server.h"
 #include "worker.h"
 
@@ -212,6 +216,155 @@ static void metrics_server(struct metrics_text *t, const struct server_view *v)
     metrics_printf(t, "wharf_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
 }
 
+/* ---- histograms, drops by reason, limits, process_* ------------------------------ */
+
+/* The histograms, one series set per listener (workers summed at the
+ * scrape), name and help by kind; tcp_only: not for UDP listeners. */
+static const struct metrics_hist {
+    const char *name, *help;
+    bool tcp_only;
+} metrics_hists[HISTOGRAM_KINDS] = {
+    [HISTOGRAM_CONN_DURATION] = {"wharf_connection_duration_seconds",
+                                 "TCP connections closed, by time from accept to close.", true},
+    [HISTOGRAM_HANDLER] = {"wharf_handler_duration_seconds",
+                           "Time spent in one handler callback (on_data, on_datagram, ...).",
+                           false},
+    [HISTOGRAM_TTFB] = {"wharf_time_to_first_byte_seconds",
+                        "TCP connections by time from accept to the first byte written.", true},
+};
+
+/* One listener's histogram of kind k, buckets cumulative as the format wants. */
+static void metrics_hist_one(struct metrics_text *t, const char *name, const char *label,
+                             const struct listener *l, enum histogram_kind k)
+{
+    struct histogram_snapshot snap = {0};
+    for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+        histogram_read(&l->stats->workers[wi].hist[k], &snap);
+    const uint64_t *b = histogram_bounds(k);
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < HISTOGRAM_BOUNDS; i++) {
+        cum += snap.bucket[i];
+        metrics_printf(t, "%s_bucket{listener=\"%s\",le=\"%g\"} %llu\n", name, label,
+                       (double)b[i] / 1e9, (unsigned long long)cum);
+    }
+    metrics_printf(t, "%s_bucket{listener=\"%s\",le=\"+Inf\"} %llu\n", name, label,
+                   (unsigned long long)snap.count);
+    metrics_printf(t, "%s_sum{listener=\"%s\"} %.9f\n", name, label, (double)snap.sum_ns / 1e9);
+    metrics_printf(t, "%s_count{listener=\"%s\"} %llu\n", name, label,
+                   (unsigned long long)snap.count);
+}
+
+static void metrics_histograms(struct metrics_text *t, const struct generation *g)
+{
+    char label[256];
+    for (int k = 0; k < HISTOGRAM_KINDS; k++) {
+        const struct metrics_hist *mh = &metrics_hists[k];
+        metrics_head(t, mh->name, "histogram", mh->help);
+        for (unsigned i = 0; i < g->nlisteners; i++) {
+            const struct listener *l = &g->listeners[i];
+            if (!l->stats || (mh->tcp_only && l->cfg->protocol != CONFIG_TCP))
+                continue;
+            metrics_label(l->cfg->name, label, sizeof label);
+            metrics_hist_one(t, mh->name, label, l, (enum histogram_kind)k);
+        }
+    }
+}
+
+/* UDP datagrams dropped, by listener and reason (workers summed). */
+static void metrics_drops(struct metrics_text *t, const struct generation *g)
+{
+    char label[256];
+    metrics_head(t, "wharf_datagrams_dropped_by_reason_total", "counter",
+                 "UDP datagrams dropped, by reason (their sum is wharf_datagrams_dropped_total).");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (l->cfg->protocol != CONFIG_UDP || !l->stats)
+            continue;
+        metrics_label(l->cfg->name, label, sizeof label);
+        for (int r = 0; r < LISTENER_DROP_REASONS; r++) {
+            uint64_t n = 0;
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                n += atomic_load_explicit(&l->stats->workers[wi].dropped[r], memory_order_relaxed);
+            metrics_printf(t, "wharf_datagrams_dropped_by_reason_total{listener=\"%s\","
+                              "reason=\"%s\"} %llu\n", label,
+                           listener_drop_reason_name((enum listener_drop_reason)r),
+                           (unsigned long long)n);
+        }
+    }
+}
+
+/* The configured limits, as gauges (an alert compares a usage with them). */
+static void metrics_limits(struct metrics_text *t, const struct generation *g)
+{
+    const struct config *cfg = g->cfg;
+    char label[256];
+    metrics_one(t, "wharf_max_connections", "gauge",
+                "Configured max_connections (TCP connections open at once, every listener).",
+                (unsigned long long)cfg->max_connections);
+    metrics_one(t, "wharf_max_connections_per_source", "gauge",
+                "Configured max_connections_per_source (0: no limit).",
+                (unsigned long long)cfg->max_connections_per_source);
+    metrics_one(t, "wharf_output_budget_bytes", "gauge",
+                "Configured output_budget (0: no budget).", (unsigned long long)cfg->output_budget);
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+        int protocol; /* -1: both */
+    } rows[] = {
+        {"wharf_listener_max_input_bytes", "Configured buffers.max_input per connection.",
+         offsetof(struct config_listener, max_input), CONFIG_TCP},
+        {"wharf_listener_max_output_bytes", "Configured buffers.max_output per connection.",
+         offsetof(struct config_listener, max_output), CONFIG_TCP},
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        metrics_head(t, rows[k].name, "gauge", rows[k].help);
+        for (unsigned i = 0; i < g->nlisteners; i++) {
+            const struct config_listener *c = g->listeners[i].cfg;
+            if ((int)c->protocol != rows[k].protocol)
+                continue;
+            metrics_printf(t, "%s{listener=\"%s\"} %zu\n", rows[k].name,
+                           metrics_label(c->name, label, sizeof label),
+                           *(const size_t *)((const char *)c + rows[k].offset));
+        }
+    }
+    metrics_head(t, "wharf_listener_rate_limit", "gauge",
+                 "Configured rate_limit: datagrams per second per source (0: off).");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct config_listener *c = g->listeners[i].cfg;
+        if (c->protocol == CONFIG_UDP)
+            metrics_printf(t, "wharf_listener_rate_limit{listener=\"%s\"} %llu\n",
+                           metrics_label(c->name, label, sizeof label),
+                           (unsigned long long)c->rate_limit);
+    }
+}
+
+/* The process_* series, named as the Prometheus client libraries name them. */
+static void metrics_process(struct metrics_text *t)
+{
+    struct process_stats p;
+    process_read(&p);
+    metrics_head(t, "process_cpu_seconds_total", "counter",
+                 "Total user and system CPU time spent in seconds.");
+    metrics_printf(t, "process_cpu_seconds_total %.6f\n", p.cpu_seconds);
+    if (p.have_memory) {
+        metrics_one(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                    (unsigned long long)p.resident_bytes);
+        metrics_one(t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                    (unsigned long long)p.virtual_bytes);
+    }
+    if (p.have_fds)
+        metrics_one(t, "process_open_fds", "gauge", "Number of open file descriptors.",
+                    (unsigned long long)p.open_fds);
+    if (p.max_fds)
+        metrics_one(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                    (unsigned long long)p.max_fds);
+    if (p.have_start) {
+        metrics_head(t, "process_start_time_seconds", "gauge",
+                     "Start time of the process since unix epoch in seconds.");
+        metrics_printf(t, "process_start_time_seconds %.2f\n", p.start_time);
+    }
+}
+
 char *wharf_metrics_text(const wharf_worker *w, size_t *len)
 {
     struct wharf_server *s = w ? w->server : NULL;
@@ -223,7 +376,11 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
     if (v.gen) {
         metrics_listeners(&t, v.gen);
         metrics_closes(&t, v.gen);
+        metrics_histograms(&t, v.gen);
+        metrics_drops(&t, v.gen);
+        metrics_limits(&t, v.gen);
     }
+    metrics_process(&t);
     metrics_server(&t, &v);
     generation_unref(v.gen);
     if (len && t.p)

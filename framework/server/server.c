@@ -885,6 +885,7 @@ void server_view(struct wharf_server *s, struct server_view *out)
     out->reloads = atomic_load(&s->reloads);
     out->reloads_failed = atomic_load(&s->reloads_failed);
     out->start_time = s->start_time;
+    out->accept_paused = acceptor_paused(s->acceptor);
 }
 
 bool server_started(const struct wharf_server *s)

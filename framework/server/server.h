@@ -76,6 +76,7 @@ struct server_view {
     struct acceptor *acceptor;   /* NULL before the first start */
     uint64_t reloads, reloads_failed;
     time_t start_time;
+    bool accept_paused;          /* the acceptor waits for room or descriptors */
 };
 void server_view(struct wharf_server *s, struct server_view *out);
 /* Whether the server is started (between start and stop). */

@@ -325,3 +325,13 @@ void listener_stats_unref(struct listener_stats *st)
         free(st);
     }
 }
+
+const char *listener_drop_reason_name(enum listener_drop_reason r)
+{
+    static const char *const names[LISTENER_DROP_REASONS] = {
+        [LISTENER_DROP_LOOP_GUARD] = "loop_guard", [LISTENER_DROP_DENY] = "deny",
+        [LISTENER_DROP_RATE_LIMIT] = "rate_limit", [LISTENER_DROP_HANDLER] = "handler",
+        [LISTENER_DROP_TOO_LARGE] = "too_large",   [LISTENER_DROP_SEND_FAILED] = "send_failed",
+    };
+    return (unsigned)r < LISTENER_DROP_REASONS ? names[r] : "unknown";
+}

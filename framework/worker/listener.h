@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "histogram.h"
 #include "module.h"
 #include "wharf.h"
 #include "wharf_counter.h"
@@ -29,6 +30,18 @@ struct generation;
 
 /* Every value of enum wharf_close_reason. */
 #define LISTENER_CLOSE_REASONS (WHARF_CLOSE_SHUTDOWN + 1)
+
+/* Why a datagram was dropped (wharf_datagrams_dropped_by_reason_total). */
+enum listener_drop_reason {
+    LISTENER_DROP_LOOP_GUARD = 0, /* its source port is one of this server's UDP ports */
+    LISTENER_DROP_DENY,           /* the listener's deny list */
+    LISTENER_DROP_RATE_LIMIT,     /* the listener's rate_limit */
+    LISTENER_DROP_HANDLER,        /* the handler's own guard (wharf_dgram_count_dropped) */
+    LISTENER_DROP_TOO_LARGE,      /* a reply over the largest datagram */
+    LISTENER_DROP_SEND_FAILED,    /* the socket refused the reply */
+    LISTENER_DROP_REASONS
+};
+const char *listener_drop_reason_name(enum listener_drop_reason r);
 
 /* A socket address of any family we serve. */
 union sockaddr_any {
@@ -45,6 +58,8 @@ struct listener_counters {
     _Atomic uint64_t closed[LISTENER_CLOSE_REASONS];
     _Atomic uint64_t bytes_in, bytes_out, output_buffered;
     _Atomic uint64_t datagrams_in, datagrams_out, datagrams_dropped;
+    _Atomic uint64_t dropped[LISTENER_DROP_REASONS]; /* datagrams_dropped by reason */
+    struct histogram hist[HISTOGRAM_KINDS];          /* latency histograms (histogram.h) */
 };
 
 
@@ -131,6 +146,16 @@ static inline bool listener_accepting(const struct listener *l)
 {
     return !l->stats || atomic_load_explicit(&l->stats->admin, memory_order_relaxed) ==
                             LISTENER_ACCEPTING;
+}
+
+/* Counts a datagram of l dropped on worker w for reason r (the total and
+ * the reason's counter); only worker w. */
+static inline void listener_count_drop(const struct listener *l, unsigned w,
+                                       enum listener_drop_reason r)
+{
+    struct listener_counters *st = listener_counters(l, w);
+    wharf_counter_add(&st->datagrams_dropped, 1);
+    wharf_counter_add(&st->dropped[r], 1);
 }
 
 /* Formats an address as "1.2.3.4:80" or "[::1]:80". */

@@ -86,7 +86,8 @@ static void worker_on_conn(void *arg, void *payload, bool cancelled)
 int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                      socklen_t peer_len, int ticket)
 {
-    struct conn_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len};
+    struct conn_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len,
+                             .accepted_ns = histogram_now_ns()};
     memcpy(&h.peer, peer, peer_len <= sizeof h.peer ? peer_len : sizeof h.peer);
     generation_ref(l->gen);
     int rc = loop_post(&w->loop, worker_on_conn, w, &h, sizeof h);
