@@ -222,6 +222,12 @@ JSON
     out=$("$real" -t -c "$tmp/crash.json" 2>&1); rc=$?
     [ $rc -ne 0 ] && echo "$out" | grep -q '^wharf: fatal signal 11 (SEGV) in handler "crash" callback init \[listener c\]' &&
         ok "-t: a crash in init is reported, naming the callback" || fail "-t crash in init: rc=$rc $out"
+    # A handler's error text is escaped: one line, no terminal control.
+    sed 's/"init"/"refuse"/' "$tmp/crash.json" >"$tmp/refuse.json"
+    out=$("$real" -t -c "$tmp/refuse.json" 2>&1); rc=$?
+    [ $rc = 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] &&
+        printf '%s\n' "$out" | grep -qF 'refused\x0aforged line\x1b[2J\\x41' &&
+        ok "-t: a handler's error text is escaped (one line)" || fail "-t escaped error: rc=$rc $out"
 fi
 
 # ---- 6. what -T prints is what the docs say ----

@@ -372,14 +372,16 @@ static int check_handler(const char *path, const struct wharf_handler *h,
 {
     if (!h->name || !*h->name)
         return fail(err, errlen, "%s: not a wharf module: the handler has no name", path);
+    char name[256]; /* the module's text: no control characters */
+    log_escape(name, sizeof name, h->name);
     if (protocol == CONFIG_TCP && !h->on_data)
         return fail(err, errlen,
                     "%s: handler \"%s\" has no on_data callback, needed for a %s listener",
-                    path, h->name, protocol_name(protocol));
+                    path, name, protocol_name(protocol));
     if (protocol == CONFIG_UDP && !h->on_datagram)
         return fail(err, errlen,
                     "%s: handler \"%s\" has no on_datagram callback, needed for a %s listener",
-                    path, h->name, protocol_name(protocol));
+                    path, name, protocol_name(protocol));
     return 0;
 }
 
