@@ -394,6 +394,36 @@ START_TEST(root_refuses_modules_others_can_write)
 }
 END_TEST
 
+/* A symlink in a safe directory to a module in a directory anyone may
+ * write: the target's directory is the one that counts. */
+START_TEST(root_checks_the_directory_of_a_symlinks_target)
+{
+    if (geteuid() != 0)
+        return; /* the check only applies to root */
+    char hdir[2048], src[4096], open_dir[] = "/tmp/wharf-open-XXXXXX",
+         safe[] = "/tmp/wharf-safe-XXXXXX", target[4200], link[4200], err[1024];
+    snprintf(src, sizeof src, "%s/echo.so", handler_dir(hdir, sizeof hdir));
+    ck_assert_ptr_nonnull(mkdtemp(open_dir));
+    ck_assert_ptr_nonnull(mkdtemp(safe));
+    snprintf(target, sizeof target, "%s/echo.so", open_dir);
+    snprintf(link, sizeof link, "%s/echo.so", safe);
+    copy_mode(src, target, 0644);
+    chmod(open_dir, 0777);
+    chmod(safe, 0755);
+    ck_assert_int_eq(symlink(target, link), 0);
+    struct module *m = NULL;
+    ck_assert_int_eq(module_load(link, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "refused: its directory is writable"), "%s", err);
+    chmod(open_dir, 0755);
+    ck_assert_msg(module_load(link, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
+    module_unload(m);
+    unlink(link);
+    unlink(target);
+    rmdir(safe);
+    rmdir(open_dir);
+}
+END_TEST
+
 START_TEST(load_handler_written_in_cxx)
 {
     struct module *m = load_ok("mod_cxx", CONFIG_TCP);
@@ -946,6 +976,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, load_abi_version_1_module);
     tcase_add_test(tc, load_handler_written_in_cxx);
     tcase_add_test(tc, root_refuses_modules_others_can_write);
+    tcase_add_test(tc, root_checks_the_directory_of_a_symlinks_target);
     tcase_add_test(tc, load_no_callback_for_protocol);
     tcase_add_test(tc, init_refused_names_handler_message);
     tcase_add_test(tc, load_bad_name);

@@ -397,6 +397,21 @@ void module_set_insecure(bool allow)
     atomic_store(&insecure_ok, allow);
 }
 
+/* Whether the directory holding `file` may be written by a user other than
+ * root (a sticky directory only by the owners of its entries). */
+static bool dir_unsafe(const char *file)
+{
+    char dir[4096];
+    const char *slash = strrchr(file, '/');
+    if (slash && slash != file)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+    else
+        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
+    struct stat dst;
+    return stat(dir, &dst) == 0 &&
+           (((dst.st_mode & (S_IWGRP | S_IWOTH)) && !(dst.st_mode & S_ISVTX)) || dst.st_uid != 0);
+}
+
 /*
  * Run as root, a module file (or the directory holding it) that someone
  * else may write is someone else's code running as root: refused (or, with
@@ -406,20 +421,15 @@ static int check_owner(const char *path, const struct stat *st, char *err, size_
 {
     if (geteuid() != 0)
         return 0;
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash && slash != path)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
-    struct stat dst;
+    /* A symlink: both the link's directory and the target's count (either
+     * lets someone else swap the code). */
+    char *real = realpath(path, NULL);
     const char *what = NULL;
     if ((st->st_mode & (S_IWGRP | S_IWOTH)) || st->st_uid != 0)
         what = "the file";
-    else if (stat(dir, &dst) == 0 &&
-             (((dst.st_mode & (S_IWGRP | S_IWOTH)) && !(dst.st_mode & S_ISVTX)) ||
-              dst.st_uid != 0))
+    else if (dir_unsafe(path) || (real && dir_unsafe(real)))
         what = "its directory";
+    free(real);
     if (!what)
         return 0;
     if (atomic_load(&insecure_ok)) {
