@@ -656,6 +656,34 @@ START_TEST(proxy_refused_upstream_closes_client)
 }
 END_TEST
 
+/* A proxy whose upstream is its own listening address: one client would
+ * make it connect to itself until max_connections.  The first connection
+ * is refused instead (closed, logged), and nothing else is accepted. */
+START_TEST(proxy_upstream_that_is_itself_is_refused)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &alen), 0);
+    close(s);
+    int port = ntohs(a.sin_port);
+    struct tserver *proxy = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 40, \"listeners\": [{\"address\": \"127.0.0.1\", "
+        "\"port\": %d, \"handler\": \"proxy\", \"options\": {\"upstream\": \"127.0.0.1:%d\"}}]}",
+        port, port);
+    int fd = tcp_connect("127.0.0.1", port);
+    ck_assert(wait_closed(fd, 3000));
+    close(fd);
+    usleep(300000);
+    struct wharf_listener_stats st = tserver_stats(proxy, 0);
+    ck_assert_msg(st.accepted == 1 && st.open == 0, "accepted %llu, open %llu",
+                  (unsigned long long)st.accepted, (unsigned long long)st.open);
+    tserver_stop(proxy);
+}
+END_TEST
+
 START_TEST(proxy_client_close_closes_upstream)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
@@ -761,6 +789,7 @@ int main(void)
     tcase_add_test(tc, proxy_1mib_roundtrip);
     tcase_add_test(tc, proxy_backpressure_bounds_memory_and_resumes);
     tcase_add_test(tc, proxy_refused_upstream_closes_client);
+    tcase_add_test(tc, proxy_upstream_that_is_itself_is_refused);
     tcase_add_test(tc, proxy_client_close_closes_upstream);
     tcase_add_test(tc, proxy_upstream_close_closes_client);
     tcase_add_test(tc, proxy_peer_closed_inside_send);
