@@ -106,8 +106,11 @@ void conn_deadline_arm(struct wharf_conn *c)
         if (due < d)
             d = due;
     }
-    if (c->w->phase >= WORKER_DRAINING && c->w->loop.now_ms + CONN_DRAIN_RECHECK_MS < d)
-        d = c->w->loop.now_ms + CONN_DRAIN_RECHECK_MS; /* is it idle yet? */
+    /* Stopping with wharf's buffers empty: what keeps c open is bytes in the
+     * kernel's send queue, whose leaving no event announces.  Look again. */
+    if (c->w->phase >= WORKER_DRAINING && c->in.len == 0 && conn_pending(c) == 0 &&
+        c->w->loop.now_ms + CONN_DRAIN_RECHECK_MS < d)
+        d = c->w->loop.now_ms + CONN_DRAIN_RECHECK_MS;
     if (d == UINT64_MAX) {
         loop_timer_disarm(&c->w->loop, &c->timer);
         return;
