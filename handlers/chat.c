@@ -29,6 +29,13 @@
  * "* OLD is now NEW\n", "* NICK left\n".  At shutdown each client gets
  * "server shutting down\n" and is closed once that is written.
  *
+ * A sender is held back, never its lines dropped: at most LINES_PER_CALL
+ * lines are handled per on_data call (wharf offers the rest again, unless
+ * the post back-pressure of wharf_post held the sender meanwhile), and a
+ * broadcast that finds a worker's queue at its hard capacity (wharf_post
+ * fails with -EAGAIN) is kept on its sender, whose reading pauses, and
+ * retried from a timer until every worker has it; then reading resumes.
+ *
  * Limits: a line longer than "max_line" closes that client (reason "limit").
  * A client that does not read is not the handler's problem: its output grows
  * until the listener's buffers.max_output, where wharf_send fails with
@@ -51,10 +58,23 @@
 
 #define NICK_MAX 32           /* with the terminating NUL */
 
+/* Lines handled per on_data call: wharf offers the rest again at once,
+ * after the post back-pressure had its say (a held sender stops there). */
+#define LINES_PER_CALL 64
+/* Retry period of a broadcast that found a worker's post queue full. */
+#define RETRY_MS 2
+/* At most one "sender held" log line per this many ms (per process). */
+#define LOG_EVERY_MS 10000
+
+struct chat_msg;
+
 struct chat_client {
     wharf_conn *c;
     struct wharf_list link; /* in its worker's list */
     char nick[NICK_MAX];
+    struct chat_msg *pending;  /* a broadcast not yet posted to every worker */
+    unsigned pending_next;     /* the first worker it still has to go to */
+    wharf_timer *retry;        /* retries `pending` while reading is paused */
 };
 
 /* One worker's clients; owned by that worker's thread. */
@@ -181,8 +201,55 @@ static void chat_deliver(void *arg, bool cancelled)
     msg_release(m, 1);
 }
 
-/* Sends text to every client on every worker, except connection `from`. */
-static void broadcast(wharf_conn *c, uint64_t from, const char *text, size_t len)
+/* Logs, at most once per LOG_EVERY_MS, that a post queue was full. */
+static void log_full(wharf_conn *c, const char *what)
+{
+    static _Atomic uint64_t last_ms;
+    uint64_t now = wharf_now_ms(), last = atomic_load(&last_ms);
+    if ((last == 0 || now - last >= LOG_EVERY_MS) &&
+        atomic_compare_exchange_strong(&last_ms, &last, now ? now : 1))
+        wharf_conn_log(c, WHARF_LOG_WARN, "a worker's post queue is full: %s", what);
+}
+
+/* Posts m to workers *next..count-1 in order; stops at the first full
+ * queue (-EAGAIN: *next is where to go on).  A worker that has stopped is
+ * skipped.  Returns 0 once every worker got it, or -EAGAIN. */
+static int post_from(wharf_worker *w, struct chat_msg *m, unsigned *next)
+{
+    unsigned count = wharf_worker_count(w);
+    while (*next < count) {
+        int rc = wharf_post(wharf_worker_sibling(w, *next), chat_deliver, m);
+        if (rc == -EAGAIN)
+            return -EAGAIN;
+        if (rc < 0)
+            msg_release(m, 1); /* stopped (or out of memory): not delivered there */
+        (*next)++;
+    }
+    return 0;
+}
+
+/* Timer: goes on posting the client's pending broadcast; once it is out,
+ * reading resumes (kept input is offered again at once). */
+static void retry_pending(wharf_timer *t, void *arg)
+{
+    struct chat_client *cl = arg;
+    if (post_from(wharf_conn_worker(cl->c), cl->pending, &cl->pending_next) != 0)
+        return;
+    cl->pending = NULL;
+    cl->retry = NULL;
+    wharf_timer_stop(t);
+    wharf_resume_read(cl->c);
+}
+
+/*
+ * Sends text to every client on every worker, except connection `from`.
+ * `holder` is the client on whose behalf it is sent (NULL: one that is
+ * leaving).  A worker whose post queue is at its hard capacity does not
+ * lose the line: the rest of the broadcast waits on `holder`, whose
+ * reading pauses until it is out.  Returns false when it is waiting.
+ */
+static bool broadcast(wharf_conn *c, struct chat_client *holder, uint64_t from, const char *text,
+                      size_t len)
 {
     struct chat_room *room = room_of(c);
     wharf_worker *w = wharf_conn_worker(c);
@@ -190,7 +257,7 @@ static void broadcast(wharf_conn *c, uint64_t from, const char *text, size_t len
     struct chat_msg *m = malloc(sizeof *m + len);
     if (!m) {
         wharf_conn_log(c, WHARF_LOG_WARN, "out of memory: a line was lost");
-        return;
+        return true;
     }
     /* One reference per worker, set before the first post can run. */
     atomic_init(&m->refs, count);
@@ -199,8 +266,22 @@ static void broadcast(wharf_conn *c, uint64_t from, const char *text, size_t len
     m->from = from;
     m->len = len;
     memcpy(m->text, text, len);
-    unsigned posted = wharf_post_all(w, chat_deliver, m);
-    msg_release(m, count - posted); /* the workers that were skipped */
+    unsigned next = 0;
+    if (post_from(w, m, &next) == 0)
+        return true;
+    if (holder && !holder->pending) {
+        holder->retry = wharf_timer_start(c, RETRY_MS, RETRY_MS, retry_pending, holder);
+        if (holder->retry) {
+            log_full(c, "holding the sender until it drains");
+            holder->pending = m;
+            holder->pending_next = next;
+            wharf_pause_read(c);
+            return false;
+        }
+    }
+    log_full(c, "a notice was lost");
+    msg_release(m, count - next); /* the workers it did not reach */
+    return true;
 }
 
 /* Broadcasts "* A MIDDLE B\n" to everybody. */
@@ -209,7 +290,7 @@ static void notice(wharf_conn *c, const char *a, const char *middle, const char 
     char text[128];
     int n = snprintf(text, sizeof text, "* %s%s%s\n", a, middle, b);
     if (n > 0 && (size_t)n < sizeof text)
-        broadcast(c, 0, text, (size_t)n);
+        broadcast(c, wharf_get_data(c), 0, text, (size_t)n);
 }
 
 static void chat_on_open(wharf_conn *c)
@@ -265,7 +346,7 @@ static void chat_line(wharf_conn *c, struct chat_client *cl, const char *p, size
     memcpy(text + nick_len, ": ", 2);
     memcpy(text + nick_len + 2, p, len);
     text[nick_len + 2 + len] = '\n';
-    broadcast(c, wharf_conn_id(c), text, nick_len + 2 + len + 1);
+    broadcast(c, cl, wharf_conn_id(c), text, nick_len + 2 + len + 1);
     free(text);
 }
 
@@ -276,7 +357,7 @@ static size_t chat_on_data(wharf_conn *c, const void *data, size_t len)
     struct chat_client *cl = wharf_get_data(c);
     const char *p = data;
     size_t used = 0;
-    while (used < len) {
+    for (int lines = 0; used < len && lines < LINES_PER_CALL && !cl->pending; lines++) {
         const char *nl = memchr(p + used, '\n', len - used);
         size_t line_len = nl ? (size_t)(nl - (p + used)) : len - used;
         if (line_len > 0 && nl && p[used + line_len - 1] == '\r')
@@ -307,6 +388,9 @@ static void chat_on_close(wharf_conn *c, enum wharf_close_reason reason)
         return; /* refused in on_open */
     struct chat_room *room = room_of(c);
     wharf_list_remove(&cl->link); /* from its worker's list: this thread's */
+    if (cl->pending) /* its timer stops with the connection */
+        msg_release(cl->pending, wharf_worker_count(wharf_conn_worker(c)) - cl->pending_next);
+    wharf_set_data(c, NULL); /* its "left" notice waits on nobody */
     notice(c, cl->nick, " left", "");
     free(cl);
     room_unref(room);

@@ -19,6 +19,10 @@
  *   - Closing: when either side closes (for any reason), the other is closed
  *     once its pending output is written.  An upstream that cannot be
  *     reached closes its client (the upstream's on_close, reason "error").
+ *   - An upstream that is the accepting socket itself (same port, and the
+ *     same address or both loopback/unspecified) is refused per client with
+ *     an error line, instead of connecting to itself until max_connections.
+ *     (One of the host's other addresses on the same port is not caught.)
  *
  * Options:
  *   "upstream":    required, "IPv4:PORT" or "[IPv6]:PORT" (literals only)
@@ -110,6 +114,39 @@ static void proxy_fini(void *listener_data)
     free(listener_data);
 }
 
+/* Whether an IPv4 (network order) or IPv6 address stands for this host
+ * whatever interface took the connection: unspecified or loopback. */
+static bool addr_is_self(const struct sockaddr *a)
+{
+    if (a->sa_family == AF_INET) {
+        uint32_t v = ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr);
+        return v == 0 || (v >> 24) == 127;
+    }
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return IN6_IS_ADDR_UNSPECIFIED(v6) || IN6_IS_ADDR_LOOPBACK(v6);
+}
+
+/* Whether connecting to `up` would reach the socket that accepted c: the
+ * same port, and the same address or both this host's (loopback,
+ * unspecified).  A proxy pointed at itself would otherwise connect to
+ * itself until max_connections. */
+static bool upstream_is_self(const wharf_conn *c, const struct sockaddr *up)
+{
+    socklen_t len = 0;
+    const struct sockaddr *local = wharf_local_addr(c, &len);
+    if (!local || local->sa_family != up->sa_family)
+        return false;
+    if (up->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)local, *b = (const void *)up;
+        return a->sin_port == b->sin_port &&
+               (a->sin_addr.s_addr == b->sin_addr.s_addr || (addr_is_self(local) && addr_is_self(up)));
+    }
+    const struct sockaddr_in6 *a = (const void *)local, *b = (const void *)up;
+    return a->sin6_port == b->sin6_port &&
+           (IN6_ARE_ADDR_EQUAL(&a->sin6_addr, &b->sin6_addr) ||
+            (addr_is_self(local) && addr_is_self(up)));
+}
+
 /* A client arrived: open its upstream, linked to it.  (The upstream's own
  * on_open has nothing to do: its data was set by wharf_connect.) */
 static void proxy_on_open(wharf_conn *c)
@@ -117,6 +154,12 @@ static void proxy_on_open(wharf_conn *c)
     if (wharf_conn_outbound(c))
         return;
     const struct proxy_listener *l = wharf_listener_data(c);
+    if (upstream_is_self(c, (const struct sockaddr *)&l->upstream)) {
+        wharf_conn_log(c, WHARF_LOG_ERROR, "the upstream is this listener itself: refused "
+                       "(it would connect to itself until max_connections; fix \"upstream\")");
+        wharf_close_with(c, WHARF_CLOSE_ERROR);
+        return;
+    }
     struct proxy_side *mine = calloc(1, sizeof *mine), *theirs = calloc(1, sizeof *theirs);
     int err = 0;
     wharf_conn *up = NULL;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +423,93 @@ START_TEST(debug_mode_refuses_calls_from_the_wrong_thread)
 }
 END_TEST
 
+/* ---- a graceful stop and bytes still in the kernel -------------------------- */
+
+/* An echo client: writes `rate` bytes every 10 ms (until `send_total`
+ * bytes, 0 = no end) and reads at most `read_rate` every 10 ms, until EOF
+ * or 8 s; notes when its last byte arrived. */
+struct stream_client {
+    int fd;
+    size_t rate, read_rate, send_total;
+    size_t sent, got;
+    uint64_t last_byte_ms, eof_ms;
+};
+
+static void *stream_run(void *arg)
+{
+    struct stream_client *s = arg;
+    static char out[1 << 16], in[1 << 16];
+    fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
+    uint64_t end = now_ms() + 8000;
+    while (now_ms() < end) {
+        size_t want = s->rate;
+        if (s->send_total && s->send_total - s->sent < want)
+            want = s->send_total - s->sent;
+        ssize_t n = want ? send(s->fd, out, want, MSG_NOSIGNAL) : 0;
+        if (n > 0)
+            s->sent += (size_t)n;
+        n = recv(s->fd, in, s->read_rate, 0);
+        if (n > 0) {
+            s->got += (size_t)n;
+            s->last_byte_ms = now_ms();
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            s->eof_ms = now_ms();
+            break;
+        }
+        usleep(10000);
+    }
+    return NULL;
+}
+
+/* A 2 MiB/s echo stream to a client that reads 1.6 MB/s: most of what is
+ * in flight sits in the kernel's queues, not in wharf's buffers.  A stop
+ * keeps it until shutdown_timeout_ms (1.5 s), not 0.16 s. */
+START_TEST(stop_keeps_a_busy_stream_until_the_timeout)
+{
+    struct tserver *t = tserver_start("{\"workers\": 1, \"shutdown_timeout_ms\": 1500, "
+                                      "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    struct stream_client s = {.fd = tcp_connect("127.0.0.1", tserver_port(t, 0)),
+                              .rate = 20971, .read_rate = 16000};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, stream_run, &s), 0);
+    usleep(300000);
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    uint64_t took = now_ms() - start;
+    pthread_join(th, NULL);
+    ck_assert_msg(took >= 1300 && took < 5000, "the stop took %llu ms",
+                  (unsigned long long)took);
+    ck_assert_msg(s.last_byte_ms >= start + 1000, "the stream ended %lld ms after the stop",
+                  (long long)(s.last_byte_ms - start));
+    close(s.fd);
+    tserver_stop(t);
+}
+END_TEST
+
+/* A stream that ends closes as soon as its last byte is read, long before
+ * shutdown_timeout_ms (5 s). */
+START_TEST(stop_closes_a_finished_stream_once_it_is_read)
+{
+    struct tserver *t = tserver_start("{\"workers\": 1, \"shutdown_timeout_ms\": 5000, "
+                                      "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    struct stream_client s = {.fd = tcp_connect("127.0.0.1", tserver_port(t, 0)),
+                              .rate = 65536, .read_rate = 16000, .send_total = 300000};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, stream_run, &s), 0);
+    usleep(100000);
+    uint64_t start = now_ms();
+    server_stop(t->srv);
+    uint64_t took = now_ms() - start;
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(s.got, 300000);
+    ck_assert_msg(took < 2500, "the stop took %llu ms", (unsigned long long)took);
+    ck_assert_msg(s.eof_ms && s.eof_ms - s.last_byte_ms < 1000, "EOF %lld ms after the last byte",
+                  (long long)(s.eof_ms - s.last_byte_ms));
+    close(s.fd);
+    tserver_stop(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("contract");
@@ -436,6 +524,8 @@ int main(void)
     tcase_add_test(tc, kept_bytes_are_offered_before_eof);
     tcase_add_test(tc, on_data_claiming_too_much_is_caught);
     tcase_add_test(tc, shutdown_notice_can_say_goodbye);
+    tcase_add_test(tc, stop_keeps_a_busy_stream_until_the_timeout);
+    tcase_add_test(tc, stop_closes_a_finished_stream_once_it_is_read);
     tcase_add_test(tc, connection_timers_repeat_and_stop_at_close);
     tcase_add_test(tc, blocking_work_done_runs_even_when_the_connection_is_gone);
     tcase_add_test(tc, debug_mode_refuses_calls_from_the_wrong_thread);

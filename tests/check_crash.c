@@ -32,24 +32,28 @@
 #endif
 
 /* What a child does before it (should) crash. */
-enum scenario { IN_INIT, IN_FINI, IN_ON_DATA, IN_ON_DATAGRAM, OVERFLOW_WORKER, OVERFLOW_INIT };
+enum scenario {
+    IN_INIT, IN_FINI, IN_ON_DATA, IN_ON_DATAGRAM, OVERFLOW_WORKER, OVERFLOW_INIT, IN_POST,
+    IN_INIT_ODD_NAME
+};
 
 /* Runs the scenario with the report installed; returns only if nothing crashed. */
 static void child_run(enum scenario sc)
 {
     crash_install();
-    const char *crash_in = sc == IN_INIT ? "init" : sc == IN_FINI ? "fini"
+    const char *crash_in = sc == IN_INIT || sc == IN_INIT_ODD_NAME ? "init"
+                           : sc == IN_FINI ? "fini"
                            : sc == OVERFLOW_INIT ? "init_overflow" : "none";
     const char *proto = sc == IN_ON_DATAGRAM ? "udp" : "tcp";
     struct tserver *t = tserver_start(
-        "{\"workers\": 1, \"listeners\": [{\"name\": \"crashy\", \"protocol\": \"%s\", "
+        "{\"workers\": 1, \"listeners\": [{\"name\": \"%s\", \"protocol\": \"%s\", "
         "\"address\": \"127.0.0.1\", \"port\": 0, \"handler\": \"mod_crash\", "
         "\"options\": {\"crash_in\": \"%s\"}}]}",
-        proto, crash_in);
+        sc == IN_INIT_ODD_NAME ? "cr\\u0001ashy\\n\\\\" : "crashy", proto, crash_in);
     int port = tserver_port(t, 0);
-    if (sc == IN_ON_DATA || sc == OVERFLOW_WORKER) {
+    if (sc == IN_ON_DATA || sc == OVERFLOW_WORKER || sc == IN_POST) {
         int fd = tcp_connect("127.0.0.1", port);
-        const char *what = sc == IN_ON_DATA ? "crash" : "overflow";
+        const char *what = sc == IN_ON_DATA ? "crash" : sc == IN_POST ? "post" : "overflow";
         send_all(fd, what, strlen(what));
         char buf[16];
         recv_exact(fd, buf, sizeof buf, 5000);
@@ -178,6 +182,23 @@ START_TEST(stack_overflow_on_the_starting_thread_is_reported)
 }
 END_TEST
 
+START_TEST(crash_in_a_post_names_the_post)
+{
+    expect_report(IN_POST, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" callback "
+                           "wharf_post \\[listener crashy worker 0\\], fault address 0x0$");
+}
+END_TEST
+
+/* A listener name with control characters and a backslash is escaped in
+ * the report: the line stays one line. */
+START_TEST(crash_report_escapes_names)
+{
+    expect_report(IN_INIT_ODD_NAME, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" "
+                                    "callback init \\[listener cr\\\\x01ashy\\\\x0a\\\\\\\\\\], "
+                                    "fault address 0x0$");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("crash");
@@ -189,6 +210,8 @@ int main(void)
     tcase_add_test(tc, crash_in_on_datagram_names_worker);
     tcase_add_test(tc, stack_overflow_on_a_worker_is_reported);
     tcase_add_test(tc, stack_overflow_on_the_starting_thread_is_reported);
+    tcase_add_test(tc, crash_in_a_post_names_the_post);
+    tcase_add_test(tc, crash_report_escapes_names);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,6 +377,139 @@ START_TEST(chat_too_long_line_closes_only_that_client)
 }
 END_TEST
 
+/* ---- chat under a flood ---------------------------------------------------- */
+
+/* One client writing `lines` lines "L<id>-<seq>\n" as fast as the server
+ * takes them, reading (and dropping) what it is sent meanwhile. */
+struct chat_flooder {
+    int fd, id, lines;
+};
+
+static void *chat_flood(void *arg)
+{
+    struct chat_flooder *f = arg;
+    size_t cap = (size_t)f->lines * 16, len = 0, off = 0;
+    char *out = malloc(cap), sink[65536];
+    for (int i = 0; i < f->lines; i++)
+        len += (size_t)snprintf(out + len, cap - len, "L%d-%d\n", f->id, i);
+    fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+    uint64_t deadline = now_ms() + 60000;
+    while (off < len && now_ms() < deadline) {
+        struct pollfd p = {.fd = f->fd, .events = POLLIN | POLLOUT};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if (p.revents & POLLIN)
+            while (recv(f->fd, sink, sizeof sink, 0) > 0)
+                ;
+        if (p.revents & POLLOUT) {
+            ssize_t n = send(f->fd, out + off, len - off, MSG_NOSIGNAL);
+            if (n > 0)
+                off += (size_t)n;
+        }
+    }
+    free(out);
+    return NULL;
+}
+
+/* Whether an echo round trip on a new connection to port takes < ms. */
+static bool echo_connect_within(int port, int ms)
+{
+    uint64_t t0 = now_ms();
+    int fd = tcp_try_connect("127.0.0.1", port);
+    if (fd < 0)
+        return false;
+    unsigned char b = 'x';
+    bool ok = echo_roundtrip(fd, &b, 1, ms) == 1;
+    close(fd);
+    return ok && now_ms() - t0 < (uint64_t)ms;
+}
+
+/*
+ * `senders` clients send `lines` lines each at once, as fast as they can; a
+ * reader that keeps up gets every one of them, in order per sender (the
+ * senders are held back instead of lines dropped), and the echo listener
+ * next to chat accepts and answers meanwhile.  A small post_queue makes one
+ * read of the burst (thousands of lines) more than the queues' hard capacity.
+ */
+static void chat_flood_check(int senders, int lines, int post_queue)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"post_queue\": %d, \"listeners\": [{\"port\": 0, "
+        "\"handler\": \"chat\"}, {\"port\": 0, \"handler\": \"echo\"}]}", post_queue);
+    int reader = tcp_connect("127.0.0.1", tserver_port(t, 0));
+    char buf[512];
+    ck_assert(read_line(reader, buf, sizeof buf)); /* its own join notice */
+    struct chat_flooder f[8];
+    pthread_t th[8];
+    ck_assert_int_le(senders, 8);
+    for (int i = 0; i < senders; i++) {
+        f[i] = (struct chat_flooder){tcp_connect("127.0.0.1", tserver_port(t, 0)), i, lines};
+        ck_assert(read_line(reader, buf, sizeof buf)); /* the join notice */
+    }
+    for (int i = 0; i < senders; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, chat_flood, &f[i]), 0);
+    int next[8] = {0}, got = 0, echoes = 0, echo_fail = 0;
+    uint64_t deadline = now_ms() + 60000, last_echo = 0;
+    static char in[1 << 16];
+    size_t have = 0;
+    while (got < senders * lines && now_ms() < deadline) {
+        struct pollfd p = {.fd = reader, .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t n = recv(reader, in + have, sizeof in - have, 0);
+            ck_assert_msg(n > 0, "the reader was closed");
+            have += (size_t)n;
+            char *line = in, *nl;
+            while ((nl = memchr(line, '\n', have - (size_t)(line - in))) != NULL) {
+                *nl = '\0';
+                int who, seq;
+                if (sscanf(line, "guest%*u: L%d-%d", &who, &seq) == 2) {
+                    ck_assert_msg(who >= 0 && who < senders && seq == next[who],
+                                  "sender %d: line %d after %d", who, seq, next[who]);
+                    next[who]++;
+                    got++;
+                }
+                line = nl + 1;
+            }
+            have -= (size_t)(line - in);
+            memmove(in, line, have);
+        }
+        if (now_ms() - last_echo >= 100) {
+            last_echo = now_ms();
+            echoes++;
+            echo_fail += !echo_connect_within(tserver_port(t, 1), 2000);
+        }
+    }
+    for (int i = 0; i < senders; i++)
+        pthread_join(th[i], NULL);
+    ck_assert_msg(got == senders * lines, "%d of %d lines arrived", got, senders * lines);
+    ck_assert_msg(echo_fail == 0, "%d of %d echo connections failed or took > 2 s", echo_fail,
+                  echoes);
+    close(reader);
+    for (int i = 0; i < senders; i++)
+        close(f[i].fd);
+    tserver_stop(t);
+}
+
+START_TEST(chat_flat_out_senders_lose_no_line)
+{
+    chat_flood_check(4, 10000, 4096);
+}
+END_TEST
+
+START_TEST(chat_burst_of_20000_lines_loses_none)
+{
+    chat_flood_check(1, 20000, 256);
+}
+END_TEST
+
+/* A post queue of 1 (hard capacity 4): broadcasts keep finding a queue
+ * full, and wait on their sender instead of being dropped. */
+START_TEST(chat_full_post_queue_holds_the_sender)
+{
+    chat_flood_check(3, 3000, 1);
+}
+END_TEST
+
 START_TEST(chat_room_survives_reload)
 {
     struct tserver *t = tserver_start(ONE_LISTENER("chat", ""));
@@ -522,6 +656,34 @@ START_TEST(proxy_refused_upstream_closes_client)
 }
 END_TEST
 
+/* A proxy whose upstream is its own listening address: one client would
+ * make it connect to itself until max_connections.  The first connection
+ * is refused instead (closed, logged), and nothing else is accepted. */
+START_TEST(proxy_upstream_that_is_itself_is_refused)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &alen), 0);
+    close(s);
+    int port = ntohs(a.sin_port);
+    struct tserver *proxy = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 40, \"listeners\": [{\"address\": \"127.0.0.1\", "
+        "\"port\": %d, \"handler\": \"proxy\", \"options\": {\"upstream\": \"127.0.0.1:%d\"}}]}",
+        port, port);
+    int fd = tcp_connect("127.0.0.1", port);
+    ck_assert(wait_closed(fd, 3000));
+    close(fd);
+    usleep(300000);
+    struct wharf_listener_stats st = tserver_stats(proxy, 0);
+    ck_assert_msg(st.accepted == 1 && st.open == 0, "accepted %llu, open %llu",
+                  (unsigned long long)st.accepted, (unsigned long long)st.open);
+    tserver_stop(proxy);
+}
+END_TEST
+
 START_TEST(proxy_client_close_closes_upstream)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
@@ -621,9 +783,13 @@ int main(void)
     tcase_add_test(tc, chat_too_long_line_closes_only_that_client);
     tcase_add_test(tc, chat_shutdown_tells_every_client);
     tcase_add_test(tc, chat_room_survives_reload);
+    tcase_add_test(tc, chat_flat_out_senders_lose_no_line);
+    tcase_add_test(tc, chat_burst_of_20000_lines_loses_none);
+    tcase_add_test(tc, chat_full_post_queue_holds_the_sender);
     tcase_add_test(tc, proxy_1mib_roundtrip);
     tcase_add_test(tc, proxy_backpressure_bounds_memory_and_resumes);
     tcase_add_test(tc, proxy_refused_upstream_closes_client);
+    tcase_add_test(tc, proxy_upstream_that_is_itself_is_refused);
     tcase_add_test(tc, proxy_client_close_closes_upstream);
     tcase_add_test(tc, proxy_upstream_close_closes_client);
     tcase_add_test(tc, proxy_peer_closed_inside_send);

@@ -230,6 +230,55 @@ START_TEST(load_not_elf_is_not_a_wharf_module)
 }
 END_TEST
 
+/* A truncated copy of a real handler (an installer's half-written file
+ * renamed into place) is refused with a message naming the file, both as
+ * a change of a loaded module (a reload) and as a first load; it never
+ * reaches dlopen, where touching the missing pages raised SIGBUS. */
+START_TEST(load_truncated_module_is_refused)
+{
+    struct tmpdir t;
+    tmp_make(&t);
+    char hdir[2048], from[4096], path[4096], err[1024], want[4200];
+    snprintf(from, sizeof from, "%s/echo.so", handler_dir(hdir, sizeof hdir));
+    tmp_copy(&t, "echo.so", from);
+    tmp_file_path(&t, "echo.so", path, sizeof path);
+    struct module *m = NULL;
+    ck_assert_msg(module_load(path, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s",
+                  err);
+    struct stat st;
+    ck_assert_int_eq(stat(from, &st), 0);
+    FILE *f = fopen(from, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *data = malloc((size_t)st.st_size);
+    ck_assert_uint_eq(fread(data, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+    fclose(f);
+    const size_t cuts[] = {(size_t)st.st_size / 3, (size_t)st.st_size / 2,
+                           (size_t)st.st_size * 9 / 10, (size_t)st.st_size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        char tmp[4096];
+        tmp_write(&t, "echo.so.tmp", data, cuts[i]);
+        tmp_file_path(&t, "echo.so.tmp", tmp, sizeof tmp);
+        ck_assert_int_eq(rename(tmp, path), 0);
+        struct module *bad = (struct module *)1;
+        ck_assert_int_eq(module_load(path, NULL, CONFIG_TCP, NULL, 0, &bad, err, sizeof err),
+                         -EINVAL);
+        ck_assert_ptr_null(bad);
+        snprintf(want, sizeof want, "%s: not a wharf module: truncated", path);
+        ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "cut at %zu: %s", cuts[i], err);
+    }
+    /* The module loaded before is still fine, and so is a whole copy. */
+    ck_assert_str_eq(m->handler->name, "echo");
+    module_unload(m);
+    tmp_copy(&t, "echo.so", from);
+    ck_assert_msg(module_load(path, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s",
+                  err);
+    module_unload(m);
+    free(data);
+    static const char *const files[] = {"echo.so", NULL};
+    tmp_remove(&t, files);
+}
+END_TEST
+
 START_TEST(load_first_existing_file_decides)
 {
     /* A broken echo.so earlier in the path is reported, not skipped over. */
@@ -342,6 +391,36 @@ START_TEST(root_refuses_modules_others_can_write)
     module_unload(m);
     unlink(path);
     rmdir(dir);
+}
+END_TEST
+
+/* A symlink in a safe directory to a module in a directory anyone may
+ * write: the target's directory is the one that counts. */
+START_TEST(root_checks_the_directory_of_a_symlinks_target)
+{
+    if (geteuid() != 0)
+        return; /* the check only applies to root */
+    char hdir[2048], src[4096], open_dir[] = "/tmp/wharf-open-XXXXXX",
+         safe[] = "/tmp/wharf-safe-XXXXXX", target[4200], link[4200], err[1024];
+    snprintf(src, sizeof src, "%s/echo.so", handler_dir(hdir, sizeof hdir));
+    ck_assert_ptr_nonnull(mkdtemp(open_dir));
+    ck_assert_ptr_nonnull(mkdtemp(safe));
+    snprintf(target, sizeof target, "%s/echo.so", open_dir);
+    snprintf(link, sizeof link, "%s/echo.so", safe);
+    copy_mode(src, target, 0644);
+    chmod(open_dir, 0777);
+    chmod(safe, 0755);
+    ck_assert_int_eq(symlink(target, link), 0);
+    struct module *m = NULL;
+    ck_assert_int_eq(module_load(link, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err), -EINVAL);
+    ck_assert_msg(strstr(err, "refused: its directory is writable"), "%s", err);
+    chmod(open_dir, 0755);
+    ck_assert_msg(module_load(link, NULL, CONFIG_TCP, NULL, 0, &m, err, sizeof err) == 0, "%s", err);
+    module_unload(m);
+    unlink(link);
+    unlink(target);
+    rmdir(safe);
+    rmdir(open_dir);
 }
 END_TEST
 
@@ -890,12 +969,14 @@ static Suite *module_suite(void)
     tcase_add_test(tc, load_explicit_path_not_found);
     tcase_add_test(tc, load_not_elf_is_not_a_wharf_module);
     tcase_add_test(tc, load_first_existing_file_decides);
+    tcase_add_test(tc, load_truncated_module_is_refused);
     tcase_add_test(tc, load_no_symbol);
     tcase_add_test(tc, load_abi_mismatch);
     tcase_add_test(tc, load_refuses_symbols_that_are_not_descriptors);
     tcase_add_test(tc, load_abi_version_1_module);
     tcase_add_test(tc, load_handler_written_in_cxx);
     tcase_add_test(tc, root_refuses_modules_others_can_write);
+    tcase_add_test(tc, root_checks_the_directory_of_a_symlinks_target);
     tcase_add_test(tc, load_no_callback_for_protocol);
     tcase_add_test(tc, init_refused_names_handler_message);
     tcase_add_test(tc, load_bad_name);

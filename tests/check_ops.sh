@@ -130,6 +130,11 @@ JSON
     pid=$!
     wait_for "$tmp/log" "started:"
     mport=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+    # Dumpable after setuid (PR_SET_DUMPABLE): a crash leaves a core, and
+    # /proc/PID belongs to the user (it stays root's when not dumpable).
+    owner=$(stat -c %U "/proc/$pid/environ" 2>&1)
+    [ "$owner" = nobody ] && ok "still dumpable after the privilege drop (a crash leaves a core)" ||
+        fail "not dumpable after the drop: /proc/$pid/environ belongs to '$owner'"
     chmod 600 "$tmp/etc/u.json"
     kill -HUP "$pid"
     wait_for "$tmp/log" "reload failed"
@@ -206,6 +211,23 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
     out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$real" -t -c "$tmp/asroot.json" 2>&1); rc=$?
     [ $rc = 1 ] && echo "$out" | grep -q 'user: cannot become "root" without running as root' &&
         ok "-t run as another user refuses a user it cannot become" || fail "-t as nobody: rc=$rc $out"
+fi
+
+# ---- 13. a crash in a handler's init under -t is reported ----
+crashmod=${WHARF_TEST_MODULES:-$build/tests/.libs}/mod_crash.so
+if [ -e "$crashmod" ]; then
+    cat >"$tmp/crash.json" <<JSON
+{"listeners": [{"name": "c", "port": 0, "handler": "$crashmod", "options": {"crash_in": "init"}}]}
+JSON
+    out=$("$real" -t -c "$tmp/crash.json" 2>&1); rc=$?
+    [ $rc -ne 0 ] && echo "$out" | grep -q '^wharf: fatal signal 11 (SEGV) in handler "crash" callback init \[listener c\]' &&
+        ok "-t: a crash in init is reported, naming the callback" || fail "-t crash in init: rc=$rc $out"
+    # A handler's error text is escaped: one line, no terminal control.
+    sed 's/"init"/"refuse"/' "$tmp/crash.json" >"$tmp/refuse.json"
+    out=$("$real" -t -c "$tmp/refuse.json" 2>&1); rc=$?
+    [ $rc = 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] &&
+        printf '%s\n' "$out" | grep -qF 'refused\x0aforged line\x1b[2J\\x41' &&
+        ok "-t: a handler's error text is escaped (one line)" || fail "-t escaped error: rc=$rc $out"
 fi
 
 # ---- 6. what -T prints is what the docs say ----

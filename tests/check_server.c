@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "check_main.h"
 #include "modules/mod_probe.h"
 #include "rendezvous.h"
@@ -831,6 +832,41 @@ START_TEST(port_in_use_is_reported)
 }
 END_TEST
 
+/* ---- socket activation: names follow LISTEN_FDNAMES position by position ---- */
+
+/* In a child: fd 3 a regular file, fds 4 and 5 listening sockets, named
+ * "file:web:other".  Exits 0 when "web" is fd 4 and "other" fd 5. */
+static int activation_child(void)
+{
+    int file = open("/dev/null", O_RDONLY);
+    int s1 = socket(AF_INET, SOCK_STREAM, 0), s2 = socket(AF_INET, SOCK_STREAM, 0);
+    if (file < 0 || s1 < 0 || s2 < 0 || dup2(file, 3) < 0 || dup2(s1, 4) < 0 || dup2(s2, 5) < 0)
+        return 10;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "3", 1);
+    setenv("LISTEN_FDNAMES", "file:web:other", 1);
+    if (activation_load() != 2)
+        return 11;
+    int web = activation_take("web", SOCK_STREAM, NULL, 0);
+    int other = activation_take("other", SOCK_STREAM, NULL, 0);
+    return web == 4 && other == 5 ? 0 : 20 + (web == 5);
+}
+
+START_TEST(activation_names_follow_positions_past_a_non_socket)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(activation_child());
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x (21: \"web\" was the socket named after it)", status);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--ten-k-client") == 0)
@@ -841,6 +877,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, graceful_shutdown_closes_lingering_clients_after_timeout);
     tcase_add_test(tc, shutdown_without_connections_is_quick);
+    tcase_add_test(tc, activation_names_follow_positions_past_a_non_socket);
     tcase_add_test(tc, shutdown_closes_idle_keepalive_clients_at_once);
     tcase_add_test(tc, shutdown_waits_for_connections_that_finish);
     tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <sys/time.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -388,6 +389,76 @@ START_TEST(udp_burst_answered_then_worker_sleeps)
 }
 END_TEST
 
+/* ---- two echo services bouncing one spoofed datagram ----------------------- */
+
+/* Sends one UDP datagram to 127.0.0.1:to_port that claims to come from
+ * 127.0.0.1:from_port (a raw socket: needs CAP_NET_RAW).  False if the
+ * raw socket cannot be made. */
+static bool send_spoofed(int from_port, int to_port, const char *payload)
+{
+    int fd = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    if (fd < 0)
+        return false;
+    size_t n = strlen(payload);
+    unsigned char pkt[512];
+    ck_assert_uint_le(n + 8, sizeof pkt);
+    uint16_t h[4] = {htons((uint16_t)from_port), htons((uint16_t)to_port),
+                     htons((uint16_t)(n + 8)), 0}; /* checksum 0: none (IPv4) */
+    memcpy(pkt, h, 8);
+    memcpy(pkt + 8, payload, n);
+    struct sockaddr_in to = {.sin_family = AF_INET};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ssize_t w = sendto(fd, pkt, n + 8, 0, (struct sockaddr *)&to, sizeof to);
+    ck_assert_msg(w == (ssize_t)(n + 8), "sendto: %s", strerror(errno));
+    close(fd);
+    return true;
+}
+
+static uint64_t replies(struct tserver *a, struct tserver *b)
+{
+    return tserver_stats(a, 0).datagrams_out + tserver_stats(b, 0).datagrams_out;
+}
+
+/*
+ * Two echo servers on ordinary high ports; one datagram to A claiming to
+ * come from B.  Without a guard they answer each other forever (~167k
+ * round trips in 10 s); the loop guard stops it within a few round trips,
+ * and an ordinary client is still answered.
+ */
+START_TEST(udp_echo_pair_stops_a_spoofed_bounce)
+{
+    struct tserver *a = tserver_start(UDP_JSON(""));
+    struct tserver *b = tserver_start(UDP_JSON(""));
+    if (!send_spoofed(tserver_port(b, 0), tserver_port(a, 0), "bounce me")) {
+        fprintf(stderr, "udp_echo_pair_stops_a_spoofed_bounce: skipped (no raw socket: %s)\n",
+                strerror(errno));
+        tserver_stop(a);
+        tserver_stop(b);
+        return;
+    }
+    usleep(500000);
+    uint64_t first = replies(a, b);
+    usleep(300000);
+    uint64_t later = replies(a, b);
+    ck_assert_msg(first == later, "still bouncing: %llu replies, then %llu",
+                  (unsigned long long)first, (unsigned long long)later);
+    ck_assert_msg(first >= 2 && first <= 4 * 64, "%llu replies before the bounce stopped",
+                  (unsigned long long)first);
+    ck_assert_uint_ge(tserver_stats(a, 0).datagrams_dropped + tserver_stats(b, 0).datagrams_dropped,
+                      1);
+    /* The same payload from a real client, again and again, is answered. */
+    int fd = udp_socket("127.0.0.1", 0, 2000);
+    for (int i = 0; i < 5; i++) {
+        char buf[32] = "";
+        send_to(fd, tserver_port(a, 0), "bounce me", 9);
+        ck_assert_int_eq(recv(fd, buf, sizeof buf, 0), 9);
+    }
+    close(fd);
+    tserver_stop(a);
+    tserver_stop(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("udp_echo");
@@ -405,6 +476,7 @@ int main(void)
     tcase_add_test(tc, udp_guard_blocks_listed_source_port);
     tcase_add_test(tc, udp_guard_blocks_privileged_source_port);
     tcase_add_test(tc, udp_guard_can_be_disabled);
+    tcase_add_test(tc, udp_echo_pair_stops_a_spoofed_bounce);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

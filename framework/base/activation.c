@@ -51,7 +51,15 @@ int activation_load(void)
         const char *p = names;
         for (long i = 0; i < n; i++) {
             struct passed *e = &passed[npassed];
+            memset(e, 0, sizeof *e);
             e->fd = ACTIVATION_FIRST_FD + (int)i;
+            /* Names go by position, a descriptor that is not a socket included. */
+            if (p && *p) {
+                const char *end = strchr(p, ':');
+                size_t l = end ? (size_t)(end - p) : strlen(p);
+                memcpy(e->name, p, l < sizeof e->name ? l : sizeof e->name - 1);
+                p = end ? end + 1 : p + l;
+            }
             socklen_t len = sizeof e->type;
             struct stat st;
             if (fstat(e->fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
@@ -61,14 +69,6 @@ int activation_load(void)
             }
             fcntl(e->fd, F_SETFD, FD_CLOEXEC);
             fcntl(e->fd, F_SETFL, fcntl(e->fd, F_GETFL) | O_NONBLOCK);
-            if (p && *p) {
-                const char *end = strchr(p, ':');
-                size_t l = end ? (size_t)(end - p) : strlen(p);
-                if (l >= sizeof e->name)
-                    l = sizeof e->name - 1;
-                memcpy(e->name, p, l);
-                p = end ? end + 1 : p + l;
-            }
             npassed++;
         }
         log_info("socket activation: %d sockets passed", npassed);

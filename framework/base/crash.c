@@ -141,6 +141,28 @@ static void put(char *buf, size_t *n, size_t cap, const char *s)
         buf[(*n)++] = *s++;
 }
 
+/* put, with control characters as \\xNN and a backslash doubled (a
+ * listener's or handler's name must not forge or break the line). */
+static void put_escaped(char *buf, size_t *n, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; s && *s && *n < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != 0x7f && ch != '\\') {
+            buf[(*n)++] = (char)ch;
+        } else if (ch == '\\' && *n + 2 <= cap) {
+            buf[(*n)++] = '\\';
+            buf[(*n)++] = '\\';
+        } else if (*n + 4 <= cap) {
+            char esc[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+            for (int i = 0; i < 4; i++)
+                buf[(*n)++] = esc[i];
+        } else {
+            return;
+        }
+    }
+}
+
 static void put_num(char *buf, size_t *n, size_t cap, uint64_t v)
 {
     char tmp[24];
@@ -185,11 +207,11 @@ static void crash_describe_frame(char *line, size_t *n, size_t cap)
         return;
     }
     put(line, n, cap, " in handler \"");
-    put(line, n, cap, f->handler);
+    put_escaped(line, n, cap, f->handler);
     put(line, n, cap, "\" callback ");
     put(line, n, cap, f->callback);
     put(line, n, cap, " [listener ");
-    put(line, n, cap, f->listener);
+    put_escaped(line, n, cap, f->listener);
     if (f->worker >= 0) {
         put(line, n, cap, " worker ");
         put_num(line, n, cap, (uint64_t)f->worker);

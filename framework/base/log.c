@@ -53,6 +53,39 @@ enum wharf_log_level log_get_level(void)
     return (enum wharf_log_level)atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
+size_t log_escape_n(char *out, size_t cap, const char *in, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        size_t need = ch == '\\' ? 2 : ch < 0x20 || ch == 0x7f ? 4 : 1;
+        if (k + need > cap)
+            break;
+        if (ch == '\\') {
+            out[k++] = '\\';
+            out[k++] = '\\';
+        } else if (need == 4) {
+            out[k++] = '\\';
+            out[k++] = 'x';
+            out[k++] = hex[ch >> 4];
+            out[k++] = hex[ch & 15];
+        } else {
+            out[k++] = (char)ch;
+        }
+    }
+    return k;
+}
+
+const char *log_escape(char *out, size_t cap, const char *in)
+{
+    if (!cap)
+        return "";
+    size_t k = log_escape_n(out, cap - 1, in ? in : "", in ? strlen(in) : 0);
+    out[k] = '\0';
+    return out;
+}
+
 void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
                 const char *fmt, va_list ap)
 {
@@ -87,25 +120,8 @@ void log_vwrite(enum wharf_log_level level, const char *listener, int worker, ui
         n = sizeof line - 2;
     /* Control characters (a newline in a listener name, a handler's message
      * or a client's bytes) would forge or break log lines: escaped. */
-    char safe[sizeof line * 4];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < sizeof line - 2; i++) {
-        unsigned char ch = (unsigned char)line[i];
-        if (ch == '\\') {
-            safe[k++] = '\\';
-            safe[k++] = '\\';
-        } else if (ch < 0x20 || ch == 0x7f) {
-            static const char hex[] = "0123456789abcdef";
-            safe[k++] = '\\';
-            safe[k++] = 'x';
-            safe[k++] = hex[ch >> 4];
-            safe[k++] = hex[ch & 15];
-        } else {
-            safe[k++] = (char)ch;
-        }
-    }
-    if (k > sizeof line - 2)
-        k = sizeof line - 2;
+    char safe[sizeof line];
+    size_t k = log_escape_n(safe, sizeof line - 2, line, n);
     memcpy(line, safe, k);
     n = k;
     int saved = errno;

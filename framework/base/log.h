@@ -22,6 +22,13 @@ void log_write(enum wharf_log_level level, const char *listener, int worker, uin
 void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
                 const char *fmt, va_list ap);
 
+/* Copies in[0..len) to out (at most cap bytes) with control characters as
+ * \xNN and a backslash as \\ (what every log line gets); stops before an
+ * escape that would not fit.  Returns the bytes written. */
+size_t log_escape_n(char *out, size_t cap, const char *in, size_t len);
+/* The same for a string, NUL-terminated in out[cap]; returns out. */
+const char *log_escape(char *out, size_t cap, const char *in);
+
 /* Rate-limits a repeated warning: whether one is due at now_ms when the last
  * was written at *last_ms (0: never) and at most one goes out per every_ms;
  * when it is, records now_ms in *last_ms. */

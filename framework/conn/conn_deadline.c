@@ -13,6 +13,10 @@
 #include "log.h"
 #include "worker.h"
 
+/* While stopping, how often a connection kept only by bytes in the kernel's
+ * send queue is looked at again (it closes once they are taken). */
+#define CONN_DRAIN_RECHECK_MS 20
+
 /* When timer `kind` of c is due, or UINT64_MAX when it does not apply now. */
 typedef uint64_t (*conn_deadline_due)(const struct wharf_conn *c, uint32_t ms);
 
@@ -102,6 +106,11 @@ void conn_deadline_arm(struct wharf_conn *c)
         if (due < d)
             d = due;
     }
+    /* Stopping with wharf's buffers empty: what keeps c open is bytes in the
+     * kernel's send queue, whose leaving no event announces.  Look again. */
+    if (c->w->phase >= WORKER_DRAINING && c->in.len == 0 && conn_pending(c) == 0 &&
+        c->w->loop.now_ms + CONN_DRAIN_RECHECK_MS < d)
+        d = c->w->loop.now_ms + CONN_DRAIN_RECHECK_MS;
     if (d == UINT64_MAX) {
         loop_timer_disarm(&c->w->loop, &c->timer);
         return;
@@ -146,6 +155,10 @@ void conn_deadline_fired(struct timer *t, uint64_t now)
 {
     struct wharf_conn *c = (struct wharf_conn *)((char *)t - offsetof(struct wharf_conn, timer));
     if (conn_dead(c))
+        return;
+    /* Stopping: what kept c may have been only bytes in the kernel's send
+     * queue, which no event announces leaving. */
+    if (c->w->phase >= WORKER_DRAINING && conn_io_settle(c) < 0)
         return;
     for (size_t i = 0; i < CONN_TIMEOUT_KINDS; i++) {
         if (now < conn_deadline_of(c, i))

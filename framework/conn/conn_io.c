@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -59,10 +61,21 @@ void conn_io_update_events(struct wharf_conn *c)
     }
 }
 
-/* Nothing in flight: no unconsumed input, no pending output. */
+/* Bytes written to the socket that the peer has not yet taken (its kernel
+ * send queue, SIOCOUTQ), or 0 when that cannot be told. */
+static int conn_io_kernel_queued(const struct wharf_conn *c)
+{
+    int queued = 0;
+    if (ioctl(c->watcher.fd, SIOCOUTQ, &queued) < 0)
+        return 0;
+    return queued;
+}
+
+/* Nothing in flight: no unconsumed input, no pending output, and nothing
+ * still in the kernel's send queue (a slow reader of a busy stream). */
 static bool conn_io_is_idle(const struct wharf_conn *c)
 {
-    return c->in.len == 0 && conn_pending(c) == 0;
+    return c->in.len == 0 && conn_pending(c) == 0 && conn_io_kernel_queued(c) == 0;
 }
 
 /* Counts n bytes written: statistics and the write timestamp. */

@@ -247,6 +247,10 @@ static int dump_config(wharf_config *cfg)
 /* -t: loads the modules and runs their init.  Returns the exit status. */
 static int check_config(wharf_server *srv, wharf_config *cfg, const char *file)
 {
+    /* A handler's init may crash here as at a start: say where. */
+    int crash = wharf_crash_report_install();
+    if (crash < 0)
+        fprintf(stderr, "wharfd: no crash report: %s\n", strerror(-crash));
     char err[2048];
     if (wharf_server_check(srv, cfg, err, sizeof err) < 0) {
         fprintf(stderr, "wharfd: %s\n", err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -227,6 +228,11 @@ static int server_drop_privileges(const struct config *cfg, char *err, size_t er
         snprintf(err, errlen, "%s: user: root could be regained after the switch", cfg->file);
         return -EPERM;
     }
+    /* setuid cleared the dumpable flag: without it a crash leaves no core
+     * (and /proc/PID stays root's). */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        log_warn("user: cannot stay dumpable after the switch (no core on a crash): %s",
+                 strerror(errno));
     log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid, (unsigned)gid);
     return 0;
 }

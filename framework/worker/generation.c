@@ -62,7 +62,9 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
                      rc = module_init_listener(l->module, lc->options, &scope, &l->data, why,
                                                sizeof why));
         if (rc < 0) {
-            snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path, why);
+            char safe[sizeof why]; /* the handler's text: no control characters */
+            snprintf(err, errlen, "%s: %s.options: %s", cfg->file, lc->path,
+                     log_escape(safe, sizeof safe, why));
             code = -EINVAL;
             goto fail;
         }

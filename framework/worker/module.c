@@ -179,6 +179,59 @@ fail:;
     return -1;
 }
 
+/* Whether [off, off + count * size) lies inside a file of `file_size` bytes. */
+static bool elf_range_fits(uint64_t off, uint64_t count, uint64_t size, uint64_t file_size)
+{
+    if (count && size > UINT64_MAX / count)
+        return false;
+    uint64_t len = count * size;
+    return off <= file_size && len <= file_size - off;
+}
+
+/*
+ * Checks that the ELF file open on fd holds every byte its headers point at
+ * (program headers, loaded segments, section headers): dlopen() maps the
+ * segments without looking, and touching a page past the end of the file
+ * raises SIGBUS (a half-written module renamed into place).  Returns NULL,
+ * or why not; a file that is not 64-bit ELF is left to dlopen to refuse.
+ */
+static const char *elf_check(int fd)
+{
+    struct stat st;
+    ElfW(Ehdr) eh;
+    if (fstat(fd, &st) != 0)
+        return "cannot stat it";
+    uint64_t size = (uint64_t)st.st_size;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32))
+        return NULL;
+    if (eh.e_phentsize != sizeof(ElfW(Phdr)) ||
+        !elf_range_fits(eh.e_phoff, eh.e_phnum, eh.e_phentsize, size))
+        return "truncated (its program headers lie past the end of the file)";
+    if (eh.e_shoff && !elf_range_fits(eh.e_shoff, eh.e_shnum, eh.e_shentsize, size))
+        return "truncated (its section headers lie past the end of the file)";
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        ElfW(Phdr) ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) !=
+            (ssize_t)sizeof ph)
+            return "cannot read its program headers";
+        if (ph.p_type == PT_LOAD && !elf_range_fits(ph.p_offset, 1, ph.p_filesz, size))
+            return "truncated (a loadable segment lies past the end of the file)";
+    }
+    return NULL;
+}
+
+/* elf_check on the file at `path`: 0, or -1 with a message naming it. */
+static int elf_check_path(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    const char *why = elf_check(fd);
+    close(fd);
+    return why ? fail(err, errlen, "%s: not a wharf module: %s", path, why) : 0;
+}
+
 /*
  * Finds or makes the record for `path` (whose current identity is *st) and
  * dlopen()s it.  Returns the handle and the record (refs counted), or NULL
@@ -223,6 +276,13 @@ static void *file_open(const char *path, const struct stat *st, struct module_fi
         }
         snprintf(f->dlname, sizeof f->dlname, "/proc/self/fd/%d", f->memfd);
     }
+    const char *why = f->memfd >= 0 ? elf_check(f->memfd) : NULL;
+    if (why) {
+        fail(err, errlen, "%s: not a wharf module: %s", path, why);
+        goto fail;
+    }
+    if (f->memfd < 0 && elf_check_path(path, err, errlen) < 0)
+        goto fail;
     void *dl = dlopen(f->dlname[0] ? f->dlname : path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         fail(err, errlen, "%s: not a wharf module: %s", path,
@@ -312,14 +372,16 @@ static int check_handler(const char *path, const struct wharf_handler *h,
 {
     if (!h->name || !*h->name)
         return fail(err, errlen, "%s: not a wharf module: the handler has no name", path);
+    char name[256]; /* the module's text: no control characters */
+    log_escape(name, sizeof name, h->name);
     if (protocol == CONFIG_TCP && !h->on_data)
         return fail(err, errlen,
                     "%s: handler \"%s\" has no on_data callback, needed for a %s listener",
-                    path, h->name, protocol_name(protocol));
+                    path, name, protocol_name(protocol));
     if (protocol == CONFIG_UDP && !h->on_datagram)
         return fail(err, errlen,
                     "%s: handler \"%s\" has no on_datagram callback, needed for a %s listener",
-                    path, h->name, protocol_name(protocol));
+                    path, name, protocol_name(protocol));
     return 0;
 }
 
@@ -335,6 +397,21 @@ void module_set_insecure(bool allow)
     atomic_store(&insecure_ok, allow);
 }
 
+/* Whether the directory holding `file` may be written by a user other than
+ * root (a sticky directory only by the owners of its entries). */
+static bool dir_unsafe(const char *file)
+{
+    char dir[4096];
+    const char *slash = strrchr(file, '/');
+    if (slash && slash != file)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+    else
+        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
+    struct stat dst;
+    return stat(dir, &dst) == 0 &&
+           (((dst.st_mode & (S_IWGRP | S_IWOTH)) && !(dst.st_mode & S_ISVTX)) || dst.st_uid != 0);
+}
+
 /*
  * Run as root, a module file (or the directory holding it) that someone
  * else may write is someone else's code running as root: refused (or, with
@@ -344,20 +421,15 @@ static int check_owner(const char *path, const struct stat *st, char *err, size_
 {
     if (geteuid() != 0)
         return 0;
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash && slash != path)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        snprintf(dir, sizeof dir, "%s", slash ? "/" : ".");
-    struct stat dst;
+    /* A symlink: both the link's directory and the target's count (either
+     * lets someone else swap the code). */
+    char *real = realpath(path, NULL);
     const char *what = NULL;
     if ((st->st_mode & (S_IWGRP | S_IWOTH)) || st->st_uid != 0)
         what = "the file";
-    else if (stat(dir, &dst) == 0 &&
-             (((dst.st_mode & (S_IWGRP | S_IWOTH)) && !(dst.st_mode & S_ISVTX)) ||
-              dst.st_uid != 0))
+    else if (dir_unsafe(path) || (real && dir_unsafe(real)))
         what = "its directory";
+    free(real);
     if (!what)
         return 0;
     if (atomic_load(&insecure_ok)) {

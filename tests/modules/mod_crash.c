@@ -7,10 +7,13 @@
  * TCP input: "crash" writes through a null pointer in on_data; "overflow"
  * recurses until the stack runs out; "stall N" sleeps N ms in on_data (its
  * worker stops answering meanwhile).  Anything else is echoed.  UDP: a
- * datagram "crash" crashes in on_datagram; others are echoed.
+ * datagram "crash" crashes in on_datagram; others are echoed.  TCP "post"
+ * posts a function to its own worker that crashes there (a post).
  * Option "crash_in": "init" or "fini" crashes there; "init_overflow" runs
- * out of stack in init (on the thread that starts the server).
+ * out of stack in init (on the thread that starts the server); "refuse"
+ * makes init fail with a message full of control characters.
  */
+#include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
@@ -44,6 +47,10 @@ static int crash_init(const wharf_options *opts, void **data, char *err, size_t 
         crash_null();
     if (strcmp(where, "init_overflow") == 0)
         crash_overflow(0);
+    if (strcmp(where, "refuse") == 0) {
+        snprintf(err, errlen, "refused\nforged line\x1b[2J\\x41");
+        return -1;
+    }
     *data = (void *)(strcmp(where, "fini") == 0 ? "fini" : "");
     return 0;
 }
@@ -54,8 +61,17 @@ static void crash_fini(void *data)
         crash_null();
 }
 
+static void crash_post(void *arg, bool cancelled)
+{
+    (void)arg;
+    if (!cancelled)
+        crash_null();
+}
+
 static size_t crash_data(wharf_conn *c, const void *data, size_t len)
 {
+    if (len >= 4 && memcmp(data, "post", 4) == 0)
+        wharf_post(wharf_conn_worker(c), crash_post, NULL);
     if (len >= 5 && memcmp(data, "crash", 5) == 0)
         crash_null();
     if (len >= 8 && memcmp(data, "overflow", 8) == 0)
