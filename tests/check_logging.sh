@@ -42,12 +42,12 @@ stop() {
 }
 # port LOG NAME: the port listener NAME logged (text or JSON lines).
 port() { sed -n "s/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p" "$1" | sed -n "${2}p"; }
-# talk PORT N: N connections, each sends "hello\n" and reads the echo.
+# talk PORT N [HOST]: N connections, each sends "hello\n" and reads the echo.
 talk() {
-    python3 - "$1" "$2" <<'PY'
+    python3 - "$1" "$2" "${3:-127.0.0.1}" <<'PY'
 import socket, sys
 for i in range(int(sys.argv[2])):
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s = socket.create_connection((sys.argv[3], int(sys.argv[1])), timeout=10)
     s.sendall(b"hello\n")
     got = b""
     while len(got) < 6:
@@ -102,14 +102,15 @@ cat >"$tmp/text.json" <<JSON
 {"workers": 2, "log_file": "$tmp/wharf.log", "listeners": [
   {"name": "one", "port": 0, "handler": "echo", "access_log_file": "$tmp/one.log",
    "access_log_format": "\$remote_addr \$duration_ms \$bytes_in \$bytes_out \$close_reason"},
-  {"name": "two", "port": 0, "handler": "echo", "access_log_file": "$tmp/two.log",
+  {"name": "two", "address": "127.0.0.3", "port": 0, "handler": "echo",
+   "access_log_file": "$tmp/two.log",
    "access_log_format": "[\$listener] \$direction \$bytes_in/\$bytes_out \$\$"}]}
 JSON
 : >"$tmp/wharf.log"
 start "$tmp/text.json" "$tmp/wharf.log"
 p1=$(port "$tmp/wharf.log" 1) p2=$(port "$tmp/wharf.log" 2)
 talk "$p1" 4
-talk "$p2" 2
+talk "$p2" 2 127.0.0.3
 wait_lines "$tmp/one.log" 4
 wait_lines "$tmp/two.log" 2
 n1=$(grep -cE '^127\.0\.0\.1 [0-9]+ 6 6 eof$' "$tmp/one.log")
@@ -134,17 +135,41 @@ mv "$tmp/two.log" "$tmp/two.log.1"
 "$wharfd" -s reopen -p "$tmp/pid" || fail "wharfd -s reopen"
 i=0
 while [ $i -lt 100 ] && ! [ -f "$tmp/two.log" ]; do sleep 0.05; i=$((i + 1)); done
-talk "$p2" 1
+talk "$p2" 1 127.0.0.3
 wait_lines "$tmp/two.log" 1
 [ "$(wc -l <"$tmp/two.log")" -eq 1 ] && [ "$(wc -l <"$tmp/two.log.1")" -eq 2 ] &&
     ok "wharfd -s reopen does the same" || fail "-s reopen: two.log missing or wrong"
+
+# A reload that moves listener one's access log and switches to JSON.
+# (The listeners are on different addresses: a reload matches a port-0
+# listener to the first old one with the same address.)
+sed -e "s|$tmp/one.log|$tmp/one-b.log|" -e 's|"workers": 2,|"workers": 2, "log_format": "json",|' \
+    "$tmp/text.json" >"$tmp/text2.json"
+cp "$tmp/text2.json" "$tmp/text.json"
+kill -HUP "$pid"
+i=0
+while [ $i -lt 200 ] && ! grep -q 'reloaded: generation' "$tmp/wharf.log"; do sleep 0.05; i=$((i + 1)); done
+talk "$p1" 1
+wait_lines "$tmp/one-b.log" 1
+python3 - "$tmp/one-b.log" <<'PY' && [ "$(wc -l <"$tmp/one.log")" -eq 2 ] &&
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+assert len(a) == 1 and a[0]["bytes_in"] == 6 and a[0]["close_reason"] == "eof", a
+PY
+    ok "a reload moves the access log to its new file, as JSON" ||
+    fail "reload: one-b.log: $(cat "$tmp/one-b.log" 2>&1); log: $(tail -3 "$tmp/wharf.log")"
 stop
 
 # An access_log_file that cannot be opened refuses the start, naming it.
-sed "s|$tmp/one.log|$tmp/no/such/dir/one.log|" "$tmp/text.json" >"$tmp/bad.json"
-out=$("$wharfd" -c "$tmp/bad.json" 2>&1); rc=$?
+printf '{"listeners": [{"port": 0, "handler": "echo", "access_log_file": "%s"}]}' \
+    "$tmp/no/such/dir/one.log" >"$tmp/bad.json"
+out=$(timeout 30 "$wharfd" -c "$tmp/bad.json" 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "listeners\[0\].access_log_file: cannot open .*no/such/dir/one.log" &&
     ok "an access_log_file that cannot be opened is a start error" || fail "bad access log: rc=$rc $out"
+printf '{"listeners": [{"protocol": "udp", "port": 0, "handler": "udp_echo", "access_log_file": "x.log"}]}' >"$tmp/udp.json"
+out=$("$wharfd" -t -c "$tmp/udp.json" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q 'listeners\[0\].access_log_file: expected only on a tcp listener' &&
+    ok "-t refuses access_log_file on a udp listener" || fail "udp access log: rc=$rc $out"
 printf '{"listeners": [{"port": 0, "handler": "echo", "access_log_format": "$remote_addr $nope"}]}' >"$tmp/badfmt.json"
 out=$("$wharfd" -t -c "$tmp/badfmt.json" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q 'listeners\[0\].access_log_format: unknown variable \$nope' &&
