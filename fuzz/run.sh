@@ -67,7 +67,8 @@ run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/base/proxy.c"
 # shellcheck disable=SC2086
 run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" \
     "$src/framework/config/config_schema.c" "$src/framework/config/config_path.c" \
-    "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" $jansson
+    "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" \
+    "$src/framework/base/access_log.c" "$src/framework/base/log_json.c" $jansson
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status
