@@ -34,7 +34,7 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined "$work/probe.c" -o "$work/probe" 
     exit 0
 fi
 
-CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -Wall -Wextra -I$src/framework/include -I$src/framework/base -I$src/framework/config"
 jansson=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 
