@@ -35,7 +35,7 @@ if ! "$CC" -fsanitize=fuzzer,address,undefined "$work/probe.c" -o "$work/probe" 
     exit 0
 fi
 
-CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -Wall -Wextra -I$src/framework/include -I$src/framework/base -I$src/framework/config"
 jansson=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 
@@ -68,7 +68,8 @@ run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/base/proxy.c"
 # shellcheck disable=SC2086
 run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" \
     "$src/framework/config/config_schema.c" "$src/framework/config/config_path.c" \
-    "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" $jansson
+    "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" \
+    "$src/framework/base/access_log.c" "$src/framework/base/log_json.c" $jansson
 
 # The memcache handler through the test kit: the framework (every layer
 # but the daemon), the kit and every file of handlers/memcache/, so a new

@@ -7,6 +7,10 @@
  * own or pass for an escape.  Also implements the handler-facing
  * wharf_log.
  *
+ * log_format "json" makes each line one JSON object (log_json.c); with
+ * syslog_facility set, lines go to syslog (log_syslog.c) and to the file or
+ * stderr only while syslog cannot be reached.
+ *
  * The log file keeps one descriptor number for the life of the process:
  * opening or re-opening (log rotation, SIGUSR1 in wharfd) dup2()s the new
  * file onto it, so a thread writing meanwhile writes to the old file or the
@@ -20,10 +24,14 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "log.h"
+#include "log_json.h"
+#include "log_syslog.h"
 #include "wharf_server.h"
 
 static _Atomic int log_level = WHARF_LOG_INFO;
@@ -40,12 +48,22 @@ struct log_sink {
 static struct log_sink *_Atomic sink; /* set once per change; old ones are kept */
 
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const int syslog_severity[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+static _Atomic int log_json; /* log_format "json" */
+
+#define LOG_LINE_MAX 2048
 _Static_assert(sizeof level_tags / sizeof level_tags[0] == WHARF_LOG_DEBUG + 1,
                "a tag for every enum wharf_log_level value");
 
 void log_set_level(enum wharf_log_level level)
 {
     atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
+}
+
+void log_set_format(bool json)
+{
+    atomic_store_explicit(&log_json, json, memory_order_relaxed);
 }
 
 enum wharf_log_level log_get_level(void)
@@ -86,6 +104,33 @@ const char *log_escape(char *out, size_t cap, const char *in)
     return out;
 }
 
+/* The text line: time, level, [listener worker conn], message; control
+ * characters escaped.  Returns its length (< cap - 1). */
+static size_t log_text_line(char *line, size_t cap, const char *stamp,
+                            enum wharf_log_level level, const char *listener, int worker,
+                            uint64_t conn, const char *msg)
+{
+    size_t n = (size_t)snprintf(line, cap, "%s %s ", stamp, level_tags[level]);
+    if (listener || worker >= 0 || conn) {
+        n += (size_t)snprintf(line + n, cap - n, "[%s", listener ? listener : "-");
+        if (worker >= 0)
+            n += (size_t)snprintf(line + n, cap - n, " w%d", worker);
+        if (conn)
+            n += (size_t)snprintf(line + n, cap - n, " c%llu", (unsigned long long)conn);
+        n += (size_t)snprintf(line + n, cap - n, "] ");
+    }
+    if (n < cap)
+        n += (size_t)snprintf(line + n, cap - n, "%s", msg);
+    if (n > cap - 2)
+        n = cap - 2;
+    /* Control characters (a newline in a listener name, a handler's message
+     * or a client's bytes) would forge or break log lines: escaped. */
+    char safe[LOG_LINE_MAX * 4];
+    size_t k = log_escape_n(safe, cap - 2, line, n);
+    memcpy(line, safe, k);
+    return k;
+}
+
 void log_vwrite(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,
                 const char *fmt, va_list ap)
 {
@@ -93,42 +138,32 @@ void log_vwrite(enum wharf_log_level level, const char *listener, int worker, ui
         return;
     if ((unsigned)level > WHARF_LOG_DEBUG)
         level = WHARF_LOG_DEBUG;
+    int saved = errno;
 
-    char line[2048];
-    size_t n = 0;
+    char stamp[40], msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    n += strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %s ", ts.tv_nsec / 1000000L,
-                          level_tags[level]);
-    if (listener || worker >= 0 || conn) {
-        n += (size_t)snprintf(line + n, sizeof line - n, "[%s", listener ? listener : "-");
-        if (worker >= 0)
-            n += (size_t)snprintf(line + n, sizeof line - n, " w%d", worker);
-        if (conn)
-            n += (size_t)snprintf(line + n, sizeof line - n, " c%llu", (unsigned long long)conn);
-        n += (size_t)snprintf(line + n, sizeof line - n, "] ");
-    }
-    if (n < sizeof line) {
-        int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
-        if (m > 0)
-            n += (size_t)m;
-    }
-    if (n > sizeof line - 2)
-        n = sizeof line - 2;
-    /* Control characters (a newline in a listener name, a handler's message
-     * or a client's bytes) would forge or break log lines: escaped. */
-    char safe[sizeof line];
-    size_t k = log_escape_n(safe, sizeof line - 2, line, n);
-    memcpy(line, safe, k);
-    n = k;
-    int saved = errno;
+    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    msg[mlen] = '\0';
+    if (atomic_load_explicit(&log_json, memory_order_relaxed))
+        n = log_json_line(line, sizeof line - 1, stamp, level_names[level], listener, worker,
+                          conn, msg, mlen);
+    else
+        n = log_text_line(line, sizeof line, stamp, level, listener, worker, conn, msg);
+
     struct log_sink *cb = atomic_load_explicit(&sink, memory_order_acquire);
     if (cb && cb->fn) {
         line[n] = '\0';
         cb->fn(cb->arg, level, line);
+        errno = saved;
+        return;
+    }
+    if (log_syslog_send(syslog_severity[level], line, n)) {
         errno = saved;
         return;
     }
@@ -249,6 +284,14 @@ int wharf_log_reopen(void)
     pthread_mutex_lock(&file_lock);
     int rc = file_path ? log_open(file_path) : 0;
     pthread_mutex_unlock(&file_lock);
+    /* The listeners' access-log files and the syslog socket too: every
+     * one is tried, the first failure is returned. */
+    int more = access_log_reopen_all();
+    if (rc == 0)
+        rc = more;
+    more = log_syslog_reopen();
+    if (rc == 0)
+        rc = more;
     return rc;
 }
 

@@ -15,6 +15,9 @@
 /* Sets the most verbose level written (default WHARF_LOG_INFO). */
 void log_set_level(enum wharf_log_level level);
 enum wharf_log_level log_get_level(void);
+/* log_format: false writes the text line below, true one JSON object a
+ * line (log_json.h). */
+void log_set_format(bool json);
 
 /* Writes one line.  listener may be NULL; worker < 0 and conn == 0 are omitted. */
 void log_write(enum wharf_log_level level, const char *listener, int worker, uint64_t conn,

@@ -315,6 +315,8 @@ void config_free(struct config *cfg)
         free(l->name);
         free(l->address);
         free(l->handler);
+        free(l->access_log_file);
+        free(l->access_log_format);
         free(l->proxy_trusted);
         free(l->deny);
         json_decref(l->deny_json);
@@ -324,6 +326,7 @@ void config_free(struct config *cfg)
     free(cfg->listeners);
     free(cfg->module_path);
     free(cfg->log_file);
+    free(cfg->syslog_socket);
     free(cfg->user);
     free(cfg->group);
     free(cfg->admin_socket);

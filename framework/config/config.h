@@ -57,6 +57,12 @@ struct config_listener {
     size_t ndeny;
     json_t *deny_json, *proxy_trusted_json; /* the lists as given (or defaulted), for -T */
     uint64_t rate_limit;        /* "rate_limit" (UDP): datagrams/s per source; 0 = off */
+    uint64_t conn_rate_limit;   /* "conn_rate_limit" (TCP): connections/s per source;
+                                   0 = off */
+    uint64_t conn_rate_burst;   /* "conn_rate_burst": bucket size; 0 = conn_rate_limit */
+    size_t conn_rate_table;     /* "conn_rate_table": sources tracked (rate_table.h) */
+    char *access_log_file;      /* "access_log_file" (TCP): absolute file name, or NULL */
+    char *access_log_format;    /* "access_log_format": $variables (access_log.h) */
     unsigned proxy_protocol;    /* "proxy_protocol": 0 (off) or PROXY_V1 / PROXY_V2
                                    bits (proxy.h) */
     struct cidr *proxy_trusted; /* "proxy_trusted": who may send a PROXY header */
@@ -100,6 +106,9 @@ struct config {
     char *user;                 /* "user": run as this user once bound, or NULL */
     char *group;                /* "group": and this group (NULL: the user's) */
     char *log_file;             /* "log_file": absolute file name, or NULL for stderr */
+    int log_format;             /* "log_format": 0 text, 1 json */
+    int syslog_facility;        /* "syslog_facility": -1 (off) or a LOG_* facility */
+    char *syslog_socket;        /* "syslog_socket": the syslog daemon's socket */
     uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms" */
     int acceptor_nice;          /* "acceptor_nice": added to the acceptor thread's
                                    nice value */

@@ -22,7 +22,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h> /* the LOG_* facilities */
 #include <unistd.h> /* sysconf */
+
+#include "access_log.h"
 
 #include "cidr.h"
 #include "proxy.h"
@@ -44,6 +47,15 @@ static const struct config_choice log_choices[] = {
 };
 static const struct config_choice access_log_choices[] = {
     {"off", -1}, {"info", WHARF_LOG_INFO}, {"debug", WHARF_LOG_DEBUG}, {NULL, 0},
+};
+static const struct config_choice log_format_choices[] = {
+    {"text", 0}, {"json", 1}, {NULL, 0},
+};
+static const struct config_choice syslog_choices[] = {
+    {"off", -1}, {"daemon", LOG_DAEMON}, {"user", LOG_USER}, {"local0", LOG_LOCAL0},
+    {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},
+    {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},
+    {"local7", LOG_LOCAL7}, {NULL, 0},
 };
 static const struct config_choice proxy_choices[] = {
     {"off", 0}, {"v1", PROXY_V1}, {"v2", PROXY_V2}, {"any", PROXY_V1 | PROXY_V2}, {NULL, 0},
@@ -361,6 +373,42 @@ static int set_rate_limit(struct config_loader *ld, const struct config_key *k, 
     return 0;
 }
 
+/* "conn_rate_limit": TCP only. */
+static int set_conn_rate(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                         void *base, const char *path)
+{
+    struct config_listener *l = base;
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    if (l->conn_rate_limit && l->protocol != CONFIG_TCP)
+        return config_fail(ld, path, "expected 0 on a udp listener (it limits TCP connections;"
+                                     " see rate_limit)");
+    return 0;
+}
+
+/* "access_log_file": TCP only, a file name made absolute like log_file. */
+static int set_access_log_file(struct config_loader *ld, const struct config_key *k,
+                               const json_t *v, void *base, const char *path)
+{
+    struct config_listener *l = base;
+    if (l->protocol != CONFIG_TCP)
+        return config_fail(ld, path, "expected only on a tcp listener (one line per "
+                                     "connection)");
+    return set_log_file(ld, k, v, base, path);
+}
+
+/* "access_log_format": every $variable known. */
+static int set_access_log_format(struct config_loader *ld, const struct config_key *k,
+                                 const json_t *v, void *base, const char *path)
+{
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    char err[512];
+    if (access_log_check_format(json_string_value(v), err, sizeof err) < 0)
+        return config_fail(ld, path, "%s", err);
+    return 0;
+}
+
 /*
  * "handler": a relative path (one with a '/') starts at the config file's
  * directory, like module_path, not at wharfd's current directory.
@@ -490,6 +538,9 @@ static int check_top(struct config_loader *ld, const json_t *obj, void *base, co
         cfg->workers = online_cpus();
     if (cfg->group && !cfg->user)
         return config_fail(ld, "group", "expected together with \"user\"");
+    if (cfg->syslog_socket && strlen(cfg->syslog_socket) >= 108)
+        return config_fail(ld, "syslog_socket", "expected a path shorter than 108 bytes "
+                                                "(a unix socket's limit)");
     return 0;
 }
 
@@ -584,6 +635,21 @@ static const struct config_key listener_keys[] = {
      .expect = CIDRS, .doc = "sources refused"},
     {.name = "rate_limit", .type = CONFIG_INT, .min = 0, .max = 100000000, .def = "0",
      LIS(rate_limit), .set = set_rate_limit, .doc = "UDP: datagrams/s per source; 0 = off"},
+    {.name = "conn_rate_limit", .type = CONFIG_INT, .min = 0, .max = 100000000, .def = "0",
+     LIS(conn_rate_limit), .set = set_conn_rate,
+     .doc = "TCP: new connections/s per source; 0 = off"},
+    {.name = "conn_rate_burst", .type = CONFIG_INT, .min = 0, .max = 100000000, .def = "0",
+     LIS(conn_rate_burst), .doc = "connections a source may open at once; 0 = the rate"},
+    {.name = "conn_rate_table", .type = CONFIG_INT, .min = 16, .max = 1048576, .def = "4096",
+     LIS(conn_rate_table), .doc = "sources tracked (32 bytes each)"},
+    {.name = "access_log_file", .type = CONFIG_STRING, LIS(access_log_file),
+     .set = set_access_log_file, .expect = "a file name (a non-empty string)",
+     .doc = "TCP: a line per connection; relative: to the config's directory"},
+    {.name = "access_log_format", .type = CONFIG_STRING,
+     .def = "\"$time $remote_addr $remote_port $duration_ms $bytes_in $bytes_out "
+            "$close_reason\"",
+     LIS(access_log_format), .set = set_access_log_format,
+     .doc = "the access_log_file line, $variables"},
     {.name = "recv_buffer", .type = CONFIG_INT, .min = 0, .max = MAX_BYTES, .def = "0",
      LIS(recv_buffer), .doc = "SO_RCVBUF; 0 = system default"},
     {.name = "send_buffer", .type = CONFIG_INT, .min = 0, .max = MAX_BYTES, .def = "0",
@@ -625,6 +691,12 @@ static const struct config_key top_keys[] = {
      TOP(log_level), .doc = "most verbose level written"},
     {.name = "log_file", .type = CONFIG_STRING, TOP(log_file), .set = set_log_file,
      .expect = "a file name (a non-empty string)", .doc = "relative: to the config's directory"},
+    {.name = "log_format", .type = CONFIG_CHOICE, .def = "\"text\"",
+     .choices = log_format_choices, TOP(log_format), .doc = "the log's and access logs' lines"},
+    {.name = "syslog_facility", .type = CONFIG_CHOICE, .def = "\"off\"",
+     .choices = syslog_choices, TOP(syslog_facility), .doc = "send the log to syslog"},
+    {.name = "syslog_socket", .type = CONFIG_STRING, .def = "\"/dev/log\"",
+     TOP(syslog_socket), .doc = "the syslog daemon's unix datagram socket"},
     {.name = "module_path", .type = CONFIG_STRING, TOP(module_path), .set = set_module_path,
      .doc = "colon-separated directories, each made absolute"},
     {.name = "user", .type = CONFIG_STRING, TOP(user), .doc = "run as this user once bound"},

@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 
 #include "conn.h"
+#include "access_log.h"
 #include "admission.h"
 #include "callback.h"
 #include "generation.h"
@@ -347,10 +348,30 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
     return c;
 }
 
-/* Writes the connection log line (at the listener's access_log level). */
+/* Writes the line of the listener's access_log_file. */
+static void conn_log_access(const struct wharf_conn *c, enum wharf_close_reason reason)
+{
+    union sockaddr_any local = c->local;
+    socklen_t len = sizeof local;
+    if (c->local_len == 0 && getsockname(c->watcher.fd, &local.sa, &len) < 0)
+        local.sa.sa_family = AF_UNSPEC;
+    struct access_entry e = {
+        .remote = &c->peer.sa, .local = &local.sa, .listener = conn_name(c),
+        .worker = (int)c->w->id, .conn_id = c->id,
+        .duration_ms = c->w->loop.now_ms - c->opened_ms, .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out, .close_reason = wharf_close_reason_name(reason),
+        .outbound = (c->flags & CONN_OUTBOUND) != 0,
+    };
+    access_log_write(c->l->access, &e);
+}
+
+/* Writes the connection log line (at the listener's access_log level), and
+ * the access_log_file's. */
 static void conn_log_close(const struct wharf_conn *c, enum wharf_close_reason reason)
 {
     struct wharf_worker *w = c->w;
+    if (c->l->access)
+        conn_log_access(c, reason);
     int level = c->l->cfg->access_log;
     if (level >= 0 && level <= (int)log_get_level()) {
         char addr[64];

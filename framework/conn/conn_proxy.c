@@ -13,6 +13,7 @@
 #include "admission.h"
 #include "cidr.h"
 #include "listener.h"
+#include "listener_attach.h"
 #include "log.h"
 #include "proxy.h"
 #include "worker.h"
@@ -70,6 +71,10 @@ int conn_proxy_read(struct wharf_conn *c)
     if (cidr_list_match(cfg->deny, cfg->ndeny, &c->peer.sa)) {
         atomic_fetch_add_explicit(&c->l->stats->denied, 1, memory_order_relaxed);
         conn_close(c, WHARF_CLOSE_ERROR);
+        return -1;
+    }
+    if (!listener_rate_ok(c->l, &c->peer.sa, c->w->loop.now_ms)) {
+        conn_close(c, WHARF_CLOSE_LIMIT);
         return -1;
     }
     int ticket = admission_acquire_source(c->w->admission, &c->peer.sa);

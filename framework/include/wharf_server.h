@@ -285,8 +285,10 @@ void wharf_log_set_callback(void (*fn)(void *arg, enum wharf_log_level level, co
  * NULL restores stderr.  Returns 0, or open(2)'s negative errno (-EACCES,
  * -ENOENT, ...) or -ENOMEM, the log unchanged. */
 int wharf_log_set_file(const char *path);
-/* Re-opens the log file (after log rotation).  Returns 0, or a negative
- * errno (the old file stays in use). */
+/* Re-opens the log file and every listener's access_log_file (after log
+ * rotation), and reconnects to syslog when the config sends the log there.
+ * Returns 0, or the first failure's negative errno (a file that cannot be
+ * re-opened stays in use). */
 int wharf_log_reopen(void);
 /* The most verbose level written (default WHARF_LOG_INFO). */
 void wharf_log_set_level(enum wharf_log_level level);

@@ -26,6 +26,7 @@
 
 #include "acceptor.h"
 #include "admission.h"
+#include "listener_attach.h"
 #include "cidr.h"
 #include "crash.h"
 #include "generation.h"
@@ -279,6 +280,12 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
         }
         if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &peer.sa)) {
             atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
+            close(fd);
+            continue;
+        }
+        /* conn_rate_limit; behind a PROXY balancer it waits for the header's
+         * address too (conn_proxy.c). */
+        if (!l->cfg->proxy_protocol && !listener_rate_ok(l, &peer.sa, a->loop.now_ms)) {
             close(fd);
             continue;
         }

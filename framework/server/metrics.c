@@ -164,7 +164,7 @@ static void metrics_closes(struct metrics_text *t, const struct generation *g)
                                    &l->stats->workers[wi].closed[r], memory_order_relaxed));
     }
     metrics_head(t, "wharf_connections_rejected_total", "counter",
-                 "TCP connections refused (max_connections_per_source, deny).");
+                 "TCP connections refused (max_connections_per_source, deny, conn_rate_limit).");
     for (unsigned i = 0; i < g->nlisteners; i++) {
         const struct listener *l = &g->listeners[i];
         if (l->cfg->protocol != CONFIG_TCP || !l->stats)
@@ -174,6 +174,8 @@ static void metrics_closes(struct metrics_text *t, const struct generation *g)
                           " %llu\n", name, (unsigned long long)atomic_load(&l->stats->rejected));
         metrics_printf(t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"deny\"} %llu\n",
                        name, (unsigned long long)atomic_load(&l->stats->denied));
+        metrics_printf(t, "wharf_connections_rejected_total{listener=\"%s\",reason=\"rate\"} %llu\n",
+                       name, (unsigned long long)atomic_load(&l->stats->rate_refused));
     }
 }
 

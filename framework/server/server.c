@@ -28,6 +28,7 @@
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "log_syslog.h"
 #include "module.h"
 #include "rendezvous.h"
 #include "server.h"
@@ -727,6 +728,11 @@ static void server_apply_log(struct wharf_server *s, const struct config *cfg)
         s->log_file_from_config = false;
     }
     log_set_level((enum wharf_log_level)cfg->log_level);
+    log_set_format(cfg->log_format == 1);
+    int rc = log_syslog_set(cfg->syslog_socket, cfg->syslog_facility);
+    if (rc < 0)
+        log_error("syslog_socket: cannot reach %s: %s (lines go to the log file or stderr "
+                  "until it can)", cfg->syslog_socket, strerror(-rc));
 }
 
 wharf_server *wharf_server_new(void)

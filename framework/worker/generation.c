@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "callback.h"
+#include "listener_attach.h"
 #include "log.h"
 #include "module.h"
 #include "worker.h"
@@ -105,11 +106,15 @@ int generation_bind(struct generation *g, const struct generation *prev, char *e
             code = -ENOMEM;
             goto fail;
         }
+        if ((code = listener_attach(l, err, errlen)) < 0)
+            goto fail;
     }
     return 0;
 fail:
-    for (unsigned i = 0; i < g->nlisteners; i++)
+    for (unsigned i = 0; i < g->nlisteners; i++) {
         listener_close(&g->listeners[i]);
+        listener_detach(&g->listeners[i]);
+    }
     return code;
 }
 
@@ -118,8 +123,10 @@ fail:
 static void generation_unload(void *arg)
 {
     struct generation *g = arg;
-    for (unsigned i = 0; g->listeners && i < g->nlisteners; i++)
+    for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {
+        listener_detach(&g->listeners[i]);
         module_unload(g->listeners[i].module);
+    }
     if (g->id > 1)
         log_debug("generation %llu released", (unsigned long long)g->id);
     free(g->listeners);

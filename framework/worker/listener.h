@@ -27,6 +27,8 @@
 #include "wharf_counter.h"
 
 struct generation;
+struct rate_table;
+struct access_log;
 
 /* Every value of enum wharf_close_reason. */
 #define LISTENER_CLOSE_REASONS (WHARF_CLOSE_SHUTDOWN + 1)
@@ -74,6 +76,7 @@ struct listener_stats {
     _Atomic uint64_t denied;    /* refused by the listener's deny list */
     _Atomic int admin;          /* enum listener_admin, set by the runtime
                                    commands (control.c), kept across reloads */
+    _Atomic uint64_t rate_refused; /* refused by conn_rate_limit */
     unsigned nworkers;
     struct listener_counters *workers; /* [nworkers] */
 };
@@ -95,6 +98,9 @@ struct listener {
     unsigned nworkers;                   /* UDP sockets per address (1, or the
                                           * workers with reuse_port) */
     int port;                            /* the bound port, or -1 */
+    struct rate_table *conn_rate;        /* conn_rate_limit's buckets, or NULL
+                                          * (listener_attach.c) */
+    struct access_log *access;           /* access_log_file, or NULL */
 };
 
 /*

@@ -1,0 +1,32 @@
+/*
+ * listener_attach.h - what a listener holds besides its sockets and
+ * handler, made from its config when its generation binds and dropped when
+ * the generation's memory goes: the conn_rate_limit table (rate_table.h)
+ * and the access_log_file (access_log.h).  A reload makes new ones for the
+ * new generation: the rate buckets start full again, an access-log file
+ * named before stays the same open file.
+ */
+#ifndef WHARF_LISTENER_ATTACH_H
+#define WHARF_LISTENER_ATTACH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct listener;
+
+/* Makes l's rate table and opens its access log, as its config asks.
+ * Returns 0, or a negative errno with "FILE: listeners[i].access_log_file:
+ * cannot open PATH: reason" in err (nothing kept). */
+int listener_attach(struct listener *l, char *err, size_t errlen);
+/* Drops them; safe to call twice. */
+void listener_detach(struct listener *l);
+
+/* Whether a connection from `peer` fits l's conn_rate_limit at now_ms (a
+ * token taken when it does); true when l has no limit.  Counts and logs
+ * (at most every LOG_RATE_LIMIT_PEER_MS per listener) a refusal.  Any
+ * thread. */
+bool listener_rate_ok(struct listener *l, const struct sockaddr *peer, uint64_t now_ms);
+
+#endif
