@@ -834,19 +834,12 @@ END_TEST
 
 /* ---- socket activation: names follow LISTEN_FDNAMES position by position ---- */
 
-/* In a child: fd 3 a regular file, fds 4 and 5 listening sockets, named
- * "file:web:other".  Exits 0 when "web" is fd 4 and "other" fd 5. */
+/* In a fresh process (activation state is loaded once per process, and under
+ * CK_FORK=no an earlier test has loaded it): fd 3 a regular file, fds 4 and 5
+ * listening sockets, named "file:web:other".  Exits 0 when "web" is fd 4 and
+ * "other" fd 5. */
 static int activation_child(void)
 {
-    int file = open("/dev/null", O_RDONLY);
-    int s1 = socket(AF_INET, SOCK_STREAM, 0), s2 = socket(AF_INET, SOCK_STREAM, 0);
-    if (file < 0 || s1 < 0 || s2 < 0 || dup2(file, 3) < 0 || dup2(s1, 4) < 0 || dup2(s2, 5) < 0)
-        return 10;
-    char pid[32];
-    snprintf(pid, sizeof pid, "%ld", (long)getpid());
-    setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "3", 1);
-    setenv("LISTEN_FDNAMES", "file:web:other", 1);
     if (activation_load() != 2)
         return 11;
     int web = activation_take("web", SOCK_STREAM, NULL, 0);
@@ -858,8 +851,22 @@ START_TEST(activation_names_follow_positions_past_a_non_socket)
 {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        _exit(activation_child());
+    if (pid == 0) {
+        int file = open("/dev/null", O_RDONLY);
+        int s1 = socket(AF_INET, SOCK_STREAM, 0), s2 = socket(AF_INET, SOCK_STREAM, 0);
+        /* Out of the way first, so no dup2 below closes one of its own sources. */
+        int hi[3] = { fcntl(file, F_DUPFD, 100), fcntl(s1, F_DUPFD, 100), fcntl(s2, F_DUPFD, 100) };
+        if (file < 0 || s1 < 0 || s2 < 0 || hi[0] < 0 || hi[1] < 0 || hi[2] < 0 ||
+            dup2(hi[0], 3) < 0 || dup2(hi[1], 4) < 0 || dup2(hi[2], 5) < 0)
+            _exit(10);
+        char pidstr[32];
+        snprintf(pidstr, sizeof pidstr, "%ld", (long)getpid());
+        setenv("LISTEN_PID", pidstr, 1);
+        setenv("LISTEN_FDS", "3", 1);
+        setenv("LISTEN_FDNAMES", "file:web:other", 1);
+        execl(self_path, self_path, "--activation-child", (char *)NULL);
+        _exit(12);
+    }
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -869,6 +876,8 @@ END_TEST
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--activation-child") == 0)
+        return activation_child();
     if (argc == 3 && strcmp(argv[1], "--ten-k-client") == 0)
         return ten_k_client(atoi(argv[2]));
     self_path = argv[0];
