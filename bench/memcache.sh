@@ -14,6 +14,9 @@
 #
 #   bench/memcache.sh [seconds]      (from a build tree; default 10 s a run)
 #   V2_ONLY=1 bench/memcache.sh 5    (only the memcache v2 part)
+#   AB=9 bench/memcache.sh 2         (A/B: both servers up at once, 9 rounds of
+#                                     2 s bursts alternating between them per
+#                                     workload; medians of the per-round ratios)
 #
 # Environment: WHARF_BUILDDIR (default .), SERVER_CPUS (taskset list for the
 # servers, default 0-1), LOAD_CPUS (for memcaslap, default: same),
@@ -32,7 +35,9 @@ for tool in "$memcached" memcaslap taskset python3 "$wload"; do
 done
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+m_pid=
+w_pid=
+trap 'for p in $pid $m_pid $w_pid; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 ulimit -n 20000 2>/dev/null
 
 # Port a free port (the kernel's choice).
@@ -54,7 +59,7 @@ wait_port() {
 }
 start_memcached() { # threads
     port=$(free_port)
-    taskset -c "$server_cpus" "$memcached" -u nobody -l 127.0.0.1 -p "$port" -U 0 -t "$1" -c 12000 -m 64 &
+    taskset -c "$server_cpus" "$memcached" -u daemon -l 127.0.0.1 -p "$port" -U 0 -t "$1" -c 12000 -m 64 &
     pid=$!
     wait_port "$port"
 }
@@ -176,6 +181,62 @@ v2() {
     start_wharf 2; w_rss=$(rss_after_fill); stop
     awk -v m="$m_rss" -v w="$w_rss" 'BEGIN { printf "RSS after 300 MB of 100 KB sets into 64 MB: memcached %.1f MB (%.2fx), wharf %.1f MB (%.2fx)\n", m / 1024, m / 65536, w / 1024, w / 65536 }'
 }
+# ---- A/B: both servers up at once, short bursts alternating ------------------
+# On a shared, noisy host one run per server measures the neighbours as much
+# as the servers.  Here memcached and wharfd (same thread count) run side by
+# side, and each round gives each of them one burst of the same load, the
+# order alternating by round; a round's ratios compare two bursts seconds
+# apart, and the median over the rounds is reported.
+
+# ab_burst PID PORT WORKLOAD THREADS -> "ops/s cpu_us_per_op"
+ab_burst() {
+    pid=$1; port=$2
+    case $3 in
+    slap) r=$(load) ;;
+    small) r=$(wl --proto memcache -c 50 -t "$4" --keys 10000 --value-size 100) ;;
+    big) r=$(wl --proto memcache -c 50 -t "$4" --keys 200 --value-size 102400 --max-reply 2M) ;;
+    mget) r=$(mget100) ;;
+    esac
+    echo "$r" | awk '{print $1, $2}'
+}
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ab() {
+    rounds=$1
+    echo "A/B: memcached and wharfd up side by side, $rounds rounds of ${secs}s bursts per workload,"
+    echo "order alternating; medians of per-round wharf/memcached ratios (ops/s, server CPU per op)"
+    printf '%-34s %12s %12s %10s %10s %12s\n' workload "ops/s mc" "ops/s wharf" "ops ratio" "cpu/op" "ops/cpu"
+    for n in 1 2; do
+        start_memcached "$n"; m_pid=$pid; m_port=$port
+        start_wharf "$n"; w_pid=$pid; w_port=$port
+        pid=$m_pid; port=$m_port; fill 10000 100; fill 200 102400
+        pid=$w_pid; port=$w_port; fill 10000 100; fill 200 102400
+        for what in slap small big mget; do
+            : >"$tmp/ab"
+            i=0
+            while [ "$i" -lt "$rounds" ]; do
+                if [ $((i % 2)) = 0 ]; then
+                    m=$(ab_burst "$m_pid" "$m_port" $what "$n"); w=$(ab_burst "$w_pid" "$w_port" $what "$n")
+                else
+                    w=$(ab_burst "$w_pid" "$w_port" $what "$n"); m=$(ab_burst "$m_pid" "$m_port" $what "$n")
+                fi
+                echo "$m $w" >>"$tmp/ab"
+                i=$((i + 1))
+            done
+            mo=$(awk '{print $1}' "$tmp/ab" | median); wo=$(awk '{print $3}' "$tmp/ab" | median)
+            ro=$(awk '$1 > 0 {print $3 / $1}' "$tmp/ab" | median)
+            rc=$(awk '$2 > 0 {print $4 / $2}' "$tmp/ab" | median)
+            re=$(awk '$4 > 0 {print $2 / $4}' "$tmp/ab" | median)
+            printf '%-34s %12s %12s %9.2fx %9.2fx %11.2fx\n' "$what, T=$n" "$mo" "$wo" "$ro" "$rc" "$re"
+        done
+        kill "$m_pid" "$w_pid"; wait "$m_pid" "$w_pid" 2>/dev/null; pid=; m_pid=; w_pid=
+    done
+}
+if [ -n "${AB:-}" ]; then
+    ab "$AB"
+    exit 0
+fi
 if [ "${V2_ONLY:-0}" = 1 ]; then
     v2
     exit 0
