@@ -166,8 +166,10 @@ expect "set log-level" "$(adm "set log-level debug")" "log level debug
 expect "set log-level with a bad level" "$(adm "set log-level loud")" "error: set log-level: expected error, warn, info or debug
 "
 expect "an unknown command" "$(adm "bogus" 2>/dev/null | head -c 30)" "error: unknown command: try sh"
-r=$(python3 -c 'print("show " + "x" * 2000)' | socat -t 5 - "UNIX-CONNECT:$sock")
-expect "a line too long" "$r" "error: line too long (at most 1023 bytes)
+r=$(python3 -c 'print("show " + "x" * 100000 + "\nset log-level info")' | socat -t 5 - "UNIX-CONNECT:$sock")
+expect "a line too long is refused and dropped; the next line is served" "$r" "error: line too long (at most 1023 bytes)
+
+log level info
 "
 expect "several commands on one connection, quit ends it" "$(adm "set log-level info" quit "show info" 2>/dev/null)" "log level info
 "

@@ -48,6 +48,7 @@ struct admin_client {
     int fd;                  /* -1: free slot */
     struct ucred cred;
     size_t len;
+    bool skipping;           /* past a line too long: dropping input up to its end */
     char line[ADMIN_LINE];
 };
 
@@ -270,7 +271,10 @@ static bool admin_command(struct admin_client *c, const char *line)
     return ok;
 }
 
-/* Reads what client c sent and runs each whole line.  Returns false when
+/* Reads what client c sent and runs each whole line.  A line too long is
+ * answered with an error and dropped up to its newline; the connection
+ * goes on (closing at once, with the rest of the line unread, would make
+ * the client's write fail before it reads the error).  Returns false when
  * the client is to be closed. */
 static bool admin_read(struct admin_client *c)
 {
@@ -282,18 +286,23 @@ static bool admin_read(struct admin_client *c)
     char *start = c->line, *nl;
     while ((nl = memchr(start, '\n', c->len - (size_t)(start - c->line)))) {
         *nl = '\0';
-        if (!admin_command(c, start))
+        if (c->skipping)
+            c->skipping = false;
+        else if (!admin_command(c, start))
             return false;
         start = nl + 1;
     }
     c->len -= (size_t)(start - c->line);
     memmove(c->line, start, c->len);
-    if (c->len == sizeof c->line - 1) {
+    if (c->skipping) {
+        c->len = 0;
+    } else if (c->len == sizeof c->line - 1) {
         static const char msg[] = "error: line too long (at most 1023 bytes)\n\n";
-        admin_send(c->fd, msg, sizeof msg - 1);
-        wharf_log(WHARF_LOG_WARN, "admin: uid %u pid %ld: line too long; closed",
+        wharf_log(WHARF_LOG_WARN, "admin: uid %u pid %ld: line too long; dropped",
                   (unsigned)c->cred.uid, (long)c->cred.pid);
-        return false;
+        c->len = 0;
+        c->skipping = true;
+        return admin_send(c->fd, msg, sizeof msg - 1) == 0;
     }
     return true;
 }
@@ -320,6 +329,7 @@ static void admin_accept(void)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     c->fd = fd;
     c->len = 0;
+    c->skipping = false;
 }
 
 static void *admin_main(void *arg)
