@@ -111,6 +111,16 @@ struct tls_client *tls_client_new(const struct tls_opts *o, const char *ip, char
     SSL_CTX_set_options(cl->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(cl->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                   SSL_MODE_RELEASE_BUFFERS);
+    if (o->verify && o->ca_file) {
+        FILE *f = fopen(o->ca_file, "r");
+
+        if (!f) {
+            snprintf(err, errlen, "--tls-verify: cannot read CA file '%s': %s", o->ca_file,
+                     strerror(errno));
+            goto fail;
+        }
+        fclose(f);
+    }
     if (o->verify) {
         int ok = o->ca_file ? SSL_CTX_load_verify_locations(cl->ctx, o->ca_file, NULL)
                             : SSL_CTX_set_default_verify_paths(cl->ctx);
