@@ -100,8 +100,8 @@ wload() {
 	echo "${n:-0} $(cat "$tmp/wl.time")"
 }
 # Per row: handshakes/s and client CPU us per handshake.
-rate() { awk '{ printf "%.1f", $2 > 0 ? $1 / $2 : 0 }' <<<"$1"; }
-cpu() { awk '{ printf "%.1f", $1 > 0 ? ($3 + $4) * 1e6 / $1 : 0 }' <<<"$1"; }
+rate() { awk '{ printf "%.1f", ($2 > 0 ? $1 / $2 : 0) }' <<<"$1"; }
+cpu() { awk '{ printf "%.1f", ($1 > 0 ? ($3 + $4) * 1e6 / $1 : 0) }' <<<"$1"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "TLS full handshakes/s against nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') stream ssl (return), $KEYNAME, $RUNS runs of ${DURATION}s, $(nproc) CPUs"
@@ -116,8 +116,8 @@ for r in $(seq "$RUNS"); do
 	rate "$a" >>"$tmp/st.rate"; echo >>"$tmp/st.rate"; cpu "$a" >>"$tmp/st.cpu"; echo >>"$tmp/st.cpu"
 	rate "$b" >>"$tmp/wl.rate"; echo >>"$tmp/wl.rate"; cpu "$b" >>"$tmp/wl.cpu"; echo >>"$tmp/wl.cpu"
 	rate "$c" >>"$tmp/wc.rate"; echo >>"$tmp/wc.rate"; cpu "$c" >>"$tmp/wc.cpu"; echo >>"$tmp/wc.cpu"
-	awk -v x="$(rate "$b")" -v y="$(rate "$a")" 'BEGIN { printf "%.3f\n", y > 0 ? x / y : 0 }' >>"$tmp/ratio.rate"
-	awk -v x="$(cpu "$b")" -v y="$(cpu "$a")" 'BEGIN { printf "%.3f\n", y > 0 ? x / y : 0 }' >>"$tmp/ratio.cpu"
+	awk -v x="$(rate "$b")" -v y="$(rate "$a")" 'BEGIN { printf "%.3f\n", (y > 0 ? x / y : 0) }' >>"$tmp/ratio.rate"
+	awk -v x="$(cpu "$b")" -v y="$(cpu "$a")" 'BEGIN { printf "%.3f\n", (y > 0 ? x / y : 0) }' >>"$tmp/ratio.cpu"
 done
 printf '\n%-34s %14s %18s\n' "client (median of $RUNS)" "handshakes/s" "client CPU us/hs"
 printf '%-34s %14s %18s\n' "openssl s_time -new" "$(median <"$tmp/st.rate")" "$(median <"$tmp/st.cpu")"
