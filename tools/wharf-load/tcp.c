@@ -196,16 +196,19 @@ static void handshake_next(struct tctx *x, struct tconn *c, uint64_t now)
 }
 
 /* --handshake-only --tls-resume on: reads (and drops) what the server sends until the
- * session ticket has come, then goes on to the next connection. */
+ * session ticket has come, then goes on to the next connection. At most 64 reads per
+ * event, so a server that floods cannot hold the thread: the handshake timeout then ends
+ * the wait (scan). */
 static void conn_ticket(struct tctx *x, struct tconn *c, uint64_t now)
 {
     struct tls_failure f;
     enum tls_io r;
     size_t got;
+    int n = 0;
 
     do
         r = tls_conn_read(&c->tls, c->rbuf, c->rcap, &got, &f);
-    while (r == TLS_IO_OK && !c->tls.ticket);
+    while (r == TLS_IO_OK && !c->tls.ticket && ++n < 64);
     if (r == TLS_IO_FAIL) {
         conn_tls_fail(x, c, &f, now);
         return;
