@@ -8,7 +8,8 @@
 # wrong name, the server sees --sni and negotiates --alpn, --tls-resume on
 # resumes and off does not, --churn 1 makes one handshake per connection,
 # --handshake-only counts handshakes, and a garbage or stalling server ends the
-# run on time with the errors counted. Bad TLS options are refused.
+# run on time with the errors counted, and memcache mode runs against memcached -Z.
+# Bad TLS options are refused.
 # Every server is ended by its pid; every wait is bounded.
 set -u
 build=${WHARF_BUILDDIR:-.}
@@ -219,6 +220,25 @@ CONF
     "$load" --tls --proto http --path / --expect status:200 -c 2 -p 2 -n 300 -q 127.0.0.1:$ph >"$tmp/r13.txt" 2>&1
     rc=$?
     [ $rc -eq 0 ] && ok "--proto http over TLS: $(cat "$tmp/r13.txt")" || fail "http over TLS: rc $rc: $(cat "$tmp/r13.txt")"
+fi
+
+# 10. memcached's own TLS (-Z, memcached 1.6), --proto memcache, resumed every 50 requests
+if command -v memcached >/dev/null && memcached -h 2>/dev/null | grep -q -- '--enable-ssl'; then
+    pm=$(free_port)
+    muser=
+    [ "$(id -u)" -eq 0 ] && muser="-u daemon"
+    # shellcheck disable=SC2086
+    memcached $muser -Z -o ssl_chain_cert="$tmp/cert.pem",ssl_key="$tmp/key.pem" -l 127.0.0.1 \
+        -p "$pm" -U 0 -t 1 2>/dev/null &
+    pids="$pids $!"
+    wait_port "$pm"
+    "$load" --tls --proto memcache --churn 50 --tls-resume on -c 2 -n 1000 -j 127.0.0.1:$pm >"$tmp/r14.json" 2>&1
+    rc=$?
+    v=$(jget "$tmp/r14.json" '"%d %d %d" % (r["counters"]["measured"], r["tls"]["resumed"] > 0, r["errors"])')
+    [ $rc -eq 0 ] && [ "$v" = "1000 1 0" ] && ok "--proto memcache over memcached -Z, resumed every 50 requests" ||
+        fail "memcached -Z: rc $rc, '$v'"
+else
+    echo "SKIP (the memcached part): memcached with TLS (-Z) is needed"
 fi
 
 echo "passed $passed, failed $failed"
