@@ -191,16 +191,18 @@ CONF
     # 7. resumption on and off; --churn 1: one handshake per connection
     "$load" --tls --tls-resume on --churn 1 -c 2 -d 1 -j 127.0.0.1:$pn >"$tmp/r9.json" 2>&1
     rc=$?
-    v=$(jget "$tmp/r9.json" '"%d %d %d" % (r["tls"]["resumed"] > 0, r["tls"]["handshakes"] == r["counters"]["connects"], r["errors"])')
+    # (a connection may be cut by the end of the run inside its handshake: connects counts
+    # it, handshakes not, so each of the 2 slots may have one connect more)
+    v=$(jget "$tmp/r9.json" '"%d %d %d" % (r["tls"]["resumed"] > 0, 0 <= r["counters"]["connects"] - r["tls"]["handshakes"] <= 2 and r["tls"]["handshakes"] <= r["counters"]["churn_closes"] + 2, r["errors"])')
     n=$(jget "$tmp/r9.json" 'r["tls"]["resumed"]')
     [ $rc -eq 0 ] && [ "$v" = "1 1 0" ] && ok "--tls-resume on: $n handshakes resumed; --churn 1: one handshake per connection" ||
-        fail "--tls-resume on: rc $rc, '$v'"
+        fail "--tls-resume on: rc $rc, '$v': $(jget "$tmp/r9.json" 'r["tls"], r["counters"]')"
     grep -q '|r|' "$tmp/ngx/stream.log" && ok "nginx logged resumed sessions" || fail "nginx saw no resumed session"
     "$load" --tls --tls-resume off --churn 1 -c 2 -d 1 -j 127.0.0.1:$pn >"$tmp/r10.json" 2>&1
     rc=$?
-    v=$(jget "$tmp/r10.json" '"%d %d %d" % (r["tls"]["resumed"], r["tls"]["handshakes"] == r["counters"]["connects"] and r["tls"]["handshakes"] > 10, r["errors"])')
+    v=$(jget "$tmp/r10.json" '"%d %d %d" % (r["tls"]["resumed"], 0 <= r["counters"]["connects"] - r["tls"]["handshakes"] <= 2 and r["tls"]["handshakes"] > 10, r["errors"])')
     [ $rc -eq 0 ] && [ "$v" = "0 1 0" ] && ok "--tls-resume off: 0 resumed, one full handshake per connection" ||
-        fail "--tls-resume off: rc $rc, '$v'"
+        fail "--tls-resume off: rc $rc, '$v': $(jget "$tmp/r10.json" 'r["tls"], r["counters"]')"
 
     # 8. --handshake-only: connect, handshake, close; resumed too (waiting for the TLS 1.3 ticket)
     "$load" --tls --handshake-only -c 2 -d 1 -j 127.0.0.1:$pr >"$tmp/r11.json" 2>&1
@@ -208,13 +210,13 @@ CONF
     v=$(jget "$tmp/r11.json" '"%d %d %d %d" % (r["tls"]["handshakes"] == r["counters"]["received"], r["counters"]["measured"] > 10, r["tls"]["resumed"], r["errors"])')
     hs=$(jget "$tmp/r11.json" 'round(r["rate"])')
     [ $rc -eq 0 ] && [ "$v" = "1 1 0 0" ] && ok "--handshake-only: $hs full handshakes/s, each counted once" ||
-        fail "--handshake-only: rc $rc, '$v'"
+        fail "--handshake-only: rc $rc, '$v': $(jget "$tmp/r11.json" 'r["tls"], r["counters"]')"
     "$load" --tls --handshake-only --tls-resume on -c 2 -d 1 -j 127.0.0.1:$pr >"$tmp/r12.json" 2>&1
     rc=$?
     v=$(jget "$tmp/r12.json" '"%d %d" % (r["tls"]["resumed"] >= r["tls"]["handshakes"] - 2 and r["tls"]["handshakes"] > 10, r["errors"])')
     hs=$(jget "$tmp/r12.json" 'round(r["rate"])')
     [ $rc -eq 0 ] && [ "$v" = "1 0" ] && ok "--handshake-only --tls-resume on: all but the first per connection resumed ($hs/s)" ||
-        fail "--handshake-only resume: rc $rc, '$v'"
+        fail "--handshake-only resume: rc $rc, '$v': $(jget "$tmp/r12.json" 'r["tls"], r["counters"]')"
 
     # 9. http over TLS
     "$load" --tls --proto http --path / --expect status:200 -c 2 -p 2 -n 300 -q 127.0.0.1:$ph >"$tmp/r13.txt" 2>&1
