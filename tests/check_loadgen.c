@@ -743,6 +743,124 @@ static void parse_good(struct load_config *cfg, int argc, char **argv)
     ck_assert_msg(opts_parse(cfg, argc, argv, stdout, err, sizeof(err)) == 0, "opts: %s", err);
 }
 
+/* --tls and its options: parsed, defaults (SNI from a host name, none for an address), the
+ * client context made; every misuse refused naming the option. */
+START_TEST(test_tls_arguments)
+{
+    static const struct {
+        const char *args, *want;
+    } bad[] = {
+        {"--sni a.example 127.0.0.1:7", "go with --tls"},
+        {"--tls-resume on 127.0.0.1:7", "go with --tls"},
+        {"--tls -u 127.0.0.1:7", "--tls: applies to TCP only"},
+        {"--tls --alpn h2,,x 127.0.0.1:7", "--alpn: expected protocol names"},
+        {"--tls --alpn h2, 127.0.0.1:7", "--alpn: a protocol name is empty"},
+        {"--tls --tls-resume yes 127.0.0.1:7", "--tls-resume: expected on or off, got 'yes'"},
+        {"--tls --tls-verify=/nonexistent/ca.pem 127.0.0.1:7",
+         "--tls-verify: cannot read CA file '/nonexistent/ca.pem'"},
+        {"--tls --handshake-timeout 0 127.0.0.1:7", "--handshake-timeout"},
+        {"--tls --handshake-only --churn 2 127.0.0.1:7", "--handshake-only: every connection"},
+        {"--tls --handshake-only -r 100 127.0.0.1:7", "--handshake-only: closed loop only"},
+        {"--tls --handshake-only --proto memcache 127.0.0.1:7", "--handshake-only: sends no"},
+        {"--tls --sni a/b 127.0.0.1:7", "--sni: expected a host name"},
+    };
+    static const unsigned char wire[] = "\x02h2\x08http/1.1";
+    struct load_config cfg;
+    char buf[256], err[512];
+    char *argv[MAX_ARGS];
+    int argc;
+    size_t i;
+
+    snprintf(buf, sizeof(buf),
+             "--tls --sni a.example --alpn h2,http/1.1 --tls-resume on --handshake-timeout 500ms "
+             "127.0.0.1:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert(cfg.tls.on && cfg.tls.resume && !cfg.tls.verify && !cfg.tls.handshake_only);
+    ck_assert_str_eq(cfg.tls.sni, "a.example");
+    ck_assert_uint_eq(cfg.tls.alpn_len, sizeof(wire) - 1);
+    ck_assert_mem_eq(cfg.tls.alpn, wire, sizeof(wire) - 1);
+    ck_assert_str_eq(cfg.tls.alpn_text, "h2,http/1.1");
+    ck_assert_uint_eq(cfg.tls.handshake_timeout_ns, 500000000u);
+    ck_assert_ptr_nonnull(cfg.tls_client);
+    load_config_free(&cfg);
+    ck_assert_ptr_null(cfg.tls_client);
+
+    /* SNI: the target's host name by default, none for an address; defaults */
+    snprintf(buf, sizeof(buf), "--tls localhost:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert_str_eq(cfg.tls.sni, "localhost");
+    ck_assert(!cfg.tls.resume && cfg.tls.alpn_len == 0);
+    ck_assert_uint_eq(cfg.tls.handshake_timeout_ns, 2000000000u);
+    load_config_free(&cfg);
+    snprintf(buf, sizeof(buf), "--tls --handshake-only -c 4 127.0.0.1:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert_str_eq(cfg.tls.sni, "");
+    ck_assert(cfg.tls.handshake_only);
+    load_config_free(&cfg);
+    snprintf(buf, sizeof(buf), "--tls --tls-verify [::1]:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert(cfg.tls.verify && cfg.tls.ca_file == NULL);
+    ck_assert_str_eq(cfg.tls.sni, "");
+    load_config_free(&cfg);
+    /* without --tls there is no context */
+    snprintf(buf, sizeof(buf), "127.0.0.1:7");
+    argc = split(buf, argv);
+    parse_good(&cfg, argc, argv);
+    ck_assert(!cfg.tls.on);
+    ck_assert_ptr_null(cfg.tls_client);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s", bad[i].args);
+        argc = split(buf, argv);
+        err[0] = '\0';
+        ck_assert_msg(opts_parse(&cfg, argc, argv, stdout, err, sizeof(err)) == -1,
+                      "accepted: %s", bad[i].args);
+        ck_assert_msg(strstr(err, bad[i].want) != NULL, "%s: got '%s', want '%s'", bad[i].args,
+                      err, bad[i].want);
+        ck_assert_ptr_null(cfg.tls_client);
+    }
+}
+END_TEST
+
+/* The tally of what handshakes negotiated: merged by (version, cipher, ALPN), with what does
+ * not fit counted apart. */
+START_TEST(test_tls_tally_merge)
+{
+    struct tls_tally a, b;
+    unsigned i;
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    a.n = 1;
+    snprintf(a.e[0].version, sizeof(a.e[0].version), "TLSv1.3");
+    snprintf(a.e[0].cipher, sizeof(a.e[0].cipher), "TLS_AES_128_GCM_SHA256");
+    a.e[0].count = 5;
+    snprintf(a.e[1].version, sizeof(a.e[1].version), "TLSv1.2");
+    snprintf(a.e[1].cipher, sizeof(a.e[1].cipher), "ECDHE-ECDSA-AES128-GCM-SHA256");
+    a.e[1].count = 7;
+    a.n = 2;
+    for (i = 0; i < TLS_TALLY_MAX; i++) {
+        snprintf(b.e[i].version, sizeof(b.e[i].version), "TLSv1.3");
+        snprintf(b.e[i].cipher, sizeof(b.e[i].cipher), "TLS_AES_128_GCM_SHA256");
+        snprintf(b.e[i].alpn, sizeof(b.e[i].alpn), i ? "p%u" : "", i);
+        b.e[i].count = 1 + i;
+    }
+    b.n = TLS_TALLY_MAX;
+    b.other = 3;
+    tls_tally_merge(&a, &b);
+    ck_assert_uint_eq(a.n, TLS_TALLY_MAX);
+    ck_assert_uint_eq(a.e[0].count, 6); /* same combination: added */
+    ck_assert_uint_eq(a.e[1].count, 7);
+    ck_assert_str_eq(a.e[2].alpn, "p1");
+    ck_assert_uint_eq(a.e[2].count, 2);
+    ck_assert_uint_eq(a.other, 3 + TLS_TALLY_MAX); /* b's last one did not fit, plus b's own */
+}
+END_TEST
+
 START_TEST(test_source_arguments)
 {
     struct load_config cfg;
@@ -871,6 +989,8 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_bad_arguments_named);
     tcase_add_test(tc, test_good_arguments);
     tcase_add_test(tc, test_source_arguments);
+    tcase_add_test(tc, test_tls_arguments);
+    tcase_add_test(tc, test_tls_tally_merge);
     suite_add_tcase(s, tc);
     return s;
 }

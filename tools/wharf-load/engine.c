@@ -125,9 +125,10 @@ static int engine_alloc(struct engine *en, char *err, size_t errlen)
     res->corrected = hist_new();
     res->raw = hist_new();
     res->connect = hist_new();
+    res->handshake = hist_new();
     en->th = calloc(en->nt, sizeof(*en->th));
     en->tid = calloc(en->nt, sizeof(*en->tid));
-    if (!res->corrected || !res->raw || !res->connect || !en->th || !en->tid)
+    if (!res->corrected || !res->raw || !res->connect || !res->handshake || !en->th || !en->tid)
         goto nomem;
     for (i = 0; i < en->nt; i++) {
         struct load_thread *th = &en->th[i];
@@ -135,8 +136,9 @@ static int engine_alloc(struct engine *en, char *err, size_t errlen)
         th->corrected = hist_new();
         th->raw = hist_new();
         th->connect = hist_new();
+        th->handshake = hist_new();
         th->series = series_new(0, 0, en->cfg->interval_ns);
-        if (!th->corrected || !th->raw || !th->connect || !th->series)
+        if (!th->corrected || !th->raw || !th->connect || !th->handshake || !th->series)
             goto nomem;
         rc = loop_init(&th->loop, 4, 4);
         if (rc < 0) {
@@ -294,6 +296,8 @@ static int engine_merge(struct engine *en)
         hist_merge(res->corrected, th->corrected);
         hist_merge(res->raw, th->raw);
         hist_merge(res->connect, th->connect);
+        hist_merge(res->handshake, th->handshake);
+        tls_tally_merge(&res->tally, &th->tally);
         th->series->span_ns = load_now() - en->clk.t0;
         if (series_merge(res->series, th->series) != 0)
             return -1;
@@ -325,6 +329,7 @@ static void engine_free(struct engine *en)
         hist_free(en->th[i].corrected);
         hist_free(en->th[i].raw);
         hist_free(en->th[i].connect);
+        hist_free(en->th[i].handshake);
         series_free(en->th[i].series);
         if (en->th[i].loop_ready)
             loop_destroy(&en->th[i].loop);
@@ -380,9 +385,10 @@ void engine_result_free(struct load_result *res)
     hist_free(res->corrected);
     hist_free(res->raw);
     hist_free(res->connect);
+    hist_free(res->handshake);
     series_free(res->series);
     res->series = NULL;
-    res->corrected = res->raw = res->connect = NULL;
+    res->corrected = res->raw = res->connect = res->handshake = NULL;
 }
 
 static void why_add(char *why, size_t len, const char *fmt, ...)

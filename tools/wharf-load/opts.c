@@ -51,6 +51,13 @@ enum {
     O_INTERVAL,
     O_START_AT,
     O_SOURCE,
+    O_TLS,
+    O_TLS_VERIFY,
+    O_SNI,
+    O_ALPN,
+    O_TLS_RESUME,
+    O_HANDSHAKE_ONLY,
+    O_HANDSHAKE_TIMEOUT,
 };
 
 void load_config_defaults(struct load_config *cfg)
@@ -68,6 +75,7 @@ void load_config_defaults(struct load_config *cfg)
     cfg->progress = -1;
     cfg->max_reply = FRAME_DEFAULT_MAX_REPLY;
     cfg->interval_ns = 1000000000u;
+    cfg->tls.handshake_timeout_ns = 2ull * 1000000000u;
 }
 
 void load_config_free(struct load_config *cfg)
@@ -77,6 +85,8 @@ void load_config_free(struct load_config *cfg)
         free(cfg->tmpls);
         cfg->tmpls = NULL;
     }
+    tls_client_free(cfg->tls_client);
+    cfg->tls_client = NULL;
 }
 
 static const struct option long_opts[] = {
@@ -96,6 +106,13 @@ static const struct option long_opts[] = {
     {"udp-timeout", required_argument, NULL, O_UDP_TIMEOUT},
     {"source", required_argument, NULL, O_SOURCE},
     {"seed", required_argument, NULL, O_SEED},
+    {"tls", no_argument, NULL, O_TLS},
+    {"tls-verify", optional_argument, NULL, O_TLS_VERIFY},
+    {"sni", required_argument, NULL, O_SNI},
+    {"alpn", required_argument, NULL, O_ALPN},
+    {"tls-resume", required_argument, NULL, O_TLS_RESUME},
+    {"handshake-only", no_argument, NULL, O_HANDSHAKE_ONLY},
+    {"handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
     {"percentiles", no_argument, NULL, 'P'},
     {"hist-out", required_argument, NULL, 'o'},
@@ -160,6 +177,18 @@ void opts_usage(FILE *f)
           "      --udp-timeout T       a datagram unanswered this long is presumed lost and\n"
           "                            frees its pipeline slot (default 200ms)\n"
           "      --seed N              payload seed (default 1)\n"
+          "\n"
+          "TLS (TCP, every protocol mode; OpenSSL, TLS 1.2 and 1.3):\n"
+          "      --tls                 speak TLS to the server\n"
+          "      --tls-verify[=CAFILE] verify the server's certificate and name against\n"
+          "                            CAFILE or the system store (default: no check)\n"
+          "      --sni NAME            server name sent (default: the target's host name;\n"
+          "                            '' sends none)\n"
+          "      --alpn LIST           offer these protocols, e.g. h2,http/1.1\n"
+          "      --tls-resume on|off   resume each slot's last session (default off)\n"
+          "      --handshake-only      connect, handshake, close, again: handshakes/s\n"
+          "      --handshake-timeout T a handshake not done by then fails (default 2s)\n"
+          "      (--churn N: a new connection, so a new handshake, every N exchanges)\n"
           "\n"
           "Request/response protocols (TCP; replies come back in order on a connection):\n"
           "      --proto P             echo (default), memcache (get/set mix) or http (GET)\n"
@@ -331,6 +360,8 @@ static const struct int_opt {
     {'w', "--warmup", I_TIME, FIELD(warmup_ns), 0, 0},
     {O_DRAIN, "--drain", I_TIME, FIELD(drain_ns), 0, 0},
     {O_CONNECT_TIMEOUT, "--connect-timeout", I_TIME, FIELD(connect_timeout_ns), 1000000, 0},
+    {O_HANDSHAKE_TIMEOUT, "--handshake-timeout", I_TIME, FIELD(tls.handshake_timeout_ns), 1000000,
+     0},
     {O_UDP_TIMEOUT, "--udp-timeout", I_TIME, FIELD(udp_timeout_ns), 1000000, 0},
     {O_MAX_P99, "--max-p99", I_TIME, FIELD(max_p99_ns), 1, 0},
     {O_INTERVAL, "--interval", I_TIME, FIELD(interval_ns), 10000000, 0},
@@ -928,6 +959,37 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
     }
 }
 
+/* The TLS options: --tls, --tls-verify[=CAFILE], --sni, --alpn, --tls-resume,
+ * --handshake-only (--handshake-timeout is numeric). Returns 0 when done, -1 with a message
+ * in err, 1 when c is not one of them. */
+static int opt_tls(int c, const char *a, struct tls_opts *o, char *err, size_t errlen)
+{
+    switch (c) {
+    case O_TLS: o->on = true; return 0;
+    case O_TLS_VERIFY:
+        o->verify = true;
+        if (a && !*a)
+            return expected(err, errlen, "--tls-verify", "=CAFILE (a PEM file of CA certificates)",
+                            a);
+        o->ca_file = a;
+        return 0;
+    case O_SNI:
+        if (strlen(a) >= sizeof(o->sni) || strpbrk(a, " /:\r\n\t"))
+            return expected(err, errlen, "--sni", "a host name of at most 255 characters", a);
+        snprintf(o->sni, sizeof(o->sni), "%s", a);
+        o->sni_set = true;
+        return 0;
+    case O_ALPN: return tls_parse_alpn(o, a, err, errlen);
+    case O_TLS_RESUME:
+        if (strcmp(a, "on") && strcmp(a, "off"))
+            return expected(err, errlen, "--tls-resume", "on or off", a);
+        o->resume = !strcmp(a, "on");
+        return 0;
+    case O_HANDSHAKE_ONLY: o->handshake_only = true; return 0;
+    default: return 1;
+    }
+}
+
 /* The options left once numbers and templates are handled: modes, outputs, flags.
  * Returns 0 when done, -1 with a message in err, 1 after --help or --version (printed on
  * out), 2 when c is not an option at all. */
@@ -987,6 +1049,8 @@ static int opt_one(int c, const char *a, char **argv, struct load_config *cfg,
         return r;
     if ((r = opt_mix(c, a, ta, err, errlen)) != 1)
         return r;
+    if ((r = opt_tls(c, a, &cfg->tls, err, errlen)) != 1)
+        return r;
     if ((r = opt_other(c, a, cfg, out, err, errlen)) != 2)
         return r;
     if (c == ':')
@@ -994,6 +1058,36 @@ static int opt_one(int c, const char *a, char **argv, struct load_config *cfg,
     if (optopt)
         return fail(err, errlen, "unknown option '-%c'", optopt);
     return fail(err, errlen, "unknown option '%s'", argv[optind - 1]);
+}
+
+/* The TLS options that need the others: what goes with --tls, the default SNI name (the
+ * target's host when it is a name, not an address), and the shared client context (which
+ * loads the CA file). Returns 0 or -1 with a message in err. */
+static int tls_finish(struct load_config *cfg, const char *target, char *err, size_t errlen)
+{
+    struct tls_opts *o = &cfg->tls;
+    const char *colon = strrchr(target, ':');
+    unsigned char any[sizeof(struct in6_addr)];
+    char host[256];
+
+    if (cfg->udp)
+        return fail(err, errlen, "--tls: applies to TCP only (DTLS is not supported)");
+    if (o->handshake_only && cfg->rate > 0)
+        return fail(err, errlen, "--handshake-only: closed loop only (no --rate)");
+    if (o->handshake_only && cfg->tmpls)
+        return fail(err, errlen,
+                    "--handshake-only: sends no requests (drop --proto, --request, --request-file)");
+    if (o->handshake_only && cfg->churn)
+        return fail(err, errlen, "--handshake-only: every connection ends after its handshake "
+                    "(drop --churn)");
+    if (!o->sni_set && target[0] != '[' && colon && (size_t)(colon - target) < sizeof(host)) {
+        memcpy(host, target, (size_t)(colon - target));
+        host[colon - target] = '\0';
+        if (inet_pton(AF_INET, host, any) != 1 && inet_pton(AF_INET6, host, any) != 1)
+            snprintf(o->sni, sizeof(o->sni), "%s", host);
+    }
+    cfg->tls_client = tls_client_new(o, cfg->host, err, errlen);
+    return cfg->tls_client ? 0 : -1;
 }
 
 /* After the options: the --merge files, or the target, then the checks that tie options
@@ -1018,6 +1112,10 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
         return fail(err, errlen, "--size: UDP datagrams carry at most %u bytes", LOAD_MAX_UDP_SIZE);
     if (cfg->udp && cfg->churn)
         return fail(err, errlen, "--churn: applies to TCP only (UDP has no connections)");
+    if (!cfg->tls.on && (cfg->tls.verify || cfg->tls.sni_set || cfg->tls.alpn_len ||
+                         cfg->tls.resume || cfg->tls.handshake_only))
+        return fail(err, errlen, "--tls-verify, --sni, --alpn, --tls-resume and "
+                    "--handshake-only go with --tls");
     if (cfg->count && !cfg->duration_set)
         cfg->duration_ns = 60ull * 1000000000u;
     if (cfg->rate > 0 && !cfg->pipeline_set)
@@ -1031,6 +1129,10 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
     if (resolve_target(cfg, argv[optind], err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
         return -1;
     if (build_templates(cfg, ta, err, errlen) != 0) {
+        load_config_free(cfg);
+        return -1;
+    }
+    if (cfg->tls.on && tls_finish(cfg, argv[optind], err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }

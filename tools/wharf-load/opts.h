@@ -11,6 +11,7 @@
 
 #include "msg.h"
 #include "tmpl.h"
+#include "tls.h"
 
 #define LOAD_VERSION "2.0"
 #define LOAD_MAX_THREADS 256
@@ -41,6 +42,11 @@ struct load_config {
     /* what is sent: echo messages (tmpls NULL) or request templates with reply framing */
     struct tmpl_set *tmpls; /* owned: load_config_free releases it */
     uint32_t max_reply;     /* templates: longest reply accepted (--max-reply) */
+
+    /* TLS (TCP only): the --tls options, and the context made from them when --tls is on
+     * (owned: load_config_free releases it) */
+    struct tls_opts tls;
+    struct tls_client *tls_client;
 
     /* shape of the load */
     unsigned threads, connections, pipeline;

@@ -149,6 +149,14 @@ static void human_messages(FILE *f, const struct load_config *cfg, const struct 
     const _Atomic uint64_t *c = res->st.c;
     double rate = rate_of(res), mbit = 0;
 
+    if (cfg->tls.on && cfg->tls.handshake_only) {
+        fprintf(f, "  %-11s %" PRIu64 " measured, %.1f handshakes/s; %" PRIu64 " started, %" PRIu64
+                " done in all (each a new connection: connect, TLS handshake, close)\n",
+                "handshakes", c[ST_MEASURED], rate, c[ST_SENT], c[ST_RECEIVED]);
+        latency_header(f);
+        latency_row(f, "setup", res->raw);
+        return;
+    }
     if (c[ST_RECEIVED])
         mbit = rate * ((double)c[ST_BYTES_RECEIVED] / (double)c[ST_RECEIVED]) * 8 / 1e6;
     fprintf(f, "  %-11s %" PRIu64 " measured, %.1f msg/s", "messages", c[ST_MEASURED], rate);
@@ -191,6 +199,57 @@ static void human_connects(FILE *f, const struct load_config *cfg, const struct 
     fprintf(f, "\n");
 }
 
+/* The TLS failures of the handshake: verify, handshake, timeout. */
+static uint64_t tls_failed(const struct load_result *res)
+{
+    return res->st.c[ST_TLS_VERIFY] + res->st.c[ST_TLS_HANDSHAKE] +
+           res->st.c[ST_TLS_HANDSHAKE_TIMEOUT];
+}
+
+/* The human report's TLS lines (--tls): settings, handshakes done, resumed and failed by
+ * reason, handshake latency, and what the handshakes negotiated. */
+static void human_tls(FILE *f, const struct load_config *cfg, const struct load_result *res)
+{
+    static const enum stat_id why[] = {ST_TLS_VERIFY, ST_TLS_HANDSHAKE, ST_TLS_HANDSHAKE_TIMEOUT};
+    const struct tls_opts *o = &cfg->tls;
+    const _Atomic uint64_t *c = res->st.c;
+    uint64_t failed = tls_failed(res);
+    const char *sep = " (";
+    char buf[32];
+    unsigned i;
+
+    if (!o->on || !res->handshake)
+        return;
+    fprintf(f, "  %-11s verify %s, sni %s, alpn %s, resume %s%s\n", "tls",
+            o->verify ? (o->ca_file ? o->ca_file : "system store") : "off",
+            o->sni[0] ? o->sni : "(none)", o->alpn_len ? o->alpn_text : "(none)",
+            o->resume ? "on" : "off", o->handshake_only ? ", handshakes only" : "");
+    fprintf(f, "  %-11s %" PRIu64 " done (%" PRIu64 " full, %" PRIu64 " resumed), %" PRIu64
+            " failed", "tls hs", c[ST_TLS_HANDSHAKES], c[ST_TLS_HANDSHAKES] - c[ST_TLS_RESUMED],
+            c[ST_TLS_RESUMED], failed);
+    for (i = 0; failed && i < sizeof(why) / sizeof(why[0]); i++)
+        if (c[why[i]]) {
+            fprintf(f, "%s%s %" PRIu64, sep, stat_names[why[i]], c[why[i]]);
+            sep = ", ";
+        }
+    fprintf(f, "%s", failed ? ")" : "");
+    if (res->handshake && res->handshake->total) {
+        report_fmt_ns(buf, sizeof(buf), hist_percentile(res->handshake, 50));
+        fprintf(f, "; handshake p50 %s", buf);
+        report_fmt_ns(buf, sizeof(buf), hist_percentile(res->handshake, 99));
+        fprintf(f, " p99 %s", buf);
+        report_fmt_ns(buf, sizeof(buf), res->handshake->max);
+        fprintf(f, " max %s", buf);
+    }
+    fprintf(f, "\n");
+    for (i = 0; i < res->tally.n; i++)
+        fprintf(f, "  %-11s %s %s%s%s: %" PRIu64 "\n", i ? "" : "negotiated", res->tally.e[i].version,
+                res->tally.e[i].cipher, res->tally.e[i].alpn[0] ? ", alpn " : "",
+                res->tally.e[i].alpn, res->tally.e[i].count);
+    if (res->tally.other)
+        fprintf(f, "  %-11s other combinations: %" PRIu64 "\n", "", res->tally.other);
+}
+
 /* The human report's datagram losses (UDP), errors by kind and the first error. */
 static void human_errors(FILE *f, const struct load_config *cfg, const struct load_result *res)
 {
@@ -223,6 +282,7 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
     human_setup(f, cfg, res);
     human_messages(f, cfg, res);
     human_connects(f, cfg, res);
+    human_tls(f, cfg, res);
     human_errors(f, cfg, res);
     fprintf(f,
             "  %-11s %.3f s (user %.2f s, sys %.2f s) = %.1f%% of one CPU, %.2f us per exchange\n",
@@ -315,6 +375,50 @@ static void json_hist(FILE *f, const struct hist *h, bool spectrum)
     fprintf(f, "}");
 }
 
+/* The "tls" member of the JSON report: null without --tls. */
+static void report_json_tls(FILE *f, const struct load_config *cfg, const struct load_result *res)
+{
+    const struct tls_opts *o = &cfg->tls;
+    const _Atomic uint64_t *c = res->st.c;
+    unsigned i;
+
+    if (!o->on || !res->handshake) {
+        fprintf(f, "  \"tls\": null,\n");
+        return;
+    }
+    fprintf(f, "  \"tls\": {\"verify\": %s, \"ca_file\": ", o->verify ? "true" : "false");
+    if (o->ca_file)
+        json_str(f, o->ca_file);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"sni\": ");
+    json_str(f, o->sni);
+    fprintf(f, ", \"alpn\": ");
+    json_str(f, o->alpn_text);
+    fprintf(f,
+            ", \"resume\": %s, \"handshake_only\": %s, \"handshake_timeout_ns\": %" PRIu64
+            ",\n    \"handshakes\": %" PRIu64 ", \"full\": %" PRIu64 ", \"resumed\": %" PRIu64
+            ", \"failed\": %" PRIu64 ", \"failed_by_reason\": {\"tls_verify\": %" PRIu64
+            ", \"tls_handshake\": %" PRIu64 ", \"tls_handshake_timeout\": %" PRIu64 "}"
+            ", \"tls_error\": %" PRIu64 ",\n    \"handshake_ns\": ",
+            o->resume ? "true" : "false", o->handshake_only ? "true" : "false",
+            o->handshake_timeout_ns, c[ST_TLS_HANDSHAKES], c[ST_TLS_HANDSHAKES] - c[ST_TLS_RESUMED],
+            c[ST_TLS_RESUMED], tls_failed(res), c[ST_TLS_VERIFY], c[ST_TLS_HANDSHAKE],
+            c[ST_TLS_HANDSHAKE_TIMEOUT], c[ST_TLS_ERROR]);
+    json_hist(f, res->handshake, false);
+    fprintf(f, ",\n    \"negotiated\": [");
+    for (i = 0; i < res->tally.n; i++) {
+        fprintf(f, "%s{\"version\": ", i ? ", " : "");
+        json_str(f, res->tally.e[i].version);
+        fprintf(f, ", \"cipher\": ");
+        json_str(f, res->tally.e[i].cipher);
+        fprintf(f, ", \"alpn\": ");
+        json_str(f, res->tally.e[i].alpn);
+        fprintf(f, ", \"count\": %" PRIu64 "}", res->tally.e[i].count);
+    }
+    fprintf(f, "], \"negotiated_other\": %" PRIu64 "},\n", res->tally.other);
+}
+
 void report_json(FILE *f, const struct load_config *cfg, const struct load_result *res,
                  const char *why)
 {
@@ -360,6 +464,7 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
         fprintf(f, "]");
     }
     fprintf(f, "},\n");
+    report_json_tls(f, cfg, res);
     fprintf(f,
             "  \"measure_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"wall_s\": %.6f"
             ", \"interrupted\": %s,\n",

@@ -15,6 +15,8 @@ const char *const stat_names[ST__COUNT] = {
     [ST_BACKLOG_END] = "backlog_at_end",
     [ST_LOST] = "lost",
     [ST_LATE] = "late",
+    [ST_TLS_HANDSHAKES] = "tls_handshakes",
+    [ST_TLS_RESUMED] = "tls_resumed",
     [ST_MISMATCH] = "mismatch",
     [ST_SHORT] = "short",
     [ST_REORDER] = "reorder",
@@ -29,6 +31,10 @@ const char *const stat_names[ST__COUNT] = {
     [ST_ADDRNOTAVAIL] = "addrnotavail",
     [ST_CONNECT_TIMEOUT] = "connect_timeout",
     [ST_SOCKET_ERROR] = "socket_error",
+    [ST_TLS_VERIFY] = "tls_verify",
+    [ST_TLS_HANDSHAKE] = "tls_handshake",
+    [ST_TLS_HANDSHAKE_TIMEOUT] = "tls_handshake_timeout",
+    [ST_TLS_ERROR] = "tls_error",
 };
 
 enum stat_id stat_errno(int err)

@@ -19,6 +19,8 @@ enum stat_id {
     ST_BACKLOG_END,  /* open loop: messages due but not sent when sending stopped */
     ST_LOST,         /* UDP: datagrams never answered (after the drain) */
     ST_LATE,         /* UDP: answers too old to tell apart from duplicates (counted lost) */
+    ST_TLS_HANDSHAKES, /* --tls: handshakes completed (resumed ones included) */
+    ST_TLS_RESUMED,    /* --tls: handshakes that resumed a session */
     /* errors from here on */
     ST_MISMATCH,     /* echo differs from what was sent */
     ST_SHORT,        /* truncated echo: connection ended or datagram shorter */
@@ -34,6 +36,10 @@ enum stat_id {
     ST_ADDRNOTAVAIL, /* EADDRNOTAVAIL: out of local ports (or a --source not local) */
     ST_CONNECT_TIMEOUT,
     ST_SOCKET_ERROR, /* any other socket error (EMFILE, ENETUNREACH, ...) */
+    ST_TLS_VERIFY,   /* --tls-verify: the server's certificate did not verify */
+    ST_TLS_HANDSHAKE, /* TLS handshake failed: garbage, alert, closed or reset in it */
+    ST_TLS_HANDSHAKE_TIMEOUT, /* TLS handshake not done within --handshake-timeout */
+    ST_TLS_ERROR,    /* TLS error after the handshake (bad record, alert) */
     ST__COUNT
 };
 #define ST_FIRST_ERROR ST_MISMATCH

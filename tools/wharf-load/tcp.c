@@ -20,7 +20,16 @@
  * send times and template, and the template's framing (frame.h) finds where its reply ends.
  * A reply failing its check counts as a mismatch; one that cannot be framed (garbage, too
  * long) is counted by kind and the connection is replaced, bytes with nothing outstanding
- * are unsolicited. */
+ * are unsolicited.
+ *
+ * TLS (--tls, tls.h): once TCP is up a connection is in C_HANDSHAKE, where every socket
+ * event steps the non-blocking handshake (bounded by --handshake-timeout); reads and writes
+ * then go through the TLS layer, which may hold decrypted bytes the socket no longer
+ * signals, so a read goes on until the layer says it would block. With --handshake-only
+ * the exchange is the connection itself: counted sent at connect(), answered when the
+ * handshake completes (latency from connect()), then closed with close_notify and
+ * replaced. With --tls-resume on a TLS 1.3 ticket arrives after the handshake, so such a
+ * connection waits for it (C_TICKET, bounded by the same timeout) before closing. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -38,7 +47,13 @@
 #define BACKOFF_MIN_NS 10000000ull /* reconnect backoff 10 ms .. 500 ms */
 #define BACKOFF_MAX_NS 500000000ull
 
-enum cstate { C_IDLE, C_CONNECTING, C_OPEN };
+enum cstate {
+    C_IDLE,
+    C_CONNECTING,
+    C_HANDSHAKE, /* --tls: TCP is up, the handshake is not done */
+    C_OPEN,
+    C_TICKET, /* --handshake-only --tls-resume on: handshake done, waiting for a ticket */
+};
 
 struct tconn {
     struct loop_watcher w; /* registered while the socket is open */
@@ -49,6 +64,8 @@ struct tconn {
     enum cstate state;
     bool ever_connected;
     uint64_t retry_at, connect_start, backoff;
+    uint64_t hs_start;     /* --tls: when the handshake began */
+    struct tls_conn tls;   /* --tls: this slot's TLS session and last ticket */
     uint64_t tx_seq, rx_base; /* seqs [rx_base, tx_seq) are in flight or acked out of order */
     uint32_t inflight;
     uint64_t *ack; /* bit (seq % window) set: answered, seq > rx_base */
@@ -82,11 +99,15 @@ struct tctx {
     uint32_t rmax;             /* templates: rbuf may grow to this */
     uint64_t rng;              /* templates: choices and random bytes */
     unsigned next_source;      /* --source: the address the next connection binds to */
+    const struct tls_client *tls; /* --tls: the run's client context, else NULL */
+    bool hs_only;                 /* --handshake-only */
 };
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
 static void conn_on_io(struct loop_watcher *w, uint32_t events);
 static void conn_read(struct tctx *x, struct tconn *c, bool hup);
+static void conn_start(struct tctx *x, struct tconn *c, uint64_t now);
+static void conn_count_sent(struct tctx *x, struct tconn *c, uint32_t len);
 
 static inline bool bit_get(const uint64_t *b, uint64_t i, uint32_t w)
 {
@@ -130,6 +151,8 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
         x->inflight -= c->inflight;
     }
     if (c->fd >= 0) {
+        /* close_notify when the engine itself ends a healthy connection */
+        tls_conn_end(&c->tls, why == ST__COUNT && (c->state == C_OPEN || c->state == C_TICKET));
         loop_unwatch(x->lp, &c->w);
         close(c->fd);
     }
@@ -154,12 +177,122 @@ static void conn_fail(struct tctx *x, struct tconn *c, int err, uint64_t now)
     conn_close(x, c, stat_errno(err), err, now, UINT64_MAX);
 }
 
+/* A TLS failure: counted by its kind, its sentence noted, the connection retried after
+ * the backoff. */
+static void conn_tls_fail(struct tctx *x, struct tconn *c, const struct tls_failure *f,
+                          uint64_t now)
+{
+    load_note_error(x->th, f->text, 0);
+    conn_close(x, c, f->kind, 0, now, UINT64_MAX);
+}
+
+/* --handshake-only: the connection has done its part; the next one starts at once. */
+static void handshake_next(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    c->state = C_OPEN; /* a healthy end: close_notify */
+    conn_close(x, c, ST__COUNT, 0, now, 0);
+    if (!x->ph.sending_over && !x->ph.release_over)
+        conn_start(x, c, now);
+}
+
+/* --handshake-only --tls-resume on: reads (and drops) what the server sends until the
+ * session ticket has come, then goes on to the next connection. At most 64 reads per
+ * event, so a server that floods cannot hold the thread: the handshake timeout then ends
+ * the wait (scan). */
+static void conn_ticket(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    struct tls_failure f;
+    enum tls_io r;
+    size_t got;
+    int n = 0;
+
+    do
+        r = tls_conn_read(&c->tls, c->rbuf, c->rcap, &got, &f);
+    while (r == TLS_IO_OK && !c->tls.ticket && ++n < 64);
+    if (r == TLS_IO_FAIL) {
+        conn_tls_fail(x, c, &f, now);
+        return;
+    }
+    if (c->tls.ticket || r == TLS_IO_EOF)
+        handshake_next(x, c, now);
+}
+
+/* --handshake-only: the handshake that just completed answers the connection's exchange,
+ * timed from connect(). */
+static void handshake_answered(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    struct load_thread *th = x->th;
+    uint64_t lat = now - c->connect_start;
+
+    c->inflight--;
+    x->inflight--;
+    c->conn_answered++;
+    c->rx_base++;
+    stat_add(&th->st, ST_RECEIVED, 1);
+    series_record(th->series, now, lat);
+    if (load_measured(x->clk, c->connect_start)) {
+        stat_add(&th->st, ST_MEASURED, 1);
+        hist_record(th->corrected, lat);
+        hist_record(th->raw, lat);
+        th->last_rx_ns = now;
+    }
+    if (x->cfg->tls.resume && tls_conn_is_tls13(&c->tls) && !c->tls.ticket) {
+        c->state = C_TICKET;
+        conn_ticket(x, c, now);
+        return;
+    }
+    handshake_next(x, c, now);
+}
+
+/* --tls: one step of the handshake; once done, counts it and goes on to the exchanges. */
+static void conn_handshake(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    struct load_thread *th = x->th;
+    struct tls_failure f;
+    enum tls_io r = tls_conn_handshake(&c->tls, &f);
+
+    if (r == TLS_IO_WANT)
+        return;
+    if (r != TLS_IO_OK) {
+        conn_tls_fail(x, c, &f, now);
+        return;
+    }
+    now = load_now();
+    stat_add(&th->st, ST_TLS_HANDSHAKES, 1);
+    if (tls_conn_resumed(&c->tls))
+        stat_add(&th->st, ST_TLS_RESUMED, 1);
+    hist_record(th->handshake, now - c->hs_start);
+    tls_tally_conn(&th->tally, &c->tls);
+    c->backoff = BACKOFF_MIN_NS;
+    if (x->hs_only) {
+        handshake_answered(x, c, now);
+        return;
+    }
+    c->state = C_OPEN;
+    conn_fill(x, c, now);
+    /* bytes that came with the end of the handshake raise no new edge */
+    if (c->state == C_OPEN)
+        conn_read(x, c, false);
+}
+
 static void conn_established(struct tctx *x, struct tconn *c, uint64_t now)
 {
-    c->state = C_OPEN;
+    struct tls_failure f;
+
     c->ever_connected = true;
     stat_add(&x->th->st, ST_CONNECTS, 1);
     hist_record(x->th->connect, now - c->connect_start);
+    if (x->tls) {
+        c->state = C_HANDSHAKE;
+        c->hs_start = now;
+        if (tls_conn_begin(x->tls, &c->tls, c->fd, &f) != 0) {
+            conn_tls_fail(x, c, &f, now);
+            return;
+        }
+        conn_handshake(x, c, now);
+        return;
+    }
+    c->state = C_OPEN;
     conn_fill(x, c, now);
 }
 
@@ -168,6 +301,12 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
     const struct load_config *cfg = x->cfg;
     int one = 1, fd, rc;
 
+    if (x->hs_only) {
+        /* the connection is the exchange: sent now, answered by its handshake */
+        if (now >= x->clk->send_end || !phase_take(&x->ph, x->clk, now))
+            return;
+        conn_count_sent(x, c, 0);
+    }
     fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->connect_start = now;
@@ -212,6 +351,17 @@ static int conn_flush(struct tctx *x, struct tconn *c, uint64_t now)
 {
     ssize_t r;
 
+    while (c->woff < c->wlen && c->tls.ssl) {
+        struct tls_failure f;
+        size_t done;
+
+        switch (tls_conn_write(&c->tls, c->wbuf + c->woff, c->wlen - c->woff, &done, &f)) {
+        case TLS_IO_OK: c->woff += (uint32_t)done; continue;
+        case TLS_IO_WANT: return 0;
+        case TLS_IO_EOF: conn_fail(x, c, EPIPE, now); return -1;
+        case TLS_IO_FAIL: conn_tls_fail(x, c, &f, now); return -1;
+        }
+    }
     while (c->woff < c->wlen) {
         r = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r > 0) {
@@ -535,6 +685,23 @@ static void conn_read(struct tctx *x, struct tconn *c, bool hup)
             return;
         size_t space = c->rcap - c->rlen;
 
+        if (c->tls.ssl) {
+            struct tls_failure f;
+            size_t got;
+
+            switch (tls_conn_read(&c->tls, c->rbuf + c->rlen, space, &got, &f)) {
+            case TLS_IO_OK:
+                now = load_now();
+                c->rlen += (uint32_t)got;
+                if (conn_parse(x, c, now) != 0)
+                    return;
+                continue; /* until the layer would block: it may hold more */
+            case TLS_IO_WANT: break;
+            case TLS_IO_EOF: r = 0; goto eof;
+            case TLS_IO_FAIL: conn_tls_fail(x, c, &f, now); return;
+            }
+            break;
+        }
         r = recv(c->fd, c->rbuf + c->rlen, space, MSG_DONTWAIT);
         if (r > 0) {
             now = load_now();
@@ -548,6 +715,7 @@ static void conn_read(struct tctx *x, struct tconn *c, bool hup)
             continue;
         }
         if (r == 0) {
+        eof:
             conn_close(x, c, ST_PEER_CLOSED, 0, now, UINT64_MAX);
             load_note_error(x->th, "server closed the connection", 0);
             return;
@@ -587,8 +755,16 @@ static void conn_event(struct tctx *x, struct tconn *c, uint32_t events)
             return;
         }
         conn_established(x, c, now);
-        if (c->state != C_OPEN)
-            return;
+        if (c->state != C_OPEN || x->tls)
+            return; /* TLS: conn_established stepped the handshake (and read, once done) */
+    }
+    if (c->state == C_HANDSHAKE) {
+        conn_handshake(x, c, now);
+        return;
+    }
+    if (c->state == C_TICKET) {
+        conn_ticket(x, c, now);
+        return;
     }
     if (c->state != C_OPEN)
         return;
@@ -647,6 +823,13 @@ static void scan(void *ctx, uint64_t now)
             conn_start(x, c, now);
         else if (c->state == C_CONNECTING && now - c->connect_start >= x->cfg->connect_timeout_ns)
             conn_close(x, c, ST_CONNECT_TIMEOUT, 0, now, UINT64_MAX);
+        else if (c->state == C_HANDSHAKE &&
+                 now - c->hs_start >= x->cfg->tls.handshake_timeout_ns) {
+            load_note_error(x->th, "TLS handshake timed out (--handshake-timeout)", 0);
+            conn_close(x, c, ST_TLS_HANDSHAKE_TIMEOUT, 0, now, UINT64_MAX);
+        } else if (c->state == C_TICKET &&
+                   now - c->hs_start >= x->cfg->tls.handshake_timeout_ns)
+            handshake_next(x, c, now); /* no ticket came: the next handshake is a full one */
     }
 }
 
@@ -701,6 +884,8 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
             x->rng = 1;
     }
     x->lp = &th->loop;
+    x->tls = cfg->tls.on ? cfg->tls_client : NULL;
+    x->hs_only = x->tls && cfg->tls.handshake_only;
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
         return -1;
@@ -731,6 +916,7 @@ static void ctx_free(struct tctx *x)
     unsigned i;
 
     for (i = 0; x->c && i < x->n; i++) {
+        tls_conn_free(&x->c[i].tls);
         if (x->c[i].fd >= 0) {
             loop_unwatch(x->lp, &x->c[i].w);
             close(x->c[i].fd);

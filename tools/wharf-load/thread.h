@@ -20,6 +20,7 @@
 #include "opts.h"
 #include "series.h"
 #include "stats.h"
+#include "tls.h"
 
 /* What a stop request asks (engine_request_stop, then the threads' mailboxes). */
 enum load_stop {
@@ -40,6 +41,8 @@ struct load_thread {
     enum load_stop stop;         /* the last stop request its mailbox delivered */
     struct load_stats st;
     struct hist *corrected, *raw, *connect;
+    struct hist *handshake;  /* --tls: TCP established to handshake done */
+    struct tls_tally tally;  /* --tls: what the handshakes negotiated */
     struct series *series;
     uint64_t last_rx_ns; /* last measured echo (for --count rates) */
     uint64_t drain_start_ns, drain_end_ns;
@@ -52,6 +55,8 @@ struct load_result {
     struct hist *corrected; /* recv - intended (open loop); = raw in closed loop */
     struct hist *raw;       /* recv - actual send */
     struct hist *connect;   /* connect() to established */
+    struct hist *handshake; /* --tls: established to TLS handshake done */
+    struct tls_tally tally; /* --tls: handshakes by version, cipher and ALPN protocol */
     struct series *series;  /* per interval: rate, errors, latency */
     uint64_t measure_ns;    /* length of the measurement period used for rates */
     uint64_t drain_used_ns; /* how long the drain actually took */
