@@ -133,7 +133,11 @@ print(served)
 PY
 after=$(rss)
 served=$(cat "$tmp/many")
-[ "$served" = 10000 ] && [ $((after - before)) -lt 2048 ] &&
+# Sanitizer allocators keep freed memory in quarantine and per-thread caches:
+# the bound there only says the growth is not per source (10,000 x 1 KiB).
+bound=2048
+[ -n "${WHARF_SANITIZER:-}" ] && bound=8192
+[ "$served" = 10000 ] && [ $((after - before)) -lt $bound ] &&
     ok "10,000 sources all served, RSS ${before} kB -> ${after} kB" ||
     fail "10,000 sources: served $served, RSS ${before} kB -> ${after} kB"
 

@@ -139,14 +139,14 @@ static void expect_report(enum scenario sc, const char *line)
 START_TEST(crash_in_init_names_init)
 {
     expect_report(IN_INIT, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" callback init "
-                           "\\[listener crashy\\], fault address 0x0$");
+                           "\\[listener crashy\\], fault address 0x10$");
 }
 END_TEST
 
 START_TEST(crash_in_fini_names_fini)
 {
     expect_report(IN_FINI, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" callback fini "
-                           "\\[listener crashy\\], fault address 0x0$");
+                           "\\[listener crashy\\], fault address 0x10$");
 }
 END_TEST
 
@@ -154,7 +154,7 @@ START_TEST(crash_in_on_data_names_connection)
 {
     expect_report(IN_ON_DATA, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" callback "
                               "on_data \\[listener crashy worker 0 connection [0-9]+\\], fault "
-                              "address 0x0$");
+                              "address 0x10$");
 }
 END_TEST
 
@@ -162,7 +162,7 @@ START_TEST(crash_in_on_datagram_names_worker)
 {
     expect_report(IN_ON_DATAGRAM, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" "
                                   "callback on_datagram \\[listener crashy worker 0\\], fault "
-                                  "address 0x0$");
+                                  "address 0x10$");
 }
 END_TEST
 
@@ -185,7 +185,7 @@ END_TEST
 START_TEST(crash_in_a_post_names_the_post)
 {
     expect_report(IN_POST, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" callback "
-                           "wharf_post \\[listener crashy worker 0\\], fault address 0x0$");
+                           "wharf_post \\[listener crashy worker 0\\], fault address 0x10$");
 }
 END_TEST
 
@@ -195,7 +195,7 @@ START_TEST(crash_report_escapes_names)
 {
     expect_report(IN_INIT_ODD_NAME, "^wharf: fatal signal 11 \\(SEGV\\) in handler \"crash\" "
                                     "callback init \\[listener cr\\\\x01ashy\\\\x0a\\\\\\\\\\], "
-                                    "fault address 0x0$");
+                                    "fault address 0x10$");
 }
 END_TEST
 
