@@ -141,7 +141,11 @@ try:
         good_ok = mc_check(good)
     else:
         before = stat["bytes"]
-        time.sleep(0.5)
+        # Served = more bytes arrive; up to 5 s for them on a loaded host.
+        for _ in range(50):
+            time.sleep(0.1)
+            if stat["bytes"] > before or stat["eof"]:
+                break
         good_ok = not stat["eof"] and stat["bytes"] > before
         print("  (reader: %d bytes before, %d after, eof %s)" % (before, stat["bytes"], stat["eof"]))
         stat["stop"] = True

@@ -89,11 +89,14 @@ static void add_raw(struct req *r, int magic, int op, const void *ext, size_t ex
     put_be(h + 12, opaque, 4);
     put_be(h + 16, cas, 8);
     r->n += 24;
-    memcpy(r->b + r->n, ext, extlen);
+    if (extlen)
+        memcpy(r->b + r->n, ext, extlen);
     r->n += extlen;
-    memcpy(r->b + r->n, key, keylen);
+    if (keylen)
+        memcpy(r->b + r->n, key, keylen);
     r->n += keylen;
-    memcpy(r->b + r->n, val, vlen);
+    if (vlen)
+        memcpy(r->b + r->n, val, vlen);
     r->n += vlen;
 }
 
@@ -164,9 +167,9 @@ static uint64_t expect_pkt(const unsigned char *out, size_t len, size_t *off, in
         ck_assert_uint_eq(got, cas);
     ck_assert_uint_le(*off + 24 + extlen + kl + vlen, len);
     const unsigned char *b = h + 24;
-    ck_assert(memcmp(b, ext, (size_t)extlen) == 0);
-    ck_assert(memcmp(b + extlen, key, kl) == 0);
-    ck_assert_msg(memcmp(b + extlen + kl, val, vlen) == 0, "op 0x%02x value", op);
+    ck_assert(extlen == 0 || memcmp(b, ext, (size_t)extlen) == 0);
+    ck_assert(kl == 0 || memcmp(b + extlen, key, kl) == 0);
+    ck_assert_msg(vlen == 0 || memcmp(b + extlen + kl, val, vlen) == 0, "op 0x%02x value", op);
     *off += 24 + extlen + kl + vlen;
     return got;
 }
