@@ -55,7 +55,9 @@
  * expiry) drops the store's; the last reference frees the item, and only
  * then are its bytes given back to the limit, so memory held by values
  * still being written to clients stays inside the limit.  Nothing writes
- * into an item others hold (incr/decr in place only when unshared).
+ * what a holder reads (key, value, flags, cas) into an item others hold:
+ * incr/decr and md I change an item in place only when unshared, and
+ * otherwise put a copy in its place (item_copy, or a new item).
 
  * CAS ids come from one store-wide counter, taken as memcached takes them
  * (each item linked, each incr/decr in place, each flush_all without a
@@ -68,6 +70,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -127,6 +130,8 @@ struct mc_store {
 static void ops_linked(struct mc_shard *sh, const struct mc_item *it, int sign);
 static void ops_evicted(struct mc_store *s, struct mc_shard *sh, const struct mc_item *it);
 static void ops_reclaimed(struct mc_shard *sh, const struct mc_item *it, bool flushed);
+static bool reserve(struct mc_store *s, struct mc_shard *own, const struct mc_item *keep,
+                    size_t cost, int64_t now);
 
 size_t mc_item_cost(size_t nkey, size_t nbytes)
 {
@@ -450,6 +455,53 @@ static void item_free(struct mc_store *s, struct mc_shard *sh, struct mc_item *i
     ops_linked(sh, it, -1);
     it->store = s; /* no longer in a chain: for the last release */
     mc_item_release(it);
+}
+
+/* A header and a value of nbytes for a copy of it: the fields up to the
+ * reference count (never the count itself, which holders change without
+ * the lock), the key, and a count of 1 (the store's).  Value and "\r\n"
+ * are the caller's to write; NULL on ENOMEM. */
+static struct mc_item *item_clone_header(const struct mc_item *it, size_t nbytes)
+{
+    struct mc_item *n = malloc(sizeof *n + it->nkey + nbytes + 2);
+    if (!n)
+        return NULL;
+    memcpy(n, it, offsetof(struct mc_item, refs));
+    atomic_init(&n->refs, 1);
+    n->nbytes = (uint32_t)nbytes;
+    memcpy(n->data, it->data, it->nkey);
+    return n;
+}
+
+/*
+ * Puts a copy of it (linked, its key's item) where it is: the same hash
+ * chain, LRU list and place in it, counters unchanged, so that the caller
+ * may change the copy's cas and marks while holders of references to it
+ * read it unlocked.  The store's reference to it is dropped (the last
+ * holder frees it).  Reserves the copy's bytes, evicting as any store
+ * does; NULL, it untouched, when there is no memory for it.
+ */
+static struct mc_item *item_copy(struct mc_store *s, struct mc_shard *sh, struct mc_item *it,
+                                 int64_t now)
+{
+    size_t cost = item_cost(it);
+    if (!reserve(s, sh, it, cost, now))
+        return NULL;
+    struct mc_item *n = item_clone_header(it, it->nbytes);
+    if (!n) {
+        atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
+        return NULL;
+    }
+    memcpy(n->data + it->nkey, mc_item_value(it), (size_t)it->nbytes + 2);
+    struct mc_item **pp = bucket_of(sh, it->hash);
+    while (*pp != it)
+        pp = &(*pp)->hnext;
+    *pp = n; /* n->hnext is it's */
+    wharf_list_insert_after(&it->lru, &n->lru); /* same stamp: the tails stay */
+    wharf_list_remove(&it->lru);
+    it->store = s;
+    mc_item_release(it);
+    return n;
 }
 
 /* Whether it is dead at `now` (expired, or flushed). */
@@ -838,19 +890,15 @@ enum mc_result mc_store_delta_cas(struct mc_store *s, const char *key, size_t nk
             size_t cost = mc_item_cost(nkey, (size_t)len);
             struct mc_item *n = NULL;
             if (reserve(s, sh, it, cost, now)) {
-                n = malloc(sizeof *n + nkey + (size_t)len + 2);
+                n = item_clone_header(it, (size_t)len);
                 if (!n)
                     atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
             }
             if (!n) {
                 rc = MC_NO_MEMORY;
             } else {
-                *n = *it;
-                atomic_init(&n->refs, 1); /* the store's */
-                n->nbytes = (uint32_t)len;
                 n->time = now;
                 n->cas = next_cas(s);
-                memcpy(n->data, key, nkey);
                 memcpy(n->data + nkey, num, (size_t)len);
                 memcpy(n->data + nkey + len, "\r\n", 2);
                 item_free(s, sh, it);
@@ -1331,6 +1379,14 @@ enum mc_result mc_store_meta_delete(struct mc_store *s, const char *key, size_t 
     } else if (has_cas && it->cas != cas) {
         rc = MC_EXISTS;
     } else if (invalidate) {
+        /* A new cas: on a copy when someone holds the item (its cas must
+         * not change under them); no memory for one drops the key. */
+        struct mc_item *own = item_unshared(it) ? it : item_copy(s, sh, it, now);
+        if (!own) {
+            item_free(s, sh, it);
+            goto out;
+        }
+        it = own;
         if (new_ttl)
             it->exptime = exptime;
         it->mflags = (uint8_t)((it->mflags | MC_ITEM_STALE) & ~MC_ITEM_TOKEN_SENT);
@@ -1338,6 +1394,7 @@ enum mc_result mc_store_meta_delete(struct mc_store *s, const char *key, size_t 
     } else {
         item_free(s, sh, it);
     }
+out:
     pthread_mutex_unlock(&sh->lock);
     return rc;
 }
@@ -1359,18 +1416,14 @@ static struct mc_item *meta_delta_write(struct mc_store *s, struct mc_shard *sh,
     size_t cost = mc_item_cost(it->nkey, (size_t)len);
     if (!reserve(s, sh, it, cost, now))
         return NULL;
-    struct mc_item *n = malloc(sizeof *n + it->nkey + (size_t)len + 2);
+    struct mc_item *n = item_clone_header(it, (size_t)len);
     if (!n) {
         atomic_fetch_sub_explicit(&s->used, cost, memory_order_relaxed);
         return NULL;
     }
-    *n = *it;
-    atomic_init(&n->refs, 1); /* the store's */
-    n->nbytes = (uint32_t)len;
     n->time = now;
     n->touched = 0;
     n->cas = next_cas(s);
-    memcpy(n->data, it->data, it->nkey);
     memcpy(n->data + it->nkey, num, (size_t)len);
     memcpy(n->data + it->nkey + len, "\r\n", 2);
     item_free(s, sh, it);

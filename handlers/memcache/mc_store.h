@@ -11,8 +11,14 @@
  * Everything here is thread-safe.  Functions that hand an item to a
  * callback call it with the item's shard locked: the callback copies what it
  * needs (wharf_send copies) and must not call back into the store.
- * mc_store_get_ref instead hands out a reference: the item's key and value
- * stay valid and unchanged, without a lock, until mc_item_release.
+ * mc_store_get_ref instead hands out a reference: the item's key, value,
+ * nkey, nbytes, flags and cas stay valid and unchanged, without a lock,
+ * until mc_item_release.  Those fields never change once an item is linked
+ * while anyone holds a reference to it: a command that would change them
+ * (incr/decr, md I's new cas) changes the item in place only when the store
+ * alone holds it, and otherwise puts a copy in its place.  The other fields
+ * (LRU links and marks, exptime, mflags, touched) change under the shard
+ * lock and are read only under it.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
@@ -26,7 +32,9 @@
 
 #define MC_KEY_MAX 250
 
-/* An item as the protocol sees it (read-only, valid during a callback). */
+/* An item as the protocol sees it (read-only, valid during a callback).
+ * Fixed while referenced: hash, cas, flags, nbytes, nkey, data; the rest
+ * only under the shard lock (see the top comment). */
 struct mc_item {
     union {
         struct mc_item *hnext;   /* hash chain (while linked) */
@@ -241,8 +249,9 @@ size_t mc_store_walk(struct mc_store *s, struct mc_walk *w, int64_t now,
  * memcached's meta commands see and change more of an item than the ASCII
  * ones: its stale and win marks, its last access, its cas chosen by the
  * client (E), an empty item made on a miss (vivify).  Callbacks get the
- * item writable, under its shard's lock, and may change only its exptime,
- * mflags and cas; they must not call back into the store.
+ * item writable, under its shard's lock, and may change only its exptime
+ * and mflags (never its cas, which holders of references read unlocked);
+ * they must not call back into the store.
  */
 
 #define MC_ITEM_STALE 1u      /* invalidated (md I, ms I): mg answers X */
@@ -297,8 +306,9 @@ enum mc_result mc_store_meta_set(struct mc_store *s, const char *key, size_t nke
 
 /* md: with a cas (has_cas) that differs, MC_EXISTS; invalidate marks the
  * item stale, takes a new cas (cas_in or the next), clears its win mark and,
- * when new_ttl, sets exptime; otherwise unlinks it.  MC_FOUND, MC_EXISTS or
- * MC_NOT_FOUND. */
+ * when new_ttl, sets exptime (on a copy put in its place when a reference
+ * to it is held; with no memory for the copy the key is unlinked instead);
+ * otherwise unlinks it.  MC_FOUND, MC_EXISTS or MC_NOT_FOUND. */
 enum mc_result mc_store_meta_delete(struct mc_store *s, const char *key, size_t nkey,
                                     bool has_cas, uint64_t cas, bool invalidate, bool new_ttl,
                                     int64_t exptime, uint64_t cas_in, int64_t now);
