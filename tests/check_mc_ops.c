@@ -14,38 +14,12 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "mc_testutil.h"
 #include "wharf_test.h"
-
-/* handlers/memcache/, compiled into this program. */
-extern const struct wharf_handler wharf_handler;
-
-static wharf_test *new_test(const char *json)
-{
-    char err[512] = "";
-    wharf_test *t = wharf_test_new(&wharf_handler, json, err, sizeof err);
-    ck_assert_msg(t != NULL, "%s", err);
-    return t;
-}
-
-/* Sends `in` and returns what the handler answered to it (a static copy). */
-static const char *rt(wharf_test_conn *c, const char *in)
-{
-    static char *last;
-    size_t before;
-    wharf_test_output(c, &before);
-    wharf_test_send(c, in, strlen(in));
-    size_t n;
-    const char *out = wharf_test_output(c, &n);
-    free(last);
-    last = strndup(out + before, n - before);
-    return last;
-}
-
-#define EXPECT(c, in, out) ck_assert_str_eq(rt(c, in), out)
 
 START_TEST(protocol_fixes)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new_json(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "add dk 0 0 1\r\nx\r\n", "STORED\r\n");
     EXPECT(c, "delete dk 10 noreply\r\nadd dk 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
@@ -72,7 +46,7 @@ END_TEST
  * max_input, sent in pieces. */
 START_TEST(large_values)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new_json(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     size_t n = 1u << 20;
     char *v = malloc(n + 64);
@@ -85,7 +59,7 @@ START_TEST(large_values)
     EXPECT(c, "\r\n", "STORED\r\n");
     ck_assert(!wharf_test_closed(c, NULL));
     EXPECT(c, "append big 0 0 10\r\n0123456789\r\n", "NOT_STORED\r\n");
-    const char *out = rt(c, "get big\r\n");
+    const char *out = mc_test_rt(c, "get big\r\n");
     ck_assert_uint_eq(strlen(out), strlen("VALUE big 0 1048576\r\n") + n + 2 + 5);
     free(v);
     wharf_test_free(t);
@@ -94,7 +68,7 @@ END_TEST
 
 START_TEST(stats_detail_and_reset)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new_json(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "stats detail dump\r\n", "END\r\n");
     EXPECT(c, "stats detail on\r\n", "OK\r\n");
@@ -104,9 +78,9 @@ START_TEST(stats_detail_and_reset)
     EXPECT(c, "stats detail dump\r\n", "PREFIX foo get 2 hit 1 set 1 del 1\r\nEND\r\n");
     EXPECT(c, "stats reset\r\n", "RESET\r\n");
     EXPECT(c, "stats detail dump\r\n", "END\r\n");
-    ck_assert_ptr_nonnull(strstr(rt(c, "stats\r\n"), "STAT total_items 0\r\n"));
-    ck_assert_ptr_nonnull(strstr(rt(c, "stats\r\n"), "STAT curr_items 1\r\n"));
-    ck_assert_ptr_nonnull(strstr(rt(c, "stats items\r\n"),
+    ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats\r\n"), "STAT total_items 0\r\n"));
+    ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats\r\n"), "STAT curr_items 1\r\n"));
+    ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats items\r\n"),
                                  "STAT items:1:number 1\r\nSTAT items:1:mem_requested 72\r\n"));
     EXPECT(c, "stats detail\r\n", "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
     wharf_test_free(t);
@@ -115,12 +89,12 @@ END_TEST
 
 START_TEST(connection_limit)
 {
-    wharf_test *t = new_test("\"options\": {\"max_connections\": 1}");
+    wharf_test *t = mc_test_new_json("\"options\": {\"max_connections\": 1}");
     wharf_test_conn *a = wharf_test_connect(t);
     wharf_test_conn *b = wharf_test_connect(t);
     ck_assert_str_eq(wharf_test_output(b, NULL), "ERROR Too many open connections\r\n");
     ck_assert(wharf_test_closed(b, NULL));
-    const char *st = rt(a, "stats\r\n");
+    const char *st = mc_test_rt(a, "stats\r\n");
     ck_assert_ptr_nonnull(strstr(st, "STAT rejected_connections 1\r\n"));
     ck_assert_ptr_nonnull(strstr(st, "STAT curr_connections 1\r\n"));
     wharf_test_close(a);
@@ -136,7 +110,7 @@ END_TEST
  * command sent behind the dump. */
 START_TEST(metadump_waits_and_lists_every_key)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new_json(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     char line[128];
     for (int i = 0; i < 3000; i++) {
@@ -168,7 +142,7 @@ END_TEST
 /* A watcher that does not read loses lines and is told how many. */
 START_TEST(watch_bounded_and_skipped)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new_json(NULL);
     wharf_test_conn *w = wharf_test_connect(t);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(w, "watch mutations\r\n", "OK\r\n");
@@ -194,7 +168,7 @@ START_TEST(watch_bounded_and_skipped)
     out = wharf_test_output(w, &n);
     ck_assert_msg(strstr(out, "skipped=") != NULL, "no skipped= in %zu bytes", n);
     ck_assert_ptr_nonnull(strstr(out, "key=last status=stored"));
-    ck_assert_ptr_nonnull(strstr(rt(c, "stats\r\n"), "STAT log_watchers 1\r\n"));
+    ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats\r\n"), "STAT log_watchers 1\r\n"));
     wharf_test_free(t);
 }
 END_TEST
