@@ -6,7 +6,8 @@
  * bookkeeping; a store that would pass it evicts the least recently used
  * item of the whole store first, with memcached's segmented LRU (hot, warm,
  * cold) keeping items that are read again out of reach of a one-pass scan
- * (mc_store.c says how).  Times are Unix seconds; callers pass "now" in.
+ * (mc_lru.c says how).  Times are Unix seconds; callers pass "now" in.
+ * mc_store_private.h lists the files that make it.
  *
  * Everything here is thread-safe.  Functions that hand an item to a
  * callback call it with the item's shard locked: the callback copies what it
@@ -286,7 +287,8 @@ static inline int64_t mc_item_idle(const struct mc_item *it, int64_t now)
 enum mc_result mc_store_meta_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
                                  const struct mc_meta_req *req, mc_meta_fn fn, void *arg);
 
-/* What ms stores, besides the key and value. */
+/* What ms stores, besides the key and value (the ASCII and binary storage
+ * commands go the same way with mode, flags, exptime and cas only). */
 struct mc_meta_set {
     enum mc_store_mode mode; /* MC_CAS: set/replace with C */
     uint32_t flags;
