@@ -82,6 +82,15 @@ START_TEST(stats_detail_and_reset)
     ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats\r\n"), "STAT curr_items 1\r\n"));
     ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats items\r\n"),
                                  "STAT items:1:number 1\r\nSTAT items:1:mem_requested 72\r\n"));
+    /* The segmented LRU's moves (tests/check_mc_store counts them), where
+     * memcached prints them, zeroed by the reset. */
+    ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats\r\n"),
+                                 "STAT reclaimed 0\r\nSTAT moves_to_cold 0\r\n"
+                                 "STAT moves_to_warm 0\r\nSTAT moves_within_lru 0\r\n"));
+    ck_assert_ptr_nonnull(strstr(mc_test_rt(c, "stats items\r\n"),
+                                 "STAT items:1:evicted_unfetched 0\r\n"
+                                 "STAT items:1:moves_to_cold 0\r\nSTAT items:1:moves_to_warm 0\r\n"
+                                 "STAT items:1:moves_within_lru 0\r\n"));
     EXPECT(c, "stats detail\r\n", "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
     wharf_test_free(t);
 }

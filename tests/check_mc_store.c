@@ -6,7 +6,8 @@
  * that plain LRU would let push them out), the reclaimer freeing expired
  * items of every shard in one call with bounded work, the memory limit
  * under random sizes, and threads storing, reading, deleting, evicting and
- * reclaiming at once (bounded; CI runs it under ThreadSanitizer), and an
+ * reclaiming at once (bounded; CI runs it under ThreadSanitizer), the LRU's
+ * moves counted as memcached counts them, and an
  * item handed out by reference never changing while it is held, from one
  * thread and from several invalidating and winning the key meanwhile.
  */
@@ -362,6 +363,67 @@ START_TEST(concurrent_fill_keeps_the_newest)
 }
 END_TEST
 
+/*
+ * The segmented LRU's moves, counted as memcached counts them: items read
+ * twice leave hot for warm (moves_to_warm, one each), items never read
+ * again leave hot (or warm) for cold (moves_to_cold), an item read again
+ * at warm's tail goes back to its head (moves_within_lru); `stats items`
+ * per class adds up to the totals, and "stats reset" zeroes them.
+ */
+START_TEST(lru_moves_are_counted)
+{
+    const size_t limit = 1u << 20, vlen = 1000;
+    struct mc_store *s = mc_store_new(limit, 4096);
+    static char v[1000];
+    const int warm = 500, scan = 300;
+    for (int i = 0; i < warm; i++)
+        store_key(s, "w", i, v, vlen);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < warm; i++)
+            ck_assert(has_key(s, "w", i));
+    for (int i = 0; i < scan; i++)
+        store_key(s, "s", i, v, vlen);
+    for (int i = 0; i < 8; i++)
+        mc_store_reclaim(s, 256, NOW);
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.evictions, 0);
+    ck_assert_uint_eq(st.moves_to_warm, (uint64_t)warm); /* every item read twice, once */
+    ck_assert_uint_gt(st.moves_to_cold, 0);
+    ck_assert_uint_eq(st.moves_within_lru, 0);
+    uint64_t to_cold = st.moves_to_cold;
+    /* Read again: warm items are active at warm's tail, and go back to its
+     * head when warm is over its share; those in cold go to warm at once. */
+    for (int i = 0; i < warm; i++)
+        ck_assert(has_key(s, "w", i));
+    for (int i = 0; i < 8; i++)
+        mc_store_reclaim(s, 256, NOW);
+    mc_store_stats(s, &st);
+    printf("moves: %llu to cold, %llu to warm, %llu within\n",
+           (unsigned long long)st.moves_to_cold, (unsigned long long)st.moves_to_warm,
+           (unsigned long long)st.moves_within_lru);
+    ck_assert_uint_gt(st.moves_within_lru, 0);
+    ck_assert_uint_ge(st.moves_to_cold, to_cold);
+    struct mc_class_stats cs[MC_CLASSES];
+    mc_store_class_stats(s, cs);
+    uint64_t sum[3] = {0, 0, 0};
+    for (unsigned k = 1; k < MC_CLASSES; k++) {
+        sum[0] += cs[k].moves_to_cold;
+        sum[1] += cs[k].moves_to_warm;
+        sum[2] += cs[k].moves_within_lru;
+    }
+    ck_assert_uint_eq(sum[0], st.moves_to_cold);
+    ck_assert_uint_eq(sum[1], st.moves_to_warm);
+    ck_assert_uint_eq(sum[2], st.moves_within_lru);
+    mc_store_reset_stats(s);
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.moves_to_cold + st.moves_to_warm + st.moves_within_lru, 0);
+    mc_store_class_stats(s, cs);
+    ck_assert_uint_eq(cs[mc_store_class_of(2, vlen)].moves_to_warm, 0);
+    mc_store_free(s);
+}
+END_TEST
+
 /* ---- referenced items never change ---- */
 
 /* What a reader holding a reference reads without the lock, as
@@ -534,6 +596,7 @@ int main(void)
     tcase_add_test(tc, memory_never_over_the_limit);
     tcase_add_test(tc, threads_store_read_evict_and_reclaim);
     tcase_add_test(tc, concurrent_fill_keeps_the_newest);
+    tcase_add_test(tc, lru_moves_are_counted);
     tcase_add_test(tc, referenced_item_never_changes);
     tcase_add_test(tc, threads_invalidate_referenced_items);
     suite_add_tcase(s, tc);

@@ -103,6 +103,7 @@ void mc_lru_unlink(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
 /* Moves it to the head of warm, as read again (its active mark spent). */
 static void lru_to_warm(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
 {
+    mc_store_class_moved(sh, it, MC_LRU_WARM);
     mc_lru_unlink(s, sh, it);
     it->active = 0;
     it->stamp = lru_clock(s);
@@ -111,6 +112,7 @@ static void lru_to_warm(struct mc_store *s, struct mc_shard *sh, struct mc_item 
 
 static void lru_to_cold(struct mc_store *s, struct mc_shard *sh, struct mc_item *it)
 {
+    mc_store_class_moved(sh, it, MC_LRU_COLD);
     mc_lru_unlink(s, sh, it);
     mc_lru_link(s, sh, it, MC_LRU_COLD);
 }

@@ -427,6 +427,9 @@ void mc_store_stats(struct mc_store *s, struct mc_store_stats *out)
         out->reclaimed += sh->st.reclaimed;
         out->get_expired += sh->st.get_expired;
         out->get_flushed += sh->st.get_flushed;
+        out->moves_to_cold += sh->st.moves_to_cold;
+        out->moves_to_warm += sh->st.moves_to_warm;
+        out->moves_within_lru += sh->st.moves_within_lru;
         pthread_mutex_unlock(&sh->lock);
     }
 }
@@ -439,6 +442,7 @@ void mc_store_reset_stats(struct mc_store *s)
         struct mc_store_stats *st = &sh->st;
         st->total_items = st->evictions = st->expired_unfetched = st->evicted_unfetched = 0;
         st->reclaimed = st->get_expired = st->get_flushed = 0;
+        st->moves_to_cold = st->moves_to_warm = st->moves_within_lru = 0;
         mc_store_class_reset(sh);
         pthread_mutex_unlock(&sh->lock);
     }

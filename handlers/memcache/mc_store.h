@@ -88,6 +88,9 @@ enum mc_result {
 struct mc_store_stats {
     uint64_t curr_items, total_items, bytes, evictions, expired_unfetched,
         evicted_unfetched, reclaimed, get_expired, get_flushed;
+    /* the segmented LRU's moves, as memcached counts them: hot or warm to
+     * cold, hot or cold to warm (read twice), warm's tail back to its head */
+    uint64_t moves_to_cold, moves_to_warm, moves_within_lru;
 };
 
 struct mc_store;
@@ -202,13 +205,14 @@ size_t mc_store_class_size(unsigned id);
  * the counters "stats items" prints. */
 struct mc_class_stats {
     uint64_t number, requested, evicted, evicted_nonzero, evicted_time, reclaimed,
-        expired_unfetched, evicted_unfetched;
+        expired_unfetched, evicted_unfetched, moves_to_cold, moves_to_warm, moves_within_lru;
 };
 void mc_store_class_stats(struct mc_store *s, struct mc_class_stats out[MC_CLASSES]);
 
 /* "stats reset": zeroes the counters memcached zeroes (total_items,
- * evictions, reclaimed, expired/evicted_unfetched, get_expired/flushed, and
- * the per-class ones), not what is stored (curr_items, bytes, number). */
+ * evictions, reclaimed, expired/evicted_unfetched, get_expired/flushed, the
+ * LRU's moves, and the per-class ones), not what is stored (curr_items,
+ * bytes, number). */
 void mc_store_reset_stats(struct mc_store *s);
 
 /* Called for every evicted item, its shard locked (must not call the store). */

@@ -87,6 +87,21 @@ void mc_store_class_reclaimed(struct mc_shard *sh, const struct mc_item *it, boo
         c->expired_unfetched++;
 }
 
+void mc_store_class_moved(struct mc_shard *sh, const struct mc_item *it, int to)
+{
+    struct mc_class_stats *c = &sh->cls[mc_store_class_of(it->nkey, it->nbytes)];
+    if (to == MC_LRU_COLD) {
+        c->moves_to_cold++;
+        sh->st.moves_to_cold++;
+    } else if (it->lru_seg == MC_LRU_WARM) {
+        c->moves_within_lru++;
+        sh->st.moves_within_lru++;
+    } else {
+        c->moves_to_warm++;
+        sh->st.moves_to_warm++;
+    }
+}
+
 void mc_store_class_stats(struct mc_store *s, struct mc_class_stats out[MC_CLASSES])
 {
     memset(out, 0, sizeof(struct mc_class_stats) * MC_CLASSES);
@@ -104,6 +119,9 @@ void mc_store_class_stats(struct mc_store *s, struct mc_class_stats out[MC_CLASS
             out[k].reclaimed += c->reclaimed;
             out[k].expired_unfetched += c->expired_unfetched;
             out[k].evicted_unfetched += c->evicted_unfetched;
+            out[k].moves_to_cold += c->moves_to_cold;
+            out[k].moves_to_warm += c->moves_to_warm;
+            out[k].moves_within_lru += c->moves_within_lru;
         }
         pthread_mutex_unlock(&sh->lock);
     }

@@ -184,6 +184,8 @@ void mc_store_class_linked(struct mc_shard *sh, const struct mc_item *it, int si
 /* it evicted: counted, and shown to the evict hook. */
 void mc_store_class_evicted(struct mc_store *s, struct mc_shard *sh, const struct mc_item *it);
 void mc_store_class_reclaimed(struct mc_shard *sh, const struct mc_item *it, bool flushed);
+/* it about to move from its list to list `to` (the LRU's moves). */
+void mc_store_class_moved(struct mc_shard *sh, const struct mc_item *it, int to);
 /* Zeroes sh's per-class counters, not its items (number, requested). */
 void mc_store_class_reset(struct mc_shard *sh);
 
