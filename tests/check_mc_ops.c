@@ -4,14 +4,17 @@
  * test kit: memcached 1.6.18's exact replies to the bugs of issue 15, a
  * 1 MiB value with the default buffers, stats detail and reset, the
  * max_connections refusal, a metadump that waits for a client that does
- * not read and then prints every key once, and a watcher that does not read
- * told how many lines it lost.  tests/check_mc_ops_compare.sh compares the
+ * not read and then prints every key once, a watcher that does not read
+ * told how many lines it lost, watch's expired and flushed statuses, and
+ * the LRU's move counters.  tests/check_mc_ops_compare.sh compares the
  * same with the real memcached.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "mc_testutil.h"
@@ -149,12 +152,59 @@ START_TEST(metadump_waits_and_lists_every_key)
 END_TEST
 
 /* A watcher that does not read loses lines and is told how many. */
-START_TEST(watch_bounded_and_skipped)
+/* A kit with a watcher *w of `kinds` (its OK read) and a client *c. */
+static wharf_test *watch_start(const char *kinds, wharf_test_conn **w, wharf_test_conn **c)
 {
     wharf_test *t = mc_test_new_json(NULL);
-    wharf_test_conn *w = wharf_test_connect(t);
-    wharf_test_conn *c = wharf_test_connect(t);
-    EXPECT(w, "watch mutations\r\n", "OK\r\n");
+    *w = wharf_test_connect(t);
+    *c = wharf_test_connect(t);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "watch %s\r\n", kinds);
+    EXPECT(*w, cmd, "OK\r\n");
+    return t;
+}
+
+/*
+ * watch's item_get says why a lookup missed where memcached's do_item_get
+ * does: status=expired for an item found past its exptime (a get, and the
+ * lookup a storage command makes first), status=flushed for one a delayed
+ * flush_all invalidated, both with clsid=0 size=0 (the item is freed).
+ */
+START_TEST(watch_expired_and_flushed)
+{
+    wharf_test_conn *w, *c;
+    wharf_test *t = watch_start("fetchers", &w, &c);
+    EXPECT(c, "set neg 0 -1 1\r\nx\r\nget neg\r\n", "STORED\r\nEND\r\n");
+    EXPECT(c, "set again 0 -1 1\r\nx\r\nset again 0 0 1\r\ny\r\n", "STORED\r\nSTORED\r\n");
+    time_t t0 = time(NULL);
+    EXPECT(c, "set fl 0 0 1\r\nx\r\nflush_all 1\r\n", "STORED\r\nOK\r\n");
+    for (int i = 0; i < 40 && time(NULL) < t0 + 2; i++) /* the flush's second has come */
+        usleep(100000);
+    EXPECT(c, "gets fl\r\nget fl\r\n", "END\r\nEND\r\n");
+    wharf_test_run(t, 100);
+    const char *out = wharf_test_output(w, NULL);
+    static const char *const want[] = {
+        " type=item_get key=neg status=not_found clsid=0 cfd=",
+        " type=item_get key=neg status=expired clsid=0 cfd=",
+        " type=item_get key=again status=expired clsid=0 cfd=",
+        " type=item_get key=fl status=flushed clsid=0 cfd=",
+        " type=item_get key=fl status=not_found clsid=0 cfd=",
+    };
+    const char *at = out;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *p = strstr(at, want[i]);
+        ck_assert_msg(p != NULL, "no \"%s\" in order in:\n%s", want[i], out);
+        ck_assert_ptr_nonnull(strstr(p, " size=0\n"));
+        at = p + 1;
+    }
+    wharf_test_free(t);
+}
+END_TEST
+
+START_TEST(watch_bounded_and_skipped)
+{
+    wharf_test_conn *w, *c;
+    wharf_test *t = watch_start("mutations", &w, &c);
     EXPECT(c, "set wk 0 0 1\r\nx\r\n", "STORED\r\n");
     wharf_test_run(t, 100);
     const char *out = wharf_test_output(w, NULL);
@@ -193,6 +243,7 @@ int main(void)
     tcase_add_test(tc, connection_limit);
     tcase_add_test(tc, metadump_waits_and_lists_every_key);
     tcase_add_test(tc, watch_bounded_and_skipped);
+    tcase_add_test(tc, watch_expired_and_flushed);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

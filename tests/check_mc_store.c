@@ -474,7 +474,7 @@ START_TEST(referenced_item_never_changes)
     static char v[5000];
     memset(v, '4', sizeof v);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "k", 1, 7, 0, v, sizeof v, 0, NOW), MC_STORED);
-    struct mc_item *ref = mc_store_get_ref(s, "k", 1, NOW, false, 0);
+    struct mc_item *ref = mc_store_get_ref(s, "k", 1, NOW, false, 0, NULL);
     ck_assert_ptr_nonnull(ref);
     struct ref_view before = ref_read(ref);
     struct mc_meta_req req = {.bump = true};
@@ -503,7 +503,7 @@ START_TEST(referenced_item_never_changes)
     mc_item_release(ref);
     /* A number held by a reference is not rewritten in place by ma / incr. */
     ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "10", 2, 0, NOW), MC_STORED);
-    ref = mc_store_get_ref(s, "n", 1, NOW, false, 0);
+    ref = mc_store_get_ref(s, "n", 1, NOW, false, 0, NULL);
     uint64_t out;
     ck_assert_int_eq(mc_store_delta(s, "n", 1, false, 3, NOW, &out), MC_FOUND);
     ck_assert_mem_eq(mc_item_value(ref), "10\r\n", 4);
@@ -525,7 +525,7 @@ static void *ref_reader(void *arg)
 {
     unsigned *sum = arg;
     for (int i = 0; i < REF_OPS; i++) {
-        struct mc_item *it = mc_store_get_ref(shared, "hot", 3, NOW, false, 0);
+        struct mc_item *it = mc_store_get_ref(shared, "hot", 3, NOW, false, 0, NULL);
         if (it) {
             struct ref_view v = ref_read(it);
             *sum += v.sum + (unsigned)v.cas + v.flags;

@@ -606,13 +606,13 @@ START_TEST(referenced_item_is_never_changed)
 {
     struct mc_store *s = mc_store_new(1 << 20, 1 << 20);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "10", 2, 0, 1), MC_STORED);
-    struct mc_item *a = mc_store_get_ref(s, "n", 1, 1, false, 0);
+    struct mc_item *a = mc_store_get_ref(s, "n", 1, 1, false, 0, NULL);
     ck_assert_ptr_nonnull(a);
     uint64_t v;
     ck_assert_int_eq(mc_store_delta(s, "n", 1, true, 5, 1, &v), MC_FOUND); /* not in place */
     ck_assert_uint_eq(v, 15);
     ck_assert_int_eq(memcmp(mc_item_value(a), "10\r\n", 4), 0);
-    struct mc_item *b = mc_store_get_ref(s, "n", 1, 1, false, 0);
+    struct mc_item *b = mc_store_get_ref(s, "n", 1, 1, false, 0, NULL);
     ck_assert_int_eq(memcmp(mc_item_value(b), "15\r\n", 4), 0);
     mc_item_release(b);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "xyz", 3, 0, 1), MC_STORED);
@@ -622,7 +622,7 @@ START_TEST(referenced_item_is_never_changed)
     /* Unshared again: incr in place, as memcached (padded). */
     ck_assert_int_eq(mc_store_store(s, MC_SET, "m", 1, 0, 0, "99", 2, 0, 1), MC_STORED);
     ck_assert_int_eq(mc_store_delta(s, "m", 1, false, 90, 1, &v), MC_FOUND);
-    b = mc_store_get_ref(s, "m", 1, 1, false, 0);
+    b = mc_store_get_ref(s, "m", 1, 1, false, 0, NULL);
     ck_assert_int_eq(memcmp(mc_item_value(b), "9 \r\n", 4), 0);
     mc_item_release(b);
     mc_store_free(s);
@@ -639,7 +639,7 @@ START_TEST(referenced_item_counts_until_released)
     memset(v, 'v', sizeof v);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "a", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "b", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
-    struct mc_item *a = mc_store_get_ref(s, "a", 1, 1, false, 0);
+    struct mc_item *a = mc_store_get_ref(s, "a", 1, 1, false, 0, NULL);
     ck_assert_int_eq(mc_store_delete(s, "a", 1, 1), MC_FOUND);
     /* a still holds its bytes: c fits, d must evict b. */
     ck_assert_int_eq(mc_store_store(s, MC_SET, "c", 1, 0, 0, v, 1000, 0, 1), MC_STORED);

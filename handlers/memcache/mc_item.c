@@ -84,6 +84,15 @@ static struct mc_item **chain_slot(struct mc_shard *sh, struct mc_item *it)
 struct mc_item *mc_item_find(struct mc_store *s, struct mc_shard *sh, uint64_t hash,
                              const char *key, size_t nkey, int64_t now, bool count)
 {
+    enum mc_result miss;
+    return mc_item_lookup(s, sh, hash, key, nkey, now, count, &miss);
+}
+
+struct mc_item *mc_item_lookup(struct mc_store *s, struct mc_shard *sh, uint64_t hash,
+                               const char *key, size_t nkey, int64_t now, bool count,
+                               enum mc_result *miss)
+{
+    *miss = MC_NOT_FOUND;
     for (struct mc_item *it = *bucket_of(sh, hash); it; it = it->hnext) {
         if (it->hash != hash || it->nkey != nkey || memcmp(it->data, key, nkey) != 0)
             continue;
@@ -96,6 +105,7 @@ struct mc_item *mc_item_find(struct mc_store *s, struct mc_shard *sh, uint64_t h
                     sh->st.get_expired++;
             }
             mc_item_reclaim(s, sh, it, flushed);
+            *miss = flushed ? MC_FLUSHED : MC_EXPIRED;
             return NULL;
         }
         return it;

@@ -126,13 +126,15 @@ uint64_t mc_store_next_cas(struct mc_store *s)
 
 /* ---- get ---- */
 
-enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                            bool touch, int64_t exptime,
-                            void (*fn)(const struct mc_item *it, void *arg), void *arg)
+/* mc_store_get, saying why it missed (*miss, see mc_store_get_ref). */
+static enum mc_result store_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                                bool touch, int64_t exptime,
+                                void (*fn)(const struct mc_item *it, void *arg), void *arg,
+                                enum mc_result *miss)
 {
     uint64_t h;
     struct mc_shard *sh = mc_store_lock(s, key, nkey, &h);
-    struct mc_item *it = mc_item_find(s, sh, h, key, nkey, now, true);
+    struct mc_item *it = mc_item_lookup(s, sh, h, key, nkey, now, true, miss);
     if (it) {
         mc_lru_hit(s, sh, it);
         if (touch)
@@ -144,6 +146,14 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
     return it ? MC_FOUND : MC_NOT_FOUND;
 }
 
+enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                            bool touch, int64_t exptime,
+                            void (*fn)(const struct mc_item *it, void *arg), void *arg)
+{
+    enum mc_result miss;
+    return store_get(s, key, nkey, now, touch, exptime, fn, arg, &miss);
+}
+
 static void take_ref(const struct mc_item *it, void *arg)
 {
     struct mc_item *m = (struct mc_item *)it;
@@ -152,25 +162,27 @@ static void take_ref(const struct mc_item *it, void *arg)
 }
 
 struct mc_item *mc_store_get_ref(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                                 bool touch, int64_t exptime)
+                                 bool touch, int64_t exptime, enum mc_result *miss)
 {
     struct mc_item *it = NULL;
-    mc_store_get(s, key, nkey, now, touch, exptime, take_ref, &it);
+    enum mc_result why;
+    store_get(s, key, nkey, now, touch, exptime, take_ref, &it, miss ? miss : &why);
     return it;
 }
 
-bool mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                   unsigned *cls, uint32_t *nbytes)
+enum mc_result mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                             unsigned *cls, uint32_t *nbytes)
 {
     uint64_t h;
+    enum mc_result miss;
     struct mc_shard *sh = mc_store_lock(s, key, nkey, &h);
-    struct mc_item *it = mc_item_find(s, sh, h, key, nkey, now, false);
+    struct mc_item *it = mc_item_lookup(s, sh, h, key, nkey, now, false, &miss);
     if (it) {
         *cls = mc_store_class_of(it->nkey, it->nbytes);
         *nbytes = it->nbytes;
     }
     pthread_mutex_unlock(&sh->lock);
-    return it != NULL;
+    return it ? MC_FOUND : miss;
 }
 
 /* ---- set, add, replace, append, prepend, cas (and ms) ---- */

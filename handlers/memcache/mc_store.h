@@ -82,6 +82,11 @@ enum mc_result {
     MC_NON_NUMERIC,  /* delta on a value that is not a decimal number */
     MC_TOO_LARGE,
     MC_NO_MEMORY,
+    /* Why a lookup missed, where the caller asks (mc_store_get_ref's *miss,
+     * mc_store_peek): the item it found had expired, or was flushed (it is
+     * freed now); memcached's watch shows these as status=expired/flushed. */
+    MC_EXPIRED,
+    MC_FLUSHED,
 };
 
 /* Counters kept per shard (under its lock) and summed by mc_store_stats. */
@@ -119,10 +124,11 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
  * delete, incr or eviction meanwhile replaces or unlinks it, and never
  * writes into a referenced item); the item keeps counting against the
  * memory limit until its last reference goes.  Release every reference
- * before mc_store_free.
+ * before mc_store_free.  On a miss, *miss (when not NULL) says why:
+ * MC_NOT_FOUND, MC_EXPIRED or MC_FLUSHED.
  */
 struct mc_item *mc_store_get_ref(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                                 bool touch, int64_t exptime);
+                                 bool touch, int64_t exptime, enum mc_result *miss);
 /* Drops a reference taken by mc_store_get_ref; the last one of an unlinked
  * item frees it.  Any thread, no lock held (takes none). */
 void mc_item_release(struct mc_item *it);
@@ -219,10 +225,11 @@ void mc_store_reset_stats(struct mc_store *s);
 typedef void (*mc_store_evict_fn)(void *arg, const struct mc_item *it, int64_t now);
 void mc_store_set_evict_hook(struct mc_store *s, mc_store_evict_fn fn, void *arg);
 
-/* Whether key is live, without bumping it or marking it fetched; when it
- * is, its class and value length. */
-bool mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                   unsigned *cls, uint32_t *nbytes);
+/* Whether key is live, without bumping it or marking it fetched: MC_FOUND,
+ * with its class and value length, or MC_NOT_FOUND, MC_EXPIRED or
+ * MC_FLUSHED (a dead item found is freed, as by any lookup). */
+enum mc_result mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                             unsigned *cls, uint32_t *nbytes);
 
 /* A copy of one item's metadata, as a walk hands it out. */
 struct mc_walk_item {

@@ -156,6 +156,11 @@ void mc_item_reclaim(struct mc_store *s, struct mc_shard *sh, struct mc_item *it
  * with `count` counted in get_expired/get_flushed). */
 struct mc_item *mc_item_find(struct mc_store *s, struct mc_shard *sh, uint64_t hash,
                              const char *key, size_t nkey, int64_t now, bool count);
+/* mc_item_find that says why it missed: *miss MC_NOT_FOUND, MC_EXPIRED or
+ * MC_FLUSHED (the item it found and freed). */
+struct mc_item *mc_item_lookup(struct mc_store *s, struct mc_shard *sh, uint64_t hash,
+                               const char *key, size_t nkey, int64_t now, bool count,
+                               enum mc_result *miss);
 
 /* ---- mc_lru.c: the segmented LRU and eviction (sh locked) ---- */
 

@@ -285,16 +285,18 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
 
 /* ---- what the operators' commands see of each command ------------------- */
 
-/* A get-family key looked up: per-class hits, stats detail, watch. */
+/* A get-family key looked up (r: MC_FOUND, or why it missed): per-class
+ * hits, stats detail, watch. */
 static void mc_ops_fetched(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
-                           bool found, uint32_t nbytes, bool touch)
+                           enum mc_result r, uint32_t nbytes, bool touch)
 {
     struct mc_listener *l = wharf_listener_data(c);
+    bool found = r == MC_FOUND;
     if (found)
         mc_stats_class(mc, touch ? SC_TOUCH_HITS : SC_GET_HITS, nkey, nbytes);
     mc_stats_detail(l->sh, key, nkey, found ? MD_HIT : MD_GET);
     if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS))
-        mc_watch_get(l->sh->ops->watch, key, nkey, found,
+        mc_watch_get(l->sh->ops->watch, key, nkey, r,
                      found ? mc_store_class_of(nkey, nbytes) : 0, nbytes, wharf_conn_id(c));
 }
 
@@ -310,8 +312,8 @@ static void mc_ops_storing(wharf_conn *c, struct mc_conn *mc, const char *key, s
     if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS)) {
         unsigned cls = 0;
         uint32_t nbytes = 0;
-        bool found = mc_store_peek(l->store, key, nkey, now, &cls, &nbytes);
-        mc_watch_get(l->sh->ops->watch, key, nkey, found, cls, nbytes, wharf_conn_id(c));
+        enum mc_result r = mc_store_peek(l->store, key, nkey, now, &cls, &nbytes);
+        mc_watch_get(l->sh->ops->watch, key, nkey, r, cls, nbytes, wharf_conn_id(c));
     }
 }
 
@@ -417,8 +419,11 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
             mc->mget_skip = true;
             return n;
         }
-        struct mc_item *it = mc_store_get_ref(l->store, k.p, k.n, now, touch, mc->mget_exptime);
-        enum mc_result r = it ? MC_FOUND : MC_NOT_FOUND;
+        enum mc_result r = MC_FOUND;
+        struct mc_item *it = mc_store_get_ref(l->store, k.p, k.n, now, touch, mc->mget_exptime,
+                                              &r);
+        if (it)
+            r = MC_FOUND;
         uint32_t nbytes = it ? it->nbytes : 0;
         if (it)
             mc_emit_value(c, it, cas);
@@ -429,7 +434,7 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         } else {
             wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_GET_HITS : C_GET_MISSES], 1);
         }
-        mc_ops_fetched(c, mc, k.p, k.n, r == MC_FOUND, nbytes, touch);
+        mc_ops_fetched(c, mc, k.p, k.n, r, nbytes, touch);
     }
     return n;
 }
@@ -550,7 +555,7 @@ static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct mc_tok
     mc_stats_detail(l->sh, t[1].p, t[1].n, MD_DEL);
     unsigned cls = 0;
     uint32_t nbytes = 0;
-    bool had = mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes);
+    bool had = mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes) == MC_FOUND;
     enum mc_result r = mc_store_delete(l->store, t[1].p, t[1].n, now);
     wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_DELETE_HITS : C_DELETE_MISSES], 1);
     if (r == MC_FOUND && had)
@@ -585,7 +590,7 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
                             : (r == MC_FOUND ? C_DECR_HITS : C_DECR_MISSES)], 1);
     unsigned cls;
     uint32_t nbytes;
-    if (r == MC_FOUND && mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes))
+    if (r == MC_FOUND && mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes) == MC_FOUND)
         mc_stats_class(mc, incr ? SC_INCR_HITS : SC_DECR_HITS, t[1].n, nbytes);
     if (noreply)
         return;
