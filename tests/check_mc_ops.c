@@ -181,6 +181,10 @@ START_TEST(watch_expired_and_flushed)
     for (int i = 0; i < 40 && time(NULL) < t0 + 2; i++) /* the flush's second has come */
         usleep(100000);
     EXPECT(c, "gets fl\r\nget fl\r\n", "END\r\nEND\r\n");
+    /* delete, incr/decr and touch look the key up first too, as memcached */
+    EXPECT(c, "set d 0 -1 1\r\n1\r\ndelete d\r\nset n 0 0 1\r\n1\r\nincr n 1\r\n"
+              "touch n 10\r\ndecr nope 1\r\n",
+           "STORED\r\nNOT_FOUND\r\nSTORED\r\n2\r\nTOUCHED\r\nNOT_FOUND\r\n");
     wharf_test_run(t, 100);
     const char *out = wharf_test_output(w, NULL);
     static const char *const want[] = {
@@ -189,12 +193,17 @@ START_TEST(watch_expired_and_flushed)
         " type=item_get key=again status=expired clsid=0 cfd=",
         " type=item_get key=fl status=flushed clsid=0 cfd=",
         " type=item_get key=fl status=not_found clsid=0 cfd=",
+        " type=item_get key=d status=expired clsid=0 cfd=",
+        " type=item_get key=n status=found clsid=1 cfd=",
+        " type=item_get key=n status=found clsid=1 cfd=",
+        " type=item_get key=nope status=not_found clsid=0 cfd=",
     };
     const char *at = out;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const char *p = strstr(at, want[i]);
         ck_assert_msg(p != NULL, "no \"%s\" in order in:\n%s", want[i], out);
-        ck_assert_ptr_nonnull(strstr(p, " size=0\n"));
+        ck_assert_ptr_nonnull(strstr(p, strstr(want[i], "found clsid=1") ? " size=1\n"
+                                                                            : " size=0\n"));
         at = p + 1;
     }
     wharf_test_free(t);
