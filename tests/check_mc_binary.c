@@ -25,14 +25,11 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "mc_testutil.h"
 #include "testutil.h"
 #include "wharf_server.h"
 #include "wharf_test.h"
 
-/* handlers/memcache/, compiled into this program. */
-extern const struct wharf_handler wharf_handler;
-
-#define BUFFERS "\"buffers\": {\"max_input\": 2097152}"
 #define CAS_ANY UINT64_MAX /* expect_pkt: any non-zero cas */
 
 enum {
@@ -43,15 +40,6 @@ enum {
     B_FLUSHQ = 0x18, B_APPENDQ = 0x19, B_PREPENDQ = 0x1a, B_TOUCH = 0x1c, B_GAT = 0x1d, B_GATQ = 0x1e,
     B_SASL_LIST = 0x20, B_GATK = 0x23, B_GATKQ = 0x24,
 };
-
-static wharf_test *new_test(const char *options)
-{
-    char json[1024], err[512] = "";
-    snprintf(json, sizeof json, "%s, \"options\": {%s}", BUFFERS, options ? options : "");
-    wharf_test *t = wharf_test_new(&wharf_handler, json, err, sizeof err);
-    ck_assert_msg(t != NULL, "%s", err);
-    return t;
-}
 
 static void put_be(unsigned char *p, uint64_t v, int n)
 {
@@ -192,7 +180,7 @@ static const unsigned char FLAGS[4] = {0xde, 0xad, 0xbe, 0xef};
 
 START_TEST(every_opcode)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -299,7 +287,7 @@ END_TEST
 
 START_TEST(expiry_and_delayed_flush)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -333,7 +321,7 @@ END_TEST
 
 START_TEST(quiet_pipeline_then_noop)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -378,7 +366,7 @@ END_TEST
 
 START_TEST(cas_on_every_opcode)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -443,7 +431,7 @@ END_TEST
  * byte. */
 START_TEST(every_split)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     struct req *r = calloc(1, sizeof *r);
     add_set(r, B_SETQ, "k", "value", 3, 0, 1, 0);
     add(r, B_GETK, NULL, 0, "k", NULL, 2, 0);
@@ -489,7 +477,7 @@ END_TEST
 
 START_TEST(errors_that_close)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off;
     const unsigned char *out;
@@ -559,7 +547,7 @@ END_TEST
 
 START_TEST(errors_that_go_on)
 {
-    wharf_test *t = new_test("\"item_size_max\": 1000");
+    wharf_test *t = mc_test_new("\"item_size_max\": 1000");
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -603,7 +591,7 @@ END_TEST
  * connection keeps no input, and goes on after them. */
 START_TEST(huge_body_is_swallowed)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -678,7 +666,7 @@ static long long bin_stat(wharf_test_conn *c, const char *sub, const char *name,
 
 START_TEST(stat_and_counters)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     size_t len, off = 0;
@@ -732,7 +720,7 @@ END_TEST
  * stops taking them while output is pending. */
 START_TEST(client_that_does_not_read)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     struct req *r = calloc(1, sizeof *r);
     char *val = malloc(100001);
@@ -775,7 +763,7 @@ END_TEST
  * it reads nothing it should not), and answers a noop afterwards. */
 START_TEST(random_requests)
 {
-    wharf_test *t = new_test("\"item_size_max\": 200");
+    wharf_test *t = mc_test_new("\"item_size_max\": 200");
     struct req *r = calloc(1, sizeof *r);
     unsigned seed = 12345;
     for (int round = 0; round < 300; round++) {
@@ -1033,7 +1021,7 @@ START_TEST(same_bytes_as_memcached)
     struct side m = {0}, w = {0};
     pid_t mpid = start_memcached(&m.port);
     char err[512] = "";
-    wharf_server *srv = wharf_test_serve(&wharf_handler, 1, BUFFERS, &w.port, err, sizeof err);
+    wharf_server *srv = wharf_test_serve(&wharf_handler, 1, MC_TEST_BUFFERS, &w.port, err, sizeof err);
     ck_assert_msg(srv != NULL, "%s", err);
     m.got = malloc(1 << 22);
     w.got = malloc(1 << 22);

@@ -15,50 +15,12 @@
 
 #include "../handlers/memcache/mc_store.h"
 #include "check_main.h"
+#include "mc_testutil.h"
 #include "wharf_test.h"
-
-/* handlers/memcache/, compiled into this program. */
-extern const struct wharf_handler wharf_handler;
-
-#define BUFFERS "\"buffers\": {\"max_input\": 2097152}"
-
-static wharf_test *new_test(const char *options)
-{
-    char json[1024], err[512] = "";
-    snprintf(json, sizeof json, "%s, \"options\": {%s}", BUFFERS, options ? options : "");
-    wharf_test *t = wharf_test_new(&wharf_handler, json, err, sizeof err);
-    ck_assert_msg(t != NULL, "%s", err);
-    return t;
-}
-
-/* Sends `in` and returns what the handler answered to it (a static copy). */
-static const char *rt(wharf_test_conn *c, const char *in)
-{
-    static char *last;
-    free(last);
-    wharf_test_send(c, in, strlen(in));
-    size_t n;
-    const char *out = wharf_test_output(c, &n);
-    last = malloc(n + 1);
-    memcpy(last, out, n + 1);
-    return last;
-}
-
-#define EXPECT(c, in, out) ck_assert_str_eq(rt(c, in), out)
-
-static unsigned long long stat_of(wharf_test_conn *c, const char *name)
-{
-    const char *out = rt(c, "stats\r\n");
-    char pat[128];
-    snprintf(pat, sizeof pat, "STAT %s ", name);
-    const char *p = strstr(out, pat);
-    ck_assert_msg(p != NULL, "no %s in %s", name, out);
-    return strtoull(p + strlen(pat), NULL, 10);
-}
 
 START_TEST(mg_and_ms_flags)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "mn\r\nmn extra\r\n", "MN\r\nMN\r\n");
     EXPECT(c, "ms foo 2\r\nhi\r\n", "HD\r\n");
@@ -87,7 +49,7 @@ END_TEST
 
 START_TEST(ms_modes_and_cas)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "ms m1 1 ME\r\na\r\nms m1 1 ME\r\nb\r\nmg m1 v\r\n", "HD\r\nNS\r\nVA 1\r\na\r\n");
     EXPECT(c, "ms m2 2 MA\r\nzz\r\nms m2 1 F3\r\nb\r\nms m2 1 MA\r\nc\r\nms m2 1 MP\r\na\r\n"
@@ -104,9 +66,9 @@ START_TEST(ms_modes_and_cas)
               "ms c1 1 ME C1\r\nx\r\nms c9 1 MR C1\r\nx\r\nmg c1 v c\r\n",
            "NF\r\nEX\r\nEX\r\nNS\r\nNF\r\nVA 1 c8\r\nb\r\n");
     EXPECT(c, "ms c1 1 MA C8 c\r\n!\r\n", "HD c9\r\n");
-    ck_assert_uint_eq(stat_of(c, "cas_hits"), 1);
-    ck_assert_uint_eq(stat_of(c, "cas_badval"), 2);
-    ck_assert_uint_eq(stat_of(c, "cas_misses"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "cas_hits"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "cas_badval"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "cas_misses"), 2);
     /* E (memcached 1.6.24): the client picks the new cas */
     EXPECT(c, "ms e1 1 E500 c\r\na\r\nmg e1 c\r\nms e1 1 C500 E600 c\r\nb\r\n",
            "HD c500\r\nHD c500\r\nHD c600\r\n");
@@ -120,7 +82,7 @@ END_TEST
 
 START_TEST(stale_while_revalidate)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     /* md I: stale, a new cas, T applies; the first reader wins (W). */
     EXPECT(c, "ms s1 3 T100\r\nold\r\nmd s1 I T30\r\nmg s1 v c t\r\n",
@@ -147,14 +109,14 @@ END_TEST
 
 START_TEST(md_and_ma)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "ms d1 1\r\nx\r\nmd d1\r\nmd d1\r\nmd d1 q\r\nms d1 1\r\nx\r\nmd d1 q\r\nmg d1\r\n",
            "HD\r\nHD\r\nNF\r\nNF\r\nHD\r\nEN\r\n");
     EXPECT(c, "ms d2 1 c\r\nx\r\nmd d2 C1 O5 k\r\nmd d2 T30\r\nmg d2\r\nmd d3 O1 k q\r\n",
            "HD c3\r\nEX O5 kd2\r\nHD\r\nEN\r\nNF O1 kd3\r\n");
-    ck_assert_uint_eq(stat_of(c, "delete_hits"), 3);
-    ck_assert_uint_eq(stat_of(c, "delete_misses"), 4);
+    ck_assert_uint_eq(mc_test_stat(c, "delete_hits"), 3);
+    ck_assert_uint_eq(mc_test_stat(c, "delete_misses"), 4);
     EXPECT(c, "md d1 v\r\nmd d1 q q\r\nmd d1 O123456789012345678901234567890123\r\n",
            "NF\r\nCLIENT_ERROR invalid or duplicate flag\r\n"
            "CLIENT_ERROR opaque token too long\r\n");
@@ -163,19 +125,19 @@ START_TEST(md_and_ma)
     EXPECT(c, "ma n1 M- D100 v\r\nma n1 M+ v t c\r\nma n1 MI D18446744073709551615 v\r\n",
            "VA 1\r\n0\r\nVA 1 t-1 c8\r\n1\r\nVA 1\r\n0\r\n");
     EXPECT(c, "ma n1 q\r\nma n1 q v\r\nma n1 O9 k\r\nma nx O9 k\r\n", "HD O9 kn1\r\nNF O9 knx\r\n");
-    ck_assert_uint_eq(stat_of(c, "incr_hits"), 6);
-    ck_assert_uint_eq(stat_of(c, "decr_hits"), 2);
-    ck_assert_uint_eq(stat_of(c, "incr_misses"), 3);
+    ck_assert_uint_eq(mc_test_stat(c, "incr_hits"), 6);
+    ck_assert_uint_eq(mc_test_stat(c, "decr_hits"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "incr_misses"), 3);
     /* a longer number replaces the item; C and T; a vivified item's TTL */
     EXPECT(c, "ms n2 2\r\n99\r\nma n2 v c\r\nmg n2 v s\r\n", "HD\r\nVA 3 c14\r\n100\r\nVA 3 s3\r\n100\r\n");
     EXPECT(c, "ms n3 1\r\n5\r\nma n3 C1 v\r\nma n3 C0 v\r\nma n3 t T30 v\r\n",
            "HD\r\nEX\r\nVA 1\r\n6\r\nVA 1 t-1\r\n7\r\n");
-    const char *ttl = rt(c, "ma n3 t v\r\n"); /* a second may have passed */
+    const char *ttl = mc_test_rt(c, "ma n3 t v\r\n"); /* a second may have passed */
     ck_assert_msg(!strcmp(ttl, "VA 1 t30\r\n8\r\n") || !strcmp(ttl, "VA 1 t29\r\n8\r\n"), "%s",
                   ttl);
     /* vivified: its TTL comes from N (t, before it, sees none) */
     EXPECT(c, "ma n4 t N50 J7 c v\r\n", "VA 1 t-1 c19\r\n7\r\n");
-    ttl = rt(c, "ma n4 t\r\n");
+    ttl = mc_test_rt(c, "ma n4 t\r\n");
     ck_assert_msg(!strcmp(ttl, "HD t50\r\n") || !strcmp(ttl, "HD t49\r\n"), "%s", ttl);
     EXPECT(c, "ms n5 3\r\nabc\r\nma n5 q\r\nms n6 0\r\n\r\nma n6\r\nma n5 C1 v\r\n",
            "HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nHD\r\n"
@@ -189,7 +151,7 @@ END_TEST
 
 START_TEST(base64_keys)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "ms Zm9v 2 b k c\r\nhi\r\nmg Zm9v b k v\r\nget foo\r\n",
            "HD kZm9v b c1\r\nVA 2 kZm9v b\r\nhi\r\nVALUE foo 0 2\r\nhi\r\nEND\r\n");
@@ -213,7 +175,7 @@ END_TEST
 
 START_TEST(errors)
 {
-    wharf_test *t = new_test("\"item_size_max\": 1000");
+    wharf_test *t = mc_test_new("\"item_size_max\": 1000");
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "mz foo\r\nm\r\nmg\r\nms\r\nme\r\n",
            "ERROR\r\nERROR\r\nERROR\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n");
@@ -253,21 +215,21 @@ START_TEST(errors)
     memcpy(big, "ms big 2000 MA\r\n", 16);
     memcpy(big + 16 + 2000, "\r\nmg big v\r\n", 13);
     EXPECT(c, big, "SERVER_ERROR object too large for cache\r\nEN\r\n");
-    ck_assert_uint_eq(stat_of(c, "store_too_large"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "store_too_large"), 1);
     wharf_test_free(t);
 }
 END_TEST
 
 START_TEST(me_line)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     size_t cost = mc_item_cost(1, 5); /* size= is what the item costs against memory_limit */
     char want[256], want99[256];
     snprintf(want, sizeof want, "EN\r\nHD\r\nME k exp=-1 la=0 cas=1 fetch=no cls=0 size=%zu\r\n",
              cost);
     EXPECT(c, "me nope\r\nms k 5 T0\r\nhello\r\nme k\r\n", want);
-    const char *out = rt(c, "ms k 5 T100\r\nhello\r\nmg k\r\nme k\r\n");
+    const char *out = mc_test_rt(c, "ms k 5 T100\r\nhello\r\nmg k\r\nme k\r\n");
     snprintf(want, sizeof want, "HD\r\nHD\r\nME k exp=100 la=0 cas=2 fetch=yes cls=0 size=%zu\r\n",
              cost);
     snprintf(want99, sizeof want99,
@@ -279,15 +241,15 @@ END_TEST
 
 START_TEST(counters)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
-    rt(c, "ms a 1\r\nx\r\nms a 1\r\nxy\r\nmg a v\r\nmg b v\r\nmg a T10\r\nmg b T10 q\r\n");
-    ck_assert_uint_eq(stat_of(c, "cmd_set"), 2);
-    ck_assert_uint_eq(stat_of(c, "cmd_get"), 3);
-    ck_assert_uint_eq(stat_of(c, "get_hits"), 1);
-    ck_assert_uint_eq(stat_of(c, "get_misses"), 2);
-    ck_assert_uint_eq(stat_of(c, "cmd_touch"), 1);
-    ck_assert_uint_eq(stat_of(c, "touch_hits"), 1);
+    mc_test_rt(c, "ms a 1\r\nx\r\nms a 1\r\nxy\r\nmg a v\r\nmg b v\r\nmg a T10\r\nmg b T10 q\r\n");
+    ck_assert_uint_eq(mc_test_stat(c, "cmd_set"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "cmd_get"), 3);
+    ck_assert_uint_eq(mc_test_stat(c, "get_hits"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "get_misses"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "cmd_touch"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "touch_hits"), 1);
     wharf_test_free(t);
 }
 END_TEST
@@ -295,7 +257,7 @@ END_TEST
 /* A pipelined quiet burst ending in mn, split at every byte. */
 START_TEST(quiet_burst_every_split)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     const char *in = "ms q1 1 q\r\na\r\nms q2 1 q O2 k\r\nb\r\nmg q1 q v k\r\nmg qx q v k\r\n"
                      "mg q2 q v O4\r\nmd qx q\r\nmd q1 q\r\nma qn q\r\nma qn q N0 J1\r\n"
                      "ma qn q\r\nmg qn q v\r\nms q2 1 q ME\r\nc\r\nmg q1 q\r\nmn\r\n";
@@ -304,7 +266,7 @@ START_TEST(quiet_burst_every_split)
     size_t n = strlen(in);
     for (size_t split = 0; split <= n; split++) {
         wharf_test_conn *c = wharf_test_connect(t);
-        rt(c, "flush_all\r\n");
+        mc_test_rt(c, "flush_all\r\n");
         wharf_test_send(c, in, split);
         wharf_test_send(c, in + split, n - split);
         ck_assert_msg(strcmp(wharf_test_output(c, NULL), want) == 0, "split %zu: %s", split,

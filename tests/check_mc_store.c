@@ -6,7 +6,10 @@
  * that plain LRU would let push them out), the reclaimer freeing expired
  * items of every shard in one call with bounded work, the memory limit
  * under random sizes, and threads storing, reading, deleting, evicting and
- * reclaiming at once (bounded; CI runs it under ThreadSanitizer).
+ * reclaiming at once (bounded; CI runs it under ThreadSanitizer), the LRU's
+ * moves counted as memcached counts them, and an
+ * item handed out by reference never changing while it is held, from one
+ * thread and from several invalidating and winning the key meanwhile.
  */
 #include <check.h>
 #include <pthread.h>
@@ -360,6 +363,219 @@ START_TEST(concurrent_fill_keeps_the_newest)
 }
 END_TEST
 
+/*
+ * The segmented LRU's moves, counted as memcached counts them: items read
+ * twice leave hot for warm (moves_to_warm, one each), items never read
+ * again leave hot (or warm) for cold (moves_to_cold), an item read again
+ * at warm's tail goes back to its head (moves_within_lru); `stats items`
+ * per class adds up to the totals, and "stats reset" zeroes them.
+ */
+START_TEST(lru_moves_are_counted)
+{
+    const size_t limit = 1u << 20, vlen = 1000;
+    struct mc_store *s = mc_store_new(limit, 4096);
+    static char v[1000];
+    const int warm = 500, scan = 300;
+    for (int i = 0; i < warm; i++)
+        store_key(s, "w", i, v, vlen);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < warm; i++)
+            ck_assert(has_key(s, "w", i));
+    for (int i = 0; i < scan; i++)
+        store_key(s, "s", i, v, vlen);
+    for (int i = 0; i < 8; i++)
+        mc_store_reclaim(s, 256, NOW);
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.evictions, 0);
+    ck_assert_uint_eq(st.moves_to_warm, (uint64_t)warm); /* every item read twice, once */
+    ck_assert_uint_gt(st.moves_to_cold, 0);
+    ck_assert_uint_eq(st.moves_within_lru, 0);
+    uint64_t to_cold = st.moves_to_cold;
+    /* Read again: warm items are active at warm's tail, and go back to its
+     * head when warm is over its share; those in cold go to warm at once. */
+    for (int i = 0; i < warm; i++)
+        ck_assert(has_key(s, "w", i));
+    for (int i = 0; i < 8; i++)
+        mc_store_reclaim(s, 256, NOW);
+    mc_store_stats(s, &st);
+    printf("moves: %llu to cold, %llu to warm, %llu within\n",
+           (unsigned long long)st.moves_to_cold, (unsigned long long)st.moves_to_warm,
+           (unsigned long long)st.moves_within_lru);
+    ck_assert_uint_gt(st.moves_within_lru, 0);
+    ck_assert_uint_ge(st.moves_to_cold, to_cold);
+    struct mc_class_stats cs[MC_CLASSES];
+    mc_store_class_stats(s, cs);
+    uint64_t sum[3] = {0, 0, 0};
+    for (unsigned k = 1; k < MC_CLASSES; k++) {
+        sum[0] += cs[k].moves_to_cold;
+        sum[1] += cs[k].moves_to_warm;
+        sum[2] += cs[k].moves_within_lru;
+    }
+    ck_assert_uint_eq(sum[0], st.moves_to_cold);
+    ck_assert_uint_eq(sum[1], st.moves_to_warm);
+    ck_assert_uint_eq(sum[2], st.moves_within_lru);
+    mc_store_reset_stats(s);
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.moves_to_cold + st.moves_to_warm + st.moves_within_lru, 0);
+    mc_store_class_stats(s, cs);
+    ck_assert_uint_eq(cs[mc_store_class_of(2, vlen)].moves_to_warm, 0);
+    mc_store_free(s);
+}
+END_TEST
+
+/* ---- referenced items never change ---- */
+
+/* What a reader holding a reference reads without the lock, as
+ * mc_emit_value does: key, flags, length, cas and the value's bytes. */
+struct ref_view {
+    uint64_t cas;
+    uint32_t flags, nbytes;
+    unsigned sum;
+};
+
+static struct ref_view ref_read(const struct mc_item *it)
+{
+    struct ref_view v = {it->cas, it->flags, it->nbytes, 0};
+    for (size_t i = 0; i < it->nkey; i++)
+        v.sum += (unsigned char)mc_item_key(it)[i];
+    for (size_t i = 0; i < (size_t)it->nbytes + 2; i += 512)
+        v.sum += (unsigned char)mc_item_value(it)[i];
+    return v;
+}
+
+/* mg's callback as mc_meta.c's: may change exptime and the win mark. */
+static bool meta_touch_win(struct mc_item *it, bool created, void *arg)
+{
+    (void)created;
+    (void)arg;
+    it->exptime = 0;
+    it->mflags |= MC_ITEM_TOKEN_SENT;
+    return true;
+}
+
+static bool meta_cas_of(struct mc_item *it, bool created, void *arg)
+{
+    (void)created;
+    *(uint64_t *)arg = it->cas;
+    *((uint64_t *)arg + 1) = it->mflags;
+    return true;
+}
+
+/*
+ * An item handed out by mc_store_get_ref keeps its cas, flags and value
+ * while the key is invalidated (md I, with and without a TTL), marked won
+ * (mg) and touched: those give the key a new item (or change what only the
+ * lock guards), never the referenced one.
+ */
+START_TEST(referenced_item_never_changes)
+{
+    struct mc_store *s = mc_store_new(1u << 20, 1u << 16);
+    static char v[5000];
+    memset(v, '4', sizeof v);
+    ck_assert_int_eq(mc_store_store(s, MC_SET, "k", 1, 7, 0, v, sizeof v, 0, NOW), MC_STORED);
+    struct mc_item *ref = mc_store_get_ref(s, "k", 1, NOW, false, 0, NULL);
+    ck_assert_ptr_nonnull(ref);
+    struct ref_view before = ref_read(ref);
+    struct mc_meta_req req = {.bump = true};
+    ck_assert_int_eq(mc_store_meta_delete(s, "k", 1, false, 0, true, false, 0, 0, NOW),
+                     MC_FOUND);
+    ck_assert_int_eq(mc_store_meta_delete(s, "k", 1, false, 0, true, true, NOW + 100, 0, NOW),
+                     MC_FOUND);
+    ck_assert_int_eq(mc_store_meta_get(s, "k", 1, NOW, &req, meta_touch_win, NULL), MC_FOUND);
+    ck_assert(mc_store_get(s, "k", 1, NOW, true, NOW + 50, NULL, NULL) == MC_FOUND);
+    struct ref_view after = ref_read(ref);
+    ck_assert_uint_eq(after.cas, before.cas);
+    ck_assert_uint_eq(after.flags, 7);
+    ck_assert_uint_eq(after.nbytes, sizeof v);
+    ck_assert_uint_eq(after.sum, before.sum);
+    /* The key itself did change: a new cas (two invalidations later), stale and won. */
+    uint64_t now_cas[2] = {0, 0};
+    ck_assert_int_eq(mc_store_meta_get(s, "k", 1, NOW, &req, meta_cas_of, now_cas), MC_FOUND);
+    ck_assert_uint_eq(now_cas[0], before.cas + 2);
+    ck_assert_uint_eq(now_cas[1] & (MC_ITEM_STALE | MC_ITEM_TOKEN_SENT),
+                      MC_ITEM_STALE | MC_ITEM_TOKEN_SENT);
+    /* One item counts for the key in the store's accounting. */
+    struct mc_store_stats st;
+    mc_store_stats(s, &st);
+    ck_assert_uint_eq(st.curr_items, 1);
+    ck_assert_uint_eq(st.bytes, mc_item_cost(1, sizeof v));
+    mc_item_release(ref); /* (incr on a held item: check_memcache) */
+    mc_store_free(s);
+}
+END_TEST
+
+/*
+ * Threads reading referenced items unlocked (as a `gets` of a value of 4
+ * KiB or more does) while others invalidate the same key (md I), win it
+ * (mg) and store it again (ms): bounded, run under ThreadSanitizer in CI,
+ * which reports any item field written while a reference holder reads it.
+ */
+#define REF_OPS 20000
+static _Atomic int ref_stop;
+
+static void *ref_reader(void *arg)
+{
+    unsigned *sum = arg;
+    for (int i = 0; i < REF_OPS; i++) {
+        struct mc_item *it = mc_store_get_ref(shared, "hot", 3, NOW, false, 0, NULL);
+        if (it) {
+            struct ref_view v = ref_read(it);
+            *sum += v.sum + (unsigned)v.cas + v.flags;
+            mc_item_release(it);
+        }
+    }
+    return NULL;
+}
+
+static void *ref_writer(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    static char v[6000];
+    struct mc_meta_req req = {.bump = true};
+    while (!ref_stop) {
+        switch (rand_r(&seed) % 8) {
+        case 0:
+            mc_store_store(shared, MC_SET, "hot", 3, 1, 0, v, sizeof v, 0, NOW);
+            break;
+        case 1:
+        case 2:
+            mc_store_meta_get(shared, "hot", 3, NOW, &req, meta_touch_win, NULL);
+            break;
+        default:
+            mc_store_meta_delete(shared, "hot", 3, false, 0, true, rand_r(&seed) % 2, NOW + 9,
+                                 0, NOW);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(threads_invalidate_referenced_items)
+{
+    shared = mc_store_new(1u << 20, 1u << 16);
+    static char v[6000];
+    ck_assert_int_eq(mc_store_store(shared, MC_SET, "hot", 3, 1, 0, v, sizeof v, 0, NOW),
+                     MC_STORED);
+    ref_stop = 0;
+    pthread_t rd[2], wr[2];
+    unsigned sums[2] = {0, 0};
+    for (uintptr_t i = 0; i < 2; i++) {
+        pthread_create(&wr[i], NULL, ref_writer, (void *)(i + 1));
+        pthread_create(&rd[i], NULL, ref_reader, &sums[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(rd[i], NULL);
+    ref_stop = 1;
+    for (int i = 0; i < 2; i++)
+        pthread_join(wr[i], NULL);
+    struct mc_store_stats st;
+    mc_store_stats(shared, &st);
+    ck_assert_uint_eq(st.curr_items, 1);
+    ck_assert_uint_eq(st.bytes, mc_item_cost(3, sizeof v));
+    mc_store_free(shared);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mc_store");
@@ -373,6 +589,9 @@ int main(void)
     tcase_add_test(tc, memory_never_over_the_limit);
     tcase_add_test(tc, threads_store_read_evict_and_reclaim);
     tcase_add_test(tc, concurrent_fill_keeps_the_newest);
+    tcase_add_test(tc, lru_moves_are_counted);
+    tcase_add_test(tc, referenced_item_never_changes);
+    tcase_add_test(tc, threads_invalidate_referenced_items);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

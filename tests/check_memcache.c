@@ -23,49 +23,10 @@
 
 #include "../handlers/memcache/mc_store.h"
 #include "check_main.h"
+#include "mc_testutil.h"
 #include "testutil.h"
 #include "wharf_server.h"
 #include "wharf_test.h"
-
-/* handlers/memcache/, compiled into this program. */
-extern const struct wharf_handler wharf_handler;
-
-#define BUFFERS "\"buffers\": {\"max_input\": 2097152}"
-
-static wharf_test *new_test(const char *options)
-{
-    char json[1024], err[512] = "";
-    snprintf(json, sizeof json, "%s, \"options\": {%s}", BUFFERS, options ? options : "");
-    wharf_test *t = wharf_test_new(&wharf_handler, json, err, sizeof err);
-    ck_assert_msg(t != NULL, "%s", err);
-    return t;
-}
-
-/* Sends `in` and returns everything the handler answered (a static copy). */
-static const char *rt(wharf_test_conn *c, const char *in)
-{
-    static char *last;
-    free(last);
-    wharf_test_send(c, in, strlen(in));
-    size_t n;
-    const char *out = wharf_test_output(c, &n);
-    last = malloc(n + 1);
-    memcpy(last, out, n + 1);
-    return last;
-}
-
-#define EXPECT(c, in, out) ck_assert_str_eq(rt(c, in), out)
-
-/* The value of "STAT name" in a stats reply. */
-static unsigned long long stat_of(wharf_test_conn *c, const char *name)
-{
-    const char *out = rt(c, "stats\r\n");
-    char pat[128];
-    snprintf(pat, sizeof pat, "STAT %s ", name);
-    const char *p = strstr(out, pat);
-    ck_assert_msg(p != NULL, "no %s in %s", name, out);
-    return strtoull(p + strlen(pat), NULL, 10);
-}
 
 /* The kit freed with a client holding half a command: the connection is
  * torn down (and on_worker_stop stops the reclaim timer) before the kit
@@ -73,7 +34,7 @@ static unsigned long long stat_of(wharf_test_conn *c, const char *name)
  * use after free; fuzz/known/kit-free-partial found it). */
 START_TEST(kit_free_with_a_partial_command)
 {
-    wharf_test *t = new_test("\"reclaim_interval_ms\": 1000");
+    wharf_test *t = mc_test_new("\"reclaim_interval_ms\": 1000");
     wharf_test_conn *c = wharf_test_connect(t);
     wharf_test_send(c, "get k", 5);
     wharf_test_conn *d = wharf_test_connect(t);
@@ -84,7 +45,7 @@ END_TEST
 
 START_TEST(storage_commands)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "set a 5 0 5\r\nhello\r\n", "STORED\r\n");
     EXPECT(c, "get a\r\n", "VALUE a 5 5\r\nhello\r\nEND\r\n");
@@ -96,7 +57,7 @@ START_TEST(storage_commands)
     EXPECT(c, "append b 0 0 1\r\n!\r\nprepend b 0 0 1\r\n<\r\n", "STORED\r\nSTORED\r\n");
     EXPECT(c, "get b\r\n", "VALUE b 7 4\r\n<yy!\r\nEND\r\n");
     EXPECT(c, "append nope 0 0 1\r\nx\r\n", "NOT_STORED\r\n");
-    const char *g = rt(c, "gets a\r\n");
+    const char *g = mc_test_rt(c, "gets a\r\n");
     unsigned long long cas;
     ck_assert_int_eq(sscanf(g, "VALUE a 5 5 %llu\r\n", &cas), 1);
     char cmd[128];
@@ -131,7 +92,7 @@ END_TEST
 
 START_TEST(every_split)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     const char *in = "set k 1 0 10\r\n0123456789\r\nget k x\r\nincr n 1\r\nset n 0 0 1\r\n9\r\n"
                      "incr n 1\r\ngets nope\r\nbogus\r\ndelete k\r\n";
     const char *want = "STORED\r\nVALUE k 1 10\r\n0123456789\r\nEND\r\nNOT_FOUND\r\nSTORED\r\n"
@@ -139,7 +100,7 @@ START_TEST(every_split)
     size_t n = strlen(in);
     for (size_t split = 0; split <= n; split++) {
         wharf_test_conn *c = wharf_test_connect(t);
-        rt(c, "flush_all\r\n");
+        mc_test_rt(c, "flush_all\r\n");
         wharf_test_send(c, in, split);
         wharf_test_send(c, in + split, n - split);
         ck_assert_msg(strcmp(wharf_test_output(c, NULL), want) == 0, "split %zu", split);
@@ -151,7 +112,7 @@ END_TEST
 
 START_TEST(errors_as_memcached)
 {
-    wharf_test *t = new_test("\"item_size_max\": 1000");
+    wharf_test *t = mc_test_new("\"item_size_max\": 1000");
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "bogus\r\n", "ERROR\r\n");
     EXPECT(c, "\r\n", "ERROR\r\n");
@@ -169,7 +130,7 @@ START_TEST(errors_as_memcached)
     EXPECT(c, "set a abc 0 1\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
     EXPECT(c, "cas a 0 0 1 abc\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
     /* Too large: refused, and its bytes swallowed (in pieces here). */
-    rt(c, "set big 0 0 1\r\nx\r\n");
+    mc_test_rt(c, "set big 0 0 1\r\nx\r\n");
     EXPECT(c, "set big 0 0 5000\r\n", "SERVER_ERROR object too large for cache\r\n");
     char *blob = malloc(5002);
     memset(blob, 'v', 5000);
@@ -213,7 +174,7 @@ END_TEST
 
 START_TEST(incr_decr)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     EXPECT(c, "incr n 1\r\ndecr n 1\r\n", "NOT_FOUND\r\nNOT_FOUND\r\n");
     EXPECT(c, "set n 0 0 2\r\n10\r\ndecr n 1\r\nget n\r\n",
@@ -231,16 +192,16 @@ START_TEST(incr_decr)
     EXPECT(c, "set s 0 0 0\r\n\r\nincr s 1\r\n",
            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
     EXPECT(c, "incr n 5 noreply\r\nget n\r\n", "VALUE n 0 2\r\n15\r\nEND\r\n");
-    ck_assert_uint_eq(stat_of(c, "incr_hits"), 4);
-    ck_assert_uint_eq(stat_of(c, "decr_hits"), 2);
-    ck_assert_uint_eq(stat_of(c, "incr_misses"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "incr_hits"), 4);
+    ck_assert_uint_eq(mc_test_stat(c, "decr_hits"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "incr_misses"), 1);
     wharf_test_free(t);
 }
 END_TEST
 
 START_TEST(expiry)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     char cmd[256];
     long now = (long)time(NULL);
@@ -260,41 +221,41 @@ START_TEST(expiry)
     usleep(200000);
     EXPECT(c, "get one t g fl abs\r\n", "END\r\n"); /* the flush took abs too */
     EXPECT(c, "set fl 0 0 1\r\ny\r\nget fl\r\n", "STORED\r\nVALUE fl 0 1\r\ny\r\nEND\r\n");
-    ck_assert_uint_ge(stat_of(c, "get_expired"), 3);
-    ck_assert_uint_eq(stat_of(c, "touch_hits"), 2);
-    ck_assert_uint_eq(stat_of(c, "cmd_touch"), 5);
+    ck_assert_uint_ge(mc_test_stat(c, "get_expired"), 3);
+    ck_assert_uint_eq(mc_test_stat(c, "touch_hits"), 2);
+    ck_assert_uint_eq(mc_test_stat(c, "cmd_touch"), 5);
     wharf_test_free(t);
 }
 END_TEST
 
 START_TEST(reclaim_timer)
 {
-    wharf_test *t = new_test("\"reclaim_interval_ms\": 100, \"reclaim_batch\": 1000");
+    wharf_test *t = mc_test_new("\"reclaim_interval_ms\": 100, \"reclaim_batch\": 1000");
     wharf_test_conn *c = wharf_test_connect(t);
     char cmd[64];
     for (int i = 0; i < 500; i++) {
         snprintf(cmd, sizeof cmd, "set k%d 0 1 1 noreply\r\nx\r\n", i);
-        rt(c, cmd);
+        mc_test_rt(c, cmd);
     }
-    rt(c, "set keep 0 0 1 noreply\r\nx\r\n");
+    mc_test_rt(c, "set keep 0 0 1 noreply\r\nx\r\n");
     sleep(2);
     usleep(200000);
     /* No lookups: only the timer can free them, and one tick visits every
      * shard. */
     wharf_test_advance(t, 100);
-    ck_assert_uint_eq(stat_of(c, "curr_items"), 1);
-    ck_assert_uint_eq(stat_of(c, "expired_unfetched"), 500);
-    ck_assert_uint_eq(stat_of(c, "reclaimed"), 500);
+    ck_assert_uint_eq(mc_test_stat(c, "curr_items"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "expired_unfetched"), 500);
+    ck_assert_uint_eq(mc_test_stat(c, "reclaimed"), 500);
     /* The timer is the worker's (on_worker_start), not a connection's: it
      * goes on while no connection is open. */
-    rt(c, "set z 0 1 1 noreply\r\nx\r\n");
+    mc_test_rt(c, "set z 0 1 1 noreply\r\nx\r\n");
     wharf_test_close(c);
     sleep(2);
     usleep(200000);
     wharf_test_advance(t, 100);
     wharf_test_conn *d = wharf_test_connect(t);
-    ck_assert_uint_eq(stat_of(d, "curr_items"), 1);
-    ck_assert_uint_eq(stat_of(d, "expired_unfetched"), 501);
+    ck_assert_uint_eq(mc_test_stat(d, "curr_items"), 1);
+    ck_assert_uint_eq(mc_test_stat(d, "expired_unfetched"), 501);
     wharf_test_free(t);
 }
 END_TEST
@@ -303,7 +264,7 @@ START_TEST(memory_limit_holds)
 {
     /* 256 KiB for everything, values up to 16 KiB: sets of every size from
      * one client, the total never passes the limit, and the newest stay. */
-    wharf_test *t = new_test("\"memory_limit\": 262144, \"item_size_max\": 16384");
+    wharf_test *t = mc_test_new("\"memory_limit\": 262144, \"item_size_max\": 16384");
     wharf_test_conn *c = wharf_test_connect(t);
     char *buf = malloc(20000);
     unsigned seed = 1;
@@ -315,11 +276,11 @@ START_TEST(memory_limit_holds)
         wharf_test_send(c, buf, (size_t)h + n + 2);
         ck_assert_str_eq(wharf_test_output(c, NULL), "STORED\r\n");
         if (i % 100 == 0)
-            ck_assert_uint_le(stat_of(c, "bytes"), 262144);
+            ck_assert_uint_le(mc_test_stat(c, "bytes"), 262144);
     }
-    ck_assert_uint_le(stat_of(c, "bytes"), 262144);
-    ck_assert_uint_gt(stat_of(c, "evictions"), 2000);
-    const char *out = rt(c, "get key2999\r\n");
+    ck_assert_uint_le(mc_test_stat(c, "bytes"), 262144);
+    ck_assert_uint_gt(mc_test_stat(c, "evictions"), 2000);
+    const char *out = mc_test_rt(c, "get key2999\r\n");
     ck_assert(strncmp(out, "VALUE key2999 0 ", 16) == 0);
     EXPECT(c, "get key0\r\n", "END\r\n");
     /* An item at the size limit still fits; one byte more does not. */
@@ -337,9 +298,9 @@ END_TEST
 
 START_TEST(ten_thousand_key_get)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
-    rt(c, "set key77 0 0 2\r\nhi\r\nset key9999 0 0 2\r\nyo\r\n");
+    mc_test_rt(c, "set key77 0 0 2\r\nhi\r\nset key9999 0 0 2\r\nyo\r\n");
     /* 10,000 keys of 200 bytes each (about 2 MB, past max_input), sent in
      * 64 KiB pieces. */
     size_t cap = 10000 * 210 + 16, len = 0;
@@ -361,7 +322,7 @@ START_TEST(ten_thousand_key_get)
     ck_assert_str_eq(wharf_test_output(c, NULL),
                      "VALUE key77 0 2\r\nhi\r\nVALUE key9999 0 2\r\nyo\r\nEND\r\n");
     ck_assert(!wharf_test_closed(c, NULL));
-    ck_assert_uint_eq(stat_of(c, "cmd_get"), 10000);
+    ck_assert_uint_eq(mc_test_stat(c, "cmd_get"), 10000);
     EXPECT(c, "get key77\r\n", "VALUE key77 0 2\r\nhi\r\nEND\r\n");
     free(line);
     wharf_test_free(t);
@@ -370,7 +331,7 @@ END_TEST
 
 START_TEST(client_that_does_not_read)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     char *set = malloc(110000);
     int h = sprintf(set, "set big 0 0 100000\r\n");
@@ -405,7 +366,7 @@ END_TEST
 
 START_TEST(close_in_the_middle_of_a_value)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
     wharf_test_send(c, "set half 0 0 100\r\n0123456789", 28);
     wharf_test_close(c);
@@ -415,24 +376,24 @@ START_TEST(close_in_the_middle_of_a_value)
     ck_assert(wharf_test_closed(c, NULL));
     c = wharf_test_connect(t);
     EXPECT(c, "get half\r\n", "END\r\n");
-    ck_assert_uint_eq(stat_of(c, "curr_connections"), 1);
-    ck_assert_uint_eq(stat_of(c, "total_connections"), 3);
+    ck_assert_uint_eq(mc_test_stat(c, "curr_connections"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "total_connections"), 3);
     wharf_test_free(t);
 }
 END_TEST
 
 START_TEST(stats_fields)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t);
-    rt(c, "set a 0 0 1\r\nx\r\nget a b\r\ndelete b\r\n");
+    mc_test_rt(c, "set a 0 0 1\r\nx\r\nget a b\r\ndelete b\r\n");
     const char *names[] = {"pid", "uptime", "time", "version", "curr_connections",
                            "total_connections", "curr_items", "total_items", "bytes",
                            "limit_maxbytes", "threads", "cmd_get", "cmd_set", "cmd_touch",
                            "get_hits", "get_misses", "delete_hits", "delete_misses",
                            "incr_hits", "incr_misses", "decr_hits", "decr_misses", "cas_hits",
                            "cas_misses", "cas_badval", "evictions", "expired_unfetched"};
-    const char *out = rt(c, "stats\r\n");
+    const char *out = mc_test_rt(c, "stats\r\n");
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char pat[64];
         snprintf(pat, sizeof pat, "\r\nSTAT %s ", names[i]);
@@ -440,13 +401,13 @@ START_TEST(stats_fields)
                       "no %s", names[i]);
     }
     ck_assert(strstr(out, "END\r\n") == out + strlen(out) - 5);
-    ck_assert_uint_eq(stat_of(c, "limit_maxbytes"), 64u << 20);
-    ck_assert_uint_eq(stat_of(c, "get_hits"), 1);
-    ck_assert_uint_eq(stat_of(c, "get_misses"), 1);
-    ck_assert_uint_eq(stat_of(c, "delete_misses"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "limit_maxbytes"), 64u << 20);
+    ck_assert_uint_eq(mc_test_stat(c, "get_hits"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "get_misses"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "delete_misses"), 1);
     EXPECT(c, "stats reset\r\n", "RESET\r\n");
-    ck_assert_uint_eq(stat_of(c, "get_hits"), 0);
-    ck_assert_uint_eq(stat_of(c, "curr_items"), 1);
+    ck_assert_uint_eq(mc_test_stat(c, "get_hits"), 0);
+    ck_assert_uint_eq(mc_test_stat(c, "curr_items"), 1);
     wharf_test_free(t);
 }
 END_TEST
@@ -645,13 +606,13 @@ START_TEST(referenced_item_is_never_changed)
 {
     struct mc_store *s = mc_store_new(1 << 20, 1 << 20);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "10", 2, 0, 1), MC_STORED);
-    struct mc_item *a = mc_store_get_ref(s, "n", 1, 1, false, 0);
+    struct mc_item *a = mc_store_get_ref(s, "n", 1, 1, false, 0, NULL);
     ck_assert_ptr_nonnull(a);
     uint64_t v;
     ck_assert_int_eq(mc_store_delta(s, "n", 1, true, 5, 1, &v), MC_FOUND); /* not in place */
     ck_assert_uint_eq(v, 15);
     ck_assert_int_eq(memcmp(mc_item_value(a), "10\r\n", 4), 0);
-    struct mc_item *b = mc_store_get_ref(s, "n", 1, 1, false, 0);
+    struct mc_item *b = mc_store_get_ref(s, "n", 1, 1, false, 0, NULL);
     ck_assert_int_eq(memcmp(mc_item_value(b), "15\r\n", 4), 0);
     mc_item_release(b);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "n", 1, 0, 0, "xyz", 3, 0, 1), MC_STORED);
@@ -661,7 +622,7 @@ START_TEST(referenced_item_is_never_changed)
     /* Unshared again: incr in place, as memcached (padded). */
     ck_assert_int_eq(mc_store_store(s, MC_SET, "m", 1, 0, 0, "99", 2, 0, 1), MC_STORED);
     ck_assert_int_eq(mc_store_delta(s, "m", 1, false, 90, 1, &v), MC_FOUND);
-    b = mc_store_get_ref(s, "m", 1, 1, false, 0);
+    b = mc_store_get_ref(s, "m", 1, 1, false, 0, NULL);
     ck_assert_int_eq(memcmp(mc_item_value(b), "9 \r\n", 4), 0);
     mc_item_release(b);
     mc_store_free(s);
@@ -678,7 +639,7 @@ START_TEST(referenced_item_counts_until_released)
     memset(v, 'v', sizeof v);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "a", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
     ck_assert_int_eq(mc_store_store(s, MC_SET, "b", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
-    struct mc_item *a = mc_store_get_ref(s, "a", 1, 1, false, 0);
+    struct mc_item *a = mc_store_get_ref(s, "a", 1, 1, false, 0, NULL);
     ck_assert_int_eq(mc_store_delete(s, "a", 1, 1), MC_FOUND);
     /* a still holds its bytes: c fits, d must evict b. */
     ck_assert_int_eq(mc_store_store(s, MC_SET, "c", 1, 0, 0, v, 1000, 0, 1), MC_STORED);
@@ -704,7 +665,7 @@ END_TEST
  * read, byte-exact after the key was deleted meanwhile, released after. */
 START_TEST(large_value_sent_by_reference)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t), *other = wharf_test_connect(t);
     size_t n = 900000; /* past what the socket pair holds */
     char *set = malloc(n + 64);
@@ -757,7 +718,7 @@ END_TEST
 /* A client that leaves with referenced values pending gives them back. */
 START_TEST(referenced_values_released_on_close)
 {
-    wharf_test *t = new_test(NULL);
+    wharf_test *t = mc_test_new(NULL);
     wharf_test_conn *c = wharf_test_connect(t), *other = wharf_test_connect(t);
     size_t n = 200000;
     char *set = malloc(n + 64);
@@ -776,7 +737,7 @@ START_TEST(referenced_values_released_on_close)
     /* The item, deleted now, is freed by the teardown's releases: the
      * memory is back (a set of the same size needs no eviction). */
     EXPECT(other, "delete big\r\n", "DELETED\r\n");
-    ck_assert_uint_eq(stat_of(other, "evictions"), 0);
+    ck_assert_uint_eq(mc_test_stat(other, "evictions"), 0);
     wharf_test_free(t); /* ASan / valgrind: nothing leaked */
 }
 END_TEST

@@ -383,6 +383,9 @@ static void stats_general(struct statbuf *b, struct mc_listener *l, wharf_conn *
     put(b, "evicted_unfetched %llu", U(st.evicted_unfetched));
     put(b, "evictions %llu", U(st.evictions));
     put(b, "reclaimed %llu", U(st.reclaimed));
+    put(b, "moves_to_cold %llu", U(st.moves_to_cold));
+    put(b, "moves_to_warm %llu", U(st.moves_to_warm));
+    put(b, "moves_within_lru %llu", U(st.moves_within_lru));
 }
 
 static void stats_settings(struct statbuf *b, struct mc_listener *l, wharf_conn *c)
@@ -434,6 +437,9 @@ static void stats_items(struct statbuf *b, struct mc_listener *l)
         put(b, "items:%u:reclaimed %llu", k, U(s->reclaimed));
         put(b, "items:%u:expired_unfetched %llu", k, U(s->expired_unfetched));
         put(b, "items:%u:evicted_unfetched %llu", k, U(s->evicted_unfetched));
+        put(b, "items:%u:moves_to_cold %llu", k, U(s->moves_to_cold));
+        put(b, "items:%u:moves_to_warm %llu", k, U(s->moves_to_warm));
+        put(b, "items:%u:moves_within_lru %llu", k, U(s->moves_within_lru));
     }
 }
 

@@ -6,13 +6,20 @@
  * bookkeeping; a store that would pass it evicts the least recently used
  * item of the whole store first, with memcached's segmented LRU (hot, warm,
  * cold) keeping items that are read again out of reach of a one-pass scan
- * (mc_store.c says how).  Times are Unix seconds; callers pass "now" in.
+ * (mc_lru.c says how).  Times are Unix seconds; callers pass "now" in.
+ * mc_store_private.h lists the files that make it.
  *
  * Everything here is thread-safe.  Functions that hand an item to a
  * callback call it with the item's shard locked: the callback copies what it
  * needs (wharf_send copies) and must not call back into the store.
- * mc_store_get_ref instead hands out a reference: the item's key and value
- * stay valid and unchanged, without a lock, until mc_item_release.
+ * mc_store_get_ref instead hands out a reference: the item's key, value,
+ * nkey, nbytes, flags and cas stay valid and unchanged, without a lock,
+ * until mc_item_release.  Those fields never change once an item is linked
+ * while anyone holds a reference to it: a command that would change them
+ * (incr/decr, md I's new cas) changes the item in place only when the store
+ * alone holds it, and otherwise puts a copy in its place.  The other fields
+ * (LRU links and marks, exptime, mflags, touched) change under the shard
+ * lock and are read only under it.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
@@ -26,7 +33,9 @@
 
 #define MC_KEY_MAX 250
 
-/* An item as the protocol sees it (read-only, valid during a callback). */
+/* An item as the protocol sees it (read-only, valid during a callback).
+ * Fixed while referenced: hash, cas, flags, nbytes, nkey, data; the rest
+ * only under the shard lock (see the top comment). */
 struct mc_item {
     union {
         struct mc_item *hnext;   /* hash chain (while linked) */
@@ -73,12 +82,20 @@ enum mc_result {
     MC_NON_NUMERIC,  /* delta on a value that is not a decimal number */
     MC_TOO_LARGE,
     MC_NO_MEMORY,
+    /* Why a lookup missed, where the caller asks (mc_store_get_ref's *miss,
+     * mc_store_peek): the item it found had expired, or was flushed (it is
+     * freed now); memcached's watch shows these as status=expired/flushed. */
+    MC_EXPIRED,
+    MC_FLUSHED,
 };
 
 /* Counters kept per shard (under its lock) and summed by mc_store_stats. */
 struct mc_store_stats {
     uint64_t curr_items, total_items, bytes, evictions, expired_unfetched,
         evicted_unfetched, reclaimed, get_expired, get_flushed;
+    /* the segmented LRU's moves, as memcached counts them: hot or warm to
+     * cold, hot or cold to warm (read twice), warm's tail back to its head */
+    uint64_t moves_to_cold, moves_to_warm, moves_within_lru;
 };
 
 struct mc_store;
@@ -107,10 +124,11 @@ enum mc_result mc_store_get(struct mc_store *s, const char *key, size_t nkey, in
  * delete, incr or eviction meanwhile replaces or unlinks it, and never
  * writes into a referenced item); the item keeps counting against the
  * memory limit until its last reference goes.  Release every reference
- * before mc_store_free.
+ * before mc_store_free.  On a miss, *miss (when not NULL) says why:
+ * MC_NOT_FOUND, MC_EXPIRED or MC_FLUSHED.
  */
 struct mc_item *mc_store_get_ref(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                                 bool touch, int64_t exptime);
+                                 bool touch, int64_t exptime, enum mc_result *miss);
 /* Drops a reference taken by mc_store_get_ref; the last one of an unlinked
  * item frees it.  Any thread, no lock held (takes none). */
 void mc_item_release(struct mc_item *it);
@@ -193,23 +211,25 @@ size_t mc_store_class_size(unsigned id);
  * the counters "stats items" prints. */
 struct mc_class_stats {
     uint64_t number, requested, evicted, evicted_nonzero, evicted_time, reclaimed,
-        expired_unfetched, evicted_unfetched;
+        expired_unfetched, evicted_unfetched, moves_to_cold, moves_to_warm, moves_within_lru;
 };
 void mc_store_class_stats(struct mc_store *s, struct mc_class_stats out[MC_CLASSES]);
 
 /* "stats reset": zeroes the counters memcached zeroes (total_items,
- * evictions, reclaimed, expired/evicted_unfetched, get_expired/flushed, and
- * the per-class ones), not what is stored (curr_items, bytes, number). */
+ * evictions, reclaimed, expired/evicted_unfetched, get_expired/flushed, the
+ * LRU's moves, and the per-class ones), not what is stored (curr_items,
+ * bytes, number). */
 void mc_store_reset_stats(struct mc_store *s);
 
 /* Called for every evicted item, its shard locked (must not call the store). */
 typedef void (*mc_store_evict_fn)(void *arg, const struct mc_item *it, int64_t now);
 void mc_store_set_evict_hook(struct mc_store *s, mc_store_evict_fn fn, void *arg);
 
-/* Whether key is live, without bumping it or marking it fetched; when it
- * is, its class and value length. */
-bool mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
-                   unsigned *cls, uint32_t *nbytes);
+/* Whether key is live, without bumping it or marking it fetched: MC_FOUND,
+ * with its class and value length, or MC_NOT_FOUND, MC_EXPIRED or
+ * MC_FLUSHED (a dead item found is freed, as by any lookup). */
+enum mc_result mc_store_peek(struct mc_store *s, const char *key, size_t nkey, int64_t now,
+                             unsigned *cls, uint32_t *nbytes);
 
 /* A copy of one item's metadata, as a walk hands it out. */
 struct mc_walk_item {
@@ -241,8 +261,9 @@ size_t mc_store_walk(struct mc_store *s, struct mc_walk *w, int64_t now,
  * memcached's meta commands see and change more of an item than the ASCII
  * ones: its stale and win marks, its last access, its cas chosen by the
  * client (E), an empty item made on a miss (vivify).  Callbacks get the
- * item writable, under its shard's lock, and may change only its exptime,
- * mflags and cas; they must not call back into the store.
+ * item writable, under its shard's lock, and may change only its exptime
+ * and mflags (never its cas, which holders of references read unlocked);
+ * they must not call back into the store.
  */
 
 #define MC_ITEM_STALE 1u      /* invalidated (md I, ms I): mg answers X */
@@ -277,7 +298,8 @@ static inline int64_t mc_item_idle(const struct mc_item *it, int64_t now)
 enum mc_result mc_store_meta_get(struct mc_store *s, const char *key, size_t nkey, int64_t now,
                                  const struct mc_meta_req *req, mc_meta_fn fn, void *arg);
 
-/* What ms stores, besides the key and value. */
+/* What ms stores, besides the key and value (the ASCII and binary storage
+ * commands go the same way with mode, flags, exptime and cas only). */
 struct mc_meta_set {
     enum mc_store_mode mode; /* MC_CAS: set/replace with C */
     uint32_t flags;
@@ -297,8 +319,9 @@ enum mc_result mc_store_meta_set(struct mc_store *s, const char *key, size_t nke
 
 /* md: with a cas (has_cas) that differs, MC_EXISTS; invalidate marks the
  * item stale, takes a new cas (cas_in or the next), clears its win mark and,
- * when new_ttl, sets exptime; otherwise unlinks it.  MC_FOUND, MC_EXISTS or
- * MC_NOT_FOUND. */
+ * when new_ttl, sets exptime (on a copy put in its place when a reference
+ * to it is held; with no memory for the copy the key is unlinked instead);
+ * otherwise unlinks it.  MC_FOUND, MC_EXISTS or MC_NOT_FOUND. */
 enum mc_result mc_store_meta_delete(struct mc_store *s, const char *key, size_t nkey,
                                     bool has_cas, uint64_t cas, bool invalidate, bool new_ttl,
                                     int64_t exptime, uint64_t cas_in, int64_t now);

@@ -184,14 +184,16 @@ static void urienc(const char *k, size_t n, char *out)
     *out = '\0';
 }
 
-void mc_watch_get(struct mc_watch *wt, const char *key, size_t nkey, bool found, unsigned cls,
-                  uint32_t nbytes, uint64_t cfd)
+void mc_watch_get(struct mc_watch *wt, const char *key, size_t nkey, enum mc_result r,
+                  unsigned cls, uint32_t nbytes, uint64_t cfd)
 {
     char k[3 * MC_KEY_MAX + 1];
     urienc(key, nkey, k);
+    bool found = r == MC_FOUND;
+    const char *status = found ? "found" : r == MC_EXPIRED ? "expired"
+                       : r == MC_FLUSHED ? "flushed" : "not_found";
     watch_log(wt, MW_FETCHERS, "type=item_get key=%s status=%s clsid=%u cfd=%llu size=%u\n", k,
-              found ? "found" : "not_found", cls, (unsigned long long)cfd,
-              found ? nbytes : 0);
+              status, found ? cls : 0, (unsigned long long)cfd, found ? nbytes : 0);
 }
 
 void mc_watch_store(struct mc_watch *wt, const char *key, size_t nkey, int status, int cmd,

@@ -285,21 +285,52 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
 
 /* ---- what the operators' commands see of each command ------------------- */
 
-/* A get-family key looked up: per-class hits, stats detail, watch. */
+/* A get-family key looked up (r: MC_FOUND, or why it missed): per-class
+ * hits, stats detail, watch. */
 static void mc_ops_fetched(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
-                           bool found, uint32_t nbytes, bool touch)
+                           enum mc_result r, uint32_t nbytes, bool touch)
 {
     struct mc_listener *l = wharf_listener_data(c);
+    bool found = r == MC_FOUND;
     if (found)
         mc_stats_class(mc, touch ? SC_TOUCH_HITS : SC_GET_HITS, nkey, nbytes);
     mc_stats_detail(l->sh, key, nkey, found ? MD_HIT : MD_GET);
     if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS))
-        mc_watch_get(l->sh->ops->watch, key, nkey, found,
+        mc_watch_get(l->sh->ops->watch, key, nkey, r,
                      found ? mc_store_class_of(nkey, nbytes) : 0, nbytes, wharf_conn_id(c));
 }
 
-/* A storage command about to store: stats detail, and memcached's lookup
- * of the old item, which watch shows as an item_get. */
+/*
+ * The lookup memcached's commands make before they act (do_item_get: a
+ * storage command's old item, delete, incr/decr, touch), which watch shows
+ * as an item_get: looks key up without bumping it (mc_store_peek: MC_FOUND
+ * with *cls and *nbytes, or why it missed) and logs it when a watcher
+ * wants fetchers.
+ */
+static enum mc_result mc_ops_lookup(wharf_conn *c, const char *key, size_t nkey, int64_t now,
+                                    unsigned *cls, uint32_t *nbytes)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    *cls = 0;
+    *nbytes = 0;
+    enum mc_result r = mc_store_peek(l->store, key, nkey, now, cls, nbytes);
+    if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS))
+        mc_watch_get(l->sh->ops->watch, key, nkey, r, *cls, *nbytes, wharf_conn_id(c));
+    return r;
+}
+
+/* mc_ops_lookup only for a watcher (the command looks key up itself). */
+static void mc_ops_watch_lookup(wharf_conn *c, const char *key, size_t nkey, int64_t now)
+{
+    struct mc_listener *l = wharf_listener_data(c);
+    unsigned cls;
+    uint32_t nbytes;
+    if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS))
+        mc_ops_lookup(c, key, nkey, now, &cls, &nbytes);
+}
+
+/* A storage command about to store: stats detail, and the lookup of the
+ * old item for watch. */
 static void mc_ops_storing(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
                            uint64_t bytes, int64_t now)
 {
@@ -307,12 +338,7 @@ static void mc_ops_storing(wharf_conn *c, struct mc_conn *mc, const char *key, s
     (void)mc;
     struct mc_listener *l = wharf_listener_data(c);
     mc_stats_detail(l->sh, key, nkey, MD_SET);
-    if (mc_watch_wants(l->sh->ops->watch, MW_FETCHERS)) {
-        unsigned cls = 0;
-        uint32_t nbytes = 0;
-        bool found = mc_store_peek(l->store, key, nkey, now, &cls, &nbytes);
-        mc_watch_get(l->sh->ops->watch, key, nkey, found, cls, nbytes, wharf_conn_id(c));
-    }
+    mc_ops_watch_lookup(c, key, nkey, now);
 }
 
 /* A storage command's outcome: per-class counters and watch's item_store. */
@@ -417,8 +443,11 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
             mc->mget_skip = true;
             return n;
         }
-        struct mc_item *it = mc_store_get_ref(l->store, k.p, k.n, now, touch, mc->mget_exptime);
-        enum mc_result r = it ? MC_FOUND : MC_NOT_FOUND;
+        enum mc_result r = MC_FOUND;
+        struct mc_item *it = mc_store_get_ref(l->store, k.p, k.n, now, touch, mc->mget_exptime,
+                                              &r);
+        if (it)
+            r = MC_FOUND;
         uint32_t nbytes = it ? it->nbytes : 0;
         if (it)
             mc_emit_value(c, it, cas);
@@ -429,7 +458,7 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         } else {
             wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_GET_HITS : C_GET_MISSES], 1);
         }
-        mc_ops_fetched(c, mc, k.p, k.n, r == MC_FOUND, nbytes, touch);
+        mc_ops_fetched(c, mc, k.p, k.n, r, nbytes, touch);
     }
     return n;
 }
@@ -548,9 +577,9 @@ static void mc_cmd_delete(wharf_conn *c, struct mc_conn *mc, const struct mc_tok
         return;
     }
     mc_stats_detail(l->sh, t[1].p, t[1].n, MD_DEL);
-    unsigned cls = 0;
-    uint32_t nbytes = 0;
-    bool had = mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes);
+    unsigned cls;
+    uint32_t nbytes;
+    bool had = mc_ops_lookup(c, t[1].p, t[1].n, now, &cls, &nbytes) == MC_FOUND;
     enum mc_result r = mc_store_delete(l->store, t[1].p, t[1].n, now);
     wharf_counter_add(&mc->w->cnt[r == MC_FOUND ? C_DELETE_HITS : C_DELETE_MISSES], 1);
     if (r == MC_FOUND && had)
@@ -579,13 +608,14 @@ static void mc_cmd_delta(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
             REPLY(c, "CLIENT_ERROR invalid numeric delta argument\r\n");
         return;
     }
+    mc_ops_watch_lookup(c, t[1].p, t[1].n, now);
     enum mc_result r = mc_store_delta(l->store, t[1].p, t[1].n, incr, delta, now, &v);
     if (r == MC_FOUND || r == MC_NOT_FOUND)
         wharf_counter_add(&mc->w->cnt[incr ? (r == MC_FOUND ? C_INCR_HITS : C_INCR_MISSES)
                             : (r == MC_FOUND ? C_DECR_HITS : C_DECR_MISSES)], 1);
     unsigned cls;
     uint32_t nbytes;
-    if (r == MC_FOUND && mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes))
+    if (r == MC_FOUND && mc_store_peek(l->store, t[1].p, t[1].n, now, &cls, &nbytes) == MC_FOUND)
         mc_stats_class(mc, incr ? SC_INCR_HITS : SC_DECR_HITS, t[1].n, nbytes);
     if (noreply)
         return;
@@ -622,6 +652,7 @@ static void mc_cmd_touch(wharf_conn *c, struct mc_conn *mc, const struct mc_tok 
         return;
     }
     wharf_counter_add(&mc->w->cnt[C_CMD_TOUCH], 1);
+    mc_ops_watch_lookup(c, t[1].p, t[1].n, now);
     uint32_t nbytes = 0;
     enum mc_result r = mc_store_get(l->store, t[1].p, t[1].n, now, true, mc_exptime(e, now),
                                     mc_touched, &nbytes);

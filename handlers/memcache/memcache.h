@@ -255,9 +255,12 @@ void mc_watch_free(struct mc_watch *wt);
 void mc_watch_command(wharf_conn *c, struct mc_conn *mc, const struct mc_tok *t, size_t n);
 /* Whether any watcher wants events of kind k (cheap; check before logging). */
 bool mc_watch_wants(const struct mc_watch *wt, enum mc_watch_kind k);
-/* An item_get: status 0 not_found, 1 found; cls 0 when not found. */
-void mc_watch_get(struct mc_watch *wt, const char *key, size_t nkey, bool found, unsigned cls,
-                  uint32_t nbytes, uint64_t cfd);
+/* An item_get: r MC_FOUND (status=found), MC_EXPIRED or MC_FLUSHED (the
+ * lookup found the item dead and freed it: status=expired/flushed, as
+ * memcached's do_item_get), else status=not_found; cls and size 0 unless
+ * found. */
+void mc_watch_get(struct mc_watch *wt, const char *key, size_t nkey, enum mc_result r,
+                  unsigned cls, uint32_t nbytes, uint64_t cfd);
 /* An item_store: status as memcached's store_item_type (0 not_stored, 1
  * stored, 2 exists, 3 not_found, 4 too_large, 5 no_memory); cmd 1..6 add,
  * set, replace, append, prepend, cas; ttl seconds left (0 never). */
