@@ -107,6 +107,7 @@ expect "show generations" "$r" "# generation state connections listeners reloads
 "
 r=$(adm "show limits")
 echo "$r" | grep -qx "max_connections 10000 (open 1)" && echo "$r" | grep -qx "workers 2" &&
+    echo "$r" | grep -qx "evict_idle_ms 1000" &&
     echo "$r" | grep -q "^listener echo backlog 511 max_input 1048576 " && ok "show limits" ||
     fail "show limits: $r"
 
