@@ -3,48 +3,14 @@
 # hold, on a real wharfd (the numbers in docs/security.md's table): ten
 # clients pipelining 67 KB of `GET /metrics` that never read must leave the
 # server within a small bound (RSS and wharf_output_buffered_total_bytes).
-set -u
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
+. "$(dirname "$0")/lib/common.sh"
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
-real=$build/.libs/wharfd
-[ -x "$real" ] && [ -e "$build/.libs/libwharf.so" ] &&
-    export LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" || real=$wharfd
-
-# Starts wharfd on $1; sets $pid; waits (bounded: 30 s) for "started:".
-start() {
-    "$real" -c "$1" 2>"$tmp/log" &
-    pid=$!
-    i=0
-    while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
-}
-# The port listener $1 logged.
-port_of() { sed -n "s/.*\\[$1\\] listening on [a-z]* [^ ]*:\\([0-9]*\\) .*/\\1/p" "$tmp/log" | head -n1; }
-stop() {
-    kill -TERM "$pid"
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    pid=
-}
 
 # ---- metrics: pipelined requests from clients that never read ----
 cat >"$tmp/metrics.json" <<JSON
 {"workers": 2, "listeners": [{"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}
 JSON
-start "$tmp/metrics.json"
+start_wharfd -c "$tmp/metrics.json"
 mport=$(port_of m)
 result=$(python3 - "$mport" "$pid" <<'PY'
 import socket, sys, time
@@ -112,7 +78,6 @@ PY
 )
 [ "$got" = 500 ] && ok "metrics: 500 pipelined requests from a client that reads: 500 answers" ||
     fail "metrics: a reading client got $got of 500 answers"
-stop
+stop_wharfd
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -24,40 +24,8 @@
 # evictions are counted in wharf_connections_closed_total{reason="evicted"}
 # and logged at most once per 10 s.  With "evict_idle_ms": 0 the old
 # behaviour comes back (the good client waits: accepting paused).
-set -u
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
+. "$(dirname "$0")/lib/common.sh"
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-attack=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$attack" ] && kill "$attack" 2>/dev/null
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
-
-# Starts wharfd on config $1; sets $pid; waits (bounded: 30 s) for "started:".
-start() {
-    "$wharfd" -c "$1" 2>"$tmp/log" &
-    pid=$!
-    i=0
-    while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
-}
-port_of() { sed -n "s/.*\\[$1\\] listening on tcp [^ ]*:\\([0-9]*\\) .*/\\1/p" "$tmp/log" | head -n1; }
-stop() {
-    kill -TERM "$pid"
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    pid=
-}
 
 # attack.py PORT READY STOP: 8 sources x 8 connections until the file STOP
 # appears (or 60 s pass); touches READY once all 64 are connecting and
@@ -195,15 +163,23 @@ busy.close()
 print("served=%d slow=%d worst_ms=%d busy_ok=%d" % (served, slow, worst * 1000, busy_ok[0]))
 PY
 
-scrape() {
-    python3 - "$1" <<'PY'
-import http.client, sys
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
-c.request("GET", "/metrics")
-print(c.getresponse().read().decode())
-PY
-}
 get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# attack CONFIG N: wharfd on CONFIG, the attack, and N good clients; sets
+# port, mport and res (good.py's line).
+attack() {
+    rm -f "$tmp/ready" "$tmp/stop"
+    start_wharfd -c "$1"
+    port=$(port_of echo)
+    mport=$(port_of m)
+    [ -n "$port" ] && [ -n "$mport" ] || { fail "wharfd did not start: $(cat "$tmp/log")"; finish; }
+    python3 "$tmp/attack.py" "$port" "$tmp/ready" "$tmp/stop" >"$tmp/attack.out" 2>&1 &
+    also_kill=$!
+    res=$(python3 "$tmp/good.py" "$port" "$2" 1.0 "$tmp/ready" "$tmp/stop" 2>&1)
+    wait "$also_kill"
+    also_kill=
+    echo "good clients: $res; attacker: $(cat "$tmp/attack.out")"
+}
 
 # ---- the attack against the defaults (evict_idle_ms 1000) ----
 cat >"$tmp/wharf.json" <<JSON
@@ -211,46 +187,28 @@ cat >"$tmp/wharf.json" <<JSON
  "listeners": [{"name": "echo", "address": "127.0.0.1", "port": 0, "handler": "echo"},
                {"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}
 JSON
-start "$tmp/wharf.json"
-port=$(port_of echo)
-mport=$(port_of m)
-[ -n "$port" ] && [ -n "$mport" ] ||
-    { echo "FAIL: wharfd did not start"; cat "$tmp/log"; echo "0 passed, 1 failed"; exit 1; }
-python3 "$tmp/attack.py" "$port" "$tmp/ready" "$tmp/stop" >"$tmp/attack.out" 2>&1 &
-attack=$!
-res=$(python3 "$tmp/good.py" "$port" 30 1.0 "$tmp/ready" "$tmp/stop" 2>&1)
-wait "$attack"
-attack=
-echo "good clients: $res; attacker: $(cat "$tmp/attack.out")"
+attack "$tmp/wharf.json" 30
 [ "$(get "$res" served)" = 30 ] &&
     ok "under attack from 8 sources x 8 trickling/idle connections, 30 of 30 good clients answered within 1 s (worst $(get "$res" worst_ms) ms)" ||
     fail "good clients under attack: $res"
 [ "$(get "$res" busy_ok)" = 1 ] &&
     ok "the busy connection was never evicted" || fail "the busy connection was closed: $res"
 sleep 0.3
-m=$(scrape "$mport")
-ev=$(echo "$m" | sed -n 's/^wharf_connections_closed_total{listener="echo",worker="[0-9]*",reason="evicted"} \([0-9]*\)$/\1/p' |
+ev=$(scrape "$mport" |
+    sed -n 's/^wharf_connections_closed_total{listener="echo",worker="[0-9]*",reason="evicted"} \([0-9]*\)$/\1/p' |
     awk '{s += $1} END {print s + 0}')
 [ "$ev" -ge 30 ] && ok "evictions counted: wharf_connections_closed_total{reason=\"evicted\"} = $ev" ||
     fail "evicted in /metrics: $ev"
 lines=$(grep -c "evicted" "$tmp/log")
 [ "$lines" -ge 1 ] && [ "$lines" -le 2 ] && ok "logged rate-limited: $lines line(s) for $ev evictions" ||
     { fail "eviction log lines: $lines"; grep evicted "$tmp/log" | head -5; }
-stop
+stop_wharfd
 
 # ---- evict_idle_ms 0: off, the server stays full (the old behaviour) ----
 sed 's/"max_connections": 65,/"max_connections": 65, "evict_idle_ms": 0,/' "$tmp/wharf.json" >"$tmp/off.json"
-rm -f "$tmp/ready" "$tmp/stop"
-start "$tmp/off.json"
-port=$(port_of echo)
-python3 "$tmp/attack.py" "$port" "$tmp/ready" "$tmp/stop" >"$tmp/attack.out" 2>&1 &
-attack=$!
-res=$(python3 "$tmp/good.py" "$port" 2 1.0 "$tmp/ready" "$tmp/stop" 2>&1)
-wait "$attack"
-attack=
+attack "$tmp/off.json" 2
 [ "$(get "$res" served)" = 0 ] && ok "with evict_idle_ms 0 nothing is evicted: good clients wait ($res)" ||
     fail "evict_idle_ms 0: $res"
-stop
+stop_wharfd
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
