@@ -291,6 +291,15 @@ static bool sees_echo(int fd, int timeout_ms)
     return recv_exact(fd, &b, 1, timeout_ms) == 1;
 }
 
+/* Opens n connections to port, each served (its byte echoed). */
+static void connect_served(int port, int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fds[i] = tcp_connect("127.0.0.1", port);
+        ck_assert(sees_echo(fds[i], 2000));
+    }
+}
+
 START_TEST(max_connections_pauses_accepting_until_room)
 {
     struct tserver *t = tserver_start(
@@ -298,10 +307,7 @@ START_TEST(max_connections_pauses_accepting_until_room)
         "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
     int port = tserver_port(t, 0);
     int fds[3];
-    for (int i = 0; i < 3; i++) {
-        fds[i] = tcp_connect("127.0.0.1", port);
-        ck_assert(sees_echo(fds[i], 2000));
-    }
+    connect_served(port, fds, 3);
     /* The 4th completes the TCP handshake in the kernel backlog... */
     int extra = tcp_connect("127.0.0.1", port);
     /* ...but is not served while 3 are open. */
@@ -326,14 +332,10 @@ START_TEST(max_connections_evicts_the_longest_idle_connection)
     struct tserver *t = tserver_start(
         "{\"workers\": 2, \"max_connections\": 3, \"evict_idle_ms\": 400, "
         "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int fds[3]; /* fds[0] goes idle, the other two keep pinging */
+    connect_served(tserver_port(t, 0), fds, 3);
+    int idle = fds[0], *busy = fds + 1;
     int port = tserver_port(t, 0);
-    int idle = tcp_connect("127.0.0.1", port);
-    ck_assert(sees_echo(idle, 2000));
-    int busy[2];
-    for (int i = 0; i < 2; i++) {
-        busy[i] = tcp_connect("127.0.0.1", port);
-        ck_assert(sees_echo(busy[i], 2000));
-    }
     /* Everyone made progress just now: a newcomer waits. */
     int first = tcp_connect("127.0.0.1", port);
     ck_assert(!sees_echo(first, 150));

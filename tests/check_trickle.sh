@@ -96,21 +96,24 @@ busy_ok = [True]
 done = threading.Event()
 busy = socket.create_connection(("127.0.0.1", port), timeout=5)
 
+def echoed(s, msg):
+    """Whether msg sent on s comes back whole (False on EOF or an error)."""
+    try:
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            b = s.recv(64)
+            if not b:
+                break
+            got += b
+    except OSError:
+        return False
+    return got == msg
+
 def pinger():
     seq = 0
     while not done.is_set():
-        msg = b"busy %d\n" % seq
-        try:
-            busy.sendall(msg)
-            got = b""
-            while len(got) < len(msg):
-                b = busy.recv(64)
-                if not b:
-                    break
-                got += b
-        except OSError:
-            got = b""
-        if got != msg:
+        if not echoed(busy, b"busy %d\n" % seq):
             busy_ok[0] = False
             return
         seq += 1
@@ -134,15 +137,7 @@ for i in range(n):
     s.settimeout(bound)
     try:
         s.connect(("127.0.0.1", port))
-        msg = b"good %d\n" % i
-        s.sendall(msg)
-        got = b""
-        while len(got) < len(msg):
-            b = s.recv(64)
-            if not b:
-                break
-            got += b
-        ok = got == msg
+        ok = echoed(s, b"good %d\n" % i)
     except OSError:
         ok = False
     took = time.time() - t0
