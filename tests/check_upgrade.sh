@@ -12,26 +12,13 @@
 # HTTP clients do: counted as "reconnects", not as errors.  An error is a
 # refused connect, a wrong or partial reply, or a new connection closed
 # before its reply.
-set -u
-src=${WHARF_SRCDIR:-.}
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
-tmp=$(mktemp -d)
-pid=
-load=
-notify=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$load" ] && kill "$load" 2>/dev/null
-    [ -n "$notify" ] && kill "$notify" 2>/dev/null
+. "$(dirname "$0")/lib/common.sh"
+# At exit the process the pid file names goes too (an upgrade's new one).
+upgrade_cleanup() {
     [ -s "$tmp/run.pid" ] && kill "$(cat "$tmp/run.pid")" 2>/dev/null
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    rm -rf "$tmp"
+    common_cleanup
 }
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+trap upgrade_cleanup EXIT
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed"; exit 77; }
 command -v socat >/dev/null || { echo "SKIP: socat is needed"; exit 77; }
 
@@ -47,23 +34,11 @@ EOF
 cp "$tmp/good.json" "$tmp/wharf.json"
 
 # The service manager's side of sd_notify: every datagram, one per line.
-python3 - "$tmp/notify.sock" "$tmp/notify.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-with open(sys.argv[2], "a") as f:
-    while True:
-        f.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-        f.flush()
-PY
-notify=$!
-i=0
-while [ $i -lt 100 ] && [ ! -S "$tmp/notify.sock" ]; do sleep 0.05; i=$((i + 1)); done
+notify_collect "$tmp/notify.sock" "$tmp/notify.log" 120
 
 NOTIFY_SOCKET=$tmp/notify.sock "$wharfd" -c "$tmp/wharf.json" -p "$tmp/run.pid" 2>"$tmp/log" &
 pid=$!
-i=0
-while [ $i -lt 600 ] && ! grep -q "admin socket on" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
+wait_file "$tmp/log" "admin socket on"
 first=$pid
 
 # The load: 50 kept-alive connections pinging every 50 ms, and new
@@ -185,7 +160,7 @@ with open(out, "w") as f:
     f.write("first_error=%s\n" % (first_error[0] if first_error else "-"))
 PY
 python3 "$tmp/load.py" "$port" "$tmp/stop" "$tmp/load.out" &
-load=$!
+also_kill=$!
 sleep 1
 
 # 10 upgrades in a row: each time the pid file names a new process, the old
@@ -211,8 +186,8 @@ done
 [ "$upgrades" = 10 ] && ok "10 upgrades in a row: each time a new pid in the pid file, the old process gone" ||
     fail "only $upgrades of 10 upgrades completed"
 touch "$tmp/stop"
-wait "$load"
-load=
+wait "$also_kill"
+also_kill=
 res=$(cat "$tmp/load.out" 2>/dev/null)
 echo "load: $res" | tr '\n' ' '; echo
 get() { echo "$res" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -260,5 +235,4 @@ i=0
 while [ $i -lt 200 ] && alive "$cur"; do sleep 0.05; i=$((i + 1)); done
 alive "$cur" && fail "the last wharfd does not stop" || ok "the last wharfd stops on -s stop"
 [ -e "$tmp/run.pid" ] && fail "its pid file is left" || ok "and removes its pid file"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
