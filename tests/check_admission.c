@@ -152,6 +152,12 @@ START_TEST(evict_pick_takes_the_oldest_past_the_cutoff)
     admission_set_stalled(a, 1, UINT64_MAX);             /* worker 1 has none left */
     ck_assert_int_eq(admission_evict_pick(a, 1000), 2);
     ck_assert_int_eq(admission_evict_pick(a, UINT64_MAX - 1), 2);
+    /* One request per worker at a time. */
+    ck_assert(admission_evict_ask(a, 2));
+    ck_assert(!admission_evict_ask(a, 2));
+    ck_assert(admission_evict_ask(a, 0)); /* another worker's is apart */
+    admission_evict_done(a, 2);
+    ck_assert(admission_evict_ask(a, 2));
     admission_free(a);
 }
 END_TEST

@@ -364,6 +364,28 @@ START_TEST(max_connections_evicts_the_longest_idle_connection)
 }
 END_TEST
 
+/* Reaching max_connections evicts nothing while no connection waits, even
+ * with the others idle past evict_idle_ms (the last accept fills the
+ * server in the middle of the acceptor's batch). */
+START_TEST(max_connections_reached_evicts_nobody_while_none_waits)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 3, \"evict_idle_ms\": 200, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int fds[3];
+    connect_served(tserver_port(t, 0), fds, 2);
+    usleep(400 * 1000); /* both idle past evict_idle_ms */
+    connect_served(tserver_port(t, 0), fds + 2, 1);
+    usleep(400 * 1000);
+    for (int i = 0; i < 3; i++)
+        ck_assert(sees_echo(fds[i], 2000));
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_EVICTED], 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(per_source_limit_refuses_extra_connections_only)
 {
     struct tserver *t = tserver_start(
@@ -941,6 +963,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
     tcase_add_test(tc, max_connections_pauses_accepting_until_room);
     tcase_add_test(tc, max_connections_evicts_the_longest_idle_connection);
+    tcase_add_test(tc, max_connections_reached_evicts_nobody_while_none_waits);
     tcase_add_test(tc, per_source_limit_refuses_extra_connections_only);
     tcase_add_test(tc, idle_connections_cost_under_1kib_each);
     tcase_add_test(tc, ten_thousand_connections_on_4_workers);

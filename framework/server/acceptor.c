@@ -13,7 +13,9 @@
  * (a connection waits) makes it ask the worker whose connection made no
  * progress for longest, and for at least evict_idle_ms, to close that one
  * (conn_evict.c): the worker closes it at the end of its loop turn, the
- * release wakes the acceptor, which then accepts the newcomer.  One
+ * release wakes the acceptor, which then accepts the newcomer.  Only a
+ * readiness report says that a connection waits: reaching the limit in
+ * the middle of a batch of accepts evicts nothing until the next one.  One
  * eviction per waiting connection: the acceptor pauses (waiting for room)
  * after each request, as at any limit.
  *
@@ -246,14 +248,23 @@ static bool acceptor_room(struct acceptor *a, struct wharf_worker **target)
 
 /* At max_connections with a connection waiting: asks the worker whose
  * connection made no progress for longest (past evict_idle_ms) to evict
- * it.  Returns whether it asked. */
+ * it.  Returns whether an eviction is on its way (asked now, or still
+ * pending from before). */
 static bool acceptor_evict(struct acceptor *a)
 {
     uint64_t idle = a->gen->cfg->evict_idle_ms;
     if (!idle || admission_has_room(a->admission) || a->loop.now_ms < idle)
         return false;
     int wi = admission_evict_pick(a->admission, a->loop.now_ms - idle);
-    return wi >= 0 && worker_post_evict(&a->ws[wi], idle) == 0;
+    if (wi < 0)
+        return false;
+    if (!admission_evict_ask(a->admission, (unsigned)wi))
+        return true; /* asked before, not yet taken */
+    if (worker_post_evict(&a->ws[wi], idle) < 0) {
+        admission_evict_done(a->admission, (unsigned)wi);
+        return false;
+    }
+    return true;
 }
 
 static void acceptor_log_full(struct acceptor *a)
@@ -278,6 +289,12 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
     for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
         struct wharf_worker *w;
         if (!acceptor_room(a, &w)) {
+            /* Evict only for a connection known to wait: the socket was
+             * readable when this call began, not necessarily after the
+             * accepts it made.  Whether another waits, the loop's next
+             * readiness report tells (a call with i == 0). */
+            if (i > 0 && acceptor_can_evict(a))
+                return;
             bool evicting = acceptor_evict(a);
             if (!evicting)
                 acceptor_log_full(a);

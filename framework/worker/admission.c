@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,7 @@
 struct admission_load {
     _Alignas(64) _Atomic size_t n;
     _Atomic uint64_t stalled_since_ms; /* admission_set_stalled */
+    atomic_bool evict_asked;           /* admission_evict_ask */
 };
 
 struct admission {
@@ -53,6 +55,7 @@ struct admission *admission_new(unsigned nworkers, size_t max_connections, size_
     for (unsigned i = 0; i < nworkers; i++) {
         atomic_init(&a->loads[i].n, 0);
         atomic_init(&a->loads[i].stalled_since_ms, UINT64_MAX);
+        atomic_init(&a->loads[i].evict_asked, false);
     }
     if (admission_set_limits(a, max_connections, per_source) < 0)
         goto fail;
@@ -179,6 +182,16 @@ int admission_evict_pick(const struct admission *a, uint64_t before_ms)
         }
     }
     return best;
+}
+
+bool admission_evict_ask(struct admission *a, unsigned worker)
+{
+    return !atomic_exchange(&a->loads[worker].evict_asked, true);
+}
+
+void admission_evict_done(struct admission *a, unsigned worker)
+{
+    atomic_store(&a->loads[worker].evict_asked, false);
 }
 
 int admission_wait_begin(struct admission *a)

@@ -99,6 +99,7 @@ int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const u
 static void worker_on_evict(void *arg, void *payload, bool cancelled)
 {
     struct wharf_worker *w = arg;
+    admission_evict_done(w->admission, w->id);
     if (!cancelled)
         conn_evict_one(w, *(uint64_t *)payload);
 }
