@@ -7,23 +7,7 @@
 # result), the socket's mode 0600 refusing another user (as root, with
 # setpriv), a stale socket replaced and a live one refused, and `wharfd -s
 # status`.
-set -u
-src=${WHARF_SRCDIR:-.}
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
-tmp=$(mktemp -d)
-pid=
-client=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$client" ] && kill "$client" 2>/dev/null
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+. "$(dirname "$0")/lib/common.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed"; exit 77; }
 command -v socat >/dev/null || { echo "SKIP: socat is needed"; exit 77; }
 
@@ -36,8 +20,7 @@ EOF
 cp "$tmp/wharf.json" "$tmp/good.json"
 "$wharfd" -c "$tmp/wharf.json" -p "$tmp/run.pid" 2>"$tmp/log" &
 pid=$!
-i=0
-while [ $i -lt 600 ] && ! grep -q "admin socket on" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
+wait_file "$tmp/log" "admin socket on"
 port=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
 
 # adm LINES...: sends the lines, prints the replies.
@@ -79,7 +62,7 @@ try:
 except OSError as e:
     open(sys.argv[2], "w").write("error %s\n" % e)
 PY
-client=$!
+also_kill=$!
 client_ready
 
 r=$(adm "show listeners")
@@ -107,6 +90,7 @@ expect "show generations" "$r" "# generation state connections listeners reloads
 "
 r=$(adm "show limits")
 echo "$r" | grep -qx "max_connections 10000 (open 1)" && echo "$r" | grep -qx "workers 2" &&
+    echo "$r" | grep -qx "evict_idle_ms 1000" &&
     echo "$r" | grep -q "^listener echo backlog 511 max_input 1048576 " && ok "show limits" ||
     fail "show limits: $r"
 
@@ -138,7 +122,7 @@ expect "close conn without an id" "$(adm "close conn x")" 'error: close conn: ex
 '
 expect "close conn ID" "$(adm "close conn $id")" "connection $id closed
 "
-wait "$client"; client=
+wait "$also_kill"; also_kill=
 expect "the client of the closed connection sees EOF" "$(cat "$tmp/client.out")" closed
 
 # drain: stops accepting and closes the idle connections of the listener.
@@ -152,11 +136,11 @@ try:
 except OSError as e:
     open(sys.argv[2], "w").write("error %s\n" % e)
 PY
-client=$!
+also_kill=$!
 client_ready
 expect "drain listener" "$(adm "drain listener echo")" "1 listener(s) draining, 1 idle connection(s) closed
 "
-wait "$client"; client=
+wait "$also_kill"; also_kill=
 expect "its idle connection is closed" "$(cat "$tmp/client.out")" closed
 expect "a draining listener accepts nothing" "$(echo_once)" none
 adm "resume listener echo" >/dev/null
@@ -185,7 +169,7 @@ try:
 except OSError:
     pass
 PY
-client=$!
+also_kill=$!
 client_ready
 expect "reload" "$(adm reload)" "reload done (generation 2)
 "
@@ -193,7 +177,7 @@ expect "show generations with an older one still in use" "$(adm "show generation
 2 current 0 1 1 0
 1 old 1 - - -
 "
-kill "$client" 2>/dev/null; wait "$client" 2>/dev/null; client=
+kill "$also_kill" 2>/dev/null; wait "$also_kill" 2>/dev/null; also_kill=
 printf '{"listeners": [{"port": "http", "handler": "echo"}]}' >"$tmp/wharf.json"
 expect "a reload that fails returns its exact error" "$(adm reload)" "error: reload failed, still serving the previous config: $tmp/wharf.json: listeners[0].port: expected an integer 0..65535, got \"http\"
 "
@@ -237,5 +221,4 @@ while [ $i -lt 600 ] && ! grep -q "admin socket on" "$tmp/log2"; do sleep 0.05; 
 adm "show info" | grep -qx "pid $pid" && ok "a stale socket file is replaced" || fail "stale socket: $(cat "$tmp/log2")"
 kill "$pid"; wait "$pid"; pid=
 [ -e "$sock" ] && fail "the socket file is left after a stop" || ok "a stop removes the socket file"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

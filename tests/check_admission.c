@@ -139,6 +139,29 @@ static void *churn(void *arg)
     return NULL;
 }
 
+START_TEST(evict_pick_takes_the_oldest_past_the_cutoff)
+{
+    struct admission *a = admission_new(3, 10, 0);
+    ck_assert_int_eq(admission_evict_pick(a, 1000), -1); /* nobody has a connection */
+    admission_set_stalled(a, 0, 900);
+    admission_set_stalled(a, 1, 500);
+    admission_set_stalled(a, 2, 700);
+    ck_assert_int_eq(admission_evict_pick(a, 1000), 1);
+    ck_assert_int_eq(admission_evict_pick(a, 500), 1);    /* at the cutoff counts */
+    ck_assert_int_eq(admission_evict_pick(a, 499), -1);   /* all made progress since */
+    admission_set_stalled(a, 1, UINT64_MAX);             /* worker 1 has none left */
+    ck_assert_int_eq(admission_evict_pick(a, 1000), 2);
+    ck_assert_int_eq(admission_evict_pick(a, UINT64_MAX - 1), 2);
+    /* One request per worker at a time. */
+    ck_assert(admission_evict_ask(a, 2));
+    ck_assert(!admission_evict_ask(a, 2));
+    ck_assert(admission_evict_ask(a, 0)); /* another worker's is apart */
+    admission_evict_done(a, 2);
+    ck_assert(admission_evict_ask(a, 2));
+    admission_free(a);
+}
+END_TEST
+
 START_TEST(balanced_under_churn)
 {
     shared = admission_new(CHURNERS, 1000, 5);
@@ -164,6 +187,7 @@ int main(void)
     tcase_add_test(tc, limits_change_while_running);
     tcase_add_test(tc, release_wakes_a_waiting_acceptor_only);
     tcase_add_test(tc, balanced_under_churn);
+    tcase_add_test(tc, evict_pick_takes_the_oldest_past_the_cutoff);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -241,7 +241,7 @@ START_TEST(public_structs_keep_their_size)
     ck_assert_uint_eq(offsetof(struct wharf_server_info, reserved), 40);
     ck_assert_uint_eq(sizeof(struct wharf_framing), 80);
     ck_assert_uint_eq(offsetof(struct wharf_framing, reserved), 48);
-    ck_assert_int_le(WHARF_CLOSE_SHUTDOWN + 1, WHARF_CLOSE_REASON_SLOTS);
+    ck_assert_int_le(WHARF_CLOSE_EVICTED + 1, WHARF_CLOSE_REASON_SLOTS);
 }
 END_TEST
 
@@ -265,8 +265,8 @@ START_TEST(the_library_writes_zeros_into_the_room)
     memset(&st, 0xa5, sizeof st);
     ck_assert_int_eq(wharf_server_stats(srv, "a", &st), 0);
     ck_assert(all_zero(st.reserved, sizeof st.reserved / sizeof st.reserved[0]));
-    ck_assert(all_zero(&st.closed[WHARF_CLOSE_SHUTDOWN + 1],
-                       WHARF_CLOSE_REASON_SLOTS - (WHARF_CLOSE_SHUTDOWN + 1)));
+    ck_assert(all_zero(&st.closed[WHARF_CLOSE_EVICTED + 1],
+                       WHARF_CLOSE_REASON_SLOTS - (WHARF_CLOSE_EVICTED + 1)));
     ck_assert_uint_eq(st.accepted, 0);
     struct wharf_server_info info;
     memset(&info, 0xa5, sizeof info);

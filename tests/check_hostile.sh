@@ -3,69 +3,25 @@
 # hold, on a real wharfd (the numbers in docs/security.md's table): ten
 # clients pipelining 67 KB of `GET /metrics` that never read must leave the
 # server within a small bound (RSS and wharf_output_buffered_total_bytes).
-set -u
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
+. "$(dirname "$0")/lib/common.sh"
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
-real=$build/.libs/wharfd
-[ -x "$real" ] && [ -e "$build/.libs/libwharf.so" ] &&
-    export LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" || real=$wharfd
-
-# Starts wharfd on $1; sets $pid; waits (bounded: 30 s) for "started:".
-start() {
-    "$real" -c "$1" 2>"$tmp/log" &
-    pid=$!
-    i=0
-    while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/log"; do sleep 0.05; i=$((i + 1)); done
-}
-# The port listener $1 logged.
-port_of() { sed -n "s/.*\\[$1\\] listening on [a-z]* [^ ]*:\\([0-9]*\\) .*/\\1/p" "$tmp/log" | head -n1; }
-stop() {
-    kill -TERM "$pid"
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    pid=
-}
 
 # ---- metrics: pipelined requests from clients that never read ----
 cat >"$tmp/metrics.json" <<JSON
 {"workers": 2, "listeners": [{"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}
 JSON
-start "$tmp/metrics.json"
+start_wharfd -c "$tmp/metrics.json"
 mport=$(port_of m)
-result=$(python3 - "$mport" "$pid" <<'PY'
-import socket, sys, time
+# The clients print how much RSS grew into $tmp/grown, then hold their
+# connections until $tmp/done appears (30 s at most), while the gauge is read.
+python3 - "$mport" "$pid" "$tmp/grown" "$tmp/done" <<'PY' &
+import os, socket, sys, time
 port, pid = int(sys.argv[1]), sys.argv[2]
 def rss_kb():
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-def gauge():
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    for line in data.decode().splitlines():
-        if line.startswith("wharf_output_buffered_total_bytes "):
-            return int(float(line.split()[1]))
 before = rss_kb()
 req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
 blob = req * (67000 // len(req))
@@ -86,11 +42,22 @@ while time.time() < end and any(c[1] for c in conns):
                 pass
     time.sleep(0.01)
 time.sleep(1.0)
-print(rss_kb() - before, gauge())
+with open(sys.argv[3] + ".new", "w") as f:
+    f.write("%d\n" % (rss_kb() - before))
+os.rename(sys.argv[3] + ".new", sys.argv[3])
+for _ in range(300):
+    if os.path.exists(sys.argv[4]):
+        break
+    time.sleep(0.1)
 PY
-)
-grown=${result%% *}
-held=${result#* }
+also_kill=$!
+wait_file "$tmp/grown" "[0-9]"
+grown=$(cat "$tmp/grown")
+held=$(metric "$mport" wharf_output_buffered_total_bytes | awk '{printf "%d", $1}')
+result=$grown$held
+touch "$tmp/done"
+wait "$also_kill"
+also_kill=
 # Each client may hold about 64 KiB of pending answers plus one page.
 # (A sanitizer's allocator keeps freed memory in quarantine: a looser RSS bound there.)
 rss_bound=24000
@@ -115,7 +82,6 @@ PY
 )
 [ "$got" = 500 ] && ok "metrics: 500 pipelined requests from a client that reads: 500 answers" ||
     fail "metrics: a reading client got $got of 500 answers"
-stop
+stop_wharfd
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

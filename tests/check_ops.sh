@@ -5,85 +5,21 @@
 # drop) and reported in STATUS=; a failed second start leaves the running
 # instance's pid file alone; -t refuses a "user" or "group" that a start
 # would refuse; a reload that needs root after the drop says so.
-set -u
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
-tmp=$(mktemp -d)
-pid=
-col=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    [ -n "$col" ] && kill "$col" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+. "$(dirname "$0")/lib/common.sh"
 if ! command -v python3 >/dev/null; then
     echo "SKIP: python3 is needed"
     exit 77
 fi
-real=$build/.libs/wharfd
-[ -x "$real" ] && [ -e "$build/.libs/libwharf.so" ] &&
-    export LD_LIBRARY_PATH="$build/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" || real=$wharfd
 chmod 755 "$tmp"
 
-# Waits (bounded: 30 s) until file $1 holds a line matching $2.
-wait_for() {
-    i=0
-    while [ $i -lt 600 ] && ! grep -q "$2" "$1" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
-}
-# Waits (bounded, $1 tenths of a second) for $pid to exit; sets $status.
-wait_exit() {
-    i=0
-    while [ $i -lt "$1" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 "$pid" 2>/dev/null; then status=timeout; kill -9 "$pid"; wait "$pid"; else wait "$pid"; status=$?; fi
-    pid=
-}
-# The value of metric $1 on the metrics listener at port $mport.
-metric() {
-    python3 - "$mport" "$1" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
-for line in data.decode().splitlines():
-    if line.startswith(sys.argv[2] + " "):
-        print(line.split()[1])
-PY
-}
-
 # ---- 1. every refused reload is counted and reported in STATUS= ----
-python3 - "$tmp/notify" "$tmp/messages" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(60)
-with open(sys.argv[2], "a") as out:
-    while True:
-        try:
-            msg = s.recv(4096).decode()
-        except socket.timeout:
-            break
-        out.write(msg.replace("\n", " ") + "\n")
-        out.flush()
-PY
-col=$!
-i=0
-while [ $i -lt 100 ] && [ ! -S "$tmp/notify" ]; do sleep 0.05; i=$((i + 1)); done
+notify_collect "$tmp/notify" "$tmp/messages" 60
 mkdir "$tmp/etc"
 echo '{"workers": 1, "listeners": [{"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}' >"$tmp/etc/a.json"
 NOTIFY_SOCKET="$tmp/notify" "$real" -c "$tmp/etc/a.json" 2>"$tmp/log" &
 pid=$!
-wait_for "$tmp/log" "started:"
-mport=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+wait_file "$tmp/log" "started:"
+mport=$(port_of)
 good="{\"workers\": 1, \"listeners\": [{\"name\": \"m\", \"address\": \"127.0.0.1\", \"port\": $mport, \"handler\": \"metrics\"}]}"
 # Refused reload number $1, after the config was changed to be refused.
 refused() {
@@ -102,7 +38,7 @@ cat >"$tmp/etc/a.json" <<JSON
  {"name": "e", "address": "127.0.0.1", "port": 0, "handler": "echo", "options": {"nonsense": 1}}]}
 JSON
 refused 4
-n=$(metric wharf_reloads_failed_total)
+n=$(metric "$mport" wharf_reloads_failed_total)
 [ "$n" = 4 ] && ok "syntax error, unknown key, missing file, refused options: 4 reloads counted failed" ||
     fail "wharf_reloads_failed_total is '$n' after 4 refused reloads; $(grep 'reload failed' "$tmp/log")"
 sleep 0.2
@@ -111,13 +47,12 @@ echo "$last" | grep -q "^READY=1 STATUS=reload failed" && echo "$last" | grep -q
     ok "STATUS= tells of the refused reload" || fail "STATUS after a refused reload: '$last'"
 echo "$good" >"$tmp/etc/a.json"
 kill -HUP "$pid"
-wait_for "$tmp/log" "reloaded: generation 2"
+wait_file "$tmp/log" "reloaded: generation 2"
 sleep 0.2
 last=$(grep "STATUS=" "$tmp/messages" | tail -n1)
 echo "$last" | grep -q "^READY=1 STATUS=serving" && ok "STATUS= back to serving after a good reload" ||
     fail "STATUS after a good reload: '$last'"
-kill -TERM "$pid"
-wait_exit 50
+stop_wharfd 50
 
 # ---- 4. after the privilege drop: a root-only config, a new low port ----
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
@@ -126,10 +61,8 @@ if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
  "listeners": [{"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}
 JSON
     chmod 644 "$tmp/etc/u.json"
-    "$real" -c "$tmp/etc/u.json" 2>"$tmp/log" &
-    pid=$!
-    wait_for "$tmp/log" "started:"
-    mport=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+    start_wharfd -c "$tmp/etc/u.json"
+    mport=$(port_of)
     # Dumpable after setuid (PR_SET_DUMPABLE): a crash leaves a core, and
     # /proc/PID belongs to the user (it stays root's when not dumpable).
     owner=$(stat -c %U "/proc/$pid/environ" 2>&1)
@@ -137,8 +70,8 @@ JSON
         fail "not dumpable after the drop: /proc/$pid/environ belongs to '$owner'"
     chmod 600 "$tmp/etc/u.json"
     kill -HUP "$pid"
-    wait_for "$tmp/log" "reload failed"
-    n=$(metric wharf_reloads_failed_total)
+    wait_file "$tmp/log" "reload failed"
+    n=$(metric "$mport" wharf_reloads_failed_total)
     [ "$n" = 1 ] && grep -q "reload failed.*u.json: cannot read: Permission denied.*runs as user \"nobody\"" "$tmp/log" &&
         ok "a config readable only by root: the reload is refused, counted and explained" ||
         fail "root-only config: failed=$n; $(grep 'reload failed' "$tmp/log")"
@@ -157,12 +90,11 @@ JSON
     kill -HUP "$pid"
     i=0
     while [ $i -lt 200 ] && [ "$(grep -c "reload failed" "$tmp/log")" -lt 2 ]; do sleep 0.05; i=$((i + 1)); done
-    n=$(metric wharf_reloads_failed_total)
+    n=$(metric "$mport" wharf_reloads_failed_total)
     [ "$n" = 2 ] && grep -q "cannot bind 127.0.0.1:$low (tcp): Permission denied.*below 1024.*restart" "$tmp/log" &&
         ok "a new low port after the drop: refused, counted, and the log says a restart is needed" ||
         fail "low port: failed=$n; $(grep 'reload failed' "$tmp/log" | tail -n1)"
-    kill -TERM "$pid"
-    wait_exit 50
+    stop_wharfd 50
 else
     ok "privilege drop checks skipped (not root)"
 fi
@@ -171,10 +103,8 @@ fi
 cat >"$tmp/run.json" <<JSON
 {"workers": 1, "listeners": [{"name": "e", "address": "127.0.0.1", "port": 0, "handler": "echo"}]}
 JSON
-"$real" -c "$tmp/run.json" -p "$tmp/run.pid" 2>"$tmp/log" &
-pid=$!
-wait_for "$tmp/log" "started:"
-eport=$(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -n1)
+start_wharfd -c "$tmp/run.json" -p "$tmp/run.pid"
+eport=$(port_of)
 sed "s/\"port\": 0/\"port\": $eport/" "$tmp/run.json" >"$tmp/inuse.json"
 sed 's/"echo"/"no_such_module"/' "$tmp/run.json" >"$tmp/nomod.json"
 sed 's/"echo"}/"echo", "options": {"nonsense": 1}}/' "$tmp/run.json" >"$tmp/badopt.json"
@@ -188,11 +118,10 @@ done
 "$real" -c "$tmp/nomod.json" -p "$tmp/other.pid" 2>/dev/null
 [ ! -e "$tmp/other.pid" ] && ok "a start that fails leaves no pid file of its own" ||
     fail "a failed start left $tmp/other.pid"
-"$real" -s reopen -p "$tmp/run.pid" && wait_for "$tmp/log" "SIGUSR1" &&
+"$real" -s reopen -p "$tmp/run.pid" && wait_file "$tmp/log" "SIGUSR1" &&
     grep -q "SIGUSR1" "$tmp/log" && ok "-s reopen -p still reaches the running wharfd" ||
     fail "-s reopen after failed starts: $(tail -n 2 "$tmp/log")"
-kill -TERM "$pid"
-wait_exit 50
+stop_wharfd 50
 [ "$status" = 0 ] && [ ! -e "$tmp/run.pid" ] && ok "the pid file goes with the process that wrote it" ||
     fail "stop: status $status, pid file left: $(ls "$tmp"/run.pid 2>&1)"
 
@@ -241,5 +170,4 @@ assert l["deny"] == ["10.0.0.0/8"] and l["proxy_trusted"] == ["127.0.0.0/8", "::
     ok "-T prints user as set, deny, and the default proxy_trusted (docs/operating.md)" ||
     fail "-T output differs from docs/operating.md"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -291,17 +291,23 @@ static bool sees_echo(int fd, int timeout_ms)
     return recv_exact(fd, &b, 1, timeout_ms) == 1;
 }
 
-START_TEST(max_connections_pauses_accepting_until_room)
+/* Opens n connections to port, each served (its byte echoed). */
+static void connect_served(int port, int *fds, int n)
 {
-    struct tserver *t = tserver_start(
-        "{\"workers\": 2, \"max_connections\": 3, "
-        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
-    int port = tserver_port(t, 0);
-    int fds[3];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n; i++) {
         fds[i] = tcp_connect("127.0.0.1", port);
         ck_assert(sees_echo(fds[i], 2000));
     }
+}
+
+START_TEST(max_connections_pauses_accepting_until_room)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 3, \"evict_idle_ms\": 0, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int port = tserver_port(t, 0);
+    int fds[3];
+    connect_served(port, fds, 3);
     /* The 4th completes the TCP handshake in the kernel backlog... */
     int extra = tcp_connect("127.0.0.1", port);
     /* ...but is not served while 3 are open. */
@@ -314,6 +320,68 @@ START_TEST(max_connections_pauses_accepting_until_room)
     close(extra);
     close(fds[1]);
     close(fds[2]);
+    tserver_stop(t);
+}
+END_TEST
+
+/* At max_connections a waiting connection evicts the one that made no
+ * progress for longest (past evict_idle_ms): the idle one, not the two that
+ * keep pinging; while all made progress within evict_idle_ms, it waits. */
+START_TEST(max_connections_evicts_the_longest_idle_connection)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 3, \"evict_idle_ms\": 400, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int fds[3]; /* fds[0] goes idle, the other two keep pinging */
+    connect_served(tserver_port(t, 0), fds, 3);
+    int idle = fds[0], *busy = fds + 1;
+    int port = tserver_port(t, 0);
+    /* Everyone made progress just now: a newcomer waits. */
+    int first = tcp_connect("127.0.0.1", port);
+    ck_assert(!sees_echo(first, 150));
+    /* The busy two keep pinging past evict_idle_ms; the idle one does not. */
+    uint64_t until = now_ms() + 1000;
+    while (now_ms() < until) {
+        for (int i = 0; i < 2; i++)
+            ck_assert(sees_echo(busy[i], 2000));
+        usleep(50 * 1000);
+    }
+    /* The newcomer got the idle one's place (its byte is echoed now). */
+    char b;
+    ck_assert_uint_eq(recv_exact(first, &b, 1, 3000), 1);
+    ck_assert(wait_closed(idle, 3000));
+    for (int i = 0; i < 2; i++)
+        ck_assert(sees_echo(busy[i], 2000));
+    struct wharf_listener_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_EVICTED], 1);
+    ck_assert_uint_eq(st.accepted, 4);
+    ck_assert_str_eq(wharf_close_reason_name(WHARF_CLOSE_EVICTED), "evicted");
+    close(first);
+    close(idle);
+    close(busy[0]);
+    close(busy[1]);
+    tserver_stop(t);
+}
+END_TEST
+
+/* Reaching max_connections evicts nothing while no connection waits, even
+ * with the others idle past evict_idle_ms (the last accept fills the
+ * server in the middle of the acceptor's batch). */
+START_TEST(max_connections_reached_evicts_nobody_while_none_waits)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 2, \"max_connections\": 3, \"evict_idle_ms\": 200, "
+        "\"listeners\": [{\"port\": 0, \"handler\": \"echo\"}]}");
+    int fds[3];
+    connect_served(tserver_port(t, 0), fds, 2);
+    usleep(400 * 1000); /* both idle past evict_idle_ms */
+    connect_served(tserver_port(t, 0), fds + 2, 1);
+    usleep(400 * 1000);
+    for (int i = 0; i < 3; i++)
+        ck_assert(sees_echo(fds[i], 2000));
+    ck_assert_uint_eq(tserver_stats(t, 0).closed[WHARF_CLOSE_EVICTED], 0);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
     tserver_stop(t);
 }
 END_TEST
@@ -894,6 +962,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, on_drain_follows_a_slow_reader);
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
     tcase_add_test(tc, max_connections_pauses_accepting_until_room);
+    tcase_add_test(tc, max_connections_evicts_the_longest_idle_connection);
+    tcase_add_test(tc, max_connections_reached_evicts_nobody_while_none_waits);
     tcase_add_test(tc, per_source_limit_refuses_extra_connections_only);
     tcase_add_test(tc, idle_connections_cost_under_1kib_each);
     tcase_add_test(tc, ten_thousand_connections_on_4_workers);

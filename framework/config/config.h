@@ -91,6 +91,9 @@ struct config {
                                    queue of handler posts (hard: 4x) */
     int max_connections;        /* "max_connections" */
     int max_connections_per_source; /* "max_connections_per_source"; 0 = no limit */
+    uint64_t evict_idle_ms;     /* "evict_idle_ms": at max_connections, a connection
+                                   with no progress for this long may be closed
+                                   (reason evicted) to admit a new one; 0 = never */
     char *module_path;          /* "module_path": colon-separated dirs, each made
                                    absolute (see config_load_file), or NULL */
     int log_level;              /* "log" as an enum wharf_log_level */

@@ -154,6 +154,7 @@ int conn_set_init(struct conn_set *s, struct loop *lp)
 {
     *s = (struct conn_set){.readbuf_size = CONN_READ_BUFFER, .loop = lp};
     wharf_list_init(&s->all);
+    wharf_list_init(&s->by_progress);
     s->readbuf = malloc(s->readbuf_size);
     if (!s->readbuf)
         return -ENOMEM;
@@ -234,6 +235,7 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
     c->timeout_firing = -1;
     timer_init(&c->timer, conn_deadline_fired);
     wharf_list_init(&c->timers);
+    wharf_list_init(&c->progress_link);
 
     struct conn_set *set = &w->conns;
     int rc = loop_watch(&w->loop, &c->watcher, h->fd, events, conn_on_io);
@@ -248,8 +250,10 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
     set->n++;
     /* Its generation's on_worker_start, if this worker did not serve it yet. */
     generation_worker_hold(l->gen, w);
-    if (!(flags & CONN_OUTBOUND))
+    if (!(flags & CONN_OUTBOUND)) {
         wharf_counter_add(&conn_stats(c)->accepted, 1);
+        conn_evict_track(c);
+    }
     wharf_counter_add(&conn_stats(c)->open, 1);
     if (log_get_level() >= WHARF_LOG_DEBUG) {
         char addr[64];
@@ -452,6 +456,7 @@ void conn_close(struct wharf_conn *c, enum wharf_close_reason reason)
     c->close_reason = (unsigned)reason < LISTENER_CLOSE_REASONS ? reason : WHARF_CLOSE_ERROR;
     loop_timer_disarm(&c->w->loop, &c->timer);
     conn_io_unschedule_offer(c);
+    conn_evict_untrack(c);
     /* Its socket stays registered until the teardown; conn_on_io ignores a
      * dead connection's events meanwhile. */
     loop_close(&c->w->loop, &c->closing, conn_teardown);

@@ -101,6 +101,8 @@ struct wharf_conn {
     struct wharf_conn *offer_next;           /* the worker's offers (CONN_OFFER_PENDING) */
     struct wharf_conn *map_next;             /* the worker's id map chain */
     struct wharf_list timers;                /* the handler's timers on this connection */
+    struct wharf_list progress_link;         /* in conn_set.by_progress (conn_evict.c) */
+    uint64_t progress_ms;                    /* its last progress (conn_evict.c) */
     struct loop_closing closing;             /* queued on the loop when DEAD */
     socklen_t peer_len, local_len;
     union sockaddr_any peer, local;          /* local is filled on first use */
@@ -124,6 +126,8 @@ struct conn_set {
     struct loop *loop;
     struct wharf_conn **map;     /* by id (wharf_post_conn): chains in buckets */
     size_t map_size;             /* buckets, a power of two (0 before the first) */
+    struct wharf_list by_progress; /* accepted ones, oldest progress first (conn_evict.c) */
+    uint64_t evicted_unlogged, last_evict_log_ms; /* its rate-limited log line */
 };
 
 /* Prepares / frees a worker's set on its loop (the connections must be
@@ -263,6 +267,16 @@ void conn_budget_on_timer(struct timer *t, uint64_t now);
  * callback. */
 void conn_deadline_arm(struct wharf_conn *c);
 void conn_deadline_fired(struct timer *t, uint64_t now);
+
+/* conn_evict.c: c (accepted) joins the eviction order; c made progress
+ * (the handler consumed input, output was written); c leaves the order
+ * (closed).  conn_evict_one closes w's connection with the oldest
+ * progress, reason "evicted", if it made none for idle_ms (> 0); returns
+ * whether it did.  O(1) each. */
+void conn_evict_track(struct wharf_conn *c);
+void conn_evict_progress(struct wharf_conn *c);
+void conn_evict_untrack(struct wharf_conn *c);
+bool conn_evict_one(struct wharf_worker *w, uint64_t idle_ms);
 
 /* conn_proxy.c: an accepted connection of a proxy_protocol listener waits
  * for its header (false: refused, closed); reads the header from the kept

@@ -21,6 +21,7 @@ static const char *const close_reason_names[LISTENER_CLOSE_REASONS] = {
     [WHARF_CLOSE_EOF] = "eof",         [WHARF_CLOSE_ERROR] = "error",
     [WHARF_CLOSE_TIMEOUT] = "timeout", [WHARF_CLOSE_HANDLER] = "handler",
     [WHARF_CLOSE_LIMIT] = "limit",     [WHARF_CLOSE_SHUTDOWN] = "shutdown",
+    [WHARF_CLOSE_EVICTED] = "evicted",
 };
 
 const char *wharf_close_reason_name(enum wharf_close_reason reason)

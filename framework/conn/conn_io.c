@@ -87,6 +87,7 @@ static void conn_io_count_write(struct wharf_conn *c, size_t n)
         histogram_observe(&conn_stats(c)->hist[HISTOGRAM_TTFB], HISTOGRAM_TTFB,
                           histogram_now_ns() - c->accepted_ns);
     c->last_write_ms = c->w->loop.now_ms;
+    conn_evict_progress(c);
     c->bytes_out += n;
     wharf_counter_add(&conn_stats(c)->bytes_out, n);
 }
@@ -291,6 +292,8 @@ static size_t conn_io_call_data(struct wharf_conn *c, const char *data, size_t l
         conn_close(c, WHARF_CLOSE_ERROR);
         return CONN_BAD_RETURN;
     }
+    if (used > 0)
+        conn_evict_progress(c);
     return used;
 }
 

@@ -109,6 +109,8 @@ enum wharf_close_reason {
     WHARF_CLOSE_HANDLER,   /* the handler called wharf_close() */
     WHARF_CLOSE_LIMIT,     /* a limit was exceeded (input or output buffer cap) */
     WHARF_CLOSE_SHUTDOWN,  /* the server is stopping */
+    WHARF_CLOSE_EVICTED,   /* at max_connections, it made no progress for longest
+                            * (evict_idle_ms) and a new connection took its place */
 };
 
 /* Returns a static lower-case name for a reason ("eof", "timeout", ...). */

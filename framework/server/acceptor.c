@@ -9,6 +9,16 @@
  * memory.  Other threads may post to a worker's mailbox too (reloads), so a
  * hand-off can still find it full; that connection is closed and released.
  *
+ * At max_connections with evict_idle_ms set, a readable listening socket
+ * (a connection waits) makes it ask the worker whose connection made no
+ * progress for longest, and for at least evict_idle_ms, to close that one
+ * (conn_evict.c): the worker closes it at the end of its loop turn, the
+ * release wakes the acceptor, which then accepts the newcomer.  Only a
+ * readiness report says that a connection waits: reaching the limit in
+ * the middle of a batch of accepts evicts nothing until the next one.  One
+ * eviction per waiting connection: the acceptor pauses (waiting for room)
+ * after each request, as at any limit.
+ *
  * The thread runs `acceptor_nice` below the nice value it was started with
  * (the workers'): on busy CPUs it gives way to the workers, is woken less
  * often and accepts more connections per wake-up (docs/performance.md).
@@ -152,15 +162,27 @@ static void acceptor_resume(struct acceptor *a)
 }
 
 /* Stops watching the listening sockets for ms, or (wait_room) until a
- * release or a drained mailbox reports room, re-checking every ms. */
-static void acceptor_pause(struct acceptor *a, int ms, bool wait_room);
+ * release or a drained mailbox reports room, re-checking every ms.  Counted
+ * as a pause (wharf's metrics) when `count`; a pause that only waits for an
+ * eviction is not one an operator needs to hear of. */
+static void acceptor_pause(struct acceptor *a, int ms, bool wait_room, bool count);
 
 static bool acceptor_room(struct acceptor *a, struct wharf_worker **target);
+
+/* Whether some worker has a connection to evict to make room. */
+static bool acceptor_can_evict(struct acceptor *a)
+{
+    uint64_t idle = a->gen->cfg->evict_idle_ms;
+    return idle && a->loop.now_ms >= idle &&
+           admission_evict_pick(a->admission, a->loop.now_ms - idle) >= 0;
+}
 
 static void acceptor_recheck(struct acceptor *a)
 {
     struct wharf_worker *w;
-    if (acceptor_room(a, &w))
+    /* Full, but a connection could be evicted: watch the listening sockets
+     * again, so that a waiting connection asks for it (acceptor_evict). */
+    if (acceptor_room(a, &w) || (!admission_has_room(a->admission) && acceptor_can_evict(a)))
         acceptor_resume(a);
     else
         loop_timer_arm(&a->loop, &a->backoff, a->loop.now_ms + ROOM_POLL_MS);
@@ -180,12 +202,13 @@ static void acceptor_on_backoff(struct timer *t, uint64_t now)
     acceptor_recheck(a);
 }
 
-static void acceptor_pause(struct acceptor *a, int ms, bool wait_room)
+static void acceptor_pause(struct acceptor *a, int ms, bool wait_room, bool count)
 {
     if (!a->paused) {
         a->paused = true;
         atomic_store_explicit(&a->paused_seen, true, memory_order_relaxed);
-        admission_count_pause(a->admission);
+        if (count)
+            admission_count_pause(a->admission);
         acceptor_set_listening(a, false);
     }
     if (wait_room && a->room.fd < 0) {
@@ -223,6 +246,27 @@ static bool acceptor_room(struct acceptor *a, struct wharf_worker **target)
     return admission_has_room(a->admission) && (*target = acceptor_pick(a)) != NULL;
 }
 
+/* At max_connections with a connection waiting: asks the worker whose
+ * connection made no progress for longest (past evict_idle_ms) to evict
+ * it.  Returns whether an eviction is on its way (asked now, or still
+ * pending from before). */
+static bool acceptor_evict(struct acceptor *a)
+{
+    uint64_t idle = a->gen->cfg->evict_idle_ms;
+    if (!idle || admission_has_room(a->admission) || a->loop.now_ms < idle)
+        return false;
+    int wi = admission_evict_pick(a->admission, a->loop.now_ms - idle);
+    if (wi < 0)
+        return false;
+    if (!admission_evict_ask(a->admission, (unsigned)wi))
+        return true; /* asked before, not yet taken */
+    if (worker_post_evict(&a->ws[wi], idle) < 0) {
+        admission_evict_done(a->admission, (unsigned)wi);
+        return false;
+    }
+    return true;
+}
+
 static void acceptor_log_full(struct acceptor *a)
 {
     if (log_due(&a->last_full_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_MS))
@@ -245,8 +289,16 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
     for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
         struct wharf_worker *w;
         if (!acceptor_room(a, &w)) {
-            acceptor_log_full(a);
-            acceptor_pause(a, ROOM_POLL_MS, true);
+            /* Evict only for a connection known to wait: the socket was
+             * readable when this call began, not necessarily after the
+             * accepts it made.  Whether another waits, the loop's next
+             * readiness report tells (a call with i == 0). */
+            if (i > 0 && acceptor_can_evict(a))
+                return;
+            bool evicting = acceptor_evict(a);
+            if (!evicting)
+                acceptor_log_full(a);
+            acceptor_pause(a, ROOM_POLL_MS, true, !evicting);
             return;
         }
         union sockaddr_any peer;
@@ -268,7 +320,7 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
                               "accept: %s; pausing accepts for %d ms at a time until "
                               "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
                 }
-                acceptor_pause(a, RESOURCE_BACKOFF_MS, false);
+                acceptor_pause(a, RESOURCE_BACKOFF_MS, false, true);
                 return;
             case EINVAL:
             case EBADF:

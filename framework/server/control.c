@@ -376,6 +376,7 @@ static int control_show_limits(const struct server_view *v, struct control_text 
     control_printf(t, "max_connections %d (open %zu)\n", cfg->max_connections,
                    admission_open(v->admission));
     control_printf(t, "max_connections_per_source %d\n", cfg->max_connections_per_source);
+    control_printf(t, "evict_idle_ms %llu\n", (unsigned long long)cfg->evict_idle_ms);
     control_printf(t, "output_budget %zu (held %zu)\n", admission_output_budget(v->admission),
                    admission_output_total(v->admission));
     control_printf(t, "shutdown_timeout_ms %llu\n",

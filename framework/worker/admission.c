@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -20,6 +21,8 @@
 
 struct admission_load {
     _Alignas(64) _Atomic size_t n;
+    _Atomic uint64_t stalled_since_ms; /* admission_set_stalled */
+    atomic_bool evict_asked;           /* admission_evict_ask */
 };
 
 struct admission {
@@ -49,8 +52,11 @@ struct admission *admission_new(unsigned nworkers, size_t max_connections, size_
     a->room_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!a->loads || a->room_fd < 0)
         goto fail;
-    for (unsigned i = 0; i < nworkers; i++)
+    for (unsigned i = 0; i < nworkers; i++) {
         atomic_init(&a->loads[i].n, 0);
+        atomic_init(&a->loads[i].stalled_since_ms, UINT64_MAX);
+        atomic_init(&a->loads[i].evict_asked, false);
+    }
     if (admission_set_limits(a, max_connections, per_source) < 0)
         goto fail;
     return a;
@@ -156,6 +162,36 @@ size_t admission_open(const struct admission *a)
 size_t admission_load(const struct admission *a, unsigned worker)
 {
     return atomic_load_explicit(&((struct admission *)a)->loads[worker].n, memory_order_relaxed);
+}
+
+void admission_set_stalled(struct admission *a, unsigned worker, uint64_t since_ms)
+{
+    atomic_store_explicit(&a->loads[worker].stalled_since_ms, since_ms, memory_order_relaxed);
+}
+
+int admission_evict_pick(const struct admission *a, uint64_t before_ms)
+{
+    struct admission *m = (struct admission *)a;
+    int best = -1;
+    uint64_t oldest = UINT64_MAX;
+    for (unsigned i = 0; i < m->nworkers; i++) {
+        uint64_t t = atomic_load_explicit(&m->loads[i].stalled_since_ms, memory_order_relaxed);
+        if (t <= before_ms && t < oldest) {
+            oldest = t;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+bool admission_evict_ask(struct admission *a, unsigned worker)
+{
+    return !atomic_exchange(&a->loads[worker].evict_asked, true);
+}
+
+void admission_evict_done(struct admission *a, unsigned worker)
+{
+    atomic_store(&a->loads[worker].evict_asked, false);
 }
 
 int admission_wait_begin(struct admission *a)

@@ -65,6 +65,24 @@ void admission_release(struct admission *a, const struct sockaddr *peer, unsigne
 size_t admission_open(const struct admission *a);
 size_t admission_load(const struct admission *a, unsigned worker);
 
+/*
+ * Eviction (evict_idle_ms): each worker publishes when the connection it
+ * would evict first (the one with the oldest progress) last made progress,
+ * or UINT64_MAX when it has none (admission_set_stalled; its thread).
+ * admission_evict_pick returns the worker whose published time is oldest
+ * and at or before `before_ms`, or -1: the acceptor asks that worker to
+ * evict.  O(workers), no lock.
+ */
+void admission_set_stalled(struct admission *a, unsigned worker, uint64_t since_ms);
+int admission_evict_pick(const struct admission *a, uint64_t before_ms);
+/* One eviction request per worker at a time, so that a worker slow to
+ * answer (a handler blocking it) is not sent a pile of them: ask returns
+ * false if one is already pending for that worker, else marks it; the
+ * worker calls done as it takes the request (or the request was never
+ * posted).  Any thread. */
+bool admission_evict_ask(struct admission *a, unsigned worker);
+void admission_evict_done(struct admission *a, unsigned worker);
+
 /* The acceptor's side of "wait for room": admission_wait_begin announces it
  * and returns an eventfd that a release makes readable; admission_wait_end
  * withdraws the announcement (and clears the eventfd). */

@@ -31,7 +31,7 @@ struct rate_table;
 struct access_log;
 
 /* Every value of enum wharf_close_reason. */
-#define LISTENER_CLOSE_REASONS (WHARF_CLOSE_SHUTDOWN + 1)
+#define LISTENER_CLOSE_REASONS (WHARF_CLOSE_EVICTED + 1)
 
 /* Why a datagram was dropped (wharf_datagrams_dropped_by_reason_total). */
 enum listener_drop_reason {

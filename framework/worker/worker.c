@@ -96,6 +96,19 @@ int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const u
     return rc;
 }
 
+static void worker_on_evict(void *arg, void *payload, bool cancelled)
+{
+    struct wharf_worker *w = arg;
+    admission_evict_done(w->admission, w->id);
+    if (!cancelled)
+        conn_evict_one(w, *(uint64_t *)payload);
+}
+
+int worker_post_evict(struct wharf_worker *w, uint64_t idle_ms)
+{
+    return loop_post_urgent(&w->loop, worker_on_evict, w, &idle_ms, sizeof idle_ms);
+}
+
 size_t worker_queued(struct wharf_worker *w)
 {
     return mailbox_len(w->loop.mailbox);

@@ -101,6 +101,13 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous
  */
 int worker_post_conn(struct wharf_worker *w, struct listener *l, int fd, const union sockaddr_any *peer,
                      socklen_t peer_len, int ticket);
+/* Asks w to close its connection with the oldest progress if it made none
+ * for idle_ms (max_connections reached and a connection waits:
+ * conn_evict.c); its teardown releases the slot and wakes the acceptor.
+ * The caller marked the request (admission_evict_ask); w clears the mark
+ * as it takes it.  Returns 0 or -EAGAIN / -EPIPE (not asked: the caller
+ * clears the mark).  Acceptor thread. */
+int worker_post_evict(struct wharf_worker *w, uint64_t idle_ms);
 /* Connections queued in w's mailbox and not yet opened (a snapshot). */
 size_t worker_queued(struct wharf_worker *w);
 size_t worker_queue_depth(const struct wharf_worker *w);

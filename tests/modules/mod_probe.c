@@ -23,7 +23,7 @@ struct probe_options {
 };
 
 static _Atomic uint64_t opens, datas, drains, inits, finis, timeouts[WHARF_TIMEOUT_RATE + 1],
-    closes[WHARF_CLOSE_SHUTDOWN + 1];
+    closes[WHARF_CLOSE_EVICTED + 1];
 
 __attribute__((visibility("default"))) void probe_counts(struct probe_counts *out);
 
@@ -36,7 +36,7 @@ void probe_counts(struct probe_counts *out)
     out->finis = atomic_load(&finis);
     for (int i = 0; i <= WHARF_TIMEOUT_RATE; i++)
         out->timeouts[i] = atomic_load(&timeouts[i]);
-    for (int i = 0; i <= WHARF_CLOSE_SHUTDOWN; i++)
+    for (int i = 0; i <= WHARF_CLOSE_EVICTED; i++)
         out->closes[i] = atomic_load(&closes[i]);
 }
 

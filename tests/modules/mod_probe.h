@@ -13,7 +13,7 @@
 struct probe_counts {
     uint64_t opens, datas, drains, inits, finis;
     uint64_t timeouts[WHARF_TIMEOUT_RATE + 1]; /* by enum wharf_timeout */
-    uint64_t closes[WHARF_CLOSE_SHUTDOWN + 1]; /* by enum wharf_close_reason */
+    uint64_t closes[WHARF_CLOSE_EVICTED + 1]; /* by enum wharf_close_reason */
 };
 
 typedef void (*probe_counts_fn)(struct probe_counts *out);
