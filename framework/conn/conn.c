@@ -265,10 +265,13 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
  * been read (so wharf_peer_addr is the client's from the start). */
 static void conn_start(struct wharf_conn *c)
 {
+    /* TLS: the handler hears of it once the handshake is done. */
+    if (c->l->tls && !(c->flags & CONN_OUTBOUND) && !conn_tls_start(c))
+        return;
     if (c->l->cfg->proxy_protocol && !(c->flags & CONN_OUTBOUND)) {
         if (!conn_proxy_start(c))
             return;
-    } else if (c->state == CONN_PENDING) {
+    } else if (c->state == CONN_PENDING && !(c->flags & CONN_TLS_HANDSHAKE)) {
         conn_opened(c); /* (an outbound one closed while connecting never opens) */
     }
     if (conn_io_settle(c) < 0)
@@ -430,6 +433,13 @@ static void conn_teardown(struct loop_closing *closing)
                           histogram_now_ns() - c->accepted_ns);
     wharf_counter_add(&st->output_buffered, -(uint64_t)c->out.cap);
     admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
+    if (c->ssl) {
+        /* close_notify, unless the connection failed; then the SSL object
+         * goes, here only. */
+        if (reason != WHARF_CLOSE_ERROR)
+            conn_tls_shutdown(c);
+        conn_tls_free(c);
+    }
     struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,
                              .peer_len = c->peer_len, .peer = c->peer};
     loop_unwatch(&w->loop, &c->watcher);
@@ -511,6 +521,19 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
         return;
     if (c->flags & CONN_CONNECTING) {
         conn_connected(c);
+        return;
+    }
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE) {
+        conn_tls_handshake(c); /* whichever event it waited for */
+        return;
+    }
+    if (c->ssl && c->tls_want && (events & (LOOP_IN | LOOP_OUT))) {
+        /* The TLS layer waited for the other direction: both go on. */
+        c->tls_want = 0;
+        if (conn_io_settle(c) < 0)
+            return;
+        if (conn_io_wants_input(c))
+            conn_io_read(c);
         return;
     }
     if ((events & LOOP_OUT) && conn_io_settle(c) < 0)
