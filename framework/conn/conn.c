@@ -365,6 +365,11 @@ static void conn_log_access(const struct wharf_conn *c, enum wharf_close_reason 
         .bytes_out = c->bytes_out, .close_reason = wharf_close_reason_name(reason),
         .outbound = (c->flags & CONN_OUTBOUND) != 0,
     };
+    struct wharf_tls_info ti;
+    if (wharf_conn_tls_info(c, &ti) == 0) {
+        e.tls_version = ti.version;
+        e.tls_sni = ti.sni;
+    }
     access_log_write(c->l->access, &e);
 }
 
@@ -377,11 +382,15 @@ static void conn_log_close(const struct wharf_conn *c, enum wharf_close_reason r
         conn_log_access(c, reason);
     int level = c->l->cfg->access_log;
     if (level >= 0 && level <= (int)log_get_level()) {
-        char addr[64];
+        char addr[64], tls[300] = "";
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
+        struct wharf_tls_info ti;
+        if (wharf_conn_tls_info(c, &ti) == 0)
+            snprintf(tls, sizeof tls, " (%s%s%.255s)", ti.version, ti.sni ? ", sni " : "",
+                     ti.sni ? ti.sni : "");
         log_write((enum wharf_log_level)level, conn_name(c), (int)w->id, c->id,
-                  "%s %s: %llu ms, %llu bytes in, %llu bytes out, closed (%s)",
-                  (c->flags & CONN_OUTBOUND) ? "to" : "from", addr,
+                  "%s %s%s: %llu ms, %llu bytes in, %llu bytes out, closed (%s)",
+                  (c->flags & CONN_OUTBOUND) ? "to" : "from", addr, tls,
                   (unsigned long long)(w->loop.now_ms - c->opened_ms),
                   (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
                   wharf_close_reason_name(reason));
