@@ -140,9 +140,9 @@ static bool tls_ctx_use_cert(SSL_CTX *ctx, const char *file, const struct config
         return false;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        char reason[128], msg[1024];
-        tls_ctx_error(reason, sizeof reason, "does not match");
-        snprintf(msg, sizeof msg, "key does not match the certificate %s (%s)", cert, reason);
+        char msg[1024];
+        ERR_clear_error(); /* (OpenSSL's reason names a certificate slot, not the files) */
+        snprintf(msg, sizeof msg, "key does not match the certificate %s", cert);
         tls_ctx_fail(err, errlen, file, cfg, key_key, key, msg);
         return false;
     }
