@@ -31,7 +31,7 @@
 set -u
 build=${WHARF_BUILDDIR:-.}
 src=${WHARF_SRCDIR:-.}
-wharfd=$build/wharfd
+wharfd=${WHARFD:-$build/wharfd} # WHARFD: a wrapper to run instead (valgrind)
 mods=${WHARF_TEST_MODULES:-$build/tests/.libs}
 tmp=$(mktemp -d)
 pid=
