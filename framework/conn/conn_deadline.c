@@ -138,7 +138,7 @@ static void conn_deadline_fire(struct wharf_conn *c, enum wharf_timeout kind)
 {
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
-    if (c->flags & CONN_TLS_HANDSHAKE)
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE)
         wharf_counter_add(&conn_stats(c)->tls_failed[LISTENER_TLS_FAIL_TIMEOUT], 1);
     c->timeout_firing = (int8_t)kind;
     c->timeout_kept = false;

@@ -135,7 +135,9 @@ bool conn_tls_start(struct wharf_conn *c)
     return true;
 }
 
-/* Gives the SSL object its BIO once the PROXY header (if any) was read. */
+/* Gives the SSL object its BIO once the PROXY header (if any) was read.
+ * The socket BIO (for kernel TLS) writes with write(2): a process that
+ * embeds wharf must ignore SIGPIPE, as wharfd does. */
 static bool conn_tls_attach(struct wharf_conn *c)
 {
     if (SSL_get_rbio(c->ssl))
@@ -180,8 +182,8 @@ static int conn_tls_handshake_failed(struct wharf_conn *c, int ssl_err)
     enum listener_tls_fail why = conn_tls_fail_reason(c, e);
     bool quiet = false;
     if (ssl_err == SSL_ERROR_SYSCALL || (why == LISTENER_TLS_FAIL_EOF && e)) {
-        /* The peer closed or reset: before any byte it is no TLS client
-         * at all (a port check), and not worth a line. */
+        /* The peer closed or reset midway (a port check, an impatient
+         * client): counted, closed as "eof", not worth a warning. */
         why = LISTENER_TLS_FAIL_EOF;
         quiet = true;
     }
