@@ -284,7 +284,10 @@ def main_checks(ports):
 
     # Hostile clients, while a good one keeps being served.
     good = connect(echo)
+    good.sendall(b"first\n")  # (past handshake_ms's wait for a first byte)
+    read_exact(good, 6)
     closed = 0
+    t_garbage = time.monotonic()
     for i in range(20):
         g = socket.create_connection(("127.0.0.1", echo), timeout=5)
         g.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -296,6 +299,7 @@ def main_checks(ports):
         except ConnectionResetError:
             closed += 1
         g.close()
+    print(f"garbage_seconds {int(time.monotonic() - t_garbage) + 1}", flush=True)
     good.sendall(b"still here\n")
     ok(f"garbage instead of a ClientHello: {closed} of 20 closed; others unaffected") \
         if closed == 20 and read_exact(good, 11) == b"still here\n" else \
@@ -310,7 +314,7 @@ def main_checks(ports):
         pass
     took = time.monotonic() - t0
     ok(f"a handshake stalled midway is closed at handshake_ms ({took:.2f} s)") \
-        if 0.7 <= took <= 3.0 else fail(f"stalled handshake closed after {took:.2f} s")
+        if 0.7 <= took <= 6.0 else fail(f"stalled handshake closed after {took:.2f} s")
     stall.close()
     half = socket.create_connection(("127.0.0.1", echo), timeout=10)
     half.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00]) + b"\x01")
