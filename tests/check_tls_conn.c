@@ -6,7 +6,8 @@
  * here (a self-signed ECDSA P-256 certificate for "localhost") into a temp
  * directory.  Each test names the promise it holds: bytes echoed byte-exact,
  * requests split at every byte (one record per byte), partial consumption,
- * back-pressure, the peer's close_notify as EOF, the handler's close and
+ * back-pressure, wharf_send_ref's chunks in their place, the peer's
+ * close_notify as EOF, the handler's close and
  * shutdown_write as close_notify, wharf_conn_tls_info, a handshake that is
  * garbage, a graceful stop.  valgrind runs it like every Check suite, so the
  * TLS layer's teardown is checked for leaks and bad reads too.
@@ -264,6 +265,24 @@ START_TEST(shutdown_write_sends_close_notify_and_keeps_reading)
 }
 END_TEST
 
+START_TEST(referenced_output_goes_out_in_its_place)
+{
+    /* mod_sendref: copied and referenced pieces continue one pattern. */
+    struct tserver *t = start_tls("mod_sendref", NULL, 2);
+    struct tls_client c = tls_connect(tserver_port(t, 0));
+    const char cmds[] = "c 10\nr 70000\nc 5\nr 3\nr 20000\nc 1\nx\n";
+    tls_write(&c, cmds, sizeof cmds - 1);
+    static char in[90019 + 1];
+    int how;
+    ck_assert_uint_eq(tls_read(&c, in, sizeof in, &how), 90019);
+    ck_assert_int_eq(how, SSL_ERROR_ZERO_RETURN); /* wharf_close: close_notify */
+    for (size_t i = 0; i < 90019; i++)
+        ck_assert_int_eq(in[i], 'a' + (int)(i % 23));
+    tls_free(&c);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(tls_info_tells_the_handler_what_was_negotiated)
 {
     struct tserver *t = start_tls("mod_contract", "tlsinfo", 1);
@@ -343,6 +362,7 @@ int main(void)
     tcase_add_test(tc, back_pressure_waits_for_on_drain);
     tcase_add_test(tc, close_notify_from_the_peer_is_eof);
     tcase_add_test(tc, shutdown_write_sends_close_notify_and_keeps_reading);
+    tcase_add_test(tc, referenced_output_goes_out_in_its_place);
     tcase_add_test(tc, tls_info_tells_the_handler_what_was_negotiated);
     tcase_add_test(tc, garbage_handshake_is_closed_and_hurts_no_one);
     tcase_add_test(tc, graceful_stop_says_goodbye_then_close_notify);
