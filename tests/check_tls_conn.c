@@ -6,7 +6,7 @@
  * here (a self-signed ECDSA P-256 certificate for "localhost") into a temp
  * directory.  Each test names the promise it holds: bytes echoed byte-exact,
  * requests split at every byte (one record per byte), partial consumption,
- * back-pressure, wharf_send_ref's chunks in their place, the peer's
+ * back-pressure, max_input, wharf_send_ref's chunks in their place, the peer's
  * close_notify as EOF, the handler's close and
  * shutdown_write as close_notify, wharf_conn_tls_info, a handshake that is
  * garbage, a graceful stop.  valgrind runs it like every Check suite, so the
@@ -283,6 +283,34 @@ START_TEST(referenced_output_goes_out_in_its_place)
 }
 END_TEST
 
+START_TEST(max_input_cuts_off_a_client_the_handler_keeps_up)
+{
+    /* "eofkeep" consumes nothing before EOF: max_input closes it (limit). */
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"mod_contract\", "
+        "\"options\": {\"mode\": \"eofkeep\"}, \"buffers\": {\"max_input\": 4096}, "
+        "\"tls\": {\"cert\": \"%s\", \"key\": \"%s\"}}]}",
+        cert_file, key_file);
+    struct tls_client c = tls_connect(tserver_port(t, 0));
+    static char out[20000];
+    memset(out, 'q', sizeof out);
+    tls_write(&c, out, sizeof out);
+    /* Closed (close_notify, or a reset for the bytes it never read). */
+    char b;
+    int how;
+    ck_assert_uint_eq(tls_read(&c, &b, 1, &how), 0);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
+    uint64_t start = now_ms();
+    while (st.closed[WHARF_CLOSE_LIMIT] == 0 && now_ms() - start < 3000) {
+        usleep(10000);
+        st = tserver_stats(t, 0);
+    }
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_LIMIT], 1);
+    tls_free(&c);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(tls_info_tells_the_handler_what_was_negotiated)
 {
     struct tserver *t = start_tls("mod_contract", "tlsinfo", 1);
@@ -363,6 +391,7 @@ int main(void)
     tcase_add_test(tc, close_notify_from_the_peer_is_eof);
     tcase_add_test(tc, shutdown_write_sends_close_notify_and_keeps_reading);
     tcase_add_test(tc, referenced_output_goes_out_in_its_place);
+    tcase_add_test(tc, max_input_cuts_off_a_client_the_handler_keeps_up);
     tcase_add_test(tc, tls_info_tells_the_handler_what_was_negotiated);
     tcase_add_test(tc, garbage_handshake_is_closed_and_hurts_no_one);
     tcase_add_test(tc, graceful_stop_says_goodbye_then_close_notify);
