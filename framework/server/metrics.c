@@ -279,12 +279,14 @@ static const struct metrics_hist {
     bool tls_only;
 } metrics_hists[HISTOGRAM_KINDS] = {
     [HISTOGRAM_CONN_DURATION] = {"wharf_connection_duration_seconds",
-                                 "TCP connections closed, by time from accept to close.", true},
+                                 "TCP connections closed, by time from accept to close.", true,
+                                 false},
     [HISTOGRAM_HANDLER] = {"wharf_handler_duration_seconds",
                            "Time spent in one handler callback (on_data, on_datagram, ...).",
-                           false},
+                           false, false},
     [HISTOGRAM_TTFB] = {"wharf_time_to_first_byte_seconds",
-                        "TCP connections by time from accept to the first byte written.", true},
+                        "TCP connections by time from accept to the first byte written.", true,
+                        false},
     [HISTOGRAM_TLS_HANDSHAKE] = {"wharf_tls_handshake_duration_seconds",
                                  "TLS handshakes done, by time from start to done.", true, true},
 };
