@@ -38,6 +38,7 @@ fi
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -Wall -Wextra -I$src/framework/include -I$src/framework/base -I$src/framework/config"
 jansson=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
+openssl=$(pkg-config --cflags --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
 
 status=0
 run() { # NAME SOURCES... [-- LIBS...]
@@ -68,6 +69,7 @@ run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/base/proxy.c"
 # shellcheck disable=SC2086
 run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" \
     "$src/framework/config/config_schema.c" "$src/framework/config/config_path.c" \
+    "$src/framework/config/config_include.c" \
     "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" \
     "$src/framework/base/access_log.c" "$src/framework/base/log_json.c" $jansson
 
@@ -80,7 +82,7 @@ version=$(sed -n 's/^AC_INIT(\[wharf\], \[\([^]]*\)\].*/\1/p' "$src/configure.ac
 run fuzz_memcache -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I"$fw/conn" -I"$fw/server" -I"$fw/testkit" \
     -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_memcache.c" \
     "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
-    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/memcache/*.c $jansson -lpthread -ldl
+    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/memcache/*.c $jansson $openssl -lpthread -ldl
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status

@@ -23,13 +23,14 @@
 enum access_var {
     AV_TIME, AV_MSEC, AV_REMOTE_ADDR, AV_REMOTE_PORT, AV_LOCAL_ADDR, AV_LOCAL_PORT,
     AV_LISTENER, AV_WORKER, AV_CONN_ID, AV_DURATION_MS, AV_BYTES_IN, AV_BYTES_OUT,
-    AV_CLOSE_REASON, AV_DIRECTION, AV_COUNT
+    AV_CLOSE_REASON, AV_DIRECTION, AV_TLS_VERSION, AV_TLS_SNI, AV_COUNT
 };
 
 /* Names, longest first where one is a prefix of another (none is today). */
 static const char *const var_names[AV_COUNT] = {
     "time", "msec", "remote_addr", "remote_port", "local_addr", "local_port", "listener",
     "worker", "conn_id", "duration_ms", "bytes_in", "bytes_out", "close_reason", "direction",
+    "tls_version", "tls_sni",
 };
 
 struct access_file {
@@ -77,7 +78,8 @@ int access_log_check_format(const char *fmt, char *err, size_t errlen)
                 n++;
             snprintf(err, errlen, "unknown variable $%.*s (known: $time, $msec, $remote_addr, "
                      "$remote_port, $local_addr, $local_port, $listener, $worker, $conn_id, "
-                     "$duration_ms, $bytes_in, $bytes_out, $close_reason, $direction, $$)",
+                     "$duration_ms, $bytes_in, $bytes_out, $close_reason, $direction, "
+                     "$tls_version, $tls_sni, $$)",
                      (int)n, p + 1);
             return -1;
         }
@@ -230,6 +232,12 @@ static bool var_value(int v, const struct access_entry *e, char *buf, size_t len
     case AV_CLOSE_REASON:
         snprintf(buf, len, "%s", e->close_reason ? e->close_reason : "-");
         return false;
+    case AV_TLS_VERSION:
+    case AV_TLS_SNI: {
+        const char *t = v == AV_TLS_VERSION ? e->tls_version : e->tls_sni;
+        snprintf(buf, len, "%s", t && *t ? t : "-");
+        return false;
+    }
     default:
         snprintf(buf, len, "%s", e->outbound ? "out" : "in");
         return false;

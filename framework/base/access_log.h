@@ -17,6 +17,8 @@
  *   $bytes_out    bytes sent
  *   $close_reason eof, error, timeout, ... (wharf_close_reason_name)
  *   $direction    "in" (accepted) or "out" (wharf_connect)
+ *   $tls_version  TLSv1.2 or TLSv1.3 on a TLS listener, else "-"
+ *   $tls_sni      the server name the TLS client asked for, else "-"
  *   $$            a "$"
  *
  * With log_format "json" a line is instead one JSON object of the format's
@@ -43,6 +45,7 @@ struct access_entry {
     int worker;
     uint64_t conn_id, duration_ms, bytes_in, bytes_out;
     const char *close_reason;
+    const char *tls_version, *tls_sni; /* NULL: not TLS, no name */
     bool outbound;
 };
 

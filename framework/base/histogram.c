@@ -18,6 +18,9 @@ static const uint64_t histogram_table[HISTOGRAM_KINDS][HISTOGRAM_BOUNDS] = {
                            500 * US, 1 * MS, 2500 * US, 5 * MS, 10 * MS, 50 * MS, 250 * MS, 1 * S},
     [HISTOGRAM_TTFB] = {100 * US, 250 * US, 500 * US, 1 * MS, 2500 * US, 5 * MS, 10 * MS, 25 * MS,
                         50 * MS, 100 * MS, 250 * MS, 500 * MS, 1 * S, 2500 * MS, 5 * S, 10 * S},
+    [HISTOGRAM_TLS_HANDSHAKE] = {100 * US, 250 * US, 500 * US, 1 * MS, 2500 * US, 5 * MS, 10 * MS,
+                                 25 * MS, 50 * MS, 100 * MS, 250 * MS, 500 * MS, 1 * S,
+                                 2500 * MS, 5 * S, 10 * S},
 };
 
 const uint64_t *histogram_bounds(enum histogram_kind k)

@@ -1,7 +1,8 @@
 /*
  * histogram.h - a latency histogram that one thread writes and any thread
  * reads: the per-listener, per-worker histograms of the metrics page
- * (connection duration, handler callback time, time to first byte).
+ * (connection duration, handler callback time, time to first byte, TLS
+ * handshake time).
  *
  * The owner records with histogram_observe: a short scan of fixed bucket
  * bounds and two relaxed load-and-stores (wharf_counter_add), no lock and
@@ -24,6 +25,7 @@ enum histogram_kind {
     HISTOGRAM_CONN_DURATION = 0, /* accept to close: 1 ms .. 1 h */
     HISTOGRAM_HANDLER,           /* one handler callback: 1 us .. 1 s */
     HISTOGRAM_TTFB,              /* accept to the first byte written: 100 us .. 10 s */
+    HISTOGRAM_TLS_HANDSHAKE,     /* a TLS handshake, start to done: 100 us .. 10 s */
     HISTOGRAM_KINDS
 };
 

@@ -322,6 +322,17 @@ void config_free(struct config *cfg)
         json_decref(l->deny_json);
         json_decref(l->proxy_trusted_json);
         json_decref(l->options);
+        free(l->tls.cert);
+        free(l->tls.key);
+        free(l->tls.ca);
+        free(l->tls.ciphers);
+        free(l->tls.ciphersuites);
+        json_decref(l->tls.alpn_json);
+        for (size_t j = 0; j < l->tls.nsni; j++) {
+            free(l->tls.sni[j].cert);
+            free(l->tls.sni[j].key);
+        }
+        free(l->tls.sni);
     }
     free(cfg->listeners);
     free(cfg->module_path);

@@ -38,6 +38,39 @@ struct config_timeouts {  /* "timeouts"; 0 turns a timer off */
 
 struct cidr;
 
+/* "tls.verify": what a client certificate must be. */
+enum config_tls_verify {
+    CONFIG_VERIFY_NONE = 0,     /* not asked for */
+    CONFIG_VERIFY_OPTIONAL,     /* asked for; one sent must verify against "ca" */
+    CONFIG_VERIFY_REQUIRE,      /* required, and must verify */
+};
+
+/* One extra certificate of "tls.sni", picked by the client's server name. */
+struct config_tls_sni {
+    char *cert;                 /* "cert": PEM chain file, absolute */
+    char *key;                  /* "key": PEM private key file, absolute */
+};
+
+/* "tls" (TCP): absent means plain TCP (on is false, every other field a
+ * default).  Files are absolute paths (relative ones start at the config
+ * file's directory).  tls_ctx.c makes OpenSSL contexts of it. */
+struct config_tls {
+    bool on;                    /* the listener has a "tls" object */
+    char *cert;                 /* "cert": the certificate chain (PEM), leaf first */
+    char *key;                  /* "key": its private key (PEM) */
+    char *ca;                   /* "ca": CA certificates for client certificates */
+    int verify;                 /* "verify": enum config_tls_verify */
+    int min_version, max_version; /* "min_version"/"max_version": 12 or 13 (TLS 1.2, 1.3) */
+    char *ciphers;              /* "ciphers": OpenSSL cipher list (TLS 1.2) */
+    char *ciphersuites;         /* "ciphersuites": TLS 1.3 suites */
+    json_t *alpn_json;          /* "alpn": protocol names, most preferred first */
+    bool session_tickets;       /* "session_tickets" */
+    int session_cache;          /* "session_cache": sessions kept; 0 = off */
+    uint64_t session_timeout_ms; /* "session_timeout_ms": lifetime of a session */
+    struct config_tls_sni *sni; /* "sni": extra certificates */
+    size_t nsni;
+};
+
 struct config_listener {
     char *name;                 /* "name" (given or "<protocol>-<index>") */
     char path[32];              /* JSON path of this listener, "listeners[3]" */
@@ -79,6 +112,7 @@ struct config_listener {
     size_t low_watermark;       /* resume (and on_drain) below this */
     size_t max_input;           /* kept unconsumed input cap */
     size_t max_output;          /* hard cap on queued output */
+    struct config_tls tls;      /* "tls" (TCP) */
     char *handler;              /* "handler": module name or path */
     json_t *options;            /* "options": object (owned reference) */
 };

@@ -57,6 +57,13 @@ static const struct config_choice syslog_choices[] = {
     {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},
     {"local7", LOG_LOCAL7}, {NULL, 0},
 };
+static const struct config_choice verify_choices[] = {
+    {"none", CONFIG_VERIFY_NONE}, {"optional", CONFIG_VERIFY_OPTIONAL},
+    {"require", CONFIG_VERIFY_REQUIRE}, {NULL, 0},
+};
+static const struct config_choice tls_version_choices[] = {
+    {"1.2", 12}, {"1.3", 13}, {NULL, 0},
+};
 static const struct config_choice proxy_choices[] = {
     {"off", 0}, {"v1", PROXY_V1}, {"v2", PROXY_V2}, {"any", PROXY_V1 | PROXY_V2}, {NULL, 0},
 };
@@ -422,7 +429,77 @@ static int set_handler(struct config_loader *ld, const struct config_key *k, con
     return config_path_file(ld, path, &l->handler);
 }
 
+/* A file of "tls" (cert, key, ca): made absolute like log_file. */
+static int set_tls_file(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                        void *base, const char *path)
+{
+    return set_log_file(ld, k, v, base, path);
+}
+
+/* "tls.alpn": protocol names of 1..255 bytes, at most 16 of them. */
+static int set_alpn(struct config_loader *ld, const struct config_key *k, const json_t *v,
+                    void *base, const char *path)
+{
+    if (!json_is_array(v) || json_array_size(v) > 16)
+        return config_fail_got(ld, path, k->expect, v);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *e = json_array_get(v, i);
+        if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > 255) {
+            char ipath[CONFIG_PATH_LEN];
+            snprintf(ipath, sizeof ipath, "%.*s[%zu]", CONFIG_PATH_LEN / 2, path, i);
+            return config_fail_got(ld, ipath, "a protocol name of 1 to 255 bytes", e);
+        }
+    }
+    return store(ld, k, v, base, path);
+}
+
 /* ---- checks that tie keys together ---------------------------------------------- */
+
+/*
+ * "tls": present means TLS; then cert and key are required, verify other
+ * than "none" needs ca, min_version <= max_version, and the listener is TCP.
+ */
+static int check_tls(struct config_loader *ld, const json_t *obj, void *base, const char *path)
+{
+    struct config_listener *l = base;
+    struct config_tls *t = &l->tls;
+    char kpath[CONFIG_PATH_LEN];
+    t->on = obj != NULL;
+    if (!t->on)
+        return 0;
+    if (l->protocol != CONFIG_TCP)
+        return config_fail(ld, path, "expected only on a tcp listener (TLS runs over TCP)");
+    if (!t->cert || !t->key) {
+        config_key_path(kpath, sizeof kpath, path, t->cert ? "key" : "cert");
+        return config_fail(ld, kpath, "missing, expected a file name (a PEM %s)",
+                           t->cert ? "private key" : "certificate chain");
+    }
+    if (t->verify != CONFIG_VERIFY_NONE && !t->ca) {
+        config_key_path(kpath, sizeof kpath, path, "ca");
+        return config_fail(ld, kpath, "missing, expected a file name (the CA certificates "
+                                      "client certificates are verified against, as verify "
+                                      "is not \"none\")");
+    }
+    if (t->min_version > t->max_version) {
+        config_key_path(kpath, sizeof kpath, path, "min_version");
+        return config_fail(ld, kpath, "expected at most max_version (\"1.%d\"), got \"1.%d\"",
+                           t->max_version - 10, t->min_version - 10);
+    }
+    return 0;
+}
+
+/* One "tls.sni" entry: both files. */
+static int check_sni(struct config_loader *ld, const json_t *obj, void *base, const char *path)
+{
+    const struct config_tls_sni *s = base;
+    (void)obj;
+    if (!s->cert || !s->key) {
+        char kpath[CONFIG_PATH_LEN];
+        config_key_path(kpath, sizeof kpath, path, s->cert ? "key" : "cert");
+        return config_fail(ld, kpath, "missing, expected a file name");
+    }
+    return 0;
+}
 
 /* min_rate needs a window it can be measured over. */
 static int check_timeouts(struct config_loader *ld, const json_t *obj, void *base,
@@ -599,6 +676,58 @@ static const struct config_key buffer_keys[] = {
 };
 static const struct config_table buffer_table = {buffer_keys, check_buffers};
 
+#define SNI(member) FIELD(struct config_tls_sni, member)
+#define TLS(member) LIS(tls.member)
+#define TLS_FILE "a file name (a non-empty string)"
+
+static const struct config_key sni_keys[] = {
+    {.name = "cert", .type = CONFIG_STRING, SNI(cert), .set = set_tls_file, .expect = TLS_FILE,
+     .doc = "certificate chain (PEM), picked by the names it holds"},
+    {.name = "key", .type = CONFIG_STRING, SNI(key), .set = set_tls_file, .expect = TLS_FILE,
+     .doc = "its private key (PEM)"},
+    {.name = NULL},
+};
+static const struct config_table sni_table = {sni_keys, check_sni};
+
+static const struct config_key tls_keys[] = {
+    {.name = "cert", .type = CONFIG_STRING, TLS(cert), .set = set_tls_file, .expect = TLS_FILE,
+     .doc = "certificate chain (PEM), leaf first; relative: to the config's directory"},
+    {.name = "key", .type = CONFIG_STRING, TLS(key), .set = set_tls_file, .expect = TLS_FILE,
+     .doc = "its private key (PEM); warned about when others may read it"},
+    {.name = "ca", .type = CONFIG_STRING, TLS(ca), .set = set_tls_file, .expect = TLS_FILE,
+     .doc = "CA certificates (PEM) that client certificates are verified against"},
+    {.name = "verify", .type = CONFIG_CHOICE, .def = "\"none\"", .choices = verify_choices,
+     TLS(verify), .doc = "client certificates: not asked, verified if sent, required"},
+    {.name = "min_version", .type = CONFIG_CHOICE, .def = "\"1.2\"",
+     .choices = tls_version_choices, TLS(min_version), .doc = "oldest protocol version"},
+    {.name = "max_version", .type = CONFIG_CHOICE, .def = "\"1.3\"",
+     .choices = tls_version_choices, TLS(max_version), .doc = "newest protocol version"},
+    {.name = "ciphers", .type = CONFIG_STRING,
+     .def = "\"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305\"",
+     TLS(ciphers), .doc = "TLS 1.2 cipher list (OpenSSL syntax), server's order"},
+    {.name = "ciphersuites", .type = CONFIG_STRING,
+     .def = "\"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\"",
+     TLS(ciphersuites), .doc = "TLS 1.3 cipher suites, server's order"},
+    {.name = "alpn", .type = CONFIG_ARRAY, .def = "[]", TLS(alpn_json), .set = set_alpn,
+     .expect = "an array of at most 16 protocol names (\"h2\", \"http/1.1\")",
+     .doc = "protocols offered, most preferred first; [] = no ALPN"},
+    {.name = "session_tickets", .type = CONFIG_BOOL, .def = "true", TLS(session_tickets),
+     .doc = "stateless resumption (the ticket key is new at each start and reload)"},
+    {.name = "session_cache", .type = CONFIG_INT, .min = 0, .max = 1000000, .def = "20480",
+     TLS(session_cache), .doc = "sessions kept for resumption by id; 0 = off"},
+    {.name = "session_timeout_ms", .type = CONFIG_MS, .max = MAX_MS, .def = "300000",
+     TLS(session_timeout_ms), .doc = "how long a session may be resumed (whole seconds, at least 1)"},
+    {.name = "sni", .type = CONFIG_LIST, .offset = offsetof(struct config_listener, tls.sni),
+     .size = sizeof(struct config_tls_sni),
+     .count_offset = offsetof(struct config_listener, tls.nsni), .table = &sni_table,
+     .expect = "a non-empty array of {cert, key} objects",
+     .doc = "more certificates, picked by the client's server name"},
+    {.name = NULL},
+};
+static const struct config_table tls_table = {tls_keys, check_tls};
+
 static const struct config_key listener_keys[] = {
     {.name = "name", .type = CONFIG_STRING, .flags = CONFIG_COMPUTED, LIS(name),
      .doc = "unique; default \"<protocol>-<index>\""},
@@ -658,6 +787,8 @@ static const struct config_key listener_keys[] = {
      .doc = "per-connection timers"},
     {.name = "buffers", .type = CONFIG_SECTION, .table = &buffer_table,
      .doc = "per-connection buffer limits"},
+    {.name = "tls", .type = CONFIG_SECTION, .table = &tls_table,
+     .doc = "TCP: TLS on this listener (docs/operating.md)"},
     {.name = "handler", .type = CONFIG_STRING, .flags = CONFIG_REQUIRED, LIS(handler),
      .set = set_handler, .hint = "module name or path", .doc = "module name or path"},
     {.name = "options", .type = CONFIG_OBJECT, .def = "{}", LIS(options),
@@ -786,6 +917,15 @@ static json_t *dump_table(const struct config_table *t, const void *base)
 {
     json_t *o = json_object();
     for (const struct config_key *k = t->keys; o && k->name; k++) {
+        /* An absent "tls" is plain TCP, and an absent list was not given. */
+        if (k->table == &tls_table && !((const struct config_listener *)base)->tls.on)
+            continue;
+        if (k->type == CONFIG_LIST) {
+            size_t n;
+            memcpy(&n, (const char *)base + k->count_offset, sizeof n);
+            if (n == 0)
+                continue;
+        }
         if (k->type == CONFIG_STRING) {
             const char *s;
             memcpy(&s, cfield(base, k), sizeof s);

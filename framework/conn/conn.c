@@ -269,10 +269,13 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
  * been read (so wharf_peer_addr is the client's from the start). */
 static void conn_start(struct wharf_conn *c)
 {
+    /* TLS: the handler hears of it once the handshake is done. */
+    if (c->l->tls && !(c->flags & CONN_OUTBOUND) && !conn_tls_start(c))
+        return;
     if (c->l->cfg->proxy_protocol && !(c->flags & CONN_OUTBOUND)) {
         if (!conn_proxy_start(c))
             return;
-    } else if (c->state == CONN_PENDING) {
+    } else if (c->state == CONN_PENDING && !(c->flags & CONN_TLS_HANDSHAKE)) {
         conn_opened(c); /* (an outbound one closed while connecting never opens) */
     }
     if (conn_io_settle(c) < 0)
@@ -366,6 +369,11 @@ static void conn_log_access(const struct wharf_conn *c, enum wharf_close_reason 
         .bytes_out = c->bytes_out, .close_reason = wharf_close_reason_name(reason),
         .outbound = (c->flags & CONN_OUTBOUND) != 0,
     };
+    struct wharf_tls_info ti;
+    if (wharf_conn_tls_info(c, &ti) == 0) {
+        e.tls_version = ti.version;
+        e.tls_sni = ti.sni;
+    }
     access_log_write(c->l->access, &e);
 }
 
@@ -378,11 +386,15 @@ static void conn_log_close(const struct wharf_conn *c, enum wharf_close_reason r
         conn_log_access(c, reason);
     int level = c->l->cfg->access_log;
     if (level >= 0 && level <= (int)log_get_level()) {
-        char addr[64];
+        char addr[64], tls[300] = "";
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
+        struct wharf_tls_info ti;
+        if (wharf_conn_tls_info(c, &ti) == 0)
+            snprintf(tls, sizeof tls, " (%s%s%.255s)", ti.version, ti.sni ? ", sni " : "",
+                     ti.sni ? ti.sni : "");
         log_write((enum wharf_log_level)level, conn_name(c), (int)w->id, c->id,
-                  "%s %s: %llu ms, %llu bytes in, %llu bytes out, closed (%s)",
-                  (c->flags & CONN_OUTBOUND) ? "to" : "from", addr,
+                  "%s %s%s: %llu ms, %llu bytes in, %llu bytes out, closed (%s)",
+                  (c->flags & CONN_OUTBOUND) ? "to" : "from", addr, tls,
                   (unsigned long long)(w->loop.now_ms - c->opened_ms),
                   (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
                   wharf_close_reason_name(reason));
@@ -434,6 +446,13 @@ static void conn_teardown(struct loop_closing *closing)
                           histogram_now_ns() - c->accepted_ns);
     wharf_counter_add(&st->output_buffered, -(uint64_t)c->out.cap);
     admission_output_add(w->admission, -(ptrdiff_t)c->out.cap);
+    if (c->ssl) {
+        /* close_notify, unless the connection failed; then the SSL object
+         * goes, here only. */
+        if (reason != WHARF_CLOSE_ERROR)
+            conn_tls_shutdown(c);
+        conn_tls_free(c);
+    }
     struct conn_handoff h = {.l = c->l, .fd = c->watcher.fd, .ticket = c->ticket,
                              .peer_len = c->peer_len, .peer = c->peer};
     loop_unwatch(&w->loop, &c->watcher);
@@ -516,6 +535,19 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
         return;
     if (c->flags & CONN_CONNECTING) {
         conn_connected(c);
+        return;
+    }
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE) {
+        conn_tls_handshake(c); /* whichever event it waited for */
+        return;
+    }
+    if (c->ssl && c->tls_want && (events & (LOOP_IN | LOOP_OUT))) {
+        /* The TLS layer waited for the other direction: both go on. */
+        c->tls_want = 0;
+        if (conn_io_settle(c) < 0)
+            return;
+        if (conn_io_wants_input(c))
+            conn_io_read(c);
         return;
     }
     if ((events & LOOP_OUT) && conn_io_settle(c) < 0)

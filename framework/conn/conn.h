@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "histogram.h"
@@ -27,6 +28,7 @@
 #include "wharf_list.h"
 
 struct wharf_worker;
+struct ssl_st;
 
 /* Every value of enum wharf_timeout. */
 #define CONN_TIMEOUT_KINDS (WHARF_TIMEOUT_WRITE_IDLE + 1)
@@ -72,6 +74,8 @@ enum conn_flags {
     CONN_SHUT_DONE = 1u << 15,     /* ... and it was sent */
     CONN_OPENED = 1u << 16,        /* on_open ran (on_close is owed) */
     CONN_PROXY_WAIT = 1u << 17,    /* reading the PROXY header; the handler waits */
+    CONN_TLS_HANDSHAKE = 1u << 18, /* TLS handshake in progress; the handler waits */
+    CONN_TLS_MORE = 1u << 19,      /* TLS holds decrypted input the socket will not signal */
 };
 
 struct wharf_conn {
@@ -104,6 +108,10 @@ struct wharf_conn {
     struct wharf_list progress_link;         /* in conn_set.by_progress (conn_evict.c) */
     uint64_t progress_ms;                    /* its last progress (conn_evict.c) */
     struct loop_closing closing;             /* queued on the loop when DEAD */
+    struct ssl_st *ssl;                      /* a TLS listener's connection (conn_tls.c) */
+    struct buf tls_prefix;                   /* raw bytes read with the PROXY header */
+    uint32_t tls_want;                       /* LOOP_IN/LOOP_OUT the TLS layer waits for */
+    uint64_t tls_start_ns;                   /* when the handshake began */
     socklen_t peer_len, local_len;
     union sockaddr_any peer, local;          /* local is filled on first use */
 };
@@ -120,6 +128,7 @@ struct conn_set {
     uint64_t last_budget_log_ms; /* output budget warnings are rate-limited */
     struct timer budget_timer;   /* looks again while the server is over budget */
     uint64_t last_proxy_log_ms;  /* so are refused PROXY headers */
+    uint64_t last_tls_log_ms;    /* and failed TLS handshakes */
     struct wharf_conn *offers;   /* kept input to offer again this turn */
     bool offers_busy;            /* the loop polls while offers are pending */
     struct loop_check check;     /* runs the offers */
@@ -283,5 +292,23 @@ bool conn_evict_one(struct wharf_worker *w, uint64_t idle_ms);
  * input (1: done, the handler opened; 0: more needed; -1: refused). */
 bool conn_proxy_start(struct wharf_conn *c);
 int conn_proxy_read(struct wharf_conn *c);
+
+/*
+ * conn_tls.c: the TLS layer of a TLS listener's connections (see there).
+ * conn_tls_start makes the SSL object at the open (false: closed);
+ * conn_tls_handshake drives the handshake (0, or -1 when c is dead) and
+ * opens the connection to the handler when it completes; conn_tls_recv and
+ * conn_tls_send are recv/send of plaintext (-1 with errno EAGAIN when the
+ * TLS layer waits for the socket; c->tls_want says for which event);
+ * conn_tls_shutdown sends close_notify once; conn_tls_free frees the SSL
+ * object (the teardown's).
+ */
+bool conn_tls_start(struct wharf_conn *c);
+int conn_tls_handshake(struct wharf_conn *c);
+ssize_t conn_tls_recv(struct wharf_conn *c, void *p, size_t len);
+ssize_t conn_tls_send(struct wharf_conn *c, const void *p, size_t len);
+bool conn_tls_pending(const struct wharf_conn *c);
+void conn_tls_shutdown(struct wharf_conn *c);
+void conn_tls_free(struct wharf_conn *c);
 
 #endif

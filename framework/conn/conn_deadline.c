@@ -35,8 +35,9 @@ static uint64_t conn_deadline_lifetime(const struct wharf_conn *c, uint32_t ms)
 
 static uint64_t conn_deadline_handshake(const struct wharf_conn *c, uint32_t ms)
 {
-    return !c->bytes_seen || (c->flags & CONN_PROXY_WAIT) ? c->handshake_since_ms + ms
-                                                          : UINT64_MAX;
+    return !c->bytes_seen || (c->flags & (CONN_PROXY_WAIT | CONN_TLS_HANDSHAKE))
+               ? c->handshake_since_ms + ms
+               : UINT64_MAX;
 }
 
 static uint64_t conn_deadline_write(const struct wharf_conn *c, uint32_t ms)
@@ -137,6 +138,8 @@ static void conn_deadline_fire(struct wharf_conn *c, enum wharf_timeout kind)
 {
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE)
+        wharf_counter_add(&conn_stats(c)->tls_failed[LISTENER_TLS_FAIL_TIMEOUT], 1);
     c->timeout_firing = (int8_t)kind;
     c->timeout_kept = false;
     if (c->l->handler->on_timeout && (c->flags & CONN_OPENED))

@@ -46,6 +46,13 @@ int conn_io_wants_input(const struct wharf_conn *c)
            !(c->flags & (CONN_PAUSED_HANDLER | CONN_PAUSED_OUTPUT | CONN_HELD));
 }
 
+/* Whether c's bytes go through TLS now (not while a PROXY header before
+ * the handshake is read in clear). */
+static bool conn_io_tls(const struct wharf_conn *c)
+{
+    return c->ssl && !(c->flags & CONN_PROXY_WAIT);
+}
+
 void conn_io_update_events(struct wharf_conn *c)
 {
     uint32_t want = 0;
@@ -53,6 +60,18 @@ void conn_io_update_events(struct wharf_conn *c)
         want |= LOOP_IN;
     if (conn_out_len(c) > 0 || (c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)))
         want |= LOOP_OUT;
+    if (conn_io_tls(c)) {
+        if (c->flags & CONN_TLS_HANDSHAKE) {
+            want = c->tls_want; /* only what the handshake waits for */
+        } else {
+            want |= c->tls_want;
+            /* Decrypted input the socket will not signal: read it this turn. */
+            if ((want & LOOP_IN) && conn_tls_pending(c)) {
+                c->flags |= CONN_TLS_MORE;
+                conn_io_schedule_offer(c);
+            }
+        }
+    }
     int rc = loop_modify(&c->w->loop, &c->watcher, want);
     if (rc < 0) {
         log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id, "epoll_ctl: %s",
@@ -92,13 +111,49 @@ static void conn_io_count_write(struct wharf_conn *c, size_t n)
     wharf_counter_add(&conn_stats(c)->bytes_out, n);
 }
 
+/* recv() of c's plaintext: from the socket, or through TLS. */
+static ssize_t conn_io_recv(struct wharf_conn *c, void *p, size_t len)
+{
+    if (conn_io_tls(c))
+        return conn_tls_recv(c, p, len);
+    return recv(c->watcher.fd, p, len, 0);
+}
+
+/* send() of c's plaintext. */
+static ssize_t conn_io_send1(struct wharf_conn *c, const void *p, size_t len)
+{
+    if (conn_io_tls(c))
+        return conn_tls_send(c, p, len);
+    return send(c->watcher.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* sendmsg() of c's plaintext pieces; through TLS one piece after the other
+ * (a short write stops there, as sendmsg's would). */
+static ssize_t conn_io_sendv(struct wharf_conn *c, struct iovec *iov, int k)
+{
+    if (!conn_io_tls(c)) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+        return sendmsg(c->watcher.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    size_t done = 0;
+    for (int i = 0; i < k; i++) {
+        ssize_t n = conn_tls_send(c, iov[i].iov_base, iov[i].iov_len);
+        if (n < 0)
+            return done > 0 && errno == EAGAIN ? (ssize_t)done : -1;
+        done += (size_t)n;
+        if ((size_t)n < iov[i].iov_len)
+            break;
+    }
+    return (ssize_t)done;
+}
+
 /* Writes as much of p[0..len) as the socket takes.  Returns bytes written, or
  * -1 on a socket error (errno set; EAGAIN is not an error). */
 static ssize_t conn_io_write(struct wharf_conn *c, const char *p, size_t len)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = send(c->watcher.fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_io_send1(c, p + done, len - done);
         if (n > 0) {
             done += (size_t)n;
             continue;
@@ -127,8 +182,7 @@ static int conn_io_send(struct wharf_conn *c, struct buf *b)
         size_t want;
         int k = refq_iov(&c->refs, b->data ? buf_head(b) : NULL, b->len, iov, CONN_IOV_MAX,
                          &want);
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-        ssize_t n = sendmsg(c->watcher.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_io_sendv(c, iov, k);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -235,6 +289,7 @@ int conn_io_settle(struct wharf_conn *c)
         if ((c->flags & CONN_SHUT_WRITE) && conn_out_len(c) == 0 && !(c->flags & CONN_SHUT_DONE) &&
             !(c->flags & CONN_CONNECTING)) {
             c->flags |= CONN_SHUT_DONE;
+            conn_tls_shutdown(c); /* TLS: close_notify first */
             shutdown(c->watcher.fd, SHUT_WR); /* our side is done: the peer sees EOF */
         }
         int drained = 0;
@@ -389,7 +444,11 @@ void conn_io_run_offers(struct loop_check *check)
         struct wharf_conn *c = list;
         list = c->offer_next;
         c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
-        if (!conn_dead(c))
+        if (conn_dead(c))
+            continue;
+        if ((c->flags & CONN_TLS_MORE) && conn_io_wants_input(c))
+            conn_io_read(c); /* decrypted input waiting in the TLS layer */
+        else
             conn_io_offer(c);
     }
     if (!set->offers && set->offers_busy) {
@@ -409,7 +468,7 @@ void conn_io_run_offers(struct loop_check *check)
 static int conn_io_discard(struct wharf_conn *c)
 {
     struct conn_set *set = &c->w->conns;
-    ssize_t n = recv(c->watcher.fd, set->readbuf, set->readbuf_size, 0);
+    ssize_t n = conn_io_recv(c, set->readbuf, set->readbuf_size);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return 0;
@@ -503,6 +562,9 @@ int conn_io_read(struct wharf_conn *c)
 {
     if (c->state == CONN_CLOSING)
         return conn_io_discard(c);
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE)
+        return conn_tls_handshake(c);
+    c->flags &= ~(uint32_t)CONN_TLS_MORE;
     /* Earlier input is kept (or a PROXY header is being read): read behind it. */
     bool keep = c->in.len > 0 || (c->flags & CONN_PROXY_WAIT);
     char *p;
@@ -510,10 +572,13 @@ int conn_io_read(struct wharf_conn *c)
     if (conn_io_read_room(c, keep, &p, &room) < 0)
         return -1;
 
-    ssize_t n = recv(c->watcher.fd, p, room, 0);
+    ssize_t n = conn_io_recv(c, p, room);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (c->tls_want) /* TLS must write before it can read on */
+                conn_io_update_events(c);
             return 0;
+        }
         log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "read: %s",
                   strerror(errno));
         conn_close(c, conn_io_health_check(c, errno) ? WHARF_CLOSE_EOF : WHARF_CLOSE_ERROR);
@@ -543,6 +608,8 @@ int conn_io_read(struct wharf_conn *c)
             return -1;
         if (rc == 0)
             return conn_io_settle(c);
+        if (c->flags & CONN_TLS_HANDSHAKE)
+            return conn_tls_handshake(c); /* the rest is the start of it */
         /* The rest, if any, goes to the handler now. */
         return c->in.len > 0 ? conn_io_offer(c) : conn_io_settle(c);
     }

@@ -90,6 +90,15 @@ int conn_proxy_read(struct wharf_conn *c)
     c->bytes_seen = c->in.len > 0;
     c->rate_since_ms = c->w->loop.now_ms;
     c->rate_bytes = c->in.len;
+    if (c->flags & CONN_TLS_HANDSHAKE) {
+        /* TLS follows: what came behind the header is the start of the
+         * handshake, read by the TLS layer before the socket. */
+        c->tls_prefix = c->in;
+        c->in = (struct buf){0};
+        c->bytes_seen = false;
+        c->rate_bytes = 0;
+        return 1;
+    }
     conn_opened(c);
     return 1;
 }

@@ -404,6 +404,24 @@ void *wharf_listener_data(const wharf_conn *c);
 const struct sockaddr *wharf_peer_addr(const wharf_conn *c, socklen_t *len);
 const struct sockaddr *wharf_local_addr(const wharf_conn *c, socklen_t *len);
 
+/* What a connection of a TLS listener negotiated (wharf_conn_tls_info).
+ * The strings live as long as the connection. */
+struct wharf_tls_info {
+    const char *version;     /* "TLSv1.2", "TLSv1.3" */
+    const char *cipher;      /* the cipher suite, OpenSSL's name ("TLS_AES_128_GCM_SHA256") */
+    const char *sni;         /* the server name the client asked for, or NULL */
+    char alpn[256];          /* the protocol agreed by ALPN, or "" */
+    char peer_subject[256];  /* the client certificate's subject ("/CN=alice/O=x"),
+                              * or "" when it sent none (cut short past 255 bytes) */
+    bool peer_verified;      /* it sent one and it verified against the listener's "ca" */
+    bool resumed;            /* the session was resumed (a ticket or the cache) */
+};
+
+/* Fills *info for a connection of a TLS listener; the handshake is done
+ * before on_open, so any callback may ask.  Returns 0, -ENOTSUP on a plain
+ * TCP connection (and an outbound one), -EINVAL when c or info is NULL. */
+int wharf_conn_tls_info(const wharf_conn *c, struct wharf_tls_info *info);
+
 /* Unique (per process) connection id, the owning worker's index (as
  * wharf_worker_index(wharf_conn_worker(c))), and the number of bytes queued
  * but not yet written. */

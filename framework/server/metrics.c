@@ -179,6 +179,57 @@ static void metrics_closes(struct metrics_text *t, const struct generation *g)
     }
 }
 
+/* TLS listeners: handshakes done by version (and resumed), failed by reason. */
+static void metrics_tls(struct metrics_text *t, const struct generation *g)
+{
+    char name[256];
+    metrics_head(t, "wharf_tls_handshakes_total", "counter",
+                 "TLS handshakes done, by protocol version.");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (!l->tls || !l->stats)
+            continue;
+        metrics_label(l->cfg->name, name, sizeof name);
+        for (int v = 0; v < 2; v++) {
+            uint64_t n = 0;
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                n += atomic_load_explicit(&l->stats->workers[wi].tls_handshakes[v],
+                                          memory_order_relaxed);
+            metrics_printf(t, "wharf_tls_handshakes_total{listener=\"%s\",version=\"%s\"} %llu\n",
+                           name, v ? "TLSv1.3" : "TLSv1.2", (unsigned long long)n);
+        }
+    }
+    metrics_head(t, "wharf_tls_sessions_resumed_total", "counter",
+                 "TLS handshakes that resumed a session (a ticket or the session cache).");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (!l->tls || !l->stats)
+            continue;
+        uint64_t n = 0;
+        for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+            n += atomic_load_explicit(&l->stats->workers[wi].tls_resumed, memory_order_relaxed);
+        metrics_printf(t, "wharf_tls_sessions_resumed_total{listener=\"%s\"} %llu\n",
+                       metrics_label(l->cfg->name, name, sizeof name), (unsigned long long)n);
+    }
+    metrics_head(t, "wharf_tls_handshakes_failed_total", "counter",
+                 "TLS handshakes that failed, by reason.");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (!l->tls || !l->stats)
+            continue;
+        metrics_label(l->cfg->name, name, sizeof name);
+        for (int r = 0; r < LISTENER_TLS_FAILS; r++) {
+            uint64_t n = 0;
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                n += atomic_load_explicit(&l->stats->workers[wi].tls_failed[r],
+                                          memory_order_relaxed);
+            metrics_printf(t, "wharf_tls_handshakes_failed_total{listener=\"%s\",reason=\"%s\"}"
+                              " %llu\n", name, listener_tls_fail_name((enum listener_tls_fail)r),
+                           (unsigned long long)n);
+        }
+    }
+}
+
 /* One unlabelled series. */
 static void metrics_one(struct metrics_text *t, const char *name, const char *type,
                         const char *help, unsigned long long value)
@@ -225,14 +276,19 @@ static void metrics_server(struct metrics_text *t, const struct server_view *v)
 static const struct metrics_hist {
     const char *name, *help;
     bool tcp_only;
+    bool tls_only;
 } metrics_hists[HISTOGRAM_KINDS] = {
     [HISTOGRAM_CONN_DURATION] = {"wharf_connection_duration_seconds",
-                                 "TCP connections closed, by time from accept to close.", true},
+                                 "TCP connections closed, by time from accept to close.", true,
+                                 false},
     [HISTOGRAM_HANDLER] = {"wharf_handler_duration_seconds",
                            "Time spent in one handler callback (on_data, on_datagram, ...).",
-                           false},
+                           false, false},
     [HISTOGRAM_TTFB] = {"wharf_time_to_first_byte_seconds",
-                        "TCP connections by time from accept to the first byte written.", true},
+                        "TCP connections by time from accept to the first byte written.", true,
+                        false},
+    [HISTOGRAM_TLS_HANDSHAKE] = {"wharf_tls_handshake_duration_seconds",
+                                 "TLS handshakes done, by time from start to done.", true, true},
 };
 
 /* One listener's histogram of kind k, buckets cumulative as the format wants. */
@@ -264,7 +320,8 @@ static void metrics_histograms(struct metrics_text *t, const struct generation *
         metrics_head(t, mh->name, "histogram", mh->help);
         for (unsigned i = 0; i < g->nlisteners; i++) {
             const struct listener *l = &g->listeners[i];
-            if (!l->stats || (mh->tcp_only && l->cfg->protocol != CONFIG_TCP))
+            if (!l->stats || (mh->tcp_only && l->cfg->protocol != CONFIG_TCP) ||
+                (mh->tls_only && !l->tls))
                 continue;
             metrics_label(l->cfg->name, label, sizeof label);
             metrics_hist_one(t, mh->name, label, l, (enum histogram_kind)k);
@@ -379,6 +436,7 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
         metrics_listeners(&t, v.gen);
         metrics_closes(&t, v.gen);
         metrics_histograms(&t, v.gen);
+        metrics_tls(&t, v.gen);
         metrics_drops(&t, v.gen);
         metrics_limits(&t, v.gen);
     }

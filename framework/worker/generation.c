@@ -15,6 +15,7 @@
 #include "module.h"
 #include "worker.h"
 #include "postq.h"
+#include "tls_ctx.h"
 
 int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
                    const struct wharf_handler *const *builtins, size_t nbuiltins,
@@ -57,6 +58,12 @@ int generation_new(struct config *cfg, uint64_t id, unsigned nworkers,
             goto fail;
         }
         l->handler = l->module->handler;
+        /* Certificates and keys are read here: -t, a start and a reload
+         * all refuse a bad one before anything changes. */
+        if (lc->tls.on && !(l->tls = tls_ctx_new(lc, cfg->file, err, errlen))) {
+            code = -EINVAL;
+            goto fail;
+        }
         struct module_scope scope = {.l = l, .states = &g->states, .nworkers = nworkers};
         int rc;
         CALLBACK_RUN("init", l, -1, 0,
@@ -125,6 +132,7 @@ static void generation_unload(void *arg)
     struct generation *g = arg;
     for (unsigned i = 0; g->listeners && i < g->nlisteners; i++) {
         listener_detach(&g->listeners[i]);
+        tls_ctx_free(g->listeners[i].tls);
         module_unload(g->listeners[i].module);
     }
     if (g->id > 1)

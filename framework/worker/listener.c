@@ -335,3 +335,13 @@ const char *listener_drop_reason_name(enum listener_drop_reason r)
     };
     return (unsigned)r < LISTENER_DROP_REASONS ? names[r] : "unknown";
 }
+
+const char *listener_tls_fail_name(enum listener_tls_fail r)
+{
+    static const char *const names[LISTENER_TLS_FAILS] = {
+        [LISTENER_TLS_FAIL_PROTOCOL] = "protocol", [LISTENER_TLS_FAIL_NO_SHARED] = "no_shared",
+        [LISTENER_TLS_FAIL_CERTIFICATE] = "certificate", [LISTENER_TLS_FAIL_TIMEOUT] = "timeout",
+        [LISTENER_TLS_FAIL_EOF] = "eof",
+    };
+    return (unsigned)r < LISTENER_TLS_FAILS ? names[r] : "unknown";
+}

@@ -29,6 +29,7 @@
 struct generation;
 struct rate_table;
 struct access_log;
+struct tls_ctx;
 
 /* Every value of enum wharf_close_reason. */
 #define LISTENER_CLOSE_REASONS (WHARF_CLOSE_EVICTED + 1)
@@ -44,6 +45,17 @@ enum listener_drop_reason {
     LISTENER_DROP_REASONS
 };
 const char *listener_drop_reason_name(enum listener_drop_reason r);
+
+/* Why a TLS handshake failed (wharf_tls_handshakes_failed_total). */
+enum listener_tls_fail {
+    LISTENER_TLS_FAIL_PROTOCOL = 0, /* not TLS, or a protocol error or alert */
+    LISTENER_TLS_FAIL_NO_SHARED,    /* no common version, cipher, group or signature */
+    LISTENER_TLS_FAIL_CERTIFICATE,  /* the client certificate was missing or did not verify */
+    LISTENER_TLS_FAIL_TIMEOUT,      /* handshake_ms ran out */
+    LISTENER_TLS_FAIL_EOF,          /* the client closed or reset mid-handshake */
+    LISTENER_TLS_FAILS
+};
+const char *listener_tls_fail_name(enum listener_tls_fail r);
 
 /* A socket address of any family we serve. */
 union sockaddr_any {
@@ -61,6 +73,9 @@ struct listener_counters {
     _Atomic uint64_t bytes_in, bytes_out, output_buffered;
     _Atomic uint64_t datagrams_in, datagrams_out, datagrams_dropped;
     _Atomic uint64_t dropped[LISTENER_DROP_REASONS]; /* datagrams_dropped by reason */
+    _Atomic uint64_t tls_handshakes[2];              /* TLS: done, [0] 1.2, [1] 1.3 */
+    _Atomic uint64_t tls_resumed;                    /* ... of them resumed sessions */
+    _Atomic uint64_t tls_failed[LISTENER_TLS_FAILS]; /* TLS handshakes failed, by reason */
     struct histogram hist[HISTOGRAM_KINDS];          /* latency histograms (histogram.h) */
 };
 
@@ -101,6 +116,7 @@ struct listener {
     struct rate_table *conn_rate;        /* conn_rate_limit's buckets, or NULL
                                           * (listener_attach.c) */
     struct access_log *access;           /* access_log_file, or NULL */
+    struct tls_ctx *tls;                 /* "tls": its contexts (tls_ctx.h), or NULL */
 };
 
 /*

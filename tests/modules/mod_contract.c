@@ -31,6 +31,11 @@
  *   farewell  the first line is answered with 32 MiB of 'f' and "\n", then
  *             wharf_close: the close waits for that output while the peer
  *             may still be writing
+ *   tlsinfo   each line is answered "tls VERSION CIPHER alpn=A sni=S subject=X
+ *             verified=0|1 resumed=0|1\n" (wharf_conn_tls_info; "tls -ENOTSUP"
+ *             on plain TCP); a request "GET ..." (an HTTP client: curl) is
+ *             answered by an HTTP/1.0 response with that line as its body,
+ *             then closed
  *   wrongthread  each line is answered "ok LINE\n", and a line "w" also
  *             starts a thread that calls wharf_send on the connection (a
  *             threading bug that debug mode must refuse); its result is
@@ -75,11 +80,11 @@ void contract_counts(struct contract_counts *out)
 
 enum mode {
     UPPER, LINE, PAUSING, BIG, EOFKEEP, GOODBYE, LIAR, TICK, WORK, WRONGTHREAD, HALFCLOSE,
-    PRODUCER, CLOSER, PEER, CLOCK, FAREWELL
+    PRODUCER, CLOSER, PEER, CLOCK, FAREWELL, TLSINFO
 };
 static const char *const mode_names[] = {
     "upper", "line", "pausing", "big", "eofkeep", "goodbye", "liar", "tick", "work",
-    "wrongthread", "halfclose", "producer", "closer", "peer", "clock", "farewell", NULL};
+    "wrongthread", "halfclose", "producer", "closer", "peer", "clock", "farewell", "tlsinfo", NULL};
 
 static _Atomic uint64_t n_after_shut, n_closes_inside, n_produced;
 static wharf_conn *previous; /* closer: the client before this one (one worker) */
@@ -297,6 +302,32 @@ static size_t contract_data(wharf_conn *c, const void *data, size_t len)
         char out[64];
         int n = snprintf(out, sizeof out, "now %llu %lld\n", (unsigned long long)wharf_now_ms(),
                          (long long)wharf_time());
+        wharf_send(c, out, (size_t)n);
+        return line + 1;
+    }
+    if (m == TLSINFO) {
+        struct wharf_tls_info ti;
+        char out[1024], resp[1200];
+        int rc = wharf_conn_tls_info(c, &ti), n;
+        if (rc < 0)
+            n = snprintf(out, sizeof out, "tls %s\n", rc == -ENOTSUP ? "-ENOTSUP" : "error");
+        else
+            n = snprintf(out, sizeof out,
+                         "tls %s %s alpn=%s sni=%s subject=%s verified=%d resumed=%d\n",
+                         ti.version, ti.cipher, ti.alpn, ti.sni ? ti.sni : "",
+                         ti.peer_subject, ti.peer_verified, ti.resumed);
+        if (line >= 4 && memcmp(p, "GET ", 4) == 0) {
+            /* An HTTP client: wait for the end of its request head. */
+            const char *end = memmem(p, len, "\r\n\r\n", 4);
+            if (!end)
+                return 0;
+            int r = snprintf(resp, sizeof resp,
+                             "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                             "Content-Length: %d\r\nConnection: close\r\n\r\n%s", n, out);
+            wharf_send(c, resp, (size_t)r);
+            wharf_close(c);
+            return len;
+        }
         wharf_send(c, out, (size_t)n);
         return line + 1;
     }

@@ -162,7 +162,12 @@ static size_t sr_data(wharf_conn *c, const void *data, size_t len)
     const char *p = data, *nl;
     size_t used = 0;
     while (sc && (nl = memchr(p + used, '\n', len - used)) != NULL) {
-        size_t n = strtoul(p + used + 1, NULL, 10);
+        /* The number, read within the line (strtoul would skip the
+         * newline and read on past the data). */
+        size_t n = 0;
+        for (const char *q = p + used + 1; q < nl; q++)
+            if (*q >= '0' && *q <= '9')
+                n = n * 10 + (size_t)(*q - '0');
         char cmd = p[used];
         used = (size_t)(nl - p) + 1;
         if (cmd == 'c')
