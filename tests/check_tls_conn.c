@@ -283,6 +283,55 @@ START_TEST(referenced_output_goes_out_in_its_place)
 }
 END_TEST
 
+/* Small copied and referenced pieces queued in one turn go out gathered in
+ * one record: the client's one SSL_read (which returns at most a record)
+ * gets them all. */
+START_TEST(small_pieces_go_out_in_one_record)
+{
+    struct tserver *t = start_tls("mod_sendref", NULL, 1);
+    struct tls_client c = tls_connect(tserver_port(t, 0));
+    const char cmds[] = "c 10\nr 3\nc 5\nr 7\n";
+    tls_write(&c, cmds, sizeof cmds - 1);
+    char in[256];
+    size_t k = 0;
+    ck_assert_int_eq(SSL_read_ex(c.ssl, in, sizeof in, &k), 1);
+    ck_assert_uint_eq(k, 25);
+    for (size_t i = 0; i < k; i++)
+        ck_assert_int_eq(in[i], 'a' + (int)(i % 23));
+    tls_free(&c);
+    tserver_stop(t);
+}
+END_TEST
+
+/* A reader that reads nothing until all is queued: the pieces go out in
+ * many short writes and retries (the record a retry repeats is gathered
+ * again), and the stream comes out whole. */
+START_TEST(referenced_output_to_a_slow_reader_is_byte_exact)
+{
+    struct tserver *t = start_tls("mod_sendref", NULL, 1);
+    struct tls_client c = tls_connect(tserver_port(t, 0));
+    int small = 16384;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const char cmds[] = "r 600000\nc 12345\nr 7\nc 2\nr 3\nr 400000\nc 1\nx\n";
+    size_t total = 600000 + 12345 + 7 + 2 + 3 + 400000 + 1;
+    tls_write(&c, cmds, sizeof cmds - 1);
+    usleep(300000);
+    char *in = malloc(total + 1);
+    ck_assert_ptr_nonnull(in);
+    int how;
+    ck_assert_uint_eq(tls_read(&c, in, total + 1, &how), total);
+    ck_assert_int_eq(how, SSL_ERROR_ZERO_RETURN);
+    size_t bad = total;
+    for (size_t i = 0; i < total && bad == total; i++)
+        if (in[i] != (char)('a' + (int)(i % 23)))
+            bad = i;
+    ck_assert_msg(bad == total, "byte %zu of the stream differs", bad);
+    free(in);
+    tls_free(&c);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(max_input_cuts_off_a_client_the_handler_keeps_up)
 {
     /* "eofkeep" consumes nothing before EOF: max_input closes it (limit). */
@@ -391,6 +440,8 @@ int main(void)
     tcase_add_test(tc, close_notify_from_the_peer_is_eof);
     tcase_add_test(tc, shutdown_write_sends_close_notify_and_keeps_reading);
     tcase_add_test(tc, referenced_output_goes_out_in_its_place);
+    tcase_add_test(tc, small_pieces_go_out_in_one_record);
+    tcase_add_test(tc, referenced_output_to_a_slow_reader_is_byte_exact);
     tcase_add_test(tc, max_input_cuts_off_a_client_the_handler_keeps_up);
     tcase_add_test(tc, tls_info_tells_the_handler_what_was_negotiated);
     tcase_add_test(tc, garbage_handshake_is_closed_and_hurts_no_one);

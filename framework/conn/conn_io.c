@@ -127,24 +127,58 @@ static ssize_t conn_io_send1(struct wharf_conn *c, const void *p, size_t len)
     return send(c->watcher.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* sendmsg() of c's plaintext pieces; through TLS one piece after the other
- * (a short write stops there, as sendmsg's would). */
+/* Most plaintext one TLS record carries. */
+#define CONN_TLS_RECORD 16384
+
+/* Writes the run p[0..len) through TLS, adding what went to *done.
+ * Returns 1 when all of it went, 0 when part did, -1 on an error or a
+ * retry with nothing written (errno set). */
+static int conn_io_tls_put(struct wharf_conn *c, const void *p, size_t len, size_t *done)
+{
+    ssize_t n = conn_tls_send(c, p, len);
+    if (n < 0)
+        return -1;
+    *done += (size_t)n;
+    return (size_t)n == len;
+}
+
+/* sendmsg() of c's plaintext pieces.  Through TLS, pieces are gathered into
+ * full records first (a run of 16 KiB or more at a record's start goes
+ * straight from its piece), so that a header, a referenced value and its
+ * trailer go out as one record and one send(), not three; a short write
+ * stops there, as sendmsg's would.  (A retry after EAGAIN gathers the same
+ * bytes again, at least as many: what SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+ * and partial writes allow.) */
 static ssize_t conn_io_sendv(struct wharf_conn *c, struct iovec *iov, int k)
 {
     if (!conn_io_tls(c)) {
         struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
         return sendmsg(c->watcher.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    size_t done = 0;
-    for (int i = 0; i < k; i++) {
-        ssize_t n = conn_tls_send(c, iov[i].iov_base, iov[i].iov_len);
-        if (n < 0)
-            return done > 0 && errno == EAGAIN ? (ssize_t)done : -1;
-        done += (size_t)n;
-        if ((size_t)n < iov[i].iov_len)
-            break;
+    char rec[CONN_TLS_RECORD];
+    size_t fill = 0, done = 0;
+    int rc = 1;
+    for (int i = 0; i < k && rc == 1; i++) {
+        const char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        while (len > 0 && rc == 1) {
+            if (fill == 0 && len >= sizeof rec) { /* whole records straight from it */
+                rc = conn_io_tls_put(c, p, len, &done);
+                break;
+            }
+            size_t take = len < sizeof rec - fill ? len : sizeof rec - fill;
+            memcpy(rec + fill, p, take);
+            fill += take, p += take, len -= take;
+            if (fill == sizeof rec) {
+                rc = conn_io_tls_put(c, rec, fill, &done);
+                fill = 0;
+            }
+        }
     }
-    return (ssize_t)done;
+    if (rc == 1 && fill > 0)
+        rc = conn_io_tls_put(c, rec, fill, &done);
+    /* Bytes written count even when an error followed: the next call sees it. */
+    return rc < 0 && done == 0 ? -1 : (ssize_t)done;
 }
 
 /* Writes as much of p[0..len) as the socket takes.  Returns bytes written, or
