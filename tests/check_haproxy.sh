@@ -4,21 +4,7 @@
 # instances with send-proxy-v2; clients bound to 127.0.0.2 talk through it;
 # both instances get traffic, every echo is byte-exact, and each instance's
 # connection log shows the client's own address (127.0.0.2), not HAProxy's.
-set -u
-build=${WHARF_BUILDDIR:-.}
-wharfd=$build/wharfd
-tmp=$(mktemp -d)
-pids=
-passed=0
-failed=0
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] && cp "$tmp"/*.log /tmp/ 2>/dev/null
-    [ -n "${KEEP:-}" ] && cp -r "$tmp" /tmp/pfx/keep; rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+. "$(dirname "$0")/lib/common.sh"
 if ! command -v haproxy >/dev/null || ! command -v python3 >/dev/null; then
     echo "SKIP: haproxy (Debian package haproxy) and python3 are needed"
     exit 77
@@ -31,7 +17,7 @@ for n in 1 2; do
   "proxy_protocol": "v2", "proxy_trusted": ["127.0.0.1"], "access_log": "info"}]}
 JSON
     "$wharfd" -c "$tmp/w$n.json" 2>"$tmp/w$n.log" &
-    pids="$pids $!"
+    also_kill="$also_kill $!"
 done
 for n in 1 2; do
     i=0
@@ -57,7 +43,7 @@ backend wharf
     server w2 127.0.0.1:$p2 send-proxy-v2
 CFG
 haproxy -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.log" 2>&1 &
-pids="$pids $!"
+also_kill="$also_kill $!"
 i=0
 # (Ready once the front port accepts; the probe comes from 127.0.0.3, so it
 # never looks like HAProxy's own 127.0.0.1 in the logs.)
@@ -96,8 +82,8 @@ n2=$(grep -c "\] from 127.0.0.2:[0-9]*: .* closed (" "$tmp/w2.log")
     fail "instances: $n1 + $n2 lines from 127.0.0.2; $(grep closed "$tmp/w1.log" | head -n 2)"
 grep -q "from 127.0.0.1:" "$tmp/w1.log" "$tmp/w2.log" &&
     fail "a connection logged HAProxy's address" || ok "no connection logged HAProxy's address"
-for p in $pids; do kill "$p" 2>/dev/null; done
-pids=
+for p in $also_kill; do kill "$p" 2>/dev/null; done
+also_kill=
 
 # Health checks are not errors: HAProxy's `check` on a send-proxy-v2 server
 # sends a PROXY v2 LOCAL header and resets (with or without
@@ -110,7 +96,7 @@ cat >"$tmp/hc.json" <<JSON
   {"name": "m", "address": "127.0.0.1", "port": 0, "handler": "metrics"}]}
 JSON
 "$wharfd" -c "$tmp/hc.json" 2>"$tmp/hc.log" &
-pids="$!"
+also_kill="$!"
 i=0
 while [ $i -lt 600 ] && ! grep -q "started:" "$tmp/hc.log"; do sleep 0.05; i=$((i + 1)); done
 hp=$(sed -n 's/.*\[hc\] listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/hc.log")
@@ -130,7 +116,7 @@ listen front
     server c 127.0.0.1:$hp send-proxy-v2
 CFG
 haproxy -f "$tmp/hc.cfg" -db >"$tmp/hc-haproxy.log" 2>&1 &
-pids="$pids $!"
+also_kill="$also_kill $!"
 # Plain connects without a header, closed (FIN) and reset (RST).
 python3 - "$hp" <<'PY'
 import socket, struct, sys
@@ -142,28 +128,11 @@ for linger in (False, True):
         s.close()
 PY
 sleep 1.5
-closed=$(python3 - "$mp" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
-err = eof = 0
-for line in data.decode().splitlines():
-    if line.startswith('wharf_connections_closed_total{listener="hc"'):
-        v = int(float(line.split()[-1]))
-        if 'reason="error"' in line: err += v
-        if 'reason="eof"' in line: eof += v
-print(err, eof)
-PY
-)
+closed=$(scrape "$mp" | awk '/^wharf_connections_closed_total\{listener="hc"/ {
+        if (/reason="error"/) err += $NF; if (/reason="eof"/) eof += $NF }
+    END { printf "%d %d\n", err, eof }')
 [ "${closed%% *}" = 0 ] && [ "${closed#* }" -ge 20 ] && ! grep -q "PROXY header from .* refused" "$tmp/hc.log" &&
     ok "HAProxy health checks (LOCAL + reset) and bare connects close as eof, not error ($closed)" ||
     fail "health checks: error/eof closes '$closed'; $(grep -i "refused\|warn" "$tmp/hc.log" | head -n 3)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
