@@ -141,6 +141,7 @@ START_TEST(listeners_added_removed_and_kept)
     ck_assert_int_eq(tserver_port(t, 0), keep);
     int added = tserver_port(t, 1);
     ck_assert_int_ne(added, drop);
+    ck_assert_int_ne(added, keep); /* a new port-0 listener gets its own socket */
     int fd = tcp_connect("127.0.0.1", added);
     expect_reply(fd, "2", "2");
     close(fd);
@@ -151,6 +152,30 @@ START_TEST(listeners_added_removed_and_kept)
     ck_assert_int_eq(tcp_try_connect("127.0.0.1", drop), -ECONNREFUSED);
     expect_reply(old, "4", "4");
     close(old);
+    tserver_stop(t);
+}
+END_TEST
+
+/* Several "port": 0 listeners on one address: each keeps its own socket
+ * (matched by name) across a reload, with its own handler options. */
+START_TEST(port_zero_listeners_keep_their_own_sockets)
+{
+    const char *cfg = "{\"workers\": 1, \"listeners\": ["
+                      "{\"name\": \"a\", \"port\": 0, \"handler\": \"echo\", "
+                      "\"options\": {\"prefix\": \"%s\"}},"
+                      "{\"name\": \"b\", \"port\": 0, \"handler\": \"echo\", "
+                      "\"options\": {\"prefix\": \"%s\"}}]}";
+    struct tserver *t = tserver_start(cfg, "a1:", "b1:");
+    int a = tserver_port(t, 0), b = tserver_port(t, 1);
+    ck_assert_int_ne(a, b);
+    tserver_reload(t, cfg, "a2:", "b2:");
+    ck_assert_int_eq(tserver_port(t, 0), a);
+    ck_assert_int_eq(tserver_port(t, 1), b);
+    int fa = tcp_connect("127.0.0.1", a), fb = tcp_connect("127.0.0.1", b);
+    expect_reply(fa, "x", "a2:x");
+    expect_reply(fb, "y", "b2:y");
+    close(fa);
+    close(fb);
     tserver_stop(t);
 }
 END_TEST
@@ -299,6 +324,7 @@ int main(void)
     tcase_add_test(tc, fini_runs_once_after_the_last_old_connection);
     tcase_add_test(tc, invalid_reload_keeps_the_old_generation_serving);
     tcase_add_test(tc, listeners_added_removed_and_kept);
+    tcase_add_test(tc, port_zero_listeners_keep_their_own_sockets);
     tcase_add_test(tc, udp_keeps_answering_across_reloads);
     tcase_add_test(tc, module_replaced_on_disk_runs_new_code_for_new_connections);
     tcase_add_test(tc, twenty_reloads_under_load_lose_nothing);

@@ -160,8 +160,12 @@ static int listener_adopt(struct listener *l, int fd, char *err, size_t errlen)
 bool listener_same_socket(const struct listener *l, const struct config_listener *b)
 {
     const struct config_listener *a = l->cfg;
-    return a->protocol == b->protocol && (b->port == a->port || b->port == l->port) &&
-           strcmp(a->address, b->address) == 0 && a->ipv6_only == b->ipv6_only &&
+    /* "port": 0 (any free port) keeps the socket of the listener of the same
+     * name only: several port-0 listeners on one address each keep their own. */
+    bool same_port = b->port == 0 ? a->port == 0 && strcmp(a->name, b->name) == 0
+                                  : b->port == a->port || b->port == l->port;
+    return a->protocol == b->protocol && same_port && strcmp(a->address, b->address) == 0 &&
+           a->ipv6_only == b->ipv6_only &&
            (a->protocol == CONFIG_TCP || a->reuse_port == b->reuse_port);
 }
 
