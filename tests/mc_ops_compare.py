@@ -16,6 +16,7 @@ Prints "ok: ..." / "FAIL: ..." lines; exits 1 on any failure.
 """
 import re
 import socket
+import struct
 import sys
 import time
 
@@ -273,6 +274,41 @@ for port, name in ((MC, "memcached"), (WH, "wharf")):
         ok("watch on %s: %r" % (name, ls[:3]))
     else:
         fail("watch on %s: %r %r" % (name, first, ls))
+
+# Meta and binary commands show in watch as text ones do (and an append as
+# the joined item): the same
+# item_get/item_store lines as memcached's (times, ids and fds aside).
+def binreq(op, key=b"", extras=b"", value=b""):
+    body = extras + key + value
+    return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(extras), 0, 0, len(body), 0,
+                       0) + body
+
+
+watched = {}
+for port in (MC, WH):
+    w = connect(port)
+    w.sendall(b"watch fetchers mutations\r\n")
+    first = until(w, (b"OK\r\n",))
+    exchange(port, b"ms mk 2 T0\r\nhi\r\nmg mk v\r\nmg none v\r\nms mk 1 MA\r\n!\r\n"
+                   b"ma mk\r\nappend mk 0 0 1\r\n?\r\nmd mk\r\nmd none q\r\nmn\r\n")
+    exchange(port, binreq(0x01, b"bk", struct.pack(">II", 0, 0), b"val") +  # set
+                   binreq(0x00, b"bk") + binreq(0x00, b"bnone") +           # get, get miss
+                   binreq(0x04, b"bk"))                                     # delete
+    got, deadline = b"", time.time() + 3
+    w.settimeout(0.3)
+    while time.time() < deadline and got.count(b"key=bk") < 4:
+        try:
+            got += w.recv(65536)
+        except socket.timeout:
+            pass
+    w.close()
+    watched[port] = [re.sub(rb"^ts=\S+ gid=\d+ ", b"", re.sub(rb"cfd=\d+", b"cfd=N", l))
+                     for l in got.split(b"\n") if l.startswith(b"ts=")]
+if watched[MC] == watched[WH] and len(watched[WH]) >= 8:
+    ok("watch of meta and binary commands: %d lines alike" % len(watched[WH]))
+else:
+    fail("watch of meta and binary commands:\nmemcached %r\nwharf     %r"
+         % (watched[MC], watched[WH]))
 
 print("%d failed" % failed)
 sys.exit(1 if failed else 0)

@@ -191,6 +191,7 @@ struct bin_get {
     wharf_conn *c;
     const struct bin_req *rq;
     bool with_key, with_value;
+    uint32_t nbytes; /* the hit's value length */
 };
 
 /* Sends a hit: flags in the extras, the key for getk/gatk, the value but
@@ -198,6 +199,7 @@ struct bin_get {
 static void bin_emit_item(const struct mc_item *it, void *arg)
 {
     struct bin_get *g = arg;
+    g->nbytes = it->nbytes;
     unsigned char flags[4];
     put_be(flags, it->flags, 4);
     respond(g->c, g->rq, ST_OK, it->cas, flags, 4, mc_item_key(it),
@@ -208,10 +210,11 @@ static void bin_get(wharf_conn *c, struct mc_conn *mc, const struct bin_req *rq,
 {
     struct mc_listener *l = wharf_listener_data(c);
     bool touch = rq->cmd == OP_TOUCH || rq->cmd == OP_GAT || rq->cmd == OP_GATK;
-    struct bin_get g = {c, rq, rq->cmd == OP_GETK || rq->cmd == OP_GATK, rq->cmd != OP_TOUCH};
+    struct bin_get g = {c, rq, rq->cmd == OP_GETK || rq->cmd == OP_GATK, rq->cmd != OP_TOUCH, 0};
     int64_t exptime = touch ? mc_exptime(get_be32(rq->ext), now) : 0;
     enum mc_result r = mc_store_get(l->store, (const char *)rq->key, rq->keylen, now, touch,
                                     exptime, bin_emit_item, &g);
+    mc_ops_fetched(c, mc, (const char *)rq->key, rq->keylen, r, g.nbytes, touch);
     count(mc, touch ? C_CMD_TOUCH : C_CMD_GET);
     if (r == MC_FOUND) {
         count(mc, touch ? C_TOUCH_HITS : C_GET_HITS);
@@ -241,9 +244,12 @@ static void bin_store(wharf_conn *c, struct mc_conn *mc, const struct bin_req *r
     uint32_t flags = concat ? 0 : get_be32(rq->ext);
     int64_t exptime = concat ? 0 : mc_exptime(get_be32(rq->ext + 4), now);
     uint64_t cas = 0;
-    enum mc_result r = mc_store_store_cas(l->store, mode, (const char *)rq->key, rq->keylen,
-                                          flags, exptime, (const char *)rq->value, rq->vlen,
-                                          rq->cas, now, &cas);
+    const char *key = (const char *)rq->key;
+    mc_stats_class(mc, SC_CMD_SET, rq->keylen, rq->vlen);
+    mc_ops_storing(c, key, rq->keylen, now);
+    enum mc_result r = mc_store_store_cas(l->store, mode, key, rq->keylen, flags, exptime,
+                                          (const char *)rq->value, rq->vlen, rq->cas, now, &cas);
+    mc_ops_stored(c, mc, key, rq->keylen, mode, exptime, rq->vlen, r, now);
     count(mc, C_CMD_SET);
     if (mode == MC_CAS)
         count(mc, r == MC_STORED ? C_CAS_HITS : r == MC_EXISTS ? C_CAS_BADVAL : C_CAS_MISSES);
@@ -270,6 +276,8 @@ static void bin_store(wharf_conn *c, struct mc_conn *mc, const struct bin_req *r
 static void bin_delete(wharf_conn *c, struct mc_conn *mc, const struct bin_req *rq, int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
+    mc_stats_detail(l->sh, (const char *)rq->key, rq->keylen, MD_DEL);
+    mc_ops_watch_lookup(c, (const char *)rq->key, rq->keylen, now);
     enum mc_result r = mc_store_delete_cas(l->store, (const char *)rq->key, rq->keylen, rq->cas,
                                            now);
     if (r == MC_FOUND) {
@@ -294,6 +302,7 @@ static void bin_delta(wharf_conn *c, struct mc_conn *mc, const struct bin_req *r
     uint64_t v = 0, cas = rq->cas;
     unsigned char out[8];
     const char *key = (const char *)rq->key;
+    mc_ops_watch_lookup(c, key, rq->keylen, now);
     enum mc_result r = mc_store_delta_cas(l->store, key, rq->keylen, incr, delta, now, &v, &cas);
     switch (r) {
     case MC_FOUND:

@@ -418,7 +418,8 @@ struct mg_ctx {
     const struct meta_line *ml;
     int64_t now;
     bool ttl_set;
-    bool failed; /* an opaque too long */
+    bool failed;     /* an opaque too long */
+    uint32_t nbytes; /* the hit's value length */
 };
 
 static void out_ttl(struct meta_out *o, const struct mc_item *it, int64_t now)
@@ -438,6 +439,7 @@ static bool mg_found(struct mc_item *it, bool created, void *arg)
     const struct meta_flags *of = &ml->of;
     struct meta_out o = {.len = 0};
     bool won = false;
+    g->nbytes = it->nbytes;
     if (of->value) {
         out_str(&o, "VA ");
         out_u64(&o, it->nbytes);
@@ -507,9 +509,11 @@ static void meta_mg(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml, int
         meta_error(c, err);
         return;
     }
-    struct mg_ctx g = {c, ml, now, false, false};
+    struct mg_ctx g = {c, ml, now, false, false, 0};
     struct mc_meta_req req = meta_req(&ml->of, !ml->of.no_update);
     enum mc_result r = mc_store_meta_get(l->store, ml->key, ml->nkey, now, &req, mg_found, &g);
+    mc_ops_fetched(c, mc, ml->key, ml->nkey, r == MC_NOT_FOUND ? r : MC_FOUND, g.nbytes,
+                   g.ttl_set);
     if (g.failed) {
         meta_error(c, E_OPAQUE);
         return;
@@ -653,6 +657,8 @@ static void meta_ms(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml,
     }
     const char *body = fr->payload;
     wharf_counter_add(&mc->w->cnt[C_CMD_SET], 1);
+    mc_stats_class(mc, SC_CMD_SET, ml->nkey, (size_t)(vlen - 2));
+    mc_ops_storing(c, ml->key, ml->nkey, now);
     if (body[vlen - 2] != '\r' || body[vlen - 1] != '\n') {
         meta_error(c, "CLIENT_ERROR bad data chunk");
         return;
@@ -670,6 +676,7 @@ static void meta_ms(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml,
     uint64_t cas = 0;
     enum mc_result r = mc_store_meta_set(l->store, ml->key, ml->nkey, &ms, body, vlen - 2, now,
                                          &cas);
+    mc_ops_stored(c, mc, ml->key, ml->nkey, mode, of->exptime, (size_t)(vlen - 2), r, now);
     if (mode == MC_CAS && (r == MC_STORED || r == MC_EXISTS || r == MC_NOT_FOUND))
         wharf_counter_add(&mc->w->cnt[r == MC_STORED   ? C_CAS_HITS
                                       : r == MC_EXISTS ? C_CAS_BADVAL
@@ -700,6 +707,8 @@ static void meta_md(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml, int
         return;
     }
     const struct meta_flags *of = &ml->of;
+    mc_stats_detail(l->sh, ml->key, ml->nkey, MD_DEL);
+    mc_ops_watch_lookup(c, ml->key, ml->nkey, now);
     enum mc_result r = mc_store_meta_delete(l->store, ml->key, ml->nkey, of->has_cas,
                                             of->req_cas, of->set_stale, of->new_ttl,
                                             of->exptime, of->has_cas_in ? of->cas_in : 0, now);
@@ -770,6 +779,7 @@ static void meta_ma(wharf_conn *c, struct mc_conn *mc, struct meta_line *ml, int
     struct ma_ctx a = {.ml = ml, .o = {.len = 0}, .now = now, .failed = false};
     struct mc_meta_req req = meta_req(of, false);
     uint64_t v = 0;
+    mc_ops_watch_lookup(c, ml->key, ml->nkey, now);
     enum mc_result r = mc_store_meta_delta(l->store, ml->key, ml->nkey, incr, of->delta,
                                            of->req_cas, of->initial, &req, now, &v, ma_found,
                                            &a);

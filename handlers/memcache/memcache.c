@@ -287,8 +287,8 @@ static void mc_on_close(wharf_conn *c, enum wharf_close_reason reason)
 
 /* A get-family key looked up (r: MC_FOUND, or why it missed): per-class
  * hits, stats detail, watch. */
-static void mc_ops_fetched(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
-                           enum mc_result r, uint32_t nbytes, bool touch)
+void mc_ops_fetched(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
+                    enum mc_result r, uint32_t nbytes, bool touch)
 {
     struct mc_listener *l = wharf_listener_data(c);
     bool found = r == MC_FOUND;
@@ -320,7 +320,7 @@ static enum mc_result mc_ops_lookup(wharf_conn *c, const char *key, size_t nkey,
 }
 
 /* mc_ops_lookup only for a watcher (the command looks key up itself). */
-static void mc_ops_watch_lookup(wharf_conn *c, const char *key, size_t nkey, int64_t now)
+void mc_ops_watch_lookup(wharf_conn *c, const char *key, size_t nkey, int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
     unsigned cls;
@@ -331,23 +331,21 @@ static void mc_ops_watch_lookup(wharf_conn *c, const char *key, size_t nkey, int
 
 /* A storage command about to store: stats detail, and the lookup of the
  * old item for watch. */
-static void mc_ops_storing(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
-                           uint64_t bytes, int64_t now)
+void mc_ops_storing(wharf_conn *c, const char *key, size_t nkey, int64_t now)
 {
-    (void)bytes;
-    (void)mc;
     struct mc_listener *l = wharf_listener_data(c);
     mc_stats_detail(l->sh, key, nkey, MD_SET);
     mc_ops_watch_lookup(c, key, nkey, now);
 }
 
-/* A storage command's outcome: per-class counters and watch's item_store. */
-static void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const struct mc_storage *sc,
-                          enum mc_result r, int64_t now)
+/* A storage command's outcome (exptime absolute, 0 never): per-class
+ * counters and watch's item_store. */
+void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
+                   enum mc_store_mode mode, int64_t exptime, size_t nbytes, enum mc_result r,
+                   int64_t now)
 {
     struct mc_listener *l = wharf_listener_data(c);
-    size_t nkey = sc->key.n, nbytes = (size_t)sc->bytes;
-    if (sc->mode == MC_CAS && (r == MC_STORED || r == MC_EXISTS))
+    if (mode == MC_CAS && (r == MC_STORED || r == MC_EXISTS))
         mc_stats_class(mc, r == MC_STORED ? SC_CAS_HITS : SC_CAS_BADVAL, nkey, nbytes);
     if (r == MC_NO_MEMORY)
         mc_stats_class(mc, SC_OUTOFMEMORY, nkey, nbytes);
@@ -358,9 +356,14 @@ static void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const struct mc_sto
                : r == MC_TOO_LARGE ? 4 : r == MC_NO_MEMORY ? 5 : 0;
     static const int cmd[] = {[MC_SET] = 2, [MC_ADD] = 1, [MC_REPLACE] = 3,
                               [MC_APPEND] = 4, [MC_PREPEND] = 5, [MC_CAS] = 6};
-    int64_t exp = mc_exptime(sc->exptime, now);
-    mc_watch_store(l->sh->ops->watch, sc->key.p, nkey, status, cmd[sc->mode],
-                   exp > now ? exp - now : 0, mc_store_class_of(nkey, nbytes),
+    if ((mode == MC_APPEND || mode == MC_PREPEND) && r == MC_STORED) {
+        unsigned cls; /* memcached shows the joined item's size */
+        uint32_t joined;
+        if (mc_store_peek(l->store, key, nkey, now, &cls, &joined) == MC_FOUND)
+            nbytes = joined;
+    }
+    mc_watch_store(l->sh->ops->watch, key, nkey, status, cmd[mode],
+                   exptime > now ? exptime - now : 0, mc_store_class_of(nkey, nbytes),
                    (uint32_t)nbytes, wharf_conn_id(c));
 }
 
@@ -527,7 +530,7 @@ static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_st
             REPLY(c, "CLIENT_ERROR bad data chunk\r\n");
         return;
     }
-    mc_ops_storing(c, mc, sc->key.p, sc->key.n, sc->bytes, now);
+    mc_ops_storing(c, sc->key.p, sc->key.n, now);
     enum mc_result r = mc_store_store(l->store, sc->mode, sc->key.p, sc->key.n, sc->flags,
                                       mc_exptime(sc->exptime, now), body, blen - 2, sc->cas, now);
     if (sc->mode == MC_CAS)
@@ -542,7 +545,8 @@ static void mc_cmd_storage(wharf_conn *c, struct mc_conn *mc, const struct mc_st
         wharf_counter_add(&mc->w->cnt[C_STORE_TOO_LARGE], 1);
     if (r == MC_NO_MEMORY)
         wharf_counter_add(&mc->w->cnt[C_STORE_NO_MEMORY], 1);
-    mc_ops_stored(c, mc, sc, r, now);
+    mc_ops_stored(c, mc, sc->key.p, sc->key.n, sc->mode, mc_exptime(sc->exptime, now),
+                  (size_t)sc->bytes, r, now);
     if (sc->noreply)
         return;
     switch (r) {

@@ -187,6 +187,20 @@ struct mc_pending {
 size_t mc_pending_start(wharf_conn *c, struct mc_conn *mc, const void *p, size_t rem,
                         size_t need);
 
+/* What the operators' commands (stats detail, stats items/slabs, watch)
+ * see of a command, whichever protocol it came in (text, meta, binary): a
+ * get-family key looked up (r: MC_FOUND or why it missed; nbytes of the
+ * hit); the lookup of a key a command will change, made only for a
+ * fetchers watcher (as memcached's do_item_get); a store about to happen;
+ * and its outcome (exptime absolute, 0 never). */
+void mc_ops_fetched(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
+                    enum mc_result r, uint32_t nbytes, bool touch);
+void mc_ops_watch_lookup(wharf_conn *c, const char *key, size_t nkey, int64_t now);
+void mc_ops_storing(wharf_conn *c, const char *key, size_t nkey, int64_t now);
+void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nkey,
+                   enum mc_store_mode mode, int64_t exptime, size_t nbytes, enum mc_result r,
+                   int64_t now);
+
 /* mc_tok.c */
 size_t mc_tok_split(const char *s, size_t n, struct mc_tok *t, size_t max);
 bool mc_tok_is(const struct mc_tok *t, const char *lit);
