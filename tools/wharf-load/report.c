@@ -196,6 +196,9 @@ static void human_connects(FILE *f, const struct load_config *cfg, const struct 
     if (cfg->churn && res->wall_s > 0)
         fprintf(f, "; %" PRIu64 " churn closes, %.1f connects/s", c[ST_CHURN_CLOSES],
                 c[ST_CONNECTS] / res->wall_s);
+    if (c[ST_RECONNECTS])
+        fprintf(f, "; reconnects %" PRIu64 " (the server closed between replies), %" PRIu64
+                " resent", c[ST_RECONNECTS], c[ST_RESENT]);
     fprintf(f, "\n");
 }
 
