@@ -73,6 +73,7 @@ struct tconn {
     uint8_t *rbuf, *wbuf;
     uint32_t rlen, woff, wlen;
     uint64_t released, issued;         /* open loop: given by the schedule, sent (or skipped) */
+    uint64_t deferred_upto;            /* open loop: released messages counted as deferred */
     uint64_t conn_sent, conn_answered; /* on the current connection (churn) */
     uint32_t rcap;                     /* size of rbuf */
     /* templates: requests in flight, oldest first (ring of fifo_cap, a power of two) */
@@ -894,6 +895,7 @@ static void release_due(void *ctx, uint64_t now)
             phase_skip(ph);
             c->released++;
             c->issued++;
+            stat_add(&x->th->st, ST_SKIPPED, 1);
             continue;
         }
         if (!phase_take(ph, x->clk, due))
@@ -902,8 +904,20 @@ static void release_due(void *ctx, uint64_t now)
         phase_release(ph, c->local);
     }
     n = phase_pending(ph);
-    for (i = 0; i < n; i++)
-        conn_fill(x, &x->c[ph->pending[i]], now);
+    for (i = 0; i < n; i++) {
+        struct tconn *c = &x->c[ph->pending[i]];
+
+        conn_fill(x, c, now);
+        /* what could not go in this tick (connecting, window or buffer full) is deferred:
+         * sent later, each message counted once */
+        if (c->issued < c->released) {
+            uint64_t from = c->issued > c->deferred_upto ? c->issued : c->deferred_upto;
+
+            if (c->released > from)
+                stat_add(&x->th->st, ST_DEFERRED, c->released - from);
+            c->deferred_upto = c->released;
+        }
+    }
 }
 
 /* Connects what is due to (re)connect and times out connects pending too long. */
