@@ -194,6 +194,20 @@ else
     fail "--percentiles=FILE: $(head -c 300 "$tmp/spectrum.txt" 2>&1)"
 fi
 
+# files that cannot be written, and a tick out of range, are named
+"$load" -c 1 -n 10 --hlog "$tmp/no/such/dir.hlog" 127.0.0.1:$port >/dev/null 2>"$tmp/bad1.err"
+rc1=$?
+"$load" -c 1 -n 10 --csv /dev/full 127.0.0.1:$port >/dev/null 2>"$tmp/bad2.err"
+rc2=$?
+"$load" -r 1k --tick 1s 127.0.0.1:$port >/dev/null 2>"$tmp/bad3.err"
+rc3=$?
+if [ "$rc1 $rc2 $rc3" = "3 3 2" ] && grep -q -- '--hlog .*cannot create' "$tmp/bad1.err" &&
+    grep -q -- '--csv /dev/full: write failed' "$tmp/bad2.err" && grep -q -- '--tick: at most 100ms' "$tmp/bad3.err"; then
+    ok "unwritable --hlog and --csv (exit 3), --tick 1s (exit 2), each named"
+else
+    fail "bad outputs: rc $rc1 $rc2 $rc3: $(cat "$tmp/bad1.err" "$tmp/bad2.err" "$tmp/bad3.err")"
+fi
+
 # 3. coordinated omission: freeze the server 200 ms during a fixed-rate run
 co_run() { # NAME ARGS...: a 2000 msg/s run, the server stopped 200 ms after 1 s
     name=$1
