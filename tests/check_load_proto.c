@@ -282,10 +282,63 @@ START_TEST(test_wrong_too_little)
     ck_assert_int_eq(faulty(LP_HTTP_SHORT, &cfg, &res, ""), 1);
     /* each connection: 9 answers, then the 10th cut short and the connection closed */
     ck_assert_uint_eq(res.st.c[ST_SHORT], 10);
-    ck_assert_uint_eq(res.st.c[ST_PEER_CLOSED], 10);
+    ck_assert_uint_eq(res.st.c[ST_EOF_MID_REPLY], 10);
+    ck_assert_uint_eq(res.st.c[ST_PEER_CLOSED], 0);
+    ck_assert_uint_eq(res.st.c[ST_RECONNECTS], 0);
+    ck_assert_ptr_nonnull(strstr(res.first_error, "in the middle of a reply"));
     ck_assert_uint_eq(res.st.c[ST_UNANSWERED], 10);
     ck_assert_uint_eq(res.st.c[ST_RECEIVED], 90);
     done(&cfg, &res);
+}
+END_TEST
+
+/* A server ending connections cleanly: every request answered once, none an error; the
+ * server parsed exactly the requests answered (nothing lost, nothing sent twice that it
+ * answered). */
+static void closing(enum lp_kind kind, const char *extra, uint64_t reconnects_min)
+{
+    struct lp_server *s = start(kind);
+    struct load_config cfg;
+    struct load_result res;
+    uint64_t requests;
+
+    ck_assert_int_eq(run(&cfg, &res, "--proto http -n 400 -d 10 --drain 1 %s 127.0.0.1:%u", extra,
+                         lp_server_port(s)),
+                     0);
+    requests = lp_server_requests(s);
+    lp_server_stop(s);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 400);
+    ck_assert_uint_eq(res.st.c[ST_RECEIVED], 400);
+    ck_assert_uint_eq(requests, 400);
+    ck_assert_uint_ge(res.st.c[ST_RECONNECTS], reconnects_min);
+    /* the connections ended after the last reply are not replaced */
+    ck_assert_uint_ge(res.st.c[ST_CONNECTS], res.st.c[ST_RECONNECTS]);
+    ck_assert_uint_le(res.st.c[ST_CONNECTS], res.st.c[ST_RECONNECTS] + cfg.connections);
+    ck_assert_uint_eq(res.st.c[ST_SENT], 400 + res.st.c[ST_RESENT]);
+    done(&cfg, &res);
+}
+
+START_TEST(test_reconnect_connection_close)
+{
+    /* -p 1: the close is seen before the next request; -p 4: three requests in flight go
+     * again on the next connection */
+    closing(LP_HTTP_CLOSE, "-c 2 -p 1", 40);
+    closing(LP_HTTP_CLOSE, "-c 2 -p 4", 40);
+}
+END_TEST
+
+START_TEST(test_reconnect_http10)
+{
+    closing(LP_HTTP_10, "-c 2 -p 1", 400);
+}
+END_TEST
+
+START_TEST(test_reconnect_eof_between_replies)
+{
+    /* the request sent after the 10th reply meets the EOF: it goes again */
+    closing(LP_HTTP_EOF, "-c 2 -p 1", 38); /* the last EOFs may come after the end */
+    closing(LP_HTTP_EOF, "-c 1 -r 2000 -w 0", 38);
 }
 END_TEST
 
@@ -478,6 +531,9 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_wrong_garbage);
     tcase_add_test(tc, test_wrong_too_much);
     tcase_add_test(tc, test_wrong_too_little);
+    tcase_add_test(tc, test_reconnect_connection_close);
+    tcase_add_test(tc, test_reconnect_http10);
+    tcase_add_test(tc, test_reconnect_eof_between_replies);
     tcase_add_test(tc, test_wrong_nothing);
     tcase_add_test(tc, test_wrong_too_long);
     tcase_add_test(tc, test_wrong_status);

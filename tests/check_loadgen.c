@@ -296,6 +296,52 @@ START_TEST(test_tcp_silent_server_bounded)
 }
 END_TEST
 
+/* Open loop: every message of the schedule is accounted for. A silent server with -p 1:
+ * each connection sends one message; the rest cannot go (window full), each is counted
+ * once as deferred and, never sent, as backlog at the end. */
+START_TEST(test_open_loop_deferred_counted)
+{
+    struct lg_server *s = start(LG_SILENT);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    const _Atomic uint64_t *c = res.st.c;
+
+    /* one thread, 1000 msg/s for 300 ms: due at 0, 1, ... 299 ms */
+    ck_assert_int_eq(run(&cfg, &res, "-c 2 -t 1 -p 1 -r 1000 -d 300ms --drain 100ms 127.0.0.1:%u",
+                         port),
+                     1);
+    ck_assert_uint_eq(c[ST_SENT], 2);
+    ck_assert_uint_eq(c[ST_SENT] + c[ST_BACKLOG_END], 300);
+    ck_assert_uint_ge(c[ST_DEFERRED], c[ST_BACKLOG_END]);
+    ck_assert_uint_le(c[ST_DEFERRED], 300);
+    ck_assert_uint_eq(c[ST_SKIPPED], 0);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
+/* Open loop with --ramp: the slots of connections not opened yet are skipped and counted;
+ * measured + skipped + backlog (+ unanswered, should the server lag at the end, as under
+ * valgrind) is the whole schedule: 500 messages. */
+START_TEST(test_open_loop_ramp_skipped_counted)
+{
+    struct lg_server *s = start(LG_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    const _Atomic uint64_t *c = res.st.c;
+
+    /* 10 connections, the last opened after 0.45 s; 500 msg/s for 1 s */
+    (void)run(&cfg, &res, "-c 10 -t 2 -r 500 -d 1 --drain 2 --ramp 20 127.0.0.1:%u", port);
+    ck_assert_uint_gt(c[ST_SKIPPED], 50);
+    ck_assert_uint_eq(c[ST_MEASURED] + c[ST_SKIPPED] + c[ST_BACKLOG_END] + c[ST_UNANSWERED], 500);
+    ck_assert_uint_eq(stat_errors(&res.st), c[ST_UNANSWERED]);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
 START_TEST(test_tcp_reset_counted)
 {
     struct lg_server *s = start(LG_RESET);
@@ -966,6 +1012,8 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_tcp_reordering_detected);
     tcase_add_test(tc, test_tcp_refused_counted);
     tcase_add_test(tc, test_tcp_silent_server_bounded);
+    tcase_add_test(tc, test_open_loop_deferred_counted);
+    tcase_add_test(tc, test_open_loop_ramp_skipped_counted);
     tcase_add_test(tc, test_tcp_reset_counted);
     tcase_add_test(tc, test_tcp_churn);
     tcase_add_test(tc, test_tcp_ipv6);

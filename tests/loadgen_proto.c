@@ -154,8 +154,8 @@ static long memcache_batch(struct lp_server *s, uint8_t *buf, size_t len, struct
 
 static const char body64[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/* HTTP: answers every complete request of buf[0, len). Returns bytes consumed, or -1 to
- * close (after sending what `o` holds). */
+/* HTTP: answers every complete request of buf[0, len). Returns bytes consumed, -1 to
+ * close at once, or -2 to send what `o` holds and close cleanly (linger_close). */
 static long http_batch(struct lp_server *s, uint8_t *buf, size_t len, struct out *o, uint64_t *n,
                        int fd)
 {
@@ -194,6 +194,13 @@ static long http_batch(struct lp_server *s, uint8_t *buf, size_t len, struct out
             o->len = 0;
             return -1;
         }
+        if ((tenth && s->kind == LP_HTTP_CLOSE) || s->kind == LP_HTTP_10) {
+            out_str(o, s->kind == LP_HTTP_10 ? "HTTP/1.0 200 OK\r\nContent-Length: 64\r\n\r\n"
+                                             : "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                                               "Content-Length: 64\r\n\r\n");
+            out_str(o, body64);
+            return -2;
+        }
         if (!strcmp(path, "/missing") || (tenth && s->kind == LP_HTTP_500)) {
             out_str(o, !strcmp(path, "/missing")
                            ? "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"
@@ -210,8 +217,27 @@ static long http_batch(struct lp_server *s, uint8_t *buf, size_t len, struct out
         out_str(o, body64);
         if (tenth && s->kind == LP_HTTP_EXTRA)
             out_str(o, "EXTRA");
+        if (tenth && s->kind == LP_HTTP_EOF)
+            return -2;
     }
     return (long)off;
+}
+
+/* Shuts the writing side down and reads (and drops) what the client still sends until it
+ * closes, for at most 2 s: the client sees a clean EOF, never a reset. */
+static void linger_close(struct lp_server *s, int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    uint8_t sink[4096];
+    int i;
+
+    shutdown(fd, SHUT_WR);
+    for (i = 0; i < 2000 / POLL_MS && !stopping(s); i++) {
+        if (poll(&pfd, 1, POLL_MS) <= 0)
+            continue;
+        if (recv(fd, sink, sizeof(sink), 0) <= 0)
+            break;
+    }
 }
 
 static void *conn_thread(void *arg)
@@ -238,10 +264,14 @@ static void *conn_thread(void *arg)
         o.len = 0;
         used = s->kind == LP_MEMCACHE ? memcache_batch(s, buf, len, &o)
                                       : http_batch(s, buf, len, &o, &n, c->fd);
-        if (used < 0)
+        if (used == -1)
             break;
         if (o.len && lg_send_all(c->fd, o.p, o.len) != 0)
             break;
+        if (used == -2) {
+            linger_close(s, c->fd);
+            break;
+        }
         memmove(buf, buf + used, len - (size_t)used);
         len -= (size_t)used;
         if (len == BUF_CAP)

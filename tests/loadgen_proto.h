@@ -17,6 +17,12 @@ enum lp_kind {
     LP_HTTP_SILENT,  /* reads requests, never answers */
     LP_HTTP_HUGE,    /* every 10th response announces a 10 MB body */
     LP_HTTP_500,     /* every 10th response has status 500 */
+    /* servers that end connections cleanly (a client reconnects and goes on): each shuts
+     * its side down after the response named, then reads and drops what still comes until
+     * the client closes (a lingering close, as nginx does, so no reset loses a response) */
+    LP_HTTP_CLOSE,   /* the 10th response of a connection says "Connection: close" */
+    LP_HTTP_10,      /* HTTP/1.0 responses without keep-alive: one per connection */
+    LP_HTTP_EOF,     /* after the 10th response, EOF without a word */
 };
 
 struct lp_server;

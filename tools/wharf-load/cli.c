@@ -180,6 +180,38 @@ static int merge_plot(const struct load_config *cfg, const struct hist_file *m,
 
 /* --merge: reads the histogram files, reports on their sum, applies the thresholds, and
  * writes --hist-out and --plot. Returns the exit status (0 pass, 1 fail, 3 could not). */
+/* -P (not with --json unless --percentiles=FILE, the JSON holding the spectrum) and --csv:
+ * the distribution on stderr or into the file, the time series as CSV. Returns 0, or 3
+ * when a file could not be written. */
+static int write_outputs(const struct load_config *cfg, struct hist *const *hists,
+                         const char *const *names, int n, const struct series *se)
+{
+    char err[512];
+    int rc = 0;
+
+    if (cfg->percentiles && (!cfg->json || cfg->percentiles_out)) {
+        FILE *f = cfg->percentiles_out ? fopen(cfg->percentiles_out, "w") : stderr;
+
+        if (!f) {
+            fprintf(stderr, "wharf-load: --percentiles=%s: cannot create: %s\n",
+                    cfg->percentiles_out, strerror(errno));
+            rc = 3;
+        } else {
+            report_distribution(f, hists, names, n, se);
+            if (f != stderr && fclose(f) != 0) {
+                fprintf(stderr, "wharf-load: --percentiles=%s: write failed\n",
+                        cfg->percentiles_out);
+                rc = 3;
+            }
+        }
+    }
+    if (cfg->csv && report_csv(cfg->csv, se, err, sizeof(err)) != 0) {
+        fprintf(stderr, "wharf-load: %s\n", err);
+        rc = 3;
+    }
+    return rc;
+}
+
 static int merge_main(const struct load_config *cfg)
 {
     struct hist_file m;
@@ -196,6 +228,15 @@ static int merge_main(const struct load_config *cfg)
             goto out;
     merge_verdict(cfg, &m, rate, why, sizeof(why));
     report_merge(stdout, cfg, &m, cfg->nfiles, rate, se, why);
+    fflush(stdout);
+    {
+        const char *names[HIST_FILE_MAX_SECTIONS];
+
+        for (i = 0; i < m.nsections; i++)
+            names[i] = m.names[i];
+        if (write_outputs(cfg, m.hists, names, m.nsections, se) != 0)
+            goto out;
+    }
     if (cfg->hist_out && merge_write(cfg, &m, rate, se) != 0)
         goto out;
     if (cfg->plot && merge_plot(cfg, &m, se) != 0)
@@ -268,6 +309,17 @@ int cli_main(int argc, char **argv)
     else
         report_human(stdout, &cfg, &res, why);
     fflush(stdout);
+    {
+        struct hist *hs[2] = {res.corrected, res.raw};
+        const char *names[2] = {"corrected latency", "uncorrected latency"};
+
+        if (cfg.rate <= 0) {
+            hs[0] = res.raw;
+            names[0] = "round-trip latency";
+        }
+        if (write_outputs(&cfg, hs, names, cfg.rate > 0 ? 2 : 1, res.series) != 0)
+            rc = 3;
+    }
     if (cfg.hist_out && report_write_hist(cfg.hist_out, &res, err, sizeof(err)) != 0) {
         fprintf(stderr, "wharf-load: %s\n", err);
         rc = 3;

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include "engine.h"
+#include "hlog.h"
 #include "phase.h"
 
 #include <errno.h>
@@ -87,6 +88,13 @@ struct engine {
     struct hist *scratch; /* the progress line's merged view */
     struct rusage ru0;
     struct timespec cpu0;
+    /* --hlog: the log, and per latency kind (corrected, uncorrected) the threads' merged
+     * histograms at the end of the last interval written and now */
+    struct hlog hlog;
+    bool hlog_on;
+    struct hist *hl_prev[2], *hl_cur[2], *hl_delta;
+    uint64_t hl_last, hl_next; /* CLOCK_MONOTONIC: end of the last interval, next one due */
+    uint64_t start_unix;       /* t0 on the wall clock */
 };
 
 /* Raises the descriptor limit to what the connections (and each thread's event loop:
@@ -150,6 +158,13 @@ static int engine_alloc(struct engine *en, char *err, size_t errlen)
     }
     if (en->progress && !(en->scratch = hist_new()))
         goto nomem;
+    if (en->cfg->hlog) {
+        for (i = 0; i < 2; i++)
+            if (!(en->hl_prev[i] = hist_new()) || !(en->hl_cur[i] = hist_new()))
+                goto nomem;
+        if (!(en->hl_delta = hist_new()))
+            goto nomem;
+    }
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory");
@@ -169,6 +184,9 @@ static int engine_timeline(struct engine *en)
     clk->t0 = load_now();
     clock_gettime(CLOCK_REALTIME, &rt);
     start_unix = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
+    en->start_unix = start_unix;
+    en->hl_last = clk->t0;
+    en->hl_next = clk->t0 + cfg->interval_ns;
     en->res->series = series_new(clk->t0, start_unix, cfg->interval_ns);
     if (!en->res->series)
         return -1;
@@ -231,8 +249,37 @@ static int engine_start(struct engine *en, char *err, size_t errlen)
     return rc;
 }
 
-/* Follows the threads until every one is done: passes stop requests on and prints the
- * progress line once a second. Then joins them. */
+/* --hlog: writes the interval that ends now: per latency kind, what the threads recorded
+ * since the last one (the difference of two live snapshots of their histograms, so each
+ * value is in exactly one interval and the intervals add up to the run's histogram).
+ * Open loop: corrected untagged, uncorrected as Tag=uncorrected; closed loop: the round
+ * trip, untagged. */
+static void engine_hlog_interval(struct engine *en, uint64_t now)
+{
+    static const char *const tags[2] = {NULL, "uncorrected"};
+    unsigned k, i, kinds = en->cfg->rate > 0 ? 2 : 1;
+
+    for (k = 0; k < kinds; k++) {
+        struct hist *tmp;
+
+        hist_reset(en->hl_cur[k]);
+        for (i = 0; i < en->started; i++)
+            hist_merge_live(en->hl_cur[k], en->cfg->rate > 0 && k == 0 ? en->th[i].corrected
+                                                                       : en->th[i].raw);
+        hist_delta(en->hl_delta, en->hl_cur[k], en->hl_prev[k]);
+        (void)hlog_interval(&en->hlog, tags[k], en->start_unix + (en->hl_last - en->clk.t0),
+                            en->start_unix + (now - en->clk.t0), en->hl_delta);
+        tmp = en->hl_prev[k];
+        en->hl_prev[k] = en->hl_cur[k];
+        en->hl_cur[k] = tmp;
+    }
+    en->hl_last = now;
+    while (en->hl_next <= now)
+        en->hl_next += en->cfg->interval_ns;
+}
+
+/* Follows the threads until every one is done: passes stop requests on, prints the
+ * progress line once a second and writes the --hlog intervals. Then joins them. */
 static void engine_follow(struct engine *en)
 {
     uint64_t now, next_progress = en->clk.t0 + 1000000000u, last_rx = 0, last_t = en->clk.t0;
@@ -252,6 +299,8 @@ static void engine_follow(struct engine *en)
         }
         nanosleep(&ts, NULL);
         now = load_now();
+        if (en->hlog_on && now >= en->hl_next)
+            engine_hlog_interval(en, now);
         if (en->progress && now >= next_progress) {
             progress_line(en->cfg, en->th, en->started, en->clk.t0, now, &last_rx, &last_t,
                           en->scratch);
@@ -260,6 +309,8 @@ static void engine_follow(struct engine *en)
     }
     for (i = 0; i < en->started; i++)
         pthread_join(en->tid[i], NULL);
+    if (en->hlog_on)
+        engine_hlog_interval(en, load_now()); /* the last, partial interval */
     if (en->progress)
         fprintf(stderr, "\n");
 }
@@ -337,6 +388,11 @@ static void engine_free(struct engine *en)
     free(en->th);
     free(en->tid);
     hist_free(en->scratch);
+    for (i = 0; i < 2; i++) {
+        hist_free(en->hl_prev[i]);
+        hist_free(en->hl_cur[i]);
+    }
+    hist_free(en->hl_delta);
 }
 
 int engine_run(const struct load_config *cfg, struct load_result *res, char *err, size_t errlen)
@@ -363,8 +419,15 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
         goto out;
     }
     wall0 = en.clk.t0;
+    if (cfg->hlog) {
+        if (hlog_open(&en.hlog, cfg->hlog, en.start_unix, err, errlen) != 0)
+            goto out;
+        en.hlog_on = true;
+    }
     engine_start(&en, err, errlen);
     engine_follow(&en);
+    if (en.hlog_on && hlog_close(&en.hlog, err, errlen) != 0)
+        goto out; /* the threads are joined: the run could not be recorded (exit 3) */
     engine_account(&en, wall0);
     if (en.started < en.nt)
         goto out;

@@ -117,6 +117,30 @@ void hist_merge_live(struct hist *dst, const struct hist *src)
     dst->min = 0; /* unknown in a live view; percentiles clamp only to max */
 }
 
+void hist_delta(struct hist *dst, const struct hist *a, const struct hist *b)
+{
+    uint64_t total = 0, c;
+    size_t i, lo = HIST_NBUCKETS, hi = 0;
+
+    for (i = 0; i < HIST_NBUCKETS; i++) {
+        uint64_t ca = RELAXED_LOAD(&a->counts[i]), cb = RELAXED_LOAD(&b->counts[i]);
+
+        c = ca > cb ? ca - cb : 0;
+        RELAXED_STORE(&dst->counts[i], c);
+        total += c;
+        if (c) {
+            if (lo == HIST_NBUCKETS)
+                lo = i;
+            hi = i;
+        }
+    }
+    dst->total = total;
+    dst->min = total ? hist_lowest(lo) : UINT64_MAX;
+    dst->max = total ? hist_highest(hi) : 0;
+    dst->saturated = 0;
+    dst->sum = dst->sumsq = 0;
+}
+
 /* The rank (1-based) of the value at percentile p. */
 static uint64_t rank_at(const struct hist *h, double p)
 {

@@ -56,6 +56,11 @@ void hist_merge(struct hist *dst, const struct hist *src);
  * Only counts, total and max are taken; good enough for a progress line. */
 void hist_merge_live(struct hist *dst, const struct hist *src);
 
+/* dst = a - b, count by count (b an earlier view of the same histogram as a, e.g. two
+ * hist_merge_live snapshots): what was recorded in between. total is set; min and max are
+ * the extremes of the buckets left (highest/lowest equivalent values). */
+void hist_delta(struct hist *dst, const struct hist *a, const struct hist *b);
+
 /* The value at percentile p (0..100): the smallest bucket whose cumulative count reaches
  * ceil(p/100 * total) (at least 1), reported as that bucket's highest value and clamped to
  * the exact [min, max]. p >= 100 returns max. 0 when the histogram is empty. */

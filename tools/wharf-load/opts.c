@@ -58,6 +58,10 @@ enum {
     O_TLS_RESUME,
     O_HANDSHAKE_ONLY,
     O_HANDSHAKE_TIMEOUT,
+    /* open-loop ticks and outputs */
+    O_TICK,
+    O_HLOG,
+    O_CSV,
 };
 
 void load_config_defaults(struct load_config *cfg)
@@ -76,6 +80,7 @@ void load_config_defaults(struct load_config *cfg)
     cfg->max_reply = FRAME_DEFAULT_MAX_REPLY;
     cfg->interval_ns = 1000000000u;
     cfg->tls.handshake_timeout_ns = 2ull * 1000000000u;
+    cfg->tick_ns = LOAD_DEFAULT_TICK_NS;
 }
 
 void load_config_free(struct load_config *cfg)
@@ -114,7 +119,7 @@ static const struct option long_opts[] = {
     {"handshake-only", no_argument, NULL, O_HANDSHAKE_ONLY},
     {"handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
-    {"percentiles", no_argument, NULL, 'P'},
+    {"percentiles", optional_argument, NULL, 'P'},
     {"hist-out", required_argument, NULL, 'o'},
     {"plot", required_argument, NULL, O_PLOT},
     {"max-p99", required_argument, NULL, O_MAX_P99},
@@ -138,6 +143,9 @@ static const struct option long_opts[] = {
     {"max-reply", required_argument, NULL, O_MAX_REPLY},
     {"interval", required_argument, NULL, O_INTERVAL},
     {"start-at", required_argument, NULL, O_START_AT},
+    {"tick", required_argument, NULL, O_TICK},
+    {"hlog", required_argument, NULL, O_HLOG},
+    {"csv", required_argument, NULL, O_CSV},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -168,6 +176,8 @@ void opts_usage(FILE *f)
           "  -w, --warmup T            run this long first, excluded from results (default 0)\n"
           "      --drain T             wait this long for echoes still in flight (default 1s)\n"
           "      --ramp N              open at most N connections/s at start (default: all)\n"
+          "      --tick T              open loop: send what fell due once per tick (default\n"
+          "                            1ms; corrected latency includes up to one tick)\n"
           "      --churn N             close each connection after N exchanges, reconnect\n"
           "      --source ADDR[,ADDR...]\n"
           "                            bind each new connection (UDP: flow) to the next of\n"
@@ -218,7 +228,11 @@ void opts_usage(FILE *f)
           "\n"
           "Output:\n"
           "  -j, --json                JSON report on stdout, configuration included\n"
-          "  -P, --percentiles         full percentile spectrum\n"
+          "  -P, --percentiles[=FILE]  full percentile spectrum, on stderr or into FILE\n"
+          "                            (in JSON: \"spectrum\"), and the time series table\n"
+          "      --hlog FILE           HdrHistogram interval log (.hlog), one histogram\n"
+          "                            per --interval\n"
+          "      --csv FILE            the time series as CSV\n"
           "  -o, --hist-out FILE       save the latency histograms (for --merge)\n"
           "      --plot FILE           latency-by-percentile plot, FILE.svg or FILE.html\n"
           "      --progress, --no-progress\n"
@@ -365,6 +379,7 @@ static const struct int_opt {
     {O_UDP_TIMEOUT, "--udp-timeout", I_TIME, FIELD(udp_timeout_ns), 1000000, 0},
     {O_MAX_P99, "--max-p99", I_TIME, FIELD(max_p99_ns), 1, 0},
     {O_INTERVAL, "--interval", I_TIME, FIELD(interval_ns), 10000000, 0},
+    {O_TICK, "--tick", I_TIME, FIELD(tick_ns), 1000, 0},
 };
 
 /* The options that take a real number (k, M, G accepted) from 0 to max, read by opt_real(). */
@@ -1008,7 +1023,12 @@ static int opt_other(int c, const char *a, struct load_config *cfg, FILE *out, c
     case O_SOURCE: return opt_source(a, cfg, err, errlen);
     case 'u': cfg->udp = true; return 0;
     case 'j': cfg->json = true; return 0;
-    case 'P': cfg->percentiles = true; return 0;
+    case 'P':
+        cfg->percentiles = true;
+        cfg->percentiles_out = a;
+        return 0;
+    case O_HLOG: cfg->hlog = a; return 0;
+    case O_CSV: cfg->csv = a; return 0;
     case 'o': cfg->hist_out = a; return 0;
     case O_PLOT:
         if (!ends_with(a, ".svg") && !ends_with(a, ".html"))
@@ -1116,6 +1136,8 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
                          cfg->tls.resume || cfg->tls.handshake_only))
         return fail(err, errlen, "--tls-verify, --sni, --alpn, --tls-resume and "
                     "--handshake-only go with --tls");
+    if (cfg->tick_ns > LOAD_MAX_TICK_NS)
+        return fail(err, errlen, "--tick: at most 100ms, got %.3f ms", cfg->tick_ns / 1e6);
     if (cfg->count && !cfg->duration_set)
         cfg->duration_ns = 60ull * 1000000000u;
     if (cfg->rate > 0 && !cfg->pipeline_set)

@@ -17,6 +17,8 @@
 #define LOAD_MAX_THREADS 256
 #define LOAD_MAX_CONNECTIONS 1000000
 #define LOAD_MAX_PIPELINE 4096 /* messages in flight per connection (and open-loop default) */
+#define LOAD_DEFAULT_TICK_NS 1000000u /* open loop: --tick */
+#define LOAD_MAX_TICK_NS 100000000u    /* --tick at most 100 ms */
 #define LOAD_MAX_UDP_SIZE 65507u
 #define LOAD_MAX_SOURCES 64 /* --source addresses */
 
@@ -74,6 +76,12 @@ struct load_config {
     /* time series and runs on several machines */
     uint64_t interval_ns;   /* time series interval (--interval) */
     uint64_t start_at_ns;   /* --start-at: wall-clock start (CLOCK_REALTIME ns); 0 = now */
+
+    /* open-loop ticks and more outputs (--tick, --percentiles=FILE, --hlog, --csv) */
+    uint64_t tick_ns;            /* open loop: a thread wakes at most once per tick */
+    const char *percentiles_out; /* the spectrum goes there (NULL: stderr) */
+    const char *hlog;            /* HdrHistogram interval log (.hlog) */
+    const char *csv;             /* the time series as CSV */
 
     /* --merge FILE...: report on histogram files instead of running */
     bool merge;

@@ -42,6 +42,8 @@ bool phase_begin(struct load_phase *ph, struct load_thread *th, int setup_rc)
     ph->hard_end = th->clk->hard_end;
     if (setup_rc == 0 && ph->open) {
         sched_init(&ph->sched, th);
+        ph->tick_ns = th->cfg->tick_ns ? th->cfg->tick_ns : 1;
+        ph->periodic = ph->sched.interval_ns < (double)ph->tick_ns;
         ph->pending = calloc(th->nconns, sizeof(*ph->pending));
         ph->queued = calloc(th->nconns, sizeof(*ph->queued));
         if (!ph->pending || !ph->queued) {
@@ -103,16 +105,36 @@ static bool phase_draining(const struct load_phase *ph, struct load_thread *th, 
     return true;
 }
 
+/* Open loop: the first tick of the grid at or after `at`, and the first one after `at`. */
+static uint64_t tick_ceil(const struct load_phase *ph, uint64_t at)
+{
+    uint64_t t0 = ph->sched.t0, d = at > t0 ? at - t0 : 0;
+
+    return t0 + (d + ph->tick_ns - 1) / ph->tick_ns * ph->tick_ns;
+}
+
+static uint64_t tick_after(const struct load_phase *ph, uint64_t at)
+{
+    uint64_t t0 = ph->sched.t0, d = at > t0 ? at - t0 : 0;
+
+    return t0 + (d / ph->tick_ns + 1) * ph->tick_ns;
+}
+
 /* When the thread must wake up at the latest (the scan has its own loop timer): end of
- * sending, next open-loop message, hard end. */
+ * sending, the tick of the next open-loop message, hard end. */
 static uint64_t phase_wake(const struct load_phase *ph, const struct load_clock *clk)
 {
-    uint64_t wake = ph->hard_end;
+    uint64_t wake = ph->hard_end, next;
 
     if (!ph->sending_over && clk->send_end < wake)
         wake = clk->send_end;
-    if (ph->open && !ph->release_over && sched_at(&ph->sched, ph->sched.k) < wake)
-        wake = sched_at(&ph->sched, ph->sched.k);
+    if (ph->open && !ph->release_over) {
+        next = tick_ceil(ph, sched_at(&ph->sched, ph->sched.k));
+        if (next < ph->next_release)
+            next = ph->next_release;
+        if (next < wake)
+            wake = next;
+    }
     return wake;
 }
 
@@ -129,13 +151,24 @@ static uint64_t phase_end(const struct load_phase *ph, struct load_thread *th)
     return now;
 }
 
-/* Sets the timerfd to `at` (absolute CLOCK_MONOTONIC ns) unless it is set to it already. */
+/* Sets the timerfd to `at` (absolute CLOCK_MONOTONIC ns) unless it is set to it already.
+ * A periodic phase sets it once, to every tick from the next one on, and leaves it (the
+ * end of sending and the hard end are then reached within a tick). */
 static void phase_arm_wake(struct load_phase *ph, uint64_t at)
 {
     struct itimerspec its = {.it_value = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)}};
 
     if (at == ph->wake_armed || ph->wake.fd < 0)
         return;
+    if (ph->periodic) {
+        if (ph->wake_armed)
+            return;
+        at = tick_after(ph, load_now());
+        its.it_value.tv_sec = (time_t)(at / 1000000000u);
+        its.it_value.tv_nsec = (long)(at % 1000000000u);
+        its.it_interval.tv_sec = (time_t)(ph->tick_ns / 1000000000u);
+        its.it_interval.tv_nsec = (long)(ph->tick_ns % 1000000000u);
+    }
     if (timerfd_settime(ph->wake.fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
         ph->wake_armed = at;
 }
@@ -147,7 +180,8 @@ static void phase_on_wake(struct loop_watcher *w, uint32_t events)
     uint64_t expirations;
 
     (void)events;
-    if (read(w->fd, &expirations, sizeof(expirations)) == (ssize_t)sizeof(expirations))
+    if (read(w->fd, &expirations, sizeof(expirations)) == (ssize_t)sizeof(expirations) &&
+        !ph->periodic)
         ph->wake_armed = 0;
 }
 
@@ -162,8 +196,13 @@ static void phase_on_turn(struct loop_check *c)
     /* open loop: what fell due before now goes out first, even when this turn comes after
      * the end of sending (a late wake-up sends the last messages late, it does not drop
      * them); what cannot go is the backlog phase_step counts */
-    if (ph->open && th->stop == LOAD_RUN)
+    if (ph->open && th->stop == LOAD_RUN && !ph->release_over &&
+        (now >= ph->next_release || now >= th->clk->send_end)) {
+        /* once per tick: what fell due up to now goes out in one pass (turns woken by
+         * replies in between release nothing) */
         ph->ops->release_due(ph->ctx, now);
+        ph->next_release = tick_after(ph, now);
+    }
     if (!phase_step(ph, th, now)) {
         loop_stop(&th->loop);
         return;

@@ -164,9 +164,19 @@ static void human_messages(FILE *f, const struct load_config *cfg, const struct 
         fprintf(f, " (target %.0f)", cfg->rate);
     fprintf(f, "; %" PRIu64 " sent, %" PRIu64 " verified in all, %.1f Mbit/s %s\n", c[ST_SENT],
             c[ST_RECEIVED], mbit, cfg->tmpls ? "received" : "echoed");
-    if (c[ST_BACKLOG_END])
+    if (cfg->rate > 0) {
+        /* every message of the schedule not answered on time is accounted for here */
+        char tick[32];
+
+        report_fmt_ns(tick, sizeof(tick), cfg->tick_ns);
+        fprintf(f, "  %-11s tick %s; %" PRIu64 " deferred (sent after the tick they fell due in: "
+                "connection opening, window or buffer full), %" PRIu64 " skipped (--ramp), %" PRIu64
+                " due but never sent (backlog at end)\n",
+                "schedule", tick, c[ST_DEFERRED], c[ST_SKIPPED], c[ST_BACKLOG_END]);
+    } else if (c[ST_BACKLOG_END]) {
         fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
                 "backlog", c[ST_BACKLOG_END]);
+    }
     latency_header(f);
     if (cfg->rate > 0) {
         latency_row(f, "corrected", res->corrected);
@@ -196,6 +206,9 @@ static void human_connects(FILE *f, const struct load_config *cfg, const struct 
     if (cfg->churn && res->wall_s > 0)
         fprintf(f, "; %" PRIu64 " churn closes, %.1f connects/s", c[ST_CHURN_CLOSES],
                 c[ST_CONNECTS] / res->wall_s);
+    if (c[ST_RECONNECTS])
+        fprintf(f, "; reconnects %" PRIu64 " (the server closed between replies), %" PRIu64
+                " resent", c[ST_RECONNECTS], c[ST_RESENT]);
     fprintf(f, "\n");
 }
 
@@ -289,16 +302,46 @@ void report_human(FILE *f, const struct load_config *cfg, const struct load_resu
             "cpu", res->cpu_s, res->cpu_user_s, res->cpu_sys_s,
             res->wall_s > 0 ? 100.0 * res->cpu_s / res->wall_s : 0.0, cpu_per_msg_us(res));
     fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
-    if (cfg->percentiles && res->series)
-        report_series_table(f, res->series);
-    if (cfg->percentiles) {
-        if (cfg->rate > 0) {
-            report_spectrum(f, "corrected latency", res->corrected);
-            report_spectrum(f, "uncorrected latency", res->raw);
-        } else {
-            report_spectrum(f, "round-trip latency", res->raw);
-        }
+}
+
+void report_distribution(FILE *f, struct hist *const *hists, const char *const *names, int n,
+                         const struct series *se)
+{
+    int i;
+
+    if (se)
+        report_series_table(f, se);
+    for (i = 0; i < n; i++)
+        report_spectrum(f, names[i], hists[i]);
+}
+
+int report_csv(const char *path, const struct series *se, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    size_t i;
+    int bad;
+
+    if (!f) {
+        snprintf(err, errlen, "--csv %s: cannot create: %s", path, strerror(errno));
+        return -1;
     }
+    fprintf(f, "t_s,unix_s,interval_s,sent,replies,errors,rate,p50_ns,p99_ns,max_ns\n");
+    for (i = 0; se && i < se->n; i++) {
+        const struct series_point *p = &se->p[i];
+        uint64_t off = i * se->interval_ns;
+
+        fprintf(f, "%.3f,%.3f,%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f,%" PRIu64 ",%" PRIu64
+                   ",%" PRIu64 "\n",
+                off / 1e9, (se->start_unix_ns + off) / 1e9, se->interval_ns / 1e9, p->sent,
+                p->replies, p->errors, series_rate(se, i), p->replies ? series_percentile(p, 50) : 0,
+                p->replies ? series_percentile(p, 99) : 0, p->replies ? p->max : 0);
+    }
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        snprintf(err, errlen, "--csv %s: write failed: %s", path, strerror(errno ? errno : EIO));
+        return -1;
+    }
+    return 0;
 }
 
 void report_quiet(FILE *f, const struct load_config *cfg, const struct load_result *res,
@@ -443,6 +486,7 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
             cfg->duration_ns, cfg->count, cfg->warmup_ns, cfg->drain_ns, cfg->ramp, cfg->churn,
             cfg->connect_timeout_ns, cfg->udp_timeout_ns, cfg->msg.seed, cfg->max_p99_ns,
             cfg->min_rate, cfg->max_errors, cfg->max_loss_pct);
+    fprintf(f, ", \"tick_ns\": %" PRIu64, cfg->rate > 0 ? cfg->tick_ns : 0);
     fprintf(f, ", \"sources\": [");
     for (i = 0; i < (int)cfg->nsources; i++) {
         fprintf(f, "%s", i ? ", " : "");
@@ -561,11 +605,6 @@ void report_merge(FILE *f, const struct load_config *cfg, const struct hist_file
     for (i = 0; i < m->nsections; i++)
         latency_row(f, strcmp(m->names[i], "raw") == 0 ? "uncorrected" : m->names[i], m->hists[i]);
     fprintf(f, "  %-11s %s%s%s\n", "result", why[0] ? "FAIL" : "PASS", why[0] ? ": " : "", why);
-    if (cfg->percentiles && se)
-        report_series_table(f, se);
-    if (cfg->percentiles)
-        for (i = 0; i < m->nsections; i++)
-            report_spectrum(f, m->names[i], m->hists[i]);
 }
 
 /* ---- histogram files ------------------------------------------------------------------------- */

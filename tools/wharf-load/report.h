@@ -23,6 +23,13 @@ void report_quiet(FILE *f, const struct load_config *cfg, const struct load_resu
 
 /* HdrHistogram-style percentile table. */
 void report_spectrum(FILE *f, const char *title, const struct hist *h);
+/* -P: the time series table (se may be NULL) and the spectrum of each of n histograms:
+ * what -P writes to stderr or --percentiles=FILE, never into the summary. */
+void report_distribution(FILE *f, struct hist *const *hists, const char *const *names, int n,
+                         const struct series *se);
+/* --csv: the time series, one line per interval (t_s, unix_s, interval_s, sent, replies,
+ * errors, rate, p50_ns, p99_ns, max_ns). Returns 0, or -1 with a message in err. */
+int report_csv(const char *path, const struct series *se, char *err, size_t errlen);
 
 /* Writes a latency-by-percentile plot of n histograms to path (.svg, or .html with the SVG
  * and a percentile table); with a time series (se not NULL), the rate and the latency over

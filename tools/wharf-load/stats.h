@@ -21,6 +21,12 @@ enum stat_id {
     ST_LATE,         /* UDP: answers too old to tell apart from duplicates (counted lost) */
     ST_TLS_HANDSHAKES, /* --tls: handshakes completed (resumed ones included) */
     ST_TLS_RESUMED,    /* --tls: handshakes that resumed a session */
+    ST_RECONNECTS, /* TCP: the server ended a connection cleanly (Connection: close, EOF
+                    * between replies) and a new one took over */
+    ST_RESENT,     /* TCP: requests in flight on such a connection, sent again on the next */
+    ST_DEFERRED,   /* open loop: messages sent after the tick they fell due in (the
+                    * connection was opening, its window or buffer full) */
+    ST_SKIPPED,    /* open loop, --ramp: slots of connections not opened yet (not sent) */
     /* errors from here on */
     ST_MISMATCH,     /* echo differs from what was sent */
     ST_SHORT,        /* truncated echo: connection ended or datagram shorter */
@@ -32,7 +38,8 @@ enum stat_id {
     ST_UNANSWERED,   /* TCP: no echo by the end of the drain, or the connection died */
     ST_REFUSED,      /* ECONNREFUSED (UDP: ICMP port unreachable) */
     ST_RESET,        /* ECONNRESET / EPIPE */
-    ST_PEER_CLOSED,  /* server closed the connection (EOF) */
+    ST_PEER_CLOSED,  /* server closed the connection before answering anything on it */
+    ST_EOF_MID_REPLY, /* server closed the connection in the middle of a reply */
     ST_ADDRNOTAVAIL, /* EADDRNOTAVAIL: out of local ports (or a --source not local) */
     ST_CONNECT_TIMEOUT,
     ST_SOCKET_ERROR, /* any other socket error (EMFILE, ENETUNREACH, ...) */

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define BACKOFF_MIN_NS 10000000ull /* reconnect backoff 10 ms .. 500 ms */
@@ -72,6 +73,7 @@ struct tconn {
     uint8_t *rbuf, *wbuf;
     uint32_t rlen, woff, wlen;
     uint64_t released, issued;         /* open loop: given by the schedule, sent (or skipped) */
+    uint64_t deferred_upto;            /* open loop: released messages counted as deferred */
     uint64_t conn_sent, conn_answered; /* on the current connection (churn) */
     uint32_t rcap;                     /* size of rbuf */
     /* templates: requests in flight, oldest first (ring of fifo_cap, a power of two) */
@@ -175,6 +177,85 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
 static void conn_fail(struct tctx *x, struct tconn *c, int err, uint64_t now)
 {
     conn_close(x, c, stat_errno(err), err, now, UINT64_MAX);
+}
+
+/* Whether a complete HTTP reply (`len` bytes, headers included) says the server closes
+ * the connection after it: `Connection: close` (HTTP/1.1), or HTTP/1.0 without
+ * `Connection: keep-alive`. Header names and the tokens are case-insensitive. */
+static bool http_reply_closes(const uint8_t *p, size_t len)
+{
+    static const char name[] = "connection:";
+    bool v10 = len >= 8 && memcmp(p, "HTTP/1.0", 8) == 0, close_tok = false, keep = false;
+    size_t i = 0, end;
+
+    while (i < len && p[i] != '\n') /* skip the status line */
+        i++;
+    for (i++; i < len; i = end + 1) {
+        for (end = i; end < len && p[end] != '\n'; end++)
+            ;
+        if (end - i <= 1) /* the empty line: end of the headers */
+            break;
+        if (end - i > sizeof(name) - 1 && strncasecmp((const char *)p + i, name, sizeof(name) - 1) == 0) {
+            size_t j = i + sizeof(name) - 1;
+
+            while (j < end) { /* comma-separated tokens */
+                size_t k;
+
+                while (j < end && (p[j] == ' ' || p[j] == '\t' || p[j] == ','))
+                    j++;
+                for (k = j; k < end && p[k] != ',' && p[k] != ' ' && p[k] != '\t' && p[k] != '\r'; k++)
+                    ;
+                if (k - j == 5 && strncasecmp((const char *)p + j, "close", 5) == 0)
+                    close_tok = true;
+                if (k - j == 10 && strncasecmp((const char *)p + j, "keep-alive", 10) == 0)
+                    keep = true;
+                j = k + (k < end);
+                if (k < end && p[k] == '\r')
+                    break;
+            }
+        }
+    }
+    return close_tok || (v10 && !keep);
+}
+
+/* The server ended the connection cleanly between replies: an EOF after at least one reply
+ * on it, or a reply saying it closes (HTTP). Not an error: counted as a reconnect, and a
+ * new connection is opened at once. The requests still in flight (pipelined, or sent before
+ * the EOF arrived) go again on the new connection (`resent`): in open loop with the due times
+ * of the schedule they had, in closed loop timed afresh (their --count share given back).
+ * When sending is over, or an echo stream had answers out of order, they count as
+ * unanswered instead. */
+static void conn_reconnect(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    struct load_stats *st = &x->th->st;
+    uint32_t n = c->inflight;
+
+    stat_add(st, ST_RECONNECTS, 1);
+    if (n && !x->hs_only && !x->ph.sending_over && (x->ph.open || now < x->clk->send_end) &&
+        (x->ts || c->tx_seq - c->rx_base == n)) {
+        if (x->ph.open) {
+            c->issued -= n; /* the same slots of the schedule, due when they were */
+            x->ph.backlog += n;
+        } else if (x->ph.counted) {
+            uint32_t i, m = 0;
+
+            for (i = 0; i < n; i++)
+                if (load_measured(x->clk, x->ts ? c->fifo[(c->fifo_head + i) & (c->fifo_cap - 1)].intended
+                                                : now))
+                    m++;
+            x->ph.quota += m;
+            if (m)
+                x->ph.release_over = false;
+        }
+        c->tx_seq -= n;
+        c->inflight = 0;
+        x->inflight -= n;
+        stat_add(st, ST_RESENT, n);
+    }
+    c->rlen = 0;
+    conn_close(x, c, ST__COUNT, 0, now, 0);
+    if (!x->ph.sending_over && (!x->ph.release_over || c->released > c->issued))
+        conn_start(x, c, now);
 }
 
 /* A TLS failure: counted by its kind, its sentence noted, the connection retried after
@@ -604,6 +685,12 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
             }
         }
         frame_reset(&c->fst);
+        if (t->frame.kind == FK_HTTP && http_reply_closes(c->rbuf + off, rl)) {
+            /* the server closes after this reply: what follows on this connection is not
+             * an answer; go on on a new one */
+            conn_reconnect(x, c, now);
+            return -1;
+        }
         off += (uint32_t)rl;
     }
     if (off) {
@@ -716,8 +803,18 @@ static void conn_read(struct tctx *x, struct tconn *c, bool hup)
         }
         if (r == 0) {
         eof:
+            if (c->rlen == 0 && c->conn_answered > 0) {
+                conn_reconnect(x, c, now); /* between replies: like a keep-alive limit */
+                return;
+            }
+            if (c->rlen) {
+                load_note_error(x->th, "eof_mid_reply: the server closed the connection in the "
+                                       "middle of a reply", 0);
+                conn_close(x, c, ST_EOF_MID_REPLY, 0, now, UINT64_MAX);
+                return;
+            }
             conn_close(x, c, ST_PEER_CLOSED, 0, now, UINT64_MAX);
-            load_note_error(x->th, "server closed the connection", 0);
+            load_note_error(x->th, "server closed the connection before answering on it", 0);
             return;
         }
         if (errno == EINTR)
@@ -798,6 +895,7 @@ static void release_due(void *ctx, uint64_t now)
             phase_skip(ph);
             c->released++;
             c->issued++;
+            stat_add(&x->th->st, ST_SKIPPED, 1);
             continue;
         }
         if (!phase_take(ph, x->clk, due))
@@ -806,8 +904,20 @@ static void release_due(void *ctx, uint64_t now)
         phase_release(ph, c->local);
     }
     n = phase_pending(ph);
-    for (i = 0; i < n; i++)
-        conn_fill(x, &x->c[ph->pending[i]], now);
+    for (i = 0; i < n; i++) {
+        struct tconn *c = &x->c[ph->pending[i]];
+
+        conn_fill(x, c, now);
+        /* what could not go in this tick (connecting, window or buffer full) is deferred:
+         * sent later, each message counted once */
+        if (c->issued < c->released) {
+            uint64_t from = c->issued > c->deferred_upto ? c->issued : c->deferred_upto;
+
+            if (c->released > from)
+                stat_add(&x->th->st, ST_DEFERRED, c->released - from);
+            c->deferred_upto = c->released;
+        }
+    }
 }
 
 /* Connects what is due to (re)connect and times out connects pending too long. */
@@ -819,7 +929,8 @@ static void scan(void *ctx, uint64_t now)
     for (i = 0; i < x->n; i++) {
         struct tconn *c = &x->c[i];
 
-        if (c->state == C_IDLE && now >= c->retry_at && !x->ph.sending_over && !x->ph.release_over)
+        if (c->state == C_IDLE && now >= c->retry_at && !x->ph.sending_over &&
+            (!x->ph.release_over || c->released > c->issued))
             conn_start(x, c, now);
         else if (c->state == C_CONNECTING && now - c->connect_start >= x->cfg->connect_timeout_ns)
             conn_close(x, c, ST_CONNECT_TIMEOUT, 0, now, UINT64_MAX);

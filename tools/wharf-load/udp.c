@@ -38,6 +38,7 @@ struct uflow {
     uint64_t *sent_at; /* ring: send time of seq (ring size), 0 = answered or expired */
     uint64_t *seen;    /* bitmap of SEEN_BITS: seq answered */
     uint64_t released, issued;
+    uint64_t deferred_upto; /* open loop: released datagrams counted as deferred */
 };
 
 struct uctx {
@@ -288,8 +289,19 @@ static void release_due(void *ctx, uint64_t now)
         phase_release(ph, f->local);
     }
     n = phase_pending(ph);
-    for (i = 0; i < n; i++)
-        flow_fill(x, &x->f[ph->pending[i]], now);
+    for (i = 0; i < n; i++) {
+        struct uflow *f = &x->f[ph->pending[i]];
+
+        flow_fill(x, f, now);
+        /* what could not go in this tick (pipeline full) is deferred, each counted once */
+        if (f->issued < f->released) {
+            uint64_t from = f->issued > f->deferred_upto ? f->issued : f->deferred_upto;
+
+            if (f->released > from)
+                stat_add(&x->th->st, ST_DEFERRED, f->released - from);
+            f->deferred_upto = f->released;
+        }
+    }
 }
 
 /* The loop's callback of a flow's socket (the watcher is the first member). */
