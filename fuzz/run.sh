@@ -1,13 +1,16 @@
 #!/bin/sh
 # fuzz/run.sh - builds the libFuzzer targets with clang (ASan + UBSan) outside
 # the autotools build and runs each for SECONDS (default 60) from its seed
-# corpus under fuzz/corpus/: the PROXY protocol parser, the config loader and
-# the memcache handler (ASCII, meta and binary) through the test kit.  Exits non-zero when a target fails to build or
+# corpus under fuzz/corpus/: the PROXY protocol parser, the config loader,
+# the memcache handler (ASCII, meta and binary) through the test kit, and the
+# server side of a TLS connection (handshake and records, PROXY before TLS)
+# through the test kit.  Exits non-zero when a target fails to build or
 # finds a crash (its input is kept, and the path printed); exits 0 with
 # "skipped" when clang or libFuzzer (Debian: libclang-rt-14-dev) is missing.
 #
 #   fuzz/run.sh [SECONDS]        FUZZ_DIR=DIR keeps the build and the grown
-#                                corpora in DIR (default: a temporary one)
+#                                corpora in DIR (default: a temporary one);
+#                                FUZZ_ONLY="fuzz_tls ..." runs only those
 set -u
 secs=${1:-60}
 case $secs in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
@@ -43,6 +46,7 @@ openssl=$(pkg-config --cflags --libs libssl libcrypto 2>/dev/null || echo -lssl 
 status=0
 run() { # NAME SOURCES... [-- LIBS...]
     name=$1; shift
+    case " ${FUZZ_ONLY:-$name} " in *" $name "*) ;; *) return ;; esac
     echo "== fuzz $name: build"
     # shellcheck disable=SC2086
     if ! "$CC" $CFLAGS "$@" -o "$work/$name"; then
@@ -83,6 +87,14 @@ run fuzz_memcache -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worke
     -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_memcache.c" \
     "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
     "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/memcache/*.c $jansson $openssl -lpthread -ldl
+
+# A TLS listener's connections through the test kit: the same framework,
+# the echo handler as the one behind it.
+# shellcheck disable=SC2086
+run fuzz_tls -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I"$fw/conn" -I"$fw/server" -I"$fw/testkit" \
+    -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_tls.c" \
+    "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
+    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/echo.c $jansson $openssl -lpthread -ldl
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status

@@ -420,6 +420,54 @@ START_TEST(a_burst_and_fin_every_line_before_eof)
 }
 END_TEST
 
+/* A listener whose connections open only after a PROXY header (as after a
+ * TLS handshake; fuzz/fuzz_tls.c drives TLS): the client talks to the
+ * framework first, the handler hears of it once the header is in, and one
+ * that never gets that far reads as closed with WHARF_CLOSE_ERROR, or at
+ * the handshake timeout. */
+START_TEST(connections_that_open_after_a_proxy_header)
+{
+    char err[512];
+    wharf_test *t = wharf_test_new(&wharf_handler,
+                                   "\"proxy_protocol\": \"v1\", "
+                                   "\"timeouts\": {\"handshake_ms\": 1000}",
+                                   err, sizeof err);
+    ck_assert_msg(t, "%s", err);
+    wharf_test_conn *c = wharf_test_connect(t);
+    ck_assert_ptr_nonnull(c);
+    ck_assert(!wharf_test_closed(c, NULL));
+    ck_assert_ptr_null(wharf_test_handle(c)); /* not open yet */
+    const char hdr[] = "PROXY TCP4 192.0.2.1 192.0.2.2 40000 7\r\n";
+    for (size_t i = 0; i < sizeof hdr - 1; i++) { /* a byte at a time */
+        ck_assert_ptr_null(wharf_test_handle(c));
+        ck_assert_int_eq(wharf_test_send(c, hdr + i, 1), 0);
+    }
+    ck_assert_ptr_nonnull(wharf_test_handle(c)); /* opened: on_open ran */
+    ck_assert_int_eq(wharf_test_send(c, "ping", 4), 0);
+    size_t len;
+    const char *out = wharf_test_output(c, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_mem_eq(out, "ping", 4);
+
+    wharf_test_conn *bad = wharf_test_connect(t); /* not a PROXY header */
+    wharf_test_send(bad, "GET / HTTP/1.0\r\n\r\n", 18);
+    enum wharf_close_reason why;
+    ck_assert(wharf_test_closed(bad, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_ERROR);
+    ck_assert_int_eq(wharf_test_send(bad, "x", 1), -EPIPE);
+
+    wharf_test_conn *slow = wharf_test_connect(t); /* half a header, then nothing */
+    ck_assert_int_eq(wharf_test_send(slow, "PROXY TCP4 ", 11), 0);
+    wharf_test_advance(t, 900);
+    ck_assert(!wharf_test_closed(slow, NULL));
+    wharf_test_advance(t, 200);
+    ck_assert(wharf_test_closed(slow, &why));
+    ck_assert_int_eq(why, WHARF_CLOSE_ERROR);
+    ck_assert(!wharf_test_closed(c, NULL)); /* the open one is untouched */
+    wharf_test_free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("testkit");
@@ -437,6 +485,7 @@ int main(void)
     tcase_add_test(tc, several_kits_with_different_handlers);
     tcase_add_test(tc, data_and_fin_arrive_together);
     tcase_add_test(tc, a_burst_and_fin_every_line_before_eof);
+    tcase_add_test(tc, connections_that_open_after_a_proxy_header);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -55,7 +55,10 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
  * and frees.  NULL is fine. */
 void wharf_test_free(wharf_test *t);
 
-/* A client connects: on_open runs.  NULL on error. */
+/* A client connects: on_open runs.  On a listener with "tls" or
+ * "proxy_protocol" it runs later, once the client's bytes (its handshake,
+ * its PROXY header) have come: the client talks to the framework meanwhile
+ * (wharf_test_output has the server's handshake records).  NULL on error. */
 wharf_test_conn *wharf_test_connect(wharf_test *t);
 /* The client sends these bytes as one chunk: the handler's on_data (and
  * whatever follows) runs before this returns.  Returns 0, or -EPIPE when
@@ -87,10 +90,12 @@ const char *wharf_test_output(wharf_test_conn *c, size_t *len);
  * stops reading pins them and that each is given back (0 once c is
  * closed: the teardown released them). */
 size_t wharf_test_refs_pending(const wharf_test_conn *c);
-/* Whether the connection is closed (on_close ran), and why. */
+/* Whether the connection is closed (on_close ran), and why.  One that
+ * closed before it opened (a failed or timed-out handshake or PROXY
+ * header: no on_close) reads as closed with WHARF_CLOSE_ERROR. */
 bool wharf_test_closed(const wharf_test_conn *c, enum wharf_close_reason *reason);
 /* The framework's handle (for wharf_get_data and friends), or NULL once
- * closed. */
+ * closed or before it opened. */
 wharf_conn *wharf_test_handle(const wharf_test_conn *c);
 
 /* Time passes: the loop's clock moves forward ms, and every timer due

@@ -45,7 +45,8 @@
 struct wharf_test_conn {
     struct wharf_test *t;
     int fd;                  /* the client's end, or -1 once closed */
-    struct wharf_conn *c;    /* NULL once closed */
+    struct wharf_conn *c;    /* NULL once closed, or until it opened */
+    uint64_t waiting_id;     /* not opened yet (TLS handshake, PROXY header): its id */
     bool closed, paused;
     enum wharf_close_reason reason;
     char *out;               /* received, not taken yet (NUL-terminated) */
@@ -79,6 +80,12 @@ static void kit_on_open(wharf_conn *c)
     if (t->opening) {
         t->opening->c = c;
         t->opening = NULL;
+    } else { /* one that waited for a TLS handshake or a PROXY header */
+        for (struct wharf_test_conn *tc = t->conns; tc; tc = tc->next)
+            if (tc->waiting_id == c->id) {
+                tc->c = c;
+                tc->waiting_id = 0;
+            }
     }
     if (t->h->on_open)
         t->h->on_open(c);
@@ -123,6 +130,18 @@ static bool kit_collect(struct wharf_test_conn *tc)
     return got;
 }
 
+/* A connection that was waiting to open (TLS handshake, PROXY header) and
+ * is gone: the handler never heard of it, so no on_close told the kit why;
+ * it reads as closed with WHARF_CLOSE_ERROR. */
+static void kit_check_waiting(struct wharf_test *t, struct wharf_test_conn *tc)
+{
+    if (tc->waiting_id && !conn_find(&t->w, tc->waiting_id)) {
+        tc->waiting_id = 0;
+        tc->closed = true;
+        tc->reason = WHARF_CLOSE_ERROR;
+    }
+}
+
 /* Runs the worker's loop until a few turns in a row find nothing to do. */
 static void kit_pump(struct wharf_test *t)
 {
@@ -130,8 +149,10 @@ static void kit_pump(struct wharf_test *t)
     for (int i = 0; i < KIT_MAX_TURNS && quiet < KIT_QUIET_TURNS; i++) {
         int n = worker_run_turn(&t->w);
         bool moved = false;
-        for (struct wharf_test_conn *tc = t->conns; tc; tc = tc->next)
+        for (struct wharf_test_conn *tc = t->conns; tc; tc = tc->next) {
             moved |= kit_collect(tc);
+            kit_check_waiting(t, tc);
+        }
         bool pending = n > 0 || moved || t->w.conns.offers || mailbox_len(t->w.loop.mailbox);
         quiet = pending ? 0 : quiet + 1;
     }
@@ -293,9 +314,19 @@ wharf_test_conn *wharf_test_connect(wharf_test *t)
                              .peer = peer};
     conn_open(&t->w, &h);
     worker_leave(was);
-    if (t->opening == tc) { /* opened and closed at once, or never opened */
+    if (t->opening == tc) { /* waiting to open, opened and closed at once, or never opened */
         t->opening = NULL;
-        if (!tc->closed) {
+        /* The newest connection, if it is this one and alive, waits for
+         * its TLS handshake or PROXY header: kit_on_open finds it by id. */
+        struct wharf_list *first = t->w.conns.all.next;
+        struct wharf_conn *c = first != &t->w.conns.all
+                                   ? (struct wharf_conn *)((char *)first -
+                                                           offsetof(struct wharf_conn, link))
+                                   : NULL;
+        if (c && c->watcher.fd == sv[0] && c->state == CONN_PENDING &&
+            (c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)))
+            tc->waiting_id = c->id;
+        else if (!tc->closed) {
             tc->closed = true;
             tc->reason = WHARF_CLOSE_ERROR;
         }
