@@ -726,7 +726,8 @@ static struct dns_zone *build(struct parser *ps, const uint8_t *origin, size_t o
     z->originlen = (uint8_t)originlen;
     z->origin_labels = dns_name_labels(origin);
 
-    qsort(ps->rrs, ps->nrrs, sizeof *ps->rrs, prr_cmp);
+    if (ps->nrrs)
+        qsort(ps->rrs, ps->nrrs, sizeof *ps->rrs, prr_cmp);
     /* Drop exact duplicates (RFC 2181 5.2: an RRset is a set). */
     size_t w = 0;
     for (size_t r = 0; r < ps->nrrs; r++) {
