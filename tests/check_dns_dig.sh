@@ -4,7 +4,8 @@
 # TCP listener (ephemeral ports): every record type, NXDOMAIN, NODATA with
 # the SOA, CNAME chains, referrals, flags (aa, no ra, rd echoed, +norec),
 # EDNS0 sizes (+bufsize, +noedns), truncation then +tcp, pipelined queries
-# on one TCP connection, malformed datagrams (the server stays up), a zone
+# on one TCP connection, malformed datagrams (the server stays up), queries
+# from echo-like service ports dropped, a zone
 # reload on SIGHUP while a client keeps asking (no query lost), a bad zone
 # refused on reload with its file and line (the old zone keeps answering),
 # and a bad zone at start-up (file, line, JSON path; exit non-zero).
@@ -208,6 +209,23 @@ for b in bad:
             print("FAIL malformed %r got %r" % (b[:16], m[:16]))
     except socket.timeout:
         pass
+# a source on chargen's port (19) or echo's (7) is never answered, nor one
+# on port 0 (a datagram cannot come from there, so that one is left out)
+for port in (19, 7):
+    g = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        g.bind(("127.0.0.1", port))
+    except OSError as e:
+        print("ok", "source port %d: skipped (cannot bind: %s)" % (port, e.strerror))
+        continue
+    g.settimeout(0.5)
+    g.sendto(q(5, "www.example.test"), ("127.0.0.1", U))
+    try:
+        g.recv(4096)
+        print("FAIL", "a query from port %d was answered" % port)
+    except socket.timeout:
+        print("ok", "a query from port %d (an echo-like service) is dropped" % port)
+    g.close()
 u.sendto(q(77, "www.example.test"), ("127.0.0.1", U))
 m = u.recv(4096)
 print("ok" if m[:2] == b"\x00\x4d" and (m[3] & 15) == 0 else "FAIL",

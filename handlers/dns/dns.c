@@ -12,6 +12,14 @@
  * is dropped); when it does not, init fails with the file and line, the
  * reload is refused and the old zone keeps answering.
  *
+ * A datagram from a source that cannot be a resolver is dropped before it is
+ * parsed: port 0, the ports of services that answer anything (7 echo, 13
+ * daytime, 17 qotd, 19 chargen, 37 time: a FORMERR to chargen would start a
+ * loop, since it answers with a line that is not a DNS response), and
+ * unspecified, broadcast or multicast addresses.  A response (QR set) is
+ * never answered either (dns_answer), so two DNS servers cannot bounce a
+ * spoofed datagram between them.
+ *
  * Per-query counters (by RCODE, by type, truncated, dropped) are per
  * worker, kept across reloads as named state ("dns.counters/1"), and
  * logged when a generation ends (a reload, or shutdown).
@@ -23,7 +31,9 @@
  *   "udp_max_payload": the most a UDP answer carries when the client's
  *                      EDNS0 allows more, 512..4096, default 1232
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,9 +220,47 @@ static void dns_fini(void *listener_data)
     free(l);
 }
 
+/* Whether a datagram's source may be answered (see the top). */
+static bool source_ok(const struct sockaddr *src, socklen_t len)
+{
+    unsigned port;
+    if (src && src->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)src;
+        uint32_t a = ntohl(sin->sin_addr.s_addr);
+        if ((a >> 24) == 0 || a == 0xffffffffu || (a >> 28) == 0xe)
+            return false;
+        port = ntohs(sin->sin_port);
+    } else if (src && src->sa_family == AF_INET6 &&
+               len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)src;
+        const struct in6_addr *a = &sin6->sin6_addr;
+        if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_MULTICAST(a))
+            return false;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            uint32_t v4;
+            memcpy(&v4, &a->s6_addr[12], sizeof v4);
+            v4 = ntohl(v4);
+            if ((v4 >> 24) == 0 || v4 == 0xffffffffu || (v4 >> 28) == 0xe)
+                return false;
+        }
+        port = ntohs(sin6->sin6_port);
+    } else {
+        return false;
+    }
+    return port != 0 && port != 7 && port != 13 && port != 17 && port != 19 && port != 37;
+}
+
 static void dns_on_datagram(wharf_dgram *d, const void *data, size_t len)
 {
     struct dns_listener *l = wharf_dgram_listener_data(d);
+    socklen_t alen = 0;
+    const struct sockaddr *src = wharf_dgram_peer(d, &alen);
+    if (!source_ok(src, alen)) {
+        struct dns_answer_info drop = {.rcode = -1};
+        count(l, wharf_dgram_worker_index(d), &drop, false);
+        wharf_dgram_count_dropped(d);
+        return;
+    }
     uint8_t out[4096];
     struct dns_answer_info info;
     size_t n = dns_answer(&l->zones, data, len, out, sizeof out, false, &info);
