@@ -248,6 +248,30 @@ START_TEST(zone_limits)
 }
 END_TEST
 
+START_TEST(zone_origin)
+{
+    char err[512];
+    static const char text[] = "$TTL 60\n@ SOA a b 1 2 3 4 5\nw A 10.0.0.1\n";
+    /* the final dot may be left out; without an origin, the SOA's owner
+     * (here relative to nothing: an error naming the line) */
+    struct dns_zone *z = dns_zone_parse(text, sizeof text - 1, "t.zone", "Example.TEST", err,
+                                        sizeof err);
+    ck_assert_msg(z != NULL, "%s", err);
+    uint8_t n[256];
+    ck_assert_ptr_nonnull(dns_zone_find(z, n, wire("w.example.test", n)));
+    dns_zone_free(z);
+    ck_assert_ptr_null(dns_zone_parse(text, sizeof text - 1, "t.zone", "a..b", err, sizeof err));
+    ck_assert_str_eq(err, "origin: expected a domain name (\"example.com.\"), found \"a..b\"");
+    ck_assert_ptr_null(dns_zone_parse(text, sizeof text - 1, "t.zone", NULL, err, sizeof err));
+    ck_assert_str_eq(err, "t.zone:2: expected $ORIGIN (or \"origin\" in the config) before \"@\"");
+    static const char abs_text[] = "example.net. 60 SOA a b 1 2 3 4 5\nw.example.net. 60 A 10.0.0.1\n";
+    z = dns_zone_parse(abs_text, sizeof abs_text - 1, "t.zone", NULL, err, sizeof err);
+    ck_assert_msg(z != NULL, "%s", err);
+    ck_assert_uint_eq(z->originlen, wire("example.net", n));
+    dns_zone_free(z);
+}
+END_TEST
+
 START_TEST(zone_file_missing)
 {
     char err[512];
@@ -616,6 +640,7 @@ int main(void)
     tcase_add_test(tc, zone_syntax);
     tcase_add_loop_test(tc, zone_errors, 0, (int)(sizeof bad_zones / sizeof bad_zones[0]));
     tcase_add_test(tc, zone_limits);
+    tcase_add_test(tc, zone_origin);
     tcase_add_test(tc, zone_file_missing);
     suite_add_tcase(s, tc);
     tc = tcase_create("answer");

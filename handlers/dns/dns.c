@@ -26,8 +26,9 @@
  *
  * Options:
  *   "zone":            path of the master file (required)
- *   "origin":          the zone's name; default: the file's first $ORIGIN,
- *                      else its SOA's owner
+ *   "origin":          the zone's name; default: the $ORIGIN in force at
+ *                      the file's first record, else that record's owner
+ *                      (absolute: the SOA's)
  *   "udp_max_payload": the most a UDP answer carries when the client's
  *                      EDNS0 allows more, 512..4096, default 1232
  */

@@ -69,7 +69,8 @@ struct dns_zone {
 
 /*
  * Parses the master file `path` for the zone `origin` (text, "example.com."
- * or "example.com"; NULL: the first $ORIGIN or the SOA's owner).  Returns the
+ * or "example.com"; NULL: the $ORIGIN in force at the first record, else that
+ * record's owner, which must then be absolute).  Returns the
  * zone, or NULL after writing "PATH:LINE: what was expected" (or why the file
  * cannot be read) into err.  Free it with dns_zone_free.
  */

@@ -614,6 +614,11 @@ static bool parse_record(struct parser *ps, uint8_t *rd)
         if (!parse_name(ps, &t[0], ps->owner, &len, true, "the owner name"))
             return false;
         ps->ownerlen = len;
+        if (!ps->originlen) {
+            /* no origin given and no $ORIGIN: the first owner (the SOA's) */
+            memcpy(ps->origin, ps->owner, len);
+            ps->originlen = len;
+        }
         i = 1;
     } else if (!ps->ownerlen) {
         return fail(ps, line, "expected an owner name (the first record cannot start "
@@ -928,18 +933,11 @@ struct dns_zone *dns_zone_parse(const char *text, size_t len, const char *name,
         if (!parse_record(&ps, rd))
             goto out;
         if (!apexlen && ps.nrrs) {
-            /* no origin given: the first $ORIGIN, else the SOA's owner */
-            if (ps.rrs[0].type != DNS_T_SOA && !ps.originlen) {
-                fail(&ps, ps.rrs[0].line, "expected a SOA record first (or an origin)");
-                goto out;
-            }
-            if (ps.originlen) {
-                memcpy(apex, ps.origin, ps.originlen);
-                apexlen = ps.originlen;
-            } else {
-                memcpy(apex, ps.rrs[0].owner, ps.rrs[0].ownerlen);
-                apexlen = ps.rrs[0].ownerlen;
-            }
+            /* no origin given: the $ORIGIN in force at the first
+             * record, else that record's owner (parse_record made it
+             * the origin) */
+            memcpy(apex, ps.origin, ps.originlen);
+            apexlen = ps.originlen;
         }
     }
     if (got < 0)
