@@ -30,8 +30,8 @@ else
     real=$build/wharfd
 fi
 PATH=$PATH:/usr/sbin
-for tool in dnsperf nsd knotd taskset python3; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "needs $tool (Debian: dnsperf nsd knot)"; exit 1; }
+for tool in dnsperf nsd knotd dig taskset python3; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "needs $tool (Debian: dnsperf nsd knot bind9-dnsutils)"; exit 1; }
 done
 tmp=$(mktemp -d /tmp/dns-bench.XXXXXX)
 chmod 755 "$tmp"
