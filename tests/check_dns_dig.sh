@@ -192,6 +192,19 @@ for mode in ("one write", "byte by byte"):
     print("ok" if ids == [1, 2, 3, 4] and rcodes == [0, 3, 0, 0] else "FAIL",
           "pipelined TCP, %s: ids %s rcodes %s" % (mode, ids, rcodes))
 
+# a message that is not a query (QR set) after a good one: answered, then closed
+s = socket.create_connection(("127.0.0.1", T), timeout=5)
+good = q(1, "www.example.test")
+resp = bytearray(q(2, "www.example.test"))
+resp[2] |= 0x80
+s.sendall(struct.pack(">H", len(good)) + good + struct.pack(">H", len(resp)) + bytes(resp))
+n = struct.unpack(">H", recv_exact(s, 2))[0]
+first = recv_exact(s, n)
+rest = s.recv(100)
+s.close()
+print("ok" if first[:2] == b"\x00\x01" and rest == b"" else "FAIL",
+      "TCP: a response in the stream closes the connection after the answers before it")
+
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(2)
 bad = [b"", b"\x00", b"\x12\x34\x01\x00\x00\x01", bytes(12),
