@@ -132,6 +132,17 @@ case $out in
 *"flags: qr aa rd;"*"ANSWER: 6"*) ok "then +tcp: the whole answer" ;;
 *) fail "+tcp: $out" ;;
 esac
+out=$(dt huge.example.test TXT)
+size=$(printf '%s\n' "$out" | sed -n 's/.*MSG SIZE  rcvd: \([0-9]*\).*/\1/p')
+case $out in
+*"ANSWER: 20,"*) ok "TCP: an answer of $size bytes (over 4096)" ;;
+*) fail "TCP huge: $out" ;;
+esac
+out=$(d +bufsize=4096 +ignore huge.example.test TXT)
+case $out in
+*"flags: qr aa tc rd;"*) ok "the same over UDP with +bufsize=4096: TC=1" ;;
+*) fail "UDP huge: $out" ;;
+esac
 out=$(d +edns=1 +noednsneg www.example.test A)
 case $out in
 *"status: BADVERS"*) ok "EDNS version 1: BADVERS" ;;

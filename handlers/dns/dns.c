@@ -273,28 +273,35 @@ static void dns_on_datagram(wharf_dgram *d, const void *data, size_t len)
     wharf_reply(d, out, n);
 }
 
-/* One query of a TCP stream: the answer with its 2-byte length. */
+/* One query of a TCP stream: the answer with its 2-byte length, built on
+ * the stack when it fits 4 KiB (nearly always), else in a 64 KiB buffer. */
 static int on_query(wharf_conn *c, const struct wharf_frame *fr, void *arg)
 {
     struct dns_listener *l = arg;
-    uint8_t *out = malloc(2 + 65535);
-    if (!out) {
-        wharf_close(c);
-        return 1;
-    }
+    uint8_t small[2 + 4096];
+    uint8_t *out = small, *big = NULL;
     struct dns_answer_info info;
-    size_t n = dns_answer(&l->zones, (const uint8_t *)fr->payload, fr->payload_len, out + 2,
-                          65535, true, &info);
+    const uint8_t *q = (const uint8_t *)fr->payload;
+    size_t n = dns_answer(&l->zones, q, fr->payload_len, out + 2, sizeof small - 2, true, &info);
+    if (info.truncated) {
+        big = malloc(2 + 65535);
+        if (!big) {
+            wharf_close(c);
+            return 1;
+        }
+        out = big;
+        n = dns_answer(&l->zones, q, fr->payload_len, out + 2, 65535, true, &info);
+    }
     count(l, wharf_conn_worker_index(c), &info, true);
     if (!n) {
-        free(out);
+        free(big);
         wharf_close(c); /* nothing to answer: the stream is not DNS */
         return 1;
     }
     out[0] = (uint8_t)(n >> 8);
     out[1] = (uint8_t)n;
     int rc = wharf_send(c, out, n + 2);
-    free(out);
+    free(big);
     return rc != 0;
 }
 
