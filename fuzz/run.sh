@@ -2,9 +2,10 @@
 # fuzz/run.sh - builds the libFuzzer targets with clang (ASan + UBSan) outside
 # the autotools build and runs each for SECONDS (default 60) from its seed
 # corpus under fuzz/corpus/: the PROXY protocol parser, the config loader,
-# the memcache handler (ASCII, meta and binary) through the test kit, and the
+# the memcache handler (ASCII, meta and binary) through the test kit, the
 # server side of a TLS connection (handshake and records, PROXY before TLS)
-# through the test kit.  Exits non-zero when a target fails to build or
+# through the test kit, and the DNS handler's packet parser, answer path and
+# zone parser.  Exits non-zero when a target fails to build or
 # finds a crash (its input is kept, and the path printed); exits 0 with
 # "skipped" when clang or libFuzzer (Debian: libclang-rt-14-dev) is missing.
 #
@@ -95,6 +96,11 @@ run fuzz_tls -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I
     -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_tls.c" \
     "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
     "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/echo.c $jansson $openssl -lpthread -ldl
+# The DNS handler's wire and zone code alone (no framework): every file of
+# handlers/dns/ but dns.c, the part that speaks to wharf.
+# shellcheck disable=SC2086
+run fuzz_dns -I"$src/handlers/dns" "$src/fuzz/fuzz_dns.c" "$src/handlers/dns/dns_zone.c" \
+    "$src/handlers/dns/dns_wire.c" "$src/handlers/dns/dns_answer.c"
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status
