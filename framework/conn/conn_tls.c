@@ -5,13 +5,14 @@
  * I/O under conn_io.c, so that handlers see only plaintext.
  *
  * The connection reaches the handler (on_open) only once the handshake is
- * done, so wharf_conn_tls_info answers from on_open on; an outbound one's
- * output queued before then waits (conn_io.c writes nothing during the
- * handshake).  Outbound handshakes count apart from the listener's own
- * (tls_out_* counters).  Until then the
+ * done, so wharf_conn_tls_info answers from on_open on.  Until then the
  * SSL object says what it waits for (c->tls_want: LOOP_IN or LOOP_OUT) and
  * conn_io_update_events asks epoll for exactly that; the handshake timeout
- * (handshake_ms, 10 s when unset) bounds it.  After it, conn_io.c reads and
+ * (handshake_ms, 10 s when unset) bounds it.  An outbound connection's
+ * handshake starts once connect() completes, with its ClientHello sent at
+ * once; output its handler queued before the end waits (conn_io.c writes
+ * nothing during a handshake), and its handshakes are counted apart from
+ * the listener's own (the tls_out_* counters).  After it, conn_io.c reads and
  * writes through conn_tls_recv / conn_tls_send as it would with recv/send:
  * a record the socket refused stays in the SSL object and the plaintext it
  * carries stays in the connection's output until it is out, so watermarks,
