@@ -24,10 +24,28 @@
  *     an error line, instead of connecting to itself until max_connections.
  *     (One of the host's other addresses on the same port is not caught.)
  *
+ *   - Re-encryption: with "backend_tls" the upstream connection speaks TLS
+ *     (wharf_connect_tls): the settings are made once in init (files read
+ *     and checked there, so a bad CA file refuses the config), and the
+ *     client's bytes reach the backend encrypted, whatever the client
+ *     spoke.  An upstream whose certificate does not verify closes its
+ *     client like one that cannot be reached.
+ *
  * Options:
  *   "upstream":    required, "IPv4:PORT" or "[IPv6]:PORT" (literals only)
  *   "max_pending": integer, default 262144: bytes queued towards one side
  *                  before the other stops reading
+ *   "backend_tls": object, default none (plain TCP to the upstream):
+ *       "ca":          PEM CA file the backend's chain must lead to;
+ *                      default: the system's store
+ *       "server_name": SNI and the name the certificate must carry;
+ *                      default: none sent, and the certificate must name
+ *                      the upstream's IP address
+ *       "verify":      boolean, default true (false: any certificate, for
+ *                      tests only)
+ *       "alpn":        array of protocol names to offer, in order
+ *       "cert", "key": a client certificate and its key, for a backend
+ *                      that asks for one
  * Both connections count in the listener's stats (open, bytes, closes).
  */
 #include <arpa/inet.h>
@@ -42,7 +60,11 @@ struct proxy_listener {
     struct sockaddr_storage upstream;
     socklen_t upstream_len;
     size_t max_pending;
+    wharf_tls_client *tls; /* "backend_tls", or NULL */
 };
+
+/* Most protocols "backend_tls.alpn" may list. */
+#define PROXY_ALPN_MAX 16
 
 /* Per connection, client and upstream alike. */
 struct proxy_side {
@@ -80,9 +102,58 @@ static int parse_upstream(struct proxy_listener *l, const char *s)
     return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
+/* "backend_tls": the upstream's TLS settings into l->tls.  Returns 0, or -1
+ * with "backend_tls.KEY: what was expected" in err. */
+static int proxy_init_tls(struct proxy_listener *l, const wharf_options *opts, char *err,
+                          size_t errlen)
+{
+    static const char *const allowed[] = {"ca", "server_name", "verify", "alpn", "cert", "key",
+                                          NULL};
+    const wharf_options *o = NULL;
+    int rc = wharf_options_object(opts, "backend_tls", &o);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc != 0) {
+        snprintf(err, errlen, "backend_tls: expected an object");
+        return -1;
+    }
+    char why[400];
+    if (wharf_options_check_keys(o, allowed, why, sizeof why) != 0) {
+        snprintf(err, errlen, "backend_tls: %s", why);
+        return -1;
+    }
+    struct wharf_tls_client_options to = {0};
+    const char *alpn[PROXY_ALPN_MAX + 1] = {0};
+    size_t nalpn = 0;
+    bool verify = true;
+    static const char *const strings[] = {"ca", "server_name", "cert", "key"};
+    const char **dest[] = {&to.ca, &to.server_name, &to.cert, &to.key};
+    for (size_t i = 0; i < 4; i++)
+        if (wharf_options_string(o, strings[i], dest[i]) == -EINVAL || (*dest[i] && !**dest[i])) {
+            snprintf(err, errlen, "backend_tls.%s: expected a non-empty string", strings[i]);
+            return -1;
+        }
+    if (wharf_options_bool(o, "verify", &verify) == -EINVAL) {
+        snprintf(err, errlen, "backend_tls.verify: expected true or false");
+        return -1;
+    }
+    if (wharf_options_string_array(o, "alpn", alpn, PROXY_ALPN_MAX, &nalpn) == -EINVAL) {
+        snprintf(err, errlen, "backend_tls.alpn: expected an array of at most %d strings",
+                 PROXY_ALPN_MAX);
+        return -1;
+    }
+    to.no_verify = !verify;
+    to.alpn = nalpn ? alpn : NULL;
+    if (!(l->tls = wharf_tls_client_new(&to, why, sizeof why))) {
+        snprintf(err, errlen, "backend_tls.%s", why);
+        return -1;
+    }
+    return 0;
+}
+
 static int proxy_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"upstream", "max_pending", NULL};
+    static const char *const allowed[] = {"upstream", "max_pending", "backend_tls", NULL};
     if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
         return -1;
     struct proxy_listener *l = calloc(1, sizeof *l);
@@ -105,13 +176,20 @@ static int proxy_init(const wharf_options *opts, void **listener_data, char *err
         return -1;
     }
     l->max_pending = (size_t)max_pending;
+    if (proxy_init_tls(l, opts, err, errlen) != 0) {
+        free(l);
+        return -1;
+    }
     *listener_data = l;
     return 0;
 }
 
 static void proxy_fini(void *listener_data)
 {
-    free(listener_data);
+    struct proxy_listener *l = listener_data;
+    if (l)
+        wharf_tls_client_free(l->tls);
+    free(l);
 }
 
 /* Whether an IPv4 (network order) or IPv6 address stands for this host
@@ -165,8 +243,9 @@ static void proxy_on_open(wharf_conn *c)
     wharf_conn *up = NULL;
     if (mine && theirs) {
         theirs->peer = c;
-        up = wharf_connect(c, (const struct sockaddr *)&l->upstream, l->upstream_len, theirs,
-                           &err);
+        const struct sockaddr *addr = (const struct sockaddr *)&l->upstream;
+        up = l->tls ? wharf_connect_tls(c, addr, l->upstream_len, l->tls, NULL, theirs, &err)
+                    : wharf_connect(c, addr, l->upstream_len, theirs, &err);
     }
     if (!up) {
         wharf_conn_log(c, WHARF_LOG_WARN, "cannot connect upstream: %s",

@@ -645,7 +645,8 @@ static void run_probe(const char *options, void (*fn)(const wharf_options *))
 static const char options_json[] =
     "{\"name\": \"x\", \"n\": 42, \"neg\": -7, \"big\": 9007199254740993, \"real\": 1.5,"
     " \"on\": true, \"off\": false, \"nul\": null, \"ports\": [7, 19, 65535],"
-    " \"empty\": [], \"mixed\": [1, \"2\"], \"reals\": [1.0], \"obj\": {}}";
+    " \"empty\": [], \"mixed\": [1, \"2\"], \"reals\": [1.0],"
+    " \"obj\": {\"k\": \"v\", \"words\": [\"a\", \"bc\"], \"inner\": {\"deep\": 1}}}";
 
 static void probe_string(const wharf_options *o)
 {
@@ -713,6 +714,47 @@ static void probe_int_array(const wharf_options *o)
     ck_assert_uint_eq(n, 0);
 }
 
+/* wharf_options_object: a view read with the same calls (freed by wharf
+ * after init: valgrind checks it); wharf_options_string_array. */
+static void probe_object_and_string_array(const wharf_options *o)
+{
+    const wharf_options *sub = (const void *)1, *deeper = NULL;
+    ck_assert_int_eq(wharf_options_object(o, "absent", &sub), -ENOENT);
+    ck_assert_int_eq(wharf_options_object(o, "ports", &sub), -EINVAL);
+    ck_assert_int_eq(wharf_options_object(o, "name", &sub), -EINVAL);
+    ck_assert_ptr_eq(sub, (const void *)1);
+    ck_assert_int_eq(wharf_options_object(o, "obj", &sub), 0);
+    const char *s = NULL;
+    ck_assert_int_eq(wharf_options_string(sub, "k", &s), 0);
+    ck_assert_str_eq(s, "v");
+    ck_assert_int_eq(wharf_options_string(sub, "name", &s), -ENOENT); /* not the parent's */
+    ck_assert_int_eq(wharf_options_object(sub, "inner", &deeper), 0);
+    long long v = 0;
+    ck_assert_int_eq(wharf_options_int(deeper, "deep", &v), 0);
+    ck_assert_int_eq(v, 1);
+    static const char *const keys[] = {"k", "words", NULL};
+    char err[64] = "";
+    ck_assert_int_eq(wharf_options_check_keys(sub, keys, err, sizeof err), -EINVAL);
+    ck_assert_str_eq(err, "unknown option \"inner\"");
+
+    const char *w[3] = {"x", "x", "x"};
+    size_t n = 99;
+    ck_assert_int_eq(wharf_options_string_array(sub, "absent", w, 3, &n), -ENOENT);
+    ck_assert_int_eq(wharf_options_string_array(sub, "words", w, 1, &n), -EINVAL); /* > max */
+    ck_assert_int_eq(wharf_options_string_array(o, "mixed", w, 3, &n), -EINVAL);
+    ck_assert_int_eq(wharf_options_string_array(o, "ports", w, 3, &n), -EINVAL);
+    ck_assert_int_eq(wharf_options_string_array(o, "name", w, 3, &n), -EINVAL);
+    ck_assert_uint_eq(n, 99); /* a call that failed has no effect */
+    ck_assert_str_eq(w[0], "x");
+    ck_assert_int_eq(wharf_options_string_array(sub, "words", w, 2, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(w[0], "a");
+    ck_assert_str_eq(w[1], "bc");
+    ck_assert_str_eq(w[2], "x");
+    ck_assert_int_eq(wharf_options_string_array(o, "empty", w, 2, &n), 0);
+    ck_assert_uint_eq(n, 0);
+}
+
 static void probe_check_keys(const wharf_options *o)
 {
     static const char *const all[] = {"name", "n", "neg", "big", "real", "on", "off", "nul",
@@ -763,6 +805,12 @@ END_TEST
 START_TEST(options_int_array)
 {
     run_probe(options_json, probe_int_array);
+}
+END_TEST
+
+START_TEST(options_object_and_string_array)
+{
+    run_probe(options_json, probe_object_and_string_array);
 }
 END_TEST
 
@@ -998,6 +1046,7 @@ static Suite *module_suite(void)
     tcase_add_test(tc, options_int);
     tcase_add_test(tc, options_bool);
     tcase_add_test(tc, options_int_array);
+    tcase_add_test(tc, options_object_and_string_array);
     tcase_add_test(tc, options_check_keys);
     tcase_add_test(tc, options_null_or_not_object_is_empty);
     tcase_add_test(tc, echo_rejects_bad_options);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 
 #include "conn.h"
 #include "access_log.h"
@@ -32,6 +33,7 @@
 #include "htimer.h"
 #include "listener.h"
 #include "log.h"
+#include "tls_client.h"
 #include "worker.h"
 
 /* The worker's shared read buffer. */
@@ -269,9 +271,14 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
  * been read (so wharf_peer_addr is the client's from the start). */
 static void conn_start(struct wharf_conn *c)
 {
-    /* TLS: the handler hears of it once the handshake is done. */
-    if (c->l->tls && !(c->flags & CONN_OUTBOUND) && !conn_tls_start(c))
+    /* TLS: the handler hears of it once the handshake is done.  (An
+     * outbound one of wharf_connect_tls has its SSL object already.) */
+    if ((c->ssl || (c->l->tls && !(c->flags & CONN_OUTBOUND))) && !conn_tls_start(c))
         return;
+    if ((c->flags & (CONN_OUTBOUND | CONN_TLS_HANDSHAKE)) == (CONN_OUTBOUND | CONN_TLS_HANDSHAKE)) {
+        conn_tls_handshake(c); /* the client speaks first: the ClientHello now */
+        return;
+    }
     if (c->l->cfg->proxy_protocol && !(c->flags & CONN_OUTBOUND)) {
         if (!conn_proxy_start(c))
             return;
@@ -314,14 +321,24 @@ static void conn_connected(struct wharf_conn *c)
     conn_start(c);
 }
 
-wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
-                          void *data, int *err)
+/* wharf_connect and wharf_connect_tls: with tls, the connection's SSL
+ * object is made here, and its handshake starts once connected. */
+static wharf_conn *conn_connect(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
+                                const wharf_tls_client *tls, const char *server_name,
+                                void *data, int *err)
 {
     int dummy;
     err = err ? err : &dummy;
     if (!from || conn_dead(from) || !addr || addrlen > sizeof(union sockaddr_any) ||
-        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+        (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
+        addrlen < (addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                              : sizeof(struct sockaddr_in6))) {
         *err = -EINVAL;
+        return NULL;
+    }
+    struct ssl_st *ssl = NULL;
+    if (tls && !(ssl = tls_client_ssl(tls, server_name, addr))) {
+        *err = -ENOMEM;
         return NULL;
     }
     struct wharf_worker *w = from->w;
@@ -329,6 +346,7 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = -errno;
+        SSL_free(ssl);
         return NULL;
     }
     if (l->cfg->tcp_nodelay) {
@@ -338,6 +356,7 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
     if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS) {
         *err = -errno;
         close(fd);
+        SSL_free(ssl);
         return NULL;
     }
     struct conn_handoff h = {.l = l, .fd = fd, .ticket = -1, .peer_len = addrlen};
@@ -346,13 +365,33 @@ wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen
     if (!c) {
         *err = -ENOMEM;
         close(fd);
+        SSL_free(ssl);
         return NULL;
     }
     generation_ref(l->gen);
     c->data = data;
+    c->ssl = ssl; /* freed by the teardown from here on */
     conn_deadline_arm(c); /* a connect that never finishes times out like an idle one */
     *err = 0;
     return c;
+}
+
+wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
+                          void *data, int *err)
+{
+    return conn_connect(from, addr, addrlen, NULL, NULL, data, err);
+}
+
+wharf_conn *wharf_connect_tls(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
+                              wharf_tls_client *tls, const char *server_name, void *data,
+                              int *err)
+{
+    if (!tls || (server_name && (!*server_name || strlen(server_name) > 255))) {
+        if (err)
+            *err = -EINVAL;
+        return NULL;
+    }
+    return conn_connect(from, addr, addrlen, tls, server_name, data, err);
 }
 
 /* Writes the line of the listener's access_log_file. */

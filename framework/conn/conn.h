@@ -294,8 +294,9 @@ bool conn_proxy_start(struct wharf_conn *c);
 int conn_proxy_read(struct wharf_conn *c);
 
 /*
- * conn_tls.c: the TLS layer of a TLS listener's connections (see there).
- * conn_tls_start makes the SSL object at the open (false: closed);
+ * conn_tls.c: the TLS layer of a TLS listener's connections and of
+ * wharf_connect_tls's (see there).  conn_tls_start makes the SSL object at
+ * the open, or takes the outbound one's (false: closed);
  * conn_tls_handshake drives the handshake (0, or -1 when c is dead) and
  * opens the connection to the handler when it completes; conn_tls_recv and
  * conn_tls_send are recv/send of plaintext (-1 with errno EAGAIN when the
@@ -304,6 +305,14 @@ int conn_proxy_read(struct wharf_conn *c);
  * object (the teardown's).
  */
 bool conn_tls_start(struct wharf_conn *c);
+/* The counter of c's failed handshakes for `why`: the listener's own, or
+ * its outbound ones'. */
+static inline _Atomic uint64_t *conn_tls_failed_counter(const struct wharf_conn *c,
+                                                        enum listener_tls_fail why)
+{
+    struct listener_counters *st = conn_stats(c);
+    return (c->flags & CONN_OUTBOUND) ? &st->tls_out_failed[why] : &st->tls_failed[why];
+}
 int conn_tls_handshake(struct wharf_conn *c);
 ssize_t conn_tls_recv(struct wharf_conn *c, void *p, size_t len);
 ssize_t conn_tls_send(struct wharf_conn *c, const void *p, size_t len);

@@ -138,8 +138,17 @@ static void conn_deadline_fire(struct wharf_conn *c, enum wharf_timeout kind)
 {
     log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id, "%s timeout",
               wharf_timeout_name(kind));
-    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE)
-        wharf_counter_add(&conn_stats(c)->tls_failed[LISTENER_TLS_FAIL_TIMEOUT], 1);
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_PROXY_WAIT)) == CONN_TLS_HANDSHAKE) {
+        wharf_counter_add(conn_tls_failed_counter(c, LISTENER_TLS_FAIL_TIMEOUT), 1);
+        if ((c->flags & CONN_OUTBOUND) &&
+            log_due(&c->w->conns.last_tls_log_ms, c->w->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
+            char addr[64];
+            listener_format_addr(&c->peer.sa, addr, sizeof addr);
+            log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id,
+                      "outbound TLS handshake with %s failed: no answer within handshake_ms "
+                      "(logged at most every %d ms)", addr, LOG_RATE_LIMIT_PEER_MS);
+        }
+    }
     c->timeout_firing = (int8_t)kind;
     c->timeout_kept = false;
     if (c->l->handler->on_timeout && (c->flags & CONN_OPENED))

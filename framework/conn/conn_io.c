@@ -211,6 +211,10 @@ static ssize_t conn_io_write(struct wharf_conn *c, const char *p, size_t len)
  */
 static int conn_io_send(struct wharf_conn *c, struct buf *b)
 {
+    /* An outbound connection still connecting, or in its TLS handshake:
+     * its output waits (and goes through TLS once it is up). */
+    if (c->flags & (CONN_CONNECTING | CONN_TLS_HANDSHAKE))
+        return 0;
     while (c->refs.head) {
         struct iovec iov[CONN_IOV_MAX];
         size_t want;
@@ -321,7 +325,7 @@ int conn_io_settle(struct wharf_conn *c)
             return -1;
         }
         if ((c->flags & CONN_SHUT_WRITE) && conn_out_len(c) == 0 && !(c->flags & CONN_SHUT_DONE) &&
-            !(c->flags & CONN_CONNECTING)) {
+            !(c->flags & (CONN_CONNECTING | CONN_TLS_HANDSHAKE))) {
             c->flags |= CONN_SHUT_DONE;
             conn_tls_shutdown(c); /* TLS: close_notify first */
             shutdown(c->watcher.fd, SHUT_WR); /* our side is done: the peer sees EOF */

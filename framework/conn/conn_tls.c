@@ -1,13 +1,18 @@
 /*
- * conn_tls.c - the TLS layer of a connection accepted on a TLS listener:
- * the handshake, paced by the worker's loop, and the record I/O under
- * conn_io.c, so that handlers see only plaintext.
+ * conn_tls.c - the TLS layer of a connection accepted on a TLS listener,
+ * or opened by wharf_connect_tls (the client side, its SSL object made by
+ * tls_client.c): the handshake, paced by the worker's loop, and the record
+ * I/O under conn_io.c, so that handlers see only plaintext.
  *
  * The connection reaches the handler (on_open) only once the handshake is
  * done, so wharf_conn_tls_info answers from on_open on.  Until then the
  * SSL object says what it waits for (c->tls_want: LOOP_IN or LOOP_OUT) and
  * conn_io_update_events asks epoll for exactly that; the handshake timeout
- * (handshake_ms, 10 s when unset) bounds it.  After it, conn_io.c reads and
+ * (handshake_ms, 10 s when unset) bounds it.  An outbound connection's
+ * handshake starts once connect() completes, with its ClientHello sent at
+ * once; output its handler queued before the end waits (conn_io.c writes
+ * nothing during a handshake), and its handshakes are counted apart from
+ * the listener's own (the tls_out_* counters).  After it, conn_io.c reads and
  * writes through conn_tls_recv / conn_tls_send as it would with recv/send:
  * a record the socket refused stays in the SSL object and the plaintext it
  * carries stays in the connection's output until it is out, so watermarks,
@@ -117,19 +122,23 @@ static void conn_tls_method_make(void)
 bool conn_tls_start(struct wharf_conn *c)
 {
     pthread_once(&conn_tls_method_once, conn_tls_method_make);
-    SSL *ssl = conn_tls_method ? SSL_new(c->l->tls->ctx) : NULL;
-    if (!ssl) {
+    bool outbound = c->ssl != NULL; /* wharf_connect_tls made it, in connect state */
+    SSL *ssl = c->ssl;
+    if (!ssl && conn_tls_method && (ssl = SSL_new(c->l->tls->ctx)))
+        SSL_set_accept_state(ssl);
+    if (!ssl || !conn_tls_method) {
         ERR_clear_error();
         log_write(WHARF_LOG_ERROR, conn_name(c), (int)c->w->id, c->id,
                   "out of memory for a TLS connection");
         conn_close(c, WHARF_CLOSE_ERROR);
         return false;
     }
-    SSL_set_accept_state(ssl);
     c->ssl = ssl;
     c->flags |= CONN_TLS_HANDSHAKE;
-    c->tls_want = LOOP_IN;
+    c->tls_want = outbound ? LOOP_OUT : LOOP_IN;
     c->tls_start_ns = histogram_now_ns();
+    if (outbound) /* its handshake_ms counts from the connect's end */
+        c->handshake_since_ms = c->w->loop.now_ms;
     if (!c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE])
         c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE] = CONN_TLS_HANDSHAKE_MS;
     return true;
@@ -187,19 +196,22 @@ static int conn_tls_handshake_failed(struct wharf_conn *c, int ssl_err)
         why = LISTENER_TLS_FAIL_EOF;
         quiet = true;
     }
-    wharf_counter_add(&conn_stats(c)->tls_failed[why], 1);
+    bool outbound = (c->flags & CONN_OUTBOUND) != 0;
+    if (outbound)
+        quiet = false; /* a backend that hangs up mid-handshake is worth a line */
+    wharf_counter_add(conn_tls_failed_counter(c, why), 1);
     char reason[256];
     tls_ctx_error(reason, sizeof reason, ssl_err == SSL_ERROR_SYSCALL ? strerror(errno ? errno : ECONNRESET) : "failed");
     if (why == LISTENER_TLS_FAIL_CERTIFICATE && SSL_get_verify_result(c->ssl) != X509_V_OK)
-        snprintf(reason, sizeof reason, "client certificate: %s",
+        snprintf(reason, sizeof reason, "%s certificate: %s", outbound ? "server" : "client",
                  X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
     struct conn_set *set = &c->w->conns;
     if (!quiet && log_due(&set->last_tls_log_ms, c->w->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
         char addr[64];
         listener_format_addr(&c->peer.sa, addr, sizeof addr);
         log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id,
-                  "TLS handshake with %s failed: %s (logged at most every %d ms)", addr, reason,
-                  LOG_RATE_LIMIT_PEER_MS);
+                  "%sTLS handshake with %s failed: %s (logged at most every %d ms)",
+                  outbound ? "outbound " : "", addr, reason, LOG_RATE_LIMIT_PEER_MS);
     } else {
         log_write(WHARF_LOG_DEBUG, conn_name(c), (int)c->w->id, c->id,
                   "TLS handshake failed: %s", reason);
@@ -214,11 +226,16 @@ static void conn_tls_established(struct wharf_conn *c)
     struct listener_counters *st = conn_stats(c);
     c->flags &= ~(uint32_t)CONN_TLS_HANDSHAKE;
     c->tls_want = 0;
-    wharf_counter_add(&st->tls_handshakes[SSL_version(c->ssl) == TLS1_3_VERSION], 1);
-    if (SSL_session_reused(c->ssl))
-        wharf_counter_add(&st->tls_resumed, 1);
-    histogram_observe(&st->hist[HISTOGRAM_TLS_HANDSHAKE], HISTOGRAM_TLS_HANDSHAKE,
-                      histogram_now_ns() - c->tls_start_ns);
+    bool v13 = SSL_version(c->ssl) == TLS1_3_VERSION;
+    if (c->flags & CONN_OUTBOUND) {
+        wharf_counter_add(&st->tls_out_handshakes[v13], 1);
+    } else {
+        wharf_counter_add(&st->tls_handshakes[v13], 1);
+        if (SSL_session_reused(c->ssl))
+            wharf_counter_add(&st->tls_resumed, 1);
+        histogram_observe(&st->hist[HISTOGRAM_TLS_HANDSHAKE], HISTOGRAM_TLS_HANDSHAKE,
+                          histogram_now_ns() - c->tls_start_ns);
+    }
     /* From here handshake_ms waits for the first byte of data, as on plain
      * TCP. */
     c->timeout_ms[WHARF_TIMEOUT_HANDSHAKE] = (uint32_t)c->l->cfg->timeouts.handshake_ms;
@@ -343,8 +360,8 @@ int wharf_conn_tls_info(const wharf_conn *c, struct wharf_tls_info *info)
         return -EINVAL;
     if (!c->ssl)
         return -ENOTSUP;
-    if (c->flags & CONN_TLS_HANDSHAKE)
-        return -EAGAIN;
+    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_CONNECTING)) || !SSL_is_init_finished(c->ssl))
+        return -EAGAIN; /* (an outbound one: still connecting, or in its handshake) */
     memset(info, 0, sizeof *info);
     SSL *ssl = c->ssl;
     info->version = SSL_get_version(ssl);
@@ -356,7 +373,7 @@ int wharf_conn_tls_info(const wharf_conn *c, struct wharf_tls_info *info)
         memcpy(info->alpn, alpn, alpn_len);
         info->alpn[alpn_len] = '\0';
     }
-    info->sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    info->sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name); /* outbound: the one sent */
     info->resumed = SSL_session_reused(ssl) != 0;
     X509 *peer = SSL_get0_peer_certificate(ssl);
     if (peer) {

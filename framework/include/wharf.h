@@ -100,6 +100,7 @@ typedef struct wharf_dgram wharf_dgram;     /* one received UDP datagram */
 typedef struct wharf_options wharf_options; /* a listener's "options" object */
 typedef struct wharf_worker wharf_worker;   /* one worker thread of a server */
 typedef struct wharf_timer wharf_timer;     /* a handler's timer */
+typedef struct wharf_tls_client wharf_tls_client; /* settings for outbound TLS */
 
 /* Why a connection ended; passed to on_close and logged. */
 enum wharf_close_reason {
@@ -272,6 +273,16 @@ int wharf_options_bool(const wharf_options *opts, const char *key, bool *out);
  * not an integer, or there are more than `max` elements. */
 int wharf_options_int_array(const wharf_options *opts, const char *key,
                             long long *out, size_t max, size_t *n);
+/* String array: stores pointers to its elements in out[] (valid until
+ * fini) and the count in *n.  Returns -EINVAL (out and *n untouched) when
+ * the value is not an array, an element is not a string, or there are more
+ * than `max` elements. */
+int wharf_options_string_array(const wharf_options *opts, const char *key, const char **out,
+                               size_t max, size_t *n);
+/* Object: *out becomes a view of the object under `key`, read with these
+ * same calls (valid during init only, freed by wharf).  Returns 0, -ENOENT
+ * or -EINVAL (not an object) as the getters above. */
+int wharf_options_object(const wharf_options *opts, const char *key, const wharf_options **out);
 /* The number of workers of the server (fixed for its life: a reload keeps
  * it), so init can size per-worker arrays (index: wharf_worker_index). */
 unsigned wharf_options_worker_count(const wharf_options *opts);
@@ -411,15 +422,18 @@ struct wharf_tls_info {
     const char *cipher;      /* the cipher suite, OpenSSL's name ("TLS_AES_128_GCM_SHA256") */
     const char *sni;         /* the server name the client asked for, or NULL */
     char alpn[256];          /* the protocol agreed by ALPN, or "" */
-    char peer_subject[256];  /* the client certificate's subject ("/CN=alice/O=x"),
+    char peer_subject[256];  /* the peer certificate's subject ("/CN=alice/O=x"),
                               * or "" when it sent none (cut short past 255 bytes) */
-    bool peer_verified;      /* it sent one and it verified against the listener's "ca" */
+    bool peer_verified;      /* it sent one and it verified (the listener's "ca"; outbound:
+                              * the client's CA, with the name checked) */
     bool resumed;            /* the session was resumed (a ticket or the cache) */
 };
 
-/* Fills *info for a connection of a TLS listener; the handshake is done
- * before on_open, so any callback may ask.  Returns 0, -ENOTSUP on a plain
- * TCP connection (and an outbound one), -EINVAL when c or info is NULL. */
+/* Fills *info for a connection of a TLS listener or one opened by
+ * wharf_connect_tls (peer_subject is then the server's certificate, sni the
+ * name sent); the handshake is done before on_open, so any callback may
+ * ask.  Returns 0, -ENOTSUP on a plain TCP connection, -EAGAIN before the
+ * handshake is done, -EINVAL when c or info is NULL. */
 int wharf_conn_tls_info(const wharf_conn *c, struct wharf_tls_info *info);
 
 /* Unique (per process) connection id, the owning worker's index (as
@@ -450,6 +464,59 @@ bool wharf_conn_outbound(const wharf_conn *c);
  */
 wharf_conn *wharf_connect(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
                           void *data, int *err);
+
+/*
+ * Outbound TLS: what a wharf_tls_client is made from.  Zero means the
+ * default, so `= {0}` verifies the server against the system's CA store.
+ */
+struct wharf_tls_client_options {
+    const char *ca;          /* PEM file of CA certificates the server's chain must
+                              * lead to; NULL: the system's store (OpenSSL's
+                              * default paths) */
+    const char *server_name; /* sent as SNI and checked against the certificate's
+                              * names (DNS, or an IP literal against its IP
+                              * addresses); NULL: no SNI, and the certificate must
+                              * name the IP address connected to */
+    const char *const *alpn; /* NULL-terminated protocols offered by ALPN, in order
+                              * of preference (1..255 bytes each), or NULL */
+    const char *cert;        /* PEM client certificate chain, for a server that asks;
+                              * NULL: none */
+    const char *key;         /* its PEM private key (with cert) */
+    bool no_verify;          /* true: accept any certificate (tests only: the
+                              * connection is then open to a man in the middle) */
+    uint64_t reserved[4];    /* zero: room for later fields (see the top) */
+};
+
+/*
+ * Reads the files of *opts and makes the TLS settings of outbound
+ * connections from them: one OpenSSL context, shared by every connection
+ * made with it on any worker (make it once, in init, not per connection).
+ * Any thread.  Returns it, or NULL with a one-line reason in err, naming
+ * the field and the file ("ca: /etc/x.pem: cannot read: No such file or
+ * directory").  Free it with wharf_tls_client_free (fini); connections
+ * made with it keep what they need, so it may go before they close.
+ */
+wharf_tls_client *wharf_tls_client_new(const struct wharf_tls_client_options *opts, char *err,
+                                       size_t errlen);
+void wharf_tls_client_free(wharf_tls_client *t);
+
+/*
+ * wharf_connect, speaking TLS with the settings `tls`: once connected, the
+ * handshake runs on the worker's loop (bounded by the listener's
+ * handshake_ms, 10 s when that is 0), and on_open comes only once it is done
+ * and the server's certificate verified, so the handler sees plaintext, as
+ * on a TLS listener.  wharf_send before that is fine: the bytes wait and go
+ * out encrypted.  server_name, when not NULL, replaces the settings' name
+ * for this connection.  A handshake that fails (the certificate does not
+ * verify, the name does not match, no protocol in common, a timeout) ends
+ * in on_close with reason "error" (or "timeout") and no on_open; the reason
+ * is logged (rate-limited) and counted in the listener's
+ * wharf_tls_outbound_handshakes_failed_total.  The connection ends with
+ * close_notify as a TLS listener's does.  Returns as wharf_connect.
+ */
+wharf_conn *wharf_connect_tls(wharf_conn *from, const struct sockaddr *addr, socklen_t addrlen,
+                              wharf_tls_client *tls, const char *server_name, void *data,
+                              int *err);
 
 /* ---- workers, cross-thread posts, timers, blocking work ---------------------- */
 

@@ -230,6 +230,65 @@ static void metrics_tls(struct metrics_text *t, const struct generation *g)
     }
 }
 
+/* Whether l's handlers opened outbound TLS connections (wharf_connect_tls):
+ * its outbound series are shown from the first handshake on, done or not. */
+static bool metrics_tls_outbound_used(const struct listener *l)
+{
+    for (unsigned wi = 0; wi < l->stats->nworkers; wi++) {
+        const struct listener_counters *w = &l->stats->workers[wi];
+        for (int v = 0; v < 2; v++)
+            if (atomic_load_explicit(&w->tls_out_handshakes[v], memory_order_relaxed))
+                return true;
+        for (int r = 0; r < LISTENER_TLS_FAILS; r++)
+            if (atomic_load_explicit(&w->tls_out_failed[r], memory_order_relaxed))
+                return true;
+    }
+    return false;
+}
+
+/* Outbound TLS (wharf_connect_tls): handshakes done by version, failed by
+ * reason, per listener whose handler made any. */
+static void metrics_tls_outbound(struct metrics_text *t, const struct generation *g)
+{
+    char name[256];
+    metrics_head(t, "wharf_tls_outbound_handshakes_total", "counter",
+                 "Outbound TLS handshakes (wharf_connect_tls) done, by protocol version.");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (!l->stats || !metrics_tls_outbound_used(l))
+            continue;
+        metrics_label(l->cfg->name, name, sizeof name);
+        for (int v = 0; v < 2; v++) {
+            uint64_t n = 0;
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                n += atomic_load_explicit(&l->stats->workers[wi].tls_out_handshakes[v],
+                                          memory_order_relaxed);
+            metrics_printf(t,
+                           "wharf_tls_outbound_handshakes_total{listener=\"%s\",version=\"%s\"}"
+                           " %llu\n", name, v ? "TLSv1.3" : "TLSv1.2", (unsigned long long)n);
+        }
+    }
+    metrics_head(t, "wharf_tls_outbound_handshakes_failed_total", "counter",
+                 "Outbound TLS handshakes (wharf_connect_tls) that failed, by reason.");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (!l->stats || !metrics_tls_outbound_used(l))
+            continue;
+        metrics_label(l->cfg->name, name, sizeof name);
+        for (int r = 0; r < LISTENER_TLS_FAILS; r++) {
+            uint64_t n = 0;
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                n += atomic_load_explicit(&l->stats->workers[wi].tls_out_failed[r],
+                                          memory_order_relaxed);
+            metrics_printf(t,
+                           "wharf_tls_outbound_handshakes_failed_total{listener=\"%s\","
+                           "reason=\"%s\"} %llu\n",
+                           name, listener_tls_fail_name((enum listener_tls_fail)r),
+                           (unsigned long long)n);
+        }
+    }
+}
+
 /* One unlabelled series. */
 static void metrics_one(struct metrics_text *t, const char *name, const char *type,
                         const char *help, unsigned long long value)
@@ -437,6 +496,7 @@ char *wharf_metrics_text(const wharf_worker *w, size_t *len)
         metrics_closes(&t, v.gen);
         metrics_histograms(&t, v.gen);
         metrics_tls(&t, v.gen);
+        metrics_tls_outbound(&t, v.gen);
         metrics_drops(&t, v.gen);
         metrics_limits(&t, v.gen);
     }

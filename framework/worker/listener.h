@@ -50,9 +50,10 @@ const char *listener_drop_reason_name(enum listener_drop_reason r);
 enum listener_tls_fail {
     LISTENER_TLS_FAIL_PROTOCOL = 0, /* not TLS, or a protocol error or alert */
     LISTENER_TLS_FAIL_NO_SHARED,    /* no common version, cipher, group or signature */
-    LISTENER_TLS_FAIL_CERTIFICATE,  /* the client certificate was missing or did not verify */
+    LISTENER_TLS_FAIL_CERTIFICATE,  /* the peer's certificate was missing or did not verify
+                                     * (outbound: the server's, or its name did not match) */
     LISTENER_TLS_FAIL_TIMEOUT,      /* handshake_ms ran out */
-    LISTENER_TLS_FAIL_EOF,          /* the client closed or reset mid-handshake */
+    LISTENER_TLS_FAIL_EOF,          /* the peer closed or reset mid-handshake */
     LISTENER_TLS_FAILS
 };
 const char *listener_tls_fail_name(enum listener_tls_fail r);
@@ -76,6 +77,8 @@ struct listener_counters {
     _Atomic uint64_t tls_handshakes[2];              /* TLS: done, [0] 1.2, [1] 1.3 */
     _Atomic uint64_t tls_resumed;                    /* ... of them resumed sessions */
     _Atomic uint64_t tls_failed[LISTENER_TLS_FAILS]; /* TLS handshakes failed, by reason */
+    _Atomic uint64_t tls_out_handshakes[2];          /* outbound (wharf_connect_tls): done */
+    _Atomic uint64_t tls_out_failed[LISTENER_TLS_FAILS]; /* ... and failed, by reason */
     struct histogram hist[HISTOGRAM_KINDS];          /* latency histograms (histogram.h) */
 };
 

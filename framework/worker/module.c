@@ -53,6 +53,9 @@
 struct wharf_options {
     json_t *obj;
     const struct module_scope *scope; /* or NULL */
+    struct wharf_options *views;      /* wharf_options_object's, freed after init */
+    struct wharf_options *next;       /* in the parent's views */
+    struct wharf_options *root;       /* the one init was given */
 };
 
 /* ---- error text -------------------------------------------------------- */
@@ -736,9 +739,15 @@ int module_init_listener(const struct module *m, json_t *options,
         return 0;
 
     struct wharf_options opts = {.obj = options, .scope = scope};
+    opts.root = &opts;
     char reason[512] = "";
     void *data = NULL;
-    if (h->init(&opts, &data, reason, sizeof reason) != 0) {
+    int rc = h->init(&opts, &data, reason, sizeof reason);
+    for (struct wharf_options *v = opts.views, *next; v; v = next) {
+        next = v->next;
+        free(v);
+    }
+    if (rc != 0) {
         return fail(err, errlen, "handler \"%s\" refused its options: %s", h->name,
                     reason[0] ? reason : "(no reason given)");
     }
@@ -809,6 +818,48 @@ int wharf_options_int_array(const wharf_options *opts, const char *key, long lon
     }
     if (n)
         *n = json_array_size(v);
+    return 0;
+}
+
+int wharf_options_string_array(const wharf_options *opts, const char *key, const char **out,
+                               size_t max, size_t *n)
+{
+    json_t *v = option(opts, key);
+    if (!v)
+        return -ENOENT;
+    if (!json_is_array(v) || json_array_size(v) > max)
+        return -EINVAL;
+    size_t i;
+    json_t *el;
+    json_array_foreach(v, i, el) {
+        if (!json_is_string(el))
+            return -EINVAL;
+    }
+    json_array_foreach(v, i, el) {
+        out[i] = json_string_value(el);
+    }
+    if (n)
+        *n = json_array_size(v);
+    return 0;
+}
+
+int wharf_options_object(const wharf_options *opts, const char *key, const wharf_options **out)
+{
+    json_t *v = option(opts, key);
+    if (!v)
+        return -ENOENT;
+    if (!json_is_object(v) || !out)
+        return -EINVAL;
+    struct wharf_options *root = opts->root;
+    if (!root)
+        return -EINVAL; /* (not inside init) */
+    struct wharf_options *view = calloc(1, sizeof *view);
+    if (!view)
+        return -ENOMEM;
+    *view = (struct wharf_options){.obj = v, .scope = opts->scope, .root = root,
+                                   .next = root->views};
+    root->views = view;
+    *out = view;
     return 0;
 }
 
