@@ -360,7 +360,9 @@ int wharf_conn_tls_info(const wharf_conn *c, struct wharf_tls_info *info)
         return -EINVAL;
     if (!c->ssl)
         return -ENOTSUP;
-    if ((c->flags & (CONN_TLS_HANDSHAKE | CONN_CONNECTING)) || !SSL_is_init_finished(c->ssl))
+    /* (not SSL_is_init_finished: a TLS 1.2 client's refused renegotiation
+     * leaves the SSL object "in init" though the session stands) */
+    if (c->flags & (CONN_TLS_HANDSHAKE | CONN_CONNECTING))
         return -EAGAIN; /* (an outbound one: still connecting, or in its handshake) */
     memset(info, 0, sizeof *info);
     SSL *ssl = c->ssl;
