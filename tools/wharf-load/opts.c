@@ -58,6 +58,11 @@ enum {
     O_TLS_RESUME,
     O_HANDSHAKE_ONLY,
     O_HANDSHAKE_TIMEOUT,
+    /* cache workloads */
+    O_KEY_PATTERN,
+    O_RATIO,
+    O_MGET,
+    O_PRELOAD,
 };
 
 void load_config_defaults(struct load_config *cfg)
@@ -84,6 +89,11 @@ void load_config_free(struct load_config *cfg)
         tmpl_set_free(cfg->tmpls);
         free(cfg->tmpls);
         cfg->tmpls = NULL;
+    }
+    if (cfg->preload_tmpls) {
+        tmpl_set_free(cfg->preload_tmpls);
+        free(cfg->preload_tmpls);
+        cfg->preload_tmpls = NULL;
     }
     tls_client_free(cfg->tls_client);
     cfg->tls_client = NULL;
@@ -138,6 +148,10 @@ static const struct option long_opts[] = {
     {"max-reply", required_argument, NULL, O_MAX_REPLY},
     {"interval", required_argument, NULL, O_INTERVAL},
     {"start-at", required_argument, NULL, O_START_AT},
+    {"key-pattern", required_argument, NULL, O_KEY_PATTERN},
+    {"ratio", required_argument, NULL, O_RATIO},
+    {"mget", required_argument, NULL, O_MGET},
+    {"preload", no_argument, NULL, O_PRELOAD},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -205,10 +219,14 @@ void opts_usage(FILE *f)
           "                            status:LO-HI (memcache, http framing)\n"
           "      --max-reply SIZE      longest reply accepted (default 1M)\n"
           "      --keys N              key space of {key} (default 10000)\n"
-          "      --key-dist D          uniform (default) or zipf[:S] (S default 0.99)\n"
+          "      --key-pattern P       seq, uniform (default), zipf[:S] (S default 0.99) or\n"
+          "                            gauss[:MEAN,SD] (default N/2, N/6); --key-dist is the same\n"
           "      --key-prefix S        (default key:)\n"
           "      --value-size N|MIN-MAX  memcache: value bytes of sets (default 100)\n"
           "      --set-ratio F         memcache: share of sets, 0..1 (default 0.1)\n"
+          "      --ratio SET:GET       memcache: sets to gets, e.g. 1:10 (= --set-ratio 1/11)\n"
+          "      --mget N              memcache: keys per get, 1..100 (default 1)\n"
+          "      --preload             memcache: set every key once, in order, before the run\n"
           "      --path P              http: the path to GET (default /)\n"
           "\n"
           "Time series and several machines:\n"
@@ -612,10 +630,13 @@ struct tmpl_args {
     double weight;
     const char *proto;
     uint64_t keys;
-    double zipf_s;
     const char *key_prefix;
     uint64_t vmin, vmax;
     double set_ratio;
+    enum keys_pattern pattern;
+    double kp1, kp2; /* the pattern's parameters (keys_parse) */
+    uint64_t mget;
+    bool preload;
     const char *path;
     bool size_set, keys_set;
 };
@@ -674,11 +695,53 @@ static int add_template(struct tmpl_set *ts, const char *name, const char *text,
     if (frame_parse(&t->frame, frame, err, errlen) != 0)
         return -1;
     t->frame.max_reply = max_reply;
+    /* memcache framing: an error line (ERROR, CLIENT_ERROR, SERVER_ERROR) never passes */
+    if (!expect && t->frame.kind == FK_MEMCACHE)
+        expect = "status:200";
     if (expect && frame_check_parse(&t->check, expect, err, errlen) != 0)
         return -1;
     if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE)
         return fail(err, errlen, "--expect status: needs --frame http or memcache (template %s)",
                     name);
+    return 0;
+}
+
+/* --proto memcache: sets of verifiable values and gets (of --mget keys) whose replies are
+ * verified; with --preload also the set-only mix of the preload, over a seq key space. */
+static int build_memcache(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
+                          char *err, size_t errlen)
+{
+    static const char set[] = "set {key} 0 0 {size}\\r\\n{value}\\r\\n";
+    char get[1024];
+    struct tmpl_set *pl;
+    size_t n;
+    unsigned i;
+    int rc = 0;
+
+    snprintf(ts->proto, sizeof(ts->proto), "memcache");
+    n = (size_t)snprintf(get, sizeof(get), "get");
+    for (i = 0; i < ta->mget; i++)
+        n += (size_t)snprintf(get + n, sizeof(get) - n, " {key}");
+    snprintf(get + n, sizeof(get) - n, "\\r\\n");
+    if (ta->set_ratio < 1) {
+        rc = add_template(ts, ta->mget > 1 ? "mget" : "get", get, false, "memcache", "status:200",
+                          1 - ta->set_ratio, cfg->max_reply, err, errlen);
+        ts->t[ts->n - 1].verify = CV_MEMCACHE;
+    }
+    if (rc == 0 && ta->set_ratio > 0)
+        rc = add_template(ts, "set", set, false, "memcache", "literal:STORED\\r\\n",
+                          ta->set_ratio, cfg->max_reply, err, errlen);
+    if (rc != 0 || !ta->preload)
+        return rc;
+    pl = cfg->preload_tmpls = calloc(1, sizeof(*pl));
+    if (!pl || keys_init(&pl->keys, ta->keys, KP_SEQ, 0, 0, ta->key_prefix) != 0)
+        return fail(err, errlen, "out of memory");
+    pl->values = ts->values;
+    snprintf(pl->proto, sizeof(pl->proto), "memcache");
+    if (add_template(pl, "set", set, false, "memcache", "literal:STORED\\r\\n", 1,
+                     cfg->max_reply, err, errlen) != 0)
+        return -1;
+    tmpl_set_finish(pl);
     return 0;
 }
 
@@ -705,21 +768,16 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
     ts = cfg->tmpls = calloc(1, sizeof(*ts));
     if (!ts)
         return fail(err, errlen, "out of memory");
-    tmpl_keys_init(&ts->keys, ta->keys, ta->zipf_s, ta->key_prefix);
+    if (keys_init(&ts->keys, ta->keys, ta->pattern, ta->kp1, ta->kp2, ta->key_prefix) != 0)
+        return fail(err, errlen, "out of memory");
+    ts->values = (struct cache_values){cfg->msg.seed, (uint32_t)ta->vmin, (uint32_t)ta->vmax};
+    if ((ta->mget > 1 || ta->preload) && strcmp(ta->proto, "memcache"))
+        return fail(err, errlen, "%s: applies to --proto memcache",
+                    ta->preload ? "--preload" : "--mget");
     if (!strcmp(ta->proto, "memcache")) {
-        char set[128];
-
-        snprintf(ts->proto, sizeof(ts->proto), "memcache");
         if (ta->frame || ta->expect)
             return fail(err, errlen, "%s: --proto memcache sets its own", ta->frame ? "--frame" : "--expect");
-        snprintf(set, sizeof(set), "set {key} 0 0 {size}\\r\\n{rand:%llu-%llu}\\r\\n",
-                 (unsigned long long)ta->vmin, (unsigned long long)ta->vmax);
-        if (ta->set_ratio < 1)
-            rc = add_template(ts, "get", "get {key}\\r\\n", false, "memcache", "status:200",
-                              1 - ta->set_ratio, cfg->max_reply, err, errlen);
-        if (rc == 0 && ta->set_ratio > 0)
-            rc = add_template(ts, "set", set, false, "memcache", "literal:STORED\\r\\n",
-                              ta->set_ratio, cfg->max_reply, err, errlen);
+        rc = build_memcache(cfg, ts, ta, err, errlen);
     } else if (!strcmp(ta->proto, "http")) {
         char req[1024];
 
@@ -755,28 +813,6 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
         return -1;
     tmpl_set_finish(ts);
     return 0;
-}
-
-/* --key-dist uniform | zipf | zipf:S */
-static int opt_key_dist(const char *a, double *s, char *err, size_t errlen)
-{
-    char *end;
-
-    if (!strcmp(a, "uniform")) {
-        *s = 0;
-        return 0;
-    }
-    if (!strcmp(a, "zipf")) {
-        *s = 0.99;
-        return 0;
-    }
-    if (!strncmp(a, "zipf:", 5)) {
-        errno = 0;
-        *s = strtod(a + 5, &end);
-        if (!errno && end != a + 5 && !*end && *s > 0 && *s <= 10)
-            return 0;
-    }
-    return expected(err, errlen, "--key-dist", "uniform, zipf or zipf:S with S in (0, 10]", a);
 }
 
 /* --start-at: @UNIX[.frac], +DELAY, HH:MM:SS (today, local), YYYY-MM-DDTHH:MM:SS[.frac][Z] */
@@ -857,6 +893,7 @@ static void tmpl_args_defaults(struct tmpl_args *ta)
     ta->key_prefix = "key:";
     ta->vmin = ta->vmax = 100;
     ta->set_ratio = 0.1;
+    ta->mget = 1;
     ta->path = "/";
 }
 
@@ -942,7 +979,27 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
         ta->proto = a;
         return 0;
     case O_KEYS: return opt_uint("--keys", a, 1, 1000000000000ull, &ta->keys, err, errlen);
-    case O_KEY_DIST: return opt_key_dist(a, &ta->zipf_s, err, errlen);
+    case O_KEY_DIST:
+    case O_KEY_PATTERN:
+        if (keys_parse(a, &ta->pattern, &ta->kp1, &ta->kp2) != 0)
+            return expected(err, errlen, c == O_KEY_DIST ? "--key-dist" : "--key-pattern",
+                            "seq, uniform, zipf, zipf:S with S in (0, 10], gauss or gauss:MEAN,SD", a);
+        return 0;
+    case O_RATIO: {
+        double sets, gets;
+        char *end, *end2;
+
+        errno = 0;
+        sets = strtod(a, &end);
+        gets = *end == ':' ? strtod(end + 1, &end2) : -1;
+        if (errno || end == a || *end != ':' || *end2 || sets < 0 || gets < 0 || sets + gets <= 0 ||
+            sets > 1e9 || gets > 1e9)
+            return expected(err, errlen, "--ratio", "SET:GET, e.g. 1:10 or 0:1", a);
+        ta->set_ratio = sets / (sets + gets);
+        return 0;
+    }
+    case O_MGET: return opt_uint("--mget", a, 1, 100, &ta->mget, err, errlen);
+    case O_PRELOAD: ta->preload = true; return 0;
     case O_KEY_PREFIX:
         if (strlen(a) > 120 || strpbrk(a, " \r\n{}"))
             return expected(err, errlen, "--key-prefix",

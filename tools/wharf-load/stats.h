@@ -21,8 +21,11 @@ enum stat_id {
     ST_LATE,         /* UDP: answers too old to tell apart from duplicates (counted lost) */
     ST_TLS_HANDSHAKES, /* --tls: handshakes completed (resumed ones included) */
     ST_TLS_RESUMED,    /* --tls: handshakes that resumed a session */
+    ST_HITS,           /* cache workloads: keys a get found (verified values) */
+    ST_MISSES,         /* cache workloads: keys a get did not find */
     /* errors from here on */
     ST_MISMATCH,     /* echo differs from what was sent */
+    ST_BAD_VALUE,    /* cache workloads: a get returned a value that is not its key's */
     ST_SHORT,        /* truncated echo: connection ended or datagram shorter */
     ST_REORDER,      /* echo came back before one sent earlier */
     ST_DUPLICATE,    /* same echo twice, or an echo of something never sent */

@@ -1,11 +1,10 @@
-/* tmpl.c - request templates of wharf-load: parsing placeholders, the key space (uniform or
- * Zipf by rejection-inversion sampling), the weighted mix and per-message expansion. */
+/* tmpl.c - request templates of wharf-load: parsing placeholders, the weighted mix and
+ * per-message expansion (keys from keys.c, verifiable values from cache.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "tmpl.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +83,7 @@ struct tmpl_count {
     size_t max;     /* bytes the placeholders may add at most */
     unsigned nrand; /* {rand:...} seen */
     unsigned nsize; /* {size} seen */
+    bool key_seen;  /* a {key} came before */
 };
 
 /* The placeholders without an argument, and the most bytes each expands to. */
@@ -93,7 +93,7 @@ static const struct {
     size_t max;
 } simple_parts[] = {
     {"seq", TP_SEQ, 20}, {"conn", TP_CONN, 10}, {"key", TP_KEY, 128 + 20},
-    {"size", TP_SIZE, 10}, {"ts", TP_TS, 20},
+    {"size", TP_SIZE, 10}, {"ts", TP_TS, 20}, {"value", TP_VALUE, 0},
 };
 
 /* The message of a failed allocation. Returns -1. */
@@ -115,6 +115,7 @@ static int tmpl_start(struct tmpl *t, size_t len, char *err, size_t errlen)
     t->nparts = 0;
     t->has_rand = false;
     t->rand_min = t->rand_max = 0;
+    t->nkeys = t->nvalue = 0;
     if (len == 0) {
         snprintf(err, errlen, "template: empty request");
         return -1;
@@ -174,21 +175,31 @@ static int parse_placeholder(struct tmpl *t, const char *name, size_t nlen, stru
         n->max += simple_parts[k].max;
         if (simple_parts[k].kind == TP_SIZE)
             n->nsize++;
+        if (simple_parts[k].kind == TP_KEY) {
+            t->nkeys++;
+            n->key_seen = true;
+        }
+        if (simple_parts[k].kind == TP_VALUE) {
+            if (!n->key_seen)
+                return terr(err, errlen, "no key before", name, nlen,
+                            "{value} is the value of the last {key} before it");
+            t->nvalue++;
+        }
         return 0;
     }
     if (nlen > 5 && !memcmp(name, "rand:", 5))
         return parse_rand(t, name, nlen, n, err, errlen);
     return terr(err, errlen, "unknown placeholder", name, nlen,
-                "expected {seq}, {conn}, {key}, {rand:N}, {rand:MIN-MAX}, {size} or {ts}; write "
-                "{{ for a literal brace");
+                "expected {seq}, {conn}, {key}, {value}, {rand:N}, {rand:MIN-MAX}, {size} or {ts}; "
+                "write {{ for a literal brace");
 }
 
 /* After the last literal: {size} needs a {rand}, and the expansion must fit. Returns 0, or
  * -1 with a message in err. */
 static int tmpl_finish(struct tmpl *t, const struct tmpl_count *n, char *err, size_t errlen)
 {
-    if (n->nsize && !n->nrand) {
-        snprintf(err, errlen, "template: {size} needs a {rand:...} whose size it gives");
+    if (n->nsize && !n->nrand && !t->nvalue) {
+        snprintf(err, errlen, "template: {size} needs a {rand:...} or a {value} whose size it gives");
         return -1;
     }
     t->max_len = t->text_len + n->max;
@@ -202,7 +213,7 @@ static int tmpl_finish(struct tmpl *t, const struct tmpl_count *n, char *err, si
 
 int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen)
 {
-    struct tmpl_count n = {0, 0, 0};
+    struct tmpl_count n = {0, 0, 0, false};
     size_t i = 0, lit_start = 0;
     const uint8_t *e;
 
@@ -248,70 +259,6 @@ void tmpl_free(struct tmpl *t)
     frame_check_free(&t->check);
 }
 
-/* ---- keys ------------------------------------------------------------------------------------ */
-
-/* Rejection-inversion sampling of a Zipf distribution over 1..n (W. Hörmann, G. Derflinger,
- * "Rejection-inversion to generate variates from monotone discrete distributions", 1996):
- * O(1) set-up and about one logarithm and one exponential per draw. */
-static double helper1(double x) { return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x / 2 + x * x / 3; }
-static double helper2(double x) { return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2 + x * x / 6; }
-
-static double h_integral(double x, double s)
-{
-    double lx = log(x);
-
-    return helper2((1 - s) * lx) * lx;
-}
-
-static double h_fn(double x, double s) { return exp(-s * log(x)); }
-
-static double h_integral_inv(double x, double s)
-{
-    double t = x * (1 - s);
-
-    if (t < -1)
-        t = -1;
-    return exp(helper1(t) * x);
-}
-
-void tmpl_keys_init(struct tmpl_keys *k, uint64_t n, double zipf_s, const char *prefix)
-{
-    uint64_t m;
-
-    k->n = n ? n : 1;
-    k->zipf_s = zipf_s;
-    snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
-    for (k->width = 1, m = k->n - 1; m >= 10; m /= 10)
-        k->width++;
-    if (zipf_s > 0) {
-        k->hx1 = h_integral(1.5, zipf_s) - 1;
-        k->hn = h_integral((double)k->n + 0.5, zipf_s);
-        k->s2 = 2 - h_integral_inv(h_integral(2.5, zipf_s) - h_fn(2, zipf_s), zipf_s);
-    }
-}
-
-uint64_t tmpl_key(const struct tmpl_keys *k, uint64_t *rng)
-{
-    double s = k->zipf_s, u, x;
-    uint64_t r;
-    int tries;
-
-    if (s <= 0 || k->n == 1)
-        return tmpl_rand(rng) % k->n;
-    for (tries = 0; tries < 1000; tries++) {
-        u = k->hn + tmpl_rand01(rng) * (k->hx1 - k->hn);
-        x = h_integral_inv(u, s);
-        r = (uint64_t)(x + 0.5);
-        if (r < 1)
-            r = 1;
-        else if (r > k->n)
-            r = k->n;
-        if ((double)r - x <= k->s2 || u >= h_integral((double)r + 0.5, s) - h_fn((double)r, s))
-            return r - 1;
-    }
-    return 0;
-}
-
 /* ---- the mix --------------------------------------------------------------------------------- */
 
 void tmpl_set_finish(struct tmpl_set *s)
@@ -321,6 +268,7 @@ void tmpl_set_finish(struct tmpl_set *s)
 
     s->max_len = 0;
     for (i = 0; i < s->n; i++) {
+        s->t[i].max_len += (size_t)s->t[i].nvalue * s->values.max;
         sum += s->t[i].weight;
         if (s->t[i].max_len > s->max_len)
             s->max_len = s->t[i].max_len;
@@ -340,6 +288,7 @@ void tmpl_set_free(struct tmpl_set *s)
     for (i = 0; i < s->n; i++)
         tmpl_free(&s->t[i]);
     s->n = 0;
+    keys_free(&s->keys);
 }
 
 unsigned tmpl_pick(const struct tmpl_set *s, uint64_t *rng)
@@ -390,14 +339,21 @@ static void put_rand(uint8_t *out, size_t n, uint64_t *rng)
 }
 
 size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out, uint64_t seq,
-                   uint32_t conn, uint64_t *rng)
+                   uint32_t conn, uint64_t *rng, uint64_t *kctx)
 {
-    size_t n = 0, plen;
-    uint32_t size = t->rand_min;
+    size_t n = 0;
+    uint32_t size = t->rand_min, vlen = 0;
+    uint64_t key = 0, version = 0;
+    bool vlen_known = false;
+    struct keys_it it;
     unsigned i;
 
     if (t->has_rand && t->rand_max > t->rand_min)
         size = t->rand_min + (uint32_t)(tmpl_rand(rng) % (t->rand_max - t->rand_min + 1));
+    *kctx = t->nkeys ? keys_ctx(&s->keys, rng, t->nkeys) : 0;
+    keys_it_init(&it, *kctx);
+    if (t->nvalue)
+        version = (tmpl_rand(rng) >> 4) | 1;
     for (i = 0; i < t->nparts; i++) {
         const struct tmpl_part *p = &t->parts[i];
 
@@ -409,16 +365,34 @@ size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out,
         case TP_SEQ: n += put_dec(out + n, seq, 1); break;
         case TP_CONN: n += put_dec(out + n, conn, 1); break;
         case TP_KEY:
-            plen = strlen(s->keys.prefix);
-            memcpy(out + n, s->keys.prefix, plen);
-            n += plen;
-            n += put_dec(out + n, tmpl_key(&s->keys, rng), s->keys.width);
+            key = keys_next(&s->keys, &it);
+            n += keys_format(&s->keys, key, out + n);
+            vlen_known = false;
             break;
         case TP_RAND:
             put_rand(out + n, size, rng);
             n += size;
             break;
-        case TP_SIZE: n += put_dec(out + n, size, 1); break;
+        case TP_SIZE:
+        case TP_VALUE:
+            if (p->kind == TP_SIZE && t->has_rand) {
+                n += put_dec(out + n, size, 1);
+                break;
+            }
+            if (!vlen_known) {
+                uint64_t v = version;
+
+                vlen = cache_value_len(&s->values, key, &v);
+                version = v;
+                vlen_known = true;
+            }
+            if (p->kind == TP_SIZE) {
+                n += put_dec(out + n, vlen, 1);
+            } else {
+                cache_value_put(&s->values, key, version, vlen, out + n);
+                n += vlen;
+            }
+            break;
         case TP_TS: {
             struct timespec ts;
 
