@@ -21,6 +21,7 @@
 #include "../tools/wharf-load/cli.h"
 #include "../tools/wharf-load/engine.h"
 #include "../tools/wharf-load/opts.h"
+#include "../tools/wharf-load/preload.h"
 #include "loadgen_proto.h"
 #include "loadgen_servers.h"
 
@@ -461,6 +462,104 @@ START_TEST(test_bad_template_options_named)
 }
 END_TEST
 
+/* ---- cache workloads ------------------------------------------------------------------------- */
+
+/* --preload sets every key once; then multi-key gets all hit and every value verifies. */
+START_TEST(test_memcache_preload_mget_hits)
+{
+    struct lp_server *s = start(LP_MEMCACHE);
+    struct load_config cfg;
+    struct load_result res;
+    char err[512], line[512];
+    char *argv[MAX_ARGS];
+    int argc;
+
+    snprintf(line, sizeof(line),
+             "--proto memcache --preload --keys 500 --ratio 0:1 --mget 4 --key-pattern zipf:1.1 "
+             "--value-size 10-200 -t 2 -c 4 -p 2 -n 2000 -d 30 127.0.0.1:%u", lp_server_port(s));
+    argc = split(line, argv);
+    ck_assert_msg(opts_parse(&cfg, argc, argv, stdout, err, sizeof(err)) == 0, "%s", err);
+    cfg.progress = 0;
+    ck_assert_ptr_nonnull(cfg.preload_tmpls);
+    ck_assert_int_eq(preload_run(&cfg, err, sizeof(err)), 0);
+    ck_assert(cfg.preloaded);
+    ck_assert_uint_eq(cfg.preload_sets, 500);
+    ck_assert_uint_eq(cfg.preload_errors, 0);
+    ck_assert_uint_eq(lp_server_requests(s), 500); /* each key exactly once */
+    ck_assert_int_eq(engine_run(&cfg, &res, err, sizeof(err)), 0);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
+    ck_assert_uint_eq(res.st.c[ST_HITS], 8000);
+    ck_assert_uint_eq(res.st.c[ST_MISSES], 0);
+    ck_assert_uint_eq(lp_server_hits(s), 8000);
+    ck_assert_uint_eq(res.cmd[0]->total, 2000);
+    ck_assert_str_eq(cfg.tmpls->t[0].name, "mget");
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* Without a preload, a get/set mix: hits + misses = keys asked for; per-command latency adds up. */
+START_TEST(test_memcache_hits_misses_per_command)
+{
+    struct lp_server *s = start(LP_MEMCACHE);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "--proto memcache --ratio 1:3 --keys 200 --key-pattern gauss:100,30 "
+                         "-c 3 -p 4 -n 3000 -d 30 127.0.0.1:%u", lp_server_port(s)),
+                     0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 3000);
+    ck_assert_uint_eq(res.cmd[0]->total + res.cmd[1]->total, 3000);
+    ck_assert_uint_eq(res.st.c[ST_HITS] + res.st.c[ST_MISSES], res.cmd[0]->total);
+    ck_assert_uint_eq(res.st.c[ST_HITS], lp_server_hits(s));
+    ck_assert_uint_gt(res.st.c[ST_HITS], 0);
+    ck_assert_uint_gt(res.st.c[ST_MISSES], 0);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* A server returning a wrong value is caught: bad_value, named in the first error. */
+START_TEST(test_memcache_wrong_value)
+{
+    struct lp_server *s = start(LP_MEMCACHE_WRONG);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "--proto memcache --set-ratio 0.5 --keys 20 -c 2 -n 1000 -d 30 127.0.0.1:%u",
+                         lp_server_port(s)),
+                     1);
+    ck_assert_uint_gt(res.st.c[ST_BAD_VALUE], 0);
+    /* every 10th value the server found was wrong, and only those */
+    ck_assert_uint_eq(res.st.c[ST_BAD_VALUE], lp_server_hits(s) / 10);
+    ck_assert_msg(strstr(res.first_error, "bad_value"), "%s", res.first_error);
+    ck_assert_msg(strstr(res.first_error, "wrong value"), "%s", res.first_error);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* A hand-written template with memcache framing and no --expect fails on ERROR. */
+START_TEST(test_memcache_frame_error_line_fails)
+{
+    struct lp_server *s = start(LP_MEMCACHE);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "--request bogus_{key}\\r\\n --frame memcache -c 1 -n 50 -d 30 127.0.0.1:%u",
+                         lp_server_port(s)),
+                     1);
+    ck_assert_uint_eq(res.st.c[ST_MISMATCH], 50);
+    ck_assert_msg(strstr(res.first_error, "ERROR"), "%s", res.first_error);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("load_proto");
@@ -471,6 +570,14 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_http_mode_pipelined);
     tcase_add_test(tc, test_inline_templates_mix);
     tcase_add_test(tc, test_template_from_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cache");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_memcache_preload_mget_hits);
+    tcase_add_test(tc, test_memcache_hits_misses_per_command);
+    tcase_add_test(tc, test_memcache_wrong_value);
+    tcase_add_test(tc, test_memcache_frame_error_line_fails);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wrong");

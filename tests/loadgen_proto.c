@@ -99,21 +99,28 @@ static long memcache_batch(struct lp_server *s, uint8_t *buf, size_t len, struct
             return -1;
         memcpy(line, buf + off, ll);
         line[ll] = '\0';
-        if (sscanf(line, "get %250s", key) == 1) {
-            struct kv *e;
+        if (!strncmp(line, "get ", 4)) {
+            char *save = NULL, *k;
 
             __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
             pthread_mutex_lock(&s->lock);
-            for (e = s->b[hash(key)]; e && strcmp(e->key, key); e = e->next)
-                ;
-            if (e) {
-                char h[300];
+            for (k = strtok_r(line + 4, " \r\n", &save); k; k = strtok_r(NULL, " \r\n", &save)) {
+                struct kv *e;
 
-                snprintf(h, sizeof(h), "VALUE %s 0 %zu\r\n", key, e->len);
-                out_str(o, h);
-                out_add(o, e->val, e->len);
-                out_str(o, "\r\n");
-                __atomic_fetch_add(&s->hits, 1, __ATOMIC_RELAXED);
+                for (e = s->b[hash(k)]; e && strcmp(e->key, k); e = e->next)
+                    ;
+                if (e) {
+                    char h[300];
+                    uint64_t nh = __atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
+
+                    snprintf(h, sizeof(h), "VALUE %s 0 %zu\r\n", k, e->len);
+                    out_str(o, h);
+                    out_add(o, e->val, e->len);
+                    /* LP_MEMCACHE_WRONG: every 10th hit has its last value byte changed */
+                    if (s->kind == LP_MEMCACHE_WRONG && nh % 10 == 0 && e->len && o->len)
+                        o->p[o->len - 1] ^= 1;
+                    out_str(o, "\r\n");
+                }
             }
             pthread_mutex_unlock(&s->lock);
             out_str(o, "END\r\n");
@@ -236,7 +243,7 @@ static void *conn_thread(void *arg)
             break;
         len += (size_t)r;
         o.len = 0;
-        used = s->kind == LP_MEMCACHE ? memcache_batch(s, buf, len, &o)
+        used = s->kind == LP_MEMCACHE || s->kind == LP_MEMCACHE_WRONG ? memcache_batch(s, buf, len, &o)
                                       : http_batch(s, buf, len, &o, &n, c->fd);
         if (used < 0)
             break;

@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 enum lp_kind {
-    LP_MEMCACHE,     /* get/set over a key-value store; other commands: ERROR */
+    LP_MEMCACHE,     /* get (of one or more keys)/set over a key-value store; other
+                        commands: ERROR */
+    LP_MEMCACHE_WRONG, /* LP_MEMCACHE, but every 10th value found has a wrong last byte */
     LP_HTTP,         /* 200 with a 64-byte body (Content-Length); "/chunked": chunked body;
                         "/missing": 404 */
     LP_HTTP_GARBAGE, /* every 10th response of a connection is not HTTP */
