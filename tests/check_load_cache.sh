@@ -4,7 +4,10 @@
 # keys), gets after it all hit (hits = memcached's get_hits, misses 0), a get/set mix with
 # multi-gets counts hits and misses exactly as memcached does (get_hits, get_misses,
 # cmd_set), every value verifies (bad_value 0), per-command latency is in the JSON, and the
-# key patterns and --ratio are accepted or refused by name.
+# key patterns and --ratio are accepted or refused by name. Then --proto redis against a
+# real redis-server (no persistence, ended by its pid): preload, GET and MGET, hits and
+# misses equal redis's keyspace_hits/keyspace_misses and the SETs and GETs its INFO
+# commandstats (that part is skipped without redis-server).
 set -u
 build=${WHARF_BUILDDIR:-.}
 load=$build/wharf-load
@@ -104,6 +107,61 @@ done
 "$load" --preload --request 'x\n' 127.0.0.1:1 >"$tmp/bad.out" 2>&1
 [ $? -eq 2 ] && grep -q -- "--preload: applies to --proto memcache" "$tmp/bad.out" && ok "refused: --preload without a cache mode" ||
     fail "--preload with templates: $(cat "$tmp/bad.out")"
+
+# 5. --proto redis against redis-server: counts equal INFO's
+if command -v redis-server >/dev/null; then
+    # rstats PORT: "keyspace_hits keyspace_misses set_calls get_calls mget_calls"
+    rstats() {
+        python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"*2\r\n$4\r\nINFO\r\n$3\r\nall\r\n")
+buf = b""
+while True:
+    d = s.recv(65536)
+    buf += d
+    if not d or (b"\r\n" in buf and len(buf) >= int(buf[1:buf.index(b"\r\n")]) + buf.index(b"\r\n") + 4):
+        break
+info = {}
+for l in buf.decode().splitlines():
+    if ":" in l:
+        k, v = l.split(":", 1)
+        info[k] = v
+def calls(c):
+    v = info.get("cmdstat_" + c)
+    return int(v.split("calls=")[1].split(",")[0]) if v else 0
+print(info["keyspace_hits"], info["keyspace_misses"], calls("set"), calls("get"), calls("mget"))
+PY
+    }
+    rport=$(free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+    rpid=$!
+    pids="$pids $rpid"
+    wait_port "$rport"
+    "$load" --proto redis --preload --keys 1000 --ratio 0:1 -c 4 -p 4 -n 4000 -d 30 -j \
+        127.0.0.1:$rport >"$tmp/r5.json" 2>"$tmp/r5.err"
+    rc=$?
+    v=$(jget "$tmp/r5.json" '"%d %d %d" % (r["counters"]["hits"], r["counters"]["misses"], r["counters"]["bad_value"])')
+    s=$(rstats $rport)
+    [ $rc -eq 0 ] && [ "$v" = "4000 0 0" ] && [ "$s" = "4000 0 1000 4000 0" ] &&
+        ok "redis: --preload 1000 SETs, then 4000 GETs all hit (redis: $s)" ||
+        fail "redis preload: rc $rc, wharf-load '$v', redis '$s'; $(cat "$tmp/r5.err")"
+    "$load" --proto redis --keys 3000 --ratio 1:4 --mget 3 --key-pattern gauss --value-size 1-300 \
+        -c 4 -p 8 -n 6000 -d 30 -j 127.0.0.1:$rport >"$tmp/r6.json" 2>&1
+    rc=$?
+    v=$(jget "$tmp/r6.json" '"%d %d %d %d" % (r["counters"]["hits"], r["counters"]["misses"], r["requests"]["templates"][1]["latency_ns"]["count"], r["requests"]["templates"][0]["latency_ns"]["count"])')
+    s2=$(rstats $rport)
+    # the totals since the start, less the first run's
+    set -- $s2
+    want="$(($1 - 4000)) $2 $(($3 - 1000)) $5"
+    [ $rc -eq 0 ] && [ "$v" = "$want" ] &&
+        ok "redis: MGET of 3, ratio 1:4: hits misses sets mgets '$v' as redis counts" ||
+        fail "redis mix: rc $rc, wharf-load '$v', redis (less run 1) '$want'"
+    kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null
+else
+    echo "SKIP (the redis part): redis-server is needed (Debian package redis-server)"
+fi
 
 echo "passed $passed, failed $failed"
 [ $failed -eq 0 ]

@@ -527,6 +527,35 @@ START_TEST(test_frame_memcache)
 }
 END_TEST
 
+START_TEST(test_frame_resp)
+{
+    struct frame_spec fs;
+    const char *why;
+    static const char arr[] = "*3\r\n$5\r\nhello\r\n$-1\r\n*2\r\n:1\r\n+OK\r\n";
+    static const char err_in[] = "*2\r\n+OK\r\n-ERR wrong type\r\n";
+
+    spec(&fs, "resp");
+    every_split(&fs, "+OK\r\n", 5, "$3\r\n", 200);
+    every_split(&fs, "-ERR unknown command 'X'\r\n", 26, "", 500);
+    every_split(&fs, ":12345\r\n", 8, "", 200);
+    every_split(&fs, "$5\r\nhe\r\no\r\n", 11, "+OK\r\n", 200); /* \r\n inside the data */
+    every_split(&fs, "$0\r\n\r\n", 6, "", 200);
+    every_split(&fs, "$-1\r\n", 5, "", 200);
+    every_split(&fs, "*0\r\n", 4, "", 200);
+    every_split(&fs, "*-1\r\n", 5, "", 200);
+    every_split(&fs, arr, sizeof(arr) - 1, "+OK\r\n", 200);
+    every_split(&fs, err_in, sizeof(err_in) - 1, "", 500);
+    ck_assert_int_eq(FEED(&fs, "HELLO\r\n", &why), FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "not a RESP value"));
+    ck_assert_int_eq(FEED(&fs, "+OK\n", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "$x\r\n", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "$2\r\nabXY", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "*-2\r\n", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "$99999999\r\n", &why), FRAME_TOO_LONG);
+    ck_assert_int_eq(FEED(&fs, "*99999999\r\n", &why), FRAME_TOO_LONG);
+}
+END_TEST
+
 START_TEST(test_frame_http)
 {
     struct frame_spec fs;
@@ -718,6 +747,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_frame_regex);
     tcase_add_test(tc, test_frame_memcache);
     tcase_add_test(tc, test_frame_http);
+    tcase_add_test(tc, test_frame_resp);
     tcase_add_test(tc, test_frame_too_long_without_end);
     tcase_add_test(tc, test_bad_framing_named);
     tcase_add_test(tc, test_checks);

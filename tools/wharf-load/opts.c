@@ -205,7 +205,8 @@ void opts_usage(FILE *f)
           "      (--churn N: a new connection, so a new handshake, every N exchanges)\n"
           "\n"
           "Request/response protocols (TCP; replies come back in order on a connection):\n"
-          "      --proto P             echo (default), memcache (get/set mix) or http (GET)\n"
+          "      --proto P             echo (default), memcache or redis (get/set mix of verified\n"
+          "                            values) or http (GET)\n"
           "      --request TEXT        a request template (escapes \\r \\n \\xHH; placeholders\n"
           "                            {seq} {conn} {key} {rand:N} {rand:MIN-MAX} {size} {ts});\n"
           "                            repeat for a mix. The options below apply to the last\n"
@@ -222,11 +223,11 @@ void opts_usage(FILE *f)
           "      --key-pattern P       seq, uniform (default), zipf[:S] (S default 0.99) or\n"
           "                            gauss[:MEAN,SD] (default N/2, N/6); --key-dist is the same\n"
           "      --key-prefix S        (default key:)\n"
-          "      --value-size N|MIN-MAX  memcache: value bytes of sets (default 100)\n"
-          "      --set-ratio F         memcache: share of sets, 0..1 (default 0.1)\n"
-          "      --ratio SET:GET       memcache: sets to gets, e.g. 1:10 (= --set-ratio 1/11)\n"
-          "      --mget N              memcache: keys per get, 1..100 (default 1)\n"
-          "      --preload             memcache: set every key once, in order, before the run\n"
+          "      --value-size N|MIN-MAX  memcache, redis: value bytes of sets (default 100)\n"
+          "      --set-ratio F         memcache, redis: share of sets, 0..1 (default 0.1)\n"
+          "      --ratio SET:GET       memcache, redis: sets to gets, e.g. 1:10 (= --set-ratio 1/11)\n"
+          "      --mget N              memcache, redis: keys per get, 1..100 (default 1)\n"
+          "      --preload             memcache, redis: set every key once, in order, before the run\n"
           "      --path P              http: the path to GET (default /)\n"
           "\n"
           "Time series and several machines:\n"
@@ -695,51 +696,74 @@ static int add_template(struct tmpl_set *ts, const char *name, const char *text,
     if (frame_parse(&t->frame, frame, err, errlen) != 0)
         return -1;
     t->frame.max_reply = max_reply;
-    /* memcache framing: an error line (ERROR, CLIENT_ERROR, SERVER_ERROR) never passes */
-    if (!expect && t->frame.kind == FK_MEMCACHE)
+    /* memcache and resp framing: an error (ERROR, SERVER_ERROR ..., -ERR ...) never passes */
+    if (!expect && (t->frame.kind == FK_MEMCACHE || t->frame.kind == FK_RESP))
         expect = "status:200";
     if (expect && frame_check_parse(&t->check, expect, err, errlen) != 0)
         return -1;
-    if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE)
-        return fail(err, errlen, "--expect status: needs --frame http or memcache (template %s)",
+    if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE &&
+        t->frame.kind != FK_RESP)
+        return fail(err, errlen, "--expect status: needs --frame http, memcache or resp (template %s)",
                     name);
     return 0;
 }
 
-/* --proto memcache: sets of verifiable values and gets (of --mget keys) whose replies are
- * verified; with --preload also the set-only mix of the preload, over a seq key space. */
-static int build_memcache(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
-                          char *err, size_t errlen)
+/* The get and set templates of a cache mode (memcache text protocol or RESP). */
+static void cache_requests(const struct tmpl_set *ts, const struct tmpl_args *ta, bool redis,
+                           char *get, size_t getlen, char *set, size_t setlen)
 {
-    static const char set[] = "set {key} 0 0 {size}\\r\\n{value}\\r\\n";
-    char get[1024];
-    struct tmpl_set *pl;
-    size_t n;
+    size_t klen = keys_len(&ts->keys), n;
     unsigned i;
+
+    if (!redis) {
+        snprintf(set, setlen, "set {key} 0 0 {size}\\r\\n{value}\\r\\n");
+        n = (size_t)snprintf(get, getlen, "get");
+        for (i = 0; i < ta->mget; i++)
+            n += (size_t)snprintf(get + n, getlen - n, " {key}");
+        snprintf(get + n, getlen - n, "\\r\\n");
+        return;
+    }
+    snprintf(set, setlen, "*3\\r\\n$3\\r\\nSET\\r\\n$%zu\\r\\n{key}\\r\\n${size}\\r\\n{value}\\r\\n", klen);
+    if (ta->mget > 1)
+        n = (size_t)snprintf(get, getlen, "*%llu\\r\\n$4\\r\\nMGET\\r\\n",
+                             (unsigned long long)ta->mget + 1);
+    else
+        n = (size_t)snprintf(get, getlen, "*2\\r\\n$3\\r\\nGET\\r\\n");
+    for (i = 0; i < ta->mget; i++)
+        n += (size_t)snprintf(get + n, getlen - n, "$%zu\\r\\n{key}\\r\\n", klen);
+}
+
+/* --proto memcache and redis: sets of verifiable values and gets (of --mget keys) whose
+ * replies are verified; with --preload also the set-only mix of the preload, over a seq key
+ * space. */
+static int build_cache(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
+                       char *err, size_t errlen)
+{
+    bool redis = !strcmp(ta->proto, "redis");
+    const char *frame = redis ? "resp" : "memcache";
+    const char *stored = redis ? "literal:+OK\\r\\n" : "literal:STORED\\r\\n";
+    char get[4096], set[256];
+    struct tmpl_set *pl;
     int rc = 0;
 
-    snprintf(ts->proto, sizeof(ts->proto), "memcache");
-    n = (size_t)snprintf(get, sizeof(get), "get");
-    for (i = 0; i < ta->mget; i++)
-        n += (size_t)snprintf(get + n, sizeof(get) - n, " {key}");
-    snprintf(get + n, sizeof(get) - n, "\\r\\n");
+    snprintf(ts->proto, sizeof(ts->proto), "%s", ta->proto);
+    cache_requests(ts, ta, redis, get, sizeof(get), set, sizeof(set));
     if (ta->set_ratio < 1) {
-        rc = add_template(ts, ta->mget > 1 ? "mget" : "get", get, false, "memcache", "status:200",
+        rc = add_template(ts, ta->mget > 1 ? "mget" : "get", get, false, frame, "status:200",
                           1 - ta->set_ratio, cfg->max_reply, err, errlen);
-        ts->t[ts->n - 1].verify = CV_MEMCACHE;
+        ts->t[ts->n - 1].verify = redis ? CV_REDIS : CV_MEMCACHE;
     }
     if (rc == 0 && ta->set_ratio > 0)
-        rc = add_template(ts, "set", set, false, "memcache", "literal:STORED\\r\\n",
-                          ta->set_ratio, cfg->max_reply, err, errlen);
+        rc = add_template(ts, "set", set, false, frame, stored, ta->set_ratio, cfg->max_reply, err,
+                          errlen);
     if (rc != 0 || !ta->preload)
         return rc;
     pl = cfg->preload_tmpls = calloc(1, sizeof(*pl));
     if (!pl || keys_init(&pl->keys, ta->keys, KP_SEQ, 0, 0, ta->key_prefix) != 0)
         return fail(err, errlen, "out of memory");
     pl->values = ts->values;
-    snprintf(pl->proto, sizeof(pl->proto), "memcache");
-    if (add_template(pl, "set", set, false, "memcache", "literal:STORED\\r\\n", 1,
-                     cfg->max_reply, err, errlen) != 0)
+    snprintf(pl->proto, sizeof(pl->proto), "%s", ta->proto);
+    if (add_template(pl, "set", set, false, frame, stored, 1, cfg->max_reply, err, errlen) != 0)
         return -1;
     tmpl_set_finish(pl);
     return 0;
@@ -771,13 +795,14 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
     if (keys_init(&ts->keys, ta->keys, ta->pattern, ta->kp1, ta->kp2, ta->key_prefix) != 0)
         return fail(err, errlen, "out of memory");
     ts->values = (struct cache_values){cfg->msg.seed, (uint32_t)ta->vmin, (uint32_t)ta->vmax};
-    if ((ta->mget > 1 || ta->preload) && strcmp(ta->proto, "memcache"))
-        return fail(err, errlen, "%s: applies to --proto memcache",
+    if ((ta->mget > 1 || ta->preload) && strcmp(ta->proto, "memcache") && strcmp(ta->proto, "redis"))
+        return fail(err, errlen, "%s: applies to --proto memcache or redis",
                     ta->preload ? "--preload" : "--mget");
-    if (!strcmp(ta->proto, "memcache")) {
+    if (!strcmp(ta->proto, "memcache") || !strcmp(ta->proto, "redis")) {
         if (ta->frame || ta->expect)
-            return fail(err, errlen, "%s: --proto memcache sets its own", ta->frame ? "--frame" : "--expect");
-        rc = build_memcache(cfg, ts, ta, err, errlen);
+            return fail(err, errlen, "%s: --proto %s sets its own", ta->frame ? "--frame" : "--expect",
+                        ta->proto);
+        rc = build_cache(cfg, ts, ta, err, errlen);
     } else if (!strcmp(ta->proto, "http")) {
         char req[1024];
 
@@ -807,7 +832,7 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
                               cfg->max_reply, err, errlen);
         }
     } else {
-        return expected(err, errlen, "--proto", "echo, memcache or http", ta->proto);
+        return expected(err, errlen, "--proto", "echo, memcache, redis or http", ta->proto);
     }
     if (rc != 0)
         return -1;
@@ -974,8 +999,8 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
 {
     switch (c) {
     case O_PROTO:
-        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "http"))
-            return expected(err, errlen, "--proto", "echo, memcache or http", a);
+        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "redis") && strcmp(a, "http"))
+            return expected(err, errlen, "--proto", "echo, memcache, redis or http", a);
         ta->proto = a;
         return 0;
     case O_KEYS: return opt_uint("--keys", a, 1, 1000000000000ull, &ta->keys, err, errlen);
