@@ -369,6 +369,61 @@ START_TEST(test_cache_check_memcache_and_redis)
 }
 END_TEST
 
+START_TEST(test_len_and_expect_templates)
+{
+    struct tmpl_set s;
+    uint8_t out[600], lit[128];
+    uint64_t rng = 11, kctx;
+    size_t n, ln;
+    char str[600], err[256];
+
+    memset(&s, 0, sizeof(s));
+    ck_assert_int_eq(keys_init(&s.keys, 100000, KP_UNIFORM, 0, 0, "user:"), 0);
+    s.values = (struct cache_values){1, 20, 20};
+    parse_ok(&s.t[0], "*3\\r\\n$3\\r\\nSET\\r\\n${len:key}\\r\\n{key}\\r\\n${len:value}\\r\\n{value}\\r\\n"
+                      "{len:seq}|{seq}|{len:conn}|{conn}|{len:rand}|{rand:7}");
+    s.n = 1;
+    tmpl_set_finish(&s);
+    n = tmpl_expand(&s, &s.t[0], out, 123456, 42, &rng, &kctx);
+    memcpy(str, out, n);
+    str[n] = '\0';
+    ck_assert_msg(!strncmp(str, "*3\r\n$3\r\nSET\r\n$10\r\nuser:", 22), "%s", str);
+    ck_assert_msg(strstr(str, "\r\n$20\r\n"), "%s", str);
+    ck_assert_msg(strstr(str, "6|123456|2|42|7|"), "%s", str);
+    /* --expect with placeholders replays the request's */
+    ln = tmpl_unescape("${len:key}\\r\\n{key}\\r\\n{seq}", lit);
+    memset(&s.t[1], 0, sizeof(s.t[1]));
+    parse_ok(&s.t[1], "GET {key}\\r\\n");
+    ck_assert(tmpl_has_placeholders(lit, ln));
+    ck_assert(!tmpl_has_placeholders((const uint8_t *)"a{{b", 4));
+    s.t[1].check.kind = CK_LITERAL;
+    ck_assert_int_eq(tmpl_set_expect(&s.t[1], lit, ln, err, sizeof(err)), 0);
+    n = tmpl_expand(&s, &s.t[1], out, 9, 3, &rng, &kctx);
+    ln = (size_t)sprintf(str, "$10\r\n%.*s\r\n9", 10, (const char *)out + 4);
+    ck_assert(tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx, (const uint8_t *)str, ln, 200));
+    ck_assert(!tmpl_reply_ok(&s, &s.t[1], 8, 3, kctx, (const uint8_t *)str, ln, 200));
+    ck_assert(!tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx ^ 1, (const uint8_t *)str, ln, 200));
+    ck_assert(!tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx, (const uint8_t *)str, ln - 1, 200));
+    s.t[1].check.kind = CK_PREFIX;
+    ck_assert(tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx, (const uint8_t *)str, ln, 200));
+    tmpl_free(&s.t[1]);
+    /* what cannot be replayed, or does not match the request, is refused */
+    memset(&s.t[1], 0, sizeof(s.t[1]));
+    parse_ok(&s.t[1], "GET {key}\\r\\n");
+    ck_assert_int_eq(tmpl_set_expect(&s.t[1], (const uint8_t *)"{ts}", 4, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "cannot be tied"), "%s", err);
+    tmpl_free(&s.t[1]);
+    memset(&s.t[1], 0, sizeof(s.t[1]));
+    parse_ok(&s.t[1], "GET {key}\\r\\n");
+    ck_assert_int_eq(tmpl_set_expect(&s.t[1], (const uint8_t *)"{key}{key}", 10, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "in order"), "%s", err);
+    tmpl_free(&s.t[1]);
+    parse_bad("{len:key}", "none follows");
+    parse_bad("{len:nope}{key}", "unknown length");
+    tmpl_set_free(&s);
+}
+END_TEST
+
 /* ---- framing ----------------------------------------------------------------------------------- */
 
 static void spec(struct frame_spec *fs, const char *arg)
@@ -734,6 +789,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_keys_seq_gauss_and_replay);
     tcase_add_test(tc, test_cache_values);
     tcase_add_test(tc, test_cache_check_memcache_and_redis);
+    tcase_add_test(tc, test_len_and_expect_templates);
     tcase_add_test(tc, test_mix_weights);
     tcase_add_test(tc, test_bad_templates_named);
     tcase_add_test(tc, test_template_too_long);

@@ -560,6 +560,43 @@ START_TEST(test_memcache_frame_error_line_fails)
 }
 END_TEST
 
+/* Templates tied to their request: --expect with placeholders, {len:...}, --name. */
+START_TEST(test_expect_placeholders_len_names)
+{
+    struct lg_server *e = lg_server_start(LG_ECHO, 0);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_ptr_nonnull(e);
+    /* an echo returns each request: the expected reply, expanded per request, matches */
+    ck_assert_int_eq(
+        run(&cfg, &res,
+            "-c 2 -p 8 -n 2000 -d 30 --key-pattern zipf "
+            "--request 'GET {key} {seq} {conn}\\n' --name plain --expect 'literal:GET {key} {seq} {conn}\\n' "
+            "--request '*2\\r\\n$3\\r\\nGET\\r\\n${len:key}\\r\\n{key}\\r\\n' --name resp --frame resp "
+            "--expect 'literal:*2\\r\\n$3\\r\\nGET\\r\\n${len:key}\\r\\n{key}\\r\\n' "
+            "--request 'SET {key} {size} {value}\\n' --name setv --expect 'prefix:SET {key} {len:value} {value}' "
+            "--value-size 5-50 127.0.0.1:%u",
+            lg_server_port(e)),
+        0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
+    ck_assert_str_eq(cfg.tmpls->t[0].name, "plain");
+    ck_assert_str_eq(cfg.tmpls->t[1].name, "resp");
+    ck_assert_str_eq(cfg.tmpls->t[2].name, "setv");
+    ck_assert_uint_eq(res.cmd[0]->total + res.cmd[1]->total + res.cmd[2]->total, 2000);
+    done(&cfg, &res);
+    /* a reply tied to another request's field fails: {seq} against {conn} (equal only for
+     * seq 0 on connection 0 and seq 1 on connection 1) */
+    ck_assert_int_eq(run(&cfg, &res, "-c 2 -n 100 -d 30 --request 'x {seq}\\n' --expect 'literal:x {conn}\\n' "
+                                     "127.0.0.1:%u",
+                         lg_server_port(e)),
+                     1);
+    ck_assert_uint_eq(res.st.c[ST_MISMATCH], 98);
+    done(&cfg, &res);
+    lg_server_stop(e);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("load_proto");
@@ -578,6 +615,7 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_memcache_hits_misses_per_command);
     tcase_add_test(tc, test_memcache_wrong_value);
     tcase_add_test(tc, test_memcache_frame_error_line_fails);
+    tcase_add_test(tc, test_expect_placeholders_len_names);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wrong");

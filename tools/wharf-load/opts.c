@@ -63,6 +63,8 @@ enum {
     O_RATIO,
     O_MGET,
     O_PRELOAD,
+    /* templates */
+    O_NAME,
 };
 
 void load_config_defaults(struct load_config *cfg)
@@ -152,6 +154,7 @@ static const struct option long_opts[] = {
     {"ratio", required_argument, NULL, O_RATIO},
     {"mget", required_argument, NULL, O_MGET},
     {"preload", no_argument, NULL, O_PRELOAD},
+    {"name", required_argument, NULL, O_NAME},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -213,6 +216,7 @@ void opts_usage(FILE *f)
           "                            last template, or to all when given before the first\n"
           "      --request-file FILE   a template read from FILE, byte for byte\n"
           "      --weight W            share of this template in the mix (default 1)\n"
+          "      --name NAME           the template's name in reports (default 1, 2, ...)\n"
           "      --frame SPEC          where a reply ends: delim:STR (default delim:\\n),\n"
           "                            fixed:N, len:OFF:WIDTH:be|le[:all|after|+N],\n"
           "                            line:FIELD[:EXTRA], regex:RE, memcache, http, resp\n"
@@ -623,6 +627,7 @@ struct req_arg {
     bool file;
     const char *frame, *expect; /* NULL: the defaults */
     double weight;              /* < 0: the default */
+    const char *name;           /* --name; NULL: its number */
 };
 
 struct tmpl_args {
@@ -702,6 +707,11 @@ static int add_template(struct tmpl_set *ts, const char *name, const char *text,
         expect = "status:200";
     if (expect && frame_check_parse(&t->check, expect, err, errlen) != 0)
         return -1;
+    /* literal:/prefix: with placeholders: the reply expected for each request */
+    if ((t->check.kind == CK_LITERAL || t->check.kind == CK_PREFIX) &&
+        tmpl_has_placeholders(t->check.lit, t->check.lit_len) &&
+        tmpl_set_expect(t, t->check.lit, t->check.lit_len, e2, sizeof(e2)) != 0)
+        return fail(err, errlen, "--expect (template %s): %s", name, e2);
     if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE &&
         t->frame.kind != FK_RESP)
         return fail(err, errlen, "--expect status: needs --frame http, memcache or resp (template %s)",
@@ -825,7 +835,10 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
         for (i = 0; i < ta->n && rc == 0; i++) {
             const struct req_arg *r = &ta->r[i];
 
-            snprintf(name, sizeof(name), "%u", i + 1);
+            if (r->name)
+                snprintf(name, sizeof(name), "%s", r->name);
+            else
+                snprintf(name, sizeof(name), "%u", i + 1);
             rc = add_template(ts, name, r->text, r->file,
                               r->frame ? r->frame : ta->frame ? ta->frame : "delim:\\n",
                               r->expect ? r->expect : ta->expect,
@@ -979,6 +992,16 @@ static int opt_request(int c, const char *a, struct tmpl_args *ta, struct req_ar
         (*last)->text = a;
         (*last)->file = c == O_REQUEST_FILE;
         (*last)->weight = -1;
+        return 0;
+    case O_NAME:
+        if (!*last)
+            return fail(err, errlen, "--name: names the --request given before it");
+        if (!*a || strlen(a) > 24 || strpbrk(a, " \t\r\n\"\\"))
+            return expected(err, errlen, "--name", "1 to 24 characters without blanks or quotes", a);
+        for (unsigned i = 0; i + 1 < ta->n; i++)
+            if (ta->r[i].name && !strcmp(ta->r[i].name, a))
+                return fail(err, errlen, "--name '%s': two templates have that name", a);
+        (*last)->name = a;
         return 0;
     case O_WEIGHT:
         if (parse_scaled(a, &w) != 0 || w < 0 || w > 1e9)

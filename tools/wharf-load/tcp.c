@@ -82,7 +82,8 @@ struct tconn {
 
 struct rr_slot {
     uint64_t intended, sent;
-    uint64_t kctx; /* the request's key context (keys.h), for cache_check */
+    uint64_t kctx; /* the request's key context (keys.h), for cache_check and --expect */
+    uint64_t seq;  /* the request's {seq} */
     uint32_t tmpl;
 };
 
@@ -435,7 +436,7 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
         intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
         len = tmpl_expand(ts, &ts->t[k], c->wbuf + c->wlen, c->tx_seq, c->flow, &x->rng, &kctx);
         c->fifo[(c->fifo_head + c->inflight) & (c->fifo_cap - 1)] =
-            (struct rr_slot){intended, now, kctx, k};
+            (struct rr_slot){intended, now, kctx, c->tx_seq, k};
         c->wlen += (uint32_t)len;
         conn_count_sent(x, c, (uint32_t)len);
     }
@@ -603,7 +604,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
         x->inflight--;
         c->conn_answered++;
         c->rx_base++;
-        if (!frame_check_ok(&t->check, c->rbuf + off, rl, c->fst.status)) {
+        if (!tmpl_reply_ok(x->ts, t, sl->seq, c->flow, sl->kctx, c->rbuf + off, rl,
+                           c->fst.status)) {
             int n;
 
             stat_add(&th->st, ST_MISMATCH, 1);

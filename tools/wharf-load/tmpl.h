@@ -14,6 +14,9 @@
  *   {size}           that size in decimal (e.g. for "set k 0 0 {size}\r\n{rand:10-100}\r\n"),
  *                    or in a template with {value} and no {rand}, the value's length
  *   {ts}             wall-clock time, nanoseconds since the epoch, decimal
+ *   {len:NAME}       the length in bytes, decimal, of what the next {NAME} of the template
+ *                    expands to (NAME: key, value, rand, seq, conn, size, ts), for
+ *                    length-prefixed protocols: "$%{len:key}\r\n{key}\r\n" in RESP
  */
 #ifndef WLOAD_TMPL_H
 #define WLOAD_TMPL_H
@@ -29,11 +32,12 @@
 #define TMPL_MAX 16          /* templates in a mix */
 #define TMPL_MAX_LEN (1u << 20) /* largest expanded request */
 
-enum tmpl_part_kind { TP_LIT, TP_SEQ, TP_CONN, TP_KEY, TP_RAND, TP_SIZE, TP_TS, TP_VALUE };
+enum tmpl_part_kind { TP_LIT, TP_SEQ, TP_CONN, TP_KEY, TP_RAND, TP_SIZE, TP_TS, TP_VALUE, TP_LEN };
 
 struct tmpl_part {
     enum tmpl_part_kind kind;
-    uint32_t off, len; /* TP_LIT: bytes [off, off + len) of text */
+    uint32_t off, len; /* TP_LIT: bytes [off, off + len) of text; TP_LEN: off is the kind
+                          whose length it gives */
 };
 
 struct tmpl {
@@ -50,6 +54,8 @@ struct tmpl {
     size_t max_len; /* longest expansion */
     struct frame_spec frame;
     struct frame_check check;
+    struct tmpl *expect; /* --expect literal:/prefix: with placeholders: the reply expected,
+                            expanded for each request (owned; NULL: check as given) */
     char name[32]; /* for reports: "get", "set", "request 1" ... */
 };
 
@@ -75,6 +81,20 @@ void tmpl_free(struct tmpl *t);
 /* Normalizes the weights and computes the longest expansion ({value}s at their longest). */
 void tmpl_set_finish(struct tmpl_set *s);
 void tmpl_set_free(struct tmpl_set *s);
+
+/* Whether an --expect STR (escapes decoded) has placeholders (a '{' not doubled). */
+bool tmpl_has_placeholders(const uint8_t *text, size_t len);
+
+/* Sets t->expect from the STR of a literal: or prefix: check (escapes decoded): the
+ * placeholders of a reply are those of its request, replayed ({seq}, {conn}, {key},
+ * {value}, {size}, {len:...}); {rand} and {ts} cannot be replayed and are refused.
+ * Returns 0, or -1 with a message in err. */
+int tmpl_set_expect(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen);
+
+/* Whether a complete reply passes t's check; with t->expect, against the expansion for
+ * the request (seq, conn, key context kctx). status: frame_state.status after FRAME_DONE. */
+bool tmpl_reply_ok(const struct tmpl_set *s, const struct tmpl *t, uint64_t seq, uint32_t conn,
+                   uint64_t kctx, const uint8_t *reply, size_t len, int status);
 
 /* Picks a template of the mix by weight. */
 unsigned tmpl_pick(const struct tmpl_set *s, uint64_t *rng);
