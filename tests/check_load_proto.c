@@ -425,7 +425,17 @@ static void expect_bad(const char *line, const char *want1, const char *want2)
 
 START_TEST(test_bad_template_options_named)
 {
-    expect_bad("--proto redis 127.0.0.1:7", "--proto", "echo, memcache or http");
+    expect_bad("--proto bogus 127.0.0.1:7", "--proto", "echo, memcache, redis or http");
+    expect_bad("--proto redis --frame resp 127.0.0.1:7", "--frame", "--proto redis sets its own");
+    expect_bad("--proto memcache --ratio 1:-1 127.0.0.1:7", "--ratio", "SET:GET");
+    expect_bad("--proto redis --mget 0 127.0.0.1:7", "--mget", "1");
+    expect_bad("--proto http --mget 2 127.0.0.1:7", "--mget", "memcache or redis");
+    expect_bad("--proto redis --key-pattern gauss:1 127.0.0.1:7", "--key-pattern", "gauss:MEAN,SD");
+    expect_bad("--name x --request y 127.0.0.1:7", "--name", "before it");
+    expect_bad("--request y --name x --request z --name x 127.0.0.1:7", "--name 'x'", "two templates");
+    expect_bad("--request y --expect 'literal:{ts}' 127.0.0.1:7", "--expect", "cannot be tied");
+    expect_bad("--request y --expect 'prefix:{key}' 127.0.0.1:7", "--expect", "its request 0");
+    expect_bad("--request '{len:key}' 127.0.0.1:7", "--request", "none follows");
     expect_bad("--request 'get {nope}' 127.0.0.1:7", "--request", "unknown placeholder '{nope}'");
     expect_bad("--request 'get {key' 127.0.0.1:7", "--request", "never closed");
     expect_bad("--request x --frame len:0:3:be 127.0.0.1:7", "--frame", "1, 2, 4 or 8");
