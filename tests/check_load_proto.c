@@ -436,6 +436,11 @@ START_TEST(test_bad_template_options_named)
     expect_bad("--request y --expect 'literal:{ts}' 127.0.0.1:7", "--expect", "cannot be tied");
     expect_bad("--request y --expect 'prefix:{key}' 127.0.0.1:7", "--expect", "its request 0");
     expect_bad("--request '{len:key}' 127.0.0.1:7", "--request", "none follows");
+    expect_bad("--proto http -H 'NoColon' 127.0.0.1:7", "-H", "'Name: value'");
+    expect_bad("--proto http -H ': empty' 127.0.0.1:7", "-H", "'Name: value'");
+    expect_bad("--path /a http://127.0.0.1:7/b", "--path", "gives the path");
+    expect_bad("--proto memcache http://127.0.0.1:7/", "target", "a URL goes with --proto http");
+    expect_bad("http:///x", "target", "http://HOST");
     expect_bad("--request 'get {nope}' 127.0.0.1:7", "--request", "unknown placeholder '{nope}'");
     expect_bad("--request 'get {key' 127.0.0.1:7", "--request", "never closed");
     expect_bad("--request x --frame len:0:3:be 127.0.0.1:7", "--frame", "1, 2, 4 or 8");
@@ -607,6 +612,42 @@ START_TEST(test_expect_placeholders_len_names)
 }
 END_TEST
 
+/* -H headers (Host replaced, placeholders in values) and URL targets. */
+START_TEST(test_http_headers_and_url)
+{
+    struct lp_server *s = start(LP_HTTP);
+    struct load_config cfg;
+    struct load_result res;
+    char last[1024], want[256];
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "-c 1 -n 10 -d 30 -H 'X-Seq: {seq}' -H 'Accept: */*' "
+                         "http://127.0.0.1:%u/chunked",
+                         lp_server_port(s)),
+                     0);
+    ck_assert_str_eq(cfg.tmpls->proto, "http");
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 10);
+    lp_server_last_request(s, last, sizeof(last));
+    snprintf(want, sizeof(want), "GET /chunked HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Seq: 9\r\nAccept: */*\r\n\r",
+             lp_server_port(s));
+    ck_assert_str_eq(last, want);
+    done(&cfg, &res);
+    ck_assert_int_eq(run(&cfg, &res, "--proto http -c 1 -n 3 -d 30 -H 'host: example.org' 127.0.0.1:%u",
+                         lp_server_port(s)),
+                     0);
+    lp_server_last_request(s, last, sizeof(last));
+    ck_assert_str_eq(last, "GET / HTTP/1.1\r\nhost: example.org\r\n\r");
+    done(&cfg, &res);
+    /* a URL without a path is /, and the path of a 404 fails as usual */
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -n 5 -d 30 http://127.0.0.1:%u", lp_server_port(s)), 0);
+    done(&cfg, &res);
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -n 5 -d 30 http://127.0.0.1:%u/missing", lp_server_port(s)), 1);
+    ck_assert_uint_eq(res.st.c[ST_MISMATCH], 5);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("load_proto");
@@ -626,6 +667,7 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_memcache_wrong_value);
     tcase_add_test(tc, test_memcache_frame_error_line_fails);
     tcase_add_test(tc, test_expect_placeholders_len_names);
+    tcase_add_test(tc, test_http_headers_and_url);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wrong");

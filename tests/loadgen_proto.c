@@ -49,7 +49,8 @@ struct lp_server {
     pthread_t tid;
     struct lp_conn conns[MAX_CONNS];
     int nconns;
-    pthread_mutex_t lock; /* the key-value store */
+    pthread_mutex_t lock; /* the key-value store, last */
+    char last[1024];      /* http: the head of the last request (without its last \n) */
     struct kv *b[NBUCKETS];
 };
 
@@ -179,6 +180,9 @@ static long http_batch(struct lp_server *s, uint8_t *buf, size_t len, struct out
         rl = (size_t)(end - (buf + off)) + 4;
         buf[off + rl - 1] = '\0';
         sscanf((char *)buf + off, "GET %255s", path);
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->last, sizeof(s->last), "%s", (char *)buf + off);
+        pthread_mutex_unlock(&s->lock);
         off += rl;
         (*n)++;
         __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
@@ -340,6 +344,13 @@ unsigned lp_server_port(const struct lp_server *s) { return s->port; }
 uint64_t lp_server_requests(const struct lp_server *s)
 {
     return __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
+}
+
+void lp_server_last_request(struct lp_server *s, char *out, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(out, len, "%s", s->last);
+    pthread_mutex_unlock(&s->lock);
 }
 
 uint64_t lp_server_hits(const struct lp_server *s) { return __atomic_load_n(&s->hits, __ATOMIC_RELAXED); }

@@ -5,6 +5,7 @@
 #ifndef LOADGEN_PROTO_H
 #define LOADGEN_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum lp_kind {
@@ -30,6 +31,9 @@ unsigned lp_server_port(const struct lp_server *s);
 /* Requests the server parsed, and for memcache: gets that found their key. */
 uint64_t lp_server_requests(const struct lp_server *s);
 uint64_t lp_server_hits(const struct lp_server *s);
+/* HTTP kinds: the head of the last request received (request line and headers, the final
+ * "\r\n\r\n" cut to "\r\n\r"). */
+void lp_server_last_request(struct lp_server *s, char *out, size_t len);
 
 /* Stops the server (within about 50 ms), joins its threads and frees it. */
 void lp_server_stop(struct lp_server *s);

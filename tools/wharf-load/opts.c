@@ -9,6 +9,7 @@
 #include "thread.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -155,6 +156,7 @@ static const struct option long_opts[] = {
     {"mget", required_argument, NULL, O_MGET},
     {"preload", no_argument, NULL, O_PRELOAD},
     {"name", required_argument, NULL, O_NAME},
+    {"header", required_argument, NULL, 'H'},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -234,6 +236,10 @@ void opts_usage(FILE *f)
           "      --mget N              memcache, redis: keys per get, 1..100 (default 1)\n"
           "      --preload             memcache, redis: set every key once, in order, before the run\n"
           "      --path P              http: the path to GET (default /)\n"
+          "  -H, --header 'N: V'       http: a request header (repeatable; values may hold\n"
+          "                            placeholders; a Host header replaces the default)\n"
+          "  (the target may be a URL, http[s]://HOST[:PORT][/PATH]: --proto http, that path,\n"
+          "   --tls for https)\n"
           "\n"
           "Time series and several machines:\n"
           "      --interval T          time series interval (default 1s)\n"
@@ -644,6 +650,9 @@ struct tmpl_args {
     double kp1, kp2; /* the pattern's parameters (keys_parse) */
     uint64_t mget;
     bool preload;
+    const char *headers[TMPL_MAX_HEADERS]; /* -H, in order */
+    unsigned nheaders;
+    bool path_set;
     const char *path;
     bool size_set, keys_set;
 };
@@ -780,6 +789,48 @@ static int build_cache(struct load_config *cfg, struct tmpl_set *ts, const struc
     return 0;
 }
 
+/* Appends s to out (of size cap, used n) with its backslashes doubled, so that the
+ * template's escape decoding gives s back. */
+static size_t put_escaped(char *out, size_t cap, size_t n, const char *s)
+{
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '\\')
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* --proto http: GET PATH with Host (unless -H gives one) and the -H headers, whose values
+ * may hold placeholders ({seq}, {key}, ...). */
+static int build_http(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
+                      char *err, size_t errlen)
+{
+    char req[40000];
+    size_t n = 0;
+    bool host = false;
+    unsigned i;
+
+    /* add_template decodes escapes: line ends are written as the escape \r\n */
+    n = put_escaped(req, sizeof(req), n, "GET ");
+    n = put_escaped(req, sizeof(req), n, ta->path);
+    n = put_escaped(req, sizeof(req), n, " HTTP/1.1");
+    for (i = 0; i < ta->nheaders; i++)
+        host |= !strncasecmp(ta->headers[i], "host:", 5);
+    if (!host) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\nHost: ");
+        n = put_escaped(req, sizeof(req), n, cfg->target);
+    }
+    for (i = 0; i < ta->nheaders; i++) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\n");
+        n = put_escaped(req, sizeof(req), n, ta->headers[i]);
+    }
+    snprintf(req + n, sizeof(req) - n, "\\r\\n\\r\\n");
+    return add_template(ts, "GET", req, false, "http", ta->expect ? ta->expect : "status:200-299",
+                        1, cfg->max_reply, err, errlen);
+}
+
 static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *err, size_t errlen)
 {
     struct tmpl_set *ts;
@@ -815,21 +866,15 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
                         ta->proto);
         rc = build_cache(cfg, ts, ta, err, errlen);
     } else if (!strcmp(ta->proto, "http")) {
-        char req[1024];
-
         snprintf(ts->proto, sizeof(ts->proto), "http");
         if (ta->frame)
             return fail(err, errlen, "--frame: --proto http frames HTTP responses itself");
         if (strchr(ta->path, ' ') || strchr(ta->path, '\r') || strchr(ta->path, '\n') ||
             ta->path[0] != '/' || strlen(ta->path) > 400)
             return expected(err, errlen, "--path", "a path starting with / without blanks", ta->path);
-        /* {{ keeps a brace in the path literal */
-        snprintf(req, sizeof(req), "GET %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n", ta->path,
-                 cfg->target);
         if (strchr(ta->path, '{'))
             return expected(err, errlen, "--path", "a path without braces", ta->path);
-        rc = add_template(ts, "GET", req, false, "http", ta->expect ? ta->expect : "status:200-299",
-                          1, cfg->max_reply, err, errlen);
+        rc = build_http(cfg, ts, ta, err, errlen);
     } else if (!strcmp(ta->proto, "echo")) {
         snprintf(ts->proto, sizeof(ts->proto), "templates");
         for (i = 0; i < ta->n && rc == 0; i++) {
@@ -1060,7 +1105,25 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
         if (parse_scaled(a, &ta->set_ratio) != 0 || ta->set_ratio < 0 || ta->set_ratio > 1)
             return expected(err, errlen, "--set-ratio", "a share from 0 to 1 (e.g. 0.1)", a);
         return 0;
-    case O_PATH: ta->path = a; return 0;
+    case O_PATH:
+        ta->path = a;
+        ta->path_set = true;
+        return 0;
+    case 'H': {
+        const char *colon = strchr(a, ':');
+        size_t k;
+
+        if (ta->nheaders == TMPL_MAX_HEADERS)
+            return fail(err, errlen, "-H: at most %d headers", TMPL_MAX_HEADERS);
+        for (k = 0; colon && a + k < colon; k++)
+            if (!strchr("!#$%&'*+-.^_`|~", a[k]) && !isalnum((unsigned char)a[k]))
+                break;
+        if (!colon || colon == a || a + k != colon || strpbrk(a, "\r\n") || strlen(a) > 1000)
+            return expected(err, errlen, "-H", "'Name: value' (a header name, a colon, no line breaks)",
+                            a);
+        ta->headers[ta->nheaders++] = a;
+        return 0;
+    }
     default: return 1;
     }
 }
@@ -1196,12 +1259,49 @@ static int tls_finish(struct load_config *cfg, const char *target, char *err, si
     return cfg->tls_client ? 0 : -1;
 }
 
+/* A URL target, http://HOST[:PORT][/PATH] or https://...: the HOST:PORT into out (port 80
+ * or 443 by default), the path for --proto http (the default mode then), --tls for https.
+ * Returns 0 (out untouched when `a` is not a URL), or -1 with a message in err. */
+static int url_target(struct load_config *cfg, struct tmpl_args *ta, const char *a, char *out,
+                      size_t outlen, char *err, size_t errlen)
+{
+    bool tls = !strncasecmp(a, "https://", 8);
+    const char *h, *slash, *close;
+    size_t hl;
+    bool port;
+
+    if (!tls && strncasecmp(a, "http://", 7))
+        return 0;
+    h = a + (tls ? 8 : 7);
+    slash = strchr(h, '/');
+    hl = slash ? (size_t)(slash - h) : strlen(h);
+    if (hl == 0 || hl + 7 > outlen || memchr(h, '@', hl))
+        return fail(err, errlen, "target '%s': expected http://HOST[:PORT][/PATH]", a);
+    close = h[0] == '[' ? memchr(h, ']', hl) : NULL;
+    port = close ? close + 1 < h + hl && close[1] == ':' : memchr(h, ':', hl) != NULL;
+    snprintf(out, outlen, "%.*s%s", (int)hl, h, port ? "" : tls ? ":443" : ":80");
+    if (ta->path_set)
+        return fail(err, errlen, "--path: the URL target '%s' gives the path", a);
+    if (!strcmp(ta->proto, "echo") && ta->n == 0)
+        ta->proto = "http";
+    if (strcmp(ta->proto, "http"))
+        return fail(err, errlen, "target '%s': a URL goes with --proto http, not %s", a,
+                    ta->n ? "templates" : ta->proto);
+    ta->path = slash ? slash : "/";
+    if (tls)
+        cfg->tls.on = true;
+    return 0;
+}
+
 /* After the options: the --merge files, or the target, then the checks that tie options
  * together, the defaults that depend on others, and the templates. Returns 0 or -1 with a
  * message in err. */
 static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tmpl_args *ta,
                        char *err, size_t errlen)
 {
+    char url[300] = "";
+    const char *target = optind < argc ? argv[optind] : "";
+
     if (cfg->merge) {
         if (optind >= argc)
             return fail(err, errlen, "--merge: expected one or more histogram files");
@@ -1214,6 +1314,10 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
     if (argc - optind > 1)
         return fail(err, errlen, "expected one target, got '%s' and '%s'", argv[optind],
                     argv[optind + 1]);
+    if (url_target(cfg, ta, argv[optind], url, sizeof(url), err, errlen) != 0)
+        return -1;
+    if (url[0])
+        target = url;
     if (cfg->udp && cfg->msg.size_max > LOAD_MAX_UDP_SIZE)
         return fail(err, errlen, "--size: UDP datagrams carry at most %u bytes", LOAD_MAX_UDP_SIZE);
     if (cfg->udp && cfg->churn)
@@ -1232,13 +1336,13 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
                     cfg->threads, cfg->connections);
     if (cfg->threads == 0)
         cfg->threads = load_default_threads(cfg->connections);
-    if (resolve_target(cfg, argv[optind], err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
+    if (resolve_target(cfg, target, err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
         return -1;
     if (build_templates(cfg, ta, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }
-    if (cfg->tls.on && tls_finish(cfg, argv[optind], err, errlen) != 0) {
+    if (cfg->tls.on && tls_finish(cfg, target, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }
@@ -1255,7 +1359,7 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
     tmpl_args_defaults(&ta);
     optind = 0; /* full reset, so tests may parse several times */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhVH:", long_opts, NULL)) != -1) {
         r = opt_one(c, optarg, argv, cfg, &ta, &last, out, err, errlen);
         if (r != 0)
             return r;

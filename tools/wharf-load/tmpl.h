@@ -30,6 +30,7 @@
 #include "keys.h"
 
 #define TMPL_MAX 16          /* templates in a mix */
+#define TMPL_MAX_HEADERS 32  /* -H headers of --proto http */
 #define TMPL_MAX_LEN (1u << 20) /* largest expanded request */
 
 enum tmpl_part_kind { TP_LIT, TP_SEQ, TP_CONN, TP_KEY, TP_RAND, TP_SIZE, TP_TS, TP_VALUE, TP_LEN };
