@@ -166,11 +166,11 @@ static const struct option long_opts[] = {
 
 void opts_usage(FILE *f)
 {
-    fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT)\n"
+    fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT; or an http[s]:// URL)\n"
           "       wharf-load --merge [OPTIONS] FILE...     (report on saved histograms)\n"
           "\n"
           "Load generator for request/response servers: echo (TCP, UDP; every echo verified\n"
-          "byte for byte), request templates with reply framing and checks, memcache, http.\n"
+          "byte for byte), request templates with reply framing and checks, memcache, redis, http.\n"
           "\n"
           "Load:\n"
           "  -u, --udp                 UDP datagrams instead of TCP\n"
