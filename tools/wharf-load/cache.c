@@ -32,18 +32,21 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static uint64_t value_state(const struct cache_values *v, uint64_t key, uint64_t version)
+static uint64_t value_state(uint64_t key, uint64_t version)
 {
-    uint64_t s = mix(mix(v->seed ^ 0x6361636865ull) ^ key) ^ mix(version + 0x51ed27);
+    uint64_t s = mix(mix(0x6361636865ull ^ key) ^ key) ^ mix(version + 0x51ed27);
 
     return s ? s : 1;
 }
+
+/* Bytes of a versioned value before its stream: version (10), length (4). */
+#define VHEAD 14
 
 static uint32_t len_of(const struct cache_values *v, uint64_t key, uint64_t version)
 {
     if (v->max <= v->min)
         return v->min;
-    return v->min + (uint32_t)(mix(value_state(v, key, version)) % (v->max - v->min + 1));
+    return v->min + (uint32_t)(mix(value_state(key, version)) % (v->max - v->min + 1));
 }
 
 uint32_t cache_value_len(const struct cache_values *v, uint64_t key, uint64_t *version)
@@ -60,13 +63,17 @@ uint32_t cache_value_len(const struct cache_values *v, uint64_t key, uint64_t *v
 void cache_value_put(const struct cache_values *v, uint64_t key, uint64_t version, uint32_t len,
                      uint8_t *out)
 {
-    uint64_t s = value_state(v, key, version);
+    uint64_t s = value_state(key, len >= CACHE_VERSIONED ? version : 0);
     uint32_t i = 0;
     int k;
 
-    if (len >= CACHE_VERSIONED)
+    (void)v;
+    if (len >= CACHE_VERSIONED) {
         for (; i < 10; i++)
             out[i] = (uint8_t)vchars[(version >> (6 * i)) & 63];
+        for (; i < VHEAD; i++)
+            out[i] = (uint8_t)vchars[(len >> (6 * (i - 10))) & 63];
+    }
     while (i < len) {
         uint64_t w = tmpl_rand(&s);
 
@@ -77,20 +84,24 @@ void cache_value_put(const struct cache_values *v, uint64_t key, uint64_t versio
 
 bool cache_value_ok(const struct cache_values *v, uint64_t key, const uint8_t *p, size_t len)
 {
-    uint64_t version = 0, s;
+    uint64_t version = 0, s, hlen = 0;
     size_t i = 0;
     int k, c;
 
+    (void)v;
     if (len >= CACHE_VERSIONED) {
-        for (; i < 10; i++) {
+        for (; i < VHEAD; i++) {
             if ((c = vchar_val(p[i])) < 0)
                 return false;
-            version |= (uint64_t)c << (6 * i);
+            if (i < 10)
+                version |= (uint64_t)c << (6 * i);
+            else
+                hlen |= (uint64_t)c << (6 * (i - 10));
         }
+        if (hlen != len)
+            return false;
     }
-    if (len != len_of(v, key, version))
-        return false;
-    s = value_state(v, key, version);
+    s = value_state(key, version);
     while (i < len) {
         uint64_t w = tmpl_rand(&s);
 

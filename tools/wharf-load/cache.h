@@ -3,12 +3,15 @@
  * check of get replies that counts hits and misses and catches a wrong value (bad_value).
  *
  * A value of key K is `len` bytes of the letters, digits, '-' and '_' (safe in text
- * protocols). Its version V (60 bits, random per set) is written in the first 10 bytes
- * (6 bits each) when the value is at least CACHE_VERSIONED bytes long; the length is drawn
- * in [min, max] from (seed, K, V) and the rest from (seed, K, V, position). A shorter value
- * has version 0. So a reply is right when its length and every byte are those of its key
- * and the version it carries: a value of another key, a truncated or a corrupted one fails,
- * while any version a concurrent set wrote passes. */
+ * protocols). When it is at least CACHE_VERSIONED bytes long, its first 10 bytes carry its
+ * version V (60 bits, drawn per set) and the next 4 its length (24 bits); the rest is drawn
+ * from (K, V, position). A shorter value has version 0 and is (K, 0)'s stream cut to its
+ * length. The length of a new value is drawn in [min, max] from (K, V). So a reply is right
+ * when its bytes are those of its key and the version and length it carries: a value of
+ * another key, a truncated or a corrupted one fails, while any version a concurrent set
+ * wrote passes, and so do values written by earlier runs with another --value-size. A
+ * short value (under CACHE_VERSIONED bytes) cut shorter still is not noticed.
+ */
 #ifndef WLOAD_CACHE_H
 #define WLOAD_CACHE_H
 
@@ -18,11 +21,10 @@
 
 #include "keys.h"
 
-#define CACHE_VERSIONED 16 /* values this long carry their version */
+#define CACHE_VERSIONED 16 /* values this long carry their version and length */
 
 struct cache_values {
-    uint64_t seed;
-    uint32_t min, max; /* value length range (--value-size) */
+    uint32_t min, max; /* length range of new values (--value-size) */
 };
 
 /* How a template's replies are verified against the keys of its request. */

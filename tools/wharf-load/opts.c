@@ -856,7 +856,7 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
         return fail(err, errlen, "out of memory");
     if (keys_init(&ts->keys, ta->keys, ta->pattern, ta->kp1, ta->kp2, ta->key_prefix) != 0)
         return fail(err, errlen, "out of memory");
-    ts->values = (struct cache_values){cfg->msg.seed, (uint32_t)ta->vmin, (uint32_t)ta->vmax};
+    ts->values = (struct cache_values){(uint32_t)ta->vmin, (uint32_t)ta->vmax};
     if ((ta->mget > 1 || ta->preload) && strcmp(ta->proto, "memcache") && strcmp(ta->proto, "redis"))
         return fail(err, errlen, "%s: applies to --proto memcache or redis",
                     ta->preload ? "--preload" : "--mget");
@@ -1299,7 +1299,7 @@ static int url_target(struct load_config *cfg, struct tmpl_args *ta, const char 
 static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tmpl_args *ta,
                        char *err, size_t errlen)
 {
-    char url[300] = "";
+    char url[256] = ""; /* fits resolve_target's host buffer */
     const char *target = optind < argc ? argv[optind] : "";
 
     if (cfg->merge) {

@@ -65,7 +65,7 @@ struct tmpl_set {
     unsigned n;
     double cum[TMPL_MAX]; /* cumulative weights normalized to 1 (tmpl_set_finish) */
     struct keys keys;
-    struct cache_values values; /* {value}: seed and length range */
+    struct cache_values values; /* {value}: the length range of new values */
     size_t max_len;
     char proto[16]; /* "templates", "memcache", "http" */
 };
