@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "../tools/wharf-load/cache.h"
 #include "../tools/wharf-load/frame.h"
+#include "../tools/wharf-load/keys.h"
 #include "../tools/wharf-load/series.h"
 #include "../tools/wharf-load/tmpl.h"
 
@@ -55,20 +57,20 @@ START_TEST(test_expand_placeholders)
 {
     struct tmpl_set s;
     uint8_t out[600];
-    uint64_t rng = 42;
+    uint64_t rng = 42, kctx;
     size_t n;
     char str[600];
     unsigned long seq, conn, key, size;
     char rand[64];
 
     memset(&s, 0, sizeof(s));
-    tmpl_keys_init(&s.keys, 1000, 0, "k:");
+    ck_assert_int_eq(keys_init(&s.keys, 1000, KP_UNIFORM, 0, 0, "k:"), 0);
     ck_assert_uint_eq(s.keys.width, 3);
     parse_ok(&s.t[0], "x {seq} {conn} {key} {rand:5-9} {size} {{lit}\\r\\n");
     s.n = 1;
     tmpl_set_finish(&s);
     ck_assert_uint_ge(s.max_len, 40);
-    n = tmpl_expand(&s, &s.t[0], out, 12345, 7, &rng);
+    n = tmpl_expand(&s, &s.t[0], out, 12345, 7, &rng, &kctx);
     ck_assert_uint_le(n, s.t[0].max_len);
     memcpy(str, out, n);
     str[n] = '\0';
@@ -87,7 +89,7 @@ START_TEST(test_expand_placeholders)
     tmpl_free(&s.t[0]);
     parse_ok(&s.t[0], "{ts}");
     tmpl_set_finish(&s);
-    n = tmpl_expand(&s, &s.t[0], out, 0, 0, &rng);
+    n = tmpl_expand(&s, &s.t[0], out, 0, 0, &rng, &kctx);
     ck_assert_uint_eq(n, 19);
     ck_assert_int_eq(out[0], '1');
     tmpl_free(&s.t[0]);
@@ -98,16 +100,16 @@ START_TEST(test_rand_sizes_cover_range)
 {
     struct tmpl_set s;
     uint8_t out[200];
-    uint64_t rng = 9;
+    uint64_t rng = 9, kctx;
     int seen[4] = {0}, i;
 
     memset(&s, 0, sizeof(s));
-    tmpl_keys_init(&s.keys, 10, 0, "");
+    ck_assert_int_eq(keys_init(&s.keys, 10, KP_UNIFORM, 0, 0, ""), 0);
     parse_ok(&s.t[0], "{rand:10-13}");
     s.n = 1;
     tmpl_set_finish(&s);
     for (i = 0; i < 400; i++) {
-        size_t n = tmpl_expand(&s, &s.t[0], out, 0, 0, &rng), k;
+        size_t n = tmpl_expand(&s, &s.t[0], out, 0, 0, &rng, &kctx), k;
 
         ck_assert_uint_ge(n, 10);
         ck_assert_uint_le(n, 13);
@@ -123,22 +125,22 @@ END_TEST
 
 START_TEST(test_keys_uniform_and_zipf)
 {
-    struct tmpl_keys k;
+    struct keys k;
     uint64_t rng = 1, c0 = 0, c_last = 0, i, v;
     static uint64_t hist[100];
 
-    tmpl_keys_init(&k, 100, 0, "");
+    keys_init(&k, 100, KP_UNIFORM, 0, 0, "");
     for (i = 0; i < 100000; i++) {
-        v = tmpl_key(&k, &rng);
+        v = keys_draw(&k, &rng);
         ck_assert_uint_lt(v, 100);
         hist[v]++;
     }
     for (i = 0; i < 100; i++) /* 1000 expected each */
         ck_assert_msg(hist[i] > 800 && hist[i] < 1200, "uniform key %lu: %lu", (unsigned long)i,
                       (unsigned long)hist[i]);
-    tmpl_keys_init(&k, 1000, 0.99, "");
+    keys_init(&k, 1000, KP_ZIPF, 0.99, 0, "");
     for (i = 0; i < 100000; i++) {
-        v = tmpl_key(&k, &rng);
+        v = keys_draw(&k, &rng);
         ck_assert_uint_lt(v, 1000);
         c0 += v == 0;
         c_last += v >= 500;
@@ -200,6 +202,231 @@ START_TEST(test_template_too_long)
     ck_assert_msg(strstr(err, "longer than 1048576 bytes"), "%s", err);
     tmpl_free(&t);
     free(big);
+}
+END_TEST
+
+/* ---- key patterns and cache values ------------------------------------------------------------ */
+
+START_TEST(test_keys_seq_gauss_and_replay)
+{
+    struct keys k;
+    struct keys_it it;
+    uint64_t rng = 3, ctx, i, v, near = 0, keys[8];
+    uint8_t buf[64];
+    enum keys_pattern p;
+    double p1, p2;
+
+    /* seq: every key once per pass, in order, across requests of several keys */
+    ck_assert_int_eq(keys_init(&k, 10, KP_SEQ, 0, 0, "k"), 0);
+    for (i = 0; i < 7; i++) {
+        ctx = keys_ctx(&k, &rng, 3);
+        ck_assert_uint_eq(ctx, i * 3);
+        keys_it_init(&it, ctx);
+        for (v = 0; v < 3; v++)
+            ck_assert_uint_eq(keys_next(&k, &it), (i * 3 + v) % 10);
+    }
+    ck_assert_uint_eq(keys_format(&k, 7, buf), 2);
+    ck_assert_int_eq(memcmp(buf, "k7", 2), 0);
+    keys_free(&k);
+    /* gauss: around the mean, inside the key space */
+    ck_assert_int_eq(keys_init(&k, 1000, KP_GAUSS, 500, 50, ""), 0);
+    for (i = 0; i < 20000; i++) {
+        v = keys_draw(&k, &rng);
+        ck_assert_uint_lt(v, 1000);
+        near += v >= 450 && v <= 550; /* one deviation: 68 % */
+    }
+    ck_assert_msg(near > 12800 && near < 14400, "gauss within 1 sd: %lu", (unsigned long)near);
+    keys_free(&k);
+    /* random patterns replay from the context */
+    ck_assert_int_eq(keys_init(&k, 100000, KP_ZIPF, 1.2, 0, "key:"), 0);
+    ctx = keys_ctx(&k, &rng, 8);
+    keys_it_init(&it, ctx);
+    for (i = 0; i < 8; i++)
+        keys[i] = keys_next(&k, &it);
+    keys_it_init(&it, ctx);
+    for (i = 0; i < 8; i++)
+        ck_assert_uint_eq(keys_next(&k, &it), keys[i]);
+    ck_assert_uint_eq(keys_format(&k, 42, buf), 9);
+    ck_assert_int_eq(memcmp(buf, "key:00042", 9), 0);
+    keys_free(&k);
+    /* the --key-pattern syntax */
+    ck_assert_int_eq(keys_parse("seq", &p, &p1, &p2), 0);
+    ck_assert_int_eq(p, KP_SEQ);
+    ck_assert_int_eq(keys_parse("zipf:1.5", &p, &p1, &p2), 0);
+    ck_assert(p == KP_ZIPF && p1 == 1.5);
+    ck_assert_int_eq(keys_parse("gauss:10,2", &p, &p1, &p2), 0);
+    ck_assert(p == KP_GAUSS && p1 == 10 && p2 == 2);
+    ck_assert_int_eq(keys_parse("gauss:10", &p, &p1, &p2), -1);
+    ck_assert_int_eq(keys_parse("zipf:0", &p, &p1, &p2), -1);
+    ck_assert_int_eq(keys_parse("normal", &p, &p1, &p2), -1);
+}
+END_TEST
+
+START_TEST(test_cache_values)
+{
+    struct cache_values cv = {1, 300};
+    uint8_t val[400];
+    uint64_t key, ver, v2;
+    uint32_t len;
+    int i, versioned = 0, shortv = 0;
+
+    for (i = 0; i < 2000; i++) {
+        key = (uint64_t)i % 97;
+        ver = ((uint64_t)i * 0x9e3779b97f4a7c15ull) >> 4;
+        v2 = ver;
+        len = cache_value_len(&cv, key, &v2);
+        ck_assert_uint_ge(len, 1);
+        ck_assert_uint_le(len, 300);
+        cache_value_put(&cv, key, v2, len, val);
+        ck_assert(cache_value_ok(&cv, key, val, len));
+        versioned += len >= CACHE_VERSIONED;
+        shortv += len < CACHE_VERSIONED;
+        if (len >= 4) /* (shorter ones of two keys may agree by chance) */
+            ck_assert(!cache_value_ok(&cv, key + 1, val, len)); /* another key's value */
+        if (len >= CACHE_VERSIONED) /* a short value cut shorter is not noticed */
+            ck_assert(!cache_value_ok(&cv, key, val, len - 1)); /* cut short */
+        if (len >= CACHE_VERSIONED) { /* another --value-size wrote it: still right */
+            struct cache_values other = {1000, 2000};
+
+            ck_assert(cache_value_ok(&other, key, val, len));
+        }
+        val[len / 2] ^= 1;
+        ck_assert(!cache_value_ok(&cv, key, val, len)); /* one bit flipped */
+    }
+    ck_assert_int_gt(versioned, 1000);
+    ck_assert_int_gt(shortv, 3);
+}
+END_TEST
+
+/* One reply to a get of the keys of ctx, every key present except those in `absent`. */
+static size_t mc_reply(const struct keys *k, const struct cache_values *cv, uint64_t ctx,
+                       unsigned n, unsigned absent, uint8_t *out)
+{
+    struct keys_it it;
+    size_t len = 0;
+    unsigned i;
+
+    keys_it_init(&it, ctx);
+    for (i = 0; i < n; i++) {
+        uint64_t key = keys_next(k, &it), ver = 12345;
+        uint8_t kb[64];
+        size_t kl = keys_format(k, key, kb);
+        uint32_t vl = cache_value_len(cv, key, &ver);
+
+        if (absent & (1u << i))
+            continue;
+        len += (size_t)sprintf((char *)out + len, "VALUE %.*s 0 %u\r\n", (int)kl, (char *)kb, vl);
+        cache_value_put(cv, key, ver, vl, out + len);
+        len += vl;
+        memcpy(out + len, "\r\n", 2);
+        len += 2;
+    }
+    memcpy(out + len, "END\r\n", 5);
+    return len + 5;
+}
+
+START_TEST(test_cache_check_memcache_and_redis)
+{
+    struct keys k;
+    struct cache_values cv = {20, 60};
+    uint8_t r[4096], vb[64];
+    char why[160];
+    uint64_t rng = 5, ctx, hits = 0, misses = 0, key, ver = 99;
+    size_t n, vl;
+    struct keys_it it;
+
+    ck_assert_int_eq(keys_init(&k, 1000, KP_UNIFORM, 0, 0, "k:"), 0);
+    ctx = keys_ctx(&k, &rng, 4);
+    n = mc_reply(&k, &cv, ctx, 4, 0, r);
+    ck_assert_int_eq(cache_check(&k, &cv, CV_MEMCACHE, 4, ctx, r, n, &hits, &misses, why, sizeof(why)), 0);
+    ck_assert_uint_eq(hits, 4);
+    ck_assert_uint_eq(misses, 0);
+    n = mc_reply(&k, &cv, ctx, 4, 0x5, r); /* the 1st and 3rd missing */
+    ck_assert_int_eq(cache_check(&k, &cv, CV_MEMCACHE, 4, ctx, r, n, &hits, &misses, why, sizeof(why)), 0);
+    ck_assert_uint_eq(hits, 6);
+    ck_assert_uint_eq(misses, 2);
+    ck_assert_int_eq(cache_check(&k, &cv, CV_MEMCACHE, 4, ctx, (const uint8_t *)"END\r\n", 5, &hits,
+                                 &misses, why, sizeof(why)), 0);
+    ck_assert_uint_eq(misses, 6);
+    /* a wrong byte in a value */
+    n = mc_reply(&k, &cv, ctx, 4, 0, r);
+    r[n - 10] ^= 2;
+    ck_assert_int_eq(cache_check(&k, &cv, CV_MEMCACHE, 4, ctx, r, n, &hits, &misses, why, sizeof(why)), -1);
+    ck_assert_msg(strstr(why, "wrong value"), "%s", why);
+    /* the values of another request's keys */
+    n = mc_reply(&k, &cv, keys_ctx(&k, &rng, 4), 4, 0, r);
+    ck_assert_int_eq(cache_check(&k, &cv, CV_MEMCACHE, 4, ctx, r, n, &hits, &misses, why, sizeof(why)), -1);
+    ck_assert_msg(strstr(why, "not asked for"), "%s", why);
+    /* RESP: GET hit, nil, wrong value */
+    ctx = keys_ctx(&k, &rng, 1);
+    keys_it_init(&it, ctx);
+    key = keys_next(&k, &it);
+    vl = cache_value_len(&cv, key, &ver);
+    cache_value_put(&cv, key, ver, (uint32_t)vl, vb);
+    n = (size_t)sprintf((char *)r, "$%zu\r\n%.*s\r\n", vl, (int)vl, (char *)vb);
+    hits = misses = 0;
+    ck_assert_int_eq(cache_check(&k, &cv, CV_REDIS, 1, ctx, r, n, &hits, &misses, why, sizeof(why)), 0);
+    ck_assert_int_eq(cache_check(&k, &cv, CV_REDIS, 1, ctx, (const uint8_t *)"$-1\r\n", 5, &hits,
+                                 &misses, why, sizeof(why)), 0);
+    ck_assert(hits == 1 && misses == 1);
+    r[6] ^= 1;
+    ck_assert_int_eq(cache_check(&k, &cv, CV_REDIS, 1, ctx, r, n, &hits, &misses, why, sizeof(why)), -1);
+    keys_free(&k);
+}
+END_TEST
+
+START_TEST(test_len_and_expect_templates)
+{
+    struct tmpl_set s;
+    uint8_t out[600], lit[128];
+    uint64_t rng = 11, kctx;
+    size_t n, ln;
+    char str[600], err[256];
+
+    memset(&s, 0, sizeof(s));
+    ck_assert_int_eq(keys_init(&s.keys, 100000, KP_UNIFORM, 0, 0, "user:"), 0);
+    s.values = (struct cache_values){20, 20};
+    parse_ok(&s.t[0], "*3\\r\\n$3\\r\\nSET\\r\\n${len:key}\\r\\n{key}\\r\\n${len:value}\\r\\n{value}\\r\\n"
+                      "{len:seq}|{seq}|{len:conn}|{conn}|{len:rand}|{rand:7}");
+    s.n = 1;
+    tmpl_set_finish(&s);
+    n = tmpl_expand(&s, &s.t[0], out, 123456, 42, &rng, &kctx);
+    memcpy(str, out, n);
+    str[n] = '\0';
+    ck_assert_msg(!strncmp(str, "*3\r\n$3\r\nSET\r\n$10\r\nuser:", 22), "%s", str);
+    ck_assert_msg(strstr(str, "\r\n$20\r\n"), "%s", str);
+    ck_assert_msg(strstr(str, "6|123456|2|42|7|"), "%s", str);
+    /* --expect with placeholders replays the request's */
+    ln = tmpl_unescape("${len:key}\\r\\n{key}\\r\\n{seq}", lit);
+    memset(&s.t[1], 0, sizeof(s.t[1]));
+    parse_ok(&s.t[1], "GET {key}\\r\\n");
+    ck_assert(tmpl_has_placeholders(lit, ln));
+    ck_assert(!tmpl_has_placeholders((const uint8_t *)"a{{b", 4));
+    s.t[1].check.kind = CK_LITERAL;
+    ck_assert_int_eq(tmpl_set_expect(&s.t[1], lit, ln, err, sizeof(err)), 0);
+    n = tmpl_expand(&s, &s.t[1], out, 9, 3, &rng, &kctx);
+    ln = (size_t)sprintf(str, "$10\r\n%.*s\r\n9", 10, (const char *)out + 4);
+    ck_assert(tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx, (const uint8_t *)str, ln, 200));
+    ck_assert(!tmpl_reply_ok(&s, &s.t[1], 8, 3, kctx, (const uint8_t *)str, ln, 200));
+    ck_assert(!tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx ^ 1, (const uint8_t *)str, ln, 200));
+    ck_assert(!tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx, (const uint8_t *)str, ln - 1, 200));
+    s.t[1].check.kind = CK_PREFIX;
+    ck_assert(tmpl_reply_ok(&s, &s.t[1], 9, 3, kctx, (const uint8_t *)str, ln, 200));
+    tmpl_free(&s.t[1]);
+    /* what cannot be replayed, or does not match the request, is refused */
+    memset(&s.t[1], 0, sizeof(s.t[1]));
+    parse_ok(&s.t[1], "GET {key}\\r\\n");
+    ck_assert_int_eq(tmpl_set_expect(&s.t[1], (const uint8_t *)"{ts}", 4, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "cannot be tied"), "%s", err);
+    tmpl_free(&s.t[1]);
+    memset(&s.t[1], 0, sizeof(s.t[1]));
+    parse_ok(&s.t[1], "GET {key}\\r\\n");
+    ck_assert_int_eq(tmpl_set_expect(&s.t[1], (const uint8_t *)"{key}{key}", 10, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "in order"), "%s", err);
+    tmpl_free(&s.t[1]);
+    parse_bad("{len:key}", "none follows");
+    parse_bad("{len:nope}{key}", "unknown length");
+    tmpl_set_free(&s);
 }
 END_TEST
 
@@ -358,6 +585,35 @@ START_TEST(test_frame_memcache)
     ck_assert_ptr_nonnull(strstr(why, "without a byte count"));
     every_split(&fs, "CLIENT_ERROR bad data chunk\r\n", 29, "", 500);
     every_split(&fs, "NOT_FOUND\r\n", 11, "", 200);
+}
+END_TEST
+
+START_TEST(test_frame_resp)
+{
+    struct frame_spec fs;
+    const char *why;
+    static const char arr[] = "*3\r\n$5\r\nhello\r\n$-1\r\n*2\r\n:1\r\n+OK\r\n";
+    static const char err_in[] = "*2\r\n+OK\r\n-ERR wrong type\r\n";
+
+    spec(&fs, "resp");
+    every_split(&fs, "+OK\r\n", 5, "$3\r\n", 200);
+    every_split(&fs, "-ERR unknown command 'X'\r\n", 26, "", 500);
+    every_split(&fs, ":12345\r\n", 8, "", 200);
+    every_split(&fs, "$5\r\nhe\r\no\r\n", 11, "+OK\r\n", 200); /* \r\n inside the data */
+    every_split(&fs, "$0\r\n\r\n", 6, "", 200);
+    every_split(&fs, "$-1\r\n", 5, "", 200);
+    every_split(&fs, "*0\r\n", 4, "", 200);
+    every_split(&fs, "*-1\r\n", 5, "", 200);
+    every_split(&fs, arr, sizeof(arr) - 1, "+OK\r\n", 200);
+    every_split(&fs, err_in, sizeof(err_in) - 1, "", 500);
+    ck_assert_int_eq(FEED(&fs, "HELLO\r\n", &why), FRAME_GARBAGE);
+    ck_assert_ptr_nonnull(strstr(why, "not a RESP value"));
+    ck_assert_int_eq(FEED(&fs, "+OK\n", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "$x\r\n", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "$2\r\nabXY", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "*-2\r\n", &why), FRAME_GARBAGE);
+    ck_assert_int_eq(FEED(&fs, "$99999999\r\n", &why), FRAME_TOO_LONG);
+    ck_assert_int_eq(FEED(&fs, "*99999999\r\n", &why), FRAME_TOO_LONG);
 }
 END_TEST
 
@@ -536,6 +792,10 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_expand_placeholders);
     tcase_add_test(tc, test_rand_sizes_cover_range);
     tcase_add_test(tc, test_keys_uniform_and_zipf);
+    tcase_add_test(tc, test_keys_seq_gauss_and_replay);
+    tcase_add_test(tc, test_cache_values);
+    tcase_add_test(tc, test_cache_check_memcache_and_redis);
+    tcase_add_test(tc, test_len_and_expect_templates);
     tcase_add_test(tc, test_mix_weights);
     tcase_add_test(tc, test_bad_templates_named);
     tcase_add_test(tc, test_template_too_long);
@@ -549,6 +809,7 @@ static Suite *frame_suite(void)
     tcase_add_test(tc, test_frame_regex);
     tcase_add_test(tc, test_frame_memcache);
     tcase_add_test(tc, test_frame_http);
+    tcase_add_test(tc, test_frame_resp);
     tcase_add_test(tc, test_frame_too_long_without_end);
     tcase_add_test(tc, test_bad_framing_named);
     tcase_add_test(tc, test_checks);

@@ -21,6 +21,7 @@
 #include "../tools/wharf-load/cli.h"
 #include "../tools/wharf-load/engine.h"
 #include "../tools/wharf-load/opts.h"
+#include "../tools/wharf-load/preload.h"
 #include "loadgen_proto.h"
 #include "loadgen_servers.h"
 
@@ -477,7 +478,22 @@ static void expect_bad(const char *line, const char *want1, const char *want2)
 
 START_TEST(test_bad_template_options_named)
 {
-    expect_bad("--proto redis 127.0.0.1:7", "--proto", "echo, memcache or http");
+    expect_bad("--proto bogus 127.0.0.1:7", "--proto", "echo, memcache, redis or http");
+    expect_bad("--proto redis --frame resp 127.0.0.1:7", "--frame", "--proto redis sets its own");
+    expect_bad("--proto memcache --ratio 1:-1 127.0.0.1:7", "--ratio", "SET:GET");
+    expect_bad("--proto redis --mget 0 127.0.0.1:7", "--mget", "1");
+    expect_bad("--proto http --mget 2 127.0.0.1:7", "--mget", "memcache or redis");
+    expect_bad("--proto redis --key-pattern gauss:1 127.0.0.1:7", "--key-pattern", "gauss:MEAN,SD");
+    expect_bad("--name x --request y 127.0.0.1:7", "--name", "before it");
+    expect_bad("--request y --name x --request z --name x 127.0.0.1:7", "--name 'x'", "two templates");
+    expect_bad("--request y --expect 'literal:{ts}' 127.0.0.1:7", "--expect", "cannot be tied");
+    expect_bad("--request y --expect 'prefix:{key}' 127.0.0.1:7", "--expect", "its request 0");
+    expect_bad("--request '{len:key}' 127.0.0.1:7", "--request", "none follows");
+    expect_bad("--proto http -H 'NoColon' 127.0.0.1:7", "-H", "'Name: value'");
+    expect_bad("--proto http -H ': empty' 127.0.0.1:7", "-H", "'Name: value'");
+    expect_bad("--path /a http://127.0.0.1:7/b", "--path", "gives the path");
+    expect_bad("--proto memcache http://127.0.0.1:7/", "target", "a URL goes with --proto http");
+    expect_bad("http:///x", "target", "http://HOST");
     expect_bad("--request 'get {nope}' 127.0.0.1:7", "--request", "unknown placeholder '{nope}'");
     expect_bad("--request 'get {key' 127.0.0.1:7", "--request", "never closed");
     expect_bad("--request x --frame len:0:3:be 127.0.0.1:7", "--frame", "1, 2, 4 or 8");
@@ -514,6 +530,177 @@ START_TEST(test_bad_template_options_named)
 }
 END_TEST
 
+/* ---- cache workloads ------------------------------------------------------------------------- */
+
+/* --preload sets every key once; then multi-key gets all hit and every value verifies. */
+START_TEST(test_memcache_preload_mget_hits)
+{
+    struct lp_server *s = start(LP_MEMCACHE);
+    struct load_config cfg;
+    struct load_result res;
+    char err[512], line[512];
+    char *argv[MAX_ARGS];
+    int argc;
+
+    snprintf(line, sizeof(line),
+             "--proto memcache --preload --keys 500 --ratio 0:1 --mget 4 --key-pattern zipf:1.1 "
+             "--value-size 10-200 -t 2 -c 4 -p 2 -n 2000 -d 30 127.0.0.1:%u", lp_server_port(s));
+    argc = split(line, argv);
+    ck_assert_msg(opts_parse(&cfg, argc, argv, stdout, err, sizeof(err)) == 0, "%s", err);
+    cfg.progress = 0;
+    ck_assert_ptr_nonnull(cfg.preload_tmpls);
+    ck_assert_int_eq(preload_run(&cfg, err, sizeof(err)), 0);
+    ck_assert(cfg.preloaded);
+    ck_assert_uint_eq(cfg.preload_sets, 500);
+    ck_assert_uint_eq(cfg.preload_errors, 0);
+    ck_assert_uint_eq(lp_server_requests(s), 500); /* each key exactly once */
+    ck_assert_int_eq(engine_run(&cfg, &res, err, sizeof(err)), 0);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
+    ck_assert_uint_eq(res.st.c[ST_HITS], 8000);
+    ck_assert_uint_eq(res.st.c[ST_MISSES], 0);
+    ck_assert_uint_eq(lp_server_hits(s), 8000);
+    ck_assert_uint_eq(res.cmd[0]->total, 2000);
+    ck_assert_str_eq(cfg.tmpls->t[0].name, "mget");
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* Without a preload, a get/set mix: hits + misses = keys asked for; per-command latency adds up. */
+START_TEST(test_memcache_hits_misses_per_command)
+{
+    struct lp_server *s = start(LP_MEMCACHE);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "--proto memcache --ratio 1:3 --keys 200 --key-pattern gauss:100,30 "
+                         "-c 3 -p 4 -n 3000 -d 30 127.0.0.1:%u", lp_server_port(s)),
+                     0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 3000);
+    ck_assert_uint_eq(res.cmd[0]->total + res.cmd[1]->total, 3000);
+    ck_assert_uint_eq(res.st.c[ST_HITS] + res.st.c[ST_MISSES], res.cmd[0]->total);
+    ck_assert_uint_eq(res.st.c[ST_HITS], lp_server_hits(s));
+    ck_assert_uint_gt(res.st.c[ST_HITS], 0);
+    ck_assert_uint_gt(res.st.c[ST_MISSES], 0);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* A server returning a wrong value is caught: bad_value, named in the first error. */
+START_TEST(test_memcache_wrong_value)
+{
+    struct lp_server *s = start(LP_MEMCACHE_WRONG);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "--proto memcache --set-ratio 0.5 --keys 20 -c 2 -n 1000 -d 30 127.0.0.1:%u",
+                         lp_server_port(s)),
+                     1);
+    ck_assert_uint_gt(res.st.c[ST_BAD_VALUE], 0);
+    /* every 10th value the server found was wrong, and only those */
+    ck_assert_uint_eq(res.st.c[ST_BAD_VALUE], lp_server_hits(s) / 10);
+    ck_assert_msg(strstr(res.first_error, "bad_value"), "%s", res.first_error);
+    ck_assert_msg(strstr(res.first_error, "wrong value"), "%s", res.first_error);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* A hand-written template with memcache framing and no --expect fails on ERROR. */
+START_TEST(test_memcache_frame_error_line_fails)
+{
+    struct lp_server *s = start(LP_MEMCACHE);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "--request bogus_{key}\\r\\n --frame memcache -c 1 -n 50 -d 30 127.0.0.1:%u",
+                         lp_server_port(s)),
+                     1);
+    ck_assert_uint_eq(res.st.c[ST_MISMATCH], 50);
+    ck_assert_msg(strstr(res.first_error, "ERROR"), "%s", res.first_error);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
+/* Templates tied to their request: --expect with placeholders, {len:...}, --name. */
+START_TEST(test_expect_placeholders_len_names)
+{
+    struct lg_server *e = lg_server_start(LG_ECHO, 0);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_ptr_nonnull(e);
+    /* an echo returns each request: the expected reply, expanded per request, matches */
+    ck_assert_int_eq(
+        run(&cfg, &res,
+            "-c 2 -p 8 -n 2000 -d 30 --key-pattern zipf "
+            "--request 'GET {key} {seq} {conn}\\n' --name plain --expect 'literal:GET {key} {seq} {conn}\\n' "
+            "--request '*2\\r\\n$3\\r\\nGET\\r\\n${len:key}\\r\\n{key}\\r\\n' --name resp --frame resp "
+            "--expect 'literal:*2\\r\\n$3\\r\\nGET\\r\\n${len:key}\\r\\n{key}\\r\\n' "
+            "--request 'SET {key} {size} {value}\\n' --name setv --expect 'prefix:SET {key} {len:value} {value}' "
+            "--value-size 5-50 127.0.0.1:%u",
+            lg_server_port(e)),
+        0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
+    ck_assert_str_eq(cfg.tmpls->t[0].name, "plain");
+    ck_assert_str_eq(cfg.tmpls->t[1].name, "resp");
+    ck_assert_str_eq(cfg.tmpls->t[2].name, "setv");
+    ck_assert_uint_eq(res.cmd[0]->total + res.cmd[1]->total + res.cmd[2]->total, 2000);
+    done(&cfg, &res);
+    /* a reply tied to another request's field fails: {seq} against {conn} (equal only for
+     * seq 0 on connection 0 and seq 1 on connection 1) */
+    ck_assert_int_eq(run(&cfg, &res, "-c 2 -n 100 -d 30 --request 'x {seq}\\n' --expect 'literal:x {conn}\\n' "
+                                     "127.0.0.1:%u",
+                         lg_server_port(e)),
+                     1);
+    ck_assert_uint_eq(res.st.c[ST_MISMATCH], 98);
+    done(&cfg, &res);
+    lg_server_stop(e);
+}
+END_TEST
+
+/* -H headers (Host replaced, placeholders in values) and URL targets. */
+START_TEST(test_http_headers_and_url)
+{
+    struct lp_server *s = start(LP_HTTP);
+    struct load_config cfg;
+    struct load_result res;
+    char last[1024], want[256];
+
+    ck_assert_int_eq(run(&cfg, &res,
+                         "-c 1 -n 10 -d 30 -H 'X-Seq: {seq}' -H 'Accept: */*' "
+                         "http://127.0.0.1:%u/chunked",
+                         lp_server_port(s)),
+                     0);
+    ck_assert_str_eq(cfg.tmpls->proto, "http");
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 10);
+    lp_server_last_request(s, last, sizeof(last));
+    snprintf(want, sizeof(want), "GET /chunked HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Seq: 9\r\nAccept: */*\r\n\r",
+             lp_server_port(s));
+    ck_assert_str_eq(last, want);
+    done(&cfg, &res);
+    ck_assert_int_eq(run(&cfg, &res, "--proto http -c 1 -n 3 -d 30 -H 'host: example.org' 127.0.0.1:%u",
+                         lp_server_port(s)),
+                     0);
+    lp_server_last_request(s, last, sizeof(last));
+    ck_assert_str_eq(last, "GET / HTTP/1.1\r\nhost: example.org\r\n\r");
+    done(&cfg, &res);
+    /* a URL without a path is /, and the path of a 404 fails as usual */
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -n 5 -d 30 http://127.0.0.1:%u", lp_server_port(s)), 0);
+    done(&cfg, &res);
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -n 5 -d 30 http://127.0.0.1:%u/missing", lp_server_port(s)), 1);
+    ck_assert_uint_eq(res.st.c[ST_MISMATCH], 5);
+    done(&cfg, &res);
+    lp_server_stop(s);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("load_proto");
@@ -524,6 +711,16 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_http_mode_pipelined);
     tcase_add_test(tc, test_inline_templates_mix);
     tcase_add_test(tc, test_template_from_file);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cache");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_memcache_preload_mget_hits);
+    tcase_add_test(tc, test_memcache_hits_misses_per_command);
+    tcase_add_test(tc, test_memcache_wrong_value);
+    tcase_add_test(tc, test_memcache_frame_error_line_fails);
+    tcase_add_test(tc, test_expect_placeholders_len_names);
+    tcase_add_test(tc, test_http_headers_and_url);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wrong");

@@ -49,7 +49,8 @@ struct lp_server {
     pthread_t tid;
     struct lp_conn conns[MAX_CONNS];
     int nconns;
-    pthread_mutex_t lock; /* the key-value store */
+    pthread_mutex_t lock; /* the key-value store, last */
+    char last[1024];      /* http: the head of the last request (without its last \n) */
     struct kv *b[NBUCKETS];
 };
 
@@ -99,21 +100,28 @@ static long memcache_batch(struct lp_server *s, uint8_t *buf, size_t len, struct
             return -1;
         memcpy(line, buf + off, ll);
         line[ll] = '\0';
-        if (sscanf(line, "get %250s", key) == 1) {
-            struct kv *e;
+        if (!strncmp(line, "get ", 4)) {
+            char *save = NULL, *k;
 
             __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
             pthread_mutex_lock(&s->lock);
-            for (e = s->b[hash(key)]; e && strcmp(e->key, key); e = e->next)
-                ;
-            if (e) {
-                char h[300];
+            for (k = strtok_r(line + 4, " \r\n", &save); k; k = strtok_r(NULL, " \r\n", &save)) {
+                struct kv *e;
 
-                snprintf(h, sizeof(h), "VALUE %s 0 %zu\r\n", key, e->len);
-                out_str(o, h);
-                out_add(o, e->val, e->len);
-                out_str(o, "\r\n");
-                __atomic_fetch_add(&s->hits, 1, __ATOMIC_RELAXED);
+                for (e = s->b[hash(k)]; e && strcmp(e->key, k); e = e->next)
+                    ;
+                if (e) {
+                    char h[300];
+                    uint64_t nh = __atomic_add_fetch(&s->hits, 1, __ATOMIC_RELAXED);
+
+                    snprintf(h, sizeof(h), "VALUE %s 0 %zu\r\n", k, e->len);
+                    out_str(o, h);
+                    out_add(o, e->val, e->len);
+                    /* LP_MEMCACHE_WRONG: every 10th hit has its last value byte changed */
+                    if (s->kind == LP_MEMCACHE_WRONG && nh % 10 == 0 && e->len && o->len)
+                        o->p[o->len - 1] ^= 1;
+                    out_str(o, "\r\n");
+                }
             }
             pthread_mutex_unlock(&s->lock);
             out_str(o, "END\r\n");
@@ -172,6 +180,9 @@ static long http_batch(struct lp_server *s, uint8_t *buf, size_t len, struct out
         rl = (size_t)(end - (buf + off)) + 4;
         buf[off + rl - 1] = '\0';
         sscanf((char *)buf + off, "GET %255s", path);
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->last, sizeof(s->last), "%s", (char *)buf + off);
+        pthread_mutex_unlock(&s->lock);
         off += rl;
         (*n)++;
         __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
@@ -262,7 +273,7 @@ static void *conn_thread(void *arg)
             break;
         len += (size_t)r;
         o.len = 0;
-        used = s->kind == LP_MEMCACHE ? memcache_batch(s, buf, len, &o)
+        used = s->kind == LP_MEMCACHE || s->kind == LP_MEMCACHE_WRONG ? memcache_batch(s, buf, len, &o)
                                       : http_batch(s, buf, len, &o, &n, c->fd);
         if (used == -1)
             break;
@@ -363,6 +374,13 @@ unsigned lp_server_port(const struct lp_server *s) { return s->port; }
 uint64_t lp_server_requests(const struct lp_server *s)
 {
     return __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
+}
+
+void lp_server_last_request(struct lp_server *s, char *out, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(out, len, "%s", s->last);
+    pthread_mutex_unlock(&s->lock);
 }
 
 uint64_t lp_server_hits(const struct lp_server *s) { return __atomic_load_n(&s->hits, __ATOMIC_RELAXED); }

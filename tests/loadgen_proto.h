@@ -5,10 +5,13 @@
 #ifndef LOADGEN_PROTO_H
 #define LOADGEN_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum lp_kind {
-    LP_MEMCACHE,     /* get/set over a key-value store; other commands: ERROR */
+    LP_MEMCACHE,     /* get (of one or more keys)/set over a key-value store; other
+                        commands: ERROR */
+    LP_MEMCACHE_WRONG, /* LP_MEMCACHE, but every 10th value found has a wrong last byte */
     LP_HTTP,         /* 200 with a 64-byte body (Content-Length); "/chunked": chunked body;
                         "/missing": 404 */
     LP_HTTP_GARBAGE, /* every 10th response of a connection is not HTTP */
@@ -34,6 +37,9 @@ unsigned lp_server_port(const struct lp_server *s);
 /* Requests the server parsed, and for memcache: gets that found their key. */
 uint64_t lp_server_requests(const struct lp_server *s);
 uint64_t lp_server_hits(const struct lp_server *s);
+/* HTTP kinds: the head of the last request received (request line and headers, the final
+ * "\r\n\r\n" cut to "\r\n\r"). */
+void lp_server_last_request(struct lp_server *s, char *out, size_t len);
 
 /* Stops the server (within about 50 ms), joins its threads and frees it. */
 void lp_server_stop(struct lp_server *s);

@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "opts.h"
+#include "preload.h"
 #include "report.h"
 
 /* Set by the SIGINT/SIGTERM handler cli_main installs; read while waiting for --start-at. */
@@ -286,6 +287,13 @@ int cli_main(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg.preload_tmpls && (r = preload_run(&cfg, err, sizeof(err))) != 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        fprintf(stderr, "wharf-load: %s\n", err);
+        load_config_free(&cfg);
+        return r < 0 ? 3 : 1;
+    }
     if (cfg.start_at_ns && wait_start(cfg.start_at_ns) != 0) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);

@@ -124,6 +124,8 @@ static int engine_raise_fd_limit(const struct engine *en, char *err, size_t errl
 
 /* Allocates the result's and the threads' histograms and series, and the threads' event
  * loops. Returns 0, or -1 with a message in err. */
+static int engine_alloc_cmd(const struct load_config *cfg, struct hist **cmd);
+
 static int engine_alloc(struct engine *en, char *err, size_t errlen)
 {
     struct load_result *res = en->res;
@@ -138,6 +140,8 @@ static int engine_alloc(struct engine *en, char *err, size_t errlen)
     en->tid = calloc(en->nt, sizeof(*en->tid));
     if (!res->corrected || !res->raw || !res->connect || !res->handshake || !en->th || !en->tid)
         goto nomem;
+    if (engine_alloc_cmd(en->cfg, res->cmd) != 0)
+        goto nomem;
     for (i = 0; i < en->nt; i++) {
         struct load_thread *th = &en->th[i];
 
@@ -146,7 +150,8 @@ static int engine_alloc(struct engine *en, char *err, size_t errlen)
         th->connect = hist_new();
         th->handshake = hist_new();
         th->series = series_new(0, 0, en->cfg->interval_ns);
-        if (!th->corrected || !th->raw || !th->connect || !th->handshake || !th->series)
+        if (!th->corrected || !th->raw || !th->connect || !th->handshake || !th->series ||
+            engine_alloc_cmd(en->cfg, th->cmd) != 0)
             goto nomem;
         rc = loop_init(&th->loop, 4, 4);
         if (rc < 0) {
@@ -169,6 +174,17 @@ static int engine_alloc(struct engine *en, char *err, size_t errlen)
 nomem:
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+/* Templates: one histogram per template (per-command latency). Returns 0 or -1. */
+static int engine_alloc_cmd(const struct load_config *cfg, struct hist **cmd)
+{
+    unsigned k;
+
+    for (k = 0; cfg->tmpls && k < cfg->tmpls->n; k++)
+        if (!(cmd[k] = hist_new()))
+            return -1;
+    return 0;
 }
 
 /* Sets the timeline of the run from now and gives each thread its share. Returns 0, or -1
@@ -348,6 +364,9 @@ static int engine_merge(struct engine *en)
         hist_merge(res->raw, th->raw);
         hist_merge(res->connect, th->connect);
         hist_merge(res->handshake, th->handshake);
+        for (s = 0; s < TMPL_MAX; s++)
+            if (res->cmd[s] && th->cmd[s])
+                hist_merge(res->cmd[s], th->cmd[s]);
         tls_tally_merge(&res->tally, &th->tally);
         th->series->span_ns = load_now() - en->clk.t0;
         if (series_merge(res->series, th->series) != 0)
@@ -374,13 +393,15 @@ static int engine_merge(struct engine *en)
 /* Releases the threads' histograms, series and event loops. */
 static void engine_free(struct engine *en)
 {
-    unsigned i;
+    unsigned i, k;
 
     for (i = 0; en->th && i < en->nt; i++) {
         hist_free(en->th[i].corrected);
         hist_free(en->th[i].raw);
         hist_free(en->th[i].connect);
         hist_free(en->th[i].handshake);
+        for (k = 0; k < TMPL_MAX; k++)
+            hist_free(en->th[i].cmd[k]);
         series_free(en->th[i].series);
         if (en->th[i].loop_ready)
             loop_destroy(&en->th[i].loop);
@@ -449,6 +470,10 @@ void engine_result_free(struct load_result *res)
     hist_free(res->raw);
     hist_free(res->connect);
     hist_free(res->handshake);
+    for (int k = 0; k < TMPL_MAX; k++) {
+        hist_free(res->cmd[k]);
+        res->cmd[k] = NULL;
+    }
     series_free(res->series);
     res->series = NULL;
     res->corrected = res->raw = res->connect = res->handshake = NULL;

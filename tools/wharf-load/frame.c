@@ -5,6 +5,7 @@
 #endif
 #include "frame.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,9 +221,13 @@ int frame_parse(struct frame_spec *fs, const char *arg, char *err, size_t errlen
         fs->kind = FK_HTTP;
         return 0;
     }
+    if (!strcmp(arg, "resp")) {
+        fs->kind = FK_RESP;
+        return 0;
+    }
     return ferr(err, errlen, arg,
                 "unknown framing: expected delim:STR, fixed:N, len:OFF:WIDTH:ENDIAN[:COUNTS], "
-                "line:FIELD[:EXTRA], regex:RE, memcache or http");
+                "line:FIELD[:EXTRA], regex:RE, memcache, http or resp");
 }
 
 void frame_spec_free(struct frame_spec *fs)
@@ -770,6 +775,111 @@ static enum frame_rc feed_http(const struct frame_spec *fs, struct frame_state *
     }
 }
 
+/* The signed decimal of a RESP header line l[1, n) (after the type byte). Returns 0 or -1. */
+static int resp_int(const uint8_t *l, size_t n, long long *v)
+{
+    char tmp[24], *end;
+
+    if (n < 2 || n - 1 >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, l + 1, n - 1);
+    tmp[n - 1] = '\0';
+    errno = 0;
+    *v = strtoll(tmp, &end, 10);
+    return errno || *end || end == tmp ? -1 : 0;
+}
+
+/* One RESP value: header lines are parsed once each (st->pos: the next one), bulk data is
+ * skipped by its length, st->items counts the values still to come. */
+static enum frame_rc feed_resp(const struct frame_spec *fs, struct frame_state *st,
+                               const uint8_t *buf, size_t len, size_t *rl, const char **why)
+{
+    if (st->phase == FP_START && st->items == 0)
+        st->items = 1;
+    while (st->items > 0) {
+        const uint8_t *l;
+        long long v;
+        long nl;
+        size_t n;
+
+        if (st->phase == FP_RESP_BULK) {
+            if (len < st->need)
+                return FRAME_NEED;
+            if (buf[st->need - 2] != '\r' || buf[st->need - 1] != '\n') {
+                *why = "RESP bulk string not followed by \\r\\n";
+                return FRAME_GARBAGE;
+            }
+            st->pos = st->scanned = st->need;
+            st->need = 0;
+            st->phase = FP_START;
+            st->items--;
+            continue;
+        }
+        nl = find_nl(buf, st->scanned > st->pos ? st->scanned : st->pos, len);
+        if (nl < 0) {
+            st->scanned = len;
+            return FRAME_NEED;
+        }
+        l = buf + st->pos;
+        n = (size_t)nl - st->pos; /* up to the \n */
+        if (n < 1 || l[n - 1] != '\r') {
+            *why = "RESP line not ended by \\r\\n";
+            return FRAME_GARBAGE;
+        }
+        n--;
+        st->scanned = (size_t)nl + 1;
+        switch (n ? l[0] : 0) {
+        case '-':
+            st->status = 500;
+            /* fall through */
+        case '+':
+        case ':':
+        case '_':
+        case ',':
+        case '#':
+            st->items--;
+            break;
+        case '$':
+            if (resp_int(l, n, &v) != 0 || v < -1) {
+                *why = "RESP bulk string with a bad length";
+                return FRAME_GARBAGE;
+            }
+            if (v == -1) {
+                st->items--;
+                break;
+            }
+            if ((unsigned long long)v > fs->max_reply) {
+                *why = "RESP bulk string longer than --max-reply";
+                return FRAME_TOO_LONG;
+            }
+            st->need = (size_t)nl + 1 + (size_t)v + 2;
+            st->phase = FP_RESP_BULK;
+            break;
+        case '*':
+            if (resp_int(l, n, &v) != 0 || v < -1) {
+                *why = "RESP array with a bad length";
+                return FRAME_GARBAGE;
+            }
+            if ((unsigned long long)(v + 1) > fs->max_reply) {
+                *why = "RESP array longer than --max-reply";
+                return FRAME_TOO_LONG;
+            }
+            st->items += v > 0 ? (uint64_t)v - 1 : 0;
+            if (v <= 0)
+                st->items--;
+            break;
+        default:
+            *why = "not a RESP value (expected + - : $ * _ , or #)";
+            return FRAME_GARBAGE;
+        }
+        st->pos = (size_t)nl + 1;
+    }
+    if (!st->status)
+        st->status = 200;
+    *rl = st->pos;
+    return FRAME_DONE;
+}
+
 enum frame_rc frame_feed(const struct frame_spec *fs, struct frame_state *st, const uint8_t *buf,
                          size_t len, size_t *reply_len, const char **why)
 {
@@ -790,6 +900,7 @@ enum frame_rc frame_feed(const struct frame_spec *fs, struct frame_state *st, co
     case FK_REGEX: rc = feed_regex(fs, buf, len, &rl); break;
     case FK_MEMCACHE: rc = feed_memcache(st, buf, len, &rl, why); break;
     case FK_HTTP: rc = feed_http(fs, st, buf, len, &rl, why); break;
+    case FK_RESP: rc = feed_resp(fs, st, buf, len, &rl, why); break;
     }
     if (rc == FRAME_DONE && rl > fs->max_reply)
         rc = FRAME_TOO_LONG;

@@ -20,9 +20,12 @@
  *   memcache                    memcached text protocol replies (VALUE ... END, STORED, ...)
  *   http                        HTTP/1.1 responses: status line, headers, Content-Length or
  *                               chunked body
+ *   resp                        one RESP (Redis) value: +simple, -error (status 500),
+ *                               :integer, $bulk (or $-1), *array of values (nested), and the
+ *                               RESP3 scalars _ , # (status 200 unless an error is in it)
  *
  * Checks (--expect): literal:STR (the whole reply), prefix:STR, regex:RE (matched anywhere
- * in the reply), status:LO-HI (the reply status, for memcache and http framing).
+ * in the reply), status:LO-HI (the reply status, for memcache, http and resp framing).
  */
 #ifndef WLOAD_FRAME_H
 #define WLOAD_FRAME_H
@@ -35,7 +38,7 @@
 #define FRAME_DEFAULT_MAX_REPLY (1u << 20)
 #define FRAME_MAX_DELIM 64
 
-enum frame_kind { FK_DELIM, FK_FIXED, FK_LEN, FK_LINE, FK_REGEX, FK_MEMCACHE, FK_HTTP };
+enum frame_kind { FK_DELIM, FK_FIXED, FK_LEN, FK_LINE, FK_REGEX, FK_MEMCACHE, FK_HTTP, FK_RESP };
 enum frame_counts { FC_ALL, FC_AFTER, FC_PLUS };
 
 struct frame_spec {
@@ -63,6 +66,7 @@ enum frame_phase {
     FP_HTTP_TRAILERS,   /* http: trailers until an empty line */
     FP_HTTP_CHUNK_DATA, /* http: chunk data up to `need` */
     FP_HTTP_BODY,       /* http: a body of known length up to `need` */
+    FP_RESP_BULK,       /* resp: bulk string data and its \r\n up to `need` */
 };
 
 /* Progress on the reply being received; zero it (frame_reset) for each new reply. */
@@ -71,7 +75,8 @@ struct frame_state {
     size_t pos;     /* memcache/http: start of the next unit (line, chunk) to parse */
     size_t need;    /* total length once known (0: unknown) */
     enum frame_phase phase; /* memcache/http: what is expected at pos */
-    int status;     /* http status code; memcache: 200 normal reply, 500 error line */
+    int status;     /* http status code; memcache, resp: 200 normal reply, 500 error */
+    uint64_t items; /* resp: values still to come (nested arrays add theirs) */
 };
 
 enum frame_rc { FRAME_NEED, FRAME_DONE, FRAME_TOO_LONG, FRAME_GARBAGE };
@@ -81,6 +86,7 @@ static inline void frame_reset(struct frame_state *st)
     st->scanned = st->pos = st->need = 0;
     st->phase = FP_START;
     st->status = 0;
+    st->items = 0;
 }
 
 /* Parses a --frame argument into fs (max_reply set to the default). Returns 0, or -1 with a

@@ -9,6 +9,7 @@
 #include "thread.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -62,6 +63,13 @@ enum {
     O_TICK,
     O_HLOG,
     O_CSV,
+    /* cache workloads */
+    O_KEY_PATTERN,
+    O_RATIO,
+    O_MGET,
+    O_PRELOAD,
+    /* templates */
+    O_NAME,
 };
 
 void load_config_defaults(struct load_config *cfg)
@@ -89,6 +97,11 @@ void load_config_free(struct load_config *cfg)
         tmpl_set_free(cfg->tmpls);
         free(cfg->tmpls);
         cfg->tmpls = NULL;
+    }
+    if (cfg->preload_tmpls) {
+        tmpl_set_free(cfg->preload_tmpls);
+        free(cfg->preload_tmpls);
+        cfg->preload_tmpls = NULL;
     }
     tls_client_free(cfg->tls_client);
     cfg->tls_client = NULL;
@@ -146,6 +159,12 @@ static const struct option long_opts[] = {
     {"tick", required_argument, NULL, O_TICK},
     {"hlog", required_argument, NULL, O_HLOG},
     {"csv", required_argument, NULL, O_CSV},
+    {"key-pattern", required_argument, NULL, O_KEY_PATTERN},
+    {"ratio", required_argument, NULL, O_RATIO},
+    {"mget", required_argument, NULL, O_MGET},
+    {"preload", no_argument, NULL, O_PRELOAD},
+    {"name", required_argument, NULL, O_NAME},
+    {"header", required_argument, NULL, 'H'},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -155,11 +174,11 @@ static const struct option long_opts[] = {
 
 void opts_usage(FILE *f)
 {
-    fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT)\n"
+    fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT; or an http[s]:// URL)\n"
           "       wharf-load --merge [OPTIONS] FILE...     (report on saved histograms)\n"
           "\n"
           "Load generator for request/response servers: echo (TCP, UDP; every echo verified\n"
-          "byte for byte), request templates with reply framing and checks, memcache, http.\n"
+          "byte for byte), request templates with reply framing and checks, memcache, redis, http.\n"
           "\n"
           "Load:\n"
           "  -u, --udp                 UDP datagrams instead of TCP\n"
@@ -201,25 +220,36 @@ void opts_usage(FILE *f)
           "      (--churn N: a new connection, so a new handshake, every N exchanges)\n"
           "\n"
           "Request/response protocols (TCP; replies come back in order on a connection):\n"
-          "      --proto P             echo (default), memcache (get/set mix) or http (GET)\n"
+          "      --proto P             echo (default), memcache or redis (get/set mix of verified\n"
+          "                            values) or http (GET)\n"
           "      --request TEXT        a request template (escapes \\r \\n \\xHH; placeholders\n"
-          "                            {seq} {conn} {key} {rand:N} {rand:MIN-MAX} {size} {ts});\n"
-          "                            repeat for a mix. The options below apply to the last\n"
-          "                            template, or to all when given before the first\n"
+          "                            {seq} {conn} {key} {value} {rand:N} {rand:MIN-MAX} {size}\n"
+          "                            {ts}); repeat for a mix. The options below apply to the\n"
+          "                            last template, or to all when given before the first\n"
           "      --request-file FILE   a template read from FILE, byte for byte\n"
           "      --weight W            share of this template in the mix (default 1)\n"
+          "      --name NAME           the template's name in reports (default 1, 2, ...)\n"
           "      --frame SPEC          where a reply ends: delim:STR (default delim:\\n),\n"
           "                            fixed:N, len:OFF:WIDTH:be|le[:all|after|+N],\n"
-          "                            line:FIELD[:EXTRA], regex:RE, memcache, http\n"
+          "                            line:FIELD[:EXTRA], regex:RE, memcache, http, resp\n"
           "      --expect SPEC         check each reply: literal:STR, prefix:STR, regex:RE,\n"
-          "                            status:LO-HI (memcache, http framing)\n"
+          "                            status:LO-HI (memcache, http, resp framing; the default\n"
+          "                            of memcache and resp: status:200, errors fail)\n"
           "      --max-reply SIZE      longest reply accepted (default 1M)\n"
           "      --keys N              key space of {key} (default 10000)\n"
-          "      --key-dist D          uniform (default) or zipf[:S] (S default 0.99)\n"
+          "      --key-pattern P       seq, uniform (default), zipf[:S] (S default 0.99) or\n"
+          "                            gauss[:MEAN,SD] (default N/2, N/6); --key-dist is the same\n"
           "      --key-prefix S        (default key:)\n"
-          "      --value-size N|MIN-MAX  memcache: value bytes of sets (default 100)\n"
-          "      --set-ratio F         memcache: share of sets, 0..1 (default 0.1)\n"
+          "      --value-size N|MIN-MAX  memcache, redis: value bytes of sets (default 100)\n"
+          "      --set-ratio F         memcache, redis: share of sets, 0..1 (default 0.1)\n"
+          "      --ratio SET:GET       memcache, redis: sets to gets, e.g. 1:10 (= --set-ratio 1/11)\n"
+          "      --mget N              memcache, redis: keys per get, 1..100 (default 1)\n"
+          "      --preload             memcache, redis: set every key once, in order, before the run\n"
           "      --path P              http: the path to GET (default /)\n"
+          "  -H, --header 'N: V'       http: a request header (repeatable; values may hold\n"
+          "                            placeholders; a Host header replaces the default)\n"
+          "  (the target may be a URL, http[s]://HOST[:PORT][/PATH]: --proto http, that path,\n"
+          "   --tls for https)\n"
           "\n"
           "Time series and several machines:\n"
           "      --interval T          time series interval (default 1s)\n"
@@ -618,6 +648,7 @@ struct req_arg {
     bool file;
     const char *frame, *expect; /* NULL: the defaults */
     double weight;              /* < 0: the default */
+    const char *name;           /* --name; NULL: its number */
 };
 
 struct tmpl_args {
@@ -627,10 +658,16 @@ struct tmpl_args {
     double weight;
     const char *proto;
     uint64_t keys;
-    double zipf_s;
     const char *key_prefix;
     uint64_t vmin, vmax;
     double set_ratio;
+    enum keys_pattern pattern;
+    double kp1, kp2; /* the pattern's parameters (keys_parse) */
+    uint64_t mget;
+    bool preload;
+    const char *headers[TMPL_MAX_HEADERS]; /* -H, in order */
+    unsigned nheaders;
+    bool path_set;
     const char *path;
     bool size_set, keys_set;
 };
@@ -689,12 +726,124 @@ static int add_template(struct tmpl_set *ts, const char *name, const char *text,
     if (frame_parse(&t->frame, frame, err, errlen) != 0)
         return -1;
     t->frame.max_reply = max_reply;
+    /* memcache and resp framing: an error (ERROR, SERVER_ERROR ..., -ERR ...) never passes */
+    if (!expect && (t->frame.kind == FK_MEMCACHE || t->frame.kind == FK_RESP))
+        expect = "status:200";
     if (expect && frame_check_parse(&t->check, expect, err, errlen) != 0)
         return -1;
-    if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE)
-        return fail(err, errlen, "--expect status: needs --frame http or memcache (template %s)",
+    /* literal:/prefix: with placeholders: the reply expected for each request */
+    if ((t->check.kind == CK_LITERAL || t->check.kind == CK_PREFIX) &&
+        tmpl_has_placeholders(t->check.lit, t->check.lit_len) &&
+        tmpl_set_expect(t, t->check.lit, t->check.lit_len, e2, sizeof(e2)) != 0)
+        return fail(err, errlen, "--expect (template %s): %s", name, e2);
+    if (t->check.kind == CK_STATUS && t->frame.kind != FK_HTTP && t->frame.kind != FK_MEMCACHE &&
+        t->frame.kind != FK_RESP)
+        return fail(err, errlen, "--expect status: needs --frame http, memcache or resp (template %s)",
                     name);
     return 0;
+}
+
+/* The get and set templates of a cache mode (memcache text protocol or RESP). */
+static void cache_requests(const struct tmpl_set *ts, const struct tmpl_args *ta, bool redis,
+                           char *get, size_t getlen, char *set, size_t setlen)
+{
+    size_t klen = keys_len(&ts->keys), n;
+    unsigned i;
+
+    if (!redis) {
+        snprintf(set, setlen, "set {key} 0 0 {size}\\r\\n{value}\\r\\n");
+        n = (size_t)snprintf(get, getlen, "get");
+        for (i = 0; i < ta->mget; i++)
+            n += (size_t)snprintf(get + n, getlen - n, " {key}");
+        snprintf(get + n, getlen - n, "\\r\\n");
+        return;
+    }
+    snprintf(set, setlen, "*3\\r\\n$3\\r\\nSET\\r\\n$%zu\\r\\n{key}\\r\\n${size}\\r\\n{value}\\r\\n", klen);
+    if (ta->mget > 1)
+        n = (size_t)snprintf(get, getlen, "*%llu\\r\\n$4\\r\\nMGET\\r\\n",
+                             (unsigned long long)ta->mget + 1);
+    else
+        n = (size_t)snprintf(get, getlen, "*2\\r\\n$3\\r\\nGET\\r\\n");
+    for (i = 0; i < ta->mget; i++)
+        n += (size_t)snprintf(get + n, getlen - n, "$%zu\\r\\n{key}\\r\\n", klen);
+}
+
+/* --proto memcache and redis: sets of verifiable values and gets (of --mget keys) whose
+ * replies are verified; with --preload also the set-only mix of the preload, over a seq key
+ * space. */
+static int build_cache(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
+                       char *err, size_t errlen)
+{
+    bool redis = !strcmp(ta->proto, "redis");
+    const char *frame = redis ? "resp" : "memcache";
+    const char *stored = redis ? "literal:+OK\\r\\n" : "literal:STORED\\r\\n";
+    char get[4096], set[256];
+    struct tmpl_set *pl;
+    int rc = 0;
+
+    snprintf(ts->proto, sizeof(ts->proto), "%s", ta->proto);
+    cache_requests(ts, ta, redis, get, sizeof(get), set, sizeof(set));
+    if (ta->set_ratio < 1) {
+        rc = add_template(ts, ta->mget > 1 ? "mget" : "get", get, false, frame, "status:200",
+                          1 - ta->set_ratio, cfg->max_reply, err, errlen);
+        ts->t[ts->n - 1].verify = redis ? CV_REDIS : CV_MEMCACHE;
+    }
+    if (rc == 0 && ta->set_ratio > 0)
+        rc = add_template(ts, "set", set, false, frame, stored, ta->set_ratio, cfg->max_reply, err,
+                          errlen);
+    if (rc != 0 || !ta->preload)
+        return rc;
+    pl = cfg->preload_tmpls = calloc(1, sizeof(*pl));
+    if (!pl || keys_init(&pl->keys, ta->keys, KP_SEQ, 0, 0, ta->key_prefix) != 0)
+        return fail(err, errlen, "out of memory");
+    pl->values = ts->values;
+    snprintf(pl->proto, sizeof(pl->proto), "%s", ta->proto);
+    if (add_template(pl, "set", set, false, frame, stored, 1, cfg->max_reply, err, errlen) != 0)
+        return -1;
+    tmpl_set_finish(pl);
+    return 0;
+}
+
+/* Appends s to out (of size cap, used n) with its backslashes doubled, so that the
+ * template's escape decoding gives s back. */
+static size_t put_escaped(char *out, size_t cap, size_t n, const char *s)
+{
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '\\')
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* --proto http: GET PATH with Host (unless -H gives one) and the -H headers, whose values
+ * may hold placeholders ({seq}, {key}, ...). */
+static int build_http(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
+                      char *err, size_t errlen)
+{
+    char req[40000];
+    size_t n = 0;
+    bool host = false;
+    unsigned i;
+
+    /* add_template decodes escapes: line ends are written as the escape \r\n */
+    n = put_escaped(req, sizeof(req), n, "GET ");
+    n = put_escaped(req, sizeof(req), n, ta->path);
+    n = put_escaped(req, sizeof(req), n, " HTTP/1.1");
+    for (i = 0; i < ta->nheaders; i++)
+        host |= !strncasecmp(ta->headers[i], "host:", 5);
+    if (!host) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\nHost: ");
+        n = put_escaped(req, sizeof(req), n, cfg->target);
+    }
+    for (i = 0; i < ta->nheaders; i++) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\n");
+        n = put_escaped(req, sizeof(req), n, ta->headers[i]);
+    }
+    snprintf(req + n, sizeof(req) - n, "\\r\\n\\r\\n");
+    return add_template(ts, "GET", req, false, "http", ta->expect ? ta->expect : "status:200-299",
+                        1, cfg->max_reply, err, errlen);
 }
 
 static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *err, size_t errlen)
@@ -720,43 +869,36 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
     ts = cfg->tmpls = calloc(1, sizeof(*ts));
     if (!ts)
         return fail(err, errlen, "out of memory");
-    tmpl_keys_init(&ts->keys, ta->keys, ta->zipf_s, ta->key_prefix);
-    if (!strcmp(ta->proto, "memcache")) {
-        char set[128];
-
-        snprintf(ts->proto, sizeof(ts->proto), "memcache");
+    if (keys_init(&ts->keys, ta->keys, ta->pattern, ta->kp1, ta->kp2, ta->key_prefix) != 0)
+        return fail(err, errlen, "out of memory");
+    ts->values = (struct cache_values){(uint32_t)ta->vmin, (uint32_t)ta->vmax};
+    if ((ta->mget > 1 || ta->preload) && strcmp(ta->proto, "memcache") && strcmp(ta->proto, "redis"))
+        return fail(err, errlen, "%s: applies to --proto memcache or redis",
+                    ta->preload ? "--preload" : "--mget");
+    if (!strcmp(ta->proto, "memcache") || !strcmp(ta->proto, "redis")) {
         if (ta->frame || ta->expect)
-            return fail(err, errlen, "%s: --proto memcache sets its own", ta->frame ? "--frame" : "--expect");
-        snprintf(set, sizeof(set), "set {key} 0 0 {size}\\r\\n{rand:%llu-%llu}\\r\\n",
-                 (unsigned long long)ta->vmin, (unsigned long long)ta->vmax);
-        if (ta->set_ratio < 1)
-            rc = add_template(ts, "get", "get {key}\\r\\n", false, "memcache", "status:200",
-                              1 - ta->set_ratio, cfg->max_reply, err, errlen);
-        if (rc == 0 && ta->set_ratio > 0)
-            rc = add_template(ts, "set", set, false, "memcache", "literal:STORED\\r\\n",
-                              ta->set_ratio, cfg->max_reply, err, errlen);
+            return fail(err, errlen, "%s: --proto %s sets its own", ta->frame ? "--frame" : "--expect",
+                        ta->proto);
+        rc = build_cache(cfg, ts, ta, err, errlen);
     } else if (!strcmp(ta->proto, "http")) {
-        char req[1024];
-
         snprintf(ts->proto, sizeof(ts->proto), "http");
         if (ta->frame)
             return fail(err, errlen, "--frame: --proto http frames HTTP responses itself");
         if (strchr(ta->path, ' ') || strchr(ta->path, '\r') || strchr(ta->path, '\n') ||
             ta->path[0] != '/' || strlen(ta->path) > 400)
             return expected(err, errlen, "--path", "a path starting with / without blanks", ta->path);
-        /* {{ keeps a brace in the path literal */
-        snprintf(req, sizeof(req), "GET %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n", ta->path,
-                 cfg->target);
         if (strchr(ta->path, '{'))
             return expected(err, errlen, "--path", "a path without braces", ta->path);
-        rc = add_template(ts, "GET", req, false, "http", ta->expect ? ta->expect : "status:200-299",
-                          1, cfg->max_reply, err, errlen);
+        rc = build_http(cfg, ts, ta, err, errlen);
     } else if (!strcmp(ta->proto, "echo")) {
         snprintf(ts->proto, sizeof(ts->proto), "templates");
         for (i = 0; i < ta->n && rc == 0; i++) {
             const struct req_arg *r = &ta->r[i];
 
-            snprintf(name, sizeof(name), "%u", i + 1);
+            if (r->name)
+                snprintf(name, sizeof(name), "%s", r->name);
+            else
+                snprintf(name, sizeof(name), "%u", i + 1);
             rc = add_template(ts, name, r->text, r->file,
                               r->frame ? r->frame : ta->frame ? ta->frame : "delim:\\n",
                               r->expect ? r->expect : ta->expect,
@@ -764,34 +906,12 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
                               cfg->max_reply, err, errlen);
         }
     } else {
-        return expected(err, errlen, "--proto", "echo, memcache or http", ta->proto);
+        return expected(err, errlen, "--proto", "echo, memcache, redis or http", ta->proto);
     }
     if (rc != 0)
         return -1;
     tmpl_set_finish(ts);
     return 0;
-}
-
-/* --key-dist uniform | zipf | zipf:S */
-static int opt_key_dist(const char *a, double *s, char *err, size_t errlen)
-{
-    char *end;
-
-    if (!strcmp(a, "uniform")) {
-        *s = 0;
-        return 0;
-    }
-    if (!strcmp(a, "zipf")) {
-        *s = 0.99;
-        return 0;
-    }
-    if (!strncmp(a, "zipf:", 5)) {
-        errno = 0;
-        *s = strtod(a + 5, &end);
-        if (!errno && end != a + 5 && !*end && *s > 0 && *s <= 10)
-            return 0;
-    }
-    return expected(err, errlen, "--key-dist", "uniform, zipf or zipf:S with S in (0, 10]", a);
 }
 
 /* --start-at: @UNIX[.frac], +DELAY, HH:MM:SS (today, local), YYYY-MM-DDTHH:MM:SS[.frac][Z] */
@@ -872,6 +992,7 @@ static void tmpl_args_defaults(struct tmpl_args *ta)
     ta->key_prefix = "key:";
     ta->vmin = ta->vmax = 100;
     ta->set_ratio = 0.1;
+    ta->mget = 1;
     ta->path = "/";
 }
 
@@ -932,6 +1053,16 @@ static int opt_request(int c, const char *a, struct tmpl_args *ta, struct req_ar
         (*last)->file = c == O_REQUEST_FILE;
         (*last)->weight = -1;
         return 0;
+    case O_NAME:
+        if (!*last)
+            return fail(err, errlen, "--name: names the --request given before it");
+        if (!*a || strlen(a) > 24 || strpbrk(a, " \t\r\n\"\\"))
+            return expected(err, errlen, "--name", "1 to 24 characters without blanks or quotes", a);
+        for (unsigned i = 0; i + 1 < ta->n; i++)
+            if (ta->r[i].name && !strcmp(ta->r[i].name, a))
+                return fail(err, errlen, "--name '%s': two templates have that name", a);
+        (*last)->name = a;
+        return 0;
     case O_WEIGHT:
         if (parse_scaled(a, &w) != 0 || w < 0 || w > 1e9)
             return expected(err, errlen, "--weight", "a weight of at least 0", a);
@@ -952,12 +1083,32 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
 {
     switch (c) {
     case O_PROTO:
-        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "http"))
-            return expected(err, errlen, "--proto", "echo, memcache or http", a);
+        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "redis") && strcmp(a, "http"))
+            return expected(err, errlen, "--proto", "echo, memcache, redis or http", a);
         ta->proto = a;
         return 0;
     case O_KEYS: return opt_uint("--keys", a, 1, 1000000000000ull, &ta->keys, err, errlen);
-    case O_KEY_DIST: return opt_key_dist(a, &ta->zipf_s, err, errlen);
+    case O_KEY_DIST:
+    case O_KEY_PATTERN:
+        if (keys_parse(a, &ta->pattern, &ta->kp1, &ta->kp2) != 0)
+            return expected(err, errlen, c == O_KEY_DIST ? "--key-dist" : "--key-pattern",
+                            "seq, uniform, zipf, zipf:S with S in (0, 10], gauss or gauss:MEAN,SD", a);
+        return 0;
+    case O_RATIO: {
+        double sets, gets;
+        char *end, *end2;
+
+        errno = 0;
+        sets = strtod(a, &end);
+        gets = *end == ':' ? strtod(end + 1, &end2) : -1;
+        if (errno || end == a || *end != ':' || *end2 || sets < 0 || gets < 0 || sets + gets <= 0 ||
+            sets > 1e9 || gets > 1e9)
+            return expected(err, errlen, "--ratio", "SET:GET, e.g. 1:10 or 0:1", a);
+        ta->set_ratio = sets / (sets + gets);
+        return 0;
+    }
+    case O_MGET: return opt_uint("--mget", a, 1, 100, &ta->mget, err, errlen);
+    case O_PRELOAD: ta->preload = true; return 0;
     case O_KEY_PREFIX:
         if (strlen(a) > 120 || strpbrk(a, " \r\n{}"))
             return expected(err, errlen, "--key-prefix",
@@ -969,7 +1120,25 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
         if (parse_scaled(a, &ta->set_ratio) != 0 || ta->set_ratio < 0 || ta->set_ratio > 1)
             return expected(err, errlen, "--set-ratio", "a share from 0 to 1 (e.g. 0.1)", a);
         return 0;
-    case O_PATH: ta->path = a; return 0;
+    case O_PATH:
+        ta->path = a;
+        ta->path_set = true;
+        return 0;
+    case 'H': {
+        const char *colon = strchr(a, ':');
+        size_t k;
+
+        if (ta->nheaders == TMPL_MAX_HEADERS)
+            return fail(err, errlen, "-H: at most %d headers", TMPL_MAX_HEADERS);
+        for (k = 0; colon && a + k < colon; k++)
+            if (!strchr("!#$%&'*+-.^_`|~", a[k]) && !isalnum((unsigned char)a[k]))
+                break;
+        if (!colon || colon == a || a + k != colon || strpbrk(a, "\r\n") || strlen(a) > 1000)
+            return expected(err, errlen, "-H", "'Name: value' (a header name, a colon, no line breaks)",
+                            a);
+        ta->headers[ta->nheaders++] = a;
+        return 0;
+    }
     default: return 1;
     }
 }
@@ -1110,12 +1279,49 @@ static int tls_finish(struct load_config *cfg, const char *target, char *err, si
     return cfg->tls_client ? 0 : -1;
 }
 
+/* A URL target, http://HOST[:PORT][/PATH] or https://...: the HOST:PORT into out (port 80
+ * or 443 by default), the path for --proto http (the default mode then), --tls for https.
+ * Returns 0 (out untouched when `a` is not a URL), or -1 with a message in err. */
+static int url_target(struct load_config *cfg, struct tmpl_args *ta, const char *a, char *out,
+                      size_t outlen, char *err, size_t errlen)
+{
+    bool tls = !strncasecmp(a, "https://", 8);
+    const char *h, *slash, *close;
+    size_t hl;
+    bool port;
+
+    if (!tls && strncasecmp(a, "http://", 7))
+        return 0;
+    h = a + (tls ? 8 : 7);
+    slash = strchr(h, '/');
+    hl = slash ? (size_t)(slash - h) : strlen(h);
+    if (hl == 0 || hl + 7 > outlen || memchr(h, '@', hl))
+        return fail(err, errlen, "target '%s': expected http://HOST[:PORT][/PATH]", a);
+    close = h[0] == '[' ? memchr(h, ']', hl) : NULL;
+    port = close ? close + 1 < h + hl && close[1] == ':' : memchr(h, ':', hl) != NULL;
+    snprintf(out, outlen, "%.*s%s", (int)hl, h, port ? "" : tls ? ":443" : ":80");
+    if (ta->path_set)
+        return fail(err, errlen, "--path: the URL target '%s' gives the path", a);
+    if (!strcmp(ta->proto, "echo") && ta->n == 0)
+        ta->proto = "http";
+    if (strcmp(ta->proto, "http"))
+        return fail(err, errlen, "target '%s': a URL goes with --proto http, not %s", a,
+                    ta->n ? "templates" : ta->proto);
+    ta->path = slash ? slash : "/";
+    if (tls)
+        cfg->tls.on = true;
+    return 0;
+}
+
 /* After the options: the --merge files, or the target, then the checks that tie options
  * together, the defaults that depend on others, and the templates. Returns 0 or -1 with a
  * message in err. */
 static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tmpl_args *ta,
                        char *err, size_t errlen)
 {
+    char url[256] = ""; /* fits resolve_target's host buffer */
+    const char *target = optind < argc ? argv[optind] : "";
+
     if (cfg->merge) {
         if (optind >= argc)
             return fail(err, errlen, "--merge: expected one or more histogram files");
@@ -1128,6 +1334,10 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
     if (argc - optind > 1)
         return fail(err, errlen, "expected one target, got '%s' and '%s'", argv[optind],
                     argv[optind + 1]);
+    if (url_target(cfg, ta, argv[optind], url, sizeof(url), err, errlen) != 0)
+        return -1;
+    if (url[0])
+        target = url;
     if (cfg->udp && cfg->msg.size_max > LOAD_MAX_UDP_SIZE)
         return fail(err, errlen, "--size: UDP datagrams carry at most %u bytes", LOAD_MAX_UDP_SIZE);
     if (cfg->udp && cfg->churn)
@@ -1148,13 +1358,13 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
                     cfg->threads, cfg->connections);
     if (cfg->threads == 0)
         cfg->threads = load_default_threads(cfg->connections);
-    if (resolve_target(cfg, argv[optind], err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
+    if (resolve_target(cfg, target, err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
         return -1;
     if (build_templates(cfg, ta, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }
-    if (cfg->tls.on && tls_finish(cfg, argv[optind], err, errlen) != 0) {
+    if (cfg->tls.on && tls_finish(cfg, target, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }
@@ -1171,7 +1381,7 @@ int opts_parse(struct load_config *cfg, int argc, char **argv, FILE *out, char *
     tmpl_args_defaults(&ta);
     optind = 0; /* full reset, so tests may parse several times */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:c:p:s:d:n:w:r:ujPo:qmhVH:", long_opts, NULL)) != -1) {
         r = opt_one(c, optarg, argv, cfg, &ta, &last, out, err, errlen);
         if (r != 0)
             return r;

@@ -43,6 +43,11 @@ struct load_config {
 
     /* what is sent: echo messages (tmpls NULL) or request templates with reply framing */
     struct tmpl_set *tmpls; /* owned: load_config_free releases it */
+    /* --preload (cache workloads): the set-only mix that fills the key space first (owned),
+     * and what the preload run did, for the report (cli.c fills them in) */
+    struct tmpl_set *preload_tmpls;
+    bool preloaded;
+    uint64_t preload_sets, preload_errors, preload_ns;
     uint32_t max_reply;     /* templates: longest reply accepted (--max-reply) */
 
     /* TLS (TCP only): the --tls options, and the context made from them when --tls is on

@@ -144,6 +144,34 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
 }
 
 /* The human report's messages line, backlog and latency table. */
+/* Templates: latency per command (template) when there are several, and for cache
+ * workloads the hits, misses and the preload. */
+static void human_commands(FILE *f, const struct load_config *cfg, const struct load_result *res)
+{
+    const _Atomic uint64_t *c = res->st.c;
+    char label[40], pattern[64];
+    unsigned k;
+
+    if (!cfg->tmpls)
+        return;
+    for (k = 0; cfg->tmpls->n > 1 && k < cfg->tmpls->n; k++) {
+        snprintf(label, sizeof(label), "  %.9s", cfg->tmpls->t[k].name);
+        if (res->cmd[k])
+            latency_row(f, label, res->cmd[k]);
+    }
+    if (strcmp(cfg->tmpls->proto, "memcache") && strcmp(cfg->tmpls->proto, "redis"))
+        return;
+    keys_describe(&cfg->tmpls->keys, pattern, sizeof(pattern));
+    fprintf(f, "  %-11s %" PRIu64 " hits, %" PRIu64 " misses (%.2f%% hits), %" PRIu64
+            " bad values; keys %" PRIu64 " %s",
+            "cache", c[ST_HITS], c[ST_MISSES],
+            c[ST_HITS] + c[ST_MISSES] ? 100.0 * c[ST_HITS] / (double)(c[ST_HITS] + c[ST_MISSES]) : 0.0,
+            c[ST_BAD_VALUE], cfg->tmpls->keys.n, pattern);
+    if (cfg->preloaded)
+        fprintf(f, "; preload %" PRIu64 " sets in %.3f s", cfg->preload_sets, cfg->preload_ns / 1e9);
+    fprintf(f, "\n");
+}
+
 static void human_messages(FILE *f, const struct load_config *cfg, const struct load_result *res)
 {
     const _Atomic uint64_t *c = res->st.c;
@@ -184,6 +212,7 @@ static void human_messages(FILE *f, const struct load_config *cfg, const struct 
     } else {
         latency_row(f, "round trip", res->raw);
     }
+    human_commands(f, cfg, res);
 }
 
 /* The human report's connects line (TCP, or UDP flows that counted connects). */
@@ -497,15 +526,34 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
     if (cfg->tmpls) {
         unsigned k;
 
-        fprintf(f, ", \"max_reply\": %u, \"keys\": %" PRIu64 ", \"zipf_s\": %.6g, \"templates\": [",
-                cfg->max_reply, cfg->tmpls->keys.n, cfg->tmpls->keys.zipf_s);
+        char pattern[64];
+
+        keys_describe(&cfg->tmpls->keys, pattern, sizeof(pattern));
+        fprintf(f, ", \"max_reply\": %u, \"keys\": %" PRIu64 ", \"zipf_s\": %.6g"
+                ", \"key_pattern\": \"%s\", \"value_size_min\": %u, \"value_size_max\": %u"
+                ", \"templates\": [",
+                cfg->max_reply, cfg->tmpls->keys.n, cfg->tmpls->keys.zipf_s, pattern,
+                cfg->tmpls->values.min, cfg->tmpls->values.max);
         for (k = 0; k < cfg->tmpls->n; k++) {
             fprintf(f, "%s{\"name\": ", k ? ", " : "");
             json_str(f, cfg->tmpls->t[k].name);
-            fprintf(f, ", \"share\": %.6f, \"max_len\": %zu}",
-                    cfg->tmpls->cum[k] - (k ? cfg->tmpls->cum[k - 1] : 0), cfg->tmpls->t[k].max_len);
+            fprintf(f, ", \"share\": %.6f, \"max_len\": %zu, \"keys_per_request\": %u"
+                    ", \"latency_ns\": ",
+                    cfg->tmpls->cum[k] - (k ? cfg->tmpls->cum[k - 1] : 0), cfg->tmpls->t[k].max_len,
+                    cfg->tmpls->t[k].nkeys);
+            if (res->cmd[k])
+                json_hist(f, res->cmd[k], false);
+            else
+                fprintf(f, "null");
+            fprintf(f, "}");
         }
-        fprintf(f, "]");
+        fprintf(f, "], \"preload\": ");
+        if (cfg->preloaded)
+            fprintf(f, "{\"keys\": %" PRIu64 ", \"sets\": %" PRIu64 ", \"errors\": %" PRIu64
+                    ", \"ns\": %" PRIu64 "}", cfg->tmpls->keys.n, cfg->preload_sets,
+                    cfg->preload_errors, cfg->preload_ns);
+        else
+            fprintf(f, "null");
     }
     fprintf(f, "},\n");
     report_json_tls(f, cfg, res);

@@ -27,8 +27,11 @@ enum stat_id {
     ST_DEFERRED,   /* open loop: messages sent after the tick they fell due in (the
                     * connection was opening, its window or buffer full) */
     ST_SKIPPED,    /* open loop, --ramp: slots of connections not opened yet (not sent) */
+    ST_HITS,           /* cache workloads: keys a get found (verified values) */
+    ST_MISSES,         /* cache workloads: keys a get did not find */
     /* errors from here on */
     ST_MISMATCH,     /* echo differs from what was sent */
+    ST_BAD_VALUE,    /* cache workloads: a get returned a value that is not its key's */
     ST_SHORT,        /* truncated echo: connection ended or datagram shorter */
     ST_REORDER,      /* echo came back before one sent earlier */
     ST_DUPLICATE,    /* same echo twice, or an echo of something never sent */

@@ -84,6 +84,8 @@ struct tconn {
 
 struct rr_slot {
     uint64_t intended, sent;
+    uint64_t kctx; /* the request's key context (keys.h), for cache_check and --expect */
+    uint64_t seq;  /* the request's {seq} */
     uint32_t tmpl;
 };
 
@@ -500,6 +502,7 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
 {
     const struct tmpl_set *ts = x->ts;
     uint64_t intended;
+    uint64_t kctx;
     unsigned k;
     size_t len;
 
@@ -512,9 +515,9 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
         if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
             break; /* the --count quota is spent */
         intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
-        len = tmpl_expand(ts, &ts->t[k], c->wbuf + c->wlen, c->tx_seq, c->flow, &x->rng);
+        len = tmpl_expand(ts, &ts->t[k], c->wbuf + c->wlen, c->tx_seq, c->flow, &x->rng, &kctx);
         c->fifo[(c->fifo_head + c->inflight) & (c->fifo_cap - 1)] =
-            (struct rr_slot){intended, now, k};
+            (struct rr_slot){intended, now, kctx, c->tx_seq, k};
         c->wlen += (uint32_t)len;
         conn_count_sent(x, c, (uint32_t)len);
     }
@@ -612,6 +615,27 @@ static void handle_echo(struct tctx *x, struct tconn *c, const uint8_t *p, const
     }
 }
 
+/* Cache workloads: checks a get's reply against the keys of its request (cache.h), counts
+ * hits and misses, or bad_value. Returns whether the reply was right. */
+static bool reply_verified(struct tctx *x, struct tconn *c, const struct rr_slot *sl,
+                           const struct tmpl *t, const uint8_t *reply, size_t len)
+{
+    uint64_t hits = 0, misses = 0;
+    char why[128], what[200];
+
+    if (cache_check(&x->ts->keys, &x->ts->values, t->verify, t->nkeys, sl->kctx, reply, len,
+                    &hits, &misses, why, sizeof(why)) != 0) {
+        stat_add(&x->th->st, ST_BAD_VALUE, 1);
+        snprintf(what, sizeof(what), "bad_value on connection %u (request '%s'): %s", c->flow,
+                 t->name, why);
+        load_note_error(x->th, what, 0);
+        return false;
+    }
+    stat_add(&x->th->st, ST_HITS, hits);
+    stat_add(&x->th->st, ST_MISSES, misses);
+    return true;
+}
+
 /* Templates: frames, checks and accounts for every complete reply in rbuf. Returns -1 when
  * the connection was closed (the stream cannot be framed any more). */
 static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
@@ -661,7 +685,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
         x->inflight--;
         c->conn_answered++;
         c->rx_base++;
-        if (!frame_check_ok(&t->check, c->rbuf + off, rl, c->fst.status)) {
+        if (!tmpl_reply_ok(x->ts, t, sl->seq, c->flow, sl->kctx, c->rbuf + off, rl,
+                           c->fst.status)) {
             int n;
 
             stat_add(&th->st, ST_MISMATCH, 1);
@@ -673,6 +698,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
                               c->rbuf[off + i]);
             snprintf(what + n, sizeof(what) - (size_t)n, "%s'", rl > 40 ? "..." : "");
             load_note_error(th, what, 0);
+        } else if (t->verify && !reply_verified(x, c, sl, t, c->rbuf + off, rl)) {
+            /* bad_value counted */
         } else {
             stat_add(&th->st, ST_RECEIVED, 1);
             c->backoff = BACKOFF_MIN_NS;
@@ -681,6 +708,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
                 stat_add(&th->st, ST_MEASURED, 1);
                 hist_record(th->corrected, now > sl->intended ? now - sl->intended : 0);
                 hist_record(th->raw, now > sl->sent ? now - sl->sent : 0);
+                if (th->cmd[sl->tmpl])
+                    hist_record(th->cmd[sl->tmpl], now > sl->intended ? now - sl->intended : 0);
                 th->last_rx_ns = now;
             }
         }

@@ -43,6 +43,7 @@ struct load_thread {
     struct hist *corrected, *raw, *connect;
     struct hist *handshake;  /* --tls: TCP established to handshake done */
     struct tls_tally tally;  /* --tls: what the handshakes negotiated */
+    struct hist *cmd[TMPL_MAX]; /* templates: corrected latency per template (NULL: none) */
     struct series *series;
     uint64_t last_rx_ns; /* last measured echo (for --count rates) */
     uint64_t drain_start_ns, drain_end_ns;
@@ -57,6 +58,7 @@ struct load_result {
     struct hist *connect;   /* connect() to established */
     struct hist *handshake; /* --tls: established to TLS handshake done */
     struct tls_tally tally; /* --tls: handshakes by version, cipher and ALPN protocol */
+    struct hist *cmd[TMPL_MAX]; /* templates: corrected latency per template (NULL: none) */
     struct series *series;  /* per interval: rate, errors, latency */
     uint64_t measure_ns;    /* length of the measurement period used for rates */
     uint64_t drain_used_ns; /* how long the drain actually took */

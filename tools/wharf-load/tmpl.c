@@ -1,11 +1,10 @@
-/* tmpl.c - request templates of wharf-load: parsing placeholders, the key space (uniform or
- * Zipf by rejection-inversion sampling), the weighted mix and per-message expansion. */
+/* tmpl.c - request templates of wharf-load: parsing placeholders, the weighted mix and
+ * per-message expansion (keys from keys.c, verifiable values from cache.c). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "tmpl.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +83,8 @@ struct tmpl_count {
     size_t max;     /* bytes the placeholders may add at most */
     unsigned nrand; /* {rand:...} seen */
     unsigned nsize; /* {size} seen */
+    bool key_seen;  /* a {key} came before */
+    unsigned nlen;  /* {len:...} seen */
 };
 
 /* The placeholders without an argument, and the most bytes each expands to. */
@@ -93,7 +94,7 @@ static const struct {
     size_t max;
 } simple_parts[] = {
     {"seq", TP_SEQ, 20}, {"conn", TP_CONN, 10}, {"key", TP_KEY, 128 + 20},
-    {"size", TP_SIZE, 10}, {"ts", TP_TS, 20},
+    {"size", TP_SIZE, 10}, {"ts", TP_TS, 20}, {"value", TP_VALUE, 0},
 };
 
 /* The message of a failed allocation. Returns -1. */
@@ -115,6 +116,7 @@ static int tmpl_start(struct tmpl *t, size_t len, char *err, size_t errlen)
     t->nparts = 0;
     t->has_rand = false;
     t->rand_min = t->rand_max = 0;
+    t->nkeys = t->nvalue = 0;
     if (len == 0) {
         snprintf(err, errlen, "template: empty request");
         return -1;
@@ -174,22 +176,63 @@ static int parse_placeholder(struct tmpl *t, const char *name, size_t nlen, stru
         n->max += simple_parts[k].max;
         if (simple_parts[k].kind == TP_SIZE)
             n->nsize++;
+        if (simple_parts[k].kind == TP_KEY) {
+            t->nkeys++;
+            n->key_seen = true;
+        }
+        if (simple_parts[k].kind == TP_VALUE) {
+            if (!n->key_seen)
+                return terr(err, errlen, "no key before", name, nlen,
+                            "{value} is the value of the last {key} before it");
+            t->nvalue++;
+        }
         return 0;
     }
     if (nlen > 5 && !memcmp(name, "rand:", 5))
         return parse_rand(t, name, nlen, n, err, errlen);
+    if (nlen > 4 && !memcmp(name, "len:", 4)) {
+        static const char *const names[] = {"seq", "conn", "key", "rand", "size", "ts", "value"};
+        static const enum tmpl_part_kind kinds[] = {TP_SEQ, TP_CONN, TP_KEY, TP_RAND,
+                                                    TP_SIZE, TP_TS, TP_VALUE};
+
+        for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if (nlen - 4 == strlen(names[k]) && !memcmp(name + 4, names[k], nlen - 4)) {
+                if (add_part(t, TP_LEN, (uint32_t)kinds[k], 0))
+                    return nomem(err, errlen);
+                n->max += 10;
+                n->nlen++;
+                return 0;
+            }
+        return terr(err, errlen, "unknown length in", name, nlen,
+                    "expected {len:key}, {len:value}, {len:rand}, {len:seq}, {len:conn}, "
+                    "{len:size} or {len:ts}");
+    }
     return terr(err, errlen, "unknown placeholder", name, nlen,
-                "expected {seq}, {conn}, {key}, {rand:N}, {rand:MIN-MAX}, {size} or {ts}; write "
-                "{{ for a literal brace");
+                "expected {seq}, {conn}, {key}, {value}, {rand:N}, {rand:MIN-MAX}, {size}, {ts} or "
+                "{len:NAME}; write {{ for a literal brace");
 }
 
 /* After the last literal: {size} needs a {rand}, and the expansion must fit. Returns 0, or
  * -1 with a message in err. */
 static int tmpl_finish(struct tmpl *t, const struct tmpl_count *n, char *err, size_t errlen)
 {
-    if (n->nsize && !n->nrand) {
-        snprintf(err, errlen, "template: {size} needs a {rand:...} whose size it gives");
+    if (n->nsize && !n->nrand && !t->nvalue) {
+        snprintf(err, errlen, "template: {size} needs a {rand:...} or a {value} whose size it gives");
         return -1;
+    }
+    for (unsigned i = 0; n->nlen && i < t->nparts; i++) {
+        unsigned j;
+
+        if (t->parts[i].kind != TP_LEN)
+            continue;
+        for (j = i + 1; j < t->nparts && t->parts[j].kind != (enum tmpl_part_kind)t->parts[i].off;
+             j++)
+            ;
+        if (j == t->nparts) {
+            snprintf(err, errlen, "template: {len:...} gives the length of a placeholder after "
+                                  "it, and none follows");
+            return -1;
+        }
     }
     t->max_len = t->text_len + n->max;
     if (t->max_len > TMPL_MAX_LEN) {
@@ -202,7 +245,7 @@ static int tmpl_finish(struct tmpl *t, const struct tmpl_count *n, char *err, si
 
 int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen)
 {
-    struct tmpl_count n = {0, 0, 0};
+    struct tmpl_count n = {0, 0, 0, false, 0};
     size_t i = 0, lit_start = 0;
     const uint8_t *e;
 
@@ -240,76 +283,17 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
 
 void tmpl_free(struct tmpl *t)
 {
+    if (t->expect) {
+        tmpl_free(t->expect);
+        free(t->expect);
+        t->expect = NULL;
+    }
     free(t->text);
     free(t->parts);
     t->text = NULL;
     t->parts = NULL;
     frame_spec_free(&t->frame);
     frame_check_free(&t->check);
-}
-
-/* ---- keys ------------------------------------------------------------------------------------ */
-
-/* Rejection-inversion sampling of a Zipf distribution over 1..n (W. Hörmann, G. Derflinger,
- * "Rejection-inversion to generate variates from monotone discrete distributions", 1996):
- * O(1) set-up and about one logarithm and one exponential per draw. */
-static double helper1(double x) { return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x / 2 + x * x / 3; }
-static double helper2(double x) { return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2 + x * x / 6; }
-
-static double h_integral(double x, double s)
-{
-    double lx = log(x);
-
-    return helper2((1 - s) * lx) * lx;
-}
-
-static double h_fn(double x, double s) { return exp(-s * log(x)); }
-
-static double h_integral_inv(double x, double s)
-{
-    double t = x * (1 - s);
-
-    if (t < -1)
-        t = -1;
-    return exp(helper1(t) * x);
-}
-
-void tmpl_keys_init(struct tmpl_keys *k, uint64_t n, double zipf_s, const char *prefix)
-{
-    uint64_t m;
-
-    k->n = n ? n : 1;
-    k->zipf_s = zipf_s;
-    snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
-    for (k->width = 1, m = k->n - 1; m >= 10; m /= 10)
-        k->width++;
-    if (zipf_s > 0) {
-        k->hx1 = h_integral(1.5, zipf_s) - 1;
-        k->hn = h_integral((double)k->n + 0.5, zipf_s);
-        k->s2 = 2 - h_integral_inv(h_integral(2.5, zipf_s) - h_fn(2, zipf_s), zipf_s);
-    }
-}
-
-uint64_t tmpl_key(const struct tmpl_keys *k, uint64_t *rng)
-{
-    double s = k->zipf_s, u, x;
-    uint64_t r;
-    int tries;
-
-    if (s <= 0 || k->n == 1)
-        return tmpl_rand(rng) % k->n;
-    for (tries = 0; tries < 1000; tries++) {
-        u = k->hn + tmpl_rand01(rng) * (k->hx1 - k->hn);
-        x = h_integral_inv(u, s);
-        r = (uint64_t)(x + 0.5);
-        if (r < 1)
-            r = 1;
-        else if (r > k->n)
-            r = k->n;
-        if ((double)r - x <= k->s2 || u >= h_integral((double)r + 0.5, s) - h_fn((double)r, s))
-            return r - 1;
-    }
-    return 0;
 }
 
 /* ---- the mix --------------------------------------------------------------------------------- */
@@ -321,6 +305,7 @@ void tmpl_set_finish(struct tmpl_set *s)
 
     s->max_len = 0;
     for (i = 0; i < s->n; i++) {
+        s->t[i].max_len += (size_t)s->t[i].nvalue * s->values.max;
         sum += s->t[i].weight;
         if (s->t[i].max_len > s->max_len)
             s->max_len = s->t[i].max_len;
@@ -340,6 +325,7 @@ void tmpl_set_free(struct tmpl_set *s)
     for (i = 0; i < s->n; i++)
         tmpl_free(&s->t[i]);
     s->n = 0;
+    keys_free(&s->keys);
 }
 
 unsigned tmpl_pick(const struct tmpl_set *s, uint64_t *rng)
@@ -389,15 +375,42 @@ static void put_rand(uint8_t *out, size_t n, uint64_t *rng)
     }
 }
 
-size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out, uint64_t seq,
-                   uint32_t conn, uint64_t *rng)
+/* The length of the value of key (computed once per key; the version may become 0 for a
+ * short value, cache.h). */
+static uint32_t value_len(const struct tmpl_set *s, uint64_t key, uint64_t *version,
+                          uint32_t *vlen, bool *known)
 {
-    size_t n = 0, plen;
-    uint32_t size = t->rand_min;
+    if (!*known) {
+        *vlen = cache_value_len(&s->values, key, version);
+        *known = true;
+    }
+    return *vlen;
+}
+
+/* The version of the values of a request: a function of (key context, seq, conn), so that
+ * an --expect with {value} replays it. */
+static uint64_t request_version(uint64_t kctx, uint64_t seq, uint32_t conn)
+{
+    uint64_t x = kctx * 0x9e3779b97f4a7c15ull ^ seq * 0xbf58476d1ce4e5b9ull ^ conn;
+
+    x = (x ^ (x >> 31)) * 0x94d049bb133111ebull;
+    return ((x ^ (x >> 29)) >> 4) | 1;
+}
+
+/* Expands t with the key context kctx (rng: {rand} only). */
+static size_t expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out, uint64_t seq,
+                     uint32_t conn, uint64_t *rng, uint64_t kctx)
+{
+    size_t n = 0;
+    uint32_t size = t->rand_min, vlen = 0;
+    uint64_t key = 0, version = request_version(kctx, seq, conn);
+    bool vlen_known = false;
+    struct keys_it it;
     unsigned i;
 
     if (t->has_rand && t->rand_max > t->rand_min)
         size = t->rand_min + (uint32_t)(tmpl_rand(rng) % (t->rand_max - t->rand_min + 1));
+    keys_it_init(&it, kctx);
     for (i = 0; i < t->nparts; i++) {
         const struct tmpl_part *p = &t->parts[i];
 
@@ -409,16 +422,28 @@ size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out,
         case TP_SEQ: n += put_dec(out + n, seq, 1); break;
         case TP_CONN: n += put_dec(out + n, conn, 1); break;
         case TP_KEY:
-            plen = strlen(s->keys.prefix);
-            memcpy(out + n, s->keys.prefix, plen);
-            n += plen;
-            n += put_dec(out + n, tmpl_key(&s->keys, rng), s->keys.width);
+            key = keys_next(&s->keys, &it);
+            n += keys_format(&s->keys, key, out + n);
+            vlen_known = false;
             break;
         case TP_RAND:
             put_rand(out + n, size, rng);
             n += size;
             break;
-        case TP_SIZE: n += put_dec(out + n, size, 1); break;
+        case TP_SIZE:
+        case TP_VALUE:
+            if (p->kind == TP_SIZE && t->has_rand) {
+                n += put_dec(out + n, size, 1);
+                break;
+            }
+            value_len(s, key, &version, &vlen, &vlen_known);
+            if (p->kind == TP_SIZE) {
+                n += put_dec(out + n, vlen, 1);
+            } else {
+                cache_value_put(&s->values, key, version, vlen, out + n);
+                n += vlen;
+            }
+            break;
         case TP_TS: {
             struct timespec ts;
 
@@ -426,7 +451,98 @@ size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out,
             n += put_dec(out + n, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, 1);
             break;
         }
+        case TP_LEN: {
+            uint8_t tmp[24];
+            uint64_t len = 0;
+
+            switch ((enum tmpl_part_kind)p->off) {
+            case TP_KEY: len = keys_len(&s->keys); break;
+            case TP_RAND: len = size; break;
+            case TP_SEQ: len = put_dec(tmp, seq, 1); break;
+            case TP_CONN: len = put_dec(tmp, conn, 1); break;
+            case TP_TS: len = 19; break; /* until 2286 */
+            case TP_SIZE:
+                len = put_dec(tmp, t->has_rand ? size : value_len(s, key, &version, &vlen,
+                                                                  &vlen_known), 1);
+                break;
+            case TP_VALUE: len = value_len(s, key, &version, &vlen, &vlen_known); break;
+            default: break;
+            }
+            n += put_dec(out + n, len, 1);
+            break;
+        }
         }
     }
     return n;
+}
+
+size_t tmpl_expand(const struct tmpl_set *s, const struct tmpl *t, uint8_t *out, uint64_t seq,
+                   uint32_t conn, uint64_t *rng, uint64_t *kctx)
+{
+    *kctx = t->nkeys ? keys_ctx(&s->keys, rng, t->nkeys) : tmpl_rand(rng);
+    return expand(s, t, out, seq, conn, rng, *kctx);
+}
+
+/* ---- replies tied to their request ----------------------------------------------------------- */
+
+bool tmpl_has_placeholders(const uint8_t *text, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (text[i] != '{')
+            continue;
+        if (i + 1 < len && text[i + 1] == '{') {
+            i++;
+            continue;
+        }
+        return true;
+    }
+    return false;
+}
+
+int tmpl_set_expect(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen)
+{
+    struct tmpl *e = calloc(1, sizeof(*e));
+    unsigned i;
+
+    if (!e)
+        return nomem(err, errlen);
+    t->expect = e;
+    if (tmpl_parse(e, text, len, err, errlen) != 0)
+        return -1;
+    for (i = 0; i < e->nparts; i++)
+        if (e->parts[i].kind == TP_RAND || e->parts[i].kind == TP_TS) {
+            snprintf(err, errlen, "template: {%s} in --expect cannot be tied to the request "
+                                  "(expected {seq}, {conn}, {key}, {value}, {size} or {len:...})",
+                     e->parts[i].kind == TP_RAND ? "rand:..." : "ts");
+            return -1;
+        }
+    if (e->nkeys != t->nkeys) {
+        snprintf(err, errlen, "template: --expect has %u {key}, its request %u: the keys of a "
+                              "reply are those of its request, in order", e->nkeys, t->nkeys);
+        return -1;
+    }
+    return 0;
+}
+
+bool tmpl_reply_ok(const struct tmpl_set *s, const struct tmpl *t, uint64_t seq, uint32_t conn,
+                   uint64_t kctx, const uint8_t *reply, size_t len, int status)
+{
+    uint8_t stack[2048], *buf = stack;
+    uint64_t rng = 1;
+    size_t n;
+    bool ok;
+
+    if (!t->expect)
+        return frame_check_ok(&t->check, reply, len, status);
+    if (t->expect->max_len + (size_t)t->expect->nvalue * s->values.max > sizeof(stack) &&
+        !(buf = malloc(t->expect->max_len + (size_t)t->expect->nvalue * s->values.max)))
+        return false;
+    n = expand(s, t->expect, buf, seq, conn, &rng, kctx);
+    ok = t->check.kind == CK_LITERAL ? len == n && !memcmp(reply, buf, n)
+                                     : len >= n && !memcmp(reply, buf, n);
+    if (buf != stack)
+        free(buf);
+    return ok;
 }
