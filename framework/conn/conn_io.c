@@ -406,6 +406,10 @@ void conn_io_schedule_offer(struct wharf_conn *c)
  * EPOLLOUT is armed only when the send leaves bytes pending. */
 void conn_io_schedule_flush(struct wharf_conn *c)
 {
+    if (c->flags & (CONN_CONNECTING | CONN_TLS_HANDSHAKE)) {
+        conn_io_update_events(c); /* nothing can be written yet: as before */
+        return;
+    }
     if ((c->flags & CONN_OFFER_PENDING) || conn_dead(c))
         return; /* an offer settles too */
     conn_io_schedule_offer(c);

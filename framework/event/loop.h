@@ -32,12 +32,14 @@
  * in the next dispatch as a callback with LOOP_ERR alone, and
  * loop_watcher_error tells it from a socket error.
  *
- * Readiness is level-triggered unless LOOP_EDGE is asked for: a callback
- * that leaves bytes unread is called again next turn, so no handler has to
- * read to EAGAIN.  The connection layer arms LOOP_OUT only while a send left
- * bytes pending, so under level triggering an armed EPOLLOUT is never a
- * wasted wake-up; measured on the 64 B echo and proxy workloads, edge
- * triggering saved nothing further (docs/performance.md).
+ * Readiness is level-triggered unless LOOP_EDGE is asked for (wharf-load's
+ * engines ask).  The connection layer stays level-triggered: a connection
+ * that leaves bytes unread (its read budget, a paused handler, a held read)
+ * is simply reported again next turn, where edge triggering would need the
+ * loop to remember readiness itself.  It costs no epoll_ctl per message:
+ * LOOP_OUT is armed only while a send left bytes pending, and changes made
+ * and undone within a turn never reach the kernel (0 epoll_ctl per message
+ * for the echo, proxy and memcache handlers, docs/performance.md).
  *
  * Hand-off wake-ups.  Posts (loop_post) wake the loop's thread through the
  * mailbox's eventfd only while that thread sleeps in epoll_wait: before a
