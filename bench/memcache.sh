@@ -53,7 +53,8 @@ rss_kb() {
 }
 wait_port() {
     i=0
-    while [ $i -lt 100 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do
+    while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null &&
+        ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do
         sleep 0.1; i=$((i + 1))
     done
 }
