@@ -69,6 +69,7 @@ static void loop_apply_changes(struct loop *lp)
         if (w->events == w->kernel)
             continue; /* undone within the turn */
         struct epoll_event ev = {.events = loop_to_epoll(w->events), .data.ptr = w};
+        lp->kernel_changes++;
         if (epoll_ctl(lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0) {
             w->error = -errno;
             loop_link(&lp->refused, w); /* reported in this turn's dispatch */

@@ -123,6 +123,7 @@ struct loop {
     struct loop_defer *deferred;
     struct loop_watcher *changes; /* watchers whose interest changed, to apply */
     struct loop_watcher *refused; /* changes the kernel refused, to report */
+    uint64_t kernel_changes;      /* interest changes told to the kernel (tests) */
     unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
     bool stop;                   /* loop_run returns after this turn */
 };
