@@ -17,11 +17,16 @@
 # Each run has a network namespace of its own where it can (root: unshare -n), so that
 # the TIME_WAIT sockets one run leaves behind do not slow the next one's connect()s.
 #
+# --rst: the clients reset their connections instead (SO_LINGER 0: no TIME_WAIT, so one
+# source address does): bench/churn_rst.c, four blocking client threads in all, each
+# connect, one 64-byte echo, RST, again.  The other clients real servers meet.
+#
 # Usage: bench/churn.sh [--runs N] [--duration S] [--build-dir DIR] [--workers N]
 #        [--ports N (1, 2 or 4)] [--defer-accept (wharfd's listeners use defer_accept)]
 #        [--no-netns (all runs in this network namespace)]
 #        [--sources N (the generators' local addresses, 127.0.0.1 to 127.0.0.N; default 4)]
 #        [--acceptor-nice N (wharfd's acceptor_nice; default: wharfd's default)]
+#        [--rst (the clients close with an RST: bench/churn_rst.c)]
 # Needs a built tree (./configure && make) in --build-dir (default: the repository).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +40,7 @@ NETNS=auto
 SOURCES=4
 NICE=
 SINGLE=
+RST=
 ARGS=("$@")
 while (($#)); do
 	case $1 in
@@ -47,6 +53,7 @@ while (($#)); do
 	--no-netns) NETNS=no; shift ;;
 	--sources) SOURCES=$2; shift 2 ;;
 	--acceptor-nice) NICE=", \"acceptor_nice\": $2"; shift 2 ;;
+	--rst) RST=1; shift ;;
 	--single) SINGLE=$2; shift 2 ;; # internal: one run, inside its own network namespace
 	*) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
 	esac
@@ -59,8 +66,10 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 if [[ -n ${CHURN_REF:-} ]]; then
 	cp "$CHURN_REF" "$tmp/ref"
+	cp "$CHURN_RST" "$tmp/rst"
 else
 	cc -O2 -Wall -pthread -o "$tmp/ref" "$ROOT/bench/ref_epoll_echo.c"
+	cc -O2 -Wall -pthread -o "$tmp/rst" "$ROOT/bench/churn_rst.c"
 fi
 # Each run gets a network namespace of its own (when this user may create one):
 # it starts with no TIME_WAIT sockets, whatever the runs before it left behind.
@@ -96,9 +105,20 @@ run() {
 		sleep 0.05
 	done
 	mapfile -t ports < <(sed -n 's/.*listening on tcp [^ ]*:\([0-9]*\).*/\1/p' "$tmp/log")
+	if ((${#ports[@]} < PORTS)); then
+		echo "churn.sh: $name did not start:" >&2
+		cat "$tmp/log" >&2
+		exit 1
+	fi
 	local gens=() src=127.0.0.1
 	for ((i = 2; i <= SOURCES; i++)); do src+=,127.0.0.$i; done
 	for ((i = 0; i < PORTS; i++)); do
+		if [[ -n $RST ]]; then
+			"$tmp/rst" -t $((4 / PORTS)) -w 1 -d "$DURATION" 127.0.0.1 "${ports[i]}" \
+				>"$tmp/out$i.json" 2>/dev/null &
+			gens+=($!)
+			continue
+		fi
 		"$WLOAD" -c $((64 / PORTS)) -t $((4 / PORTS)) -s 64 --churn 1 -w 1 -d "$DURATION" \
 			--source "$src" -j "127.0.0.1:${ports[i]}" \
 			>"$tmp/out$i.json" 2>/dev/null &
@@ -140,18 +160,19 @@ fi
 # one NAME: a run, in a fresh network namespace when there is one
 one() {
 	if [[ $NETNS == yes ]]; then
-		CHURN_REF=$tmp/ref unshare -n "$0" "${ARGS[@]}" --single "$1"
+		CHURN_REF=$tmp/ref CHURN_RST=$tmp/rst unshare -n "$0" "${ARGS[@]}" --single "$1"
 	else
 		run "$1"
 	fi
 }
 
-echo "network namespace per run: $NETNS"
+echo "network namespace per run: $NETNS; closes: $([[ -n $RST ]] && echo RST || echo FIN)"
 printf 'run  server  conns/s  cpu_us/conn  srv_cpu%%  ctxsw/conn\n'
 : >"$tmp/res"
 for ((k = 1; k <= RUNS; k++)); do
 	for s in ref wharfd; do
-		read -r rate cpu util ctx < <(one "$s")
+		read -r rate cpu util ctx < <(one "$s") || true
+		[[ -n ${ctx:-} ]] || { echo "churn.sh: the $s run failed" >&2; exit 1; }
 		printf '%-4s %-7s %8s %12s %9s %11s\n' "$k" "$s" "$rate" "$cpu" "$util" "$ctx"
 		echo "$s $rate $cpu $ctx" >>"$tmp/res"
 	done

@@ -53,7 +53,8 @@ rss_kb() {
 }
 wait_port() {
     i=0
-    while [ $i -lt 100 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do
+    while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null &&
+        ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do
         sleep 0.1; i=$((i + 1))
     done
 }
@@ -62,6 +63,16 @@ start_memcached() { # threads
     taskset -c "$server_cpus" "$memcached" -u daemon -l 127.0.0.1 -p "$port" -U 0 -t "$1" -c 12000 -m 64 &
     pid=$!
     wait_port "$port"
+    started memcached
+}
+# started NAME [LOG]: stops the benchmark with the server's error when it is not up.
+started() {
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "memcache.sh: $1 did not start${2:+:}" >&2
+        [ -n "${2:-}" ] && cat "$2" >&2
+        pid=
+        exit 1
+    fi
 }
 start_wharf() { # workers
     port=$(free_port)
@@ -74,6 +85,7 @@ JSON
     taskset -c "$server_cpus" "$wharfd" -c "$tmp/w.json" 2>"$tmp/w.log" &
     pid=$!
     wait_port "$port"
+    started wharfd "$tmp/w.log"
 }
 stop() {
     kill "$pid"; wait "$pid" 2>/dev/null; pid=

@@ -6,7 +6,13 @@
  * and set how long a turn sleeps, the per-turn checks and "busy" polling,
  * deferred functions run after every callback of the turn, and posts from
  * other threads run on the loop's thread (nothing lost, under TSan too),
- * while what is still queued at destroy is cancelled, not dropped.
+ * while what is still queued at destroy is cancelled, not dropped.  Interest
+ * changes are applied once before the wait (one undone within the turn
+ * never reaches the kernel; a dropped watcher's pending change goes with
+ * it, even when its descriptor number is reused at once; a change the kernel
+ * refuses comes back as LOOP_ERR), and a running loop runs posts made
+ * meanwhile in the same turn without being woken, while one that sleeps is
+ * always woken (ping-pong with another thread, no lost wake-up).
  */
 #include "check_main.h"
 #include "loop.h"
@@ -16,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -346,6 +353,189 @@ START_TEST(posts_from_other_threads_run_on_the_loop_thread)
 }
 END_TEST
 
+/* ---- interest changes, applied before the wait -------------------------- */
+
+START_TEST(interest_change_undone_within_the_turn_is_never_applied)
+{
+    struct loop lp;
+    ck_assert_int_eq(loop_init(&lp, 8, 2), 0);
+    loop_set_busy(&lp, 1);
+    struct pipe_w p;
+    pipe_open(&p, &lp);
+    /* The write end is always writable: LOOP_OUT reports at once if armed. */
+    ck_assert_int_eq(loop_watch(&lp, &p.w, p.fds[1], 0, on_bits), 0);
+    ck_assert_int_eq(loop_modify(&lp, &p.w, LOOP_OUT), 0);
+    ck_assert_int_eq(loop_modify(&lp, &p.w, 0), 0); /* undone before the wait */
+    loop_run_once(&lp);
+    ck_assert_int_eq(p.calls, 0);
+    ck_assert_uint_eq(p.w.events, 0);
+    /* Asked for and kept until the wait: reported. */
+    ck_assert_int_eq(loop_modify(&lp, &p.w, LOOP_OUT), 0);
+    ck_assert_uint_eq(p.w.events, LOOP_OUT);
+    loop_run_once(&lp);
+    ck_assert_int_eq(p.calls, 1);
+    ck_assert(p.last & LOOP_OUT);
+    /* Taken away again: nothing more. */
+    ck_assert_int_eq(loop_modify(&lp, &p.w, 0), 0);
+    loop_run_once(&lp);
+    ck_assert_int_eq(p.calls, 1);
+    pipe_close(&p);
+    loop_destroy(&lp);
+}
+END_TEST
+
+START_TEST(dropped_watcher_loses_its_pending_change_even_on_a_reused_fd)
+{
+    struct loop lp;
+    ck_assert_int_eq(loop_init(&lp, 8, 2), 0);
+    loop_set_busy(&lp, 1);
+    struct pipe_w a, b;
+    pipe_open(&a, &lp);
+    int fd = a.fds[1];
+    ck_assert_int_eq(loop_watch(&lp, &a.w, fd, 0, on_bits), 0);
+    ck_assert_int_eq(loop_modify(&lp, &a.w, LOOP_OUT), 0); /* pending */
+    /* Dropped and closed in the same turn; the number comes back at once. */
+    pipe_close(&a);
+    pipe_open(&b, &lp);
+    int again = b.fds[0] == fd ? 0 : 1;
+    ck_assert_int_eq(b.fds[again], fd);
+    /* b's interest is none: a's stale LOOP_OUT must not reach the kernel
+     * for this descriptor (it would report to a, or to b). */
+    ck_assert_int_eq(loop_watch(&lp, &b.w, fd, 0, on_bits), 0);
+    loop_run_once(&lp);
+    loop_run_once(&lp);
+    ck_assert_int_eq(a.calls, 0);
+    ck_assert_int_eq(b.calls, 0);
+    pipe_close(&b);
+    loop_destroy(&lp);
+}
+END_TEST
+
+static void on_refused(struct loop_watcher *w, uint32_t events)
+{
+    struct pipe_w *p = (struct pipe_w *)w;
+    p->calls++;
+    p->last = events;
+    ck_assert_int_eq(events, LOOP_ERR);
+    ck_assert_int_eq(loop_watcher_error(w), -EBADF);
+    loop_unwatch(p->lp, w);
+}
+
+START_TEST(refused_interest_change_is_reported_as_an_error)
+{
+    struct loop lp;
+    ck_assert_int_eq(loop_init(&lp, 8, 2), 0);
+    loop_set_busy(&lp, 1);
+    struct pipe_w p;
+    pipe_open(&p, &lp);
+    ck_assert_int_eq(loop_watch(&lp, &p.w, p.fds[0], LOOP_IN, on_refused), 0);
+    /* Closed behind the loop's back: the kernel forgets it, and the change
+     * asked for afterwards cannot be applied. */
+    close(p.fds[0]);
+    ck_assert_int_eq(loop_modify(&lp, &p.w, LOOP_IN | LOOP_OUT), 0);
+    ck_assert_int_eq(p.calls, 0);
+    ck_assert_int_gt(loop_run_once(&lp), 0);
+    ck_assert_int_eq(p.calls, 1);
+    ck_assert_int_eq(p.w.fd, -1);
+    close(p.fds[1]);
+    loop_destroy(&lp);
+}
+END_TEST
+
+/* ---- posts and wake-ups ------------------------------------------------------ */
+
+struct self_post {
+    struct pipe_w p;
+    int ran;
+};
+
+static void on_self_post(void *arg, void *payload, bool cancelled)
+{
+    struct self_post *sp = arg;
+    if (!cancelled)
+        sp->ran++;
+}
+
+static void on_pipe_posts(struct loop_watcher *w, uint32_t events)
+{
+    struct self_post *sp = (struct self_post *)w;
+    on_pipe(w, events);
+    ck_assert_int_eq(loop_post(sp->p.lp, on_self_post, sp, NULL, 0), 0);
+}
+
+static bool fd_readable(int fd)
+{
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    return poll(&pf, 1, 0) == 1;
+}
+
+START_TEST(running_loop_runs_posts_in_the_turn_without_a_wake_up)
+{
+    struct loop lp;
+    ck_assert_int_eq(loop_init(&lp, 8, 2), 0);
+    struct self_post sp = {0};
+    pipe_open(&sp.p, &lp);
+    ck_assert_int_eq(loop_watch(&lp, &sp.p.w, sp.p.fds[0], LOOP_IN, on_pipe_posts), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(write(sp.p.fds[1], "x", 1), 1);
+        loop_run_once(&lp); /* no timer, not busy: it may sleep, and is woken by the pipe */
+        ck_assert_int_eq(sp.p.calls, i + 1);
+        ck_assert_int_eq(sp.ran, i + 1);                     /* run in the same turn */
+        ck_assert(!fd_readable(mailbox_fd(lp.mailbox)));     /* and never woke the loop */
+    }
+    /* Idle again: a post from outside a turn wakes it. */
+    ck_assert(mailbox_idle(lp.mailbox));
+    ck_assert_int_eq(loop_post(&lp, on_self_post, &sp, NULL, 0), 0);
+    ck_assert(fd_readable(mailbox_fd(lp.mailbox)));
+    mailbox_running(lp.mailbox);
+    loop_run_once(&lp);
+    ck_assert_int_eq(sp.ran, 4);
+    pipe_close(&sp.p);
+    loop_destroy(&lp);
+}
+END_TEST
+
+#define PINGS 20000
+
+static _Atomic int pongs;
+
+static void on_ping(void *arg, void *payload, bool cancelled)
+{
+    if (!cancelled)
+        atomic_fetch_add(&pongs, 1);
+}
+
+static void *pinger(void *arg)
+{
+    struct loop *lp = arg;
+    for (int i = 1; i <= PINGS; i++) {
+        while (loop_post(lp, on_ping, NULL, NULL, 0) == -EAGAIN)
+            usleep(10);
+        /* One at a time: every post finds the loop going to sleep, asleep
+         * or just woken.  A lost wake-up hangs here (the test times out). */
+        while (atomic_load(&pongs) < i)
+            if (i % 64 == 0)
+                usleep(1);
+    }
+    loop_post_urgent(lp, on_stop, lp, NULL, 0);
+    return NULL;
+}
+
+START_TEST(sleeping_loop_is_always_woken)
+{
+    struct loop lp;
+    ck_assert_int_eq(loop_init(&lp, 4, 2), 0);
+    atomic_store(&pongs, 0);
+    loop_thread = pthread_self();
+    pthread_t t;
+    pthread_create(&t, NULL, pinger, &lp);
+    ck_assert_int_eq(loop_run(&lp), 0); /* no timers: each wait is unbounded */
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&pongs), PINGS);
+    loop_destroy(&lp);
+}
+END_TEST
+
 START_TEST(destroy_cancels_what_is_still_queued)
 {
     struct loop lp;
@@ -372,6 +562,11 @@ int main(void)
     tcase_add_test(tc, deferred_runs_after_every_callback_of_the_turn);
     tcase_add_test(tc, posts_from_other_threads_run_on_the_loop_thread);
     tcase_add_test(tc, destroy_cancels_what_is_still_queued);
+    tcase_add_test(tc, interest_change_undone_within_the_turn_is_never_applied);
+    tcase_add_test(tc, dropped_watcher_loses_its_pending_change_even_on_a_reused_fd);
+    tcase_add_test(tc, refused_interest_change_is_reported_as_an_error);
+    tcase_add_test(tc, running_loop_runs_posts_in_the_turn_without_a_wake_up);
+    tcase_add_test(tc, sleeping_loop_is_always_woken);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

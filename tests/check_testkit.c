@@ -8,7 +8,9 @@
  * server on an ephemeral port; the shipped teaching handlers (discard,
  * daytime, chat) driven through the kit; several kits with different
  * handlers alive at once in one program; and data and FIN arriving in one
- * step (wharf_test_send_eof).
+ * step (wharf_test_send_eof).  And, looking inside at the worker's loop: a
+ * relay (a proxy's shape: bytes sent from another connection's callback)
+ * makes no epoll_ctl per message.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -18,8 +20,10 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "conn.h"
 #include "testutil.h"
 #include "wharf_test.h"
+#include "worker.h"
 
 /* handlers/echo.c, compiled into this program. */
 extern const struct wharf_handler wharf_handler;
@@ -355,6 +359,51 @@ static const struct wharf_handler fin_handler = {
     .on_eof = fin_eof,
 };
 
+/* relay: what one connection receives goes to another (relay_to), sent
+ * from the receiving connection's callback, as the proxy handler does. */
+static wharf_conn *relay_to;
+
+static size_t relay_data(wharf_conn *c, const void *data, size_t len)
+{
+    if (relay_to && relay_to != c)
+        ck_assert_int_eq(wharf_send(relay_to, data, len), 0);
+    return len;
+}
+
+static const struct wharf_handler relay_handler = {
+    .abi_version = WHARF_ABI_VERSION,
+    .name = "relay",
+    .on_data = relay_data,
+};
+
+/* Output sent to another connection is written at the end of the turn, and
+ * EPOLLOUT is armed only when the socket refuses part of it: in steady
+ * state no interest change reaches the kernel (the loop's count of them
+ * stays put), and every byte arrives in order. */
+START_TEST(relay_makes_no_epoll_ctl_per_message)
+{
+    char err[512] = "";
+    wharf_test *t = wharf_test_new(&relay_handler, NULL, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    wharf_test_conn *a = wharf_test_connect(t), *b = wharf_test_connect(t);
+    relay_to = wharf_test_handle(b);
+    struct loop *lp = &wharf_test_handle(a)->w->loop;
+    ck_assert_int_eq(wharf_test_send(a, "<", 1), 0); /* the first message sets up */
+    uint64_t before = lp->kernel_changes;
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(wharf_test_send(a, "0123456789", 10), 0);
+    size_t len;
+    const char *out = wharf_test_output(b, &len);
+    ck_assert_uint_eq(len, 1001);
+    ck_assert_int_eq(out[0], '<');
+    for (size_t i = 1; i < len; i++)
+        ck_assert_int_eq(out[i], '0' + (int)((i - 1) % 10));
+    ck_assert_uint_eq(lp->kernel_changes, before);
+    relay_to = NULL;
+    wharf_test_free(t);
+}
+END_TEST
+
 /* Data and FIN in one step: the worker reads both in one turn; every
  * line is offered before on_eof, the output is whole, the close is "eof". */
 START_TEST(data_and_fin_arrive_together)
@@ -486,6 +535,7 @@ int main(void)
     tcase_add_test(tc, data_and_fin_arrive_together);
     tcase_add_test(tc, a_burst_and_fin_every_line_before_eof);
     tcase_add_test(tc, connections_that_open_after_a_proxy_header);
+    tcase_add_test(tc, relay_makes_no_epoll_ctl_per_message);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

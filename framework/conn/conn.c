@@ -572,6 +572,13 @@ static void conn_on_io(struct loop_watcher *watcher, uint32_t events)
     struct wharf_conn *c = (struct wharf_conn *)watcher;
     if (conn_dead(c))
         return;
+    if (events == LOOP_ERR && loop_watcher_error(watcher)) {
+        /* The kernel refused an interest change (loop.h). */
+        log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id, "epoll_ctl: %s",
+                  strerror(-loop_watcher_error(watcher)));
+        conn_close(c, WHARF_CLOSE_ERROR);
+        return;
+    }
     if (c->flags & CONN_CONNECTING) {
         conn_connected(c);
         return;

@@ -76,6 +76,7 @@ enum conn_flags {
     CONN_PROXY_WAIT = 1u << 17,    /* reading the PROXY header; the handler waits */
     CONN_TLS_HANDSHAKE = 1u << 18, /* TLS handshake in progress; the handler waits */
     CONN_TLS_MORE = 1u << 19,      /* TLS holds decrypted input the socket will not signal */
+    CONN_FLUSH_ONLY = 1u << 20,    /* in the offers to be settled only (conn_io_schedule_flush) */
 };
 
 struct wharf_conn {
@@ -263,6 +264,7 @@ void conn_io_output_resized(struct wharf_conn *c, size_t old_held);
 int conn_io_flush(struct wharf_conn *c);
 int conn_io_settle(struct wharf_conn *c);
 void conn_io_schedule_offer(struct wharf_conn *c);
+void conn_io_schedule_flush(struct wharf_conn *c);
 void conn_io_unschedule_offer(struct wharf_conn *c);
 int conn_io_offer(struct wharf_conn *c);
 int conn_io_read(struct wharf_conn *c);

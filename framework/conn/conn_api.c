@@ -104,8 +104,10 @@ static int conn_send_check(wharf_conn *c, size_t len)
 }
 
 /* After output was queued on c outside the scratch buffer: the output
- * budget (which may close c), and the write on the next turn when c is not
- * the connection whose callback runs.  Returns 0 or -EPIPE (closed). */
+ * budget (which may close c), and, when c is not the connection whose
+ * callback runs, the write at the end of this turn (in its offers check; a
+ * send from a timer, after that check, goes out at the next turn's).
+ * Returns 0 or -EPIPE (closed). */
 static int conn_send_queued(wharf_conn *c, size_t old_held, size_t old_len)
 {
     struct wharf_worker *w = c->w;
@@ -113,10 +115,12 @@ static int conn_send_queued(wharf_conn *c, size_t old_held, size_t old_len)
     if (conn_dead(c))
         return -EPIPE;
     if (w->conns.current != c) {
-        /* Sent from another connection's callback: write on the next turn. */
+        /* Sent from another connection's callback (or a post, a timer):
+         * written at the end of the turn, EPOLLOUT armed only if the
+         * socket does not take it all. */
         if (old_len == 0)
             c->last_write_ms = w->loop.now_ms;
-        conn_io_update_events(c);
+        conn_io_schedule_flush(c);
         conn_deadline_arm(c);
     }
     return 0;

@@ -72,12 +72,9 @@ void conn_io_update_events(struct wharf_conn *c)
             }
         }
     }
-    int rc = loop_modify(&c->w->loop, &c->watcher, want);
-    if (rc < 0) {
-        log_write(WHARF_LOG_WARN, conn_name(c), (int)c->w->id, c->id, "epoll_ctl: %s",
-                  strerror(-rc));
-        conn_close(c, WHARF_CLOSE_ERROR);
-    }
+    /* Recorded; the loop tells the kernel before it waits, if it still
+     * differs then (a refusal comes back as LOOP_ERR: conn_on_io). */
+    loop_modify(&c->w->loop, &c->watcher, want);
 }
 
 /* Bytes written to the socket that the peer has not yet taken (its kernel
@@ -394,6 +391,8 @@ static size_t conn_io_call_data(struct wharf_conn *c, const char *data, size_t l
 void conn_io_schedule_offer(struct wharf_conn *c)
 {
     struct conn_set *set = &c->w->conns;
+    if (c->flags & CONN_OFFER_PENDING)
+        c->flags &= ~(uint32_t)CONN_FLUSH_ONLY; /* a flush becomes an offer */
     if ((c->flags & CONN_OFFER_PENDING) || conn_dead(c))
         return;
     c->flags |= CONN_OFFER_PENDING;
@@ -405,11 +404,27 @@ void conn_io_schedule_offer(struct wharf_conn *c)
     }
 }
 
+/* Asks for conn_io_settle (the output written, the mask and timers set)
+ * on this loop turn's check, or the next turn's: output queued on c outside
+ * its own callback goes out at the end of the turn, so that the socket's
+ * EPOLLOUT is armed only when the send leaves bytes pending. */
+void conn_io_schedule_flush(struct wharf_conn *c)
+{
+    if (c->flags & (CONN_CONNECTING | CONN_TLS_HANDSHAKE)) {
+        conn_io_update_events(c); /* nothing can be written yet: as before */
+        return;
+    }
+    if ((c->flags & CONN_OFFER_PENDING) || conn_dead(c))
+        return; /* an offer settles too */
+    conn_io_schedule_offer(c);
+    c->flags |= CONN_FLUSH_ONLY;
+}
+
 void conn_io_unschedule_offer(struct wharf_conn *c)
 {
     if (!(c->flags & CONN_OFFER_PENDING))
         return;
-    c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
+    c->flags &= ~(uint32_t)(CONN_OFFER_PENDING | CONN_FLUSH_ONLY);
     for (struct wharf_conn **p = &c->w->conns.offers; *p; p = &(*p)->offer_next)
         if (*p == c) {
             *p = c->offer_next;
@@ -481,10 +496,13 @@ void conn_io_run_offers(struct loop_check *check)
     while (list) {
         struct wharf_conn *c = list;
         list = c->offer_next;
-        c->flags &= ~(uint32_t)CONN_OFFER_PENDING;
+        bool flush_only = c->flags & CONN_FLUSH_ONLY;
+        c->flags &= ~(uint32_t)(CONN_OFFER_PENDING | CONN_FLUSH_ONLY);
         if (conn_dead(c))
             continue;
-        if ((c->flags & CONN_TLS_MORE) && conn_io_wants_input(c))
+        if (flush_only)
+            conn_io_settle(c);
+        else if ((c->flags & CONN_TLS_MORE) && conn_io_wants_input(c))
             conn_io_read(c); /* decrypted input waiting in the TLS layer */
         else
             conn_io_offer(c);

@@ -1,7 +1,7 @@
 /*
- * loop.c - the per-thread event loop (see loop.h): epoll, timers, the cached
- * clock, the mailbox and the deferred list.  The only file that calls
- * epoll_*.
+ * loop.c - the per-thread event loop (see loop.h): epoll, the queue of
+ * interest changes, timers, the cached clock, the mailbox and the deferred
+ * list.  The only file that calls epoll_*.
  */
 #include "loop.h"
 
@@ -32,8 +32,64 @@ static uint32_t loop_from_epoll(uint32_t ev)
 
 static void loop_on_mailbox(struct loop_watcher *w, uint32_t events)
 {
+    (void)events;
     struct loop *lp = (struct loop *)((char *)w - offsetof(struct loop, mailbox_watcher));
     mailbox_drain(lp->mailbox, LOOP_MAILBOX_BATCH);
+}
+
+/* Puts w at the head of the list *head (the changes or the refused). */
+static void loop_link(struct loop_watcher **head, struct loop_watcher *w)
+{
+    w->change_next = *head;
+    if (*head)
+        (*head)->change_pprev = &w->change_next;
+    *head = w;
+    w->change_pprev = head;
+}
+
+/* Takes w off whichever list it is on (if any). */
+static void loop_unlink(struct loop_watcher *w)
+{
+    if (!w->change_pprev)
+        return;
+    *w->change_pprev = w->change_next;
+    if (w->change_next)
+        w->change_next->change_pprev = w->change_pprev;
+    w->change_next = NULL;
+    w->change_pprev = NULL;
+}
+
+/* Tells the kernel the interest changes queued since the last wait, where
+ * the wanted interest still differs from the kernel's. */
+static void loop_apply_changes(struct loop *lp)
+{
+    while (lp->changes) {
+        struct loop_watcher *w = lp->changes;
+        loop_unlink(w);
+        if (w->events == w->kernel)
+            continue; /* undone within the turn */
+        struct epoll_event ev = {.events = loop_to_epoll(w->events), .data.ptr = w};
+        lp->kernel_changes++;
+        if (epoll_ctl(lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0) {
+            w->error = -errno;
+            loop_link(&lp->refused, w); /* reported in this turn's dispatch */
+            continue;
+        }
+        w->kernel = w->events;
+    }
+}
+
+/* Reports the refused changes: a callback with LOOP_ERR alone each. */
+static int loop_report_refused(struct loop *lp)
+{
+    int n = 0;
+    while (lp->refused) {
+        struct loop_watcher *w = lp->refused;
+        loop_unlink(w);
+        w->fn(w, LOOP_ERR);
+        n++;
+    }
+    return n;
 }
 
 int loop_init(struct loop *lp, size_t depth, size_t reserve)
@@ -115,7 +171,10 @@ int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events,
         return -errno;
     w->fn = fn;
     w->fd = fd;
-    w->events = events;
+    w->events = w->kernel = events;
+    w->error = 0;
+    w->change_next = NULL;
+    w->change_pprev = NULL;
     return 0;
 }
 
@@ -123,20 +182,28 @@ int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events)
 {
     if (w->events == events)
         return 0;
-    struct epoll_event ev = {.events = loop_to_epoll(events), .data.ptr = w};
-    if (epoll_ctl(lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
-        return -errno;
     w->events = events;
+    if (!w->change_pprev)
+        loop_link(&lp->changes, w);
     return 0;
+}
+
+int loop_watcher_error(const struct loop_watcher *w)
+{
+    return w->error;
 }
 
 void loop_unwatch(struct loop *lp, struct loop_watcher *w)
 {
     if (w->fd < 0)
         return;
+    loop_unlink(w); /* a pending change goes with it */
+    /* At once, not at the next wait: the descriptor may be closed right
+     * after, and a copy of it (a forked child's) would keep it in the set. */
     epoll_ctl(lp->epfd, EPOLL_CTL_DEL, w->fd, NULL);
     w->fd = -1;
-    w->events = 0;
+    w->events = w->kernel = 0;
+    w->error = 0;
 }
 
 int loop_timer_arm(struct loop *lp, struct timer *t, uint64_t deadline_ms)
@@ -190,8 +257,14 @@ int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payl
 int loop_run_once(struct loop *lp)
 {
     struct epoll_event events[LOOP_EVENTS];
-    int timeout = lp->busy ? 0 : timer_next_ms(&lp->timers, lp->now_ms);
+    loop_apply_changes(lp);
+    int timeout = lp->busy || lp->refused ? 0 : timer_next_ms(&lp->timers, lp->now_ms);
+    /* About to sleep: from here on a post wakes us (mailbox.h). */
+    if (timeout != 0 && !mailbox_idle(lp->mailbox))
+        timeout = 0; /* a post came first: no sleep */
     int n = epoll_wait(lp->epfd, events, LOOP_EVENTS, timeout);
+    if (timeout != 0)
+        mailbox_running(lp->mailbox);
     int rc = 0;
     if (n < 0) {
         rc = errno == EINTR ? 0 : -errno;
@@ -199,11 +272,16 @@ int loop_run_once(struct loop *lp)
     }
     if (!lp->manual_clock)
         lp->now_ms = timer_now_ms();
+    int reported = loop_report_refused(lp);
     for (int i = 0; i < n; i++) {
         struct loop_watcher *w = events[i].data.ptr;
         if (w->fd >= 0) /* not removed earlier in this turn */
             w->fn(w, loop_from_epoll(events[i].events));
     }
+    /* Posts made while this thread ran: no wake-up was spent on them. */
+    if (mailbox_len(lp->mailbox) > 0)
+        n += (int)mailbox_run(lp->mailbox, LOOP_MAILBOX_BATCH) > 0;
+    n += reported;
     for (struct loop_check *c = lp->checks, *next; c; c = next) {
         next = c->next;
         c->fn(c);

@@ -8,14 +8,45 @@
  * eventfd) is driven by embedding a struct loop_watcher and registering it
  * with a callback; nothing else needs to know what kinds exist.
  *
- * One turn (loop_run_once): wait in epoll until the next timer deadline (or
- * not at all while something is busy), refresh the clock, call each ready
- * watcher's callback, run the per-turn checks, fire due timers, end the
- * handles closed in the turn (the closing phase), then run the deferred
- * functions.  A watcher removed during a turn gets no further
+ * One turn (loop_run_once): apply the interest changes asked for since the
+ * last wait, wait in epoll until the next timer deadline (or not at all
+ * while something is busy or a post is queued), refresh the clock, call each
+ * ready watcher's callback, run what the mailbox holds, run the per-turn
+ * checks, fire due timers, end the handles closed in the turn (the closing
+ * phase), then run the deferred functions.  A watcher removed during a turn gets no further
  * callback in that turn; memory that a later event of the same batch could
  * still point at is released through loop_defer, which runs at the end of
  * the turn.
+ *
+ * Interest changes (HAProxy's fd update list, libuv's watcher queue).
+ * loop_modify only records the interest wanted and queues the watcher; just
+ * before epoll_wait the loop tells the kernel about each queued watcher
+ * whose wanted interest differs from what the kernel has, one epoll_ctl
+ * each.  A change undone within the turn (EPOLLOUT armed and the output
+ * written by the end of the turn, a pause and a resume) costs no system
+ * call.  loop_unwatch takes the watcher off the queue (and tells the kernel
+ * at once), so a closed descriptor's pending change is dropped, and a
+ * descriptor number reused within the turn by a new watcher starts from
+ * that watcher's own interest.  A change the kernel refuses (ENOMEM; EBADF
+ * or ENOENT when a descriptor was closed behind the loop's back) is reported
+ * in the next dispatch as a callback with LOOP_ERR alone, and
+ * loop_watcher_error tells it from a socket error.
+ *
+ * Readiness is level-triggered unless LOOP_EDGE is asked for (wharf-load's
+ * engines ask).  The connection layer stays level-triggered: a connection
+ * that leaves bytes unread (its read budget, a paused handler, a held read)
+ * is simply reported again next turn, where edge triggering would need the
+ * loop to remember readiness itself.  It costs no epoll_ctl per message:
+ * LOOP_OUT is armed only while a send left bytes pending, and changes made
+ * and undone within a turn never reach the kernel (0 epoll_ctl per message
+ * for the echo, proxy and memcache handlers, docs/performance.md).
+ *
+ * Hand-off wake-ups.  Posts (loop_post) wake the loop's thread through the
+ * mailbox's eventfd only while that thread sleeps in epoll_wait: before a
+ * wait that may sleep the loop tells the mailbox it is idle and looks once
+ * more for messages (mailbox_idle), and after it tells it it runs again
+ * (mailbox_running).  A loop that is running drains its mailbox every turn,
+ * after the I/O callbacks, without any system call.
  *
  * Threads: everything here except loop_post / loop_post_urgent runs on the
  * loop's own thread.
@@ -56,7 +87,10 @@ typedef void (*loop_io_fn)(struct loop_watcher *w, uint32_t events);
 struct loop_watcher {
     loop_io_fn fn;
     int fd;          /* -1 when not registered */
-    uint32_t events; /* the registered interest (LOOP_IN, LOOP_OUT) */
+    uint32_t events; /* the interest wanted (LOOP_IN, LOOP_OUT, ...) */
+    uint32_t kernel; /* the interest the kernel has (loop.c's) */
+    int error;       /* -errno of the last change the kernel refused, or 0 */
+    struct loop_watcher *change_next, **change_pprev; /* queued: pprev != NULL */
 };
 
 /* Run once per turn after the I/O callbacks (see loop_add_check). */
@@ -87,6 +121,9 @@ struct loop {
     struct loop_check *checks;
     struct loop_closing *closing, **closing_tail; /* FIFO, ended by loop_run_closing */
     struct loop_defer *deferred;
+    struct loop_watcher *changes; /* watchers whose interest changed, to apply */
+    struct loop_watcher *refused; /* changes the kernel refused, to report */
+    uint64_t kernel_changes;      /* interest changes told to the kernel (tests) */
     unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
     bool stop;                   /* loop_run returns after this turn */
 };
@@ -102,8 +139,13 @@ void loop_destroy(struct loop *lp);
 /* Registers fd with interest `events`; fn is called with the ready bits.
  * Returns 0 or -errno (then w is untouched). */
 int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events, loop_io_fn fn);
-/* Changes the interest (a no-op when unchanged).  Returns 0 or -errno. */
+/* Changes the interest: recorded now, told to the kernel before the next
+ * wait if it still differs then (see "Interest changes" above).  Returns 0. */
 int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events);
+/* In a callback called with LOOP_ERR: -errno when the kernel refused an
+ * interest change of w (w's interest is then unknown; the owner should
+ * close it), 0 for a socket's own error. */
+int loop_watcher_error(const struct loop_watcher *w);
 /* Unregisters w (w->fd becomes -1); the descriptor is not closed.  Safe on
  * an unregistered watcher. */
 void loop_unwatch(struct loop *lp, struct loop_watcher *w);

@@ -26,6 +26,17 @@
  * observed, and P counts as a transition, under the same lock.)
  *
  * The converse, a wake-up with nothing to pop, is possible and harmless.
+ *
+ * A running owner (mailbox_running) is not woken at all: a post that takes
+ * the mailbox from empty to non-empty writes the eventfd only while
+ * `running` is false.  The owner clears `running` in mailbox_idle and then
+ * looks at `queued`; a producer stores `queued` and then looks at `running`,
+ * with a sequentially consistent fence between the store and the load on
+ * both sides (Dekker's pattern): either the owner sees the message and does
+ * not sleep, or the producer sees the owner idle and writes the eventfd.
+ * The argument above then holds for the posts made after the owner went
+ * idle, and a message posted while it ran is found by its mailbox_idle (or
+ * the mailbox_run before it).
  */
 #include "mailbox.h"
 
@@ -55,6 +66,7 @@ struct mailbox {
     size_t size;    /* slots in ring: depth + reserve */
     bool closed;
     _Atomic size_t queued; /* == count, readable without the lock */
+    _Atomic bool running;  /* the owner runs and will look before it sleeps */
     int efd;
     struct mailbox_msg ring[];
 };
@@ -79,6 +91,7 @@ struct mailbox *mailbox_new(size_t depth, size_t reserve)
     mb->size = size;
     mb->closed = false;
     atomic_init(&mb->queued, 0);
+    atomic_init(&mb->running, false);
     mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (mb->efd < 0)
         goto err;
@@ -142,8 +155,11 @@ static int mailbox_push(struct mailbox *mb, size_t limit, mailbox_fn fn, void *a
     bool was_empty = mb->count++ == 0;
     atomic_store_explicit(&mb->queued, mb->count, memory_order_relaxed);
     pthread_mutex_unlock(&mb->lock);
-    if (was_empty)
-        mailbox_wake(mb);
+    if (was_empty) {
+        atomic_thread_fence(memory_order_seq_cst); /* queued, then running */
+        if (!atomic_load_explicit(&mb->running, memory_order_relaxed))
+            mailbox_wake(mb);
+    }
     return 0;
 }
 
@@ -179,6 +195,11 @@ size_t mailbox_drain(struct mailbox *mb, size_t max)
     uint64_t v;
     while (read(mb->efd, &v, sizeof(v)) < 0 && errno == EINTR)
         ;
+    return mailbox_run(mb, max);
+}
+
+size_t mailbox_run(struct mailbox *mb, size_t max)
+{
     struct mailbox_msg batch[MAILBOX_BATCH];
     size_t ran = 0;
     while (ran < max) {
@@ -190,10 +211,26 @@ size_t mailbox_drain(struct mailbox *mb, size_t max)
         if (n < want)
             return ran; /* seen empty */
     }
-    /* The batch limit was reached: make sure the rest wakes the owner. */
-    if (mailbox_len(mb) > 0)
+    /* The batch limit was reached: make sure the rest wakes the owner (a
+     * running one looks again before it sleeps). */
+    if (mailbox_len(mb) > 0 && !atomic_load_explicit(&mb->running, memory_order_relaxed))
         mailbox_wake(mb);
     return ran;
+}
+
+bool mailbox_idle(struct mailbox *mb)
+{
+    atomic_store_explicit(&mb->running, false, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst); /* running, then queued */
+    if (atomic_load_explicit(&mb->queued, memory_order_relaxed) == 0)
+        return true;
+    atomic_store_explicit(&mb->running, true, memory_order_relaxed);
+    return false;
+}
+
+void mailbox_running(struct mailbox *mb)
+{
+    atomic_store_explicit(&mb->running, true, memory_order_relaxed);
 }
 
 void mailbox_close(struct mailbox *mb)

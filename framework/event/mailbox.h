@@ -49,6 +49,24 @@ int mailbox_post_urgent(struct mailbox *mb, mailbox_fn fn, void *arg, const void
  * Clears the wake-up first, so a post made meanwhile wakes the owner again.
  * Owner thread only. */
 size_t mailbox_drain(struct mailbox *mb, size_t max);
+/* Runs up to `max` queued messages like mailbox_drain, without reading the
+ * eventfd: a running owner looking in on its own (see mailbox_idle).
+ * Owner thread only. */
+size_t mailbox_run(struct mailbox *mb, size_t max);
+
+/*
+ * Wake-ups only for an owner that sleeps.  A new mailbox's owner counts as
+ * waiting, and every post that finds the mailbox empty writes the eventfd.
+ * An owner that runs an event loop tells the mailbox mailbox_running() once
+ * it is awake; posts then write nothing, and the owner looks in with
+ * mailbox_run before it waits again.  Before a wait that may sleep it calls
+ * mailbox_idle(): true means the mailbox was empty and any later post will
+ * write the eventfd (no wake-up is lost); false means messages are queued
+ * (the owner stays running and should not sleep).  Owner thread only.
+ */
+bool mailbox_idle(struct mailbox *mb);
+void mailbox_running(struct mailbox *mb);
+
 /* Refuses further posts (-EPIPE) and cancels everything queued.  Owner
  * thread, or any thread once the owner no longer drains. */
 void mailbox_close(struct mailbox *mb);
