@@ -8,7 +8,8 @@
 # from echo-like service ports dropped, a zone
 # reload on SIGHUP while a client keeps asking (no query lost), a bad zone
 # refused on reload with its file and line (the old zone keeps answering),
-# and a bad zone at start-up (file, line, JSON path; exit non-zero).
+# a bad zone at start-up (file, line, JSON path; exit non-zero), and several
+# zones on one listener ("zones") with their bad forms refused.
 #
 # Skips (77) without dig or python3.
 . "$(dirname "$0")/lib/common.sh"
@@ -350,4 +351,48 @@ if [ "$rc" != 0 ] && grep -q "listeners\\[0\\].*$tmp/bad.zone:3: expected a pref
 else
     fail "bad zone at start (rc $rc): $(cat "$tmp/bad.log")"
 fi
+
+# 8. Several zones on one listener ("zones"): each answers for its own names
+# (the longest origin wins: sub.other.test is a zone of its own below
+# other.test); a name in neither is REFUSED; a zone given twice, "zone" with
+# "zones", and "origin" with "zones" are refused by -t with the JSON path.
+printf '$ORIGIN other.test.\n$TTL 60\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\nwww A 198.51.100.7\n' >"$tmp/other.zone"
+printf '$ORIGIN sub.other.test.\n$TTL 60\n@ SOA ns1 host 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.2\nwww A 198.51.100.8\n' >"$tmp/sub.zone"
+cat >"$tmp/zones.json" <<JSON
+{"workers": 1, "listeners": [
+ {"name": "udp", "protocol": "udp", "address": "127.0.0.1", "port": 0, "handler": "dns",
+  "options": {"zones": ["$src/tests/dns/test.zone", "$tmp/other.zone", "$tmp/sub.zone"]}}]}
+JSON
+if start_wharfd -c "$tmp/zones.json"; then
+    U=$(port_of udp)
+    expect_short www.example.test A '192.0.2.80|'
+    expect_short www.other.test A '198.51.100.7|'
+    expect_short www.sub.other.test A '198.51.100.8|'
+    out=$(d www.example.org A)
+    case $out in
+    *"status: REFUSED"*) ok "zones: a name in none of them is REFUSED" ;;
+    *) fail "zones, out of all zones: $out" ;;
+    esac
+    stop_wharfd
+else
+    fail "wharfd with three zones did not start: $(cat "$tmp/log")"
+fi
+# refused_t NAME OPTIONS WANT: wharfd -t with these options refuses with WANT
+refused_t() {
+    printf '{"listeners": [{"protocol": "udp", "address": "127.0.0.1", "port": 0, "handler": "dns", "options": %s}]}\n' "$2" >"$tmp/refuse.json"
+    out=$("$real" -t -c "$tmp/refuse.json" 2>&1)
+    case $out in
+    *"listeners[0].options"*"$3"*) ok "$1 refused: $(echo "$out" | tail -n1 | sed 's/.*refused its options: //')" ;;
+    *) fail "$1: $out" ;;
+    esac
+}
+refused_t "a zone given twice" "{\"zones\": [\"$tmp/other.zone\", \"$tmp/other.zone\"]}" \
+    "zones[1]: $tmp/other.zone: zone other.test. is also zones[0]"
+refused_t "zone with zones" "{\"zone\": \"$tmp/other.zone\", \"zones\": [\"$tmp/other.zone\"]}" \
+    'expected either "zone" or "zones", not both'
+refused_t "origin with zones" "{\"zones\": [\"$tmp/other.zone\"], \"origin\": \"x.\"}" \
+    'origin: goes with "zone"'
+refused_t "an empty zones" '{"zones": []}' "zones: expected an array of 1 to 64 zone file paths"
+refused_t "a bad file in zones" "{\"zones\": [\"$tmp/other.zone\", \"$tmp/bad.zone\"]}" \
+    "zones[1]: $tmp/bad.zone:2: expected \$ORIGIN"
 finish

@@ -24,11 +24,14 @@
  * worker, kept across reloads as named state ("dns.counters/1"), and
  * logged when a generation ends (a reload, or shutdown).
  *
- * Options:
- *   "zone":            path of the master file (required)
- *   "origin":          the zone's name; default: the $ORIGIN in force at
- *                      the file's first record, else that record's owner
+ * Options ("zone" or "zones", not both):
+ *   "zone":            path of the master file
+ *   "origin":          its name; default: the $ORIGIN in force at the
+ *                      file's first record, else that record's owner
  *                      (absolute: the SOA's)
+ *   "zones":           several master files (at most DNS_MAX_ZONES), each
+ *                      named by its own $ORIGIN/SOA as above; a query goes to
+ *                      the zone with the longest origin it falls under
  *   "udp_max_payload": the most a UDP answer carries when the client's
  *                      EDNS0 allows more, 512..4096, default 1232
  */
@@ -64,11 +67,13 @@ struct dns_counters {
     _Atomic uint64_t c[];
 };
 
+#define DNS_MAX_ZONES 64
+
 struct dns_listener {
     struct dns_zones zones;
-    struct dns_zone *zone;
+    struct dns_zone *zone[DNS_MAX_ZONES];
     struct dns_counters *counters;
-    char name[1024];
+    char name[1024]; /* the first zone's name, and how many more (for the log) */
 };
 
 static int counters_create(void *arg, void **obj)
@@ -143,48 +148,103 @@ static void count(struct dns_listener *l, unsigned w, const struct dns_answer_in
         wharf_counter_add(&c[C_TRUNCATED], 1);
 }
 
-static int dns_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
+/* Reads the zone or zones of opts into l (see the top); 0, or -1 with err. */
+static int dns_load_zones(struct dns_listener *l, const wharf_options *opts, char *err,
+                          size_t errlen)
 {
-    static const char *const allowed[] = {"zone", "origin", "udp_max_payload", NULL};
-    if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
+    const char *paths[DNS_MAX_ZONES], *origin = NULL;
+    size_t n = 0;
+    int rc = wharf_options_string(opts, "zone", &paths[0]);
+    int rcs = wharf_options_string_array(opts, "zones", paths, DNS_MAX_ZONES, &n);
+    if (rc == 0 && rcs != -ENOENT) {
+        snprintf(err, errlen, "zones: expected either \"zone\" or \"zones\", not both");
         return -1;
-    const char *path = NULL, *origin = NULL;
-    int rc = wharf_options_string(opts, "zone", &path);
-    if (rc == -ENOENT) {
+    }
+    if (rc == -ENOENT && rcs == -ENOENT) {
         snprintf(err, errlen, "zone: expected the path of a zone file (required)");
         return -1;
     }
-    if (rc != 0) {
+    if (rc == -EINVAL) {
         snprintf(err, errlen, "zone: expected a string (the path of a zone file)");
         return -1;
     }
+    if (rcs == -EINVAL || (rcs == 0 && n == 0)) {
+        snprintf(err, errlen, "zones: expected an array of 1 to %d zone file paths",
+                 DNS_MAX_ZONES);
+        return -1;
+    }
+    if (rc == 0)
+        n = 1;
     if (wharf_options_string(opts, "origin", &origin) == -EINVAL) {
         snprintf(err, errlen, "origin: expected a string (a domain name)");
         return -1;
     }
+    if (origin && rc != 0) {
+        snprintf(err, errlen, "origin: goes with \"zone\"; each of \"zones\" is named by its "
+                              "own $ORIGIN or SOA");
+        return -1;
+    }
+    char zerr[900];
+    for (size_t i = 0; i < n; i++) {
+        struct dns_zone *z = dns_zone_load(paths[i], origin, zerr, sizeof zerr);
+        if (!z) {
+            if (rc == 0)
+                snprintf(err, errlen, "zone: %s", zerr);
+            else
+                snprintf(err, errlen, "zones[%zu]: %s", i, zerr);
+            return -1;
+        }
+        l->zone[l->zones.n++] = z;
+        for (size_t j = 0; j < i; j++)
+            if (l->zone[j]->originlen == z->originlen &&
+                memcmp(l->zone[j]->origin, z->origin, z->originlen) == 0) {
+                char name[1024];
+                dns_name_text(z->origin, name, sizeof name);
+                snprintf(err, errlen, "zones[%zu]: %s: zone %s is also zones[%zu]", i, paths[i],
+                         name, j);
+                return -1;
+            }
+        dns_name_text(z->origin, l->name, sizeof l->name);
+        wharf_log(WHARF_LOG_INFO, "dns: zone %s from %s: %zu names, %zu records", l->name,
+                  paths[i], z->nnodes, z->nrrs);
+    }
+    dns_name_text(l->zone[0]->origin, l->name, sizeof l->name);
+    if (n > 1) {
+        size_t len = strlen(l->name);
+        snprintf(l->name + len, sizeof l->name - len, " (and %zu more)", n - 1);
+    }
+    return 0;
+}
+
+static void dns_listener_free(struct dns_listener *l)
+{
+    for (size_t i = 0; i < l->zones.n; i++)
+        dns_zone_free(l->zone[i]);
+    free(l);
+}
+
+static int dns_init(const wharf_options *opts, void **listener_data, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"zone", "zones", "origin", "udp_max_payload", NULL};
+    if (wharf_options_check_keys(opts, allowed, err, errlen) != 0)
+        return -1;
     long long udp_max = 1232;
     if (wharf_options_int(opts, "udp_max_payload", &udp_max) == -EINVAL || udp_max < 512 ||
         udp_max > 4096) {
         snprintf(err, errlen, "udp_max_payload: expected an integer 512..4096");
         return -1;
     }
-
     struct dns_listener *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char zerr[900];
-    l->zone = dns_zone_load(path, origin, zerr, sizeof zerr);
-    if (!l->zone) {
-        snprintf(err, errlen, "zone: %s", zerr);
-        free(l);
+    l->zones.zone = l->zone;
+    l->zones.udp_max = (uint16_t)udp_max;
+    if (dns_load_zones(l, opts, err, errlen) != 0) {
+        dns_listener_free(l);
         return -1;
     }
-    l->zones.zone = &l->zone;
-    l->zones.n = 1;
-    l->zones.udp_max = (uint16_t)udp_max;
-    dns_name_text(l->zone->origin, l->name, sizeof l->name);
 
     unsigned nworkers = wharf_options_worker_count(opts);
     void *obj = NULL;
@@ -192,8 +252,6 @@ static int dns_init(const wharf_options *opts, void **listener_data, char *err, 
         l->counters = obj;
     if (l->counters && l->counters->nworkers != nworkers)
         l->counters = NULL; /* cannot happen: the worker count is fixed */
-    wharf_log(WHARF_LOG_INFO, "dns: zone %s from %s: %zu names, %zu records", l->name, path,
-              l->zone->nnodes, l->zone->nrrs);
     *listener_data = l;
     return 0;
 }
@@ -217,8 +275,7 @@ static void dns_fini(void *listener_data)
                                       (unsigned long long)sum[i]);
         wharf_log(WHARF_LOG_INFO, "dns: zone %s: counters since start:%s", l->name, line);
     }
-    dns_zone_free(l->zone);
-    free(l);
+    dns_listener_free(l);
 }
 
 /* Whether a datagram's source may be answered (see the top). */
