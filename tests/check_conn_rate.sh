@@ -133,10 +133,12 @@ print(served)
 PY
 after=$(rss)
 served=$(cat "$tmp/many")
-# Sanitizer allocators keep freed memory in quarantine and per-thread caches:
-# the bound there only says the growth is not per source (10,000 x 1 KiB).
+# Sanitizer allocators keep freed memory in quarantine (ASan: every freed
+# connection, up to 256 MB) and per-thread caches, so RSS there says nothing
+# about what wharf holds: the bound is judged in the plain build only (leaks
+# are the sanitizer's and valgrind's to find).
 bound=2048
-[ -n "${WHARF_SANITIZER:-}" ] && bound=8192
+[ "${WHARF_SANITIZER:-none}" != none ] && bound=1000000
 [ "$served" = 10000 ] && [ $((after - before)) -lt $bound ] &&
     ok "10,000 sources all served, RSS ${before} kB -> ${after} kB" ||
     fail "10,000 sources: served $served, RSS ${before} kB -> ${after} kB"
