@@ -798,21 +798,36 @@ int wharf_options_bool(const wharf_options *opts, const char *key, bool *out)
     return 0;
 }
 
+static bool option_is_integer(const json_t *v) { return json_is_integer(v); }
+static bool option_is_string(const json_t *v) { return json_is_string(v); }
+
+/* The array under key when it has at most max elements, each passing is();
+ * else NULL with *rc -ENOENT or -EINVAL.  (Checked whole first: a getter
+ * that fails has no effect.) */
+static json_t *option_array(const wharf_options *opts, const char *key, size_t max,
+                            bool (*is)(const json_t *), int *rc)
+{
+    json_t *v = option(opts, key), *el;
+    *rc = v ? -EINVAL : -ENOENT;
+    if (!v || !json_is_array(v) || json_array_size(v) > max)
+        return NULL;
+    size_t i;
+    json_array_foreach(v, i, el) {
+        if (!is(el))
+            return NULL;
+    }
+    *rc = 0;
+    return v;
+}
+
 int wharf_options_int_array(const wharf_options *opts, const char *key, long long *out,
                             size_t max, size_t *n)
 {
-    json_t *v = option(opts, key);
+    int rc;
+    json_t *v = option_array(opts, key, max, option_is_integer, &rc), *el;
     if (!v)
-        return -ENOENT;
-    if (!json_is_array(v) || json_array_size(v) > max)
-        return -EINVAL;
+        return rc;
     size_t i;
-    json_t *el;
-    /* Check everything first: a call that fails has no effect. */
-    json_array_foreach(v, i, el) {
-        if (!json_is_integer(el))
-            return -EINVAL;
-    }
     json_array_foreach(v, i, el) {
         out[i] = (long long)json_integer_value(el);
     }
@@ -824,17 +839,11 @@ int wharf_options_int_array(const wharf_options *opts, const char *key, long lon
 int wharf_options_string_array(const wharf_options *opts, const char *key, const char **out,
                                size_t max, size_t *n)
 {
-    json_t *v = option(opts, key);
+    int rc;
+    json_t *v = option_array(opts, key, max, option_is_string, &rc), *el;
     if (!v)
-        return -ENOENT;
-    if (!json_is_array(v) || json_array_size(v) > max)
-        return -EINVAL;
+        return rc;
     size_t i;
-    json_t *el;
-    json_array_foreach(v, i, el) {
-        if (!json_is_string(el))
-            return -EINVAL;
-    }
     json_array_foreach(v, i, el) {
         out[i] = json_string_value(el);
     }
