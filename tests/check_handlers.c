@@ -726,7 +726,7 @@ START_TEST(proxy_peer_closed_inside_send)
 {
     struct tserver *echo = tserver_start(ECHO_SERVER);
     struct tserver *proxy = tserver_start(
-        PROXY_SERVER(", \"max_pending\": 1073741824", ", \"buffers\": {\"high_watermark\": 100000, \"low_watermark\": 50000, "
+        PROXY_SERVER(", \"max_pending\": 1073741824", ", \"buffers\": {\"high_watermark\": 200000, \"low_watermark\": 50000, "
                      "\"max_output\": 200000}"),
         tserver_port(echo, 0));
     int fd = tcp_connect("127.0.0.1", tserver_port(proxy, 0));
@@ -748,7 +748,12 @@ START_TEST(proxy_peer_closed_inside_send)
         if (tserver_stats(proxy, 0).closed[WHARF_CLOSE_LIMIT] > 0)
             break;
     }
-    /* Which side hits max_output first depends on the machine's speed: the
+    /* high_watermark == max_output: neither side stops reading before its
+     * output is full, so the bytes in flight always reach max_output (with
+     * a lower high_watermark the client side paused first, and whether the
+     * bytes already in flight reached max_output was up to the machine's
+     * speed: CI once saw no side reach it).
+     * Which side hits max_output first depends on the machine's speed: the
      * client side (it never reads), or the upstream side when the echo
      * server falls behind.  Either way the upstream connection closes while
      * the client is still connected (a closing side keeps reading, so the
