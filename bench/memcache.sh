@@ -17,6 +17,8 @@
 #   AB=9 bench/memcache.sh 2         (A/B: both servers up at once, 9 rounds of
 #                                     2 s bursts alternating between them per
 #                                     workload; medians of the per-round ratios)
+#   AB=5 WORKLOADS="slap big" bench/memcache.sh 2   (A/B of some workloads only:
+#                                     slap, small, big, mget)
 #
 # Environment: WHARF_BUILDDIR (default .), SERVER_CPUS (taskset list for the
 # servers, default 0-1), LOAD_CPUS (for memcaslap, default: same),
@@ -224,7 +226,7 @@ ab() {
         start_wharf "$n"; w_pid=$pid; w_port=$port
         pid=$m_pid; port=$m_port; fill 10000 100; fill 200 102400
         pid=$w_pid; port=$w_port; fill 10000 100; fill 200 102400
-        for what in slap small big mget; do
+        for what in ${WORKLOADS:-slap small big mget}; do
             : >"$tmp/ab"
             i=0
             while [ "$i" -lt "$rounds" ]; do

@@ -147,7 +147,11 @@ START_TEST(errors_as_memcached)
     EXPECT(c, line, "CLIENT_ERROR bad command line format\r\nERROR\r\n");
     memcpy(line + 4 + 250, " 0 0 1\r\nx\r\n", 12); /* 250 is fine */
     EXPECT(c, line, "STORED\r\n");
-    EXPECT(c, "set a\x01 0 0 1\r\nx\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\n");
+    /* Control characters are key bytes, as in memcached (memcaslap's keys
+     * begin with 0x10 bytes). */
+    EXPECT(c, "set a\x01\x10\x7f 0 0 1\r\nx\r\n", "STORED\r\n");
+    EXPECT(c, "get a\x01\x10\x7f\r\n", "VALUE a\x01\x10\x7f 0 1\r\nx\r\nEND\r\n");
+    EXPECT(c, "get a\x01\r\n", "END\r\n");
     memcpy(line, "get ", 4);
     memset(line + 4, 'k', 251);
     memcpy(line + 4 + 251, "\r\n", 3);

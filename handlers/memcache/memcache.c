@@ -115,11 +115,20 @@ static enum mc_parse parse_storage(const struct mc_listener *l, const struct mc_
     return P_OK;
 }
 
+/* A command line ends at its first NUL, as memcached reads it (a C
+ * string): "set k\0x 0 0 1" is "set k", a key may hold any other byte. */
+static size_t mc_line_len(const char *line, size_t len)
+{
+    const char *nul = memchr(line, 0, len);
+    return nul ? (size_t)(nul - line) : len;
+}
+
 /* The framing's body_length: <bytes> + 2 for a well-formed storage command,
  * -1 (the line alone) for everything else, errors included. */
 static long long mc_body_length(const char *line, size_t len, void *arg)
 {
     const struct mc_listener *l = arg;
+    len = mc_line_len(line, len);
     if (mc_meta_is(line, len)) /* meta commands: mc_meta.c */
         return mc_meta_body_length(l, line, len);
     struct mc_tok t[MC_TOKENS_MAX];
@@ -438,8 +447,8 @@ static size_t mc_get_keys(wharf_conn *c, struct mc_conn *mc, const char *s, size
         if (wharf_output_pending(c) >= MC_OUTPUT_YIELD)
             return i;
         size_t start = i;
-        while (i < n && s[i] != ' ')
-            i++;
+        const char *sp = memchr(s + i, ' ', n - i);
+        i = sp ? (size_t)(sp - s) : n;
         struct mc_tok k = {s + start, i - start};
         if (!mc_tok_key(&k)) {
             REPLY(c, "CLIENT_ERROR bad command line format\r\n");
@@ -739,9 +748,11 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
 {
     struct mc_listener *l = wharf_listener_data(c);
     const char *line = fr->header;
-    size_t ll = fr->header_len;
+    size_t ll = mc_line_len(line, fr->header_len);
     if (mc_meta_is(line, ll)) { /* meta commands: mc_meta.c */
-        mc_meta_command(c, mc, fr, now);
+        struct wharf_frame cut = *fr;
+        cut.header_len = ll;
+        mc_meta_command(c, mc, &cut, now);
         return len;
     }
     bool err;
