@@ -2,13 +2,14 @@
 # check_memcache_clients.sh - the memcache handler under clients nobody here
 # wrote, against a real wharfd on ephemeral ports: libmemcached's protocol
 # conformance tool (memccapable -a and -b, every ASCII and binary test),
+# its load generator memcaslap (sets stored, gets hit),
 # Python's pymemcache (set/get/gets/cas/incr/decr/touch/delete/expiry, a
 # 1 MiB value, 10,000 keys), two instances used together by memccp/memccat (keys spread over
 # both, every one read back), and 1,000 clients that send gets for a large
 # value and never read (the server stays up, answers others, and its memory
 # stays bounded).
 #
-# Needs memccapable, memccp, memccat (Debian: libmemcached-tools) and
+# Needs memccapable, memccp, memccat, memcaslap (Debian: libmemcached-tools) and
 # python3 with pymemcache (Debian: python3-pymemcache); skips (77) without.
 set -u
 src=${WHARF_SRCDIR:-.}
@@ -17,7 +18,7 @@ wharfd=$build/wharfd
 export WHARF_MODULE_PATH=${WHARF_MODULE_PATH:-$build/handlers/.libs}
 
 missing=
-for tool in memccapable memccp memccat python3; do
+for tool in memccapable memccp memccat memcaslap python3; do
     command -v $tool >/dev/null 2>&1 || missing="$missing $tool"
 done
 # The Python that has pymemcache (Debian's lives in /usr/bin/python3).
@@ -95,6 +96,34 @@ if [ $rc -eq 0 ] && grep -q "All tests passed" "$tmp/capable_b.out" && ! grep -q
     ok "memccapable -b: $npass binary tests passed"
 else
     fail "memccapable -b (rc $rc): $(grep -v '\[pass\]' "$tmp/capable_b.out" | head -20)"
+fi
+
+# 1c. memcaslap (libmemcached-tools' load generator): its keys begin with
+# eight 0x10 bytes, which wharf once refused with CLIENT_ERROR (memcaslap
+# counts no errors, so only the server's counters show it).  After 2 s at 8
+# connections the sets must have stored and the gets hit.
+mc_stat() { # port names... -> "name value" lines of `stats`
+    "$py" - "$@" <<'PY'
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
+s.sendall(b'stats\r\n')
+buf = b''
+while not buf.endswith(b'END\r\n'):
+    buf += s.recv(65536)
+st = dict(l.split()[1:3] for l in buf.decode().splitlines() if l.startswith('STAT '))
+print(' '.join(st.get(n, '0') for n in sys.argv[2:]))
+PY
+}
+set -- $(mc_stat "$port_a" cmd_set get_hits curr_items)
+set0=$1 hits0=$2
+timeout 30 memcaslap -s "127.0.0.1:$port_a" -T 1 -c 8 -t 2s >"$tmp/slap.out" 2>&1
+rc=$?
+set -- $(mc_stat "$port_a" cmd_set get_hits curr_items)
+sets=$(($1 - set0)) hits=$(($2 - hits0))
+if [ $rc -eq 0 ] && [ "$sets" -ge 100 ] && [ "$hits" -ge 100 ]; then
+    ok "memcaslap 2 s: $sets sets, $hits get hits, $3 items"
+else
+    fail "memcaslap (rc $rc): $sets sets, $hits get hits; $(tail -3 "$tmp/slap.out")"
 fi
 
 # 2. pymemcache.
