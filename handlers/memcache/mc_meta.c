@@ -899,8 +899,13 @@ static void meta_me(wharf_conn *c, struct meta_line *ml, int64_t now)
 
 bool mc_meta_is(const char *line, size_t len)
 {
-    struct mc_tok t[1];
-    return mc_tok_split(line, len, t, 1) >= 1 && t[0].n == 2 && t[0].p[0] == 'm';
+    /* The first token is two bytes, the first 'm' (without splitting the
+     * line: this runs for every command). */
+    size_t i = 0;
+    while (i < len && line[i] == ' ')
+        i++;
+    return len - i >= 2 && line[i] == 'm' && line[i + 1] != ' ' &&
+           (len - i == 2 || line[i + 2] == ' ');
 }
 
 void mc_meta_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_frame *fr,

@@ -31,12 +31,6 @@ size_t mc_tok_split(const char *s, size_t n, struct mc_tok *t, size_t max)
     return k;
 }
 
-bool mc_tok_is(const struct mc_tok *t, const char *lit)
-{
-    size_t n = strlen(lit);
-    return t->n == n && memcmp(t->p, lit, n) == 0;
-}
-
 /* Unsigned decimal, memcached's safe_strtoull: no sign, no overflow. */
 bool mc_tok_u64(const struct mc_tok *t, uint64_t *out)
 {

@@ -131,6 +131,11 @@ static long long mc_body_length(const char *line, size_t len, void *arg)
     len = mc_line_len(line, len);
     if (mc_meta_is(line, len)) /* meta commands: mc_meta.c */
         return mc_meta_body_length(l, line, len);
+    size_t i = 0; /* no storage command begins otherwise: no split needed */
+    while (i < len && line[i] == ' ')
+        i++;
+    if (i == len || !strchr("sarpc", line[i]))
+        return -1;
     struct mc_tok t[MC_TOKENS_MAX];
     size_t n = mc_tok_split(line, len, t, MC_TOKENS_MAX);
     struct mc_storage sc;
@@ -760,9 +765,11 @@ static size_t mc_command(wharf_conn *c, struct mc_conn *mc, const struct wharf_f
     if (err)
         return len;
     if (keys) {
-        struct mc_tok t[1];
         if (mc->mget == MG_GET || mc->mget == MG_GETS) {
-            if (mc_tok_split(line + keys, ll - keys, t, 1) == 0) {
+            size_t i = keys;
+            while (i < ll && line[i] == ' ')
+                i++;
+            if (i == ll) { /* no key */
                 mc->mget = MG_NONE;
                 REPLY(c, "ERROR\r\n");
                 return len;

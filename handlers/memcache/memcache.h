@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "mc_store.h"
 #include "wharf.h"
@@ -203,7 +204,13 @@ void mc_ops_stored(wharf_conn *c, struct mc_conn *mc, const char *key, size_t nk
 
 /* mc_tok.c */
 size_t mc_tok_split(const char *s, size_t n, struct mc_tok *t, size_t max);
-bool mc_tok_is(const struct mc_tok *t, const char *lit);
+/* t is the literal lit (inline: strlen of a literal is folded, and most
+ * comparisons stop at the length). */
+static inline bool mc_tok_is(const struct mc_tok *t, const char *lit)
+{
+    size_t n = strlen(lit);
+    return t->n == n && memcmp(t->p, lit, n) == 0;
+}
 bool mc_tok_u64(const struct mc_tok *t, uint64_t *out);
 bool mc_tok_i32(const struct mc_tok *t, int64_t *out);
 bool mc_tok_key(const struct mc_tok *t);
