@@ -8,6 +8,8 @@
  */
 #include "mc_store_private.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +23,28 @@ size_t mc_store_ntotal(size_t nkey, size_t nbytes)
  * alignment, slab_chunk_max 524288): class i's chunk size. */
 static size_t class_size[MC_CLASSES];
 
+/* The class of every item size up to SMALL_MAX, by (size + 7) / 8 (chunk
+ * sizes are multiples of 8): a get counts its hit in its class, and a
+ * table read costs less than the binary search. */
+#define SMALL_MAX 16384
+static uint8_t small_class[SMALL_MAX / 8 + 1];
+static atomic_bool classes_ready;
+
+static unsigned class_search(size_t n)
+{
+    unsigned lo = 1, hi = MC_CLASS_MAX;
+    if (n >= class_size[MC_CLASS_MAX])
+        return MC_CLASS_MAX;
+    while (lo < hi) { /* the first class whose chunk holds n */
+        unsigned mid = (lo + hi) / 2;
+        if (class_size[mid] >= n)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 static void class_init(void)
 {
     size_t size = 48 + 48;
@@ -32,29 +56,29 @@ static void class_init(void)
         size = (size_t)((double)size * 1.25);
     }
     class_size[i] = 524288;
+    for (size_t k = 0; k <= SMALL_MAX / 8; k++)
+        small_class[k] = (uint8_t)class_search(k * 8);
+    atomic_store_explicit(&classes_ready, true, memory_order_release);
+}
+
+static void classes_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (!atomic_load_explicit(&classes_ready, memory_order_acquire))
+        pthread_once(&once, class_init);
 }
 
 size_t mc_store_class_size(unsigned id)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, class_init);
+    classes_init();
     return id >= 1 && id <= MC_CLASS_MAX ? class_size[id] : 0;
 }
 
 unsigned mc_store_class_of(size_t nkey, size_t nbytes)
 {
+    classes_init();
     size_t n = mc_store_ntotal(nkey, nbytes);
-    unsigned lo = 1, hi = MC_CLASS_MAX;
-    if (n >= mc_store_class_size(MC_CLASS_MAX))
-        return MC_CLASS_MAX;
-    while (lo < hi) { /* the first class whose chunk holds n */
-        unsigned mid = (lo + hi) / 2;
-        if (class_size[mid] >= n)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    return n <= SMALL_MAX ? small_class[(n + 7) / 8] : class_search(n);
 }
 
 void mc_store_class_linked(struct mc_shard *sh, const struct mc_item *it, int sign)
