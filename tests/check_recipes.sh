@@ -19,7 +19,9 @@
 # the blocking-work recipe answering a 10 ms job within 50 ms while a 2 s job
 # runs (work_threads 4; tests/recipe_resolver.c stands in for DNS), the test
 # program of docs/testkit.md built and run against cmd.c, and the C++ recipe
-# the same as tests/modules/mod_cxx.cc (which the build compiles).
+# the same as tests/modules/mod_cxx.cc (which the build compiles); the UDP
+# recipes the same as tests/modules/mod_udp_*.c and run in wharfd by
+# tests/udp_recipes.py.
 #
 # Skips (77) only when a tool it builds with is missing (cc, python3).
 set -u
@@ -119,7 +121,7 @@ then
     extracted=bad
 fi
 names=$(cat "$tmp/names")
-tested="upper.c cmd.c sum.c shout.c heartbeat.c lookup.c sort.c proxy.c test_cmd.c cxx.cc"
+tested="upper.c cmd.c sum.c shout.c heartbeat.c lookup.c sort.c proxy.c test_cmd.c cxx.cc udp_defer.c udp_relay.c"
 for n in $names; do
     case " $tested " in *" $n "*) ;; *) fail "recipe $n of the handler pages has no test here"; extracted=bad ;; esac
 done
@@ -271,6 +273,26 @@ if [ -e "$tmp/r/cxx.cc" ] && cmp -s "$tmp/r/cxx.cc" "$src/tests/modules/mod_cxx.
     ok "cxx.cc is tests/modules/mod_cxx.cc, byte for byte"
 else
     fail "cxx.cc differs from tests/modules/mod_cxx.cc: $(diff "$tmp/r/cxx.cc" "$src/tests/modules/mod_cxx.cc" 2>&1 | head -n 5)"
+fi
+
+# The UDP recipes are tests/modules/mod_udp_defer.c and mod_udp_relay.c
+# (tests/check_udp_send.c runs those); here the page's copies run in wharfd,
+# driven by Python sockets (tests/udp_recipes.py: the deferred reply after a
+# 200 ms job, the timer-flushed relay, the send guard refusing port 1000).
+for r in udp_defer udp_relay; do
+    if [ -e "$tmp/r/$r.c" ] && cmp -s "$tmp/r/$r.c" "$src/tests/modules/mod_$r.c"; then
+        ok "$r.c is tests/modules/mod_$r.c, byte for byte"
+    else
+        fail "$r.c differs from tests/modules/mod_$r.c: $(diff "$tmp/r/$r.c" "$src/tests/modules/mod_$r.c" 2>&1 | head -n 5)"
+    fi
+done
+if build_module udp_defer.c && build_module udp_relay.c; then
+    if out=$(timeout 120 python3 "$src/tests/udp_recipes.py" "$wharfd" "$tmp/udp_defer.so" \
+        "$tmp/udp_relay.so" "$tmp" 2>&1); then
+        ok "udp_defer.c and udp_relay.c in wharfd: $(echo "$out" | grep -c '^ok ') checks"
+    else
+        fail "the UDP recipes: $(echo "$out" | grep -v '^ok ' | head -n 8)"
+    fi
 fi
 
 echo "$passed passed, $failed failed"

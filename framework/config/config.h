@@ -103,7 +103,11 @@ struct config_listener {
     int access_log;             /* "access_log": -1 (off) or the log level of the
                                    connection log line */
     bool loop_guard;            /* "loop_guard" (UDP): drop datagrams from this
-                                   server's own UDP ports */
+                                   server's own UDP ports (and refuse sends to them) */
+    bool allow_privileged_ports; /* "allow_privileged_ports" (UDP): sends to ports
+                                    below 1024 allowed */
+    bool allow_broadcast;       /* "allow_broadcast" (UDP): sends to broadcast and
+                                   multicast addresses allowed */
     int recv_buffer;            /* "recv_buffer" bytes; 0 = system default */
     int send_buffer;            /* "send_buffer" bytes; 0 = system default */
     struct config_timeouts timeouts;

@@ -7,6 +7,7 @@
  * go out with one sendmmsg per batch (or earlier when the arena fills).
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,6 +42,13 @@ struct udp_bucket {
     uint64_t tokens;
 };
 
+/* The worker's rate table (wharf_worker.udp_rate), shared by its listener
+ * sockets and its handles (udp_handle.c). */
+struct udp_rate {
+    uint64_t last_log_ms;
+    struct udp_bucket buckets[UDP_RATE_SLOTS];
+};
+
 struct udp_sock {
     struct loop_watcher watcher; /* must be first */
     int fd;
@@ -53,8 +61,6 @@ struct udp_set {
     struct wharf_worker *w;
     uint64_t own_ports[65536 / 64]; /* bit p: port p is one of this server's UDP ports */
     uint64_t last_loop_log_ms;
-    uint64_t last_rate_log_ms;
-    struct udp_bucket *buckets;   /* [UDP_RATE_SLOTS] once a listener has rate_limit */
     struct udp_sock *socks;
     unsigned nsocks;
     unsigned nbusy;             /* sockets read directly (see udp_set_busy) */
@@ -88,7 +94,6 @@ static void udp_poll_busy(struct loop_check *check);
 static void udp_set_release(struct loop_defer *d)
 {
     struct udp_set *u = (struct udp_set *)((char *)d - offsetof(struct udp_set, freed));
-    free(u->buckets);
     free(u->socks);
     free(u->rbuf);
     free(u->sbuf);
@@ -150,6 +155,10 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             s->fd = listener_fd(l, a, w->id);
             s->l = l;
             s->set = u;
+            /* The kernel refuses a broadcast destination without it. */
+            int on = 1;
+            if (l->cfg->allow_broadcast)
+                (void)setsockopt(s->fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
             int rc = loop_watch(&w->loop, &s->watcher, s->fd, LOOP_IN, udp_on_readable);
             if (rc < 0) {
                 snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(-rc));
@@ -227,25 +236,108 @@ static void udp_refuse_loop(struct udp_set *u, struct udp_sock *s, const union s
     }
 }
 
-/*
- * rate_limit: a token bucket per (listener, source address) (up to one
- * second's worth of burst), in a fixed table per worker, so one listener's
- * traffic never spends another's allowance: a source that collides with
- * another takes its slot over with a full bucket, so memory stays bounded
- * whatever the number of sources.  Returns whether the datagram may pass.
- */
-static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union sockaddr_any *src)
+/* Whether IPv4 address a (host order) is unspecified, broadcast or
+ * multicast: 0.0.0.0/8, 224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved)
+ * and 255.255.255.255. */
+static bool udp_ipv4_broadcast_like(uint32_t a)
 {
-    if (!u->buckets && !(u->buckets = calloc(UDP_RATE_SLOTS, sizeof *u->buckets)))
+    return (a >> 24) == 0 || (a >> 28) == 0xe || (a >> 28) == 0xf;
+}
+
+/* Whether port p is a UDP port of one of g's listeners. */
+static bool udp_gen_has_port(const struct generation *g, unsigned p)
+{
+    for (unsigned i = 0; g && i < g->nlisteners; i++)
+        if (g->listeners[i].cfg->protocol == CONFIG_UDP && g->listeners[i].port == (int)p)
+            return true;
+    return false;
+}
+
+/*
+ * The send guard (see udp.h): the reflection guard of udp_echo, applied by
+ * the framework to what handler code sends, so that no handler can be made
+ * to aim traffic at a service that answers anything, at a whole network, or
+ * back at this server.
+ */
+int udp_send_guard(struct wharf_worker *w, const struct listener *l, const struct sockaddr *to,
+                   socklen_t len, bool own_ports)
+{
+    unsigned port;
+    bool broadcast;
+    if (!to)
+        return -EINVAL;
+    if (to->sa_family == AF_INET) {
+        if (len < (socklen_t)sizeof(struct sockaddr_in))
+            return -EINVAL;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)to;
+        port = ntohs(in->sin_port);
+        broadcast = udp_ipv4_broadcast_like(ntohl(in->sin_addr.s_addr));
+    } else if (to->sa_family == AF_INET6) {
+        if (len < (socklen_t)sizeof(struct sockaddr_in6))
+            return -EINVAL;
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)to;
+        const uint8_t *b = in6->sin6_addr.s6_addr;
+        port = ntohs(in6->sin6_port);
+        broadcast = b[0] == 0xff || IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            broadcast = udp_ipv4_broadcast_like((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+                                                (uint32_t)b[14] << 8 | b[15]);
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    if (port < 1024 && !l->cfg->allow_privileged_ports)
+        return -EACCES;
+    if (broadcast && !l->cfg->allow_broadcast)
+        return -EACCES;
+    if (own_ports && l->cfg->loop_guard && udp_own_port(w, l, port))
+        return -ELOOP;
+    return 0;
+}
+
+bool udp_own_port(const struct wharf_worker *w, const struct listener *l, unsigned port)
+{
+    return udp_gen_has_port(l->gen, port) ||
+           (w->udp_gen != l->gen && udp_gen_has_port(w->udp_gen, port));
+}
+
+/* Counts a send the guard refused and logs it (rate-limited). */
+void udp_send_refused(struct wharf_worker *w, const struct listener *l, const struct sockaddr *to,
+                      int rc)
+{
+    listener_count_drop(l, w->id, rc == -ELOOP ? LISTENER_DROP_LOOP_GUARD
+                                               : LISTENER_DROP_SEND_GUARD);
+    if (log_due(&w->udp_guard_log_ms, w->loop.now_ms, LOG_RATE_LIMIT_MS)) {
+        char addr[64];
+        listener_format_addr(to, addr, sizeof addr);
+        log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0,
+                  "refused a datagram to %s: %s (logged at most every %d s)", addr,
+                  rc == -ELOOP ? "one of this server's UDP ports (loop_guard)"
+                               : "a privileged port or a broadcast or multicast address "
+                                 "(allow_privileged_ports, allow_broadcast)",
+                  LOG_RATE_LIMIT_MS / 1000);
+    }
+}
+
+/*
+ * rate_limit: a token bucket per (listener, address) (up to one second's
+ * worth of burst), in a fixed table per worker, so one listener's traffic
+ * never spends another's allowance: an address that collides with another
+ * takes its slot over with a full bucket, so memory stays bounded whatever
+ * the number of addresses.  Datagrams received from an address and
+ * datagrams a handle sends to it (udp_handle.c) draw on the same bucket.
+ */
+bool udp_rate_take(struct wharf_worker *w, const struct listener *l, const struct sockaddr *addr)
+{
+    if (!w->udp_rate && !(w->udp_rate = calloc(1, sizeof *w->udp_rate)))
         return true; /* no memory: no limit, rather than no service */
     /* IPv4 as IPv4-mapped IPv6, so both forms of one address share a bucket. */
     uint8_t key[ADDR_KEY_LEN];
-    addr_key(&src->sa, key);
-    uint64_t h = addr_key_hash(key) ^ ((uint64_t)(uintptr_t)s->l * 0x9e3779b97f4a7c15ull);
-    struct udp_bucket *b = &u->buckets[(h ^ (h >> 29)) & (UDP_RATE_SLOTS - 1)];
-    uint64_t rate = s->l->cfg->rate_limit, now = u->w->loop.now_ms, full = rate * 1000;
-    if (b->l != s->l || memcmp(b->key, key, ADDR_KEY_LEN) != 0 || b->last_ms == 0) {
-        b->l = s->l;
+    addr_key(addr, key);
+    uint64_t h = addr_key_hash(key) ^ ((uint64_t)(uintptr_t)l * 0x9e3779b97f4a7c15ull);
+    struct udp_bucket *b = &w->udp_rate->buckets[(h ^ (h >> 29)) & (UDP_RATE_SLOTS - 1)];
+    uint64_t rate = l->cfg->rate_limit, now = w->loop.now_ms, full = rate * 1000;
+    if (b->l != l || memcmp(b->key, key, ADDR_KEY_LEN) != 0 || b->last_ms == 0) {
+        b->l = l;
         memcpy(b->key, key, ADDR_KEY_LEN);
         b->tokens = full;
         b->last_ms = now ? now : 1;
@@ -258,14 +350,20 @@ static bool udp_rate_ok(struct udp_set *u, struct udp_sock *s, const union socka
         b->tokens -= 1000;
         return true;
     }
-    if (log_due(&u->last_rate_log_ms, now, LOG_RATE_LIMIT_MS)) {
-        char addr[64];
-        listener_format_addr(&src->sa, addr, sizeof addr);
-        log_write(WHARF_LOG_WARN, s->l->cfg->name, (int)u->w->id, 0,
-                  "dropping datagrams from %s: over rate_limit (%llu/s; logged at most every "
-                  "%d s)", addr, (unsigned long long)rate, LOG_RATE_LIMIT_MS / 1000);
+    if (log_due(&w->udp_rate->last_log_ms, now, LOG_RATE_LIMIT_MS)) {
+        char text[64];
+        listener_format_addr(addr, text, sizeof text);
+        log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0,
+                  "dropping datagrams from or to %s: over rate_limit (%llu/s; logged at most "
+                  "every %d s)", text, (unsigned long long)rate, LOG_RATE_LIMIT_MS / 1000);
     }
     return false;
+}
+
+void udp_rate_free(struct wharf_worker *w)
+{
+    free(w->udp_rate);
+    w->udp_rate = NULL;
 }
 
 /*
@@ -303,7 +401,7 @@ static int udp_read(struct udp_sock *s)
                 listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
                 continue;
             }
-            if (s->l->cfg->rate_limit && !udp_rate_ok(u, s, &u->raddr[i])) {
+            if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &u->raddr[i].sa)) {
                 listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
                 continue;
             }
@@ -377,6 +475,12 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
         listener_count_drop(d->us->l, d->w->id, LISTENER_DROP_TOO_LARGE);
         return -EMSGSIZE;
     }
+    /* Its source passed the loop guard on the way in. */
+    int rc = udp_send_guard(d->w, d->us->l, &d->peer->sa, d->peer_len, false);
+    if (rc < 0) {
+        udp_send_refused(d->w, d->us->l, &d->peer->sa, rc);
+        return rc;
+    }
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
         (u->send_sock && u->send_sock != d->us))
         udp_flush(u);
@@ -403,6 +507,10 @@ unsigned wharf_dgram_worker_index(const wharf_dgram *d) { return d->w->id; }
 /* The 0.1 name (deprecated in wharf.h), kept exported for modules built
  * against it. */
 unsigned wharf_dgram_worker_id(const wharf_dgram *d) { return wharf_dgram_worker_index(d); }
+
+struct wharf_worker *udp_dgram_worker(const wharf_dgram *d) { return d->w; }
+struct listener *udp_dgram_listener(const wharf_dgram *d) { return d->us->l; }
+int udp_dgram_fd(const wharf_dgram *d) { return d->us->fd; }
 
 void wharf_dgram_count_dropped(wharf_dgram *d)
 {

@@ -9,9 +9,12 @@
 #ifndef WHARF_UDP_H
 #define WHARF_UDP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct generation;
+struct listener;
 struct wharf_worker;
 struct udp_set;
 
@@ -23,5 +26,43 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
 /* Stops watching the set's sockets now and frees it at the end of the loop
  * turn (the sockets belong to the generation's listeners).  NULL is fine. */
 void udp_set_free(struct wharf_worker *w, struct udp_set *set);
+
+
+/*
+ * The send guard, applied to every datagram handler code sends (wharf_reply
+ * and the wharf_udp_* calls): refuses a destination port below 1024 unless
+ * l's "allow_privileged_ports", an unspecified, broadcast or multicast
+ * address unless l's "allow_broadcast", and, with own_ports and l's
+ * "loop_guard", a port that is one of this server's UDP ports (those of l's
+ * generation and of w's current one).  Returns 0, -EACCES, -ELOOP, -EINVAL
+ * (to is NULL or len too short for its family) or -EAFNOSUPPORT (not IPv4
+ * or IPv6).  Cost: a few comparisons, plus one per listener with own_ports.
+ */
+int udp_send_guard(struct wharf_worker *w, const struct listener *l, const struct sockaddr *to,
+                   socklen_t len, bool own_ports);
+/* Whether port is one of this server's UDP ports (those of l's generation
+ * and of w's current one). */
+bool udp_own_port(const struct wharf_worker *w, const struct listener *l, unsigned port);
+/* Counts a datagram the guard refused (rc: its result) in l's dropped
+ * datagrams and logs it, at most every 10 s per worker. */
+void udp_send_refused(struct wharf_worker *w, const struct listener *l, const struct sockaddr *to,
+                      int rc);
+/* Takes one token of l's rate_limit (l->cfg->rate_limit > 0) for address
+ * addr from w's rate table: false when that address is over the rate
+ * (logged, at most every 10 s).  Datagrams received from an address and
+ * those sent to it share its bucket.  Worker w's thread only. */
+bool udp_rate_take(struct wharf_worker *w, const struct listener *l, const struct sockaddr *addr);
+/* Frees w's rate table (worker_destroy). */
+void udp_rate_free(struct wharf_worker *w);
+
+/* What a wharf_dgram is: its worker, listener and socket (udp_handle.c). */
+struct wharf_dgram;
+struct wharf_worker *udp_dgram_worker(const struct wharf_dgram *d);
+struct listener *udp_dgram_listener(const struct wharf_dgram *d);
+int udp_dgram_fd(const struct wharf_dgram *d);
+
+/* Closes every wharf_udp handle w still has (its thread leaves its loop,
+ * after every on_worker_stop; see udp_handle.c). */
+void udp_handle_close_all(struct wharf_worker *w);
 
 #endif

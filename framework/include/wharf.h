@@ -101,6 +101,7 @@ typedef struct wharf_options wharf_options; /* a listener's "options" object */
 typedef struct wharf_worker wharf_worker;   /* one worker thread of a server */
 typedef struct wharf_timer wharf_timer;     /* a handler's timer */
 typedef struct wharf_tls_client wharf_tls_client; /* settings for outbound TLS */
+typedef struct wharf_udp wharf_udp;         /* a UDP socket handler code sends from */
 
 /* Why a connection ended; passed to on_close and logged. */
 enum wharf_close_reason {
@@ -691,9 +692,13 @@ size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *da
 
 /* ---- UDP datagrams (inside on_datagram) -------------------------------- */
 
-/* Sends len bytes (copied) back to the datagram's source.  Returns 0,
- * -EMSGSIZE above 65,507 bytes (65,527 to an IPv6 source; the datagram is
- * counted as dropped), or another negative errno. */
+/*
+ * Sends len bytes (copied) back to the datagram's source.  The send guard
+ * (below) applies.  Returns 0, -EMSGSIZE above 65,507 bytes (65,527 to an
+ * IPv6 source), -EACCES when the guard refuses the source (a port below
+ * 1024, a broadcast or multicast address; both counted as dropped), or
+ * another negative errno.
+ */
 int wharf_reply(wharf_dgram *d, const void *data, size_t len);
 const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len);
 void *wharf_dgram_listener_data(const wharf_dgram *d);
@@ -704,6 +709,129 @@ unsigned wharf_dgram_worker_id(const wharf_dgram *d) WHARF_DEPRECATED("wharf_dgr
 /* Counts a datagram the handler chose to drop (shown in the listener's stats
  * and logged at shutdown). */
 void wharf_dgram_count_dropped(wharf_dgram *d);
+
+/* ---- UDP sends at any time, outbound UDP sockets --------------------------- */
+
+/*
+ * A wharf_udp is a UDP socket that handler code holds and sends from at any
+ * time, from any callback on the worker that owns it (a timer, a post, a
+ * job's done, another connection's on_data), as Python's s.sendto(data,
+ * addr):
+ *   - wharf_dgram_keep: the socket a datagram came in on, with its source
+ *     as the default destination: a reply after on_datagram returned;
+ *   - wharf_udp_listener: the calling listener's own socket on this worker,
+ *     no default destination (a heartbeat, a notification);
+ *   - wharf_udp_open: an outbound socket of the worker's own, connected or
+ *     not, whose answers come back to a callback on the same worker.
+ * A handle keeps the generation (listener data, module, sockets) of the
+ * listener whose code made it until it is closed, so a reply after a reload
+ * still leaves from the socket the request came in on, and fini never runs
+ * under it.  The listener's UDP settings apply to everything it sends and
+ * receives: the send guard, rate_limit, deny, loop_guard.
+ *
+ * The send guard refuses (-EACCES) a destination port below 1024 unless
+ * the listener has "allow_privileged_ports", and an unspecified, broadcast
+ * or multicast address unless it has "allow_broadcast"; with "loop_guard"
+ * (the default) wharf_udp_send also refuses (-ELOOP) a port that is one of
+ * this server's UDP ports.  Refused datagrams are counted as dropped
+ * (reasons "send_guard" and "loop_guard") and logged at most every 10 s.
+ *
+ * Ownership: the handle is the worker's; close it with wharf_udp_close
+ * (on_worker_stop is the place for those a handler keeps per worker).  One
+ * still open when its worker stops is closed then; the handler must not use
+ * it after its on_worker_stop.  A worker holds at most 65,536 handles
+ * (WHARF_UDP_MAX_HANDLES): a handler keeping one per datagram of a flood
+ * gets -ENOBUFS, not unbounded memory.
+ */
+#define WHARF_UDP_MAX_HANDLES 65536
+
+/*
+ * Keeps d's socket and source (inside on_datagram).  Returns the handle
+ * (wharf_udp_peer is d's source), or NULL with *err (err may be NULL) set
+ * to -ENOMEM or -ENOBUFS (WHARF_UDP_MAX_HANDLES).
+ */
+wharf_udp *wharf_dgram_keep(wharf_dgram *d, int *err);
+
+/*
+ * The socket of the UDP listener whose handler code is running (any of its
+ * callbacks on a worker: on_worker_start, on_datagram, a timer or post it
+ * started, a job's done), for its address number `address` (0: the first,
+ * or only, address of "address"), with no default destination.  Without
+ * reuse_port the listener has one socket per address (read by worker 0)
+ * and every worker sends from it.  Returns the handle, or NULL with *err
+ * set to -EINVAL (not on a worker, not inside a UDP listener's code, or no
+ * such address), -ENOMEM or -ENOBUFS.
+ */
+wharf_udp *wharf_udp_listener(unsigned address, int *err);
+
+/* wharf_udp_open's flags. */
+#define WHARF_UDP_CONNECT 0x1u /* connect(2) to addr: only its datagrams come back,
+                                * and wharf_udp_send takes no other destination */
+
+/*
+ * Opens an outbound UDP socket owned by the calling worker, with the
+ * settings of the listener whose code is running (as wharf_connect):
+ * addr (IPv4 or IPv6, family and default destination) is where
+ * wharf_udp_send(u, NULL, ...) goes; with WHARF_UDP_CONNECT the socket is
+ * connected to it.  The kernel picks the local port.  Every datagram that
+ * comes back runs on_datagram(u, from, fromlen, data, len) on this worker
+ * (data valid only during the call; it may send, and close u) (NULL: none wanted,
+ * they are read and dropped), after the listener's deny list, loop_guard
+ * (a source port that is one of this server's UDP ports) and rate_limit
+ * (per source); at most 64 datagrams per readiness, then other work runs.
+ * `data` is for the handler (wharf_udp_data).  Returns the handle, or NULL
+ * with *err set to -EINVAL (not on a worker, outside a listener's code, a
+ * bad flag or address), -EAFNOSUPPORT, -ENOMEM, -ENOBUFS, -EMFILE or
+ * what socket(2), connect(2) or epoll refused.
+ */
+wharf_udp *wharf_udp_open(const struct sockaddr *addr, socklen_t addrlen, unsigned flags,
+                          void (*on_datagram)(wharf_udp *u, const struct sockaddr *from,
+                                              socklen_t fromlen, const void *data, size_t len),
+                          void *data, int *err);
+
+/*
+ * Sends len bytes (copied) from u's socket to `to` (NULL: u's default
+ * destination).  On u's worker thread only.  UDP promises no delivery: 0
+ * means the kernel took the datagram.  An IPv4 `to` on an IPv6 socket is
+ * sent to its IPv4-mapped form.  The send guard applies; a datagram counts
+ * against rate_limit for its destination (with the datagrams received from
+ * it) and is counted in the listener's datagrams_out.  Returns 0, or
+ *   -EINVAL        u or to malformed (NULL u, data NULL with len > 0, a
+ *                  short address length)
+ *   -EPERM         not on u's worker thread
+ *   -EPIPE         u was closed (wharf_udp_close)
+ *   -EDESTADDRREQ  to is NULL and u has no default destination
+ *   -EISCONN       to is not NULL on a connected socket (WHARF_UDP_CONNECT)
+ *   -EAFNOSUPPORT  to is neither IPv4 nor IPv6, or IPv6 on an IPv4 socket
+ *   -EMSGSIZE      len above 65,507 (65,527 over IPv6)
+ *   -EACCES        the send guard: a port below 1024, a broadcast or
+ *                  multicast address
+ *   -ELOOP         the send guard: one of this server's UDP ports
+ *   -EAGAIN        over rate_limit for that destination, or the socket's
+ *                  send buffer is full
+ *   or what sendto(2) returned (-ECONNREFUSED on a connected socket whose
+ *   peer answered an earlier datagram with ICMP port unreachable, ...).
+ * A refused or failed datagram is counted as dropped; nothing is queued.
+ */
+int wharf_udp_send(wharf_udp *u, const struct sockaddr *to, socklen_t tolen, const void *data,
+                   size_t len);
+
+/* u's default destination (the kept datagram's source, wharf_udp_open's
+ * addr), or NULL when it has none.  *len may be NULL.  Valid while u is. */
+const struct sockaddr *wharf_udp_peer(const wharf_udp *u, socklen_t *len);
+/* The local address of u's socket (the listener's, or the port the kernel
+ * picked for an outbound one) into *addr (*len: its size in, the address
+ * length out).  Returns 0, -EINVAL, or getsockname(2)'s error. */
+int wharf_udp_local_addr(const wharf_udp *u, struct sockaddr *addr, socklen_t *len);
+/* wharf_udp_open's data. */
+void *wharf_udp_data(const wharf_udp *u);
+/*
+ * Closes u: no callback of it runs after this returns, and sends fail with
+ * -EPIPE; it is freed (an outbound socket closed, its generation let go) at
+ * the end of the loop turn, so closing from its own callback is fine.  NULL
+ * is fine; twice is not (u may be freed).  u's worker thread only.
+ */
+void wharf_udp_close(wharf_udp *u);
 
 /* ---- logging (any thread) ---------------------------------------------- */
 

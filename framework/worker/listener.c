@@ -336,6 +336,7 @@ const char *listener_drop_reason_name(enum listener_drop_reason r)
         [LISTENER_DROP_LOOP_GUARD] = "loop_guard", [LISTENER_DROP_DENY] = "deny",
         [LISTENER_DROP_RATE_LIMIT] = "rate_limit", [LISTENER_DROP_HANDLER] = "handler",
         [LISTENER_DROP_TOO_LARGE] = "too_large",   [LISTENER_DROP_SEND_FAILED] = "send_failed",
+        [LISTENER_DROP_SEND_GUARD] = "send_guard",
     };
     return (unsigned)r < LISTENER_DROP_REASONS ? names[r] : "unknown";
 }

@@ -42,6 +42,8 @@ enum listener_drop_reason {
     LISTENER_DROP_HANDLER,        /* the handler's own guard (wharf_dgram_count_dropped) */
     LISTENER_DROP_TOO_LARGE,      /* a reply over the largest datagram */
     LISTENER_DROP_SEND_FAILED,    /* the socket refused the reply */
+    LISTENER_DROP_SEND_GUARD,     /* a send to a privileged port, a broadcast or
+                                   * multicast address (the send guard, udp.c) */
     LISTENER_DROP_REASONS
 };
 const char *listener_drop_reason_name(enum listener_drop_reason r);

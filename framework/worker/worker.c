@@ -53,6 +53,7 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
     w->nworkers = nworkers;
     w->pool = pool;
     wharf_list_init(&w->timers);
+    wharf_list_init(&w->udp_handles);
     int rc = loop_init(&w->loop, queue_depth, WORKER_URGENT_SLOTS);
     if (rc < 0) {
         snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(-rc));
@@ -253,6 +254,7 @@ static void *worker_main(void *arg)
     w->udp = NULL;
     worker_stop_serving(w);
     htimer_stop_all(&w->timers);
+    udp_handle_close_all(w);
     mailbox_close(w->loop.mailbox); /* cancels queued hand-offs */
     worker_posts_close(w);          /* and posts; finished jobs wait for the stop */
     loop_run_deferred(&w->loop);
@@ -311,7 +313,11 @@ void worker_destroy(struct wharf_worker *w)
     worker_posts_free(w);
     udp_set_free(w, w->udp);
     w->udp = NULL;
+    udp_handle_close_all(w);
     loop_destroy(&w->loop); /* runs what is deferred */
+    udp_rate_free(w);
+    free(w->udp_rbuf);
+    w->udp_rbuf = NULL;
     generation_unref(w->udp_gen);
     w->udp_gen = NULL;
     conn_set_free(&w->conns);

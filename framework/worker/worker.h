@@ -29,6 +29,7 @@ struct admission;
 struct generation;
 struct rendezvous;
 struct udp_set;
+struct udp_rate;
 struct workpool;
 
 enum worker_phase {
@@ -44,6 +45,11 @@ struct wharf_worker {
     struct conn_set conns;        /* the connections it owns (conn.c) */
     struct generation *udp_gen;   /* where its UDP sockets come from (a reference) */
     struct udp_set *udp;          /* its UDP sockets, or NULL */
+    struct udp_rate *udp_rate;    /* rate_limit's buckets (udp.c), made on first use */
+    uint64_t udp_guard_log_ms;    /* the send guard's last log line (udp.c) */
+    struct wharf_list udp_handles; /* the handlers' wharf_udp handles (udp_handle.c) */
+    size_t udp_nhandles;
+    char *udp_rbuf;               /* outbound sockets' receive buffer, made on first use */
     enum worker_phase phase;      /* owner thread only */
     pthread_t thread;
     bool started;
