@@ -5,10 +5,12 @@
  * several workers accept at once, pause and resume by runtime command,
  * eviction, reloads that keep serving (and one that tries to change the
  * mode, refused), a stop midway, a PROXY listener whose per-source limit
- * counts the header's address, and the config and upgrade refusals.
+ * counts the header's address, both modes under one limit, and the
+ * refusals: config, binary upgrade, a socket passed by socket activation.
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check_main.h"
@@ -383,6 +386,52 @@ START_TEST(config_refuses_what_it_cannot_do)
 }
 END_TEST
 
+/* The child of socket_passed_by_name_is_refused (a process of its own, as
+ * the passed sockets are read once per process): a socket passed under the
+ * listener's name makes the start fail with the reason.  Exit 0 if so. */
+static int activation_child(void)
+{
+    char err[1024] = "";
+    struct config *cfg = NULL;
+    if (config_load_string("{\"workers\": 2, \"listeners\": [{\"name\": \"web\", \"port\": 0, "
+                           "\"handler\": \"echo\", \"accept\": \"workers\"}]}",
+                           "test.json", &cfg, err, sizeof err) < 0)
+        return 11;
+    struct wharf_server *srv = NULL;
+    int rc = server_new(cfg, &srv, err, sizeof err);
+    if (rc == 0)
+        rc = server_start(srv, err, sizeof err);
+    server_free(srv);
+    fprintf(stderr, "activation child: %s\n", err);
+    return rc == -EINVAL && strstr(err, "test.json: listeners[0].accept: \"workers\" binds a "
+                                        "SO_REUSEPORT socket for each worker itself") ? 0 : 20;
+}
+
+static const char *self_path;
+
+START_TEST(socket_passed_by_name_is_refused)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int s1 = socket(AF_INET, SOCK_STREAM, 0);
+        int hi = s1 < 0 ? -1 : fcntl(s1, F_DUPFD, 100);
+        if (hi < 0 || dup2(hi, 3) < 0)
+            _exit(10);
+        char pidstr[32];
+        snprintf(pidstr, sizeof pidstr, "%ld", (long)getpid());
+        setenv("LISTEN_PID", pidstr, 1);
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("LISTEN_FDNAMES", "web", 1);
+        execl(self_path, self_path, "--activation-child", (char *)NULL);
+        _exit(12);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+}
+END_TEST
+
 /* A listener per mode on one server: both under the one max_connections. */
 START_TEST(both_modes_share_one_limit)
 {
@@ -406,8 +455,11 @@ START_TEST(both_modes_share_one_limit)
 }
 END_TEST
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--activation-child") == 0)
+        return activation_child();
+    self_path = argv[0];
     Suite *s = suite_create("worker_accept");
     TCase *tc = tcase_create("worker_accept");
     tcase_set_timeout(tc, 60);
@@ -420,6 +472,7 @@ int main(void)
     tcase_add_test(tc, proxy_listener_counts_the_headers_source);
     tcase_add_test(tc, config_refuses_what_it_cannot_do);
     tcase_add_test(tc, both_modes_share_one_limit);
+    tcase_add_test(tc, socket_passed_by_name_is_refused);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
