@@ -302,6 +302,38 @@ START_TEST(reloads_keep_serving_without_a_refused_connection)
 }
 END_TEST
 
+/* A reload that adds a worker-accept listener serves it on every worker; one
+ * that removes it closes its sockets (a connect is refused). */
+START_TEST(reload_adds_and_removes_a_worker_accept_listener)
+{
+    struct tserver *t = tserver_start("{\"workers\": 2, \"listeners\": [{\"name\": \"a\", "
+                                      "\"port\": 0, \"handler\": \"echo\"}]}");
+    int pa = tserver_port(t, 0);
+    tserver_reload(t, "{\"workers\": 2, \"listeners\": [{\"name\": \"a\", \"port\": %d, "
+                      "\"handler\": \"echo\"}, {\"name\": \"w\", \"port\": 0, \"handler\": "
+                      "\"echo\", \"accept\": \"workers\"}]}", pa);
+    int pw = tserver_port(t, 1);
+    enum { N = 16 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect("127.0.0.1", pw);
+        ck_assert(sees_echo(fds[i], 3000));
+    }
+    size_t open[2] = {0};
+    per_worker(t, open, 2);
+    ck_assert_uint_eq(open[0] + open[1], N);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    tserver_reload(t, "{\"workers\": 2, \"listeners\": [{\"name\": \"a\", \"port\": %d, "
+                      "\"handler\": \"echo\"}]}", pa);
+    ck_assert_int_eq(tcp_try_connect("127.0.0.1", pw), -ECONNREFUSED);
+    int a = tcp_connect("127.0.0.1", pa);
+    ck_assert(sees_echo(a, 3000));
+    close(a);
+    tserver_stop(t);
+}
+END_TEST
+
 /* A stop while connections are open and more arrive: every open one is
  * closed, the sockets are gone (a connect is refused), nothing hangs. */
 START_TEST(stop_midway_closes_everything)
@@ -468,6 +500,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, max_connections_evicts_across_workers);
     tcase_add_test(tc, pause_and_resume_by_runtime_command);
     tcase_add_test(tc, reloads_keep_serving_without_a_refused_connection);
+    tcase_add_test(tc, reload_adds_and_removes_a_worker_accept_listener);
     tcase_add_test(tc, stop_midway_closes_everything);
     tcase_add_test(tc, proxy_listener_counts_the_headers_source);
     tcase_add_test(tc, config_refuses_what_it_cannot_do);
