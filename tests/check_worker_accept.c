@@ -4,7 +4,8 @@
  * over the workers' own SO_REUSEPORT sockets, max_connections exact while
  * several workers accept at once, pause and resume by runtime command,
  * eviction, reloads that keep serving (and one that tries to change the
- * mode, refused), a stop midway, a PROXY listener whose per-source limit
+ * mode, refused), a reload that adds such a listener and one that removes
+ * it, a stop midway, a PROXY listener whose per-source limit
  * counts the header's address, both modes under one limit, and the
  * refusals: config, binary upgrade, a socket passed by socket activation.
  */
