@@ -21,12 +21,20 @@
 # source address does): bench/churn_rst.c, four blocking client threads in all, each
 # connect, one 64-byte echo, RST, again.  The other clients real servers meet.
 #
+# --worker-accept: a third server in each round, wharfd with "accept": "workers" on its
+# listeners (each worker accepts on a SO_REUSEPORT socket of its own, as the reference
+# does), shown as `wharfd-wa`, with its own ratios against the same ref runs.
+# --perf: also counts, with perf stat over the measuring window, each server's context
+# switches, write() calls (wharfd: the mailbox eventfd writes; the echo sends with
+# sendto) and epoll_wait calls per connection (columns ctxsw/conn, writes/conn, waits/conn).
+#
 # Usage: bench/churn.sh [--runs N] [--duration S] [--build-dir DIR] [--workers N]
 #        [--ports N (1, 2 or 4)] [--defer-accept (wharfd's listeners use defer_accept)]
 #        [--no-netns (all runs in this network namespace)]
 #        [--sources N (the generators' local addresses, 127.0.0.1 to 127.0.0.N; default 4)]
 #        [--acceptor-nice N (wharfd's acceptor_nice; default: wharfd's default)]
 #        [--rst (the clients close with an RST: bench/churn_rst.c)]
+#        [--worker-accept (also wharfd with "accept": "workers")] [--perf (perf stat counts)]
 # Needs a built tree (./configure && make) in --build-dir (default: the repository).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +49,8 @@ SOURCES=4
 NICE=
 SINGLE=
 RST=
+SERVERS=(ref wharfd)
+PERF=
 ARGS=("$@")
 while (($#)); do
 	case $1 in
@@ -54,6 +64,8 @@ while (($#)); do
 	--sources) SOURCES=$2; shift 2 ;;
 	--acceptor-nice) NICE=", \"acceptor_nice\": $2"; shift 2 ;;
 	--rst) RST=1; shift ;;
+	--worker-accept) SERVERS=(ref wharfd wharfd-wa); shift ;;
+	--perf) PERF=1; shift ;;
 	--single) SINGLE=$2; shift 2 ;; # internal: one run, inside its own network namespace
 	*) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
 	esac
@@ -81,17 +93,19 @@ cpu_ticks() { local s; s=$(<"/proc/$1/stat"); s=${s##*) }; read -r -a f <<<"$s";
 # context switches of every thread of a process (voluntary + involuntary)
 ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
 
-# run NAME: starts the server, drives it, prints "rate cpu_us_per_conn"
+# run NAME: starts the server, drives it, prints "rate cpu_us_per_conn util ctxsw_per_conn
+# writes_per_conn waits_per_conn" (the last two "-" without --perf)
 run() {
-	local name=$1 pid ports=() i
+	local name=$1 pid ports=() i accept=
 	: >"$tmp/log"
+	[[ $name == wharfd-wa ]] && accept=', "accept": "workers"'
 	if [[ $name == ref ]]; then
 		"$tmp/ref" -n $PORTS -t "$WORKERS" -l 120 2>"$tmp/log" &
 	else
 		{
 			printf '{"workers": %d, "log": "warn"%s, "listeners": [' "$WORKERS" "$NICE"
 			for ((i = 0; i < PORTS; i++)); do
-				printf '%s{"name": "c%d", "port": 0, "handler": "echo"%s}' "$([[ $i -gt 0 ]] && echo ,)" $i "$DEFER"
+				printf '%s{"name": "c%d", "port": 0, "handler": "echo"%s%s}' "$([[ $i -gt 0 ]] && echo ,)" $i "$DEFER" "$accept"
 			done
 			printf ']}\n'
 		} >"$tmp/wharfd.json"
@@ -129,7 +143,12 @@ run() {
 	t0=$EPOCHREALTIME
 	c0=$(cpu_ticks "$pid")
 	x0=$(ctx_switches "$pid")
-	sleep "$((DURATION - 1))"
+	if [[ -n $PERF ]]; then
+		perf stat -x, -o "$tmp/perf" -e context-switches,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait \
+			-p "$pid" -- sleep "$((DURATION - 1))" 2>/dev/null || : >"$tmp/perf"
+	else
+		sleep "$((DURATION - 1))"
+	fi
 	c1=$(cpu_ticks "$pid")
 	x1=$(ctx_switches "$pid")
 	t1=$EPOCHREALTIME
@@ -146,9 +165,19 @@ for i in range(int(sys.argv[2])):
 print(f"{total:.0f}")
 PY
 )
+	local pw=- pe=-
+	if [[ -n $PERF && -s $tmp/perf ]]; then
+		pw=$(awk -F, '/sys_enter_write/ { print $1 }' "$tmp/perf")
+		pe=$(awk -F, '/sys_enter_epoll_wait/ { print $1 }' "$tmp/perf")
+		x=$(awk -F, '/context-switches/ { print $1 }' "$tmp/perf")
+		x0=0
+		x1=$x
+	fi
 	awk -v r="$rate" -v c="$((c1 - c0))" -v x="$((x1 - x0))" -v t0="$t0" -v t1="$t1" \
-		-v hz="$(getconf CLK_TCK)" 'BEGIN { secs = t1 - t0
-		printf "%s %.2f %.0f %.2f\n", r, (c / hz) * 1e6 / (r * secs), 100 * c / hz / secs, x / (r * secs) }'
+		-v pw="$pw" -v pe="$pe" -v hz="$(getconf CLK_TCK)" 'BEGIN { secs = t1 - t0
+		w = pw == "-" ? "-" : sprintf("%.2f", pw / (r * secs))
+		e = pe == "-" ? "-" : sprintf("%.2f", pe / (r * secs))
+		printf "%s %.2f %.0f %.2f %s %s\n", r, (c / hz) * 1e6 / (r * secs), 100 * c / hz / secs, x / (r * secs), w, e }'
 }
 
 if [[ -n $SINGLE ]]; then
@@ -167,13 +196,13 @@ one() {
 }
 
 echo "network namespace per run: $NETNS; closes: $([[ -n $RST ]] && echo RST || echo FIN)"
-printf 'run  server  conns/s  cpu_us/conn  srv_cpu%%  ctxsw/conn\n'
+printf 'run  server     conns/s  cpu_us/conn  srv_cpu%%  ctxsw/conn  writes/conn  waits/conn\n'
 : >"$tmp/res"
 for ((k = 1; k <= RUNS; k++)); do
-	for s in ref wharfd; do
-		read -r rate cpu util ctx < <(one "$s") || true
-		[[ -n ${ctx:-} ]] || { echo "churn.sh: the $s run failed" >&2; exit 1; }
-		printf '%-4s %-7s %8s %12s %9s %11s\n' "$k" "$s" "$rate" "$cpu" "$util" "$ctx"
+	for s in "${SERVERS[@]}"; do
+		read -r rate cpu util ctx wr wt < <(one "$s") || true
+		[[ -n ${wt:-} ]] || { echo "churn.sh: the $s run failed" >&2; exit 1; }
+		printf '%-4s %-10s %8s %12s %9s %11s %12s %11s\n' "$k" "$s" "$rate" "$cpu" "$util" "$ctx" "$wr" "$wt"
 		echo "$s $rate $cpu $ctx" >>"$tmp/res"
 	done
 done
@@ -182,15 +211,18 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 med = lambda s, i: statistics.median(float(r[i]) for r in rows if r[0] == s)
 ref = [r for r in rows if r[0] == "ref"]
-wh = [r for r in rows if r[0] == "wharfd"]
+print(f"median  ref {med('ref', 1):.0f} conns/s {med('ref', 2):.2f} us/conn {med('ref', 3):.2f} ctxsw/conn")
 # Runs alternate, so each wharfd run is compared with the ref run just before it
 # (same moment of a shared, noisy machine); the medians of those ratios are the result.
-rate = statistics.median(float(w[1]) / float(r[1]) for r, w in zip(ref, wh))
-cpu = statistics.median(float(w[2]) / float(r[2]) for r, w in zip(ref, wh))
-print(f"median  ref {med('ref', 1):.0f} conns/s {med('ref', 2):.2f} us/conn {med('ref', 3):.2f} ctxsw/conn; "
-      f"wharfd {med('wharfd', 1):.0f} conns/s {med('wharfd', 2):.2f} us/conn {med('wharfd', 3):.2f} ctxsw/conn")
-print("rate ratios by pair: " + " ".join(f"{float(w[1]) / float(r[1]):.3f}" for r, w in zip(ref, wh)))
-print("CPU ratios by pair:  " + " ".join(f"{float(w[2]) / float(r[2]):.3f}" for r, w in zip(ref, wh)))
-print(f"rate ratio wharfd/ref (median of pairs): {rate:.3f} (target >= 0.90)")
-print(f"CPU/conn ratio wharfd/ref (median of pairs): {cpu:.3f} (target <= 1.25)")
+for name in ("wharfd", "wharfd-wa"):
+    wh = [r for r in rows if r[0] == name]
+    if not wh:
+        continue
+    rate = statistics.median(float(w[1]) / float(r[1]) for r, w in zip(ref, wh))
+    cpu = statistics.median(float(w[2]) / float(r[2]) for r, w in zip(ref, wh))
+    print(f"median  {name} {med(name, 1):.0f} conns/s {med(name, 2):.2f} us/conn {med(name, 3):.2f} ctxsw/conn")
+    print(f"{name}: rate ratios by pair: " + " ".join(f"{float(w[1]) / float(r[1]):.3f}" for r, w in zip(ref, wh)))
+    print(f"{name}: CPU ratios by pair:  " + " ".join(f"{float(w[2]) / float(r[2]):.3f}" for r, w in zip(ref, wh)))
+    print(f"rate ratio {name}/ref (median of pairs): {rate:.3f} (target >= 0.90)")
+    print(f"CPU/conn ratio {name}/ref (median of pairs): {cpu:.3f} (target <= 1.25)")
 PY

@@ -2,8 +2,10 @@
  * check_admission.c - the admission counts (admission.c): max_connections
  * room, per-source refusal, per-worker load, limits changed while running
  * (a per-source limit turned on later never miscounts connections admitted
- * before it), the acceptor's wake-up on release, and acquire/release staying
- * balanced under churn from many threads (also under TSan).
+ * before it), the acceptor's wake-up on release, a waiting worker's wake-up
+ * ("accept": "workers"), reservations exact from many threads at once, and
+ * acquire/release staying balanced under churn from many threads (also
+ * under TSan).
  */
 #include "admission.h"
 #include "check_main.h"
@@ -177,12 +179,105 @@ START_TEST(balanced_under_churn)
 }
 END_TEST
 
+struct reserver {
+    struct admission *a;
+    pthread_barrier_t *go;
+    int got;
+};
+
+static void *reserve_many(void *arg)
+{
+    struct reserver *r = arg;
+    pthread_barrier_wait(r->go);
+    for (int i = 0; i < 20000; i++)
+        r->got += admission_reserve(r->a);
+    return NULL;
+}
+
+/* Several threads reserving at once ("accept": "workers"): exactly
+ * max_connections succeed; each completes or gives back. */
+START_TEST(reserve_is_exact_from_many_threads)
+{
+    struct admission *a = admission_new(4, 100, 1);
+    enum { T = 4 };
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, T);
+    struct reserver r[T];
+    pthread_t th[T];
+    for (int i = 0; i < T; i++) {
+        r[i] = (struct reserver){.a = a, .go = &go};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reserve_many, &r[i]), 0);
+    }
+    int got = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        got += r[i].got;
+    }
+    pthread_barrier_destroy(&go);
+    ck_assert_int_eq(got, 100);
+    ck_assert_uint_eq(admission_open(a), 100);
+    ck_assert(!admission_has_room(a));
+    /* Completing one: per source (one allowed per source), the load. */
+    struct sockaddr_in x = addr("192.0.2.1");
+    int t = admission_acquire_reserved(a, (struct sockaddr *)&x, 2, true);
+    ck_assert_int_eq(t, ADMISSION_BY_SOURCE);
+    ck_assert_uint_eq(admission_load(a, 2), 1);
+    /* A second from that source is refused and its reservation given back. */
+    ck_assert_int_eq(admission_acquire_reserved(a, (struct sockaddr *)&x, 2, true), -EBUSY);
+    ck_assert_uint_eq(admission_open(a), 99);
+    admission_release(a, (struct sockaddr *)&x, 2, t);
+    for (int i = 0; i < 98; i++)
+        admission_unreserve(a);
+    ck_assert_uint_eq(admission_open(a), 0);
+    admission_free(a);
+}
+END_TEST
+
+static unsigned woken[4];
+
+static void count_wake(void *ctx, unsigned worker)
+{
+    ck_assert_ptr_eq(ctx, woken);
+    woken[worker]++;
+}
+
+/* A worker waiting for room is woken once by the next release (or a
+ * reservation given back), then no more until it waits again. */
+START_TEST(room_wait_wakes_a_waiting_worker_once)
+{
+    struct admission *a = admission_new(4, 2, 0);
+    admission_set_room_waker(a, count_wake, woken);
+    memset(woken, 0, sizeof woken);
+    struct sockaddr_in x = addr("192.0.2.1");
+    ck_assert(admission_reserve(a));
+    int t = admission_acquire_reserved(a, (struct sockaddr *)&x, 0, true);
+    ck_assert(admission_reserve(a));
+    ck_assert(!admission_reserve(a)); /* full */
+    admission_room_wait(a, 1);
+    admission_room_wait(a, 3);
+    admission_unreserve(a); /* room again */
+    ck_assert_uint_eq(woken[1], 1);
+    ck_assert_uint_eq(woken[3], 1);
+    ck_assert_uint_eq(woken[0] + woken[2], 0);
+    admission_release(a, (struct sockaddr *)&x, 0, t);
+    ck_assert_uint_eq(woken[1] + woken[3], 2); /* the waits were taken */
+    admission_room_wait(a, 2);
+    admission_room_wait_end(a, 2); /* withdrawn: nothing to wake */
+    ck_assert(admission_reserve(a));
+    admission_unreserve(a);
+    ck_assert_uint_eq(woken[2], 0);
+    admission_free(a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admission");
     TCase *tc = tcase_create("admission");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, room_and_loads);
+    tcase_add_test(tc, reserve_is_exact_from_many_threads);
+    tcase_add_test(tc, room_wait_wakes_a_waiting_worker_once);
     tcase_add_test(tc, per_source_limit_refuses_only_that_source);
     tcase_add_test(tc, limits_change_while_running);
     tcase_add_test(tc, release_wakes_a_waiting_acceptor_only);

@@ -5,7 +5,9 @@
 # byte-exact; the pid file and the admin socket follow the new process; the
 # service manager hears MAINPID= of the new one (a fake NOTIFY_SOCKET); and
 # a new binary that exits at start (the config made bad before the
-# upgrade) leaves the old one serving and accepting, with its pid file.
+# upgrade) leaves the old one serving and accepting, with its pid file; and
+# with "accept": "workers" the upgrade is refused with the reason while the
+# server keeps serving.
 #
 # A ping whose kept-alive connection the old process closed (idle, as it
 # drains) before the ping reached it is sent again on a new connection, as
@@ -235,4 +237,33 @@ i=0
 while [ $i -lt 200 ] && alive "$cur"; do sleep 0.05; i=$((i + 1)); done
 alive "$cur" && fail "the last wharfd does not stop" || ok "the last wharfd stops on -s stop"
 [ -e "$tmp/run.pid" ] && fail "its pid file is left" || ok "and removes its pid file"
+
+# "accept": "workers": the per-worker SO_REUSEPORT sockets cannot be handed over; the
+# upgrade is refused with the reason and the server keeps serving, as it was.
+printf '{"workers": 2, "module_path": "%s", "listeners": [{"name": "echo", "address": "127.0.0.1", "port": %s, "handler": "echo", "accept": "workers"}]}' \
+    "$build/handlers/.libs" "$port" >"$tmp/wa.json"
+"$wharfd" -c "$tmp/wa.json" -p "$tmp/wa.pid" 2>"$tmp/wa.log" &
+wa=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q "started:" "$tmp/wa.log"; do sleep 0.05; i=$((i + 1)); done
+kill -USR2 "$wa"
+i=0
+while [ $i -lt 200 ] && ! grep -q "upgrade refused" "$tmp/wa.log"; do sleep 0.05; i=$((i + 1)); done
+grep -q 'upgrade refused: a listener has "accept": "workers", whose per-worker SO_REUSEPORT sockets cannot be handed over.*still serving' "$tmp/wa.log" &&
+    ok "an upgrade with accept workers is refused with the reason" ||
+    fail "no refusal line: $(grep -i upgrade "$tmp/wa.log")"
+reply=$(python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"still here\n")
+print(s.recv(100).decode().strip())
+PY
+)
+if alive "$wa" && [ "$reply" = "still here" ]; then
+    ok "and the server keeps serving"
+else
+    fail "after the refused upgrade: alive $(alive "$wa" && echo yes), reply '$reply'"
+fi
+kill "$wa"
+wait "$wa" 2>/dev/null
 finish

@@ -19,6 +19,11 @@
 #include <stdint.h>
 
 enum config_protocol { CONFIG_TCP = 0, CONFIG_UDP };
+/* Who accepts a TCP listener's connections ("accept"). */
+enum config_accept {
+    CONFIG_ACCEPT_ACCEPTOR = 0, /* the acceptor thread, handing them to the workers */
+    CONFIG_ACCEPT_WORKERS,      /* each worker, on a SO_REUSEPORT socket of its own */
+};
 
 /*
  * The loaded config.  Each field holds the value of the config key named in
@@ -85,6 +90,7 @@ struct config_listener {
     bool keepalive;             /* "keepalive" */
     bool defer_accept;          /* "defer_accept" (TCP): accept a connection only
                                    once its first bytes arrived */
+    int accept_mode;            /* "accept" (TCP): enum config_accept */
     struct cidr *deny;          /* "deny": sources refused (TCP closed at once,
                                    UDP dropped) */
     size_t ndeny;

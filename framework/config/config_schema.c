@@ -64,6 +64,9 @@ static const struct config_choice verify_choices[] = {
 static const struct config_choice tls_version_choices[] = {
     {"1.2", 12}, {"1.3", 13}, {NULL, 0},
 };
+static const struct config_choice accept_choices[] = {
+    {"acceptor", CONFIG_ACCEPT_ACCEPTOR}, {"workers", CONFIG_ACCEPT_WORKERS}, {NULL, 0},
+};
 static const struct config_choice proxy_choices[] = {
     {"off", 0}, {"v1", PROXY_V1}, {"v2", PROXY_V2}, {"any", PROXY_V1 | PROXY_V2}, {NULL, 0},
 };
@@ -584,6 +587,12 @@ static int check_listener(struct config_loader *ld, const json_t *obj, void *bas
         return config_fail(ld, path, "expected a unique name, got %s (%s has it)", got,
                            cfg->listeners[i].path);
     }
+    if (l->protocol == CONFIG_UDP && l->accept_mode == CONFIG_ACCEPT_WORKERS) {
+        config_key_path(path, sizeof path, p, "accept");
+        return config_fail(ld, path, "expected \"acceptor\" or no \"accept\" on a UDP "
+                                     "listener, got \"workers\" (UDP: \"reuse_port\" gives "
+                                     "each worker a socket of its own)");
+    }
     /* Two listeners on one socket would split its traffic silently. */
     for (size_t i = 0; l->port != 0 && i < index; i++) {
         const struct config_listener *o = &cfg->listeners[i];
@@ -751,6 +760,8 @@ static const struct config_key listener_keys[] = {
      .doc = "SO_KEEPALIVE on accepted connections"},
     {.name = "defer_accept", .type = CONFIG_BOOL, .def = "false", LIS(defer_accept),
      .doc = "TCP_DEFER_ACCEPT"},
+    {.name = "accept", .type = CONFIG_CHOICE, .def = "\"acceptor\"", .choices = accept_choices,
+     LIS(accept_mode), .doc = "TCP: the acceptor thread, or each worker on its own SO_REUSEPORT socket"},
     {.name = "loop_guard", .type = CONFIG_BOOL, .def = "true", LIS(loop_guard),
      .doc = "UDP: drop datagrams from this server's own UDP ports"},
     {.name = "allow_privileged_ports", .type = CONFIG_BOOL, .def = "false",

@@ -373,6 +373,13 @@ bool upgrade_run(wharf_server *srv, const char *pidfile)
 {
     int fds[UPGRADE_MAX_FDS];
     int n = wharf_server_sockets(srv, fds, UPGRADE_MAX_FDS);
+    if (n == -EOPNOTSUPP) {
+        wharf_log(WHARF_LOG_ERROR, "upgrade refused: a listener has \"accept\": \"workers\", "
+                  "whose per-worker SO_REUSEPORT sockets cannot be handed over (closing them "
+                  "would reset the connections queued on them); restart wharfd instead; still "
+                  "serving");
+        return false;
+    }
     if (n < 0 || n > UPGRADE_MAX_FDS) {
         wharf_log(WHARF_LOG_ERROR, "upgrade failed: %s; still serving",
                   n < 0 ? strerror(-n) : "too many listening sockets");

@@ -192,7 +192,10 @@ int wharf_server_ping(wharf_server *srv, uint64_t timeout_ms);
  * listeners with reuse_port are left out (another process binds its own).
  * Writes up to `max` descriptors to fds; they
  * stay the server's (dup them).  Returns how many there are (which may be
- * more than max), or -ESRCH when the server is not running.
+ * more than max), -ESRCH when the server is not running, or -EOPNOTSUPP
+ * when a listener has "accept": "workers" (its per-worker SO_REUSEPORT
+ * sockets cannot be handed over: closing them here would reset the
+ * connections queued on them).
  */
 int wharf_server_sockets(const wharf_server *srv, int *fds, size_t max);
 

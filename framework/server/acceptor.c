@@ -96,8 +96,17 @@ static void acceptor_socks_free(struct loop_defer *d)
     free(d); /* freed is the first member */
 }
 
-/* Stops watching the listening sockets; closes them when `close_them`. */
-static void acceptor_unwatch_all(struct acceptor *a, bool close_them)
+/* Whether the acceptor accepts for l (a TCP listener whose workers do not
+ * accept themselves, worker_accept.h). */
+static bool acceptor_serves(const struct listener *l)
+{
+    return l->cfg->protocol == CONFIG_TCP && l->cfg->accept_mode == CONFIG_ACCEPT_ACCEPTOR;
+}
+
+/* Stops watching the listening sockets; closes them when `close_them`:
+ * its own, and with `all_tcp` (the generation is being replaced, every
+ * worker has left it) the workers' own TCP sockets too. */
+static void acceptor_unwatch_all(struct acceptor *a, bool close_them, bool all_tcp)
 {
     if (a->socks) {
         for (unsigned i = 0; i < a->socks->n; i++)
@@ -105,24 +114,27 @@ static void acceptor_unwatch_all(struct acceptor *a, bool close_them)
         loop_defer(&a->loop, &a->socks->freed, acceptor_socks_free);
         a->socks = NULL;
     }
-    for (unsigned i = 0; close_them && a->gen && i < a->gen->nlisteners; i++)
-        if (a->gen->listeners[i].cfg->protocol == CONFIG_TCP)
-            listener_close(&a->gen->listeners[i]);
+    for (unsigned i = 0; close_them && a->gen && i < a->gen->nlisteners; i++) {
+        struct listener *l = &a->gen->listeners[i];
+        if (acceptor_serves(l) || (all_tcp && l->cfg->protocol == CONFIG_TCP))
+            listener_close(l);
+    }
 }
 
-/* Watches every TCP listening socket of g.  Returns 0 or -errno. */
+/* Watches every TCP listening socket of g that it serves.  Returns 0 or
+ * -errno. */
 static int acceptor_watch_all(struct acceptor *a, struct generation *g)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < g->nlisteners; i++)
-        if (g->listeners[i].cfg->protocol == CONFIG_TCP)
+        if (acceptor_serves(&g->listeners[i]))
             n += g->listeners[i].naddrs;
     a->socks = calloc(1, sizeof *a->socks + n * sizeof a->socks->s[0]);
     if (!a->socks)
         return -ENOMEM;
     for (unsigned i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
-        if (l->cfg->protocol != CONFIG_TCP)
+        if (!acceptor_serves(l))
             continue;
         for (unsigned k = 0; k < l->naddrs; k++) {
             struct acceptor_sock *s = &a->socks->s[a->socks->n];
@@ -288,7 +300,9 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
     }
     for (int i = 0; i < ACCEPT_BATCH && !a->paused; i++) {
         struct wharf_worker *w;
-        if (!acceptor_room(a, &w)) {
+        /* The slot is taken before the accept (admission_reserve): workers
+         * accepting on their own sockets count under the same limit. */
+        if (!acceptor_room(a, &w) || !admission_reserve(a->admission)) {
             /* Evict only for a connection known to wait: the socket was
              * readable when this call began, not necessarily after the
              * accepts it made.  Whether another waits, the loop's next
@@ -305,6 +319,9 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
         socklen_t peer_len = sizeof peer;
         int fd = accept4(watcher->fd, &peer.sa, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            int code = errno;
+            admission_unreserve(a->admission);
+            errno = code;
             switch (errno) {
             case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
@@ -333,18 +350,20 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
         if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &peer.sa)) {
             atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
             close(fd);
+            admission_unreserve(a->admission);
             continue;
         }
         /* conn_rate_limit; behind a PROXY balancer it waits for the header's
          * address too (conn_proxy.c). */
         if (!l->cfg->proxy_protocol && !listener_rate_ok(l, &peer.sa, a->loop.now_ms)) {
             close(fd);
+            admission_unreserve(a->admission);
             continue;
         }
         /* Behind a PROXY-protocol balancer every connection comes from the
          * balancer: the per-source count waits for the header's address. */
-        int ticket = admission_acquire_as(a->admission, &peer.sa, w->id,
-                                          l->cfg->proxy_protocol == 0);
+        int ticket = admission_acquire_reserved(a->admission, &peer.sa, w->id,
+                                                l->cfg->proxy_protocol == 0);
         if (ticket < 0) {
             /* This source has its share open (or no memory to count it):
              * cut the new one off now. */
@@ -397,7 +416,9 @@ static void acceptor_on_switch(void *arg, void *payload, bool cancelled)
     bool go = !cancelled && rendezvous_begin(m->done);
     if (go) {
         struct generation *old = a->gen;
-        acceptor_unwatch_all(a, true);
+        /* Every worker has moved to the new generation (server_switch), so
+         * the old one's worker sockets are watched by nobody now. */
+        acceptor_unwatch_all(a, true, true);
         a->gen = m->gen;
         m->gen = old;
         int rc = acceptor_watch_all(a, a->gen);
@@ -442,7 +463,7 @@ static void *acceptor_main(void *arg)
     int rc = loop_run(&a->loop);
     if (rc < 0)
         log_error("acceptor: epoll_wait: %s", strerror(-rc));
-    acceptor_unwatch_all(a, true);
+    acceptor_unwatch_all(a, true, false);
     if (a->room.fd >= 0) {
         loop_unwatch(&a->loop, &a->room);
         admission_wait_end(a->admission);
@@ -520,7 +541,7 @@ void acceptor_stop(struct acceptor *a)
         pthread_join(a->thread, NULL);
         a->started = false;
     } else {
-        acceptor_unwatch_all(a, true);
+        acceptor_unwatch_all(a, true, false);
     }
 }
 

@@ -415,6 +415,13 @@ static int control_set_listener(const struct server_view *v, enum listener_admin
         control_printf(t, "cannot reach the acceptor: %s\n", strerror(-rc));
         return rc;
     }
+    /* Listeners whose workers accept themselves ("accept": "workers"). */
+    for (unsigned i = 0; i < v->nworkers && rc == 0; i++)
+        rc = worker_accept_post_refresh(&v->workers[i]);
+    if (rc < 0) {
+        control_printf(t, "cannot reach a worker: %s\n", strerror(-rc));
+        return rc;
+    }
     size_t closed = 0;
     if (to == LISTENER_DRAINING) {
         struct control_job *job = control_job_new(CONTROL_DRAIN);

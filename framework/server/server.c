@@ -331,8 +331,11 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
     s->admission = admission_new(s->nworkers, (size_t)cfg->max_connections,
                                  (size_t)cfg->max_connections_per_source);
     s->pool = workpool_new((unsigned)cfg->work_threads, SERVER_WORK_QUEUE);
-    if (s->admission)
+    if (s->admission) {
         admission_set_output_budget(s->admission, cfg->output_budget);
+        /* Workers that accept themselves wait for room through it. */
+        admission_set_room_waker(s->admission, worker_accept_wake, s->workers);
+    }
     if (!s->workers || !s->admission || !s->pool) {
         snprintf(err, errlen, "out of memory");
         rc = -ENOMEM;
@@ -916,6 +919,13 @@ int wharf_server_sockets(const wharf_server *srv, int *fds, size_t max)
     pthread_mutex_lock(&s->gen_lock);
     for (unsigned i = 0; s->gen && i < s->gen->nlisteners; i++) {
         const struct listener *l = &s->gen->listeners[i];
+        /* The workers' own sockets ("accept": "workers") cannot be handed
+         * over: the connections queued on each would be reset when this
+         * process closes it. */
+        if (l->cfg->protocol == CONFIG_TCP && l->cfg->accept_mode == CONFIG_ACCEPT_WORKERS) {
+            pthread_mutex_unlock(&s->gen_lock);
+            return -EOPNOTSUPP;
+        }
         /* What another process could not adopt by address stays out. */
         if (l->cfg->port == 0 || l->nworkers > 1)
             continue;

@@ -1,8 +1,11 @@
 /*
  * admission.c - the connection admission counts (see admission.h).
  *
- * The totals are atomics: the acceptor reads them on every accept and
- * workers change them on every close, so no lock sits on that path.  Each
+ * The totals are atomics: the acceptor (or a worker accepting on its own
+ * socket, "accept": "workers") takes a slot under max_connections with one
+ * compare-and-swap per accepted connection (admission_reserve), so the
+ * limit holds exactly whichever threads accept, and workers give slots
+ * back on every close, so no lock sits on that path.  Each
  * worker's load is on its own cache line.  The per-source table (sources.c)
  * exists only while a per-source limit is configured; it has its own lock.
  */
@@ -23,6 +26,7 @@ struct admission_load {
     _Alignas(64) _Atomic size_t n;
     _Atomic uint64_t stalled_since_ms; /* admission_set_stalled */
     atomic_bool evict_asked;           /* admission_evict_ask */
+    atomic_bool room_wait;             /* admission_room_wait: the worker waits */
 };
 
 struct admission {
@@ -32,6 +36,9 @@ struct admission {
     _Atomic uint64_t pauses;        /* the acceptor stopped accepting */
     _Atomic size_t max_connections;
     _Atomic int waiting;            /* the acceptor sleeps on room_fd */
+    _Atomic unsigned worker_waits;  /* workers waiting for room (room_wait set) */
+    void (*room_waker)(void *ctx, unsigned worker); /* wakes one of them */
+    void *room_ctx;
     int room_fd;
     pthread_mutex_t sources_lock;   /* serialises creating `sources` */
     struct sources *_Atomic sources; /* per-source counts, or NULL */
@@ -56,6 +63,7 @@ struct admission *admission_new(unsigned nworkers, size_t max_connections, size_
         atomic_init(&a->loads[i].n, 0);
         atomic_init(&a->loads[i].stalled_since_ms, UINT64_MAX);
         atomic_init(&a->loads[i].evict_asked, false);
+        atomic_init(&a->loads[i].room_wait, false);
     }
     if (admission_set_limits(a, max_connections, per_source) < 0)
         goto fail;
@@ -143,6 +151,41 @@ int admission_acquire_as(struct admission *a, const struct sockaddr *peer, unsig
     return ticket;
 }
 
+bool admission_reserve(struct admission *a)
+{
+    size_t open = atomic_load_explicit(&a->open, memory_order_relaxed);
+    for (;;) {
+        if (open >= atomic_load_explicit(&a->max_connections, memory_order_relaxed))
+            return false;
+        if (atomic_compare_exchange_weak_explicit(&a->open, &open, open + 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return true;
+    }
+}
+
+void admission_unreserve(struct admission *a)
+{
+    atomic_fetch_sub_explicit(&a->open, 1, memory_order_seq_cst);
+    admission_wake(a);
+}
+
+int admission_acquire_reserved(struct admission *a, const struct sockaddr *peer, unsigned worker,
+                               bool by_source)
+{
+    struct sources *s = by_source ? atomic_load_explicit(&a->sources, memory_order_acquire) : NULL;
+    int ticket = 0;
+    if (s) {
+        int rc = sources_add(s, peer);
+        if (rc < 0) {
+            admission_unreserve(a);
+            return rc;
+        }
+        ticket = ADMISSION_BY_SOURCE;
+    }
+    atomic_fetch_add_explicit(&a->loads[worker].n, 1, memory_order_relaxed);
+    return ticket;
+}
+
 void admission_release(struct admission *a, const struct sockaddr *peer, unsigned worker,
                        int ticket)
 {
@@ -215,6 +258,38 @@ void admission_wake(struct admission *a)
         while (write(a->room_fd, &one, sizeof one) < 0 && errno == EINTR)
             ;
     }
+    /* Workers that accept on their own sockets and wait for room: each is
+     * woken once per wait (the flag is taken here). */
+    if (atomic_load(&a->worker_waits) && a->room_waker) {
+        for (unsigned i = 0; i < a->nworkers; i++) {
+            if (!atomic_load_explicit(&a->loads[i].room_wait, memory_order_relaxed) ||
+                !atomic_exchange(&a->loads[i].room_wait, false))
+                continue;
+            atomic_fetch_sub(&a->worker_waits, 1);
+            a->room_waker(a->room_ctx, i);
+        }
+    }
+}
+
+void admission_set_room_waker(struct admission *a, void (*fn)(void *ctx, unsigned worker),
+                              void *ctx)
+{
+    a->room_waker = fn;
+    a->room_ctx = ctx;
+}
+
+void admission_room_wait(struct admission *a, unsigned worker)
+{
+    if (!atomic_exchange(&a->loads[worker].room_wait, true))
+        atomic_fetch_add(&a->worker_waits, 1);
+    /* The caller's next look at the count comes after the announcement. */
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void admission_room_wait_end(struct admission *a, unsigned worker)
+{
+    if (atomic_exchange(&a->loads[worker].room_wait, false))
+        atomic_fetch_sub(&a->worker_waits, 1);
 }
 
 void admission_set_output_budget(struct admission *a, size_t bytes)

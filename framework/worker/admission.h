@@ -1,7 +1,8 @@
 /*
  * admission.h - who may open a TCP connection: one object owns the count of
  * open connections, the per-source counts (max_connections_per_source) and
- * each worker's load.  The acceptor acquires once per accepted connection;
+ * each worker's load.  The thread that accepts (the acceptor, or the worker
+ * itself for "accept": "workers") acquires once per accepted connection;
  * the connection's one teardown path (or the cancellation of a hand-off
  * that never opened) releases once.  A release wakes the acceptor when it
  * waits for room.
@@ -57,6 +58,21 @@ int admission_acquire_as(struct admission *a, const struct sockaddr *peer, unsig
 /* Adds the per-source count for a connection acquired without it.  Returns
  * the ticket bits to add (ADMISSION_BY_SOURCE or 0), or -EBUSY / -ENOMEM. */
 int admission_acquire_source(struct admission *a, const struct sockaddr *peer);
+/*
+ * The same in two steps, for any thread that accepts (the acceptor, or a
+ * worker on its own socket with "accept": "workers"): admission_reserve
+ * takes one slot under max_connections atomically (false: none left, so
+ * several threads accepting at once never pass the limit), before the
+ * accept; admission_unreserve gives it back when nothing was accepted (or
+ * the connection was refused before being counted), waking who waits for
+ * room.  admission_acquire_reserved completes a reservation for `peer` on
+ * `worker` as admission_acquire_as does: the ticket, or -EBUSY / -ENOMEM
+ * with the reservation given back.
+ */
+bool admission_reserve(struct admission *a);
+void admission_unreserve(struct admission *a);
+int admission_acquire_reserved(struct admission *a, const struct sockaddr *peer, unsigned worker,
+                               bool by_source);
 /* Undoes one acquire.  Any thread (the owning worker). */
 void admission_release(struct admission *a, const struct sockaddr *peer, unsigned worker,
                        int ticket);
@@ -88,7 +104,21 @@ void admission_evict_done(struct admission *a, unsigned worker);
  * withdraws the announcement (and clears the eventfd). */
 int admission_wait_begin(struct admission *a);
 void admission_wait_end(struct admission *a);
-/* Wakes a waiting acceptor (e.g. a worker drained its mailbox).  Any thread. */
+/* Wakes a waiting acceptor (e.g. a worker drained its mailbox) and every
+ * worker waiting for room (admission_room_wait).  Any thread. */
 void admission_wake(struct admission *a);
+
+/*
+ * A worker's side of "wait for room" ("accept": "workers"): after
+ * admission_room_wait(a, w), the next release (or admission_wake) calls
+ * fn(ctx, w) once, on the releasing thread, and withdraws the wait; the
+ * worker must look for room once more after announcing the wait (a release
+ * in between finds the announcement).  admission_room_wait_end withdraws
+ * it.  The waker is set once, before any worker waits.
+ */
+void admission_set_room_waker(struct admission *a, void (*fn)(void *ctx, unsigned worker),
+                              void *ctx);
+void admission_room_wait(struct admission *a, unsigned worker);
+void admission_room_wait_end(struct admission *a, unsigned worker);
 
 #endif

@@ -103,6 +103,17 @@ int generation_bind(struct generation *g, const struct generation *prev, char *e
     for (unsigned i = 0; i < g->nlisteners; i++) {
         struct listener *l = &g->listeners[i];
         const struct listener *keep = generation_match(prev, l->cfg);
+        if (keep && l->cfg->protocol == CONFIG_TCP &&
+            keep->cfg->accept_mode != l->cfg->accept_mode) {
+            /* The kept sockets are one per worker or one in all: the other
+             * kind cannot be bound beside them on the same port. */
+            snprintf(err, errlen, "%s: %s.accept: cannot change from \"%s\" to \"%s\" on a "
+                     "reload (the listening sockets are kept); restart the server", l->file,
+                     l->cfg->path, keep->cfg->accept_mode ? "workers" : "acceptor",
+                     l->cfg->accept_mode ? "workers" : "acceptor");
+            code = -EINVAL;
+            goto fail;
+        }
         if ((code = listener_bind(l, keep, g->nworkers, err, errlen)) < 0)
             goto fail;
         if (keep) {

@@ -220,6 +220,15 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
         return listener_keep(l, prev, err, errlen);
     /* A socket the service manager passed under this listener's name. */
     int passed = activation_take(cfg->name, udp ? SOCK_DGRAM : SOCK_STREAM, NULL, 0);
+    bool by_workers = !udp && cfg->accept_mode == CONFIG_ACCEPT_WORKERS;
+    if (passed >= 0 && by_workers) {
+        close(passed);
+        snprintf(err, errlen, "%s: %s.accept: \"workers\" binds a SO_REUSEPORT socket for "
+                 "each worker itself, but the service manager passed a socket named \"%s\" "
+                 "(with socket activation use \"accept\": \"acceptor\")", l->file, cfg->path,
+                 cfg->name);
+        return -EINVAL;
+    }
     if (passed >= 0)
         return listener_adopt(l, passed, err, errlen);
     struct addrinfo hints, *res = NULL;
@@ -242,8 +251,9 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
     const char *what = "calloc";
     char addr[INET6_ADDRSTRLEN + 16] = "", bound[256] = "";
     /* UDP: a socket per worker only with reuse_port; otherwise one socket,
-     * so another server cannot join the port and split its traffic. */
-    l->nworkers = udp && cfg->reuse_port ? nworkers : 1;
+     * so another server cannot join the port and split its traffic.  TCP:
+     * one per worker when the workers accept ("accept": "workers"). */
+    l->nworkers = (udp && cfg->reuse_port) || by_workers ? nworkers : 1;
     l->fds = calloc((size_t)naddrs * l->nworkers, sizeof *l->fds);
     if (!l->fds)
         goto fail;
@@ -258,12 +268,12 @@ int listener_bind(struct listener *l, const struct listener *prev, unsigned nwor
         listener_format_addr(ai->ai_addr, addr, sizeof addr);
         for (unsigned w = 0; w < l->nworkers; w++) {
             /* A socket the service manager bound to this address, if any. */
-            int fd = l->port != 0 && l->nworkers == 1
+            int fd = l->port != 0 && l->nworkers == 1 && !by_workers
                          ? activation_take(NULL, udp ? SOCK_DGRAM : SOCK_STREAM, ai->ai_addr,
                                            ai->ai_addrlen)
                          : -1;
             if (fd < 0)
-                fd = open_socket(&one, ai, 0, &what);
+                fd = open_socket(&one, ai, by_workers, &what);
             if (fd < 0)
                 goto fail;
             l->fds[l->nfds++] = fd;
@@ -299,7 +309,8 @@ fail:;
 void listener_close(struct listener *l)
 {
     for (unsigned i = 0; i < l->nfds; i++)
-        close(l->fds[i]);
+        if (l->fds[i] >= 0) /* -1: a worker closed its own (worker_accept_stop) */
+            close(l->fds[i]);
     free(l->fds);
     l->fds = NULL;
     l->nfds = 0;

@@ -3,8 +3,11 @@
  * handler module and the handler's listener data, its sockets, and its
  * counters.  A host name is bound on every address it resolves to
  * ("localhost" on 127.0.0.1 and ::1), like nginx does: for TCP one listening
- * socket per address; for UDP one socket per address (read by worker 0), or
- * with reuse_port one SO_REUSEPORT socket per address per worker.
+ * socket per address (watched by the acceptor thread), or with "accept":
+ * "workers" one SO_REUSEPORT listening socket per address per worker (each
+ * worker accepts on its own, worker_accept.h); for UDP one socket per
+ * address (read by worker 0), or with reuse_port one SO_REUSEPORT socket per
+ * address per worker.
  *
  * A listener whose protocol, address and port are unchanged by a reload
  * keeps its sockets (the new generation's listener holds duplicates of the
@@ -115,8 +118,9 @@ struct listener {
     int *fds;                            /* sockets, see listener_fd; or NULL */
     unsigned nfds;                       /* sockets open */
     unsigned naddrs;                     /* addresses bound */
-    unsigned nworkers;                   /* UDP sockets per address (1, or the
-                                          * workers with reuse_port) */
+    unsigned nworkers;                   /* sockets per address (1, or the
+                                          * workers: UDP with reuse_port, TCP
+                                          * with "accept": "workers") */
     int port;                            /* the bound port, or -1 */
     struct rate_table *conn_rate;        /* conn_rate_limit's buckets, or NULL
                                           * (listener_attach.c) */
@@ -148,11 +152,11 @@ int listener_resolve(const struct config_listener *cfg, const char *file, char *
  * protocol and address, and b's port is l's configured or bound port. */
 bool listener_same_socket(const struct listener *l, const struct config_listener *b);
 
-/* TCP: the listening socket of address a (a < naddrs).  UDP: the socket of
- * address a for worker w. */
+/* The socket of address a (a < naddrs) for worker w (w < nworkers): TCP
+ * with the acceptor and UDP without reuse_port have one per address (w 0). */
 static inline int listener_fd(const struct listener *l, unsigned a, unsigned w)
 {
-    return l->fds[a * (l->cfg->protocol == CONFIG_UDP ? l->nworkers : 1) + w];
+    return l->fds[a * l->nworkers + w];
 }
 
 /* Closes the socket(s); safe to call twice. */

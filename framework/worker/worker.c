@@ -54,6 +54,7 @@ int worker_init(struct wharf_worker *w, unsigned id, struct wharf_worker *siblin
     w->pool = pool;
     wharf_list_init(&w->timers);
     wharf_list_init(&w->udp_handles);
+    worker_accept_init(w);
     int rc = loop_init(&w->loop, queue_depth, WORKER_URGENT_SLOTS);
     if (rc < 0) {
         snprintf(err, errlen, "worker %u: cannot start: %s", id, strerror(-rc));
@@ -140,7 +141,8 @@ struct worker_adoption {
     struct rendezvous *done;
 };
 
-/* Switches w's UDP sockets to a->gen; false if they could not be watched. */
+/* Switches w's UDP sockets and its own listening sockets to a->gen; false
+ * if they could not be watched (then it keeps the old ones). */
 static bool worker_switch_udp(struct wharf_worker *w, struct worker_adoption *a)
 {
     char err[256];
@@ -148,6 +150,12 @@ static bool worker_switch_udp(struct wharf_worker *w, struct worker_adoption *a)
     if (udp_set_new(w, a->gen, &set, err, sizeof err) < 0) {
         log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "reload: keeping the old UDP sockets: %s",
                   err);
+        return false;
+    }
+    if (worker_accept_watch(w, a->gen, err, sizeof err) < 0) {
+        log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "reload: keeping the old listening "
+                  "sockets: %s", err);
+        udp_set_free(w, set);
         return false;
     }
     /* The new generation's on_worker_start runs before the old one's
@@ -195,9 +203,11 @@ static void worker_on_phase(void *arg, void *payload, bool cancelled)
     if (cancelled || phase <= w->phase)
         return;
     w->phase = phase;
-    /* No more datagrams: the UDP sockets close with the generation. */
+    /* No more datagrams: the UDP sockets close with the generation.  Its
+     * own listening sockets close now: the kernel refuses what comes. */
     udp_set_free(w, w->udp);
     w->udp = NULL;
+    worker_accept_stop(w, true);
     size_t n = conn_shutdown(w, phase == WORKER_CLOSING);
     if (n)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu %sconnections at shutdown", n,
@@ -252,6 +262,7 @@ static void *worker_main(void *arg)
         log_write(WHARF_LOG_INFO, NULL, (int)w->id, 0, "closed %zu connections at shutdown", n);
     udp_set_free(w, w->udp);
     w->udp = NULL;
+    worker_accept_stop(w, true);
     worker_stop_serving(w);
     htimer_stop_all(&w->timers);
     udp_handle_close_all(w);
@@ -272,6 +283,8 @@ int worker_start(struct wharf_worker *w, struct generation *g, struct rendezvous
     int rc = udp_set_new(w, g, &w->udp, err, errlen);
     if (rc < 0)
         return rc;
+    if ((rc = worker_accept_watch(w, g, err, errlen)) < 0)
+        return rc; /* the UDP set goes with worker_destroy */
     generation_ref(g);
     w->udp_gen = g;
     w->ready = ready;
@@ -314,6 +327,7 @@ void worker_destroy(struct wharf_worker *w)
     udp_set_free(w, w->udp);
     w->udp = NULL;
     udp_handle_close_all(w);
+    worker_accept_stop(w, false);
     loop_destroy(&w->loop); /* runs what is deferred */
     udp_rate_free(w);
     free(w->udp_rbuf);

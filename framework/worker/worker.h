@@ -3,7 +3,9 @@
  * it owns and the UDP sockets of its generation.
  *
  * A connection belongs to one worker for life; only that worker reads,
- * writes, times out or closes it.  Other threads reach a worker only through
+ * writes, times out or closes it.  A worker accepts connections itself on
+ * its own listening sockets of listeners with "accept": "workers"
+ * (worker_accept.h).  Other threads reach a worker only through
  * its mailbox: the acceptor hands it new connections (worker_post_conn), the
  * server posts phase changes (worker_drain, worker_close_all) and reloads
  * (worker_adopt).  Handlers' posts go to its post queue instead (postq.h),
@@ -23,6 +25,7 @@
 #include "listener.h"
 #include "loop.h"
 #include "postq.h"
+#include "worker_accept.h"
 #include "workpool.h"
 
 struct admission;
@@ -50,6 +53,8 @@ struct wharf_worker {
     struct wharf_list udp_handles; /* the handlers' wharf_udp handles (udp_handle.c) */
     size_t udp_nhandles;
     char *udp_rbuf;               /* outbound sockets' receive buffer, made on first use */
+    struct worker_accept accept;  /* its own listening sockets ("accept":
+                                   * "workers"; worker_accept.h) */
     enum worker_phase phase;      /* owner thread only */
     pthread_t thread;
     bool started;
@@ -118,7 +123,8 @@ int worker_post_evict(struct wharf_worker *w, uint64_t idle_ms);
 size_t worker_queued(struct wharf_worker *w);
 size_t worker_queue_depth(const struct wharf_worker *w);
 
-/* Switches w's UDP sockets to generation g (takes a reference), as one
+/* Switches w's UDP sockets and its own listening sockets to generation g
+ * (takes a reference), as one
  * party of `done` (may be NULL): rendezvous_end once switched (or already
  * on g), rendezvous_done if it skipped (the waiter gave up, the worker is
  * stopping, the new sockets could not be watched).  Any thread. */
