@@ -768,8 +768,11 @@ static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
     uint64_t want, intended;
     uint32_t len;
 
-    if (c->state != C_OPEN || x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end))
+    if (c->state != C_OPEN || x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end)) {
+        if (c->state == C_OPEN && c->h2) /* --h2: frames may still wait (bodies, windows) */
+            (void)h2_pump(x, c, now);
         return;
+    }
     if (c->woff == c->wlen)
         c->woff = c->wlen = 0;
     want = cfg->pipeline - c->inflight;
