@@ -111,7 +111,7 @@ else
     fail "two targets open loop: rc $rc, '$v', logs $la $lb; $(head -c 300 "$tmp/t2.err")"
 fi
 "$load" -c 8 -n 400 "127.0.0.1:$pa,weight=3" "127.0.0.1:$pb" --proto http >"$tmp/t3.txt" 2>&1
-grep -q "^  target 1 .*weight 3, 6 connections" "$tmp/t3.txt" && grep -q "^  target 2 .*weight 1, 2 connections" "$tmp/t3.txt" &&
+grep -q "^  target 1 .*weight 3, 6 connections" "$tmp/t3.txt" && grep -q "http requests (t1 75%, t2 25%)" "$tmp/t3.txt" && grep -q "^  target 2 .*weight 1, 2 connections" "$tmp/t3.txt" &&
     ok "human report: a line per target" || fail "human report per target: $(cat "$tmp/t3.txt")"
 
 # bad target syntax: exit 2, the argument named
@@ -127,6 +127,7 @@ refuse "target '127.0.0.1:$pa,weight=0': expected TARGET,weight=N with N from 1 
 refuse "target '127.0.0.1:$pa,weight=x'" -n 1 "127.0.0.1:$pa,weight=x"
 refuse "target '127.0.0.1:$pa,w=2': expected HOST:PORT or URL" -n 1 "127.0.0.1:$pa,w=2"
 refuse "--connections 1: fewer than the 2 targets" -n 1 "127.0.0.1:$pa" "127.0.0.1:$pb"
+refuse "--preload: one target only" --proto memcache --preload -c 2 -n 1 "127.0.0.1:$pa" "127.0.0.1:$pb"
 refuse "several targets: TCP only" -u -c 2 -n 1 "127.0.0.1:$pa" "127.0.0.1:$pb"
 refuse "every URL target must have the same scheme" -c 2 -n 1 "http://127.0.0.1:$pa/" "https://127.0.0.1:$pb/"
 refuse "--streams: goes with --h2" --streams 4 -n 1 "http://127.0.0.1:$pc/"

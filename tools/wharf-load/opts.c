@@ -1472,6 +1472,9 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
             return -1;
         cfg->ntargets++;
     }
+    if (cfg->ntargets > 1 && ta->preload)
+        return fail(err, errlen, "--preload: one target only (keys are not sharded over the "
+                    "targets: each server would be filled in part)");
     if (cfg->ntargets > 1 && cfg->connections < cfg->ntargets)
         return fail(err, errlen, "--connections %u: fewer than the %u targets (each needs one)",
                     cfg->connections, cfg->ntargets);

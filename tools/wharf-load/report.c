@@ -116,11 +116,11 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
     char size[200];
     unsigned i;
 
-    if (cfg->tmpls)
-        report_mix(size, sizeof(size), cfg->tmpls);
     if (cfg->h2.on) /* --h2: the mix is one request per target; say what goes */
         snprintf(size, sizeof(size), "HTTP/2 %s%s, %u streams per connection", cfg->h2.method,
                  cfg->tls.on ? " over TLS" : " (h2c)", cfg->pipeline);
+    else if (cfg->tmpls)
+        report_mix(size, sizeof(size), cfg->tmpls);
     else if (cfg->msg.size_min == cfg->msg.size_max)
         snprintf(size, sizeof(size), "%u B messages", cfg->msg.size_min);
     else
