@@ -478,7 +478,7 @@ static void expect_bad(const char *line, const char *want1, const char *want2)
 
 START_TEST(test_bad_template_options_named)
 {
-    expect_bad("--proto bogus 127.0.0.1:7", "--proto", "echo, memcache, redis or http");
+    expect_bad("--proto bogus 127.0.0.1:7", "--proto", "echo, memcache, redis, http or h2");
     expect_bad("--proto redis --frame resp 127.0.0.1:7", "--frame", "--proto redis sets its own");
     expect_bad("--proto memcache --ratio 1:-1 127.0.0.1:7", "--ratio", "SET:GET");
     expect_bad("--proto redis --mget 0 127.0.0.1:7", "--mget", "1");

@@ -723,6 +723,35 @@ static void expect_bad(const char *line, const char *want1, const char *want2)
     ck_assert_msg(strstr(err, want1) && strstr(err, want2), "'%s' gave '%s'", line, err);
 }
 
+/* Several targets: connections spread by smooth weighted round robin, the same whether
+ * computed at once or thread by thread, and each target's share exactly its weight's. */
+START_TEST(test_targets_spread)
+{
+    struct load_target t[3];
+    uint8_t all[60], part[60];
+    unsigned n[3] = {0, 0, 0}, i;
+
+    memset(t, 0, sizeof(t));
+    t[0].weight = 3, t[1].weight = 1, t[2].weight = 2;
+    targets_assign(t, 3, 0, 60, all);
+    for (i = 0; i < 60; i++)
+        n[all[i]]++;
+    ck_assert_uint_eq(n[0], 30);
+    ck_assert_uint_eq(n[1], 10);
+    ck_assert_uint_eq(n[2], 20);
+    for (i = 0; i < 60; i += 6) { /* interleaved: every run of 6 has 3, 1 and 2 of them */
+        unsigned k, m[3] = {0, 0, 0};
+
+        for (k = 0; k < 6; k++)
+            m[all[i + k]]++;
+        ck_assert(m[0] == 3 && m[1] == 1 && m[2] == 2);
+    }
+    targets_assign(t, 3, 0, 7, part);
+    targets_assign(t, 3, 7, 53, part + 7);
+    ck_assert(memcmp(all, part, sizeof(all)) == 0);
+}
+END_TEST
+
 START_TEST(test_bad_arguments_named)
 {
     expect_bad("-c abc 127.0.0.1:7", "--connections", "expected an integer");
@@ -746,7 +775,10 @@ START_TEST(test_bad_arguments_named)
     expect_bad("[::1]7000", "target", "[IPV6-ADDRESS]:PORT");
     expect_bad("--bogus 127.0.0.1:7", "unknown option", "--bogus");
     expect_bad("127.0.0.1:7 -c", "-c", "needs a value");
-    expect_bad("a:1 b:2", "one target", "b:2");
+    expect_bad("-c 2 127.0.0.1:7 127.0.0.1:8,weight=0", "target '127.0.0.1:8,weight=0'", "1 to 1000");
+    expect_bad("127.0.0.1:7 127.0.0.1:8", "--connections 1", "2 targets");
+    expect_bad("-c 3 127.0.0.1:7,weight=1 127.0.0.1:8,weight=9", "too few for the weights",
+               "'127.0.0.1:7'");
     expect_bad("--merge", "--merge", "histogram files");
     ck_assert_int_eq(cli("-c nope 127.0.0.1:7"), 2);
     ck_assert_int_eq(cli("--version"), 0);
@@ -1035,6 +1067,7 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_cli_hist_out_merge_plot);
     tcase_add_test(tc, test_cli_merge_sums_and_limits);
     tcase_add_test(tc, test_bad_arguments_named);
+    tcase_add_test(tc, test_targets_spread);
     tcase_add_test(tc, test_good_arguments);
     tcase_add_test(tc, test_source_arguments);
     tcase_add_test(tc, test_tls_arguments);

@@ -368,6 +368,8 @@ static int engine_merge(struct engine *en)
             if (res->cmd[s] && th->cmd[s])
                 hist_merge(res->cmd[s], th->cmd[s]);
         tls_tally_merge(&res->tally, &th->tally);
+        for (s = 0; s < LOAD_MAX_TARGETS * TG__COUNT; s++)
+            res->tgt[s / TG__COUNT].c[s % TG__COUNT] += th->tgt[s / TG__COUNT].c[s % TG__COUNT];
         th->series->span_ns = load_now() - en->clk.t0;
         if (series_merge(res->series, th->series) != 0)
             return -1;

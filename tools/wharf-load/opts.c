@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include "opts.h"
+#include "h2.h"
 #include "hist.h"
 #include "thread.h"
 
@@ -12,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -58,6 +60,9 @@ enum {
     O_ALPN,
     O_TLS_RESUME,
     O_HANDSHAKE_ONLY,
+    O_H2,
+    O_STREAMS,
+    O_DATA,
     O_HANDSHAKE_TIMEOUT,
     /* open-loop ticks and outputs */
     O_TICK,
@@ -105,6 +110,8 @@ void load_config_free(struct load_config *cfg)
     }
     tls_client_free(cfg->tls_client);
     cfg->tls_client = NULL;
+    free(cfg->h2.body);
+    cfg->h2.body = NULL;
 }
 
 static const struct option long_opts[] = {
@@ -130,6 +137,9 @@ static const struct option long_opts[] = {
     {"alpn", required_argument, NULL, O_ALPN},
     {"tls-resume", required_argument, NULL, O_TLS_RESUME},
     {"handshake-only", no_argument, NULL, O_HANDSHAKE_ONLY},
+    {"h2", no_argument, NULL, O_H2},
+    {"streams", required_argument, NULL, O_STREAMS},
+    {"data", required_argument, NULL, O_DATA},
     {"handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
     {"percentiles", optional_argument, NULL, 'P'},
@@ -174,7 +184,7 @@ static const struct option long_opts[] = {
 
 void opts_usage(FILE *f)
 {
-    fputs("usage: wharf-load [OPTIONS] HOST:PORT          (IPv6: [ADDR]:PORT; or an http[s]:// URL)\n"
+    fputs("usage: wharf-load [OPTIONS] HOST:PORT[,weight=N]...  (IPv6: [ADDR]:PORT; or http[s]:// URLs)\n"
           "       wharf-load --merge [OPTIONS] FILE...     (report on saved histograms)\n"
           "\n"
           "Load generator for request/response servers: echo (TCP, UDP; every echo verified\n"
@@ -221,7 +231,7 @@ void opts_usage(FILE *f)
           "\n"
           "Request/response protocols (TCP; replies come back in order on a connection):\n"
           "      --proto P             echo (default), memcache or redis (get/set mix of verified\n"
-          "                            values) or http (GET)\n"
+          "                            values) or http (GET; h2: http over HTTP/2)\n"
           "      --request TEXT        a request template (escapes \\r \\n \\xHH; placeholders\n"
           "                            {seq} {conn} {key} {value} {rand:N} {rand:MIN-MAX} {size}\n"
           "                            {ts}); repeat for a mix. The options below apply to the\n"
@@ -250,6 +260,15 @@ void opts_usage(FILE *f)
           "                            placeholders; a Host header replaces the default)\n"
           "  (the target may be a URL, http[s]://HOST[:PORT][/PATH]: --proto http, that path,\n"
           "   --tls for https)\n"
+          "  (several targets, TCP, at most 16: TARGET[,weight=N] ...: connections are spread\n"
+          "   over them by weight, each target's counts reported)\n"
+          "\n"
+          "HTTP/2 (--proto http or URL targets; libnghttp2):\n"
+          "      --h2                  speak HTTP/2: prior knowledge (h2c), or ALPN h2 with\n"
+          "                            --tls (--proto h2 = --proto http --h2)\n"
+          "      --streams N           concurrent streams per connection (h2load's -m; the\n"
+          "                            same as --pipeline; default 1)\n"
+          "      --data FILE           POST the bytes of FILE with every request\n"
           "\n"
           "Time series and several machines:\n"
           "      --interval T          time series interval (default 1s)\n"
@@ -521,7 +540,7 @@ bad:
 }
 
 /* Splits HOST:PORT / [HOST]:PORT and resolves it for the chosen protocol. */
-static int resolve_target(struct load_config *cfg, const char *t, char *err, size_t len)
+static int resolve_target(struct load_target *tg, bool udp, const char *t, char *err, size_t len)
 {
     char host[256], *colon;
     const char *port;
@@ -529,9 +548,9 @@ static int resolve_target(struct load_config *cfg, const char *t, char *err, siz
     uint64_t p;
     int e;
 
-    if (strlen(t) >= sizeof(cfg->target) || strlen(t) >= sizeof(host))
+    if (strlen(t) >= sizeof(tg->target) || strlen(t) >= sizeof(host))
         return fail(err, len, "target: too long");
-    snprintf(cfg->target, sizeof(cfg->target), "%s", t);
+    snprintf(tg->target, sizeof(tg->target), "%s", t);
     if (t[0] == '[') {
         const char *close = strchr(t, ']');
 
@@ -554,20 +573,20 @@ static int resolve_target(struct load_config *cfg, const char *t, char *err, siz
         return fail(err, len, "target '%s': missing host", t);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = cfg->udp ? SOCK_DGRAM : SOCK_STREAM;
+    hints.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     e = getaddrinfo(host, port, &hints, &ai);
     if (e != 0 || !ai)
         return fail(err, len, "target '%s': cannot resolve '%s': %s", t, host, gai_strerror(e));
-    memcpy(&cfg->addr, ai->ai_addr, ai->ai_addrlen);
-    cfg->addrlen = ai->ai_addrlen;
-    cfg->port = (unsigned)p;
+    memcpy(&tg->addr, ai->ai_addr, ai->ai_addrlen);
+    tg->addrlen = ai->ai_addrlen;
+    tg->port = (unsigned)p;
     if (ai->ai_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, cfg->host,
-                  sizeof(cfg->host));
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, tg->host,
+                  sizeof(tg->host));
     else
-        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, cfg->host,
-                  sizeof(cfg->host));
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, tg->host,
+                  sizeof(tg->host));
     freeaddrinfo(ai);
     return 0;
 }
@@ -625,18 +644,21 @@ static int opt_source(const char *a, struct load_config *cfg, char *err, size_t 
 /* Every --source address must be of the target's family (known once it is resolved). */
 static int check_sources(const struct load_config *cfg, char *err, size_t errlen)
 {
-    unsigned i;
+    unsigned i, k;
 
-    for (i = 0; i < cfg->nsources; i++) {
-        const struct load_source *src = &cfg->sources[i];
+    for (k = 0; k < cfg->ntargets; k++)
+        for (i = 0; i < cfg->nsources; i++) {
+            const struct load_source *src = &cfg->sources[i];
+            const struct load_target *tg = &cfg->targets[k];
 
-        if (src->addr.ss_family != cfg->addr.ss_family)
-            return fail(err, errlen,
-                        "--source: '%s' is an %s address but the target %s (%s) is %s: every "
-                        "source must be of the target's family",
-                        src->text, src->addr.ss_family == AF_INET ? "IPv4" : "IPv6", cfg->target,
-                        cfg->host, cfg->addr.ss_family == AF_INET ? "IPv4" : "IPv6");
-    }
+            if (src->addr.ss_family != tg->addr.ss_family)
+                return fail(err, errlen,
+                            "--source: '%s' is an %s address but the target %s (%s) is %s: every "
+                            "source must be of the target's family",
+                            src->text, src->addr.ss_family == AF_INET ? "IPv4" : "IPv6",
+                            tg->target, tg->host,
+                            tg->addr.ss_family == AF_INET ? "IPv4" : "IPv6");
+        }
     return 0;
 }
 
@@ -670,6 +692,9 @@ struct tmpl_args {
     bool path_set;
     const char *path;
     bool size_set, keys_set;
+    bool h2;               /* --h2, --proto h2 */
+    uint64_t streams;      /* --streams (0: not given) */
+    const char *data_file; /* --data */
 };
 
 static int read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
@@ -818,32 +843,42 @@ static size_t put_escaped(char *out, size_t cap, size_t n, const char *s)
 }
 
 /* --proto http: GET PATH with Host (unless -H gives one) and the -H headers, whose values
- * may hold placeholders ({seq}, {key}, ...). */
+ * may hold placeholders ({seq}, {key}, ...): one template, or with several targets one per
+ * target (named t1, t2, ...; the TCP engine sends a connection's target its own), each
+ * with that target's Host and path. */
 static int build_http(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
                       char *err, size_t errlen)
 {
-    char req[40000];
-    size_t n = 0;
+    char req[40000], name[16];
+    unsigned i, k;
     bool host = false;
-    unsigned i;
 
-    /* add_template decodes escapes: line ends are written as the escape \r\n */
-    n = put_escaped(req, sizeof(req), n, "GET ");
-    n = put_escaped(req, sizeof(req), n, ta->path);
-    n = put_escaped(req, sizeof(req), n, " HTTP/1.1");
     for (i = 0; i < ta->nheaders; i++)
         host |= !strncasecmp(ta->headers[i], "host:", 5);
-    if (!host) {
-        n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\nHost: ");
-        n = put_escaped(req, sizeof(req), n, cfg->target);
+    for (k = 0; k < cfg->ntargets; k++) {
+        const struct load_target *tg = &cfg->targets[k];
+        size_t n = 0;
+
+        /* add_template decodes escapes: line ends are written as the escape \r\n */
+        n = put_escaped(req, sizeof(req), n, "GET ");
+        n = put_escaped(req, sizeof(req), n, tg->path[0] ? tg->path : ta->path);
+        n = put_escaped(req, sizeof(req), n, " HTTP/1.1");
+        if (!host) {
+            n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\nHost: ");
+            n = put_escaped(req, sizeof(req), n, tg->target);
+        }
+        for (i = 0; i < ta->nheaders; i++) {
+            n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\n");
+            n = put_escaped(req, sizeof(req), n, ta->headers[i]);
+        }
+        snprintf(req + n, sizeof(req) - n, "\\r\\n\\r\\n");
+        snprintf(name, sizeof(name), cfg->ntargets > 1 ? "t%u" : "GET", k + 1);
+        /* the weight only shows the share of connections in reports */
+        if (add_template(ts, name, req, false, "http", ta->expect ? ta->expect : "status:200-299",
+                         tg->connections, cfg->max_reply, err, errlen) != 0)
+            return -1;
     }
-    for (i = 0; i < ta->nheaders; i++) {
-        n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\n");
-        n = put_escaped(req, sizeof(req), n, ta->headers[i]);
-    }
-    snprintf(req + n, sizeof(req) - n, "\\r\\n\\r\\n");
-    return add_template(ts, "GET", req, false, "http", ta->expect ? ta->expect : "status:200-299",
-                        1, cfg->max_reply, err, errlen);
+    return 0;
 }
 
 static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *err, size_t errlen)
@@ -906,7 +941,7 @@ static int build_templates(struct load_config *cfg, struct tmpl_args *ta, char *
                               cfg->max_reply, err, errlen);
         }
     } else {
-        return expected(err, errlen, "--proto", "echo, memcache, redis or http", ta->proto);
+        return expected(err, errlen, "--proto", "echo, memcache, redis, http or h2", ta->proto);
     }
     if (rc != 0)
         return -1;
@@ -1083,10 +1118,15 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
 {
     switch (c) {
     case O_PROTO:
-        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "redis") && strcmp(a, "http"))
-            return expected(err, errlen, "--proto", "echo, memcache, redis or http", a);
-        ta->proto = a;
+        if (strcmp(a, "echo") && strcmp(a, "memcache") && strcmp(a, "redis") && strcmp(a, "http") &&
+            strcmp(a, "h2"))
+            return expected(err, errlen, "--proto", "echo, memcache, redis, http or h2", a);
+        ta->h2 |= !strcmp(a, "h2");
+        ta->proto = strcmp(a, "h2") ? a : "http";
         return 0;
+    case O_H2: ta->h2 = true; return 0;
+    case O_STREAMS: return opt_uint("--streams", a, 1, LOAD_MAX_PIPELINE, &ta->streams, err, errlen);
+    case O_DATA: ta->data_file = a; return 0;
     case O_KEYS: return opt_uint("--keys", a, 1, 1000000000000ull, &ta->keys, err, errlen);
     case O_KEY_DIST:
     case O_KEY_PATTERN:
@@ -1279,6 +1319,75 @@ static int tls_finish(struct load_config *cfg, const char *target, char *err, si
     return cfg->tls_client ? 0 : -1;
 }
 
+/* --h2, --streams, --data: HTTP/2 goes with --proto http (or a URL), over TCP, with
+ * `status:` checks only (response bodies are not kept); --streams is --pipeline's name
+ * there (h2load's -m); --data FILE makes every request a POST of the file; with --tls and
+ * no --alpn, ALPN offers h2. Each target's request is made once here so that a bad -H is
+ * refused before the run. Returns 0 or -1 with a message in err. */
+static int h2_finish(struct load_config *cfg, const struct tmpl_args *ta, char *err, size_t errlen)
+{
+    struct h2_opts *h = &cfg->h2;
+    unsigned i;
+
+    if (!ta->h2) {
+        if (ta->streams || ta->data_file)
+            return fail(err, errlen, "%s: goes with --h2", ta->streams ? "--streams" : "--data");
+        return 0;
+    }
+    if (strcmp(ta->proto, "http"))
+        return fail(err, errlen, "--h2: speaks HTTP/2 for --proto http (or a URL target), not %s",
+                    ta->n ? "templates" : ta->proto);
+    if (ta->expect && strncmp(ta->expect, "status:", 7))
+        return fail(err, errlen, "--expect '%s': --h2 checks the status only (expected status:LO-HI)",
+                    ta->expect);
+    if (cfg->churn)
+        return fail(err, errlen, "--churn: not with --h2");
+    if (ta->streams && cfg->pipeline_set && cfg->pipeline != ta->streams)
+        return fail(err, errlen, "--streams %" PRIu64 " and --pipeline %u disagree (--streams is "
+                    "--pipeline's name with --h2)", ta->streams, cfg->pipeline);
+    if (ta->streams) {
+        cfg->pipeline = (unsigned)ta->streams;
+        cfg->pipeline_set = true;
+    }
+    h->on = true;
+    h->method = "GET";
+    h->path = ta->path;
+    h->nheaders = ta->nheaders;
+    for (i = 0; i < ta->nheaders; i++) {
+        h->headers[i] = ta->headers[i];
+        if (strchr(ta->headers[i], '{'))
+            return fail(err, errlen, "-H '%s': placeholders are not expanded with --h2 (each "
+                        "target's request is built once)", ta->headers[i]);
+    }
+    if (ta->data_file) {
+        uint8_t *b;
+        size_t n;
+
+        if (read_file(ta->data_file, &b, &n, err, errlen) != 0) {
+            snprintf(err, errlen, "--data %s: cannot read it or longer than %u bytes",
+                     ta->data_file, TMPL_MAX_LEN);
+            return -1;
+        }
+        h->data_file = ta->data_file;
+        h->body = b;
+        h->body_len = n;
+        h->method = "POST";
+    }
+    if (cfg->tls.on && !cfg->tls.alpn_len && tls_parse_alpn(&cfg->tls, "h2", err, errlen) != 0)
+        return -1;
+    for (i = 0; i < cfg->ntargets; i++) {
+        const struct load_target *tg = &cfg->targets[i];
+        struct h2_request *rq = h2_request_new(h->method, cfg->tls.on, tg->target,
+                                               tg->path[0] ? tg->path : h->path, h->headers,
+                                               h->nheaders, h->body, h->body_len, err, errlen);
+
+        if (!rq)
+            return -1;
+        h2_request_free(rq);
+    }
+    return 0;
+}
+
 /* A URL target, http://HOST[:PORT][/PATH] or https://...: the HOST:PORT into out (port 80
  * or 443 by default), the path for --proto http (the default mode then), --tls for https.
  * Returns 0 (out untouched when `a` is not a URL), or -1 with a message in err. */
@@ -1319,8 +1428,10 @@ static int url_target(struct load_config *cfg, struct tmpl_args *ta, const char 
 static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tmpl_args *ta,
                        char *err, size_t errlen)
 {
-    char url[256] = ""; /* fits resolve_target's host buffer */
-    const char *target = optind < argc ? argv[optind] : "";
+    char url[256]; /* fits resolve_target's host buffer */
+    char arg[sizeof(cfg->targets[0].target)];
+    const char *target;
+    int i, https = -1;
 
     if (cfg->merge) {
         if (optind >= argc)
@@ -1331,13 +1442,66 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
     }
     if (optind >= argc)
         return fail(err, errlen, "missing target: expected HOST:PORT (e.g. 127.0.0.1:7000)");
-    if (argc - optind > 1)
-        return fail(err, errlen, "expected one target, got '%s' and '%s'", argv[optind],
-                    argv[optind + 1]);
-    if (url_target(cfg, ta, argv[optind], url, sizeof(url), err, errlen) != 0)
-        return -1;
-    if (url[0])
-        target = url;
+    if (argc - optind > LOAD_MAX_TARGETS)
+        return fail(err, errlen, "at most %d targets, got %d", LOAD_MAX_TARGETS, argc - optind);
+    if (argc - optind > 1 && cfg->udp)
+        return fail(err, errlen, "several targets: TCP only (got %d with --udp)", argc - optind);
+    for (i = optind; i < argc; i++) {
+        struct load_target *tg = &cfg->targets[cfg->ntargets];
+        const char *path = ta->path;
+        bool url_tls = !strncasecmp(argv[i], "https://", 8);
+
+        if (targets_split(argv[i], arg, sizeof(arg), &tg->weight, err, errlen) != 0)
+            return -1;
+        url[0] = '\0';
+        if (url_target(cfg, ta, arg, url, sizeof(url), err, errlen) != 0)
+            return -1;
+        if (url[0]) {
+            if (https >= 0 && https != url_tls)
+                return fail(err, errlen, "target '%s': every URL target must have the same "
+                            "scheme (http:// or https://)", argv[i]);
+            https = url_tls;
+            if (strlen(ta->path) >= sizeof(tg->path))
+                return fail(err, errlen, "target '%s': path longer than %zu bytes", argv[i],
+                            sizeof(tg->path) - 1);
+            snprintf(tg->path, sizeof(tg->path), "%s", ta->path);
+            ta->path = path;
+        }
+        target = url[0] ? url : arg;
+        if (resolve_target(tg, cfg->udp, target, err, errlen) != 0)
+            return -1;
+        cfg->ntargets++;
+    }
+    if (cfg->ntargets > 1 && ta->preload)
+        return fail(err, errlen, "--preload: one target only (keys are not sharded over the "
+                    "targets: each server would be filled in part)");
+    if (cfg->ntargets > 1 && cfg->connections < cfg->ntargets)
+        return fail(err, errlen, "--connections %u: fewer than the %u targets (each needs one)",
+                    cfg->connections, cfg->ntargets);
+    if (cfg->ntargets > 1) {
+        uint8_t *who = malloc(cfg->connections);
+        unsigned k;
+
+        if (!who)
+            return fail(err, errlen, "out of memory");
+        targets_assign(cfg->targets, cfg->ntargets, 0, cfg->connections, who);
+        for (k = 0; k < cfg->connections; k++)
+            cfg->targets[who[k]].connections++;
+        free(who);
+        for (k = 0; k < cfg->ntargets; k++)
+            if (!cfg->targets[k].connections)
+                return fail(err, errlen, "--connections %u: too few for the weights, target "
+                            "'%s' gets no connection", cfg->connections, cfg->targets[k].target);
+    } else {
+        cfg->targets[0].connections = cfg->connections;
+    }
+    /* the first target stands for the run where one is meant (reports, TLS name) */
+    memcpy(cfg->target, cfg->targets[0].target, sizeof(cfg->target));
+    memcpy(cfg->host, cfg->targets[0].host, sizeof(cfg->host));
+    cfg->port = cfg->targets[0].port;
+    cfg->addr = cfg->targets[0].addr;
+    cfg->addrlen = cfg->targets[0].addrlen;
+    target = cfg->target;
     if (cfg->udp && cfg->msg.size_max > LOAD_MAX_UDP_SIZE)
         return fail(err, errlen, "--size: UDP datagrams carry at most %u bytes", LOAD_MAX_UDP_SIZE);
     if (cfg->udp && cfg->churn)
@@ -1358,9 +1522,13 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
                     cfg->threads, cfg->connections);
     if (cfg->threads == 0)
         cfg->threads = load_default_threads(cfg->connections);
-    if (resolve_target(cfg, target, err, errlen) != 0 || check_sources(cfg, err, errlen) != 0)
+    if (check_sources(cfg, err, errlen) != 0)
         return -1;
     if (build_templates(cfg, ta, err, errlen) != 0) {
+        load_config_free(cfg);
+        return -1;
+    }
+    if (h2_finish(cfg, ta, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;
     }

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "h2.h"
 #include "msg.h"
+#include "targets.h"
 #include "tmpl.h"
 #include "tls.h"
 
@@ -37,6 +39,10 @@ struct load_config {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool udp;
+    /* every target (the fields above are the first one's): several with weights, the
+     * connections spread over them (targets.h) */
+    struct load_target targets[LOAD_MAX_TARGETS];
+    unsigned ntargets;
     /* local addresses, taken in turn by each new connection (UDP: flow); 0 = any */
     struct load_source sources[LOAD_MAX_SOURCES];
     unsigned nsources;
@@ -54,6 +60,9 @@ struct load_config {
      * (owned: load_config_free releases it) */
     struct tls_opts tls;
     struct tls_client *tls_client;
+
+    /* HTTP/2 (--h2, h2.h): the request's method, path, headers and body */
+    struct h2_opts h2;
 
     /* shape of the load */
     unsigned threads, connections, pipeline;

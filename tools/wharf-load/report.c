@@ -116,7 +116,10 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
     char size[200];
     unsigned i;
 
-    if (cfg->tmpls)
+    if (cfg->h2.on) /* --h2: the mix is one request per target; say what goes */
+        snprintf(size, sizeof(size), "HTTP/2 %s%s, %u streams per connection", cfg->h2.method,
+                 cfg->tls.on ? " over TLS" : " (h2c)", cfg->pipeline);
+    else if (cfg->tmpls)
         report_mix(size, sizeof(size), cfg->tmpls);
     else if (cfg->msg.size_min == cfg->msg.size_max)
         snprintf(size, sizeof(size), "%u B messages", cfg->msg.size_min);
@@ -318,12 +321,24 @@ static void human_errors(FILE *f, const struct load_config *cfg, const struct lo
         fprintf(f, "  %-11s %s\n", "first error", res->first_error);
 }
 
+/* The HTTP responses counted by status class (0 for other protocols). */
+static uint64_t c_status(const struct load_result *res)
+{
+    return stat_get(&res->st, ST_STATUS_2XX) + stat_get(&res->st, ST_STATUS_3XX) +
+           stat_get(&res->st, ST_STATUS_4XX) + stat_get(&res->st, ST_STATUS_5XX);
+}
+
 void report_human(FILE *f, const struct load_config *cfg, const struct load_result *res,
                   const char *why)
 {
     human_setup(f, cfg, res);
     human_messages(f, cfg, res);
     human_connects(f, cfg, res);
+    if (c_status(res))
+        fprintf(f, "  %-11s 2xx %" PRIu64 ", 3xx %" PRIu64 ", 4xx %" PRIu64 ", 5xx %" PRIu64 "\n",
+                "status", stat_get(&res->st, ST_STATUS_2XX), stat_get(&res->st, ST_STATUS_3XX),
+                stat_get(&res->st, ST_STATUS_4XX), stat_get(&res->st, ST_STATUS_5XX));
+    targets_report_human(f, cfg->targets, cfg->ntargets, res->tgt, res->measure_ns / 1e9);
     human_tls(f, cfg, res);
     human_errors(f, cfg, res);
     fprintf(f,
@@ -557,6 +572,7 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
     }
     fprintf(f, "},\n");
     report_json_tls(f, cfg, res);
+    targets_report_json(f, cfg->targets, cfg->ntargets, res->tgt, res->measure_ns / 1e9);
     fprintf(f,
             "  \"measure_ns\": %" PRIu64 ", \"drain_ns\": %" PRIu64 ", \"wall_s\": %.6f"
             ", \"interrupted\": %s,\n",

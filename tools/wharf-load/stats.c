@@ -23,6 +23,10 @@ const char *const stat_names[ST__COUNT] = {
     [ST_SKIPPED] = "skipped",
     [ST_HITS] = "hits",
     [ST_MISSES] = "misses",
+    [ST_STATUS_2XX] = "status_2xx",
+    [ST_STATUS_3XX] = "status_3xx",
+    [ST_STATUS_4XX] = "status_4xx",
+    [ST_STATUS_5XX] = "status_5xx",
     [ST_BAD_VALUE] = "bad_value",
     [ST_MISMATCH] = "mismatch",
     [ST_SHORT] = "short",
@@ -43,6 +47,8 @@ const char *const stat_names[ST__COUNT] = {
     [ST_TLS_HANDSHAKE] = "tls_handshake",
     [ST_TLS_HANDSHAKE_TIMEOUT] = "tls_handshake_timeout",
     [ST_TLS_ERROR] = "tls_error",
+    [ST_STREAM_RESET] = "stream_reset",
+    [ST_H2_ERROR] = "h2_error",
 };
 
 enum stat_id stat_errno(int err)

@@ -29,6 +29,10 @@ enum stat_id {
     ST_SKIPPED,    /* open loop, --ramp: slots of connections not opened yet (not sent) */
     ST_HITS,           /* cache workloads: keys a get found (verified values) */
     ST_MISSES,         /* cache workloads: keys a get did not find */
+    ST_STATUS_2XX,     /* http (HTTP/1 and --h2): responses by status class */
+    ST_STATUS_3XX,
+    ST_STATUS_4XX,
+    ST_STATUS_5XX,
     /* errors from here on */
     ST_MISMATCH,     /* echo differs from what was sent */
     ST_BAD_VALUE,    /* cache workloads: a get returned a value that is not its key's */
@@ -50,6 +54,10 @@ enum stat_id {
     ST_TLS_HANDSHAKE, /* TLS handshake failed: garbage, alert, closed or reset in it */
     ST_TLS_HANDSHAKE_TIMEOUT, /* TLS handshake not done within --handshake-timeout */
     ST_TLS_ERROR,    /* TLS error after the handshake (bad record, alert) */
+    ST_STREAM_RESET, /* --h2: the server reset a stream (RST_STREAM other than REFUSED_STREAM),
+                      * or ended one without a response */
+    ST_H2_ERROR,     /* --h2: an HTTP/2 connection error (protocol error, GOAWAY with an
+                      * error code) */
     ST__COUNT
 };
 #define ST_FIRST_ERROR ST_MISMATCH

@@ -15,6 +15,18 @@
  * framed any more (bad magic or length) is counted as a mismatch and the connection is
  * replaced. Connection failures are counted by errno and retried with a backoff.
  *
+ * Several targets (targets.h): each connection has its target for its whole life (its
+ * address, and with --proto http its own GET template); what the engine does for one
+ * connection is charged to its target as the difference of the thread's counters around it.
+ *
+ * HTTP/2 (--h2, h2.h): once a connection is open (and its TLS handshake done, ALPN h2) it
+ * carries an HTTP/2 session; each request is a stream, up to --pipeline (--streams) at
+ * once. The bytes read are fed to the session, which ends streams (responses, resets,
+ * refusals); the bytes it has to write go through wbuf like any request. A GOAWAY lets the
+ * streams below its last id finish, those above it are refused by the server and sent
+ * again, and once none is left open the connection is replaced: a reconnect, as for an
+ * HTTP/1.1 `Connection: close`.
+ *
  * Templates (cfg->tmpls): each request is a template of the mix expanded in place; replies
  * come back in order on a connection, so a FIFO per connection keeps each request's due and
  * send times and template, and the template's framing (frame.h) finds where its reply ends.
@@ -34,9 +46,11 @@
 #define _GNU_SOURCE
 #endif
 #include "engine.h"
+#include "h2.h"
 #include "phase.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -62,6 +76,7 @@ struct tconn {
     int fd;
     uint32_t flow;
     unsigned local;
+    uint8_t tgt; /* its target (cfg->targets) */
     enum cstate state;
     bool ever_connected;
     uint64_t retry_at, connect_start, backoff;
@@ -80,6 +95,8 @@ struct tconn {
     struct rr_slot *fifo;
     uint32_t fifo_head, fifo_cap;
     struct frame_state fst; /* framing progress of the reply at the start of rbuf */
+    struct h2_session *h2;  /* --h2: the connection's HTTP/2 session (NULL: none yet) */
+    bool h2_error_seen;     /* --h2: a GOAWAY with an error code was counted */
 };
 
 struct rr_slot {
@@ -105,7 +122,21 @@ struct tctx {
     unsigned next_source;      /* --source: the address the next connection binds to */
     const struct tls_client *tls; /* --tls: the run's client context, else NULL */
     bool hs_only;                 /* --handshake-only */
+    bool multi;                   /* several targets: counts charged per target */
+    bool tgt_tmpl;                /* several http targets: template k is target k's GET */
+    bool h2;                      /* --h2 */
+    struct h2_request *h2rq[LOAD_MAX_TARGETS]; /* --h2: each target's request */
 };
+
+/* Several targets: what follows TARGET_BEGIN up to TARGET_END is done for connection c,
+ * and its counts are charged to c's target. */
+#define TARGET_BEGIN(x) \
+    struct target_mark tmark_ = {{0}}; \
+    if ((x)->multi) \
+        target_mark(&(x)->th->st, &tmark_)
+#define TARGET_END(x, c) \
+    if ((x)->multi) \
+        target_charge(&(x)->th->tgt[(c)->tgt], &(x)->th->st, &tmark_)
 
 static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now);
 static void conn_on_io(struct loop_watcher *w, uint32_t events);
@@ -162,6 +193,9 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
     }
     c->fd = -1;
     c->state = C_IDLE;
+    h2_session_free(c->h2);
+    c->h2 = NULL;
+    c->h2_error_seen = false;
     c->inflight = 0;
     c->rx_base = c->tx_seq;
     memset(c->ack, 0, x->window / 8);
@@ -220,6 +254,13 @@ static bool http_reply_closes(const uint8_t *p, size_t len)
     return close_tok || (v10 && !keep);
 }
 
+/* Counts an HTTP response by its status class (1xx and odd codes are not counted). */
+static void http_count_status(struct load_thread *th, int status)
+{
+    if (status >= 200 && status < 600)
+        stat_add(&th->st, (enum stat_id)(ST_STATUS_2XX + status / 100 - 2), 1);
+}
+
 /* The server ended the connection cleanly between replies: an EOF after at least one reply
  * on it, or a reply saying it closes (HTTP). Not an error: counted as a reconnect, and a
  * new connection is opened at once. The requests still in flight (pipelined, or sent before
@@ -242,7 +283,7 @@ static void conn_reconnect(struct tctx *x, struct tconn *c, uint64_t now)
             uint32_t i, m = 0;
 
             for (i = 0; i < n; i++)
-                if (load_measured(x->clk, x->ts ? c->fifo[(c->fifo_head + i) & (c->fifo_cap - 1)].intended
+                if (load_measured(x->clk, x->ts && !x->h2 ? c->fifo[(c->fifo_head + i) & (c->fifo_cap - 1)].intended
                                                 : now))
                     m++;
             x->ph.quota += m;
@@ -390,7 +431,7 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
             return;
         conn_count_sent(x, c, 0);
     }
-    fd = socket(cfg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(cfg->targets[c->tgt].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->connect_start = now;
         conn_fail(x, c, errno, now);
@@ -418,7 +459,8 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
         conn_fail(x, c, -rc, now);
         return;
     }
-    if (connect(fd, (const struct sockaddr *)&cfg->addr, cfg->addrlen) == 0) {
+    if (connect(fd, (const struct sockaddr *)&cfg->targets[c->tgt].addr,
+                cfg->targets[c->tgt].addrlen) == 0) {
         conn_established(x, c, now);
         return;
     }
@@ -507,7 +549,7 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
     size_t len;
 
     for (; want > 0; want--) {
-        k = tmpl_pick(ts, &x->rng);
+        k = x->tgt_tmpl ? c->tgt : tmpl_pick(ts, &x->rng);
         if (c->wlen + ts->t[k].max_len > x->wcap && c->wlen > 0)
             break;
         if (fifo_grow(c) != 0)
@@ -525,6 +567,198 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
         conn_flush(x, c, now);
 }
 
+/* --h2: the session's writes go into wbuf; 0 when it is full (nghttp2 offers the rest
+ * again). The front of wbuf already written is dropped first to make room. */
+static size_t h2_write(void *user, const uint8_t *p, size_t len)
+{
+    struct tconn *c = user;
+    struct tctx *x = c->x;
+    uint32_t space;
+
+    if (c->woff == c->wlen) {
+        c->woff = c->wlen = 0;
+    } else if (c->woff && c->wlen + len > x->wcap) {
+        memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+        c->wlen -= c->woff;
+        c->woff = 0;
+    }
+    space = x->wcap - c->wlen;
+    if (len > space)
+        len = space;
+    memcpy(c->wbuf + c->wlen, p, len);
+    c->wlen += (uint32_t)len;
+    stat_add(&x->th->st, ST_BYTES_SENT, len);
+    return len;
+}
+
+/* --h2: a request the server did not process (refused by a GOAWAY or REFUSED_STREAM)
+ * goes again, as conn_reconnect sends again what was in flight: its slot of the
+ * schedule (open loop) or its --count share (closed loop) is given back. */
+static void h2_give_back(struct tctx *x, struct tconn *c, uint64_t intended, uint64_t now)
+{
+    if (x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end)) {
+        stat_add(&x->th->st, ST_UNANSWERED, 1);
+        return;
+    }
+    if (x->ph.open) {
+        c->issued--;
+        x->ph.backlog++;
+    } else if (x->ph.counted && load_measured(x->clk, intended)) {
+        x->ph.quota++;
+        x->ph.release_over = false;
+    }
+    stat_add(&x->th->st, ST_RESENT, 1);
+}
+
+/* --h2: a stream ended (h2.h's done hook): a response checked and timed like an HTTP/1
+ * reply, a refused request given back, a reset counted as stream_reset. */
+static void h2_done(void *user, const struct h2_stream *st, uint32_t code)
+{
+    struct tconn *c = user;
+    struct tctx *x = c->x;
+    struct load_thread *th = x->th;
+    unsigned k = x->tgt_tmpl ? c->tgt : 0;
+    const struct tmpl *t = &x->ts->t[k];
+    uint64_t now = load_now();
+    char what[160];
+
+    c->inflight--;
+    x->inflight--;
+    if (code == H2_REFUSED) {
+        h2_give_back(x, c, st->intended, now);
+        return;
+    }
+    c->conn_answered++;
+    c->rx_base++;
+    if (code != 0 || st->status == 0) {
+        stat_add(&th->st, ST_STREAM_RESET, 1);
+        snprintf(what, sizeof(what), "stream_reset on connection %u: request %" PRIu64 " %s (%s)",
+                 c->flow, st->seq, code ? "reset (RST_STREAM)" : "ended without a response",
+                 h2_error_name(code));
+        load_note_error(th, what, 0);
+        return;
+    }
+    http_count_status(th, st->status);
+    if (!frame_check_ok(&t->check, (const uint8_t *)"", 0, st->status)) {
+        stat_add(&th->st, ST_MISMATCH, 1);
+        snprintf(what, sizeof(what), "mismatch on connection %u (request '%s'): status %d",
+                 c->flow, t->name, st->status);
+        load_note_error(th, what, 0);
+        return;
+    }
+    stat_add(&th->st, ST_RECEIVED, 1);
+    c->backoff = BACKOFF_MIN_NS;
+    series_record(th->series, now, now > st->intended ? now - st->intended : 0);
+    if (load_measured(x->clk, st->intended)) {
+        stat_add(&th->st, ST_MEASURED, 1);
+        hist_record(th->corrected, now > st->intended ? now - st->intended : 0);
+        hist_record(th->raw, now > st->sent ? now - st->sent : 0);
+        if (th->cmd[k])
+            hist_record(th->cmd[k], now > st->intended ? now - st->intended : 0);
+        th->last_rx_ns = now;
+    }
+}
+
+static const struct h2_hooks h2_hooks = {h2_write, h2_done};
+
+/* --h2: writes what the session has, as far as the socket takes it. Returns -1 when the
+ * connection was closed. */
+static int h2_pump(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    char why[160];
+
+    for (;;) {
+        if (h2_session_send(c->h2, why, sizeof(why)) != 0) {
+            stat_add(&x->th->st, ST_H2_ERROR, 1);
+            load_note_error(x->th, why, 0);
+            conn_close(x, c, ST__COUNT, 0, now, UINT64_MAX);
+            return -1;
+        }
+        if (c->woff == c->wlen)
+            return 0;
+        if (conn_flush(x, c, now) != 0)
+            return -1;
+        if (c->woff < c->wlen || !h2_session_want_write(c->h2))
+            return 0; /* the socket is full (LOOP_OUT resumes), or all is written */
+    }
+}
+
+/* --h2: opens up to `want` streams (the session's room allowing), then writes. */
+static void fill_h2(struct tctx *x, struct tconn *c, uint64_t want, uint64_t now)
+{
+    uint32_t room;
+
+    if (!c->h2) {
+        c->h2 = h2_session_new(x->h2rq[x->tgt_tmpl ? c->tgt : 0], x->cfg->pipeline, &h2_hooks, c);
+        if (!c->h2) {
+            load_note_error(x->th, "HTTP/2 session", ENOMEM);
+            conn_close(x, c, ST_SOCKET_ERROR, 0, now, UINT64_MAX);
+            return;
+        }
+    }
+    room = h2_session_room(c->h2);
+    if (want > room)
+        want = room;
+    for (; want > 0; want--) {
+        uint64_t intended;
+
+        if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
+            break; /* the --count quota is spent */
+        intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
+        if (h2_session_submit(c->h2, intended, now, c->tx_seq) != 0) {
+            if (!x->ph.open && x->ph.counted && load_measured(x->clk, now))
+                x->ph.quota++; /* not taken after all */
+            break;
+        }
+        conn_count_sent(x, c, 0); /* the bytes are counted as the session writes them */
+    }
+    (void)h2_pump(x, c, now);
+}
+
+/* --h2: feeds what was read to the session and writes what it answers; replaces the
+ * connection once a GOAWAY has let every stream end. Returns -1 when it closed. */
+static int parse_h2(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    char why[160];
+    uint32_t code;
+
+    stat_add(&x->th->st, ST_BYTES_RECEIVED, c->rlen);
+    if (!c->h2) { /* nothing was ever sent on it */
+        c->rlen = 0;
+        return 0;
+    }
+    if (h2_session_recv(c->h2, c->rbuf, c->rlen, why, sizeof(why)) != 0) {
+        c->rlen = 0;
+        stat_add(&x->th->st, ST_H2_ERROR, 1);
+        load_note_error(x->th, why, 0);
+        conn_close(x, c, ST__COUNT, 0, now, UINT64_MAX);
+        return -1;
+    }
+    c->rlen = 0;
+    if (h2_pump(x, c, now) != 0)
+        return -1;
+    if (h2_session_goaway(c->h2, &code)) {
+        if (code && !c->h2_error_seen) {
+            c->h2_error_seen = true;
+            stat_add(&x->th->st, ST_H2_ERROR, 1);
+            snprintf(why, sizeof(why), "h2_error: GOAWAY from the server on connection %u: %s",
+                     c->flow, h2_error_name(code));
+            load_note_error(x->th, why, 0);
+        }
+        if (h2_session_open(c->h2) == 0) {
+            conn_reconnect(x, c, now);
+            return -1;
+        }
+    }
+    if (h2_session_over(c->h2)) {
+        stat_add(&x->th->st, ST_H2_ERROR, 1);
+        load_note_error(x->th, "h2_error: the HTTP/2 session ended (connection error)", 0);
+        conn_close(x, c, ST__COUNT, 0, now, UINT64_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 /* Builds as many messages as the pipeline, schedule, quota and churn allow, then writes.
  * Closed loop: nothing more from send_end on. Open loop: what the schedule released (all
  * due before send_end) may go until the phase ends sending. */
@@ -534,8 +768,11 @@ static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
     uint64_t want, intended;
     uint32_t len;
 
-    if (c->state != C_OPEN || x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end))
+    if (c->state != C_OPEN || x->ph.sending_over || (!x->ph.open && now >= x->clk->send_end)) {
+        if (c->state == C_OPEN && c->h2) /* --h2: frames may still wait (bodies, windows) */
+            (void)h2_pump(x, c, now);
         return;
+    }
     if (c->woff == c->wlen)
         c->woff = c->wlen = 0;
     want = cfg->pipeline - c->inflight;
@@ -543,6 +780,10 @@ static void conn_fill(struct tctx *x, struct tconn *c, uint64_t now)
         want = want < c->released - c->issued ? want : c->released - c->issued;
     if (cfg->churn && want > cfg->churn - c->conn_sent)
         want = cfg->churn - c->conn_sent;
+    if (x->h2) {
+        fill_h2(x, c, want, now);
+        return;
+    }
     if (x->ts) {
         fill_templates(x, c, want, now);
         return;
@@ -680,6 +921,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
             return -1;
         }
         stat_add(&th->st, ST_BYTES_RECEIVED, rl);
+        if (t->frame.kind == FK_HTTP)
+            http_count_status(th, c->fst.status);
         c->fifo_head = (c->fifo_head + 1) & (c->fifo_cap - 1);
         c->inflight--;
         x->inflight--;
@@ -735,6 +978,8 @@ static int conn_parse(struct tctx *x, struct tconn *c, uint64_t now)
     struct msg_hdr h;
     uint32_t off = 0;
 
+    if (x->h2)
+        return parse_h2(x, c, now);
     if (x->ts)
         return parse_replies(x, c, now);
     while (c->rlen - off >= MSG_HDR_LEN) {
@@ -935,8 +1180,10 @@ static void release_due(void *ctx, uint64_t now)
     n = phase_pending(ph);
     for (i = 0; i < n; i++) {
         struct tconn *c = &x->c[ph->pending[i]];
+        TARGET_BEGIN(x);
 
         conn_fill(x, c, now);
+        TARGET_END(x, c);
         /* what could not go in this tick (connecting, window or buffer full) is deferred:
          * sent later, each message counted once */
         if (c->issued < c->released) {
@@ -957,6 +1204,7 @@ static void scan(void *ctx, uint64_t now)
 
     for (i = 0; i < x->n; i++) {
         struct tconn *c = &x->c[i];
+        TARGET_BEGIN(x);
 
         if (c->state == C_IDLE && now >= c->retry_at && !x->ph.sending_over &&
             (!x->ph.release_over || c->released > c->issued))
@@ -970,6 +1218,7 @@ static void scan(void *ctx, uint64_t now)
         } else if (c->state == C_TICKET &&
                    now - c->hs_start >= x->cfg->tls.handshake_timeout_ns)
             handshake_next(x, c, now); /* no ticket came: the next handshake is a full one */
+        TARGET_END(x, c);
     }
 }
 
@@ -985,9 +1234,11 @@ static bool all_answered(const void *ctx)
 static void conn_on_io(struct loop_watcher *w, uint32_t events)
 {
     struct tconn *c = (struct tconn *)w;
+    TARGET_BEGIN(c->x);
 
     if (c->fd >= 0)
         conn_event(c->x, c, events);
+    TARGET_END(c->x, c);
 }
 
 static const struct phase_ops tcp_ops = {release_due, scan, all_answered};
@@ -1026,9 +1277,38 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
     x->lp = &th->loop;
     x->tls = cfg->tls.on ? cfg->tls_client : NULL;
     x->hs_only = x->tls && cfg->tls.handshake_only;
+    if (cfg->h2.on) {
+        unsigned k;
+        char err[200];
+
+        x->h2 = true;
+        x->wcap = x->wcap < 32768 ? 32768 : x->wcap;
+        for (k = 0; k < cfg->ntargets; k++) {
+            const struct load_target *tg = &cfg->targets[k];
+
+            x->h2rq[k] = h2_request_new(cfg->h2.method, cfg->tls.on, tg->target,
+                                        tg->path[0] ? tg->path : cfg->h2.path, cfg->h2.headers,
+                                        cfg->h2.nheaders, cfg->h2.body, cfg->h2.body_len, err,
+                                        sizeof(err));
+            if (!x->h2rq[k])
+                return -1; /* opts.c made the same requests once: only memory fails here */
+        }
+    }
+    x->multi = cfg->ntargets > 1;
+    x->tgt_tmpl = x->multi && x->ts && !strcmp(x->ts->proto, "http");
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
         return -1;
+    if (x->multi) {
+        uint8_t *who = malloc(x->n);
+
+        if (!who)
+            return -1;
+        targets_assign(cfg->targets, cfg->ntargets, th->first_conn, x->n, who);
+        for (i = 0; i < x->n; i++)
+            x->c[i].tgt = who[i];
+        free(who);
+    }
     for (i = 0; i < x->n; i++) {
         x->c[i].fd = -1;
         x->c[i].w.fd = -1;
@@ -1065,8 +1345,11 @@ static void ctx_free(struct tctx *x)
         free(x->c[i].rbuf);
         free(x->c[i].wbuf);
         free(x->c[i].fifo);
+        h2_session_free(x->c[i].h2);
     }
     free(x->c);
+    for (i = 0; i < LOAD_MAX_TARGETS; i++)
+        h2_request_free(x->h2rq[i]);
 }
 
 void *tcp_thread(void *arg)
@@ -1082,8 +1365,12 @@ void *tcp_thread(void *arg)
         now = phase_run(&x.ph, th, &tcp_ops, &x);
         /* what is still in flight now is unanswered */
         for (i = 0; i < x.n; i++)
-            if (x.c[i].fd >= 0 || x.c[i].inflight)
+            if (x.c[i].fd >= 0 || x.c[i].inflight) {
+                TARGET_BEGIN(&x);
+
                 conn_close(&x, &x.c[i], ST__COUNT, 0, now, 0);
+                TARGET_END(&x, &x.c[i]);
+            }
     }
     phase_free(&x.ph);
     ctx_free(&x);

@@ -45,6 +45,7 @@ struct load_thread {
     struct tls_tally tally;  /* --tls: what the handshakes negotiated */
     struct hist *cmd[TMPL_MAX]; /* templates: corrected latency per template (NULL: none) */
     struct series *series;
+    struct target_counts tgt[LOAD_MAX_TARGETS]; /* several targets: counts per target */
     uint64_t last_rx_ns; /* last measured echo (for --count rates) */
     uint64_t drain_start_ns, drain_end_ns;
     atomic_bool done; /* set (release) when the thread has finished */
@@ -60,6 +61,7 @@ struct load_result {
     struct tls_tally tally; /* --tls: handshakes by version, cipher and ALPN protocol */
     struct hist *cmd[TMPL_MAX]; /* templates: corrected latency per template (NULL: none) */
     struct series *series;  /* per interval: rate, errors, latency */
+    struct target_counts tgt[LOAD_MAX_TARGETS]; /* counts per target */
     uint64_t measure_ns;    /* length of the measurement period used for rates */
     uint64_t drain_used_ns; /* how long the drain actually took */
     double wall_s;
