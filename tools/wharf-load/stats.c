@@ -43,6 +43,9 @@ const char *const stat_names[ST__COUNT] = {
     [ST_TLS_HANDSHAKE] = "tls_handshake",
     [ST_TLS_HANDSHAKE_TIMEOUT] = "tls_handshake_timeout",
     [ST_TLS_ERROR] = "tls_error",
+    [ST_SCRIPT_ERROR] = "script_error",
+    [ST_SCRIPT_REJECTED] = "script_rejected",
+    [ST_REQUEST_TOO_LONG] = "request_too_long",
 };
 
 enum stat_id stat_errno(int err)

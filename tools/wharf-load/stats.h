@@ -50,6 +50,9 @@ enum stat_id {
     ST_TLS_HANDSHAKE, /* TLS handshake failed: garbage, alert, closed or reset in it */
     ST_TLS_HANDSHAKE_TIMEOUT, /* TLS handshake not done within --handshake-timeout */
     ST_TLS_ERROR,    /* TLS error after the handshake (bad record, alert) */
+    ST_SCRIPT_ERROR,    /* --script: a runtime error in request() or response() */
+    ST_SCRIPT_REJECTED, /* --script: response() returned false */
+    ST_REQUEST_TOO_LONG, /* --script: request() returned more than --max-request bytes */
     ST__COUNT
 };
 #define ST_FIRST_ERROR ST_MISMATCH
