@@ -39,6 +39,8 @@ struct script {
     int resp_args;       /* arguments response() takes (http: status 1, headers 2, body 3) */
     bool http;
     uint32_t max_request;
+    size_t max_mem;      /* limits (script_params) */
+    uint64_t max_ticks;  /* hook runs per call: max_steps / STEP_COUNT */
 };
 
 struct script_set {
@@ -61,7 +63,7 @@ static void *script_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->mem -= old;
         return NULL;
     }
-    if (nsize > old && s->mem + (nsize - old) > SCRIPT_MAX_MEM)
+    if (nsize > old && s->mem + (nsize - old) > s->max_mem)
         return NULL;
     p = realloc(ptr, nsize);
     if (p)
@@ -71,16 +73,16 @@ static void *script_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static struct script *state_of(lua_State *L) { return *(struct script **)lua_getextraspace(L); }
 
-/* Every STEP_COUNT instructions: a call that runs past SCRIPT_MAX_STEPS is ended. */
+/* Every STEP_COUNT instructions: a call that runs past its instruction limit is ended. */
 static void step_hook(lua_State *L, lua_Debug *ar)
 {
     struct script *s = state_of(L);
 
     (void)ar;
-    if (++s->steps > SCRIPT_MAX_STEPS / STEP_COUNT) {
+    if (++s->steps > s->max_ticks) {
         luaL_where(L, 0); /* the running function's file and line */
         lua_pushfstring(L, "more than %d million instructions in one call (an endless loop?)",
-                        (int)(SCRIPT_MAX_STEPS / 1000000));
+                        (int)(s->max_ticks * STEP_COUNT / 1000000));
         lua_concat(L, 2);
         lua_error(L);
     }
@@ -105,7 +107,7 @@ static int call(struct script *s, int nargs, int nres)
     if (rc == LUA_ERRMEM) {
         lua_pop(s->L, 1);
         lua_pushfstring(s->L, "not enough memory (a script state may use at most %d MiB)",
-                        (int)(SCRIPT_MAX_MEM >> 20));
+                        (int)(s->max_mem >> 20));
     }
     return rc;
 }
@@ -289,6 +291,12 @@ static struct script *state_open(const struct script_params *p, int id, char *er
     unsigned i;
     int rc;
 
+    if (s) {
+        s->max_mem = p->max_mem ? p->max_mem : SCRIPT_MAX_MEM;
+        s->max_ticks = (p->max_steps ? p->max_steps : SCRIPT_MAX_STEPS) / STEP_COUNT;
+        if (s->max_ticks == 0)
+            s->max_ticks = 1;
+    }
     if (!s || !(s->L = L = lua_newstate(script_alloc, s))) {
         snprintf(err, errlen, "--script %s: out of memory", p->path);
         free(s);

@@ -22,7 +22,8 @@
  *
  * Limits: a request longer than --max-request is refused (SCRIPT_TOO_LONG); a state may
  * use at most SCRIPT_MAX_MEM bytes; one call may run at most SCRIPT_MAX_STEPS Lua
- * instructions (an endless loop becomes a runtime error, not a hung run). */
+ * instructions (an endless loop becomes a runtime error, not a hung run). wharf-load uses
+ * these defaults; the tests ask for smaller limits through script_params. */
 #ifndef WLOAD_SCRIPT_H
 #define WLOAD_SCRIPT_H
 
@@ -52,6 +53,8 @@ struct script_params {
     unsigned port;
     const char *path_default; /* --proto http: the path (wharf.path) */
     uint32_t max_request;
+    size_t max_mem;     /* bytes per state (0: SCRIPT_MAX_MEM) */
+    uint64_t max_steps; /* Lua instructions per hook call (0: SCRIPT_MAX_STEPS) */
 };
 
 /* What a hook call came to. */
