@@ -153,6 +153,12 @@ START_TEST(test_ctx_hold_and_close)
     ck_assert_int_eq(script_response(s, 1, 0, (const uint8_t *)"q1:0", 4, 0, why, sizeof(why)), SCRIPT_REJECTED);
     ck_assert_msg(strstr(why, "no ctx for q1:0"), "%s", why);
 
+    /* a reply that failed an earlier check (no response() call) drops its ctx */
+    request(s, 6, 0, &n);
+    script_reply_dropped(s, 6, 0);
+    ck_assert_int_eq(script_response(s, 6, 0, (const uint8_t *)"q6:0", 4, 0, why, sizeof(why)), SCRIPT_REJECTED);
+    ck_assert_msg(strstr(why, "no ctx for q6:0"), "%s", why);
+
     /* held: the same bytes again, without calling request() (its seq would differ) */
     r = request(s, 3, 5, &n);
     ck_assert(n == 4 && memcmp(r, "q3:5", 4) == 0);

@@ -518,6 +518,14 @@ static void push_ctx(struct script *s, uint32_t conn, uint64_t seq)
     lua_pop(L, 1);
 }
 
+void script_reply_dropped(struct script *s, uint32_t conn, uint64_t seq)
+{
+    if (!s->ctx_used)
+        return;
+    push_ctx(s, conn, seq);
+    lua_pop(s->L, 1);
+}
+
 /* Where the headers of an HTTP reply end (the byte after the empty line), 0 if they do
  * not. */
 static size_t http_head_end(const uint8_t *p, size_t len)

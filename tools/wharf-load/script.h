@@ -95,6 +95,10 @@ void script_hold(struct script *s, uint32_t conn);
 enum script_rc script_response(struct script *s, uint32_t conn, uint64_t seq, const uint8_t *reply,
                                size_t len, int status, char *why, size_t whylen);
 
+/* Thread side: the reply of request (conn, seq) failed an earlier check, so response() is
+ * not called: its ctx value is dropped. */
+void script_reply_dropped(struct script *s, uint32_t conn, uint64_t seq);
+
 /* Thread side: connection conn ended: the ctx values of its requests in flight and a
  * request held for it are dropped. */
 void script_conn_closed(struct script *s, uint32_t conn);

@@ -766,6 +766,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
             int n;
 
             stat_add(&th->st, ST_MISMATCH, 1);
+            if (x->sc) /* response() is not called: the request's ctx goes */
+                script_reply_dropped(x->sc, c->flow, sl->seq);
             n = snprintf(what, sizeof(what), "mismatch on connection %u (request '%s'): reply '",
                          c->flow, t->name);
             for (size_t i = 0; i < rl && i < 40 && n < (int)sizeof(what) - 8; i++)
