@@ -17,7 +17,7 @@ set -eu
 build=$(cd "${1:?usage: compare-lua.sh BUILDDIR [DURATION] [CONNECTIONS] [RATE] [REPEAT]}" && pwd)
 dur=${2:-5}
 conns=${3:-16}
-rate=${4:-20000}
+rate=${4:-5000}
 rep=${5:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 load="$build/wharf-load"
@@ -74,7 +74,8 @@ timed() {
        n=$1 r=$2
        [ "$3" = 0 ] || echo "compare-lua.sh: $name: $3 errors" >&2 ;;
     esac
-    echo "$name $(awk -v n="$n" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$tmp/t") $r" >>"$tmp/results"
+    # the last line of time's output (a failed command adds one before it)
+    echo "$name $(tail -n1 "$tmp/t" | awk -v n="$n" '{printf "%.2f", ($1 + $2) * 1e6 / n}') $r" >>"$tmp/results"
 }
 i=0
 while [ $i -lt "$rep" ]; do
