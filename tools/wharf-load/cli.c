@@ -348,6 +348,16 @@ int cli_main(int argc, char **argv)
             rc = 3;
         }
     }
+    if (cfg.scripts) {
+        /* done(summary, latency), after the report as in wrk; an error in it fails the run */
+        fflush(stdout);
+        if (script_done(cfg.scripts, &res, cfg.rate > 0, err, sizeof(err)) != 0) {
+            fprintf(stderr, "wharf-load: %s\n", err);
+            if (rc == 0)
+                rc = 1;
+        }
+        fflush(stdout);
+    }
     engine_result_free(&res);
     load_config_free(&cfg);
     return rc;

@@ -75,6 +75,10 @@ enum {
     O_PRELOAD,
     /* templates */
     O_NAME,
+    /* scripting */
+    O_SCRIPT,
+    O_SCRIPT_ARG,
+    O_MAX_REQUEST,
 };
 
 void load_config_defaults(struct load_config *cfg)
@@ -94,6 +98,7 @@ void load_config_defaults(struct load_config *cfg)
     cfg->interval_ns = 1000000000u;
     cfg->tls.handshake_timeout_ns = 2ull * 1000000000u;
     cfg->tick_ns = LOAD_DEFAULT_TICK_NS;
+    cfg->max_request = SCRIPT_DEFAULT_MAX_REQUEST;
 }
 
 void load_config_free(struct load_config *cfg)
@@ -112,6 +117,8 @@ void load_config_free(struct load_config *cfg)
     cfg->tls_client = NULL;
     free(cfg->h2.body);
     cfg->h2.body = NULL;
+    script_set_free(cfg->scripts);
+    cfg->scripts = NULL;
 }
 
 static const struct option long_opts[] = {
@@ -174,6 +181,9 @@ static const struct option long_opts[] = {
     {"mget", required_argument, NULL, O_MGET},
     {"preload", no_argument, NULL, O_PRELOAD},
     {"name", required_argument, NULL, O_NAME},
+    {"script", required_argument, NULL, O_SCRIPT},
+    {"script-arg", required_argument, NULL, O_SCRIPT_ARG},
+    {"max-request", required_argument, NULL, O_MAX_REQUEST},
     {"header", required_argument, NULL, 'H'},
     {"quiet", no_argument, NULL, 'q'},
     {"merge", no_argument, NULL, 'm'},
@@ -269,6 +279,14 @@ void opts_usage(FILE *f)
           "      --streams N           concurrent streams per connection (h2load's -m; the\n"
           "                            same as --pipeline; default 1)\n"
           "      --data FILE           POST the bytes of FILE with every request\n"
+          "\n"
+          "Lua 5.4 scripts (TCP request/response modes; docs/wharf-load.md, Scripting):\n"
+          "      --script FILE.lua     hooks setup(thread), init(args), request(conn, seq),\n"
+          "                            response(...), done(summary, latency) as in wrk; with\n"
+          "                            no --proto or --request, request() makes every request\n"
+          "                            and --frame (default delim:\\n) frames the replies\n"
+          "      --script-arg ARG      an argument of init(args) (repeatable)\n"
+          "      --max-request SIZE    longest request a script may make (default 64k)\n"
           "\n"
           "Time series and several machines:\n"
           "      --interval T          time series interval (default 1s)\n"
@@ -1229,6 +1247,17 @@ static int opt_other(int c, const char *a, struct load_config *cfg, FILE *out, c
         cfg->max_reply = (uint32_t)u;
         return 0;
     case O_START_AT: return opt_start_at(a, &cfg->start_at_ns, err, errlen);
+    case O_SCRIPT: cfg->script = a; return 0;
+    case O_SCRIPT_ARG:
+        if (cfg->nscript_args == SCRIPT_MAX_ARGS)
+            return fail(err, errlen, "--script-arg: at most %d", SCRIPT_MAX_ARGS);
+        cfg->script_args[cfg->nscript_args++] = a;
+        return 0;
+    case O_MAX_REQUEST:
+        if (parse_bytes(a, &u) != 0 || u < 16 || u > SCRIPT_MAX_MAX_REQUEST)
+            return expected(err, errlen, "--max-request", "a size from 16 bytes to 16M", a);
+        cfg->max_request = (uint32_t)u;
+        return 0;
     case O_SOURCE: return opt_source(a, cfg, err, errlen);
     case 'u': cfg->udp = true; return 0;
     case 'j': cfg->json = true; return 0;
@@ -1422,6 +1451,44 @@ static int url_target(struct load_config *cfg, struct tmpl_args *ta, const char 
     return 0;
 }
 
+/* --script: loads the script into the run's states (a script that does not load stops here,
+ * exit 2); when it makes the requests, the templates only frame and check the replies (no
+ * cache verification, no --expect placeholders: they cannot be tied to a script's bytes).
+ * script_only: no mode was given, so request() must exist. Returns 0 or -1 with a message. */
+static int script_finish(struct load_config *cfg, const struct tmpl_args *ta, bool script_only,
+                         char *err, size_t errlen)
+{
+    struct script_params p;
+    unsigned i;
+
+    memset(&p, 0, sizeof(p));
+    p.path = cfg->script;
+    memcpy(p.args, cfg->script_args, sizeof(p.args));
+    p.nargs = cfg->nscript_args;
+    p.threads = cfg->threads;
+    p.http = !strcmp(cfg->tmpls->proto, "http");
+    p.target = cfg->target;
+    p.host = cfg->host;
+    p.port = cfg->port;
+    p.path_default = ta->path;
+    p.max_request = cfg->max_request;
+    if (!(cfg->scripts = script_set_open(&p, err, errlen)))
+        return -1;
+    if (!script_set_has_request(cfg->scripts)) {
+        if (script_only)
+            return fail(err, errlen, "--script %s: defines no request(); without --proto or "
+                        "--request the script makes the requests", cfg->script);
+        return 0;
+    }
+    for (i = 0; i < cfg->tmpls->n; i++) {
+        cfg->tmpls->t[i].verify = CV_NONE;
+        if (cfg->tmpls->t[i].expect)
+            return fail(err, errlen, "--expect with placeholders: cannot be tied to the requests "
+                        "of --script %s (check them in its response())", cfg->script);
+    }
+    return 0;
+}
+
 /* After the options: the --merge files, or the target, then the checks that tie options
  * together, the defaults that depend on others, and the templates. Returns 0 or -1 with a
  * message in err. */
@@ -1432,6 +1499,7 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
     char arg[sizeof(cfg->targets[0].target)];
     const char *target;
     int i, https = -1;
+    bool script_only = false;
 
     if (cfg->merge) {
         if (optind >= argc)
@@ -1524,7 +1592,20 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
         cfg->threads = load_default_threads(cfg->connections);
     if (check_sources(cfg, err, errlen) != 0)
         return -1;
-    if (build_templates(cfg, ta, err, errlen) != 0) {
+    if (cfg->script && cfg->udp)
+        return fail(err, errlen, "--script: applies to TCP request/response modes, not --udp");
+    if (cfg->script && cfg->h2.on)
+        return fail(err, errlen, "--script: applies to HTTP/1.1 and the other TCP modes, not --h2");
+    if (!cfg->script && (cfg->nscript_args || cfg->max_request != SCRIPT_DEFAULT_MAX_REQUEST))
+        return fail(err, errlen, "--script-arg and --max-request go with --script");
+    if (cfg->script && !strcmp(ta->proto, "echo") && ta->n == 0) {
+        /* the script makes the requests; the template only frames the replies */
+        script_only = true;
+        ta->r[0] = (struct req_arg){"-", false, NULL, NULL, -1, "script"}; /* never sent */
+        ta->n = 1;
+    }
+    if (build_templates(cfg, ta, err, errlen) != 0 ||
+        (cfg->script && script_finish(cfg, ta, script_only, err, errlen) != 0)) {
         load_config_free(cfg);
         return -1;
     }
@@ -1532,6 +1613,8 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
         load_config_free(cfg);
         return -1;
     }
+    if (script_only)
+        snprintf(cfg->tmpls->proto, sizeof(cfg->tmpls->proto), "script");
     if (cfg->tls.on && tls_finish(cfg, target, err, errlen) != 0) {
         load_config_free(cfg);
         return -1;

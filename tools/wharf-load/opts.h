@@ -11,6 +11,7 @@
 
 #include "h2.h"
 #include "msg.h"
+#include "script.h"
 #include "targets.h"
 #include "tmpl.h"
 #include "tls.h"
@@ -96,6 +97,14 @@ struct load_config {
     const char *percentiles_out; /* the spectrum goes there (NULL: stderr) */
     const char *hlog;            /* HdrHistogram interval log (.hlog) */
     const char *csv;             /* the time series as CSV */
+
+    /* --script (script.h): the file, its --script-arg values, --max-request, and the run's
+     * Lua states (owned: load_config_free releases them) */
+    const char *script;
+    const char *script_args[SCRIPT_MAX_ARGS];
+    unsigned nscript_args;
+    uint32_t max_request;
+    struct script_set *scripts;
 
     /* --merge FILE...: report on histogram files instead of running */
     bool merge;

@@ -25,6 +25,7 @@ int preload_run(struct load_config *cfg, char *err, size_t errlen)
 
     pc.tmpls = cfg->preload_tmpls;
     pc.preload_tmpls = NULL;
+    pc.scripts = NULL; /* the preload's sets are its own, never a script's */
     pc.count = n;
     pc.rate = 0;
     pc.ramp = 0;

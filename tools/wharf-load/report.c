@@ -144,6 +144,11 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
             fprintf(f, "%s%s", i ? ", " : " ", cfg->sources[i].text);
         fprintf(f, " (%s bind to each in turn)\n", cfg->udp ? "flows" : "new connections");
     }
+    if (cfg->script)
+        fprintf(f, "  %-11s %s (%s)\n", "script", cfg->script,
+                cfg->scripts && script_set_has_request(cfg->scripts)
+                    ? "it makes the requests; the templates frame the replies"
+                    : "the templates make the requests");
 }
 
 /* The human report's messages line, backlog and latency table. */
@@ -536,7 +541,15 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
         fprintf(f, "%s", i ? ", " : "");
         json_str(f, cfg->sources[i].text);
     }
-    fprintf(f, "]},\n");
+    fprintf(f, "]");
+    if (cfg->script) {
+        fprintf(f, ", \"script\": ");
+        json_str(f, cfg->script);
+        fprintf(f, ", \"script_requests\": %s, \"max_request\": %u",
+                cfg->scripts && script_set_has_request(cfg->scripts) ? "true" : "false",
+                cfg->max_request);
+    }
+    fprintf(f, "},\n");
     fprintf(f, "  \"requests\": {\"proto\": \"%s\"", cfg->tmpls ? cfg->tmpls->proto : "echo");
     if (cfg->tmpls) {
         unsigned k;

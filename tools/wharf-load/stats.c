@@ -49,6 +49,9 @@ const char *const stat_names[ST__COUNT] = {
     [ST_TLS_ERROR] = "tls_error",
     [ST_STREAM_RESET] = "stream_reset",
     [ST_H2_ERROR] = "h2_error",
+    [ST_SCRIPT_ERROR] = "script_error",
+    [ST_SCRIPT_REJECTED] = "script_rejected",
+    [ST_REQUEST_TOO_LONG] = "request_too_long",
 };
 
 enum stat_id stat_errno(int err)

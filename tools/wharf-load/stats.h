@@ -58,6 +58,9 @@ enum stat_id {
                       * or ended one without a response */
     ST_H2_ERROR,     /* --h2: an HTTP/2 connection error (protocol error, GOAWAY with an
                       * error code) */
+    ST_SCRIPT_ERROR,    /* --script: a runtime error in request() or response() */
+    ST_SCRIPT_REJECTED, /* --script: response() returned false */
+    ST_REQUEST_TOO_LONG, /* --script: request() returned more than --max-request bytes */
     ST__COUNT
 };
 #define ST_FIRST_ERROR ST_MISMATCH

@@ -91,6 +91,7 @@ struct tconn {
     uint64_t deferred_upto;            /* open loop: released messages counted as deferred */
     uint64_t conn_sent, conn_answered; /* on the current connection (churn) */
     uint32_t rcap;                     /* size of rbuf */
+    uint32_t wcap;                     /* size of wbuf (--script may grow it to a request) */
     /* templates: requests in flight, oldest first (ring of fifo_cap, a power of two) */
     struct rr_slot *fifo;
     uint32_t fifo_head, fifo_cap;
@@ -126,6 +127,8 @@ struct tctx {
     bool tgt_tmpl;                /* several http targets: template k is target k's GET */
     bool h2;                      /* --h2 */
     struct h2_request *h2rq[LOAD_MAX_TARGETS]; /* --h2: each target's request */
+    struct script *sc;            /* --script: this thread's Lua state, else NULL */
+    bool sc_req;                  /* --script: its request() makes the requests */
 };
 
 /* Several targets: what follows TARGET_BEGIN up to TARGET_END is done for connection c,
@@ -203,6 +206,8 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
     c->conn_sent = c->conn_answered = 0;
     c->fifo_head = 0;
     frame_reset(&c->fst);
+    if (x->sc)
+        script_conn_closed(x->sc, c->flow);
     if (delay == UINT64_MAX) {
         delay = c->backoff;
         c->backoff = c->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : c->backoff * 2;
@@ -539,6 +544,45 @@ static void conn_count_sent(struct tctx *x, struct tconn *c, uint32_t len)
     stat_add(&x->th->st, ST_BYTES_SENT, len);
 }
 
+/* --script: the next request from request() into wbuf (grown to it when it is empty and
+ * the request longer than its size). Returns its length, 0 when it cannot go now (held for
+ * the next fill: no room, or the --count quota spent), -1 when the script failed (counted:
+ * script_error, request_too_long). */
+static ssize_t script_fill(struct tctx *x, struct tconn *c, uint64_t now)
+{
+    const uint8_t *rq;
+    size_t rl;
+    char why[160];
+    enum script_rc r = script_request(x->sc, c->flow, c->tx_seq, &rq, &rl, why, sizeof(why));
+
+    if (r != SCRIPT_OK) {
+        stat_add(&x->th->st, r == SCRIPT_TOO_LONG ? ST_REQUEST_TOO_LONG : ST_SCRIPT_ERROR, 1);
+        load_note_error(x->th, why, 0);
+        return -1;
+    }
+    if (c->wlen + rl > c->wcap) {
+        uint8_t *b;
+
+        if (c->wlen > 0) {
+            script_hold(x->sc, c->flow);
+            return 0;
+        }
+        if (!(b = realloc(c->wbuf, rl))) {
+            stat_add(&x->th->st, ST_SCRIPT_ERROR, 1);
+            load_note_error(x->th, "script_error: out of memory for a request", 0);
+            return -1;
+        }
+        c->wbuf = b;
+        c->wcap = (uint32_t)rl;
+    }
+    if (!x->ph.open && !phase_take(&x->ph, x->clk, now)) {
+        script_hold(x->sc, c->flow);
+        return 0; /* the --count quota is spent */
+    }
+    memcpy(c->wbuf + c->wlen, rq, rl);
+    return (ssize_t)rl;
+}
+
 /* Templates: expands up to `want` requests of the mix into wbuf, then writes. */
 static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint64_t now)
 {
@@ -550,14 +594,30 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
 
     for (; want > 0; want--) {
         k = x->tgt_tmpl ? c->tgt : tmpl_pick(ts, &x->rng);
-        if (c->wlen + ts->t[k].max_len > x->wcap && c->wlen > 0)
+        if (!x->sc_req && c->wlen + ts->t[k].max_len > x->wcap && c->wlen > 0)
             break;
         if (fifo_grow(c) != 0)
             break;
-        if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
-            break; /* the --count quota is spent */
+        if (x->sc_req) {
+            ssize_t n = script_fill(x, c, now);
+
+            if (n <= 0) {
+                if (n < 0 && c->inflight == 0 && c->wlen == 0) {
+                    /* nothing will call again on this connection: retry it after the
+                     * backoff, so a failing script neither stalls nor spins */
+                    conn_close(x, c, ST__COUNT, 0, now, UINT64_MAX);
+                    return;
+                }
+                break;
+            }
+            len = (size_t)n;
+            kctx = 0;
+        } else {
+            if (!x->ph.open && !phase_take(&x->ph, x->clk, now))
+                break; /* the --count quota is spent */
+            len = tmpl_expand(ts, &ts->t[k], c->wbuf + c->wlen, c->tx_seq, c->flow, &x->rng, &kctx);
+        }
         intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
-        len = tmpl_expand(ts, &ts->t[k], c->wbuf + c->wlen, c->tx_seq, c->flow, &x->rng, &kctx);
         c->fifo[(c->fifo_head + c->inflight) & (c->fifo_cap - 1)] =
             (struct rr_slot){intended, now, kctx, c->tx_seq, k};
         c->wlen += (uint32_t)len;
@@ -877,6 +937,22 @@ static bool reply_verified(struct tctx *x, struct tconn *c, const struct rr_slot
     return true;
 }
 
+/* --script: hands a reply to response(); counts script_rejected or script_error. Returns
+ * whether the reply passed. */
+static bool script_reply_ok(struct tctx *x, struct tconn *c, const struct rr_slot *sl,
+                            const uint8_t *reply, size_t len)
+{
+    char why[200];
+    enum script_rc r = script_response(x->sc, c->flow, sl->seq, reply, len, c->fst.status, why,
+                                       sizeof(why));
+
+    if (r == SCRIPT_OK)
+        return true;
+    stat_add(&x->th->st, r == SCRIPT_REJECTED ? ST_SCRIPT_REJECTED : ST_SCRIPT_ERROR, 1);
+    load_note_error(x->th, why, 0);
+    return false;
+}
+
 /* Templates: frames, checks and accounts for every complete reply in rbuf. Returns -1 when
  * the connection was closed (the stream cannot be framed any more). */
 static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
@@ -933,6 +1009,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
             int n;
 
             stat_add(&th->st, ST_MISMATCH, 1);
+            if (x->sc) /* response() is not called: the request's ctx goes */
+                script_reply_dropped(x->sc, c->flow, sl->seq);
             n = snprintf(what, sizeof(what), "mismatch on connection %u (request '%s'): reply '",
                          c->flow, t->name);
             for (size_t i = 0; i < rl && i < 40 && n < (int)sizeof(what) - 8; i++)
@@ -943,6 +1021,8 @@ static int parse_replies(struct tctx *x, struct tconn *c, uint64_t now)
             load_note_error(th, what, 0);
         } else if (t->verify && !reply_verified(x, c, sl, t, c->rbuf + off, rl)) {
             /* bad_value counted */
+        } else if (x->sc && !script_reply_ok(x, c, sl, c->rbuf + off, rl)) {
+            /* script_rejected or script_error counted */
         } else {
             stat_add(&th->st, ST_RECEIVED, 1);
             c->backoff = BACKOFF_MIN_NS;
@@ -1296,6 +1376,8 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
     }
     x->multi = cfg->ntargets > 1;
     x->tgt_tmpl = x->multi && x->ts && !strcmp(x->ts->proto, "http");
+    x->sc = cfg->scripts ? script_thread(cfg->scripts, th->index) : NULL;
+    x->sc_req = x->sc && script_has_request(x->sc);
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
         return -1;
@@ -1325,6 +1407,7 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
         c->rbuf = malloc(x->rcap);
         c->rcap = x->rcap;
         c->wbuf = malloc(x->wcap);
+        c->wcap = x->wcap;
         if (!c->ack || !c->rbuf || !c->wbuf)
             return -1;
     }
