@@ -152,6 +152,8 @@ load_error not-a-function "'request' is a number, expected a function" --script 
 load_error no-request "defines no request()" --script "$tmp/noreq.lua"
 load_error missing "cannot open $tmp/missing.lua" --script "$tmp/missing.lua"
 load_error udp "not --udp" --script "$tmp/seq.lua" --udp
+load_error h2 "not --h2" --script "$tmp/seq.lua" --proto http --h2
+load_error targets "one target only" --script "$tmp/seq.lua" -c 2 127.0.0.1:$ep
 
 # a runtime error in request(): counted, named, the run goes on and ends
 cat >"$tmp/rterr.lua" <<'LUA'

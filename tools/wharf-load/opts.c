@@ -1470,7 +1470,7 @@ static int script_finish(struct load_config *cfg, const struct tmpl_args *ta, bo
     p.target = cfg->target;
     p.host = cfg->host;
     p.port = cfg->port;
-    p.path_default = ta->path;
+    p.path_default = cfg->targets[0].path[0] ? cfg->targets[0].path : ta->path; /* a URL's */
     p.max_request = cfg->max_request;
     if (!(cfg->scripts = script_set_open(&p, err, errlen)))
         return -1;
@@ -1594,7 +1594,9 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
         return -1;
     if (cfg->script && cfg->udp)
         return fail(err, errlen, "--script: applies to TCP request/response modes, not --udp");
-    if (cfg->script && cfg->h2.on)
+    if (cfg->script && cfg->ntargets > 1)
+        return fail(err, errlen, "--script: one target only (its requests name one host)");
+    if (cfg->script && ta->h2)
         return fail(err, errlen, "--script: applies to HTTP/1.1 and the other TCP modes, not --h2");
     if (!cfg->script && (cfg->nscript_args || cfg->max_request != SCRIPT_DEFAULT_MAX_REQUEST))
         return fail(err, errlen, "--script-arg and --max-request go with --script");
