@@ -8,7 +8,13 @@
 #     client (wharf-load --tls --handshake-only -c C, and openssl s_time -new)
 #     connects, handshakes, sends close_notify and closes; neither server sends data
 #     before the client is gone (nginx's "x" goes out after the handshake; wharf's echo
-#     sends nothing). Resumed: --tls-resume on (session tickets, on by default in both).
+#     sends nothing). Resumed: --tls-resume on (session tickets, on by default in both);
+#     TLS 1.3 (PSK with an ECDHE key share, and a new ticket) and, on a second pair of
+#     listeners limited to TLS 1.2, TLS 1.2's abbreviated handshake (no key exchange).
+#     nginx is told `ssl_protocols TLSv1.2 TLSv1.3` (wharf's default): nginx 1.22's own
+#     default has no TLSv1.3, and an nginx left at it does TLS 1.2 handshakes where
+#     wharf does TLS 1.3 ones (a resumed TLS 1.2 handshake costs about a fifth of a TLS
+#     1.3 one: docs/performance.md).
 #   64 B echo at 50 connections and bulk 64 KiB echo (4 connections): the same plaintext
 #     echo backend (a wharfd echo listener, its own process) behind each TLS front:
 #     wharfd's TLS listener with the proxy handler, and nginx stream ssl with proxy_pass.
@@ -22,7 +28,7 @@
 # bench/memcache.sh's AB mode does), and the medians of the absolute numbers.
 #
 # Usage: bench/tls_nginx.sh [--rounds N (3)] [--duration S (5)] [--build-dir DIR]
-#        [--rows LIST (ec,rsa,resume,echo,bulk,s_time): the measurements to make]
+#        [--rows LIST (ec,rsa,resume,resume12,echo,bulk,s_time): the measurements to make]
 # Needs a built tree, nginx with its stream module (nginx-light libnginx-mod-stream),
 # openssl and python3. nginx runs as the current user, ended by its pid.
 set -euo pipefail
@@ -30,7 +36,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT
 ROUNDS=3
 DURATION=5
-ROWS=ec,rsa,resume,echo,bulk,s_time
+ROWS=ec,rsa,resume,resume12,echo,bulk,s_time
 while (($#)); do
 	case $1 in
 	--rows) ROWS=$2; shift 2 ;;
@@ -70,8 +76,8 @@ waitport() {
 CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
 SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 
-P_BACK=$(freeport); P_WEC=$(freeport); P_WRSA=$(freeport); P_WPX=$(freeport)
-P_NEC=$(freeport); P_NRSA=$(freeport); P_NPX=$(freeport)
+P_BACK=$(freeport); P_WEC=$(freeport); P_WRSA=$(freeport); P_WPX=$(freeport); P_WEC12=$(freeport)
+P_NEC=$(freeport); P_NRSA=$(freeport); P_NPX=$(freeport); P_NEC12=$(freeport)
 cat >"$tmp/back.json" <<JSON
 {"workers": 2, "listeners": [{"name": "back", "address": "127.0.0.1", "port": $P_BACK, "handler": "echo",
   "timeouts": {"idle_ms": 0}}]}
@@ -80,6 +86,8 @@ cat >"$tmp/wharf.json" <<JSON
 {"workers": 1, "log": "warn", "listeners": [
  {"name": "ec", "address": "127.0.0.1", "port": $P_WEC, "handler": "echo", "timeouts": {"idle_ms": 0},
   "tls": {"cert": "$tmp/ec.crt", "key": "$tmp/ec.key"}},
+ {"name": "ec12", "address": "127.0.0.1", "port": $P_WEC12, "handler": "echo", "timeouts": {"idle_ms": 0},
+  "tls": {"cert": "$tmp/ec.crt", "key": "$tmp/ec.key", "max_version": "1.2"}},
  {"name": "rsa", "address": "127.0.0.1", "port": $P_WRSA, "handler": "echo", "timeouts": {"idle_ms": 0},
   "tls": {"cert": "$tmp/rsa.crt", "key": "$tmp/rsa.key"}},
  {"name": "px", "address": "127.0.0.1", "port": $P_WPX, "handler": "proxy", "timeouts": {"idle_ms": 0},
@@ -87,9 +95,9 @@ cat >"$tmp/wharf.json" <<JSON
   "options": {"upstream": "127.0.0.1:$P_BACK", "max_pending": 262144}}]}
 JSON
 mkdir -p "$tmp/ngx"
-ngx_tls() { # CERT
-	printf 'ssl_certificate %s/%s.crt; ssl_certificate_key %s/%s.key; ssl_ciphers %s; ssl_prefer_server_ciphers on; ssl_conf_command Ciphersuites %s; ssl_session_tickets on; ssl_session_cache shared:S%s:10m;' \
-		"$tmp" "$1" "$tmp" "$1" "$CIPHERS" "$SUITES" "$1"
+ngx_tls() { # CERT [PROTOCOLS]
+	printf 'ssl_certificate %s/%s.crt; ssl_certificate_key %s/%s.key; ssl_protocols %s; ssl_ciphers %s; ssl_prefer_server_ciphers on; ssl_conf_command Ciphersuites %s; ssl_session_tickets on; ssl_session_cache shared:S%s:10m;' \
+		"$tmp" "$1" "$tmp" "$1" "${2:-TLSv1.2 TLSv1.3}" "$CIPHERS" "$SUITES" "$1"
 }
 cat >"$tmp/ngx/nginx.conf" <<CONF
 load_module $STREAM_SO;
@@ -103,6 +111,7 @@ worker_rlimit_nofile 8192;
 events { worker_connections 4096; }
 stream {
     server { listen 127.0.0.1:$P_NEC ssl; $(ngx_tls ec) return "x"; }
+    server { listen 127.0.0.1:$P_NEC12 ssl; $(ngx_tls ec TLSv1.2) return "x"; }
     server { listen 127.0.0.1:$P_NRSA ssl; $(ngx_tls rsa) return "x"; }
     server { listen 127.0.0.1:$P_NPX ssl; $(ngx_tls ec) proxy_pass 127.0.0.1:$P_BACK; }
 }
@@ -110,7 +119,7 @@ CONF
 "$WHARFD" -c "$tmp/back.json" 2>"$tmp/back.log" & pids+=($!)
 "$WHARFD" -c "$tmp/wharf.json" 2>"$tmp/wharf.log" & WPID=$!; pids+=($WPID)
 "$NGINX" -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/error.log" & NPID=$!; pids+=($NPID)
-for p in $P_BACK $P_WEC $P_WRSA $P_WPX $P_NEC $P_NRSA $P_NPX; do waitport "$p"; done
+for p in $P_BACK $P_WEC $P_WRSA $P_WPX $P_WEC12 $P_NEC $P_NRSA $P_NPX $P_NEC12; do waitport "$p"; done
 
 HZ=$(getconf CLK_TCK)
 cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -168,7 +177,8 @@ printf '\n%-34s %10s %10s %8s %12s %12s %8s\n' "measurement (medians)" "wharf/s"
 want() { [[ ,$ROWS, == *,$1,* ]]; }
 want ec && row "full handshakes, ECDSA P-256" hs "$P_WEC" "$P_NEC" "us/hs" 1
 want rsa && row "full handshakes, RSA-2048" hs "$P_WRSA" "$P_NRSA" "us/hs" 1
-want resume && row "resumed handshakes (tickets)" resume "$P_WEC" "$P_NEC" "us/hs" 1
+want resume && row "resumed handshakes, TLS 1.3 (tickets)" resume "$P_WEC" "$P_NEC" "us/hs" 1
+want resume12 && row "resumed handshakes, TLS 1.2 (tickets)" resume "$P_WEC12" "$P_NEC12" "us/hs" 1
 want echo && row "64 B echo, 50 conns (msgs)" echo "$P_WPX" "$P_NPX" "us/msg" 1
 want bulk && row "64 KiB echo, 4 conns (msgs; CPU/KiB)" bulk "$P_WPX" "$P_NPX" "us/KiB" 64
 echo "(CPU: the TLS front's user+sys per handshake, per message, per KiB of messages, in us)"

@@ -77,6 +77,7 @@ enum conn_flags {
     CONN_TLS_HANDSHAKE = 1u << 18, /* TLS handshake in progress; the handler waits */
     CONN_TLS_MORE = 1u << 19,      /* TLS holds decrypted input the socket will not signal */
     CONN_FLUSH_ONLY = 1u << 20,    /* in the offers to be settled only (conn_io_schedule_flush) */
+    CONN_TLS_STARVED = 1u << 21,   /* TLS's last read waited for the socket (conn_tls_pending) */
 };
 
 struct wharf_conn {

@@ -21,7 +21,10 @@
  *
  * The socket is reached through a small BIO of our own: it reads first the
  * bytes that came with a PROXY header (c->tls_prefix), never raises SIGPIPE
- * and reports EAGAIN as a retry.  With kernel TLS (tls_ctx_ktls) and no such
+ * and reports EAGAIN as a retry.  Reads ahead (tls_ctx.c), a record's header
+ * and body come with one recv (and with them whatever else the socket
+ * holds); records read ahead but not yet decrypted are read on the same
+ * turn (conn_tls_pending), as the socket will not signal them.  With kernel TLS (tls_ctx_ktls) and no such
  * bytes the plain socket BIO is used instead, which OpenSSL needs to hand
  * the record layer to the kernel.
  *
@@ -231,6 +234,7 @@ static void conn_tls_established(struct wharf_conn *c)
         wharf_counter_add(&st->tls_out_handshakes[v13], 1);
     } else {
         wharf_counter_add(&st->tls_handshakes[v13], 1);
+        wharf_counter_add(&st->tls_cipher[tls_ctx_cipher_slot(c->l->tls, c->ssl)], 1);
         if (SSL_session_reused(c->ssl))
             wharf_counter_add(&st->tls_resumed, 1);
         histogram_observe(&st->hist[HISTOGRAM_TLS_HANDSHAKE], HISTOGRAM_TLS_HANDSHAKE,
@@ -310,9 +314,12 @@ ssize_t conn_tls_recv(struct wharf_conn *c, void *p, size_t len)
     ERR_clear_error();
     errno = 0;
     c->tls_want &= ~(uint32_t)LOOP_OUT;
+    c->flags &= ~(uint32_t)CONN_TLS_STARVED;
     int rc = SSL_read_ex(c->ssl, p, len, &n);
     if (rc == 1)
         return (ssize_t)n;
+    /* What it still holds is part of a record, or waits for a write. */
+    c->flags |= CONN_TLS_STARVED;
     return conn_tls_result(c, SSL_get_error(c->ssl, rc), true);
 }
 
@@ -330,9 +337,17 @@ ssize_t conn_tls_send(struct wharf_conn *c, const void *p, size_t len)
     return conn_tls_result(c, SSL_get_error(c->ssl, rc), false);
 }
 
+/* With read-ahead the SSL object may hold whole records the socket will
+ * not signal again (they came in one recv with the record just read), or
+ * only the start of one (then its last read waited for the socket, and
+ * epoll tells when the rest comes): only the former asks for a read, so a
+ * read that got nothing is not retried before the next event. */
 bool conn_tls_pending(const struct wharf_conn *c)
 {
-    return c->ssl && !(c->flags & CONN_TLS_HANDSHAKE) && SSL_pending(c->ssl) > 0;
+    if (!c->ssl || (c->flags & CONN_TLS_HANDSHAKE))
+        return false;
+    return SSL_pending(c->ssl) > 0 ||
+           (!(c->flags & CONN_TLS_STARVED) && SSL_has_pending(c->ssl));
 }
 
 void conn_tls_shutdown(struct wharf_conn *c)

@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "process.h"
 #include "server.h"
+#include "tls_ctx.h"
 #include "worker.h"
 
 /* A growable text buffer; on ENOMEM it stays NULL and the rest is skipped. */
@@ -197,6 +198,30 @@ static void metrics_tls(struct metrics_text *t, const struct generation *g)
                                           memory_order_relaxed);
             metrics_printf(t, "wharf_tls_handshakes_total{listener=\"%s\",version=\"%s\"} %llu\n",
                            name, v ? "TLSv1.3" : "TLSv1.2", (unsigned long long)n);
+        }
+    }
+    metrics_head(t, "wharf_tls_handshakes_by_cipher_total", "counter",
+                 "TLS handshakes done, by protocol version and cipher (the ciphers the "
+                 "listener allows, and any counted before a reload changed them).");
+    unsigned nslots = tls_ctx_cipher_slots();
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        if (!l->tls || !l->stats)
+            continue;
+        metrics_label(l->cfg->name, name, sizeof name);
+        for (unsigned s = 0; s < TLS_CTX_CIPHER_SLOTS; s++) {
+            if (s >= nslots && s != TLS_CTX_CIPHER_OTHER)
+                continue;
+            uint64_t n = 0;
+            for (unsigned wi = 0; wi < l->stats->nworkers; wi++)
+                n += atomic_load_explicit(&l->stats->workers[wi].tls_cipher[s],
+                                          memory_order_relaxed);
+            if (n == 0 && !tls_ctx_cipher_allowed(l->tls, s))
+                continue;
+            metrics_printf(t, "wharf_tls_handshakes_by_cipher_total{listener=\"%s\","
+                              "version=\"%s\",cipher=\"%s\"} %llu\n",
+                           name, tls_ctx_cipher_version(s), tls_ctx_cipher_name(s),
+                           (unsigned long long)n);
         }
     }
     metrics_head(t, "wharf_tls_sessions_resumed_total", "counter",

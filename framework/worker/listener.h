@@ -26,6 +26,7 @@
 #include "config.h"
 #include "histogram.h"
 #include "module.h"
+#include "tls_ctx.h"
 #include "wharf.h"
 #include "wharf_counter.h"
 
@@ -81,6 +82,7 @@ struct listener_counters {
     _Atomic uint64_t dropped[LISTENER_DROP_REASONS]; /* datagrams_dropped by reason */
     _Atomic uint64_t tls_handshakes[2];              /* TLS: done, [0] 1.2, [1] 1.3 */
     _Atomic uint64_t tls_resumed;                    /* ... of them resumed sessions */
+    _Atomic uint64_t tls_cipher[TLS_CTX_CIPHER_SLOTS]; /* ... by cipher slot (tls_ctx.h) */
     _Atomic uint64_t tls_failed[LISTENER_TLS_FAILS]; /* TLS handshakes failed, by reason */
     _Atomic uint64_t tls_out_handshakes[2];          /* outbound (wharf_connect_tls): done */
     _Atomic uint64_t tls_out_failed[LISTENER_TLS_FAILS]; /* ... and failed, by reason */

@@ -8,7 +8,9 @@
  * The settings every context gets, whatever the config: no compression, no
  * renegotiation, the server's cipher order, partial writes with a moving
  * buffer (conn_tls.c retries a blocked record from wherever the output
- * then is) and buffers released while a connection is idle.
+ * then is), buffers released while a connection is idle, and read-ahead
+ * (one recv for a record's header and body, and for the records behind it,
+ * instead of two per record; nginx sets it too).
  */
 #include "tls_ctx.h"
 
@@ -70,6 +72,85 @@ bool tls_ctx_ktls(void)
     pthread_once(&ktls_once, tls_ctx_ktls_probe);
     return ktls_available;
 }
+
+/* ---- cipher slots (tls_ctx.h) ---------------------------------------------------- */
+
+static pthread_mutex_t cipher_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned cipher_nslots; /* given out, at most TLS_CTX_CIPHER_OTHER */
+static uint32_t cipher_ids[TLS_CTX_CIPHER_SLOTS];
+static const char *cipher_names[TLS_CTX_CIPHER_SLOTS]; /* OpenSSL's static strings */
+static bool cipher_v13[TLS_CTX_CIPHER_SLOTS];
+
+/* The slot of cipher c, given out now if it has none and one is left. */
+static unsigned tls_ctx_cipher_register(const SSL_CIPHER *c)
+{
+    uint32_t id = SSL_CIPHER_get_id(c);
+    pthread_mutex_lock(&cipher_lock);
+    unsigned n = atomic_load_explicit(&cipher_nslots, memory_order_relaxed), slot;
+    for (slot = 0; slot < n && cipher_ids[slot] != id; slot++)
+        ;
+    if (slot == n && n < TLS_CTX_CIPHER_OTHER) {
+        cipher_ids[slot] = id;
+        cipher_names[slot] = SSL_CIPHER_get_name(c);
+        cipher_v13[slot] = strcmp(SSL_CIPHER_get_version(c), "TLSv1.3") == 0;
+        /* (readers take the count with acquire, then the entry) */
+        atomic_store_explicit(&cipher_nslots, n + 1, memory_order_release);
+    } else if (slot == n) {
+        slot = TLS_CTX_CIPHER_OTHER;
+    }
+    pthread_mutex_unlock(&cipher_lock);
+    return slot;
+}
+
+/* Records the ciphers t's context allows (TLS 1.3 suites only when 1.3 may
+ * be spoken) and their slots. */
+static void tls_ctx_ciphers(struct tls_ctx *t, const struct config_tls *tc)
+{
+    STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(t->ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(list) && t->ncipher < TLS_CTX_CIPHER_SLOTS; i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
+        bool v13 = strcmp(SSL_CIPHER_get_version(c), "TLSv1.3") == 0;
+        if (v13 ? tc->max_version == 12 : tc->min_version == 13)
+            continue;
+        t->cipher_id[t->ncipher] = SSL_CIPHER_get_id(c);
+        t->cipher_slot[t->ncipher++] = (unsigned char)tls_ctx_cipher_register(c);
+    }
+}
+
+unsigned tls_ctx_cipher_slot(const struct tls_ctx *t, const SSL *ssl)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    uint32_t id = c ? SSL_CIPHER_get_id(c) : 0;
+    for (unsigned i = 0; t && i < t->ncipher; i++)
+        if (t->cipher_id[i] == id)
+            return t->cipher_slot[i];
+    return TLS_CTX_CIPHER_OTHER;
+}
+
+unsigned tls_ctx_cipher_slots(void)
+{
+    return atomic_load_explicit(&cipher_nslots, memory_order_acquire);
+}
+
+const char *tls_ctx_cipher_name(unsigned slot)
+{
+    return slot < tls_ctx_cipher_slots() ? cipher_names[slot] : "other";
+}
+
+const char *tls_ctx_cipher_version(unsigned slot)
+{
+    return slot < tls_ctx_cipher_slots() && cipher_v13[slot] ? "TLSv1.3" : "TLSv1.2";
+}
+
+bool tls_ctx_cipher_allowed(const struct tls_ctx *t, unsigned slot)
+{
+    for (unsigned i = 0; t && i < t->ncipher; i++)
+        if (t->cipher_slot[i] == slot)
+            return true;
+    return false;
+}
+
+/* ---- building the contexts -------------------------------------------------------- */
 
 /* "FILE: PATH.KEY: NAME: reason" into err.  Returns NULL. */
 static void *tls_ctx_fail(char *err, size_t errlen, const char *file,
@@ -209,6 +290,7 @@ static SSL_CTX *tls_ctx_base(const struct config_listener *cfg, const char *file
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_min_proto_version(ctx, tc->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx, tc->max_version == 12 ? TLS1_2_VERSION : TLS1_3_VERSION);
     ERR_clear_error();
@@ -264,6 +346,7 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *cfg, const char *file,
         !tls_ctx_use_cert(t->ctx, file, cfg, "cert", tc->cert, "key", tc->key, err, errlen))
         goto fail;
     SSL_CTX *ctx = t->ctx;
+    tls_ctx_ciphers(t, tc);
     if (tc->ca) {
         ERR_clear_error();
         STACK_OF(X509_NAME) *names = NULL;

@@ -17,10 +17,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
 struct ssl_ctx_st;
+struct ssl_st;
+
+/* Cipher slots counted by name (wharf_tls_handshakes_by_cipher_total): a
+ * process-wide, append-only table, so that a slot means the same cipher in
+ * every generation and a reload that changes the ciphers leaves the counts
+ * of the old ones as they were.  The last slot counts every cipher that
+ * found no slot of its own ("other"). */
+#define TLS_CTX_CIPHER_SLOTS 32
+#define TLS_CTX_CIPHER_OTHER (TLS_CTX_CIPHER_SLOTS - 1)
 
 struct tls_ctx {
     struct ssl_ctx_st *ctx;      /* the listener's certificate; sessions and tickets */
@@ -28,6 +38,9 @@ struct tls_ctx {
     size_t nsni;
     unsigned char *alpn;         /* "alpn" in wire format (length-prefixed), or NULL */
     size_t alpn_len;
+    uint32_t cipher_id[TLS_CTX_CIPHER_SLOTS];  /* the ciphers the config allows (OpenSSL ids) */
+    unsigned char cipher_slot[TLS_CTX_CIPHER_SLOTS]; /* ... and their slots */
+    unsigned ncipher;
 };
 
 /*
@@ -43,6 +56,19 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *cfg, const char *file,
                             size_t errlen);
 /* Frees t (NULL is fine); SSL objects still using a context keep it alive. */
 void tls_ctx_free(struct tls_ctx *t);
+
+/* The slot of the cipher that ssl's handshake chose (TLS_CTX_CIPHER_OTHER
+ * when it has none).  Costs a look through t's few ciphers; any thread. */
+unsigned tls_ctx_cipher_slot(const struct tls_ctx *t, const struct ssl_st *ssl);
+
+/* The cipher slots given out so far (they stay), and one's name and
+ * protocol version ("TLSv1.3" for a TLS 1.3 suite, else "TLSv1.2");
+ * "other" and "TLSv1.2" for TLS_CTX_CIPHER_OTHER.  Any thread. */
+unsigned tls_ctx_cipher_slots(void);
+const char *tls_ctx_cipher_name(unsigned slot);
+const char *tls_ctx_cipher_version(unsigned slot);
+/* Whether t's config allows the cipher of slot. */
+bool tls_ctx_cipher_allowed(const struct tls_ctx *t, unsigned slot);
 
 /* Whether the kernel offers kernel TLS (the "tls" TCP ULP); asked once per
  * process, and the answer logged once. */
