@@ -1,7 +1,7 @@
 #!/bin/sh
 # check_backends.sh - the Check suites once more, on the event-loop backend
-# that the rest of `make check` did not use.  `make check` runs on "auto"
-# (io_uring where a ring can be set up, else epoll: docs/config.md, "io");
+# that the rest of `make check` did not use.  `make check` runs on the
+# default, epoll (docs/config.md, "io"), unless WHARF_IO says otherwise;
 # this runs the suites named in WHARF_BACKEND_SUITES (Makefile.am) with
 # WHARF_IO set to the other one, so that every contract test passes on both.
 # Where io_uring is unavailable (an old kernel, kernel.io_uring_disabled, a

@@ -114,13 +114,20 @@ size_t loop_run_closing(struct loop *lp)
     return n;
 }
 
-void loop_run_deferred(struct loop *lp)
+static void loop_deferred(struct loop *lp)
 {
     while (lp->deferred) {
         struct loop_defer *d = lp->deferred;
         lp->deferred = d->next;
         d->fn(d);
     }
+}
+
+void loop_run_deferred(struct loop *lp)
+{
+    loop_deferred(lp);
+    if (lp->backend && lp->backend->settle)
+        lp->backend->settle(lp);
 }
 
 void loop_destroy(struct loop *lp)
@@ -131,7 +138,7 @@ void loop_destroy(struct loop *lp)
         lp->mailbox = NULL;
     }
     loop_run_closing(lp);
-    loop_run_deferred(lp);
+    loop_deferred(lp);
     if (lp->backend)
         lp->backend->destroy(lp);
     lp->backend = NULL;
@@ -253,7 +260,7 @@ int loop_run_once(struct loop *lp)
     }
     size_t fired = timer_expire(&lp->timers, lp->now_ms);
     loop_run_closing(lp);
-    loop_run_deferred(lp);
+    loop_deferred(lp);
     return rc < 0 ? rc : n + (int)fired;
 }
 

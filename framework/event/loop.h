@@ -140,7 +140,7 @@ struct loop_defer {
 /* The backends (see "Backends" above). */
 enum loop_io {
     LOOP_IO_AUTO,  /* io_uring where it works, else epoll */
-    LOOP_IO_EPOLL,
+    LOOP_IO_EPOLL, /* the default */
     LOOP_IO_URING,
 };
 
@@ -188,8 +188,7 @@ enum loop_io loop_backend_io(const struct loop *lp);
  * was asked for by name; why gets "" when there is nothing to say.  It sets
  * nothing: loop_io_set(got, named) makes the choice what later loop_init
  * calls use (a loop whose ring cannot be set up then falls back to epoll
- * unless named).  Until then loop_init resolves auto (or WHARF_IO) once by
- * itself.  The test hook WHARF_IO_FORCE_FAIL (any value) makes the probe
+ * unless named).  Until then loop_init uses WHARF_IO, or epoll.  The test hook WHARF_IO_FORCE_FAIL (any value) makes the probe
  * and every ring fail as a kernel without io_uring would (ENOSYS).  Any
  * thread.
  */
@@ -239,7 +238,9 @@ size_t loop_run_closing(struct loop *lp);
 
 /* Calls d->fn(d) at the end of this turn (after every callback of it). */
 void loop_defer(struct loop *lp, struct loop_defer *d, void (*fn)(struct loop_defer *d));
-/* Runs what is deferred now (a thread leaving its loop). */
+/* Runs what is deferred now (a thread leaving its loop); on io_uring it
+ * also cancels what the ring still holds for lp (a poll keeps its socket
+ * open), on this thread, so that descriptors closed next are closed. */
 void loop_run_deferred(struct loop *lp);
 
 /* Posts fn(arg, payload) to this loop's thread; see mailbox_post.  Any

@@ -34,6 +34,9 @@ struct loop_backend {
     int (*wait)(struct loop *lp, int timeout_ms);
     /* Calls the callbacks of what the wait found; returns how many. */
     int (*dispatch)(struct loop *lp);
+    /* The loop's thread leaves it (loop_run_deferred): let go of what the
+     * kernel still holds for it.  NULL: nothing to do. */
+    void (*settle)(struct loop *lp);
 };
 
 extern const struct loop_backend loop_epoll_backend;

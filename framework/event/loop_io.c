@@ -1,7 +1,8 @@
 /*
  * loop_io.c - which backend the process's loops run on (loop.h, "Backends"):
  * the config's "io" or WHARF_IO resolved once per start (auto: io_uring if
- * a ring can be set up, else epoll), kept for every loop_init that follows.
+ * a ring can be set up, else epoll), kept for every loop_init that follows;
+ * epoll until something chooses.
  */
 #include "loop_backend.h"
 
@@ -74,13 +75,14 @@ enum loop_io loop_io_current(void)
     int v = atomic_load(&io_current);
     if (v >= 0)
         return (enum loop_io)v;
-    /* Nothing chose yet (a program without a server, a test): auto, or
-     * WHARF_IO.  io_uring named and unavailable stays chosen, so that its
-     * loops fail with the ring's error rather than run on epoll. */
+    /* Nothing chose yet (a program without a server, a test): the config's
+     * default (epoll), or WHARF_IO.  io_uring named and unavailable stays
+     * chosen, so that its loops fail with the ring's error rather than run
+     * on epoll. */
     enum loop_io got;
     bool named = false;
     char why[256];
-    if (loop_io_choose(LOOP_IO_AUTO, &got, &named, why, sizeof why) < 0)
+    if (loop_io_choose(LOOP_IO_EPOLL, &got, &named, why, sizeof why) < 0)
         got = named ? LOOP_IO_URING : LOOP_IO_EPOLL;
     loop_io_set(got, named);
     return got;

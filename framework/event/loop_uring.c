@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,10 @@ struct loop_uring {
     struct loop_epoll_set *aside; /* made on first need */
     unsigned naside;              /* watchers in it */
     bool aside_armed;             /* a poll on its descriptor is in flight */
+    unsigned inflight;            /* requests submitted or queued, not yet completed */
+    pthread_t runner;             /* the thread that ran the last turn */
+    bool ran;
+    bool ring_ok;                 /* set up (by the loop's thread, first turn) */
     int ncqe;                     /* completions reaped by the last wait */
     struct uring_cqe cqes[LOOP_EVENTS];
 };
@@ -91,6 +96,27 @@ static uint64_t uring_token(const struct loop_uring *u, uint32_t slot)
     return (uint64_t)u->slots[slot].gen << 32 | slot;
 }
 
+/* The thread that sets a ring up is told (task work, TWA_SIGNAL) when the
+ * ring goes: a blocking call with a timeout it is in then fails with
+ * EINTR.  So rings are set up by the threads that run them (uring_setup,
+ * on the first turn), and the probe runs on a thread of its own. */
+struct uring_probe {
+    int rc;
+    unsigned features;
+};
+
+static void *uring_probe_thread(void *arg)
+{
+    struct uring_probe *p = arg;
+    struct io_uring ring;
+    p->rc = io_uring_queue_init(4, &ring, 0);
+    if (p->rc == 0) {
+        p->features = ring.features;
+        io_uring_queue_exit(&ring);
+    }
+    return NULL;
+}
+
 int loop_uring_probe(char *why, size_t whylen)
 {
     if (getenv("WHARF_IO_FORCE_FAIL")) {
@@ -98,19 +124,23 @@ int loop_uring_probe(char *why, size_t whylen)
                  strerror(ENOSYS));
         return -ENOSYS;
     }
-    struct io_uring ring;
-    int rc = io_uring_queue_init(4, &ring, 0);
-    if (rc < 0) {
-        snprintf(why, whylen, "io_uring_queue_init: %s%s", strerror(-rc),
-                 rc == -EPERM ? " (kernel.io_uring_disabled, or a seccomp filter)" : "");
-        return rc;
+    struct uring_probe p = {0};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, uring_probe_thread, &p);
+    if (rc) {
+        snprintf(why, whylen, "cannot probe io_uring: pthread_create: %s", strerror(rc));
+        return -rc;
+    }
+    pthread_join(t, NULL);
+    if (p.rc < 0) {
+        snprintf(why, whylen, "io_uring_queue_init: %s%s", strerror(-p.rc),
+                 p.rc == -EPERM ? " (kernel.io_uring_disabled, or a seccomp filter)" : "");
+        return p.rc;
     }
     /* Waits with a timeout in one call (5.11) and multishot polls (5.13,
      * the release of resource tags). */
     unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
-    bool old = (ring.features & need) != need;
-    io_uring_queue_exit(&ring);
-    if (old) {
+    if ((p.features & need) != need) {
         snprintf(why, whylen, "the kernel's io_uring is older than Linux 5.13");
         return -ENOSYS;
     }
@@ -119,14 +149,31 @@ int loop_uring_probe(char *why, size_t whylen)
 
 /* A free submission entry, submitting what is queued when the ring is full;
  * NULL only when even that fails. */
+/* Whether this thread runs the loop.  Only that thread submits: a request's
+ * completion work is queued to the thread that submitted it, and on any
+ * other thread it would interrupt a blocking call with a timeout (EINTR). */
+static bool uring_on_runner(const struct loop_uring *u)
+{
+    return !u->ran || pthread_equal(u->runner, pthread_self());
+}
+
 static struct io_uring_sqe *uring_sqe(struct loop_uring *u)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-    if (!sqe) {
+    if (!sqe && uring_on_runner(u)) {
         io_uring_submit(&u->ring);
         sqe = io_uring_get_sqe(&u->ring);
     }
+    u->inflight += sqe != NULL;
     return sqe;
+}
+
+/* A completion read from the ring: one request fewer in flight unless it
+ * is a multishot one that goes on. */
+static void uring_completed(struct loop_uring *u, uint32_t flags)
+{
+    if (!(flags & IORING_CQE_F_MORE) && u->inflight > 0)
+        u->inflight--;
 }
 
 /* Cancels w's poll in flight; its completion, if any comes, is stale. */
@@ -166,6 +213,17 @@ static int uring_init(struct loop *lp)
     struct loop_uring *u = calloc(1, sizeof *u);
     if (!u)
         return -ENOMEM;
+    u->free_head = SLOT_NONE;
+    lp->be = u;
+    return 0;
+}
+
+/* Sets the ring up, on the loop's thread (see uring_probe).  Returns 0 or
+ * -errno. */
+static int uring_setup(struct loop_uring *u)
+{
+    if (u->ring_ok)
+        return 0;
     /* Completions of polls woken by the network are posted as task work
      * when this thread next enters the kernel (it does every turn), not
      * by interrupting it. */
@@ -177,13 +235,53 @@ static int uring_init(struct loop *lp)
         p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = URING_CQ};
         rc = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
     }
-    if (rc < 0) {
-        free(u);
+    if (rc < 0)
         return rc;
-    }
-    u->free_head = SLOT_NONE;
-    lp->be = u;
+    u->ring_ok = true;
+    u->runner = pthread_self();
+    u->ran = true;
     return 0;
+}
+
+/* A poll holds its descriptor's file: a socket closed by its owner stays
+ * open (bound, listening) until the poll is cancelled and completed.  A
+ * running loop's next io_uring_enter does that; a thread leaving its loop
+ * (loop_run_deferred) or destroying it does it here: everything in flight
+ * cancelled, and up to a second's wait until it has completed.  Watchers
+ * still registered are re-armed by a later turn, if any.  On another
+ * thread the ring's close cancels them, shortly after. */
+static void uring_quiesce(struct loop *lp, struct loop_uring *u)
+{
+    if (!u->ring_ok || !uring_on_runner(u) || u->inflight == 0)
+        return;
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        struct loop_watcher *w = u->slots[i].w;
+        if (w && (w->state & URING_ARMED)) {
+            w->state &= ~URING_ARMED;
+            u->slots[i].gen++;
+            if (!w->change_pprev)
+                loop_link(&lp->changes, w);
+        }
+    }
+    u->aside_armed = false;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, TOKEN_IGNORE);
+    }
+    io_uring_submit(&u->ring);
+    for (int i = 0; i < 100 && u->inflight > 0; i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_nsec = 10 * 1000000};
+        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
+            continue;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe) {
+            uring_completed(u, cqe->flags);
+            seen++;
+        }
+        io_uring_cq_advance(&u->ring, seen);
+    }
 }
 
 static void uring_destroy(struct loop *lp)
@@ -191,8 +289,9 @@ static void uring_destroy(struct loop *lp)
     struct loop_uring *u = lp->be;
     if (!u)
         return;
-    io_uring_submit(&u->ring); /* the cancellations queued: descriptors let go now */
-    io_uring_queue_exit(&u->ring);
+    uring_quiesce(lp, u);
+    if (u->ring_ok)
+        io_uring_queue_exit(&u->ring);
     loop_epoll_set_free(u->aside);
     free(u->slots);
     free(u);
@@ -247,6 +346,8 @@ static void uring_unwatch(struct loop *lp, struct loop_watcher *w)
 static void uring_apply(struct loop *lp)
 {
     struct loop_uring *u = lp->be;
+    if (uring_setup(u) < 0)
+        return; /* uring_wait says why */
     while (lp->changes) {
         struct loop_watcher *w = lp->changes;
         loop_unlink(w);
@@ -281,11 +382,20 @@ static void uring_apply(struct loop *lp)
     }
 }
 
+static void uring_settle(struct loop *lp)
+{
+    uring_quiesce(lp, lp->be);
+}
+
 static int uring_wait(struct loop *lp, int timeout_ms)
 {
     struct loop_uring *u = lp->be;
+    int rc = uring_setup(u);
+    if (rc < 0)
+        return rc;
+    u->runner = pthread_self();
+    u->ran = true;
     struct io_uring_cqe *cqe;
-    int rc;
     if (timeout_ms == 0) {
         rc = io_uring_submit_and_get_events(&u->ring);
     } else if (timeout_ms < 0) {
@@ -304,6 +414,7 @@ static int uring_wait(struct loop *lp, int timeout_ms)
         if (u->ncqe == LOOP_EVENTS)
             break;
         u->cqes[u->ncqe++] = (struct uring_cqe){cqe->user_data, cqe->res, cqe->flags};
+        uring_completed(u, cqe->flags);
         seen++;
     }
     io_uring_cq_advance(&u->ring, seen);
@@ -384,4 +495,5 @@ const struct loop_backend loop_uring_backend = {
     .apply = uring_apply,
     .wait = uring_wait,
     .dispatch = uring_dispatch,
+    .settle = uring_settle,
 };
