@@ -17,7 +17,8 @@
 #                        least disturbed one (see below) (default 2)
 #   --servers LIST       comma-separated subset of wharfd,ref,node,asyncio,threading
 #                        (default all of these; wharfd always runs; one not installed
-#                        shows "-"), plus ref-epoll,ref-epoll-busy (below)
+#                        shows "-"), plus ref-uring,wharfd-epoll,wharfd-uring,
+#                        ref-epoll,ref-epoll-busy (below)
 #   --workloads LIST     comma-separated subset of echo50,echo1k,idle10k,churn,big,udp
 #   --extra LIST         comparisons run after the table, each with its own script
 #                        (default churn2,churn2rst,memcache; "" for none): churn2 =
@@ -45,6 +46,11 @@
 #   node       Node.js net (TCP) or dgram (UDP): bench/peers/node_echo.js
 #   asyncio    Python asyncio Protocol / DatagramProtocol: bench/peers/asyncio_echo.py
 #   threading  Python socketserver.ThreadingTCPServer, TCP only: bench/peers/threading_echo.py
+# and, named with --servers (not in the default list):
+#   ref-uring       bench/ref_uring_echo, TCP: the io_uring reference (multishot accept,
+#                   multishot recv into a provided buffer ring, sends batched per turn)
+#   wharfd-epoll    wharfd as above with WHARF_IO=epoll ("wharfd" runs on "io": "auto",
+#   wharfd-uring    io_uring where available) and with WHARF_IO=io_uring
 # and, for diagnosis only (UDP; not in the default list, name them with --servers):
 #   ref-epoll       ref_udp_echo -e: the UDP reference as an epoll event loop must run it
 #   ref-epoll-busy  ref_udp_echo -E: the same, leaving the epoll set while busy
@@ -321,6 +327,8 @@ mkdir -p "$BUILD/bench"
 for ref in ref_epoll_echo ref_udp_echo; do
 	"$CC" -O2 -Wall -pthread -o "$BUILD/bench/$ref" "$ROOT/bench/$ref.c" || die "cannot build $ref"
 done
+"$CC" -O2 -Wall -pthread -o "$BUILD/bench/ref_uring_echo" "$ROOT/bench/ref_uring_echo.c" -luring ||
+	die "cannot build ref_uring_echo (liburing-dev)"
 
 # ---- environment -------------------------------------------------------------------------
 hard=$(ulimit -Hn)
@@ -343,7 +351,7 @@ fi
 
 have_server() {
 	case $1 in
-	wharfd | ref | ref-epoll | ref-epoll-busy) return 0 ;;
+	wharfd | wharfd-epoll | wharfd-uring | ref | ref-uring | ref-epoll | ref-epoll-busy) return 0 ;;
 	node) command -v "$NODE" >/dev/null ;;
 	asyncio | threading) [[ -n $PY ]] ;;
 	*) return 1 ;;
@@ -384,9 +392,13 @@ write_wharfd_config() {
 start_server() {
 	local name=$1 proto=$2 nl=$3 logf=$4 cmd i
 	case $name/$proto in
-	wharfd/*)
+	wharfd/* | wharfd-epoll/* | wharfd-uring/*)
 		write_wharfd_config "$proto" "$nl" "$WORK/wharfd.json"
-		cmd=("$WHARFD" -c "$WORK/wharfd.json") ;;
+		cmd=("$WHARFD" -c "$WORK/wharfd.json")
+		[[ $name == wharfd-epoll ]] && cmd=(env WHARF_IO=epoll "${cmd[@]}")
+		[[ $name == wharfd-uring ]] && cmd=(env WHARF_IO=io_uring "${cmd[@]}")
+		;;
+	ref-uring/tcp) cmd=("$BUILD/bench/ref_uring_echo" -n "$nl") ;;
 	ref/tcp) cmd=("$BUILD/bench/ref_epoll_echo" -n "$nl") ;;
 	ref/udp) cmd=("$BUILD/bench/ref_udp_echo") ;;
 	ref-epoll/udp) cmd=("$BUILD/bench/ref_udp_echo" -e) ;;
@@ -552,7 +564,8 @@ IFS=, read -r -a SRV_LIST <<<"$SERVERS"
 [[ " ${SRV_LIST[*]} " == *" wharfd "* ]] || SRV_LIST=(wharfd "${SRV_LIST[@]}")
 for s in "${SRV_LIST[@]}"; do
 	case $s in
-	wharfd | ref | ref-epoll | ref-epoll-busy | node | asyncio | threading) ;;
+	wharfd | wharfd-epoll | wharfd-uring | ref | ref-uring | ref-epoll | ref-epoll-busy | node | \
+		asyncio | threading) ;;
 	*) die "unknown server: $s" ;;
 	esac
 	have_server "$s" || log "$s: not installed, shown as -"

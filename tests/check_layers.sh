@@ -4,7 +4,9 @@
 #
 #   include  the public, installed headers (wharf*.h)
 #   base     buffers, addresses, PROXY parsing, logging, crash reports
-#   event    the event loop, its timers and mailboxes (the only epoll user)
+#   event    the event loop, its timers and mailboxes (the only epoll and
+#            io_uring user: only its loop_epoll.c and loop_uring.c include
+#            <sys/epoll.h> or <liburing.h>, in framework/, handlers/ and tools/)
 #   config   the JSON config and its schema
 #   worker   workers, modules, generations, listeners (a worker owns its
 #   conn     connections, so these two are one level and may include each other)
@@ -82,6 +84,17 @@ for f in handlers/*.[ch] examples/*/*.c; do
 done
 for f in $(find tools -name '*.[ch]'); do
     check_file "$f" 2
+done
+# The kernel's readiness ABIs stay in the loop's backends.
+for f in $(grep -rlE '^[[:space:]]*#[[:space:]]*include[[:space:]]*<(sys/epoll\.h|liburing\.h|liburing/[a-z_]*\.h|linux/io_uring\.h)>' \
+    framework handlers tools --include='*.[ch]'); do
+    case $f in
+    framework/event/loop_epoll.c | framework/event/loop_uring.c) ;;
+    *)
+        echo "$f: includes epoll's or io_uring's header (only framework/event/loop_epoll.c and loop_uring.c may)"
+        fail=1
+        ;;
+    esac
 done
 [ "$checked" -gt 100 ] || { echo "only $checked includes seen: is WHARF_SRCDIR right?"; fail=1; }
 [ $fail = 0 ] && echo "ok: $checked includes, every one at its own layer or below"

@@ -13,9 +13,19 @@
  * refuses comes back as LOOP_ERR), and a running loop runs posts made
  * meanwhile in the same turn without being woken, while one that sleeps is
  * always woken (ping-pong with another thread, no lost wake-up).
+ *
+ * Every test runs on the backend WHARF_IO names (the suite is run once per
+ * backend); the "backends" tests run each case on epoll and on io_uring
+ * side by side (io_uring skipped, saying so, where no ring can be set up):
+ * the choice of backend (WHARF_IO, the WHARF_IO_FORCE_FAIL hook), the
+ * level-triggered contract (unread bytes reported again every turn), edge
+ * triggering for LOOP_EDGE, a peer's half-close reported to nobody who did
+ * not ask for it (and no turn spent on it), and a descriptor number
+ * reused within a turn never getting the old watcher's readiness.
  */
 #include "check_main.h"
 #include "loop.h"
+#include "loop_backend.h" /* loop_uring_probe */
 
 #include <check.h>
 #include <errno.h>
@@ -23,12 +33,18 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-/* The backend's ABI stays in loop.c. */
+/* The backends' ABIs stay in framework/event. */
 #ifdef EPOLLIN
-#error "loop.h brings in <sys/epoll.h>: the epoll ABI must stay private to loop.c"
+#error "loop.h brings in <sys/epoll.h>: the epoll ABI must stay private to the loop"
+#endif
+#ifdef IORING_OP_POLL_ADD
+#error "loop.h brings in io_uring's ABI: it must stay private to the loop"
 #endif
 
 struct pipe_w {
@@ -195,7 +211,7 @@ START_TEST(timers_fire_in_order_and_bound_the_sleep)
     timer_init(&a.t, on_tick);
     timer_init(&b.t, on_tick);
     fired_order = 0;
-    uint64_t start = timer_now_ms();
+    uint64_t start = lp.now_ms; /* what the deadlines count from */
     loop_timer_arm(&lp, &b.t, lp.now_ms + 60);
     loop_timer_arm(&lp, &a.t, lp.now_ms + 30);
     for (int i = 0; i < 50 && fired_order < 2; i++)
@@ -429,6 +445,8 @@ START_TEST(refused_interest_change_is_reported_as_an_error)
     struct pipe_w p;
     pipe_open(&p, &lp);
     ck_assert_int_eq(loop_watch(&lp, &p.w, p.fds[0], LOOP_IN, on_refused), 0);
+    loop_run_once(&lp); /* a turn first: io_uring sets its ring up in it (a new
+                         * descriptor, which must not take the number closed next) */
     /* Closed behind the loop's back: the kernel forgets it, and the change
      * asked for afterwards cannot be applied. */
     close(p.fds[0]);
@@ -550,6 +568,317 @@ START_TEST(destroy_cancels_what_is_still_queued)
 }
 END_TEST
 
+/* ---- both backends ------------------------------------------------------------ */
+
+/* The backends a loop can be set up on here: epoll, and io_uring unless
+ * this kernel (or a seccomp filter) refuses rings.  Returns how many. */
+static int backends(enum loop_io out[2])
+{
+    int n = 0;
+    out[n++] = LOOP_IO_EPOLL;
+    char why[256];
+    if (loop_uring_probe(why, sizeof why) == 0) {
+        struct loop lp;
+        ck_assert_int_eq(loop_init_io(&lp, 4, 1, LOOP_IO_URING), 0);
+        ck_assert_int_eq(loop_backend_io(&lp), LOOP_IO_URING);
+        loop_destroy(&lp);
+        out[n++] = LOOP_IO_URING;
+    } else {
+        fprintf(stderr, "check_loop: %s: the io_uring cases are skipped\n", why);
+    }
+    return n;
+}
+
+static char *env_save(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strdup(v) : NULL;
+}
+
+static void env_restore(const char *name, char *saved)
+{
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
+START_TEST(backend_is_chosen_by_name_by_wharf_io_and_by_the_probe)
+{
+    char *io = env_save("WHARF_IO"), *fail = env_save("WHARF_IO_FORCE_FAIL");
+    enum loop_io got;
+    bool named;
+    char why[256];
+    unsetenv("WHARF_IO");
+    unsetenv("WHARF_IO_FORCE_FAIL");
+    ck_assert_int_eq(loop_io_choose(LOOP_IO_EPOLL, &got, &named, why, sizeof why), 0);
+    ck_assert_int_eq(got, LOOP_IO_EPOLL);
+    ck_assert(!named);
+    ck_assert_str_eq(why, "");
+    struct loop lp;
+    ck_assert_int_eq(loop_init_io(&lp, 4, 1, LOOP_IO_EPOLL), 0);
+    ck_assert_int_eq(loop_backend_io(&lp), LOOP_IO_EPOLL);
+    loop_destroy(&lp);
+    /* A kernel without io_uring, as the hook makes it look: auto falls back
+     * and says why, io_uring by name refuses with the reason, and a ring
+     * asked for by name is not set up. */
+    setenv("WHARF_IO_FORCE_FAIL", "1", 1);
+    ck_assert_int_eq(loop_io_choose(LOOP_IO_AUTO, &got, &named, why, sizeof why), 0);
+    ck_assert_int_eq(got, LOOP_IO_EPOLL);
+    ck_assert_ptr_nonnull(strstr(why, "io_uring unavailable"));
+    ck_assert_ptr_nonnull(strstr(why, "using epoll"));
+    ck_assert_int_eq(loop_io_choose(LOOP_IO_URING, &got, &named, why, sizeof why), -ENOSYS);
+    ck_assert(named);
+    ck_assert_ptr_nonnull(strstr(why, "WHARF_IO_FORCE_FAIL"));
+    ck_assert_int_eq(loop_init_io(&lp, 4, 1, LOOP_IO_URING), -ENOSYS);
+    /* WHARF_IO takes the config's place. */
+    setenv("WHARF_IO", "io_uring", 1);
+    ck_assert_int_lt(loop_io_choose(LOOP_IO_EPOLL, &got, &named, why, sizeof why), 0);
+    unsetenv("WHARF_IO_FORCE_FAIL");
+    setenv("WHARF_IO", "epoll", 1);
+    ck_assert_int_eq(loop_io_choose(LOOP_IO_URING, &got, &named, why, sizeof why), 0);
+    ck_assert_int_eq(got, LOOP_IO_EPOLL);
+    setenv("WHARF_IO", "uring", 1);
+    ck_assert_int_eq(loop_io_choose(LOOP_IO_AUTO, &got, &named, why, sizeof why), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "WHARF_IO=\"uring\""));
+    ck_assert_str_eq(loop_io_name(LOOP_IO_URING), "io_uring");
+    ck_assert_str_eq(loop_io_name(LOOP_IO_EPOLL), "epoll");
+    env_restore("WHARF_IO", io);
+    env_restore("WHARF_IO_FORCE_FAIL", fail);
+    /* A loop made without a backend named runs on the process's choice. */
+    ck_assert_int_eq(loop_init(&lp, 4, 1), 0);
+    ck_assert_int_eq(loop_backend_io(&lp), loop_io_current());
+    const char *want = getenv("WHARF_IO");
+    if (want && strcmp(want, "epoll") == 0)
+        ck_assert_int_eq(loop_backend_io(&lp), LOOP_IO_EPOLL);
+    if (want && strcmp(want, "io_uring") == 0)
+        ck_assert_int_eq(loop_backend_io(&lp), LOOP_IO_URING);
+    loop_destroy(&lp);
+}
+END_TEST
+
+struct sock_w {
+    struct loop_watcher w;
+    int fd, peer;
+    int calls, bytes;
+    uint32_t last, seen;
+    size_t take; /* bytes read per callback on LOOP_IN (0: none) */
+};
+
+static void on_sock(struct loop_watcher *w, uint32_t events)
+{
+    struct sock_w *s = (struct sock_w *)w;
+    s->calls++;
+    s->last = events;
+    s->seen |= events;
+    if ((events & LOOP_IN) && s->take) {
+        char buf[64];
+        ssize_t n = recv(s->fd, buf, s->take, MSG_DONTWAIT);
+        if (n > 0)
+            s->bytes += (int)n;
+    }
+}
+
+static void sock_open(struct sock_w *s)
+{
+    memset(s, 0, sizeof *s);
+    s->w.fd = -1;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    s->fd = sv[0];
+    s->peer = sv[1];
+}
+
+static void sock_close(struct loop *lp, struct sock_w *s)
+{
+    loop_unwatch(lp, &s->w);
+    close(s->fd);
+    if (s->peer >= 0)
+        close(s->peer);
+}
+
+/* Level-triggered: a watcher that leaves bytes unread is reported again on
+ * every turn until it has read them all; then never again. */
+START_TEST(unread_bytes_are_reported_every_turn_on_both_backends)
+{
+    enum loop_io io[2];
+    int nio = backends(io);
+    for (int b = 0; b < nio; b++) {
+        struct loop lp;
+        ck_assert_int_eq(loop_init_io(&lp, 4, 1, io[b]), 0);
+        loop_set_busy(&lp, 1);
+        struct sock_w s;
+        sock_open(&s);
+        s.take = 1;
+        ck_assert_int_eq(loop_watch(&lp, &s.w, s.fd, LOOP_IN, on_sock), 0);
+        ck_assert_int_eq(write(s.peer, "0123456789", 10), 10);
+        for (int i = 0; i < 10; i++)
+            loop_run_once(&lp);
+        ck_assert_int_eq(s.calls, 10);
+        ck_assert_int_eq(s.bytes, 10);
+        for (int i = 0; i < 5; i++)
+            loop_run_once(&lp);
+        ck_assert_int_eq(s.calls, 10);
+        /* Steady state costs no interest change at all. */
+        ck_assert_uint_eq(lp.kernel_changes, 0);
+        sock_close(&lp, &s);
+        loop_destroy(&lp);
+    }
+}
+END_TEST
+
+/* LOOP_EDGE: reported once per arrival, unread bytes or not. */
+START_TEST(edge_watchers_are_reported_once_per_arrival_on_both_backends)
+{
+    enum loop_io io[2];
+    int nio = backends(io);
+    for (int b = 0; b < nio; b++) {
+        struct loop lp;
+        ck_assert_int_eq(loop_init_io(&lp, 4, 1, io[b]), 0);
+        loop_set_busy(&lp, 1);
+        struct sock_w s;
+        sock_open(&s);
+        s.take = 1;
+        ck_assert_int_eq(loop_watch(&lp, &s.w, s.fd, LOOP_IN | LOOP_EDGE, on_sock), 0);
+        ck_assert_int_eq(write(s.peer, "ab", 2), 2);
+        for (int i = 0; i < 5; i++)
+            loop_run_once(&lp);
+        ck_assert_int_eq(s.calls, 1);
+        ck_assert_int_eq(write(s.peer, "c", 1), 1);
+        for (int i = 0; i < 5; i++)
+            loop_run_once(&lp);
+        ck_assert_int_eq(s.calls, 2);
+        ck_assert_int_eq(s.bytes, 2);
+        sock_close(&lp, &s);
+        loop_destroy(&lp);
+    }
+}
+END_TEST
+
+/* The peer shuts its side while this side waits to write (its buffer
+ * full): LOOP_RDHUP was not asked for, so nothing is reported and no turn
+ * is spent on it, until the buffer drains (LOOP_OUT).  One that asks for
+ * LOOP_RDHUP gets it; one reading gets LOOP_IN (the EOF) every turn. */
+START_TEST(half_close_is_reported_only_to_who_asks_on_both_backends)
+{
+    enum loop_io io[2];
+    int nio = backends(io);
+    for (int b = 0; b < nio; b++) {
+        struct loop lp;
+        ck_assert_int_eq(loop_init_io(&lp, 4, 1, io[b]), 0);
+        struct sock_w s;
+        sock_open(&s);
+        char fill[4096];
+        memset(fill, 'x', sizeof fill);
+        int filled = 0;
+        while (send(s.fd, fill, sizeof fill, MSG_DONTWAIT) > 0)
+            filled++;
+        ck_assert_int_gt(filled, 0);
+        ck_assert_int_eq(shutdown(s.peer, SHUT_WR), 0);
+        ck_assert_int_eq(loop_watch(&lp, &s.w, s.fd, LOOP_OUT, on_sock), 0);
+        /* Not busy: a turn with nothing to report sleeps its full timeout. */
+        struct tick t;
+        timer_init(&t.t, on_tick);
+        for (int i = 0; i < 4; i++) {
+            loop_timer_arm(&lp, &t.t, lp.now_ms + 20);
+            uint64_t start = timer_now_ms();
+            loop_run_once(&lp);
+            uint64_t took = timer_now_ms() - start;
+            if (i > 0) /* the first turn may move it aside at once */
+                ck_assert_msg(took >= 10, "%s: turn %d took %llu ms", loop_io_name(io[b]), i,
+                              (unsigned long long)took);
+        }
+        ck_assert_int_eq(s.calls, 0);
+        /* The peer reads: writable again. */
+        char buf[65536];
+        while (recv(s.peer, buf, sizeof buf, MSG_DONTWAIT) > 0)
+            ;
+        loop_set_busy(&lp, 1);
+        for (int i = 0; i < 3 && s.calls == 0; i++)
+            loop_run_once(&lp);
+        ck_assert_int_ge(s.calls, 1);
+        ck_assert(s.last & LOOP_OUT);
+        ck_assert_uint_eq(s.seen & LOOP_RDHUP, 0);
+        /* Asked for: reported. */
+        ck_assert_int_eq(loop_modify(&lp, &s.w, LOOP_RDHUP), 0);
+        s.calls = 0;
+        loop_run_once(&lp);
+        ck_assert_int_eq(s.calls, 1);
+        ck_assert(s.last & LOOP_RDHUP);
+        /* Reading: the EOF is readable every turn (level). */
+        ck_assert_int_eq(loop_modify(&lp, &s.w, LOOP_IN), 0);
+        s.calls = 0;
+        for (int i = 0; i < 3; i++)
+            loop_run_once(&lp);
+        ck_assert_int_eq(s.calls, 3);
+        ck_assert(s.last & LOOP_IN);
+        ck_assert_uint_eq(s.last & LOOP_RDHUP, 0);
+        loop_timer_disarm(&lp, &t.t);
+        sock_close(&lp, &s);
+        loop_destroy(&lp);
+    }
+}
+END_TEST
+
+/* Two readable watchers; whichever runs first removes the other, closes
+ * its descriptor and watches a new socket that gets the same number: the
+ * new watcher gets nothing of the old one's readiness in that turn. */
+static struct sock_w reuse_a, reuse_b, reuse_c;
+static struct loop *reuse_lp;
+static int reuse_fd;
+
+static void on_reuse(struct loop_watcher *w, uint32_t events)
+{
+    struct sock_w *self = (struct sock_w *)w;
+    struct sock_w *other = self == &reuse_a ? &reuse_b : &reuse_a;
+    on_sock(w, events);
+    if (reuse_c.fd != 0 || other->fd < 0)
+        return;
+    loop_unwatch(reuse_lp, &other->w);
+    reuse_fd = other->fd;
+    close(other->fd);
+    other->fd = -1;
+    sock_open(&reuse_c);
+    ck_assert_int_eq(reuse_c.fd, reuse_fd); /* the lowest number free */
+    ck_assert_int_eq(loop_watch(reuse_lp, &reuse_c.w, reuse_c.fd, LOOP_IN, on_sock), 0);
+}
+
+START_TEST(fd_reused_within_the_turn_never_gets_the_old_readiness_on_both_backends)
+{
+    enum loop_io io[2];
+    int nio = backends(io);
+    for (int b = 0; b < nio; b++) {
+        struct loop lp;
+        ck_assert_int_eq(loop_init_io(&lp, 4, 1, io[b]), 0);
+        loop_set_busy(&lp, 1);
+        reuse_lp = &lp;
+        sock_open(&reuse_a);
+        sock_open(&reuse_b);
+        memset(&reuse_c, 0, sizeof reuse_c);
+        ck_assert_int_eq(loop_watch(&lp, &reuse_a.w, reuse_a.fd, LOOP_IN, on_reuse), 0);
+        ck_assert_int_eq(loop_watch(&lp, &reuse_b.w, reuse_b.fd, LOOP_IN, on_reuse), 0);
+        ck_assert_int_eq(write(reuse_a.peer, "a", 1), 1);
+        ck_assert_int_eq(write(reuse_b.peer, "b", 1), 1);
+        loop_run_once(&lp);
+        ck_assert_int_eq(reuse_a.calls + reuse_b.calls, 1);
+        ck_assert_int_ne(reuse_c.fd, 0);
+        loop_run_once(&lp);
+        loop_run_once(&lp);
+        ck_assert_int_eq(reuse_c.calls, 0); /* nothing was written to it */
+        ck_assert_int_eq(write(reuse_c.peer, "c", 1), 1);
+        loop_run_once(&lp);
+        ck_assert_int_eq(reuse_c.calls, 1);
+        struct sock_w *alive = reuse_a.fd >= 0 ? &reuse_a : &reuse_b;
+        struct sock_w *gone = alive == &reuse_a ? &reuse_b : &reuse_a;
+        sock_close(&lp, alive);
+        close(gone->peer);
+        sock_close(&lp, &reuse_c);
+        loop_destroy(&lp);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loop");
@@ -569,5 +898,13 @@ int main(void)
     tcase_add_test(tc, running_loop_runs_posts_in_the_turn_without_a_wake_up);
     tcase_add_test(tc, sleeping_loop_is_always_woken);
     suite_add_tcase(s, tc);
+    TCase *be = tcase_create("backends");
+    tcase_set_timeout(be, 60);
+    tcase_add_test(be, backend_is_chosen_by_name_by_wharf_io_and_by_the_probe);
+    tcase_add_test(be, unread_bytes_are_reported_every_turn_on_both_backends);
+    tcase_add_test(be, edge_watchers_are_reported_once_per_arrival_on_both_backends);
+    tcase_add_test(be, half_close_is_reported_only_to_who_asks_on_both_backends);
+    tcase_add_test(be, fd_reused_within_the_turn_never_gets_the_old_readiness_on_both_backends);
+    suite_add_tcase(s, be);
     return check_run(s);
 }

@@ -159,6 +159,8 @@ struct config {
     uint64_t shutdown_timeout_ms; /* "shutdown_timeout_ms" */
     int acceptor_nice;          /* "acceptor_nice": added to the acceptor thread's
                                    nice value */
+    int io;                     /* "io": the loops' backend, an enum loop_io
+                                   (0 auto, 1 epoll, 2 io_uring) */
     char *admin_socket;         /* "admin.socket": absolute, or NULL (none) */
     char *admin_mode;           /* "admin.mode": octal permission bits, "0600" */
     struct config_listener *listeners; /* "listeners": non-empty array */

@@ -28,6 +28,7 @@
 #include "access_log.h"
 
 #include "cidr.h"
+#include "loop.h"
 #include "proxy.h"
 #include "wharf.h"
 
@@ -47,6 +48,9 @@ static const struct config_choice log_choices[] = {
 };
 static const struct config_choice access_log_choices[] = {
     {"off", -1}, {"info", WHARF_LOG_INFO}, {"debug", WHARF_LOG_DEBUG}, {NULL, 0},
+};
+static const struct config_choice io_choices[] = {
+    {"auto", LOOP_IO_AUTO}, {"epoll", LOOP_IO_EPOLL}, {"io_uring", LOOP_IO_URING}, {NULL, 0},
 };
 static const struct config_choice log_format_choices[] = {
     {"text", 0}, {"json", 1}, {NULL, 0},
@@ -830,6 +834,8 @@ static const struct config_key top_keys[] = {
      .def = "268435456", TOP(output_budget), .doc = "output held by all connections; 0 = off"},
     {.name = "work_threads", .type = CONFIG_INT, .min = 1, .max = 1024, .def = "4",
      TOP(work_threads), .doc = "threads for handlers' blocking work"},
+    {.name = "io", .type = CONFIG_CHOICE, .def = "\"epoll\"", .choices = io_choices, TOP(io),
+     .doc = "event loop backend; auto: io_uring where it works, else epoll"},
     {.name = "acceptor_nice", .type = CONFIG_INT, .min = 0, .max = 19, .def = "5",
      TOP(acceptor_nice), .doc = "added to the acceptor thread's nice value"},
     {.name = "debug", .type = CONFIG_BOOL, .def = "false", TOP(debug),

@@ -257,7 +257,7 @@ static int check_config(wharf_server *srv, wharf_config *cfg, const char *file)
         fprintf(stderr, "wharfd: %s\n", err);
         return 1;
     }
-    printf("wharfd: %s: configuration OK\n", file);
+    printf("wharfd: %s: configuration OK (io: %s)\n", file, wharf_server_io(srv));
     return 0;
 }
 

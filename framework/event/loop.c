@@ -1,34 +1,16 @@
 /*
- * loop.c - the per-thread event loop (see loop.h): epoll, the queue of
- * interest changes, timers, the cached clock, the mailbox and the deferred
- * list.  The only file that calls epoll_*.
+ * loop.c - the per-thread event loop (see loop.h), whatever its backend: the
+ * turn, the queue of interest changes, timers, the cached clock, the
+ * mailbox, the checks, the closing phase and the deferred list.  The kernel
+ * is reached only through the backend (loop_backend.h: loop_epoll.c,
+ * loop_uring.c).
  */
-#include "loop.h"
+#include "loop_backend.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
-#include <unistd.h>
 
-/* Events taken from epoll per turn, and mailbox messages run per wake-up. */
-#define LOOP_EVENTS 256
+/* Mailbox messages run per wake-up. */
 #define LOOP_MAILBOX_BATCH 256
-
-/* The loop's interest bits (loop.h) as epoll's. */
-static uint32_t loop_to_epoll(uint32_t events)
-{
-    return ((events & LOOP_IN) ? (uint32_t)EPOLLIN : 0) |
-           ((events & LOOP_OUT) ? (uint32_t)EPOLLOUT : 0) |
-           ((events & LOOP_RDHUP) ? (uint32_t)EPOLLRDHUP : 0) |
-           ((events & LOOP_EDGE) ? (uint32_t)EPOLLET : 0);
-}
-
-/* epoll's readiness bits as the loop's. */
-static uint32_t loop_from_epoll(uint32_t ev)
-{
-    return ((ev & EPOLLIN) ? LOOP_IN : 0) | ((ev & EPOLLOUT) ? LOOP_OUT : 0) |
-           ((ev & EPOLLHUP) ? LOOP_HUP : 0) | ((ev & EPOLLERR) ? LOOP_ERR : 0) |
-           ((ev & EPOLLRDHUP) ? LOOP_RDHUP : 0);
-}
 
 static void loop_on_mailbox(struct loop_watcher *w, uint32_t events)
 {
@@ -37,8 +19,7 @@ static void loop_on_mailbox(struct loop_watcher *w, uint32_t events)
     mailbox_drain(lp->mailbox, LOOP_MAILBOX_BATCH);
 }
 
-/* Puts w at the head of the list *head (the changes or the refused). */
-static void loop_link(struct loop_watcher **head, struct loop_watcher *w)
+void loop_link(struct loop_watcher **head, struct loop_watcher *w)
 {
     w->change_next = *head;
     if (*head)
@@ -47,8 +28,7 @@ static void loop_link(struct loop_watcher **head, struct loop_watcher *w)
     w->change_pprev = head;
 }
 
-/* Takes w off whichever list it is on (if any). */
-static void loop_unlink(struct loop_watcher *w)
+void loop_unlink(struct loop_watcher *w)
 {
     if (!w->change_pprev)
         return;
@@ -57,26 +37,6 @@ static void loop_unlink(struct loop_watcher *w)
         w->change_next->change_pprev = w->change_pprev;
     w->change_next = NULL;
     w->change_pprev = NULL;
-}
-
-/* Tells the kernel the interest changes queued since the last wait, where
- * the wanted interest still differs from the kernel's. */
-static void loop_apply_changes(struct loop *lp)
-{
-    while (lp->changes) {
-        struct loop_watcher *w = lp->changes;
-        loop_unlink(w);
-        if (w->events == w->kernel)
-            continue; /* undone within the turn */
-        struct epoll_event ev = {.events = loop_to_epoll(w->events), .data.ptr = w};
-        lp->kernel_changes++;
-        if (epoll_ctl(lp->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0) {
-            w->error = -errno;
-            loop_link(&lp->refused, w); /* reported in this turn's dispatch */
-            continue;
-        }
-        w->kernel = w->events;
-    }
 }
 
 /* Reports the refused changes: a callback with LOOP_ERR alone each. */
@@ -94,15 +54,29 @@ static int loop_report_refused(struct loop *lp)
 
 int loop_init(struct loop *lp, size_t depth, size_t reserve)
 {
-    *lp = (struct loop){.epfd = -1, .mailbox_watcher = {.fd = -1}};
+    return loop_init_io(lp, depth, reserve, LOOP_IO_AUTO);
+}
+
+int loop_init_io(struct loop *lp, size_t depth, size_t reserve, enum loop_io io)
+{
+    *lp = (struct loop){.mailbox_watcher = {.fd = -1}};
     lp->closing_tail = &lp->closing;
     timer_heap_init(&lp->timers);
     lp->now_ms = timer_now_ms();
-    lp->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (lp->epfd < 0)
-        return -errno;
+    bool fallback = io == LOOP_IO_AUTO && !loop_io_explicit();
+    if (io == LOOP_IO_AUTO)
+        io = loop_io_current();
+    lp->backend = io == LOOP_IO_URING ? &loop_uring_backend : &loop_epoll_backend;
+    int rc = lp->backend->init(lp);
+    if (rc < 0 && io == LOOP_IO_URING && fallback) {
+        lp->backend = &loop_epoll_backend; /* a ring could not be set up now */
+        rc = lp->backend->init(lp);
+    }
+    if (rc < 0) {
+        lp->backend = NULL;
+        return rc;
+    }
     lp->mailbox = mailbox_new(depth, reserve);
-    int rc;
     if (!lp->mailbox) {
         rc = -errno;
         goto fail;
@@ -140,13 +114,20 @@ size_t loop_run_closing(struct loop *lp)
     return n;
 }
 
-void loop_run_deferred(struct loop *lp)
+static void loop_deferred(struct loop *lp)
 {
     while (lp->deferred) {
         struct loop_defer *d = lp->deferred;
         lp->deferred = d->next;
         d->fn(d);
     }
+}
+
+void loop_run_deferred(struct loop *lp)
+{
+    loop_deferred(lp);
+    if (lp->backend && lp->backend->settle)
+        lp->backend->settle(lp);
 }
 
 void loop_destroy(struct loop *lp)
@@ -157,25 +138,28 @@ void loop_destroy(struct loop *lp)
         lp->mailbox = NULL;
     }
     loop_run_closing(lp);
-    loop_run_deferred(lp);
-    if (lp->epfd >= 0)
-        close(lp->epfd);
-    lp->epfd = -1;
+    loop_deferred(lp);
+    if (lp->backend)
+        lp->backend->destroy(lp);
+    lp->backend = NULL;
     timer_heap_free(&lp->timers);
+}
+
+enum loop_io loop_backend_io(const struct loop *lp)
+{
+    return lp->backend->io;
 }
 
 int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events, loop_io_fn fn)
 {
-    struct epoll_event ev = {.events = loop_to_epoll(events), .data.ptr = w};
-    if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return -errno;
-    w->fn = fn;
-    w->fd = fd;
-    w->events = w->kernel = events;
-    w->error = 0;
-    w->change_next = NULL;
-    w->change_pprev = NULL;
-    return 0;
+    if (fd < 0)
+        return -EBADF;
+    struct loop_watcher old = *w;
+    *w = (struct loop_watcher){.fn = fn, .fd = fd, .events = events};
+    int rc = lp->backend->watch(lp, w);
+    if (rc < 0)
+        *w = old;
+    return rc;
 }
 
 int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events)
@@ -198,9 +182,7 @@ void loop_unwatch(struct loop *lp, struct loop_watcher *w)
     if (w->fd < 0)
         return;
     loop_unlink(w); /* a pending change goes with it */
-    /* At once, not at the next wait: the descriptor may be closed right
-     * after, and a copy of it (a forked child's) would keep it in the set. */
-    epoll_ctl(lp->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    lp->backend->unwatch(lp, w);
     w->fd = -1;
     w->events = w->kernel = 0;
     w->error = 0;
@@ -256,28 +238,18 @@ int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payl
 
 int loop_run_once(struct loop *lp)
 {
-    struct epoll_event events[LOOP_EVENTS];
-    loop_apply_changes(lp);
+    lp->backend->apply(lp);
     int timeout = lp->busy || lp->refused ? 0 : timer_next_ms(&lp->timers, lp->now_ms);
     /* About to sleep: from here on a post wakes us (mailbox.h). */
     if (timeout != 0 && !mailbox_idle(lp->mailbox))
         timeout = 0; /* a post came first: no sleep */
-    int n = epoll_wait(lp->epfd, events, LOOP_EVENTS, timeout);
+    int rc = lp->backend->wait(lp, timeout);
     if (timeout != 0)
         mailbox_running(lp->mailbox);
-    int rc = 0;
-    if (n < 0) {
-        rc = errno == EINTR ? 0 : -errno;
-        n = 0;
-    }
     if (!lp->manual_clock)
         lp->now_ms = timer_now_ms();
     int reported = loop_report_refused(lp);
-    for (int i = 0; i < n; i++) {
-        struct loop_watcher *w = events[i].data.ptr;
-        if (w->fd >= 0) /* not removed earlier in this turn */
-            w->fn(w, loop_from_epoll(events[i].events));
-    }
+    int n = lp->backend->dispatch(lp);
     /* Posts made while this thread ran: no wake-up was spent on them. */
     if (mailbox_len(lp->mailbox) > 0)
         n += (int)mailbox_run(lp->mailbox, LOOP_MAILBOX_BATCH) > 0;
@@ -288,7 +260,7 @@ int loop_run_once(struct loop *lp)
     }
     size_t fired = timer_expire(&lp->timers, lp->now_ms);
     loop_run_closing(lp);
-    loop_run_deferred(lp);
+    loop_deferred(lp);
     return rc < 0 ? rc : n + (int)fired;
 }
 

@@ -1,36 +1,39 @@
 /*
- * loop.h - a per-thread event loop: one epoll descriptor, I/O watchers with
- * callbacks, the timer heap, a cached clock, a mailbox that other threads
- * post to, per-turn checks, and the deferred-free list.  loop.c is the only
- * file that calls epoll_*.
+ * loop.h - a per-thread event loop: a readiness backend (epoll or io_uring,
+ * see "Backends" below), I/O watchers with callbacks, the timer heap, a
+ * cached clock, a mailbox that other threads post to, per-turn checks, and
+ * the deferred-free list.  framework/event/loop_epoll.c and loop_uring.c are
+ * the only files that call epoll_* or io_uring_*; no type of either leaves
+ * framework/event.
  *
  * A descriptor of any kind (connection, UDP socket, listening socket,
  * eventfd) is driven by embedding a struct loop_watcher and registering it
  * with a callback; nothing else needs to know what kinds exist.
  *
  * One turn (loop_run_once): apply the interest changes asked for since the
- * last wait, wait in epoll until the next timer deadline (or not at all
- * while something is busy or a post is queued), refresh the clock, call each
- * ready watcher's callback, run what the mailbox holds, run the per-turn
- * checks, fire due timers, end the handles closed in the turn (the closing
- * phase), then run the deferred functions.  A watcher removed during a turn gets no further
- * callback in that turn; memory that a later event of the same batch could
- * still point at is released through loop_defer, which runs at the end of
- * the turn.
+ * last wait, wait in the backend until the next timer deadline (or not at
+ * all while something is busy or a post is queued), refresh the clock, call
+ * each ready watcher's callback, run what the mailbox holds, run the
+ * per-turn checks, fire due timers, end the handles closed in the turn (the
+ * closing phase), then run the deferred functions.  A watcher removed during
+ * a turn gets no further callback in that turn; memory that a later event of
+ * the same batch could still point at is released through loop_defer, which
+ * runs at the end of the turn.
  *
  * Interest changes (HAProxy's fd update list, libuv's watcher queue).
  * loop_modify only records the interest wanted and queues the watcher; just
- * before epoll_wait the loop tells the kernel about each queued watcher
- * whose wanted interest differs from what the kernel has, one epoll_ctl
- * each.  A change undone within the turn (EPOLLOUT armed and the output
- * written by the end of the turn, a pause and a resume) costs no system
- * call.  loop_unwatch takes the watcher off the queue (and tells the kernel
- * at once), so a closed descriptor's pending change is dropped, and a
- * descriptor number reused within the turn by a new watcher starts from
- * that watcher's own interest.  A change the kernel refuses (ENOMEM; EBADF
- * or ENOENT when a descriptor was closed behind the loop's back) is reported
- * in the next dispatch as a callback with LOOP_ERR alone, and
- * loop_watcher_error tells it from a socket error.
+ * before the wait the loop tells the kernel about each queued watcher whose
+ * wanted interest differs from what the kernel has (one epoll_ctl each on
+ * epoll; a poll cancelled and one armed, in the wait's own submission, on
+ * io_uring).  A change undone within the turn (LOOP_OUT armed and the output
+ * written by the end of the turn, a pause and a resume) costs nothing.
+ * loop_unwatch takes the watcher off the queue (and tells the kernel), so a
+ * closed descriptor's pending change is dropped, and a descriptor number
+ * reused within the turn by a new watcher starts from that watcher's own
+ * interest.  A change the kernel refuses (ENOMEM; EBADF or ENOENT when a
+ * descriptor was closed behind the loop's back) is reported in the next
+ * dispatch as a callback with LOOP_ERR alone, and loop_watcher_error tells
+ * it from a socket error.
  *
  * Readiness is level-triggered unless LOOP_EDGE is asked for (wharf-load's
  * engines ask).  The connection layer stays level-triggered: a connection
@@ -41,15 +44,36 @@
  * and undone within a turn never reach the kernel (0 epoll_ctl per message
  * for the echo, proxy and memcache handlers, docs/performance.md).
  *
+ * Backends (enum loop_io, chosen per process by loop_io_choose: the config's
+ * "io", or WHARF_IO).  epoll (loop_epoll.c): one epoll set, epoll_wait per
+ * turn.  io_uring (loop_uring.c): readiness by poll requests on one ring;
+ * a level-triggered watcher has a one-shot IORING_OP_POLL_ADD in flight
+ * while it is registered, re-armed after each report (so a watcher left
+ * with unread bytes completes again at once: the level contract), a
+ * LOOP_EDGE watcher a multishot one.  The turn's new polls, re-arms and
+ * cancellations are queued on the submission ring and handed to the kernel
+ * by the one io_uring_enter that also waits (the timer deadline as its
+ * timeout); completions are reaped from the completion ring without a
+ * system call.  Each poll carries a token (slot, generation): a watcher
+ * removed, or its descriptor number reused, within the turn never gets the
+ * old poll's completion.  A poll always reports the peer's half-close
+ * (POLLRDHUP cannot be masked out of io_uring polls), so a level-triggered
+ * watcher that did not ask for LOOP_RDHUP and sees it moves to a small
+ * epoll set that the ring polls, where it gets exactly epoll's semantics
+ * (else it would be reported, unasked, every turn).  On io_uring
+ * loop_watch does not look at the descriptor: one that is not open is
+ * reported in the first dispatch as LOOP_ERR with loop_watcher_error
+ * -EBADF (epoll refuses it in loop_watch).
+ *
  * Hand-off wake-ups.  Posts (loop_post) wake the loop's thread through the
- * mailbox's eventfd only while that thread sleeps in epoll_wait: before a
+ * mailbox's eventfd only while that thread sleeps in the wait: before a
  * wait that may sleep the loop tells the mailbox it is idle and looks once
  * more for messages (mailbox_idle), and after it tells it it runs again
  * (mailbox_running).  A loop that is running drains its mailbox every turn,
  * after the I/O callbacks, without any system call.
  *
- * Threads: everything here except loop_post / loop_post_urgent runs on the
- * loop's own thread.
+ * Threads: everything here except loop_post / loop_post_urgent and the
+ * loop_io_* functions runs on the loop's own thread.
  */
 #ifndef WHARF_LOOP_H
 #define WHARF_LOOP_H
@@ -62,8 +86,8 @@
 #include "timer.h"
 
 /*
- * Readiness bits: the loop's own, whatever its backend (loop.c translates
- * them to and from epoll's).  LOOP_IN and LOOP_OUT are interest and
+ * Readiness bits: the loop's own, whatever its backend (each backend
+ * translates them to and from the kernel's).  LOOP_IN and LOOP_OUT are interest and
  * readiness; LOOP_HUP (the peer hung up) and LOOP_ERR (an error is pending
  * on the descriptor) are always reported, asked for or not.  LOOP_RDHUP
  * (the peer shut its sending side), asked for, is reported too.  LOOP_EDGE
@@ -88,8 +112,10 @@ struct loop_watcher {
     loop_io_fn fn;
     int fd;          /* -1 when not registered */
     uint32_t events; /* the interest wanted (LOOP_IN, LOOP_OUT, ...) */
-    uint32_t kernel; /* the interest the kernel has (loop.c's) */
+    uint32_t kernel; /* the interest the kernel has (the backend's) */
     int error;       /* -errno of the last change the kernel refused, or 0 */
+    uint32_t slot;   /* the backend's: io_uring's token slot */
+    uint32_t state;  /* the backend's: io_uring's poll state */
     struct loop_watcher *change_next, **change_pprev; /* queued: pprev != NULL */
 };
 
@@ -111,8 +137,18 @@ struct loop_defer {
     struct loop_defer *next;
 };
 
+/* The backends (see "Backends" above). */
+enum loop_io {
+    LOOP_IO_AUTO,  /* io_uring where it works, else epoll */
+    LOOP_IO_EPOLL, /* the default */
+    LOOP_IO_URING,
+};
+
+struct loop_backend; /* loop_backend.h */
+
 struct loop {
-    int epfd;
+    const struct loop_backend *backend;
+    void *be;                    /* the backend's state */
     uint64_t now_ms;             /* the cached clock, refreshed once per turn */
     bool manual_clock;           /* now_ms is set by its owner, not read (the test kit) */
     struct timer_heap timers;
@@ -128,13 +164,40 @@ struct loop {
     bool stop;                   /* loop_run returns after this turn */
 };
 
-/* Prepares lp with a mailbox of `depth` ordinary and `reserve` urgent slots.
- * Returns 0 or -errno. */
+/* Prepares lp with a mailbox of `depth` ordinary and `reserve` urgent slots,
+ * on the process's backend (loop_io_current).  Returns 0 or -errno; a ring
+ * that cannot be set up falls back to epoll unless io_uring was asked for
+ * by name. */
 int loop_init(struct loop *lp, size_t depth, size_t reserve);
+/* The same on a given backend (LOOP_IO_AUTO: as loop_init). */
+int loop_init_io(struct loop *lp, size_t depth, size_t reserve, enum loop_io io);
 /* Cancels what is left in the mailbox, runs what is deferred, closes the
- * epoll descriptor.  Watchers and timers still registered are the owners'
- * to release first. */
+ * backend's descriptors.  Watchers and timers still registered are the
+ * owners' to release first.  May run on another thread than the loop's. */
 void loop_destroy(struct loop *lp);
+/* The backend lp runs on: LOOP_IO_EPOLL or LOOP_IO_URING. */
+enum loop_io loop_backend_io(const struct loop *lp);
+
+/*
+ * The process's choice of backend (loop_io.c).  loop_io_choose resolves
+ * `want` (the config's "io"; the environment variable WHARF_IO, when set,
+ * takes its place): epoll as it is; io_uring if a ring can be set up
+ * (probed now), else -errno with the reason in why (-EINVAL for a WHARF_IO
+ * that is none of auto, epoll, io_uring); auto io_uring if it can be, else
+ * epoll with the reason in why.  *got says which, *named whether io_uring
+ * was asked for by name; why gets "" when there is nothing to say.  It sets
+ * nothing: loop_io_set(got, named) makes the choice what later loop_init
+ * calls use (a loop whose ring cannot be set up then falls back to epoll
+ * unless named).  Until then loop_init uses WHARF_IO, or epoll.  The test hook WHARF_IO_FORCE_FAIL (any value) makes the probe
+ * and every ring fail as a kernel without io_uring would (ENOSYS).  Any
+ * thread.
+ */
+int loop_io_choose(enum loop_io want, enum loop_io *got, bool *named, char *why,
+                   size_t whylen);
+void loop_io_set(enum loop_io io, bool named);
+enum loop_io loop_io_current(void);
+/* "auto", "epoll", "io_uring". */
+const char *loop_io_name(enum loop_io io);
 
 /* Registers fd with interest `events`; fn is called with the ready bits.
  * Returns 0 or -errno (then w is untouched). */
@@ -175,7 +238,9 @@ size_t loop_run_closing(struct loop *lp);
 
 /* Calls d->fn(d) at the end of this turn (after every callback of it). */
 void loop_defer(struct loop *lp, struct loop_defer *d, void (*fn)(struct loop_defer *d));
-/* Runs what is deferred now (a thread leaving its loop). */
+/* Runs what is deferred now (a thread leaving its loop); on io_uring it
+ * also cancels what the ring still holds for lp (a poll keeps its socket
+ * open), on this thread, so that descriptors closed next are closed. */
 void loop_run_deferred(struct loop *lp);
 
 /* Posts fn(arg, payload) to this loop's thread; see mailbox_post.  Any
@@ -185,7 +250,7 @@ int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payl
                      size_t len);
 
 /* One turn.  Returns how many descriptors were ready and timers fired
- * (0: nothing happened), or -errno when epoll_wait failed (not EINTR). */
+ * (0: nothing happened), or -errno when the wait failed (not EINTR). */
 int loop_run_once(struct loop *lp);
 /* Turns until loop_stop is called from a callback.  Returns 0 or -errno. */
 int loop_run(struct loop *lp);

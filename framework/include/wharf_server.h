@@ -220,6 +220,11 @@ int wharf_server_sockets(const wharf_server *srv, int *fds, size_t max);
  */
 int wharf_server_command(wharf_server *srv, const char *line, char **reply);
 
+/* The event-loop backend ("epoll" or "io_uring") the last
+ * wharf_server_check or wharf_server_start chose from the config's "io"
+ * (or the environment variable WHARF_IO), or NULL before either. */
+const char *wharf_server_io(const wharf_server *srv);
+
 /* The port listener `name` is bound to (> 0), -ENOENT (no such listener)
  * or -ESRCH (not started, or stopped). */
 int wharf_server_port(const wharf_server *srv, const char *name);

@@ -29,6 +29,7 @@
 #include "listener.h"
 #include "log.h"
 #include "log_syslog.h"
+#include "loop.h"
 #include "module.h"
 #include "rendezvous.h"
 #include "server.h"
@@ -57,6 +58,7 @@ struct wharf_server {
     struct workpool *pool;
     struct acceptor *acceptor;
     bool started;
+    int io;                            /* enum loop_io of the last check or start */
     bool log_file_from_config;         /* the log file is the config's log_file */
     time_t start_time;                 /* for metrics */
     uint64_t next_gen_id;
@@ -238,6 +240,34 @@ static int server_drop_privileges(const struct config *cfg, char *err, size_t er
     return 0;
 }
 
+/*
+ * "io": the backend of this start's event loops (WHARF_IO in its place when
+ * set).  io_uring asked for by name and unavailable refuses with the
+ * reason; auto falls back to epoll and says why.  With `apply` the choice
+ * is made the process's (loop_io_set) and logged, once per start.  Returns
+ * 0 or -errno with a line in err.
+ */
+static int server_choose_io(struct wharf_server *s, const struct config *cfg, bool apply,
+                            char *err, size_t errlen)
+{
+    enum loop_io got;
+    bool named;
+    char why[256];
+    int rc = loop_io_choose((enum loop_io)cfg->io, &got, &named, why, sizeof why);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: io: %s", cfg->file, why);
+        return rc;
+    }
+    s->io = (int)got;
+    if (apply) {
+        loop_io_set(got, named);
+        if (why[0])
+            log_warn("io: %s", why);
+        log_info("io: event loops on %s", loop_io_name(got));
+    }
+    return 0;
+}
+
 /* Undoes a start, or finishes a stop: threads joined, everything freed. */
 static void server_teardown(struct wharf_server *s)
 {
@@ -313,9 +343,12 @@ int server_start(struct wharf_server *s, char *err, size_t errlen)
         return -EALREADY;
     }
     const struct config *cfg = s->gen->cfg;
+    int rc = server_choose_io(s, cfg, true, err, errlen);
+    if (rc < 0)
+        return rc;
     server_raise_nofile(s);
     activation_load(); /* sockets from systemd, if any */
-    int rc = generation_bind(s->gen, NULL, err, errlen);
+    rc = generation_bind(s->gen, NULL, err, errlen);
     if (rc < 0)
         return rc;
     if (activation_unused() > 0)
@@ -464,6 +497,9 @@ int server_reload(struct wharf_server *s, struct config *cfg, char *err, size_t 
     if (cfg->work_threads != s->gen->cfg->work_threads)
         log_warn("reload: work_threads stays %d (a change needs a restart)",
                  s->gen->cfg->work_threads);
+    if (cfg->io != s->gen->cfg->io)
+        log_warn("reload: io stays %s (a change needs a restart)",
+                 loop_io_name((enum loop_io)s->io));
 
     struct generation *g;
     int rc = server_build(s, cfg, &g, err, errlen);
@@ -823,7 +859,8 @@ int wharf_server_check(wharf_server *srv, const wharf_config *wc, char *err, siz
         return rc;
     uid_t uid;
     gid_t gid;
-    if ((rc = server_check_user(cfg, &uid, &gid, err, errlen)) < 0) {
+    if ((rc = server_check_user(cfg, &uid, &gid, err, errlen)) < 0 ||
+        (rc = server_choose_io(srv, cfg, false, err, errlen)) < 0) {
         config_free(cfg);
         return rc;
     }
@@ -848,6 +885,11 @@ void wharf_server_stop(wharf_server *srv)
 void wharf_server_free(wharf_server *srv)
 {
     server_free(srv);
+}
+
+const char *wharf_server_io(const wharf_server *srv)
+{
+    return srv->io == LOOP_IO_AUTO ? NULL : loop_io_name((enum loop_io)srv->io);
 }
 
 int wharf_server_port(const wharf_server *srv, const char *name)

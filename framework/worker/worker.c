@@ -249,7 +249,7 @@ static void *worker_main(void *arg)
     while (w->phase < WORKER_CLOSING) {
         int rc = loop_run_once(&w->loop);
         if (rc < 0) {
-            log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "epoll_wait: %s", strerror(-rc));
+            log_write(WHARF_LOG_ERROR, NULL, (int)w->id, 0, "event loop wait: %s", strerror(-rc));
             break;
         }
         if (w->phase == WORKER_DRAINING && w->conns.n == 0 && atomic_load(&w->work_pending) == 0)

@@ -1,0 +1,499 @@
+/*
+ * loop_uring.c - the io_uring backend of the event loop (loop_backend.h;
+ * the contract is loop.h's "Backends"): readiness by poll requests on one
+ * ring per loop.
+ *
+ * A registered watcher always has one poll in flight, or is queued on
+ * lp->changes to get one before the wait: a one-shot IORING_OP_POLL_ADD for
+ * a level-triggered watcher, re-armed after each report (a watcher left
+ * with unread bytes completes again at once, in the same io_uring_enter
+ * that submits the re-arm), a multishot one for LOOP_EDGE.  An interest
+ * change cancels the poll in flight and arms one with the new mask (both in
+ * the turn's one submission).  Every poll's user_data is a token, the
+ * watcher's slot in this loop's table and the slot's generation, which goes
+ * up at each arm and at unwatch: a completion whose token is not the slot's
+ * current one (a cancelled poll, a removed watcher, a slot reused by a new
+ * watcher on the same descriptor number) is dropped.
+ *
+ * io_uring polls always include POLLRDHUP (and POLLERR, POLLHUP): a
+ * level-triggered watcher that did not ask for LOOP_RDHUP and whose peer
+ * has shut its side would complete, unasked, on every arm.  Such a watcher
+ * moves, for the rest of its registration, to an epoll set aside
+ * (loop_epoll.c) whose descriptor the ring polls: epoll's exact semantics
+ * for the few half-closed connections, polls for everything else.
+ */
+#include "loop_backend.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+
+/* Submission and completion ring sizes.  A full submission ring is
+ * submitted early (one more io_uring_enter); completions beyond the ring
+ * wait in the kernel's overflow list (IORING_FEAT_NODROP). */
+#define URING_SQ 1024
+#define URING_CQ 4096
+
+/* w->state */
+#define URING_ARMED 0x1u /* a poll of w's is in flight with the slot's token */
+#define URING_ASIDE 0x2u /* w is in the epoll set aside */
+
+#define TOKEN_IGNORE UINT64_MAX     /* a cancellation: its completion says nothing */
+#define TOKEN_ASIDE (UINT64_MAX - 1) /* the poll on the epoll set aside */
+#define SLOT_NONE UINT32_MAX
+#define SLOT_MAX (1u << 30)
+
+struct uring_slot {
+    struct loop_watcher *w; /* NULL: free */
+    uint32_t gen;           /* of the poll in flight, if any */
+    uint32_t next_free;
+};
+
+struct uring_cqe {
+    uint64_t token;
+    int32_t res;
+    uint32_t flags;
+};
+
+struct loop_uring {
+    struct io_uring ring;
+    struct uring_slot *slots;
+    uint32_t nslots, cap, free_head;
+    struct loop_epoll_set *aside; /* made on first need */
+    unsigned naside;              /* watchers in it */
+    bool aside_armed;             /* a poll on its descriptor is in flight */
+    unsigned inflight;            /* requests submitted or queued, not yet completed */
+    pthread_t runner;             /* the thread that ran the last turn */
+    bool ran;
+    bool ring_ok;                 /* set up (by the loop's thread, first turn) */
+    int ncqe;                     /* completions reaped by the last wait */
+    struct uring_cqe cqes[LOOP_EVENTS];
+};
+
+/* The loop's interest bits as a poll mask, and a poll result as the loop's
+ * bits. */
+static unsigned uring_poll_mask(uint32_t events)
+{
+    return ((events & LOOP_IN) ? (unsigned)EPOLLIN : 0) |
+           ((events & LOOP_OUT) ? (unsigned)EPOLLOUT : 0) |
+           ((events & LOOP_RDHUP) ? (unsigned)EPOLLRDHUP : 0);
+}
+
+static uint32_t uring_poll_bits(uint32_t res)
+{
+    return ((res & EPOLLIN) ? LOOP_IN : 0) | ((res & EPOLLOUT) ? LOOP_OUT : 0) |
+           ((res & EPOLLHUP) ? LOOP_HUP : 0) | ((res & (EPOLLERR | POLLNVAL)) ? LOOP_ERR : 0) |
+           ((res & EPOLLRDHUP) ? LOOP_RDHUP : 0);
+}
+
+static uint64_t uring_token(const struct loop_uring *u, uint32_t slot)
+{
+    return (uint64_t)u->slots[slot].gen << 32 | slot;
+}
+
+/* The thread that sets a ring up is told (task work, TWA_SIGNAL) when the
+ * ring goes: a blocking call with a timeout it is in then fails with
+ * EINTR.  So rings are set up by the threads that run them (uring_setup,
+ * on the first turn), and the probe runs on a thread of its own. */
+struct uring_probe {
+    int rc;
+    unsigned features;
+};
+
+static void *uring_probe_thread(void *arg)
+{
+    struct uring_probe *p = arg;
+    struct io_uring ring;
+    p->rc = io_uring_queue_init(4, &ring, 0);
+    if (p->rc == 0) {
+        p->features = ring.features;
+        io_uring_queue_exit(&ring);
+    }
+    return NULL;
+}
+
+int loop_uring_probe(char *why, size_t whylen)
+{
+    if (getenv("WHARF_IO_FORCE_FAIL")) {
+        snprintf(why, whylen, "io_uring_queue_init: %s (WHARF_IO_FORCE_FAIL is set)",
+                 strerror(ENOSYS));
+        return -ENOSYS;
+    }
+    struct uring_probe p = {0};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, uring_probe_thread, &p);
+    if (rc) {
+        snprintf(why, whylen, "cannot probe io_uring: pthread_create: %s", strerror(rc));
+        return -rc;
+    }
+    pthread_join(t, NULL);
+    if (p.rc < 0) {
+        snprintf(why, whylen, "io_uring_queue_init: %s%s", strerror(-p.rc),
+                 p.rc == -EPERM ? " (kernel.io_uring_disabled, or a seccomp filter)" : "");
+        return p.rc;
+    }
+    /* Waits with a timeout in one call (5.11) and multishot polls (5.13,
+     * the release of resource tags). */
+    unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
+    if ((p.features & need) != need) {
+        snprintf(why, whylen, "the kernel's io_uring is older than Linux 5.13");
+        return -ENOSYS;
+    }
+    return 0;
+}
+
+/* A free submission entry, submitting what is queued when the ring is full;
+ * NULL only when even that fails. */
+/* Whether this thread runs the loop.  Only that thread submits: a request's
+ * completion work is queued to the thread that submitted it, and on any
+ * other thread it would interrupt a blocking call with a timeout (EINTR). */
+static bool uring_on_runner(const struct loop_uring *u)
+{
+    return !u->ran || pthread_equal(u->runner, pthread_self());
+}
+
+static struct io_uring_sqe *uring_sqe(struct loop_uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (!sqe && uring_on_runner(u)) {
+        io_uring_submit(&u->ring);
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    u->inflight += sqe != NULL;
+    return sqe;
+}
+
+/* A completion read from the ring: one request fewer in flight unless it
+ * is a multishot one that goes on. */
+static void uring_completed(struct loop_uring *u, uint32_t flags)
+{
+    if (!(flags & IORING_CQE_F_MORE) && u->inflight > 0)
+        u->inflight--;
+}
+
+/* Cancels w's poll in flight; its completion, if any comes, is stale. */
+static void uring_cancel(struct loop_uring *u, struct loop_watcher *w)
+{
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, uring_token(u, w->slot));
+        io_uring_sqe_set_data64(sqe, TOKEN_IGNORE);
+    }
+    u->slots[w->slot].gen++;
+    w->state &= ~URING_ARMED;
+}
+
+/* Arms a poll for w's interest.  Returns 0 or -errno. */
+static int uring_arm(struct loop_uring *u, struct loop_watcher *w)
+{
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (!sqe)
+        return -EBUSY;
+    u->slots[w->slot].gen++;
+    unsigned mask = uring_poll_mask(w->events);
+    if (w->events & LOOP_EDGE)
+        io_uring_prep_poll_multishot(sqe, w->fd, mask);
+    else
+        io_uring_prep_poll_add(sqe, w->fd, mask);
+    io_uring_sqe_set_data64(sqe, uring_token(u, w->slot));
+    w->state |= URING_ARMED;
+    w->kernel = w->events;
+    return 0;
+}
+
+static int uring_init(struct loop *lp)
+{
+    if (getenv("WHARF_IO_FORCE_FAIL"))
+        return -ENOSYS; /* as loop_uring_probe */
+    struct loop_uring *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    u->free_head = SLOT_NONE;
+    lp->be = u;
+    return 0;
+}
+
+/* Sets the ring up, on the loop's thread (see uring_probe).  Returns 0 or
+ * -errno. */
+static int uring_setup(struct loop_uring *u)
+{
+    if (u->ring_ok)
+        return 0;
+    /* Completions of polls woken by the network are posted as task work
+     * when this thread next enters the kernel (it does every turn), not
+     * by interrupting it. */
+    struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN |
+                                         IORING_SETUP_TASKRUN_FLAG,
+                                .cq_entries = URING_CQ};
+    int rc = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+    if (rc == -EINVAL) { /* before 5.19 */
+        p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = URING_CQ};
+        rc = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+    }
+    if (rc < 0)
+        return rc;
+    u->ring_ok = true;
+    u->runner = pthread_self();
+    u->ran = true;
+    return 0;
+}
+
+/* A poll holds its descriptor's file: a socket closed by its owner stays
+ * open (bound, listening) until the poll is cancelled and completed.  A
+ * running loop's next io_uring_enter does that; a thread leaving its loop
+ * (loop_run_deferred) or destroying it does it here: everything in flight
+ * cancelled, and up to a second's wait until it has completed.  Watchers
+ * still registered are re-armed by a later turn, if any.  On another
+ * thread the ring's close cancels them, shortly after. */
+static void uring_quiesce(struct loop *lp, struct loop_uring *u)
+{
+    if (!u->ring_ok || !uring_on_runner(u) || u->inflight == 0)
+        return;
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        struct loop_watcher *w = u->slots[i].w;
+        if (w && (w->state & URING_ARMED)) {
+            w->state &= ~URING_ARMED;
+            u->slots[i].gen++;
+            if (!w->change_pprev)
+                loop_link(&lp->changes, w);
+        }
+    }
+    u->aside_armed = false;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, TOKEN_IGNORE);
+    }
+    io_uring_submit(&u->ring);
+    for (int i = 0; i < 100 && u->inflight > 0; i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_nsec = 10 * 1000000};
+        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
+            continue;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe) {
+            uring_completed(u, cqe->flags);
+            seen++;
+        }
+        io_uring_cq_advance(&u->ring, seen);
+    }
+}
+
+static void uring_destroy(struct loop *lp)
+{
+    struct loop_uring *u = lp->be;
+    if (!u)
+        return;
+    uring_quiesce(lp, u);
+    if (u->ring_ok)
+        io_uring_queue_exit(&u->ring);
+    loop_epoll_set_free(u->aside);
+    free(u->slots);
+    free(u);
+    lp->be = NULL;
+}
+
+static int uring_watch(struct loop *lp, struct loop_watcher *w)
+{
+    struct loop_uring *u = lp->be;
+    uint32_t i = u->free_head;
+    if (i != SLOT_NONE) {
+        u->free_head = u->slots[i].next_free;
+    } else {
+        if (u->nslots == u->cap) {
+            uint32_t cap = u->cap ? u->cap * 2 : 64;
+            if (cap > SLOT_MAX)
+                return -ENOSPC;
+            struct uring_slot *s = realloc(u->slots, cap * sizeof *s);
+            if (!s)
+                return -ENOMEM;
+            u->slots = s;
+            u->cap = cap;
+        }
+        i = u->nslots++;
+        u->slots[i].gen = 0;
+    }
+    u->slots[i].w = w;
+    w->slot = i;
+    w->state = 0;
+    w->kernel = w->events;
+    loop_link(&lp->changes, w); /* armed before the wait */
+    return 0;
+}
+
+static void uring_unwatch(struct loop *lp, struct loop_watcher *w)
+{
+    struct loop_uring *u = lp->be;
+    if (w->state & URING_ARMED)
+        uring_cancel(u, w);
+    if (w->state & URING_ASIDE) {
+        loop_epoll_set_del(u->aside, w);
+        u->naside--;
+    }
+    struct uring_slot *s = &u->slots[w->slot];
+    s->w = NULL;
+    s->gen++;
+    s->next_free = u->free_head;
+    u->free_head = w->slot;
+    w->state = 0;
+}
+
+static void uring_apply(struct loop *lp)
+{
+    struct loop_uring *u = lp->be;
+    if (uring_setup(u) < 0)
+        return; /* uring_wait says why */
+    while (lp->changes) {
+        struct loop_watcher *w = lp->changes;
+        loop_unlink(w);
+        int rc = 0;
+        if (w->state & URING_ASIDE) {
+            if (w->events == w->kernel)
+                continue;
+            lp->kernel_changes++;
+            rc = loop_epoll_set_mod(u->aside, w);
+        } else {
+            if (w->state & URING_ARMED) {
+                if (w->events == w->kernel)
+                    continue; /* undone within the turn */
+                uring_cancel(u, w);
+            }
+            if (w->events != w->kernel)
+                lp->kernel_changes++; /* a change, not a re-arm */
+            rc = uring_arm(u, w);
+        }
+        if (rc < 0) {
+            w->error = rc;
+            loop_link(&lp->refused, w); /* reported in this turn's dispatch */
+        }
+    }
+    if (u->naside > 0 && !u->aside_armed) {
+        struct io_uring_sqe *sqe = uring_sqe(u);
+        if (sqe) {
+            io_uring_prep_poll_add(sqe, loop_epoll_set_fd(u->aside), EPOLLIN);
+            io_uring_sqe_set_data64(sqe, TOKEN_ASIDE);
+            u->aside_armed = true;
+        }
+    }
+}
+
+static void uring_settle(struct loop *lp)
+{
+    uring_quiesce(lp, lp->be);
+}
+
+static int uring_wait(struct loop *lp, int timeout_ms)
+{
+    struct loop_uring *u = lp->be;
+    int rc = uring_setup(u);
+    if (rc < 0)
+        return rc;
+    u->runner = pthread_self();
+    u->ran = true;
+    struct io_uring_cqe *cqe;
+    if (timeout_ms == 0) {
+        rc = io_uring_submit_and_get_events(&u->ring);
+    } else if (timeout_ms < 0) {
+        rc = io_uring_submit_and_wait(&u->ring, 1);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
+        rc = 0; /* EBUSY: completions to reap first */
+    /* Reaped from the ring in memory, no system call. */
+    unsigned head, seen = 0;
+    u->ncqe = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        if (u->ncqe == LOOP_EVENTS)
+            break;
+        u->cqes[u->ncqe++] = (struct uring_cqe){cqe->user_data, cqe->res, cqe->flags};
+        uring_completed(u, cqe->flags);
+        seen++;
+    }
+    io_uring_cq_advance(&u->ring, seen);
+    return rc < 0 ? rc : 0;
+}
+
+/* w, level-triggered, saw only what polls cannot leave out (POLLRDHUP):
+ * it goes to the epoll set aside.  Returns 0 or -errno. */
+static int uring_move_aside(struct loop *lp, struct loop_uring *u, struct loop_watcher *w)
+{
+    int rc = u->aside ? 0 : loop_epoll_set_new(&u->aside);
+    if (rc == 0)
+        rc = loop_epoll_set_add(u->aside, w);
+    if (rc < 0)
+        return rc;
+    lp->kernel_changes++;
+    w->state |= URING_ASIDE;
+    u->naside++;
+    return 0;
+}
+
+static int uring_dispatch(struct loop *lp)
+{
+    struct loop_uring *u = lp->be;
+    int n = u->ncqe, ready = 0;
+    u->ncqe = 0;
+    for (int i = 0; i < n; i++) {
+        const struct uring_cqe *c = &u->cqes[i];
+        if (c->token == TOKEN_IGNORE)
+            continue;
+        if (c->token == TOKEN_ASIDE) {
+            u->aside_armed = false;
+            if (u->aside && loop_epoll_set_wait(u->aside, 0) == 0)
+                ready += loop_epoll_set_dispatch(u->aside);
+            continue;
+        }
+        uint32_t slot = (uint32_t)c->token;
+        if (slot >= u->nslots)
+            continue;
+        struct loop_watcher *w = u->slots[slot].w;
+        if (!w || u->slots[slot].gen != (uint32_t)(c->token >> 32) || !(w->state & URING_ARMED))
+            continue; /* removed, re-armed or cancelled since */
+        if (!(c->flags & IORING_CQE_F_MORE))
+            w->state &= ~URING_ARMED; /* this poll is over */
+        if (c->res < 0) {
+            /* The poll was refused (EBADF: closed behind the loop's back):
+             * reported once, re-armed only by a change of interest. */
+            w->error = c->res;
+            ready++;
+            w->fn(w, LOOP_ERR);
+            continue;
+        }
+        uint32_t bits = uring_poll_bits((uint32_t)c->res) & (w->events | LOOP_HUP | LOOP_ERR);
+        bool level = !(w->events & LOOP_EDGE);
+        if (!bits && level) {
+            int rc = uring_move_aside(lp, u, w);
+            if (rc == 0)
+                continue;
+            w->error = rc;
+            bits = LOOP_ERR;
+        } else if (!(w->state & URING_ARMED) && !w->change_pprev) {
+            loop_link(&lp->changes, w); /* re-armed before the next wait */
+        }
+        if (bits) {
+            ready++;
+            w->fn(w, bits);
+        }
+    }
+    return ready;
+}
+
+const struct loop_backend loop_uring_backend = {
+    .io = LOOP_IO_URING,
+    .init = uring_init,
+    .destroy = uring_destroy,
+    .watch = uring_watch,
+    .unwatch = uring_unwatch,
+    .apply = uring_apply,
+    .wait = uring_wait,
+    .dispatch = uring_dispatch,
+    .settle = uring_settle,
+};
