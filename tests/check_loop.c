@@ -781,11 +781,17 @@ START_TEST(half_close_is_reported_only_to_who_asks_on_both_backends)
         struct tick t;
         timer_init(&t.t, on_tick);
         for (int i = 0; i < 4; i++) {
-            loop_timer_arm(&lp, &t.t, lp.now_ms + 20);
+            /* 20 ms from the real clock, not the loop's cached one: under
+             * valgrind the cached one can be 10 ms old by now. */
             uint64_t start = timer_now_ms();
+            loop_timer_arm(&lp, &t.t, start + 20);
             loop_run_once(&lp);
             uint64_t took = timer_now_ms() - start;
-            if (i > 0) /* the first turn may move it aside at once */
+            /* The first turn may move it aside at once.  Under valgrind,
+             * which runs one thread at a time at its own pace, how long a
+             * turn sleeps says nothing: only the callback count below is
+             * judged there. */
+            if (i > 0 && !getenv("WHARF_VALGRIND"))
                 ck_assert_msg(took >= 10, "%s: turn %d took %llu ms", loop_io_name(io[b]), i,
                               (unsigned long long)took);
         }
