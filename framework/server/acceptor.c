@@ -347,37 +347,9 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
         }
-        if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &peer.sa)) {
-            atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
-            close(fd);
-            admission_unreserve(a->admission);
+        int ticket = listener_admit(l, a->admission, fd, &peer.sa, w->id, a->loop.now_ms, &a->last_source_log_ms, -1);
+        if (ticket < 0)
             continue;
-        }
-        /* conn_rate_limit; behind a PROXY balancer it waits for the header's
-         * address too (conn_proxy.c). */
-        if (!l->cfg->proxy_protocol && !listener_rate_ok(l, &peer.sa, a->loop.now_ms)) {
-            close(fd);
-            admission_unreserve(a->admission);
-            continue;
-        }
-        /* Behind a PROXY-protocol balancer every connection comes from the
-         * balancer: the per-source count waits for the header's address. */
-        int ticket = admission_acquire_reserved(a->admission, &peer.sa, w->id,
-                                                l->cfg->proxy_protocol == 0);
-        if (ticket < 0) {
-            /* This source has its share open (or no memory to count it):
-             * cut the new one off now. */
-            atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
-            close(fd);
-            if (log_due(&a->last_source_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
-                char addr[64];
-                listener_format_addr(&peer.sa, addr, sizeof addr);
-                log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0, "refused %s: %s", addr,
-                          ticket == -EBUSY ? "max_connections_per_source reached"
-                                           : "out of memory");
-            }
-            continue;
-        }
         int rc = worker_post_conn(w, l, fd, &peer, peer_len, ticket);
         if (rc < 0) /* filled by another thread since the check, or stopping */
             log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0,

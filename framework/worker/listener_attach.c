@@ -8,8 +8,11 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "access_log.h"
+#include "admission.h"
+#include "cidr.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -68,4 +71,34 @@ bool listener_rate_ok(struct listener *l, const struct sockaddr *peer, uint64_t 
                   LOG_RATE_LIMIT_PEER_MS);
     }
     return false;
+}
+
+int listener_admit(struct listener *l, struct admission *ad, int fd,
+                   const struct sockaddr *peer, unsigned worker, uint64_t now_ms,
+                   uint64_t *last_log_ms, int log_worker)
+{
+    if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, peer)) {
+        atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
+        goto refused;
+    }
+    if (!l->cfg->proxy_protocol && !listener_rate_ok(l, peer, now_ms))
+        goto refused;
+    int ticket = admission_acquire_reserved(ad, peer, worker, l->cfg->proxy_protocol == 0);
+    if (ticket >= 0)
+        return ticket;
+    /* This source has its share open (or no memory to count it): cut the
+     * new one off now.  acquire_reserved gave the reservation back. */
+    atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
+    close(fd);
+    if (log_due(last_log_ms, now_ms, LOG_RATE_LIMIT_PEER_MS)) {
+        char addr[64];
+        listener_format_addr(peer, addr, sizeof addr);
+        log_write(WHARF_LOG_WARN, l->cfg->name, log_worker, 0, "refused %s: %s", addr,
+                  ticket == -EBUSY ? "max_connections_per_source reached" : "out of memory");
+    }
+    return -1;
+refused:
+    close(fd);
+    admission_unreserve(ad);
+    return -1;
 }

@@ -28,5 +28,16 @@ void listener_detach(struct listener *l);
  * (at most every LOG_RATE_LIMIT_PEER_MS per listener) a refusal.  Any
  * thread. */
 bool listener_rate_ok(struct listener *l, const struct sockaddr *peer, uint64_t now_ms);
+struct admission;
+/* The checks of a connection fd just accepted on l under a reservation of ad
+ * (the acceptor's accepts and the workers' own alike): the deny list,
+ * conn_rate_limit and the per-source count (the last two wait for the
+ * header behind a PROXY balancer).  Returns the admission ticket for
+ * `worker`, or -1 after closing fd, giving the reservation back and counting
+ * why; *last_log_ms rate-limits the line about a source over its share,
+ * logged as worker log_worker (-1: the acceptor). */
+int listener_admit(struct listener *l, struct admission *ad, int fd,
+                   const struct sockaddr *peer, unsigned worker, uint64_t now_ms,
+                   uint64_t *last_log_ms, int log_worker);
 
 #endif

@@ -329,33 +329,9 @@ static void worker_accept_on_listen(struct loop_watcher *watcher, uint32_t event
                 continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
             }
         }
-        if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &peer.sa)) {
-            atomic_fetch_add_explicit(&l->stats->denied, 1, memory_order_relaxed);
-            close(fd);
-            admission_unreserve(w->admission);
+        int ticket = listener_admit(l, w->admission, fd, &peer.sa, w->id, w->loop.now_ms, &w->accept.last_source_log_ms, (int)w->id);
+        if (ticket < 0)
             continue;
-        }
-        /* conn_rate_limit; behind a PROXY balancer it waits for the header
-         * (conn_proxy.c), as does the per-source count. */
-        if (!l->cfg->proxy_protocol && !listener_rate_ok(l, &peer.sa, w->loop.now_ms)) {
-            close(fd);
-            admission_unreserve(w->admission);
-            continue;
-        }
-        int ticket = admission_acquire_reserved(w->admission, &peer.sa, w->id,
-                                                l->cfg->proxy_protocol == 0);
-        if (ticket < 0) {
-            atomic_fetch_add_explicit(&l->stats->rejected, 1, memory_order_relaxed);
-            close(fd);
-            if (log_due(&w->accept.last_source_log_ms, w->loop.now_ms, LOG_RATE_LIMIT_PEER_MS)) {
-                char addr[64];
-                listener_format_addr(&peer.sa, addr, sizeof addr);
-                log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0, "refused %s: %s", addr,
-                          ticket == -EBUSY ? "max_connections_per_source reached"
-                                           : "out of memory");
-            }
-            continue;
-        }
         struct conn_handoff h = {.l = l, .fd = fd, .ticket = ticket, .peer_len = peer_len,
                                  .accepted_ns = histogram_now_ns()};
         memcpy(&h.peer, &peer, peer_len <= sizeof h.peer ? peer_len : sizeof h.peer);
