@@ -43,6 +43,7 @@ CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno
     -fno-omit-frame-pointer -Wall -Wextra -I$src/framework/include -I$src/framework/base -I$src/framework/config"
 jansson=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 openssl=$(pkg-config --cflags --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
+uring=$(pkg-config --cflags --libs liburing 2>/dev/null || echo -luring)
 
 status=0
 run() { # NAME SOURCES... [-- LIBS...]
@@ -72,7 +73,7 @@ run() { # NAME SOURCES... [-- LIBS...]
 # shellcheck disable=SC2086
 run fuzz_proxy "$src/fuzz/fuzz_proxy.c" "$src/framework/base/proxy.c"
 # shellcheck disable=SC2086
-run fuzz_config "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" \
+run fuzz_config -I"$src/framework/event" "$src/fuzz/fuzz_config.c" "$src/framework/config/config.c" \
     "$src/framework/config/config_schema.c" "$src/framework/config/config_path.c" \
     "$src/framework/config/config_include.c" \
     "$src/framework/base/cidr.c" "$src/framework/base/addr_key.c" \
@@ -87,7 +88,7 @@ version=$(sed -n 's/^AC_INIT(\[wharf\], \[\([^]]*\)\].*/\1/p' "$src/configure.ac
 run fuzz_memcache -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I"$fw/conn" -I"$fw/server" -I"$fw/testkit" \
     -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_memcache.c" \
     "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
-    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/memcache/*.c $jansson $openssl -lpthread -ldl
+    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/memcache/*.c $jansson $openssl $uring -lpthread -ldl
 
 # A TLS listener's connections through the test kit: the same framework,
 # the echo handler as the one behind it.
@@ -95,7 +96,7 @@ run fuzz_memcache -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worke
 run fuzz_tls -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I"$fw/conn" -I"$fw/server" -I"$fw/testkit" \
     -DPACKAGE_VERSION="\"${version:-0}\"" "$src/fuzz/fuzz_tls.c" \
     "$fw"/base/*.c "$fw"/event/*.c "$fw"/config/*.c "$fw"/worker/*.c "$fw"/conn/*.c \
-    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/echo.c $jansson $openssl -lpthread -ldl
+    "$fw"/server/*.c "$fw"/testkit/*.c "$src"/handlers/echo.c $jansson $openssl $uring -lpthread -ldl
 # The DNS handler's wire and zone code alone (no framework): every file of
 # handlers/dns/ but dns.c, the part that speaks to wharf.
 # shellcheck disable=SC2086
