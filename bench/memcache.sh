@@ -137,6 +137,17 @@ while b'VERSION' not in buf:
     buf += s.recv(4096)
 PY
 }
+# Sets the keys of wharf-load's memcache mode (N keys of SIZE bytes) the way
+# its reads verify them (a value derived from the key): preload N SIZE.
+# (Values written by fill would each be counted as a bad value, and not
+# as an operation, by the verifying workloads.)
+# The 100 KB workload has keys of its own (prefix big:), so that the two
+# workloads never read each other's values.
+preload() {
+    taskset -c "$load_cpus" "$wload" -q -n 1 --preload --proto memcache -c 1 -t 1 --keys "$1" \
+        --value-size "$2" --key-prefix "$(prefix "$2")" --max-reply 2M "127.0.0.1:$port" >/dev/null 2>&1
+}
+prefix() { if [ "$1" -gt 1000 ]; then echo big:; else echo key:; fi; }
 # Runs wharf-load against $port with the given arguments; prints
 # "ops/s cpu_us_per_op ops_per_cpu_s".
 wl() {
@@ -175,8 +186,8 @@ v2() {
                 if [ $srv = memcached ]; then start_memcached "$n"; else start_wharf "$n"; fi
                 case $what in
                 slap) r=$(load); r="$r $(echo "$r" | awk '{print $2 ? int(1e6 / $2) : 0}')" ;;
-                small) fill 10000 100; r=$(wl --proto memcache -c 50 -t "$n" --keys 10000 --value-size 100) ;;
-                big) fill 200 102400; r=$(wl --proto memcache -c 50 -t "$n" --keys 200 --value-size 102400 --max-reply 2M) ;;
+                small) preload 10000 100; r=$(wl --proto memcache -c 50 -t "$n" --keys 10000 --value-size 100) ;;
+                big) preload 200 102400; r=$(wl --proto memcache -c 50 -t "$n" --keys 200 --value-size 102400 --key-prefix big: --max-reply 2M) ;;
                 mget) fill 10000 100; r=$(mget100) ;;
                 esac
                 stop
@@ -208,7 +219,7 @@ ab_burst() {
     case $3 in
     slap) r=$(load) ;;
     small) r=$(wl --proto memcache -c 50 -t "$4" --keys 10000 --value-size 100) ;;
-    big) r=$(wl --proto memcache -c 50 -t "$4" --keys 200 --value-size 102400 --max-reply 2M) ;;
+    big) r=$(wl --proto memcache -c 50 -t "$4" --keys 200 --value-size 102400 --key-prefix big: --max-reply 2M) ;;
     mget) r=$(mget100) ;;
     esac
     echo "$r" | awk '{print $1, $2}'
@@ -224,8 +235,8 @@ ab() {
     for n in 1 2; do
         start_memcached "$n"; m_pid=$pid; m_port=$port
         start_wharf "$n"; w_pid=$pid; w_port=$port
-        pid=$m_pid; port=$m_port; fill 10000 100; fill 200 102400
-        pid=$w_pid; port=$w_port; fill 10000 100; fill 200 102400
+        pid=$m_pid; port=$m_port; fill 10000 100; preload 10000 100; preload 200 102400
+        pid=$w_pid; port=$w_port; fill 10000 100; preload 10000 100; preload 200 102400
         for what in ${WORKLOADS:-slap small big mget}; do
             : >"$tmp/ab"
             i=0
