@@ -348,9 +348,11 @@ fi
 chmod 700 "$tmp"
 
 # Out of descriptors (EMFILE): accepting pauses with a backoff instead of
-# spinning, and resumes once connections close.
+# spinning, and resumes once connections close; in both accept modes (the
+# acceptor thread's accepts and a worker's own).
+for mode in acceptor workers; do
 cat >"$tmp/emfile.json" <<JSON
-{"workers": 1, "listeners": [{"port": 0, "handler": "echo", "backlog": 128}]}
+{"workers": 1, "listeners": [{"port": 0, "handler": "echo", "backlog": 128, "accept": "$mode"}]}
 JSON
 start "$tmp/emfile.json" prlimit --nofile=40:40
 result=$(python3 - "$tcp_port" "$pid" <<'PY'
@@ -377,12 +379,13 @@ PY
 spent=${result%% *}
 [ -n "$result" ] && [ "${result#* }" = "after" ] && [ "$spent" -le 20 ] &&
     grep -q "Too many open files; pausing accepts" "$tmp/log" &&
-    ok "EMFILE pauses accepting without spinning ($spent ticks in 1 s), then resumes" ||
-    fail "EMFILE: result '$result'; log: $(cat "$tmp/log")"
-[ "$(grep -c "Too many open files" "$tmp/log")" -le 2 ] && ok "EMFILE warning is rate-limited" ||
-    fail "EMFILE warning repeated $(grep -c "Too many open files" "$tmp/log") times"
+    ok "EMFILE ($mode) pauses accepting without spinning ($spent ticks in 1 s), then resumes" ||
+    fail "EMFILE ($mode): result '$result'; log: $(cat "$tmp/log")"
+[ "$(grep -c "Too many open files" "$tmp/log")" -le 2 ] && ok "EMFILE warning ($mode) is rate-limited" ||
+    fail "EMFILE warning ($mode) repeated $(grep -c "Too many open files" "$tmp/log") times"
 kill -TERM "$pid"
 wait_exit 50
+done
 [ "$status" = 0 ] && ok "stops cleanly after EMFILE" || fail "after EMFILE: status $status"
 
 echo "$passed passed, $failed failed"

@@ -48,7 +48,6 @@
 
 #define ACCEPT_BATCH 64          /* accepts per listening socket per wake-up */
 #define ROOM_POLL_MS 50          /* re-check for room at least this often */
-#define RESOURCE_BACKOFF_MS 100  /* pause after EMFILE, ENFILE, ENOBUFS, ENOMEM */
 
 /* One listening socket. */
 struct acceptor_sock {
@@ -321,30 +320,14 @@ static void acceptor_on_listen(struct loop_watcher *watcher, uint32_t events)
         if (fd < 0) {
             int code = errno;
             admission_unreserve(a->admission);
-            errno = code;
-            switch (errno) {
-            case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-            case EWOULDBLOCK:
-#endif
+            switch (listener_accept_failed(l, code, a->loop.now_ms, &a->last_resource_log_ms, -1)) {
+            case LISTENER_ACCEPT_NEXT:
+                continue;
+            case LISTENER_ACCEPT_BACKOFF:
+                acceptor_pause(a, LISTENER_ACCEPT_BACKOFF_MS, false, true);
                 return;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                if (log_due(&a->last_resource_log_ms, a->loop.now_ms, LOG_RATE_LIMIT_MS)) {
-                    log_write(WHARF_LOG_WARN, l->cfg->name, -1, 0,
-                              "accept: %s; pausing accepts for %d ms at a time until "
-                              "connections close", strerror(errno), RESOURCE_BACKOFF_MS);
-                }
-                acceptor_pause(a, RESOURCE_BACKOFF_MS, false, true);
-                return;
-            case EINVAL:
-            case EBADF:
-            case ENOTSOCK:
-                return; /* the listening socket is gone: stopping */
             default:
-                continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
+                return; /* drained, or the listening socket is gone (stopping) */
             }
         }
         int ticket = listener_admit(l, a->admission, fd, &peer.sa, w->id, a->loop.now_ms, &a->last_source_log_ms, -1);

@@ -102,3 +102,31 @@ refused:
     admission_unreserve(ad);
     return -1;
 }
+
+enum listener_accept_next listener_accept_failed(const struct listener *l, int code,
+                                                 uint64_t now_ms, uint64_t *last_log_ms,
+                                                 int log_worker)
+{
+    switch (code) {
+    case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+    case EWOULDBLOCK:
+#endif
+        return LISTENER_ACCEPT_DRAINED;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        if (log_due(last_log_ms, now_ms, LOG_RATE_LIMIT_MS))
+            log_write(WHARF_LOG_WARN, l->cfg->name, log_worker, 0,
+                      "accept: %s; pausing accepts for %d ms at a time until connections close",
+                      strerror(code), LISTENER_ACCEPT_BACKOFF_MS);
+        return LISTENER_ACCEPT_BACKOFF;
+    case EINVAL:
+    case EBADF:
+    case ENOTSOCK:
+        return LISTENER_ACCEPT_GONE;
+    default:
+        return LISTENER_ACCEPT_NEXT;
+    }
+}

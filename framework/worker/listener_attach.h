@@ -40,4 +40,21 @@ int listener_admit(struct listener *l, struct admission *ad, int fd,
                    const struct sockaddr *peer, unsigned worker, uint64_t now_ms,
                    uint64_t *last_log_ms, int log_worker);
 
+/* How long accepting pauses after the system ran out of a resource. */
+#define LISTENER_ACCEPT_BACKOFF_MS 100
+/* What an accept loop does after accept4 on l failed with errno `code`. */
+enum listener_accept_next {
+    LISTENER_ACCEPT_NEXT,    /* this connection failed (ECONNABORTED, EPROTO,
+                              * EINTR, EPERM, network errors): accept the next */
+    LISTENER_ACCEPT_DRAINED, /* EAGAIN: nothing waits */
+    LISTENER_ACCEPT_BACKOFF, /* EMFILE, ENFILE, ENOBUFS, ENOMEM: pause for
+                              * LISTENER_ACCEPT_BACKOFF_MS (logged here, at most
+                              * every LOG_RATE_LIMIT_MS by *last_log_ms, as
+                              * worker log_worker) */
+    LISTENER_ACCEPT_GONE,    /* EINVAL, EBADF, ENOTSOCK: the socket is gone (stopping) */
+};
+enum listener_accept_next listener_accept_failed(const struct listener *l, int code,
+                                                 uint64_t now_ms, uint64_t *last_log_ms,
+                                                 int log_worker);
+
 #endif

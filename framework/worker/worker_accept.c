@@ -32,7 +32,6 @@
 
 #define ACCEPT_BATCH 16          /* accepts per socket per readiness report */
 #define ROOM_POLL_MS 50          /* re-check for room at least this often */
-#define RESOURCE_BACKOFF_MS 100  /* pause after EMFILE, ENFILE, ENOBUFS, ENOMEM */
 
 /* One listening socket of the worker. */
 struct worker_accept_sock {
@@ -305,28 +304,15 @@ static void worker_accept_on_listen(struct loop_watcher *watcher, uint32_t event
         if (fd < 0) {
             int code = errno;
             admission_unreserve(w->admission);
-            switch (code) {
-            case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-            case EWOULDBLOCK:
-#endif
+            switch (listener_accept_failed(l, code, w->loop.now_ms,
+                                           &w->accept.last_resource_log_ms, (int)w->id)) {
+            case LISTENER_ACCEPT_NEXT:
+                continue;
+            case LISTENER_ACCEPT_BACKOFF:
+                worker_accept_pause(w, LISTENER_ACCEPT_BACKOFF_MS, false, true);
                 return;
-            case EMFILE:
-            case ENFILE:
-            case ENOBUFS:
-            case ENOMEM:
-                if (log_due(&w->accept.last_resource_log_ms, w->loop.now_ms, LOG_RATE_LIMIT_MS))
-                    log_write(WHARF_LOG_WARN, l->cfg->name, (int)w->id, 0,
-                              "accept: %s; pausing accepts for %d ms at a time until "
-                              "connections close", strerror(code), RESOURCE_BACKOFF_MS);
-                worker_accept_pause(w, RESOURCE_BACKOFF_MS, false, true);
-                return;
-            case EINVAL:
-            case EBADF:
-            case ENOTSOCK:
-                return; /* the listening socket is gone: stopping */
             default:
-                continue; /* ECONNABORTED, EPROTO, EINTR, EPERM, network errors */
+                return; /* drained, or the listening socket is gone (stopping) */
             }
         }
         int ticket = listener_admit(l, w->admission, fd, &peer.sa, w->id, w->loop.now_ms, &w->accept.last_source_log_ms, (int)w->id);
