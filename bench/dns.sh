@@ -10,6 +10,10 @@
 # A benchmark, not a test.
 #
 #   bench/dns.sh [seconds] [threads]     (from a build tree; default 10 s, 2)
+#   AB=9 bench/dns.sh 2 1                (A/B: the three servers up at once, 9
+#                                         rounds of 2 s bursts, the order turning
+#                                         each round; medians of the per-round
+#                                         ratios of queries per CPU second)
 #
 # Environment: WHARF_BUILDDIR (default .), SERVER_CPUS (taskset list for the
 # servers, default 0-1), LOAD_CPUS (for dnsperf, default: same), NAMES
@@ -36,7 +40,7 @@ done
 tmp=$(mktemp -d /tmp/dns-bench.XXXXXX)
 chmod 755 "$tmp"
 spid=
-trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'for p in $spid; do kill "$p" 2>/dev/null; done; for p in $spid; do wait "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
 # The zone and the queries.
 python3 - "$tmp" "$names" <<'PY'
@@ -104,38 +108,44 @@ wait_udp() {
     return 1
 }
 
-# run NAME PORT: dnsperf against the server $spid; prints the result line
-# and sets qps and per_cpu.
+# burst NAME PORT PID: dnsperf against the server PID on PORT; sets qps,
+# lost, cpus and per_cpu and prints the result line.
 hz=$(getconf CLK_TCK)
+burst() {
+    c0=$(cpu "$3")
+    taskset -c "$load_cpus" dnsperf -s 127.0.0.1 -p "$2" -d "$tmp/queries" -l "$secs" \
+        -c "$clients" -T 2 -q 500 -t 1 >"$tmp/$1.perf" 2>&1
+    c1=$(cpu "$3")
+    qps=$(sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p' "$tmp/$1.perf")
+    lost=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' "$tmp/$1.perf")
+    cpus=$(echo "$c0 $c1 $hz" | awk '{ printf "%.2f", ($2 - $1) / $3 }')
+    per_cpu=$(echo "${qps:-0} $secs $cpus" | awk '{ if ($3 > 0) printf "%.0f", $1 * $2 / $3; else print 0 }')
+    printf '%-6s %10s q/s  lost %-6s  server CPU %6s s  %9s q per CPU s\n' "$1" "${qps:-?}" \
+        "${lost:-?}" "$cpus" "$per_cpu"
+}
+
+# run NAME PORT: one burst against the server $spid, which is then ended;
+# sets qps and per_cpu.
 run() {
-    name=$1
-    port=$2
-    if ! wait_udp "$port"; then
-        echo "$name: did not answer on port $port"
+    if ! wait_udp "$2"; then
+        echo "$1: did not answer on port $2"
         kill "$spid" 2>/dev/null
         spid=
         qps=0
         per_cpu=0
         return
     fi
-    c0=$(cpu "$spid")
-    taskset -c "$load_cpus" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -l "$secs" \
-        -c "$clients" -T 2 -q 500 -t 1 >"$tmp/$name.perf" 2>&1
-    c1=$(cpu "$spid")
+    burst "$1" "$2" "$spid"
     kill "$spid" 2>/dev/null
     wait "$spid" 2>/dev/null
     spid=
-    qps=$(sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p' "$tmp/$name.perf")
-    lost=$(sed -n 's/.*Queries lost: *\([0-9]*\).*/\1/p' "$tmp/$name.perf")
-    cpus=$(echo "$c0 $c1 $hz" | awk '{ printf "%.2f", ($2 - $1) / $3 }')
-    per_cpu=$(echo "${qps:-0} $secs $cpus" | awk '{ if ($3 > 0) printf "%.0f", $1 * $2 / $3; else print 0 }')
-    printf '%-6s %10s q/s  lost %-6s  server CPU %6s s  %9s q per CPU s\n' "$name" "${qps:-?}" \
-        "${lost:-?}" "$cpus" "$per_cpu"
 }
 
 echo "dns: $names names, dnsperf -c $clients -T 2 -q 500 -t 1 for $secs s, servers on CPUs $server_cpus with $threads threads, dnsperf on $load_cpus"
 
-# wharfd
+# start_wharf, start_nsd, start_knot: each starts its server on a free
+# port; sets spid and port.
+start_wharf() {
 port=$(free_port)
 cat >"$tmp/wharf.json" <<JSON
 {"workers": $threads, "log": "warn", "listeners": [
@@ -144,12 +154,11 @@ cat >"$tmp/wharf.json" <<JSON
 JSON
 taskset -c "$server_cpus" "$real" -c "$tmp/wharf.json" 2>"$tmp/wharf.log" &
 spid=$!
-run wharf "$port"
-w_qps=$qps
-w_cpu=$per_cpu
+}
 
 # NSD: its own config, no chroot, no privilege drop, response rate limiting
 # off (it is on by default; wharf and Knot have none here).
+start_nsd() {
 port=$(free_port)
 mkdir -p "$tmp/nsd"
 cat >"$tmp/nsd/nsd.conf" <<CONF
@@ -176,11 +185,10 @@ zone:
 CONF
 taskset -c "$server_cpus" nsd -d -c "$tmp/nsd/nsd.conf" >"$tmp/nsd/out" 2>&1 &
 spid=$!
-run nsd "$port"
-n_qps=$qps
-n_cpu=$per_cpu
+}
 
 # Knot: its own config and storage, as the current user.
+start_knot() {
 port=$(free_port)
 mkdir -p "$tmp/knot/db"
 cat >"$tmp/knot/knot.conf" <<CONF
@@ -207,6 +215,57 @@ zone:
 CONF
 taskset -c "$server_cpus" knotd -c "$tmp/knot/knot.conf" >"$tmp/knot/out" 2>&1 &
 spid=$!
+}
+
+
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+if [ -n "${AB:-}" ]; then
+    # All three up at once; each round gives each server one burst, the
+    # order turning by round, and records wharf's ratios to the others.
+    start_wharf; w_pid=$spid; w_port=$port
+    start_nsd; n_pid=$spid; n_port=$port
+    start_knot; k_pid=$spid; k_port=$port
+    spid="$w_pid $n_pid $k_pid"
+    for p in "$w_port" "$n_port" "$k_port"; do
+        wait_udp "$p" || { echo "a server did not answer on port $p"; exit 1; }
+    done
+    : >"$tmp/ratios"
+    r=0
+    while [ "$r" -lt "$AB" ]; do
+        case $((r % 3)) in
+        0) order="wharf nsd knot" ;;
+        1) order="nsd knot wharf" ;;
+        *) order="knot wharf nsd" ;;
+        esac
+        for srv in $order; do
+            case $srv in
+            wharf) burst wharf "$w_port" "$w_pid"; w_cpu=$per_cpu ;;
+            nsd) burst nsd "$n_port" "$n_pid"; n_cpu=$per_cpu ;;
+            knot) burst knot "$k_port" "$k_pid"; k_cpu=$per_cpu ;;
+            esac
+        done
+        echo "$w_cpu $n_cpu $k_cpu" | awk '{ printf "%.3f %.3f\n", ($2 > 0 ? $1 / $2 : 0), ($3 > 0 ? $1 / $3 : 0) }' >>"$tmp/ratios"
+        r=$((r + 1))
+    done
+    echo "medians over $AB rounds of queries per CPU second:"
+    echo "wharf / nsd:  $(awk '{ print $1 }' "$tmp/ratios" | median) x"
+    echo "wharf / knot: $(awk '{ print $2 }' "$tmp/ratios" | median) x"
+    echo "per round (nsd, knot): $(tr '\n' ';' <"$tmp/ratios")"
+    exit 0
+fi
+
+start_wharf
+run wharf "$port"
+w_qps=$qps
+w_cpu=$per_cpu
+start_nsd
+run nsd "$port"
+n_qps=$qps
+n_cpu=$per_cpu
+start_knot
 run knot "$port"
 k_qps=$qps
 k_cpu=$per_cpu
