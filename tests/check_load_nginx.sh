@@ -82,9 +82,15 @@ run() {
     "$load" --proto http --path /index.html --expect status:200 -j "$@" 127.0.0.1:"$port" \
         >"$tmp/$name.json" 2>"$tmp/$name.err"
     rc=$?
-    lines=$(wc -l <"$log")
     v=$(jget "$tmp/$name.json" '"%d %d %d %d" % (r["errors"], r["counters"]["received"], r["counters"]["reconnects"], r["counters"]["measured"])')
     set -- $v
+    # nginx writes a request's log line after its reply has gone out, so the
+    # last lines may come a moment after the client has its replies (2 s at most).
+    i=0
+    while lines=$(wc -l <"$log") && [ "$lines" -lt "${2:-0}" ] && [ $i -lt 40 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
     if [ $rc -eq 0 ] && [ "${1:-x}" = 0 ] && [ "${2:-x}" = "$lines" ] && [ "${3:-0}" -ge "$min_reconnects" ]; then
         ok "$name: exit 0, 0 errors, $2 requests = $lines lines of nginx's log, $3 reconnects"
     else
