@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # valgrind.sh - runs every Check suite of a built tree under valgrind
 # (memcheck, no fork so leaks in the tests themselves count) and fails on any
 # error or definite leak.  Usage: tests/valgrind.sh BUILDDIR [SUITE...]
@@ -13,16 +13,35 @@ export WHARF_MODULE_PATH="$build/handlers/.libs:$build/tests/.libs"
 export WHARF_TEST_MODULES="$build/tests/.libs" WHARF_SRCDIR="$src" WHARF_BUILDDIR="$build"
 # WHARF_VALGRIND: timing bounds in the suites allow for valgrind's pace.
 export CK_FORK=no CK_DEFAULT_TIMEOUT=600 WHARF_VALGRIND=1
+# VALGRIND_JOBS suites at a time (default: the number of CPUs): valgrind runs
+# a program's threads one at a time, so one suite uses one CPU.
+jobs=${VALGRIND_JOBS:-$(nproc 2>/dev/null || echo 1)}
+one() { # SUITE: runs it; its verdict goes to tests/SUITE.valgrind.rc
+    log="$build/tests/$1.valgrind.log"
+    timeout 900 valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+        --error-exitcode=99 "$build/tests/$1" >"$log" 2>&1
+    echo $? >"$build/tests/$1.valgrind.rc"
+}
+running=0
+for t in "$@"; do
+    rm -f "$build/tests/$t.valgrind.rc"
+    one "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+done
+wait
 passed=0
 failed=0
 for t in "$@"; do
-    log="$build/tests/$t.valgrind.log"
-    if timeout 900 valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
-        --error-exitcode=99 "$build/tests/$t" >"$log" 2>&1; then
+    if [ "$(cat "$build/tests/$t.valgrind.rc" 2>/dev/null)" = 0 ]; then
         passed=$((passed + 1)); echo "PASS: valgrind $t"
     else
-        failed=$((failed + 1)); echo "FAIL: valgrind $t"; tail -n 40 "$log"
+        failed=$((failed + 1)); echo "FAIL: valgrind $t"; tail -n 40 "$build/tests/$t.valgrind.log"
     fi
+    rm -f "$build/tests/$t.valgrind.rc"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
