@@ -44,11 +44,15 @@ static struct tserver *start_mode(const char *mode, const char *extra)
                          mode, extra ? extra : "");
 }
 
-/* Reads until EOF (or timeout); returns a malloc'ed buffer and its length. */
+/* Reads until EOF, or until nothing has come for timeout_ms (and at most
+ * 6 * timeout_ms in all: a server slowed by valgrind on a busy machine still
+ * delivers a long reply, only later); returns a malloc'ed buffer and its
+ * length. */
 static char *read_all(int fd, size_t *len, int timeout_ms)
 {
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
+    uint64_t cap_at = now_ms() + 6 * (uint64_t)timeout_ms;
     uint64_t end = now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -63,6 +67,9 @@ static char *read_all(int fd, size_t *len, int timeout_ms)
         if (r <= 0)
             break;
         n += (size_t)r;
+        end = now_ms() + (uint64_t)timeout_ms;
+        if (end > cap_at)
+            end = cap_at;
     }
     buf[n] = '\0';
     *len = n;
