@@ -20,13 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The --h2 options as parsed (opts.c). */
+/* The --h2 options as parsed (opts.c); the method and body are struct load_http's. */
 struct h2_opts {
     bool on;               /* --h2 (or --proto h2) */
-    const char *method;    /* GET, or POST with --data */
-    const char *data_file; /* --data FILE: the body of every request (POST) */
-    uint8_t *body;         /* its bytes (owned: load_config_free releases them) */
-    size_t body_len;
     const char *path;      /* --path (a URL target's own path wins) */
     const char *headers[32]; /* -H, in order (point into argv) */
     unsigned nheaders;
