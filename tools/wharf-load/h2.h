@@ -7,7 +7,8 @@
  *
  * Nothing here touches sockets or the loop: the engine owns them. Memory is bounded
  * whatever the server sends: a stream table of --streams slots per connection, no response
- * header or body kept (only :status), nghttp2's own limits on header fields (64 KB),
+ * header or body kept (only :status), a response header block (HEADERS and CONTINUATION
+ * frames) of at most 64 KiB on the wire, nghttp2's own limits on header fields (64 KB),
  * SETTINGS entries and queued control frames (a peer flooding PING or SETTINGS is cut
  * off), and server push disabled.
  *
