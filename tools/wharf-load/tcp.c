@@ -550,13 +550,13 @@ static void conn_count_sent(struct tctx *x, struct tconn *c, uint32_t len)
 
 /* --script: the thread's script called wrk.thread:stop() (in the hook that just ran, or
  * in init()): the thread sends nothing more and drains, once. */
-static void script_check_stop(struct tctx *x, uint64_t now)
+static void script_check_stop(struct tctx *x)
 {
     if (!script_stopped(x->sc) || x->sc_stopped)
         return;
     x->sc_stopped = true;
     stat_add(&x->th->st, ST_SCRIPT_STOPS, 1);
-    phase_drain_now(&x->ph, x->th, now);
+    phase_drain_now(&x->ph, x->th, load_now());
 }
 
 /* --script: the next request from request() into wbuf (grown to it when it is empty and
@@ -570,7 +570,7 @@ static ssize_t script_fill(struct tctx *x, struct tconn *c, uint64_t now)
     char why[160];
     enum script_rc r = script_request(x->sc, c->flow, c->tx_seq, &rq, &rl, why, sizeof(why));
 
-    script_check_stop(x, now);
+    script_check_stop(x);
     if (r != SCRIPT_OK) {
         stat_add(&x->th->st, r == SCRIPT_TOO_LONG ? ST_REQUEST_TOO_LONG : ST_SCRIPT_ERROR, 1);
         load_note_error(x->th, why, 0);
@@ -962,7 +962,7 @@ static bool script_reply_ok(struct tctx *x, struct tconn *c, const struct rr_slo
     enum script_rc r = script_response(x->sc, c->flow, sl->seq, reply, len, c->fst.status, why,
                                        sizeof(why));
 
-    script_check_stop(x, load_now());
+    script_check_stop(x);
     if (r == SCRIPT_OK)
         return true;
     stat_add(&x->th->st, r == SCRIPT_REJECTED ? ST_SCRIPT_REJECTED : ST_SCRIPT_ERROR, 1);
@@ -1463,7 +1463,7 @@ void *tcp_thread(void *arg)
     rc = ctx_init(&x, th);
     if (phase_begin(&x.ph, th, rc)) {
         if (x.sc) /* stopped in init(): the thread drains at once (nothing to drain) */
-            script_check_stop(&x, load_now());
+            script_check_stop(&x);
         now = phase_run(&x.ph, th, &tcp_ops, &x);
         /* what is still in flight now is unanswered */
         for (i = 0; i < x.n; i++)
