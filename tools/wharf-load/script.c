@@ -16,9 +16,8 @@
  * each thread its own data), and init(args) runs in the thread's state, where wrk.thread is
  * the same thread. done() runs in the main state, which thus keeps what setup() stored.
  *
- * What a script cannot do to the generator: os.exit() raises an error instead of ending
- * the process, debug.sethook() cannot remove the instruction limit, and load, loadfile and
- * dofile take text only (a binary chunk can crash the Lua virtual machine). */
+ * What a script cannot do to the generator (end it, lift the instruction limit, load a
+ * binary chunk) script_guard.c takes away from each state. */
 #include "script_priv.h"
 #include "stats.h"
 #include "thread.h"
@@ -196,86 +195,6 @@ static void push_wharf(lua_State *L, const struct script_params *p, struct scrip
     lua_setglobal(L, "wharf");
 }
 
-/* ---- what a script may not do to the generator ---------------------------------------- */
-
-static int no_exit(lua_State *L)
-{
-    return luaL_error(L, "os.exit(): a script cannot end wharf-load (wrk.thread:stop() stops "
-                      "a thread, response() returning false rejects a reply)");
-}
-
-static int no_sethook(lua_State *L)
-{
-    return luaL_error(L, "debug.sethook(): not in wharf-load (its hook limits the "
-                      "instructions of a call)");
-}
-
-/* load(chunk [, name [, mode [, env]]]), text only: the mode becomes "t" (the number of
- * arguments is kept: an explicit nil env is not the same as none). */
-static int text_load(lua_State *L)
-{
-    if (lua_gettop(L) < 3)
-        lua_settop(L, 3);
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
-    lua_getfield(L, LUA_REGISTRYINDEX, "wharf.load");
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-/* loadfile([file [, mode [, env]]]), text only. */
-static int text_loadfile(lua_State *L)
-{
-    if (lua_gettop(L) < 2)
-        lua_settop(L, 2);
-    lua_pushliteral(L, "t");
-    lua_replace(L, 2);
-    lua_getfield(L, LUA_REGISTRYINDEX, "wharf.loadfile");
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-/* dofile([file]), text only, as the base library's dofile otherwise. */
-static int text_dofile(lua_State *L)
-{
-    const char *f = luaL_optstring(L, 1, NULL);
-
-    lua_settop(L, 1);
-    if (luaL_loadfilex(L, f, "t") != LUA_OK)
-        return lua_error(L);
-    lua_call(L, 0, LUA_MULTRET);
-    return lua_gettop(L) - 1;
-}
-
-/* Replaces field `name` of global table `lib` by fn (the old one kept in the registry as
- * `keep`, when given). */
-static void replace(lua_State *L, const char *lib, const char *name, lua_CFunction fn,
-                    const char *keep)
-{
-    if (lib)
-        lua_getglobal(L, lib);
-    else
-        lua_pushglobaltable(L);
-    if (keep) {
-        lua_getfield(L, -1, name);
-        lua_setfield(L, LUA_REGISTRYINDEX, keep);
-    }
-    lua_pushcfunction(L, fn);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
-}
-
-static void guard(lua_State *L)
-{
-    replace(L, "os", "exit", no_exit, NULL);
-    replace(L, "debug", "sethook", no_sethook, NULL);
-    replace(L, NULL, "load", text_load, "wharf.load");
-    replace(L, NULL, "loadfile", text_loadfile, "wharf.loadfile");
-    replace(L, NULL, "dofile", text_dofile, NULL);
-}
-
 /* ---- loading -------------------------------------------------------------------------------- */
 
 static void state_free(struct script *s)
@@ -391,7 +310,7 @@ static struct script *state_new(const struct script_params *p, struct script_set
     s->req_ref = s->resp_ref = s->ctx_ref = LUA_NOREF;
     *(struct script **)lua_getextraspace(L) = s;
     luaL_openlibs(L);
-    guard(L);
+    script_guard(L);
     script_thread_open(L);
     lua_sethook(L, step_hook, LUA_MASKCOUNT, STEP_COUNT);
     lua_settop(L, 0);

@@ -72,9 +72,10 @@ enum script_rc {
     SCRIPT_TOO_LONG, /* request() returned more than --max-request bytes */
 };
 
-/* Makes and loads the states of a run: the script is loaded into each, then setup(thread)
- * and init(args) run in the thread states. Returns the set, or NULL with a message in err
- * that names the file, the line and the hook (or what could not be read). */
+/* Makes and loads the states of a run: the script is loaded into each; then, thread by
+ * thread, setup(thread) runs in the main state and init(args) in the thread's state.
+ * Returns the set, or NULL with a message in err that names the file, the line and the hook
+ * (or what could not be read). */
 struct script_set *script_set_open(const struct script_params *p, char *err, size_t errlen);
 void script_set_free(struct script_set *ss);
 

@@ -1,4 +1,4 @@
-/* script_priv.h - what the two files of wharf-load's Lua scripting share (not for the
+/* script_priv.h - what the files of wharf-load's Lua scripting share (not for the
  * engine, which uses script.h): a script state, the set of a run's states, and the thread
  * objects of wrk's thread API (script_thread.c) that script.c hands to setup() and sets as
  * wrk.thread. */
@@ -44,6 +44,10 @@ struct script_set {
     char target[300];   /* the target's numeric address as thread.addr shows it */
     int family;         /* the target's address family: a new thread.addr must have it */
 };
+
+/* Takes from a state whose libraries are open what a script may not do to the generator
+ * (script_guard.c): os.exit, debug.sethook, binary chunks. */
+void script_guard(lua_State *L);
 
 /* Registers the metatable of thread objects in L (once per state). */
 void script_thread_open(lua_State *L);
