@@ -638,6 +638,12 @@ START_TEST(test_frame_http)
     every_split(&fs, cl, sizeof(cl) - 1, "HTTP/1.1 200 OK\r\n", 200);
     every_split(&fs, ch, sizeof(ch) - 1, "HTTP", 201);
     every_split(&fs, nc, sizeof(nc) - 1, "", 304);
+    /* a response to HEAD (--method HEAD): no body, whatever Content-Length or
+     * Transfer-Encoding say; the next response follows the empty line */
+    fs.http_no_body = true;
+    every_split(&fs, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 38, "HTTP/1.1 200 OK\r\n", 200);
+    every_split(&fs, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 47, "0\r\n", 200);
+    fs.http_no_body = false;
     ck_assert_int_eq(FEED(&fs, "garbage\r\n\r\n", &why), FRAME_GARBAGE);
     ck_assert_int_eq(FEED(&fs, "HTTP/1.1 200 OK\r\n\r\n", &why), FRAME_GARBAGE);
     ck_assert_ptr_nonnull(strstr(why, "Content-Length"));

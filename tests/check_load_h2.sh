@@ -4,8 +4,9 @@
 # target's counts equal to its own access log), and HTTP/2 (--h2): h2c with prior knowledge
 # and 10 streams per connection, h2 over TLS with ALPN, POST with a body, nginx's
 # keepalive_requests ending connections with GOAWAY (reconnects, 0 errors), stream resets
-# counted by name, a server that never answers (the run ends on time), bad arguments refused
-# by name, and h2load run side by side against the same server for the count check: every
+# counted by name, a server that never answers (the run ends on time), hostile servers
+# whose response header block never ends (endless CONTINUATION frames, oversized headers:
+# h2_error named, RSS bounded, the run on time), bad arguments refused by name, and h2load run side by side against the same server for the count check: every
 # run's count equals the lines nginx logged. Every wait is bounded.
 set -u
 build=${WHARF_BUILDDIR:-.}
@@ -215,6 +216,40 @@ else
     fail "silent server: rc $rc after $((t1 - t0)) s, unanswered '$un'; $(head -c 300 "$tmp/silent.err")"
 fi
 kill $spid 2>/dev/null
+
+# hostile HTTP/2 servers (tests/h2_hostile.py): a response whose header block never ends,
+# as endless small CONTINUATION frames or as 16 KB frames of headers. wharf-load names the
+# error (h2_error), keeps nothing of the block (its peak RSS, measured by the kernel,
+# stays small), replaces the connection after its backoff and ends on time.
+for mode in continuation bigheader; do
+    : >"$tmp/hostile-$mode.port"
+    python3 "${WHARF_SRCDIR:-.}/tests/h2_hostile.py" $mode 30 >"$tmp/hostile-$mode.port" 2>"$tmp/hostile-$mode.err" &
+    hpid=$!
+    pids="$pids $hpid"
+    i=0
+    while [ $i -lt 100 ] && ! grep -q '^port ' "$tmp/hostile-$mode.port"; do sleep 0.05; i=$((i + 1)); done
+    hp=$(sed -n 's/^port //p' "$tmp/hostile-$mode.port")
+    python3 -c "
+import resource, subprocess, sys, time
+t = time.time()
+with open(sys.argv[1], 'w') as out:
+    rc = subprocess.call(sys.argv[2:], stdout=out, stderr=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, int(time.time() - t))" \
+        "$tmp/hostile-$mode.json" "$load" --h2 -j --streams 4 -c 4 -d 2 --drain 1 "http://127.0.0.1:$hp/" \
+        >"$tmp/hostile-$mode.rss"
+    set -- $(cat "$tmp/hostile-$mode.rss")
+    rc=${1:-x} rss=${2:-0} took=${3:-99}
+    v=$(jget "$tmp/hostile-$mode.json" '"%d %d %d" % (r["counters"]["h2_error"], r["counters"]["received"], r["counters"]["bytes_received"])')
+    fe=$(jget "$tmp/hostile-$mode.json" 'r["first_error"]')
+    set -- $v
+    if [ "$rc" = 1 ] && [ "${1:-0}" -ge 4 ] && [ "${2:-x}" = 0 ] && [ "$rss" -lt 65536 ] && [ "$took" -le 5 ] &&
+       echo "$fe" | grep -q "^h2_error: .*CONTINUATION"; then
+        ok "endless header block ($mode): exit 1 after ${took}s, $1 h2_error ($3 bytes read), peak RSS $((rss / 1024)) MiB, first error '$fe'"
+    else
+        fail "endless header block ($mode): rc $rc, ${took}s, h2_error/received/bytes '$v', RSS ${rss} KiB, first error '$fe'"
+    fi
+    kill $hpid 2>/dev/null
+done
 
 # h2load side by side against the same server: both counts equal nginx's log
 if command -v h2load >/dev/null; then

@@ -15,6 +15,12 @@
 #   - HTTP: response(status, headers, body) with the chunked coding taken off the body
 #   - wrk's examples rewritten: a POST with a body (wrk.method/body/headers only, nginx
 #     logs every body) and a counter path /path/N (nginx logs each path once)
+#   - wrk's thread API with wrk's own setup.lua and stop.lua, unchanged: setup(thread) in
+#     the main state, thread:set/get copying values, each thread stopping itself after 100
+#     responses; thread.addr sending one thread to another server
+#   - hostile scripts: error() in every hook, coroutine.yield at the top of a hook,
+#     os.exit, a binary chunk, an endless loop in setup(), response() and done(): named,
+#     exit 2 before the run and 1 during or after it, no crash, the run ends on time
 # Every wait is bounded.
 set -u
 build=${WHARF_BUILDDIR:-.}
@@ -57,7 +63,7 @@ ep=$(sed -n 's/.*\[echo\] listening on tcp [^ ]*:\([0-9]*\) .*/\1/p' "$tmp/wharf
 # distinct requests, each checked against what its request() made (ctx); done() on stderr
 cat >"$tmp/echo.lua" <<'LUA'
 local n = 0
-function setup(thread) tid = thread.id end
+function setup(thread) thread:set("tid", thread.id) end
 function init(args) tag = args[1] or "none" end
 function request(conn, seq)
   n = n + 1
@@ -212,6 +218,55 @@ v=$(jget "$tmp/chunked.json" '"%d %d" % (r["errors"], r["counters"]["measured"])
     ok "http: response(status, headers, body) with the chunks joined ($v: errors, replies)" ||
     fail "chunked: rc $rc, '$v'; $(head -c 300 "$tmp/chunked.err")"
 
+# ---- hostile scripts: every hook failing, yielding, exiting or looping. Exit status 2
+# when it happens before the run (at load, in setup() or init()), 1 when it happens during
+# the run (script_error, named, the run ends on time) or in done(); never a crash, never
+# the script's own exit status.
+hook_fail() {
+    name=$1 rc_want=$2 text=$3
+    shift 3
+    start=$(date +%s)
+    "$load" -c 2 -d 500ms --drain 500ms -j --script "$tmp/$name.lua" "$@" 127.0.0.1:$ep >"$tmp/$name.json" 2>"$tmp/$name.err"
+    rc=$?
+    took=$(($(date +%s) - start))
+    if [ $rc -eq 2 ]; then
+        where=$(head -n1 "$tmp/$name.err")
+    elif [ -s "$tmp/$name.json" ]; then
+        where=$(jget "$tmp/$name.json" 'r["first_error"]')
+        [ $rc_want = done ] && where=$(grep -F "in done()" "$tmp/$name.err" | head -n1) && rc_want=1
+    else
+        where="no report: $(head -c 300 "$tmp/$name.err")"
+    fi
+    if [ $rc -eq $rc_want ] && echo "$where" | grep -qF -- "$text" && [ $took -lt 15 ]; then
+        ok "$name: exit $rc in ${took}s: $where"
+    else
+        fail "$name: rc $rc (want $rc_want) in ${took}s, '$where' lacks '$text'"
+    fi
+}
+for hook in setup init request response done; do
+    printf 'function request() return "h\\n" end\nfunction %s()\n  error("failing in %s")\nend\n' "$hook" "$hook" >"$tmp/error-$hook.lua"
+done
+# request() is defined twice in error-request.lua: the second one (which fails) wins
+hook_fail error-setup 2 "in setup(): $tmp/error-setup.lua:3: failing in setup"
+hook_fail error-init 2 "in init(): $tmp/error-init.lua:3: failing in init"
+hook_fail error-request 1 "script_error in request(): $tmp/error-request.lua:3: failing in request"
+hook_fail error-response 1 "script_error in response(): $tmp/error-response.lua:3: failing in response"
+hook_fail error-done done "in done(): $tmp/error-done.lua:3: failing in done"
+printf 'function request() coroutine.yield("x") end\n' >"$tmp/yield.lua"
+hook_fail yield 1 "script_error in request(): attempt to yield from outside a coroutine"
+printf 'function request() return "y\\n" end\nfunction response() os.exit(7) end\n' >"$tmp/exit.lua"
+hook_fail exit 1 "os.exit(): a script cannot end wharf-load"
+printf 'os.exit(0)\n' >"$tmp/exit-top.lua"
+hook_fail exit-top 2 "os.exit(): a script cannot end wharf-load"
+printf 'function setup() while true do end end\n' >"$tmp/loop-setup.lua"
+hook_fail loop-setup 2 "in setup(): $tmp/loop-setup.lua:1: more than 200 million instructions in one call"
+printf 'function request() return "z\\n" end\nfunction response() local i = 0; while true do i = i + 1 end end\n' >"$tmp/loop-response.lua"
+hook_fail loop-response 1 "script_error in response(): $tmp/loop-response.lua:2: more than 200 million instructions"
+printf 'function request() return "d\\n" end\nfunction done() while true do end end\n' >"$tmp/loop-done.lua"
+hook_fail loop-done done "in done(): $tmp/loop-done.lua:2: more than 200 million instructions"
+printf 'function request()\n  local f, e = load(string.dump(function() return "b\\n" end))\n  if not f then error(e) end\n  return f()\nend\n' >"$tmp/binary.lua"
+hook_fail binary 1 "script_error in request(): $tmp/binary.lua:3: attempt to load a binary chunk (mode is 't')"
+
 # ---- nginx: wrk's examples rewritten
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 if [ ! -x "$nginx" ]; then
@@ -219,6 +274,7 @@ if [ ! -x "$nginx" ]; then
 else
     np=$(free_port)
     bp=$(free_port)
+    op=$(free_port)
     mkdir -p "$tmp/ngx/html/path"
     printf 'hello from nginx\n' >"$tmp/ngx/html/index.html"
     cat >"$tmp/ngx/nginx.conf" <<CONF
@@ -248,12 +304,18 @@ http {
         access_log off;
         location / { return 200 "posted\n"; }
     }
+    server {
+        listen 127.0.0.1:$op;
+        access_log $tmp/ngx/other.log b;
+        location /path/ { return 200 "other \$request_uri\n"; }
+    }
 }
 CONF
     "$nginx" -p "$tmp/ngx" -c "$tmp/ngx/nginx.conf" -e "$tmp/ngx/error.log" 2>>"$tmp/ngx/error.log" &
     pids="$pids $!"
     wait_port "$np"
     wait_port "$bp"
+    wait_port "$op"
 
     # wrk's scripts/post.lua, as it is: wrk.method, wrk.body, wrk.headers
     cat >"$tmp/post.lua" <<'LUA'
@@ -277,7 +339,7 @@ LUA
     cat >"$tmp/counter.lua" <<'LUA'
 counter = 1
 function request()
-  local path = "/path/" .. wharf.thread .. "-" .. counter
+  local path = "/path/" .. wharf.thread.id .. "-" .. counter
   wrk.headers["X-Counter"] = counter
   counter = counter + 1
   return wrk.format(nil, path), path
@@ -298,6 +360,108 @@ LUA
     [ $rc -eq 0 ] && [ "$v" = "0 $lines" ] && [ "$distinct" = "$lines" ] && [ "$lines" -gt 100 ] &&
         ok "counter path: $lines requests, $distinct distinct /path/T-N in nginx's log, each reply tied to its path" ||
         fail "counter: rc $rc, errors/received '$v', nginx logged $lines ($distinct distinct); $(head -c 300 "$tmp/counter.err")"
+    # wrk's scripts/setup.lua, unchanged: setup(thread) in the main state hands each thread
+    # its id with thread:set, init() prints it, done() collects every thread's counts with
+    # thread:get (print writes to stdout, so no -j here)
+    cat >"$tmp/setup.lua" <<'LUA'
+-- example script demonstrating use of setup() to pass
+-- data to and from the threads
+
+local counter = 1
+local threads = {}
+
+function setup(thread)
+   thread:set("id", counter)
+   table.insert(threads, thread)
+   counter = counter + 1
+end
+
+function init(args)
+   requests  = 0
+   responses = 0
+
+   local msg = "thread %d created"
+   print(msg:format(id))
+end
+
+function request()
+   requests = requests + 1
+   return wrk.request()
+end
+
+function response(status, headers, body)
+   responses = responses + 1
+end
+
+function done(summary, latency, requests)
+   for index, thread in ipairs(threads) do
+      local id        = thread:get("id")
+      local requests  = thread:get("requests")
+      local responses = thread:get("responses")
+      local msg = "thread %d made %d requests and got %d responses"
+      print(msg:format(id, requests, responses))
+   end
+end
+LUA
+    : >"$tmp/ngx/access.log"
+    "$load" --script "$tmp/setup.lua" -t 3 -c 6 -p 2 -n 3000 -d 20 http://127.0.0.1:$np/ \
+        >"$tmp/setup.out" 2>"$tmp/setup.err"
+    rc=$?
+    lines=$(wc -l <"$tmp/ngx/access.log" | tr -d ' ')
+    created=$(grep -c '^thread [123] created$' "$tmp/setup.out")
+    got=$(sed -n 's/^thread [123] made \([0-9]*\) requests and got \([0-9]*\) responses$/\1 \2/p' "$tmp/setup.out" |
+        awk '{ n++; if ($1 < $2) bad++; r += $2 } END { print n, r, bad + 0 }')
+    [ $rc -eq 0 ] && [ "$created" = 3 ] && [ "$got" = "3 $lines 0" ] && [ "$lines" = 3000 ] &&
+        ok "wrk's setup.lua: 3 threads created with the ids setup() set, done() read back 3 threads' counts: $lines responses in all = nginx's log" ||
+        fail "setup.lua: rc $rc, created $created, threads/responses/bad '$got', nginx logged $lines: $(cat "$tmp/setup.out" | head -c 600) $(head -c 300 "$tmp/setup.err")"
+
+    # wrk's scripts/stop.lua, unchanged: each thread stops itself after its 100th response;
+    # the run ends then, long before --duration, with exactly 100 requests per thread
+    cat >"$tmp/stop.lua" <<'LUA'
+-- example script that demonstrates use of thread:stop()
+
+local counter = 1
+
+function response()
+   if counter == 100 then
+      wrk.thread:stop()
+   end
+   counter = counter + 1
+end
+LUA
+    : >"$tmp/ngx/access.log"
+    start=$(date +%s)
+    "$load" --script "$tmp/stop.lua" -t 2 -c 2 -p 1 -d 10 -j http://127.0.0.1:$np/ >"$tmp/stop.json" 2>"$tmp/stop.err"
+    rc=$?
+    took=$(($(date +%s) - start))
+    lines=$(wc -l <"$tmp/ngx/access.log" | tr -d ' ')
+    v=$(jget "$tmp/stop.json" '"%d %d %d" % (r["errors"], r["counters"]["received"], r["counters"]["script_stops"])')
+    [ $rc -eq 0 ] && [ "$v" = "0 200 2" ] && [ "$lines" = 200 ] && [ $took -lt 5 ] &&
+        ok "wrk's stop.lua: both threads stopped after 100 responses each (script_stops 2), 200 = nginx's log, ended after ${took}s of a 10 s run" ||
+        fail "stop.lua: rc $rc, errors/received/script_stops '$v', nginx logged $lines, ${took}s; $(head -c 300 "$tmp/stop.err")"
+    "$load" --script "$tmp/stop.lua" -t 2 -c 4 -p 2 -d 10 http://127.0.0.1:$np/ >"$tmp/stop.txt" 2>&1
+    grep -q "script .*2 of 2 threads stopped by wrk.thread:stop()" "$tmp/stop.txt" &&
+        ok "human report: $(grep -o '2 of 2 threads stopped.*' "$tmp/stop.txt")" || fail "stop report: $(cat "$tmp/stop.txt")"
+
+    # thread.addr: thread 1's connections go to another server (set in init(), from an
+    # argument); each server logs only its thread's requests
+    cat >"$tmp/addr.lua" <<'LUA'
+function setup(thread) thread:set("first", thread.addr) end
+function init(args)
+  if wrk.thread.id == 1 then wrk.thread.addr = args[1] end
+  wrk.path = "/path/t" .. wrk.thread.id
+end
+LUA
+    : >"$tmp/ngx/access.log"; : >"$tmp/ngx/other.log"
+    "$load" --script "$tmp/addr.lua" --script-arg "127.0.0.1:$op" -t 2 -c 4 -n 2000 -d 20 http://127.0.0.1:$np/ \
+        >"$tmp/addr.txt" 2>&1
+    rc=$?
+    a=$(grep -c '^GET /path/t0 200 ' "$tmp/ngx/access.log"); a_all=$(wc -l <"$tmp/ngx/access.log" | tr -d ' ')
+    o=$(grep -c '^GET /path/t1 200 ' "$tmp/ngx/other.log"); o_all=$(wc -l <"$tmp/ngx/other.log" | tr -d ' ')
+    [ $rc -eq 0 ] && [ "$a" = "$a_all" ] && [ "$o" = "$o_all" ] && [ $((a + o)) = 2000 ] && [ "$a" -gt 0 ] && [ "$o" -gt 0 ] &&
+        grep -q "thread.addr thread 1 127.0.0.1:$op" "$tmp/addr.txt" &&
+        ok "thread.addr: thread 0's $a requests reached the target, thread 1's $o the other server; named in the report" ||
+        fail "thread.addr: rc $rc, target $a of $a_all, other $o of $o_all; $(head -c 600 "$tmp/addr.txt")"
 fi
 
 echo "$passed passed, $failed failed"

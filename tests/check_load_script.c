@@ -1,7 +1,10 @@
 /* check_load_script.c - unit tests of wharf-load's Lua hooks (tools/wharf-load/script.c)
  * without sockets: scripts written to temporary files, loaded into a set of states, and
- * their hooks called as the TCP engine calls them. Shows: setup/init per thread state, no
- * sharing between states, request() bytes and the ctx value handed to that request's
+ * their hooks called as the TCP engine calls them. Shows: setup(thread) in the main state
+ * and init per thread state as wrk runs them, no sharing between states but what
+ * thread:set and thread:get copy (strings, numbers, booleans, tables of them; functions,
+ * cycles refused by name), thread.addr, thread:stop(), what a script may not do to the
+ * generator (os.exit, coroutine.yield outside a coroutine, binary chunks, debug.sethook), request() bytes and the ctx value handed to that request's
  * response(), a held request given again, a connection's end dropping its ctx values, the
  * HTTP response split into status, headers and body (chunked coding taken off, chunk
  * extensions, no space after the colon), response() false and errors named with file,
@@ -10,7 +13,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,11 +107,11 @@ START_TEST(test_threads_own_states)
     p.args[1] = "beta";
     p.nargs = 2;
     ss = open_ok("local n = 0\n"
-                 "function setup(t) id = t.id; total = t.threads end\n"
+                 "function setup(t) t:set('id', t.id); t:set('total', t.threads) end\n"
                  "function init(args) tag = args[1] .. '+' .. args[2] .. '/' .. #args end\n"
                  "function request(conn, seq)\n"
                  "  n = n + 1\n"
-                 "  return string.format('%s %d/%d %d %d %d %d', tag, id, total, conn, seq, n, wharf.thread)\n"
+                 "  return string.format('%s %d/%d %d %d %d %d', tag, id, total, conn, seq, n, wharf.thread.id)\n"
                  "end\n", &p);
     ck_assert(script_set_has_request(ss));
     for (i = 0; i < 3; i++) {
@@ -122,6 +127,249 @@ START_TEST(test_threads_own_states)
     ck_assert(memcmp(request(script_thread(ss, 0), 7, 43, &n), "alpha+beta/2 0/3 7 43 3 0", n) == 0);
     ck_assert(memcmp(request(script_thread(ss, 1), 7, 42, &n), "alpha+beta/2 1/3 7 42 2 1", n) == 0);
     script_set_free(ss);
+}
+END_TEST
+
+/* wrk's setup.lua: setup(thread) runs in the main state, once per thread and before that
+ * thread's init(); thread:set hands each thread its values, copied (integers stay
+ * integers, NUL bytes stay); done() reads them back with thread:get. Copies are deep and
+ * separate: a table a thread changes is not changed in the main state or another thread. */
+START_TEST(test_thread_set_get_copies)
+{
+    struct script_params p = params(3, true);
+    struct script_set *ss = open_ok(
+        "local counter, threads, order = 1, {}, ''\n"
+        "shared = {v = 1}\n"
+        "function setup(thread)\n"
+        "  order = order .. 's' .. thread.id\n"
+        "  thread:set('id', counter)\n"
+        "  thread:set('shared', shared)\n"
+        "  thread:set('conf', {name = 'n' .. counter, big = 1 << 53, half = 0.5, yes = true,\n"
+        "    no = false, list = {10, 20, {deep = 'x\\0y'}}, [7] = 'seven', [1.5] = 'float key'})\n"
+        "  if thread.id > 0 then order = order .. '<' .. threads[#threads]:get('inited') .. '>' end\n"
+        "  table.insert(threads, thread)\n"
+        "  counter = counter + 1\n"
+        "end\n"
+        "function init(args)\n"
+        "  inited = 'i' .. wrk.thread.id\n"
+        "  requests = 0\n"
+        "end\n"
+        "function request()\n"
+        "  requests = requests + 1\n"
+        "  shared.v = shared.v + 1\n"
+        "  conf.list[3].deep = 'changed'\n"
+        "  return string.format('%d %s %s %d %s %s %s %d %d %s %s', id, conf.name, math.type(conf.big),\n"
+        "    conf.big, conf.half, tostring(conf.yes), tostring(conf.no), conf.list[2],\n"
+        "    #conf.list[3].deep, conf[7], conf[1.5])\n"
+        "end\n"
+        "function done()\n"
+        "  local got = order .. ' ' .. shared.v\n"
+        "  for _, t in ipairs(threads) do\n"
+        "    got = got .. ' ' .. t:get('id') .. ':' .. t:get('requests') .. ':' ..\n"
+        "      #t:get('conf').list[3].deep .. ':' .. t:get('shared').v .. ':' .. tostring(t:get('nothing'))\n"
+        "  end\n"
+        "  if got ~= 's0s1<i0>s2<i1> 1 1:0:3:1:nil 2:2:7:3:nil 3:1:7:2:nil' then error(got) end\n"
+        "end\n", &p);
+    static const char want[] = "2 n2 integer 9007199254740992 0.5 true false 20 7 seven float key";
+    struct load_result res;
+    char err[256] = "";
+    size_t n;
+    const char *r;
+
+    r = request(script_thread(ss, 1), 0, 0, &n);
+    ck_assert_msg(n == strlen(want) && memcmp(r, want, n) == 0, "%.*s", (int)n, r);
+    request(script_thread(ss, 1), 0, 1, &n);
+    request(script_thread(ss, 2), 0, 0, &n);
+    memset(&res, 0, sizeof(res));
+    res.raw = hist_new();
+    res.corrected = hist_new();
+    ck_assert_msg(script_done(ss, &res, false, err, sizeof(err)) == 0, "%s", err);
+    hist_free(res.raw);
+    hist_free(res.corrected);
+    script_set_free(ss);
+}
+END_TEST
+
+/* What cannot cross, named: a function, a coroutine, a userdata, a table that contains
+ * itself; and what a thread object refuses: stop() outside its own thread, unknown fields,
+ * a bad thread.addr, thread.addr once the run has started. */
+START_TEST(test_thread_copy_refused)
+{
+    struct script_params p = params(1, false);
+    struct script_set *ss;
+    struct load_result res;
+    char err[256] = "";
+
+    open_bad("function setup(t) t:set('f', print) end\n",
+             "in setup(): ");
+    open_bad("function setup(t) t:set('f', function() end) end\n",
+             "thread:set('f'): a function cannot be copied to another state");
+    open_bad("function setup(t) t:set('c', coroutine.create(print)) end\n",
+             "thread:set('c'): a thread cannot be copied");
+    open_bad("function setup(t) local a = {}; a.self = a; t:set('a', a) end\n",
+             "thread:set('a'): tables nested deeper than 32 (a table that contains itself?)");
+    open_bad("function setup(t) t:set('x', {t}) end\n",
+             "thread:set('x'): a userdata cannot be copied");
+    open_bad("function setup(t) t:stop() end\n",
+             "thread:stop(): a thread stops itself, with wrk.thread:stop()");
+    open_bad("function setup(t) t.colour = 'red' end\n",
+             "thread.colour: cannot be set");
+    open_bad("function setup(t) t.addr = 'localhost:80' end\n",
+             "thread.addr: expected a numeric ADDR:PORT ([ADDR]:PORT for IPv6), got 'localhost:80'");
+    open_bad("function setup(t) t.addr = '127.0.0.1:0' end\n", "got '127.0.0.1:0'");
+    open_bad("function setup(t) t.addr = '[::1]:80' end\n",
+             "thread.addr: '[::1]:80' is not of the target's address family (IPv4)");
+    /* thread:get of a function in done(); thread.addr after the run began */
+    ss = open_ok("threads = {}\n"
+                 "function setup(t) table.insert(threads, t) end\n"
+                 "function init() f = print end\n"
+                 "function done(s) if s.requests == 1 then threads[1].addr = '127.0.0.1:1' end\n"
+                 "  return threads[1]:get('f') end\n", &p);
+    memset(&res, 0, sizeof(res));
+    res.raw = hist_new();
+    res.corrected = hist_new();
+    ck_assert_int_eq(script_done(ss, &res, false, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "in done(): ") && strstr(err, "thread:get('f'): a function cannot be copied"),
+                  "%s", err);
+    res.st.c[ST_MEASURED] = 1;
+    ck_assert_int_eq(script_done(ss, &res, false, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "thread.addr: can be set in setup() or init() only"), "%s", err);
+    hist_free(res.raw);
+    hist_free(res.corrected);
+    script_set_free(ss);
+}
+END_TEST
+
+/* thread.addr: readable everywhere (the target by default), settable in setup() or init();
+ * the engine connects the thread's connections there (script_addr). */
+START_TEST(test_thread_addr)
+{
+    struct script_params p = params(3, false);
+    struct script_set *ss = open_ok("function setup(t)\n"
+                                    "  t:set('before', t.addr)\n"
+                                    "  if t.id == 1 then t.addr = '127.0.0.2:9090' end\n"
+                                    "end\n"
+                                    "function init() if wrk.thread.id == 2 then wrk.thread.addr = '127.0.0.3:7' end end\n"
+                                    "function request() return before .. ' ' .. wrk.thread.addr end\n", &p);
+    const struct sockaddr *sa;
+    const struct sockaddr_in *in;
+    socklen_t len;
+    size_t n;
+    const char *r;
+
+    r = request(script_thread(ss, 0), 0, 0, &n);
+    ck_assert(n == strlen("127.0.0.1:8080 127.0.0.1:8080") && memcmp(r, "127.0.0.1:8080 127.0.0.1:8080", n) == 0);
+    r = request(script_thread(ss, 1), 0, 0, &n);
+    ck_assert(n == strlen("127.0.0.1:8080 127.0.0.2:9090") && memcmp(r, "127.0.0.1:8080 127.0.0.2:9090", n) == 0);
+    ck_assert(!script_addr(script_thread(ss, 0), &sa, &len));
+    ck_assert(script_addr_text(ss, 0) == NULL);
+    ck_assert(script_addr(script_thread(ss, 1), &sa, &len));
+    in = (const struct sockaddr_in *)sa;
+    ck_assert_uint_eq(len, sizeof(*in));
+    ck_assert_uint_eq(in->sin_family, AF_INET);
+    ck_assert_uint_eq(ntohs(in->sin_port), 9090);
+    ck_assert_uint_eq(ntohl(in->sin_addr.s_addr), 0x7f000002);
+    ck_assert_str_eq(script_addr_text(ss, 1), "127.0.0.2:9090");
+    ck_assert_str_eq(script_addr_text(ss, 2), "127.0.0.3:7");
+    script_set_free(ss);
+    /* IPv6 targets take [ADDR]:PORT */
+    p.host = "::1";
+    p.threads = 1;
+    ss = open_ok("function setup(t) t:set('was', t.addr); t.addr = '[::1]:81' end\n"
+                 "function request() return was end\n", &p);
+    r = request(script_thread(ss, 0), 0, 0, &n);
+    ck_assert(n == strlen("[::1]:8080") && memcmp(r, "[::1]:8080", n) == 0);
+    ck_assert(script_addr(script_thread(ss, 0), &sa, &len) && sa->sa_family == AF_INET6);
+    script_set_free(ss);
+}
+END_TEST
+
+/* wrk.thread:stop() (wrk's stop.lua): the thread asks to stop from its own hooks; the
+ * engine sees script_stopped(). Other threads go on. */
+START_TEST(test_thread_stop)
+{
+    struct script_params p = params(2, true);
+    struct script_set *ss = open_ok("local counter = 1\n"
+                                    "function request() return wrk.request() end\n"
+                                    "function response()\n"
+                                    "  if counter == 3 then wrk.thread:stop() end\n"
+                                    "  counter = counter + 1\n"
+                                    "end\n", &p);
+    struct script *s = script_thread(ss, 0);
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    static const char want[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+    char why[256];
+    size_t n;
+    unsigned i;
+    const char *r;
+
+    r = request(s, 0, 0, &n); /* wrk.request(): wrk.format() as it was after init() */
+    ck_assert_msg(n == strlen(want) && memcmp(r, want, n) == 0, "%.*s", (int)n, r);
+    for (i = 0; i < 3; i++) {
+        ck_assert(!script_stopped(s));
+        ck_assert_int_eq(script_response(s, 0, i, (const uint8_t *)ok, sizeof(ok) - 1, 200, why,
+                                         sizeof(why)), SCRIPT_OK);
+    }
+    ck_assert(script_stopped(s));
+    ck_assert(!script_stopped(script_thread(ss, 1)));
+    script_set_free(ss);
+    /* stopped in init(): before the run */
+    ss = open_ok("function init() if wrk.thread.id == 1 then wrk.thread:stop() end end\n", &p);
+    ck_assert(!script_stopped(script_thread(ss, 0)) && script_stopped(script_thread(ss, 1)));
+    script_set_free(ss);
+}
+END_TEST
+
+/* What a hook cannot do to the generator: end it (os.exit), yield at the top of a hook,
+ * load a binary chunk, remove the instruction limit; error() with any value; an endless
+ * loop inside a coroutine. Each is a named script_error and the state goes on. */
+START_TEST(test_hostile_hooks)
+{
+    struct script_params p = params(1, false);
+    struct script_set *ss = open_ok(
+        "function request(conn, seq)\n"
+        "  if seq == 0 then os.exit(3) end\n"
+        "  if seq == 1 then coroutine.yield('x') end\n"
+        "  if seq == 2 then local f, e = load(string.dump(function() end)); error(e) end\n"
+        "  if seq == 3 then debug.sethook() end\n"
+        "  if seq == 4 then error({}) end\n"
+        "  if seq == 5 then error() end\n"
+        "  if seq == 6 then coroutine.wrap(function() while true do end end)() end\n"
+        "  if seq == 7 then error(setmetatable({}, {__tostring = function() error('again') end})) end\n"
+        "  if seq == 8 then return (load('return \"text\"'))() end\n"
+        "  return 'fine'\n"
+        "end\n", &p);
+    static const char *const want[] = {
+        "os.exit(): a script cannot end wharf-load",
+        "attempt to yield from outside a coroutine",
+        "attempt to load a binary chunk",
+        "debug.sethook(): not in wharf-load",
+        "script_error in request(): table: ",
+        "script_error in request(): nil",
+        "more than 5 million instructions",
+        "script_error in request(): ",
+    };
+    struct script *s = script_thread(ss, 0);
+    const uint8_t *r;
+    char why[256];
+    size_t n;
+    unsigned i;
+
+    for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        ck_assert_int_eq(script_request(s, 0, i, &r, &n, why, sizeof(why)), SCRIPT_ERROR);
+        ck_assert_msg(strstr(why, want[i]), "seq %u: '%s' lacks '%s'", i, why, want[i]);
+    }
+    ck_assert_int_eq(script_request(s, 0, 8, &r, &n, why, sizeof(why)), SCRIPT_OK);
+    ck_assert(n == 4 && memcmp(r, "text", 4) == 0);
+    ck_assert_int_eq(script_request(s, 0, 9, &r, &n, why, sizeof(why)), SCRIPT_OK);
+    ck_assert(n == 4 && memcmp(r, "fine", 4) == 0);
+    script_set_free(ss);
+    /* at load, in setup(), init() and done(): named, never the end of the process */
+    open_bad("os.exit(0)\n", "os.exit(): a script cannot end wharf-load");
+    open_bad("function setup() os.exit(1) end\n", "in setup(): ");
+    open_bad("function init() coroutine.yield() end\n", "in init(): ");
+    open_bad("function setup() while true do end end\n", "more than 5 million instructions");
+    open_bad("function init() error() end\n", "in init(): nil");
 }
 END_TEST
 
@@ -380,6 +628,11 @@ static Suite *script_suite(void)
 
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_threads_own_states);
+    tcase_add_test(tc, test_thread_set_get_copies);
+    tcase_add_test(tc, test_thread_copy_refused);
+    tcase_add_test(tc, test_thread_addr);
+    tcase_add_test(tc, test_thread_stop);
+    tcase_add_test(tc, test_hostile_hooks);
     tcase_add_test(tc, test_ctx_hold_and_close);
     tcase_add_test(tc, test_http_response);
     tcase_add_test(tc, test_response_only_status_costs_no_headers);

@@ -642,8 +642,8 @@ static enum frame_rc http_content_length(const struct frame_spec *fs, const uint
 
 /* http, FP_START: waits for the whole header block, reads the status and picks how the
  * body ends: chunked (FP_HTTP_CHUNK_SIZE), Content-Length (FP_HTTP_BODY), or no body
- * (1xx, 204, 304: FRAME_DONE). Returns the result while the phase stays FP_START; once it
- * moved on, the body is read next. */
+ * (1xx, 204, 304, or any response to HEAD: FRAME_DONE). Returns the result while the
+ * phase stays FP_START; once it moved on, the body is read next. */
 static enum frame_rc http_head(const struct frame_spec *fs, struct frame_state *st,
                                const uint8_t *buf, size_t len, size_t *rl, const char **why)
 {
@@ -670,6 +670,10 @@ static enum frame_rc http_head(const struct frame_spec *fs, struct frame_state *
     }
     status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
     st->status = status;
+    if (fs->http_no_body) { /* a response to HEAD: its Content-Length is the GET's */
+        *rl = hend;
+        return FRAME_DONE;
+    }
     if ((v = http_header(buf, hend, "transfer-encoding:", &vl)) && vl >= 7 &&
         memmem(v, vl, "chunked", 7)) {
         st->phase = FP_HTTP_CHUNK_SIZE;

@@ -54,6 +54,7 @@ struct frame_spec {
     uint32_t line_extra;
     regex_t re;
     bool re_set;
+    bool http_no_body; /* http: the request was HEAD, so no response has a body */
     uint32_t max_reply;
 };
 

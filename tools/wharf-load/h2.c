@@ -13,6 +13,11 @@
 #include <strings.h>
 
 #define H2_MAX_HEADERS 40
+/* The most bytes one response header block may take on the wire (its HEADERS frame and
+ * the CONTINUATION frames after it): a server that sends more, or CONTINUATION frames that
+ * never end, is cut off with an h2_error naming it. Nothing of the block is kept (only
+ * :status): the limit bounds the time spent on one, as the memory is bounded already. */
+#define H2_MAX_HEADER_BLOCK 65536
 
 struct h2_request {
     nghttp2_nv nv[H2_MAX_HEADERS];
@@ -33,6 +38,9 @@ struct h2_session {
     uint32_t goaway_code;
     struct h2_stream *slots, *free;
     nghttp2_data_provider body;
+    size_t hblock;      /* bytes of the header block being received */
+    unsigned hframes;   /* its frames so far (HEADERS, then CONTINUATION) */
+    char why[160];      /* what a callback refused (h2_session_recv reports it) */
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
@@ -155,6 +163,28 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     return 0;
 }
 
+/* Every frame header as it arrives (CONTINUATION frames included, which no other callback
+ * sees): a header block over H2_MAX_HEADER_BLOCK ends the session. */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *u)
+{
+    struct h2_session *s = u;
+
+    (void)ng;
+    if (hd->type == NGHTTP2_HEADERS)
+        s->hblock = 0, s->hframes = 0;
+    if (hd->type != NGHTTP2_HEADERS && hd->type != NGHTTP2_CONTINUATION)
+        return 0;
+    s->hblock += hd->length;
+    s->hframes++;
+    if (s->hblock > H2_MAX_HEADER_BLOCK) {
+        snprintf(s->why, sizeof(s->why), "h2_error: the server's header block on stream %d is "
+                 "over %d bytes (its HEADERS frame and %u CONTINUATION frames so far)",
+                 (int)hd->stream_id, H2_MAX_HEADER_BLOCK, s->hframes - 1);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr, void *u)
 {
     struct h2_session *s = u;
@@ -230,6 +260,7 @@ struct h2_session *h2_session_new(const struct h2_request *rq, uint32_t streams,
     nghttp2_session_callbacks_set_send_callback(cb, on_send);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     /* what a hostile server may make this side hold: few SETTINGS entries, few queued
      * PING/SETTINGS acknowledgements, a bounded header block */
@@ -308,6 +339,8 @@ int h2_session_recv(struct h2_session *s, const uint8_t *p, size_t len, char *er
 {
     ssize_t rc = nghttp2_session_mem_recv(s->ng, p, len);
 
+    if (rc < 0 && s->why[0])
+        return fail(err, errlen, "%s%s", s->why, "");
     if (rc < 0)
         return fail(err, errlen, "h2_error: HTTP/2 protocol error from the server: %s%s",
                     nghttp2_strerror((int)rc), "");

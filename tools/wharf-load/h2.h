@@ -7,7 +7,8 @@
  *
  * Nothing here touches sockets or the loop: the engine owns them. Memory is bounded
  * whatever the server sends: a stream table of --streams slots per connection, no response
- * header or body kept (only :status), nghttp2's own limits on header fields (64 KB),
+ * header or body kept (only :status), a response header block (HEADERS and CONTINUATION
+ * frames) of at most 64 KiB on the wire, nghttp2's own limits on header fields (64 KB),
  * SETTINGS entries and queued control frames (a peer flooding PING or SETTINGS is cut
  * off), and server push disabled.
  *
@@ -20,13 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The --h2 options as parsed (opts.c). */
+/* The --h2 options as parsed (opts.c); the method and body are struct load_http's. */
 struct h2_opts {
     bool on;               /* --h2 (or --proto h2) */
-    const char *method;    /* GET, or POST with --data */
-    const char *data_file; /* --data FILE: the body of every request (POST) */
-    uint8_t *body;         /* its bytes (owned: load_config_free releases them) */
-    size_t body_len;
     const char *path;      /* --path (a URL target's own path wins) */
     const char *headers[32]; /* -H, in order (point into argv) */
     unsigned nheaders;

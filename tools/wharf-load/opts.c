@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ enum {
     O_H2,
     O_STREAMS,
     O_DATA,
+    O_METHOD,
     O_HANDSHAKE_TIMEOUT,
     /* open-loop ticks and outputs */
     O_TICK,
@@ -115,8 +117,8 @@ void load_config_free(struct load_config *cfg)
     }
     tls_client_free(cfg->tls_client);
     cfg->tls_client = NULL;
-    free(cfg->h2.body);
-    cfg->h2.body = NULL;
+    free(cfg->http.body);
+    cfg->http.body = NULL;
     script_set_free(cfg->scripts);
     cfg->scripts = NULL;
 }
@@ -147,6 +149,7 @@ static const struct option long_opts[] = {
     {"h2", no_argument, NULL, O_H2},
     {"streams", required_argument, NULL, O_STREAMS},
     {"data", required_argument, NULL, O_DATA},
+    {"method", required_argument, NULL, O_METHOD},
     {"handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
     {"percentiles", optional_argument, NULL, 'P'},
@@ -265,9 +268,12 @@ void opts_usage(FILE *f)
           "      --ratio SET:GET       memcache, redis: sets to gets, e.g. 1:10 (= --set-ratio 1/11)\n"
           "      --mget N              memcache, redis: keys per get, 1..100 (default 1)\n"
           "      --preload             memcache, redis: set every key once, in order, before the run\n"
-          "      --path P              http: the path to GET (default /)\n"
+          "      --path P              http: the path to ask for (default /)\n"
           "  -H, --header 'N: V'       http: a request header (repeatable; values may hold\n"
           "                            placeholders; a Host header replaces the default)\n"
+          "      --data FILE           http: the bytes of FILE (at most 1 MiB) are the body of\n"
+          "                            every request, with its Content-Length (also --h2)\n"
+          "      --method M            http: the method (default GET, POST with --data)\n"
           "  (the target may be a URL, http[s]://HOST[:PORT][/PATH]: --proto http, that path,\n"
           "   --tls for https)\n"
           "  (several targets, TCP, at most 16: TARGET[,weight=N] ...: connections are spread\n"
@@ -278,7 +284,6 @@ void opts_usage(FILE *f)
           "                            --tls (--proto h2 = --proto http --h2)\n"
           "      --streams N           concurrent streams per connection (h2load's -m; the\n"
           "                            same as --pipeline; default 1)\n"
-          "      --data FILE           POST the bytes of FILE with every request\n"
           "\n"
           "Lua 5.4 scripts (TCP request/response modes; docs/wharf-load.md, Scripting):\n"
           "      --script FILE.lua     hooks setup(thread), init(args), request(conn, seq),\n"
@@ -713,6 +718,7 @@ struct tmpl_args {
     bool h2;               /* --h2, --proto h2 */
     uint64_t streams;      /* --streams (0: not given) */
     const char *data_file; /* --data */
+    const char *method;    /* --method */
 };
 
 static int read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
@@ -860,25 +866,38 @@ static size_t put_escaped(char *out, size_t cap, size_t n, const char *s)
     return n;
 }
 
-/* --proto http: GET PATH with Host (unless -H gives one) and the -H headers, whose values
- * may hold placeholders ({seq}, {key}, ...): one template, or with several targets one per
- * target (named t1, t2, ...; the TCP engine sends a connection's target its own), each
- * with that target's Host and path. */
+/* --proto http: METHOD PATH with Host (unless -H gives one), the -H headers, whose values
+ * may hold placeholders ({seq}, {key}, ...), and with --data the body with its
+ * Content-Length (the body's bytes are sent as they are: no placeholders); POST, PUT and
+ * PATCH without a body say Content-Length: 0. One template, or with several targets one
+ * per target (named t1, t2, ...; the TCP engine sends a connection's target its own), each
+ * with that target's Host and path. A HEAD request's responses are framed without a body. */
 static int build_http(struct load_config *cfg, struct tmpl_set *ts, const struct tmpl_args *ta,
                       char *err, size_t errlen)
 {
-    char req[40000], name[16];
+    const struct load_http *h = &cfg->http;
+    const char *m = h->method;
+    char req[40000], name[LOAD_MAX_METHOD + 1], e2[200];
     unsigned i, k;
-    bool host = false;
+    bool host = false, clen = false;
 
-    for (i = 0; i < ta->nheaders; i++)
-        host |= !strncasecmp(ta->headers[i], "host:", 5);
+    for (i = 0; i < ta->nheaders; i++) {
+        const char *hd = ta->headers[i];
+
+        host |= !strncasecmp(hd, "host:", 5);
+        clen |= !strncasecmp(hd, "content-length:", 15);
+        if (h->data_file && (!strncasecmp(hd, "content-length:", 15) ||
+                             !strncasecmp(hd, "transfer-encoding:", 18)))
+            return fail(err, errlen, "-H '%s': --data %s sends its own Content-Length", hd,
+                        h->data_file);
+    }
     for (k = 0; k < cfg->ntargets; k++) {
         const struct load_target *tg = &cfg->targets[k];
         size_t n = 0;
 
         /* add_template decodes escapes: line ends are written as the escape \r\n */
-        n = put_escaped(req, sizeof(req), n, "GET ");
+        n = put_escaped(req, sizeof(req), n, m);
+        n = put_escaped(req, sizeof(req), n, " ");
         n = put_escaped(req, sizeof(req), n, tg->path[0] ? tg->path : ta->path);
         n = put_escaped(req, sizeof(req), n, " HTTP/1.1");
         if (!host) {
@@ -889,13 +908,96 @@ static int build_http(struct load_config *cfg, struct tmpl_set *ts, const struct
             n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\n");
             n = put_escaped(req, sizeof(req), n, ta->headers[i]);
         }
+        if (h->data_file)
+            n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\nContent-Length: %zu",
+                                  h->body_len);
+        else if (!clen && (!strcmp(m, "POST") || !strcmp(m, "PUT") || !strcmp(m, "PATCH")))
+            n += (size_t)snprintf(req + n, sizeof(req) - n, "\\r\\nContent-Length: 0");
         snprintf(req + n, sizeof(req) - n, "\\r\\n\\r\\n");
-        snprintf(name, sizeof(name), cfg->ntargets > 1 ? "t%u" : "GET", k + 1);
+        if (cfg->ntargets > 1)
+            snprintf(name, sizeof(name), "t%u", k + 1);
+        else
+            snprintf(name, sizeof(name), "%s", m);
         /* the weight only shows the share of connections in reports */
         if (add_template(ts, name, req, false, "http", ta->expect ? ta->expect : "status:200-299",
                          tg->connections, cfg->max_reply, err, errlen) != 0)
             return -1;
+        if (h->data_file &&
+            tmpl_append_literal(&ts->t[ts->n - 1], h->body, h->body_len, e2, sizeof(e2)) != 0)
+            return fail(err, errlen, "--data %s: %s", h->data_file, e2);
+        ts->t[ts->n - 1].frame.http_no_body = !strcmp(m, "HEAD");
     }
+    return 0;
+}
+
+/* --data FILE: reads the body of every request into h (at most TMPL_MAX_BODY bytes).
+ * Returns 0, or -1 with a message naming the file and what is wrong with it. */
+static int read_data(struct load_http *h, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat sb;
+    uint8_t *b, *shrunk;
+    size_t n;
+    int e;
+
+    if (!f)
+        return fail(err, errlen, "--data %s: cannot open it: %s", path, strerror(errno));
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return fail(err, errlen, "--data %s: a directory, expected a file", path);
+    }
+    if (!(b = malloc(TMPL_MAX_BODY + 1))) {
+        fclose(f);
+        return fail(err, errlen, "--data %s: out of memory", path);
+    }
+    n = fread(b, 1, TMPL_MAX_BODY + 1, f);
+    e = ferror(f) ? errno : 0;
+    fclose(f);
+    if (e || n > TMPL_MAX_BODY) {
+        free(b);
+        if (e)
+            return fail(err, errlen, "--data %s: cannot read it: %s", path, strerror(e));
+        return fail(err, errlen, "--data %s: longer than %u bytes (1 MiB), the most a request "
+                    "body may have", path, TMPL_MAX_BODY);
+    }
+    shrunk = realloc(b, n ? n : 1);
+    h->body = shrunk ? shrunk : b;
+    h->body_len = n;
+    h->data_file = path;
+    return 0;
+}
+
+/* --method and --data (HTTP/1.1 and --h2): the method of every request (an HTTP token;
+ * CONNECT, which makes a tunnel, is refused) and its body, read once. Returns 0 or -1 with a
+ * message in err. */
+static int http_finish(struct load_config *cfg, const struct tmpl_args *ta, char *err,
+                       size_t errlen)
+{
+    struct load_http *h = &cfg->http;
+    const char *m = ta->method;
+    size_t i;
+
+    if (strcmp(ta->proto, "http")) {
+        if (ta->data_file || m)
+            return fail(err, errlen, "%s: goes with --proto http (or a URL target), not %s",
+                        ta->data_file ? "--data" : "--method",
+                        ta->n || cfg->script ? "templates or a script's own requests" : ta->proto);
+        return 0;
+    }
+    h->method = m ? m : ta->data_file ? "POST" : "GET";
+    if (m) {
+        for (i = 0; m[i]; i++)
+            if (!isalnum((unsigned char)m[i]) && !strchr("!#$%&'*+-.^_`|~", m[i]))
+                break;
+        if (m[i] || i == 0 || i > LOAD_MAX_METHOD)
+            return expected(err, errlen, "--method", "an HTTP method (a token of 1 to 24 "
+                            "letters, digits or !#$%&'*+-.^_`|~)", m);
+        if (!strcmp(m, "CONNECT"))
+            return fail(err, errlen, "--method CONNECT: makes a tunnel, not a request and its "
+                        "response");
+    }
+    if (ta->data_file && read_data(h, ta->data_file, err, errlen) != 0)
+        return -1;
     return 0;
 }
 
@@ -1145,6 +1247,7 @@ static int opt_mix(int c, const char *a, struct tmpl_args *ta, char *err, size_t
     case O_H2: ta->h2 = true; return 0;
     case O_STREAMS: return opt_uint("--streams", a, 1, LOAD_MAX_PIPELINE, &ta->streams, err, errlen);
     case O_DATA: ta->data_file = a; return 0;
+    case O_METHOD: ta->method = a; return 0;
     case O_KEYS: return opt_uint("--keys", a, 1, 1000000000000ull, &ta->keys, err, errlen);
     case O_KEY_DIST:
     case O_KEY_PATTERN:
@@ -1348,9 +1451,9 @@ static int tls_finish(struct load_config *cfg, const char *target, char *err, si
     return cfg->tls_client ? 0 : -1;
 }
 
-/* --h2, --streams, --data: HTTP/2 goes with --proto http (or a URL), over TCP, with
- * `status:` checks only (response bodies are not kept); --streams is --pipeline's name
- * there (h2load's -m); --data FILE makes every request a POST of the file; with --tls and
+/* --h2, --streams: HTTP/2 goes with --proto http (or a URL), over TCP, with `status:`
+ * checks only (response bodies are not kept); --streams is --pipeline's name there
+ * (h2load's -m); the method and body are http_finish's (cfg->http); with --tls and
  * no --alpn, ALPN offers h2. Each target's request is made once here so that a bad -H is
  * refused before the run. Returns 0 or -1 with a message in err. */
 static int h2_finish(struct load_config *cfg, const struct tmpl_args *ta, char *err, size_t errlen)
@@ -1359,8 +1462,8 @@ static int h2_finish(struct load_config *cfg, const struct tmpl_args *ta, char *
     unsigned i;
 
     if (!ta->h2) {
-        if (ta->streams || ta->data_file)
-            return fail(err, errlen, "%s: goes with --h2", ta->streams ? "--streams" : "--data");
+        if (ta->streams)
+            return fail(err, errlen, "--streams: goes with --h2");
         return 0;
     }
     if (strcmp(ta->proto, "http"))
@@ -1379,7 +1482,6 @@ static int h2_finish(struct load_config *cfg, const struct tmpl_args *ta, char *
         cfg->pipeline_set = true;
     }
     h->on = true;
-    h->method = "GET";
     h->path = ta->path;
     h->nheaders = ta->nheaders;
     for (i = 0; i < ta->nheaders; i++) {
@@ -1388,27 +1490,14 @@ static int h2_finish(struct load_config *cfg, const struct tmpl_args *ta, char *
             return fail(err, errlen, "-H '%s': placeholders are not expanded with --h2 (each "
                         "target's request is built once)", ta->headers[i]);
     }
-    if (ta->data_file) {
-        uint8_t *b;
-        size_t n;
-
-        if (read_file(ta->data_file, &b, &n, err, errlen) != 0) {
-            snprintf(err, errlen, "--data %s: cannot read it or longer than %u bytes",
-                     ta->data_file, TMPL_MAX_LEN);
-            return -1;
-        }
-        h->data_file = ta->data_file;
-        h->body = b;
-        h->body_len = n;
-        h->method = "POST";
-    }
     if (cfg->tls.on && !cfg->tls.alpn_len && tls_parse_alpn(&cfg->tls, "h2", err, errlen) != 0)
         return -1;
     for (i = 0; i < cfg->ntargets; i++) {
         const struct load_target *tg = &cfg->targets[i];
-        struct h2_request *rq = h2_request_new(h->method, cfg->tls.on, tg->target,
+        struct h2_request *rq = h2_request_new(cfg->http.method, cfg->tls.on, tg->target,
                                                tg->path[0] ? tg->path : h->path, h->headers,
-                                               h->nheaders, h->body, h->body_len, err, errlen);
+                                               h->nheaders, cfg->http.body, cfg->http.body_len,
+                                               err, errlen);
 
         if (!rq)
             return -1;
@@ -1471,6 +1560,9 @@ static int script_finish(struct load_config *cfg, const struct tmpl_args *ta, bo
     p.host = cfg->host;
     p.port = cfg->port;
     p.path_default = cfg->targets[0].path[0] ? cfg->targets[0].path : ta->path; /* a URL's */
+    p.method = cfg->http.method;
+    p.body = cfg->http.body;
+    p.body_len = cfg->http.body_len;
     p.max_request = cfg->max_request;
     if (!(cfg->scripts = script_set_open(&p, err, errlen)))
         return -1;
@@ -1606,7 +1698,7 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
         ta->r[0] = (struct req_arg){"-", false, NULL, NULL, -1, "script"}; /* never sent */
         ta->n = 1;
     }
-    if (build_templates(cfg, ta, err, errlen) != 0 ||
+    if (http_finish(cfg, ta, err, errlen) != 0 || build_templates(cfg, ta, err, errlen) != 0 ||
         (cfg->script && script_finish(cfg, ta, script_only, err, errlen) != 0)) {
         load_config_free(cfg);
         return -1;

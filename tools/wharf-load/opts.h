@@ -25,6 +25,16 @@
 #define LOAD_MAX_UDP_SIZE 65507u
 #define LOAD_MAX_SOURCES 64 /* --source addresses */
 
+#define LOAD_MAX_METHOD 24 /* --method: bytes of the token */
+
+/* The method and body of --proto http's requests (HTTP/1.1 and HTTP/2 alike). */
+struct load_http {
+    const char *method;    /* --method, else POST with --data, else GET */
+    const char *data_file; /* --data FILE (NULL: no body) */
+    uint8_t *body;         /* its bytes, at most TMPL_MAX_BODY (owned: load_config_free) */
+    size_t body_len;
+};
+
 /* A local address connections are bound to (--source). */
 struct load_source {
     struct sockaddr_storage addr; /* port 0 */
@@ -62,7 +72,9 @@ struct load_config {
     struct tls_opts tls;
     struct tls_client *tls_client;
 
-    /* HTTP/2 (--h2, h2.h): the request's method, path, headers and body */
+    /* --proto http (HTTP/1.1 and --h2): the method and body of every request */
+    struct load_http http;
+    /* HTTP/2 (--h2, h2.h): the request's path and headers */
     struct h2_opts h2;
 
     /* shape of the load */

@@ -226,6 +226,13 @@ static void phase_on_scan(struct timer *t, uint64_t now_ms)
     (void)loop_timer_arm(lp, t, now_ms + PHASE_SCAN_MS);
 }
 
+void phase_drain_now(struct load_phase *ph, struct load_thread *th, uint64_t now)
+{
+    if (th->stop < LOAD_DRAIN)
+        th->stop = LOAD_DRAIN;
+    (void)phase_step(ph, th, now); /* the turn ends the thread if the hard end has come */
+}
+
 void phase_on_stop(void *arg, void *payload, bool cancelled)
 {
     struct load_thread *th = arg;

@@ -93,6 +93,10 @@ void phase_free(struct load_phase *ph);
 uint64_t phase_run(struct load_phase *ph, struct load_thread *th, const struct phase_ops *ops,
                    void *ctx);
 
+/* The thread itself asks to stop sending and drain now (a script's wrk.thread:stop()), as
+ * a LOAD_DRAIN stop request would at the next turn. */
+void phase_drain_now(struct load_phase *ph, struct load_thread *th, uint64_t now);
+
 /* Delivers a stop request to a thread's loop (engine_run posts it to the mailbox; arg is
  * the struct load_thread, the payload an enum load_stop). */
 void phase_on_stop(void *arg, void *payload, bool cancelled);

@@ -117,7 +117,7 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
     unsigned i;
 
     if (cfg->h2.on) /* --h2: the mix is one request per target; say what goes */
-        snprintf(size, sizeof(size), "HTTP/2 %s%s, %u streams per connection", cfg->h2.method,
+        snprintf(size, sizeof(size), "HTTP/2 %s%s, %u streams per connection", cfg->http.method,
                  cfg->tls.on ? " over TLS" : " (h2c)", cfg->pipeline);
     else if (cfg->tmpls)
         report_mix(size, sizeof(size), cfg->tmpls);
@@ -125,6 +125,11 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
         snprintf(size, sizeof(size), "%u B messages", cfg->msg.size_min);
     else
         snprintf(size, sizeof(size), "%u-%u B messages", cfg->msg.size_min, cfg->msg.size_max);
+    if (cfg->http.data_file) { /* --data: the body every request carries */
+        size_t n = strlen(size);
+
+        snprintf(size + n, sizeof(size) - n, ", body %zu B", cfg->http.body_len);
+    }
     fprintf(f, "wharf-load %s: %s %s, %s", LOAD_VERSION, cfg->udp ? "udp" : "tcp", cfg->target,
             mode_name(cfg));
     if (cfg->rate > 0)
@@ -144,11 +149,26 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
             fprintf(f, "%s%s", i ? ", " : " ", cfg->sources[i].text);
         fprintf(f, " (%s bind to each in turn)\n", cfg->udp ? "flows" : "new connections");
     }
-    if (cfg->script)
-        fprintf(f, "  %-11s %s (%s)\n", "script", cfg->script,
+    if (cfg->script) {
+        const char *sep = "; thread.addr";
+
+        fprintf(f, "  %-11s %s (%s)", "script", cfg->script,
                 cfg->scripts && script_set_has_request(cfg->scripts)
                     ? "it makes the requests; the templates frame the replies"
                     : "the templates make the requests");
+        if (res->st.c[ST_SCRIPT_STOPS])
+            fprintf(f, "; %" PRIu64 " of %u threads stopped by wrk.thread:stop()",
+                    (uint64_t)res->st.c[ST_SCRIPT_STOPS], cfg->threads);
+        for (i = 0; cfg->scripts && i < cfg->threads; i++) {
+            const char *a = script_addr_text(cfg->scripts, i);
+
+            if (a) {
+                fprintf(f, "%s thread %u %s", sep, i, a);
+                sep = ",";
+            }
+        }
+        fputc('\n', f);
+    }
 }
 
 /* The human report's messages line, backlog and latency table. */
@@ -545,12 +565,32 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
     if (cfg->script) {
         fprintf(f, ", \"script\": ");
         json_str(f, cfg->script);
-        fprintf(f, ", \"script_requests\": %s, \"max_request\": %u",
+        fprintf(f, ", \"script_requests\": %s, \"max_request\": %u, \"thread_addrs\": [",
                 cfg->scripts && script_set_has_request(cfg->scripts) ? "true" : "false",
                 cfg->max_request);
+        for (i = 0; cfg->scripts && i < (int)cfg->threads; i++) {
+            const char *a = script_addr_text(cfg->scripts, (unsigned)i);
+
+            fprintf(f, "%s", i ? ", " : "");
+            if (a)
+                json_str(f, a);
+            else
+                fprintf(f, "null");
+        }
+        fprintf(f, "]");
     }
     fprintf(f, "},\n");
     fprintf(f, "  \"requests\": {\"proto\": \"%s\"", cfg->tmpls ? cfg->tmpls->proto : "echo");
+    if (cfg->http.method) { /* --proto http: the method and the --data body */
+        fprintf(f, ", \"method\": ");
+        json_str(f, cfg->http.method);
+        fprintf(f, ", \"data_file\": ");
+        if (cfg->http.data_file)
+            json_str(f, cfg->http.data_file);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"body_bytes\": %zu", cfg->http.body_len);
+    }
     if (cfg->tmpls) {
         unsigned k;
 

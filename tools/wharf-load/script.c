@@ -8,8 +8,17 @@
  * pcall, 2 the last request returned (so the bytes stay valid until the next call), 3 a
  * request held back for a connection, 4 the fixed request of a wrk-style script (made once
  * by wharf.format()). The ctx values request() returns travel in a registry table
- * ctx[conn][seq] until the response (or the connection's end) takes them out. */
-#include "script.h"
+ * ctx[conn][seq] until the response (or the connection's end) takes them out.
+ *
+ * wrk's order of set-up: the main state is loaded first; then, for each engine thread, its
+ * state is made and loaded, setup(thread) runs in the main state with that thread's object
+ * (script_thread.c: thread:set copies values into the thread's state, so setup() can hand
+ * each thread its own data), and init(args) runs in the thread's state, where wrk.thread is
+ * the same thread. done() runs in the main state, which thus keeps what setup() stored.
+ *
+ * What a script cannot do to the generator (end it, lift the instruction limit, load a
+ * binary chunk) script_guard.c takes away from each state. */
+#include "script_priv.h"
 #include "stats.h"
 #include "thread.h"
 
@@ -26,29 +35,6 @@
 #define SLOT_HELD 3
 #define SLOT_FIXED 4
 #define STEP_COUNT 1000000 /* the instruction hook runs every this many instructions */
-
-struct script {
-    lua_State *L;
-    const char *path;
-    size_t mem;          /* bytes the state holds (script_alloc) */
-    uint64_t steps;      /* hook runs in the current call */
-    int req_ref, resp_ref, ctx_ref; /* registry: request, response, the ctx table */
-    bool fixed;          /* SLOT_FIXED holds the request (wrk-style script) */
-    bool ctx_used;       /* request() has returned a ctx value at least once */
-    int64_t held_conn;   /* connection SLOT_HELD is for (-1: none) */
-    int resp_args;       /* arguments response() takes (http: status 1, headers 2, body 3) */
-    bool http;
-    uint32_t max_request;
-    size_t max_mem;      /* limits (script_params) */
-    uint64_t max_ticks;  /* hook runs per call: max_steps / STEP_COUNT */
-};
-
-struct script_set {
-    struct script **th;
-    unsigned n;
-    struct script *main;
-    bool has_request;
-};
 
 /* The allocator of every state: realloc with a ceiling of SCRIPT_MAX_MEM bytes, past
  * which Lua raises "not enough memory" in the hook that asked. */
@@ -175,12 +161,17 @@ static int lua_format(lua_State *L)
 }
 
 /* The `wharf` table (and its alias `wrk`): method, path, headers, body, format, target,
- * host, port, thread (nil in the main state), threads. */
-static void push_wharf(lua_State *L, const struct script_params *p, int id)
+ * host, port, thread (the thread's object; nil in the main state), threads; state_init
+ * adds request. */
+static void push_wharf(lua_State *L, const struct script_params *p, struct script_set *ss, int id)
 {
     lua_createtable(L, 0, 12);
-    lua_pushstring(L, "GET");
+    lua_pushstring(L, p->method ? p->method : "GET");
     lua_setfield(L, -2, "method");
+    if (p->body) {
+        lua_pushlstring(L, (const char *)p->body, p->body_len);
+        lua_setfield(L, -2, "body");
+    }
     lua_pushstring(L, p->path_default ? p->path_default : "/");
     lua_setfield(L, -2, "path");
     lua_newtable(L);
@@ -193,8 +184,8 @@ static void push_wharf(lua_State *L, const struct script_params *p, int id)
     lua_setfield(L, -2, "host");
     lua_pushinteger(L, p->port);
     lua_setfield(L, -2, "port");
-    if (id >= 0) {
-        lua_pushinteger(L, id);
+    if (id >= 0) { /* wrk.thread: this thread's object (script_thread.c) */
+        script_thread_push(L, ss, (unsigned)id);
         lua_setfield(L, -2, "thread");
     }
     lua_pushinteger(L, p->threads);
@@ -204,7 +195,7 @@ static void push_wharf(lua_State *L, const struct script_params *p, int id)
     lua_setglobal(L, "wharf");
 }
 
-/* ---- loading ------------------------------------------------------------------------------ */
+/* ---- loading -------------------------------------------------------------------------------- */
 
 static void state_free(struct script *s)
 {
@@ -264,12 +255,20 @@ static bool wharf_changed(lua_State *L, const struct script_params *p)
         return false;
     }
     lua_getfield(L, -1, "method");
-    changed |= !lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), "GET") != 0;
+    changed |= !lua_isstring(L, -1) ||
+               strcmp(lua_tostring(L, -1), p->method ? p->method : "GET") != 0;
     lua_getfield(L, -2, "path");
     changed |= !lua_isstring(L, -1) ||
                strcmp(lua_tostring(L, -1), p->path_default ? p->path_default : "/") != 0;
     lua_getfield(L, -3, "body");
-    changed |= !lua_isnil(L, -1);
+    if (p->body) {
+        size_t n = 0;
+        const char *b = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+
+        changed |= !b || n != p->body_len || memcmp(b, p->body, n) != 0;
+    } else {
+        changed |= !lua_isnil(L, -1);
+    }
     lua_getfield(L, -4, "headers");
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
@@ -282,13 +281,13 @@ static bool wharf_changed(lua_State *L, const struct script_params *p)
     return changed;
 }
 
-/* Makes one state and loads the script into it; a thread state (id >= 0) also runs
- * setup(thread) and init(args). Returns NULL with a message in err. */
-static struct script *state_open(const struct script_params *p, int id, char *err, size_t errlen)
+/* Makes one state of ss and loads the script into it (id: its engine thread, -1 for the
+ * main state, whose wrk.thread is nil). Runs no hook. Returns NULL with a message in err. */
+static struct script *state_new(const struct script_params *p, struct script_set *ss, int id,
+                                char *err, size_t errlen)
 {
     struct script *s = calloc(1, sizeof(*s));
     lua_State *L;
-    unsigned i;
     int rc;
 
     if (s) {
@@ -303,19 +302,23 @@ static struct script *state_open(const struct script_params *p, int id, char *er
         return NULL;
     }
     s->path = p->path;
+    s->set = ss;
+    s->id = id;
     s->held_conn = -1;
     s->http = p->http;
     s->max_request = p->max_request;
     s->req_ref = s->resp_ref = s->ctx_ref = LUA_NOREF;
     *(struct script **)lua_getextraspace(L) = s;
     luaL_openlibs(L);
+    script_guard(L);
+    script_thread_open(L);
     lua_sethook(L, step_hook, LUA_MASKCOUNT, STEP_COUNT);
     lua_settop(L, 0);
     lua_pushcfunction(L, msgh);
     lua_pushnil(L);
     lua_pushnil(L);
     lua_pushnil(L);
-    push_wharf(L, p, id);
+    push_wharf(L, p, ss, id);
     rc = luaL_loadfilex(L, p->path, "t");
     if (rc == LUA_OK)
         rc = call(s, 0, 0);
@@ -327,28 +330,52 @@ static struct script *state_open(const struct script_params *p, int id, char *er
         hook_ref(s, "done", &rc, err, errlen) || hook_ref(s, "request", &s->req_ref, err, errlen) ||
         hook_ref(s, "response", &s->resp_ref, err, errlen))
         goto fail;
-    if (id >= 0) {
-        lua_createtable(L, 0, 2);
-        lua_pushinteger(L, id);
-        lua_setfield(L, -2, "id");
-        lua_pushinteger(L, p->threads);
-        lua_setfield(L, -2, "threads");
-        if (run_hook1(s, "setup", err, errlen) != 0)
-            goto fail;
-        lua_createtable(L, (int)p->nargs, 0);
-        for (i = 0; i < p->nargs; i++) {
-            lua_pushstring(L, p->args[i]);
-            lua_rawseti(L, -2, i + 1);
-        }
-        if (run_hook1(s, "init", err, errlen) != 0)
-            goto fail;
+    lua_settop(L, SLOT_FIXED);
+    return s;
+fail:
+    state_free(s);
+    return NULL;
+}
+
+/* wharf.request() (wrk.request()): returns the request wharf.format() made after init(). */
+static int lua_request(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    return 1;
+}
+
+/* Thread state s, after setup(): init(args), then what the run needs: the arguments
+ * response() takes, wharf.request(), and with --proto http and no request() the request a
+ * wrk-style script made by setting wharf.method, path, headers or body. Returns 0, or -1
+ * with a message in err. */
+static int state_init(struct script *s, const struct script_params *p, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    unsigned i;
+
+    lua_createtable(L, (int)p->nargs, 0);
+    for (i = 0; i < p->nargs; i++) {
+        lua_pushstring(L, p->args[i]);
+        lua_rawseti(L, -2, i + 1);
     }
+    if (run_hook1(s, "init", err, errlen) != 0)
+        return -1;
     if (s->resp_ref != LUA_NOREF) {
         lua_Debug ar;
 
         lua_rawgeti(L, LUA_REGISTRYINDEX, s->resp_ref);
         lua_getinfo(L, ">u", &ar);
         s->resp_args = ar.isvararg ? 4 : ar.nparams;
+    }
+    if (p->http) {
+        /* as wrk: wharf.request() returns the request wharf.format() makes now */
+        lua_getglobal(L, "wharf");
+        lua_getfield(L, -1, "format");
+        if (lua_isfunction(L, -1) && call(s, 0, 1) == LUA_OK && lua_isstring(L, -1)) {
+            lua_pushcclosure(L, lua_request, 1);
+            lua_setfield(L, -2, "request");
+        }
+        lua_settop(L, SLOT_FIXED);
     }
     if (s->req_ref == LUA_NOREF && p->http && wharf_changed(L, p)) {
         /* as wrk: a script that only sets wrk.method/body/headers/path sends one request,
@@ -359,7 +386,7 @@ static struct script *state_open(const struct script_params *p, int id, char *er
         if (!lua_isfunction(L, -1) || call(s, 0, 1) != LUA_OK || !lua_isstring(L, -1)) {
             snprintf(err, errlen, "--script %s: wharf.format() after init(): %s", p->path,
                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "no request made");
-            goto fail;
+            return -1;
         }
         lua_replace(L, SLOT_FIXED);
         s->fixed = true;
@@ -367,10 +394,14 @@ static struct script *state_open(const struct script_params *p, int id, char *er
     lua_newtable(L);
     s->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, SLOT_FIXED);
-    return s;
-fail:
-    state_free(s);
-    return NULL;
+    return 0;
+}
+
+/* setup(thread) in the main state, for engine thread i. Returns 0, or -1 with a message. */
+static int run_setup(struct script_set *ss, unsigned i, char *err, size_t errlen)
+{
+    script_thread_push(ss->main->L, ss, i);
+    return run_hook1(ss->main, "setup", err, errlen);
 }
 
 struct script_set *script_set_open(const struct script_params *p, char *err, size_t errlen)
@@ -384,12 +415,17 @@ struct script_set *script_set_open(const struct script_params *p, char *err, siz
         return NULL;
     }
     ss->n = p->threads;
-    if (!(ss->main = state_open(p, -1, err, errlen)))
+    ss->family = strchr(p->host, ':') ? AF_INET6 : AF_INET;
+    snprintf(ss->target, sizeof(ss->target), ss->family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             p->host, p->port);
+    if (!(ss->main = state_new(p, ss, -1, err, errlen)))
         goto fail;
     for (i = 0; i < p->threads; i++)
-        if (!(ss->th[i] = state_open(p, (int)i, err, errlen)))
+        if (!(ss->th[i] = state_new(p, ss, (int)i, err, errlen)) ||
+            run_setup(ss, i, err, errlen) != 0 || state_init(ss->th[i], p, err, errlen) != 0)
             goto fail;
     ss->has_request = script_has_request(ss->th[0]);
+    ss->opened = true;
     return ss;
 fail:
     script_set_free(ss);
@@ -494,6 +530,22 @@ void script_conn_closed(struct script *s, uint32_t conn)
     lua_pushnil(s->L);
     lua_rawseti(s->L, -2, conn);
     lua_pop(s->L, 1);
+}
+
+bool script_stopped(const struct script *s) { return s->stop; }
+
+bool script_addr(const struct script *s, const struct sockaddr **sa, socklen_t *len)
+{
+    if (!s->addr_set)
+        return false;
+    *sa = (const struct sockaddr *)&s->addr;
+    *len = s->addrlen;
+    return true;
+}
+
+const char *script_addr_text(const struct script_set *ss, unsigned i)
+{
+    return i < ss->n && ss->th[i]->addr_set ? ss->th[i]->addr_text : NULL;
 }
 
 /* Pushes the ctx value of request (conn, seq), taking it out of the table (nil if none). */

@@ -2,15 +2,18 @@
  * offers them, run by script.c.
  *
  * A run's script is a struct script_set: one lua_State per engine thread (never shared:
- * thread i uses only script_thread(set, i)) and a main state for done(). All of them are
- * made and loaded by script_set_open before the run starts, in the main thread, so that a
- * script that does not load (syntax, a runtime error at its top level or in setup() or
- * init()) stops wharf-load before any connection is made.
+ * thread i uses only script_thread(set, i)) and a main state for setup() and done(). All
+ * of them are made and loaded by script_set_open before the run starts, in the main
+ * thread, so that a script that does not load (syntax, a runtime error at its top level or
+ * in setup() or init()) stops wharf-load before any connection is made.
  *
  * Hooks (global functions of the script, each optional):
- *   setup(thread)        once per thread state after loading: thread.id (0-based),
- *                        thread.threads
- *   init(args)           then, per thread state: args are the --script-arg values, in order
+ *   setup(thread)        in the main state, once per engine thread, as wrk: the thread
+ *                        object (script_thread.c): thread.id (0-based), thread.threads,
+ *                        thread.addr, thread:get(name), thread:set(name, value) (values
+ *                        copied between the states), thread:stop()
+ *   init(args)           then, in that thread's state (where wrk.thread is the same thread):
+ *                        args are the --script-arg values, in order
  *   request(conn, seq)   returns the bytes of the next request (a string) on connection
  *                        `conn` (its {seq} is seq); a second value, if any, is handed to the
  *                        response() of that request as `ctx`
@@ -30,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define SCRIPT_MAX_ARGS 32
 #define SCRIPT_MAX_MEM (64u << 20)      /* bytes per Lua state */
@@ -52,6 +56,9 @@ struct script_params {
     const char *host;       /* numeric address */
     unsigned port;
     const char *path_default; /* --proto http: the path (wharf.path) */
+    const char *method;       /* --proto http: the method (wharf.method; NULL: GET) */
+    const uint8_t *body;      /* --proto http: the --data body (wharf.body; NULL: nil) */
+    size_t body_len;
     uint32_t max_request;
     size_t max_mem;     /* bytes per state (0: SCRIPT_MAX_MEM) */
     uint64_t max_steps; /* Lua instructions per hook call (0: SCRIPT_MAX_STEPS) */
@@ -65,9 +72,10 @@ enum script_rc {
     SCRIPT_TOO_LONG, /* request() returned more than --max-request bytes */
 };
 
-/* Makes and loads the states of a run: the script is loaded into each, then setup(thread)
- * and init(args) run in the thread states. Returns the set, or NULL with a message in err
- * that names the file, the line and the hook (or what could not be read). */
+/* Makes and loads the states of a run: the script is loaded into each; then, thread by
+ * thread, setup(thread) runs in the main state and init(args) in the thread's state.
+ * Returns the set, or NULL with a message in err that names the file, the line and the hook
+ * (or what could not be read). */
 struct script_set *script_set_open(const struct script_params *p, char *err, size_t errlen);
 void script_set_free(struct script_set *ss);
 
@@ -102,6 +110,17 @@ void script_reply_dropped(struct script *s, uint32_t conn, uint64_t seq);
 /* Thread side: connection conn ended: the ctx values of its requests in flight and a
  * request held for it are dropped. */
 void script_conn_closed(struct script *s, uint32_t conn);
+
+/* Thread side: whether the thread's script called wrk.thread:stop() (the thread then sends
+ * nothing more, drains and ends). Cost: a load. */
+bool script_stopped(const struct script *s);
+
+/* The address the script gave the thread's connections (thread.addr, set in setup() or
+ * init()): true with *sa and *len set, false when they go to the target. */
+bool script_addr(const struct script *s, const struct sockaddr **sa, socklen_t *len);
+
+/* The thread.addr of engine thread i as the script gave it, or NULL when it was not set. */
+const char *script_addr_text(const struct script_set *ss, unsigned i);
 
 /* After the run: done(summary, latency) in the main state. Returns 0 (also when there is
  * no done()), or -1 with a message in err. */

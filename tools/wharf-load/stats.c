@@ -27,6 +27,7 @@ const char *const stat_names[ST__COUNT] = {
     [ST_STATUS_3XX] = "status_3xx",
     [ST_STATUS_4XX] = "status_4xx",
     [ST_STATUS_5XX] = "status_5xx",
+    [ST_SCRIPT_STOPS] = "script_stops",
     [ST_BAD_VALUE] = "bad_value",
     [ST_MISMATCH] = "mismatch",
     [ST_SHORT] = "short",

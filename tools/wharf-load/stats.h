@@ -33,6 +33,7 @@ enum stat_id {
     ST_STATUS_3XX,
     ST_STATUS_4XX,
     ST_STATUS_5XX,
+    ST_SCRIPT_STOPS,   /* --script: threads that wrk.thread:stop() stopped */
     /* errors from here on */
     ST_MISMATCH,     /* echo differs from what was sent */
     ST_BAD_VALUE,    /* cache workloads: a get returned a value that is not its key's */

@@ -129,6 +129,7 @@ struct tctx {
     struct h2_request *h2rq[LOAD_MAX_TARGETS]; /* --h2: each target's request */
     struct script *sc;            /* --script: this thread's Lua state, else NULL */
     bool sc_req;                  /* --script: its request() makes the requests */
+    bool sc_stopped;              /* --script: wrk.thread:stop() was acted on */
 };
 
 /* Several targets: what follows TARGET_BEGIN up to TARGET_END is done for connection c,
@@ -428,15 +429,19 @@ static void conn_established(struct tctx *x, struct tconn *c, uint64_t now)
 static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
 {
     const struct load_config *cfg = x->cfg;
+    const struct sockaddr *sa = (const struct sockaddr *)&cfg->targets[c->tgt].addr;
+    socklen_t salen = cfg->targets[c->tgt].addrlen;
     int one = 1, fd, rc;
 
+    if (x->sc)
+        (void)script_addr(x->sc, &sa, &salen); /* thread.addr, when the script set it */
     if (x->hs_only) {
         /* the connection is the exchange: sent now, answered by its handshake */
         if (now >= x->clk->send_end || !phase_take(&x->ph, x->clk, now))
             return;
         conn_count_sent(x, c, 0);
     }
-    fd = socket(cfg->targets[c->tgt].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         c->connect_start = now;
         conn_fail(x, c, errno, now);
@@ -464,8 +469,7 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
         conn_fail(x, c, -rc, now);
         return;
     }
-    if (connect(fd, (const struct sockaddr *)&cfg->targets[c->tgt].addr,
-                cfg->targets[c->tgt].addrlen) == 0) {
+    if (connect(fd, sa, salen) == 0) {
         conn_established(x, c, now);
         return;
     }
@@ -544,6 +548,17 @@ static void conn_count_sent(struct tctx *x, struct tconn *c, uint32_t len)
     stat_add(&x->th->st, ST_BYTES_SENT, len);
 }
 
+/* --script: the thread's script called wrk.thread:stop() (in the hook that just ran, or
+ * in init()): the thread sends nothing more and drains, once. */
+static void script_check_stop(struct tctx *x)
+{
+    if (!script_stopped(x->sc) || x->sc_stopped)
+        return;
+    x->sc_stopped = true;
+    stat_add(&x->th->st, ST_SCRIPT_STOPS, 1);
+    phase_drain_now(&x->ph, x->th, load_now());
+}
+
 /* --script: the next request from request() into wbuf (grown to it when it is empty and
  * the request longer than its size). Returns its length, 0 when it cannot go now (held for
  * the next fill: no room, or the --count quota spent), -1 when the script failed (counted:
@@ -555,6 +570,7 @@ static ssize_t script_fill(struct tctx *x, struct tconn *c, uint64_t now)
     char why[160];
     enum script_rc r = script_request(x->sc, c->flow, c->tx_seq, &rq, &rl, why, sizeof(why));
 
+    script_check_stop(x);
     if (r != SCRIPT_OK) {
         stat_add(&x->th->st, r == SCRIPT_TOO_LONG ? ST_REQUEST_TOO_LONG : ST_SCRIPT_ERROR, 1);
         load_note_error(x->th, why, 0);
@@ -575,9 +591,9 @@ static ssize_t script_fill(struct tctx *x, struct tconn *c, uint64_t now)
         c->wbuf = b;
         c->wcap = (uint32_t)rl;
     }
-    if (!x->ph.open && !phase_take(&x->ph, x->clk, now)) {
+    if (x->ph.sending_over || (!x->ph.open && !phase_take(&x->ph, x->clk, now))) {
         script_hold(x->sc, c->flow);
-        return 0; /* the --count quota is spent */
+        return 0; /* the --count quota is spent, or the script stopped the thread */
     }
     memcpy(c->wbuf + c->wlen, rq, rl);
     return (ssize_t)rl;
@@ -946,6 +962,7 @@ static bool script_reply_ok(struct tctx *x, struct tconn *c, const struct rr_slo
     enum script_rc r = script_response(x->sc, c->flow, sl->seq, reply, len, c->fst.status, why,
                                        sizeof(why));
 
+    script_check_stop(x);
     if (r == SCRIPT_OK)
         return true;
     stat_add(&x->th->st, r == SCRIPT_REJECTED ? ST_SCRIPT_REJECTED : ST_SCRIPT_ERROR, 1);
@@ -1366,9 +1383,9 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
         for (k = 0; k < cfg->ntargets; k++) {
             const struct load_target *tg = &cfg->targets[k];
 
-            x->h2rq[k] = h2_request_new(cfg->h2.method, cfg->tls.on, tg->target,
+            x->h2rq[k] = h2_request_new(cfg->http.method, cfg->tls.on, tg->target,
                                         tg->path[0] ? tg->path : cfg->h2.path, cfg->h2.headers,
-                                        cfg->h2.nheaders, cfg->h2.body, cfg->h2.body_len, err,
+                                        cfg->h2.nheaders, cfg->http.body, cfg->http.body_len, err,
                                         sizeof(err));
             if (!x->h2rq[k])
                 return -1; /* opts.c made the same requests once: only memory fails here */
@@ -1445,6 +1462,8 @@ void *tcp_thread(void *arg)
 
     rc = ctx_init(&x, th);
     if (phase_begin(&x.ph, th, rc)) {
+        if (x.sc) /* stopped in init(): the thread drains at once (nothing to drain) */
+            script_check_stop(&x);
         now = phase_run(&x.ph, th, &tcp_ops, &x);
         /* what is still in flight now is unanswered */
         for (i = 0; i < x.n; i++)

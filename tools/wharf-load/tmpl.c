@@ -281,6 +281,29 @@ int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_
     return tmpl_finish(t, &n, err, errlen);
 }
 
+int tmpl_append_literal(struct tmpl *t, const uint8_t *bytes, size_t len, char *err,
+                        size_t errlen)
+{
+    uint8_t *text;
+
+    if (len == 0)
+        return 0;
+    if (len > TMPL_MAX_BODY) {
+        snprintf(err, errlen, "template: a literal of %zu bytes, more than %u", len, TMPL_MAX_BODY);
+        return -1;
+    }
+    text = realloc(t->text, t->text_len + len);
+    if (!text)
+        return nomem(err, errlen);
+    t->text = text;
+    memcpy(t->text + t->text_len, bytes, len);
+    if (add_part(t, TP_LIT, (uint32_t)t->text_len, (uint32_t)len))
+        return nomem(err, errlen);
+    t->text_len += len;
+    t->max_len += len;
+    return 0;
+}
+
 void tmpl_free(struct tmpl *t)
 {
     if (t->expect) {

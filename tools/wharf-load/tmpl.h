@@ -31,7 +31,8 @@
 
 #define TMPL_MAX 16          /* templates in a mix */
 #define TMPL_MAX_HEADERS 32  /* -H headers of --proto http */
-#define TMPL_MAX_LEN (1u << 20) /* largest expanded request */
+#define TMPL_MAX_LEN (1u << 20) /* largest expanded request (before a literal body) */
+#define TMPL_MAX_BODY (1u << 20) /* largest literal tmpl_append_literal adds (--data) */
 
 enum tmpl_part_kind { TP_LIT, TP_SEQ, TP_CONN, TP_KEY, TP_RAND, TP_SIZE, TP_TS, TP_VALUE, TP_LEN };
 
@@ -78,6 +79,11 @@ size_t tmpl_unescape(const char *s, uint8_t *out);
  * as set. Returns 0, or -1 with a message naming the problem in err. */
 int tmpl_parse(struct tmpl *t, const uint8_t *text, size_t len, char *err, size_t errlen);
 void tmpl_free(struct tmpl *t);
+
+/* Appends len bytes to a parsed template as they are (no placeholders, no escapes: an HTTP
+ * body from --data), at most TMPL_MAX_BODY. Returns 0, or -1 with a message in err. */
+int tmpl_append_literal(struct tmpl *t, const uint8_t *bytes, size_t len, char *err,
+                        size_t errlen);
 
 /* Normalizes the weights and computes the longest expansion ({value}s at their longest). */
 void tmpl_set_finish(struct tmpl_set *s);
