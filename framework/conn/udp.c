@@ -4,7 +4,10 @@
  *
  * One readiness event reads up to UDP_ROUNDS batches of UDP_BATCH datagrams.
  * Replies made during on_datagram are copied into a per-worker send arena and
- * go out with one sendmmsg per batch (or earlier when the arena fills).
+ * go out with one sendmmsg per batch (or earlier when the arena fills).  On
+ * a worker with a datagram sink (the test kit; udp.h) the same dispatch and
+ * send paths run, with the sink in place of the socket (udp_inject,
+ * udp_sendmmsg).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -155,6 +158,8 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             s->fd = listener_fd(l, a, w->id);
             s->l = l;
             s->set = u;
+            if (s->fd < 0)
+                continue; /* no socket: the worker's sink has its datagrams (udp.h) */
             /* The kernel refuses a broadcast destination without it. */
             int on = 1;
             if (l->cfg->allow_broadcast)
@@ -181,6 +186,29 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     return 0;
 }
 
+/* sendmmsg(2) on s, or, on a worker with a datagram sink (udp.h), each
+ * datagram handed to the sink, with sendmmsg's result. */
+static int udp_sendmmsg(struct udp_sock *s, struct mmsghdr *m, unsigned n)
+{
+    struct udp_sink *sink = s->set->w->udp_sink;
+    if (!sink)
+        return sendmmsg(s->fd, m, n, MSG_DONTWAIT);
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        struct msghdr *h = &m[i].msg_hdr;
+        int rc = sink->send(sink, s->l, NULL, h->msg_name, h->msg_namelen, h->msg_iov[0].iov_base,
+                            h->msg_iov[0].iov_len);
+        if (rc < 0 && i == 0) {
+            errno = -rc;
+            return -1;
+        }
+        if (rc < 0)
+            break;
+        m[i].msg_len = (unsigned)h->msg_iov[0].iov_len;
+    }
+    return (int)i;
+}
+
 /* Sends every queued reply.  Datagrams the socket refuses are dropped (UDP
  * gives no delivery promise) and logged at debug level. */
 static void udp_flush(struct udp_set *u)
@@ -189,7 +217,7 @@ static void udp_flush(struct udp_set *u)
     unsigned done = 0;
     struct udp_sock *s = u->send_sock;
     while (done < u->nsend) {
-        int n = sendmmsg(s->fd, u->smsg + done, u->nsend - done, MSG_DONTWAIT);
+        int n = udp_sendmmsg(s, u->smsg + done, u->nsend - done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -366,6 +394,56 @@ void udp_rate_free(struct wharf_worker *w)
     w->udp_rate = NULL;
 }
 
+/* One datagram from `from` on s: the loop guard, deny, rate_limit, then
+ * the handler's on_datagram (its replies wait in the send arena). */
+static void udp_dispatch(struct udp_sock *s, const union sockaddr_any *from, socklen_t fromlen,
+                         const void *data, size_t len)
+{
+    struct udp_set *u = s->set;
+    struct wharf_worker *w = u->w;
+    struct listener_counters *st = listener_counters(s->l, w->id);
+    wharf_counter_add(&st->bytes_in, len);
+    if (s->l->cfg->loop_guard && udp_from_own_port(u, from)) {
+        udp_refuse_loop(u, s, from);
+        return;
+    }
+    if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &from->sa)) {
+        listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
+        return;
+    }
+    if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &from->sa)) {
+        listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
+        return;
+    }
+    struct wharf_dgram d = {w, s, from, fromlen};
+    uint64_t t0 = histogram_now_ns();
+    CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0, s->l->handler->on_datagram(&d, data, len));
+    histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER, histogram_now_ns() - t0);
+}
+
+int udp_inject(struct wharf_worker *w, const struct listener *l, const struct udp_datagram *d,
+               size_t n)
+{
+    struct udp_set *u = w->udp;
+    struct udp_sock *s = NULL;
+    for (unsigned i = 0; u && i < u->nsocks && !s; i++)
+        if (u->socks[i].l == l)
+            s = &u->socks[i];
+    if (!s)
+        return -ENOENT;
+    struct listener_counters *st = listener_counters(l, w->id);
+    for (size_t i = 0; i < n; i++) {
+        union sockaddr_any from = {0};
+        socklen_t fromlen = d[i].fromlen < sizeof from ? d[i].fromlen : sizeof from;
+        memcpy(&from, d[i].from, fromlen);
+        wharf_counter_add(&st->datagrams_in, 1);
+        udp_dispatch(s, &from, fromlen, d[i].data, d[i].len);
+        if (u->nsend && ((i + 1) % UDP_BATCH == 0 || i + 1 == n))
+            udp_flush(u);
+    }
+    return 0;
+}
+
 /*
  * Reads up to UDP_ROUNDS batches from s and hands each datagram to the
  * handler.  Returns the size of the last batch, or -1 when the socket had
@@ -375,7 +453,6 @@ static int udp_read(struct udp_sock *s)
 {
     struct udp_set *u = s->set;
     struct wharf_worker *w = u->w;
-    const struct wharf_handler *h = s->l->handler;
     struct listener_counters *st = listener_counters(s->l, w->id);
     int n = -1;
 
@@ -390,28 +467,9 @@ static int udp_read(struct udp_sock *s)
             return round == 0 ? -1 : 0;
         }
         wharf_counter_add(&st->datagrams_in, (uint64_t)n);
-        for (int i = 0; i < n; i++) {
-            struct mmsghdr *m = &u->rmsg[i];
-            wharf_counter_add(&st->bytes_in, m->msg_len);
-            if (s->l->cfg->loop_guard && udp_from_own_port(u, &u->raddr[i])) {
-                udp_refuse_loop(u, s, &u->raddr[i]);
-                continue;
-            }
-            if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa)) {
-                listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
-                continue;
-            }
-            if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &u->raddr[i].sa)) {
-                listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
-                continue;
-            }
-            struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
-            uint64_t t0 = histogram_now_ns();
-            CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0,
-                         h->on_datagram(&d, u->riov[i].iov_base, m->msg_len));
-            histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER,
-                              histogram_now_ns() - t0);
-        }
+        for (int i = 0; i < n; i++)
+            udp_dispatch(s, &u->raddr[i], u->rmsg[i].msg_hdr.msg_namelen, u->riov[i].iov_base,
+                         u->rmsg[i].msg_len);
         if (u->nsend)
             udp_flush(u);
         if (n < UDP_BATCH)
