@@ -11,7 +11,8 @@
  * server's own port with the errno named and counted; the loop guard,
  * deny and rate_limit on what arrives, rate_limit refilled by the kit's
  * clock; a handler that sends nothing; many datagrams queued and handed
- * in by one pump; and every error of the kit's calls.
+ * in by one pump; the output the kit holds bounded; and every error of the
+ * kit's calls.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -139,6 +140,30 @@ START_TEST(large_datagram_whole)
 }
 END_TEST
 
+START_TEST(output_held_is_bounded)
+{
+    /* 64 MiB untaken: 1,024 datagrams of 65,507 bytes; the next ones fail
+     * as on a full socket buffer (counted send_failed), none is lost from
+     * what was held, and taking one makes room. */
+    wharf_test *t = kit(shipped("udp_echo"), UDP);
+    size_t max = 65507;
+    char *big = calloc(1, max);
+    for (int i = 0; i < 1030; i++) {
+        big[0] = (char)i;
+        ck_assert_int_eq(wharf_test_udp_send(t, "127.0.0.1:40000", big, max), 0);
+    }
+    ck_assert_uint_eq(wharf_test_udp_output_count(t), 1024);
+    ck_assert_int_eq(wharf_test_udp_dropped(t, "send_failed"), 6);
+    const struct wharf_test_dgram *d = next_out(t, 0, "127.0.0.1:40000");
+    ck_assert_int_eq(d->data[0], 0);
+    ck_assert_int_eq(wharf_test_udp_send(t, "127.0.0.1:40000", big, max), 0);
+    ck_assert_uint_eq(wharf_test_udp_output_count(t), 1024);
+    ck_assert_int_eq(wharf_test_udp_dropped(t, "send_failed"), 6);
+    free(big);
+    wharf_test_free(t);
+}
+END_TEST
+
 START_TEST(echo_guard_and_loop_guard)
 {
     wharf_test *t = kit(shipped("udp_echo"), UDP);
@@ -237,7 +262,7 @@ START_TEST(many_datagrams_in_one_pump)
     ck_assert_int_eq(quiet_seen_by_post, 100); /* all in one read */
     wharf_test_free(t);
 
-    /* Replies of one read leave in batches, every one, in order, each to
+    /* Replies to one read: every one, in order, each to
      * its own source. */
     t = kit(shipped("udp_echo"), UDP);
     for (int i = 0; i < 100; i++) {
@@ -597,6 +622,7 @@ int main(void)
     tcase_add_test(tc, echo_reply_byte_exact_to_the_source);
     tcase_add_test(tc, echo_on_ipv6_and_mapped_sources);
     tcase_add_test(tc, large_datagram_whole);
+    tcase_add_test(tc, output_held_is_bounded);
     tcase_add_test(tc, echo_guard_and_loop_guard);
     tcase_add_test(tc, deny_and_rate_limit_on_the_kits_clock);
     tcase_add_test(tc, a_handler_that_sends_nothing);

@@ -5,9 +5,9 @@
  * One readiness event reads up to UDP_ROUNDS batches of UDP_BATCH datagrams.
  * Replies made during on_datagram are copied into a per-worker send arena and
  * go out with one sendmmsg per batch (or earlier when the arena fills).  On
- * a worker with a datagram sink (the test kit; udp.h) the same dispatch and
- * send paths run, with the sink in place of the socket (udp_inject,
- * udp_sendmmsg).
+ * a worker with a datagram sink (the test kit; udp.h) the same path runs
+ * from udp_deliver on (udp_inject), and what the handler sends goes to the
+ * sink once the guards passed it (udp_sink_send).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -186,29 +186,6 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
     return 0;
 }
 
-/* sendmmsg(2) on s, or, on a worker with a datagram sink (udp.h), each
- * datagram handed to the sink, with sendmmsg's result. */
-static int udp_sendmmsg(struct udp_sock *s, struct mmsghdr *m, unsigned n)
-{
-    struct udp_sink *sink = s->set->w->udp_sink;
-    if (!sink)
-        return sendmmsg(s->fd, m, n, MSG_DONTWAIT);
-    unsigned i;
-    for (i = 0; i < n; i++) {
-        struct msghdr *h = &m[i].msg_hdr;
-        int rc = sink->send(sink, s->l, NULL, h->msg_name, h->msg_namelen, h->msg_iov[0].iov_base,
-                            h->msg_iov[0].iov_len);
-        if (rc < 0 && i == 0) {
-            errno = -rc;
-            return -1;
-        }
-        if (rc < 0)
-            break;
-        m[i].msg_len = (unsigned)h->msg_iov[0].iov_len;
-    }
-    return (int)i;
-}
-
 /* Sends every queued reply.  Datagrams the socket refuses are dropped (UDP
  * gives no delivery promise) and logged at debug level. */
 static void udp_flush(struct udp_set *u)
@@ -217,7 +194,7 @@ static void udp_flush(struct udp_set *u)
     unsigned done = 0;
     struct udp_sock *s = u->send_sock;
     while (done < u->nsend) {
-        int n = udp_sendmmsg(s, u->smsg + done, u->nsend - done);
+        int n = sendmmsg(s->fd, u->smsg + done, u->nsend - done, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -394,28 +371,29 @@ void udp_rate_free(struct wharf_worker *w)
     w->udp_rate = NULL;
 }
 
-/* One datagram from `from` on s: the loop guard, deny, rate_limit, then
- * the handler's on_datagram (its replies wait in the send arena). */
-static void udp_dispatch(struct udp_sock *s, const union sockaddr_any *from, socklen_t fromlen,
-                         const void *data, size_t len)
+/* Hands one datagram from src to the handler, after the loop guard, the
+ * deny list and rate_limit. */
+static void udp_deliver(struct udp_sock *s, const union sockaddr_any *src, socklen_t srclen,
+                        char *data, size_t len)
 {
     struct udp_set *u = s->set;
     struct wharf_worker *w = u->w;
     struct listener_counters *st = listener_counters(s->l, w->id);
+    wharf_counter_add(&st->datagrams_in, 1);
     wharf_counter_add(&st->bytes_in, len);
-    if (s->l->cfg->loop_guard && udp_from_own_port(u, from)) {
-        udp_refuse_loop(u, s, from);
+    if (s->l->cfg->loop_guard && udp_from_own_port(u, src)) {
+        udp_refuse_loop(u, s, src);
         return;
     }
-    if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &from->sa)) {
+    if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &src->sa)) {
         listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
         return;
     }
-    if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &from->sa)) {
+    if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &src->sa)) {
         listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
         return;
     }
-    struct wharf_dgram d = {w, s, from, fromlen};
+    struct wharf_dgram d = {w, s, src, srclen};
     uint64_t t0 = histogram_now_ns();
     CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0, s->l->handler->on_datagram(&d, data, len));
     histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER, histogram_now_ns() - t0);
@@ -431,16 +409,26 @@ int udp_inject(struct wharf_worker *w, const struct listener *l, const struct ud
             s = &u->socks[i];
     if (!s)
         return -ENOENT;
-    struct listener_counters *st = listener_counters(l, w->id);
     for (size_t i = 0; i < n; i++) {
         union sockaddr_any from = {0};
         socklen_t fromlen = d[i].fromlen < sizeof from ? d[i].fromlen : sizeof from;
         memcpy(&from, d[i].from, fromlen);
-        wharf_counter_add(&st->datagrams_in, 1);
-        udp_dispatch(s, &from, fromlen, d[i].data, d[i].len);
-        if (u->nsend && ((i + 1) % UDP_BATCH == 0 || i + 1 == n))
-            udp_flush(u);
+        udp_deliver(s, &from, fromlen, (char *)d[i].data, d[i].len);
     }
+    return 0;
+}
+
+int udp_sink_send(struct wharf_worker *w, const struct listener *l, struct wharf_udp *out,
+                  const struct sockaddr *to, socklen_t tolen, const void *data, size_t len)
+{
+    int rc = w->udp_sink->send(w->udp_sink, l, out, to, tolen, data, len);
+    if (rc < 0) {
+        listener_count_drop(l, w->id, LISTENER_DROP_SEND_FAILED);
+        return rc;
+    }
+    struct listener_counters *st = listener_counters(l, w->id);
+    wharf_counter_add(&st->datagrams_out, 1);
+    wharf_counter_add(&st->bytes_out, len);
     return 0;
 }
 
@@ -453,7 +441,6 @@ static int udp_read(struct udp_sock *s)
 {
     struct udp_set *u = s->set;
     struct wharf_worker *w = u->w;
-    struct listener_counters *st = listener_counters(s->l, w->id);
     int n = -1;
 
     for (int round = 0; round < UDP_ROUNDS; round++) {
@@ -466,10 +453,9 @@ static int udp_read(struct udp_sock *s)
                           strerror(errno));
             return round == 0 ? -1 : 0;
         }
-        wharf_counter_add(&st->datagrams_in, (uint64_t)n);
         for (int i = 0; i < n; i++)
-            udp_dispatch(s, &u->raddr[i], u->rmsg[i].msg_hdr.msg_namelen, u->riov[i].iov_base,
-                         u->rmsg[i].msg_len);
+            udp_deliver(s, &u->raddr[i], u->rmsg[i].msg_hdr.msg_namelen, u->riov[i].iov_base,
+                        u->rmsg[i].msg_len);
         if (u->nsend)
             udp_flush(u);
         if (n < UDP_BATCH)
@@ -539,6 +525,8 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
         udp_send_refused(d->w, d->us->l, &d->peer->sa, rc);
         return rc;
     }
+    if (d->w->udp_sink) /* the test kit's network (udp.h) */
+        return udp_sink_send(d->w, d->us->l, NULL, &d->peer->sa, d->peer_len, data, len);
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
         (u->send_sock && u->send_sock != d->us))
         udp_flush(u);

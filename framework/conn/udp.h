@@ -74,11 +74,12 @@ struct wharf_udp;
  * worker that has one (wharf_worker.udp_sink, set before its UDP set is
  * made) no datagram goes to or comes from a socket: its UDP listeners have
  * none (listener_fd reads -1, never watched); a datagram handler code sends
- * reaches `send` once it has passed every check a socket's passes (size,
- * send guard, rate_limit) and is counted as sent; wharf_udp_open makes no
- * socket and asks `open`; and datagrams arrive through udp_inject and
- * udp_handle_inject, down the same path as those recvmmsg and recvfrom read.
- * Every call comes on the worker's thread.
+ * (wharf_reply, wharf_udp_send) reaches `send` at once, in place of the
+ * send path, once it has passed every check a socket's passes (size, send
+ * guard, rate_limit), and is counted as sent (udp_sink_send);
+ * wharf_udp_open makes no socket and asks `open`; and datagrams arrive
+ * through udp_inject and udp_handle_inject, down the same path as those
+ * recvmmsg and recvfrom read.  Every call comes on the worker's thread.
  */
 struct udp_sink {
     /* Outbound handle u opens, to `to` (its default destination), connected
@@ -108,11 +109,15 @@ struct udp_datagram {
 
 /* n datagrams arrive at worker w's socket of listener l (its first
  * address), as one read would bring them: each goes through the loop
- * guard, deny and rate_limit to on_datagram, and the replies leave after
- * every batch a read takes and at the end.  On w's thread.  Returns 0, or
- * -ENOENT when w has no socket of l. */
+ * guard, deny and rate_limit to on_datagram.  On w's thread.  Returns 0,
+ * or -ENOENT when w has no socket of l. */
 int udp_inject(struct wharf_worker *w, const struct listener *l, const struct udp_datagram *d,
                size_t n);
+/* Hands a datagram that passed the guards to w's sink, from l's socket
+ * (out NULL) or outbound handle out; counts it sent, or dropped (reason
+ * send_failed) when the sink refuses it.  Returns 0 or the sink's error. */
+int udp_sink_send(struct wharf_worker *w, const struct listener *l, struct wharf_udp *out,
+                  const struct sockaddr *to, socklen_t tolen, const void *data, size_t len);
 /* One datagram arrives at outbound handle u: the listener's guards, then
  * u's callback.  On u's worker's thread.  Returns 0, -EPIPE (u closed) or
  * -EINVAL (u is not an outbound handle, or from too long). */

@@ -14,8 +14,8 @@
  * when the worker leaves its loop, what is left is closed there.
  *
  * On a worker with a datagram sink (the test kit; udp.h) an outbound handle
- * has no socket: the sink is told it opens and ends, takes what it sends,
- * and hands in what arrives (udp_handle_inject).
+ * has no socket: the sink is told it opens and ends, takes what it sends
+ * (udp_sink_send), and hands in what arrives (udp_handle_inject).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -326,27 +326,6 @@ fail:
     return udp_handle_fail(err, rc);
 }
 
-/* send(2) or sendto(2) on u's socket, or, on a worker with a datagram sink
- * (udp.h), the datagram handed to the sink: the bytes sent, or -1 with
- * errno. */
-static ssize_t udp_handle_sendto(struct wharf_udp *u, const struct sockaddr *to, socklen_t tolen,
-                                 const void *data, size_t len)
-{
-    struct udp_sink *sink = u->w->udp_sink;
-    if (sink) {
-        int rc = sink->send(sink, u->l, u->owns_fd ? u : NULL, to, tolen, data, len);
-        if (rc < 0)
-            errno = -rc;
-        return rc < 0 ? -1 : (ssize_t)len;
-    }
-    ssize_t n;
-    do
-        n = u->connected ? send(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL)
-                         : sendto(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
-    while (n < 0 && errno == EINTR);
-    return n;
-}
-
 int wharf_udp_send(wharf_udp *u, const struct sockaddr *to, socklen_t tolen, const void *data,
                    size_t len)
 {
@@ -395,7 +374,13 @@ int wharf_udp_send(wharf_udp *u, const struct sockaddr *to, socklen_t tolen, con
         listener_count_drop(l, w->id, LISTENER_DROP_RATE_LIMIT);
         return -EAGAIN;
     }
-    ssize_t n = udp_handle_sendto(u, to, tolen, data, len);
+    if (w->udp_sink) /* the test kit's network (udp.h) */
+        return udp_sink_send(w, l, u->owns_fd ? u : NULL, to, tolen, data, len);
+    ssize_t n;
+    do
+        n = u->connected ? send(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                         : sendto(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
+    while (n < 0 && errno == EINTR);
     if (n < 0) {
         rc = errno == EWOULDBLOCK ? -EAGAIN : -errno;
         log_write(WHARF_LOG_DEBUG, l->cfg->name, (int)w->id, 0, "sendto: %s", strerror(-rc));

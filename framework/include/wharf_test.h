@@ -169,7 +169,7 @@ int wharf_test_udp_send_from(wharf_test *t, const struct sockaddr *from, socklen
 /* Queues the datagram without running anything: everything queued arrives
  * at the next call that runs the worker (a send, wharf_test_run,
  * wharf_test_advance...), together, as one read of the socket brings
- * them (replies leave in batches, as they do after each recvmmsg).
+ * them: every on_datagram runs before anything else does.
  * Returns as wharf_test_udp_send. */
 int wharf_test_udp_queue(wharf_test *t, const char *from, const void *data, size_t len);
 /* A datagram arrives at outbound socket `socket` from `from` (NULL: from
