@@ -110,6 +110,13 @@ START_TEST(echo_on_ipv6_and_mapped_sources)
     wharf_test *t = kit(shipped("udp_echo"), UDP ", \"address\": \"::1\"");
     send_text(t, "[::1]:40000", "six");
     ck_assert_str_eq(next_out(t, 0, "[::1]:40000")->data, "six");
+    /* The largest datagram: 65,527 bytes over IPv6, 65,507 over IPv4 (an
+     * IPv4 source too, though the listener sees it IPv4-mapped). */
+    static char big[65528];
+    ck_assert_int_eq(wharf_test_udp_send(t, "[::1]:40000", big, 65527), 0);
+    ck_assert_uint_eq(next_out(t, 0, "[::1]:40000")->len, 65527);
+    ck_assert_int_eq(wharf_test_udp_send(t, "[::1]:40000", big, 65528), -EMSGSIZE);
+    ck_assert_int_eq(wharf_test_udp_send(t, "127.0.0.1:40000", big, 65508), -EMSGSIZE);
     /* An IPv4 source reaches an IPv6 socket IPv4-mapped. */
     send_text(t, "127.0.0.1:40002", "four");
     ck_assert_str_eq(next_out(t, 0, "[::ffff:127.0.0.1]:40002")->data, "four");
@@ -554,7 +561,8 @@ START_TEST(kit_errors_are_named)
     wharf_test *t = kit(shipped("udp_echo"), UDP);
     ck_assert_ptr_null(wharf_test_connect(t)); /* a UDP listener has no clients */
     const char *bad[] = {NULL, "", "127.0.0.1", "127.0.0.1:", ":53", "127.0.0.1:65536",
-                         "127.0.0.1:-1", "127.0.0.1:5x", "localhost:53", "::1:53", "[::1]",
+                         "127.0.0.1:-1", "127.0.0.1:5x", "127.0.0.1: 53", "127.0.0.1:+53",
+                         "localhost:53", "::1:53", "[::1]",
                          "[::1:53", "[127.0.0.1]:53", "1.2.3.4.5:53"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         ck_assert_msg(wharf_test_udp_send(t, bad[i], "x", 1) == -EINVAL, "from %s",

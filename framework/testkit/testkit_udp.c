@@ -298,7 +298,7 @@ static int kit_udp_parse(const char *text, union sockaddr_any *a, socklen_t *len
     host[colon - text] = '\0';
     char *end;
     unsigned long port = strtoul(colon + 1, &end, 10);
-    if (!colon[1] || *end || port > 65535 || colon[1] == '-' || colon[1] == '+')
+    if (colon[1] < '0' || colon[1] > '9' || *end || port > 65535)
         return -EINVAL;
     memset(a, 0, sizeof *a);
     size_t hl = strlen(host);
@@ -352,10 +352,11 @@ static int kit_udp_source(const struct sockaddr *from, socklen_t fromlen, int fa
     return -EINVAL;
 }
 
-/* Whether a datagram of len bytes from a fits in one UDP datagram. */
-static bool kit_udp_fits(const union sockaddr_any *a, size_t len)
+/* Whether len bytes fit in one UDP datagram from an address of `family`
+ * (before any IPv4 mapping: an IPv4 packet is what limits it). */
+static bool kit_udp_fits(int family, size_t len)
 {
-    return len <= (a->sa.sa_family == AF_INET6 ? KIT_UDP_MAX_DATAGRAM6 : KIT_UDP_MAX_DATAGRAM);
+    return len <= (family == AF_INET6 ? KIT_UDP_MAX_DATAGRAM6 : KIT_UDP_MAX_DATAGRAM);
 }
 
 /* ---- the calls ----------------------------------------------------------------- */
@@ -374,7 +375,7 @@ static int kit_udp_queue(wharf_test *t, const struct sockaddr *from, socklen_t f
     int rc = kit_udp_source(from, fromlen, k->local.sa.sa_family, &a, &alen);
     if (rc < 0)
         return rc;
-    if (!kit_udp_fits(&a, len))
+    if (!kit_udp_fits(from->sa_family, len))
         return -EMSGSIZE;
     struct kit_in *i = malloc(sizeof *i + len);
     if (!i)
@@ -437,11 +438,11 @@ int wharf_test_udp_answer(wharf_test *t, unsigned socket, const char *from, cons
     int rc = 0;
     if (from && (rc = kit_udp_parse(from, &text, &textlen)) < 0)
         return rc;
-    rc = from ? kit_udp_source(&text.sa, textlen, s->local.sa.sa_family, &a, &alen)
-              : kit_udp_source(&s->peer.sa, s->peer_len, s->local.sa.sa_family, &a, &alen);
+    const struct sockaddr *src = from ? &text.sa : &s->peer.sa;
+    rc = kit_udp_source(src, from ? textlen : s->peer_len, s->local.sa.sa_family, &a, &alen);
     if (rc < 0)
         return rc;
-    if (!kit_udp_fits(&a, len))
+    if (!kit_udp_fits(src->sa_family, len))
         return -EMSGSIZE;
     if (s->connected) {
         /* The kernel passes a connected socket its peer's datagrams only. */
