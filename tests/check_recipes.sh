@@ -18,7 +18,8 @@
 # workers (every line to every client exactly once, in per-sender order),
 # the blocking-work recipe answering a 10 ms job within 50 ms while a 2 s job
 # runs (work_threads 4; tests/recipe_resolver.c stands in for DNS), the test
-# program of docs/testkit.md built and run against cmd.c, and the C++ recipe
+# programs of docs/testkit.md built and run against cmd.c and (the kit's
+# datagrams) udp_relay.c, and the C++ recipe
 # the same as tests/modules/mod_cxx.cc (which the build compiles); the UDP
 # recipes the same as tests/modules/mod_udp_*.c and run in wharfd by
 # tests/udp_recipes.py.
@@ -121,7 +122,7 @@ then
     extracted=bad
 fi
 names=$(cat "$tmp/names")
-tested="upper.c cmd.c sum.c shout.c heartbeat.c lookup.c sort.c proxy.c test_cmd.c cxx.cc udp_defer.c udp_relay.c"
+tested="upper.c cmd.c sum.c shout.c heartbeat.c lookup.c sort.c proxy.c test_cmd.c cxx.cc udp_defer.c udp_relay.c test_udp_relay.c"
 for n in $names; do
     case " $tested " in *" $n "*) ;; *) fail "recipe $n of the handler pages has no test here"; extracted=bad ;; esac
 done
@@ -265,6 +266,20 @@ if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$incdir" -o "$tmp/test_cmd
     fi
 else
     fail "test_cmd.c does not build: $(cat "$tmp/cc.log")"
+fi
+# Its UDP example, against the relay recipe: the kit's datagrams.
+cp "$tmp/r/udp_relay.c" "$tmp/r/test_udp_relay.c" "$tmp/" 2>/dev/null
+# shellcheck disable=SC2086
+if $cc -std=gnu11 -Wall -Wextra -Werror $sanflags -I "$incdir" -o "$tmp/test_udp_relay" \
+    "$tmp/test_udp_relay.c" "$tmp/udp_relay.c" -L "$build/.libs" -lwharf_test \
+    $(pkg-config --cflags --libs check) 2>"$tmp/cc.log"; then
+    if out=$(cd "$tmp" && LD_LIBRARY_PATH="$build/.libs" timeout 60 ./test_udp_relay 2>&1); then
+        ok "test_udp_relay.c builds against udp_relay.c and passes: $(echo "$out" | grep -o '[0-9]*%.*' | head -n1)"
+    else
+        fail "test_udp_relay.c fails: $out"
+    fi
+else
+    fail "test_udp_relay.c does not build: $(cat "$tmp/cc.log")"
 fi
 
 # The C++ recipe is tests/modules/mod_cxx.cc, which the build compiles and

@@ -4,7 +4,10 @@
  *
  * One readiness event reads up to UDP_ROUNDS batches of UDP_BATCH datagrams.
  * Replies made during on_datagram are copied into a per-worker send arena and
- * go out with one sendmmsg per batch (or earlier when the arena fills).
+ * go out with one sendmmsg per batch (or earlier when the arena fills).  On
+ * a worker with a datagram sink (the test kit; udp.h) the same path runs
+ * from udp_deliver on (udp_inject), and what the handler sends goes to the
+ * sink once the guards passed it (udp_sink_send).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -155,6 +158,8 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             s->fd = listener_fd(l, a, w->id);
             s->l = l;
             s->set = u;
+            if (s->fd < 0)
+                continue; /* no socket: the worker's sink has its datagrams (udp.h) */
             /* The kernel refuses a broadcast destination without it. */
             int on = 1;
             if (l->cfg->allow_broadcast)
@@ -366,6 +371,67 @@ void udp_rate_free(struct wharf_worker *w)
     w->udp_rate = NULL;
 }
 
+/* Hands one datagram from src to the handler, after the loop guard, the
+ * deny list and rate_limit. */
+static void udp_deliver(struct udp_sock *s, const union sockaddr_any *src, socklen_t srclen,
+                        char *data, size_t len)
+{
+    struct udp_set *u = s->set;
+    struct wharf_worker *w = u->w;
+    struct listener_counters *st = listener_counters(s->l, w->id);
+    wharf_counter_add(&st->datagrams_in, 1);
+    wharf_counter_add(&st->bytes_in, len);
+    if (s->l->cfg->loop_guard && udp_from_own_port(u, src)) {
+        udp_refuse_loop(u, s, src);
+        return;
+    }
+    if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &src->sa)) {
+        listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
+        return;
+    }
+    if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &src->sa)) {
+        listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
+        return;
+    }
+    struct wharf_dgram d = {w, s, src, srclen};
+    uint64_t t0 = histogram_now_ns();
+    CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0, s->l->handler->on_datagram(&d, data, len));
+    histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER, histogram_now_ns() - t0);
+}
+
+int udp_inject(struct wharf_worker *w, const struct listener *l, const struct udp_datagram *d,
+               size_t n)
+{
+    struct udp_set *u = w->udp;
+    struct udp_sock *s = NULL;
+    for (unsigned i = 0; u && i < u->nsocks && !s; i++)
+        if (u->socks[i].l == l)
+            s = &u->socks[i];
+    if (!s)
+        return -ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        union sockaddr_any from = {0};
+        socklen_t fromlen = d[i].fromlen < sizeof from ? d[i].fromlen : sizeof from;
+        memcpy(&from, d[i].from, fromlen);
+        udp_deliver(s, &from, fromlen, (char *)d[i].data, d[i].len);
+    }
+    return 0;
+}
+
+int udp_sink_send(struct wharf_worker *w, const struct listener *l, struct wharf_udp *out,
+                  const struct sockaddr *to, socklen_t tolen, const void *data, size_t len)
+{
+    int rc = w->udp_sink->send(w->udp_sink, l, out, to, tolen, data, len);
+    if (rc < 0) {
+        listener_count_drop(l, w->id, LISTENER_DROP_SEND_FAILED);
+        return rc;
+    }
+    struct listener_counters *st = listener_counters(l, w->id);
+    wharf_counter_add(&st->datagrams_out, 1);
+    wharf_counter_add(&st->bytes_out, len);
+    return 0;
+}
+
 /*
  * Reads up to UDP_ROUNDS batches from s and hands each datagram to the
  * handler.  Returns the size of the last batch, or -1 when the socket had
@@ -375,8 +441,6 @@ static int udp_read(struct udp_sock *s)
 {
     struct udp_set *u = s->set;
     struct wharf_worker *w = u->w;
-    const struct wharf_handler *h = s->l->handler;
-    struct listener_counters *st = listener_counters(s->l, w->id);
     int n = -1;
 
     for (int round = 0; round < UDP_ROUNDS; round++) {
@@ -389,29 +453,9 @@ static int udp_read(struct udp_sock *s)
                           strerror(errno));
             return round == 0 ? -1 : 0;
         }
-        wharf_counter_add(&st->datagrams_in, (uint64_t)n);
-        for (int i = 0; i < n; i++) {
-            struct mmsghdr *m = &u->rmsg[i];
-            wharf_counter_add(&st->bytes_in, m->msg_len);
-            if (s->l->cfg->loop_guard && udp_from_own_port(u, &u->raddr[i])) {
-                udp_refuse_loop(u, s, &u->raddr[i]);
-                continue;
-            }
-            if (cidr_list_match(s->l->cfg->deny, s->l->cfg->ndeny, &u->raddr[i].sa)) {
-                listener_count_drop(s->l, w->id, LISTENER_DROP_DENY);
-                continue;
-            }
-            if (s->l->cfg->rate_limit && !udp_rate_take(w, s->l, &u->raddr[i].sa)) {
-                listener_count_drop(s->l, w->id, LISTENER_DROP_RATE_LIMIT);
-                continue;
-            }
-            struct wharf_dgram d = {w, s, &u->raddr[i], m->msg_hdr.msg_namelen};
-            uint64_t t0 = histogram_now_ns();
-            CALLBACK_RUN("on_datagram", s->l, (int)w->id, 0,
-                         h->on_datagram(&d, u->riov[i].iov_base, m->msg_len));
-            histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER,
-                              histogram_now_ns() - t0);
-        }
+        for (int i = 0; i < n; i++)
+            udp_deliver(s, &u->raddr[i], u->rmsg[i].msg_hdr.msg_namelen, u->riov[i].iov_base,
+                        u->rmsg[i].msg_len);
         if (u->nsend)
             udp_flush(u);
         if (n < UDP_BATCH)
@@ -481,6 +525,8 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
         udp_send_refused(d->w, d->us->l, &d->peer->sa, rc);
         return rc;
     }
+    if (d->w->udp_sink) /* the test kit's network (udp.h) */
+        return udp_sink_send(d->w, d->us->l, NULL, &d->peer->sa, d->peer_len, data, len);
     if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
         (u->send_sock && u->send_sock != d->us))
         udp_flush(u);

@@ -65,4 +65,63 @@ int udp_dgram_fd(const struct wharf_dgram *d);
  * after every on_worker_stop; see udp_handle.c). */
 void udp_handle_close_all(struct wharf_worker *w);
 
+/* ---- the datagram sink: the test kit's network -------------------------- */
+
+struct wharf_udp;
+
+/*
+ * A worker's datagram sink (the test kit's network, testkit_udp.c).  On a
+ * worker that has one (wharf_worker.udp_sink, set before its UDP set is
+ * made) no datagram goes to or comes from a socket: its UDP listeners have
+ * none (listener_fd reads -1, never watched); a datagram handler code sends
+ * (wharf_reply, wharf_udp_send) reaches `send` at once, in place of the
+ * send path, once it has passed every check a socket's passes (size, send
+ * guard, rate_limit), and is counted as sent (udp_sink_send);
+ * wharf_udp_open makes no socket and asks `open`; and datagrams arrive
+ * through udp_inject and udp_handle_inject, down the same path as those
+ * recvmmsg and recvfrom read.  Every call comes on the worker's thread.
+ */
+struct udp_sink {
+    /* Outbound handle u opens, to `to` (its default destination), connected
+     * or not: 0, or a negative errno for wharf_udp_open to return. */
+    int (*open)(struct udp_sink *sink, struct wharf_udp *u, const struct sockaddr *to,
+                socklen_t tolen, bool connected);
+    /* Outbound handle u, opened, ends (freed when this returns). */
+    void (*close)(struct udp_sink *sink, struct wharf_udp *u);
+    /* A datagram leaves listener l's socket (out NULL: a reply, a kept or
+     * listener handle) or outbound socket `out`, for `to`: 0, or a negative
+     * errno as sendto(2) would give. */
+    int (*send)(struct udp_sink *sink, const struct listener *l, struct wharf_udp *out,
+                const struct sockaddr *to, socklen_t tolen, const void *data, size_t len);
+    /* getsockname(2) of l's socket (out NULL) or of outbound socket out:
+     * 0 or a negative errno. */
+    int (*local_addr)(struct udp_sink *sink, const struct listener *l, const struct wharf_udp *out,
+                      struct sockaddr *addr, socklen_t *len);
+};
+
+/* One datagram handed in (udp_inject). */
+struct udp_datagram {
+    const struct sockaddr *from;
+    socklen_t fromlen;
+    const void *data;
+    size_t len;
+};
+
+/* n datagrams arrive at worker w's socket of listener l (its first
+ * address), as one read would bring them: each goes through the loop
+ * guard, deny and rate_limit to on_datagram.  On w's thread.  Returns 0,
+ * or -ENOENT when w has no socket of l. */
+int udp_inject(struct wharf_worker *w, const struct listener *l, const struct udp_datagram *d,
+               size_t n);
+/* Hands a datagram that passed the guards to w's sink, from l's socket
+ * (out NULL) or outbound handle out; counts it sent, or dropped (reason
+ * send_failed) when the sink refuses it.  Returns 0 or the sink's error. */
+int udp_sink_send(struct wharf_worker *w, const struct listener *l, struct wharf_udp *out,
+                  const struct sockaddr *to, socklen_t tolen, const void *data, size_t len);
+/* One datagram arrives at outbound handle u: the listener's guards, then
+ * u's callback.  On u's worker's thread.  Returns 0, -EPIPE (u closed) or
+ * -EINVAL (u is not an outbound handle, or from too long). */
+int udp_handle_inject(struct wharf_udp *u, const struct sockaddr *from, socklen_t fromlen,
+                      const void *data, size_t len);
+
 #endif

@@ -12,6 +12,10 @@
  * marks it and queues it on the closing phase, which unwatches, closes an
  * outbound socket, drops the generation and frees at the end of the turn;
  * when the worker leaves its loop, what is left is closed there.
+ *
+ * On a worker with a datagram sink (the test kit; udp.h) an outbound handle
+ * has no socket: the sink is told it opens and ends, takes what it sends
+ * (udp_sink_send), and hands in what arrives (udp_handle_inject).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,6 +112,8 @@ static void udp_handle_end(struct loop_closing *h)
         loop_unwatch(&w->loop, &u->watcher);
     if (u->owns_fd && u->fd >= 0)
         close(u->fd);
+    if (u->owns_fd && w->udp_sink)
+        w->udp_sink->close(w->udp_sink, u);
     wharf_list_remove(&u->link);
     w->udp_nhandles--;
     struct listener *l = u->l;
@@ -138,12 +144,12 @@ void udp_handle_close_all(struct wharf_worker *w)
     }
 }
 
-/* The family of socket fd, or AF_UNSPEC. */
-static int udp_handle_family(int fd)
+/* The family of u's socket, or AF_UNSPEC. */
+static int udp_handle_family(const struct wharf_udp *u)
 {
     union sockaddr_any a;
     socklen_t len = sizeof a;
-    if (getsockname(fd, &a.sa, &len) < 0)
+    if (wharf_udp_local_addr(u, &a.sa, &len) < 0)
         return AF_UNSPEC;
     return a.sa.sa_family;
 }
@@ -174,12 +180,56 @@ wharf_udp *wharf_udp_listener(unsigned address, int *err)
     if (!u)
         return udp_handle_fail(err, rc);
     u->fd = listener_fd(l, address, w->id < l->nworkers ? w->id : 0);
-    u->family = udp_handle_family(u->fd);
+    u->family = udp_handle_family(u);
     return u;
 }
 
+/* One datagram that arrived at outbound handle u: counted, then, if it
+ * passes the listener's guards, handed to the handler. */
+static void udp_handle_dispatch(struct wharf_udp *u, const union sockaddr_any *from,
+                                socklen_t fromlen, const void *data, size_t n)
+{
+    struct wharf_worker *w = u->w;
+    struct listener *l = u->l;
+    struct listener_counters *st = listener_counters(l, w->id);
+    wharf_counter_add(&st->datagrams_in, 1);
+    wharf_counter_add(&st->bytes_in, (uint64_t)n);
+    unsigned port = ntohs(from->sa.sa_family == AF_INET6 ? from->in6.sin6_port : from->in.sin_port);
+    if (l->cfg->loop_guard && (port == 0 || udp_own_port(w, l, port))) {
+        listener_count_drop(l, w->id, LISTENER_DROP_LOOP_GUARD);
+        return;
+    }
+    if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &from->sa)) {
+        listener_count_drop(l, w->id, LISTENER_DROP_DENY);
+        return;
+    }
+    if (l->cfg->rate_limit && !udp_rate_take(w, l, &from->sa)) {
+        listener_count_drop(l, w->id, LISTENER_DROP_RATE_LIMIT);
+        return;
+    }
+    if (!u->on_datagram)
+        return;
+    uint64_t t0 = histogram_now_ns();
+    CALLBACK_RUN("udp on_datagram", l, (int)w->id, 0,
+                 u->on_datagram(u, &from->sa, fromlen, data, n));
+    histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER, histogram_now_ns() - t0);
+}
+
+int udp_handle_inject(struct wharf_udp *u, const struct sockaddr *from, socklen_t fromlen,
+                      const void *data, size_t len)
+{
+    if (!u->owns_fd || fromlen > sizeof(union sockaddr_any))
+        return -EINVAL;
+    if (u->closed)
+        return -EPIPE;
+    union sockaddr_any a = {0};
+    memcpy(&a, from, fromlen);
+    udp_handle_dispatch(u, &a, fromlen, data, len);
+    return 0;
+}
+
 /* Reads up to UDP_HANDLE_READS datagrams from an outbound socket and hands
- * each that passes the listener's guards to the handler. */
+ * each to udp_handle_dispatch. */
 static void udp_handle_readable(struct loop_watcher *watcher, uint32_t events)
 {
     (void)events;
@@ -188,7 +238,6 @@ static void udp_handle_readable(struct loop_watcher *watcher, uint32_t events)
     struct listener *l = u->l;
     if (!w->udp_rbuf && !(w->udp_rbuf = malloc(UDP_HANDLE_RBUF)))
         return; /* level-triggered: tried again next turn */
-    struct listener_counters *st = listener_counters(l, w->id);
     for (int i = 0; i < UDP_HANDLE_READS && !u->closed; i++) {
         union sockaddr_any from;
         socklen_t fromlen = sizeof from;
@@ -205,29 +254,7 @@ static void udp_handle_readable(struct loop_watcher *watcher, uint32_t events)
                       strerror(errno));
             continue;
         }
-        wharf_counter_add(&st->datagrams_in, 1);
-        wharf_counter_add(&st->bytes_in, (uint64_t)n);
-        unsigned port = ntohs(from.sa.sa_family == AF_INET6 ? from.in6.sin6_port
-                                                            : from.in.sin_port);
-        if (l->cfg->loop_guard && (port == 0 || udp_own_port(w, l, port))) {
-            listener_count_drop(l, w->id, LISTENER_DROP_LOOP_GUARD);
-            continue;
-        }
-        if (cidr_list_match(l->cfg->deny, l->cfg->ndeny, &from.sa)) {
-            listener_count_drop(l, w->id, LISTENER_DROP_DENY);
-            continue;
-        }
-        if (l->cfg->rate_limit && !udp_rate_take(w, l, &from.sa)) {
-            listener_count_drop(l, w->id, LISTENER_DROP_RATE_LIMIT);
-            continue;
-        }
-        if (!u->on_datagram)
-            continue;
-        uint64_t t0 = histogram_now_ns();
-        CALLBACK_RUN("udp on_datagram", l, (int)w->id, 0,
-                     u->on_datagram(u, &from.sa, fromlen, w->udp_rbuf, (size_t)n));
-        histogram_observe(&st->hist[HISTOGRAM_HANDLER], HISTOGRAM_HANDLER,
-                          histogram_now_ns() - t0);
+        udp_handle_dispatch(u, &from, fromlen, w->udp_rbuf, (size_t)n);
     }
 }
 
@@ -255,6 +282,16 @@ wharf_udp *wharf_udp_open(const struct sockaddr *addr, socklen_t addrlen, unsign
     u->peer_len = addrlen;
     u->on_datagram = on_datagram;
     u->data = data;
+    if (w->udp_sink) {
+        /* The test kit's network: no socket (udp.h). */
+        bool connected = flags & WHARF_UDP_CONNECT;
+        if ((connected && (rc = udp_send_guard(w, l, addr, addrlen, true)) < 0) ||
+            (rc = w->udp_sink->open(w->udp_sink, u, addr, addrlen, connected)) < 0)
+            goto fail;
+        u->owns_fd = true;
+        u->connected = connected;
+        return u;
+    }
     u->owns_fd = true;
     u->fd = socket(addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0) {
@@ -337,6 +374,8 @@ int wharf_udp_send(wharf_udp *u, const struct sockaddr *to, socklen_t tolen, con
         listener_count_drop(l, w->id, LISTENER_DROP_RATE_LIMIT);
         return -EAGAIN;
     }
+    if (w->udp_sink) /* the test kit's network (udp.h) */
+        return udp_sink_send(w, l, u->owns_fd ? u : NULL, to, tolen, data, len);
     ssize_t n;
     do
         n = u->connected ? send(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL)
@@ -365,6 +404,8 @@ int wharf_udp_local_addr(const wharf_udp *u, struct sockaddr *addr, socklen_t *l
 {
     if (!u || !addr || !len)
         return -EINVAL;
+    if (u->w->udp_sink)
+        return u->w->udp_sink->local_addr(u->w->udp_sink, u->l, u->owns_fd ? u : NULL, addr, len);
     return getsockname(u->fd, addr, len) < 0 ? -errno : 0;
 }
 

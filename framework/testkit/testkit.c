@@ -13,7 +13,8 @@
  * kit first, to tie each framework connection to its test client and to
  * record why it closed.  The kit is found from the connection's worker,
  * which it embeds, so any number of kits (with the same handler or
- * different ones) live side by side without a global.
+ * different ones) live side by side without a global.  A kit whose listener
+ * is UDP has datagrams instead of clients: testkit_udp.c.
  */
 #include "wharf_test.h"
 
@@ -33,6 +34,7 @@
 #include "generation.h"
 #include "mailbox.h"
 #include "module.h"
+#include "testkit.h"
 #include "timer.h"
 #include "worker.h"
 #include "workpool.h"
@@ -52,19 +54,6 @@ struct wharf_test_conn {
     char *out;               /* received, not taken yet (NUL-terminated) */
     size_t out_len, out_cap;
     struct wharf_test_conn *next;
-};
-
-struct wharf_test {
-    const struct wharf_handler *h;
-    struct wharf_handler wrapped;
-    struct generation *gen;
-    struct admission *admission;
-    struct workpool *pool;
-    struct wharf_worker w;
-    bool worker_ready;
-    unsigned nconns;
-    struct wharf_test_conn *conns;
-    struct wharf_test_conn *opening;
 };
 
 /* The kit that owns c: each kit embeds the one worker its connections
@@ -142,9 +131,9 @@ static void kit_check_waiting(struct wharf_test *t, struct wharf_test_conn *tc)
     }
 }
 
-/* Runs the worker's loop until a few turns in a row find nothing to do. */
-static void kit_pump(struct wharf_test *t)
+void testkit_pump(struct wharf_test *t)
 {
+    testkit_udp_deliver(t);
     int quiet = 0;
     for (int i = 0; i < KIT_MAX_TURNS && quiet < KIT_QUIET_TURNS; i++) {
         int n = worker_run_turn(&t->w);
@@ -239,6 +228,15 @@ wharf_test *wharf_test_new(const struct wharf_handler *h, const char *listener_j
         return NULL;
     }
     t->worker_ready = true;
+    if (l->cfg->protocol == CONFIG_UDP && testkit_udp_new(t, err, errlen) < 0) {
+        worker_destroy(&t->w);
+        testkit_udp_free(t);
+        workpool_free(t->pool);
+        admission_free(t->admission);
+        generation_unref(t->gen);
+        free(t);
+        return NULL;
+    }
     loop_set_busy(&t->w.loop, 1); /* the kit's turns never sleep */
     t->w.loop.manual_clock = true; /* and time is the test's */
     /* The kit's worker serves the generation from now on, as a started
@@ -253,11 +251,12 @@ void wharf_test_free(wharf_test *t)
 {
     if (!t)
         return;
+    testkit_udp_stop(t);
     struct wharf_worker *was = worker_enter(&t->w);
     t->w.phase = WORKER_DRAINING;
     conn_shutdown(&t->w, false);
     worker_leave(was);
-    kit_pump(t);
+    testkit_pump(t);
     was = worker_enter(&t->w);
     t->w.phase = WORKER_CLOSING;
     conn_shutdown(&t->w, true);
@@ -270,9 +269,10 @@ void wharf_test_free(wharf_test *t)
     htimer_stop_all(&t->w.timers);
     worker_leave(was);
     workpool_free(t->pool); /* finished work posts its done; the rest is cancelled */
-    kit_pump(t);
+    testkit_pump(t);
     loop_set_busy(&t->w.loop, -1);
     worker_destroy(&t->w);
+    testkit_udp_free(t);
     kit_free_conns(t);
     generation_unref(t->gen); /* fini */
     admission_free(t->admission);
@@ -282,6 +282,8 @@ void wharf_test_free(wharf_test *t)
 wharf_test_conn *wharf_test_connect(wharf_test *t)
 {
     int sv[2];
+    if (t->udp) /* a UDP listener has no connections */
+        return NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return NULL;
     struct wharf_test_conn *tc = calloc(1, sizeof *tc);
@@ -331,7 +333,7 @@ wharf_test_conn *wharf_test_connect(wharf_test *t)
             tc->reason = WHARF_CLOSE_ERROR;
         }
     }
-    kit_pump(t);
+    testkit_pump(t);
     return tc;
 }
 
@@ -345,7 +347,7 @@ static int kit_write(struct wharf_test_conn *tc, const void *data, size_t len)
     while (len > 0) {
         ssize_t n = send(tc->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EAGAIN) {
-            kit_pump(tc->t); /* let the handler read */
+            testkit_pump(tc->t); /* let the handler read */
             if (tc->closed)
                 return -EPIPE;
             continue;
@@ -361,7 +363,7 @@ static int kit_write(struct wharf_test_conn *tc, const void *data, size_t len)
 int wharf_test_send(wharf_test_conn *tc, const void *data, size_t len)
 {
     int rc = kit_write(tc, data, len);
-    kit_pump(tc->t);
+    testkit_pump(tc->t);
     return rc;
 }
 
@@ -370,7 +372,7 @@ int wharf_test_send_eof(wharf_test_conn *tc, const void *data, size_t len)
     int rc = kit_write(tc, data, len);
     if (rc == 0 && shutdown(tc->fd, SHUT_WR) < 0)
         rc = -errno;
-    kit_pump(tc->t);
+    testkit_pump(tc->t);
     return rc;
 }
 
@@ -378,7 +380,7 @@ void wharf_test_shutdown(wharf_test_conn *tc)
 {
     if (tc->fd >= 0)
         shutdown(tc->fd, SHUT_WR);
-    kit_pump(tc->t);
+    testkit_pump(tc->t);
 }
 
 void wharf_test_close(wharf_test_conn *tc)
@@ -388,13 +390,13 @@ void wharf_test_close(wharf_test_conn *tc)
         close(tc->fd);
         tc->fd = -1;
     }
-    kit_pump(tc->t);
+    testkit_pump(tc->t);
 }
 
 void wharf_test_pause_reading(wharf_test_conn *tc, bool paused)
 {
     tc->paused = paused;
-    kit_pump(tc->t);
+    testkit_pump(tc->t);
 }
 
 const char *wharf_test_output(wharf_test_conn *tc, size_t *len)
@@ -433,18 +435,18 @@ wharf_conn *wharf_test_handle(const wharf_test_conn *tc)
 void wharf_test_advance(wharf_test *t, uint64_t ms)
 {
     t->w.loop.now_ms += ms;
-    kit_pump(t);
+    testkit_pump(t);
 }
 
 bool wharf_test_run(wharf_test *t, uint64_t timeout_ms)
 {
     uint64_t end = timer_now_ms() + timeout_ms;
-    kit_pump(t);
+    testkit_pump(t);
     while (atomic_load(&t->w.work_pending) > 0) {
         if (timer_now_ms() >= end)
             return false;
         nanosleep(&(struct timespec){0, 1000000}, NULL);
-        kit_pump(t);
+        testkit_pump(t);
     }
     return true;
 }

@@ -50,6 +50,7 @@ struct wharf_worker {
     struct udp_set *udp;          /* its UDP sockets, or NULL */
     struct udp_rate *udp_rate;    /* rate_limit's buckets (udp.c), made on first use */
     uint64_t udp_guard_log_ms;    /* the send guard's last log line (udp.c) */
+    struct udp_sink *udp_sink;    /* the test kit's network instead of sockets (udp.h), or NULL */
     struct wharf_list udp_handles; /* the handlers' wharf_udp handles (udp_handle.c) */
     size_t udp_nhandles;
     char *udp_rbuf;               /* outbound sockets' receive buffer, made on first use */
