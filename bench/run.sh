@@ -55,6 +55,8 @@
 #   ref-epoll       ref_udp_echo -e: the UDP reference as an epoll event loop must run it
 #   ref-epoll-busy  ref_udp_echo -E: the same, leaving the epoll set while busy
 #                   (docs/performance.md, Findings)
+#   wharfd-gso      wharfd with "udp_gso": true on its listener (UDP only)
+#   wharfd-gro      wharfd with "udp_gso" and "udp_gro" (UDP only)
 #
 # Workloads (wharf-load, 64 B messages unless said, closed loop, one message in flight per
 # connection unless said):
@@ -351,7 +353,8 @@ fi
 
 have_server() {
 	case $1 in
-	wharfd | wharfd-epoll | wharfd-uring | ref | ref-uring | ref-epoll | ref-epoll-busy) return 0 ;;
+	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-epoll | \
+		ref-epoll-busy) return 0 ;;
 	node) command -v "$NODE" >/dev/null ;;
 	asyncio | threading) [[ -n $PY ]] ;;
 	*) return 1 ;;
@@ -369,9 +372,10 @@ pinned() {
 	fi
 }
 
-# write_wharfd_config PROTO LISTENERS FILE
+# write_wharfd_config PROTO LISTENERS FILE [KEYS]: KEYS (e.g. ', "udp_gso": true') go into
+# every listener
 write_wharfd_config() {
-	local handler=echo i sep=
+	local handler=echo i sep= keys=${4:-}
 	[[ $1 == udp ]] && handler=udp_echo
 	{
 		printf '{\n    "workers": 1,\n    "max_connections": 100000,\n'
@@ -380,7 +384,7 @@ write_wharfd_config() {
 		for ((i = 0; i < $2; i++)); do
 			printf '%s\n        { "name": "bench%d", "protocol": "%s", "address": "127.0.0.1",' \
 				"$sep" "$i" "$1"
-			printf ' "port": 0, "handler": "%s" }' "$handler"
+			printf ' "port": 0, "handler": "%s"%s }' "$handler" "$keys"
 			sep=,
 		done
 		printf '\n    ]\n}\n'
@@ -392,8 +396,11 @@ write_wharfd_config() {
 start_server() {
 	local name=$1 proto=$2 nl=$3 logf=$4 cmd i
 	case $name/$proto in
-	wharfd/* | wharfd-epoll/* | wharfd-uring/*)
-		write_wharfd_config "$proto" "$nl" "$WORK/wharfd.json"
+	wharfd/* | wharfd-epoll/* | wharfd-uring/* | wharfd-gso/udp | wharfd-gro/udp)
+		local keys=
+		[[ $name == wharfd-gso ]] && keys=', "udp_gso": true'
+		[[ $name == wharfd-gro ]] && keys=', "udp_gso": true, "udp_gro": true'
+		write_wharfd_config "$proto" "$nl" "$WORK/wharfd.json" "$keys"
 		cmd=("$WHARFD" -c "$WORK/wharfd.json")
 		[[ $name == wharfd-epoll ]] && cmd=(env WHARF_IO=epoll "${cmd[@]}")
 		[[ $name == wharfd-uring ]] && cmd=(env WHARF_IO=io_uring "${cmd[@]}")
@@ -564,7 +571,8 @@ IFS=, read -r -a SRV_LIST <<<"$SERVERS"
 [[ " ${SRV_LIST[*]} " == *" wharfd "* ]] || SRV_LIST=(wharfd "${SRV_LIST[@]}")
 for s in "${SRV_LIST[@]}"; do
 	case $s in
-	wharfd | wharfd-epoll | wharfd-uring | ref | ref-uring | ref-epoll | ref-epoll-busy | node | \
+	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-epoll | \
+		ref-epoll-busy | node | \
 		asyncio | threading) ;;
 	*) die "unknown server: $s" ;;
 	esac
