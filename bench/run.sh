@@ -19,7 +19,8 @@
 #                        (default all of these; wharfd always runs; one not installed
 #                        shows "-"), plus ref-uring,wharfd-epoll,wharfd-uring,
 #                        ref-epoll,ref-epoll-busy (below)
-#   --workloads LIST     comma-separated subset of echo50,echo1k,idle10k,churn,big,udp
+#   --workloads LIST     comma-separated subset of echo50,echo1k,idle10k,churn,big,udp,
+#                        plus udpoff (below; not in the default list)
 #   --extra LIST         comparisons run after the table, each with its own script
 #                        (default churn2,churn2rst,memcache; "" for none): churn2 =
 #                        bench/churn.sh (2 workers vs a 2-thread SO_REUSEPORT epoll
@@ -70,6 +71,8 @@
 #              most of its time looking for a reusable TIME_WAIT port (docs/performance.md)
 #   big        10 connections, 64 KiB messages
 #   udp        UDP, 4 flows x 16 datagrams in flight
+#   udpoff     the same with wharf-load --udp-offload: the client sends each batch as one
+#              GSO send and reads with UDP_GRO, as QUIC stacks do (not in the default list)
 #
 # Fairness: every server runs on the same one CPU (taskset --server-cpu), the generator on the
 # other (--load-cpu), so no server can use more than one core whatever its thread count. The
@@ -451,6 +454,7 @@ workload() {
 	churn) WL_CONNS=64 WL_PORTS=8 WL_WAIT_FDS=0 WL_ARGS=(-s 64 --churn 1) ;;
 	big) WL_CONNS=10 WL_ARGS=(-s 65536) ;;
 	udp) WL_PROTO=udp WL_CONNS=4 WL_WAIT_FDS=0 WL_ARGS=(-u -p 16 -s 64) ;;
+	udpoff) WL_PROTO=udp WL_CONNS=4 WL_WAIT_FDS=0 WL_ARGS=(-u -p 16 -s 64 --udp-offload) ;;
 	*) die "unknown workload: $1" ;;
 	esac
 }
@@ -633,6 +637,7 @@ awk -F'\t' -v OFS='\t' '
 		label["echo50"] = "64 B echo, 50 conns"; label["echo1k"] = "64 B echo, 1,000 conns"
 		label["idle10k"] = "idle, " IDLE " conns, 1k msg/s"; label["churn"] = "churn, 64 conns (conns/s)"
 		label["big"] = "64 KiB echo, 10 conns"; label["udp"] = "UDP 64 B, 4 flows × 16"
+		label["udpoff"] = "UDP 64 B, 4 flows × 16, GSO/GRO client"
 		print "| workload | server | rate (msg/s) | p50 | p99 | server CPU/msg | srv CPU | load CPU | RSS/conn |"
 		print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 		for (i = 1; i <= n; i++) {
