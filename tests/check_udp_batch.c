@@ -8,11 +8,14 @@
  * (UDP_SEGMENT) arrives at a plain socket as separate datagrams of the
  * right sizes (and at a UDP_GRO socket as one coalesced receive, which
  * shows the run was segmented), a segmented burst from a client to a
- * "udp_gro" listener is answered datagram by datagram, and a datagram the
- * kernel refuses in the middle of a batch loses none of the others.
+ * "udp_gro" listener is answered datagram by datagram, a segmented send the
+ * kernel refuses is sent again datagram by datagram (and GSO stays off for
+ * the listener), and a datagram the kernel refuses in the middle of a batch
+ * loses none of the others.
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -200,6 +203,63 @@ START_TEST(gso_run_arrives_as_separate_datagrams)
 }
 END_TEST
 
+/* The server's socket bound to UDP port `port` (the suite runs the server in
+ * this process, so its descriptors are ours too), or -1. */
+static int server_socket(int port)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int found = -1;
+    for (struct dirent *e; found < 0 && (e = readdir(d));) {
+        int fd = atoi(e->d_name);
+        struct sockaddr_in a;
+        socklen_t len = sizeof a;
+        int type = 0;
+        socklen_t tlen = sizeof type;
+        if (e->d_name[0] == '.' || fd == dirfd(d) ||
+            getsockname(fd, (struct sockaddr *)&a, &len) < 0 || a.sin_family != AF_INET ||
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_DGRAM)
+            continue;
+        if (ntohs(a.sin_port) == port)
+            found = fd;
+    }
+    closedir(d);
+    return found;
+}
+
+START_TEST(gso_refused_by_the_kernel_falls_back_datagram_by_datagram)
+{
+    struct tserver *t = tserver_start(BATCH_JSON(", \"udp_gso\": true"));
+    int port = tserver_port(t, 0);
+    /* Without UDP checksums (SO_NO_CHECK) the kernel refuses a segmented
+     * send (EINVAL), as it does on a device without checksum offload. */
+    int sfd = server_socket(port);
+    ck_assert_int_ge(sfd, 0);
+    int on = 1;
+    ck_assert_int_eq(setsockopt(sfd, SOL_SOCKET, SO_NO_CHECK, &on, sizeof on), 0);
+    int gro = gro_socket();
+    static unsigned char buf[65536];
+    int seg = -1;
+    for (int round = 0; round < 2; round++) {
+        /* Round 0: refused, then sent one by one; round 1: GSO is off. */
+        command(gro, port, "burst 20 4 1000 0");
+        for (unsigned k = 0; k < 4; k++) {
+            ck_assert_int_eq(recv_gro(gro, buf, sizeof buf, &seg), 1000);
+            ck_assert_int_eq(seg, 0);
+            check_burst_datagram(buf, 1000, k);
+        }
+    }
+    struct wharf_listener_stats st = stats_after(t, 10);
+    ck_assert_uint_eq(st.datagrams_out, 10);
+    ck_assert_uint_eq(st.datagrams_dropped, 0);
+    /* "kept" twice, the refused segmented send and the four again, then
+     * the second burst in one call. */
+    ck_assert_uint_eq(st.datagram_send_calls, 5);
+    close(gro);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(gro_listener_answers_a_segmented_burst_datagram_by_datagram)
 {
     struct tserver *t = tserver_start("{\"workers\": 1, \"listeners\": [{\"protocol\": \"udp\", "
@@ -302,6 +362,7 @@ int main(void)
     tcase_add_test(tc, sends_of_one_timer_callback_leave_in_one_sendmmsg);
     tcase_add_test(tc, a_handle_closed_in_the_callback_that_sent_still_sends);
     tcase_add_test(tc, gso_run_arrives_as_separate_datagrams);
+    tcase_add_test(tc, gso_refused_by_the_kernel_falls_back_datagram_by_datagram);
     tcase_add_test(tc, gro_listener_answers_a_segmented_burst_datagram_by_datagram);
     tcase_add_test(tc, a_refused_datagram_in_a_batch_loses_no_other);
     suite_add_tcase(s, tc);

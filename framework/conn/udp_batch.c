@@ -22,9 +22,9 @@
  * with a UDP_SEGMENT control message, taken out of the order only ahead of
  * other peers' datagrams, so each peer still sees its own in order.  When
  * the kernel refuses a segmented send (EIO: a device without checksum
- * offload; EINVAL: a segment over the path MTU) its datagrams are sent one
- * by one, GSO is turned off for that listener (until a reload) and it is
- * logged once.
+ * offload; EINVAL or EMSGSIZE: a segment over the path MTU, a socket
+ * without UDP checksums) its datagrams are sent one by one, GSO is turned
+ * off for that listener (until a reload) and it is logged once.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -220,6 +220,13 @@ static void udp_batch_count_sent(struct udp_batch *b, unsigned m)
     }
 }
 
+/* Whether errno err, for a segmented message, is the kernel refusing GSO
+ * (rather than the destination). */
+static bool udp_batch_gso_refusal(int err)
+{
+    return err == EIO || err == EINVAL || err == EMSGSIZE;
+}
+
 /* The kernel refused message m (errno err): a segmented one is offered
  * again datagram by datagram, with GSO off for its listener; a single one
  * is dropped and counted. */
@@ -227,7 +234,7 @@ static void udp_batch_refused(struct udp_batch *b, unsigned m, int err)
 {
     const struct udp_batch_item *it = &b->item[b->order[b->first[m]]];
     struct listener *l = it->l;
-    if (b->count[m] > 1 && (err == EIO || err == EINVAL)) {
+    if (b->count[m] > 1 && udp_batch_gso_refusal(err)) {
         bool was = atomic_exchange(&l->gso_refused, true);
         if (!was)
             log_write(WHARF_LOG_WARN, l->cfg->name, (int)b->w->id, 0,
@@ -264,7 +271,7 @@ static void udp_batch_send_fd(struct udp_batch *b, int fd)
                 /* The first message failed: skip it (dropped, or back for
                  * a datagram-by-datagram round), and go on with the rest. */
                 int err = n < 0 ? errno : EAGAIN;
-                if (b->count[done] > 1 && (err == EIO || err == EINVAL))
+                if (b->count[done] > 1 && udp_batch_gso_refusal(err))
                     again = true;
                 udp_batch_refused(b, done, err);
                 done++;
