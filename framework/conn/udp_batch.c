@@ -165,10 +165,10 @@ static void udp_batch_append(struct udp_batch *b, unsigned m, unsigned k, unsign
 
 /*
  * Builds the messages for socket fd from the datagrams not yet sent: one
- * message per datagram, or per GSO run.  Returns how many; *nk is the
- * number of datagrams they carry.
+ * message per datagram, or per GSO run (gso_ok and the listener's
+ * "udp_gso").  Returns how many.
  */
-static unsigned udp_batch_build(struct udp_batch *b, int fd, bool gso_ok, unsigned *nk)
+static unsigned udp_batch_build(struct udp_batch *b, int fd, bool gso_ok)
 {
     unsigned m = 0, k = 0;
     for (unsigned i = 0; i < b->n; i++) {
@@ -205,7 +205,6 @@ static unsigned udp_batch_build(struct udp_batch *b, int fd, bool gso_ok, unsign
         }
         m++;
     }
-    *nk = k;
     return m;
 }
 
@@ -255,22 +254,21 @@ static void udp_batch_send_fd(struct udp_batch *b, int fd)
 {
     bool gso_ok = true;
     for (;;) {
-        unsigned nk;
-        unsigned nm = udp_batch_build(b, fd, gso_ok, &nk);
+        unsigned nm = udp_batch_build(b, fd, gso_ok);
         if (nm == 0)
             return;
         bool again = false;
         unsigned done = 0;
         while (done < nm) {
             int n = sendmmsg(fd, b->msg + done, nm - done, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR)
+            int err = n < 0 ? errno : EAGAIN;
+            if (n < 0 && err == EINTR)
                 continue;
             struct listener *l = b->item[b->order[b->first[done]]].l;
             wharf_counter_add(&listener_counters(l, b->w->id)->datagram_send_calls, 1);
             if (n <= 0) {
                 /* The first message failed: skip it (dropped, or back for
                  * a datagram-by-datagram round), and go on with the rest. */
-                int err = n < 0 ? errno : EAGAIN;
                 if (b->count[done] > 1 && udp_batch_gso_refusal(err))
                     again = true;
                 udp_batch_refused(b, done, err);
