@@ -19,7 +19,8 @@
 #                        (default all of these; wharfd always runs; one not installed
 #                        shows "-"), plus ref-uring,wharfd-epoll,wharfd-uring,
 #                        ref-epoll,ref-epoll-busy (below)
-#   --workloads LIST     comma-separated subset of echo50,echo1k,idle10k,churn,big,udp
+#   --workloads LIST     comma-separated subset of echo50,echo1k,idle10k,churn,big,udp,
+#                        plus udpoff (below; not in the default list)
 #   --extra LIST         comparisons run after the table, each with its own script
 #                        (default churn2,churn2rst,memcache; "" for none): churn2 =
 #                        bench/churn.sh (2 workers vs a 2-thread SO_REUSEPORT epoll
@@ -55,6 +56,8 @@
 #   ref-epoll       ref_udp_echo -e: the UDP reference as an epoll event loop must run it
 #   ref-epoll-busy  ref_udp_echo -E: the same, leaving the epoll set while busy
 #                   (docs/performance.md, Findings)
+#   wharfd-gso      wharfd with "udp_gso": true on its listener (UDP only)
+#   wharfd-gro      wharfd with "udp_gso" and "udp_gro" (UDP only)
 #
 # Workloads (wharf-load, 64 B messages unless said, closed loop, one message in flight per
 # connection unless said):
@@ -68,6 +71,8 @@
 #              most of its time looking for a reusable TIME_WAIT port (docs/performance.md)
 #   big        10 connections, 64 KiB messages
 #   udp        UDP, 4 flows x 16 datagrams in flight
+#   udpoff     the same with wharf-load --udp-offload: the client sends each batch as one
+#              GSO send and reads with UDP_GRO, as QUIC stacks do (not in the default list)
 #
 # Fairness: every server runs on the same one CPU (taskset --server-cpu), the generator on the
 # other (--load-cpu), so no server can use more than one core whatever its thread count. The
@@ -351,7 +356,8 @@ fi
 
 have_server() {
 	case $1 in
-	wharfd | wharfd-epoll | wharfd-uring | ref | ref-uring | ref-epoll | ref-epoll-busy) return 0 ;;
+	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-epoll | \
+		ref-epoll-busy) return 0 ;;
 	node) command -v "$NODE" >/dev/null ;;
 	asyncio | threading) [[ -n $PY ]] ;;
 	*) return 1 ;;
@@ -369,9 +375,10 @@ pinned() {
 	fi
 }
 
-# write_wharfd_config PROTO LISTENERS FILE
+# write_wharfd_config PROTO LISTENERS FILE [KEYS]: KEYS (e.g. ', "udp_gso": true') go into
+# every listener
 write_wharfd_config() {
-	local handler=echo i sep=
+	local handler=echo i sep= keys=${4:-}
 	[[ $1 == udp ]] && handler=udp_echo
 	{
 		printf '{\n    "workers": 1,\n    "max_connections": 100000,\n'
@@ -380,7 +387,7 @@ write_wharfd_config() {
 		for ((i = 0; i < $2; i++)); do
 			printf '%s\n        { "name": "bench%d", "protocol": "%s", "address": "127.0.0.1",' \
 				"$sep" "$i" "$1"
-			printf ' "port": 0, "handler": "%s" }' "$handler"
+			printf ' "port": 0, "handler": "%s"%s }' "$handler" "$keys"
 			sep=,
 		done
 		printf '\n    ]\n}\n'
@@ -392,8 +399,11 @@ write_wharfd_config() {
 start_server() {
 	local name=$1 proto=$2 nl=$3 logf=$4 cmd i
 	case $name/$proto in
-	wharfd/* | wharfd-epoll/* | wharfd-uring/*)
-		write_wharfd_config "$proto" "$nl" "$WORK/wharfd.json"
+	wharfd/* | wharfd-epoll/* | wharfd-uring/* | wharfd-gso/udp | wharfd-gro/udp)
+		local keys=
+		[[ $name == wharfd-gso ]] && keys=', "udp_gso": true'
+		[[ $name == wharfd-gro ]] && keys=', "udp_gso": true, "udp_gro": true'
+		write_wharfd_config "$proto" "$nl" "$WORK/wharfd.json" "$keys"
 		cmd=("$WHARFD" -c "$WORK/wharfd.json")
 		[[ $name == wharfd-epoll ]] && cmd=(env WHARF_IO=epoll "${cmd[@]}")
 		[[ $name == wharfd-uring ]] && cmd=(env WHARF_IO=io_uring "${cmd[@]}")
@@ -444,6 +454,7 @@ workload() {
 	churn) WL_CONNS=64 WL_PORTS=8 WL_WAIT_FDS=0 WL_ARGS=(-s 64 --churn 1) ;;
 	big) WL_CONNS=10 WL_ARGS=(-s 65536) ;;
 	udp) WL_PROTO=udp WL_CONNS=4 WL_WAIT_FDS=0 WL_ARGS=(-u -p 16 -s 64) ;;
+	udpoff) WL_PROTO=udp WL_CONNS=4 WL_WAIT_FDS=0 WL_ARGS=(-u -p 16 -s 64 --udp-offload) ;;
 	*) die "unknown workload: $1" ;;
 	esac
 }
@@ -564,7 +575,8 @@ IFS=, read -r -a SRV_LIST <<<"$SERVERS"
 [[ " ${SRV_LIST[*]} " == *" wharfd "* ]] || SRV_LIST=(wharfd "${SRV_LIST[@]}")
 for s in "${SRV_LIST[@]}"; do
 	case $s in
-	wharfd | wharfd-epoll | wharfd-uring | ref | ref-uring | ref-epoll | ref-epoll-busy | node | \
+	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-epoll | \
+		ref-epoll-busy | node | \
 		asyncio | threading) ;;
 	*) die "unknown server: $s" ;;
 	esac
@@ -625,6 +637,7 @@ awk -F'\t' -v OFS='\t' '
 		label["echo50"] = "64 B echo, 50 conns"; label["echo1k"] = "64 B echo, 1,000 conns"
 		label["idle10k"] = "idle, " IDLE " conns, 1k msg/s"; label["churn"] = "churn, 64 conns (conns/s)"
 		label["big"] = "64 KiB echo, 10 conns"; label["udp"] = "UDP 64 B, 4 flows × 16"
+		label["udpoff"] = "UDP 64 B, 4 flows × 16, GSO/GRO client"
 		print "| workload | server | rate (msg/s) | p50 | p99 | server CPU/msg | srv CPU | load CPU | RSS/conn |"
 		print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 		for (i = 1; i <= n; i++) {

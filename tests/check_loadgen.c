@@ -536,6 +536,28 @@ START_TEST(test_udp_echo_no_loss)
 }
 END_TEST
 
+/* --udp-offload: each batch of a flow leaves as one UDP_SEGMENT send (the server, without
+ * UDP_GRO, gets the datagrams one by one) and the sockets read with UDP_GRO: every datagram
+ * is answered and verified, none lost. */
+START_TEST(test_udp_offload_echo_no_loss)
+{
+    struct lg_server *s = start(LG_UDP_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -p 8 -n 2000 -d 5 -s 64 --udp-offload 127.0.0.1:%u", port),
+                     0);
+    ck_assert(cfg.udp_offload);
+    ck_assert_uint_eq(res.st.c[ST_SENT], 2000);
+    ck_assert_uint_eq(res.st.c[ST_LOST], 0);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 2000);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
 START_TEST(test_udp_loss_exact)
 {
     struct lg_server *s = start(LG_UDP_DROP);
@@ -1057,6 +1079,7 @@ static Suite *loadgen_suite(void)
     tc = tcase_create("udp");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_udp_echo_no_loss);
+    tcase_add_test(tc, test_udp_offload_echo_no_loss);
     tcase_add_test(tc, test_udp_loss_exact);
     tcase_add_test(tc, test_udp_duplicates_and_reorder);
     tcase_add_test(tc, test_udp_source_flows);

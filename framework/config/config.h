@@ -114,6 +114,10 @@ struct config_listener {
                                     below 1024 allowed */
     bool allow_broadcast;       /* "allow_broadcast" (UDP): sends to broadcast and
                                    multicast addresses allowed */
+    bool udp_gso;               /* "udp_gso" (UDP): runs of equal-size datagrams to
+                                   one peer leave as one UDP_SEGMENT send */
+    bool udp_gro;               /* "udp_gro" (UDP): UDP_GRO on the listener's
+                                   sockets, coalesced receives split */
     int recv_buffer;            /* "recv_buffer" bytes; 0 = system default */
     int send_buffer;            /* "send_buffer" bytes; 0 = system default */
     struct config_timeouts timeouts;

@@ -3,14 +3,17 @@
  * wharf_dgram half of the handler API.
  *
  * One readiness event reads up to UDP_ROUNDS batches of UDP_BATCH datagrams.
- * Replies made during on_datagram are copied into a per-worker send arena and
- * go out with one sendmmsg per batch (or earlier when the arena fills).  On
- * a worker with a datagram sink (the test kit; udp.h) the same path runs
+ * Replies made during on_datagram are copied into the worker's send batch
+ * (udp_batch.c), flushed after each receive batch: one sendmmsg per batch.
+ * With "udp_gro" the sockets have UDP_GRO, and a receive the kernel
+ * coalesced is split by its segment size into the datagrams it was made of.
+ * On a worker with a datagram sink (the test kit; udp.h) the same path runs
  * from udp_deliver on (udp_inject), and what the handler sends goes to the
  * sink once the guards passed it (udp_sink_send).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +29,7 @@
 #include "listener.h"
 #include "log.h"
 #include "udp.h"
+#include "udp_batch.h"
 #include "worker.h"
 
 #define UDP_BATCH 32
@@ -33,7 +37,6 @@
 #define UDP_MAX_DATAGRAM 65535       /* receive buffer per datagram */
 #define UDP_MAX_REPLY 65507          /* largest IPv4 UDP payload */
 #define UDP_MAX_REPLY6 65527         /* largest IPv6 UDP payload (no jumbograms) */
-#define UDP_SEND_ARENA (256u * 1024) /* reply bytes held before a sendmmsg */
 #define UDP_RATE_SLOTS 4096          /* sources the rate limit tracks per worker */
 
 /* A token bucket of one source on one listener (rate_limit): tokens in
@@ -58,6 +61,7 @@ struct udp_sock {
     struct listener *l;
     struct udp_set *set;
     bool busy;            /* out of the epoll set, read every loop turn */
+    bool gro;             /* UDP_GRO on: receives carry their segment size */
 };
 
 struct udp_set {
@@ -74,14 +78,10 @@ struct udp_set {
     struct mmsghdr rmsg[UDP_BATCH];
     struct iovec riov[UDP_BATCH];
     union sockaddr_any raddr[UDP_BATCH];
-    /* send side */
-    char *sbuf;
-    size_t sused;
-    unsigned nsend;
-    struct udp_sock *send_sock; /* replies in the arena go out of this socket */
-    struct mmsghdr smsg[UDP_BATCH];
-    struct iovec siov[UDP_BATCH];
-    union sockaddr_any saddr[UDP_BATCH];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } rctl[UDP_BATCH];          /* UDP_GRO's segment size */
 };
 
 struct wharf_dgram {
@@ -99,7 +99,6 @@ static void udp_set_release(struct loop_defer *d)
     struct udp_set *u = (struct udp_set *)((char *)d - offsetof(struct udp_set, freed));
     free(u->socks);
     free(u->rbuf);
-    free(u->sbuf);
     free(u);
 }
 
@@ -129,8 +128,7 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
         return 0;
     struct udp_set *u = calloc(1, sizeof *u);
     if (!u || !(u->socks = calloc(n, sizeof *u->socks)) ||
-        !(u->rbuf = malloc((size_t)UDP_BATCH * UDP_MAX_DATAGRAM)) ||
-        !(u->sbuf = malloc(UDP_SEND_ARENA))) {
+        !(u->rbuf = malloc((size_t)UDP_BATCH * UDP_MAX_DATAGRAM)) || udp_batch_reserve(w) < 0) {
         snprintf(err, errlen, "worker %u: out of memory for UDP buffers", w->id);
         if (u) {
             free(u->socks);
@@ -164,6 +162,13 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
             int on = 1;
             if (l->cfg->allow_broadcast)
                 (void)setsockopt(s->fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof on);
+            /* Set either way: a socket kept across a reload may have it. */
+            int gro = l->cfg->udp_gro;
+            s->gro = setsockopt(s->fd, SOL_UDP, UDP_GRO, &gro, sizeof gro) == 0 && gro;
+            if (gro && !s->gro)
+                log_write(WHARF_LOG_INFO, l->cfg->name, (int)w->id, 0,
+                          "udp_gro: the kernel refused UDP_GRO (%s); reading datagrams one "
+                          "by one", strerror(errno));
             int rc = loop_watch(&w->loop, &s->watcher, s->fd, LOOP_IN, udp_on_readable);
             if (rc < 0) {
                 snprintf(err, errlen, "worker %u: epoll_ctl: %s", w->id, strerror(-rc));
@@ -178,43 +183,9 @@ int udp_set_new(struct wharf_worker *w, struct generation *g, struct udp_set **o
         u->rmsg[i].msg_hdr.msg_iov = &u->riov[i];
         u->rmsg[i].msg_hdr.msg_iovlen = 1;
         u->rmsg[i].msg_hdr.msg_name = &u->raddr[i];
-        u->smsg[i].msg_hdr.msg_iov = &u->siov[i];
-        u->smsg[i].msg_hdr.msg_iovlen = 1;
-        u->smsg[i].msg_hdr.msg_name = &u->saddr[i];
     }
     *out = u;
     return 0;
-}
-
-/* Sends every queued reply.  Datagrams the socket refuses are dropped (UDP
- * gives no delivery promise) and logged at debug level. */
-static void udp_flush(struct udp_set *u)
-{
-    struct wharf_worker *w = u->w;
-    unsigned done = 0;
-    struct udp_sock *s = u->send_sock;
-    while (done < u->nsend) {
-        int n = sendmmsg(s->fd, u->smsg + done, u->nsend - done, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            /* Skip the datagram that failed (e.g. an unreachable peer): it
-             * is counted as dropped. */
-            log_write(WHARF_LOG_DEBUG, s->l->cfg->name, (int)w->id, 0, "sendmmsg: %s",
-                      strerror(errno));
-            listener_count_drop(s->l, w->id, LISTENER_DROP_SEND_FAILED);
-            done++;
-            continue;
-        }
-        struct listener_counters *st = listener_counters(s->l, w->id);
-        wharf_counter_add(&st->datagrams_out, (uint64_t)n);
-        for (int i = 0; i < n; i++)
-            wharf_counter_add(&st->bytes_out, u->smsg[done + (unsigned)i].msg_len);
-        done += (unsigned)n;
-    }
-    u->nsend = 0;
-    u->sused = 0;
-    u->send_sock = NULL;
 }
 
 /*
@@ -432,9 +403,24 @@ int udp_sink_send(struct wharf_worker *w, const struct listener *l, struct wharf
     return 0;
 }
 
+/* The segment size of a coalesced receive (UDP_GRO), or 0. */
+static size_t udp_gro_size(struct msghdr *h)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof size);
+            return size > 0 ? (size_t)size : 0;
+        }
+    return 0;
+}
+
 /*
  * Reads up to UDP_ROUNDS batches from s and hands each datagram to the
- * handler.  Returns the size of the last batch, or -1 when the socket had
+ * handler (a coalesced receive as the datagrams it was made of: each
+ * segment of its size, the last one possibly shorter), then flushes the
+ * replies.  Returns the size of the last batch, or -1 when the socket had
  * nothing (EAGAIN) or failed.
  */
 static int udp_read(struct udp_sock *s)
@@ -444,8 +430,12 @@ static int udp_read(struct udp_sock *s)
     int n = -1;
 
     for (int round = 0; round < UDP_ROUNDS; round++) {
-        for (unsigned i = 0; i < UDP_BATCH; i++)
-            u->rmsg[i].msg_hdr.msg_namelen = sizeof u->raddr[i];
+        for (unsigned i = 0; i < UDP_BATCH; i++) {
+            struct msghdr *h = &u->rmsg[i].msg_hdr;
+            h->msg_namelen = sizeof u->raddr[i];
+            h->msg_control = s->gro ? u->rctl[i].buf : NULL;
+            h->msg_controllen = s->gro ? sizeof u->rctl[i].buf : 0;
+        }
         n = recvmmsg(s->fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -453,11 +443,20 @@ static int udp_read(struct udp_sock *s)
                           strerror(errno));
             return round == 0 ? -1 : 0;
         }
-        for (int i = 0; i < n; i++)
-            udp_deliver(s, &u->raddr[i], u->rmsg[i].msg_hdr.msg_namelen, u->riov[i].iov_base,
-                        u->rmsg[i].msg_len);
-        if (u->nsend)
-            udp_flush(u);
+        for (int i = 0; i < n; i++) {
+            struct mmsghdr *m = &u->rmsg[i];
+            char *data = u->riov[i].iov_base;
+            size_t len = m->msg_len;
+            size_t seg = s->gro ? udp_gro_size(&m->msg_hdr) : 0;
+            if (seg == 0 || seg >= len) {
+                udp_deliver(s, &u->raddr[i], m->msg_hdr.msg_namelen, data, len);
+                continue;
+            }
+            for (size_t off = 0; off < len; off += seg)
+                udp_deliver(s, &u->raddr[i], m->msg_hdr.msg_namelen, data + off,
+                            len - off < seg ? len - off : seg);
+        }
+        udp_batch_flush(w);
         if (n < UDP_BATCH)
             break;
     }
@@ -514,7 +513,6 @@ static void udp_poll_busy(struct loop_check *check)
 
 int wharf_reply(wharf_dgram *d, const void *data, size_t len)
 {
-    struct udp_set *u = d->us->set;
     if (len > (d->peer->sa.sa_family == AF_INET6 ? UDP_MAX_REPLY6 : UDP_MAX_REPLY)) {
         listener_count_drop(d->us->l, d->w->id, LISTENER_DROP_TOO_LARGE);
         return -EMSGSIZE;
@@ -527,18 +525,8 @@ int wharf_reply(wharf_dgram *d, const void *data, size_t len)
     }
     if (d->w->udp_sink) /* the test kit's network (udp.h) */
         return udp_sink_send(d->w, d->us->l, NULL, &d->peer->sa, d->peer_len, data, len);
-    if (u->nsend == UDP_BATCH || u->sused + len > UDP_SEND_ARENA ||
-        (u->send_sock && u->send_sock != d->us))
-        udp_flush(u);
-    unsigned i = u->nsend++;
-    memcpy(u->sbuf + u->sused, data, len);
-    u->siov[i].iov_base = u->sbuf + u->sused;
-    u->siov[i].iov_len = len;
-    u->sused += len;
-    memcpy(&u->saddr[i], d->peer, d->peer_len);
-    u->smsg[i].msg_hdr.msg_namelen = d->peer_len;
-    u->send_sock = d->us;
-    return 0;
+    /* The batch was made with the set: no -ENOMEM here. */
+    return udp_batch_add(d->w, d->us->fd, d->us->l, &d->peer->sa, d->peer_len, data, len);
 }
 
 const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len)

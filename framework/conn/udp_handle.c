@@ -13,6 +13,11 @@
  * outbound socket, drops the generation and frees at the end of the turn;
  * when the worker leaves its loop, what is left is closed there.
  *
+ * Sends are queued in the worker's send batch (udp_batch.c) and leave at
+ * the end of the loop turn, with the turn's other datagrams for the same
+ * socket in one sendmmsg.  A handle closed in the turn it sent still gets
+ * its datagrams out: the batch is flushed before the handle ends.
+ *
  * On a worker with a datagram sink (the test kit; udp.h) an outbound handle
  * has no socket: the sink is told it opens and ends, takes what it sends
  * (udp_sink_send), and hands in what arrives (udp_handle_inject).
@@ -35,6 +40,7 @@
 #include "listener.h"
 #include "log.h"
 #include "udp.h"
+#include "udp_batch.h"
 #include "wharf_list.h"
 #include "worker.h"
 
@@ -78,7 +84,8 @@ static struct wharf_udp *udp_handle_new(struct wharf_worker *w, struct listener 
         return NULL;
     }
     struct wharf_udp *u = calloc(1, sizeof *u);
-    if (!u) {
+    if (!u || udp_batch_reserve(w) < 0) {
+        free(u);
         *rc = -ENOMEM;
         return NULL;
     }
@@ -110,6 +117,11 @@ static void udp_handle_end(struct loop_closing *h)
     struct wharf_worker *w = u->w;
     if (u->watcher.fd >= 0)
         loop_unwatch(&w->loop, &u->watcher);
+    /* Its datagrams leave before its socket closes or its generation goes
+     * (the end of the turn's flush normally came first: this is for a
+     * worker leaving its loop). */
+    if (u->fd >= 0 && udp_batch_holds(w, u->fd))
+        udp_batch_flush(w);
     if (u->owns_fd && u->fd >= 0)
         close(u->fd);
     if (u->owns_fd && w->udp_sink)
@@ -376,21 +388,9 @@ int wharf_udp_send(wharf_udp *u, const struct sockaddr *to, socklen_t tolen, con
     }
     if (w->udp_sink) /* the test kit's network (udp.h) */
         return udp_sink_send(w, l, u->owns_fd ? u : NULL, to, tolen, data, len);
-    ssize_t n;
-    do
-        n = u->connected ? send(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL)
-                         : sendto(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        rc = errno == EWOULDBLOCK ? -EAGAIN : -errno;
-        log_write(WHARF_LOG_DEBUG, l->cfg->name, (int)w->id, 0, "sendto: %s", strerror(-rc));
-        listener_count_drop(l, w->id, LISTENER_DROP_SEND_FAILED);
-        return rc;
-    }
-    struct listener_counters *st = listener_counters(l, w->id);
-    wharf_counter_add(&st->datagrams_out, 1);
-    wharf_counter_add(&st->bytes_out, (uint64_t)n);
-    return 0;
+    /* Out at the end of the loop turn (udp_batch.c); the handle made the
+     * batch, so no -ENOMEM. */
+    return udp_batch_add(w, u->fd, l, u->connected ? NULL : to, tolen, data, len);
 }
 
 const struct sockaddr *wharf_udp_peer(const wharf_udp *u, socklen_t *len)

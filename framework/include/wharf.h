@@ -697,7 +697,9 @@ size_t wharf_frames(wharf_conn *c, const struct wharf_framing *f, const void *da
  * (below) applies.  Returns 0, -EMSGSIZE above 65,507 bytes (65,527 to an
  * IPv6 source), -EACCES when the guard refuses the source (a port below
  * 1024, a broadcast or multicast address; both counted as dropped), or
- * another negative errno.
+ * another negative errno.  0 means the reply is queued: it leaves with the
+ * other datagrams of the worker's send batch (see "Batched sends" below),
+ * once the datagrams read with this one are handled.
  */
 int wharf_reply(wharf_dgram *d, const void *data, size_t len);
 const struct sockaddr *wharf_dgram_peer(const wharf_dgram *d, socklen_t *len);
@@ -746,6 +748,28 @@ void wharf_dgram_count_dropped(wharf_dgram *d);
 #define WHARF_UDP_MAX_HANDLES 65536
 
 /*
+ * Batched sends.  Every datagram handler code sends on a worker
+ * (wharf_reply, wharf_udp_send) is copied into the worker's send batch and
+ * leaves with the other datagrams for the same socket in one sendmmsg(2):
+ * replies once the receive batch they answer is handled, everything else
+ * at the end of the loop turn it was sent in (a timer's, a post's, a job's
+ * done, an outbound socket's callback), and sooner when the batch is full
+ * (64 datagrams or 256 KiB).  Datagrams to one socket leave in the order
+ * they were sent.  A handle closed in the turn it sent still gets its
+ * datagrams out: they leave before it ends.  So what a send call returns
+ * covers what can be checked at once (arguments, the send guard,
+ * rate_limit, the size); the kernel's own refusal (a full send buffer, an
+ * unreachable network, an ICMP error pending on a connected socket) comes
+ * at the flush: that datagram is dropped and counted (reason send_failed,
+ * logged at debug level) and the others of the batch still go.  The
+ * listener's datagram_send_calls counts the sendmmsg calls
+ * (wharf_server_stats, wharf_datagram_send_calls_total).  With the
+ * listener's "udp_gso", a run of equal-size datagrams to one peer (the last
+ * may be shorter) leaves as one UDP_SEGMENT send; the peer still receives
+ * separate datagrams.  Memory: one batch per worker with UDP, about 270 KiB.
+ */
+
+/*
  * Keeps d's socket and source (inside on_datagram).  Returns the handle
  * (wharf_udp_peer is d's source), or NULL with *err (err may be NULL) set
  * to -ENOMEM or -ENOBUFS (WHARF_UDP_MAX_HANDLES).
@@ -792,7 +816,8 @@ wharf_udp *wharf_udp_open(const struct sockaddr *addr, socklen_t addrlen, unsign
 /*
  * Sends len bytes (copied) from u's socket to `to` (NULL: u's default
  * destination).  On u's worker thread only.  UDP promises no delivery: 0
- * means the kernel took the datagram.  An IPv4 `to` on an IPv6 socket is
+ * means the datagram is queued in the worker's send batch, to leave at the
+ * end of the loop turn (see "Batched sends" above).  An IPv4 `to` on an IPv6 socket is
  * sent to its IPv4-mapped form.  The send guard applies; a datagram counts
  * against rate_limit for its destination (with the datagrams received from
  * it) and is counted in the listener's datagrams_out.  Returns 0, or
@@ -807,11 +832,12 @@ wharf_udp *wharf_udp_open(const struct sockaddr *addr, socklen_t addrlen, unsign
  *   -EACCES        the send guard: a port below 1024, a broadcast or
  *                  multicast address
  *   -ELOOP         the send guard: one of this server's UDP ports
- *   -EAGAIN        over rate_limit for that destination, or the socket's
- *                  send buffer is full
- *   or what sendto(2) returned (-ECONNREFUSED on a connected socket whose
- *   peer answered an earlier datagram with ICMP port unreachable, ...).
- * A refused or failed datagram is counted as dropped; nothing is queued.
+ *   -EAGAIN        over rate_limit for that destination
+ * A refused datagram is counted as dropped; nothing is queued.  What the
+ * kernel refuses when the batch leaves (a full send buffer, -ECONNREFUSED
+ * pending on a connected socket whose peer answered an earlier datagram
+ * with ICMP port unreachable, ...) is dropped and counted then (reason
+ * send_failed).
  */
 int wharf_udp_send(wharf_udp *u, const struct sockaddr *to, socklen_t tolen, const void *data,
                    size_t len);

@@ -244,7 +244,9 @@ struct wharf_listener_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t output_buffered;   /* bytes of output buffer memory held now */
     uint64_t datagrams_in, datagrams_out, datagrams_dropped;
-    uint64_t reserved[7];       /* written as 0 */
+    uint64_t datagram_send_calls; /* sendmmsg calls the datagrams_out left in
+                                   * (batched: fewer than datagrams_out) */
+    uint64_t reserved[6];       /* written as 0 */
 };
 /* Returns 0, or -ENOENT when there is no listener `name` in the current
  * configuration.  After a stop: the final counters of the last

@@ -592,6 +592,7 @@ static void server_sum(const struct listener *l, struct wharf_listener_stats *ou
         SUM(datagrams_in);
         SUM(datagrams_out);
         SUM(datagrams_dropped);
+        SUM(datagram_send_calls);
         for (int r = 0; r < LISTENER_CLOSE_REASONS; r++)
             SUM(closed[r]);
 #undef SUM

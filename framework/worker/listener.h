@@ -79,6 +79,7 @@ struct listener_counters {
     _Atomic uint64_t closed[LISTENER_CLOSE_REASONS];
     _Atomic uint64_t bytes_in, bytes_out, output_buffered;
     _Atomic uint64_t datagrams_in, datagrams_out, datagrams_dropped;
+    _Atomic uint64_t datagram_send_calls;            /* sendmmsg calls (udp_batch.c) */
     _Atomic uint64_t dropped[LISTENER_DROP_REASONS]; /* datagrams_dropped by reason */
     _Atomic uint64_t tls_handshakes[2];              /* TLS: done, [0] 1.2, [1] 1.3 */
     _Atomic uint64_t tls_resumed;                    /* ... of them resumed sessions */
@@ -128,6 +129,8 @@ struct listener {
                                           * (listener_attach.c) */
     struct access_log *access;           /* access_log_file, or NULL */
     struct tls_ctx *tls;                 /* "tls": its contexts (tls_ctx.h), or NULL */
+    _Atomic bool gso_refused;            /* UDP: the kernel refused a segmented send
+                                          * (udp_batch.c): GSO off until a reload */
 };
 
 /*

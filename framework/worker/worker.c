@@ -23,6 +23,7 @@
 #include "log.h"
 #include "rendezvous.h"
 #include "udp.h"
+#include "udp_batch.h"
 #include "worker.h"
 #include "workpool.h"
 
@@ -330,6 +331,7 @@ void worker_destroy(struct wharf_worker *w)
     worker_accept_stop(w, false);
     loop_destroy(&w->loop); /* runs what is deferred */
     udp_rate_free(w);
+    udp_batch_free(w);
     free(w->udp_rbuf);
     w->udp_rbuf = NULL;
     generation_unref(w->udp_gen);

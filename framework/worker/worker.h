@@ -32,6 +32,7 @@ struct admission;
 struct generation;
 struct rendezvous;
 struct udp_set;
+struct udp_batch;
 struct udp_rate;
 struct workpool;
 
@@ -54,6 +55,7 @@ struct wharf_worker {
     struct wharf_list udp_handles; /* the handlers' wharf_udp handles (udp_handle.c) */
     size_t udp_nhandles;
     char *udp_rbuf;               /* outbound sockets' receive buffer, made on first use */
+    struct udp_batch *udp_batch;  /* what its handlers sent, not yet out (udp_batch.c) */
     struct worker_accept accept;  /* its own listening sockets ("accept":
                                    * "workers"; worker_accept.h) */
     enum worker_phase phase;      /* owner thread only */

@@ -31,6 +31,7 @@ enum {
     O_DRAIN,
     O_CONNECT_TIMEOUT,
     O_UDP_TIMEOUT,
+    O_UDP_OFFLOAD,
     O_SEED,
     O_PLOT,
     O_MAX_P99,
@@ -138,6 +139,7 @@ static const struct option long_opts[] = {
     {"drain", required_argument, NULL, O_DRAIN},
     {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
     {"udp-timeout", required_argument, NULL, O_UDP_TIMEOUT},
+    {"udp-offload", no_argument, NULL, O_UDP_OFFLOAD},
     {"source", required_argument, NULL, O_SOURCE},
     {"seed", required_argument, NULL, O_SEED},
     {"tls", no_argument, NULL, O_TLS},
@@ -228,6 +230,9 @@ void opts_usage(FILE *f)
           "      --connect-timeout T   (default 2s)\n"
           "      --udp-timeout T       a datagram unanswered this long is presumed lost and\n"
           "                            frees its pipeline slot (default 200ms)\n"
+          "      --udp-offload         UDP: send each batch of equal-size datagrams as one\n"
+          "                            UDP_SEGMENT (GSO) send and read with UDP_GRO, as\n"
+          "                            QUIC stacks do\n"
           "      --seed N              payload seed (default 1)\n"
           "\n"
           "TLS (TCP, every protocol mode; OpenSSL, TLS 1.2 and 1.3):\n"
@@ -1363,6 +1368,7 @@ static int opt_other(int c, const char *a, struct load_config *cfg, FILE *out, c
         return 0;
     case O_SOURCE: return opt_source(a, cfg, err, errlen);
     case 'u': cfg->udp = true; return 0;
+    case O_UDP_OFFLOAD: cfg->udp_offload = true; return 0;
     case 'j': cfg->json = true; return 0;
     case 'P':
         cfg->percentiles = true;

@@ -50,6 +50,7 @@ struct load_config {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool udp;
+    bool udp_offload; /* --udp-offload: GSO sends and GRO receives (udp.c) */
     /* every target (the fields above are the first one's): several with weights, the
      * connections spread over them (targets.h) */
     struct load_target targets[LOAD_MAX_TARGETS];

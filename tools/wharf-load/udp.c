@@ -9,7 +9,9 @@
  *   - at the end, the drain waits until every datagram is answered or --drain has passed;
  *     then lost = sent - distinct answers.
  * Datagrams are read with recvmmsg and written with sendmmsg in batches. With --source, flow
- * k binds to source address k modulo their number. */
+ * k binds to source address k modulo their number. With --udp-offload a batch of equal-size
+ * datagrams goes as one UDP_SEGMENT (GSO) send, and the sockets have UDP_GRO: a coalesced
+ * receive is split by its segment size. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -17,6 +19,7 @@
 #include "phase.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +61,10 @@ struct uctx {
     struct mmsghdr tmsg[BATCH], rmsg[BATCH];
     struct iovec tiov[BATCH], riov[BATCH];
     uint64_t tintended[BATCH];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } rctl[BATCH]; /* --udp-offload: UDP_GRO's segment size */
 };
 
 static inline bool seen_get(const uint64_t *b, uint64_t i)
@@ -101,6 +108,56 @@ static void expire(struct uctx *x, struct uflow *f, uint64_t now)
     }
 }
 
+/* --udp-offload: sends the n datagrams of iov in one UDP_SEGMENT send when they are all
+ * the same size (and n > 1), else with sendmmsg. Returns how many went, or -1. */
+static int send_segmented(int fd, struct iovec *iov, unsigned n)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl;
+    struct mmsghdr m[BATCH];
+    unsigned k;
+
+    for (k = 1; k < n && iov[k].iov_len == iov[0].iov_len; k++)
+        ;
+    if (n > 1 && k == n && iov[0].iov_len > 0 && n * iov[0].iov_len <= 65507) {
+        struct msghdr h = {.msg_iov = iov, .msg_iovlen = n, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof(ctl.buf)};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+        uint16_t seg = (uint16_t)iov[0].iov_len;
+
+        memset(&ctl, 0, sizeof(ctl));
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(seg));
+        memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+        return sendmsg(fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : (int)n;
+    }
+    memset(m, 0, sizeof(m));
+    for (k = 0; k < n; k++) {
+        m[k].msg_hdr.msg_iov = &iov[k];
+        m[k].msg_hdr.msg_iovlen = 1;
+    }
+    return sendmmsg(fd, m, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* The segment size of a coalesced receive (UDP_GRO), or 0. */
+static size_t gro_size(struct msghdr *h)
+{
+    struct cmsghdr *c;
+
+    for (c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+
+            memcpy(&size, CMSG_DATA(c), sizeof(size));
+            return size > 0 ? (size_t)size : 0;
+        }
+    return 0;
+}
+
 /* Sends as many datagrams as the pipeline, schedule and quota allow (closed loop: nothing
  * more from send_end on; open loop: what the schedule released, until sending ends). */
 static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
@@ -138,7 +195,8 @@ static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
         if (k == 0)
             return;
         nb = k;
-        r = sendmmsg(f->fd, x->tmsg, nb, MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = cfg->udp_offload ? send_segmented(f->fd, x->tiov, nb)
+                             : sendmmsg(f->fd, x->tmsg, nb, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r < 0) {
             r = 0;
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
@@ -253,6 +311,10 @@ static void flow_read(struct uctx *x, struct uflow *f)
         for (k = 0; k < BATCH; k++) {
             x->riov[k].iov_len = x->rxslot;
             x->rmsg[k].msg_hdr.msg_flags = 0;
+            if (x->cfg->udp_offload) {
+                x->rmsg[k].msg_hdr.msg_control = x->rctl[k].buf;
+                x->rmsg[k].msg_hdr.msg_controllen = sizeof(x->rctl[k].buf);
+            }
         }
         r = recvmmsg(f->fd, x->rmsg, BATCH, MSG_DONTWAIT, NULL);
         if (r < 0) {
@@ -263,9 +325,19 @@ static void flow_read(struct uctx *x, struct uflow *f)
             break;
         }
         now = load_now();
-        for (k = 0; k < r; k++)
-            handle_datagram(x, f, x->riov[k].iov_base, x->rmsg[k].msg_len,
-                            x->rmsg[k].msg_hdr.msg_flags, now);
+        for (k = 0; k < r; k++) {
+            const uint8_t *p = x->riov[k].iov_base;
+            size_t len = x->rmsg[k].msg_len, off;
+            size_t seg = x->cfg->udp_offload ? gro_size(&x->rmsg[k].msg_hdr) : 0;
+
+            if (seg == 0 || seg >= len) {
+                handle_datagram(x, f, p, len, x->rmsg[k].msg_hdr.msg_flags, now);
+                continue;
+            }
+            for (off = 0; off < len; off += seg)
+                handle_datagram(x, f, p + off, len - off < seg ? len - off : seg,
+                                x->rmsg[k].msg_hdr.msg_flags, now);
+        }
         if (r < BATCH)
             break;
     }
@@ -342,6 +414,12 @@ static int flow_open(struct uctx *x, struct uflow *f)
         close(fd);
         return -1;
     }
+    if (cfg->udp_offload) {
+        int on = 1;
+
+        if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) != 0)
+            load_note_error(x->th, "--udp-offload: setsockopt UDP_GRO", errno);
+    }
     rc = loop_watch(x->lp, &f->w, fd, LOOP_IN, flow_on_io);
     if (rc < 0) {
         count_errno(x, -rc);
@@ -392,7 +470,8 @@ static int ctx_init(struct uctx *x, struct load_thread *th)
     x->n = th->nconns;
     for (x->ring = 64; x->ring < 2 * cfg->pipeline; x->ring *= 2)
         ;
-    x->rxslot = cfg->msg.size_max + 64;
+    /* a coalesced receive (--udp-offload) holds up to 64 KiB */
+    x->rxslot = cfg->udp_offload ? 65536 : cfg->msg.size_max + 64;
     x->lp = &th->loop;
     x->f = calloc(x->n, sizeof(*x->f));
     if (!x->f)
