@@ -16,11 +16,11 @@ it by its pid). Each connection writes until the client closes it. Stdlib only: 
 it sends is literal header fields without indexing (RFC 7541 6.2.2) and the static table's
 :status 200 (index 8).
 """
-import socket
 import struct
 import sys
-import threading
 import time
+
+import thread_server
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HEADERS, SETTINGS, CONTINUATION = 1, 4, 9
@@ -95,22 +95,8 @@ def serve(conn, mode, end):
 
 
 def main():
-    mode, end = sys.argv[1], time.time() + float(sys.argv[2])
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    srv.settimeout(0.2)
-    print("port %d" % srv.getsockname()[1], flush=True)
-    while time.time() < end:
-        try:
-            conn, _ = srv.accept()
-        except socket.timeout:
-            continue
-        if threading.active_count() > 64:
-            conn.close()
-            continue
-        threading.Thread(target=serve, args=(conn, mode, end), daemon=True).start()
+    mode, seconds = sys.argv[1], float(sys.argv[2])
+    thread_server.run(serve, seconds, mode, time.time() + seconds)
 
 
 if __name__ == "__main__":

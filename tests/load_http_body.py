@@ -17,10 +17,10 @@ Any request that is not HTTP/1.1 or has a bad Content-Length ends the connection
 as "garbage". Bounded: at most 64 KiB of headers, 2 MiB of body, 64 connections.
 """
 import json
-import socket
 import sys
 import threading
-import time
+
+import thread_server
 
 MAX_HEAD = 65536
 MAX_BODY = 2 << 20
@@ -113,22 +113,7 @@ def serve(conn, expected):
 
 def main():
     expected = open(sys.argv[1], "rb").read()
-    end = time.time() + float(sys.argv[2])
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    srv.settimeout(0.2)
-    print("port %d" % srv.getsockname()[1], flush=True)
-    while time.time() < end:
-        try:
-            conn, _ = srv.accept()
-        except socket.timeout:
-            continue
-        if threading.active_count() > 64:
-            conn.close()
-            continue
-        threading.Thread(target=serve, args=(conn, expected), daemon=True).start()
+    thread_server.run(serve, sys.argv[2], expected)
 
 
 if __name__ == "__main__":
