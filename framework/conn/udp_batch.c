@@ -266,6 +266,14 @@ static void udp_batch_send_fd(struct udp_batch *b, int fd)
                 continue;
             struct listener *l = b->item[b->order[b->first[done]]].l;
             wharf_counter_add(&listener_counters(l, b->w->id)->datagram_send_calls, 1);
+            if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)) {
+                /* The socket's send buffer is full: so it is for the rest
+                 * too, which are dropped with it (one system call, not one
+                 * per datagram). */
+                for (; done < nm; done++)
+                    udp_batch_refused(b, done, err);
+                break;
+            }
             if (n <= 0) {
                 /* The first message failed: skip it (dropped, or back for
                  * a datagram-by-datagram round), and go on with the rest. */
