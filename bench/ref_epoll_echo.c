@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ref_main.h"
+
 #define BUFSZ 65536
 #define MAX_EVENTS 256
 
@@ -52,15 +54,7 @@ struct pend {
 
 static __thread struct pend **pending; /* indexed by fd; NULL = nothing pending */
 static __thread size_t npending;
-static volatile sig_atomic_t stop;
 static __thread char buf[BUFSZ];
-static time_t deadline;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 static void die(const char *what)
 {
@@ -196,8 +190,7 @@ static void on_accept(int ep, int lfd)
 }
 
 struct server_thread {
-    pthread_t thread;
-    int lfd[64], nl;
+    struct ref_thread rt; /* first (ref_main.h): its thread and listening sockets */
 };
 
 static void *serve(void *arg)
@@ -208,9 +201,9 @@ static void *serve(void *arg)
 
     if (ep < 0)
         die("epoll_create1");
-    for (int i = 0; i < t->nl; i++) {
-        ev.data.u64 = (1ull << 32) | (uint32_t)t->lfd[i]; /* bit 32: a listener */
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, t->lfd[i], &ev) != 0)
+    for (int i = 0; i < t->rt.nl; i++) {
+        ev.data.u64 = (1ull << 32) | (uint32_t)t->rt.lfd[i]; /* bit 32: a listener */
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, t->rt.lfd[i], &ev) != 0)
             die("epoll_ctl");
     }
     while (!stop) {
@@ -239,72 +232,7 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *addr = "127.0.0.1";
-    int port = 0, lifetime = 900, nl = 1, nt = 1, opt, one = 1;
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t slen;
-    struct sigaction sa;
-    static struct server_thread threads[64];
+    static struct server_thread threads[REF_MAX];
 
-    while ((opt = getopt(argc, argv, "a:p:n:t:l:")) != -1) {
-        switch (opt) {
-        case 'a': addr = optarg; break;
-        case 'n': nl = atoi(optarg); break;
-        case 't': nt = atoi(optarg); break;
-        case 'p': port = atoi(optarg); break;
-        case 'l': lifetime = atoi(optarg); break;
-        default:
-            fprintf(stderr, "usage: ref_epoll_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] "
-                            "[-l SECONDS]\n");
-            return 2;
-        }
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "ref_epoll_echo: not an IPv4 address: %s\n", addr);
-        return 2;
-    }
-    if (nl < 1 || nl > 64 || nt < 1 || nt > 64) {
-        fprintf(stderr, "ref_epoll_echo: -n and -t must be 1..64\n");
-        return 2;
-    }
-    for (int i = 0; i < nl; i++) {
-        int bound = port ? port + i : 0;
-
-        for (int k = 0; k < nt; k++) {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-            if (fd < 0)
-                die("socket");
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (nt > 1)
-                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-            sin.sin_port = htons((uint16_t)bound);
-            if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-                die("bind");
-            if (listen(fd, 511) != 0) /* wharfd's default backlog */
-                die("listen");
-            slen = sizeof(sin);
-            if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
-                die("getsockname");
-            bound = ntohs(sin.sin_port);
-            threads[k].lfd[threads[k].nl++] = fd;
-        }
-        fprintf(stderr, "listening on tcp %s:%u\n", addr, (unsigned)bound);
-    }
-
-    deadline = time(NULL) + lifetime;
-    for (int k = 1; k < nt; k++)
-        if (pthread_create(&threads[k].thread, NULL, serve, &threads[k]) != 0)
-            die("pthread_create");
-    serve(&threads[0]);
-    stop = 1;
-    for (int k = 1; k < nt; k++)
-        pthread_join(threads[k].thread, NULL);
-    return 0;
+    return ref_main(argc, argv, "ref_epoll_echo", SOCK_NONBLOCK, threads, sizeof threads[0], serve);
 }

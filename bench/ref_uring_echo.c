@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ref_main.h"
+
 #define NBUFS 4096 /* a power of two */
 #define BUFSZ 4096
 #define BGID 1
@@ -52,22 +54,13 @@ enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CLOSE };
 #define UD_BID(u) ((unsigned)(((u) >> 32) & 0xffff))
 #define UD_FD(u) ((int)(uint32_t)(u))
 
-static volatile sig_atomic_t stop;
-static time_t deadline;
 
 struct server_thread {
-    pthread_t thread;
-    int lfd[64], nl;
+    struct ref_thread rt; /* first (ref_main.h): its thread and listening sockets */
     struct io_uring ring;
     struct io_uring_buf_ring *br;
     char *bufs;
 };
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 static void die(const char *what, int err)
 {
@@ -190,8 +183,8 @@ static void *serve(void *arg)
         io_uring_buf_ring_add(t->br, t->bufs + (size_t)i * BUFSZ, BUFSZ, (unsigned short)i,
                               io_uring_buf_ring_mask(NBUFS), (int)i);
     io_uring_buf_ring_advance(t->br, NBUFS);
-    for (int i = 0; i < t->nl; i++)
-        arm_accept(t, t->lfd[i]);
+    for (int i = 0; i < t->rt.nl; i++)
+        arm_accept(t, t->rt.lfd[i]);
     while (!stop) {
         struct __kernel_timespec ts = {.tv_sec = 1};
         struct io_uring_cqe *cqe;
@@ -213,72 +206,7 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *addr = "127.0.0.1";
-    int port = 0, lifetime = 900, nl = 1, nt = 1, opt, one = 1;
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    socklen_t slen;
-    struct sigaction sa;
-    static struct server_thread threads[64];
+    static struct server_thread threads[REF_MAX];
 
-    while ((opt = getopt(argc, argv, "a:p:n:t:l:")) != -1) {
-        switch (opt) {
-        case 'a': addr = optarg; break;
-        case 'n': nl = atoi(optarg); break;
-        case 't': nt = atoi(optarg); break;
-        case 'p': port = atoi(optarg); break;
-        case 'l': lifetime = atoi(optarg); break;
-        default:
-            fprintf(stderr, "usage: ref_uring_echo [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] "
-                            "[-l SECONDS]\n");
-            return 2;
-        }
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        fprintf(stderr, "ref_uring_echo: not an IPv4 address: %s\n", addr);
-        return 2;
-    }
-    if (nl < 1 || nl > 64 || nt < 1 || nt > 64) {
-        fprintf(stderr, "ref_uring_echo: -n and -t must be 1..64\n");
-        return 2;
-    }
-    for (int i = 0; i < nl; i++) {
-        int bound = port ? port + i : 0;
-
-        for (int k = 0; k < nt; k++) {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-            if (fd < 0)
-                die("socket", errno);
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-            if (nt > 1)
-                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-            sin.sin_port = htons((uint16_t)bound);
-            if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-                die("bind", errno);
-            if (listen(fd, 511) != 0) /* wharfd's default backlog */
-                die("listen", errno);
-            slen = sizeof(sin);
-            if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
-                die("getsockname", errno);
-            bound = ntohs(sin.sin_port);
-            threads[k].lfd[threads[k].nl++] = fd;
-        }
-        fprintf(stderr, "listening on tcp %s:%u\n", addr, (unsigned)bound);
-    }
-
-    deadline = time(NULL) + lifetime;
-    for (int k = 1; k < nt; k++)
-        if (pthread_create(&threads[k].thread, NULL, serve, &threads[k]) != 0)
-            die("pthread_create", errno);
-    serve(&threads[0]);
-    stop = 1;
-    for (int k = 1; k < nt; k++)
-        pthread_join(threads[k].thread, NULL);
-    return 0;
+    return ref_main(argc, argv, "ref_uring_echo", 0, threads, sizeof threads[0], serve);
 }
