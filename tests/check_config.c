@@ -612,6 +612,17 @@ START_TEST(bad_protocol)
 }
 END_TEST
 
+START_TEST(udp_only_settings_on_tcp)
+{
+    ASSERT_ERR(ONE(BASE ", \"udp_gso\": true"),
+               "listeners[0].udp_gso: expected false on a tcp listener (a UDP offload)");
+    ASSERT_ERR(ONE(BASE ", \"udp_gro\": true"),
+               "listeners[0].udp_gro: expected false on a tcp listener (a UDP offload)");
+    ASSERT_ERR(ONE(BASE ", \"rate_limit\": 5"),
+               "listeners[0].rate_limit: expected 0 on a tcp listener (it limits UDP datagrams)");
+}
+END_TEST
+
 START_TEST(bad_log_level)
 {
     ASSERT_ERR("{\"log\": \"verbose\", \"listeners\": [{" BASE "}]}",
@@ -944,6 +955,7 @@ int main(void)
     tcase_add_test(tc, files_that_are_not_regular_or_too_big);
     tcase_add_test(tc, watermark_order);
     tcase_add_test(tc, bad_protocol);
+    tcase_add_test(tc, udp_only_settings_on_tcp);
     tcase_add_test(tc, bad_log_level);
     tcase_add_test(tc, not_an_object);
     tcase_add_test(tc, syntax_error_line_column);

@@ -387,6 +387,18 @@ static int set_rate_limit(struct config_loader *ld, const struct config_key *k, 
     return 0;
 }
 
+/* "udp_gso", "udp_gro": UDP only. */
+static int set_udp_offload(struct config_loader *ld, const struct config_key *k,
+                           const json_t *v, void *base, const char *path)
+{
+    struct config_listener *l = base;
+    if (store(ld, k, v, base, path) < 0)
+        return -1;
+    if ((l->udp_gso || l->udp_gro) && l->protocol != CONFIG_UDP)
+        return config_fail(ld, path, "expected false on a tcp listener (a UDP offload)");
+    return 0;
+}
+
 /* "conn_rate_limit": TCP only. */
 static int set_conn_rate(struct config_loader *ld, const struct config_key *k, const json_t *v,
                          void *base, const char *path)
@@ -772,9 +784,9 @@ static const struct config_key listener_keys[] = {
      LIS(allow_privileged_ports), .doc = "UDP: send to ports below 1024"},
     {.name = "allow_broadcast", .type = CONFIG_BOOL, .def = "false", LIS(allow_broadcast),
      .doc = "UDP: send to broadcast and multicast addresses"},
-    {.name = "udp_gso", .type = CONFIG_BOOL, .def = "false", LIS(udp_gso),
+    {.name = "udp_gso", .type = CONFIG_BOOL, .def = "false", LIS(udp_gso), .set = set_udp_offload,
      .doc = "UDP: segmentation offload (UDP_SEGMENT) for runs of equal-size datagrams"},
-    {.name = "udp_gro", .type = CONFIG_BOOL, .def = "false", LIS(udp_gro),
+    {.name = "udp_gro", .type = CONFIG_BOOL, .def = "false", LIS(udp_gro), .set = set_udp_offload,
      .doc = "UDP: receive offload (UDP_GRO) on the listener's sockets"},
     {.name = "access_log", .type = CONFIG_CHOICE, .def = "\"off\"",
      .choices = access_log_choices, LIS(access_log), .doc = "log level of the connection log"},
