@@ -312,19 +312,41 @@ START_TEST(udp_guard_blocks_listed_source_port)
 }
 END_TEST
 
+/* A UDP socket on 127.0.0.1:port (below 1024), with udp_socket's 300 ms
+ * receive timeout, or -1 when this process may not bind it.  The port may
+ * be held for a moment by another run of this suite (check_backends.sh runs
+ * it again on the other backend, beside this one under make -j): a busy
+ * port is tried again for up to 5 s. */
+static int privileged_udp_socket(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 100; i++) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+            struct timeval tv = {.tv_sec = 0, .tv_usec = 300000};
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            return fd;
+        }
+        int err = errno;
+        close(fd);
+        if (err != EADDRINUSE)
+            return -1;
+        usleep(50000);
+    }
+    ck_abort_msg("127.0.0.1:%d stayed in use for 5 s", port);
+    return -1;
+}
+
 START_TEST(udp_guard_blocks_privileged_source_port)
 {
     /* Needs root to bind a port below 1024 (CI runs as root). */
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(19)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
+    int fd = privileged_udp_socket(19); /* chargen: the classic loop partner */
+    if (fd < 0) {
         ck_assert_int_ne(geteuid(), 0); /* only acceptable when not root */
         return;
     }
-    close(fd);
-    fd = udp_socket("127.0.0.1", 19, 300); /* chargen: the classic loop partner */
     struct tserver *t = tserver_start(UDP_JSON(""));
     send_to(fd, tserver_port(t, 0), "x", 1);
     char back[16];
@@ -332,7 +354,8 @@ START_TEST(udp_guard_blocks_privileged_source_port)
     ck_assert_uint_eq(dropped_reaching(t, 1), 1);
     close(fd);
 
-    fd = udp_socket("127.0.0.1", 1000, 300); /* privileged, not in the list */
+    fd = privileged_udp_socket(1000); /* privileged, not in the list */
+    ck_assert_int_ge(fd, 0);
     send_to(fd, tserver_port(t, 0), "x", 1);
     ck_assert_int_lt(recv(fd, back, sizeof back, 0), 0);
     ck_assert_uint_eq(dropped_reaching(t, 2), 2);
