@@ -29,6 +29,8 @@
 #
 # Usage: bench/tls_nginx.sh [--rounds N (3)] [--duration S (5)] [--build-dir DIR]
 #        [--rows LIST (ec,rsa,resume,resume12,echo,bulk,s_time): the measurements to make]
+#        [--accept acceptor|workers (acceptor): wharfd's accept mode; "workers" accepts in
+#        the worker, as nginx does]
 # Needs a built tree, nginx with its stream module (nginx-light libnginx-mod-stream),
 # openssl and python3. nginx runs as the current user, ended by its pid.
 set -euo pipefail
@@ -37,9 +39,11 @@ BUILD=$ROOT
 ROUNDS=3
 DURATION=5
 ROWS=ec,rsa,resume,resume12,echo,bulk,s_time
+ACCEPT=acceptor
 while (($#)); do
 	case $1 in
 	--rows) ROWS=$2; shift 2 ;;
+	--accept) ACCEPT=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--duration) DURATION=$2; shift 2 ;;
 	--build-dir) BUILD=$2; shift 2 ;;
@@ -84,13 +88,13 @@ cat >"$tmp/back.json" <<JSON
 JSON
 cat >"$tmp/wharf.json" <<JSON
 {"workers": 1, "log": "warn", "listeners": [
- {"name": "ec", "address": "127.0.0.1", "port": $P_WEC, "handler": "echo", "timeouts": {"idle_ms": 0},
+ {"name": "ec", "address": "127.0.0.1", "port": $P_WEC, "handler": "echo", "timeouts": {"idle_ms": 0}, "accept": "$ACCEPT",
   "tls": {"cert": "$tmp/ec.crt", "key": "$tmp/ec.key"}},
- {"name": "ec12", "address": "127.0.0.1", "port": $P_WEC12, "handler": "echo", "timeouts": {"idle_ms": 0},
+ {"name": "ec12", "address": "127.0.0.1", "port": $P_WEC12, "handler": "echo", "timeouts": {"idle_ms": 0}, "accept": "$ACCEPT",
   "tls": {"cert": "$tmp/ec.crt", "key": "$tmp/ec.key", "max_version": "1.2"}},
- {"name": "rsa", "address": "127.0.0.1", "port": $P_WRSA, "handler": "echo", "timeouts": {"idle_ms": 0},
+ {"name": "rsa", "address": "127.0.0.1", "port": $P_WRSA, "handler": "echo", "timeouts": {"idle_ms": 0}, "accept": "$ACCEPT",
   "tls": {"cert": "$tmp/rsa.crt", "key": "$tmp/rsa.key"}},
- {"name": "px", "address": "127.0.0.1", "port": $P_WPX, "handler": "proxy", "timeouts": {"idle_ms": 0},
+ {"name": "px", "address": "127.0.0.1", "port": $P_WPX, "handler": "proxy", "timeouts": {"idle_ms": 0}, "accept": "$ACCEPT",
   "tls": {"cert": "$tmp/ec.crt", "key": "$tmp/ec.key"},
   "options": {"upstream": "127.0.0.1:$P_BACK", "max_pending": 262144}}]}
 JSON
