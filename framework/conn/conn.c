@@ -240,7 +240,7 @@ static struct wharf_conn *conn_new(struct wharf_worker *w, const struct conn_han
     wharf_list_init(&c->progress_link);
 
     struct conn_set *set = &w->conns;
-    int rc = loop_watch(&w->loop, &c->watcher, h->fd, events, conn_on_io);
+    int rc = loop_watch(&w->loop, &c->watcher, h->fd, events | conn_io_recv_bit(c), conn_on_io);
     if (rc < 0 || conn_map_add(set, c) < 0) {
         log_write(WHARF_LOG_ERROR, l->cfg->name, (int)w->id, c->id, "cannot register: %s",
                   strerror(rc < 0 ? -rc : ENOMEM));

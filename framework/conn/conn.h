@@ -261,6 +261,9 @@ void conn_opened(struct wharf_conn *c);
  * -1 when c is dead. */
 int conn_io_wants_input(const struct wharf_conn *c);
 void conn_io_update_events(struct wharf_conn *c);
+/* LOOP_RECV (c reads only through loop_recv), or 0 when kernel TLS may read
+ * c's socket itself. */
+uint32_t conn_io_recv_bit(const struct wharf_conn *c);
 void conn_io_output_resized(struct wharf_conn *c, size_t old_held);
 int conn_io_flush(struct wharf_conn *c);
 int conn_io_settle(struct wharf_conn *c);

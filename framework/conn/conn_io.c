@@ -23,6 +23,7 @@
 #include "callback.h"
 #include "listener.h"
 #include "log.h"
+#include "tls_ctx.h"
 #include "worker.h"
 
 /* Bytes read per recv() once a connection keeps unconsumed input. */
@@ -53,9 +54,14 @@ static bool conn_io_tls(const struct wharf_conn *c)
     return c->ssl && !(c->flags & CONN_PROXY_WAIT);
 }
 
+uint32_t conn_io_recv_bit(const struct wharf_conn *c)
+{
+    return (c->ssl || c->l->tls) && tls_ctx_ktls() ? 0 : LOOP_RECV;
+}
+
 void conn_io_update_events(struct wharf_conn *c)
 {
-    uint32_t want = 0;
+    uint32_t want = conn_io_recv_bit(c);
     if (conn_io_wants_input(c))
         want |= LOOP_IN;
     if (conn_out_len(c) > 0 || (c->flags & (CONN_PAUSED_OUTPUT | CONN_WANT_DRAIN)))
@@ -113,7 +119,7 @@ static ssize_t conn_io_recv(struct wharf_conn *c, void *p, size_t len)
 {
     if (conn_io_tls(c))
         return conn_tls_recv(c, p, len);
-    return recv(c->watcher.fd, p, len, 0);
+    return loop_recv(&c->w->loop, &c->watcher, p, len);
 }
 
 /* send() of c's plaintext. */

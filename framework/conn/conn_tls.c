@@ -70,7 +70,7 @@ static int conn_tls_bio_read(BIO *b, char *p, int len)
         return (int)n;
     }
     for (;;) {
-        ssize_t n = recv(c->watcher.fd, p, (size_t)len, 0);
+        ssize_t n = loop_recv(&c->w->loop, &c->watcher, p, (size_t)len);
         if (n >= 0)
             return (int)n;
         if (errno == EINTR)

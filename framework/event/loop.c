@@ -8,6 +8,7 @@
 #include "loop_backend.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 
 /* Mailbox messages run per wake-up. */
 #define LOOP_MAILBOX_BATCH 256
@@ -170,6 +171,13 @@ int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events)
     if (!w->change_pprev)
         loop_link(&lp->changes, w);
     return 0;
+}
+
+ssize_t loop_recv(struct loop *lp, struct loop_watcher *w, void *p, size_t len)
+{
+    if (lp->backend->recv)
+        return lp->backend->recv(lp, w, p, len);
+    return recv(w->fd, p, len, 0);
 }
 
 int loop_watcher_error(const struct loop_watcher *w)

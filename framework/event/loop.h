@@ -65,6 +65,17 @@
  * reported in the first dispatch as LOOP_ERR with loop_watcher_error
  * -EBADF (epoll refuses it in loop_watch).
  *
+ * Receives.  A watcher that asks for LOOP_RECV reads through loop_recv.
+ * On epoll that is recv(2).  On io_uring LOOP_IN is then served by a
+ * multishot receive into a ring of buffers the loop provides (one
+ * submission arms every later read; the bytes come with the completion):
+ * loop_recv copies them out, and the watcher is called with LOOP_IN while
+ * it holds bytes, the end of the stream or an error, as it would be while
+ * its socket had them.  A watcher holds at most a few buffers (its
+ * receive stops until it reads); when the ring runs dry the watcher goes
+ * back to a poll and recv(2) until buffers are back.  No byte is lost or
+ * reordered either way.
+ *
  * Hand-off wake-ups.  Posts (loop_post) wake the loop's thread through the
  * mailbox's eventfd only while that thread sleeps in the wait: before a
  * wait that may sleep the loop tells the mailbox it is idle and looks once
@@ -81,6 +92,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mailbox.h"
 #include "timer.h"
@@ -92,8 +104,10 @@
  * on the descriptor) are always reported, asked for or not.  LOOP_RDHUP
  * (the peer shut its sending side), asked for, is reported too.  LOOP_EDGE
  * asks for edge-triggered readiness (reported once per change, as
- * wharf-load's engines want); it is interest only.  A callback gets no other
- * bits.
+ * wharf-load's engines want); it is interest only.  LOOP_RECV says that the
+ * watcher reads its stream socket only through loop_recv (see "Receives");
+ * it is interest only, and a level-triggered watcher's.  A callback gets no
+ * other bits.
  */
 #define LOOP_IN 0x1u
 #define LOOP_OUT 0x2u
@@ -101,6 +115,7 @@
 #define LOOP_ERR 0x8u
 #define LOOP_RDHUP 0x10u
 #define LOOP_EDGE 0x20u
+#define LOOP_RECV 0x40u
 
 struct loop;
 struct loop_watcher;
@@ -202,6 +217,15 @@ const char *loop_io_name(enum loop_io io);
 /* Registers fd with interest `events`; fn is called with the ready bits.
  * Returns 0 or -errno (then w is untouched). */
 int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events, loop_io_fn fn);
+/*
+ * Reads from w's stream socket as recv(w->fd, p, len, 0) does (returns the
+ * bytes read, 0 at the end of the stream, or -1 with errno: EAGAIN when
+ * nothing is there).  A watcher that asks for LOOP_RECV in its interest
+ * reads only through loop_recv: the backend may then receive ahead (see
+ * "Receives"), and bytes it holds make the watcher ready for LOOP_IN as
+ * unread bytes in the socket do.  Any watcher may use it.
+ */
+ssize_t loop_recv(struct loop *lp, struct loop_watcher *w, void *p, size_t len);
 /* Changes the interest: recorded now, told to the kernel before the next
  * wait if it still differs then (see "Interest changes" above).  Returns 0. */
 int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events);

@@ -12,6 +12,8 @@
 
 #include "loop.h"
 
+#include <sys/types.h>
+
 /* Events taken from the kernel per turn. */
 #define LOOP_EVENTS 256
 
@@ -37,6 +39,8 @@ struct loop_backend {
     /* The loop's thread leaves it (loop_run_deferred): let go of what the
      * kernel still holds for it.  NULL: nothing to do. */
     void (*settle)(struct loop *lp);
+    /* loop_recv of a watcher of lp.  NULL: recv(2). */
+    ssize_t (*recv)(struct loop *lp, struct loop_watcher *w, void *p, size_t len);
 };
 
 extern const struct loop_backend loop_epoll_backend;

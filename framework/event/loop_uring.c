@@ -21,6 +21,26 @@
  * moves, for the rest of its registration, to an epoll set aside
  * (loop_epoll.c) whose descriptor the ring polls: epoll's exact semantics
  * for the few half-closed connections, polls for everything else.
+ *
+ * Receives (LOOP_RECV, loop_recv).  A level-triggered watcher that reads
+ * through loop_recv has no poll for LOOP_IN: a multishot IORING_OP_RECV
+ * reads its socket into the loop's ring of provided buffers (one
+ * submission for every later read; the bytes arrive with the completion,
+ * no recv system call).  The buffers a completion filled are held by the
+ * watcher, in order, until loop_recv copies them out and gives them back
+ * to the ring.  A watcher is "ready" while it holds bytes, or its recv
+ * found the end of the stream or an error: every dispatch calls it with
+ * LOOP_IN while it wants LOOP_IN (the level contract), and the wait does
+ * not sleep then.  Bounds: a watcher holding URING_HELD_MAX buffers has
+ * its recv cancelled until it reads (a client that sends faster than its
+ * handler reads stops at the kernel's socket buffer, as without the
+ * ring); when the ring runs dry (ENOBUFS) the recv ends and the watcher
+ * goes back to a poll and recv() system calls until buffers are back:
+ * backpressure, no byte lost.  While a recv is in flight loop_recv never
+ * reads the socket itself (bytes could overtake those in the ring); a
+ * recv cancelled (interest dropped, the watcher moved aside, its
+ * registration ended) still hands its last bytes to the watcher until its
+ * final completion.  The ring's buffers are made on the first recv.
  */
 #include "loop_backend.h"
 
@@ -32,6 +52,8 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 
 /* Submission and completion ring sizes.  A full submission ring is
  * submitted early (one more io_uring_enter); completions beyond the ring
@@ -40,11 +62,23 @@
 #define URING_CQ 4096
 
 /* w->state */
-#define URING_ARMED 0x1u /* a poll of w's is in flight with the slot's token */
-#define URING_ASIDE 0x2u /* w is in the epoll set aside */
+#define URING_ARMED 0x1u   /* a poll of w's is in flight with the slot's token */
+#define URING_ASIDE 0x2u   /* w is in the epoll set aside */
+#define URING_RECV 0x4u    /* a recv of w's is in flight, until its final completion */
+#define URING_RCANCEL 0x8u /* ... and its cancellation was asked for */
+#define URING_EOF 0x10u    /* w's recv found the end of the stream */
+#define URING_NOBUF 0x20u  /* the ring ran dry under w's recv: polls until buffers are back */
+
+/* The provided-buffer ring (one per loop, made on the first recv). */
+#define URING_BGID 1
+#define URING_BUFS 256 /* a power of two */
+#define URING_BUF_SIZE 16384
+/* Buffers a watcher may hold unread before its recv is cancelled. */
+#define URING_HELD_MAX 4
 
 #define TOKEN_IGNORE UINT64_MAX     /* a cancellation: its completion says nothing */
 #define TOKEN_ASIDE (UINT64_MAX - 1) /* the poll on the epoll set aside */
+#define TOKEN_RECV (1u << 31) /* in a token's low word: w's recv, not its poll */
 #define SLOT_NONE UINT32_MAX
 #define SLOT_MAX (1u << 30)
 
@@ -52,6 +86,20 @@ struct uring_slot {
     struct loop_watcher *w; /* NULL: free */
     uint32_t gen;           /* of the poll in flight, if any */
     uint32_t next_free;
+    uint32_t rgen;          /* of the watcher's recvs: up when the slot changes hands */
+    uint32_t pbits;         /* the loop bits of the poll in flight */
+    int32_t head, tail;     /* buffers received and not yet read (ids; -1: none) */
+    uint32_t nheld;
+    int rerr;               /* the recv's error (-errno), after the held bytes */
+    uint32_t ready_prev, ready_next; /* on the ready list (on_ready) */
+    uint32_t ready_turn;    /* the dispatch that last called it from the list */
+    bool on_ready;
+};
+
+/* What a provided buffer holds while a watcher holds it. */
+struct uring_buf {
+    uint32_t len, off;
+    int32_t next;
 };
 
 struct uring_cqe {
@@ -73,6 +121,15 @@ struct loop_uring {
     bool ring_ok;                 /* set up (by the loop's thread, first turn) */
     int ncqe;                     /* completions reaped by the last wait */
     struct uring_cqe cqes[LOOP_EVENTS];
+    /* The provided buffers (URING_BUFS of URING_BUF_SIZE), made on the
+     * first recv; br_failed: they could not be (every watcher polls). */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    struct uring_buf *binfo;
+    bool br_failed;
+    unsigned nheld;               /* buffers held by watchers */
+    uint32_t ready_head, ready_tail; /* watchers with bytes, EOF or an error */
+    uint32_t turn;
 };
 
 /* The loop's interest bits as a poll mask, and a poll result as the loop's
@@ -94,6 +151,11 @@ static uint32_t uring_poll_bits(uint32_t res)
 static uint64_t uring_token(const struct loop_uring *u, uint32_t slot)
 {
     return (uint64_t)u->slots[slot].gen << 32 | slot;
+}
+
+static uint64_t uring_rtoken(const struct loop_uring *u, uint32_t slot)
+{
+    return (uint64_t)u->slots[slot].rgen << 32 | TOKEN_RECV | slot;
 }
 
 /* The thread that sets a ring up is told (task work, TWA_SIGNAL) when the
@@ -188,22 +250,257 @@ static void uring_cancel(struct loop_uring *u, struct loop_watcher *w)
     w->state &= ~URING_ARMED;
 }
 
-/* Arms a poll for w's interest.  Returns 0 or -errno. */
-static int uring_arm(struct loop_uring *u, struct loop_watcher *w)
+/* Arms a poll for the loop bits `bits` of w's interest.  Returns 0 or
+ * -errno. */
+static int uring_arm(struct loop_uring *u, struct loop_watcher *w, uint32_t bits)
 {
     struct io_uring_sqe *sqe = uring_sqe(u);
     if (!sqe)
         return -EBUSY;
     u->slots[w->slot].gen++;
-    unsigned mask = uring_poll_mask(w->events);
-    if (w->events & LOOP_EDGE)
+    u->slots[w->slot].pbits = bits;
+    unsigned mask = uring_poll_mask(bits);
+    if (bits & LOOP_EDGE)
         io_uring_prep_poll_multishot(sqe, w->fd, mask);
     else
         io_uring_prep_poll_add(sqe, w->fd, mask);
     io_uring_sqe_set_data64(sqe, uring_token(u, w->slot));
     w->state |= URING_ARMED;
-    w->kernel = w->events;
     return 0;
+}
+
+/* ---- receives into the provided buffers -------------------------------------- */
+
+/* Makes the ring of provided buffers (on the loop's thread).  Returns
+ * whether it is there. */
+static bool uring_bufs(struct loop_uring *u)
+{
+    if (u->br)
+        return true;
+    if (u->br_failed || !u->ring_ok)
+        return false;
+    void *br = mmap(NULL, URING_BUFS * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+                    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    u->bufs = malloc((size_t)URING_BUFS * URING_BUF_SIZE);
+    u->binfo = calloc(URING_BUFS, sizeof *u->binfo);
+    if (br != MAP_FAILED && u->bufs && u->binfo) {
+        io_uring_buf_ring_init(br);
+        struct io_uring_buf_reg reg = {.ring_addr = (unsigned long)br,
+                                       .ring_entries = URING_BUFS,
+                                       .bgid = URING_BGID};
+        if (io_uring_register_buf_ring(&u->ring, &reg, 0) == 0)
+            u->br = br;
+    }
+    if (!u->br) { /* before 5.19, or out of memory: every watcher polls */
+        if (br != MAP_FAILED)
+            munmap(br, URING_BUFS * sizeof(struct io_uring_buf));
+        free(u->bufs);
+        free(u->binfo);
+        u->bufs = NULL;
+        u->binfo = NULL;
+        u->br_failed = true;
+        return false;
+    }
+    for (unsigned i = 0; i < URING_BUFS; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * URING_BUF_SIZE, URING_BUF_SIZE,
+                              (unsigned short)i, io_uring_buf_ring_mask(URING_BUFS), (int)i);
+    io_uring_buf_ring_advance(u->br, URING_BUFS);
+    return true;
+}
+
+/* Gives buffer `bid` back to the kernel. */
+static void uring_buf_give(struct loop_uring *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * URING_BUF_SIZE, URING_BUF_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(URING_BUFS), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+static void uring_ready_add(struct loop_uring *u, uint32_t i)
+{
+    struct uring_slot *s = &u->slots[i];
+    if (s->on_ready)
+        return;
+    s->on_ready = true;
+    s->ready_next = SLOT_NONE;
+    s->ready_prev = u->ready_tail;
+    if (u->ready_tail != SLOT_NONE)
+        u->slots[u->ready_tail].ready_next = i;
+    else
+        u->ready_head = i;
+    u->ready_tail = i;
+}
+
+static void uring_ready_del(struct loop_uring *u, uint32_t i)
+{
+    struct uring_slot *s = &u->slots[i];
+    if (!s->on_ready)
+        return;
+    s->on_ready = false;
+    if (s->ready_prev != SLOT_NONE)
+        u->slots[s->ready_prev].ready_next = s->ready_next;
+    else
+        u->ready_head = s->ready_next;
+    if (s->ready_next != SLOT_NONE)
+        u->slots[s->ready_next].ready_prev = s->ready_prev;
+    else
+        u->ready_tail = s->ready_prev;
+}
+
+/* Whether w reads through a recv (else through polls and recv()). */
+static bool uring_recv_mode(const struct loop_uring *u, const struct loop_watcher *w)
+{
+    return (w->events & LOOP_RECV) && !(w->events & LOOP_EDGE) &&
+           !(w->state & (URING_ASIDE | URING_NOBUF)) && !u->br_failed;
+}
+
+/* Whether w should have a recv in flight. */
+static bool uring_recv_wanted(const struct loop_uring *u, const struct loop_watcher *w)
+{
+    const struct uring_slot *s = &u->slots[w->slot];
+    return uring_recv_mode(u, w) && (w->events & LOOP_IN) && !(w->state & URING_EOF) &&
+           s->rerr == 0 && s->nheld < URING_HELD_MAX;
+}
+
+/* Arms w's multishot recv.  Returns 0 or -errno. */
+static int uring_arm_recv(struct loop_uring *u, struct loop_watcher *w)
+{
+    if (!uring_bufs(u))
+        return -ENOBUFS;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv_multishot(sqe, w->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = URING_BGID;
+    io_uring_sqe_set_data64(sqe, uring_rtoken(u, w->slot));
+    w->state |= URING_RECV;
+    return 0;
+}
+
+/* Asks for w's recv to end; its last completions still count. */
+static void uring_cancel_recv(struct loop_uring *u, struct loop_watcher *w)
+{
+    if ((w->state & (URING_RECV | URING_RCANCEL)) != URING_RECV)
+        return;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, uring_rtoken(u, w->slot), 0);
+    io_uring_sqe_set_data64(sqe, TOKEN_IGNORE);
+    w->state |= URING_RCANCEL;
+}
+
+/* Gives back every buffer w holds. */
+static void uring_drop_held(struct loop_uring *u, struct uring_slot *s)
+{
+    while (s->head >= 0) {
+        int32_t bid = s->head;
+        s->head = u->binfo[bid].next;
+        uring_buf_give(u, (unsigned)bid);
+        u->nheld--;
+    }
+    s->tail = -1;
+    s->nheld = 0;
+}
+
+/* Takes a recv's completion (no callback): its bytes, end of stream or
+ * error go to the watcher whose recv it was, if it still holds the slot;
+ * a buffer nobody takes goes back to the ring. */
+static void uring_take_recv(struct loop *lp, struct loop_uring *u, const struct uring_cqe *c)
+{
+    uint32_t i = (uint32_t)c->token & ~TOKEN_RECV;
+    struct uring_slot *s = i < u->nslots ? &u->slots[i] : NULL;
+    struct loop_watcher *w = s ? s->w : NULL;
+    bool mine = w && s->rgen == (uint32_t)(c->token >> 32) && (w->state & URING_RECV);
+    if (c->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = c->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (mine && c->res > 0 && bid < URING_BUFS) {
+            u->binfo[bid] = (struct uring_buf){.len = (uint32_t)c->res, .next = -1};
+            if (s->tail >= 0)
+                u->binfo[s->tail].next = (int32_t)bid;
+            else
+                s->head = (int32_t)bid;
+            s->tail = (int32_t)bid;
+            s->nheld++;
+            u->nheld++;
+            uring_ready_add(u, i);
+        } else if (bid < URING_BUFS && u->br) {
+            uring_buf_give(u, bid);
+        }
+    }
+    if (!mine)
+        return;
+    if (c->res == 0) {
+        w->state |= URING_EOF;
+        uring_ready_add(u, i);
+    } else if (c->res == -ENOBUFS) {
+        w->state |= URING_NOBUF;
+    } else if (c->res == -EINVAL || c->res == -EOPNOTSUPP) {
+        u->br_failed = true; /* no multishot recv in this kernel: polls */
+    } else if (c->res < 0 && c->res != -ECANCELED) {
+        s->rerr = c->res;
+        uring_ready_add(u, i);
+    }
+    if (!(c->flags & IORING_CQE_F_MORE)) {
+        w->state &= ~(URING_RECV | URING_RCANCEL);
+        if (!w->change_pprev)
+            loop_link(&lp->changes, w); /* what next: decided before the wait */
+    } else if (s->nheld >= URING_HELD_MAX) {
+        uring_cancel_recv(u, w); /* read ahead far enough */
+    }
+}
+
+/* Whether a watcher on the ready list wants to be called. */
+static bool uring_any_ready(const struct loop_uring *u)
+{
+    for (uint32_t i = u->ready_head; i != SLOT_NONE; i = u->slots[i].ready_next)
+        if (u->slots[i].w->events & LOOP_IN)
+            return true;
+    return false;
+}
+
+/* loop_recv: the bytes w holds, then its end of stream or error; recv()
+ * itself only when no recv of w's is in flight. */
+static ssize_t uring_recv(struct loop *lp, struct loop_watcher *w, void *p, size_t len)
+{
+    struct loop_uring *u = lp->be;
+    struct uring_slot *s = &u->slots[w->slot];
+    if (s->nheld > 0) {
+        size_t n = 0;
+        while (s->head >= 0 && n < len) {
+            int32_t bid = s->head;
+            struct uring_buf *b = &u->binfo[bid];
+            size_t k = b->len - b->off < len - n ? b->len - b->off : len - n;
+            memcpy((char *)p + n, u->bufs + (size_t)bid * URING_BUF_SIZE + b->off, k);
+            n += k;
+            b->off += (uint32_t)k;
+            if (b->off == b->len) {
+                s->head = b->next;
+                if (s->head < 0)
+                    s->tail = -1;
+                s->nheld--;
+                u->nheld--;
+                uring_buf_give(u, (unsigned)bid);
+            }
+        }
+        if (s->nheld == 0 && !(w->state & URING_EOF) && s->rerr == 0)
+            uring_ready_del(u, w->slot);
+        if (!(w->state & URING_RECV) && uring_recv_wanted(u, w) && !w->change_pprev)
+            loop_link(&lp->changes, w); /* its recv again, before the wait */
+        return (ssize_t)n;
+    }
+    if (w->state & URING_EOF)
+        return 0;
+    if (s->rerr) {
+        errno = -s->rerr;
+        return -1;
+    }
+    if (w->state & URING_RECV) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return recv(w->fd, p, len, 0);
 }
 
 static int uring_init(struct loop *lp)
@@ -214,6 +511,7 @@ static int uring_init(struct loop *lp)
     if (!u)
         return -ENOMEM;
     u->free_head = SLOT_NONE;
+    u->ready_head = u->ready_tail = SLOT_NONE;
     lp->be = u;
     return 0;
 }
@@ -256,6 +554,8 @@ static void uring_quiesce(struct loop *lp, struct loop_uring *u)
         return;
     for (uint32_t i = 0; i < u->nslots; i++) {
         struct loop_watcher *w = u->slots[i].w;
+        if (w && (w->state & URING_RECV))
+            w->state |= URING_RCANCEL; /* by the cancellation below */
         if (w && (w->state & URING_ARMED)) {
             w->state &= ~URING_ARMED;
             u->slots[i].gen++;
@@ -277,6 +577,9 @@ static void uring_quiesce(struct loop *lp, struct loop_uring *u)
             continue;
         unsigned head, seen = 0;
         io_uring_for_each_cqe(&u->ring, head, cqe) {
+            struct uring_cqe c = {cqe->user_data, cqe->res, cqe->flags};
+            if (c.token != TOKEN_IGNORE && c.token != TOKEN_ASIDE && ((uint32_t)c.token & TOKEN_RECV))
+                uring_take_recv(lp, u, &c); /* bytes already read are kept */
             uring_completed(u, cqe->flags);
             seen++;
         }
@@ -292,6 +595,10 @@ static void uring_destroy(struct loop *lp)
     uring_quiesce(lp, u);
     if (u->ring_ok)
         io_uring_queue_exit(&u->ring);
+    if (u->br)
+        munmap(u->br, URING_BUFS * sizeof(struct io_uring_buf));
+    free(u->bufs);
+    free(u->binfo);
     loop_epoll_set_free(u->aside);
     free(u->slots);
     free(u);
@@ -317,8 +624,15 @@ static int uring_watch(struct loop *lp, struct loop_watcher *w)
         }
         i = u->nslots++;
         u->slots[i].gen = 0;
+        u->slots[i].rgen = 0;
+        u->slots[i].ready_turn = 0;
     }
-    u->slots[i].w = w;
+    struct uring_slot *s = &u->slots[i];
+    s->w = w;
+    s->head = s->tail = -1;
+    s->nheld = 0;
+    s->rerr = 0;
+    s->on_ready = false;
     w->slot = i;
     w->state = 0;
     w->kernel = w->events;
@@ -331,16 +645,61 @@ static void uring_unwatch(struct loop *lp, struct loop_watcher *w)
     struct loop_uring *u = lp->be;
     if (w->state & URING_ARMED)
         uring_cancel(u, w);
+    uring_cancel_recv(u, w);
     if (w->state & URING_ASIDE) {
         loop_epoll_set_del(u->aside, w);
         u->naside--;
     }
     struct uring_slot *s = &u->slots[w->slot];
+    uring_ready_del(u, w->slot);
+    uring_drop_held(u, s);
     s->w = NULL;
     s->gen++;
+    s->rgen++; /* its recv's last completions give their buffers back */
     s->next_free = u->free_head;
     u->free_head = w->slot;
     w->state = 0;
+}
+
+/* Tells the kernel what w wants: a poll for what polls serve (and for
+ * LOOP_IN unless a recv serves it), a recv, or neither.  Returns 0 or
+ * -errno. */
+static int uring_apply_one(struct loop *lp, struct loop_uring *u, struct loop_watcher *w)
+{
+    struct uring_slot *s = &u->slots[w->slot];
+    if (w->events != w->kernel)
+        lp->kernel_changes++; /* a change, not a re-arm */
+    if (w->state & URING_ASIDE) {
+        uring_cancel_recv(u, w); /* epoll reports, loop_recv reads */
+        return w->events == w->kernel ? 0 : loop_epoll_set_mod(u->aside, w);
+    }
+    w->kernel = w->events;
+    if ((w->state & URING_NOBUF) && u->nheld < URING_BUFS / 2)
+        w->state &= ~URING_NOBUF; /* buffers are back */
+    bool rmode = uring_recv_mode(u, w);
+    bool rwant = uring_recv_wanted(u, w);
+    uint32_t bits = w->events & (LOOP_IN | LOOP_OUT | LOOP_RDHUP | LOOP_EDGE);
+    if (rmode)
+        bits &= ~LOOP_IN;
+    /* A recv serves LOOP_IN (with held bytes, end of stream or an error:
+     * the ready list does); a poll the rest, and an empty interest (for
+     * errors and hang-ups, as epoll's). */
+    bool pwant = !rmode || (bits & (LOOP_OUT | LOOP_RDHUP)) || !(w->events & LOOP_IN);
+    if ((w->state & URING_ARMED) && (!pwant || s->pbits != bits))
+        uring_cancel(u, w);
+    int rc = 0;
+    if (pwant && !(w->state & URING_ARMED))
+        rc = uring_arm(u, w, bits);
+    if (rwant && !(w->state & URING_RECV)) {
+        int rrc = uring_arm_recv(u, w);
+        if (rrc == -ENOBUFS && !(w->state & URING_ARMED))
+            rc = uring_arm(u, w, bits | LOOP_IN); /* no ring: a poll after all */
+        else if (rrc < 0)
+            rc = rrc;
+    } else if (!rwant) {
+        uring_cancel_recv(u, w);
+    }
+    return rc;
 }
 
 static void uring_apply(struct loop *lp)
@@ -351,22 +710,7 @@ static void uring_apply(struct loop *lp)
     while (lp->changes) {
         struct loop_watcher *w = lp->changes;
         loop_unlink(w);
-        int rc = 0;
-        if (w->state & URING_ASIDE) {
-            if (w->events == w->kernel)
-                continue;
-            lp->kernel_changes++;
-            rc = loop_epoll_set_mod(u->aside, w);
-        } else {
-            if (w->state & URING_ARMED) {
-                if (w->events == w->kernel)
-                    continue; /* undone within the turn */
-                uring_cancel(u, w);
-            }
-            if (w->events != w->kernel)
-                lp->kernel_changes++; /* a change, not a re-arm */
-            rc = uring_arm(u, w);
-        }
+        int rc = uring_apply_one(lp, u, w);
         if (rc < 0) {
             w->error = rc;
             loop_link(&lp->refused, w); /* reported in this turn's dispatch */
@@ -395,6 +739,8 @@ static int uring_wait(struct loop *lp, int timeout_ms)
         return rc;
     u->runner = pthread_self();
     u->ran = true;
+    if (timeout_ms != 0 && uring_any_ready(u))
+        timeout_ms = 0; /* held bytes to read: the level contract */
     struct io_uring_cqe *cqe;
     if (timeout_ms == 0) {
         rc = io_uring_submit_and_get_events(&u->ring);
@@ -433,7 +779,33 @@ static int uring_move_aside(struct loop *lp, struct loop_uring *u, struct loop_w
     lp->kernel_changes++;
     w->state |= URING_ASIDE;
     u->naside++;
+    if ((w->state & URING_RECV) && !w->change_pprev)
+        loop_link(&lp->changes, w); /* its recv is cancelled before the wait */
     return 0;
+}
+
+/* Calls, once each, the watchers on the ready list that want LOOP_IN: they
+ * hold bytes, or their recv found the end of the stream or an error.
+ * Returns how many were called. */
+static int uring_dispatch_ready(struct loop_uring *u)
+{
+    int ready = 0;
+    u->turn++;
+    while (u->ready_head != SLOT_NONE) {
+        uint32_t i = u->ready_head;
+        struct uring_slot *s = &u->slots[i];
+        if (s->ready_turn == u->turn)
+            break; /* round the list once */
+        s->ready_turn = u->turn;
+        uring_ready_del(u, i);
+        uring_ready_add(u, i); /* to the tail; loop_recv takes it off once read */
+        struct loop_watcher *w = s->w;
+        if (w->events & LOOP_IN) {
+            ready++;
+            w->fn(w, LOOP_IN);
+        }
+    }
+    return ready;
 }
 
 static int uring_dispatch(struct loop *lp)
@@ -449,6 +821,10 @@ static int uring_dispatch(struct loop *lp)
             u->aside_armed = false;
             if (u->aside && loop_epoll_set_wait(u->aside, 0) == 0)
                 ready += loop_epoll_set_dispatch(u->aside);
+            continue;
+        }
+        if ((uint32_t)c->token & TOKEN_RECV) {
+            uring_take_recv(lp, u, c);
             continue;
         }
         uint32_t slot = (uint32_t)c->token;
@@ -483,7 +859,7 @@ static int uring_dispatch(struct loop *lp)
             w->fn(w, bits);
         }
     }
-    return ready;
+    return ready + uring_dispatch_ready(u);
 }
 
 const struct loop_backend loop_uring_backend = {
@@ -496,4 +872,5 @@ const struct loop_backend loop_uring_backend = {
     .wait = uring_wait,
     .dispatch = uring_dispatch,
     .settle = uring_settle,
+    .recv = uring_recv,
 };
