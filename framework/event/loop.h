@@ -175,6 +175,7 @@ struct loop {
     struct loop_watcher *changes; /* watchers whose interest changed, to apply */
     struct loop_watcher *refused; /* changes the kernel refused, to report */
     uint64_t kernel_changes;      /* interest changes told to the kernel (tests) */
+    uint64_t recv_dry;            /* receives ended by a dry buffer ring (tests) */
     unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
     bool stop;                   /* loop_run returns after this turn */
 };

@@ -436,6 +436,7 @@ static void uring_take_recv(struct loop *lp, struct loop_uring *u, const struct 
         uring_ready_add(u, i);
     } else if (c->res == -ENOBUFS) {
         w->state |= URING_NOBUF;
+        lp->recv_dry++;
     } else if (c->res == -EINVAL || c->res == -EOPNOTSUPP) {
         u->br_failed = true; /* no multishot recv in this kernel: polls */
     } else if (c->res < 0 && c->res != -ECANCELED) {
@@ -522,13 +523,21 @@ static int uring_setup(struct loop_uring *u)
 {
     if (u->ring_ok)
         return 0;
-    /* Completions of polls woken by the network are posted as task work
-     * when this thread next enters the kernel (it does every turn), not
-     * by interrupting it. */
-    struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN |
-                                         IORING_SETUP_TASKRUN_FLAG,
+    /* The completions of requests woken by the network (polls, receives)
+     * are done as task work, all at once, when this thread next waits in
+     * io_uring_enter (DEFER_TASKRUN; only this thread submits), not at
+     * the end of every other system call it makes (COOP_TASKRUN, before
+     * 6.1), and never by interrupting it. */
+    struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                                         IORING_SETUP_DEFER_TASKRUN,
                                 .cq_entries = URING_CQ};
-    int rc = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+    int rc = getenv("WHARF_URING_COOP") ? -EINVAL : io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+    if (rc == -EINVAL) { /* before 6.1 */
+        p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN |
+                                              IORING_SETUP_TASKRUN_FLAG,
+                                     .cq_entries = URING_CQ};
+        rc = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+    }
     if (rc == -EINVAL) { /* before 5.19 */
         p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = URING_CQ};
         rc = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
