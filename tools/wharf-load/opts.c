@@ -1570,8 +1570,13 @@ static int script_finish(struct load_config *cfg, const struct tmpl_args *ta, bo
     p.body = cfg->http.body;
     p.body_len = cfg->http.body_len;
     p.max_request = cfg->max_request;
+    p.connect_timeout_ms = cfg->connect_timeout_ns / 1000000;
     if (!(cfg->scripts = script_set_open(&p, err, errlen)))
         return -1;
+    if (cfg->rate > 0 && script_set_has_delay(cfg->scripts))
+        return fail(err, errlen, "--script %s: delay() paces the closed loop (each connection "
+                    "waits before its next request); with --rate the schedule says when "
+                    "requests go: drop --rate or delay()", cfg->script);
     if (!script_set_has_request(cfg->scripts)) {
         if (script_only)
             return fail(err, errlen, "--script %s: defines no request(); without --proto or "
