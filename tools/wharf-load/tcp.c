@@ -634,7 +634,8 @@ static int delay_gate(struct tctx *x, struct tconn *c)
     }
     if (x->ph.sending_over)
         return 0;
-    if (ms == 0 || loop_timer_arm(x->lp, &c->delay_timer, timer_now_ms() + ms) != 0) {
+    /* +1: the loop's clock counts whole milliseconds, so the wait is never shorter */
+    if (ms == 0 || loop_timer_arm(x->lp, &c->delay_timer, timer_now_ms() + ms + 1) != 0) {
         c->gate = GATE_OPEN; /* no wait (or no memory for the timer: no wait either) */
         return 1;
     }
