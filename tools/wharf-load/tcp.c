@@ -1466,6 +1466,8 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
         return -1;
+    for (i = 0; i < x->n; i++) /* first: ctx_free reads them whatever fails below */
+        timer_init(&x->c[i].delay_timer, conn_on_delay);
     if (x->multi) {
         uint8_t *who = malloc(x->n);
 
@@ -1480,7 +1482,6 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
         x->c[i].fd = -1;
         x->c[i].w.fd = -1;
         x->c[i].x = x;
-        timer_init(&x->c[i].delay_timer, conn_on_delay);
     }
     for (i = 0; i < x->n; i++) {
         struct tconn *c = &x->c[i];
