@@ -413,10 +413,11 @@ delay_run() {
     shift 3
     "$load" -c 2 -d 2 -j "$@" 127.0.0.1:$ep >"$tmp/$name.json" 2>"$tmp/$name.err"
     rc=$?
-    v=$(jget "$tmp/$name.json" '"%d %d %d" % (r["errors"], r["counters"]["measured"], r["latency_ns"]["uncorrected"]["p50"] // 1000000)')
+    v=$(jget "$tmp/$name.json" '"%d %d %d %s" % (r["errors"], r["counters"]["measured"], r["latency_ns"]["uncorrected"]["p50"] // 1000000, r["config"]["script_delay"])')
     set -- $v
     # the wait is not in the latency: p50 far below the shortest wait (10 ms)
-    if [ $rc -eq 0 ] && [ "${1:-}" = 0 ] && [ "$2" -ge $lo ] && [ "$2" -le $hi ] && [ "$3" -lt 5 ]; then
+    if [ $rc -eq 0 ] && [ "${1:-}" = 0 ] && [ "$2" -ge $lo ] && [ "$2" -le $hi ] && [ "$3" -lt 5 ] &&
+        [ "$4" = True ]; then
         ok "$name: $2 requests in 2 s on 2 connections (expected $lo..$hi), latency p50 under 5 ms"
     else
         fail "$name: rc $rc, errors/requests/p50 ms '$v' (expected $lo..$hi, p50 < 5); $(head -c 300 "$tmp/$name.err")"
@@ -438,6 +439,11 @@ function delay()
 end
 LUA
 delay_run delay-wrk 70 175 --script "$tmp/delay.lua" --request 'delay {seq}\n' --expect prefix:delay
+"$load" --script "$tmp/delay50.lua" -c 1 -d 300ms 127.0.0.1:$ep >"$tmp/delay-human.txt" 2>&1
+grep -q "^  script .*delay50.lua (it makes the requests; the templates frame the replies); delay() before each request$" "$tmp/delay-human.txt" &&
+    [ "$(jget "$tmp/lookup.json" 'r["config"]["script_delay"]')" = False ] &&
+    ok "the report's script line says 'delay() before each request' (JSON config.script_delay true; false without delay())" ||
+    fail "delay in the report: $(grep script "$tmp/delay-human.txt")"
 load_error delay-open-loop "delay() paces the closed loop (each connection waits before its next request); with --rate the schedule says when requests go: drop --rate or delay()" --script "$tmp/delay50.lua" -r 100
 for v in -5 0/0 1e12 '"50"' nil; do
     printf 'function request() return "b\\n" end\nfunction delay() return %s end\n' "$v" >"$tmp/delay-bad.lua"
