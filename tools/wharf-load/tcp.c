@@ -34,6 +34,11 @@
  * long) is counted by kind and the connection is replaced, bytes with nothing outstanding
  * are unsolicited.
  *
+ * Scripts (--script, script.h): request() may make each request and response() check each
+ * reply, in the template path. A script's delay() paces each connection in closed loop:
+ * before each request the connection asks it and waits that long on a timer of the
+ * thread's loop (delay_gate, conn_on_delay), one per connection.
+ *
  * TLS (--tls, tls.h): once TCP is up a connection is in C_HANDSHAKE, where every socket
  * event steps the non-blocking handshake (bounded by --handshake-timeout); reads and writes
  * then go through the TLS layer, which may hold decrypted bytes the socket no longer
