@@ -252,7 +252,7 @@ hook_fail() {
         fail "$name: rc $rc (want $rc_want) in ${took}s, '$where' lacks '$text'"
     fi
 }
-for hook in setup init request response done; do
+for hook in setup init request response delay done; do
     printf 'function request() return "h\\n" end\nfunction %s()\n  error("failing in %s")\nend\n' "$hook" "$hook" >"$tmp/error-$hook.lua"
 done
 # request() is defined twice in error-request.lua: the second one (which fails) wins
@@ -260,6 +260,7 @@ hook_fail error-setup 2 "in setup(): $tmp/error-setup.lua:3: failing in setup"
 hook_fail error-init 2 "in init(): $tmp/error-init.lua:3: failing in init"
 hook_fail error-request 1 "script_error in request(): $tmp/error-request.lua:3: failing in request"
 hook_fail error-response 1 "script_error in response(): $tmp/error-response.lua:3: failing in response"
+hook_fail error-delay 1 "script_error in delay(): $tmp/error-delay.lua:3: failing in delay"
 hook_fail error-done done "in done(): $tmp/error-done.lua:3: failing in done"
 printf 'function request() coroutine.yield("x") end\n' >"$tmp/yield.lua"
 hook_fail yield 1 "script_error in request(): attempt to yield from outside a coroutine"
