@@ -21,6 +21,15 @@
 #   - hostile scripts: error() in every hook, coroutine.yield at the top of a hook,
 #     os.exit, a binary chunk, an endless loop in setup(), response() and done(): named,
 #     exit 2 before the run and 1 during or after it, no crash, the run ends on time
+#   - wrk.lookup (127.0.0.1 by port and service name, localhost, ::1 where there is IPv6
+#     loopback) giving address objects that print ADDR:PORT and go into thread.addr; a
+#     failing lookup named; wrk.connect true to the echo, false to a closed port and to a
+#     full backlog within --connect-timeout; both refused during the run (lookup of names);
+#     wrk's addr.lua unchanged
+#   - delay(): wrk's delay.lua unchanged and a constant 50 ms (-p 1 and -p 4), the counts
+#     the waits allow; refused with --rate; bad returns named script_errors
+#   - done()'s third argument: per-thread rates per --interval adding up to the requests,
+#     #obj and obj(i) as wrk's
 # Every wait is bounded.
 set -u
 build=${WHARF_BUILDDIR:-.}
@@ -243,7 +252,7 @@ hook_fail() {
         fail "$name: rc $rc (want $rc_want) in ${took}s, '$where' lacks '$text'"
     fi
 }
-for hook in setup init request response done; do
+for hook in setup init request response delay done; do
     printf 'function request() return "h\\n" end\nfunction %s()\n  error("failing in %s")\nend\n' "$hook" "$hook" >"$tmp/error-$hook.lua"
 done
 # request() is defined twice in error-request.lua: the second one (which fails) wins
@@ -251,6 +260,7 @@ hook_fail error-setup 2 "in setup(): $tmp/error-setup.lua:3: failing in setup"
 hook_fail error-init 2 "in init(): $tmp/error-init.lua:3: failing in init"
 hook_fail error-request 1 "script_error in request(): $tmp/error-request.lua:3: failing in request"
 hook_fail error-response 1 "script_error in response(): $tmp/error-response.lua:3: failing in response"
+hook_fail error-delay 1 "script_error in delay(): $tmp/error-delay.lua:3: failing in delay"
 hook_fail error-done done "in done(): $tmp/error-done.lua:3: failing in done"
 printf 'function request() coroutine.yield("x") end\n' >"$tmp/yield.lua"
 hook_fail yield 1 "script_error in request(): attempt to yield from outside a coroutine"
@@ -266,6 +276,243 @@ printf 'function request() return "d\\n" end\nfunction done() while true do end 
 hook_fail loop-done done "in done(): $tmp/loop-done.lua:2: more than 200 million instructions"
 printf 'function request()\n  local f, e = load(string.dump(function() return "b\\n" end))\n  if not f then error(e) end\n  return f()\nend\n' >"$tmp/binary.lua"
 hook_fail binary 1 "script_error in request(): $tmp/binary.lua:3: attempt to load a binary chunk (mode is 't')"
+
+# ---- wrk.lookup, wrk.connect, address objects, thread.addr set to one
+cp_port=$(free_port) # nothing listens there
+v6=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print("yes")' 2>/dev/null)
+cat >"$tmp/lookup.lua" <<'LUA'
+local function show(host, service)
+  local t, out = wrk.lookup(host, service), {}
+  for i, a in ipairs(t) do out[i] = tostring(a) end
+  io.stderr:write(string.format("lookup %s %s: %d [%s]\n", host, service, #t, table.concat(out, " ")))
+  return t
+end
+function setup(thread)
+  if thread.id > 0 then return end
+  local a = show("127.0.0.1", wrk.port)
+  if args_services then show("127.0.0.1", "http") end
+  if args_v6 then show("::1", "8080") end
+  local l = show("localhost", tostring(wrk.port))
+  io.stderr:write("same: ", tostring(a[1] == l[1] or a[1] == l[2]), "\n")
+  thread.addr = a[1]
+end
+function request() return "l\n" end
+LUA
+[ "$v6" = yes ] && sed -i '1i args_v6 = true' "$tmp/lookup.lua"
+# a service name is looked up in /etc/services (Debian's netbase)
+services=$(grep -qs '^http[[:space:]]*80/tcp' /etc/services && echo yes)
+[ "$services" = yes ] && sed -i '1i args_services = true' "$tmp/lookup.lua"
+"$load" --script "$tmp/lookup.lua" -t 2 -c 2 -d 500ms -j 127.0.0.1:$ep >"$tmp/lookup.json" 2>"$tmp/lookup.err"
+rc=$?
+addrs=$(jget "$tmp/lookup.json" '" ".join(a or "-" for a in r["config"]["thread_addrs"])')
+if [ $rc -eq 0 ] && grep -qx "lookup 127.0.0.1 $ep: 1 \[127.0.0.1:$ep\]" "$tmp/lookup.err" &&
+    { [ "$services" != yes ] || grep -qx "lookup 127.0.0.1 http: 1 \[127.0.0.1:80\]" "$tmp/lookup.err"; } &&
+    grep -q "^lookup localhost $ep: [1-9].*127.0.0.1:$ep" "$tmp/lookup.err" && grep -qx "same: true" "$tmp/lookup.err" &&
+    [ "$addrs" = "127.0.0.1:$ep -" ] &&
+    { [ "$v6" != yes ] || grep -qx "lookup ::1 8080: 1 \[\[::1\]:8080\]" "$tmp/lookup.err"; }; then
+    ok "wrk.lookup: 127.0.0.1 (a port$([ "$services" = yes ] && echo " and 'http'")), localhost$([ "$v6" = yes ] && echo ', ::1 as [::1]:8080'), printed ADDR:PORT; thread.addr = an address object: $addrs"
+else
+    fail "lookup: rc $rc, thread_addrs '$addrs', v6 '$v6': $(head -c 600 "$tmp/lookup.err")"
+fi
+[ "$v6" = yes ] || echo "SKIP (part): ::1 lookup, the machine has no IPv6 loopback"
+[ "$services" = yes ] || echo "SKIP (part): lookup of the service 'http', /etc/services lacks it (Debian package netbase)"
+
+# a lookup that fails names the host and the service; exit 2 before the run (in setup());
+# an address of the other family is refused for thread.addr
+printf 'function setup() wrk.lookup("127.0.0.1", "nosuchservice") end\nfunction request() return "x\\n" end\n' >"$tmp/lookup-bad.lua"
+load_error lookup-fails "in setup(): $tmp/lookup-bad.lua:1: wrk.lookup('127.0.0.1', 'nosuchservice'): cannot resolve: " --script "$tmp/lookup-bad.lua"
+printf 'function setup(t) t.addr = wrk.lookup("::1", "80")[1] end\nfunction request() return "x\\n" end\n' >"$tmp/lookup-family.lua"
+load_error lookup-family "thread.addr: '\[::1\]:80' is not of the target's address family (IPv4)" --script "$tmp/lookup-family.lua"
+
+# wrk.connect: true to a listening port, false to a closed one and to a listener whose
+# backlog is full (no SYN is answered: it waits --connect-timeout, 300 ms here); an address
+# object and the string form; refused during the run, where a lookup is numeric only
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+held = []
+for i in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(s.getsockname())
+    except BlockingIOError: pass
+    held.append(c)
+print(s.getsockname()[1], flush=True)
+time.sleep(30)
+' >"$tmp/full.port" &
+pids="$pids $!"
+i=0
+while [ $i -lt 100 ] && [ ! -s "$tmp/full.port" ]; do sleep 0.05; i=$((i + 1)); done
+fp=$(cat "$tmp/full.port")
+sleep 0.2
+printf 'CP, FP = %s, %s\n' "$cp_port" "$fp" >"$tmp/connect.lua"
+cat >>"$tmp/connect.lua" <<'LUA'
+function setup(thread)
+  local open = wrk.lookup("127.0.0.1", wrk.port)[1]
+  io.stderr:write(string.format("connect: %s %s %s %s\n", tostring(wrk.connect(open)),
+    tostring(wrk.connect("127.0.0.1:" .. wrk.port)), tostring(wrk.connect(wrk.lookup("127.0.0.1", CP)[1])),
+    tostring(wrk.connect("127.0.0.1:" .. FP))))
+end
+function request(conn, seq)
+  if seq == 1 then return tostring(wrk.lookup("127.0.0.1", "9")[1]) .. "\n" end
+  if seq == 2 then local ok, e = pcall(wrk.lookup, "localhost", "9"); return tostring(ok) .. " " .. e .. "\n" end
+  if seq == 3 then local ok, e = pcall(wrk.connect, "127.0.0.1:9"); return tostring(ok) .. " " .. e .. "\n" end
+  return "c\n"
+end
+function response(reply) io.stderr:write("run: ", reply) end
+LUA
+start=$(date +%s)
+"$load" --script "$tmp/connect.lua" --connect-timeout 300ms -c 1 -n 5 -j 127.0.0.1:$ep >"$tmp/connect.json" 2>"$tmp/connect.err"
+rc=$?
+took=$(($(date +%s) - start))
+if [ $rc -eq 0 ] && grep -qx "connect: true true false false" "$tmp/connect.err" && [ $took -lt 5 ] &&
+    grep -qx "run: 127.0.0.1:9" "$tmp/connect.err" &&
+    grep -qx "run: false .*wrk.lookup('localhost', '9'): during the run only numeric addresses and ports are looked up (names in setup() or init())" "$tmp/connect.err" &&
+    grep -qx "run: false .*wrk.connect(127.0.0.1:9): in setup(), init() or done() only (during the run it would stall the thread's connections)" "$tmp/connect.err"; then
+    ok "wrk.connect: true to the echo (object and string), false to a closed port and to a full backlog (--connect-timeout 300ms), run ${took}s; during the run connect refused, lookup numeric only"
+else
+    fail "connect: rc $rc, ${took}s: $(head -c 800 "$tmp/connect.err")"
+fi
+
+# wrk's scripts/addr.lua, unchanged: each thread gets an address that connects (here the
+# only one, the echo's), init() prints it
+cat >"$tmp/addr-wrk.lua" <<'LUA'
+-- example script that demonstrates use of setup() to pass
+-- a random server address to each thread
+
+local addrs = nil
+
+function setup(thread)
+   if not addrs then
+      addrs = wrk.lookup(wrk.host, wrk.port or "http")
+      for i = #addrs, 1, -1 do
+         if not wrk.connect(addrs[i]) then
+            table.remove(addrs, i)
+         end
+      end
+   end
+
+   thread.addr = addrs[math.random(#addrs)]
+end
+
+function init(args)
+   local msg = "thread addr: %s"
+   print(msg:format(wrk.thread.addr))
+end
+LUA
+"$load" --script "$tmp/addr-wrk.lua" --request 'addr {seq}\n' --expect prefix:addr -t 2 -c 2 -d 500ms 127.0.0.1:$ep >"$tmp/addr-wrk.out" 2>&1
+rc=$?
+n=$(grep -cx "thread addr: 127.0.0.1:$ep" "$tmp/addr-wrk.out")
+[ $rc -eq 0 ] && [ "$n" = 2 ] && grep -q "thread.addr thread 0 127.0.0.1:$ep, thread 1 127.0.0.1:$ep" "$tmp/addr-wrk.out" &&
+    grep -q "errors      0" "$tmp/addr-wrk.out" &&
+    ok "wrk's addr.lua: both threads print 'thread addr: 127.0.0.1:$ep' and run there, 0 errors" ||
+    fail "addr.lua: rc $rc, $n lines: $(head -c 600 "$tmp/addr-wrk.out")"
+
+# ---- delay(): the connection waits that long before its next request (closed loop)
+printf 'function request() return "d\\n" end\nfunction delay() return 50 end\n' >"$tmp/delay50.lua"
+delay_run() {
+    name=$1 lo=$2 hi=$3
+    shift 3
+    "$load" -c 2 -d 2 -j "$@" 127.0.0.1:$ep >"$tmp/$name.json" 2>"$tmp/$name.err"
+    rc=$?
+    v=$(jget "$tmp/$name.json" '"%d %d %d %s" % (r["errors"], r["counters"]["measured"], r["latency_ns"]["uncorrected"]["p50"] // 1000000, r["config"]["script_delay"])')
+    set -- $v
+    # the wait is not in the latency: p50 far below the shortest wait (10 ms)
+    if [ $rc -eq 0 ] && [ "${1:-}" = 0 ] && [ "$2" -ge $lo ] && [ "$2" -le $hi ] && [ "$3" -lt 5 ] &&
+        [ "$4" = True ]; then
+        ok "$name: $2 requests in 2 s on 2 connections (expected $lo..$hi), latency p50 under 5 ms"
+    else
+        fail "$name: rc $rc, errors/requests/p50 ms '$v' (expected $lo..$hi, p50 < 5); $(head -c 300 "$tmp/$name.err")"
+    fi
+}
+# 50 ms before each request, the first one included: requests at 50, 100, ... 1950 ms at
+# the earliest, so 2 x 39 = 78 at most (80 if the first one did not wait or a wait were
+# short), fewer on a busy machine
+delay_run delay-50ms 40 78 --script "$tmp/delay50.lua"
+# a deeper pipeline: still one request per delay() per connection
+delay_run delay-50ms-pipelined 40 78 --script "$tmp/delay50.lua" -p 4
+# wrk's scripts/delay.lua, unchanged: 10..50 ms, 30 on average: about 2 x 2000 / 30 = 133
+cat >"$tmp/delay.lua" <<'LUA'
+-- example script that demonstrates adding a random
+-- 10-50ms delay before each request
+
+function delay()
+   return math.random(10, 50)
+end
+LUA
+delay_run delay-wrk 70 175 --script "$tmp/delay.lua" --request 'delay {seq}\n' --expect prefix:delay
+"$load" --script "$tmp/delay50.lua" -c 1 -d 300ms 127.0.0.1:$ep >"$tmp/delay-human.txt" 2>&1
+grep -q "^  script .*delay50.lua (it makes the requests; the templates frame the replies); delay() before each request$" "$tmp/delay-human.txt" &&
+    [ "$(jget "$tmp/lookup.json" 'r["config"]["script_delay"]')" = False ] &&
+    ok "the report's script line says 'delay() before each request' (JSON config.script_delay true; false without delay())" ||
+    fail "delay in the report: $(grep script "$tmp/delay-human.txt")"
+load_error delay-open-loop "delay() paces the closed loop (each connection waits before its next request); with --rate the schedule says when requests go: drop --rate or delay()" --script "$tmp/delay50.lua" -r 100
+for v in -5 0/0 1e12 '"50"' nil; do
+    printf 'function request() return "b\\n" end\nfunction delay() return %s end\n' "$v" >"$tmp/delay-bad.lua"
+    case $v in
+    '"50"') want="returned a string, expected milliseconds (a number from 0 to 3600000)" ;;
+    nil) want="returned nil, expected milliseconds (a number from 0 to 3600000)" ;;
+    0/0) want="nan, expected milliseconds from 0 to 3600000" ;; # "-nan" or "nan"
+    1e12) want="returned 1000000000000.0, expected milliseconds from 0 to 3600000" ;;
+    *) want="returned $v, expected milliseconds from 0 to 3600000" ;;
+    esac
+    start=$(date +%s)
+    "$load" --script "$tmp/delay-bad.lua" -c 2 -d 500ms -j 127.0.0.1:$ep >"$tmp/delay-bad.json" 2>"$tmp/delay-bad.err"
+    rc=$?
+    took=$(($(date +%s) - start))
+    e=$(jget "$tmp/delay-bad.json" 'r["first_error"]')
+    n=$(jget "$tmp/delay-bad.json" '"%d %d" % (r["counters"]["script_error"], r["counters"]["sent"])')
+    case "$e" in
+    "script_error in delay(): "*"$want ($tmp/delay-bad.lua)") good=1 ;;
+    *) good=0 ;;
+    esac
+    [ $rc -eq 1 ] && [ $good = 1 ] && [ "${n%% *}" -ge 2 ] && [ "${n##* }" = 0 ] && [ $took -lt 10 ] &&
+        ok "delay() returning $v: exit 1, script_error ${n%% *}, nothing sent, in ${took}s: $e" ||
+        fail "delay() returning $v: rc $rc, '$e' lacks '$want', script_error/sent '$n', ${took}s"
+done
+
+# ---- done()'s third argument: each thread's replies per second over each --interval
+cat >"$tmp/done3.lua" <<'LUA'
+function request() return "r\n" end
+function done(summary, latency, requests)
+  local lat = 0
+  for i = 1, #latency do local v, c = latency(i); lat = lat + c end
+  local n, sum, prev = 0, 0, -1
+  for i = 1, #requests do
+    local v, c = requests(i)
+    if v <= prev then error("distinct values not ascending") end
+    prev, n, sum = v, n + c, sum + v * c
+  end
+  local ordered = requests.min <= requests:percentile(50) and requests:percentile(50) <= requests.max
+    and requests.min <= requests.mean and requests.mean <= requests.max and requests.stdev >= 0
+  io.stderr:write(string.format("done3: %d %d %d %d %d %d %d %s %s %s\n", summary.requests,
+    latency.count, lat, requests.count, n, sum, requests.max, tostring(requests:percentile(100) == requests.max),
+    tostring(ordered), tostring(requests(#requests + 1))))
+end
+LUA
+done3() {
+    name=$1 samples=$2 secs=$3
+    shift 3
+    "$load" --script "$tmp/done3.lua" -c 2 -t 2 -j "$@" 127.0.0.1:$ep >"$tmp/$name.json" 2>"$tmp/$name.err"
+    rc=$?
+    v=$(sed -n 's/^done3: //p' "$tmp/$name.err")
+    # summary.requests = latency.count = the counts of latency(i) added up; requests.count =
+    # the counts of requests(i) added up = the samples; the samples (replies per second over
+    # intervals of `secs`) add up to the requests within 5 %
+    if [ $rc -eq 0 ] && python3 -c "
+import sys
+r, lc, ls, rc, rn, rs, mx, p100, order, past = sys.argv[1].split()
+ok = r == lc == ls and rc == rn == sys.argv[2] and (p100, order, past) == ('true', 'true', 'nil')
+sys.exit(0 if ok and abs(float(rs) * float(sys.argv[3]) - int(r)) <= 0.05 * int(r) else 1)" "$v" $samples $secs; then
+        set -- $v
+        ok "$name: done(summary, latency, requests): $4 rate samples x ${secs}s = $(python3 -c "print(round($6 * $secs))") of $1 requests; the counts of latency(i) add up to $3"
+    else
+        fail "$name: rc $rc, '$v'; $(head -c 300 "$tmp/$name.err")"
+    fi
+}
+done3 done3-intervals 4 1 -d 2
+done3 done3-half-intervals 8 0.5 -d 2 --interval 500ms
+# shorter than one --interval: one sample per thread, over the whole measured period
+done3 done3-short 2 0.5 -d 500ms
 
 # ---- nginx: wrk's examples rewritten
 nginx=$(command -v nginx || echo /usr/sbin/nginx)

@@ -346,6 +346,49 @@ static void engine_account(struct engine *en, uint64_t wall0)
     res->cpu_sys_s = cpu_seconds(&ru1.ru_stime) - cpu_seconds(&en->ru0.ru_stime);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* --script: done()'s third argument, wrk's per-thread request rates: each thread's replies
+ * per second in each --interval of its series that lies wholly inside the measured period,
+ * rounded (an interval with no reply is left out, as wrk leaves it out); a thread with no
+ * such interval (a run shorter than one) gives its measured replies over the whole period.
+ * Sorted ascending. Returns 0, or -1 when out of memory. */
+static int engine_rates(struct engine *en)
+{
+    struct load_result *res = en->res;
+    uint64_t from = en->clk.warm_end, to = from + res->measure_ns, iv = en->cfg->interval_ns;
+    size_t cap = 0, k, got;
+    unsigned i;
+
+    for (i = 0; i < en->nt; i++)
+        cap += en->th[i].series->n + 1;
+    if (!(res->rates = malloc(cap * sizeof(*res->rates))))
+        return -1;
+    for (i = 0; i < en->nt; i++) {
+        const struct load_thread *th = &en->th[i];
+        const struct series *s = th->series;
+        uint64_t measured = stat_get(&th->st, ST_MEASURED);
+
+        for (k = 0, got = 0; k < s->n; k++) {
+            uint64_t a = s->t0 + k * iv;
+
+            if (a < from || a + iv > to || !s->p[k].replies)
+                continue;
+            res->rates[res->nrates++] = (uint64_t)(s->p[k].replies * 1e9 / (double)iv + 0.5);
+            got++;
+        }
+        if (!got && measured && res->measure_ns)
+            res->rates[res->nrates++] = (uint64_t)(measured * 1e9 / (double)res->measure_ns + 0.5);
+    }
+    qsort(res->rates, res->nrates, sizeof(*res->rates), cmp_u64);
+    return 0;
+}
+
 /* Merges the threads' counters, histograms and series into the result. Returns 0, or -1
  * when out of memory. */
 static int engine_merge(struct engine *en)
@@ -389,7 +432,7 @@ static int engine_merge(struct engine *en)
     else
         res->measure_ns = en->cfg->duration_ns;
     res->drain_used_ns = de > ds ? de - ds : 0;
-    return 0;
+    return en->cfg->scripts ? engine_rates(en) : 0;
 }
 
 /* Releases the threads' histograms, series and event loops. */
@@ -478,6 +521,9 @@ void engine_result_free(struct load_result *res)
     }
     series_free(res->series);
     res->series = NULL;
+    free(res->rates);
+    res->rates = NULL;
+    res->nrates = 0;
     res->corrected = res->raw = res->connect = res->handshake = NULL;
 }
 

@@ -292,7 +292,8 @@ void opts_usage(FILE *f)
           "\n"
           "Lua 5.4 scripts (TCP request/response modes; docs/wharf-load.md, Scripting):\n"
           "      --script FILE.lua     hooks setup(thread), init(args), request(conn, seq),\n"
-          "                            response(...), done(summary, latency) as in wrk; with\n"
+          "                            response(...), delay(), done(summary, latency,\n"
+          "                            requests) as in wrk, wrk.lookup, wrk.connect; with\n"
           "                            no --proto or --request, request() makes every request\n"
           "                            and --frame (default delim:\\n) frames the replies\n"
           "      --script-arg ARG      an argument of init(args) (repeatable)\n"
@@ -1570,8 +1571,13 @@ static int script_finish(struct load_config *cfg, const struct tmpl_args *ta, bo
     p.body = cfg->http.body;
     p.body_len = cfg->http.body_len;
     p.max_request = cfg->max_request;
+    p.connect_timeout_ms = cfg->connect_timeout_ns / 1000000;
     if (!(cfg->scripts = script_set_open(&p, err, errlen)))
         return -1;
+    if (cfg->rate > 0 && script_set_has_delay(cfg->scripts))
+        return fail(err, errlen, "--script %s: delay() paces the closed loop (each connection "
+                    "waits before its next request); with --rate the schedule says when "
+                    "requests go: drop --rate or delay()", cfg->script);
     if (!script_set_has_request(cfg->scripts)) {
         if (script_only)
             return fail(err, errlen, "--script %s: defines no request(); without --proto or "

@@ -156,6 +156,8 @@ static void human_setup(FILE *f, const struct load_config *cfg, const struct loa
                 cfg->scripts && script_set_has_request(cfg->scripts)
                     ? "it makes the requests; the templates frame the replies"
                     : "the templates make the requests");
+        if (cfg->scripts && script_set_has_delay(cfg->scripts))
+            fprintf(f, "; delay() before each request");
         if (res->st.c[ST_SCRIPT_STOPS])
             fprintf(f, "; %" PRIu64 " of %u threads stopped by wrk.thread:stop()",
                     (uint64_t)res->st.c[ST_SCRIPT_STOPS], cfg->threads);
@@ -565,8 +567,10 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
     if (cfg->script) {
         fprintf(f, ", \"script\": ");
         json_str(f, cfg->script);
-        fprintf(f, ", \"script_requests\": %s, \"max_request\": %u, \"thread_addrs\": [",
+        fprintf(f, ", \"script_requests\": %s, \"script_delay\": %s, \"max_request\": %u, "
+                "\"thread_addrs\": [",
                 cfg->scripts && script_set_has_request(cfg->scripts) ? "true" : "false",
+                cfg->scripts && script_set_has_delay(cfg->scripts) ? "true" : "false",
                 cfg->max_request);
         for (i = 0; cfg->scripts && i < (int)cfg->threads; i++) {
             const char *a = script_addr_text(cfg->scripts, (unsigned)i);

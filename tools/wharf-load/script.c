@@ -19,8 +19,6 @@
  * What a script cannot do to the generator (end it, lift the instruction limit, load a
  * binary chunk) script_guard.c takes away from each state. */
 #include "script_priv.h"
-#include "stats.h"
-#include "thread.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -30,10 +28,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define SLOT_MSGH 1
-#define SLOT_LAST 2
-#define SLOT_HELD 3
-#define SLOT_FIXED 4
 #define STEP_COUNT 1000000 /* the instruction hook runs every this many instructions */
 
 /* The allocator of every state: realloc with a ceiling of SCRIPT_MAX_MEM bytes, past
@@ -82,9 +76,7 @@ static int msgh(lua_State *L)
     return 1;
 }
 
-/* Calls the function below its nargs arguments on the stack, expecting nres results.
- * Returns the lua_pcall status; on failure the message is left on the stack. */
-static int call(struct script *s, int nargs, int nres)
+int script_call(struct script *s, int nargs, int nres)
 {
     int rc;
 
@@ -161,8 +153,8 @@ static int lua_format(lua_State *L)
 }
 
 /* The `wharf` table (and its alias `wrk`): method, path, headers, body, format, target,
- * host, port, thread (the thread's object; nil in the main state), threads; state_init
- * adds request. */
+ * host, port, thread (the thread's object; nil in the main state), threads, lookup,
+ * connect; state_init adds request. */
 static void push_wharf(lua_State *L, const struct script_params *p, struct script_set *ss, int id)
 {
     lua_createtable(L, 0, 12);
@@ -190,6 +182,7 @@ static void push_wharf(lua_State *L, const struct script_params *p, struct scrip
     }
     lua_pushinteger(L, p->threads);
     lua_setfield(L, -2, "threads");
+    script_addr_lib(L); /* lookup, connect (script_addr.c) */
     lua_pushvalue(L, -1);
     lua_setglobal(L, "wrk");
     lua_setglobal(L, "wharf");
@@ -236,7 +229,7 @@ static int run_hook1(struct script *s, const char *name, char *err, size_t errle
         return 0;
     }
     lua_insert(s->L, -2);
-    if (call(s, 1, 0) != LUA_OK) {
+    if (script_call(s, 1, 0) != LUA_OK) {
         snprintf(err, errlen, "--script %s: in %s(): %s", s->path, name, lua_tostring(s->L, -1));
         lua_pop(s->L, 1);
         return -1;
@@ -307,11 +300,12 @@ static struct script *state_new(const struct script_params *p, struct script_set
     s->held_conn = -1;
     s->http = p->http;
     s->max_request = p->max_request;
-    s->req_ref = s->resp_ref = s->ctx_ref = LUA_NOREF;
+    s->req_ref = s->resp_ref = s->ctx_ref = s->delay_ref = LUA_NOREF;
     *(struct script **)lua_getextraspace(L) = s;
     luaL_openlibs(L);
     script_guard(L);
     script_thread_open(L);
+    script_addr_open(L);
     lua_sethook(L, step_hook, LUA_MASKCOUNT, STEP_COUNT);
     lua_settop(L, 0);
     lua_pushcfunction(L, msgh);
@@ -321,14 +315,15 @@ static struct script *state_new(const struct script_params *p, struct script_set
     push_wharf(L, p, ss, id);
     rc = luaL_loadfilex(L, p->path, "t");
     if (rc == LUA_OK)
-        rc = call(s, 0, 0);
+        rc = script_call(s, 0, 0);
     if (rc != LUA_OK) {
         snprintf(err, errlen, "--script %s: %s", p->path, lua_tostring(L, -1));
         goto fail;
     }
     if (hook_ref(s, "setup", &rc, err, errlen) || hook_ref(s, "init", &rc, err, errlen) ||
         hook_ref(s, "done", &rc, err, errlen) || hook_ref(s, "request", &s->req_ref, err, errlen) ||
-        hook_ref(s, "response", &s->resp_ref, err, errlen))
+        hook_ref(s, "response", &s->resp_ref, err, errlen) ||
+        hook_ref(s, "delay", &s->delay_ref, err, errlen))
         goto fail;
     lua_settop(L, SLOT_FIXED);
     return s;
@@ -371,7 +366,7 @@ static int state_init(struct script *s, const struct script_params *p, char *err
         /* as wrk: wharf.request() returns the request wharf.format() makes now */
         lua_getglobal(L, "wharf");
         lua_getfield(L, -1, "format");
-        if (lua_isfunction(L, -1) && call(s, 0, 1) == LUA_OK && lua_isstring(L, -1)) {
+        if (lua_isfunction(L, -1) && script_call(s, 0, 1) == LUA_OK && lua_isstring(L, -1)) {
             lua_pushcclosure(L, lua_request, 1);
             lua_setfield(L, -2, "request");
         }
@@ -383,7 +378,7 @@ static int state_init(struct script *s, const struct script_params *p, char *err
         lua_getglobal(L, "wharf");
         lua_getfield(L, -1, "format");
         lua_remove(L, -2);
-        if (!lua_isfunction(L, -1) || call(s, 0, 1) != LUA_OK || !lua_isstring(L, -1)) {
+        if (!lua_isfunction(L, -1) || script_call(s, 0, 1) != LUA_OK || !lua_isstring(L, -1)) {
             snprintf(err, errlen, "--script %s: wharf.format() after init(): %s", p->path,
                      lua_isstring(L, -1) ? lua_tostring(L, -1) : "no request made");
             return -1;
@@ -415,6 +410,7 @@ struct script_set *script_set_open(const struct script_params *p, char *err, siz
         return NULL;
     }
     ss->n = p->threads;
+    ss->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 2000;
     ss->family = strchr(p->host, ':') ? AF_INET6 : AF_INET;
     snprintf(ss->target, sizeof(ss->target), ss->family == AF_INET6 ? "[%s]:%u" : "%s:%u",
              p->host, p->port);
@@ -449,6 +445,8 @@ struct script *script_thread(const struct script_set *ss, unsigned i) { return s
 bool script_set_has_request(const struct script_set *ss) { return ss->has_request; }
 bool script_has_request(const struct script *s) { return s->fixed || s->req_ref != LUA_NOREF; }
 bool script_has_response(const struct script *s) { return s->resp_ref != LUA_NOREF; }
+bool script_set_has_delay(const struct script_set *ss) { return ss->th[0]->delay_ref != LUA_NOREF; }
+bool script_has_delay(const struct script *s) { return s->delay_ref != LUA_NOREF; }
 
 /* ---- the hooks during the run ------------------------------------------------------------- */
 
@@ -482,7 +480,7 @@ enum script_rc script_request(struct script *s, uint32_t conn, uint64_t seq, con
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->req_ref);
     lua_pushinteger(L, conn);
     lua_pushinteger(L, (lua_Integer)seq);
-    if (call(s, 2, 2) != LUA_OK) {
+    if (script_call(s, 2, 2) != LUA_OK) {
         snprintf(why, whylen, "script_error in request(): %s", lua_tostring(L, -1));
         lua_settop(L, SLOT_FIXED);
         return SCRIPT_ERROR;
@@ -515,6 +513,37 @@ void script_hold(struct script *s, uint32_t conn)
 {
     lua_copy(s->L, SLOT_LAST, SLOT_HELD);
     s->held_conn = conn;
+}
+
+enum script_rc script_delay(struct script *s, uint64_t *ms, char *why, size_t whylen)
+{
+    lua_State *L = s->L;
+    lua_Number v;
+
+    *ms = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->delay_ref);
+    if (script_call(s, 0, 1) != LUA_OK) {
+        snprintf(why, whylen, "script_error in delay(): %s", lua_tostring(L, -1));
+        lua_settop(L, SLOT_FIXED);
+        return SCRIPT_ERROR;
+    }
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+        snprintf(why, whylen, "script_error in delay(): returned %s%s, expected milliseconds "
+                 "(a number from 0 to %u) (%s)", lua_isnil(L, -1) ? "" : "a ",
+                 luaL_typename(L, -1), SCRIPT_MAX_DELAY_MS, s->path);
+        lua_settop(L, SLOT_FIXED);
+        return SCRIPT_ERROR;
+    }
+    v = lua_tonumber(L, -1);
+    if (!(v >= 0 && v <= SCRIPT_MAX_DELAY_MS)) { /* NaN fails both */
+        snprintf(why, whylen, "script_error in delay(): returned %s, expected milliseconds "
+                 "from 0 to %u (%s)", lua_tostring(L, -1), SCRIPT_MAX_DELAY_MS, s->path);
+        lua_settop(L, SLOT_FIXED);
+        return SCRIPT_ERROR;
+    }
+    *ms = (uint64_t)v; /* a fraction of a millisecond is dropped, as wrk drops it */
+    lua_settop(L, SLOT_FIXED);
+    return SCRIPT_OK;
 }
 
 void script_conn_closed(struct script *s, uint32_t conn)
@@ -681,7 +710,7 @@ enum script_rc script_response(struct script *s, uint32_t conn, uint64_t seq, co
         push_ctx(s, conn, seq);
         nargs = 2;
     }
-    if (call(s, nargs, 2) != LUA_OK) {
+    if (script_call(s, nargs, 2) != LUA_OK) {
         snprintf(why, whylen, "script_error in response(): %s", lua_tostring(L, -1));
         lua_settop(L, SLOT_FIXED);
         return SCRIPT_ERROR;
@@ -694,71 +723,4 @@ enum script_rc script_response(struct script *s, uint32_t conn, uint64_t seq, co
     }
     lua_settop(L, SLOT_FIXED);
     return SCRIPT_OK;
-}
-
-/* ---- done ----------------------------------------------------------------------------------- */
-
-/* latency:percentile(p) (or latency.percentile(p)): microseconds. */
-static int lua_percentile(lua_State *L)
-{
-    const struct hist *h = lua_touserdata(L, lua_upvalueindex(1));
-    double p = luaL_checknumber(L, lua_gettop(L));
-
-    luaL_argcheck(L, p >= 0 && p <= 100, lua_gettop(L), "a percentile from 0 to 100");
-    lua_pushnumber(L, h->total ? hist_percentile(h, p) / 1e3 : 0.0);
-    return 1;
-}
-
-static void set_num(lua_State *L, const char *k, double v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, uint64_t v)
-{
-    lua_pushinteger(L, (lua_Integer)v);
-    lua_setfield(L, -2, k);
-}
-
-int script_done(struct script_set *ss, const struct load_result *res, bool open_loop, char *err,
-                size_t errlen)
-{
-    struct script *s = ss->main;
-    lua_State *L = s->L;
-    const struct hist *h = open_loop ? res->corrected : res->raw;
-    int i;
-
-    if (lua_getglobal(L, "done") != LUA_TFUNCTION) {
-        lua_settop(L, SLOT_FIXED);
-        return 0;
-    }
-    lua_createtable(L, 0, 10); /* summary */
-    set_int(L, "duration", res->measure_ns / 1000);
-    set_int(L, "requests", res->st.c[ST_MEASURED]);
-    set_int(L, "sent", res->st.c[ST_SENT]);
-    set_int(L, "received", res->st.c[ST_RECEIVED]);
-    set_int(L, "bytes", res->st.c[ST_BYTES_RECEIVED]);
-    set_int(L, "errors", stat_errors(&res->st));
-    set_num(L, "rate", res->measure_ns ? res->st.c[ST_MEASURED] * 1e9 / (double)res->measure_ns : 0);
-    lua_createtable(L, 0, ST__COUNT);
-    for (i = 0; i < ST__COUNT; i++)
-        set_int(L, stat_names[i], res->st.c[i]);
-    lua_setfield(L, -2, "counters");
-    lua_createtable(L, 0, 6); /* latency, microseconds */
-    set_int(L, "count", h->total);
-    set_num(L, "min", h->total ? h->min / 1e3 : 0);
-    set_num(L, "max", h->total ? h->max / 1e3 : 0);
-    set_num(L, "mean", h->total ? hist_mean(h) / 1e3 : 0);
-    set_num(L, "stdev", h->total ? hist_stddev(h) / 1e3 : 0);
-    lua_pushlightuserdata(L, (void *)h);
-    lua_pushcclosure(L, lua_percentile, 1);
-    lua_setfield(L, -2, "percentile");
-    if (call(s, 2, 0) != LUA_OK) {
-        snprintf(err, errlen, "--script %s: in done(): %s", s->path, lua_tostring(L, -1));
-        lua_settop(L, SLOT_FIXED);
-        return -1;
-    }
-    lua_settop(L, SLOT_FIXED);
-    return 0;
 }

@@ -21,7 +21,15 @@
  *                        (headers a table name -> value, body with chunked coding removed);
  *                        other modes: response(reply, ctx) with the reply's bytes as framed.
  *                        Returning false (and optionally a reason) rejects it.
- *   done(summary, latency)  once, in the main state, after the report
+ *   delay()              closed loop only: milliseconds (0 .. SCRIPT_MAX_DELAY_MS) the
+ *                        connection waits before its next request (the engine asks before
+ *                        each request and keeps the wait on a timer of the thread's loop)
+ *   done(summary, latency, requests)  once, in the main state, after the report
+ *                        (script_done.c): latency and requests (each thread's replies per
+ *                        second over each --interval) are statistics objects as wrk's
+ *
+ * wrk.lookup(host, service) and wrk.connect(addr) (script_addr.c) resolve and try
+ * addresses; an address object can be assigned to thread.addr.
  *
  * Limits: a request longer than --max-request is refused (SCRIPT_TOO_LONG); a state may
  * use at most SCRIPT_MAX_MEM bytes; one call may run at most SCRIPT_MAX_STEPS Lua
@@ -40,6 +48,7 @@
 #define SCRIPT_MAX_STEPS 200000000ull   /* Lua instructions per hook call */
 #define SCRIPT_DEFAULT_MAX_REQUEST (64u << 10)
 #define SCRIPT_MAX_MAX_REQUEST (16u << 20)
+#define SCRIPT_MAX_DELAY_MS 3600000u      /* the longest wait delay() may ask: an hour */
 
 struct script;
 struct script_set;
@@ -62,6 +71,7 @@ struct script_params {
     uint32_t max_request;
     size_t max_mem;     /* bytes per state (0: SCRIPT_MAX_MEM) */
     uint64_t max_steps; /* Lua instructions per hook call (0: SCRIPT_MAX_STEPS) */
+    uint64_t connect_timeout_ms; /* wrk.connect's limit (--connect-timeout; 0: 2000) */
 };
 
 /* What a hook call came to. */
@@ -88,6 +98,9 @@ struct script *script_thread(const struct script_set *ss, unsigned i);
 bool script_set_has_request(const struct script_set *ss);
 bool script_has_request(const struct script *s);
 bool script_has_response(const struct script *s);
+/* Whether the script defines delay() (the engine then paces each connection by it). */
+bool script_set_has_delay(const struct script_set *ss);
+bool script_has_delay(const struct script *s);
 
 /* Thread side: the bytes of the next request of connection conn. *req points into the
  * state (valid until the next call on s). A request held back by script_hold for conn is
@@ -97,6 +110,12 @@ enum script_rc script_request(struct script *s, uint32_t conn, uint64_t seq, con
                               size_t *len, char *why, size_t whylen);
 /* The request just returned by script_request could not go yet: it is kept for conn. */
 void script_hold(struct script *s, uint32_t conn);
+
+/* Thread side: delay(), asked before a connection's next request: *ms, the milliseconds to
+ * wait (0 .. SCRIPT_MAX_DELAY_MS, a fraction dropped). A runtime error, a value that is not
+ * a number, a negative one, NaN or more than SCRIPT_MAX_DELAY_MS is SCRIPT_ERROR, named in
+ * why. Cost: one Lua call. */
+enum script_rc script_delay(struct script *s, uint64_t *ms, char *why, size_t whylen);
 
 /* Thread side: hands a complete reply (len bytes, status as framed) of the request (conn,
  * seq) to response(). Returns SCRIPT_OK when the script has no response(). */
@@ -122,8 +141,8 @@ bool script_addr(const struct script *s, const struct sockaddr **sa, socklen_t *
 /* The thread.addr of engine thread i as the script gave it, or NULL when it was not set. */
 const char *script_addr_text(const struct script_set *ss, unsigned i);
 
-/* After the run: done(summary, latency) in the main state. Returns 0 (also when there is
- * no done()), or -1 with a message in err. */
+/* After the run: done(summary, latency, requests) in the main state (script_done.c).
+ * Returns 0 (also when there is no done()), or -1 with a message in err. */
 int script_done(struct script_set *ss, const struct load_result *res, bool open_loop, char *err,
                 size_t errlen);
 

@@ -1,7 +1,7 @@
 /* script_thread.c - wrk's thread API for wharf-load's Lua scripts (script.h): the thread
  * objects that setup(thread) receives in the main state and that each thread state sees as
  * wrk.thread, with thread:get(name), thread:set(name, value), thread:stop(), thread.addr
- * and, as wharf-load's own, thread.id and thread.threads; and the copying of values between
+ * (an address object of wrk.lookup or "ADDR:PORT" when set, the string when read) and, as wharf-load's own, thread.id and thread.threads; and the copying of values between
  * two Lua states that get and set do, as wrk's script_copy_value does: nil, booleans,
  * numbers, strings and tables of them (a function, a coroutine or a userdata is refused by
  * name, as wrk refuses it).
@@ -17,7 +17,6 @@
  * with a message, never followed forever. */
 #include "script_priv.h"
 
-#include <arpa/inet.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,52 +336,23 @@ static int thread_stop(lua_State *L)
     return 0;
 }
 
-/* thread.addr = "ADDR:PORT" (numeric, "[ADDR]:PORT" for IPv6, the target's family): where
- * the thread's connections go instead of the target. Raises on a bad address. */
-static void set_addr(lua_State *L, struct script *s, const char *a)
+/* thread.addr = an address object (wrk.lookup) or "ADDR:PORT" (numeric, "[ADDR]:PORT" for
+ * IPv6), of the target's family: where the thread's connections go instead of the target.
+ * Raises on a bad address. */
+static void set_addr(lua_State *L, struct script *s, int idx)
 {
     struct sockaddr_storage ss;
-    char host[64];
-    const char *colon = strrchr(a, ':'), *p;
-    unsigned long port = 0;
-    size_t hl;
-    int family = 0;
+    socklen_t len;
+    char text[SCRIPT_ADDR_TEXT];
 
-    memset(&ss, 0, sizeof(ss));
-    if (colon && a[0] == '[' && colon > a && colon[-1] == ']')
-        hl = (size_t)(colon - a) - 2, p = a + 1;
-    else
-        hl = colon ? (size_t)(colon - a) : 0, p = a;
-    if (colon && hl > 0 && hl < sizeof(host) && colon[1]) {
-        char *end;
-
-        memcpy(host, p, hl);
-        host[hl] = '\0';
-        port = strtoul(colon + 1, &end, 10);
-        if (*end || colon[1] < '0' || colon[1] > '9' || port == 0 || port > 65535)
-            port = 0;
-        else if (p != a && inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
-            family = AF_INET6;
-        else if (p == a && inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
-            family = AF_INET;
-    }
-    if (!family || !port)
-        luaL_error(L, "thread.addr: expected a numeric ADDR:PORT ([ADDR]:PORT for IPv6), got '%s'",
-                   a);
-    if (family != s->set->family)
-        luaL_error(L, "thread.addr: '%s' is not of the target's address family (%s)", a,
+    script_addr_arg(L, idx, "thread.addr", &ss, &len, text, sizeof(text));
+    if (ss.ss_family != s->set->family)
+        luaL_error(L, "thread.addr: '%s' is not of the target's address family (%s)", text,
                    s->set->family == AF_INET6 ? "IPv6" : "IPv4");
-    ss.ss_family = (sa_family_t)family;
-    if (family == AF_INET6) {
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        s->addrlen = sizeof(struct sockaddr_in6);
-    } else {
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-        s->addrlen = sizeof(struct sockaddr_in);
-    }
     s->addr = ss;
+    s->addrlen = len;
     s->addr_set = true;
-    snprintf(s->addr_text, sizeof(s->addr_text), "%s", a);
+    snprintf(s->addr_text, sizeof(s->addr_text), "%s", text);
 }
 
 static int thread_index(lua_State *L)
@@ -419,7 +389,7 @@ static int thread_newindex(lua_State *L)
     if (t->ss->opened)
         return luaL_error(L, "thread.addr: can be set in setup() or init() only, before the "
                           "run starts");
-    set_addr(L, thread_state(t), luaL_checkstring(L, 3));
+    set_addr(L, thread_state(t), 3);
     return 0;
 }
 

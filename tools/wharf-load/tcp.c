@@ -34,6 +34,11 @@
  * long) is counted by kind and the connection is replaced, bytes with nothing outstanding
  * are unsolicited.
  *
+ * Scripts (--script, script.h): request() may make each request and response() check each
+ * reply, in the template path. A script's delay() paces each connection in closed loop:
+ * before each request the connection asks it and waits that long on a timer of the
+ * thread's loop (delay_gate, conn_on_delay), one per connection.
+ *
  * TLS (--tls, tls.h): once TCP is up a connection is in C_HANDSHAKE, where every socket
  * event steps the non-blocking handshake (bounded by --handshake-timeout); reads and writes
  * then go through the TLS layer, which may hold decrypted bytes the socket no longer
@@ -70,6 +75,14 @@ enum cstate {
     C_TICKET, /* --handshake-only --tls-resume on: handshake done, waiting for a ticket */
 };
 
+/* --script with delay(): a connection asks delay() before each request and sends it when
+ * the wait is over. */
+enum delay_gate {
+    GATE_ASK,  /* delay() is asked before the next request */
+    GATE_WAIT, /* its timer runs */
+    GATE_OPEN, /* the wait is over: the next request may go */
+};
+
 struct tconn {
     struct loop_watcher w; /* registered while the socket is open */
     struct tctx *x;        /* the thread's engine */
@@ -98,6 +111,8 @@ struct tconn {
     struct frame_state fst; /* framing progress of the reply at the start of rbuf */
     struct h2_session *h2;  /* --h2: the connection's HTTP/2 session (NULL: none yet) */
     bool h2_error_seen;     /* --h2: a GOAWAY with an error code was counted */
+    enum delay_gate gate;   /* --script with delay(): where the next request stands */
+    struct timer delay_timer; /* --script with delay(): on the thread's loop while waiting */
 };
 
 struct rr_slot {
@@ -130,6 +145,7 @@ struct tctx {
     struct script *sc;            /* --script: this thread's Lua state, else NULL */
     bool sc_req;                  /* --script: its request() makes the requests */
     bool sc_stopped;              /* --script: wrk.thread:stop() was acted on */
+    bool sc_delay;                /* --script: delay() paces each connection (closed loop) */
 };
 
 /* Several targets: what follows TARGET_BEGIN up to TARGET_END is done for connection c,
@@ -209,6 +225,9 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
     frame_reset(&c->fst);
     if (x->sc)
         script_conn_closed(x->sc, c->flow);
+    if (timer_armed(&c->delay_timer))
+        loop_timer_disarm(x->lp, &c->delay_timer);
+    c->gate = GATE_ASK; /* a new connection waits delay() before its first request, as wrk's */
     if (delay == UINT64_MAX) {
         delay = c->backoff;
         c->backoff = c->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : c->backoff * 2;
@@ -599,6 +618,48 @@ static ssize_t script_fill(struct tctx *x, struct tconn *c, uint64_t now)
     return (ssize_t)rl;
 }
 
+/* --script with delay(): whether c's next request may go now. Asks delay() once per
+ * request; a wait arms the connection's timer on the thread's loop, whose callback
+ * (conn_on_delay) opens the gate and fills. Returns 1 (go), 0 (wait), or -1 when delay()
+ * failed (counted: script_error). */
+static int delay_gate(struct tctx *x, struct tconn *c)
+{
+    uint64_t ms;
+    char why[200];
+    enum script_rc r;
+
+    if (c->gate != GATE_ASK)
+        return c->gate == GATE_OPEN;
+    r = script_delay(x->sc, &ms, why, sizeof(why));
+    script_check_stop(x);
+    if (r != SCRIPT_OK) {
+        stat_add(&x->th->st, ST_SCRIPT_ERROR, 1);
+        load_note_error(x->th, why, 0);
+        return -1;
+    }
+    if (x->ph.sending_over)
+        return 0;
+    /* +1: the loop's clock counts whole milliseconds, so the wait is never shorter */
+    if (ms == 0 || loop_timer_arm(x->lp, &c->delay_timer, timer_now_ms() + ms + 1) != 0) {
+        c->gate = GATE_OPEN; /* no wait (or no memory for the timer: no wait either) */
+        return 1;
+    }
+    c->gate = GATE_WAIT;
+    return 0;
+}
+
+/* The wait delay() asked for is over: the connection's next request may go. */
+static void conn_on_delay(struct timer *t, uint64_t now_ms)
+{
+    struct tconn *c = (struct tconn *)((char *)t - offsetof(struct tconn, delay_timer));
+    TARGET_BEGIN(c->x);
+
+    (void)now_ms;
+    c->gate = GATE_OPEN;
+    conn_fill(c->x, c, load_now());
+    TARGET_END(c->x, c);
+}
+
 /* Templates: expands up to `want` requests of the mix into wbuf, then writes. */
 static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint64_t now)
 {
@@ -614,6 +675,16 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
             break;
         if (fifo_grow(c) != 0)
             break;
+        if (x->sc_delay) {
+            int g = delay_gate(x, c);
+
+            if (g < 0 && c->inflight == 0 && c->wlen == 0) {
+                conn_close(x, c, ST__COUNT, 0, now, UINT64_MAX); /* as a failing request() */
+                return;
+            }
+            if (g <= 0)
+                break;
+        }
         if (x->sc_req) {
             ssize_t n = script_fill(x, c, now);
 
@@ -636,6 +707,7 @@ static void fill_templates(struct tctx *x, struct tconn *c, uint64_t want, uint6
         intended = x->ph.open ? sched_conn_at(&x->ph.sched, c->local, c->issued) : now;
         c->fifo[(c->fifo_head + c->inflight) & (c->fifo_cap - 1)] =
             (struct rr_slot){intended, now, kctx, c->tx_seq, k};
+        c->gate = GATE_ASK; /* the next request waits its own delay() */
         c->wlen += (uint32_t)len;
         conn_count_sent(x, c, (uint32_t)len);
     }
@@ -1395,9 +1467,12 @@ static int ctx_init(struct tctx *x, struct load_thread *th)
     x->tgt_tmpl = x->multi && x->ts && !strcmp(x->ts->proto, "http");
     x->sc = cfg->scripts ? script_thread(cfg->scripts, th->index) : NULL;
     x->sc_req = x->sc && script_has_request(x->sc);
+    x->sc_delay = x->sc && script_has_delay(x->sc) && !(cfg->rate > 0);
     x->c = calloc(x->n, sizeof(*x->c));
     if (!x->c)
         return -1;
+    for (i = 0; i < x->n; i++) /* first: ctx_free reads them whatever fails below */
+        timer_init(&x->c[i].delay_timer, conn_on_delay);
     if (x->multi) {
         uint8_t *who = malloc(x->n);
 
@@ -1436,6 +1511,8 @@ static void ctx_free(struct tctx *x)
     unsigned i;
 
     for (i = 0; x->c && i < x->n; i++) {
+        if (timer_armed(&x->c[i].delay_timer))
+            loop_timer_disarm(x->lp, &x->c[i].delay_timer);
         tls_conn_free(&x->c[i].tls);
         if (x->c[i].fd >= 0) {
             loop_unwatch(x->lp, &x->c[i].w);

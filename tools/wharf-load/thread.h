@@ -69,6 +69,10 @@ struct load_result {
     double cpu_user_s, cpu_sys_s; /* getrusage split (tick-sampled: coarse on short runs) */
     bool interrupted;             /* stopped early by SIGINT/SIGTERM */
     char first_error[160];        /* first error seen, in words (what, errno text) */
+    /* --script: each thread's replies per second over each --interval wholly inside the
+     * measured period (rounded, ascending; engine.c), for done()'s third argument */
+    uint64_t *rates;
+    size_t nrates;
 };
 
 /* The default number of engine threads: one per online CPU, at most one per connection. */
