@@ -597,8 +597,12 @@ START_TEST(fifty_module_swaps_under_load_lose_nothing_and_leak_nothing)
 
     /* The process is back where it was. */
     ck_assert_msg(fds_after <= fds_before, "%u fds open, %u before", fds_after, fds_before);
+    /* On io_uring each worker's loop also holds its ring of receive
+     * buffers (256 of 16 KiB, made on the first connection: loop.h). */
+    size_t rings = getenv("WHARF_IO") && strcmp(getenv("WHARF_IO"), "io_uring") == 0
+                       ? 2 * (4u << 20) : 0;
     if (sc.rss)
-        ck_assert_msg(rss_after <= rss_before + rss_before / 8 + (2u << 20),
+        ck_assert_msg(rss_after <= rss_before + rss_before / 8 + (2u << 20) + rings,
                       "RSS %zu KiB, %zu KiB before", rss_after / 1024, rss_before / 1024);
 
     rig_stop(&r);

@@ -68,7 +68,7 @@ void conn_io_update_events(struct wharf_conn *c)
         want |= LOOP_OUT;
     if (conn_io_tls(c)) {
         if (c->flags & CONN_TLS_HANDSHAKE) {
-            want = c->tls_want; /* only what the handshake waits for */
+            want = c->tls_want | conn_io_recv_bit(c); /* only what the handshake waits for */
         } else {
             want |= c->tls_want;
             /* Decrypted input the socket will not signal: read it this turn. */
