@@ -17,7 +17,8 @@
 #     CertificateStatus in TLS 1.2; in TLS 1.3 the Certificate message is
 #     exactly the file's length + 8 bytes shorter); with SNI each
 #     certificate gets its own response; a listener without ocsp_file sends
-#     none;
+#     none; a response whose nextUpdate passes while the server runs is no
+#     longer stapled, and that is logged once;
 #   - SIGHUP takes a new response file (new connections get its bytes); an
 #     expired one refuses the reload, naming the file, and the previous
 #     response keeps being stapled.
@@ -183,18 +184,23 @@ assert t["ocsp_file"].endswith("/good.der"), t
 # ---- the server ----------------------------------------------------------------------
 ports=$(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(2)]
+ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 set -- $ports
-p_ocsp=$1 p_plain=$2
+p_ocsp=$1 p_plain=$2 p_short=$3
+# short.der expires 8 s from now, while the server runs.
+"$make_resp" short.der ca.crt leaf.crt responder.crt responder.key good -60 8
+short_made=$(date +%s)
 cat >w.json <<JSON
 {"workers": 2, "listeners": [
  {"name": "ocsp", "port": $p_ocsp, "handler": "echo",
   "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "serve.der",
           "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"}]}},
  {"name": "plain", "port": $p_plain, "handler": "echo",
-  "tls": {"cert": "leaf.chain", "key": "leaf.key"}}
+  "tls": {"cert": "leaf.chain", "key": "leaf.key"}},
+ {"name": "short", "port": $p_short, "handler": "echo",
+  "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "short.der"}}
 ]}
 JSON
 "$wharfd" -c w.json 2>server.log &
@@ -236,6 +242,9 @@ PY
 # certlen OUTPUT-FILE: the length of the TLS 1.3 Certificate message
 certlen() { sed -n 's/^<<< TLS 1.3, Handshake \[length \([0-9a-f]*\)\], Certificate$/\1/p' "$1" | head -1; }
 
+sc "$p_short" -status -servername localhost >short1.out
+stapled short1.out short.der && ok "short.der stapled while it is valid" ||
+    fail "short.der before its nextUpdate: $(cat short1.out)"
 for v in 1_2 1_3; do
     tv=TLS1.${v#1_}
     sc "$p_ocsp" -tls$v -status -servername localhost >s$v.out
@@ -279,9 +288,20 @@ done
 out=$(sc "$p_plain" -status -servername localhost)
 case $out in *"OCSP response: no response sent"*"hello"*) ok "no ocsp_file: no response sent" ;;
 *) fail "no ocsp_file: $out" ;; esac
+# Past its nextUpdate (bounded: 9 s after it was made).
+while [ "$(date +%s)" -le $((short_made + 9)) ]; do sleep 0.2; done
+for i in 1 2; do
+    out=$(sc "$p_short" -status -servername localhost)
+    case $out in *"OCSP response: no response sent"*"hello"*) ;;
+    *) fail "short.der past its nextUpdate, handshake $i: $out" ;; esac
+done
+n=$(grep -c "listeners\[2\].tls.ocsp_file: the OCSP response has expired (nextUpdate passed): it is no longer stapled" server.log)
+[ "$n" = 1 ] && ok "past its nextUpdate a response is no longer stapled, warned once" ||
+    fail "expiry at run time: $n warnings: $(grep -i ocsp server.log)"
 
 # ---- reload -------------------------------------------------------------------------
 cp later.der serve.der
+cp good.der short.der
 kill -HUP "$pid"
 i=0
 while [ $i -lt 100 ] && [ "$(grep -c "reloaded" server.log)" -lt 1 ]; do sleep 0.05; i=$((i + 1)); done
