@@ -1,16 +1,19 @@
 #!/bin/sh
 # check_tls_ocsp.sh - OCSP stapling from response files ("ocsp_file" of a
 # "tls" object and of its "sni" certificates), with a CA, leaves and a
-# delegated OCSP responder made by openssl at test time, responses made by
+# delegated OCSP responder made by openssl at test time; responses made by
 # `openssl ocsp -index ... -respout` (good, revoked, unknown, for another
-# certificate) and by tests/ocsp_make (expired, not yet valid, tryLater,
-# signed by another CA, signed by the CA itself):
+# certificate, two statuses), one fetched over HTTP from `openssl ocsp
+# -port` at the URL the certificate names (as docs/operating.md fetches
+# them), and by tests/ocsp_make (expired, not yet valid, tryLater, signed by
+# another CA, signed by the CA itself, one expiring while the server runs):
 #   - wharfd -t: a good response passes and its nextUpdate is logged; one
 #     expiring within a day is warned about; a missing, empty or garbage
-#     file, a response for another certificate, revoked, unknown, expired,
-#     not yet valid, not successful, signed by a stranger, and a chain
-#     without the issuer are refused, naming the JSON path, the file and
-#     the reason (in sni[] too); a start with one fails;
+#     file, a response for another certificate, with two statuses, revoked,
+#     unknown, expired, not yet valid, not successful, signed by a
+#     stranger, a chain without the issuer, an empty file name are refused,
+#     naming the JSON path, the file and the reason (in sni[] too); a start
+#     with one fails; -T shows the key;
 #   - openssl s_client -status, TLS 1.2 and 1.3: "OCSP Response Status:
 #     successful" and "Cert Status: good"; the stapled bytes are the file's,
 #     byte for byte (from -msg); without -status nothing is sent (no
@@ -60,7 +63,14 @@ ec ca.key
 openssl req -x509 -new -key ca.key -subj "/CN=wharf OCSP test CA" -days 30 -out ca.crt 2>/dev/null
 ec other.key
 openssl req -x509 -new -key other.key -subj "/CN=other CA" -days 30 -out other.crt 2>/dev/null
-sign leaf "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1" 4097       # 0x1001
+# The port of an `openssl ocsp` responder: the leaf names it (-ocsp_uri).
+p_resp=$(python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+sign leaf "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
+authorityInfoAccess=OCSP;URI:http://127.0.0.1:$p_resp" 4097                      # 0x1001
 sign second "/CN=second.test" "subjectAltName=DNS:second.test" 4098              # 0x1002
 sign revoked "/CN=revoked.test" "subjectAltName=DNS:revoked.test" 4099           # 0x1003
 sign unknown "/CN=unknown.test" "subjectAltName=DNS:unknown.test" 4100           # 0x1004
@@ -85,12 +95,15 @@ respond soon leaf 1
 respond later leaf 3
 respond revoked revoked 2
 respond unknown unknown 2
+openssl ocsp -issuer ca.crt -cert leaf.crt -cert second.crt -no_nonce -reqout two.req \
+    2>/dev/null && openssl ocsp -index index.txt -rsigner responder.crt -rkey responder.key \
+    -CA ca.crt -reqin two.req -respout two.der -ndays 2 2>/dev/null
 "$make_resp" expired.der ca.crt leaf.crt responder.crt responder.key good -7200 -3600
 "$make_resp" future.der ca.crt leaf.crt responder.crt responder.key good 3600 200000
 "$make_resp" trylater.der trylater
 "$make_resp" stranger.der ca.crt leaf.crt stranger.crt stranger.key good -60 200000
 "$make_resp" byca.der ca.crt leaf.crt ca.crt ca.key good -60 200000
-for f in good good2 soon later revoked unknown expired future trylater stranger byca; do
+for f in good good2 soon later revoked unknown two expired future trylater stranger byca; do
     if [ ! -s $f.der ]; then
         echo "FAIL: could not make the test response $f.der"
         exit 1
@@ -152,6 +165,9 @@ refused "-t: revoked" revoked.json "$P: $tmp/revoked.der: the certificate is rev
 tconf unknown.json '{"cert": "unknown.chain", "key": "unknown.key", "ocsp_file": "unknown.der"}'
 refused "-t: status unknown" unknown.json \
     "$P: $tmp/unknown.der: certificate status is \"unknown\", expected \"good\""
+ocsp two.json two.der
+refused "-t: two statuses in one response" two.json \
+    "$P: $tmp/two.der: holds 2 certificate statuses, expected one"
 ocsp expired.json expired.der
 refused "-t: expired" expired.json "$P: $tmp/expired.der: the response has expired (nextUpdate 20"
 ocsp future.json future.der
@@ -171,6 +187,26 @@ refused "-t: sni[0] with the wrong response" sni.json \
     "listeners[0].tls.sni[0].ocsp_file: $tmp/good.der: not for this certificate"
 tconf empty_name.json '{"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": ""}'
 refused "-t: empty file name" empty_name.json "$P: expected a file name"
+# Fetched from a responder as docs/operating.md does it (the URL from the
+# certificate), then accepted.
+timeout 20 openssl ocsp -index index.txt -port "$p_resp" -rsigner responder.crt \
+    -rkey responder.key -CA ca.crt -nrequest 1 -ndays 7 >responder.log 2>&1 &
+rpid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q "waiting for OCSP client" responder.log; do sleep 0.05; i=$((i + 1)); done
+url=$(openssl x509 -in leaf.crt -noout -ocsp_uri)
+openssl ocsp -issuer ca.crt -cert leaf.crt -url "$url" -no_nonce -CAfile ca.crt \
+    -verify_other ca.crt -timeout 5 -respout fetched.tmp >fetch.out 2>&1 &&
+    mv fetched.tmp fetched.der
+kill "$rpid" 2>/dev/null
+wait "$rpid" 2>/dev/null
+ocsp fetched.json fetched.der
+if [ "$url" = "http://127.0.0.1:$p_resp" ] && grep -q "leaf.crt: good" fetch.out; then
+    tok "-t: a response fetched from the certificate's responder URL" fetched.json \
+        "$tmp/fetched.der: OCSP response (good) stapled until its nextUpdate"
+else
+    fail "fetching from $url: $(cat fetch.out responder.log)"
+fi
 out=$("$wharfd" -c revoked.json 2>&1) && fail "a start with a revoked response" ||
     case $out in *"the certificate is revoked"*) ok "a start with a revoked response fails" ;;
     *) fail "start: $out" ;; esac
