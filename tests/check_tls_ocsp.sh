@@ -20,8 +20,9 @@
 #     CertificateStatus in TLS 1.2; in TLS 1.3 the Certificate message is
 #     exactly the file's length + 8 bytes shorter); with SNI each
 #     certificate gets its own response; a listener without ocsp_file sends
-#     none; a response whose nextUpdate passes while the server runs is no
-#     longer stapled, and that is logged once;
+#     none (its sni[] certificate with one sends that); a response whose
+#     nextUpdate passes while the server runs is no longer stapled, and
+#     that is logged once;
 #   - SIGHUP takes a new response file (new connections get its bytes); an
 #     expired one refuses the reload, naming the file, and the previous
 #     response keeps being stapled.
@@ -234,7 +235,8 @@ cat >w.json <<JSON
   "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "serve.der",
           "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"}]}},
  {"name": "plain", "port": $p_plain, "handler": "echo",
-  "tls": {"cert": "leaf.chain", "key": "leaf.key"}},
+  "tls": {"cert": "leaf.chain", "key": "leaf.key",
+          "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"}]}},
  {"name": "short", "port": $p_short, "handler": "echo",
   "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "short.der"}}
 ]}
@@ -324,6 +326,10 @@ done
 out=$(sc "$p_plain" -status -servername localhost)
 case $out in *"OCSP response: no response sent"*"hello"*) ok "no ocsp_file: no response sent" ;;
 *) fail "no ocsp_file: $out" ;; esac
+sc "$p_plain" -status -servername second.test >plainsni.out
+stapled plainsni.out good2.der &&
+    ok "no ocsp_file on the listener, one on its sni[0]: that certificate's response" ||
+    fail "sni[0] of a listener without ocsp_file: $(cat plainsni.out)"
 # Past its nextUpdate (bounded: 9 s after it was made).
 while [ "$(date +%s)" -le $((short_made + 9)) ]; do sleep 0.2; done
 for i in 1 2; do
