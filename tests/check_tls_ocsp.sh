@@ -3,11 +3,12 @@
 # "tls" object and of its "sni" certificates), with a CA, leaves and a
 # delegated OCSP responder made by openssl at test time; responses made by
 # `openssl ocsp -index ... -respout` (good, revoked, unknown, for another
-# certificate, two statuses), one fetched over HTTP from `openssl ocsp
-# -port` at the URL the certificate names (as docs/operating.md fetches
-# them), and by tests/ocsp_make (expired, not yet valid, tryLater, signed by
+# certificate, two statuses, a SHA-256 cert id), one fetched over HTTP from
+# `openssl ocsp -port` at the URL the certificate names (as
+# docs/operating.md fetches them), and by tests/ocsp_make (expired, not yet valid, tryLater, signed by
 # another CA, signed by the CA itself, one expiring while the server runs):
-#   - wharfd -t: a good response passes and its nextUpdate is logged; one
+#   - wharfd -t: a good response passes (a SHA-1 or SHA-256 cert id, signed
+#     by the responder or by the CA) and its nextUpdate is logged; one
 #     expiring within a day is warned about; a missing, empty or garbage
 #     file, a response for another certificate, with two statuses, revoked,
 #     unknown, expired, not yet valid, not successful, signed by a
@@ -96,6 +97,9 @@ respond soon leaf 1
 respond later leaf 3
 respond revoked revoked 2
 respond unknown unknown 2
+openssl ocsp -sha256 -issuer ca.crt -cert leaf.crt -no_nonce -reqout sha256.req 2>/dev/null &&
+    openssl ocsp -index index.txt -rsigner responder.crt -rkey responder.key -CA ca.crt \
+        -reqin sha256.req -respout sha256.der -ndays 2 2>/dev/null
 openssl ocsp -issuer ca.crt -cert leaf.crt -cert second.crt -no_nonce -reqout two.req \
     2>/dev/null && openssl ocsp -index index.txt -rsigner responder.crt -rkey responder.key \
     -CA ca.crt -reqin two.req -respout two.der -ndays 2 2>/dev/null
@@ -104,7 +108,7 @@ openssl ocsp -issuer ca.crt -cert leaf.crt -cert second.crt -no_nonce -reqout tw
 "$make_resp" trylater.der trylater
 "$make_resp" stranger.der ca.crt leaf.crt stranger.crt stranger.key good -60 200000
 "$make_resp" byca.der ca.crt leaf.crt ca.crt ca.key good -60 200000
-for f in good good2 soon later revoked unknown two expired future trylater stranger byca; do
+for f in good good2 soon later revoked unknown two sha256 expired future trylater stranger byca; do
     if [ ! -s $f.der ]; then
         echo "FAIL: could not make the test response $f.der"
         exit 1
@@ -147,6 +151,9 @@ tok "-t: a good response, its nextUpdate logged" good.json \
     "listeners[0].tls.ocsp_file: $tmp/good.der: OCSP response (good) stapled until its nextUpdate, 20"
 ocsp byca.json byca.der
 tok "-t: a response signed by the CA itself" byca.json "$tmp/byca.der: OCSP response (good) stapled"
+ocsp sha256.json sha256.der
+tok "-t: a response whose cert id is hashed with SHA-256" sha256.json \
+    "$tmp/sha256.der: OCSP response (good) stapled"
 ocsp soon.json soon.der
 tok "-t: a response expiring within a day is warned about" soon.json \
     "WARN  soon.json: listeners[0].tls.ocsp_file: $tmp/soon.der: the OCSP response expires within a day (nextUpdate 20"
