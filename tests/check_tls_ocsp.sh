@@ -24,9 +24,12 @@
 #     none (its sni[] certificate with one sends that); a response whose
 #     nextUpdate passes while the server runs is no longer stapled, and
 #     that is logged once;
-#   - SIGHUP takes a new response file (new connections get its bytes); an
-#     expired one refuses the reload, naming the file, and the previous
-#     response keeps being stapled.
+#   - wharf_tls_ocsp_next_update_seconds per listener and certificate is the
+#     nextUpdate openssl reads in the file (promtool checks the scrape where
+#     it is installed);
+#   - SIGHUP takes a new response file (new connections get its bytes, the
+#     gauge its nextUpdate); an expired one refuses the reload, naming the
+#     file, and the previous response keeps being stapled.
 set -u
 build=$(cd "${WHARF_BUILDDIR:-.}" && pwd)
 wharfd=${WHARFD:-$build/wharfd} # WHARFD: a wrapper to run instead (valgrind)
@@ -228,13 +231,13 @@ assert t["ocsp_file"].endswith("/good.der"), t
 # ---- the server ----------------------------------------------------------------------
 ports=$(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 set -- $ports
-p_ocsp=$1 p_plain=$2 p_short=$3
-# short.der expires 8 s from now, while the server runs.
-"$make_resp" short.der ca.crt leaf.crt responder.crt responder.key good -60 8
+p_ocsp=$1 p_plain=$2 p_short=$3 p_metrics=$4
+# short.der expires 10 s from now, while the server runs.
+"$make_resp" short.der ca.crt leaf.crt responder.crt responder.key good -60 10
 short_made=$(date +%s)
 cat >w.json <<JSON
 {"workers": 2, "listeners": [
@@ -245,7 +248,8 @@ cat >w.json <<JSON
   "tls": {"cert": "leaf.chain", "key": "leaf.key",
           "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"}]}},
  {"name": "short", "port": $p_short, "handler": "echo",
-  "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "short.der"}}
+  "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "short.der"}},
+ {"name": "metrics", "port": $p_metrics, "handler": "metrics"}
 ]}
 JSON
 "$wharfd" -c w.json 2>server.log &
@@ -258,6 +262,22 @@ if ! grep -q "started:" server.log; then
     exit 1
 fi
 
+# nextupd DER-FILE: the response's nextUpdate as openssl prints it, in Unix time
+nextupd() {
+    openssl ocsp -respin "$1" -resp_text -noverify 2>/dev/null | python3 -c '
+import calendar, re, sys, time
+m = re.search(r"Next Update: (\w+ +\d+ [\d:]+ \d+) GMT", sys.stdin.read())
+print(calendar.timegm(time.strptime(" ".join(m.group(1).split()), "%b %d %H:%M:%S %Y")) if m else "")'
+}
+# gauge LISTENER CERTIFICATE: wharf_tls_ocsp_next_update_seconds of that pair ("" if none)
+gauge() {
+    python3 - "$p_metrics" "$1" "$2" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+want = 'wharf_tls_ocsp_next_update_seconds{listener="%s",certificate="%s"} ' % tuple(sys.argv[2:4])
+print("".join(l[len(want):] for l in text.splitlines() if l.startswith(want)))
+PY
+}
 # sc PORT ARGS...: one line through openssl s_client -msg, its whole output
 sc() {
     p=$1
@@ -289,7 +309,22 @@ certlen() { sed -n 's/^<<< TLS 1.3, Handshake \[length \([0-9a-f]*\)\], Certific
 
 sc "$p_short" -status -servername localhost >short1.out
 stapled short1.out short.der && ok "short.der stapled while it is valid" ||
-    fail "short.der before its nextUpdate: $(cat short1.out)"
+    fail "short.der, $(($(date +%s) - short_made)) s after it was made: $(cat short1.out)"
+g1=$(gauge ocsp cert) g2=$(gauge ocsp "sni[0]") g3=$(gauge plain cert) g4=$(gauge plain "sni[0]")
+if [ -n "$g1" ] && [ "$g1" = "$(nextupd good.der)" ] && [ "$g2" = "$(nextupd good2.der)" ] &&
+    [ -z "$g3" ] && [ "$g4" = "$(nextupd good2.der)" ]; then
+    ok "wharf_tls_ocsp_next_update_seconds: each certificate's nextUpdate ($g1, $g2; none without ocsp_file)"
+else
+    fail "wharf_tls_ocsp_next_update_seconds: $g1 $g2 '$g3' $g4, want $(nextupd good.der) $(nextupd good2.der)"
+fi
+if command -v promtool >/dev/null; then
+    python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+        "$p_metrics" >scrape.txt
+    promtool check metrics <scrape.txt >promtool.out 2>&1 &&
+        ok "promtool check metrics: the scrape with the gauge is valid" ||
+        fail "promtool: $(tail -n 5 promtool.out)"
+fi
 for v in 1_2 1_3; do
     tv=TLS1.${v#1_}
     sc "$p_ocsp" -tls$v -status -servername localhost >s$v.out
@@ -337,8 +372,8 @@ sc "$p_plain" -status -servername second.test >plainsni.out
 stapled plainsni.out good2.der &&
     ok "no ocsp_file on the listener, one on its sni[0]: that certificate's response" ||
     fail "sni[0] of a listener without ocsp_file: $(cat plainsni.out)"
-# Past its nextUpdate (bounded: 9 s after it was made).
-while [ "$(date +%s)" -le $((short_made + 9)) ]; do sleep 0.2; done
+# Past its nextUpdate (bounded: 11 s after it was made).
+while [ "$(date +%s)" -le $((short_made + 11)) ]; do sleep 0.2; done
 for i in 1 2; do
     out=$(sc "$p_short" -status -servername localhost)
     case $out in *"OCSP response: no response sent"*"hello"*) ;;
@@ -357,6 +392,9 @@ while [ $i -lt 100 ] && [ "$(grep -c "reloaded" server.log)" -lt 1 ]; do sleep 0
 sc "$p_ocsp" -tls1_3 -status -servername localhost >r1.out
 if grep -q "Cert Status: good" r1.out && stapled r1.out later.der; then
     ok "SIGHUP: a new connection gets the new response (later.der)"
+    g=$(gauge ocsp cert)
+    [ "$g" = "$(nextupd later.der)" ] && ok "after SIGHUP the gauge is later.der's nextUpdate" ||
+        fail "gauge after SIGHUP: $g, want $(nextupd later.der)"
 else
     fail "after SIGHUP: $(grep -i reload server.log) $(cat r1.out)"
 fi

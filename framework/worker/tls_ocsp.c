@@ -95,6 +95,15 @@ static const char *tls_ocsp_time(const ASN1_GENERALIZEDTIME *t, char *buf, size_
     return buf;
 }
 
+/* t as Unix time (0 when it cannot be read). */
+static time_t tls_ocsp_unix(const ASN1_GENERALIZEDTIME *t)
+{
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return timegm(&tm);
+}
+
 /* Seconds from now to t (negative: t is past). */
 static long tls_ocsp_from_now(const ASN1_GENERALIZEDTIME *t)
 {
@@ -266,7 +275,7 @@ bool tls_ocsp_use_file(SSL_CTX *ctx, const char *label, const char *name, char *
         goto out;
     }
     o->der = der, o->len = len, der = NULL;
-    o->next_update = next ? time(NULL) + left : 0;
+    o->next_update = next ? tls_ocsp_unix(next) : 0;
     if (SSL_CTX_set_ex_data(ctx, ocsp_index, o) != 1) {
         snprintf(why, whylen, "out of memory");
         goto out;
@@ -293,4 +302,14 @@ out:
     OCSP_RESPONSE_free(resp);
     free(der);
     return ok;
+}
+
+bool tls_ocsp_next_update(const SSL_CTX *ctx, time_t *when)
+{
+    pthread_once(&ocsp_once, tls_ocsp_init);
+    const struct tls_ocsp *o = ocsp_index >= 0 && ctx ? SSL_CTX_get_ex_data(ctx, ocsp_index) : NULL;
+    if (!o || !o->next_update)
+        return false;
+    *when = o->next_update;
+    return true;
 }

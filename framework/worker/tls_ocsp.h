@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct ssl_ctx_st;
 
@@ -35,5 +36,9 @@ struct ssl_ctx_st;
  */
 bool tls_ocsp_use_file(struct ssl_ctx_st *ctx, const char *label, const char *name, char *why,
                        size_t whylen);
+
+/* Whether ctx staples a response that has a nextUpdate; then its time into
+ * *when (Unix time).  Any thread. */
+bool tls_ocsp_next_update(const struct ssl_ctx_st *ctx, time_t *when);
 
 #endif
