@@ -379,7 +379,7 @@ for i in 1 2; do
     case $out in *"OCSP response: no response sent"*"hello"*) ;;
     *) fail "short.der past its nextUpdate, handshake $i: $out" ;; esac
 done
-n=$(grep -c "listeners\[2\].tls.ocsp_file: the OCSP response has expired (nextUpdate passed): it is no longer stapled" server.log)
+n=$(grep -c "listeners\[2\].tls.ocsp_file: $tmp/short.der: the OCSP response has expired (nextUpdate passed): it is no longer stapled" server.log)
 [ "$n" = 1 ] && ok "past its nextUpdate a response is no longer stapled, warned once" ||
     fail "expiry at run time: $n warnings: $(grep -i ocsp server.log)"
 

@@ -34,7 +34,7 @@ struct tls_ocsp {
     unsigned char *der;          /* the response as read */
     size_t len;
     time_t next_update;          /* 0: the response has none */
-    char *label;                 /* for the run-time warning */
+    char *label;                 /* "FILE: PATH: NAME", for the run-time warning */
     atomic_bool expired_said;    /* the expiry was logged */
 };
 
@@ -270,10 +270,12 @@ bool tls_ocsp_use_file(SSL_CTX *ctx, const char *label, const char *name, char *
     if (!tls_ocsp_check(ctx, resp, &bs, &next, why, whylen))
         goto out;
     long left = next ? tls_ocsp_from_now(next) : 0;
-    if (!(o = calloc(1, sizeof *o)) || !(o->label = strdup(label))) {
+    size_t llen = strlen(label) + strlen(name) + 3;
+    if (!(o = calloc(1, sizeof *o)) || !(o->label = malloc(llen))) {
         snprintf(why, whylen, "out of memory");
         goto out;
     }
+    snprintf(o->label, llen, "%s: %s", label, name);
     o->der = der, o->len = len, der = NULL;
     o->next_update = next ? tls_ocsp_unix(next) : 0;
     if (SSL_CTX_set_ex_data(ctx, ocsp_index, o) != 1) {
@@ -307,7 +309,8 @@ out:
 bool tls_ocsp_next_update(const SSL_CTX *ctx, time_t *when)
 {
     pthread_once(&ocsp_once, tls_ocsp_init);
-    const struct tls_ocsp *o = ocsp_index >= 0 && ctx ? SSL_CTX_get_ex_data(ctx, ocsp_index) : NULL;
+    const struct tls_ocsp *o =
+        ocsp_index >= 0 && ctx ? SSL_CTX_get_ex_data(ctx, ocsp_index) : NULL;
     if (!o || !o->next_update)
         return false;
     *when = o->next_update;
