@@ -21,7 +21,8 @@
 #     CertificateStatus in TLS 1.2; in TLS 1.3 the Certificate message is
 #     exactly the file's length + 8 bytes shorter); with SNI each
 #     certificate gets its own response; a listener without ocsp_file sends
-#     none (its sni[] certificate with one sends that); a response whose
+#     none (its sni[] certificate with one sends that, and an sni[]
+#     certificate without one none); a response whose
 #     nextUpdate passes while the server runs is no longer stapled, and
 #     that is logged once;
 #   - wharf_tls_ocsp_next_update_seconds per listener and certificate is the
@@ -243,7 +244,8 @@ cat >w.json <<JSON
 {"workers": 2, "listeners": [
  {"name": "ocsp", "port": $p_ocsp, "handler": "echo",
   "tls": {"cert": "leaf.chain", "key": "leaf.key", "ocsp_file": "serve.der",
-          "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"}]}},
+          "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"},
+                  {"cert": "unknown.chain", "key": "unknown.key"}]}},
  {"name": "plain", "port": $p_plain, "handler": "echo",
   "tls": {"cert": "leaf.chain", "key": "leaf.key",
           "sni": [{"cert": "second.chain", "key": "second.key", "ocsp_file": "good2.der"}]}},
@@ -365,6 +367,10 @@ for v in 1_2 1_3; do
         ok "SNI second.test, $tv: its own response (good2.der)" ||
         fail "SNI second.test, $tv: not good2.der's bytes"
 done
+out=$(sc "$p_ocsp" -status -servername unknown.test)
+case $out in *"OCSP response: no response sent"*"subject=CN = unknown.test"*"hello"*)
+    ok "an sni certificate without ocsp_file: no response (not the listener's)" ;;
+*) fail "sni[1] without ocsp_file: $out" ;; esac
 out=$(sc "$p_plain" -status -servername localhost)
 case $out in *"OCSP response: no response sent"*"hello"*) ok "no ocsp_file: no response sent" ;;
 *) fail "no ocsp_file: $out" ;; esac
