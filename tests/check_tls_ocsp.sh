@@ -22,9 +22,8 @@
 #     exactly the file's length + 8 bytes shorter); with SNI each
 #     certificate gets its own response; a listener without ocsp_file sends
 #     none (its sni[] certificate with one sends that, and an sni[]
-#     certificate without one none); a response whose
-#     nextUpdate passes while the server runs is no longer stapled, and
-#     that is logged once;
+#     certificate without one none); a response whose nextUpdate passes
+#     while the server runs is no longer stapled, and that is logged once;
 #   - wharf_tls_ocsp_next_update_seconds per listener and certificate is the
 #     nextUpdate openssl reads in the file (promtool checks the scrape where
 #     it is installed);
