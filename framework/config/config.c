@@ -325,12 +325,14 @@ void config_free(struct config *cfg)
         free(l->tls.cert);
         free(l->tls.key);
         free(l->tls.ca);
+        free(l->tls.ocsp_file);
         free(l->tls.ciphers);
         free(l->tls.ciphersuites);
         json_decref(l->tls.alpn_json);
         for (size_t j = 0; j < l->tls.nsni; j++) {
             free(l->tls.sni[j].cert);
             free(l->tls.sni[j].key);
+            free(l->tls.sni[j].ocsp_file);
         }
         free(l->tls.sni);
     }

@@ -54,6 +54,7 @@ enum config_tls_verify {
 struct config_tls_sni {
     char *cert;                 /* "cert": PEM chain file, absolute */
     char *key;                  /* "key": PEM private key file, absolute */
+    char *ocsp_file;            /* "ocsp_file": DER OCSP response to staple, or NULL */
 };
 
 /* "tls" (TCP): absent means plain TCP (on is false, every other field a
@@ -64,6 +65,7 @@ struct config_tls {
     char *cert;                 /* "cert": the certificate chain (PEM), leaf first */
     char *key;                  /* "key": its private key (PEM) */
     char *ca;                   /* "ca": CA certificates for client certificates */
+    char *ocsp_file;            /* "ocsp_file": DER OCSP response for cert, or NULL */
     int verify;                 /* "verify": enum config_tls_verify */
     int min_version, max_version; /* "min_version"/"max_version": 12 or 13 (TLS 1.2, 1.3) */
     char *ciphers;              /* "ciphers": OpenSSL cipher list (TLS 1.2) */

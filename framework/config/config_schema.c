@@ -448,7 +448,7 @@ static int set_handler(struct config_loader *ld, const struct config_key *k, con
     return config_path_file(ld, path, &l->handler);
 }
 
-/* A file of "tls" (cert, key, ca): made absolute like log_file. */
+/* A file of "tls" (cert, key, ca, ocsp_file): made absolute like log_file. */
 static int set_tls_file(struct config_loader *ld, const struct config_key *k, const json_t *v,
                         void *base, const char *path)
 {
@@ -710,6 +710,8 @@ static const struct config_key sni_keys[] = {
      .doc = "certificate chain (PEM), picked by the names it holds"},
     {.name = "key", .type = CONFIG_STRING, SNI(key), .set = set_tls_file, .expect = TLS_FILE,
      .doc = "its private key (PEM)"},
+    {.name = "ocsp_file", .type = CONFIG_STRING, SNI(ocsp_file), .set = set_tls_file,
+     .expect = TLS_FILE, .doc = "OCSP response (DER) stapled with this certificate"},
     {.name = NULL},
 };
 static const struct config_table sni_table = {sni_keys, check_sni};
@@ -721,6 +723,8 @@ static const struct config_key tls_keys[] = {
      .doc = "its private key (PEM); warned about when others may read it"},
     {.name = "ca", .type = CONFIG_STRING, TLS(ca), .set = set_tls_file, .expect = TLS_FILE,
      .doc = "CA certificates (PEM) that client certificates are verified against"},
+    {.name = "ocsp_file", .type = CONFIG_STRING, TLS(ocsp_file), .set = set_tls_file,
+     .expect = TLS_FILE, .doc = "OCSP response (DER) for cert, stapled to clients that ask"},
     {.name = "verify", .type = CONFIG_CHOICE, .def = "\"none\"", .choices = verify_choices,
      TLS(verify), .doc = "client certificates: not asked, verified if sent, required"},
     {.name = "min_version", .type = CONFIG_CHOICE, .def = "\"1.2\"",
@@ -747,7 +751,7 @@ static const struct config_key tls_keys[] = {
     {.name = "sni", .type = CONFIG_LIST, .offset = offsetof(struct config_listener, tls.sni),
      .size = sizeof(struct config_tls_sni),
      .count_offset = offsetof(struct config_listener, tls.nsni), .table = &sni_table,
-     .expect = "a non-empty array of {cert, key} objects",
+     .expect = "a non-empty array of {cert, key, ocsp_file} objects",
      .doc = "more certificates, picked by the client's server name"},
     {.name = NULL},
 };

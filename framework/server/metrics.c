@@ -22,6 +22,7 @@
 #include "process.h"
 #include "server.h"
 #include "tls_ctx.h"
+#include "tls_ocsp.h"
 #include "worker.h"
 
 /* A growable text buffer; on ENOMEM it stays NULL and the rest is skipped. */
@@ -238,6 +239,23 @@ static void metrics_tls(struct metrics_text *t, const struct generation *g)
             n += atomic_load_explicit(&l->stats->workers[wi].tls_resumed, memory_order_relaxed);
         metrics_printf(t, "wharf_tls_sessions_resumed_total{listener=\"%s\"} %llu\n",
                        metrics_label(l->cfg->name, name, sizeof name), (unsigned long long)n);
+    }
+    metrics_head(t, "wharf_tls_ocsp_next_update_seconds", "gauge",
+                 "nextUpdate of the OCSP response stapled with a certificate (ocsp_file), "
+                 "Unix time.");
+    for (unsigned i = 0; i < g->nlisteners; i++) {
+        const struct listener *l = &g->listeners[i];
+        time_t when;
+        if (!l->tls)
+            continue;
+        metrics_label(l->cfg->name, name, sizeof name);
+        if (tls_ocsp_next_update(l->tls->ctx, &when))
+            metrics_printf(t, "wharf_tls_ocsp_next_update_seconds{listener=\"%s\","
+                              "certificate=\"cert\"} %lld\n", name, (long long)when);
+        for (size_t j = 0; j < l->tls->nsni; j++)
+            if (tls_ocsp_next_update(l->tls->sni[j], &when))
+                metrics_printf(t, "wharf_tls_ocsp_next_update_seconds{listener=\"%s\","
+                                  "certificate=\"sni[%zu]\"} %lld\n", name, j, (long long)when);
     }
     metrics_head(t, "wharf_tls_handshakes_failed_total", "counter",
                  "TLS handshakes that failed, by reason.");

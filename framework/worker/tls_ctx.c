@@ -2,8 +2,9 @@
  * tls_ctx.c - building a TLS listener's OpenSSL contexts from its config
  * (see tls_ctx.h): versions, ciphers, certificates and keys checked one by
  * one so that a refusal names the file and the reason, client certificate
- * verification, ALPN, the session cache and tickets, and the choice of
- * certificate by server name (SNI).
+ * verification, ALPN, the session cache and tickets, the choice of
+ * certificate by server name (SNI) and each certificate's stapled OCSP
+ * response (tls_ocsp.c).
  *
  * The settings every context gets, whatever the config: no compression, no
  * renegotiation, the server's cipher order, partial writes with a moving
@@ -26,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "tls_ocsp.h"
 
 const char *tls_ctx_error(char *buf, size_t len, const char *fallback)
 {
@@ -231,6 +233,23 @@ static bool tls_ctx_use_cert(SSL_CTX *ctx, const char *file, const struct config
     return true;
 }
 
+/* Staples the "ocsp_file" (key: "ocsp_file" or "sni[i].ocsp_file") on ctx,
+ * whose certificate is loaded; none given is fine.  Returns true, or false
+ * with the message in err. */
+static bool tls_ctx_use_ocsp(SSL_CTX *ctx, const char *file, const struct config_listener *cfg,
+                             const char *ocsp_key, const char *name, char *err, size_t errlen)
+{
+    char why[512], label[256];
+    if (!name)
+        return true;
+    snprintf(label, sizeof label, "%s: %s.tls.%s", file, cfg->path, ocsp_key);
+    if (!tls_ocsp_use_file(ctx, label, name, why, sizeof why)) {
+        tls_ctx_fail(err, errlen, file, cfg, ocsp_key, name, why);
+        return false;
+    }
+    return true;
+}
+
 /* ALPN: the first of the server's protocols that the client offers; none
  * in common goes on without ALPN (as nginx does). */
 static int tls_ctx_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -343,7 +362,8 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *cfg, const char *file,
         return NULL;
     }
     if (!(t->ctx = tls_ctx_base(cfg, file, err, errlen)) ||
-        !tls_ctx_use_cert(t->ctx, file, cfg, "cert", tc->cert, "key", tc->key, err, errlen))
+        !tls_ctx_use_cert(t->ctx, file, cfg, "cert", tc->cert, "key", tc->key, err, errlen) ||
+        !tls_ctx_use_ocsp(t->ctx, file, cfg, "ocsp_file", tc->ocsp_file, err, errlen))
         goto fail;
     SSL_CTX *ctx = t->ctx;
     tls_ctx_ciphers(t, tc);
@@ -381,14 +401,16 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *cfg, const char *file,
     if (t->alpn)
         SSL_CTX_set_alpn_select_cb(ctx, tls_ctx_alpn_select, t);
     for (size_t i = 0; i < tc->nsni; i++) {
-        char ckey[32], kkey[32];
+        char ckey[32], kkey[32], okey[40];
         snprintf(ckey, sizeof ckey, "sni[%zu].cert", i);
         snprintf(kkey, sizeof kkey, "sni[%zu].key", i);
+        snprintf(okey, sizeof okey, "sni[%zu].ocsp_file", i);
         if (!(t->sni[i] = tls_ctx_base(cfg, file, err, errlen)))
             goto fail;
         t->nsni = i + 1;
         if (!tls_ctx_use_cert(t->sni[i], file, cfg, ckey, tc->sni[i].cert, kkey,
-                              tc->sni[i].key, err, errlen))
+                              tc->sni[i].key, err, errlen) ||
+            !tls_ctx_use_ocsp(t->sni[i], file, cfg, okey, tc->sni[i].ocsp_file, err, errlen))
             goto fail;
         /* After the switch the connection verifies with the new context's
          * store and mode: the same as the listener's. */

@@ -47,7 +47,7 @@ struct tls_ctx {
  * Makes the contexts of listener config `cfg` (cfg->tls.on) into a new
  * tls_ctx: reads and checks every certificate and key (readable, parsed,
  * the key matches, the leaf is valid now: not expired, not yet valid), the
- * CA file, the cipher lists.  Warns (log) when a key file may be read by
+ * OCSP response files (tls_ocsp.h), the CA file, the cipher lists.  Warns (log) when a key file may be read by
  * group or others.  Returns it, or NULL with "FILE: listeners[i].tls.cert:
  * PATH: reason" in err (file = the config file's name; the reason is
  * OpenSSL's or the system's).
