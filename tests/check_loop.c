@@ -972,6 +972,31 @@ static void recv_close(struct recv_w *r)
         close(r->peer);
 }
 
+/* Turns lp (at most `turns` times) until every watcher of r[0..n) has seen
+ * the end of its stream, the peers writing what their sockets take of the
+ * rest each turn (pieces of varied sizes below `vary`, or of 8 KiB when 0);
+ * then checks that each got every byte unchanged and one end of stream, and
+ * closes it. */
+static void recv_finish(struct loop *lp, struct recv_w *r, int n, int turns, size_t vary)
+{
+    for (int turn = 0; turn < turns; turn++) {
+        bool done = true;
+        for (int k = 0; k < n; k++) {
+            recv_feed(&r[k], vary ? 1 + (size_t)(turn * 977 + k * 131) % vary : 8192, true);
+            done &= r[k].eofs > 0;
+        }
+        if (done)
+            break;
+        loop_run_once(lp);
+    }
+    for (int k = 0; k < n; k++) {
+        ck_assert_uint_eq(r[k].got, r[k].want);
+        ck_assert_int_eq(r[k].bad, 0);
+        ck_assert_int_eq(r[k].eofs, 1);
+        recv_close(&r[k]);
+    }
+}
+
 /* Every byte, in order, then the end of the stream once, whatever the
  * sizes of the writes and the reads, on both backends. */
 START_TEST(loop_recv_reads_every_byte_in_order_on_both_backends)
@@ -989,22 +1014,7 @@ START_TEST(loop_recv_reads_every_byte_in_order_on_both_backends)
             recv_open(&r[k], &lp, k, k == 0 ? 3000 : 300000);
             r[k].take = takes[k];
         }
-        for (int turn = 0; turn < 200000; turn++) {
-            bool done = true;
-            for (int k = 0; k < N; k++) {
-                recv_feed(&r[k], 1 + (size_t)(turn * 977 + k * 131) % 5000, true);
-                done &= r[k].eofs > 0;
-            }
-            if (done)
-                break;
-            loop_run_once(&lp);
-        }
-        for (int k = 0; k < N; k++) {
-            ck_assert_uint_eq(r[k].got, r[k].want);
-            ck_assert_int_eq(r[k].bad, 0);
-            ck_assert_int_eq(r[k].eofs, 1);
-            recv_close(&r[k]);
-        }
+        recv_finish(&lp, r, N, 200000, 5000);
         loop_destroy(&lp);
     }
 }
@@ -1078,22 +1088,7 @@ START_TEST(dry_buffer_ring_is_backpressure_not_loss)
     ck_assert_uint_gt(lp.recv_dry, 0);
     for (int k = 0; k < N; k++)
         r[k].take = 100 + (size_t)k * 997 % 30000;
-    for (int turn = 0; turn < 100000; turn++) {
-        bool done = true;
-        for (int k = 0; k < N; k++) {
-            recv_feed(&r[k], 8192, true);
-            done &= r[k].eofs > 0;
-        }
-        if (done)
-            break;
-        loop_run_once(&lp);
-    }
-    for (int k = 0; k < N; k++) {
-        ck_assert_uint_eq(r[k].got, r[k].want);
-        ck_assert_int_eq(r[k].bad, 0);
-        ck_assert_int_eq(r[k].eofs, 1);
-        recv_close(&r[k]);
-    }
+    recv_finish(&lp, r, N, 100000, 0);
     loop_destroy(&lp);
 }
 END_TEST

@@ -30,22 +30,10 @@
 #   - SIGHUP takes a new response file (new connections get its bytes, the
 #     gauge its nextUpdate); an expired one refuses the reload, naming the
 #     file, and the previous response keeps being stapled.
-set -u
-build=$(cd "${WHARF_BUILDDIR:-.}" && pwd)
+. "$(dirname "$0")/lib/common.sh"
+build=$(cd "$build" && pwd) # the suite works in $tmp
 wharfd=${WHARFD:-$build/wharfd} # WHARFD: a wrapper to run instead (valgrind)
 make_resp=$build/tests/ocsp_make
-tmp=$(mktemp -d)
-pid=
-passed=0
-failed=0
-cleanup() {
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    [ -n "${KEEP:-}" ] && cp -r "$tmp" /tmp/ocsp-keep
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
 for tool in openssl python3; do
     if ! command -v $tool >/dev/null; then
         echo "SKIP: $tool is needed (Debian packages openssl, python3)"
@@ -255,12 +243,9 @@ cat >w.json <<JSON
 JSON
 "$wharfd" -c w.json 2>server.log &
 pid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q "started:" server.log; do sleep 0.05; i=$((i + 1)); done
-if ! grep -q "started:" server.log; then
+if ! wait_file server.log "started:"; then
     fail "wharfd did not start: $(cat server.log)"
-    echo "$passed passed, $failed failed"
-    exit 1
+    finish
 fi
 
 # nextupd DER-FILE: the response's nextUpdate as openssl prints it, in Unix time
@@ -272,12 +257,11 @@ print(calendar.timegm(time.strptime(" ".join(m.group(1).split()), "%b %d %H:%M:%
 }
 # gauge LISTENER CERTIFICATE: wharf_tls_ocsp_next_update_seconds of that pair ("" if none)
 gauge() {
-    python3 - "$p_metrics" "$1" "$2" <<'PY'
-import sys, urllib.request
-text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
-want = 'wharf_tls_ocsp_next_update_seconds{listener="%s",certificate="%s"} ' % tuple(sys.argv[2:4])
-print("".join(l[len(want):] for l in text.splitlines() if l.startswith(want)))
-PY
+    want="wharf_tls_ocsp_next_update_seconds{listener=\"$1\",certificate=\"$2\"} "
+    scrape "$p_metrics" | while IFS= read -r l; do
+        case $l in "$want"*) printf '%s' "${l#"$want"}" ;; esac
+    done
+    echo
 }
 # sc PORT ARGS...: one line through openssl s_client -msg, its whole output
 sc() {
@@ -421,5 +405,4 @@ wait "$pid"
 rc=$?
 pid=
 [ "$rc" = 0 ] && ok "wharfd stopped cleanly" || fail "wharfd exit status $rc"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
