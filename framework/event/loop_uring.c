@@ -281,7 +281,12 @@ static bool uring_bufs(struct loop_uring *u)
         return false;
     void *br = mmap(NULL, URING_BUFS * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
                     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-    u->bufs = malloc((size_t)URING_BUFS * URING_BUF_SIZE);
+    /* Mapped, not allocated: pages are taken only as the kernel writes
+     * them, and tools that track initialised memory (valgrind) see what
+     * the kernel wrote as defined. */
+    void *bufs = mmap(NULL, (size_t)URING_BUFS * URING_BUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    u->bufs = bufs == MAP_FAILED ? NULL : bufs;
     u->binfo = calloc(URING_BUFS, sizeof *u->binfo);
     if (br != MAP_FAILED && u->bufs && u->binfo) {
         io_uring_buf_ring_init(br);
@@ -294,7 +299,8 @@ static bool uring_bufs(struct loop_uring *u)
     if (!u->br) { /* before 5.19, or out of memory: every watcher polls */
         if (br != MAP_FAILED)
             munmap(br, URING_BUFS * sizeof(struct io_uring_buf));
-        free(u->bufs);
+        if (u->bufs)
+            munmap(u->bufs, (size_t)URING_BUFS * URING_BUF_SIZE);
         free(u->binfo);
         u->bufs = NULL;
         u->binfo = NULL;
@@ -606,7 +612,8 @@ static void uring_destroy(struct loop *lp)
         io_uring_queue_exit(&u->ring);
     if (u->br)
         munmap(u->br, URING_BUFS * sizeof(struct io_uring_buf));
-    free(u->bufs);
+    if (u->bufs)
+        munmap(u->bufs, (size_t)URING_BUFS * URING_BUF_SIZE);
     free(u->binfo);
     loop_epoll_set_free(u->aside);
     free(u->slots);
