@@ -1056,6 +1056,10 @@ START_TEST(held_bytes_follow_the_level_contract_on_both_backends)
             loop_run_once(&lp);
         ck_assert_int_eq(r.calls, before); /* all read: quiet */
         recv_close(&r);
+        char c;
+        errno = 0;
+        ck_assert_int_eq(loop_recv(&lp, &r.w, &c, 1), -1); /* unregistered */
+        ck_assert_int_eq(errno, EBADF);
         loop_destroy(&lp);
     }
 }

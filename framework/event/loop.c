@@ -175,6 +175,10 @@ int loop_modify(struct loop *lp, struct loop_watcher *w, uint32_t events)
 
 ssize_t loop_recv(struct loop *lp, struct loop_watcher *w, void *p, size_t len)
 {
+    if (w->fd < 0) { /* not registered (any more) */
+        errno = EBADF;
+        return -1;
+    }
     if (lp->backend->recv)
         return lp->backend->recv(lp, w, p, len);
     return recv(w->fd, p, len, 0);

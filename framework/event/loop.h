@@ -224,7 +224,8 @@ int loop_watch(struct loop *lp, struct loop_watcher *w, int fd, uint32_t events,
  * nothing is there).  A watcher that asks for LOOP_RECV in its interest
  * reads only through loop_recv: the backend may then receive ahead (see
  * "Receives"), and bytes it holds make the watcher ready for LOOP_IN as
- * unread bytes in the socket do.  Any watcher may use it.
+ * unread bytes in the socket do.  Any registered watcher may use it; one
+ * that is not gets -1 with EBADF.
  */
 ssize_t loop_recv(struct loop *lp, struct loop_watcher *w, void *p, size_t len);
 /* Changes the interest: recorded now, told to the kernel before the next

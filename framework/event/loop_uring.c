@@ -472,6 +472,8 @@ static bool uring_any_ready(const struct loop_uring *u)
 static ssize_t uring_recv(struct loop *lp, struct loop_watcher *w, void *p, size_t len)
 {
     struct loop_uring *u = lp->be;
+    if (w->slot >= u->nslots || u->slots[w->slot].w != w)
+        return recv(w->fd, p, len, 0); /* not this loop's: no slot of its own */
     struct uring_slot *s = &u->slots[w->slot];
     if (s->nheld > 0) {
         size_t n = 0;
