@@ -458,7 +458,8 @@ static void uring_take_recv(struct loop *lp, struct loop_uring *u, const struct 
     }
 }
 
-/* Whether a watcher on the ready list wants to be called. */
+/* Whether a watcher on the ready list wants to be called (one that does
+ * not is taken off the list by the next dispatch). */
 static bool uring_any_ready(const struct loop_uring *u)
 {
     for (uint32_t i = u->ready_head; i != SLOT_NONE; i = u->slots[i].ready_next)
@@ -687,6 +688,8 @@ static int uring_apply_one(struct loop *lp, struct loop_uring *u, struct loop_wa
     struct uring_slot *s = &u->slots[w->slot];
     if (w->events != w->kernel)
         lp->kernel_changes++; /* a change, not a re-arm */
+    if ((w->events & LOOP_IN) && (s->nheld > 0 || (w->state & URING_EOF) || s->rerr))
+        uring_ready_add(u, w->slot); /* held bytes, end or error to report */
     if (w->state & URING_ASIDE) {
         uring_cancel_recv(u, w); /* epoll reports, loop_recv reads */
         return w->events == w->kernel ? 0 : loop_epoll_set_mod(u->aside, w);
@@ -803,8 +806,9 @@ static int uring_move_aside(struct loop *lp, struct loop_uring *u, struct loop_w
 }
 
 /* Calls, once each, the watchers on the ready list that want LOOP_IN: they
- * hold bytes, or their recv found the end of the stream or an error.
- * Returns how many were called. */
+ * hold bytes, or their recv found the end of the stream or an error; takes
+ * off it those that do not want LOOP_IN now.  Returns how many were
+ * called. */
 static int uring_dispatch_ready(struct loop_uring *u)
 {
     int ready = 0;
@@ -816,12 +820,12 @@ static int uring_dispatch_ready(struct loop_uring *u)
             break; /* round the list once */
         s->ready_turn = u->turn;
         uring_ready_del(u, i);
-        uring_ready_add(u, i); /* to the tail; loop_recv takes it off once read */
         struct loop_watcher *w = s->w;
-        if (w->events & LOOP_IN) {
-            ready++;
-            w->fn(w, LOOP_IN);
-        }
+        if (!(w->events & LOOP_IN))
+            continue; /* parked: uring_apply_one puts it back when it wants input */
+        uring_ready_add(u, i); /* to the tail; loop_recv takes it off once read */
+        ready++;
+        w->fn(w, LOOP_IN);
     }
     return ready;
 }
