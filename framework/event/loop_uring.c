@@ -713,10 +713,13 @@ static int uring_apply_one(struct loop *lp, struct loop_uring *u, struct loop_wa
         rc = uring_arm(u, w, bits);
     if (rwant && !(w->state & URING_RECV)) {
         int rrc = uring_arm_recv(u, w);
-        if (rrc == -ENOBUFS && !(w->state & URING_ARMED))
-            rc = uring_arm(u, w, bits | LOOP_IN); /* no ring: a poll after all */
-        else if (rrc < 0)
+        if (rrc == -ENOBUFS) { /* no ring could be made: a poll serves LOOP_IN after all */
+            if (w->state & URING_ARMED)
+                uring_cancel(u, w);
+            rc = uring_arm(u, w, bits | LOOP_IN);
+        } else if (rrc < 0) {
             rc = rrc;
+        }
     } else if (!rwant) {
         uring_cancel_recv(u, w);
     }
