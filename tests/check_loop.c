@@ -1121,6 +1121,52 @@ START_TEST(unwatched_watcher_gives_its_buffers_back)
 }
 END_TEST
 
+/* io_uring where no buffer ring can be made (a kernel before 5.19, or no
+ * memory for one; the test hook WHARF_URING_NO_BUFS makes it so): every
+ * watcher reads through a poll and recv(2), every byte in order.  That
+ * includes the watcher whose change is applied first (the change list is
+ * LIFO: the last opened), which finds the ring missing after its poll was
+ * armed for LOOP_OUT alone: the poll is armed again for both, or it would
+ * wait for a writability that never comes. */
+START_TEST(no_buffer_ring_means_polls_and_every_byte_still_arrives)
+{
+    enum loop_io io[2];
+    if (backends(io) < 2)
+        return;
+    setenv("WHARF_URING_NO_BUFS", "1", 1);
+    struct loop lp;
+    ck_assert_int_eq(loop_init_io(&lp, 4, 1, LOOP_IO_URING), 0);
+    loop_set_busy(&lp, 1);
+    enum { N = 4 };
+    struct recv_w r[N];
+    for (int k = 0; k < N; k++) {
+        static const size_t takes[N] = {7, 100, 4096, 65536};
+        recv_open(&r[k], &lp, k, 200000);
+        r[k].take = takes[k];
+    }
+    /* r[N - 1]'s own sending side is full (its peer never reads), so its
+     * LOOP_OUT poll stays pending: only LOOP_IN can bring its bytes. */
+    char fill[4096] = {0};
+    while (write(r[N - 1].fd, fill, sizeof fill) > 0)
+        ;
+    loop_modify(&lp, &r[N - 1].w, LOOP_IN | LOOP_OUT | LOOP_RECV);
+    for (int turn = 0; turn < 100000 && r[N - 1].got < r[N - 1].want; turn++) {
+        for (int k = 0; k < N; k++)
+            recv_feed(&r[k], 3000, false);
+        loop_run_once(&lp);
+    }
+    ck_assert_uint_eq(r[N - 1].got, r[N - 1].want);
+    /* Its peer takes the filler, so that its close is a clean end (a unix
+     * socket closed with unread bytes resets its peer). */
+    while (read(r[N - 1].peer, fill, sizeof fill) > 0)
+        ;
+    recv_finish(&lp, r, N, 100000, 3000);
+    ck_assert_uint_eq(lp.recv_dry, 0);
+    loop_destroy(&lp);
+    unsetenv("WHARF_URING_NO_BUFS");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loop");
@@ -1151,6 +1197,7 @@ int main(void)
     tcase_add_test(be, held_bytes_follow_the_level_contract_on_both_backends);
     tcase_add_test(be, dry_buffer_ring_is_backpressure_not_loss);
     tcase_add_test(be, unwatched_watcher_gives_its_buffers_back);
+    tcase_add_test(be, no_buffer_ring_means_polls_and_every_byte_still_arrives);
     suite_add_tcase(s, be);
     return check_run(s);
 }

@@ -74,7 +74,9 @@
  * its socket had them.  A watcher holds at most a few buffers (its
  * receive stops until it reads); when the ring runs dry the watcher goes
  * back to a poll and recv(2) until buffers are back.  No byte is lost or
- * reordered either way.
+ * reordered either way.  Where no ring can be made (before Linux 5.19, or
+ * out of memory; the test hook WHARF_URING_NO_BUFS makes it so) every
+ * watcher polls and reads with recv(2).
  *
  * Hand-off wake-ups.  Posts (loop_post) wake the loop's thread through the
  * mailbox's eventfd only while that thread sleeps in the wait: before a
