@@ -219,6 +219,70 @@ START_TEST(output_budget_closes_the_worst_offenders_only)
 }
 END_TEST
 
+/* Many clients that send and never read: their output stops at the high
+ * watermark, then their input is left unread (on io_uring each may hold
+ * receive buffers of the worker's ring, and together they can hold more
+ * than the ring has: the ring runs dry and the worker reads by polls).  A
+ * client that reads is still answered at once, byte for byte, and when the
+ * others read at last each gets back every byte it sent, in order. */
+START_TEST(many_clients_that_never_read_lose_nothing_and_starve_no_one)
+{
+    struct tserver *t = tserver_start(
+        "{\"workers\": 1, \"listeners\": [{\"port\": 0, \"handler\": \"echo\", "
+        "\"timeouts\": {\"idle_ms\": 0, \"write_ms\": 0}, "
+        "\"send_buffer\": 65536, \"recv_buffer\": 131072, "
+        "\"buffers\": {\"high_watermark\": 65536, \"low_watermark\": 16384}}]}");
+    int port = tserver_port(t, 0);
+    enum { N = 120, EACH = 1 << 20 };
+    static unsigned char data[EACH], back[EACH];
+    fill_pattern(data, EACH, 5);
+    static int fds[N];
+    static size_t sent[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = tcp_connect("127.0.0.1", port);
+        ck_assert_int_ge(fds[i], 0);
+        /* Fixed socket buffers on both sides, so that the server pauses
+         * well before a client's 1 MiB is out.  (No small SO_RCVBUF: a
+         * receive window far below loopback's 64 KiB MSS opens again only
+         * by the sender's zero-window probes, whose backoff would stall
+         * the read-back for seconds.) */
+        int snd = 65536;
+        setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+        sent[i] = 0;
+        /* What the sockets take now, and once more after a moment. */
+        for (int round = 0; round < 2 && sent[i] < EACH; round++) {
+            ssize_t w;
+            while (sent[i] < EACH &&
+                   (w = send(fds[i], data + sent[i], EACH - sent[i],
+                             MSG_NOSIGNAL | MSG_DONTWAIT)) > 0)
+                sent[i] += (size_t)w;
+            usleep(2000);
+        }
+        ck_assert_uint_gt(sent[i], 65536); /* past the watermark */
+        ck_assert_uint_lt(sent[i], EACH);  /* and the server paused */
+    }
+    int good = tcp_connect("127.0.0.1", port);
+    uint64_t start = now_ms();
+    for (int k = 0; k < 200; k++) {
+        unsigned char msg[3000];
+        size_t len = 1 + (size_t)k * 131 % sizeof msg;
+        fill_pattern(msg, len, 100 + (unsigned)k);
+        ck_assert_uint_eq(echo_roundtrip(good, msg, len, 3000), len);
+    }
+    ck_assert_msg(now_ms() - start < 5000, "200 echoes took %llu ms",
+                  (unsigned long long)(now_ms() - start));
+    for (int i = 0; i < N; i++) {
+        ck_assert_uint_eq(recv_exact(fds[i], back, sent[i], 10000), sent[i]);
+        ck_assert_msg(memcmp(back, data, sent[i]) == 0, "client %d: bytes differ", i);
+        close(fds[i]);
+    }
+    close(good);
+    struct wharf_listener_stats st = tserver_stats(t, 0);
+    ck_assert_uint_eq(st.closed[WHARF_CLOSE_LIMIT] + st.closed[WHARF_CLOSE_ERROR], 0);
+    tserver_stop(t);
+}
+END_TEST
+
 START_TEST(client_that_never_reads_holds_about_the_watermark)
 {
     struct tserver *t = tserver_start(
@@ -961,6 +1025,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, shutdown_closes_idle_keepalive_clients_at_once);
     tcase_add_test(tc, shutdown_waits_for_connections_that_finish);
     tcase_add_test(tc, client_that_never_reads_holds_about_the_watermark);
+    tcase_add_test(tc, many_clients_that_never_read_lose_nothing_and_starve_no_one);
     tcase_add_test(tc, output_budget_closes_the_worst_offenders_only);
     tcase_add_test(tc, on_drain_follows_a_slow_reader);
     tcase_add_test(tc, max_input_cuts_off_hostile_client_only);
