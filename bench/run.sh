@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh - wharfd side by side with the echo servers users would otherwise pick.
 #
-# Builds wharfd and wharf-load (out of tree), builds two reference servers with cc -O2
+# Builds wharfd and wharf-load (out of tree), builds the reference servers with cc -O2
 # (bench/ref_epoll_echo.c: a minimal single-threaded epoll TCP echo, the floor for CPU per
-# message and memory per connection; bench/ref_udp_echo.c: a recvmmsg/sendmmsg UDP echo),
+# message and memory per connection; bench/ref_udp_echo.c: a recvmmsg/sendmmsg UDP echo;
+# and the io_uring ones, bench/ref_uring_echo.c for TCP, bench/ref_udp_uring_echo.c for UDP),
 # runs the same wharf-load workloads against every server in one run, prints a table (rate,
 # p50/p99 latency, server CPU per message and CPU use, RSS per connection, each figure's
 # ratio to wharfd) and checks wharfd against its targets (docs/performance.md).
