@@ -234,5 +234,5 @@ int main(int argc, char **argv)
 {
     static struct server_thread threads[REF_MAX];
 
-    return ref_main(argc, argv, "ref_epoll_echo", SOCK_NONBLOCK, threads, sizeof threads[0], serve);
+    return ref_main(argc, argv, "ref_epoll_echo", SOCK_STREAM, SOCK_NONBLOCK, threads, sizeof threads[0], serve);
 }

@@ -1,8 +1,9 @@
 /*
- * ref_main.h - what the TCP reference servers (ref_epoll_echo.c, ref_uring_echo.c) share:
- * their command line, their listening sockets (one per port and thread, SO_REUSEPORT when
- * there are several threads), their threads and their lifetime (SIGINT, SIGTERM or -l
- * SECONDS). Included by both; each is built on its own (cc -O2 -pthread ref_X.c), so
+ * ref_main.h - what the threaded reference servers (ref_epoll_echo.c, ref_uring_echo.c, TCP;
+ * ref_udp_uring_echo.c, UDP) share: their command line, their sockets (one per port and
+ * thread, SO_REUSEPORT when there are several threads; listening sockets for TCP, bound
+ * datagram sockets for UDP), their threads and their lifetime (SIGINT, SIGTERM or -l
+ * SECONDS). Included by each; each is built on its own (cc -O2 -pthread ref_X.c), so
  * everything here is static.
  *
  *   NAME [-a ADDR] [-p PORT] [-n LISTENERS] [-t THREADS] [-l SECONDS]
@@ -27,7 +28,7 @@
 /* The start of each server's per-thread struct. */
 struct ref_thread {
     pthread_t thread;
-    int lfd[REF_MAX], nl; /* its listening sockets */
+    int lfd[REF_MAX], nl; /* its listening (TCP) or bound (UDP) sockets */
 };
 
 static volatile sig_atomic_t stop;
@@ -45,13 +46,15 @@ static void ref_fail(const char *name, const char *what, int err)
     exit(1);
 }
 
-/* Parses the command line, opens the listening sockets (socket(2) flags sock_flags) into
- * the threads (an array of structs `stride` bytes apart, each starting with a struct
- * ref_thread), prints "listening on tcp ADDR:PORT" for each port, runs serve on every
- * thread (the first on this one) and returns main's exit status. */
-static int ref_main(int argc, char **argv, const char *name, int sock_flags, void *threads,
-                    size_t stride, void *(*serve)(void *))
+/* Parses the command line, opens the sockets (type SOCK_STREAM, listening, or SOCK_DGRAM,
+ * bound; socket(2) flags sock_flags) into the threads (an array of structs `stride` bytes
+ * apart, each starting with a struct ref_thread), prints "listening on tcp ADDR:PORT" (or
+ * udp) for each port, runs serve on every thread (the first on this one) and returns main's
+ * exit status. */
+static int ref_main(int argc, char **argv, const char *name, int type, int sock_flags,
+                    void *threads, size_t stride, void *(*serve)(void *))
 {
+    const char *proto = type == SOCK_DGRAM ? "udp" : "tcp";
     const char *addr = "127.0.0.1";
     int port = 0, lifetime = 900, nl = 1, nt = 1, opt, one = 1;
     struct sockaddr_in sin = {.sin_family = AF_INET};
@@ -90,7 +93,7 @@ static int ref_main(int argc, char **argv, const char *name, int sock_flags, voi
         int bound = port ? port + i : 0;
 
         for (int k = 0; k < nt; k++) {
-            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | sock_flags, 0);
+            int fd = socket(AF_INET, type | SOCK_CLOEXEC | sock_flags, 0);
 
             if (fd < 0)
                 ref_fail(name, "socket", errno);
@@ -100,7 +103,7 @@ static int ref_main(int argc, char **argv, const char *name, int sock_flags, voi
             sin.sin_port = htons((uint16_t)bound);
             if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
                 ref_fail(name, "bind", errno);
-            if (listen(fd, 511) != 0) /* wharfd's default backlog */
+            if (type == SOCK_STREAM && listen(fd, 511) != 0) /* wharfd's default backlog */
                 ref_fail(name, "listen", errno);
             slen = sizeof(sin);
             if (getsockname(fd, (struct sockaddr *)&sin, &slen) != 0)
@@ -108,7 +111,7 @@ static int ref_main(int argc, char **argv, const char *name, int sock_flags, voi
             bound = ntohs(sin.sin_port);
             REF_THREAD(k)->lfd[REF_THREAD(k)->nl++] = fd;
         }
-        fprintf(stderr, "listening on tcp %s:%u\n", addr, (unsigned)bound);
+        fprintf(stderr, "listening on %s %s:%u\n", proto, addr, (unsigned)bound);
     }
 
     deadline = time(NULL) + lifetime;

@@ -208,5 +208,5 @@ int main(int argc, char **argv)
 {
     static struct server_thread threads[REF_MAX];
 
-    return ref_main(argc, argv, "ref_uring_echo", 0, threads, sizeof threads[0], serve);
+    return ref_main(argc, argv, "ref_uring_echo", SOCK_STREAM, 0, threads, sizeof threads[0], serve);
 }

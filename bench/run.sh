@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh - wharfd side by side with the echo servers users would otherwise pick.
 #
-# Builds wharfd and wharf-load (out of tree), builds two reference servers with cc -O2
+# Builds wharfd and wharf-load (out of tree), builds the reference servers with cc -O2
 # (bench/ref_epoll_echo.c: a minimal single-threaded epoll TCP echo, the floor for CPU per
-# message and memory per connection; bench/ref_udp_echo.c: a recvmmsg/sendmmsg UDP echo),
+# message and memory per connection; bench/ref_udp_echo.c: a recvmmsg/sendmmsg UDP echo;
+# and the io_uring ones, bench/ref_uring_echo.c for TCP, bench/ref_udp_uring_echo.c for UDP),
 # runs the same wharf-load workloads against every server in one run, prints a table (rate,
 # p50/p99 latency, server CPU per message and CPU use, RSS per connection, each figure's
 # ratio to wharfd) and checks wharfd against its targets (docs/performance.md).
@@ -17,7 +18,7 @@
 #                        least disturbed one (see below) (default 2)
 #   --servers LIST       comma-separated subset of wharfd,ref,node,asyncio,threading
 #                        (default all of these; wharfd always runs; one not installed
-#                        shows "-"), plus ref-uring,wharfd-epoll,wharfd-uring,
+#                        shows "-"), plus ref-uring,ref-udp-uring,wharfd-epoll,wharfd-uring,
 #                        ref-epoll,ref-epoll-busy (below)
 #   --workloads LIST     comma-separated subset of echo50,echo1k,idle10k,churn,big,udp,
 #                        plus udpoff (below; not in the default list)
@@ -50,6 +51,8 @@
 # and, named with --servers (not in the default list):
 #   ref-uring       bench/ref_uring_echo, TCP: the io_uring reference (multishot accept,
 #                   multishot recv into a provided buffer ring, sends batched per turn)
+#   ref-udp-uring   bench/ref_udp_uring_echo, UDP: the io_uring reference (multishot recvmsg
+#                   into a provided buffer ring, one sendmsg SQE per datagram from its buffer)
 #   wharfd-epoll    wharfd as above with WHARF_IO=epoll ("wharfd" runs on "io": "auto",
 #   wharfd-uring    io_uring where available) and with WHARF_IO=io_uring
 # and, for diagnosis only (UDP; not in the default list, name them with --servers):
@@ -334,6 +337,8 @@ for ref in ref_epoll_echo ref_udp_echo; do
 done
 "$CC" -O2 -Wall -pthread -o "$BUILD/bench/ref_uring_echo" "$ROOT/bench/ref_uring_echo.c" -luring ||
 	die "cannot build ref_uring_echo (liburing-dev)"
+"$CC" -O2 -Wall -pthread -o "$BUILD/bench/ref_udp_uring_echo" "$ROOT/bench/ref_udp_uring_echo.c" \
+	-luring || die "cannot build ref_udp_uring_echo (liburing-dev)"
 
 # ---- environment -------------------------------------------------------------------------
 hard=$(ulimit -Hn)
@@ -356,8 +361,8 @@ fi
 
 have_server() {
 	case $1 in
-	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-epoll | \
-		ref-epoll-busy) return 0 ;;
+	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-udp-uring | \
+		ref-epoll | ref-epoll-busy) return 0 ;;
 	node) command -v "$NODE" >/dev/null ;;
 	asyncio | threading) [[ -n $PY ]] ;;
 	*) return 1 ;;
@@ -409,6 +414,7 @@ start_server() {
 		[[ $name == wharfd-uring ]] && cmd=(env WHARF_IO=io_uring "${cmd[@]}")
 		;;
 	ref-uring/tcp) cmd=("$BUILD/bench/ref_uring_echo" -n "$nl") ;;
+	ref-udp-uring/udp) cmd=("$BUILD/bench/ref_udp_uring_echo" -n "$nl") ;;
 	ref/tcp) cmd=("$BUILD/bench/ref_epoll_echo" -n "$nl") ;;
 	ref/udp) cmd=("$BUILD/bench/ref_udp_echo") ;;
 	ref-epoll/udp) cmd=("$BUILD/bench/ref_udp_echo" -e) ;;
@@ -575,8 +581,8 @@ IFS=, read -r -a SRV_LIST <<<"$SERVERS"
 [[ " ${SRV_LIST[*]} " == *" wharfd "* ]] || SRV_LIST=(wharfd "${SRV_LIST[@]}")
 for s in "${SRV_LIST[@]}"; do
 	case $s in
-	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-epoll | \
-		ref-epoll-busy | node | \
+	wharfd | wharfd-epoll | wharfd-uring | wharfd-gso | wharfd-gro | ref | ref-uring | ref-udp-uring | \
+		ref-epoll | ref-epoll-busy | node | \
 		asyncio | threading) ;;
 	*) die "unknown server: $s" ;;
 	esac
