@@ -22,6 +22,9 @@
  * request/response echo it is measured with (64 B ping-pong), not a general relay.
  *
  * Build: cc -O2 -pthread -o ref_uring_echo ref_uring_echo.c -luring   (bench/run.sh does this)
+ * With -DREF_DIRECT_SEND each reply is a send(2) made at once (a submission only for what
+ * the socket did not take), as wharf's io_uring backend sends today: the measure of what
+ * sends as submissions are worth (docs/performance.md, "Sends as submissions").
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -132,11 +135,21 @@ static void on_cqe(struct server_thread *t, uint64_t ud, int res, unsigned flags
     case OP_RECV:
         if (res > 0) {
             unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-            struct io_uring_sqe *sqe = sqe_get(&t->ring);
+            char *p = t->bufs + (size_t)bid * BUFSZ;
+            ssize_t done = 0;
+#ifdef REF_DIRECT_SEND
+            done = send(fd, p, (size_t)res, MSG_NOSIGNAL | MSG_DONTWAIT);
+            done = done < 0 ? 0 : done;
+#endif
+            if (done == res) {
+                give_back(t, bid);
+            } else {
+                struct io_uring_sqe *sqe = sqe_get(&t->ring);
 
-            io_uring_prep_send(sqe, fd, t->bufs + (size_t)bid * BUFSZ, (size_t)res,
-                               MSG_NOSIGNAL | MSG_WAITALL);
-            io_uring_sqe_set_data64(sqe, UD(OP_SEND, bid, fd));
+                io_uring_prep_send(sqe, fd, p + done, (size_t)(res - done),
+                                   MSG_NOSIGNAL | MSG_WAITALL);
+                io_uring_sqe_set_data64(sqe, UD(OP_SEND, bid, fd));
+            }
             if (!(flags & IORING_CQE_F_MORE))
                 arm_recv(t, fd);
         } else if (res == -ENOBUFS) {
