@@ -11,8 +11,9 @@
  * with a callback; nothing else needs to know what kinds exist.
  *
  * One turn (loop_run_once): apply the interest changes asked for since the
- * last wait, wait in the backend until the next timer deadline (or not at
- * all while something is busy or a post is queued), refresh the clock, call
+ * last wait, wait in the backend until the next timer deadline or the
+ * wake-up asked for by loop_wake_at, whichever comes first (or not at all
+ * while something is busy or a post is queued), refresh the clock, call
  * each ready watcher's callback, run what the mailbox holds, run the
  * per-turn checks, fire due timers, end the handles closed in the turn (the
  * closing phase), then run the deferred functions.  A watcher removed during
@@ -176,6 +177,8 @@ struct loop {
     struct loop_watcher *refused; /* changes the kernel refused, to report */
     uint64_t kernel_changes;      /* interest changes told to the kernel (tests) */
     uint64_t recv_dry;            /* receives ended by a dry buffer ring (tests) */
+    uint64_t wake_ns;            /* loop_wake_at's earliest since the last wait
+                                  * (CLOCK_MONOTONIC ns); UINT64_MAX: none */
     unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
     bool stop;                   /* loop_run returns after this turn */
 };
@@ -242,6 +245,20 @@ void loop_unwatch(struct loop *lp, struct loop_watcher *w);
 /* Timers on this loop's heap (see timer.h). */
 int loop_timer_arm(struct loop *lp, struct timer *t, uint64_t deadline_ms);
 void loop_timer_disarm(struct loop *lp, struct timer *t);
+
+/*
+ * Asks the next wait to end by deadline_ns (CLOCK_MONOTONIC nanoseconds, as
+ * clock_gettime reads it), with nanosecond precision where the timers count
+ * in milliseconds: the wait's timeout is the earlier of the next timer
+ * deadline and the earliest deadline asked for since the last wait (a later
+ * one asked for after it changes nothing).  One-shot: each wait clears it,
+ * so an owner that wants to wake at a given instant asks again every turn
+ * (a per-turn check is the place).  A deadline already past makes the wait
+ * poll without sleeping.  The wait never ends before the deadline because
+ * of it: it may end later (the kernel's timer slack; on a kernel without
+ * epoll_pwait2 the timeout is rounded up to a millisecond).  No system call.
+ */
+void loop_wake_at(struct loop *lp, uint64_t deadline_ns);
 
 /* Runs every turn, after the I/O callbacks, until removed. */
 void loop_add_check(struct loop *lp, struct loop_check *c);
