@@ -47,14 +47,15 @@
  *
  * Backends (enum loop_io, chosen per process by loop_io_choose: the config's
  * "io", or WHARF_IO).  epoll (loop_epoll.c): one epoll set, epoll_wait per
- * turn.  io_uring (loop_uring.c): readiness by poll requests on one ring;
+ * turn (epoll_pwait2 when a loop_wake_at deadline makes the timeout not
+ * whole milliseconds).  io_uring (loop_uring.c): readiness by poll requests on one ring;
  * a level-triggered watcher has a one-shot IORING_OP_POLL_ADD in flight
  * while it is registered, re-armed after each report (so a watcher left
  * with unread bytes completes again at once: the level contract), a
  * LOOP_EDGE watcher a multishot one.  The turn's new polls, re-arms and
  * cancellations are queued on the submission ring and handed to the kernel
- * by the one io_uring_enter that also waits (the timer deadline as its
- * timeout); completions are reaped from the completion ring without a
+ * by the one io_uring_enter that also waits (the turn's timeout, in
+ * nanoseconds); completions are reaped from the completion ring without a
  * system call.  Each poll carries a token (slot, generation): a watcher
  * removed, or its descriptor number reused, within the turn never gets the
  * old poll's completion.  A poll always reports the peer's half-close
