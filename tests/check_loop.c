@@ -20,8 +20,10 @@
  * the choice of backend (WHARF_IO, the WHARF_IO_FORCE_FAIL hook), the
  * level-triggered contract (unread bytes reported again every turn), edge
  * triggering for LOOP_EDGE, a peer's half-close reported to nobody who did
- * not ask for it (and no turn spent on it), and a descriptor number
- * reused within a turn never getting the old watcher's readiness.
+ * not ask for it (and no turn spent on it), a descriptor number
+ * reused within a turn never getting the old watcher's readiness, and
+ * loop_wake_at's nanosecond wake-up (never early, the earliest asked for
+ * counts, one-shot, the earlier of it and the next timer).
  */
 #include "check_main.h"
 #include "loop.h"
@@ -37,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The backends' ABIs stay in framework/event. */
@@ -1167,6 +1170,90 @@ START_TEST(no_buffer_ring_means_polls_and_every_byte_still_arrives)
 }
 END_TEST
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One turn with nothing else to do; returns when it came back (ns). */
+static uint64_t turn_ended(struct loop *lp)
+{
+    ck_assert_int_ge(loop_run_once(lp), 0);
+    return mono_ns();
+}
+
+/* loop_wake_at: the next wait ends at the deadline, in nanoseconds where
+ * the timers count milliseconds, and never before it; of two deadlines
+ * asked for before a wait the earlier counts, whichever was asked first;
+ * each wait takes it (the next sleeps until the next timer); a timer due
+ * earlier still ends the wait first; a deadline already past is a poll. */
+START_TEST(wake_at_ends_the_next_wait_on_time_on_both_backends)
+{
+    enum loop_io io[2];
+    int nio = backends(io);
+    for (int b = 0; b < nio; b++) {
+        struct loop lp;
+        ck_assert_int_eq(loop_init_io(&lp, 4, 1, io[b]), 0);
+        loop_wake_at(&lp, 0); /* a first turn, a poll: it may set the backend up */
+        (void)loop_run_once(&lp);
+        for (int i = 0; i < 5; i++) {
+            uint64_t start = mono_ns(), at = start + 300000; /* 300 us, no timer */
+            loop_wake_at(&lp, at);
+            uint64_t end = turn_ended(&lp);
+            ck_assert_msg(end >= at, "%s: woke %lld ns early", loop_io_name(io[b]),
+                          (long long)(at - end));
+            ck_assert_msg(end - start < 50000000, "%s: took %llu ns", loop_io_name(io[b]),
+                          (unsigned long long)(end - start));
+        }
+        /* The earlier of two deadlines, asked for in either order. */
+        uint64_t start = mono_ns(), at = start + 1000000;
+        loop_wake_at(&lp, start + 2000000000u);
+        loop_wake_at(&lp, at);
+        uint64_t end = turn_ended(&lp);
+        ck_assert_uint_ge(end, at);
+        ck_assert_uint_lt(end - start, 50000000);
+        start = mono_ns();
+        at = start + 1000000;
+        loop_wake_at(&lp, at);
+        loop_wake_at(&lp, start + 2000000000u); /* later: changes nothing */
+        end = turn_ended(&lp);
+        ck_assert_uint_ge(end, at);
+        ck_assert_uint_lt(end - start, 50000000);
+        /* One-shot: the wait after it sleeps until the next timer. */
+        struct tick t;
+        timer_init(&t.t, on_tick);
+        fired_order = 0;
+        loop_timer_arm(&lp, &t.t, timer_now_ms() + 40);
+        start = mono_ns();
+        loop_wake_at(&lp, start + 300000);
+        end = turn_ended(&lp);
+        ck_assert_uint_lt(end - start, 30000000);
+        ck_assert_int_eq(fired_order, 0);
+        for (int i = 0; i < 20 && fired_order == 0; i++)
+            end = turn_ended(&lp);
+        ck_assert_int_eq(fired_order, 1);
+        ck_assert_uint_ge(end - start, 35000000);
+        /* A timer due first ends the wait first; a past deadline polls. */
+        loop_timer_arm(&lp, &t.t, timer_now_ms() + 5);
+        start = mono_ns();
+        loop_wake_at(&lp, start + 2000000000u);
+        for (int i = 0; i < 20 && fired_order == 1; i++)
+            end = turn_ended(&lp);
+        ck_assert_int_eq(fired_order, 2);
+        ck_assert_uint_lt(end - start, 500000000);
+        loop_timer_arm(&lp, &t.t, timer_now_ms() + 2000);
+        start = mono_ns();
+        loop_wake_at(&lp, 1);
+        end = turn_ended(&lp);
+        ck_assert_uint_lt(end - start, 50000000);
+        loop_timer_disarm(&lp, &t.t);
+        loop_destroy(&lp);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loop");
@@ -1198,6 +1285,7 @@ int main(void)
     tcase_add_test(be, dry_buffer_ring_is_backpressure_not_loss);
     tcase_add_test(be, unwatched_watcher_gives_its_buffers_back);
     tcase_add_test(be, no_buffer_ring_means_polls_and_every_byte_still_arrives);
+    tcase_add_test(be, wake_at_ends_the_next_wait_on_time_on_both_backends);
     suite_add_tcase(s, be);
     return check_run(s);
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* Mailbox messages run per wake-up. */
 #define LOOP_MAILBOX_BATCH 256
@@ -60,7 +61,7 @@ int loop_init(struct loop *lp, size_t depth, size_t reserve)
 
 int loop_init_io(struct loop *lp, size_t depth, size_t reserve, enum loop_io io)
 {
-    *lp = (struct loop){.mailbox_watcher = {.fd = -1}};
+    *lp = (struct loop){.mailbox_watcher = {.fd = -1}, .wake_ns = UINT64_MAX};
     lp->closing_tail = &lp->closing;
     timer_heap_init(&lp->timers);
     lp->now_ms = timer_now_ms();
@@ -210,6 +211,36 @@ void loop_timer_disarm(struct loop *lp, struct timer *t)
     timer_disarm(&lp->timers, t);
 }
 
+void loop_wake_at(struct loop *lp, uint64_t deadline_ns)
+{
+    if (deadline_ns < lp->wake_ns)
+        lp->wake_ns = deadline_ns;
+}
+
+/* How long the turn's wait may sleep, in ns (-1: no limit): until the next
+ * timer deadline or loop_wake_at's, whichever comes first.  Takes the
+ * wake-up (the next turn's owner asks again). */
+static int64_t loop_timeout_ns(struct loop *lp)
+{
+    uint64_t wake = lp->wake_ns;
+    lp->wake_ns = UINT64_MAX;
+    if (lp->busy || lp->refused)
+        return 0;
+    int ms = timer_next_ms(&lp->timers, lp->now_ms);
+    int64_t timeout = ms < 0 ? -1 : (int64_t)ms * 1000000;
+    if (wake != UINT64_MAX && timeout != 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        uint64_t left = wake > now ? wake - now : 0;
+        if (left > INT64_MAX)
+            left = INT64_MAX;
+        if (timeout < 0 || (int64_t)left < timeout)
+            timeout = (int64_t)left;
+    }
+    return timeout;
+}
+
 void loop_add_check(struct loop *lp, struct loop_check *c)
 {
     c->next = lp->checks;
@@ -251,7 +282,7 @@ int loop_post_urgent(struct loop *lp, mailbox_fn fn, void *arg, const void *payl
 int loop_run_once(struct loop *lp)
 {
     lp->backend->apply(lp);
-    int timeout = lp->busy || lp->refused ? 0 : timer_next_ms(&lp->timers, lp->now_ms);
+    int64_t timeout = loop_timeout_ns(lp);
     /* About to sleep: from here on a post wakes us (mailbox.h). */
     if (timeout != 0 && !mailbox_idle(lp->mailbox))
         timeout = 0; /* a post came first: no sleep */

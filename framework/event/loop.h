@@ -11,8 +11,9 @@
  * with a callback; nothing else needs to know what kinds exist.
  *
  * One turn (loop_run_once): apply the interest changes asked for since the
- * last wait, wait in the backend until the next timer deadline (or not at
- * all while something is busy or a post is queued), refresh the clock, call
+ * last wait, wait in the backend until the next timer deadline or the
+ * wake-up asked for by loop_wake_at, whichever comes first (or not at all
+ * while something is busy or a post is queued), refresh the clock, call
  * each ready watcher's callback, run what the mailbox holds, run the
  * per-turn checks, fire due timers, end the handles closed in the turn (the
  * closing phase), then run the deferred functions.  A watcher removed during
@@ -46,14 +47,15 @@
  *
  * Backends (enum loop_io, chosen per process by loop_io_choose: the config's
  * "io", or WHARF_IO).  epoll (loop_epoll.c): one epoll set, epoll_wait per
- * turn.  io_uring (loop_uring.c): readiness by poll requests on one ring;
+ * turn (epoll_pwait2 when a loop_wake_at deadline makes the timeout not
+ * whole milliseconds).  io_uring (loop_uring.c): readiness by poll requests on one ring;
  * a level-triggered watcher has a one-shot IORING_OP_POLL_ADD in flight
  * while it is registered, re-armed after each report (so a watcher left
  * with unread bytes completes again at once: the level contract), a
  * LOOP_EDGE watcher a multishot one.  The turn's new polls, re-arms and
  * cancellations are queued on the submission ring and handed to the kernel
- * by the one io_uring_enter that also waits (the timer deadline as its
- * timeout); completions are reaped from the completion ring without a
+ * by the one io_uring_enter that also waits (the turn's timeout, in
+ * nanoseconds); completions are reaped from the completion ring without a
  * system call.  Each poll carries a token (slot, generation): a watcher
  * removed, or its descriptor number reused, within the turn never gets the
  * old poll's completion.  A poll always reports the peer's half-close
@@ -178,6 +180,8 @@ struct loop {
     struct loop_watcher *refused; /* changes the kernel refused, to report */
     uint64_t kernel_changes;      /* interest changes told to the kernel (tests) */
     uint64_t recv_dry;            /* receives ended by a dry buffer ring (tests) */
+    uint64_t wake_ns;            /* loop_wake_at's earliest since the last wait
+                                  * (CLOCK_MONOTONIC ns); UINT64_MAX: none */
     unsigned busy;               /* > 0: poll without sleeping (loop_set_busy) */
     bool stop;                   /* loop_run returns after this turn */
 };
@@ -244,6 +248,20 @@ void loop_unwatch(struct loop *lp, struct loop_watcher *w);
 /* Timers on this loop's heap (see timer.h). */
 int loop_timer_arm(struct loop *lp, struct timer *t, uint64_t deadline_ms);
 void loop_timer_disarm(struct loop *lp, struct timer *t);
+
+/*
+ * Asks the next wait to end by deadline_ns (CLOCK_MONOTONIC nanoseconds, as
+ * clock_gettime reads it), with nanosecond precision where the timers count
+ * in milliseconds: the wait's timeout is the earlier of the next timer
+ * deadline and the earliest deadline asked for since the last wait (a later
+ * one asked for after it changes nothing).  One-shot: each wait clears it,
+ * so an owner that wants to wake at a given instant asks again every turn
+ * (a per-turn check is the place).  A deadline already past makes the wait
+ * poll without sleeping.  The wait never ends before the deadline because
+ * of it: it may end later (the kernel's timer slack; on a kernel without
+ * epoll_pwait2 the timeout is rounded up to a millisecond).  No system call.
+ */
+void loop_wake_at(struct loop *lp, uint64_t deadline_ns);
 
 /* Runs every turn, after the I/O callbacks, until removed. */
 void loop_add_check(struct loop *lp, struct loop_check *c);

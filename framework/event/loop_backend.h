@@ -31,9 +31,11 @@ struct loop_backend {
     /* Takes every watcher off lp->changes and tells the kernel what
      * differs; refusals go on lp->refused with w->error set. */
     void (*apply)(struct loop *lp);
-    /* Waits up to timeout_ms (-1: no limit, 0: not at all) for readiness.
-     * Returns 0 or -errno (EINTR and a timeout are 0). */
-    int (*wait)(struct loop *lp, int timeout_ms);
+    /* Waits up to timeout_ns nanoseconds (-1: no limit, 0: not at all) for
+     * readiness, never returning early because of the timeout (a backend
+     * that cannot wait in nanoseconds rounds up).  Returns 0 or -errno
+     * (EINTR and a timeout are 0). */
+    int (*wait)(struct loop *lp, int64_t timeout_ns);
     /* Calls the callbacks of what the wait found; returns how many. */
     int (*dispatch)(struct loop *lp);
     /* The loop's thread leaves it (loop_run_deferred): let go of what the
@@ -72,9 +74,11 @@ int loop_epoll_set_fd(const struct loop_epoll_set *es);
 int loop_epoll_set_add(struct loop_epoll_set *es, struct loop_watcher *w);
 int loop_epoll_set_mod(struct loop_epoll_set *es, struct loop_watcher *w);
 void loop_epoll_set_del(struct loop_epoll_set *es, struct loop_watcher *w);
-/* epoll_wait; then the callbacks of what it found (returns how many were
- * ready). */
-int loop_epoll_set_wait(struct loop_epoll_set *es, int timeout_ms);
+/* Waits for readiness up to timeout_ns (as the backend's wait: -1 no limit,
+ * 0 not at all; epoll_pwait2 for a timeout that is not whole milliseconds,
+ * else epoll_wait); then the callbacks of what it found (returns how many
+ * were ready). */
+int loop_epoll_set_wait(struct loop_epoll_set *es, int64_t timeout_ns);
 int loop_epoll_set_dispatch(struct loop_epoll_set *es);
 
 #endif

@@ -1,14 +1,19 @@
 /*
  * loop_epoll.c - the epoll backend of the event loop (loop_backend.h): an
  * epoll set of watchers, level-triggered unless LOOP_EDGE, one epoll_ctl per
- * interest change that reaches the kernel, epoll_wait per turn.  The io_uring
- * backend reuses the set for the watchers its polls cannot serve.
+ * interest change that reaches the kernel, one wait per turn: epoll_wait, or
+ * epoll_pwait2 when the turn's timeout is not whole milliseconds (a
+ * loop_wake_at deadline).  The io_uring backend reuses the set for the
+ * watchers its polls cannot serve.
  */
 #include "loop_backend.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 struct loop_epoll_set {
@@ -88,9 +93,30 @@ void loop_epoll_set_del(struct loop_epoll_set *es, struct loop_watcher *w)
     epoll_ctl(es->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 }
 
-int loop_epoll_set_wait(struct loop_epoll_set *es, int timeout_ms)
+/* Set once epoll_pwait2 failed with ENOSYS (a kernel before 5.11, or a
+ * filter that refuses it): from then on every wait is epoll_wait. */
+static atomic_bool epoll_no_pwait2;
+
+int loop_epoll_set_wait(struct loop_epoll_set *es, int64_t timeout_ns)
 {
-    es->n = epoll_wait(es->epfd, es->events, LOOP_EVENTS, timeout_ms);
+    es->n = -1;
+    errno = ENOSYS;
+    if (timeout_ns > 0 && timeout_ns % 1000000 != 0 &&
+        !atomic_load_explicit(&epoll_no_pwait2, memory_order_relaxed)) {
+        struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000),
+                              .tv_nsec = (long)(timeout_ns % 1000000000)};
+        es->n = epoll_pwait2(es->epfd, es->events, LOOP_EVENTS, &ts, NULL);
+        if (es->n < 0 && errno == ENOSYS)
+            atomic_store_explicit(&epoll_no_pwait2, true, memory_order_relaxed);
+    }
+    if (es->n < 0 && errno == ENOSYS) {
+        /* Whole milliseconds, rounded up: a wait that ended before the
+         * deadline would be asked for again at once, a spin until it came. */
+        int ms = timeout_ns < 0 ? -1
+                 : timeout_ns / 1000000 >= INT_MAX ? INT_MAX
+                                                   : (int)((timeout_ns + 999999) / 1000000);
+        es->n = epoll_wait(es->epfd, es->events, LOOP_EVENTS, ms);
+    }
     if (es->n < 0) {
         int rc = errno == EINTR ? 0 : -errno;
         es->n = 0;
@@ -156,9 +182,9 @@ static void epoll_apply(struct loop *lp)
     }
 }
 
-static int epoll_wait_turn(struct loop *lp, int timeout_ms)
+static int epoll_wait_turn(struct loop *lp, int64_t timeout_ns)
 {
-    return loop_epoll_set_wait(lp->be, timeout_ms);
+    return loop_epoll_set_wait(lp->be, timeout_ns);
 }
 
 static int epoll_dispatch(struct loop *lp)

@@ -759,7 +759,7 @@ static void uring_settle(struct loop *lp)
     uring_quiesce(lp, lp->be);
 }
 
-static int uring_wait(struct loop *lp, int timeout_ms)
+static int uring_wait(struct loop *lp, int64_t timeout_ns)
 {
     struct loop_uring *u = lp->be;
     int rc = uring_setup(u);
@@ -767,16 +767,16 @@ static int uring_wait(struct loop *lp, int timeout_ms)
         return rc;
     u->runner = pthread_self();
     u->ran = true;
-    if (timeout_ms != 0 && uring_any_ready(u))
-        timeout_ms = 0; /* held bytes to read: the level contract */
+    if (timeout_ns != 0 && uring_any_ready(u))
+        timeout_ns = 0; /* held bytes to read: the level contract */
     struct io_uring_cqe *cqe;
-    if (timeout_ms == 0) {
+    if (timeout_ns == 0) {
         rc = io_uring_submit_and_get_events(&u->ring);
-    } else if (timeout_ms < 0) {
+    } else if (timeout_ns < 0) {
         rc = io_uring_submit_and_wait(&u->ring, 1);
     } else {
-        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
-                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                                       .tv_nsec = timeout_ns % 1000000000};
         rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
     }
     if (rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)

@@ -98,7 +98,7 @@ struct engine {
 };
 
 /* Raises the descriptor limit to what the connections (and each thread's event loop:
- * epoll, mailbox eventfd, timerfd) need. Returns 0, or -1 with a message in err. */
+ * epoll or a ring, mailbox eventfd, one to spare) need. Returns 0, or -1 with a message in err. */
 static int engine_raise_fd_limit(const struct engine *en, char *err, size_t errlen)
 {
     uint64_t need = (uint64_t)en->cfg->connections + 3 * en->nt + 32;

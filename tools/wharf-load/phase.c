@@ -1,10 +1,11 @@
 /* phase.c - the thread loop both wharf-load engines run (see phase.h) on the framework's
  * event loop: the engine's sockets are watchers of th->loop; a per-turn check applies the
- * clock (stop requests, end of sending, open-loop releases, end of the drain); a loop
- * timer runs the engine's scan every PHASE_SCAN_MS; a timerfd watcher wakes the loop at
- * the next instant due with nanosecond precision (the loop's own timers count in
- * milliseconds, too coarse for an open-loop schedule); stop requests arrive through the
- * loop's mailbox. */
+ * clock (stop requests, end of sending, open-loop releases, end of the drain) and asks the
+ * loop, with loop_wake_at, to wake at the next instant due (the next open-loop tick, the
+ * end of sending, the hard end) with nanosecond precision (the loop's own timers count in
+ * milliseconds, too coarse for an open-loop schedule): the turn's own wait ends then, so a
+ * wake-up costs no system call besides that wait; a loop timer runs the engine's scan
+ * every PHASE_SCAN_MS; stop requests arrive through the loop's mailbox. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
@@ -35,7 +34,6 @@ bool phase_begin(struct load_phase *ph, struct load_thread *th, int setup_rc)
     int err = errno;
 
     memset(ph, 0, sizeof(*ph));
-    ph->wake.fd = -1;
     ph->open = th->cfg->rate > 0;
     ph->counted = th->cfg->count > 0;
     ph->quota = th->quota;
@@ -43,7 +41,6 @@ bool phase_begin(struct load_phase *ph, struct load_thread *th, int setup_rc)
     if (setup_rc == 0 && ph->open) {
         sched_init(&ph->sched, th);
         ph->tick_ns = th->cfg->tick_ns ? th->cfg->tick_ns : 1;
-        ph->periodic = ph->sched.interval_ns < (double)ph->tick_ns;
         ph->pending = calloc(th->nconns, sizeof(*ph->pending));
         ph->queued = calloc(th->nconns, sizeof(*ph->queued));
         if (!ph->pending || !ph->queued) {
@@ -121,7 +118,8 @@ static uint64_t tick_after(const struct load_phase *ph, uint64_t at)
 }
 
 /* When the thread must wake up at the latest (the scan has its own loop timer): end of
- * sending, the tick of the next open-loop message, hard end. */
+ * sending, the tick of the next open-loop message (never before the next tick: with more
+ * than one message per tick that is the next tick), hard end. */
 static uint64_t phase_wake(const struct load_phase *ph, const struct load_clock *clk)
 {
     uint64_t wake = ph->hard_end, next;
@@ -151,40 +149,6 @@ static uint64_t phase_end(const struct load_phase *ph, struct load_thread *th)
     return now;
 }
 
-/* Sets the timerfd to `at` (absolute CLOCK_MONOTONIC ns) unless it is set to it already.
- * A periodic phase sets it once, to every tick from the next one on, and leaves it (the
- * end of sending and the hard end are then reached within a tick). */
-static void phase_arm_wake(struct load_phase *ph, uint64_t at)
-{
-    struct itimerspec its = {.it_value = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)}};
-
-    if (at == ph->wake_armed || ph->wake.fd < 0)
-        return;
-    if (ph->periodic) {
-        if (ph->wake_armed)
-            return;
-        at = tick_after(ph, load_now());
-        its.it_value.tv_sec = (time_t)(at / 1000000000u);
-        its.it_value.tv_nsec = (long)(at % 1000000000u);
-        its.it_interval.tv_sec = (time_t)(ph->tick_ns / 1000000000u);
-        its.it_interval.tv_nsec = (long)(ph->tick_ns % 1000000000u);
-    }
-    if (timerfd_settime(ph->wake.fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
-        ph->wake_armed = at;
-}
-
-/* The timerfd fired: clear it; the turn's check does the rest. */
-static void phase_on_wake(struct loop_watcher *w, uint32_t events)
-{
-    struct load_phase *ph = container_of(w, struct load_phase, wake);
-    uint64_t expirations;
-
-    (void)events;
-    if (read(w->fd, &expirations, sizeof(expirations)) == (ssize_t)sizeof(expirations) &&
-        !ph->periodic)
-        ph->wake_armed = 0;
-}
-
 /* Once per turn, after the I/O callbacks (and once before the first turn). */
 static void phase_on_turn(struct loop_check *c)
 {
@@ -211,7 +175,7 @@ static void phase_on_turn(struct loop_check *c)
         loop_stop(&th->loop);
         return;
     }
-    phase_arm_wake(ph, phase_wake(ph, th->clk));
+    loop_wake_at(&th->loop, phase_wake(ph, th->clk)); /* one-shot: asked every turn */
 }
 
 /* The engine's timers, every PHASE_SCAN_MS while the loop runs. */
@@ -245,39 +209,22 @@ void phase_on_stop(void *arg, void *payload, bool cancelled)
         th->stop = level;
 }
 
-/* Registers the phase's check, scan timer and wake-up timerfd on th's loop. Returns 0, or
- * -1 with the reason noted in th. */
-static int phase_attach(struct load_phase *ph, struct load_thread *th)
+/* Registers the phase's check and scan timer on th's loop. */
+static void phase_attach(struct load_phase *ph, struct load_thread *th)
 {
     struct loop *lp = &th->loop;
-    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), rc;
 
-    if (fd < 0) {
-        load_note_error(th, "timerfd_create failed", errno);
-        return -1;
-    }
-    rc = loop_watch(lp, &ph->wake, fd, LOOP_IN, phase_on_wake);
-    if (rc < 0) {
-        close(fd);
-        load_note_error(th, "cannot watch the timerfd", -rc);
-        return -1;
-    }
     ph->turn.fn = phase_on_turn;
     loop_add_check(lp, &ph->turn);
     timer_init(&ph->scan_timer, phase_on_scan);
-    return 0;
 }
 
 static void phase_detach(struct load_phase *ph, struct load_thread *th)
 {
     struct loop *lp = &th->loop;
-    int fd = ph->wake.fd;
 
     loop_remove_check(lp, &ph->turn);
     loop_timer_disarm(lp, &ph->scan_timer);
-    loop_unwatch(lp, &ph->wake);
-    if (fd >= 0)
-        close(fd);
 }
 
 uint64_t phase_run(struct load_phase *ph, struct load_thread *th, const struct phase_ops *ops,
@@ -290,19 +237,16 @@ uint64_t phase_run(struct load_phase *ph, struct load_thread *th, const struct p
     ph->th = th;
     ph->ops = ops;
     ph->ctx = ctx;
-    if (phase_attach(ph, th) == 0) {
-        ops->scan(ctx, load_now());
-        lp->now_ms = timer_now_ms();
-        (void)loop_timer_arm(lp, &ph->scan_timer, lp->now_ms + PHASE_SCAN_MS);
-        lp->stop = false;
-        phase_on_turn(&ph->turn);
-        rc = lp->stop ? 0 : loop_run(lp);
-        if (rc < 0)
-            load_note_error(th, "the event loop failed", -rc);
-        phase_detach(ph, th);
-    } else {
-        stat_add(&th->st, ST_SOCKET_ERROR, 1);
-    }
+    phase_attach(ph, th);
+    ops->scan(ctx, load_now());
+    lp->now_ms = timer_now_ms();
+    (void)loop_timer_arm(lp, &ph->scan_timer, lp->now_ms + PHASE_SCAN_MS);
+    lp->stop = false;
+    phase_on_turn(&ph->turn);
+    rc = lp->stop ? 0 : loop_run(lp);
+    if (rc < 0)
+        load_note_error(th, "the event loop failed", -rc);
+    phase_detach(ph, th);
     now = phase_end(ph, th);
     series_tick(th->series, now, stat_get(&th->st, ST_SENT), stat_errors(&th->st));
     return now;

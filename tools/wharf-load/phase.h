@@ -60,14 +60,10 @@ struct load_phase {
     void *ctx;
     struct loop_check turn;    /* after each turn's I/O: clock, stop, releases, drain */
     struct timer scan_timer;   /* the engine's scan, every PHASE_SCAN_MS */
-    struct loop_watcher wake;  /* a timerfd: wakes the loop at the next due instant (ns) */
-    uint64_t wake_armed;       /* the instant the timerfd is set to (0: none) */
     /* open loop: messages are released once per tick of the grid t0 + i * tick_ns (one
      * wake-up per tick at most, every message due for a connection in one send) */
     uint64_t tick_ns;
     uint64_t next_release;     /* the next tick: releases wait for it (or for send_end) */
-    bool periodic;             /* more than one message per tick: the timerfd repeats every
-                                * tick, so it is set once, not once per wake-up */
 };
 
 /* What differs between the engines in the thread loop of phase_run(); ctx is the engine's. */
