@@ -1254,6 +1254,32 @@ START_TEST(wake_at_ends_the_next_wait_on_time_on_both_backends)
 }
 END_TEST
 
+/* epoll on a kernel without epoll_pwait2 (the test hook
+ * WHARF_EPOLL_NO_PWAIT2 plays one): a loop_wake_at deadline that is not
+ * whole milliseconds away is rounded up, never down, so the wait never ends
+ * early (a wait ended early would be asked for again at once: a spin). */
+START_TEST(wake_at_without_epoll_pwait2_is_never_early)
+{
+    setenv("WHARF_EPOLL_NO_PWAIT2", "1", 1);
+    struct loop lp;
+    ck_assert_int_eq(loop_init_io(&lp, 4, 1, LOOP_IO_EPOLL), 0);
+    for (int i = 0; i < 10; i++) {
+        uint64_t start = mono_ns(), at = start + 300000 + (uint64_t)i * 150000;
+        int turns = 0;
+        uint64_t end;
+        do { /* asked again each turn, as a real owner does */
+            loop_wake_at(&lp, at);
+            end = turn_ended(&lp);
+            turns++;
+        } while (end < at && turns < 100);
+        ck_assert_msg(turns == 1, "%d turns for one wake-up (woke early)", turns);
+        ck_assert_uint_lt(end - start, 50000000);
+    }
+    loop_destroy(&lp);
+    unsetenv("WHARF_EPOLL_NO_PWAIT2");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loop");
@@ -1286,6 +1312,7 @@ int main(void)
     tcase_add_test(be, unwatched_watcher_gives_its_buffers_back);
     tcase_add_test(be, no_buffer_ring_means_polls_and_every_byte_still_arrives);
     tcase_add_test(be, wake_at_ends_the_next_wait_on_time_on_both_backends);
+    tcase_add_test(be, wake_at_without_epoll_pwait2_is_never_early);
     suite_add_tcase(s, be);
     return check_run(s);
 }
