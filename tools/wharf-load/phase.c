@@ -178,7 +178,7 @@ static void phase_on_turn(struct loop_check *c)
     loop_wake_at(&th->loop, phase_wake(ph, th->clk)); /* one-shot: asked every turn */
 }
 
-/* The engine's timers, every PHASE_SCAN_MS while the loop runs. */
+/* The engine's timers, every PHASE_SCAN_MS while the engine wants them. */
 static void phase_on_scan(struct timer *t, uint64_t now_ms)
 {
     struct load_phase *ph = container_of(t, struct load_phase, scan_timer);
@@ -186,8 +186,16 @@ static void phase_on_scan(struct timer *t, uint64_t now_ms)
 
     if (lp->stop)
         return;
-    ph->ops->scan(ph->ctx, load_now());
-    (void)loop_timer_arm(lp, t, now_ms + PHASE_SCAN_MS);
+    if (ph->ops->scan(ph->ctx, load_now()))
+        (void)loop_timer_arm(lp, t, now_ms + PHASE_SCAN_MS);
+}
+
+void phase_want_scan(struct load_phase *ph)
+{
+    struct loop *lp = ph->attached ? &ph->th->loop : NULL;
+
+    if (lp && !lp->stop && !timer_armed(&ph->scan_timer))
+        (void)loop_timer_arm(lp, &ph->scan_timer, lp->now_ms + PHASE_SCAN_MS);
 }
 
 void phase_drain_now(struct load_phase *ph, struct load_thread *th, uint64_t now)
@@ -217,6 +225,7 @@ static void phase_attach(struct load_phase *ph, struct load_thread *th)
     ph->turn.fn = phase_on_turn;
     loop_add_check(lp, &ph->turn);
     timer_init(&ph->scan_timer, phase_on_scan);
+    ph->attached = true;
 }
 
 static void phase_detach(struct load_phase *ph, struct load_thread *th)
@@ -224,6 +233,7 @@ static void phase_detach(struct load_phase *ph, struct load_thread *th)
     struct loop *lp = &th->loop;
 
     loop_remove_check(lp, &ph->turn);
+    ph->attached = false;
     loop_timer_disarm(lp, &ph->scan_timer);
 }
 
@@ -237,10 +247,10 @@ uint64_t phase_run(struct load_phase *ph, struct load_thread *th, const struct p
     ph->th = th;
     ph->ops = ops;
     ph->ctx = ctx;
-    phase_attach(ph, th);
-    ops->scan(ctx, load_now());
     lp->now_ms = timer_now_ms();
-    (void)loop_timer_arm(lp, &ph->scan_timer, lp->now_ms + PHASE_SCAN_MS);
+    phase_attach(ph, th);
+    if (ops->scan(ctx, load_now()))
+        phase_want_scan(ph);
     lp->stop = false;
     phase_on_turn(&ph->turn);
     rc = lp->stop ? 0 : loop_run(lp);

@@ -59,7 +59,8 @@ struct load_phase {
     const struct phase_ops *ops;
     void *ctx;
     struct loop_check turn;    /* after each turn's I/O: clock, stop, releases, drain */
-    struct timer scan_timer;   /* the engine's scan, every PHASE_SCAN_MS */
+    struct timer scan_timer;   /* the engine's scan, every PHASE_SCAN_MS while it wants it */
+    bool attached;             /* phase_run's loop is running it (the scan may be armed) */
     /* open loop: messages are released once per tick of the grid t0 + i * tick_ns (one
      * wake-up per tick at most, every message due for a connection in one send) */
     uint64_t tick_ns;
@@ -71,8 +72,11 @@ struct phase_ops {
     /* open loop: sends what the schedule released up to now (phase_due, phase_release);
      * called once per tick; counts as deferred what could not go in it */
     void (*release_due)(void *ctx, uint64_t now);
-    /* timers (connects, retries, timeouts), every PHASE_SCAN_MS and once at the start */
-    void (*scan)(void *ctx, uint64_t now);
+    /* timers (connects, retries, timeouts), once at the start and every PHASE_SCAN_MS
+     * while it returns true; after it returned false the engine calls phase_want_scan
+     * once something needs a scan again (a connection that connects, handshakes or waits
+     * to reconnect), so a run whose connections are all open has no timer wake-ups */
+    bool (*scan)(void *ctx, uint64_t now);
     /* whether everything sent so far has been answered: the drain is over */
     bool (*drained)(const void *ctx);
 };
@@ -88,6 +92,10 @@ void phase_free(struct load_phase *ph);
  * hard end. Notes the drain in th and counts the backlog left. Returns the time it ended. */
 uint64_t phase_run(struct load_phase *ph, struct load_thread *th, const struct phase_ops *ops,
                    void *ctx);
+
+/* The engine has something for the scan again (see phase_ops.scan): the scan runs within
+ * PHASE_SCAN_MS.  Does nothing outside phase_run or when it is due already. */
+void phase_want_scan(struct load_phase *ph);
 
 /* The thread itself asks to stop sending and drain now (a script's wrk.thread:stop()), as
  * a LOAD_DRAIN stop request would at the next turn. */

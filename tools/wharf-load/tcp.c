@@ -213,6 +213,7 @@ static void conn_close(struct tctx *x, struct tconn *c, enum stat_id why, int er
     }
     c->fd = -1;
     c->state = C_IDLE;
+    phase_want_scan(&x->ph); /* it reconnects, or the retry waits for the scan */
     h2_session_free(c->h2);
     c->h2 = NULL;
     c->h2_error_seen = false;
@@ -387,6 +388,7 @@ static void handshake_answered(struct tctx *x, struct tconn *c, uint64_t now)
     }
     if (x->cfg->tls.resume && tls_conn_is_tls13(&c->tls) && !c->tls.ticket) {
         c->state = C_TICKET;
+        phase_want_scan(&x->ph); /* the ticket's wait is bounded by the scan */
         conn_ticket(x, c, now);
         return;
     }
@@ -434,6 +436,7 @@ static void conn_established(struct tctx *x, struct tconn *c, uint64_t now)
     if (x->tls) {
         c->state = C_HANDSHAKE;
         c->hs_start = now;
+        phase_want_scan(&x->ph); /* the handshake timeout */
         if (tls_conn_begin(x->tls, &c->tls, c->fd, &f) != 0) {
             conn_tls_fail(x, c, &f, now);
             return;
@@ -497,6 +500,7 @@ static void conn_start(struct tctx *x, struct tconn *c, uint64_t now)
         return;
     }
     c->state = C_CONNECTING;
+    phase_want_scan(&x->ph); /* the connect timeout */
 }
 
 /* Writes what is buffered; on a hard error closes the connection (returns -1). */
@@ -1366,10 +1370,13 @@ static void release_due(void *ctx, uint64_t now)
 }
 
 /* Connects what is due to (re)connect and times out connects pending too long. */
-static void scan(void *ctx, uint64_t now)
+/* Returns whether a connection is not open (it connects, handshakes, waits for a ticket
+ * or to reconnect): the scan must come again. */
+static bool scan(void *ctx, uint64_t now)
 {
     struct tctx *x = ctx;
     unsigned i;
+    bool again = false;
 
     for (i = 0; i < x->n; i++) {
         struct tconn *c = &x->c[i];
@@ -1387,8 +1394,10 @@ static void scan(void *ctx, uint64_t now)
         } else if (c->state == C_TICKET &&
                    now - c->hs_start >= x->cfg->tls.handshake_timeout_ns)
             handshake_next(x, c, now); /* no ticket came: the next handshake is a full one */
+        again |= c->state != C_OPEN;
         TARGET_END(x, c);
     }
+    return again;
 }
 
 /* The drain is over when no message is in flight any more. */

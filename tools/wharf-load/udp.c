@@ -432,7 +432,7 @@ static int flow_open(struct uctx *x, struct uflow *f)
 }
 
 /* Opens the flows not open yet, frees expired pipeline slots and sends what they allow. */
-static void scan(void *ctx, uint64_t now)
+static bool scan(void *ctx, uint64_t now)
 {
     struct uctx *x = ctx;
     unsigned i;
@@ -445,6 +445,7 @@ static void scan(void *ctx, uint64_t now)
         expire(x, f, now);
         flow_fill(x, f, now);
     }
+    return true; /* datagrams in flight may time out: always */
 }
 
 /* The drain is over when every datagram has been answered: one presumed lost for pacing
