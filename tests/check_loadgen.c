@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -276,6 +277,40 @@ START_TEST(test_tcp_refused_counted)
     ck_assert_uint_lt(load_now() - t0, 2000000000u);
     engine_result_free(&res);
     ck_assert_int_eq(cli("-q -c 1 -d 100ms --drain 50ms 127.0.0.1:%u", port), 1);
+}
+END_TEST
+
+/* A server that never answers the handshake (its listen backlog full, so
+ * SYNs are dropped): each connection attempt ends at --connect-timeout,
+ * counted, and is tried again; the run ends on time.  (The scan that times
+ * them out runs only while a connection is not open: it must be asked for
+ * when a connection starts connecting.) */
+START_TEST(test_tcp_connect_timeout_counted)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(lfd, 0), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    int fill[4];
+    for (int i = 0; i < 4; i++) { /* the backlog takes one or two; the rest wait in SYN_SENT */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(50000);
+    struct load_config cfg;
+    struct load_result res;
+    uint64_t t0 = load_now();
+    ck_assert_int_eq(run(&cfg, &res, "-c 2 -d 700ms --drain 50ms --connect-timeout 150ms "
+                         "127.0.0.1:%u", (unsigned)ntohs(a.sin_port)), 1);
+    ck_assert_uint_ge(res.st.c[ST_CONNECT_TIMEOUT], 2);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 0);
+    ck_assert_uint_lt(load_now() - t0, 2000000000u);
+    engine_result_free(&res);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
 }
 END_TEST
 
@@ -1065,6 +1100,7 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_tcp_corruption_detected);
     tcase_add_test(tc, test_tcp_reordering_detected);
     tcase_add_test(tc, test_tcp_refused_counted);
+    tcase_add_test(tc, test_tcp_connect_timeout_counted);
     tcase_add_test(tc, test_tcp_silent_server_bounded);
     tcase_add_test(tc, test_open_loop_deferred_counted);
     tcase_add_test(tc, test_open_loop_ramp_skipped_counted);
