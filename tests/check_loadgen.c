@@ -386,8 +386,28 @@ START_TEST(test_tcp_reset_counted)
 
     ck_assert_int_eq(run(&cfg, &res, "-c 1 -p 2 -d 300ms --drain 100ms 127.0.0.1:%u", port), 1);
     ck_assert_uint_gt(res.st.c[ST_RESET] + res.st.c[ST_PEER_CLOSED], 0);
-    ck_assert_uint_gt(res.st.c[ST_CONNECTS], 1); /* it reconnected */
+    /* It reconnected after every reset (10 ms backoff), also once every
+     * connection had been open and the scan had stopped. */
+    ck_assert_uint_ge(res.st.c[ST_CONNECTS], 3);
     ck_assert_uint_ge(res.st.c[ST_RECEIVED], 5);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
+/* The same in open loop at a slow rate: each connection is open for tens of
+ * milliseconds before its reset (no scan runs while every connection is
+ * open), and still reconnects after each one. */
+START_TEST(test_tcp_reset_slow_open_loop_reconnects)
+{
+    struct lg_server *s = start(LG_RESET);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res, "-c 1 -r 100 -d 700ms --drain 100ms 127.0.0.1:%u", port), 1);
+    ck_assert_uint_ge(res.st.c[ST_CONNECTS], 4);
+    ck_assert_uint_ge(res.st.c[ST_RECEIVED], 15);
     engine_result_free(&res);
     lg_server_stop(s);
 }
@@ -1105,6 +1125,7 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_open_loop_deferred_counted);
     tcase_add_test(tc, test_open_loop_ramp_skipped_counted);
     tcase_add_test(tc, test_tcp_reset_counted);
+    tcase_add_test(tc, test_tcp_reset_slow_open_loop_reconnects);
     tcase_add_test(tc, test_tcp_churn);
     tcase_add_test(tc, test_tcp_ipv6);
     tcase_add_test(tc, test_source_bind_leaves_port_to_connect);
