@@ -1184,8 +1184,33 @@ static uint64_t turn_ended(struct loop *lp)
     return mono_ns();
 }
 
+/* Turns until one comes back at or after `at` (the caller asked for the
+ * first with loop_wake_at; each later one asks again, as a real owner
+ * does); *end gets when the last came back. */
+static int turns_until(struct loop *lp, uint64_t at, uint64_t *end)
+{
+    int turns = 0;
+    do {
+        if (turns > 0)
+            loop_wake_at(lp, at);
+        *end = turn_ended(lp);
+        turns++;
+    } while (*end < at && turns < 100);
+    return turns;
+}
+
+/* How many turns reaching a deadline may take.  One: a wait never ends
+ * before the deadline because of it.  A signal ends any wait early (EINTR),
+ * and under valgrind, which signals its own threads, that happens: there a
+ * second or third turn is allowed (a wait that rounded down would take
+ * dozens, a poll hundreds). */
+static int turns_allowed(void)
+{
+    return getenv("WHARF_VALGRIND") ? 3 : 1;
+}
+
 /* loop_wake_at: the next wait ends at the deadline, in nanoseconds where
- * the timers count milliseconds, and never before it; of two deadlines
+ * the timers count milliseconds, and never before it (but for a signal); of two deadlines
  * asked for before a wait the earlier counts, whichever was asked first;
  * each wait takes it (the next sleeps until the next timer); a timer due
  * earlier still ends the wait first; a deadline already past is a poll. */
@@ -1201,9 +1226,10 @@ START_TEST(wake_at_ends_the_next_wait_on_time_on_both_backends)
         for (int i = 0; i < 5; i++) {
             uint64_t start = mono_ns(), at = start + 300000; /* 300 us, no timer */
             loop_wake_at(&lp, at);
-            uint64_t end = turn_ended(&lp);
-            ck_assert_msg(end >= at, "%s: woke %lld ns early", loop_io_name(io[b]),
-                          (long long)(at - end));
+            uint64_t end;
+            int turns = turns_until(&lp, at, &end);
+            ck_assert_msg(turns <= turns_allowed(), "%s: %d turns for one wake-up (woke early)",
+                          loop_io_name(io[b]), turns);
             ck_assert_msg(end - start < 50000000, "%s: took %llu ns", loop_io_name(io[b]),
                           (unsigned long long)(end - start));
         }
@@ -1211,15 +1237,14 @@ START_TEST(wake_at_ends_the_next_wait_on_time_on_both_backends)
         uint64_t start = mono_ns(), at = start + 1000000;
         loop_wake_at(&lp, start + 2000000000u);
         loop_wake_at(&lp, at);
-        uint64_t end = turn_ended(&lp);
-        ck_assert_uint_ge(end, at);
+        uint64_t end;
+        ck_assert_int_le(turns_until(&lp, at, &end), turns_allowed());
         ck_assert_uint_lt(end - start, 50000000);
         start = mono_ns();
         at = start + 1000000;
         loop_wake_at(&lp, at);
         loop_wake_at(&lp, start + 2000000000u); /* later: changes nothing */
-        end = turn_ended(&lp);
-        ck_assert_uint_ge(end, at);
+        ck_assert_int_le(turns_until(&lp, at, &end), turns_allowed());
         ck_assert_uint_lt(end - start, 50000000);
         /* One-shot: the wait after it sleeps until the next timer. */
         struct tick t;
@@ -1265,14 +1290,10 @@ START_TEST(wake_at_without_epoll_pwait2_is_never_early)
     ck_assert_int_eq(loop_init_io(&lp, 4, 1, LOOP_IO_EPOLL), 0);
     for (int i = 0; i < 10; i++) {
         uint64_t start = mono_ns(), at = start + 300000 + (uint64_t)i * 150000;
-        int turns = 0;
         uint64_t end;
-        do { /* asked again each turn, as a real owner does */
-            loop_wake_at(&lp, at);
-            end = turn_ended(&lp);
-            turns++;
-        } while (end < at && turns < 100);
-        ck_assert_msg(turns == 1, "%d turns for one wake-up (woke early)", turns);
+        loop_wake_at(&lp, at);
+        int turns = turns_until(&lp, at, &end);
+        ck_assert_msg(turns <= turns_allowed(), "%d turns for one wake-up (woke early)", turns);
         ck_assert_uint_lt(end - start, 50000000);
     }
     loop_destroy(&lp);

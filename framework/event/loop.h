@@ -259,7 +259,9 @@ void loop_timer_disarm(struct loop *lp, struct timer *t);
  * (a per-turn check is the place).  A deadline already past makes the wait
  * poll without sleeping.  The wait never ends before the deadline because
  * of it: it may end later (the kernel's timer slack; on a kernel without
- * epoll_pwait2 the timeout is rounded up to a millisecond).  No system call.
+ * epoll_pwait2 the timeout is rounded up to a millisecond), and a signal
+ * ends it early as it ends any wait, so an owner asks again each turn until
+ * the instant has come.  No system call.
  */
 void loop_wake_at(struct loop *lp, uint64_t deadline_ns);
 
