@@ -111,6 +111,20 @@ if [ $rc -eq 0 ] && [ "${1:-x}" = 0 ] && [ "${2:-x}" = 1500 ] && [ "${3:-x}" = 5
 else
     fail "two targets open loop: rc $rc, '$v', logs $la $lb; $(head -c 300 "$tmp/t2.err")"
 fi
+# one target: its entry in "targets" holds the run's counts (nothing is counted per
+# target while there is only one)
+: >"$tmp/ngx/a.log"
+"$load" -j -c 2 -n 300 "http://127.0.0.1:$pa/index.html" >"$tmp/t0.json" 2>"$tmp/t0.err"
+rc=$?
+v=$(jget "$tmp/t0.json" '"%d %d %d %d %d %d" % (r["errors"], r["counters"]["received"], r["targets"][0]["received"], r["targets"][0]["sent"], r["targets"][0]["measured"], r["targets"][0]["errors"])')
+la=$(lines "$tmp/ngx/a.log")
+set -- $v
+if [ $rc -eq 0 ] && [ "${1:-x}" = 0 ] && [ "${2:-x}" = 300 ] && [ "${3:-x}" = 300 ] && [ "${4:-x}" = 300 ] &&
+   [ "${5:-x}" = 300 ] && [ "${6:-x}" = 0 ] && [ "$la" = 300 ]; then
+    ok "one target: its JSON entry counts the run's 300 requests (sent, received, measured; log $la)"
+else
+    fail "one target's JSON entry: rc $rc, '$v', log $la; $(head -c 300 "$tmp/t0.err")"
+fi
 "$load" -c 8 -n 400 "127.0.0.1:$pa,weight=3" "127.0.0.1:$pb" --proto http >"$tmp/t3.txt" 2>&1
 grep -q "^  target 1 .*weight 3, 6 connections" "$tmp/t3.txt" && grep -q "http requests (t1 75%, t2 25%)" "$tmp/t3.txt" && grep -q "^  target 2 .*weight 1, 2 connections" "$tmp/t3.txt" &&
     ok "human report: a line per target" || fail "human report per target: $(cat "$tmp/t3.txt")"

@@ -425,6 +425,14 @@ static int engine_merge(struct engine *en)
         if (!res->first_error[0] && th->first_error[0])
             memcpy(res->first_error, th->first_error, sizeof(res->first_error));
     }
+    /* With one target nothing is counted per target (tcp.c charges only with several):
+     * its counts are the run's. */
+    if (en->cfg->ntargets < 2) {
+        struct target_mark all;
+
+        target_mark(&res->st, &all);
+        memcpy(res->tgt[0].c, all.c, sizeof all.c);
+    }
     /* duration mode: the measurement period; --count (or an early stop): from the end of
      * warm-up to the last measured echo */
     if (en->cfg->count || res->interrupted)
