@@ -22,6 +22,7 @@
 #include "../tools/wharf-load/engine.h"
 #include "../tools/wharf-load/msg.h"
 #include "../tools/wharf-load/opts.h"
+#include "../tools/wharf-load/phase.h"
 #include "../tools/wharf-load/report.h"
 #include "loadgen_servers.h"
 
@@ -175,6 +176,64 @@ START_TEST(test_tcp_open_loop_corrects_latency)
     /* 2000 messages at 20k/s take about 0.1 s */
     ck_assert_uint_gt(res.measure_ns, 50000000u);
     ck_assert_uint_lt(res.measure_ns, 1000000000u);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
+/* --batch: the schedule's message k goes to connection (k / batch) % n, and that
+ * connection's own count of messages maps back to k's due time (the send paths stamp each
+ * message with sched_conn_at): for every batch and connection count, walking the schedule
+ * in order gives each connection its messages in order of due time, none twice. */
+START_TEST(test_open_loop_batch_schedule)
+{
+    static const unsigned batches[] = {1, 2, 4, 7}, conns[] = {1, 3, 50};
+    uint64_t count[50];
+    size_t i, j;
+    uint64_t k;
+
+    for (i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+        for (j = 0; j < sizeof(conns) / sizeof(conns[0]); j++) {
+            struct load_phase ph;
+
+            memset(&ph, 0, sizeof(ph));
+            memset(count, 0, sizeof(count));
+            ph.sched.t0 = 1000;
+            ph.sched.interval_ns = 10.0;
+            ph.sched.n = conns[j];
+            ph.sched.batch = batches[i];
+            for (k = 0; k < 1000; k++) {
+                unsigned c;
+
+                ph.sched.k = k;
+                c = phase_slot(&ph);
+                ck_assert_uint_eq(c, (unsigned)(k / batches[i] % conns[j]));
+                ck_assert_uint_eq(sched_conn_at(&ph.sched, c, count[c]), sched_at(&ph.sched, k));
+                count[c]++;
+            }
+        }
+    }
+}
+END_TEST
+
+/* --batch 4 end to end: exact counts, nothing lost, every message verified. */
+START_TEST(test_tcp_open_loop_batch)
+{
+    struct lg_server *s = start(LG_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    int i;
+
+    ck_assert_int_eq(run(&cfg, &res, "-t 1 -c 3 -r 20k --batch 4 -n 3000 -d 30 127.0.0.1:%u", port),
+                     0);
+    ck_assert_uint_eq(cfg.batch, 4);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 3000);
+    ck_assert_uint_eq(res.st.c[ST_SENT], 3000);
+    ck_assert_uint_eq(res.st.c[ST_RECEIVED], 3000);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    for (i = 1; i <= 100; i++)
+        ck_assert_uint_ge(hist_percentile(res.corrected, i), hist_percentile(res.raw, i));
     engine_result_free(&res);
     lg_server_stop(s);
 }
@@ -857,6 +916,9 @@ START_TEST(test_bad_arguments_named)
     expect_bad("-c 3 127.0.0.1:7,weight=1 127.0.0.1:8,weight=9", "too few for the weights",
                "'127.0.0.1:7'");
     expect_bad("--merge", "--merge", "histogram files");
+    expect_bad("--batch 4 127.0.0.1:7", "--batch", "open loop");
+    expect_bad("-r 1k -p 2 --batch 4 127.0.0.1:7", "--batch 4", "--pipeline 2");
+    expect_bad("-r 1k --batch 0 127.0.0.1:7", "--batch", "from 1");
     ck_assert_int_eq(cli("-c nope 127.0.0.1:7"), 2);
     ck_assert_int_eq(cli("--version"), 0);
 }
@@ -1115,6 +1177,8 @@ static Suite *loadgen_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_tcp_echo_closed_loop_passes);
     tcase_add_test(tc, test_tcp_open_loop_corrects_latency);
+    tcase_add_test(tc, test_open_loop_batch_schedule);
+    tcase_add_test(tc, test_tcp_open_loop_batch);
     tcase_add_test(tc, test_tcp_open_loop_keeps_slots_until_connected);
     tcase_add_test(tc, test_tcp_warmup_excluded);
     tcase_add_test(tc, test_tcp_corruption_detected);

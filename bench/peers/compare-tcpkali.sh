@@ -17,6 +17,7 @@
 # and any start-up burst are behind them: the generator's CPU (utime + stime of all its
 # threads from /proc/PID/stat) over the messages the server received in that window
 # (bytes_received of its sockets, from ss, / 64).
+# LOAD_ARGS adds options to wharf-load's command line (e.g. LOAD_ARGS="--batch 4").
 # tcpkali is not packaged in Debian 12; TCPKALI names the binary (default: tcpkali on
 # PATH). docs/wharf-load.md says how it was built for the recorded figures. BUILDDIR
 # holds wharf-load and bench/peers/wharf-echo-min (make check builds it).
@@ -102,7 +103,9 @@ kali() { # WIN PER_CONN_RATE MESSAGE [EXTRA...]
         -T "$((warm + kwin + 2))s" "$@" "127.0.0.1:$port"
 }
 wl() { # WIN RATE
-    window "$1" "$load" -q -t 1 -c "$conns" -r "$2" -w 0 -d "$(($warm + $1 + 2))" "127.0.0.1:$port"
+    # shellcheck disable=SC2086
+    window "$1" "$load" -q -t 1 -c "$conns" -r "$2" -w 0 -d "$(($warm + $1 + 2))" ${LOAD_ARGS:-} \
+        "127.0.0.1:$port"
 }
 # tcpkali's -r is not the rate it keeps (on this machine more messages than asked for,
 # and a different rate with --latency-marker): find the per-connection rate that gives
@@ -125,6 +128,7 @@ ratio() { # A B: median (range) of A/B over the runs' pairs (column 2: us per me
 
 echo "echo server wharf-echo-min, ${dur}s windows after ${warm}s, $conns connections,"
 echo "64-byte messages, one generator thread each, $rep turns per rate; CPU us per message"
+[ -z "${LOAD_ARGS:-}" ] || echo "wharf-load with $LOAD_ARGS"
 for rate in $rates; do
     kr=$(kali_r_for "$rate" "$msg")
     klr=$(kali_r_for "$rate" "$marked" --latency-marker MARK)

@@ -105,8 +105,9 @@ struct load_config {
     uint64_t interval_ns;   /* time series interval (--interval) */
     uint64_t start_at_ns;   /* --start-at: wall-clock start (CLOCK_REALTIME ns); 0 = now */
 
-    /* open-loop ticks and more outputs (--tick, --percentiles=FILE, --hlog, --csv) */
+    /* open-loop ticks and more outputs (--tick, --batch, --percentiles=FILE, --hlog, --csv) */
     uint64_t tick_ns;            /* open loop: a thread wakes at most once per tick */
+    unsigned batch;              /* open loop: consecutive messages of a connection (--batch) */
     const char *percentiles_out; /* the spectrum goes there (NULL: stderr) */
     const char *hlog;            /* HdrHistogram interval log (.hlog) */
     const char *csv;             /* the time series as CSV */

@@ -25,6 +25,7 @@ void sched_init(struct load_sched *s, const struct load_thread *th)
 
     s->t0 = th->clk->t0;
     s->n = th->nconns;
+    s->batch = cfg->batch ? cfg->batch : 1;
     s->interval_ns = per_conn_ns / th->nconns;
     s->k = 0;
 }

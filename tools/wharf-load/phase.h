@@ -16,12 +16,15 @@
 struct phase_ops;
 
 /* Open-loop schedule of one thread: its k-th message is due at t0 + k * interval and goes
- * to connection k % n, so connection c's j-th message is due at t0 + (j * n + c) * interval.
- * Every connection thus sends at total_rate / connections, evenly staggered. */
+ * to connection (k / batch) % n (--batch: the connections take turns of `batch`
+ * consecutive messages, which go out in one send), so with batch 1 connection c's j-th
+ * message is due at t0 + (j * n + c) * interval. Every connection thus sends at
+ * total_rate / connections, evenly staggered. */
 struct load_sched {
     uint64_t t0;
     double interval_ns; /* between two messages of the thread */
     unsigned n;         /* connections of the thread */
+    unsigned batch;     /* consecutive messages of the schedule given to one connection */
     uint64_t k;         /* next thread message to release */
 };
 
@@ -30,9 +33,11 @@ static inline uint64_t sched_at(const struct load_sched *s, uint64_t k)
     return s->t0 + (uint64_t)((double)k * s->interval_ns);
 }
 
+/* The connections take the thread's schedule in turns of `batch` consecutive messages:
+ * message j of connection c is message ((j / batch) * n + c) * batch + j % batch. */
 static inline uint64_t sched_conn_at(const struct load_sched *s, unsigned c, uint64_t j)
 {
-    return sched_at(s, j * s->n + c);
+    return sched_at(s, ((j / s->batch) * s->n + c) * s->batch + j % s->batch);
 }
 
 /* Sets up th's schedule from the configured total rate. */
@@ -137,10 +142,10 @@ static inline bool phase_due(struct load_phase *ph, const struct load_clock *clk
 }
 
 /* Open loop: the connection (0 .. n-1 in the thread) the next message of the schedule goes
- * to. */
+ * to (in turns of sched.batch messages). */
 static inline unsigned phase_slot(const struct load_phase *ph)
 {
-    return (unsigned)(ph->sched.k % ph->sched.n);
+    return (unsigned)(ph->sched.k / ph->sched.batch % ph->sched.n);
 }
 
 /* Open loop: passes over the next message of the schedule (its connection cannot take it):
