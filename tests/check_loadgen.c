@@ -650,6 +650,33 @@ START_TEST(test_udp_echo_no_loss)
 }
 END_TEST
 
+/* --batch over UDP flows: open loop in turns of 4 datagrams per flow, each answered and
+ * verified, none lost, with and without --udp-offload. */
+START_TEST(test_udp_open_loop_batch)
+{
+    struct lg_server *s = start(LG_UDP_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+    int off, i;
+
+    for (off = 0; off < 2; off++) {
+        ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -r 2k -p 16 --batch 4 -n 1000 -d 10 --udp-timeout 2s%s "
+                             "127.0.0.1:%u", off ? " --udp-offload" : "", port),
+                         0);
+        ck_assert_uint_eq(cfg.batch, 4);
+        ck_assert_uint_eq(res.st.c[ST_SENT], 1000);
+        ck_assert_uint_eq(res.st.c[ST_LOST], 0);
+        ck_assert_uint_eq(res.st.c[ST_MEASURED], 1000);
+        ck_assert_uint_eq(stat_errors(&res.st), 0);
+        for (i = 1; i <= 100; i++) /* each datagram timed from its own due time */
+            ck_assert_uint_ge(hist_percentile(res.corrected, i), hist_percentile(res.raw, i));
+        engine_result_free(&res);
+    }
+    lg_server_stop(s);
+}
+END_TEST
+
 /* --udp-offload: each batch of a flow leaves as one UDP_SEGMENT send (the server, without
  * UDP_GRO, gets the datagrams one by one) and the sockets read with UDP_GRO: every datagram
  * is answered and verified, none lost. */
@@ -1201,6 +1228,7 @@ static Suite *loadgen_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_udp_echo_no_loss);
     tcase_add_test(tc, test_udp_offload_echo_no_loss);
+    tcase_add_test(tc, test_udp_open_loop_batch);
     tcase_add_test(tc, test_udp_loss_exact);
     tcase_add_test(tc, test_udp_duplicates_and_reorder);
     tcase_add_test(tc, test_udp_source_flows);
