@@ -661,15 +661,17 @@ START_TEST(test_udp_open_loop_batch)
     int off, i;
 
     for (off = 0; off < 2; off++) {
-        ck_assert_int_eq(run(&cfg, &res, "-u -c 2 -r 2k -p 16 --batch 4 -n 1000 -d 10 --udp-timeout 2s%s "
-                             "127.0.0.1:%u", off ? " --udp-offload" : "", port),
+        ck_assert_int_eq(run(&cfg, &res,
+                             "-u -c 2 -r 2k -p 16 --batch 4 -n 1000 -d 10 --udp-timeout 2s%s "
+                             "127.0.0.1:%u",
+                             off ? " --udp-offload" : "", port),
                          0);
         ck_assert_uint_eq(cfg.batch, 4);
         ck_assert_uint_eq(res.st.c[ST_SENT], 1000);
         ck_assert_uint_eq(res.st.c[ST_LOST], 0);
         ck_assert_uint_eq(res.st.c[ST_MEASURED], 1000);
         ck_assert_uint_eq(stat_errors(&res.st), 0);
-        for (i = 1; i <= 100; i++) /* each datagram timed from its own due time */
+        for (i = 1; i <= 100; i++) /* (the mapping itself: test_open_loop_batch_schedule) */
             ck_assert_uint_ge(hist_percentile(res.corrected, i), hist_percentile(res.raw, i));
         engine_result_free(&res);
     }
