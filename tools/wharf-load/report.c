@@ -228,8 +228,8 @@ static void human_messages(FILE *f, const struct load_config *cfg, const struct 
 
         report_fmt_ns(tick, sizeof(tick), cfg->tick_ns);
         fprintf(f, "  %-11s tick %s, batch %u; %" PRIu64 " deferred (sent after the tick they "
-                "fell due in: connection opening, window or buffer full), %" PRIu64 " skipped (--ramp), %" PRIu64
-                " due but never sent (backlog at end)\n",
+                "fell due in: connection opening, window or buffer full), %" PRIu64
+                " skipped (--ramp), %" PRIu64 " due but never sent (backlog at end)\n",
                 "schedule", tick, cfg->batch, c[ST_DEFERRED], c[ST_SKIPPED], c[ST_BACKLOG_END]);
     } else if (c[ST_BACKLOG_END]) {
         fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
