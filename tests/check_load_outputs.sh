@@ -11,6 +11,7 @@
 # - --csv: one line per interval, replies adding up to the run's;
 # - -P: the distribution goes to stderr or --percentiles=FILE, never into the summary on
 #   stdout;
+# - wharf-load(1): its OPTIONS list is what --help prints, line for line;
 # - coordinated omission: the server is stopped (SIGSTOP) for 200 ms during a fixed-rate
 #   run; the corrected p99.9 must show at least 0.75 x the freeze. With -p 1 the
 #   uncorrected figure hides it (reported, and checked to be below the corrected one).
@@ -220,6 +221,16 @@ co_run() { # NAME ARGS...: a 2000 msg/s run, the server stopped 200 ms after 1 s
     kill -CONT "$epid"
     wait "$lpid"
 }
+# wharf-load(1) quotes --help between ".ft CR" and ".ft R", escaped for roff (\- and \e)
+"$load" --help >"$tmp/help.txt" 2>&1
+sed -n '/^\.ft CR$/,/^\.ft R$/p' "${WHARF_SRCDIR:-.}/docs/wharf-load.1" | sed '1d;$d' |
+    sed 's/\\-/-/g; s/\\e/\\/g' >"$tmp/man.txt"
+if [ -s "$tmp/help.txt" ] && cmp -s "$tmp/help.txt" "$tmp/man.txt"; then
+    ok "wharf-load(1) lists the options as --help prints them ($(wc -l <"$tmp/help.txt") lines)"
+else
+    fail "wharf-load(1) and --help differ: $(diff "$tmp/man.txt" "$tmp/help.txt" | head -n 6)"
+fi
+
 co_run co
 co_run co1 -p 1
 v=$(python3 - "$tmp/co.json" "$tmp/co1.json" <<'PY'

@@ -8,6 +8,7 @@
 #endif
 #include <arpa/inet.h>
 #include <check.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -650,6 +651,75 @@ START_TEST(test_udp_echo_no_loss)
 }
 END_TEST
 
+/* --batch auto (the default): what one connection has due in two ticks, rounded up, at
+ * least 1, at most --pipeline; an explicit --batch N is kept (also 1: even spacing). */
+START_TEST(test_open_loop_batch_auto)
+{
+    static const struct {
+        const char *args;
+        unsigned batch;
+        bool is_auto;
+    } cases[] = {
+        {"-c 50 -r 100k", 4, true},  /* 2 per connection per tick: 4 per two ticks */
+        {"-c 50 -r 5k", 1, true},    /* 0.2 per two ticks: evenly spaced */
+        {"-c 50 -r 20k", 1, true},   /* 0.8 */
+        {"-c 50 -r 30k", 2, true},   /* 1.2, rounded up */
+        {"-c 10 -r 10k", 2, true},   /* exactly 2 */
+        {"-c 10 -r 10k --tick 5ms", 10, true},
+        {"-c 1 -r 200k -p 16", 16, true}, /* at most the pipeline */
+        {"-c 3 -r 1M -p 1", 1, true},
+        {"-c 2 -t 2 -r 100k", 100, true}, /* per connection, whatever the threads */
+        {"-c 50 -r 100k --batch 1", 1, false},
+        {"-c 50 -r 100k --batch 3", 3, false},
+        {"-c 50 -r 100k --batch 3 --batch auto", 4, true},
+        {"-c 50", 1, true}, /* closed loop: no schedule */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char line[256], err[256];
+        char *argv[MAX_ARGS];
+        struct load_config cfg;
+        int argc;
+
+        snprintf(line, sizeof(line), "%s 127.0.0.1:7", cases[i].args);
+        argc = split(line, argv);
+        ck_assert_msg(opts_parse(&cfg, argc, argv, stdout, err, sizeof(err)) == 0, "%s: %s",
+                      cases[i].args, err);
+        ck_assert_msg(cfg.batch == cases[i].batch, "%s: batch %u, want %u", cases[i].args,
+                      cfg.batch, cases[i].batch);
+        ck_assert_msg(cfg.batch_auto == cases[i].is_auto, "%s: auto %d", cases[i].args,
+                      cfg.batch_auto);
+        load_config_free(&cfg);
+    }
+}
+END_TEST
+
+/* The default batch end to end: 10 connections at 10 000/s have one message each due per
+ * tick, so --batch 1 writes about one message per send; auto takes turns of two, so a
+ * connection writes about every other tick, two messages at once. Counted by the
+ * generator's own `sends` (a slow run only sends fuller, never emptier, batches). */
+START_TEST(test_tcp_open_loop_batch_auto_halves_sends)
+{
+    struct lg_server *s = start(LG_ECHO);
+    unsigned port = lg_server_port(s);
+    struct load_config cfg;
+    struct load_result res;
+
+    ck_assert_int_eq(run(&cfg, &res, "-t 1 -c 10 -r 10k -n 4000 -d 30 127.0.0.1:%u", port), 0);
+    ck_assert(cfg.batch_auto);
+    ck_assert_uint_eq(cfg.batch, 2);
+    ck_assert_uint_eq(res.st.c[ST_SENT], 4000);
+    ck_assert_uint_eq(res.st.c[ST_MEASURED], 4000);
+    ck_assert_uint_eq(stat_errors(&res.st), 0);
+    ck_assert_uint_ge(res.st.c[ST_SENDS], 1);
+    ck_assert_msg(res.st.c[ST_SENDS] <= 4000 * 3 / 4, "%" PRIu64 " sends for 4000 messages",
+                  res.st.c[ST_SENDS]);
+    engine_result_free(&res);
+    lg_server_stop(s);
+}
+END_TEST
+
 /* --batch over UDP flows: open loop in turns of 4 datagrams per flow, each answered and
  * verified, none lost, with and without --udp-offload. */
 START_TEST(test_udp_open_loop_batch)
@@ -948,6 +1018,7 @@ START_TEST(test_bad_arguments_named)
     expect_bad("--batch 4 127.0.0.1:7", "--batch", "open loop");
     expect_bad("-r 1k -p 2 --batch 4 127.0.0.1:7", "--batch 4", "--pipeline 2");
     expect_bad("-r 1k --batch 0 127.0.0.1:7", "--batch", "from 1");
+    expect_bad("-r 1k --batch most 127.0.0.1:7", "--batch", "'most'");
     ck_assert_int_eq(cli("-c nope 127.0.0.1:7"), 2);
     ck_assert_int_eq(cli("--version"), 0);
 }
@@ -1208,6 +1279,8 @@ static Suite *loadgen_suite(void)
     tcase_add_test(tc, test_tcp_open_loop_corrects_latency);
     tcase_add_test(tc, test_open_loop_batch_schedule);
     tcase_add_test(tc, test_tcp_open_loop_batch);
+    tcase_add_test(tc, test_open_loop_batch_auto);
+    tcase_add_test(tc, test_tcp_open_loop_batch_auto_halves_sends);
     tcase_add_test(tc, test_tcp_open_loop_keeps_slots_until_connected);
     tcase_add_test(tc, test_tcp_warmup_excluded);
     tcase_add_test(tc, test_tcp_corruption_detected);

@@ -102,7 +102,7 @@ void load_config_defaults(struct load_config *cfg)
     cfg->interval_ns = 1000000000u;
     cfg->tls.handshake_timeout_ns = 2ull * 1000000000u;
     cfg->tick_ns = LOAD_DEFAULT_TICK_NS;
-    cfg->batch = 1;
+    cfg->batch = 0; /* auto */
     cfg->max_request = SCRIPT_DEFAULT_MAX_REQUEST;
 }
 
@@ -225,10 +225,13 @@ void opts_usage(FILE *f)
           "      --ramp N              open at most N connections/s at start (default: all)\n"
           "      --tick T              open loop: send what fell due once per tick (default\n"
           "                            1ms; corrected latency includes up to one tick)\n"
-          "      --batch N             open loop: the connections take the schedule in\n"
+          "      --batch N|auto        open loop: the connections take the schedule in\n"
           "                            turns of N consecutive messages, sent together\n"
           "                            when due in one tick: fewer sends, each message\n"
-          "                            still timed from its own due time (default 1)\n"
+          "                            still timed from its own due time. auto (default):\n"
+          "                            what one connection has due in two ticks, so it\n"
+          "                            sends about once per two ticks at most (1, evenly\n"
+          "                            spaced, while that is one message or less)\n"
           "      --churn N             close each connection after N exchanges, reconnect\n"
           "      --source ADDR[,ADDR...]\n"
           "                            bind each new connection (UDP: flow) to the next of\n"
@@ -679,6 +682,18 @@ static int opt_source(const char *a, struct load_config *cfg, char *err, size_t 
 }
 
 /* Every --source address must be of the target's family (known once it is resolved). */
+unsigned opts_auto_batch(const struct load_config *cfg)
+{
+    double per_two_ticks; /* messages one connection has due in two ticks */
+    unsigned b;
+
+    if (cfg->rate <= 0 || !cfg->connections)
+        return 1;
+    per_two_ticks = 2.0 * cfg->rate * (double)cfg->tick_ns / 1e9 / cfg->connections;
+    b = per_two_ticks > cfg->pipeline ? cfg->pipeline : (unsigned)ceil(per_two_ticks - 1e-9);
+    return b < 1 ? 1 : b;
+}
+
 static int check_sources(const struct load_config *cfg, char *err, size_t errlen)
 {
     unsigned i, k;
@@ -1409,6 +1424,10 @@ static int opt_one(int c, const char *a, char **argv, struct load_config *cfg,
 {
     int r;
 
+    if (c == O_BATCH && !strcmp(a, "auto")) {
+        cfg->batch = 0;
+        return 0;
+    }
     if ((r = opt_number(c, a, cfg, err, errlen)) <= 0) {
         /* given explicitly: their defaults depend on other options */
         if (r == 0 && c == 'p')
@@ -1701,6 +1720,10 @@ static int opts_finish(struct load_config *cfg, int argc, char **argv, struct tm
     if (cfg->batch > cfg->pipeline)
         return fail(err, errlen, "--batch %u is more than --pipeline %u (a batch goes out at once)",
                     cfg->batch, cfg->pipeline);
+    if (!cfg->batch) {
+        cfg->batch = opts_auto_batch(cfg);
+        cfg->batch_auto = true;
+    }
     if (cfg->threads > cfg->connections)
         return fail(err, errlen,
                     "--threads %u is more than --connections %u (each thread needs a connection)",

@@ -107,7 +107,9 @@ struct load_config {
 
     /* open-loop ticks and more outputs (--tick, --batch, --percentiles=FILE, --hlog, --csv) */
     uint64_t tick_ns;            /* open loop: a thread wakes at most once per tick */
-    unsigned batch;              /* open loop: consecutive messages of a connection (--batch) */
+    unsigned batch;              /* open loop: consecutive messages of a connection (--batch;
+                                  * 0 = auto until load_config_validate chooses it) */
+    bool batch_auto;             /* the batch was chosen by load_auto_batch */
     const char *percentiles_out; /* the spectrum goes there (NULL: stderr) */
     const char *hlog;            /* HdrHistogram interval log (.hlog) */
     const char *csv;             /* the time series as CSV */
@@ -143,5 +145,12 @@ void opts_usage(FILE *f);
 /* Parses a duration ("1.5", "250ms", "2us", "1m"; a bare number is seconds) into ns.
  * Returns 0 or -1. Exposed for tests. */
 int opts_parse_time(const char *s, uint64_t *ns);
+
+/* --batch auto: the messages one connection has due in two ticks (rate / connections *
+ * 2 * tick), rounded up, at least 1 and at most --pipeline. With it a connection's turns
+ * come about two ticks apart, so it sends about once per two ticks however high the rate
+ * (a connection sends at most once per tick anyway); below one message per connection
+ * per two ticks it is 1 and every connection's messages stay evenly spaced. */
+unsigned opts_auto_batch(const struct load_config *cfg);
 
 #endif

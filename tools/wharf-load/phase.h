@@ -17,9 +17,11 @@ struct phase_ops;
 
 /* Open-loop schedule of one thread: its k-th message is due at t0 + k * interval and goes
  * to connection (k / batch) % n (--batch: the connections take turns of `batch`
- * consecutive messages, one send when they fall due in one tick), so with batch 1
- * connection c's j-th message is due at t0 + (j * n + c) * interval. Every connection thus
- * sends at total_rate / connections, evenly staggered. */
+ * consecutive messages, one send when they fall due in one tick; by default what one
+ * connection has due in two ticks, opts_auto_batch), so with batch 1 connection c's j-th
+ * message is due at t0 + (j * n + c) * interval. Every connection thus sends at
+ * total_rate / connections, staggered: one message at a time with batch 1, `batch` at a
+ * time otherwise. */
 struct load_sched {
     uint64_t t0;
     double interval_ns; /* between two messages of the thread */

@@ -227,10 +227,12 @@ static void human_messages(FILE *f, const struct load_config *cfg, const struct 
         char tick[32];
 
         report_fmt_ns(tick, sizeof(tick), cfg->tick_ns);
-        fprintf(f, "  %-11s tick %s, batch %u; %" PRIu64 " deferred (sent after the tick they "
-                "fell due in: connection opening, window or buffer full), %" PRIu64
-                " skipped (--ramp), %" PRIu64 " due but never sent (backlog at end)\n",
-                "schedule", tick, cfg->batch, c[ST_DEFERRED], c[ST_SKIPPED], c[ST_BACKLOG_END]);
+        fprintf(f, "  %-11s tick %s, batch %u%s, %.1f messages per send; %" PRIu64 " deferred "
+                "(sent after the tick they fell due in: connection opening, window or buffer "
+                "full), %" PRIu64 " skipped (--ramp), %" PRIu64 " due but never sent (backlog "
+                "at end)\n", "schedule", tick, cfg->batch, cfg->batch_auto ? " (auto)" : "",
+                c[ST_SENDS] ? (double)c[ST_SENT] / (double)c[ST_SENDS] : 0.0, c[ST_DEFERRED],
+                c[ST_SKIPPED], c[ST_BACKLOG_END]);
     } else if (c[ST_BACKLOG_END]) {
         fprintf(f, "  %-11s %" PRIu64 " messages were due but not sent when sending stopped\n",
                 "backlog", c[ST_BACKLOG_END]);
@@ -557,8 +559,9 @@ void report_json(FILE *f, const struct load_config *cfg, const struct load_resul
             cfg->duration_ns, cfg->count, cfg->warmup_ns, cfg->drain_ns, cfg->ramp, cfg->churn,
             cfg->connect_timeout_ns, cfg->udp_timeout_ns, cfg->msg.seed, cfg->max_p99_ns,
             cfg->min_rate, cfg->max_errors, cfg->max_loss_pct);
-    fprintf(f, ", \"tick_ns\": %" PRIu64 ", \"batch\": %u", cfg->rate > 0 ? cfg->tick_ns : 0,
-            cfg->rate > 0 ? cfg->batch : 0);
+    fprintf(f, ", \"tick_ns\": %" PRIu64 ", \"batch\": %u, \"batch_auto\": %s",
+            cfg->rate > 0 ? cfg->tick_ns : 0, cfg->rate > 0 ? cfg->batch : 0,
+            cfg->rate > 0 && cfg->batch_auto ? "true" : "false");
     fprintf(f, ", \"sources\": [");
     for (i = 0; i < (int)cfg->nsources; i++) {
         fprintf(f, "%s", i ? ", " : "");

@@ -21,6 +21,7 @@ const char *const stat_names[ST__COUNT] = {
     [ST_RESENT] = "resent",
     [ST_DEFERRED] = "deferred",
     [ST_SKIPPED] = "skipped",
+    [ST_SENDS] = "sends",
     [ST_HITS] = "hits",
     [ST_MISSES] = "misses",
     [ST_STATUS_2XX] = "status_2xx",

@@ -27,6 +27,7 @@ enum stat_id {
     ST_DEFERRED,   /* open loop: messages sent after the tick they fell due in (the
                     * connection was opening, its window or buffer full) */
     ST_SKIPPED,    /* open loop, --ramp: slots of connections not opened yet (not sent) */
+    ST_SENDS,      /* writes that moved bytes: send(2), a TLS write, a sendmmsg or GSO send */
     ST_HITS,           /* cache workloads: keys a get found (verified values) */
     ST_MISSES,         /* cache workloads: keys a get did not find */
     ST_STATUS_2XX,     /* http (HTTP/1 and --h2): responses by status class */

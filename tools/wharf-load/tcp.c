@@ -513,7 +513,10 @@ static int conn_flush(struct tctx *x, struct tconn *c, uint64_t now)
         size_t done;
 
         switch (tls_conn_write(&c->tls, c->wbuf + c->woff, c->wlen - c->woff, &done, &f)) {
-        case TLS_IO_OK: c->woff += (uint32_t)done; continue;
+        case TLS_IO_OK:
+            c->woff += (uint32_t)done;
+            stat_add(&x->th->st, ST_SENDS, 1);
+            continue;
         case TLS_IO_WANT: return 0;
         case TLS_IO_EOF: conn_fail(x, c, EPIPE, now); return -1;
         case TLS_IO_FAIL: conn_tls_fail(x, c, &f, now); return -1;
@@ -523,6 +526,7 @@ static int conn_flush(struct tctx *x, struct tconn *c, uint64_t now)
         r = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r > 0) {
             c->woff += (uint32_t)r;
+            stat_add(&x->th->st, ST_SENDS, 1);
             continue;
         }
         if (r < 0 && errno == EINTR)

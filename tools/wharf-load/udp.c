@@ -201,6 +201,8 @@ static void flow_fill(struct uctx *x, struct uflow *f, uint64_t now)
             r = 0;
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
                 count_errno(x, errno);
+        } else if (r > 0) {
+            stat_add(&x->th->st, ST_SENDS, 1);
         }
         if (!x->ph.open && x->ph.counted)
             for (k = (unsigned)r; k < nb; k++)
