@@ -11,13 +11,15 @@
 # generator thread each:
 #   tcpkali      -w 1 -r R -m <64 bytes>      (counts bytes only)
 #   tcpkali+lat  the same with --latency-marker (times every message, as wharf-load does)
-#   wharf-load   -t 1 -r RATE -w 0            (times every message, compares every byte)
+#   wharf-load   -t 1 -r RATE -w 0            (times every message, compares every byte;
+#                                             its default --batch auto)
 # tcpkali's -r (per connection) does not give the rate asked for, so R is first found
 # by trial for each RATE. Both are measured alike over the window, once the connections
 # and any start-up burst are behind them: the generator's CPU (utime + stime of all its
 # threads from /proc/PID/stat) over the messages the server received in that window
 # (bytes_received of its sockets, from ss, / 64).
-# LOAD_ARGS adds options to wharf-load's command line (e.g. LOAD_ARGS="--batch 4").
+# LOAD_ARGS adds options to wharf-load's command line (e.g. LOAD_ARGS="--batch 4", or
+# "--batch 1" for one message per connection per turn at every rate).
 # tcpkali is not packaged in Debian 12; TCPKALI names the binary (default: tcpkali on
 # PATH). docs/wharf-load.md says how it was built for the recorded figures. BUILDDIR
 # holds wharf-load and bench/peers/wharf-echo-min (make check builds it).
