@@ -681,7 +681,6 @@ static int opt_source(const char *a, struct load_config *cfg, char *err, size_t 
     }
 }
 
-/* Every --source address must be of the target's family (known once it is resolved). */
 unsigned opts_auto_batch(const struct load_config *cfg)
 {
     double per_two_ticks; /* messages one connection has due in two ticks */
@@ -694,6 +693,7 @@ unsigned opts_auto_batch(const struct load_config *cfg)
     return b < 1 ? 1 : b;
 }
 
+/* Every --source address must be of the target's family (known once it is resolved). */
 static int check_sources(const struct load_config *cfg, char *err, size_t errlen)
 {
     unsigned i, k;

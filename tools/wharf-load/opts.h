@@ -108,8 +108,8 @@ struct load_config {
     /* open-loop ticks and more outputs (--tick, --batch, --percentiles=FILE, --hlog, --csv) */
     uint64_t tick_ns;            /* open loop: a thread wakes at most once per tick */
     unsigned batch;              /* open loop: consecutive messages of a connection (--batch;
-                                  * 0 = auto until load_config_validate chooses it) */
-    bool batch_auto;             /* the batch was chosen by load_auto_batch */
+                                  * 0 = auto until opts_parse sets it, opts_auto_batch) */
+    bool batch_auto;             /* the batch was chosen by opts_auto_batch */
     const char *percentiles_out; /* the spectrum goes there (NULL: stderr) */
     const char *hlog;            /* HdrHistogram interval log (.hlog) */
     const char *csv;             /* the time series as CSV */
