@@ -14,7 +14,9 @@
 # - wharf-load(1): its OPTIONS list is what --help prints, line for line;
 # - coordinated omission: the server is stopped (SIGSTOP) for 200 ms during a fixed-rate
 #   run; the corrected p99.9 must show at least 0.75 x the freeze. With -p 1 the
-#   uncorrected figure hides it (reported, and checked to be below the corrected one).
+#   uncorrected figure hides it (reported, and checked to be below the corrected one);
+# - Ctrl-C: SIGINT stops sending and drains, a second one ends the drain at once; either
+#   way the run reports what it has, interrupted, and exits 1, within 0.9 s of the signal.
 # Every run is bounded by --duration; every wait is bounded.
 set -u
 build=${WHARF_BUILDDIR:-.}
@@ -248,6 +250,75 @@ case "$v" in
     ok*) ok "coordinated omission, 200 ms freeze: $v" ;;
     *) fail "coordinated omission, 200 ms freeze: $v" ;;
 esac
+
+# 4. Ctrl-C (SIGINT): the first stops sending and drains, a second ends at once
+ms() { echo $(($(date +%s%N) / 1000000)); }
+gone_within() { # PID MS: waits for PID to end, at most MS milliseconds; 0 if it did
+    t=0
+    while [ $t -lt "$2" ] && kill -0 "$1" 2>/dev/null; do sleep 0.05; t=$((t + 50)); done
+    ! kill -0 "$1" 2>/dev/null
+}
+# (and a run ends as soon as its threads do: the main thread does not sleep past them)
+t0=$(ms)
+"$load" -c 1 -n 10 127.0.0.1:$port >"$tmp/short.out" 2>&1
+rc=$?
+t1=$(ms)
+if [ $rc -eq 0 ] && [ $((t1 - t0)) -lt 900 ]; then
+    ok "a 10-message run ends in $((t1 - t0)) ms"
+else
+    fail "a 10-message run: rc $rc after $((t1 - t0)) ms: $(head -c 300 "$tmp/short.out")"
+fi
+"$load" -c 2 -r 1000 -d 60 -w 0 -j 127.0.0.1:$port >"$tmp/int1.json" 2>"$tmp/int1.err" &
+lpid=$!
+sleep 1
+t0=$(ms)
+kill -INT "$lpid"
+gone_within "$lpid" 5000
+gone=$?
+t1=$(ms)
+wait "$lpid"
+rc=$?
+v=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["counters"]
+print("ok" if r["interrupted"] and r["errors"] == 0 and c["received"] == c["sent"] and 500 <= c["sent"] <= 3000 else "bad",
+      "interrupted", r["interrupted"], "sent", c["sent"], "received", c["received"], "errors", r["errors"])
+' "$tmp/int1.json" 2>&1)
+if [ $gone -eq 0 ] && [ $rc -eq 1 ] && [ $((t1 - t0)) -lt 900 ] && case "$v" in ok*) true ;; *) false ;; esac; then
+    ok "SIGINT: drained and ended in $((t1 - t0)) ms, exit 1, $v"
+else
+    fail "SIGINT: gone $gone rc $rc after $((t1 - t0)) ms: $v $(head -c 300 "$tmp/int1.err")"
+fi
+# the server frozen with messages in flight, so the drain would wait until --drain
+"$load" -c 2 -r 1000 -d 60 -w 0 --drain 30 -j 127.0.0.1:$port >"$tmp/int2.json" 2>"$tmp/int2.err" &
+lpid=$!
+sleep 1
+kill -STOP "$epid"
+sleep 0.2
+kill -INT "$lpid"
+sleep 0.5
+alive=no
+kill -0 "$lpid" 2>/dev/null && alive=yes
+t0=$(ms)
+kill -INT "$lpid"
+gone_within "$lpid" 5000
+gone=$?
+t1=$(ms)
+kill -CONT "$epid"
+wait "$lpid"
+rc=$?
+v=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("ok" if r["interrupted"] else "bad", "interrupted", r["interrupted"], "sent", r["counters"]["sent"])
+' "$tmp/int2.json" 2>&1)
+if [ $alive = yes ] && [ $gone -eq 0 ] && [ $rc -eq 1 ] && [ $((t1 - t0)) -lt 900 ] &&
+    case "$v" in ok*) true ;; *) false ;; esac; then
+    ok "second SIGINT: the drain (still waiting after 0.5 s) ended in $((t1 - t0)) ms, exit 1, $v"
+else
+    fail "second SIGINT: draining $alive, gone $gone rc $rc after $((t1 - t0)) ms: $v $(head -c 300 "$tmp/int2.err")"
+fi
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -24,11 +25,36 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* Stop requests of the running engine_run: engine_request_stop (a signal handler) adds,
- * engine_run reads. The only state of this file; one run at a time. */
+/* The state of this file, for one run at a time. stop_requests: engine_request_stop (a
+ * signal handler) adds, engine_run reads. wake: what engine_follow sleeps on, posted by
+ * each stop request and by each engine thread when it has finished (load_thread_finish),
+ * so the main thread wakes only for those and for its own progress and --hlog times. */
 static atomic_int stop_requests;
+static sem_t wake;
+static atomic_bool wake_ready;
 
-void engine_request_stop(void) { atomic_fetch_add_explicit(&stop_requests, 1, memory_order_relaxed); }
+void engine_request_stop(void)
+{
+    atomic_fetch_add_explicit(&stop_requests, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&wake_ready, memory_order_acquire))
+        sem_post(&wake); /* async-signal-safe */
+}
+
+static void wake_init(void)
+{
+    sem_init(&wake, 0, 0);
+    atomic_store_explicit(&wake_ready, true, memory_order_release);
+}
+
+/* Makes `wake` ready (once per process) and takes back the posts of an earlier run. */
+static void engine_wake_reset(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, wake_init);
+    while (sem_trywait(&wake) == 0)
+        ;
+}
 
 static double cpu_seconds(const struct timeval *tv)
 {
@@ -216,6 +242,7 @@ static int engine_timeline(struct engine *en)
         th->series->start_unix_ns = start_unix;
         th->cfg = cfg;
         th->clk = clk;
+        th->wake = &wake;
         th->index = i;
         th->first_conn = (unsigned)((uint64_t)cfg->connections * i / en->nt);
         th->nconns = (unsigned)((uint64_t)cfg->connections * (i + 1) / en->nt) - th->first_conn;
@@ -295,11 +322,13 @@ static void engine_hlog_interval(struct engine *en, uint64_t now)
 }
 
 /* Follows the threads until every one is done: passes stop requests on, prints the
- * progress line once a second and writes the --hlog intervals. Then joins them. */
+ * progress line once a second and writes the --hlog intervals, sleeping on `wake` in
+ * between (at most a second). Then joins them. */
 static void engine_follow(struct engine *en)
 {
-    uint64_t now, next_progress = en->clk.t0 + 1000000000u, last_rx = 0, last_t = en->clk.t0;
-    struct timespec ts = {0, 20000000};
+    uint64_t now, until, next_progress = en->clk.t0 + 1000000000u, last_rx = 0,
+                         last_t = en->clk.t0;
+    struct timespec ts;
     unsigned i, done;
     int req;
 
@@ -313,7 +342,14 @@ static void engine_follow(struct engine *en)
             engine_post_stop(en, req > 1 ? LOAD_STOP_NOW : LOAD_DRAIN);
             en->res->interrupted = true;
         }
-        nanosleep(&ts, NULL);
+        until = load_now() + 1000000000u;
+        if (en->progress && next_progress < until)
+            until = next_progress;
+        if (en->hlog_on && en->hl_next < until)
+            until = en->hl_next;
+        ts.tv_sec = (time_t)(until / 1000000000u);
+        ts.tv_nsec = (long)(until % 1000000000u);
+        (void)sem_clockwait(&wake, CLOCK_MONOTONIC, &ts); /* posted, timed out or EINTR */
         now = load_now();
         if (en->hlog_on && now >= en->hl_next)
             engine_hlog_interval(en, now);
@@ -486,6 +522,7 @@ int engine_run(const struct load_config *cfg, struct load_result *res, char *err
     if (engine_alloc(&en, err, errlen) != 0)
         goto out;
     atomic_store_explicit(&stop_requests, 0, memory_order_relaxed);
+    engine_wake_reset();
     getrusage(RUSAGE_SELF, &en.ru0);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &en.cpu0);
     if (engine_timeline(&en) != 0) {

@@ -1,5 +1,5 @@
 /* thread.c - helpers of wharf-load's engine threads (see thread.h): the default thread
- * count, the first-error note, binding to a --source address, the --count split. */
+ * count, the first-error note, the finish, binding to a --source address, the --count split. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -32,6 +32,13 @@ void load_note_error(struct load_thread *th, const char *what, int err)
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24 /* Linux 4.2; older C libraries lack the name */
 #endif
+
+void load_thread_finish(struct load_thread *th)
+{
+    atomic_store_explicit(&th->done, true, memory_order_release);
+    if (th->wake)
+        sem_post(th->wake);
+}
 
 int load_bind_source(int fd, const struct load_config *cfg, unsigned i)
 {

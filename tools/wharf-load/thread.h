@@ -10,6 +10,7 @@
 #ifndef WLOAD_THREAD_H
 #define WLOAD_THREAD_H
 
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,7 +49,8 @@ struct load_thread {
     struct target_counts tgt[LOAD_MAX_TARGETS]; /* several targets: counts per target */
     uint64_t last_rx_ns; /* last measured echo (for --count rates) */
     uint64_t drain_start_ns, drain_end_ns;
-    atomic_bool done; /* set (release) when the thread has finished */
+    atomic_bool done; /* set (release) when the thread has finished: load_thread_finish */
+    sem_t *wake;      /* posted by load_thread_finish (engine.c sleeps on it) */
     char first_error[160];
 };
 
@@ -80,6 +82,9 @@ unsigned load_default_threads(unsigned connections);
 
 /* Records the first error text of a thread (errno text added when err != 0). */
 void load_note_error(struct load_thread *th, const char *what, int err);
+
+/* The last thing an engine thread does: marks it done and wakes the engine. */
+void load_thread_finish(struct load_thread *th);
 
 /* Binds socket fd to source address i of cfg (port 0) with IP_BIND_ADDRESS_NO_PORT, so
  * that connect() picks the local port for the whole 4-tuple. Returns 0, or -1 with errno

@@ -543,6 +543,6 @@ void *udp_thread(void *arg)
     }
     phase_free(&x.ph);
     ctx_free(&x);
-    atomic_store_explicit(&th->done, true, memory_order_release);
+    load_thread_finish(th);
     return NULL;
 }
