@@ -4,10 +4,11 @@
 # corpus under fuzz/corpus/: the PROXY protocol parser, the config loader,
 # the memcache handler (ASCII, meta and binary) through the test kit, the
 # server side of a TLS connection (handshake and records, PROXY before TLS)
-# through the test kit, and the DNS handler's packet parser, answer path and
-# zone parser.  Exits non-zero when a target fails to build or
-# finds a crash (its input is kept, and the path printed); exits 0 with
-# "skipped" when clang or libFuzzer (Debian: libclang-rt-14-dev) is missing.
+# through the test kit, the DNS handler's packet parser, answer path and
+# zone parser, and wharf-load's reply framing.  Exits non-zero when a
+# target fails to build or finds a crash (its input is kept, and the path
+# printed); exits 0 with "skipped" when clang or libFuzzer (Debian:
+# libclang-rt-14-dev) is missing.
 #
 #   fuzz/run.sh [SECONDS]        FUZZ_DIR=DIR keeps the build and the grown
 #                                corpora in DIR (default: a temporary one);
@@ -102,6 +103,11 @@ run fuzz_tls -D_GNU_SOURCE -Wno-unused-parameter -I"$fw/event" -I"$fw/worker" -I
 # shellcheck disable=SC2086
 run fuzz_dns -I"$src/handlers/dns" "$src/fuzz/fuzz_dns.c" "$src/handlers/dns/dns_zone.c" \
     "$src/handlers/dns/dns_wire.c" "$src/handlers/dns/dns_answer.c"
+# wharf-load's reply framing and --expect checks (frame.c, with the template
+# helpers it uses to decode escapes).
+wl=$src/tools/wharf-load
+run fuzz_load_frame -I"$wl" "$src/fuzz/fuzz_load_frame.c" "$wl/frame.c" "$wl/tmpl.c" "$wl/keys.c" \
+    "$wl/cache.c" -lm
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status
