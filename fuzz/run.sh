@@ -5,10 +5,10 @@
 # the memcache handler (ASCII, meta and binary) through the test kit, the
 # server side of a TLS connection (handshake and records, PROXY before TLS)
 # through the test kit, the DNS handler's packet parser, answer path and
-# zone parser, and wharf-load's reply framing.  Exits non-zero when a
-# target fails to build or finds a crash (its input is kept, and the path
-# printed); exits 0 with "skipped" when clang or libFuzzer (Debian:
-# libclang-rt-14-dev) is missing.
+# zone parser, and wharf-load's reply framing and HTTP/2 client session.
+# Exits non-zero when a target fails to build or finds a crash (its input
+# is kept, and the path printed); exits 0 with "skipped" when clang or
+# libFuzzer (Debian: libclang-rt-14-dev) is missing.
 #
 #   fuzz/run.sh [SECONDS]        FUZZ_DIR=DIR keeps the build and the grown
 #                                corpora in DIR (default: a temporary one);
@@ -108,6 +108,10 @@ run fuzz_dns -I"$src/handlers/dns" "$src/fuzz/fuzz_dns.c" "$src/handlers/dns/dns
 wl=$src/tools/wharf-load
 run fuzz_load_frame -I"$wl" "$src/fuzz/fuzz_load_frame.c" "$wl/frame.c" "$wl/tmpl.c" "$wl/keys.c" \
     "$wl/cache.c" -lm
+# wharf-load's HTTP/2 client session (h2.c over libnghttp2) fed a server's bytes.
+nghttp2=$(pkg-config --cflags --libs libnghttp2 2>/dev/null || echo -lnghttp2)
+# shellcheck disable=SC2086
+run fuzz_load_h2 -I"$wl" "$src/fuzz/fuzz_load_h2.c" "$wl/h2.c" $nghttp2
 
 if [ "$keep" = 1 ]; then echo "fuzz: build and corpora kept in $work"; else rm -rf "$work"; fi
 exit $status
