@@ -55,6 +55,8 @@ wait_file() {
 # start_wharfd ARGS...: starts the real wharfd with ARGS (-c CONFIG ...),
 # its log in $tmp/log; sets pid; waits (30 s at most) for "started:".
 start_wharfd() {
+    : >"$tmp/log" # emptied first: the background start truncates it only once it runs, and
+    # an earlier wharfd's "started:" must not satisfy the wait below
     "$real" "$@" 2>"$tmp/log" &
     pid=$!
     wait_file "$tmp/log" "started:"
