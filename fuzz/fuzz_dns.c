@@ -20,12 +20,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "fuzz_dns: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                      \
-        }                                                                 \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char zone_text[] =
     "$ORIGIN example.test.\n$TTL 1h\n"

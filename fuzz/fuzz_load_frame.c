@@ -29,12 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_REPLY 4096
 #define MAX_REPLIES 512
 
-#define CHECK(cond) do {                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "fuzz_load_frame: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                            \
-        }                                                                       \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char *const specs[] = {
     "delim:\\r\\n", "delim:END\\r\\n", "fixed:1", "fixed:5", "len:0:1:be", "len:0:2:be:after",

@@ -29,12 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_REQUESTS 256
 
-#define CHECK(cond) do {                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "fuzz_load_h2: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                            \
-        }                                                                       \
-    } while (0)
+#include "fuzz_check.h"
 
 struct run {
     uint8_t mode;

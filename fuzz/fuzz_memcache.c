@@ -36,12 +36,7 @@ extern const struct wharf_handler wharf_handler;
                  "\"options\": {\"memory_limit\": 65536, \"item_size_max\": 4096, " \
                  "\"reclaim_interval_ms\": 1000, \"reclaim_batch\": 4}"
 
-#define CHECK(cond) do {                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "fuzz_memcache: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                      \
-        }                                                                 \
-    } while (0)
+#include "fuzz_check.h"
 
 static int cmp_size(const void *a, const void *b)
 {

@@ -53,12 +53,7 @@ extern const struct wharf_handler wharf_handler;
 
 #define HANDSHAKE_MS 3000
 
-#define CHECK(cond) do {                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "fuzz_tls: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                      \
-        }                                                                 \
-    } while (0)
+#include "fuzz_check.h"
 
 static char listener_plain[1024], listener_proxy[1024];
 static SSL_CTX *client_ctx;
