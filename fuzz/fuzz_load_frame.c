@@ -76,13 +76,6 @@ static void setup(void)
     done = 1;
 }
 
-static int cmp_size(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Frames body[0..len) arriving in the pieces ending at at[0..n) (the last is len), as
  * wharf-load's connections do: the current reply's bytes at the start of a buffer, fed
  * again each time more arrive, a framed reply taken off the front. */
@@ -158,10 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     body = data + 2 + ncut;
     len = size - 2 - ncut;
-    for (unsigned i = 0; i < ncut; i++)
-        at[i] = (size_t)data[2 + i] * len / 256;
-    qsort(at, ncut, sizeof(at[0]), cmp_size);
-    at[ncut] = len;
+    fuzz_cuts(data + 2, ncut, len, at);
 
     frame_stream(spec, body, len, at, ncut + 1, &a);
     frame_stream(spec, body, len, &len, 1, &b);

@@ -82,13 +82,6 @@ static void setup(void)
     CHECK(get && post);
 }
 
-static int cmp_size(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Submits while there is room (at most MAX_REQUESTS in all), then writes. Returns -1 once
  * the session failed. */
 static int fill(struct h2_session *s, struct run *r, uint32_t streams)
@@ -128,10 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     streams = 1 + (data[0] & 15);
     srv = data + 2 + ncut;
     len = size - 2 - ncut;
-    for (unsigned i = 0; i < ncut; i++)
-        at[i] = (size_t)data[2 + i] * len / 256;
-    qsort(at, ncut, sizeof(at[0]), cmp_size);
-    at[ncut] = len;
+    fuzz_cuts(data + 2, ncut, len, at);
 
     s = h2_session_new((data[0] & 0x10) ? post : get, streams, &hooks, &r);
     CHECK(s != NULL);
